@@ -1,0 +1,145 @@
+"""Command line: `python -m analytics demo | import | info | export | share | revoke` (DESIGN §7).
+
+Each command is a small function that parses nothing itself and delegates to the module that owns
+the concept (demo, importer, views/exports, sharing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+
+from analytics import storage
+
+
+def _engine():
+    return storage.ensure_database(seed_demo=False)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from analytics.demo import load_demo
+
+    engine = _engine()
+    counts = load_demo(engine, schools=args.schools, years=args.years, seed=args.seed, rp_effect=args.rp_effect)
+    print(f"demo district written to {engine.url.render_as_string(hide_password=True)}")
+    for table, n in counts.items():
+        print(f"  {table}: {n:,} rows")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from analytics.importer import import_files
+
+    report = import_files(_engine(), [Path(p) for p in args.files], table=args.table, who=_who())
+    if not report.ok:
+        for problem in report.problems:
+            print(problem.format(), file=sys.stderr)
+        print(f"nothing imported: {len(report.problems)} problem(s)", file=sys.stderr)
+        return 1
+    for line in report.summary_lines():
+        print(line)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    engine = _engine()
+    imports = storage.load_imports(engine)
+    payload = {
+        "tables": storage.table_counts(engine),
+        "years": storage.available_years(engine),
+        "imports": json.loads(imports.to_json(orient="records", date_format="iso")) if not imports.empty else [],
+        "data_version": storage.data_version(engine),
+        "database": engine.url.render_as_string(hide_password=True),
+    }
+    if args.json:
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        print(f"database: {payload['database']}")
+        for table, n in payload["tables"].items():
+            print(f"  {table}: {n:,} rows")
+        print(f"years: {', '.join(map(str, payload['years'])) or 'none'}")
+        print(f"imports recorded: {len(payload['imports'])}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from analytics.exports import export_command
+
+    return export_command(_engine(), args)
+
+
+def cmd_share(args: argparse.Namespace) -> int:
+    from analytics.sharing import share_command
+
+    return share_command(_engine(), args)
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    from analytics.sharing import revoke_command
+
+    return revoke_command(_engine(), args)
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m analytics", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="(re)create the demo district")
+    demo.add_argument("--schools", type=int, default=200)
+    demo.add_argument("--years", type=int, default=6)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--rp-effect", type=float, default=1.5, help="percentage points RP schools cut suspensions by")
+    demo.set_defaults(func=cmd_demo)
+
+    imp = sub.add_parser("import", help="import CSV/XLSX files (all-or-nothing)")
+    imp.add_argument("files", nargs="+")
+    imp.add_argument("--table", default=None)
+    imp.set_defaults(func=cmd_import)
+
+    info = sub.add_parser("info", help="table counts, years and import history")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=cmd_info)
+
+    exp = sub.add_parser("export", help="export a view's table or chart, or the meeting pack")
+    exp.add_argument("view")
+    exp.add_argument("--year", type=int)
+    exp.add_argument("--cluster")
+    exp.add_argument("--school")
+    exp.add_argument("--metric")
+    exp.add_argument("--group")
+    exp.add_argument("--public", action="store_true", help="apply the privacy rules")
+    exp.add_argument("-o", "--output")
+    exp.set_defaults(func=cmd_export)
+
+    share = sub.add_parser("share", help="print a read-only link for a view")
+    share.add_argument("url")
+    share.add_argument("--scope", required=True, help="district | cluster:NAME | school:ID")
+    share.add_argument("--expires-days", type=float, default=30.0)
+    share.add_argument("--note", default="")
+    share.set_defaults(func=cmd_share)
+
+    revoke = sub.add_parser("revoke", help="end a shared link")
+    revoke.add_argument("token")
+    revoke.set_defaults(func=cmd_revoke)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a clear message, never a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

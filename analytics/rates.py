@@ -1,0 +1,89 @@
+"""Rates with Wilson score intervals, and pooling of counts across schools.
+
+Cluster and district rates are pooled: sum of numerators / sum of denominators over the rows
+that have both counts. They are never averages of school percentages. Rows with a suppressed or
+missing count are left out of the pool and counted in ``n_rows_left_out`` so a page can say so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def wilson_interval(successes: float, trials: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion, in percent (0-100).
+
+    Uses ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")`` (Wilson, 1927).
+    Returns ``(nan, nan)`` when the counts are missing, not integers, or ``trials`` is 0.
+    """
+    if not np.isfinite(successes) or not np.isfinite(trials) or trials <= 0 or successes < 0:
+        return (np.nan, np.nan)
+    if successes > trials or successes != int(successes) or trials != int(trials):
+        return (np.nan, np.nan)
+    ci = stats.binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="wilson")
+    return (100.0 * ci.low, 100.0 * ci.high)
+
+
+def wilson_arrays(successes: np.ndarray, trials: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised Wilson score interval in percent; NaN where counts are missing or trials is 0.
+
+    Same formula as :func:`wilson_interval` (closed form, Wilson 1927), for whole columns:
+    ``(p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)``.
+    """
+    k = np.asarray(successes, dtype="float64")
+    n = np.asarray(trials, dtype="float64")
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        valid = np.isfinite(k) & np.isfinite(n) & (n > 0) & (k >= 0) & (k <= n)
+        p = np.where(valid, k / np.where(n > 0, n, 1), np.nan)
+        denom = 1 + z**2 / n
+        centre = (p + z**2 / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+        low = np.where(valid, np.clip(centre - half, 0, 1) * 100, np.nan)
+        high = np.where(valid, np.clip(centre + half, 0, 1) * 100, np.nan)
+    return low, high
+
+
+def add_rate_columns(df: pd.DataFrame, num: str = "numerator", den: str = "denominator") -> pd.DataFrame:
+    """Add ``value`` (when missing), ``ci_low`` and ``ci_high`` computed from counts.
+
+    Existing ``value`` entries are kept (a file may carry a value without counts); where both
+    counts exist the value is recomputed as ``100 * num / den``.
+    """
+    out = df.copy()
+    n = out[den].astype("float64")
+    k = out[num].astype("float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        computed = np.where((n > 0) & k.notna(), 100.0 * k / n, np.nan)
+    if "value" in out:
+        out["value"] = np.where(np.isfinite(computed), computed, out["value"].astype("float64"))
+    else:
+        out["value"] = computed
+    out["ci_low"], out["ci_high"] = wilson_arrays(k.to_numpy(), n.to_numpy())
+    return out
+
+
+def pooled_rates(df: pd.DataFrame, by: list[str], num: str = "numerator", den: str = "denominator") -> pd.DataFrame:
+    """Pool counts within each ``by`` group: value = 100 * sum(num) / sum(den), Wilson interval.
+
+    Only rows with both counts enter the pool. Returns the ``by`` columns plus ``numerator``,
+    ``denominator``, ``value``, ``ci_low``, ``ci_high``, ``n_schools`` (rows pooled) and
+    ``n_rows_left_out`` (rows skipped because a count was missing or suppressed).
+    """
+    work = df[by + [num, den]].copy()
+    work["_has"] = work[num].notna() & work[den].notna() & (work[den] > 0)
+    work["_num"] = work[num].where(work["_has"], 0.0)
+    work["_den"] = work[den].where(work["_has"], 0.0)
+    grouped = work.groupby(by, dropna=False, sort=True).agg(
+        numerator=("_num", "sum"),
+        denominator=("_den", "sum"),
+        n_schools=("_has", "sum"),
+        n_rows=("_has", "size"),
+    ).reset_index()
+    grouped["n_rows_left_out"] = grouped["n_rows"] - grouped["n_schools"]
+    grouped = grouped.drop(columns="n_rows")
+    empty = grouped["denominator"] <= 0
+    grouped.loc[empty, ["numerator", "denominator"]] = np.nan
+    return add_rate_columns(grouped)

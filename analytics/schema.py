@@ -1,0 +1,279 @@
+"""The one definition of every table: import columns, validation rules, SQL schema, data dictionary.
+
+`TABLES` describes each importable table column by column (DESIGN §2). The SQLAlchemy Core
+tables are generated from it, the importer validates against it and the data dictionary page
+renders it, so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from analytics.catalog import SCHOOL_LEVELS, STUDENT_GROUPS
+
+# Column kinds the validator understands.
+TEXT, INT, FLOAT, YEAR, DATE, YESNO, ENUM, GROUP, METRIC, SCHOOL, BOOL = (
+    "text", "int", "float", "year", "date", "Y/N", "enum", "group", "metric", "school", "bool",
+)
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    kind: str
+    required: bool = False
+    description: str = ""
+    minimum: float | None = None
+    allowed: tuple[str, ...] = ()
+    exclusive_minimum: bool = False  # e.g. enrolled > 0
+    # A suppressed cell in this required column skips the row instead of failing it.
+    skip_when_suppressed: bool = False
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    description: str
+    columns: tuple[ColumnSpec, ...]
+    key: tuple[str, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> ColumnSpec:
+        return next(c for c in self.columns if c.name == name)
+
+
+ACTIONS = ("ISS", "OSS", "EXP", "LAW_REFERRAL", "RESTORATIVE", "OTHER")
+CYCLE_STATUSES = ("planned", "running", "adopt", "adapt", "abandon")
+GROUP_CODES = tuple(STUDENT_GROUPS)
+
+_count = "count of students (integer >= 0); `*` or `n<10` marks mean suppressed"
+
+TABLES: dict[str, TableSpec] = {
+    "schools": TableSpec(
+        "schools",
+        "One row per school.",
+        (
+            ColumnSpec("school_id", TEXT, True, "District school code, unique."),
+            ColumnSpec("school_name", TEXT, True, "Name as it appears in reports."),
+            ColumnSpec("level", ENUM, True, "School level.", allowed=tuple(SCHOOL_LEVELS)),
+            ColumnSpec("cluster", TEXT, True, "Cluster (feeder pattern or portfolio) name."),
+            ColumnSpec("region", TEXT, False, "Region or quadrant."),
+            ColumnSpec("latitude", FLOAT, False, "WGS84 latitude, -90 to 90."),
+            ColumnSpec("longitude", FLOAT, False, "WGS84 longitude, -180 to 180."),
+            ColumnSpec("enrollment", INT, False, "Total enrollment.", minimum=0),
+            ColumnSpec(
+                "rp_start_year", YEAR, False,
+                "First school year (ending year) of restorative practices; empty = comparison school.",
+            ),
+            ColumnSpec("title1", YESNO, False, "Title I school (Y/N)."),
+        ),
+        key=("school_id",),
+    ),
+    "metric_definitions": TableSpec(
+        "metric_definitions",
+        "Optional: adds to or overrides the built-in metric catalog.",
+        (
+            ColumnSpec("metric", TEXT, True, "Metric id used in the metrics table."),
+            ColumnSpec("label", TEXT, True, "Display name."),
+            ColumnSpec("unit", TEXT, False, "Unit, usually `%`."),
+            ColumnSpec("higher_is_better", YESNO, False, "Y when a higher value is better."),
+            ColumnSpec("category", TEXT, False, "Grouping such as Achievement or Attendance."),
+        ),
+        key=("metric",),
+    ),
+    "metrics": TableSpec(
+        "metrics",
+        "SSIF-style long format: one row per school x year x metric x student group. Either `value` "
+        "or both counts; when counts are given and `value` is empty, value = 100 x numerator / denominator.",
+        (
+            ColumnSpec("school_id", SCHOOL, True, "A school_id from the schools table."),
+            ColumnSpec("school_year", YEAR, True, "Ending year (2024 = 2023-24); `2023-24` accepted."),
+            ColumnSpec("metric", METRIC, True, "Metric id from the catalog."),
+            ColumnSpec("student_group", GROUP, True, "Student-group code.", allowed=GROUP_CODES),
+            ColumnSpec("numerator", INT, False, "Students meeting the measure; " + _count, minimum=0),
+            ColumnSpec("denominator", INT, False, "Students measured; " + _count, minimum=0),
+            ColumnSpec("value", FLOAT, False, "Percentage 0-100 (computed from counts when empty)."),
+            ColumnSpec("target", FLOAT, False, "School Performance Plan target, same unit as value."),
+        ),
+        key=("school_id", "school_year", "metric", "student_group"),
+    ),
+    "discipline": TableSpec(
+        "discipline",
+        "Aggregated discipline counts (CRDC-shaped): one row per school x year x student group.",
+        (
+            ColumnSpec("school_id", SCHOOL, True, "A school_id from the schools table."),
+            ColumnSpec("school_year", YEAR, True, "Ending year (2024 = 2023-24); `2023-24` accepted."),
+            ColumnSpec("student_group", GROUP, True, "Student-group code.", allowed=GROUP_CODES),
+            ColumnSpec(
+                "enrolled", INT, True, "Students enrolled (> 0). A suppressed value skips the row.",
+                minimum=0, exclusive_minimum=True, skip_when_suppressed=True,
+            ),
+            ColumnSpec(
+                "students_suspended", INT, False,
+                "Unduplicated students with at least one ISS or OSS; " + _count, minimum=0,
+            ),
+            ColumnSpec("students_iss", INT, False, "Students with in-school suspension; " + _count, minimum=0),
+            ColumnSpec("students_oss", INT, False, "Students with out-of-school suspension; " + _count, minimum=0),
+            ColumnSpec("students_expelled", INT, False, "Students expelled; " + _count, minimum=0),
+            ColumnSpec("oss_days", FLOAT, False, "Days of out-of-school suspension (>= 0).", minimum=0),
+            ColumnSpec("incidents", INT, False, "Discipline incidents.", minimum=0),
+            ColumnSpec("law_referrals", INT, False, "Students referred to law enforcement; " + _count, minimum=0),
+            ColumnSpec("restorative_conferences", INT, False, "Restorative conferences held.", minimum=0),
+        ),
+        key=("school_id", "school_year", "student_group"),
+    ),
+    "incidents": TableSpec(
+        "incidents",
+        "Optional student-level events with pseudonymous keys only (never names).",
+        (
+            ColumnSpec("incident_id", TEXT, True, "Unique incident id."),
+            ColumnSpec("school_id", SCHOOL, True, "A school_id from the schools table."),
+            ColumnSpec("incident_date", DATE, True, "ISO date (YYYY-MM-DD)."),
+            ColumnSpec("student_key", TEXT, True, "Pseudonymous student key (never a name or real id)."),
+            ColumnSpec("race", GROUP, False, "Race/ethnicity code.", allowed=("AM", "AS", "BL", "HI", "PI", "WH", "MU")),
+            ColumnSpec("farms", YESNO, False, "Free and reduced-price meals (Y/N)."),
+            ColumnSpec("eml", YESNO, False, "Emergent multilingual learner (Y/N)."),
+            ColumnSpec("swd", YESNO, False, "Student with disabilities (Y/N)."),
+            ColumnSpec("gender", ENUM, False, "FEMALE or MALE.", allowed=("FEMALE", "MALE")),
+            ColumnSpec("offense_category", TEXT, False, "Offense category."),
+            ColumnSpec("action", ENUM, True, "Action taken.", allowed=ACTIONS),
+            ColumnSpec("days_removed", FLOAT, False, "Days removed from class (>= 0).", minimum=0),
+        ),
+        key=("incident_id",),
+    ),
+    "improvement_cycles": TableSpec(
+        "improvement_cycles",
+        "Optional PDSA cycles, shown on run charts.",
+        (
+            ColumnSpec("school_id", SCHOOL, True, "A school_id from the schools table."),
+            ColumnSpec("metric", TEXT, True, "Metric the cycle targets (e.g. suspension_rate)."),
+            ColumnSpec("start_date", DATE, True, "ISO date."),
+            ColumnSpec("end_date", DATE, False, "ISO date, on or after start_date."),
+            ColumnSpec("change_idea", TEXT, True, "The change being tested."),
+            ColumnSpec("status", ENUM, False, "Cycle status.", allowed=CYCLE_STATUSES),
+        ),
+        key=("school_id", "metric", "start_date", "change_idea"),
+    ),
+}
+
+IMPORTABLE_TABLES = tuple(TABLES)
+
+_SQL_TYPES = {
+    TEXT: lambda: Text(),
+    SCHOOL: lambda: String(64),
+    METRIC: lambda: String(64),
+    GROUP: lambda: String(16),
+    ENUM: lambda: String(32),
+    INT: lambda: Integer(),
+    YEAR: lambda: Integer(),
+    FLOAT: lambda: Float(),
+    DATE: lambda: Date(),
+    YESNO: lambda: Boolean(),
+    BOOL: lambda: Boolean(),
+}
+# Key columns must be bounded strings so every database can index them.
+_KEY_TEXT = {"school_id": 64, "incident_id": 64, "metric": 64, "change_idea": 400}
+
+metadata = MetaData()
+
+
+def _sql_column(table: TableSpec, spec: ColumnSpec) -> Column:
+    in_key = spec.name in table.key
+    if spec.kind == TEXT and spec.name in _KEY_TEXT:
+        sql_type = String(_KEY_TEXT[spec.name])
+    else:
+        sql_type = _SQL_TYPES[spec.kind]()
+    return Column(spec.name, sql_type, nullable=not (spec.required or in_key))
+
+
+def _build_table(spec: TableSpec) -> Table:
+    cols = [_sql_column(spec, c) for c in spec.columns]
+    return Table(spec.name, metadata, *cols, UniqueConstraint(*spec.key, name=f"uq_{spec.name}_key"))
+
+
+schools = _build_table(TABLES["schools"])
+metric_definitions = _build_table(TABLES["metric_definitions"])
+metrics = _build_table(TABLES["metrics"])
+discipline = _build_table(TABLES["discipline"])
+incidents = _build_table(TABLES["incidents"])
+improvement_cycles = _build_table(TABLES["improvement_cycles"])
+
+# Query paths: filter by year and metric first (page views), by school for profiles.
+Index("ix_metrics_year_metric_group", metrics.c.school_year, metrics.c.metric, metrics.c.student_group)
+Index("ix_discipline_year", discipline.c.school_year, discipline.c.student_group)
+Index("ix_incidents_school_date", incidents.c.school_id, incidents.c.incident_date)
+Index("ix_schools_cluster", schools.c.cluster)
+
+imports = Table(
+    "imports",
+    metadata,
+    Column("import_id", Integer, primary_key=True, autoincrement=True),
+    Column("file_name", Text, nullable=False),
+    Column("table_name", String(64), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("rows_skipped", Integer, nullable=False, default=0),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+    Column("imported_by", Text, nullable=False),
+)
+
+data_version = Table(
+    "data_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+shares = Table(
+    "shares",
+    metadata,
+    Column("token_id", String(64), primary_key=True),
+    Column("view", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("note", Text),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("times_opened", Integer, nullable=False, default=0),
+)
+
+DATA_TABLES = {name: metadata.tables[name] for name in IMPORTABLE_TABLES}
+
+
+def data_dictionary() -> pd.DataFrame:
+    """Every importable column with its type, whether required, and its meaning."""
+    rows = []
+    for table in TABLES.values():
+        for col in table.columns:
+            allowed = ", ".join(col.allowed) if col.allowed else ""
+            rows.append(
+                {
+                    "table": table.name,
+                    "column": col.name,
+                    "type": col.kind,
+                    "required": "yes" if col.required else "",
+                    "key": "yes" if col.name in table.key else "",
+                    "allowed values": allowed,
+                    "description": col.description,
+                }
+            )
+    return pd.DataFrame(rows)

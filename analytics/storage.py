@@ -1,0 +1,260 @@
+"""Storage: the engine, schema creation, the data version, upserts and filtered loaders.
+
+SQLAlchemy 2 Core only, so the same code runs on the embedded SQLite file and on PostgreSQL.
+Loaders filter in SQL on indexed keys and return typed DataFrames (missing counts are NaN,
+never zero).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from functools import lru_cache
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from analytics import schema
+from analytics.config import database_url
+
+
+@lru_cache(maxsize=8)
+def _engine_for(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The engine for `url` (default: `config.database_url()`), created once per URL."""
+    return _engine_for(url or database_url())
+
+
+def create_schema(engine: Engine) -> None:
+    schema.metadata.create_all(engine)
+    with engine.begin() as conn:
+        if conn.execute(sa.select(schema.data_version.c.version)).first() is None:
+            conn.execute(sa.insert(schema.data_version).values(id=1, version=0))
+
+
+def is_empty(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(schema.schools)).scalar_one() == 0
+
+
+def ensure_database(engine: Engine | None = None, *, seed_demo: bool = True) -> Engine:
+    """Create the schema if needed and, on an empty database, load the demo district."""
+    engine = engine or get_engine()
+    create_schema(engine)
+    if seed_demo and is_empty(engine):
+        from analytics.demo import load_demo
+
+        load_demo(engine)
+    return engine
+
+
+# --- data version -------------------------------------------------------------------------------
+
+
+def data_version(engine: Engine) -> int:
+    """A counter bumped by every write; caches key on it so an import shows at once."""
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(schema.data_version.c.version)).scalar_one_or_none() or 0)
+
+
+def bump_version(conn: Connection) -> None:
+    conn.execute(
+        sa.update(schema.data_version)
+        .where(schema.data_version.c.id == 1)
+        .values(version=schema.data_version.c.version + 1)
+    )
+
+
+# --- writes -------------------------------------------------------------------------------------
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    """DataFrame rows as dicts with NaN/NaT turned into None (SQL NULL)."""
+    clean = df.astype(object).where(df.notna(), None)
+    return clean.to_dict("records")
+
+
+def upsert(conn: Connection, table_name: str, df: pd.DataFrame) -> int:
+    """Insert rows, replacing existing ones with the same natural key. Returns rows written."""
+    if df.empty:
+        return 0
+    table = schema.DATA_TABLES[table_name]
+    key = schema.TABLES[table_name].key
+    cols = [c for c in df.columns if c in table.c]
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(table)
+    updates = {c: stmt.excluded[c] for c in cols if c not in key}
+    stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=updates) if updates else (
+        stmt.on_conflict_do_nothing(index_elements=list(key))
+    )
+    records = _records(df[cols])
+    for start in range(0, len(records), 20_000):
+        conn.execute(stmt, records[start : start + 20_000])
+    return len(records)
+
+
+def replace_all(engine: Engine, frames: dict[str, pd.DataFrame]) -> None:
+    """Replace every data table with `frames` in one transaction (used by the demo loader)."""
+    create_schema(engine)
+    with engine.begin() as conn:
+        for name in reversed(schema.IMPORTABLE_TABLES):
+            conn.execute(sa.delete(schema.DATA_TABLES[name]))
+        for name in schema.IMPORTABLE_TABLES:
+            if name in frames and not frames[name].empty:
+                conn.execute(
+                    sa.insert(schema.DATA_TABLES[name]),
+                    _records(frames[name][[c for c in frames[name].columns if c in schema.DATA_TABLES[name].c]]),
+                )
+        bump_version(conn)
+
+
+def record_import(conn: Connection, file_name: str, table_name: str, rows: int, skipped: int, who: str) -> None:
+    conn.execute(
+        sa.insert(schema.imports).values(
+            file_name=file_name,
+            table_name=table_name,
+            rows=rows,
+            rows_skipped=skipped,
+            imported_at=datetime.now(timezone.utc),
+            imported_by=who,
+        )
+    )
+
+
+# --- reads --------------------------------------------------------------------------------------
+
+_INT_COLS = {
+    "metrics": ("numerator", "denominator"),
+    "discipline": (
+        "enrolled", "students_suspended", "students_iss", "students_oss", "students_expelled",
+        "incidents", "law_referrals", "restorative_conferences",
+    ),
+}
+
+
+def _read(engine: Engine, stmt: sa.Select) -> pd.DataFrame:
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def _filtered(table: sa.Table, **filters: Iterable | None) -> sa.Select:
+    stmt = sa.select(table)
+    for col, values in filters.items():
+        if values is None:
+            continue
+        values = list(values) if not isinstance(values, (str, int)) else [values]
+        stmt = stmt.where(table.c[col].in_(values))
+    return stmt
+
+
+def _typed(table_name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Counts as float (NaN = suppressed/unknown), years as int: the frame analytics expects."""
+    for col in _INT_COLS.get(table_name, ()):
+        if col in df:
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    for col in ("value", "target", "oss_days", "latitude", "longitude", "days_removed"):
+        if col in df:
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    if "school_year" in df:
+        df["school_year"] = df["school_year"].astype("int64")
+    return df
+
+
+def load_schools(engine: Engine, *, clusters: Sequence[str] | None = None,
+                 school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    stmt = _filtered(schema.schools, cluster=clusters, school_id=school_ids).order_by(schema.schools.c.school_id)
+    df = _read(engine, stmt)
+    if df.empty:
+        df = pd.DataFrame(columns=schema.TABLES["schools"].column_names)
+    for col in ("latitude", "longitude", "enrollment", "rp_start_year"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    return df
+
+
+def load_metrics(engine: Engine, *, years: Sequence[int] | None = None, metrics: Sequence[str] | None = None,
+                 groups: Sequence[str] | None = None, school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    stmt = _filtered(schema.metrics, school_year=years, metric=metrics, student_group=groups, school_id=school_ids)
+    df = _read(engine, stmt)
+    if df.empty:
+        df = pd.DataFrame(columns=schema.TABLES["metrics"].column_names)
+    return _typed("metrics", df)
+
+
+def load_discipline(engine: Engine, *, years: Sequence[int] | None = None, groups: Sequence[str] | None = None,
+                    school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    stmt = _filtered(schema.discipline, school_year=years, student_group=groups, school_id=school_ids)
+    df = _read(engine, stmt)
+    if df.empty:
+        df = pd.DataFrame(columns=schema.TABLES["discipline"].column_names)
+    return _typed("discipline", df)
+
+
+def load_incidents(engine: Engine, *, school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    df = _read(engine, _filtered(schema.incidents, school_id=school_ids))
+    if df.empty:
+        df = pd.DataFrame(columns=schema.TABLES["incidents"].column_names)
+    df["incident_date"] = pd.to_datetime(df["incident_date"])
+    return _typed("incidents", df)
+
+
+def load_cycles(engine: Engine, *, school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    df = _read(engine, _filtered(schema.improvement_cycles, school_id=school_ids))
+    if df.empty:
+        df = pd.DataFrame(columns=schema.TABLES["improvement_cycles"].column_names)
+    for col in ("start_date", "end_date"):
+        df[col] = pd.to_datetime(df[col])
+    return df
+
+
+def load_metric_definitions(engine: Engine) -> pd.DataFrame:
+    return _read(engine, sa.select(schema.metric_definitions))
+
+
+def load_imports(engine: Engine) -> pd.DataFrame:
+    return _read(engine, sa.select(schema.imports).order_by(schema.imports.c.import_id.desc()))
+
+
+def available_years(engine: Engine) -> list[int]:
+    """Every school year with metrics or discipline rows, ascending."""
+    stmt = sa.union(
+        sa.select(schema.metrics.c.school_year).distinct(),
+        sa.select(schema.discipline.c.school_year).distinct(),
+    )
+    with engine.connect() as conn:
+        return sorted(int(y) for (y,) in conn.execute(stmt))
+
+
+def available_metrics(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(m for (m,) in conn.execute(sa.select(schema.metrics.c.metric).distinct()))
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {
+            name: int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+            for name, table in schema.DATA_TABLES.items()
+        }

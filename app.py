@@ -1,0 +1,12 @@
+"""School Support & Improvement Dashboard: navigation shell (URL paths are DESIGN §4's)."""
+
+import streamlit as st
+
+st.set_page_config(page_title="School Support & Improvement", page_icon=":material/school:", layout="wide")
+
+PAGES = [
+    st.Page("pages/overview.py", title="District overview", icon=":material/map:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data"),
+]
+
+st.navigation(PAGES).run()

@@ -1,0 +1,124 @@
+"""Shared fixtures: fresh databases on SQLite and on a real PostgreSQL server.
+
+PostgreSQL: `SSIF_TEST_POSTGRES_URL` (a server URL whose user may create databases) when set;
+otherwise a throwaway cluster is started with the server binaries found on this machine
+(initdb/pg_ctl, run as the `postgres` user when the tests run as root). When neither is possible
+the PostgreSQL variants are skipped locally; `.ci/run` sets `SSIF_REQUIRE_POSTGRES=1` so CI fails
+instead of skipping.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from analytics import storage
+
+ROOT = Path(__file__).resolve().parent.parent
+_counter = itertools.count()
+
+
+def _pg_bindir() -> Path | None:
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(os.path.realpath(found)).parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    return Path(candidates[-1]).parent if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url():
+    """A PostgreSQL server URL (maintenance database), or skip when none can be had."""
+    url = os.environ.get("SSIF_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    bindir = _pg_bindir()
+    if bindir is None or (os.geteuid() == 0 and shutil.which("runuser") is None):
+        if os.environ.get("SSIF_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL server binaries not found but SSIF_REQUIRE_POSTGRES is set")
+        pytest.skip("no PostgreSQL server binaries on this machine")
+    datadir = Path(tempfile.mkdtemp(prefix="ssif-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(datadir, "postgres", "postgres")
+    port = _free_port()
+    subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "postgres"]),
+                   check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres([str(bindir / "pg_ctl"), "-D", str(datadir), "-w", "-l", str(datadir / "log"),
+                      "-o", f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off", "start"]),
+        check=True, capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"]),
+                       capture_output=True)
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+def _new_postgres_database(server_url: str) -> str:
+    name = f"ssif_test_{os.getpid()}_{next(_counter)}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path) -> str:
+    """A URL of a fresh, empty database with the schema created: SQLite and PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+    else:
+        url = _new_postgres_database(request.getfixturevalue("postgres_server_url"))
+    storage.create_schema(storage.get_engine(url))
+    return url
+
+
+@pytest.fixture
+def engine(db_url):
+    return storage.get_engine(db_url)
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path):
+    """A fresh SQLite database only (for tests that do not concern storage)."""
+    url = f"sqlite:///{tmp_path / 'test.db'}"
+    eng = storage.get_engine(url)
+    storage.create_schema(eng)
+    return eng
+
+
+@pytest.fixture(scope="session")
+def demo_db_url(tmp_path_factory) -> str:
+    """A SQLite file with the default demo district, built once per test session."""
+    from analytics.demo import load_demo
+
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    url = f"sqlite:///{path}"
+    load_demo(storage.get_engine(url))
+    return url
