@@ -57,10 +57,13 @@ def is_empty(engine: Engine) -> bool:
 
 
 def ensure_database(engine: Engine | None = None, *, seed_demo: bool = True) -> Engine:
-    """Create the schema if needed and, on an empty database, load the demo district."""
+    """Create the schema if needed and, on an empty embedded (SQLite) database, load the demo district.
+
+    A server database (PostgreSQL) is never filled with demo data behind the operator's back.
+    """
     engine = engine or get_engine()
     create_schema(engine)
-    if seed_demo and is_empty(engine):
+    if seed_demo and engine.dialect.name == "sqlite" and is_empty(engine):
         from analytics.demo import load_demo
 
         load_demo(engine)

@@ -1,0 +1,81 @@
+"""Storage on both databases: schema, upsert on natural keys, data version, filtered loaders."""
+
+import math
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from analytics import schema, storage
+from analytics.config import database_url
+
+SCHOOLS = pd.DataFrame(
+    [
+        {"school_id": "101", "school_name": "O'Brien Elementary", "level": "ES", "cluster": "North"},
+        {"school_id": "102", "school_name": "Lakeview Middle", "level": "MS", "cluster": "South"},
+    ]
+)
+
+
+def _metric_rows(value_101=50.0):
+    return pd.DataFrame(
+        [
+            {"school_id": "101", "school_year": 2024, "metric": "read_proficient", "student_group": "ALL",
+             "numerator": 50, "denominator": 100, "value": value_101},
+            {"school_id": "102", "school_year": 2024, "metric": "read_proficient", "student_group": "ALL",
+             "numerator": None, "denominator": None, "value": 61.5},
+            {"school_id": "102", "school_year": 2023, "metric": "math_proficient", "student_group": "BL",
+             "numerator": 7, "denominator": 20, "value": 35.0},
+        ]
+    )
+
+
+def test_upsert_replaces_rows_on_the_natural_key(engine):
+    with engine.begin() as conn:
+        storage.upsert(conn, "schools", SCHOOLS)
+        storage.upsert(conn, "metrics", _metric_rows())
+        storage.upsert(conn, "metrics", _metric_rows(value_101=55.0))  # same keys again
+    assert storage.table_counts(engine)["metrics"] == 3
+    got = storage.load_metrics(engine, school_ids=["101"])
+    assert got["value"].tolist() == [55.0]
+
+
+def test_missing_counts_load_as_nan_never_zero(engine):
+    with engine.begin() as conn:
+        storage.upsert(conn, "schools", SCHOOLS)
+        storage.upsert(conn, "metrics", _metric_rows())
+    row = storage.load_metrics(engine, school_ids=["102"], years=[2024]).iloc[0]
+    assert math.isnan(row["numerator"]) and math.isnan(row["denominator"])
+    assert row["value"] == 61.5
+
+
+def test_loaders_filter_in_sql(engine):
+    with engine.begin() as conn:
+        storage.upsert(conn, "schools", SCHOOLS)
+        storage.upsert(conn, "metrics", _metric_rows())
+    assert len(storage.load_metrics(engine, years=[2024])) == 2
+    assert len(storage.load_metrics(engine, metrics=["math_proficient"], groups=["BL"])) == 1
+    assert storage.load_schools(engine, clusters=["North"])["school_name"].tolist() == ["O'Brien Elementary"]
+    assert storage.available_years(engine) == [2023, 2024]
+
+
+def test_data_version_increases_with_each_write(engine):
+    before = storage.data_version(engine)
+    with engine.begin() as conn:
+        storage.bump_version(conn)
+    assert storage.data_version(engine) == before + 1
+
+
+def test_unique_key_rejects_plain_duplicate_insert(engine):
+    row = SCHOOLS.iloc[[0]].to_dict("records")
+    with engine.begin() as conn:
+        conn.execute(sa.insert(schema.schools), row)
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.insert(schema.schools), row)
+
+
+def test_database_url_precedence(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@h/db")
+    assert database_url() == "postgresql+psycopg://u@h/db"
+    monkeypatch.delenv("DATABASE_URL")
+    assert database_url().startswith("sqlite:///") and database_url().endswith("data/ssif.db")
