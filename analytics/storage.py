@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import pandas as pd
@@ -140,7 +140,7 @@ def record_import(conn: Connection, file_name: str, table_name: str, rows: int, 
             table_name=table_name,
             rows=rows,
             rows_skipped=skipped,
-            imported_at=datetime.now(timezone.utc),
+            imported_at=datetime.now(UTC),
             imported_by=who,
         )
     )
