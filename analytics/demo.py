@@ -131,7 +131,7 @@ def _make_schools(rng: np.random.Generator, n_schools: int, end_year: int, years
             "latitude": lat.round(5),
             "longitude": lon.round(5),
             "enrollment": enrollment,
-            "rp_start_year": rp_start,
+            "rp_start_year": pd.array(rp_start, dtype="Int64"),
             "title1": farms_share > 0.55,
             "_farms_share": farms_share,
             "_cluster_poverty": cluster_poverty[clusters],

@@ -96,26 +96,43 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return clean.to_dict("records")
 
 
+def _tuples(df: pd.DataFrame) -> list[tuple]:
+    """DataFrame rows as tuples of plain Python values, NaN/NaT as None, for DBAPI executemany."""
+    clean = df.astype(object).where(df.notna(), None)
+    return list(clean.itertuples(index=False, name=None))
+
+
+def _upsert_sql(conn: Connection, table_name: str, cols: list[str]) -> str:
+    """`INSERT ... ON CONFLICT (key) DO UPDATE` in the driver's parameter style (SQLite and PostgreSQL)."""
+    key = schema.TABLES[table_name].key
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    quote = conn.dialect.identifier_preparer.quote
+    updates = [c for c in cols if c not in key]
+    action = (
+        "DO UPDATE SET " + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in updates)
+        if updates else "DO NOTHING"
+    )
+    return (
+        f"INSERT INTO {quote(table_name)} ({', '.join(quote(c) for c in cols)}) "
+        f"VALUES ({', '.join([mark] * len(cols))}) ON CONFLICT ({', '.join(quote(k) for k in key)}) {action}"
+    )
+
+
 def upsert(conn: Connection, table_name: str, df: pd.DataFrame) -> int:
-    """Insert rows, replacing existing ones with the same natural key. Returns rows written."""
+    """Insert rows, replacing existing ones with the same natural key. Returns rows written.
+
+    Uses the driver's executemany with one prepared statement: an order of magnitude faster than
+    building a dict per row, which matters for quarterly files of a few hundred thousand rows.
+    """
     if df.empty:
         return 0
     table = schema.DATA_TABLES[table_name]
-    key = schema.TABLES[table_name].key
     cols = [c for c in df.columns if c in table.c]
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = dialect_insert(table)
-    updates = {c: stmt.excluded[c] for c in cols if c not in key}
-    stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=updates) if updates else (
-        stmt.on_conflict_do_nothing(index_elements=list(key))
-    )
-    records = _records(df[cols])
-    for start in range(0, len(records), 20_000):
-        conn.execute(stmt, records[start : start + 20_000])
-    return len(records)
+    sql = _upsert_sql(conn, table_name, cols)
+    rows = _tuples(df[cols])
+    for start in range(0, len(rows), 50_000):
+        conn.exec_driver_sql(sql, rows[start : start + 50_000])
+    return len(rows)
 
 
 def replace_all(engine: Engine, frames: dict[str, pd.DataFrame]) -> None:
@@ -126,10 +143,7 @@ def replace_all(engine: Engine, frames: dict[str, pd.DataFrame]) -> None:
             conn.execute(sa.delete(schema.DATA_TABLES[name]))
         for name in schema.IMPORTABLE_TABLES:
             if name in frames and not frames[name].empty:
-                conn.execute(
-                    sa.insert(schema.DATA_TABLES[name]),
-                    _records(frames[name][[c for c in frames[name].columns if c in schema.DATA_TABLES[name].c]]),
-                )
+                upsert(conn, name, frames[name])
         bump_version(conn)
 
 

@@ -1,0 +1,408 @@
+"""All-or-nothing import of district files (DESIGN §2 "Import rules", §7 `import`).
+
+Every check is derived from `analytics.schema.TABLES` and runs column-wise over the whole file
+(vectorised pandas operations), collecting every problem with its spreadsheet line number. If any
+file of an import has a problem nothing is written; otherwise all tables are upserted on their
+natural keys in one transaction, each file is recorded in the import history, and the data version
+is bumped so cached views refresh at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from analytics import schema, storage
+from analytics.catalog import BUILTIN_METRICS
+from analytics.config import max_upload_bytes
+from analytics.readers import RawTable, UnreadableFile, read_tables
+
+# Public files mark suppressed cells with `*`, `n<10`, `<= 5.0`, `>95%`, `N/A`, `--` and the like.
+SUPPRESSION_MARK = re.compile(r"^(\*+|n\s*<\s*\d+|[<>]=?\s*\d+(\.\d+)?\s*%?|n/?a|-{1,2}|\.)$", re.IGNORECASE)
+_YEAR = re.compile(r"^(\d{4})(?:\.0+)?(?:\s*[-/\u2013]\s*(\d{2}|\d{4}))?$")
+_YES = {"Y", "YES", "TRUE", "1", "T"}
+_NO = {"N", "NO", "FALSE", "0", "F"}
+WRITE_ORDER = ("schools", "metric_definitions", "metrics", "discipline", "incidents", "improvement_cycles")
+_COUNT_LIMITED = ("students_suspended", "students_iss", "students_oss", "students_expelled", "law_referrals")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in one cell: `file:row:column: value: reason` (row = spreadsheet line, header = 1)."""
+
+    file: str
+    row: int | str
+    column: str
+    value: str
+    reason: str
+
+    def format(self) -> str:
+        return f"{self.file}:{self.row}:{self.column}: {self.value}: {self.reason}"
+
+
+@dataclass
+class TableResult:
+    source: str
+    table: str
+    frame: pd.DataFrame
+    skipped: int = 0
+    skip_reason: str = ""
+
+
+@dataclass
+class ImportReport:
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    results: list[TableResult] = field(default_factory=list)
+    written: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def problems_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([p.__dict__ for p in self.problems], columns=["file", "row", "column", "value", "reason"])
+
+    def summary_lines(self) -> list[str]:
+        lines = []
+        for r in self.results:
+            line = f"{r.source}: {len(r.frame):,} {r.table} rows {'imported' if self.written else 'valid'}"
+            if r.skipped:
+                line += f"; {r.skipped:,} rows skipped ({r.skip_reason})"
+            lines.append(line)
+        return lines + [f"warning: {w}" for w in self.warnings]
+
+
+@dataclass
+class _Context:
+    """What other tables say: known school ids and metric ids (database plus this import)."""
+
+    school_ids: set[str]
+    metric_ids: set[str]
+
+
+# --- column checks ---------------------------------------------------------------------------------
+
+
+def _problems(raw: RawTable, column: str, text: pd.Series, mask: pd.Series, reason: str | pd.Series) -> list[Problem]:
+    if not mask.any():
+        return []
+    rows = np.flatnonzero(mask.to_numpy())
+    reasons = reason[mask].tolist() if isinstance(reason, pd.Series) else [reason] * len(rows)
+    values = text.iloc[rows].tolist()
+    return [
+        Problem(raw.source, int(i) + raw.first_data_line, column, repr(v) if v == "" else v, why)
+        for i, v, why in zip(rows, values, reasons, strict=True)
+    ]
+
+
+def _numbers(text: pd.Series) -> pd.Series:
+    cleaned = text.str.replace(",", "", regex=False).str.rstrip("%").str.strip()
+    return pd.to_numeric(cleaned, errors="coerce")
+
+
+def _parse_years(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Ending school year from `2024`, `2023-24` or `2023-2024`; (years, bad mask)."""
+    parts = text.str.extract(_YEAR)
+    first = pd.to_numeric(parts[0], errors="coerce")
+    second = parts[1]
+    has_second = second.notna()
+    expected_end = first + 1
+    short_ok = second.str.len().eq(2) & (second == (expected_end % 100).map(lambda v: f"{int(v):02d}" if pd.notna(v) else ""))
+    long_ok = second.str.len().eq(4) & (pd.to_numeric(second, errors="coerce") == expected_end)
+    years = pd.Series(np.where(has_second, expected_end, first), index=text.index, dtype="float64")
+    bad = first.isna() | (has_second & ~(short_ok | long_ok)) | ~years.between(1990, 2100)
+    return years, bad
+
+
+def _check_column(raw: RawTable, spec: schema.ColumnSpec, ctx: _Context) -> tuple[pd.Series, list[Problem], pd.Series]:
+    """Parse one column; returns (typed values, problems, rows to skip).
+
+    The checks run once per distinct cell text and are mapped back to rows: district files repeat
+    the same school ids, years, groups and metrics thousands of times.
+    """
+    column = raw.frame[spec.name] if spec.name in raw.frame else pd.Series("", index=raw.frame.index)
+    codes, uniques = pd.factorize(column.astype(str), sort=False)
+    values_u, reasons_u, skip_u = _check_distinct(pd.Series(uniques, dtype=str).str.strip(), spec, ctx)
+    values = pd.Series(values_u.to_numpy()[codes], index=raw.frame.index)
+    if spec.kind == schema.DATE:
+        values = pd.to_datetime(values)
+    elif spec.kind in (schema.INT, schema.FLOAT, schema.YEAR):
+        values = values.astype("float64")
+    reasons = pd.Series(reasons_u.to_numpy()[codes], index=raw.frame.index)
+    skip = pd.Series(skip_u.to_numpy()[codes], index=raw.frame.index)
+    bad = reasons.notna()
+    problems = _problems(raw, spec.name, column.astype(str).str.strip(), bad, reasons)
+    return values, problems, skip
+
+
+def _check_distinct(text: pd.Series, spec: schema.ColumnSpec, ctx: _Context) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Typed value, problem reason (None when fine) and skip flag for each distinct cell text."""
+    empty = text.eq("")
+    marked = text.str.match(SUPPRESSION_MARK) & ~empty
+    present = ~(empty | marked)
+    reasons = pd.Series(None, index=text.index, dtype=object)
+    skip = pd.Series(False, index=text.index)
+
+    def flag(mask: pd.Series, reason: str | pd.Series) -> None:
+        new = mask & reasons.isna()
+        reasons[new] = reason[new] if isinstance(reason, pd.Series) else reason
+
+    if spec.required:
+        flag(empty, "required value is missing")
+        if spec.skip_when_suppressed:
+            skip = marked.copy()
+        else:
+            flag(marked, "suppressed value in a required column")
+    kind = spec.kind
+    if kind in (schema.INT, schema.FLOAT):
+        values = _numbers(text).where(present)
+        flag(present & values.isna(), "not a number")
+        if kind == schema.INT:
+            flag(values.notna() & (values % 1 != 0), "not a whole number")
+        if spec.minimum is not None and spec.exclusive_minimum:
+            flag(values <= spec.minimum, f"must be > {spec.minimum:g}")
+        elif spec.minimum is not None:
+            flag(values < spec.minimum, f"must be >= {spec.minimum:g}")
+        limit = {"latitude": 90, "longitude": 180}.get(spec.name)
+        if limit:
+            flag(values.abs() > limit, f"{spec.name} must be between -{limit} and {limit}")
+        return values.where(reasons.isna()), reasons, skip
+    if kind == schema.YEAR:
+        years, bad = _parse_years(text)
+        flag(present & bad, "not a school year (use the ending year, e.g. 2024, or 2023-24)")
+        return years.where(present & ~bad), reasons, skip
+    if kind == schema.DATE:
+        dates = pd.to_datetime(text.where(present), format="%Y-%m-%d", errors="coerce")
+        flag(present & dates.isna(), "not an ISO date (YYYY-MM-DD)")
+        return pd.Series(dates.astype(object).where(dates.notna(), None), index=text.index), reasons, skip
+    if kind == schema.YESNO:
+        upper = text.str.upper()
+        values = pd.Series(np.where(upper.isin(_YES), True, np.where(upper.isin(_NO), False, None)),
+                           index=text.index, dtype=object)
+        flag(present & values.isna(), "must be Y or N")
+        return values.where(present, None), reasons, skip
+    if kind in (schema.ENUM, schema.GROUP):
+        canonical = {a.upper(): a for a in spec.allowed}
+        values = text.str.upper().map(canonical)
+        label = "student group" if kind == schema.GROUP else "value"
+        flag(present & values.isna(), text.map(lambda v: f"unknown {label} {v!r}; allowed: {', '.join(spec.allowed)}"))
+        return values.where(present), reasons, skip
+    if kind == schema.METRIC:
+        flag(present & ~text.isin(ctx.metric_ids), "unknown metric (not built in and not in metric_definitions)")
+    elif kind == schema.SCHOOL:
+        flag(present & ~text.isin(ctx.school_ids), "unknown school_id (not in the schools table)")
+    return text.where(present), reasons, skip
+
+
+# --- table rules ---------------------------------------------------------------------------------
+
+
+def _table_rules(raw: RawTable, table: str, clean: pd.DataFrame) -> list[Problem]:
+    """Rules that involve two columns of a row (DESIGN §2)."""
+    problems: list[Problem] = []
+    text = raw.frame
+    if table == "metrics":
+        num, den = clean["numerator"], clean["denominator"]
+        problems += _problems(raw, "numerator", text.get("numerator", pd.Series("", index=text.index)),
+                              num > den, den.map(lambda d: f"numerator above denominator ({d:g})"))
+        one_count = num.notna() ^ den.notna()
+        unmarked_value = text["value"].str.strip().eq("") if "value" in text else pd.Series(True, index=text.index)
+        needs = clean["value"].isna() & (num.isna() | den.isna()) & unmarked_value & ~one_count
+        problems += _problems(raw, "value", text.get("value", pd.Series("", index=text.index)), needs,
+                              "needs a value or both numerator and denominator")
+    if table == "discipline":
+        enrolled = clean["enrolled"]
+        for col in _COUNT_LIMITED:
+            if col in text:
+                over = (clean[col] > enrolled) & (enrolled > 0)
+                problems += _problems(raw, col, text[col], over, enrolled.map(lambda e: f"above enrolled ({e:g})"))
+    if table == "improvement_cycles" and "end_date" in clean:
+        before = clean["end_date"] < clean["start_date"]
+        problems += _problems(raw, "end_date", text["end_date"], before, "ends before start_date")
+    return problems
+
+
+def _duplicate_keys(raw: RawTable, table: str, clean: pd.DataFrame) -> list[Problem]:
+    key = list(schema.TABLES[table].key)
+    dup = clean.duplicated(key, keep="first")
+    if not dup.any():
+        return []
+    first_line = clean.reset_index().groupby(key, dropna=False)["index"].transform("min") + raw.first_data_line
+    key_text = clean[key].astype(str).agg(" / ".join, axis=1)
+    reasons = first_line.set_axis(clean.index).map(lambda line: f"duplicate of line {line} (same {', '.join(key)})")
+    return _problems(raw, key[0], key_text, dup, reasons)
+
+
+def _guess_table(raw: RawTable, table: str | None) -> str | None:
+    if table:
+        return table
+    hint = raw.name_hint.strip().lower()
+    if hint in schema.TABLES:
+        return hint
+    matches = [t for t in sorted(schema.TABLES, key=len, reverse=True) if hint.startswith(t) or t in hint]
+    return matches[0] if matches else None
+
+
+def validate_table(raw: RawTable, table: str, ctx: _Context) -> tuple[TableResult, list[Problem], list[str]]:
+    spec = schema.TABLES[table]
+    warnings: list[str] = []
+    columns = set(raw.frame.columns)
+    missing = [c.name for c in spec.columns if c.required and c.name not in columns]
+    if missing:
+        return TableResult(raw.source, table, pd.DataFrame()), [
+            Problem(raw.source, 1, col, "(no such column)", f"required column missing for table {table}")
+            for col in missing
+        ], warnings
+    unknown = sorted(columns - set(spec.column_names))
+    if unknown:
+        warnings.append(f"{raw.source}: ignored unknown column(s) {', '.join(unknown)} for table {table}")
+    if raw.frame.empty:
+        return TableResult(raw.source, table, pd.DataFrame()), [
+            Problem(raw.source, 2, "-", "''", "no data rows below the header")], warnings
+    clean = pd.DataFrame(index=raw.frame.index)
+    problems: list[Problem] = []
+    skip = pd.Series(False, index=raw.frame.index)
+    for col in spec.columns:
+        if col.name not in columns and not col.required:
+            continue
+        values, col_problems, col_skip = _check_column(raw, col, ctx)
+        clean[col.name] = values
+        problems += col_problems
+        skip |= col_skip
+    if table == "metrics" and {"numerator", "denominator"} <= set(clean.columns):
+        computed = 100.0 * clean["numerator"] / clean["denominator"].where(clean["denominator"] > 0)
+        clean["value"] = clean["value"].fillna(computed) if "value" in clean else computed
+    for col in spec.columns:  # rules below read every optional column
+        if col.name not in clean and col.kind in (schema.INT, schema.FLOAT):
+            clean[col.name] = np.nan
+    kept = clean[~skip]
+    problems += _table_rules(raw, table, clean) + _duplicate_keys(raw, table, kept)
+    kept = kept[[c for c in spec.column_names if c in columns or c == "value" and table == "metrics"]]
+    result = TableResult(raw.source, table, _storage_types(kept, spec), int(skip.sum()),
+                         "enrolled suppressed" if skip.any() else "")
+    return result, problems, warnings
+
+
+def _storage_types(frame: pd.DataFrame, spec: schema.TableSpec) -> pd.DataFrame:
+    out = frame.copy()
+    for col in spec.columns:
+        if col.name not in out:
+            continue
+        if col.kind in (schema.INT, schema.YEAR):
+            out[col.name] = out[col.name].astype("Int64")
+        elif col.kind == schema.DATE:
+            out[col.name] = out[col.name].dt.date
+    return out
+
+
+# --- orchestration ------------------------------------------------------------------------------
+
+
+def _context(engine: Engine, tables: list[tuple[RawTable, str]]) -> _Context:
+    schools = set(storage.load_schools(engine)["school_id"].astype(str))
+    metrics = {m.metric for m in BUILTIN_METRICS} | set(storage.load_metric_definitions(engine).get("metric", []))
+    for raw, table in tables:
+        if table == "schools" and "school_id" in raw.frame:
+            schools |= set(raw.frame["school_id"].astype(str).str.strip())
+        if table == "metric_definitions" and "metric" in raw.frame:
+            metrics |= set(raw.frame["metric"].astype(str).str.strip())
+    return _Context(schools - {""}, metrics - {""})
+
+
+def validate_bytes(engine: Engine, files: Sequence[tuple[str, bytes]], table: str | None = None,
+                   max_bytes: int | None = None) -> ImportReport:
+    """Check files without writing anything; the report holds the parsed tables and every problem."""
+    limit = max_bytes or max_upload_bytes()
+    report = ImportReport()
+    if table and table not in schema.TABLES:
+        report.problems.append(Problem("-", "-", "--table", table,
+                                       f"unknown table; use one of {', '.join(schema.TABLES)}"))
+        return report
+    tables: list[tuple[RawTable, str]] = []
+    for name, data in files:
+        if len(data) > limit:
+            report.problems.append(Problem(name, "-", "-", f"{len(data):,} bytes",
+                                           f"file is larger than the import limit of {limit / 1048576:g} MB"))
+            continue
+        try:
+            raws = read_tables(name, data)
+        except UnreadableFile as exc:
+            report.problems.append(Problem(name, "-", "-", "-", str(exc)))
+            continue
+        chosen = _choose_tables(raws, table, report)
+        tables += chosen
+    ctx = _context(engine, tables)
+    for raw, name in tables:
+        result, problems, warnings = validate_table(raw, name, ctx)
+        report.results.append(result)
+        report.problems += problems
+        report.warnings += warnings
+    report.problems.sort(key=lambda p: (p.file, p.row if isinstance(p.row, int) else 0))
+    return report
+
+
+def _choose_tables(raws: list[RawTable], table: str | None, report: ImportReport) -> list[tuple[RawTable, str]]:
+    if table and len(raws) > 1:
+        named = [r for r in raws if r.name_hint == table]
+        raws = named or raws[:1]
+    chosen, unnamed = [], []
+    for raw in raws:
+        name = _guess_table(raw, table)
+        (chosen.append((raw, name)) if name else unnamed.append(raw))
+    if unnamed and chosen:
+        report.warnings += [f"{r.source}: sheet skipped (its name is not a table name)" for r in unnamed]
+    elif unnamed:
+        for raw in unnamed:
+            report.problems.append(Problem(raw.source, "-", "-", raw.name_hint,
+                                           "cannot tell which table this is: name the file or sheet after one of "
+                                           f"{', '.join(schema.TABLES)}, or choose the table"))
+    return chosen
+
+
+def write_report(engine: Engine, report: ImportReport, who: str) -> None:
+    """Write a valid report's tables in one transaction (upsert), record history, bump the version."""
+    if not report.ok:
+        raise ValueError("refusing to write an import that has problems")
+    ordered = sorted(report.results, key=lambda r: WRITE_ORDER.index(r.table))
+    with engine.begin() as conn:
+        for result in ordered:
+            storage.upsert(conn, result.table, result.frame)
+            storage.record_import(conn, result.source, result.table, len(result.frame), result.skipped, who)
+        storage.bump_version(conn)
+    report.written = True
+
+
+def import_bytes(engine: Engine, files: Sequence[tuple[str, bytes]], table: str | None = None,
+                 who: str = "unknown", max_bytes: int | None = None) -> ImportReport:
+    """Validate and, when every file is clean, write them all in one transaction."""
+    report = validate_bytes(engine, files, table=table, max_bytes=max_bytes)
+    if report.ok and report.results:
+        write_report(engine, report, who)
+    return report
+
+
+def import_files(engine: Engine, paths: Iterable[Path], table: str | None = None, who: str = "unknown",
+                 max_bytes: int | None = None) -> ImportReport:
+    """`python -m analytics import`: read files from disk and import them all or nothing."""
+    limit = max_bytes or max_upload_bytes()
+    files: list[tuple[str, bytes]] = []
+    report = ImportReport()
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            report.problems.append(Problem(str(path), "-", "-", "-", "no such file"))
+        elif path.stat().st_size > limit:
+            report.problems.append(Problem(path.name, "-", "-", f"{path.stat().st_size:,} bytes",
+                                           f"file is larger than the import limit of {limit / 1048576:g} MB"))
+        else:
+            files.append((path.name, path.read_bytes()))
+    if not report.ok:
+        return report
+    return import_bytes(engine, files, table=table, who=who, max_bytes=limit)
