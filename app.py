@@ -4,9 +4,15 @@ import streamlit as st
 
 st.set_page_config(page_title="School Support & Improvement", page_icon=":material/school:", layout="wide")
 
-PAGES = [
-    st.Page("pages/overview.py", title="District overview", icon=":material/map:", default=True),
-    st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data"),
-]
+PAGES = {
+    "Browse": [
+        st.Page("pages/overview.py", title="District overview", icon=":material/map:", default=True),
+        st.Page("pages/cluster.py", title="Cluster", icon=":material/hub:", url_path="cluster"),
+        st.Page("pages/school.py", title="School", icon=":material/school:", url_path="school"),
+    ],
+    "Manage": [
+        st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data"),
+    ],
+}
 
 st.navigation(PAGES).run()

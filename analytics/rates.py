@@ -87,3 +87,23 @@ def pooled_rates(df: pd.DataFrame, by: list[str], num: str = "numerator", den: s
     empty = grouped["denominator"] <= 0
     grouped.loc[empty, ["numerator", "denominator"]] = np.nan
     return add_rate_columns(grouped)
+
+
+def two_proportion_test(k1: float, n1: float, k2: float, n2: float) -> float:
+    """Two-sided p-value that two proportions differ: pooled two-proportion z-test.
+
+    Falls back to Fisher's exact test (``scipy.stats.fisher_exact``) when any expected cell count
+    is below 5, where the normal approximation is poor. Returns NaN when counts are missing.
+    """
+    if not all(np.isfinite(v) for v in (k1, n1, k2, n2)) or n1 <= 0 or n2 <= 0:
+        return float("nan")
+    pooled = (k1 + k2) / (n1 + n2)
+    expected = np.array([n1 * pooled, n1 * (1 - pooled), n2 * pooled, n2 * (1 - pooled)])
+    if (expected < 5).any():
+        table = [[int(k1), int(n1 - k1)], [int(k2), int(n2 - k2)]]
+        return float(stats.fisher_exact(table).pvalue)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if se == 0:
+        return 1.0
+    z = (k1 / n1 - k2 / n2) / se
+    return float(2 * stats.norm.sf(abs(z)))

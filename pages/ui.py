@@ -1,16 +1,23 @@
-"""Streamlit helpers shared by every page: the engine, cached loaders keyed on the data version.
+"""Streamlit helpers shared by every page: engine, cached loaders, URL-bound filters, breadcrumb, not-found.
 
 Pages stay thin: they read the URL and widgets, call `analytics/`, and draw. Anything
-Streamlit-specific that two pages need lives here, once.
+Streamlit-specific that two pages need lives here, once. Caches are keyed on the data version, so
+an import is visible at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from urllib.parse import urlencode
+
 import pandas as pd
 import streamlit as st
 from sqlalchemy.engine import Engine
+from streamlit.errors import StreamlitAPIException
 
-from analytics import storage
+from analytics import catalog, storage
+from analytics.derived import metrics_with_suspension
+from analytics.findings import format_p as fmt_p  # noqa: F401 - re-exported for pages
 
 
 @st.cache_resource(show_spinner="Preparing the database…")
@@ -23,10 +30,194 @@ def data_version() -> int:
     return storage.data_version(engine())
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+# --- cached loaders ------------------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
 def _schools(version: int) -> pd.DataFrame:
     return storage.load_schools(engine())
 
 
 def schools() -> pd.DataFrame:
     return _schools(data_version())
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _catalog(version: int) -> pd.DataFrame:
+    return catalog.metric_catalog(storage.load_metric_definitions(engine()))
+
+
+def metric_catalog() -> pd.DataFrame:
+    return _catalog(data_version())
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _years(version: int) -> list[int]:
+    return storage.available_years(engine())
+
+
+def years() -> list[int]:
+    return _years(data_version())
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _metric_ids(version: int) -> list[str]:
+    ids = storage.available_metrics(engine())
+    with engine().connect() as conn:
+        from sqlalchemy import func, select
+
+        from analytics import schema
+
+        has_discipline = conn.execute(select(func.count()).select_from(schema.discipline)).scalar_one() > 0
+    if has_discipline and "suspension_rate" not in ids:
+        ids.append("suspension_rate")
+    order = {m.metric: i for i, m in enumerate(catalog.BUILTIN_METRICS)}
+    return sorted(ids, key=lambda m: (order.get(m, len(order)), m))
+
+
+def metric_ids() -> list[str]:
+    return _metric_ids(data_version())
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _metric_rows(version: int, metric: str, years: tuple[int, ...] | None, school_ids: tuple[str, ...] | None):
+    eng = engine()
+    ids = list(school_ids) if school_ids else None
+    yrs = list(years) if years else None
+    if metric == "suspension_rate":
+        metrics = storage.load_metrics(eng, metrics=[metric], years=yrs, school_ids=ids)
+        if metrics.empty:
+            discipline = storage.load_discipline(eng, years=yrs, school_ids=ids)
+            return metrics_with_suspension(metrics, discipline)
+        return metrics
+    return storage.load_metrics(eng, metrics=[metric], years=yrs, school_ids=ids)
+
+
+def metric_rows(metric: str, years: Sequence[int] | None = None, school_ids: Sequence[str] | None = None):
+    """Metric rows (every group) for the given years and schools; suspension rate derived if needed."""
+    return _metric_rows(data_version(), metric, tuple(years) if years else None,
+                        tuple(school_ids) if school_ids else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _school_metrics(version: int, school_id: str) -> pd.DataFrame:
+    eng = engine()
+    metrics = storage.load_metrics(eng, school_ids=[school_id])
+    discipline = storage.load_discipline(eng, school_ids=[school_id])
+    return metrics_with_suspension(metrics, discipline)
+
+
+def school_metrics(school_id: str) -> pd.DataFrame:
+    return _school_metrics(data_version(), school_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _discipline(version: int, school_ids: tuple[str, ...] | None) -> pd.DataFrame:
+    return storage.load_discipline(engine(), school_ids=list(school_ids) if school_ids else None)
+
+
+def discipline(school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    return _discipline(data_version(), tuple(school_ids) if school_ids else None)
+
+
+def cached(fn: Callable) -> Callable:
+    """Cache a pure computation on its arguments (callers pass the data version among them)."""
+    return st.cache_data(show_spinner=False, max_entries=32)(fn)
+
+
+# --- URL-bound filters -----------------------------------------------------------------------------
+
+
+def metric_label(metric: str) -> str:
+    return catalog.metric_label(metric, metric_catalog())
+
+
+def url_choice(label: str, key: str, options: Sequence, default, *, format_func: Callable = str,
+               container=None, what: str | None = None):
+    """A selectbox that reads its value from, and writes it back to, the URL parameter `key`.
+
+    An unknown value in the URL stops the page with "not found" (never silently another view): a
+    director who follows a stale link must be told. The URL always carries the current value, so
+    the address bar is a complete, shareable description of the view.
+    """
+    options = list(options)
+    texts = [str(o) for o in options]
+    raw = st.query_params.get(key)
+    if raw is not None and raw != "" and raw not in texts:
+        not_found(f"{what or label} “{raw}” was not found.", options=[format_func(o) for o in options])
+    wanted = raw if raw in texts else str(default)
+    index = texts.index(wanted) if wanted in texts else 0
+    widget_key = f"url_{key}"
+    if widget_key in st.session_state and str(st.session_state[widget_key]) != wanted and raw is not None:
+        st.session_state[widget_key] = options[index]  # the URL changed under the widget (deep link)
+    value = (container or st).selectbox(label, options, index=index, key=widget_key, format_func=format_func)
+    st.query_params[key] = str(value)
+    return value
+
+
+def not_found(message: str, *, options: Sequence[str] = ()) -> None:
+    """A clear message, a way back, and no data: the rest of the page is not run."""
+    st.error(message, icon=":material/search_off:")
+    if options:
+        shown = ", ".join(list(options)[:12]) + (" …" if len(options) > 12 else "")
+        st.caption(f"Available: {shown}")
+    link("Back to the district overview", "pages/overview.py", icon=":material/arrow_back:")
+    st.stop()
+
+
+PAGE_PATHS = {"pages/overview.py": "", "pages/cluster.py": "cluster", "pages/school.py": "school",
+              "pages/gaps.py": "gaps", "pages/discipline.py": "discipline", "pages/meeting.py": "meeting",
+              "pages/data.py": "data"}
+
+
+def link(label: str, page: str, icon: str | None = None, **params) -> None:
+    """A real link (an `<a href>`) to a view, so keyboard and screen-reader users can drill too."""
+    query = {k: str(v) for k, v in params.items() if v is not None}
+    try:
+        st.page_link(page, label=label, icon=icon, query_params=query)
+    except StreamlitAPIException:  # page run on its own (no navigation): a plain link does the same
+        st.markdown(f"[{_md_escape(label)}](./{page_url(PAGE_PATHS.get(page, ''), **query)})")
+
+
+def breadcrumb(*crumbs: tuple[str, str | None, dict]) -> None:
+    """District › Cluster › School as links; the last crumb (page None) is the current view."""
+    row = st.container(horizontal=True, gap="small", vertical_alignment="center")
+    for i, (label, page, params) in enumerate(crumbs):
+        with row:
+            if page:
+                link(label, page, **params)
+            else:
+                st.markdown(f"**{_md_escape(label)}**", width="content")
+            if i < len(crumbs) - 1:
+                st.markdown("›", width="content")
+
+
+def _md_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "[]()*_`#<>" else ch for ch in str(text))
+
+
+def page_url(path: str, **params) -> str:
+    """A relative URL of a view, e.g. `cluster?cluster=North%20Hills&year=2025`."""
+    clean = {k: v for k, v in params.items() if v is not None and v != ""}
+    query = urlencode(clean)
+    return f"{path}?{query}" if query else path
+
+
+def go(page: str, **params) -> None:
+    """Drill down: switch page carrying the view's parameters."""
+    st.switch_page(page, query_params={k: str(v) for k, v in params.items() if v is not None})
+
+
+def fmt_pct(value: float, digits: int = 1) -> str:
+    return "–" if value is None or pd.isna(value) else f"{value:.{digits}f}%"
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _year_rows(version: int, year: int) -> pd.DataFrame:
+    eng = engine()
+    return metrics_with_suspension(storage.load_metrics(eng, years=[year]), storage.load_discipline(eng, years=[year]))
+
+
+def year_rows(year: int) -> pd.DataFrame:
+    """Every metric and group of every school for one year (district comparisons)."""
+    return _year_rows(data_version(), year)

@@ -1,0 +1,152 @@
+"""Chart builders for the district, cluster and school pages: pure functions from DataFrames to charts.
+
+Palettes are colour-blind safe: Okabe-Ito for categories, viridis for the map's sequential scale.
+Every chart has a title, axis titles with units, and tooltips that state n and the interval.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import pydeck as pdk
+
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+ACCENT, MUTED, GREY_RGB = "#0072B2", "#9AA5B1", [170, 170, 170, 160]
+# Viridis at nine stops (matplotlib's colormap), interpolated for the map.
+_VIRIDIS = np.array([
+    [68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
+    [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37],
+], dtype=float)
+
+
+def viridis_rgb(values: pd.Series, vmin: float, vmax: float, reverse: bool = False) -> list[list[int]]:
+    """RGBA colours for values on viridis; NaN values are grey (not coloured)."""
+    span = (vmax - vmin) or 1.0
+    t = ((values.astype("float64") - vmin) / span).clip(0, 1)
+    if reverse:
+        t = 1 - t
+    pos = t.to_numpy() * (len(_VIRIDIS) - 1)
+    lo = np.floor(np.nan_to_num(pos)).astype(int).clip(0, len(_VIRIDIS) - 2)
+    frac = (np.nan_to_num(pos) - lo)[:, None]
+    rgb = _VIRIDIS[lo] * (1 - frac) + _VIRIDIS[lo + 1] * frac
+    out = [[int(r), int(g), int(b), 220] for r, g, b in rgb]
+    return [GREY_RGB if np.isnan(v) else c for v, c in zip(pos, out, strict=True)]
+
+
+def viridis_legend_css(reverse: bool = False) -> str:
+    stops = _VIRIDIS[::-1] if reverse else _VIRIDIS
+    colours = ", ".join(f"rgb({int(r)},{int(g)},{int(b)})" for r, g, b in stops)
+    return f"linear-gradient(to right, {colours})"
+
+
+def cluster_comparison(df: pd.DataFrame, metric_label: str, district_value: float | None,
+                       higher_is_better: bool, selection_name: str = "pick") -> alt.Chart:
+    """Pooled cluster values as bars with Wilson 95% interval rules, sorted best first, clickable."""
+    pick = alt.selection_point(name=selection_name, fields=["cluster"], on="click")
+    base = alt.Chart(df).encode(
+        y=alt.Y("cluster:N", sort=alt.EncodingSortField("value", order="descending" if higher_is_better else "ascending"), title=None, axis=alt.Axis(labelLimit=220, labelOverlap=False)),
+    )
+    bars = base.mark_bar(cursor="pointer").encode(
+        x=alt.X("value:Q", title=f"{metric_label} (%, pooled)", scale=alt.Scale(zero=True)),
+        color=alt.condition(pick, alt.value(ACCENT), alt.value(MUTED)),
+        tooltip=[
+            alt.Tooltip("cluster:N", title="Cluster"),
+            alt.Tooltip("value:Q", title="Pooled %", format=".1f"),
+            alt.Tooltip("ci_low:Q", title="95% CI low", format=".1f"),
+            alt.Tooltip("ci_high:Q", title="95% CI high", format=".1f"),
+            alt.Tooltip("denominator:Q", title="Students (n)", format=","),
+            alt.Tooltip("n_schools:Q", title="Schools"),
+        ],
+    ).add_params(pick)
+    rules = base.mark_rule(color="#222", strokeWidth=1.5).encode(x="ci_low:Q", x2="ci_high:Q")
+    layers = [bars, rules]
+    if district_value is not None and np.isfinite(district_value):
+        line = alt.Chart(pd.DataFrame({"district": [district_value]})).mark_rule(
+            color="#D55E00", strokeDash=[6, 4], strokeWidth=2).encode(
+            x="district:Q", tooltip=[alt.Tooltip("district:Q", title="District %", format=".1f")])
+        layers.append(line)
+    height = max(220, 24 * len(df))
+    return alt.layer(*layers).properties(
+        title=alt.TitleParams(f"{metric_label} by cluster", subtitle="Pooled from counts; line = 95% Wilson "
+                              "interval; dashed = district. Click a bar to open the cluster."),
+        height=height,
+    )
+
+
+def school_dot_plot(df: pd.DataFrame, metric_label: str, district_value: float | None,
+                    selection_name: str = "pick_school") -> alt.Chart:
+    """Each school's value with its Wilson interval, sorted, against the district value; clickable."""
+    pick = alt.selection_point(name=selection_name, fields=["school_id"], on="click")
+    base = alt.Chart(df).encode(
+        y=alt.Y("school_label:N", sort=alt.EncodingSortField("value", order="descending"), title=None, axis=alt.Axis(labelLimit=260, labelOverlap=False)),
+    )
+    rules = base.mark_rule(color="#555").encode(x=alt.X("ci_low:Q", title=f"{metric_label} (%)"), x2="ci_high:Q")
+    dots = base.mark_circle(size=110, cursor="pointer", opacity=1).encode(
+        x="value:Q",
+        color=alt.Color("level:N", title="Level", scale=alt.Scale(range=OKABE_ITO)),
+        tooltip=[
+            alt.Tooltip("school_name:N", title="School"),
+            alt.Tooltip("value:Q", title="%", format=".1f"),
+            alt.Tooltip("ci_low:Q", title="95% CI low", format=".1f"),
+            alt.Tooltip("ci_high:Q", title="95% CI high", format=".1f"),
+            alt.Tooltip("denominator:Q", title="n", format=","),
+        ],
+    ).add_params(pick)
+    layers = [rules, dots]
+    if district_value is not None and np.isfinite(district_value):
+        layers.append(alt.Chart(pd.DataFrame({"district": [district_value]})).mark_rule(
+            color="#D55E00", strokeDash=[6, 4], strokeWidth=2).encode(x="district:Q"))
+    return alt.layer(*layers).properties(
+        title=alt.TitleParams(f"{metric_label}: schools side by side",
+                              subtitle="Dot = school value; line = 95% Wilson interval; dashed = district."),
+        height=max(200, 30 * len(df)),
+    )
+
+
+def trend_lines(df: pd.DataFrame, metric_label: str, color_field: str = "series", title: str | None = None,
+                columns: int | None = None, facet_field: str | None = None) -> alt.Chart:
+    """Values by school year, one line per series (optionally small multiples by `facet_field`)."""
+    colour = (alt.value(ACCENT) if facet_field else
+              alt.Color(f"{color_field}:N", title=None, scale=alt.Scale(range=OKABE_ITO)))
+    chart = alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("school_year:O", title="School year (ending)"),
+        y=alt.Y("value:Q", title=f"{metric_label} (%)", scale=alt.Scale(zero=False)),
+        color=colour,
+        tooltip=[alt.Tooltip(f"{color_field}:N", title="Series"), alt.Tooltip("school_year:O", title="Year"),
+                 alt.Tooltip("value:Q", title="%", format=".1f")],
+    )
+    if facet_field:
+        return chart.properties(width=150, height=110).facet(
+            facet=alt.Facet(f"{facet_field}:N", title=None), columns=columns or 4,
+        ).properties(title=title or f"{metric_label} over time")
+    return chart.properties(title=title or f"{metric_label} over time", height=260)
+
+
+def school_map(df: pd.DataFrame, tooltip_html: str) -> pdk.Deck:
+    """Schools as points coloured by the `color` column; `id` is the layer id used for click selection."""
+    layer = pdk.Layer(
+        "ScatterplotLayer",
+        id="schools",
+        data=df,
+        get_position=["longitude", "latitude"],
+        get_fill_color="color",
+        get_line_color=[40, 40, 40, 200],
+        line_width_min_pixels=1,
+        stroked=True,
+        get_radius=700,
+        radius_min_pixels=5,
+        radius_max_pixels=14,
+        pickable=True,
+        auto_highlight=True,
+    )
+    view = pdk.ViewState(latitude=float(df["latitude"].mean()), longitude=float(df["longitude"].mean()),
+                         zoom=_zoom(df), pitch=0)
+    return pdk.Deck(layers=[layer], initial_view_state=view, tooltip={"html": tooltip_html}, map_style=None)
+
+
+def _zoom(df: pd.DataFrame) -> float:
+    """A web-mercator zoom that fits the schools' spread (about 360 degrees / 2**zoom per 512 px)."""
+    spread = max(float(df["longitude"].max() - df["longitude"].min()),
+                 1.3 * float(df["latitude"].max() - df["latitude"].min()), 0.01)
+    return float(np.clip(np.log2(360 / spread) - 0.4, 3, 13))

@@ -1,0 +1,67 @@
+"""Values derived from discipline counts: the `ALL` row when a file has none, and the suspension rate.
+
+DESIGN §2: `suspension_rate` = 100 x students_suspended / enrolled (students_oss when
+students_suspended is empty); when a school-year has no `ALL` row, `ALL` is the sum of its
+race/ethnicity rows, and pages say so.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analytics.catalog import RACE_GROUPS
+
+COUNT_COLUMNS = (
+    "enrolled", "students_suspended", "students_iss", "students_oss", "students_expelled", "oss_days",
+    "incidents", "law_referrals", "restorative_conferences",
+)
+
+
+def discipline_with_all(discipline: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Add an `ALL` row summed from race rows to each school-year that lacks one.
+
+    Sums use ``min_count=1``: a count that is missing in every race row stays missing. A race row
+    with a missing count is left out of that sum (pages state how many). Returns the completed frame
+    and the (school_id, school_year) pairs whose `ALL` was derived.
+    """
+    keys = ["school_id", "school_year"]
+    has_all = discipline.loc[discipline["student_group"] == "ALL", keys].drop_duplicates()
+    race = discipline[discipline["student_group"].isin(RACE_GROUPS)]
+    missing = race.merge(has_all, on=keys, how="left", indicator=True)
+    missing = missing[missing["_merge"] == "left_only"].drop(columns="_merge")
+    if missing.empty:
+        return discipline, has_all.iloc[0:0]
+    cols = [c for c in COUNT_COLUMNS if c in discipline]
+    derived = missing.groupby(keys, as_index=False)[cols].sum(min_count=1)
+    derived["student_group"] = "ALL"
+    out = pd.concat([discipline, derived[discipline.columns.intersection(derived.columns)]], ignore_index=True)
+    return out, derived[keys]
+
+
+def suspension_counts(discipline: pd.DataFrame) -> pd.Series:
+    """Students suspended, falling back to students with OSS where the suspended count is empty."""
+    if "students_oss" not in discipline:
+        return discipline["students_suspended"]
+    return discipline["students_suspended"].fillna(discipline["students_oss"])
+
+
+def suspension_metric_rows(discipline: pd.DataFrame) -> pd.DataFrame:
+    """Discipline rows as `metrics` rows for the derived `suspension_rate` metric."""
+    full, _ = discipline_with_all(discipline)
+    rows = full[["school_id", "school_year", "student_group"]].copy()
+    rows["metric"] = "suspension_rate"
+    rows["numerator"] = suspension_counts(full).astype("float64")
+    rows["denominator"] = full["enrolled"].astype("float64")
+    rows["value"] = 100.0 * rows["numerator"] / rows["denominator"].where(rows["denominator"] > 0)
+    rows["target"] = float("nan")
+    return rows
+
+
+def metrics_with_suspension(metrics: pd.DataFrame, discipline: pd.DataFrame) -> pd.DataFrame:
+    """Metrics plus derived `suspension_rate` rows, unless suspension rates were imported."""
+    if (metrics["metric"] == "suspension_rate").any() or discipline.empty:
+        return metrics
+    derived = suspension_metric_rows(discipline)
+    if metrics.empty:
+        return derived[list(metrics.columns)] if len(metrics.columns) else derived
+    return pd.concat([metrics, derived[metrics.columns]], ignore_index=True)

@@ -1,0 +1,53 @@
+"""Plain-language findings written from results, respecting significance and small numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analytics.rates import two_proportion_test
+
+MIN_N = 10  # below this, say too few students rather than a number
+ALPHA = 0.05
+
+
+def format_p(p: float) -> str:
+    """`p < 0.001` rather than a misleading `p = 0.000`."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def rate_change_finding(label: str, prev_num: float, prev_den: float, cur_num: float, cur_den: float,
+                        higher_is_better: bool, prev_label: str = "last year") -> str:
+    """One sentence on a rate's change, e.g. "Suspension rate fell 1.9 points, 6.1% → 4.2%, a significant
+    change (two-proportion z-test, p = 0.003)."
+
+    Significance uses :func:`analytics.rates.two_proportion_test` (pooled z-test, Fisher's exact test
+    for small cells); a change is never called real without it.
+    """
+    if not all(np.isfinite(v) for v in (prev_num, prev_den, cur_num, cur_den)):
+        return f"{label}: no comparable counts for {prev_label} and this year."
+    if min(prev_den, cur_den) < MIN_N:
+        return f"{label}: too few students to say (n = {int(min(prev_den, cur_den))})."
+    prev, cur = 100 * prev_num / prev_den, 100 * cur_num / cur_den
+    change = cur - prev
+    p = two_proportion_test(cur_num, cur_den, prev_num, prev_den)
+    verb = "rose" if change > 0 else "fell" if change < 0 else "held"
+    improved = (change > 0) == higher_is_better
+    body = f"{label} {verb} {abs(change):.1f} points since {prev_label}, {prev:.1f}% → {cur:.1f}%"
+    if p < ALPHA:
+        judgement = "an improvement" if improved else "a decline"
+        return f"{body}: a significant change, {judgement} (two-proportion test, {format_p(p)})."
+    return f"{body}: no significant change (two-proportion test, p = {p:.2f})."
+
+
+def gap_finding(group_label: str, label: str, group_value: float, reference_value: float, p_value: float,
+                n: float, reference_name: str = "all other students") -> str:
+    """One sentence on a gap between a group and its reference, stating the test."""
+    if not np.isfinite(n) or n < MIN_N:
+        return f"{group_label}: too few students for {label} to compare (n < {MIN_N})."
+    if not (np.isfinite(group_value) and np.isfinite(reference_value)):
+        return f"{group_label}: no comparable counts for {label}."
+    gap = group_value - reference_value
+    sig = (f"a significant difference (two-proportion test, {format_p(p_value)})" if p_value < ALPHA
+           else f"not a significant difference (p = {p_value:.2f})")
+    return (f"{group_label}: {label} {group_value:.1f}% vs {reference_value:.1f}% for {reference_name} "
+            f"({gap:+.1f} points), {sig}.")

@@ -1,0 +1,132 @@
+"""`/cluster`: one cluster's schools side by side, flags and trends (URL: cluster, year, metric, group)."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from analytics import charts_district as charts
+from analytics.catalog import STUDENT_GROUPS, group_label
+from analytics.rates import two_proportion_test
+from analytics.summaries import cluster_table, pooled_kpi, school_values
+from pages import ui
+
+schools = ui.schools()
+clusters = sorted(schools["cluster"].dropna().unique())
+cluster = st.query_params.get("cluster")
+if not cluster:
+    st.title("Clusters")
+    st.info("Choose a cluster to open.")
+    for name in clusters:
+        ui.link(name, "pages/cluster.py", cluster=name)
+    st.stop()
+if cluster not in clusters:
+    ui.breadcrumb(("District", "pages/overview.py", {}), ("Cluster not found", None, {}))
+    ui.not_found(f"Cluster “{cluster}” was not found.", options=clusters)
+
+ui.breadcrumb(("District", "pages/overview.py", {}), (cluster, None, {}))
+st.title(f"{cluster} cluster")
+members = schools[schools["cluster"] == cluster]
+years = ui.years()
+metrics = ui.metric_ids()
+if not years or not metrics:
+    st.info("No metric data yet for this district.")
+    st.stop()
+
+cols = st.columns([1, 2, 2])
+year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]), container=cols[0],
+                         format_func=lambda y: f"{int(y) - 1}-{str(y)[-2:]}"))
+metric = ui.url_choice("Metric", "metric", metrics, "read_proficient" if "read_proficient" in metrics else metrics[0],
+                       format_func=ui.metric_label, container=cols[1])
+rows = ui.metric_rows(metric)
+groups = [g for g in STUDENT_GROUPS if g in set(rows["student_group"])] or ["ALL"]
+group = ui.url_choice("Student group", "group", groups, "ALL", format_func=group_label, container=cols[2])
+label = ui.metric_label(metric)
+catalog = ui.metric_catalog()
+higher_is_better = bool(catalog.loc[metric, "higher_is_better"]) if metric in catalog.index else True
+
+cluster_rows = rows[rows["school_id"].isin(members["school_id"])]
+cluster_kpi = pooled_kpi(cluster_rows, year, group, years)
+district_kpi = pooled_kpi(rows, year, group, years)
+by_school = school_values(cluster_rows, members, year, group)
+
+k1, k2, k3, k4 = st.columns(4)
+k1.metric(f"Cluster {label.lower()} — {group_label(group)}", ui.fmt_pct(cluster_kpi.value),
+          delta=f"{cluster_kpi.value - district_kpi.value:+.1f} pts vs district"
+          if np.isfinite(cluster_kpi.value) and np.isfinite(district_kpi.value) else None,
+          delta_color="normal" if higher_is_better else "inverse", help="Pooled from counts across the cluster.")
+k2.metric("District", ui.fmt_pct(district_kpi.value))
+k3.metric("Students measured (n)", f"{cluster_kpi.denominator:,.0f}" if np.isfinite(cluster_kpi.denominator) else "–")
+k4.metric("Schools", f"{len(members)}", help=", ".join(sorted(members["level"].value_counts().index)))
+
+
+def flags(row: pd.Series) -> str:
+    """Why a director should look at this school: significantly worse than the district, below target."""
+    notes = []
+    if np.isfinite(row.get("denominator", np.nan)) and row["denominator"] >= 10:
+        p = two_proportion_test(row["numerator"], row["denominator"], district_kpi.numerator, district_kpi.denominator)
+        worse = (row["value"] < district_kpi.value) == higher_is_better
+        if p < 0.05:
+            notes.append("▼ significantly worse than district" if worse else "▲ significantly better than district")
+    elif np.isfinite(row.get("denominator", np.nan)):
+        notes.append("n < 10: too few to judge")
+    target = row.get("target", np.nan)
+    if np.isfinite(target) and np.isfinite(row["value"]):
+        below = row["value"] < target if higher_is_better else row["value"] > target
+        if below:
+            notes.append("misses target")
+    return "; ".join(notes)
+
+
+plotted = by_school.dropna(subset=["value"]).copy()
+plotted["school_label"] = plotted["school_name"] + " (" + plotted["level"] + ")"
+left, right = st.columns([3, 2])
+with left:
+    if plotted.empty:
+        st.info(f"No values for {label}, {group_label(group)}, {year} in this cluster.")
+    else:
+        event = st.altair_chart(charts.school_dot_plot(plotted, label, district_kpi.value), on_select="rerun",
+                                key="school_dots", width="stretch", height=max(220, 30 * len(plotted) + 90))
+        picked = (event.selection.get("pick_school") or []) if event else []
+        if picked:
+            ui.go("pages/school.py", school=picked[0]["school_id"], year=year)
+with right:
+    peers = cluster_table(rows, schools, year, group)
+    if not peers.empty and cluster in set(peers["cluster"]):
+        ranked = peers.sort_values("value", ascending=not higher_is_better).reset_index(drop=True)
+        rank = int(ranked.index[ranked["cluster"] == cluster][0]) + 1
+        st.markdown(f"**Rank among clusters:** {rank} of {len(ranked)} (pooled {label.lower()}, "
+                    f"{group_label(group)}).")
+    trend = cluster_rows[cluster_rows["student_group"] == group].merge(
+        members[["school_id", "school_name"]], on="school_id")
+    if trend["school_year"].nunique() > 1:
+        st.altair_chart(charts.trend_lines(trend.rename(columns={"school_name": "school"}), label,
+                                           color_field="school", facet_field="school", columns=2,
+                                           title=f"{label}: trend by school"), width="stretch")
+    else:
+        st.caption("Only one school year: no trends to show yet.")
+
+st.subheader("Schools")
+by_school["flags"] = by_school.apply(flags, axis=1) if not by_school.empty else ""
+by_school["open"] = [ui.page_url("school", school=s, year=year) for s in by_school["school_id"]]
+table = by_school.sort_values("value", ascending=not higher_is_better, na_position="last").reset_index(drop=True)
+event = st.dataframe(
+    table[["school_name", "level", "value", "ci_low", "ci_high", "denominator", "target", "flags", "open"]],
+    hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="school_table",
+    column_config={
+        "school_name": st.column_config.TextColumn("School"),
+        "level": st.column_config.TextColumn("Level"),
+        "value": st.column_config.NumberColumn(f"{label} (%)", format="%.1f"),
+        "ci_low": st.column_config.NumberColumn("95% CI low", format="%.1f"),
+        "ci_high": st.column_config.NumberColumn("95% CI high", format="%.1f"),
+        "denominator": st.column_config.NumberColumn("n", format="localized"),
+        "target": st.column_config.NumberColumn("Target (%)", format="%.1f"),
+        "flags": st.column_config.TextColumn("Flags"),
+        "open": st.column_config.LinkColumn("Open", display_text="Open school →"),
+    },
+)
+chosen = event.selection.rows if event else []
+if chosen:
+    ui.go("pages/school.py", school=table.loc[chosen[0], "school_id"], year=year)
+st.caption("Flags: a school is flagged when its difference from the district is significant (two-proportion "
+           "test, p < 0.05) or when it misses its School Performance Plan target. Groups with fewer than 10 "
+           "students are not judged.")

@@ -1,0 +1,70 @@
+"""`/data` (editors): import files all or nothing, see problems, import history and the data dictionary."""
+
+import getpass
+
+import pandas as pd
+import streamlit as st
+
+from analytics import importer, schema, storage
+from analytics.config import max_upload_bytes
+from pages import ui
+
+st.title("Data")
+st.caption("Import the district's files. An import is all or nothing: if any row has a problem, nothing is "
+           "written and every problem is listed with its line and column.")
+
+engine = ui.engine()
+tab_import, tab_history, tab_dictionary = st.tabs(["Import", "Import history", "Data dictionary"])
+
+with tab_import:
+    files = st.file_uploader("CSV or XLSX files (name each file or sheet after its table)",
+                             type=["csv", "xlsx"], accept_multiple_files=True, key="uploads")
+    choices = ["(from the file or sheet name)", *schema.TABLES]
+    table = st.selectbox("Table", choices, key="import_table",
+                         help="Leave as is when files are named schools.csv, metrics.csv, discipline.csv …")
+    chosen_table = None if table == choices[0] else table
+    st.caption(f"Size limit: {max_upload_bytes() / 1048576:g} MB per file (SSIF_MAX_UPLOAD_MB).")
+    if files:
+        payload = [(f.name, f.getvalue()) for f in files]
+        report = importer.validate_bytes(engine, payload, table=chosen_table)
+        for result in report.results:
+            with st.expander(f"Preview: {result.source} → {result.table} ({len(result.frame):,} rows)"):
+                st.dataframe(result.frame.head(20), hide_index=True, width="stretch")
+        for warning in report.warnings:
+            st.warning(warning)
+        if report.problems:
+            st.error(f"{len(report.problems):,} problem(s): nothing can be imported until they are fixed.")
+            problems = report.problems_frame()
+            st.dataframe(problems, hide_index=True, width="stretch", height=320)
+            st.download_button("Download the problems (CSV)", problems.to_csv(index=False).encode("utf-8"),
+                               file_name="import-problems.csv", mime="text/csv")
+        elif report.results:
+            for line in report.summary_lines():
+                st.write("✓ " + line)
+            if st.button("Import", type="primary", key="do_import"):
+                with st.status("Importing…", expanded=True) as status:
+                    try:
+                        who = getpass.getuser()
+                    except Exception:  # noqa: BLE001 - no login name in some containers
+                        who = "editor"
+                    importer.write_report(engine, report, who)
+                    status.update(label="Imported", state="complete")
+                st.cache_data.clear()
+                st.success("Imported: " + "; ".join(report.summary_lines()))
+
+with tab_history:
+    history = storage.load_imports(engine)
+    if history.empty:
+        st.info("No imports yet. The demo district was generated, not imported.")
+    else:
+        st.dataframe(history.drop(columns=["import_id"]), hide_index=True, width="stretch")
+    counts = storage.table_counts(engine)
+    st.dataframe(pd.DataFrame({"table": list(counts), "rows": list(counts.values())}), hide_index=True)
+
+with tab_dictionary:
+    dictionary = schema.data_dictionary()
+    st.markdown("Every column the importer accepts, generated from the same schema it validates against. "
+                "Suppression marks (`*`, `n<10`, `<= 5.0`) in optional columns are stored as missing, never zero.")
+    st.dataframe(dictionary, hide_index=True, width="stretch", height=480)
+    st.download_button("Download the data dictionary (CSV)", dictionary.to_csv(index=False).encode("utf-8"),
+                       file_name="data-dictionary.csv", mime="text/csv")

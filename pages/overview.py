@@ -1,0 +1,132 @@
+"""`/` District overview: KPIs, map of schools, clusters compared (URL: year, metric, group)."""
+
+import numpy as np
+import streamlit as st
+
+from analytics import charts_district as charts
+from analytics.catalog import STUDENT_GROUPS, group_label
+from analytics.summaries import cluster_table, pooled_kpi, school_values
+from pages import ui
+
+st.title("District overview")
+years = ui.years()
+metrics = ui.metric_ids()
+if not years or not metrics:
+    st.info("No data yet. Import schools, metrics and discipline files on the Data page.")
+    st.stop()
+
+cols = st.columns([1, 2, 2])
+year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]), container=cols[0],
+                         format_func=lambda y: f"{int(y) - 1}-{str(y)[-2:]}"))
+metric = ui.url_choice("Metric", "metric", metrics, "read_proficient" if "read_proficient" in metrics else metrics[0],
+                       format_func=ui.metric_label, container=cols[1])
+rows = ui.metric_rows(metric)
+groups = [g for g in STUDENT_GROUPS if g in set(rows["student_group"])] or ["ALL"]
+group = ui.url_choice("Student group", "group", groups, "ALL", format_func=group_label, container=cols[2])
+
+catalog = ui.metric_catalog()
+label = ui.metric_label(metric)
+higher_is_better = bool(catalog.loc[metric, "higher_is_better"]) if metric in catalog.index else True
+schools = ui.schools()
+
+# --- KPI cards -------------------------------------------------------------------------------------
+kpi = pooled_kpi(rows, year, group, years)
+k1, k2, k3, k4 = st.columns(4)
+k1.metric(f"{label} — {group_label(group)}", ui.fmt_pct(kpi.value),
+          help="Pooled from counts: all students meeting the measure / all students measured, district-wide.")
+if np.isfinite(kpi.change):
+    verdict = "significant" if kpi.significant else "not significant"
+    k2.metric(f"Change since {kpi.previous_year - 1}-{str(kpi.previous_year)[-2:]}", f"{kpi.change:+.1f} pts",
+              delta=f"{kpi.change:+.1f} pts ({verdict}, {ui.fmt_p(kpi.p_value)})",
+              delta_color="normal" if higher_is_better else "inverse",
+              help="Two-proportion z-test on pooled counts (Fisher's exact test when cells are small).")
+else:
+    k2.metric("Change since last year", "–", help="No earlier year with counts to compare.")
+k3.metric("Students measured (n)", f"{kpi.denominator:,.0f}" if np.isfinite(kpi.denominator) else "–",
+          help=f"95% Wilson interval {ui.fmt_pct(kpi.ci_low)} – {ui.fmt_pct(kpi.ci_high)}")
+k4.metric("Schools reporting", f"{kpi.n_schools:,}",
+          help="Schools with counts for this metric, group and year.")
+if kpi.n_left_out:
+    st.caption(f"{kpi.n_left_out} school rows without counts (suppressed or missing) are left out of pooled values.")
+
+# --- map and clusters --------------------------------------------------------------------------------
+by_school = school_values(rows, schools, year, group)
+by_cluster = cluster_table(rows, schools, year, group)
+left, right = st.columns([3, 2])
+
+with left:
+    st.subheader("Schools on the map")
+    located = by_school.dropna(subset=["latitude", "longitude"]).copy()
+    if located.empty:
+        st.info("No school has coordinates; add latitude and longitude to the schools file to see the map.")
+    else:
+        small = located["denominator"].fillna(0) < 10
+        shown = located["value"].where(~small)
+        vmin, vmax = np.nanpercentile(shown, [5, 95]) if shown.notna().any() else (0, 100)
+        located["color"] = charts.viridis_rgb(shown, vmin, vmax, reverse=not higher_is_better)
+        located["value_text"] = np.where(small, "fewer than 10 students: not shown",
+                                         shown.map(lambda v: "no data" if np.isnan(v) else f"{v:.1f}%"))
+        located["n_text"] = located["denominator"].map(lambda n: "–" if np.isnan(n) else f"{n:,.0f}")
+        deck = charts.school_map(
+            located[["school_id", "school_name", "cluster", "latitude", "longitude", "color", "value_text",
+                     "n_text"]],
+            "<b>{school_name}</b><br/>{cluster}<br/>" + label + ": {value_text}<br/>n = {n_text}",
+        )
+        event = st.pydeck_chart(deck, on_select="rerun", selection_mode="single-object", key="school_map",
+                                height=440)
+        picked = (event.selection.get("objects") or {}).get("schools") if event else None
+        if picked:
+            ui.go("pages/school.py", school=picked[0]["school_id"], year=year)
+        better = "darker is better" if not higher_is_better else "brighter is better"
+        st.markdown(
+            f"<div style='display:flex;gap:.6rem;align-items:center;font-size:.85rem'>"
+            f"<span>{vmin:.0f}%</span><span style='flex:0 0 180px;height:12px;"
+            f"background:{charts.viridis_legend_css()}'></span><span>{vmax:.0f}%</span>"
+            f"<span>({better}; grey = fewer than 10 students or no data)</span></div>",
+            unsafe_allow_html=True,
+        )
+        missing = len(by_school) - len(located)
+        if missing:
+            st.caption(f"{missing} school(s) have no coordinates and are not on the map.")
+
+with right:
+    st.subheader("Clusters compared")
+    if by_cluster.empty:
+        st.info(f"No counts for {label}, {group_label(group)}, {year}.")
+    else:
+        chart = charts.cluster_comparison(by_cluster, label, kpi.value, higher_is_better)
+        event = st.altair_chart(chart, on_select="rerun", key="cluster_bars", width="stretch",
+                                height=max(260, 24 * len(by_cluster) + 90))
+        picked = (event.selection.get("pick") or []) if event else []
+        if picked:
+            ui.go("pages/cluster.py", cluster=picked[0]["cluster"], year=year, metric=metric, group=group)
+
+# --- clusters table --------------------------------------------------------------------------------
+st.subheader("Clusters")
+if not by_cluster.empty:
+    table = by_cluster.sort_values("value", ascending=not higher_is_better).reset_index(drop=True)
+    table["open"] = [ui.page_url("cluster", cluster=c, year=year, metric=metric, group=group)
+                     for c in table["cluster"]]
+    event = st.dataframe(
+        table[["cluster", "value", "ci_low", "ci_high", "denominator", "n_schools", "open"]],
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="single-row",
+        key="cluster_table",
+        column_config={
+            "cluster": st.column_config.TextColumn("Cluster"),
+            "value": st.column_config.NumberColumn(f"{label} (%)", format="%.1f"),
+            "ci_low": st.column_config.NumberColumn("95% CI low", format="%.1f"),
+            "ci_high": st.column_config.NumberColumn("95% CI high", format="%.1f"),
+            "denominator": st.column_config.NumberColumn("Students (n)", format="localized"),
+            "n_schools": st.column_config.NumberColumn("Schools"),
+            "open": st.column_config.LinkColumn("Open", display_text="Open cluster →"),
+        },
+    )
+    chosen = event.selection.rows if event else []
+    if chosen:
+        ui.go("pages/cluster.py", cluster=table.loc[chosen[0], "cluster"], year=year, metric=metric, group=group)
+    st.caption("Select a row, click a bar or follow a link to open a cluster. Values are pooled from counts "
+               "(sum of students meeting the measure / sum of students measured), never averages of school "
+               "percentages.")

@@ -1,0 +1,144 @@
+"""`/school`: one school's SSIF profile (URL: school, year)."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from analytics import charts_district as charts
+from analytics.catalog import STUDENT_GROUPS, group_label
+from analytics.findings import gap_finding, rate_change_finding
+from analytics.summaries import school_profile
+from pages import ui
+
+schools = ui.schools()
+school_id = st.query_params.get("school")
+if not school_id:
+    ui.breadcrumb(("District", "pages/overview.py", {}), ("School", None, {}))
+    ui.not_found("No school chosen: open a school from a cluster or the map.")
+if school_id not in set(schools["school_id"]):
+    ui.breadcrumb(("District", "pages/overview.py", {}), ("School not found", None, {}))
+    ui.not_found(f"School “{school_id}” was not found.")
+
+info = schools.set_index("school_id").loc[school_id]
+ui.breadcrumb(("District", "pages/overview.py", {}), (info["cluster"], "pages/cluster.py", {"cluster": info["cluster"]}),
+              (info["school_name"], None, {}))
+st.title(info["school_name"])
+facts = [f"School {school_id}", f"{info['level']}", f"{info['cluster']} cluster"]
+if np.isfinite(info["enrollment"]):
+    facts.append(f"{info['enrollment']:,.0f} students")
+if info.get("title1") is True:
+    facts.append("Title I")
+facts.append(f"restorative practices since {int(info['rp_start_year']) - 1}-{str(int(info['rp_start_year']))[-2:]}"
+             if np.isfinite(info["rp_start_year"]) else "no restorative-practices start recorded")
+st.caption(" · ".join(facts))
+
+rows = ui.school_metrics(school_id)
+years = sorted(rows["school_year"].unique().tolist()) if not rows.empty else []
+if not years:
+    st.info("No metric data for this school yet.")
+    st.stop()
+year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]),
+                         format_func=lambda y: f"{int(y) - 1}-{str(y)[-2:]}"))
+catalog = ui.metric_catalog()
+district_rows = ui.year_rows(year)
+profile = school_profile(rows, district_rows, year)
+
+
+def better(metric: str) -> bool:
+    return bool(catalog.loc[metric, "higher_is_better"]) if metric in catalog.index else True
+
+
+# --- findings --------------------------------------------------------------------------------------
+st.subheader("Findings")
+previous = [y for y in years if y < year]
+lines = []
+all_rows = rows[rows["student_group"] == "ALL"]
+for metric in profile["metric"].unique():
+    if not previous:
+        break
+    cur = all_rows[(all_rows["metric"] == metric) & (all_rows["school_year"] == year)]
+    prev = all_rows[(all_rows["metric"] == metric) & (all_rows["school_year"] == previous[-1])]
+    if len(cur) and len(prev):
+        line = rate_change_finding(ui.metric_label(metric), prev["numerator"].iloc[0], prev["denominator"].iloc[0],
+                                   cur["numerator"].iloc[0], cur["denominator"].iloc[0], better(metric))
+        if "a significant change" in line:
+            lines.append(line)
+gaps = profile[(profile["student_group"] != "ALL") & (profile["p_value"] < 0.05) & (profile["denominator"] >= 10)]
+gaps = gaps.assign(size=gaps["gap"].abs()).sort_values("size", ascending=False).head(3)
+for _, g in gaps.iterrows():
+    lines.append(gap_finding(group_label(g["student_group"]), ui.metric_label(g["metric"]), g["value"],
+                             g["others_value"], g["p_value"], g["denominator"]))
+if lines:
+    st.markdown("\n".join(f"- {line}" for line in lines))
+else:
+    st.markdown("- No significant change since last year and no significant gap between groups.")
+
+# --- profile table -----------------------------------------------------------------------------------
+st.subheader("SSIF profile")
+show = profile.copy()
+show["Metric"] = show["metric"].map(ui.metric_label)
+show["Group"] = show["student_group"].map(group_label)
+small = show["denominator"].fillna(0) < 10
+hide = small & show["denominator"].notna()
+for col in ("value", "ci_low", "ci_high", "vs_district", "gap"):
+    show[col] = show[col].where(~hide)
+show["School (%)"] = show["value"]
+show["note"] = np.where(small & show["denominator"].notna(), "n < 10: not shown", "")
+show["group_order"] = show["student_group"].map({g: i for i, g in enumerate(STUDENT_GROUPS)})
+show = show.sort_values(["metric", "group_order"])
+st.dataframe(
+    show[["Metric", "Group", "School (%)", "ci_low", "ci_high", "denominator", "district_value", "vs_district",
+          "target", "gap", "note"]],
+    hide_index=True, width="stretch", height=420,
+    column_config={
+        "ci_low": st.column_config.NumberColumn("95% CI low", format="%.1f"),
+        "ci_high": st.column_config.NumberColumn("95% CI high", format="%.1f"),
+        "School (%)": st.column_config.NumberColumn(format="%.1f"),
+        "denominator": st.column_config.NumberColumn("n", format="localized"),
+        "district_value": st.column_config.NumberColumn("District (%)", format="%.1f"),
+        "vs_district": st.column_config.NumberColumn("vs district (pts)", format="%+.1f"),
+        "target": st.column_config.NumberColumn("Target (%)", format="%.1f"),
+        "gap": st.column_config.NumberColumn("Gap vs other students (pts)", format="%+.1f"),
+        "note": st.column_config.TextColumn("Note"),
+    },
+)
+st.caption("District values are pooled from counts. Gaps compare a group with all other students of this school "
+           "(two-proportion test). Groups with fewer than 10 students are not shown.")
+
+# --- trends ------------------------------------------------------------------------------------------
+st.subheader("Trends")
+metric_choices = list(profile["metric"].unique())
+metric = st.selectbox("Metric for trends", metric_choices, format_func=ui.metric_label, key="trend_metric")
+chosen_groups = st.multiselect("Groups", [g for g in STUDENT_GROUPS if g in set(rows["student_group"])],
+                               default=["ALL"] + [g for g in ("BL", "HI", "FARMS", "SWD") if g in set(rows["student_group"])],
+                               format_func=group_label, key="trend_groups")
+trend = rows[(rows["metric"] == metric) & rows["student_group"].isin(chosen_groups)
+             & (rows["denominator"].fillna(0) >= 10)].copy()
+trend["series"] = trend["student_group"].map(group_label)
+if trend["school_year"].nunique() > 1:
+    st.altair_chart(charts.trend_lines(trend, ui.metric_label(metric),
+                                       title=f"{ui.metric_label(metric)} by group"), width="stretch")
+else:
+    st.caption("Only one school year: no trends to show yet.")
+
+# --- discipline summary ------------------------------------------------------------------------------
+st.subheader("Discipline")
+discipline = ui.discipline([school_id])
+current = discipline[discipline["school_year"] == year]
+if current.empty:
+    st.info("No discipline data for this school and year.")
+else:
+    suspended = current["students_suspended"].fillna(current["students_oss"])
+    table = pd.DataFrame({
+        "Group": current["student_group"].map(group_label),
+        "Enrolled": current["enrolled"],
+        "Suspended": suspended,
+        "Rate (%)": np.where(current["enrolled"] >= 10, 100 * suspended / current["enrolled"], np.nan),
+        "OSS days": current["oss_days"],
+    })
+    table["_order"] = current["student_group"].map({g: i for i, g in enumerate(STUDENT_GROUPS)}).to_numpy()
+    st.dataframe(table.sort_values("_order").drop(columns="_order"), hide_index=True, width="stretch",
+                 column_config={"Rate (%)": st.column_config.NumberColumn(format="%.1f"),
+                                "Enrolled": st.column_config.NumberColumn(format="localized")})
+    st.caption("Suspension rate = students with at least one suspension / enrolled. Groups under 10 students have "
+               "no rate shown.")
