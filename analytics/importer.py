@@ -235,7 +235,7 @@ def _duplicate_keys(raw: RawTable, table: str, clean: pd.DataFrame) -> list[Prob
     if not dup.any():
         return []
     first_line = clean.reset_index().groupby(key, dropna=False)["index"].transform("min") + raw.first_data_line
-    key_text = clean[key].astype(str).agg(" / ".join, axis=1)
+    key_text = raw.frame.loc[clean.index, key].astype(str).apply(lambda col: col.str.strip()).agg(" / ".join, axis=1)
     reasons = first_line.set_axis(clean.index).map(lambda line: f"duplicate of line {line} (same {', '.join(key)})")
     return _problems(raw, key[0], key_text, dup, reasons)
 

@@ -7,6 +7,7 @@ leading zeros in school codes) and can report it.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -38,7 +39,7 @@ def _decode(data: bytes) -> str:
 
 
 def _normalise_headers(frame: pd.DataFrame) -> pd.DataFrame:
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    frame.columns = [re.sub(r"\s+", "_", str(c).strip().lower()) for c in frame.columns]
     return frame
 
 

@@ -1,0 +1,219 @@
+"""Import: every bad file gets a clear message with line and column and changes nothing; messy valid
+files (Windows-1252, `2014-15`, `*` cells, apostrophes) import; re-imports replace, never duplicate."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from analytics import cli, schema, storage
+from analytics.importer import import_bytes, import_files
+
+CORPUS = Path(__file__).parent / "bad_inputs"
+CASES = json.loads((CORPUS / "cases.json").read_text())
+
+SCHOOLS_CSV = (
+    "school_id,school_name,level,cluster,latitude,longitude,enrollment,rp_start_year,title1\n"
+    "S1,St. Mary's Elementary,ES,North,39.1,-77.1,420,2023-24,Y\n"
+    "S2,O'Connor Middle,MS,North,39.2,-77.0,800,,N\n"
+    "S3,Lakeview High,HS,South,,,1500,,\n"
+)
+
+
+def _snapshot(engine) -> dict[str, list]:
+    """Every row of every table, sorted: equal snapshots mean an unchanged database."""
+    out = {}
+    with engine.connect() as conn:
+        for name, table in schema.metadata.tables.items():
+            rows = conn.execute(sa.select(table)).fetchall()
+            out[name] = sorted(map(repr, rows))
+    return out
+
+
+@pytest.fixture
+def seeded(engine):
+    report = import_bytes(engine, [("schools.csv", SCHOOLS_CSV.encode())], who="test")
+    assert report.ok, report.problems
+    return engine
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input_corpus_gives_every_problem_and_changes_nothing(name, sqlite_engine):
+    engine = sqlite_engine
+    import_bytes(engine, [("schools.csv", SCHOOLS_CSV.replace("S3,", "S3,").encode())])
+    before = _snapshot(engine)
+    case = CASES[name]
+    report = import_files(engine, [CORPUS / name], table=case["table"])
+    messages = [p.format() for p in report.problems]
+    assert not report.ok
+    for expected in case["expect"]:
+        assert any(expected in m for m in messages), f"{expected!r} not in {messages}"
+    assert _snapshot(engine) == before
+
+
+def test_unknown_column_is_a_warning_not_an_error(sqlite_engine):
+    report = import_files(sqlite_engine, [CORPUS / "unknown_column_warns.csv"], table="schools")
+    assert report.ok and report.written
+    assert any("principal" in w for w in report.warnings)
+
+
+def test_file_over_the_size_limit_names_the_limit(sqlite_engine, tmp_path):
+    path = tmp_path / "schools.csv"
+    path.write_text(SCHOOLS_CSV)
+    report = import_files(sqlite_engine, [path], max_bytes=100)
+    assert "larger than the import limit of" in report.problems[0].format()
+
+
+def test_messy_valid_schools_file(seeded):
+    schools = storage.load_schools(seeded).set_index("school_id")
+    assert schools.loc["S1", "school_name"] == "St. Mary's Elementary"
+    assert schools.loc["S1", "rp_start_year"] == 2024  # `2023-24` is the ending year 2024
+    assert np.isnan(schools.loc["S3", "latitude"])
+    assert bool(schools.loc["S1", "title1"]) is True
+
+
+def test_suppressed_cells_are_missing_never_zero_and_rows_with_suppressed_enrolled_are_skipped(seeded):
+    csv = (
+        "school_id,school_year,student_group,enrolled,students_suspended,students_oss,oss_days\n"
+        "S1,2014-15,ALL,420,12,*,30.5\n"
+        "S1,2014-15,AM,*,*,*,\n"
+        "S1,2014-15,BL,95,n<10,<=5.0,\n"
+    )
+    report = import_bytes(seeded, [("discipline.csv", csv.encode("cp1252"))])
+    assert report.ok, report.problems
+    assert report.results[0].skipped == 1
+    rows = storage.load_discipline(seeded).set_index("student_group")
+    assert list(rows.index) == ["ALL", "BL"] and (rows["school_year"] == 2015).all()
+    assert np.isnan(rows.loc["ALL", "students_oss"]) and np.isnan(rows.loc["BL", "students_suspended"])
+    assert rows.loc["ALL", "students_suspended"] == 12
+
+
+def test_metrics_value_is_computed_from_counts(seeded):
+    csv = "school_id,school_year,metric,student_group,numerator,denominator,value\nS1,2024,read_proficient,ALL,30,40,\n"
+    assert import_bytes(seeded, [("metrics.csv", csv.encode())]).ok
+    assert storage.load_metrics(seeded)["value"].iloc[0] == pytest.approx(75.0)
+
+
+def test_windows_1252_and_bom_files_read_the_same(sqlite_engine):
+    text = SCHOOLS_CSV.replace("St. Mary's", "Señora Núñez")
+    for payload in (text.encode("cp1252"), b"\xef\xbb\xbf" + text.encode("utf-8")):
+        report = import_bytes(sqlite_engine, [("schools.csv", payload)])
+        assert report.ok
+        assert "Señora Núñez Elementary" in set(storage.load_schools(sqlite_engine)["school_name"])
+
+
+def _real_shaped_discipline(n_schools: int = 150) -> tuple[str, str]:
+    """A CRDC-style file: 150 schools x 3 years x 6 groups = 2,700 rows, `2014-15` years, `*` cells."""
+    rng = np.random.default_rng(5)
+    schools = pd.DataFrame({
+        "school_id": [f"{24000 + i}" for i in range(n_schools)],
+        "school_name": [f"{'O’Neil' if i % 7 == 0 else 'Saint Mary' + chr(39) + 's' if i % 5 == 0 else 'Oak'} "
+                        f"School {i}" for i in range(n_schools)],
+        "level": "ES", "cluster": [f"County {i % 24}" for i in range(n_schools)],
+    })
+    rows = []
+    for sid in schools["school_id"]:
+        for year in ("2014-15", "2015-16", "2016-17"):
+            for group in ("ALL", "BL", "HI", "WH", "AS", "MU"):
+                enrolled = int(rng.integers(5, 400))
+                susp = int(rng.binomial(enrolled, 0.05))
+                rows.append([sid, year, group, enrolled, "*" if susp < 3 else susp, rng.choice(["*", str(susp // 2)])])
+    frame = pd.DataFrame(rows, columns=["school_id", "school_year", "student_group", "enrolled", "students_suspended",
+                                        "students_oss"])
+    return schools.to_csv(index=False), frame.to_csv(index=False)
+
+
+def test_real_shaped_file_imports_broken_rows_all_listed_database_byte_identical(tmp_path):
+    db = tmp_path / "district.db"
+    engine = storage.get_engine(f"sqlite:///{db}")
+    storage.create_schema(engine)
+    schools_csv, discipline_csv = _real_shaped_discipline()
+    (tmp_path / "schools.csv").write_bytes(schools_csv.encode("cp1252"))
+    good = tmp_path / "discipline.csv"
+    good.write_bytes(discipline_csv.encode("cp1252"))
+    assert len(discipline_csv.splitlines()) == 2701
+    first = import_files(engine, [tmp_path / "schools.csv", good])
+    assert first.ok, first.problems[:3]
+    snapshot = _snapshot(engine)
+
+    lines = discipline_csv.splitlines()
+    parts = lines[10].split(",")
+    parts[2] = "ZZ"
+    lines[10] = ",".join(parts)  # line 11: unknown group
+    parts = lines[500].split(",")
+    parts[3] = "-7"
+    lines[500] = ",".join(parts)  # line 501: negative enrolled
+    parts = lines[2000].split(",")
+    parts[4] = str(int(parts[3]) + 1)
+    lines[2000] = ",".join(parts)  # line 2001: suspended above enrolled
+    broken = tmp_path / "discipline_broken.csv"
+    broken.write_text("\n".join(lines) + "\n", encoding="cp1252")
+    engine.dispose()
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    report = import_files(engine, [broken], table="discipline")
+    engine.dispose()
+    assert sorted({p.row for p in report.problems}) == [11, 501, 2001]
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+
+    again = import_files(engine, [good])
+    assert again.ok
+    after = _snapshot(engine)
+    assert after["discipline"] == snapshot["discipline"]
+    assert storage.table_counts(engine)["discipline"] == 2700 - first.results[1].skipped
+
+
+def test_reimport_replaces_rows_on_both_databases(seeded):
+    csv = "school_id,school_year,metric,student_group,numerator,denominator\nS1,2024,math_proficient,ALL,10,40\n"
+    import_bytes(seeded, [("metrics.csv", csv.encode())])
+    import_bytes(seeded, [("metrics.csv", csv.replace("10,40", "20,40").encode())])
+    rows = storage.load_metrics(seeded)
+    assert len(rows) == 1 and rows["numerator"].iloc[0] == 20
+    history = storage.load_imports(seeded)
+    assert list(history["table_name"])[:2] == ["metrics", "metrics"] and len(history) == 3
+
+
+def test_one_bad_file_rejects_the_whole_import(seeded):
+    good = "school_id,school_year,metric,student_group,numerator,denominator\nS1,2024,math_proficient,ALL,10,40\n"
+    bad = "school_id,school_year,student_group,enrolled\nS1,2024,ALL,-1\n"
+    report = import_bytes(seeded, [("metrics.csv", good.encode()), ("discipline.csv", bad.encode())])
+    assert not report.ok
+    assert storage.table_counts(seeded)["metrics"] == 0
+
+
+def test_xlsx_sheets_named_after_tables_import_together(sqlite_engine, tmp_path):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    ws = book.active
+    ws.title = "schools"
+    for line in SCHOOLS_CSV.splitlines():
+        ws.append(line.split(","))
+    ws2 = book.create_sheet("discipline")
+    ws2.append(["school_id", "school_year", "student_group", "enrolled", "students_suspended"])
+    ws2.append(["S1", 2024, "ALL", 100, 4])
+    path = tmp_path / "district.xlsx"
+    book.save(path)
+    report = import_files(sqlite_engine, [path])
+    assert report.ok, report.problems
+    assert storage.table_counts(sqlite_engine)["discipline"] == 1
+
+
+def test_cli_import_exit_codes_and_stderr(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    (tmp_path / "schools.csv").write_text(SCHOOLS_CSV)
+    assert cli.main(["import", str(tmp_path / "schools.csv")]) == 0
+    assert "3 schools rows imported" in capsys.readouterr().out
+    bad = CORPUS / "discipline_count_above_enrolled.csv"
+    assert cli.main(["import", str(bad), "--table", "discipline"]) == 1
+    err = capsys.readouterr().err
+    assert "discipline_count_above_enrolled.csv:2:students_suspended: 101: above enrolled (100)" in err
+    assert "discipline_count_above_enrolled.csv:3:students_oss: 41: above enrolled (40)" in err
+    assert cli.main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["tables"]["schools"] == 3 and len(info["imports"]) == 1

@@ -1,0 +1,128 @@
+"""AppTest of the district, cluster, school and data pages: no exception, deep links, right numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from analytics import storage
+from analytics.importer import import_bytes
+
+PAGES = Path(__file__).resolve().parent.parent / "pages"
+
+
+@pytest.fixture
+def on_demo(demo_db_url, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", demo_db_url)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    return storage.get_engine(demo_db_url)
+
+
+def _run(page: str, **params) -> AppTest:
+    at = AppTest.from_file(str(PAGES / f"{page}.py"), default_timeout=60)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _pooled(engine, metric: str, year: int, group: str, school_ids=None) -> float:
+    rows = storage.load_metrics(engine, metrics=[metric], years=[year], groups=[group], school_ids=school_ids)
+    return 100 * rows["numerator"].sum() / rows["denominator"].sum()
+
+
+def _metric(at: AppTest, label_start: str) -> str:
+    return next(m.value for m in at.metric if m.label.startswith(label_start))
+
+
+def test_overview_deep_link_restores_filters_and_shows_pooled_value(on_demo):
+    at = _run("overview", year="2024", metric="math_proficient", group="BL")
+    assert [s.value for s in at.selectbox] == ["2024", "math_proficient", "BL"]
+    expected = _pooled(on_demo, "math_proficient", 2024, "BL")
+    assert _metric(at, "Math proficient") == f"{expected:.1f}%"
+    n = storage.load_metrics(on_demo, metrics=["math_proficient"], years=[2024], groups=["BL"])["denominator"].sum()
+    assert _metric(at, "Students measured") == f"{n:,.0f}"
+
+
+def test_overview_derives_suspension_rate_from_discipline(on_demo):
+    at = _run("overview", metric="suspension_rate", year="2025")
+    d = storage.load_discipline(on_demo, years=[2025], groups=["ALL"])
+    assert _metric(at, "Suspension rate") == f"{100 * d['students_suspended'].sum() / d['enrolled'].sum():.1f}%"
+
+
+@pytest.mark.parametrize(("param", "value"), [("year", "1999"), ("metric", "shoe_size"), ("group", "ZZ")])
+def test_overview_unknown_values_say_not_found(on_demo, param, value):
+    at = _run("overview", **{param: value})
+    assert any("was not found" in e.value and value in e.value for e in at.error)
+    assert not at.metric
+
+
+def test_cluster_page_shows_cluster_pooled_value_and_breadcrumb(on_demo):
+    schools = storage.load_schools(on_demo)
+    cluster = schools["cluster"].iloc[0]
+    members = schools.loc[schools["cluster"] == cluster, "school_id"].tolist()
+    at = _run("cluster", cluster=cluster, year="2025", metric="read_proficient", group="ALL")
+    assert _metric(at, "Cluster reading proficient") == f"{_pooled(on_demo, 'read_proficient', 2025, 'ALL', members):.1f}%"
+    assert _metric(at, "Schools") == str(len(members))
+    assert any("[District]" in m.value for m in at.markdown)
+    table = at.dataframe[0].value
+    assert len(table) == len(members)
+
+
+def test_cluster_not_found(on_demo):
+    at = _run("cluster", cluster="Atlantis")
+    assert any("Atlantis" in e.value for e in at.error)
+
+
+def test_school_profile_matches_counts(on_demo):
+    school_id = storage.load_schools(on_demo)["school_id"].iloc[5]
+    at = _run("school", school=school_id, year="2025")
+    profile = at.dataframe[0].value
+    rows = storage.load_metrics(on_demo, school_ids=[school_id], years=[2025], groups=["ALL"],
+                                metrics=["read_proficient"])
+    shown = profile[(profile["Metric"] == "Reading proficient") & (profile["Group"] == "All students")]
+    assert shown["School (%)"].iloc[0] == pytest.approx(100 * rows["numerator"].iloc[0] / rows["denominator"].iloc[0])
+    small = profile[profile["denominator"] < 10]
+    assert len(small) and small["School (%)"].isna().all() and small["ci_low"].isna().all()
+
+
+def test_school_not_found(on_demo):
+    at = _run("school", school="999999")
+    assert any("999999" in e.value for e in at.error)
+
+
+def test_data_page_shows_dictionary_and_history(on_demo):
+    at = _run("data")
+    tables = [df.value for df in at.dataframe]
+    dictionary = next(t for t in tables if "description" in t.columns)
+    assert {"schools", "metrics", "discipline"} <= set(dictionary["table"])
+
+
+def test_pages_work_on_a_thin_real_district(tmp_path, monkeypatch):
+    """One metric (from metric_definitions), only ALL, one year, no coordinates: pages show what exists."""
+    url = f"sqlite:///{tmp_path / 'thin.db'}"
+    engine = storage.get_engine(url)
+    storage.create_schema(engine)
+    schools = pd.DataFrame({"school_id": [f"{i:04d}" for i in range(40)], "school_name": [f"School {i}" for i in range(40)],
+                            "level": "ES", "cluster": [f"County {i % 4}" for i in range(40)]})
+    metrics = pd.DataFrame({"school_id": schools["school_id"], "school_year": "2023-24", "metric": "ela_score",
+                            "student_group": "ALL", "numerator": 30, "denominator": 60})
+    defs = "metric,label,unit,higher_is_better,category\nela_score,ELA met standard,%,Y,Achievement\n"
+    report = import_bytes(engine, [("schools.csv", schools.to_csv(index=False).encode()),
+                                   ("metric_definitions.csv", defs.encode()),
+                                   ("metrics.csv", metrics.to_csv(index=False).encode())])
+    assert report.ok, report.problems
+    monkeypatch.setenv("DATABASE_URL", url)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = _run("overview")
+    assert _metric(at, "ELA met standard") == "50.0%"
+    assert any("coordinates" in i.value for i in at.info)
+    _run("cluster", cluster="County 1")
+    _run("school", school="0003")

@@ -1,0 +1,98 @@
+"""Rates, pooling, tests of change, derived discipline values and findings, with hand-computed values."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from analytics.derived import discipline_with_all, metrics_with_suspension
+from analytics.findings import gap_finding, rate_change_finding
+from analytics.rates import pooled_rates, two_proportion_test, wilson_arrays, wilson_interval
+from analytics.summaries import gaps_vs_others, pooled_kpi
+
+
+def test_wilson_interval_by_hand():
+    # k = 5, n = 10, z = 1.959964: centre = (0.5 + z²/20) / (1 + z²/10) = 0.5;
+    # half = z * sqrt(0.025 + z²/400) / (1 + z²/10) = 1.959964 * 0.186157 / 1.384146 = 0.263607
+    low, high = wilson_interval(5, 10)
+    assert low == pytest.approx(23.6593, abs=1e-3) and high == pytest.approx(76.3407, abs=1e-3)
+    vec_low, vec_high = wilson_arrays(np.array([5.0]), np.array([10.0]))
+    assert vec_low[0] == pytest.approx(low, abs=1e-9) and vec_high[0] == pytest.approx(high, abs=1e-9)
+
+
+def test_wilson_of_zero_and_missing():
+    assert all(np.isnan(v) for v in wilson_interval(0, 0))
+    low, high = wilson_interval(0, 20)
+    assert low == 0 and high == pytest.approx(16.1125, abs=1e-3)  # z²/(n+z²) = 3.8415/23.8415
+
+
+def test_pooled_rate_is_not_the_average_of_percentages():
+    # School A 9/10 = 90%, school B 10/100 = 10%: average 50%, pooled 19/110 = 17.27%.
+    df = pd.DataFrame({"cluster": ["c", "c", "c"], "numerator": [9, 10, np.nan], "denominator": [10, 100, 50]})
+    row = pooled_rates(df, ["cluster"]).iloc[0]
+    assert row["value"] == pytest.approx(100 * 19 / 110)
+    assert row["n_schools"] == 2 and row["n_rows_left_out"] == 1
+
+
+@given(st.lists(st.tuples(st.integers(0, 500), st.integers(1, 500)), min_size=1, max_size=12))
+def test_pooled_rate_lies_between_school_rates(pairs):
+    rows = [(min(k, n), n) for k, n in pairs]
+    df = pd.DataFrame({"g": 1, "numerator": [k for k, _ in rows], "denominator": [n for _, n in rows]})
+    value = pooled_rates(df, ["g"])["value"].iloc[0]
+    rates = [100 * k / n for k, n in rows]
+    assert min(rates) - 1e-9 <= value <= max(rates) + 1e-9
+
+
+def test_two_proportion_z_test_by_hand():
+    # 61/1000 vs 42/1000: pooled p = 0.0515, SE = sqrt(.0515*.9485*.002) = 0.009884, z = 1.9223, p = 0.05457
+    assert two_proportion_test(61, 1000, 42, 1000) == pytest.approx(0.05457, abs=1e-4)
+    # Small cells fall back to Fisher's exact test: 2/10 vs 5/10 -> p = 0.3498
+    assert two_proportion_test(2, 10, 5, 10) == pytest.approx(0.34985, abs=1e-4)
+
+
+def test_gap_against_all_other_students():
+    # ALL 60/100, BL 10/40: others = 50/60 = 83.33%, gap = 25 - 83.33 = -58.33 points
+    rows = pd.DataFrame({"school_id": "s", "school_year": 2024, "metric": "m", "student_group": ["ALL", "BL"],
+                         "numerator": [60.0, 10.0], "denominator": [100.0, 40.0], "value": [60.0, 25.0]})
+    gap = gaps_vs_others(rows).iloc[0]
+    assert gap["others_value"] == pytest.approx(100 * 50 / 60)
+    assert gap["gap"] == pytest.approx(25 - 100 * 50 / 60)
+    assert gap["p_value"] < 0.001
+
+
+def test_kpi_change_and_significance():
+    rows = pd.DataFrame({"school_id": ["a", "b", "a", "b"], "school_year": [2023, 2023, 2024, 2024],
+                         "student_group": "ALL", "numerator": [30.0, 31.0, 20.0, 22.0],
+                         "denominator": [500.0, 500.0, 500.0, 500.0]})
+    kpi = pooled_kpi(rows, 2024, "ALL", [2023, 2024])
+    assert kpi.value == pytest.approx(4.2) and kpi.previous_value == pytest.approx(6.1)
+    assert kpi.change == pytest.approx(-1.9)
+    assert kpi.p_value == pytest.approx(two_proportion_test(42, 1000, 61, 1000))
+
+
+def test_all_row_is_derived_from_race_rows_when_missing():
+    d = pd.DataFrame({"school_id": "s", "school_year": 2024, "student_group": ["BL", "WH", "FARMS"],
+                      "enrolled": [40.0, 60.0, 50.0], "students_suspended": [4.0, np.nan, 3.0]})
+    full, derived = discipline_with_all(d)
+    all_row = full[full["student_group"] == "ALL"].iloc[0]
+    assert all_row["enrolled"] == 100 and all_row["students_suspended"] == 4  # the suppressed WH count is left out
+    assert len(derived) == 1
+
+
+def test_suspension_rate_is_derived_with_oss_fallback():
+    d = pd.DataFrame({"school_id": "s", "school_year": 2024, "student_group": ["ALL", "BL"],
+                      "enrolled": [200.0, 50.0], "students_suspended": [np.nan, 5.0], "students_oss": [8.0, 4.0]})
+    empty = pd.DataFrame(columns=["school_id", "school_year", "metric", "student_group", "numerator", "denominator",
+                                  "value", "target"])
+    rows = metrics_with_suspension(empty, d).set_index("student_group")
+    assert rows.loc["ALL", "value"] == pytest.approx(4.0) and rows.loc["BL", "value"] == pytest.approx(10.0)
+
+
+def test_findings_respect_significance_and_small_numbers():
+    text = rate_change_finding("Suspension rate", 61, 1000, 42, 1000, higher_is_better=False)
+    assert "fell 1.9 points since last year, 6.1% → 4.2%" in text and "no significant change" in text
+    text = rate_change_finding("Suspension rate", 122, 2000, 84, 2000, higher_is_better=False)
+    assert "a significant change, an improvement" in text
+    assert "too few students" in rate_change_finding("Reading", 3, 8, 4, 9, True)
+    assert "too few students" in gap_finding("Asian", "Reading", 50, 40, 0.5, 6)
