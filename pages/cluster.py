@@ -23,7 +23,7 @@ if cluster not in clusters:
     ui.breadcrumb(("District", "pages/overview.py", {}), ("Cluster not found", None, {}))
     ui.not_found(f"Cluster “{cluster}” was not found.", options=clusters)
 
-ui.breadcrumb(("District", "pages/overview.py", {}), (cluster, None, {}))
+crumbs = st.container()
 st.title(f"{cluster} cluster")
 members = schools[schools["cluster"] == cluster]
 years = ui.years()
@@ -40,6 +40,9 @@ metric = ui.url_choice("Metric", "metric", metrics, "read_proficient" if "read_p
 rows = ui.metric_rows(metric)
 groups = [g for g in STUDENT_GROUPS if g in set(rows["student_group"])] or ["ALL"]
 group = ui.url_choice("Student group", "group", groups, "ALL", format_func=group_label, container=cols[2])
+with crumbs:
+    ui.breadcrumb(("District", "pages/overview.py", {"year": year, "metric": metric, "group": group}),
+                  (cluster, None, {}))
 label = ui.metric_label(metric)
 catalog = ui.metric_catalog()
 higher_is_better = bool(catalog.loc[metric, "higher_is_better"]) if metric in catalog.index else True
@@ -127,6 +130,8 @@ event = st.dataframe(
 chosen = event.selection.rows if event else []
 if chosen:
     ui.go("pages/school.py", school=table.loc[chosen[0], "school_id"], year=year)
+ui.link_row("Open a school", [(name, "pages/school.py", {"school": sid, "year": year})
+                              for sid, name in zip(table["school_id"], table["school_name"], strict=True)])
 st.caption("Flags: a school is flagged when its difference from the district is significant (two-proportion "
            "test, p < 0.05) or when it misses its School Performance Plan target. Groups with fewer than 10 "
            "students are not judged.")

@@ -127,6 +127,8 @@ if not by_cluster.empty:
     chosen = event.selection.rows if event else []
     if chosen:
         ui.go("pages/cluster.py", cluster=table.loc[chosen[0], "cluster"], year=year, metric=metric, group=group)
+    ui.link_row("Open a cluster", [(c, "pages/cluster.py", {"cluster": c, "year": year, "metric": metric,
+                                                             "group": group}) for c in table["cluster"]])
     st.caption("Select a row, click a bar or follow a link to open a cluster. Values are pooled from counts "
                "(sum of students meeting the measure / sum of students measured), never averages of school "
                "percentages.")

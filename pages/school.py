@@ -20,8 +20,7 @@ if school_id not in set(schools["school_id"]):
     ui.not_found(f"School “{school_id}” was not found.")
 
 info = schools.set_index("school_id").loc[school_id]
-ui.breadcrumb(("District", "pages/overview.py", {}), (info["cluster"], "pages/cluster.py", {"cluster": info["cluster"]}),
-              (info["school_name"], None, {}))
+crumbs = st.container()
 st.title(info["school_name"])
 facts = [f"School {school_id}", f"{info['level']}", f"{info['cluster']} cluster"]
 if np.isfinite(info["enrollment"]):
@@ -39,6 +38,10 @@ if not years:
     st.stop()
 year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]),
                          format_func=lambda y: f"{int(y) - 1}-{str(y)[-2:]}"))
+with crumbs:
+    ui.breadcrumb(("District", "pages/overview.py", {"year": year}),
+                  (info["cluster"], "pages/cluster.py", {"cluster": info["cluster"], "year": year}),
+                  (info["school_name"], None, {}))
 catalog = ui.metric_catalog()
 district_rows = ui.year_rows(year)
 profile = school_profile(rows, district_rows, year)

@@ -161,7 +161,8 @@ def not_found(message: str, *, options: Sequence[str] = ()) -> None:
     if options:
         shown = ", ".join(list(options)[:12]) + (" …" if len(options) > 12 else "")
         st.caption(f"Available: {shown}")
-    link("Back to the district overview", "pages/overview.py", icon=":material/arrow_back:")
+    # A plain link that resets every filter (the current page may be the overview itself).
+    st.markdown("[:material/arrow_back: Back to the district overview](./)")
     st.stop()
 
 
@@ -221,3 +222,12 @@ def _year_rows(version: int, year: int) -> pd.DataFrame:
 def year_rows(year: int) -> pd.DataFrame:
     """Every metric and group of every school for one year (district comparisons)."""
     return _year_rows(data_version(), year)
+
+
+def link_row(title: str, items: Sequence[tuple[str, str, dict]]) -> None:
+    """A wrapping row of real links (keyboard and screen-reader drill-down)."""
+    st.markdown(f"**{title}**")
+    row = st.container(horizontal=True, gap="small")
+    with row:
+        for label, page, params in items:
+            link(label, page, **params)

@@ -1,0 +1,97 @@
+"""Real-browser drill-down: clicks on a cluster bar, a map point and links; breadcrumbs; deep links."""
+
+from __future__ import annotations
+
+import math
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from analytics import storage
+from analytics.charts_district import _zoom
+from analytics.summaries import cluster_table
+
+pytestmark = pytest.mark.browser
+
+
+def _open(page, url: str):
+    page.goto(url)
+    page.wait_for_selector("[data-testid=stMetric], [data-testid=stAlert]", timeout=30_000)
+    return page
+
+
+def _params(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
+
+
+def test_click_cluster_bar_then_school_link_then_breadcrumbs_back(page, app_server, demo_db_url):
+    engine = storage.get_engine(demo_db_url)
+    rows = storage.load_metrics(engine, metrics=["math_proficient"])
+    top = cluster_table(rows, storage.load_schools(engine), 2024, "BL").sort_values("value").iloc[-1]["cluster"]
+
+    _open(page, f"{app_server}/?year=2024&metric=math_proficient&group=BL")
+    chart = page.locator("[data-testid=stVegaLiteChart]").first
+    chart.locator("svg, canvas").first.wait_for()
+    page.wait_for_timeout(1500)
+    box = chart.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + 75)  # the first (best) bar
+    page.wait_for_url("**/cluster?**", timeout=20_000)
+    assert _params(page.url) == {"cluster": top, "year": "2024", "metric": "math_proficient", "group": "BL"}
+    page.wait_for_selector("text=Rank among clusters")
+
+    school_link = page.locator("a[href*='school?school=']").first
+    school_id = _params(school_link.get_attribute("href"))["school"]
+    school_link.click()
+    page.wait_for_selector("text=SSIF profile", timeout=30_000)
+    assert _params(page.url)["school"] == school_id
+    assert urlparse(page.url).path == "/school"
+
+    page.get_by_role("link", name=top).first.click()
+    page.wait_for_url("**/cluster?**", timeout=20_000)
+    assert _params(page.url)["cluster"] == top
+    page.get_by_role("link", name="District").first.click()
+    page.wait_for_url(lambda u: urlparse(u).path == "/", timeout=20_000)
+    page.wait_for_selector("text=District overview")
+
+
+def test_click_map_point_opens_school(page, app_server, demo_db_url):
+    schools = storage.load_schools(storage.get_engine(demo_db_url)).dropna(subset=["latitude"])
+    target = schools.iloc[17]
+    _open(page, f"{app_server}/")
+    deck = page.locator("[data-testid=stDeckGlJsonChart]").first
+    deck.wait_for()
+    page.wait_for_timeout(2500)
+    box = deck.bounding_box()
+    # Web-mercator projection of the school's position at the map's initial view (512 px world at zoom 0).
+    scale = 512 * 2 ** _zoom(schools)
+
+    def merc(lat):
+        return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+
+    x = box["x"] + box["width"] / 2 + (target.longitude - schools.longitude.mean()) / 360 * scale
+    y = box["y"] + box["height"] / 2 - (merc(target.latitude) - merc(schools.latitude.mean())) * scale / (2 * math.pi)
+    page.mouse.click(x, y)
+    page.wait_for_url("**/school?**", timeout=20_000)
+    assert _params(page.url)["school"] == target.school_id
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [("cluster?cluster=Atlantis", "Cluster “Atlantis” was not found."),
+     ("school?school=nope", "School “nope” was not found."),
+     ("?metric=shoe_size", "Metric “shoe_size” was not found.")],
+)
+def test_nonsense_urls_say_not_found_without_traceback(page, app_server, path, message):
+    _open(page, f"{app_server}/{path}")
+    page.wait_for_selector(f"text={message}")
+    assert "Traceback" not in page.content()
+    assert page.get_by_role("link", name="Back to the district overview").count() == 1
+
+
+def test_deep_link_restores_every_filter(page, app_server, demo_db_url):
+    cluster = storage.load_schools(storage.get_engine(demo_db_url))["cluster"].iloc[0]
+    _open(page, f"{app_server}/cluster?cluster={cluster}&year=2023&metric=chronic_absence&group=SWD")
+    page.wait_for_selector("text=Rank among clusters")
+    shown = page.locator("[data-testid=stSelectbox] input").evaluate_all("els => els.map(e => e.value)")
+    assert shown == ["2022-23", "Chronic absence", "Students with disabilities"]
+    assert _params(page.url) == {"cluster": cluster, "year": "2023", "metric": "chronic_absence", "group": "SWD"}
