@@ -1,0 +1,44 @@
+"""Shared helpers for the benchmark scripts: demo databases, best-of timing, JSON output."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+
+
+def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
+    """Fastest of `repeat` runs in seconds (the least disturbed by other work on the machine)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def demo_database(path: Path, schools: int) -> str:
+    """A SQLite demo district of the given size at `path` (built once and reused)."""
+    from analytics import storage
+    from analytics.demo import load_demo
+
+    url = f"sqlite:///{path}"
+    if not path.exists():
+        load_demo(storage.get_engine(url), schools=schools)
+    return url
+
+
+def write_results(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {"machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()}, **payload}
+    out = RESULTS / f"{name}.json"
+    out.write_text(json.dumps(payload, indent=2))
+    print(json.dumps(payload, indent=2))
+    return out

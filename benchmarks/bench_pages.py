@@ -1,0 +1,113 @@
+"""Warm rerun of every page against the rerun of an empty Streamlit script (DESIGN §8).
+
+Each page is run once with AppTest to fill the caches, then rerun `REPEAT` times; the median rerun
+is compared with the median rerun of an empty script measured in the same process. Also the first
+paint of a deep link in Chromium. Goals: <= 5x the empty rerun at 200 schools, <= 15x at 2,000;
+first paint <= 3 s. Writes benchmarks/results/pages.json.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, demo_database, write_results
+
+REPEAT = 7
+# (page file, URL parameters); add new pages here.
+PAGES = [
+    ("overview", {}),
+    ("cluster", {"cluster": "Northwood"}),
+    ("school", {"school": None}),
+    ("data", {}),
+]
+
+
+def _rerun_seconds(script: Path, params: dict) -> float:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(script), default_timeout=120)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    if at.exception:
+        raise RuntimeError(f"{script.name}: {at.exception[0].value}")
+    times = []
+    for _ in range(REPEAT):
+        start = time.perf_counter()
+        at.run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(url: str, empty: Path) -> dict:
+    import streamlit as st
+
+    from analytics import storage
+
+    os.environ["DATABASE_URL"] = url
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    first_school = storage.load_schools(storage.get_engine(url))["school_id"].iloc[0]
+    floor = _rerun_seconds(empty, {})
+    pages = {}
+    for name, params in PAGES:
+        params = {k: (first_school if v is None else v) for k, v in params.items()}
+        seconds = _rerun_seconds(ROOT / "pages" / f"{name}.py", params)
+        pages[name] = {"warm_rerun_s": round(seconds, 4), "ratio_to_empty": round(seconds / floor, 1)}
+    return {"empty_script_rerun_s": round(floor, 4), "pages": pages}
+
+
+def first_paint(url: str) -> float | None:
+    """Seconds from navigation to the first KPI of a deep link, in Debian's Chromium (None if absent)."""
+    if not Path("/usr/bin/chromium").exists():
+        return None
+    from playwright.sync_api import sync_playwright
+
+    port = 8650
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
+                             str(port), "--server.headless", "true"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(6)
+        args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"]
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            deep = f"http://127.0.0.1:{port}/cluster?cluster=Northwood&year=2024&metric=math_proficient&group=BL"
+            page.goto(deep)  # warm the server's caches once, as a running deployment has them
+            page.wait_for_selector("[data-testid=stMetric]", timeout=60_000)
+            timings = []
+            for _ in range(3):
+                start = time.perf_counter()
+                page.goto(deep)
+                page.wait_for_selector("[data-testid=stMetric]", timeout=60_000)
+                timings.append(time.perf_counter() - start)
+            browser.close()
+        return round(min(timings), 3)
+    finally:
+        proc.terminate()
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        empty = Path(tmp) / "empty.py"
+        empty.write_text("import streamlit as st\n")
+        results = {}
+        for n in (200, 2000):
+            url = demo_database(Path(tmp) / f"demo-{n}.db", n)
+            results[f"{n}_schools"] = measure(url, empty)
+            results[f"{n}_schools"]["first_paint_deep_link_s"] = first_paint(url)
+    write_results("pages", {"goal": "<= 5x empty rerun at 200 schools, <= 15x at 2,000; first paint <= 3 s",
+                            "results": results})
+
+
+if __name__ == "__main__":
+    main()
