@@ -33,6 +33,25 @@ class StatusCuts:
 
 # California School Dashboard suspension-rate cut points, elementary (DESIGN §3).
 SUSPENSION_ES_CUTS = StatusCuts(status=(0.5, 1.0, 3.0, 6.0), change=(-1.0, -0.3, 0.3, 2.0))
+# Middle and high schools suspend more; these wider bands are modelled on the Dashboard's secondary
+# cut points and are configurable like every other default.
+SUSPENSION_MS_CUTS = StatusCuts(status=(0.5, 2.0, 8.0, 12.0), change=(-2.0, -0.3, 0.3, 2.0))
+SUSPENSION_HS_CUTS = StatusCuts(status=(0.5, 1.5, 6.0, 10.0), change=(-1.0, -0.3, 0.3, 2.0))
+# Chronic absence (lower is better), modelled on the Dashboard's chronic-absenteeism bands.
+CHRONIC_ABSENCE_CUTS = StatusCuts(status=(2.5, 5.0, 10.0, 20.0), change=(-3.0, -0.5, 0.5, 3.0))
+# Percent meeting a standard (higher is better): generic bands for proficiency, growth and courses.
+PERCENT_MET_CUTS = StatusCuts(status=(20.0, 35.0, 50.0, 65.0), change=(-5.0, -1.0, 1.0, 5.0))
+
+
+def _default_cuts() -> dict[tuple[str, str], StatusCuts]:
+    cuts = {("suspension_rate", "ES"): SUSPENSION_ES_CUTS, ("suspension_rate", "MS"): SUSPENSION_MS_CUTS,
+            ("suspension_rate", "HS"): SUSPENSION_HS_CUTS, ("chronic_absence", "ES"): CHRONIC_ABSENCE_CUTS}
+    for metric in ("read_proficient", "math_proficient", "ela_growth", "math_growth", "algebra1_by_grade8",
+                   "grade9_english_c", "grade9_math_c", "student_engagement"):
+        cuts[(metric, "ES")] = PERCENT_MET_CUTS
+    cuts[("grad_rate_4yr", "ES")] = StatusCuts(status=(67.0, 80.0, 90.5, 95.0), change=(-5.0, -1.0, 1.0, 5.0))
+    cuts[("attendance_rate", "ES")] = StatusCuts(status=(88.0, 91.0, 94.0, 96.0), change=(-2.0, -0.5, 0.5, 2.0))
+    return cuts
 
 
 @dataclass(frozen=True)
@@ -50,9 +69,7 @@ class Settings:
     privacy_high_pct: float = 95.0
     # Status and change
     status_min_n: int = 30
-    status_cuts: dict[tuple[str, str], StatusCuts] = field(
-        default_factory=lambda: {("suspension_rate", "ES"): SUSPENSION_ES_CUTS}
-    )
+    status_cuts: dict[tuple[str, str], StatusCuts] = field(default_factory=_default_cuts)
     # Significance level for "closing"/"widening" and "significant change"
     alpha: float = 0.05
     # Import size limit (bytes)

@@ -37,8 +37,7 @@ year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(yea
                          format_func=lambda y: f"{int(y) - 1}-{str(y)[-2:]}"))
 metric = ui.url_choice("Metric", "metric", metrics, "read_proficient" if "read_proficient" in metrics else metrics[0],
                        format_func=ui.metric_label, container=cols[1])
-rows = ui.metric_rows(metric)
-groups = [g for g in STUDENT_GROUPS if g in set(rows["student_group"])] or ["ALL"]
+groups = [g for g in STUDENT_GROUPS if g in ui.metric_groups(metric)] or ["ALL"]
 group = ui.url_choice("Student group", "group", groups, "ALL", format_func=group_label, container=cols[2])
 with crumbs:
     ui.breadcrumb(("District", "pages/overview.py", {"year": year, "metric": metric, "group": group}),
@@ -47,10 +46,20 @@ label = ui.metric_label(metric)
 catalog = ui.metric_catalog()
 higher_is_better = bool(catalog.loc[metric, "higher_is_better"]) if metric in catalog.index else True
 
-cluster_rows = rows[rows["school_id"].isin(members["school_id"])]
-cluster_kpi = pooled_kpi(cluster_rows, year, group, years)
-district_kpi = pooled_kpi(rows, year, group, years)
-by_school = school_values(cluster_rows, members, year, group)
+
+
+@ui.cached
+def cluster_tables(version: int, cluster: str, metric: str, year: int, group: str):
+    """Cluster and district KPIs, school values, cluster ranking and trend rows for one view."""
+    rows = ui.metric_rows(metric)
+    cluster_rows = rows[rows["school_id"].isin(members["school_id"])]
+    trend = cluster_rows[cluster_rows["student_group"] == group].merge(
+        members[["school_id", "school_name"]], on="school_id")
+    return (pooled_kpi(cluster_rows, year, group, years), pooled_kpi(rows, year, group, years),
+            school_values(cluster_rows, members, year, group), cluster_table(rows, schools, year, group), trend)
+
+
+cluster_kpi, district_kpi, by_school, peers, trend = cluster_tables(ui.data_version(), cluster, metric, year, group)
 
 k1, k2, k3, k4 = st.columns(4)
 k1.metric(f"Cluster {label.lower()} — {group_label(group)}", ui.fmt_pct(cluster_kpi.value),
@@ -93,14 +102,11 @@ with left:
         if picked:
             ui.go("pages/school.py", school=picked[0]["school_id"], year=year)
 with right:
-    peers = cluster_table(rows, schools, year, group)
     if not peers.empty and cluster in set(peers["cluster"]):
         ranked = peers.sort_values("value", ascending=not higher_is_better).reset_index(drop=True)
         rank = int(ranked.index[ranked["cluster"] == cluster][0]) + 1
         st.markdown(f"**Rank among clusters:** {rank} of {len(ranked)} (pooled {label.lower()}, "
                     f"{group_label(group)}).")
-    trend = cluster_rows[cluster_rows["student_group"] == group].merge(
-        members[["school_id", "school_name"]], on="school_id")
     if trend["school_year"].nunique() > 1:
         st.altair_chart(charts.trend_lines(trend.rename(columns={"school_name": "school"}), label,
                                            color_field="school", facet_field="school", columns=2,

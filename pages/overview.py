@@ -20,8 +20,7 @@ year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(yea
                          format_func=lambda y: f"{int(y) - 1}-{str(y)[-2:]}"))
 metric = ui.url_choice("Metric", "metric", metrics, "read_proficient" if "read_proficient" in metrics else metrics[0],
                        format_func=ui.metric_label, container=cols[1])
-rows = ui.metric_rows(metric)
-groups = [g for g in STUDENT_GROUPS if g in set(rows["student_group"])] or ["ALL"]
+groups = [g for g in STUDENT_GROUPS if g in ui.metric_groups(metric)] or ["ALL"]
 group = ui.url_choice("Student group", "group", groups, "ALL", format_func=group_label, container=cols[2])
 
 catalog = ui.metric_catalog()
@@ -29,8 +28,18 @@ label = ui.metric_label(metric)
 higher_is_better = bool(catalog.loc[metric, "higher_is_better"]) if metric in catalog.index else True
 schools = ui.schools()
 
+
+
+@ui.cached
+def overview_tables(version: int, metric: str, year: int, group: str):
+    """KPI, per-school and per-cluster values: computed once per data version and filter."""
+    rows = ui.metric_rows(metric)
+    return (pooled_kpi(rows, year, group, years), school_values(rows, schools, year, group),
+            cluster_table(rows, schools, year, group))
+
+
 # --- KPI cards -------------------------------------------------------------------------------------
-kpi = pooled_kpi(rows, year, group, years)
+kpi, by_school, by_cluster = overview_tables(ui.data_version(), metric, year, group)
 k1, k2, k3, k4 = st.columns(4)
 k1.metric(f"{label} — {group_label(group)}", ui.fmt_pct(kpi.value),
           help="Pooled from counts: all students meeting the measure / all students measured, district-wide.")
@@ -50,8 +59,6 @@ if kpi.n_left_out:
     st.caption(f"{kpi.n_left_out} school rows without counts (suppressed or missing) are left out of pooled values.")
 
 # --- map and clusters --------------------------------------------------------------------------------
-by_school = school_values(rows, schools, year, group)
-by_cluster = cluster_table(rows, schools, year, group)
 left, right = st.columns([3, 2])
 
 with left:

@@ -120,6 +120,16 @@ def discipline(school_ids: Sequence[str] | None = None) -> pd.DataFrame:
     return _discipline(data_version(), tuple(school_ids) if school_ids else None)
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _metric_groups(version: int, metric: str) -> list[str]:
+    return sorted(set(_metric_rows(version, metric, None, None)["student_group"]))
+
+
+def metric_groups(metric: str) -> list[str]:
+    """Student groups that have rows for a metric."""
+    return _metric_groups(data_version(), metric)
+
+
 def cached(fn: Callable) -> Callable:
     """Cache a pure computation on its arguments (callers pass the data version among them)."""
     return st.cache_data(show_spinner=False, max_entries=32)(fn)

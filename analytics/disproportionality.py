@@ -1,0 +1,115 @@
+"""Discipline disproportionality by the IDEA method of 34 CFR 300.647, applied per school (DESIGN §3).
+
+For a group g and an outcome: risk = students in g with the outcome / students enrolled in g;
+comparison risk = the same for all other students of the school (ALL minus g). The risk ratio is
+computed only when g has enrolled >= n-size (30) and count >= cell size (10); otherwise
+``ratio_type = "none"``. When the comparison group fails either minimum, or its risk is zero, the
+alternate risk ratio divides by the district risk of all students outside g that year (the sum over
+the district's schools of (ALL - g) counts over (ALL - g) enrolled): ``ratio_type = "alternate"``.
+Also the rate difference (group risk - comparison risk, points) and composition (g's share of the
+students with the outcome, %). A group is flagged when its ratio is >= the threshold (3.0) in each of
+3 consecutive school years (Maryland's rule; a missing year breaks the run).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analytics.config import DEFAULT_SETTINGS, Settings
+from analytics.derived import discipline_with_all, suspension_counts
+
+OUTCOMES = {
+    "suspension": None,  # students_suspended, or students_oss when it is empty
+    "iss": "students_iss",
+    "oss": "students_oss",
+    "expulsion": "students_expelled",
+    "law_referral": "law_referrals",
+}
+COLUMNS = ["school_id", "school_year", "student_group", "outcome", "enrolled", "count", "risk", "comparison_risk",
+           "risk_ratio", "ratio_type", "rate_difference", "composition", "flagged"]
+
+
+def _outcome_counts(discipline: pd.DataFrame, outcome: str) -> pd.Series:
+    column = OUTCOMES[outcome]
+    if column is None:
+        return suspension_counts(discipline)
+    return discipline[column] if column in discipline else pd.Series(np.nan, index=discipline.index)
+
+
+def _long(discipline: pd.DataFrame) -> pd.DataFrame:
+    frames = []
+    for outcome in OUTCOMES:
+        count = _outcome_counts(discipline, outcome)
+        if count.notna().any():
+            frames.append(discipline[["school_id", "school_year", "student_group", "enrolled"]].assign(
+                outcome=outcome, count=count.astype("float64")))
+    if not frames:
+        return pd.DataFrame(columns=["school_id", "school_year", "student_group", "enrolled", "outcome", "count"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def flag_consecutive(table: pd.DataFrame, threshold: float, years: int) -> pd.Series:
+    """True where the ratio is >= threshold in this year and the `years - 1` school years before it."""
+    keys = ["school_id", "student_group", "outcome"]
+    ordered = table.sort_values(keys + ["school_year"])
+    over = (ordered["risk_ratio"] >= threshold).astype(int)
+    grouped = ordered.groupby(keys, sort=False)
+    previous_over = grouped["risk_ratio"].shift(1).ge(threshold)
+    gap = ordered["school_year"] - grouped["school_year"].shift(1) != 1
+    starts = (over == 1) & (~previous_over | gap)  # a low year or a missing year breaks the run
+    run_length = over.groupby(starts.cumsum()).cumsum() * over
+    return (run_length >= years).reindex(table.index)
+
+
+def disproportionality(discipline: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """Risk, comparison risk, risk ratio (or alternate), rate difference, composition and the 3-year flag.
+
+    Parameters
+    ----------
+    discipline : rows of the discipline table (any schools and years; ALL derived from race rows
+        where missing).
+    settings : n_size, cell_size, risk_ratio_threshold and consecutive_years.
+
+    Returns
+    -------
+    One row per school x year x group (not ALL) x outcome with ``COLUMNS``; percentages 0-100, NaN
+    where not computed.
+    """
+    if discipline.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    full, _ = discipline_with_all(discipline)
+    long = _long(full)
+    keys = ["school_id", "school_year", "outcome"]
+    all_rows = long[long["student_group"] == "ALL"][keys + ["enrolled", "count"]].rename(
+        columns={"enrolled": "all_enrolled", "count": "all_count"})
+    table = long[long["student_group"] != "ALL"].merge(all_rows, on=keys, how="left")
+    table["comp_enrolled"] = table["all_enrolled"] - table["enrolled"]
+    table["comp_count"] = table["all_count"] - table["count"]
+    table["risk"] = 100 * table["count"] / table["enrolled"].where(table["enrolled"] > 0)
+    table["comparison_risk"] = 100 * table["comp_count"] / table["comp_enrolled"].where(table["comp_enrolled"] > 0)
+
+    district = table.groupby(["school_year", "student_group", "outcome"], as_index=False)[
+        ["comp_count", "comp_enrolled"]].sum(min_count=1)
+    district["district_comparison_risk"] = 100 * district["comp_count"] / district["comp_enrolled"].where(
+        district["comp_enrolled"] > 0)
+    table = table.merge(district[["school_year", "student_group", "outcome", "district_comparison_risk"]],
+                        on=["school_year", "student_group", "outcome"], how="left")
+
+    group_ok = (table["enrolled"] >= settings.n_size) & (table["count"] >= settings.cell_size)
+    comp_ok = ((table["comp_enrolled"] >= settings.n_size) & (table["comp_count"] >= settings.cell_size)
+               & (table["comparison_risk"] > 0))
+    alternate_ok = table["district_comparison_risk"] > 0
+    table["ratio_type"] = np.select([group_ok & comp_ok, group_ok & alternate_ok], ["within_school", "alternate"],
+                                    default="none")
+    table["risk_ratio"] = np.select(
+        [table["ratio_type"] == "within_school", table["ratio_type"] == "alternate"],
+        [table["risk"] / table["comparison_risk"].where(table["comparison_risk"] > 0),
+         table["risk"] / table["district_comparison_risk"].where(table["district_comparison_risk"] > 0)],
+        default=np.nan,
+    )
+    table["rate_difference"] = table["risk"] - table["comparison_risk"]
+    table["composition"] = 100 * table["count"] / table["all_count"].where(table["all_count"] > 0)
+    table["flagged"] = flag_consecutive(table, settings.risk_ratio_threshold, settings.consecutive_years)
+    table["flagged"] = table["flagged"].fillna(False).astype(bool)
+    return table[COLUMNS].sort_values(["school_id", "school_year", "outcome", "student_group"]).reset_index(drop=True)

@@ -1,0 +1,158 @@
+"""Exporting a view's table (CSV, XLSX) or chart (PNG, SVG): `python -m analytics export VIEW`.
+
+Text cells that begin with `=`, `+`, `-`, `@`, a tab or a carriage return are neutralised with a
+leading apostrophe so no spreadsheet can run them as formulas; numbers stay numbers.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from analytics import charts_district, charts_equity
+from analytics.views import VIEWS, ViewError, build_view
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value):
+    """A text value made inert for spreadsheets; anything else unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def safe_frame(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(safe_cell)
+    out.columns = [safe_cell(str(c)) for c in out.columns]
+    return out
+
+
+def to_csv_bytes(df: pd.DataFrame) -> bytes:
+    return safe_frame(df).to_csv(index=False).encode("utf-8")
+
+
+def to_xlsx_bytes(df: pd.DataFrame, title: str, notes: list[str] | None = None) -> bytes:
+    """One formatted sheet: title, notes, a frozen bold header, number formats and column widths."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font, PatternFill
+
+    book = Workbook()
+    ws = book.active
+    ws.title = title[:31] or "view"
+    ws.append([safe_cell(title)])
+    ws["A1"].font = Font(bold=True, size=14)
+    for note in notes or []:
+        ws.append([safe_cell(note)])
+    ws.append([])
+    header_row = ws.max_row + 1
+    frame = safe_frame(df)
+    ws.append(list(frame.columns))
+    for cell in ws[header_row]:
+        cell.font = Font(bold=True, color="FFFFFF")
+        cell.fill = PatternFill("solid", fgColor="0072B2")
+    for row in frame.itertuples(index=False):
+        ws.append([None if (isinstance(v, float) and pd.isna(v)) else v for v in row])
+    ws.freeze_panes = ws.cell(row=header_row + 1, column=1)
+    ws.auto_filter.ref = f"A{header_row}:{ws.cell(row=ws.max_row, column=len(frame.columns)).coordinate}"
+    for i, col in enumerate(frame.columns, start=1):
+        letter = ws.cell(row=header_row, column=i).column_letter
+        width = max([len(str(col))] + [len(str(v)) for v in frame[col].head(200)]) + 2
+        ws.column_dimensions[letter].width = min(max(width, 8), 48)
+        if pd.api.types.is_float_dtype(df[df.columns[i - 1]]):
+            fmt = "0.00" if "ratio" in str(col) or col == "p_value" else "0.0"
+            for cell in ws.iter_rows(min_row=header_row + 1, min_col=i, max_col=i):
+                cell[0].number_format = fmt
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def view_chart(engine: Engine, view: str, table: pd.DataFrame, **filters) -> alt.Chart:
+    """The chart that goes with a view's table."""
+    if view == "rates":
+        pooled = table[table["school_id"].astype(str).str.startswith("cluster:")].copy()
+        if pooled.empty:
+            pooled = table.copy()
+        pooled["cluster"] = pooled["school_id"].astype(str).str.removeprefix("cluster:")
+        pooled = pooled.groupby("cluster", as_index=False)[["value", "ci_low", "ci_high", "denominator"]].mean()
+        pooled["n_schools"] = 0
+        return charts_district.cluster_comparison(pooled, filters.get("metric") or "Rate", None, True)
+    if view == "gaps":
+        return charts_equity.gap_trend(table, filters.get("metric") or "Metric")
+    if view == "status-change":
+        return charts_equity.status_grid(table)
+    if view == "disproportionality":
+        return charts_equity.risk_ratio_bars(table[table["outcome"] == "suspension"])
+    if view == "rp-impact":
+        from analytics import storage
+        from analytics.rp_impact import rp_impact
+
+        schools = storage.load_schools(engine)
+        result = rp_impact(schools, storage.load_discipline(engine), outcomes=["suspension_rate"])
+        return charts_equity.event_study(result.event_study)
+    if view == "run-chart":
+        return charts_equity.run_chart(table)
+    raise ViewError(f"no chart for view {view!r}")
+
+
+def chart_bytes(chart: alt.Chart, fmt: str, scale: float = 2.0) -> bytes:
+    """PNG (at `scale` for print) or SVG through vl-convert; no browser needed."""
+    import vl_convert as vlc
+
+    spec = chart.to_json()
+    if fmt == "svg":
+        return vlc.vegalite_to_svg(spec).encode("utf-8")
+    return vlc.vegalite_to_png(spec, scale=scale)
+
+
+def export_meeting(engine: Engine, args) -> int:
+    """The whole data-meeting pack; its builder lives in `analytics.meeting` when installed."""
+    try:
+        from analytics.meeting import meeting_command
+    except ImportError:
+        print("error: the data-meeting pack export is not available yet; export views one at a time",
+              file=sys.stderr)
+        return 2
+    return meeting_command(engine, args)
+
+
+def export_command(engine: Engine, args) -> int:
+    """`python -m analytics export VIEW ...`: CSV to stdout by default; `-o` picks the format by suffix."""
+    if args.view == "meeting":
+        return export_meeting(engine, args)
+    filters = {k: getattr(args, k) for k in ("year", "cluster", "school", "metric", "group")}
+    try:
+        table = build_view(engine, args.view, public=args.public, **filters)
+    except ViewError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.output:
+        sys.stdout.write(to_csv_bytes(table).decode("utf-8"))
+        return 0
+    path = Path(args.output)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        path.write_bytes(to_csv_bytes(table))
+    elif suffix == ".xlsx":
+        notes = [f"Filters: {', '.join(f'{k}={v}' for k, v in filters.items() if v) or 'none'}",
+                 "Privacy rules applied (n < 10 suppressed)." if args.public else "Not for public release."]
+        path.write_bytes(to_xlsx_bytes(table, args.view, notes))
+    elif suffix in (".png", ".svg"):
+        path.write_bytes(chart_bytes(view_chart(engine, args.view, table, **filters), suffix[1:]))
+    else:
+        print(f"error: unknown output type {suffix!r}; use .csv, .xlsx, .png or .svg", file=sys.stderr)
+        return 2
+    print(f"wrote {path} ({len(table):,} rows)", file=sys.stderr)
+    return 0
+
+
+__all__ = ["VIEWS", "chart_bytes", "export_command", "safe_cell", "to_csv_bytes", "to_xlsx_bytes"]

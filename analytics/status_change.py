@@ -1,0 +1,100 @@
+"""Status and change: the 5 x 5 colour grid of the California School Dashboard (DESIGN §3).
+
+Status is this year's value placed in five levels by the metric's cut points; change is this
+year's value minus last year's, placed in five levels. For a lower-is-better metric (suspensions)
+the colours are DESIGN's table, rows from Very High to Very Low status and columns from Increased
+significantly to Declined significantly:
+
+    Very High  R R R O Y
+    High       R O O Y Y
+    Medium     O O Y G G
+    Low        - Y G G B
+    Very Low   - G B B B
+
+A higher-is-better metric uses the same table mirrored (Very High status and a significant increase
+are Blue). Groups with fewer than ``settings.status_min_n`` (30) students get no colour, and so do
+the "-" cells.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analytics.config import DEFAULT_SETTINGS, Settings, StatusCuts
+
+STATUS_LEVELS = ("Very Low", "Low", "Medium", "High", "Very High")
+CHANGE_LEVELS = ("Declined significantly", "Declined", "Maintained", "Increased", "Increased significantly")
+COLOR_NAMES = {"R": "Red", "O": "Orange", "Y": "Yellow", "G": "Green", "B": "Blue", "-": ""}
+# GRID[status index from Very High][change index from Increased significantly], lower is better.
+_GRID = ("RRROY", "ROOYY", "OOYGG", "-YGGB", "-GBBB")
+COLUMNS = ["school_id", "student_group", "metric", "status", "change", "status_level", "change_level", "color"]
+
+
+def status_level(value: float, cuts: StatusCuts) -> str:
+    """Very Low <= c0 < Low <= c1 < Medium <= c2 < High <= c3 < Very High."""
+    if not np.isfinite(value):
+        return ""
+    for bound, name in zip(cuts.status, STATUS_LEVELS, strict=False):
+        if value <= bound:
+            return name
+    return STATUS_LEVELS[-1]
+
+
+def change_level(change: float, cuts: StatusCuts) -> str:
+    """Declined significantly <= c0 < Declined <= c1 < Maintained < c2 <= Increased <= c3 < Increased significantly."""
+    if not np.isfinite(change):
+        return ""
+    c0, c1, c2, c3 = cuts.change
+    if change > c3:
+        return "Increased significantly"
+    if change >= c2:
+        return "Increased"
+    if change > c1:
+        return "Maintained"
+    if change > c0:
+        return "Declined"
+    return "Declined significantly"
+
+
+def grid_color(status: str, change: str, higher_is_better: bool) -> str:
+    """The colour name of a (status, change) cell; "" for the "-" cells or unknown levels."""
+    if status not in STATUS_LEVELS or change not in CHANGE_LEVELS:
+        return ""
+    row = 4 - STATUS_LEVELS.index(status)  # 0 = Very High
+    col = 4 - CHANGE_LEVELS.index(change)  # 0 = Increased significantly
+    if higher_is_better:
+        row, col = 4 - row, 4 - col
+    return COLOR_NAMES[_GRID[row][col]]
+
+
+def status_change(current: pd.DataFrame, previous: pd.DataFrame, level_of: dict[str, str],
+                  higher_is_better: dict[str, bool], settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """Status, change and colour for each school x group x metric of `current`.
+
+    Parameters
+    ----------
+    current, previous : metrics rows of this year and last year (value and denominator used).
+    level_of : school_id -> school level (ES, MS, HS, OTHER), which selects the cut points.
+    higher_is_better : metric -> direction.
+    """
+    keys = ["school_id", "student_group", "metric"]
+    prev = previous[keys + ["value"]].rename(columns={"value": "previous"})
+    out = current[keys + ["value", "denominator"]].merge(prev, on=keys, how="left")
+    out["status"] = out["value"]
+    out["change"] = out["value"] - out["previous"]
+    status_levels, change_levels, colors = [], [], []
+    for row in out.itertuples(index=False):
+        cuts = settings.cuts_for(row.metric, level_of.get(row.school_id, "ES"))
+        if cuts is None:
+            status_levels.append("")
+            change_levels.append("")
+            colors.append("")
+            continue
+        s, c = status_level(row.status, cuts), change_level(row.change, cuts)
+        status_levels.append(s)
+        change_levels.append(c)
+        big_enough = np.isfinite(row.denominator) and row.denominator >= settings.status_min_n
+        colors.append(grid_color(s, c, higher_is_better.get(row.metric, True)) if big_enough else "")
+    out["status_level"], out["change_level"], out["color"] = status_levels, change_levels, colors
+    return out[COLUMNS + ["denominator"]]

@@ -1,0 +1,205 @@
+"""The tables behind each view, with the exact CSV columns of DESIGN §7 (more columns may follow).
+
+Rates, risks, intervals, gaps and differences are percentages (0-100); ratios are plain numbers;
+NaN (an empty cell) means not computed. With ``public=True`` the privacy rules of
+``analytics.privacy`` are applied before the table leaves this module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from analytics import storage
+from analytics.catalog import metric_catalog
+from analytics.config import DEFAULT_SETTINGS, Settings
+from analytics.derived import metrics_with_suspension
+from analytics.disproportionality import COLUMNS as DISPRO_COLUMNS
+from analytics.disproportionality import disproportionality
+from analytics.gaps import GAP_COLUMNS, gap_table
+from analytics.privacy import suppress_view
+from analytics.rates import add_rate_columns, pooled_rates
+from analytics.rp_impact import SUMMARY_COLUMNS, rp_impact
+from analytics.run_charts import monthly_incident_series, run_chart
+from analytics.status_change import COLUMNS as STATUS_COLUMNS
+from analytics.status_change import status_change
+
+RATE_COLUMNS = ["school_id", "school_year", "metric", "student_group", "numerator", "denominator", "value", "ci_low",
+                "ci_high"]
+RUN_COLUMNS = ["school_id", "period", "value", "median", "signal"]
+VIEWS = ("rates", "gaps", "status-change", "disproportionality", "rp-impact", "run-chart")
+
+
+class ViewError(ValueError):
+    """A view was asked for something that does not exist (unknown cluster, school, metric...)."""
+
+
+def _scope(engine: Engine, cluster: str | None, school: str | None) -> tuple[pd.DataFrame, list[str] | None]:
+    schools = storage.load_schools(engine)
+    if school is not None:
+        if school not in set(schools["school_id"]):
+            raise ViewError(f"school {school!r} not found")
+        return schools, [school]
+    if cluster is not None:
+        if cluster not in set(schools["cluster"]):
+            raise ViewError(f"cluster {cluster!r} not found")
+        return schools, schools.loc[schools["cluster"] == cluster, "school_id"].tolist()
+    return schools, None
+
+
+def _metric_rows(engine: Engine, metric: str | None, years: list[int] | None, school_ids: list[str] | None,
+                 group: str | None = None) -> pd.DataFrame:
+    metrics = [metric] if metric else None
+    groups = [group, "ALL"] if group else None
+    rows = storage.load_metrics(engine, metrics=metrics, years=years, school_ids=school_ids, groups=groups)
+    if metric in (None, "suspension_rate"):
+        discipline = storage.load_discipline(engine, years=years, school_ids=school_ids)
+        rows = metrics_with_suspension(rows, discipline)
+        if group:
+            rows = rows[rows["student_group"].isin(groups)]
+    if metric and rows.empty and metric not in set(metric_catalog(storage.load_metric_definitions(engine)).index):
+        raise ViewError(f"metric {metric!r} not found")
+    return rows
+
+
+def _directions(engine: Engine) -> dict[str, bool]:
+    catalog = metric_catalog(storage.load_metric_definitions(engine))
+    return {m: bool(v) for m, v in catalog["higher_is_better"].items()}
+
+
+def rates_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
+               metric: str | None = None, group: str | None = None) -> pd.DataFrame:
+    """School rows (with a school or cluster) plus pooled cluster rows (`cluster:NAME`) and `district`."""
+    schools, ids = _scope(engine, cluster, school)
+    rows = _metric_rows(engine, metric, [year] if year else None, ids, group)
+    if group:
+        rows = rows[rows["student_group"] == group]
+    keys = ["school_year", "metric", "student_group"]
+    parts = []
+    if school is not None or cluster is not None:
+        school_rows = add_rate_columns(rows).merge(schools[["school_id", "cluster"]], on="school_id", how="left")
+        parts.append(school_rows)
+    if school is None:
+        with_cluster = rows.merge(schools[["school_id", "cluster"]], on="school_id")
+        pooled = pooled_rates(with_cluster, ["cluster", *keys])
+        pooled["school_id"] = "cluster:" + pooled["cluster"]
+        parts.append(pooled)
+        if cluster is None:
+            district = pooled_rates(rows, keys)
+            district["school_id"] = "district"
+            parts.append(district)
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=RATE_COLUMNS)
+    extra = [c for c in ("cluster", "n_schools", "n_rows_left_out") if c in out]
+    return out[RATE_COLUMNS + extra].sort_values(["school_id", "school_year", "metric", "student_group"],
+                                                  ignore_index=True)
+
+
+def gaps_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
+              metric: str | None = None, group: str | None = None, reference: str = "others") -> pd.DataFrame:
+    """Gaps of each group against the reference, with change since the previous year and its test."""
+    _, ids = _scope(engine, cluster, school)
+    rows = _metric_rows(engine, metric, None, ids)  # every year: the change needs the year before
+    if reference == "district_all" and ids is not None:
+        everyone = _metric_rows(engine, metric, None, None)
+        table = gap_table(everyone, reference, _directions(engine))
+        table = table[table["school_id"].isin(ids)]
+    else:
+        table = gap_table(rows, reference, _directions(engine))
+    if year:
+        table = table[table["school_year"] == year]
+    if group:
+        table = table[table["student_group"] == group]
+    return table.reset_index(drop=True)
+
+
+def status_change_view(engine: Engine, year: int | None = None, cluster: str | None = None,
+                       school: str | None = None, metric: str | None = None, group: str | None = None,
+                       settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """Status (this year's value), change from last year, levels and colour per school x group x metric."""
+    schools, ids = _scope(engine, cluster, school)
+    years = storage.available_years(engine)
+    if not years:
+        return pd.DataFrame(columns=STATUS_COLUMNS)
+    year = year or years[-1]
+    rows = _metric_rows(engine, metric, [year - 1, year], ids)
+    rows = add_rate_columns(rows) if not rows.empty else rows
+    if group:
+        rows = rows[rows["student_group"] == group]
+    level_of = dict(zip(schools["school_id"], schools["level"], strict=True))
+    out = status_change(rows[rows["school_year"] == year], rows[rows["school_year"] == year - 1], level_of,
+                        _directions(engine), settings)
+    return out.sort_values(["school_id", "metric", "student_group"], ignore_index=True)
+
+
+def disproportionality_view(engine: Engine, year: int | None = None, cluster: str | None = None,
+                            school: str | None = None, metric: str | None = None, group: str | None = None,
+                            settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """Risk ratios for every school in the district (the alternate ratio needs them), then filtered."""
+    _, ids = _scope(engine, cluster, school)
+    table = disproportionality(storage.load_discipline(engine), settings)
+    if ids is not None:
+        table = table[table["school_id"].isin(ids)]
+    if year:
+        table = table[table["school_year"] == year]
+    if group:
+        table = table[table["student_group"] == group]
+    return table[DISPRO_COLUMNS].reset_index(drop=True)
+
+
+def rp_impact_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
+                   metric: str | None = None, group: str | None = None,
+                   settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """The difference-in-differences summary (district-wide; a cluster's schools when a cluster is given)."""
+    schools, ids = _scope(engine, cluster, None)
+    discipline = storage.load_discipline(engine, school_ids=ids)
+    return rp_impact(schools, discipline, settings).summary[SUMMARY_COLUMNS]
+
+
+def run_chart_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
+                   metric: str | None = None, group: str | None = None) -> pd.DataFrame:
+    """Monthly incidents (suspensions when `metric` is `suspension_rate`) with median and signals."""
+    _, ids = _scope(engine, cluster, school)
+    incidents = storage.load_incidents(engine, school_ids=ids)
+    actions = ["ISS", "OSS"] if metric == "suspension_rate" else None
+    label = school or (f"cluster:{cluster}" if cluster else "district")
+    series = monthly_incident_series(incidents, actions=actions, label=label)
+    if year and not series.empty:
+        start, end = pd.Timestamp(f"{year - 1}-08-01"), pd.Timestamp(f"{year}-07-31")
+        series = series[(series["period"] >= start) & (series["period"] <= end)]
+    if series.empty:
+        return pd.DataFrame(columns=RUN_COLUMNS)
+    chart = run_chart(series[["period", "value"]])
+    chart.insert(0, "school_id", label)
+    chart["period"] = chart["period"].dt.strftime("%Y-%m")
+    return chart[RUN_COLUMNS]
+
+
+_BUILDERS = {
+    "rates": rates_view,
+    "gaps": gaps_view,
+    "status-change": status_change_view,
+    "disproportionality": disproportionality_view,
+    "rp-impact": rp_impact_view,
+    "run-chart": run_chart_view,
+}
+
+
+def build_view(engine: Engine, name: str, *, year: int | None = None, cluster: str | None = None,
+               school: str | None = None, metric: str | None = None, group: str | None = None,
+               public: bool = False, settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """The table behind a view by its CLI name; `public` applies the privacy rules."""
+    if name not in _BUILDERS:
+        raise ViewError(f"unknown view {name!r}; use one of {', '.join(VIEWS)}")
+    table = _BUILDERS[name](engine, year=year, cluster=cluster, school=school, metric=metric, group=group)
+    if name == "gaps":
+        table = table[GAP_COLUMNS + ["numerator", "denominator", "ref_num", "ref_den"]]
+    if name == "status-change" and not public:
+        table = table.drop(columns=["denominator"])
+    if public:
+        table = suppress_view(name, table, settings)
+        if name in ("gaps",):
+            table = table.drop(columns=["ref_num", "ref_den"])
+        if name == "status-change":
+            table = table.drop(columns=["denominator"])
+    return table.replace({np.inf: np.nan})
