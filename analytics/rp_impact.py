@@ -54,8 +54,9 @@ def outcome_panel(schools: pd.DataFrame, discipline: pd.DataFrame) -> pd.DataFra
     """School x year outcomes: suspension rate, OSS days per 100, Black/White and SWD risk ratios."""
     full, _ = discipline_with_all(discipline)
     full = full.assign(_susp=suspension_counts(full))
-    wide = full.pivot_table(index=["school_id", "school_year"], columns="student_group",
-                            values=["enrolled", "_susp", "oss_days"], aggfunc="sum")
+    values = [c for c in ("enrolled", "_susp", "oss_days") if c in full]
+    wide = full.pivot_table(index=["school_id", "school_year"], columns="student_group", values=values,
+                            aggfunc="sum", dropna=False)
 
     def col(value: str, group: str) -> pd.Series:
         return wide[(value, group)] if (value, group) in wide.columns else pd.Series(np.nan, index=wide.index)

@@ -17,7 +17,6 @@ from analytics import storage
 from analytics.demo import build_demo
 from analytics.importer import import_files, validate_bytes
 
-
 NO_LIMIT = 1 << 40
 
 
@@ -31,7 +30,7 @@ def measure(n_schools: int, workdir: Path) -> dict:
         data = path.read_bytes()
         read = best_of(lambda p=path: pd.read_csv(p))
 
-        def fresh_import(p=path):
+        def fresh_import(table=table):
             db = workdir / f"bench-{n_schools}-{table}.db"
             for f in workdir.glob(db.name + "*"):
                 f.unlink()
