@@ -93,3 +93,49 @@ def run_chart(table: pd.DataFrame, cycles: pd.DataFrame | None = None, title: st
             x="start:T", y=alt.value(8), text="change_idea:N")
         layers += [spans, labels]
     return alt.layer(*layers, line, median, points).properties(title=title, height=300)
+
+
+def gap_band_trend(table: pd.DataFrame, metric_label: str) -> alt.Chart:
+    """Pooled gaps to all other students by year with 95% interval bands, one colour per group."""
+    data = table.assign(group=lambda d: d["student_group"].map(group_label))
+    colour = alt.Color("group:N", title="Group", scale=alt.Scale(range=OKABE_ITO))
+    base = alt.Chart(data).encode(x=alt.X("school_year:O", title="School year (ending)"), color=colour)
+    band = base.mark_area(opacity=0.15).encode(y=alt.Y("gap_low:Q", title="Gap vs all other students (points)"),
+                                               y2="gap_high:Q")
+    line = base.mark_line(point=True).encode(
+        y="gap:Q", tooltip=["group:N", "school_year:O", alt.Tooltip("gap:Q", format="+.1f", title="Gap (pts)"),
+                            alt.Tooltip("gap_low:Q", format="+.1f", title="95% low"),
+                            alt.Tooltip("gap_high:Q", format="+.1f", title="95% high"),
+                            alt.Tooltip("n:Q", format=",", title="Students in group")])
+    zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="#333").encode(y="y:Q")
+    return alt.layer(band, zero, line).properties(
+        title=alt.TitleParams(f"{metric_label}: gap to all other students",
+                              subtitle="Pooled from counts; band = 95% interval; below 0 = group trails."),
+        height=320)
+
+
+def status_grid_clickable(table: pd.DataFrame, title: str) -> alt.Chart:
+    """The status grid with a point selection (`cell`) on status and change levels."""
+    pick = alt.selection_point(name="cell", fields=["status_level", "change_level"], on="click")
+    return _grid_with(table, title, pick)
+
+
+def _grid_with(table: pd.DataFrame, title: str, pick) -> alt.Chart:
+    data = table[(table["status_level"] != "") & (table["change_level"] != "")]
+    counts = data.groupby(["status_level", "change_level", "color"], as_index=False).size()
+    base = alt.Chart(counts).encode(
+        x=alt.X("change_level:N", sort=list(reversed(CHANGE_LEVELS)), title="Change from last year",
+                scale=alt.Scale(domain=list(reversed(CHANGE_LEVELS))), axis=alt.Axis(labelAngle=0, labelLimit=110)),
+        y=alt.Y("status_level:N", sort=list(reversed(STATUS_LEVELS)), title="Status this year",
+                scale=alt.Scale(domain=list(reversed(STATUS_LEVELS)))),
+    )
+    cells = base.mark_rect(stroke="white", strokeWidth=2, cursor="pointer").encode(
+        color=alt.Color("color:N", title="Colour", scale=alt.Scale(domain=list(GRID_COLOURS),
+                                                                  range=list(GRID_COLOURS.values()))),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45)),
+        tooltip=["status_level:N", "change_level:N", "color:N", alt.Tooltip("size:Q", title="Count")],
+    ).add_params(pick)
+    text = base.mark_text(fontSize=15, fontWeight="bold").encode(text="size:Q")
+    return alt.layer(cells, text).properties(title=alt.TitleParams(
+        title, subtitle="Count of school student groups per cell; grey = no colour (n < 30 or not rated). "
+                        "Click a cell to list them."), height=300)

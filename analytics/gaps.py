@@ -123,3 +123,29 @@ def gap_table(rows: pd.DataFrame, reference: str = "others", higher_is_better: d
         default="no significant change",
     )
     return out[GAP_COLUMNS + ["numerator", "denominator", "ref_num", "ref_den", "previous_year"]]
+
+
+def pooled_gap_trend(rows: pd.DataFrame, z: float = 1.959964) -> pd.DataFrame:
+    """Each group's pooled gap to all other students, by year, over the schools in `rows`.
+
+    Counts are pooled across schools (group and ALL-minus-group), so the gap is a difference of two
+    pooled proportions; its 95% interval is the Wald interval of a difference of independent
+    proportions. Returns school_year, student_group, value, reference_value, gap, gap_low, gap_high, n.
+    """
+    groups = rows[rows["student_group"] != "ALL"]
+    all_rows = rows[rows["student_group"] == "ALL"][KEYS + ["numerator", "denominator"]]
+    merged = groups.merge(all_rows, on=KEYS, suffixes=("", "_all")).dropna(
+        subset=["numerator", "denominator", "numerator_all", "denominator_all"])
+    merged["ref_num"] = merged["numerator_all"] - merged["numerator"]
+    merged["ref_den"] = merged["denominator_all"] - merged["denominator"]
+    pooled = merged.groupby(["school_year", "student_group"], as_index=False)[
+        ["numerator", "denominator", "ref_num", "ref_den"]].sum()
+    pooled = pooled[(pooled["denominator"] > 0) & (pooled["ref_den"] > 0)]
+    p1 = pooled["numerator"] / pooled["denominator"]
+    p2 = pooled["ref_num"] / pooled["ref_den"]
+    se = np.sqrt(p1 * (1 - p1) / pooled["denominator"] + p2 * (1 - p2) / pooled["ref_den"])
+    pooled["value"], pooled["reference_value"] = 100 * p1, 100 * p2
+    pooled["gap"] = pooled["value"] - pooled["reference_value"]
+    pooled["gap_low"], pooled["gap_high"] = pooled["gap"] - 100 * z * se, pooled["gap"] + 100 * z * se
+    pooled["n"] = pooled["denominator"]
+    return pooled[["school_year", "student_group", "value", "reference_value", "gap", "gap_low", "gap_high", "n"]]

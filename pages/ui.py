@@ -157,11 +157,12 @@ def url_choice(label: str, key: str, options: Sequence, default, *, format_func:
         not_found(f"{what or label} “{raw}” was not found.", options=[format_func(o) for o in options])
     wanted = raw if raw in texts else str(default)
     index = texts.index(wanted) if wanted in texts else 0
-    widget_key = f"url_{key}"
-    if widget_key in st.session_state and str(st.session_state[widget_key]) != wanted and raw is not None:
-        st.session_state[widget_key] = options[index]  # the URL changed under the widget (deep link)
-    value = (container or st).selectbox(label, options, index=index, key=widget_key, format_func=format_func)
-    st.query_params[key] = str(value)
+    widget_key, seen_key = f"url_{key}", f"url_seen_{key}"
+    url_changed = raw is not None and raw != st.session_state.get(seen_key)  # a deep link or a drill-down
+    if url_changed or st.session_state.get(widget_key) not in options:
+        st.session_state[widget_key] = options[index]
+    value = (container or st).selectbox(label, options, key=widget_key, format_func=format_func)
+    st.query_params[key] = st.session_state[seen_key] = str(value)
     return value
 
 

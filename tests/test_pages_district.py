@@ -126,3 +126,12 @@ def test_pages_work_on_a_thin_real_district(tmp_path, monkeypatch):
     assert any("coordinates" in i.value for i in at.info)
     _run("cluster", cluster="County 1")
     _run("school", school="0003")
+
+
+def test_changing_a_filter_updates_the_url_and_sticks(on_demo):
+    at = _run("overview", year="2025", metric="read_proficient")
+    at.selectbox(key="url_year").select("2023").run()
+    assert at.query_params["year"] == ["2023"] or at.query_params["year"] == "2023"
+    at.run()
+    assert at.selectbox(key="url_year").value == "2023"
+    assert _metric(at, "Reading proficient") == f"{_pooled(on_demo, 'read_proficient', 2023, 'ALL'):.1f}%"

@@ -1,0 +1,186 @@
+"""`/discipline`: rates, disproportionality, restorative-practices impact, run charts (URL: cluster, school,
+year, group)."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from analytics import charts_equity, storage
+from analytics.catalog import STUDENT_GROUPS, group_label
+from analytics.derived import discipline_with_all
+from analytics.disproportionality import OUTCOMES, disproportionality
+from analytics.findings import rate_change_finding
+from analytics.rp_impact import OUTCOME_LABELS, rp_impact
+from analytics.run_charts import attach_cycles, monthly_incident_series, run_chart
+from pages import ui
+
+st.title("Discipline and restorative practices")
+schools = ui.schools()
+all_discipline = ui.discipline()
+if all_discipline.empty:
+    st.info("No discipline data yet. Import a discipline file on the Data page.")
+    st.stop()
+years = sorted(all_discipline["school_year"].unique().tolist())
+
+cols = st.columns(4)
+clusters = ["all", *sorted(schools["cluster"].dropna().unique())]
+cluster = ui.url_choice("Cluster", "cluster", clusters, "all", container=cols[0],
+                        format_func=lambda c: "Whole district" if c == "all" else c)
+in_cluster = schools if cluster == "all" else schools[schools["cluster"] == cluster]
+school_names = dict(zip(in_cluster["school_id"], in_cluster["school_name"], strict=True))
+school = ui.url_choice("School", "school", ["all", *sorted(school_names, key=school_names.get)], "all",
+                       container=cols[1], format_func=lambda s: "All schools" if s == "all" else school_names[s])
+year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]), container=cols[2],
+                         format_func=lambda y: f"{int(y) - 1}-{str(y)[-2:]}"))
+groups = [g for g in STUDENT_GROUPS if g != "ALL" and g in set(all_discipline["student_group"])]
+group = ui.url_choice("Group for risk ratios", "group", groups, "BL" if "BL" in groups else groups[0],
+                      container=cols[3], format_func=group_label)
+scope_ids = [school] if school != "all" else in_cluster["school_id"].tolist()
+scope_name = school_names.get(school) if school != "all" else ("the district" if cluster == "all" else cluster)
+
+
+@ui.cached
+def discipline_views(version: int, cluster: str):
+    """Disproportionality for every school (the alternate ratio needs the district) and RP impact."""
+    data = ui.discipline()
+    members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
+    impact = rp_impact(members, data[data["school_id"].isin(members["school_id"])])
+    return disproportionality(data), impact
+
+
+dispro, impact = discipline_views(ui.data_version(), cluster)
+full, derived_all = discipline_with_all(all_discipline[all_discipline["school_id"].isin(scope_ids)])
+has = {c: full[c].notna().any() for c in ("students_iss", "students_oss", "students_expelled", "law_referrals",
+                                          "oss_days")}
+
+# --- findings ---------------------------------------------------------------------------------------
+st.subheader("Findings")
+all_rows = full[full["student_group"] == "ALL"]
+susp = all_rows["students_suspended"].fillna(all_rows.get("students_oss"))
+by_year = all_rows.assign(s=susp).groupby("school_year")[["s", "enrolled"]].sum()
+lines = []
+if year in by_year.index and (year - 1) in by_year.index:
+    lines.append(rate_change_finding(f"Suspension rate in {scope_name}", by_year.loc[year - 1, "s"],
+                                     by_year.loc[year - 1, "enrolled"], by_year.loc[year, "s"],
+                                     by_year.loc[year, "enrolled"], higher_is_better=False))
+flags = dispro[dispro["flagged"] & dispro["school_id"].isin(scope_ids) & (dispro["school_year"] == year)]
+lines.append(f"{flags['school_id'].nunique()} school(s) in {scope_name} have a group with a suspension-type risk "
+             f"ratio of 3.0 or more in each of the last 3 years (Maryland's rule)." if len(flags) else
+             f"No group in {scope_name} meets the 3-year risk-ratio rule (3.0 or more in 3 consecutive years).")
+lines.append(impact.statement)
+st.markdown("\n".join(f"- {line}" for line in lines))
+if len(derived_all):
+    st.caption(f"{len(derived_all)} school-year(s) had no ALL row: ALL was summed from the race/ethnicity rows.")
+missing = [name for name, ok in (("ISS/OSS split", has["students_iss"] and has["students_oss"]),
+                                 ("expulsions", has["students_expelled"]), ("law referrals", has["law_referrals"]),
+                                 ("OSS days", has["oss_days"])) if not ok]
+if missing:
+    st.info(f"This district's files have no {', '.join(missing)}: those views are left out.")
+
+# --- rates by group -----------------------------------------------------------------------------------
+st.subheader(f"Rates by group, {year - 1}-{str(year)[-2:]}")
+current = full[full["school_year"] == year]
+outcome_cols = {"suspension": "students_suspended", **{k: v for k, v in OUTCOMES.items() if v}}
+rates = []
+for outcome, column in outcome_cols.items():
+    if column not in current or not current[column].notna().any():
+        continue
+    counted = current.dropna(subset=[column])
+    pooled = counted.groupby("student_group")[[column, "enrolled"]].sum()
+    rates.append(pd.DataFrame({"group": pooled.index, "outcome": outcome,
+                               "rate": 100 * pooled[column] / pooled["enrolled"], "students": pooled[column],
+                               "enrolled": pooled["enrolled"]}))
+rate_table = pd.concat(rates, ignore_index=True) if rates else pd.DataFrame()
+if not rate_table.empty:
+    wide = rate_table.pivot(index="group", columns="outcome", values="rate")
+    wide["enrolled"] = rate_table.groupby("group")["enrolled"].max()
+    wide = wide.reindex([g for g in STUDENT_GROUPS if g in wide.index])
+    wide.index = wide.index.map(group_label)
+    small = wide["enrolled"] < 10
+    wide.loc[small, wide.columns.difference(["enrolled"])] = np.nan
+    st.dataframe(wide, width="stretch", column_config={
+        c: st.column_config.NumberColumn(f"{c.replace('_', ' ')} (%)", format="%.2f")
+        for c in wide.columns if c != "enrolled"} | {"enrolled": st.column_config.NumberColumn(format="localized")})
+    st.caption("Rate = students with the outcome / students enrolled, pooled over the schools in scope. Groups "
+               "under 10 students are not shown.")
+
+# --- risk ratios --------------------------------------------------------------------------------------
+st.subheader("Risk ratios (suspension)")
+scope_dispro = dispro[dispro["school_id"].isin(scope_ids) & (dispro["school_year"] == year)
+                      & (dispro["outcome"] == "suspension")]
+if school != "all":
+    data = scope_dispro.copy()
+    if data["risk_ratio"].notna().any():
+        st.altair_chart(charts_equity.risk_ratio_bars(data, title=f"Suspension risk ratios, {scope_name}"),
+                        width="stretch")
+    too_small = data[data["ratio_type"] == "none"]["student_group"].map(group_label).tolist()
+    if too_small:
+        st.caption("Too small to compute (fewer than 30 enrolled or 10 suspended): " + ", ".join(too_small) + ".")
+else:
+    data = scope_dispro[scope_dispro["student_group"] == group].dropna(subset=["risk_ratio"])
+    data = data.assign(school=data["school_id"].map(schools.set_index("school_id")["school_name"]))
+    top = data.sort_values("risk_ratio", ascending=False).head(25).assign(student_group=data["school"])
+    if top.empty:
+        st.info(f"No school in {scope_name} has enough {group_label(group)} students to compute a ratio.")
+    else:
+        st.altair_chart(charts_equity.risk_ratio_bars(
+            top.rename(columns={"student_group": "_g"}).assign(student_group=top["school"]),
+            title=f"{group_label(group)} suspension risk ratio by school (highest 25)"), width="stretch")
+    none = int((scope_dispro["student_group"].eq(group) & scope_dispro["ratio_type"].eq("none")).sum())
+    st.caption(f"Dashed line: the 3.0 threshold. Orange bars are alternate ratios (district comparison group). "
+               f"{none} school(s) have too few {group_label(group)} students to compute a ratio.")
+
+# --- flags --------------------------------------------------------------------------------------------
+st.subheader("Flagged: 3.0 or more in 3 consecutive years")
+if flags.empty:
+    st.write("None in scope.")
+else:
+    names = schools.set_index("school_id")["school_name"]
+    for (sid, g), rows in flags.groupby(["school_id", "student_group"]):
+        outcomes = ", ".join(f"{o} ({r:.1f})" for o, r in zip(rows["outcome"], rows["risk_ratio"], strict=True))
+        ui.link(f"{names.get(sid, sid)} · {group_label(g)} · {outcomes}", "pages/school.py", school=sid, year=year)
+
+# --- composition --------------------------------------------------------------------------------------
+with st.expander("Composition: each group's share of suspended students vs its share of enrolment"):
+    comp = current[current["student_group"] != "ALL"].groupby("student_group")[
+        ["students_suspended", "enrolled"]].sum()
+    totals = current[current["student_group"] == "ALL"][["students_suspended", "enrolled"]].sum()
+    comp = pd.DataFrame({"share of suspended (%)": 100 * comp["students_suspended"] / totals["students_suspended"],
+                         "share of enrolled (%)": 100 * comp["enrolled"] / totals["enrolled"]})
+    comp.index = comp.index.map(group_label)
+    st.dataframe(comp.round(1), width="stretch")
+
+# --- restorative practices impact ----------------------------------------------------------------------
+st.subheader("Restorative-practices impact")
+if impact.summary.empty or not np.isfinite(impact.summary["estimate"].iloc[0]):
+    st.info(impact.statement)
+else:
+    events = impact.event_study[impact.event_study["outcome"] == "suspension_rate"]
+    left, right = st.columns([3, 2])
+    left.altair_chart(charts_equity.event_study(events), width="stretch")
+    summary = impact.summary.assign(outcome=impact.summary["outcome"].map(OUTCOME_LABELS))
+    right.dataframe(summary[["outcome", "estimate", "ci_low", "ci_high", "p_value", "n_rp_schools",
+                             "n_comparison_schools"]], hide_index=True, width="stretch",
+                    column_config={c: st.column_config.NumberColumn(format="%.2f")
+                                   for c in ("estimate", "ci_low", "ci_high")} |
+                    {"p_value": st.column_config.NumberColumn("p (permutation)", format="%.3f")})
+    right.caption(impact.summary["method"].iloc[0] + ". Pre-start estimates (left of -1) check the parallel-trends "
+                  "assumption: they should sit near zero.")
+
+# --- run chart ----------------------------------------------------------------------------------------
+st.subheader("Run chart: suspensions per month")
+incidents = storage.load_incidents(ui.engine(), school_ids=scope_ids)
+if incidents.empty:
+    st.info("No student-level incident file has been imported for these schools, so there is no monthly series.")
+else:
+    series = monthly_incident_series(incidents, actions=["ISS", "OSS"], label=str(scope_name))
+    chart = run_chart(series[["period", "value"]])
+    cycles = storage.load_cycles(ui.engine(), school_ids=scope_ids) if school != "all" else pd.DataFrame()
+    spans = attach_cycles(chart, cycles[cycles["metric"] == "suspension_rate"]) if not cycles.empty else None
+    st.altair_chart(charts_equity.run_chart(chart, spans, title=f"Suspensions (ISS + OSS) per month, {scope_name}"),
+                    width="stretch")
+    signals = chart[chart["signal"] != ""]
+    st.caption(f"Median {chart['median'].iloc[0]:.0f} per month. "
+               + (f"{len(signals)} point(s) are part of a shift (6+ on one side of the median) or a trend (5+ rising "
+                  "or falling)." if len(signals) else "No shift or trend signal: the variation looks like noise.")
+               + (" Shaded: PDSA cycles." if spans is not None and len(spans) else ""))

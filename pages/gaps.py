@@ -1,0 +1,144 @@
+"""`/gaps`: growth gaps, the status-and-change grid and gap trends (URL: level, cluster, metric, year)."""
+
+import streamlit as st
+
+from analytics import charts_equity
+from analytics.catalog import SCHOOL_LEVELS, group_label
+from analytics.gaps import REFERENCES, gap_table, pooled_gap_trend
+from analytics.rates import add_rate_columns
+from analytics.status_change import status_change
+from pages import ui
+
+st.title("Growth gaps")
+schools = ui.schools()
+years, metrics = ui.years(), ui.metric_ids()
+if not years or not metrics:
+    st.info("No data yet. Import metrics on the Data page.")
+    st.stop()
+
+cols = st.columns([1, 1, 2, 2])
+levels = ["all", *[lv for lv in SCHOOL_LEVELS if lv in set(schools["level"])]]
+level = ui.url_choice("Level", "level", levels, "all", container=cols[0],
+                      format_func=lambda v: "All levels" if v == "all" else SCHOOL_LEVELS.get(v, v))
+year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]), container=cols[1],
+                         format_func=lambda y: f"{int(y) - 1}-{str(y)[-2:]}"))
+default_metric = "math_growth" if "math_growth" in metrics else metrics[0]
+metric = ui.url_choice("Metric", "metric", metrics, default_metric, format_func=ui.metric_label, container=cols[2])
+clusters = ["all", *sorted(schools["cluster"].dropna().unique())]
+cluster = ui.url_choice("Cluster", "cluster", clusters, "all", container=cols[3],
+                        format_func=lambda c: "Whole district" if c == "all" else c)
+reference_names = {"others": "All other students in the school", "district_all": "District, all students",
+                   "best_group": "Best-performing group in the school", "target": "The school's target"}
+reference = st.radio("Compare each group with", REFERENCES, format_func=reference_names.get, horizontal=True,
+                     key="gap_reference")
+
+scope = schools
+if level != "all":
+    scope = scope[scope["level"] == level]
+if cluster != "all":
+    scope = scope[scope["cluster"] == cluster]
+label = ui.metric_label(metric)
+catalog = ui.metric_catalog()
+higher = {m: bool(v) for m, v in catalog["higher_is_better"].items()}
+
+
+@ui.cached
+def gap_views(version: int, metric: str, year: int, reference: str, school_ids: tuple[str, ...]):
+    """Gap table for the year, pooled gap trend and status-and-change rows for the schools in scope."""
+    rows = ui.metric_rows(metric)
+    everyone = rows if reference == "district_all" else rows[rows["school_id"].isin(school_ids)]
+    gaps = gap_table(everyone, reference, higher)
+    gaps = gaps[(gaps["school_year"] == year) & gaps["school_id"].isin(school_ids)]
+    in_scope = rows[rows["school_id"].isin(school_ids)]
+    trend = pooled_gap_trend(in_scope)
+    current = add_rate_columns(in_scope[in_scope["school_year"] == year]) if len(in_scope) else in_scope
+    previous = in_scope[in_scope["school_year"] == year - 1]
+    grid = status_change(current, previous, dict(zip(schools["school_id"], schools["level"], strict=True)), higher)
+    return gaps, trend, grid
+
+
+gaps, trend, grid = gap_views(ui.data_version(), metric, year, reference, tuple(scope["school_id"]))
+names = schools.set_index("school_id")["school_name"]
+
+# --- findings ---------------------------------------------------------------------------------------
+st.subheader("Findings")
+tested = gaps[gaps["trend"].isin(["closing", "widening", "no significant change"])]
+counts = tested["trend"].value_counts()
+scope_text = f"{'the district' if cluster == 'all' else cluster}{'' if level == 'all' else f' ({level})'}"
+lines = [f"Across {len(scope)} schools in {scope_text}, {len(tested):,} school student groups could be tested for "
+         f"{label.lower()} in {year - 1}-{str(year)[-2:]}: {counts.get('closing', 0)} gaps closing, "
+         f"{counts.get('widening', 0)} widening, {counts.get('no significant change', 0)} with no significant "
+         "change (z-test for the change in the gap; closing or widening only when p < 0.05)."]
+small = int((gaps["trend"] == "too small to test").sum())
+if small:
+    lines.append(f"{small:,} school groups were too small to test (an expected count under 5).")
+widest = gaps.dropna(subset=["gap"])
+widest = widest[widest["denominator"] >= 10]
+if not widest.empty:
+    sign = 1 if higher.get(metric, True) else -1
+    worst = widest.assign(s=widest["gap"] * sign).sort_values("s").iloc[0]
+    lines.append(f"Largest gap: {group_label(worst['student_group'])} at {names.get(worst['school_id'])}, "
+                 f"{worst['value']:.1f}% vs {worst['reference_value']:.1f}% ({worst['gap']:+.1f} points).")
+st.markdown("\n".join(f"- {line}" for line in lines))
+
+# --- status grid --------------------------------------------------------------------------------------
+left, right = st.columns([3, 2])
+with left:
+    if grid.empty or (grid["status_level"] == "").all():
+        st.info(f"No status-and-change cut points or no previous year for {label}.")
+        picked = []
+    else:
+        event = st.altair_chart(charts_equity.status_grid_clickable(grid, f"{label}: status and change, {year}"),
+                                on_select="rerun", key="status_grid", width="stretch")
+        picked = (event.selection.get("cell") or []) if event else []
+with right:
+    if picked:
+        cell = picked[0]
+        members = grid[(grid["status_level"] == cell["status_level"]) & (grid["change_level"] == cell["change_level"])]
+        st.markdown(f"**{cell['status_level']} status, {cell['change_level'].lower()}** — {len(members)} group(s)")
+        for _, row in members.head(40).iterrows():
+            ui.link(f"{names.get(row['school_id'], row['school_id'])} · {group_label(row['student_group'])} · "
+                    f"{row['status']:.1f}%", "pages/school.py", school=row["school_id"], year=year)
+    else:
+        colours = grid[grid["color"] != ""]["color"].value_counts()
+        st.markdown("**Colours in scope**")
+        st.dataframe(colours.rename_axis("Colour").reset_index(name="School groups"), hide_index=True)
+        st.caption("Cut points per metric and level are in the settings; groups under 30 students get no colour.")
+
+# --- gap trends ---------------------------------------------------------------------------------------
+st.subheader("Gap trends")
+groups_present = [g for g in trend["student_group"].unique()]
+default_groups = [g for g in ("BL", "HI", "FARMS", "EML", "SWD") if g in groups_present]
+chosen = st.multiselect("Groups", groups_present, default=default_groups or groups_present[:4],
+                        format_func=group_label, key="gap_groups")
+shown = trend[trend["student_group"].isin(chosen)]
+if shown["school_year"].nunique() > 1:
+    st.altair_chart(charts_equity.gap_band_trend(shown, label), width="stretch")
+else:
+    st.caption("Only one school year with counts: no trend to show.")
+
+# --- badges table -------------------------------------------------------------------------------------
+st.subheader("Gaps by school and group")
+badge = {"closing": "🟢 closing", "widening": "🔴 widening", "no significant change": "⚪ no significant change",
+         "too small to test": "too small to test", "": "no previous year"}
+table = gaps.assign(school=gaps["school_id"].map(names), group=gaps["student_group"].map(group_label),
+                    verdict=gaps["trend"].map(badge))
+table = table[table["denominator"].fillna(0) >= 10]
+st.dataframe(
+    table[["school", "group", "value", "reference_value", "gap", "gap_change", "p_value", "verdict"]]
+    .sort_values("gap", ascending=higher.get(metric, True)),
+    hide_index=True, width="stretch", height=360,
+    column_config={
+        "value": st.column_config.NumberColumn("Group (%)", format="%.1f"),
+        "reference_value": st.column_config.NumberColumn("Reference (%)", format="%.1f"),
+        "gap": st.column_config.NumberColumn("Gap (pts)", format="%+.1f"),
+        "gap_change": st.column_config.NumberColumn("Change since last year (pts)", format="%+.1f"),
+        "p_value": st.column_config.NumberColumn("p (z-test)", format="%.3f"),
+        "verdict": st.column_config.TextColumn("Trend"),
+    },
+)
+st.caption("A gap is called closing or widening only when its change is significant: a z-test for the "
+           "difference in differences of independent proportions (Wald standard error), p < 0.05. Groups "
+           "under 10 students are not shown.")
+if table.empty:
+    st.info("No school group in scope has 10 or more students with counts for this metric and year.")
