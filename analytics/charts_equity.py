@@ -31,10 +31,16 @@ def gap_trend(table: pd.DataFrame, metric_label: str) -> alt.Chart:
     return alt.layer(zero, lines).properties(title=f"{metric_label}: gaps by group", height=300)
 
 
+def _cell_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per grid cell: how many school groups fall in it and the cell's colour."""
+    data = table[(table["status_level"] != "") & (table["change_level"] != "")]
+    return data.groupby(["status_level", "change_level"], as_index=False).agg(
+        size=("color", "size"), color=("color", lambda c: next((x for x in c if x), "")))
+
+
 def status_grid(table: pd.DataFrame, title: str = "Status and change") -> alt.Chart:
     """Counts of school-groups in each of the 25 cells, coloured as DESIGN's grid."""
-    data = table[(table["status_level"] != "") & (table["change_level"] != "")]
-    counts = data.groupby(["status_level", "change_level", "color"], as_index=False).size()
+    counts = _cell_counts(table)
     base = alt.Chart(counts).encode(
         x=alt.X("change_level:N", sort=list(reversed(CHANGE_LEVELS)), title="Change from last year"),
         y=alt.Y("status_level:N", sort=list(reversed(STATUS_LEVELS)), title="Status this year"),
@@ -121,8 +127,7 @@ def status_grid_clickable(table: pd.DataFrame, title: str) -> alt.Chart:
 
 
 def _grid_with(table: pd.DataFrame, title: str, pick) -> alt.Chart:
-    data = table[(table["status_level"] != "") & (table["change_level"] != "")]
-    counts = data.groupby(["status_level", "change_level", "color"], as_index=False).size()
+    counts = _cell_counts(table)
     base = alt.Chart(counts).encode(
         x=alt.X("change_level:N", sort=list(reversed(CHANGE_LEVELS)), title="Change from last year",
                 scale=alt.Scale(domain=list(reversed(CHANGE_LEVELS))), axis=alt.Axis(labelAngle=0, labelLimit=110)),

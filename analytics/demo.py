@@ -193,6 +193,12 @@ def _make_metrics(rng: np.random.Generator, schools: pd.DataFrame, enrolled: pd.
         frame["denominator"] = denominator
         frames.append(frame[denominator > 0])
     metrics = pd.concat(frames, ignore_index=True)
+    # ALL counts are the sum of the race rows, as in a real file where every student has one race.
+    keys = ["school_id", "school_year", "metric"]
+    race_sums = metrics[metrics["student_group"].isin(_RACES)].groupby(keys)[["numerator", "denominator"]].sum()
+    is_all = metrics["student_group"] == "ALL"
+    summed = metrics.loc[is_all, keys].join(race_sums, on=keys)
+    metrics.loc[is_all, ["numerator", "denominator"]] = summed[["numerator", "denominator"]].to_numpy()
     metrics["value"] = (100.0 * metrics["numerator"] / metrics["denominator"]).round(4)
     # Targets (School Performance Plan) for ALL rows: last year's value moved 2 points the right way.
     higher = {m[0]: m[5] > 0 for m in _METRICS}

@@ -39,7 +39,9 @@ def _reference_counts(rows: pd.DataFrame, reference: str, higher_is_better: dict
         out["ref_num"] = out["a_num"] - out["numerator"]
         out["ref_den"] = out["a_den"] - out["denominator"]
         out = out.drop(columns=["a_num", "a_den"])
-        out.loc[~(out["ref_den"] > 0), ["ref_num", "ref_den"]] = np.nan
+        # Group counts must be a subset of ALL; where a file's counts are not, there is no "others".
+        invalid = ~(out["ref_den"] > 0) | (out["ref_num"] < 0) | (out["ref_num"] > out["ref_den"])
+        out.loc[invalid, ["ref_num", "ref_den"]] = np.nan
         out["reference_value"] = 100 * out["ref_num"] / out["ref_den"]
     elif reference == "district_all":
         counted = all_rows.dropna(subset=["numerator", "denominator"])
@@ -138,6 +140,7 @@ def pooled_gap_trend(rows: pd.DataFrame, z: float = 1.959964) -> pd.DataFrame:
         subset=["numerator", "denominator", "numerator_all", "denominator_all"])
     merged["ref_num"] = merged["numerator_all"] - merged["numerator"]
     merged["ref_den"] = merged["denominator_all"] - merged["denominator"]
+    merged = merged[(merged["ref_den"] > 0) & merged["ref_num"].between(0, merged["ref_den"])]
     pooled = merged.groupby(["school_year", "student_group"], as_index=False)[
         ["numerator", "denominator", "ref_num", "ref_den"]].sum()
     pooled = pooled[(pooled["denominator"] > 0) & (pooled["ref_den"] > 0)]

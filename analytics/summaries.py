@@ -88,7 +88,7 @@ def gaps_vs_others(rows: pd.DataFrame) -> pd.DataFrame:
     out = rows[rows["student_group"] != "ALL"].merge(all_rows, on=keys, how="left")
     others_num = out["all_num"] - out["numerator"]
     others_den = out["all_den"] - out["denominator"]
-    valid = (others_den > 0) & (others_num >= 0) & (out["denominator"] > 0)
+    valid = (others_den > 0) & (others_num >= 0) & (others_num <= others_den) & (out["denominator"] > 0)
     out["others_value"] = np.where(valid, 100 * others_num / others_den.where(others_den > 0), np.nan)
     out["gap"] = out["value"] - out["others_value"]
     out["p_value"] = [
