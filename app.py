@@ -1,22 +1,57 @@
-"""School Support & Improvement Dashboard: navigation shell (URL paths are DESIGN §4's)."""
+"""School Support & Improvement Dashboard: navigation shell (URL paths are DESIGN §4's).
+
+Three ways in: a read-only shared link (`share=` in the URL: only views inside its scope, privacy rules
+on, nothing to edit), a signed-in member of staff when sign-in is configured, or a local single editor.
+"""
 
 import streamlit as st
 
+from analytics.sharing import SCOPED_PAGES
+from pages import ui
+
 st.set_page_config(page_title="School Support & Improvement", page_icon=":material/school:", layout="wide")
 
-PAGES = {
-    "Browse": [
-        st.Page("pages/overview.py", title="District overview", icon=":material/map:", default=True),
-        st.Page("pages/cluster.py", title="Cluster", icon=":material/hub:", url_path="cluster"),
-        st.Page("pages/school.py", title="School", icon=":material/school:", url_path="school"),
-    ],
-    "Equity": [
-        st.Page("pages/gaps.py", title="Growth gaps", icon=":material/stacked_line_chart:", url_path="gaps"),
-        st.Page("pages/discipline.py", title="Discipline", icon=":material/gavel:", url_path="discipline"),
-    ],
-    "Manage": [
-        st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data"),
-    ],
-}
+BROWSE = [
+    st.Page("pages/overview.py", title="District overview", icon=":material/map:", default=True),
+    st.Page("pages/cluster.py", title="Cluster", icon=":material/hub:", url_path="cluster"),
+    st.Page("pages/school.py", title="School", icon=":material/school:", url_path="school"),
+]
+EQUITY = [
+    st.Page("pages/gaps.py", title="Growth gaps", icon=":material/stacked_line_chart:", url_path="gaps"),
+    st.Page("pages/discipline.py", title="Discipline", icon=":material/gavel:", url_path="discipline"),
+]
+MANAGE = [
+    st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data"),
+]
 
-st.navigation(PAGES).run()
+token = ui.share_token()
+if token:
+    grant, problem = ui.open_share(token)
+    if problem:
+        st.title("Shared link")
+        st.error(problem, icon=":material/link_off:")
+        st.stop()
+    # Every page stays registered (so URLs resolve the same way); the sidebar shows only in-scope links,
+    # each carrying the token.
+    page = st.navigation(BROWSE + EQUITY, position="hidden")
+    ui.viewer_nav(grant, SCOPED_PAGES[grant.kind])
+    ok, reason = grant.allows(page.url_path, dict(st.query_params), ui.schools())
+    if not ok:
+        st.title("Shared link")
+        st.error(reason, icon=":material/block:")
+        st.markdown(f"[Back to the shared view]({grant.view.lstrip('/') or '.'}"
+                    f"{'&' if '?' in grant.view else '?'}share={token})")
+        st.stop()
+    st.sidebar.info(f"Read-only shared view ({grant.scope.replace(':', ': ')}). Small groups are suppressed "
+                    f"(`*`). Link expires {grant.expires_at:%Y-%m-%d}.", icon=":material/visibility:")
+    page.run()
+else:
+    role = ui.staff_role()
+    sections = {"Browse": BROWSE, "Equity": EQUITY}
+    if role == "editor":
+        sections["Manage"] = MANAGE
+    page = st.navigation(sections)
+    if role == "editor":
+        with st.sidebar:
+            ui.share_button(page.url_path)
+    page.run()

@@ -118,10 +118,7 @@ st.subheader("Schools")
 by_school["flags"] = by_school.apply(flags, axis=1) if not by_school.empty else ""
 by_school["open"] = [ui.page_url("school", school=s, year=year) for s in by_school["school_id"]]
 table = by_school.sort_values("value", ascending=not higher_is_better, na_position="last").reset_index(drop=True)
-event = st.dataframe(
-    table[["school_name", "level", "value", "ci_low", "ci_high", "denominator", "target", "flags", "open"]],
-    hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="school_table",
-    column_config={
+school_config = {
         "school_name": st.column_config.TextColumn("School"),
         "level": st.column_config.TextColumn("Level"),
         "value": st.column_config.NumberColumn(f"{label} (%)", format="%.1f"),
@@ -131,8 +128,15 @@ event = st.dataframe(
         "target": st.column_config.NumberColumn("Target (%)", format="%.1f"),
         "flags": st.column_config.TextColumn("Flags"),
         "open": st.column_config.LinkColumn("Open", display_text="Open school →"),
-    },
-)
+}
+# The schools add up to the cluster figure above: one set for complementary suppression.
+shown, school_config = ui.public_table(
+    table[["school_name", "level", "value", "ci_low", "ci_high", "denominator", "target", "flags", "open"]]
+    .assign(_set=cluster), school_config, n_col="denominator", rate_cols=["value", "ci_low", "ci_high"],
+    derived_cols=["target", "flags"], sets=[["_set"]])
+shown = shown.drop(columns="_set")
+event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+                     key="school_table", column_config=school_config)
 chosen = event.selection.rows if event else []
 if chosen:
     ui.go("pages/school.py", school=table.loc[chosen[0], "school_id"], year=year)

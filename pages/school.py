@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics import charts_district as charts
-from analytics.catalog import STUDENT_GROUPS, group_label
+from analytics.catalog import RACE_GROUPS, STUDENT_GROUPS, group_label
 from analytics.findings import gap_finding, rate_change_finding
 from analytics.summaries import school_profile
 from pages import ui
@@ -89,11 +89,7 @@ show["School (%)"] = show["value"]
 show["note"] = np.where(small & show["denominator"].notna(), "n < 10: not shown", "")
 show["group_order"] = show["student_group"].map({g: i for i, g in enumerate(STUDENT_GROUPS)})
 show = show.sort_values(["metric", "group_order"])
-st.dataframe(
-    show[["Metric", "Group", "School (%)", "ci_low", "ci_high", "denominator", "district_value", "vs_district",
-          "target", "gap", "note"]],
-    hide_index=True, width="stretch", height=420,
-    column_config={
+profile_config = {
         "ci_low": st.column_config.NumberColumn("95% CI low", format="%.1f"),
         "ci_high": st.column_config.NumberColumn("95% CI high", format="%.1f"),
         "School (%)": st.column_config.NumberColumn(format="%.1f"),
@@ -103,8 +99,15 @@ st.dataframe(
         "target": st.column_config.NumberColumn("Target (%)", format="%.1f"),
         "gap": st.column_config.NumberColumn("Gap vs other students (pts)", format="%+.1f"),
         "note": st.column_config.TextColumn("Note"),
-    },
-)
+}
+# Race groups add up to All students: one set per metric for complementary suppression.
+in_race_set = show["student_group"].isin([*RACE_GROUPS, "ALL"])
+show["_set"] = show["metric"].where(in_race_set, show["metric"] + ":" + show["student_group"])
+shown, profile_config = ui.public_table(
+    show[["Metric", "Group", "School (%)", "ci_low", "ci_high", "denominator", "district_value", "vs_district",
+          "target", "gap", "note", "_set"]], profile_config, n_col="denominator",
+    rate_cols=["School (%)", "ci_low", "ci_high"], derived_cols=["vs_district", "gap"], sets=[["_set"]])
+st.dataframe(shown.drop(columns="_set"), hide_index=True, width="stretch", height=420, column_config=profile_config)
 st.caption("District values are pooled from counts. Gaps compare a group with all other students of this school "
            "(two-proportion test). Groups with fewer than 10 students are not shown.")
 

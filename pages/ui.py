@@ -8,7 +8,7 @@ an import is visible at once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pandas as pd
 import streamlit as st
@@ -18,6 +18,36 @@ from streamlit.errors import StreamlitAPIException
 from analytics import catalog, storage
 from analytics.derived import metrics_with_suspension
 from analytics.findings import format_p as fmt_p  # noqa: F401 - re-exported for pages
+
+
+def _leave_legacy_pages_mode() -> None:
+    """Never serve `pages/*.py` as legacy multipage scripts.
+
+    Streamlit starts an app that has a `pages/` folder in its legacy mode until `st.navigation` has
+    run once; a deep link opened first after a restart would then run a page script without the shell
+    in app.py (and so without its shared-link and sign-in checks). The first script run that imports
+    this module switches the process to `st.navigation` mode and reruns.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if not PagesManager.uses_pages_directory or ctx is None:
+        return
+    PagesManager.uses_pages_directory = False
+    try:  # rerun by page name so the deep link's page is kept (its legacy page hash means nothing now)
+        from streamlit.commands.execution_control import _force_yield_point
+        from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
+
+        name = ctx.pages_manager.intended_page_name or ""
+        ctx.script_requests.request_rerun(RerunData(query_string=ctx.query_string, page_name=name,
+                                                    context_info=ctx.context_info))
+        _force_yield_point()
+    except (ImportError, AttributeError, TypeError):
+        st.rerun()
+
+
+_leave_legacy_pages_mode()
 
 
 @st.cache_resource(show_spinner="Preparing the database…")
@@ -173,7 +203,12 @@ def not_found(message: str, *, options: Sequence[str] = ()) -> None:
         shown = ", ".join(list(options)[:12]) + (" …" if len(options) > 12 else "")
         st.caption(f"Available: {shown}")
     # A plain link that resets every filter (the current page may be the overview itself).
-    st.markdown("[:material/arrow_back: Back to the district overview](./)")
+    grant = st.session_state.get("share_grant") if is_public() else None
+    if grant is not None:
+        sep = "&" if "?" in grant.view else "?"
+        st.markdown(f"[:material/arrow_back: Back to the shared view](.{grant.view}{sep}share={share_token()})")
+    else:
+        st.markdown("[:material/arrow_back: Back to the district overview](./)")
     st.stop()
 
 
@@ -184,7 +219,7 @@ PAGE_PATHS = {"pages/overview.py": "", "pages/cluster.py": "cluster", "pages/sch
 
 def link(label: str, page: str, icon: str | None = None, **params) -> None:
     """A real link (an `<a href>`) to a view, so keyboard and screen-reader users can drill too."""
-    query = {k: str(v) for k, v in params.items() if v is not None}
+    query = _with_share({k: str(v) for k, v in params.items() if v is not None})
     try:
         st.page_link(page, label=label, icon=icon, query_params=query)
     except StreamlitAPIException:  # page run on its own (no navigation): a plain link does the same
@@ -217,7 +252,7 @@ def page_url(path: str, **params) -> str:
 
 def go(page: str, **params) -> None:
     """Drill down: switch page carrying the view's parameters."""
-    st.switch_page(page, query_params={k: str(v) for k, v in params.items() if v is not None})
+    st.switch_page(page, query_params=_with_share({k: str(v) for k, v in params.items() if v is not None}))
 
 
 def fmt_pct(value: float, digits: int = 1) -> str:
@@ -242,3 +277,148 @@ def link_row(title: str, items: Sequence[tuple[str, str, dict]]) -> None:
     with row:
         for label, page, params in items:
             link(label, page, **params)
+
+
+# --- read-only shared links (viewer mode) ------------------------------------------------------------
+
+
+def share_token() -> str | None:
+    return st.query_params.get("share") or None
+
+
+def open_share(token: str):
+    """(grant, None) for a valid token, (None, message) otherwise; counted once per browser session."""
+    from analytics.sharing import ShareError, record_open, verify_share
+
+    try:
+        grant = verify_share(engine(), token)
+    except ShareError as exc:
+        return None, str(exc)
+    except Exception:  # noqa: BLE001 - e.g. no signing secret on a server: say so without details
+        return None, "Shared links are not configured on this server."
+    seen = st.session_state.setdefault("opened_shares", set())
+    if grant.token_id not in seen:
+        record_open(engine(), grant.token_id)
+        seen.add(grant.token_id)
+    st.session_state["share_grant"] = grant
+    return grant, None
+
+
+def is_public() -> bool:
+    """True in a shared, read-only view: every table goes through the privacy rules."""
+    return share_token() is not None
+
+
+def _with_share(params: dict) -> dict:
+    token = share_token()
+    return {**params, "share": token} if token else params
+
+
+def public_table(df: pd.DataFrame, column_config: dict, *, n_col: str, count_cols=(), rate_cols=(),
+                 derived_cols=(), sets=()) -> tuple[pd.DataFrame, dict]:
+    """For viewers: the privacy rules applied and numbers shown as text with the suppression marks."""
+    if not is_public():
+        return df, column_config
+    from analytics.privacy import suppress_table
+
+    safe = suppress_table(df, n_col=n_col, count_cols=count_cols, rate_cols=rate_cols, derived_cols=derived_cols,
+                          sets=sets)
+    for col in safe.columns:
+        safe[col] = safe[col].map(lambda v: f"{v:,.1f}" if isinstance(v, float) and v == v else
+                                  ("" if isinstance(v, float) else v))
+    config = {k: st.column_config.TextColumn(v.get("label") if isinstance(v, dict) else None)
+              for k, v in column_config.items()}
+    return safe, config
+
+
+# --- staff sign-in and sharing ------------------------------------------------------------------------
+
+
+def staff_role() -> str:
+    """"editor" or "viewer" for signed-in staff; without `[auth]` configured a local run is one editor.
+
+    Sign-in is OIDC through `st.login` (Streamlit's auth extra); `[roles] editors = [...]` in
+    secrets.toml lists the e-mail addresses that may import data and create shared links.
+    """
+    from analytics.config import secrets_section
+
+    if not secrets_section("auth"):
+        return "editor"
+    if not st.user.is_logged_in:
+        st.title("School Support & Improvement")
+        st.write("Sign in with your district account to continue.")
+        st.button("Sign in", on_click=st.login, type="primary")
+        st.stop()
+    editors = {str(e).lower() for e in secrets_section("roles").get("editors", [])}
+    return "editor" if str(st.user.get("email", "")).lower() in editors else "viewer"
+
+
+def _default_scope() -> str:
+    school, cluster = st.query_params.get("school"), st.query_params.get("cluster")
+    if school and school != "all":
+        return f"school:{school}"
+    if cluster and cluster != "all":
+        return f"cluster:{cluster}"
+    return "district"
+
+
+def share_button(url_path: str) -> None:
+    """The Share action: scope (default the current view's), expiry and note; shows the link to copy."""
+    from analytics.sharing import MissingSecret, create_share
+
+    with st.popover("Share a read-only link", icon=":material/share:", width="stretch"):
+        default = _default_scope()
+        scopes = list(dict.fromkeys([default, "district"]))
+        school = st.query_params.get("school")
+        if school and school != "all":
+            match = schools().loc[schools()["school_id"] == school, "cluster"]
+            if len(match):
+                scopes.insert(1, f"cluster:{match.iloc[0]}")
+        scope = st.radio("Who may see what", scopes, key="share_scope",
+                         format_func=lambda s: "The whole district" if s == "district" else s.replace(":", ": "))
+        days = st.number_input("Expires after (days)", min_value=0.5, max_value=365.0, value=30.0, step=1.0,
+                               key="share_days")
+        note = st.text_input("Note (who it is for)", key="share_note")
+        if st.button("Create link", type="primary", key="share_create"):
+            query = {k: v for k, v in st.query_params.items() if k != "share"}
+            view = f"/{url_path}" + (f"?{urlencode(query)}" if query else "")
+            here = urlsplit(str(getattr(st.context, "url", "") or ""))
+            base = f"{here.scheme}://{here.netloc}" if here.netloc else ""
+            try:
+                _, link = create_share(engine(), view, scope, float(days), note, who=_editor_name(),
+                                       base_url=base or "http://localhost:8501")
+            except (ValueError, MissingSecret) as exc:
+                st.error(str(exc))
+            else:
+                st.code(link, language=None)
+                st.caption("Read-only, privacy rules on, nothing outside the scope. Revoke with "
+                           "`python -m analytics revoke TOKEN`.")
+
+
+def _editor_name() -> str:
+    try:
+        return str(st.user.get("email") or "local editor")
+    except Exception:  # noqa: BLE001 - no auth configured
+        return "local editor"
+
+
+def viewer_nav(grant, allowed: set[str]) -> None:
+    """Sidebar links for a shared view: only pages inside its scope, each carrying the token."""
+    titles = {"": ("District overview", "pages/overview.py"), "cluster": ("Cluster", "pages/cluster.py"),
+              "gaps": ("Growth gaps", "pages/gaps.py"), "discipline": ("Discipline", "pages/discipline.py"),
+              "school": ("School", "pages/school.py")}
+    params: dict[str, str] = {}
+    if grant.kind == "cluster":
+        params = {"cluster": grant.target}
+    elif grant.kind == "school":
+        params = {"school": grant.target}
+    with st.sidebar:
+        st.markdown("**Shared views**")
+        for key, (title, page) in titles.items():
+            if key not in allowed or (key == "school" and grant.kind != "school"):
+                continue
+            scoped = {k: v for k, v in params.items() if not (key in ("cluster", "gaps") and k == "school")}
+            if key == "discipline" and grant.kind == "school":
+                match = schools().loc[schools()["school_id"] == grant.target, "cluster"]
+                scoped = {"cluster": match.iloc[0], "school": grant.target} if len(match) else scoped
+            link(title, page, **scoped)

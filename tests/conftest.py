@@ -136,6 +136,7 @@ def app_server(demo_db_url):
     import urllib.request
 
     port = _free_port()
+    os.environ.setdefault("SSIF_SHARE_SECRET", "browser-test-secret")
     env = {**os.environ, "DATABASE_URL": demo_db_url, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [os.sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
