@@ -20,6 +20,9 @@ EQUITY = [
     st.Page("pages/gaps.py", title="Growth gaps", icon=":material/stacked_line_chart:", url_path="gaps"),
     st.Page("pages/discipline.py", title="Discipline", icon=":material/gavel:", url_path="discipline"),
 ]
+MEETING = [
+    st.Page("pages/meeting.py", title="Data-meeting pack", icon=":material/slideshow:", url_path="meeting"),
+]
 MANAGE = [
     st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data"),
 ]
@@ -47,7 +50,7 @@ if token:
     page.run()
 else:
     role = ui.staff_role()
-    sections = {"Browse": BROWSE, "Equity": EQUITY}
+    sections = {"Browse": BROWSE, "Equity": EQUITY, "Meetings": MEETING}
     if role == "editor":
         sections["Manage"] = MANAGE
     page = st.navigation(sections)

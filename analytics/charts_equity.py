@@ -21,6 +21,13 @@ GRID_COLOURS = {"Blue": "#0072B2", "Green": "#009E73", "Yellow": "#F0E442", "Ora
 def gap_trend(table: pd.DataFrame, metric_label: str) -> alt.Chart:
     """Gap (points) by year for each group, with a zero line: below zero the group trails the reference."""
     data = table.dropna(subset=["gap"]).assign(group=lambda d: d["student_group"].map(group_label))
+    if data["school_year"].nunique() <= 1:  # one year: compare groups side by side
+        bars = alt.Chart(data).mark_bar(color="#0072B2").encode(
+            y=alt.Y("group:N", title=None, sort="x"),
+            x=alt.X("mean(gap):Q", title="Gap vs reference (percentage points; mean over schools)"),
+            tooltip=["group:N", alt.Tooltip("mean(gap):Q", format="+.1f", title="Gap (pts)")])
+        zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="#333").encode(x="x:Q")
+        return alt.layer(bars, zero).properties(title=f"{metric_label}: gaps by group", height=320)
     lines = alt.Chart(data).mark_line(point=True).encode(
         x=alt.X("school_year:O", title="School year (ending)"),
         y=alt.Y("mean(gap):Q", title="Gap vs reference (percentage points)"),

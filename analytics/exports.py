@@ -52,10 +52,10 @@ def to_xlsx_bytes(df: pd.DataFrame, title: str, notes: list[str] | None = None) 
     ws["A1"].font = Font(bold=True, size=14)
     for note in notes or []:
         ws.append([safe_cell(note)])
-    ws.append([])
-    header_row = ws.max_row + 1
+    ws.append([" "])
     frame = safe_frame(df)
     ws.append(list(frame.columns))
+    header_row = ws.max_row
     for cell in ws[header_row]:
         cell.font = Font(bold=True, color="FFFFFF")
         cell.fill = PatternFill("solid", fgColor="0072B2")
@@ -87,7 +87,9 @@ def view_chart(engine: Engine, view: str, table: pd.DataFrame, **filters) -> alt
         pooled["n_schools"] = 0
         return charts_district.cluster_comparison(pooled, filters.get("metric") or "Rate", None, True)
     if view == "gaps":
-        return charts_equity.gap_trend(table, filters.get("metric") or "Metric")
+        from analytics.catalog import metric_label
+
+        return charts_equity.gap_trend(table, metric_label(filters.get("metric") or "") or "Gaps")
     if view == "status-change":
         return charts_equity.status_grid(table)
     if view == "disproportionality":

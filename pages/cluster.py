@@ -96,8 +96,12 @@ with left:
     if plotted.empty:
         st.info(f"No values for {label}, {group_label(group)}, {year} in this cluster.")
     else:
-        event = st.altair_chart(charts.school_dot_plot(plotted, label, district_kpi.value), on_select="rerun",
-                                key="school_dots", width="stretch", height=max(220, 30 * len(plotted) + 90))
+        dots = charts.school_dot_plot(plotted, label, district_kpi.value)
+        if not ui.is_public():  # viewers download the suppressed table below instead
+            ui.download_menu(f"{cluster}-{metric}-{group}-{year}",
+                             plotted.drop(columns=["latitude", "longitude"], errors="ignore"), dots)
+        event = st.altair_chart(dots, on_select="rerun", key="school_dots", width="stretch",
+                                height=max(220, 30 * len(plotted) + 90))
         picked = (event.selection.get("pick_school") or []) if event else []
         if picked:
             ui.go("pages/school.py", school=picked[0]["school_id"], year=year)
@@ -135,6 +139,7 @@ shown, school_config = ui.public_table(
     .assign(_set=cluster), school_config, n_col="denominator", rate_cols=["value", "ci_low", "ci_high"],
     derived_cols=["target", "flags"], sets=[["_set"]])
 shown = shown.drop(columns="_set")
+ui.download_menu(f"{cluster}-schools-{metric}-{group}-{year}", shown.drop(columns="open"))
 event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                      key="school_table", column_config=school_config)
 chosen = event.selection.rows if event else []

@@ -157,7 +157,10 @@ if impact.summary.empty or not np.isfinite(impact.summary["estimate"].iloc[0]):
 else:
     events = impact.event_study[impact.event_study["outcome"] == "suspension_rate"]
     left, right = st.columns([3, 2])
-    left.altair_chart(charts_equity.event_study(events), width="stretch")
+    study = charts_equity.event_study(events)
+    left.altair_chart(study, width="stretch")
+    with left:
+        ui.download_menu("rp-event-study", events, study)
     summary = impact.summary.assign(outcome=impact.summary["outcome"].map(OUTCOME_LABELS))
     right.dataframe(summary[["outcome", "estimate", "ci_low", "ci_high", "p_value", "n_rp_schools",
                              "n_comparison_schools"]], hide_index=True, width="stretch",

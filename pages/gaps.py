@@ -88,8 +88,9 @@ with left:
         st.info(f"No status-and-change cut points or no previous year for {label}.")
         picked = []
     else:
-        event = st.altair_chart(charts_equity.status_grid_clickable(grid, f"{label}: status and change, {year}"),
-                                on_select="rerun", key="status_grid", width="stretch")
+        grid_chart = charts_equity.status_grid_clickable(grid, f"{label}: status and change, {year}")
+        ui.download_menu(f"status-change-{metric}-{year}", grid.drop(columns="denominator"), grid_chart)
+        event = st.altair_chart(grid_chart, on_select="rerun", key="status_grid", width="stretch")
         picked = (event.selection.get("cell") or []) if event else []
 with right:
     if picked:

@@ -102,6 +102,7 @@ with right:
         st.info(f"No counts for {label}, {group_label(group)}, {year}.")
     else:
         chart = charts.cluster_comparison(by_cluster, label, kpi.value, higher_is_better)
+        ui.download_menu(f"clusters-{metric}-{group}-{year}", by_cluster, chart)
         event = st.altair_chart(chart, on_select="rerun", key="cluster_bars", width="stretch",
                                 height=max(260, 24 * len(by_cluster) + 90))
         picked = (event.selection.get("pick") or []) if event else []

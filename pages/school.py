@@ -108,6 +108,7 @@ shown, profile_config = ui.public_table(
           "target", "gap", "note", "_set"]], profile_config, n_col="denominator",
     rate_cols=["School (%)", "ci_low", "ci_high"], derived_cols=["vs_district", "gap"], sets=[["_set"]])
 st.dataframe(shown.drop(columns="_set"), hide_index=True, width="stretch", height=420, column_config=profile_config)
+ui.download_menu(f"profile-{school_id}-{year}", shown.drop(columns="_set"))
 st.caption("District values are pooled from counts. Gaps compare a group with all other students of this school "
            "(two-proportion test). Groups with fewer than 10 students are not shown.")
 

@@ -92,6 +92,7 @@ def test_formula_like_school_names_come_out_inert(district, tmp_path, capsys):
     from openpyxl import load_workbook
 
     assert safe_cell("=1+1") == "'=1+1" and safe_cell("-2") == "'-2" and safe_cell(3.5) == 3.5
+    assert safe_cell("\t=1") == "'\t=1" and safe_cell("\r=2") == "'\r=2" and safe_cell("@SUM(A1)") == "'@SUM(A1)"
     out = tmp_path / "rates.xlsx"
     assert cli.main(["export", "rates", "--cluster", "North", "-o", str(out)]) == 0
     book = load_workbook(out)

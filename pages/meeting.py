@@ -1,0 +1,105 @@
+"""`/meeting`: build a data-meeting pack from views, preview it, export XLSX, PPTX or ZIP."""
+
+from datetime import date
+
+import pandas as pd
+import streamlit as st
+
+from analytics.meeting import TITLES, ViewSpec, build_pack, deck_bytes, specs_from_url, workbook_bytes, zip_bytes
+from pages import ui
+
+st.title("Data-meeting pack")
+st.caption("Pick the views for the meeting, put them in order, preview, and export one workbook (with native "
+           "Excel charts), a slide deck, or a ZIP with everything.")
+schools = ui.schools()
+years = ui.years()
+if not years:
+    st.info("No data yet. Import files on the Data page.")
+    st.stop()
+
+cols = st.columns(4)
+clusters = ["Whole district", *sorted(schools["cluster"].dropna().unique())]
+cluster = cols[0].selectbox("Cluster", clusters, key="pack_cluster")
+in_cluster = schools if cluster == clusters[0] else schools[schools["cluster"] == cluster]
+names = dict(zip(in_cluster["school_id"], in_cluster["school_name"], strict=True))
+school = cols[1].selectbox("School", ["All schools", *sorted(names, key=names.get)], key="pack_school",
+                           format_func=lambda s: names.get(s, s))
+year = cols[2].selectbox("School year", years[::-1], key="pack_year", format_func=lambda y: f"{y - 1}-{str(y)[-2:]}")
+metric = cols[3].selectbox("Metric", ui.metric_ids(), key="pack_metric", format_func=ui.metric_label)
+scope = {"cluster": None if cluster == clusters[0] else cluster, "school": None if school == "All schools" else school}
+
+left, right = st.columns([1, 1])
+with left:
+    st.markdown("**Standard views**")
+    chosen = [v for v in TITLES if st.checkbox(TITLES[v], value=True, key=f"pack_{v}")]
+with right:
+    pasted = st.text_area("Or paste view URLs (one per line)", key="pack_urls",
+                          placeholder="http://localhost:8501/cluster?cluster=Northwood&year=2025")
+
+specs: list[ViewSpec] = []
+for view in chosen:
+    filters = {**scope, "year": year if view not in ("rp-impact", "run-chart") else None}
+    if view in ("rates", "gaps", "status-change"):
+        filters["metric"] = metric if view != "status-change" else "suspension_rate"
+    if view == "rp-impact":
+        filters = {"cluster": scope["cluster"]}
+    specs.append(ViewSpec(view, f"{TITLES[view]}: {ui.metric_label(filters['metric'])}" if filters.get("metric")
+                          else TITLES[view], {k: v for k, v in filters.items() if v is not None}))
+problems = []
+for line in filter(None, (u.strip() for u in pasted.splitlines())):
+    try:
+        specs += specs_from_url(line)
+    except ValueError as exc:
+        problems.append(str(exc))
+for problem in problems:
+    st.warning(problem)
+
+if not specs:
+    st.info("Choose at least one view.")
+    st.stop()
+
+order = st.data_editor(
+    pd.DataFrame({"order": range(1, len(specs) + 1), "title": [s.title for s in specs],
+                  "filters": [s.filter_text for s in specs]}),
+    hide_index=True, width="stretch", key="pack_order", disabled=["filters"],
+    column_config={"order": st.column_config.NumberColumn("Order", min_value=1, step=1),
+                   "title": st.column_config.TextColumn("Slide and sheet title")},
+)
+ordered = [ViewSpec(specs[i].view, str(order.loc[i, "title"]), specs[i].filters)
+           for i in order.sort_values("order", kind="stable").index]
+
+meta = st.columns([3, 1, 1])
+title = meta[0].text_input("Pack title", f"Data meeting: {names.get(scope['school']) or scope['cluster'] or 'district'}",
+                           key="pack_title")
+on = meta[1].date_input("Meeting date", date.today(), key="pack_date")
+public = meta[2].toggle("Public (privacy rules)", value=False, key="pack_public",
+                        help="Suppress counts under 10, code rates <= 5% / >= 95%, complementary suppression.")
+
+if st.button("Build the pack", type="primary", key="pack_build"):
+    bar = st.progress(0.0, text="Building…")
+    pack = build_pack(ui.engine(), ordered, title, on, public,
+                      progress=lambda i, n, t: bar.progress(i / n, text=f"{i}/{n}: {t}"))
+    bar.progress(1.0, text="Writing files…")
+    st.session_state["pack_files"] = {"xlsx": workbook_bytes(pack), "pptx": deck_bytes(pack), "zip": zip_bytes(pack)}
+    st.session_state["pack_preview"] = pack
+    bar.empty()
+
+pack = st.session_state.get("pack_preview")
+files = st.session_state.get("pack_files")
+if pack and files:
+    stem = title.lower().replace(" ", "-").replace(":", "")[:60] or "pack"
+    d1, d2, d3 = st.columns(3)
+    d1.download_button("Excel workbook", files["xlsx"], f"{stem}.xlsx", key="pack_dl_xlsx", on_click="ignore",
+                       mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", width="stretch")
+    d2.download_button("Slide deck", files["pptx"], f"{stem}.pptx", key="pack_dl_pptx", on_click="ignore",
+                       mime="application/vnd.openxmlformats-officedocument.presentationml.presentation",
+                       width="stretch")
+    d3.download_button("ZIP (everything)", files["zip"], f"{stem}.zip", key="pack_dl_zip", on_click="ignore",
+                       mime="application/zip", width="stretch")
+    st.subheader("Preview")
+    for item in pack.items:
+        with st.expander(f"{item.spec.title} — {item.spec.filter_text}"):
+            st.markdown(item.finding)
+            if item.chart is not None:
+                st.altair_chart(item.chart, width="stretch")
+            st.dataframe(item.table.head(200), hide_index=True, width="stretch")
