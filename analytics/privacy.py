@@ -39,22 +39,23 @@ def _complement(df: pd.DataFrame, hidden: pd.Series, n_col: str, sets: Sequence[
     """Grow `hidden` until no set (rows sharing the key columns of a set) has exactly one hidden row."""
     hidden = hidden.copy()
     n = df[n_col].astype("float64").fillna(-1)
+    set_ids = [df.groupby(list(keys), dropna=False, sort=False).ngroup() for keys in sets if keys]
     changed = True
     while changed:
         changed = False
-        for keys in sets:
-            if not keys:
-                continue
-            key_frame = df[list(keys)].astype(str).agg("\x1f".join, axis=1)
-            counts = hidden.groupby(key_frame).transform("sum")
-            sizes = hidden.groupby(key_frame).transform("size")
+        for ids in set_ids:
+            counts = hidden.groupby(ids).transform("sum")
+            sizes = ids.map(ids.value_counts())
             lone = (counts == 1) & (sizes > 1)
-            for key in key_frame[lone].unique():
-                members = key_frame == key
-                candidates = n[members & ~hidden]
-                if not candidates.empty:
-                    hidden.loc[candidates.idxmin()] = True
-                    changed = True
+            if not lone.any():
+                continue
+            # In each set with a lone hidden row, hide the released row with the smallest n.
+            open_rows = n[lone & ~hidden]
+            if open_rows.empty:
+                continue
+            smallest = open_rows.groupby(ids[open_rows.index]).idxmin()
+            hidden.loc[smallest.to_numpy()] = True
+            changed = True
     return hidden
 
 

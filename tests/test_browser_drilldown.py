@@ -85,7 +85,7 @@ def test_nonsense_urls_say_not_found_without_traceback(page, app_server, path, m
     _open(page, f"{app_server}/{path}")
     page.wait_for_selector(f"text={message}")
     assert "Traceback" not in page.content()
-    assert page.get_by_role("link", name="Back to the district overview").count() == 1
+    page.get_by_role("link", name="Back to the district overview").wait_for(timeout=15_000)
 
 
 def test_deep_link_restores_every_filter(page, app_server, demo_db_url):
