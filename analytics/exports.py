@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import altair as alt
+import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
@@ -40,14 +41,13 @@ def to_csv_bytes(df: pd.DataFrame) -> bytes:
     return safe_frame(df).to_csv(index=False).encode("utf-8")
 
 
-def to_xlsx_bytes(df: pd.DataFrame, title: str, notes: list[str] | None = None) -> bytes:
-    """One formatted sheet: title, notes, a frozen bold header, number formats and column widths."""
-    from openpyxl import Workbook
+def write_sheet(ws, df: pd.DataFrame, title: str, notes: list[str] | None = None) -> tuple[pd.DataFrame, int]:
+    """Fill a worksheet: title, notes, a frozen bold header, the rows, number formats, widths, a filter.
+
+    Returns the neutralised frame as written and the header's row number (for charts on the sheet).
+    """
     from openpyxl.styles import Font, PatternFill
 
-    book = Workbook()
-    ws = book.active
-    ws.title = title[:31] or "view"
     ws.append([safe_cell(title)])
     ws["A1"].font = Font(bold=True, size=14)
     for note in notes or []:
@@ -60,17 +60,30 @@ def to_xlsx_bytes(df: pd.DataFrame, title: str, notes: list[str] | None = None) 
         cell.font = Font(bold=True, color="FFFFFF")
         cell.fill = PatternFill("solid", fgColor="0072B2")
     for row in frame.itertuples(index=False):
-        ws.append([None if (isinstance(v, float) and pd.isna(v)) else v for v in row])
+        ws.append([None if isinstance(v, float) and pd.isna(v) else (bool(v) if isinstance(v, np.bool_) else v)
+                   for v in row])
     ws.freeze_panes = ws.cell(row=header_row + 1, column=1)
-    ws.auto_filter.ref = f"A{header_row}:{ws.cell(row=ws.max_row, column=len(frame.columns)).coordinate}"
+    if len(frame.columns):
+        ws.auto_filter.ref = f"A{header_row}:{ws.cell(row=ws.max_row, column=len(frame.columns)).coordinate}"
     for i, col in enumerate(frame.columns, start=1):
         letter = ws.cell(row=header_row, column=i).column_letter
         width = max([len(str(col))] + [len(str(v)) for v in frame[col].head(200)]) + 2
         ws.column_dimensions[letter].width = min(max(width, 8), 48)
-        if pd.api.types.is_float_dtype(df[df.columns[i - 1]]):
-            fmt = "0.00" if "ratio" in str(col) or col == "p_value" else "0.0"
-            for cell in ws.iter_rows(min_row=header_row + 1, min_col=i, max_col=i):
-                cell[0].number_format = fmt
+        fmt = "0.00" if "ratio" in str(col) or col == "p_value" else "0.0"
+        for (cell,) in ws.iter_rows(min_row=header_row + 1, min_col=i, max_col=i):
+            if isinstance(cell.value, float):
+                cell.number_format = fmt
+    return frame, header_row
+
+
+def to_xlsx_bytes(df: pd.DataFrame, title: str, notes: list[str] | None = None) -> bytes:
+    """A workbook with one formatted sheet (see :func:`write_sheet`)."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    ws = book.active
+    ws.title = "".join(ch for ch in title if ch not in "[]:*?/\\")[:31] or "view"
+    write_sheet(ws, df, title, notes)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

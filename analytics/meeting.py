@@ -17,11 +17,10 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import altair as alt
-import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from analytics.exports import chart_bytes, safe_cell, safe_frame, view_chart
+from analytics.exports import chart_bytes, safe_cell, safe_frame, view_chart, write_sheet
 from analytics.views import build_view
 
 TITLES = {
@@ -192,7 +191,7 @@ def _native_chart(ws, spec: ViewSpec, frame: pd.DataFrame, header_row: int) -> N
 def workbook_bytes(pack: Pack) -> bytes:
     """A cover sheet and one formatted sheet per view, with native Excel charts for bar and line views."""
     from openpyxl import Workbook
-    from openpyxl.styles import Font, PatternFill
+    from openpyxl.styles import Font
 
     book = Workbook()
     cover = book.active
@@ -211,34 +210,9 @@ def workbook_bytes(pack: Pack) -> bytes:
         name = _sheet_name(i, item.spec, used)
         cover.append([name, safe_cell(item.spec.title), safe_cell(item.spec.filter_text), safe_cell(item.finding)])
         ws = book.create_sheet(name)
-        ws.append([safe_cell(item.spec.title)])
-        ws["A1"].font = Font(bold=True, size=14)
-        ws.append([f"Filters: {safe_cell(item.spec.filter_text)}"])
-        ws.append([f"Source: dashboard database; prepared {pack.date:%Y-%m-%d}"])
-        ws.append([SUPPRESSION_NOTE if pack.public else "Not suppressed: internal use only."])
-        ws.append([safe_cell(item.finding)])
-        ws.append([" "])
-        frame = safe_frame(item.table)
-        ws.append(list(frame.columns))
-        header_row = ws.max_row
-        for cell in ws[header_row]:
-            cell.font = Font(bold=True, color="FFFFFF")
-            cell.fill = PatternFill("solid", fgColor="0072B2")
-        for row in frame.itertuples(index=False):
-            ws.append([None if isinstance(v, float) and np.isnan(v) else (bool(v) if isinstance(v, np.bool_) else v)
-                       for v in row])
-        ws.freeze_panes = ws.cell(row=header_row + 1, column=1)
-        if len(frame.columns):
-            last = ws.cell(row=max(ws.max_row, header_row), column=len(frame.columns)).coordinate
-            ws.auto_filter.ref = f"A{header_row}:{last}"
-        for j, col in enumerate(frame.columns, start=1):
-            letter = ws.cell(row=header_row, column=j).column_letter
-            width = max([len(str(col))] + [len(str(v)) for v in frame[col].head(100)]) + 2
-            ws.column_dimensions[letter].width = min(max(width, 8), 40)
-            fmt = "0.00" if "ratio" in str(col) or col == "p_value" else "0.0"
-            for (cell,) in ws.iter_rows(min_row=header_row + 1, min_col=j, max_col=j):
-                if isinstance(cell.value, float):
-                    cell.number_format = fmt
+        notes = [f"Filters: {item.spec.filter_text}", f"Source: dashboard database; prepared {pack.date:%Y-%m-%d}",
+                 SUPPRESSION_NOTE if pack.public else "Not suppressed: internal use only.", item.finding]
+        frame, header_row = write_sheet(ws, item.table, item.spec.title, notes)
         if item.spec.view in NATIVE_CHARTS:
             _native_chart(ws, item.spec, frame, header_row)
     cover.column_dimensions["A"].width = 22

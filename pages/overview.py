@@ -4,24 +4,13 @@ import numpy as np
 import streamlit as st
 
 from analytics import charts_district as charts
-from analytics.catalog import STUDENT_GROUPS, group_label
+from analytics.catalog import group_label
 from analytics.summaries import cluster_table, pooled_kpi, school_values
 from pages import ui
 
 st.title("District overview")
 years = ui.years()
-metrics = ui.metric_ids()
-if not years or not metrics:
-    st.info("No data yet. Import schools, metrics and discipline files on the Data page.")
-    st.stop()
-
-cols = st.columns([1, 2, 2])
-year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]), container=cols[0],
-                         format_func=lambda y: f"{int(y) - 1}-{str(y)[-2:]}"))
-metric = ui.url_choice("Metric", "metric", metrics, "read_proficient" if "read_proficient" in metrics else metrics[0],
-                       format_func=ui.metric_label, container=cols[1])
-groups = [g for g in STUDENT_GROUPS if g in ui.metric_groups(metric)] or ["ALL"]
-group = ui.url_choice("Student group", "group", groups, "ALL", format_func=group_label, container=cols[2])
+year, metric, group = ui.filter_bar()
 
 catalog = ui.metric_catalog()
 label = ui.metric_label(metric)

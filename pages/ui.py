@@ -446,3 +446,24 @@ def download_menu(name: str, table: pd.DataFrame, chart=None) -> None:
                                mime="image/png", key=f"dl_png_{name}", on_click="ignore")
             st.download_button("Chart (SVG)", lambda: chart_bytes(chart, "svg"), file_name=f"{name}.svg",
                                mime="image/svg+xml", key=f"dl_svg_{name}", on_click="ignore")
+
+
+def year_label(year) -> str:
+    """`2025` -> `2024-25` (school years are stored by their ending year)."""
+    return f"{int(year) - 1}-{str(year)[-2:]}"
+
+
+def filter_bar() -> tuple[int, str, str]:
+    """Year, metric and student group bound to the URL (`year`, `metric`, `group`); stops when no data."""
+    years, metrics = _years(data_version()), metric_ids()
+    if not years or not metrics:
+        st.info("No data yet. Import schools, metrics and discipline files on the Data page.")
+        st.stop()
+    cols = st.columns([1, 2, 2])
+    year = int(url_choice("School year", "year", [str(y) for y in years], str(years[-1]), container=cols[0],
+                          format_func=year_label))
+    default = "read_proficient" if "read_proficient" in metrics else metrics[0]
+    metric = url_choice("Metric", "metric", metrics, default, format_func=metric_label, container=cols[1])
+    groups = [g for g in catalog.STUDENT_GROUPS if g in metric_groups(metric)] or ["ALL"]
+    group = url_choice("Student group", "group", groups, "ALL", format_func=catalog.group_label, container=cols[2])
+    return year, metric, group

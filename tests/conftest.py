@@ -180,3 +180,14 @@ def page(browser):
     tab = context.new_page()
     yield tab
     context.close()
+
+
+@pytest.fixture
+def on_demo(demo_db_url, monkeypatch):
+    """Pages read the session's demo database; Streamlit caches start empty."""
+    import streamlit as st
+
+    monkeypatch.setenv("DATABASE_URL", demo_db_url)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    return storage.get_engine(demo_db_url)

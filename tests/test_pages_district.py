@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 import streamlit as st
@@ -11,25 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from analytics import storage
 from analytics.importer import import_bytes
-
-PAGES = Path(__file__).resolve().parent.parent / "pages"
-
-
-@pytest.fixture
-def on_demo(demo_db_url, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", demo_db_url)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    return storage.get_engine(demo_db_url)
-
-
-def _run(page: str, **params) -> AppTest:
-    at = AppTest.from_file(str(PAGES / f"{page}.py"), default_timeout=60)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+from tests.page_runner import run_page as _run
 
 
 def _pooled(engine, metric: str, year: int, group: str, school_ids=None) -> float:
