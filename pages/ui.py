@@ -314,6 +314,15 @@ def _with_share(params: dict) -> dict:
     return {**params, "share": token} if token else params
 
 
+def _cell_text(value) -> str:
+    """A released number as text (counts without decimals), a suppression mark as it is."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value != value:
+            return ""
+        return f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 10 else f"{value:,.1f}"
+    return "" if value is None else str(value)
+
+
 def public_table(df: pd.DataFrame, column_config: dict, *, n_col: str, count_cols=(), rate_cols=(),
                  derived_cols=(), sets=()) -> tuple[pd.DataFrame, dict]:
     """For viewers: the privacy rules applied and numbers shown as text with the suppression marks."""
@@ -324,8 +333,7 @@ def public_table(df: pd.DataFrame, column_config: dict, *, n_col: str, count_col
     safe = suppress_table(df, n_col=n_col, count_cols=count_cols, rate_cols=rate_cols, derived_cols=derived_cols,
                           sets=sets)
     for col in safe.columns:
-        safe[col] = safe[col].map(lambda v: f"{v:,.1f}" if isinstance(v, float) and v == v else
-                                  ("" if isinstance(v, float) else v))
+        safe[col] = safe[col].map(_cell_text)
     config = {k: st.column_config.TextColumn(v.get("label") if isinstance(v, dict) else None)
               for k, v in column_config.items()}
     return safe, config

@@ -95,3 +95,26 @@ def test_deep_link_restores_every_filter(page, app_server, demo_db_url):
     shown = page.locator("[data-testid=stSelectbox] input").evaluate_all("els => els.map(e => e.value)")
     assert shown == ["2022-23", "Chronic absence", "Students with disabilities"]
     assert _params(page.url) == {"cluster": cluster, "year": "2023", "metric": "chronic_absence", "group": "SWD"}
+
+
+def test_selecting_a_table_row_opens_that_cluster(page, app_server, demo_db_url):
+    engine = storage.get_engine(demo_db_url)
+    rows = storage.load_metrics(engine, metrics=["read_proficient"])
+    first = cluster_table(rows, storage.load_schools(engine), 2025, "ALL").sort_values("value").iloc[-1]["cluster"]
+    _open(page, f"{app_server}/?year=2025&metric=read_proficient&group=ALL")
+    grid = page.locator("[data-testid=stDataFrame]").first
+    grid.scroll_into_view_if_needed()
+    page.wait_for_timeout(1500)
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 18, box["y"] + 35 + 17)  # the selection cell of the first row
+    page.wait_for_url("**/cluster?**", timeout=20_000)
+    assert _params(page.url)["cluster"] == first
+
+
+def test_changing_a_filter_in_the_browser_updates_the_url(page, app_server):
+    _open(page, f"{app_server}/?year=2025&metric=read_proficient&group=ALL")
+    page.locator("[data-testid=stSelectbox]").nth(2).click()
+    page.get_by_role("option", name="Students with disabilities").click()
+    page.wait_for_url("**group=SWD**", timeout=20_000)
+    page.wait_for_timeout(1500)
+    assert "Students with disabilities" in page.locator("[data-testid=stMetric]").first.inner_text()
