@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from analytics.config import DEFAULT_SETTINGS
 from analytics.rates import two_proportion_test
 
-MIN_N = 10  # below this, say too few students rather than a number
-ALPHA = 0.05
+MIN_N = DEFAULT_SETTINGS.privacy_min_n  # below this, say too few students rather than a number
+ALPHA = DEFAULT_SETTINGS.alpha
 
 
 def format_p(p: float) -> str:

@@ -24,6 +24,9 @@ PAGES = [
     ("overview", {}),
     ("cluster", {"cluster": "Northwood"}),
     ("school", {"school": None}),
+    ("gaps", {}),
+    ("discipline", {"cluster": "Northwood"}),
+    ("meeting", {}),
     ("data", {}),
 ]
 

@@ -43,8 +43,15 @@ with crumbs:
                   (info["cluster"], "pages/cluster.py", {"cluster": info["cluster"], "year": year}),
                   (info["school_name"], None, {}))
 catalog = ui.metric_catalog()
-district_rows = ui.year_rows(year)
-profile = school_profile(rows, district_rows, year)
+
+
+@ui.cached
+def profile_for(version: int, school_id: str, year: int):
+    """The school's profile for a year against the district (cached per data version)."""
+    return school_profile(ui.school_metrics(school_id), ui.year_rows(year), year)
+
+
+profile = profile_for(ui.data_version(), school_id, year)
 
 
 def better(metric: str) -> bool:

@@ -85,12 +85,14 @@ def test_data_page_shows_dictionary_and_history(on_demo):
 
 
 def test_pages_work_on_a_thin_real_district(tmp_path, monkeypatch):
-    """One metric (from metric_definitions), only ALL, one year, no coordinates: pages show what exists."""
+    """A state's shape: 1,319 schools in 24 counties, one metric (from metric_definitions), only ALL, one
+    year, no coordinates. Pages show what exists and say what is missing."""
     url = f"sqlite:///{tmp_path / 'thin.db'}"
     engine = storage.get_engine(url)
     storage.create_schema(engine)
-    schools = pd.DataFrame({"school_id": [f"{i:04d}" for i in range(40)], "school_name": [f"School {i}" for i in range(40)],
-                            "level": "ES", "cluster": [f"County {i % 4}" for i in range(40)]})
+    schools = pd.DataFrame({"school_id": [f"{i:04d}" for i in range(1319)],
+                            "school_name": [f"School {i}" for i in range(1319)],
+                            "level": "ES", "cluster": [f"County {i % 24}" for i in range(1319)]})
     metrics = pd.DataFrame({"school_id": schools["school_id"], "school_year": "2023-24", "metric": "ela_score",
                             "student_group": "ALL", "numerator": 30, "denominator": 60})
     defs = "metric,label,unit,higher_is_better,category\nela_score,ELA met standard,%,Y,Achievement\n"
@@ -103,6 +105,8 @@ def test_pages_work_on_a_thin_real_district(tmp_path, monkeypatch):
     st.cache_resource.clear()
     at = _run("overview")
     assert _metric(at, "ELA met standard") == "50.0%"
+    assert _metric(at, "Schools reporting") == "1,319"
+    assert len(at.dataframe[0].value) == 24
     assert any("coordinates" in i.value for i in at.info)
     _run("cluster", cluster="County 1")
     _run("school", school="0003")
