@@ -48,8 +48,30 @@ def discipline_views(version: int, cluster: str):
     return disproportionality(data), impact
 
 
-dispro, impact = discipline_views(ui.data_version(), cluster)
-full, derived_all = discipline_with_all(all_discipline[all_discipline["school_id"].isin(scope_ids)])
+_, impact = discipline_views(ui.data_version(), cluster)
+
+
+@ui.cached
+def scope_views(version: int, cluster: str, school: str, year: int):
+    """Discipline rows of the schools in scope (ALL completed), their flags and ratios for the year,
+    and the monthly suspension run chart with its PDSA cycles."""
+    dispro, _ = discipline_views(version, cluster)
+    in_scope = dispro[dispro["school_id"].isin(scope_ids)]
+    flags = in_scope[in_scope["flagged"] & (in_scope["school_year"] == year)]
+    ratios = in_scope[(in_scope["school_year"] == year) & (in_scope["outcome"] == "suspension")]
+    full, derived_all = discipline_with_all(all_discipline[all_discipline["school_id"].isin(scope_ids)])
+    incidents = storage.load_incidents(ui.engine(), school_ids=scope_ids)
+    chart = spans = None
+    if not incidents.empty:
+        series = monthly_incident_series(incidents, actions=["ISS", "OSS"], label=str(scope_name))
+        chart = run_chart(series[["period", "value"]])
+        if school != "all":
+            cycles = storage.load_cycles(ui.engine(), school_ids=scope_ids)
+            spans = attach_cycles(chart, cycles[cycles["metric"] == "suspension_rate"])
+    return full, derived_all, flags, ratios, chart, spans
+
+
+full, derived_all, flags, scope_dispro, chart, spans = scope_views(ui.data_version(), cluster, school, year)
 has = {c: full[c].notna().any() for c in ("students_iss", "students_oss", "students_expelled", "law_referrals",
                                           "oss_days")}
 
@@ -63,7 +85,6 @@ if year in by_year.index and (year - 1) in by_year.index:
     lines.append(rate_change_finding(f"Suspension rate in {scope_name}", by_year.loc[year - 1, "s"],
                                      by_year.loc[year - 1, "enrolled"], by_year.loc[year, "s"],
                                      by_year.loc[year, "enrolled"], higher_is_better=False))
-flags = dispro[dispro["flagged"] & dispro["school_id"].isin(scope_ids) & (dispro["school_year"] == year)]
 lines.append(f"{flags['school_id'].nunique()} school(s) in {scope_name} have a group with a suspension-type risk "
              f"ratio of 3.0 or more in each of the last 3 years (Maryland's rule)." if len(flags) else
              f"No group in {scope_name} meets the 3-year risk-ratio rule (3.0 or more in 3 consecutive years).")
@@ -106,8 +127,6 @@ if not rate_table.empty:
 
 # --- risk ratios --------------------------------------------------------------------------------------
 st.subheader("Risk ratios (suspension)")
-scope_dispro = dispro[dispro["school_id"].isin(scope_ids) & (dispro["school_year"] == year)
-                      & (dispro["outcome"] == "suspension")]
 if school != "all":
     data = scope_dispro.copy()
     if data["risk_ratio"].notna().any():
@@ -172,14 +191,9 @@ else:
 
 # --- run chart ----------------------------------------------------------------------------------------
 st.subheader("Run chart: suspensions per month")
-incidents = storage.load_incidents(ui.engine(), school_ids=scope_ids)
-if incidents.empty:
+if chart is None:
     st.info("No student-level incident file has been imported for these schools, so there is no monthly series.")
 else:
-    series = monthly_incident_series(incidents, actions=["ISS", "OSS"], label=str(scope_name))
-    chart = run_chart(series[["period", "value"]])
-    cycles = storage.load_cycles(ui.engine(), school_ids=scope_ids) if school != "all" else pd.DataFrame()
-    spans = attach_cycles(chart, cycles[cycles["metric"] == "suspension_rate"]) if not cycles.empty else None
     st.altair_chart(charts_equity.run_chart(chart, spans, title=f"Suspensions (ISS + OSS) per month, {scope_name}"),
                     width="stretch")
     signals = chart[chart["signal"] != ""]
