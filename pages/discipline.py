@@ -32,14 +32,15 @@ school = ui.url_choice("School", "school", ["all", *sorted(school_names, key=sch
                        container=cols[1], format_func=lambda s: "All schools" if s == "all" else school_names[s])
 year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]), container=cols[2],
                          format_func=lambda y: f"{int(y) - 1}-{str(y)[-2:]}"))
-groups = [g for g in STUDENT_GROUPS if g != "ALL" and g in set(all_discipline["student_group"])]
+present = set(all_discipline["student_group"].unique())
+groups = [g for g in STUDENT_GROUPS if g != "ALL" and g in present]
 group = ui.url_choice("Group for risk ratios", "group", groups, "BL" if "BL" in groups else groups[0],
                       container=cols[3], format_func=group_label)
 scope_ids = [school] if school != "all" else in_cluster["school_id"].tolist()
 scope_name = school_names.get(school) if school != "all" else ("the district" if cluster == "all" else cluster)
 
 
-@ui.cached
+@ui.shared
 def discipline_views(version: int, cluster: str):
     """Disproportionality for every school (the alternate ratio needs the district) and RP impact."""
     data = ui.discipline()

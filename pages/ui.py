@@ -61,6 +61,7 @@ def data_version() -> int:
 
 
 # --- cached loaders ------------------------------------------------------------------------------
+# Raw tables are cached as shared resources (no copy per rerun; pages only read them).
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -109,7 +110,7 @@ def metric_ids() -> list[str]:
     return _metric_ids(data_version())
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_resource(show_spinner=False, max_entries=32)
 def _metric_rows(version: int, metric: str, years: tuple[int, ...] | None, school_ids: tuple[str, ...] | None):
     eng = engine()
     ids = list(school_ids) if school_ids else None
@@ -129,7 +130,7 @@ def metric_rows(metric: str, years: Sequence[int] | None = None, school_ids: Seq
                         tuple(school_ids) if school_ids else None)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16)
 def _school_metrics(version: int, school_id: str) -> pd.DataFrame:
     eng = engine()
     metrics = storage.load_metrics(eng, school_ids=[school_id])
@@ -141,7 +142,7 @@ def school_metrics(school_id: str) -> pd.DataFrame:
     return _school_metrics(data_version(), school_id)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16)
 def _discipline(version: int, school_ids: tuple[str, ...] | None) -> pd.DataFrame:
     return storage.load_discipline(engine(), school_ids=list(school_ids) if school_ids else None)
 
@@ -163,6 +164,15 @@ def metric_groups(metric: str) -> list[str]:
 def cached(fn: Callable) -> Callable:
     """Cache a pure computation on its arguments (callers pass the data version among them)."""
     return st.cache_data(show_spinner=False, max_entries=32)(fn)
+
+
+def shared(fn: Callable) -> Callable:
+    """Like :func:`cached` but without copying the result on each use: for large read-only tables.
+
+    `st.cache_data` unpickles a fresh copy on every rerun (about a second for district-wide
+    disproportionality at 2,000 schools); callers must not modify what this returns.
+    """
+    return st.cache_resource(show_spinner=False, max_entries=8)(fn)
 
 
 # --- URL-bound filters -----------------------------------------------------------------------------
@@ -259,7 +269,7 @@ def fmt_pct(value: float, digits: int = 1) -> str:
     return "–" if value is None or pd.isna(value) else f"{value:.{digits}f}%"
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def _year_rows(version: int, year: int) -> pd.DataFrame:
     eng = engine()
     return metrics_with_suspension(storage.load_metrics(eng, years=[year]), storage.load_discipline(eng, years=[year]))
