@@ -10,6 +10,7 @@ from analytics.catalog import STUDENT_GROUPS, group_label
 from analytics.derived import discipline_with_all
 from analytics.disproportionality import OUTCOMES, disproportionality
 from analytics.findings import rate_change_finding
+from analytics.privacy import SUPPRESSED, coded_rate
 from analytics.rp_impact import OUTCOME_LABELS, rp_impact
 from analytics.run_charts import attach_cycles, monthly_incident_series, run_chart
 from pages import ui
@@ -120,9 +121,18 @@ if not rate_table.empty:
     wide.index = wide.index.map(group_label)
     small = wide["enrolled"] < 10
     wide.loc[small, wide.columns.difference(["enrolled"])] = np.nan
-    st.dataframe(wide, width="stretch", column_config={
-        c: st.column_config.NumberColumn(f"{c.replace('_', ' ')} (%)", format="%.2f")
-        for c in wide.columns if c != "enrolled"} | {"enrolled": st.column_config.NumberColumn(format="localized")})
+    labels = {c: f"{c.replace('_', ' ')} (%)" for c in wide.columns if c != "enrolled"}
+    if ui.is_public():  # viewers: n < 10 starred, rates <= 5% / >= 95% coded (analytics.privacy)
+        shown = wide.astype(object)
+        for col in labels:
+            shown[col] = [SUPPRESSED if n < 10 else "" if not np.isfinite(v) else ui.rate_text(coded_rate(v))
+                          for v, n in zip(wide[col], wide["enrolled"], strict=True)]
+        shown["enrolled"] = [SUPPRESSED if n < 10 else f"{n:,.0f}" for n in wide["enrolled"]]
+        st.dataframe(shown.rename(columns=labels), width="stretch")
+    else:
+        st.dataframe(wide, width="stretch", column_config={
+            c: st.column_config.NumberColumn(label, format="%.2f") for c, label in labels.items()}
+            | {"enrolled": st.column_config.NumberColumn(format="localized")})
     st.caption("Rate = students with the outcome / students enrolled, pooled over the schools in scope. Groups "
                "under 10 students are not shown.")
 

@@ -485,3 +485,8 @@ def filter_bar() -> tuple[int, str, str]:
     groups = [g for g in catalog.STUDENT_GROUPS if g in metric_groups(metric)] or ["ALL"]
     group = url_choice("Student group", "group", groups, "ALL", format_func=catalog.group_label, container=cols[2])
     return year, metric, group
+
+
+def rate_text(value) -> str:
+    """A released rate with two decimals, or the coded text (`<= 5.0%`) as it is."""
+    return value if isinstance(value, str) else f"{value:.2f}"

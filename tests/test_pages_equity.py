@@ -69,3 +69,13 @@ def test_thin_district_gets_the_views_its_data_supports(tmp_path, monkeypatch):
     # BL risk 30/200 = 15% vs others (12+6)/(300+100) = 4.5% -> RR 3.33 in every year: flagged
     assert any("S0 · Black or African American · suspension \\(3.3\\)" in m.value for m in at.markdown)
     _run("gaps")
+
+
+def test_discipline_tables_are_suppressed_for_shared_views(on_demo):
+    school = storage.load_schools(on_demo)["school_id"].iloc[0]
+    at = _run("discipline", school=school, year="2025", share="token-checked-by-the-app-shell")
+    rates = at.dataframe[0].value
+    assert (rates["enrolled"] == "*").any()  # the school's American Indian and Pacific Islander groups
+    assert rates.isin(["<= 5.0%"]).any().any()
+    numeric = pd.to_numeric(rates["enrolled"].str.replace(",", ""), errors="coerce").dropna()
+    assert (numeric >= 10).all()
