@@ -32,4 +32,4 @@ def test_discipline_page_shows_event_study_and_flags(page, app_server):
     page.wait_for_selector("text=Restorative-practices impact", timeout=30_000)
     body = page.inner_text("body")
     assert "Callaway-Sant'Anna" in body and "95% CI" in body
-    assert page.locator("[data-testid=stVegaLiteChart]").count() >= 2
+    page.locator("[data-testid=stVegaLiteChart]").nth(1).wait_for(timeout=30_000)  # ratios and event study
