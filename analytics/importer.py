@@ -95,7 +95,7 @@ def _problems(raw: RawTable, column: str, text: pd.Series, mask: pd.Series, reas
         return []
     rows = np.flatnonzero(mask.to_numpy())
     reasons = reason[mask].tolist() if isinstance(reason, pd.Series) else [reason] * len(rows)
-    values = text.iloc[rows].tolist()
+    values = [str(v).strip() for v in text.iloc[rows].tolist()]
     return [
         Problem(raw.source, int(i) + raw.first_data_line, column, repr(v) if v == "" else v, why)
         for i, v, why in zip(rows, values, reasons, strict=True)
@@ -138,7 +138,7 @@ def _check_column(raw: RawTable, spec: schema.ColumnSpec, ctx: _Context) -> tupl
     reasons = pd.Series(reasons_u.to_numpy()[codes], index=raw.frame.index)
     skip = pd.Series(skip_u.to_numpy()[codes], index=raw.frame.index)
     bad = reasons.notna()
-    problems = _problems(raw, spec.name, column.astype(str).str.strip(), bad, reasons)
+    problems = _problems(raw, spec.name, column, bad, reasons)
     return values, problems, skip
 
 
@@ -204,6 +204,13 @@ def _check_distinct(text: pd.Series, spec: schema.ColumnSpec, ctx: _Context) -> 
 # --- table rules ---------------------------------------------------------------------------------
 
 
+def _explain(mask: pd.Series, values: pd.Series, template: str) -> pd.Series:
+    """Reasons filled in only where a rule failed (formatting every row would cost more than the check)."""
+    reasons = pd.Series(None, index=mask.index, dtype=object)
+    reasons[mask] = [template.format(v) for v in values[mask]]
+    return reasons
+
+
 def _table_rules(raw: RawTable, table: str, clean: pd.DataFrame) -> list[Problem]:
     """Rules that involve two columns of a row (DESIGN §2)."""
     problems: list[Problem] = []
@@ -211,7 +218,7 @@ def _table_rules(raw: RawTable, table: str, clean: pd.DataFrame) -> list[Problem
     if table == "metrics":
         num, den = clean["numerator"], clean["denominator"]
         problems += _problems(raw, "numerator", text.get("numerator", pd.Series("", index=text.index)),
-                              num > den, den.map(lambda d: f"numerator above denominator ({d:g})"))
+                              num > den, _explain(num > den, den, "numerator above denominator ({:g})"))
         one_count = num.notna() ^ den.notna()
         unmarked_value = text["value"].str.strip().eq("") if "value" in text else pd.Series(True, index=text.index)
         needs = clean["value"].isna() & (num.isna() | den.isna()) & unmarked_value & ~one_count
@@ -222,7 +229,7 @@ def _table_rules(raw: RawTable, table: str, clean: pd.DataFrame) -> list[Problem
         for col in _COUNT_LIMITED:
             if col in text:
                 over = (clean[col] > enrolled) & (enrolled > 0)
-                problems += _problems(raw, col, text[col], over, enrolled.map(lambda e: f"above enrolled ({e:g})"))
+                problems += _problems(raw, col, text[col], over, _explain(over, enrolled, "above enrolled ({:g})"))
     if table == "improvement_cycles" and "end_date" in clean:
         before = clean["end_date"] < clean["start_date"]
         problems += _problems(raw, "end_date", text["end_date"], before, "ends before start_date")

@@ -43,6 +43,14 @@ def _normalise_headers(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _read_fast(text: str) -> pd.DataFrame:
+    """Arrow's multithreaded CSV reader (about 5x pandas' for text columns); any doubt -> None."""
+    frame = pd.read_csv(io.BytesIO(text.encode("utf-8")), dtype=str, keep_default_na=False, engine="pyarrow")
+    if frame.columns.duplicated().any():
+        return None
+    return frame.fillna("")
+
+
 def read_csv_bytes(name: str, data: bytes) -> RawTable:
     if b"\x00" in data[:8192]:
         raise UnreadableFile("not a text table (the file is binary); save it as CSV or XLSX")
@@ -50,8 +58,14 @@ def read_csv_bytes(name: str, data: bytes) -> RawTable:
     if not text.strip():
         raise UnreadableFile("the file is empty")
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=False,
-                            skip_blank_lines=True)
+        frame = _read_fast(text)
+    except Exception:  # noqa: BLE001 - the careful reader below gives the user a precise message
+        frame = None
+    if frame is not None and frame.empty and len(text.strip().splitlines()) > 1:
+        frame = None  # blank-looking data rows: let the careful reader decide
+    try:
+        if frame is None:
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
     except pd.errors.ParserError as exc:
         raise UnreadableFile(f"not a readable CSV table ({str(exc).splitlines()[0]})") from exc
     except pd.errors.EmptyDataError as exc:
