@@ -190,7 +190,7 @@ def url_choice(label: str, key: str, options: Sequence, default, *, format_func:
     director who follows a stale link must be told. The URL always carries the current value, so
     the address bar is a complete, shareable description of the view.
     """
-    options = list(options)
+    options = _within_scope(key, list(options))
     texts = [str(o) for o in options]
     raw = st.query_params.get(key)
     if raw is not None and raw != "" and raw not in texts:
@@ -204,6 +204,23 @@ def url_choice(label: str, key: str, options: Sequence, default, *, format_func:
     value = (container or st).selectbox(label, options, key=widget_key, format_func=format_func)
     st.query_params[key] = st.session_state[seen_key] = str(value)
     return value
+
+
+def _within_scope(key: str, options: list) -> list:
+    """In a shared view, a cluster or school filter offers only what the link's scope covers."""
+    grant = st.session_state.get("share_grant") if is_public() else None
+    if grant is None or grant.kind == "district":
+        return options
+    if key == "cluster":
+        allowed = {grant.target} if grant.kind == "cluster" else {
+            str(c) for c in schools().loc[schools()["school_id"] == grant.target, "cluster"]}
+        return [o for o in options if str(o) in allowed] or options
+    if key == "school" and grant.kind == "school":
+        return [o for o in options if str(o) == grant.target] or options
+    if key == "school" and grant.kind == "cluster":
+        members = set(schools().loc[schools()["cluster"] == grant.target, "school_id"])
+        return [o for o in options if str(o) in members or o == "all"] or options
+    return options
 
 
 def not_found(message: str, *, options: Sequence[str] = ()) -> None:

@@ -95,3 +95,12 @@ def test_in_scope_navigation_keeps_the_token(page, app_server, demo):
     school_link.click()
     page.wait_for_selector("text=SSIF profile", timeout=30_000)
     assert "share=" in page.url and "Read-only shared view" in page.inner_text("body")
+
+
+def test_filters_in_a_shared_view_offer_only_the_scope(page, app_server, demo):
+    engine, _, mine, _ = demo
+    page.goto(_link(engine, app_server, f"/gaps?cluster={mine}&metric=math_growth", f"cluster:{mine}"))
+    page.wait_for_selector("text=Findings", timeout=30_000)
+    page.locator("[data-testid=stSelectbox]").nth(3).click()  # Cluster
+    options = page.get_by_role("option").all_inner_texts()
+    assert options == [mine]
