@@ -20,10 +20,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings as hypothesis_settings
 
 from analytics import storage
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Property tests check behaviour, never speed: no per-example deadline on a busy 2-core machine.
+hypothesis_settings.register_profile("suite", deadline=None)
+hypothesis_settings.load_profile("suite")
 _counter = itertools.count()
 
 
