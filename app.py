@@ -6,7 +6,7 @@ on, nothing to edit), a signed-in member of staff when sign-in is configured, or
 
 import streamlit as st
 
-from analytics.sharing import SCOPED_PAGES
+from analytics.access.sharing import SCOPED_PAGES
 from pages import ui
 
 st.set_page_config(page_title="School Support & Improvement", page_icon=":material/school:", layout="wide")

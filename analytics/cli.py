@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from analytics import storage
+from analytics.data import storage
 
 
 def _engine():
@@ -20,7 +20,7 @@ def _engine():
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from analytics.demo import load_demo
+    from analytics.data.demo import load_demo
 
     engine = _engine()
     counts = load_demo(engine, schools=args.schools, years=args.years, seed=args.seed, rp_effect=args.rp_effect)
@@ -31,7 +31,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from analytics.importer import import_files
+    from analytics.data.importer import import_files
 
     report = import_files(_engine(), [Path(p) for p in args.files], table=args.table, who=_who())
     if not report.ok:
@@ -66,19 +66,19 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from analytics.exports import export_command
+    from analytics.outputs.exports import export_command
 
     return export_command(_engine(), args)
 
 
 def cmd_share(args: argparse.Namespace) -> int:
-    from analytics.sharing import share_command
+    from analytics.access.sharing import share_command
 
     return share_command(_engine(), args)
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    from analytics.sharing import revoke_command
+    from analytics.access.sharing import revoke_command
 
     return revoke_command(_engine(), args)
 

@@ -26,8 +26,8 @@ def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
 
 def demo_database(path: Path, schools: int) -> str:
     """A SQLite demo district of the given size at `path` (built once and reused)."""
-    from analytics import storage
-    from analytics.demo import load_demo
+    from analytics.data import storage
+    from analytics.data.demo import load_demo
 
     url = f"sqlite:///{path}"
     if not path.exists():

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 from _common import best_of, write_results
 
-from analytics import storage
-from analytics.demo import build_demo
-from analytics.importer import import_files, validate_bytes
+from analytics.data import storage
+from analytics.data.demo import build_demo
+from analytics.data.importer import import_files, validate_bytes
 
 NO_LIMIT = 1 << 40
 

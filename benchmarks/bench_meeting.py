@@ -11,8 +11,8 @@ from pathlib import Path
 
 from _common import demo_database, write_results
 
-from analytics import storage
-from analytics.meeting import ViewSpec, build_pack, deck_bytes, standard_specs, workbook_bytes, zip_bytes
+from analytics.data import storage
+from analytics.outputs.meeting import ViewSpec, build_pack, deck_bytes, standard_specs, workbook_bytes, zip_bytes
 
 EXTRA_METRICS = ("math_proficient", "chronic_absence", "ela_growth", "math_growth")
 

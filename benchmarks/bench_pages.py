@@ -51,7 +51,7 @@ def _rerun_seconds(script: Path, params: dict) -> float:
 def measure(url: str, empty: Path) -> dict:
     import streamlit as st
 
-    from analytics import storage
+    from analytics.data import storage
 
     os.environ["DATABASE_URL"] = url
     st.cache_data.clear()

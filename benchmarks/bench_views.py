@@ -11,8 +11,8 @@ from pathlib import Path
 
 from _common import best_of, demo_database, write_results
 
-from analytics import storage
-from analytics.views import VIEWS, build_view
+from analytics.data import storage
+from analytics.outputs.views import VIEWS, build_view
 
 
 def main() -> None:

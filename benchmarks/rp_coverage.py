@@ -10,8 +10,8 @@ import time
 
 from _common import write_results
 
-from analytics.demo import build_demo
-from analytics.rp_impact import rp_impact
+from analytics.data.demo import build_demo
+from analytics.stats.rp_impact import rp_impact
 
 SEEDS = range(1, 21)
 

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analytics import charts_district as charts
-from analytics.catalog import group_label
-from analytics.rates import two_proportion_test
-from analytics.summaries import cluster_table, pooled_kpi, school_values
+from analytics.data.catalog import group_label
+from analytics.outputs import charts_district as charts
+from analytics.stats.rates import two_proportion_test
+from analytics.stats.summaries import cluster_table, pooled_kpi, school_values
 from pages import ui
 
 schools = ui.schools()

@@ -5,8 +5,8 @@ import getpass
 import pandas as pd
 import streamlit as st
 
-from analytics import importer, schema, storage
 from analytics.config import max_upload_bytes
+from analytics.data import importer, schema, storage
 from pages import ui
 
 st.title("Data")

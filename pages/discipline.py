@@ -5,14 +5,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analytics import charts_equity, storage
-from analytics.catalog import STUDENT_GROUPS, group_label
-from analytics.derived import discipline_with_all
-from analytics.disproportionality import OUTCOMES, disproportionality
-from analytics.findings import rate_change_finding
-from analytics.privacy import SUPPRESSED, coded_rate
-from analytics.rp_impact import OUTCOME_LABELS, rp_impact
-from analytics.run_charts import attach_cycles, monthly_incident_series, run_chart
+from analytics.access.privacy import SUPPRESSED, coded_rate
+from analytics.data import storage
+from analytics.data.catalog import STUDENT_GROUPS, group_label
+from analytics.data.derived import discipline_with_all
+from analytics.outputs import charts_equity
+from analytics.outputs.findings import rate_change_finding
+from analytics.stats.disproportionality import OUTCOMES, disproportionality
+from analytics.stats.rp_impact import OUTCOME_LABELS, rp_impact
+from analytics.stats.run_charts import attach_cycles, monthly_incident_series, run_chart
 from pages import ui
 
 st.title("Discipline and restorative practices")
@@ -122,7 +123,7 @@ if not rate_table.empty:
     small = wide["enrolled"] < 10
     wide.loc[small, wide.columns.difference(["enrolled"])] = np.nan
     labels = {c: f"{c.replace('_', ' ')} (%)" for c in wide.columns if c != "enrolled"}
-    if ui.is_public():  # viewers: n < 10 starred, rates <= 5% / >= 95% coded (analytics.privacy)
+    if ui.is_public():  # viewers: n < 10 starred, rates <= 5% / >= 95% coded (analytics.access.privacy)
         shown = wide.astype(object)
         for col in labels:
             shown[col] = [SUPPRESSED if n < 10 else "" if not np.isfinite(v) else ui.rate_text(coded_rate(v))

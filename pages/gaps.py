@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from analytics import charts_equity
-from analytics.catalog import SCHOOL_LEVELS, group_label
-from analytics.gaps import REFERENCES, gap_table, pooled_gap_trend
-from analytics.rates import add_rate_columns
-from analytics.status_change import status_change
+from analytics.data.catalog import SCHOOL_LEVELS, group_label
+from analytics.outputs import charts_equity
+from analytics.stats.gaps import REFERENCES, gap_table, pooled_gap_trend
+from analytics.stats.rates import add_rate_columns
+from analytics.stats.status_change import status_change
 from pages import ui
 
 st.title("Growth gaps")

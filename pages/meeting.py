@@ -5,7 +5,15 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from analytics.meeting import TITLES, ViewSpec, build_pack, deck_bytes, specs_from_url, workbook_bytes, zip_bytes
+from analytics.outputs.meeting import (
+    TITLES,
+    ViewSpec,
+    build_pack,
+    deck_bytes,
+    specs_from_url,
+    workbook_bytes,
+    zip_bytes,
+)
 from pages import ui
 
 st.title("Data-meeting pack")

@@ -3,9 +3,9 @@
 import numpy as np
 import streamlit as st
 
-from analytics import charts_district as charts
-from analytics.catalog import group_label
-from analytics.summaries import cluster_table, pooled_kpi, school_values
+from analytics.data.catalog import group_label
+from analytics.outputs import charts_district as charts
+from analytics.stats.summaries import cluster_table, pooled_kpi, school_values
 from pages import ui
 
 st.title("District overview")

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analytics import charts_district as charts
-from analytics.catalog import RACE_GROUPS, STUDENT_GROUPS, group_label
-from analytics.findings import gap_finding, rate_change_finding
-from analytics.summaries import school_profile
+from analytics.data.catalog import RACE_GROUPS, STUDENT_GROUPS, group_label
+from analytics.outputs import charts_district as charts
+from analytics.outputs.findings import gap_finding, rate_change_finding
+from analytics.stats.summaries import school_profile
 from pages import ui
 
 schools = ui.schools()

@@ -15,9 +15,9 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from streamlit.errors import StreamlitAPIException
 
-from analytics import catalog, storage
-from analytics.derived import metrics_with_suspension
-from analytics.findings import format_p as fmt_p  # noqa: F401 - re-exported for pages
+from analytics.data import catalog, storage
+from analytics.data.derived import metrics_with_suspension
+from analytics.outputs.findings import format_p as fmt_p  # noqa: F401 - re-exported for pages
 
 
 def _leave_legacy_pages_mode() -> None:
@@ -97,7 +97,7 @@ def _metric_ids(version: int) -> list[str]:
     with engine().connect() as conn:
         from sqlalchemy import func, select
 
-        from analytics import schema
+        from analytics.data import schema
 
         has_discipline = conn.execute(select(func.count()).select_from(schema.discipline)).scalar_one() > 0
     if has_discipline and "suspension_rate" not in ids:
@@ -315,7 +315,7 @@ def share_token() -> str | None:
 
 def open_share(token: str):
     """(grant, None) for a valid token, (None, message) otherwise; counted once per browser session."""
-    from analytics.sharing import ShareError, record_open, verify_share
+    from analytics.access.sharing import ShareError, record_open, verify_share
 
     try:
         grant = verify_share(engine(), token)
@@ -355,7 +355,7 @@ def public_table(df: pd.DataFrame, column_config: dict, *, n_col: str, count_col
     """For viewers: the privacy rules applied and numbers shown as text with the suppression marks."""
     if not is_public():
         return df, column_config
-    from analytics.privacy import suppress_table
+    from analytics.access.privacy import suppress_table
 
     safe = suppress_table(df, n_col=n_col, count_cols=count_cols, rate_cols=rate_cols, derived_cols=derived_cols,
                           sets=sets)
@@ -399,7 +399,7 @@ def _default_scope() -> str:
 
 def share_button(url_path: str) -> None:
     """The Share action: scope (default the current view's), expiry and note; shows the link to copy."""
-    from analytics.sharing import MissingSecret, create_share
+    from analytics.access.sharing import MissingSecret, create_share
 
     with st.popover("Share a read-only link", icon=":material/share:", width="stretch"):
         default = _default_scope()
@@ -468,7 +468,7 @@ def download_menu(name: str, table: pd.DataFrame, chart=None) -> None:
     Viewers get the privacy-suppressed table they see; text cells are neutralised against formula
     injection in every format.
     """
-    from analytics.exports import chart_bytes, to_csv_bytes, to_xlsx_bytes
+    from analytics.outputs.exports import chart_bytes, to_csv_bytes, to_xlsx_bytes
 
     with st.popover("Download", icon=":material/download:"):
         st.download_button("Table (CSV)", lambda: to_csv_bytes(table), file_name=f"{name}.csv", mime="text/csv",

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import settings as hypothesis_settings
 
-from analytics import storage
+from analytics.data import storage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,7 +121,7 @@ def sqlite_engine(tmp_path):
 @pytest.fixture(scope="session")
 def demo_db_url(tmp_path_factory) -> str:
     """A SQLite file with the default demo district, built once per test session."""
-    from analytics.demo import load_demo
+    from analytics.data.demo import load_demo
 
     path = tmp_path_factory.mktemp("demo") / "demo.db"
     url = f"sqlite:///{path}"

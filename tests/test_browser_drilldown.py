@@ -7,9 +7,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from analytics import storage
-from analytics.charts_district import _zoom
-from analytics.summaries import cluster_table
+from analytics.data import storage
+from analytics.outputs.charts_district import _zoom
+from analytics.stats.summaries import cluster_table
 
 pytestmark = pytest.mark.browser
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from analytics import storage
-from analytics.sharing import create_share, revoke_share
+from analytics.access.sharing import create_share, revoke_share
+from analytics.data import storage
 
 pytestmark = pytest.mark.browser
 

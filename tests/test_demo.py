@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics import storage
-from analytics.catalog import RACE_GROUPS
-from analytics.demo import build_demo, load_demo
-from analytics.schema import TABLES
+from analytics.data import storage
+from analytics.data.catalog import RACE_GROUPS
+from analytics.data.demo import build_demo, load_demo
+from analytics.data.schema import TABLES
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,14 @@
 
 from pathlib import Path
 
-from analytics import dictionary, schema
+from analytics.data import dictionary, schema
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "data-dictionary.md"
 
 
 def test_published_dictionary_matches_schema():
     assert DOC.read_text(encoding="utf-8") == dictionary.markdown(), (
-        "docs/data-dictionary.md is stale: run `python -m analytics.dictionary > docs/data-dictionary.md`"
+        "docs/data-dictionary.md is stale: run `python -m analytics.data.dictionary > docs/data-dictionary.md`"
     )
 
 

@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analytics.access.privacy import suppress_table, suppress_view
 from analytics.config import DEFAULT_SETTINGS
-from analytics.disproportionality import disproportionality
-from analytics.gaps import gap_table
-from analytics.privacy import suppress_table, suppress_view
-from analytics.rp_impact import rp_impact
-from analytics.run_charts import monthly_incident_series, run_chart, shift_points
-from analytics.status_change import change_level, grid_color, status_change, status_level
+from analytics.stats.disproportionality import disproportionality
+from analytics.stats.gaps import gap_table
+from analytics.stats.rp_impact import rp_impact
+from analytics.stats.run_charts import monthly_incident_series, run_chart, shift_points
+from analytics.stats.status_change import change_level, grid_color, status_change, status_level
 
 # --- gaps ------------------------------------------------------------------------------------------
 

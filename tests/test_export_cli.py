@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analytics import cli
-from analytics.exports import safe_cell
+from analytics.outputs.exports import safe_cell
 
 HEADERS = {
     "rates": "school_id,school_year,metric,student_group,numerator,denominator,value,ci_low,ci_high",

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from analytics import cli, schema, storage
-from analytics.importer import import_bytes, import_files
+from analytics import cli
+from analytics.data import schema, storage
+from analytics.data.importer import import_bytes, import_files
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 CASES = json.loads((CORPUS / "cases.json").read_text())

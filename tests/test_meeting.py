@@ -12,10 +12,11 @@ from openpyxl import load_workbook
 from pptx import Presentation
 from streamlit.testing.v1 import AppTest
 
-from analytics import cli, storage
-from analytics.importer import import_bytes
-from analytics.meeting import build_pack, deck_bytes, specs_from_url, standard_specs, workbook_bytes, zip_bytes
-from analytics.views import build_view
+from analytics import cli
+from analytics.data import storage
+from analytics.data.importer import import_bytes
+from analytics.outputs.meeting import build_pack, deck_bytes, specs_from_url, standard_specs, workbook_bytes, zip_bytes
+from analytics.outputs.views import build_view
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 

@@ -7,8 +7,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from analytics import storage
-from analytics.importer import import_bytes
+from analytics.data import storage
+from analytics.data.importer import import_bytes
 from tests.page_runner import run_page as _run
 
 

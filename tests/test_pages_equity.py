@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analytics import storage
-from analytics.disproportionality import disproportionality
-from analytics.importer import import_bytes
-from analytics.rp_impact import rp_impact
+from analytics.data import storage
+from analytics.data.importer import import_bytes
+from analytics.stats.disproportionality import disproportionality
+from analytics.stats.rp_impact import rp_impact
 from tests.page_runner import run_page as _run
 
 

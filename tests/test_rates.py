@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics.derived import discipline_with_all, metrics_with_suspension
-from analytics.findings import gap_finding, rate_change_finding
-from analytics.rates import pooled_rates, two_proportion_test, wilson_arrays, wilson_interval
-from analytics.summaries import gaps_vs_others, pooled_kpi
+from analytics.data.derived import discipline_with_all, metrics_with_suspension
+from analytics.outputs.findings import gap_finding, rate_change_finding
+from analytics.stats.rates import pooled_rates, two_proportion_test, wilson_arrays, wilson_interval
+from analytics.stats.summaries import gaps_vs_others, pooled_kpi
 
 
 def test_wilson_interval_by_hand():

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from analytics import cli, storage
-from analytics.sharing import ShareError, create_share, revoke_share, verify_share
+from analytics import cli
+from analytics.access.sharing import ShareError, create_share, revoke_share, verify_share
+from analytics.data import storage
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 SCHOOLS = pd.DataFrame({"school_id": ["1", "2", "3"], "school_name": ["A", "B", "C"], "level": "ES",

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from analytics import schema, storage
 from analytics.config import database_url
+from analytics.data import schema, storage
 
 SCHOOLS = pd.DataFrame(
     [

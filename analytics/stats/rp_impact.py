@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.config import DEFAULT_SETTINGS, Settings
-from analytics.derived import discipline_with_all, suspension_counts
+from analytics.data.derived import discipline_with_all, suspension_counts
 
 SUMMARY_COLUMNS = ["outcome", "estimate", "ci_low", "ci_high", "p_value", "n_rp_schools", "n_comparison_schools",
                    "method"]

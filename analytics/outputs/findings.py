@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from analytics.config import DEFAULT_SETTINGS
-from analytics.rates import two_proportion_test
+from analytics.stats.rates import two_proportion_test
 
 MIN_N = DEFAULT_SETTINGS.privacy_min_n  # below this, say too few students rather than a number
 ALPHA = DEFAULT_SETTINGS.alpha
@@ -21,7 +21,7 @@ def rate_change_finding(label: str, prev_num: float, prev_den: float, cur_num: f
     """One sentence on a rate's change, e.g. "Suspension rate fell 1.9 points, 6.1% → 4.2%, a significant
     change (two-proportion z-test, p = 0.003)."
 
-    Significance uses :func:`analytics.rates.two_proportion_test` (pooled z-test, Fisher's exact test
+    Significance uses :func:`analytics.stats.rates.two_proportion_test` (pooled z-test, Fisher's exact test
     for small cells); a change is never called real without it.
     """
     if not all(np.isfinite(v) for v in (prev_num, prev_den, cur_num, cur_den)):

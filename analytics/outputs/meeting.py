@@ -1,7 +1,7 @@
 """The data-meeting pack: several views as one Excel workbook (native charts), a slide deck and a ZIP.
 
 A pack is a list of ``ViewSpec`` (a view of DESIGN §7 with its filters). Each view's table comes from
-``analytics.views.build_view`` (so a public pack passes through the privacy rules) and its chart from
+``analytics.outputs.views.build_view`` (so a public pack passes through the privacy rules) and its chart from
 the same builders the pages use. Text cells are neutralised against formula injection.
 """
 
@@ -20,8 +20,8 @@ import altair as alt
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from analytics.exports import chart_bytes, safe_cell, safe_frame, view_chart, write_sheet
-from analytics.views import build_view
+from analytics.outputs.exports import chart_bytes, safe_cell, safe_frame, view_chart, write_sheet
+from analytics.outputs.views import build_view
 
 TITLES = {
     "rates": "Rates with 95% intervals",
@@ -276,7 +276,7 @@ def meeting_command(engine: Engine, args) -> int:
     if not args.output or Path(args.output).suffix.lower() not in WRITERS:
         print("error: export meeting needs -o FILE.xlsx, FILE.pptx or FILE.zip", file=sys.stderr)
         return 2
-    from analytics.views import ViewError
+    from analytics.outputs.views import ViewError
 
     specs = standard_specs(args.cluster, args.school, args.year, args.metric or "read_proficient")
     scope = args.school or args.cluster or "district"

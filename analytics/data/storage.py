@@ -16,8 +16,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from analytics import schema
 from analytics.config import database_url
+from analytics.data import schema
 
 
 @lru_cache(maxsize=8)
@@ -64,7 +64,7 @@ def ensure_database(engine: Engine | None = None, *, seed_demo: bool = True) -> 
     engine = engine or get_engine()
     create_schema(engine)
     if seed_demo and engine.dialect.name == "sqlite" and is_empty(engine):
-        from analytics.demo import load_demo
+        from analytics.data.demo import load_demo
 
         load_demo(engine)
     return engine

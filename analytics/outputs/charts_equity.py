@@ -9,9 +9,9 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from analytics.catalog import group_label
-from analytics.charts_district import OKABE_ITO
-from analytics.status_change import CHANGE_LEVELS, STATUS_LEVELS
+from analytics.data.catalog import group_label
+from analytics.outputs.charts_district import OKABE_ITO
+from analytics.stats.status_change import CHANGE_LEVELS, STATUS_LEVELS
 
 # The Dashboard's colour names drawn with colour-blind-distinguishable hues (Okabe-Ito based).
 GRID_COLOURS = {"Blue": "#0072B2", "Green": "#009E73", "Yellow": "#F0E442", "Orange": "#E69F00", "Red": "#D55E00",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analytics.rates import add_rate_columns, pooled_rates, two_proportion_test
+from analytics.stats.rates import add_rate_columns, pooled_rates, two_proportion_test
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def gaps_vs_others(rows: pd.DataFrame) -> pd.DataFrame:
     """Each group's value against all other students of the same school (ALL minus the group).
 
     Uses counts only: others = (ALL numerator - group numerator) / (ALL denominator - group
-    denominator). The p-value is :func:`analytics.rates.two_proportion_test` of group vs others.
+    denominator). The p-value is :func:`analytics.stats.rates.two_proportion_test` of group vs others.
     Rows without counts get NaN. Returns the input rows plus ``others_value``, ``gap``, ``p_value``.
     """
     keys = ["school_id", "school_year", "metric"]

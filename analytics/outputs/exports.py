@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from analytics import charts_district, charts_equity
-from analytics.views import VIEWS, ViewError, build_view
+from analytics.outputs import charts_district, charts_equity
+from analytics.outputs.views import VIEWS, ViewError, build_view
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -100,7 +100,7 @@ def view_chart(engine: Engine, view: str, table: pd.DataFrame, **filters) -> alt
         pooled["n_schools"] = 0
         return charts_district.cluster_comparison(pooled, filters.get("metric") or "Rate", None, True)
     if view == "gaps":
-        from analytics.catalog import metric_label
+        from analytics.data.catalog import metric_label
 
         return charts_equity.gap_trend(table, metric_label(filters.get("metric") or "") or "Gaps")
     if view == "status-change":
@@ -108,8 +108,8 @@ def view_chart(engine: Engine, view: str, table: pd.DataFrame, **filters) -> alt
     if view == "disproportionality":
         return charts_equity.risk_ratio_bars(table[table["outcome"] == "suspension"])
     if view == "rp-impact":
-        from analytics import storage
-        from analytics.rp_impact import rp_impact
+        from analytics.data import storage
+        from analytics.stats.rp_impact import rp_impact
 
         schools = storage.load_schools(engine)
         result = rp_impact(schools, storage.load_discipline(engine), outcomes=["suspension_rate"])
@@ -130,9 +130,9 @@ def chart_bytes(chart: alt.Chart, fmt: str, scale: float = 2.0) -> bytes:
 
 
 def export_meeting(engine: Engine, args) -> int:
-    """The whole data-meeting pack; its builder lives in `analytics.meeting` when installed."""
+    """The whole data-meeting pack; its builder lives in `analytics.outputs.meeting` when installed."""
     try:
-        from analytics.meeting import meeting_command
+        from analytics.outputs.meeting import meeting_command
     except ImportError:
         print("error: the data-meeting pack export is not available yet; export views one at a time",
               file=sys.stderr)

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analytics.catalog import RACE_GROUPS
 from analytics.config import DEFAULT_SETTINGS, Settings
+from analytics.data.catalog import RACE_GROUPS
 
 SUPPRESSED = "*"
 

@@ -25,7 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from analytics.catalog import SCHOOL_LEVELS, STUDENT_GROUPS
+from analytics.data.catalog import SCHOOL_LEVELS, STUDENT_GROUPS
 
 # Column kinds the validator understands.
 TEXT, INT, FLOAT, YEAR, DATE, YESNO, ENUM, GROUP, METRIC, SCHOOL, BOOL = (

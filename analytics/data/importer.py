@@ -1,6 +1,6 @@
 """All-or-nothing import of district files (DESIGN §2 "Import rules", §7 `import`).
 
-Every check is derived from `analytics.schema.TABLES` and runs column-wise over the whole file
+Every check is derived from `analytics.data.schema.TABLES` and runs column-wise over the whole file
 (vectorised pandas operations), collecting every problem with its spreadsheet line number. If any
 file of an import has a problem nothing is written; otherwise all tables are upserted on their
 natural keys in one transaction, each file is recorded in the import history, and the data version
@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from analytics import schema, storage
-from analytics.catalog import BUILTIN_METRICS
 from analytics.config import max_upload_bytes
-from analytics.readers import RawTable, UnreadableFile, read_tables
+from analytics.data import schema, storage
+from analytics.data.catalog import BUILTIN_METRICS
+from analytics.data.readers import RawTable, UnreadableFile, read_tables
 
 # Public files mark suppressed cells with `*`, `n<10`, `<= 5.0`, `>95%`, `N/A`, `--` and the like.
 SUPPRESSION_MARK = re.compile(r"^(\*+|n\s*<\s*\d+|[<>]=?\s*\d+(\.\d+)?\s*%?|n/?a|-{1,2}|\.)$", re.IGNORECASE)

@@ -28,8 +28,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from analytics import schema
 from analytics.config import PROJECT_ROOT, secrets_section
+from analytics.data import schema
 
 LOCAL_SECRET = PROJECT_ROOT / "data" / "share.secret"
 CLOCK_SKEW = timedelta(seconds=60)
@@ -147,7 +147,7 @@ def create_share(engine: Engine, view_url: str, scope: str, expires_days: float 
     """Sign and record a read-only link; returns (token, link)."""
     if not expires_days > 0:
         raise ValueError("--expires-days must be greater than 0")
-    from analytics.storage import load_schools
+    from analytics.data.storage import load_schools
 
     validate_scope(scope, load_schools(engine))
     now = now or datetime.now(UTC)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analytics.catalog import RACE_GROUPS
+from analytics.data.catalog import RACE_GROUPS
 
 _CLUSTER_NAMES = (
     "Northwood", "Eastern Valley", "Riverside", "Glenmont", "Oak Ridge", "Seneca Creek", "Fairview",
@@ -375,7 +375,7 @@ def build_demo(schools: int = 200, years: int = 6, seed: int = 42, rp_effect: fl
     Returns
     -------
     dict of DataFrames keyed ``schools``, ``metrics``, ``discipline``, ``incidents``, ``improvement_cycles``
-    with the columns of ``analytics.schema.TABLES``.
+    with the columns of ``analytics.data.schema.TABLES``.
     """
     if schools < 1 or years < 1:
         raise ValueError("the demo needs at least one school and one year")
@@ -400,7 +400,7 @@ def build_demo(schools: int = 200, years: int = 6, seed: int = 42, rp_effect: fl
 
 def load_demo(engine, schools: int = 200, years: int = 6, seed: int = 42, rp_effect: float = 1.5) -> dict[str, int]:
     """Replace every data table with a freshly built demo district (one transaction); rows per table."""
-    from analytics.storage import replace_all
+    from analytics.data.storage import replace_all
 
     frames = build_demo(schools=schools, years=years, seed=seed, rp_effect=rp_effect)
     replace_all(engine, frames)

@@ -1,13 +1,13 @@
 """The data dictionary as Markdown, generated from `schema.TABLES` (the validator's own rules).
 
-`python -m analytics.dictionary > docs/data-dictionary.md` regenerates the published page; a test
+`python -m analytics.data.dictionary > docs/data-dictionary.md` regenerates the published page; a test
 fails when the page and the schema disagree.
 """
 
 from __future__ import annotations
 
-from analytics.catalog import BUILTIN_METRICS, STUDENT_GROUPS
-from analytics.schema import TABLES
+from analytics.data.catalog import BUILTIN_METRICS, STUDENT_GROUPS
+from analytics.data.schema import TABLES
 
 
 def _cell(text: str) -> str:
@@ -18,7 +18,7 @@ def markdown() -> str:
     lines = [
         "# Data dictionary",
         "",
-        "Generated from `analytics/schema.py`, the same definitions the importer validates against.",
+        "Generated from `analytics/data/schema.py`, the same definitions the importer validates against.",
         "Files are CSV (UTF-8, UTF-8 with BOM or Windows-1252) or XLSX (one sheet per table, named after",
         "the table). Headers are case-insensitive. `school_year` is the ending year (2024 = 2023-24);",
         "`2023-24` and `2023-2024` are accepted. In optional count or value columns `*`, `n<10`, `<= 5.0`",

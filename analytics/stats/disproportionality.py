@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.config import DEFAULT_SETTINGS, Settings
-from analytics.derived import discipline_with_all, suspension_counts
+from analytics.data.derived import discipline_with_all, suspension_counts
 
 OUTCOMES = {
     "suspension": None,  # students_suspended, or students_oss when it is empty

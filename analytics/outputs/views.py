@@ -2,7 +2,7 @@
 
 Rates, risks, intervals, gaps and differences are percentages (0-100); ratios are plain numbers;
 NaN (an empty cell) means not computed. With ``public=True`` the privacy rules of
-``analytics.privacy`` are applied before the table leaves this module.
+``analytics.access.privacy`` are applied before the table leaves this module.
 """
 
 from __future__ import annotations
@@ -11,19 +11,19 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from analytics import storage
-from analytics.catalog import metric_catalog
+from analytics.access.privacy import suppress_view
 from analytics.config import DEFAULT_SETTINGS, Settings
-from analytics.derived import metrics_with_suspension
-from analytics.disproportionality import COLUMNS as DISPRO_COLUMNS
-from analytics.disproportionality import disproportionality
-from analytics.gaps import GAP_COLUMNS, gap_table
-from analytics.privacy import suppress_view
-from analytics.rates import add_rate_columns, pooled_rates
-from analytics.rp_impact import SUMMARY_COLUMNS, rp_impact
-from analytics.run_charts import monthly_incident_series, run_chart
-from analytics.status_change import COLUMNS as STATUS_COLUMNS
-from analytics.status_change import status_change
+from analytics.data import storage
+from analytics.data.catalog import metric_catalog
+from analytics.data.derived import metrics_with_suspension
+from analytics.stats.disproportionality import COLUMNS as DISPRO_COLUMNS
+from analytics.stats.disproportionality import disproportionality
+from analytics.stats.gaps import GAP_COLUMNS, gap_table
+from analytics.stats.rates import add_rate_columns, pooled_rates
+from analytics.stats.rp_impact import SUMMARY_COLUMNS, rp_impact
+from analytics.stats.run_charts import monthly_incident_series, run_chart
+from analytics.stats.status_change import COLUMNS as STATUS_COLUMNS
+from analytics.stats.status_change import status_change
 
 RATE_COLUMNS = ["school_id", "school_year", "metric", "student_group", "numerator", "denominator", "value", "ci_low",
                 "ci_high"]

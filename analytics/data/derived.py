@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analytics.catalog import RACE_GROUPS
+from analytics.data.catalog import RACE_GROUPS
 
 COUNT_COLUMNS = (
     "enrolled", "students_suspended", "students_iss", "students_oss", "students_expelled", "oss_days",

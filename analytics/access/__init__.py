@@ -1,0 +1,1 @@
+"""Who sees what: privacy suppression for public output and signed read-only links."""

@@ -1,0 +1,1 @@
+"""Outputs: chart builders, the tables behind each view, findings, exports and meeting packs."""
