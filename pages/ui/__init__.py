@@ -1,0 +1,74 @@
+"""Streamlit helpers shared by every page, one module per concern.
+
+Pages stay thin: they read the URL and widgets, call `analytics/`, and draw; anything Streamlit-specific
+that two pages need lives here once. `loaders` (engine, cached tables), `filters` (URL-bound widgets),
+`links` (navigation), `state` (shared-link session), `viewer` (read-only view), `staff` (sign-in, Share),
+`downloads` (download menus). Pages use them through this package: ``from pages import ui``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics.outputs.findings import format_p as fmt_p  # noqa: F401 - re-exported for pages
+
+
+def _leave_legacy_pages_mode() -> None:
+    """Never serve `pages/*.py` as legacy multipage scripts.
+
+    Streamlit starts an app that has a `pages/` folder in its legacy mode until `st.navigation` has
+    run once; a deep link opened first after a restart would then run a page script without the shell
+    in app.py (and so without its shared-link and sign-in checks). The first script run that imports
+    this module switches the process to `st.navigation` mode and reruns.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if not PagesManager.uses_pages_directory or ctx is None:
+        return
+    PagesManager.uses_pages_directory = False
+    try:  # rerun by page name so the deep link's page is kept (its legacy page hash means nothing now)
+        from streamlit.commands.execution_control import _force_yield_point
+        from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
+
+        name = ctx.pages_manager.intended_page_name or ""
+        ctx.script_requests.request_rerun(RerunData(query_string=ctx.query_string, page_name=name,
+                                                    context_info=ctx.context_info))
+        _force_yield_point()
+    except (ImportError, AttributeError, TypeError):
+        st.rerun()
+
+
+_leave_legacy_pages_mode()
+
+from pages.ui.downloads import download_menu  # noqa: E402, F401
+from pages.ui.filters import _within_scope, filter_bar, fmt_pct, metric_label, rate_text, url_choice, year_label  # noqa: E402, F401
+from pages.ui.links import PAGE_PATHS, _md_escape, breadcrumb, go, link, link_row, not_found, page_url  # noqa: E402, F401
+from pages.ui.loaders import (  # noqa: E402, F401
+    _catalog,
+    _discipline,
+    _metric_groups,
+    _metric_ids,
+    _metric_rows,
+    _school_metrics,
+    _schools,
+    _year_rows,
+    _years,
+    cached,
+    data_version,
+    discipline,
+    engine,
+    metric_catalog,
+    metric_groups,
+    metric_ids,
+    metric_rows,
+    school_metrics,
+    schools,
+    shared,
+    year_rows,
+    years,
+)
+from pages.ui.staff import _default_scope, _editor_name, share_button, staff_role  # noqa: E402, F401
+from pages.ui.state import _with_share, is_public, share_grant, share_token  # noqa: E402, F401
+from pages.ui.viewer import _cell_text, open_share, public_table, viewer_nav  # noqa: E402, F401

@@ -1,0 +1,78 @@
+"""Links and navigation: real `<a href>` links, breadcrumbs, drill-down and the not-found stop."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import urlencode
+
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from pages.ui.state import _with_share, share_grant, share_token
+
+PAGE_PATHS = {"pages/overview.py": "", "pages/cluster.py": "cluster", "pages/school.py": "school",
+              "pages/gaps.py": "gaps", "pages/discipline.py": "discipline", "pages/meeting.py": "meeting",
+              "pages/data.py": "data"}
+
+
+def link(label: str, page: str, icon: str | None = None, **params) -> None:
+    """A real link (an `<a href>`) to a view, so keyboard and screen-reader users can drill too."""
+    query = _with_share({k: str(v) for k, v in params.items() if v is not None})
+    try:
+        st.page_link(page, label=label, icon=icon, query_params=query)
+    except StreamlitAPIException:  # page run on its own (no navigation): a plain link does the same
+        st.markdown(f"[{_md_escape(label)}](./{page_url(PAGE_PATHS.get(page, ''), **query)})")
+
+
+def breadcrumb(*crumbs: tuple[str, str | None, dict]) -> None:
+    """District › Cluster › School as links; the last crumb (page None) is the current view."""
+    row = st.container(horizontal=True, gap="small", vertical_alignment="center")
+    for i, (label, page, params) in enumerate(crumbs):
+        with row:
+            if page:
+                link(label, page, **params)
+            else:
+                st.markdown(f"**{_md_escape(label)}**", width="content")
+            if i < len(crumbs) - 1:
+                st.markdown("›", width="content")
+
+
+def _md_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "[]()*_`#<>" else ch for ch in str(text))
+
+
+def page_url(path: str, **params) -> str:
+    """A relative URL of a view, e.g. `cluster?cluster=North%20Hills&year=2025`."""
+    clean = {k: v for k, v in params.items() if v is not None and v != ""}
+    query = urlencode(clean)
+    return f"{path}?{query}" if query else path
+
+
+def go(page: str, **params) -> None:
+    """Drill down: switch page carrying the view's parameters."""
+    st.switch_page(page, query_params=_with_share({k: str(v) for k, v in params.items() if v is not None}))
+
+
+def link_row(title: str, items: Sequence[tuple[str, str, dict]]) -> None:
+    """A wrapping row of real links (keyboard and screen-reader drill-down)."""
+    st.markdown(f"**{title}**")
+    row = st.container(horizontal=True, gap="small")
+    with row:
+        for label, page, params in items:
+            link(label, page, **params)
+
+
+def not_found(message: str, *, options: Sequence[str] = ()) -> None:
+    """A clear message, a way back, and no data: the rest of the page is not run."""
+    st.error(message, icon=":material/search_off:")
+    if options:
+        shown = ", ".join(list(options)[:12]) + (" …" if len(options) > 12 else "")
+        st.caption(f"Available: {shown}")
+    # A plain link that resets every filter (the current page may be the overview itself).
+    grant = share_grant()
+    if grant is not None:
+        sep = "&" if "?" in grant.view else "?"
+        st.markdown(f"[:material/arrow_back: Back to the shared view](.{grant.view}{sep}share={share_token()})")
+    else:
+        st.markdown("[:material/arrow_back: Back to the district overview](./)")
+    st.stop()

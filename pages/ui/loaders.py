@@ -1,0 +1,147 @@
+"""Cached loaders: the engine, the data version and every table a page reads.
+
+Raw tables are cached as shared resources (no copy per rerun; pages only read them). Caches are keyed on
+the data version, so an import is visible at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy.engine import Engine
+
+from analytics.data import catalog, storage
+from analytics.data.derived import metrics_with_suspension
+
+
+@st.cache_resource(show_spinner="Preparing the database…")
+def engine() -> Engine:
+    """The app's engine; an empty embedded database is filled with the demo district once."""
+    return storage.ensure_database()
+
+
+def data_version() -> int:
+    return storage.data_version(engine())
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _schools(version: int) -> pd.DataFrame:
+    return storage.load_schools(engine())
+
+
+def schools() -> pd.DataFrame:
+    return _schools(data_version())
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _catalog(version: int) -> pd.DataFrame:
+    return catalog.metric_catalog(storage.load_metric_definitions(engine()))
+
+
+def metric_catalog() -> pd.DataFrame:
+    return _catalog(data_version())
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _years(version: int) -> list[int]:
+    return storage.available_years(engine())
+
+
+def years() -> list[int]:
+    return _years(data_version())
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _metric_ids(version: int) -> list[str]:
+    ids = storage.available_metrics(engine())
+    with engine().connect() as conn:
+        from sqlalchemy import func, select
+
+        from analytics.data import schema
+
+        has_discipline = conn.execute(select(func.count()).select_from(schema.discipline)).scalar_one() > 0
+    if has_discipline and "suspension_rate" not in ids:
+        ids.append("suspension_rate")
+    order = {m.metric: i for i, m in enumerate(catalog.BUILTIN_METRICS)}
+    return sorted(ids, key=lambda m: (order.get(m, len(order)), m))
+
+
+def metric_ids() -> list[str]:
+    return _metric_ids(data_version())
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _metric_rows(version: int, metric: str, years: tuple[int, ...] | None, school_ids: tuple[str, ...] | None):
+    eng = engine()
+    ids = list(school_ids) if school_ids else None
+    yrs = list(years) if years else None
+    if metric == "suspension_rate":
+        metrics = storage.load_metrics(eng, metrics=[metric], years=yrs, school_ids=ids)
+        if metrics.empty:
+            discipline = storage.load_discipline(eng, years=yrs, school_ids=ids)
+            return metrics_with_suspension(metrics, discipline)
+        return metrics
+    return storage.load_metrics(eng, metrics=[metric], years=yrs, school_ids=ids)
+
+
+def metric_rows(metric: str, years: Sequence[int] | None = None, school_ids: Sequence[str] | None = None):
+    """Metric rows (every group) for the given years and schools; suspension rate derived if needed."""
+    return _metric_rows(data_version(), metric, tuple(years) if years else None,
+                        tuple(school_ids) if school_ids else None)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _school_metrics(version: int, school_id: str) -> pd.DataFrame:
+    eng = engine()
+    metrics = storage.load_metrics(eng, school_ids=[school_id])
+    discipline = storage.load_discipline(eng, school_ids=[school_id])
+    return metrics_with_suspension(metrics, discipline)
+
+
+def school_metrics(school_id: str) -> pd.DataFrame:
+    return _school_metrics(data_version(), school_id)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _discipline(version: int, school_ids: tuple[str, ...] | None) -> pd.DataFrame:
+    return storage.load_discipline(engine(), school_ids=list(school_ids) if school_ids else None)
+
+
+def discipline(school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    return _discipline(data_version(), tuple(school_ids) if school_ids else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _metric_groups(version: int, metric: str) -> list[str]:
+    return sorted(set(_metric_rows(version, metric, None, None)["student_group"]))
+
+
+def metric_groups(metric: str) -> list[str]:
+    """Student groups that have rows for a metric."""
+    return _metric_groups(data_version(), metric)
+
+
+def cached(fn: Callable) -> Callable:
+    """Cache a pure computation on its arguments (callers pass the data version among them)."""
+    return st.cache_data(show_spinner=False, max_entries=32)(fn)
+
+
+def shared(fn: Callable) -> Callable:
+    """Like :func:`cached` but without copying the result on each use: for large read-only tables.
+
+    `st.cache_data` unpickles a fresh copy on every rerun (about a second for district-wide
+    disproportionality at 2,000 schools); callers must not modify what this returns.
+    """
+    return st.cache_resource(show_spinner=False, max_entries=8)(fn)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _year_rows(version: int, year: int) -> pd.DataFrame:
+    eng = engine()
+    return metrics_with_suspension(storage.load_metrics(eng, years=[year]), storage.load_discipline(eng, years=[year]))
+
+
+def year_rows(year: int) -> pd.DataFrame:
+    """Every metric and group of every school for one year (district comparisons)."""
+    return _year_rows(data_version(), year)

@@ -1,0 +1,75 @@
+"""Read-only shared links on screen: opening a token, the viewer's sidebar and privacy-safe tables."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pages.ui.links import link
+from pages.ui.loaders import engine, schools
+from pages.ui.state import is_public
+
+
+def open_share(token: str):
+    """(grant, None) for a valid token, (None, message) otherwise; counted once per browser session."""
+    from analytics.access.sharing import ShareError, record_open, verify_share
+
+    try:
+        grant = verify_share(engine(), token)
+    except ShareError as exc:
+        return None, str(exc)
+    except Exception:  # noqa: BLE001 - e.g. no signing secret on a server: say so without details
+        return None, "Shared links are not configured on this server."
+    seen = st.session_state.setdefault("opened_shares", set())
+    if grant.token_id not in seen:
+        record_open(engine(), grant.token_id)
+        seen.add(grant.token_id)
+    st.session_state["share_grant"] = grant
+    return grant, None
+
+
+def _cell_text(value) -> str:
+    """A released number as text (counts without decimals), a suppression mark as it is."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value != value:
+            return ""
+        return f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 10 else f"{value:,.1f}"
+    return "" if value is None else str(value)
+
+
+def public_table(df: pd.DataFrame, column_config: dict, *, n_col: str, count_cols=(), rate_cols=(),
+                 derived_cols=(), sets=()) -> tuple[pd.DataFrame, dict]:
+    """For viewers: the privacy rules applied and numbers shown as text with the suppression marks."""
+    if not is_public():
+        return df, column_config
+    from analytics.access.privacy import suppress_table
+
+    safe = suppress_table(df, n_col=n_col, count_cols=count_cols, rate_cols=rate_cols, derived_cols=derived_cols,
+                          sets=sets)
+    for col in safe.columns:
+        safe[col] = safe[col].map(_cell_text)
+    config = {k: st.column_config.TextColumn(v.get("label") if isinstance(v, dict) else None)
+              for k, v in column_config.items()}
+    return safe, config
+
+
+def viewer_nav(grant, allowed: set[str]) -> None:
+    """Sidebar links for a shared view: only pages inside its scope, each carrying the token."""
+    titles = {"": ("District overview", "pages/overview.py"), "cluster": ("Cluster", "pages/cluster.py"),
+              "gaps": ("Growth gaps", "pages/gaps.py"), "discipline": ("Discipline", "pages/discipline.py"),
+              "school": ("School", "pages/school.py")}
+    params: dict[str, str] = {}
+    if grant.kind == "cluster":
+        params = {"cluster": grant.target}
+    elif grant.kind == "school":
+        params = {"school": grant.target}
+    with st.sidebar:
+        st.markdown("**Shared views**")
+        for key, (title, page) in titles.items():
+            if key not in allowed or (key == "school" and grant.kind != "school"):
+                continue
+            scoped = {k: v for k, v in params.items() if not (key in ("cluster", "gaps") and k == "school")}
+            if key == "discipline" and grant.kind == "school":
+                match = schools().loc[schools()["school_id"] == grant.target, "cluster"]
+                scoped = {"cluster": match.iloc[0], "school": grant.target} if len(match) else scoped
+            link(title, page, **scoped)
