@@ -45,7 +45,10 @@ def get_engine(url: str | None = None) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    schema.metadata.create_all(engine)
+    """Bring the schema to the latest migration (fresh, previous-release or current database alike)."""
+    from analytics.data import migrations
+
+    migrations.upgrade(engine)
     with engine.begin() as conn:
         if conn.execute(sa.select(schema.data_version.c.version)).first() is None:
             conn.execute(sa.insert(schema.data_version).values(id=1, version=0))

@@ -1,0 +1,97 @@
+"""Schema migrations: fresh databases, a database made by the previous release, and no drift.
+
+`fixtures/release_0_1.db` is a real SQLite file made by the release before migrations (its
+`metadata.create_all`, then a few rows through its own upsert): two schools, metrics, discipline,
+an old-style improvement cycle, an import record and a shared link.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from analytics.data import migrations, schema, storage
+
+FIXTURE = Path(__file__).parent / "fixtures" / "release_0_1.db"
+OLD_TABLES = ("schools", "metrics", "discipline", "improvement_cycles", "imports", "shares", "data_version")
+
+
+def _drift(engine: sa.Engine) -> list:
+    with engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), schema.metadata)
+
+
+def _snapshot(engine: sa.Engine) -> dict[str, list[tuple]]:
+    with engine.connect() as conn:
+        return {name: sorted(map(tuple, conn.execute(sa.text(f"SELECT * FROM {name}")).all()), key=repr)
+                for name in OLD_TABLES}
+
+
+def test_history_has_one_head_starting_at_the_baseline():
+    assert len(migrations.heads()) == 1
+    script = migrations._script()
+    assert [r.revision for r in script.walk_revisions()][-1] == migrations.BASELINE
+
+
+def test_fresh_database_is_at_head_and_matches_the_schema(engine):
+    with engine.connect() as conn:
+        assert migrations.current_revision(conn) == migrations.head()
+    assert _drift(engine) == []
+
+
+def test_previous_release_sqlite_file_upgrades_in_place_keeping_every_row(tmp_path):
+    path = tmp_path / "old.db"
+    shutil.copy(FIXTURE, path)
+    old = sa.create_engine(f"sqlite:///{path}")
+    with old.connect() as conn:
+        assert not sa.inspect(conn).has_table("alembic_version")
+    before = _snapshot(old)
+    old.dispose()
+
+    engine = storage.get_engine(f"sqlite:///{path}")
+    assert migrations.upgrade(engine) == migrations.BASELINE
+    storage.ensure_database(engine)  # the app's start-up path: no demo over existing data
+    with engine.connect() as conn:
+        assert migrations.current_revision(conn) == migrations.head()
+    assert _snapshot(engine) == before
+    assert _drift(engine) == []
+    assert storage.load_schools(engine)["school_name"].tolist() == ["O'Brien Elementary", "Lakeview Middle"]
+    assert storage.table_counts(engine)["metrics"] == 6
+    assert storage.data_version(engine) == 1
+
+
+def test_previous_release_database_upgrades_in_place(engine):
+    with engine.begin() as conn:  # rebuilt as the previous release left it: the baseline, no version table
+        schema.metadata.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE alembic_version"))
+        command.upgrade(migrations.alembic_config(conn), migrations.BASELINE)
+        conn.execute(sa.text("DROP TABLE alembic_version"))
+        conn.execute(sa.insert(schema.data_version).values(id=1, version=7))
+        storage.upsert(conn, "schools", pd.DataFrame([{"school_id": "9", "school_name": "Hill ES", "level": "ES",
+                                                       "cluster": "East"}]))
+        storage.upsert(conn, "metrics", pd.DataFrame([{"school_id": "9", "school_year": 2024,
+                                                       "metric": "read_proficient", "student_group": "ALL",
+                                                       "numerator": 40, "denominator": 80, "value": 50.0}]))
+    before = _snapshot(engine)
+    storage.create_schema(engine)
+    with engine.connect() as conn:
+        assert migrations.current_revision(conn) == migrations.head()
+    assert _snapshot(engine) == before
+    assert storage.data_version(engine) == 7
+    assert _drift(engine) == []
+
+
+def test_upgrading_twice_changes_nothing(engine):
+    with engine.begin() as conn:
+        storage.upsert(conn, "schools", pd.DataFrame([{"school_id": "1", "school_name": "A", "level": "ES",
+                                                       "cluster": "C"}]))
+    before = _snapshot(engine)
+    assert migrations.upgrade(engine) == migrations.head()
+    storage.create_schema(engine)
+    assert _snapshot(engine) == before
