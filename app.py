@@ -47,6 +47,7 @@ if token:
         st.stop()
     st.sidebar.info(f"Read-only shared view ({grant.scope.replace(':', ': ')}). Small groups are suppressed "
                     f"(`*`). Link expires {grant.expires_at:%Y-%m-%d}.", icon=":material/visibility:")
+    ui.note_page(page.url_path)
     page.run()
 else:
     role = ui.staff_role()
@@ -57,4 +58,5 @@ else:
     if role == "editor":
         with st.sidebar:
             ui.share_button(page.url_path)
+    ui.note_page(page.url_path)
     page.run()

@@ -93,7 +93,7 @@ with left:
                                 height=max(220, 30 * len(plotted) + 90))
         picked = (event.selection.get("pick_school") or []) if event else []
         if picked:
-            ui.go("pages/school.py", school=picked[0]["school_id"], year=year)
+            ui.go("pages/school.py", school=picked[0]["school_id"], year=year, metric=metric, group=group)
 with right:
     if not peers.empty and cluster in set(peers["cluster"]):
         ranked = peers.sort_values("value", ascending=not higher_is_better).reset_index(drop=True)
@@ -109,7 +109,8 @@ with right:
 
 st.subheader("Schools")
 by_school["flags"] = by_school.apply(flags, axis=1) if not by_school.empty else ""
-by_school["open"] = [ui.page_url("school", school=s, year=year) for s in by_school["school_id"]]
+by_school["open"] = [ui.page_url("school", **ui._with_share({"school": s, "year": year, "metric": metric, "group": group}))
+                     for s in by_school["school_id"]]
 table = by_school.sort_values("value", ascending=not higher_is_better, na_position="last").reset_index(drop=True)
 school_config = {
         "school_name": st.column_config.TextColumn("School"),
@@ -133,8 +134,8 @@ event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun",
                      key="school_table", column_config=school_config)
 chosen = event.selection.rows if event else []
 if chosen:
-    ui.go("pages/school.py", school=table.loc[chosen[0], "school_id"], year=year)
-ui.link_row("Open a school", [(name, "pages/school.py", {"school": sid, "year": year})
+    ui.go("pages/school.py", school=table.loc[chosen[0], "school_id"], year=year, metric=metric, group=group)
+ui.link_row("Open a school", [(name, "pages/school.py", {"school": sid, "year": year, "metric": metric, "group": group})
                               for sid, name in zip(table["school_id"], table["school_name"], strict=True)])
 st.caption("Flags: a school is flagged when its difference from the district is significant (two-proportion "
            "test, p < 0.05) or when it misses its School Performance Plan target. Groups with fewer than 10 "

@@ -169,7 +169,8 @@ else:
     names = schools.set_index("school_id")["school_name"]
     for (sid, g), rows in flags.groupby(["school_id", "student_group"]):
         outcomes = ", ".join(f"{o} ({r:.1f})" for o, r in zip(rows["outcome"], rows["risk_ratio"], strict=True))
-        ui.link(f"{names.get(sid, sid)} · {group_label(g)} · {outcomes}", "pages/school.py", school=sid, year=year)
+        ui.link(f"{names.get(sid, sid)} · {group_label(g)} · {outcomes}", "pages/school.py", school=sid, year=year,
+                group=g)
 
 # --- composition --------------------------------------------------------------------------------------
 with st.expander("Composition: each group's share of suspended students vs its share of enrolment"):

@@ -99,7 +99,8 @@ with right:
         st.markdown(f"**{cell['status_level']} status, {cell['change_level'].lower()}** — {len(members)} group(s)")
         for _, row in members.head(40).iterrows():
             ui.link(f"{names.get(row['school_id'], row['school_id'])} · {group_label(row['student_group'])} · "
-                    f"{row['status']:.1f}%", "pages/school.py", school=row["school_id"], year=year)
+                    f"{row['status']:.1f}%", "pages/school.py", school=row["school_id"], year=year, metric=metric,
+                    group=row["student_group"])
     else:
         colours = grid[grid["color"] != ""]["color"].value_counts()
         st.markdown("**Colours in scope**")

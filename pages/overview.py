@@ -72,7 +72,7 @@ with left:
                                 height=440)
         picked = (event.selection.get("objects") or {}).get("schools") if event else None
         if picked:
-            ui.go("pages/school.py", school=picked[0]["school_id"], year=year)
+            ui.go("pages/school.py", school=picked[0]["school_id"], year=year, metric=metric, group=group)
         better = "darker is better" if not higher_is_better else "brighter is better"
         st.markdown(
             f"<div style='display:flex;gap:.6rem;align-items:center;font-size:.85rem'>"
@@ -102,7 +102,7 @@ with right:
 st.subheader("Clusters")
 if not by_cluster.empty:
     table = by_cluster.sort_values("value", ascending=not higher_is_better).reset_index(drop=True)
-    table["open"] = [ui.page_url("cluster", cluster=c, year=year, metric=metric, group=group)
+    table["open"] = [ui.page_url("cluster", **ui._with_share({"cluster": c, "year": year, "metric": metric, "group": group}))
                      for c in table["cluster"]]
     event = st.dataframe(
         table[["cluster", "value", "ci_low", "ci_high", "denominator", "n_schools", "open"]],

@@ -38,10 +38,6 @@ if not years:
     st.stop()
 year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]),
                          format_func=lambda y: f"{int(y) - 1}-{str(y)[-2:]}"))
-with crumbs:
-    ui.breadcrumb(("District", "pages/overview.py", {"year": year}),
-                  (info["cluster"], "pages/cluster.py", {"cluster": info["cluster"], "year": year}),
-                  (info["school_name"], None, {}))
 catalog = ui.metric_catalog()
 
 
@@ -122,9 +118,19 @@ st.caption("District values are pooled from counts. Gaps compare a group with al
 # --- trends ------------------------------------------------------------------------------------------
 st.subheader("Trends")
 metric_choices = list(profile["metric"].unique())
-metric = st.selectbox("Metric for trends", metric_choices, format_func=ui.metric_label, key="trend_metric")
-chosen_groups = st.multiselect("Groups", [g for g in STUDENT_GROUPS if g in set(rows["student_group"])],
-                               default=["ALL"] + [g for g in ("BL", "HI", "FARMS", "SWD") if g in set(rows["student_group"])],
+# `metric` and `group` are carried from the district and cluster views, so the breadcrumbs lead back to them.
+metric = ui.url_choice("Metric for trends", "metric", metric_choices, metric_choices[0], format_func=ui.metric_label,
+                       strict=False)
+carried_group = st.query_params.get("group") if st.query_params.get("group") in STUDENT_GROUPS else None
+with crumbs:
+    view = {"year": year, "metric": metric, "group": carried_group}
+    ui.breadcrumb(("District", "pages/overview.py", view),
+                  (info["cluster"], "pages/cluster.py", {"cluster": info["cluster"], **view}),
+                  (info["school_name"], None, {}))
+present = set(rows["student_group"])
+chosen_groups = st.multiselect("Groups", [g for g in STUDENT_GROUPS if g in present],
+                               default=list(dict.fromkeys(g for g in ("ALL", carried_group, "BL", "HI", "FARMS", "SWD")
+                                                          if g in present)),
                                format_func=group_label, key="trend_groups")
 trend = rows[(rows["metric"] == metric) & rows["student_group"].isin(chosen_groups)
              & (rows["denominator"].fillna(0) >= 10)].copy()

@@ -70,5 +70,5 @@ from pages.ui.loaders import (  # noqa: E402, F401
     years,
 )
 from pages.ui.staff import _default_scope, _editor_name, share_button, staff_role  # noqa: E402, F401
-from pages.ui.state import _with_share, is_public, share_grant, share_token  # noqa: E402, F401
+from pages.ui.state import _with_share, arrived_on_page, is_public, note_page, share_grant, share_token  # noqa: E402, F401
 from pages.ui.viewer import _cell_text, open_share, public_table, viewer_nav  # noqa: E402, F401

@@ -10,7 +10,7 @@ import streamlit as st
 from analytics.data import catalog
 from pages.ui.links import not_found
 from pages.ui.loaders import _years, data_version, metric_catalog, metric_groups, metric_ids, schools
-from pages.ui.state import share_grant
+from pages.ui.state import arrived_on_page, share_grant
 
 
 def metric_label(metric: str) -> str:
@@ -18,26 +18,30 @@ def metric_label(metric: str) -> str:
 
 
 def url_choice(label: str, key: str, options: Sequence, default, *, format_func: Callable = str,
-               container=None, what: str | None = None):
+               container=None, what: str | None = None, strict: bool = True):
     """A selectbox that reads its value from, and writes it back to, the URL parameter `key`.
 
     An unknown value in the URL stops the page with "not found" (never silently another view): a
-    director who follows a stale link must be told. The URL always carries the current value, so
-    the address bar is a complete, shareable description of the view.
+    director who follows a stale link must be told (`strict=False`: the default is used instead, for
+    parameters a page only carries along). The URL always carries the current value, so the address
+    bar is a complete, shareable description of the view. A URL without the parameter (e.g. a sidebar
+    link) keeps the value last chosen in this session, so moving between pages keeps the view.
     """
     options = _within_scope(key, list(options))
     texts = [str(o) for o in options]
     raw = st.query_params.get(key)
-    if raw is not None and raw != "" and raw not in texts:
+    if strict and raw is not None and raw != "" and raw not in texts:
         not_found(f"{what or label} “{raw}” was not found.", options=[format_func(o) for o in options])
-    wanted = raw if raw in texts else str(default)
+    widget_key, last_key = f"url_{key}", f"url_last_{key}"
+    last = st.session_state.get(last_key)
+    wanted = raw if raw in texts else (last if last in texts else str(default))
     index = texts.index(wanted) if wanted in texts else 0
-    widget_key, seen_key = f"url_{key}", f"url_seen_{key}"
-    url_changed = raw is not None and raw != st.session_state.get(seen_key)  # a deep link or a drill-down
-    if url_changed or st.session_state.get(widget_key) not in options:
+    # On arrival at a page (or when the URL changed under us: back/forward, a drill-down) the URL wins;
+    # otherwise the widget holds the user's latest choice.
+    if arrived_on_page() or raw != last or st.session_state.get(widget_key) not in options:
         st.session_state[widget_key] = options[index]
     value = (container or st).selectbox(label, options, key=widget_key, format_func=format_func)
-    st.query_params[key] = st.session_state[seen_key] = str(value)
+    st.query_params[key] = st.session_state[last_key] = str(value)
     return value
 
 

@@ -22,3 +22,19 @@ def _with_share(params: dict) -> dict:
 def share_grant():
     """The verified grant of the shared link this session opened, or None for staff."""
     return st.session_state.get("share_grant") if is_public() else None
+
+
+def note_page(page_id: str) -> None:
+    """Called by the navigation shell before each page run: remembers whether this run opened a page.
+
+    Streamlit keys widget state by page, so a selectbox on the page just opened does not hold the value
+    its key held on the previous page; without this, URL-bound filters would fall back to their first
+    option and overwrite the URL the link carried. On arrival the URL wins; on later reruns, the widget.
+    """
+    st.session_state["url_arrived"] = st.session_state.get("url_page") != page_id
+    st.session_state["url_page"] = page_id
+
+
+def arrived_on_page() -> bool:
+    """True on the first run of a page after moving to it (a link, a drill-down, the sidebar)."""
+    return bool(st.session_state.get("url_arrived", False))
