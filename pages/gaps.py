@@ -4,7 +4,21 @@ import streamlit as st
 
 from analytics.data.catalog import SCHOOL_LEVELS, group_label
 from analytics.outputs import charts_equity
-from analytics.stats.gaps import REFERENCES, gap_table, pooled_gap_trend
+from analytics.stats.gaps import (
+    CLOSING,
+    CLOSING_REF,
+    MIN_CELL,
+    NO_CHANGE,
+    NO_COUNTS,
+    REFERENCES,
+    REVERSED,
+    TOO_SMALL,
+    WIDENING,
+    gap_family,
+    gap_table,
+    label_gaps,
+    pooled_gap_trend,
+)
 from analytics.stats.rates import add_rate_columns
 from analytics.stats.status_change import status_change
 from pages import ui
@@ -44,11 +58,11 @@ higher = {m: bool(v) for m, v in catalog["higher_is_better"].items()}
 
 @ui.cached
 def gap_views(version: int, metric: str, year: int, reference: str, school_ids: tuple[str, ...]):
-    """Gap table for the year, pooled gap trend and status-and-change rows for the schools in scope."""
+    """Labelled gaps for the year (one BH family), pooled gap trend and status-and-change rows in scope."""
     rows = ui.metric_rows(metric)
     everyone = rows if reference == "district_all" else rows[rows["school_id"].isin(school_ids)]
-    gaps = gap_table(everyone, reference, higher)
-    gaps = gaps[(gaps["school_year"] == year) & gaps["school_id"].isin(school_ids)]
+    gaps = gap_table(everyone, reference, higher, reference_year=year, label=False)
+    gaps = label_gaps(gaps[(gaps["school_year"] == year) & gaps["school_id"].isin(school_ids)], higher)
     in_scope = rows[rows["school_id"].isin(school_ids)]
     trend = pooled_gap_trend(in_scope)
     current = add_rate_columns(in_scope[in_scope["school_year"] == year]) if len(in_scope) else in_scope
@@ -59,26 +73,35 @@ def gap_views(version: int, metric: str, year: int, reference: str, school_ids: 
 
 gaps, trend, grid = gap_views(ui.data_version(), metric, year, reference, tuple(scope["school_id"]))
 names = schools.set_index("school_id")["school_name"]
+family = gap_family(gaps)
 
 # --- findings ---------------------------------------------------------------------------------------
 st.subheader("Findings")
-tested = gaps[gaps["trend"].isin(["closing", "widening", "no significant change"])]
-counts = tested["trend"].value_counts()
 scope_text = f"{'the district' if cluster == 'all' else cluster}{'' if level == 'all' else f' ({level})'}"
-lines = [f"Across {len(scope)} schools in {scope_text}, {len(tested):,} school student groups could be tested for "
-         f"{label.lower()} in {year - 1}-{str(year)[-2:]}: {counts.get('closing', 0)} gaps closing, "
-         f"{counts.get('widening', 0)} widening, {counts.get('no significant change', 0)} with no significant "
-         "change (z-test for the change in the gap; closing or widening only when p < 0.05)."]
-small = int((gaps["trend"] == "too small to test").sum())
+counts = family.counts
+lines = [f"Across {len(scope)} schools in {scope_text}, {family.n_tests:,} school student groups could be tested "
+         f"for a change in their {label.lower()} gap from {year - 2}-{str(year - 1)[-2:]} to "
+         f"{year - 1}-{str(year)[-2:]}: {counts[CLOSING]} closing, {counts[CLOSING_REF]} closing only because the "
+         f"reference did worse, {counts[WIDENING]} widening, {counts[REVERSED]} reversed (z-test for the change in "
+         "the gap, then a false-discovery-rate correction across this page).",
+         f"{family.n_labelled:,} labelled, about {family.expected_by_chance:.1f} expected by chance alone "
+         f"(Benjamini-Hochberg, q < {family.q:.2f}: up to {family.q:.0%} of the labels may be false)."]
+small = int((gaps["trend"] == TOO_SMALL).sum())
 if small:
-    lines.append(f"{small:,} school groups were too small to test (an expected count under 5).")
+    lines.append(f"{small:,} school groups were too small to test (a count under {MIN_CELL} in a cell).")
 widest = gaps.dropna(subset=["gap"])
-widest = widest[widest["denominator"] >= 10]
+widest = widest[(widest["denominator"] >= 30) & (widest["ref_den"].isna() | (widest["ref_den"] >= 30))]
 if not widest.empty:
     sign = 1 if higher.get(metric, True) else -1
     worst = widest.assign(s=widest["gap"] * sign).sort_values("s").iloc[0]
-    lines.append(f"Largest gap: {group_label(worst['student_group'])} at {names.get(worst['school_id'])}, "
-                 f"{worst['value']:.1f}% vs {worst['reference_value']:.1f}% ({worst['gap']:+.1f} points).")
+    lines.append(f"Largest gap among groups of 30 or more students: {group_label(worst['student_group'])} at "
+                 f"{names.get(worst['school_id'])}, {worst['value']:.1f}% vs {worst['reference_value']:.1f}% "
+                 f"({worst['gap']:+.1f} points, n = {worst['denominator']:,.0f}).")
+this_year = trend[trend["school_year"] == year]
+for _, row in this_year[this_year["simpson"]].iterrows():
+    lines.append(f"Simpson's paradox for {group_label(row['student_group'])}: pooled over the schools the gap is "
+                 f"{row['gap']:+.1f} points, but within the same school it is {row['mh_gap']:+.1f} points "
+                 "(Mantel-Haenszel): the pooled figure reflects which schools the students attend.")
 st.markdown("\n".join(f"- {line}" for line in lines))
 
 # --- status grid --------------------------------------------------------------------------------------
@@ -118,16 +141,39 @@ if shown["school_year"].nunique() > 1:
     st.altair_chart(charts_equity.gap_band_trend(shown, label), width="stretch")
 else:
     st.caption("Only one school year with counts: no trend to show.")
+within = this_year.assign(group=this_year["student_group"].map(group_label),
+                          note=this_year["simpson"].map({True: "signs differ: Simpson's paradox", False: ""}))
+if not within.empty:
+    st.markdown(f"**Pooled and within-school gaps, {year - 1}-{str(year)[-2:]}** (each group vs all other students)")
+    st.dataframe(
+        within[["group", "gap", "gap_low", "gap_high", "mh_gap", "mh_low", "mh_high", "n_schools", "note"]],
+        hide_index=True, width="stretch",
+        column_config={
+            "group": st.column_config.TextColumn("Group"),
+            "gap": st.column_config.NumberColumn("Pooled gap (pts)", format="%+.1f"),
+            "gap_low": st.column_config.NumberColumn("95% CI low", format="%+.1f"),
+            "gap_high": st.column_config.NumberColumn("95% CI high", format="%+.1f"),
+            "mh_gap": st.column_config.NumberColumn("Within-school gap (pts)", format="%+.1f"),
+            "mh_low": st.column_config.NumberColumn("95% CI low ", format="%+.1f"),
+            "mh_high": st.column_config.NumberColumn("95% CI high ", format="%+.1f"),
+            "n_schools": st.column_config.NumberColumn("Schools"),
+            "note": st.column_config.TextColumn("Note"),
+        })
+    st.caption("Pooled: all the group's students in scope against all other students in scope. Within-school: "
+               "the Mantel-Haenszel risk difference with schools as strata (Sato's variance), comparing students "
+               "of the same school. When the two signs differ, the pooled gap comes from differences between "
+               "schools, not within them.")
 
 # --- badges table -------------------------------------------------------------------------------------
 st.subheader("Gaps by school and group")
-badge = {"closing": "🟢 closing", "widening": "🔴 widening", "no significant change": "⚪ no significant change",
-         "too small to test": "too small to test", "": "no previous year"}
+badge = {CLOSING: "🟢 closing", CLOSING_REF: "🟡 closing because the reference did worse",
+         WIDENING: "🔴 widening", REVERSED: "🟣 reversed", NO_CHANGE: "⚪ no significant change",
+         TOO_SMALL: "too small to test", NO_COUNTS: "no counts to test", "": "no previous year"}
 table = gaps.assign(school=gaps["school_id"].map(names), group=gaps["student_group"].map(group_label),
                     verdict=gaps["trend"].map(badge))
 table = table[table["denominator"].fillna(0) >= 10]
 st.dataframe(
-    table[["school", "group", "value", "reference_value", "gap", "gap_change", "p_value", "verdict"]]
+    table[["school", "group", "value", "reference_value", "gap", "gap_change", "p_value", "q_value", "verdict"]]
     .sort_values("gap", ascending=higher.get(metric, True)),
     hide_index=True, width="stretch", height=360,
     column_config={
@@ -136,11 +182,14 @@ st.dataframe(
         "gap": st.column_config.NumberColumn("Gap (pts)", format="%+.1f"),
         "gap_change": st.column_config.NumberColumn("Change since last year (pts)", format="%+.1f"),
         "p_value": st.column_config.NumberColumn("p (z-test)", format="%.3f"),
+        "q_value": st.column_config.NumberColumn("q (FDR)", format="%.3f"),
         "verdict": st.column_config.TextColumn("Trend"),
     },
 )
-st.caption("A gap is called closing or widening only when its change is significant: a z-test for the "
-           "difference in differences of independent proportions (Wald standard error), p < 0.05. Groups "
-           "under 10 students are not shown.")
+st.caption("The change in a gap is tested against the year just before (a missing year breaks the series) with a "
+           "z-test for the difference in differences of two proportions. Because this page runs many tests, "
+           "p-values become Benjamini-Hochberg q-values across the page, and a trend is named only when "
+           f"q < {family.q:.2f}. Closing: the gap narrowed and the group itself improved. Reversed: the gap changed "
+           "sign. Groups under 10 students are not shown.")
 if table.empty:
     st.info("No school group in scope has 10 or more students with counts for this metric and year.")

@@ -7,6 +7,7 @@ import streamlit as st
 from analytics.data.catalog import RACE_GROUPS, STUDENT_GROUPS, group_label
 from analytics.outputs import charts_district as charts
 from analytics.outputs.findings import gap_finding, rate_change_finding
+from analytics.stats.gaps import FDR_Q, bh_q_values
 from analytics.stats.summaries import school_profile
 from pages import ui
 
@@ -69,11 +70,18 @@ for metric in profile["metric"].unique():
                                    cur["numerator"].iloc[0], cur["denominator"].iloc[0], better(metric))
         if "a significant change" in line:
             lines.append(line)
-gaps = profile[(profile["student_group"] != "ALL") & (profile["p_value"] < 0.05) & (profile["denominator"] >= 10)]
+# Every group x metric gap of the school is one family of tests: BH q-values, a gap is named when q < 0.10.
+gaps = profile[(profile["student_group"] != "ALL") & (profile["denominator"] >= 10)]
+gaps = gaps.assign(q_value=bh_q_values(gaps["p_value"]))
+n_gap_tests = int(gaps["q_value"].notna().sum())
+gaps = gaps[gaps["q_value"] < FDR_Q]
 gaps = gaps.assign(size=gaps["gap"].abs()).sort_values("size", ascending=False).head(3)
 for _, g in gaps.iterrows():
     lines.append(gap_finding(group_label(g["student_group"]), ui.metric_label(g["metric"]), g["value"],
-                             g["others_value"], g["p_value"], g["denominator"]))
+                             g["others_value"], g["p_value"], g["denominator"], q_value=g["q_value"]))
+if len(gaps):
+    lines.append(f"Gaps are tested against all other students of the school ({n_gap_tests} tests on this page; "
+                 f"named only when the false-discovery-rate q < {FDR_Q:.2f}); the three largest are listed.")
 if lines:
     st.markdown("\n".join(f"- {line}" for line in lines))
 else:

@@ -128,7 +128,7 @@ def suppress_view(view: str, df: pd.DataFrame, settings: Settings = DEFAULT_SETT
         work["_set"] = _race_sets(work, ["school_id", "school_year", "metric"])
         out = suppress_table(work, n_col="_n", count_cols=["numerator", "ref_num"],
                              rate_cols=["value"], derived_cols=["reference_value", "gap", "gap_change", "p_value",
-                                                                "trend", "ref_den", "denominator"],
+                                                                "q_value", "trend", "ref_den", "denominator"],
                              sets=[["school_id", "school_year", "metric", "reference", "_set"]], settings=settings)
         return out.drop(columns=["_n", "_set"])
     if view == "disproportionality":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from analytics.config import DEFAULT_SETTINGS
+from analytics.stats.gaps import FDR_Q
 from analytics.stats.rates import two_proportion_test
 
 MIN_N = DEFAULT_SETTINGS.privacy_min_n  # below this, say too few students rather than a number
@@ -41,14 +42,24 @@ def rate_change_finding(label: str, prev_num: float, prev_den: float, cur_num: f
 
 
 def gap_finding(group_label: str, label: str, group_value: float, reference_value: float, p_value: float,
-                n: float, reference_name: str = "all other students") -> str:
-    """One sentence on a gap between a group and its reference, stating the test."""
+                n: float, reference_name: str = "all other students", q_value: float | None = None) -> str:
+    """One sentence on a gap between a group and its reference, stating the test.
+
+    With ``q_value`` (the Benjamini-Hochberg q-value of the test within the family shown together,
+    :func:`analytics.stats.gaps.bh_q_values`) the gap is called significant only when q < ``FDR_Q``;
+    without it, when p < ``ALPHA``.
+    """
     if not np.isfinite(n) or n < MIN_N:
         return f"{group_label}: too few students for {label} to compare (n < {MIN_N})."
     if not (np.isfinite(group_value) and np.isfinite(reference_value)):
         return f"{group_label}: no comparable counts for {label}."
     gap = group_value - reference_value
-    sig = (f"a significant difference (two-proportion test, {format_p(p_value)})" if p_value < ALPHA
-           else f"not a significant difference (p = {p_value:.2f})")
+    if q_value is not None and np.isfinite(q_value):
+        stat = f"two-proportion test, {format_p(p_value)}, q = {q_value:.3f} after the false-discovery-rate correction"
+        significant = q_value < FDR_Q
+    else:
+        stat = f"two-proportion test, {format_p(p_value)}"
+        significant = p_value < ALPHA
+    sig = f"a significant difference ({stat})" if significant else f"not a significant difference ({stat})"
     return (f"{group_label}: {label} {group_value:.1f}% vs {reference_value:.1f}% for {reference_name} "
             f"({gap:+.1f} points), {sig}.")

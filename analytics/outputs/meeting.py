@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from analytics.outputs.exports import chart_bytes, safe_cell, safe_frame, view_chart, write_sheet
 from analytics.outputs.views import build_view
+from analytics.stats.gaps import gap_family
 
 TITLES = {
     "rates": "Rates with 95% intervals",
@@ -113,9 +114,7 @@ def _finding(view: str, table: pd.DataFrame) -> str:
         return f"{flagged[['school_id', 'student_group']].drop_duplicates().shape[0]} school groups meet the 3-year " \
                "risk-ratio rule (3.0 or more in 3 consecutive years)."
     if view == "gaps":
-        counts = table["trend"].value_counts()
-        return (f"{counts.get('closing', 0)} gaps closing, {counts.get('widening', 0)} widening, "
-                f"{counts.get('no significant change', 0)} with no significant change (z-test, p < 0.05).")
+        return gap_family(table).summary
     if view == "status-change":
         colours = table["color"].replace("", "no colour").value_counts()
         return "Colours: " + ", ".join(f"{k} {v}" for k, v in colours.items()) + "."

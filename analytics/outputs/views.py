@@ -18,7 +18,7 @@ from analytics.data.catalog import metric_catalog
 from analytics.data.derived import metrics_with_suspension
 from analytics.stats.disproportionality import COLUMNS as DISPRO_COLUMNS
 from analytics.stats.disproportionality import disproportionality
-from analytics.stats.gaps import GAP_COLUMNS, gap_table
+from analytics.stats.gaps import GAP_COLUMNS, gap_table, label_gaps
 from analytics.stats.rates import add_rate_columns, pooled_rates
 from analytics.stats.rp_impact import SUMMARY_COLUMNS, rp_impact
 from analytics.stats.run_charts import monthly_incident_series, run_chart
@@ -97,20 +97,25 @@ def rates_view(engine: Engine, year: int | None = None, cluster: str | None = No
 
 def gaps_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
               metric: str | None = None, group: str | None = None, reference: str = "others") -> pd.DataFrame:
-    """Gaps of each group against the reference, with change since the previous year and its test."""
+    """Gaps of each group against the reference, the change since the year before and its test.
+
+    The rows returned are one family: their Benjamini-Hochberg q-values and labels are computed over
+    exactly these rows (after the scope, year and group filters), as DESIGN §3 asks for an export.
+    """
     _, ids = _scope(engine, cluster, school)
     rows = _metric_rows(engine, metric, None, ids)  # every year: the change needs the year before
+    directions = _directions(engine)
     if reference == "district_all" and ids is not None:
         everyone = _metric_rows(engine, metric, None, None)
-        table = gap_table(everyone, reference, _directions(engine))
+        table = gap_table(everyone, reference, directions, reference_year=year, label=False)
         table = table[table["school_id"].isin(ids)]
     else:
-        table = gap_table(rows, reference, _directions(engine))
+        table = gap_table(rows, reference, directions, reference_year=year, label=False)
     if year:
         table = table[table["school_year"] == year]
     if group:
         table = table[table["student_group"] == group]
-    return table.reset_index(drop=True)
+    return label_gaps(table.reset_index(drop=True), directions)
 
 
 def status_change_view(engine: Engine, year: int | None = None, cluster: str | None = None,

@@ -1,35 +1,76 @@
-"""Gaps between a student group and a reference, and whether they are closing (DESIGN §3).
+"""Gaps between a student group and a reference, and whether they changed (DESIGN §3).
 
 References:
 - ``others`` (default): all other students of the same school, ALL counts minus the group's counts;
 - ``district_all``: the pooled district ALL value for the metric and year;
-- ``best_group``: the best-performing group of the school (by the metric's direction) with n >= 10;
+- ``best_group``: the best-performing group of the school (by the metric's direction, n >= 10) in the
+  latest year of the view; that group stays the reference in every year and gets no row of its own;
 - ``target``: the school's target for the metric (from its ALL row).
 
-A gap's change from the previous year is tested with a z-test for a difference in differences of
-independent proportions (Wald standard error, the four proportions treated as independent samples):
-``Δ = (p_g,t − p_r,t) − (p_g,t−1 − p_r,t−1)``, ``SE = sqrt(Σ p(1−p)/n)``; for the ``target``
-reference the target is fixed and only the group's two proportions enter. A gap is "closing" when its
-absolute size shrank and p < alpha, "widening" when it grew and p < alpha, otherwise "no significant
-change"; "too small to test" when any of the cells has an expected count below 5 (the normal
-approximation is unreliable and no exact test of a difference in differences is offered).
+**Change** compares consecutive school years only: a missing year breaks the series (no change, no
+test), and ``previous_year`` says which year was compared.
+
+**Test.** The change in a gap is a difference in differences of proportions,
+``Δ = (p_g,t − p_r,t) − (p_g,t−1 − p_r,t−1)``, tested with a Wald z-test treating the four proportions
+as independent binomial samples, ``SE = sqrt(Σ p(1−p)/n)`` (e.g. Fleiss, Levin & Paik 2003, §3; for
+the ``target`` reference only the group's two proportions vary). A test needs every cell (successes
+and failures of each proportion) to hold at least 5 students, otherwise it is "too small to test";
+rows without counts are "no counts to test" (value-only metrics: no test is invented).
+
+**Multiple comparisons.** A page view or an export shows many tests at once, so p-values are turned
+into Benjamini-Hochberg q-values across that family (Benjamini & Hochberg 1995, via
+``scipy.stats.false_discovery_control``) and a change is labelled only when q < 0.10 (``FDR_Q``).
+:func:`label_gaps` must be called on exactly the rows shown together.
+
+**Labels** (significant changes only): "reversed" when the gap changed sign; "closing" when it
+narrowed without changing sign and the group's own rate moved the good way (up when higher is better,
+down otherwise); "closing because the reference fell" when it narrowed although the group did not
+improve (the reference moved towards the group, i.e. did worse); "widening" when it grew. Otherwise
+"no significant change", "too small to test", "no counts to test", or "" (no consecutive previous year).
+
+**Pooled vs within-school gaps.** A cluster or district gap pooled from counts mixes schools; the
+Mantel-Haenszel risk difference (schools as strata) gives the within-school gap, and when the two
+signs differ the pooled gap is a Simpson's paradox (:func:`pooled_gap_trend`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analytics.config import DEFAULT_SETTINGS, Settings
-
 REFERENCES = ("others", "district_all", "best_group", "target")
 KEYS = ["school_id", "school_year", "metric"]
 GAP_COLUMNS = ["school_id", "school_year", "metric", "student_group", "reference", "value", "reference_value",
-               "gap", "gap_change", "p_value", "trend"]
+               "gap", "gap_change", "p_value", "trend", "previous_year", "q_value"]
+FDR_Q = 0.10  # Benjamini-Hochberg false-discovery rate for a label
+MIN_CELL = 5  # every success and failure count of a tested proportion
+
+CLOSING, CLOSING_REF = "closing", "closing because the reference fell"
+WIDENING, REVERSED = "widening", "reversed"
+NO_CHANGE, TOO_SMALL, NO_COUNTS = "no significant change", "too small to test", "no counts to test"
+LABELS = (CLOSING, CLOSING_REF, WIDENING, REVERSED)
+TESTED = (*LABELS, NO_CHANGE)
 
 
-def _reference_counts(rows: pd.DataFrame, reference: str, higher_is_better: dict[str, bool]) -> pd.DataFrame:
+def best_groups(rows: pd.DataFrame, year: int, higher_is_better: dict[str, bool], min_n: int = 10) -> pd.DataFrame:
+    """The best-performing group (not ALL, n >= ``min_n``) of each school and metric in ``year``.
+
+    Returns ``school_id, metric, best_group``. Ties go to the larger group, then the group code.
+    """
+    current = rows[(rows["school_year"] == year) & (rows["student_group"] != "ALL")
+                   & (rows["denominator"] >= min_n) & rows["value"].notna()].copy()
+    sign = current["metric"].map(lambda m: 1.0 if higher_is_better.get(m, True) else -1.0)
+    current["_score"] = current["value"] * sign
+    best = current.sort_values(["_score", "denominator", "student_group"], ascending=[False, False, True])
+    best = best.drop_duplicates(["school_id", "metric"])
+    return best[["school_id", "metric", "student_group"]].rename(columns={"student_group": "best_group"})
+
+
+def _reference_counts(rows: pd.DataFrame, reference: str, higher_is_better: dict[str, bool],
+                      reference_year: int | None) -> pd.DataFrame:
     """Group rows with ``ref_num``, ``ref_den`` and ``reference_value`` columns added."""
     groups = rows[rows["student_group"] != "ALL"].copy()
     all_rows = rows[rows["student_group"] == "ALL"]
@@ -50,13 +91,15 @@ def _reference_counts(rows: pd.DataFrame, reference: str, higher_is_better: dict
         out = groups.merge(ref, on=["school_year", "metric"], how="left")
         out["reference_value"] = 100 * out["ref_num"] / out["ref_den"].where(out["ref_den"] > 0)
     elif reference == "best_group":
-        eligible = groups[groups["denominator"] >= 10].copy()
-        sign = eligible["metric"].map(lambda m: 1 if higher_is_better.get(m, True) else -1)
-        eligible["_score"] = eligible["value"] * sign
-        best = eligible.sort_values("_score", ascending=False).drop_duplicates(KEYS)
-        best = best[KEYS + ["numerator", "denominator", "value"]].rename(
-            columns={"numerator": "ref_num", "denominator": "ref_den", "value": "reference_value"})
-        out = groups.merge(best, on=KEYS, how="left")
+        year = reference_year if reference_year is not None else int(groups["school_year"].max())
+        best = best_groups(groups, year, higher_is_better)
+        out = groups.merge(best, on=["school_id", "metric"], how="left")
+        ref = groups[KEYS + ["student_group", "numerator", "denominator", "value"]].rename(columns={
+            "student_group": "best_group", "numerator": "ref_num", "denominator": "ref_den",
+            "value": "reference_value"})
+        out = out.merge(ref, on=KEYS + ["best_group"], how="left")
+        out = out[out["student_group"] != out["best_group"]]  # never compared with itself
+        out = out.drop(columns="best_group")
     elif reference == "target":
         ref = all_rows[KEYS + ["target"]].rename(columns={"target": "reference_value"})
         out = groups.drop(columns=["target"], errors="ignore").merge(ref, on=KEYS, how="left")
@@ -64,7 +107,7 @@ def _reference_counts(rows: pd.DataFrame, reference: str, higher_is_better: dict
         out["ref_den"] = np.nan
     else:
         raise ValueError(f"unknown gap reference {reference!r}; use one of {', '.join(REFERENCES)}")
-    return out
+    return out.reset_index(drop=True)
 
 
 def _variance(num: pd.Series, den: pd.Series) -> pd.Series:
@@ -72,23 +115,54 @@ def _variance(num: pd.Series, den: pd.Series) -> pd.Series:
     return p * (1 - p) / den.where(den > 0)
 
 
-def _too_small(num: pd.Series, den: pd.Series) -> pd.Series:
-    return (num < 5) | ((den - num) < 5) | den.isna()
+def _small(num: pd.Series, den: pd.Series) -> pd.Series:
+    return (num < MIN_CELL) | ((den - num) < MIN_CELL)
+
+
+def _missing(num: pd.Series, den: pd.Series) -> pd.Series:
+    return num.isna() | den.isna() | ~(den > 0)
+
+
+def did_test(cur: pd.DataFrame, prev: pd.DataFrame, change: pd.Series,
+             with_reference: bool) -> tuple[pd.Series, pd.Series]:
+    """Wald z-test p-value of a difference in differences of proportions, and the reason it is untested.
+
+    ``cur``/``prev`` hold ``numerator, denominator, ref_num, ref_den`` (aligned rows); ``change`` is
+    the change in the gap in points. The statistic is ``Δ / sqrt(Σ p(1−p)/n)`` over the two (or, with a
+    counted reference, four) independent proportions.
+    Returns ``(p_value, untested)`` where ``untested`` is "", ``TOO_SMALL`` or ``NO_COUNTS``.
+    """
+    pairs = [(cur["numerator"], cur["denominator"]), (prev["numerator"], prev["denominator"])]
+    if with_reference:
+        pairs += [(cur["ref_num"], cur["ref_den"]), (prev["ref_num"], prev["ref_den"])]
+    missing = np.logical_or.reduce([_missing(k, n).to_numpy() for k, n in pairs])
+    small = np.logical_or.reduce([_small(k, n).to_numpy() for k, n in pairs]) & ~missing
+    change = change / 100
+    se = np.sqrt(sum(_variance(k, n) for k, n in pairs))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, change / se, np.where(change == 0, 0.0, np.inf))
+    p = pd.Series(2 * stats.norm.sf(np.abs(z)), index=cur.index).where(~missing & ~small)
+    untested = np.select([missing, small], [NO_COUNTS, TOO_SMALL], default="")
+    return p, pd.Series(untested, index=cur.index)
 
 
 def gap_table(rows: pd.DataFrame, reference: str = "others", higher_is_better: dict[str, bool] | None = None,
-              settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
-    """Gaps for every school x year x metric x group (not ALL), with the change since the previous year.
+              reference_year: int | None = None, label: bool = True) -> pd.DataFrame:
+    """Gaps for every school x year x metric x group (not ALL), with the change since the year before.
 
     Parameters
     ----------
     rows : metrics rows (school_id, school_year, metric, student_group, numerator, denominator, value, target).
     reference : one of ``REFERENCES``.
-    higher_is_better : metric -> direction (used by ``best_group``); default True.
+    higher_is_better : metric -> direction (best group, labels); default True.
+    reference_year : the latest year of the view, which fixes the ``best_group`` (default: latest in rows).
+    label : label the changes with BH q-values across every returned row (one family). A caller that
+        shows only part of the table must call :func:`label_gaps` on that part instead.
 
     Returns
     -------
-    DataFrame with ``GAP_COLUMNS`` plus the counts behind them. Percentages and gaps in points.
+    DataFrame with ``GAP_COLUMNS`` plus the counts behind them (``numerator, denominator, ref_num,
+    ref_den``), ``previous_value``, ``previous_gap`` and ``untested``. Percentages and gaps in points.
     """
     higher_is_better = higher_is_better or {}
     if rows.empty:
@@ -98,42 +172,150 @@ def gap_table(rows: pd.DataFrame, reference: str = "others", higher_is_better: d
         work["target"] = np.nan
     has_counts = work["numerator"].notna() & (work["denominator"] > 0)
     work.loc[has_counts, "value"] = 100 * work["numerator"] / work["denominator"]
-    out = _reference_counts(work, reference, higher_is_better)
+    out = _reference_counts(work, reference, higher_is_better, reference_year)
     out["reference"] = reference
     out["gap"] = out["value"] - out["reference_value"]
 
-    order = ["school_id", "metric", "student_group", "school_year"]
-    out = out.sort_values(order).reset_index(drop=True)
-    prev = out.groupby(["school_id", "metric", "student_group"])[
-        ["school_year", "gap", "numerator", "denominator", "ref_num", "ref_den"]].shift(1)
-    out["previous_year"] = prev["school_year"]
+    # The same school, metric and group exactly one year earlier (consecutive years only).
+    series = ["school_id", "metric", "student_group"]
+    cols = ["numerator", "denominator", "ref_num", "ref_den", "value", "gap"]
+    prev = out[series + ["school_year"] + cols].copy()
+    prev["previous_year"] = prev["school_year"]
+    prev["school_year"] = prev["school_year"] + 1
+    prev = out[series + ["school_year"]].merge(prev, on=series + ["school_year"], how="left")
+    out["previous_year"] = prev["previous_year"]
+    out["previous_value"] = prev["value"]
+    out["previous_gap"] = prev["gap"]
     out["gap_change"] = out["gap"] - prev["gap"]
 
-    var = _variance(out["numerator"], out["denominator"]) + _variance(prev["numerator"], prev["denominator"])
-    small = _too_small(out["numerator"], out["denominator"]) | _too_small(prev["numerator"], prev["denominator"])
-    if reference != "target":
-        var = var + _variance(out["ref_num"], out["ref_den"]) + _variance(prev["ref_num"], prev["ref_den"])
-        small |= _too_small(out["ref_num"], out["ref_den"]) | _too_small(prev["ref_num"], prev["ref_den"])
-    se = np.sqrt(var) * 100
-    z = out["gap_change"] / se.where(se > 0)
-    out["p_value"] = pd.Series(2 * stats.norm.sf(np.abs(z)), index=out.index).where(z.notna() & ~small)
-    shrank = out["gap"].abs() < prev["gap"].abs()
-    significant = out["p_value"] < settings.alpha
+    p, untested = did_test(out, prev, out["gap_change"], with_reference=reference != "target")
+    has_previous = out["gap_change"].notna()
+    out["p_value"] = p.where(has_previous)
+    out["untested"] = untested.where(has_previous, "")
+    out["q_value"] = np.nan
+    out["trend"] = ""
+    out = out.sort_values(["school_id", "metric", "student_group", "school_year"], ignore_index=True)
+    if label:
+        out = label_gaps(out, higher_is_better)
+    return out[GAP_COLUMNS + ["numerator", "denominator", "ref_num", "ref_den", "previous_value", "previous_gap",
+                              "untested"]]
+
+
+def bh_q_values(p_values: pd.Series) -> pd.Series:
+    """Benjamini-Hochberg adjusted p-values (q-values) over the non-missing p-values; NaN stays NaN."""
+    q = pd.Series(np.nan, index=p_values.index, dtype="float64")
+    tested = p_values.notna()
+    if tested.any():
+        q[tested] = stats.false_discovery_control(p_values[tested].to_numpy(dtype="float64"), method="bh")
+    return q
+
+
+def label_gaps(table: pd.DataFrame, higher_is_better: dict[str, bool] | None = None, q: float = FDR_Q) -> pd.DataFrame:
+    """``q_value`` (BH across every row of ``table``: one family) and the ``trend`` label of each change.
+
+    ``table`` is (part of) :func:`gap_table`'s output: exactly the rows shown or exported together.
+    """
+    higher_is_better = higher_is_better or {}
+    out = table.copy()
+    if out.empty:
+        return out
+    out["q_value"] = bh_q_values(out["p_value"])
+    significant = out["q_value"] < q
+    sign = out["metric"].map(lambda m: 1.0 if higher_is_better.get(m, True) else -1.0)
+    own_better = (out["value"] - out["previous_value"]) * sign > 0
+    reversed_sign = out["gap"] * out["previous_gap"] < 0
+    narrowed = out["gap"].abs() < out["previous_gap"].abs()
+    grew = out["gap"].abs() > out["previous_gap"].abs()
     out["trend"] = np.select(
-        [out["gap_change"].isna(), small, significant & shrank, significant & ~shrank],
-        ["", "too small to test", "closing", "widening"],
-        default="no significant change",
+        [out["gap_change"].isna(), out["untested"] != "", ~significant, reversed_sign,
+         narrowed & own_better, narrowed, grew],
+        ["", out["untested"], NO_CHANGE, REVERSED, CLOSING, CLOSING_REF, WIDENING],
+        default=NO_CHANGE,
     )
-    return out[GAP_COLUMNS + ["numerator", "denominator", "ref_num", "ref_den", "previous_year"]]
+    return out
+
+
+@dataclass(frozen=True)
+class GapFamily:
+    """How many changes in one family (a page view or an export) were tested and labelled.
+
+    ``expected_by_chance`` = (number of tests) x (the BH rejection threshold t* = q·N/m), i.e. the
+    number of p-values a family of m true nulls would put below the threshold the procedure used:
+    m·t* = q·N. It bounds the expected number of false labels (only m0 <= m nulls can be false), the
+    FDR guarantee of Benjamini & Hochberg (1995) stated as a count.
+    """
+
+    n_tests: int
+    n_labelled: int
+    expected_by_chance: float
+    counts: dict[str, int]
+    q: float = FDR_Q
+
+    @property
+    def sentence(self) -> str:
+        if self.n_tests == 0:
+            return "No change in a gap could be tested (no consecutive years with enough students)."
+        return (f"{self.n_labelled:,} of {self.n_tests:,} tested gap changes labelled, about "
+                f"{self.expected_by_chance:.1f} expected by chance (Benjamini-Hochberg, q < {self.q:.2f}).")
+
+    @property
+    def summary(self) -> str:
+        """The labels by kind, then :attr:`sentence` and the test used."""
+        if self.n_tests == 0:
+            return self.sentence
+        kinds = ", ".join(f"{n} {name}" for name, n in self.counts.items() if n) or "no gap labelled"
+        return (f"{kinds}. {self.sentence[:-1]}; two-proportion difference-in-differences z-test, "
+                "consecutive years only.")
+
+
+def gap_family(labelled: pd.DataFrame, q: float = FDR_Q) -> GapFamily:
+    """Summary of a labelled family: tests, labels, and the labels chance alone would give."""
+    trend = labelled["trend"] if "trend" in labelled else pd.Series(dtype=object)
+    n_tests = int(trend.isin(TESTED).sum())
+    counts = {name: int((trend == name).sum()) for name in LABELS}
+    n_labelled = sum(counts.values())
+    return GapFamily(n_tests, n_labelled, q * n_labelled, counts, q)
+
+
+# --- pooled and within-school gaps ---------------------------------------------------------------------
+
+
+def mantel_haenszel_rd(a: np.ndarray, n1: np.ndarray, b: np.ndarray, n0: np.ndarray,
+                       z: float = 1.959964) -> tuple[float, float, float]:
+    """Mantel-Haenszel risk difference over strata, with a 95% interval (proportions, not percent).
+
+    Stratum k has ``a_k`` successes of ``n1_k`` in the group and ``b_k`` of ``n0_k`` in the reference.
+    ``RD = Σ (a n0 − b n1)/N / Σ n1 n0/N`` (Greenland & Robins 1985); variance by Sato (1989),
+    consistent for many small strata: ``(RD·ΣP + ΣQ) / (Σ n1 n0/N)²`` with
+    ``P = (n1² b − n0² a + n1 n0 (n0 − n1)/2) / N²`` and ``Q = (a (n0 − b) + b (n1 − a)) / (2N)``.
+    Returns ``(rd, low, high)``; NaN when no stratum has both sides.
+    """
+    a, n1, b, n0 = (np.asarray(v, dtype="float64") for v in (a, n1, b, n0))
+    keep = (n1 > 0) & (n0 > 0)
+    if not keep.any():
+        return (np.nan, np.nan, np.nan)
+    a, n1, b, n0 = a[keep], n1[keep], b[keep], n0[keep]
+    total = n1 + n0
+    weight = (n1 * n0 / total).sum()
+    rd = ((a * n0 - b * n1) / total).sum() / weight
+    p_term = ((n1**2 * b - n0**2 * a + n1 * n0 * (n0 - n1) / 2) / total**2).sum()
+    q_term = ((a * (n0 - b) + b * (n1 - a)) / (2 * total)).sum()
+    se = np.sqrt(max(rd * p_term + q_term, 0.0)) / weight
+    return (float(rd), float(rd - z * se), float(rd + z * se))
 
 
 def pooled_gap_trend(rows: pd.DataFrame, z: float = 1.959964) -> pd.DataFrame:
-    """Each group's pooled gap to all other students, by year, over the schools in `rows`.
+    """Each group's pooled gap to all other students, by year, with the within-school gap beside it.
 
-    Counts are pooled across schools (group and ALL-minus-group), so the gap is a difference of two
-    pooled proportions; its 95% interval is the Wald interval of a difference of independent
-    proportions. Returns school_year, student_group, value, reference_value, gap, gap_low, gap_high, n.
+    Counts are pooled across schools (group and ALL-minus-group), so ``gap`` is a difference of two
+    pooled proportions with a Wald 95% interval (``gap_low``, ``gap_high``). ``mh_gap`` (``mh_low``,
+    ``mh_high``) is the Mantel-Haenszel risk difference with schools as strata (:func:`mantel_haenszel_rd`):
+    the gap between a group and the other students of the *same* school. ``simpson`` is True when the
+    pooled and within-school gaps have opposite signs. Returns school_year, student_group, value,
+    reference_value, gap, gap_low, gap_high, n, mh_gap, mh_low, mh_high, n_schools, simpson.
     """
+    columns = ["school_year", "student_group", "value", "reference_value", "gap", "gap_low", "gap_high", "n",
+               "mh_gap", "mh_low", "mh_high", "n_schools", "simpson"]
     groups = rows[rows["student_group"] != "ALL"]
     all_rows = rows[rows["student_group"] == "ALL"][KEYS + ["numerator", "denominator"]]
     merged = groups.merge(all_rows, on=KEYS, suffixes=("", "_all")).dropna(
@@ -141,6 +323,8 @@ def pooled_gap_trend(rows: pd.DataFrame, z: float = 1.959964) -> pd.DataFrame:
     merged["ref_num"] = merged["numerator_all"] - merged["numerator"]
     merged["ref_den"] = merged["denominator_all"] - merged["denominator"]
     merged = merged[(merged["ref_den"] > 0) & merged["ref_num"].between(0, merged["ref_den"])]
+    if merged.empty:
+        return pd.DataFrame(columns=columns)
     pooled = merged.groupby(["school_year", "student_group"], as_index=False)[
         ["numerator", "denominator", "ref_num", "ref_den"]].sum()
     pooled = pooled[(pooled["denominator"] > 0) & (pooled["ref_den"] > 0)]
@@ -151,4 +335,12 @@ def pooled_gap_trend(rows: pd.DataFrame, z: float = 1.959964) -> pd.DataFrame:
     pooled["gap"] = pooled["value"] - pooled["reference_value"]
     pooled["gap_low"], pooled["gap_high"] = pooled["gap"] - 100 * z * se, pooled["gap"] + 100 * z * se
     pooled["n"] = pooled["denominator"]
-    return pooled[["school_year", "student_group", "value", "reference_value", "gap", "gap_low", "gap_high", "n"]]
+    within = []
+    for (year, group), strata in merged.groupby(["school_year", "student_group"]):
+        rd = mantel_haenszel_rd(strata["numerator"], strata["denominator"], strata["ref_num"], strata["ref_den"], z)
+        within.append({"school_year": year, "student_group": group, "mh_gap": 100 * rd[0], "mh_low": 100 * rd[1],
+                       "mh_high": 100 * rd[2], "n_schools": int(((strata["denominator"] > 0)
+                                                                 & (strata["ref_den"] > 0)).sum())})
+    pooled = pooled.merge(pd.DataFrame(within), on=["school_year", "student_group"], how="left")
+    pooled["simpson"] = (np.sign(pooled["gap"]) * np.sign(pooled["mh_gap"])) < 0
+    return pooled[columns].reset_index(drop=True)

@@ -1,0 +1,159 @@
+"""Gap changes: consecutive years, labels, Benjamini-Hochberg families, best group, Mantel-Haenszel, worked by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics.stats.gaps import (
+    CLOSING,
+    CLOSING_REF,
+    NO_CHANGE,
+    NO_COUNTS,
+    REVERSED,
+    WIDENING,
+    bh_q_values,
+    gap_family,
+    gap_table,
+    label_gaps,
+    mantel_haenszel_rd,
+    pooled_gap_trend,
+)
+
+
+def _school_year(year, groups, school="s", metric="m"):
+    """Rows for one school-year from {group: (k, n)} for the groups plus their ALL sum (race-like groups)."""
+    k_all = sum(k for k, _ in groups.values())
+    n_all = sum(n for _, n in groups.values())
+    out = [{"school_id": school, "school_year": year, "metric": metric, "student_group": "ALL", "numerator": k_all,
+            "denominator": n_all, "value": 100 * k_all / n_all, "target": np.nan}]
+    out += [{"school_id": school, "school_year": year, "metric": metric, "student_group": g, "numerator": k,
+             "denominator": n, "value": 100 * k / n, "target": np.nan} for g, (k, n) in groups.items()]
+    return out
+
+
+def _bl(table):
+    return table[table["student_group"] == "BL"].set_index("school_year")
+
+
+def test_a_missing_year_breaks_the_series():
+    rows = pd.DataFrame(_school_year(2016, {"BL": (20, 100), "WH": (60, 100)})
+                        + _school_year(2018, {"BL": (60, 100), "WH": (60, 100)})
+                        + _school_year(2019, {"BL": (62, 100), "WH": (60, 100)}))
+    bl = _bl(gap_table(rows))
+    # 2018 follows 2016 only across a missing year: no change, no test, no label.
+    assert np.isnan(bl.loc[2018, "gap_change"]) and np.isnan(bl.loc[2018, "previous_year"])
+    assert np.isnan(bl.loc[2018, "p_value"]) and bl.loc[2018, "trend"] == ""
+    # 2019 vs 2018: gap 0 -> +2, previous_year 2018.
+    assert bl.loc[2019, "previous_year"] == 2018 and bl.loc[2019, "gap_change"] == pytest.approx(2.0)
+
+
+def test_a_gap_that_changes_sign_is_reversed_not_closing():
+    # 2024: BL 80/100 = 80%, others 47/100 = 47% -> +33; 2025: BL 40/100, others 50/100 -> -10; change -43.
+    rows = pd.DataFrame(_school_year(2024, {"BL": (80, 100), "WH": (47, 100)})
+                        + _school_year(2025, {"BL": (40, 100), "WH": (50, 100)}))
+    bl = _bl(gap_table(rows, "others", {"m": True}))
+    assert bl.loc[2025, "gap"] == pytest.approx(-10.0) and bl.loc[2025, "gap_change"] == pytest.approx(-43.0)
+    # SE² = (.8·.2 + .47·.53 + .4·.6 + .5·.5)/100 = .008991; z = -.43/.094821 = -4.535; p = 5.77e-6
+    assert bl.loc[2025, "p_value"] == pytest.approx(5.77e-6, rel=0.02)
+    assert bl.loc[2025, "trend"] == REVERSED
+
+
+def test_closing_needs_the_group_to_improve():
+    # Higher is better. BL 30% -> 28% (worse), others 70% -> 40%: gap -40 -> -12, narrowed by the reference falling.
+    rows = pd.DataFrame(_school_year(2024, {"BL": (30, 100), "WH": (70, 100)})
+                        + _school_year(2025, {"BL": (28, 100), "WH": (40, 100)}))
+    bl = _bl(gap_table(rows, "others", {"m": True}))
+    # SE² = (.21 + .21 + .2016 + .24)/100 = .008616; z = .28/.092823 = 3.0165; p = .00256 (one test: q = p)
+    assert bl.loc[2025, "p_value"] == pytest.approx(0.00256, rel=0.01)
+    assert bl.loc[2025, "q_value"] == pytest.approx(bl.loc[2025, "p_value"])
+    assert bl.loc[2025, "trend"] == CLOSING_REF
+    # BL 30% -> 50%, others 70% -> 70%: the group improved, the gap narrowed: closing.
+    rows = pd.DataFrame(_school_year(2024, {"BL": (30, 100), "WH": (70, 100)})
+                        + _school_year(2025, {"BL": (50, 100), "WH": (70, 100)}))
+    assert _bl(gap_table(rows, "others", {"m": True})).loc[2025, "trend"] == CLOSING
+
+
+def test_closing_respects_lower_is_better():
+    # A suspension-like rate: BL 40/200 = 20% -> 24/200 = 12%, others 10/200 = 5% -> 12/200 = 6%.
+    # Gap +15 -> +6; BL's own rate fell, which is the good way for this metric: closing.
+    rows = pd.DataFrame(_school_year(2024, {"BL": (40, 200), "WH": (10, 200)})
+                        + _school_year(2025, {"BL": (24, 200), "WH": (12, 200)}))
+    bl = _bl(gap_table(rows, "others", {"m": False}))
+    assert bl.loc[2025, "gap_change"] == pytest.approx(-9.0)
+    assert bl.loc[2025, "trend"] == CLOSING
+    # The same numbers for a higher-is-better metric: BL fell, so only the reference made it close.
+    assert _bl(gap_table(rows, "others", {"m": True})).loc[2025, "trend"] == CLOSING_REF
+
+
+def test_widening_and_value_only_rows():
+    rows = pd.DataFrame(_school_year(2024, {"BL": (50, 100), "WH": (60, 100)})
+                        + _school_year(2025, {"BL": (30, 100), "WH": (70, 100)}))
+    assert _bl(gap_table(rows)).loc[2025, "trend"] == WIDENING  # -10 -> -40
+    value_only = rows.assign(numerator=np.nan, denominator=np.nan)
+    bl = _bl(gap_table(value_only, "district_all"))
+    assert bl.loc[2025, "trend"] in ("", NO_COUNTS)
+
+
+def test_bh_q_values_by_hand():
+    # sorted p .01 .03 .04 .5 (m = 4): .04, .06, .0533, .5 -> step-up minimum: .04, .0533, .0533, .5
+    q = bh_q_values(pd.Series([0.01, 0.04, np.nan, 0.03, 0.5]))
+    assert q.tolist()[:2] == pytest.approx([0.04, 0.16 / 3])
+    assert np.isnan(q.iloc[2]) and q.iloc[3] == pytest.approx(0.16 / 3) and q.iloc[4] == pytest.approx(0.5)
+
+
+def _family(p_values):
+    n = len(p_values)
+    return pd.DataFrame({"metric": "m", "p_value": p_values, "gap": [-5.0] * n, "previous_gap": [-15.0] * n,
+                         "value": [60.0] * n, "previous_value": [50.0] * n, "gap_change": [10.0] * n,
+                         "untested": [""] * n})
+
+
+def test_a_label_needs_q_below_ten_percent_across_the_family():
+    # p .004 .045 .06 .5 .9 (m = 5): q = .02, min(.1125, .1, ...) = .1, .1, .625, .9.
+    # Raw p < .05 would label two changes; BH at q < .10 labels one.
+    labelled = label_gaps(_family([0.004, 0.045, 0.06, 0.5, 0.9]), {"m": True})
+    assert labelled["q_value"].tolist() == pytest.approx([0.02, 0.1, 0.1, 0.625, 0.9])
+    assert labelled["trend"].tolist() == [CLOSING, NO_CHANGE, NO_CHANGE, NO_CHANGE, NO_CHANGE]
+    # Alone, the p = .045 change is its own family: q = .045 < .10, labelled.
+    assert label_gaps(_family([0.045]), {"m": True})["trend"].tolist() == [CLOSING]
+
+
+def test_family_counts_and_labels_expected_by_chance():
+    labelled = label_gaps(_family([0.001, 0.002, 0.003, 0.8]), {"m": True})
+    family = gap_family(labelled)
+    # Three labels at q < .10: BH threshold t* = .10 * 3 / 4; 4 tests x t* = 0.3 expected by chance.
+    assert (family.n_tests, family.n_labelled) == (4, 3)
+    assert family.expected_by_chance == pytest.approx(0.3)
+    assert "3 of 4 tested gap changes labelled, about 0.3 expected by chance" in family.sentence
+
+
+def test_best_group_is_fixed_by_the_latest_year_and_never_compared_with_itself():
+    # 2024: WH 90% is best; 2025: AS 92% beats WH 88%. The reference is AS in both years.
+    rows = pd.DataFrame(_school_year(2024, {"AS": (85, 100), "WH": (90, 100), "BL": (60, 100)})
+                        + _school_year(2025, {"AS": (92, 100), "WH": (88, 100), "BL": (62, 100)}))
+    table = gap_table(rows, "best_group", {"m": True})
+    assert "AS" not in set(table["student_group"])
+    wh = table[table["student_group"] == "WH"].set_index("school_year")
+    assert wh.loc[2024, "gap"] == pytest.approx(90 - 85) and wh.loc[2025, "gap"] == pytest.approx(88 - 92)
+    # Fixed by an earlier view year instead: WH is the reference and has no row.
+    assert "WH" not in set(gap_table(rows, "best_group", {"m": True}, reference_year=2024)["student_group"])
+
+
+def test_mantel_haenszel_within_school_gap_and_simpson_note():
+    # School A: BL 90/100, others 800/1000; school B: BL 300/1000, others 20/100. +10 points in each school.
+    # Pooled: 390/1100 = 35.45% vs 820/1100 = 74.55% -> -39.1 points. MH: (9.0909 + 9.0909)/(90.909 + 90.909) = .10
+    rows = pd.DataFrame(_school_year(2025, {"BL": (90, 100), "WH": (800, 1000)}, school="A")
+                        + _school_year(2025, {"BL": (300, 1000), "WH": (20, 100)}, school="B"))
+    trend = pooled_gap_trend(rows).set_index("student_group")
+    assert trend.loc["BL", "gap"] == pytest.approx(100 * (390 - 820) / 1100)
+    assert trend.loc["BL", "mh_gap"] == pytest.approx(10.0)
+    assert bool(trend.loc["BL", "simpson"]) and trend.loc["BL", "n_schools"] == 2
+
+
+def test_sato_variance_reduces_to_wald_in_one_stratum():
+    # One stratum 30/100 vs 20/100: Var = (.1·(-2.5) + 9.5)/50² = .0037 = .3·.7/100 + .2·.8/100
+    rd, low, high = mantel_haenszel_rd(np.array([30]), np.array([100]), np.array([20]), np.array([100]))
+    assert rd == pytest.approx(0.1)
+    assert (high - low) / 2 == pytest.approx(1.959964 * np.sqrt(0.0037))
