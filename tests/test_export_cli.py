@@ -13,7 +13,8 @@ from analytics.outputs.exports import safe_cell
 
 HEADERS = {
     "rates": "school_id,school_year,metric,student_group,numerator,denominator,value,ci_low,ci_high",
-    "gaps": "school_id,school_year,metric,student_group,reference,value,reference_value,gap,gap_change,p_value,trend",
+    "gaps": "school_id,school_year,metric,student_group,reference,value,reference_value,gap,gap_change,p_value,trend,"
+            "previous_year,q_value",
     "disproportionality": "school_id,school_year,student_group,outcome,enrolled,count,risk,comparison_risk,"
                           "risk_ratio,ratio_type,rate_difference,composition,flagged",
     "rp-impact": "outcome,estimate,ci_low,ci_high,p_value,n_rp_schools,n_comparison_schools,method",

@@ -157,3 +157,27 @@ def test_sato_variance_reduces_to_wald_in_one_stratum():
     rd, low, high = mantel_haenszel_rd(np.array([30]), np.array([100]), np.array([20]), np.array([100]))
     assert rd == pytest.approx(0.1)
     assert (high - low) / 2 == pytest.approx(1.959964 * np.sqrt(0.0037))
+
+
+def test_gaps_export_has_previous_year_and_q_values_over_the_exported_rows(tmp_path, monkeypatch, capsys):
+    import io
+
+    from analytics import cli
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'g.db'}")
+    (tmp_path / "schools.csv").write_text("school_id,school_name,level,cluster\nS,Stone Elementary,ES,North\n")
+    lines = ["school_id,school_year,metric,student_group,numerator,denominator"]
+    # BL 20% (2016), 60% (2018), 30% (2019); WH 60% every year. 2018 follows a missing year.
+    for year, bl in ((2016, 20), (2018, 60), (2019, 30)):
+        lines += [f"S,{year},read_proficient,ALL,{bl + 60},200", f"S,{year},read_proficient,BL,{bl},100",
+                  f"S,{year},read_proficient,WH,60,100"]
+    (tmp_path / "metrics.csv").write_text("\n".join(lines) + "\n")
+    assert cli.main(["import", str(tmp_path / "schools.csv"), str(tmp_path / "metrics.csv")]) == 0
+    capsys.readouterr()
+    assert cli.main(["export", "gaps", "--group", "BL"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index("school_year")
+    assert np.isnan(table.loc[2018, "previous_year"]) and np.isnan(table.loc[2018, "q_value"])
+    # 2019: gap 0 (2018) -> -30; the only test exported, so q = p; the gap grew: widening.
+    assert table.loc[2019, "previous_year"] == 2018
+    assert table.loc[2019, "q_value"] == pytest.approx(table.loc[2019, "p_value"])
+    assert table.loc[2019, "trend"] == WIDENING
