@@ -23,8 +23,13 @@ from analytics.data import schema, storage
 from analytics.data.catalog import BUILTIN_METRICS
 from analytics.data.readers import RawTable, UnreadableFile, read_tables
 
-# Public files mark suppressed cells with `*`, `n<10`, `<= 5.0`, `>95%`, `N/A`, `--` and the like.
-SUPPRESSION_MARK = re.compile(r"^(\*+|n\s*<\s*\d+|[<>]=?\s*\d+(\.\d+)?\s*%?|n/?a|-{1,2}|\.)$", re.IGNORECASE)
+# Public files mark suppressed cells with `*`, `n<10`, `<5`, `<= 5.0`, `≤5%`, `>95%`, `N/A`, `--`, `†` and the like.
+SUPPRESSION_MARK = re.compile(
+    r"^(\*+|[\u2020\u2021~]|n\s*[<\u2264]=?\s*\d+|[<>\u2264\u2265]=?\s*\d+(\.\d+)?\s*%?|n/?a|nr|ps|ds|-{1,2}|\u2014|\.)$",
+    re.IGNORECASE)
+# Rows a spreadsheet adds for people: "Total", "District total", "All schools", "Grand total".
+_TOTALS_ROW = re.compile(r"^((grand|district|sub)[\s-]*)?totals?:?$|^all\s+schools$", re.IGNORECASE)
+_CRDC_RESERVE_CODES = {-3, -5, -6, -8, -9, -11}  # CRDC: -9 not applicable, -3/-5 suppressed, ...
 _YEAR = re.compile(r"^(\d{4})(?:\.0+)?(?:\s*[-/\u2013]\s*(\d{2}|\d{4}))?$")
 _YES = {"Y", "YES", "TRUE", "1", "T"}
 _NO = {"N", "NO", "FALSE", "0", "F"}
@@ -169,6 +174,9 @@ def _check_distinct(text: pd.Series, spec: schema.ColumnSpec, ctx: _Context) -> 
         if spec.minimum is not None and spec.exclusive_minimum:
             flag(values <= spec.minimum, f"must be > {spec.minimum:g}")
         elif spec.minimum is not None:
+            reserve = values.isin(_CRDC_RESERVE_CODES) & (spec.minimum == 0)
+            flag(reserve, f"must be >= {spec.minimum:g} (a CRDC reserve code: -9 means not applicable, -3/-5 "
+                          "suppressed; leave such cells empty)")
             flag(values < spec.minimum, f"must be >= {spec.minimum:g}")
         limit = {"latitude": 90, "longitude": 180}.get(spec.name)
         if limit:
@@ -180,6 +188,11 @@ def _check_distinct(text: pd.Series, spec: schema.ColumnSpec, ctx: _Context) -> 
         return years.where(present & ~bad), reasons, skip
     if kind == schema.DATE:
         dates = pd.to_datetime(text.where(present), format="%Y-%m-%d", errors="coerce")
+        midnight = pd.to_datetime(text.where(present & dates.isna()), format="%Y-%m-%d %H:%M:%S", errors="coerce")
+        dates = dates.fillna(midnight.where(midnight.dt.normalize() == midnight))  # Excel's "2024-03-01 00:00:00"
+        serial = pd.to_numeric(text.where(present & dates.isna()), errors="coerce")
+        is_serial = serial.between(20000, 80000) & (serial % 1 == 0)
+        flag(is_serial, serial.map(_excel_serial_reason))
         flag(present & dates.isna(), "not an ISO date (YYYY-MM-DD)")
         return pd.Series(dates.astype(object).where(dates.notna(), None), index=text.index), reasons, skip
     if kind == schema.YESNO:
@@ -196,9 +209,18 @@ def _check_distinct(text: pd.Series, spec: schema.ColumnSpec, ctx: _Context) -> 
         return values.where(present), reasons, skip
     if kind == schema.METRIC:
         flag(present & ~text.isin(ctx.metric_ids), "unknown metric (not built in and not in metric_definitions)")
-    elif kind == schema.SCHOOL:
+    if spec.name == "school_id":
+        flag(present & text.str.match(_TOTALS_ROW), "a totals row, not a school: remove total and subtotal rows")
+    if kind == schema.SCHOOL:
         flag(present & ~text.isin(ctx.school_ids), "unknown school_id (not in the schools table)")
     return text.where(present), reasons, skip
+
+
+def _excel_serial_reason(serial: float) -> str | None:
+    if pd.isna(serial):
+        return None
+    day = (pd.Timestamp("1899-12-30") + pd.Timedelta(days=int(serial))).date().isoformat()
+    return f"an Excel serial date number (probably {day}); format the column as dates (YYYY-MM-DD) and save again"
 
 
 # --- table rules ---------------------------------------------------------------------------------
@@ -234,6 +256,19 @@ def _table_rules(raw: RawTable, table: str, clean: pd.DataFrame) -> list[Problem
         before = clean["end_date"] < clean["start_date"]
         problems += _problems(raw, "end_date", text["end_date"], before, "ends before start_date")
     return problems
+
+
+def _second_header(raw: RawTable, spec: schema.TableSpec) -> list[Problem]:
+    """A units or sub-heading row under the header ("count", "%") is a second header row, said once."""
+    first = raw.frame.iloc[0]
+    numeric = [c.name for c in spec.columns if c.kind in (schema.INT, schema.FLOAT) and c.name in raw.frame]
+    worded = [c for c in numeric if first[c].strip() and not SUPPRESSION_MARK.match(first[c].strip())
+              and pd.isna(pd.to_numeric(first[c].strip().rstrip("%").replace(",", ""), errors="coerce"))]
+    if len(worded) < 2 or first.get("school_id", "").strip():  # a units row has no school on it
+        return []
+    text = " | ".join(first[c].strip() for c in worded[:4])
+    return [Problem(raw.source, raw.first_data_line, "-", text,
+                    "a second header row (units or sub-headings); a table needs exactly one header row")]
 
 
 def _duplicate_keys(raw: RawTable, table: str, clean: pd.DataFrame) -> list[Problem]:
@@ -290,6 +325,7 @@ def validate_table(raw: RawTable, table: str, ctx: _Context) -> tuple[TableResul
         if col.name not in clean and col.kind in (schema.INT, schema.FLOAT):
             clean[col.name] = np.nan
     kept = clean[~skip]
+    problems = _second_header(raw, spec) + problems
     problems += _table_rules(raw, table, clean) + _duplicate_keys(raw, table, kept)
     kept = kept[[c for c in spec.column_names if c in columns or c == "value" and table == "metrics"]]
     result = TableResult(raw.source, table, _storage_types(kept, spec), int(skip.sum()),
@@ -339,10 +375,11 @@ def validate_bytes(engine: Engine, files: Sequence[tuple[str, bytes]], table: st
                                            f"file is larger than the import limit of {limit / 1048576:g} MB"))
             continue
         try:
-            raws = read_tables(name, data)
+            raws = read_tables(name, data, limit)
         except UnreadableFile as exc:
-            report.problems.append(Problem(name, "-", "-", "-", str(exc)))
+            report.problems.append(Problem(name, exc.row, exc.column, exc.value, str(exc)))
             continue
+        report.warnings += [note for raw in raws for note in raw.notes]
         chosen = _choose_tables(raws, table, report)
         tables += chosen
     ctx = _context(engine, tables)

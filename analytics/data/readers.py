@@ -1,22 +1,45 @@
-"""Reading district files into raw text tables: CSV in UTF-8, UTF-8 with BOM or Windows-1252, and XLSX.
+"""Reading district files into raw text tables, whatever shape a district's software saved them in.
 
-Everything is read as text so the validator sees exactly what the file says (`*`, `2014-15`,
-leading zeros in school codes) and can report it.
+CSV: UTF-8 (with or without BOM), UTF-16 (Excel's "Unicode text") or Windows-1252; comma, semicolon, tab
+or pipe delimited (semicolon files from European-locale Excel also write decimal commas, which are turned
+into points). XLSX: read with defused XML (openpyxl uses defusedxml when it is installed), cached formula
+values, and refusal of macro-enabled workbooks, legacy `.xls`, HTML saved as a spreadsheet and archives
+that would expand far beyond the upload limit.
+
+Title rows above the header are skipped: the header is the first of the top lines that names known
+columns. Everything is read as text so the validator sees exactly what the file says (`*`, `2014-15`,
+leading zeros in school codes) and can report it by spreadsheet line.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import re
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 XLSX_MAGIC = b"PK\x03\x04"
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+DELIMITERS = (",", ";", "\t", "|")
+HEADER_SEARCH_LINES = 12  # title and note rows above the header that a file may carry
+# An archive expanding to more than this many times the upload limit is refused before it is opened.
+MAX_EXPANSION = 20
+_DECIMAL_COMMA = re.compile(r"^-?(\d{1,3}(\.\d{3})+|\d+),\d+%?$")
+_HTML = re.compile(rb"^\s*(<!doctype\s+html|<html|<table|<\?xml[^>]*>\s*<html)", re.IGNORECASE)
 
 
 class UnreadableFile(ValueError):
-    """The file is not a table this product can read; the message says why."""
+    """The file (or one cell of its header) cannot be read as a table; the message says why.
+
+    ``row`` and ``column`` locate the problem when it has a place (a duplicated header, a ragged row).
+    """
+
+    def __init__(self, message: str, *, row: int | str = "-", column: str = "-", value: str = "-"):
+        super().__init__(message)
+        self.row, self.column, self.value = row, column, value
 
 
 @dataclass
@@ -27,9 +50,31 @@ class RawTable:
     name_hint: str  # file stem or sheet name, used to guess the table
     frame: pd.DataFrame  # every cell a str ("" when empty)
     first_data_line: int = 2  # the spreadsheet line number of the first data row
+    notes: list[str] = field(default_factory=list)  # what the reader adjusted (title rows, delimiter)
+
+
+def known_columns() -> set[str]:
+    from analytics.data.schema import TABLES
+
+    return {c for spec in TABLES.values() for c in spec.column_names}
+
+
+def normalise_header(name) -> str:
+    return re.sub(r"\s+", "_", str(name if name is not None else "").strip().lower())
+
+
+# --- text files ------------------------------------------------------------------------------------
 
 
 def _decode(data: bytes) -> str:
+    """Text from the bytes: BOMs first, then UTF-16 without a BOM (NUL every other byte), UTF-8, cp1252."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    sample = data[:4096]
+    if len(sample) >= 4 and sample[1::2].count(0) > len(sample) // 4 and sample[0::2].count(0) == 0:
+        return data.decode("utf-16-le", errors="replace")
+    if len(sample) >= 4 and sample[0::2].count(0) > len(sample) // 4 and sample[1::2].count(0) == 0:
+        return data.decode("utf-16-be", errors="replace")
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             return data.decode(encoding)
@@ -38,55 +83,199 @@ def _decode(data: bytes) -> str:
     return data.decode("latin-1")
 
 
-def _normalise_headers(frame: pd.DataFrame) -> pd.DataFrame:
-    frame.columns = [re.sub(r"\s+", "_", str(c).strip().lower()) for c in frame.columns]
+def _sample_rows(text: str, delimiter: str, lines: int = HEADER_SEARCH_LINES + 8) -> list[list[str]]:
+    head = [ln for ln in text.splitlines()[: lines * 2] if ln.strip()][:lines]
+    try:
+        return list(csv.reader(head, delimiter=delimiter))
+    except csv.Error:
+        return []
+
+
+def detect_delimiter(text: str) -> str:
+    """The delimiter that splits the top lines into the most columns, consistently from line to line."""
+    best, best_score = ",", 0.0
+    for delimiter in DELIMITERS:
+        rows = _sample_rows(text, delimiter)
+        widths = [len(r) for r in rows if len(r) > 1]
+        if not widths:
+            continue
+        common = max(set(widths), key=widths.count)
+        score = common * widths.count(common) / len(rows)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def find_header(rows: list[list], known: set[str] | None = None) -> int:
+    """Index of the header among the top rows: the first that names the most known columns (>= 2).
+
+    Row 0 when no row names two known columns, so an unknown layout is reported against its own first line.
+    """
+    known = known or known_columns()
+    scores = [sum(normalise_header(c) in known for c in row) for row in rows[:HEADER_SEARCH_LINES]]
+    if not scores or max(scores) < 2:
+        return 0
+    return scores.index(max(scores))
+
+
+def _check_duplicate_headers(columns: list[str], source: str) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(columns):
+        if not name:
+            continue
+        if name in seen:
+            raise UnreadableFile(
+                f"the column appears twice (spreadsheet columns {_col_letter(seen[name])} and {_col_letter(i)}); "
+                "keep one", row=1, column=name, value=name)
+        seen[name] = i
+
+
+def _col_letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def _ragged_row(exc: Exception, offset: int) -> UnreadableFile:
+    """A parser error turned into a located message (`Expected 5 fields in line 7, saw 6`)."""
+    text = str(exc).splitlines()[0]
+    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
+    if fields:
+        expected, line, saw = (int(g) for g in fields.groups())
+        return UnreadableFile(f"this row has {saw} cells but the header has {expected} (a stray delimiter or "
+                              "an unquoted comma in a name?)", row=line + offset, value=f"{saw} cells")
+    quote = re.search(r"EOF inside string starting at row (\d+)", text)
+    if quote:
+        return UnreadableFile("a quotation mark opened here is never closed", row=int(quote.group(1)) + offset + 1)
+    return UnreadableFile(f"not a readable CSV table ({text})")
+
+
+def _decimal_commas(frame: pd.DataFrame) -> pd.DataFrame:
+    """`12,5` -> `12.5` and `1.234,5` -> `1234.5` (semicolon-delimited files from European locales)."""
+    for col in frame.columns:
+        cells = frame[col]
+        mask = cells.str.match(_DECIMAL_COMMA)
+        if mask.any():
+            frame.loc[mask, col] = cells[mask].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
     return frame
 
 
-def _read_fast(text: str) -> pd.DataFrame:
+def _read_fast(body: str, delimiter: str) -> pd.DataFrame | None:
     """Arrow's multithreaded CSV reader (about 5x pandas' for text columns); any doubt -> None."""
-    frame = pd.read_csv(io.BytesIO(text.encode("utf-8")), dtype=str, keep_default_na=False, engine="pyarrow")
+    frame = pd.read_csv(io.BytesIO(body.encode("utf-8")), sep=delimiter, dtype=str, keep_default_na=False,
+                        engine="pyarrow")
     if frame.columns.duplicated().any():
         return None
     return frame.fillna("")
 
 
 def read_csv_bytes(name: str, data: bytes) -> RawTable:
-    if b"\x00" in data[:8192]:
-        raise UnreadableFile("not a text table (the file is binary); save it as CSV or XLSX")
     text = _decode(data)
+    if "\x00" in text[:8192]:
+        raise UnreadableFile("not a text table (the file is binary); save it as CSV or XLSX")
     if not text.strip():
         raise UnreadableFile("the file is empty")
+    delimiter = detect_delimiter(text)
+    lines = text.splitlines()
+    nonblank = [i for i, ln in enumerate(lines) if ln.strip()]
+    header_pos = find_header(_sample_rows(text, delimiter))
+    skip = nonblank[header_pos] if header_pos < len(nonblank) else 0
+    body = "\n".join(lines[skip:])
     try:
-        frame = _read_fast(text)
+        frame = _read_fast(body, delimiter)
     except Exception:  # noqa: BLE001 - the careful reader below gives the user a precise message
         frame = None
-    if frame is not None and frame.empty and len(text.strip().splitlines()) > 1:
+    if frame is not None and frame.empty and len(body.strip().splitlines()) > 1:
         frame = None  # blank-looking data rows: let the careful reader decide
     try:
         if frame is None:
-            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
+            frame = pd.read_csv(io.StringIO(body), sep=delimiter, dtype=str, keep_default_na=False,
+                                skip_blank_lines=True)
     except pd.errors.ParserError as exc:
-        raise UnreadableFile(f"not a readable CSV table ({str(exc).splitlines()[0]})") from exc
+        raise _ragged_row(exc, skip) from exc
     except pd.errors.EmptyDataError as exc:
         raise UnreadableFile("the file is empty") from exc
+    header = next(csv.reader([lines[skip]], delimiter=delimiter), [])
+    _check_duplicate_headers([normalise_header(h) for h in header], name)
+    frame.columns = [normalise_header(h) for h in header[: len(frame.columns)]] + \
+        [normalise_header(c) for c in frame.columns[len(header):]]
+    notes = []
+    if skip:
+        notes.append(f"{name}: skipped {skip} line(s) above the header row (a title or note)")
+    if delimiter != ",":
+        notes.append(f"{name}: read as {_DELIMITER_NAMES[delimiter]}-delimited")
+    if delimiter == ";":
+        frame = _decimal_commas(frame)
     stem = name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    return RawTable(name, stem, _normalise_headers(frame))
+    return RawTable(name, stem, frame.fillna(""), first_data_line=skip + 2, notes=notes)
 
 
-def _sheet_frame(ws) -> pd.DataFrame | None:
-    rows = ws.iter_rows(values_only=True)
-    header = next(rows, None)
-    if header is None or all(h is None or str(h).strip() == "" for h in header):
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+# --- workbooks -------------------------------------------------------------------------------------
+
+
+def _check_archive(data: bytes, name: str, limit: int) -> zipfile.ZipFile:
+    """Open a ZIP safely: refuse macro-enabled workbooks, non-workbooks and archive bombs before parsing."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise UnreadableFile("a damaged ZIP/XLSX file (it could not be opened); save it again as XLSX") from exc
+    names = set(archive.namelist())
+    lower = name.lower()
+    if "xl/vbaProject.bin" in names or lower.endswith((".xlsm", ".xltm", ".xlsb")):
+        raise UnreadableFile("macro-enabled workbooks are refused; save it as an Excel Workbook (.xlsx)")
+    if "xl/workbook.xml" not in names:
+        raise UnreadableFile("a ZIP archive, not an XLSX workbook or a CSV file; unzip it and import the files "
+                             "inside")
+    expanded = sum(info.file_size for info in archive.infolist())
+    if expanded > MAX_EXPANSION * limit:
+        raise UnreadableFile(f"the workbook would expand to {expanded / 1048576:,.0f} MB when opened "
+                             f"({len(data) / 1048576:,.1f} MB on disk): refused as unsafe")
+    return archive
+
+
+def _has_formulas(archive: zipfile.ZipFile) -> bool:
+    return any(info.filename.startswith("xl/worksheets/") and b"<f" in archive.read(info.filename)
+               for info in archive.infolist())
+
+
+def _sheet_rows(ws) -> list[list]:
+    return [list(row) for row in ws.iter_rows(values_only=True)]
+
+
+def _sheet_frame(rows: list[list], formulas: list[list] | None, source: str) -> tuple[pd.DataFrame, int] | None:
+    """(text frame, first data line) of one sheet, or None when it has no header row."""
+    header_pos = find_header(rows)
+    while header_pos < len(rows) and all(v is None or str(v).strip() == "" for v in rows[header_pos]):
+        header_pos += 1
+    if header_pos >= len(rows):
         return None
+    header = rows[header_pos]
     width = max(i for i, h in enumerate(header) if h is not None and str(h).strip() != "") + 1
-    body = [["" if v is None else _cell_text(v) for v in row[:width]] + [""] * (width - len(row[:width]))
-            for row in rows]
-    cols = ["" if h is None else str(h) for h in header[:width]]
-    return _normalise_headers(pd.DataFrame(body, columns=cols, dtype=str))
+    columns = [normalise_header(h) for h in header[:width]]
+    _check_duplicate_headers(columns, source)
+    body = []
+    for r, row in enumerate(rows[header_pos + 1:], start=header_pos + 1):
+        cells = [_cell_text(v) for v in row[:width]] + [""] * (width - len(row[:width]))
+        if formulas is not None:
+            for c, v in enumerate(row[:width]):
+                formula = formulas[r][c] if c < len(formulas[r]) else None
+                if v is None and isinstance(formula, str) and formula.startswith("="):
+                    raise UnreadableFile("a formula whose result was never saved (the file was written by a program "
+                                         "that does not calculate): open it in Excel and save it again",
+                                         row=r + 1, column=columns[c], value=formula)
+        body.append(cells)
+    return pd.DataFrame(body, columns=columns, dtype=str), header_pos + 2
 
 
 def _cell_text(value) -> str:
+    if value is None:
+        return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if hasattr(value, "date") and hasattr(value, "hour"):
@@ -96,26 +285,60 @@ def _cell_text(value) -> str:
     return str(value)
 
 
-def read_xlsx_bytes(name: str, data: bytes) -> list[RawTable]:
+def read_xlsx_bytes(name: str, data: bytes, limit: int | None = None) -> list[RawTable]:
     from openpyxl import load_workbook
+    from openpyxl.xml import DEFUSEDXML
 
+    if not DEFUSEDXML:  # never parse uploaded XML without protection against entity expansion
+        raise UnreadableFile("XLSX import needs the defusedxml package on the server")
+    archive = _check_archive(data, name, limit or len(data) * MAX_EXPANSION)
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a damaged file
-        raise UnreadableFile(f"not a readable XLSX workbook ({type(exc).__name__})") from exc
+        formula_book = load_workbook(io.BytesIO(data), read_only=True) if _has_formulas(archive) else None
+    except Exception as exc:  # noqa: BLE001 - openpyxl and defusedxml raise many kinds for a bad file
+        kind = type(exc).__name__
+        if "Forbidden" in kind or "Entities" in kind:
+            raise UnreadableFile("the workbook declares XML entities (a known attack); refused as unsafe") from exc
+        raise UnreadableFile(f"not a readable XLSX workbook ({kind})") from exc
     tables = []
-    for ws in book.worksheets:
-        frame = _sheet_frame(ws)
-        if frame is not None:
-            tables.append(RawTable(f"{name}[{ws.title}]", ws.title.strip().lower(), frame))
-    book.close()
+    try:
+        for ws in book.worksheets:
+            rows = _sheet_rows(ws)
+            formulas = _sheet_rows(formula_book[ws.title]) if formula_book else None
+            source = f"{name}[{ws.title}]"
+            shaped = _sheet_frame(rows, formulas, source) if rows else None
+            if shaped is not None:
+                frame, first_line = shaped
+                notes = [f"{source}: skipped {first_line - 2} row(s) above the header row"] if first_line > 2 else []
+                tables.append(RawTable(source, ws.title.strip().lower(), frame, first_line, notes))
+    finally:
+        book.close()
+        if formula_book is not None:
+            formula_book.close()
     if not tables:
         raise UnreadableFile("the workbook has no sheet with a header row")
     return tables
 
 
-def read_tables(name: str, data: bytes) -> list[RawTable]:
-    """Every table in a file: one for a CSV, one per non-empty sheet for an XLSX workbook."""
+def _refuse_other_formats(name: str, data: bytes) -> None:
+    if data.startswith(OLE2_MAGIC):
+        raise UnreadableFile("an Excel 97-2003 workbook (.xls) or another legacy Office file; save it as an Excel "
+                             "Workbook (.xlsx) or CSV")
+    if _HTML.match(data[:1024]):
+        raise UnreadableFile("a web page (HTML) saved with a spreadsheet name; open it in Excel and save it as "
+                             "an Excel Workbook (.xlsx) or CSV")
+    if data.startswith(b"%PDF"):
+        raise UnreadableFile("a PDF document, not a table; export the data as CSV or XLSX")
+    if name.lower().endswith((".xlsx", ".xlsm")) and not data.startswith(XLSX_MAGIC):
+        raise UnreadableFile("named like an Excel workbook but it is not one; save it again as .xlsx or CSV")
+
+
+def read_tables(name: str, data: bytes, limit: int | None = None) -> list[RawTable]:
+    """Every table in a file: one for a CSV, one per non-empty sheet for an XLSX workbook.
+
+    ``limit`` is the upload limit in bytes; a workbook may expand to at most ``MAX_EXPANSION`` times it.
+    """
     if data.startswith(XLSX_MAGIC):
-        return read_xlsx_bytes(name, data)
+        return read_xlsx_bytes(name, data, limit)
+    _refuse_other_formats(name, data)
     return [read_csv_bytes(name, data)]
