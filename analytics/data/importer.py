@@ -29,6 +29,10 @@ SUPPRESSION_MARK = re.compile(
     re.IGNORECASE)
 # Rows a spreadsheet adds for people: "Total", "District total", "All schools", "Grand total".
 _TOTALS_ROW = re.compile(r"^((grand|district|sub)[\s-]*)?totals?:?$|^all\s+schools$", re.IGNORECASE)
+# Student-level tables hold pseudonymous keys only (DESIGN §2); a column like these is refused, not ignored.
+STUDENT_LEVEL_TABLES = ("incidents", "pl_assessments")
+_PERSONAL_COLUMN = re.compile(r"(^|_)(first|last|middle|full|given|family|sur)?_?name$|^name$|birth|dob$|ssn|"
+                              r"social_security|address|phone|e_?mail")
 _CRDC_RESERVE_CODES = {-3, -5, -6, -8, -9, -11}  # CRDC: -9 not applicable, -3/-5 suppressed, ...
 _YEAR = re.compile(r"^(\d{4})(?:\.0+)?(?:\s*[-/\u2013]\s*(\d{2}|\d{4}))?$")
 _YES = {"Y", "YES", "TRUE", "1", "T"}
@@ -101,9 +105,11 @@ def _problems(raw: RawTable, column: str, text: pd.Series, mask: pd.Series, reas
     rows = np.flatnonzero(mask.to_numpy())
     reasons = reason[mask].tolist() if isinstance(reason, pd.Series) else [reason] * len(rows)
     values = [str(v).strip() for v in text.iloc[rows].tolist()]
+    # Index labels are line offsets below the header (blank lines a reader dropped still count).
+    labels = mask.index[rows]
     return [
         Problem(raw.source, int(i) + raw.first_data_line, column, repr(v) if v == "" else v, why)
-        for i, v, why in zip(rows, values, reasons, strict=True)
+        for i, v, why in zip(labels, values, reasons, strict=True)
     ]
 
 
@@ -303,6 +309,13 @@ def validate_table(raw: RawTable, table: str, ctx: _Context) -> tuple[TableResul
             for col in missing
         ], warnings
     unknown = sorted(columns - set(spec.column_names))
+    personal = [c for c in unknown if table in STUDENT_LEVEL_TABLES and _PERSONAL_COLUMN.search(c)]
+    if personal:
+        return TableResult(raw.source, table, pd.DataFrame()), [
+            Problem(raw.source, 1, col, col, "looks like a name or personal identifier: student-level files may "
+                                             "carry pseudonymous keys only, so remove the column")
+            for col in personal
+        ], warnings
     if unknown:
         warnings.append(f"{raw.source}: ignored unknown column(s) {', '.join(unknown)} for table {table}")
     if raw.frame.empty:

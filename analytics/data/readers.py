@@ -27,7 +27,9 @@ DELIMITERS = (",", ";", "\t", "|")
 HEADER_SEARCH_LINES = 12  # title and note rows above the header that a file may carry
 # An archive expanding to more than this many times the upload limit is refused before it is opened.
 MAX_EXPANSION = 20
+MAX_RATIO = 200  # real sheets compress 5-50x; a member shrunk more than this is a decompression bomb
 _DECIMAL_COMMA = re.compile(r"^-?(\d{1,3}(\.\d{3})+|\d+),\d+%?$")
+_INNER_BLANK = re.compile(r"\n[ \t\r]*\n")
 _HTML = re.compile(rb"^\s*(<!doctype\s+html|<html|<table|<\?xml[^>]*>\s*<html)", re.IGNORECASE)
 
 
@@ -153,6 +155,18 @@ def _ragged_row(exc: Exception, offset: int) -> UnreadableFile:
     return UnreadableFile(f"not a readable CSV table ({text})")
 
 
+def drop_empty_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows with no cell filled (Excel's `,,,,,` lines), dropped; index labels keep their line offsets."""
+    if frame.empty:
+        return frame
+    candidates = frame.index[frame.iloc[:, 0].str.strip() == ""]
+    if not len(candidates):
+        return frame
+    rest = frame.loc[candidates]
+    empty = rest.index[~rest.apply(lambda col: col.str.strip() != "").any(axis=1)]
+    return frame.drop(index=empty)
+
+
 def _decimal_commas(frame: pd.DataFrame) -> pd.DataFrame:
     """`12,5` -> `12.5` and `1.234,5` -> `1234.5` (semicolon-delimited files from European locales)."""
     for col in frame.columns:
@@ -184,8 +198,9 @@ def read_csv_bytes(name: str, data: bytes) -> RawTable:
     header_pos = find_header(_sample_rows(text, delimiter))
     skip = nonblank[header_pos] if header_pos < len(nonblank) else 0
     body = "\n".join(lines[skip:])
-    try:
-        frame = _read_fast(body, delimiter)
+    gaps = _INNER_BLANK.search(body.rstrip()) is not None
+    try:  # blank lines between rows would shift line numbers in the fast reader: use the careful one
+        frame = None if gaps else _read_fast(body, delimiter)
     except Exception:  # noqa: BLE001 - the careful reader below gives the user a precise message
         frame = None
     if frame is not None and frame.empty and len(body.strip().splitlines()) > 1:
@@ -193,7 +208,7 @@ def read_csv_bytes(name: str, data: bytes) -> RawTable:
     try:
         if frame is None:
             frame = pd.read_csv(io.StringIO(body), sep=delimiter, dtype=str, keep_default_na=False,
-                                skip_blank_lines=True)
+                                skip_blank_lines=False)
     except pd.errors.ParserError as exc:
         raise _ragged_row(exc, skip) from exc
     except pd.errors.EmptyDataError as exc:
@@ -207,6 +222,7 @@ def read_csv_bytes(name: str, data: bytes) -> RawTable:
         notes.append(f"{name}: skipped {skip} line(s) above the header row (a title or note)")
     if delimiter != ",":
         notes.append(f"{name}: read as {_DELIMITER_NAMES[delimiter]}-delimited")
+    frame = drop_empty_rows(frame.fillna(""))
     if delimiter == ";":
         frame = _decimal_commas(frame)
     stem = name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
@@ -233,7 +249,9 @@ def _check_archive(data: bytes, name: str, limit: int) -> zipfile.ZipFile:
         raise UnreadableFile("a ZIP archive, not an XLSX workbook or a CSV file; unzip it and import the files "
                              "inside")
     expanded = sum(info.file_size for info in archive.infolist())
-    if expanded > MAX_EXPANSION * limit:
+    bomb = any(info.file_size > 10 * 1048576 and info.file_size > MAX_RATIO * max(info.compress_size, 1)
+               for info in archive.infolist())
+    if expanded > MAX_EXPANSION * limit or bomb:
         raise UnreadableFile(f"the workbook would expand to {expanded / 1048576:,.0f} MB when opened "
                              f"({len(data) / 1048576:,.1f} MB on disk): refused as unsafe")
     return archive
@@ -270,7 +288,7 @@ def _sheet_frame(rows: list[list], formulas: list[list] | None, source: str) -> 
                                          "that does not calculate): open it in Excel and save it again",
                                          row=r + 1, column=columns[c], value=formula)
         body.append(cells)
-    return pd.DataFrame(body, columns=columns, dtype=str), header_pos + 2
+    return drop_empty_rows(pd.DataFrame(body, columns=columns, dtype=str)), header_pos + 2
 
 
 def _cell_text(value) -> str:
