@@ -44,18 +44,100 @@ def seeded(engine):
     return engine
 
 
+def _file_digest(engine) -> str:
+    engine.dispose()  # every connection closed, so the file on disk is all there is
+    return hashlib.sha256(Path(engine.url.database).read_bytes()).hexdigest()
+
+
+def test_corpus_holds_at_least_forty_real_world_shapes():
+    assert len(CASES) >= 40
+    assert all((CORPUS / name).is_file() for name in CASES)
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bad_input_corpus_gives_every_problem_and_changes_nothing(name, sqlite_engine):
     engine = sqlite_engine
     import_bytes(engine, [("schools.csv", SCHOOLS_CSV.replace("S3,", "S3,").encode())])
-    before = _snapshot(engine)
+    before, digest = _snapshot(engine), _file_digest(engine)
     case = CASES[name]
     report = import_files(engine, [CORPUS / name], table=case["table"])
     messages = [p.format() for p in report.problems]
     assert not report.ok
     for expected in case["expect"]:
         assert any(expected in m for m in messages), f"{expected!r} not in {messages}"
+    if case.get("only"):  # nothing else is blamed: the reader understood the rest of the file
+        assert len(messages) == len(case["expect"]), messages
     assert _snapshot(engine) == before
+    assert _file_digest(engine) == digest  # byte for byte
+
+
+def test_european_semicolon_file_imports_with_decimal_commas(seeded):
+    data = (CORPUS / "semicolon_decimal_comma.csv").read_bytes().replace(b"abc", b"80")
+    report = import_bytes(seeded, [("discipline.csv", data)])
+    assert report.ok, report.problems
+    rows = storage.load_discipline(seeded).set_index(["school_id", "student_group"])
+    assert rows.loc[("S1", "ALL"), "oss_days"] == 14.5
+    assert rows.loc[("S2", "ALL"), "enrolled"] == 80
+    assert any("semicolon" in w for w in report.warnings)
+
+
+def test_utf16_tab_file_from_excel_imports_accents_and_apostrophes(seeded):
+    data = (CORPUS / "utf16_tab_schools.csv").read_bytes().decode("utf-16").replace("Elementary", "MS")
+    report = import_bytes(seeded, [("schools.csv", data.encode("utf-16"))])
+    assert report.ok, report.problems
+    names = storage.load_schools(seeded).set_index("school_id")["school_name"]
+    assert names["S7"] == "École Saint-Exupéry" and names["S8"] == "O'Brien Middle"
+
+
+def test_title_rows_marks_and_blank_rows_import_with_a_note(seeded):
+    data = (CORPUS / "title_row_above_header.csv").read_bytes().replace(b",999,", b",9,")
+    report = import_bytes(seeded, [("discipline.csv", data)])
+    assert report.ok, report.problems
+    assert any("skipped 3 line(s) above the header" in w for w in report.warnings)
+    marks = (CORPUS / "marks_in_optional_columns.csv").read_bytes().replace(b"S2,2024,ALL,90,91", b"S2,2024,ALL,90,9")
+    report = import_bytes(seeded, [("discipline.csv", marks)])
+    assert report.ok, report.problems
+    rows = storage.load_discipline(seeded).set_index(["school_id", "student_group"])
+    assert np.isnan(rows.loc[("S1", "ALL"), "students_suspended"])  # `n<10` is unknown, never zero
+    assert np.isnan(rows.loc[("S1", "PI"), "students_oss"])  # `<=5.0`
+
+
+def test_a_file_over_the_limit_is_refused_before_it_is_read(sqlite_engine, tmp_path, monkeypatch):
+    import analytics.data.importer as importer
+
+    monkeypatch.setattr(importer, "read_tables", lambda *a, **k: pytest.fail("the file was parsed"))
+    path = tmp_path / "discipline.csv"
+    path.write_bytes(b"x" * 2048)
+    report = import_files(sqlite_engine, [path], max_bytes=1024)
+    assert report.problems[0].format() == (
+        "discipline.csv:-:-: 2,048 bytes: file is larger than the import limit of 0.000976562 MB")
+    report = importer.import_bytes(sqlite_engine, [("discipline.csv", b"x" * 2048)], max_bytes=1024)
+    assert "larger than the import limit" in report.problems[0].reason
+
+
+def test_workbooks_are_parsed_with_defused_xml():
+    from openpyxl.xml import DEFUSEDXML
+
+    assert DEFUSEDXML
+
+
+def test_a_million_row_file_names_its_one_bad_line_and_changes_nothing(sqlite_engine, tmp_path):
+    seeded = sqlite_engine
+    import_bytes(seeded, [("schools.csv", SCHOOLS_CSV.encode())])
+    rows = 1_000_000
+    ids = np.arange(rows)
+    frame = pd.DataFrame({"incident_id": "I" + pd.Series(ids).astype(str), "school_id": "S1",
+                          "incident_date": "2024-01-09", "student_key": "K" + pd.Series(ids % 5000).astype(str),
+                          "action": "OSS"})
+    frame.loc[rows - 1, "action"] = "Suspension"
+    path = tmp_path / "incidents.csv"
+    frame.to_csv(path, index=False)
+    before = _file_digest(seeded)
+    report = import_files(seeded, [path])
+    assert [p.format() for p in report.problems] == [
+        f"incidents.csv:{rows + 1}:action: Suspension: unknown value 'Suspension'; allowed: "
+        "ISS, OSS, EXP, LAW_REFERRAL, RESTORATIVE, OTHER"]
+    assert _file_digest(seeded) == before
 
 
 def test_unknown_column_is_a_warning_not_an_error(sqlite_engine):

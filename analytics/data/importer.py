@@ -390,7 +390,7 @@ def validate_bytes(engine: Engine, files: Sequence[tuple[str, bytes]], table: st
         try:
             raws = read_tables(name, data, limit)
         except UnreadableFile as exc:
-            report.problems.append(Problem(name, exc.row, exc.column, exc.value, str(exc)))
+            report.problems.append(Problem(exc.source or name, exc.row, exc.column, exc.value, str(exc)))
             continue
         report.warnings += [note for raw in raws for note in raw.notes]
         chosen = _choose_tables(raws, table, report)

@@ -42,6 +42,7 @@ class UnreadableFile(ValueError):
     def __init__(self, message: str, *, row: int | str = "-", column: str = "-", value: str = "-"):
         super().__init__(message)
         self.row, self.column, self.value = row, column, value
+        self.source: str | None = None  # "book.xlsx[sheet]" when the problem is in one sheet
 
 
 @dataclass
@@ -315,7 +316,8 @@ def read_xlsx_bytes(name: str, data: bytes, limit: int | None = None) -> list[Ra
         formula_book = load_workbook(io.BytesIO(data), read_only=True) if _has_formulas(archive) else None
     except Exception as exc:  # noqa: BLE001 - openpyxl and defusedxml raise many kinds for a bad file
         kind = type(exc).__name__
-        if "Forbidden" in kind or "Entities" in kind:
+        causes = {type(e).__name__ for e in (exc, exc.__cause__, exc.__context__) if e is not None}
+        if any("Forbidden" in k for k in causes):  # defusedxml refused entity declarations or DTD tricks
             raise UnreadableFile("the workbook declares XML entities (a known attack); refused as unsafe") from exc
         raise UnreadableFile(f"not a readable XLSX workbook ({kind})") from exc
     tables = []
@@ -324,7 +326,11 @@ def read_xlsx_bytes(name: str, data: bytes, limit: int | None = None) -> list[Ra
             rows = _sheet_rows(ws)
             formulas = _sheet_rows(formula_book[ws.title]) if formula_book else None
             source = f"{name}[{ws.title}]"
-            shaped = _sheet_frame(rows, formulas, source) if rows else None
+            try:
+                shaped = _sheet_frame(rows, formulas, source) if rows else None
+            except UnreadableFile as exc:
+                exc.source = source
+                raise
             if shaped is not None:
                 frame, first_line = shaped
                 notes = [f"{source}: skipped {first_line - 2} row(s) above the header row"] if first_line > 2 else []
