@@ -76,6 +76,8 @@ class Settings:
     max_upload_bytes: int = 50 * 1024 * 1024
     # Bootstrap replicates for the RP impact interval
     bootstrap_resamples: int = 999
+    # Start-year reassignments for randomization inference (all of them when there are fewer)
+    permutations: int = 1999
     random_seed: int = 20240601
 
     def cuts_for(self, metric: str, level: str) -> StatusCuts | None:

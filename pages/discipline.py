@@ -12,7 +12,7 @@ from analytics.data.derived import discipline_with_all
 from analytics.outputs import charts_equity
 from analytics.outputs.findings import rate_change_finding
 from analytics.stats.disproportionality import OUTCOMES, disproportionality
-from analytics.stats.rp_impact import OUTCOME_LABELS, rp_impact
+from analytics.stats.rp_impact import OUTCOME_LABELS, rp_impact, rp_impact_for_school
 from analytics.stats.run_charts import attach_cycles, monthly_incident_series, run_chart
 from pages import ui
 
@@ -51,7 +51,21 @@ def discipline_views(version: int, cluster: str):
     return disproportionality(data), impact
 
 
+@ui.shared
+def school_rp_impact(version: int, school: str):
+    """One RP school against the district's never-treated schools (randomization inference)."""
+    return rp_impact_for_school(schools, ui.discipline(), school)
+
+
 _, impact = discipline_views(ui.data_version(), cluster)
+rp_scope = "the district" if cluster == "all" else cluster
+rp_note = ""
+if school != "all":
+    if pd.notna(schools.set_index("school_id").at[school, "rp_start_year"]):
+        impact, rp_scope = school_rp_impact(ui.data_version(), school), school_names[school]
+    else:
+        rp_note = (f"{school_names[school]} has no restorative-practices start year: the estimate is for the RP "
+                   f"schools of {rp_scope}.")
 
 
 @ui.cached
@@ -183,24 +197,32 @@ with st.expander("Composition: each group's share of suspended students vs its s
     st.dataframe(comp.round(1), width="stretch")
 
 # --- restorative practices impact ----------------------------------------------------------------------
-st.subheader("Restorative-practices impact")
+st.subheader(f"Restorative-practices impact: {rp_scope}")
+if rp_note:
+    st.caption(rp_note)
 if impact.summary.empty or not np.isfinite(impact.summary["estimate"].iloc[0]):
     st.info(impact.statement)
 else:
     events = impact.event_study[impact.event_study["outcome"] == "suspension_rate"]
     left, right = st.columns([3, 2])
-    study = charts_equity.event_study(events)
+    study = charts_equity.event_study(events, title=f"Suspension rate: effect by years since RP start, {rp_scope}")
     left.altair_chart(study, width="stretch")
     with left:
         ui.download_menu("rp-event-study", events, study)
-    summary = impact.summary.assign(outcome=impact.summary["outcome"].map(OUTCOME_LABELS))
-    right.dataframe(summary[["outcome", "estimate", "ci_low", "ci_high", "p_value", "n_rp_schools",
+    summary = impact.summary.assign(outcome=impact.summary["outcome"].map(OUTCOME_LABELS),
+                                    verdict=np.where(impact.summary["p_value"] <= 0.05, "unlikely chance",
+                                                     "could be chance"))
+    for col in ("ci_low", "ci_high"):  # an unbounded interval is shown as empty, and said so below
+        summary[col] = summary[col].where(np.isfinite(summary[col].astype(float)))
+    right.dataframe(summary[["outcome", "estimate", "ci_low", "ci_high", "p_value", "verdict", "n_rp_schools",
                              "n_comparison_schools"]], hide_index=True, width="stretch",
                     column_config={c: st.column_config.NumberColumn(format="%.2f")
                                    for c in ("estimate", "ci_low", "ci_high")} |
-                    {"p_value": st.column_config.NumberColumn("p (permutation)", format="%.3f")})
-    right.caption(impact.summary["method"].iloc[0] + ". Pre-start estimates (left of -1) check the parallel-trends "
-                  "assumption: they should sit near zero.")
+                    {"p_value": st.column_config.NumberColumn("p (randomization)", format="%.3f")})
+    right.caption(impact.summary["method"].iloc[0] + ". An empty interval bound means the interval is unbounded: "
+                  "too few schools to rule any effect out. Pre-start estimates (left of -1) check the "
+                  "parallel-trends assumption: they should sit near zero. n under each point: RP schools behind "
+                  "that year.")
 
 # --- run chart ----------------------------------------------------------------------------------------
 st.subheader("Run chart: suspensions per month")

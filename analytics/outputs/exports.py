@@ -109,10 +109,16 @@ def view_chart(engine: Engine, view: str, table: pd.DataFrame, **filters) -> alt
         return charts_equity.risk_ratio_bars(table[table["outcome"] == "suspension"])
     if view == "rp-impact":
         from analytics.data import storage
-        from analytics.stats.rp_impact import rp_impact
+        from analytics.stats.rp_impact import rp_impact, rp_impact_for_school
 
-        schools = storage.load_schools(engine)
-        result = rp_impact(schools, storage.load_discipline(engine), outcomes=["suspension_rate"])
+        schools, discipline = storage.load_schools(engine), storage.load_discipline(engine)
+        if filters.get("school"):
+            result = rp_impact_for_school(schools, discipline, filters["school"], outcomes=["suspension_rate"])
+        else:
+            if filters.get("cluster"):
+                schools = schools[schools["cluster"] == filters["cluster"]]
+                discipline = discipline[discipline["school_id"].isin(schools["school_id"])]
+            result = rp_impact(schools, discipline, outcomes=["suspension_rate"])
         return charts_equity.event_study(result.event_study)
     if view == "run-chart":
         return charts_equity.run_chart(table)

@@ -99,16 +99,26 @@ def specs_from_url(url: str) -> list[ViewSpec]:
     return [ViewSpec(v, f"{TITLES[v]} ({path or 'district'})", filters) for v in _PAGE_VIEWS[path]]
 
 
+def _rp_finding(text: pd.Series, row: pd.Series) -> str:
+    """The RP verdict follows the randomization p-value and the estimate's sign (DESIGN §3)."""
+    from analytics.stats.did import interval_text
+
+    if not pd.notna(row["estimate"]):
+        return f"{text['outcome']}: {str(text['method']).removeprefix('not estimable: ')}."
+    moved = "fell" if row["estimate"] < 0 else "rose" if row["estimate"] > 0 else "did not move"
+    verdict = ("unlikely to be chance alone." if row["p_value"] <= 0.05
+               else "this could be chance: no change can be claimed.")
+    return (f"{text['outcome']} {moved} by {abs(row['estimate']):.2f} at {int(row['n_rp_schools'])} RP school(s) "
+            f"against {int(row['n_comparison_schools'])} comparison school(s) "
+            f"({interval_text(row['ci_low'], row['ci_high'])}; randomization p = {row['p_value']:.3f}); {verdict}")
+
+
 def _finding(view: str, table: pd.DataFrame) -> str:
     numeric = table.apply(pd.to_numeric, errors="coerce") if not table.empty else table
     if table.empty:
         return "No data for this view."
     if view == "rp-impact":
-        row = numeric.iloc[0]
-        inside = row["ci_low"] <= 0 <= row["ci_high"]
-        return (f"{table['outcome'].iloc[0]}: {row['estimate']:+.2f} (95% CI {row['ci_low']:+.2f} to "
-                f"{row['ci_high']:+.2f}); " + ("the interval includes zero: no change can be claimed." if inside
-                                               else "the interval excludes zero."))
+        return _rp_finding(table.iloc[0], numeric.iloc[0])
     if view == "disproportionality":
         flagged = table[table["flagged"].astype(str).str.lower() == "true"]
         return f"{flagged[['school_id', 'student_group']].drop_duplicates().shape[0]} school groups meet the 3-year " \

@@ -20,7 +20,7 @@ from analytics.stats.disproportionality import COLUMNS as DISPRO_COLUMNS
 from analytics.stats.disproportionality import disproportionality
 from analytics.stats.gaps import GAP_COLUMNS, gap_table, label_gaps
 from analytics.stats.rates import add_rate_columns, pooled_rates
-from analytics.stats.rp_impact import SUMMARY_COLUMNS, rp_impact
+from analytics.stats.rp_impact import SUMMARY_COLUMNS, rp_impact, rp_impact_for_school
 from analytics.stats.run_charts import monthly_incident_series, run_chart
 from analytics.stats.status_change import COLUMNS as STATUS_COLUMNS
 from analytics.stats.status_change import status_change
@@ -155,7 +155,12 @@ def disproportionality_view(engine: Engine, year: int | None = None, cluster: st
 def rp_impact_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
                    metric: str | None = None, group: str | None = None,
                    settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
-    """The difference-in-differences summary (district-wide; a cluster's schools when a cluster is given)."""
+    """The difference-in-differences summary: district-wide, a cluster's schools, or one RP school against
+    the district's never-treated schools."""
+    if school is not None:
+        schools, _ = _scope(engine, None, school)
+        return rp_impact_for_school(schools, storage.load_discipline(engine), school,
+                                    settings).summary[SUMMARY_COLUMNS]
     schools, ids = _scope(engine, cluster, None)
     discipline = storage.load_discipline(engine, school_ids=ids)
     return rp_impact(schools, discipline, settings).summary[SUMMARY_COLUMNS]

@@ -1,22 +1,14 @@
 """Restorative-practices impact: staggered difference-in-differences with honest uncertainty (DESIGN §3).
 
-Schools start restorative practices (RP) in different years, so a plain two-way fixed-effects
-regression is biased when effects differ across cohorts or grow over time (Goodman-Bacon, 2021).
-This module follows Callaway & Sant'Anna (2021, "Difference-in-differences with multiple time
-periods", J. Econometrics 225:200-230) with never-treated comparison schools:
+Schools start restorative practices (RP) in different years. The estimator and its inference live in
+:mod:`analytics.stats.did` (Callaway & Sant'Anna, 2021, against never-treated schools; randomization
+inference by reassigning start years, the 95% interval by test inversion; Fisher, 1935; Rosenbaum,
+2002; MacKinnon & Webb, 2020 for few treated clusters). This module builds the school x year outcome
+panel from discipline counts, runs it for each outcome, and words the result: the verdict follows the
+randomization p-value, the wording follows the estimate's sign, and small samples are said to be small.
 
-    ATT(g, t) = mean over cohort g of (Y_t - Y_{g-1}) - mean over never-treated schools of (Y_t - Y_{g-1})
-
-for each cohort g (first RP year) and year t, school-level and unweighted. The overall effect averages
-the post-start ATT(g, t) (t >= g) weighted by cohort size; the event study averages ATT(g, g + e) by
-years relative to start e, with e = -1 the reference (0 by construction) and e < -1 placebo checks of
-parallel trends.
-
-Uncertainty: a school-clustered bootstrap (schools resampled with replacement within the RP cohorts
-and within the comparison group; ``settings.bootstrap_resamples`` replicates; percentile 95% interval)
-and a permutation p-value for the overall effect (cohort labels reassigned at random across schools,
-the estimate recomputed; p = share of permuted |estimates| >= the observed |estimate|; Fisher's
-randomisation test).
+Scales: a district or cluster estimate compares its RP schools with its never-treated schools; a
+school estimate compares that one RP school with every never-treated school of the district.
 """
 
 from __future__ import annotations
@@ -28,19 +20,18 @@ import pandas as pd
 
 from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.data.derived import discipline_with_all, suspension_counts
+from analytics.stats.did import EVENT_COLUMNS, DiDResult, describe, staggered_did
 
 SUMMARY_COLUMNS = ["outcome", "estimate", "ci_low", "ci_high", "p_value", "n_rp_schools", "n_comparison_schools",
                    "method"]
-EVENT_COLUMNS = ["outcome", "rel_year", "estimate", "ci_low", "ci_high", "n_schools"]
 OUTCOME_LABELS = {
     "suspension_rate": "suspension rate (points)",
     "oss_days_per_100": "OSS days per 100 students",
     "risk_ratio_black_white": "Black/White suspension risk ratio",
     "risk_ratio_swd": "SWD/non-SWD suspension risk ratio",
 }
-METHOD = ("Callaway-Sant'Anna group-time DiD vs never-treated schools; school-clustered bootstrap "
-          "percentile 95% CI; permutation p-value")
-SMALL = 10
+__all__ = ["EVENT_COLUMNS", "OUTCOME_LABELS", "SUMMARY_COLUMNS", "RPImpact", "outcome_panel", "rp_impact",
+           "rp_impact_for_school"]
 
 
 @dataclass(frozen=True)
@@ -78,122 +69,70 @@ def outcome_panel(schools: pd.DataFrame, discipline: pd.DataFrame) -> pd.DataFra
     return panel
 
 
-def _att(values: np.ndarray, years: np.ndarray, cohort: np.ndarray, weights: np.ndarray) -> dict:
-    """Group-time ATTs aggregated; `weights` (replicates x schools) are bootstrap or permutation counts.
-
-    values: schools x years; cohort: start year per school (0 = never treated). Returns arrays per
-    replicate: overall effect and event-study effects keyed by e.
-    """
-    never = cohort == 0
-    overall_num = np.zeros(weights.shape[0])
-    overall_den = 0.0
-    event: dict[int, list] = {}
-    for g in np.unique(cohort[cohort > 0]):
-        if g - 1 not in years:
-            continue
-        base = values[:, list(years).index(g - 1)]
-        members = cohort == g
-        for t_index, t in enumerate(years):
-            if t == g - 1:
-                continue
-            diff = values[:, t_index] - base
-            ok = np.isfinite(diff)
-            w_treat = weights * (members & ok)
-            w_ctrl = weights * (never & ok)
-            n_treat, n_ctrl = w_treat.sum(axis=1), w_ctrl.sum(axis=1)
-            d = np.where(ok, diff, 0.0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                att = w_treat @ d / n_treat - w_ctrl @ d / n_ctrl
-            size = float(members.sum())
-            event.setdefault(int(t - g), []).append((att, size))
-            if t >= g:
-                overall_num = overall_num + att * size
-                overall_den += size
-    overall = overall_num / overall_den if overall_den else np.full(weights.shape[0], np.nan)
-    events = {e: sum(a * s for a, s in parts) / sum(s for _, s in parts) for e, parts in event.items()}
-    return {"overall": overall, "events": events}
+def _rp_words(text: str) -> str:
+    return text.replace("treated schools", "RP schools").replace("treated school", "RP school")
 
 
-def _estimate_outcome(panel: pd.DataFrame, outcome: str, settings: Settings,
-                      rng: np.random.Generator) -> tuple[dict, pd.DataFrame]:
-    wide = panel.pivot(index="school_id", columns="school_year", values=outcome)
-    years = np.array(sorted(wide.columns))
-    starts = panel.drop_duplicates("school_id").set_index("school_id")["rp_start_year"].reindex(wide.index)
-    cohort = starts.fillna(0).astype(int).to_numpy()
-    # Only cohorts observed the year before they start can be compared; others are left out.
-    cohort = np.where((cohort > 0) & ~np.isin(cohort - 1, years), -1, cohort)
-    keep = cohort >= 0
-    values, cohort = wide.to_numpy(dtype=float)[keep], cohort[keep]
-    n_rp, n_comp = int((cohort > 0).sum()), int((cohort == 0).sum())
-    row = {"outcome": outcome, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan,
-           "n_rp_schools": n_rp, "n_comparison_schools": n_comp, "method": METHOD}
-    if n_rp == 0 or n_comp == 0:
-        row["method"] = "not estimable: " + ("no RP schools" if n_rp == 0 else "no comparison schools")
-        return row, pd.DataFrame(columns=EVENT_COLUMNS)
-    point = _att(values, years, cohort, np.ones((1, len(cohort))))
-    # School-clustered bootstrap, resampling within RP cohorts and within comparison schools.
-    b = settings.bootstrap_resamples
-    weights = np.zeros((b, len(cohort)))
-    for group in np.unique(cohort):
-        idx = np.flatnonzero(cohort == group)
-        weights[:, idx] = rng.multinomial(len(idx), np.full(len(idx), 1 / len(idx)), size=b)
-    boot = _att(values, years, cohort, weights)
-    # Permutation test: cohort labels shuffled across schools.
-    perms = np.stack([rng.permutation(cohort) for _ in range(b)])
-    perm_overall = np.array([
-        _att(values, years, labels, np.ones((1, len(cohort))))["overall"][0] for labels in perms[: min(b, 499)]
-    ])
-    estimate = float(point["overall"][0])
-    low, high = np.nanpercentile(boot["overall"], [2.5, 97.5])
-    finite = perm_overall[np.isfinite(perm_overall)]
-    p_value = (1 + np.sum(np.abs(finite) >= abs(estimate) - 1e-12)) / (1 + len(finite)) if len(finite) else np.nan
-    row.update(estimate=estimate, ci_low=float(low), ci_high=float(high), p_value=float(p_value))
-    events = []
-    for e, att in sorted(point["events"].items()):
-        lo, hi = np.nanpercentile(boot["events"][e], [2.5, 97.5])
-        events.append({"outcome": outcome, "rel_year": e, "estimate": float(att[0]), "ci_low": float(lo),
-                       "ci_high": float(hi), "n_schools": n_rp})
-    events.append({"outcome": outcome, "rel_year": -1, "estimate": 0.0, "ci_low": 0.0, "ci_high": 0.0,
-                   "n_schools": n_rp})
-    return row, pd.DataFrame(events).sort_values("rel_year").reset_index(drop=True)
+def _summary_row(result: DiDResult) -> dict:
+    method = result.method if result.estimable else f"not estimable: {_rp_words(result.note)}"
+    return {"outcome": result.outcome, "estimate": result.estimate, "ci_low": result.ci_low,
+            "ci_high": result.ci_high, "p_value": result.p_value, "n_rp_schools": result.n_treated,
+            "n_comparison_schools": result.n_comparison, "method": method}
 
 
-def _statement(summary: pd.DataFrame) -> str:
-    if summary.empty:
+def _statement(results: list[DiDResult], settings: Settings) -> str:
+    if not results:
         return "Restorative-practices impact cannot be estimated: no discipline data."
-    main = summary.iloc[0]
-    if not np.isfinite(main["estimate"]):
-        return f"Restorative-practices impact cannot be estimated: {main['method'].removeprefix('not estimable: ')}."
-    direction = "lower" if main["estimate"] < 0 else "higher"
-    excludes = main["ci_low"] > 0 or main["ci_high"] < 0
-    text = (f"Suspension rates at the {main['n_rp_schools']} restorative-practices schools were "
-            f"{abs(main['estimate']):.2f} points {direction} after they started than the "
-            f"{main['n_comparison_schools']} comparison schools' trend predicts (95% CI {main['ci_low']:.2f} to "
-            f"{main['ci_high']:.2f}; permutation p = {main['p_value']:.3f}). ")
-    text += ("The interval excludes zero: the drop is unlikely to be chance alone. " if excludes else
-             "The interval includes zero: no change can be claimed. ")
-    if main["n_rp_schools"] < SMALL or main["n_comparison_schools"] < SMALL:
-        text += "Caution: the sample is small (fewer than 10 schools in a group), so the estimate is fragile. "
-    text += "Method: Callaway-Sant'Anna difference-in-differences against never-treated schools."
-    return text
+    main = results[0]
+    if not main.estimable:
+        return f"Restorative-practices impact cannot be estimated: {_rp_words(main.note)}."
+    text = describe(main, subject="restorative-practices schools", outcome_label="suspension rates",
+                    comparison="comparison schools", alpha=settings.alpha)
+    return _rp_words(text) + " Method: Callaway-Sant'Anna difference-in-differences against never-treated " \
+        "schools, randomization inference (start years reassigned among schools)."
+
+
+def _impact(panel: pd.DataFrame, settings: Settings, outcomes: list[str] | None) -> RPImpact:
+    results = []
+    for outcome in outcomes or list(OUTCOME_LABELS):
+        if outcome not in panel or panel[outcome].notna().sum() == 0:
+            continue
+        # The event study is drawn for the first outcome (suspension rate) only.
+        results.append(staggered_did(panel, outcome, start_col="rp_start_year", settings=settings,
+                                     event_study=not results))
+    summary = pd.DataFrame([_summary_row(r) for r in results], columns=SUMMARY_COLUMNS)
+    events = [r.event_study for r in results if not r.event_study.empty]
+    event_study = pd.concat(events, ignore_index=True) if events else pd.DataFrame(columns=EVENT_COLUMNS)
+    return RPImpact(summary, event_study, _statement(results, settings))
+
+
+def _empty() -> RPImpact:
+    summary = pd.DataFrame(columns=SUMMARY_COLUMNS)
+    return RPImpact(summary, pd.DataFrame(columns=EVENT_COLUMNS), _statement([], DEFAULT_SETTINGS))
 
 
 def rp_impact(schools: pd.DataFrame, discipline: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS,
               outcomes: list[str] | None = None) -> RPImpact:
-    """Estimate the effect of restorative practices on each outcome (see the module docstring)."""
-    outcomes = outcomes or list(OUTCOME_LABELS)
+    """RP schools against never-treated schools among `schools` (a district or a cluster)."""
     if discipline.empty or schools.empty:
-        empty = pd.DataFrame(columns=SUMMARY_COLUMNS)
-        return RPImpact(empty, pd.DataFrame(columns=EVENT_COLUMNS), _statement(empty))
-    panel = outcome_panel(schools, discipline)
-    rng = np.random.default_rng(settings.random_seed)
-    rows, events = [], []
-    for outcome in outcomes:
-        if panel[outcome].notna().sum() == 0:
-            continue
-        row, event = _estimate_outcome(panel, outcome, settings, rng)
-        rows.append(row)
-        events.append(event)
-    summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    event_study = pd.concat(events, ignore_index=True) if events else pd.DataFrame(columns=EVENT_COLUMNS)
-    return RPImpact(summary, event_study, _statement(summary))
+        return _empty()
+    return _impact(outcome_panel(schools, discipline), settings, outcomes)
+
+
+def rp_impact_for_school(schools: pd.DataFrame, discipline: pd.DataFrame, school_id: str,
+                         settings: Settings = DEFAULT_SETTINGS, outcomes: list[str] | None = None) -> RPImpact:
+    """One RP school against every never-treated school of `schools` (pass the whole district).
+
+    Other RP schools are left out, so the start year is reassigned between this school and the
+    comparison schools only (one treated unit: randomization inference, as DESIGN §3 requires).
+    """
+    if discipline.empty or schools.empty:
+        return _empty()
+    keep = schools[(schools["school_id"] == school_id) | schools["rp_start_year"].isna()]
+    if school_id not in set(keep["school_id"]) or pd.isna(keep.set_index("school_id").at[school_id, "rp_start_year"]):
+        summary = pd.DataFrame(columns=SUMMARY_COLUMNS)
+        return RPImpact(summary, pd.DataFrame(columns=EVENT_COLUMNS),
+                        "This school has no restorative-practices start year, so there is no school-level impact "
+                        "estimate.")
+    return _impact(outcome_panel(keep, discipline[discipline["school_id"].isin(keep["school_id"])]), settings,
+                   outcomes)

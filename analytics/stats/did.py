@@ -1,0 +1,398 @@
+"""Staggered difference-in-differences on a unit x year panel, with randomization inference (DESIGN §3, §10).
+
+Generic: any outcome column of a long panel (one row per unit and year) and a start year per unit
+(empty = never treated). Restorative-practices impact (`rp_impact`) and the professional-learning
+level-5 evaluation both call :func:`staggered_did`.
+
+Estimator (Callaway & Sant'Anna, 2021, "Difference-in-differences with multiple time periods",
+J. Econometrics 225:200-230), with never-treated comparison units, unweighted by enrolment:
+
+    ATT(g, t) = mean over cohort g of (Y_t - Y_{g-1}) - mean over never-treated units of (Y_t - Y_{g-1})
+
+for each cohort g (first treated year) and year t. The overall effect is the average of the post-start
+ATT(g, t) (t >= g) weighted by the number of treated units behind each; the event study averages
+ATT(g, g + e) by years since start e in the same way (e = -1 is the reference, 0 by construction;
+e < -1 are placebo checks of parallel trends). A plain two-way fixed-effects regression is avoided
+because it is biased when effects differ by cohort or grow over time (Goodman-Bacon, 2021).
+
+Inference, at every scale: randomization inference (Fisher, 1935; Rosenbaum, 2002, "Observational
+Studies", ch. 2). The observed start years (never-treated included) are reassigned among the units;
+the estimate recomputed under each reassignment gives the null distribution. When the number of
+distinct reassignments is at most ``settings.permutations`` they are all enumerated (exact test);
+otherwise that many are drawn at random and p = (1 + #{|T*| >= |T|}) / (1 + draws) (Phipson & Smyth,
+2010). The 95% interval is the set of constant effects tau not rejected at alpha = 0.05 when the
+treated post-start outcomes are shifted by -tau (test inversion); since the estimator is linear in
+the outcomes, each reassignment's statistic is A - tau * B and the boundary points are roots of a
+quadratic, so the set is found exactly (its lowest and highest points are reported; it is unbounded
+when too few reassignments exist to reject anything). This stays valid with one treated unit or
+cohorts of one, where a cluster bootstrap has no variance to resample (MacKinnon & Webb, 2020,
+"Randomization inference for difference-in-differences with few treated clusters", J. Econometrics
+218:435-450). The interval's p(0) is the reported p-value, so the verdict, the p-value and the
+interval always agree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analytics.config import DEFAULT_SETTINGS, Settings
+
+EVENT_COLUMNS = ["outcome", "rel_year", "estimate", "ci_low", "ci_high", "n_schools"]
+SMALL = 10  # fewer treated or comparison units than this is a small sample
+_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class DiDResult:
+    """One outcome's difference-in-differences with its randomization-inference interval and p-value.
+
+    ``note`` is a plain-language reason when nothing can be estimated (estimate NaN), otherwise
+    caveats (left-out units, a small sample) or "". ``event_study`` has ``EVENT_COLUMNS``, where
+    ``n_schools`` is the number of treated units behind each year since start.
+    """
+
+    outcome: str
+    estimate: float = np.nan
+    ci_low: float = np.nan
+    ci_high: float = np.nan
+    p_value: float = np.nan
+    n_treated: int = 0
+    n_comparison: int = 0
+    method: str = ""
+    note: str = ""
+    assignments: int = 0  # distinct reassignments of start years (exact) or random draws
+    exact: bool = False
+    smallest_cohort: int = 0
+    event_study: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=EVENT_COLUMNS))
+
+    @property
+    def estimable(self) -> bool:
+        return bool(np.isfinite(self.estimate))
+
+    @property
+    def small(self) -> bool:
+        return self.n_treated < SMALL or self.n_comparison < SMALL or self.smallest_cohort == 1
+
+    def significant(self, alpha: float = 0.05) -> bool:
+        """The verdict: True only when the randomization p-value is at most alpha."""
+        return self.estimable and bool(self.p_value <= alpha)
+
+
+def staggered_did(panel: pd.DataFrame, outcome: str, *, start_col: str = "start_year", unit_col: str = "school_id",
+                  year_col: str = "school_year", settings: Settings = DEFAULT_SETTINGS,
+                  event_study: bool = True, seed: int | None = None) -> DiDResult:
+    """Effect of a staggered treatment on `outcome` (see the module docstring for the method).
+
+    Parameters
+    ----------
+    panel : long frame, one row per unit and year, with `unit_col`, `year_col` (integer years),
+        `outcome` (numeric, NaN when unknown) and `start_col` (first treated year, NaN = never).
+    outcome : the column to analyse (e.g. a suspension rate in points).
+    settings : ``permutations`` (reassignments enumerated or drawn), ``alpha`` and ``random_seed``.
+    event_study : also estimate effects by years since start (costs one pass per event time).
+    seed : random draws' seed (default ``settings.random_seed``).
+
+    Returns
+    -------
+    DiDResult; ``estimate`` NaN with a plain ``note`` when there is nothing to estimate (no treated
+    units, no comparison units, no year before or after the start).
+    """
+    wide = panel.pivot_table(index=unit_col, columns=year_col, values=outcome, aggfunc="first", dropna=False)
+    wide = wide.dropna(how="all")
+    years = np.array(sorted(int(y) for y in wide.columns))
+    wide = wide.reindex(columns=years)
+    starts = panel.drop_duplicates(unit_col).set_index(unit_col)[start_col].reindex(wide.index)
+    labels = pd.to_numeric(starts, errors="coerce").fillna(0).astype(int).to_numpy()
+    values = wide.to_numpy(dtype=float)
+    setup = _setup(outcome, values, years, labels)
+    if isinstance(setup, DiDResult):
+        return setup
+    values, labels, note = setup
+    rng = np.random.default_rng(settings.random_seed if seed is None else seed)
+    return _infer(outcome, values, years, labels, note, settings, rng, event_study)
+
+
+# --- edge cases ------------------------------------------------------------------------------------
+
+
+def _setup(outcome: str, values: np.ndarray, years: np.ndarray,
+           labels: np.ndarray) -> DiDResult | tuple[np.ndarray, np.ndarray, str]:
+    """Units that can take part, or a result that says plainly why nothing can be estimated."""
+    treated, never = labels > 0, labels == 0
+    n_treated, n_never = int(treated.sum()), int(never.sum())
+    first, last = (int(years[0]), int(years[-1])) if len(years) else (0, 0)
+    no_base = treated & (labels <= first)
+    not_started = treated & (labels > last)
+    usable = treated & ~no_base & ~not_started
+    if n_treated == 0:
+        return DiDResult(outcome, method="not estimable", note="no treated schools in scope")
+    if n_never == 0:
+        return DiDResult(outcome, n_treated=n_treated, method="not estimable",
+                         note="every school in scope is treated, so there is no comparison group")
+    if not usable.any():
+        if no_base[treated].all():
+            why = (f"every treated school started in the first year of data ({first}), so there is no "
+                   "before-year to compare with")
+        elif not_started[treated].all():
+            why = f"no treated school has a year of data after its start yet (data end in {last})"
+        else:
+            why = "no treated school has both a year before its start and a year after it in the data"
+        return DiDResult(outcome, n_treated=n_treated, n_comparison=n_never, method="not estimable", note=why)
+    notes = []
+    if no_base.any():
+        notes.append(f"{int(no_base.sum())} treated school(s) that started in the first year of data ({first}) "
+                     "have no before-year and are left out")
+    if not_started.any():
+        notes.append(f"{int(not_started.sum())} school(s) starting after {last} are left out")
+    keep = usable | never
+    return values[keep], labels[keep], "; ".join(notes)
+
+
+# --- reassignments ---------------------------------------------------------------------------------
+
+
+def _n_assignments(labels: np.ndarray) -> int:
+    _, counts = np.unique(labels, return_counts=True)
+    return math.factorial(len(labels)) // math.prod(math.factorial(int(c)) for c in counts)
+
+
+def _all_assignments(labels: np.ndarray) -> Iterator[np.ndarray]:
+    """Every distinct arrangement of the multiset of labels (positions chosen class by class)."""
+    from itertools import combinations
+
+    values, counts = np.unique(labels, return_counts=True)
+
+    def place(free: tuple[int, ...], k: int, out: np.ndarray) -> Iterator[np.ndarray]:
+        if k == len(values):
+            yield out.copy()
+            return
+        for chosen in combinations(free, int(counts[k])):
+            out[list(chosen)] = values[k]
+            rest = tuple(i for i in free if i not in chosen)
+            yield from place(rest, k + 1, out)
+
+    yield from place(tuple(range(len(labels))), 0, np.zeros(len(labels), dtype=labels.dtype))
+
+
+def _assignments(labels: np.ndarray, limit: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """(reassignments x units label matrix, exact): all of them when few enough, else `limit` draws."""
+    if _n_assignments(labels) <= limit:
+        return np.stack(list(_all_assignments(labels))), True
+    return rng.permuted(np.tile(labels, (limit, 1)), axis=1), False
+
+
+# --- estimator -------------------------------------------------------------------------------------
+
+
+def _estimates(outcomes: np.ndarray, years: np.ndarray, cohorts: np.ndarray, assign: np.ndarray,
+               event_times: list[int]) -> tuple[np.ndarray, dict[int, np.ndarray], dict[int, int]]:
+    """Overall and event-time estimates for every assignment row.
+
+    outcomes: units x years x k (the outcome and indicator panels, sharing one missing-value mask);
+    assign: assignments x units of start years (0 = never). Returns overall (assignments x k), event
+    estimates keyed by e (assignments x k) and, for the first assignment row, the number of treated
+    units behind each e.
+    """
+    year_index = {int(y): i for i, y in enumerate(years)}
+    rows, k = assign.shape[0], outcomes.shape[2]
+    never = (assign == 0).astype(float)
+    overall_num, overall_den = np.zeros((rows, k)), np.zeros((rows, 1))
+    ev_num = {e: np.zeros((rows, k)) for e in event_times}
+    ev_den = {e: np.zeros((rows, 1)) for e in event_times}
+    counts: dict[int, int] = {}
+    for g in cohorts:
+        base = year_index[int(g) - 1]
+        member = (assign == g).astype(float)
+        for t_index, t in enumerate(years):
+            e = int(t - g)
+            if t_index == base or (e < 0 and e not in ev_num):
+                continue
+            diff = outcomes[:, t_index, :] - outcomes[:, base, :]
+            ok = np.isfinite(diff[:, 0])
+            both = np.column_stack([ok, np.where(ok[:, None], diff, 0.0)])
+            treated_sums, never_sums = member @ both, never @ both
+            n_t, n_c = treated_sums[:, 0], never_sums[:, 0]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                att = treated_sums[:, 1:] / n_t[:, None] - never_sums[:, 1:] / n_c[:, None]
+            weight = np.where(np.isfinite(att[:, :1]) & (n_c[:, None] > 0), n_t[:, None], 0.0)
+            att = np.where(weight > 0, att, 0.0)
+            if e >= 0:
+                overall_num += weight * att
+                overall_den += weight
+            if e in ev_num:
+                ev_num[e] += weight * att
+                ev_den[e] += weight
+                counts[e] = counts.get(e, 0) + int(weight[0, 0])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        overall = overall_num / overall_den
+        events = {e: ev_num[e] / ev_den[e] for e in event_times}
+    return overall, events, counts
+
+
+def _indicator(labels: np.ndarray, years: np.ndarray, mask: np.ndarray, rel: int | None) -> np.ndarray:
+    """1 where the observed assignment puts a unit at `rel` years since start (any post year if None)."""
+    since = years[None, :] - labels[:, None]
+    on = (labels[:, None] > 0) & ((since >= 0) if rel is None else (since == rel))
+    return np.where(mask, on.astype(float), np.nan)
+
+
+# --- test inversion --------------------------------------------------------------------------------
+
+
+def _accepted_sets(estimate: float, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closed intervals (lows, highs) where |a_i - tau b_i| >= |estimate - tau|, at most two per i.
+
+    The condition is (b^2 - 1) tau^2 + 2 (estimate - a b) tau + (a^2 - estimate^2) >= 0.
+    """
+    qa, qb, qc = b * b - 1.0, 2.0 * (estimate - a * b), a * a - estimate * estimate
+    tol = 1e-9 * (1.0 + a * a + estimate * estimate)
+    inf = np.full(len(a), np.inf)
+    lows, highs = [], []
+
+    def add(mask: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
+        lows.append(low[mask])
+        highs.append(high[mask])
+
+    linear = np.abs(qa) < 1e-12
+    flat = linear & (np.abs(qb) < 1e-12)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        root = -qc / qb
+        add(flat & (qc >= -tol), -inf, inf)
+        add(linear & ~flat & (qb > 0), root, inf)
+        add(linear & ~flat & (qb < 0), -inf, root)
+        disc = qb * qb - 4 * qa * qc
+        sq = np.sqrt(np.maximum(disc, 0.0))
+        r1 = np.minimum((-qb - sq) / (2 * qa), (-qb + sq) / (2 * qa))
+        r2 = np.maximum((-qb - sq) / (2 * qa), (-qb + sq) / (2 * qa))
+    up, down = ~linear & (qa > 0), ~linear & (qa < 0)
+    add(up & (disc <= tol), -inf, inf)
+    add(up & (disc > tol), -inf, r1)
+    add(up & (disc > tol), r2, inf)
+    add(down & (disc >= -tol), r1, r2)
+    low, high = np.concatenate(lows), np.concatenate(highs)
+    slack = 1e-9 * (1.0 + np.abs(low[np.isfinite(low)]).max(initial=0) + abs(estimate))
+    return low - slack, high + slack
+
+
+def invert_test(estimate: float, a: np.ndarray, b: np.ndarray, alpha: float, exact: bool) -> tuple[float, float, float]:
+    """p-value of "effect = 0" and the 1 - alpha interval of constant effects tau not rejected.
+
+    Under "effect = tau" the observed statistic is ``estimate - tau`` and a reassignment's is
+    ``a - tau * b``. p(tau) = (c + #{|a - tau b| >= |estimate - tau|}) / (c + len(a)), with c = 0
+    when `a` enumerates every assignment (the observed one included) and c = 1 for random draws.
+    The count is a step function of tau that changes only at the roots of a quadratic per
+    reassignment, so it is evaluated exactly at those roots and between them; the interval runs
+    from the lowest to the highest accepted tau (infinite when every tau far out is accepted).
+    """
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    c = 0 if exact else 1
+    if len(a) == 0:
+        return np.nan, -np.inf, np.inf
+    low, high = _accepted_sets(estimate, a, b)
+    lows, highs = np.sort(low), np.sort(high)
+
+    def p_at(tau: np.ndarray) -> np.ndarray:
+        count = np.searchsorted(lows, tau, side="right") - np.searchsorted(highs, tau, side="left")
+        return (c + count) / (c + len(a))
+
+    ends = np.unique(np.concatenate([[estimate], low[np.isfinite(low)], high[np.isfinite(high)]]))
+    points = np.concatenate([ends, (ends[:-1] + ends[1:]) / 2])
+    accepted = points[p_at(points) > alpha]
+    far = (c + np.array([np.isneginf(low).sum(), np.isposinf(high).sum()])) / (c + len(a)) > alpha
+    low_end = -np.inf if far[0] else float(accepted.min())
+    high_end = np.inf if far[1] else float(accepted.max())
+    return float(p_at(np.array([0.0]))[0]), low_end, high_end
+
+
+# --- putting it together ---------------------------------------------------------------------------
+
+
+def _infer(outcome: str, values: np.ndarray, years: np.ndarray, labels: np.ndarray, note: str,
+           settings: Settings, rng: np.random.Generator, with_events: bool) -> DiDResult:
+    cohorts = np.unique(labels[labels > 0])
+    mask = np.isfinite(values)
+    event_times = sorted({int(t - g) for g in cohorts for t in years if t != g - 1}) if with_events else []
+    panels = [np.where(mask, values, np.nan), _indicator(labels, years, mask, None)]
+    panels += [_indicator(labels, years, mask, e) for e in event_times]
+    stacked = np.stack(panels, axis=2)
+    assign, exact = _assignments(labels, settings.permutations, rng)
+    observed = np.concatenate([labels[None, :], assign])
+    overall, events, counts = _estimates(stacked, years, cohorts, observed, event_times)
+    n_treated, n_never = int((labels > 0).sum()), int((labels == 0).sum())
+    sizes = np.unique(labels[labels > 0], return_counts=True)[1]
+    method = ("Callaway-Sant'Anna DiD vs never-treated schools; randomization inference: start years reassigned "
+              + (f"in all {len(assign):,} possible ways (exact)" if exact else f"at random {len(assign):,} times")
+              + "; 95% CI by test inversion")
+    estimate = float(overall[0, 0])
+    if not np.isfinite(estimate):
+        return DiDResult(outcome, n_treated=n_treated, n_comparison=n_never, method="not estimable",
+                         note="no treated school has outcome values both before and after its start")
+    alpha = settings.alpha
+    p_value, low, high = invert_test(estimate, overall[1:, 0], overall[1:, 1], alpha, exact)
+    rows = []
+    for i, e in enumerate(event_times):
+        est_e = float(events[e][0, 0])
+        if not np.isfinite(est_e):
+            continue
+        _, lo_e, hi_e = invert_test(est_e, events[e][1:, 0], events[e][1:, 2 + i], alpha, exact)
+        rows.append({"outcome": outcome, "rel_year": e, "estimate": est_e, "ci_low": lo_e, "ci_high": hi_e,
+                     "n_schools": counts.get(e, 0)})
+    if with_events:
+        base_n = int(sum(np.isfinite(values[labels == g, list(years).index(g - 1)]).sum() for g in cohorts))
+        rows.append({"outcome": outcome, "rel_year": -1, "estimate": 0.0, "ci_low": 0.0, "ci_high": 0.0,
+                     "n_schools": base_n})
+    events_frame = (pd.DataFrame(rows, columns=EVENT_COLUMNS).sort_values("rel_year").reset_index(drop=True)
+                    if rows else pd.DataFrame(columns=EVENT_COLUMNS))
+    return DiDResult(outcome, estimate, low, high, p_value, n_treated, n_never, method, note,
+                     assignments=len(assign), exact=exact, smallest_cohort=int(sizes.min()),
+                     event_study=events_frame)
+
+
+# --- plain-language verdict ------------------------------------------------------------------------
+
+
+def interval_text(low: float, high: float, unit: str = "") -> str:
+    """'95% CI -1.31 to -0.71', or a plain statement that the interval is unbounded."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "95% CI unbounded: too few schools to rule any effect out"
+    return f"95% CI {low:+.2f} to {high:+.2f}{unit}"
+
+
+def _count(n: int, plural: str) -> str:
+    return f"{n} {plural.replace('schools', 'school')}" if n == 1 else f"{n} {plural}"
+
+
+def describe(result: DiDResult, *, subject: str, outcome_label: str, unit: str = "points",
+             comparison: str = "comparison schools", alpha: float = 0.05) -> str:
+    """One paragraph: the estimate in words that follow its sign, a verdict that follows its p-value,
+    and what makes it fragile (small samples, few possible reassignments, left-out units)."""
+    if not result.estimable:
+        return f"The effect on {outcome_label} cannot be estimated: {result.note}."
+    est = result.estimate
+    moved = "fell" if est < 0 else "rose" if est > 0 else "did not move"
+    text = (f"{outcome_label[:1].upper() + outcome_label[1:]} at the {_count(result.n_treated, subject)} {moved}"
+            + (f" by {abs(est):.2f} {unit}" if est else "")
+            + f" relative to the trend at the {_count(result.n_comparison, comparison)} "
+            f"({interval_text(result.ci_low, result.ci_high)}; randomization p = {result.p_value:.3f}). ")
+    if result.significant(alpha):
+        text += (f"With p at or below {alpha:g}, a {'fall' if est < 0 else 'rise'} this large is unlikely to be "
+                 "chance alone. ")
+    else:
+        text += f"With p above {alpha:g} this could be chance: no change can be claimed. "
+    if result.small:
+        why = [f"{result.n_treated} treated and {result.n_comparison} comparison schools"]
+        if result.smallest_cohort == 1:
+            why.append("a start-year cohort of one school")
+        text += f"Small sample ({'; '.join(why)}): the estimate is fragile. "
+    if result.exact and result.assignments * alpha < 1:
+        text += (f"Only {result.assignments} ways to assign the start years exist, so the smallest possible "
+                 f"p-value is {1 / result.assignments:.2f}: no effect could be shown at this scale. ")
+    if result.note:
+        text += result.note[:1].upper() + result.note[1:] + ". "
+    return text.strip()

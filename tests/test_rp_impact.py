@@ -1,0 +1,139 @@
+"""Restorative-practices impact and the generic staggered DiD: randomization inference checked by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics.stats.did import describe, invert_test, staggered_did
+from analytics.stats.rp_impact import rp_impact, rp_impact_for_school
+
+
+def _two_year_panel(diffs: dict[str, float], starts: dict[str, int]) -> pd.DataFrame:
+    """Outcome 10 in 2021 and 10 + diff in 2022 for each school."""
+    rows = []
+    for sid, d in diffs.items():
+        for year, y in ((2021, 10.0), (2022, 10.0 + d)):
+            rows.append({"school_id": sid, "school_year": year, "y": y, "start_year": starts.get(sid, np.nan)})
+    return pd.DataFrame(rows)
+
+
+def test_three_schools_enumerated_by_hand():
+    # One treated school A (diff -3) and controls B (+1), C (0). The three ways to place the start year:
+    # A: -3 - mean(1, 0) = -3.5;  B: 1 - mean(-3, 0) = 2.5;  C: 0 - mean(-3, 1) = 1.0.
+    # p = #{|T| >= 3.5} / 3 = 1/3; with 3 assignments nothing can be rejected: the interval is unbounded.
+    result = staggered_did(_two_year_panel({"A": -3, "B": 1, "C": 0}, {"A": 2022}), "y")
+    assert result.estimate == pytest.approx(-3.5)
+    assert result.p_value == pytest.approx(1 / 3)
+    assert result.exact and result.assignments == 3
+    assert np.isneginf(result.ci_low) and np.isposinf(result.ci_high)
+    assert not result.significant()
+    text = describe(result, subject="RP schools", outcome_label="suspension rates")
+    assert "fell by 3.50" in text and "no change can be claimed" in text and "unbounded" in text
+    assert "Small sample" in text and "smallest possible p-value is 0.33" in text
+
+
+def test_interval_by_test_inversion_by_hand():
+    # 20 schools, one treated with diff d1 = -5, one control with +1, 18 controls with 0 (N = 20).
+    # If school j were treated, T_j = (N d_j - S) / (N - 1); shifting the treated school by tau gives x = -5 - tau:
+    # T_obs = (19x - 1)/19, T_(+1 school) = (19 - x)/19, T_(0 school) = -(x + 1)/19.
+    # tau is kept when some other school ties or beats the observed: |19 - x| >= |19x - 1| <=> |x| <= 1
+    # (the zero schools need x in [0, 1/9], inside it). So the 95% CI is tau in [-6, -4];
+    # at tau = 0 (x = -5) only the observed assignment counts: p = 1/20 = 0.05, which rejects at alpha 0.05.
+    diffs = {"s00": -5.0, "s01": 1.0} | {f"s{i:02d}": 0.0 for i in range(2, 20)}
+    result = staggered_did(_two_year_panel(diffs, {"s00": 2022}), "y")
+    assert result.estimate == pytest.approx(-5 - 1 / 19)
+    assert (result.ci_low, result.ci_high) == (pytest.approx(-6.0), pytest.approx(-4.0))
+    assert result.p_value == pytest.approx(0.05)
+    assert result.exact and result.assignments == 20 and "exact" in result.method
+    assert result.significant()
+    text = describe(result, subject="RP schools", outcome_label="suspension rates")
+    assert "fell by 5.05" in text and "unlikely to be chance alone" in text and "Small sample" in text
+
+
+def test_a_rise_is_worded_as_a_rise():
+    diffs = {"s00": 5.0, "s01": -1.0} | {f"s{i:02d}": 0.0 for i in range(2, 20)}
+    result = staggered_did(_two_year_panel(diffs, {"s00": 2022}), "y")
+    text = describe(result, subject="RP schools", outcome_label="suspension rates")
+    assert (result.ci_low, result.ci_high) == (pytest.approx(4.0), pytest.approx(6.0))
+    assert "rose by 5.05" in text and "a rise this large" in text
+    assert "fell" not in text and "drop" not in text
+
+
+def _four_year_panel(effect_by_school: dict[str, float], start: dict[str, int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = []
+    for i, sid in enumerate(effect_by_school):
+        for year in range(2021, 2025):
+            rate = 5 + 0.5 * (year - 2021) + i - (effect_by_school[sid] if year >= start.get(sid, 9999) else 0)
+            rows.append({"school_id": sid, "school_year": year, "student_group": "ALL", "enrolled": 1000,
+                         "students_suspended": round(rate * 10)})
+    schools = pd.DataFrame({"school_id": list(effect_by_school),
+                            "rp_start_year": [start.get(s, np.nan) for s in effect_by_school]})
+    return schools, pd.DataFrame(rows)
+
+
+def test_cohort_of_two_enumerates_six_assignments():
+    # s1, s2 start 2023 with effect 2; s3, s4 never. The C(4, 2) = 6 placements of the two start years:
+    # {s1,s2}: -2; {s3,s4}: +2; each mixed pair: 0. p = #{|T| >= 2} / 6 = 1/3.
+    schools, discipline = _four_year_panel({"s1": 2.0, "s2": 2.0, "s3": 0, "s4": 0}, {"s1": 2023, "s2": 2023})
+    result = rp_impact(schools, discipline, outcomes=["suspension_rate"])
+    row = result.summary.iloc[0]
+    assert row["estimate"] == pytest.approx(-2.0)
+    assert row["p_value"] == pytest.approx(1 / 3)
+    assert "all 6 possible ways (exact)" in row["method"]
+    assert "no change can be claimed" in result.statement and "fell by 2.00" in result.statement
+    assert "drop" not in result.statement
+
+
+def test_event_study_counts_schools_behind_each_year():
+    # s1 starts 2022 (base 2021: e = 0, 1, 2), s2 starts 2024 (base 2023: e = -3, -2, 0), data 2021-2024.
+    schools, discipline = _four_year_panel({"s1": 3.0, "s2": 1.0, "s3": 0, "s4": 0, "s5": 0},
+                                           {"s1": 2022, "s2": 2024})
+    result = rp_impact(schools, discipline, outcomes=["suspension_rate"])
+    n = result.event_study.set_index("rel_year")["n_schools"].to_dict()
+    assert n == {-3: 1, -2: 1, -1: 2, 0: 2, 1: 1, 2: 1}
+    assert result.summary["estimate"].iloc[0] == pytest.approx(-2.5)  # (-3 - 3 - 3 - 1) / 4 post cells
+
+
+@pytest.mark.parametrize(("starts", "words"), [
+    ({"s1": 2023, "s2": 2023, "s3": 2022, "s4": 2022}, "no comparison group"),
+    ({"s1": 2021, "s2": 2021}, "started in the first year of data (2021)"),
+    ({"s1": 2026}, "no RP school has a year of data after its start"),
+    ({}, "no RP schools"),
+])
+def test_edge_cases_have_plain_messages(starts, words):
+    schools, discipline = _four_year_panel({"s1": 0, "s2": 0, "s3": 0, "s4": 0}, starts)
+    result = rp_impact(schools, discipline, outcomes=["suspension_rate"])
+    assert words in result.statement
+    assert np.isnan(result.summary["estimate"].iloc[0])
+    assert "Traceback" not in result.statement
+
+
+def test_first_year_starters_are_left_out_with_a_note():
+    schools, discipline = _four_year_panel({"s1": 2.0, "s2": 2.0, "s3": 0, "s4": 0, "s5": 0},
+                                           {"s1": 2021, "s2": 2023})
+    result = rp_impact(schools, discipline, outcomes=["suspension_rate"])
+    assert result.summary["n_rp_schools"].iloc[0] == 1  # the school that can be compared
+    assert "1 RP school(s) that started in the first year of data (2021)" in result.statement
+
+
+def test_school_scale_uses_one_school_against_the_never_treated():
+    schools, discipline = _four_year_panel({"s1": 2.0, "s2": 2.0, "s3": 0, "s4": 0}, {"s1": 2023, "s2": 2023})
+    one = rp_impact_for_school(schools, discipline, "s1", outcomes=["suspension_rate"])
+    row = one.summary.iloc[0]
+    assert (row["n_rp_schools"], row["n_comparison_schools"]) == (1, 2)
+    assert "all 3 possible ways" in row["method"]
+    assert "no restorative-practices start year" in rp_impact_for_school(schools, discipline, "s3").statement
+
+
+def test_inversion_matches_a_brute_force_grid():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 1, 199), rng.normal(0, 0.3, 199)
+    estimate = 2.1
+    p0, low, high = invert_test(estimate, a, b, 0.05, exact=False)
+    grid = np.linspace(-10, 10, 4001)
+    hits = (np.abs(a[:, None] - grid * b[:, None]) >= np.abs(estimate - grid)).sum(axis=0)
+    accepted = grid[(1 + hits) / 200 > 0.05]
+    assert low == pytest.approx(accepted.min(), abs=0.01) and high == pytest.approx(accepted.max(), abs=0.01)
+    assert p0 == pytest.approx((1 + (np.abs(a) >= estimate).sum()) / 200)
