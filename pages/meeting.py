@@ -5,12 +5,15 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
+from analytics.data.catalog import school_labels
 from analytics.outputs.meeting import (
     TITLES,
     ViewSpec,
     build_pack,
     deck_bytes,
+    pack_title,
     specs_from_url,
+    standard_specs,
     workbook_bytes,
     zip_bytes,
 )
@@ -29,10 +32,10 @@ cols = st.columns(4)
 clusters = ["Whole district", *sorted(schools["cluster"].dropna().unique())]
 cluster = cols[0].selectbox("Cluster", clusters, key="pack_cluster")
 in_cluster = schools if cluster == clusters[0] else schools[schools["cluster"] == cluster]
-names = dict(zip(in_cluster["school_id"], in_cluster["school_name"], strict=True))
+names = school_labels(schools).reindex(in_cluster["school_id"].astype(str)).to_dict()
 school = cols[1].selectbox("School", ["All schools", *sorted(names, key=names.get)], key="pack_school",
                            format_func=lambda s: names.get(s, s))
-year = cols[2].selectbox("School year", years[::-1], key="pack_year", format_func=lambda y: f"{y - 1}-{str(y)[-2:]}")
+year = cols[2].selectbox("School year", years[::-1], key="pack_year", format_func=ui.year_label)
 metric = cols[3].selectbox("Metric", ui.metric_ids(), key="pack_metric", format_func=ui.metric_label)
 scope = {"cluster": None if cluster == clusters[0] else cluster, "school": None if school == "All schools" else school}
 
@@ -44,15 +47,10 @@ with right:
     pasted = st.text_area("Or paste view URLs (one per line)", key="pack_urls",
                           placeholder="http://localhost:8501/cluster?cluster=Northwood&year=2025")
 
-specs: list[ViewSpec] = []
-for view in chosen:
-    filters = {**scope, "year": year if view not in ("rp-impact", "run-chart") else None}
-    if view in ("rates", "gaps", "status-change"):
-        filters["metric"] = metric if view != "status-change" else "suspension_rate"
-    if view == "rp-impact":
-        filters = {"cluster": scope["cluster"]}
-    specs.append(ViewSpec(view, f"{TITLES[view]}: {ui.metric_label(filters['metric'])}" if filters.get("metric")
-                          else TITLES[view], {k: v for k, v in filters.items() if v is not None}))
+metric_names = {m: ui.metric_label(m) for m in ui.metric_ids()}
+standard = {spec.view: spec for spec in standard_specs(scope["cluster"], scope["school"], year, metric, schools,
+                                                       metric_names)}
+specs: list[ViewSpec] = [standard[view] for view in chosen if view in standard]
 problems = []
 for line in filter(None, (u.strip() for u in pasted.splitlines())):
     try:
@@ -66,9 +64,19 @@ if not specs:
     st.info("Choose at least one view.")
     st.stop()
 
+
+
+def _filters(filters: dict) -> str:
+    """A view's filters in words for the order table."""
+    parts = [names.get(filters.get("school"), filters.get("school")), filters.get("cluster") and
+             f"{filters['cluster']} cluster", filters.get("year") and ui.year_label(filters["year"]),
+             filters.get("metric") and ui.metric_label(filters["metric"])]
+    return " · ".join(str(p) for p in parts if p) or "Whole district, every year"
+
+
 order = st.data_editor(
     pd.DataFrame({"order": range(1, len(specs) + 1), "title": [s.title for s in specs],
-                  "filters": [s.filter_text for s in specs]}),
+                  "filters": [_filters(s.filters) for s in specs]}),
     hide_index=True, width="stretch", key="pack_order", disabled=["filters"],
     column_config={"order": st.column_config.NumberColumn("Order", min_value=1, step=1),
                    "title": st.column_config.TextColumn("Slide and sheet title")},
@@ -77,8 +85,9 @@ ordered = [ViewSpec(specs[i].view, str(order.loc[i, "title"]), specs[i].filters)
            for i in order.sort_values("order", kind="stable").index]
 
 meta = st.columns([3, 1, 1])
-title = meta[0].text_input("Pack title", f"Data meeting: {names.get(scope['school']) or scope['cluster'] or 'district'}",
-                           key="pack_title")
+# The title follows the scope: a new cluster, school or year gives a new default title.
+default_title = pack_title(schools, scope["cluster"], scope["school"], year)
+title = meta[0].text_input("Pack title", default_title, key=f"pack_title_{default_title}")
 on = meta[1].date_input("Meeting date", date.today(), key="pack_date")
 public = meta[2].toggle("Public (privacy rules)", value=False, key="pack_public",
                         help="Suppress counts under 10, code rates <= 5% / >= 95%, complementary suppression.")
@@ -95,7 +104,7 @@ if st.button("Build the pack", type="primary", key="pack_build"):
 pack = st.session_state.get("pack_preview")
 files = st.session_state.get("pack_files")
 if pack and files:
-    stem = title.lower().replace(" ", "-").replace(":", "")[:60] or "pack"
+    stem = pack.stem
     d1, d2, d3 = st.columns(3)
     d1.download_button("Excel workbook", files["xlsx"], f"{stem}.xlsx", key="pack_dl_xlsx", on_click="ignore",
                        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", width="stretch")
@@ -106,8 +115,8 @@ if pack and files:
                        mime="application/zip", width="stretch")
     st.subheader("Preview")
     for item in pack.items:
-        with st.expander(f"{item.spec.title} — {item.spec.filter_text}"):
+        with st.expander(f"{item.spec.title} — {item.filters_text}"):
             st.markdown(item.finding)
             if item.chart is not None:
-                st.altair_chart(item.chart, width="stretch")
-            st.dataframe(item.table.head(200), hide_index=True, width="stretch")
+                st.altair_chart(item.chart, width="content")
+            st.dataframe(item.sheet.head(200), hide_index=True, width="stretch")

@@ -15,7 +15,15 @@ from streamlit.testing.v1 import AppTest
 from analytics import cli
 from analytics.data import storage
 from analytics.data.importer import import_bytes
-from analytics.outputs.meeting import build_pack, deck_bytes, specs_from_url, standard_specs, workbook_bytes, zip_bytes
+from analytics.outputs.meeting import (
+    build_pack,
+    deck_bytes,
+    pack_title,
+    specs_from_url,
+    standard_specs,
+    workbook_bytes,
+    zip_bytes,
+)
 from analytics.outputs.views import build_view
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
@@ -24,45 +32,30 @@ PAGES = Path(__file__).resolve().parent.parent / "pages"
 @pytest.fixture(scope="module")
 def pack_files(demo_db_url):
     engine = storage.get_engine(demo_db_url)
-    cluster = storage.load_schools(engine)["cluster"].iloc[0]
-    pack = build_pack(engine, standard_specs(cluster=cluster, year=2025), "Data meeting: test", public=False)
+    schools = storage.load_schools(engine)
+    cluster = schools["cluster"].iloc[0]
+    specs = standard_specs(cluster=cluster, year=2025, schools=schools,
+                           metric_names={"read_proficient": "Reading proficient"})
+    pack = build_pack(engine, specs, pack_title(schools, cluster, None, 2025), public=False)
     return engine, cluster, pack, workbook_bytes(pack), deck_bytes(pack), zip_bytes(pack)
 
 
 def test_workbook_has_a_sheet_per_view_values_of_analytics_and_native_charts(pack_files):
     engine, cluster, pack, xlsx, _, _ = pack_files
     book = load_workbook(io.BytesIO(xlsx))
-    assert book.sheetnames == ["Cover", "1 rates", "2 status-change", "3 gaps", "4 disproportionality",
-                               "5 rp-impact", "6 run-chart"]
-    sheet = book["1 rates"]
-    header = next(r for r in range(1, 12) if sheet.cell(r, 1).value == "school_id")
+    assert book.sheetnames == ["Cover", "1 Rates", "2 Status and change", "3 Gaps", "4 Risk ratios", "5 RP impact",
+                               "6 Run chart"]
+    sheet = book["1 Rates"]
+    header = next(r for r in range(1, 12) if sheet.cell(r, 1).value == "School")
     assert sheet.freeze_panes == f"A{header + 1}"
     expected = build_view(engine, "rates", cluster=cluster, year=2025, metric="read_proficient")
     first = expected.iloc[0]
-    assert sheet.cell(header + 1, 1).value == first["school_id"]
-    assert sheet.cell(header + 1, 7).value == pytest.approx(first["value"])
-    assert len(sheet._charts) == 1 and len(book["6 run-chart"]._charts) == 1
-
-
-def test_deck_has_a_title_and_a_slide_per_view_with_its_chart(pack_files):
-    _, _, pack, _, pptx, _ = pack_files
-    deck = Presentation(io.BytesIO(pptx))
-    assert len(deck.slides) == 1 + len(pack.items)
-    pictures = [s for s in deck.slides if any(sh.shape_type == 13 for sh in s.shapes)]
-    assert len(pictures) == sum(item.chart is not None for item in pack.items)
-
-
-def test_zip_holds_workbook_deck_images_and_tables(pack_files):
-    _, _, pack, _, _, archive = pack_files
-    with zipfile.ZipFile(io.BytesIO(archive)) as z:
-        names = z.namelist()
-        assert {"pack.xlsx", "pack.pptx"} <= set(names)
-        pngs = [n for n in names if n.endswith(".png")]
-        assert pngs and all(z.read(n)[:8] == b"\x89PNG\r\n\x1a\n" for n in pngs)
-        assert all(z.read(n).lstrip().startswith(b"<svg") for n in names if n.endswith(".svg"))
-        assert len([n for n in names if n.endswith(".csv")]) == len(pack.items)
-
-
+    names = storage.load_schools(engine).set_index("school_id")["school_name"]
+    assert sheet.cell(header + 1, 2).value == first["school_id"]  # the id beside the name
+    assert sheet.cell(header + 1, 1).value.startswith(names[first["school_id"]])
+    headers = [c.value for c in sheet[header] if c.value]
+    assert sheet.cell(header + 1, headers.index("Rate (%)") + 1).value == pytest.approx(first["value"])
+    assert len(sheet._charts) == 1 and len(book["6 Run chart"]._charts) == 1
 def test_public_pack_has_no_count_under_10(demo_db_url):
     engine = storage.get_engine(demo_db_url)
     cluster = storage.load_schools(engine)["cluster"].iloc[0]
@@ -98,6 +91,7 @@ def test_formula_like_school_names_stay_text(tmp_path):
     with zipfile.ZipFile(io.BytesIO(zip_bytes(pack))) as z:
         text = z.read("tables/01-rates.csv").decode()
         assert "\n=" not in text and ",=" not in text and ",+" not in text
+        assert "'=cmd" in text  # the cluster's name, neutralised
 
 
 def test_view_urls_map_to_tables():
@@ -114,7 +108,8 @@ def test_cli_exports_the_pack(demo_db_url, tmp_path, monkeypatch, capsys):
     out = tmp_path / "pack.xlsx"
     assert cli.main(["export", "meeting", "--cluster", cluster, "--year", "2025", "-o", str(out)]) == 0
     assert "[6/6]" in capsys.readouterr().err
-    assert len(load_workbook(out).sheetnames) == 7
+    book = load_workbook(out)
+    assert len(book.sheetnames) == 7 and book["Cover"]["A1"].value == f"Data meeting: {cluster} cluster, 2024-25"
     assert cli.main(["export", "meeting", "-o", str(tmp_path / "pack.txt")]) == 2
 
 
@@ -133,3 +128,108 @@ def test_meeting_page_builds_a_pack(demo_db_url, monkeypatch):
     at.button(key="pack_build").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert "pack_files" in at.session_state and at.session_state["pack_files"]["xlsx"][:2] == b"PK"
+
+
+# --- read back: titles, names, headers, native chart references, alt text, slide size ---------------------
+
+
+def _chart_refs(chart) -> tuple[list[tuple[str, str]], str]:
+    """Each series' (title cell, value range) of a native chart, and its categories' range."""
+    series = [(s.tx.strRef.f, s.val.numRef.f) for s in chart.series]
+    cat = chart.series[0].cat
+    return series, (cat.strRef or cat.numRef).f
+
+
+def _cells(book, ref: str) -> list:
+    sheet_name, cells = ref.rsplit("!", 1)
+    sheet = book[sheet_name.strip("'")]
+    cells = sheet[cells.replace("$", "")]
+    return [cells.value] if not isinstance(cells, tuple) else [c.value for row in cells for c in row]
+
+
+def test_workbook_reads_like_a_report_about_the_clusters_schools(pack_files):
+    engine, cluster, pack, xlsx, _, _ = pack_files
+    book = load_workbook(io.BytesIO(xlsx))
+    schools = storage.load_schools(engine)
+    members = set(schools.loc[schools["cluster"] == cluster, "school_name"])
+    assert book["Cover"]["A1"].value == f"Data meeting: {cluster} cluster, 2024-25"
+    assert any(name in str(book["Cover"]["A5"].value) for name in members)  # the schools it is about
+    for sheet in book.worksheets[1:]:
+        header = next(r for r in range(1, 12) if sheet.cell(r, 1).value and sheet.cell(r + 1, 1).value is not None
+                      and sheet.cell(r, 1).font.bold and r > 2)
+        headers = [c.value for c in sheet[header] if c.value]
+        assert not [h for h in headers if "_" in str(h)], (sheet.title, headers)  # no snake_case
+        codes = {"read_proficient", "BL", "within_school", "law_referral", "iss"}
+        assert not codes & {str(c.value) for row in sheet.iter_rows(min_row=header + 1) for c in row}, sheet.title
+    rates = book["1 Rates"]
+    ((title, values),), cats = _chart_refs(rates._charts[0])
+    assert _cells(book, title) == ["Reading proficient (%)"]  # the series' title is its header
+    names = _cells(book, cats)
+    assert set(names) <= members and len(names) == len(members)  # one bar per school, each named
+    plotted = _cells(book, values)
+    assert plotted == sorted(plotted, reverse=True) and all(isinstance(v, float) for v in plotted)
+
+
+def test_risk_ratio_chart_plots_ratios_of_one_outcome_named_by_school_and_group(pack_files):
+    _, _, pack, xlsx, _, _ = pack_files
+    book = load_workbook(io.BytesIO(xlsx))
+    ((title, values),), cats = _chart_refs(book["4 Risk ratios"]._charts[0])
+    assert _cells(book, title) == ["Risk ratio"]
+    ratios = _cells(book, values)
+    assert ratios and all(isinstance(v, float) for v in ratios)  # no row without a ratio
+    item = pack.items[3]
+    expected = item.table[(item.table["outcome"] == "suspension") & item.table["risk_ratio"].notna()]
+    assert max(ratios) == pytest.approx(expected["risk_ratio"].max())
+    assert all(" · " in label for label in _cells(book, cats))  # "School · Group"
+
+
+def test_deck_is_16_9_names_schools_has_alt_text_and_no_interactive_hints(pack_files):
+    engine, cluster, pack, _, pptx, _ = pack_files
+    deck = Presentation(io.BytesIO(pptx))
+    assert (deck.slide_width, deck.slide_height) == (12192000, 6858000)  # 13.333 x 7.5 in
+    assert len(deck.slides) == 1 + len(pack.items)
+    texts = ["\n".join(sh.text_frame.text for sh in slide.shapes if sh.has_text_frame) for slide in deck.slides]
+    assert texts[0].startswith(f"Data meeting: {cluster} cluster, 2024-25")
+    members = storage.load_schools(engine).query("cluster == @cluster")["school_name"]
+    assert any(name in texts[0] for name in members) and any(name in texts[1] for name in members)
+    assert not any("Click" in text or "click" in text for text in texts)
+    for slide in deck.slides:
+        assert slide.shapes.title.width >= deck.slide_width * 0.85  # sized for 16:9, not 4:3
+        for shape in slide.shapes:
+            if shape.shape_type == 13:  # a picture
+                descr = shape._element.nvPicPr.cNvPr.get("descr")
+                assert descr and len(descr) > 40
+                assert shape.left + shape.width <= deck.slide_width
+    pictures = [s for s in deck.slides if any(sh.shape_type == 13 for sh in s.shapes)]
+    assert len(pictures) == sum(item.chart is not None for item in pack.items)
+    rp, run = texts[5], texts[6]
+    assert f"{cluster} cluster" in rp  # the RP slide's finding and chart are about the cluster
+    titles = [getattr(item.chart.title, "text", item.chart.title) for item in pack.items]
+    assert f"{cluster} cluster" in titles[4]
+    assert "Suspensions" in run and "Suspensions" in titles[5]
+
+
+def test_zip_holds_workbook_deck_images_and_tables_named_for_the_scope(pack_files):
+    _, cluster, pack, _, _, archive = pack_files
+    stem = f"data-meeting-{cluster.lower().replace(' ', '-')}-cluster-2024-25"
+    with zipfile.ZipFile(io.BytesIO(archive)) as z:
+        names = z.namelist()
+        assert {f"{stem}.xlsx", f"{stem}.pptx"} <= set(names)
+        pngs = [n for n in names if n.endswith(".png")]
+        assert pngs and all(z.read(n)[:8] == b"\x89PNG\r\n\x1a\n" for n in pngs)
+        assert all(z.read(n).lstrip().startswith(b"<svg") for n in names if n.endswith(".svg"))
+        assert len([n for n in names if n.endswith(".csv")]) == len(pack.items)
+        assert z.read("tables/01-rates.csv").decode().startswith("School,School ID,")
+
+
+def test_a_school_pack_is_titled_and_scoped_by_the_school(demo_db_url):
+    engine = storage.get_engine(demo_db_url)
+    schools = storage.load_schools(engine)
+    school = schools.iloc[3]
+    specs = standard_specs(school=school["school_id"], year=2025, schools=schools)
+    title = pack_title(schools, None, school["school_id"], 2025)
+    assert title.startswith(f"Data meeting: {school['school_name']}") and school["cluster"] in title
+    if pd.isna(school["rp_start_year"]):  # RP impact of the school's cluster, said so
+        assert specs[4].filters == {"cluster": school["cluster"]} and school["cluster"] in specs[4].title
+    else:  # the school itself against the district's never-treated schools
+        assert specs[4].filters == {"school": school["school_id"]} and school["school_name"] in specs[4].title

@@ -62,9 +62,37 @@ SCHOOL_LEVELS: dict[str, str] = {
 }
 
 
+# Discipline outcomes of the `disproportionality` view (DESIGN §7), as people read them.
+OUTCOME_NAMES: dict[str, str] = {
+    "suspension": "Suspension (in or out of school)",
+    "iss": "In-school suspension",
+    "oss": "Out-of-school suspension",
+    "expulsion": "Expulsion",
+    "law_referral": "Referral to law enforcement",
+}
+
+
 def group_label(code: str) -> str:
     """Human label for a student-group code (the code itself when unknown)."""
     return STUDENT_GROUPS.get(code, code)
+
+
+def outcome_label(code: str) -> str:
+    """Human label for a discipline outcome code (the code itself when unknown)."""
+    return OUTCOME_NAMES.get(code, code)
+
+
+def school_labels(schools: pd.DataFrame) -> pd.Series:
+    """school_id -> the name people read: the school's name, with its cluster when another school shares
+    the name ("Lincoln ES (North)"), and with its id too when that still does not tell them apart."""
+    if schools.empty:
+        return pd.Series(dtype=object)
+    names = schools["school_name"].fillna(schools["school_id"]).astype(str)
+    clusters = schools["cluster"].fillna("").astype(str) if "cluster" in schools else pd.Series("", schools.index)
+    with_cluster = (names + " (" + clusters + ")").where(clusters != "", names)
+    labels = names.where(~names.duplicated(keep=False), with_cluster)
+    labels = labels.where(~labels.duplicated(keep=False), labels + " · " + schools["school_id"].astype(str))
+    return pd.Series(labels.to_numpy(), index=schools["school_id"].astype(str).to_numpy())
 
 
 def builtin_metric_frame() -> pd.DataFrame:

@@ -150,3 +150,36 @@ def _zoom(df: pd.DataFrame) -> float:
     spread = max(float(df["longitude"].max() - df["longitude"].min()),
                  1.3 * float(df["latitude"].max() - df["latitude"].min()), 0.01)
     return float(np.clip(np.log2(360 / spread) - 0.4, 3, 13))
+
+
+def ranked_bars(df: pd.DataFrame, label_field: str, value_field: str, title: str, value_title: str,
+                category_title: str, reference: float | None = None, reference_label: str = "District") -> alt.Chart:
+    """A static ranked bar chart for print: every bar named and labelled with its value, 95% interval
+    rules when `ci_low`/`ci_high` are present, and a dashed reference line named in the subtitle."""
+    data = df.copy()
+    data["value_text"] = data[value_field].map(lambda v: f"{v:.1f}")
+    data["text_at"] = data[[value_field, "ci_high"]].max(axis=1) if "ci_high" in data else data[value_field]
+    order = data.sort_values(value_field, ascending=False)[label_field].drop_duplicates().tolist()
+    base = alt.Chart(data).encode(y=alt.Y(f"{label_field}:N", title=None, sort=order,
+                                          axis=alt.Axis(labelLimit=0, labelOverlap=False)))
+    tooltip = [alt.Tooltip(f"{label_field}:N", title=category_title),
+               alt.Tooltip(f"{value_field}:Q", title=value_title, format=".1f")]
+    layers = [base.mark_bar(color=ACCENT).encode(x=alt.X(f"{value_field}:Q", title=value_title,
+                                                         scale=alt.Scale(zero=True)), tooltip=tooltip)]
+    subtitle = []
+    if {"ci_low", "ci_high"} <= set(data.columns) and data["ci_low"].notna().any():
+        layers.append(base.mark_rule(color="#222", strokeWidth=1.5).encode(x="ci_low:Q", x2="ci_high:Q"))
+        subtitle.append("black line = 95% Wilson interval")
+    layers.append(base.mark_text(align="left", dx=5, fontSize=11).encode(x="text_at:Q", text="value_text:N"))
+    if reference is not None and np.isfinite(reference):
+        layers.append(alt.Chart(pd.DataFrame({"ref": [reference]})).mark_rule(
+            color="#D55E00", strokeDash=[6, 4], strokeWidth=2).encode(x="ref:Q"))
+        subtitle.append(f"dashed line = {reference_label.lower()} {reference:.1f}")
+    return alt.layer(*layers).properties(
+        title=alt.TitleParams(title, subtitle=_sentence(subtitle)),
+        height=max(120, 22 * len(data)), width=520)
+
+
+def _sentence(parts: list[str]) -> str:
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "." if text else ""

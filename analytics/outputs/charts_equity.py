@@ -12,6 +12,7 @@ import pandas as pd
 
 from analytics.data.catalog import group_label
 from analytics.outputs.charts_district import OKABE_ITO
+from analytics.outputs.labels import RATIO_TYPES
 from analytics.stats.status_change import CHANGE_LEVELS, STATUS_LEVELS
 
 # The Dashboard's colour names drawn with colour-blind-distinguishable hues (Okabe-Ito based).
@@ -19,62 +20,117 @@ GRID_COLOURS = {"Blue": "#0072B2", "Green": "#009E73", "Yellow": "#F0E442", "Ora
                 "": "#D9DDE1"}
 
 
+def _end_labels(data: pd.DataFrame, x: str, y: str, label: str) -> alt.Chart:
+    """The series' name beside its last point, so a line is named without the legend's colour."""
+    last = data.sort_values(x).groupby(label, as_index=False).tail(1)
+    return alt.Chart(last).mark_text(align="left", dx=6, fontSize=11).encode(
+        x=f"{x}:O", y=f"{y}:Q", text=f"{label}:N", color=alt.Color(f"{label}:N", legend=None,
+                                                                    scale=alt.Scale(range=OKABE_ITO)))
+
+
 def gap_trend(table: pd.DataFrame, metric_label: str) -> alt.Chart:
-    """Gap (points) by year for each group, with a zero line: below zero the group trails the reference."""
+    """Gap (points) by year for each group, with a zero line: below zero the group trails the reference.
+
+    The gap shown per group is the mean of the schools' gaps (unweighted), as the axis says.
+    """
     data = table.dropna(subset=["gap"]).assign(group=lambda d: d["student_group"].map(group_label))
     if data["school_year"].nunique() <= 1:  # one year: compare groups side by side
-        bars = alt.Chart(data).mark_bar(color="#0072B2").encode(
-            y=alt.Y("group:N", title=None, sort="x"),
-            x=alt.X("mean(gap):Q", title="Gap vs reference (percentage points; mean over schools)"),
-            tooltip=["group:N", alt.Tooltip("mean(gap):Q", format="+.1f", title="Gap (pts)")])
+        means = data.groupby("group", as_index=False).agg(gap=("gap", "mean"), schools=("gap", "size"))
+        base = alt.Chart(means).encode(y=alt.Y("group:N", title=None, sort=means.sort_values("gap")["group"].tolist(),
+                                               axis=alt.Axis(labelLimit=0, labelOverlap=False)))
+        bars = base.mark_bar(color="#0072B2").encode(
+            x=alt.X("gap:Q", title="Gap vs reference (percentage points; mean over schools)"),
+            tooltip=[alt.Tooltip("group:N", title="Group"), alt.Tooltip("gap:Q", format="+.1f", title="Gap (pts)"),
+                     alt.Tooltip("schools:Q", title="Schools")])
+        values = base.mark_text(align="left", dx=4, fontSize=11).encode(
+            x="gap:Q", text=alt.Text("gap:Q", format="+.1f"))
         zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="#333").encode(x="x:Q")
-        return alt.layer(bars, zero).properties(title=f"{metric_label}: gaps by group", height=320)
-    lines = alt.Chart(data).mark_line(point=True).encode(
-        x=alt.X("school_year:O", title="School year (ending)"),
-        y=alt.Y("mean(gap):Q", title="Gap vs reference (percentage points)"),
-        color=alt.Color("group:N", title="Group", scale=alt.Scale(range=OKABE_ITO)),
-        tooltip=["group:N", "school_year:O", alt.Tooltip("mean(gap):Q", format="+.1f", title="Gap (pts)")],
+        return alt.layer(bars, zero, values).properties(title=f"{metric_label}: gaps by group",
+                                                        height=max(160, 26 * len(means)))
+    means = data.groupby(["group", "school_year"], as_index=False)["gap"].mean()
+    colour = alt.Color("group:N", title="Group", scale=alt.Scale(range=OKABE_ITO), legend=alt.Legend(labelLimit=0))
+    lines = alt.Chart(means).mark_line(point=True).encode(
+        x=alt.X("school_year:O", title="School year (ending)", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("gap:Q", title="Gap vs reference (percentage points)"),
+        color=colour, strokeDash=alt.StrokeDash("group:N", legend=None),
+        tooltip=[alt.Tooltip("group:N", title="Group"), alt.Tooltip("school_year:O", title="Year"),
+                 alt.Tooltip("gap:Q", format="+.1f", title="Gap (pts)")],
     )
     zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="#333").encode(y="y:Q")
-    return alt.layer(zero, lines).properties(title=f"{metric_label}: gaps by group", height=300)
+    return alt.layer(zero, lines, _end_labels(means, "school_year", "gap", "group")).properties(
+        title=f"{metric_label}: gaps by group", height=300, padding={"right": 160})
 
 
 def _cell_counts(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per grid cell: how many school groups fall in it and the cell's colour."""
+    """One row per grid cell: how many school groups fall in it, its colour and the text it carries."""
     data = table[(table["status_level"] != "") & (table["change_level"] != "")]
-    return data.groupby(["status_level", "change_level"], as_index=False).agg(
+    counts = data.groupby(["status_level", "change_level"], as_index=False).agg(
         size=("color", "size"), color=("color", lambda c: next((x for x in c if x), "")))
+    counts["colour_name"] = counts["color"].replace("", "No colour")
+    counts["label"] = counts["size"].astype(str) + "\n" + counts["color"].replace("", "–")
+    counts["ink"] = counts["color"].map(lambda c: "white" if c in ("Blue", "Red") else "black")
+    return counts
 
 
-def status_grid(table: pd.DataFrame, title: str = "Status and change") -> alt.Chart:
-    """Counts of school-groups in each of the 25 cells, coloured as DESIGN's grid."""
+def status_grid(table: pd.DataFrame, title: str = "Status and change", pick=None) -> alt.Chart:
+    """Counts of school-groups in each of the 25 cells, coloured as DESIGN's grid.
+
+    Every cell carries its count and its colour's name as text (colour is never the only carrier), all
+    five change levels are labelled on two lines, and the tooltip uses titles. ``pick`` (a point
+    selection on status and change levels) makes the cells clickable.
+    """
     counts = _cell_counts(table)
+    change_order, status_order = list(reversed(CHANGE_LEVELS)), list(reversed(STATUS_LEVELS))
     base = alt.Chart(counts).encode(
-        x=alt.X("change_level:N", sort=list(reversed(CHANGE_LEVELS)), title="Change from last year"),
-        y=alt.Y("status_level:N", sort=list(reversed(STATUS_LEVELS)), title="Status this year"),
+        x=alt.X("change_level:N", sort=change_order, scale=alt.Scale(domain=change_order),
+                title="Change from last year",
+                axis=alt.Axis(labelAngle=0, labelLimit=0, labelOverlap=False, labelExpr="split(datum.label, ' ')",
+                              labelPadding=6, orient="bottom")),
+        y=alt.Y("status_level:N", sort=status_order, scale=alt.Scale(domain=status_order), title="Status this year",
+                axis=alt.Axis(labelLimit=0, labelOverlap=False)),
     )
-    cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
+    cells = base.mark_rect(stroke="white", strokeWidth=2, cursor="pointer" if pick is not None else "default").encode(
         color=alt.Color("color:N", title="Colour", scale=alt.Scale(domain=list(GRID_COLOURS),
-                                                                  range=list(GRID_COLOURS.values()))),
-        tooltip=["status_level:N", "change_level:N", "color:N", alt.Tooltip("size:Q", title="Count")],
+                                                                  range=list(GRID_COLOURS.values())), legend=None),
+        tooltip=[alt.Tooltip("status_level:N", title="Status this year"),
+                 alt.Tooltip("change_level:N", title="Change from last year"),
+                 alt.Tooltip("colour_name:N", title="Colour"), alt.Tooltip("size:Q", title="School groups")],
     )
-    text = base.mark_text(fontSize=14, fontWeight="bold").encode(text="size:Q")
-    return alt.layer(cells, text).properties(title=title, width=520, height=300)
+    if pick is not None:
+        cells = cells.encode(opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45))).add_params(pick)
+    text = base.mark_text(fontSize=13, fontWeight="bold", lineBreak="\n").encode(
+        text="label:N", color=alt.Color("ink:N", scale=None))
+    return alt.layer(cells, text).properties(title=title, width=560, height=300)
 
 
-def risk_ratio_bars(table: pd.DataFrame, threshold: float = 3.0, title: str = "Suspension risk ratios") -> alt.Chart:
-    """Risk ratios by group with the threshold line; alternate ratios drawn hollow."""
-    data = table.dropna(subset=["risk_ratio"]).assign(group=lambda d: d["student_group"].map(group_label))
-    bars = alt.Chart(data).mark_bar().encode(
-        y=alt.Y("group:N", title=None, sort="-x"),
-        x=alt.X("mean(risk_ratio):Q", title="Risk ratio (group risk / comparison risk)"),
-        color=alt.Color("ratio_type:N", title="Ratio", scale=alt.Scale(domain=["within_school", "alternate"],
-                                                                        range=["#0072B2", "#E69F00"])),
-        tooltip=["group:N", "ratio_type:N", alt.Tooltip("mean(risk_ratio):Q", format=".2f")],
+def risk_ratio_bars(table: pd.DataFrame, threshold: float = 3.0, title: str = "Suspension risk ratios",
+                    label_field: str | None = None) -> alt.Chart:
+    """One bar per row (a group, or a school and group when ``label_field`` names them), every bar named
+    and labelled with its ratio; alternate ratios (district comparison group) are orange and say so in
+    their label; the dashed line is the threshold."""
+    data = table.dropna(subset=["risk_ratio"]).copy()
+    data["risk_ratio"] = pd.to_numeric(data["risk_ratio"], errors="coerce")
+    data = data.dropna(subset=["risk_ratio"])
+    data["label"] = data[label_field] if label_field else data["student_group"].map(group_label)
+    data["ratio_name"] = data["ratio_type"].map(RATIO_TYPES).fillna(data["ratio_type"])
+    data["text"] = data["risk_ratio"].map("{:.2f}".format) + data["ratio_type"].map(
+        lambda t: " (alternate)" if t == "alternate" else "")
+    order = data.sort_values("risk_ratio", ascending=False)["label"].drop_duplicates().tolist()
+    base = alt.Chart(data).encode(y=alt.Y("label:N", title=None, sort=order,
+                                          axis=alt.Axis(labelLimit=0, labelOverlap=False)))
+    bars = base.mark_bar().encode(
+        x=alt.X("risk_ratio:Q", title="Risk ratio (group risk / comparison risk)"),
+        color=alt.Color("ratio_name:N", title="Comparison group",
+                        scale=alt.Scale(domain=list(RATIO_TYPES.values())[:2], range=["#0072B2", "#E69F00"]),
+                        legend=alt.Legend(orient="bottom", labelLimit=0)),
+        tooltip=[alt.Tooltip("label:N", title="Group"), alt.Tooltip("ratio_name:N", title="Comparison group"),
+                 alt.Tooltip("risk_ratio:Q", format=".2f", title="Risk ratio")],
     )
+    values = base.mark_text(align="left", dx=4, fontSize=11).encode(x="risk_ratio:Q", text="text:N")
     rule = alt.Chart(pd.DataFrame({"x": [threshold]})).mark_rule(color="#D55E00", strokeDash=[6, 3],
                                                                   strokeWidth=2).encode(x="x:Q")
-    return alt.layer(bars, rule).properties(title=title, height=260)
+    return alt.layer(bars, values, rule).properties(title=alt.TitleParams(
+        title, subtitle=f"Dashed line: the {threshold:.1f} threshold."), height=max(120, 22 * len(data)))
 
 
 def event_study(table: pd.DataFrame, title: str = "Suspension rate: effect by years since RP start") -> alt.Chart:
@@ -104,66 +160,89 @@ def event_study(table: pd.DataFrame, title: str = "Suspension rate: effect by ye
     return alt.layer(zero, rules, points, labels).properties(title=title, height=300)
 
 
-def run_chart(table: pd.DataFrame, cycles: pd.DataFrame | None = None, title: str = "Incidents per month") -> alt.Chart:
-    """Values by month, the median line, signal points highlighted, PDSA cycles shaded and labelled."""
-    data = table.assign(period=pd.to_datetime(table["period"]), signalled=table["signal"].astype(str) != "")
+def _stagger(cycles: pd.DataFrame) -> pd.DataFrame:
+    """Cycle labels on rows (pixels from the top) so labels of cycles that start close together never
+    overlap: a label moves down a row while the previous label on that row has not ended."""
+    out = cycles.sort_values("start").reset_index(drop=True).copy()
+    out["label"] = out["change_idea"].astype(str).map(lambda t: t if len(t) <= 28 else t[:27] + "…")
+    ends: list[pd.Timestamp] = []
+    rows = []
+    for start, label in zip(pd.to_datetime(out["start"]), out["label"], strict=True):
+        width = pd.Timedelta(days=7 * len(label))  # about a week of axis per character at a typical width
+        row = next((i for i, end in enumerate(ends) if start > end), len(ends))
+        if row == len(ends):
+            ends.append(start + width)
+        else:
+            ends[row] = start + width
+        rows.append(row)
+    out["row_y"] = [10 + 13 * r for r in rows]
+    return out
+
+
+def run_chart(table: pd.DataFrame, cycles: pd.DataFrame | None = None, title: str = "Incidents per month",
+              y_title: str = "Count per month") -> alt.Chart:
+    """Values by month, the median line, signal points as triangles, PDSA cycles shaded and labelled.
+
+    Points in a shift or trend signal differ in shape and colour, and the legend says so in words.
+    """
+    names = {"": "No signal", "shift": "Signal: shift", "trend": "Signal: trend", "shift,trend": "Signal: shift and trend"}
+    data = table.assign(period=pd.to_datetime(table["period"]),
+                        signal_name=table["signal"].fillna("").astype(str).map(lambda s: names.get(s, s)))
     line = alt.Chart(data).mark_line(color="#555").encode(
-        x=alt.X("period:T", title="Month"), y=alt.Y("value:Q", title="Count per month"))
-    points = alt.Chart(data).mark_circle(size=70).encode(
+        x=alt.X("period:T", title="Month"), y=alt.Y("value:Q", title=y_title))
+    domain = [n for n in names.values() if n in set(data["signal_name"])] or ["No signal"]
+    points = alt.Chart(data).mark_point(size=80, filled=True, opacity=1).encode(
         x="period:T", y="value:Q",
-        color=alt.Color("signalled:N", title="Signal", scale=alt.Scale(domain=[False, True],
-                                                                        range=["#56B4E9", "#D55E00"])),
-        tooltip=[alt.Tooltip("period:T", format="%b %Y"), "value:Q", "signal:N"])
+        color=alt.Color("signal_name:N", title=None, scale=alt.Scale(
+            domain=domain, range=["#56B4E9" if n == "No signal" else "#D55E00" for n in domain]),
+            legend=alt.Legend(orient="bottom", labelLimit=0)),
+        shape=alt.Shape("signal_name:N", scale=alt.Scale(
+            domain=domain, range=["circle" if n == "No signal" else "triangle-up" for n in domain]), legend=None),
+        tooltip=[alt.Tooltip("period:T", format="%b %Y", title="Month"), alt.Tooltip("value:Q", title=y_title),
+                 alt.Tooltip("signal_name:N", title="Signal")])
     median = alt.Chart(data).mark_rule(color="#009E73", strokeDash=[6, 3]).encode(y="mean(median):Q")
     layers = []
     if cycles is not None and not cycles.empty:
-        spans = alt.Chart(cycles).mark_rect(opacity=0.15, color="#CC79A7").encode(x="start:T", x2="end:T")
-        labels = alt.Chart(cycles).mark_text(align="left", dx=3, dy=-6, fontSize=10, color="#7A3E65").encode(
-            x="start:T", y=alt.value(8), text="change_idea:N")
+        staggered = _stagger(cycles)
+        spans = alt.Chart(staggered).mark_rect(opacity=0.15, color="#CC79A7").encode(x="start:T", x2="end:T")
+        labels = alt.Chart(staggered).mark_text(align="left", dx=3, fontSize=10, color="#7A3E65").encode(
+            x="start:T", y=alt.Y("row_y:Q", scale=None), text="label:N",
+            tooltip=[alt.Tooltip("change_idea:N", title="PDSA cycle"), alt.Tooltip("start:T", title="Start"),
+                     alt.Tooltip("end:T", title="End")])
         layers += [spans, labels]
-    return alt.layer(*layers, line, median, points).properties(title=title, height=300)
+    return alt.layer(*layers, line, median, points).properties(
+        title=alt.TitleParams(title, subtitle=["Dashed green line: median. Triangles: points in a shift (6+ on one "
+                                               "side of the median)", "or a trend (5+ rising or falling)."]),
+        height=300, width=640)
 
 
 def gap_band_trend(table: pd.DataFrame, metric_label: str) -> alt.Chart:
-    """Pooled gaps to all other students by year with 95% interval bands, one colour per group."""
+    """Pooled gaps to all other students by year with 95% interval bands; each group has its own colour,
+    dash pattern and a name at the end of its line (so the legend's colours are not needed)."""
     data = table.assign(group=lambda d: d["student_group"].map(group_label))
-    colour = alt.Color("group:N", title="Group", scale=alt.Scale(range=OKABE_ITO))
-    base = alt.Chart(data).encode(x=alt.X("school_year:O", title="School year (ending)"), color=colour)
+    colour = alt.Color("group:N", title="Group", scale=alt.Scale(range=OKABE_ITO),
+                       legend=alt.Legend(orient="bottom", labelLimit=0, columns=3))
+    base = alt.Chart(data).encode(x=alt.X("school_year:O", title="School year (ending)", axis=alt.Axis(labelAngle=0)),
+                                  color=colour)
     band = base.mark_area(opacity=0.15).encode(y=alt.Y("gap_low:Q", title="Gap vs all other students (points)"),
                                                y2="gap_high:Q")
     line = base.mark_line(point=True).encode(
-        y="gap:Q", tooltip=["group:N", "school_year:O", alt.Tooltip("gap:Q", format="+.1f", title="Gap (pts)"),
-                            alt.Tooltip("gap_low:Q", format="+.1f", title="95% low"),
-                            alt.Tooltip("gap_high:Q", format="+.1f", title="95% high"),
-                            alt.Tooltip("n:Q", format=",", title="Students in group")])
+        y="gap:Q", strokeDash=alt.StrokeDash("group:N", legend=None),
+        tooltip=[alt.Tooltip("group:N", title="Group"), alt.Tooltip("school_year:O", title="School year"),
+                 alt.Tooltip("gap:Q", format="+.1f", title="Gap (pts)"),
+                 alt.Tooltip("gap_low:Q", format="+.1f", title="95% low"),
+                 alt.Tooltip("gap_high:Q", format="+.1f", title="95% high"),
+                 alt.Tooltip("n:Q", format=",", title="Students in group")])
     zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="#333").encode(y="y:Q")
-    return alt.layer(band, zero, line).properties(
+    return alt.layer(band, zero, line, _end_labels(data, "school_year", "gap", "group")).properties(
         title=alt.TitleParams(f"{metric_label}: gap to all other students",
                               subtitle="Pooled from counts; band = 95% interval; below 0 = group trails."),
-        height=320)
+        height=320, padding={"right": 190, "left": 5, "top": 5, "bottom": 5})
 
 
 def status_grid_clickable(table: pd.DataFrame, title: str) -> alt.Chart:
     """The status grid with a point selection (`cell`) on status and change levels."""
     pick = alt.selection_point(name="cell", fields=["status_level", "change_level"], on="click")
-    return _grid_with(table, title, pick)
-
-
-def _grid_with(table: pd.DataFrame, title: str, pick) -> alt.Chart:
-    counts = _cell_counts(table)
-    base = alt.Chart(counts).encode(
-        x=alt.X("change_level:N", sort=list(reversed(CHANGE_LEVELS)), title="Change from last year",
-                scale=alt.Scale(domain=list(reversed(CHANGE_LEVELS))), axis=alt.Axis(labelAngle=0, labelLimit=110)),
-        y=alt.Y("status_level:N", sort=list(reversed(STATUS_LEVELS)), title="Status this year",
-                scale=alt.Scale(domain=list(reversed(STATUS_LEVELS)))),
-    )
-    cells = base.mark_rect(stroke="white", strokeWidth=2, cursor="pointer").encode(
-        color=alt.Color("color:N", title="Colour", scale=alt.Scale(domain=list(GRID_COLOURS),
-                                                                  range=list(GRID_COLOURS.values()))),
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45)),
-        tooltip=["status_level:N", "change_level:N", "color:N", alt.Tooltip("size:Q", title="Count")],
-    ).add_params(pick)
-    text = base.mark_text(fontSize=15, fontWeight="bold").encode(text="size:Q")
-    return alt.layer(cells, text).properties(title=alt.TitleParams(
-        title, subtitle="Count of school student groups per cell; grey = no colour (n < 30 or not rated). "
-                        "Click a cell to list them."), height=300)
+    return status_grid(table, title, pick).properties(title=alt.TitleParams(
+        title, subtitle="Count of school student groups and their colour per cell; – = no colour (n < 30 or "
+                        "not rated). Click a cell to list them."), width="container")

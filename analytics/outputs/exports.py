@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from analytics.outputs import charts_district, charts_equity
 from analytics.outputs.views import VIEWS, ViewError, build_view
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -69,11 +68,21 @@ def write_sheet(ws, df: pd.DataFrame, title: str, notes: list[str] | None = None
         letter = ws.cell(row=header_row, column=i).column_letter
         width = max([len(str(col))] + [len(str(v)) for v in frame[col].head(200)]) + 2
         ws.column_dimensions[letter].width = min(max(width, 8), 48)
-        fmt = "0.00" if "ratio" in str(col) or col == "p_value" else "0.0"
+        fmt = _number_format(str(col))
         for (cell,) in ws.iter_rows(min_row=header_row + 1, min_col=i, max_col=i):
             if isinstance(cell.value, float):
                 cell.number_format = fmt
     return frame, header_row
+
+
+def _number_format(column: str) -> str:
+    """Counts without decimals, ratios with two, p- and q-values with three, percentages with one."""
+    name = column.lower()
+    if "(n)" in name or name in ("numerator", "denominator", "enrolled", "count", "n_schools", "schools"):
+        return "#,##0"
+    if "p-value" in name or "q-value" in name or name in ("p_value", "q_value"):
+        return "0.000"
+    return "0.00" if "ratio" in name else "0.0"
 
 
 def to_xlsx_bytes(df: pd.DataFrame, title: str, notes: list[str] | None = None) -> bytes:
@@ -90,39 +99,17 @@ def to_xlsx_bytes(df: pd.DataFrame, title: str, notes: list[str] | None = None) 
 
 
 def view_chart(engine: Engine, view: str, table: pd.DataFrame, **filters) -> alt.Chart:
-    """The chart that goes with a view's table."""
-    if view == "rates":
-        pooled = table[table["school_id"].astype(str).str.startswith("cluster:")].copy()
-        if pooled.empty:
-            pooled = table.copy()
-        pooled["cluster"] = pooled["school_id"].astype(str).str.removeprefix("cluster:")
-        pooled = pooled.groupby("cluster", as_index=False)[["value", "ci_low", "ci_high", "denominator"]].mean()
-        pooled["n_schools"] = 0
-        return charts_district.cluster_comparison(pooled, filters.get("metric") or "Rate", None, True)
-    if view == "gaps":
-        from analytics.data.catalog import metric_label
+    """The chart that goes with a view's table: the same figure a data-meeting pack shows."""
+    from analytics.outputs.pack_views import PACK_VIEWS, context
 
-        return charts_equity.gap_trend(table, metric_label(filters.get("metric") or "") or "Gaps")
-    if view == "status-change":
-        return charts_equity.status_grid(table)
-    if view == "disproportionality":
-        return charts_equity.risk_ratio_bars(table[table["outcome"] == "suspension"])
-    if view == "rp-impact":
-        from analytics.data import storage
-        from analytics.stats.rp_impact import rp_impact, rp_impact_for_school
-
-        schools, discipline = storage.load_schools(engine), storage.load_discipline(engine)
-        if filters.get("school"):
-            result = rp_impact_for_school(schools, discipline, filters["school"], outcomes=["suspension_rate"])
-        else:
-            if filters.get("cluster"):
-                schools = schools[schools["cluster"] == filters["cluster"]]
-                discipline = discipline[discipline["school_id"].isin(schools["school_id"])]
-            result = rp_impact(schools, discipline, outcomes=["suspension_rate"])
-        return charts_equity.event_study(result.event_study)
-    if view == "run-chart":
-        return charts_equity.run_chart(table)
-    raise ViewError(f"no chart for view {view!r}")
+    if view not in PACK_VIEWS:
+        raise ViewError(f"no chart for view {view!r}")
+    figure = PACK_VIEWS[view].figure(context(engine, filters), table) if len(table) else None
+    if figure is None or figure.chart is None:  # an image that says so, not an empty frame
+        message = pd.DataFrame({"text": [f"No data to chart for {view} with these filters."]})
+        return alt.Chart(message).mark_text(fontSize=16).encode(text="text:N").properties(
+            title=view, width=480, height=120, description=message["text"].iloc[0])
+    return figure.chart
 
 
 def chart_bytes(chart: alt.Chart, fmt: str, scale: float = 2.0) -> bytes:
@@ -168,7 +155,12 @@ def export_command(engine: Engine, args) -> int:
                  "Privacy rules applied (n < 10 suppressed)." if args.public else "Not for public release."]
         path.write_bytes(to_xlsx_bytes(table, args.view, notes))
     elif suffix in (".png", ".svg"):
-        path.write_bytes(chart_bytes(view_chart(engine, args.view, table, **filters), suffix[1:]))
+        try:
+            chart = view_chart(engine, args.view, table, **filters)
+        except ViewError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        path.write_bytes(chart_bytes(chart, suffix[1:]))
     else:
         print(f"error: unknown output type {suffix!r}; use .csv, .xlsx, .png or .svg", file=sys.stderr)
         return 2
