@@ -8,7 +8,7 @@ import streamlit as st
 from analytics.access.privacy import SUPPRESSED, coded_rate
 from analytics.data import storage
 from analytics.data.catalog import STUDENT_GROUPS, group_label
-from analytics.data.derived import discipline_with_all
+from analytics.data.derived import discipline_with_all, suspension_counts
 from analytics.outputs import charts_equity
 from analytics.outputs.findings import rate_change_finding
 from analytics.stats.disproportionality import OUTCOMES, disproportionality
@@ -96,7 +96,8 @@ has = {c: full[c].notna().any() for c in ("students_iss", "students_oss", "stude
 st.subheader("Findings")
 all_rows = full[full["student_group"] == "ALL"]
 susp = all_rows["students_suspended"].fillna(all_rows.get("students_oss"))
-by_year = all_rows.assign(s=susp).groupby("school_year")[["s", "enrolled"]].sum()
+# A school-year whose suspension count is unknown is left out of numerator and denominator alike.
+by_year = all_rows.assign(s=susp).dropna(subset=["s", "enrolled"]).groupby("school_year")[["s", "enrolled"]].sum()
 lines = []
 if year in by_year.index and (year - 1) in by_year.index:
     lines.append(rate_change_finding(f"Suspension rate in {scope_name}", by_year.loc[year - 1, "s"],
@@ -108,7 +109,11 @@ lines.append(f"{flags['school_id'].nunique()} school(s) in {scope_name} have a g
 lines.append(impact.statement)
 st.markdown("\n".join(f"- {line}" for line in lines))
 if len(derived_all):
-    st.caption(f"{len(derived_all)} school-year(s) had no ALL row: ALL was summed from the race/ethnicity rows.")
+    summed = all_rows.merge(derived_all, on=["school_id", "school_year"])
+    unknown = int(suspension_counts(summed).isna().sum())
+    st.caption(f"{len(derived_all)} school-year(s) had no ALL row: ALL was summed from the race/ethnicity rows."
+               + (f" In {unknown} of them a race count was suppressed, so the summed suspension count is unknown "
+                  "and left out (a partial sum would understate it)." if unknown else ""))
 missing = [name for name, ok in (("ISS/OSS split", has["students_iss"] and has["students_oss"]),
                                  ("expulsions", has["students_expelled"]), ("law referrals", has["law_referrals"]),
                                  ("OSS days", has["oss_days"])) if not ok]

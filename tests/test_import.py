@@ -90,7 +90,7 @@ def test_utf16_tab_file_from_excel_imports_accents_and_apostrophes(seeded):
 
 
 def test_title_rows_marks_and_blank_rows_import_with_a_note(seeded):
-    data = (CORPUS / "title_row_above_header.csv").read_bytes().replace(b",999,", b",9,")
+    data = (CORPUS / "title_row_above_header.csv").read_bytes().replace(b",999,", b",4,")
     report = import_bytes(seeded, [("discipline.csv", data)])
     assert report.ok, report.problems
     assert any("skipped 3 line(s) above the header" in w for w in report.warnings)
@@ -203,9 +203,13 @@ def _real_shaped_discipline(n_schools: int = 150) -> tuple[str, str]:
     rows = []
     for sid in schools["school_id"]:
         for year in ("2014-15", "2015-16", "2016-17"):
+            all_n, all_susp = int(rng.integers(400, 1200)), 0
             for group in ("ALL", "BL", "HI", "WH", "AS", "MU"):
-                enrolled = int(rng.integers(5, 400))
-                susp = int(rng.binomial(enrolled, 0.05))
+                # Each group is a part of ALL: never more students enrolled or suspended than ALL.
+                enrolled = all_n if group == "ALL" else int(rng.integers(5, 400))
+                susp = int(rng.binomial(enrolled, 0.05)) if group == "ALL" else min(all_susp,
+                                                                                  int(rng.binomial(enrolled, 0.05)))
+                all_susp = susp if group == "ALL" else all_susp
                 rows.append([sid, year, group, enrolled, "*" if susp < 3 else susp, rng.choice(["*", str(susp // 2)])])
     frame = pd.DataFrame(rows, columns=["school_id", "school_year", "student_group", "enrolled", "students_suspended",
                                         "students_oss"])

@@ -20,9 +20,9 @@ COUNT_COLUMNS = (
 def discipline_with_all(discipline: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Add an `ALL` row summed from race rows to each school-year that lacks one.
 
-    Sums use ``min_count=1``: a count that is missing in every race row stays missing. A race row
-    with a missing count is left out of that sum (pages state how many). Returns the completed frame
-    and the (school_id, school_year) pairs whose `ALL` was derived.
+    A derived count is unknown (NaN) when any race row's count is missing or suppressed: a partial
+    sum would understate ALL (pages say so). Returns the completed frame and the (school_id,
+    school_year) pairs whose `ALL` was derived.
     """
     keys = ["school_id", "school_year"]
     has_all = discipline.loc[discipline["student_group"] == "ALL", keys].drop_duplicates()
@@ -32,7 +32,9 @@ def discipline_with_all(discipline: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
     if missing.empty:
         return discipline, has_all.iloc[0:0]
     cols = [c for c in COUNT_COLUMNS if c in discipline]
-    derived = missing.groupby(keys, as_index=False)[cols].sum(min_count=1)
+    grouped = missing.groupby(keys)
+    unknown = missing[cols].isna().groupby([missing[k] for k in keys]).any()
+    derived = grouped[cols].sum().mask(unknown).reset_index()
     derived["student_group"] = "ALL"
     out = pd.concat([discipline, derived[discipline.columns.intersection(derived.columns)]], ignore_index=True)
     return out, derived[keys]

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from analytics.config import max_upload_bytes
 from analytics.data import schema, storage
 from analytics.data.catalog import BUILTIN_METRICS
+from analytics.data.derived import COUNT_COLUMNS
 from analytics.data.readers import RawTable, UnreadableFile, read_tables
 
 # Public files mark suppressed cells with `*`, `n<10`, `<5`, `<= 5.0`, `≤5%`, `>95%`, `N/A`, `--`, `†` and the like.
@@ -258,6 +259,8 @@ def _table_rules(raw: RawTable, table: str, clean: pd.DataFrame) -> list[Problem
             if col in text:
                 over = (clean[col] > enrolled) & (enrolled > 0)
                 problems += _problems(raw, col, text[col], over, _explain(over, enrolled, "above enrolled ({:g})"))
+        flagged = {(p.row, p.column) for p in problems}  # one message per cell: "above enrolled" comes first
+        problems += [p for p in _groups_above_all(raw, clean) if (p.row, p.column) not in flagged]
     if table == "improvement_cycles" and "end_date" in clean:
         before = clean["end_date"] < clean["start_date"]
         problems += _problems(raw, "end_date", text["end_date"], before, "ends before start_date")
@@ -275,6 +278,30 @@ def _second_header(raw: RawTable, spec: schema.TableSpec) -> list[Problem]:
     text = " | ".join(first[c].strip() for c in worded[:4])
     return [Problem(raw.source, raw.first_data_line, "-", text,
                     "a second header row (units or sub-headings); a table needs exactly one header row")]
+
+
+def _groups_above_all(raw: RawTable, clean: pd.DataFrame) -> list[Problem]:
+    """A student group cannot have more students (enrolled, or with any count) than its school's ALL row
+    of the same year in the same file (DESIGN §3: a group larger than ALL is an import error)."""
+    if "student_group" not in clean or not clean["student_group"].eq("ALL").any():
+        return []
+    keys = ["school_id", "school_year"]
+    cols = [c for c in COUNT_COLUMNS if c in clean and c in raw.frame]
+    all_rows = clean[clean["student_group"] == "ALL"].drop_duplicates(keys)
+    all_rows = all_rows[keys + cols].assign(_all_line=all_rows.index + raw.first_data_line)
+    groups = clean[clean["student_group"].notna() & (clean["student_group"] != "ALL")]
+    paired = groups[keys + cols].reset_index().merge(all_rows, on=keys, how="inner",
+                                                     suffixes=("", "_all")).set_index("index")
+    problems: list[Problem] = []
+    for col in cols:
+        over = (paired[col] > paired[f"{col}_all"]).reindex(clean.index, fill_value=False)
+        if over.any():
+            why = pd.Series(None, index=clean.index, dtype=object)
+            why[over] = [f"above the ALL row's {col} ({a:g}, line {int(line)}) for this school and year"
+                         for a, line in zip(paired.loc[over[over].index, f"{col}_all"],
+                                            paired.loc[over[over].index, "_all_line"], strict=True)]
+            problems += _problems(raw, col, raw.frame[col], over, why)
+    return problems
 
 
 def _duplicate_keys(raw: RawTable, table: str, clean: pd.DataFrame) -> list[Problem]:

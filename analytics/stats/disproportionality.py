@@ -4,8 +4,10 @@ For a group g and an outcome: risk = students in g with the outcome / students e
 comparison risk = the same for all other students of the school (ALL minus g). The risk ratio is
 computed only when g has enrolled >= n-size (30) and count >= cell size (10); otherwise
 ``ratio_type = "none"``. When the comparison group fails either minimum, or its risk is zero, the
-alternate risk ratio divides by the district risk of all students outside g that year (the sum over
-the district's schools of (ALL - g) counts over (ALL - g) enrolled): ``ratio_type = "alternate"``.
+alternate risk ratio divides by the district risk of all students outside g that year:
+(district ALL count - district g count) / (district ALL enrolled - district g enrolled) over every
+school with known counts (a school with no g row adds its whole ALL; a school whose ALL or g count
+is suppressed is left out of both): ``ratio_type = "alternate"``.
 Also the rate difference (group risk - comparison risk, points) and composition (g's share of the
 students with the outcome, %). A group is flagged when its ratio is >= the threshold (3.0) in each of
 3 consecutive school years (Maryland's rule; a missing year breaks the run).
@@ -62,6 +64,31 @@ def flag_consecutive(table: pd.DataFrame, threshold: float, years: int) -> pd.Se
     return (run_length >= years).reindex(table.index)
 
 
+def district_comparison(all_rows: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
+    """District risk (%) of all students outside g, per year, group and outcome (DESIGN §3).
+
+    (district ALL count - district g count) / (district ALL enrolled - district g enrolled), summed
+    over every school whose counts are known: a school without a row for g counts g as 0 of 0, and
+    a school whose ALL or g count (or enrolment) is unknown is left out of numerator and denominator.
+
+    all_rows: school_id, school_year, outcome, all_enrolled, all_count. groups: the non-ALL rows with
+    school_id, school_year, student_group, outcome, enrolled, count, all_enrolled, all_count.
+    """
+    keys = ["school_year", "outcome"]
+    known_all = all_rows.dropna(subset=["all_enrolled", "all_count"])
+    totals = known_all.groupby(keys)[["all_count", "all_enrolled"]].sum()
+    g = groups.dropna(subset=["all_enrolled", "all_count"])  # schools whose ALL is unknown are out already
+    g_known = g[["count", "enrolled"]].notna().all(axis=1)
+    # Subtract g's own students where g is known, and the whole school where g's count is unknown.
+    g = g.assign(out_count=np.where(g_known, g["count"], g["all_count"]),
+                 out_enrolled=np.where(g_known, g["enrolled"], g["all_enrolled"]))
+    removed = g.groupby(keys + ["student_group"])[["out_count", "out_enrolled"]].sum().reset_index()
+    out = removed.join(totals, on=keys)
+    count, enrolled = out["all_count"] - out["out_count"], out["all_enrolled"] - out["out_enrolled"]
+    out["district_comparison_risk"] = 100 * count / enrolled.where(enrolled > 0)
+    return out[keys + ["student_group", "district_comparison_risk"]]
+
+
 def disproportionality(discipline: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
     """Risk, comparison risk, risk ratio (or alternate), rate difference, composition and the 3-year flag.
 
@@ -89,12 +116,8 @@ def disproportionality(discipline: pd.DataFrame, settings: Settings = DEFAULT_SE
     table["risk"] = 100 * table["count"] / table["enrolled"].where(table["enrolled"] > 0)
     table["comparison_risk"] = 100 * table["comp_count"] / table["comp_enrolled"].where(table["comp_enrolled"] > 0)
 
-    district = table.groupby(["school_year", "student_group", "outcome"], as_index=False)[
-        ["comp_count", "comp_enrolled"]].sum(min_count=1)
-    district["district_comparison_risk"] = 100 * district["comp_count"] / district["comp_enrolled"].where(
-        district["comp_enrolled"] > 0)
-    table = table.merge(district[["school_year", "student_group", "outcome", "district_comparison_risk"]],
-                        on=["school_year", "student_group", "outcome"], how="left")
+    table = table.merge(district_comparison(all_rows, table), on=["school_year", "student_group", "outcome"],
+                        how="left")
 
     group_ok = (table["enrolled"] >= settings.n_size) & (table["count"] >= settings.cell_size)
     comp_ok = ((table["comp_enrolled"] >= settings.n_size) & (table["comp_count"] >= settings.cell_size)

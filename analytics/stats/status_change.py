@@ -1,7 +1,8 @@
 """Status and change: the 5 x 5 colour grid of the California School Dashboard (DESIGN §3).
 
 Status is this year's value placed in five levels by the metric's cut points; change is this
-year's value minus last year's, placed in five levels. For a lower-is-better metric (suspensions)
+year's value minus last year's, placed in five levels. Both are rounded to one decimal (half away
+from zero, on the exact decimal) before they are classified, as the California Dashboard does. For a lower-is-better metric (suspensions)
 the colours are DESIGN's table, rows from Very High to Very Low status and columns from Increased
 significantly to Declined significantly:
 
@@ -29,6 +30,15 @@ COLOR_NAMES = {"R": "Red", "O": "Orange", "Y": "Yellow", "G": "Green", "B": "Blu
 # GRID[status index from Very High][change index from Increased significantly], lower is better.
 _GRID = ("RRROY", "ROOYY", "OOYGG", "-YGGB", "-GBBB")
 COLUMNS = ["school_id", "student_group", "metric", "status", "change", "status_level", "change_level", "color"]
+
+
+def round_half_away(values: pd.Series | np.ndarray | float, decimals: int = 1) -> pd.Series | np.ndarray | float:
+    """Round half away from zero on the exact decimal: 0.30000000000000004 and 0.29999999999999993 are
+    0.3, and 0.25 is 0.3 (Python's round() would give 0.2). Binary noise is removed first by rounding
+    the scaled value to 8 decimals."""
+    scale = 10.0 ** decimals
+    scaled = np.round(np.abs(values) * scale, 8)
+    return np.sign(values) * np.floor(scaled + 0.5) / scale + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 def status_level(value: float, cuts: StatusCuts) -> str:
@@ -81,8 +91,9 @@ def status_change(current: pd.DataFrame, previous: pd.DataFrame, level_of: dict[
     keys = ["school_id", "student_group", "metric"]
     prev = previous[keys + ["value"]].rename(columns={"value": "previous"})
     out = current[keys + ["value", "denominator"]].merge(prev, on=keys, how="left")
-    out["status"] = out["value"]
-    out["change"] = out["value"] - out["previous"]
+    # Rounded to one decimal before classifying (as the California Dashboard does): 2.2 -> 2.5 is +0.3.
+    out["status"] = round_half_away(out["value"])
+    out["change"] = round_half_away(out["value"] - out["previous"])
     out["status_level"], out["change_level"], out["color"] = "", "", ""
     out["_level"] = out["school_id"].map(level_of).fillna("ES")
     # Levels are computed per (metric, school level) block, each with its own cut points.
