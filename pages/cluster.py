@@ -7,6 +7,7 @@ import streamlit as st
 from analytics.data.catalog import group_label
 from analytics.outputs import charts_district as charts
 from analytics.stats.rates import two_proportion_test
+from analytics.stats.small_numbers import rank_schools
 from analytics.stats.summaries import cluster_table, pooled_kpi, school_values
 from pages import ui
 
@@ -44,8 +45,11 @@ def cluster_tables(version: int, cluster: str, metric: str, year: int, group: st
     cluster_rows = rows[rows["school_id"].isin(members["school_id"])]
     trend = cluster_rows[cluster_rows["student_group"] == group].merge(
         members[["school_id", "school_name"]], on="school_id")
+    # Small schools borrow strength from every school of the district (empirical Bayes).
+    ranked, _ = rank_schools(school_values(rows, schools, year, group), higher_is_better)
+    by_school = ranked[ranked["school_id"].isin(members["school_id"])].reset_index(drop=True)
     return (pooled_kpi(cluster_rows, year, group, years), pooled_kpi(rows, year, group, years),
-            school_values(cluster_rows, members, year, group), cluster_table(rows, schools, year, group), trend)
+            by_school, cluster_table(rows, schools, year, group), trend)
 
 
 cluster_kpi, district_kpi, by_school, peers, trend = cluster_tables(ui.data_version(), cluster, metric, year, group)
@@ -61,11 +65,13 @@ k4.metric("Schools", f"{len(members)}", help=", ".join(sorted(members["level"].v
 
 
 def flags(row: pd.Series) -> str:
-    """Why a director should look at this school: significantly worse than the district, below target."""
+    """Why a director should look at this school: likely or significantly worse than the district, below target."""
     notes = []
     if np.isfinite(row.get("denominator", np.nan)) and row["denominator"] >= 10:
         p = two_proportion_test(row["numerator"], row["denominator"], district_kpi.numerator, district_kpi.denominator)
         worse = (row["value"] < district_kpi.value) == higher_is_better
+        if row.get("needs_attention", False):
+            notes.append(f"● needs attention ({row['prob_worse']:.0%} likely worse than district)")
         if p < 0.05:
             notes.append("▼ significantly worse than district" if worse else "▲ significantly better than district")
     elif np.isfinite(row.get("denominator", np.nan)):
@@ -111,23 +117,30 @@ st.subheader("Schools")
 by_school["flags"] = by_school.apply(flags, axis=1) if not by_school.empty else ""
 by_school["open"] = [ui.page_url("school", **ui._with_share({"school": s, "year": year, "metric": metric, "group": group}))
                      for s in by_school["school_id"]]
-table = by_school.sort_values("value", ascending=not higher_is_better, na_position="last").reset_index(drop=True)
+table = by_school  # worst adjusted rate first (empirical Bayes), raw rate when a school has no counts
 school_config = {
         "school_name": st.column_config.TextColumn("School"),
         "level": st.column_config.TextColumn("Level"),
-        "value": st.column_config.NumberColumn(f"{label} (%)", format="%.1f"),
+        "value": st.column_config.NumberColumn(f"{label} (%)", format="%.1f", help="The published rate."),
         "ci_low": st.column_config.NumberColumn("95% CI low", format="%.1f"),
         "ci_high": st.column_config.NumberColumn("95% CI high", format="%.1f"),
         "denominator": st.column_config.NumberColumn("n", format="localized"),
+        "adjusted": st.column_config.NumberColumn(
+            "Adjusted (%)", format="%.1f", help="Empirical-Bayes rate: the school's rate moved towards the district "
+            "rate by how few students it has. Used for the order of this list, not published."),
+        "reliability": st.column_config.NumberColumn(
+            "Reliability", format="%.2f", help="Weight on the school's own data, n / (n + a + b): 1 = its own rate, "
+            "0 = the district rate."),
         "target": st.column_config.NumberColumn("Target (%)", format="%.1f"),
         "flags": st.column_config.TextColumn("Flags"),
         "open": st.column_config.LinkColumn("Open", display_text="Open school →"),
 }
 # The schools add up to the cluster figure above: one set for complementary suppression.
 shown, school_config = ui.public_table(
-    table[["school_name", "level", "value", "ci_low", "ci_high", "denominator", "target", "flags", "open"]]
+    table[["school_name", "level", "value", "ci_low", "ci_high", "denominator", "adjusted", "reliability", "target",
+           "flags", "open"]]
     .assign(_set=cluster), school_config, n_col="denominator", rate_cols=["value", "ci_low", "ci_high"],
-    derived_cols=["target", "flags"], sets=[["_set"]])
+    derived_cols=["adjusted", "reliability", "target", "flags"], sets=[["_set"]])
 shown = shown.drop(columns="_set")
 ui.download_menu(f"{cluster}-schools-{metric}-{group}-{year}", shown.drop(columns="open"))
 event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
@@ -137,6 +150,9 @@ if chosen:
     ui.go("pages/school.py", school=table.loc[chosen[0], "school_id"], year=year, metric=metric, group=group)
 ui.link_row("Open a school", [(name, "pages/school.py", {"school": sid, "year": year, "metric": metric, "group": group})
                               for sid, name in zip(table["school_id"], table["school_name"], strict=True)])
-st.caption("Flags: a school is flagged when its difference from the district is significant (two-proportion "
-           "test, p < 0.05) or when it misses its School Performance Plan target. Groups with fewer than 10 "
-           "students are not judged.")
+st.caption("Order: worst first by the adjusted rate, which moves each school's rate towards the district rate "
+           "by how few students it has (empirical Bayes, beta-binomial across the district's schools), so a small "
+           "school does not top or bottom the list by chance; the published rate is the unadjusted one. Flags: "
+           "needs attention when the school's true rate is at least 95% likely to be worse than the district's; "
+           "significantly worse or better than district by a two-proportion test (p < 0.05); misses its School "
+           "Performance Plan target. Groups with fewer than 10 students are not judged.")

@@ -5,6 +5,7 @@ import streamlit as st
 
 from analytics.data.catalog import group_label
 from analytics.outputs import charts_district as charts
+from analytics.stats.small_numbers import rank_schools
 from analytics.stats.summaries import cluster_table, pooled_kpi, school_values
 from pages import ui
 
@@ -23,12 +24,13 @@ schools = ui.schools()
 def overview_tables(version: int, metric: str, year: int, group: str):
     """KPI, per-school and per-cluster values: computed once per data version and filter."""
     rows = ui.metric_rows(metric)
-    return (pooled_kpi(rows, year, group, years), school_values(rows, schools, year, group),
-            cluster_table(rows, schools, year, group))
+    by_school = school_values(rows, schools, year, group)
+    ranked, _ = rank_schools(by_school, higher_is_better)
+    return (pooled_kpi(rows, year, group, years), by_school, cluster_table(rows, schools, year, group), ranked)
 
 
 # --- KPI cards -------------------------------------------------------------------------------------
-kpi, by_school, by_cluster = overview_tables(ui.data_version(), metric, year, group)
+kpi, by_school, by_cluster, ranked_schools = overview_tables(ui.data_version(), metric, year, group)
 k1, k2, k3, k4 = st.columns(4)
 k1.metric(f"{label} — {group_label(group)}", ui.fmt_pct(kpi.value),
           help="Pooled from counts: all students meeting the measure / all students measured, district-wide.")
@@ -129,3 +131,35 @@ if not by_cluster.empty:
     st.caption("Select a row, click a bar or follow a link to open a cluster. Values are pooled from counts "
                "(sum of students meeting the measure / sum of students measured), never averages of school "
                "percentages.")
+
+# --- schools that may need attention -------------------------------------------------------------------
+st.subheader("Schools that may need attention")
+attention = ranked_schools[ranked_schools["needs_attention"] & (ranked_schools["denominator"] >= 10)]
+if attention.empty:
+    st.markdown(f"No school's {label.lower()} for {group_label(group).lower()} is at least 95% likely to be worse "
+                "than the district's once small numbers are accounted for.")
+else:
+    listed = attention.head(10).assign(
+        open=lambda d: [ui.page_url("school", **ui._with_share({"school": s, "year": year, "metric": metric,
+                                                                 "group": group})) for s in d["school_id"]])
+    attention_config = {
+        "school_name": st.column_config.TextColumn("School"),
+        "cluster": st.column_config.TextColumn("Cluster"),
+        "value": st.column_config.NumberColumn(f"{label} (%)", format="%.1f", help="The published rate."),
+        "denominator": st.column_config.NumberColumn("n", format="localized"),
+        "adjusted": st.column_config.NumberColumn("Adjusted (%)", format="%.1f"),
+        "reliability": st.column_config.NumberColumn("Reliability", format="%.2f"),
+        "prob_worse": st.column_config.NumberColumn("Chance worse than district", format="percent"),
+        "open": st.column_config.LinkColumn("Open", display_text="Open school →"),
+    }
+    # One set: the listed schools are part of the district total above.
+    shown, attention_config = ui.public_table(
+        listed[["school_name", "cluster", "value", "denominator", "adjusted", "reliability", "prob_worse", "open"]]
+        .assign(_set="district"), attention_config, n_col="denominator", count_cols=(), rate_cols=["value"],
+        derived_cols=["adjusted", "reliability", "prob_worse"], sets=[["_set"]])
+    st.dataframe(shown.drop(columns="_set"), hide_index=True, width="stretch", column_config=attention_config)
+    more = len(attention) - len(listed)
+    st.caption(f"{len(attention)} school(s) at least 95% likely to be worse than the district{'' if not more else f'; the {len(listed)} worst shown'}. "
+               "Ordered by the adjusted rate: each school's rate moved towards the district rate by how few students "
+               "it has (empirical Bayes, beta-binomial), so small schools are not listed by chance. Reliability is the "
+               "weight on the school's own data (1 = its own rate). The published rate is the unadjusted one.")
