@@ -137,8 +137,8 @@ school_config = {
 }
 # The schools add up to the cluster figure above: one set for complementary suppression.
 shown, school_config = ui.public_table(
-    table[["school_name", "level", "value", "ci_low", "ci_high", "denominator", "adjusted", "reliability", "target",
-           "flags", "open"]]
+    table[["school_name", "level", "value", "ci_low", "ci_high", "denominator", "adjusted", "reliability", "flags",
+           "target", "open"]]
     .assign(_set=cluster), school_config, n_col="denominator", rate_cols=["value", "ci_low", "ci_high"],
     derived_cols=["adjusted", "reliability", "target", "flags"], sets=[["_set"]])
 shown = shown.drop(columns="_set")

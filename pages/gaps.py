@@ -169,14 +169,16 @@ st.subheader("Gaps by school and group")
 badge = {CLOSING: "🟢 closing", CLOSING_REF: "🟡 closing because the reference did worse",
          WIDENING: "🔴 widening", REVERSED: "🟣 reversed", NO_CHANGE: "⚪ no significant change",
          TOO_SMALL: "too small to test", NO_COUNTS: "no counts to test", "": "no previous year"}
-table = gaps.assign(school=gaps["school_id"].map(names), group=gaps["student_group"].map(group_label),
-                    verdict=gaps["trend"].map(badge))
+verdict = gaps["trend"].map(badge).where((gaps["trend"] != "") | gaps["previous_year"].isna(), "no gap to compare")
+table = gaps.assign(school=gaps["school_id"].map(names), group=gaps["student_group"].map(group_label), verdict=verdict)
 table = table[table["denominator"].fillna(0) >= 10]
 st.dataframe(
-    table[["school", "group", "value", "reference_value", "gap", "gap_change", "p_value", "q_value", "verdict"]]
+    table[["school", "group", "value", "reference_value", "gap", "gap_change", "verdict", "p_value", "q_value"]]
     .sort_values("gap", ascending=higher.get(metric, True)),
     hide_index=True, width="stretch", height=360,
     column_config={
+        "school": st.column_config.TextColumn("School"),
+        "group": st.column_config.TextColumn("Group"),
         "value": st.column_config.NumberColumn("Group (%)", format="%.1f"),
         "reference_value": st.column_config.NumberColumn("Reference (%)", format="%.1f"),
         "gap": st.column_config.NumberColumn("Gap (pts)", format="%+.1f"),

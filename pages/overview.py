@@ -140,6 +140,7 @@ if attention.empty:
                 "than the district's once small numbers are accounted for.")
 else:
     listed = attention.head(10).assign(
+        prob_worse=lambda d: [">99%" if p >= 0.995 else f"{p:.0%}" for p in d["prob_worse"]],
         open=lambda d: [ui.page_url("school", **ui._with_share({"school": s, "year": year, "metric": metric,
                                                                  "group": group})) for s in d["school_id"]])
     attention_config = {
@@ -149,7 +150,7 @@ else:
         "denominator": st.column_config.NumberColumn("n", format="localized"),
         "adjusted": st.column_config.NumberColumn("Adjusted (%)", format="%.1f"),
         "reliability": st.column_config.NumberColumn("Reliability", format="%.2f"),
-        "prob_worse": st.column_config.NumberColumn("Chance worse than district", format="percent"),
+        "prob_worse": st.column_config.TextColumn("Chance worse than district"),
         "open": st.column_config.LinkColumn("Open", display_text="Open school →"),
     }
     # One set: the listed schools are part of the district total above.

@@ -35,7 +35,7 @@ def test_gap_against_other_students_and_a_significant_closing():
     out = gap_table(rows, "others").set_index("school_year")
     assert out.loc[2024, "gap"] == pytest.approx(25 - 100 * 500 / 600)
     assert out.loc[2025, "gap_change"] == pytest.approx(25.0)
-    # SE² = .25*.75/400 + .8333*.1667/600 + .5*.5/400 + .8333*.1667/600 = 0.0015104; z = 0.25/0.038864 = 6.43
+    # Years pooled: BL .375*.625*(2/400) + others .8333*.1667*(2/600) = 0.0016348; z = 0.25/0.040433 = 6.18
     assert out.loc[2025, "p_value"] < 1e-9
     assert out.loc[2025, "trend"] == "closing"
 

@@ -55,8 +55,9 @@ def test_a_gap_that_changes_sign_is_reversed_not_closing():
                         + _school_year(2025, {"BL": (40, 100), "WH": (50, 100)}))
     bl = _bl(gap_table(rows, "others", {"m": True}))
     assert bl.loc[2025, "gap"] == pytest.approx(-10.0) and bl.loc[2025, "gap_change"] == pytest.approx(-43.0)
-    # SE² = (.8·.2 + .47·.53 + .4·.6 + .5·.5)/100 = .008991; z = -.43/.094821 = -4.535; p = 5.77e-6
-    assert bl.loc[2025, "p_value"] == pytest.approx(5.77e-6, rel=0.02)
+    # Each side's change gets its two years pooled: BL p̄ = 120/200 = .6, V = .6·.4·(1/100 + 1/100) = .0048;
+    # others p̄ = 97/200 = .485, V = .485·.515·.02 = .0049955. z = -.43/sqrt(.0097955) = -4.3446; p = 1.395e-5
+    assert bl.loc[2025, "p_value"] == pytest.approx(1.395e-5, rel=0.01)
     assert bl.loc[2025, "trend"] == REVERSED
 
 
@@ -65,8 +66,8 @@ def test_closing_needs_the_group_to_improve():
     rows = pd.DataFrame(_school_year(2024, {"BL": (30, 100), "WH": (70, 100)})
                         + _school_year(2025, {"BL": (28, 100), "WH": (40, 100)}))
     bl = _bl(gap_table(rows, "others", {"m": True}))
-    # SE² = (.21 + .21 + .2016 + .24)/100 = .008616; z = .28/.092823 = 3.0165; p = .00256 (one test: q = p)
-    assert bl.loc[2025, "p_value"] == pytest.approx(0.00256, rel=0.01)
+    # V = .29·.71·.02 + .55·.45·.02 = .009068; z = .28/.095226 = 2.9404; p = .003278 (one test: q = p)
+    assert bl.loc[2025, "p_value"] == pytest.approx(0.003278, rel=0.001)
     assert bl.loc[2025, "q_value"] == pytest.approx(bl.loc[2025, "p_value"])
     assert bl.loc[2025, "trend"] == CLOSING_REF
     # BL 30% -> 50%, others 70% -> 70%: the group improved, the gap narrowed: closing.

@@ -11,11 +11,14 @@ References:
 test), and ``previous_year`` says which year was compared.
 
 **Test.** The change in a gap is a difference in differences of proportions,
-``Δ = (p_g,t − p_r,t) − (p_g,t−1 − p_r,t−1)``, tested with a Wald z-test treating the four proportions
-as independent binomial samples, ``SE = sqrt(Σ p(1−p)/n)`` (e.g. Fleiss, Levin & Paik 2003, §3; for
-the ``target`` reference only the group's two proportions vary). A test needs every cell (successes
-and failures of each proportion) to hold at least 5 students, otherwise it is "too small to test";
-rows without counts are "no counts to test" (value-only metrics: no test is invented).
+``Δ = (p_g,t − p_r,t) − (p_g,t−1 − p_r,t−1)``, tested with a z-test treating the four proportions as
+independent binomial samples; each population's change gets the pooled-over-both-years variance
+``p̄(1−p̄)(1/n_t + 1/n_t−1)`` of the pooled two-proportion z-test (Fleiss, Levin & Paik 2003, ch. 3),
+which is exact when nothing moved and conservative when group and reference moved together (the
+unpooled Wald variance labelled 9.8% of null views in ``benchmarks/gap_null.py``, this one 8%). For
+the ``target`` reference only the group's proportions vary. A test needs every cell (successes and
+failures of each proportion) to hold at least 5 students, otherwise it is "too small to test"; rows
+without counts are "no counts to test" (value-only metrics: no test is invented).
 
 **Multiple comparisons.** A page view or an export shows many tests at once, so p-values are turned
 into Benjamini-Hochberg q-values across that family (Benjamini & Hochberg 1995, via
@@ -110,9 +113,15 @@ def _reference_counts(rows: pd.DataFrame, reference: str, higher_is_better: dict
     return out.reset_index(drop=True)
 
 
-def _variance(num: pd.Series, den: pd.Series) -> pd.Series:
-    p = num / den.where(den > 0)
-    return p * (1 - p) / den.where(den > 0)
+def _change_variance(k1: pd.Series, n1: pd.Series, k0: pd.Series, n0: pd.Series) -> pd.Series:
+    """Variance of one population's change in proportion between two years, from the two years pooled.
+
+    ``p̄(1 − p̄)(1/n1 + 1/n0)`` with ``p̄ = (k1 + k0) / (n1 + n0)``, as the pooled two-proportion
+    z-test does: exact when the rate did not move, and larger than the true variance when it did
+    (so the test errs on the side of not labelling when group and reference moved together).
+    """
+    pooled = (k1 + k0) / (n1 + n0).where((n1 + n0) > 0)
+    return pooled * (1 - pooled) * (1 / n1.where(n1 > 0) + 1 / n0.where(n0 > 0))
 
 
 def _small(num: pd.Series, den: pd.Series) -> pd.Series:
@@ -125,11 +134,12 @@ def _missing(num: pd.Series, den: pd.Series) -> pd.Series:
 
 def did_test(cur: pd.DataFrame, prev: pd.DataFrame, change: pd.Series,
              with_reference: bool) -> tuple[pd.Series, pd.Series]:
-    """Wald z-test p-value of a difference in differences of proportions, and the reason it is untested.
+    """z-test p-value of a difference in differences of proportions, and the reason it is untested.
 
     ``cur``/``prev`` hold ``numerator, denominator, ref_num, ref_den`` (aligned rows); ``change`` is
-    the change in the gap in points. The statistic is ``Δ / sqrt(Σ p(1−p)/n)`` over the two (or, with a
-    counted reference, four) independent proportions.
+    the change in the gap in points. The statistic is ``Δ / sqrt(V_group + V_reference)``, each ``V``
+    the variance of that population's change from its two years pooled (:func:`_change_variance`);
+    the four samples are treated as independent.
     Returns ``(p_value, untested)`` where ``untested`` is "", ``TOO_SMALL`` or ``NO_COUNTS``.
     """
     pairs = [(cur["numerator"], cur["denominator"]), (prev["numerator"], prev["denominator"])]
@@ -138,7 +148,10 @@ def did_test(cur: pd.DataFrame, prev: pd.DataFrame, change: pd.Series,
     missing = np.logical_or.reduce([_missing(k, n).to_numpy() for k, n in pairs])
     small = np.logical_or.reduce([_small(k, n).to_numpy() for k, n in pairs]) & ~missing
     change = change / 100
-    se = np.sqrt(sum(_variance(k, n) for k, n in pairs))
+    variance = _change_variance(*pairs[0], *pairs[1])
+    if with_reference:
+        variance = variance + _change_variance(*pairs[2], *pairs[3])
+    se = np.sqrt(variance)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, change / se, np.where(change == 0, 0.0, np.inf))
     p = pd.Series(2 * stats.norm.sf(np.abs(z)), index=cur.index).where(~missing & ~small)
