@@ -14,7 +14,7 @@ has no planted group (a planted group also moves "all other students" of its sch
 so their gaps truly change too).
 
 Usage: ``python benchmarks/gap_null.py [--quick] [--seeds N]``; writes benchmarks/results/gap_null.json.
-The full run uses 100 seeds (about a minute on two cores); ``--quick`` uses 10.
+The full run uses 100 seeds (3 to 10 minutes on two shared cores); ``--quick`` uses 10 (about 25 s).
 """
 
 from __future__ import annotations

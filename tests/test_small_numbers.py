@@ -62,3 +62,15 @@ def test_a_tiny_school_no_longer_tops_the_ranking():
     ranked, _ = rank_schools(_schools([("A", 2, 2), ("B", 80, 100), ("C", 50, 100), ("D", 20, 100),
                                        ("E", 60, 100)]), higher_is_better=False)
     assert ranked["school_id"].tolist() == ["B", "A", "E", "C", "D"]
+
+
+def test_rows_without_counts_keep_their_raw_value_for_ordering():
+    from analytics.stats.small_numbers import with_adjusted_rates
+
+    rows = _schools([("A", 2, 10), ("B", 5, 10), ("C", 8, 10)])
+    rows = pd.concat([rows, pd.DataFrame({"school_id": ["D"], "numerator": [np.nan], "denominator": [np.nan],
+                                          "value": [42.0]})], ignore_index=True)
+    out, prior = with_adjusted_rates(rows)
+    assert prior.n_schools == 3
+    assert out.set_index("school_id").loc["D", "order_value"] == 42.0
+    assert out.set_index("school_id").loc["A", "order_value"] == pytest.approx(25.926, abs=1e-3)

@@ -23,6 +23,7 @@ from analytics.outputs import charts_district, charts_equity
 from analytics.outputs.labels import RATIO_TYPES, RP_OUTCOMES, people_table, year_label
 from analytics.outputs.views import build_view
 from analytics.stats.gaps import gap_family
+from analytics.stats.small_numbers import with_adjusted_rates
 
 MIN_N = DEFAULT_SETTINGS.privacy_min_n
 TOP_N = 25  # bars on one chart: more are unreadable on a slide
@@ -181,8 +182,15 @@ def rates_finding(ctx: Context, table: pd.DataFrame) -> str:
                 f"({_pct(rows['value'].iloc[-1])}).")
     top, bottom = rows.iloc[0], rows.iloc[-1]
     noun = "schools" if category == "School" else "clusters"
+    how = ""
+    if category == "School":  # small schools must not top or bottom the list by chance (DESIGN §3)
+        adjusted, prior = with_adjusted_rates(rows)
+        if prior is not None:
+            adjusted = adjusted.sort_values("order_value", ascending=False, na_position="last")
+            top, bottom = adjusted.iloc[0], adjusted.dropna(subset=["order_value"]).iloc[-1]
+            how = " by empirical-Bayes adjusted rate (the published rates are shown)"
     return (f"{ctx.scope[0].upper() + ctx.scope[1:]}, {year}: {metric} {_pct(reference)} ({ref_name.lower()}, "
-            f"pooled from counts). Across {len(rows)} {noun}, highest {top['label']} ({_pct(top['value'])}), "
+            f"pooled from counts). Across {len(rows)} {noun}, highest{how} {top['label']} ({_pct(top['value'])}), "
             f"lowest {bottom['label']} ({_pct(bottom['value'])}); Wilson 95% intervals in the table.")
 
 

@@ -110,13 +110,13 @@ def adjusted_rates(df: pd.DataFrame, prior: BetaPrior | None, reference_value: f
     return out
 
 
-def rank_schools(df: pd.DataFrame, higher_is_better: bool = True, num: str = "numerator",
-                 den: str = "denominator") -> tuple[pd.DataFrame, BetaPrior | None]:
-    """Schools' rows with adjusted rates, worst first by the adjusted rate (raw rate when no prior).
+def with_adjusted_rates(df: pd.DataFrame, higher_is_better: bool = True, num: str = "numerator",
+                        den: str = "denominator") -> tuple[pd.DataFrame, BetaPrior | None]:
+    """Rows with ``ADJUSTED_COLUMNS`` and ``order_value`` (the adjusted rate, or the raw ``value`` for rows
+    without counts or when no prior can be fitted).
 
     The prior is fitted across the rows given (one metric, group and year; pass the whole district so
     a cluster's schools borrow strength from all of them) and the reference is their pooled rate.
-    Adds ``rank`` (1 = worst adjusted rate).
     """
     k = df[num].astype("float64")
     n = df[den].astype("float64")
@@ -124,8 +124,19 @@ def rank_schools(df: pd.DataFrame, higher_is_better: bool = True, num: str = "nu
     pooled = 100 * k[has].sum() / n[has].sum() if has.any() else np.nan
     prior = fit_beta_prior(k, n)
     out = adjusted_rates(df, prior, pooled, higher_is_better, num, den)
-    key = out["adjusted"].where(out["adjusted"].notna(), out.get("value"))
-    out["_key"] = key if higher_is_better else -key
-    out = out.sort_values("_key", na_position="last", kind="stable").drop(columns="_key").reset_index(drop=True)
+    raw = out["value"] if "value" in out else pd.Series(np.nan, index=out.index)
+    out["order_value"] = out["adjusted"].where(out["adjusted"].notna(), raw)
+    return out, prior
+
+
+def rank_schools(df: pd.DataFrame, higher_is_better: bool = True, num: str = "numerator",
+                 den: str = "denominator") -> tuple[pd.DataFrame, BetaPrior | None]:
+    """Schools' rows with adjusted rates, worst first by :func:`with_adjusted_rates`'s ``order_value``.
+
+    Adds ``rank`` (1 = worst adjusted rate).
+    """
+    out, prior = with_adjusted_rates(df, higher_is_better, num, den)
+    out = out.sort_values("order_value", ascending=higher_is_better, na_position="last", kind="stable")
+    out = out.reset_index(drop=True)
     out["rank"] = np.arange(1, len(out) + 1)
     return out, prior
