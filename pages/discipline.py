@@ -7,10 +7,11 @@ import streamlit as st
 
 from analytics.access.privacy import SUPPRESSED, coded_rate
 from analytics.data import storage
-from analytics.data.catalog import STUDENT_GROUPS, group_label
+from analytics.data.catalog import STUDENT_GROUPS, group_label, outcome_label
 from analytics.data.derived import discipline_with_all, suspension_counts
 from analytics.outputs import charts_equity
 from analytics.outputs.findings import rate_change_finding
+from analytics.outputs.labels import RATIO_TYPES
 from analytics.stats.disproportionality import OUTCOMES, disproportionality
 from analytics.stats.rp_impact import OUTCOME_LABELS, rp_impact, rp_impact_for_school
 from analytics.stats.run_charts import attach_cycles, monthly_incident_series, run_chart
@@ -29,7 +30,7 @@ clusters = ["all", *sorted(schools["cluster"].dropna().unique())]
 cluster = ui.url_choice("Cluster", "cluster", clusters, "all", container=cols[0],
                         format_func=lambda c: "Whole district" if c == "all" else c)
 in_cluster = schools if cluster == "all" else schools[schools["cluster"] == cluster]
-school_names = dict(zip(in_cluster["school_id"], in_cluster["school_name"], strict=True))
+school_names = ui.school_names().reindex(in_cluster["school_id"]).to_dict()  # told apart where names repeat
 school = ui.url_choice("School", "school", ["all", *sorted(school_names, key=school_names.get)], "all",
                        container=cols[1], format_func=lambda s: "All schools" if s == "all" else school_names[s])
 year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]), container=cols[2],
@@ -138,56 +139,75 @@ if not rate_table.empty:
     wide = rate_table.pivot(index="group", columns="outcome", values="rate")
     wide["enrolled"] = rate_table.groupby("group")["enrolled"].max()
     wide = wide.reindex([g for g in STUDENT_GROUPS if g in wide.index])
-    wide.index = wide.index.map(group_label)
+    wide.index = wide.index.map(group_label).rename("Student group")
     small = wide["enrolled"] < 10
     wide.loc[small, wide.columns.difference(["enrolled"])] = np.nan
-    labels = {c: f"{c.replace('_', ' ')} (%)" for c in wide.columns if c != "enrolled"}
+    labels = {c: f"{outcome_label(c)} (%)" for c in wide.columns if c != "enrolled"}
     if ui.is_public():  # viewers: n < 10 starred, rates <= 5% / >= 95% coded (analytics.access.privacy)
         shown = wide.astype(object)
         for col in labels:
             shown[col] = [SUPPRESSED if n < 10 else "" if not np.isfinite(v) else ui.rate_text(coded_rate(v))
                           for v, n in zip(wide[col], wide["enrolled"], strict=True)]
         shown["enrolled"] = [SUPPRESSED if n < 10 else f"{n:,.0f}" for n in wide["enrolled"]]
-        st.dataframe(shown.rename(columns=labels), width="stretch")
+        st.dataframe(shown.rename(columns={**labels, "enrolled": "Enrolled (n)"}), width="stretch")
     else:
         st.dataframe(wide, width="stretch", column_config={
             c: st.column_config.NumberColumn(label, format="%.2f") for c, label in labels.items()}
-            | {"enrolled": st.column_config.NumberColumn(format="localized")})
+            | {"enrolled": st.column_config.NumberColumn("Enrolled (n)", format="localized")})
     st.caption("Rate = students with the outcome / students enrolled, pooled over the schools in scope. Groups "
                "under 10 students are not shown.")
 
 # --- risk ratios --------------------------------------------------------------------------------------
 st.subheader("Risk ratios (suspension)")
+ratio_columns = {"label": "Group", "risk_ratio": "Risk ratio", "ratio_name": "Comparison group"}
+
+
+def ratio_table(rows: pd.DataFrame, label_title: str) -> pd.DataFrame:
+    """The rows a risk-ratio chart draws, for its data table."""
+    out = rows.assign(ratio_name=rows["ratio_type"].map(RATIO_TYPES))[list(ratio_columns)]
+    return out.rename(columns={**ratio_columns, "label": label_title}).round({"Risk ratio": 2})
+
+
 if school != "all":
-    data = scope_dispro.copy()
-    if data["risk_ratio"].notna().any():
-        st.altair_chart(charts_equity.risk_ratio_bars(data, title=f"Suspension risk ratios, {scope_name}"),
-                        width="stretch")
-    too_small = data[data["ratio_type"] == "none"]["student_group"].map(group_label).tolist()
+    data = scope_dispro.assign(label=scope_dispro["student_group"].map(group_label))
+    too_small = data[data["ratio_type"] == "none"]["label"].tolist()
+    ranked = data.dropna(subset=["risk_ratio"]).sort_values("risk_ratio", ascending=False)
+    if len(ranked):
+        top = ranked.iloc[0]
+        summary = (f"{len(ranked)} group(s) of {scope_name} have a suspension risk ratio in {ui.year_label(year)}; "
+                   f"highest {top['label']} at {top['risk_ratio']:.2f}"
+                   + (" (alternate ratio)" if top["ratio_type"] == "alternate" else "")
+                   + f"; {int((ranked['risk_ratio'] >= 3).sum())} at or above the 3.0 threshold.")
+        ui.chart(charts_equity.risk_ratio_bars(ranked, title=f"Suspension risk ratios, {scope_name}",
+                                               label_field="label"), ratio_table(ranked, "Group"), summary)
     if too_small:
         st.caption("Too small to compute (fewer than 30 enrolled or 10 suspended): " + ", ".join(too_small) + ".")
 else:
     data = scope_dispro[scope_dispro["student_group"] == group].dropna(subset=["risk_ratio"])
-    data = data.assign(school=data["school_id"].map(schools.set_index("school_id")["school_name"]))
-    top = data.sort_values("risk_ratio", ascending=False).head(25).assign(student_group=data["school"])
+    data = data.assign(label=data["school_id"].map(ui.school_names()))
+    top = data.sort_values("risk_ratio", ascending=False).head(25)
     if top.empty:
         st.info(f"No school in {scope_name} has enough {group_label(group)} students to compute a ratio.")
     else:
-        st.altair_chart(charts_equity.risk_ratio_bars(
-            top.rename(columns={"student_group": "_g"}).assign(student_group=top["school"]),
-            title=f"{group_label(group)} suspension risk ratio by school (highest 25)"), width="stretch")
+        summary = (f"{len(data)} school(s) in {scope_name} have a {group_label(group)} suspension risk ratio in "
+                   f"{ui.year_label(year)}; highest {top['label'].iloc[0]} at {top['risk_ratio'].iloc[0]:.2f}; "
+                   f"{int((data['risk_ratio'] >= 3).sum())} at or above the 3.0 threshold.")
+        title = f"{group_label(group)} suspension risk ratio by school" + (" (highest 25)" if len(data) > 25 else "")
+        ui.chart(charts_equity.risk_ratio_bars(top, title=title, label_field="label"), ratio_table(top, "School"),
+                 summary)
     none = int((scope_dispro["student_group"].eq(group) & scope_dispro["ratio_type"].eq("none")).sum())
-    st.caption(f"Dashed line: the 3.0 threshold. Orange bars are alternate ratios (district comparison group). "
-               f"{none} school(s) have too few {group_label(group)} students to compute a ratio.")
+    st.caption(f"Alternate ratios (orange, marked \"alternate\") compare with the district's students outside the "
+               f"group. {none} school(s) have too few {group_label(group)} students to compute a ratio.")
 
 # --- flags --------------------------------------------------------------------------------------------
 st.subheader("Flagged: 3.0 or more in 3 consecutive years")
 if flags.empty:
     st.write("None in scope.")
 else:
-    names = schools.set_index("school_id")["school_name"]
+    names = ui.school_names()
     for (sid, g), rows in flags.groupby(["school_id", "student_group"]):
-        outcomes = ", ".join(f"{o} ({r:.1f})" for o, r in zip(rows["outcome"], rows["risk_ratio"], strict=True))
+        outcomes = ", ".join(f"{outcome_label(o).lower()} ({r:.1f})"
+                             for o, r in zip(rows["outcome"], rows["risk_ratio"], strict=True))
         ui.link(f"{names.get(sid, sid)} · {group_label(g)} · {outcomes}", "pages/school.py", school=sid, year=year,
                 group=g)
 
@@ -211,21 +231,31 @@ else:
     events = impact.event_study[impact.event_study["outcome"] == "suspension_rate"]
     left, right = st.columns([3, 2])
     study = charts_equity.event_study(events, title=f"Suspension rate: effect by years since RP start, {rp_scope}")
-    left.altair_chart(study, width="stretch")
     with left:
+        bounds = {c: [f"{v:+.2f}" if np.isfinite(v) else "unbounded" for v in events[c].astype(float)]
+                  for c in ("ci_low", "ci_high")}
+        ui.chart(study, events.assign(**bounds).rename(columns={
+            "rel_year": "Years since start", "estimate": "Estimate (points)", "ci_low": "95% CI low",
+            "ci_high": "95% CI high", "n_schools": "RP schools"}).drop(columns="outcome", errors="ignore"),
+            impact.statement, caption=False)
         ui.download_menu("rp-event-study", events, study)
     summary = impact.summary.assign(outcome=impact.summary["outcome"].map(OUTCOME_LABELS),
                                     verdict=np.where(impact.summary["p_value"] <= 0.05, "unlikely chance",
                                                      "could be chance"))
-    for col in ("ci_low", "ci_high"):  # an unbounded interval is shown as empty, and said so below
-        summary[col] = summary[col].where(np.isfinite(summary[col].astype(float)))
+    for col in ("ci_low", "ci_high"):  # an unbounded interval says so in words, never "None"
+        summary[col] = [f"{v:+.2f}" if np.isfinite(v) else "unbounded" for v in summary[col].astype(float)]
     right.dataframe(summary[["outcome", "estimate", "ci_low", "ci_high", "p_value", "verdict", "n_rp_schools",
                              "n_comparison_schools"]], hide_index=True, width="stretch",
-                    column_config={c: st.column_config.NumberColumn(format="%.2f")
-                                   for c in ("estimate", "ci_low", "ci_high")} |
-                    {"p_value": st.column_config.NumberColumn("p (randomization)", format="%.3f")})
-    right.caption(impact.summary["method"].iloc[0] + ". An empty interval bound means the interval is unbounded: "
-                  "too few schools to rule any effect out. Pre-start estimates (left of -1) check the "
+                    column_config={"outcome": st.column_config.TextColumn("Outcome"),
+                                   "estimate": st.column_config.NumberColumn("Estimate", format="%+.2f"),
+                                   "ci_low": st.column_config.TextColumn("95% CI low"),
+                                   "ci_high": st.column_config.TextColumn("95% CI high"),
+                                   "p_value": st.column_config.NumberColumn("p (randomization)", format="%.3f"),
+                                   "verdict": st.column_config.TextColumn("Verdict"),
+                                   "n_rp_schools": st.column_config.NumberColumn("RP schools"),
+                                   "n_comparison_schools": st.column_config.NumberColumn("Comparison schools")})
+    right.caption(impact.summary["method"].iloc[0] + ". An \"unbounded\" interval means too few schools to rule "
+                  "any effect out. Pre-start estimates (left of -1) check the "
                   "parallel-trends assumption: they should sit near zero. n under each point: RP schools behind "
                   "that year.")
 
@@ -234,10 +264,15 @@ st.subheader("Run chart: suspensions per month")
 if chart is None:
     st.info("No student-level incident file has been imported for these schools, so there is no monthly series.")
 else:
-    st.altair_chart(charts_equity.run_chart(chart, spans, title=f"Suspensions (ISS + OSS) per month, {scope_name}"),
-                    width="stretch")
     signals = chart[chart["signal"] != ""]
-    st.caption(f"Median {chart['median'].iloc[0]:.0f} per month. "
+    summary = (f"Suspensions (ISS + OSS) per month in {scope_name}: median {chart['median'].iloc[0]:.0f} over "
+               f"{len(chart)} months. "
                + (f"{len(signals)} point(s) are part of a shift (6+ on one side of the median) or a trend (5+ rising "
                   "or falling)." if len(signals) else "No shift or trend signal: the variation looks like noise.")
                + (" Shaded: PDSA cycles." if spans is not None and len(spans) else ""))
+    months = chart.assign(period=pd.to_datetime(chart["period"]).dt.strftime("%b %Y"),
+                          signal=chart["signal"].replace("", "none"))
+    ui.chart(charts_equity.run_chart(chart, spans, title=f"Suspensions (ISS + OSS) per month, {scope_name}",
+                                     y_title="Suspensions per month"),
+             months.rename(columns={"period": "Month", "value": "Suspensions", "median": "Median",
+                                    "signal": "Signal"}), summary)

@@ -4,12 +4,11 @@ import streamlit as st
 
 from analytics.data.catalog import SCHOOL_LEVELS, group_label
 from analytics.outputs import charts_equity
+from analytics.outputs.labels import REFERENCE_NAMES, trend_text
 from analytics.stats.gaps import (
     CLOSING,
     CLOSING_REF,
     MIN_CELL,
-    NO_CHANGE,
-    NO_COUNTS,
     REFERENCES,
     REVERSED,
     TOO_SMALL,
@@ -41,10 +40,8 @@ metric = ui.url_choice("Metric", "metric", metrics, default_metric, format_func=
 clusters = ["all", *sorted(schools["cluster"].dropna().unique())]
 cluster = ui.url_choice("Cluster", "cluster", clusters, "all", container=cols[3],
                         format_func=lambda c: "Whole district" if c == "all" else c)
-reference_names = {"others": "All other students in the school", "district_all": "District, all students",
-                   "best_group": "Best-performing group in the school", "target": "The school's target"}
-reference = st.radio("Compare each group with", REFERENCES, format_func=reference_names.get, horizontal=True,
-                     key="gap_reference")
+reference = ui.url_choice("Compare each group with", "reference", list(REFERENCES), "others",
+                          format_func=REFERENCE_NAMES.get)
 
 scope = schools
 if level != "all":
@@ -72,7 +69,7 @@ def gap_views(version: int, metric: str, year: int, reference: str, school_ids: 
 
 
 gaps, trend, grid = gap_views(ui.data_version(), metric, year, reference, tuple(scope["school_id"]))
-names = schools.set_index("school_id")["school_name"]
+names = ui.school_names()
 family = gap_family(gaps)
 
 # --- findings ---------------------------------------------------------------------------------------
@@ -111,9 +108,18 @@ with left:
         st.info(f"No status-and-change cut points or no previous year for {label}.")
         picked = []
     else:
-        grid_chart = charts_equity.status_grid_clickable(grid, f"{label}: status and change, {year}")
+        grid_chart = charts_equity.status_grid_clickable(grid, f"{label}: status and change, {ui.year_label(year)}")
         ui.download_menu(f"status-change-{metric}-{year}", grid.drop(columns="denominator"), grid_chart)
-        event = st.altair_chart(grid_chart, on_select="rerun", key="status_grid", width="stretch")
+        rated = grid[(grid["status_level"] != "") & (grid["change_level"] != "")]
+        cells = rated.assign(colour=rated["color"].replace("", "No colour")).groupby(
+            ["status_level", "change_level", "colour"], as_index=False).size()
+        by_colour = cells.groupby("colour")["size"].sum()
+        grid_summary = (f"{len(rated):,} school student groups rated for {label.lower()} in scope: "
+                        + ", ".join(f"{c} {by_colour[c]}" for c in ("Red", "Orange", "Yellow", "Green", "Blue",
+                                                                      "No colour") if c in by_colour) + ".")
+        event = ui.chart(grid_chart, cells.rename(columns={
+            "status_level": "Status this year", "change_level": "Change from last year", "colour": "Colour",
+            "size": "School groups"}), grid_summary, key="status_grid", on_select="rerun")
         picked = (event.selection.get("cell") or []) if event else []
 with right:
     if picked:
@@ -138,27 +144,32 @@ chosen = st.multiselect("Groups", groups_present, default=default_groups or grou
                         format_func=group_label, key="gap_groups")
 shown = trend[trend["student_group"].isin(chosen)]
 if shown["school_year"].nunique() > 1:
-    st.altair_chart(charts_equity.gap_band_trend(shown, label), width="stretch")
+    latest = shown[shown["school_year"] == shown["school_year"].max()].sort_values("gap")
+    band_summary = (f"Pooled gaps to all other students, {ui.year_label(shown['school_year'].max())}: "
+                    + "; ".join(f"{group_label(g)} {v:+.1f} points" for g, v in
+                                zip(latest["student_group"], latest["gap"], strict=True)) + ".")
+    ui.chart(charts_equity.gap_band_trend(shown, label),
+             ui.filled(shown.assign(group=shown["student_group"].map(group_label))[
+                 ["group", "school_year", "gap", "gap_low", "gap_high", "n"]],
+                 {"gap": "{:+.1f}", "gap_low": "{:+.1f}", "gap_high": "{:+.1f}", "n": "{:,.0f}"}).rename(columns={
+                     "group": "Group", "school_year": "School year (ending)", "gap": "Gap (points)",
+                     "gap_low": "95% CI low", "gap_high": "95% CI high", "n": "Students in group"}),
+             band_summary)
 else:
     st.caption("Only one school year with counts: no trend to show.")
 within = this_year.assign(group=this_year["student_group"].map(group_label),
                           note=this_year["simpson"].map({True: "signs differ: Simpson's paradox", False: ""}))
 if not within.empty:
     st.markdown(f"**Pooled and within-school gaps, {year - 1}-{str(year)[-2:]}** (each group vs all other students)")
+    gap_cols = ("gap", "gap_low", "gap_high", "mh_gap", "mh_low", "mh_high")
     st.dataframe(
-        within[["group", "gap", "gap_low", "gap_high", "mh_gap", "mh_low", "mh_high", "n_schools", "note"]],
+        ui.filled(within[["group", *gap_cols, "n_schools", "note"]], dict.fromkeys(gap_cols, "{:+.1f}")),
         hide_index=True, width="stretch",
-        column_config={
-            "group": st.column_config.TextColumn("Group"),
-            "gap": st.column_config.NumberColumn("Pooled gap (pts)", format="%+.1f"),
-            "gap_low": st.column_config.NumberColumn("95% CI low", format="%+.1f"),
-            "gap_high": st.column_config.NumberColumn("95% CI high", format="%+.1f"),
-            "mh_gap": st.column_config.NumberColumn("Within-school gap (pts)", format="%+.1f"),
-            "mh_low": st.column_config.NumberColumn("95% CI low ", format="%+.1f"),
-            "mh_high": st.column_config.NumberColumn("95% CI high ", format="%+.1f"),
-            "n_schools": st.column_config.NumberColumn("Schools"),
-            "note": st.column_config.TextColumn("Note"),
-        })
+        column_config={"group": st.column_config.TextColumn("Group"),
+                       "n_schools": st.column_config.NumberColumn("Schools"),
+                       "note": st.column_config.TextColumn("Note")} | ui.text_columns({
+            "gap": "Pooled gap (pts)", "gap_low": "95% CI low", "gap_high": "95% CI high",
+            "mh_gap": "Within-school gap (pts)", "mh_low": "95% CI low ", "mh_high": "95% CI high "}))
     st.caption("Pooled: all the group's students in scope against all other students in scope. Within-school: "
                "the Mantel-Haenszel risk difference with schools as strata (Sato's variance), comparing students "
                "of the same school. When the two signs differ, the pooled gap comes from differences between "
@@ -166,27 +177,21 @@ if not within.empty:
 
 # --- badges table -------------------------------------------------------------------------------------
 st.subheader("Gaps by school and group")
-badge = {CLOSING: "🟢 closing", CLOSING_REF: "🟡 closing because the reference did worse",
-         WIDENING: "🔴 widening", REVERSED: "🟣 reversed", NO_CHANGE: "⚪ no significant change",
-         TOO_SMALL: "too small to test", NO_COUNTS: "no counts to test", "": "no previous year"}
-verdict = gaps["trend"].map(badge).where((gaps["trend"] != "") | gaps["previous_year"].isna(), "no gap to compare")
-table = gaps.assign(school=gaps["school_id"].map(names), group=gaps["student_group"].map(group_label), verdict=verdict)
+# Words, not coloured emoji (which some fonts draw as empty boxes); the reason when there is no label.
+table = gaps.assign(school=gaps["school_id"].map(names), group=gaps["student_group"].map(group_label),
+                    verdict=[trend_text(t, p, g) for t, p, g in
+                             zip(gaps["trend"], gaps["previous_year"], gaps["gap"], strict=True)])
 table = table[table["denominator"].fillna(0) >= 10]
+numbers = {"value": "{:.1f}", "reference_value": "{:.1f}", "gap": "{:+.1f}", "gap_change": "{:+.1f}",
+           "p_value": "{:.3f}", "q_value": "{:.3f}"}
 st.dataframe(
-    table[["school", "group", "value", "reference_value", "gap", "gap_change", "verdict", "p_value", "q_value"]]
-    .sort_values("gap", ascending=higher.get(metric, True)),
+    ui.filled(table[["school", "group", "value", "reference_value", "gap", "gap_change", "verdict", "p_value",
+                     "q_value"]].sort_values("gap", ascending=higher.get(metric, True)), numbers),
     hide_index=True, width="stretch", height=360,
-    column_config={
-        "school": st.column_config.TextColumn("School"),
-        "group": st.column_config.TextColumn("Group"),
-        "value": st.column_config.NumberColumn("Group (%)", format="%.1f"),
-        "reference_value": st.column_config.NumberColumn("Reference (%)", format="%.1f"),
-        "gap": st.column_config.NumberColumn("Gap (pts)", format="%+.1f"),
-        "gap_change": st.column_config.NumberColumn("Change since last year (pts)", format="%+.1f"),
-        "p_value": st.column_config.NumberColumn("p (z-test)", format="%.3f"),
-        "q_value": st.column_config.NumberColumn("q (FDR)", format="%.3f"),
-        "verdict": st.column_config.TextColumn("Trend"),
-    },
+    column_config={"school": st.column_config.TextColumn("School"), "group": st.column_config.TextColumn("Group"),
+                   "verdict": st.column_config.TextColumn("Trend")} | ui.text_columns({
+        "value": "Group (%)", "reference_value": "Reference (%)", "gap": "Gap (pts)",
+        "gap_change": "Change since last year (pts)", "p_value": "p (z-test)", "q_value": "q (FDR)"}),
 )
 st.caption("The change in a gap is tested against the year just before (a missing year breaks the series) with a "
            "z-test for the difference in differences of two proportions. Because this page runs many tests, "

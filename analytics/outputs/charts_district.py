@@ -177,7 +177,7 @@ def ranked_bars(df: pd.DataFrame, label_field: str, value_field: str, title: str
         subtitle.append(f"dashed line = {reference_label.lower()} {reference:.1f}")
     return alt.layer(*layers).properties(
         title=alt.TitleParams(title, subtitle=_sentence(subtitle)),
-        height=max(120, 22 * len(data)), width=520)
+        height=alt.Step(24), width=520)
 
 
 def _sentence(parts: list[str]) -> str:

@@ -46,7 +46,7 @@ def gap_trend(table: pd.DataFrame, metric_label: str) -> alt.Chart:
             x="gap:Q", text=alt.Text("gap:Q", format="+.1f"))
         zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="#333").encode(x="x:Q")
         return alt.layer(bars, zero, values).properties(title=f"{metric_label}: gaps by group",
-                                                        height=max(160, 26 * len(means)))
+                                                        height=alt.Step(26))
     means = data.groupby(["group", "school_year"], as_index=False)["gap"].mean()
     colour = alt.Color("group:N", title="Group", scale=alt.Scale(range=OKABE_ITO), legend=alt.Legend(labelLimit=0))
     lines = alt.Chart(means).mark_line(point=True).encode(
@@ -100,7 +100,7 @@ def status_grid(table: pd.DataFrame, title: str = "Status and change", pick=None
         cells = cells.encode(opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45))).add_params(pick)
     text = base.mark_text(fontSize=13, fontWeight="bold", lineBreak="\n").encode(
         text="label:N", color=alt.Color("ink:N", scale=None))
-    return alt.layer(cells, text).properties(title=title, width=560, height=300)
+    return alt.layer(cells, text).properties(title=title, width=alt.Step(112), height=alt.Step(58))
 
 
 def risk_ratio_bars(table: pd.DataFrame, threshold: float = 3.0, title: str = "Suspension risk ratios",
@@ -130,7 +130,7 @@ def risk_ratio_bars(table: pd.DataFrame, threshold: float = 3.0, title: str = "S
     rule = alt.Chart(pd.DataFrame({"x": [threshold]})).mark_rule(color="#D55E00", strokeDash=[6, 3],
                                                                   strokeWidth=2).encode(x="x:Q")
     return alt.layer(bars, values, rule).properties(title=alt.TitleParams(
-        title, subtitle=f"Dashed line: the {threshold:.1f} threshold."), height=max(120, 22 * len(data)))
+        title, subtitle=f"Dashed line: the {threshold:.1f} threshold."), height=alt.Step(24))
 
 
 def event_study(table: pd.DataFrame, title: str = "Suspension rate: effect by years since RP start") -> alt.Chart:
@@ -151,7 +151,8 @@ def event_study(table: pd.DataFrame, title: str = "Suspension rate: effect by ye
     points = base.mark_point(size=90, filled=True).encode(
         y="estimate:Q",
         color=alt.Color("interval:N", title="Interval", scale=alt.Scale(
-            domain=["95% CI", "unbounded (too few schools)"], range=["#0072B2", "#E69F00"])),
+            domain=["95% CI", "unbounded (too few schools)"], range=["#0072B2", "#E69F00"]),
+            legend=alt.Legend(orient="bottom", labelLimit=0)),
         tooltip=[alt.Tooltip("rel_year:O", title="Years since start"), alt.Tooltip("estimate:Q", format="+.2f"),
                  alt.Tooltip("ci_low:Q", format="+.2f"), alt.Tooltip("ci_high:Q", format="+.2f"),
                  alt.Tooltip("n_schools:Q", title="RP schools"), "interval:N"])
@@ -244,5 +245,5 @@ def status_grid_clickable(table: pd.DataFrame, title: str) -> alt.Chart:
     """The status grid with a point selection (`cell`) on status and change levels."""
     pick = alt.selection_point(name="cell", fields=["status_level", "change_level"], on="click")
     return status_grid(table, title, pick).properties(title=alt.TitleParams(
-        title, subtitle="Count of school student groups and their colour per cell; – = no colour (n < 30 or "
-                        "not rated). Click a cell to list them."), width="container")
+        title, subtitle=["Count of school student groups and their colour per cell;",
+                         "– = no colour (n < 30 or not rated). Click a cell to list them."]), width="container")

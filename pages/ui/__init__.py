@@ -42,6 +42,7 @@ def _leave_legacy_pages_mode() -> None:
 
 _leave_legacy_pages_mode()
 
+from pages.ui.charts import chart, described  # noqa: E402, F401
 from pages.ui.downloads import download_menu  # noqa: E402, F401
 from pages.ui.filters import _within_scope, filter_bar, fmt_pct, metric_label, rate_text, url_choice, year_label  # noqa: E402, F401
 from pages.ui.links import PAGE_PATHS, _md_escape, breadcrumb, go, link, link_row, not_found, page_url  # noqa: E402, F401
@@ -64,6 +65,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     metric_ids,
     metric_rows,
     school_metrics,
+    school_names,
     schools,
     shared,
     year_rows,
@@ -71,4 +73,5 @@ from pages.ui.loaders import (  # noqa: E402, F401
 )
 from pages.ui.staff import _default_scope, _editor_name, share_button, staff_role  # noqa: E402, F401
 from pages.ui.state import _with_share, arrived_on_page, is_public, note_page, share_grant, share_token  # noqa: E402, F401
+from pages.ui.tables import filled, text_columns  # noqa: E402, F401
 from pages.ui.viewer import _cell_text, open_share, public_table, viewer_nav  # noqa: E402, F401

@@ -35,6 +35,16 @@ def schools() -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
+def _school_names(version: int) -> pd.Series:
+    return catalog.school_labels(_schools(version))
+
+
+def school_names() -> pd.Series:
+    """school_id -> the name people read ("Lincoln ES (North)" where two schools share a name)."""
+    return _school_names(data_version())
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
 def _catalog(version: int) -> pd.DataFrame:
     return catalog.metric_catalog(storage.load_metric_definitions(engine()))
 
