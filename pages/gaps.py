@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from analytics.access.privacy import SUPPRESSED, suppress_view
 from analytics.data.catalog import SCHOOL_LEVELS, group_label
 from analytics.outputs import charts_equity
 from analytics.outputs.labels import REFERENCE_NAMES, trend_text
@@ -88,6 +89,9 @@ if small:
     lines.append(f"{small:,} school groups were too small to test (a count under {MIN_CELL} in a cell).")
 widest = gaps.dropna(subset=["gap"])
 widest = widest[(widest["denominator"] >= 30) & (widest["ref_den"].isna() | (widest["ref_den"] >= 30))]
+if ui.is_public():  # a coded rate (<= 5% or >= 95%) is never printed exactly
+    widest = widest[widest["value"].between(5, 95, inclusive="neither")
+                    & widest["reference_value"].between(5, 95, inclusive="neither")]
 if not widest.empty:
     sign = 1 if higher.get(metric, True) else -1
     worst = widest.assign(s=widest["gap"] * sign).sort_values("s").iloc[0]
@@ -162,14 +166,16 @@ within = this_year.assign(group=this_year["student_group"].map(group_label),
 if not within.empty:
     st.markdown(f"**Pooled and within-school gaps, {year - 1}-{str(year)[-2:]}** (each group vs all other students)")
     gap_cols = ("gap", "gap_low", "gap_high", "mh_gap", "mh_low", "mh_high")
-    st.dataframe(
-        ui.filled(within[["group", *gap_cols, "n_schools", "note"]], dict.fromkeys(gap_cols, "{:+.1f}")),
-        hide_index=True, width="stretch",
-        column_config={"group": st.column_config.TextColumn("Group"),
-                       "n_schools": st.column_config.NumberColumn("Schools"),
-                       "note": st.column_config.TextColumn("Note")} | ui.text_columns({
-            "gap": "Pooled gap (pts)", "gap_low": "95% CI low", "gap_high": "95% CI high",
-            "mh_gap": "Within-school gap (pts)", "mh_low": "95% CI low ", "mh_high": "95% CI high "}))
+    within_config = {"group": st.column_config.TextColumn("Group"),
+                     "n_schools": st.column_config.NumberColumn("Schools"),
+                     "n": st.column_config.NumberColumn("Students in group (n)", format="localized"),
+                     "note": st.column_config.TextColumn("Note")} | ui.text_columns({
+        "gap": "Pooled gap (pts)", "gap_low": "95% CI low", "gap_high": "95% CI high",
+        "mh_gap": "Within-school gap (pts)", "mh_low": "95% CI low ", "mh_high": "95% CI high "})
+    within_shown, within_config = ui.public_table(
+        ui.filled(within[["group", *gap_cols, "n_schools", "n", "note"]], dict.fromkeys(gap_cols, "{:+.1f}")),
+        within_config, n_col="n", derived_cols=list(gap_cols))
+    st.dataframe(within_shown, hide_index=True, width="stretch", column_config=within_config)
     st.caption("Pooled: all the group's students in scope against all other students in scope. Within-school: "
                "the Mantel-Haenszel risk difference with schools as strata (Sato's variance), comparing students "
                "of the same school. When the two signs differ, the pooled gap comes from differences between "
@@ -181,12 +187,15 @@ st.subheader("Gaps by school and group")
 table = gaps.assign(school=gaps["school_id"].map(names), group=gaps["student_group"].map(group_label),
                     verdict=[trend_text(t, p, g) for t, p, g in
                              zip(gaps["trend"], gaps["previous_year"], gaps["gap"], strict=True)])
-table = table[table["denominator"].fillna(0) >= 10]
+table = table[table["denominator"].fillna(0) >= 10].sort_values("gap", ascending=higher.get(metric, True))
+if ui.is_public():  # the export's privacy rules: small groups, coded rates and their complements hidden
+    table = suppress_view("gaps", table)
+    table["verdict"] = table["verdict"].where(table["trend"] != SUPPRESSED, SUPPRESSED)
 numbers = {"value": "{:.1f}", "reference_value": "{:.1f}", "gap": "{:+.1f}", "gap_change": "{:+.1f}",
            "p_value": "{:.3f}", "q_value": "{:.3f}"}
 st.dataframe(
     ui.filled(table[["school", "group", "value", "reference_value", "gap", "gap_change", "verdict", "p_value",
-                     "q_value"]].sort_values("gap", ascending=higher.get(metric, True)), numbers),
+                     "q_value"]], numbers),
     hide_index=True, width="stretch", height=360,
     column_config={"school": st.column_config.TextColumn("School"), "group": st.column_config.TextColumn("Group"),
                    "verdict": st.column_config.TextColumn("Trend")} | ui.text_columns({

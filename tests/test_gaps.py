@@ -182,3 +182,31 @@ def test_gaps_export_has_previous_year_and_q_values_over_the_exported_rows(tmp_p
     assert table.loc[2019, "previous_year"] == 2018
     assert table.loc[2019, "q_value"] == pytest.approx(table.loc[2019, "p_value"])
     assert table.loc[2019, "trend"] == WIDENING
+
+
+def test_gaps_page_labels_one_family_and_suppresses_for_shared_views(on_demo):
+    from tests.page_runner import run_page
+
+    at = run_page("gaps", metric="math_growth", year="2025", level="ES")
+    findings = at.markdown[0].value
+    assert "labelled, about" in findings and "expected by chance" in findings
+    table = at.dataframe[-1].value
+    assert "q_value" in table and table["verdict"].str.contains("no significant change").any()
+    shared = run_page("gaps", metric="math_growth", year="2025", level="ES", share="token-checked-by-the-app-shell")
+    public = shared.dataframe[-1].value
+    assert public.isin(["*"]).any().any() or public.isin(["<= 5.0%", ">= 95.0%"]).any().any()
+    assert (public["gap"] != "*").any()  # released rows stay readable
+
+
+def test_overview_and_cluster_rank_by_adjusted_rate(on_demo):
+    from analytics.data import storage
+    from tests.page_runner import run_page
+
+    at = run_page("overview", year="2025", metric="read_proficient", group="ALL")
+    attention = at.dataframe[-1].value
+    assert {"adjusted", "reliability", "value"} <= set(attention.columns)
+    cluster = storage.load_schools(on_demo)["cluster"].iloc[0]
+    at = run_page("cluster", cluster=cluster, year="2025", metric="read_proficient", group="SWD")
+    schools = at.dataframe[-1].value
+    adjusted = schools["adjusted"].dropna()
+    assert adjusted.is_monotonic_increasing  # worst first for a higher-is-better metric
