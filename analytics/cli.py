@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from analytics.access import audit
 from analytics.data import storage
 
 
@@ -51,6 +52,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "tables": storage.table_counts(engine),
         "years": storage.available_years(engine),
         "imports": json.loads(imports.to_json(orient="records", date_format="iso")) if not imports.empty else [],
+        "audit": audit.counts(engine),
         "data_version": storage.data_version(engine),
         "database": engine.url.render_as_string(hide_password=True),
     }
@@ -62,6 +64,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  {table}: {n:,} rows")
         print(f"years: {', '.join(map(str, payload['years'])) or 'none'}")
         print(f"imports recorded: {len(payload['imports'])}")
+        print(f"audit events: {payload['audit']['total']:,}")
     return 0
 
 

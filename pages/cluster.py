@@ -11,6 +11,7 @@ from analytics.stats.small_numbers import rank_schools
 from analytics.stats.summaries import cluster_table, pooled_kpi, school_values
 from pages import ui
 
+ui.require_data("metrics", "discipline")
 schools = ui.schools()
 clusters = sorted(schools["cluster"].dropna().unique())
 cluster = st.query_params.get("cluster")

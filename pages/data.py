@@ -1,6 +1,5 @@
-"""`/data` (editors): import files all or nothing, see problems, import history and the data dictionary."""
-
-import getpass
+"""`/data` (editors): import files all or nothing, see problems, import history, the audit log and the data
+dictionary."""
 
 import pandas as pd
 import streamlit as st
@@ -14,7 +13,12 @@ st.caption("Import the district's files. An import is all or nothing: if any row
            "written and every problem is listed with its line and column.")
 
 engine = ui.engine()
-tab_import, tab_history, tab_dictionary = st.tabs(["Import", "Import history", "Data dictionary"])
+if not ui.can_edit():  # app.py lists /data for editors only; a page run on its own checks again
+    st.error("Only editors can import data and see the audit log.", icon=":material/block:")
+    ui.link("Back to the district overview", "pages/overview.py")
+    st.stop()
+tab_import, tab_history, tab_audit, tab_dictionary = st.tabs(["Import", "Import history", "Audit log",
+                                                              "Data dictionary"])
 
 with tab_import:
     files = st.file_uploader("CSV or XLSX files (name each file or sheet after its table)",
@@ -43,11 +47,7 @@ with tab_import:
                 st.write("✓ " + line)
             if st.button("Import", type="primary", key="do_import"):
                 with st.status("Importing…", expanded=True) as status:
-                    try:
-                        who = getpass.getuser()
-                    except Exception:  # noqa: BLE001 - no login name in some containers
-                        who = "editor"
-                    importer.write_report(engine, report, who)
+                    importer.write_report(engine, report, ui.current_user())
                     status.update(label="Imported", state="complete")
                 st.cache_data.clear()
                 st.success("Imported: " + "; ".join(report.summary_lines()))
@@ -60,6 +60,9 @@ with tab_history:
         st.dataframe(history.drop(columns=["import_id"]), hide_index=True, width="stretch")
     counts = storage.table_counts(engine)
     st.dataframe(pd.DataFrame({"table": list(counts), "rows": list(counts.values())}), hide_index=True)
+
+with tab_audit:
+    ui.audit_log_view(engine)
 
 with tab_dictionary:
     dictionary = schema.data_dictionary()

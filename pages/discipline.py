@@ -18,6 +18,7 @@ from analytics.stats.run_charts import attach_cycles, monthly_incident_series, r
 from pages import ui
 
 st.title("Discipline and restorative practices")
+ui.require_data("discipline")
 schools = ui.schools()
 all_discipline = ui.discipline()
 if all_discipline.empty:

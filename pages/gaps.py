@@ -24,6 +24,7 @@ from analytics.stats.status_change import status_change
 from pages import ui
 
 st.title("Growth gaps")
+ui.require_data("metrics", "discipline")
 schools = ui.schools()
 years, metrics = ui.years(), ui.metric_ids()
 if not years or not metrics:

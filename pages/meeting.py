@@ -22,6 +22,7 @@ from pages import ui
 st.title("Data-meeting pack")
 st.caption("Pick the views for the meeting, put them in order, preview, and export one workbook (with native "
            "Excel charts), a slide deck, or a ZIP with everything.")
+ui.require_data("metrics", "discipline", "incidents")
 schools = ui.schools()
 years = ui.years()
 if not years:

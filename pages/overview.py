@@ -10,6 +10,7 @@ from analytics.stats.summaries import cluster_table, pooled_kpi, school_values
 from pages import ui
 
 st.title("District overview")
+ui.require_data("metrics", "discipline")
 years = ui.years()
 year, metric, group = ui.filter_bar()
 

@@ -11,6 +11,7 @@ from analytics.stats.gaps import FDR_Q, bh_q_values
 from analytics.stats.summaries import school_profile
 from pages import ui
 
+ui.require_data("metrics", "discipline")
 schools = ui.schools()
 school_id = st.query_params.get("school")
 if not school_id:

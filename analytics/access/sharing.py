@@ -7,7 +7,8 @@ audited (who made it, when, scope, expiry, times opened).
 
 The secret comes from ``SSIF_SHARE_SECRET`` or ``[sharing] secret`` in ``.streamlit/secrets.toml``. A
 local single-editor run without one gets a random secret kept in ``data/share.secret`` (never committed);
-in server mode (``SSIF_SERVER_MODE=1`` or a PostgreSQL database) sharing without a configured secret is
+in server mode (``analytics.access.deployment``: ``SSIF_SERVER_MODE=1``, a PostgreSQL database or a
+non-local listen address) sharing without a configured secret is
 an error, so a server never signs with a secret nobody chose.
 """
 
@@ -28,6 +29,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from analytics.access import audit
 from analytics.config import PROJECT_ROOT, secrets_section
 from analytics.data import schema
 
@@ -101,7 +103,9 @@ def _unb64(text: str) -> bytes:
 
 
 def server_mode(engine: Engine | None = None) -> bool:
-    return os.environ.get("SSIF_SERVER_MODE") == "1" or (engine is not None and engine.dialect.name == "postgresql")
+    from analytics.access.deployment import server_mode as _server_mode
+
+    return _server_mode(engine)
 
 
 def signing_secret(engine: Engine | None = None) -> bytes:
@@ -161,6 +165,9 @@ def create_share(engine: Engine, view_url: str, scope: str, expires_days: float 
         conn.execute(sa.insert(schema.shares).values(
             token_id=token_id, view=view, scope=scope, note=note, created_by=who, created_at=now,
             expires_at=expires, times_opened=0))
+        audit.record(conn, who, audit.SHARE_CREATED, token_id,
+                     f"{view} scope {scope}, expires {expires:%Y-%m-%d %H:%M} UTC" + (f"; note: {note}" if note else ""),
+                     at=now)
     separator = "&" if "?" in view else "?"
     return token, f"{base_url.rstrip('/')}{view}{separator}share={token}"
 
@@ -196,7 +203,7 @@ def verify_share(engine: Engine, token: str, now: datetime | None = None) -> Sha
     return ShareGrant(token_id, view, scope, expires)
 
 
-def revoke_share(engine: Engine, token_or_id: str, now: datetime | None = None) -> bool:
+def revoke_share(engine: Engine, token_or_id: str, now: datetime | None = None, who: str = "unknown") -> bool:
     """Revoke by token or token id; False when no such share exists."""
     token_id = token_or_id
     if "." in token_or_id:
@@ -204,16 +211,22 @@ def revoke_share(engine: Engine, token_or_id: str, now: datetime | None = None) 
             token_id = json.loads(_unb64(token_or_id.split(".", 1)[0]))["i"]
         except (ValueError, KeyError, TypeError):
             return False
+    now = now or datetime.now(UTC)
     with engine.begin() as conn:
         result = conn.execute(sa.update(schema.shares).where(schema.shares.c.token_id == token_id)
-                              .values(revoked_at=now or datetime.now(UTC)))
+                              .values(revoked_at=now))
+        if result.rowcount > 0:
+            audit.record(conn, who, audit.SHARE_REVOKED, token_id, at=now)
     return result.rowcount > 0
 
 
-def record_open(engine: Engine, token_id: str) -> None:
+def record_open(engine: Engine, grant: ShareGrant) -> None:
+    """Count one opening of a link (once per browser session) and log it."""
     with engine.begin() as conn:
-        conn.execute(sa.update(schema.shares).where(schema.shares.c.token_id == token_id)
+        conn.execute(sa.update(schema.shares).where(schema.shares.c.token_id == grant.token_id)
                      .values(times_opened=schema.shares.c.times_opened + 1))
+        audit.record(conn, "shared-link viewer", audit.SHARE_OPENED, grant.token_id,
+                     f"{grant.view} scope {grant.scope}")
 
 
 def list_shares(engine: Engine) -> pd.DataFrame:
@@ -238,7 +251,7 @@ def share_command(engine: Engine, args) -> int:
 
 
 def revoke_command(engine: Engine, args) -> int:
-    if revoke_share(engine, args.token):
+    if revoke_share(engine, args.token, who=_who()):
         print("revoked")
         return 0
     print("error: no such shared link", file=sys.stderr)

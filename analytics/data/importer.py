@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from analytics.access import audit
 from analytics.config import max_upload_bytes
 from analytics.data import schema, storage
 from analytics.data.catalog import BUILTIN_METRICS
@@ -459,6 +460,8 @@ def write_report(engine: Engine, report: ImportReport, who: str) -> None:
         for result in ordered:
             storage.upsert(conn, result.table, result.frame)
             storage.record_import(conn, result.source, result.table, len(result.frame), result.skipped, who)
+            audit.record(conn, who, audit.IMPORT, result.table,
+                         f"{result.source}: {len(result.frame):,} rows, {result.skipped:,} skipped")
         storage.bump_version(conn)
     report.written = True
 

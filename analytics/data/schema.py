@@ -256,6 +256,21 @@ shares = Table(
     Column("times_opened", Integer, nullable=False, default=0),
 )
 
+# Who did what, when: sign-ins, imports, edits and shared links made, opened and revoked
+# (`analytics.access.audit` owns the actions and writes every row).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("who", Text, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", Text),
+    Column("detail", Text),
+)
+Index("ix_audit_log_at", audit_log.c.at)
+Index("ix_audit_log_action", audit_log.c.action)
+
 DATA_TABLES = {name: metadata.tables[name] for name in IMPORTABLE_TABLES}
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from analytics.config import database_url
+from analytics.config import DEFAULT_SQLITE_PATH, database_url
 from analytics.data import schema
 
 
@@ -59,14 +59,20 @@ def is_empty(engine: Engine) -> bool:
         return conn.execute(sa.select(sa.func.count()).select_from(schema.schools)).scalar_one() == 0
 
 
-def ensure_database(engine: Engine | None = None, *, seed_demo: bool = True) -> Engine:
-    """Create the schema if needed and, on an empty embedded (SQLite) database, load the demo district.
+def is_default_database(engine: Engine) -> bool:
+    """True for the embedded file used when no database is configured (`data/ssif.db`)."""
+    return engine.dialect.name == "sqlite" and os.path.abspath(engine.url.database or "") == str(DEFAULT_SQLITE_PATH)
 
-    A server database (PostgreSQL) is never filled with demo data behind the operator's back.
+
+def ensure_database(engine: Engine | None = None, *, seed_demo: bool = True) -> Engine:
+    """Create the schema if needed and, on the empty default embedded file, load the demo district.
+
+    A configured database (`DATABASE_URL` or secrets: PostgreSQL or a SQLite file of the operator's choosing)
+    is never filled with demo data behind the operator's back; an empty one shows empty pages that say so.
     """
     engine = engine or get_engine()
     create_schema(engine)
-    if seed_demo and engine.dialect.name == "sqlite" and is_empty(engine):
+    if seed_demo and is_default_database(engine) and is_empty(engine):
         from analytics.data.demo import load_demo
 
         load_demo(engine)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from analytics.outputs.views import VIEWS, ViewError, build_view
+from analytics.outputs.views import VIEWS, ViewError, build_view, why_empty
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -130,6 +130,11 @@ def export_meeting(engine: Engine, args) -> int:
         print("error: the data-meeting pack export is not available yet; export views one at a time",
               file=sys.stderr)
         return 2
+    from analytics.data import storage
+
+    counts = storage.table_counts(engine)
+    if not any(counts.get(name, 0) for name in ("metrics", "discipline", "incidents")):
+        print(f"note: the pack's views are empty: {why_empty(engine, 'rates')}", file=sys.stderr)
     return meeting_command(engine, args)
 
 
@@ -143,11 +148,13 @@ def export_command(engine: Engine, args) -> int:
     except ViewError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not args.output:
+    path = Path(args.output) if args.output else None
+    suffix = path.suffix.lower() if path else ".csv"
+    if table.empty:
+        print(f"note: no rows: {why_empty(engine, args.view)}", file=sys.stderr)
+    if path is None:
         sys.stdout.write(to_csv_bytes(table).decode("utf-8"))
         return 0
-    path = Path(args.output)
-    suffix = path.suffix.lower()
     if suffix == ".csv":
         path.write_bytes(to_csv_bytes(table))
     elif suffix == ".xlsx":

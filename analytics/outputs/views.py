@@ -125,7 +125,7 @@ def status_change_view(engine: Engine, year: int | None = None, cluster: str | N
     schools, ids = _scope(engine, cluster, school)
     years = storage.available_years(engine)
     if not years:
-        return pd.DataFrame(columns=STATUS_COLUMNS)
+        return pd.DataFrame(columns=STATUS_COLUMNS + ["denominator"])
     year = year or years[-1]
     rows = _metric_rows(engine, metric, [year - 1, year], ids)
     rows = add_rate_columns(rows) if not rows.empty else rows
@@ -183,6 +183,43 @@ def run_chart_view(engine: Engine, year: int | None = None, cluster: str | None 
     chart.insert(0, "school_id", label)
     chart["period"] = chart["period"].dt.strftime("%Y-%m")
     return chart[RUN_COLUMNS]
+
+
+# The imported tables each view is computed from (any one of them is enough).
+VIEW_SOURCES = {
+    "rates": ("metrics", "discipline"),
+    "gaps": ("metrics", "discipline"),
+    "status-change": ("metrics", "discipline"),
+    "disproportionality": ("discipline",),
+    "rp-impact": ("discipline",),
+    "run-chart": ("incidents",),
+}
+
+
+def missing_data(counts: dict[str, int], sources: tuple[str, ...]) -> tuple[str, ...]:
+    """The tables still to import before a view built from `sources` can have rows: the schools first,
+    then `sources` when none of them holds a row; empty when nothing is missing."""
+    if counts.get("schools", 0) == 0:
+        return ("schools",)
+    if sources and not any(counts.get(name, 0) for name in sources):
+        return tuple(sources)
+    return ()
+
+
+def missing_text(missing: tuple[str, ...]) -> str:
+    """"no schools imported yet (schools.csv)" or "no metrics or discipline data imported yet (...)"."""
+    files = " or ".join(f"{name}.csv" for name in missing)
+    what = "schools" if missing == ("schools",) else f"{' or '.join(missing)} data"
+    return f"no {what} imported yet ({files})"
+
+
+def why_empty(engine: Engine, view: str) -> str:
+    """Why a view has no rows, in words a new user can act on."""
+    missing = missing_data(storage.table_counts(engine), VIEW_SOURCES.get(view, ()))
+    if not missing:
+        return "no rows match these filters"
+    return (f"{missing_text(missing)}: import with `python -m analytics import FILE`, or load the demo district "
+            "with `python -m analytics demo`")
 
 
 _BUILDERS = {

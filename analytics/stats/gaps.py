@@ -178,8 +178,8 @@ def gap_table(rows: pd.DataFrame, reference: str = "others", higher_is_better: d
     ref_den``), ``previous_value``, ``previous_gap`` and ``untested``. Percentages and gaps in points.
     """
     higher_is_better = higher_is_better or {}
-    if rows.empty:
-        return pd.DataFrame(columns=GAP_COLUMNS)
+    if rows.empty:  # the same columns as a full table, so callers never special-case "no data"
+        return pd.DataFrame(columns=GAP_COLUMNS + ["numerator", "denominator", "ref_num", "ref_den", "previous_year"])
     work = rows.copy()
     if "target" not in work:
         work["target"] = np.nan

@@ -3,7 +3,8 @@
 Pages stay thin: they read the URL and widgets, call `analytics/`, and draw; anything Streamlit-specific
 that two pages need lives here once. `loaders` (engine, cached tables), `filters` (URL-bound widgets),
 `links` (navigation), `state` (shared-link session), `viewer` (read-only view), `staff` (sign-in, Share),
-`downloads` (download menus). Pages use them through this package: ``from pages import ui``.
+`downloads` (download menus), `audit` (the audit log on /data). Pages use them through this package:
+``from pages import ui``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def _leave_legacy_pages_mode() -> None:
 
 _leave_legacy_pages_mode()
 
+from pages.ui.audit import audit_log_view  # noqa: E402, F401
 from pages.ui.charts import chart, described  # noqa: E402, F401
 from pages.ui.downloads import download_menu  # noqa: E402, F401
 from pages.ui.filters import _within_scope, filter_bar, fmt_pct, metric_label, rate_text, url_choice, year_label  # noqa: E402, F401
@@ -64,14 +66,24 @@ from pages.ui.loaders import (  # noqa: E402, F401
     metric_groups,
     metric_ids,
     metric_rows,
+    require_data,
     school_metrics,
     school_names,
     schools,
     shared,
+    table_counts,
     year_rows,
     years,
 )
-from pages.ui.staff import _default_scope, _editor_name, share_button, staff_role  # noqa: E402, F401
+from pages.ui.staff import (  # noqa: E402, F401
+    _default_scope,
+    can_edit,
+    current_role,
+    current_user,
+    secrets_section,
+    share_button,
+    staff_role,
+)
 from pages.ui.state import _with_share, arrived_on_page, is_public, note_page, share_grant, share_token  # noqa: E402, F401
 from pages.ui.tables import filled, text_columns  # noqa: E402, F401
 from pages.ui.viewer import _cell_text, open_share, public_table, viewer_nav  # noqa: E402, F401

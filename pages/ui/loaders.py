@@ -155,3 +155,33 @@ def _year_rows(version: int, year: int) -> pd.DataFrame:
 def year_rows(year: int) -> pd.DataFrame:
     """Every metric and group of every school for one year (district comparisons)."""
     return _year_rows(data_version(), year)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _table_counts(version: int) -> dict[str, int]:
+    return storage.table_counts(engine())
+
+
+def table_counts() -> dict[str, int]:
+    """Rows per imported table at the current data version."""
+    return _table_counts(data_version())
+
+
+def require_data(*sources: str) -> None:
+    """Stop the page with what to import when the schools or every one of `sources` are still empty."""
+    from analytics.outputs.views import missing_data, missing_text
+
+    missing = missing_data(table_counts(), sources)
+    if not missing:
+        return
+    st.info(f"Nothing to show yet: {missing_text(missing)}.", icon=":material/database:")
+    from pages.ui.staff import ROLE_KEY
+
+    if st.session_state.get(ROLE_KEY) == "editor":
+        try:
+            st.page_link("pages/data.py", label="Import files on the Data page", icon=":material/upload_file:")
+        except Exception:  # noqa: BLE001 - page run on its own (no navigation): say where instead
+            st.markdown("Import files on the **Data** page.")
+    else:
+        st.markdown("An editor can import the district's files on the Data page.")
+    st.stop()

@@ -1,31 +1,135 @@
-"""Staff sign-in and the Share action."""
+"""Staff sign-in, roles and the Share action.
+
+`staff_role()` is the gate every staff page passes through in app.py: a local run is one editor; a server
+(see `analytics.access.deployment`) without `[auth]` in secrets.toml serves no staff page and explains how
+to configure sign-in; with `[auth]`, staff sign in with OIDC through `st.login` and get the role that
+`[roles]` gives their e-mail address.
+"""
 
 from __future__ import annotations
 
+import getpass
 from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
+from analytics.access import audit, deployment
 from pages.ui.loaders import engine, schools
+
+ROLE_KEY = "staff_role"
+
+
+def secrets_section(name: str) -> dict:
+    """A section of Streamlit's secrets (the files `st.login` reads too); empty when absent."""
+    try:
+        value = st.secrets[name]
+    except (KeyError, FileNotFoundError):  # StreamlitSecretNotFoundError is a FileNotFoundError
+        return {}
+    except Exception:  # noqa: BLE001 - an unreadable secrets file: treat as not configured
+        return {}
+    return dict(value) if hasattr(value, "keys") else {}
+
+
+def _signed_in() -> bool:
+    try:
+        return bool(st.user.get("is_logged_in", False))
+    except Exception:  # noqa: BLE001 - no auth runtime (e.g. some test harnesses)
+        return False
 
 
 def staff_role() -> str:
-    """"editor" or "viewer" for signed-in staff; without `[auth]` configured a local run is one editor.
-
-    Sign-in is OIDC through `st.login` (Streamlit's auth extra); `[roles] editors = [...]` in
-    secrets.toml lists the e-mail addresses that may import data and create shared links.
-    """
-    from analytics.config import secrets_section
-
+    """"editor" or "viewer" for this session, or stop the run with the page the visitor should see."""
+    deployment.set_listen_address(st.get_option("server.address"))
     if not secrets_section("auth"):
-        return "editor"
-    if not st.user.is_logged_in:
-        st.title("School Support & Improvement")
-        st.write("Sign in with your district account to continue.")
-        st.button("Sign in", on_click=st.login, type="primary")
-        st.stop()
-    editors = {str(e).lower() for e in secrets_section("roles").get("editors", [])}
-    return "editor" if str(st.user.get("email", "")).lower() in editors else "viewer"
+        reasons = deployment.server_mode_reasons(engine())
+        if reasons:
+            _gate(lambda: _sign_in_not_configured(reasons), "Sign-in is not configured")
+        return _remember(deployment.EDITOR)
+    if not _signed_in():
+        st.session_state.pop(ROLE_KEY, None)
+        _gate(_sign_in_page, "Sign in")
+    email = str(st.user.get("email") or "")
+    role = deployment.Roles.from_section(secrets_section("roles")).role_for(email)
+    _audit_sign_in(email, role)
+    if role is None:
+        st.session_state.pop(ROLE_KEY, None)
+        _gate(lambda: _refused_page(email), "Not on the staff list")
+    with st.sidebar:
+        st.caption(f"Signed in as **{email}** ({'editor' if role == deployment.EDITOR else 'staff viewer'})")
+        st.button("Sign out", on_click=_sign_out, key="sign_out", icon=":material/logout:")
+    return _remember(role)
+
+
+def _remember(role: str) -> str:
+    st.session_state[ROLE_KEY] = role
+    return role
+
+
+def current_role() -> str:
+    """This session's role as the shell decided it (pages run on their own decide it the same way)."""
+    return st.session_state.get(ROLE_KEY) or staff_role()
+
+
+def can_edit() -> bool:
+    """Whether this session may import, edit and share (never in a shared, read-only view)."""
+    from pages.ui.state import is_public
+
+    return not is_public() and current_role() == deployment.EDITOR
+
+
+def _gate(render, title: str) -> None:
+    """Serve only `render` at every URL: no staff page is even registered, so no path or page hash reaches
+    one. Stops the run."""
+    st.navigation([st.Page(render, title=title, url_path="welcome", default=True)], position="hidden").run()
+    st.stop()
+
+
+def _sign_in_not_configured(reasons: list[str]) -> None:
+    st.title("Sign-in is not configured")
+    st.warning("This dashboard runs as a server (" + "; ".join(reasons) + "), so staff pages need sign-in. "
+               "Until it is configured no staff page shows any data.", icon=":material/lock:")
+    st.markdown(deployment.SIGN_IN_HELP)
+
+
+def _sign_in_page() -> None:
+    st.title("School Support & Improvement")
+    st.write("Sign in with your district account to continue.")
+    st.button("Sign in", on_click=st.login, type="primary", key="sign_in")
+
+
+def _refused_page(email: str) -> None:
+    st.title("School Support & Improvement")
+    st.error(f"{email or 'This account'} is not on this dashboard's staff list. Ask an editor to add you "
+             "to `[roles]` (editors, viewers or allowed_domains).", icon=":material/block:")
+    st.button("Sign out", on_click=_sign_out, key="sign_out_refused")
+
+
+def _audit_sign_in(email: str, role: str | None) -> None:
+    """One sign-in event per browser session and account."""
+    if st.session_state.get("audited_sign_in") == email:
+        return
+    st.session_state["audited_sign_in"] = email
+    if role is None:
+        audit.record(engine(), email or "unknown", audit.SIGN_IN_REFUSED, detail="not on the staff list")
+    else:
+        audit.record(engine(), email, audit.SIGN_IN, detail=role)
+
+
+def _sign_out() -> None:
+    audit.record(engine(), current_user(), audit.SIGN_OUT)
+    for key in (ROLE_KEY, "audited_sign_in"):
+        st.session_state.pop(key, None)
+    st.logout()
+
+
+def current_user() -> str:
+    """Who is acting: the signed-in e-mail address, else the local account's name."""
+    if _signed_in():
+        return str(st.user.get("email") or "signed-in user")
+    try:
+        return f"local editor ({getpass.getuser()})"
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "local editor"
 
 
 def _default_scope() -> str:
@@ -60,7 +164,7 @@ def share_button(url_path: str) -> None:
             here = urlsplit(str(getattr(st.context, "url", "") or ""))
             base = f"{here.scheme}://{here.netloc}" if here.netloc else ""
             try:
-                _, link = create_share(engine(), view, scope, float(days), note, who=_editor_name(),
+                _, link = create_share(engine(), view, scope, float(days), note, who=current_user(),
                                        base_url=base or "http://localhost:8501")
             except (ValueError, MissingSecret) as exc:
                 st.error(str(exc))
@@ -68,10 +172,3 @@ def share_button(url_path: str) -> None:
                 st.code(link, language=None)
                 st.caption("Read-only, privacy rules on, nothing outside the scope. Revoke with "
                            "`python -m analytics revoke TOKEN`.")
-
-
-def _editor_name() -> str:
-    try:
-        return str(st.user.get("email") or "local editor")
-    except Exception:  # noqa: BLE001 - no auth configured
-        return "local editor"

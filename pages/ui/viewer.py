@@ -22,7 +22,7 @@ def open_share(token: str):
         return None, "Shared links are not configured on this server."
     seen = st.session_state.setdefault("opened_shares", set())
     if grant.token_id not in seen:
-        record_open(engine(), grant.token_id)
+        record_open(engine(), grant)
         seen.add(grant.token_id)
     st.session_state["share_grant"] = grant
     return grant, None
