@@ -48,6 +48,9 @@ REFERENCES = ("others", "district_all", "best_group", "target")
 KEYS = ["school_id", "school_year", "metric"]
 GAP_COLUMNS = ["school_id", "school_year", "metric", "student_group", "reference", "value", "reference_value",
                "gap", "gap_change", "p_value", "trend", "previous_year", "q_value"]
+# gap_table's columns: the exported ones, then the counts and previous values behind them.
+TABLE_COLUMNS = GAP_COLUMNS + ["numerator", "denominator", "ref_num", "ref_den", "previous_value", "previous_gap",
+                               "untested"]
 FDR_Q = 0.10  # Benjamini-Hochberg false-discovery rate for a label
 MIN_CELL = 5  # every success and failure count of a tested proportion
 
@@ -179,7 +182,7 @@ def gap_table(rows: pd.DataFrame, reference: str = "others", higher_is_better: d
     """
     higher_is_better = higher_is_better or {}
     if rows.empty:  # the same columns as a full table, so callers never special-case "no data"
-        return pd.DataFrame(columns=GAP_COLUMNS + ["numerator", "denominator", "ref_num", "ref_den", "previous_year"])
+        return pd.DataFrame(columns=TABLE_COLUMNS)
     work = rows.copy()
     if "target" not in work:
         work["target"] = np.nan
@@ -210,8 +213,7 @@ def gap_table(rows: pd.DataFrame, reference: str = "others", higher_is_better: d
     out = out.sort_values(["school_id", "metric", "student_group", "school_year"], ignore_index=True)
     if label:
         out = label_gaps(out, higher_is_better)
-    return out[GAP_COLUMNS + ["numerator", "denominator", "ref_num", "ref_den", "previous_value", "previous_gap",
-                              "untested"]]
+    return out[TABLE_COLUMNS]
 
 
 def bh_q_values(p_values: pd.Series) -> pd.Series:
