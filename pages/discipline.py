@@ -12,6 +12,7 @@ from analytics.data.derived import discipline_with_all, suspension_counts
 from analytics.outputs import charts_equity
 from analytics.outputs.findings import rate_change_finding
 from analytics.outputs.labels import RATIO_TYPES
+from analytics.stats.did import interval_range
 from analytics.stats.disproportionality import OUTCOMES, disproportionality
 from analytics.stats.rp_impact import OUTCOME_LABELS, rp_impact, rp_impact_for_school
 from analytics.stats.run_charts import attach_cycles, monthly_incident_series, run_chart
@@ -230,35 +231,29 @@ if impact.summary.empty or not np.isfinite(impact.summary["estimate"].iloc[0]):
     st.info(impact.statement)
 else:
     events = impact.event_study[impact.event_study["outcome"] == "suspension_rate"]
-    left, right = st.columns([3, 2])
     study = charts_equity.event_study(events, title=f"Suspension rate: effect by years since RP start, {rp_scope}")
-    with left:
-        bounds = {c: [f"{v:+.2f}" if np.isfinite(v) else "unbounded" for v in events[c].astype(float)]
-                  for c in ("ci_low", "ci_high")}
-        ui.chart(study, events.assign(**bounds).rename(columns={
-            "rel_year": "Years since start", "estimate": "Estimate (points)", "ci_low": "95% CI low",
-            "ci_high": "95% CI high", "n_schools": "RP schools"}).drop(columns="outcome", errors="ignore"),
-            impact.statement, caption=False)
-        ui.download_menu("rp-event-study", events, study)
-    summary = impact.summary.assign(outcome=impact.summary["outcome"].map(OUTCOME_LABELS),
-                                    verdict=np.where(impact.summary["p_value"] <= 0.05, "unlikely chance",
-                                                     "could be chance"))
-    for col in ("ci_low", "ci_high"):  # an unbounded interval says so in words, never "None"
-        summary[col] = [f"{v:+.2f}" if np.isfinite(v) else "unbounded" for v in summary[col].astype(float)]
-    right.dataframe(summary[["outcome", "estimate", "ci_low", "ci_high", "p_value", "verdict", "n_rp_schools",
-                             "n_comparison_schools"]], hide_index=True, width="stretch",
-                    column_config={"outcome": st.column_config.TextColumn("Outcome"),
-                                   "estimate": st.column_config.NumberColumn("Estimate", format="%+.2f"),
-                                   "ci_low": st.column_config.TextColumn("95% CI low"),
-                                   "ci_high": st.column_config.TextColumn("95% CI high"),
-                                   "p_value": st.column_config.NumberColumn("p (randomization)", format="%.3f"),
-                                   "verdict": st.column_config.TextColumn("Verdict"),
-                                   "n_rp_schools": st.column_config.NumberColumn("RP schools"),
-                                   "n_comparison_schools": st.column_config.NumberColumn("Comparison schools")})
-    right.caption(impact.summary["method"].iloc[0] + ". An \"unbounded\" interval means too few schools to rule "
-                  "any effect out. Pre-start estimates (left of -1) check the "
-                  "parallel-trends assumption: they should sit near zero. n under each point: RP schools behind "
-                  "that year.")
+    bounds = {c: [f"{v:+.2f}" if np.isfinite(v) else "unbounded" for v in events[c].astype(float)]
+              for c in ("ci_low", "ci_high")}
+    ui.chart(study, events.assign(**bounds).rename(columns={
+        "rel_year": "Years since start", "estimate": "Estimate (points)", "ci_low": "95% CI low",
+        "ci_high": "95% CI high", "n_schools": "RP schools"}).drop(columns="outcome", errors="ignore"),
+        impact.statement, caption=False)
+    ui.download_menu("rp-event-study", events, study)
+    shown = pd.DataFrame({
+        "Outcome": impact.summary["outcome"].map(OUTCOME_LABELS),
+        "Estimate": impact.summary["estimate"],
+        "95% CI": [interval_range(lo, hi) for lo, hi in zip(impact.summary["ci_low"], impact.summary["ci_high"],
+                                                             strict=True)],
+        "p (randomization)": impact.summary["p_value"],
+        "Verdict": np.where(impact.summary["p_value"] <= 0.05, "unlikely to be chance", "could be chance"),
+        "RP schools": impact.summary["n_rp_schools"],
+        "Comparison schools": impact.summary["n_comparison_schools"],
+    })
+    st.dataframe(shown, hide_index=True, width="stretch",
+                 column_config={"Estimate": st.column_config.NumberColumn(format="%+.2f"),
+                                "p (randomization)": st.column_config.NumberColumn(format="%.3f")})
+    st.caption(impact.summary["method"].iloc[0] + ". Pre-start estimates (left of -1) check the parallel-trends "
+               "assumption: they should sit near zero. n above each point: RP schools behind that year.")
 
 # --- run chart ----------------------------------------------------------------------------------------
 st.subheader("Run chart: suspensions per month")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from analytics.config import Settings
 from analytics.stats.did import describe, invert_test, staggered_did
 from analytics.stats.rp_impact import rp_impact, rp_impact_for_school
 
@@ -137,3 +142,25 @@ def test_inversion_matches_a_brute_force_grid():
     accepted = grid[(1 + hits) / 200 > 0.05]
     assert low == pytest.approx(accepted.min(), abs=0.01) and high == pytest.approx(accepted.max(), abs=0.01)
     assert p0 == pytest.approx((1 + (np.abs(a) >= estimate).sum()) / 200)
+
+
+def test_exact_test_rejects_in_at_most_alpha_of_all_assignments():
+    # Fixed outcomes, the one start year placed on each of the 20 schools in turn: by construction of the
+    # randomization test, at most 5% of the placements (here: 1 of 20) may give p <= 0.05.
+    rng = np.random.default_rng(7)
+    diffs = dict(zip([f"s{i:02d}" for i in range(20)], rng.normal(0, 1, 20), strict=True))
+    rejections = sum(staggered_did(_two_year_panel(diffs, {sid: 2022}), "y", event_study=False).significant() for sid in diffs)
+    assert rejections <= 1
+
+
+def test_small_coverage_run_of_the_benchmark():
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "rp_coverage.py"
+    spec = importlib.util.spec_from_file_location("rp_coverage", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))  # the benchmark imports its _common helpers
+    spec.loader.exec_module(bench)
+    settings = Settings(permutations=199)
+    null = bench.run_scenario(3, 25, 0.0, range(1, 21), settings)
+    planted = bench.run_scenario(10, 50, 1.5, range(1, 11), settings)
+    assert null["interval_excludes_zero"] <= 0.10 and null["verdict_disagrees_with_interval"] == 0
+    assert planted["found_a_fall"] >= 0.8

@@ -135,13 +135,13 @@ def risk_ratio_bars(table: pd.DataFrame, threshold: float = 3.0, title: str = "S
 
 def event_study(table: pd.DataFrame, title: str = "Suspension rate: effect by years since RP start") -> alt.Chart:
     """Estimates with 95% intervals by years relative to start, the number of RP schools behind each
-    year written under its point; zero line; pre-periods are placebo checks. Unbounded intervals (too
-    few schools) are drawn as hollow points without a bar."""
+    year written in a row above the plot; zero line; pre-periods are placebo checks. Points whose
+    interval is unbounded (too few schools) are orange and have no bar."""
     data = table.copy()
     unbounded = ~(np.isfinite(data["ci_low"].astype(float)) & np.isfinite(data["ci_high"].astype(float)))
     data["ci_low"] = data["ci_low"].astype(float).where(~unbounded)
     data["ci_high"] = data["ci_high"].astype(float).where(~unbounded)
-    data["interval"] = np.where(unbounded, "unbounded (too few schools)", "95% CI")
+    data["interval"] = np.select([data["rel_year"] == -1, unbounded], ["reference (0)", "unbounded"], "95% CI")
     data["n_label"] = "n=" + data["n_schools"].astype(int).astype(str)
     x = alt.X("rel_year:O", title="Years relative to RP start (-1 = reference; n = RP schools behind the year)",
               axis=alt.Axis(labelAngle=0))
@@ -150,13 +150,13 @@ def event_study(table: pd.DataFrame, title: str = "Suspension rate: effect by ye
                                                 y2="ci_high:Q")
     points = base.mark_point(size=90, filled=True).encode(
         y="estimate:Q",
-        color=alt.Color("interval:N", title="Interval", scale=alt.Scale(
-            domain=["95% CI", "unbounded (too few schools)"], range=["#0072B2", "#E69F00"]),
-            legend=alt.Legend(orient="bottom", labelLimit=0)),
+        color=alt.Color("interval:N", title="Interval", legend=alt.Legend(orient="bottom", labelLimit=0),
+                        scale=alt.Scale(domain=["95% CI", "unbounded", "reference (0)"],
+                                        range=["#0072B2", "#E69F00", "#999999"])),
         tooltip=[alt.Tooltip("rel_year:O", title="Years since start"), alt.Tooltip("estimate:Q", format="+.2f"),
                  alt.Tooltip("ci_low:Q", format="+.2f"), alt.Tooltip("ci_high:Q", format="+.2f"),
                  alt.Tooltip("n_schools:Q", title="RP schools"), "interval:N"])
-    labels = base.mark_text(dy=16, fontSize=11, color="#333").encode(y="estimate:Q", text="n_label:N")
+    labels = base.mark_text(fontSize=11, color="#333").encode(y=alt.value(-8), text="n_label:N")  # a row above
     zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="#333", strokeDash=[4, 3]).encode(y="y:Q")
     return alt.layer(zero, rules, points, labels).properties(title=title, height=300)
 

@@ -249,4 +249,4 @@ def build_view(engine: Engine, name: str, *, year: int | None = None, cluster: s
             table = table.drop(columns=["ref_num", "ref_den"])
         if name == "status-change":
             table = table.drop(columns=["denominator"])
-    return table.replace({np.inf: np.nan})
+    return table.replace({np.inf: np.nan, -np.inf: np.nan})  # unbounded values are written empty

@@ -357,11 +357,16 @@ def _infer(outcome: str, values: np.ndarray, years: np.ndarray, labels: np.ndarr
 # --- plain-language verdict ------------------------------------------------------------------------
 
 
-def interval_text(low: float, high: float, unit: str = "") -> str:
+def interval_range(low: float, high: float) -> str:
+    """'-1.31 to -0.71', or 'unbounded'."""
+    return f"{low:+.2f} to {high:+.2f}" if np.isfinite(low) and np.isfinite(high) else "unbounded"
+
+
+def interval_text(low: float, high: float) -> str:
     """'95% CI -1.31 to -0.71', or a plain statement that the interval is unbounded."""
     if not (np.isfinite(low) and np.isfinite(high)):
         return "95% CI unbounded: too few schools to rule any effect out"
-    return f"95% CI {low:+.2f} to {high:+.2f}{unit}"
+    return f"95% CI {interval_range(low, high)}"
 
 
 def _count(n: int, plural: str) -> str:
@@ -369,7 +374,7 @@ def _count(n: int, plural: str) -> str:
 
 
 def describe(result: DiDResult, *, subject: str, outcome_label: str, unit: str = "points",
-             comparison: str = "comparison schools", alpha: float = 0.05) -> str:
+             comparison: str = "comparison schools", treated: str = "treated", alpha: float = 0.05) -> str:
     """One paragraph: the estimate in words that follow its sign, a verdict that follows its p-value,
     and what makes it fragile (small samples, few possible reassignments, left-out units)."""
     if not result.estimable:
@@ -386,7 +391,7 @@ def describe(result: DiDResult, *, subject: str, outcome_label: str, unit: str =
     else:
         text += f"With p above {alpha:g} this could be chance: no change can be claimed. "
     if result.small:
-        why = [f"{result.n_treated} treated and {result.n_comparison} comparison schools"]
+        why = [f"{result.n_treated} {treated} and {result.n_comparison} comparison schools"]
         if result.smallest_cohort == 1:
             why.append("a start-year cohort of one school")
         text += f"Small sample ({'; '.join(why)}): the estimate is fragile. "

@@ -75,6 +75,8 @@ def _rp_words(text: str) -> str:
 
 def _summary_row(result: DiDResult) -> dict:
     method = result.method if result.estimable else f"not estimable: {_rp_words(result.note)}"
+    if result.estimable and not (np.isfinite(result.ci_low) and np.isfinite(result.ci_high)):
+        method += "; the interval is unbounded (too few schools to rule any effect out)"
     return {"outcome": result.outcome, "estimate": result.estimate, "ci_low": result.ci_low,
             "ci_high": result.ci_high, "p_value": result.p_value, "n_rp_schools": result.n_treated,
             "n_comparison_schools": result.n_comparison, "method": method}
@@ -87,7 +89,7 @@ def _statement(results: list[DiDResult], settings: Settings) -> str:
     if not main.estimable:
         return f"Restorative-practices impact cannot be estimated: {_rp_words(main.note)}."
     text = describe(main, subject="restorative-practices schools", outcome_label="suspension rates",
-                    comparison="comparison schools", alpha=settings.alpha)
+                    comparison="comparison schools", treated="RP", alpha=settings.alpha)
     return _rp_words(text) + " Method: Callaway-Sant'Anna difference-in-differences against never-treated " \
         "schools, randomization inference (start years reassigned among schools)."
 
