@@ -96,8 +96,17 @@ with left:
         if not ui.is_public():  # viewers download the suppressed table below instead
             ui.download_menu(f"{cluster}-{metric}-{group}-{year}",
                              plotted.drop(columns=["latitude", "longitude"], errors="ignore"), dots)
-        event = st.altair_chart(dots, on_select="rerun", key="school_dots", width="stretch",
-                                height=max(220, 30 * len(plotted) + 90))
+        ranked = plotted.sort_values("value", ascending=False)
+        summary = (f"{label}, {group_label(group).lower()}, {ui.year_label(year)}: {len(ranked)} school(s) from "
+                   f"{ranked['school_name'].iloc[0]} ({ui.fmt_pct(ranked['value'].iloc[0])}) to "
+                   f"{ranked['school_name'].iloc[-1]} ({ui.fmt_pct(ranked['value'].iloc[-1])}); district "
+                   f"{ui.fmt_pct(district_kpi.value)} (dashed line).")
+        dot_rows = ui.filled(ranked[["school_name", "value", "ci_low", "ci_high", "denominator"]], {
+            "value": "{:.1f}", "ci_low": "{:.1f}", "ci_high": "{:.1f}", "denominator": "{:,.0f}"}).rename(columns={
+                "school_name": "School", "value": f"{label} (%)", "ci_low": "95% CI low", "ci_high": "95% CI high",
+                "denominator": "Students (n)"})
+        event = ui.chart(dots, dot_rows, summary, key="school_dots", on_select="rerun",
+                         height=max(220, 30 * len(plotted) + 90))
         picked = (event.selection.get("pick_school") or []) if event else []
         if picked:
             ui.go("pages/school.py", school=picked[0]["school_id"], year=year, metric=metric, group=group)
@@ -108,9 +117,20 @@ with right:
         st.markdown(f"**Rank among clusters:** {rank} of {len(ranked)} (pooled {label.lower()}, "
                     f"{group_label(group)}).")
     if trend["school_year"].nunique() > 1:
-        st.altair_chart(charts.trend_lines(trend.rename(columns={"school_name": "school"}), label,
-                                           color_field="school", facet_field="school", columns=2,
-                                           title=f"{label}: trend by school"), width="stretch")
+        first, last = trend["school_year"].min(), trend["school_year"].max()
+        ends = trend[trend["school_year"].isin([first, last])].pivot_table(
+            index="school_name", columns="school_year", values="value").dropna()
+        moved = ends[last] - ends[first] if len(ends) else pd.Series(dtype=float)
+        trend_summary = (f"{label} by school, {ui.year_label(first)} to {ui.year_label(last)}: "
+                         + "; ".join(f"{name} {ends.loc[name, first]:.1f}% → {ends.loc[name, last]:.1f}%"
+                                     for name in moved.sort_values().index) + "." if len(ends) else "")
+        ui.chart(charts.trend_lines(trend.rename(columns={"school_name": "school"}), label, color_field="school",
+                                    facet_field="school", columns=2, title=f"{label}: trend by school"),
+                 ui.filled(trend.pivot_table(index="school_name", columns="school_year", values="value")
+                           .reset_index().rename(columns={"school_name": "School"}),
+                           {y: "{:.1f}" for y in sorted(trend["school_year"].unique())})
+                 .rename(columns=ui.year_label_of),
+                 trend_summary, caption=False)
     else:
         st.caption("Only one school year: no trends to show yet.")
 
@@ -144,8 +164,9 @@ shown, school_config = ui.public_table(
     derived_cols=["adjusted", "reliability", "target", "flags"], sets=[["_set"]])
 shown = shown.drop(columns="_set")
 ui.download_menu(f"{cluster}-schools-{metric}-{group}-{year}", shown.drop(columns="open"))
-event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-                     key="school_table", column_config=school_config)
+readable, readable_config = ui.no_none(shown, school_config)  # "–", never "None"
+event = st.dataframe(readable, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+                     key="school_table", column_config=readable_config)
 chosen = event.selection.rows if event else []
 if chosen:
     ui.go("pages/school.py", school=table.loc[chosen[0], "school_id"], year=year, metric=metric, group=group)

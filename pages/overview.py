@@ -95,8 +95,17 @@ with right:
     else:
         chart = charts.cluster_comparison(by_cluster, label, kpi.value, higher_is_better)
         ui.download_menu(f"clusters-{metric}-{group}-{year}", by_cluster, chart)
-        event = st.altair_chart(chart, on_select="rerun", key="cluster_bars", width="stretch",
-                                height=max(260, 24 * len(by_cluster) + 90))
+        ranked = by_cluster.dropna(subset=["value"]).sort_values("value", ascending=not higher_is_better)
+        summary = (f"{label}, {group_label(group).lower()}, {ui.year_label(year)}, pooled by cluster: district "
+                   f"{ui.fmt_pct(kpi.value)}; best {ranked['cluster'].iloc[0]} ({ui.fmt_pct(ranked['value'].iloc[0])}),"
+                   f" last {ranked['cluster'].iloc[-1]} ({ui.fmt_pct(ranked['value'].iloc[-1])}) of {len(ranked)}."
+                   if len(ranked) else f"No pooled values for {label}.")
+        chart_rows = ui.filled(ranked[["cluster", "value", "ci_low", "ci_high", "denominator"]], {
+            "value": "{:.1f}", "ci_low": "{:.1f}", "ci_high": "{:.1f}", "denominator": "{:,.0f}"}).rename(columns={
+                "cluster": "Cluster", "value": f"{label} (%)", "ci_low": "95% CI low", "ci_high": "95% CI high",
+                "denominator": "Students (n)"})
+        event = ui.chart(chart, chart_rows, summary, key="cluster_bars", on_select="rerun",
+                         height=max(260, 24 * len(by_cluster) + 90))
         picked = (event.selection.get("pick") or []) if event else []
         if picked:
             ui.go("pages/cluster.py", cluster=picked[0]["cluster"], year=year, metric=metric, group=group)

@@ -23,7 +23,7 @@ if school_id not in set(schools["school_id"]):
 
 info = schools.set_index("school_id").loc[school_id]
 crumbs = st.container()
-st.title(info["school_name"])
+st.title(ui.school_names().get(school_id, info["school_name"]))  # with its cluster where names repeat
 facts = [f"School {school_id}", f"{info['level']}", f"{info['cluster']} cluster"]
 if np.isfinite(info["enrollment"]):
     facts.append(f"{info['enrollment']:,.0f} students")
@@ -119,7 +119,8 @@ shown, profile_config = ui.public_table(
     show[["Metric", "Group", "School (%)", "ci_low", "ci_high", "denominator", "district_value", "vs_district",
           "target", "gap", "note", "_set"]], profile_config, n_col="denominator",
     rate_cols=["School (%)", "ci_low", "ci_high"], derived_cols=["vs_district", "gap"], sets=[["_set"]])
-st.dataframe(shown.drop(columns="_set"), hide_index=True, width="stretch", height=420, column_config=profile_config)
+readable, readable_config = ui.no_none(shown.drop(columns="_set"), profile_config)
+st.dataframe(readable, hide_index=True, width="stretch", height=420, column_config=readable_config)
 ui.download_menu(f"profile-{school_id}-{year}", shown.drop(columns="_set"))
 st.caption("District values are pooled from counts. Gaps compare a group with all other students of this school "
            "(two-proportion test). Groups with fewer than 10 students are not shown.")
@@ -145,8 +146,15 @@ trend = rows[(rows["metric"] == metric) & rows["student_group"].isin(chosen_grou
              & (rows["denominator"].fillna(0) >= 10)].copy()
 trend["series"] = trend["student_group"].map(group_label)
 if trend["school_year"].nunique() > 1:
-    st.altair_chart(charts.trend_lines(trend, ui.metric_label(metric),
-                                       title=f"{ui.metric_label(metric)} by group"), width="stretch")
+    wide = trend.pivot_table(index="series", columns="school_year", values="value")
+    first, last = wide.columns.min(), wide.columns.max()
+    trend_summary = (f"{ui.metric_label(metric)} at {info['school_name']}, {ui.year_label(first)} to "
+                     f"{ui.year_label(last)}: " + "; ".join(
+                         f"{g} {wide.loc[g, first]:.1f}% → {wide.loc[g, last]:.1f}%" for g in wide.index
+                         if pd.notna(wide.loc[g, first]) and pd.notna(wide.loc[g, last])) + ".")
+    ui.chart(charts.trend_lines(trend, ui.metric_label(metric), title=f"{ui.metric_label(metric)} by group"),
+             ui.filled(wide.reset_index().rename(columns={"series": "Group"}),
+                       {y: "{:.1f}" for y in wide.columns}).rename(columns=ui.year_label_of), trend_summary)
 else:
     st.caption("Only one school year: no trends to show yet.")
 
@@ -166,8 +174,8 @@ else:
         "OSS days": current["oss_days"],
     })
     table["_order"] = current["student_group"].map({g: i for i, g in enumerate(STUDENT_GROUPS)}).to_numpy()
-    st.dataframe(table.sort_values("_order").drop(columns="_order"), hide_index=True, width="stretch",
-                 column_config={"Rate (%)": st.column_config.NumberColumn(format="%.1f"),
-                                "Enrolled": st.column_config.NumberColumn(format="localized")})
+    st.dataframe(ui.filled(table.sort_values("_order").drop(columns="_order"), {"Rate (%)": "{:.1f}"}),
+                 hide_index=True, width="stretch", column_config=ui.text_columns({"Rate (%)": "Rate (%)"}) | {
+                     "Enrolled": st.column_config.NumberColumn(format="localized")})
     st.caption("Suspension rate = students with at least one suspension / enrolled. Groups under 10 students have "
                "no rate shown.")

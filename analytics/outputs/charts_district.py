@@ -104,23 +104,35 @@ def school_dot_plot(df: pd.DataFrame, metric_label: str, district_value: float |
     )
 
 
+def end_labels(data: pd.DataFrame, x: str, y: str, label: str) -> alt.Chart:
+    """The series' name beside its last point, so a line is named without the legend's colour."""
+    last = data.sort_values(x).groupby(label, as_index=False).tail(1)
+    return alt.Chart(last).mark_text(align="left", dx=6, fontSize=11).encode(
+        x=f"{x}:O", y=f"{y}:Q", text=f"{label}:N", color=alt.Color(f"{label}:N", legend=None,
+                                                                    scale=alt.Scale(range=OKABE_ITO)))
+
+
 def trend_lines(df: pd.DataFrame, metric_label: str, color_field: str = "series", title: str | None = None,
                 columns: int | None = None, facet_field: str | None = None) -> alt.Chart:
     """Values by school year, one line per series (optionally small multiples by `facet_field`)."""
     colour = (alt.value(ACCENT) if facet_field else
-              alt.Color(f"{color_field}:N", title=None, scale=alt.Scale(range=OKABE_ITO)))
+              alt.Color(f"{color_field}:N", title=None, scale=alt.Scale(range=OKABE_ITO),
+                        legend=alt.Legend(orient="bottom", labelLimit=0)))
+    encoding = {"strokeDash": alt.StrokeDash(f"{color_field}:N", legend=None)} if not facet_field else {}
     chart = alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("school_year:O", title="School year (ending)"),
+        x=alt.X("school_year:O", title="School year (ending)", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("value:Q", title=f"{metric_label} (%)", scale=alt.Scale(zero=False)),
         color=colour,
         tooltip=[alt.Tooltip(f"{color_field}:N", title="Series"), alt.Tooltip("school_year:O", title="Year"),
                  alt.Tooltip("value:Q", title="%", format=".1f")],
+        **encoding,
     )
     if facet_field:
         return chart.properties(width=150, height=110).facet(
             facet=alt.Facet(f"{facet_field}:N", title=None), columns=columns or 4,
         ).properties(title=title or f"{metric_label} over time")
-    return chart.properties(title=title or f"{metric_label} over time", height=260)
+    named = alt.layer(chart, end_labels(df, "school_year", "value", color_field))  # each line named at its end
+    return named.properties(title=title or f"{metric_label} over time", height=260, padding={"right": 170})
 
 
 def school_map(df: pd.DataFrame, tooltip_html: str) -> pdk.Deck:

@@ -11,21 +11,13 @@ import numpy as np
 import pandas as pd
 
 from analytics.data.catalog import group_label
-from analytics.outputs.charts_district import OKABE_ITO
+from analytics.outputs.charts_district import OKABE_ITO, end_labels
 from analytics.outputs.labels import RATIO_TYPES
 from analytics.stats.status_change import CHANGE_LEVELS, STATUS_LEVELS
 
 # The Dashboard's colour names drawn with colour-blind-distinguishable hues (Okabe-Ito based).
 GRID_COLOURS = {"Blue": "#0072B2", "Green": "#009E73", "Yellow": "#F0E442", "Orange": "#E69F00", "Red": "#D55E00",
                 "": "#D9DDE1"}
-
-
-def _end_labels(data: pd.DataFrame, x: str, y: str, label: str) -> alt.Chart:
-    """The series' name beside its last point, so a line is named without the legend's colour."""
-    last = data.sort_values(x).groupby(label, as_index=False).tail(1)
-    return alt.Chart(last).mark_text(align="left", dx=6, fontSize=11).encode(
-        x=f"{x}:O", y=f"{y}:Q", text=f"{label}:N", color=alt.Color(f"{label}:N", legend=None,
-                                                                    scale=alt.Scale(range=OKABE_ITO)))
 
 
 def gap_trend(table: pd.DataFrame, metric_label: str) -> alt.Chart:
@@ -57,7 +49,7 @@ def gap_trend(table: pd.DataFrame, metric_label: str) -> alt.Chart:
                  alt.Tooltip("gap:Q", format="+.1f", title="Gap (pts)")],
     )
     zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="#333").encode(y="y:Q")
-    return alt.layer(zero, lines, _end_labels(means, "school_year", "gap", "group")).properties(
+    return alt.layer(zero, lines, end_labels(means, "school_year", "gap", "group")).properties(
         title=f"{metric_label}: gaps by group", height=300, padding={"right": 160})
 
 
@@ -235,7 +227,7 @@ def gap_band_trend(table: pd.DataFrame, metric_label: str) -> alt.Chart:
                  alt.Tooltip("gap_high:Q", format="+.1f", title="95% high"),
                  alt.Tooltip("n:Q", format=",", title="Students in group")])
     zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="#333").encode(y="y:Q")
-    return alt.layer(band, zero, line, _end_labels(data, "school_year", "gap", "group")).properties(
+    return alt.layer(band, zero, line, end_labels(data, "school_year", "gap", "group")).properties(
         title=alt.TitleParams(f"{metric_label}: gap to all other students",
                               subtitle="Pooled from counts; band = 95% interval; below 0 = group trails."),
         height=320, padding={"right": 190, "left": 5, "top": 5, "bottom": 5})

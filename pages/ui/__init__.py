@@ -85,5 +85,5 @@ from pages.ui.staff import (  # noqa: E402, F401
     staff_role,
 )
 from pages.ui.state import _with_share, arrived_on_page, is_public, note_page, share_grant, share_token  # noqa: E402, F401
-from pages.ui.tables import filled, text_columns  # noqa: E402, F401
+from pages.ui.tables import filled, no_none, text_columns, year_label_of  # noqa: E402, F401
 from pages.ui.viewer import _cell_text, open_share, public_table, viewer_nav  # noqa: E402, F401

@@ -37,20 +37,25 @@ def _fit_width(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
 
 def chart(chart: alt.TopLevelMixin, table: pd.DataFrame | None, summary: str, *, key: str | None = None,
           on_select: str = "ignore", height: int | None = None, width: str = "stretch", caption: bool = True,
-          column_config: dict | None = None, public_safe: bool = False):
+          column_config: dict | None = None, public_safe: bool = False, public_summary: str = ""):
     """Draw a chart with its text alternative (WCAG 1.1.1): the finding as a caption and as the chart's
     description, and the rows it draws in a "Data table" expander under it.
 
     In a shared (read-only) view the data table is shown only when the caller passes a table that has
-    been through the privacy rules (``public_safe=True``); otherwise the caption points at the page's
-    table. Returns the selection event like ``st.altair_chart``.
+    been through the privacy rules (``public_safe=True``), and the summary is replaced by
+    ``public_summary`` (default: none, the chart's title alone describes it), so no number leaves the
+    privacy rules through a caption. Returns the selection event like ``st.altair_chart``.
     """
+    if is_public() and not public_safe:
+        summary = public_summary
     options = {"width": width, "on_select": on_select}
     if key:
         options["key"] = key
-    if height:
-        options["height"] = height
     shown = _fit_width(chart) if width == "stretch" else chart
+    if height and shown is not chart:  # fitted to the width: the height is the plot's own
+        shown = shown.properties(height=height)
+    elif height:
+        options["height"] = height
     event = st.altair_chart(described(shown, summary), **options)
     if caption and summary:
         st.caption(summary)

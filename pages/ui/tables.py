@@ -22,3 +22,40 @@ def filled(df: pd.DataFrame, formats: dict[str, str], missing: str = MISSING) ->
 def text_columns(labels: dict[str, str]) -> dict:
     """Right-aligned text columns for numbers made text by :func:`filled`."""
     return {col: st.column_config.TextColumn(label, alignment="right") for col, label in labels.items()}
+
+
+def year_label_of(column):
+    """A year column's name as a school year ("2024-25"); other column names unchanged."""
+    try:
+        year = int(column)
+    except (TypeError, ValueError):
+        return column
+    return f"{year - 1}-{str(year)[-2:]}" if 1900 < year < 2200 else column
+
+
+def _python_format(fmt: str | None) -> str:
+    """A column_config number format ("%.1f", "%+.1f", "localized", "percent") as a Python format."""
+    if not fmt or fmt in ("localized", "accounting"):
+        return "{:,.0f}" if fmt else "{:,.2f}"
+    if fmt == "percent":
+        return "{:.1%}"
+    if fmt.startswith("%"):
+        return "{:" + fmt[1:] + "}"
+    return "{}"
+
+
+def no_none(df: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, dict]:
+    """Number columns with missing values shown as text with a dash (formatted as their config says),
+    so a table never prints "None"; columns without gaps stay numbers (sortable)."""
+    out, config = df.copy(), dict(column_config)
+    for col in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[col]) or pd.api.types.is_bool_dtype(out[col]):
+            continue
+        if not out[col].isna().any():
+            continue
+        spec = config.get(col) if isinstance(config.get(col), dict) else {}
+        fmt = (spec.get("type_config") or {}).get("format") if spec else None
+        out = filled(out, {col: _python_format(fmt) if fmt else "{:,.1f}"})
+        config[col] = st.column_config.TextColumn(spec.get("label") if spec else None, alignment="right",
+                                                  help=spec.get("help") if spec else None)
+    return out, config
