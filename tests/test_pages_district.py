@@ -67,9 +67,11 @@ def test_school_profile_matches_counts(on_demo):
     rows = storage.load_metrics(on_demo, school_ids=[school_id], years=[2025], groups=["ALL"],
                                 metrics=["read_proficient"])
     shown = profile[(profile["Metric"] == "Reading proficient") & (profile["Group"] == "All students")]
-    assert shown["School (%)"].iloc[0] == pytest.approx(100 * rows["numerator"].iloc[0] / rows["denominator"].iloc[0])
+    expected = 100 * rows["numerator"].iloc[0] / rows["denominator"].iloc[0]
+    assert float(shown["School (%)"].iloc[0]) == pytest.approx(expected, abs=0.05)  # shown with one decimal
     small = profile[profile["denominator"] < 10]
-    assert len(small) and small["School (%)"].isna().all() and small["ci_low"].isna().all()
+    # hidden for fewer than 10 students, and shown as a dash (never "None")
+    assert len(small) and (small["School (%)"] == "–").all() and (small["ci_low"] == "–").all()
 
 
 def test_school_not_found(on_demo):
