@@ -168,13 +168,14 @@ if not within.empty:
     st.markdown(f"**Pooled and within-school gaps, {year - 1}-{str(year)[-2:]}** (each group vs all other students)")
     gap_cols = ("gap", "gap_low", "gap_high", "mh_gap", "mh_low", "mh_high")
     within_config = {"group": st.column_config.TextColumn("Group"),
-                     "n_schools": st.column_config.NumberColumn("Schools"),
                      "n": st.column_config.NumberColumn("Students in group (n)", format="localized"),
                      "note": st.column_config.TextColumn("Note")} | ui.text_columns({
         "gap": "Pooled gap (pts)", "gap_low": "95% CI low", "gap_high": "95% CI high",
-        "mh_gap": "Within-school gap (pts)", "mh_low": "95% CI low ", "mh_high": "95% CI high "})
+        "mh_gap": "Within-school gap (pts)", "mh_low": "95% CI low ", "mh_high": "95% CI high ",
+        "n_schools": "Schools"})
     within_shown, within_config = ui.public_table(
-        ui.filled(within[["group", *gap_cols, "n_schools", "n", "note"]], dict.fromkeys(gap_cols, "{:+.1f}")),
+        ui.filled(within[["group", *gap_cols, "n_schools", "n", "note"]],
+                  dict.fromkeys(gap_cols, "{:+.1f}") | {"n_schools": "{:.0f}"}),
         within_config, n_col="n", derived_cols=list(gap_cols))
     st.dataframe(within_shown, hide_index=True, width="stretch", column_config=within_config)
     st.caption("Pooled: all the group's students in scope against all other students in scope. Within-school: "

@@ -210,3 +210,13 @@ def test_overview_and_cluster_rank_by_adjusted_rate(on_demo):
     schools = at.dataframe[-1].value
     adjusted = schools["adjusted"].dropna()
     assert adjusted.is_monotonic_increasing  # worst first for a higher-is-better metric
+
+
+def test_a_gap_finding_follows_its_q_value_not_its_p_value():
+    from analytics.outputs.findings import gap_finding
+
+    # p = .03 alone would be "significant"; within a family its q = .12 is not below .10.
+    text = gap_finding("Asian", "Reading", 50.0, 40.0, 0.03, 200, q_value=0.12)
+    assert "not a significant difference" in text and "q = 0.120" in text
+    assert "q < 0.001" in gap_finding("Asian", "Reading", 50.0, 40.0, 1e-6, 200, q_value=1e-5)
+    assert "a significant difference" in gap_finding("Asian", "Reading", 50.0, 40.0, 0.03, 200)  # no family given

@@ -55,7 +55,8 @@ def gap_finding(group_label: str, label: str, group_value: float, reference_valu
         return f"{group_label}: no comparable counts for {label}."
     gap = group_value - reference_value
     if q_value is not None and np.isfinite(q_value):
-        stat = f"two-proportion test, {format_p(p_value)}, q = {q_value:.3f} after the false-discovery-rate correction"
+        q_text = "q < 0.001" if q_value < 0.001 else f"q = {q_value:.3f}"
+        stat = f"two-proportion test, {format_p(p_value)}, {q_text} after the false-discovery-rate correction"
         significant = q_value < FDR_Q
     else:
         stat = f"two-proportion test, {format_p(p_value)}"
