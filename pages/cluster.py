@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analytics.data.catalog import group_label
+from analytics.data.catalog import group_label, school_labels
 from analytics.outputs import charts_district as charts
 from analytics.stats.rates import two_proportion_test
 from analytics.stats.small_numbers import rank_schools
@@ -28,6 +28,8 @@ if cluster not in clusters:
 crumbs = st.container()
 st.title(f"{cluster} cluster")
 members = schools[schools["cluster"] == cluster]
+# Two schools of one name in this cluster are told apart (by id) in every chart, table and link below.
+members = members.assign(school_name=school_labels(members).reindex(members["school_id"].astype(str)).to_numpy())
 years = ui.years()
 year, metric, group = ui.filter_bar()
 with crumbs:

@@ -170,7 +170,7 @@ def build_pack(engine: Engine, specs: list[ViewSpec], title: str, on: date | Non
         if progress:
             progress(i, len(specs), spec.title)
         view = PACK_VIEWS[spec.view]
-        ctx = Context(engine, base.schools, base.metric_names, dict(spec.filters))
+        ctx = Context(engine, base.schools, base.metric_names, dict(spec.filters), public)
         table = view.build_table(engine, spec.view, spec.filters, public)
         try:
             figure = view.figure(ctx, table) if len(table) else None

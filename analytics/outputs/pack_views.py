@@ -40,6 +40,7 @@ class Context:
     schools: pd.DataFrame
     metric_names: dict[str, str]
     filters: dict
+    public: bool = False  # a public pack: findings rank released values only, and say so
 
     @property
     def names(self) -> pd.Series:
@@ -182,6 +183,8 @@ def rates_finding(ctx: Context, table: pd.DataFrame) -> str:
                 f"({_pct(rows['value'].iloc[-1])}).")
     top, bottom = rows.iloc[0], rows.iloc[-1]
     noun = "schools" if category == "School" else "clusters"
+    if ctx.public:
+        noun += " with released values (suppressed and coded values are not ranked)"
     how = ""
     if category == "School":  # small schools must not top or bottom the list by chance (DESIGN §3)
         adjusted, prior = with_adjusted_rates(rows)
