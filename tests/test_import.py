@@ -25,6 +25,7 @@ SCHOOLS_CSV = (
     "S2,O'Connor Middle,MS,North,39.2,-77.0,800,,N\n"
     "S3,Lakeview High,HS,South,,,1500,,\n"
 )
+PROGRAMS_CSV = "program,program_name,goal_metrics\nRP,Restorative practices,suspension_rate\nMATH,Math talk,math_proficient\n"
 
 
 def _snapshot(engine) -> dict[str, list]:
@@ -57,7 +58,7 @@ def test_corpus_holds_at_least_forty_real_world_shapes():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bad_input_corpus_gives_every_problem_and_changes_nothing(name, sqlite_engine):
     engine = sqlite_engine
-    import_bytes(engine, [("schools.csv", SCHOOLS_CSV.replace("S3,", "S3,").encode())])
+    import_bytes(engine, [("schools.csv", SCHOOLS_CSV.encode()), ("pl_programs.csv", PROGRAMS_CSV.encode())])
     before, digest = _snapshot(engine), _file_digest(engine)
     case = CASES[name]
     report = import_files(engine, [CORPUS / name], table=case["table"])

@@ -29,6 +29,10 @@ BUILTIN_METRICS: tuple[MetricDef, ...] = (
     MetricDef("grad_rate_4yr", "4-year graduation rate", "%", True, "Graduation"),
     MetricDef("student_engagement", "Student engagement (survey, favourable)", "%", True, "Climate"),
     MetricDef("suspension_rate", "Suspension rate", "%", False, "Discipline"),
+    # School-climate survey: % of respondents answering favourably, by student group (DESIGN §10).
+    MetricDef("climate_belonging", "Climate: belonging (survey, % favourable)", "%", True, "Climate"),
+    MetricDef("climate_safety", "Climate: safety (survey, % favourable)", "%", True, "Climate"),
+    MetricDef("climate_relationships", "Climate: relationships (survey, % favourable)", "%", True, "Climate"),
 )
 
 RACE_GROUPS: dict[str, str] = {

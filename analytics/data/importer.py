@@ -39,7 +39,8 @@ _CRDC_RESERVE_CODES = {-3, -5, -6, -8, -9, -11}  # CRDC: -9 not applicable, -3/-
 _YEAR = re.compile(r"^(\d{4})(?:\.0+)?(?:\s*[-/\u2013]\s*(\d{2}|\d{4}))?$")
 _YES = {"Y", "YES", "TRUE", "1", "T"}
 _NO = {"N", "NO", "FALSE", "0", "F"}
-WRITE_ORDER = ("schools", "metric_definitions", "metrics", "discipline", "incidents", "improvement_cycles")
+WRITE_ORDER = ("schools", "metric_definitions", "metrics", "discipline", "incidents", "improvement_cycles",
+               "pl_programs", "pl_sessions", "pl_feedback", "pl_assessments", "pl_support", "implementation")
 _COUNT_LIMITED = ("students_suspended", "students_iss", "students_oss", "students_expelled", "law_referrals")
 
 
@@ -92,10 +93,11 @@ class ImportReport:
 
 @dataclass
 class _Context:
-    """What other tables say: known school ids and metric ids (database plus this import)."""
+    """What other tables say: known school, metric and PL programme ids (database plus this import)."""
 
     school_ids: set[str]
     metric_ids: set[str]
+    program_ids: set[str] = field(default_factory=set)
 
 
 # --- column checks ---------------------------------------------------------------------------------
@@ -186,6 +188,8 @@ def _check_distinct(text: pd.Series, spec: schema.ColumnSpec, ctx: _Context) -> 
             flag(reserve, f"must be >= {spec.minimum:g} (a CRDC reserve code: -9 means not applicable, -3/-5 "
                           "suppressed; leave such cells empty)")
             flag(values < spec.minimum, f"must be >= {spec.minimum:g}")
+        if spec.maximum is not None:
+            flag(values > spec.maximum, f"must be <= {spec.maximum:g}")
         limit = {"latitude": 90, "longitude": 180}.get(spec.name)
         if limit:
             flag(values.abs() > limit, f"{spec.name} must be between -{limit} and {limit}")
@@ -221,6 +225,8 @@ def _check_distinct(text: pd.Series, spec: schema.ColumnSpec, ctx: _Context) -> 
         flag(present & text.str.match(_TOTALS_ROW), "a totals row, not a school: remove total and subtotal rows")
     if kind == schema.SCHOOL:
         flag(present & ~text.isin(ctx.school_ids), "unknown school_id (not in the schools table)")
+    elif kind == schema.PROGRAM:
+        flag(present & ~text.isin(ctx.program_ids), "unknown program (not in the pl_programs table)")
     return text.where(present), reasons, skip
 
 
@@ -241,7 +247,7 @@ def _explain(mask: pd.Series, values: pd.Series, template: str) -> pd.Series:
     return reasons
 
 
-def _table_rules(raw: RawTable, table: str, clean: pd.DataFrame) -> list[Problem]:
+def _table_rules(raw: RawTable, table: str, clean: pd.DataFrame, ctx: _Context) -> list[Problem]:
     """Rules that involve two columns of a row (DESIGN §2)."""
     problems: list[Problem] = []
     text = raw.frame
@@ -265,6 +271,13 @@ def _table_rules(raw: RawTable, table: str, clean: pd.DataFrame) -> list[Problem
     if table == "improvement_cycles" and "end_date" in clean:
         before = clean["end_date"] < clean["start_date"]
         problems += _problems(raw, "end_date", text["end_date"], before, "ends before start_date")
+    if table == "implementation":
+        observed, using = clean["classrooms_observed"], clean["classrooms_using"]
+        over = using > observed
+        problems += _problems(raw, "classrooms_using", text["classrooms_using"], over,
+                              _explain(over, observed, "above classrooms_observed ({:g})"))
+    if table == "pl_programs" and "goal_metrics" in clean:
+        problems += _goal_metric_problems(raw, clean["goal_metrics"], ctx)
     return problems
 
 
@@ -303,6 +316,15 @@ def _groups_above_all(raw: RawTable, clean: pd.DataFrame) -> list[Problem]:
                                             paired.loc[over[over].index, "_all_line"], strict=True)]
             problems += _problems(raw, col, raw.frame[col], over, why)
     return problems
+
+
+def _goal_metric_problems(raw: RawTable, goals: pd.Series, ctx: _Context) -> list[Problem]:
+    """`goal_metrics` lists metric ids separated by `;`; each must be in the catalog."""
+    unknown = goals.fillna("").map(
+        lambda text: [m.strip() for m in str(text).split(";") if m.strip() and m.strip() not in ctx.metric_ids])
+    bad = unknown.map(bool)
+    reasons = unknown.map(lambda ms: f"unknown metric {', '.join(ms)} (not built in and not in metric_definitions)")
+    return _problems(raw, "goal_metrics", raw.frame["goal_metrics"], bad, reasons.where(bad))
 
 
 def _duplicate_keys(raw: RawTable, table: str, clean: pd.DataFrame) -> list[Problem]:
@@ -367,7 +389,7 @@ def validate_table(raw: RawTable, table: str, ctx: _Context) -> tuple[TableResul
             clean[col.name] = np.nan
     kept = clean[~skip]
     problems = _second_header(raw, spec) + problems
-    problems += _table_rules(raw, table, clean) + _duplicate_keys(raw, table, kept)
+    problems += _table_rules(raw, table, clean, ctx) + _duplicate_keys(raw, table, kept)
     kept = kept[[c for c in spec.column_names if c in columns or c == "value" and table == "metrics"]]
     result = TableResult(raw.source, table, _storage_types(kept, spec), int(skip.sum()),
                          "enrolled suppressed" if skip.any() else "")
@@ -392,12 +414,15 @@ def _storage_types(frame: pd.DataFrame, spec: schema.TableSpec) -> pd.DataFrame:
 def _context(engine: Engine, tables: list[tuple[RawTable, str]]) -> _Context:
     schools = set(storage.load_schools(engine)["school_id"].astype(str))
     metrics = {m.metric for m in BUILTIN_METRICS} | set(storage.load_metric_definitions(engine).get("metric", []))
+    programs = set(storage.load_table(engine, "pl_programs").get("program", []))
     for raw, table in tables:
         if table == "schools" and "school_id" in raw.frame:
             schools |= set(raw.frame["school_id"].astype(str).str.strip())
         if table == "metric_definitions" and "metric" in raw.frame:
             metrics |= set(raw.frame["metric"].astype(str).str.strip())
-    return _Context(schools - {""}, metrics - {""})
+        if table == "pl_programs" and "program" in raw.frame:
+            programs |= set(raw.frame["program"].astype(str).str.strip())
+    return _Context(schools - {""}, metrics - {""}, programs - {""})
 
 
 def validate_bytes(engine: Engine, files: Sequence[tuple[str, bytes]], table: str | None = None,

@@ -28,8 +28,8 @@ from sqlalchemy import (
 from analytics.data.catalog import SCHOOL_LEVELS, STUDENT_GROUPS
 
 # Column kinds the validator understands.
-TEXT, INT, FLOAT, YEAR, DATE, YESNO, ENUM, GROUP, METRIC, SCHOOL, BOOL = (
-    "text", "int", "float", "year", "date", "Y/N", "enum", "group", "metric", "school", "bool",
+TEXT, INT, FLOAT, YEAR, DATE, YESNO, ENUM, GROUP, METRIC, SCHOOL, BOOL, PROGRAM = (
+    "text", "int", "float", "year", "date", "Y/N", "enum", "group", "metric", "school", "bool", "program",
 )
 
 
@@ -42,6 +42,7 @@ class ColumnSpec:
     minimum: float | None = None
     allowed: tuple[str, ...] = ()
     exclusive_minimum: bool = False  # e.g. enrolled > 0
+    maximum: float | None = None  # e.g. a 1-5 Likert response
     # A suppressed cell in this required column skips the row instead of failing it.
     skip_when_suppressed: bool = False
 
@@ -63,6 +64,8 @@ class TableSpec:
 
 ACTIONS = ("ISS", "OSS", "EXP", "LAW_REFERRAL", "RESTORATIVE", "OTHER")
 CYCLE_STATUSES = ("planned", "running", "adopt", "adapt", "abandon")
+# `pl_support.in_place`: Y/N, or a 1-5 Likert rating (4 or 5 counts as in place).
+SUPPORT_VALUES = ("Y", "N", "1", "2", "3", "4", "5")
 GROUP_CODES = tuple(STUDENT_GROUPS)
 
 _count = "count of students (integer >= 0); `*` or `n<10` marks mean suppressed"
@@ -173,6 +176,87 @@ TABLES: dict[str, TableSpec] = {
         ),
         key=("school_id", "metric", "start_date", "change_idea"),
     ),
+    "pl_programs": TableSpec(
+        "pl_programs",
+        "Professional-learning (PL) programmes evaluated on Guskey's five levels (DESIGN §10).",
+        (
+            ColumnSpec("program", TEXT, True, "Programme id, e.g. RP or MATH-TALK."),
+            ColumnSpec("program_name", TEXT, False, "Display name."),
+            ColumnSpec("description", TEXT, False, "What the programme teaches."),
+            ColumnSpec(
+                "goal_metrics", TEXT, False,
+                "Metric ids the programme aims to move, separated by `;` (the first is the main goal).",
+            ),
+            ColumnSpec("start_year", YEAR, False, "First school year (ending year) of the programme."),
+        ),
+        key=("program",),
+    ),
+    "pl_sessions": TableSpec(
+        "pl_sessions",
+        "PL sessions: one row per session (school empty for district-wide sessions).",
+        (
+            ColumnSpec("program", PROGRAM, True, "A programme from pl_programs."),
+            ColumnSpec("session_id", TEXT, True, "Session id, unique within the programme."),
+            ColumnSpec("session_date", DATE, True, "ISO date."),
+            ColumnSpec("school_id", SCHOOL, False, "School whose staff took part; empty = district-wide."),
+            ColumnSpec("participants", INT, True, "Staff who attended.", minimum=0),
+            ColumnSpec("hours", FLOAT, False, "Length of the session in hours.", minimum=0),
+        ),
+        key=("program", "session_id"),
+    ),
+    "pl_feedback": TableSpec(
+        "pl_feedback",
+        "Level 1 (reactions): counts of each Likert response (1 = strongly disagree ... 5 = strongly agree) "
+        "per session and item.",
+        (
+            ColumnSpec("program", PROGRAM, True, "A programme from pl_programs."),
+            ColumnSpec("session_id", TEXT, True, "Session id from pl_sessions."),
+            ColumnSpec("item", TEXT, True, "Survey statement, e.g. 'The session was a good use of my time'."),
+            ColumnSpec("response", INT, True, "Likert response 1-5.", minimum=1, maximum=5),
+            ColumnSpec("count", INT, True, "Participants who gave this response.", minimum=0),
+        ),
+        key=("program", "session_id", "item", "response"),
+    ),
+    "pl_assessments": TableSpec(
+        "pl_assessments",
+        "Level 2 (learning): one row per participant with pre and post scores. Pseudonymous keys only; "
+        "this table never leaves editing staff.",
+        (
+            ColumnSpec("program", PROGRAM, True, "A programme from pl_programs."),
+            ColumnSpec("participant_key", TEXT, True, "Pseudonymous participant key (never a name)."),
+            ColumnSpec("school_id", SCHOOL, False, "The participant's school."),
+            ColumnSpec("pre_score", FLOAT, False, "Score before the programme."),
+            ColumnSpec("post_score", FLOAT, False, "Score after the programme (pairs need both)."),
+        ),
+        key=("program", "participant_key"),
+    ),
+    "pl_support": TableSpec(
+        "pl_support",
+        "Level 3 (organisation support): whether each support was in place at a school in a year.",
+        (
+            ColumnSpec("program", PROGRAM, True, "A programme from pl_programs."),
+            ColumnSpec("school_id", SCHOOL, True, "A school_id from the schools table."),
+            ColumnSpec("school_year", YEAR, True, "Ending year (2024 = 2023-24)."),
+            ColumnSpec("item", TEXT, True, "Support, e.g. 'Protected coaching time'."),
+            ColumnSpec("in_place", ENUM, True, "Y/N, or a 1-5 rating (4 or 5 = in place).",
+                       allowed=SUPPORT_VALUES),
+        ),
+        key=("program", "school_id", "school_year", "item"),
+    ),
+    "implementation": TableSpec(
+        "implementation",
+        "Level 4 (use): classroom observations of a practice (walkthroughs, coaching visits).",
+        (
+            ColumnSpec("program", PROGRAM, True, "A programme from pl_programs."),
+            ColumnSpec("school_id", SCHOOL, True, "A school_id from the schools table."),
+            ColumnSpec("observed_on", DATE, True, "ISO date of the observation."),
+            ColumnSpec("practice", TEXT, True, "Practice looked for, e.g. 'Restorative circles'."),
+            ColumnSpec("classrooms_observed", INT, True, "Classrooms visited (> 0).", minimum=0,
+                       exclusive_minimum=True),
+            ColumnSpec("classrooms_using", INT, True, "Classrooms where the practice was seen.", minimum=0),
+        ),
+        key=("program", "school_id", "observed_on", "practice"),
+    ),
 }
 
 IMPORTABLE_TABLES = tuple(TABLES)
@@ -180,6 +264,7 @@ IMPORTABLE_TABLES = tuple(TABLES)
 _SQL_TYPES = {
     TEXT: lambda: Text(),
     SCHOOL: lambda: String(64),
+    PROGRAM: lambda: String(64),
     METRIC: lambda: String(64),
     GROUP: lambda: String(16),
     ENUM: lambda: String(32),
@@ -191,7 +276,8 @@ _SQL_TYPES = {
     BOOL: lambda: Boolean(),
 }
 # Key columns must be bounded strings so every database can index them.
-_KEY_TEXT = {"school_id": 64, "incident_id": 64, "metric": 64, "change_idea": 400}
+_KEY_TEXT = {"school_id": 64, "incident_id": 64, "metric": 64, "change_idea": 400, "program": 64,
+             "session_id": 64, "participant_key": 64, "item": 200, "practice": 200}
 
 metadata = MetaData()
 
@@ -216,12 +302,19 @@ metrics = _build_table(TABLES["metrics"])
 discipline = _build_table(TABLES["discipline"])
 incidents = _build_table(TABLES["incidents"])
 improvement_cycles = _build_table(TABLES["improvement_cycles"])
+pl_programs = _build_table(TABLES["pl_programs"])
+pl_sessions = _build_table(TABLES["pl_sessions"])
+pl_feedback = _build_table(TABLES["pl_feedback"])
+pl_assessments = _build_table(TABLES["pl_assessments"])
+pl_support = _build_table(TABLES["pl_support"])
+implementation = _build_table(TABLES["implementation"])
 
 # Query paths: filter by year and metric first (page views), by school for profiles.
 Index("ix_metrics_year_metric_group", metrics.c.school_year, metrics.c.metric, metrics.c.student_group)
 Index("ix_discipline_year", discipline.c.school_year, discipline.c.student_group)
 Index("ix_incidents_school_date", incidents.c.school_id, incidents.c.incident_date)
 Index("ix_schools_cluster", schools.c.cluster)
+Index("ix_implementation_school", implementation.c.school_id, implementation.c.observed_on)
 
 imports = Table(
     "imports",

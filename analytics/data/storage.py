@@ -278,6 +278,27 @@ def load_cycles(engine: Engine, *, school_ids: Sequence[str] | None = None) -> p
     return df
 
 
+_PL_NUMERIC = ("participants", "hours", "response", "count", "pre_score", "post_score", "classrooms_observed",
+               "classrooms_using", "start_year")
+
+
+def load_table(engine: Engine, table_name: str, *, programs: Sequence[str] | None = None,
+               school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Any importable table with its schema columns (empty frame when it has no rows), optionally filtered
+    by programme and school (the professional-learning tables); numbers as float, dates as datetimes."""
+    table = schema.DATA_TABLES[table_name]
+    filters = {k: v for k, v in (("program", programs), ("school_id", school_ids)) if k in table.c}
+    df = _read(engine, _filtered(table, **filters))
+    if df.empty:
+        df = pd.DataFrame(columns=schema.TABLES[table_name].column_names)
+    for spec in schema.TABLES[table_name].columns:
+        if spec.kind == schema.DATE:
+            df[spec.name] = pd.to_datetime(df[spec.name])
+        elif spec.name in _PL_NUMERIC:
+            df[spec.name] = pd.to_numeric(df[spec.name], errors="coerce").astype("float64")
+    return _typed(table_name, df)
+
+
 def load_metric_definitions(engine: Engine) -> pd.DataFrame:
     return _read(engine, sa.select(schema.metric_definitions))
 
