@@ -24,7 +24,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from analytics.data.demo import load_demo
 
     engine = _engine()
-    counts = load_demo(engine, schools=args.schools, years=args.years, seed=args.seed, rp_effect=args.rp_effect)
+    counts = load_demo(engine, schools=args.schools, years=args.years, seed=args.seed, rp_effect=args.rp_effect,
+                       pl_effect=args.pl_effect)
     print(f"demo district written to {engine.url.render_as_string(hide_password=True)}")
     for table, n in counts.items():
         print(f"  {table}: {n:,} rows")
@@ -102,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--years", type=int, default=6)
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--rp-effect", type=float, default=1.5, help="percentage points RP schools cut suspensions by")
+    demo.add_argument("--pl-effect", type=float, default=3.0,
+                      help="percentage points PL programmes raise their goal metric by (0: no effect)")
     demo.set_defaults(func=cmd_demo)
 
     imp = sub.add_parser("import", help="import CSV/XLSX files (all-or-nothing)")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.data.catalog import RACE_GROUPS
+from analytics.learning.demo import build_learning
 
 _CLUSTER_NAMES = (
     "Northwood", "Eastern Valley", "Riverside", "Glenmont", "Oak Ridge", "Seneca Creek", "Fairview",
@@ -362,7 +363,7 @@ def _make_cycles(rng, schools, year_list) -> pd.DataFrame:
 
 
 def build_demo(schools: int = 200, years: int = 6, seed: int = 42, rp_effect: float = 1.5,
-               end_year: int = 2025) -> dict[str, pd.DataFrame]:
+               end_year: int = 2025, pl_effect: float = 3.0) -> dict[str, pd.DataFrame]:
     """Every table of a demo district, deterministic for a given seed.
 
     Parameters
@@ -371,11 +372,13 @@ def build_demo(schools: int = 200, years: int = 6, seed: int = 42, rp_effect: fl
     seed : seed of the ``numpy.random.Generator`` behind every draw.
     rp_effect : percentage points by which restorative-practices schools' expected suspension rate falls
         from their start year on (0 plants no effect).
+    pl_effect : percentage points by which professional-learning programmes raise their goal metric at
+        participating schools (``analytics.learning.demo``; 0 plants no effect).
 
     Returns
     -------
     dict of DataFrames keyed ``schools``, ``metrics``, ``discipline``, ``incidents``, ``improvement_cycles``
-    with the columns of ``analytics.data.schema.TABLES``.
+    and the professional-learning tables, with the columns of ``analytics.data.schema.TABLES``.
     """
     if schools < 1 or years < 1:
         raise ValueError("the demo needs at least one school and one year")
@@ -389,19 +392,21 @@ def build_demo(schools: int = 200, years: int = 6, seed: int = 42, rp_effect: fl
     incidents = _make_incidents(rng, school_frame, discipline, year_list, seed)
     cycles = _make_cycles(rng, school_frame, year_list)
     public_schools = school_frame.drop(columns=["_farms_share", "_cluster_poverty"])
+    learning = build_learning(seed, public_schools, metrics, discipline, end_year, pl_effect)
     return {
         "schools": public_schools,
-        "metrics": metrics,
         "discipline": discipline,
         "incidents": incidents,
         "improvement_cycles": cycles,
+        **learning,  # metrics with climate survey rows, and the PL tables
     }
 
 
-def load_demo(engine, schools: int = 200, years: int = 6, seed: int = 42, rp_effect: float = 1.5) -> dict[str, int]:
+def load_demo(engine, schools: int = 200, years: int = 6, seed: int = 42, rp_effect: float = 1.5,
+              pl_effect: float = 3.0) -> dict[str, int]:
     """Replace every data table with a freshly built demo district (one transaction); rows per table."""
     from analytics.data.storage import replace_all
 
-    frames = build_demo(schools=schools, years=years, seed=seed, rp_effect=rp_effect)
+    frames = build_demo(schools=schools, years=years, seed=seed, rp_effect=rp_effect, pl_effect=pl_effect)
     replace_all(engine, frames)
     return {name: len(df) for name, df in frames.items()}

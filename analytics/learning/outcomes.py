@@ -1,0 +1,145 @@
+"""Level 5 (student outcomes) and the restorative-practices nexus (DESIGN §10).
+
+Level 5 compares the schools that took part in a programme with the schools that did not, on a
+school x year panel of a goal metric (the `ALL` group), with the restorative-practices estimator of
+``analytics.stats.rp_impact`` (Callaway-Sant'Anna difference-in-differences and its honesty rules):
+a school's start is the school year of its first session of the programme. Dose-response repeats the
+estimate for the participating schools in each tertile of implementation fidelity (level 4).
+
+The nexus relates, per participating school, implementation fidelity to the change in an outcome
+(mean after the start minus the year before it) by ordinary least squares with a 95% confidence band
+for the fitted line (statsmodels). It describes an association between schools, never a cause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analytics.config import DEFAULT_SETTINGS, Settings
+from analytics.data.derived import suspension_metric_rows
+from analytics.learning.levels import school_fidelity, school_year
+from analytics.stats import rp_impact
+
+DID_COLUMNS = ["metric", "tertile", "estimate", "ci_low", "ci_high", "p_value", "n_rp_schools",
+               "n_comparison_schools", "method"]
+TERTILES = ("low", "middle", "high")
+
+
+def metric_panel(metrics: pd.DataFrame, discipline: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """School x year values of a metric for all students: ``school_id, school_year, value``.
+
+    `suspension_rate` comes from discipline counts when no rows of it were imported (DESIGN §2).
+    """
+    rows = metrics[(metrics["metric"] == metric) & (metrics["student_group"] == "ALL")]
+    if rows.empty and metric == "suspension_rate" and not discipline.empty:
+        derived = suspension_metric_rows(discipline)
+        rows = derived[derived["student_group"] == "ALL"]
+    return rows[["school_id", "school_year", "value"]].dropna().reset_index(drop=True)
+
+
+def participation_starts(sessions: pd.DataFrame) -> pd.Series:
+    """First school year in which each school had a session of the programme (school_id -> year)."""
+    at_school = sessions.dropna(subset=["school_id"])
+    if at_school.empty:
+        return pd.Series(dtype="float64")
+    years = school_year(at_school["session_date"]).astype("float64")
+    return years.groupby(at_school["school_id"]).min()
+
+
+def did(panel: pd.DataFrame, starts: pd.Series, metric: str, settings: Settings = DEFAULT_SETTINGS) -> tuple[dict,
+                                                                                                           pd.DataFrame]:
+    """Difference-in-differences of participating vs other schools by the RP estimator.
+
+    ``panel``: school_id, school_year, value; ``starts``: school_id -> first year (others: comparison).
+    Returns the summary row (``rp_impact.SUMMARY_COLUMNS`` with ``outcome`` = metric) and the event study.
+    """
+    work = panel.rename(columns={"value": metric}).assign(rp_start_year=panel["school_id"].map(starts))
+    if work.empty:
+        row = {"outcome": metric, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan,
+               "n_rp_schools": 0, "n_comparison_schools": 0, "method": "not estimable: no outcome data"}
+        return row, pd.DataFrame(columns=rp_impact.EVENT_COLUMNS)
+    rng = np.random.default_rng(settings.random_seed)
+    return rp_impact._estimate_outcome(work, metric, settings, rng)
+
+
+def outcome_effects(panel: pd.DataFrame, starts: pd.Series, implementation: pd.DataFrame, metric: str,
+                    settings: Settings = DEFAULT_SETTINGS) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Overall DiD (``tertile`` = "all") and dose-response by fidelity tertile; plus the overall event study.
+
+    Tertiles split the participating schools with observations by their pooled fidelity (pandas
+    ``qcut``); each tertile is compared with the same non-participating schools, the other
+    participants being left out.
+    """
+    row, events = did(panel, starts, metric, settings)
+    rows = [{**row, "metric": metric, "tertile": "all"}]
+    fidelity = school_fidelity(implementation)
+    fidelity = fidelity[fidelity["school_id"].isin(starts.index)].dropna(subset=["fidelity"])
+    if len(fidelity) >= 3 * 2:
+        bins = pd.qcut(fidelity["fidelity"].rank(method="first"), 3, labels=list(TERTILES))
+        for tertile in TERTILES:
+            members = fidelity.loc[bins == tertile, "school_id"]
+            lo, hi = fidelity.loc[bins == tertile, "fidelity"].agg(["min", "max"])
+            keep = panel[~panel["school_id"].isin(starts.index) | panel["school_id"].isin(members)]
+            t_row, _ = did(keep, starts[starts.index.isin(members)], metric, settings)
+            rows.append({**t_row, "metric": metric, "tertile": f"{tertile} ({lo:.0f}-{hi:.0f}% fidelity)"})
+    return pd.DataFrame(rows)[DID_COLUMNS], events
+
+
+# --- nexus ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NexusFit:
+    points: pd.DataFrame  # school_id, fidelity, change
+    band: pd.DataFrame  # fidelity, fit, fit_low, fit_high
+    slope: float  # change per 10 points of fidelity
+    slope_low: float
+    slope_high: float
+    p_value: float
+    r: float
+    n: int
+
+
+def outcome_change(panel: pd.DataFrame, starts: pd.Series) -> pd.DataFrame:
+    """Per participating school: mean value in its start year and after, minus the year before the start."""
+    rows = []
+    for school_id, start in starts.items():
+        own = panel[panel["school_id"] == school_id].set_index("school_year")["value"]
+        before = own.get(int(start) - 1)
+        after = own[own.index >= start]
+        if before is not None and np.isfinite(before) and len(after):
+            rows.append({"school_id": school_id, "before": float(before), "after": float(after.mean()),
+                         "change": float(after.mean() - before)})
+    return pd.DataFrame(rows, columns=["school_id", "before", "after", "change"])
+
+
+def nexus(panel: pd.DataFrame, starts: pd.Series, implementation: pd.DataFrame) -> NexusFit | None:
+    """OLS of each participating school's outcome change on its implementation fidelity (needs 4 schools)."""
+    import statsmodels.api as sm
+
+    points = school_fidelity(implementation)[["school_id", "fidelity"]].merge(outcome_change(panel, starts),
+                                                                               on="school_id")
+    points = points.dropna(subset=["fidelity", "change"])
+    if len(points) < 4 or points["fidelity"].nunique() < 2:
+        return None
+    design = sm.add_constant(points["fidelity"].to_numpy())
+    fit = sm.OLS(points["change"].to_numpy(), design).fit()
+    grid = np.linspace(points["fidelity"].min(), points["fidelity"].max(), 40)
+    frame = fit.get_prediction(sm.add_constant(grid, has_constant="add")).summary_frame(alpha=0.05)
+    band = pd.DataFrame({"fidelity": grid, "fit": frame["mean"].to_numpy(), "fit_low": frame["mean_ci_lower"].to_numpy(),
+                         "fit_high": frame["mean_ci_upper"].to_numpy()})
+    low, high = fit.conf_int(alpha=0.05)[1]
+    r = float(np.corrcoef(points["fidelity"], points["change"])[0, 1])
+    return NexusFit(points.reset_index(drop=True), band, 10 * float(fit.params[1]), 10 * float(low),
+                    10 * float(high), float(fit.pvalues[1]), r, len(points))
+
+
+def scope_to_school(panel: pd.DataFrame, starts: pd.Series, school: str | None) -> tuple[pd.DataFrame, pd.Series]:
+    """One participating school against the non-participating schools (other participants left out)."""
+    if school is None:
+        return panel, starts
+    others = starts.index.difference([school])
+    return panel[~panel["school_id"].isin(others)], starts[starts.index == school]
