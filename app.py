@@ -20,6 +20,9 @@ EQUITY = [
     st.Page("pages/gaps.py", title="Growth gaps", icon=":material/stacked_line_chart:", url_path="gaps"),
     st.Page("pages/discipline.py", title="Discipline", icon=":material/gavel:", url_path="discipline"),
 ]
+LEARNING = [
+    st.Page("pages/learning.py", title="Professional learning", icon=":material/model_training:", url_path="learning"),
+]
 MEETING = [
     st.Page("pages/meeting.py", title="Data-meeting pack", icon=":material/slideshow:", url_path="meeting"),
 ]
@@ -36,7 +39,7 @@ if token:
         st.stop()
     # Every page stays registered (so URLs resolve the same way); the sidebar shows only in-scope links,
     # each carrying the token.
-    page = st.navigation(BROWSE + EQUITY, position="hidden")
+    page = st.navigation(BROWSE + EQUITY + LEARNING, position="hidden")
     ui.viewer_nav(grant, SCOPED_PAGES[grant.kind])
     ok, reason = grant.allows(page.url_path, dict(st.query_params), ui.schools())
     if not ok:
@@ -51,7 +54,7 @@ if token:
     page.run()
 else:
     role = ui.staff_role()
-    sections = {"Browse": BROWSE, "Equity": EQUITY, "Meetings": MEETING}
+    sections = {"Browse": BROWSE, "Equity": EQUITY, "Learning": LEARNING, "Meetings": MEETING}
     if role == "editor":
         sections["Manage"] = MANAGE
     page = st.navigation(sections)

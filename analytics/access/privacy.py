@@ -149,4 +149,23 @@ def suppress_view(view: str, df: pd.DataFrame, settings: Settings = DEFAULT_SETT
         return work
     if view == "rp-impact":
         return work  # estimates pooled over many schools: no student-level cells
+    if view == "learning":
+        return suppress_learning(work, settings)
     raise ValueError(f"no privacy rule for view {view!r}")
+
+
+def suppress_learning(table: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """The `learning` view (DESIGN §10) for release: no participant-level rows ever leave editors (the table
+    holds only summaries); level 1 and 2 summaries of fewer than 10 responses or participants show `*`, and a
+    level 1 % agree at or beyond 5% / 95% is coded with its interval hidden. Levels 3-5 describe schools and
+    classrooms, pooled (level 5 is a difference-in-differences over schools, like `rp-impact`)."""
+    if table.empty:
+        return table
+    people = table["level"].isin([1, 2])
+    released = table[~people].astype({c: object for c in ("estimate", "ci_low", "ci_high", "n")})
+    level1 = suppress_table(table[table["level"] == 1], n_col="n", rate_cols=["estimate", "ci_low", "ci_high"],
+                            settings=settings)
+    level2 = suppress_table(table[table["level"] == 2], n_col="n", derived_cols=["estimate", "ci_low", "ci_high"],
+                            settings=settings)
+    parts = [p for p in (level1, level2, released) if not p.empty]
+    return pd.concat(parts).sort_index() if parts else table

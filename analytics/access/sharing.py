@@ -36,9 +36,9 @@ from analytics.data import schema
 LOCAL_SECRET = PROJECT_ROOT / "data" / "share.secret"
 CLOCK_SKEW = timedelta(seconds=60)
 # Pages a scope may show; /data and /meeting are never shared.
-SCOPED_PAGES = {"district": {"", "cluster", "school", "gaps", "discipline"},
-                "cluster": {"cluster", "school", "gaps", "discipline"},
-                "school": {"school", "discipline"}}
+SCOPED_PAGES = {"district": {"", "cluster", "school", "gaps", "discipline", "learning"},
+                "cluster": {"cluster", "school", "gaps", "discipline", "learning"},
+                "school": {"school", "discipline", "learning"}}
 
 
 class ShareError(Exception):
@@ -79,7 +79,8 @@ class ShareGrant:
                 return False, f"This shared link only covers the {self.target} cluster."
             if school not in (None, "", "all") and school not in members:
                 return False, f"This shared link only covers schools of the {self.target} cluster."
-            if path == "school" and school not in members:
+            # /learning without a school would evaluate the whole district: a cluster link names a school.
+            if path in ("school", "learning") and school not in members:
                 return False, f"This shared link only covers schools of the {self.target} cluster."
             return True, ""
         if school != self.target:

@@ -135,9 +135,13 @@ def _level3(data: ProgramData) -> LevelResult:
             _row(data, 3, f"schools with every support in place {year - 1}-{str(year)[-2:]}", complete, np.nan,
                  np.nan, len(latest), "count of schools")]
     low = latest.nsmallest(1, "share")
-    finding = (f"In {year - 1}-{str(year)[-2:]}, {pooled:.0f}% of support items were in place across "
-               f"{len(latest)} school(s); {complete} had every support in place"
-               + (f", the fewest at one school was {low['share'].iloc[0]:.0f}%." if len(latest) > 1 else "."))
+    if len(latest) == 1:
+        finding = (f"In {year - 1}-{str(year)[-2:]}, {latest['in_place'].iloc[0]:.0f} of {latest['items'].iloc[0]:.0f} "
+                   "support items were in place.")
+    else:
+        finding = (f"In {year - 1}-{str(year)[-2:]}, {pooled:.0f}% of support items were in place across "
+                   f"{len(latest)} schools; {complete} had every support in place, the fewest at one school was "
+                   f"{low['share'].iloc[0]:.0f}%.")
     return LevelResult(3, name, question, True, finding, rows)
 
 
@@ -162,9 +166,9 @@ def _level4(data: ProgramData) -> LevelResult:
                  per_school["fidelity"].max(), len(per_school), "median of school fidelity; ci_low/ci_high give "
                  "the range across schools")]
     finding = (f"In {label} the practices were seen in {pooled['fidelity']:.0f}% of {pooled['observed']:,.0f} "
-               f"classroom observations; the median school was at {median:.0f}% (range "
-               f"{per_school['fidelity'].min():.0f}-{per_school['fidelity'].max():.0f}%, {len(per_school)} "
-               "school(s)). ")
+               "classroom observations")
+    finding += (f"; the median school was at {median:.0f}% (range {per_school['fidelity'].min():.0f}-"
+                f"{per_school['fidelity'].max():.0f}%, {len(per_school)} schools). " if len(per_school) > 1 else ". ")
     rising = signals["signal"].str.contains("shift").any() and chart["value"].iloc[-1] > chart["median"].iloc[-1]
     finding += ("The run chart shows a shift above the median: use is growing beyond chance variation."
                 if rising else f"The run chart has {len(signals)} point(s) in a shift or trend signal."
@@ -178,10 +182,14 @@ def _did_sentence(row: pd.Series, metric_label: str, higher_is_better: bool) -> 
     text = (f"{metric_label} at the {row['n_rp_schools']} participating school(s) was {abs(est):.1f} points "
             f"{direction} after they started than the {row['n_comparison_schools']} other schools' trend predicts "
             f"(95% CI {lo:+.1f} to {hi:+.1f}; {format_p(p)}). ")
-    if lo > 0 or hi < 0:
+    # A change is claimed only when the interval and the permutation test agree (DESIGN §3 honesty rules).
+    if (lo > 0 or hi < 0) and p < DEFAULT_SETTINGS.alpha:
         good = (est > 0) == higher_is_better
         text += ("The interval excludes zero: an improvement unlikely to be chance alone. " if good else
                  "The interval excludes zero: a worsening unlikely to be chance alone. ")
+    elif lo > 0 or hi < 0:
+        text += ("The interval excludes zero but the permutation test does not reject chance: no effect on "
+                 "students can be claimed. ")
     else:
         text += "The interval includes zero: no effect on students can be claimed. "
     if row["n_rp_schools"] < 10:

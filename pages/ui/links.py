@@ -11,7 +11,8 @@ from streamlit.errors import StreamlitAPIException
 from pages.ui.state import _with_share, share_grant, share_token
 
 PAGE_PATHS = {"pages/overview.py": "", "pages/cluster.py": "cluster", "pages/school.py": "school",
-              "pages/gaps.py": "gaps", "pages/discipline.py": "discipline", "pages/meeting.py": "meeting",
+              "pages/gaps.py": "gaps", "pages/discipline.py": "discipline", "pages/learning.py": "learning",
+              "pages/meeting.py": "meeting",
               "pages/data.py": "data"}
 
 
