@@ -172,7 +172,7 @@ else:
     left.altair_chart(dose, width="stretch")
     events = ev.events.dropna(subset=["estimate"])
     if len(events):
-        right.altair_chart(charts_equity.event_study(events, title=f"{metric_name}: effect by years since start"),
+        right.altair_chart(charts_equity.event_study(events, title="Effect by years since the start"),
                            width="stretch")
     with left:
         ui.download_menu(f"learning-{program}-outcomes", ev.effects)

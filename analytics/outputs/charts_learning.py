@@ -26,25 +26,26 @@ def likert_bars(segments: pd.DataFrame, title: str = "Session feedback") -> alt.
         x2="end:Q",
         color=alt.Color("response:N", title="Response", sort=domain,
                         scale=alt.Scale(domain=domain, range=LIKERT_COLOURS),
-                        legend=alt.Legend(orient="bottom", direction="horizontal")),
+                        legend=alt.Legend(orient="bottom", columns=3, labelLimit=140)),
         order=alt.Order("order:Q"),
         tooltip=["item:N", "response:N", alt.Tooltip("pct:Q", format=".1f", title="% of responses")],
     )
     zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="#333").encode(x="x:Q")
-    return alt.layer(bars, zero).properties(title=title, height=max(90, 46 * segments["item"].nunique()))
+    # Streamlit fits the whole chart (title, axis, legend) into `height`: leave room beyond the bars.
+    return alt.layer(bars, zero).properties(title=title, height=170 + 46 * int(segments["item"].nunique()))
 
 
 def agree_intervals(summary: pd.DataFrame, title: str = "% agree with 95% interval") -> alt.Chart:
     """% agree per item as a point with its Wilson interval."""
     base = alt.Chart(summary).encode(y=alt.Y("item:N", title=None, sort="-x", axis=alt.Axis(labelLimit=320)))
     rule = base.mark_rule(color="#0072B2", strokeWidth=2).encode(
-        x=alt.X("ci_low:Q", title="% agree or strongly agree (Wilson 95% interval)", scale=alt.Scale(domain=[0, 100])),
+        x=alt.X("ci_low:Q", title="% agree (Wilson 95% CI)", scale=alt.Scale(domain=[0, 100])),
         x2="ci_high:Q")
     point = base.mark_point(filled=True, size=90, color="#0072B2").encode(
         x="pct_agree:Q", tooltip=["item:N", alt.Tooltip("pct_agree:Q", format=".1f", title="% agree"),
                                   alt.Tooltip("ci_low:Q", format=".1f"), alt.Tooltip("ci_high:Q", format=".1f"),
                                   alt.Tooltip("n:Q", format=",", title="responses")])
-    return alt.layer(rule, point).properties(title=title, height=max(90, 46 * len(summary)))
+    return alt.layer(rule, point).properties(title=title, height=110 + 46 * len(summary))
 
 
 def pre_post(assessments: pd.DataFrame, title: str = "Assessment scores before and after") -> alt.Chart:
@@ -67,7 +68,7 @@ def support_bars(table: pd.DataFrame, title: str = "Supports in place by school"
         x=alt.X("share:Q", title="Supports in place (% of checklist items)", scale=alt.Scale(domain=[0, 100])),
         tooltip=["school:N", alt.Tooltip("share:Q", format=".0f", title="% in place"),
                  alt.Tooltip("in_place:Q", title="items in place"), alt.Tooltip("items:Q", title="items rated")],
-    ).properties(title=title, height=max(120, 16 * len(table)))
+    ).properties(title=title, height=100 + 18 * len(table))
 
 
 def fidelity_lines(table: pd.DataFrame, colour_field: str, colour_title: str,
@@ -105,19 +106,20 @@ def dose_response(effects: pd.DataFrame, metric_label: str) -> alt.Chart:
     order = data["group"].tolist()
     base = alt.Chart(data).encode(y=alt.Y("group:N", title=None, sort=order, axis=alt.Axis(labelLimit=260)))
     rule = base.mark_rule(color="#0072B2", strokeWidth=2).encode(
-        x=alt.X("ci_low:Q", title=f"Difference-in-differences, {metric_label} (points, 95% CI)"), x2="ci_high:Q")
+        x=alt.X("ci_low:Q", title="Difference-in-differences (points, 95% CI)"), x2="ci_high:Q")
     point = base.mark_point(filled=True, size=90, color="#0072B2").encode(
         x="estimate:Q", tooltip=["group:N", alt.Tooltip("estimate:Q", format="+.2f"),
                                  alt.Tooltip("ci_low:Q", format="+.2f"), alt.Tooltip("ci_high:Q", format="+.2f"),
                                  alt.Tooltip("p_value:Q", format=".3f"), alt.Tooltip("n_rp_schools:Q", title="schools")])
     zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="#333", strokeDash=[4, 3]).encode(x="x:Q")
-    return alt.layer(zero, rule, point).properties(title=f"{metric_label}: effect overall and by fidelity tertile",
-                                                   height=max(100, 40 * len(data)))
+    return alt.layer(zero, rule, point).properties(
+        title=alt.TitleParams("Effect overall and by fidelity tertile", subtitle=metric_label),
+        height=130 + 44 * len(data))
 
 
 def nexus_scatter(points: pd.DataFrame, band: pd.DataFrame, outcome_label: str) -> alt.Chart:
     """Schools' fidelity vs their change in an outcome, with the OLS line and its 95% confidence band."""
-    y_title = f"Change in {outcome_label} since the year before the start (points)"
+    y_title = "Change since the start (points)"
     area = alt.Chart(band).mark_area(opacity=0.2, color="#0072B2").encode(
         x=alt.X("fidelity:Q", title="Implementation fidelity (% of classrooms)"), y=alt.Y("fit_low:Q", title=y_title),
         y2="fit_high:Q")
@@ -128,6 +130,5 @@ def nexus_scatter(points: pd.DataFrame, band: pd.DataFrame, outcome_label: str) 
                  alt.Tooltip("change:Q", format="+.2f", title="change (pts)")])
     zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="#333", strokeDash=[4, 3]).encode(y="y:Q")
     return alt.layer(area, zero, line, dots).properties(
-        title=alt.TitleParams(f"Fidelity and change in {outcome_label}",
-                              subtitle="Each dot a school; line = least-squares fit, band = its 95% interval. "
-                                       "An association, not a cause."), height=300)
+        title=alt.TitleParams(outcome_label, subtitle=["Each dot a school; line = least-squares fit, band = its 95%",
+                                                       "interval. An association, not a cause."]), height=380)
