@@ -6,6 +6,7 @@ import streamlit as st
 
 from analytics.config import max_upload_bytes
 from analytics.data import importer, schema, storage
+from analytics.data.dictionary import template_csv, templates_xlsx
 from pages import ui
 
 st.title("Data")
@@ -71,3 +72,12 @@ with tab_dictionary:
     st.dataframe(dictionary, hide_index=True, width="stretch", height=480)
     st.download_button("Download the data dictionary (CSV)", dictionary.to_csv(index=False).encode("utf-8"),
                        file_name="data-dictionary.csv", mime="text/csv")
+    st.markdown("**Blank templates** (the header row of each table; fill in and import)")
+    row = st.container(horizontal=True, gap="small")
+    with row:
+        st.download_button("All tables (Excel, one sheet each)", templates_xlsx(), file_name="import-templates.xlsx",
+                           mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                           key="template_all", on_click="ignore")
+        for name in schema.TABLES:
+            st.download_button(f"{name}.csv", template_csv(name), file_name=f"{name}.csv", mime="text/csv",
+                               key=f"template_{name}", on_click="ignore")

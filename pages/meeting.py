@@ -11,6 +11,7 @@ from analytics.outputs.meeting import (
     ViewSpec,
     build_pack,
     deck_bytes,
+    learning_specs,
     pack_title,
     specs_from_url,
     standard_specs,
@@ -40,17 +41,19 @@ year = cols[2].selectbox("School year", years[::-1], key="pack_year", format_fun
 metric = cols[3].selectbox("Metric", ui.metric_ids(), key="pack_metric", format_func=ui.metric_label)
 scope = {"cluster": None if cluster == clusters[0] else cluster, "school": None if school == "All schools" else school}
 
+metric_names = {m: ui.metric_label(m) for m in ui.metric_ids()}
+standard = {spec.view: spec for spec in standard_specs(scope["cluster"], scope["school"], year, metric, schools,
+                                                       metric_names)}
+if ui.pl_programs_count():
+    standard.update({spec.view: spec for spec in learning_specs(ui.engine())})
 left, right = st.columns([1, 1])
 with left:
     st.markdown("**Standard views**")
-    chosen = [v for v in TITLES if st.checkbox(TITLES[v], value=True, key=f"pack_{v}")]
+    chosen = [v for v in TITLES if v in standard and st.checkbox(TITLES[v], value=True, key=f"pack_{v}")]
 with right:
     pasted = st.text_area("Or paste view URLs (one per line)", key="pack_urls",
                           placeholder="http://localhost:8501/cluster?cluster=Northwood&year=2025")
 
-metric_names = {m: ui.metric_label(m) for m in ui.metric_ids()}
-standard = {spec.view: spec for spec in standard_specs(scope["cluster"], scope["school"], year, metric, schools,
-                                                       metric_names)}
 specs: list[ViewSpec] = [standard[view] for view in chosen if view in standard]
 problems = []
 for line in filter(None, (u.strip() for u in pasted.splitlines())):

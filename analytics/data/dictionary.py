@@ -46,5 +46,32 @@ def markdown() -> str:
     return "\n".join(lines)
 
 
+def template_csv(table: str) -> bytes:
+    """A blank import template: the header row of `table` (required columns first), UTF-8."""
+    spec = TABLES[table]
+    ordered = [c.name for c in spec.columns if c.required] + [c.name for c in spec.columns if not c.required]
+    return (",".join(ordered) + "\n").encode("utf-8")
+
+
+def templates_xlsx(tables: list[str] | None = None) -> bytes:
+    """Blank templates as one workbook: a sheet per table, named after it (the importer reads it as is)."""
+    import io
+
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    book.remove(book.active)
+    for name in tables or list(TABLES):
+        ws = book.create_sheet(name[:31])
+        ws.append(template_csv(name).decode("utf-8").strip().split(","))
+        for cell in ws[1]:
+            cell.font = Font(bold=True)
+            ws.column_dimensions[cell.column_letter].width = max(12, len(str(cell.value)) + 2)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
 if __name__ == "__main__":
     print(markdown(), end="")

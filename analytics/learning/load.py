@@ -45,8 +45,10 @@ def evaluate_program(engine: Engine, tables: dict[str, pd.DataFrame], program: s
     return evaluate(data, panel, starts, metric, label, higher, settings)
 
 
-def learning_table(engine: Engine, program: str | None = None, settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
-    """`export learning`: every level of every programme (or one), level 5 for each goal metric."""
+def learning_table(engine: Engine, program: str | None = None, all_goals: bool = True,
+                   settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """`export learning`: every level of every programme (or one), level 5 for each goal metric (or, without
+    ``all_goals``, the main one)."""
     tables = pl_tables(engine)
     programs = tables["pl_programs"]["program"].tolist()
     if program is not None:
@@ -57,7 +59,7 @@ def learning_table(engine: Engine, program: str | None = None, settings: Setting
     for name in programs:
         first = evaluate_program(engine, tables, name, settings=settings)
         parts.append(first.export_table())
-        for metric in first.data.goal_metrics[1:]:
+        for metric in first.data.goal_metrics[1:] if all_goals else []:
             extra = evaluate_program(engine, tables, name, metric=metric, settings=settings).export_table()
             parts.append(extra[extra["level"] == 5])
     if not parts:

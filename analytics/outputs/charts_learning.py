@@ -132,3 +132,20 @@ def nexus_scatter(points: pd.DataFrame, band: pd.DataFrame, outcome_label: str) 
     return alt.layer(area, zero, line, dots).properties(
         title=alt.TitleParams(outcome_label, subtitle=["Each dot a school; line = least-squares fit, band = its 95%",
                                                        "interval. An association, not a cause."]), height=380)
+
+
+def level5_intervals(table: pd.DataFrame, title: str = "Professional learning: student outcomes (level 5)") -> alt.Chart:
+    """Level 5 rows of the `learning` table: each programme's difference-in-differences with its 95% CI."""
+    data = table[table["level"].astype(str) == "5"].copy()
+    for col in ("estimate", "ci_low", "ci_high"):
+        data[col] = pd.to_numeric(data[col], errors="coerce")
+    data = data.dropna(subset=["estimate"])
+    data["label"] = data["program"].astype(str) + ": " + data["measure"].astype(str).str.replace(
+        "difference-in-differences: ", "", regex=False).str.replace("dose-response: ", "", regex=False)
+    base = alt.Chart(data).encode(y=alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=420)))
+    rule = base.mark_rule(color="#0072B2", strokeWidth=2).encode(
+        x=alt.X("ci_low:Q", title="Difference-in-differences (points, 95% CI)"), x2="ci_high:Q")
+    point = base.mark_point(filled=True, size=80, color="#0072B2").encode(
+        x="estimate:Q", tooltip=["label:N", alt.Tooltip("estimate:Q", format="+.2f"), alt.Tooltip("n:Q", title="schools")])
+    zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="#333", strokeDash=[4, 3]).encode(x="x:Q")
+    return alt.layer(zero, rule, point).properties(title=title, height=110 + 26 * len(data), width=520)

@@ -143,8 +143,11 @@ def export_command(engine: Engine, args) -> int:
     if args.view == "meeting":
         return export_meeting(engine, args)
     filters = {k: getattr(args, k) for k in ("year", "cluster", "school", "metric", "group")}
+    if args.view != "learning" and getattr(args, "program", None):
+        print("error: --program applies to `export learning` only", file=sys.stderr)
+        return 2
     try:
-        table = build_view(engine, args.view, public=args.public, **filters)
+        table = build_view(engine, args.view, public=args.public, program=getattr(args, "program", None), **filters)
     except ViewError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -127,7 +127,8 @@ def standard_specs(cluster: str | None = None, school: str | None = None, year: 
 
 
 _PAGE_VIEWS = {"": ["rates"], "cluster": ["rates", "status-change"], "school": ["rates", "gaps"],
-               "gaps": ["gaps", "status-change"], "discipline": ["disproportionality", "rp-impact", "run-chart"]}
+               "gaps": ["gaps", "status-change"], "discipline": ["disproportionality", "rp-impact", "run-chart"],
+               "learning": ["learning"]}
 
 
 def specs_from_url(url: str) -> list[ViewSpec]:
@@ -137,10 +138,20 @@ def specs_from_url(url: str) -> list[ViewSpec]:
     if path not in _PAGE_VIEWS:
         raise ValueError(f"{url!r} is not a dashboard view (use /, /cluster, /school, /gaps or /discipline)")
     params = {k: v for k, v in parse_qsl(parts.query) if k != "share"}
-    filters = {k: params.get(k) for k in ("cluster", "school", "metric", "group") if params.get(k) not in (None, "all")}
+    keys = ("program",) if path == "learning" else ("cluster", "school", "metric", "group")
+    filters = {k: params.get(k) for k in keys if params.get(k) not in (None, "all")}
     if params.get("year", "").isdigit():
         filters["year"] = int(params["year"])
     return [ViewSpec(v, f"{TITLES[v]} ({path or 'district'})", filters) for v in _PAGE_VIEWS[path]]
+
+
+def learning_specs(engine: Engine) -> list[ViewSpec]:
+    """The professional-learning sheet and slide, when any programme has been imported."""
+    from analytics.data import storage
+
+    if not storage.table_counts(engine).get("pl_programs"):
+        return []
+    return [ViewSpec("learning", TITLES["learning"], {})]
 
 
 def _filters_text(ctx, filters: dict) -> str:
@@ -158,6 +169,8 @@ def _filters_text(ctx, filters: dict) -> str:
         parts.append(f"Metric: {ctx.metric()}")
     if filters.get("group"):
         parts.append(f"Student group: {group_label(filters['group'])}")
+    if filters.get("program"):
+        parts.append(f"Programme: {filters['program']}")
     return " · ".join(parts) or "Whole district, every year"
 
 
@@ -396,6 +409,7 @@ def meeting_command(engine: Engine, args) -> int:
     schools = storage.load_schools(engine)
     specs = standard_specs(args.cluster, args.school, args.year, args.metric or "read_proficient", schools,
                            context(engine, {}).metric_names)
+    specs += learning_specs(engine)
 
     def progress(i: int, total: int, title: str) -> None:
         print(f"[{i}/{total}] {title}", file=sys.stderr)

@@ -410,3 +410,7 @@ def context(engine: Engine, filters: dict) -> Context:
     catalog = metric_catalog(storage.load_metric_definitions(engine))
     return Context(engine, storage.load_schools(engine), dict(zip(catalog["metric"], catalog["label"], strict=True)),
                    filters)
+
+
+# Sheets and slides of other concerns register themselves on import.
+from analytics.learning import pack as _learning_pack  # noqa: E402, F401

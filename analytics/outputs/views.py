@@ -28,7 +28,7 @@ from analytics.stats.status_change import status_change
 RATE_COLUMNS = ["school_id", "school_year", "metric", "student_group", "numerator", "denominator", "value", "ci_low",
                 "ci_high"]
 RUN_COLUMNS = ["school_id", "period", "value", "median", "signal"]
-VIEWS = ("rates", "gaps", "status-change", "disproportionality", "rp-impact", "run-chart")
+VIEWS = ("rates", "gaps", "status-change", "disproportionality", "rp-impact", "run-chart", "learning")
 
 
 class ViewError(ValueError):
@@ -193,6 +193,7 @@ VIEW_SOURCES = {
     "disproportionality": ("discipline",),
     "rp-impact": ("discipline",),
     "run-chart": ("incidents",),
+    "learning": ("pl_programs",),
 }
 
 
@@ -222,6 +223,21 @@ def why_empty(engine: Engine, view: str) -> str:
             "with `python -m analytics demo`")
 
 
+def learning_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
+                  metric: str | None = None, group: str | None = None, program: str | None = None,
+                  all_goals: bool = True) -> pd.DataFrame:
+    """The five-level evaluation of every PL programme (or `program`): `analytics.learning.load`.
+
+    With ``all_goals`` level 5 is estimated for every goal metric, else for the main goal only.
+    """
+    from analytics.learning.load import NotFound, learning_table
+
+    try:
+        return learning_table(engine, program, all_goals=all_goals)
+    except NotFound as exc:
+        raise ViewError(str(exc)) from exc
+
+
 _BUILDERS = {
     "rates": rates_view,
     "gaps": gaps_view,
@@ -229,16 +245,19 @@ _BUILDERS = {
     "disproportionality": disproportionality_view,
     "rp-impact": rp_impact_view,
     "run-chart": run_chart_view,
+    "learning": learning_view,
 }
 
 
 def build_view(engine: Engine, name: str, *, year: int | None = None, cluster: str | None = None,
                school: str | None = None, metric: str | None = None, group: str | None = None,
-               public: bool = False, settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+               public: bool = False, settings: Settings = DEFAULT_SETTINGS, program: str | None = None,
+               all_goals: bool = True) -> pd.DataFrame:
     """The table behind a view by its CLI name; `public` applies the privacy rules."""
     if name not in _BUILDERS:
         raise ViewError(f"unknown view {name!r}; use one of {', '.join(VIEWS)}")
-    table = _BUILDERS[name](engine, year=year, cluster=cluster, school=school, metric=metric, group=group)
+    extra = {"program": program, "all_goals": all_goals} if name == "learning" else {}
+    table = _BUILDERS[name](engine, year=year, cluster=cluster, school=school, metric=metric, group=group, **extra)
     if name == "gaps":
         table = table[GAP_COLUMNS + ["numerator", "denominator", "ref_num", "ref_den"]]
     if name == "status-change" and not public:

@@ -66,6 +66,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     metric_groups,
     metric_ids,
     metric_rows,
+    pl_programs_count,
     require_data,
     school_metrics,
     school_names,

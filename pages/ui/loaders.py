@@ -185,3 +185,8 @@ def require_data(*sources: str) -> None:
     else:
         st.markdown("An editor can import the district's files on the Data page.")
     st.stop()
+
+
+def pl_programs_count() -> int:
+    """Professional-learning programmes imported (the PL sheet of a pack needs one)."""
+    return table_counts().get("pl_programs", 0)

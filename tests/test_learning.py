@@ -1,0 +1,188 @@
+"""Professional-learning evaluation (DESIGN §10): hand-computed statistics, levels with and without data,
+level 5 on a planted effect, the export contract, privacy and sharing rules."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics.access.privacy import suppress_learning
+from analytics.access.sharing import ShareGrant
+from analytics.data import storage
+from analytics.data.demo import build_demo
+from analytics.data.importer import import_bytes
+from analytics.learning import evaluation, levels, load, outcomes
+
+EXPORT = ["program", "level", "measure", "estimate", "ci_low", "ci_high", "n", "method"]
+
+
+def _feedback(counts: dict[int, int], item: str = "Time well spent") -> pd.DataFrame:
+    return pd.DataFrame({"program": "P", "session_id": "S1", "item": item, "response": list(counts),
+                         "count": list(counts.values())})
+
+
+def test_likert_percentages_and_wilson_interval_by_hand():
+    # 20 responses: 2, 3, 5, 6, 4 -> 10%, 15%, 25%, 30%, 20%; agree (4-5) = 10 of 20 = 50%.
+    summary = levels.likert_summary(_feedback({1: 2, 2: 3, 3: 5, 4: 6, 5: 4}))
+    row = summary.iloc[0]
+    assert [row[f"pct_{k}"] for k in range(1, 6)] == pytest.approx([10, 15, 25, 30, 20])
+    assert row["n"] == 20 and row["agree"] == 10 and row["pct_agree"] == pytest.approx(50)
+    # Wilson: centre (p + z²/2n)/(1 + z²/n) = 0.5; half-width z sqrt(p(1-p)/n + z²/4n²)/(1 + z²/n) = 0.20070.
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((29.930, 70.070), abs=1e-3)
+
+
+def test_diverging_segments_centre_neutral_on_zero():
+    segments = levels.diverging_segments(levels.likert_summary(_feedback({1: 2, 2: 3, 3: 5, 4: 6, 5: 4})))
+    # Disagreement 10 + 15 and half the neutral 25 lie left of zero: the bar starts at -37.5.
+    assert segments["start"].iloc[0] == pytest.approx(-37.5)
+    neutral = segments[segments["order"] == 3].iloc[0]
+    assert (neutral["start"], neutral["end"]) == pytest.approx((-12.5, 12.5))
+    assert segments["end"].iloc[-1] == pytest.approx(62.5)
+
+
+def test_missing_responses_count_zero_and_items_pool_over_sessions():
+    fb = pd.concat([_feedback({4: 3}), _feedback({5: 1, 2: 1}).assign(session_id="S2")])
+    row = levels.likert_summary(fb).iloc[0]
+    assert row["n"] == 5 and row["pct_agree"] == pytest.approx(80) and row["pct_1"] == 0
+
+
+def test_hedges_g_av_by_hand():
+    pre, post = [10, 12, 14, 16, 18], [13, 14, 18, 19, 21]
+    # Means 14 and 17; SDs sqrt(10) = 3.16228 and sqrt(11.5) = 3.39116, average 3.27672: d_av = 0.91555.
+    # J = 1 - 3 / (4 x 4 - 1) = 0.8: g_av = 0.73244. r = 10.5 / (3.16228 x 3.39116) = 0.97913.
+    # V(d) = (1/5 + 0.91555² / 10) x 2 x (1 - 0.97913) = 0.011847; half-width 1.96 x 0.8 x 0.10884 = 0.17066.
+    g, low, high, r = levels.hedges_g_av(pre, post)
+    assert g == pytest.approx(0.73244, abs=1e-4)
+    assert r == pytest.approx(0.97913, abs=1e-4)
+    assert (low, high) == pytest.approx((0.56178, 0.90310), abs=1e-4)
+
+
+def test_paired_change_leaves_out_unpaired_and_refuses_tiny_samples():
+    frame = pd.DataFrame({"pre_score": [10, 12, 14, 16, 18, 11], "post_score": [13, 14, 18, 19, 21, np.nan]})
+    change = levels.paired_change(frame)
+    assert change.n == 5 and change.n_unpaired == 1 and change.mean_change == pytest.approx(3.0)
+    assert np.isnan(levels.paired_change(frame.head(2)).g_av)
+
+
+def test_support_and_fidelity_pool_counts():
+    assert levels.support_in_place(pd.Series(["Y", "N", "4", "2", "5"])).tolist() == [1, 0, 1, 0, 1]
+    imp = pd.DataFrame({"school_id": ["A", "A", "B"], "observed_on": pd.to_datetime(["2024-10-01", "2024-11-01",
+                                                                                      "2024-10-02"]),
+                        "classrooms_using": [3, 6, 1], "classrooms_observed": [10, 10, 5]})
+    pooled = levels.fidelity_by(imp, ["school_id"]).set_index("school_id")["fidelity"]
+    assert pooled["A"] == pytest.approx(45.0) and pooled["B"] == pytest.approx(20.0)
+    assert levels.school_year(pd.Series(pd.to_datetime(["2024-09-01", "2025-03-01", "2025-07-01"]))).tolist() == [
+        2025, 2025, 2026]
+
+
+def test_nexus_recovers_a_known_slope_and_needs_four_schools():
+    starts = pd.Series(2023.0, index=list("ABCDE"))
+    fidelity = dict(zip("ABCDE", [20, 40, 50, 60, 80], strict=True))
+    panel = pd.DataFrame([{"school_id": s, "school_year": y, "value": 50 + (0.1 * f if y >= 2023 else 0)}
+                          for s, f in fidelity.items() for y in (2021, 2022, 2023, 2024)])
+    imp = pd.DataFrame({"school_id": list(fidelity), "classrooms_using": list(fidelity.values()),
+                        "classrooms_observed": 100, "observed_on": pd.Timestamp("2023-01-10")})
+    fit = outcomes.nexus(panel, starts, imp)
+    assert fit.slope == pytest.approx(1.0) and fit.n == 5 and fit.r == pytest.approx(1.0)
+    assert outcomes.nexus(panel, starts.head(3), imp) is None
+
+
+def test_every_level_says_when_it_has_no_data():
+    empty = {name: pd.DataFrame(columns=["program", "school_id", "session_id", "session_date"]) for name in
+             evaluation.PL_TABLES}
+    data = evaluation.program_data(pd.Series({"program": "P", "goal_metrics": "math_proficient"}),
+                                   {n: _schema_frame(n) for n in empty})
+    result = evaluation.evaluate(data, pd.DataFrame(columns=["school_id", "school_year", "value"]),
+                                 pd.Series(dtype=float), "math_proficient", "Math proficient", True)
+    assert [lv.has_data for lv in result.levels] == [False] * 5
+    assert [lv.missing for lv in result.levels] == ["pl_feedback", "pl_assessments", "pl_support", "implementation",
+                                                    "pl_sessions"]
+    assert list(result.export_table().columns) == EXPORT and result.export_table().empty
+
+
+def _schema_frame(name: str) -> pd.DataFrame:
+    from analytics.data.schema import TABLES
+
+    return pd.DataFrame(columns=TABLES[name].column_names)
+
+
+@pytest.fixture(scope="module")
+def small_demo():
+    return {effect: build_demo(schools=60, years=6, seed=7, pl_effect=effect) for effect in (0.0, 6.0)}
+
+
+def _level5(frames: dict, program: str = "MATH-TALK") -> pd.DataFrame:
+    sessions = frames["pl_sessions"][frames["pl_sessions"]["program"] == program]
+    imp = frames["implementation"][frames["implementation"]["program"] == program]
+    panel = outcomes.metric_panel(frames["metrics"], frames["discipline"], "math_proficient")
+    effects, _ = outcomes.outcome_effects(panel, outcomes.participation_starts(sessions), imp, "math_proficient")
+    return effects
+
+
+def test_planted_effect_is_found_and_none_is_planted_with_zero(small_demo):
+    found = _level5(small_demo[6.0]).iloc[0]
+    assert found["ci_low"] > 0 and found["ci_low"] <= 6.0 <= found["ci_high"] + 1.5
+    null = _level5(small_demo[0.0]).iloc[0]
+    assert null["ci_low"] <= 0 <= null["ci_high"]
+    assert abs(null["estimate"]) < abs(found["estimate"])
+
+
+def test_demo_pl_tables_import_through_the_contracts(tmp_path):
+    """The generated PL tables are valid input: written as CSV and imported all or nothing."""
+    frames = build_demo(schools=24, years=4, seed=3)
+    engine = storage.get_engine(f"sqlite:///{tmp_path / 'pl.db'}")
+    storage.create_schema(engine)
+    files = [(f"{name}.csv", frames[name].to_csv(index=False).encode()) for name in
+             ("schools", "pl_programs", "pl_sessions", "pl_feedback", "pl_assessments", "pl_support",
+              "implementation")]
+    report = import_bytes(engine, files)
+    assert report.ok, [p.format() for p in report.problems[:5]]
+    counts = storage.table_counts(engine)
+    assert all(counts[name] == len(frames[name]) for name in ("pl_feedback", "implementation", "pl_support"))
+
+
+def test_export_learning_contract_and_privacy(on_demo):
+    table = load.learning_table(on_demo, "MATH-TALK", all_goals=False)
+    assert list(table.columns) == EXPORT
+    assert set(table["level"]) == {1, 2, 3, 4, 5}
+    g = table[table["measure"].str.startswith("Hedges")].iloc[0]
+    assert g["ci_low"] < g["estimate"] < g["ci_high"] and g["n"] >= 10
+    did = table[table["level"] == 5].iloc[0]
+    assert did["ci_low"] > 0  # the demo's planted effect (3 points) is found
+    small = table.copy()
+    small.loc[small["level"] == 1, "n"] = 8
+    released = suppress_learning(small)
+    assert (released.loc[released["level"] == 1, "estimate"] == "*").all()
+    assert released.loc[released["level"] == 5, "estimate"].iloc[0] == did["estimate"]
+
+
+def test_cli_export_learning(on_demo, capsys):
+    from analytics import cli
+
+    assert cli.main(["export", "learning", "--program", "NOPE"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert cli.main(["export", "rates", "--program", "RP"]) == 2
+
+
+def test_cluster_links_show_learning_only_for_their_schools():
+    schools = pd.DataFrame({"school_id": ["A", "B"], "cluster": ["North", "South"]})
+    grant = ShareGrant("t", "/learning?program=RP&school=A", "cluster:North", pd.Timestamp("2100-01-01"))
+    assert grant.allows("learning", {"program": "RP", "school": "A"}, schools)[0]
+    assert not grant.allows("learning", {"program": "RP", "school": "B"}, schools)[0]
+    assert not grant.allows("learning", {"program": "RP"}, schools)[0]
+    school_grant = ShareGrant("t", "/learning?school=A", "school:A", pd.Timestamp("2100-01-01"))
+    assert school_grant.allows("learning", {"school": "A"}, schools)[0]
+
+
+def test_templates_are_header_rows_the_importer_reads():
+    from openpyxl import load_workbook
+
+    from analytics.data.dictionary import template_csv, templates_xlsx
+
+    assert template_csv("implementation").decode().strip().split(",") == [
+        "program", "school_id", "observed_on", "practice", "classrooms_observed", "classrooms_using"]
+    book = load_workbook(io.BytesIO(templates_xlsx()))
+    assert "pl_feedback" in book.sheetnames and "schools" in book.sheetnames

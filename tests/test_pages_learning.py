@@ -1,0 +1,74 @@
+"""AppTest of /learning: five levels with findings equal to analytics, deep links, not-found, levels without data."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analytics.data import storage
+from analytics.data.importer import import_bytes
+from analytics.learning import load
+from tests.page_runner import run_page as _run
+
+
+def _findings(at) -> str:
+    return next(m.value for m in at.markdown if "Level 1" in m.value)
+
+
+def test_learning_page_shows_each_level_with_the_analytics_finding(on_demo):
+    at = _run("learning", program="MATH-TALK")
+    assert [s.value for s in at.selectbox][:3] == ["MATH-TALK", "all", "math_proficient"]
+    text = _findings(at)
+    expected = load.evaluate_program(on_demo, load.pl_tables(on_demo), "MATH-TALK")
+    for level in expected.levels:
+        assert f"Level {level.level}" in text
+    level5 = expected.levels[4].finding
+    assert "excludes zero" in level5  # the demo's planted effect is found
+    assert "Hedges' g" in text and "Nexus" in " ".join(h.value for h in at.subheader)
+
+
+def test_learning_school_deep_link_and_not_found(on_demo):
+    sessions = storage.load_table(on_demo, "pl_sessions", programs=["RP"])
+    school = sorted(sessions["school_id"].dropna().unique())[0]
+    at = _run("learning", program="RP", school=school, metric="suspension_rate")
+    assert [s.value for s in at.selectbox][:3] == ["RP", school, "suspension_rate"]
+    assert "participating school" in _findings(at)
+    missing = _run("learning", program="ASTRONOMY")
+    assert any("ASTRONOMY" in e.value for e in missing.error)
+
+
+def test_levels_without_data_are_named(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'pl.db'}"
+    engine = storage.get_engine(url)
+    storage.create_schema(engine)
+    schools = pd.DataFrame({"school_id": ["A", "B"], "school_name": ["Adams", "Banneker"], "level": "ES",
+                            "cluster": "North"})
+    programs = pd.DataFrame({"program": ["COACH"], "program_name": ["Coaching"], "goal_metrics": ["math_proficient"]})
+    feedback = pd.DataFrame({"program": "COACH", "session_id": "S1", "item": "Useful", "response": [3, 4, 5],
+                             "count": [2, 5, 6]})
+    report = import_bytes(engine, [(f"{n}.csv", f.to_csv(index=False).encode()) for n, f in
+                                   (("schools", schools), ("pl_programs", programs), ("pl_feedback", feedback))])
+    assert report.ok, report.problems
+    monkeypatch.setenv("DATABASE_URL", url)
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = _run("learning")
+    info = " ".join(i.value for i in at.info)
+    assert "No data yet for level 2" in info and "`pl_assessments`" in info and "`implementation`" in info
+    assert "85% agreed" in _findings(at)  # 11 of 13
+
+
+def test_no_programmes_says_what_to_import(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    engine = storage.get_engine(url)
+    storage.create_schema(engine)
+    schools = pd.DataFrame({"school_id": ["A"], "school_name": ["Adams"], "level": "ES", "cluster": "North"})
+    assert import_bytes(engine, [("schools.csv", schools.to_csv(index=False).encode())]).ok
+    monkeypatch.setenv("DATABASE_URL", url)
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = _run("learning")
+    assert "pl_programs" in at.info[0].value
