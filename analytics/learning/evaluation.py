@@ -16,6 +16,7 @@ import pandas as pd
 from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.learning import levels, outcomes
 from analytics.outputs.findings import format_p
+from analytics.stats.did import describe
 
 EXPORT_COLUMNS = ["program", "level", "measure", "estimate", "ci_low", "ci_high", "n", "method"]
 LEVELS = {
@@ -176,27 +177,6 @@ def _level4(data: ProgramData) -> LevelResult:
     return LevelResult(4, name, question, True, finding, rows)
 
 
-def _did_sentence(row: pd.Series, metric_label: str, higher_is_better: bool) -> str:
-    est, lo, hi, p = row["estimate"], row["ci_low"], row["ci_high"], row["p_value"]
-    direction = "higher" if est > 0 else "lower"
-    text = (f"{metric_label} at the {row['n_rp_schools']} participating school(s) was {abs(est):.1f} points "
-            f"{direction} after they started than the {row['n_comparison_schools']} other schools' trend predicts "
-            f"(95% CI {lo:+.1f} to {hi:+.1f}; {format_p(p)}). ")
-    # A change is claimed only when the interval and the permutation test agree (DESIGN §3 honesty rules).
-    if (lo > 0 or hi < 0) and p < DEFAULT_SETTINGS.alpha:
-        good = (est > 0) == higher_is_better
-        text += ("The interval excludes zero: an improvement unlikely to be chance alone. " if good else
-                 "The interval excludes zero: a worsening unlikely to be chance alone. ")
-    elif lo > 0 or hi < 0:
-        text += ("The interval excludes zero but the permutation test does not reject chance: no effect on "
-                 "students can be claimed. ")
-    else:
-        text += "The interval includes zero: no effect on students can be claimed. "
-    if row["n_rp_schools"] < 10:
-        text += "Fewer than 10 participating schools: the estimate is fragile. "
-    return text
-
-
 def _level5(data: ProgramData, panel: pd.DataFrame, starts: pd.Series, metric: str, metric_label: str,
             higher_is_better: bool, settings: Settings) -> tuple[LevelResult, pd.DataFrame, pd.DataFrame]:
     name, question = LEVELS[5]
@@ -208,21 +188,25 @@ def _level5(data: ProgramData, panel: pd.DataFrame, starts: pd.Series, metric: s
     if panel.empty:
         return (LevelResult(5, name, question, False, f"No {metric_label} data to compare schools on.",
                             missing="metrics"), empty, empty)
-    effects, events = outcomes.outcome_effects(panel, starts, data.implementation, metric, settings)
-    main = effects.iloc[0]
-    if not np.isfinite(main["estimate"]):
-        reason = str(main["method"]).removeprefix("not estimable: ")
-        return LevelResult(5, name, question, False, f"{metric_label}: not estimable ({reason}).",
+    effects, main = outcomes.outcome_effects(panel, starts, data.implementation, metric, settings)
+    events = main.event_study
+    if not main.estimable:
+        return LevelResult(5, name, question, False, f"{metric_label}: not estimable ({main.note}).",
                            missing="metrics"), effects, events
     rows = [_row(data, 5, f"difference-in-differences: {metric} ({r.tertile} participating schools)"
                  if r.tertile == "all" else f"dose-response: {metric}, {r.tertile} tertile", r.estimate, r.ci_low,
                  r.ci_high, r.n_rp_schools, f"{r.method}; {r.n_comparison_schools} comparison schools")
             for r in effects.itertuples()]
-    finding = _did_sentence(main, metric_label, higher_is_better)
+    finding = describe(main, subject="participating schools", outcome_label=metric_label,
+                       comparison="schools that did not take part", alpha=settings.alpha) + " "
+    if main.significant(settings.alpha):
+        good = (main.estimate > 0) == higher_is_better
+        finding += "That is an improvement. " if good else "That is a worsening. "
     tertiles = effects.iloc[1:]
     if len(tertiles) == 3:
         ests = tertiles["estimate"].to_numpy()
         ordered = bool(np.all(np.diff(ests) > 0) if higher_is_better else np.all(np.diff(ests) < 0))
+        ordered = ordered and main.significant(settings.alpha)
         finding += ("By fidelity tertile the estimates are " + ", ".join(f"{e:+.1f}" for e in ests)
                     + (" (low to high): larger where use is higher, as a dose-response would be; the intervals "
                        "overlap, so this pattern is suggestive, not proof." if ordered else

@@ -1,8 +1,9 @@
 """Level 5 (student outcomes) and the restorative-practices nexus (DESIGN §10).
 
 Level 5 compares the schools that took part in a programme with the schools that did not, on a
-school x year panel of a goal metric (the `ALL` group), with the restorative-practices estimator of
-``analytics.stats.rp_impact`` (Callaway-Sant'Anna difference-in-differences and its honesty rules):
+school x year panel of a goal metric (the `ALL` group), with the restorative-practices estimator
+``analytics.stats.did.staggered_did`` (Callaway-Sant'Anna difference-in-differences with randomization
+inference at every scale, so its interval, p-value and verdict agree even with one school):
 a school's start is the school year of its first session of the programme. Dose-response repeats the
 estimate for the participating schools in each tertile of implementation fidelity (level 4).
 
@@ -21,7 +22,7 @@ import pandas as pd
 from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.data.derived import suspension_metric_rows
 from analytics.learning.levels import school_fidelity, school_year
-from analytics.stats import rp_impact
+from analytics.stats.did import DiDResult, staggered_did
 
 DID_COLUMNS = ["metric", "tertile", "estimate", "ci_low", "ci_high", "p_value", "n_rp_schools",
                "n_comparison_schools", "method"]
@@ -49,43 +50,47 @@ def participation_starts(sessions: pd.DataFrame) -> pd.Series:
     return years.groupby(at_school["school_id"]).min()
 
 
-def did(panel: pd.DataFrame, starts: pd.Series, metric: str, settings: Settings = DEFAULT_SETTINGS) -> tuple[dict,
-                                                                                                           pd.DataFrame]:
-    """Difference-in-differences of participating vs other schools by the RP estimator.
+def did(panel: pd.DataFrame, starts: pd.Series, metric: str, settings: Settings = DEFAULT_SETTINGS,
+        event_study: bool = True) -> DiDResult:
+    """Difference-in-differences of participating vs other schools (``staggered_did``).
 
     ``panel``: school_id, school_year, value; ``starts``: school_id -> first year (others: comparison).
-    Returns the summary row (``rp_impact.SUMMARY_COLUMNS`` with ``outcome`` = metric) and the event study.
     """
-    work = panel.rename(columns={"value": metric}).assign(rp_start_year=panel["school_id"].map(starts))
-    if work.empty:
-        row = {"outcome": metric, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan,
-               "n_rp_schools": 0, "n_comparison_schools": 0, "method": "not estimable: no outcome data"}
-        return row, pd.DataFrame(columns=rp_impact.EVENT_COLUMNS)
-    rng = np.random.default_rng(settings.random_seed)
-    return rp_impact._estimate_outcome(work, metric, settings, rng)
+    if panel.empty:
+        return DiDResult(metric, note="no outcome data")
+    work = panel.rename(columns={"value": metric}).assign(start_year=panel["school_id"].map(starts))
+    return staggered_did(work, metric, settings=settings, event_study=event_study)
+
+
+def _row(result: DiDResult, metric: str, tertile: str) -> dict:
+    return {"metric": metric, "tertile": tertile, "estimate": result.estimate, "ci_low": result.ci_low,
+            "ci_high": result.ci_high, "p_value": result.p_value, "n_rp_schools": result.n_treated,
+            "n_comparison_schools": result.n_comparison,
+            "method": result.method if result.estimable else f"not estimable: {result.note}"}
 
 
 def outcome_effects(panel: pd.DataFrame, starts: pd.Series, implementation: pd.DataFrame, metric: str,
-                    settings: Settings = DEFAULT_SETTINGS) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Overall DiD (``tertile`` = "all") and dose-response by fidelity tertile; plus the overall event study.
+                    settings: Settings = DEFAULT_SETTINGS) -> tuple[pd.DataFrame, DiDResult]:
+    """Overall DiD (``tertile`` = "all") and dose-response by fidelity tertile, and the overall result
+    (with its event study).
 
-    Tertiles split the participating schools with observations by their pooled fidelity (pandas
-    ``qcut``); each tertile is compared with the same non-participating schools, the other
+    Tertiles split the participating schools with observations by their pooled fidelity (ranks cut
+    in three); each tertile is compared with the same non-participating schools, the other
     participants being left out.
     """
-    row, events = did(panel, starts, metric, settings)
-    rows = [{**row, "metric": metric, "tertile": "all"}]
+    main = did(panel, starts, metric, settings)
+    rows = [_row(main, metric, "all")]
     fidelity = school_fidelity(implementation)
     fidelity = fidelity[fidelity["school_id"].isin(starts.index)].dropna(subset=["fidelity"])
-    if len(fidelity) >= 3 * 2:
+    if main.estimable and len(fidelity) >= 3 * 2:
         bins = pd.qcut(fidelity["fidelity"].rank(method="first"), 3, labels=list(TERTILES))
         for tertile in TERTILES:
             members = fidelity.loc[bins == tertile, "school_id"]
             lo, hi = fidelity.loc[bins == tertile, "fidelity"].agg(["min", "max"])
             keep = panel[~panel["school_id"].isin(starts.index) | panel["school_id"].isin(members)]
-            t_row, _ = did(keep, starts[starts.index.isin(members)], metric, settings)
-            rows.append({**t_row, "metric": metric, "tertile": f"{tertile} ({lo:.0f}-{hi:.0f}% fidelity)"})
-    return pd.DataFrame(rows)[DID_COLUMNS], events
+            result = did(keep, starts[starts.index.isin(members)], metric, settings, event_study=False)
+            rows.append(_row(result, metric, f"{tertile} ({lo:.0f}-{hi:.0f}% fidelity)"))
+    return pd.DataFrame(rows)[DID_COLUMNS], main
 
 
 # --- nexus ------------------------------------------------------------------------------------------
