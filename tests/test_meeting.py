@@ -107,9 +107,10 @@ def test_cli_exports_the_pack(demo_db_url, tmp_path, monkeypatch, capsys):
     cluster = storage.load_schools(storage.get_engine(demo_db_url))["cluster"].iloc[0]
     out = tmp_path / "pack.xlsx"
     assert cli.main(["export", "meeting", "--cluster", cluster, "--year", "2025", "-o", str(out)]) == 0
-    assert "[6/6]" in capsys.readouterr().err
+    assert "[7/7] Professional learning" in capsys.readouterr().err  # the demo has PL programmes: their sheet
     book = load_workbook(out)
-    assert len(book.sheetnames) == 7 and book["Cover"]["A1"].value == f"Data meeting: {cluster} cluster, 2024-25"
+    assert any("PL evaluation" in name for name in book.sheetnames)
+    assert len(book.sheetnames) == 8 and book["Cover"]["A1"].value == f"Data meeting: {cluster} cluster, 2024-25"
     assert cli.main(["export", "meeting", "-o", str(tmp_path / "pack.txt")]) == 2
 
 
