@@ -189,6 +189,8 @@ st.subheader("Gaps by school and group")
 table = gaps.assign(school=gaps["school_id"].map(names), group=gaps["student_group"].map(group_label),
                     verdict=[trend_text(t, p, g) for t, p, g in
                              zip(gaps["trend"], gaps["previous_year"], gaps["gap"], strict=True)])
+if not higher.get(metric, True):  # for a lower-is-better rate the reference "fell back" by rising
+    table["verdict"] = table["verdict"].replace(CLOSING_REF, "closing because the reference rose (did worse)")
 table = table[table["denominator"].fillna(0) >= 10].sort_values("gap", ascending=higher.get(metric, True))
 if ui.is_public():  # the export's privacy rules: small groups, coded rates and their complements hidden
     table = suppress_view("gaps", table)

@@ -4,7 +4,10 @@ References:
 - ``others`` (default): all other students of the same school, ALL counts minus the group's counts;
 - ``district_all``: the pooled district ALL value for the metric and year;
 - ``best_group``: the best-performing group of the school (by the metric's direction, n >= 10) in the
-  latest year of the view; that group stays the reference in every year and gets no row of its own;
+  latest year of the view; that group stays the reference in every year and gets no row of its own.
+  It is chosen on the same data it is then compared with, so its latest rate is high partly by
+  selection and gaps to it look a little wider that year (``benchmarks/gap_null.py`` measures this
+  on null data: about 5.3% of its tests fall below p = 0.05, against 4.6-4.9% for the others);
 - ``target``: the school's target for the metric (from its ALL row).
 
 **Change** compares consecutive school years only: a missing year breaks the series (no change, no
@@ -28,7 +31,8 @@ into Benjamini-Hochberg q-values across that family (Benjamini & Hochberg 1995, 
 **Labels** (significant changes only): "reversed" when the gap changed sign; "closing" when it
 narrowed without changing sign and the group's own rate moved the good way (up when higher is better,
 down otherwise); "closing because the reference fell" when it narrowed although the group did not
-improve (the reference moved towards the group, i.e. did worse); "widening" when it grew. Otherwise
+improve (the reference moved towards the group, i.e. did worse: for a lower-is-better rate it rose,
+and pages say so); "widening" when it grew. Otherwise
 "no significant change", "too small to test", "no counts to test", or "" (no consecutive previous year).
 
 **Pooled vs within-school gaps.** A cluster or district gap pooled from counts mixes schools; the
