@@ -121,7 +121,8 @@ TABLES: dict[str, TableSpec] = {
     ),
     "discipline": TableSpec(
         "discipline",
-        "Aggregated discipline counts (CRDC-shaped): one row per school x year x student group.",
+        "Aggregated discipline counts (CRDC-shaped): one row per school x year x student group. A group row "
+        "may not exceed its school's `ALL` row of the same year in the same file (enrolled or any count).",
         (
             ColumnSpec("school_id", SCHOOL, True, "A school_id from the schools table."),
             ColumnSpec("school_year", YEAR, True, "Ending year (2024 = 2023-24); `2023-24` accepted."),
