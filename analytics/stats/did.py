@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from analytics.config import DEFAULT_SETTINGS, Settings
 
@@ -200,14 +201,16 @@ def _estimates(outcomes: np.ndarray, years: np.ndarray, cohorts: np.ndarray, ass
     """
     year_index = {int(y): i for i, y in enumerate(years)}
     rows, k = assign.shape[0], outcomes.shape[2]
-    never = (assign == 0).astype(float)
+    # Sparse membership: each row holds only the treated units, so sums cost rows x treated, not rows x units;
+    # never-treated sums are the column totals minus the treated sums.
+    treated_any = sparse.csr_matrix(assign > 0, dtype=float)
     overall_num, overall_den = np.zeros((rows, k)), np.zeros((rows, 1))
     ev_num = {e: np.zeros((rows, k)) for e in event_times}
     ev_den = {e: np.zeros((rows, 1)) for e in event_times}
     counts: dict[int, int] = {}
     for g in cohorts:
         base = year_index[int(g) - 1]
-        member = (assign == g).astype(float)
+        member = sparse.csr_matrix(assign == g, dtype=float)
         for t_index, t in enumerate(years):
             e = int(t - g)
             if t_index == base or (e < 0 and e not in ev_num):
@@ -215,7 +218,8 @@ def _estimates(outcomes: np.ndarray, years: np.ndarray, cohorts: np.ndarray, ass
             diff = outcomes[:, t_index, :] - outcomes[:, base, :]
             ok = np.isfinite(diff[:, 0])
             both = np.column_stack([ok, np.where(ok[:, None], diff, 0.0)])
-            treated_sums, never_sums = member @ both, never @ both
+            treated_sums = member @ both
+            never_sums = both.sum(axis=0)[None, :] - treated_any @ both
             n_t, n_c = treated_sums[:, 0], never_sums[:, 0]
             with np.errstate(invalid="ignore", divide="ignore"):
                 att = treated_sums[:, 1:] / n_t[:, None] - never_sums[:, 1:] / n_c[:, None]
