@@ -133,3 +133,15 @@ def max_upload_bytes() -> int:
     if env:
         return int(float(env) * 1024 * 1024)
     return DEFAULT_SETTINGS.max_upload_bytes
+
+
+def map_style() -> str | None:
+    """The basemap style URL for the district map: `SSIF_MAP_STYLE`, else `[map] style` in secrets.toml.
+
+    None by default: the map then draws cluster areas only and needs nothing from the network.
+    """
+    env = os.environ.get("SSIF_MAP_STYLE", "").strip()
+    if env:
+        return env
+    style = secrets_section("map").get("style")
+    return str(style) if style else None

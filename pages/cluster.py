@@ -8,7 +8,15 @@ from analytics.data.catalog import group_label, school_labels
 from analytics.outputs import charts_district as charts
 from analytics.stats.rates import two_proportion_test
 from analytics.stats.small_numbers import rank_schools
-from analytics.stats.summaries import cluster_table, pooled_kpi, school_values
+from analytics.stats.summaries import (
+    MEDIAN,
+    MEDIAN_LABEL,
+    NO_COUNTS,
+    cluster_table,
+    school_values,
+    summary_kpi,
+    top_and_bottom,
+)
 from pages import ui
 
 ui.require_data("metrics", "discipline")
@@ -51,20 +59,33 @@ def cluster_tables(version: int, cluster: str, metric: str, year: int, group: st
     # Small schools borrow strength from every school of the district (empirical Bayes).
     ranked, _ = rank_schools(school_values(rows, schools, year, group), higher_is_better)
     by_school = ranked[ranked["school_id"].isin(members["school_id"])].reset_index(drop=True)
-    return (pooled_kpi(cluster_rows, year, group, years), pooled_kpi(rows, year, group, years),
+    district = summary_kpi(rows, year, group, years)
+    return (summary_kpi(cluster_rows, year, group, years, basis=district.basis), district,
             by_school, cluster_table(rows, schools, year, group), trend)
 
 
 cluster_kpi, district_kpi, by_school, peers, trend = cluster_tables(ui.data_version(), cluster, metric, year, group)
 
+value_only = district_kpi.basis == MEDIAN
 k1, k2, k3, k4 = st.columns(4)
+versus = "district median" if value_only else "district"
 k1.metric(f"Cluster {label.lower()} — {group_label(group)}", ui.fmt_pct(cluster_kpi.value),
-          delta=f"{cluster_kpi.value - district_kpi.value:+.1f} pts vs district"
+          delta=f"{cluster_kpi.value - district_kpi.value:+.1f} pts vs {versus}"
           if np.isfinite(cluster_kpi.value) and np.isfinite(district_kpi.value) else None,
-          delta_color="normal" if higher_is_better else "inverse", help="Pooled from counts across the cluster.")
-k2.metric("District", ui.fmt_pct(district_kpi.value))
-k3.metric("Students measured (n)", f"{cluster_kpi.denominator:,.0f}" if np.isfinite(cluster_kpi.denominator) else "–")
-k4.metric("Schools", f"{len(members)}", help=", ".join(sorted(members["level"].value_counts().index)))
+          delta_color="normal" if higher_is_better else "inverse",
+          help=f"The {MEDIAN_LABEL} in the cluster: {NO_COUNTS}." if value_only
+          else "Pooled from counts across the cluster.")
+k2.metric("District median" if value_only else "District", ui.fmt_pct(district_kpi.value))
+if value_only:
+    k3.metric("Range of school values", f"{ui.fmt_pct(cluster_kpi.low)} – {ui.fmt_pct(cluster_kpi.high)}")
+else:
+    k3.metric("Students measured (n)", f"{cluster_kpi.denominator:,.0f}" if np.isfinite(cluster_kpi.denominator) else "–")
+k4.metric("Schools reporting", f"{cluster_kpi.n_schools} of {len(members)}",
+          help="Schools with a value for this metric, group and year. Levels: "
+          + ", ".join(sorted(members["level"].value_counts().index)))
+if value_only:
+    st.caption(f"**Cluster and district figures are the {MEDIAN_LABEL}**: the files give percentages only, "
+               f"and {NO_COUNTS}.")
 
 
 def flags(row: pd.Series) -> str:
@@ -89,12 +110,21 @@ def flags(row: pd.Series) -> str:
 
 plotted = by_school.dropna(subset=["value"]).copy()
 plotted["school_label"] = plotted["school_name"] + " (" + plotted["level"] + ")"
+LONG_LIST, SHOWN_EACH_END = 40, 15
+long_list = len(plotted) > LONG_LIST
 left, right = st.columns([3, 2])
 with left:
     if plotted.empty:
-        st.info(f"No values for {label}, {group_label(group)}, {year} in this cluster.")
+        st.info(f"No values for {label}, {group_label(group)}, {ui.year_label(year)} in this cluster.")
     else:
-        dots = charts.school_dot_plot(plotted, label, district_kpi.value)
+        subtitle = None
+        if long_list and st.radio("Schools in the chart", ["best and worst", "all"], horizontal=True,
+                                  key="dots_shown", format_func=lambda o: f"Best and worst {SHOWN_EACH_END}"
+                                  if o == "best and worst" else f"All {len(plotted)}") == "best and worst":
+            plotted = top_and_bottom(plotted, SHOWN_EACH_END, higher_is_better)
+            subtitle = (f"The {SHOWN_EACH_END} best and {SHOWN_EACH_END} worst of {len(by_school.dropna(subset=['value']))} "
+                        "schools; choose “All” or see the table below for every school.")
+        dots = charts.school_dot_plot(plotted, label, district_kpi.value, subtitle=subtitle)
         if not ui.is_public():  # viewers download the suppressed table below instead
             ui.download_menu(f"{cluster}-{metric}-{group}-{year}",
                              plotted.drop(columns=["latitude", "longitude"], errors="ignore"), dots)
@@ -107,8 +137,7 @@ with left:
             "value": "{:.1f}", "ci_low": "{:.1f}", "ci_high": "{:.1f}", "denominator": "{:,.0f}"}).rename(columns={
                 "school_name": "School", "value": f"{label} (%)", "ci_low": "95% CI low", "ci_high": "95% CI high",
                 "denominator": "Students (n)"})
-        event = ui.chart(dots, dot_rows, summary, key="school_dots", on_select="rerun",
-                         height=max(220, 30 * len(plotted) + 90))
+        event = ui.chart(dots, dot_rows, summary, key="school_dots", on_select="rerun")
         picked = (event.selection.get("pick_school") or []) if event else []
         if picked:
             ui.go("pages/school.py", school=picked[0]["school_id"], year=year, metric=metric, group=group)
@@ -116,9 +145,11 @@ with right:
     if not peers.empty and cluster in set(peers["cluster"]):
         ranked = peers.sort_values("value", ascending=not higher_is_better).reset_index(drop=True)
         rank = int(ranked.index[ranked["cluster"] == cluster][0]) + 1
-        st.markdown(f"**Rank among clusters:** {rank} of {len(ranked)} (pooled {label.lower()}, "
+        basis = MEDIAN_LABEL if value_only else "pooled"
+        st.markdown(f"**Rank among clusters:** {rank} of {len(ranked)} ({basis} {label.lower()}, "
                     f"{group_label(group)}).")
     if trend["school_year"].nunique() > 1:
+        trend = trend[trend["school_id"].isin(set(plotted["school_id"]))] if long_list else trend
         first, last = trend["school_year"].min(), trend["school_year"].max()
         ends = trend[trend["school_year"].isin([first, last])].pivot_table(
             index="school_name", columns="school_year", values="value").dropna()
@@ -166,17 +197,32 @@ shown, school_config = ui.public_table(
     derived_cols=["adjusted", "reliability", "target", "flags"], sets=[["_set"]])
 shown = shown.drop(columns="_set")
 ui.download_menu(f"{cluster}-schools-{metric}-{group}-{year}", shown.drop(columns="open"))
+# Key columns first (a phone shows about four); intervals and n only where the files have counts.
+key_columns = ["school_name", "value", "flags", "open"]
+details = [] if value_only else ["ci_low", "ci_high", "denominator", "adjusted", "reliability"]
+if st.toggle("Show level, intervals, n and targets" if details else "Show level and targets",
+             value=not ui.is_public(), key="school_table_all"):
+    key_columns += ["level", *details] + (["target"] if table["target"].notna().any() else [])
 readable, readable_config = ui.no_none(shown, school_config)  # "–", never "None"
 event = st.dataframe(readable, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-                     key="school_table", column_config=readable_config)
+                     key="school_table", column_config=readable_config, column_order=key_columns)
 chosen = event.selection.rows if event else []
 if chosen:
     ui.go("pages/school.py", school=table.loc[chosen[0], "school_id"], year=year, metric=metric, group=group)
-ui.link_row("Open a school", [(name, "pages/school.py", {"school": sid, "year": year, "metric": metric, "group": group})
-                              for sid, name in zip(table["school_id"], table["school_name"], strict=True)])
-st.caption("Order: worst first by the adjusted rate, which moves each school's rate towards the district rate "
-           "by how few students it has (empirical Bayes, beta-binomial across the district's schools), so a small "
-           "school does not top or bottom the list by chance; the published rate is the unadjusted one. Flags: "
-           "needs attention when the school's true rate is at least 95% likely to be worse than the district's; "
-           "significantly worse or better than district by a two-proportion test (p < 0.05); misses its School "
-           "Performance Plan target. Groups with fewer than 10 students are not judged.")
+school_links = [(name, "pages/school.py", {"school": sid, "year": year, "metric": metric, "group": group})
+                for sid, name in zip(table["school_id"], table["school_name"], strict=True)]
+if len(school_links) > LONG_LIST:
+    with st.expander(f"Open a school: all {len(school_links)} as links"):
+        ui.link_row("Open a school", school_links)
+else:
+    ui.link_row("Open a school", school_links)
+if value_only:
+    st.caption(f"Flags: only School Performance Plan targets can be checked here: {NO_COUNTS}. Values are "
+               "shown as published.")
+else:
+    st.caption("Order: worst first by the adjusted rate, which moves each school's rate towards the district rate "
+               "by how few students it has (empirical Bayes, beta-binomial across the district's schools), so a small "
+               "school does not top or bottom the list by chance; the published rate is the unadjusted one. Flags: "
+               "needs attention when the school's true rate is at least 95% likely to be worse than the district's; "
+               "significantly worse or better than district by a two-proportion test (p < 0.05); misses its School "
+               "Performance Plan target. Groups with fewer than 10 students are not judged.")

@@ -21,6 +21,7 @@ from analytics.stats.gaps import (
 )
 from analytics.stats.rates import add_rate_columns
 from analytics.stats.status_change import status_change
+from analytics.stats.summaries import data_limits
 from pages import ui
 
 st.title("Growth gaps")
@@ -67,10 +68,10 @@ def gap_views(version: int, metric: str, year: int, reference: str, school_ids: 
     current = add_rate_columns(in_scope[in_scope["school_year"] == year]) if len(in_scope) else in_scope
     previous = in_scope[in_scope["school_year"] == year - 1]
     grid = status_change(current, previous, dict(zip(schools["school_id"], schools["level"], strict=True)), higher)
-    return gaps, trend, grid
+    return gaps, trend, grid, data_limits(in_scope, year, ui.metric_label(metric).lower())
 
 
-gaps, trend, grid = gap_views(ui.data_version(), metric, year, reference, tuple(scope["school_id"]))
+gaps, trend, grid, limits = gap_views(ui.data_version(), metric, year, reference, tuple(scope["school_id"]))
 names = ui.school_names()
 family = gap_family(gaps)
 
@@ -104,13 +105,18 @@ for _, row in this_year[this_year["simpson"]].iterrows():
     lines.append(f"Simpson's paradox for {group_label(row['student_group'])}: pooled over the schools the gap is "
                  f"{row['gap']:+.1f} points, but within the same school it is {row['mh_gap']:+.1f} points "
                  "(Mantel-Haenszel): the pooled figure reflects which schools the students attend.")
-st.markdown("\n".join(f"- {line}" for line in lines))
+if family.n_tests == 0 and limits:  # say why nothing could be tested rather than count zeros
+    lines = [f"Nothing could be tested for {label.lower()} in {ui.year_label(year)} ({scope_text}):", *limits]
+    st.markdown(lines[0] + "\n" + "\n".join(f"- {line}" for line in lines[1:]))
+else:
+    st.markdown("\n".join(f"- {line}" for line in lines))
 
 # --- status grid --------------------------------------------------------------------------------------
 left, right = st.columns([3, 2])
 with left:
-    if grid.empty or (grid["status_level"] == "").all():
-        st.info(f"No status-and-change cut points or no previous year for {label}.")
+    if grid.empty or (grid["status_level"] == "").all() or (grid["color"] == "").all():
+        st.info("Nothing to show: see the findings above." if limits else f"No school group has a colour for "
+                f"{label}: no status-and-change cut points are set for it, or every group has fewer than 30 students.")
         picked = []
     else:
         grid_chart = charts_equity.status_grid_clickable(grid, f"{label}: status and change, {ui.year_label(year)}")
@@ -135,7 +141,7 @@ with right:
             ui.link(f"{names.get(row['school_id'], row['school_id'])} · {group_label(row['student_group'])} · "
                     f"{row['status']:.1f}%", "pages/school.py", school=row["school_id"], year=year, metric=metric,
                     group=row["student_group"])
-    else:
+    elif not grid.empty and (grid["color"] != "").any():
         colours = grid[grid["color"] != ""]["color"].value_counts()
         st.markdown("**Colours in scope**")
         st.dataframe(colours.rename_axis("Colour").reset_index(name="School groups"), hide_index=True)
@@ -161,7 +167,8 @@ if shown["school_year"].nunique() > 1:
                      "gap_low": "95% CI low", "gap_high": "95% CI high", "n": "Students in group"}),
              band_summary)
 else:
-    st.caption("Only one school year with counts: no trend to show.")
+    st.caption("Nothing to show: see the findings above." if limits else
+               "Only one school year with counts: no trend to show.")
 within = this_year.assign(group=this_year["student_group"].map(group_label),
                           note=this_year["simpson"].map({True: "signs differ: Simpson's paradox", False: ""}))
 if not within.empty:
@@ -212,4 +219,5 @@ st.caption("The change in a gap is tested against the year just before (a missin
            f"q < {family.q:.2f}. Closing: the gap narrowed and the group itself improved. Reversed: the gap changed "
            "sign. Groups under 10 students are not shown.")
 if table.empty:
-    st.info("No school group in scope has 10 or more students with counts for this metric and year.")
+    st.info("Nothing to show: see the findings above." if limits else
+            "No school group in scope has 10 or more students with counts for this metric and year.")

@@ -3,10 +3,11 @@
 import numpy as np
 import streamlit as st
 
+from analytics.config import map_style
 from analytics.data.catalog import group_label
 from analytics.outputs import charts_district as charts
 from analytics.stats.small_numbers import rank_schools
-from analytics.stats.summaries import cluster_table, pooled_kpi, school_values
+from analytics.stats.summaries import MEDIAN, MEDIAN_LABEL, NO_COUNTS, cluster_table, school_values, summary_kpi
 from pages import ui
 
 st.title("District overview")
@@ -27,28 +28,51 @@ def overview_tables(version: int, metric: str, year: int, group: str):
     rows = ui.metric_rows(metric)
     by_school = school_values(rows, schools, year, group)
     ranked, _ = rank_schools(by_school, higher_is_better)
-    return (pooled_kpi(rows, year, group, years), by_school, cluster_table(rows, schools, year, group), ranked)
+    return (summary_kpi(rows, year, group, years), by_school, cluster_table(rows, schools, year, group), ranked)
+
+
+@ui.cached
+def map_areas(version: int):
+    """Cluster outlines for the map (convex hulls of each cluster's schools)."""
+    return charts.cluster_areas(schools)
 
 
 # --- KPI cards -------------------------------------------------------------------------------------
 kpi, by_school, by_cluster, ranked_schools = overview_tables(ui.data_version(), metric, year, group)
+value_only = kpi.basis == MEDIAN
 k1, k2, k3, k4 = st.columns(4)
-k1.metric(f"{label} — {group_label(group)}", ui.fmt_pct(kpi.value),
-          help="Pooled from counts: all students meeting the measure / all students measured, district-wide.")
-if np.isfinite(kpi.change):
-    verdict = "significant" if kpi.significant else "not significant"
-    k2.metric(f"Change since {kpi.previous_year - 1}-{str(kpi.previous_year)[-2:]}", f"{kpi.change:+.1f} pts",
-              delta=f"{kpi.change:+.1f} pts ({verdict}, {ui.fmt_p(kpi.p_value)})",
-              delta_color="normal" if higher_is_better else "inverse",
-              help="Two-proportion z-test on pooled counts (Fisher's exact test when cells are small).")
+if value_only:
+    k1.metric(f"{label} — {group_label(group)}", ui.fmt_pct(kpi.value),
+              help=f"The {MEDIAN_LABEL} across the district: {NO_COUNTS}.")
+    if np.isfinite(kpi.change):
+        k2.metric(f"Change in median since {ui.year_label(kpi.previous_year)}", f"{kpi.change:+.1f} pts",
+                  help=f"A plain difference of medians, not tested: {NO_COUNTS}.")
+    else:
+        k2.metric("Change since last year", "–", help="No earlier year to compare.")
+    k3.metric("Range of school values", f"{ui.fmt_pct(kpi.low)} – {ui.fmt_pct(kpi.high)}",
+              help="Lowest and highest school value.")
 else:
-    k2.metric("Change since last year", "–", help="No earlier year with counts to compare.")
-k3.metric("Students measured (n)", f"{kpi.denominator:,.0f}" if np.isfinite(kpi.denominator) else "–",
-          help=f"95% Wilson interval {ui.fmt_pct(kpi.ci_low)} – {ui.fmt_pct(kpi.ci_high)}")
+    k1.metric(f"{label} — {group_label(group)}", ui.fmt_pct(kpi.value),
+              help="Pooled from counts: all students meeting the measure / all students measured, district-wide.")
+    if np.isfinite(kpi.change):
+        verdict = "significant" if kpi.significant else "not significant"
+        k2.metric(f"Change since {ui.year_label(kpi.previous_year)}", f"{kpi.change:+.1f} pts",
+                  delta=f"{kpi.change:+.1f} pts ({verdict}, {ui.fmt_p(kpi.p_value)})",
+                  delta_color="normal" if higher_is_better else "inverse",
+                  help="Two-proportion z-test on pooled counts (Fisher's exact test when cells are small).")
+    else:
+        k2.metric("Change since last year", "–", help="No earlier year with counts to compare.")
+    k3.metric("Students measured (n)", f"{kpi.denominator:,.0f}" if np.isfinite(kpi.denominator) else "–",
+              help=f"95% Wilson interval {ui.fmt_pct(kpi.ci_low)} – {ui.fmt_pct(kpi.ci_high)}")
 k4.metric("Schools reporting", f"{kpi.n_schools:,}",
-          help="Schools with counts for this metric, group and year.")
+          help=f"Schools with a {'value' if value_only else 'count'} for this metric, group and year.")
+if value_only:
+    st.caption(f"**{label} is a {MEDIAN_LABEL}** (range shown): the files give percentages only, and "
+               f"{NO_COUNTS}. Each school's published value is shown as it is.")
 if kpi.n_left_out:
-    st.caption(f"{kpi.n_left_out} school rows without counts (suppressed or missing) are left out of pooled values.")
+    what = "a value" if value_only else "counts"
+    st.caption(f"{kpi.n_left_out:,} school rows without {what} (suppressed or missing) are left out of "
+               f"{'the median' if value_only else 'pooled values'}.")
 
 # --- map and clusters --------------------------------------------------------------------------------
 left, right = st.columns([3, 2])
@@ -59,41 +83,57 @@ with left:
     if located.empty:
         st.info("No school has coordinates; add latitude and longitude to the schools file to see the map.")
     else:
-        small = located["denominator"].fillna(0) < 10
+        # Only a known count under 10 hides a value; a file without counts hides nothing.
+        small = located["denominator"].notna() & (located["denominator"] < 10)
         shown = located["value"].where(~small)
-        vmin, vmax = np.nanpercentile(shown, [5, 95]) if shown.notna().any() else (0, 100)
-        located["color"] = charts.viridis_rgb(shown, vmin, vmax, reverse=not higher_is_better)
-        located["value_text"] = np.where(small, "fewer than 10 students: not shown",
-                                         shown.map(lambda v: "no data" if np.isnan(v) else f"{v:.1f}%"))
-        located["n_text"] = located["denominator"].map(lambda n: "–" if np.isnan(n) else f"{n:,.0f}")
+        located["color"], worst, best = charts.better_colours(shown, higher_is_better)
+        located["value_text"] = np.where(
+            small, "fewer than 10 students: not shown",
+            shown.map(lambda v: "no value (suppressed or missing)" if np.isnan(v) else f"{v:.1f}%"))
+        located["n_text"] = located["denominator"].map(
+            lambda n: "not published" if np.isnan(n) else f"{n:,.0f}")
         deck = charts.school_map(
             located[["school_id", "school_name", "cluster", "latitude", "longitude", "color", "value_text",
                      "n_text"]],
-            "<b>{school_name}</b><br/>{cluster}<br/>" + label + ": {value_text}<br/>n = {n_text}",
+            "<b>{school_name}</b><br/>{cluster}<br/>" + label + ": {value_text}<br/>students (n) = {n_text}",
+            areas=map_areas(ui.data_version()), map_style=map_style(),
         )
         event = st.pydeck_chart(deck, on_select="rerun", selection_mode="single-object", key="school_map",
                                 height=440)
         picked = (event.selection.get("objects") or {}).get("schools") if event else None
         if picked:
             ui.go("pages/school.py", school=picked[0]["school_id"], year=year, metric=metric, group=group)
-        better = "darker is better" if not higher_is_better else "brighter is better"
+        direction = "higher" if higher_is_better else "lower"
+        grey = "no value" if value_only else "fewer than 10 students or no value"
         st.markdown(
-            f"<div style='display:flex;gap:.6rem;align-items:center;font-size:.85rem'>"
-            f"<span>{vmin:.0f}%</span><span style='flex:0 0 180px;height:12px;"
-            f"background:{charts.viridis_legend_css()}'></span><span>{vmax:.0f}%</span>"
-            f"<span>({better}; grey = fewer than 10 students or no data)</span></div>",
+            f"<div style='display:flex;flex-wrap:wrap;gap:.6rem;align-items:center;font-size:.85rem'>"
+            f"<span>worse {worst:.0f}%</span><span style='flex:0 0 160px;height:12px;"
+            f"background:{charts.viridis_legend_css()}'></span><span>{best:.0f}% better</span>"
+            f"<span>Brighter = better ({direction} is better for {label.lower()}); grey = {grey}. "
+            f"Outlines: cluster areas.</span></div>",
             unsafe_allow_html=True,
         )
         missing = len(by_school) - len(located)
         if missing:
             st.caption(f"{missing} school(s) have no coordinates and are not on the map.")
+        with st.expander("The map as a list (every school's value)"):
+            listed = by_school.assign(shown=by_school["value"].where(
+                ~(by_school["denominator"].notna() & (by_school["denominator"] < 10))))
+            listed = listed.sort_values(["cluster", "school_name"])
+            listed, config = ui.public_table(
+                listed[["school_name", "cluster", "shown", "denominator"]],
+                {"school_name": st.column_config.TextColumn("School"), "cluster": st.column_config.TextColumn("Cluster"),
+                 "shown": st.column_config.NumberColumn(f"{label} (%)", format="%.1f"),
+                 "denominator": st.column_config.NumberColumn("Students (n)", format="localized")},
+                n_col="denominator", rate_cols=["shown"])
+            st.dataframe(listed, hide_index=True, width="stretch", height=300, column_config=config)
 
 with right:
     st.subheader("Clusters compared")
     if by_cluster.empty:
-        st.info(f"No counts for {label}, {group_label(group)}, {year}.")
+        st.info(f"No {'values' if value_only else 'counts'} for {label}, {group_label(group)}, {ui.year_label(year)}.")
     else:
-        chart = charts.cluster_comparison(by_cluster, label, kpi.value, higher_is_better)
+        chart = charts.cluster_comparison(by_cluster, label, kpi.value, higher_is_better, basis=kpi.basis)
         ui.download_menu(f"clusters-{metric}-{group}-{year}", by_cluster, chart)
         ranked = by_cluster.dropna(subset=["value"]).sort_values("value", ascending=not higher_is_better)
         summary = (f"{label}, {group_label(group).lower()}, {ui.year_label(year)}, pooled by cluster: district "
@@ -112,12 +152,23 @@ with right:
 
 # --- clusters table --------------------------------------------------------------------------------
 st.subheader("Clusters")
-if not by_cluster.empty:
+if by_cluster.empty:
+    st.caption("Every cluster can still be opened:")
+    ui.link_row("Open a cluster", [(c, "pages/cluster.py", {"cluster": c, "year": year, "metric": metric,
+                                                             "group": group})
+                                   for c in sorted(schools["cluster"].dropna().unique())])
+else:
     table = by_cluster.sort_values("value", ascending=not higher_is_better).reset_index(drop=True)
-    table["open"] = [ui.page_url("cluster", **ui._with_share({"cluster": c, "year": year, "metric": metric, "group": group}))
-                     for c in table["cluster"]]
+    table["open"] = [ui.page_url("cluster", **ui._with_share({"cluster": c, "year": year, "metric": metric,
+                                                               "group": group})) for c in table["cluster"]]
+    if value_only:
+        columns = ["cluster", "value", "low", "high", "n_schools", "n_rows_left_out", "open"]
+        value_title = f"{label} (%, median of school values)"
+    else:
+        columns = ["cluster", "value", "ci_low", "ci_high", "denominator", "n_schools", "open"]
+        value_title = f"{label} (%)"
     event = st.dataframe(
-        table[["cluster", "value", "ci_low", "ci_high", "denominator", "n_schools", "open"]],
+        table[columns],
         hide_index=True,
         width="stretch",
         on_select="rerun",
@@ -125,11 +176,14 @@ if not by_cluster.empty:
         key="cluster_table",
         column_config={
             "cluster": st.column_config.TextColumn("Cluster"),
-            "value": st.column_config.NumberColumn(f"{label} (%)", format="%.1f"),
+            "value": st.column_config.NumberColumn(value_title, format="%.1f"),
             "ci_low": st.column_config.NumberColumn("95% CI low", format="%.1f"),
             "ci_high": st.column_config.NumberColumn("95% CI high", format="%.1f"),
+            "low": st.column_config.NumberColumn("Lowest school (%)", format="%.1f"),
+            "high": st.column_config.NumberColumn("Highest school (%)", format="%.1f"),
             "denominator": st.column_config.NumberColumn("Students (n)", format="localized"),
-            "n_schools": st.column_config.NumberColumn("Schools"),
+            "n_schools": st.column_config.NumberColumn("Schools with a value" if value_only else "Schools"),
+            "n_rows_left_out": st.column_config.NumberColumn("Without a value"),
             "open": st.column_config.LinkColumn("Open", display_text="Open cluster →"),
         },
     )
@@ -138,14 +192,20 @@ if not by_cluster.empty:
         ui.go("pages/cluster.py", cluster=table.loc[chosen[0], "cluster"], year=year, metric=metric, group=group)
     ui.link_row("Open a cluster", [(c, "pages/cluster.py", {"cluster": c, "year": year, "metric": metric,
                                                              "group": group}) for c in table["cluster"]])
-    st.caption("Select a row, click a bar or follow a link to open a cluster. Values are pooled from counts "
-               "(sum of students meeting the measure / sum of students measured), never averages of school "
-               "percentages.")
+    if value_only:
+        st.caption(f"Select a row, click a bar or follow a link to open a cluster. Values are the {MEDIAN_LABEL} "
+                   f"in each cluster, with the lowest and highest; {NO_COUNTS}.")
+    else:
+        st.caption("Select a row, click a bar or follow a link to open a cluster. Values are pooled from counts "
+                   "(sum of students meeting the measure / sum of students measured), never averages of school "
+                   "percentages.")
 
 # --- schools that may need attention -------------------------------------------------------------------
 st.subheader("Schools that may need attention")
 attention = ranked_schools[ranked_schools["needs_attention"] & (ranked_schools["denominator"] >= 10)]
-if attention.empty:
+if value_only:
+    st.markdown(f"Not assessed: {NO_COUNTS}, and small numbers cannot be accounted for without them.")
+elif attention.empty:
     st.markdown(f"No school's {label.lower()} for {group_label(group).lower()} is at least 95% likely to be worse "
                 "than the district's once small numbers are accounted for.")
 else:

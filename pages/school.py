@@ -6,7 +6,7 @@ import streamlit as st
 
 from analytics.data.catalog import RACE_GROUPS, STUDENT_GROUPS, group_label
 from analytics.outputs import charts_district as charts
-from analytics.outputs.findings import gap_finding, rate_change_finding
+from analytics.outputs.findings import gap_finding, nothing_found_finding, rate_change_finding
 from analytics.stats.gaps import FDR_Q, bh_q_values
 from analytics.stats.summaries import school_profile
 from pages import ui
@@ -60,6 +60,7 @@ def better(metric: str) -> bool:
 st.subheader("Findings")
 previous = [y for y in years if y < year]
 lines = []
+n_changes_tested = 0
 all_rows = rows[rows["student_group"] == "ALL"]
 for metric in profile["metric"].unique():
     if not previous:
@@ -67,8 +68,10 @@ for metric in profile["metric"].unique():
     cur = all_rows[(all_rows["metric"] == metric) & (all_rows["school_year"] == year)]
     prev = all_rows[(all_rows["metric"] == metric) & (all_rows["school_year"] == previous[-1])]
     if len(cur) and len(prev):
-        line = rate_change_finding(ui.metric_label(metric), prev["numerator"].iloc[0], prev["denominator"].iloc[0],
-                                   cur["numerator"].iloc[0], cur["denominator"].iloc[0], better(metric))
+        counts = [prev["numerator"].iloc[0], prev["denominator"].iloc[0], cur["numerator"].iloc[0],
+                  cur["denominator"].iloc[0]]
+        n_changes_tested += all(np.isfinite(counts)) and min(counts[1], counts[3]) >= 10
+        line = rate_change_finding(ui.metric_label(metric), *counts, better(metric))
         if "a significant change" in line:
             lines.append(line)
 # Every group x metric gap of the school is one family of tests: BH q-values, a gap is named when q < 0.10.
@@ -83,10 +86,12 @@ for _, g in gaps.iterrows():
 if len(gaps):
     lines.append(f"Gaps are tested against all other students of the school ({n_gap_tests} tests on this page; "
                  f"named only when the false-discovery-rate q < {FDR_Q:.2f}); the three largest are listed.")
+value_only_rows = profile["value"].notna() & profile["denominator"].isna()
 if lines:
     st.markdown("\n".join(f"- {line}" for line in lines))
 else:
-    st.markdown("- No significant change since last year and no significant gap between groups.")
+    st.markdown("- " + nothing_found_finding(int(n_changes_tested), n_gap_tests, bool(previous),
+                                             int(value_only_rows.sum())))
 
 # --- profile table -----------------------------------------------------------------------------------
 st.subheader("SSIF profile")
@@ -98,7 +103,9 @@ hide = small & show["denominator"].notna()
 for col in ("value", "ci_low", "ci_high", "vs_district", "gap"):
     show[col] = show[col].where(~hide)
 show["School (%)"] = show["value"]
-show["note"] = np.where(small & show["denominator"].notna(), "n < 10: not shown", "")
+show["note"] = np.where(small & show["denominator"].notna(), "n < 10: not shown",
+                        np.where(show["value"].notna() & show["denominator"].isna(),
+                                 "value only (no counts): not tested; district = median of school values", ""))
 show["group_order"] = show["student_group"].map({g: i for i, g in enumerate(STUDENT_GROUPS)})
 show = show.sort_values(["metric", "group_order"])
 profile_config = {
@@ -119,11 +126,15 @@ shown, profile_config = ui.public_table(
     show[["Metric", "Group", "School (%)", "ci_low", "ci_high", "denominator", "district_value", "vs_district",
           "target", "gap", "note", "_set"]], profile_config, n_col="denominator",
     rate_cols=["School (%)", "ci_low", "ci_high"], derived_cols=["vs_district", "gap"], sets=[["_set"]])
-readable, readable_config = ui.no_none(shown.drop(columns="_set"), profile_config)
-st.dataframe(readable, hide_index=True, width="stretch", height=420, column_config=readable_config)
+# Columns with nothing in them (e.g. intervals and n for report-card files without counts) are not drawn.
+empty = [c for c in ("ci_low", "ci_high", "denominator", "target", "gap", "note") if show[c].replace("", np.nan).isna().all()]
+readable, readable_config = ui.no_none(shown.drop(columns=["_set", *empty]), profile_config)
+st.dataframe(readable, hide_index=True, width="stretch", height=min(420, 35 * (len(shown) + 1) + 3),
+             column_config=readable_config)
 ui.download_menu(f"profile-{school_id}-{year}", shown.drop(columns="_set"))
-st.caption("District values are pooled from counts. Gaps compare a group with all other students of this school "
-           "(two-proportion test). Groups with fewer than 10 students are not shown.")
+st.caption("District values are pooled from counts (the median of school values where the files have no "
+           "counts). Gaps compare a group with all other students of this school (two-proportion test). Groups "
+           "with fewer than 10 students are not shown.")
 
 # --- trends ------------------------------------------------------------------------------------------
 st.subheader("Trends")
@@ -143,7 +154,7 @@ chosen_groups = st.multiselect("Groups", [g for g in STUDENT_GROUPS if g in pres
                                                           if g in present)),
                                format_func=group_label, key="trend_groups")
 trend = rows[(rows["metric"] == metric) & rows["student_group"].isin(chosen_groups)
-             & (rows["denominator"].fillna(0) >= 10)].copy()
+             & ((rows["denominator"] >= 10) | (rows["denominator"].isna() & rows["value"].notna()))].copy()
 trend["series"] = trend["student_group"].map(group_label)
 if trend["school_year"].nunique() > 1:
     wide = trend.pivot_table(index="series", columns="school_year", values="value")

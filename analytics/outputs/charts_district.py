@@ -12,6 +12,7 @@ import pandas as pd
 import pydeck as pdk
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+MAX_AREA_NAMES = 12
 ACCENT, MUTED, GREY_RGB = "#0072B2", "#9AA5B1", [170, 170, 170, 160]
 # Viridis at nine stops (matplotlib's colormap), interpolated for the map.
 _VIRIDIS = np.array([
@@ -34,6 +35,20 @@ def viridis_rgb(values: pd.Series, vmin: float, vmax: float, reverse: bool = Fal
     return [GREY_RGB if np.isnan(v) else c for v, c in zip(pos, out, strict=True)]
 
 
+def better_colours(values: pd.Series, higher_is_better: bool) -> tuple[list[list[int]], float, float]:
+    """Map colours on one rule for every metric: brighter = better (viridis), NaN grey.
+
+    The scale runs over the 5th-95th percentile of the values. Returns the colours and the values at
+    the worst (dark) and best (bright) ends, for the legend.
+    """
+    if values.notna().any():
+        low, high = (float(v) for v in np.nanpercentile(values.astype("float64"), [5, 95]))
+    else:
+        low, high = 0.0, 100.0
+    colours = viridis_rgb(values, low, high, reverse=not higher_is_better)
+    return colours, (low if higher_is_better else high), (high if higher_is_better else low)
+
+
 def viridis_legend_css(reverse: bool = False) -> str:
     stops = _VIRIDIS[::-1] if reverse else _VIRIDIS
     colours = ", ".join(f"rgb({int(r)},{int(g)},{int(b)})" for r, g, b in stops)
@@ -41,66 +56,87 @@ def viridis_legend_css(reverse: bool = False) -> str:
 
 
 def cluster_comparison(df: pd.DataFrame, metric_label: str, district_value: float | None,
-                       higher_is_better: bool, selection_name: str = "pick") -> alt.Chart:
-    """Pooled cluster values as bars with Wilson 95% interval rules, sorted best first, clickable."""
+                       higher_is_better: bool, selection_name: str = "pick", basis: str = "pooled") -> alt.Chart:
+    """Cluster values as bars sorted best first, clickable.
+
+    Pooled values carry Wilson 95% interval rules; a value-only metric (`basis="median"`, medians of
+    school values) is drawn without interval bars, and its tooltip gives the range of school values.
+    """
+    median = basis == "median"
     pick = alt.selection_point(name=selection_name, fields=["cluster"], on="click")
     base = alt.Chart(df).encode(
         y=alt.Y("cluster:N", sort=alt.EncodingSortField("value", order="descending" if higher_is_better else "ascending"), title=None, axis=alt.Axis(labelLimit=220, labelOverlap=False)),
     )
+    if median:
+        tooltip = [alt.Tooltip("cluster:N", title="Cluster"), alt.Tooltip("value:Q", title="Median of school values %", format=".1f"),
+                   alt.Tooltip("low:Q", title="Lowest school %", format=".1f"),
+                   alt.Tooltip("high:Q", title="Highest school %", format=".1f"),
+                   alt.Tooltip("n_schools:Q", title="Schools with a value")]
+    else:
+        tooltip = [alt.Tooltip("cluster:N", title="Cluster"), alt.Tooltip("value:Q", title="Pooled %", format=".1f"),
+                   alt.Tooltip("ci_low:Q", title="95% CI low", format=".1f"),
+                   alt.Tooltip("ci_high:Q", title="95% CI high", format=".1f"),
+                   alt.Tooltip("denominator:Q", title="Students (n)", format=","),
+                   alt.Tooltip("n_schools:Q", title="Schools")]
     bars = base.mark_bar(cursor="pointer").encode(
-        x=alt.X("value:Q", title=f"{metric_label} (%, pooled)", scale=alt.Scale(zero=True)),
+        x=alt.X("value:Q", title="Median of school values (%)" if median else f"{metric_label} (%, pooled)",
+                scale=alt.Scale(zero=True)),
         color=alt.condition(pick, alt.value(ACCENT), alt.value(MUTED)),
-        tooltip=[
-            alt.Tooltip("cluster:N", title="Cluster"),
-            alt.Tooltip("value:Q", title="Pooled %", format=".1f"),
-            alt.Tooltip("ci_low:Q", title="95% CI low", format=".1f"),
-            alt.Tooltip("ci_high:Q", title="95% CI high", format=".1f"),
-            alt.Tooltip("denominator:Q", title="Students (n)", format=","),
-            alt.Tooltip("n_schools:Q", title="Schools"),
-        ],
+        tooltip=tooltip,
     ).add_params(pick)
-    rules = base.mark_rule(color="#222", strokeWidth=1.5).encode(x="ci_low:Q", x2="ci_high:Q")
-    layers = [bars, rules]
+    layers = [bars]
+    if not median:
+        layers.append(base.mark_rule(color="#222", strokeWidth=1.5).encode(x="ci_low:Q", x2="ci_high:Q"))
     if district_value is not None and np.isfinite(district_value):
         line = alt.Chart(pd.DataFrame({"district": [district_value]})).mark_rule(
             color="#D55E00", strokeDash=[6, 4], strokeWidth=2).encode(
             x="district:Q", tooltip=[alt.Tooltip("district:Q", title="District %", format=".1f")])
         layers.append(line)
     height = max(220, 24 * len(df))
+    subtitle = ("Median of school values (the files have no counts, so no intervals); dashed = district median."
+                if median else "Pooled from counts; line = 95% Wilson interval; dashed = district.")
     return alt.layer(*layers).properties(
-        title=alt.TitleParams(f"{metric_label} by cluster", subtitle="Pooled from counts; line = 95% Wilson "
-                              "interval; dashed = district. Click a bar to open the cluster."),
+        title=alt.TitleParams(f"{metric_label} by cluster", subtitle=subtitle + " Click a bar to open the cluster."),
         height=height,
     )
 
 
 def school_dot_plot(df: pd.DataFrame, metric_label: str, district_value: float | None,
-                    selection_name: str = "pick_school") -> alt.Chart:
-    """Each school's value with its Wilson interval, sorted, against the district value; clickable."""
+                    selection_name: str = "pick_school", subtitle: str | None = None) -> alt.Chart:
+    """Each school's value (with its Wilson interval when it has counts), sorted, against the district.
+
+    The value axis is drawn at the top and at the bottom so a long list stays readable; rows are
+    compact (18 px) beyond 40 schools. Value-only rows (no counts) get no interval bar.
+    """
     pick = alt.selection_point(name=selection_name, fields=["school_id"], on="click")
+    has_ci = bool(df["ci_low"].notna().any()) if "ci_low" in df else False
+    step = 30 if len(df) <= 40 else 18
     base = alt.Chart(df).encode(
-        y=alt.Y("school_label:N", sort=alt.EncodingSortField("value", order="descending"), title=None, axis=alt.Axis(labelLimit=260, labelOverlap=False)),
+        y=alt.Y("school_label:N", sort=alt.EncodingSortField("value", order="descending"), title=None,
+                axis=alt.Axis(labelLimit=260, labelOverlap=False)),
     )
-    rules = base.mark_rule(color="#555").encode(x=alt.X("ci_low:Q", title=f"{metric_label} (%)"), x2="ci_high:Q")
-    dots = base.mark_circle(size=110, cursor="pointer", opacity=1).encode(
-        x="value:Q",
+    tooltip = [alt.Tooltip("school_name:N", title="School"), alt.Tooltip("value:Q", title="%", format=".1f")]
+    if has_ci:
+        tooltip += [alt.Tooltip("ci_low:Q", title="95% CI low", format=".1f"),
+                    alt.Tooltip("ci_high:Q", title="95% CI high", format=".1f"),
+                    alt.Tooltip("denominator:Q", title="n", format=",")]
+    dots = base.mark_circle(size=110 if step == 30 else 60, cursor="pointer", opacity=1).encode(
+        x=alt.X("value:Q", title=f"{metric_label} (%)", axis=alt.Axis(orient="bottom")),
         color=alt.Color("level:N", title="Level", scale=alt.Scale(range=OKABE_ITO)),
-        tooltip=[
-            alt.Tooltip("school_name:N", title="School"),
-            alt.Tooltip("value:Q", title="%", format=".1f"),
-            alt.Tooltip("ci_low:Q", title="95% CI low", format=".1f"),
-            alt.Tooltip("ci_high:Q", title="95% CI high", format=".1f"),
-            alt.Tooltip("denominator:Q", title="n", format=","),
-        ],
+        tooltip=tooltip,
     ).add_params(pick)
-    layers = [rules, dots]
+    top_axis = base.mark_point(opacity=0).encode(x=alt.X("value:Q", axis=alt.Axis(orient="top", title=None)))
+    layers = [dots, top_axis]
+    if has_ci:
+        layers.insert(0, base.mark_rule(color="#555").encode(x=alt.X("ci_low:Q", axis=None), x2="ci_high:Q"))
     if district_value is not None and np.isfinite(district_value):
         layers.append(alt.Chart(pd.DataFrame({"district": [district_value]})).mark_rule(
-            color="#D55E00", strokeDash=[6, 4], strokeWidth=2).encode(x="district:Q"))
-    return alt.layer(*layers).properties(
-        title=alt.TitleParams(f"{metric_label}: schools side by side",
-                              subtitle="Dot = school value; line = 95% Wilson interval; dashed = district."),
-        height=max(200, 30 * len(df)),
+            color="#D55E00", strokeDash=[6, 4], strokeWidth=2).encode(x=alt.X("district:Q", axis=None)))
+    default = ("Dot = school value; line = 95% Wilson interval; dashed = district." if has_ci else
+               "Dot = school value as published (no counts, so no intervals); dashed = district median.")
+    return alt.layer(*layers).resolve_axis(x="independent").properties(
+        title=alt.TitleParams(f"{metric_label}: schools side by side", subtitle=subtitle or default),
+        height=alt.Step(step),
     )
 
 
@@ -135,9 +171,55 @@ def trend_lines(df: pd.DataFrame, metric_label: str, color_field: str = "series"
     return named.properties(title=title or f"{metric_label} over time", height=260, padding={"right": 170})
 
 
-def school_map(df: pd.DataFrame, tooltip_html: str) -> pdk.Deck:
-    """Schools as points coloured by the `color` column; `id` is the layer id used for click selection."""
-    layer = pdk.Layer(
+def cluster_areas(schools: pd.DataFrame, pad: float = 0.08, margin: float = 0.01) -> pd.DataFrame:
+    """Each cluster's area as the convex hull of its schools, padded, for geographic context offline.
+
+    Hull by ``scipy.spatial.ConvexHull`` on (longitude, latitude); each vertex is pushed out from the
+    centroid by `pad` (a share of its distance) plus `margin` degrees so edge schools sit inside.
+    A cluster with fewer than three distinct points gets a small square around them. Returns
+    ``cluster``, ``polygon`` (list of [lon, lat]), ``longitude``/``latitude`` (label position).
+    """
+    from scipy.spatial import ConvexHull, QhullError
+
+    located = schools.dropna(subset=["latitude", "longitude"])
+    rows = []
+    for cluster, part in located.groupby("cluster", sort=True):
+        points = np.unique(part[["longitude", "latitude"]].to_numpy(dtype=float), axis=0)
+        centre = points.mean(axis=0)
+        try:
+            ring = points[ConvexHull(points).vertices] if len(points) >= 3 else None
+        except QhullError:  # all points on a line
+            ring = None
+        if ring is None:
+            lo, hi = points.min(axis=0) - margin, points.max(axis=0) + margin
+            ring = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
+        else:
+            offset = ring - centre
+            length = np.hypot(offset[:, 0], offset[:, 1])[:, None]
+            ring = centre + offset * (1 + pad) + offset / np.where(length > 0, length, 1) * margin
+        rows.append({"cluster": cluster, "polygon": ring.round(5).tolist(),
+                     "longitude": float(centre[0]), "latitude": float(ring[:, 1].max())})
+    return pd.DataFrame(rows, columns=["cluster", "polygon", "longitude", "latitude"])
+
+
+def school_map(df: pd.DataFrame, tooltip_html: str, areas: pd.DataFrame | None = None,
+               map_style: str | None = None) -> pdk.Deck:
+    """Schools as points coloured by the `color` column, over cluster areas (outlined and named).
+
+    `id` "schools" is the layer id used for click selection. With no `map_style` (the default) the
+    map needs nothing from the network: the cluster areas give the geographic context.
+    """
+    layers = []
+    if areas is not None and not areas.empty:
+        layers.append(pdk.Layer("PolygonLayer", id="cluster_areas", data=areas, get_polygon="polygon",
+                                get_fill_color=[0, 114, 178, 18], get_line_color=[60, 60, 60, 150],
+                                line_width_min_pixels=1, stroked=True, filled=True, pickable=False))
+        if len(areas) <= MAX_AREA_NAMES:  # beyond that the names overlap; the list beside the map has them
+            layers.append(pdk.Layer("TextLayer", id="cluster_names", data=areas,
+                                    get_position=["longitude", "latitude"], get_text="cluster", get_size=12,
+                                    get_color=[40, 40, 40, 230], get_alignment_baseline="'bottom'",
+                                    font_family="'Source Sans Pro', sans-serif", pickable=False))
+    layers.append(pdk.Layer(
         "ScatterplotLayer",
         id="schools",
         data=df,
@@ -151,10 +233,10 @@ def school_map(df: pd.DataFrame, tooltip_html: str) -> pdk.Deck:
         radius_max_pixels=14,
         pickable=True,
         auto_highlight=True,
-    )
+    ))
     view = pdk.ViewState(latitude=float(df["latitude"].mean()), longitude=float(df["longitude"].mean()),
                          zoom=_zoom(df), pitch=0)
-    return pdk.Deck(layers=[layer], initial_view_state=view, tooltip={"html": tooltip_html}, map_style=None)
+    return pdk.Deck(layers=layers, initial_view_state=view, tooltip={"html": tooltip_html}, map_style=map_style)
 
 
 def _zoom(df: pd.DataFrame) -> float:

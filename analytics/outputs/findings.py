@@ -64,3 +64,29 @@ def gap_finding(group_label: str, label: str, group_value: float, reference_valu
     sig = f"a significant difference ({stat})" if significant else f"not a significant difference ({stat})"
     return (f"{group_label}: {label} {group_value:.1f}% vs {reference_value:.1f}% for {reference_name} "
             f"({gap:+.1f} points), {sig}.")
+
+
+def nothing_found_finding(n_changes_tested: int, n_gaps_tested: int, has_previous_year: bool,
+                          n_value_only: int) -> str:
+    """What to say when no finding is significant, without claiming a test that was not run.
+
+    "No significant change" is said only when at least one change was tested, "no significant gap" only
+    when at least one gap was; values without counts (report-card percentages) are said to be untested.
+    """
+    if n_changes_tested + n_gaps_tested == 0:
+        if n_value_only:
+            text = ("Nothing could be tested: these files have no counts, so no intervals or significance "
+                    "tests. Values are shown as published.")
+        else:
+            text = "Nothing could be tested: no counts for this year."
+        return text + ("" if has_previous_year else " Only one school year, so no change to report.")
+    if n_changes_tested:
+        change = "No significant change since last year"
+    elif has_previous_year:
+        change = "No change could be tested (no counts in both years)"
+    else:
+        change = "No change to report (only one school year)"
+    gap = ("no significant gap between groups" if n_gaps_tested
+           else "no gap between groups could be tested (no group counts)")
+    untested = (f" {n_value_only} value(s) without counts could not be tested." if n_value_only else "")
+    return f"{change}, and {gap}.{untested}"

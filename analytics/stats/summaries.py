@@ -1,4 +1,9 @@
-"""District, cluster and school summaries of one metric for one student group (pooled from counts)."""
+"""District, cluster and school summaries of one metric for one student group.
+
+Pooled from counts when the files have counts (sum of numerators / sum of denominators). Report-card
+files that publish only percentages ("value-only", DESIGN section 3) get the median of school values
+with its range instead, labelled as such: no interval and no test is invented for them.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,18 @@ import pandas as pd
 
 from analytics.stats.rates import add_rate_columns, pooled_rates, two_proportion_test
 
+POOLED, MEDIAN = "pooled", "median"
+MEDIAN_LABEL = "median of school values"
+NO_COUNTS = "these files have no counts, so no intervals or significance tests"
+
 
 @dataclass(frozen=True)
 class Kpi:
-    """A pooled value and its change since the previous year, with the test behind the change."""
+    """A summary value and its change since the previous year, with the test behind the change.
+
+    `basis` is "pooled" (from counts, with a Wilson interval and a two-proportion test of the change)
+    or "median" (median of school values, with their range `low`-`high`; change untested).
+    """
 
     value: float
     numerator: float
@@ -26,6 +39,9 @@ class Kpi:
     n_left_out: int
     year: int
     previous_year: int | None
+    basis: str = POOLED
+    low: float = np.nan
+    high: float = np.nan
 
     @property
     def significant(self) -> bool:
@@ -56,14 +72,101 @@ def pooled_kpi(rows: pd.DataFrame, year: int, group: str, years: list[int]) -> K
                change, p_value, int(cur["n_schools"]), int(cur["n_rows_left_out"]), year, previous_year)
 
 
+def summary_basis(rows: pd.DataFrame) -> str:
+    """"pooled" when most rows that carry a value also carry both counts, else "median" (value-only).
+
+    A report card publishes percentages without counts; pooling the few rows that have counts would
+    misrepresent the many that do not, so such data is summarised by the median of school values.
+    """
+    counts = _basis_counts(rows)
+    return MEDIAN if int(counts["value_only"].sum()) > int(counts["counts"].sum()) else POOLED
+
+
+def _basis_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per row: does it carry both counts, or a value without counts?"""
+    has_counts = rows["numerator"].notna() & rows["denominator"].notna() & (rows["denominator"] > 0)
+    return pd.DataFrame({"counts": has_counts, "value_only": rows["value"].notna() & ~has_counts})
+
+
+def median_of_values(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Median of school values within each `by` group, with the range of those values.
+
+    Returns the `by` columns plus ``value`` (median), ``low`` and ``high`` (minimum and maximum school
+    value), ``n_schools`` (rows with a value) and ``n_rows_left_out`` (rows without one: suppressed or
+    missing). Counts, intervals and tests are NaN: percentages without counts support none of them.
+    """
+    work = rows[by + ["value"]].copy()
+    work["_has"] = work["value"].notna()
+    out = work.groupby(by, dropna=False, sort=True).agg(
+        value=("value", "median"), low=("value", "min"), high=("value", "max"),
+        n_schools=("_has", "sum"), n_rows=("_has", "size")).reset_index()
+    out["n_rows_left_out"] = out["n_rows"] - out["n_schools"]
+    for col in ("numerator", "denominator", "ci_low", "ci_high"):
+        out[col] = np.nan
+    return out.drop(columns="n_rows")
+
+
+def summary_kpi(rows: pd.DataFrame, year: int, group: str, years: list[int], basis: str | None = None) -> Kpi:
+    """The figure for a scope: :func:`pooled_kpi` from counts, or the median of school values.
+
+    `basis` defaults to :func:`summary_basis` of the rows; pass the district's basis for a cluster so
+    both figures on a page are of one kind. The median's change since the previous year is a plain
+    difference of medians: with no counts there is no test (``p_value`` NaN).
+    """
+    basis = basis or summary_basis(_group_year(rows, year, group))
+    if basis == POOLED:
+        return pooled_kpi(rows, year, group, years)
+    earlier = [y for y in years if y < year]
+    previous_year = max(earlier) if earlier else None
+    current = median_of_values(_group_year(rows, year, group).assign(_k=1), ["_k"])
+    if current.empty or current["n_schools"].iloc[0] == 0:
+        left_out = int(current["n_rows_left_out"].iloc[0]) if len(current) else 0
+        return Kpi(*([np.nan] * 8), 0, left_out, year, previous_year, MEDIAN)
+    cur = current.iloc[0]
+    prev_value = np.nan
+    if previous_year is not None:
+        prev = _group_year(rows, previous_year, group)["value"].dropna()
+        prev_value = float(prev.median()) if len(prev) else np.nan
+    return Kpi(float(cur["value"]), np.nan, np.nan, np.nan, np.nan, prev_value, float(cur["value"]) - prev_value,
+               np.nan, int(cur["n_schools"]), int(cur["n_rows_left_out"]), year, previous_year, MEDIAN,
+               float(cur["low"]), float(cur["high"]))
+
+
 def cluster_table(rows: pd.DataFrame, schools: pd.DataFrame, year: int, group: str) -> pd.DataFrame:
-    """One pooled row per cluster: value, Wilson interval, students, schools pooled and left out."""
+    """One row per cluster: pooled value with its Wilson interval, or the median of school values.
+
+    The basis (column ``basis``) is chosen once for the whole year and group (:func:`summary_basis`),
+    so clusters are always compared like with like. Median rows carry ``low``/``high`` (range of school
+    values) and no interval.
+    """
     current = _group_year(rows, year, group).merge(schools[["school_id", "cluster"]], on="school_id")
     if current.empty:
         return pd.DataFrame(columns=["cluster", "numerator", "denominator", "value", "ci_low", "ci_high",
-                                     "n_schools", "n_rows_left_out"])
+                                     "n_schools", "n_rows_left_out", "low", "high", "basis"])
+    if summary_basis(current) == MEDIAN:
+        table = median_of_values(current, ["cluster"])
+        return table[table["n_schools"] > 0].assign(basis=MEDIAN).reset_index(drop=True)
     table = pooled_rates(current, ["cluster"])
-    return table[table["denominator"].notna()].reset_index(drop=True)
+    return table[table["denominator"].notna()].assign(low=np.nan, high=np.nan, basis=POOLED).reset_index(drop=True)
+
+
+def district_values(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """The district figure per `by` group (e.g. metric x group), each on its own basis.
+
+    Pooled from counts where the group's rows have counts (:func:`summary_basis`), the median of
+    school values where they do not. Returns `by` + ``value`` + ``basis``.
+    """
+    if rows.empty:
+        return pd.DataFrame(columns=[*by, "value", "basis"])
+    counts = _basis_counts(rows)
+    votes = rows[by].assign(_counts=counts["counts"], _value_only=counts["value_only"]).groupby(
+        by, dropna=False, sort=True)[["_counts", "_value_only"]].sum().reset_index()
+    votes["basis"] = np.where(votes["_value_only"] > votes["_counts"], MEDIAN, POOLED)
+    pooled = pooled_rates(rows, by)[[*by, "value"]]
+    medians = median_of_values(rows, by)[[*by, "value"]].rename(columns={"value": "_median"})
+    out = votes[[*by, "basis"]].merge(pooled, on=by, how="left").merge(medians, on=by, how="left")
+    out["value"] = np.where(out["basis"] == MEDIAN, out["_median"], out["value"])
+    return out[[*by, "value", "basis"]]
 
 
 def school_values(rows: pd.DataFrame, schools: pd.DataFrame, year: int, group: str) -> pd.DataFrame:
@@ -100,15 +203,51 @@ def gaps_vs_others(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def school_profile(school_rows: pd.DataFrame, district_rows: pd.DataFrame, year: int) -> pd.DataFrame:
-    """Every metric x group of one school for a year, against the pooled district value and the target."""
+    """Every metric x group of one school for a year, against the district figure and the target.
+
+    The district figure is pooled from counts, or the median of school values for value-only metrics
+    (column ``district_basis``).
+    """
     current = school_rows[school_rows["school_year"] == year]
     if current.empty:
         return pd.DataFrame()
     with_ci = add_rate_columns(current)
-    district = pooled_rates(district_rows[district_rows["school_year"] == year], ["metric", "student_group"])
-    district = district[["metric", "student_group", "value"]].rename(columns={"value": "district_value"})
+    district = district_values(district_rows[district_rows["school_year"] == year], ["metric", "student_group"])
+    district = district.rename(columns={"value": "district_value", "basis": "district_basis"})
     gaps = gaps_vs_others(current)[["metric", "student_group", "others_value", "gap", "p_value"]]
     profile = with_ci.merge(district, on=["metric", "student_group"], how="left").merge(
         gaps, on=["metric", "student_group"], how="left")
     profile["vs_district"] = profile["value"] - profile["district_value"]
     return profile
+
+
+def top_and_bottom(df: pd.DataFrame, n: int, higher_is_better: bool = True, value: str = "value") -> pd.DataFrame:
+    """The `n` best and `n` worst rows by `value` (all rows when there are at most 2n), best first.
+
+    Keeps a long school list readable; rows without a value are left out. Adds ``part``: "best" or
+    "worst" (direction from `higher_is_better`).
+    """
+    valued = df.dropna(subset=[value]).sort_values(value, ascending=not higher_is_better, kind="stable")
+    if len(valued) <= 2 * n:
+        return valued.assign(part="best").reset_index(drop=True)
+    return pd.concat([valued.head(n).assign(part="best"), valued.tail(n).assign(part="worst")], ignore_index=True)
+
+
+def data_limits(rows: pd.DataFrame, year: int, label: str) -> list[str]:
+    """What the data cannot support for gaps and changes, in plain sentences (empty list: no limit found).
+
+    Checked in order: no values for the year; only the `ALL` group (no groups to compare); values
+    without counts (no interval or test, :func:`summary_basis`); no consecutive previous year (no change).
+    Pages show these as the reason a view is empty, instead of a guess.
+    """
+    current = rows[rows["school_year"] == year]
+    if current.empty or current["value"].notna().sum() == 0:
+        return [f"There are no {label} values for this year in this scope."]
+    reasons = []
+    if set(current["student_group"]) <= {"ALL"}:
+        reasons.append(f"The files give {label} for all students only, so there are no student groups to compare.")
+    if summary_basis(current) == MEDIAN:
+        reasons.append(NO_COUNTS[0].upper() + NO_COUNTS[1:] + " (report-card percentages).")
+    if not (rows["school_year"] == year - 1).any():
+        reasons.append("There is no previous school year, so no change can be measured.")
+    return reasons
