@@ -26,7 +26,15 @@ def _settle(page, text: str | None = None) -> None:
     page.wait_for_selector("[data-testid=stMain] h1", timeout=30_000)
     if text:
         page.wait_for_selector(f"text={text}", timeout=30_000)
-    page.wait_for_timeout(1200)
+    _idle(page)
+
+
+def _idle(page) -> None:
+    """Wait until the script run is over and no element is stale (links carry the current filters)."""
+    page.wait_for_timeout(500)
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]') && "
+                           "!document.querySelector('[data-stale=true]')", timeout=30_000)
+    page.wait_for_timeout(300)
 
 
 def _widgets(page) -> list[str]:
@@ -38,7 +46,7 @@ def _choose(page, index: int, option: str, param: str) -> None:
     page.locator("[data-testid=stMain] [data-testid=stSelectbox]").nth(index).click()
     page.get_by_role("option", name=option, exact=True).click()
     page.wait_for_url(f"**{param}**", timeout=20_000)
-    page.wait_for_timeout(1500)
+    _idle(page)
 
 
 def _follow(page, link, path: str, text: str) -> dict[str, str]:

@@ -49,7 +49,7 @@ def test_cluster_page_shows_cluster_pooled_value_and_breadcrumb(on_demo):
     members = schools.loc[schools["cluster"] == cluster, "school_id"].tolist()
     at = _run("cluster", cluster=cluster, year="2025", metric="read_proficient", group="ALL")
     assert _metric(at, "Cluster reading proficient") == f"{_pooled(on_demo, 'read_proficient', 2025, 'ALL', members):.1f}%"
-    assert _metric(at, "Schools") == str(len(members))
+    assert _metric(at, "Schools reporting") == f"{len(members)} of {len(members)}"
     assert any("[District]" in m.value for m in at.markdown)
     table = at.dataframe[0].value
     assert len(table) == len(members)
