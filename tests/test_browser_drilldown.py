@@ -102,7 +102,7 @@ def test_selecting_a_table_row_opens_that_cluster(page, app_server, demo_db_url)
     rows = storage.load_metrics(engine, metrics=["read_proficient"])
     first = cluster_table(rows, storage.load_schools(engine), 2025, "ALL").sort_values("value").iloc[-1]["cluster"]
     _open(page, f"{app_server}/?year=2025&metric=read_proficient&group=ALL")
-    grid = page.locator("[data-testid=stDataFrame]").last  # the clusters table (the map's list comes first)
+    grid = page.locator("xpath=//h3[normalize-space()='Clusters']/following::*[@data-testid='stDataFrame'][1]")
     grid.scroll_into_view_if_needed()
     page.wait_for_timeout(1500)
     box = grid.bounding_box()
