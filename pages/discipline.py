@@ -23,9 +23,7 @@ ui.require_data("discipline")
 schools = ui.schools()
 all_discipline = ui.discipline()
 if all_discipline.empty:
-    st.info("No discipline data: no discipline file has been imported. Rates and risk ratios need counts of "
-            "enrolled and suspended students by group (a CRDC-shaped file); report-card percentages cannot give them."
-            + ("" if ui.is_public() else " Import a discipline file on the Data page."))
+    st.info("No discipline data yet. Import a discipline file on the Data page.")
     st.stop()
 years = sorted(all_discipline["school_year"].unique().tolist())
 

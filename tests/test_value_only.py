@@ -238,4 +238,4 @@ def test_gaps_and_discipline_give_the_true_reason(on_value_only):
     text = _text(run_page("gaps"))
     assert "for all students only, so there are no student groups to compare" in text
     assert "0 gaps closing" not in text
-    assert "no discipline file has been imported" in _text(run_page("discipline"))
+    assert "no discipline data imported" in _text(run_page("discipline"))
