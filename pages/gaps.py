@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from analytics.access.privacy import SUPPRESSED, suppress_view
+from analytics.access.privacy import SUPPRESSED
 from analytics.data.catalog import SCHOOL_LEVELS, group_label
 from analytics.outputs import charts_equity
 from analytics.outputs.labels import REFERENCE_NAMES, trend_text
@@ -200,7 +200,7 @@ if not higher.get(metric, True):  # for a lower-is-better rate the reference "fe
     table["verdict"] = table["verdict"].replace(CLOSING_REF, "closing because the reference rose (did worse)")
 table = table[table["denominator"].fillna(0) >= 10].sort_values("gap", ascending=higher.get(metric, True))
 if ui.is_public():  # the export's privacy rules: small groups, coded rates and their complements hidden
-    table = suppress_view("gaps", table)
+    table = ui.public_view(table, "gaps")
     table["verdict"] = table["verdict"].where(table["trend"] != SUPPRESSED, SUPPRESSED)
 numbers = {"value": "{:.1f}", "reference_value": "{:.1f}", "gap": "{:+.1f}", "gap_change": "{:+.1f}",
            "p_value": "{:.3f}", "q_value": "{:.3f}"}

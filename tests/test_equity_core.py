@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.access.privacy import suppress_table, suppress_view
+from analytics.access.privacy import suppress_table
 from analytics.config import DEFAULT_SETTINGS
 from analytics.stats.disproportionality import disproportionality
 from analytics.stats.gaps import gap_table
@@ -191,12 +191,6 @@ def test_no_released_numbers_reveal_a_count_under_10(sizes):
     assert hidden.sum() != 1  # one hidden cell would equal total minus the released ones
     hidden_num = out["numerator"] == "*"
     assert hidden_num.sum() != 1
-
-
-def test_public_rates_view_never_shows_small_counts():
-    table = suppress_view("rates", _cluster_rates())
-    released = pd.to_numeric(table["denominator"], errors="coerce")
-    assert not (released < 10).any()
 
 
 # --- run charts ----------------------------------------------------------------------------------

@@ -1,5 +1,11 @@
 """Privacy rules for anything that leaves editing staff: Board links and public exports (DESIGN §3).
 
+Views (exports, public packs, shared pages) go through :func:`release_view`, which masks a table by the
+district-wide decision of :mod:`analytics.access.release`: a number is shown only when every cell it
+is computed from is released exactly; a coded cell shows its band and nothing derived from it.
+:func:`suppress_table` below is the older per-table rule set, kept for tables drawn from cells that
+are not in the release model.
+
 1. Primary suppression: a row whose students (n) number fewer than 10 shows `*` for its count, n,
    rate, interval and everything derived from them.
 2. Top and bottom coding: a released rate <= 5% or >= 95% is shown as `<= 5.0%` / `>= 95.0%`, and its
@@ -21,8 +27,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from analytics.access.release import CODED_HIGH, CODED_LOW, EXACT, HIDDEN, Release
 from analytics.config import DEFAULT_SETTINGS, Settings
-from analytics.data.catalog import RACE_GROUPS
 
 SUPPRESSED = "*"
 
@@ -101,56 +107,195 @@ def suppress_table(df: pd.DataFrame, *, n_col: str, count_cols: Sequence[str] = 
     return out
 
 
-def _race_sets(df: pd.DataFrame, keys: Sequence[str]) -> pd.Series:
-    """A set id: race groups and ALL of the same keys form one set; other groups sit alone."""
-    race = df["student_group"].isin([*RACE_GROUPS, "ALL"])
-    return np.where(race, "race", df["student_group"].astype(str))
+def _key_states(release: Release, df: pd.DataFrame, unit, year, measure, group) -> tuple[np.ndarray, np.ndarray]:
+    """(state, n_hidden) of the cell behind each row; each argument is a column name or a Series."""
+    def col(x):
+        return df[x] if isinstance(x, str) else x
+    measures = col(measure).map(release.measure_of) if measure is not None else col("metric").map(release.measure_of)
+    return release.states(col(unit), col(year), measures, col(group))
 
 
-def suppress_view(view: str, df: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
-    """The privacy rules applied to one of the export views (DESIGN §7 names)."""
-    if df.empty:
-        return df
-    work = df.copy()
+def _star(out: pd.DataFrame, cols, where: np.ndarray) -> None:
+    """Replace `cols` by the suppression mark where `where` holds (numbers elsewhere stay numbers)."""
+    where = np.asarray(where, dtype=bool)
+    for c in cols:
+        if c in out and where.any():
+            out[c] = out[c].astype(object)
+            out.loc[where, c] = SUPPRESSED
+
+
+def _band(out: pd.DataFrame, col: str, state: np.ndarray, settings: Settings) -> None:
+    """A coded cell's rate becomes its band text."""
+    coded = np.isin(state, [CODED_LOW, CODED_HIGH])
+    if col in out and coded.any():
+        out[col] = out[col].astype(object)
+        out.loc[coded, col] = np.where(state[coded] == CODED_LOW, f"<= {settings.privacy_low_pct:.1f}%",
+                                       f">= {settings.privacy_high_pct:.1f}%")
+
+
+def _uncounted(out: pd.DataFrame, n_col: str, value_col: str, state: np.ndarray, settings: Settings) -> None:
+    """Rows without counts (value-only or source-suppressed): n < 10 hides the row; rates are coded."""
+    none = state == "none"
+    if not none.any():
+        return
+    n = pd.to_numeric(out[n_col], errors="coerce") if n_col in out else pd.Series(np.nan, index=out.index)
+    _star(out, [n_col, value_col, "numerator", "ci_low", "ci_high"], none & (n < settings.privacy_min_n).to_numpy())
+    value = pd.to_numeric(out[value_col], errors="coerce")
+    codes = np.select([value <= settings.privacy_low_pct, value >= settings.privacy_high_pct],
+                      [CODED_LOW, CODED_HIGH], default="")
+    _band(out, value_col, np.where(none & (n >= settings.privacy_min_n).to_numpy() | none & n.isna().to_numpy(),
+                                   codes, ""), settings)
+
+
+def mask_cells(df: pd.DataFrame, state: np.ndarray, n_hidden: np.ndarray, *, n_col: str | None,
+               count_cols=(), rate_col: str | None = None, interval_cols=(), derived_cols=(),
+               settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """Mask one cell's columns: n when hidden; counts, intervals and anything derived unless exact; the rate
+    coded or hidden."""
+    out = df.copy()
+    not_exact = state != EXACT
+    _star(out, [*count_cols, *interval_cols, *derived_cols], not_exact & (state != "none"))
+    if rate_col:
+        _band(out, rate_col, state, settings)
+        _star(out, [rate_col], state == HIDDEN)
+    if n_col:
+        _star(out, [n_col], n_hidden)
+        if rate_col:
+            _uncounted(out, n_col, rate_col, state, settings)
+    return out
+
+
+def _rates(table: pd.DataFrame, release: Release, settings: Settings) -> pd.DataFrame:
+    state, n_hidden = _key_states(release, table, "school_id", "school_year", None, "student_group")
+    return mask_cells(table, state, n_hidden, n_col="denominator", count_cols=["numerator"], rate_col="value",
+                      interval_cols=["ci_low", "ci_high"], settings=settings)
+
+
+def _gap_reference_exact(table: pd.DataFrame, release: Release, year_col: str) -> np.ndarray:
+    """Whether the reference of each gap row is released exactly for the row's year."""
+    reference = table["reference"].astype(str) if "reference" in table else pd.Series("others", index=table.index)
+    years = table[year_col]
+    out = np.zeros(len(table), dtype=bool)
+    others = (reference == "others").to_numpy()
+    state, _ = _key_states(release, table, "school_id", years, None, pd.Series("ALL", index=table.index))
+    out[others] = state[others] == EXACT
+    district = (reference == "district_all").to_numpy()
+    state, _ = _key_states(release, table, pd.Series("district", index=table.index), years, None,
+                           pd.Series("ALL", index=table.index))
+    out[district] = state[district] == EXACT
+    out[(reference == "target").to_numpy()] = True
+    best = (reference == "best_group").to_numpy()
+    if best.any() and {"ref_num", "ref_den", "numerator", "denominator"} <= set(table.columns):
+        # The best group is the school's group whose counts are the reference counts.
+        keys = ["school_id", year_col, "metric"]
+        groups = table[keys + ["student_group", "numerator", "denominator"]].rename(
+            columns={"student_group": "_best", "numerator": "ref_num", "denominator": "ref_den"})
+        found = table[keys + ["ref_num", "ref_den"]].reset_index().merge(
+            groups.drop_duplicates(keys + ["ref_num", "ref_den"]), on=keys + ["ref_num", "ref_den"], how="left"
+        ).set_index("index").reindex(table.index)
+        state, _ = _key_states(release, table, "school_id", years, None, found["_best"].fillna(""))
+        out[best] = state[best] == EXACT
+    return out
+
+
+def _gaps(table: pd.DataFrame, release: Release, settings: Settings,
+          higher_is_better: dict[str, bool] | None = None) -> pd.DataFrame:
+    state, n_hidden = _key_states(release, table, "school_id", "school_year", None, "student_group")
+    ref_ok = _gap_reference_exact(table, release, "school_year")
+    gap_ok = (state == EXACT) & ref_ok
+    prev_year = table["previous_year"] if "previous_year" in table else table["school_year"] - 1
+    prev_years = prev_year.fillna(table["school_year"] - 1)
+    prev_state, _ = _key_states(release, table, "school_id", prev_years, None, "student_group")
+    prev_ref_ok = _gap_reference_exact(table.assign(_prev=prev_years), release, "_prev")
+    change_ok = gap_ok & (prev_state == EXACT) & prev_ref_ok
+    out = mask_cells(table, state, n_hidden, n_col="denominator", count_cols=["numerator"], rate_col="value",
+                     settings=settings)
+    others_needs_group = (out.get("reference", pd.Series("others", index=out.index)) == "others").to_numpy()
+    _star(out, ["reference_value", "ref_num", "ref_den"], ~ref_ok | (others_needs_group & (state != EXACT)))
+    _star(out, ["gap"], ~gap_ok)
+    has_prev = prev_year.notna().to_numpy() if "previous_year" in table else table["gap_change"].notna().to_numpy()
+    hide_change = ~change_ok & (has_prev | (state != EXACT))
+    _star(out, ["gap_change", "p_value", "q_value", "trend", "previous_value", "previous_gap", "untested"],
+          hide_change)
+    return _relabel_released(table, out, ~hide_change & has_prev, higher_is_better)
+
+
+def _relabel_released(table: pd.DataFrame, out: pd.DataFrame, shown: np.ndarray,
+                      higher_is_better: dict[str, bool] | None) -> pd.DataFrame:
+    """The public family is the changes released: Benjamini-Hochberg q-values and labels over those rows only
+    (a q-value over hidden p-values would carry their ranks out)."""
+    if "q_value" not in table or not shown.any():
+        return out
+    from analytics.stats.gaps import label_gaps
+
+    relabelled = label_gaps(table[shown], higher_is_better)
+    for col in ("q_value", "trend"):
+        out[col] = out[col].astype(object)
+        out.loc[relabelled.index, col] = relabelled[col].to_numpy()
+    return out
+
+
+def _status_change(table: pd.DataFrame, release: Release, settings: Settings) -> pd.DataFrame:
+    year = table["school_year"]
+    state, n_hidden = _key_states(release, table, "school_id", year, None, "student_group")
+    prev_state, _ = _key_states(release, table, "school_id", year - 1, None, "student_group")
+    out = mask_cells(table, state, n_hidden, n_col="denominator", rate_col="status",
+                     derived_cols=["status_level"], settings=settings)
+    has_change = table["change"].notna().to_numpy()
+    _star(out, ["change", "change_level", "color"], ((state != EXACT) | (prev_state != EXACT)) & has_change
+          | (state != EXACT) & (state != "none"))
+    return out
+
+
+def _disproportionality(table: pd.DataFrame, release: Release, settings: Settings) -> pd.DataFrame:
+    rows = table
+    state, n_hidden = release.states(rows["school_id"], rows["school_year"], rows["outcome"], rows["student_group"])
+    everyone = pd.Series("ALL", index=rows.index)
+    all_state, _ = release.states(rows["school_id"], rows["school_year"], rows["outcome"], everyone)
+    district = pd.Series("district", index=rows.index)
+    d_all, _ = release.states(district, rows["school_year"], rows["outcome"], everyone)
+    d_group, _ = release.states(district, rows["school_year"], rows["outcome"], rows["student_group"])
+    exact = state == EXACT
+    alternate = (rows["ratio_type"] == "alternate").to_numpy()
+    comparison_ok = exact & np.where(alternate, (d_all == EXACT) & (d_group == EXACT), all_state == EXACT)
+    out = mask_cells(rows, state, n_hidden, n_col="enrolled", count_cols=["count"], rate_col="risk",
+                     derived_cols=["ratio_type"], settings=settings)
+    _star(out, ["comparison_risk", "risk_ratio", "rate_difference", "flagged"], ~comparison_ok)
+    _star(out, ["composition"], ~(exact & (all_state == EXACT)))
+    return out
+
+
+def _run_chart(table: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Monthly counts of incidents: counts 1-9 are suppressed; the median and signals are kept."""
+    out = table.copy()
+    value = pd.to_numeric(out["value"], errors="coerce")
+    _star(out, ["value"], ((value >= 1) & (value < settings.privacy_min_n)).to_numpy())
+    return out
+
+
+def release_view(table: pd.DataFrame, view: str, release: Release | None, settings: Settings = DEFAULT_SETTINGS,
+                 higher_is_better: dict[str, bool] | None = None) -> pd.DataFrame:
+    """A view's table (DESIGN §7 names) as the public may see it, masked by the district's release.
+
+    Needs the columns the view builders produce (`school_year` for status-change rows; counts behind
+    gaps and status) so each number can be traced to its cells.
+    """
+    if table.empty:
+        return table
     if view == "rates":
-        work["_set"] = _race_sets(work, ["school_id", "school_year", "metric"])
-        work["_cluster"] = work.get("cluster", pd.Series("", index=work.index)).fillna("")
-        sets = [["school_id", "school_year", "metric", "_set"],
-                ["_cluster", "school_year", "metric", "student_group"]]
-        out = suppress_table(work, n_col="denominator", count_cols=["numerator"],
-                             rate_cols=["value", "ci_low", "ci_high"], sets=sets, settings=settings)
-        return out.drop(columns=["_set", "_cluster"])
+        return _rates(table, release, settings)
     if view == "gaps":
-        # A group and "all other students" add up to ALL: hide both sides when either is small.
-        ref_n = work["ref_den"] if "ref_den" in work else pd.Series(np.inf, index=work.index)
-        n = work["denominator"].where(ref_n.isna() | (ref_n >= settings.privacy_min_n), 0)
-        work["_n"] = n
-        work["_set"] = _race_sets(work, ["school_id", "school_year", "metric"])
-        out = suppress_table(work, n_col="_n", count_cols=["numerator", "ref_num"],
-                             rate_cols=["value"], derived_cols=["reference_value", "gap", "gap_change", "p_value",
-                                                                "q_value", "trend", "ref_den", "denominator"],
-                             sets=[["school_id", "school_year", "metric", "reference", "_set"]], settings=settings)
-        return out.drop(columns=["_n", "_set"])
-    if view == "disproportionality":
-        work["_set"] = _race_sets(work, ["school_id", "school_year", "outcome"])
-        return suppress_table(work, n_col="enrolled", count_cols=["count"], rate_cols=["risk"],
-                              derived_cols=["comparison_risk", "risk_ratio", "rate_difference", "composition"],
-                              sets=[["school_id", "school_year", "outcome", "_set"]], settings=settings
-                              ).drop(columns=["_set"])
+        return _gaps(table, release, settings, higher_is_better)
     if view == "status-change":
-        n = work["denominator"] if "denominator" in work else pd.Series(np.nan, index=work.index)
-        work["_n"] = n
-        out = suppress_table(work, n_col="_n", rate_cols=["status"], derived_cols=["change"], settings=settings)
-        return out.drop(columns=["_n"])
+        return _status_change(table, release, settings)
+    if view == "disproportionality":
+        return _disproportionality(table, release, settings)
     if view == "run-chart":
-        # Monthly counts of incidents: small counts are suppressed, the median and signals are kept.
-        small = work["value"].astype("float64") < settings.privacy_min_n
-        work["value"] = work["value"].astype(object).where(~small, SUPPRESSED)
-        return work
+        return _run_chart(table, settings)
     if view == "rp-impact":
-        return work  # estimates pooled over many schools: no student-level cells
+        return table  # estimates pooled over many schools: no student-level cells
     if view == "learning":
-        return suppress_learning(work, settings)
+        return suppress_learning(table, settings)
     raise ValueError(f"no privacy rule for view {view!r}")
 
 

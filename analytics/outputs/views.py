@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from analytics.access.privacy import suppress_view
+from analytics.access.privacy import release_view
+from analytics.access.release import Release, release_for
 from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.data import storage
 from analytics.data.catalog import metric_catalog
@@ -252,20 +253,23 @@ _BUILDERS = {
 def build_view(engine: Engine, name: str, *, year: int | None = None, cluster: str | None = None,
                school: str | None = None, metric: str | None = None, group: str | None = None,
                public: bool = False, settings: Settings = DEFAULT_SETTINGS, program: str | None = None,
-               all_goals: bool = True) -> pd.DataFrame:
-    """The table behind a view by its CLI name; `public` applies the privacy rules."""
+               all_goals: bool = True, release: Release | None = None) -> pd.DataFrame:
+    """The table behind a view by its CLI name; `public` applies the privacy rules (pass the district's
+    `release` when building several views, to decide it once)."""
     if name not in _BUILDERS:
         raise ViewError(f"unknown view {name!r}; use one of {', '.join(VIEWS)}")
     extra = {"program": program, "all_goals": all_goals} if name == "learning" else {}
     table = _BUILDERS[name](engine, year=year, cluster=cluster, school=school, metric=metric, group=group, **extra)
-    if name == "gaps":
-        table = table[GAP_COLUMNS + ["numerator", "denominator", "ref_num", "ref_den"]]
-    if name == "status-change" and not public:
-        table = table.drop(columns=["denominator"])
+    columns = list(table.columns)
+    if name == "gaps":  # the exported columns; the rest of gap_table's stay until the privacy rules ran
+        columns = GAP_COLUMNS + ["numerator", "denominator"] + ([] if public else ["ref_num", "ref_den"])
+    if name == "status-change":
+        columns = [c for c in columns if c != "denominator"]
     if public:
-        table = suppress_view(name, table, settings)
-        if name in ("gaps",):
-            table = table.drop(columns=["ref_num", "ref_den"])
-        if name == "status-change":
-            table = table.drop(columns=["denominator"])
+        cells = name in ("rates", "gaps", "status-change", "disproportionality")
+        release = release if release is not None or not cells else release_for(engine, settings)
+        if name == "status-change" and len(table):
+            table = table.assign(school_year=year or storage.available_years(engine)[-1])
+        table = release_view(table, name, release, settings, _directions(engine))
+    table = table[[c for c in columns if c in table.columns]]
     return table.replace({np.inf: np.nan, -np.inf: np.nan})  # unbounded values are written empty

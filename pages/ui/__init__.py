@@ -87,4 +87,13 @@ from pages.ui.staff import (  # noqa: E402, F401
 )
 from pages.ui.state import _with_share, arrived_on_page, is_public, note_page, share_grant, share_token  # noqa: E402, F401
 from pages.ui.tables import filled, no_none, text_columns, year_label_of  # noqa: E402, F401
-from pages.ui.viewer import _cell_text, open_share, public_table, viewer_nav  # noqa: E402, F401
+from pages.ui.viewer import (  # noqa: E402, F401
+    _cell_text,
+    cell_states,
+    open_share,
+    public_cells,
+    public_table,
+    public_view,
+    release,
+    viewer_nav,
+)

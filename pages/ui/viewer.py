@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.ui.links import link
-from pages.ui.loaders import engine, schools
+from pages.ui.loaders import data_version, engine, metric_catalog, schools
 from pages.ui.state import is_public
 
 
@@ -37,20 +37,68 @@ def _cell_text(value) -> str:
     return "" if value is None else str(value)
 
 
+@st.cache_resource(show_spinner="Applying the privacy rules…", max_entries=2)
+def _release(version: int):
+    from analytics.access.release import release_for
+
+    return release_for(engine())
+
+
+def release():
+    """The district's privacy decision for this data version (one release for every shared view)."""
+    return _release(data_version())
+
+
+def public_view(table: pd.DataFrame, view: str) -> pd.DataFrame:
+    """For viewers: an export view's table (DESIGN §7 columns) masked exactly as `--public` masks it."""
+    if not is_public():
+        return table
+    from analytics.access.privacy import release_view
+
+    directions = {m: bool(v) for m, v in metric_catalog()["higher_is_better"].items()}
+    return release_view(table, view, release(), higher_is_better=directions)
+
+
+def cell_states(units, years, metrics, groups):
+    """(state, n_hidden) of each cell in the district's release: exact, low, high, hidden or none."""
+    rel = release()
+    return rel.states(units, years, [rel.measure_of(m) for m in metrics], groups)
+
+
+def public_cells(df: pd.DataFrame, column_config: dict, *, cells: tuple, n_col: str | None, count_cols=(),
+                 rate_col: str | None = None, interval_cols=(), derived_cols=()) -> tuple[pd.DataFrame, dict]:
+    """For viewers: rows that are cells of the release (``cells`` = unit, year, metric and group Series)
+    masked by it: counts, intervals and derived columns only for exact cells, coded rates as bands."""
+    if not is_public():
+        return df, column_config
+    from analytics.access.privacy import mask_cells
+
+    state, n_hidden = cell_states(*cells)
+    safe = mask_cells(df, state, n_hidden, n_col=n_col, count_cols=count_cols, rate_col=rate_col,
+                      interval_cols=interval_cols, derived_cols=derived_cols)
+    return _as_text(safe, column_config)
+
+
+def _as_text(safe: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, dict]:
+    safe = safe.copy()
+    for col in safe.columns:
+        safe[col] = safe[col].map(_cell_text)
+    config = {k: st.column_config.TextColumn(v.get("label") if isinstance(v, dict) else None)
+              for k, v in column_config.items()}
+    return safe, config
+
+
 def public_table(df: pd.DataFrame, column_config: dict, *, n_col: str, count_cols=(), rate_cols=(),
                  derived_cols=(), sets=()) -> tuple[pd.DataFrame, dict]:
-    """For viewers: the privacy rules applied and numbers shown as text with the suppression marks."""
+    """For viewers: the per-table privacy rules for rows that are not cells of the release (e.g. pooled
+    gaps); rows that are cells go through :func:`public_cells`."""
     if not is_public():
         return df, column_config
     from analytics.access.privacy import suppress_table
 
     safe = suppress_table(df, n_col=n_col, count_cols=count_cols, rate_cols=rate_cols, derived_cols=derived_cols,
                           sets=sets)
-    for col in safe.columns:
-        safe[col] = safe[col].map(_cell_text)
-    config = {k: st.column_config.TextColumn(v.get("label") if isinstance(v, dict) else None)
-              for k, v in column_config.items()}
-    return safe, config
+    return _as_text(safe, column_config)
 
 
 def viewer_nav(grant, allowed: set[str]) -> None:

@@ -1,0 +1,234 @@
+"""Privacy as one release (DESIGN §3 rules 1-4): each rule by hand, then the attack suite on whole releases.
+
+Every hand-made case is one the issue reported leaking before the release-level decision existed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics import cli
+from analytics.access import attack
+from analytics.access.privacy import SUPPRESSED, release_view
+from analytics.access.release import build_release, metric_cells, pooled_cells, release_for
+from analytics.data import storage
+from analytics.data.demo import load_demo
+from analytics.stats.disproportionality import disproportionality
+from analytics.stats.gaps import gap_table
+from analytics.stats.rates import add_rate_columns, pooled_rates
+from analytics.stats.status_change import status_change
+
+NO_METRICS = pd.DataFrame(columns=["school_id", "school_year", "metric", "student_group", "numerator", "denominator",
+                                   "value", "target"])
+NO_DISCIPLINE = pd.DataFrame(columns=["school_id", "school_year", "student_group", "enrolled", "students_suspended"])
+
+
+def _schools(*rows: tuple[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({"school_id": [r[0] for r in rows], "cluster": [r[1] for r in rows], "level": "ES"})
+
+
+def _discipline(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["school_id", "school_year", "student_group", "enrolled", "students_suspended"])
+
+
+def _metrics(rows) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["school_id", "school_year", "metric", "student_group", "numerator", "denominator"])
+    df["value"] = 100 * df["numerator"] / df["denominator"]
+    df["target"] = np.nan
+    return df
+
+
+# --- rule 1: primary suppression with everything derived ----------------------------------------------------
+
+
+def test_a_suspension_count_of_4_of_18_is_hidden_with_its_risk_ratio_and_share():
+    # Issue: "43 suspension counts between 1 and 9 (e.g. 4 of 18 students), with the exact risk beside them".
+    discipline = _discipline([("A", 2025, "ALL", 200, 40), ("A", 2025, "BL", 18, 4), ("A", 2025, "WH", 182, 36)])
+    release = build_release(_schools(("A", "North")), NO_METRICS, discipline)
+    table = release_view(disproportionality(discipline), "disproportionality", release)
+    bl = table[table["student_group"] == "BL"].iloc[0]
+    assert bl["count"] == SUPPRESSED and bl["risk"] == SUPPRESSED
+    assert bl["composition"] == SUPPRESSED and bl["rate_difference"] == SUPPRESSED and bl["ratio_type"] == SUPPRESSED
+    assert bl["enrolled"] == 18  # n >= 10 stays
+    # WH = ALL - BL: 36 of 182 would give BL = 40 - 36 = 4, so WH is hidden too (complementary).
+    wh = table[table["student_group"] == "WH"].iloc[0]
+    assert wh["count"] == SUPPRESSED and wh["risk"] == SUPPRESSED
+
+
+def test_seven_enrolled_none_suspended_shows_neither_number():
+    # Issue: a shared school page showed "7 enrolled / 0 suspended".
+    discipline = _discipline([("A", 2025, "ALL", 207, 30), ("A", 2025, "AM", 7, 0), ("A", 2025, "WH", 200, 30)])
+    release = build_release(_schools(("A", "North")), NO_METRICS, discipline)
+    table = release_view(disproportionality(discipline), "disproportionality", release)
+    am = table[table["student_group"] == "AM"].iloc[0]
+    assert am["enrolled"] == SUPPRESSED and am["count"] == SUPPRESSED and am["risk"] == SUPPRESSED
+    wh = table[table["student_group"] == "WH"].iloc[0]
+    assert wh["enrolled"] == SUPPRESSED  # 207 - 200 would give AM's 7 back
+
+
+# --- rule 2: coding hides what is derived from the exact rate -------------------------------------------------
+
+
+def _status_release(prev: tuple[int, int], cur: tuple[int, int]):
+    rows = _metrics([("A", 2024, "read_proficient", "ALL", *prev), ("A", 2025, "read_proficient", "ALL", *cur),
+                     ("B", 2024, "read_proficient", "ALL", 60, 120), ("B", 2025, "read_proficient", "ALL", 60, 120),
+                     ("D", 2024, "read_proficient", "ALL", 300, 600), ("D", 2025, "read_proficient", "ALL", 300, 600)])
+    release = build_release(_schools(("A", "North"), ("B", "North"), ("D", "North")), rows, NO_DISCIPLINE)
+    current = add_rate_columns(rows[rows["school_year"] == 2025])
+    table = status_change(current, rows[rows["school_year"] == 2024], {"A": "ES", "B": "ES", "D": "ES"},
+                          {"read_proficient": True})
+    return release_view(table.assign(school_year=2025), "status-change", release).set_index("school_id")
+
+
+def test_a_coded_status_releases_no_level_change_or_colour():
+    # Issue: `status-change --public` released levels for coded rows, narrowing "<= 5.0%" to 1.0-3.0.
+    a = _status_release((12, 150), (3, 150)).loc["A"]  # 8.0% -> 2.0%
+    assert a["status"] == "<= 5.0%"
+    assert (a[["status_level", "change", "change_level", "color"]] == SUPPRESSED).all()
+
+
+def test_a_change_is_released_only_when_both_years_are():
+    # Issue: 136 hidden statuses were next year's status minus its change.
+    a = _status_release((4, 9), (60, 150)).loc["A"]  # last year n = 9: hidden
+    assert a["status"] == pytest.approx(40.0)
+    assert a["change"] == SUPPRESSED and a["change_level"] == SUPPRESSED and a["color"] == SUPPRESSED
+    out = _status_release((4, 9), (60, 150))
+    assert out.loc["B", "change"] == SUPPRESSED  # North 2024 minus D would give A + B: B is hidden with A
+    assert out.loc["D", "change"] == 0.0  # both years released: the change is shown
+
+
+def test_a_band_that_leaves_one_possible_count_hides_the_cell():
+    # "<= 5.0%" of 15 students can only be 0 of 15: the cell and its n are hidden.
+    rows = _metrics([("A", 2025, "read_proficient", "ALL", 0, 15), ("B", 2025, "read_proficient", "ALL", 0, 400),
+                     ("C", 2025, "read_proficient", "ALL", 200, 400)])
+    release = build_release(_schools(("A", "N"), ("B", "N"), ("C", "S")), rows, NO_DISCIPLINE)
+    out = release_view(add_rate_columns(rows), "rates", release).set_index("school_id")
+    assert out.loc["A", "value"] == SUPPRESSED and out.loc["A", "denominator"] == SUPPRESSED
+    # Cluster N's n (415) minus B's 400 would give A's 15: B's n goes, and with it B's whole cell.
+    assert out.loc["B", "denominator"] == SUPPRESSED and out.loc["B", "value"] == SUPPRESSED
+    # Cluster N's count is then coded and the district minus cluster S would pin it: S and its one school go too.
+    assert release.disclosed == 0 and out.loc["C", "value"] == SUPPRESSED
+
+
+def test_gap_change_needs_both_years_exact():
+    # Issue: 236 hidden gaps were next year's gap minus `gap_change`.
+    rows = _metrics([("A", 2024, "read_proficient", "ALL", 100, 200), ("A", 2024, "read_proficient", "BL", 5, 9),
+                     ("A", 2024, "read_proficient", "WH", 95, 191),
+                     ("A", 2025, "read_proficient", "ALL", 100, 200), ("A", 2025, "read_proficient", "BL", 20, 50),
+                     ("A", 2025, "read_proficient", "WH", 80, 150)])
+    release = build_release(_schools(("A", "N")), rows, NO_DISCIPLINE)
+    gaps = gap_table(rows, "others", {"read_proficient": True})
+    out = release_view(gaps, "gaps", release)
+    bl25 = out[(out["student_group"] == "BL") & (out["school_year"] == 2025)].iloc[0]
+    assert bl25["gap"] == pytest.approx(40.0 - 80 / 150 * 100)  # this year's gap is released
+    assert bl25["gap_change"] == SUPPRESSED and bl25["p_value"] == SUPPRESSED and bl25["trend"] == SUPPRESSED
+    bl24 = out[(out["student_group"] == "BL") & (out["school_year"] == 2024)].iloc[0]
+    assert bl24["gap"] == SUPPRESSED and bl24["reference_value"] == SUPPRESSED
+
+
+# --- rule 3: complementary suppression across the release ------------------------------------------------------
+
+
+def test_a_lone_hidden_cluster_is_not_the_district_minus_the_others():
+    # Issue: "A lone hidden cluster row equals the district row minus the other clusters."
+    rows = _metrics([("A1", 2025, "read_proficient", "ALL", 50, 100), ("A2", 2025, "read_proficient", "ALL", 60, 110),
+                     ("B1", 2025, "read_proficient", "ALL", 40, 90), ("B2", 2025, "read_proficient", "ALL", 45, 95),
+                     ("C1", 2025, "read_proficient", "ALL", 4, 8)])
+    schools = _schools(("A1", "A"), ("A2", "A"), ("B1", "B"), ("B2", "B"), ("C1", "C"))
+    release = build_release(schools, rows, NO_DISCIPLINE)
+    assert release.disclosed == 0
+    cells = release.cells.xs(("read_proficient", "ALL"), level=("measure", "student_group"))["state"]
+    assert cells[("cluster:C", 2025.0)] == "hidden"
+    # District 199 of 403 minus clusters A and B would give C: a second cluster (the smaller, B) is hidden, and
+    # then one of B's schools, or B = B1 + B2 would give it back.
+    assert cells[("cluster:B", 2025.0)] == "hidden" and cells[("cluster:A", 2025.0)] == "exact"
+    assert (cells[[("B1", 2025.0), ("B2", 2025.0)]] == "hidden").sum() >= 1
+    # The attack on the public rates (every school, cluster and district row) recovers nothing.
+    table = pd.concat([add_rate_columns(rows),
+                       pooled_rates(rows.merge(schools, on="school_id"), ["cluster", "school_year", "metric",
+                                                                           "student_group"])
+                       .assign(school_id=lambda d: "cluster:" + d["cluster"]),
+                       pooled_rates(rows, ["school_year", "metric", "student_group"]).assign(school_id="district")])
+    public = release_view(table.reset_index(drop=True), "rates", release)
+    truth = pooled_cells(metric_cells(rows), schools)
+    report = attack.attack({"rates": public}, truth, schools, decision=release)
+    assert report.hidden >= 3 and report.recovered == 0
+
+
+# --- rule 4: the attack suite on whole releases -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('privacy') / 'demo.db'}"
+    engine = storage.get_engine(url)
+    storage.create_schema(engine)
+    load_demo(engine, schools=24, years=3, seed=11)
+    return engine
+
+
+def _scopes(engine) -> list[dict]:
+    schools = storage.load_schools(engine)
+    return [{}, {"cluster": schools["cluster"].iloc[0]}, {"school": schools["school_id"].iloc[2]}]
+
+
+def test_the_demo_release_gives_nothing_back(small_demo):
+    release = release_for(small_demo)
+    assert release.disclosed == 0
+    released = attack.collect(small_demo, _scopes(small_demo), release)
+    report = attack.attack(released, attack.truth_cells(small_demo), storage.load_schools(small_demo),
+                           decision=release)
+    assert report.hidden > 1000 and report.recovered == 0 and report.recovered_n == 0, report.examples
+
+
+def test_the_attack_has_teeth_without_complementary_suppression(small_demo):
+    release = release_for(small_demo, complementary=False)
+    released = attack.collect(small_demo, _scopes(small_demo)[:1], release)
+    report = attack.attack(released, attack.truth_cells(small_demo), storage.load_schools(small_demo))
+    assert report.recovered + report.recovered_n > 0
+
+
+def _crdc_files(tmp_path, seed: int = 3) -> list[str]:
+    """CRDC-shaped discipline: race rows only at some schools, `*` cells, ALL rows with a suppressed OSS count."""
+    rng = np.random.default_rng(seed)
+    schools = ["school_id,school_name,level,cluster"]
+    lines = ["school_id,school_year,student_group,enrolled,students_suspended,students_oss,students_expelled"]
+    for i in range(16):
+        sid = f"S{i:02d}"
+        schools.append(f"{sid},School {i},{['ES', 'MS', 'HS'][i % 3]},{['East', 'West', 'North'][i % 3]}")
+        for year in (2023, 2024):
+            sizes = {"BL": rng.integers(3, 200), "HI": rng.integers(3, 150), "WH": rng.integers(20, 400),
+                     "AS": rng.integers(0, 40), "AM": rng.integers(0, 9)}
+            total_n = total_s = total_o = 0
+            rows = []
+            for group, n in sizes.items():
+                if n == 0:
+                    continue
+                s = int(rng.binomial(n, 0.12))
+                o = int(rng.binomial(s, 0.6))
+                total_n, total_s, total_o = total_n + n, total_s + s, total_o + o
+                star = rng.random() < 0.15
+                rows.append(f"{sid},{year},{group},{n},{'*' if star else s},{o},{rng.integers(0, 2)}")
+            lines += rows
+            if i % 4:  # schools 0, 4, 8, 12 have race rows only
+                lines.append(f"{sid},{year},ALL,{total_n},{total_s},{'*' if i % 2 else total_o},")
+    (tmp_path / "schools.csv").write_text("\n".join(schools) + "\n")
+    (tmp_path / "discipline.csv").write_text("\n".join(lines) + "\n")
+    return [str(tmp_path / "schools.csv"), str(tmp_path / "discipline.csv")]
+
+
+def test_crdc_shaped_files_give_nothing_back(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'crdc.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert cli.main(["import", *_crdc_files(tmp_path)]) == 0
+    engine = storage.get_engine(url)
+    release = release_for(engine)
+    assert release.disclosed == 0
+    released = attack.collect(engine, _scopes(engine), release)
+    report = attack.attack(released, attack.truth_cells(engine), storage.load_schools(engine), decision=release)
+    assert report.hidden > 100 and report.recovered == 0 and report.recovered_n == 0, report.examples
+    dispro = released["disproportionality"]
+    count = pd.to_numeric(dispro["count"], errors="coerce")
+    assert not ((count >= 1) & (count <= 9)).any()
