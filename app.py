@@ -30,6 +30,7 @@ MANAGE = [
     st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data"),
 ]
 
+ui.pin_data_version()
 token = ui.share_token()
 if token:
     grant, problem = ui.open_share(token)
@@ -51,7 +52,7 @@ if token:
     st.sidebar.info(f"Read-only shared view ({grant.scope.replace(':', ': ')}). Small groups are suppressed "
                     f"(`*`). Link expires {grant.expires_at:%Y-%m-%d}.", icon=":material/visibility:")
     ui.note_page(page.url_path)
-    page.run()
+    ui.run_page(page)
 else:
     role = ui.staff_role()
     sections = {"Browse": BROWSE, "Equity": EQUITY, "Learning": LEARNING, "Meetings": MEETING}
@@ -62,4 +63,4 @@ else:
         with st.sidebar:
             ui.share_button(page.url_path)
     ui.note_page(page.url_path)
-    page.run()
+    ui.run_page(page)

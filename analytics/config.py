@@ -127,6 +127,26 @@ def database_url() -> str:
     return f"sqlite:///{DEFAULT_SQLITE_PATH}"
 
 
+@dataclass(frozen=True)
+class ServerSettings:
+    """Connection pool and timeouts for many sessions at once (environment variables override)."""
+
+    pool_size: int = 10  # SSIF_POOL_SIZE
+    max_overflow: int = 20  # SSIF_POOL_OVERFLOW
+    statement_timeout_s: float = 60.0  # SSIF_STATEMENT_TIMEOUT_S: no query may hold a connection longer
+    lock_wait_s: float = 120.0  # SSIF_LOCK_WAIT_S: how long an import waits for another one to finish
+
+
+def server_settings() -> ServerSettings:
+    env = os.environ
+    return ServerSettings(
+        pool_size=int(env.get("SSIF_POOL_SIZE", ServerSettings.pool_size)),
+        max_overflow=int(env.get("SSIF_POOL_OVERFLOW", ServerSettings.max_overflow)),
+        statement_timeout_s=float(env.get("SSIF_STATEMENT_TIMEOUT_S", ServerSettings.statement_timeout_s)),
+        lock_wait_s=float(env.get("SSIF_LOCK_WAIT_S", ServerSettings.lock_wait_s)),
+    )
+
+
 def max_upload_bytes() -> int:
     """Import size limit: `SSIF_MAX_UPLOAD_MB` overrides the default of 50 MB."""
     env = os.environ.get("SSIF_MAX_UPLOAD_MB", "").strip()

@@ -51,6 +51,7 @@ with tab_import:
                     importer.write_report(engine, report, ui.current_user())
                     status.update(label="Imported", state="complete")
                 st.cache_data.clear()
+                ui.pin_data_version()  # the rest of this run reads what was just imported
                 st.success("Imported: " + "; ".join(report.summary_lines()))
 
 with tab_history:

@@ -482,6 +482,7 @@ def write_report(engine: Engine, report: ImportReport, who: str) -> None:
         raise ValueError("refusing to write an import that has problems")
     ordered = sorted(report.results, key=lambda r: WRITE_ORDER.index(r.table))
     with engine.begin() as conn:
+        storage.serialise_writes(conn)
         for result in ordered:
             storage.upsert(conn, result.table, result.frame)
             storage.record_import(conn, result.source, result.table, len(result.frame), result.skipped, who)

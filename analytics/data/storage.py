@@ -16,7 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from analytics.config import DEFAULT_SQLITE_PATH, database_url
+from analytics.config import DEFAULT_SQLITE_PATH, database_url, server_settings
 from analytics.data import schema
 
 
@@ -31,12 +31,54 @@ def _engine_for(url: str) -> Engine:
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA journal_mode=WAL")  # readers never wait for an import, and see one version
             cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA busy_timeout={int(server_settings().lock_wait_s * 1000)}")  # imports queue
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return _server_engine(url)
+
+
+def _server_engine(url: str) -> Engine:
+    """A pooled engine for a database server: connections checked before use (the app survives a
+    database restart), a statement timeout so one runaway query cannot hold a connection, recycling."""
+    settings = server_settings()
+    connect_args = {}
+    if url.startswith("postgresql"):
+        connect_args["options"] = f"-c statement_timeout={int(settings.statement_timeout_s * 1000)}"
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=settings.pool_size, max_overflow=settings.max_overflow,
+                            pool_recycle=1800, pool_timeout=settings.lock_wait_s, connect_args=connect_args)
+
+
+# Imports are serialised on a server: one transaction-scoped advisory lock, taken before the first write.
+IMPORT_LOCK_KEY = 0x551F
+
+
+def serialise_writes(conn: Connection) -> None:
+    """Wait for any other import to finish before this transaction writes (PostgreSQL advisory lock).
+
+    SQLite allows one writer at a time by itself; `busy_timeout` makes a second import wait instead of
+    failing. The lock is released when the transaction commits or rolls back, also when the process dies.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": IMPORT_LOCK_KEY})
+
+
+class DataChanged(RuntimeError):
+    """The data changed (an import landed) while a view was being read; the view must be read again."""
+
+
+def read_at_version(engine: Engine, version: int, read):
+    """``read()`` if its result belongs to data version ``version``, else :class:`DataChanged`.
+
+    An import writes its rows and bumps the version in one transaction, and each SELECT sees one committed
+    state; so when the version is still ``version`` after the reads, no read can have seen the import.
+    """
+    result = read()
+    if data_version(engine) != version:
+        raise DataChanged(f"data version {version} was replaced while it was being read")
+    return result
 
 
 def get_engine(url: str | None = None) -> Engine:

@@ -5,6 +5,7 @@ the data version, so an import is visible at once."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import pandas as pd
@@ -21,11 +22,47 @@ def engine() -> Engine:
     return storage.ensure_database()
 
 
+_PIN = "_data_version_pin"
+
+
+def pin_data_version() -> int:
+    """Read the data version once for this script run; every loader of the run then reads that version.
+
+    app.py calls this first on every run, so a page never mixes rows from before and after an import that
+    lands while it is drawing: a loader that finds newer data raises `storage.DataChanged` and the run
+    starts again (see :func:`run_page`).
+    """
+    version = storage.data_version(engine())
+    st.session_state[_PIN] = version
+    return version
+
+
 def data_version() -> int:
-    return storage.data_version(engine())
+    pinned = st.session_state.get(_PIN)
+    return pinned if pinned is not None else storage.data_version(engine())
+
+
+def _consistent(load: Callable) -> Callable:
+    """A loader whose result is checked to belong to the data version it is cached under."""
+
+    @functools.wraps(load)
+    def checked(version: int, *args):
+        return storage.read_at_version(engine(), version, lambda: load(version, *args))
+
+    return checked
+
+
+def run_page(page) -> None:
+    """Run a page; when an import lands mid-run, run again on the new data instead of mixing the two."""
+    try:
+        page.run()
+    except storage.DataChanged:
+        st.session_state.pop(_PIN, None)
+        st.rerun()
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
+@_consistent
 def _schools(version: int) -> pd.DataFrame:
     return storage.load_schools(engine())
 
@@ -45,6 +82,7 @@ def school_names() -> pd.Series:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
+@_consistent
 def _catalog(version: int) -> pd.DataFrame:
     return catalog.metric_catalog(storage.load_metric_definitions(engine()))
 
@@ -54,6 +92,7 @@ def metric_catalog() -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
+@_consistent
 def _years(version: int) -> list[int]:
     return storage.available_years(engine())
 
@@ -63,6 +102,7 @@ def years() -> list[int]:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
+@_consistent
 def _metric_ids(version: int) -> list[str]:
     ids = storage.available_metrics(engine())
     with engine().connect() as conn:
@@ -82,6 +122,7 @@ def metric_ids() -> list[str]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
+@_consistent
 def _metric_rows(version: int, metric: str, years: tuple[int, ...] | None, school_ids: tuple[str, ...] | None):
     eng = engine()
     ids = list(school_ids) if school_ids else None
@@ -102,6 +143,7 @@ def metric_rows(metric: str, years: Sequence[int] | None = None, school_ids: Seq
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
+@_consistent
 def _school_metrics(version: int, school_id: str) -> pd.DataFrame:
     eng = engine()
     metrics = storage.load_metrics(eng, school_ids=[school_id])
@@ -114,6 +156,7 @@ def school_metrics(school_id: str) -> pd.DataFrame:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
+@_consistent
 def _discipline(version: int, school_ids: tuple[str, ...] | None) -> pd.DataFrame:
     return storage.load_discipline(engine(), school_ids=list(school_ids) if school_ids else None)
 
@@ -147,6 +190,7 @@ def shared(fn: Callable) -> Callable:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
+@_consistent
 def _year_rows(version: int, year: int) -> pd.DataFrame:
     eng = engine()
     return metrics_with_suspension(storage.load_metrics(eng, years=[year]), storage.load_discipline(eng, years=[year]))

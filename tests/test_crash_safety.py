@@ -1,0 +1,125 @@
+"""An import killed with SIGKILL at any point leaves the database exactly as it was (SQLite and PostgreSQL).
+
+`python -m analytics import` runs in a subprocess on a file large enough that validating and writing take
+a while; it is killed while validating, as soon as its write transaction starts, and well into writing.
+Each time the database must hold exactly what it held before, and a later import must still work (no
+lock or hot journal left behind).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from analytics.data import schema, storage
+from analytics.data.importer import import_bytes, import_files
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHOOLS = 150
+METRICS = ("read_proficient", "math_proficient", "ela_growth", "math_growth", "chronic_absence", "attendance_rate")
+GROUPS = ("ALL", "AM", "AS", "BL", "HI", "PI", "WH", "MU", "FARMS", "EML", "SWD", "FEMALE", "MALE")
+
+
+def _files(tmp_path: Path) -> tuple[Path, Path]:
+    schools = pd.DataFrame({"school_id": [f"S{i:04d}" for i in range(SCHOOLS)], "school_name": "School",
+                            "level": "ES", "cluster": "North"})
+    schools_path = tmp_path / "schools.csv"
+    schools.to_csv(schools_path, index=False)
+    index = pd.MultiIndex.from_product([schools["school_id"], range(2019, 2025), METRICS, GROUPS],
+                                       names=["school_id", "school_year", "metric", "student_group"])
+    metrics = index.to_frame(index=False)
+    rng = np.random.default_rng(7)
+    metrics["denominator"] = rng.integers(20, 400, len(metrics))
+    metrics["numerator"] = (metrics["denominator"] * rng.uniform(0.1, 0.9, len(metrics))).astype(int)
+    metrics_path = tmp_path / "metrics.csv"
+    metrics.to_csv(metrics_path, index=False)
+    return schools_path, metrics_path
+
+
+def _state(url: str) -> dict:
+    """What the database holds, exactly: small tables row by row, the metrics table by exact aggregates."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            m = schema.metadata.tables["metrics"]
+            metrics = conn.execute(sa.select(sa.func.count(), sa.func.sum(m.c.numerator), sa.func.sum(m.c.denominator),
+                                             sa.func.sum(m.c.school_year))).one()
+            state = {"metrics": tuple(metrics)}
+            for name in ("schools", "imports", "data_version"):
+                rows = conn.execute(sa.select(schema.metadata.tables[name])).fetchall()
+                state[name] = sorted(map(repr, rows))
+            if conn.dialect.name == "sqlite":
+                state["integrity"] = conn.execute(sa.text("PRAGMA integrity_check")).scalar_one()
+        return state
+    finally:
+        engine.dispose()
+
+
+def _writing(url: str, pid: int, wal: Path | None, wal_size: int) -> bool:
+    """True once the child's write transaction has started writing rows."""
+    if wal is not None:
+        return wal.exists() and wal.stat().st_size > wal_size + 65536
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND pid <> pg_backend_pid() AND query ILIKE 'INSERT INTO%metrics%'")
+            return conn.execute(query).scalar_one() > 0
+    finally:
+        engine.dispose()
+
+
+def _kill_import(url: str, path: Path, when: str) -> float:
+    """Start an import of `path`, SIGKILL it at `when`; returns seconds from start to the kill."""
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    wal = Path(sa.engine.make_url(url).database + "-wal") if url.startswith("sqlite") else None
+    wal_size = wal.stat().st_size if wal is not None and wal.exists() else 0
+    started = time.monotonic()
+    child = subprocess.Popen([sys.executable, "-m", "analytics", "import", str(path)], cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if when == "validating":
+            time.sleep(0.8)  # reading and checking a 117,000-row file takes longer than this
+        else:
+            while not _writing(url, child.pid, wal, wal_size):
+                assert child.poll() is None, "the import finished before it could be killed mid-write"
+                assert time.monotonic() - started < 60, "the import never started writing"
+                time.sleep(0.02)
+            if when == "well into writing":
+                time.sleep(0.4)
+        assert child.poll() is None, f"the import ended before the kill ({when})"
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+        return time.monotonic() - started
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
+@pytest.mark.parametrize("when", ["validating", "as the write starts", "well into writing"])
+def test_an_import_killed_mid_way_leaves_the_database_as_it_was(db_url, tmp_path, when):
+    engine = storage.get_engine(db_url)
+    schools_path, metrics_path = _files(tmp_path)
+    assert import_files(engine, [schools_path]).ok
+    # Some rows already there, so a partial upsert would show as changed values as well as new rows.
+    first_year = pd.read_csv(metrics_path).query("school_year == 2019")
+    assert import_bytes(engine, [("metrics.csv", first_year.to_csv(index=False).encode())]).ok
+    engine.dispose()
+    before = _state(db_url)
+
+    _kill_import(db_url, metrics_path, when)
+
+    assert _state(db_url) == before
+    second_year = pd.read_csv(metrics_path).query("school_year == 2020")
+    report = import_bytes(engine, [("metrics.csv", second_year.to_csv(index=False).encode())])
+    assert report.ok and report.written  # nothing left locked or half-written
+    assert _state(db_url)["metrics"][0] == 2 * len(first_year)
