@@ -9,8 +9,6 @@ that two pages need lives here once. `loaders` (engine, cached tables), `filters
 
 from __future__ import annotations
 
-import streamlit as st
-
 from analytics.outputs.findings import format_p as fmt_p  # noqa: F401 - re-exported for pages
 
 
@@ -19,26 +17,15 @@ def _leave_legacy_pages_mode() -> None:
 
     Streamlit starts an app that has a `pages/` folder in its legacy mode until `st.navigation` has
     run once; a deep link opened first after a restart would then run a page script without the shell
-    in app.py (and so without its shared-link and sign-in checks). The first script run that imports
-    this module switches the process to `st.navigation` mode and reruns.
+    in app.py (and so without its shared-link and sign-in checks). The first import of this module
+    switches the process to `st.navigation` mode; any run that began in legacy mode is rerun by
+    :func:`pages.ui.loaders.leave_legacy_run` before it reads data. Nothing is raised here: an exception
+    during the import would fail the same import in sessions starting at the same moment.
     """
     from streamlit.runtime.pages_manager import PagesManager
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-    ctx = get_script_run_ctx()
-    if not PagesManager.uses_pages_directory or ctx is None:
-        return
-    PagesManager.uses_pages_directory = False
-    try:  # rerun by page name so the deep link's page is kept (its legacy page hash means nothing now)
-        from streamlit.commands.execution_control import _force_yield_point
-        from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
-
-        name = ctx.pages_manager.intended_page_name or ""
-        ctx.script_requests.request_rerun(RerunData(query_string=ctx.query_string, page_name=name,
-                                                    context_info=ctx.context_info))
-        _force_yield_point()
-    except (ImportError, AttributeError, TypeError):
-        st.rerun()
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
 
 
 _leave_legacy_pages_mode()

@@ -6,10 +6,12 @@ the data version, so an import is visible at once."""
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Sequence
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from analytics.data import catalog, storage
@@ -17,12 +19,58 @@ from analytics.data.derived import metrics_with_suspension
 
 
 @st.cache_resource(show_spinner="Preparing the database…")
-def engine() -> Engine:
-    """The app's engine; an empty embedded database is filled with the demo district once."""
+def _engine() -> Engine:
     return storage.ensure_database()
 
 
+def engine() -> Engine:
+    """The app's engine; an empty embedded database is filled with the demo district once.
+
+    Every read goes through here, so a run that began in Streamlit's legacy pages mode (a page script
+    without the app.py shell and its access checks) is stopped and rerun before it reads anything.
+    """
+    leave_legacy_run()
+    return _engine()
+
+
+def _inside_legacy_runner() -> bool:
+    """True when this script run was started by Streamlit's legacy pages runner (it is on the stack)."""
+    try:
+        from streamlit.runtime.scriptrunner.script_runner import _mpa_v1
+    except ImportError:
+        return False
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is _mpa_v1.__code__:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def leave_legacy_run() -> None:
+    """Rerun, through app.py's navigation, a run that Streamlit began in legacy pages mode."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None:
+        return
+    if not _inside_legacy_runner():
+        return
+    try:  # rerun by page name so the deep link's page is kept (its legacy page hash means nothing now)
+        from streamlit.commands.execution_control import _force_yield_point
+        from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
+
+        name = ctx.pages_manager.intended_page_name or ""
+        ctx.script_requests.request_rerun(RerunData(query_string=ctx.query_string, page_name=name,
+                                                    context_info=ctx.context_info))
+        _force_yield_point()
+    except (ImportError, AttributeError, TypeError):
+        st.rerun()
+
+
 _PIN = "_data_version_pin"
+_RETRIES = "_data_changed_reruns"
+MAX_DATA_RETRIES = 5
 
 
 def pin_data_version() -> int:
@@ -32,9 +80,19 @@ def pin_data_version() -> int:
     lands while it is drawing: a loader that finds newer data raises `storage.DataChanged` and the run
     starts again (see :func:`run_page`).
     """
-    version = storage.data_version(engine())
+    try:
+        version = storage.data_version(engine())
+    except sa_exc.DBAPIError:
+        database_unreachable()
     st.session_state[_PIN] = version
     return version
+
+
+def database_unreachable() -> None:
+    """A plain message instead of a traceback while the database is down or restarting; stops the run."""
+    st.error("The database is not reachable right now (it may be restarting). Nothing was changed; reload the "
+             "page in a minute. If this lasts, tell the data team.", icon=":material/cloud_off:")
+    st.stop()
 
 
 def data_version() -> int:
@@ -56,9 +114,18 @@ def run_page(page) -> None:
     """Run a page; when an import lands mid-run, run again on the new data instead of mixing the two."""
     try:
         page.run()
+        st.session_state[_RETRIES] = 0
     except storage.DataChanged:
         st.session_state.pop(_PIN, None)
+        retries = st.session_state[_RETRIES] = st.session_state.get(_RETRIES, 0) + 1
+        if retries > MAX_DATA_RETRIES:  # imports landing back to back: say so rather than loop
+            st.session_state[_RETRIES] = 0
+            st.info("New data is being imported right now; reload the page in a moment to see it.",
+                    icon=":material/sync:")
+            st.stop()
         st.rerun()
+    except sa_exc.DBAPIError:
+        database_unreachable()
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

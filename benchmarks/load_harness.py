@@ -1,0 +1,239 @@
+"""A dashboard on its own PostgreSQL server, and many browser sessions clicking through it at once.
+
+Used by `benchmarks/load_test.py` (20 sessions, JSON results) and, small, by the tests. Everything runs on
+this machine: PostgreSQL on a loopback port, `streamlit run app.py`, Debian's Chromium through Playwright.
+Request loops are bounded by a number of rounds and a deadline, so a run always stops by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"]
+SHARE_SECRET = "load-test-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def pg_bindir() -> Path | None:
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(os.path.realpath(found)).parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return candidates[-1].parent if candidates else None
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway PostgreSQL cluster that can be stopped and started again (a database restart)."""
+
+    bindir: Path
+    datadir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ssif-load-pg-")))
+    port: int = field(default_factory=free_port)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def init(self) -> PostgresServer:
+        if os.geteuid() == 0:
+            shutil.chown(self.datadir, "postgres", "postgres")
+        subprocess.run(_as_postgres([str(self.bindir / "initdb"), "-D", str(self.datadir), "-A", "trust",
+                                     "-U", "postgres"]), check=True, capture_output=True)
+        return self.start()
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(_as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-w", *args]),
+                       check=True, capture_output=True)
+
+    def start(self) -> PostgresServer:
+        self._ctl("-l", str(self.datadir / "log"), "-o",
+                  f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c fsync=off "
+                  "-c max_connections=200", "start")
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        self._ctl("-m", mode, "stop")
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop("immediate")
+        shutil.rmtree(self.datadir, ignore_errors=True)
+
+
+@dataclass
+class AppServer:
+    proc: subprocess.Popen
+    base: str
+
+    def rss_mib(self) -> float:
+        """Resident memory of the server process and its children, MiB."""
+        import psutil
+
+        parent = psutil.Process(self.proc.pid)
+        return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)]) / 1048576
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_app(database_url: str, extra_env: dict | None = None, timeout: float = 90) -> AppServer:
+    port = free_port()
+    log = open(os.environ.get("SSIF_APP_LOG", os.devnull), "w")  # noqa: SIM115 - lives as long as the server
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT), "SSIF_SHARE_SECRET": SHARE_SECRET,
+           **(extra_env or {})}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
+                return AppServer(proc, base)
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"the dashboard did not start within {timeout:.0f} s")
+
+
+def shared_views(engine, base: str) -> list[str]:
+    """A district-scope read-only link for every view a Board member can reach, with real filters."""
+    from analytics.access.sharing import create_share
+    from analytics.data import storage
+
+    os.environ.setdefault("SSIF_SHARE_SECRET", SHARE_SECRET)
+    schools = storage.load_schools(engine)
+    cluster = sorted(schools["cluster"].unique())[0]
+    school = schools.loc[schools["cluster"] == cluster, "school_id"].iloc[0]
+    _, link = create_share(engine, "/", "district", base_url=base, note="load test")
+    token = link.split("share=")[1]
+    paths = ["", f"cluster?cluster={cluster}", f"school?school={school}", "gaps", "discipline"]
+    return [f"{base}/{p}{'&' if '?' in p else '?'}share={token}" for p in paths]
+
+
+ERROR_SELECTOR = "[data-testid=stException]"
+READY_SELECTOR = "[data-testid=stMetric], [data-testid=stAlert], [data-testid=stDataFrame], [data-testid=stVegaLiteChart]"
+
+
+async def _settle(page) -> None:
+    """Wait until the script run has finished drawing (no running indicator), bounded."""
+    await page.wait_for_selector(READY_SELECTOR, timeout=120_000)
+    for _ in range(120):
+        running = await page.locator("[data-testid=stStatusWidget]").count()
+        if not running:
+            return
+        await page.wait_for_timeout(250)
+
+
+async def _session(browser, urls: list[str], rounds: int, deadline: float, results: dict) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    try:
+        for _ in range(rounds):
+            for url in urls:
+                if time.monotonic() > deadline:
+                    return
+                started = time.monotonic()
+                try:
+                    await page.goto(url, wait_until="domcontentloaded")
+                    await _settle(page)
+                    errors = await page.locator(ERROR_SELECTOR).count()
+                    text = await page.inner_text("body")
+                    if errors or "Traceback" in text or "not reachable" in text:
+                        results["errors"].append({"url": url, "what": text[:300]})
+                except Exception as exc:  # noqa: BLE001 - a time-out or crash is an error to count, not to raise
+                    results["errors"].append({"url": url, "what": f"{type(exc).__name__}: {exc}"[:300]})
+                results["views"] += 1
+                results["seconds"].append(time.monotonic() - started)
+    finally:
+        await context.close()
+
+
+async def browse(urls: list[str], sessions: int, rounds: int, deadline_s: float) -> dict:
+    from playwright.async_api import async_playwright
+
+    results: dict = {"views": 0, "errors": [], "seconds": []}
+    deadline = time.monotonic() + deadline_s
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            await asyncio.gather(*[_session(browser, urls, rounds, deadline, results) for _ in range(sessions)])
+        finally:
+            await browser.close()
+    return results
+
+
+class ImportLoop(threading.Thread):
+    """Imports a file again and again (each a real upsert that bumps the data version) until stopped."""
+
+    def __init__(self, engine, files: list[tuple[str, bytes]], limit: int = 50, pause_s: float = 2.0):
+        super().__init__(daemon=True)
+        self.engine, self.files, self.limit, self.pause_s = engine, files, limit, pause_s
+        self.done = 0
+        self.failures: list[str] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        from analytics.data.importer import import_bytes
+
+        while not self._halt.is_set() and self.done < self.limit:
+            report = import_bytes(self.engine, self.files, who="load test")
+            if not report.ok:
+                self.failures.append(report.problems[0].format())
+                return
+            self.done += 1
+            self._halt.wait(self.pause_s)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=120)
+
+
+def load_run(engine, app: AppServer, sessions: int, rounds: int, files: list[tuple[str, bytes]],
+             deadline_s: float = 600, imports: int = 3, import_pause_s: float = 5.0) -> dict:
+    """`sessions` browsers clicking through every shared view `rounds` times while `imports` imports land."""
+    urls = shared_views(engine, app.base)
+    loop = ImportLoop(engine, files, limit=imports, pause_s=import_pause_s)
+    rss_before = app.rss_mib()
+    loop.start()
+    started = time.monotonic()
+    results = asyncio.run(browse(urls, sessions, rounds, deadline_s))
+    loop.stop()
+    seconds = sorted(results["seconds"]) or [0.0]
+    return {
+        "sessions": sessions, "rounds": rounds, "views": results["views"], "errors": len(results["errors"]),
+        "error_samples": results["errors"][:5], "imports_during_run": loop.done, "import_failures": loop.failures,
+        "wall_s": round(time.monotonic() - started, 2), "view_median_s": round(seconds[len(seconds) // 2], 2),
+        "view_p95_s": round(seconds[int(len(seconds) * 0.95) - 1 if len(seconds) > 1 else 0], 2),
+        "server_rss_before_mib": round(rss_before, 1), "server_rss_after_mib": round(app.rss_mib(), 1),
+    }
