@@ -269,6 +269,7 @@ def year_rows(year: int) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
+@_consistent
 def _table_counts(version: int) -> dict[str, int]:
     return storage.table_counts(engine())
 
