@@ -9,6 +9,7 @@ from analytics.access.privacy import SUPPRESSED, coded_rate
 from analytics.data import storage
 from analytics.data.catalog import STUDENT_GROUPS, group_label, outcome_label
 from analytics.data.derived import discipline_with_all, suspension_counts
+from analytics.learning.outcomes import RP_METRIC_OUTCOMES, rp_metric_impact
 from analytics.outputs import charts_equity
 from analytics.outputs.findings import rate_change_finding
 from analytics.outputs.labels import RATIO_TYPES
@@ -69,6 +70,16 @@ if school != "all":
     else:
         rp_note = (f"{school_names[school]} has no restorative-practices start year: the estimate is for the RP "
                    f"schools of {rp_scope}.")
+
+
+@ui.cached
+def rp_beyond(version: int, cluster: str, school: str) -> pd.DataFrame:
+    """RP impact beside suspensions: school climate (% favourable) and chronic absence, same estimator."""
+    members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
+    one = school if school != "all" and pd.notna(schools.set_index("school_id").at[school, "rp_start_year"]) else None
+    scope = schools if one else members
+    metrics = storage.load_metrics(ui.engine(), metrics=list(RP_METRIC_OUTCOMES), groups=["ALL"])
+    return rp_metric_impact(scope, metrics, one)
 
 
 @ui.cached
@@ -239,21 +250,23 @@ else:
         "ci_high": "95% CI high", "n_schools": "RP schools"}).drop(columns="outcome", errors="ignore"),
         impact.statement, caption=False)
     ui.download_menu("rp-event-study", events, study)
+    summary = pd.concat([impact.summary, rp_beyond(ui.data_version(), cluster, school)], ignore_index=True)
     shown = pd.DataFrame({
-        "Outcome": impact.summary["outcome"].map(OUTCOME_LABELS),
-        "Estimate": impact.summary["estimate"],
-        "95% CI": [interval_range(lo, hi) for lo, hi in zip(impact.summary["ci_low"], impact.summary["ci_high"],
-                                                             strict=True)],
-        "p (randomization)": impact.summary["p_value"],
-        "Verdict": np.where(impact.summary["p_value"] <= 0.05, "unlikely to be chance", "could be chance"),
-        "RP schools": impact.summary["n_rp_schools"],
-        "Comparison schools": impact.summary["n_comparison_schools"],
+        "Outcome": summary["outcome"].map(lambda o: OUTCOME_LABELS.get(o) or f"{ui.metric_label(o)} (points)"),
+        "Estimate": summary["estimate"],
+        "95% CI": [interval_range(lo, hi) for lo, hi in zip(summary["ci_low"], summary["ci_high"], strict=True)],
+        "p (randomization)": summary["p_value"],
+        "Verdict": np.where(summary["p_value"] <= 0.05, "unlikely to be chance", "could be chance"),
+        "RP schools": summary["n_rp_schools"],
+        "Comparison schools": summary["n_comparison_schools"],
     })
     st.dataframe(shown, hide_index=True, width="stretch",
                  column_config={"Estimate": st.column_config.NumberColumn(format="%+.2f"),
                                 "p (randomization)": st.column_config.NumberColumn(format="%.3f")})
     st.caption(impact.summary["method"].iloc[0] + ". Pre-start estimates (left of -1) check the parallel-trends "
-               "assumption: they should sit near zero. n above each point: RP schools behind that year.")
+               "assumption: they should sit near zero. n above each point: RP schools behind that year. Beside "
+               "suspensions, the same estimator on the school-climate survey (% favourable; higher is better) and "
+               "chronic absence (lower is better); the professional-learning page relates them to implementation.")
 
 # --- run chart ----------------------------------------------------------------------------------------
 st.subheader("Run chart: suspensions per month")

@@ -186,3 +186,30 @@ def test_templates_are_header_rows_the_importer_reads():
         "program", "school_id", "observed_on", "practice", "classrooms_observed", "classrooms_using"]
     book = load_workbook(io.BytesIO(templates_xlsx()))
     assert "pl_feedback" in book.sheetnames and "schools" in book.sheetnames
+
+
+def test_level5_null_rarely_excludes_zero_small_version_of_the_benchmark():
+    """benchmarks/pl_coverage.py in miniature: 4 null districts, both programmes; at most one false claim."""
+    from analytics.config import Settings
+
+    settings = Settings(permutations=199)
+    claims = 0
+    for seed in range(4):
+        frames = build_demo(schools=40, years=6, seed=500 + seed, pl_effect=0.0)
+        for program, metric in (("MATH-TALK", "math_proficient"), ("RP", "climate_relationships")):
+            sessions = frames["pl_sessions"][frames["pl_sessions"]["program"] == program]
+            panel = outcomes.metric_panel(frames["metrics"], frames["discipline"], metric)
+            result = outcomes.did(panel, outcomes.participation_starts(sessions), metric, settings, event_study=False)
+            claims += bool(result.ci_low > 0 or result.ci_high < 0)
+    assert claims <= 1
+
+
+def test_rp_impact_beside_suspensions_on_climate_and_chronic_absence(small_demo):
+    frames = small_demo[6.0]
+    table = outcomes.rp_metric_impact(frames["schools"], frames["metrics"])
+    assert list(table["outcome"]) == list(outcomes.RP_METRIC_OUTCOMES)
+    climate = table.set_index("outcome").loc["climate_relationships"]
+    assert climate["ci_low"] > 0 and climate["n_rp_schools"] == frames["schools"]["rp_start_year"].notna().sum()
+    one = frames["schools"].dropna(subset=["rp_start_year"])["school_id"].iloc[0]
+    single = outcomes.rp_metric_impact(frames["schools"], frames["metrics"], one, outcomes=("climate_safety",))
+    assert single["n_rp_schools"].iloc[0] == 1 and single["p_value"].iloc[0] > 0

@@ -148,3 +148,34 @@ def scope_to_school(panel: pd.DataFrame, starts: pd.Series, school: str | None) 
         return panel, starts
     others = starts.index.difference([school])
     return panel[~panel["school_id"].isin(others)], starts[starts.index == school]
+
+
+# --- restorative practices beyond suspensions ---------------------------------------------------------
+
+RP_METRIC_OUTCOMES = ("climate_belonging", "climate_safety", "climate_relationships", "chronic_absence")
+
+
+def rp_metric_impact(schools: pd.DataFrame, metrics: pd.DataFrame, school: str | None = None,
+                     outcomes: tuple[str, ...] = RP_METRIC_OUTCOMES,
+                     settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """RP schools (``rp_start_year``) vs never-treated schools on school-climate and chronic absence, with
+    the RP estimator; rows shaped like ``rp_impact.SUMMARY_COLUMNS`` (estimates in percentage points).
+
+    ``schools`` is the scope (district or a cluster); with ``school`` that one RP school is compared with
+    every never-treated school of ``schools``, as ``rp_impact_for_school`` does.
+    """
+    starts = schools.set_index("school_id")["rp_start_year"].dropna()
+    rows = []
+    for metric in outcomes:
+        panel = metric_panel(metrics, pd.DataFrame(), metric)
+        panel = panel[panel["school_id"].isin(schools["school_id"])]
+        if panel.empty:
+            continue
+        scoped_panel, scoped_starts = scope_to_school(panel, starts, school)
+        result = did(scoped_panel, scoped_starts, metric, settings, event_study=False)
+        row = _row(result, metric, "all")
+        rows.append({"outcome": metric, "estimate": row["estimate"], "ci_low": row["ci_low"],
+                     "ci_high": row["ci_high"], "p_value": row["p_value"], "n_rp_schools": row["n_rp_schools"],
+                     "n_comparison_schools": row["n_comparison_schools"], "method": row["method"]})
+    return pd.DataFrame(rows, columns=["outcome", "estimate", "ci_low", "ci_high", "p_value", "n_rp_schools",
+                                       "n_comparison_schools", "method"])

@@ -158,13 +158,23 @@ def rp_impact_view(engine: Engine, year: int | None = None, cluster: str | None 
                    settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
     """The difference-in-differences summary: district-wide, a cluster's schools, or one RP school against
     the district's never-treated schools."""
+    from analytics.learning.outcomes import RP_METRIC_OUTCOMES, rp_metric_impact
+
     if school is not None:
         schools, _ = _scope(engine, None, school)
-        return rp_impact_for_school(schools, storage.load_discipline(engine), school,
-                                    settings).summary[SUMMARY_COLUMNS]
-    schools, ids = _scope(engine, cluster, None)
-    discipline = storage.load_discipline(engine, school_ids=ids)
-    return rp_impact(schools, discipline, settings).summary[SUMMARY_COLUMNS]
+        summary = rp_impact_for_school(schools, storage.load_discipline(engine), school, settings).summary
+        scope = schools
+    else:
+        schools, ids = _scope(engine, cluster, None)
+        summary = rp_impact(schools, storage.load_discipline(engine, school_ids=ids), settings).summary
+        scope = schools if ids is None else schools[schools["school_id"].isin(ids)]
+    # Beside suspensions: climate survey and chronic absence (DESIGN §10), by the same estimator.
+    if len(summary) or school is None:
+        metrics = storage.load_metrics(engine, metrics=list(RP_METRIC_OUTCOMES), groups=["ALL"],
+                                       school_ids=None if school is not None else list(scope["school_id"]))
+        beyond = rp_metric_impact(scope, metrics, school, settings=settings)
+        summary = pd.concat([summary, beyond], ignore_index=True) if len(beyond) else summary
+    return summary[SUMMARY_COLUMNS]
 
 
 def run_chart_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
