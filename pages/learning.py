@@ -99,8 +99,15 @@ if summary.empty:
 else:
     left, right = st.columns([3, 2])
     bars = charts_learning.likert_bars(levels.diverging_segments(summary), f"Session feedback, {scope_name}")
-    left.altair_chart(bars, width="stretch")
-    right.altair_chart(charts_learning.agree_intervals(summary), width="stretch")
+    agree_text = " ".join(f"{r.item}: {r.pct_agree:.0f}% agree ({r.ci_low:.0f}-{r.ci_high:.0f}%)."
+                          for r in summary.itertuples())
+    with left:
+        ui.chart(bars, summary[["item", "n", *(f"pct_{k}" for k in range(1, 6))]].round(1), agree_text,
+                 caption=False, public_safe=True, public_summary=agree_text)
+    with right:
+        ui.chart(charts_learning.agree_intervals(summary), summary[["item", "n", "agree", "pct_agree", "ci_low",
+                                                                     "ci_high"]].round(1),
+                 agree_text, caption=False, public_safe=True, public_summary=agree_text)
     st.caption("Agree = 4 or 5 on a 1-5 scale. Intervals: Wilson 95%, treating responses as independent; the same "
                "people answer after several sessions, so the true uncertainty is somewhat wider.")
 
@@ -113,15 +120,17 @@ else:
     shown = l2[["measure", "estimate", "ci_low", "ci_high", "n"]]
     if public:
         shown = shown.astype(str)
-    left, right = st.columns([3, 2])
+    with_chart = not public and len(data.assessments.dropna(subset=["pre_score", "post_score"])) >= 10
+    left, right = st.columns([3, 2]) if with_chart else (None, st.container())
     right.dataframe(shown, hide_index=True, width="stretch", column_config={
         c: st.column_config.NumberColumn(format="%.2f") for c in ("estimate", "ci_low", "ci_high")} if not public else
         None)
     right.caption("Hedges' g_av: mean change / average of the pre and post standard deviations, corrected for "
                   "small samples; 0.2 small, 0.5 medium, 0.8 large (Cohen). Scores of single participants never "
                   "leave editing staff.")
-    if not public and len(data.assessments.dropna(subset=["pre_score", "post_score"])) >= 10:
-        left.altair_chart(charts_learning.pre_post(data.assessments), width="stretch")
+    if with_chart:
+        with left:  # editors only: built from single participants' scores
+            ui.chart(charts_learning.pre_post(data.assessments), None, ev.levels[1].finding, caption=False)
 
 # --- level 3 ---------------------------------------------------------------------------------------------
 st.subheader("Level 3 · Organisation support")
@@ -131,8 +140,9 @@ if support.empty:
 else:
     year = int(support["school_year"].max())
     latest = support[support["school_year"] == year].assign(school=lambda d: d["school_id"].map(school_labels))
-    st.altair_chart(charts_learning.support_bars(latest, f"Supports in place by school, {ui.year_label(year)}"),
-                    width="stretch")
+    ui.chart(charts_learning.support_bars(latest, f"Supports in place by school, {ui.year_label(year)}"),
+             latest[["school", "school_id", "in_place", "items", "share"]].round(1), ev.levels[2].finding,
+             caption=False, public_safe=True, public_summary=ev.levels[2].finding)
     st.caption("A support counts as in place when marked Y, or rated 4 or 5 of 5.")
 
 # --- level 4 ---------------------------------------------------------------------------------------------
@@ -144,10 +154,15 @@ else:
     imp = imp.assign(school_year=levels.school_year(imp["observed_on"]).astype(int))
     left, right = st.columns(2)
     run = levels.fidelity_run_chart(imp)
-    left.altair_chart(charts_learning.fidelity_run_chart(run, f"Fidelity per month, {scope_name}"), width="stretch")
+    with left:
+        ui.chart(charts_learning.fidelity_run_chart(run, f"Fidelity per month, {scope_name}"),
+                 run.assign(period=run["period"].dt.strftime("%Y-%m")).round(1), ev.levels[3].finding,
+                 caption=False, public_safe=True, public_summary=ev.levels[3].finding)
     by_practice = levels.fidelity_by(imp, ["practice", "school_year"])
-    right.altair_chart(charts_learning.fidelity_lines(by_practice, "practice", "Practice",
-                                                      "Fidelity by practice and school year"), width="stretch")
+    with right:
+        ui.chart(charts_learning.fidelity_lines(by_practice, "practice", "Practice", "Fidelity by practice and school year"),
+                 by_practice.round(1), "Fidelity by practice and school year.", caption=False, public_safe=True,
+                 public_summary="Fidelity by practice and school year.")
     signals = int((run["signal"] != "").sum())
     st.caption(f"Run chart median {run['median'].iloc[0]:.0f}%. "
                + (f"{signals} month(s) are part of a shift (6+ on one side of the median) or trend (5+ rising or "
@@ -169,11 +184,18 @@ if not l5.has_data:
 else:
     left, right = st.columns(2)
     dose = charts_learning.dose_response(ev.effects, metric_name)
-    left.altair_chart(dose, width="stretch")
+    with left:
+        ui.chart(dose, ev.effects.drop(columns="method").round(3), l5.finding, caption=False, public_safe=True,
+                 public_summary=l5.finding)
     events = ev.events.dropna(subset=["estimate"])
     if len(events):
-        right.altair_chart(charts_equity.event_study(events, title="Effect by years since the start"),
-                           width="stretch")
+        with right:
+            study = charts_equity.event_study(events, title="Effect by years since the start", x_title=(
+                "Years relative to the start (-1 = reference; n = participating schools behind the year)"))
+            ui.chart(study, events.round(3),
+                     "Estimates by years since the start; before the start they should sit near zero.",
+                     caption=False, public_safe=True,
+                     public_summary="Estimates by years since the start; before the start they should sit near zero.")
     with left:
         ui.download_menu(f"learning-{program}-outcomes", ev.effects)
     st.caption(f"{ev.effects['method'].iloc[0]}. Participating schools start in the school year of their first "
@@ -215,7 +237,11 @@ for col, m in zip(columns, nexus_metrics, strict=True):
                  "view: no fit.")
         continue
     points = fit.points.assign(school=lambda d: d["school_id"].map(school_labels))
-    col.altair_chart(charts_learning.nexus_scatter(points, fit.band, label), width="stretch")
+    with col:
+        ui.chart(charts_learning.nexus_scatter(points, fit.band, label), None,
+                 f"{label}: {fit.n} schools, slope {fit.slope:+.2f} points per 10 points of fidelity "
+                 f"(95% CI {fit.slope_low:+.2f} to {fit.slope_high:+.2f}).", caption=False, public_safe=True,
+                 public_summary=f"{label}: {fit.n} schools.")
     direction = "rose" if fit.slope > 0 else "fell"
     sure = ("the interval excludes zero" if fit.slope_low > 0 or fit.slope_high < 0
             else "the interval includes zero, so no association can be claimed")

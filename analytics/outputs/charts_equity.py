@@ -125,7 +125,8 @@ def risk_ratio_bars(table: pd.DataFrame, threshold: float = 3.0, title: str = "S
         title, subtitle=f"Dashed line: the {threshold:.1f} threshold."), height=alt.Step(24))
 
 
-def event_study(table: pd.DataFrame, title: str = "Suspension rate: effect by years since RP start") -> alt.Chart:
+def event_study(table: pd.DataFrame, title: str = "Suspension rate: effect by years since RP start",
+                x_title: str = "Years relative to RP start (-1 = reference; n = RP schools behind the year)") -> alt.Chart:
     """Estimates with 95% intervals by years relative to start, the number of RP schools behind each
     year written in a row above the plot; zero line; pre-periods are placebo checks. Points whose
     interval is unbounded (too few schools) are orange and have no bar."""
@@ -135,7 +136,7 @@ def event_study(table: pd.DataFrame, title: str = "Suspension rate: effect by ye
     data["ci_high"] = data["ci_high"].astype(float).where(~unbounded)
     data["interval"] = np.select([data["rel_year"] == -1, unbounded], ["reference (0)", "unbounded"], "95% CI")
     data["n_label"] = "n=" + data["n_schools"].astype(int).astype(str)
-    x = alt.X("rel_year:O", title="Years relative to RP start (-1 = reference; n = RP schools behind the year)",
+    x = alt.X("rel_year:O", title=x_title,
               axis=alt.Axis(labelAngle=0))
     base = alt.Chart(data).encode(x=x)
     rules = base.mark_rule(color="#555").encode(y=alt.Y("ci_low:Q", title="Effect (percentage points)"),

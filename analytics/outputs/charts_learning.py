@@ -31,8 +31,7 @@ def likert_bars(segments: pd.DataFrame, title: str = "Session feedback") -> alt.
         tooltip=["item:N", "response:N", alt.Tooltip("pct:Q", format=".1f", title="% of responses")],
     )
     zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="#333").encode(x="x:Q")
-    # Streamlit fits the whole chart (title, axis, legend) into `height`: leave room beyond the bars.
-    return alt.layer(bars, zero).properties(title=title, height=170 + 46 * int(segments["item"].nunique()))
+    return alt.layer(bars, zero).properties(title=title, height=40 + 40 * int(segments["item"].nunique()))
 
 
 def agree_intervals(summary: pd.DataFrame, title: str = "% agree with 95% interval") -> alt.Chart:
@@ -45,7 +44,7 @@ def agree_intervals(summary: pd.DataFrame, title: str = "% agree with 95% interv
         x="pct_agree:Q", tooltip=["item:N", alt.Tooltip("pct_agree:Q", format=".1f", title="% agree"),
                                   alt.Tooltip("ci_low:Q", format=".1f"), alt.Tooltip("ci_high:Q", format=".1f"),
                                   alt.Tooltip("n:Q", format=",", title="responses")])
-    return alt.layer(rule, point).properties(title=title, height=110 + 46 * len(summary))
+    return alt.layer(rule, point).properties(title=title, height=40 + 40 * len(summary))
 
 
 def pre_post(assessments: pd.DataFrame, title: str = "Assessment scores before and after") -> alt.Chart:
@@ -68,7 +67,7 @@ def support_bars(table: pd.DataFrame, title: str = "Supports in place by school"
         x=alt.X("share:Q", title="Supports in place (% of checklist items)", scale=alt.Scale(domain=[0, 100])),
         tooltip=["school:N", alt.Tooltip("share:Q", format=".0f", title="% in place"),
                  alt.Tooltip("in_place:Q", title="items in place"), alt.Tooltip("items:Q", title="items rated")],
-    ).properties(title=title, height=100 + 18 * len(table))
+    ).properties(title=title, height=20 + 24 * len(table))
 
 
 def fidelity_lines(table: pd.DataFrame, colour_field: str, colour_title: str,
@@ -114,7 +113,7 @@ def dose_response(effects: pd.DataFrame, metric_label: str) -> alt.Chart:
     zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="#333", strokeDash=[4, 3]).encode(x="x:Q")
     return alt.layer(zero, rule, point).properties(
         title=alt.TitleParams("Effect overall and by fidelity tertile", subtitle=metric_label),
-        height=130 + 44 * len(data))
+        height=40 + 40 * len(data))
 
 
 def nexus_scatter(points: pd.DataFrame, band: pd.DataFrame, outcome_label: str) -> alt.Chart:
@@ -131,7 +130,7 @@ def nexus_scatter(points: pd.DataFrame, band: pd.DataFrame, outcome_label: str) 
     zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="#333", strokeDash=[4, 3]).encode(y="y:Q")
     return alt.layer(area, zero, line, dots).properties(
         title=alt.TitleParams(outcome_label, subtitle=["Each dot a school; line = least-squares fit, band = its 95%",
-                                                       "interval. An association, not a cause."]), height=380)
+                                                       "interval. An association, not a cause."]), height=300)
 
 
 def level5_intervals(table: pd.DataFrame, title: str = "Professional learning: student outcomes (level 5)") -> alt.Chart:

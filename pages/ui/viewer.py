@@ -105,7 +105,7 @@ def viewer_nav(grant, allowed: set[str]) -> None:
     """Sidebar links for a shared view: only pages inside its scope, each carrying the token."""
     titles = {"": ("District overview", "pages/overview.py"), "cluster": ("Cluster", "pages/cluster.py"),
               "gaps": ("Growth gaps", "pages/gaps.py"), "discipline": ("Discipline", "pages/discipline.py"),
-              "school": ("School", "pages/school.py")}
+              "school": ("School", "pages/school.py"), "learning": ("Professional learning", "pages/learning.py")}
     params: dict[str, str] = {}
     if grant.kind == "cluster":
         params = {"cluster": grant.target}
@@ -115,6 +115,8 @@ def viewer_nav(grant, allowed: set[str]) -> None:
         st.markdown("**Shared views**")
         for key, (title, page) in titles.items():
             if key not in allowed or (key == "school" and grant.kind != "school"):
+                continue
+            if key == "learning" and grant.kind == "cluster":  # a cluster's /learning link names one school
                 continue
             scoped = {k: v for k, v in params.items() if not (key in ("cluster", "gaps") and k == "school")}
             if key == "discipline" and grant.kind == "school":
