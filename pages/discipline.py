@@ -113,7 +113,10 @@ susp = all_rows["students_suspended"].fillna(all_rows.get("students_oss"))
 # A school-year whose suspension count is unknown is left out of numerator and denominator alike.
 by_year = all_rows.assign(s=susp).dropna(subset=["s", "enrolled"]).groupby("school_year")[["s", "enrolled"]].sum()
 lines = []
-if year in by_year.index and (year - 1) in by_year.index:
+scope_unit = school if school != "all" else ("district" if cluster == "all" else f"cluster:{cluster}")
+# A shared view states the change only when both years' rates of the scope are released exactly.
+change_released = ui.exact_cells([scope_unit] * 2, [year - 1, year], ["suspension_rate"] * 2, ["ALL"] * 2).all()
+if year in by_year.index and (year - 1) in by_year.index and change_released:
     lines.append(rate_change_finding(f"Suspension rate in {scope_name}", by_year.loc[year - 1, "s"],
                                      by_year.loc[year - 1, "enrolled"], by_year.loc[year, "s"],
                                      by_year.loc[year, "enrolled"], higher_is_better=False))
@@ -156,12 +159,18 @@ if not rate_table.empty:
     small = wide["enrolled"] < 10
     wide.loc[small, wide.columns.difference(["enrolled"])] = np.nan
     labels = {c: f"{outcome_label(c)} (%)" for c in wide.columns if c != "enrolled"}
-    if ui.is_public():  # viewers: n < 10 starred, rates <= 5% / >= 95% coded (analytics.access.privacy)
+    if ui.is_public():  # viewers: each rate is a cell of the district's release (analytics.access.privacy)
         shown = wide.astype(object)
+        codes = list(wide.index.map({group_label(g): g for g in STUDENT_GROUPS}))
+        n_hidden = np.zeros(len(codes), dtype=bool)
         for col in labels:
-            shown[col] = [SUPPRESSED if n < 10 else "" if not np.isfinite(v) else ui.rate_text(coded_rate(v))
-                          for v, n in zip(wide[col], wide["enrolled"], strict=True)]
-        shown["enrolled"] = [SUPPRESSED if n < 10 else f"{n:,.0f}" for n in wide["enrolled"]]
+            state, hidden_n = ui.cell_states([scope_unit] * len(codes), [year] * len(codes), [col] * len(codes), codes)
+            n_hidden |= hidden_n
+            shown[col] = [SUPPRESSED if st_ == "hidden" else coded_rate(0.0) if st_ == "low"
+                          else coded_rate(100.0) if st_ == "high" else "" if not np.isfinite(v)
+                          else ui.rate_text(v) for v, st_ in zip(wide[col], state, strict=True)]
+        shown["enrolled"] = [SUPPRESSED if hide or n < 10 else f"{n:,.0f}"
+                             for n, hide in zip(wide["enrolled"], n_hidden, strict=True)]
         st.dataframe(shown.rename(columns={**labels, "enrolled": "Enrolled (n)"}), width="stretch")
     else:
         st.dataframe(wide, width="stretch", column_config={
@@ -172,6 +181,12 @@ if not rate_table.empty:
 
 # --- risk ratios --------------------------------------------------------------------------------------
 st.subheader("Risk ratios (suspension)")
+if ui.is_public():  # ratios, flags and "too small" only where every cell behind them is released exactly
+    released = ui.public_view(scope_dispro, "disproportionality")
+    scope_dispro = scope_dispro.assign(risk_ratio=pd.to_numeric(released["risk_ratio"], errors="coerce"),
+                                       ratio_type=released["ratio_type"])
+    masked_flags = ui.public_view(flags, "disproportionality")
+    flags = flags[pd.to_numeric(masked_flags["risk_ratio"], errors="coerce").notna().to_numpy()]
 ratio_columns = {"label": "Group", "risk_ratio": "Risk ratio", "ratio_name": "Comparison group"}
 
 
@@ -231,8 +246,16 @@ with st.expander("Composition: each group's share of suspended students vs its s
     totals = current[current["student_group"] == "ALL"][["students_suspended", "enrolled"]].sum()
     comp = pd.DataFrame({"share of suspended (%)": 100 * comp["students_suspended"] / totals["students_suspended"],
                          "share of enrolled (%)": 100 * comp["enrolled"] / totals["enrolled"]})
+    if ui.is_public():  # a share needs the group's and ALL's cells released exactly (and their n)
+        codes = list(comp.index)
+        n = len(codes)
+        state, n_hidden = ui.cell_states([scope_unit] * n, [year] * n, ["suspension"] * n, codes)
+        all_state, all_n = ui.cell_states([scope_unit] * n, [year] * n, ["suspension"] * n, ["ALL"] * n)
+        comp = comp.round(1).astype(object)
+        comp.loc[(state != "exact") | (all_state != "exact"), "share of suspended (%)"] = SUPPRESSED
+        comp.loc[n_hidden | all_n, "share of enrolled (%)"] = SUPPRESSED
     comp.index = comp.index.map(group_label)
-    st.dataframe(comp.round(1), width="stretch")
+    st.dataframe(comp.round(1) if not ui.is_public() else comp, width="stretch")
 
 # --- restorative practices impact ----------------------------------------------------------------------
 st.subheader(f"Restorative-practices impact: {rp_scope}")
@@ -273,6 +296,9 @@ st.subheader("Run chart: suspensions per month")
 if chart is None:
     st.info("No student-level incident file has been imported for these schools, so there is no monthly series.")
 else:
+    if ui.is_public():  # monthly counts of 1-9 are suppressed: not drawn, starred in the data table
+        starred = ui.public_view(chart, "run-chart")["value"]
+        chart = chart.assign(value=pd.to_numeric(starred, errors="coerce"))
     signals = chart[chart["signal"] != ""]
     summary = (f"Suspensions (ISS + OSS) per month in {scope_name}: median {chart['median'].iloc[0]:.0f} over "
                f"{len(chart)} months. "

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analytics.data.catalog import RACE_GROUPS, STUDENT_GROUPS, group_label
+from analytics.data.catalog import STUDENT_GROUPS, group_label
 from analytics.outputs import charts_district as charts
 from analytics.outputs.findings import gap_finding, nothing_found_finding, rate_change_finding
 from analytics.stats.gaps import FDR_Q, bh_q_values
@@ -67,7 +67,9 @@ for metric in profile["metric"].unique():
         break
     cur = all_rows[(all_rows["metric"] == metric) & (all_rows["school_year"] == year)]
     prev = all_rows[(all_rows["metric"] == metric) & (all_rows["school_year"] == previous[-1])]
-    if len(cur) and len(prev):
+    # A shared view states a change only when both years' rates are released exactly (privacy rules).
+    released = ui.exact_cells([school_id] * 2, [previous[-1], year], [metric] * 2, ["ALL"] * 2).all()
+    if len(cur) and len(prev) and released:
         counts = [prev["numerator"].iloc[0], prev["denominator"].iloc[0], cur["numerator"].iloc[0],
                   cur["denominator"].iloc[0]]
         n_changes_tested += all(np.isfinite(counts)) and min(counts[1], counts[3]) >= 10
@@ -76,6 +78,8 @@ for metric in profile["metric"].unique():
             lines.append(line)
 # Every group x metric gap of the school is one family of tests: BH q-values, a gap is named when q < 0.10.
 gaps = profile[(profile["student_group"] != "ALL") & (profile["denominator"] >= 10)]
+gap_cells = ([school_id] * len(gaps), [year] * len(gaps), gaps["metric"].tolist())
+gaps = gaps[ui.exact_cells(*gap_cells, gaps["student_group"].tolist()) & ui.exact_cells(*gap_cells, ["ALL"] * len(gaps))]
 gaps = gaps.assign(q_value=bh_q_values(gaps["p_value"]))
 n_gap_tests = int(gaps["q_value"].notna().sum())
 gaps = gaps[gaps["q_value"] < FDR_Q]
@@ -119,19 +123,24 @@ profile_config = {
         "gap": st.column_config.NumberColumn("Gap vs other students (pts)", format="%+.1f"),
         "note": st.column_config.TextColumn("Note"),
 }
-# Race groups add up to All students: one set per metric for complementary suppression.
-in_race_set = show["student_group"].isin([*RACE_GROUPS, "ALL"])
-show["_set"] = show["metric"].where(in_race_set, show["metric"] + ":" + show["student_group"])
-shown, profile_config = ui.public_table(
+# Shared views: each row is a cell of the district's release; a gap also needs the school's ALL cell, and
+# the district value beside it is the district's cell.
+n_rows = len(show)
+metrics_of, groups_of, years_of = show["metric"].tolist(), show["student_group"].tolist(), [year] * n_rows
+shown, profile_config = ui.public_cells(
     show[["Metric", "Group", "School (%)", "ci_low", "ci_high", "denominator", "district_value", "vs_district",
-          "target", "gap", "note", "_set"]], profile_config, n_col="denominator",
-    rate_cols=["School (%)", "ci_low", "ci_high"], derived_cols=["vs_district", "gap"], sets=[["_set"]])
+          "target", "gap", "note"]], profile_config, cells=([school_id] * n_rows, years_of, metrics_of, groups_of),
+    n_col="denominator", rate_col="School (%)", interval_cols=["ci_low", "ci_high"],
+    derived_cols=["vs_district", "gap"],
+    requires={"vs_district": (["district"] * n_rows, years_of, metrics_of, groups_of),
+              "gap": ([school_id] * n_rows, years_of, metrics_of, ["ALL"] * n_rows)},
+    rates={"district_value": (["district"] * n_rows, years_of, metrics_of, groups_of)})
 # Columns with nothing in them (e.g. intervals and n for report-card files without counts) are not drawn.
 empty = [c for c in ("ci_low", "ci_high", "denominator", "target", "gap", "note") if show[c].replace("", np.nan).isna().all()]
-readable, readable_config = ui.no_none(shown.drop(columns=["_set", *empty]), profile_config)
+readable, readable_config = ui.no_none(shown.drop(columns=empty), profile_config)
 st.dataframe(readable, hide_index=True, width="stretch", height=min(420, 35 * (len(shown) + 1) + 3),
              column_config=readable_config)
-ui.download_menu(f"profile-{school_id}-{year}", shown.drop(columns="_set"))
+ui.download_menu(f"profile-{school_id}-{year}", shown)
 st.caption("District values are pooled from counts (the median of school values where the files have no "
            "counts). Gaps compare a group with all other students of this school (two-proportion test). Groups "
            "with fewer than 10 students are not shown.")
@@ -155,6 +164,8 @@ chosen_groups = st.multiselect("Groups", [g for g in STUDENT_GROUPS if g in pres
                                format_func=group_label, key="trend_groups")
 trend = rows[(rows["metric"] == metric) & rows["student_group"].isin(chosen_groups)
              & ((rows["denominator"] >= 10) | (rows["denominator"].isna() & rows["value"].notna()))].copy()
+trend = trend[ui.exact_cells(trend["school_id"].tolist(), trend["school_year"].tolist(), trend["metric"].tolist(),
+                             trend["student_group"].tolist())]  # shared views draw released values only
 trend["series"] = trend["student_group"].map(group_label)
 if trend["school_year"].nunique() > 1:
     wide = trend.pivot_table(index="series", columns="school_year", values="value")
@@ -185,8 +196,15 @@ else:
         "OSS days": current["oss_days"],
     })
     table["_order"] = current["student_group"].map({g: i for i, g in enumerate(STUDENT_GROUPS)}).to_numpy()
-    st.dataframe(ui.filled(table.sort_values("_order").drop(columns="_order"), {"Rate (%)": "{:.1f}"}),
-                 hide_index=True, width="stretch", column_config=ui.text_columns({"Rate (%)": "Rate (%)"}) | {
-                     "Enrolled": st.column_config.NumberColumn(format="localized")})
+    table = table.sort_values("_order").drop(columns="_order")
+    config = ui.text_columns({"Rate (%)": "Rate (%)"}) | {"Enrolled": st.column_config.NumberColumn(format="localized")}
+    if ui.is_public():  # each row is a suspension cell of the release; OSS days need the OSS cell too
+        ordered = current.loc[table.index]
+        n_rows = len(ordered)
+        cells = ([school_id] * n_rows, [year] * n_rows, ["suspension_rate"] * n_rows, ordered["student_group"].tolist())
+        table, config = ui.public_cells(table, config, cells=cells, n_col="Enrolled", count_cols=["Suspended"],
+                                        rate_col="Rate (%)", derived_cols=["OSS days"],
+                                        requires={"OSS days": (*cells[:2], ["oss"] * n_rows, cells[3])})
+    st.dataframe(ui.filled(table, {"Rate (%)": "{:.1f}"}), hide_index=True, width="stretch", column_config=config)
     st.caption("Suspension rate = students with at least one suspension / enrolled. Groups under 10 students have "
                "no rate shown.")

@@ -190,39 +190,10 @@ def test_the_attack_has_teeth_without_complementary_suppression(small_demo):
     assert report.recovered + report.recovered_n > 0
 
 
-def _crdc_files(tmp_path, seed: int = 3) -> list[str]:
-    """CRDC-shaped discipline: race rows only at some schools, `*` cells, ALL rows with a suppressed OSS count."""
-    rng = np.random.default_rng(seed)
-    schools = ["school_id,school_name,level,cluster"]
-    lines = ["school_id,school_year,student_group,enrolled,students_suspended,students_oss,students_expelled"]
-    for i in range(16):
-        sid = f"S{i:02d}"
-        schools.append(f"{sid},School {i},{['ES', 'MS', 'HS'][i % 3]},{['East', 'West', 'North'][i % 3]}")
-        for year in (2023, 2024):
-            sizes = {"BL": rng.integers(3, 200), "HI": rng.integers(3, 150), "WH": rng.integers(20, 400),
-                     "AS": rng.integers(0, 40), "AM": rng.integers(0, 9)}
-            total_n = total_s = total_o = 0
-            rows = []
-            for group, n in sizes.items():
-                if n == 0:
-                    continue
-                s = int(rng.binomial(n, 0.12))
-                o = int(rng.binomial(s, 0.6))
-                total_n, total_s, total_o = total_n + n, total_s + s, total_o + o
-                star = rng.random() < 0.15
-                rows.append(f"{sid},{year},{group},{n},{'*' if star else s},{o},{rng.integers(0, 2)}")
-            lines += rows
-            if i % 4:  # schools 0, 4, 8, 12 have race rows only
-                lines.append(f"{sid},{year},ALL,{total_n},{total_s},{'*' if i % 2 else total_o},")
-    (tmp_path / "schools.csv").write_text("\n".join(schools) + "\n")
-    (tmp_path / "discipline.csv").write_text("\n".join(lines) + "\n")
-    return [str(tmp_path / "schools.csv"), str(tmp_path / "discipline.csv")]
-
-
 def test_crdc_shaped_files_give_nothing_back(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'crdc.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
-    assert cli.main(["import", *_crdc_files(tmp_path)]) == 0
+    assert cli.main(["import", *attack.crdc_like_files(tmp_path)]) == 0
     engine = storage.get_engine(url)
     release = release_for(engine)
     assert release.disclosed == 0

@@ -416,3 +416,36 @@ def collect(engine, scopes: list[dict], release: Release | None = None) -> dict[
             table = build_view(engine, "status-change", year=year, public=True, release=release, **scope)
             out.setdefault("status-change", []).append(table.assign(school_year=year))
     return {k: pd.concat(v, ignore_index=True) for k, v in out.items()}
+
+
+def crdc_like_files(folder, seed: int = 3, schools_n: int = 16) -> list[str]:
+    """CSV files of CRDC-shaped discipline (to import): real small cells, race rows only at every fourth
+    school, `*` cells, and ALL rows whose OSS count is suppressed at every other school."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    schools = ["school_id,school_name,level,cluster"]
+    lines = ["school_id,school_year,student_group,enrolled,students_suspended,students_oss,students_expelled"]
+    for i in range(schools_n):
+        sid = f"S{i:02d}"
+        schools.append(f"{sid},School {i},{['ES', 'MS', 'HS'][i % 3]},{['East', 'West', 'North'][i % 3]}")
+        for year in (2023, 2024):
+            sizes = {"BL": rng.integers(3, 200), "HI": rng.integers(3, 150), "WH": rng.integers(20, 400),
+                     "AS": rng.integers(0, 40), "AM": rng.integers(0, 9)}
+            total_n = total_s = total_o = 0
+            rows = []
+            for group, n in sizes.items():
+                if n == 0:
+                    continue
+                s = int(rng.binomial(n, 0.12))
+                o = int(rng.binomial(s, 0.6))
+                total_n, total_s, total_o = total_n + n, total_s + s, total_o + o
+                star = rng.random() < 0.15
+                rows.append(f"{sid},{year},{group},{n},{'*' if star else s},{o},{rng.integers(0, 2)}")
+            lines += rows
+            if i % 4:  # schools 0, 4, 8, 12 have race rows only
+                lines.append(f"{sid},{year},ALL,{total_n},{total_s},{'*' if i % 2 else total_o},")
+    (folder / "schools.csv").write_text("\n".join(schools) + "\n")
+    (folder / "discipline.csv").write_text("\n".join(lines) + "\n")
+    return [str(folder / "schools.csv"), str(folder / "discipline.csv")]

@@ -273,6 +273,17 @@ def _run_chart(table: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     return out
 
 
+def _rp_impact(table: pd.DataFrame) -> pd.DataFrame:
+    """Estimates pooled over schools have no student-level cell, but one RP school's estimate is a function of
+    that school's own yearly rates (often coded): it is hidden."""
+    if "n_rp_schools" not in table:
+        return table
+    out = table.copy()
+    one = (pd.to_numeric(out["n_rp_schools"], errors="coerce") < 2).to_numpy()
+    _star(out, ["estimate", "ci_low", "ci_high", "p_value"], one)
+    return out
+
+
 def release_view(table: pd.DataFrame, view: str, release: Release | None, settings: Settings = DEFAULT_SETTINGS,
                  higher_is_better: dict[str, bool] | None = None) -> pd.DataFrame:
     """A view's table (DESIGN §7 names) as the public may see it, masked by the district's release.
@@ -293,7 +304,7 @@ def release_view(table: pd.DataFrame, view: str, release: Release | None, settin
     if view == "run-chart":
         return _run_chart(table, settings)
     if view == "rp-impact":
-        return table  # estimates pooled over many schools: no student-level cells
+        return _rp_impact(table)
     if view == "learning":
         return suppress_learning(table, settings)
     raise ValueError(f"no privacy rule for view {view!r}")

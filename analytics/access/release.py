@@ -387,9 +387,18 @@ def build_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.D
     return Release(cells.set_index(KEYS)[["k", "n", "state", "n_hidden", "disclosed"]].sort_index(), derived)
 
 
+_CACHE: dict[tuple, Release] = {}
+
+
 def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bool = True) -> Release:
-    """The district's release decision from the database (callers cache it per data version)."""
+    """The district's release decision from the database, decided once per data version (an import bumps
+    the version, so the next call decides again)."""
     from analytics.data import storage
 
-    return build_release(storage.load_schools(engine), storage.load_metrics(engine),
-                         storage.load_discipline(engine), settings, complementary)
+    key = (str(engine.url), storage.data_version(engine), id(settings), complementary)
+    if key not in _CACHE:
+        if len(_CACHE) >= 4:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = build_release(storage.load_schools(engine), storage.load_metrics(engine),
+                                    storage.load_discipline(engine), settings, complementary)
+    return _CACHE[key]

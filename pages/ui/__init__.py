@@ -79,6 +79,7 @@ from pages.ui.tables import filled, no_none, text_columns, year_label_of  # noqa
 from pages.ui.viewer import (  # noqa: E402, F401
     _cell_text,
     cell_states,
+    exact_cells,
     open_share,
     public_cells,
     public_table,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -66,17 +67,40 @@ def cell_states(units, years, metrics, groups):
 
 
 def public_cells(df: pd.DataFrame, column_config: dict, *, cells: tuple, n_col: str | None, count_cols=(),
-                 rate_col: str | None = None, interval_cols=(), derived_cols=()) -> tuple[pd.DataFrame, dict]:
-    """For viewers: rows that are cells of the release (``cells`` = unit, year, metric and group Series)
-    masked by it: counts, intervals and derived columns only for exact cells, coded rates as bands."""
+                 rate_col: str | None = None, interval_cols=(), derived_cols=(), requires: dict | None = None,
+                 rates: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """For viewers: rows that are cells of the release (``cells`` = unit, year, metric and group sequences)
+    masked by it: counts, intervals and derived columns only for exact cells, coded rates as bands.
+
+    ``requires`` maps a column to other cells it is computed from (e.g. a gap needs the school's ALL cell):
+    it is shown only when those are exact too. ``rates`` maps a column to the cells whose rate it shows
+    (e.g. the district value beside a school's): coded or hidden by their state.
+    """
     if not is_public():
         return df, column_config
-    from analytics.access.privacy import mask_cells
+    from analytics.access.privacy import SUPPRESSED, mask_cells
+    from analytics.access.release import EXACT
 
     state, n_hidden = cell_states(*cells)
     safe = mask_cells(df, state, n_hidden, n_col=n_col, count_cols=count_cols, rate_col=rate_col,
                       interval_cols=interval_cols, derived_cols=derived_cols)
+    for col, other in (requires or {}).items():
+        other_state, _ = cell_states(*other)
+        safe[col] = safe[col].astype(object).where(other_state == EXACT, SUPPRESSED)
+    for col, other in (rates or {}).items():
+        other_state, other_n = cell_states(*other)
+        safe = mask_cells(safe, other_state, np.zeros(len(safe), dtype=bool), n_col=None, rate_col=col)
     return _as_text(safe, column_config)
+
+
+def exact_cells(units, years, metrics, groups) -> np.ndarray:
+    """True where the cell is released exactly (always True for editing staff)."""
+    if not is_public():
+        return np.ones(len(units), dtype=bool)
+    from analytics.access.release import EXACT
+
+    state, _ = cell_states(units, years, metrics, groups)
+    return state == EXACT
 
 
 def _as_text(safe: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, dict]:

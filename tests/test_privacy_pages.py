@@ -1,0 +1,66 @@
+"""Shared views show what `--public` shows: every number on a shared school or discipline page is a released cell.
+
+The issue's examples: a shared school page's discipline table showed "7 enrolled / 0 suspended" and counts
+of 2, 7 and 8; a Findings line printed "2.9% → 3.3%" above a table coded "<= 5.0%".
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from analytics.access.release import release_for
+from analytics.data import storage
+from analytics.data.catalog import STUDENT_GROUPS, group_label
+from tests.page_runner import run_page
+
+SHARE = "token-checked-by-the-app-shell"  # the shell verifies tokens; pages only see that a link is shared
+
+
+def _small_group_school(engine) -> str:
+    """A school whose latest year has a group under 10 students (the "7 enrolled / 0 suspended" shape)."""
+    discipline = storage.load_discipline(engine)
+    latest = discipline[discipline["school_year"] == discipline["school_year"].max()]
+    return str(latest.loc[latest["enrolled"] < 10, "school_id"].iloc[0])
+
+
+def _numbers(column: pd.Series) -> pd.Series:
+    return pd.to_numeric(column.astype(str).str.replace(",", ""), errors="coerce")
+
+
+def test_shared_school_page_shows_no_small_cell_and_no_finding_about_a_coded_rate(on_demo):
+    school = _small_group_school(on_demo)
+    release = release_for(on_demo)
+    at = run_page("school", school=school, year="2025", share=SHARE)
+    discipline = at.dataframe[-1].value
+    enrolled, suspended = _numbers(discipline["Enrolled"]), _numbers(discipline["Suspended"])
+    assert (discipline["Enrolled"] == "*").any() and not (enrolled < 10).any()
+    assert not ((suspended >= 1) & (suspended <= 9)).any()
+    # A count is shown only for cells the release shows exactly (so never the count behind a coded rate).
+    cells = release.cells.xs((school, 2025.0, "suspension"), level=("unit", "school_year", "measure"))
+    shown = discipline["Group"][suspended.notna().to_numpy()]
+    code_of = {group_label(g): g for g in STUDENT_GROUPS}
+    for label in shown:
+        assert cells.loc[code_of[label], "state"] == "exact", label
+    # Findings never state a rate change whose years are not both released.
+    findings = " ".join(m.value for m in at.markdown)
+    suspension_all = cells.loc["ALL", "state"]
+    if suspension_all != "exact":
+        assert not re.search(r"Suspension rate [^.]*→", findings)
+
+
+def test_shared_discipline_page_codes_rates_and_hides_shares_of_hidden_counts(on_demo):
+    school = _small_group_school(on_demo)
+    at = run_page("discipline", school=school, year="2025", share=SHARE)
+    rates = at.dataframe[0].value
+    assert (rates["Enrolled (n)"] == "*").any()
+    values = rates.drop(columns=["Enrolled (n)"]).astype(str)
+    assert values.isin(["<= 5.0%", "*"]).any().any()
+    numbers = values.apply(lambda c: _numbers(c.str.rstrip("%")))
+    assert not ((numbers > 0) & (numbers <= 5)).any().any()  # a rate at or under 5% is only ever shown coded
+    composition = at.dataframe[-1].value if len(at.dataframe) > 1 else None
+    if composition is not None and "share of suspended (%)" in composition:
+        shares = composition["share of suspended (%)"].astype(str)
+        assert (shares == "*").any() or np.isfinite(_numbers(shares)).all()
