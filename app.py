@@ -54,7 +54,7 @@ if token:
     ui.note_page(page.url_path)
     ui.run_page(page)
 else:
-    role = ui.staff_role()
+    role = ui.staff_role([p.url_path for p in BROWSE + EQUITY + LEARNING + MEETING + MANAGE])
     sections = {"Browse": BROWSE, "Equity": EQUITY, "Learning": LEARNING, "Meetings": MEETING}
     if role == "editor":
         sections["Manage"] = MANAGE

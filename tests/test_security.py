@@ -89,6 +89,8 @@ def test_audit_records_filters_and_counts(engine):
     assert len(audit.load(engine, who="%")) == 0  # the filter is a plain substring, not a pattern
     counts = audit.counts(engine)
     assert counts["sign_in"] == 2 and counts["edit"] == 1 and counts["import"] == 0 and counts["total"] == 3
+    assert audit.seen(engine, "ana@district.org", audit.EDIT, "school_goals")
+    assert not audit.seen(engine, "ben@district.org", audit.EDIT, "school_goals")
     with pytest.raises(ValueError, match="unknown audit action"):
         audit.record(engine, "ana", "delete_everything")
 

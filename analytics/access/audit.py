@@ -37,6 +37,15 @@ def record(db: Engine | Connection, who: str, action: str, target: str = "", det
         conn.execute(stmt)
 
 
+def seen(engine: Engine, who: str, action: str, target: str) -> bool:
+    """Whether this exact event (who, action, target) is already logged (e.g. the same sign-in)."""
+    table = schema.audit_log
+    stmt = sa.select(table.c.event_id).where(table.c.who == who, table.c.action == action,
+                                             table.c.target == target).limit(1)
+    with engine.connect() as conn:
+        return conn.execute(stmt).first() is not None
+
+
 def load(engine: Engine, *, actions: Sequence[str] | None = None, who: str | None = None,
          since: datetime | None = None, until: datetime | None = None, limit: int | None = None) -> pd.DataFrame:
     """Events newest first, filtered in SQL; `who` matches part of the name, case-insensitively."""

@@ -39,7 +39,8 @@ def audit_log_view(engine: Engine) -> None:
         return
     shown = events.drop(columns=["event_id"]).assign(action=events["action"].map(ACTION_LABELS))
     shown["at"] = shown["at"].dt.strftime("%Y-%m-%d %H:%M:%S")
-    st.dataframe(shown, hide_index=True, width="stretch", height=360,
+    shown[["target", "detail"]] = shown[["target", "detail"]].fillna("")
+    st.dataframe(shown, hide_index=True, width="stretch",
                  column_config={"at": "When (UTC)", "who": "Who", "action": "What", "target": "On",
                                 "detail": "Details"})
     if len(events) == ROW_LIMIT:

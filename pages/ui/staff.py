@@ -9,6 +9,8 @@ to configure sign-in; with `[auth]`, staff sign in with OIDC through `st.login` 
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
@@ -37,23 +39,26 @@ def _signed_in() -> bool:
         return False
 
 
-def staff_role() -> str:
-    """"editor" or "viewer" for this session, or stop the run with the page the visitor should see."""
+def staff_role(url_paths: Iterable[str] = ()) -> str:
+    """"editor" or "viewer" for this session, or stop the run with the page the visitor should see.
+
+    `url_paths` are the staff pages' paths: until the visitor may see them, each shows that page (so a
+    deep link opens the sign-in page itself rather than "page not found")."""
     deployment.set_listen_address(st.get_option("server.address"))
     if not secrets_section("auth"):
         reasons = deployment.server_mode_reasons(engine())
         if reasons:
-            _gate(lambda: _sign_in_not_configured(reasons), "Sign-in is not configured")
+            _gate(lambda: _sign_in_not_configured(reasons), "Sign-in is not configured", url_paths)
         return _remember(deployment.EDITOR)
     if not _signed_in():
         st.session_state.pop(ROLE_KEY, None)
-        _gate(_sign_in_page, "Sign in")
+        _gate(_sign_in_page, "Sign in", url_paths)
     email = str(st.user.get("email") or "")
     role = deployment.Roles.from_section(secrets_section("roles")).role_for(email)
     _audit_sign_in(email, role)
     if role is None:
         st.session_state.pop(ROLE_KEY, None)
-        _gate(lambda: _refused_page(email), "Not on the staff list")
+        _gate(lambda: _refused_page(email), "Not on the staff list", url_paths)
     with st.sidebar:
         st.caption(f"Signed in as **{email}** ({'editor' if role == deployment.EDITOR else 'staff viewer'})")
         st.button("Sign out", on_click=_sign_out, key="sign_out", icon=":material/logout:")
@@ -77,10 +82,13 @@ def can_edit() -> bool:
     return not is_public() and current_role() == deployment.EDITOR
 
 
-def _gate(render, title: str) -> None:
-    """Serve only `render` at every URL: no staff page is even registered, so no path or page hash reaches
-    one. Stops the run."""
-    st.navigation([st.Page(render, title=title, url_path="welcome", default=True)], position="hidden").run()
+def _gate(render: Callable[[], None], title: str, url_paths: Iterable[str]) -> None:
+    """Serve only `render`, at the root and at every staff path: no staff page is even registered, so no
+    path or page hash reaches one. Stops the run."""
+    paths = dict.fromkeys(p for p in url_paths if p)
+    pages = [st.Page(render, title=title, url_path="welcome", default=True)]
+    pages += [st.Page(render, title=title, url_path=path) for path in paths if path != "welcome"]
+    st.navigation(pages, position="hidden").run()
     st.stop()
 
 
@@ -105,14 +113,20 @@ def _refused_page(email: str) -> None:
 
 
 def _audit_sign_in(email: str, role: str | None) -> None:
-    """One sign-in event per browser session and account."""
-    if st.session_state.get("audited_sign_in") == email:
+    """One event per sign-in: keyed on the ID token's issue time, so reloading a page or opening a second
+    tab with the same sign-in cookie records nothing new."""
+    issued = st.user.get("iat")
+    try:
+        target = f"ID token of {datetime.fromtimestamp(float(issued), UTC):%Y-%m-%d %H:%M:%S} UTC" if issued else ""
+    except (TypeError, ValueError, OverflowError):
+        target = f"ID token of {issued}"
+    if st.session_state.get("audited_sign_in") == (email, target):
         return
-    st.session_state["audited_sign_in"] = email
-    if role is None:
-        audit.record(engine(), email or "unknown", audit.SIGN_IN_REFUSED, detail="not on the staff list")
-    else:
-        audit.record(engine(), email, audit.SIGN_IN, detail=role)
+    st.session_state["audited_sign_in"] = (email, target)
+    action = audit.SIGN_IN if role else audit.SIGN_IN_REFUSED
+    if target and audit.seen(engine(), email or "unknown", action, target):
+        return
+    audit.record(engine(), email or "unknown", action, target, role or "not on the staff list")
 
 
 def _sign_out() -> None:
