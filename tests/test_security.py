@@ -57,6 +57,17 @@ def test_server_mode_reasons(monkeypatch):
     assert deployment.server_mode(None)
 
 
+def test_a_server_by_listen_address_never_signs_links_with_a_generated_secret(monkeypatch):
+    from analytics.access import sharing
+
+    monkeypatch.delenv("SSIF_SERVER_MODE", raising=False)
+    monkeypatch.delenv("SSIF_SHARE_SECRET", raising=False)
+    monkeypatch.setattr(sharing, "secrets_section", lambda *_: {})
+    monkeypatch.setattr(deployment, "_listen_address", "0.0.0.0")
+    with pytest.raises(sharing.MissingSecret):
+        sharing.signing_secret(sa.create_engine("sqlite://"))
+
+
 def test_roles_from_secrets():
     roles = deployment.Roles.from_section(ROLES)
     assert roles.role_for("editor@district.org") == "editor"  # case-insensitive

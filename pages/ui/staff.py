@@ -19,6 +19,9 @@ from analytics.access import audit, deployment
 from pages.ui.loaders import engine, schools
 
 ROLE_KEY = "staff_role"
+# The listen address is fixed for the process: record it before any request (a shared link opened first
+# must already know whether this is a server, e.g. to refuse signing with an unconfigured secret).
+deployment.set_listen_address(st.get_option("server.address"))
 
 
 def secrets_section(name: str) -> dict:
@@ -44,7 +47,6 @@ def staff_role(url_paths: Iterable[str] = ()) -> str:
 
     `url_paths` are the staff pages' paths: until the visitor may see them, each shows that page (so a
     deep link opens the sign-in page itself rather than "page not found")."""
-    deployment.set_listen_address(st.get_option("server.address"))
     if not secrets_section("auth"):
         reasons = deployment.server_mode_reasons(engine())
         if reasons:
