@@ -83,12 +83,13 @@ order = st.data_editor(
                   "filters": [_filters(s.filters) for s in specs]}),
     hide_index=True, width="stretch", key="pack_order", disabled=["filters"],
     column_config={"order": st.column_config.NumberColumn("Order", min_value=1, step=1),
-                   "title": st.column_config.TextColumn("Slide and sheet title")},
+                   "title": st.column_config.TextColumn("Slide and sheet title"),
+                   "filters": st.column_config.TextColumn("Filters")},
 )
 ordered = [ViewSpec(specs[i].view, str(order.loc[i, "title"]), specs[i].filters)
            for i in order.sort_values("order", kind="stable").index]
 
-meta = st.columns([3, 1, 1])
+meta = st.columns([3, 1, 1.4])
 # The title follows the scope: a new cluster, school or year gives a new default title.
 default_title = pack_title(schools, scope["cluster"], scope["school"], year)
 title = meta[0].text_input("Pack title", default_title, key=f"pack_title_{default_title}")

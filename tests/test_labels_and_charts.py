@@ -139,3 +139,13 @@ def test_gaps_reference_is_in_the_url(on_demo):
     table = at.dataframe[-1].value
     assert not table.isin(["None"]).any().any()
     assert not table["verdict"].str.contains("🟢|🔴|⚪").any()
+
+
+def test_end_labels_of_lines_ending_close_together_are_spread_apart():
+    df = pd.DataFrame({"school_year": [2024, 2025] * 3, "value": [0, -20.1, 0, -20.0, 0, -5.0],
+                       "series": ["Black", "Black", "Hispanic", "Hispanic", "Asian", "Asian"]})
+    labels = _layers(charts_district.trend_lines(df, "Gap"))[1]
+    rows = {r["series"]: r["label_y"] for rows in charts_district.trend_lines(df, "Gap").to_dict()["datasets"].values()
+            for r in rows if "label_y" in r}
+    assert labels["encoding"]["y"]["field"] == "label_y"
+    assert abs(rows["Black"] - rows["Hispanic"]) >= 20 / 14 - 1e-9 and rows["Asian"] == -5.0

@@ -126,9 +126,13 @@ def test_meeting_page_builds_a_pack(demo_db_url, monkeypatch):
     for key in ("pack_gaps", "pack_disproportionality", "pack_rp-impact", "pack_run-chart", "pack_status-change"):
         at.checkbox(key=key).uncheck()
     at.run()
+    cluster = storage.load_schools(storage.get_engine(demo_db_url))["cluster"].iloc[0]
+    at.selectbox(key="pack_cluster").set_value(cluster).run()
+    assert [t.value for t in at.text_input if t.label == "Pack title"] == [f"Data meeting: {cluster} cluster, 2024-25"]
     at.button(key="pack_build").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert "pack_files" in at.session_state and at.session_state["pack_files"]["xlsx"][:2] == b"PK"
+    assert at.session_state["pack_preview"].stem == f"data-meeting-{cluster.lower()}-cluster-2024-25"
 
 
 # --- read back: titles, names, headers, native chart references, alt text, slide size ---------------------

@@ -140,12 +140,24 @@ def school_dot_plot(df: pd.DataFrame, metric_label: str, district_value: float |
     )
 
 
+def _spread(values: pd.Series, gap: float) -> pd.Series:
+    """Label positions at least `gap` apart, in the values' order, pushed upward only as far as needed."""
+    order = values.sort_values()
+    placed: list[float] = []
+    for v in order:
+        placed.append(v if not placed else max(v, placed[-1] + gap))
+    return pd.Series(placed, index=order.index, dtype=float).reindex(values.index)
+
+
 def end_labels(data: pd.DataFrame, x: str, y: str, label: str) -> alt.Chart:
-    """The series' name beside its last point, so a line is named without the legend's colour."""
-    last = data.sort_values(x).groupby(label, as_index=False).tail(1)
+    """The series' name beside its last point, so a line is named without the legend's colour; names of
+    lines that end close together are spread apart so they never print over each other."""
+    last = data.dropna(subset=[y]).sort_values(x).groupby(label, as_index=False).tail(1).copy()
+    span = float(data[y].max() - data[y].min()) if len(data) else 0.0
+    last["label_y"] = _spread(last[y], (span or 1.0) / 14)
     return alt.Chart(last).mark_text(align="left", dx=6, fontSize=11).encode(
-        x=f"{x}:O", y=f"{y}:Q", text=f"{label}:N", color=alt.Color(f"{label}:N", legend=None,
-                                                                    scale=alt.Scale(range=OKABE_ITO)))
+        x=f"{x}:O", y=alt.Y("label_y:Q"), text=f"{label}:N",
+        color=alt.Color(f"{label}:N", legend=None, scale=alt.Scale(range=OKABE_ITO)))
 
 
 def trend_lines(df: pd.DataFrame, metric_label: str, color_field: str = "series", title: str | None = None,

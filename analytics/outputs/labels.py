@@ -81,13 +81,14 @@ def _mapped(values: pd.Series, mapping) -> pd.Series:
 
 
 def people_table(view: str, table: pd.DataFrame, schools: pd.DataFrame,
-                 metric_names: dict[str, str] | None = None) -> pd.DataFrame:
+                 metric_names: dict[str, str] | None = None, names: pd.Series | None = None) -> pd.DataFrame:
     """A view's table for people: school names first (ids beside), labels for codes, human headers.
 
-    Numbers and the suppression marks of a public table are kept as they are.
+    `names` (school_id -> name) overrides the district-wide names, e.g. names told apart within a
+    cluster only. Numbers and the suppression marks of a public table are kept as they are.
     """
     out = table.copy()
-    names = school_labels(schools)
+    names = school_labels(schools) if names is None else names
     if "school_id" in out:
         ids = out["school_id"].astype(str)
         out.insert(0, "school", ids.map(lambda s: scope_label(s, names)))

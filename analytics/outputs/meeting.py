@@ -117,7 +117,7 @@ def standard_specs(cluster: str | None = None, school: str | None = None, year: 
             rp_filters, rp_scope = {"cluster": row["cluster"].iloc[0]}, f"{row['cluster'].iloc[0]} cluster"
     return [
         ViewSpec("rates", f"{TITLES['rates']}: {label}", {**scope, "year": year, "metric": metric}),
-        ViewSpec("status-change", f"{TITLES['status-change']}: suspension rate",
+        ViewSpec("status-change", f"{TITLES['status-change']}: {(metric_names or {}).get('suspension_rate', 'Suspension rate')}",
                  {**scope, "year": year, "metric": "suspension_rate"}),
         ViewSpec("gaps", f"{TITLES['gaps']}: {label}", {**scope, "year": year, "metric": metric}),
         ViewSpec("disproportionality", TITLES["disproportionality"], {**scope, "year": year}),

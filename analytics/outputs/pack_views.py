@@ -96,7 +96,7 @@ class PackView:
         return build_view(engine, name, public=public, **filters)
 
     def people(self, name: str, ctx: Context, table: pd.DataFrame) -> pd.DataFrame:
-        return people_table(name, table, ctx.schools, ctx.metric_names)
+        return people_table(name, table, ctx.schools, ctx.metric_names, ctx.names)
 
 
 PACK_VIEWS: dict[str, PackView] = {}
