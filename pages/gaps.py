@@ -159,7 +159,7 @@ if shown["school_year"].nunique() > 1:
     band_summary = (f"Pooled gaps to all other students, {ui.year_label(shown['school_year'].max())}: "
                     + "; ".join(f"{group_label(g)} {v:+.1f} points" for g, v in
                                 zip(latest["student_group"], latest["gap"], strict=True)) + ".")
-    ui.chart(charts_equity.gap_band_trend(shown, label),
+    ui.chart(charts_equity.gap_band_trend(shown, label, higher.get(metric, True)),
              ui.filled(shown.assign(group=shown["student_group"].map(group_label))[
                  ["group", "school_year", "gap", "gap_low", "gap_high", "n"]],
                  {"gap": "{:+.1f}", "gap_low": "{:+.1f}", "gap_high": "{:+.1f}", "n": "{:,.0f}"}).rename(columns={

@@ -210,7 +210,7 @@ def run_chart(table: pd.DataFrame, cycles: pd.DataFrame | None = None, title: st
         height=300, width=640)
 
 
-def gap_band_trend(table: pd.DataFrame, metric_label: str) -> alt.Chart:
+def gap_band_trend(table: pd.DataFrame, metric_label: str, higher_is_better: bool = True) -> alt.Chart:
     """Pooled gaps to all other students by year with 95% interval bands; each group has its own colour,
     dash pattern and a name at the end of its line (so the legend's colours are not needed)."""
     data = table.assign(group=lambda d: d["student_group"].map(group_label))
@@ -230,7 +230,8 @@ def gap_band_trend(table: pd.DataFrame, metric_label: str) -> alt.Chart:
     zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="#333").encode(y="y:Q")
     return alt.layer(band, zero, line, end_labels(data, "school_year", "gap", "group")).properties(
         title=alt.TitleParams(f"{metric_label}: gap to all other students",
-                              subtitle="Pooled from counts; band = 95% interval; below 0 = group trails."),
+                              subtitle="Pooled from counts; band = 95% interval; "
+                                       f"{'below' if higher_is_better else 'above'} 0 = group trails."),
         height=320, padding={"right": 190, "left": 5, "top": 5, "bottom": 5})
 
 
