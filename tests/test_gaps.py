@@ -92,9 +92,12 @@ def test_widening_and_value_only_rows():
     rows = pd.DataFrame(_school_year(2024, {"BL": (50, 100), "WH": (60, 100)})
                         + _school_year(2025, {"BL": (30, 100), "WH": (70, 100)}))
     assert _bl(gap_table(rows)).loc[2025, "trend"] == WIDENING  # -10 -> -40
-    value_only = rows.assign(numerator=np.nan, denominator=np.nan)
-    bl = _bl(gap_table(value_only, "district_all"))
-    assert bl.loc[2025, "trend"] in ("", NO_COUNTS)
+    # Value-only rows (no counts) against the target: the change is shown, never tested.
+    value_only = rows.assign(numerator=np.nan, denominator=np.nan,
+                             target=np.where(rows["student_group"] == "ALL", 55.0, np.nan))
+    bl = _bl(gap_table(value_only, "target"))
+    assert bl.loc[2025, "gap_change"] == pytest.approx(-20.0)  # 50 - 55 -> 30 - 55
+    assert bl.loc[2025, "trend"] == NO_COUNTS and np.isnan(bl.loc[2025, "p_value"])
 
 
 def test_bh_q_values_by_hand():
