@@ -6,8 +6,8 @@ References:
 - ``best_group``: the best-performing group of the school (by the metric's direction, n >= 10) in the
   latest year of the view; that group stays the reference in every year and gets no row of its own.
   It is chosen on the same data it is then compared with, so its latest rate is high partly by
-  selection and gaps to it look a little wider that year (``benchmarks/gap_null.py`` measures this
-  on null data: about 5.3% of its tests fall below p = 0.05, against 4.6-4.9% for the others);
+  selection and gaps to it look a little wider that year (``benchmarks/gap_null.py`` on null data:
+  0.31% of its tests labelled against 0.14-0.15% with the other references, labels in 9.4% of views);
 - ``target``: the school's target for the metric (from its ALL row).
 
 **Change** compares consecutive school years only: a missing year breaks the series (no change, no
@@ -18,7 +18,7 @@ test), and ``previous_year`` says which year was compared.
 independent binomial samples; each population's change gets the pooled-over-both-years variance
 ``p̄(1−p̄)(1/n_t + 1/n_t−1)`` of the pooled two-proportion z-test (Fleiss, Levin & Paik 2003, ch. 3),
 which is exact when nothing moved and conservative when group and reference moved together (the
-unpooled Wald variance labelled 9.8% of null views in ``benchmarks/gap_null.py``, this one 8%). For
+unpooled Wald variance labelled 9.8% of null views in ``benchmarks/gap_null.py``, this one 7.9%). For
 the ``target`` reference only the group's proportions vary. A test needs every cell (successes and
 failures of each proportion) to hold at least 5 students, otherwise it is "too small to test"; rows
 without counts are "no counts to test" (value-only metrics: no test is invented).
