@@ -9,7 +9,7 @@ estimate for the participating schools in each tertile of implementation fidelit
 
 The nexus relates, per participating school, implementation fidelity to the change in an outcome
 (mean after the start minus the year before it) by ordinary least squares with a 95% confidence band
-for the fitted line (statsmodels). It describes an association between schools, never a cause.
+for the fitted line. It describes an association between schools, never a cause.
 """
 
 from __future__ import annotations
@@ -122,24 +122,31 @@ def outcome_change(panel: pd.DataFrame, starts: pd.Series) -> pd.DataFrame:
 
 
 def nexus(panel: pd.DataFrame, starts: pd.Series, implementation: pd.DataFrame) -> NexusFit | None:
-    """OLS of each participating school's outcome change on its implementation fidelity (needs 4 schools)."""
-    import statsmodels.api as sm
+    """Least-squares line of each participating school's outcome change on its fidelity (needs 4 schools).
+
+    Simple linear regression (``scipy.stats.linregress``); the slope's 95% interval is b ± t(n-2) SE(b)
+    and the band is the 95% confidence interval of the fitted mean, fit ± t(n-2) s sqrt(1/n + (x - x̄)² / Sxx)
+    (Draper & Smith, *Applied Regression Analysis*, 3rd ed., §3.1).
+    """
+    from scipy import stats
 
     points = school_fidelity(implementation)[["school_id", "fidelity"]].merge(outcome_change(panel, starts),
                                                                                on="school_id")
     points = points.dropna(subset=["fidelity", "change"])
     if len(points) < 4 or points["fidelity"].nunique() < 2:
         return None
-    design = sm.add_constant(points["fidelity"].to_numpy())
-    fit = sm.OLS(points["change"].to_numpy(), design).fit()
-    grid = np.linspace(points["fidelity"].min(), points["fidelity"].max(), 40)
-    frame = fit.get_prediction(sm.add_constant(grid, has_constant="add")).summary_frame(alpha=0.05)
-    band = pd.DataFrame({"fidelity": grid, "fit": frame["mean"].to_numpy(), "fit_low": frame["mean_ci_lower"].to_numpy(),
-                         "fit_high": frame["mean_ci_upper"].to_numpy()})
-    low, high = fit.conf_int(alpha=0.05)[1]
-    r = float(np.corrcoef(points["fidelity"], points["change"])[0, 1])
-    return NexusFit(points.reset_index(drop=True), band, 10 * float(fit.params[1]), 10 * float(low),
-                    10 * float(high), float(fit.pvalues[1]), r, len(points))
+    x, y = points["fidelity"].to_numpy(float), points["change"].to_numpy(float)
+    n = len(x)
+    fit = stats.linregress(x, y)
+    t = stats.t.ppf(0.975, n - 2)
+    residual_sd = np.sqrt(np.sum((y - (fit.intercept + fit.slope * x)) ** 2) / (n - 2))
+    grid = np.linspace(x.min(), x.max(), 40)
+    half = t * residual_sd * np.sqrt(1 / n + (grid - x.mean()) ** 2 / np.sum((x - x.mean()) ** 2))
+    line = fit.intercept + fit.slope * grid
+    band = pd.DataFrame({"fidelity": grid, "fit": line, "fit_low": line - half, "fit_high": line + half})
+    low, high = fit.slope - t * fit.stderr, fit.slope + t * fit.stderr
+    return NexusFit(points.reset_index(drop=True), band, 10 * float(fit.slope), 10 * float(low), 10 * float(high),
+                    float(fit.pvalue), float(fit.rvalue), n)
 
 
 def scope_to_school(panel: pd.DataFrame, starts: pd.Series, school: str | None) -> tuple[pd.DataFrame, pd.Series]:
