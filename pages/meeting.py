@@ -102,7 +102,8 @@ if st.button("Build the pack", type="primary", key="pack_build"):
     pack = build_pack(ui.engine(), ordered, title, on, public,
                       progress=lambda i, n, t: bar.progress(i / n, text=f"{i}/{n}: {t}"))
     bar.progress(1.0, text="Writing files…")
-    st.session_state["pack_files"] = {"xlsx": workbook_bytes(pack), "pptx": deck_bytes(pack), "zip": zip_bytes(pack)}
+    workbook, deck = workbook_bytes(pack), deck_bytes(pack)
+    st.session_state["pack_files"] = {"xlsx": workbook, "pptx": deck, "zip": zip_bytes(pack, workbook, deck)}
     st.session_state["pack_preview"] = pack
     bar.empty()
 

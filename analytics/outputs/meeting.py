@@ -380,12 +380,15 @@ def deck_bytes(pack: Pack) -> bytes:
     return buffer.getvalue()
 
 
-def zip_bytes(pack: Pack) -> bytes:
-    """The workbook, the deck, every chart as PNG and SVG, and every table as CSV (as in the workbook)."""
+def zip_bytes(pack: Pack, workbook: bytes | None = None, deck: bytes | None = None) -> bytes:
+    """The workbook, the deck, every chart as PNG and SVG, and every table as CSV (as in the workbook).
+
+    Pass the workbook and deck when they are already written (the /meeting page writes all three).
+    """
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(f"{pack.stem}.xlsx", workbook_bytes(pack))
-        archive.writestr(f"{pack.stem}.pptx", deck_bytes(pack))
+        archive.writestr(f"{pack.stem}.xlsx", workbook if workbook is not None else workbook_bytes(pack))
+        archive.writestr(f"{pack.stem}.pptx", deck if deck is not None else deck_bytes(pack))
         for i, item in enumerate(pack.items, start=1):
             stem = f"{i:02d}-{item.spec.view}"
             archive.writestr(f"tables/{stem}.csv", safe_frame(item.sheet).to_csv(index=False))
