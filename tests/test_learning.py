@@ -213,3 +213,13 @@ def test_rp_impact_beside_suspensions_on_climate_and_chronic_absence(small_demo)
     one = frames["schools"].dropna(subset=["rp_start_year"])["school_id"].iloc[0]
     single = outcomes.rp_metric_impact(frames["schools"], frames["metrics"], one, outcomes=("climate_safety",))
     assert single["n_rp_schools"].iloc[0] == 1 and single["p_value"].iloc[0] > 0
+
+
+def test_pack_sheet_names_programmes_and_metrics(on_demo):
+    from analytics.outputs.meeting import TITLES, ViewSpec, build_pack
+
+    item = build_pack(on_demo, [ViewSpec("learning", TITLES["learning"], {})], "PL").items[0]
+    assert set(item.sheet["Programme"]) == {"Restorative practices", "Math talk"}
+    assert item.sheet["Measure"].str.contains("Math proficient").any()
+    assert not item.sheet["Measure"].str.contains("math_proficient").any()
+    assert "Math talk: evidence at 5 of Guskey's 5 levels" in item.finding and item.chart is not None

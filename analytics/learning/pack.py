@@ -22,13 +22,26 @@ def _table(engine: Engine, filters: dict, public: bool) -> pd.DataFrame:
     return build_view(engine, "learning", public=public, program=filters.get("program"), all_goals=False)
 
 
+def _names(ctx: Context, table: pd.DataFrame) -> pd.DataFrame:
+    """Programmes and metrics by their names (the export keeps the ids)."""
+    from analytics.data import storage
+
+    programs = storage.load_table(ctx.engine, "pl_programs")
+    program_names = dict(zip(programs["program"], programs["program_name"].fillna(programs["program"]), strict=True))
+    out = table.assign(program=table["program"].astype(str).map(lambda p: program_names.get(p, p)),
+                       measure=table["measure"].astype(str))
+    for metric, label in sorted(ctx.metric_names.items(), key=lambda kv: -len(kv[0])):
+        out["measure"] = out["measure"].str.replace(metric, label, regex=False)
+    return out
+
+
 def _level5(table: pd.DataFrame) -> pd.DataFrame:
     t = numeric(table.assign(program=table["program"].astype(str), measure=table["measure"].astype(str)))
     return t[t["level"] == 5].dropna(subset=["estimate"])
 
 
 def learning_figure(ctx: Context, table: pd.DataFrame) -> Figure | None:
-    rows = _level5(table)
+    rows = _level5(_names(ctx, table))
     if rows.empty:
         return None
     chart = charts_learning.level5_intervals(rows, title="Professional learning: student outcomes (level 5)")
@@ -43,6 +56,7 @@ def learning_finding(ctx: Context, table: pd.DataFrame) -> str:
     if table.empty:
         return "No professional-learning programmes."
     parts = []
+    table = _names(ctx, table)
     main = _level5(table)
     for program, rows in table.groupby(table["program"].astype(str), sort=False):
         text = f"{program}: evidence at {pd.to_numeric(rows['level']).nunique()} of Guskey's 5 levels"
@@ -57,5 +71,16 @@ def learning_finding(ctx: Context, table: pd.DataFrame) -> str:
     return "; ".join(parts) + "."
 
 
-register_pack_view("learning", PackView(TITLE, learning_figure, learning_finding, table=_table,
-                                        sheet="PL evaluation"))
+class LearningPackView(PackView):
+    def people(self, name: str, ctx: Context, table: pd.DataFrame) -> pd.DataFrame:
+        """Names instead of ids, rounded numbers, headers that fit every level (not all are percentages)."""
+        out = _names(ctx, table)
+        for col in ("estimate", "ci_low", "ci_high"):
+            out[col] = out[col].map(lambda v: round(v, 2) if isinstance(v, float) else v)
+        return out.rename(columns={"program": "Programme", "level": "Level", "measure": "Measure",
+                                   "estimate": "Estimate", "ci_low": "95% CI low", "ci_high": "95% CI high",
+                                   "n": "n", "method": "Method"})
+
+
+register_pack_view("learning", LearningPackView(TITLE, learning_figure, learning_finding, table=_table,
+                                                sheet="PL evaluation"))
