@@ -171,6 +171,7 @@ def test_workbook_reads_like_a_report_about_the_clusters_schools(pack_files):
     assert _cells(book, title) == ["Reading proficient (%)"]  # the series' title is its header
     names = _cells(book, cats)
     assert set(names) <= members and len(names) == len(members)  # one bar per school, each named
+    assert rates._charts[0].x_axis.tickLblSkip == 1 and rates._charts[0].dataLabels.showVal
     plotted = _cells(book, values)
     assert plotted == sorted(plotted, reverse=True) and all(isinstance(v, float) for v in plotted)
 

@@ -251,8 +251,12 @@ def _native_chart(ws, title: str, figure: Figure, first_col: int, header_row: in
     first, last = _chart_block(ws, figure, first_col, header_row)
     chart = LineChart() if figure.kind == "line" else BarChart()
     if figure.kind == "bar":
+        from openpyxl.chart.label import DataLabelList
+
         chart.type = "bar"  # horizontal: long school names stay readable
         chart.x_axis.scaling.orientation = "maxMin"  # first row (the highest) at the top
+        chart.x_axis.tickLblSkip = 1  # every bar named: Excel would otherwise skip labels that crowd
+        chart.dataLabels = DataLabelList(showVal=True, showSerName=False, showCatName=False, showLegendKey=False)
     chart.title = title[:80]
     chart.x_axis.title = figure.x_title
     chart.y_axis.title = figure.y_title
