@@ -393,13 +393,17 @@ def build_demo(schools: int = 200, years: int = 6, seed: int = 42, rp_effect: fl
     cycles = _make_cycles(rng, school_frame, year_list)
     public_schools = school_frame.drop(columns=["_farms_share", "_cluster_poverty"])
     learning = build_learning(seed, public_schools, metrics, discipline, end_year, pl_effect)
-    return {
+    frames = {
         "schools": public_schools,
         "discipline": discipline,
         "incidents": incidents,
         "improvement_cycles": cycles,
         **learning,  # metrics with climate survey rows, and the PL tables
     }
+    from analytics.workspace.demo import build_workspace
+
+    frames.update(build_workspace(frames, seed))  # plans, cycles, walkthroughs, meetings (own random stream)
+    return frames
 
 
 def load_demo(engine, schools: int = 200, years: int = 6, seed: int = 42, rp_effect: float = 1.5,

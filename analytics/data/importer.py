@@ -21,9 +21,10 @@ from sqlalchemy.engine import Engine
 from analytics.access import audit
 from analytics.config import max_upload_bytes
 from analytics.data import schema, storage
-from analytics.data.catalog import BUILTIN_METRICS
+from analytics.data.catalog import BUILTIN_METRICS, metric_catalog
 from analytics.data.derived import COUNT_COLUMNS
 from analytics.data.readers import RawTable, UnreadableFile, read_tables
+from analytics.workspace import import_rules as workspace_rules
 
 # Public files mark suppressed cells with `*`, `n<10`, `<5`, `<= 5.0`, `≤5%`, `>95%`, `N/A`, `--`, `†` and the like.
 SUPPRESSION_MARK = re.compile(
@@ -40,7 +41,8 @@ _YEAR = re.compile(r"^(\d{4})(?:\.0+)?(?:\s*[-/\u2013]\s*(\d{2}|\d{4}))?$")
 _YES = {"Y", "YES", "TRUE", "1", "T"}
 _NO = {"N", "NO", "FALSE", "0", "F"}
 WRITE_ORDER = ("schools", "metric_definitions", "metrics", "discipline", "incidents", "improvement_cycles",
-               "pl_programs", "pl_sessions", "pl_feedback", "pl_assessments", "pl_support", "implementation")
+               "pl_programs", "pl_sessions", "pl_feedback", "pl_assessments", "pl_support", "implementation",
+               "school_goals", "pdsa_cycles", "cycle_measures", "root_causes", "walkthroughs", "meetings")
 _COUNT_LIMITED = ("students_suspended", "students_iss", "students_oss", "students_expelled", "law_referrals")
 
 
@@ -98,6 +100,10 @@ class _Context:
     school_ids: set[str]
     metric_ids: set[str]
     program_ids: set[str] = field(default_factory=set)
+    # Workspace references (database plus this import) and each metric's improving direction.
+    goal_ids: set[str] = field(default_factory=set)
+    cycle_ids: set[str] = field(default_factory=set)
+    directions: dict[str, bool] = field(default_factory=dict)
 
 
 # --- column checks ---------------------------------------------------------------------------------
@@ -268,7 +274,7 @@ def _table_rules(raw: RawTable, table: str, clean: pd.DataFrame, ctx: _Context) 
                 problems += _problems(raw, col, text[col], over, _explain(over, enrolled, "above enrolled ({:g})"))
         flagged = {(p.row, p.column) for p in problems}  # one message per cell: "above enrolled" comes first
         problems += [p for p in _groups_above_all(raw, clean) if (p.row, p.column) not in flagged]
-    if table == "improvement_cycles" and "end_date" in clean:
+    if table in ("improvement_cycles", "pdsa_cycles") and "end_date" in clean:
         before = clean["end_date"] < clean["start_date"]
         problems += _problems(raw, "end_date", text["end_date"], before, "ends before start_date")
     if table == "implementation":
@@ -278,6 +284,9 @@ def _table_rules(raw: RawTable, table: str, clean: pd.DataFrame, ctx: _Context) 
                               _explain(over, observed, "above classrooms_observed ({:g})"))
     if table == "pl_programs" and "goal_metrics" in clean:
         problems += _goal_metric_problems(raw, clean["goal_metrics"], ctx)
+    if table in workspace_rules.TABLE_RULES:
+        for column, mask, reasons in workspace_rules.TABLE_RULES[table](clean, ctx):
+            problems += _problems(raw, column, text.get(column, pd.Series("", index=text.index)), mask, reasons)
     return problems
 
 
@@ -422,7 +431,10 @@ def _context(engine: Engine, tables: list[tuple[RawTable, str]]) -> _Context:
             metrics |= set(raw.frame["metric"].astype(str).str.strip())
         if table == "pl_programs" and "program" in raw.frame:
             programs |= set(raw.frame["program"].astype(str).str.strip())
-    return _Context(schools - {""}, metrics - {""}, programs - {""})
+    goals, cycles = workspace_rules.known_ids(engine, tables)
+    catalog = metric_catalog(storage.load_metric_definitions(engine))
+    directions = {m: bool(v) for m, v in catalog["higher_is_better"].items()}
+    return _Context(schools - {""}, metrics - {""}, programs - {""}, goals, cycles, directions)
 
 
 def validate_bytes(engine: Engine, files: Sequence[tuple[str, bytes]], table: str | None = None,
@@ -484,7 +496,9 @@ def write_report(engine: Engine, report: ImportReport, who: str) -> None:
     with engine.begin() as conn:
         storage.serialise_writes(conn)
         for result in ordered:
-            storage.upsert(conn, result.table, result.frame)
+            frame = workspace_rules.stamp(result.table, result.frame, who)
+            storage.upsert(conn, result.table, frame)
+            workspace_rules.record_history(conn, result.table, frame, who)
             storage.record_import(conn, result.source, result.table, len(result.frame), result.skipped, who)
             audit.record(conn, who, audit.IMPORT, result.table,
                          f"{result.source}: {len(result.frame):,} rows, {result.skipped:,} skipped")

@@ -53,6 +53,8 @@ class TableSpec:
     description: str
     columns: tuple[ColumnSpec, ...]
     key: tuple[str, ...]
+    # Records edited in the app: a `version` for optimistic concurrency and who/when of the last change.
+    managed: bool = False
 
     @property
     def column_names(self) -> list[str]:
@@ -66,6 +68,9 @@ ACTIONS = ("ISS", "OSS", "EXP", "LAW_REFERRAL", "RESTORATIVE", "OTHER")
 CYCLE_STATUSES = ("planned", "running", "adopt", "adapt", "abandon")
 # `pl_support.in_place`: Y/N, or a 1-5 Likert rating (4 or 5 counts as in place).
 SUPPORT_VALUES = ("Y", "N", "1", "2", "3", "4", "5")
+GOAL_STATUSES = ("draft", "active", "met", "not_met", "retired")
+PDSA_DECISIONS = ("adopt", "adapt", "abandon")
+CAUSE_CATEGORIES = ("people", "process", "policy", "materials", "environment", "measurement")
 GROUP_CODES = tuple(STUDENT_GROUPS)
 
 _count = "count of students (integer >= 0); `*` or `n<10` marks mean suppressed"
@@ -258,7 +263,107 @@ TABLES: dict[str, TableSpec] = {
         ),
         key=("program", "school_id", "observed_on", "practice"),
     ),
+    # --- the improvement workspace (DESIGN §9) ---
+    "school_goals": TableSpec(
+        "school_goals",
+        "School Performance Plan goals: one measurable goal per row, aligned to a district metric.",
+        (
+            ColumnSpec("goal_id", TEXT, True, "Goal id, unique (e.g. G-101-READ)."),
+            ColumnSpec("school_id", SCHOOL, True, "A school_id from the schools table."),
+            ColumnSpec("metric", METRIC, True, "Metric id from the catalog the goal is measured by."),
+            ColumnSpec("student_group", GROUP, True, "Student-group code the goal is for.", allowed=GROUP_CODES),
+            ColumnSpec("baseline_year", YEAR, True, "School year of the baseline (ending year)."),
+            ColumnSpec("baseline_value", FLOAT, True, "Baseline value, same unit as the metric."),
+            ColumnSpec("target_year", YEAR, True, "School year the target is due, after the baseline year."),
+            ColumnSpec("target_value", FLOAT, True, "Target value, in the metric's improving direction."),
+            ColumnSpec("status", ENUM, True, "Goal status.", allowed=GOAL_STATUSES),
+            ColumnSpec("interim_targets", TEXT, False, "Optional interim targets per year: `2025: 48; 2026: 52`."),
+            ColumnSpec("strategy", TEXT, False, "The strategy the school uses to reach the goal."),
+            ColumnSpec("owner", TEXT, False, "Who owns the goal (a role or team, not a student)."),
+            ColumnSpec("priority", TEXT, False, "District priority the goal serves."),
+        ),
+        key=("goal_id",),
+        managed=True,
+    ),
+    "pdsa_cycles": TableSpec(
+        "pdsa_cycles",
+        "Plan-Do-Study-Act cycles: the full record, linked into ramps through previous_cycle_id.",
+        (
+            ColumnSpec("cycle_id", TEXT, True, "Cycle id, unique."),
+            ColumnSpec("school_id", SCHOOL, True, "A school_id from the schools table."),
+            ColumnSpec("change_idea", TEXT, True, "The change being tested."),
+            ColumnSpec("start_date", DATE, True, "ISO date."),
+            ColumnSpec("end_date", DATE, False, "ISO date, on or after start_date."),
+            ColumnSpec("goal_id", TEXT, False, "The goal the cycle serves (optional)."),
+            ColumnSpec("previous_cycle_id", TEXT, False, "The cycle this one builds on (a ramp)."),
+            ColumnSpec("question", TEXT, False, "Plan: the question the cycle answers."),
+            ColumnSpec("prediction", TEXT, False, "Plan: what we predict will happen."),
+            ColumnSpec("plan_who", TEXT, False, "Plan: who carries it out (roles, no student names)."),
+            ColumnSpec("plan_what", TEXT, False, "Plan: what is done."),
+            ColumnSpec("plan_where", TEXT, False, "Plan: where."),
+            ColumnSpec("plan_when", TEXT, False, "Plan: when."),
+            ColumnSpec("measure", TEXT, False, "A catalog metric id or the name of a custom measure."),
+            ColumnSpec("do_notes", TEXT, False, "Do: what happened."),
+            ColumnSpec("study_result", TEXT, False, "Study: the result against the prediction."),
+            ColumnSpec("decision", ENUM, False, "Act: the decision.", allowed=PDSA_DECISIONS),
+            ColumnSpec("learning", TEXT, False, "Act: what was learned."),
+        ),
+        key=("cycle_id",),
+        managed=True,
+    ),
+    "cycle_measures": TableSpec(
+        "cycle_measures",
+        "Custom measures of PDSA cycles (e.g. weekly counts), drawn as run charts with the cycle spans.",
+        (
+            ColumnSpec("cycle_id", TEXT, True, "A cycle_id from pdsa_cycles."),
+            ColumnSpec("date", DATE, True, "ISO date of the measurement."),
+            ColumnSpec("value", FLOAT, True, "The measured value."),
+            ColumnSpec("note", TEXT, False, "Optional note (no student names)."),
+        ),
+        key=("cycle_id", "date"),
+    ),
+    "root_causes": TableSpec(
+        "root_causes",
+        "Root causes per goal, by category, with an optional 5-whys chain.",
+        (
+            ColumnSpec("cause_id", TEXT, True, "Cause id, unique."),
+            ColumnSpec("goal_id", TEXT, True, "A goal_id from school_goals."),
+            ColumnSpec("category", ENUM, True, "Category of the cause.", allowed=CAUSE_CATEGORIES),
+            ColumnSpec("statement", TEXT, True, "The cause statement."),
+            ColumnSpec("whys", TEXT, False, "Optional 5-whys chain, one why per line (or separated by ` > `)."),
+        ),
+        key=("cause_id",),
+        managed=True,
+    ),
+    "walkthroughs": TableSpec(
+        "walkthroughs",
+        "Non-evaluative walkthrough notes: no teacher or student names.",
+        (
+            ColumnSpec("visit_id", TEXT, True, "Visit id, unique."),
+            ColumnSpec("school_id", SCHOOL, True, "A school_id from the schools table."),
+            ColumnSpec("visit_date", DATE, True, "ISO date of the visit."),
+            ColumnSpec("visitor", TEXT, False, "Who visited (role or name of the visitor)."),
+            ColumnSpec("focus", TEXT, False, "Focus: a goal id or a practice."),
+            ColumnSpec("look_fors", TEXT, False, "Look-fors as `item: k/n` (observed in k of n classrooms), `;`-separated."),
+            ColumnSpec("notes", TEXT, False, "Non-evaluative notes."),
+            ColumnSpec("next_steps", TEXT, False, "Agreed next steps."),
+            ColumnSpec("shareable", YESNO, False, "Y when the visit may appear on shared links."),
+        ),
+        key=("visit_id",),
+        managed=True,
+    ),
+    "meetings": TableSpec(
+        "meetings",
+        "Data-meeting dates per scope (`district` or a cluster name): what changed is counted from them.",
+        (
+            ColumnSpec("scope", TEXT, True, "`district` or a cluster name."),
+            ColumnSpec("meeting_date", DATE, True, "ISO date of the meeting."),
+            ColumnSpec("note", TEXT, False, "Optional note."),
+        ),
+        key=("scope", "meeting_date"),
+    ),
 }
+WORKSPACE_TABLES = ("school_goals", "pdsa_cycles", "cycle_measures", "root_causes", "walkthroughs", "meetings")
 
 IMPORTABLE_TABLES = tuple(TABLES)
 
@@ -278,7 +383,8 @@ _SQL_TYPES = {
 }
 # Key columns must be bounded strings so every database can index them.
 _KEY_TEXT = {"school_id": 64, "incident_id": 64, "metric": 64, "change_idea": 400, "program": 64,
-             "session_id": 64, "participant_key": 64, "item": 200, "practice": 200}
+             "session_id": 64, "participant_key": 64, "item": 200, "practice": 200, "goal_id": 64,
+             "cycle_id": 64, "cause_id": 64, "visit_id": 64, "scope": 200}
 
 metadata = MetaData()
 
@@ -294,6 +400,12 @@ def _sql_column(table: TableSpec, spec: ColumnSpec) -> Column:
 
 def _build_table(spec: TableSpec) -> Table:
     cols = [_sql_column(spec, c) for c in spec.columns]
+    if spec.managed:
+        cols += [
+            Column("version", Integer, nullable=False, server_default="1"),
+            Column("updated_at", DateTime(timezone=True)),
+            Column("updated_by", Text),
+        ]
     return Table(spec.name, metadata, *cols, UniqueConstraint(*spec.key, name=f"uq_{spec.name}_key"))
 
 
@@ -309,6 +421,12 @@ pl_feedback = _build_table(TABLES["pl_feedback"])
 pl_assessments = _build_table(TABLES["pl_assessments"])
 pl_support = _build_table(TABLES["pl_support"])
 implementation = _build_table(TABLES["implementation"])
+school_goals = _build_table(TABLES["school_goals"])
+pdsa_cycles = _build_table(TABLES["pdsa_cycles"])
+cycle_measures = _build_table(TABLES["cycle_measures"])
+root_causes = _build_table(TABLES["root_causes"])
+walkthroughs = _build_table(TABLES["walkthroughs"])
+meetings = _build_table(TABLES["meetings"])
 
 # Query paths: filter by year and metric first (page views), by school for profiles.
 Index("ix_metrics_year_metric_group", metrics.c.school_year, metrics.c.metric, metrics.c.student_group)
@@ -316,6 +434,10 @@ Index("ix_discipline_year", discipline.c.school_year, discipline.c.student_group
 Index("ix_incidents_school_date", incidents.c.school_id, incidents.c.incident_date)
 Index("ix_schools_cluster", schools.c.cluster)
 Index("ix_implementation_school", implementation.c.school_id, implementation.c.observed_on)
+Index("ix_school_goals_school", school_goals.c.school_id)
+Index("ix_pdsa_cycles_school", pdsa_cycles.c.school_id)
+Index("ix_walkthroughs_school", walkthroughs.c.school_id, walkthroughs.c.visit_date)
+Index("ix_root_causes_goal", root_causes.c.goal_id)
 
 imports = Table(
     "imports",
@@ -364,6 +486,22 @@ audit_log = Table(
 )
 Index("ix_audit_log_at", audit_log.c.at)
 Index("ix_audit_log_action", audit_log.c.action)
+
+# Who changed which workspace record when, with the record before and after (JSON).
+workspace_history = Table(
+    "workspace_history",
+    metadata,
+    Column("change_id", Integer, primary_key=True, autoincrement=True),
+    Column("table_name", String(64), nullable=False),
+    Column("record_id", String(200), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("version", Integer),
+    Column("changed_by", Text, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("before", Text),
+    Column("after", Text),
+    Index("ix_workspace_history_record", "table_name", "record_id"),
+)
 
 DATA_TABLES = {name: metadata.tables[name] for name in IMPORTABLE_TABLES}
 

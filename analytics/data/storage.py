@@ -158,11 +158,12 @@ def _upsert_sql(conn: Connection, table_name: str, cols: list[str]) -> str:
     key = schema.TABLES[table_name].key
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     quote = conn.dialect.identifier_preparer.quote
-    updates = [c for c in cols if c not in key]
-    action = (
-        "DO UPDATE SET " + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in updates)
-        if updates else "DO NOTHING"
-    )
+    managed = schema.TABLES[table_name].managed
+    updates = [c for c in cols if c not in key and not (managed and c == "version")]
+    sets = [f"{quote(c)} = excluded.{quote(c)}" for c in updates]
+    if managed:  # an edited record replaced by an import is a new version of it
+        sets.append(f"version = {quote(table_name)}.version + 1")
+    action = "DO UPDATE SET " + ", ".join(sets) if sets else "DO NOTHING"
     return (
         f"INSERT INTO {quote(table_name)} ({', '.join(quote(c) for c in cols)}) "
         f"VALUES ({', '.join([mark] * len(cols))}) ON CONFLICT ({', '.join(quote(k) for k in key)}) {action}"

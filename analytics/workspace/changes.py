@@ -1,0 +1,168 @@
+"""What changed since the last data meeting (DESIGN §9, `export changes`).
+
+The meeting looked at the school years that had ended by its date: a school year (ending year Y)
+ends on 30 June of Y, so a meeting on 2025-03-10 saw years up to 2024 and a meeting on 2025-09-15
+years up to 2025 (`year_of_record`). Yearly signals compare the latest year on file now with that
+year; dated series (cycle measures, monthly suspensions) compare the run chart now with the run
+chart of the points up to the meeting date. A school is listed once per change:
+
+- `new_rr_flag`: a group x outcome meets the 3-consecutive-year risk-ratio rule now and did not then;
+- `status_worsened`: a metric x group colour is now Orange or Red and was better (a lower colour) then;
+- `goal_off_track`: a goal is off track in a year after the meeting's year and was not before;
+- `run_chart_signal`: a series has a shift or trend point dated after the meeting, and its run chart
+  up to the meeting did not already end in a signal;
+- `new_year`: the school has data for a school year after the meeting's year.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+
+from analytics.data.catalog import group_label
+from analytics.stats.run_charts import run_chart
+
+CHANGE_KINDS = ("new_rr_flag", "status_worsened", "goal_off_track", "run_chart_signal", "new_year")
+CHANGE_LABELS = {"new_rr_flag": "New risk-ratio flag", "status_worsened": "Status worsened",
+                 "goal_off_track": "Goal now off track", "run_chart_signal": "New run-chart signal",
+                 "new_year": "New year of data"}
+CHANGE_COLUMNS = ["school_id", "school_name", "change", "detail", "since", "link"]
+COLOR_RANK = {"Blue": 0, "Green": 1, "Yellow": 2, "Orange": 3, "Red": 4}
+OUTCOME_LABELS = {"suspension": "suspension", "iss": "in-school suspension", "oss": "out-of-school suspension",
+                  "expulsion": "expulsion", "law_referral": "law-enforcement referral"}
+
+
+def year_of_record(since: date) -> int:
+    """The last school year (ending year) that had ended by `since` (school years end on 30 June)."""
+    return since.year if since.month >= 7 else since.year - 1
+
+
+def new_rr_flags(dispro: pd.DataFrame, then_year: int, now_year: int) -> pd.DataFrame:
+    """Groups x outcomes flagged in `now_year` and not in `then_year` (DESIGN §3 3-year rule)."""
+    if now_year <= then_year or dispro.empty:
+        return _empty()
+    keys = ["school_id", "student_group", "outcome"]
+    now = dispro[(dispro["school_year"] == now_year) & dispro["flagged"].astype(bool)]
+    before = dispro[(dispro["school_year"] == then_year) & dispro["flagged"].astype(bool)][keys]
+    fresh = now.merge(before.assign(_was=True), on=keys, how="left")
+    fresh = fresh[fresh["_was"].isna()]
+    return pd.DataFrame({
+        "school_id": fresh["school_id"], "change": "new_rr_flag",
+        "detail": [f"{group_label(g)}: {OUTCOME_LABELS.get(o, o)} risk ratio {r:.1f} in {now_year}, 3 years at "
+                   f"3.0 or more" for g, o, r in zip(fresh["student_group"], fresh["outcome"], fresh["risk_ratio"],
+                                                      strict=True)],
+        "link": [f"discipline?school={s}&year={now_year}&group={g}" for s, g in
+                 zip(fresh["school_id"], fresh["student_group"], strict=True)],
+    })
+
+
+def worsened_status(then: pd.DataFrame, now: pd.DataFrame, now_year: int, labels: dict[str, str]) -> pd.DataFrame:
+    """Colours now Orange or Red that were better in the meeting's year (colours from status_change)."""
+    keys = ["school_id", "student_group", "metric"]
+    if now.empty or then.empty:
+        return _empty()
+    both = now[keys + ["color"]].merge(then[keys + ["color"]], on=keys, suffixes=("", "_then"))
+    rank_now = both["color"].map(COLOR_RANK)
+    rank_then = both["color_then"].map(COLOR_RANK)
+    worse = both[both["color"].isin(["Orange", "Red"]) & rank_then.notna() & (rank_now > rank_then)]
+    return pd.DataFrame({
+        "school_id": worse["school_id"], "change": "status_worsened",
+        "detail": [f"{labels.get(m, m)}, {group_label(g)}: {c0} -> {c1} in {now_year}"
+                   for m, g, c0, c1 in zip(worse["metric"], worse["student_group"], worse["color_then"],
+                                           worse["color"], strict=True)],
+        "link": [f"school?school={s}&year={now_year}" for s in worse["school_id"]],
+    })
+
+
+def goals_moved_off_track(progress: pd.DataFrame, then_year: int) -> pd.DataFrame:
+    """Goals whose latest measured year after `then_year` is off track, and were not off track by then."""
+    if progress.empty:
+        return _empty()
+    measured = progress[progress["progress"] != "not_measured"].sort_values("school_year")
+    after = measured[measured["school_year"] > then_year].groupby("goal_id").tail(1)
+    before = measured[measured["school_year"] <= then_year].groupby("goal_id").tail(1)
+    was_off = set(before.loc[before["progress"] == "off_track", "goal_id"])
+    off = after[(after["progress"] == "off_track") & ~after["goal_id"].isin(was_off)]
+    return pd.DataFrame({
+        "school_id": off["school_id"], "change": "goal_off_track",
+        "detail": [f"goal {gid} ({m}, {group_label(g)}): {v:.1f} in {y} against a trajectory of {t:.1f}"
+                   for gid, m, g, v, y, t in zip(off["goal_id"], off["metric"], off["student_group"], off["value"],
+                                                 off["school_year"], off["trajectory"], strict=True)],
+        "link": [f"plans?school={s}&goal={g}" for s, g in zip(off["school_id"], off["goal_id"], strict=True)],
+    })
+
+
+def new_signals(series: pd.DataFrame, since: date) -> pd.DataFrame:
+    """Series (school_id, source, link, period, value) with a new shift or trend after `since`."""
+    if series.empty:
+        return _empty()
+    cut = pd.Timestamp(since)
+    rows = []
+    for (school, source, link), points in series.groupby(["school_id", "source", "link"], sort=True):
+        points = points[["period", "value"]]
+        chart = run_chart(points)
+        after = chart[(chart["period"] > cut) & (chart["signal"] != "")]
+        if after.empty:
+            continue
+        earlier = points[points["period"] <= cut]
+        if len(earlier) and run_chart(earlier)["signal"].iloc[-1] != "":
+            continue  # the signal was already running at the meeting
+        kinds = sorted({k for s in after["signal"] for k in s.split(",") if k})
+        rows.append({"school_id": school, "change": "run_chart_signal",
+                     "detail": f"{source}: {' and '.join(kinds)} since {since:%Y-%m-%d} "
+                               f"({len(after)} signal points)", "link": link})
+    return pd.DataFrame(rows, columns=["school_id", "change", "detail", "link"])
+
+
+def new_years(data_years: pd.DataFrame, then_year: int) -> pd.DataFrame:
+    """Schools with data (school_id, school_year) for a year after the meeting's year."""
+    newer = data_years[data_years["school_year"] > then_year]
+    if newer.empty:
+        return _empty()
+    latest = newer.groupby("school_id")["school_year"].max().reset_index()
+    return pd.DataFrame({
+        "school_id": latest["school_id"], "change": "new_year",
+        "detail": [f"data for {y - 1}-{str(y)[-2:]} (school year {y}) is on file" for y in latest["school_year"]],
+        "link": [f"school?school={s}&year={y}" for s, y in zip(latest["school_id"], latest["school_year"],
+                                                               strict=True)],
+    })
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame(columns=["school_id", "change", "detail", "link"])
+
+
+def combine(parts: list[pd.DataFrame], schools: pd.DataFrame, since: date) -> pd.DataFrame:
+    """One table in the CSV contract's columns, ordered by school then by kind of change."""
+    frames = [p for p in parts if len(p)]
+    if not frames:
+        return pd.DataFrame(columns=CHANGE_COLUMNS)
+    out = _one_row_per_school_and_kind(pd.concat(frames, ignore_index=True))
+    names = dict(zip(schools["school_id"], schools["school_name"], strict=True))
+    out["school_name"] = out["school_id"].map(names).fillna("")
+    out["since"] = since.isoformat()
+    out["_kind"] = out["change"].map({k: i for i, k in enumerate(CHANGE_KINDS)})
+    out = out.sort_values(["school_name", "school_id", "_kind", "detail"], ignore_index=True)
+    return out[CHANGE_COLUMNS]
+
+
+def _one_row_per_school_and_kind(changes: pd.DataFrame, shown: int = 4) -> pd.DataFrame:
+    """A school flagged several times for one kind of change gets one row: the details joined (at most
+    `shown`, then how many more), the link of the first."""
+    rows = []
+    for (school, kind), block in changes.groupby(["school_id", "change"], sort=False):
+        details = sorted(block["detail"])
+        more = f"; and {len(details) - shown} more" if len(details) > shown else ""
+        rows.append({"school_id": school, "change": kind, "detail": "; ".join(details[:shown]) + more,
+                     "link": block["link"].iloc[0], "n": len(details)})
+    return pd.DataFrame(rows)
+
+
+def summary(changes: pd.DataFrame) -> str:
+    """"14 schools newly flagged: 3 new risk-ratio flags, ..."""
+    if changes.empty:
+        return "No school was newly flagged since the meeting."
+    counts = changes["change"].value_counts()
+    parts = [f"{counts[k]} {CHANGE_LABELS[k].lower()}" for k in CHANGE_KINDS if k in counts]
+    return f"{changes['school_id'].nunique()} schools with changes: " + ", ".join(parts) + "."

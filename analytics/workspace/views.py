@@ -1,0 +1,212 @@
+"""The workspace's export views (DESIGN §7 `goals`, `changes`): load what they need, then call the pure core.
+
+Both follow `analytics.outputs.views` conventions (percentages 0-100, NaN = not computed, `public`
+applies the privacy rules) and are registered there, so `export goals|changes`, packs and pages share them.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from analytics.config import DEFAULT_SETTINGS, Settings
+from analytics.data import schema, storage
+from analytics.data.catalog import metric_catalog
+from analytics.data.derived import metrics_with_suspension
+from analytics.stats.run_charts import monthly_incident_series
+from analytics.workspace import changes as change_rules
+from analytics.workspace import goals as goal_rules
+from analytics.workspace import records
+
+
+class WorkspaceViewError(ValueError):
+    """Unknown school, cluster or goal, or no meeting date to count from."""
+
+
+def scope_ids(engine: Engine, cluster: str | None = None, school: str | None = None) -> tuple[pd.DataFrame,
+                                                                                              list[str] | None]:
+    schools = storage.load_schools(engine)
+    if school:
+        if school not in set(schools["school_id"]):
+            raise WorkspaceViewError(f"school {school!r} not found")
+        return schools, [school]
+    if cluster:
+        if cluster not in set(schools["cluster"]):
+            raise WorkspaceViewError(f"cluster {cluster!r} not found")
+        return schools, schools.loc[schools["cluster"] == cluster, "school_id"].tolist()
+    return schools, None
+
+
+def directions(engine: Engine) -> dict[str, bool]:
+    catalog = metric_catalog(storage.load_metric_definitions(engine))
+    return {m: bool(v) for m, v in catalog["higher_is_better"].items()}
+
+
+def goal_metric_rows(engine: Engine, goals: pd.DataFrame) -> pd.DataFrame:
+    """Metric rows for the goals' schools and metrics (suspension rate derived from discipline)."""
+    if goals.empty:
+        return pd.DataFrame(columns=schema.TABLES["metrics"].column_names)
+    ids = sorted(set(goals["school_id"]))
+    metrics = sorted(set(goals["metric"]))
+    rows = storage.load_metrics(engine, school_ids=ids, metrics=metrics)
+    if "suspension_rate" in metrics:
+        rows = metrics_with_suspension(rows, storage.load_discipline(engine, school_ids=ids))
+    return rows
+
+
+def goals_progress(engine: Engine, cluster: str | None = None, school: str | None = None,
+                   goal_ids: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(goals, progress rows) for a scope."""
+    schools, ids = scope_ids(engine, cluster, school)
+    goals = records.load(engine, "school_goals", school_id=ids, goal_id=goal_ids)
+    years = storage.available_years(engine)
+    names = dict(zip(schools["school_id"], schools["school_name"], strict=True))
+    progress = goal_rules.goal_progress(goals, goal_metric_rows(engine, goals), directions(engine), names,
+                                        years[-1] if years else None)
+    return goals, progress
+
+
+def goals_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
+               metric: str | None = None, group: str | None = None, public: bool = False,
+               settings: Settings = DEFAULT_SETTINGS, **_) -> pd.DataFrame:
+    """`export goals`: one row per goal and measured year, retired goals left out."""
+    goals, progress = goals_progress(engine, cluster, school)
+    live = set(goals.loc[goals["status"] != "retired", "goal_id"])
+    out = progress[progress["goal_id"].isin(live)]
+    if year:
+        out = out[out["school_year"] == year]
+    if metric:
+        out = out[out["metric"] == metric]
+    if group:
+        out = out[out["student_group"] == group]
+    out = out.reset_index(drop=True)
+    return _public_goals(engine, out, settings) if public else out
+
+
+def _public_goals(engine: Engine, table: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Privacy rules: a goal on a group with fewer than 10 students in any year shows no numbers at all
+    (its trajectory starts at the baseline value, so one small year would give the others away)."""
+    if table.empty:
+        return table
+    rows = storage.load_metrics(engine, school_ids=sorted(set(table["school_id"])), metrics=sorted(set(table["metric"])))
+    n = rows.set_index(["school_id", "metric", "student_group", "school_year"])["denominator"]
+    keys = list(zip(table["school_id"], table["metric"], table["student_group"], table["school_year"], strict=True))
+    small = pd.Series([not (n.get(k, np.nan) >= settings.privacy_min_n) for k in keys], index=table.index)
+    measured = table["value"].notna()
+    hide_goal = table.loc[small & measured, "goal_id"].unique()
+    out = table.astype({c: object for c in ("value", "ci_low", "ci_high", "trajectory", "progress")})
+    hidden = out["goal_id"].isin(hide_goal)
+    out.loc[hidden, ["value", "ci_low", "ci_high", "trajectory", "progress"]] = "*"
+    coded = ~hidden & measured & ((table["value"] <= settings.privacy_low_pct) |
+                                  (table["value"] >= settings.privacy_high_pct))
+    out.loc[coded, "value"] = [f"<= {settings.privacy_low_pct:.1f}%" if v <= settings.privacy_low_pct else
+                               f">= {settings.privacy_high_pct:.1f}%" for v in table.loc[coded, "value"]]
+    out.loc[coded, ["ci_low", "ci_high"]] = "*"
+    return out
+
+
+def last_meeting(engine: Engine, scope: str, before: date | None = None) -> date | None:
+    """The latest meeting date recorded for a scope (`district` or a cluster name)."""
+    m = schema.meetings
+    stmt = sa.select(sa.func.max(m.c.meeting_date)).where(m.c.scope == scope)
+    if before:
+        stmt = stmt.where(m.c.meeting_date <= before)
+    with engine.connect() as conn:
+        found = conn.execute(stmt).scalar_one_or_none()
+    return pd.Timestamp(found).date() if found is not None else None
+
+
+def changes_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
+                 metric: str | None = None, group: str | None = None, since: date | str | None = None,
+                 public: bool = False, settings: Settings = DEFAULT_SETTINGS, **_) -> pd.DataFrame:
+    """`export changes`: schools newly flagged since `since` (default: the scope's last meeting)."""
+    schools, ids = scope_ids(engine, cluster, school)
+    since = _since(engine, cluster, since)
+    then_year = change_rules.year_of_record(since)
+    years = storage.available_years(engine)
+    now_year = years[-1] if years else then_year
+    catalog = metric_catalog(storage.load_metric_definitions(engine))
+    labels = dict(zip(catalog["metric"], catalog["label"], strict=True))
+    parts = [
+        change_rules.new_rr_flags(_dispro(engine, ids, settings), then_year, now_year),
+        _worsened(engine, cluster, school, then_year, now_year, labels),
+        change_rules.goals_moved_off_track(goals_progress(engine, cluster, school)[1], then_year),
+        change_rules.new_signals(_series(engine, ids), since),
+        change_rules.new_years(_data_years(engine, ids), then_year),
+    ]
+    out = change_rules.combine(parts, schools, since)
+    if public:  # goal values may concern small groups: the public list names the change, not the numbers
+        goal_rows = out["change"] == "goal_off_track"
+        out.loc[goal_rows, "detail"] = out.loc[goal_rows, "detail"].str.replace(r":.*$", ": now off track",
+                                                                                 regex=True)
+    return out
+
+
+def _since(engine: Engine, cluster: str | None, since: date | str | None) -> date:
+    if isinstance(since, str) and since:
+        try:
+            return date.fromisoformat(since)
+        except ValueError as exc:
+            raise WorkspaceViewError(f"since {since!r} is not a date (YYYY-MM-DD)") from exc
+    if isinstance(since, date):
+        return since
+    found = last_meeting(engine, cluster or "district")
+    if found is None:
+        raise WorkspaceViewError(f"no meeting recorded for {cluster or 'the district'}: give a date (--since)")
+    return found
+
+
+def _dispro(engine: Engine, ids: list[str] | None, settings: Settings) -> pd.DataFrame:
+    from analytics.stats.disproportionality import disproportionality
+
+    table = disproportionality(storage.load_discipline(engine), settings)  # alternate ratios need every school
+    return table if ids is None else table[table["school_id"].isin(ids)]
+
+
+def _worsened(engine: Engine, cluster: str | None, school: str | None, then_year: int, now_year: int,
+              labels: dict[str, str]) -> pd.DataFrame:
+    if now_year <= then_year:
+        return change_rules._empty()
+    from analytics.outputs.views import status_change_view
+
+    now = status_change_view(engine, year=now_year, cluster=cluster, school=school)
+    then = status_change_view(engine, year=then_year, cluster=cluster, school=school)
+    return change_rules.worsened_status(then, now, now_year, labels)
+
+
+def _series(engine: Engine, ids: list[str] | None) -> pd.DataFrame:
+    """Dated series whose run charts are watched: each cycle ramp's custom measure, monthly suspensions."""
+    frames = []
+    cycles = records.load(engine, "pdsa_cycles", school_id=ids)
+    if len(cycles):
+        measures = records.load(engine, "cycle_measures", cycle_id=cycles["cycle_id"].tolist())
+        merged = measures.merge(cycles[["cycle_id", "school_id", "measure", "change_idea"]], on="cycle_id")
+        if len(merged):
+            frames.append(pd.DataFrame({
+                "school_id": merged["school_id"], "period": merged["date"], "value": merged["value"],
+                "source": "cycle " + merged["cycle_id"] + " (" + merged["measure"].fillna("custom measure") + ")",
+                "link": "cycles?cycle=" + merged["cycle_id"]}))
+    incidents = storage.load_incidents(engine, school_ids=ids)
+    for school_id, rows in incidents.groupby("school_id"):
+        monthly = monthly_incident_series(rows, actions=["ISS", "OSS"], label=school_id)
+        if len(monthly) >= 10:
+            frames.append(monthly.assign(source="suspensions per month", link=f"discipline?school={school_id}"))
+    if not frames:
+        return pd.DataFrame(columns=["school_id", "period", "value", "source", "link"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _data_years(engine: Engine, ids: list[str] | None) -> pd.DataFrame:
+    stmts = []
+    for table in (schema.metrics, schema.discipline):
+        stmt = sa.select(table.c.school_id, table.c.school_year).distinct()
+        if ids is not None:
+            stmt = stmt.where(table.c.school_id.in_(ids))
+        stmts.append(stmt)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.union(*stmts)).all()
+    return pd.DataFrame(rows, columns=["school_id", "school_year"])
