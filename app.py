@@ -25,6 +25,11 @@ LEARNING = [
 ]
 MEETING = [
     st.Page("pages/meeting.py", title="Data-meeting pack", icon=":material/slideshow:", url_path="meeting"),
+    st.Page("pages/changes.py", title="What changed", icon=":material/notifications:", url_path="changes"),
+]
+IMPROVE = [
+    st.Page("pages/plans.py", title="School plans", icon=":material/flag:", url_path="plans"),
+    st.Page("pages/cycles.py", title="PDSA cycles", icon=":material/autorenew:", url_path="cycles"),
 ]
 MANAGE = [
     st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data"),
@@ -40,7 +45,7 @@ if token:
         st.stop()
     # Every page stays registered (so URLs resolve the same way); the sidebar shows only in-scope links,
     # each carrying the token.
-    page = st.navigation(BROWSE + EQUITY + LEARNING, position="hidden")
+    page = st.navigation(BROWSE + EQUITY + LEARNING + IMPROVE, position="hidden")
     ui.viewer_nav(grant, SCOPED_PAGES[grant.kind])
     ok, reason = grant.allows(page.url_path, dict(st.query_params), ui.schools())
     if not ok:
@@ -54,8 +59,8 @@ if token:
     ui.note_page(page.url_path)
     ui.run_page(page)
 else:
-    role = ui.staff_role([p.url_path for p in BROWSE + EQUITY + LEARNING + MEETING + MANAGE])
-    sections = {"Browse": BROWSE, "Equity": EQUITY, "Learning": LEARNING, "Meetings": MEETING}
+    role = ui.staff_role([p.url_path for p in BROWSE + EQUITY + LEARNING + IMPROVE + MEETING + MANAGE])
+    sections = {"Browse": BROWSE, "Equity": EQUITY, "Improvement": IMPROVE, "Learning": LEARNING, "Meetings": MEETING}
     if role == "editor":
         sections["Manage"] = MANAGE
     page = st.navigation(sections)

@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--metric")
     exp.add_argument("--group")
     exp.add_argument("--program", help="a professional-learning programme (export learning)")
+    exp.add_argument("--since", help="changes: the meeting date to count from (YYYY-MM-DD; default the last one)")
     exp.add_argument("--public", action="store_true", help="apply the privacy rules")
     exp.add_argument("-o", "--output")
     exp.set_defaults(func=cmd_export)

@@ -36,9 +36,9 @@ from analytics.data import schema
 LOCAL_SECRET = PROJECT_ROOT / "data" / "share.secret"
 CLOCK_SKEW = timedelta(seconds=60)
 # Pages a scope may show; /data and /meeting are never shared.
-SCOPED_PAGES = {"district": {"", "cluster", "school", "gaps", "discipline", "learning"},
-                "cluster": {"cluster", "school", "gaps", "discipline", "learning"},
-                "school": {"school", "discipline", "learning"}}
+SCOPED_PAGES = {"district": {"", "cluster", "school", "gaps", "discipline", "learning", "plans"},
+                "cluster": {"cluster", "school", "gaps", "discipline", "learning", "plans"},
+                "school": {"school", "discipline", "learning", "plans"}}
 
 
 class ShareError(Exception):

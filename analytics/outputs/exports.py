@@ -146,8 +146,10 @@ def export_command(engine: Engine, args) -> int:
     if args.view != "learning" and getattr(args, "program", None):
         print("error: --program applies to `export learning` only", file=sys.stderr)
         return 2
+    since = {"since": args.since} if getattr(args, "since", None) else {}
     try:
-        table = build_view(engine, args.view, public=args.public, program=getattr(args, "program", None), **filters)
+        table = build_view(engine, args.view, public=args.public, program=getattr(args, "program", None), **filters,
+                           **since)
     except ViewError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -29,7 +29,10 @@ from analytics.stats.status_change import status_change
 RATE_COLUMNS = ["school_id", "school_year", "metric", "student_group", "numerator", "denominator", "value", "ci_low",
                 "ci_high"]
 RUN_COLUMNS = ["school_id", "period", "value", "median", "signal"]
-VIEWS = ("rates", "gaps", "status-change", "disproportionality", "rp-impact", "run-chart", "learning")
+VIEWS = ("rates", "gaps", "status-change", "disproportionality", "rp-impact", "run-chart", "learning", "goals",
+         "changes")
+# Views of the improvement workspace: they apply their own privacy rules and take `since`.
+_WORKSPACE_VIEWS = ("goals", "changes")
 
 
 class ViewError(ValueError):
@@ -263,9 +266,18 @@ _BUILDERS = {
 def build_view(engine: Engine, name: str, *, year: int | None = None, cluster: str | None = None,
                school: str | None = None, metric: str | None = None, group: str | None = None,
                public: bool = False, settings: Settings = DEFAULT_SETTINGS, program: str | None = None,
-               all_goals: bool = True, release: Release | None = None) -> pd.DataFrame:
+               all_goals: bool = True, release: Release | None = None, since: str | None = None) -> pd.DataFrame:
     """The table behind a view by its CLI name; `public` applies the privacy rules (pass the district's
     `release` when building several views, to decide it once)."""
+    if name in _WORKSPACE_VIEWS:
+        from analytics.workspace import views as workspace
+
+        builder = workspace.goals_view if name == "goals" else workspace.changes_view
+        try:
+            return builder(engine, year=year, cluster=cluster, school=school, metric=metric, group=group,
+                           since=since, public=public, settings=settings)
+        except workspace.WorkspaceViewError as exc:
+            raise ViewError(str(exc)) from exc
     if name not in _BUILDERS:
         raise ViewError(f"unknown view {name!r}; use one of {', '.join(VIEWS)}")
     extra = {"program": program, "all_goals": all_goals} if name == "learning" else {}

@@ -3,8 +3,8 @@
 Pages stay thin: they read the URL and widgets, call `analytics/`, and draw; anything Streamlit-specific
 that two pages need lives here once. `loaders` (engine, cached tables), `filters` (URL-bound widgets),
 `links` (navigation), `state` (shared-link session), `viewer` (read-only view), `staff` (sign-in, Share),
-`downloads` (download menus), `audit` (the audit log on /data). Pages use them through this package:
-``from pages import ui``.
+`downloads` (download menus), `audit` (the audit log on /data), `workspace` (editing plans and cycles).
+Pages use them through this package: ``from pages import ui``.
 """
 
 from __future__ import annotations
@@ -87,3 +87,4 @@ from pages.ui.viewer import (  # noqa: E402, F401
     release,
     viewer_nav,
 )
+from pages.ui.workspace import can_edit, conflict_panel, forget, seen_version, who  # noqa: E402, F401

@@ -13,7 +13,8 @@ from pages.ui.state import _with_share, share_grant, share_token
 PAGE_PATHS = {"pages/overview.py": "", "pages/cluster.py": "cluster", "pages/school.py": "school",
               "pages/gaps.py": "gaps", "pages/discipline.py": "discipline", "pages/learning.py": "learning",
               "pages/meeting.py": "meeting",
-              "pages/data.py": "data"}
+              "pages/data.py": "data", "pages/plans.py": "plans", "pages/cycles.py": "cycles",
+              "pages/changes.py": "changes"}
 
 
 def link(label: str, page: str, icon: str | None = None, **params) -> None:

@@ -129,7 +129,8 @@ def viewer_nav(grant, allowed: set[str]) -> None:
     """Sidebar links for a shared view: only pages inside its scope, each carrying the token."""
     titles = {"": ("District overview", "pages/overview.py"), "cluster": ("Cluster", "pages/cluster.py"),
               "gaps": ("Growth gaps", "pages/gaps.py"), "discipline": ("Discipline", "pages/discipline.py"),
-              "school": ("School", "pages/school.py"), "learning": ("Professional learning", "pages/learning.py")}
+              "school": ("School", "pages/school.py"), "learning": ("Professional learning", "pages/learning.py"),
+              "plans": ("School plans", "pages/plans.py")}
     params: dict[str, str] = {}
     if grant.kind == "cluster":
         params = {"cluster": grant.target}
@@ -142,7 +143,8 @@ def viewer_nav(grant, allowed: set[str]) -> None:
                 continue
             if key == "learning" and grant.kind == "cluster":  # a cluster's /learning link names one school
                 continue
-            scoped = {k: v for k, v in params.items() if not (key in ("cluster", "gaps") and k == "school")}
+            scoped = {k: v for k, v in params.items() if not (key in ("cluster", "gaps") and k == "school")
+                      and not (key == "plans" and k == "cluster")}
             if key == "discipline" and grant.kind == "school":
                 match = schools().loc[schools()["school_id"] == grant.target, "cluster"]
                 scoped = {"cluster": match.iloc[0], "school": grant.target} if len(match) else scoped

@@ -1,0 +1,95 @@
+"""`/changes`: what changed since the last data meeting (URL: cluster, since)."""
+
+from datetime import date
+
+import pandas as pd
+import streamlit as st
+
+from analytics.workspace import changes as change_rules
+from analytics.workspace import records
+from analytics.workspace import views as workspace
+from pages import ui
+
+editor = ui.can_edit()
+if ui.is_public():
+    ui.not_found("What changed since a meeting is for staff; it is not part of shared links.")
+schools = ui.schools()
+clusters = sorted(schools["cluster"].unique())
+
+
+@ui.cached
+def meetings(version: int) -> pd.DataFrame:
+    return records.load(ui.engine(), "meetings").sort_values("meeting_date")
+
+
+@ui.cached
+def changes_for(version: int, cluster: str | None, since: date) -> pd.DataFrame:
+    return workspace.changes_view(ui.engine(), cluster=cluster, since=since)
+
+
+ui.breadcrumb(("District", "pages/overview.py", {}), ("What changed", None, {}))
+st.title("What changed since the last meeting")
+cols = st.columns([2, 1, 2])
+cluster = ui.url_choice("Cluster", "cluster", ["all", *clusters], "all", container=cols[0],
+                        format_func=lambda c: "Whole district" if c == "all" else c)
+scope = "district" if cluster == "all" else cluster
+held = meetings(ui.data_version())
+held_here = held[held["scope"] == scope]
+raw_since = st.query_params.get("since")
+if raw_since:
+    try:
+        since = date.fromisoformat(raw_since)
+    except ValueError:
+        ui.not_found(f"“{raw_since}” is not a date: use YYYY-MM-DD, e.g. since=2025-02-27.")
+elif len(held_here):
+    since = held_here["meeting_date"].iloc[-1].date()
+else:
+    since = None
+picked = cols[1].date_input("Since", value=since, key=f"since_{scope}_{since}")
+if picked is None:
+    st.info(f"No meeting recorded for {'the district' if scope == 'district' else scope}: choose a date, or record "
+            "the meeting below.")
+else:
+    since = picked
+    st.query_params["since"] = since.isoformat()
+    if len(held_here):
+        cols[2].caption("Meetings of " + ("the district" if scope == "district" else scope) + ": " +
+                        ", ".join(f"{d:%d %b %Y}" for d in held_here["meeting_date"].iloc[-4:]))
+    table = changes_for(ui.data_version(), None if cluster == "all" else cluster, since)
+    then_year = change_rules.year_of_record(since)
+    st.markdown(f"**{change_rules.summary(table)}**")
+    with st.expander("How changes are found"):
+        st.markdown(
+            f"The meeting on {since:%d %b %Y} saw school years up to **{then_year - 1}-{str(then_year)[-2:]}** "
+            "(a school year ends on 30 June). Yearly indicators compare the latest year on file with that year: "
+            "a **new risk-ratio flag** (3.0 or more in 3 consecutive years, now and not then); a **status colour "
+            "worsened** into Orange or Red (from a better colour, groups of 30 or more); a **goal now off track** "
+            "(and not off track before). Dated series (each PDSA ramp's measure, each school's suspensions per "
+            "month) count a **new run-chart signal** when a shift or trend point falls after the meeting and the "
+            "run chart up to the meeting did not already end in one. A **new year of data** is a school year after "
+            "the one the meeting saw. A school with several changes of one kind gets one row listing them.")
+    if table.empty:
+        st.success("No school was newly flagged since the meeting.")
+    else:
+        kinds = [k for k in change_rules.CHANGE_KINDS if k in set(table["change"])]
+        chosen = st.pills("Show", kinds, selection_mode="multi", default=kinds,
+                          format_func=lambda k: change_rules.CHANGE_LABELS[k], key="change_kinds")
+        shown = table[table["change"].isin(chosen or kinds)].assign(
+            change=lambda d: d["change"].map(change_rules.CHANGE_LABELS),
+            link=lambda d: d["link"].map(lambda u: u + (f"&share={ui.share_token()}" if ui.share_token() else "")))
+        st.dataframe(shown[["link", "school_name", "school_id", "change", "detail"]], hide_index=True,
+                     width="stretch", height=min(38 + 35 * len(shown), 640),
+                     column_config={"link": st.column_config.LinkColumn("Open", display_text="Open ↗", width="small"),
+                                    "school_name": "School", "school_id": "Id", "change": "Change",
+                                    "detail": st.column_config.TextColumn("What", width="large")})
+        ui.download_menu(f"changes-since-{since}", table)
+        st.caption("The meeting pack starts with this list: open **Data-meeting pack** for the cluster.")
+
+if editor:
+    with st.expander("Record a meeting", icon=":material/event:"), st.form("meeting_form"):
+        when = st.date_input("Meeting date", value=date.today())
+        note = st.text_input("Note (optional)")
+        if st.form_submit_button("Record meeting"):
+            records.add_meeting(ui.engine(), scope, when, ui.who(), note or None)
+            st.query_params["since"] = when.isoformat()
+            st.rerun()

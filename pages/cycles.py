@@ -1,0 +1,263 @@
+"""`/cycles`: one PDSA cycle or ramp with its run chart (URL: cycle; `school` lists a school's cycles)."""
+
+from datetime import date, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from analytics.data import schema
+from analytics.outputs import charts_workspace as charts
+from analytics.workspace import cycles as cycle_rules
+from analytics.workspace import records
+from pages import ui
+
+FIELDS = {"cycle_id": "Cycle id", "change_idea": "Change idea", "start_date": "Start", "end_date": "End",
+          "goal_id": "Goal", "previous_cycle_id": "Builds on cycle", "question": "Question",
+          "prediction": "Prediction", "plan_who": "Who", "plan_what": "What", "plan_where": "Where",
+          "plan_when": "When", "measure": "Measure", "do_notes": "What happened (Do)",
+          "study_result": "Result against the prediction (Study)", "decision": "Decision (Act)",
+          "learning": "Learning (Act)"}
+editor = ui.can_edit()
+if ui.is_public():  # cycles are internal improvement work; shared links show plans and progress instead
+    ui.not_found("PDSA cycles are not part of shared links.")
+schools = ui.schools()
+names = dict(zip(schools["school_id"], schools["school_name"], strict=True))
+
+
+@ui.cached
+def all_cycles(version: int) -> pd.DataFrame:
+    return records.load(ui.engine(), "pdsa_cycles")
+
+
+@ui.cached
+def measures_for(version: int, cycle_ids: tuple[str, ...]) -> pd.DataFrame:
+    return records.load(ui.engine(), "cycle_measures", cycle_id=list(cycle_ids))
+
+
+cycles = all_cycles(ui.data_version())
+cycle_id = st.query_params.get("cycle")
+school_id = st.query_params.get("school")
+
+
+def cycle_form(record: dict | None, school: str) -> None:
+    """The whole Plan-Do-Study-Act record; new cycles can build on an earlier one (a ramp)."""
+    key = record["cycle_id"] if record else "new"
+    prefix = f"cycle_{key}_"
+    r = record or {}
+    same_school = cycles[(cycles["school_id"] == school) & (cycles["cycle_id"] != key)]
+    goals = records.load(ui.engine(), "school_goals", school_id=[school])
+    with st.form(f"cycle_form_{key}"):
+        cols = st.columns([1, 2])
+        cid = cols[0].text_input("Cycle id", value=r.get("cycle_id") or f"C-{school}-{len(same_school) + 1}",
+                                 disabled=record is not None, key=prefix + "id")
+        idea = cols[1].text_input("Change idea", value=r.get("change_idea") or "", key=prefix + "idea")
+        cols = st.columns(4)
+        start = cols[0].date_input("Start", value=_date(r.get("start_date")) or date.today(), key=prefix + "start")
+        end = cols[1].date_input("End (empty while running)", value=_date(r.get("end_date")), key=prefix + "end")
+        prev_options = [""] + same_school["cycle_id"].tolist()
+        previous = cols[2].selectbox("Builds on cycle (ramp)", prev_options,
+                                     index=prev_options.index(r["previous_cycle_id"]) if r.get("previous_cycle_id")
+                                     in prev_options else 0, key=prefix + "prev")
+        goal_options = [""] + goals["goal_id"].tolist()
+        goal = cols[3].selectbox("Goal it serves", goal_options, index=goal_options.index(r["goal_id"])
+                                 if r.get("goal_id") in goal_options else 0, key=prefix + "goal")
+        st.markdown("**Plan**")
+        question = st.text_input("Question this cycle answers", value=r.get("question") or "", key=prefix + "q")
+        prediction = st.text_input("Prediction", value=r.get("prediction") or "", key=prefix + "pred")
+        cols = st.columns(4)
+        who = cols[0].text_input("Who (roles)", value=r.get("plan_who") or "", key=prefix + "who")
+        what = cols[1].text_input("What", value=r.get("plan_what") or "", key=prefix + "what")
+        where = cols[2].text_input("Where", value=r.get("plan_where") or "", key=prefix + "where")
+        when = cols[3].text_input("When", value=r.get("plan_when") or "", key=prefix + "when")
+        measure = st.text_input("Measure (a catalog metric id or a custom measure, e.g. office referrals per week)",
+                                value=r.get("measure") or "", key=prefix + "measure")
+        st.markdown("**Do · Study · Act**")
+        do_notes = st.text_area("What happened (Do)", value=r.get("do_notes") or "", key=prefix + "do")
+        study = st.text_area("Result against the prediction (Study)", value=r.get("study_result") or "",
+                             key=prefix + "study")
+        cols = st.columns([1, 3])
+        decisions = ["", *schema.PDSA_DECISIONS]
+        decision = cols[0].selectbox("Decision (Act)", decisions, index=decisions.index(r["decision"])
+                                     if r.get("decision") in decisions else 0, key=prefix + "decision",
+                                     format_func=lambda d: cycle_rules.DECISION_LABELS.get(d, "not decided yet"))
+        learning = cols[1].text_area("Learning (Act)", value=r.get("learning") or "", key=prefix + "learning")
+        submitted = st.form_submit_button("Save cycle" if record else "Create cycle", type="primary")
+    if not submitted:
+        return
+    values = {"cycle_id": (cid or "").strip(), "school_id": school, "change_idea": idea, "start_date": start,
+              "end_date": end, "previous_cycle_id": previous or None, "goal_id": goal or None, "question": question,
+              "prediction": prediction, "plan_who": who, "plan_what": what, "plan_where": where, "plan_when": when,
+              "measure": measure, "do_notes": do_notes, "study_result": study, "decision": decision or None,
+              "learning": learning}
+    problems = []
+    if not idea.strip():
+        problems.append("a change idea is required")
+    if end and end < start:
+        problems.append("the end date is before the start date")
+    if problems:
+        st.error("The cycle was not saved: " + "; ".join(problems))
+        return
+    try:
+        if record is None:
+            records.create(ui.engine(), "pdsa_cycles", values, ui.who())
+        else:
+            records.save(ui.engine(), "pdsa_cycles", values, ui.seen_version(key, record), ui.who())
+    except records.Conflict as conflict:
+        ui.conflict_panel(conflict, values, FIELDS)
+        if conflict.current is not None:
+            st.session_state[f"conflict_{key}"] = conflict.current["version"]
+            conflict_actions(key, prefix, "after")
+        return
+    except records.RecordError as exc:
+        st.error(str(exc))
+        return
+    ui.forget(key, prefix)
+    ui.go("pages/cycles.py", cycle=values["cycle_id"])
+
+
+def conflict_actions(key: str, prefix: str, where: str = "before") -> None:
+    if st.session_state.get(f"conflict_{key}") is None:
+        return
+    cols = st.columns(2)
+    if cols[0].button("Keep my values and save over the new version", key=f"adopt_{key}_{where}"):
+        st.session_state[f"seen_{key}"] = st.session_state.pop(f"conflict_{key}")
+        st.info("Now press Save again: your values will replace the saved version.")
+    if cols[1].button("Discard my values and load the saved version", key=f"reload_{key}_{where}"):
+        st.session_state.pop(f"conflict_{key}", None)
+        ui.forget(key, prefix)
+        st.rerun()
+
+
+def _date(value):
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NaT:
+        return None
+    return pd.Timestamp(value).date() if not pd.isna(value) else None
+
+
+# --- the list ---------------------------------------------------------------------------------------------------
+if not cycle_id:
+    ui.breadcrumb(("District", "pages/overview.py", {}), ("PDSA cycles", None, {}))
+    st.title("PDSA cycles")
+    if school_id and school_id not in names:
+        ui.not_found(f"School “{school_id}” was not found.")
+    shown = cycles if not school_id else cycles[cycles["school_id"] == school_id]
+    if school_id:
+        st.caption(f"Cycles of {names[school_id]}. [All cycles](cycles)")
+    st.caption("Plan-Do-Study-Act cycles test one change at a time; a ramp is a series of cycles, each building on "
+               "the one before. Open a cycle for its full record and run chart.")
+    table = shown.assign(school=shown["school_id"].map(names),
+                         open=[ui.page_url("cycles", cycle=c) for c in shown["cycle_id"]],
+                         decision=shown["decision"].map(cycle_rules.DECISION_LABELS).fillna("running"))
+    st.dataframe(table.sort_values(["school", "start_date"])[["open", "school", "change_idea", "start_date",
+                                                              "end_date", "measure", "decision"]],
+                 hide_index=True, width="stretch",
+                 column_config={"open": st.column_config.LinkColumn("Cycle", display_text=r"cycle=([^&]+)"),
+                                "school": "School", "change_idea": "Change idea",
+                                "start_date": st.column_config.DateColumn("Start"),
+                                "end_date": st.column_config.DateColumn("End"), "measure": "Measure",
+                                "decision": "Decision"})
+    if editor:
+        with st.expander("New cycle", icon=":material/add:"):
+            pick = school_id or st.selectbox("School", schools["school_id"].tolist(), key="new_cycle_school",
+                                             format_func=lambda s: f"{names[s]} ({s})")
+            cycle_form(None, pick)
+    st.stop()
+
+# --- one cycle --------------------------------------------------------------------------------------------------
+if cycle_id not in set(cycles["cycle_id"]):
+    ui.breadcrumb(("PDSA cycles", "pages/cycles.py", {}), ("Not found", None, {}))
+    ui.not_found(f"Cycle “{cycle_id}” was not found.", options=cycles["cycle_id"].tolist())
+record = records.get(ui.engine(), "pdsa_cycles", cycle_id)
+school_id = record["school_id"]
+ui.breadcrumb(("PDSA cycles", "pages/cycles.py", {}),
+              (names.get(school_id, school_id), "pages/cycles.py", {"school": school_id}), (cycle_id, None, {}))
+st.title(f"{cycle_id}: {record['change_idea']}")
+status = cycle_rules.DECISION_LABELS.get(record.get("decision") or "", "Running")
+period = f"{record['start_date']:%d %b %Y} – " + (f"{record['end_date']:%d %b %Y}" if record.get("end_date")
+                                                  else "running")
+st.caption(f"{names.get(school_id, school_id)} · {period} · decision: {status}")
+chain = cycle_rules.ramp(cycles, cycle_id)
+links = [("Plan", "pages/plans.py", {"school": school_id, "goal": record["goal_id"]})] if record.get("goal_id") else []
+if len(chain) > 1:
+    ui.link_row(f"Ramp of {len(chain)} cycles", [(("▶ " if c == cycle_id else "") + c, "pages/cycles.py",
+                                                  {"cycle": c}) for c in chain])
+if links:
+    ui.link_row("Goal", [(record["goal_id"], page, params) for _, page, params in links])
+
+plan, do, study, act = st.columns(4)
+with plan:
+    st.markdown("**Plan**")
+    st.markdown(f"*Question:* {record.get('question') or '–'}  \n*Prediction:* {record.get('prediction') or '–'}  \n"
+                f"*Who:* {record.get('plan_who') or '–'} · *What:* {record.get('plan_what') or '–'} · "
+                f"*Where:* {record.get('plan_where') or '–'} · *When:* {record.get('plan_when') or '–'}  \n"
+                f"*Measure:* {record.get('measure') or '–'}")
+with do:
+    st.markdown("**Do**")
+    st.markdown(record.get("do_notes") or "–")
+with study:
+    st.markdown("**Study**")
+    st.markdown(record.get("study_result") or "–")
+with act:
+    st.markdown("**Act**")
+    st.markdown(f"*Decision:* {status}  \n{record.get('learning') or ''}")
+
+measures = measures_for(ui.data_version(), tuple(chain))
+scope = st.radio("Run chart of", ["the whole ramp", "this cycle"], horizontal=True, key="chart_scope") \
+    if len(chain) > 1 else "this cycle"
+ids = chain if scope == "the whole ramp" else [cycle_id]
+points, spans = cycle_rules.ramp_run_chart(cycles, measures, ids)
+measure_name = record.get("measure") or "custom measure"
+if points.empty:
+    st.info("No measurements yet." + (" Add them below." if editor else ""))
+else:
+    chart = charts.cycle_run_chart(points, spans, measure_name)
+    st.altair_chart(chart, width="stretch")
+    st.markdown(cycle_rules.signal_summary(points))
+    ui.download_menu(f"run-chart-{cycle_id}", points.assign(period=points["period"].dt.date), chart)
+
+if editor:
+    st.subheader("Measurements of this cycle")
+    mine = measures[measures["cycle_id"] == cycle_id][["date", "value", "note"]].reset_index(drop=True)
+    if mine.empty:
+        start = pd.Timestamp(record["start_date"])
+        mine = pd.DataFrame({"date": [start], "value": [None], "note": [None]})
+    edited = st.data_editor(mine.assign(date=pd.to_datetime(mine["date"]).dt.date), num_rows="dynamic",
+                            key=f"measures_{cycle_id}", width="stretch",
+                            column_config={"date": st.column_config.DateColumn("Date", required=True),
+                                           "value": st.column_config.NumberColumn("Value", required=True),
+                                           "note": st.column_config.TextColumn("Note (no student names)")})
+    if st.button("Save measurements", key="save_measures"):
+        n = records.replace_measures(ui.engine(), cycle_id, pd.DataFrame(edited), ui.who())
+        st.toast(f"{n} measurements saved.")
+        st.rerun()
+    st.subheader("Edit this cycle")
+    conflict_actions(cycle_id, f"cycle_{cycle_id}_")
+    ui.seen_version(cycle_id, record)
+    cycle_form(record, school_id)
+    cols = st.columns(2)
+    with cols[0].popover("Start the next cycle of this ramp", icon=":material/add:"):
+        next_id = st.text_input("New cycle id", value=f"C-{school_id}-{len(cycles[cycles['school_id'] == school_id]) + 1}")
+        idea = st.text_input("Change idea for the next cycle", value=record["change_idea"])
+        if st.button("Create next cycle", key="next_cycle"):
+            start = (pd.Timestamp(record["end_date"]).date() if record.get("end_date") else date.today()) \
+                + timedelta(days=1)
+            try:
+                records.create(ui.engine(), "pdsa_cycles", {
+                    "cycle_id": next_id, "school_id": school_id, "change_idea": idea, "start_date": start,
+                    "previous_cycle_id": cycle_id, "goal_id": record.get("goal_id"),
+                    "measure": record.get("measure")}, ui.who())
+                ui.go("pages/cycles.py", cycle=next_id)
+            except records.RecordError as exc:
+                st.error(str(exc))
+    if cols[1].button("Delete this cycle", key="delete_cycle"):
+        try:
+            records.delete(ui.engine(), "pdsa_cycles", cycle_id, ui.seen_version(cycle_id, record), ui.who())
+            ui.forget(cycle_id, f"cycle_{cycle_id}_")
+            ui.go("pages/cycles.py", school=school_id)
+        except records.Conflict as conflict:
+            ui.conflict_panel(conflict, record, FIELDS)
+    with st.expander("History of this cycle"):
+        hist = records.history(ui.engine(), record_ids=[cycle_id])
+        hist["what"] = [records.changed_fields(b, a) for b, a in zip(hist["before"], hist["after"], strict=True)]
+        st.dataframe(hist[["changed_at", "changed_by", "table_name", "action", "version", "what"]], hide_index=True,
+                     width="stretch")

@@ -1,0 +1,402 @@
+"""`/plans`: School Performance Plan goals, progress, root causes and walkthroughs (URL: school, goal)."""
+
+from datetime import date
+
+import pandas as pd
+import streamlit as st
+
+from analytics.data import schema
+from analytics.data.catalog import STUDENT_GROUPS, group_label
+from analytics.outputs import charts_workspace as charts
+from analytics.workspace import goals as goal_rules
+from analytics.workspace import notes, records
+from analytics.workspace import views as workspace
+from pages import ui
+
+RULE = ("**How progress is judged.** Each year's value is compared with the goal's trajectory: the straight line "
+        "from the baseline to the target (through any interim targets). **On track**: the value reaches the "
+        "trajectory in the improving direction. **At risk**: it misses, but its 95% interval (Wilson, from the "
+        "counts) reaches the trajectory, so the miss could be chance. **Off track**: the interval misses too. "
+        "**Not yet measured**: no value for that year. Metrics published without counts have no interval: on or "
+        "off track only.")
+GOAL_FIELDS = {"goal_id": "Goal id", "school_id": "School", "metric": "Metric", "student_group": "Student group",
+               "baseline_year": "Baseline year", "baseline_value": "Baseline value", "target_year": "Target year",
+               "target_value": "Target value", "interim_targets": "Interim targets", "status": "Status",
+               "strategy": "Strategy", "owner": "Owner", "priority": "District priority"}
+editor = ui.can_edit()
+schools = ui.schools()
+names = dict(zip(schools["school_id"], schools["school_name"], strict=True))
+grant = ui.share_grant()
+
+
+@ui.cached
+def progress_for(version: int, cluster: str | None, school: str | None):
+    return workspace.goals_progress(ui.engine(), cluster, school)
+
+
+@ui.cached
+def school_records(version: int, school_id: str, table: str) -> pd.DataFrame:
+    return records.load(ui.engine(), table, school_id=[school_id])
+
+
+@ui.cached
+def causes_for(version: int, goal_ids: tuple[str, ...]) -> pd.DataFrame:
+    return records.load(ui.engine(), "root_causes", goal_id=list(goal_ids))
+
+
+def progress_table(progress: pd.DataFrame) -> pd.DataFrame:
+    if ui.is_public():
+        return workspace._public_goals(ui.engine(), progress, ui_settings())
+    return progress
+
+
+def ui_settings():
+    from analytics.config import DEFAULT_SETTINGS
+
+    return DEFAULT_SETTINGS
+
+
+def show_rollup() -> None:
+    st.title("School Performance Plans")
+    cluster = grant.target if grant is not None and grant.kind == "cluster" else None
+    goals, progress = progress_for(ui.data_version(), cluster, None)
+    table = goal_rules.rollup(goals, progress, schools)
+    if table.empty:
+        st.info("No goals yet. Open a school's plan to write its first goal." if editor else "No goals yet.")
+        return
+    total = table[list(goal_rules.PROGRESS)].sum()
+    st.markdown(f"**{goal_rules.rollup_sentence({**total.to_dict(), 'goals': int(table['goals'].sum())})}** "
+                f"across {len(table)} cluster(s).")
+    st.caption(RULE)
+    table["summary"] = [goal_rules.rollup_sentence(r) for r in table.to_dict("records")]
+    chart = charts.rollup_chart(table)
+    st.altair_chart(chart, width="stretch")
+    st.dataframe(table[["cluster", "goals", "on_track", "at_risk", "off_track", "not_measured"]], hide_index=True,
+                 width="stretch", column_config={"on_track": "On track", "at_risk": "At risk",
+                                                 "off_track": "Off track", "not_measured": "Not yet measured"})
+    ui.download_menu("goal-rollup", table, chart)
+    in_scope = schools if cluster is None else schools[schools["cluster"] == cluster]
+    with_goals = in_scope[in_scope["school_id"].isin(goals["school_id"])]
+    st.subheader("Open a school's plan")
+    choice = st.selectbox("School", [""] + with_goals["school_id"].tolist(), key="plans_pick",
+                          format_func=lambda s: "Choose a school…" if not s else f"{names[s]} ({s})")
+    if choice:
+        ui.go("pages/plans.py", school=choice)
+
+
+if not st.query_params.get("school") and not st.query_params.get("goal"):
+    show_rollup()
+    st.stop()
+
+school_id = st.query_params.get("school")
+goal_id = st.query_params.get("goal")
+if goal_id and not school_id:
+    found = records.get(ui.engine(), "school_goals", goal_id)
+    school_id = found["school_id"] if found else None
+    if grant is not None and school_id and not grant.allows("plans", {"school": school_id}, schools)[0]:
+        school_id = None  # a shared link never reaches a goal outside its scope
+if school_id not in names:
+    ui.breadcrumb(("Plans", "pages/plans.py", {}), ("Not found", None, {}))
+    ui.not_found(f"School “{school_id or goal_id}” was not found.")
+cluster = schools.set_index("school_id").loc[school_id, "cluster"]
+ui.breadcrumb(("Plans", "pages/plans.py", {}), (cluster, "pages/cluster.py", {"cluster": cluster}),
+              (names[school_id], "pages/school.py", {"school": school_id}), ("Plan", None, {}))
+st.title(f"School Performance Plan: {names[school_id]}")
+goals, progress = progress_for(ui.data_version(), None, school_id)
+if not editor:
+    goals = goals[goals["status"] != "draft"]
+if goal_id and goal_id not in set(goals["goal_id"]):
+    ui.not_found(f"Goal “{goal_id}” was not found in the plan of {names[school_id]}.",
+                 options=goals["goal_id"].tolist())
+catalog = ui.metric_catalog()
+
+
+def metric_text(metric: str) -> str:
+    return ui.metric_label(metric)
+
+
+# --- goals list ------------------------------------------------------------------------------------------------
+now = goal_rules.latest_progress(progress)
+listing = goals.merge(now[["goal_id", "school_year", "value", "progress"]], on="goal_id", how="left")
+listing["progress"] = listing["progress"].fillna("not_measured").map(goal_rules.PROGRESS_LABELS)
+listing["metric_label"] = listing["metric"].map(metric_text)
+listing["group"] = listing["student_group"].map(group_label)
+listing["open"] = [ui.page_url("plans", school=school_id, goal=g, share=ui.share_token()) for g in listing["goal_id"]]
+st.caption(RULE)
+if listing.empty:
+    st.info("This plan has no goals yet.")
+else:
+    counted = listing[listing["status"].isin(goal_rules.COUNTED_STATUSES)]
+    st.markdown(f"**{(counted['progress'] == 'On track').sum()} of {len(counted)} goals on track** "
+                f"(active, met or not met goals; latest measured year).")
+    shown = listing[["open", "metric_label", "group", "baseline_year", "baseline_value", "target_year",
+                     "target_value", "status", "progress"]]
+    if ui.is_public():
+        shown = shown.astype({"baseline_value": object})
+        small = progress_table(progress)
+        hidden = set(small.loc[small["progress"] == "*", "goal_id"])
+        shown.loc[listing["goal_id"].isin(hidden), ["baseline_value", "progress"]] = "*"
+    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+        "open": st.column_config.LinkColumn("Goal", display_text=r"goal=([^&]+)"),
+        "metric_label": "Metric", "group": "Student group", "baseline_year": "Baseline year",
+        "baseline_value": st.column_config.NumberColumn("Baseline", format="%.1f"),
+        "target_year": "Target year", "target_value": st.column_config.NumberColumn("Target", format="%.1f"),
+        "status": "Status", "progress": "Progress now"})
+
+
+def goal_form(record: dict | None) -> None:
+    """Create (record None) or edit a goal; checks run on save; a stale version is a conflict, not an overwrite."""
+    key = record["goal_id"] if record else "new"
+    prefix = f"goal_{key}_"
+    metrics = [m for m in ui.metric_ids()]
+    with st.form(f"goal_form_{key}"):
+        cols = st.columns(3)
+        gid = cols[0].text_input("Goal id", value=record["goal_id"] if record else
+                                 f"G-{school_id}-{len(goals) + 1}", disabled=record is not None, key=prefix + "id")
+        metric = cols[1].selectbox("Metric", metrics, index=metrics.index(record["metric"]) if record and
+                                   record["metric"] in metrics else 0, format_func=metric_text, key=prefix + "metric")
+        groups = list(STUDENT_GROUPS)
+        group = cols[2].selectbox("Student group", groups, index=groups.index(record["student_group"]) if record
+                                  else 0, format_func=group_label, key=prefix + "group")
+        cols = st.columns(4)
+        years = ui.years() or [date.today().year]
+        base_year = cols[0].number_input("Baseline year", 1990, 2100, int(record["baseline_year"]) if record
+                                         else years[-1], key=prefix + "by")
+        base_value = cols[1].number_input("Baseline value (empty: from the data)", value=float(
+            record["baseline_value"]) if record else None, format="%.1f", key=prefix + "bv")
+        target_year = cols[2].number_input("Target year", 1990, 2100, int(record["target_year"]) if record
+                                           else years[-1] + 3, key=prefix + "ty")
+        target_value = cols[3].number_input("Target value", value=float(record["target_value"]) if record else None,
+                                            format="%.1f", key=prefix + "tv")
+        cols = st.columns([1, 2])
+        status = cols[0].selectbox("Status", schema.GOAL_STATUSES, index=schema.GOAL_STATUSES.index(
+            record["status"]) if record else 0, key=prefix + "status")
+        interim = cols[1].text_input("Interim targets (optional)", value=(record or {}).get("interim_targets") or "",
+                                     placeholder="2025: 48; 2026: 52", key=prefix + "interim")
+        strategy = st.text_area("Strategy", value=(record or {}).get("strategy") or "", key=prefix + "strategy")
+        cols = st.columns(2)
+        owner = cols[0].text_input("Owner (a role or team)", value=(record or {}).get("owner") or "",
+                                   key=prefix + "owner")
+        priority = cols[1].text_input("District priority it serves", value=(record or {}).get("priority") or "",
+                                      key=prefix + "priority")
+        submitted = st.form_submit_button("Save goal" if record else "Create goal", type="primary")
+    if not submitted:
+        return
+    values = {"goal_id": (gid or "").strip(), "school_id": school_id, "metric": metric, "student_group": group,
+              "baseline_year": int(base_year), "baseline_value": base_value, "target_year": int(target_year),
+              "target_value": target_value, "status": status, "interim_targets": interim, "strategy": strategy,
+              "owner": owner, "priority": priority}
+    data_baseline = baseline_from_data(metric, group, int(base_year))
+    if values["baseline_value"] is None and data_baseline is not None:
+        values["baseline_value"] = round(data_baseline, 1)
+    unit = str(catalog.loc[metric, "unit"]) if metric in catalog.index else "%"
+    problems = goal_rules.check_goal(values, higher_is_better=bool(catalog.loc[metric, "higher_is_better"])
+                                     if metric in catalog.index else None, unit=unit,
+                                     known_metric=metric in catalog.index, data_baseline=data_baseline)
+    if problems:
+        st.error("The goal was not saved:\n" + "\n".join(f"- **{GOAL_FIELDS.get(f, f)}**: {m}" for f, m in problems))
+        return
+    save_record("school_goals", values, record, key, prefix, GOAL_FIELDS,
+                go_to={"school": school_id, "goal": values["goal_id"]})
+
+
+def baseline_from_data(metric: str, group: str, year: int) -> float | None:
+    rows = ui.school_metrics(school_id)
+    match = rows[(rows["metric"] == metric) & (rows["student_group"] == group) & (rows["school_year"] == year)]
+    value = match["value"].dropna()
+    return float(value.iloc[0]) if len(value) else None
+
+
+def save_record(table: str, values: dict, record: dict | None, key: str, prefix: str, labels: dict,
+                go_to: dict | None = None) -> None:
+    """Create or save with the version this session opened; a conflict keeps the form as it is."""
+    try:
+        if record is None:
+            records.create(ui.engine(), table, values, ui.who())
+        else:
+            records.save(ui.engine(), table, values, ui.seen_version(key, record), ui.who())
+    except records.Conflict as conflict:
+        ui.conflict_panel(conflict, values, labels)
+        if conflict.current is not None:
+            st.session_state[f"conflict_{key}"] = conflict.current["version"]
+            conflict_actions(key, prefix, where="after")
+        return
+    except records.RecordError as exc:
+        st.error(str(exc))
+        return
+    ui.forget(key, prefix)
+    st.toast("Saved.", icon=":material/check:")
+    if go_to:
+        ui.go("pages/plans.py", **go_to)
+    st.rerun()
+
+
+def conflict_actions(key: str, prefix: str, where: str = "before") -> None:
+    """After a conflict: keep editing on top of the saved version, or discard the unsaved values."""
+    if st.session_state.get(f"conflict_{key}") is None:
+        return
+    cols = st.columns(2)
+    if cols[0].button("Keep my values and save over the new version", key=f"adopt_{key}_{where}"):
+        st.session_state[f"seen_{key}"] = st.session_state.pop(f"conflict_{key}")
+        st.info("Now press Save again: your values will replace the saved version.")
+    if cols[1].button("Discard my values and load the saved version", key=f"reload_{key}_{where}"):
+        st.session_state.pop(f"conflict_{key}", None)
+        ui.forget(key, prefix)
+        st.rerun()
+
+
+# --- one goal ---------------------------------------------------------------------------------------------------
+if goal_id:
+    record = records.get(ui.engine(), "school_goals", goal_id)
+    rows = progress[progress["goal_id"] == goal_id]
+    metric = record["metric"]
+    unit = str(catalog.loc[metric, "unit"]) if metric in catalog.index else ""
+    st.header(f"{goal_id}: {metric_text(metric)}, {group_label(record['student_group'])}")
+    st.markdown(f"From **{record['baseline_value']:.1f}** in {record['baseline_year']} to **{record['target_value']:.1f}**"
+                f" by {record['target_year']} · status **{record['status']}**"
+                + (f" · interim targets {record['interim_targets']}" if record.get("interim_targets") else "")
+                + (f"  \nStrategy: {record['strategy']}" if record.get("strategy") else "")
+                + (f"  \nOwner: {record['owner']}" if record.get("owner") else "")
+                + (f" · serves: {record['priority']}" if record.get("priority") else ""))
+    shown_rows = progress_table(rows)
+    hidden = ui.is_public() and (shown_rows["progress"] == "*").any()
+    if hidden:
+        st.info("Fewer than 10 students in this group: the goal's values are not shown on shared links.")
+    else:
+        chart = charts.goal_chart(rows, record, metric_text(metric), unit)
+        st.altair_chart(chart, width="stretch")
+    table = shown_rows.assign(progress=shown_rows["progress"].map(lambda p: goal_rules.PROGRESS_LABELS.get(p, p)))
+    st.dataframe(table[["school_year", "value", "ci_low", "ci_high", "trajectory", "progress"]], hide_index=True,
+                 width="stretch", column_config={"school_year": "School year",
+                                                 "value": st.column_config.NumberColumn("Value", format="%.1f"),
+                                                 "ci_low": st.column_config.NumberColumn("95% low", format="%.1f"),
+                                                 "ci_high": st.column_config.NumberColumn("95% high", format="%.1f"),
+                                                 "trajectory": st.column_config.NumberColumn("Trajectory",
+                                                                                             format="%.1f"),
+                                                 "progress": "Progress"})
+    ui.download_menu(f"goal-{goal_id}", shown_rows, None if hidden else charts.goal_chart(rows, record,
+                                                                                          metric_text(metric), unit))
+
+    st.subheader("Root causes")
+    causes = causes_for(ui.data_version(), (goal_id,))
+    if causes.empty:
+        st.caption("No root causes recorded for this goal.")
+    for cause in causes.to_dict("records"):
+        whys = notes.parse_whys(cause.get("whys"))
+        st.markdown(f"**{cause['category'].capitalize()}**: {cause['statement']}"
+                    + "".join(f"\n{i}. Why? {w}" for i, w in enumerate(whys, start=1)))
+        if editor and st.button("Delete this cause", key=f"del_cause_{cause['cause_id']}"):
+            records.delete(ui.engine(), "root_causes", cause["cause_id"], cause["version"], ui.who())
+            st.rerun()
+    if editor:
+        with st.expander("Add a root cause"), st.form(f"cause_form_{goal_id}", clear_on_submit=True):
+            category = st.selectbox("Category", schema.CAUSE_CATEGORIES, format_func=str.capitalize)
+            statement = st.text_input("Cause statement")
+            whys = st.text_area("5 whys (optional, one per line)")
+            if st.form_submit_button("Add cause"):
+                cause = {"cause_id": f"RC-{goal_id}-{len(causes) + 1}-{date.today():%y%m%d}", "goal_id": goal_id,
+                         "category": category, "statement": statement, "whys": whys}
+                problems = notes.check_root_cause(cause)
+                if problems:
+                    st.error("; ".join(m for _, m in problems))
+                else:
+                    try:
+                        records.create(ui.engine(), "root_causes", cause, ui.who())
+                        st.rerun()
+                    except records.RecordError as exc:
+                        st.error(str(exc))
+
+    cycles = school_records(ui.data_version(), school_id, "pdsa_cycles")
+    linked = cycles[cycles["goal_id"] == goal_id]
+    if len(linked):
+        ui.link_row("PDSA cycles for this goal", [(f"{c} · {idea}", "pages/cycles.py", {"cycle": c})
+                                                   for c, idea in zip(linked["cycle_id"], linked["change_idea"],
+                                                                      strict=True)])
+    if editor:
+        st.subheader("Edit this goal")
+        conflict_actions(goal_id, f"goal_{goal_id}_")
+        ui.seen_version(goal_id, record)
+        goal_form(record)
+        cols = st.columns(2)
+        if record["status"] != "retired" and cols[0].button("Retire this goal", key="retire_goal"):
+            try:
+                records.save(ui.engine(), "school_goals", {**record, "status": "retired"},
+                             ui.seen_version(goal_id, record), ui.who())
+                ui.forget(goal_id, f"goal_{goal_id}_")
+                st.rerun()
+            except records.Conflict as conflict:
+                ui.conflict_panel(conflict, {**record, "status": "retired"}, GOAL_FIELDS)
+        if cols[1].button("Delete this goal", key="delete_goal", type="secondary"):
+            try:
+                records.delete(ui.engine(), "school_goals", goal_id, ui.seen_version(goal_id, record), ui.who())
+                ui.forget(goal_id, f"goal_{goal_id}_")
+                ui.go("pages/plans.py", school=school_id)
+            except records.Conflict as conflict:
+                ui.conflict_panel(conflict, record, GOAL_FIELDS)
+        with st.expander("History of this goal"):
+            hist = records.history(ui.engine(), record_ids=[goal_id])
+            hist["what"] = [records.changed_fields(b, a) for b, a in zip(hist["before"], hist["after"], strict=True)]
+            st.dataframe(hist[["changed_at", "changed_by", "action", "version", "what"]], hide_index=True,
+                         width="stretch")
+elif editor:
+    with st.expander("New goal", icon=":material/add:"):
+        goal_form(None)
+
+# --- walkthroughs -----------------------------------------------------------------------------------------------
+st.subheader("Walkthroughs")
+visits = school_records(ui.data_version(), school_id, "walkthroughs").sort_values("visit_date", ascending=False)
+if not editor:
+    visits = visits[visits["shareable"]] if ui.is_public() else visits
+if visits.empty:
+    st.caption("No walkthroughs recorded." if not ui.is_public() else "No walkthroughs shared.")
+for visit in visits.to_dict("records"):
+    with st.container(border=True):
+        st.markdown(f"**{visit['visit_date']:%d %b %Y}** · {visit.get('visitor') or 'visitor not recorded'}"
+                    + (f" · focus: {visit['focus']}" if visit.get("focus") else "")
+                    + ("" if visit["shareable"] else " · not shared"))
+        try:
+            looks = notes.parse_look_fors(visit.get("look_fors"))
+        except ValueError:
+            looks = []
+        if looks:
+            st.dataframe(pd.DataFrame(looks).rename(columns={"item": "Look-for", "observed": "Classrooms observed",
+                                                             "classrooms": "Classrooms visited",
+                                                             "share": "Share (%)"}),
+                         hide_index=True, width="stretch",
+                         column_config={"Share (%)": st.column_config.ProgressColumn(
+                             "Share of classrooms", format="%.0f%%", min_value=0, max_value=100)})
+        if visit.get("notes"):
+            st.markdown(f"*Notes:* {visit['notes']}")
+        if visit.get("next_steps"):
+            st.markdown(f"*Next steps:* {visit['next_steps']}")
+        if editor and st.button("Delete this walkthrough", key=f"del_visit_{visit['visit_id']}"):
+            records.delete(ui.engine(), "walkthroughs", visit["visit_id"], visit["version"], ui.who())
+            st.rerun()
+if editor:
+    with st.expander("Record a walkthrough", icon=":material/add:"), st.form("visit_form"):
+        st.warning("Walkthroughs are non-evaluative: describe practice, never people. Write no teacher or student "
+                   "names.", icon=":material/privacy_tip:")
+        cols = st.columns(3)
+        visit_date = cols[0].date_input("Date of the visit", value=date.today())
+        visitor = cols[1].text_input("Visitor (role)")
+        focus = cols[2].text_input("Focus (a goal or a practice)")
+        look_fors = st.text_area("Look-fors: `item: k/n` (observed in k of n classrooms), one per line",
+                                 placeholder="Learning target posted: 5/8\nStudents talking with a partner: 3/8")
+        visit_notes = st.text_area("Notes")
+        next_steps = st.text_area("Next steps")
+        shareable = st.checkbox("May appear on shared links")
+        if st.form_submit_button("Save walkthrough", type="primary"):
+            visit = {"visit_id": f"W-{school_id}-{visit_date:%Y%m%d}-{len(visits) + 1}", "school_id": school_id,
+                     "visit_date": visit_date, "visitor": visitor, "focus": focus,
+                     "look_fors": notes.format_look_fors(notes.parse_look_fors(look_fors)) if look_fors.strip()
+                     and not notes.check_walkthrough({"look_fors": look_fors}) else look_fors,
+                     "notes": visit_notes, "next_steps": next_steps, "shareable": shareable}
+            problems = notes.check_walkthrough(visit)
+            if problems:
+                st.error("The walkthrough was not saved:\n" + "\n".join(f"- **{f}**: {m}" for f, m in problems))
+            else:
+                try:
+                    records.create(ui.engine(), "walkthroughs", visit, ui.who())
+                    st.rerun()
+                except records.RecordError as exc:
+                    st.error(str(exc))

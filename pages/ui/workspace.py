@@ -1,0 +1,54 @@
+"""Editing helpers of the workspace pages: who may edit, who is editing, and the conflict panel."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pages.ui.staff import _editor_name, staff_role
+from pages.ui.state import is_public
+
+
+def can_edit() -> bool:
+    """Editors edit; shared-link viewers and staff viewers read."""
+    return not is_public() and staff_role() == "editor"
+
+
+def who() -> str:
+    return _editor_name()
+
+
+def conflict_panel(conflict, mine: dict, labels: dict[str, str]) -> None:
+    """The saved record beside the editor's unsaved values, so nothing is lost and the choice is theirs."""
+    st.error(str(conflict), icon=":material/sync_problem:")
+    current = conflict.current or {}
+    rows = [{"field": labels.get(k, k), "your unsaved value": _text(mine.get(k)), "saved now": _text(current.get(k))}
+            for k in labels if _text(mine.get(k)) != _text(current.get(k))]
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def _text(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()[:10]
+    return str(value)
+
+
+def seen_version(key: str, record: dict | None) -> int | None:
+    """The version this browser session opened the record at (kept until it saves or reloads)."""
+    if record is None:
+        return None
+    state_key = f"seen_{key}"
+    if state_key not in st.session_state:
+        st.session_state[state_key] = int(record["version"])
+    return st.session_state[state_key]
+
+
+def forget(key: str, widget_prefix: str | None = None) -> None:
+    """Reload a record: drop the remembered version and the form's widget values."""
+    st.session_state.pop(f"seen_{key}", None)
+    if widget_prefix:
+        for k in [k for k in st.session_state if str(k).startswith(widget_prefix)]:
+            del st.session_state[k]
