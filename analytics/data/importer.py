@@ -496,9 +496,8 @@ def write_report(engine: Engine, report: ImportReport, who: str) -> None:
     with engine.begin() as conn:
         storage.serialise_writes(conn)
         for result in ordered:
-            frame = workspace_rules.stamp(result.table, result.frame, who)
-            storage.upsert(conn, result.table, frame)
-            workspace_rules.record_history(conn, result.table, frame, who)
+            storage.upsert(conn, result.table, result.frame)
+            workspace_rules.record_history(conn, result.table, result.frame, who)
             storage.record_import(conn, result.source, result.table, len(result.frame), result.skipped, who)
             audit.record(conn, who, audit.IMPORT, result.table,
                          f"{result.source}: {len(result.frame):,} rows, {result.skipped:,} skipped")

@@ -165,4 +165,5 @@ def summary(changes: pd.DataFrame) -> str:
         return "No school was newly flagged since the meeting."
     counts = changes["change"].value_counts()
     parts = [f"{counts[k]} {CHANGE_LABELS[k].lower()}" for k in CHANGE_KINDS if k in counts]
-    return f"{changes['school_id'].nunique()} schools with changes: " + ", ".join(parts) + "."
+    n = changes["school_id"].nunique()
+    return f"{n} school{'s' if n != 1 else ''} with changes: " + ", ".join(parts) + "."

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.data.derived import metrics_with_suspension
+from analytics.data.schema import TABLES
 
 GOAL_PLANS = (  # metric, group, change in points over four years, strategy, priority
     ("read_proficient", "ALL", 8.0, "Daily small-group guided reading with weekly progress checks",
@@ -69,7 +70,7 @@ def build_workspace(frames: dict[str, pd.DataFrame], seed: int = 42) -> dict[str
 
 
 def _goals(rng, schools: pd.DataFrame, metrics: pd.DataFrame, end_year: int) -> pd.DataFrame:
-    base_year = end_year - 3
+    base_year = max(end_year - 3, int(metrics["school_year"].min()))
     values = metrics.set_index(["school_id", "metric", "student_group", "school_year"])["value"]
     rows = []
     for school_id in schools["school_id"]:
@@ -91,9 +92,9 @@ def _goals(rng, schools: pd.DataFrame, metrics: pd.DataFrame, end_year: int) -> 
                 "status": rng.choice(["active", "active", "active", "active", "draft", "retired"]),
                 "interim_targets": interim, "strategy": strategy,
                 "owner": rng.choice(["School leadership team", "Instructional leadership team", "Student support team"]),
-                "priority": priority, "version": 1, "updated_by": "demo",
+                "priority": priority,
             })
-    return pd.DataFrame(rows).drop_duplicates("goal_id")
+    return _frame("school_goals", rows).drop_duplicates("goal_id", ignore_index=True)
 
 
 def _causes(rng, goals: pd.DataFrame) -> pd.DataFrame:
@@ -102,9 +103,8 @@ def _causes(rng, goals: pd.DataFrame) -> pd.DataFrame:
         for k in rng.choice(len(CAUSES), int(rng.integers(0, 3)), replace=False):
             category, statement, whys = CAUSES[k]
             rows.append({"cause_id": f"RC-{goal_id[2:]}-{k}", "goal_id": goal_id, "category": category,
-                         "statement": statement, "whys": whys or None, "version": 1, "updated_by": "demo"})
-    return pd.DataFrame(rows, columns=["cause_id", "goal_id", "category", "statement", "whys", "version",
-                                       "updated_by"])
+                         "statement": statement, "whys": whys or None})
+    return _frame("root_causes", rows)
 
 
 def _cycles(rng, schools: pd.DataFrame, goals: pd.DataFrame, end_year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -136,7 +136,6 @@ def _cycles(rng, schools: pd.DataFrame, goals: pd.DataFrame, end_year: int) -> t
                 "decision": decision,
                 "learning": None if last else ("Works when the whole team does it the same way" if improves
                                                else "Too hard to keep up on busy days; simplify"),
-                "version": 1, "updated_by": "demo",
             })
             for w in range(weeks):
                 step = (k * weeks + w) * (0.9 if improves else 0.0)
@@ -146,7 +145,7 @@ def _cycles(rng, schools: pd.DataFrame, goals: pd.DataFrame, end_year: int) -> t
                                  "value": round(min(value, 100.0) if higher else value, 1), "note": None})
             previous = cycle_id
             start = end + timedelta(days=10)
-    return pd.DataFrame(cycles), pd.DataFrame(measures, columns=["cycle_id", "date", "value", "note"])
+    return _frame("pdsa_cycles", cycles), _frame("cycle_measures", measures)
 
 
 def _walkthroughs(rng, schools: pd.DataFrame, end_year: int) -> pd.DataFrame:
@@ -164,12 +163,17 @@ def _walkthroughs(rng, schools: pd.DataFrame, end_year: int) -> pd.DataFrame:
                 "focus": LOOK_FORS[items[0]], "look_fors": look,
                 "notes": "Routines were consistent in most rooms; partner talk was strongest in the upper grades.",
                 "next_steps": "Grade teams share one routine at the next PLC; revisit in six weeks.",
-                "shareable": bool(rng.random() < 0.5), "version": 1, "updated_by": "demo",
+                "shareable": bool(rng.random() < 0.5),
             })
-    return pd.DataFrame(rows)
+    return _frame("walkthroughs", rows)
 
 
 def _meetings(schools: pd.DataFrame) -> pd.DataFrame:
     scopes = ["district", *sorted(schools["cluster"].unique())]
-    return pd.DataFrame([{"scope": s, "meeting_date": d, "note": "Quarterly data meeting"}
-                         for s in scopes for d in MEETING_DATES])
+    return _frame("meetings", [{"scope": s, "meeting_date": d, "note": "Quarterly data meeting"}
+                               for s in scopes for d in MEETING_DATES])
+
+
+def _frame(table: str, rows: list[dict]) -> pd.DataFrame:
+    """Rows in the import columns of `table` (an empty frame still has them)."""
+    return pd.DataFrame(rows, columns=TABLES[table].column_names)

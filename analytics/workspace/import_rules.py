@@ -2,7 +2,7 @@
 
 The importer calls `TABLE_RULES[table](clean, ctx)` for rules that involve several columns or other
 tables; each rule yields (column, failing-rows mask, reasons). Imported workspace records are stamped
-with who imported them and get a history row, as edits in the app do.
+with who imported them and get a history row, as edits in the app do (`record_history`).
 """
 
 from __future__ import annotations
@@ -106,21 +106,21 @@ TABLE_RULES: dict[str, Callable[[pd.DataFrame, object], Rule]] = {
 }
 
 
-def stamp(table: str, frame: pd.DataFrame, who: str) -> pd.DataFrame:
-    """Imported records of edited tables carry who imported them and when."""
-    if not schema.TABLES[table].managed or frame.empty:
-        return frame
-    return frame.assign(updated_at=datetime.now(UTC), updated_by=f"{who} (import)")
-
-
 def record_history(conn: Connection, table: str, frame: pd.DataFrame, who: str) -> None:
-    """One history row per imported workspace record (action `import`)."""
+    """Imported records of edited tables carry who imported them and when, and get one history row each
+    (action `import`), as edits in the app do."""
     if table not in schema.WORKSPACE_TABLES or frame.empty:
         return
     from analytics.workspace.records import ID_COLUMNS, _jsonable
 
     id_col = ID_COLUMNS.get(table)
     now = datetime.now(UTC)
+    if schema.TABLES[table].managed:
+        tbl = schema.metadata.tables[table]
+        ids = frame[id_col].astype(str).tolist()
+        for start in range(0, len(ids), 500):
+            conn.execute(sa.update(tbl).where(tbl.c[id_col].in_(ids[start:start + 500]))
+                         .values(updated_at=now, updated_by=f"{who} (import)"))
     rows = []
     for record in frame.to_dict("records"):
         record_id = record[id_col] if id_col else " / ".join(str(record[k]) for k in schema.TABLES[table].key)

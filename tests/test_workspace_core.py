@@ -1,0 +1,201 @@
+"""The workspace core with hand-computed cases: progress rule, goal checks, roll-up, ramps, look-fors and
+what changed since a meeting."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics.workspace import changes as ch
+from analytics.workspace import cycles as cy
+from analytics.workspace import goals as g
+from analytics.workspace import notes
+
+GOAL = {"goal_id": "G1", "school_id": "101", "metric": "read_proficient", "student_group": "ALL",
+        "baseline_year": 2022, "baseline_value": 40.0, "target_year": 2026, "target_value": 60.0,
+        "interim_targets": None, "status": "active"}
+
+
+def test_trajectory_is_the_straight_line_held_flat_outside_baseline_and_target():
+    # 40 + (60 - 40) x (year - 2022) / (2026 - 2022)
+    assert [g.trajectory(GOAL, y) for y in (2021, 2022, 2023, 2024, 2026, 2027)] == [40, 40, 45, 50, 60, 60]
+
+
+def test_interim_targets_bend_the_trajectory():
+    goal = {**GOAL, "interim_targets": "2024: 42"}
+    # 2023 halfway from 40 to 42; 2024 exactly 42; 2025 halfway from 42 to 60
+    assert [g.trajectory(goal, y) for y in (2023, 2024, 2025)] == [41, 42, 51]
+
+
+@pytest.mark.parametrize(("value", "low", "high", "expected", "higher", "progress"), [
+    (50.0, 40.0, 60.0, 50.0, True, "on_track"),     # reaches the trajectory exactly
+    (48.0, 44.0, 52.0, 50.0, True, "at_risk"),      # misses; the interval's top reaches it
+    (45.0, 41.0, 49.0, 50.0, True, "off_track"),    # the interval misses too
+    (48.0, np.nan, np.nan, 50.0, True, "off_track"),  # value-only metric: no interval, no "at risk"
+    (np.nan, np.nan, np.nan, 50.0, True, "not_measured"),
+    (9.0, 7.0, 11.0, 9.0, False, "on_track"),       # lower is better: at or below
+    (9.5, 8.7, 10.4, 9.0, False, "at_risk"),        # the interval's bottom reaches 9
+    (9.5, 9.2, 9.9, 9.0, False, "off_track"),
+])
+def test_progress_rule(value, low, high, expected, higher, progress):
+    assert g.classify(value, low, high, expected, higher) == progress
+
+
+def test_goal_progress_from_counts_with_wilson_intervals():
+    rows = pd.DataFrame({"school_id": "101", "metric": "read_proficient", "student_group": "ALL",
+                         "school_year": [2022, 2023, 2024, 2025], "numerator": [40, 45, 44, 30],
+                         "denominator": [100] * 4, "value": [np.nan] * 4})
+    out = g.goal_progress(pd.DataFrame([GOAL]), rows, {"read_proficient": True}, {"101": "Oak ES"}, last_year=2026)
+    assert list(out.columns) == g.GOAL_COLUMNS
+    assert out["school_year"].tolist() == [2023, 2024, 2025, 2026]  # after the baseline, up to the target
+    assert out["trajectory"].tolist() == [45.0, 50.0, 55.0, 60.0]
+    # 2023: 45 = trajectory; 2024: 44, Wilson upper 53.8 >= 50; 2025: 30, upper 39.6 < 55; 2026: no value
+    assert out["progress"].tolist() == ["on_track", "at_risk", "off_track", "not_measured"]
+    assert out.loc[1, "ci_high"] == pytest.approx(53.77, abs=0.01)
+    assert out["school_name"].iloc[0] == "Oak ES"
+
+
+def test_goal_without_data_after_its_baseline_is_not_measured():
+    out = g.goal_progress(pd.DataFrame([GOAL]), pd.DataFrame(columns=["school_id", "metric", "student_group",
+                                                                      "school_year", "numerator", "denominator",
+                                                                      "value"]), {}, last_year=2022)
+    assert out[["school_year", "progress"]].values.tolist() == [[2023, "not_measured"]]
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"target_value": 35.0}, "target_value"),            # reading: higher is better, 35 < 40
+    ({"target_year": 2022}, "target_year"),              # not after the baseline year
+    ({"target_value": 120.0}, "target_value"),           # a percentage above 100
+    ({"interim_targets": "2030: 50"}, "interim_targets"),  # outside 2022-2026
+    ({"interim_targets": "next year 50"}, "interim_targets"),
+    ({"baseline_value": None}, "baseline_value"),         # no baseline given and none in the data
+])
+def test_goal_checks_name_the_field(change, field):
+    problems = g.check_goal({**GOAL, **change}, higher_is_better=True)
+    assert field in [f for f, _ in problems]
+
+
+def test_goal_checks_pass_a_good_goal_and_take_the_baseline_from_data():
+    assert g.check_goal(GOAL, higher_is_better=True) == []
+    assert g.check_goal({**GOAL, "baseline_value": None}, higher_is_better=True, data_baseline=41.0) == []
+    lower = {**GOAL, "metric": "suspension_rate", "baseline_value": 8.0, "target_value": 5.0}
+    assert g.check_goal(lower, higher_is_better=False) == []
+    assert g.check_goal({**lower, "target_value": 9.0}, higher_is_better=False)[0][0] == "target_value"
+
+
+def test_rollup_counts_live_goals_by_their_latest_progress():
+    goals = pd.DataFrame({"goal_id": ["A", "B", "C", "D", "E"], "school_id": ["1", "1", "2", "2", "2"],
+                          "status": ["active", "active", "retired", "draft", "met"]})
+    progress = pd.DataFrame({"goal_id": ["A", "A", "B", "C", "D", "E"],
+                             "school_year": [2024, 2025, 2025, 2025, 2025, 2025],
+                             "progress": ["off_track", "on_track", "off_track", "on_track", "on_track",
+                                          "not_measured"]})
+    schools = pd.DataFrame({"school_id": ["1", "2"], "cluster": ["North", "North"]})
+    row = g.rollup(goals, progress, schools).iloc[0]
+    assert (row["goals"], row["on_track"], row["off_track"], row["not_measured"]) == (3, 1, 1, 1)
+    assert g.rollup_sentence(row) == "1 of 3 goals on track (0 at risk, 1 off track, 1 not yet measured)"
+
+
+def test_ramp_follows_links_both_ways_and_survives_a_loop():
+    cycles = pd.DataFrame({"cycle_id": ["a", "b", "c", "x", "l1", "l2"],
+                           "previous_cycle_id": [None, "a", "b", None, "l2", "l1"],
+                           "start_date": pd.to_datetime(["2024-09-01", "2024-10-01", "2024-11-01", "2024-09-01",
+                                                         "2024-09-01", "2024-10-01"])})
+    assert cy.ramp(cycles, "b") == ["a", "b", "c"]
+    assert cy.ramp(cycles, "x") == ["x"]
+    assert set(cy.ramp(cycles, "l1")) == {"l1", "l2"}
+    assert cy.ramp(cycles, "nope") == []
+
+
+def test_ramp_run_chart_marks_a_shift_and_spans_each_cycle():
+    cycles = pd.DataFrame({"cycle_id": ["a", "b"], "change_idea": ["greet", "greet + circle"],
+                           "start_date": pd.to_datetime(["2024-09-02", "2024-10-14"]),
+                           "end_date": pd.to_datetime(["2024-10-11", None])})
+    dates = pd.date_range("2024-09-02", periods=12, freq="W-MON")
+    measures = pd.DataFrame({"cycle_id": ["a"] * 6 + ["b"] * 6, "date": dates,
+                             "value": [14, 15, 13, 14, 15, 13, 9, 8, 9, 8, 7, 8], "note": None})
+    points, spans = cy.ramp_run_chart(cycles, measures, ["a", "b"])
+    assert points["median"].iloc[0] == 11.0  # median of the 12 values
+    assert (points["signal"].str.contains("shift")).all()  # 6 above, then 6 below the median
+    assert spans["end"].iloc[1] == dates[-1]  # an open cycle's span ends at its last measure
+    assert "shift" in cy.signal_summary(points)
+
+
+def test_look_fors_and_whys():
+    assert notes.parse_look_fors("Target posted: 5/8; Partner talk: 3 of 8") == [
+        {"item": "Target posted", "observed": 5, "classrooms": 8, "share": 62.5},
+        {"item": "Partner talk", "observed": 3, "classrooms": 8, "share": 37.5}]
+    with pytest.raises(ValueError, match="k must be between"):
+        notes.parse_look_fors("Target posted: 9/8")
+    assert notes.parse_whys("late\nno schedule > built first") == ["late", "no schedule", "built first"]
+    assert [f for f, _ in notes.check_walkthrough({"notes": "Ms. Lopez kept the routine"})] == ["notes"]
+    assert notes.check_walkthrough({"notes": "Routines were consistent", "look_fors": "Target: 2/4"}) == []
+
+
+# --- what changed since the meeting ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("since", "year"), [(date(2025, 2, 27), 2024), (date(2025, 6, 30), 2024),
+                                             (date(2025, 7, 1), 2025), (date(2025, 9, 15), 2025)])
+def test_year_of_record(since, year):
+    assert ch.year_of_record(since) == year
+
+
+def test_new_risk_ratio_flags_are_flags_now_that_were_not_flags_then():
+    dispro = pd.DataFrame({
+        "school_id": ["1", "1", "1", "1", "2"], "school_year": [2024, 2025, 2024, 2025, 2025],
+        "student_group": ["BL", "BL", "HI", "HI", "WH"], "outcome": "suspension",
+        "risk_ratio": [2.5, 3.4, 3.1, 3.2, 3.0], "flagged": [False, True, True, True, True]})
+    out = ch.new_rr_flags(dispro, 2024, 2025)
+    assert sorted(zip(out["school_id"], out["detail"].str[:5], strict=True)) == [("1", "Black"), ("2", "White")]
+    assert ch.new_rr_flags(dispro, 2025, 2025).empty  # no newer year: nothing is new
+
+
+def test_status_worsened_means_into_orange_or_red_from_a_better_colour():
+    keys = {"school_id": ["1"] * 6, "student_group": ["ALL", "BL", "HI", "WH", "SWD", "EML"],
+            "metric": "suspension_rate"}
+    then = pd.DataFrame({**keys, "color": ["Green", "Orange", "Red", "Yellow", "", "Blue"]})
+    now = pd.DataFrame({**keys, "color": ["Orange", "Red", "Red", "Yellow", "Red", "Yellow"]})
+    out = ch.worsened_status(then, now, 2025, {"suspension_rate": "Suspension rate"})
+    assert sorted(out["detail"]) == ["Suspension rate, All students: Green -> Orange in 2025",
+                                     "Suspension rate, Black or African American: Orange -> Red in 2025"]
+
+
+def test_goal_moved_off_track_only_when_it_was_not_off_track_before():
+    progress = pd.DataFrame({
+        "goal_id": ["A", "A", "B", "B", "C"], "school_id": "1", "metric": "read_proficient", "student_group": "ALL",
+        "school_year": [2024, 2025, 2024, 2025, 2025], "value": [50.0, 40.0, 30.0, 31.0, 48.0],
+        "trajectory": [50.0, 55.0, 50.0, 55.0, 50.0],
+        "progress": ["on_track", "off_track", "off_track", "off_track", "at_risk"]})
+    out = ch.goals_moved_off_track(progress, 2024)
+    assert out["link"].tolist() == ["plans?school=1&goal=A"]
+    assert "40.0 in 2025 against a trajectory of 55.0" in out["detail"].iloc[0]
+
+
+def test_new_run_chart_signal_after_the_meeting_but_not_one_already_running():
+    weeks = pd.date_range("2025-01-06", periods=12, freq="W-MON")
+    since = date(2025, 2, 12)  # after the 6th point
+    shift = pd.DataFrame({"school_id": "1", "source": "cycle C1", "link": "cycles?cycle=C1", "period": weeks,
+                          "value": [1, 2, 1, 2, 1, 2, 9, 9, 9, 9, 9, 9]})
+    running = pd.DataFrame({"school_id": "2", "source": "cycle C2", "link": "cycles?cycle=C2", "period": weeks,
+                            "value": list(range(1, 13))})  # one trend, already 6 points long at the meeting
+    out = ch.new_signals(pd.concat([shift, running]), since)
+    assert out["school_id"].tolist() == ["1"]
+    assert out["detail"].iloc[0].startswith("cycle C1: shift since 2025-02-12")
+
+
+def test_new_year_and_the_combined_list():
+    years = pd.DataFrame({"school_id": ["1", "1", "2"], "school_year": [2024, 2025, 2024]})
+    new = ch.new_years(years, 2024)
+    assert new["school_id"].tolist() == ["1"]
+    schools = pd.DataFrame({"school_id": ["1", "2"], "school_name": ["Oak ES", "Elm MS"]})
+    extra = pd.DataFrame({"school_id": ["1", "1"], "change": "status_worsened", "detail": ["b", "a"],
+                          "link": "school?school=1"})
+    out = ch.combine([new, extra], schools, date(2025, 2, 27))
+    assert list(out.columns) == ch.CHANGE_COLUMNS
+    assert out["change"].tolist() == ["status_worsened", "new_year"]  # one row per school and kind, in order
+    assert out["detail"].iloc[0] == "a; b" and out["since"].iloc[0] == "2025-02-27"
+    assert ch.summary(out) == "1 school with changes: 1 status worsened, 1 new year of data."

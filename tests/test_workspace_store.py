@@ -1,0 +1,174 @@
+"""Workspace records on SQLite and PostgreSQL: optimistic concurrency, history, imports and exports."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from analytics.data import schema, storage
+from analytics.data.importer import import_bytes
+from analytics.workspace import records
+from analytics.workspace import views as workspace
+
+SCHOOLS = pd.DataFrame([{"school_id": "101", "school_name": "Oak Elementary", "level": "ES", "cluster": "North"},
+                        {"school_id": "102", "school_name": "Elm Middle", "level": "MS", "cluster": "North"}])
+GOAL = {"goal_id": "G1", "school_id": "101", "metric": "read_proficient", "student_group": "ALL",
+        "baseline_year": 2023, "baseline_value": 40.0, "target_year": 2026, "target_value": 55.0, "status": "active"}
+
+
+@pytest.fixture
+def district(engine):
+    metrics = pd.DataFrame({"school_id": "101", "metric": "read_proficient", "student_group": "ALL",
+                            "school_year": [2023, 2024, 2025], "numerator": [40, 46, 38], "denominator": [100] * 3})
+    metrics["value"] = 100.0 * metrics["numerator"] / metrics["denominator"]
+    with engine.begin() as conn:
+        storage.upsert(conn, "schools", SCHOOLS)
+        storage.upsert(conn, "metrics", metrics)
+    return engine
+
+
+def test_second_editor_gets_a_conflict_and_nothing_is_lost(district):
+    records.create(district, "school_goals", GOAL, "ana")
+    opened_by_ana = records.get(district, "school_goals", "G1")["version"]
+    opened_by_ben = opened_by_ana
+    records.save(district, "school_goals", {**GOAL, "target_value": 58.0}, opened_by_ana, "ana")
+    with pytest.raises(records.Conflict) as caught:
+        records.save(district, "school_goals", {**GOAL, "strategy": "Guided reading"}, opened_by_ben, "ben")
+    assert caught.value.current["version"] == 2 and caught.value.current["updated_by"] == "ana"
+    assert "changed by ana" in str(caught.value) and "Nothing was overwritten" in str(caught.value)
+    saved = records.get(district, "school_goals", "G1")
+    assert saved["target_value"] == 58.0 and saved["strategy"] is None  # ana's save stands, untouched
+    # Ben chooses to save on top of the version he has now seen.
+    records.save(district, "school_goals", {**GOAL, "target_value": 58.0, "strategy": "Guided reading"}, 2, "ben")
+    assert records.get(district, "school_goals", "G1")["version"] == 3
+    history = records.history(district, record_ids=["G1"])
+    assert history["action"].tolist() == ["update", "update", "create"]
+    assert history["changed_by"].tolist() == ["ben", "ana", "ana"]
+    assert records.changed_fields(history["before"].iloc[1], history["after"].iloc[1]) == "target_value: 55.0 -> 58.0"
+
+
+def test_delete_needs_the_current_version_and_keeps_the_last_state_in_history(district):
+    records.create(district, "school_goals", GOAL, "ana")
+    records.create(district, "pdsa_cycles", {"cycle_id": "C1", "school_id": "101", "change_idea": "Greet at the door",
+                                             "start_date": date(2024, 9, 2)}, "ana")
+    records.replace_measures(district, "C1", pd.DataFrame({"date": ["2024-09-02", "2024-09-09"], "value": [14, 12]}),
+                             "ana")
+    with pytest.raises(records.Conflict):
+        records.delete(district, "pdsa_cycles", "C1", 7, "ben")
+    records.delete(district, "pdsa_cycles", "C1", 1, "ana")
+    assert records.get(district, "pdsa_cycles", "C1") is None
+    assert records.load(district, "cycle_measures").empty
+    last = records.history(district, record_ids=["C1"]).iloc[0]
+    assert last["action"] == "delete" and "Greet at the door" in last["before"] and "2024-09-09" in last["before"]
+    with pytest.raises(records.RecordError, match="already exists"):
+        records.create(district, "school_goals", GOAL, "ben")
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+WORKSPACE_FILES = [
+    ("school_goals.csv", _csv(pd.DataFrame([GOAL, {**GOAL, "goal_id": "G2", "metric": "suspension_rate",
+                                                   "baseline_value": 6.0, "target_value": 3.0,
+                                                   "interim_targets": "2025: 4.5"}]))),
+    ("pdsa_cycles.csv", _csv(pd.DataFrame([
+        {"cycle_id": "C1", "school_id": "101", "change_idea": "Greet at the door", "start_date": "2024-09-02",
+         "goal_id": "G1", "measure": "office referrals per week"},
+        {"cycle_id": "C2", "school_id": "101", "change_idea": "Greet and check in", "start_date": "2024-10-14",
+         "previous_cycle_id": "C1", "decision": "adapt"}]))),
+    ("cycle_measures.csv", _csv(pd.DataFrame({"cycle_id": ["C1", "C1", "C2"], "date": ["2024-09-02", "2024-09-09",
+                                                                                       "2024-10-14"],
+                                              "value": [14, 13, 9]}))),
+    ("walkthroughs.csv", _csv(pd.DataFrame([{"visit_id": "W1", "school_id": "101", "visit_date": "2024-11-05",
+                                             "look_fors": "Target posted: 5/8", "shareable": "Y"}]))),
+    ("root_causes.csv", _csv(pd.DataFrame([{"cause_id": "R1", "goal_id": "G1", "category": "process",
+                                            "statement": "Small-group time is cut"}]))),
+    ("meetings.csv", _csv(pd.DataFrame({"scope": ["North", "district"], "meeting_date": ["2025-02-27"] * 2}))),
+]
+
+
+def test_workspace_tables_import_all_or_nothing_with_history(district):
+    report = import_bytes(district, WORKSPACE_FILES, who="data-office")
+    assert report.ok, [p.format() for p in report.problems]
+    counts = storage.table_counts(district)
+    assert [counts[t] for t in schema.WORKSPACE_TABLES] == [2, 2, 3, 1, 1, 2]
+    goal = records.get(district, "school_goals", "G1")
+    assert goal["version"] == 1 and goal["updated_by"] == "data-office (import)"
+    assert import_bytes(district, WORKSPACE_FILES[:1], who="data-office").ok  # re-import: a new version
+    assert records.get(district, "school_goals", "G1")["version"] == 2
+    assert len(records.history(district, table="school_goals")) == 4
+
+
+def test_bad_workspace_rows_are_reported_by_file_row_and_column(district):
+    bad = [
+        ("school_goals.csv", _csv(pd.DataFrame([{**GOAL, "target_value": 35.0},
+                                                {**GOAL, "goal_id": "G2", "target_year": 2022}]))),
+        ("cycle_measures.csv", _csv(pd.DataFrame({"cycle_id": ["C9"], "date": ["2024-09-02"], "value": [3]}))),
+        ("walkthroughs.csv", _csv(pd.DataFrame([{"visit_id": "W1", "school_id": "101", "visit_date": "2024-11-05",
+                                                 "notes": "Mr. Smith ran the circle", "look_fors": "posted: 9/8"}]))),
+    ]
+    report = import_bytes(district, bad, who="data-office")
+    found = {(p.file, p.row, p.column) for p in report.problems}
+    assert {("school_goals.csv", 2, "target_value"), ("school_goals.csv", 3, "target_year"),
+            ("cycle_measures.csv", 2, "cycle_id"), ("walkthroughs.csv", 2, "notes"),
+            ("walkthroughs.csv", 2, "look_fors")} <= found
+    assert not report.written
+    assert all(storage.table_counts(district)[t] == 0 for t in schema.WORKSPACE_TABLES)
+
+
+def test_old_improvement_cycles_import_keeps_working(district):
+    old = _csv(pd.DataFrame([{"school_id": "101", "metric": "suspension_rate", "start_date": "2024-01-08",
+                              "end_date": "2024-02-16", "change_idea": "Restorative circles", "status": "adopt"}]))
+    assert import_bytes(district, [("improvement_cycles.csv", old)], who="x").ok
+    assert len(storage.load_cycles(district)) == 1
+
+
+def test_goals_and_changes_views_follow_the_csv_contract(district):
+    assert import_bytes(district, WORKSPACE_FILES, who="data-office").ok
+    goals = workspace.goals_view(district, cluster="North")
+    assert list(goals.columns)[:11] == ["goal_id", "school_id", "school_name", "metric", "student_group",
+                                        "school_year", "value", "ci_low", "ci_high", "trajectory", "progress"]
+    g1 = goals[goals["goal_id"] == "G1"].set_index("school_year")
+    # trajectory 40 -> 55 over 2023-2026: 45 in 2024, 50 in 2025; 46/100 on track, 38/100 (upper 47.8) off
+    assert g1.loc[2024, "progress"] == "on_track" and g1.loc[2025, "progress"] == "off_track"
+    assert g1.loc[2025, "trajectory"] == 50.0
+    changes = workspace.changes_view(district, cluster="North")  # since the North meeting, 2025-02-27
+    assert list(changes.columns)[:5] == ["school_id", "school_name", "change", "detail", "since"]
+    assert {"goal_off_track", "new_year"} <= set(changes["change"]) and set(changes["since"]) == {"2025-02-27"}
+    with district.begin() as conn:
+        conn.execute(sa.delete(schema.meetings))
+    with pytest.raises(workspace.WorkspaceViewError, match="no meeting recorded"):
+        workspace.changes_view(district, cluster="North")
+
+
+def test_cli_imports_and_exports_goals_and_changes(tmp_path, monkeypatch, capsys):
+    from analytics import cli
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    (tmp_path / "schools.csv").write_bytes(_csv(SCHOOLS))
+    paths = [str(tmp_path / "schools.csv")]
+    for name, data in WORKSPACE_FILES:
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+    assert cli.main(["import", *paths]) == 0
+    capsys.readouterr()
+    assert cli.main(["export", "goals", "--cluster", "North"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.startswith("goal_id,school_id,school_name,metric,student_group,school_year,value,ci_low,ci_high,"
+                             "trajectory,progress")
+    assert cli.main(["export", "changes", "--cluster", "North", "--since", "2024-05-01"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("school_id,school_name,change,detail,since")
+    assert cli.main(["export", "changes", "--since", "not-a-date"]) == 2
+    assert "not a date" in capsys.readouterr().err
+    # bad rows: every problem as file:row:column, exit 1, nothing written
+    (tmp_path / "school_goals.csv").write_bytes(_csv(pd.DataFrame([{**GOAL, "goal_id": "G9", "target_year": 2020}])))
+    assert cli.main(["import", str(tmp_path / "school_goals.csv")]) == 1
+    assert "school_goals.csv:2:target_year:" in capsys.readouterr().err
