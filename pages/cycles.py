@@ -105,8 +105,10 @@ def cycle_form(record: dict | None, school: str) -> None:
     except records.Conflict as conflict:
         ui.conflict_panel(conflict, values, FIELDS)
         if conflict.current is not None:
+            shown_above = st.session_state.get(f"conflict_{key}") is not None
             st.session_state[f"conflict_{key}"] = conflict.current["version"]
-            conflict_actions(key, prefix, "after")
+            if not shown_above:
+                ui.conflict_actions(key, prefix)
         return
     except records.RecordError as exc:
         st.error(str(exc))
@@ -115,17 +117,6 @@ def cycle_form(record: dict | None, school: str) -> None:
     ui.go("pages/cycles.py", cycle=values["cycle_id"])
 
 
-def conflict_actions(key: str, prefix: str, where: str = "before") -> None:
-    if st.session_state.get(f"conflict_{key}") is None:
-        return
-    cols = st.columns(2)
-    if cols[0].button("Keep my values and save over the new version", key=f"adopt_{key}_{where}"):
-        st.session_state[f"seen_{key}"] = st.session_state.pop(f"conflict_{key}")
-        st.info("Now press Save again: your values will replace the saved version.")
-    if cols[1].button("Discard my values and load the saved version", key=f"reload_{key}_{where}"):
-        st.session_state.pop(f"conflict_{key}", None)
-        ui.forget(key, prefix)
-        st.rerun()
 
 
 def _date(value):
@@ -231,7 +222,7 @@ if editor:
         st.toast(f"{n} measurements saved.")
         st.rerun()
     st.subheader("Edit this cycle")
-    conflict_actions(cycle_id, f"cycle_{cycle_id}_")
+    ui.conflict_actions(cycle_id, f"cycle_{cycle_id}_")
     ui.seen_version(cycle_id, record)
     cycle_form(record, school_id)
     cols = st.columns(2)

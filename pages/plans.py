@@ -218,8 +218,10 @@ def save_record(table: str, values: dict, record: dict | None, key: str, prefix:
     except records.Conflict as conflict:
         ui.conflict_panel(conflict, values, labels)
         if conflict.current is not None:
+            shown_above = st.session_state.get(f"conflict_{key}") is not None
             st.session_state[f"conflict_{key}"] = conflict.current["version"]
-            conflict_actions(key, prefix, where="after")
+            if not shown_above:
+                ui.conflict_actions(key, prefix)
         return
     except records.RecordError as exc:
         st.error(str(exc))
@@ -231,18 +233,6 @@ def save_record(table: str, values: dict, record: dict | None, key: str, prefix:
     st.rerun()
 
 
-def conflict_actions(key: str, prefix: str, where: str = "before") -> None:
-    """After a conflict: keep editing on top of the saved version, or discard the unsaved values."""
-    if st.session_state.get(f"conflict_{key}") is None:
-        return
-    cols = st.columns(2)
-    if cols[0].button("Keep my values and save over the new version", key=f"adopt_{key}_{where}"):
-        st.session_state[f"seen_{key}"] = st.session_state.pop(f"conflict_{key}")
-        st.info("Now press Save again: your values will replace the saved version.")
-    if cols[1].button("Discard my values and load the saved version", key=f"reload_{key}_{where}"):
-        st.session_state.pop(f"conflict_{key}", None)
-        ui.forget(key, prefix)
-        st.rerun()
 
 
 # --- one goal ---------------------------------------------------------------------------------------------------
@@ -314,7 +304,7 @@ if goal_id:
                                                                       strict=True)])
     if editor:
         st.subheader("Edit this goal")
-        conflict_actions(goal_id, f"goal_{goal_id}_")
+        ui.conflict_actions(goal_id, f"goal_{goal_id}_")
         ui.seen_version(goal_id, record)
         goal_form(record)
         cols = st.columns(2)

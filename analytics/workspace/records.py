@@ -205,11 +205,13 @@ def history(engine: Engine, table: str | None = None, record_ids: list[str] | No
 
 def changed_fields(before: str | None, after: str | None) -> str:
     """`status: draft -> active; target_value: 60 -> 62` from two history JSON snapshots."""
-    old = json.loads(before) if before else {}
-    new = json.loads(after) if after else {}
+    old = json.loads(before) if isinstance(before, str) and before else {}
+    new = json.loads(after) if isinstance(after, str) and after else {}
+    if not old or not new:
+        return "created" if new else "deleted" if old else ""
     skip = {"version", "updated_at", "updated_by"}
     parts = [f"{k}: {old.get(k)!s} -> {new.get(k)!s}" for k in sorted(set(old) | set(new))
-             if k not in skip and old.get(k) != new.get(k) and old and new]
+             if k not in skip and old.get(k) != new.get(k)]
     return "; ".join(parts)
 
 

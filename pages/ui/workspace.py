@@ -52,3 +52,17 @@ def forget(key: str, widget_prefix: str | None = None) -> None:
     if widget_prefix:
         for k in [k for k in st.session_state if str(k).startswith(widget_prefix)]:
             del st.session_state[k]
+
+
+def conflict_actions(key: str, prefix: str) -> None:
+    """After a conflict: save the editor's values over the version now saved, or discard them and reload."""
+    if st.session_state.get(f"conflict_{key}") is None:
+        return
+    cols = st.columns(2)
+    if cols[0].button("Keep my values and save over the new version", key=f"adopt_{key}"):
+        st.session_state[f"seen_{key}"] = st.session_state.pop(f"conflict_{key}")
+        st.info("Now press Save again: your values will replace the saved version.")
+    if cols[1].button("Discard my values and load the saved version", key=f"reload_{key}"):
+        st.session_state.pop(f"conflict_{key}", None)
+        forget(key, prefix)
+        st.rerun()

@@ -1,0 +1,194 @@
+"""Real-browser editing of the workspace: a goal and a PDSA cycle created, edited and deleted; two editors
+saving the same goal; the data still there after the app restarts. Runs its own server on a private
+database so the shared demo stays as it is."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from analytics.data import storage
+from analytics.data.demo import build_demo
+from analytics.workspace import records
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _start(db_url: str) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
+                return proc, base
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    pytest.fail("the dashboard did not start within 60 s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def workspace_db(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('ws') / 'ws.db'}"
+    engine = storage.get_engine(url)
+    storage.replace_all(engine, build_demo(schools=16, years=4, seed=5))
+    return url
+
+
+@pytest.fixture(scope="module")
+def server(workspace_db):
+    proc, base = _start(workspace_db)
+    yield base
+    _stop(proc)
+
+
+def _params(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
+
+
+def _ready(page, text: str):
+    page.wait_for_selector(f"text={text}", timeout=30_000)
+    page.wait_for_timeout(400)
+
+
+def _school(db_url: str) -> str:
+    return storage.load_schools(storage.get_engine(db_url))["school_id"].iloc[0]
+
+
+def test_goal_created_edited_and_deleted_in_the_browser(page, server, workspace_db, tmp_path):
+    engine = storage.get_engine(workspace_db)
+    school = _school(workspace_db)
+    page.goto(f"{server}/plans?school={school}")
+    _ready(page, "School Performance Plan")
+    page.get_by_text("New goal").click()
+    page.get_by_label("Goal id", exact=True).fill("G-BROWSER")
+    page.get_by_label("Target year").fill("2027")
+    page.get_by_label("Target value", exact=True).fill("99")
+    page.get_by_role("button", name="Create goal").click()
+    page.wait_for_url("**goal=G-BROWSER**", timeout=30_000)
+    _ready(page, "G-BROWSER: Reading proficient")
+    shot = Path("/tmp/shots/workspace")
+    shot.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot / "goal.png"), full_page=True)
+    assert records.get(engine, "school_goals", "G-BROWSER")["target_value"] == 99.0
+
+    page.get_by_label("Strategy", exact=True).fill("Guided reading every day")
+    page.get_by_role("button", name="Save goal").click()
+    page.wait_for_timeout(2500)
+    saved = records.get(engine, "school_goals", "G-BROWSER")
+    assert saved["strategy"] == "Guided reading every day" and saved["version"] == 2
+
+    page.get_by_role("button", name="Delete this goal").click()
+    page.wait_for_url(lambda u: "goal=" not in u, timeout=30_000)
+    assert records.get(engine, "school_goals", "G-BROWSER") is None
+
+
+def test_cycle_created_edited_ramped_and_deleted_in_the_browser(page, server, workspace_db):
+    engine = storage.get_engine(workspace_db)
+    school = _school(workspace_db)
+    page.goto(f"{server}/cycles?school={school}")
+    _ready(page, "PDSA cycles")
+    page.get_by_text("New cycle").click()
+    page.get_by_label("Cycle id", exact=True).fill("C-BROWSER-1")
+    page.get_by_label("Change idea", exact=True).fill("Greet students at the door")
+    page.get_by_label("Prediction", exact=True).fill("Referrals fall within four weeks")
+    page.get_by_role("button", name="Create cycle").click()
+    page.wait_for_url("**cycle=C-BROWSER-1**", timeout=30_000)
+    _ready(page, "C-BROWSER-1: Greet students at the door")
+    assert records.get(engine, "pdsa_cycles", "C-BROWSER-1")["prediction"] == "Referrals fall within four weeks"
+
+    page.get_by_label("What happened (Do)").fill("Ran on 18 of 20 days")
+    page.get_by_role("button", name="Save cycle").click()
+    page.wait_for_timeout(2500)
+    assert records.get(engine, "pdsa_cycles", "C-BROWSER-1")["do_notes"] == "Ran on 18 of 20 days"
+
+    page.get_by_text("Start the next cycle of this ramp").click()
+    page.get_by_label("New cycle id").fill("C-BROWSER-2")
+    page.get_by_role("button", name="Create next cycle").click()
+    page.wait_for_url("**cycle=C-BROWSER-2**", timeout=30_000)
+    _ready(page, "Ramp of 2 cycles")
+    assert records.get(engine, "pdsa_cycles", "C-BROWSER-2")["previous_cycle_id"] == "C-BROWSER-1"
+
+    page.get_by_role("button", name="Delete this cycle").click()
+    page.wait_for_url(lambda u: "cycle=" not in u, timeout=30_000)
+    assert records.get(engine, "pdsa_cycles", "C-BROWSER-2") is None
+
+
+def test_two_editors_save_the_same_goal(browser, server, workspace_db):
+    engine = storage.get_engine(workspace_db)
+    school = _school(workspace_db)
+    records.create(engine, "school_goals", {
+        "goal_id": "G-TWO", "school_id": school, "metric": "read_proficient", "student_group": "ALL",
+        "baseline_year": 2023, "baseline_value": 40.0, "target_year": 2026, "target_value": 50.0,
+        "status": "active"}, "setup")
+    url = f"{server}/plans?school={school}&goal=G-TWO"
+    ana = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    ben = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    for tab in (ana, ben):
+        tab.goto(url)
+        _ready(tab, "G-TWO: Reading proficient")
+    ana.get_by_label("Strategy", exact=True).fill("Ana's strategy")
+    ana.get_by_role("button", name="Save goal").click()
+    ana.wait_for_timeout(2500)
+    assert records.get(engine, "school_goals", "G-TWO")["strategy"] == "Ana's strategy"
+
+    ben.get_by_label("Strategy", exact=True).fill("Ben's strategy")
+    ben.get_by_role("button", name="Save goal").click()
+    _ready(ben, "while you were editing it")
+    Path("/tmp/shots/workspace").mkdir(parents=True, exist_ok=True)
+    ben.screenshot(path="/tmp/shots/workspace/conflict.png", full_page=True)
+    assert records.get(engine, "school_goals", "G-TWO")["strategy"] == "Ana's strategy"  # not overwritten
+    assert ben.get_by_label("Strategy", exact=True).input_value() == "Ben's strategy"  # nothing lost
+
+    ben.get_by_role("button", name="Keep my values and save over the new version").click()
+    _ready(ben, "Now press Save again")
+    ben.get_by_role("button", name="Save goal").click()
+    ben.wait_for_timeout(2500)
+    final = records.get(engine, "school_goals", "G-TWO")
+    assert final["strategy"] == "Ben's strategy" and final["version"] == 3
+    ana.context.close()
+    ben.context.close()
+
+
+def test_goal_is_still_there_after_the_app_restarts(page, workspace_db):
+    proc, base = _start(workspace_db)
+    school = _school(workspace_db)
+    try:
+        page.goto(f"{base}/plans?school={school}")
+        _ready(page, "School Performance Plan")
+        page.get_by_text("New goal").click()
+        page.get_by_label("Goal id", exact=True).fill("G-KEEP")
+        page.get_by_label("Target value", exact=True).fill("98")
+        page.get_by_role("button", name="Create goal").click()
+        page.wait_for_url("**goal=G-KEEP**", timeout=30_000)
+    finally:
+        _stop(proc)
+    proc, base = _start(workspace_db)
+    try:
+        page.goto(f"{base}/plans?school={school}&goal=G-KEEP")
+        _ready(page, "G-KEEP: Reading proficient")
+        assert page.get_by_text("to 98.0").count() >= 1
+    finally:
+        _stop(proc)

@@ -1,0 +1,153 @@
+"""AppTest of /plans, /cycles and /changes: deep links, numbers equal to analytics, editing and conflicts."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+import streamlit as st
+
+from analytics.data import storage
+from analytics.workspace import changes as change_rules
+from analytics.workspace import goals as goal_rules
+from analytics.workspace import records
+from analytics.workspace import views as workspace
+from tests.page_runner import run_page as _run
+
+
+def _active_goal(engine) -> dict:
+    goals = records.load(engine, "school_goals")
+    return goals[goals["status"] == "active"].iloc[0].to_dict()
+
+
+def test_plans_rollup_matches_analytics(on_demo):
+    at = _run("plans")
+    goals, progress = workspace.goals_progress(on_demo)
+    table = goal_rules.rollup(goals, progress, storage.load_schools(on_demo))
+    on_track, total = int(table["on_track"].sum()), int(table["goals"].sum())
+    assert f"{on_track} of {total} goals on track" in at.markdown[0].value
+    assert any("How progress is judged" in c.value for c in at.caption)
+
+
+def test_goal_deep_link_shows_its_progress(on_demo):
+    goal = _active_goal(on_demo)
+    at = _run("plans", school=goal["school_id"], goal=goal["goal_id"])
+    _, progress = workspace.goals_progress(on_demo, school=goal["school_id"])
+    expected = progress[progress["goal_id"] == goal["goal_id"]]
+    shown = at.dataframe[1].value
+    assert shown["school_year"].tolist() == expected["school_year"].tolist()
+    assert shown["progress"].tolist() == expected["progress"].map(goal_rules.PROGRESS_LABELS).tolist()
+    assert any(goal["goal_id"] in h.value for h in at.header)
+
+
+def test_unknown_school_goal_and_cycle_say_not_found(on_demo):
+    assert "was not found" in _run("plans", school="NOPE").error[0].value
+    goal = _active_goal(on_demo)
+    assert "Goal “G-X” was not found" in _run("plans", school=goal["school_id"], goal="G-X").error[0].value
+    assert "Cycle “C-X” was not found" in _run("cycles", cycle="C-X").error[0].value
+
+
+def test_cycle_page_shows_the_ramp_and_its_run_chart(on_demo):
+    cycles = records.load(on_demo, "pdsa_cycles")
+    follower = cycles[cycles["previous_cycle_id"].notna()].iloc[0]
+    at = _run("cycles", cycle=follower["cycle_id"])
+    assert at.title[0].value.startswith(follower["cycle_id"])
+    texts = " ".join(m.value for m in at.markdown)
+    assert "Ramp of" in texts and follower["previous_cycle_id"] in texts
+    assert "shift" in texts or "No shift or trend" in texts  # the run-chart rules speak either way
+    assert len(at.get("vega_lite_chart")) >= 1
+
+
+def test_changes_page_lists_what_analytics_finds(on_demo):
+    cluster = storage.load_schools(on_demo)["cluster"].iloc[0]
+    at = _run("changes", cluster=cluster)
+    since = workspace.last_meeting(on_demo, cluster)
+    expected = workspace.changes_view(on_demo, cluster=cluster, since=since)
+    assert at.query_params["since"] == [since.isoformat()] or at.query_params["since"] == since.isoformat()
+    assert change_rules.summary(expected) in " ".join(m.value for m in at.markdown)
+    table = at.dataframe[0].value
+    assert len(table) == len(expected)
+    assert table["link"].str.match(r"^(school|plans|discipline|cycles)\?").all()
+
+
+def test_changes_page_bad_date(on_demo):
+    assert "is not a date" in _run("changes", since="27/02/2025").error[0].value
+
+
+@pytest.fixture
+def own_district(tmp_path, monkeypatch):
+    """A small private database (the pages below write to it)."""
+    from analytics.data.demo import build_demo
+
+    url = f"sqlite:///{tmp_path / 'edit.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    engine = storage.get_engine(url)
+    storage.replace_all(engine, build_demo(schools=16, years=4, seed=3))
+    return engine
+
+
+def test_editor_creates_a_goal_in_the_form_with_checks(own_district):
+    school = storage.load_schools(own_district)["school_id"].iloc[0]
+    at = _run("plans", school=school)
+    at.text_input(key="goal_new_id").set_value("G-NEW")
+    at.selectbox(key="goal_new_metric").set_value("read_proficient")
+    at.number_input(key="goal_new_by").set_value(2023)
+    at.number_input(key="goal_new_ty").set_value(2027)
+    at.number_input(key="goal_new_tv").set_value(1.0)  # below any baseline: the check refuses it
+    form_submit = [b for b in at.button if b.label == "Create goal"][0]
+    form_submit.click().run()
+    assert any("not above the baseline" in e.value for e in at.error)
+    assert records.get(own_district, "school_goals", "G-NEW") is None
+    at.number_input(key="goal_new_tv").set_value(99.0)
+    [b for b in at.button if b.label == "Create goal"][0].click().run()
+    saved = records.get(own_district, "school_goals", "G-NEW")
+    assert saved is not None and saved["target_value"] == 99.0 and saved["version"] == 1
+    assert saved["baseline_value"] is not None  # taken from the data
+
+
+def test_second_editor_sees_a_conflict_and_keeps_their_text(own_district):
+    school = storage.load_schools(own_district)["school_id"].iloc[0]
+    records.create(own_district, "school_goals", {
+        "goal_id": "G-C", "school_id": school, "metric": "read_proficient", "student_group": "ALL",
+        "baseline_year": 2023, "baseline_value": 40.0, "target_year": 2026, "target_value": 50.0,
+        "status": "active"}, "ana")
+    at = _run("plans", school=school, goal="G-C")  # ben opens the goal at version 1
+    goal = records.get(own_district, "school_goals", "G-C")
+    records.save(own_district, "school_goals", {**goal, "target_value": 52.0}, 1, "ana")  # ana saves first
+    at.text_area(key="goal_G-C_strategy").set_value("Ben's strategy text")
+    [b for b in at.button if b.label == "Save goal"][0].click().run()
+    assert any("changed by ana" in e.value for e in at.error)
+    assert at.text_area(key="goal_G-C_strategy").value == "Ben's strategy text"  # nothing lost
+    assert records.get(own_district, "school_goals", "G-C")["target_value"] == 52.0  # nothing overwritten
+    [b for b in at.button if b.label.startswith("Keep my values")][0].click().run()
+    [b for b in at.button if b.label == "Save goal"][0].click().run()
+    final = records.get(own_district, "school_goals", "G-C")
+    assert final["strategy"] == "Ben's strategy text" and final["version"] == 3
+
+
+def test_editor_records_a_walkthrough_and_names_are_refused(own_district):
+    school = storage.load_schools(own_district)["school_id"].iloc[0]
+    at = _run("plans", school=school)
+    assert any("no teacher or student names" in w.value for w in at.warning)
+    areas = {a.label: a for a in at.text_area}
+    areas["Notes"].set_value("Ms. Lopez led the circle")
+    areas[[k for k in areas if k.startswith("Look-fors")][0]].set_value("Target posted: 4/6")
+    [b for b in at.button if b.label == "Save walkthrough"][0].click().run()
+    assert any("looks like a name" in e.value for e in at.error)
+    before = len(records.load(own_district, "walkthroughs", school_id=[school]))
+    areas = {a.label: a for a in at.text_area}
+    areas["Notes"].set_value("Partner talk in most rooms")
+    [b for b in at.button if b.label == "Save walkthrough"][0].click().run()
+    visits = records.load(own_district, "walkthroughs", school_id=[school])
+    assert len(visits) == before + 1 and "Target posted: 4/6" in set(visits["look_fors"])
+
+
+def test_meeting_recorded_on_changes_page(own_district):
+    at = _run("changes", cluster=storage.load_schools(own_district)["cluster"].iloc[0])
+    at.date_input[-1].set_value(date(2025, 3, 1))
+    [b for b in at.button if b.label == "Record meeting"][0].click().run()
+    meetings = records.load(own_district, "meetings")
+    assert pd.Timestamp("2025-03-01") in set(meetings["meeting_date"])
