@@ -202,7 +202,7 @@ if points.empty:
     st.info("No measurements yet." + (" Add them below." if editor else ""))
 else:
     chart = charts.cycle_run_chart(points, spans, measure_name)
-    st.altair_chart(chart, width="stretch")
+    ui.chart(chart, None, cycle_rules.signal_summary(points), caption=False)
     st.markdown(cycle_rules.signal_summary(points))
     ui.download_menu(f"run-chart-{cycle_id}", points.assign(period=points["period"].dt.date), chart)
 

@@ -70,7 +70,9 @@ def show_rollup() -> None:
     st.caption(RULE)
     table["summary"] = [goal_rules.rollup_sentence(r) for r in table.to_dict("records")]
     chart = charts.rollup_chart(table)
-    st.altair_chart(chart, width="stretch")
+    ui.chart(chart, None, "Goals per cluster by their progress in the latest measured year: "
+             + "; ".join(f"{r['cluster']}: {goal_rules.rollup_sentence(r)}" for r in table.to_dict("records")[:5])
+             + ("; …" if len(table) > 5 else "."))
     st.dataframe(table[["cluster", "goals", "on_track", "at_risk", "off_track", "not_measured"]], hide_index=True,
                  width="stretch", column_config={"on_track": "On track", "at_risk": "At risk",
                                                  "off_track": "Off track", "not_measured": "Not yet measured"})
@@ -235,6 +237,19 @@ def save_record(table: str, values: dict, record: dict | None, key: str, prefix:
 
 
 
+def goal_summary(rows: pd.DataFrame, record: dict) -> str:
+    """The goal's standing in words (the chart's text alternative)."""
+    measured = rows[rows["value"].notna()]
+    if measured.empty:
+        return f"Not yet measured after the baseline year {record['baseline_year']}."
+    last = measured.iloc[-1]
+    label = goal_rules.PROGRESS_LABELS[last["progress"]].lower()
+    interval = (f" (95% interval {last['ci_low']:.1f} to {last['ci_high']:.1f})" if pd.notna(last["ci_low"])
+                else " (no interval: value-only metric)")
+    return (f"{int(last['school_year'])}: {last['value']:.1f}{interval} against a trajectory of "
+            f"{last['trajectory']:.1f}: {label}.")
+
+
 # --- one goal ---------------------------------------------------------------------------------------------------
 if goal_id:
     record = records.get(ui.engine(), "school_goals", goal_id)
@@ -254,7 +269,7 @@ if goal_id:
         st.info("Fewer than 10 students in this group: the goal's values are not shown on shared links.")
     else:
         chart = charts.goal_chart(rows, record, metric_text(metric), unit)
-        st.altair_chart(chart, width="stretch")
+        ui.chart(chart, None, goal_summary(rows, record))
     table = shown_rows.assign(progress=shown_rows["progress"].map(lambda p: goal_rules.PROGRESS_LABELS.get(p, p)))
     st.dataframe(table[["school_year", "value", "ci_low", "ci_high", "trajectory", "progress"]], hide_index=True,
                  width="stretch", column_config={"school_year": "School year",

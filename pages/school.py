@@ -32,6 +32,8 @@ if info.get("title1") is True:
 facts.append(f"restorative practices since {int(info['rp_start_year']) - 1}-{str(int(info['rp_start_year']))[-2:]}"
              if np.isfinite(info["rp_start_year"]) else "no restorative-practices start recorded")
 st.caption(" · ".join(facts))
+ui.link("School Performance Plan: goals, progress and walkthroughs", "pages/plans.py", icon=":material/flag:",
+        school=school_id)
 
 rows = ui.school_metrics(school_id)
 years = sorted(rows["school_year"].unique().tolist()) if not rows.empty else []

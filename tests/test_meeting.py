@@ -43,9 +43,9 @@ def pack_files(demo_db_url):
 def test_workbook_has_a_sheet_per_view_values_of_analytics_and_native_charts(pack_files):
     engine, cluster, pack, xlsx, _, _ = pack_files
     book = load_workbook(io.BytesIO(xlsx))
-    assert book.sheetnames == ["Cover", "1 Rates", "2 Status and change", "3 Gaps", "4 Risk ratios", "5 RP impact",
-                               "6 Run chart"]
-    sheet = book["1 Rates"]
+    assert book.sheetnames == ["Cover", "1 What changed", "2 Rates", "3 Status and change", "4 Gaps", "5 Risk ratios",
+                               "6 RP impact", "7 Run chart", "8 Goals"]
+    sheet = book["2 Rates"]
     header = next(r for r in range(1, 12) if sheet.cell(r, 1).value == "School")
     assert sheet.freeze_panes == f"A{header + 1}"
     expected = build_view(engine, "rates", cluster=cluster, year=2025, metric="read_proficient")
@@ -55,11 +55,11 @@ def test_workbook_has_a_sheet_per_view_values_of_analytics_and_native_charts(pac
     assert sheet.cell(header + 1, 1).value.startswith(names[first["school_id"]])
     headers = [c.value for c in sheet[header] if c.value]
     assert sheet.cell(header + 1, headers.index("Rate (%)") + 1).value == pytest.approx(first["value"])
-    assert len(sheet._charts) == 1 and len(book["6 Run chart"]._charts) == 1
+    assert len(sheet._charts) == 1 and len(book["7 Run chart"]._charts) == 1
 def test_public_pack_has_no_count_under_10(demo_db_url):
     engine = storage.get_engine(demo_db_url)
     cluster = storage.load_schools(engine)["cluster"].iloc[0]
-    pack = build_pack(engine, standard_specs(cluster=cluster, year=2025)[:4], "Public", public=True)
+    pack = build_pack(engine, standard_specs(cluster=cluster, year=2025)[:5], "Public", public=True)
     book = load_workbook(io.BytesIO(workbook_bytes(pack)))
     for item, name in zip(pack.items, book.sheetnames[1:], strict=True):
         for col in ("denominator", "enrolled", "numerator", "count"):
@@ -82,7 +82,7 @@ def test_formula_like_school_names_stay_text(tmp_path):
                             "student_group": "ALL", "numerator": 40, "denominator": 80})
     assert import_bytes(engine, [("schools.csv", schools.to_csv(index=False).encode()),
                                  ("metrics.csv", metrics.to_csv(index=False).encode())]).ok
-    pack = build_pack(engine, standard_specs(year=2025)[:1], "=Injected title")
+    pack = build_pack(engine, standard_specs(year=2025)[1:2], "=Injected title")
     book = load_workbook(io.BytesIO(workbook_bytes(pack)))
     for sheet in book.worksheets:
         for row in sheet.iter_rows():
@@ -107,10 +107,10 @@ def test_cli_exports_the_pack(demo_db_url, tmp_path, monkeypatch, capsys):
     cluster = storage.load_schools(storage.get_engine(demo_db_url))["cluster"].iloc[0]
     out = tmp_path / "pack.xlsx"
     assert cli.main(["export", "meeting", "--cluster", cluster, "--year", "2025", "-o", str(out)]) == 0
-    assert "[7/7] Professional learning" in capsys.readouterr().err  # the demo has PL programmes: their sheet
+    assert "[9/9] Professional learning" in capsys.readouterr().err  # the demo has PL programmes: their sheet
     book = load_workbook(out)
     assert any("PL evaluation" in name for name in book.sheetnames)
-    assert len(book.sheetnames) == 8 and book["Cover"]["A1"].value == f"Data meeting: {cluster} cluster, 2024-25"
+    assert len(book.sheetnames) == 10 and book["Cover"]["A1"].value == f"Data meeting: {cluster} cluster, 2024-25"
     assert cli.main(["export", "meeting", "-o", str(tmp_path / "pack.txt")]) == 2
 
 
@@ -166,7 +166,7 @@ def test_workbook_reads_like_a_report_about_the_clusters_schools(pack_files):
         assert not [h for h in headers if "_" in str(h)], (sheet.title, headers)  # no snake_case
         codes = {"read_proficient", "BL", "within_school", "law_referral", "iss"}
         assert not codes & {str(c.value) for row in sheet.iter_rows(min_row=header + 1) for c in row}, sheet.title
-    rates = book["1 Rates"]
+    rates = book["2 Rates"]
     ((title, values),), cats = _chart_refs(rates._charts[0])
     assert _cells(book, title) == ["Reading proficient (%)"]  # the series' title is its header
     names = _cells(book, cats)
@@ -179,11 +179,11 @@ def test_workbook_reads_like_a_report_about_the_clusters_schools(pack_files):
 def test_risk_ratio_chart_plots_ratios_of_one_outcome_named_by_school_and_group(pack_files):
     _, _, pack, xlsx, _, _ = pack_files
     book = load_workbook(io.BytesIO(xlsx))
-    ((title, values),), cats = _chart_refs(book["4 Risk ratios"]._charts[0])
+    ((title, values),), cats = _chart_refs(book["5 Risk ratios"]._charts[0])
     assert _cells(book, title) == ["Risk ratio"]
     ratios = _cells(book, values)
     assert ratios and all(isinstance(v, float) for v in ratios)  # no row without a ratio
-    item = pack.items[3]
+    item = pack.items[4]
     expected = item.table[(item.table["outcome"] == "suspension") & item.table["risk_ratio"].notna()]
     assert max(ratios) == pytest.approx(expected["risk_ratio"].max())
     assert all(" · " in label for label in _cells(book, cats))  # "School · Group"
@@ -197,7 +197,8 @@ def test_deck_is_16_9_names_schools_has_alt_text_and_no_interactive_hints(pack_f
     texts = ["\n".join(sh.text_frame.text for sh in slide.shapes if sh.has_text_frame) for slide in deck.slides]
     assert texts[0].startswith(f"Data meeting: {cluster} cluster, 2024-25")
     members = storage.load_schools(engine).query("cluster == @cluster")["school_name"]
-    assert any(name in texts[0] for name in members) and any(name in texts[1] for name in members)
+    assert any(name in texts[0] for name in members) and any(name in texts[2] for name in members)
+    assert texts[1].startswith("What changed since the last meeting")  # the first slide after the title
     assert not any("Click" in text or "click" in text for text in texts)
     for slide in deck.slides:
         assert slide.shapes.title.width >= deck.slide_width * 0.85  # sized for 16:9, not 4:3
@@ -208,11 +209,11 @@ def test_deck_is_16_9_names_schools_has_alt_text_and_no_interactive_hints(pack_f
                 assert shape.left + shape.width <= deck.slide_width
     pictures = [s for s in deck.slides if any(sh.shape_type == 13 for sh in s.shapes)]
     assert len(pictures) == sum(item.chart is not None for item in pack.items)
-    rp, run = texts[5], texts[6]
+    rp, run = texts[6], texts[7]
     assert f"{cluster} cluster" in rp  # the RP slide's finding and chart are about the cluster
     titles = [getattr(item.chart.title, "text", item.chart.title) for item in pack.items]
-    assert f"{cluster} cluster" in titles[4]
-    assert "Suspensions" in run and "Suspensions" in titles[5]
+    assert f"{cluster} cluster" in titles[5]
+    assert "Suspensions" in run and "Suspensions" in titles[6]
 
 
 def test_zip_holds_workbook_deck_images_and_tables_named_for_the_scope(pack_files):
@@ -225,7 +226,7 @@ def test_zip_holds_workbook_deck_images_and_tables_named_for_the_scope(pack_file
         assert pngs and all(z.read(n)[:8] == b"\x89PNG\r\n\x1a\n" for n in pngs)
         assert all(z.read(n).lstrip().startswith(b"<svg") for n in names if n.endswith(".svg"))
         assert len([n for n in names if n.endswith(".csv")]) == len(pack.items)
-        assert z.read("tables/01-rates.csv").decode().startswith("School,School ID,")
+        assert z.read("tables/02-rates.csv").decode().startswith("School,School ID,")
 
 
 def test_a_school_pack_is_titled_and_scoped_by_the_school(demo_db_url):
@@ -236,6 +237,6 @@ def test_a_school_pack_is_titled_and_scoped_by_the_school(demo_db_url):
     title = pack_title(schools, None, school["school_id"], 2025)
     assert title.startswith(f"Data meeting: {school['school_name']}") and school["cluster"] in title
     if pd.isna(school["rp_start_year"]):  # RP impact of the school's cluster, said so
-        assert specs[4].filters == {"cluster": school["cluster"]} and school["cluster"] in specs[4].title
+        assert specs[5].filters == {"cluster": school["cluster"]} and school["cluster"] in specs[5].title
     else:  # the school itself against the district's never-treated schools
-        assert specs[4].filters == {"school": school["school_id"]} and school["school_name"] in specs[4].title
+        assert specs[5].filters == {"school": school["school_id"]} and school["school_name"] in specs[5].title

@@ -172,3 +172,20 @@ def test_cli_imports_and_exports_goals_and_changes(tmp_path, monkeypatch, capsys
     (tmp_path / "school_goals.csv").write_bytes(_csv(pd.DataFrame([{**GOAL, "goal_id": "G9", "target_year": 2020}])))
     assert cli.main(["import", str(tmp_path / "school_goals.csv")]) == 1
     assert "school_goals.csv:2:target_year:" in capsys.readouterr().err
+
+
+def test_meeting_pack_opens_with_what_changed(district):
+    from analytics.outputs import meeting
+
+    assert import_bytes(district, WORKSPACE_FILES, who="data-office").ok
+    specs = meeting.standard_specs("North")
+    assert [s.view for s in specs][:2] == ["changes", "rates"] and specs[-1].view == "goals"
+    pack = meeting.build_pack(district, [specs[0], specs[-1]], "Data meeting: North")
+    assert pack.items[0].finding.startswith("Since the meeting of 2025-02-27: 1 school with changes")
+    import openpyxl
+    from pptx import Presentation
+
+    book = openpyxl.load_workbook(io.BytesIO(meeting.workbook_bytes(pack)))
+    assert book.sheetnames[1] == "1 What changed"
+    deck = Presentation(io.BytesIO(meeting.deck_bytes(pack)))
+    assert list(deck.slides)[1].shapes.title.text == "What changed since the last meeting"

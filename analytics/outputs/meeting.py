@@ -28,6 +28,7 @@ from analytics.data.catalog import school_labels
 from analytics.outputs.exports import chart_bytes, safe_cell, safe_frame, write_sheet
 from analytics.outputs.labels import year_label
 from analytics.outputs.pack_views import PACK_VIEWS, Context, Figure, context
+from analytics.workspace import pack as _workspace_views  # noqa: F401 - registers "changes" (first) and "goals"
 
 TITLES = {name: view.title for name, view in PACK_VIEWS.items()}
 SUPPRESSION_NOTE = ("Privacy rules applied: counts and rates for fewer than 10 students are shown as *, rates "
@@ -101,7 +102,8 @@ def pack_title(schools: pd.DataFrame, cluster: str | None = None, school: str | 
 def standard_specs(cluster: str | None = None, school: str | None = None, year: int | None = None,
                    metric: str = "read_proficient", schools: pd.DataFrame | None = None,
                    metric_names: dict[str, str] | None = None) -> list[ViewSpec]:
-    """The usual quarterly pack for a scope: rates, status and change, gaps, discipline, RP impact, run chart.
+    """The usual quarterly pack for a scope: what changed since the last meeting first, then rates, status and
+    change, gaps, discipline, RP impact, run chart, and School Performance Plan goals.
 
     RP impact is estimated for the school itself when it is an RP school (against the district's
     never-treated schools), otherwise for its cluster; the slide's title says which.
@@ -116,6 +118,7 @@ def standard_specs(cluster: str | None = None, school: str | None = None, year: 
         elif len(row):
             rp_filters, rp_scope = {"cluster": row["cluster"].iloc[0]}, f"{row['cluster'].iloc[0]} cluster"
     return [
+        ViewSpec("changes", TITLES["changes"], scope),
         ViewSpec("rates", f"{TITLES['rates']}: {label}", {**scope, "year": year, "metric": metric}),
         ViewSpec("status-change", f"{TITLES['status-change']}: {(metric_names or {}).get('suspension_rate', 'Suspension rate')}",
                  {**scope, "year": year, "metric": "suspension_rate"}),
@@ -123,6 +126,7 @@ def standard_specs(cluster: str | None = None, school: str | None = None, year: 
         ViewSpec("disproportionality", TITLES["disproportionality"], {**scope, "year": year}),
         ViewSpec("rp-impact", f"{TITLES['rp-impact']}: {rp_scope}", rp_filters),
         ViewSpec("run-chart", TITLES["run-chart"], {**scope, "metric": "suspension_rate"}),
+        ViewSpec("goals", TITLES["goals"], scope),
     ]
 
 

@@ -102,9 +102,16 @@ class PackView:
 PACK_VIEWS: dict[str, PackView] = {}
 
 
-def register_pack_view(name: str, view: PackView) -> None:
-    """Make a new kind of sheet and slide available to packs (see the module docstring)."""
-    PACK_VIEWS[name] = view
+def register_pack_view(name: str, view: PackView, first: bool = False) -> None:
+    """Make a new kind of sheet and slide available to packs (see the module docstring); `first` puts it
+    before every other view (packs list views in this order)."""
+    if first:
+        others = {k: v for k, v in PACK_VIEWS.items() if k != name}
+        PACK_VIEWS.clear()
+        PACK_VIEWS[name] = view
+        PACK_VIEWS.update(others)
+    else:
+        PACK_VIEWS[name] = view
 
 
 def numeric(table: pd.DataFrame) -> pd.DataFrame:

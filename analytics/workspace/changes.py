@@ -75,7 +75,7 @@ def worsened_status(then: pd.DataFrame, now: pd.DataFrame, now_year: int, labels
     })
 
 
-def goals_moved_off_track(progress: pd.DataFrame, then_year: int) -> pd.DataFrame:
+def goals_moved_off_track(progress: pd.DataFrame, then_year: int, labels: dict[str, str] | None = None) -> pd.DataFrame:
     """Goals whose latest measured year after `then_year` is off track, and were not off track by then."""
     if progress.empty:
         return _empty()
@@ -86,7 +86,8 @@ def goals_moved_off_track(progress: pd.DataFrame, then_year: int) -> pd.DataFram
     off = after[(after["progress"] == "off_track") & ~after["goal_id"].isin(was_off)]
     return pd.DataFrame({
         "school_id": off["school_id"], "change": "goal_off_track",
-        "detail": [f"goal {gid} ({m}, {group_label(g)}): {v:.1f} in {y} against a trajectory of {t:.1f}"
+        "detail": [f"goal {gid} ({(labels or {}).get(m, m)}, {group_label(g)}): {v:.1f} in {y} against a "
+                   f"trajectory of {t:.1f}"
                    for gid, m, g, v, y, t in zip(off["goal_id"], off["metric"], off["student_group"], off["value"],
                                                  off["school_year"], off["trajectory"], strict=True)],
         "link": [f"plans?school={s}&goal={g}" for s, g in zip(off["school_id"], off["goal_id"], strict=True)],
@@ -166,4 +167,8 @@ def summary(changes: pd.DataFrame) -> str:
     counts = changes["change"].value_counts()
     parts = [f"{counts[k]} {CHANGE_LABELS[k].lower()}" for k in CHANGE_KINDS if k in counts]
     n = changes["school_id"].nunique()
-    return f"{n} school{'s' if n != 1 else ''} with changes: " + ", ".join(parts) + "."
+    text = f"{n} school{'s' if n != 1 else ''} with changes: " + ", ".join(parts) + "."
+    if "school_name" in changes and n > 1:
+        most = changes.groupby("school_name")["change"].nunique().sort_values(ascending=False, kind="stable")
+        text += " Most kinds of change: " + ", ".join(f"{name} ({k})" for name, k in most.head(3).items()) + "."
+    return text

@@ -17,7 +17,6 @@ from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.data import schema, storage
 from analytics.data.catalog import metric_catalog
 from analytics.data.derived import metrics_with_suspension
-from analytics.stats.run_charts import monthly_incident_series
 from analytics.workspace import changes as change_rules
 from analytics.workspace import goals as goal_rules
 from analytics.workspace import records
@@ -134,7 +133,7 @@ def changes_view(engine: Engine, year: int | None = None, cluster: str | None = 
     parts = [
         change_rules.new_rr_flags(_dispro(engine, ids, settings), then_year, now_year),
         _worsened(engine, cluster, school, then_year, now_year, labels),
-        change_rules.goals_moved_off_track(goals_progress(engine, cluster, school)[1], then_year),
+        change_rules.goals_moved_off_track(goals_progress(engine, cluster, school)[1], then_year, labels),
         change_rules.new_signals(_series(engine, ids), since),
         change_rules.new_years(_data_years(engine, ids), then_year),
     ]
@@ -169,13 +168,25 @@ def _dispro(engine: Engine, ids: list[str] | None, settings: Settings) -> pd.Dat
 
 def _worsened(engine: Engine, cluster: str | None, school: str | None, then_year: int, now_year: int,
               labels: dict[str, str]) -> pd.DataFrame:
+    """Status colours (DESIGN §3 grid) now and at the meeting, from one read of the four years they need."""
     if now_year <= then_year:
         return change_rules._empty()
-    from analytics.outputs.views import status_change_view
+    from analytics.outputs.views import _metric_rows
+    from analytics.stats.rates import add_rate_columns
+    from analytics.stats.status_change import status_change
 
-    now = status_change_view(engine, year=now_year, cluster=cluster, school=school)
-    then = status_change_view(engine, year=then_year, cluster=cluster, school=school)
-    return change_rules.worsened_status(then, now, now_year, labels)
+    schools, ids = scope_ids(engine, cluster, school)
+    rows = _metric_rows(engine, None, sorted({then_year - 1, then_year, now_year - 1, now_year}), ids)
+    if rows.empty:
+        return change_rules._empty()
+    rows = add_rate_columns(rows)
+    level_of = dict(zip(schools["school_id"], schools["level"], strict=True))
+    ways = directions(engine)
+
+    def colours(year: int) -> pd.DataFrame:
+        return status_change(rows[rows["school_year"] == year], rows[rows["school_year"] == year - 1], level_of, ways)
+
+    return change_rules.worsened_status(colours(then_year), colours(now_year), now_year, labels)
 
 
 def _series(engine: Engine, ids: list[str] | None) -> pd.DataFrame:
@@ -190,14 +201,34 @@ def _series(engine: Engine, ids: list[str] | None) -> pd.DataFrame:
                 "school_id": merged["school_id"], "period": merged["date"], "value": merged["value"],
                 "source": "cycle " + merged["cycle_id"] + " (" + merged["measure"].fillna("custom measure") + ")",
                 "link": "cycles?cycle=" + merged["cycle_id"]}))
-    incidents = storage.load_incidents(engine, school_ids=ids)
-    for school_id, rows in incidents.groupby("school_id"):
-        monthly = monthly_incident_series(rows, actions=["ISS", "OSS"], label=school_id)
-        if len(monthly) >= 10:
-            frames.append(monthly.assign(source="suspensions per month", link=f"discipline?school={school_id}"))
+    monthly = monthly_suspensions(storage.load_incidents(engine, school_ids=ids))
+    if len(monthly):
+        frames.append(monthly.assign(source="suspensions per month",
+                                     link="discipline?school=" + monthly["school_id"].astype(str)))
     if not frames:
         return pd.DataFrame(columns=["school_id", "period", "value", "source", "link"])
     return pd.concat(frames, ignore_index=True)
+
+
+def monthly_suspensions(incidents: pd.DataFrame, min_months: int = 10) -> pd.DataFrame:
+    """Suspensions (ISS or OSS incidents) per school and month, as `monthly_incident_series` counts them for
+    one school (months without incidents inside a school's range count 0; July is left out), for every
+    school at once; schools with fewer than `min_months` months are left out (too short for a run chart)."""
+    work = incidents[incidents["action"].isin(["ISS", "OSS"])]
+    if work.empty:
+        return pd.DataFrame(columns=["school_id", "period", "value"])
+    months = pd.to_datetime(work["incident_date"]).dt.to_period("M")
+    counts = work.assign(month=months).groupby(["school_id", "month"]).size()
+    frames = []
+    for school_id, series in counts.groupby(level=0):
+        series = series.droplevel(0)
+        full = pd.period_range(series.index.min(), series.index.max(), freq="M")
+        series = series.reindex(full, fill_value=0)
+        series = series[series.index.month != 7]
+        if len(series) >= min_months:
+            frames.append(pd.DataFrame({"school_id": school_id, "period": series.index.to_timestamp(),
+                                        "value": series.to_numpy()}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["school_id", "period", "value"])
 
 
 def _data_years(engine: Engine, ids: list[str] | None) -> pd.DataFrame:
