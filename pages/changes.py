@@ -90,6 +90,6 @@ if editor:
         when = st.date_input("Meeting date", value=date.today())
         note = st.text_input("Note (optional)")
         if st.form_submit_button("Record meeting"):
-            records.add_meeting(ui.engine(), scope, when, ui.who(), note or None)
+            records.add_meeting(ui.engine(), scope, when, ui.current_user(), note or None)
             st.query_params["since"] = when.isoformat()
             st.rerun()

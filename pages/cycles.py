@@ -99,9 +99,9 @@ def cycle_form(record: dict | None, school: str) -> None:
         return
     try:
         if record is None:
-            records.create(ui.engine(), "pdsa_cycles", values, ui.who())
+            records.create(ui.engine(), "pdsa_cycles", values, ui.current_user())
         else:
-            records.save(ui.engine(), "pdsa_cycles", values, ui.seen_version(key, record), ui.who())
+            records.save(ui.engine(), "pdsa_cycles", values, ui.seen_version(key, record), ui.current_user())
     except records.Conflict as conflict:
         ui.conflict_panel(conflict, values, FIELDS)
         if conflict.current is not None:
@@ -218,7 +218,7 @@ if editor:
                                            "value": st.column_config.NumberColumn("Value", required=True),
                                            "note": st.column_config.TextColumn("Note (no student names)")})
     if st.button("Save measurements", key="save_measures"):
-        n = records.replace_measures(ui.engine(), cycle_id, pd.DataFrame(edited), ui.who())
+        n = records.replace_measures(ui.engine(), cycle_id, pd.DataFrame(edited), ui.current_user())
         st.toast(f"{n} measurements saved.")
         st.rerun()
     st.subheader("Edit this cycle")
@@ -236,13 +236,13 @@ if editor:
                 records.create(ui.engine(), "pdsa_cycles", {
                     "cycle_id": next_id, "school_id": school_id, "change_idea": idea, "start_date": start,
                     "previous_cycle_id": cycle_id, "goal_id": record.get("goal_id"),
-                    "measure": record.get("measure")}, ui.who())
+                    "measure": record.get("measure")}, ui.current_user())
                 ui.go("pages/cycles.py", cycle=next_id)
             except records.RecordError as exc:
                 st.error(str(exc))
     if cols[1].button("Delete this cycle", key="delete_cycle"):
         try:
-            records.delete(ui.engine(), "pdsa_cycles", cycle_id, ui.seen_version(cycle_id, record), ui.who())
+            records.delete(ui.engine(), "pdsa_cycles", cycle_id, ui.seen_version(cycle_id, record), ui.current_user())
             ui.forget(cycle_id, f"cycle_{cycle_id}_")
             ui.go("pages/cycles.py", school=school_id)
         except records.Conflict as conflict:

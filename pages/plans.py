@@ -214,9 +214,9 @@ def save_record(table: str, values: dict, record: dict | None, key: str, prefix:
     """Create or save with the version this session opened; a conflict keeps the form as it is."""
     try:
         if record is None:
-            records.create(ui.engine(), table, values, ui.who())
+            records.create(ui.engine(), table, values, ui.current_user())
         else:
-            records.save(ui.engine(), table, values, ui.seen_version(key, record), ui.who())
+            records.save(ui.engine(), table, values, ui.seen_version(key, record), ui.current_user())
     except records.Conflict as conflict:
         ui.conflict_panel(conflict, values, labels)
         if conflict.current is not None:
@@ -291,7 +291,7 @@ if goal_id:
         st.markdown(f"**{cause['category'].capitalize()}**: {cause['statement']}"
                     + "".join(f"\n{i}. Why? {w}" for i, w in enumerate(whys, start=1)))
         if editor and st.button("Delete this cause", key=f"del_cause_{cause['cause_id']}"):
-            records.delete(ui.engine(), "root_causes", cause["cause_id"], cause["version"], ui.who())
+            records.delete(ui.engine(), "root_causes", cause["cause_id"], cause["version"], ui.current_user())
             st.rerun()
     if editor:
         with st.expander("Add a root cause"), st.form(f"cause_form_{goal_id}", clear_on_submit=True):
@@ -306,7 +306,7 @@ if goal_id:
                     st.error("; ".join(m for _, m in problems))
                 else:
                     try:
-                        records.create(ui.engine(), "root_causes", cause, ui.who())
+                        records.create(ui.engine(), "root_causes", cause, ui.current_user())
                         st.rerun()
                     except records.RecordError as exc:
                         st.error(str(exc))
@@ -326,14 +326,14 @@ if goal_id:
         if record["status"] != "retired" and cols[0].button("Retire this goal", key="retire_goal"):
             try:
                 records.save(ui.engine(), "school_goals", {**record, "status": "retired"},
-                             ui.seen_version(goal_id, record), ui.who())
+                             ui.seen_version(goal_id, record), ui.current_user())
                 ui.forget(goal_id, f"goal_{goal_id}_")
                 st.rerun()
             except records.Conflict as conflict:
                 ui.conflict_panel(conflict, {**record, "status": "retired"}, GOAL_FIELDS)
         if cols[1].button("Delete this goal", key="delete_goal", type="secondary"):
             try:
-                records.delete(ui.engine(), "school_goals", goal_id, ui.seen_version(goal_id, record), ui.who())
+                records.delete(ui.engine(), "school_goals", goal_id, ui.seen_version(goal_id, record), ui.current_user())
                 ui.forget(goal_id, f"goal_{goal_id}_")
                 ui.go("pages/plans.py", school=school_id)
             except records.Conflict as conflict:
@@ -375,7 +375,7 @@ for visit in visits.to_dict("records"):
         if visit.get("next_steps"):
             st.markdown(f"*Next steps:* {visit['next_steps']}")
         if editor and st.button("Delete this walkthrough", key=f"del_visit_{visit['visit_id']}"):
-            records.delete(ui.engine(), "walkthroughs", visit["visit_id"], visit["version"], ui.who())
+            records.delete(ui.engine(), "walkthroughs", visit["visit_id"], visit["version"], ui.current_user())
             st.rerun()
 if editor:
     with st.expander("Record a walkthrough", icon=":material/add:"), st.form("visit_form"):
@@ -401,7 +401,7 @@ if editor:
                 st.error("The walkthrough was not saved:\n" + "\n".join(f"- **{f}**: {m}" for f, m in problems))
             else:
                 try:
-                    records.create(ui.engine(), "walkthroughs", visit, ui.who())
+                    records.create(ui.engine(), "walkthroughs", visit, ui.current_user())
                     st.rerun()
                 except records.RecordError as exc:
                     st.error(str(exc))

@@ -18,6 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from analytics.access import audit
 from analytics.data import schema, storage
 
 ID_COLUMNS = {"school_goals": "goal_id", "pdsa_cycles": "cycle_id", "root_causes": "cause_id",
@@ -103,6 +104,9 @@ def write_history(conn: Connection, table: str, record_id: str, action: str, ver
         table_name=table, record_id=str(record_id), action=action, version=version, changed_by=who,
         changed_at=datetime.now(UTC), before=_jsonable(before) if before else None,
         after=_jsonable(after) if after else None))
+    if action != "import":  # imports are audited once per file by the importer
+        audit.record(conn, who, audit.EDIT, target=f"{table}:{record_id}",
+                     detail=f"{action}" + (f" (version {version})" if version else ""))
 
 
 def create(engine: Engine, table: str, record: Mapping, who: str) -> dict:

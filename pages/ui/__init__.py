@@ -87,4 +87,4 @@ from pages.ui.viewer import (  # noqa: E402, F401
     release,
     viewer_nav,
 )
-from pages.ui.workspace import can_edit, conflict_actions, conflict_panel, forget, seen_version, who  # noqa: E402, F401
+from pages.ui.workspace import conflict_actions, conflict_panel, forget, seen_version  # noqa: E402, F401

@@ -1,21 +1,10 @@
-"""Editing helpers of the workspace pages: who may edit, who is editing, and the conflict panel."""
+"""Editing helpers of the workspace pages: the version a session opened a record at, and the conflict panel
+(who may edit and who is editing: `ui.can_edit`, `ui.current_user`)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-
-from pages.ui.staff import _editor_name, staff_role
-from pages.ui.state import is_public
-
-
-def can_edit() -> bool:
-    """Editors edit; shared-link viewers and staff viewers read."""
-    return not is_public() and staff_role() == "editor"
-
-
-def who() -> str:
-    return _editor_name()
 
 
 def conflict_panel(conflict, mine: dict, labels: dict[str, str]) -> None:
