@@ -210,7 +210,8 @@ def _level5(data: ProgramData, panel: pd.DataFrame, starts: pd.Series, metric: s
         finding += ("By fidelity tertile the estimates are " + ", ".join(f"{e:+.1f}" for e in ests)
                     + (" (low to high): larger where use is higher, as a dose-response would be; the intervals "
                        "overlap, so this pattern is suggestive, not proof." if ordered else
-                       " (low to high): no steady dose-response pattern."))
+                       " (low to high): no steady dose-response pattern.")
+                    + " Each tertile's interval stands alone (three comparisons, not adjusted for multiplicity).")
     return LevelResult(5, name, question, True, finding.strip(), rows), effects, events
 
 
