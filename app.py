@@ -54,8 +54,7 @@ if token:
         st.markdown(f"[Back to the shared view]({grant.view.lstrip('/') or '.'}"
                     f"{'&' if '?' in grant.view else '?'}share={token})")
         st.stop()
-    st.sidebar.info(f"Read-only shared view ({grant.scope.replace(':', ': ')}). Small groups are suppressed "
-                    f"(`*`). Link expires {grant.expires_at:%Y-%m-%d}.", icon=":material/visibility:")
+    ui.viewer_banner(grant)
     ui.note_page(page.url_path)
     ui.run_page(page)
 else:

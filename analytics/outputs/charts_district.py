@@ -13,6 +13,7 @@ import pydeck as pdk
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 MAX_AREA_NAMES = 12
+END_LABEL_PX = 120  # right-hand room for the names at the end of trend lines
 ACCENT, MUTED, GREY_RGB = "#0072B2", "#9AA5B1", [170, 170, 170, 160]
 # Viridis at nine stops (matplotlib's colormap), interpolated for the map.
 _VIRIDIS = np.array([
@@ -155,7 +156,7 @@ def end_labels(data: pd.DataFrame, x: str, y: str, label: str) -> alt.Chart:
     last = data.dropna(subset=[y]).sort_values(x).groupby(label, as_index=False).tail(1).copy()
     span = float(data[y].max() - data[y].min()) if len(data) else 0.0
     last["label_y"] = _spread(last[y], (span or 1.0) / 14)
-    return alt.Chart(last).mark_text(align="left", dx=6, fontSize=11).encode(
+    return alt.Chart(last).mark_text(align="left", dx=6, fontSize=11, limit=END_LABEL_PX - 8).encode(
         x=f"{x}:O", y=alt.Y("label_y:Q"), text=f"{label}:N",
         color=alt.Color(f"{label}:N", legend=None, scale=alt.Scale(range=OKABE_ITO)))
 
@@ -165,7 +166,7 @@ def trend_lines(df: pd.DataFrame, metric_label: str, color_field: str = "series"
     """Values by school year, one line per series (optionally small multiples by `facet_field`)."""
     colour = (alt.value(ACCENT) if facet_field else
               alt.Color(f"{color_field}:N", title=None, scale=alt.Scale(range=OKABE_ITO),
-                        legend=alt.Legend(orient="bottom", labelLimit=0)))
+                        legend=alt.Legend(orient="bottom", labelLimit=0, columns=2)))
     encoding = {"strokeDash": alt.StrokeDash(f"{color_field}:N", legend=None)} if not facet_field else {}
     chart = alt.Chart(df).mark_line(point=True).encode(
         x=alt.X("school_year:O", title="School year (ending)", axis=alt.Axis(labelAngle=0)),
@@ -176,11 +177,13 @@ def trend_lines(df: pd.DataFrame, metric_label: str, color_field: str = "series"
         **encoding,
     )
     if facet_field:
-        return chart.properties(width=150, height=110).facet(
-            facet=alt.Facet(f"{facet_field}:N", title=None), columns=columns or 4,
+        return chart.properties(width=120, height=110).facet(  # two columns fit a phone (390 px)
+            facet=alt.Facet(f"{facet_field}:N", title=None, header=alt.Header(labelLimit=120)), columns=columns or 4,
         ).properties(title=title or f"{metric_label} over time")
     named = alt.layer(chart, end_labels(df, "school_year", "value", color_field))  # each line named at its end
-    return named.properties(title=title or f"{metric_label} over time", height=260, padding={"right": 170})
+    # Vega's autosize makes room for the end labels (cut with "…" beyond END_LABEL_PX), so the plot keeps
+    # most of a phone's width; a fixed padding on top of that would squeeze it twice.
+    return named.properties(title=title or f"{metric_label} over time", height=260)
 
 
 def cluster_areas(schools: pd.DataFrame, pad: float = 0.08, margin: float = 0.01) -> pd.DataFrame:

@@ -85,6 +85,8 @@ from pages.ui.viewer import (  # noqa: E402, F401
     public_table,
     public_view,
     release,
+    scope_label,
+    viewer_banner,
     viewer_nav,
 )
 from pages.ui.workspace import conflict_actions, conflict_panel, forget, seen_version  # noqa: E402, F401

@@ -27,7 +27,14 @@ def link(label: str, page: str, icon: str | None = None, **params) -> None:
 
 
 def breadcrumb(*crumbs: tuple[str, str | None, dict]) -> None:
-    """District › Cluster › School as links; the last crumb (page None) is the current view."""
+    """District › Cluster › School as links; the last crumb (page None) is the current view.
+
+    In a shared link only crumbs inside its scope are drawn (a cluster link has no "District" crumb,
+    which would only lead to a refusal); a lone current crumb is not drawn at all.
+    """
+    crumbs = tuple(c for c in crumbs if c[1] is None or _in_scope(c[1], c[2]))
+    if len(crumbs) < 2:
+        return
     row = st.container(horizontal=True, gap="small", vertical_alignment="center")
     for i, (label, page, params) in enumerate(crumbs):
         with row:
@@ -37,6 +44,18 @@ def breadcrumb(*crumbs: tuple[str, str | None, dict]) -> None:
                 st.markdown(f"**{_md_escape(label)}**", width="content")
             if i < len(crumbs) - 1:
                 st.markdown("›", width="content")
+
+
+def _in_scope(page: str, params: dict) -> bool:
+    """Staff may open any view; a shared link only the views its grant allows."""
+    grant = share_grant()
+    if grant is None:
+        return True
+    from pages.ui.loaders import schools
+
+    ok, _ = grant.allows(PAGE_PATHS.get(page, ""), {k: str(v) for k, v in params.items() if v is not None},
+                         schools())
+    return ok
 
 
 def _md_escape(text: str) -> str:

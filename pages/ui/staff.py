@@ -17,6 +17,7 @@ import streamlit as st
 
 from analytics.access import audit, deployment
 from pages.ui.loaders import engine, schools
+from pages.ui.viewer import scope_label
 
 ROLE_KEY = "staff_role"
 # The listen address is fixed for the process: record it before any request (a shared link opened first
@@ -170,7 +171,7 @@ def share_button(url_path: str) -> None:
             if len(match):
                 scopes.insert(1, f"cluster:{match.iloc[0]}")
         scope = st.radio("Who may see what", scopes, key="share_scope",
-                         format_func=lambda s: "The whole district" if s == "district" else s.replace(":", ": "))
+                         format_func=lambda s: scope_label(s)[0].upper() + scope_label(s)[1:])
         days = st.number_input("Expires after (days)", min_value=0.5, max_value=365.0, value=30.0, step=1.0,
                                key="share_days")
         note = st.text_input("Note (who it is for)", key="share_note")

@@ -149,3 +149,22 @@ def viewer_nav(grant, allowed: set[str]) -> None:
                 match = schools().loc[schools()["school_id"] == grant.target, "cluster"]
                 scoped = {"cluster": match.iloc[0], "school": grant.target} if len(match) else scoped
             link(title, page, **scoped)
+
+
+def scope_label(scope: str) -> str:
+    """A share scope in words: "the whole district", "the Brookside cluster", "Oakview High (Brookside)"."""
+    kind, _, target = scope.partition(":")
+    if kind == "cluster":
+        return f"the {target} cluster"
+    if kind == "school":
+        match = schools().loc[schools()["school_id"] == target]
+        if len(match):
+            return f"{match['school_name'].iloc[0]} ({match['cluster'].iloc[0]})"
+        return f"school {target}"
+    return "the whole district"
+
+
+def viewer_banner(grant) -> None:
+    """The read-only notice at the top of the page itself (a phone hides the sidebar)."""
+    st.info(f"**Read-only shared view** of {scope_label(grant.scope)}. Small groups are suppressed (`*`). "
+            f"Link expires {grant.expires_at:%Y-%m-%d}.", icon=":material/visibility:")
