@@ -33,7 +33,7 @@ def _idle(page) -> None:
     """Wait until the script run is over and no element is stale (links carry the current filters)."""
     page.wait_for_timeout(500)
     page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]') && "
-                           "!document.querySelector('[data-stale=true]')", timeout=30_000)
+                           "!document.querySelector('[data-stale=true]')", timeout=90_000)
     page.wait_for_timeout(300)
 
 

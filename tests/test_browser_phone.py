@@ -24,7 +24,7 @@ def _open(page, url: str) -> str:
     page.goto(url)
     page.wait_for_selector("[data-testid=stMain] h1", timeout=30_000)
     page.wait_for_timeout(500)
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=90_000)
     page.wait_for_timeout(1500)
     return page.locator("[data-testid=stMain]").inner_text()
 
