@@ -1,5 +1,7 @@
 """`/gaps`: growth gaps, the status-and-change grid and gap trends (URL: level, cluster, metric, year)."""
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 from analytics.access.privacy import SUPPRESSED
@@ -56,6 +58,35 @@ catalog = ui.metric_catalog()
 higher = {m: bool(v) for m, v in catalog["higher_is_better"].items()}
 
 
+def released_views(gaps, trend, grid):
+    """Shared views: the gap rows, pooled trend and status grid as the district's release allows.
+
+    Gaps and statuses are masked like the public export (numbers behind hidden or coded cells become
+    missing, and the labels are recomputed over the released changes). A pooled trend is a cell of the
+    release only for the whole district or one cluster (a level is a new sum, not released); its
+    within-school gap is computed from every school's cells, hidden ones included, so it is not shown."""
+    masked = ui.public_view(gaps, "gaps")
+    numeric = ["value", "reference_value", "gap", "gap_change", "p_value", "q_value", "numerator", "denominator",
+               "ref_num", "ref_den", "previous_value", "previous_gap"]
+    gaps = masked.assign(**{c: pd.to_numeric(masked[c], errors="coerce") for c in numeric if c in masked})
+    status = ui.public_view(grid.assign(school_year=year), "status-change")
+    levels_hidden = status["status_level"] == SUPPRESSED
+    change_hidden = status["change_level"] == SUPPRESSED
+    grid = grid.assign(status=pd.to_numeric(status["status"], errors="coerce"),
+                       change=pd.to_numeric(status["change"], errors="coerce"),
+                       status_level=status["status_level"].where(~levels_hidden, ""),
+                       change_level=status["change_level"].where(~(levels_hidden | change_hidden), ""),
+                       color=status["color"].where(~(levels_hidden | change_hidden), ""))
+    if level != "all" or trend.empty:
+        return gaps, trend.iloc[0:0], grid
+    unit = "district" if cluster == "all" else f"cluster:{cluster}"
+    n = len(trend)
+    keys = ([unit] * n, trend["school_year"].tolist(), [metric] * n)
+    exact = ui.exact_cells(*keys, trend["student_group"].tolist()) & ui.exact_cells(*keys, ["ALL"] * n)
+    trend = trend[exact].assign(simpson=False)
+    return gaps, trend.assign(**{c: np.nan for c in ("mh_gap", "mh_low", "mh_high") if c in trend}), grid
+
+
 @ui.cached
 def gap_views(version: int, metric: str, year: int, reference: str, school_ids: tuple[str, ...]):
     """Labelled gaps for the year (one BH family), pooled gap trend and status-and-change rows in scope."""
@@ -72,6 +103,8 @@ def gap_views(version: int, metric: str, year: int, reference: str, school_ids: 
 
 
 gaps, trend, grid, limits = gap_views(ui.data_version(), metric, year, reference, tuple(scope["school_id"]))
+if ui.is_public():
+    gaps, trend, grid = released_views(gaps, trend, grid)
 names = ui.school_names()
 family = gap_family(gaps)
 
@@ -130,7 +163,8 @@ with left:
                                                                       "No colour") if c in by_colour) + ".")
         event = ui.chart(grid_chart, cells.rename(columns={
             "status_level": "Status this year", "change_level": "Change from last year", "colour": "Colour",
-            "size": "School groups"}), grid_summary, key="status_grid", on_select="rerun")
+            "size": "School groups"}), grid_summary, key="status_grid", on_select="rerun",
+            public_safe=True)  # shared views: the grid holds released statuses only (released_views)
         picked = (event.selection.get("cell") or []) if event else []
 with right:
     if picked:

@@ -64,3 +64,18 @@ def test_shared_discipline_page_codes_rates_and_hides_shares_of_hidden_counts(on
     if composition is not None and "share of suspended (%)" in composition:
         shares = composition["share of suspended (%)"].astype(str)
         assert (shares == "*").any() or np.isfinite(_numbers(shares)).all()
+
+
+def test_shared_gaps_page_rates_only_released_statuses(on_demo):
+    from analytics.outputs.views import build_view
+
+    cluster = storage.load_schools(on_demo)["cluster"].iloc[0]
+    at = run_page("gaps", metric="suspension_rate", year="2025", cluster=cluster, share=SHARE)
+    public = build_view(on_demo, "status-change", cluster=cluster, metric="suspension_rate", year=2025, public=True)
+    released = public[~public["status_level"].isin(["*", ""]) & ~public["change_level"].isin(["*", ""])]
+    texts = " ".join(e.value for e in [*at.markdown, *at.caption])
+    rated = re.search(r"([\d,]+) school student groups rated", texts)
+    if not released["color"].isin(["Red", "Orange", "Yellow", "Green", "Blue"]).any():
+        assert rated is None  # nothing released has a colour: the page says so instead of drawing a grid
+    else:
+        assert int(rated.group(1).replace(",", "")) == len(released)
