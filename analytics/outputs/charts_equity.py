@@ -92,7 +92,10 @@ def status_grid(table: pd.DataFrame, title: str = "Status and change", pick=None
         cells = cells.encode(opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45))).add_params(pick)
     text = base.mark_text(fontSize=13, fontWeight="bold", lineBreak="\n").encode(
         text="label:N", color=alt.Color("ink:N", scale=None))
-    return alt.layer(cells, text).properties(title=title, width=alt.Step(112), height=alt.Step(58))
+    return alt.layer(cells, text).properties(
+        title=alt.TitleParams(title, subtitle="Count of school student groups and their colour per cell; "
+                                              "– = no colour (n < 30 or not rated)."),
+        width=alt.Step(112), height=alt.Step(58))
 
 
 def risk_ratio_bars(table: pd.DataFrame, threshold: float = 3.0, title: str = "Suspension risk ratios",
