@@ -132,7 +132,7 @@ def test_planted_effect_is_found_and_none_is_planted_with_zero(small_demo):
 
 def test_demo_pl_tables_import_through_the_contracts(tmp_path):
     """The generated PL tables are valid input: written as CSV and imported all or nothing."""
-    frames = build_demo(schools=24, years=4, seed=3)
+    frames = build_demo(schools=12, years=3, seed=3)
     engine = storage.get_engine(f"sqlite:///{tmp_path / 'pl.db'}")
     storage.create_schema(engine)
     files = [(f"{name}.csv", frames[name].to_csv(index=False).encode()) for name in
