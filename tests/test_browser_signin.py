@@ -29,11 +29,16 @@ EDITOR, VIEWER, STRANGER = "editor@district.org", "teacher@district.org", "someo
 SHOTS = Path("/tmp/shots/security")
 
 
-def _start_dashboard(db_url: str, port: int, secrets: Path | None) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(ROOT), "SSIF_SERVER_MODE": "1",
-           "SSIF_SHARE_SECRET": "browser-signin-secret"}
+def _start_dashboard(db_url: str, port: int, secrets: Path | None, address: str | None = None) -> subprocess.Popen:
+    """A dashboard in server mode: `SSIF_SERVER_MODE=1`, or (with `address`) a non-local listen address."""
+    env = {**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(ROOT), "SSIF_SHARE_SECRET": "browser-signin-secret"}
+    env.pop("SSIF_SERVER_MODE", None)
     args = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
             "--server.port", str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+    if address:
+        args += ["--server.address", address]
+    else:
+        env["SSIF_SERVER_MODE"] = "1"
     if secrets is not None:
         args += ["--secrets.files", str(secrets)]
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -176,8 +181,9 @@ def test_someone_not_on_the_staff_list_is_refused(page, signin_server):
 
 @pytest.fixture(scope="module")
 def unconfigured_server(database):
+    """Server mode by its listen address alone (no SSIF_SERVER_MODE, SQLite), and no `[auth]`."""
     port = _free_port()
-    proc = _start_dashboard(database, port, None)
+    proc = _start_dashboard(database, port, None, address="0.0.0.0")
     yield f"http://localhost:{port}"
     proc.terminate()
     proc.wait(timeout=10)
@@ -195,7 +201,8 @@ def test_without_sign_in_configured_no_url_reaches_staff_data(page, unconfigured
         page.wait_for_selector("[data-testid=stMain] h1", timeout=60_000)
         page.wait_for_timeout(500)
         main = page.inner_text("[data-testid=stMain]")
-        assert "Sign-in is not configured" in main or "cannot be opened" in main, (path, main[:200])
+        assert ("Sign-in is not configured" in main and "listens on 0.0.0.0" in main) or "cannot be opened" in main, \
+            (path, main[:200])
         assert not page.locator("[data-testid=stDataFrame], [data-testid=stMetric], [data-testid=stVegaLiteChart],"
                                 " [data-testid=stDeckGlJsonChart], [data-testid=stFileUploader]").count(), path
     page.screenshot(path=str(SHOTS / "sign-in-not-configured.png"), full_page=True)
