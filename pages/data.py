@@ -1,12 +1,15 @@
 """`/data` (editors): import files all or nothing, see problems, import history, the audit log and the data
 dictionary."""
 
+import math
+
 import pandas as pd
 import streamlit as st
 
 from analytics.config import max_upload_bytes
 from analytics.data import importer, schema, storage
 from analytics.data.dictionary import template_csv, templates_xlsx
+from analytics.data.quality import data_quality
 from pages import ui
 
 st.title("Data")
@@ -18,17 +21,18 @@ if not ui.can_edit():  # app.py lists /data for editors only; a page run on its 
     st.error("Only editors can import data and see the audit log.", icon=":material/block:")
     ui.link("Back to the district overview", "pages/overview.py")
     st.stop()
-tab_import, tab_history, tab_audit, tab_dictionary = st.tabs(["Import", "Import history", "Audit log",
-                                                              "Data dictionary"])
+tab_import, tab_quality, tab_history, tab_audit, tab_dictionary = st.tabs(
+    ["Import", "Data quality", "Import history", "Audit log", "Data dictionary"])
 
 with tab_import:
+    limit_mb = max(1, math.ceil(max_upload_bytes() / 1048576))  # one setting for the uploader and the importer
     files = st.file_uploader("CSV or XLSX files (name each file or sheet after its table)",
-                             type=["csv", "xlsx"], accept_multiple_files=True, key="uploads")
+                             type=["csv", "xlsx"], accept_multiple_files=True, key="uploads", max_upload_size=limit_mb)
     choices = ["(from the file or sheet name)", *schema.TABLES]
     table = st.selectbox("Table", choices, key="import_table",
                          help="Leave as is when files are named schools.csv, metrics.csv, discipline.csv …")
     chosen_table = None if table == choices[0] else table
-    st.caption(f"Size limit: {max_upload_bytes() / 1048576:g} MB per file (SSIF_MAX_UPLOAD_MB).")
+    st.caption(f"Size limit: {limit_mb} MB per file (SSIF_MAX_UPLOAD_MB).")
     if files:
         payload = [(f.name, f.getvalue()) for f in files]
         report = importer.validate_bytes(engine, payload, table=chosen_table)
@@ -53,6 +57,29 @@ with tab_import:
                 st.cache_data.clear()
                 ui.pin_data_version()  # the rest of this run reads what was just imported
                 st.success("Imported: " + "; ".join(report.summary_lines()))
+
+with tab_quality:
+    quality = data_quality(engine, label=ui.metric_label)
+    if quality.empty:
+        st.info("No metrics or discipline rows yet: import files on the Import tab.")
+    else:
+        st.dataframe(quality, hide_index=True, width="stretch", column_config={
+            "data": st.column_config.TextColumn("Data"),
+            "rows": st.column_config.NumberColumn("Rows", format="localized"),
+            "years": st.column_config.TextColumn("Years"),
+            "missing_years": st.column_config.TextColumn("Missing years", help="Years inside the range with no rows."),
+            "missing_groups": st.column_config.TextColumn("Groups with no rows"),
+            "suppressed_cells": st.column_config.NumberColumn(
+                "Suppressed or missing", format="localized",
+                help="Metrics: rows without a value. Discipline: empty optional count cells."),
+            "value_only_rows": st.column_config.NumberColumn(
+                "Value only (no counts)", format="localized",
+                help="Percentages without counts: shown as published, no intervals or tests; clusters and the "
+                     "district use the median of school values."),
+            "schools_without_data": st.column_config.NumberColumn("Schools with no rows", format="localized"),
+        })
+        st.caption("Counted in the database at each visit. Suppressed cells are stored as missing, never as zero, "
+                   "and are left out of pooled values.")
 
 with tab_history:
     history = storage.load_imports(engine)
