@@ -63,7 +63,8 @@ with tab_quality:
     if quality.empty:
         st.info("No metrics or discipline rows yet: import files on the Import tab.")
     else:
-        st.dataframe(quality, hide_index=True, width="stretch", column_config={
+        shown = quality.replace({"missing_years": {"": "none"}, "missing_groups": {"": "none"}})
+        st.dataframe(shown, hide_index=True, width="stretch", column_config={
             "data": st.column_config.TextColumn("Data"),
             "rows": st.column_config.NumberColumn("Rows", format="localized"),
             "years": st.column_config.TextColumn("Years"),
