@@ -64,9 +64,34 @@ def cluster_tables(version: int, cluster: str, metric: str, year: int, group: st
             by_school, cluster_table(rows, schools, year, group), trend)
 
 
+def released_tables(cluster_kpi, district_kpi, by_school, peers, trend):
+    """What a shared view may draw: cells released exactly (a coded or hidden KPI shows no number and no
+    difference), schools in the chart and trends only where exact, a rank only when every cluster is."""
+    from dataclasses import replace
+
+    def kpi(kpi_, unit):
+        state, n_hidden = ui.cell_states([unit], [year], [metric], [group])
+        if state[0] in ("exact", "none"):
+            return kpi_
+        return replace(kpi_, value=np.nan, denominator=np.nan if n_hidden[0] else kpi_.denominator)
+
+    exact = ui.exact_cells(by_school["school_id"].tolist(), [year] * len(by_school), [metric] * len(by_school),
+                           [group] * len(by_school))
+    by_school = by_school.assign(_released=exact)
+    peers_exact = ui.exact_cells(("cluster:" + peers["cluster"]).tolist(), [year] * len(peers),
+                                 [metric] * len(peers), [group] * len(peers)).all() if len(peers) else False
+    trend = trend[ui.exact_cells(trend["school_id"].tolist(), trend["school_year"].tolist(),
+                                 [metric] * len(trend), [group] * len(trend))]
+    return (kpi(cluster_kpi, f"cluster:{cluster}"), kpi(district_kpi, "district"), by_school,
+            peers if peers_exact else peers.iloc[0:0], trend)
+
+
 cluster_kpi, district_kpi, by_school, peers, trend = cluster_tables(ui.data_version(), cluster, metric, year, group)
 
 value_only = district_kpi.basis == MEDIAN
+if ui.is_public():  # shared views: KPIs, dots, rank, trends and the table follow the district's release
+    cluster_kpi, district_kpi, by_school, peers, trend = released_tables(cluster_kpi, district_kpi, by_school, peers,
+                                                                         trend)
 k1, k2, k3, k4 = st.columns(4)
 versus = "district median" if value_only else "district"
 k1.metric(f"Cluster {label.lower()} — {group_label(group)}", ui.fmt_pct(cluster_kpi.value),
@@ -109,6 +134,8 @@ def flags(row: pd.Series) -> str:
 
 
 plotted = by_school.dropna(subset=["value"]).copy()
+if ui.is_public():
+    plotted = plotted[plotted["_released"]]
 plotted["school_label"] = plotted["school_name"] + " (" + plotted["level"] + ")"
 LONG_LIST, SHOWN_EACH_END = 40, 15
 long_list = len(plotted) > LONG_LIST
@@ -137,7 +164,8 @@ with left:
             "value": "{:.1f}", "ci_low": "{:.1f}", "ci_high": "{:.1f}", "denominator": "{:,.0f}"}).rename(columns={
                 "school_name": "School", "value": f"{label} (%)", "ci_low": "95% CI low", "ci_high": "95% CI high",
                 "denominator": "Students (n)"})
-        event = ui.chart(dots, dot_rows, summary, key="school_dots", on_select="rerun")
+        event = ui.chart(dots, dot_rows, summary, key="school_dots", on_select="rerun",
+                         public_safe=True)  # shared views plot released schools and figures only
         picked = (event.selection.get("pick_school") or []) if event else []
         if picked:
             ui.go("pages/school.py", school=picked[0]["school_id"], year=year, metric=metric, group=group)
@@ -189,13 +217,16 @@ school_config = {
         "flags": st.column_config.TextColumn("Flags"),
         "open": st.column_config.LinkColumn("Open", display_text="Open school →"),
 }
-# The schools add up to the cluster figure above: one set for complementary suppression.
-shown, school_config = ui.public_table(
+if ui.is_public():  # released schools in their order, the others after them by name (an order is a value)
+    released = table["_released"].to_numpy()
+    table = pd.concat([table[released], table[~released].sort_values("school_name")], ignore_index=True)
+n_rows = len(table)
+shown, school_config = ui.public_cells(
     table[["school_name", "level", "value", "ci_low", "ci_high", "denominator", "adjusted", "reliability", "flags",
-           "target", "open"]]
-    .assign(_set=cluster), school_config, n_col="denominator", rate_cols=["value", "ci_low", "ci_high"],
-    derived_cols=["adjusted", "reliability", "target", "flags"], sets=[["_set"]])
-shown = shown.drop(columns="_set")
+           "target", "open"]], school_config,
+    cells=(table["school_id"].tolist(), [year] * n_rows, [metric] * n_rows, [group] * n_rows),
+    n_col="denominator", rate_col="value", interval_cols=["ci_low", "ci_high"],
+    derived_cols=["adjusted", "reliability", "flags"])
 ui.download_menu(f"{cluster}-schools-{metric}-{group}-{year}", shown.drop(columns="open"))
 # Key columns first (a phone shows about four); intervals and n only where the files have counts.
 key_columns = ["school_name", "value", "flags", "open"]

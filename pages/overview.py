@@ -1,6 +1,7 @@
 """`/` District overview: KPIs, map of schools, clusters compared (URL: year, metric, group)."""
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from analytics.config import map_style
@@ -39,6 +40,36 @@ def map_areas(version: int):
 
 # --- KPI cards -------------------------------------------------------------------------------------
 kpi, by_school, by_cluster, ranked_schools = overview_tables(ui.data_version(), metric, year, group)
+
+
+def released_overview(kpi, by_school, by_cluster, ranked):
+    """What a shared view may show: the district KPI and its change only from cells released exactly, school
+    and cluster values only where exact (no value, no colour otherwise), attention among released schools."""
+    from dataclasses import replace
+
+    def mask(frame: pd.DataFrame, units: list[str]) -> pd.DataFrame:
+        n = len(frame)
+        state, n_hidden = ui.cell_states(units, [year] * n, [metric] * n, [group] * n)
+        out = frame.copy()
+        hide = ~np.isin(state, ["exact", "none"])
+        out.loc[hide, [c for c in ("value", "ci_low", "ci_high", "numerator") if c in out]] = np.nan
+        out.loc[n_hidden, "denominator"] = np.nan
+        return out.assign(_released=~hide)
+
+    state, n_hidden = ui.cell_states(["district"] * 2, [year, kpi.previous_year or year], [metric] * 2, [group] * 2)
+    if state[0] not in ("exact", "none"):
+        kpi = replace(kpi, value=np.nan, ci_low=np.nan, ci_high=np.nan, change=np.nan,
+                      denominator=np.nan if n_hidden[0] else kpi.denominator)
+    elif state[1] not in ("exact", "none"):
+        kpi = replace(kpi, change=np.nan)
+    by_school = mask(by_school, by_school["school_id"].tolist())
+    by_cluster = mask(by_cluster, ("cluster:" + by_cluster["cluster"]).tolist())
+    ranked = mask(ranked, ranked["school_id"].tolist())
+    return kpi, by_school, by_cluster, ranked[ranked["_released"]]
+
+
+if ui.is_public():
+    kpi, by_school, by_cluster, ranked_schools = released_overview(kpi, by_school, by_cluster, ranked_schools)
 value_only = kpi.basis == MEDIAN
 k1, k2, k3, k4 = st.columns(4)
 if value_only:

@@ -79,3 +79,32 @@ def test_shared_gaps_page_rates_only_released_statuses(on_demo):
         assert rated is None  # nothing released has a colour: the page says so instead of drawing a grid
     else:
         assert int(rated.group(1).replace(",", "")) == len(released)
+
+
+def test_shared_cluster_page_shows_only_released_school_rates(on_demo):
+    from analytics.access.release import release_for
+
+    schools = storage.load_schools(on_demo)
+    cluster = schools["cluster"].iloc[0]
+    release = release_for(on_demo)
+    at = run_page("cluster", cluster=cluster, year="2025", metric="suspension_rate", group="ALL", share=SHARE)
+    table = at.dataframe[-1].value
+    states = release.cells.xs((2025.0, "suspension", "ALL"), level=("school_year", "measure", "student_group"))["state"]
+    for link, name, value in zip(table["open"], table.iloc[:, 0], table.iloc[:, 2], strict=True):
+        sid = re.search(r"school=([^&]+)", link).group(1)
+        expected = {"exact": None, "low": "<= 5.0%", "high": ">= 95.0%", "hidden": "*"}[states[sid]]
+        if expected is not None:
+            assert value == expected, (name, value)
+    kpis = {m.label: m.value for m in at.metric}
+    cluster_state = states[f"cluster:{cluster}"]
+    if cluster_state != "exact":
+        assert not any(re.fullmatch(r"\d+(\.\d)?%", str(v)) for k, v in kpis.items() if k.startswith("Cluster"))
+
+
+def test_shared_overview_states_no_coded_district_rate(on_demo):
+    release = release_for(on_demo)
+    at = run_page("overview", year="2025", metric="suspension_rate", group="ALL", share=SHARE)
+    state = release.cells.loc[("district", 2025.0, "suspension", "ALL"), "state"]
+    kpi = next(m for m in at.metric if m.label.startswith("Suspension"))
+    if state != "exact":
+        assert not re.fullmatch(r"\d+(\.\d+)?%", str(kpi.value))
