@@ -156,11 +156,13 @@ with left:
             ui.download_menu(f"{cluster}-{metric}-{group}-{year}",
                              plotted.drop(columns=["latitude", "longitude"], errors="ignore"), dots)
         ranked = plotted.sort_values("value", ascending=False)
-        summary = (f"{label}, {group_label(group).lower()}, {ui.year_label(year)}: {len(ranked)} school(s) from "
+        summary = (f"{label}, {group_label(group).lower()}, {ui.year_label(year)}: {len(ranked)} school(s) shown, from "
                    f"{ranked['school_name'].iloc[0]} ({ui.fmt_pct(ranked['value'].iloc[0])}) to "
                    f"{ranked['school_name'].iloc[-1]} ({ui.fmt_pct(ranked['value'].iloc[-1])}); district "
-                   f"{ui.fmt_pct(district_kpi.value)} (dashed line).")
-        dot_rows = ui.filled(ranked[["school_name", "value", "ci_low", "ci_high", "denominator"]], {
+                   f"{'median ' if value_only else ''}{ui.fmt_pct(district_kpi.value)} (dashed line).")
+        dot_columns = ["school_name", "value"] if value_only else ["school_name", "value", "ci_low", "ci_high",
+                                                                  "denominator"]
+        dot_rows = ui.filled(ranked[dot_columns], {
             "value": "{:.1f}", "ci_low": "{:.1f}", "ci_high": "{:.1f}", "denominator": "{:,.0f}"}).rename(columns={
                 "school_name": "School", "value": f"{label} (%)", "ci_low": "95% CI low", "ci_high": "95% CI high",
                 "denominator": "Students (n)"})

@@ -167,14 +167,21 @@ with right:
         chart = charts.cluster_comparison(by_cluster, label, kpi.value, higher_is_better, basis=kpi.basis)
         ui.download_menu(f"clusters-{metric}-{group}-{year}", by_cluster, chart)
         ranked = by_cluster.dropna(subset=["value"]).sort_values("value", ascending=not higher_is_better)
-        summary = (f"{label}, {group_label(group).lower()}, {ui.year_label(year)}, pooled by cluster: district "
+        basis = f"{MEDIAN_LABEL} by cluster" if value_only else "pooled by cluster"
+        summary = (f"{label}, {group_label(group).lower()}, {ui.year_label(year)}, {basis}: district "
                    f"{ui.fmt_pct(kpi.value)}; best {ranked['cluster'].iloc[0]} ({ui.fmt_pct(ranked['value'].iloc[0])}),"
                    f" last {ranked['cluster'].iloc[-1]} ({ui.fmt_pct(ranked['value'].iloc[-1])}) of {len(ranked)}."
-                   if len(ranked) else f"No pooled values for {label}.")
-        chart_rows = ui.filled(ranked[["cluster", "value", "ci_low", "ci_high", "denominator"]], {
-            "value": "{:.1f}", "ci_low": "{:.1f}", "ci_high": "{:.1f}", "denominator": "{:,.0f}"}).rename(columns={
-                "cluster": "Cluster", "value": f"{label} (%)", "ci_low": "95% CI low", "ci_high": "95% CI high",
-                "denominator": "Students (n)"})
+                   if len(ranked) else f"No values for {label}.")
+        if value_only:
+            chart_rows = ui.filled(ranked[["cluster", "value", "low", "high", "n_schools"]], {
+                "value": "{:.1f}", "low": "{:.1f}", "high": "{:.1f}", "n_schools": "{:,.0f}"}).rename(columns={
+                    "cluster": "Cluster", "value": f"{label} (%, {MEDIAN_LABEL})", "low": "Lowest school (%)",
+                    "high": "Highest school (%)", "n_schools": "Schools with a value"})
+        else:
+            chart_rows = ui.filled(ranked[["cluster", "value", "ci_low", "ci_high", "denominator"]], {
+                "value": "{:.1f}", "ci_low": "{:.1f}", "ci_high": "{:.1f}", "denominator": "{:,.0f}"}).rename(columns={
+                    "cluster": "Cluster", "value": f"{label} (%)", "ci_low": "95% CI low", "ci_high": "95% CI high",
+                    "denominator": "Students (n)"})
         event = ui.chart(chart, chart_rows, summary, key="cluster_bars", on_select="rerun",
                          height=max(260, 24 * len(by_cluster) + 90))
         picked = (event.selection.get("pick") or []) if event else []

@@ -239,3 +239,14 @@ def test_gaps_and_discipline_give_the_true_reason(on_value_only):
     assert "for all students only, so there are no student groups to compare" in text
     assert "0 gaps closing" not in text
     assert "no discipline data imported" in _text(run_page("discipline"))
+
+
+@pytest.mark.parametrize("page", ["meeting", "changes", "plans", "cycles", "learning", "data"])
+def test_other_pages_render_on_a_report_card_district(on_value_only, page):
+    from pathlib import Path
+
+    from tests.page_runner import run_page
+
+    if not (Path(__file__).resolve().parent.parent / "pages" / f"{page}.py").exists():
+        pytest.skip(f"no /{page} page")
+    run_page(page)  # fails on any exception
