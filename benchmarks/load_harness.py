@@ -219,6 +219,24 @@ class ImportLoop(threading.Thread):
         self.join(timeout=120)
 
 
+def _in_thread(work):
+    """Run `work` on its own thread: a test process may already run an event loop (sync Playwright)."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def load_run(engine, app: AppServer, sessions: int, rounds: int, files: list[tuple[str, bytes]],
              deadline_s: float = 600, imports: int = 3, import_pause_s: float = 5.0) -> dict:
     """`sessions` browsers clicking through every shared view `rounds` times while `imports` imports land."""
@@ -227,7 +245,7 @@ def load_run(engine, app: AppServer, sessions: int, rounds: int, files: list[tup
     rss_before = app.rss_mib()
     loop.start()
     started = time.monotonic()
-    results = asyncio.run(browse(urls, sessions, rounds, deadline_s))
+    results = _in_thread(lambda: asyncio.run(browse(urls, sessions, rounds, deadline_s)))
     loop.stop()
     seconds = sorted(results["seconds"]) or [0.0]
     return {

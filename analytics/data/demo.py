@@ -278,10 +278,30 @@ def _make_discipline(rng, schools, counts, year_list, rp_effect) -> pd.DataFrame
     disc = pd.concat(frames, ignore_index=True)
     for c in ("students_oss", "students_iss", "students_expelled", "law_referrals"):
         disc[c] = np.minimum(disc[c], disc["enrolled"])
+    disc = _within_all(disc)
     del n_years
     return disc[["school_id", "school_year", "student_group", "enrolled", "students_suspended", "students_iss",
                  "students_oss", "students_expelled", "oss_days", "incidents", "law_referrals",
                  "restorative_conferences"]]
+
+
+def _within_all(disc: pd.DataFrame) -> pd.DataFrame:
+    """Every group is part of its school's students: ALL's conferences are the race rows' sum, and no
+    group's count exceeds ALL's (the importer refuses a file where one does)."""
+    key = ["school_id", "school_year"]
+    is_all = disc["student_group"] == "ALL"
+    race_sum = disc[disc["student_group"].isin(_RACES)].groupby(key)["restorative_conferences"].sum()
+    all_keys = pd.MultiIndex.from_frame(disc.loc[is_all, key])
+    disc.loc[is_all, "restorative_conferences"] = race_sum.reindex(all_keys).fillna(0).to_numpy()
+    counts = ["students_suspended", "students_iss", "students_oss", "students_expelled", "oss_days", "incidents",
+              "law_referrals", "restorative_conferences"]
+    ceiling = disc[is_all].set_index(key)[counts].reindex(pd.MultiIndex.from_frame(disc[key]))
+    capped = np.minimum(disc[counts].to_numpy(dtype=float), ceiling.to_numpy(dtype=float))
+    for i, col in enumerate(counts):
+        disc[col] = capped[:, i] if col == "oss_days" else capped[:, i].astype(int)
+    # A suspended student had an ISS or an OSS: keep that true after the ceilings.
+    disc["students_suspended"] = np.minimum(disc["students_suspended"], disc["students_iss"] + disc["students_oss"])
+    return disc
 
 
 _OFFENSES = ("Disruption", "Fighting", "Defiance", "Attendance", "Threat", "Property", "Harassment", "Substances")
