@@ -2,6 +2,7 @@
 
 Three ways in: a read-only shared link (`share=` in the URL: only views inside its scope, privacy rules
 on, nothing to edit), a signed-in member of staff when sign-in is configured, or a local single editor.
+A server without sign-in configured serves no staff page at all (`ui.staff_role`, DESIGN §11).
 """
 
 import streamlit as st

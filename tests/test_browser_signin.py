@@ -191,7 +191,7 @@ def unconfigured_server(database):
 
 # Every staff page with and without parameters, an unknown page, and empty or bogus share tokens.
 STAFF_URLS = ["?year=2025&metric=math_growth", "cluster?cluster=North", "school?school=E001",
-              "gaps?metric=math_growth&level=ES", "discipline", "meeting", "data", "no-such-page",
+              "gaps?metric=math_growth&level=ES", "discipline", "plans", "meeting", "data", "no-such-page",
               "data?share=forged.token"]
 
 

@@ -29,8 +29,8 @@ ROLES = {"editors": ["Editor@District.org"], "viewers": ["liaison@board.org"], "
 # Every staff page and a deep link into each (the URL contract of DESIGN §4).
 STAFF_PAGES = [("pages/overview.py", {"year": "2025"}), ("pages/cluster.py", {"cluster": "North"}),
                ("pages/school.py", {}), ("pages/gaps.py", {"metric": "math_growth"}),
-               ("pages/discipline.py", {"year": "2025"}), ("pages/learning.py", {}), ("pages/meeting.py", {}),
-               ("pages/data.py", {})]
+               ("pages/discipline.py", {"year": "2025"}), ("pages/learning.py", {}), ("pages/plans.py", {}),
+               ("pages/cycles.py", {}), ("pages/changes.py", {}), ("pages/meeting.py", {}), ("pages/data.py", {})]
 
 
 # --- local run or server ------------------------------------------------------------------------

@@ -208,6 +208,7 @@ VIEW_SOURCES = {
     "rp-impact": ("discipline",),
     "run-chart": ("incidents",),
     "learning": ("pl_programs",),
+    "goals": ("school_goals",),
 }
 
 
