@@ -32,8 +32,10 @@ BAR = 0.07
 def level5(frames: dict, program: str, metric: str, settings: Settings) -> dict:
     """The overall level-5 estimate of one programme on one demo district."""
     sessions = frames["pl_sessions"][frames["pl_sessions"]["program"] == program]
-    panel = outcomes.metric_panel(frames["metrics"], frames["discipline"], metric)
-    result = outcomes.did(panel, outcomes.participation_starts(sessions), metric, settings, event_study=False)
+    starts = outcomes.participation_starts(sessions)
+    panel = outcomes.like_for_like(outcomes.metric_panel(frames["metrics"], frames["discipline"], metric), starts,
+                                   frames["schools"])
+    result = outcomes.did(panel, starts, metric, settings, event_study=False)
     return {"estimate": result.estimate, "ci_low": result.ci_low, "ci_high": result.ci_high, "p": result.p_value,
             "n": result.n_treated}
 
@@ -64,8 +66,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--pl-effect", type=float, default=3.0, help="planted effect in points (besides 0)")
+    parser.add_argument("--program", choices=list(PROGRAMMES), help="one programme only")
     args = parser.parse_args()
     seeds, schools, permutations = (20, 80, 499) if args.quick else (100, 120, 999)
+    if args.program:
+        for name in [p for p in PROGRAMMES if p != args.program]:
+            del PROGRAMMES[name]
     started = time.perf_counter()
     null = run(seeds, schools, 0.0, permutations)
     planted = run(seeds, schools, args.pl_effect, permutations)

@@ -199,8 +199,8 @@ else:
     with left:
         ui.download_menu(f"learning-{program}-outcomes", ev.effects)
     st.caption(f"{ev.effects['method'].iloc[0]}. Participating schools start in the school year of their first "
-               "session; schools that never took part are the comparison. Dose-response splits participating "
-               "schools into thirds by their implementation fidelity (level 4).")
+               "session; schools of the same levels that never took part are the comparison. Dose-response splits "
+               "participating schools into thirds by their implementation fidelity (level 4).")
 
 # --- nexus -------------------------------------------------------------------------------------------------
 st.subheader("Nexus: implementation and change, school by school")

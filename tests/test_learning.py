@@ -117,8 +117,10 @@ def small_demo():
 def _level5(frames: dict, program: str = "MATH-TALK") -> pd.DataFrame:
     sessions = frames["pl_sessions"][frames["pl_sessions"]["program"] == program]
     imp = frames["implementation"][frames["implementation"]["program"] == program]
-    panel = outcomes.metric_panel(frames["metrics"], frames["discipline"], "math_proficient")
-    effects, _ = outcomes.outcome_effects(panel, outcomes.participation_starts(sessions), imp, "math_proficient")
+    starts = outcomes.participation_starts(sessions)
+    panel = outcomes.like_for_like(outcomes.metric_panel(frames["metrics"], frames["discipline"], "math_proficient"),
+                                   starts, frames["schools"])
+    effects, _ = outcomes.outcome_effects(panel, starts, imp, "math_proficient")
     return effects
 
 
@@ -198,8 +200,10 @@ def test_level5_null_rarely_excludes_zero_small_version_of_the_benchmark():
         frames = build_demo(schools=40, years=6, seed=500 + seed, pl_effect=0.0)
         for program, metric in (("MATH-TALK", "math_proficient"), ("RP", "climate_relationships")):
             sessions = frames["pl_sessions"][frames["pl_sessions"]["program"] == program]
-            panel = outcomes.metric_panel(frames["metrics"], frames["discipline"], metric)
-            result = outcomes.did(panel, outcomes.participation_starts(sessions), metric, settings, event_study=False)
+            starts = outcomes.participation_starts(sessions)
+            panel = outcomes.like_for_like(outcomes.metric_panel(frames["metrics"], frames["discipline"], metric),
+                                           starts, frames["schools"])
+            result = outcomes.did(panel, starts, metric, settings, event_study=False)
             claims += bool(result.ci_low > 0 or result.ci_high < 0)
     assert claims <= 1
 

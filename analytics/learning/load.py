@@ -40,8 +40,9 @@ def evaluate_program(engine: Engine, tables: dict[str, pd.DataFrame], program: s
     label = str(catalog.loc[metric, "label"]) if metric in catalog.index else metric
     higher = bool(catalog.loc[metric, "higher_is_better"]) if metric in catalog.index else True
     all_sessions = tables["pl_sessions"][tables["pl_sessions"]["program"] == program]
-    panel, starts = outcomes.scope_to_school(goal_panel(engine, metric), outcomes.participation_starts(all_sessions),
-                                             school)
+    starts = outcomes.participation_starts(all_sessions)
+    panel = outcomes.like_for_like(goal_panel(engine, metric), starts, storage.load_schools(engine))
+    panel, starts = outcomes.scope_to_school(panel, starts, school)
     return evaluate(data, panel, starts, metric, label, higher, settings)
 
 

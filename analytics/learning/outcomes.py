@@ -50,6 +50,18 @@ def participation_starts(sessions: pd.DataFrame) -> pd.Series:
     return years.groupby(at_school["school_id"]).min()
 
 
+def like_for_like(panel: pd.DataFrame, starts: pd.Series, schools: pd.DataFrame) -> pd.DataFrame:
+    """Keep the participating schools and the non-participants of the school levels that took part.
+
+    A programme for elementary and middle schools is compared with elementary and middle schools only:
+    randomization inference reassigns start years among the schools in the panel, which is valid only
+    when any of them could have taken part (and levels trend differently on most metrics).
+    """
+    levels = set(schools.loc[schools["school_id"].isin(starts.index), "level"])
+    eligible = set(schools.loc[schools["level"].isin(levels), "school_id"]) | set(starts.index)
+    return panel[panel["school_id"].isin(eligible)]
+
+
 def did(panel: pd.DataFrame, starts: pd.Series, metric: str, settings: Settings = DEFAULT_SETTINGS,
         event_study: bool = True) -> DiDResult:
     """Difference-in-differences of participating vs other schools (``staggered_did``).
