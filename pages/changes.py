@@ -77,11 +77,20 @@ else:
         shown = table[table["change"].isin(chosen or kinds)].assign(
             change=lambda d: d["change"].map(change_rules.CHANGE_LABELS),
             link=lambda d: d["link"].map(lambda u: u + (f"&share={ui.share_token()}" if ui.share_token() else "")))
-        st.dataframe(shown[["link", "school_name", "school_id", "change", "detail"]], hide_index=True,
-                     width="stretch", height=min(38 + 35 * len(shown), 640),
-                     column_config={"link": st.column_config.LinkColumn("Open", display_text="Open ↗", width="small"),
-                                    "school_name": "School", "school_id": "Id", "change": "Change",
-                                    "detail": st.column_config.TextColumn("What", width="large")})
+        few = shown["school_id"].nunique() <= 25
+        if few:  # a cluster: one block per school with its changes in full and real links
+            for (name, school_id), block in shown.groupby(["school_name", "school_id"], sort=True):
+                with st.container(border=True):
+                    st.markdown(f"**{ui._md_escape(name)}** ({school_id})")
+                    st.markdown("\n".join(f"- [{row.change}](./{row.link}): {ui._md_escape(row.detail)}"
+                                          for row in block.itertuples()))
+        with st.expander("As a table", expanded=not few):
+            st.dataframe(shown[["link", "school_name", "school_id", "change", "detail"]], hide_index=True,
+                         width="stretch", height=min(38 + 35 * len(shown), 640),
+                         column_config={"link": st.column_config.LinkColumn("Open", display_text="Open ↗",
+                                                                            width="small"),
+                                        "school_name": "School", "school_id": "Id", "change": "Change",
+                                        "detail": st.column_config.TextColumn("What", width="large")})
         ui.download_menu(f"changes-since-{since}", table)
         st.caption("The meeting pack starts with this list: open **Data-meeting pack** for the cluster.")
 

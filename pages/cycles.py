@@ -163,7 +163,7 @@ school_id = record["school_id"]
 ui.breadcrumb(("PDSA cycles", "pages/cycles.py", {}),
               (names.get(school_id, school_id), "pages/cycles.py", {"school": school_id}), (cycle_id, None, {}))
 st.title(f"{cycle_id}: {record['change_idea']}")
-status = cycle_rules.DECISION_LABELS.get(record.get("decision") or "", "Running")
+status = cycle_rules.DECISION_LABELS.get(record.get("decision") or "", "Not decided yet (running)")
 period = f"{record['start_date']:%d %b %Y} – " + (f"{record['end_date']:%d %b %Y}" if record.get("end_date")
                                                   else "running")
 st.caption(f"{names.get(school_id, school_id)} · {period} · decision: {status}")
@@ -175,22 +175,22 @@ if len(chain) > 1:
 if links:
     ui.link_row("Goal", [(record["goal_id"], page, params) for _, page, params in links])
 
-plan, do, study, act = st.columns(4)
-with plan:
+with st.container(border=True):
     st.markdown("**Plan**")
-    st.markdown(f"*Question:* {record.get('question') or '–'}  \n*Prediction:* {record.get('prediction') or '–'}  \n"
-                f"*Who:* {record.get('plan_who') or '–'} · *What:* {record.get('plan_what') or '–'} · "
-                f"*Where:* {record.get('plan_where') or '–'} · *When:* {record.get('plan_when') or '–'}  \n"
-                f"*Measure:* {record.get('measure') or '–'}")
+    st.markdown(f"- *Question:* {record.get('question') or '–'}\n- *Prediction:* {record.get('prediction') or '–'}\n"
+                f"- *Who:* {record.get('plan_who') or '–'} · *What:* {record.get('plan_what') or '–'} · "
+                f"*Where:* {record.get('plan_where') or '–'} · *When:* {record.get('plan_when') or '–'}\n"
+                f"- *Measure:* {record.get('measure') or '–'}")
+do, study, act = st.columns(3, border=True)
 with do:
-    st.markdown("**Do**")
+    st.markdown("**Do**: what happened")
     st.markdown(record.get("do_notes") or "–")
 with study:
-    st.markdown("**Study**")
+    st.markdown("**Study**: result against the prediction")
     st.markdown(record.get("study_result") or "–")
 with act:
-    st.markdown("**Act**")
-    st.markdown(f"*Decision:* {status}  \n{record.get('learning') or ''}")
+    st.markdown("**Act**: decision and learning")
+    st.markdown(f"*{status}*" + (f"  \n{record['learning']}" if record.get("learning") else ""))
 
 measures = measures_for(ui.data_version(), tuple(chain))
 scope = st.radio("Run chart of", ["the whole ramp", "this cycle"], horizontal=True, key="chart_scope") \

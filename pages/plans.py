@@ -74,7 +74,8 @@ def show_rollup() -> None:
              + "; ".join(f"{r['cluster']}: {goal_rules.rollup_sentence(r)}" for r in table.to_dict("records")[:5])
              + ("; …" if len(table) > 5 else "."))
     st.dataframe(table[["cluster", "goals", "on_track", "at_risk", "off_track", "not_measured"]], hide_index=True,
-                 width="stretch", column_config={"on_track": "On track", "at_risk": "At risk",
+                 width="stretch", column_config={"cluster": "Cluster", "goals": "Goals counted",
+                                                 "on_track": "On track", "at_risk": "At risk",
                                                  "off_track": "Off track", "not_measured": "Not yet measured"})
     ui.download_menu("goal-rollup", table, chart)
     in_scope = schools if cluster is None else schools[schools["cluster"] == cluster]

@@ -194,3 +194,33 @@ def test_two_editors_save_the_same_goal(browser, app, workspace_db):
     assert final["strategy"] == "Ben's strategy" and final["version"] == 3
     ana.context.close()
     ben.context.close()
+
+
+def test_director_follows_each_kind_of_change_link(page, app, workspace_db):
+    from analytics.workspace import views as workspace
+
+    engine = storage.get_engine(workspace_db)
+    cluster = storage.load_schools(engine)["cluster"].iloc[0]
+    expected = workspace.changes_view(engine, cluster=cluster)
+    assert len(expected), "the demo cluster has changes since its last meeting"
+    page.goto(f"{app.base}/changes?cluster={cluster}")
+    _ready(page, "with changes:")
+    assert _params(page.url)["since"] == expected["since"].iloc[0]
+    targets = {"New year of data": "/school", "Goal now off track": "/plans", "Status worsened": "/school",
+               "New risk-ratio flag": "/discipline", "New run-chart signal": None}
+    followed = 0
+    for label, path in targets.items():
+        link = page.get_by_role("link", name=label).first
+        if not link.count():
+            continue
+        href = link.get_attribute("href")  # markdown links open in a new tab: open the same address here
+        target = page.context.new_page()
+        target.goto(f"{app.base}/{href.removeprefix('./')}")
+        target.wait_for_selector("h1", timeout=30_000)
+        target.wait_for_timeout(1500)
+        assert target.get_by_text("was not found").count() == 0, href
+        if path:
+            assert urlparse(target.url).path == path
+        target.close()
+        followed += 1
+    assert followed >= 2

@@ -6,6 +6,7 @@ Okabe-Ito colours (colour-blind safe); progress is also told by point shape so i
 from __future__ import annotations
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from analytics.workspace.goals import PROGRESS, PROGRESS_LABELS
@@ -61,16 +62,16 @@ def goal_chart(progress: pd.DataFrame, goal: dict, metric_label: str, unit: str 
 
 def cycle_run_chart(points: pd.DataFrame, spans: pd.DataFrame, measure: str) -> alt.Chart:
     """The ramp's measure over time: median line, shift/trend points marked, each cycle's span shaded."""
-    data = points.assign(signalled=points["signal"].astype(str) != "",
+    data = points.assign(signalled=np.where(points["signal"].astype(str) != "", "shift or trend", "no signal"),
                          signal_text=points["signal"].replace("", "none"))
     x = alt.X("period:T", title="Date of measurement")
     line = alt.Chart(data).mark_line(color="#555").encode(x=x, y=alt.Y("value:Q", title=measure))
     dots = alt.Chart(data).mark_point(size=80, filled=True).encode(
         x="period:T", y="value:Q",
-        color=alt.Color("signalled:N", title="Shift or trend", scale=alt.Scale(domain=[False, True],
-                                                                               range=["#56B4E9", "#D55E00"])),
-        shape=alt.Shape("signalled:N", title="Shift or trend", scale=alt.Scale(domain=[False, True],
-                                                                              range=["circle", "diamond"])),
+        color=alt.Color("signalled:N", title="Run-chart signal", scale=alt.Scale(
+            domain=["no signal", "shift or trend"], range=["#56B4E9", "#D55E00"])),
+        shape=alt.Shape("signalled:N", title="Run-chart signal", scale=alt.Scale(
+            domain=["no signal", "shift or trend"], range=["circle", "diamond"])),
         tooltip=[alt.Tooltip("period:T", format="%d %b %Y", title="Date"), "value:Q", "cycle_id:N",
                  alt.Tooltip("signal_text:N", title="Signal")])
     median = alt.Chart(data).mark_rule(color="#009E73", strokeDash=[6, 3]).encode(y="mean(median):Q")
@@ -94,12 +95,12 @@ def rollup_chart(rollup: pd.DataFrame) -> alt.Chart:
     long["label"] = long["progress"].map(PROGRESS_LABELS)
     domain = [PROGRESS_LABELS[p] for p in PROGRESS]
     return alt.Chart(long).mark_bar().encode(
-        y=alt.Y("cluster:N", title="Cluster", sort="-x"),
-        x=alt.X("n:Q", title="Goals (active, met or not met)"),
+        y=alt.Y("cluster:N", title="Cluster", sort="-x", axis=alt.Axis(labelOverlap=False, labelLimit=160)),
+        x=alt.X("n:Q", title="Goals (active, met or not met)", axis=alt.Axis(format="d", tickMinStep=1)),
         color=alt.Color("label:N", title="Progress", sort=domain,
                         scale=alt.Scale(domain=domain, range=[PROGRESS_COLOURS[p] for p in PROGRESS])),
         order=alt.Order("progress_order:Q"),
         tooltip=["cluster:N", alt.Tooltip("label:N", title="Progress"), alt.Tooltip("n:Q", title="Goals")],
     ).transform_calculate(progress_order=f"indexof({domain!r}, datum.label)").properties(
         title="School Performance Plan goals by cluster: progress in the latest measured year",
-        height=alt.Step(18))
+        height=alt.Step(24))
