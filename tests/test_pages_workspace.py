@@ -151,3 +151,18 @@ def test_meeting_recorded_on_changes_page(own_district):
     [b for b in at.button if b.label == "Record meeting"][0].click().run()
     meetings = records.load(own_district, "meetings")
     assert pd.Timestamp("2025-03-01") in set(meetings["meeting_date"])
+
+
+def test_shared_plan_is_read_only_with_shareable_walkthroughs_only(own_district):
+    visits = records.load(own_district, "walkthroughs")
+    school = visits.groupby("school_id")["shareable"].agg(["any", "all"]).query("any and not all").index
+    school = school[0] if len(school) else visits["school_id"].iloc[0]
+    shared = set(visits.loc[(visits["school_id"] == school) & visits["shareable"], "visit_id"])
+    at = _run("plans", school=school, share="read-only-token")
+    labels = {b.label for b in at.button}
+    assert not {"Create goal", "Save walkthrough", "Save goal"} & labels  # nothing to edit
+    assert not [w for w in at.warning if "no teacher or student names" in w.value]  # no walkthrough form
+    dated = [m.value for m in at.markdown if "· not shared" in m.value]
+    assert not dated  # unshared visits are not shown
+    shown = sum(1 for m in at.markdown if m.value.startswith("**") and " · " in m.value and "20" in m.value[:12])
+    assert shown == len(shared)

@@ -20,8 +20,7 @@ GOAL = {"goal_id": "G1", "school_id": "101", "metric": "read_proficient", "stude
         "baseline_year": 2023, "baseline_value": 40.0, "target_year": 2026, "target_value": 55.0, "status": "active"}
 
 
-@pytest.fixture
-def district(engine):
+def _fill(engine):
     metrics = pd.DataFrame({"school_id": "101", "metric": "read_proficient", "student_group": "ALL",
                             "school_year": [2023, 2024, 2025], "numerator": [40, 46, 38], "denominator": [100] * 3})
     metrics["value"] = 100.0 * metrics["numerator"] / metrics["denominator"]
@@ -29,6 +28,18 @@ def district(engine):
         storage.upsert(conn, "schools", SCHOOLS)
         storage.upsert(conn, "metrics", metrics)
     return engine
+
+
+@pytest.fixture
+def district(engine):
+    """Two schools with reading results, on SQLite and on PostgreSQL."""
+    return _fill(engine)
+
+
+@pytest.fixture
+def sqlite_district(sqlite_engine):
+    """The same on SQLite only, for tests whose SQL is the same on both (kept fast)."""
+    return _fill(sqlite_engine)
 
 
 def test_second_editor_gets_a_conflict_and_nothing_is_lost(district):
@@ -51,21 +62,21 @@ def test_second_editor_gets_a_conflict_and_nothing_is_lost(district):
     assert records.changed_fields(history["before"].iloc[1], history["after"].iloc[1]) == "target_value: 55.0 -> 58.0"
 
 
-def test_delete_needs_the_current_version_and_keeps_the_last_state_in_history(district):
-    records.create(district, "school_goals", GOAL, "ana")
-    records.create(district, "pdsa_cycles", {"cycle_id": "C1", "school_id": "101", "change_idea": "Greet at the door",
+def test_delete_needs_the_current_version_and_keeps_the_last_state_in_history(sqlite_district):
+    records.create(sqlite_district, "school_goals", GOAL, "ana")
+    records.create(sqlite_district, "pdsa_cycles", {"cycle_id": "C1", "school_id": "101", "change_idea": "Greet at the door",
                                              "start_date": date(2024, 9, 2)}, "ana")
-    records.replace_measures(district, "C1", pd.DataFrame({"date": ["2024-09-02", "2024-09-09"], "value": [14, 12]}),
+    records.replace_measures(sqlite_district, "C1", pd.DataFrame({"date": ["2024-09-02", "2024-09-09"], "value": [14, 12]}),
                              "ana")
     with pytest.raises(records.Conflict):
-        records.delete(district, "pdsa_cycles", "C1", 7, "ben")
-    records.delete(district, "pdsa_cycles", "C1", 1, "ana")
-    assert records.get(district, "pdsa_cycles", "C1") is None
-    assert records.load(district, "cycle_measures").empty
-    last = records.history(district, record_ids=["C1"]).iloc[0]
+        records.delete(sqlite_district, "pdsa_cycles", "C1", 7, "ben")
+    records.delete(sqlite_district, "pdsa_cycles", "C1", 1, "ana")
+    assert records.get(sqlite_district, "pdsa_cycles", "C1") is None
+    assert records.load(sqlite_district, "cycle_measures").empty
+    last = records.history(sqlite_district, record_ids=["C1"]).iloc[0]
     assert last["action"] == "delete" and "Greet at the door" in last["before"] and "2024-09-09" in last["before"]
     with pytest.raises(records.RecordError, match="already exists"):
-        records.create(district, "school_goals", GOAL, "ben")
+        records.create(sqlite_district, "school_goals", GOAL, "ben")
 
 
 def _csv(frame: pd.DataFrame) -> bytes:
@@ -123,29 +134,29 @@ def test_bad_workspace_rows_are_reported_by_file_row_and_column(district):
     assert all(storage.table_counts(district)[t] == 0 for t in schema.WORKSPACE_TABLES)
 
 
-def test_old_improvement_cycles_import_keeps_working(district):
+def test_old_improvement_cycles_import_keeps_working(sqlite_district):
     old = _csv(pd.DataFrame([{"school_id": "101", "metric": "suspension_rate", "start_date": "2024-01-08",
                               "end_date": "2024-02-16", "change_idea": "Restorative circles", "status": "adopt"}]))
-    assert import_bytes(district, [("improvement_cycles.csv", old)], who="x").ok
-    assert len(storage.load_cycles(district)) == 1
+    assert import_bytes(sqlite_district, [("improvement_cycles.csv", old)], who="x").ok
+    assert len(storage.load_cycles(sqlite_district)) == 1
 
 
-def test_goals_and_changes_views_follow_the_csv_contract(district):
-    assert import_bytes(district, WORKSPACE_FILES, who="data-office").ok
-    goals = workspace.goals_view(district, cluster="North")
+def test_goals_and_changes_views_follow_the_csv_contract(sqlite_district):
+    assert import_bytes(sqlite_district, WORKSPACE_FILES, who="data-office").ok
+    goals = workspace.goals_view(sqlite_district, cluster="North")
     assert list(goals.columns)[:11] == ["goal_id", "school_id", "school_name", "metric", "student_group",
                                         "school_year", "value", "ci_low", "ci_high", "trajectory", "progress"]
     g1 = goals[goals["goal_id"] == "G1"].set_index("school_year")
     # trajectory 40 -> 55 over 2023-2026: 45 in 2024, 50 in 2025; 46/100 on track, 38/100 (upper 47.8) off
     assert g1.loc[2024, "progress"] == "on_track" and g1.loc[2025, "progress"] == "off_track"
     assert g1.loc[2025, "trajectory"] == 50.0
-    changes = workspace.changes_view(district, cluster="North")  # since the North meeting, 2025-02-27
+    changes = workspace.changes_view(sqlite_district, cluster="North")  # since the North meeting, 2025-02-27
     assert list(changes.columns)[:5] == ["school_id", "school_name", "change", "detail", "since"]
     assert {"goal_off_track", "new_year"} <= set(changes["change"]) and set(changes["since"]) == {"2025-02-27"}
-    with district.begin() as conn:
+    with sqlite_district.begin() as conn:
         conn.execute(sa.delete(schema.meetings))
     with pytest.raises(workspace.WorkspaceViewError, match="no meeting recorded"):
-        workspace.changes_view(district, cluster="North")
+        workspace.changes_view(sqlite_district, cluster="North")
 
 
 def test_cli_imports_and_exports_goals_and_changes(tmp_path, monkeypatch, capsys):
@@ -174,13 +185,13 @@ def test_cli_imports_and_exports_goals_and_changes(tmp_path, monkeypatch, capsys
     assert "school_goals.csv:2:target_year:" in capsys.readouterr().err
 
 
-def test_meeting_pack_opens_with_what_changed(district):
+def test_meeting_pack_opens_with_what_changed(sqlite_district):
     from analytics.outputs import meeting
 
-    assert import_bytes(district, WORKSPACE_FILES, who="data-office").ok
+    assert import_bytes(sqlite_district, WORKSPACE_FILES, who="data-office").ok
     specs = meeting.standard_specs("North")
     assert [s.view for s in specs][:2] == ["changes", "rates"] and specs[-1].view == "goals"
-    pack = meeting.build_pack(district, [specs[0], specs[-1]], "Data meeting: North")
+    pack = meeting.build_pack(sqlite_district, [specs[0], specs[-1]], "Data meeting: North")
     assert pack.items[0].finding.startswith("Since the meeting of 2025-02-27: 1 school with changes")
     import openpyxl
     from pptx import Presentation
