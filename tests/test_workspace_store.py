@@ -200,3 +200,11 @@ def test_meeting_pack_opens_with_what_changed(sqlite_district):
     assert book.sheetnames[1] == "1 What changed"
     deck = Presentation(io.BytesIO(meeting.deck_bytes(pack)))
     assert list(deck.slides)[1].shapes.title.text == "What changed since the last meeting"
+
+
+def test_public_changes_name_the_change_not_the_numbers(sqlite_district):
+    assert import_bytes(sqlite_district, WORKSPACE_FILES, who="data-office").ok
+    public = workspace.changes_view(sqlite_district, cluster="North", public=True)
+    goal = public[public["change"] == "goal_off_track"]
+    assert goal["detail"].tolist() == ["a School Performance Plan goal is now off track"]
+    assert not public["detail"].str.contains(r"\d+\.\d").any()

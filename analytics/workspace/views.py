@@ -138,10 +138,12 @@ def changes_view(engine: Engine, year: int | None = None, cluster: str | None = 
         change_rules.new_years(_data_years(engine, ids), then_year),
     ]
     out = change_rules.combine(parts, schools, since)
-    if public:  # goal values may concern small groups: the public list names the change, not the numbers
-        goal_rows = out["change"] == "goal_off_track"
-        out.loc[goal_rows, "detail"] = out.loc[goal_rows, "detail"].str.replace(r":.*$", ": now off track",
-                                                                                 regex=True)
+    if public:  # values, ratios and colours of cells the privacy rules may hide: the public list names the change
+        generic = {"new_rr_flag": "a student group now meets the 3-year risk-ratio rule",
+                   "status_worsened": "a status colour worsened into Orange or Red",
+                   "goal_off_track": "a School Performance Plan goal is now off track"}
+        named = out["change"].isin(list(generic))
+        out.loc[named, "detail"] = out.loc[named, "change"].map(generic)
     return out
 
 
