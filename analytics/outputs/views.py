@@ -14,13 +14,13 @@ from sqlalchemy.engine import Engine
 from analytics.access.privacy import release_view
 from analytics.access.release import Release, release_for
 from analytics.config import DEFAULT_SETTINGS, Settings
-from analytics.data import storage
+from analytics.data import aggregates, storage
 from analytics.data.catalog import metric_catalog
-from analytics.data.derived import metrics_with_suspension
+from analytics.data.derived import metrics_with_suspension, suspension_metric_rows
 from analytics.stats.disproportionality import COLUMNS as DISPRO_COLUMNS
 from analytics.stats.disproportionality import disproportionality
 from analytics.stats.gaps import GAP_COLUMNS, gap_table, label_gaps
-from analytics.stats.rates import add_rate_columns, pooled_rates
+from analytics.stats.rates import add_rate_columns, pool_counts, rates_from_pooled_counts
 from analytics.stats.rp_impact import SUMMARY_COLUMNS, rp_impact, rp_impact_for_school
 from analytics.stats.run_charts import monthly_incident_series, run_chart
 from analytics.stats.status_change import COLUMNS as STATUS_COLUMNS
@@ -74,29 +74,59 @@ def _directions(engine: Engine) -> dict[str, bool]:
 
 def rates_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
                metric: str | None = None, group: str | None = None) -> pd.DataFrame:
-    """School rows (with a school or cluster) plus pooled cluster rows (`cluster:NAME`) and `district`."""
+    """School rows (with a school or cluster) plus pooled cluster rows (`cluster:NAME`) and `district`.
+
+    The pooled rows are summed in the database (``analytics.data.aggregates``); only the school rows
+    of a school or cluster scope are loaded row by row.
+    """
     schools, ids = _scope(engine, cluster, school)
-    rows = _metric_rows(engine, metric, [year] if year else None, ids, group)
-    if group:
-        rows = rows[rows["student_group"] == group]
-    keys = ["school_year", "metric", "student_group"]
     parts = []
     if school is not None or cluster is not None:
-        school_rows = add_rate_columns(rows).merge(schools[["school_id", "cluster"]], on="school_id", how="left")
-        parts.append(school_rows)
+        rows = _metric_rows(engine, metric, [year] if year else None, ids, group)
+        if group:
+            rows = rows[rows["student_group"] == group]
+        parts.append(add_rate_columns(rows).merge(schools[["school_id", "cluster"]], on="school_id", how="left"))
     if school is None:
-        with_cluster = rows.merge(schools[["school_id", "cluster"]], on="school_id")
-        pooled = pooled_rates(with_cluster, ["cluster", *keys])
+        pooled = _pooled_rows(engine, schools, ids, metric, year, group, by_cluster=True)
         pooled["school_id"] = "cluster:" + pooled["cluster"]
         parts.append(pooled)
         if cluster is None:
-            district = pooled_rates(rows, keys)
+            district = _pooled_rows(engine, schools, ids, metric, year, group, by_cluster=False)
             district["school_id"] = "district"
             parts.append(district)
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=RATE_COLUMNS)
     extra = [c for c in ("cluster", "n_schools", "n_rows_left_out") if c in out]
     return out[RATE_COLUMNS + extra].sort_values(["school_id", "school_year", "metric", "student_group"],
                                                   ignore_index=True)
+
+
+def _pooled_rows(engine: Engine, schools: pd.DataFrame, ids: list[str] | None, metric: str | None,
+                 year: int | None, group: str | None, *, by_cluster: bool) -> pd.DataFrame:
+    """Pooled rates per ([cluster,] year, metric, group): metric sums from SQL ``GROUP BY``, plus the
+    derived suspension rate pooled from the (school x year x group) discipline rows when no
+    `suspension_rate` was imported for this scope (as :func:`_metric_rows` decides)."""
+    years = [year] if year else None
+    counts = aggregates.pooled_metric_counts(engine, by_cluster=by_cluster, years=years,
+                                             metrics=[metric] if metric else None,
+                                             groups=[group] if group else None, school_ids=ids)
+    load_groups = [group, "ALL"] if group else None
+    unknown = metric and counts.empty and not aggregates.metric_present(engine, metric, years=years,
+                                                                         groups=load_groups, school_ids=ids)
+    if unknown and metric not in set(metric_catalog(storage.load_metric_definitions(engine)).index):
+        raise ViewError(f"metric {metric!r} not found")
+    if metric in (None, "suspension_rate") and not aggregates.metric_present(
+            engine, "suspension_rate", years=years, groups=load_groups, school_ids=ids):
+        discipline = storage.load_discipline(engine, years=years, school_ids=ids)
+        if not discipline.empty:
+            derived = suspension_metric_rows(discipline)
+            if group:
+                derived = derived[derived["student_group"] == group]
+            keys = aggregates.POOL_KEYS
+            if by_cluster:
+                derived = derived.merge(schools[["school_id", "cluster"]], on="school_id")
+                keys = ["cluster", *keys]
+            counts = pd.concat([counts, pool_counts(derived, keys)], ignore_index=True)
+    return rates_from_pooled_counts(counts)
 
 
 def gaps_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,

@@ -72,16 +72,30 @@ def pooled_rates(df: pd.DataFrame, by: list[str], num: str = "numerator", den: s
     ``denominator``, ``value``, ``ci_low``, ``ci_high``, ``n_schools`` (rows pooled) and
     ``n_rows_left_out`` (rows skipped because a count was missing or suppressed).
     """
+    return rates_from_pooled_counts(pool_counts(df, by, num, den))
+
+
+def pool_counts(df: pd.DataFrame, by: list[str], num: str = "numerator", den: str = "denominator") -> pd.DataFrame:
+    """The sums behind :func:`pooled_rates`: ``by`` + ``numerator``, ``denominator`` (over rows with both
+    counts and a positive denominator), ``n_schools`` (such rows) and ``n_rows`` (all rows).
+
+    ``analytics.data.aggregates.pooled_metric_counts`` computes the same frame with SQL ``GROUP BY``.
+    """
     work = df[by + [num, den]].copy()
     work["_has"] = work[num].notna() & work[den].notna() & (work[den] > 0)
     work["_num"] = work[num].where(work["_has"], 0.0)
     work["_den"] = work[den].where(work["_has"], 0.0)
-    grouped = work.groupby(by, dropna=False, sort=True).agg(
+    return work.groupby(by, dropna=False, sort=True).agg(
         numerator=("_num", "sum"),
         denominator=("_den", "sum"),
         n_schools=("_has", "sum"),
         n_rows=("_has", "size"),
     ).reset_index()
+
+
+def rates_from_pooled_counts(grouped: pd.DataFrame) -> pd.DataFrame:
+    """Pooled value and Wilson interval from :func:`pool_counts`' sums; empty pools give NaN counts."""
+    grouped = grouped.copy()
     grouped["n_rows_left_out"] = grouped["n_rows"] - grouped["n_schools"]
     grouped = grouped.drop(columns="n_rows")
     empty = grouped["denominator"] <= 0
