@@ -289,7 +289,9 @@ else:
     st.caption(impact.summary["method"].iloc[0] + ". Pre-start estimates (left of -1) check the parallel-trends "
                "assumption: they should sit near zero. n above each point: RP schools behind that year. Beside "
                "suspensions, the same estimator on the school-climate survey (% favourable; higher is better) and "
-               "chronic absence (lower is better); the professional-learning page relates them to implementation.")
+               "chronic absence (lower is better); the professional-learning page relates them to implementation. "
+               "Each year's interval stands alone (not adjusted for looking at several years): the verdict rests on "
+               "the overall estimate and its p-value.")
 
 # --- run chart ----------------------------------------------------------------------------------------
 st.subheader("Run chart: suspensions per month")
