@@ -103,6 +103,16 @@ def scope_views(version: int, cluster: str, school: str, year: int):
 
 
 full, derived_all, flags, scope_dispro, chart, spans = scope_views(ui.data_version(), cluster, school, year)
+if ui.is_public():  # ratios, flags and "too small" only where every cell behind them is released exactly
+    released = ui.public_view(scope_dispro, "disproportionality")
+    scope_dispro = scope_dispro.assign(risk_ratio=pd.to_numeric(released["risk_ratio"], errors="coerce"),
+                                       ratio_type=released["ratio_type"])
+    masked_flags = ui.public_view(flags, "disproportionality")
+    flags = flags[pd.to_numeric(masked_flags["risk_ratio"], errors="coerce").notna().to_numpy()]
+# One RP school's estimate is a function of that school's own yearly counts: not in a shared view.
+one_school_rp = ui.is_public() and not impact.summary.empty and impact.summary["n_rp_schools"].max() < 2
+rp_withheld = ("Restorative-practices impact is not shown in shared views when one school stands behind it: "
+               "the estimate would be computed from that school's own small counts.")
 has = {c: full[c].notna().any() for c in ("students_iss", "students_oss", "students_expelled", "law_referrals",
                                           "oss_days")}
 
@@ -123,7 +133,7 @@ if year in by_year.index and (year - 1) in by_year.index and change_released:
 lines.append(f"{flags['school_id'].nunique()} school(s) in {scope_name} have a group with a suspension-type risk "
              f"ratio of 3.0 or more in each of the last 3 years (Maryland's rule)." if len(flags) else
              f"No group in {scope_name} meets the 3-year risk-ratio rule (3.0 or more in 3 consecutive years).")
-lines.append(impact.statement)
+lines.append(rp_withheld if one_school_rp else impact.statement)
 st.markdown("\n".join(f"- {line}" for line in lines))
 if len(derived_all):
     summed = all_rows.merge(derived_all, on=["school_id", "school_year"])
@@ -181,12 +191,9 @@ if not rate_table.empty:
 
 # --- risk ratios --------------------------------------------------------------------------------------
 st.subheader("Risk ratios (suspension)")
-if ui.is_public():  # ratios, flags and "too small" only where every cell behind them is released exactly
-    released = ui.public_view(scope_dispro, "disproportionality")
-    scope_dispro = scope_dispro.assign(risk_ratio=pd.to_numeric(released["risk_ratio"], errors="coerce"),
-                                       ratio_type=released["ratio_type"])
-    masked_flags = ui.public_view(flags, "disproportionality")
-    flags = flags[pd.to_numeric(masked_flags["risk_ratio"], errors="coerce").notna().to_numpy()]
+if ui.is_public():
+    st.caption("Shared view: a risk ratio is shown only where the counts of the group and of its comparison "
+               "group are released exactly (privacy rules).")
 ratio_columns = {"label": "Group", "risk_ratio": "Risk ratio", "ratio_name": "Comparison group"}
 
 
@@ -261,7 +268,9 @@ with st.expander("Composition: each group's share of suspended students vs its s
 st.subheader(f"Restorative-practices impact: {rp_scope}")
 if rp_note:
     st.caption(rp_note)
-if impact.summary.empty or not np.isfinite(impact.summary["estimate"].iloc[0]):
+if one_school_rp:
+    st.info(rp_withheld)
+elif impact.summary.empty or not np.isfinite(impact.summary["estimate"].iloc[0]):
     st.info(impact.statement)
 else:
     events = impact.event_study[impact.event_study["outcome"] == "suspension_rate"]
