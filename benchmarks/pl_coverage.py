@@ -40,11 +40,11 @@ def level5(frames: dict, program: str, metric: str, settings: Settings) -> dict:
             "n": result.n_treated}
 
 
-def run(seeds: int, schools: int, effect: float, permutations: int) -> dict:
+def run(seeds: int, schools: int, effect: float, permutations: int, first_seed: int = 1000) -> dict:
     settings = Settings(permutations=permutations)
     draws: dict[str, list[dict]] = {p: [] for p in PROGRAMMES}
     for seed in range(seeds):
-        frames = build_demo(schools=schools, years=6, seed=1000 + seed, pl_effect=effect)
+        frames = build_demo(schools=schools, years=6, seed=first_seed + seed, pl_effect=effect)
         for program, metric in PROGRAMMES.items():
             draws[program].append(level5(frames, program, metric, settings))
     summary = {}
@@ -67,18 +67,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--pl-effect", type=float, default=3.0, help="planted effect in points (besides 0)")
     parser.add_argument("--program", choices=list(PROGRAMMES), help="one programme only")
+    parser.add_argument("--first-seed", type=int, default=1000, help="seeds run from here (default 1000)")
+    parser.add_argument("--null-only", action="store_true", help="skip the planted-effect runs")
     args = parser.parse_args()
     seeds, schools, permutations = (20, 80, 499) if args.quick else (100, 120, 999)
     if args.program:
         for name in [p for p in PROGRAMMES if p != args.program]:
             del PROGRAMMES[name]
     started = time.perf_counter()
-    null = run(seeds, schools, 0.0, permutations)
-    planted = run(seeds, schools, args.pl_effect, permutations)
+    null = run(seeds, schools, 0.0, permutations, args.first_seed)
+    planted = {} if args.null_only else run(seeds, schools, args.pl_effect, permutations, args.first_seed)
     passed = all(v["interval_excludes_zero"] <= BAR for v in null.values()) and all(
         v["interval_excludes_zero"] >= 0.8 for v in planted.values())
     write_results("pl_coverage", {
-        "quick": args.quick, "seeds": seeds, "schools": schools, "permutations": permutations,
+        "quick": args.quick, "seeds": seeds, "first_seed": args.first_seed, "schools": schools, "permutations": permutations,
         "bar": f"null: interval excludes 0 in <= {BAR:.0%} of seeds; planted {args.pl_effect} points found in "
                ">= 80% of seeds",
         "null": null, "planted": {"effect_points": args.pl_effect, **planted}, "passed": passed,
