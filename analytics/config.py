@@ -70,7 +70,7 @@ class Settings:
     # Status and change
     status_min_n: int = 30
     status_cuts: dict[tuple[str, str], StatusCuts] = field(default_factory=_default_cuts)
-    # Significance level for "closing"/"widening" and "significant change"
+    # Significance level for a "significant change" (gap labels use FDR control: analytics.stats.gaps.FDR_Q)
     alpha: float = 0.05
     # Import size limit (bytes)
     max_upload_bytes: int = 50 * 1024 * 1024
