@@ -5,6 +5,11 @@ drew, then reruns it `REPEAT` times (warm). The page's *static twin* is a script
 those elements from the captured file, computing nothing (`benchmarks/_twin.py`); it is rerun the same
 way in the same process. Goal: warm rerun <= 2x its twin at 200 and at 2,000 schools x 6 years.
 
+The twin replays finished messages (Arrow tables and Vega-Lite specs already serialised), so it is the
+strictest floor: a page that builds its DataFrames and Altair charts from cached results still pays their
+serialisation, which the twin does not. Widgets are replayed as messages and the twin reruns with no
+widget states. The JSON lists each page's cold first run, warm rerun, twin rerun, ratio, and `missed`.
+
     python benchmarks/bench_static_twin.py            # 200 and 2,000 schools -> results/static_twin.json
     python benchmarks/bench_static_twin.py --quick    # 200 schools only
 """
