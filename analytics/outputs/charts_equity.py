@@ -186,7 +186,8 @@ def run_chart(table: pd.DataFrame, cycles: pd.DataFrame | None = None, title: st
     data = table.assign(period=pd.to_datetime(table["period"]),
                         signal_name=table["signal"].fillna("").astype(str).map(lambda s: names.get(s, s)))
     line = alt.Chart(data).mark_line(color="#555").encode(
-        x=alt.X("period:T", title="Month"), y=alt.Y("value:Q", title=y_title))
+        x=alt.X("period:T", title="Month", axis=alt.Axis(format="%b %Y", labelAngle=-40)),
+        y=alt.Y("value:Q", title=y_title))
     domain = [n for n in names.values() if n in set(data["signal_name"])] or ["No signal"]
     points = alt.Chart(data).mark_point(size=80, filled=True, opacity=1).encode(
         x="period:T", y="value:Q",
