@@ -64,16 +64,24 @@ def _state(url: str) -> dict:
         engine.dispose()
 
 
-def _writing(url: str, pid: int, wal: Path | None, wal_size: int) -> bool:
-    """True once the child's write transaction has started writing rows."""
+def _writing(url: str, wal: Path | None, wal_size: int, stage: str) -> bool:
+    """True once the child's write transaction has reached `stage`.
+
+    An import stages its rows in a temporary table, then merges them into the real table: on PostgreSQL the
+    `COPY` is the start of the write and the merge `INSERT` is well into it; on SQLite (whose temporary
+    tables live outside the database file) the write-ahead log starts growing with the merge and keeps
+    growing through it.
+    """
     if wal is not None:
-        return wal.exists() and wal.stat().st_size > wal_size + 65536
+        grown = wal.stat().st_size - wal_size if wal.exists() else 0
+        return grown > (65536 if stage == "as the write starts" else 4 << 20)
     engine = sa.create_engine(url)
+    pattern = "COPY%" if stage == "as the write starts" else "INSERT INTO%metrics%SELECT%"
     try:
         with engine.connect() as conn:
             query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                            "AND pid <> pg_backend_pid() AND query ILIKE 'INSERT INTO%metrics%'")
-            return conn.execute(query).scalar_one() > 0
+                            "AND pid <> pg_backend_pid() AND state = 'active' AND query ILIKE :pattern")
+            return conn.execute(query, {"pattern": pattern}).scalar_one() > 0
     finally:
         engine.dispose()
 
@@ -90,12 +98,10 @@ def _kill_import(url: str, path: Path, when: str) -> float:
         if when == "validating":
             time.sleep(0.8)  # reading and checking a 117,000-row file takes longer than this
         else:
-            while not _writing(url, child.pid, wal, wal_size):
-                assert child.poll() is None, "the import finished before it could be killed mid-write"
-                assert time.monotonic() - started < 60, "the import never started writing"
-                time.sleep(0.02)
-            if when == "well into writing":
-                time.sleep(0.4)
+            while not _writing(url, wal, wal_size, when):
+                assert child.poll() is None, f"the import finished before it could be killed ({when})"
+                assert time.monotonic() - started < 60, f"the import never reached the point {when!r}"
+                time.sleep(0.01)
         assert child.poll() is None, f"the import ended before the kill ({when})"
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)
