@@ -250,6 +250,8 @@ def load_run(engine, app: AppServer, sessions: int, rounds: int, files: list[tup
     seconds = sorted(results["seconds"]) or [0.0]
     return {
         "sessions": sessions, "rounds": rounds, "views": results["views"], "errors": len(results["errors"]),
+        "timeouts": sum("TimeoutError" in e["what"] for e in results["errors"]),
+        "app_errors": sum("TimeoutError" not in e["what"] for e in results["errors"]),
         "error_samples": results["errors"][:5], "imports_during_run": loop.done, "import_failures": loop.failures,
         "wall_s": round(time.monotonic() - started, 2), "view_median_s": round(seconds[len(seconds) // 2], 2),
         "view_p95_s": round(seconds[int(len(seconds) * 0.95) - 1 if len(seconds) > 1 else 0], 2),

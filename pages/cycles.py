@@ -97,23 +97,8 @@ def cycle_form(record: dict | None, school: str) -> None:
     if problems:
         st.error("The cycle was not saved: " + "; ".join(problems))
         return
-    try:
-        if record is None:
-            records.create(ui.engine(), "pdsa_cycles", values, ui.current_user())
-        else:
-            records.save(ui.engine(), "pdsa_cycles", values, ui.seen_version(key, record), ui.current_user())
-    except records.Conflict as conflict:
-        ui.conflict_panel(conflict, values, FIELDS)
-        if conflict.current is not None:
-            shown_above = st.session_state.get(f"conflict_{key}") is not None
-            st.session_state[f"conflict_{key}"] = conflict.current["version"]
-            if not shown_above:
-                ui.conflict_actions(key, prefix)
+    if not ui.store_record("pdsa_cycles", values, record, key, prefix, FIELDS):
         return
-    except records.RecordError as exc:
-        st.error(str(exc))
-        return
-    ui.forget(key, prefix)
     ui.go("pages/cycles.py", cycle=values["cycle_id"])
 
 

@@ -213,23 +213,8 @@ def baseline_from_data(metric: str, group: str, year: int) -> float | None:
 def save_record(table: str, values: dict, record: dict | None, key: str, prefix: str, labels: dict,
                 go_to: dict | None = None) -> None:
     """Create or save with the version this session opened; a conflict keeps the form as it is."""
-    try:
-        if record is None:
-            records.create(ui.engine(), table, values, ui.current_user())
-        else:
-            records.save(ui.engine(), table, values, ui.seen_version(key, record), ui.current_user())
-    except records.Conflict as conflict:
-        ui.conflict_panel(conflict, values, labels)
-        if conflict.current is not None:
-            shown_above = st.session_state.get(f"conflict_{key}") is not None
-            st.session_state[f"conflict_{key}"] = conflict.current["version"]
-            if not shown_above:
-                ui.conflict_actions(key, prefix)
+    if not ui.store_record(table, values, record, key, prefix, labels):
         return
-    except records.RecordError as exc:
-        st.error(str(exc))
-        return
-    ui.forget(key, prefix)
     st.toast("Saved.", icon=":material/check:")
     if go_to:
         ui.go("pages/plans.py", **go_to)

@@ -89,4 +89,4 @@ from pages.ui.viewer import (  # noqa: E402, F401
     viewer_banner,
     viewer_nav,
 )
-from pages.ui.workspace import conflict_actions, conflict_panel, forget, seen_version  # noqa: E402, F401
+from pages.ui.workspace import conflict_actions, conflict_panel, forget, seen_version, store_record  # noqa: E402, F401

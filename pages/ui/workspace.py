@@ -55,3 +55,33 @@ def conflict_actions(key: str, prefix: str) -> None:
         st.session_state.pop(f"conflict_{key}", None)
         forget(key, prefix)
         st.rerun()
+
+
+def store_record(table: str, values: dict, record: dict | None, key: str, prefix: str, labels: dict) -> bool:
+    """Create `values`, or save them over the version this session opened; True when stored.
+
+    A conflict (someone saved the record meanwhile) shows both versions and keeps the form as it is; a
+    rule the record breaks is said plainly. Either way nothing is overwritten.
+    """
+    from analytics.workspace import records
+    from pages.ui.loaders import engine
+    from pages.ui.staff import current_user
+
+    try:
+        if record is None:
+            records.create(engine(), table, values, current_user())
+        else:
+            records.save(engine(), table, values, seen_version(key, record), current_user())
+    except records.Conflict as conflict:
+        conflict_panel(conflict, values, labels)
+        if conflict.current is not None:
+            shown_above = st.session_state.get(f"conflict_{key}") is not None
+            st.session_state[f"conflict_{key}"] = conflict.current["version"]
+            if not shown_above:
+                conflict_actions(key, prefix)
+        return False
+    except records.RecordError as exc:
+        st.error(str(exc))
+        return False
+    forget(key, prefix)
+    return True
