@@ -225,15 +225,9 @@ if editor:
                 ui.go("pages/cycles.py", cycle=next_id)
             except records.RecordError as exc:
                 st.error(str(exc))
-    if cols[1].button("Delete this cycle", key="delete_cycle"):
-        try:
-            records.delete(ui.engine(), "pdsa_cycles", cycle_id, ui.seen_version(cycle_id, record), ui.current_user())
-            ui.forget(cycle_id, f"cycle_{cycle_id}_")
-            ui.go("pages/cycles.py", school=school_id)
-        except records.Conflict as conflict:
-            ui.conflict_panel(conflict, record, FIELDS)
+    if cols[1].button("Delete this cycle", key="delete_cycle") and ui.delete_record("pdsa_cycles", cycle_id,
+                                                                                  record, FIELDS):
+        ui.forget(cycle_id, f"cycle_{cycle_id}_")
+        ui.go("pages/cycles.py", school=school_id)
     with st.expander("History of this cycle"):
-        hist = records.history(ui.engine(), record_ids=[cycle_id])
-        hist["what"] = [records.changed_fields(b, a) for b, a in zip(hist["before"], hist["after"], strict=True)]
-        st.dataframe(hist[["changed_at", "changed_by", "table_name", "action", "version", "what"]], hide_index=True,
-                     width="stretch")
+        ui.record_history(cycle_id, ["changed_at", "changed_by", "table_name", "action", "version", "what"])

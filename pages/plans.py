@@ -317,18 +317,12 @@ if goal_id:
                 st.rerun()
             except records.Conflict as conflict:
                 ui.conflict_panel(conflict, {**record, "status": "retired"}, GOAL_FIELDS)
-        if cols[1].button("Delete this goal", key="delete_goal", type="secondary"):
-            try:
-                records.delete(ui.engine(), "school_goals", goal_id, ui.seen_version(goal_id, record), ui.current_user())
-                ui.forget(goal_id, f"goal_{goal_id}_")
-                ui.go("pages/plans.py", school=school_id)
-            except records.Conflict as conflict:
-                ui.conflict_panel(conflict, record, GOAL_FIELDS)
+        if cols[1].button("Delete this goal", key="delete_goal", type="secondary") and ui.delete_record(
+                "school_goals", goal_id, record, GOAL_FIELDS):
+            ui.forget(goal_id, f"goal_{goal_id}_")
+            ui.go("pages/plans.py", school=school_id)
         with st.expander("History of this goal"):
-            hist = records.history(ui.engine(), record_ids=[goal_id])
-            hist["what"] = [records.changed_fields(b, a) for b, a in zip(hist["before"], hist["after"], strict=True)]
-            st.dataframe(hist[["changed_at", "changed_by", "action", "version", "what"]], hide_index=True,
-                         width="stretch")
+            ui.record_history(goal_id, ["changed_at", "changed_by", "action", "version", "what"])
 elif editor:
     with st.expander("New goal", icon=":material/add:"):
         goal_form(None)

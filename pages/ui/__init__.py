@@ -89,4 +89,12 @@ from pages.ui.viewer import (  # noqa: E402, F401
     viewer_banner,
     viewer_nav,
 )
-from pages.ui.workspace import conflict_actions, conflict_panel, forget, seen_version, store_record  # noqa: E402, F401
+from pages.ui.workspace import (  # noqa: E402, F401
+    conflict_actions,
+    conflict_panel,
+    delete_record,
+    forget,
+    record_history,
+    seen_version,
+    store_record,
+)

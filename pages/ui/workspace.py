@@ -85,3 +85,27 @@ def store_record(table: str, values: dict, record: dict | None, key: str, prefix
         return False
     forget(key, prefix)
     return True
+
+
+def delete_record(table: str, record_id: str, record: dict, labels: dict) -> bool:
+    """Delete the version this session opened; True when deleted, else the conflict is shown."""
+    from analytics.workspace import records
+    from pages.ui.loaders import engine
+    from pages.ui.staff import current_user
+
+    try:
+        records.delete(engine(), table, record_id, seen_version(record_id, record), current_user())
+    except records.Conflict as conflict:
+        conflict_panel(conflict, record, labels)
+        return False
+    return True
+
+
+def record_history(record_id: str, columns: list[str]) -> None:
+    """Who changed a record, when, and which fields."""
+    from analytics.workspace import records
+    from pages.ui.loaders import engine
+
+    hist = records.history(engine(), record_ids=[record_id])
+    hist["what"] = [records.changed_fields(b, a) for b, a in zip(hist["before"], hist["after"], strict=True)]
+    st.dataframe(hist[columns], hide_index=True, width="stretch")
