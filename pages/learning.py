@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics.access.privacy import suppress_learning
-from analytics.learning import levels, load, outcomes
+from analytics.learning import fidelity, levels, load, outcomes
 from analytics.outputs import charts_equity, charts_learning
 from pages import ui
 
@@ -15,11 +15,13 @@ st.caption("Each programme is evaluated on Guskey's five levels of evidence, fro
 
 
 @ui.shared
-def pl_tables(version: int) -> dict[str, pd.DataFrame]:
-    return load.pl_tables(ui.engine())
+def pl_tables(version: int, public: bool) -> dict[str, pd.DataFrame]:
+    """Shared links count only walkthroughs marked shareable towards level 4 (as on the shared /plans page)."""
+    return load.pl_tables(ui.engine(), shareable_only=public)
 
 
-tables = pl_tables(ui.data_version())
+public = ui.is_public()
+tables = pl_tables(ui.data_version(), public)
 programs = tables["pl_programs"]
 if programs.empty:
     st.info("No professional-learning programmes yet. On the Data page, import `pl_programs`, then any of "
@@ -49,16 +51,15 @@ goals = [m.strip() for m in str(row.get("goal_metrics") or "").split(";") if m.s
 metric = ui.url_choice("Outcome (level 5)", "metric", goals, goals[0], container=cols[2], format_func=ui.metric_label,
                        what="Outcome")
 chosen = None if school == "all" else school
-public = ui.is_public()
 
 
 @ui.cached
-def evaluation(version: int, program: str, school: str | None, metric: str):
-    return load.evaluate_program(ui.engine(), pl_tables(version), program, school, metric)
+def evaluation(version: int, program: str, school: str | None, metric: str, public: bool):
+    return load.evaluate_program(ui.engine(), pl_tables(version, public), program, school, metric)
 
 
 with st.spinner("Estimating…"):
-    ev = evaluation(ui.data_version(), program, chosen, metric)
+    ev = evaluation(ui.data_version(), program, chosen, metric, public)
 data = ev.data
 scope_name = school_names.get(chosen, chosen) if chosen else "all participating schools"
 metric_name = ui.metric_label(metric)
@@ -146,10 +147,34 @@ else:
     st.caption("A support counts as in place when marked Y, or rated 4 or 5 of 5.")
 
 # --- level 4 ---------------------------------------------------------------------------------------------
+def show_sources(imp: pd.DataFrame) -> None:
+    """One series per school and practice, with where its observations come from."""
+    series = fidelity.series_sources(imp).assign(school=lambda d: d["school_id"].map(school_labels))
+    counts = fidelity.source_counts(imp)
+    st.markdown(f"**Sources:** {counts[fidelity.WALKTHROUGHS]:,} walkthrough look-fors tagged with a practice of "
+                f"this programme and {counts[fidelity.IMPORTED]:,} imported observations (`implementation`)."
+                + (" Shared view: only walkthroughs marked shareable count." if public else ""))
+    with st.expander(f"Series by school and practice ({len(series)})"):
+        st.dataframe(series[["school", "practice", "source", "observations", "observed", "using", "fidelity",
+                             "first", "last"]], hide_index=True, width="stretch", column_config={
+            "school": "School", "practice": "Practice", "source": "Source", "observations": "Observations",
+            "observed": "Classrooms observed", "using": "Classrooms using it",
+            "fidelity": st.column_config.NumberColumn("Fidelity (%)", format="%.0f"),
+            "first": st.column_config.DateColumn("First"), "last": st.column_config.DateColumn("Last")})
+        st.caption("A walkthrough look-for counts when it is tagged `look-for = PROGRAMME: practice` on /plans or in "
+                   "the `walkthroughs` import: observed in k of n classrooms. When an imported observation and a "
+                   "look-for share programme, school, date and practice they describe the same visit: the imported "
+                   "row counts and the look-for does not. Only the counts leave a walkthrough: its notes stay on "
+                   "/plans.")
+    if chosen is not None and counts[fidelity.WALKTHROUGHS] and not public:
+        ui.link(f"Walkthroughs of {school_names.get(chosen, chosen)}", "pages/plans.py", school=chosen)
+
+
 st.subheader("Level 4 · Use")
 imp = data.implementation
 if imp.empty:
-    st.info("No implementation observations to show.")
+    st.info("No implementation observations to show. Import `implementation`, or tag the look-fors of a "
+            "walkthrough on a school's plan (/plans) with this programme's practices.")
 else:
     imp = imp.assign(school_year=levels.school_year(imp["observed_on"]).astype(int))
     left, right = st.columns(2)
@@ -167,6 +192,7 @@ else:
     st.caption(f"Run chart median {run['median'].iloc[0]:.0f}%. "
                + (f"{signals} month(s) are part of a shift (6+ on one side of the median) or trend (5+ rising or "
                   "falling)." if signals else "No shift or trend: the variation looks like noise."))
+    show_sources(imp)
     if chosen is None:
         per_school = levels.fidelity_by(imp, ["school_id", "school_year"])
         wide = per_school.pivot(index="school_id", columns="school_year", values="fidelity")
@@ -210,12 +236,13 @@ st.caption("For each participating school: its implementation fidelity against h
 
 
 @ui.cached
-def nexus_fits(version: int, program: str, outcome_metrics: tuple[str, ...], scope: tuple[str, ...] | None):
-    all_sessions = pl_tables(version)["pl_sessions"]
+def nexus_fits(version: int, program: str, outcome_metrics: tuple[str, ...], scope: tuple[str, ...] | None,
+               public: bool):
+    all_sessions = pl_tables(version, public)["pl_sessions"]
     starts = outcomes.participation_starts(all_sessions[all_sessions["program"] == program])
     if scope is not None:
         starts = starts[starts.index.isin(scope)]
-    imp_all = pl_tables(version)["implementation"]
+    imp_all = pl_tables(version, public)["implementation"]
     imp_all = imp_all[imp_all["program"] == program]
     return {m: outcomes.nexus(load.goal_panel(ui.engine(), m), starts, imp_all) for m in outcome_metrics}
 
@@ -226,7 +253,7 @@ scope_ids = None
 if grant is not None and grant.kind != "district":
     scope_ids = tuple(schools.loc[schools["cluster"] == grant.target, "school_id"]) if grant.kind == "cluster" \
         else (grant.target,)
-fits = nexus_fits(ui.data_version(), program, nexus_metrics, scope_ids)
+fits = nexus_fits(ui.data_version(), program, nexus_metrics, scope_ids, public)
 columns = st.columns(len(nexus_metrics))
 table_parts = []
 for col, m in zip(columns, nexus_metrics, strict=True):

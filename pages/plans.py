@@ -5,8 +5,9 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from analytics.data import schema
+from analytics.data import schema, storage
 from analytics.data.catalog import STUDENT_GROUPS, group_label
+from analytics.learning import fidelity
 from analytics.outputs import charts_workspace as charts
 from analytics.workspace import goals as goal_rules
 from analytics.workspace import notes, records
@@ -42,6 +43,15 @@ def school_records(version: int, school_id: str, table: str) -> pd.DataFrame:
 @ui.cached
 def causes_for(version: int, goal_ids: tuple[str, ...]) -> pd.DataFrame:
     return records.load(ui.engine(), "root_causes", goal_id=list(goal_ids))
+
+
+@ui.cached
+def pl_practices(version: int) -> tuple[list[str], dict[str, list[str]]]:
+    """Programme ids, and the practices each has been observed on (imported or on walkthroughs)."""
+    eng = ui.engine()
+    observed = fidelity.combine(storage.load_table(eng, "implementation"),
+                                fidelity.walkthrough_observations(records.load(eng, "walkthroughs")))
+    return storage.load_table(eng, "pl_programs")["program"].tolist(), fidelity.known_practices(observed)
 
 
 def progress_table(progress: pd.DataFrame) -> pd.DataFrame:
@@ -334,20 +344,33 @@ if not editor:
     visits = visits[visits["shareable"]] if ui.is_public() else visits
 if visits.empty:
     st.caption("No walkthroughs recorded." if not ui.is_public() else "No walkthroughs shared.")
-for visit in visits.to_dict("records"):
+RECENT_VISITS = 5
+
+
+def look_for_table(visit: dict) -> pd.DataFrame:
+    """A visit's look-fors with the programme practice each observes (when tagged)."""
+    try:
+        looks = notes.parse_look_fors(visit.get("look_fors"))
+        tags = {t["item"]: f"{t['program']}: {t['practice']}" for t in notes.parse_practices(visit.get("practices"),
+                                                                                             looks)}
+    except ValueError:
+        return pd.DataFrame()
+    table = pd.DataFrame(looks, columns=["item", "observed", "classrooms", "share"])
+    if tags:
+        table["practice"] = table["item"].map(tags).fillna("")
+    return table.rename(columns={"item": "Look-for", "observed": "Classrooms observed",
+                                 "classrooms": "Classrooms visited", "share": "Share (%)",
+                                 "practice": "Programme practice"})
+
+
+for visit in visits.head(RECENT_VISITS).to_dict("records"):
     with st.container(border=True):
         st.markdown(f"**{visit['visit_date']:%d %b %Y}** · {visit.get('visitor') or 'visitor not recorded'}"
                     + (f" · focus: {visit['focus']}" if visit.get("focus") else "")
                     + ("" if visit["shareable"] else " · not shared"))
-        try:
-            looks = notes.parse_look_fors(visit.get("look_fors"))
-        except ValueError:
-            looks = []
-        if looks:
-            st.dataframe(pd.DataFrame(looks).rename(columns={"item": "Look-for", "observed": "Classrooms observed",
-                                                             "classrooms": "Classrooms visited",
-                                                             "share": "Share (%)"}),
-                         hide_index=True, width="stretch",
+        looks = look_for_table(visit)
+        if len(looks):
+            st.dataframe(looks, hide_index=True, width="stretch",
                          column_config={"Share (%)": st.column_config.ProgressColumn(
                              "Share of classrooms", format="%.0f%%", min_value=0, max_value=100)})
         if visit.get("notes"):
@@ -357,6 +380,14 @@ for visit in visits.to_dict("records"):
         if editor and st.button("Delete this walkthrough", key=f"del_visit_{visit['visit_id']}"):
             records.delete(ui.engine(), "walkthroughs", visit["visit_id"], visit["version"], ui.current_user())
             st.rerun()
+if len(visits) > RECENT_VISITS:
+    with st.expander(f"Earlier walkthroughs ({len(visits) - RECENT_VISITS})"):
+        earlier = visits.iloc[RECENT_VISITS:]
+        st.dataframe(earlier[["visit_date", "visitor", "focus", "look_fors", "practices"]], hide_index=True,
+                     width="stretch", column_config={
+                         "visit_date": st.column_config.DateColumn("Date", format="YYYY-MM-DD"),
+                         "visitor": "Visitor", "focus": "Focus", "look_fors": "Look-fors (k of n classrooms)",
+                         "practices": "Programme practices observed"})
 if editor:
     with st.expander("Record a walkthrough", icon=":material/add:"), st.form("visit_form"):
         st.warning("Walkthroughs are non-evaluative: describe practice, never people. Write no teacher or student "
@@ -367,16 +398,28 @@ if editor:
         focus = cols[2].text_input("Focus (a goal or a practice)")
         look_fors = st.text_area("Look-fors: `item: k/n` (observed in k of n classrooms), one per line",
                                  placeholder="Learning target posted: 5/8\nStudents talking with a partner: 3/8")
+        program_ids, practices_known = pl_practices(ui.data_version())
+        practices = st.text_area(
+            "Programme practices observed (optional): `look-for = PROGRAMME: practice`, one per line",
+            placeholder="Students talking with a partner = MATH-TALK: Students explain their reasoning",
+            help="A tagged look-for counts towards level 4 (use) of that professional-learning programme on the "
+                 "Professional learning page: observed in k of n classrooms.")
+        if program_ids:
+            st.caption("Programmes: " + "; ".join(
+                f"**{p}**" + (f" ({', '.join(practices_known[p])})" if practices_known.get(p) else "")
+                for p in program_ids))
         visit_notes = st.text_area("Notes")
         next_steps = st.text_area("Next steps")
         shareable = st.checkbox("May appear on shared links")
         if st.form_submit_button("Save walkthrough", type="primary"):
             visit = {"visit_id": f"W-{school_id}-{visit_date:%Y%m%d}-{len(visits) + 1}", "school_id": school_id,
-                     "visit_date": visit_date, "visitor": visitor, "focus": focus,
-                     "look_fors": notes.format_look_fors(notes.parse_look_fors(look_fors)) if look_fors.strip()
-                     and not notes.check_walkthrough({"look_fors": look_fors}) else look_fors,
-                     "notes": visit_notes, "next_steps": next_steps, "shareable": shareable}
-            problems = notes.check_walkthrough(visit)
+                     "visit_date": visit_date, "visitor": visitor, "focus": focus, "look_fors": look_fors,
+                     "practices": practices, "notes": visit_notes, "next_steps": next_steps, "shareable": shareable}
+            problems = notes.check_walkthrough(visit, set(program_ids))
+            if not problems:  # stored in the canonical form
+                looks = notes.parse_look_fors(look_fors)
+                visit.update(look_fors=notes.format_look_fors(looks),
+                             practices=notes.format_practices(notes.parse_practices(practices, looks)))
             if problems:
                 st.error("The walkthrough was not saved:\n" + "\n".join(f"- **{f}**: {m}" for f, m in problems))
             else:

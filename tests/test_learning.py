@@ -137,13 +137,15 @@ def test_demo_pl_tables_import_through_the_contracts(tmp_path):
     frames = build_demo(schools=12, years=3, seed=3)
     engine = storage.get_engine(f"sqlite:///{tmp_path / 'pl.db'}")
     storage.create_schema(engine)
+    assert frames["implementation"].empty  # level 4 of the demo comes from tagged walkthrough look-fors
     files = [(f"{name}.csv", frames[name].to_csv(index=False).encode()) for name in
              ("schools", "pl_programs", "pl_sessions", "pl_feedback", "pl_assessments", "pl_support",
-              "implementation")]
+              "walkthroughs")]
     report = import_bytes(engine, files)
     assert report.ok, [p.format() for p in report.problems[:5]]
     counts = storage.table_counts(engine)
-    assert all(counts[name] == len(frames[name]) for name in ("pl_feedback", "implementation", "pl_support"))
+    assert all(counts[name] == len(frames[name]) for name in ("pl_feedback", "walkthroughs", "pl_support"))
+    assert frames["walkthroughs"]["practices"].notna().sum() > 0
 
 
 def test_export_learning_contract_and_privacy(on_demo):

@@ -345,6 +345,10 @@ TABLES: dict[str, TableSpec] = {
             ColumnSpec("visitor", TEXT, False, "Who visited (role or name of the visitor)."),
             ColumnSpec("focus", TEXT, False, "Focus: a goal id or a practice."),
             ColumnSpec("look_fors", TEXT, False, "Look-fors as `item: k/n` (observed in k of n classrooms), `;`-separated."),
+            ColumnSpec("practices", TEXT, False,
+                       "Optional: the professional-learning practice a look-for observes, as `look-for = PROGRAM: "
+                       "practice` (`;`-separated, e.g. `Circle held = RP: Restorative circles`); tagged look-fors "
+                       "count towards level 4 (use) of the programme on /learning."),
             ColumnSpec("notes", TEXT, False, "Non-evaluative notes."),
             ColumnSpec("next_steps", TEXT, False, "Agreed next steps."),
             ColumnSpec("shareable", YESNO, False, "Y when the visit may appear on shared links."),

@@ -7,6 +7,9 @@ the same trends). Each participating school has a latent implementation fidelity
 its goal metric rises by ``pl_effect`` percentage points times its fidelity relative to the programme's
 mean (so the average planted effect is ``pl_effect`` and it grows with fidelity: dose-response). For RP
 the goal metric is the climate survey (% favourable); for Math talk it is math proficiency.
+Implementation (level 4) is observed on monthly walkthroughs whose look-fors are tagged with the
+programme's practices, as specialists record them on /plans; the `implementation` table is left empty
+(still importable), so level 4 on the demo comes from the walkthroughs.
 
 The generator has its own random stream (seeded from the district's seed), so adding it leaves every
 other demo table as it was.
@@ -37,6 +40,12 @@ PROGRAMS = pd.DataFrame([
 ])
 _PRACTICES = {"RP": ("Restorative circles", "Affective statements"),
               "MATH-TALK": ("Number talks", "Students explain their reasoning")}
+# How a walkthrough look-for words each practice (the tag maps it to the programme's practice).
+_LOOK_FORS = {"Restorative circles": "Community circle held or under way",
+              "Affective statements": "Affective statements used during redirection",
+              "Number talks": "Number talk under way", "Students explain their reasoning":
+              "Students explain their reasoning to a partner"}
+_VISITORS = {"RP": "PL instructional specialist (restorative practices)", "MATH-TALK": "Mathematics coach"}
 _ITEMS = ("The session was a good use of my time", "I can apply this in my work next week",
           "The facilitator was well prepared")
 _ITEM_P = (np.array([0.04, 0.08, 0.16, 0.45, 0.27]), np.array([0.06, 0.12, 0.22, 0.40, 0.20]),
@@ -122,6 +131,37 @@ def _implementation(rng, program: str, starts: pd.Series, fidelity: pd.Series, e
     return pd.DataFrame(rows)
 
 
+def practice_walkthroughs(observations: pd.DataFrame, programs: pd.DataFrame) -> pd.DataFrame:
+    """The demo's level-4 evidence as walkthroughs: one visit per school, programme and month, its look-fors
+    tagged with the practices they observe (the visit takes the month's first observation date).
+
+    Every fifth visit of a school is not marked shareable, so shared views count fewer walkthroughs.
+    """
+    columns = ["visit_id", "school_id", "visit_date", "visitor", "focus", "look_fors", "practices", "notes",
+               "next_steps", "shareable"]
+    if observations.empty:
+        return pd.DataFrame(columns=columns)
+    names = dict(zip(programs["program"], programs["program_name"], strict=True))
+    work = observations.assign(month=pd.to_datetime(observations["observed_on"]).dt.to_period("M"))
+    rows, visits_so_far = [], {}
+    for (program, school_id, _), visit in work.groupby(["program", "school_id", "month"], sort=True):
+        day = pd.to_datetime(visit["observed_on"]).min()
+        looks = [(_LOOK_FORS[p], int(k), int(n)) for p, k, n in
+                 zip(visit["practice"], visit["classrooms_using"], visit["classrooms_observed"], strict=True)]
+        count = visits_so_far[(program, school_id)] = visits_so_far.get((program, school_id), -1) + 1
+        rows.append({
+            "visit_id": f"W-{school_id}-{program}-{day:%Y%m%d}", "school_id": school_id, "visit_date": day.date(),
+            "visitor": _VISITORS.get(program, "PL instructional specialist"), "focus": names[program],
+            "look_fors": "; ".join(f"{item}: {k}/{n}" for item, k, n in looks),
+            "practices": "; ".join(f"{_LOOK_FORS[p]} = {program}: {p}" for p in visit["practice"]),
+            "notes": "Routines looked the same from room to room; the practice was strongest where it opened the "
+                     "lesson.",
+            "next_steps": "Share one short routine at the next PLC and revisit next month.",
+            "shareable": count % 5 != 4,
+        })
+    return pd.DataFrame(rows, columns=columns)
+
+
 def _dose(starts: pd.Series, fidelity: pd.Series) -> pd.Series:
     """Planted effect multiplier per participating school: fidelity relative to the programme mean."""
     f = fidelity.reindex(starts.index)
@@ -178,7 +218,9 @@ def _lift_metric(metrics: pd.DataFrame, metric: str, starts: pd.Series, dose: pd
 
 def build_learning(seed: int, schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame,
                    end_year: int, pl_effect: float = 3.0) -> dict[str, pd.DataFrame]:
-    """The six PL tables plus ``metrics`` with climate rows and the planted Math-talk effect.
+    """The six PL tables plus ``metrics`` with climate rows and the planted Math-talk effect, and the
+    programmes' walkthroughs: implementation is observed on walkthroughs whose look-fors are tagged with
+    the practices (``practice_walkthroughs``), so ``implementation`` itself is returned empty.
 
     ``pl_effect``: percentage points added, on average, to each programme's main goal metric at its
     participating schools from their start year (0 plants none), scaled by each school's fidelity.
@@ -206,6 +248,8 @@ def build_learning(seed: int, schools: pd.DataFrame, metrics: pd.DataFrame, disc
     def concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
+    observations = concat(implementation)
     return {"metrics": lifted, "pl_programs": programs, "pl_sessions": concat(sessions),
             "pl_feedback": concat(feedback), "pl_assessments": concat(assessments), "pl_support": concat(support),
-            "implementation": concat(implementation)}
+            "implementation": observations.iloc[0:0],  # level 4 comes from the walkthroughs; the table stays empty
+            "walkthroughs": practice_walkthroughs(observations, programs)}

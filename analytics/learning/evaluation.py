@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.config import DEFAULT_SETTINGS, Settings
-from analytics.learning import levels, outcomes
+from analytics.learning import fidelity, levels, outcomes
 from analytics.outputs.findings import format_p
 from analytics.stats.did import describe
 
@@ -150,8 +150,8 @@ def _level4(data: ProgramData) -> LevelResult:
     name, question = LEVELS[4]
     imp = data.implementation
     if imp.empty:
-        return LevelResult(4, name, question, False, "No implementation observations yet.",
-                           missing="implementation")
+        return LevelResult(4, name, question, False, "No implementation observations yet: import `implementation`, "
+                           "or tag walkthrough look-fors with the programme's practices.", missing="implementation")
     imp = imp.assign(school_year=levels.school_year(imp["observed_on"]))
     year = int(imp["school_year"].max())
     latest = imp[imp["school_year"] == year]
@@ -161,13 +161,15 @@ def _level4(data: ProgramData) -> LevelResult:
     chart = levels.fidelity_run_chart(imp)
     signals = chart[chart["signal"] != ""]
     label = f"{year - 1}-{str(year)[-2:]}"
+    sources = fidelity.describe_sources(latest)
     rows = [_row(data, 4, f"implementation fidelity {label} (% of classrooms observed)", pooled["fidelity"],
-                 np.nan, np.nan, pooled["observed"], "classrooms using the practice / classrooms observed, pooled"),
+                 np.nan, np.nan, pooled["observed"], "classrooms using the practice / classrooms observed, pooled; "
+                 + sources),
             _row(data, 4, f"median school fidelity {label}", median, per_school["fidelity"].min(),
                  per_school["fidelity"].max(), len(per_school), "median of school fidelity; ci_low/ci_high give "
                  "the range across schools")]
     finding = (f"In {label} the practices were seen in {pooled['fidelity']:.0f}% of {pooled['observed']:,.0f} "
-               "classroom observations")
+               f"classroom observations ({sources})")
     finding += (f"; the median school was at {median:.0f}% (range {per_school['fidelity'].min():.0f}-"
                 f"{per_school['fidelity'].max():.0f}%, {len(per_school)} schools). " if len(per_school) > 1 else ". ")
     rising = signals["signal"].str.contains("shift").any() and chart["value"].iloc[-1] > chart["median"].iloc[-1]

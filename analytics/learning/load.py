@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.data import storage
 from analytics.data.catalog import metric_catalog
-from analytics.learning import outcomes
+from analytics.learning import fidelity, outcomes
 from analytics.learning.evaluation import EXPORT_COLUMNS, PL_TABLES, Evaluation, evaluate, program_data
 
 
@@ -16,8 +16,16 @@ class NotFound(LookupError):
     """An unknown programme or school."""
 
 
-def pl_tables(engine: Engine) -> dict[str, pd.DataFrame]:
-    return {name: storage.load_table(engine, name) for name in ("pl_programs", *PL_TABLES)}
+def pl_tables(engine: Engine, shareable_only: bool = False) -> dict[str, pd.DataFrame]:
+    """The PL tables; ``implementation`` holds the imported observations and the walkthrough look-fors tagged
+    with a programme practice (``fidelity.combine``; with ``shareable_only``, shareable visits only)."""
+    from analytics.workspace import records
+
+    tables = {name: storage.load_table(engine, name) for name in ("pl_programs", *PL_TABLES)}
+    visits = records.load(engine, "walkthroughs")
+    tables["implementation"] = fidelity.combine(tables["implementation"],
+                                                fidelity.walkthrough_observations(visits, shareable_only))
+    return tables
 
 
 def goal_panel(engine: Engine, metric: str) -> pd.DataFrame:
@@ -47,10 +55,10 @@ def evaluate_program(engine: Engine, tables: dict[str, pd.DataFrame], program: s
 
 
 def learning_table(engine: Engine, program: str | None = None, all_goals: bool = True,
-                   settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+                   settings: Settings = DEFAULT_SETTINGS, public: bool = False) -> pd.DataFrame:
     """`export learning`: every level of every programme (or one), level 5 for each goal metric (or, without
-    ``all_goals``, the main one)."""
-    tables = pl_tables(engine)
+    ``all_goals``, the main one). ``public``: walkthroughs count towards level 4 only when shareable."""
+    tables = pl_tables(engine, shareable_only=public)
     programs = tables["pl_programs"]["program"].tolist()
     if program is not None:
         if program not in programs:

@@ -270,15 +270,16 @@ def why_empty(engine: Engine, view: str) -> str:
 
 def learning_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
                   metric: str | None = None, group: str | None = None, program: str | None = None,
-                  all_goals: bool = True) -> pd.DataFrame:
+                  all_goals: bool = True, public: bool = False) -> pd.DataFrame:
     """The five-level evaluation of every PL programme (or `program`): `analytics.learning.load`.
 
-    With ``all_goals`` level 5 is estimated for every goal metric, else for the main goal only.
+    With ``all_goals`` level 5 is estimated for every goal metric, else for the main goal only; ``public``
+    counts only shareable walkthroughs in level 4 (and so in the fidelity tertiles of level 5).
     """
     from analytics.learning.load import NotFound, learning_table
 
     try:
-        return learning_table(engine, program, all_goals=all_goals)
+        return learning_table(engine, program, all_goals=all_goals, public=public)
     except NotFound as exc:
         raise ViewError(str(exc)) from exc
 
@@ -311,7 +312,7 @@ def build_view(engine: Engine, name: str, *, year: int | None = None, cluster: s
             raise ViewError(str(exc)) from exc
     if name not in _BUILDERS:
         raise ViewError(f"unknown view {name!r}; use one of {', '.join(VIEWS)}")
-    extra = {"program": program, "all_goals": all_goals} if name == "learning" else {}
+    extra = {"program": program, "all_goals": all_goals, "public": public} if name == "learning" else {}
     table = _BUILDERS[name](engine, year=year, cluster=cluster, school=school, metric=metric, group=group, **extra)
     columns = list(table.columns)
     if name == "gaps":  # the exported columns; the rest of gap_table's stay until the privacy rules ran

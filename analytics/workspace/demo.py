@@ -64,7 +64,8 @@ def build_workspace(frames: dict[str, pd.DataFrame], seed: int = 42) -> dict[str
         "root_causes": _causes(rng, goals),
         "pdsa_cycles": cycles,
         "cycle_measures": measures,
-        "walkthroughs": _walkthroughs(rng, schools, end_year),
+        "walkthroughs": pd.concat([_walkthroughs(rng, schools, end_year),  # and the PL programmes' tagged visits
+                                   frames.get("walkthroughs", _frame("walkthroughs", []))], ignore_index=True),
         "meetings": _meetings(schools),
     }
 

@@ -86,7 +86,7 @@ def _cause_rules(clean: pd.DataFrame, ctx) -> Rule:
 
 
 def _walkthrough_rules(clean: pd.DataFrame, ctx) -> Rule:
-    for col in ("look_fors", "notes", "next_steps", "focus"):
+    for col in ("look_fors", "notes", "next_steps", "focus"):  # practices: below, with the row's look-fors
         if col not in clean:
             continue
 
@@ -95,6 +95,21 @@ def _walkthrough_rules(clean: pd.DataFrame, ctx) -> Rule:
             return found[0] if found else None
         reasons = clean[col].map(problem)
         yield col, reasons.notna(), reasons
+    if "practices" in clean:
+        yield "practices", *_practice_problems(clean, ctx)
+
+
+def _practice_problems(clean: pd.DataFrame, ctx) -> tuple[pd.Series, pd.Series]:
+    """Each tag names one of the row's own look-fors, a known programme, and a practice at most once."""
+    looks = clean["look_fors"] if "look_fors" in clean else pd.Series(None, index=clean.index, dtype=object)
+
+    def problem(text, look_fors) -> str | None:
+        visit = {"practices": text, "look_fors": look_fors}
+        found = [msg for field, msg in notes.check_walkthrough(visit, set(ctx.program_ids)) if field == "practices"]
+        return found[0] if found else None
+    reasons = pd.Series([problem(t, lf) for t, lf in zip(clean["practices"], looks, strict=True)], index=clean.index,
+                        dtype=object)
+    return reasons.notna(), reasons
 
 
 TABLE_RULES: dict[str, Callable[[pd.DataFrame, object], Rule]] = {

@@ -1,5 +1,9 @@
 """Root causes (with 5-whys chains) and walkthrough look-fors: parsing, formatting and the checks on save.
 
+A look-for can name the professional-learning practice it observes (`practices`: `look-for = PROGRAM:
+practice`), so the visit's "observed in k of n classrooms" counts also feed level 4 of `/learning`
+(`analytics.learning.fidelity`).
+
 Walkthroughs are non-evaluative: notes describe practice, never people. `name_like` catches the
 common ways a person gets named in a note (titles such as "Ms. Lopez") so the form can refuse them.
 """
@@ -9,6 +13,7 @@ from __future__ import annotations
 import re
 
 LOOK_FOR = re.compile(r"^\s*(?P<item>.+?)\s*:\s*(?P<k>\d+)\s*(?:/|of)\s*(?P<n>\d+)\s*$")
+PRACTICE_TAG = re.compile(r"^\s*(?P<item>.+?)\s*=\s*(?P<program>[^:=]+?)\s*:\s*(?P<practice>.+?)\s*$")
 _TITLE_NAME = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Coach)\.?\s+[A-Z][a-z]+")
 
 
@@ -37,6 +42,41 @@ def format_look_fors(items: list[dict]) -> str:
     return "; ".join(f"{i['item']}: {int(i['observed'])}/{int(i['classrooms'])}" for i in items)
 
 
+def parse_practices(text: object, look_fors: list[dict] | None = None) -> list[dict]:
+    """`"Circle held = RP: Restorative circles"` -> [{item, program, practice}, ...], `;` or line separated.
+
+    With the visit's parsed ``look_fors`` each tagged item must be one of them (matched without regard to
+    case; the look-for's own wording is returned) and a practice may be tagged once per visit, since two
+    look-fors of one visit would count the same classrooms twice. Raises ValueError naming the entry.
+    """
+    if text is None or (isinstance(text, float) and text != text) or not str(text).strip():
+        return []
+    items = {i["item"].casefold(): i["item"] for i in look_fors} if look_fors is not None else None
+    out, seen = [], set()
+    for part in re.split(r"[;\n]", str(text)):
+        if not part.strip():
+            continue
+        match = PRACTICE_TAG.match(part)
+        if not match:
+            raise ValueError(f"practice tag {part.strip()!r} is not `look-for = PROGRAM: practice`")
+        item = match["item"]
+        if items is not None:
+            if item.casefold() not in items:
+                raise ValueError(f"practice tag {part.strip()!r}: {item!r} is not one of this visit's look-fors")
+            item = items[item.casefold()]
+        key = (match["program"].casefold(), match["practice"].casefold())
+        if key in seen:
+            raise ValueError(f"practice {match['program']}: {match['practice']} is tagged on two look-fors of one "
+                             "visit; tag it once (the same classrooms would be counted twice)")
+        seen.add(key)
+        out.append({"item": item, "program": match["program"], "practice": match["practice"]})
+    return out
+
+
+def format_practices(tags: list[dict]) -> str:
+    return "; ".join(f"{t['item']} = {t['program']}: {t['practice']}" for t in tags)
+
+
 def parse_whys(text: object) -> list[str]:
     """A 5-whys chain, one why per line or separated by ` > `; at most five are kept in order."""
     if text is None or (isinstance(text, float) and text != text):
@@ -53,13 +93,23 @@ def name_like(text: object) -> str | None:
     return match.group(0) if match else None
 
 
-def check_walkthrough(visit: dict) -> list[tuple[str, str]]:
+def check_walkthrough(visit: dict, programs: set[str] | None = None) -> list[tuple[str, str]]:
+    """Problems of a visit as (field, message); ``programs``: the known PL programme ids (checked when given)."""
     problems = []
+    looks = None
     try:
-        parse_look_fors(visit.get("look_fors"))
+        looks = parse_look_fors(visit.get("look_fors"))
     except ValueError as exc:
         problems.append(("look_fors", str(exc)))
-    for field in ("notes", "next_steps", "look_fors", "focus"):
+    try:
+        tags = parse_practices(visit.get("practices"), looks)
+        unknown = sorted({t["program"] for t in tags} - programs) if programs is not None else []
+        if unknown:
+            problems.append(("practices", f"unknown programme {', '.join(unknown)} (not in pl_programs"
+                                          + (f"; known: {', '.join(sorted(programs))})" if programs else ")")))
+    except ValueError as exc:
+        problems.append(("practices", str(exc)))
+    for field in ("notes", "next_steps", "look_fors", "focus", "practices"):
         found = name_like(visit.get(field))
         if found:
             problems.append((field, f"{found!r} looks like a name: walkthrough notes are non-evaluative and name "

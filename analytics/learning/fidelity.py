@@ -1,0 +1,131 @@
+"""Level 4 (use) from two sources: imported `implementation` observations and walkthrough look-fors tagged with a
+programme practice (DESIGN §9 and §10: "observed k of n classrooms (from walkthroughs too)").
+
+A look-for "observed in k of n classrooms" tagged `look-for = PROGRAM: practice` is one observation of that
+practice: ``classrooms_using = k`` of ``classrooms_observed = n`` on the visit's date. ``combine`` stacks both
+sources into the ``implementation`` frame every level-4 and level-5 computation reads (fidelity over time,
+run charts, the programme median, dose-response tertiles and the nexus), with a ``source`` column.
+
+**No double counting.** An imported observation and a tagged look-for describe the same visit when they share
+programme, school, date and practice (practice compared without regard to case or surrounding spaces). Then
+the imported row is kept (the programme's own record, often keyed in from that very walkthrough) and the
+look-for is left out; the imported row says so in ``also_on_walkthrough``. Within one walkthrough a practice is
+tagged at most once (checked on save and on import), so one visit never counts the same classrooms twice.
+Two walkthroughs of one school on one day are different visits (different ``visit_id``) and both count.
+A practice spelled differently in case across the sources is one series, under its first spelling (imported
+rows first).
+
+Privacy: only counts leave a walkthrough here (never its notes or next steps); with ``shareable_only`` (shared
+links and public exports) only visits marked shareable count, as on the shared `/plans` page.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analytics.workspace import notes
+
+IMPORTED, WALKTHROUGHS = "imported observations", "walkthroughs"
+COLUMNS = ["program", "school_id", "observed_on", "practice", "classrooms_observed", "classrooms_using", "source",
+           "visit_id", "also_on_walkthrough"]
+SERIES_COLUMNS = ["school_id", "practice", "source", "observations", "from_walkthroughs", "using", "observed",
+                  "fidelity", "first", "last"]
+
+
+def walkthrough_observations(walkthroughs: pd.DataFrame, shareable_only: bool = False) -> pd.DataFrame:
+    """One observation per tagged look-for: ``program, school_id, observed_on, practice, classrooms_observed,
+    classrooms_using, source, visit_id`` (untagged look-fors are not implementation evidence)."""
+    visits = walkthroughs
+    if "practices" not in visits or visits.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    visits = visits[visits["practices"].fillna("").astype(str).str.strip() != ""]
+    if shareable_only:
+        visits = visits[visits["shareable"].fillna(False).astype(bool)]
+    rows = []
+    for visit in visits.itertuples(index=False):
+        try:  # records were checked on save and import; an unreadable one is evidence of nothing
+            looks = {i["item"]: i for i in notes.parse_look_fors(visit.look_fors)}
+            tags = notes.parse_practices(visit.practices, list(looks.values()))
+        except ValueError:
+            continue
+        for tag in tags:
+            look = looks[tag["item"]]
+            rows.append({"program": tag["program"], "school_id": visit.school_id, "observed_on": visit.visit_date,
+                         "practice": tag["practice"], "classrooms_observed": look["classrooms"],
+                         "classrooms_using": look["observed"], "source": WALKTHROUGHS, "visit_id": visit.visit_id,
+                         "also_on_walkthrough": False})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _visit_key(frame: pd.DataFrame) -> pd.Series:
+    day = pd.to_datetime(frame["observed_on"]).dt.strftime("%Y-%m-%d")
+    practice = frame["practice"].astype(str).str.strip().str.casefold()
+    return frame["program"].astype(str) + "\x1f" + frame["school_id"].astype(str) + "\x1f" + day + "\x1f" + practice
+
+
+def combine(imported: pd.DataFrame, from_walkthroughs: pd.DataFrame) -> pd.DataFrame:
+    """Imported observations and walkthrough observations as one ``implementation`` frame (``COLUMNS``), a
+    look-for of a visit that an imported row already describes left out (see the module docstring)."""
+    own = imported.assign(source=IMPORTED, visit_id=None) if len(imported) else pd.DataFrame(columns=COLUMNS)
+    walk = from_walkthroughs if len(from_walkthroughs) else pd.DataFrame(columns=COLUMNS)
+    own_keys, walk_keys = _visit_key(own), _visit_key(walk)
+    own = own.assign(also_on_walkthrough=own_keys.isin(set(walk_keys)).to_numpy())
+    walk = walk[~walk_keys.isin(set(own_keys))]
+    parts = [p[COLUMNS] for p in (own, walk) if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=COLUMNS).astype({"classrooms_observed": "int64", "classrooms_using": "int64",
+                                                     "observed_on": "datetime64[ns]"})
+    out = pd.concat(parts, ignore_index=True)
+    out["observed_on"] = pd.to_datetime(out["observed_on"])
+    out[["classrooms_observed", "classrooms_using"]] = out[["classrooms_observed", "classrooms_using"]].astype("int64")
+    canonical = out["program"].astype(str) + "\x1f" + out["practice"].astype(str).str.strip().str.casefold()
+    out["practice"] = out.groupby(canonical)["practice"].transform("first").str.strip()
+    return out
+
+
+def source_counts(implementation: pd.DataFrame) -> dict[str, int]:
+    """Observations counted from each source, and imported ones that a walkthrough look-for also described."""
+    source = implementation["source"] if "source" in implementation else pd.Series(IMPORTED, index=implementation.index)
+    also = implementation.get("also_on_walkthrough", pd.Series(False, index=implementation.index))
+    return {IMPORTED: int((source == IMPORTED).sum()), WALKTHROUGHS: int((source == WALKTHROUGHS).sum()),
+            "matched": int(also.fillna(False).astype(bool).sum())}
+
+
+def describe_sources(implementation: pd.DataFrame) -> str:
+    """`"from 212 walkthrough look-fors and 12 imported observations"` (the level-4 finding's source clause)."""
+    counts = source_counts(implementation)
+    parts = []
+    if counts[WALKTHROUGHS]:
+        parts.append(f"{counts[WALKTHROUGHS]:,} walkthrough look-for(s)")
+    if counts[IMPORTED]:
+        parts.append(f"{counts[IMPORTED]:,} imported observation(s)")
+    text = "from " + " and ".join(parts) if parts else "from no observations"
+    if counts["matched"]:
+        text += (f"; {counts['matched']:,} visit(s) were both imported and recorded as a walkthrough and are counted "
+                 "once")
+    return text
+
+
+def series_sources(implementation: pd.DataFrame) -> pd.DataFrame:
+    """One series per school and practice: where its observations come from, how many, and pooled fidelity
+    (classrooms using / classrooms observed, in percent) over its first to last date."""
+    if implementation.empty:
+        return pd.DataFrame(columns=SERIES_COLUMNS)
+    source = implementation.get("source", pd.Series(IMPORTED, index=implementation.index))
+    work = implementation.assign(_walk=source == WALKTHROUGHS, observed_on=pd.to_datetime(implementation["observed_on"]))
+    out = work.groupby(["school_id", "practice"], as_index=False).agg(
+        observations=("classrooms_observed", "size"), from_walkthroughs=("_walk", "sum"),
+        using=("classrooms_using", "sum"), observed=("classrooms_observed", "sum"),
+        first=("observed_on", "min"), last=("observed_on", "max"))
+    out["source"] = [WALKTHROUGHS if w == n else IMPORTED if w == 0 else f"{IMPORTED} and {WALKTHROUGHS}"
+                     for w, n in zip(out["from_walkthroughs"], out["observations"], strict=True)]
+    out["fidelity"] = 100 * out["using"] / out["observed"].where(out["observed"] > 0)
+    return out[SERIES_COLUMNS]
+
+
+def known_practices(implementation: pd.DataFrame) -> dict[str, list[str]]:
+    """Practices already observed per programme (either source), for the walkthrough form's hint."""
+    if implementation.empty:
+        return {}
+    pairs = implementation[["program", "practice"]].drop_duplicates().sort_values(["program", "practice"])
+    return {str(p): group["practice"].tolist() for p, group in pairs.groupby("program", sort=True)}

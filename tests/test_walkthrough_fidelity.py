@@ -1,0 +1,158 @@
+"""Level 4 from walkthrough look-fors tagged with a programme practice: hand-computed fidelity, the no-double-count
+rule, the import columns, /learning stating the source, the /plans form saving a tag, and shared views counting
+shareable walkthroughs only."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import streamlit as st
+
+from analytics.data import storage
+from analytics.data.importer import import_bytes
+from analytics.learning import fidelity, levels, load
+from analytics.workspace import notes, records
+from tests.page_runner import run_page as _run
+
+VISITS = pd.DataFrame([
+    {"visit_id": "V1", "school_id": "A", "visit_date": pd.Timestamp("2024-10-02"), "shareable": True,
+     "look_fors": "Circle held: 3/8; Target posted: 5/8", "practices": "Circle held = RP: Restorative circles"},
+    {"visit_id": "V2", "school_id": "A", "visit_date": pd.Timestamp("2024-11-05"), "shareable": True,
+     "look_fors": "Circle held: 6/8; Calm redirection: 1/4",
+     "practices": "circle held = RP: Restorative circles; Calm redirection = RP: Affective statements"},
+    {"visit_id": "V3", "school_id": "B", "visit_date": pd.Timestamp("2024-10-10"), "shareable": False,
+     "look_fors": "Circle held: 1/5", "practices": "Circle held = RP: Restorative circles"},
+    {"visit_id": "V4", "school_id": "B", "visit_date": pd.Timestamp("2024-10-11"), "shareable": True,
+     "look_fors": "Target posted: 4/4", "practices": None},  # untagged: no evidence of a programme
+])
+IMPORTED = pd.DataFrame([  # the first row describes V2's circle look-for: same visit, counted once
+    {"program": "RP", "school_id": "A", "observed_on": pd.Timestamp("2024-11-05").date(),
+     "practice": "restorative circles ", "classrooms_observed": 8, "classrooms_using": 6},
+    {"program": "RP", "school_id": "A", "observed_on": pd.Timestamp("2024-12-03").date(),
+     "practice": "Restorative circles", "classrooms_observed": 10, "classrooms_using": 4},
+])
+
+
+def _combined(shareable_only: bool = False) -> pd.DataFrame:
+    return fidelity.combine(IMPORTED, fidelity.walkthrough_observations(VISITS, shareable_only))
+
+
+def test_tagged_look_fors_become_observations_and_are_counted_once():
+    obs = fidelity.walkthrough_observations(VISITS)
+    assert obs[["visit_id", "practice", "classrooms_using", "classrooms_observed"]].values.tolist() == [
+        ["V1", "Restorative circles", 3, 8], ["V2", "Restorative circles", 6, 8], ["V2", "Affective statements", 1, 4],
+        ["V3", "Restorative circles", 1, 5]]
+    imp = _combined()
+    assert len(imp) == 5  # 4 look-fors + 2 imported - V2's circle (the imported row of the same visit)
+    assert fidelity.source_counts(imp) == {fidelity.IMPORTED: 2, fidelity.WALKTHROUGHS: 3, "matched": 1}
+    assert set(imp["practice"]) == {"restorative circles", "Affective statements"}  # first spelling: imported
+    series = fidelity.series_sources(imp).set_index(["school_id", "practice"])
+    # A, circles: V1 3/8 + imported 6/8 + imported 4/10 = 13/26 = 50%; A, affective: 1/4; B: 1/5.
+    circles = series.loc[("A", "restorative circles")]
+    assert (circles["using"], circles["observed"], circles["fidelity"]) == (13, 26, 50.0)
+    assert circles["source"] == "imported observations and walkthroughs" and circles["observations"] == 3
+    assert series.loc[("A", "Affective statements"), "fidelity"] == 25.0
+    assert series.loc[("A", "Affective statements"), "source"] == fidelity.WALKTHROUGHS
+    assert series.loc[("B", "restorative circles"), "fidelity"] == 20.0
+    # The dose of the dose-response and nexus views: A = 14/30, B = 1/5.
+    dose = levels.school_fidelity(imp).set_index("school_id")["fidelity"]
+    assert dose["A"] == pytest.approx(100 * 14 / 30) and dose["B"] == 20.0
+    # Run chart months: Oct (3 + 1) / (8 + 5), Nov (6 + 1) / (8 + 4), Dec 4 / 10.
+    run = levels.fidelity_run_chart(imp)
+    assert run["value"].round(2).tolist() == [round(400 / 13, 2), round(700 / 12, 2), 40.0]
+    assert "counted once" in fidelity.describe_sources(imp)
+
+
+def test_shared_views_count_shareable_walkthroughs_only():
+    imp = _combined(shareable_only=True)
+    assert "B" not in set(imp["school_id"])  # V3 is not shareable
+    assert fidelity.source_counts(imp)[fidelity.WALKTHROUGHS] == 2
+    assert "notes" not in imp.columns and "next_steps" not in imp.columns
+
+
+def test_practice_tags_are_checked():
+    looks = notes.parse_look_fors("Circle held: 3/8; Calm redirection: 1/4")
+    assert notes.parse_practices("CIRCLE HELD = RP: Restorative circles", looks) == [
+        {"item": "Circle held", "program": "RP", "practice": "Restorative circles"}]
+    for bad, words in (("Partner talk = RP: Circles", "not one of this visit's look-fors"),
+                       ("Circle held = RP: Circles; Calm redirection = RP: circles", "tagged on two look-fors"),
+                       ("Restorative circles", "not `look-for = PROGRAM: practice`")):
+        with pytest.raises(ValueError, match=words):
+            notes.parse_practices(bad, looks)
+    problems = notes.check_walkthrough({"look_fors": "Circle held: 3/8", "practices": "Circle held = XX: Circles"},
+                                       programs={"RP"})
+    assert problems == [("practices", "unknown programme XX (not in pl_programs; known: RP)")]
+    assert notes.format_practices(notes.parse_practices(" Circle held =RP:Circles ", looks)) == "Circle held = RP: Circles"
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def test_walkthroughs_import_with_practices_feeds_level_4(engine):
+    schools = pd.DataFrame({"school_id": ["A", "B"], "school_name": ["Adams", "Banneker"], "level": "ES",
+                            "cluster": "North"})
+    programs = pd.DataFrame({"program": ["RP"], "program_name": ["Restorative practices"]})
+    visits = VISITS.assign(visit_date=VISITS["visit_date"].dt.strftime("%Y-%m-%d"),
+                           shareable=VISITS["shareable"].map({True: "Y", False: "N"}))
+    implementation = IMPORTED.assign(observed_on=IMPORTED["observed_on"].astype(str))
+    report = import_bytes(engine, [("schools.csv", _csv(schools)), ("pl_programs.csv", _csv(programs)),
+                                   ("walkthroughs.csv", _csv(visits)), ("implementation.csv", _csv(implementation))])
+    assert report.ok, [p.format() for p in report.problems]
+    stored = records.get(engine, "walkthroughs", "V2")
+    assert stored["practices"].startswith("circle held = RP: Restorative circles")
+    tables = load.pl_tables(engine)
+    assert fidelity.source_counts(tables["implementation"]) == {fidelity.IMPORTED: 2, fidelity.WALKTHROUGHS: 3,
+                                                                "matched": 1}
+    assert len(load.pl_tables(engine, shareable_only=True)["implementation"]) == 4
+    level4 = load.evaluate_program(engine, tables, "RP").levels[3]
+    assert level4.has_data and "walkthrough look-for" in level4.finding and "imported observation" in level4.finding
+
+
+def test_learning_page_states_the_walkthrough_source(on_demo):
+    at = _run("learning", program="RP")
+    expected = fidelity.source_counts(load.pl_tables(on_demo)["implementation"].query("program == 'RP'"))
+    assert expected[fidelity.WALKTHROUGHS] > 0 and expected[fidelity.IMPORTED] == 0  # the demo: walkthroughs only
+    sources = next(m.value for m in at.markdown if m.value.startswith("**Sources:**"))
+    assert f"{expected[fidelity.WALKTHROUGHS]:,} walkthrough look-fors" in sources
+    findings = next(m.value for m in at.markdown if "Level 4" in m.value)
+    assert "walkthrough look-for" in findings
+    series = next(d.value for d in at.dataframe if "source" in d.value.columns)
+    assert set(series["source"]) == {fidelity.WALKTHROUGHS}
+
+
+@pytest.fixture
+def small_district(tmp_path, monkeypatch):
+    from analytics.data.demo import build_demo
+
+    url = f"sqlite:///{tmp_path / 'walk.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    engine = storage.get_engine(url)
+    storage.replace_all(engine, build_demo(schools=16, years=4, seed=3))
+    return engine
+
+
+def test_walkthrough_form_saves_a_tagged_look_for(small_district):
+    engine = small_district
+    school = storage.load_schools(engine)["school_id"].iloc[0]
+    at = _run("plans", school=school)
+    areas = {a.label: a for a in at.text_area}
+    look_fors = next(k for k in areas if k.startswith("Look-fors"))
+    tags = next(k for k in areas if k.startswith("Programme practices observed"))
+    areas[look_fors].set_value("Circle held: 4/6\nTarget posted: 5/6")
+    areas[tags].set_value("Circle held = NOPE: Circles")
+    [b for b in at.button if b.label == "Save walkthrough"][0].click().run()
+    assert any("unknown programme NOPE" in e.value for e in at.error)
+    areas = {a.label: a for a in at.text_area}
+    areas[tags].set_value("circle held = RP: Restorative circles")
+    [b for b in at.button if b.label == "Save walkthrough"][0].click().run()
+    assert not at.error
+    visits = records.load(engine, "walkthroughs", school_id=[school])
+    saved = visits[visits["practices"] == "Circle held = RP: Restorative circles"]
+    assert len(saved) == 1 and saved["look_fors"].iloc[0] == "Circle held: 4/6; Target posted: 5/6"
+    imp = load.pl_tables(engine)["implementation"]
+    mine = imp[imp["visit_id"] == saved["visit_id"].iloc[0]]
+    assert mine[["program", "practice", "classrooms_using", "classrooms_observed"]].values.tolist() == [
+        ["RP", "Restorative circles", 4, 6]]
