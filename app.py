@@ -46,9 +46,11 @@ if token:
         st.stop()
     # Every page stays registered (so URLs resolve the same way); the sidebar shows only in-scope links,
     # each carrying the token.
-    page = st.navigation(BROWSE + EQUITY + LEARNING + IMPROVE, position="hidden")
+    page = st.navigation(BROWSE + EQUITY + LEARNING + IMPROVE + MANAGE, position="hidden")
     ui.viewer_nav(grant, SCOPED_PAGES[grant.kind])
     ok, reason = grant.allows(page.url_path, dict(st.query_params), ui.schools())
+    if page.url_path == "data":
+        ok, reason = False, "The Data page is for the dashboard's editors only; a shared link is read-only."
     if not ok:
         st.title("Shared link")
         st.error(reason, icon=":material/block:")
@@ -63,6 +65,8 @@ else:
     sections = {"Browse": BROWSE, "Equity": EQUITY, "Improvement": IMPROVE, "Learning": LEARNING, "Meetings": MEETING}
     if role == "editor":
         sections["Manage"] = MANAGE
+    else:  # /data stays a known address (hidden): a viewer who follows a link to it is told it is for editors
+        sections["Meetings"] = MEETING + [st.Page(ui.editors_only, title="Data", url_path="data", visibility="hidden")]
     page = st.navigation(sections)
     if role == "editor":
         with st.sidebar:

@@ -12,17 +12,16 @@ from analytics.data.dictionary import template_csv, templates_xlsx
 from analytics.data.quality import data_quality
 from pages import ui
 
+if not ui.can_edit():  # app.py serves /data to editors only; a page run on its own checks again
+    ui.editors_only()
+    st.stop()
 st.title("Data")
 st.caption("Import the district's files. An import is all or nothing: if any row has a problem, nothing is "
            "written and every problem is listed with its line and column.")
 
 engine = ui.engine()
-if not ui.can_edit():  # app.py lists /data for editors only; a page run on its own checks again
-    st.error("Only editors can import data and see the audit log.", icon=":material/block:")
-    ui.link("Back to the district overview", "pages/overview.py")
-    st.stop()
 tab_import, tab_quality, tab_history, tab_audit, tab_dictionary = st.tabs(
-    ["Import", "Data quality", "Import history", "Audit log", "Data dictionary"])
+    ["Import", "Data quality", "Import history", "Audit log", "Data dictionary"], key="tab", bind="query-params")
 
 with tab_import:
     limit_mb = max(1, math.ceil(max_upload_bytes() / 1048576))  # one setting for the uploader and the importer

@@ -240,9 +240,50 @@ def test_signed_in_viewer_reads_but_cannot_import_or_share(shell):
     assert any("(staff viewer)" in c.value for c in at.sidebar.caption)
     assert not at.sidebar.get("popover")  # no Share action
     at = shell("pages/data.py", **signed_in)  # a session that knew /data asks for it as a viewer
-    assert "Data" not in [t.value for t in at.title] and not at.get("file_uploader")
-    with pytest.raises(ValueError, match="Could not find a navigation page"):
-        at.switch_page("pages/data.py")  # /data is not even registered for viewers
+    assert not at.get("file_uploader") and not at.dataframe
+    assert "Editors only" in at.error[0].value  # a clear refusal with a way back, not "page not found"
+    assert any(link.label == "Back to the district overview" for link in at.get("page_link"))
+
+
+def test_a_shared_link_viewer_at_data_is_told_it_is_for_editors(shell, monkeypatch, on_demo):
+    monkeypatch.setenv("SSIF_SHARE_SECRET", "test-secret")
+    token, _ = create_share(on_demo, "/", "district", 1, who="ana")
+    at = shell("pages/data.py", {"share": token})
+    assert "editors only" in at.error[0].value and not at.get("file_uploader")
+    assert any("Back to the shared view" in m.value for m in at.main.markdown)
+
+
+@pytest.mark.parametrize(("claims", "refused"), [
+    ({"email": "a@district.org"}, False),  # no claim: the address as sent
+    ({"email": "a@district.org", "email_verified": True}, False),
+    ({"email": "a@district.org", "email_verified": "true"}, False),
+    ({"email": "a@district.org", "email_verified": False}, True),
+    ({"email": "a@district.org", "email_verified": "false"}, True),  # some providers send a string
+    ({"email": "a@district.org", "email_verified": "False"}, True),
+])
+def test_an_unverified_email_is_refused_only_when_the_provider_says_so(claims, refused):
+    assert (deployment.email_refusal(claims) is not None) is refused
+
+
+def test_a_signed_in_editor_with_an_unverified_address_is_refused_and_logged(shell, on_demo):
+    at = shell("pages/overview.py", secrets={"auth": AUTH, "roles": ROLES}, server=True,
+               user={"is_logged_in": True, "email": "editor@district.org", "email_verified": False})
+    assert "not verified" in at.error[0].value
+    assert not _shows_data(at)
+    refused = audit.load(on_demo, actions=[audit.SIGN_IN_REFUSED])
+    assert refused["who"].iloc[0] == "editor@district.org" and "not verified" in refused["detail"].iloc[0]
+
+
+def test_audit_log_filters_open_from_the_url(shell, on_demo):
+    audit.record(on_demo, "ana@district.org", audit.IMPORT, "metrics", "metrics.csv: 10 rows")
+    audit.record(on_demo, "ben@district.org", audit.SHARE_CREATED, "/gaps")
+    at = shell("pages/data.py", {"tab": "Audit log", "audit_what": "imported", "audit_who": "ana",
+                                 "audit_dates": f"{datetime.now(UTC).date() - timedelta(days=1):%Y-%m-%d}"})
+    assert at.multiselect(key="audit_what").value == ["import"]
+    assert at.text_input(key="audit_who").value == "ana"
+    assert at.date_input(key="audit_dates").value[0] == datetime.now(UTC).date() - timedelta(days=1)
+    log = next(d.value for d in at.dataframe if "who" in d.value)
+    assert set(log["who"]) == {"ana@district.org"} and set(log["action"]) == {"imported"}
 
 
 def test_a_stranger_is_refused_and_logged(shell, monkeypatch, on_demo):

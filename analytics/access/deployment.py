@@ -99,6 +99,22 @@ class Roles:
         return None
 
 
+def email_refusal(claims: Mapping) -> str | None:
+    """Why a signed-in identity's e-mail address may not be used for `[roles]`, or None when it may.
+
+    OpenID Connect's `email_verified` claim (OIDC Core 1.0, section 5.1): when the provider sends it and it is
+    false, anyone could have typed that address at the provider, so the sign-in is refused. When it is
+    absent the address is used as sent (a district's own provider issues only its own addresses and often
+    omits the claim). Some providers send it as the string "false".
+    """
+    verified = claims.get("email_verified")
+    if verified is None:
+        return None
+    if verified is False or str(verified).strip().lower() in ("false", "0", "no"):
+        return "the sign-in provider says this e-mail address is not verified"
+    return None
+
+
 SIGN_IN_HELP = """\
 Add an OpenID Connect provider (the district's Microsoft Entra ID, Google Workspace, Okta, …) and the
 staff who may sign in to `.streamlit/secrets.toml`, then restart the dashboard:

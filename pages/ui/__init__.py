@@ -70,6 +70,7 @@ from pages.ui.staff import (  # noqa: E402, F401
     can_edit,
     current_role,
     current_user,
+    editors_only,
     secrets_section,
     share_button,
     staff_role,

@@ -17,17 +17,21 @@ ROW_LIMIT = 5000
 
 
 def audit_log_view(engine: Engine) -> None:
-    """Filters (action, who, dates) applied in SQL; newest events first; the filtered table downloads."""
+    """Filters (action, who, dates) applied in SQL; newest events first; the filtered table downloads.
+
+    The filters live in the URL (`audit_what`, `audit_who`, `audit_dates`), so a filtered log is a link that
+    opens the same way again."""
     counts = audit.counts(engine)
-    st.caption(f"{counts['total']:,} events recorded: sign-ins, imports, edits, and shared links made, opened "
-               "and revoked. Times are UTC.")
+    recorded = ", ".join(f"{counts[a]:,} {ACTION_LABELS[a]}" for a in audit.ACTIONS if counts[a])
+    st.caption(f"{counts['total']:,} events recorded ({recorded or 'none yet'}): sign-ins, imports, edits, and "
+               "shared links made, opened and revoked. Times are UTC.")
     left, middle, right = st.columns([2, 1.2, 1.2])
-    actions = left.multiselect("What", list(audit.ACTIONS), key="audit_actions", placeholder="Every action",
-                               format_func=lambda a: f"{ACTION_LABELS[a]} ({counts[a]:,})")
-    who = middle.text_input("Who (part of the name or e-mail)", key="audit_who")
+    actions = left.multiselect("What", list(audit.ACTIONS), key="audit_what", placeholder="Every action",
+                               format_func=ACTION_LABELS.get, bind="query-params")  # the URL holds the label
+    who = middle.text_input("Who (part of the name or e-mail)", key="audit_who", bind="query-params")
     today = datetime.now(UTC).date()
     dates = right.date_input("Between", (today - timedelta(days=90), today), key="audit_dates",
-                             max_value=today)
+                             max_value=today, bind="query-params")
     since = until = None
     if isinstance(dates, tuple) and len(dates) == 2:
         since = datetime.combine(dates[0], time.min, UTC)

@@ -57,11 +57,12 @@ def staff_role(url_paths: Iterable[str] = ()) -> str:
         st.session_state.pop(ROLE_KEY, None)
         _gate(_sign_in_page, "Sign in", url_paths)
     email = str(st.user.get("email") or "")
-    role = deployment.Roles.from_section(secrets_section("roles")).role_for(email)
-    _audit_sign_in(email, role)
+    refusal = deployment.email_refusal(st.user)
+    role = None if refusal else deployment.Roles.from_section(secrets_section("roles")).role_for(email)
+    _audit_sign_in(email, role, refusal)
     if role is None:
         st.session_state.pop(ROLE_KEY, None)
-        _gate(lambda: _refused_page(email), "Not on the staff list", url_paths)
+        _gate(lambda: _refused_page(email, refusal), "Not on the staff list", url_paths)
     with st.sidebar:
         st.caption(f"Signed in as **{email}** ({'editor' if role == deployment.EDITOR else 'staff viewer'})")
         st.button("Sign out", on_click=_sign_out, key="sign_out", icon=":material/logout:")
@@ -108,14 +109,18 @@ def _sign_in_page() -> None:
     st.button("Sign in", on_click=st.login, type="primary", key="sign_in")
 
 
-def _refused_page(email: str) -> None:
+def _refused_page(email: str, refusal: str | None = None) -> None:
     st.title("School Support & Improvement")
-    st.error(f"{email or 'This account'} is not on this dashboard's staff list. Ask an editor to add you "
-             "to `[roles]` (editors, viewers or allowed_domains).", icon=":material/block:")
+    if refusal:
+        st.error(f"Sign-in refused: {refusal}. Verify the address with your sign-in provider, then sign in "
+                 "again.", icon=":material/block:")
+    else:
+        st.error(f"{email or 'This account'} is not on this dashboard's staff list. Ask an editor to add you "
+                 "to `[roles]` (editors, viewers or allowed_domains).", icon=":material/block:")
     st.button("Sign out", on_click=_sign_out, key="sign_out_refused")
 
 
-def _audit_sign_in(email: str, role: str | None) -> None:
+def _audit_sign_in(email: str, role: str | None, refusal: str | None = None) -> None:
     """One event per sign-in: keyed on the ID token's issue time, so reloading a page or opening a second
     tab with the same sign-in cookie records nothing new."""
     issued = st.user.get("iat")
@@ -129,7 +134,18 @@ def _audit_sign_in(email: str, role: str | None) -> None:
     action = audit.SIGN_IN if role else audit.SIGN_IN_REFUSED
     if target and audit.seen(engine(), email or "unknown", action, target):
         return
-    audit.record(engine(), email or "unknown", action, target, role or "not on the staff list")
+    audit.record(engine(), email or "unknown", action, target, role or refusal or "not on the staff list")
+
+
+def editors_only() -> None:
+    """`/data` for anyone who is not an editor: a plain refusal and a way back. The address stays registered
+    (hidden from the menu), so a followed link never meets Streamlit's "page not found"."""
+    from pages.ui.links import link
+
+    st.title("Data")
+    st.error("Editors only: importing data and the audit log are for the dashboard's editors. Ask an editor "
+             "if something needs importing.", icon=":material/block:")
+    link("Back to the district overview", "pages/overview.py", icon=":material/arrow_back:")
 
 
 def _sign_out() -> None:
