@@ -143,6 +143,7 @@ def test_editor_signs_in_imports_shares_sees_the_audit_log_and_signs_out(page, s
     _settle(page)
     page.get_by_role("tab", name="Audit log").click()
     page.wait_for_selector("text=events recorded", timeout=30_000)
+    page.wait_for_function("location.search.includes('tab=Audit')", timeout=30_000)  # the tab is in the URL
     page.wait_for_timeout(1000)
     page.screenshot(path=str(SHOTS / "data-audit-log-editor.png"), full_page=True)
     assert page.get_by_role("tab", name="Import").count()
@@ -165,7 +166,8 @@ def test_staff_viewer_reads_but_cannot_import_or_share_then_signs_out(page, sign
     _settle(page)
     page.screenshot(path=str(SHOTS / "data-as-staff-viewer.png"), full_page=True)
     body = page.inner_text("body")
-    assert "Page not found" in body  # /data is not registered for viewers: Streamlit says so
+    assert "Editors only" in body and "Page not found" not in body  # a clear refusal, with a way back
+    assert page.get_by_role("link", name="Back to the district overview").count()
     assert "Audit log" not in body and "Import history" not in body
     assert not page.locator("[data-testid=stFileUploader]").count()
     page.keyboard.press("Escape")
