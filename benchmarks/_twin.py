@@ -32,7 +32,31 @@ from _twin import draw
 draw(os.environ["SSIF_TWIN_FILE"])
 """
 
+PAGE_SCRIPT = """\
+import os
+import sys
+
+sys.path.insert(0, os.environ["SSIF_TWIN_DIR"])
+from _twin import run_page
+
+run_page({page!r})
+"""
+
 REPLAY_SCRIPT = TWIN_SCRIPT.replace("import draw", "import replay").replace("draw(", "replay(")
+
+
+@functools.cache
+def _page_code(path: str):
+    return compile(Path(path).read_text(), path, "exec")
+
+
+def run_page(path: str) -> None:
+    """Run a page script as app.py runs it: the data version pinned once for the run, then the page's code
+    (compiled once, as Streamlit keeps a script's bytecode)."""
+    from pages import ui
+
+    ui.pin_data_version()
+    exec(_page_code(path), {"__name__": "__main__", "__file__": path})  # noqa: S102 - the page's own code
 
 
 @functools.cache

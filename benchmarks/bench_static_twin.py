@@ -1,7 +1,8 @@
 """Warm rerun of every page beside the rerun of its static twin (DESIGN §8, issue 16).
 
-For each page of `bench_pages.PAGES`, AppTest runs the page once (cold), captures every element it
-drew, then reruns it `REPEAT` times (warm). The page's *static twin* is a script that draws the same
+For each page of `bench_pages.PAGES`, AppTest runs the page once (cold) as app.py runs it (the data
+version pinned once per run, `_twin.run_page`), captures every element it drew, then reruns it `REPEAT`
+times (warm). The page's *static twin* is a script that draws the same
 elements from results computed beforehand, through the same public Streamlit calls
 (`benchmarks/_twin.py`: tables decoded back into DataFrames for `st.dataframe`, Vega-Lite specs with
 their datasets for `st.vega_lite_chart`, markdown, metrics, widgets with their options, columns, tabs
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 
 from _common import ROOT, demo_database, write_results
-from _twin import REPLAY_SCRIPT, TWIN_SCRIPT, capture, drawn_kinds
+from _twin import PAGE_SCRIPT, REPLAY_SCRIPT, TWIN_SCRIPT, capture, drawn_kinds
 from bench_pages import PAGES
 
 GOAL_RATIO = 2.0
@@ -43,10 +44,13 @@ def _warm_median(run, repeat: int) -> float:
     return statistics.median(times)
 
 
-def _page_app(name: str, params: dict):
+def _page_app(name: str, params: dict, workdir: Path):
+    """The page run as app.py runs it (see `_twin.run_page`), with its URL parameters."""
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=300)
+    script = workdir / f"page_{name}.py"
+    script.write_text(PAGE_SCRIPT.format(page=str(ROOT / "pages" / f"{name}.py")))
+    at = AppTest.from_file(str(script), default_timeout=300)
     for key, value in params.items():
         at.query_params[key] = value
     return at
@@ -54,7 +58,7 @@ def _page_app(name: str, params: dict):
 
 def measure_page(name: str, params: dict, workdir: Path, repeat: int) -> dict:
     """Cold run, warm rerun and the twins' warm reruns of one page."""
-    at = _page_app(name, params)
+    at = _page_app(name, params, workdir)
     start = time.perf_counter()
     at.run()
     cold = time.perf_counter() - start
