@@ -151,7 +151,7 @@ with left:
             plotted = top_and_bottom(plotted, SHOWN_EACH_END, higher_is_better)
             subtitle = (f"The {SHOWN_EACH_END} best and {SHOWN_EACH_END} worst of {len(by_school.dropna(subset=['value']))} "
                         "schools; choose “All” or see the table below for every school.")
-        dots = charts.school_dot_plot(plotted, label, district_kpi.value, subtitle=subtitle)
+        dots = ui.finished(charts.school_dot_plot, plotted, label, district_kpi.value, subtitle=subtitle)
         if not ui.is_public():  # viewers download the suppressed table below instead
             ui.download_menu(f"{cluster}-{metric}-{group}-{year}",
                              plotted.drop(columns=["latitude", "longitude"], errors="ignore"), dots)
@@ -187,8 +187,8 @@ with right:
         trend_summary = (f"{label} by school, {ui.year_label(first)} to {ui.year_label(last)}: "
                          + "; ".join(f"{name} {ends.loc[name, first]:.1f}% → {ends.loc[name, last]:.1f}%"
                                      for name in moved.sort_values().index) + "." if len(ends) else "")
-        ui.chart(charts.trend_lines(trend.rename(columns={"school_name": "school"}), label, color_field="school",
-                                    facet_field="school", columns=2, title=f"{label}: trend by school"),
+        ui.chart(ui.finished(charts.trend_lines, trend.rename(columns={"school_name": "school"}), label,
+                             color_field="school", facet_field="school", columns=2, title=f"{label}: trend by school"),
                  ui.filled(trend.pivot_table(index="school_name", columns="school_year", values="value")
                            .reset_index().rename(columns={"school_name": "School"}),
                            {y: "{:.1f}" for y in sorted(trend["school_year"].unique())})

@@ -213,7 +213,7 @@ if school != "all":
                    f"highest {top['label']} at {top['risk_ratio']:.2f}"
                    + (" (alternate ratio)" if top["ratio_type"] == "alternate" else "")
                    + f"; {int((ranked['risk_ratio'] >= 3).sum())} at or above the 3.0 threshold.")
-        ui.chart(charts_equity.risk_ratio_bars(ranked, title=f"Suspension risk ratios, {scope_name}",
+        ui.chart(ui.finished(charts_equity.risk_ratio_bars, ranked, title=f"Suspension risk ratios, {scope_name}",
                                                label_field="label"), ratio_table(ranked, "Group"), summary)
     if too_small:
         st.caption("Too small to compute (fewer than 30 enrolled or 10 suspended): " + ", ".join(too_small) + ".")
@@ -228,7 +228,7 @@ else:
                    f"{ui.year_label(year)}; highest {top['label'].iloc[0]} at {top['risk_ratio'].iloc[0]:.2f}; "
                    f"{int((data['risk_ratio'] >= 3).sum())} at or above the 3.0 threshold.")
         title = f"{group_label(group)} suspension risk ratio by school" + (" (highest 25)" if len(data) > 25 else "")
-        ui.chart(charts_equity.risk_ratio_bars(top, title=title, label_field="label"), ratio_table(top, "School"),
+        ui.chart(ui.finished(charts_equity.risk_ratio_bars, top, title=title, label_field="label"), ratio_table(top, "School"),
                  summary)
     none = int((scope_dispro["student_group"].eq(group) & scope_dispro["ratio_type"].eq("none")).sum())
     st.caption(f"Alternate ratios (orange, marked \"alternate\") compare with the district's students outside the "
@@ -274,7 +274,7 @@ elif impact.summary.empty or not np.isfinite(impact.summary["estimate"].iloc[0])
     st.info(impact.statement)
 else:
     events = impact.event_study[impact.event_study["outcome"] == "suspension_rate"]
-    study = charts_equity.event_study(events, title=f"Suspension rate: effect by years since RP start, {rp_scope}")
+    study = ui.finished(charts_equity.event_study, events, title=f"Suspension rate: effect by years since RP start, {rp_scope}")
     bounds = {c: [f"{v:+.2f}" if np.isfinite(v) else "unbounded" for v in events[c].astype(float)]
               for c in ("ci_low", "ci_high")}
     ui.chart(study, events.assign(**bounds).rename(columns={
@@ -318,7 +318,7 @@ else:
                + (" Shaded: PDSA cycles." if spans is not None and len(spans) else ""))
     months = chart.assign(period=pd.to_datetime(chart["period"]).dt.strftime("%b %Y"),
                           signal=chart["signal"].replace("", "none"))
-    ui.chart(charts_equity.run_chart(chart, spans, title=f"Suspensions (ISS + OSS) per month, {scope_name}",
+    ui.chart(ui.finished(charts_equity.run_chart, chart, spans, title=f"Suspensions (ISS + OSS) per month, {scope_name}",
                                      y_title="Suspensions per month"),
              months.rename(columns={"period": "Month", "value": "Suspensions", "median": "Median",
                                     "signal": "Signal"}), summary)

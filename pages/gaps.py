@@ -152,7 +152,7 @@ with left:
                 f"{label}: no status-and-change cut points are set for it, or every group has fewer than 30 students.")
         picked = []
     else:
-        grid_chart = charts_equity.status_grid_clickable(grid, f"{label}: status and change, {ui.year_label(year)}")
+        grid_chart = ui.finished(charts_equity.status_grid_clickable, grid, f"{label}: status and change, {ui.year_label(year)}")
         ui.download_menu(f"status-change-{metric}-{year}", grid.drop(columns="denominator"), grid_chart)
         rated = grid[(grid["status_level"] != "") & (grid["change_level"] != "")]
         cells = rated.assign(colour=rated["color"].replace("", "No colour")).groupby(
@@ -193,7 +193,7 @@ if shown["school_year"].nunique() > 1:
     band_summary = (f"Pooled gaps to all other students, {ui.year_label(shown['school_year'].max())}: "
                     + "; ".join(f"{group_label(g)} {v:+.1f} points" for g, v in
                                 zip(latest["student_group"], latest["gap"], strict=True)) + ".")
-    ui.chart(charts_equity.gap_band_trend(shown, label, higher.get(metric, True)),
+    ui.chart(ui.finished(charts_equity.gap_band_trend, shown, label, higher.get(metric, True)),
              ui.filled(shown.assign(group=shown["student_group"].map(group_label))[
                  ["group", "school_year", "gap", "gap_low", "gap_high", "n"]],
                  {"gap": "{:+.1f}", "gap_low": "{:+.1f}", "gap_high": "{:+.1f}", "n": "{:,.0f}"}).rename(columns={

@@ -164,7 +164,7 @@ with right:
     if by_cluster.empty:
         st.info(f"No {'values' if value_only else 'counts'} for {label}, {group_label(group)}, {ui.year_label(year)}.")
     else:
-        chart = charts.cluster_comparison(by_cluster, label, kpi.value, higher_is_better, basis=kpi.basis)
+        chart = ui.finished(charts.cluster_comparison, by_cluster, label, kpi.value, higher_is_better, basis=kpi.basis)
         ui.download_menu(f"clusters-{metric}-{group}-{year}", by_cluster, chart)
         ranked = by_cluster.dropna(subset=["value"]).sort_values("value", ascending=not higher_is_better)
         basis = f"{MEDIAN_LABEL} by cluster" if value_only else "pooled by cluster"

@@ -176,7 +176,7 @@ if trend["school_year"].nunique() > 1:
                      f"{ui.year_label(last)}: " + "; ".join(
                          f"{g} {wide.loc[g, first]:.1f}% → {wide.loc[g, last]:.1f}%" for g in wide.index
                          if pd.notna(wide.loc[g, first]) and pd.notna(wide.loc[g, last])) + ".")
-    ui.chart(charts.trend_lines(trend, ui.metric_label(metric), title=f"{ui.metric_label(metric)} by group"),
+    ui.chart(ui.finished(charts.trend_lines, trend, ui.metric_label(metric), title=f"{ui.metric_label(metric)} by group"),
              ui.filled(wide.reset_index().rename(columns={"series": "Group"}),
                        {y: "{:.1f}" for y in wide.columns}).rename(columns=ui.year_label_of), trend_summary)
 else:

@@ -1,6 +1,17 @@
-"""Charts with a text alternative: the finding as a caption and Vega description, the data a click away."""
+"""Charts with a text alternative: the finding as a caption and Vega description, the data a click away.
+
+Building an Altair chart and validating its spec costs more than drawing it, so pages build through
+:func:`finished`: the finished Vega-Lite spec is kept per builder and arguments, and a warm rerun only
+draws it.
+"""
 
 from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import altair as alt
 import pandas as pd
@@ -9,19 +20,102 @@ import streamlit as st
 from pages.ui.state import is_public
 
 
+@dataclass(frozen=True)
+class FinishedChart:
+    """A chart's validated Vega-Lite spec with its data by name, and the chart it came from (for exports).
+
+    Shared between sessions and reruns: never modify it (``chart`` copies the top level before adding
+    the description and width).
+    """
+
+    spec: dict
+    datasets: dict[str, pd.DataFrame]
+    source: alt.TopLevelMixin
+
+    def to_json(self, *args, **kwargs) -> str:
+        """The source chart's JSON (PNG/SVG exports render it with vl-convert)."""
+        return self.source.to_json(*args, **kwargs)
+
+
+_BUILDERS: dict[str, Callable[..., alt.TopLevelMixin]] = {}
+# Altair's theme and data transformer are process-wide; Streamlit guards its own use of them with this lock.
+try:
+    from streamlit.elements.vega_charts import _altair_globals_lock as _ALTAIR_LOCK
+except ImportError:  # pragma: no cover - another Streamlit version
+    _ALTAIR_LOCK = threading.RLock()
+
+
+def finished(build: Callable[..., alt.TopLevelMixin], *args, **kwargs) -> FinishedChart:
+    """``build(*args, **kwargs)`` as a :class:`FinishedChart`, built and validated once per distinct
+    arguments (hashed by value like ``st.cache_resource``: the same data and options give the same chart).
+
+    Pass the result to :func:`chart` and to the download menu in place of the Altair chart.
+    """
+    name = f"{build.__module__}.{build.__qualname__}"
+    _BUILDERS.setdefault(name, build)
+    return _finished(name, args, kwargs)
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _finished(builder: str, args: tuple, kwargs: dict) -> FinishedChart:
+    source = _BUILDERS[builder](*args, **kwargs)
+    spec, datasets = _spec_with_frames(source)
+    return FinishedChart(spec, datasets, source)
+
+
+def _dataset_name(frame: pd.DataFrame) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    digest.update(repr(list(frame.columns)).encode())
+    return f"data-{digest.hexdigest()}"
+
+
+def _spec_with_frames(source: alt.TopLevelMixin) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """The chart's Vega-Lite dict as ``st.altair_chart`` makes it (Altair's default theme off), its
+    DataFrames kept by name instead of written into the spec."""
+    datasets: dict[str, pd.DataFrame] = {}
+
+    def keep_frames(data):
+        if isinstance(data, pd.DataFrame):
+            name = _dataset_name(data)
+            datasets.setdefault(name, data)
+            return {"name": name}
+        return alt.to_values(data)
+
+    alt.data_transformers.register("ssif_keep_frames", keep_frames)
+    with _ALTAIR_LOCK:
+        theme = alt.theme.enable("none") if alt.theme.active == "default" else contextlib.nullcontext()
+        with theme, alt.data_transformers.enable("ssif_keep_frames"):
+            spec = source.to_dict()
+    inline = spec.pop("datasets", None) or {}
+    return spec, {**{k: pd.DataFrame(v) for k, v in inline.items()}, **datasets}
+
+
 def _title(chart) -> str:
-    title = getattr(chart, "title", None)
+    title = chart.spec.get("title") if isinstance(chart, FinishedChart) else getattr(chart, "title", None)
+    if isinstance(title, dict):
+        title = title.get("text")
     text = getattr(title, "text", title)
     if isinstance(text, list):
         text = " ".join(str(t) for t in text)
     return text if isinstance(text, str) else ""
 
 
-def described(chart: alt.TopLevelMixin, summary: str) -> alt.TopLevelMixin:
+def described(chart, summary: str):
     """The chart with its Vega `description` set (read by screen readers instead of "Vega visualization")."""
     title = _title(chart)
     text = ". ".join(part.rstrip(".") for part in (title, summary) if part) + "."
-    return chart.properties(description=text)
+    return _with(chart, description=text)
+
+
+def _with(chart, **properties):
+    """Top-level properties set on an Altair chart or on a finished chart's spec (a copy: shared specs stay)."""
+    if isinstance(chart, FinishedChart):
+        return FinishedChart({**chart.spec, **properties}, chart.datasets, chart.source)
+    return chart.properties(**properties)
+
+
+_COMPOSED = ("facet", "repeat", "concat", "hconcat", "vconcat")
 
 
 def _fit_width(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
@@ -30,16 +124,22 @@ def _fit_width(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     Streamlit's default autosize fits the whole chart (title, axes, legend) into its height, which
     squashes the plot of a chart with a long title or a legend; "fit-x" fits the width only.
     """
+    if isinstance(chart, FinishedChart):
+        single = not any(k in chart.spec for k in _COMPOSED)
+        if not single or isinstance(chart.spec.get("width"), dict):  # {"step": n}: a width per band
+            return chart
+        return _with(chart, width="container", autosize={"type": "fit-x", "contains": "padding"})
     if not isinstance(chart, (alt.Chart, alt.LayerChart)) or isinstance(getattr(chart, "width", None), alt.Step):
         return chart
     return chart.properties(width="container", autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
 
 
-def chart(chart: alt.TopLevelMixin, table: pd.DataFrame | None, summary: str, *, key: str | None = None,
+def chart(chart: alt.TopLevelMixin | FinishedChart, table: pd.DataFrame | None, summary: str, *, key: str | None = None,
           on_select: str = "ignore", height: int | None = None, width: str = "stretch", caption: bool = True,
           column_config: dict | None = None, public_safe: bool = False, public_summary: str = ""):
     """Draw a chart with its text alternative (WCAG 1.1.1): the finding as a caption and as the chart's
-    description, and the rows it draws in a "Data table" expander under it.
+    description, and the rows it draws in a "Data table" expander under it. ``chart`` is an Altair chart
+    or, cheaper on every rerun, a :func:`finished` one.
 
     In a shared (read-only) view the data table is shown only when the caller passes a table that has
     been through the privacy rules (``public_safe=True``), and the summary is replaced by
@@ -53,10 +153,14 @@ def chart(chart: alt.TopLevelMixin, table: pd.DataFrame | None, summary: str, *,
         options["key"] = key
     shown = _fit_width(chart) if width == "stretch" else chart
     if height and shown is not chart:  # fitted to the width: the height is the plot's own
-        shown = shown.properties(height=height)
+        shown = _with(shown, height=height)
     elif height:
         options["height"] = height
-    event = st.altair_chart(described(shown, summary), **options)
+    shown = described(shown, summary)
+    if isinstance(shown, FinishedChart):
+        event = st.vega_lite_chart({**shown.spec, "datasets": shown.datasets}, **options)
+    else:
+        event = st.altair_chart(shown, **options)
     if caption and summary:
         st.caption(summary)
     if table is not None and (public_safe or not is_public()):

@@ -9,12 +9,13 @@ import streamlit as st
 
 from analytics.data import catalog
 from pages.ui.links import not_found
-from pages.ui.loaders import _years, data_version, metric_catalog, metric_groups, metric_ids, schools
+from pages.ui.loaders import _years, data_version, metric_groups, metric_ids, metric_labels, schools
 from pages.ui.state import arrived_on_page, share_grant
 
 
 def metric_label(metric: str) -> str:
-    return catalog.metric_label(metric, metric_catalog())
+    """The label people read for a metric id (the id itself when the catalog does not know it)."""
+    return metric_labels().get(metric, metric)
 
 
 def url_choice(label: str, key: str, options: Sequence, default, *, format_func: Callable = str,

@@ -158,6 +158,17 @@ def metric_catalog() -> pd.DataFrame:
     return _catalog(data_version())
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _metric_labels(version: int) -> dict[str, str]:
+    cat = _catalog(version)
+    return {metric: str(label) for metric, label in zip(cat.index, cat["label"], strict=True)}
+
+
+def metric_labels() -> dict[str, str]:
+    """metric id -> label, shared read-only (labels are looked up per table row: no catalog copy per call)."""
+    return _metric_labels(data_version())
+
+
 @st.cache_data(show_spinner=False, max_entries=4)
 @_consistent
 def _years(version: int) -> list[int]:

@@ -1,0 +1,70 @@
+"""Finished charts (pages/ui/charts.py): built and validated once per arguments, drawn exactly as
+`st.altair_chart` draws the Altair chart they come from."""
+
+from __future__ import annotations
+
+import json
+
+from streamlit.testing.v1 import AppTest
+
+
+def _draw_both():
+    """A script drawing one chart through ui.chart twice: as Altair, then finished (run by AppTest)."""
+    import pandas as pd
+
+    from analytics.outputs import charts_district as charts
+    from pages import ui
+
+    trend = pd.DataFrame({"school_year": [2023, 2024, 2025] * 2, "value": [40.0, 42.5, 45.0, 50.0, 49.0, 51.5],
+                          "series": ["All students"] * 3 + ["English learners"] * 3})
+    ui.chart(charts.trend_lines(trend, "Reading proficient", title="Reading by group"), None, "Up 5 points.")
+    ui.chart(ui.finished(charts.trend_lines, trend, "Reading proficient", title="Reading by group"), None,
+             "Up 5 points.")
+
+
+def _decoded(chart) -> tuple[dict, list]:
+    """A drawn Vega-Lite element's spec with dataset names replaced by their order, and its datasets' rows."""
+    from streamlit import dataframe_util
+
+    proto = chart.proto
+    spec = proto.spec
+    names = [d.name for d in proto.datasets]
+    for i, name in enumerate(names):
+        spec = spec.replace(name, f"dataset-{i}")
+    rows = [dataframe_util.convert_arrow_bytes_to_pandas_df(d.data.data).to_dict("records") for d in proto.datasets]
+    return json.loads(spec), rows
+
+
+def test_a_finished_chart_draws_the_same_spec_and_data_as_the_altair_chart():
+    at = AppTest.from_function(_draw_both, default_timeout=60).run()
+    assert not at.exception
+    altair, finished = at.get("vega_lite_chart")
+    spec, rows = _decoded(altair)
+    assert _decoded(finished) == (spec, rows)
+    assert spec["description"] == "Reading by group. Up 5 points."
+    assert spec["width"] == "container" and spec["autosize"] == {"type": "fit-x", "contains": "padding"}
+    assert "config" not in spec or "continuousWidth" not in json.dumps(spec["config"])  # Altair's theme is off
+    assert len(rows) == 2 and len(rows[0]) == 6  # the lines and their end labels
+
+
+def test_a_chart_is_built_once_per_distinct_arguments():
+    import altair as alt
+    import pandas as pd
+
+    from pages import ui
+
+    built = []
+
+    def bars(frame: pd.DataFrame, title: str) -> alt.Chart:
+        built.append(title)
+        return alt.Chart(frame, title=title).mark_bar().encode(x="a:Q", y="b:N")
+
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]})
+    first = ui.finished(bars, frame, "One")
+    again = ui.finished(bars, frame.copy(), "One")  # equal data, another object: the same finished chart
+    other = ui.finished(bars, frame.assign(a=[3.0, 4.0]), "One")
+    assert again is first and other is not first
+    assert built == ["One", "One"]
+    assert first.spec["title"] == "One" and "datasets" not in first.spec
+    assert list(first.datasets.values())[0].equals(frame)
+    assert json.loads(first.to_json())["title"] == "One"  # exports render the source chart
