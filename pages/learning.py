@@ -155,7 +155,7 @@ def show_sources(imp: pd.DataFrame) -> None:
                 f"this programme and {counts[fidelity.IMPORTED]:,} imported observations (`implementation`)."
                 + (" Shared view: only walkthroughs marked shareable count." if public else ""))
     with st.expander(f"Series by school and practice ({len(series)})"):
-        st.dataframe(series[["school", "practice", "source", "observations", "observed", "using", "fidelity",
+        st.dataframe(series[["school", "practice", "source", "fidelity", "observations", "observed", "using",
                              "first", "last"]], hide_index=True, width="stretch", column_config={
             "school": "School", "practice": "Practice", "source": "Source", "observations": "Observations",
             "observed": "Classrooms observed", "using": "Classrooms using it",

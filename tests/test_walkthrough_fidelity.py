@@ -11,6 +11,7 @@ import streamlit as st
 from analytics.data import storage
 from analytics.data.importer import import_bytes
 from analytics.learning import fidelity, levels, load
+from analytics.outputs.views import build_view
 from analytics.workspace import notes, records
 from tests.page_runner import run_page as _run
 
@@ -107,6 +108,11 @@ def test_walkthroughs_import_with_practices_feeds_level_4(engine):
     assert len(load.pl_tables(engine, shareable_only=True)["implementation"]) == 4
     level4 = load.evaluate_program(engine, tables, "RP").levels[3]
     assert level4.has_data and "walkthrough look-for" in level4.finding and "imported observation" in level4.finding
+    # `export learning`: classrooms observed 8 (V1) + 8 + 10 (imported) + 4 (V2) + 5 (V3); --public drops V3.
+    for public, classrooms in ((False, 35), (True, 30)):
+        table = build_view(engine, "learning", public=public)
+        row = table[table["measure"].astype(str).str.startswith("implementation fidelity")].iloc[0]
+        assert int(row["n"]) == classrooms
 
 
 def test_learning_page_states_the_walkthrough_source(on_demo):
@@ -119,6 +125,19 @@ def test_learning_page_states_the_walkthrough_source(on_demo):
     assert "walkthrough look-for" in findings
     series = next(d.value for d in at.dataframe if "source" in d.value.columns)
     assert set(series["source"]) == {fidelity.WALKTHROUGHS}
+
+
+def test_shared_learning_counts_shareable_walkthroughs_only(on_demo):
+    at = _run("learning", program="RP", share="read-only-token")
+    shareable = fidelity.source_counts(load.pl_tables(on_demo, shareable_only=True)["implementation"]
+                                       .query("program == 'RP'"))[fidelity.WALKTHROUGHS]
+    everything = fidelity.source_counts(load.pl_tables(on_demo)["implementation"]
+                                        .query("program == 'RP'"))[fidelity.WALKTHROUGHS]
+    assert 0 < shareable < everything
+    sources = next(m.value for m in at.markdown if m.value.startswith("**Sources:**"))
+    assert f"{shareable:,} walkthrough look-fors" in sources and "only walkthroughs marked shareable" in sources
+    shown = " ".join(m.value for m in at.markdown)
+    assert "Routines looked the same" not in shown  # walkthrough notes never reach /learning
 
 
 @pytest.fixture
