@@ -108,7 +108,8 @@ if ui.is_public():  # ratios, flags and "too small" only where every cell behind
     scope_dispro = scope_dispro.assign(risk_ratio=pd.to_numeric(released["risk_ratio"], errors="coerce"),
                                        ratio_type=released["ratio_type"])
     masked_flags = ui.public_view(flags, "disproportionality")
-    flags = flags[pd.to_numeric(masked_flags["risk_ratio"], errors="coerce").notna().to_numpy()]
+    # A flag rests on the two earlier years' ratios too: listed only when all of them are released.
+    flags = flags[(masked_flags["flagged"] == True).to_numpy()]  # noqa: E712 - `*` marks a withheld flag
 # One RP school's estimate is a function of that school's own yearly counts: not in a shared view.
 one_school_rp = ui.is_public() and not impact.summary.empty and impact.summary["n_rp_schools"].max() < 2
 rp_withheld = ("Restorative-practices impact is not shown in shared views when one school stands behind it: "

@@ -203,3 +203,40 @@ def test_crdc_shaped_files_give_nothing_back(tmp_path, monkeypatch):
     dispro = released["disproportionality"]
     count = pd.to_numeric(dispro["count"], errors="coerce")
     assert not ((count >= 1) & (count <= 9)).any()
+
+
+# --- the 3-year flag rests on the earlier years' ratios -----------------------------------------------------------
+
+
+def _flag_rows(bl_2023: tuple[int, int], wh_2023: tuple[int, int]) -> pd.Series:
+    """School A, BL against WH: risk ratio 60/300 over 60/1000 = 3.33 in 2024 and 2025."""
+    rows = []
+    for year, (bl, wh) in {2023: (bl_2023, wh_2023), 2024: ((60, 300), (60, 1000)),
+                           2025: ((60, 300), (60, 1000))}.items():
+        rows += [("A", year, "ALL", bl[1] + wh[1], bl[0] + wh[0]), ("A", year, "BL", bl[1], bl[0]),
+                 ("A", year, "WH", wh[1], wh[0])]
+    discipline = _discipline(rows)
+    release = build_release(_schools(("A", "North")), NO_METRICS, discipline)
+    table = disproportionality(discipline)
+    table = table[(table["outcome"] == "suspension") & (table["student_group"] == "BL")]
+    return release_view(table.reset_index(drop=True), "disproportionality", release).set_index("school_year")
+
+
+def test_a_flag_resting_on_a_hidden_earlier_ratio_is_withheld():
+    # 2023: BL 12 of 300 = 4.0% and WH 10 of 1000 = 1.0%, both coded "<= 5.0%": ratio 4.0 hidden.
+    # 2025 is flagged (>= 3 in 2023, 2024 and 2025): "flagged" would tell the hidden 2023 ratio was >= 3.
+    out = _flag_rows((12, 300), (10, 1000))
+    assert out.loc[2025, "risk_ratio"] == pytest.approx((60 / 300) / (60 / 1000))  # 3.33, released
+    assert out.loc[2025, "flagged"] == SUPPRESSED
+    # 2024 is not flagged (two years only) but "not flagged" beside 3.33 would tell 2023 was below 3.
+    assert out.loc[2024, "flagged"] == SUPPRESSED
+    assert out.loc[2023, "risk_ratio"] == SUPPRESSED
+    # 2023 has no earlier year: its flag (False) rests on nothing hidden beyond its own ratio, hidden too.
+    assert out.loc[2023, "flagged"] == SUPPRESSED
+
+
+def test_a_flag_resting_on_released_ratios_is_shown():
+    # 2023: BL 60 of 300 = 20%, WH 60 of 1000 = 6%: every ratio is released, the flag is shown.
+    out = _flag_rows((60, 300), (60, 1000))
+    assert out.loc[2025, "flagged"] == True  # noqa: E712 - the cell holds a released bool
+    assert out.loc[2024, "flagged"] == False  # noqa: E712

@@ -260,9 +260,43 @@ def _disproportionality(table: pd.DataFrame, release: Release, settings: Setting
     comparison_ok = exact & np.where(alternate, (d_all == EXACT) & (d_group == EXACT), all_state == EXACT)
     out = mask_cells(rows, state, n_hidden, n_col="enrolled", count_cols=["count"], rate_col="risk",
                      derived_cols=["ratio_type"], settings=settings)
-    _star(out, ["comparison_risk", "risk_ratio", "rate_difference", "flagged"], ~comparison_ok)
+    _star(out, ["comparison_risk", "risk_ratio", "rate_difference"], ~comparison_ok)
+    _star(out, ["flagged"], ~(comparison_ok & _earlier_ratios_released(rows, release, settings)))
     _star(out, ["composition"], ~(exact & (all_state == EXACT)))
     return out
+
+
+def _ratio_cells_exact(rows: pd.DataFrame, release: Release, years: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(every cell a ratio of `years` may rest on is exact, the group had a cell that year) for each row.
+
+    Which comparison a past year used (within-school or alternate) is not in the row, so both must be
+    exact: the group's cell, the school's `ALL` cell and the district's `ALL` and group cells."""
+    everyone = pd.Series("ALL", index=rows.index)
+    district = pd.Series("district", index=rows.index)
+    group, _ = release.states(rows["school_id"], years, rows["outcome"], rows["student_group"])
+    school_all, _ = release.states(rows["school_id"], years, rows["outcome"], everyone)
+    d_all, _ = release.states(district, years, rows["outcome"], everyone)
+    d_group, _ = release.states(district, years, rows["outcome"], rows["student_group"])
+    exact = (group == EXACT) & (school_all == EXACT) & (d_all == EXACT) & (d_group == EXACT)
+    return exact, group != "none"
+
+
+def _earlier_ratios_released(rows: pd.DataFrame, release: Release, settings: Settings) -> np.ndarray:
+    """Whether a row's 3-year flag rests only on released ratios (DESIGN §3 rule 1: a flag is derived from
+    the ratios of this year and the years before it, so "flagged" would tell that a hidden earlier ratio
+    was >= 3, and "not flagged" beside a ratio >= 3 that one was not).
+
+    A flag is released when this year's ratio is below the threshold or not computed (the flag is then
+    False whatever came before), or when every earlier year of the run back to a missing year is exact."""
+    ratio = pd.to_numeric(rows["risk_ratio"], errors="coerce").to_numpy()
+    ok = ~(ratio >= settings.risk_ratio_threshold)
+    chain = np.ones(len(rows), dtype=bool)  # no earlier year missing so far
+    safe = np.ones(len(rows), dtype=bool)
+    for lag in range(1, settings.consecutive_years):
+        exact, present = _ratio_cells_exact(rows, release, rows["school_year"] - lag)
+        safe &= ~chain | ~present | exact
+        chain &= present
+    return ok | safe
 
 
 def _run_chart(table: pd.DataFrame, settings: Settings) -> pd.DataFrame:
