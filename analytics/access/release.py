@@ -66,11 +66,13 @@ def metric_cells(metrics: pd.DataFrame) -> pd.DataFrame:
     return cells.astype({"k": "float64", "n": "float64"})
 
 
-def pooled_cells(school_cells: pd.DataFrame, schools: pd.DataFrame) -> pd.DataFrame:
-    """School cells plus pooled cluster and district cells (sums over schools whose counts are known)."""
+def pooled_cells(school_cells: pd.DataFrame, schools: pd.DataFrame, by_extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """School cells plus pooled cluster and district cells (sums over schools whose counts are known).
+
+    ``by_extra`` columns are pooled apart and kept (several families pooled in one pass)."""
     known = school_cells.dropna(subset=["k", "n"])
     known = known[known["n"] > 0].merge(schools[["school_id", "cluster"]], on="school_id", how="inner")
-    by = ["school_year", "measure", "student_group", "n_source"]
+    by = [*by_extra, "school_year", "measure", "student_group", "n_source"]
     clusters = known.groupby(["cluster", *by], as_index=False)[["k", "n"]].sum()
     clusters["unit"] = "cluster:" + clusters["cluster"]
     district = known.groupby(by, as_index=False)[["k", "n"]].sum().assign(unit="district", cluster=np.nan)
@@ -94,52 +96,66 @@ class _Problem:
     parent: np.ndarray         # per membership: is the parent of its relation
 
 
+def _codes(cells: pd.DataFrame, columns: list[str]) -> dict[str, tuple[np.ndarray, int]]:
+    """Integer codes of key columns, numbered in sorted order (so codes sort as the values do); -1 for NaN."""
+    out = {}
+    for column in columns:
+        codes, uniques = pd.factorize(cells[column], sort=True)
+        out[column] = (codes.astype(np.int64), max(len(uniques), 1))
+    return out
+
+
+def _key(codes: dict[str, tuple[np.ndarray, int]], columns: list[str], rows: np.ndarray, missing: int) -> np.ndarray:
+    """One int64 per row for a tuple of coded columns (mixed radix keeps their sort order); `missing` where a
+    column is NaN (callers pass different values for the two sides of a match, so NaN never matches)."""
+    key = np.zeros(len(rows), dtype=np.int64)
+    unknown = np.zeros(len(rows), dtype=bool)
+    for column in columns:
+        code, base = codes[column]
+        key = key * base + code[rows]
+        unknown |= code[rows] < 0
+    key[unknown] = missing
+    return key
+
+
 def _relations(cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sum relations as memberships (relation id, cell row, coefficient) for counts; n uses n_var."""
     rels: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    next_id = 0
     idx = cells.reset_index(drop=True)
-    # Hierarchy: school cells -> cluster cell; cluster cells -> district cell.
-    key = ["school_year", "measure", "student_group"]
-    parents = idx[idx["level"] == 1].set_index(["unit", *key]).index
-    child = idx[idx["level"] == 0]
-    child_parent = pd.MultiIndex.from_arrays([("cluster:" + child["cluster"].astype(str)).to_numpy(),
-                                              *(child[c].to_numpy() for c in key)])
-    pos = pd.Series(np.arange(len(parents)), index=parents)
-    parent_row = pd.Series(idx.index[idx["level"] == 1], index=parents)
-    found = child_parent.isin(parents)
-    rid = pos.reindex(child_parent[found]).to_numpy() + next_id
-    rels.append((rid, child.index[found].to_numpy(), np.ones(found.sum())))
-    rels.append((np.arange(len(parents)) + next_id, parent_row.to_numpy(), -np.ones(len(parents))))
-    next_id += len(parents)
-    district = idx[idx["level"] == 2].set_index(key)
-    clusters = idx[idx["level"] == 1]
-    dpos = pd.Series(np.arange(len(district)), index=district.index)
-    ckey = pd.MultiIndex.from_frame(clusters[key])
-    found = ckey.isin(district.index)
-    rels.append((dpos.reindex(ckey[found]).to_numpy() + next_id, clusters.index[found].to_numpy(),
-                 np.ones(found.sum())))
-    rels.append((np.arange(len(district)) + next_id, idx.index[idx["level"] == 2].to_numpy(),
-                 -np.ones(len(district))))
-    next_id += len(district)
+    codes = _codes(idx, ["unit", "cluster", "school_year", "measure", "student_group"])
+    level = idx["level"].to_numpy()
+    schools, clusters, district = (np.flatnonzero(level == i) for i in (0, 1, 2))
+    # Hierarchy: school cells -> cluster cell (same cluster, year, measure, group); cluster cells -> district.
+    cell_key = ["school_year", "measure", "student_group"]
+    next_id = 0
+    for children, parents, by in ((schools, clusters, ["cluster", *cell_key]), (clusters, district, cell_key)):
+        pos = pd.Index(_key(codes, by, parents, -3)).get_indexer(_key(codes, by, children, -2))
+        found = pos >= 0
+        rels.append((pos[found] + next_id, children[found], np.ones(found.sum())))
+        rels.append((np.arange(len(parents)) + next_id, parents, -np.ones(len(parents))))
+        next_id += len(parents)
     # Partitions: race groups (and female + male) add up to ALL, when the counts say so exactly.
     unit_key = ["unit", "school_year", "measure"]
-    alls = idx[idx["student_group"] == "ALL"].set_index(unit_key)[["k", "n"]]
-    alls["row"] = idx.index[idx["student_group"] == "ALL"]
+    group = idx["student_group"].to_numpy(dtype=object)
+    alls = np.flatnonzero(group == "ALL")
+    all_pos = pd.Index(_key(codes, unit_key, alls, -3))
+    k, n = idx["k"].to_numpy(dtype="float64"), idx["n"].to_numpy(dtype="float64")
     for members in PARTITIONS:
-        part = idx[idx["student_group"].isin(members)]
-        sums = part.groupby(unit_key)[["k", "n"]].sum()
-        both = sums.join(alls.add_suffix("_all").rename(columns={"row_all": "row"}), how="inner")
-        exact = both[(both["k"] == both["k_all"]) & (both["n"] == both["n_all"])]
-        if exact.empty:
+        part = np.flatnonzero(np.isin(group, list(members)))
+        if not len(part) or not len(alls):
             continue
-        epos = pd.Series(np.arange(len(exact)), index=exact.index)
-        pkey = pd.MultiIndex.from_frame(part[unit_key])
-        found = pkey.isin(exact.index)
-        rels.append((epos.reindex(pkey[found]).to_numpy() + next_id, part.index[found].to_numpy(),
-                     np.ones(found.sum())))
-        rels.append((np.arange(len(exact)) + next_id, exact["row"].to_numpy(), -np.ones(len(exact))))
-        next_id += len(exact)
+        sums, which = np.unique(_key(codes, unit_key, part, -2), return_inverse=True)  # sorted, as groupby
+        part_k, part_n = np.bincount(which, k[part], len(sums)), np.bincount(which, n[part], len(sums))
+        at = all_pos.get_indexer(sums)
+        row = alls[np.where(at >= 0, at, 0)]
+        exact = (at >= 0) & (part_k == k[row]) & (part_n == n[row])
+        if not exact.any():
+            continue
+        epos = np.cumsum(exact) - 1
+        found = exact[which]
+        rels.append((epos[which[found]] + next_id, part[found], np.ones(found.sum())))
+        rels.append((np.arange(exact.sum()) + next_id, row[exact], -np.ones(exact.sum())))
+        next_id += int(exact.sum())
     rel = np.concatenate([r[0] for r in rels]).astype(np.int64)
     row = np.concatenate([r[1] for r in rels]).astype(np.int64)
     coef = np.concatenate([r[2] for r in rels])
@@ -148,10 +164,14 @@ def _relations(cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def _problem(cells: pd.DataFrame) -> _Problem:
     cells = cells.reset_index(drop=True).copy()
-    n_keys = cells[["unit", "school_year", "student_group", "n_source", "n"]]
+    n_keys = ["unit", "school_year", "student_group", "n_source", "n"]
     cells["k_var"] = np.arange(len(cells))
-    # Cells with the same n of the same source share one n variable (discipline outcomes share enrolled).
-    cells["n_var"] = len(cells) + n_keys.groupby(list(n_keys.columns), sort=False, dropna=False).ngroup().to_numpy()
+    # Cells with the same n of the same source share one n variable (discipline outcomes share enrolled),
+    # numbered in order of first appearance.
+    codes = {c: (pd.factorize(cells[c], use_na_sentinel=False)[0].astype(np.int64), 0) for c in n_keys}
+    codes = {c: (code, int(code.max()) + 1 if len(code) else 1) for c, (code, _) in codes.items()}
+    shared_n = pd.factorize(_key(codes, n_keys, np.arange(len(cells)), -1))[0]
+    cells["n_var"] = len(cells) + shared_n
     n_vars = cells["n_var"].max() - len(cells) + 1 if len(cells) else 0
     true = np.concatenate([cells["k"].to_numpy(), np.zeros(n_vars)])
     true[cells["n_var"].to_numpy()] = cells["n"].to_numpy()
@@ -185,22 +205,14 @@ def propagate(lo: np.ndarray, hi: np.ndarray, rel: np.ndarray, var: np.ndarray, 
     lk, ln, low = low_band
     hk, hn, high = high_band
     n_rel = int(rel.max()) + 1 if len(rel) else 0
+    # Memberships sorted by variable, so each variable's bound from its sums is one reduceat.
     order = np.argsort(var, kind="stable")
-    sorted_var = var[order]
-    starts = np.flatnonzero(np.r_[True, sorted_var[1:] != sorted_var[:-1]]) if len(var) else np.empty(0, int)
-    targets = sorted_var[starts] if len(var) else np.empty(0, int)
+    var_s, rel_s, child_s = var[order], rel[order], coef[order] > 0
+    active = np.ones(len(var_s), dtype=bool)
     for _ in range(max_rounds):
         old_lo, old_hi = lo.copy(), hi.copy()
-        if n_rel:
-            a_lo = np.where(coef > 0, lo[var], -hi[var])
-            a_hi = np.where(coef > 0, hi[var], -lo[var])
-            s_lo = np.bincount(rel, a_lo, n_rel)
-            s_hi = np.bincount(rel, a_hi, n_rel)
-            r_lo, r_hi = s_lo[rel] - a_lo, s_hi[rel] - a_hi
-            new_lo = np.where(coef > 0, -r_hi, r_lo)
-            new_hi = np.where(coef > 0, -r_lo, r_hi)
-            lo[targets] = np.maximum(lo[targets], np.maximum.reduceat(new_lo[order], starts))
-            hi[targets] = np.minimum(hi[targets], np.minimum.reduceat(new_hi[order], starts))
+        if n_rel and active.any():
+            _tighten_by_sums(lo, hi, var_s[active], rel_s[active], child_s[active], n_rel)
         np.minimum.at(hi, k_of, hi[n_of])
         np.maximum.at(lo, n_of, lo[k_of])
         if len(lk):
@@ -217,7 +229,33 @@ def propagate(lo: np.ndarray, hi: np.ndarray, rel: np.ndarray, var: np.ndarray, 
         # Only unbounded variables still moving (two hidden n trading bounds of ~1e9): nothing can pin.
         if not changed.any() or (hi - lo)[changed].min() > 1e6:
             break
+        # A sum none of whose members moved would give the bounds it gave last round (already applied,
+        # and bounds only tighten): only sums with a moved member are evaluated again. After a
+        # contradiction was undone every sum is, as the bounds it gave were not kept.
+        if crossed.any():
+            active[:] = True
+        else:
+            moved = np.zeros(n_rel, dtype=bool)
+            moved[rel_s[changed[var_s]]] = True
+            active = moved[rel_s]
     return lo, hi
+
+
+def _tighten_by_sums(lo: np.ndarray, hi: np.ndarray, var: np.ndarray, rel: np.ndarray, child: np.ndarray,
+                     n_rel: int) -> None:
+    """One round over sums (children add up to the parent; memberships sorted by variable, whole sums
+    only): each member's bounds from the bounds of the others, intersected into lo, hi in place."""
+    lo_v, hi_v = lo[var], hi[var]
+    a_lo = np.where(child, lo_v, -hi_v)  # the member's signed contribution, as an interval
+    a_hi = np.where(child, hi_v, -lo_v)
+    r_lo = np.bincount(rel, a_lo, n_rel)[rel] - a_lo  # the other members' contributions
+    r_hi = np.bincount(rel, a_hi, n_rel)[rel] - a_hi
+    new_lo = np.where(child, -r_hi, r_lo)
+    new_hi = np.where(child, -r_lo, r_hi)
+    starts = np.flatnonzero(np.r_[True, var[1:] != var[:-1]])
+    targets = var[starts]
+    lo[targets] = np.maximum(lo[targets], np.maximum.reduceat(new_lo, starts))
+    hi[targets] = np.minimum(hi[targets], np.minimum.reduceat(new_hi, starts))
 
 
 @dataclass
@@ -234,16 +272,68 @@ def _bands(cells: pd.DataFrame, state: np.ndarray, settings: Settings):
             (cells["k_var"].to_numpy()[high], cells["n_var"].to_numpy()[high], settings.privacy_high_pct / 100))
 
 
-def audit(problem: _Problem, hidden: np.ndarray, state: np.ndarray, settings: Settings) -> Audit:
-    """The attack on the decision: which hidden variables are pinned to a single integer?"""
+def audit(problem: _Problem, hidden: np.ndarray, state: np.ndarray, settings: Settings,
+          previous: Audit | None = None, dirty: np.ndarray | None = None) -> Audit:
+    """The attack on the decision: which hidden variables are pinned to a single integer?
+
+    With a ``previous`` audit and the variables whose suppression changed since (``dirty``), only the
+    part of the release that can feel the change is propagated again (see :func:`_touched`); every
+    other variable keeps its bounds."""
+    cells = problem.cells
+    k_var, n_var = cells["k_var"].to_numpy(), cells["n_var"].to_numpy()
     lo = np.where(hidden, 0.0, problem.k_true)
     hi = np.where(hidden, BIG, problem.k_true)
-    cells = problem.cells
-    low, high = _bands(cells, state, settings)
-    lo, hi = propagate(lo, hi, problem.rel, problem.var, problem.coef,
-                       (cells["k_var"].to_numpy(), cells["n_var"].to_numpy()), low, high)
+    if previous is None or dirty is None:
+        low, high = _bands(cells, state, settings)
+        lo, hi = propagate(lo, hi, problem.rel, problem.var, problem.coef, (k_var, n_var), low, high)
+    elif len(dirty):
+        lo, hi = previous.lo.copy(), previous.hi.copy()
+        inside, members, pairs = _touched(problem, hidden, dirty)
+        local = np.cumsum(inside) - 1
+        rel = np.unique(problem.rel[members], return_inverse=True)[1]
+        sub_cells = pd.DataFrame({"k_var": local[k_var[pairs]], "n_var": local[n_var[pairs]]})
+        low, high = _bands(sub_cells, state[pairs], settings)
+        sub_lo, sub_hi = propagate(np.where(hidden, 0.0, problem.k_true)[inside],
+                                   np.where(hidden, BIG, problem.k_true)[inside], rel,
+                                   local[problem.var[members]], problem.coef[members],
+                                   (sub_cells["k_var"].to_numpy(), sub_cells["n_var"].to_numpy()), low, high)
+        lo[inside], hi[inside] = sub_lo, sub_hi
+    else:
+        lo, hi = previous.lo, previous.hi
     disclosed = np.flatnonzero(hidden & (lo == hi))
     return Audit(lo, hi, disclosed)
+
+
+def _touched(problem: _Problem, hidden: np.ndarray, dirty: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a change at the ``dirty`` variables can reach: (variables, memberships, cells) to propagate again.
+
+    A released variable is a constant (its bounds are its value), so bounds travel only between hidden
+    variables: through a sum holding both, or from a hidden count to its hidden n. The hidden variables
+    connected to a dirty one that way, the sums they are in (with their released members as constants)
+    and their (k, n) pairs are all that can move; everything else keeps the bounds it had."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n_vars = len(hidden)
+    n_rel = int(problem.rel.max()) + 1 if len(problem.rel) else 0
+    k_var, n_var = problem.cells["k_var"].to_numpy(), problem.cells["n_var"].to_numpy()
+    in_sum = hidden[problem.var]
+    both = hidden[k_var] & hidden[n_var]
+    rows = np.concatenate([problem.var[in_sum], k_var[both]])
+    cols = np.concatenate([n_vars + problem.rel[in_sum], n_var[both]])
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n_vars + n_rel,) * 2)
+    _, labels = connected_components(graph, directed=False)
+    touched = np.zeros(labels.max() + 1, dtype=bool)
+    touched[labels[dirty]] = True
+    reached = touched[labels]
+    var_reached = hidden & reached[:n_vars]
+    members = reached[n_vars + problem.rel]  # every member of a sum that holds a reached variable
+    pairs = var_reached[k_var] | var_reached[n_var]
+    inside = var_reached.copy()
+    inside[problem.var[members]] = True
+    inside[k_var[pairs]] = True
+    inside[n_var[pairs]] = True
+    return inside, members, pairs
 
 
 def _primary(cells: pd.DataFrame, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
@@ -275,10 +365,15 @@ def decide(cells: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS, max_round
     state, small = _primary(c, settings)
     hidden = np.zeros(len(problem.k_true), dtype=bool)
     hidden[n_var[small]] = True
+    result: Audit | None = None
+    seen_hidden, seen_state = hidden.copy(), state.copy()
     for _ in range(max_rounds):
         state = np.where(hidden[n_var], HIDDEN, state)  # no n, no rate: the whole cell goes
         hidden[k_var] = state != EXACT
-        result = audit(problem, hidden, state, settings)
+        dirty = np.flatnonzero(hidden != seen_hidden)
+        dirty = np.concatenate([dirty, k_var[state != seen_state]])
+        result = audit(problem, hidden, state, settings, result, dirty)
+        seen_hidden, seen_state = hidden.copy(), state.copy()
         if not len(result.disclosed) or not complementary:
             break
         extra = _complements(problem, hidden, result)
@@ -294,46 +389,66 @@ def decide(cells: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS, max_round
     return out
 
 
+def _smallest_per_sum(rel: np.ndarray, var: np.ndarray, parent: np.ndarray, size: np.ndarray):
+    """Per sum, its member with the fewest students (children before parents; ties keep membership order),
+    as (sum, member) arrays ordered the same way."""
+    order = np.lexsort((size, parent))  # stable: ties stay in membership order
+    _, first = np.unique(rel[order], return_index=True)
+    chosen = order[np.sort(first)]
+    return rel[chosen], var[chosen]
+
+
 def _complements(problem: _Problem, hidden: np.ndarray, result: Audit) -> np.ndarray:
     """Variables to hide next: in each fully pinned relation holding a disclosed variable, the released
     member with the fewest students (children before parents); a count pinned by its band alone gets
     its n hidden."""
     pinned = result.lo == result.hi
-    m = pd.DataFrame({"rel": problem.rel, "var": problem.var, "parent": problem.parent})
-    m["pinned"] = pinned[m["var"]]
-    m["disclosed"] = np.isin(m["var"], result.disclosed)
-    rel_all_pinned = m.groupby("rel")["pinned"].transform("all")
-    rel_disclosed = m.groupby("rel")["disclosed"].transform("any")
-    open_rows = m[rel_all_pinned & rel_disclosed & ~hidden[m["var"]]].copy()
+    is_disclosed = np.zeros(len(pinned), dtype=bool)
+    is_disclosed[result.disclosed] = True
+    n_rel = int(problem.rel.max()) + 1 if len(problem.rel) else 0
+    # Only sums holding a disclosed variable matter; their memberships keep their order (ties break by it).
+    holds = np.zeros(n_rel, dtype=bool)
+    holds[problem.rel[is_disclosed[problem.var]]] = True
+    keep = holds[problem.rel]
+    rel, var, parent = problem.rel[keep], problem.var[keep], problem.parent[keep]
+    unpinned = np.zeros(n_rel, dtype=bool)
+    unpinned[rel[~pinned[var]]] = True
+    all_pinned = ~unpinned[rel]
     chosen: set[int] = set()
-    if len(open_rows):
-        open_rows["size"] = problem.size[open_rows["var"]]
-        best = open_rows.sort_values(["parent", "size"]).drop_duplicates("rel").sort_values(["parent", "size"])
-        disclosed_in = m[m["disclosed"] & rel_all_pinned].groupby("rel")["var"].apply(list)
+    open_rows = all_pinned & ~hidden[var]
+    if open_rows.any():
+        best_rel, best_var = _smallest_per_sum(rel[open_rows], var[open_rows], parent[open_rows],
+                                               problem.size[var[open_rows]])
+        inside = is_disclosed[var] & all_pinned
+        disclosed_in: dict[int, list[int]] = {}
+        for r, v in zip(rel[inside].tolist(), var[inside].tolist(), strict=True):
+            disclosed_in.setdefault(r, []).append(v)
         handled: set[int] = set()
         # Smallest fixes first; opening one sum frees the disclosed members it holds, so a sum whose
         # disclosed members were freed this round waits for the next audit (no needless suppression).
-        for rel_id, var_id in zip(best["rel"], best["var"], strict=True):
+        for rel_id, var_id in zip(best_rel.tolist(), best_var.tolist(), strict=True):
             members = disclosed_in.get(rel_id, [])
             if handled.intersection(members):
                 continue
-            chosen.add(int(var_id))
+            chosen.add(var_id)
             handled.update(members)
     # A variable pinned from two sides (or by its band): its n goes when it is a coded count, and the
     # smallest released member of each of its relations goes too.
-    in_rel = set(m.loc[rel_all_pinned & rel_disclosed, "var"])
-    cells = problem.cells
-    n_of_k = pd.Series(cells["n_var"].to_numpy(), index=cells["k_var"].to_numpy())
-    rest = [int(v) for v in result.disclosed if int(v) not in in_rel]
-    if rest:
-        for v in rest:
-            if v in n_of_k.index and not hidden[n_of_k[v]]:
-                chosen.add(int(n_of_k[v]))
-        rels = m.loc[m["var"].isin(rest), "rel"].unique()
-        others = m[m["rel"].isin(rels) & ~hidden[m["var"]]].copy()
-        if len(others):
-            others["size"] = problem.size[others["var"]]
-            chosen.update(others.sort_values(["parent", "size"]).drop_duplicates("rel")["var"].tolist())
+    in_rel = np.zeros(len(pinned), dtype=bool)
+    in_rel[var[all_pinned]] = True
+    rest = result.disclosed[~in_rel[result.disclosed]]
+    if len(rest):
+        n_var = problem.cells["n_var"].to_numpy()
+        counts = rest[rest < len(n_var)]  # k variables are numbered 0 .. cells - 1
+        chosen.update(int(n) for n in n_var[counts] if not hidden[n])
+        is_rest = np.zeros(len(pinned), dtype=bool)
+        is_rest[rest] = True
+        touched = np.zeros(n_rel, dtype=bool)
+        touched[rel[is_rest[var]]] = True
+        others = touched[rel] & ~hidden[var]
+        if others.any():
+            chosen.update(_smallest_per_sum(rel[others], var[others], parent[others],
+                                            problem.size[var[others]])[1].tolist())
     return np.array(sorted(chosen), dtype=np.int64)
 
 
@@ -378,13 +493,25 @@ def build_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.D
         if derived:
             counted = counted[counted["metric"] != "suspension_rate"]
         families.extend(metric_cells(rows) for _, rows in counted.groupby("metric"))
-    decided = [decide(pooled_cells(f, schools), settings, complementary=complementary) for f in families if len(f)]
+    decided = [decide(cells, settings, complementary=complementary) for cells in _pooled_families(families, schools)]
     if not decided:
         empty = pd.DataFrame(columns=[*KEYS, "k", "n", "state", "n_hidden", "disclosed"])
         return Release(empty.set_index(KEYS), derived)
     cells = pd.concat(decided, ignore_index=True)
     cells["school_year"] = cells["school_year"].astype("float64")
     return Release(cells.set_index(KEYS)[["k", "n", "state", "n_hidden", "disclosed"]].sort_index(), derived)
+
+
+def _pooled_families(families: list[pd.DataFrame], schools: pd.DataFrame) -> list[pd.DataFrame]:
+    """`pooled_cells` of each non-empty family, pooled in one pass (rows in the order each would have alone)."""
+    families = [f for f in families if len(f)]
+    if not families:
+        return []
+    tagged = pd.concat([f.assign(_family=i) for i, f in enumerate(families)], ignore_index=True)
+    pooled = pooled_cells(tagged, schools, by_extra=("_family",))
+    family = pooled["_family"].to_numpy()
+    pooled = pooled.drop(columns="_family")
+    return [pooled[family == i].reset_index(drop=True) for i in range(len(families))]
 
 
 _CACHE: dict[tuple, Release] = {}
