@@ -86,8 +86,21 @@ def _decode(data: bytes) -> str:
     return data.decode("latin-1")
 
 
+def _top_lines(text: str, count: int) -> list[str]:
+    """The first `count` lines of `text` (as `str.splitlines` gives them) without splitting all of it:
+    the delimiter and header searches look at the top of files of millions of lines, once per delimiter."""
+    size = 1 << 16
+    while True:
+        lines = text[:size].splitlines()
+        if size >= len(text):
+            return lines[:count]
+        if len(lines) > count:  # the last line of the slice may be cut short; it is not among the first `count`
+            return lines[:count]
+        size *= 4
+
+
 def _sample_rows(text: str, delimiter: str, lines: int = HEADER_SEARCH_LINES + 8) -> list[list[str]]:
-    head = [ln for ln in text.splitlines()[: lines * 2] if ln.strip()][:lines]
+    head = [ln for ln in _top_lines(text, lines * 2) if ln.strip()][:lines]
     try:
         return list(csv.reader(head, delimiter=delimiter))
     except csv.Error:
@@ -195,7 +208,7 @@ def read_csv_bytes(name: str, data: bytes) -> RawTable:
         raise UnreadableFile("the file is empty")
     delimiter = detect_delimiter(text)
     lines = text.splitlines()
-    nonblank = [i for i, ln in enumerate(lines) if ln.strip()]
+    nonblank = [i for i, ln in enumerate(_top_lines(text, 2 * (HEADER_SEARCH_LINES + 8))) if ln.strip()]
     header_pos = find_header(_sample_rows(text, delimiter))
     skip = nonblank[header_pos] if header_pos < len(nonblank) else 0
     body = "\n".join(lines[skip:])

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -148,77 +149,151 @@ def _records(df: pd.DataFrame) -> list[dict]:
 
 
 def _tuples(df: pd.DataFrame) -> list[tuple]:
-    """DataFrame rows as tuples of plain Python values, NaN/NaT as None, for DBAPI executemany."""
-    clean = df.astype(object).where(df.notna(), None)
-    return list(clean.itertuples(index=False, name=None))
+    """DataFrame rows as tuples of plain Python values, NaN/NaT/NA as None, for DBAPI executemany.
+
+    Built column by column (one vectorised conversion each, then `zip`): about half the time of
+    converting the whole frame to objects and iterating its rows.
+    """
+    columns = [col.astype(object).where(col.notna(), None).tolist() for _, col in df.items()]
+    return list(zip(*columns, strict=True))
+
+
+# Frames smaller than this always go through the staging table (the direct path only pays off in bulk).
+DIRECT_MIN_ROWS = 20_000
 
 
 def upsert(conn: Connection, table_name: str, df: pd.DataFrame) -> int:
     """Insert rows, replacing existing ones with the same natural key. Returns rows written.
 
-    Bulk path: the rows go into an unindexed temporary staging table (PostgreSQL `COPY`, SQLite one
-    prepared executemany), then a single `INSERT ... SELECT ... ON CONFLICT DO UPDATE` moves them in, so
-    the database maintains the table's indexes once per import rather than once per row. All inside the
-    caller's transaction: nothing is visible until it commits.
+    All inside the caller's transaction: nothing is visible until it commits, and a failure (or a killed
+    process) leaves the table as it was.
+
+    - SQLite: one prepared `INSERT ... ON CONFLICT DO UPDATE` run with executemany over the rows sorted by
+      key, so the unique index grows in order. (A temporary staging table first, then one merge, wrote
+      every row twice and measured slower.)
+    - PostgreSQL: rows whose school years are all new to the table (the yearly file) are `COPY`-ed straight
+      into it; otherwise they are `COPY`-ed into an unindexed temporary staging table and moved in with one
+      `INSERT ... SELECT ... ON CONFLICT DO UPDATE`. The direct `COPY` runs under a savepoint, so a key the
+      year check did not foresee falls back to the merge instead of failing.
+
+    Rows of unmanaged tables that an import sends again unchanged are left alone (no dead tuples, no index
+    churn); a re-imported workspace record is a new version of it, changed or not.
     """
     if df.empty:
         return 0
     table = schema.DATA_TABLES[table_name]
     cols = [c for c in df.columns if c in table.c]
-    quote = conn.dialect.identifier_preparer.quote
-    staging = quote(f"staging_{table_name}")
-    col_list = ", ".join(quote(c) for c in cols)
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {staging}")
-    conn.exec_driver_sql(f"CREATE TEMP TABLE {staging} AS SELECT {col_list} FROM {quote(table_name)} LIMIT 0")
     if conn.dialect.name == "postgresql":
-        _copy_rows(conn, staging, col_list, _copy_types(table, df[cols]))
+        _upsert_postgresql(conn, table_name, df[cols])
     else:
-        rows = _tuples(df[cols])
-        insert = f"INSERT INTO {staging} ({col_list}) VALUES ({', '.join(['?'] * len(cols))})"
-        for start in range(0, len(rows), 100_000):
-            conn.exec_driver_sql(insert, rows[start : start + 100_000])
-    conn.exec_driver_sql(_merge_sql(conn, table_name, cols, staging))
-    conn.exec_driver_sql(f"DROP TABLE {staging}")
+        _upsert_sqlite(conn, table_name, df[cols])
     return len(df)
 
 
-def _copy_types(table: sa.Table, frame: pd.DataFrame) -> pd.DataFrame:
-    """Whole numbers held as floats (NaN-able counts) written as integers, which COPY requires."""
-    out = frame.copy()
-    for name in out.columns:
-        if isinstance(table.c[name].type, sa.Integer) and not pd.api.types.is_integer_dtype(out[name]):
-            out[name] = pd.to_numeric(out[name]).round().astype("Int64")
-    return out
+def _upsert_sqlite(conn: Connection, table_name: str, frame: pd.DataFrame) -> None:
+    quote = conn.dialect.identifier_preparer.quote
+    key = list(schema.TABLES[table_name].key)
+    cols = list(frame.columns)
+    values = ", ".join(["?"] * len(cols))
+    sql = (f"INSERT INTO {quote(table_name)} ({', '.join(quote(c) for c in cols)}) VALUES ({values}) "
+           f"{_conflict_clause(conn, table_name, cols)}")
+    rows = _tuples(frame.sort_values(key, kind="stable") if len(frame) > 1 else frame)
+    for start in range(0, len(rows), 100_000):
+        conn.exec_driver_sql(sql, rows[start : start + 100_000])
 
 
-def _copy_rows(conn: Connection, staging: str, col_list: str, frame: pd.DataFrame) -> None:
-    """PostgreSQL `COPY ... FROM STDIN` of a frame as CSV (an unquoted empty field is NULL)."""
-    text = frame.to_csv(index=False, header=False, na_rep="")
+def _upsert_postgresql(conn: Connection, table_name: str, frame: pd.DataFrame) -> None:
+    quote = conn.dialect.identifier_preparer.quote
+    col_list = ", ".join(quote(c) for c in frame.columns)
+    if _years_all_new(conn, table_name, frame):
+        savepoint = conn.begin_nested()
+        try:
+            _copy_rows(conn, quote(table_name), col_list, frame, table_name)
+            savepoint.commit()
+            return
+        except sa.exc.IntegrityError:
+            savepoint.rollback()
+    staging = quote(f"staging_{table_name}")
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {staging}")
+    conn.exec_driver_sql(f"CREATE TEMP TABLE {staging} AS SELECT {col_list} FROM {quote(table_name)} LIMIT 0")
+    _copy_rows(conn, staging, col_list, frame, table_name)
+    conn.exec_driver_sql(f"INSERT INTO {quote(table_name)} ({col_list}) SELECT {col_list} FROM {staging} "
+                         f"{_conflict_clause(conn, table_name, list(frame.columns))}")
+    conn.exec_driver_sql(f"DROP TABLE {staging}")
+
+
+def _years_all_new(conn: Connection, table_name: str, frame: pd.DataFrame) -> bool:
+    """True for a large frame of a table keyed by school year when none of its years has rows yet
+    (one probe of the year index; such rows cannot collide with a stored key)."""
+    table = schema.DATA_TABLES[table_name]
+    if len(frame) < DIRECT_MIN_ROWS or "school_year" not in schema.TABLES[table_name].key:
+        return False
+    years = [int(y) for y in pd.unique(frame["school_year"].dropna())]
+    probe = sa.select(sa.literal(1)).select_from(table).where(table.c.school_year.in_(years)).limit(1)
+    return conn.execute(probe).first() is None
+
+
+def _conflict_clause(conn: Connection, table_name: str, cols: list[str]) -> str:
+    """`ON CONFLICT (key) DO UPDATE SET ...` (both dialects); unmanaged rows only when a value changed."""
+    spec = schema.TABLES[table_name]
+    quote = conn.dialect.identifier_preparer.quote
+    target = quote(table_name)
+    updates = [c for c in cols if c not in spec.key and not (spec.managed and c == "version")]
+    key_list = ", ".join(quote(k) for k in spec.key)
+    if not updates:
+        return f"ON CONFLICT ({key_list}) DO NOTHING"
+    sets = [f"{quote(c)} = excluded.{quote(c)}" for c in updates]
+    if spec.managed:  # an edited record replaced by an import is a new version of it
+        return f"ON CONFLICT ({key_list}) DO UPDATE SET {', '.join(sets + [f'version = {target}.version + 1'])}"
+    distinct = "IS DISTINCT FROM" if conn.dialect.name == "postgresql" else "IS NOT"
+    changed = " OR ".join(f"{target}.{quote(c)} {distinct} excluded.{quote(c)}" for c in updates)
+    return f"ON CONFLICT ({key_list}) DO UPDATE SET {', '.join(sets)} WHERE {changed}"
+
+
+def _copy_rows(conn: Connection, target: str, col_list: str, frame: pd.DataFrame, table_name: str) -> None:
+    """PostgreSQL `COPY ... FROM STDIN` of a frame as CSV written by Arrow (a null is an unquoted empty
+    field, which COPY reads as NULL; Arrow writes CSV about 8x faster than `DataFrame.to_csv`)."""
     cursor = conn.connection.driver_connection.cursor()
     try:
-        with cursor.copy(f"COPY {staging} ({col_list}) FROM STDIN (FORMAT csv)") as copy:
-            for start in range(0, len(text), 8 << 20):
-                copy.write(text[start : start + (8 << 20)])
+        with cursor.copy(f"COPY {target} ({col_list}) FROM STDIN (FORMAT csv)") as copy:
+            for chunk in _csv_chunks(schema.DATA_TABLES[table_name], frame):
+                copy.write(chunk)
+    except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy's exception, like any other statement
+        raise sa.exc.DBAPIError.instance(f"COPY {target}", None, exc, conn.dialect.loaded_dbapi.Error) from exc
     finally:
         cursor.close()
 
 
-def _merge_sql(conn: Connection, table_name: str, cols: list[str], staging: str) -> str:
-    """One `INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE` from the staging table (both dialects)."""
-    key = schema.TABLES[table_name].key
-    quote = conn.dialect.identifier_preparer.quote
-    managed = schema.TABLES[table_name].managed
-    updates = [c for c in cols if c not in key and not (managed and c == "version")]
-    sets = [f"{quote(c)} = excluded.{quote(c)}" for c in updates]
-    if managed:  # an edited record replaced by an import is a new version of it
-        sets.append(f"version = {quote(table_name)}.version + 1")
-    action = "DO UPDATE SET " + ", ".join(sets) if sets else "DO NOTHING"
-    col_list = ", ".join(quote(c) for c in cols)
-    key_list = ", ".join(quote(k) for k in key)
-    # In key order the unique index grows at its end instead of splitting pages all over the B-tree;
-    # `WHERE true` lets SQLite tell the ON CONFLICT clause from a join's ON.
-    return (f"INSERT INTO {quote(table_name)} ({col_list}) SELECT {col_list} FROM {staging} WHERE true "
-            f"ORDER BY {key_list} ON CONFLICT ({key_list}) {action}")
+def _csv_chunks(table: sa.Table, frame: pd.DataFrame, rows: int = 200_000):
+    """The frame as CSV bytes, `rows` at a time (bounded memory for state-sized tables)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    options = pa_csv.WriteOptions(include_header=False)
+    for start in range(0, len(frame), rows):
+        part = _copy_types(table, frame.iloc[start : start + rows])
+        sink = pa.BufferOutputStream()
+        pa_csv.write_csv(pa.Table.from_pandas(part, preserve_index=False), sink, options)
+        yield sink.getvalue().to_pybytes()
+
+
+def _copy_types(table: sa.Table, frame: pd.DataFrame) -> pd.DataFrame:
+    """Whole numbers held as floats (NaN-able counts) as integers, which COPY requires for integer columns;
+    Python objects (dates, booleans, mixed text) as types Arrow writes the way PostgreSQL reads them."""
+    out = frame.copy()
+    for name, column in out.items():
+        if isinstance(table.c[name].type, sa.Integer) and not pd.api.types.is_integer_dtype(column):
+            out[name] = pd.to_numeric(column).round().astype("Int64")
+        elif column.dtype == object:
+            present = column.dropna()
+            first = present.iloc[0] if len(present) else None
+            if isinstance(first, bool | np.bool_):
+                out[name] = column.astype("boolean")
+            elif hasattr(first, "isoformat"):
+                out[name] = column.map(lambda v: None if v is None or v != v else v.isoformat())
+            else:
+                out[name] = column.map(lambda v: None if v is None or v != v else str(v))
+    return out
 
 
 def replace_all(engine: Engine, frames: dict[str, pd.DataFrame]) -> None:
