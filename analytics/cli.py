@@ -10,6 +10,7 @@ import argparse
 import getpass
 import json
 import sys
+import time
 from pathlib import Path
 
 from analytics.access import audit
@@ -24,8 +25,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from analytics.data.demo import load_demo
 
     engine = _engine()
+    started = time.perf_counter()
+
+    def progress(message: str) -> None:  # on stderr, so stdout keeps its summary
+        print(f"demo: {message} ({time.perf_counter() - started:.0f} s so far)", file=sys.stderr, flush=True)
+
     counts = load_demo(engine, schools=args.schools, years=args.years, seed=args.seed, rp_effect=args.rp_effect,
-                       pl_effect=args.pl_effect)
+                       pl_effect=args.pl_effect, progress=progress)
+    progress("done")
     print(f"demo district written to {engine.url.render_as_string(hide_password=True)}")
     for table, n in counts.items():
         print(f"  {table}: {n:,} rows")

@@ -135,6 +135,7 @@ class ServerSettings:
     max_overflow: int = 20  # SSIF_POOL_OVERFLOW
     statement_timeout_s: float = 60.0  # SSIF_STATEMENT_TIMEOUT_S: no query may hold a connection longer
     lock_wait_s: float = 120.0  # SSIF_LOCK_WAIT_S: how long an import waits for another one to finish
+    write_timeout_s: float = 1800.0  # SSIF_WRITE_TIMEOUT_S: a statement of an import or demo write (bulk COPY)
 
 
 def server_settings() -> ServerSettings:
@@ -144,6 +145,7 @@ def server_settings() -> ServerSettings:
         max_overflow=int(env.get("SSIF_POOL_OVERFLOW", ServerSettings.max_overflow)),
         statement_timeout_s=float(env.get("SSIF_STATEMENT_TIMEOUT_S", ServerSettings.statement_timeout_s)),
         lock_wait_s=float(env.get("SSIF_LOCK_WAIT_S", ServerSettings.lock_wait_s)),
+        write_timeout_s=float(env.get("SSIF_WRITE_TIMEOUT_S", ServerSettings.write_timeout_s)),
     )
 
 

@@ -427,10 +427,19 @@ def build_demo(schools: int = 200, years: int = 6, seed: int = 42, rp_effect: fl
 
 
 def load_demo(engine, schools: int = 200, years: int = 6, seed: int = 42, rp_effect: float = 1.5,
-              pl_effect: float = 3.0) -> dict[str, int]:
-    """Replace every data table with a freshly built demo district (one transaction); rows per table."""
+              pl_effect: float = 3.0, progress=None) -> dict[str, int]:
+    """Replace every data table with a freshly built demo district (one transaction); rows per table.
+
+    ``progress(message)``, when given, hears how long building and each large table's write took.
+    """
+    import time
+
     from analytics.data.storage import replace_all
 
+    started = time.perf_counter()
     frames = build_demo(schools=schools, years=years, seed=seed, rp_effect=rp_effect, pl_effect=pl_effect)
-    replace_all(engine, frames)
+    if progress:
+        progress(f"built {schools:,} schools x {years} years ({sum(len(f) for f in frames.values()):,} rows) "
+                 f"in {time.perf_counter() - started:.1f} s")
+    replace_all(engine, frames, progress=progress)
     return {name: len(df) for name, df in frames.items()}
