@@ -344,6 +344,66 @@ if not editor:
     visits = visits[visits["shareable"]] if ui.is_public() else visits
 if visits.empty:
     st.caption("No walkthroughs recorded." if not ui.is_public() else "No walkthroughs shared.")
+VISIT_FIELDS = {"visit_id": "Visit id", "visit_date": "Date", "visitor": "Visitor", "focus": "Focus",
+                "look_fors": "Look-fors", "practices": "Programme practices", "notes": "Notes",
+                "next_steps": "Next steps", "shareable": "Shareable"}
+
+
+def visit_form(record: dict | None) -> None:
+    """Record a walkthrough (record None) or edit one, e.g. to tag its look-fors with programme practices."""
+    key = record["visit_id"] if record else "new_visit"
+    prefix = f"visit_{key}_"
+    old = {k: v for k, v in (record or {}).items() if isinstance(v, str | bool | pd.Timestamp | date)}  # no NaN
+    if record:
+        ui.conflict_actions(key, prefix)
+        ui.seen_version(key, record)
+    with st.form(f"visit_form_{key}"):
+        if not record:
+            st.warning("Walkthroughs are non-evaluative: describe practice, never people. Write no teacher or "
+                       "student names.", icon=":material/privacy_tip:")
+        cols = st.columns(3)
+        visit_date = cols[0].date_input("Date of the visit", value=old["visit_date"].date() if record else
+                                        date.today(), key=prefix + "date")
+        visitor = cols[1].text_input("Visitor (role)", value=old.get("visitor") or "", key=prefix + "visitor")
+        focus = cols[2].text_input("Focus (a goal or a practice)", value=old.get("focus") or "", key=prefix + "focus")
+        look_fors = st.text_area("Look-fors: `item: k/n` (observed in k of n classrooms), one per line",
+                                 value=(old.get("look_fors") or "").replace("; ", "\n"), key=prefix + "look_fors",
+                                 placeholder="Learning target posted: 5/8\nStudents talking with a partner: 3/8")
+        program_ids, practices_known = pl_practices(ui.data_version())
+        practices = st.text_area(
+            "Programme practices observed (optional): `look-for = PROGRAMME: practice`, one per line",
+            value=(old.get("practices") or "").replace("; ", "\n"), key=prefix + "practices",
+            placeholder="Students talking with a partner = MATH-TALK: Students explain their reasoning",
+            help="A tagged look-for counts towards level 4 (use) of that professional-learning programme on the "
+                 "Professional learning page: observed in k of n classrooms.")
+        if program_ids:
+            st.caption("Programmes: " + "; ".join(
+                f"**{p}**" + (f" ({', '.join(practices_known[p])})" if practices_known.get(p) else "")
+                for p in program_ids))
+        visit_notes = st.text_area("Notes", value=old.get("notes") or "", key=prefix + "notes")
+        next_steps = st.text_area("Next steps", value=old.get("next_steps") or "", key=prefix + "next_steps")
+        shareable = st.checkbox("May appear on shared links", value=bool(old.get("shareable")), key=prefix + "share")
+        submitted = st.form_submit_button("Save changes to this walkthrough" if record else "Save walkthrough",
+                                          type="primary")
+    if not submitted:
+        return
+    visit = {"visit_id": key if record else f"W-{school_id}-{visit_date:%Y%m%d}-{len(visits) + 1}",
+             "school_id": school_id, "visit_date": visit_date, "visitor": visitor, "focus": focus,
+             "look_fors": look_fors, "practices": practices, "notes": visit_notes, "next_steps": next_steps,
+             "shareable": shareable}
+    problems = notes.check_walkthrough(visit, set(program_ids))
+    if problems:
+        st.error("The walkthrough was not saved:\n" + "\n".join(f"- **{VISIT_FIELDS.get(f, f)}**: {m}"
+                                                              for f, m in problems))
+        return
+    looks = notes.parse_look_fors(look_fors)  # stored in the canonical form
+    visit.update(look_fors=notes.format_look_fors(looks),
+                 practices=notes.format_practices(notes.parse_practices(practices, looks)))
+    if ui.store_record("walkthroughs", visit, record, key, prefix, VISIT_FIELDS):
+        st.toast("Saved.", icon=":material/check:")
+        st.rerun()
+
+
 RECENT_VISITS = 5
 
 
@@ -358,7 +418,7 @@ def look_for_table(visit: dict) -> pd.DataFrame:
     table = pd.DataFrame(looks, columns=["item", "observed", "classrooms", "share"])
     if tags:
         table["practice"] = table["item"].map(tags).fillna("")
-    return table.rename(columns={"item": "Look-for", "observed": "Classrooms observed",
+    return table.rename(columns={"item": "Look-for", "observed": "Classrooms where seen",
                                  "classrooms": "Classrooms visited", "share": "Share (%)",
                                  "practice": "Programme practice"})
 
@@ -377,9 +437,12 @@ for visit in visits.head(RECENT_VISITS).to_dict("records"):
             st.markdown(f"*Notes:* {visit['notes']}")
         if visit.get("next_steps"):
             st.markdown(f"*Next steps:* {visit['next_steps']}")
-        if editor and st.button("Delete this walkthrough", key=f"del_visit_{visit['visit_id']}"):
-            records.delete(ui.engine(), "walkthroughs", visit["visit_id"], visit["version"], ui.current_user())
-            st.rerun()
+        if editor:
+            with st.expander("Edit this walkthrough (e.g. tag its look-fors with programme practices)"):
+                visit_form(visit)
+            if st.button("Delete this walkthrough", key=f"del_visit_{visit['visit_id']}"):
+                records.delete(ui.engine(), "walkthroughs", visit["visit_id"], visit["version"], ui.current_user())
+                st.rerun()
 if len(visits) > RECENT_VISITS:
     with st.expander(f"Earlier walkthroughs ({len(visits) - RECENT_VISITS})"):
         earlier = visits.iloc[RECENT_VISITS:]
@@ -389,42 +452,5 @@ if len(visits) > RECENT_VISITS:
                          "visitor": "Visitor", "focus": "Focus", "look_fors": "Look-fors (k of n classrooms)",
                          "practices": "Programme practices observed"})
 if editor:
-    with st.expander("Record a walkthrough", icon=":material/add:"), st.form("visit_form"):
-        st.warning("Walkthroughs are non-evaluative: describe practice, never people. Write no teacher or student "
-                   "names.", icon=":material/privacy_tip:")
-        cols = st.columns(3)
-        visit_date = cols[0].date_input("Date of the visit", value=date.today())
-        visitor = cols[1].text_input("Visitor (role)")
-        focus = cols[2].text_input("Focus (a goal or a practice)")
-        look_fors = st.text_area("Look-fors: `item: k/n` (observed in k of n classrooms), one per line",
-                                 placeholder="Learning target posted: 5/8\nStudents talking with a partner: 3/8")
-        program_ids, practices_known = pl_practices(ui.data_version())
-        practices = st.text_area(
-            "Programme practices observed (optional): `look-for = PROGRAMME: practice`, one per line",
-            placeholder="Students talking with a partner = MATH-TALK: Students explain their reasoning",
-            help="A tagged look-for counts towards level 4 (use) of that professional-learning programme on the "
-                 "Professional learning page: observed in k of n classrooms.")
-        if program_ids:
-            st.caption("Programmes: " + "; ".join(
-                f"**{p}**" + (f" ({', '.join(practices_known[p])})" if practices_known.get(p) else "")
-                for p in program_ids))
-        visit_notes = st.text_area("Notes")
-        next_steps = st.text_area("Next steps")
-        shareable = st.checkbox("May appear on shared links")
-        if st.form_submit_button("Save walkthrough", type="primary"):
-            visit = {"visit_id": f"W-{school_id}-{visit_date:%Y%m%d}-{len(visits) + 1}", "school_id": school_id,
-                     "visit_date": visit_date, "visitor": visitor, "focus": focus, "look_fors": look_fors,
-                     "practices": practices, "notes": visit_notes, "next_steps": next_steps, "shareable": shareable}
-            problems = notes.check_walkthrough(visit, set(program_ids))
-            if not problems:  # stored in the canonical form
-                looks = notes.parse_look_fors(look_fors)
-                visit.update(look_fors=notes.format_look_fors(looks),
-                             practices=notes.format_practices(notes.parse_practices(practices, looks)))
-            if problems:
-                st.error("The walkthrough was not saved:\n" + "\n".join(f"- **{f}**: {m}" for f, m in problems))
-            else:
-                try:
-                    records.create(ui.engine(), "walkthroughs", visit, ui.current_user())
-                    st.rerun()
-                except records.RecordError as exc:
-                    st.error(str(exc))
+    with st.expander("Record a walkthrough", icon=":material/add:"):
+        visit_form(None)

@@ -4,6 +4,8 @@ shareable walkthroughs only."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 import pytest
 import streamlit as st
@@ -175,3 +177,19 @@ def test_walkthrough_form_saves_a_tagged_look_for(small_district):
     mine = imp[imp["visit_id"] == saved["visit_id"].iloc[0]]
     assert mine[["program", "practice", "classrooms_using", "classrooms_observed"]].values.tolist() == [
         ["RP", "Restorative circles", 4, 6]]
+
+
+def test_an_existing_walkthrough_is_tagged_in_its_edit_form(small_district):
+    engine = small_district
+    school = storage.load_schools(engine)["school_id"].iloc[1]
+    records.create(engine, "walkthroughs", {"visit_id": "W-TAG", "school_id": school, "visit_date": date(2030, 1, 15),
+                                            "look_fors": "Partner talk: 3/7; Target posted: 6/7"}, "specialist")
+    at = _run("plans", school=school)
+    at.text_area(key="visit_W-TAG_practices").set_value("Partner talk = MATH-TALK: Students explain their reasoning")
+    next(b for b in at.button if b.label == "Save changes to this walkthrough"
+         and b.proto.form_id == "visit_form_W-TAG").click().run()
+    assert not at.error
+    saved = records.get(engine, "walkthroughs", "W-TAG")
+    assert saved["practices"] == "Partner talk = MATH-TALK: Students explain their reasoning" and saved["version"] == 2
+    imp = load.pl_tables(engine)["implementation"]
+    assert imp.loc[imp["visit_id"] == "W-TAG", ["classrooms_using", "classrooms_observed"]].values.tolist() == [[3, 7]]
