@@ -12,9 +12,9 @@ from analytics.stats.summaries import (
     MEDIAN,
     MEDIAN_LABEL,
     NO_COUNTS,
-    cluster_table,
+    cluster_table_from_counts,
     school_values,
-    summary_kpi,
+    summary_kpi_from_counts,
     top_and_bottom,
 )
 from pages import ui
@@ -52,16 +52,18 @@ higher_is_better = bool(catalog.loc[metric, "higher_is_better"]) if metric in ca
 @ui.cached
 def cluster_tables(version: int, cluster: str, metric: str, year: int, group: str):
     """Cluster and district KPIs, school values, cluster ranking and trend rows for one view."""
-    rows = ui.metric_rows(metric)
+    rows = ui.metric_slice(metric, group)  # the group's school rows; pooled figures are summed in the database
     cluster_rows = rows[rows["school_id"].isin(members["school_id"])]
-    trend = cluster_rows[cluster_rows["student_group"] == group].merge(
-        members[["school_id", "school_name"]], on="school_id")
+    trend = cluster_rows.merge(members[["school_id", "school_name"]], on="school_id")
     # Small schools borrow strength from every school of the district (empirical Bayes).
     ranked, _ = rank_schools(school_values(rows, schools, year, group), higher_is_better)
     by_school = ranked[ranked["school_id"].isin(members["school_id"])].reset_index(drop=True)
-    district = summary_kpi(rows, year, group, years)
-    return (summary_kpi(cluster_rows, year, group, years, basis=district.basis), district,
-            by_school, cluster_table(rows, schools, year, group), trend)
+    district = summary_kpi_from_counts(ui.metric_counts(metric, group, ["school_year"]), rows, year, group, years)
+    in_cluster = ui.metric_counts(metric, group, ["school_year"], school_ids=sorted(members["school_id"]))
+    peers = cluster_table_from_counts(ui.metric_counts(metric, group, ["cluster"], years=[year]), rows, schools,
+                                      year, group)
+    return (summary_kpi_from_counts(in_cluster, cluster_rows, year, group, years, basis=district.basis), district,
+            by_school, peers, trend)
 
 
 def released_tables(cluster_kpi, district_kpi, by_school, peers, trend):

@@ -47,12 +47,18 @@ scope_name = school_names.get(school) if school != "all" else ("the district" if
 
 
 @ui.shared
+def district_disproportionality(version: int) -> pd.DataFrame:
+    """Disproportionality for every school (the alternate ratio needs the district), held once."""
+    return disproportionality(ui.discipline())
+
+
+@ui.shared
 def discipline_views(version: int, cluster: str):
-    """Disproportionality for every school (the alternate ratio needs the district) and RP impact."""
-    data = ui.discipline()
+    """The district's disproportionality and the RP impact of the cluster's schools."""
     members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
+    data = ui.discipline()
     impact = rp_impact(members, data[data["school_id"].isin(members["school_id"])])
-    return disproportionality(data), impact
+    return district_disproportionality(version), impact
 
 
 @ui.shared

@@ -90,11 +90,13 @@ def released_views(gaps, trend, grid):
 @ui.cached
 def gap_views(version: int, metric: str, year: int, reference: str, school_ids: tuple[str, ...]):
     """Labelled gaps for the year (one BH family), pooled gap trend and status-and-change rows in scope."""
-    rows = ui.metric_rows(metric)
-    everyone = rows if reference == "district_all" else rows[rows["school_id"].isin(school_ids)]
-    gaps = gap_table(everyone, reference, higher, reference_year=year, label=False)
-    gaps = label_gaps(gaps[(gaps["school_year"] == year) & gaps["school_id"].isin(school_ids)], higher)
-    in_scope = rows[rows["school_id"].isin(school_ids)]
+    whole = len(school_ids) == len(schools)  # the district's rows are cached once for every view of it
+    in_scope = ui.metric_rows(metric, school_ids=None if whole else school_ids)
+    in_scope = in_scope[in_scope["school_id"].isin(school_ids)]
+    # Every other reference is within a school; the district's ALL is summed in the database.
+    district_all = ui.district_all_counts(metric) if reference == "district_all" else None
+    gaps = gap_table(in_scope, reference, higher, reference_year=year, label=False, district_all=district_all)
+    gaps = label_gaps(gaps[gaps["school_year"] == year], higher)
     trend = pooled_gap_trend(in_scope)
     current = add_rate_columns(in_scope[in_scope["school_year"] == year]) if len(in_scope) else in_scope
     previous = in_scope[in_scope["school_year"] == year - 1]

@@ -8,7 +8,14 @@ from analytics.config import map_style
 from analytics.data.catalog import group_label
 from analytics.outputs import charts_district as charts
 from analytics.stats.small_numbers import rank_schools
-from analytics.stats.summaries import MEDIAN, MEDIAN_LABEL, NO_COUNTS, cluster_table, school_values, summary_kpi
+from analytics.stats.summaries import (
+    MEDIAN,
+    MEDIAN_LABEL,
+    NO_COUNTS,
+    cluster_table_from_counts,
+    school_values,
+    summary_kpi_from_counts,
+)
 from pages import ui
 
 st.title("District overview")
@@ -26,10 +33,13 @@ schools = ui.schools()
 @ui.cached
 def overview_tables(version: int, metric: str, year: int, group: str):
     """KPI, per-school and per-cluster values: computed once per data version and filter."""
-    rows = ui.metric_rows(metric)
+    rows = ui.metric_slice(metric, group)  # the group's school rows; pooled figures are summed in the database
     by_school = school_values(rows, schools, year, group)
     ranked, _ = rank_schools(by_school, higher_is_better)
-    return (summary_kpi(rows, year, group, years), by_school, cluster_table(rows, schools, year, group), ranked)
+    kpi = summary_kpi_from_counts(ui.metric_counts(metric, group, ["school_year"]), rows, year, group, years)
+    clusters = cluster_table_from_counts(ui.metric_counts(metric, group, ["cluster"], years=[year]), rows, schools,
+                                         year, group)
+    return kpi, by_school, clusters, ranked
 
 
 @ui.cached

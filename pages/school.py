@@ -48,7 +48,7 @@ catalog = ui.metric_catalog()
 @ui.cached
 def profile_for(version: int, school_id: str, year: int):
     """The school's profile for a year against the district (cached per data version)."""
-    return school_profile(ui.school_metrics(school_id), ui.year_rows(year), year)
+    return school_profile(ui.school_metrics(school_id), None, year, district=ui.district_figures(year))
 
 
 profile = profile_for(ui.data_version(), school_id, year)

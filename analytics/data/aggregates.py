@@ -15,8 +15,12 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from analytics.data import schema
+from analytics.data import schema, storage
+from analytics.data.catalog import RACE_GROUPS
+from analytics.data.derived import metrics_with_suspension, suspension_metric_rows
 from analytics.data.storage import _read
+from analytics.stats import gaps
+from analytics.stats.summaries import MEDIAN, basis_from_counts, district_values, district_values_from_counts
 
 POOL_KEYS = ["school_year", "metric", "student_group"]
 COUNT_COLUMNS = ["numerator", "denominator", "n_schools", "n_rows"]
@@ -30,26 +34,37 @@ def pooled_counts_statement(*, by_cluster: bool, years: Sequence[int] | None = N
     With ``by_cluster`` the rows are joined to their school's cluster (schools not in the schools
     table then drop out, as in the pandas merge).
     """
-    m = schema.metrics
+    keys = (["cluster"] if by_cluster else []) + POOL_KEYS
+    return counts_statement(keys, years=years, metrics=metrics, groups=groups, school_ids=school_ids)
+
+
+def counts_statement(keys: Sequence[str], *, years: Sequence[int] | None = None,
+                     metrics: Sequence[str] | None = None, groups: Sequence[str] | None = None,
+                     school_ids: Sequence[str] | None = None, value_only: bool = False) -> sa.Select:
+    """SELECT keys, numerator, denominator, n_schools, n_rows [, n_value_only] ... GROUP BY keys.
+
+    ``keys`` are columns of ``metrics`` and ``cluster`` (joined from ``schools``). ``n_value_only``
+    counts rows with a value but not both counts (the vote of :func:`analytics.stats.summaries.summary_basis`).
+    """
+    m, s = schema.metrics, schema.schools
     pooled = sa.and_(m.c.numerator.is_not(None), m.c.denominator.is_not(None), m.c.denominator > 0)
-    keys = [m.c.school_year, m.c.metric, m.c.student_group]
-    source: sa.FromClause = m
-    if by_cluster:
-        s = schema.schools
-        keys = [s.c.cluster, *keys]
-        source = m.join(s, s.c.school_id == m.c.school_id)
-    stmt = sa.select(
-        *keys,
+    columns = [s.c.cluster if key == "cluster" else m.c[key] for key in keys]
+    source: sa.FromClause = m.join(s, s.c.school_id == m.c.school_id) if "cluster" in keys else m
+    sums = [
         sa.func.sum(sa.case((pooled, m.c.numerator), else_=0)).label("numerator"),
         sa.func.sum(sa.case((pooled, m.c.denominator), else_=0)).label("denominator"),
         sa.func.sum(sa.case((pooled, 1), else_=0)).label("n_schools"),
         sa.func.count().label("n_rows"),
-    ).select_from(source)
+    ]
+    if value_only:
+        sums.append(sa.func.sum(sa.case((sa.and_(m.c.value.is_not(None), sa.not_(pooled)), 1), else_=0))
+                    .label("n_value_only"))
+    stmt = sa.select(*columns, *sums).select_from(source)
     for column, values in ((m.c.school_year, years), (m.c.metric, metrics), (m.c.student_group, groups),
                            (m.c.school_id, school_ids)):
         if values is not None:
             stmt = stmt.where(column.in_(list(values)))
-    return stmt.group_by(*keys).order_by(*keys)
+    return stmt.group_by(*columns).order_by(*columns)
 
 
 def pooled_metric_counts(engine: Engine, *, by_cluster: bool, years: Sequence[int] | None = None,
@@ -92,3 +107,153 @@ def explain(engine: Engine, stmt: sa.Select) -> str:
     with engine.connect() as conn:
         rows = conn.exec_driver_sql(prefix + str(compiled)).fetchall()
     return "\n".join(" ".join(str(v) for v in row) if len(row) > 1 else str(row[0]) for row in rows)
+
+
+SUMMARY_COLUMNS = ["numerator", "denominator", "n_schools", "n_rows", "n_value_only"]
+
+
+def metric_counts(engine: Engine, keys: Sequence[str], *, years: Sequence[int] | None = None,
+                  metrics: Sequence[str] | None = None, groups: Sequence[str] | None = None,
+                  school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Pooled sums and basis votes of the ``metrics`` table per ``keys``, from the database.
+
+    ``keys`` are any of ``cluster``, ``school_id``, ``school_year``, ``metric``, ``student_group``.
+    Same frame as :func:`counts_from_rows` over the loaded rows: ``keys`` + ``SUMMARY_COLUMNS``.
+    """
+    stmt = counts_statement(keys, years=years, metrics=metrics, groups=groups, school_ids=school_ids,
+                            value_only=True)
+    return _typed_counts(_read(engine, stmt), list(keys))
+
+
+def counts_from_rows(rows: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """:func:`metric_counts` computed in pandas, for rows that are not in the table (the suspension
+    rate derived from discipline counts) and for tests."""
+    keys = list(keys)
+    if rows.empty:
+        return _typed_counts(pd.DataFrame(), keys)
+    pooled = rows["numerator"].notna() & rows["denominator"].notna() & (rows["denominator"] > 0)
+    work = rows[keys].assign(numerator=rows["numerator"].where(pooled, 0.0),
+                             denominator=rows["denominator"].where(pooled, 0.0), n_schools=pooled,
+                             n_rows=1, n_value_only=rows["value"].notna() & ~pooled)
+    out = work.groupby(keys, dropna=False, sort=True)[SUMMARY_COLUMNS].sum().reset_index()
+    return _typed_counts(out, keys)
+
+
+def _typed_counts(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    if df.empty:
+        df = pd.DataFrame(columns=keys + SUMMARY_COLUMNS)
+    for column in ("numerator", "denominator"):
+        df[column] = pd.to_numeric(df[column]).astype("float64")
+    for column in ("n_schools", "n_rows", "n_value_only"):
+        df[column] = pd.to_numeric(df[column]).astype("int64")
+    if "school_year" in df:
+        df["school_year"] = df["school_year"].astype("int64")
+    return df[keys + SUMMARY_COLUMNS]
+
+
+def metric_values(engine: Engine, *, years: Sequence[int] | None = None, metrics: Sequence[str] | None = None,
+                  groups: Sequence[str] | None = None, school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Only the key columns and ``value`` of matching ``metrics`` rows (medians of value-only metrics)."""
+    m = schema.metrics
+    stmt = sa.select(m.c.school_id, m.c.school_year, m.c.metric, m.c.student_group, m.c.value)
+    for column, values in ((m.c.school_year, years), (m.c.metric, metrics), (m.c.student_group, groups),
+                           (m.c.school_id, school_ids)):
+        if values is not None:
+            stmt = stmt.where(column.in_(list(values)))
+    df = _read(engine, stmt)
+    if df.empty:
+        df = pd.DataFrame(columns=["school_id", "school_year", "metric", "student_group", "value"])
+    df["value"] = pd.to_numeric(df["value"]).astype("float64")
+    df["school_year"] = df["school_year"].astype("int64")
+    return df
+
+
+def suspension_derived(engine: Engine, years: Sequence[int] | None = None,
+                       school_ids: Sequence[str] | None = None) -> bool:
+    """Whether `suspension_rate` rows of this scope come from the discipline table (none imported), as
+    :func:`analytics.data.derived.metrics_with_suspension` decides for the same rows."""
+    return not metric_present(engine, "suspension_rate", years=years, school_ids=school_ids)
+
+
+def metric_slice(engine: Engine, metric: str, group: str, school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """One metric's rows for one student group, every year: the rows of ``metrics_with_suspension`` over
+    the whole metric, filtered on the group, read with the group's filter in SQL."""
+    if metric == "suspension_rate" and suspension_derived(engine, school_ids=school_ids):
+        groups = [group] if group != "ALL" else ["ALL", *RACE_GROUPS]  # a missing ALL is summed from races
+        rows = metrics_with_suspension(storage.load_metrics(engine, metrics=[metric], groups=[group],
+                                                            school_ids=school_ids),
+                                       storage.load_discipline(engine, groups=groups, school_ids=school_ids))
+        return rows[rows["student_group"] == group].reset_index(drop=True)
+    return storage.load_metrics(engine, metrics=[metric], groups=[group], school_ids=school_ids)
+
+
+def group_counts(engine: Engine, metric: str, group: str, keys: Sequence[str], *,
+                 years: Sequence[int] | None = None, school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """:func:`metric_counts` of one metric and group per ``keys``; the derived suspension rate (not in
+    the metrics table) is summed from its rows (:func:`counts_from_rows`)."""
+    if metric == "suspension_rate" and suspension_derived(engine, school_ids=school_ids):
+        rows = metric_slice(engine, metric, group, school_ids)
+        if years:
+            rows = rows[rows["school_year"].isin(list(years))]
+        if "cluster" in keys:
+            rows = rows.merge(storage.load_schools(engine)[["school_id", "cluster"]], on="school_id")
+        return counts_from_rows(rows, keys)
+    return metric_counts(engine, keys, years=years, metrics=[metric], groups=[group], school_ids=school_ids)
+
+
+def district_figures(engine: Engine, year: int) -> pd.DataFrame:
+    """The district figure of every metric x group for a year, pooled or the median of school values:
+    :func:`analytics.stats.summaries.district_values` of every row of the year (derived suspension rate
+    included), from the database's sums and the values of value-only metrics alone."""
+    by = ["metric", "student_group"]
+    counts = metric_counts(engine, by, years=[year])
+    medians = counts.loc[basis_from_counts(counts) == MEDIAN, "metric"].unique().tolist()
+    values = metric_values(engine, years=[year], metrics=medians) if medians else None
+    figures = district_values_from_counts(counts, values, by)
+    if suspension_derived(engine, [year]):
+        discipline = storage.load_discipline(engine, years=[year])
+        if not discipline.empty:
+            derived = district_values(suspension_metric_rows(discipline), by)
+            figures = pd.concat([figures, derived], ignore_index=True) if len(figures) else derived
+    return figures
+
+
+def metric_groups(engine: Engine, metric: str) -> list[str]:
+    """The student groups with rows for a metric (one indexed ``DISTINCT``), sorted; for the derived
+    suspension rate, those of the discipline table."""
+    if metric == "suspension_rate" and suspension_derived(engine):
+        return discipline_groups(engine)
+    m = schema.metrics
+    with engine.connect() as conn:
+        return sorted(conn.execute(sa.select(m.c.student_group).where(m.c.metric == metric).distinct()).scalars())
+
+
+def discipline_groups(engine: Engine) -> list[str]:
+    """The student groups of the discipline table, with ``ALL`` when race rows let it be derived
+    (:func:`analytics.data.derived.discipline_with_all`), sorted."""
+    d = schema.discipline
+    with engine.connect() as conn:
+        groups = set(conn.execute(sa.select(d.c.student_group).distinct()).scalars())
+    if groups & set(RACE_GROUPS):
+        groups.add("ALL")
+    return sorted(groups)
+
+
+def district_all_counts(engine: Engine, metric: str) -> pd.DataFrame:
+    """The gaps' ``district_all`` reference of one metric summed by the database: ALL numerators and
+    denominators per year over the schools with both (:func:`analytics.stats.gaps.district_all_counts`)."""
+    if metric == "suspension_rate" and suspension_derived(engine):
+        return gaps.district_all_counts(metric_slice(engine, metric, "ALL"))
+    m = schema.metrics
+    stmt = (sa.select(m.c.school_year, m.c.metric, sa.func.sum(m.c.numerator).label("ref_num"),
+                      sa.func.sum(m.c.denominator).label("ref_den"))
+            .where(m.c.metric == metric, m.c.student_group == "ALL", m.c.numerator.is_not(None),
+                   m.c.denominator.is_not(None))
+            .group_by(m.c.school_year, m.c.metric).order_by(m.c.school_year))
+    df = _read(engine, stmt)
+    if df.empty:
+        df = pd.DataFrame(columns=["school_year", "metric", "ref_num", "ref_den"])
+    for column in ("ref_num", "ref_den"):
+        df[column] = pd.to_numeric(df[column]).astype("float64")
+    df["school_year"] = df["school_year"].astype("int64")
+    return df

@@ -400,9 +400,64 @@ def _read(engine: Engine, stmt: sa.Select) -> pd.DataFrame:
         try:
             cursor.execute(compiled.string, params)
             columns = [d[0] for d in cursor.description]
-            return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
+            chunks = []
+            while rows := cursor.fetchmany(READ_CHUNK_ROWS):
+                chunks.append(pd.DataFrame.from_records(rows, columns=columns))
+                del rows
         finally:
             cursor.close()
+    if len(chunks) <= 1:
+        return chunks[0] if chunks else pd.DataFrame.from_records([], columns=columns)
+    df = _concat_chunks(chunks)
+    del chunks
+    release_freed_memory()
+    return df
+
+
+READ_CHUNK_ROWS = 20_000
+
+
+def _concat_chunks(chunks: list[pd.DataFrame]) -> pd.DataFrame:
+    """One frame from chunks read in turn, typed as if read at once.
+
+    A column whose chunks were typed differently (all empty in one chunk, numbers in another) is
+    inferred again from its values, as ``DataFrame.from_records`` infers it from the whole result.
+    """
+    df = pd.concat(chunks, ignore_index=True)
+    for column in df.columns:
+        if len({str(chunk[column].dtype) for chunk in chunks}) > 1:
+            df[column] = pd.Series(df[column].tolist(), index=df.index)
+    return df
+
+
+def _return_arrow_memory_to_the_system() -> None:
+    """Let pandas' Arrow-backed string columns allocate through the C allocator.
+
+    Arrow's default pool (mimalloc) keeps the pages of freed columns for reuse, so a server that once
+    read a large table stays at its peak; with the system pool :func:`release_freed_memory` returns them.
+    """
+    try:
+        import pyarrow
+    except ImportError:  # strings are Python objects then: nothing to change
+        return
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+
+
+_return_arrow_memory_to_the_system()
+
+
+def release_freed_memory() -> None:
+    """Give memory freed after a large read back to the operating system (glibc ``malloc_trim``).
+
+    Rows are fetched as Python objects before they become columns; without this the server's resident
+    size stays at its peak long after those objects are gone (DESIGN §8 memory bar).
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def _filtered(table: sa.Table, **filters: Iterable | None) -> sa.Select:

@@ -79,8 +79,19 @@ def best_groups(rows: pd.DataFrame, year: int, higher_is_better: dict[str, bool]
     return best[["school_id", "metric", "student_group"]].rename(columns={"student_group": "best_group"})
 
 
+def district_all_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    """The ``district_all`` reference: ALL counts summed per year and metric over the schools with both.
+
+    Returns ``school_year, metric, ref_num, ref_den``; ``analytics.data.aggregates.district_all_counts``
+    sums the same in the database.
+    """
+    counted = rows[rows["student_group"] == "ALL"].dropna(subset=["numerator", "denominator"])
+    ref = counted.groupby(["school_year", "metric"], as_index=False)[["numerator", "denominator"]].sum()
+    return ref.rename(columns={"numerator": "ref_num", "denominator": "ref_den"})
+
+
 def _reference_counts(rows: pd.DataFrame, reference: str, higher_is_better: dict[str, bool],
-                      reference_year: int | None) -> pd.DataFrame:
+                      reference_year: int | None, district_all: pd.DataFrame | None = None) -> pd.DataFrame:
     """Group rows with ``ref_num``, ``ref_den`` and ``reference_value`` columns added."""
     groups = rows[rows["student_group"] != "ALL"].copy()
     all_rows = rows[rows["student_group"] == "ALL"]
@@ -95,10 +106,9 @@ def _reference_counts(rows: pd.DataFrame, reference: str, higher_is_better: dict
         out.loc[invalid, ["ref_num", "ref_den"]] = np.nan
         out["reference_value"] = 100 * out["ref_num"] / out["ref_den"]
     elif reference == "district_all":
-        counted = all_rows.dropna(subset=["numerator", "denominator"])
-        ref = counted.groupby(["school_year", "metric"], as_index=False)[["numerator", "denominator"]].sum()
-        ref = ref.rename(columns={"numerator": "ref_num", "denominator": "ref_den"})
-        out = groups.merge(ref, on=["school_year", "metric"], how="left")
+        ref = district_all_counts(all_rows) if district_all is None else district_all
+        out = groups.merge(ref[["school_year", "metric", "ref_num", "ref_den"]], on=["school_year", "metric"],
+                           how="left")
         out["reference_value"] = 100 * out["ref_num"] / out["ref_den"].where(out["ref_den"] > 0)
     elif reference == "best_group":
         year = reference_year if reference_year is not None else int(groups["school_year"].max())
@@ -167,7 +177,8 @@ def did_test(cur: pd.DataFrame, prev: pd.DataFrame, change: pd.Series,
 
 
 def gap_table(rows: pd.DataFrame, reference: str = "others", higher_is_better: dict[str, bool] | None = None,
-              reference_year: int | None = None, label: bool = True) -> pd.DataFrame:
+              reference_year: int | None = None, label: bool = True,
+              district_all: pd.DataFrame | None = None) -> pd.DataFrame:
     """Gaps for every school x year x metric x group (not ALL), with the change since the year before.
 
     Parameters
@@ -178,6 +189,8 @@ def gap_table(rows: pd.DataFrame, reference: str = "others", higher_is_better: d
     reference_year : the latest year of the view, which fixes the ``best_group`` (default: latest in rows).
     label : label the changes with BH q-values across every returned row (one family). A caller that
         shows only part of the table must call :func:`label_gaps` on that part instead.
+    district_all : the ``district_all`` reference computed beforehand (:func:`district_all_counts` of
+        every school of the district, e.g. summed in the database), when `rows` hold only some schools.
 
     Returns
     -------
@@ -192,7 +205,7 @@ def gap_table(rows: pd.DataFrame, reference: str = "others", higher_is_better: d
         work["target"] = np.nan
     has_counts = work["numerator"].notna() & (work["denominator"] > 0)
     work.loc[has_counts, "value"] = 100 * work["numerator"] / work["denominator"]
-    out = _reference_counts(work, reference, higher_is_better, reference_year)
+    out = _reference_counts(work, reference, higher_is_better, reference_year, district_all)
     out["reference"] = reference
     out["gap"] = out["value"] - out["reference_value"]
 

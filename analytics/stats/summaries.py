@@ -12,7 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analytics.stats.rates import add_rate_columns, pooled_rates, two_proportion_test
+from analytics.stats.rates import (
+    add_rate_columns,
+    pool_counts,
+    pooled_rates,
+    rates_from_pooled_counts,
+    two_proportion_test,
+)
 
 POOLED, MEDIAN = "pooled", "median"
 MEDIAN_LABEL = "median of school values"
@@ -54,22 +60,50 @@ def _group_year(rows: pd.DataFrame, year: int, group: str) -> pd.DataFrame:
 
 def pooled_kpi(rows: pd.DataFrame, year: int, group: str, years: list[int]) -> Kpi:
     """Pooled value for `year` and change from the previous available year (two-proportion test)."""
+    return pooled_kpi_from_counts(pool_counts(rows[rows["student_group"] == group], ["school_year"]), year, years)
+
+
+def pooled_kpi_from_counts(counts: pd.DataFrame, year: int, years: list[int]) -> Kpi:
+    """:func:`pooled_kpi` from the sums of one group per ``school_year`` (:func:`pool_counts`' columns,
+    e.g. summed by the database in ``analytics.data.aggregates.metric_counts``)."""
     earlier = [y for y in years if y < year]
     previous_year = max(earlier) if earlier else None
-    current = pooled_rates(_group_year(rows, year, group).assign(_k=1), ["_k"])
-    if current.empty:
+
+    def pooled(y: int) -> pd.Series | None:
+        sums = counts[counts["school_year"] == y][["numerator", "denominator", "n_schools", "n_rows"]]
+        return None if sums.empty else rates_from_pooled_counts(sums).iloc[0]
+
+    cur = pooled(year)
+    if cur is None:
         return Kpi(*([np.nan] * 8), 0, 0, year, previous_year)
-    cur = current.iloc[0]
     prev_value, change, p_value = np.nan, np.nan, np.nan
-    if previous_year is not None:
-        prev = pooled_rates(_group_year(rows, previous_year, group).assign(_k=1), ["_k"])
-        if not prev.empty:
-            p = prev.iloc[0]
-            prev_value = p["value"]
-            change = cur["value"] - prev_value
-            p_value = two_proportion_test(cur["numerator"], cur["denominator"], p["numerator"], p["denominator"])
+    p = pooled(previous_year) if previous_year is not None else None
+    if p is not None:
+        prev_value = p["value"]
+        change = cur["value"] - prev_value
+        p_value = two_proportion_test(cur["numerator"], cur["denominator"], p["numerator"], p["denominator"])
     return Kpi(cur["value"], cur["numerator"], cur["denominator"], cur["ci_low"], cur["ci_high"], prev_value,
                change, p_value, int(cur["n_schools"]), int(cur["n_rows_left_out"]), year, previous_year)
+
+
+def basis_from_counts(counts: pd.DataFrame) -> np.ndarray:
+    """:func:`summary_basis` per row of summed votes (``n_schools`` with counts, ``n_value_only``)."""
+    return np.where(counts["n_value_only"] > counts["n_schools"], MEDIAN, POOLED)
+
+
+def summary_kpi_from_counts(counts: pd.DataFrame, rows: pd.DataFrame, year: int, group: str, years: list[int],
+                            basis: str | None = None) -> Kpi:
+    """:func:`summary_kpi` with the group's sums and votes per ``school_year`` summed by the database.
+
+    ``counts``: ``analytics.data.aggregates.metric_counts(..., keys=["school_year"])`` of the metric and
+    group in the scope; ``rows``: the scope's rows of the group, read only for a median.
+    """
+    current = counts[counts["school_year"] == year]
+    votes = current[["n_schools", "n_value_only"]].sum()
+    basis = basis or (MEDIAN if votes["n_value_only"] > votes["n_schools"] else POOLED)
+    if basis == POOLED:
+        return pooled_kpi_from_counts(counts, year, years)
+    return summary_kpi(rows, year, group, years, basis=MEDIAN)
 
 
 def summary_basis(rows: pd.DataFrame) -> str:
@@ -150,6 +184,19 @@ def cluster_table(rows: pd.DataFrame, schools: pd.DataFrame, year: int, group: s
     return table[table["denominator"].notna()].assign(low=np.nan, high=np.nan, basis=POOLED).reset_index(drop=True)
 
 
+def cluster_table_from_counts(counts: pd.DataFrame, rows: pd.DataFrame, schools: pd.DataFrame, year: int,
+                              group: str) -> pd.DataFrame:
+    """:func:`cluster_table` with the sums and votes per cluster for the year and group summed by the
+    database (``analytics.data.aggregates.metric_counts(..., keys=["cluster"])``); ``rows`` (the group's
+    rows) are read only for medians."""
+    if counts.empty:
+        return cluster_table(rows.iloc[0:0], schools, year, group)
+    if basis_from_counts(counts[["n_schools", "n_value_only"]].sum().to_frame().T)[0] == MEDIAN:
+        return cluster_table(rows, schools, year, group)
+    table = rates_from_pooled_counts(counts[["cluster", "numerator", "denominator", "n_schools", "n_rows"]])
+    return table[table["denominator"].notna()].assign(low=np.nan, high=np.nan, basis=POOLED).reset_index(drop=True)
+
+
 def district_values(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """The district figure per `by` group (e.g. metric x group), each on its own basis.
 
@@ -166,6 +213,23 @@ def district_values(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     medians = median_of_values(rows, by)[[*by, "value"]].rename(columns={"value": "_median"})
     out = votes[[*by, "basis"]].merge(pooled, on=by, how="left").merge(medians, on=by, how="left")
     out["value"] = np.where(out["basis"] == MEDIAN, out["_median"], out["value"])
+    return out[[*by, "value", "basis"]]
+
+
+def district_values_from_counts(counts: pd.DataFrame, value_rows: pd.DataFrame | None, by: list[str]) -> pd.DataFrame:
+    """:func:`district_values` with the sums and votes per `by` group summed by the database
+    (``analytics.data.aggregates.metric_counts``); ``value_rows`` (`by` + ``value``) must hold the rows
+    of every group whose basis is the median, and are read only for those medians."""
+    if counts.empty:
+        return pd.DataFrame(columns=[*by, "value", "basis"])
+    out = counts[by].assign(basis=basis_from_counts(counts))
+    out["value"] = rates_from_pooled_counts(counts[[*by, "numerator", "denominator", "n_schools", "n_rows"]])[
+        "value"].to_numpy()
+    median_groups = out.loc[out["basis"] == MEDIAN, by]
+    if len(median_groups):
+        medians = median_of_values(value_rows.merge(median_groups, on=by), by)[[*by, "value"]]
+        out = out.merge(medians.rename(columns={"value": "_median"}), on=by, how="left")
+        out["value"] = np.where(out["basis"] == MEDIAN, out["_median"], out["value"])
     return out[[*by, "value", "basis"]]
 
 
@@ -202,17 +266,20 @@ def gaps_vs_others(rows: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns=["all_num", "all_den"])
 
 
-def school_profile(school_rows: pd.DataFrame, district_rows: pd.DataFrame, year: int) -> pd.DataFrame:
+def school_profile(school_rows: pd.DataFrame, district_rows: pd.DataFrame | None, year: int,
+                   district: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every metric x group of one school for a year, against the district figure and the target.
 
     The district figure is pooled from counts, or the median of school values for value-only metrics
-    (column ``district_basis``).
+    (column ``district_basis``): :func:`district_values` of `district_rows`, or `district` when given
+    (the same frame computed beforehand, e.g. from the database's sums).
     """
     current = school_rows[school_rows["school_year"] == year]
     if current.empty:
         return pd.DataFrame()
     with_ci = add_rate_columns(current)
-    district = district_values(district_rows[district_rows["school_year"] == year], ["metric", "student_group"])
+    if district is None:
+        district = district_values(district_rows[district_rows["school_year"] == year], ["metric", "student_group"])
     district = district.rename(columns={"value": "district_value", "basis": "district_basis"})
     gaps = gaps_vs_others(current)[["metric", "student_group", "others_value", "gap", "p_value"]]
     profile = with_ci.merge(district, on=["metric", "student_group"], how="left").merge(

@@ -14,7 +14,7 @@ import streamlit as st
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
-from analytics.data import catalog, storage
+from analytics.data import aggregates, catalog, storage
 from analytics.data.derived import metrics_with_suspension
 
 
@@ -199,7 +199,7 @@ def metric_ids() -> list[str]:
     return _metric_ids(data_version())
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
+@st.cache_resource(show_spinner=False, max_entries=4)
 @_consistent
 def _metric_rows(version: int, metric: str, years: tuple[int, ...] | None, school_ids: tuple[str, ...] | None):
     eng = engine()
@@ -218,6 +218,57 @@ def metric_rows(metric: str, years: Sequence[int] | None = None, school_ids: Seq
     """Metric rows (every group) for the given years and schools; suspension rate derived if needed."""
     return _metric_rows(data_version(), metric, tuple(years) if years else None,
                         tuple(school_ids) if school_ids else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+@_consistent
+def _metric_slice(version: int, metric: str, group: str, school_ids: tuple[str, ...] | None) -> pd.DataFrame:
+    return aggregates.metric_slice(engine(), metric, group, list(school_ids) if school_ids else None)
+
+
+def metric_slice(metric: str, group: str, school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """One metric's rows for one student group, every year (of the given schools, default every school):
+    the same rows as ``metric_rows(metric)`` filtered on the group, read from the database alone."""
+    return _metric_slice(data_version(), metric, group, tuple(school_ids) if school_ids else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+@_consistent
+def _metric_counts(version: int, metric: str, group: str, keys: tuple[str, ...], years: tuple[int, ...] | None,
+                   school_ids: tuple[str, ...] | None) -> pd.DataFrame:
+    return aggregates.group_counts(engine(), metric, group, keys, years=list(years) if years else None,
+                                   school_ids=list(school_ids) if school_ids else None)
+
+
+def metric_counts(metric: str, group: str, keys: Sequence[str], years: Sequence[int] | None = None,
+                  school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Pooled sums and basis votes of one metric and group per `keys` (e.g. ``["school_year"]`` or
+    ``["cluster"]``), summed by the database (:func:`analytics.data.aggregates.group_counts`)."""
+    return _metric_counts(data_version(), metric, group, tuple(keys), tuple(years) if years else None,
+                          tuple(school_ids) if school_ids else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+@_consistent
+def _district_all_counts(version: int, metric: str) -> pd.DataFrame:
+    return aggregates.district_all_counts(engine(), metric)
+
+
+def district_all_counts(metric: str) -> pd.DataFrame:
+    """The gaps' ``district_all`` reference of a metric (ALL counts per year), summed by the database."""
+    return _district_all_counts(data_version(), metric)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+@_consistent
+def _district_figures(version: int, year: int) -> pd.DataFrame:
+    return aggregates.district_figures(engine(), year)
+
+
+def district_figures(year: int) -> pd.DataFrame:
+    """The district figure of every metric x group for a year (pooled, or the median of school values):
+    :func:`analytics.stats.summaries.district_values` of every row of the year, from the database's sums."""
+    return _district_figures(data_version(), year)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -244,8 +295,9 @@ def discipline(school_ids: Sequence[str] | None = None) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
+@_consistent
 def _metric_groups(version: int, metric: str) -> list[str]:
-    return sorted(set(_metric_rows(version, metric, None, None)["student_group"]))
+    return aggregates.metric_groups(engine(), metric)
 
 
 def metric_groups(metric: str) -> list[str]:

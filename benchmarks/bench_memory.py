@@ -1,0 +1,135 @@
+"""Server memory after every page has been opened, and with 20 sessions (DESIGN §8, issue 16).
+
+Starts `streamlit run app.py` on a SQLite demo district (2,000 schools x 6 years by default), opens every
+page once in Debian's Chromium (Playwright), waits until each run has finished, and reads the server's
+resident memory (psutil). Then 19 more browser sessions each open the overview, a cluster and a school
+of their own, all kept open together, and the memory is read again. Also records the memory of the idle
+server before any page (the floor: Python, Streamlit and the imports). Goals: <= 512 MiB after every page,
+20 sessions <= 1.5x one session. Writes benchmarks/results/memory.json (or memory-quick.json).
+
+    python benchmarks/bench_memory.py            # 2,000 schools
+    python benchmarks/bench_memory.py --quick    # 200 schools, 5 sessions (a smoke run)
+    python benchmarks/bench_memory.py --root DIR # measure the app checked out in DIR (before/after)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from _common import ROOT, demo_database, write_results
+
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"]
+GOAL_MIB = 512
+GOAL_SESSIONS_RATIO = 1.5
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_mib(pid: int) -> float:
+    import psutil
+
+    return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+
+
+def _start_server(root: Path, url: str) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(root),
+           "SSIF_SHARE_SECRET": os.environ.get("SSIF_SHARE_SECRET", "bench-secret")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(root / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
+                return proc, base
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("the dashboard did not start within 90 s")
+
+
+def _settle(page) -> float:
+    """Wait for the page title, then until the script run has finished; seconds waited."""
+    start = time.perf_counter()
+    page.wait_for_selector("[data-testid=stMain] h1", timeout=180_000)
+    page.wait_for_timeout(400)
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=180_000)
+    return round(time.perf_counter() - start, 2)
+
+
+def _every_page(school: str, cluster: str) -> list[str]:
+    return ["", f"cluster?cluster={cluster}", f"school?school={school}", "gaps", "discipline",
+            f"discipline?cluster={cluster}", "learning", "meeting", "changes", "plans", "cycles", "data"]
+
+
+def measure(root: Path, url: str, sessions: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    from analytics.data import storage
+
+    schools = storage.load_schools(storage.get_engine(url))
+    ids, clusters = schools["school_id"].tolist(), sorted(schools["cluster"].dropna().unique())
+    proc, base = _start_server(root, url)
+    try:
+        idle = _rss_mib(proc.pid)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+            first = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            pages = {}
+            for path in _every_page(ids[0], clusters[0]):
+                first.goto(f"{base}/{path}")
+                pages[path or "overview"] = {"seconds": _settle(first), "rss_mib": _rss_mib(proc.pid)}
+            one_session = _rss_mib(proc.pid)
+            others = []
+            for i in range(1, sessions):
+                tab = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+                for path in ("", f"cluster?cluster={clusters[i % len(clusters)]}", f"school?school={ids[i]}"):
+                    tab.goto(f"{base}/{path}")
+                    _settle(tab)
+                others.append(tab)
+            all_sessions = _rss_mib(proc.pid)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return {"idle_server_mib": idle, "after_every_page_mib": one_session, "sessions": sessions,
+            "after_sessions_mib": all_sessions, "sessions_ratio": round(all_sessions / one_session, 2),
+            "meets_512_mib": one_session <= GOAL_MIB,
+            "meets_sessions_ratio": all_sessions / one_session <= GOAL_SESSIONS_RATIO, "pages": pages}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="200 schools and 5 sessions")
+    parser.add_argument("--root", type=Path, default=ROOT, help="app checkout to measure (default: this one)")
+    parser.add_argument("--database", type=Path, help="demo SQLite file to reuse (built when missing)")
+    args = parser.parse_args()
+    n_schools, sessions = (200, 5) if args.quick else (2000, 20)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = demo_database(args.database or Path(tmp) / f"demo-{n_schools}.db", n_schools)
+        result = measure(args.root.resolve(), url, sessions)
+    write_results("memory-quick" if args.quick else "memory", {
+        "goal": f"<= {GOAL_MIB} MiB after every page at 2,000 schools; {sessions} sessions <= "
+                f"{GOAL_SESSIONS_RATIO}x one session",
+        "schools": n_schools, "root": str(args.root), "results": result})
+
+
+if __name__ == "__main__":
+    main()
