@@ -127,3 +127,17 @@ def test_counts_and_votes_by_hand(sqlite_engine):
                                          ["cluster"])
     pd.testing.assert_frame_equal(got, pandas)
     assert aggregates.metric_groups(sqlite_engine, "m") == ["BL"]
+
+
+def test_page_queries_use_the_indexes(demo, capsys):
+    plans = aggregates.explain_pages(demo, "math_proficient", "BL", 2025, index_scans_only=True)
+    with capsys.disabled():
+        print(f"\n{demo.dialect.name} plans of the page queries:")
+        for name, plan in plans.items():
+            print(f"-- {name}\n{plan}")
+    by_metric = "ix_metrics_metric_group_year"
+    for name in ("group rows, every year (metric_slice)", "pooled per year (KPI)", "district ALL (gap reference)",
+                 "groups of a metric (filter bar)"):
+        assert by_metric in plans[name], name
+    for name in ("pooled per cluster (cluster table)", "pooled per metric x group (district figures)"):
+        assert "ix_metrics_year_metric_group" in plans[name] or by_metric in plans[name], name

@@ -100,11 +100,17 @@ def metric_present(engine: Engine, metric: str, *, years: Sequence[int] | None =
         return conn.execute(stmt.limit(1)).first() is not None
 
 
-def explain(engine: Engine, stmt: sa.Select) -> str:
-    """The database's plan for a statement (``EXPLAIN QUERY PLAN`` on SQLite, ``EXPLAIN`` on PostgreSQL)."""
+def explain(engine: Engine, stmt: sa.Select, *, index_scans_only: bool = False) -> str:
+    """The database's plan for a statement (``EXPLAIN QUERY PLAN`` on SQLite, ``EXPLAIN`` on PostgreSQL).
+
+    ``index_scans_only`` asks PostgreSQL for its plan with sequential scans priced out, which shows
+    whether an index can serve the statement on a table too small for the planner to prefer it.
+    """
     compiled = stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
     prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
-    with engine.connect() as conn:
+    with engine.begin() as conn:
+        if index_scans_only and engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
         rows = conn.exec_driver_sql(prefix + str(compiled)).fetchall()
     return "\n".join(" ".join(str(v) for v in row) if len(row) > 1 else str(row[0]) for row in rows)
 
@@ -223,9 +229,8 @@ def metric_groups(engine: Engine, metric: str) -> list[str]:
     suspension rate, those of the discipline table."""
     if metric == "suspension_rate" and suspension_derived(engine):
         return discipline_groups(engine)
-    m = schema.metrics
     with engine.connect() as conn:
-        return sorted(conn.execute(sa.select(m.c.student_group).where(m.c.metric == metric).distinct()).scalars())
+        return sorted(conn.execute(page_statements(metric, "ALL", 0)["groups of a metric (filter bar)"]).scalars())
 
 
 def discipline_groups(engine: Engine) -> list[str]:
@@ -244,16 +249,41 @@ def district_all_counts(engine: Engine, metric: str) -> pd.DataFrame:
     denominators per year over the schools with both (:func:`analytics.stats.gaps.district_all_counts`)."""
     if metric == "suspension_rate" and suspension_derived(engine):
         return gaps.district_all_counts(metric_slice(engine, metric, "ALL"))
-    m = schema.metrics
-    stmt = (sa.select(m.c.school_year, m.c.metric, sa.func.sum(m.c.numerator).label("ref_num"),
-                      sa.func.sum(m.c.denominator).label("ref_den"))
-            .where(m.c.metric == metric, m.c.student_group == "ALL", m.c.numerator.is_not(None),
-                   m.c.denominator.is_not(None))
-            .group_by(m.c.school_year, m.c.metric).order_by(m.c.school_year))
-    df = _read(engine, stmt)
+    df = _read(engine, district_all_statement(metric))
     if df.empty:
         df = pd.DataFrame(columns=["school_year", "metric", "ref_num", "ref_den"])
     for column in ("ref_num", "ref_den"):
         df[column] = pd.to_numeric(df[column]).astype("float64")
     df["school_year"] = df["school_year"].astype("int64")
     return df
+
+
+def district_all_statement(metric: str) -> sa.Select:
+    m = schema.metrics
+    return (sa.select(m.c.school_year, m.c.metric, sa.func.sum(m.c.numerator).label("ref_num"),
+                      sa.func.sum(m.c.denominator).label("ref_den"))
+            .where(m.c.metric == metric, m.c.student_group == "ALL", m.c.numerator.is_not(None),
+                   m.c.denominator.is_not(None))
+            .group_by(m.c.school_year, m.c.metric).order_by(m.c.school_year))
+
+
+def page_statements(metric: str, group: str, year: int) -> dict[str, sa.Select]:
+    """The statements pages run for one view, by what they read (for ``EXPLAIN`` in tests and benchmarks)."""
+    m = schema.metrics
+    return {
+        "group rows, every year (metric_slice)": storage._filtered(m, metric=[metric], student_group=[group]),
+        "pooled per year (KPI)": counts_statement(["school_year"], metrics=[metric], groups=[group], value_only=True),
+        "pooled per cluster (cluster table)": counts_statement(["cluster"], years=[year], metrics=[metric],
+                                                               groups=[group], value_only=True),
+        "pooled per metric x group (district figures)": counts_statement(["metric", "student_group"], years=[year],
+                                                                         value_only=True),
+        "district ALL (gap reference)": district_all_statement(metric),
+        "groups of a metric (filter bar)": sa.select(m.c.student_group).where(m.c.metric == metric).distinct(),
+    }
+
+
+def explain_pages(engine: Engine, metric: str, group: str, year: int, *,
+                  index_scans_only: bool = False) -> dict[str, str]:
+    """The database's plan of each of :func:`page_statements`."""
+    return {name: explain(engine, stmt, index_scans_only=index_scans_only)
+            for name, stmt in page_statements(metric, group, year).items()}

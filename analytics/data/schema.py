@@ -434,6 +434,8 @@ meetings = _build_table(TABLES["meetings"])
 
 # Query paths: filter by year and metric first (page views), by school for profiles.
 Index("ix_metrics_year_metric_group", metrics.c.school_year, metrics.c.metric, metrics.c.student_group)
+# One metric and group across the years (district and cluster figures, trends, gap references).
+Index("ix_metrics_metric_group_year", metrics.c.metric, metrics.c.student_group, metrics.c.school_year)
 Index("ix_discipline_year", discipline.c.school_year, discipline.c.student_group)
 Index("ix_incidents_school_date", incidents.c.school_id, incidents.c.incident_date)
 Index("ix_schools_cluster", schools.c.cluster)

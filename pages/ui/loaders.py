@@ -110,6 +110,23 @@ def _consistent(load: Callable) -> Callable:
     return checked
 
 
+def _then_release(compute: Callable) -> Callable:
+    """A computation after which the memory its intermediate frames used goes back to the system.
+
+    Runs only on a cache miss (it sits inside the cache): district-wide tables are built through large
+    temporary frames, and without this the server keeps its peak size (DESIGN §8 memory bar).
+    """
+
+    @functools.wraps(compute)
+    def released(*args, **kwargs):
+        try:
+            return compute(*args, **kwargs)
+        finally:
+            storage.release_freed_memory()
+
+    return released
+
+
 def run_page(page) -> None:
     """Run a page; when an import lands mid-run, run again on the new data instead of mixing the two."""
     try:
@@ -307,7 +324,7 @@ def metric_groups(metric: str) -> list[str]:
 
 def cached(fn: Callable) -> Callable:
     """Cache a pure computation on its arguments (callers pass the data version among them)."""
-    return st.cache_data(show_spinner=False, max_entries=32)(fn)
+    return st.cache_data(show_spinner=False, max_entries=32)(_then_release(fn))
 
 
 def shared(fn: Callable) -> Callable:
@@ -316,7 +333,7 @@ def shared(fn: Callable) -> Callable:
     `st.cache_data` unpickles a fresh copy on every rerun (about a second for district-wide
     disproportionality at 2,000 schools); callers must not modify what this returns.
     """
-    return st.cache_resource(show_spinner=False, max_entries=8)(fn)
+    return st.cache_resource(show_spinner=False, max_entries=8)(_then_release(fn))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
