@@ -37,14 +37,19 @@ SCENARIOS = [(1, 25), (3, 25), (10, 50), (40, 200), (1, 8)]
 BAR = 0.07
 
 
-def simulate_panel(seed: int, n_rp: int, n_schools: int, effect: float) -> pd.DataFrame:
-    """School x year suspension rates (points) with `n_rp` RP schools and a planted effect in points."""
+def simulate_panel(seed: int, n_rp: int, n_schools: int, effect: float, by_level: bool = False) -> pd.DataFrame:
+    """School x year suspension rates (points) with `n_rp` RP schools and a planted effect in points.
+
+    RP schools are drawn uniformly (`by_level`: middle and high schools three times as likely as
+    elementary schools, as when RP goes first where suspensions are highest).
+    """
     # Separate streams: which schools adopt RP (and when) is drawn independently of their outcomes.
-    rng, adopt = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2])
+    rng, adopt = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 3 if by_level else 2])
     levels = rng.choice(["ES", "MS", "HS"], n_schools, p=[0.7, 0.18, 0.12])
     enrolled = np.array([rng.integers(*ENROLMENT[lv]) for lv in levels])
+    weight = np.where(levels == "ES", 1.0, 3.0) if by_level else np.ones(n_schools)
     start = np.full(n_schools, np.nan)
-    start[adopt.choice(n_schools, n_rp, replace=False)] = adopt.choice(STARTS, n_rp)
+    start[adopt.choice(n_schools, n_rp, replace=False, p=weight / weight.sum())] = adopt.choice(STARTS, n_rp)
     school_eff = np.exp(rng.normal(0, 0.35, n_schools))
     year_eff = np.exp(np.cumsum(rng.normal(-0.03, 0.06, len(YEARS))))
     p = np.array([BASE[lv] for lv in levels])[:, None] * school_eff[:, None] * year_eff[None, :]
@@ -56,6 +61,7 @@ def simulate_panel(seed: int, n_rp: int, n_schools: int, effect: float) -> pd.Da
         "school_year": np.tile(YEARS, n_schools),
         "suspension_rate": (100 * suspended / enrolled[:, None]).ravel(),
         "rp_start_year": np.repeat(start, len(YEARS)),
+        "level": np.repeat(levels, len(YEARS)),
     })
 
 
@@ -66,12 +72,14 @@ def wilson(k: int, n: int, z: float = 1.959964) -> list[float]:
     return [round(float(centre - half), 3), round(float(centre + half), 3)]
 
 
-def run_scenario(n_rp: int, n_schools: int, effect: float, seeds: range, settings: Settings) -> dict:
+def run_scenario(n_rp: int, n_schools: int, effect: float, seeds: range, settings: Settings,
+                 strata: str | None = "level", by_level: bool = False) -> dict:
+    """One scenario over `seeds`, compared within school level as `rp_impact` does (`strata=None`: pooled)."""
     rows = []
     start = time.perf_counter()
     for seed in seeds:
-        panel = simulate_panel(seed, n_rp, n_schools, effect)
-        r = staggered_did(panel, "suspension_rate", start_col="rp_start_year", settings=settings,
+        panel = simulate_panel(seed, n_rp, n_schools, effect, by_level)
+        r = staggered_did(panel, "suspension_rate", start_col="rp_start_year", strata_col=strata, settings=settings,
                           event_study=False, seed=10_000 + seed)
         rows.append((r.estimate, r.ci_low, r.ci_high, r.p_value))
     est, low, high, p = (np.array(c, dtype=float) for c in zip(*rows, strict=True))
@@ -90,6 +98,13 @@ def run_scenario(n_rp: int, n_schools: int, effect: float, seeds: range, setting
         if np.isfinite(high - low).any() else None,
         "seconds": round(time.perf_counter() - start, 2),
     }
+
+
+def run_adoption_by_level(n_rp: int, n_schools: int, seeds: range, settings: Settings) -> dict:
+    """Null rate when middle and high schools adopt RP three times as often, within levels and pooled."""
+    return {"adoption": "middle and high schools 3x as likely as elementary schools",
+            "within_level": run_scenario(n_rp, n_schools, 0.0, seeds, settings, "level", by_level=True),
+            "pooled": run_scenario(n_rp, n_schools, 0.0, seeds, settings, None, by_level=True)}
 
 
 def main() -> None:

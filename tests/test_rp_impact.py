@@ -153,14 +153,85 @@ def test_exact_test_rejects_in_at_most_alpha_of_all_assignments():
     assert rejections <= 1
 
 
-def test_small_coverage_run_of_the_benchmark():
+def _benchmark():
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "rp_coverage.py"
     spec = importlib.util.spec_from_file_location("rp_coverage", path)
     bench = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(path.parent))  # the benchmark imports its _common helpers
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_small_coverage_run_of_the_benchmark():
+    bench = _benchmark()
     settings = Settings(permutations=199)
     null = bench.run_scenario(3, 25, 0.0, range(1, 21), settings)
     planted = bench.run_scenario(10, 50, 1.5, range(1, 11), settings)
     assert null["interval_excludes_zero"] <= 0.10 and null["verdict_disagrees_with_interval"] == 0
     assert planted["found_a_fall"] >= 0.8
+
+
+def _levelled_panel(diffs: dict[str, float], starts: dict[str, int], levels: dict[str, str]) -> pd.DataFrame:
+    return _two_year_panel(diffs, starts).assign(level=lambda f: f["school_id"].map(levels))
+
+
+def test_strata_compare_and_reassign_within_level_by_hand():
+    # Level A: treated a1 (diff -3), never a2 (+1), a3 (0). Level B: treated b1 (+4), never b2 (+2).
+    # Within A: a1 -> -3 - mean(1, 0) = -3.5, a2 -> 1 - mean(-3, 0) = 2.5, a3 -> 0 - mean(-3, 1) = 1.0.
+    # Within B: b1 -> 4 - 2 = 2, b2 -> 2 - 4 = -2. T = mean of the two levels' ATT (one treated each).
+    # The 3 x 2 = 6 placements: -0.75 (observed), -2.75, 2.25, 0.25, 1.5, -0.5; p = #{|T| >= 0.75} / 6 = 4/6.
+    levels = {"a1": "A", "a2": "A", "a3": "A", "b1": "B", "b2": "B"}
+    panel = _levelled_panel({"a1": -3, "a2": 1, "a3": 0, "b1": 4, "b2": 2}, {"a1": 2022, "b1": 2022}, levels)
+    result = staggered_did(panel, "y", strata_col="level")
+    assert result.estimate == pytest.approx(-0.75)
+    assert result.p_value == pytest.approx(4 / 6)
+    assert result.exact and result.assignments == 6
+    assert (result.n_treated, result.n_comparison, result.strata) == (2, 3, "level")
+    assert "of the same level" in result.method and "within each level in all 6 possible ways" in result.method
+    text = describe(result, subject="RP schools", outcome_label="suspension rates")
+    assert "3 comparison schools of the same level" in text
+    # Pooled over levels the same data give another estimate: mean(-3, 4) - mean(1, 0, 2) = -0.5.
+    assert staggered_did(panel, "y").estimate == pytest.approx(-0.5)
+
+
+def test_treated_school_without_a_same_level_comparison_is_left_out():
+    levels = {"a1": "A", "a2": "A", "h1": "H"}
+    panel = _levelled_panel({"a1": -3, "a2": 1, "h1": 5}, {"a1": 2022, "h1": 2022}, levels)
+    result = staggered_did(panel, "y", strata_col="level")
+    assert result.estimate == pytest.approx(-4.0) and result.n_treated == 1
+    assert "1 treated school(s) with no never-treated school of the same level are left out" in result.note
+    alone = staggered_did(_levelled_panel({"a1": -3, "h1": 5, "h2": 0}, {"a1": 2022}, {"a1": "A", "h1": "H", "h2": "H"}),
+                          "y", strata_col="level")
+    assert not alone.estimable and "no treated school has a never-treated school of the same level" in alone.note
+
+
+def test_stratified_exact_test_rejects_in_at_most_alpha_of_all_placements():
+    # Fixed outcomes; one start year in level A (20 schools) and one in level B (3 schools), placed in all
+    # 20 x 3 = 60 ways: at most 5% of them (3) may give p <= 0.05.
+    rng = np.random.default_rng(11)
+    ids = [f"a{i:02d}" for i in range(20)] + ["b0", "b1", "b2"]
+    diffs = dict(zip(ids, rng.normal(0, 1, len(ids)), strict=True))
+    levels = {sid: sid[0] for sid in ids}
+    rejections = sum(
+        staggered_did(_levelled_panel(diffs, {a: 2022, b: 2022}, levels), "y", strata_col="level",
+                      event_study=False).significant()
+        for a in ids[:20] for b in ids[20:])
+    assert rejections <= 3
+
+
+def test_rp_impact_compares_within_school_level():
+    schools, discipline = _four_year_panel({"s1": 2.0, "s2": 0, "s3": 0, "h1": 0, "h2": 0}, {"s1": 2023})
+    schools["level"] = ["ES", "ES", "ES", "HS", "HS"]
+    result = rp_impact(schools, discipline, outcomes=["suspension_rate"])
+    row = result.summary.iloc[0]
+    assert (row["n_rp_schools"], row["n_comparison_schools"]) == (1, 2)  # the high schools take no part
+    assert "reassigned within each level in all 3 possible ways" in row["method"]
+    assert "never-treated schools of the same level" in result.statement
+
+
+def test_level_dependent_adoption_small_version_of_the_benchmark():
+    """benchmarks/rp_coverage.py's adoption-by-level scenario in miniature (20 null seeds, 199 reassignments)."""
+    bench = _benchmark()
+    row = bench.run_adoption_by_level(40, 200, range(1, 21), Settings(permutations=199))
+    assert row["within_level"]["interval_excludes_zero"] <= 0.15
+    assert row["within_level"]["verdict_disagrees_with_interval"] == 0

@@ -51,27 +51,37 @@ def participation_starts(sessions: pd.DataFrame) -> pd.Series:
 
 
 def like_for_like(panel: pd.DataFrame, starts: pd.Series, schools: pd.DataFrame) -> pd.DataFrame:
-    """Keep the participating schools and the non-participants of the school levels that took part.
+    """Keep the participating schools and the non-participants of the school levels that took part,
+    with each school's ``level``.
 
-    A programme for elementary and middle schools is compared with elementary and middle schools only:
-    randomization inference reassigns start years among the schools in the panel, which is valid only
-    when any of them could have taken part (and levels trend differently on most metrics).
+    A programme for elementary and middle schools is compared with elementary and middle schools only,
+    and :func:`did` compares (and reassigns start years) within each level: randomization inference is
+    valid only among schools that could equally have taken part, and levels trend differently on most
+    metrics (participation shares often differ by level too).
     """
     levels = set(schools.loc[schools["school_id"].isin(starts.index), "level"])
     eligible = set(schools.loc[schools["level"].isin(levels), "school_id"]) | set(starts.index)
-    return panel[panel["school_id"].isin(eligible)]
+    return with_level(panel[panel["school_id"].isin(eligible)], schools)
+
+
+def with_level(panel: pd.DataFrame, schools: pd.DataFrame) -> pd.DataFrame:
+    """The panel with each school's ``level`` (the strata of :func:`did`)."""
+    return panel.assign(level=panel["school_id"].map(schools.set_index("school_id")["level"]))
 
 
 def did(panel: pd.DataFrame, starts: pd.Series, metric: str, settings: Settings = DEFAULT_SETTINGS,
         event_study: bool = True) -> DiDResult:
     """Difference-in-differences of participating vs other schools (``staggered_did``).
 
-    ``panel``: school_id, school_year, value; ``starts``: school_id -> first year (others: comparison).
+    ``panel``: school_id, school_year, value and optionally ``level`` (then schools are compared and start
+    years reassigned within levels: stratified randomization inference); ``starts``: school_id -> first
+    year (others: comparison).
     """
     if panel.empty:
         return DiDResult(metric, note="no outcome data")
     work = panel.rename(columns={"value": metric}).assign(start_year=panel["school_id"].map(starts))
-    return staggered_did(work, metric, settings=settings, event_study=event_study)
+    strata = "level" if "level" in work and work["level"].notna().any() else None
+    return staggered_did(work, metric, strata_col=strata, settings=settings, event_study=event_study)
 
 
 def _row(result: DiDResult, metric: str, tertile: str) -> dict:
@@ -187,7 +197,7 @@ def rp_metric_impact(schools: pd.DataFrame, metrics: pd.DataFrame, school: str |
     rows = []
     for metric in outcomes:
         panel = metric_panel(metrics, pd.DataFrame(), metric)
-        panel = panel[panel["school_id"].isin(schools["school_id"])]
+        panel = with_level(panel[panel["school_id"].isin(schools["school_id"])], schools)
         if panel.empty:
             continue
         scoped_panel, scoped_starts = scope_to_school(panel, starts, school)
