@@ -1,6 +1,7 @@
 """`/data` (editors): import files all or nothing, see problems, import history, the audit log and the data
 dictionary."""
 
+import functools
 import math
 
 import pandas as pd
@@ -57,8 +58,19 @@ with tab_import:
                 ui.pin_data_version()  # the rest of this run reads what was just imported
                 st.success("Imported: " + "; ".join(report.summary_lines()))
 
+@ui.cached
+def quality_table(version: int) -> pd.DataFrame:
+    """Data-quality counts, once per data version (every import bumps it)."""
+    return data_quality(ui.engine(), label=ui.metric_label)
+
+
+@ui.cached
+def import_history(version: int) -> pd.DataFrame:
+    return storage.load_imports(ui.engine())
+
+
 with tab_quality:
-    quality = data_quality(engine, label=ui.metric_label)
+    quality = quality_table(ui.data_version())
     if quality.empty:
         st.info("No metrics or discipline rows yet: import files on the Import tab.")
     else:
@@ -78,16 +90,16 @@ with tab_quality:
                      "district use the median of school values."),
             "schools_without_data": st.column_config.NumberColumn("Schools with no rows", format="localized"),
         })
-        st.caption("Counted in the database at each visit. Suppressed cells are stored as missing, never as zero, "
+        st.caption("Counted in the database, again after every import. Suppressed cells are stored as missing, never as zero, "
                    "and are left out of pooled values.")
 
 with tab_history:
-    history = storage.load_imports(engine)
+    history = import_history(ui.data_version())
     if history.empty:
         st.info("No imports yet. The demo district was generated, not imported.")
     else:
         st.dataframe(history.drop(columns=["import_id"]), hide_index=True, width="stretch")
-    counts = storage.table_counts(engine)
+    counts = ui.table_counts()
     st.dataframe(pd.DataFrame({"table": list(counts), "rows": list(counts.values())}), hide_index=True)
 
 with tab_audit:
@@ -103,9 +115,9 @@ with tab_dictionary:
     st.markdown("**Blank templates** (the header row of each table; fill in and import)")
     row = st.container(horizontal=True, gap="small")
     with row:
-        st.download_button("All tables (Excel, one sheet each)", templates_xlsx(), file_name="import-templates.xlsx",
+        st.download_button("All tables (Excel, one sheet each)", templates_xlsx, file_name="import-templates.xlsx",
                            mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                            key="template_all", on_click="ignore")
         for name in schema.TABLES:
-            st.download_button(f"{name}.csv", template_csv(name), file_name=f"{name}.csv", mime="text/csv",
+            st.download_button(f"{name}.csv", functools.partial(template_csv, name), file_name=f"{name}.csv", mime="text/csv",
                                key=f"template_{name}", on_click="ignore")

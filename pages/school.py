@@ -59,62 +59,71 @@ def better(metric: str) -> bool:
 
 
 # --- findings --------------------------------------------------------------------------------------
+@ui.cached
+def findings(version: int, school_id: str, year: int, share: str | None) -> list[str]:
+    """The findings' lines, once per data version, school, year and shared link (the privacy rules)."""
+    previous = [y for y in years if y < year]
+    lines = []
+    n_changes_tested = 0
+    all_rows = rows[rows["student_group"] == "ALL"]
+    for metric in profile["metric"].unique():
+        if not previous:
+            break
+        cur = all_rows[(all_rows["metric"] == metric) & (all_rows["school_year"] == year)]
+        prev = all_rows[(all_rows["metric"] == metric) & (all_rows["school_year"] == previous[-1])]
+        # A shared view states a change only when both years' rates are released exactly (privacy rules).
+        released = ui.exact_cells([school_id] * 2, [previous[-1], year], [metric] * 2, ["ALL"] * 2).all()
+        if len(cur) and len(prev) and released:
+            counts = [prev["numerator"].iloc[0], prev["denominator"].iloc[0], cur["numerator"].iloc[0],
+                      cur["denominator"].iloc[0]]
+            n_changes_tested += all(np.isfinite(counts)) and min(counts[1], counts[3]) >= 10
+            line = rate_change_finding(ui.metric_label(metric), *counts, better(metric))
+            if "a significant change" in line:
+                lines.append(line)
+    # Every group x metric gap of the school is one family of tests: BH q-values, a gap is named when q < 0.10.
+    gaps = profile[(profile["student_group"] != "ALL") & (profile["denominator"] >= 10)]
+    gap_cells = ([school_id] * len(gaps), [year] * len(gaps), gaps["metric"].tolist())
+    gaps = gaps[ui.exact_cells(*gap_cells, gaps["student_group"].tolist())
+                & ui.exact_cells(*gap_cells, ["ALL"] * len(gaps))]
+    gaps = gaps.assign(q_value=bh_q_values(gaps["p_value"]))
+    n_gap_tests = int(gaps["q_value"].notna().sum())
+    gaps = gaps[gaps["q_value"] < FDR_Q]
+    gaps = gaps.assign(size=gaps["gap"].abs()).sort_values("size", ascending=False).head(3)
+    for _, g in gaps.iterrows():
+        lines.append(gap_finding(group_label(g["student_group"]), ui.metric_label(g["metric"]), g["value"],
+                                 g["others_value"], g["p_value"], g["denominator"], q_value=g["q_value"]))
+    if len(gaps):
+        lines.append(f"Gaps are tested against all other students of the school ({n_gap_tests} tests on this page; "
+                     f"named only when the false-discovery-rate q < {FDR_Q:.2f}); the three largest are listed.")
+    if lines:
+        return [f"- {line}" for line in lines]
+    value_only_rows = profile["value"].notna() & profile["denominator"].isna()
+    return ["- " + nothing_found_finding(int(n_changes_tested), n_gap_tests, bool(previous),
+                                         int(value_only_rows.sum()))]
+
+
 st.subheader("Findings")
-previous = [y for y in years if y < year]
-lines = []
-n_changes_tested = 0
-all_rows = rows[rows["student_group"] == "ALL"]
-for metric in profile["metric"].unique():
-    if not previous:
-        break
-    cur = all_rows[(all_rows["metric"] == metric) & (all_rows["school_year"] == year)]
-    prev = all_rows[(all_rows["metric"] == metric) & (all_rows["school_year"] == previous[-1])]
-    # A shared view states a change only when both years' rates are released exactly (privacy rules).
-    released = ui.exact_cells([school_id] * 2, [previous[-1], year], [metric] * 2, ["ALL"] * 2).all()
-    if len(cur) and len(prev) and released:
-        counts = [prev["numerator"].iloc[0], prev["denominator"].iloc[0], cur["numerator"].iloc[0],
-                  cur["denominator"].iloc[0]]
-        n_changes_tested += all(np.isfinite(counts)) and min(counts[1], counts[3]) >= 10
-        line = rate_change_finding(ui.metric_label(metric), *counts, better(metric))
-        if "a significant change" in line:
-            lines.append(line)
-# Every group x metric gap of the school is one family of tests: BH q-values, a gap is named when q < 0.10.
-gaps = profile[(profile["student_group"] != "ALL") & (profile["denominator"] >= 10)]
-gap_cells = ([school_id] * len(gaps), [year] * len(gaps), gaps["metric"].tolist())
-gaps = gaps[ui.exact_cells(*gap_cells, gaps["student_group"].tolist()) & ui.exact_cells(*gap_cells, ["ALL"] * len(gaps))]
-gaps = gaps.assign(q_value=bh_q_values(gaps["p_value"]))
-n_gap_tests = int(gaps["q_value"].notna().sum())
-gaps = gaps[gaps["q_value"] < FDR_Q]
-gaps = gaps.assign(size=gaps["gap"].abs()).sort_values("size", ascending=False).head(3)
-for _, g in gaps.iterrows():
-    lines.append(gap_finding(group_label(g["student_group"]), ui.metric_label(g["metric"]), g["value"],
-                             g["others_value"], g["p_value"], g["denominator"], q_value=g["q_value"]))
-if len(gaps):
-    lines.append(f"Gaps are tested against all other students of the school ({n_gap_tests} tests on this page; "
-                 f"named only when the false-discovery-rate q < {FDR_Q:.2f}); the three largest are listed.")
-value_only_rows = profile["value"].notna() & profile["denominator"].isna()
-if lines:
-    st.markdown("\n".join(f"- {line}" for line in lines))
-else:
-    st.markdown("- " + nothing_found_finding(int(n_changes_tested), n_gap_tests, bool(previous),
-                                             int(value_only_rows.sum())))
+st.markdown("\n".join(findings(ui.data_version(), school_id, year, ui.share_token())))
 
 # --- profile table -----------------------------------------------------------------------------------
-st.subheader("SSIF profile")
-show = profile.copy()
-show["Metric"] = show["metric"].map(ui.metric_label)
-show["Group"] = show["student_group"].map(group_label)
-small = show["denominator"].fillna(0) < 10
-hide = small & show["denominator"].notna()
-for col in ("value", "ci_low", "ci_high", "vs_district", "gap"):
-    show[col] = show[col].where(~hide)
-show["School (%)"] = show["value"]
-show["note"] = np.where(small & show["denominator"].notna(), "n < 10: not shown",
-                        np.where(show["value"].notna() & show["denominator"].isna(),
-                                 "value only (no counts): not tested; district = median of school values", ""))
-show["group_order"] = show["student_group"].map({g: i for i, g in enumerate(STUDENT_GROUPS)})
-show = show.sort_values(["metric", "group_order"])
-profile_config = {
+@ui.cached
+def profile_table(version: int, school_id: str, year: int, share: str | None):
+    """The profile as shown (labels, hidden small groups, privacy rules) and as downloaded, with its column
+    settings: once per data version, school, year and shared link."""
+    show = profile.copy()
+    show["Metric"] = show["metric"].map(ui.metric_label)
+    show["Group"] = show["student_group"].map(group_label)
+    small = show["denominator"].fillna(0) < 10
+    hide = small & show["denominator"].notna()
+    for col in ("value", "ci_low", "ci_high", "vs_district", "gap"):
+        show[col] = show[col].where(~hide)
+    show["School (%)"] = show["value"]
+    show["note"] = np.where(small & show["denominator"].notna(), "n < 10: not shown",
+                            np.where(show["value"].notna() & show["denominator"].isna(),
+                                     "value only (no counts): not tested; district = median of school values", ""))
+    show["group_order"] = show["student_group"].map({g: i for i, g in enumerate(STUDENT_GROUPS)})
+    show = show.sort_values(["metric", "group_order"])
+    profile_config = {
         "ci_low": st.column_config.NumberColumn("95% CI low", format="%.1f"),
         "ci_high": st.column_config.NumberColumn("95% CI high", format="%.1f"),
         "School (%)": st.column_config.NumberColumn(format="%.1f"),
@@ -124,22 +133,28 @@ profile_config = {
         "target": st.column_config.NumberColumn("Target (%)", format="%.1f"),
         "gap": st.column_config.NumberColumn("Gap vs other students (pts)", format="%+.1f"),
         "note": st.column_config.TextColumn("Note"),
-}
-# Shared views: each row is a cell of the district's release; a gap also needs the school's ALL cell, and
-# the district value beside it is the district's cell.
-n_rows = len(show)
-metrics_of, groups_of, years_of = show["metric"].tolist(), show["student_group"].tolist(), [year] * n_rows
-shown, profile_config = ui.public_cells(
-    show[["Metric", "Group", "School (%)", "ci_low", "ci_high", "denominator", "district_value", "vs_district",
-          "target", "gap", "note"]], profile_config, cells=([school_id] * n_rows, years_of, metrics_of, groups_of),
-    n_col="denominator", rate_col="School (%)", interval_cols=["ci_low", "ci_high"],
-    derived_cols=["vs_district", "gap"],
-    requires={"vs_district": (["district"] * n_rows, years_of, metrics_of, groups_of),
-              "gap": ([school_id] * n_rows, years_of, metrics_of, ["ALL"] * n_rows)},
-    rates={"district_value": (["district"] * n_rows, years_of, metrics_of, groups_of)})
-# Columns with nothing in them (e.g. intervals and n for report-card files without counts) are not drawn.
-empty = [c for c in ("ci_low", "ci_high", "denominator", "target", "gap", "note") if show[c].replace("", np.nan).isna().all()]
-readable, readable_config = ui.no_none(shown.drop(columns=empty), profile_config)
+    }
+    # Shared views: each row is a cell of the district's release; a gap also needs the school's ALL cell, and
+    # the district value beside it is the district's cell.
+    n_rows = len(show)
+    metrics_of, groups_of, years_of = show["metric"].tolist(), show["student_group"].tolist(), [year] * n_rows
+    shown, profile_config = ui.public_cells(
+        show[["Metric", "Group", "School (%)", "ci_low", "ci_high", "denominator", "district_value", "vs_district",
+              "target", "gap", "note"]], profile_config, cells=([school_id] * n_rows, years_of, metrics_of, groups_of),
+        n_col="denominator", rate_col="School (%)", interval_cols=["ci_low", "ci_high"],
+        derived_cols=["vs_district", "gap"],
+        requires={"vs_district": (["district"] * n_rows, years_of, metrics_of, groups_of),
+                  "gap": ([school_id] * n_rows, years_of, metrics_of, ["ALL"] * n_rows)},
+        rates={"district_value": (["district"] * n_rows, years_of, metrics_of, groups_of)})
+    # Columns with nothing in them (e.g. intervals and n for report-card files without counts) are not drawn.
+    empty = [c for c in ("ci_low", "ci_high", "denominator", "target", "gap", "note")
+             if show[c].replace("", np.nan).isna().all()]
+    readable, readable_config = ui.no_none(shown.drop(columns=empty), profile_config)
+    return readable, readable_config, shown
+
+
+st.subheader("SSIF profile")
+readable, readable_config, shown = profile_table(ui.data_version(), school_id, year, ui.share_token())
 st.dataframe(readable, hide_index=True, width="stretch", height=min(420, 35 * (len(shown) + 1) + 3),
              column_config=readable_config)
 ui.download_menu(f"profile-{school_id}-{year}", shown)
@@ -164,31 +179,48 @@ chosen_groups = st.multiselect("Groups", [g for g in STUDENT_GROUPS if g in pres
                                default=list(dict.fromkeys(g for g in ("ALL", carried_group, "BL", "HI", "FARMS", "SWD")
                                                           if g in present)),
                                format_func=group_label, key="trend_groups")
-trend = rows[(rows["metric"] == metric) & rows["student_group"].isin(chosen_groups)
-             & ((rows["denominator"] >= 10) | (rows["denominator"].isna() & rows["value"].notna()))].copy()
-trend = trend[ui.exact_cells(trend["school_id"].tolist(), trend["school_year"].tolist(), trend["metric"].tolist(),
-                             trend["student_group"].tolist())]  # shared views draw released values only
-trend["series"] = trend["student_group"].map(group_label)
-if trend["school_year"].nunique() > 1:
+
+
+@ui.cached
+def trend_view(version: int, school_id: str, metric: str, groups: tuple[str, ...], share: str | None):
+    """Rows of the trend chart, its table by year and its summary (None with one school year only)."""
+    trend = rows[(rows["metric"] == metric) & rows["student_group"].isin(groups)
+                 & ((rows["denominator"] >= 10) | (rows["denominator"].isna() & rows["value"].notna()))].copy()
+    trend = trend[ui.exact_cells(trend["school_id"].tolist(), trend["school_year"].tolist(), trend["metric"].tolist(),
+                                 trend["student_group"].tolist())]  # shared views draw released values only
+    trend["series"] = trend["student_group"].map(group_label)
+    if trend["school_year"].nunique() <= 1:
+        return None
     wide = trend.pivot_table(index="series", columns="school_year", values="value")
     first, last = wide.columns.min(), wide.columns.max()
-    trend_summary = (f"{ui.metric_label(metric)} at {info['school_name']}, {ui.year_label(first)} to "
-                     f"{ui.year_label(last)}: " + "; ".join(
-                         f"{g} {wide.loc[g, first]:.1f}% → {wide.loc[g, last]:.1f}%" for g in wide.index
-                         if pd.notna(wide.loc[g, first]) and pd.notna(wide.loc[g, last])) + ".")
+    summary = (f"{ui.metric_label(metric)} at {info['school_name']}, {ui.year_label(first)} to "
+               f"{ui.year_label(last)}: " + "; ".join(
+                   f"{g} {wide.loc[g, first]:.1f}% → {wide.loc[g, last]:.1f}%" for g in wide.index
+                   if pd.notna(wide.loc[g, first]) and pd.notna(wide.loc[g, last])) + ".")
+    by_year = ui.filled(wide.reset_index().rename(columns={"series": "Group"}),
+                        {y: "{:.1f}" for y in wide.columns}).rename(columns=ui.year_label_of)
+    return trend, by_year, summary
+
+
+trend = trend_view(ui.data_version(), school_id, metric, tuple(chosen_groups), ui.share_token())
+if trend is not None:
+    trend, by_year, trend_summary = trend
     ui.chart(ui.finished(charts.trend_lines, trend, ui.metric_label(metric), title=f"{ui.metric_label(metric)} by group"),
-             ui.filled(wide.reset_index().rename(columns={"series": "Group"}),
-                       {y: "{:.1f}" for y in wide.columns}).rename(columns=ui.year_label_of), trend_summary)
+             by_year, trend_summary)
 else:
     st.caption("Only one school year: no trends to show yet.")
 
 # --- discipline summary ------------------------------------------------------------------------------
 st.subheader("Discipline")
-discipline = ui.discipline([school_id])
-current = discipline[discipline["school_year"] == year]
-if current.empty:
-    st.info("No discipline data for this school and year.")
-else:
+
+
+@ui.cached
+def discipline_table(version: int, school_id: str, year: int, share: str | None):
+    """The school's suspension table for a year with its column settings (None without discipline rows)."""
+    discipline = ui.discipline([school_id])
+    current = discipline[discipline["school_year"] == year]
+    if current.empty:
+        return None
     suspended = current["students_suspended"].fillna(current["students_oss"])
     table = pd.DataFrame({
         "Group": current["student_group"].map(group_label),
@@ -207,6 +239,13 @@ else:
         table, config = ui.public_cells(table, config, cells=cells, n_col="Enrolled", count_cols=["Suspended"],
                                         rate_col="Rate (%)", derived_cols=["OSS days"],
                                         requires={"OSS days": (*cells[:2], ["oss"] * n_rows, cells[3])})
-    st.dataframe(ui.filled(table, {"Rate (%)": "{:.1f}"}), hide_index=True, width="stretch", column_config=config)
+    return ui.filled(table, {"Rate (%)": "{:.1f}"}), config
+
+
+suspensions = discipline_table(ui.data_version(), school_id, year, ui.share_token())
+if suspensions is None:
+    st.info("No discipline data for this school and year.")
+else:
+    st.dataframe(suspensions[0], hide_index=True, width="stretch", column_config=suspensions[1])
     st.caption("Suspension rate = students with at least one suspension / enrolled. Groups under 10 students have "
                "no rate shown.")

@@ -322,9 +322,38 @@ def metric_groups(metric: str) -> list[str]:
     return _metric_groups(data_version(), metric)
 
 
+def _identity(fn: Callable) -> str:
+    """A function's name and code, the same on every rerun of its page (Streamlit keeps a page's bytecode)
+    and different once its code changes."""
+    code = fn.__code__
+    return f"{code.co_filename}:{code.co_firstlineno}:{fn.__qualname__}:{hash(code)}"
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _cached_call(identity: str, args: tuple, kwargs: dict, _fn: Callable):
+    return _then_release(_fn)(*args, **kwargs)
+
+
+@st.cache_resource(show_spinner=False, max_entries=24)  # large tables: the memory bar (DESIGN §8)
+def _shared_call(identity: str, args: tuple, kwargs: dict, _fn: Callable):
+    return _then_release(_fn)(*args, **kwargs)
+
+
 def cached(fn: Callable) -> Callable:
-    """Cache a pure computation on its arguments (callers pass the data version among them)."""
-    return st.cache_data(show_spinner=False, max_entries=32)(_then_release(fn))
+    """Cache a pure computation on its arguments (callers pass the data version among them).
+
+    Pages define their cached functions anew on every rerun; wrapping each in ``st.cache_data`` again
+    would read and hash its source every time, so every function shares one cache, keyed on the
+    function's identity (:func:`_identity`) and its arguments; the function itself is passed along
+    unhashed, so each session runs its own.
+    """
+    identity = _identity(fn)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return _cached_call(identity, args, kwargs, fn)
+
+    return call
 
 
 def shared(fn: Callable) -> Callable:
@@ -333,7 +362,13 @@ def shared(fn: Callable) -> Callable:
     `st.cache_data` unpickles a fresh copy on every rerun (about a second for district-wide
     disproportionality at 2,000 schools); callers must not modify what this returns.
     """
-    return st.cache_resource(show_spinner=False, max_entries=8)(_then_release(fn))
+    identity = _identity(fn)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return _shared_call(identity, args, kwargs, fn)
+
+    return call
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
