@@ -35,7 +35,8 @@ if not years or not metrics:
     st.stop()
 
 cols = st.columns([1, 1, 2, 2])
-levels = ["all", *[lv for lv in SCHOOL_LEVELS if lv in set(schools["level"])]]
+present_levels = set(schools["level"])
+levels = ["all", *[lv for lv in SCHOOL_LEVELS if lv in present_levels]]
 level = ui.url_choice("Level", "level", levels, "all", container=cols[0],
                       format_func=lambda v: "All levels" if v == "all" else SCHOOL_LEVELS.get(v, v))
 year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]), container=cols[1],
@@ -87,9 +88,10 @@ def released_views(gaps, trend, grid):
     return gaps, trend.assign(**{c: np.nan for c in ("mh_gap", "mh_low", "mh_high") if c in trend}), grid
 
 
-@ui.cached
+@ui.shared
 def gap_views(version: int, metric: str, year: int, reference: str, school_ids: tuple[str, ...]):
-    """Labelled gaps for the year (one BH family), pooled gap trend and status-and-change rows in scope."""
+    """Labelled gaps for the year (one BH family), pooled gap trend and status-and-change rows in scope
+    (shared read-only: the page derives new frames from them, never changes them)."""
     whole = len(school_ids) == len(schools)  # the district's rows are cached once for every view of it
     in_scope = ui.metric_rows(metric, school_ids=None if whole else school_ids)
     in_scope = in_scope[in_scope["school_id"].isin(school_ids)]
@@ -108,38 +110,46 @@ gaps, trend, grid, limits = gap_views(ui.data_version(), metric, year, reference
 if ui.is_public():
     gaps, trend, grid = released_views(gaps, trend, grid)
 names = ui.school_names()
-family = gap_family(gaps)
+scope_text = f"{'the district' if cluster == 'all' else cluster}{'' if level == 'all' else f' ({level})'}"
+
 
 # --- findings ---------------------------------------------------------------------------------------
+@ui.cached
+def findings(version: int, metric: str, year: int, reference: str, level: str, cluster: str, share: str | None):
+    """The findings' lines and the family of gap tests they count, once per data version and view."""
+    family = gap_family(gaps)
+    counts = family.counts
+    lines = [f"Across {len(scope)} schools in {scope_text}, {family.n_tests:,} school student groups could be tested "
+             f"for a change in their {label.lower()} gap from {year - 2}-{str(year - 1)[-2:]} to "
+             f"{year - 1}-{str(year)[-2:]}: {counts[CLOSING]} closing, {counts[CLOSING_REF]} closing only because the "
+             f"reference did worse, {counts[WIDENING]} widening, {counts[REVERSED]} reversed (z-test for the change in "
+             "the gap, then a false-discovery-rate correction across this page).",
+             f"{family.n_labelled:,} labelled, about {family.expected_by_chance:.1f} expected by chance alone "
+             f"(Benjamini-Hochberg, q < {family.q:.2f}: up to {family.q:.0%} of the labels may be false)."]
+    small = int((gaps["trend"] == TOO_SMALL).sum())
+    if small:
+        lines.append(f"{small:,} school groups were too small to test (a count under {MIN_CELL} in a cell).")
+    widest = gaps.dropna(subset=["gap"])
+    widest = widest[(widest["denominator"] >= 30) & (widest["ref_den"].isna() | (widest["ref_den"] >= 30))]
+    if ui.is_public():  # a coded rate (<= 5% or >= 95%) is never printed exactly
+        widest = widest[widest["value"].between(5, 95, inclusive="neither")
+                        & widest["reference_value"].between(5, 95, inclusive="neither")]
+    if not widest.empty:
+        sign = 1 if higher.get(metric, True) else -1
+        worst = widest.assign(s=widest["gap"] * sign).sort_values("s").iloc[0]
+        lines.append(f"Largest gap among groups of 30 or more students: {group_label(worst['student_group'])} at "
+                     f"{names.get(worst['school_id'])}, {worst['value']:.1f}% vs {worst['reference_value']:.1f}% "
+                     f"({worst['gap']:+.1f} points, n = {worst['denominator']:,.0f}).")
+    this_year = trend[trend["school_year"] == year]
+    for _, row in this_year[this_year["simpson"]].iterrows():
+        lines.append(f"Simpson's paradox for {group_label(row['student_group'])}: pooled over the schools the gap is "
+                     f"{row['gap']:+.1f} points, but within the same school it is {row['mh_gap']:+.1f} points "
+                     "(Mantel-Haenszel): the pooled figure reflects which schools the students attend.")
+    return family, lines, this_year
+
+
 st.subheader("Findings")
-scope_text = f"{'the district' if cluster == 'all' else cluster}{'' if level == 'all' else f' ({level})'}"
-counts = family.counts
-lines = [f"Across {len(scope)} schools in {scope_text}, {family.n_tests:,} school student groups could be tested "
-         f"for a change in their {label.lower()} gap from {year - 2}-{str(year - 1)[-2:]} to "
-         f"{year - 1}-{str(year)[-2:]}: {counts[CLOSING]} closing, {counts[CLOSING_REF]} closing only because the "
-         f"reference did worse, {counts[WIDENING]} widening, {counts[REVERSED]} reversed (z-test for the change in "
-         "the gap, then a false-discovery-rate correction across this page).",
-         f"{family.n_labelled:,} labelled, about {family.expected_by_chance:.1f} expected by chance alone "
-         f"(Benjamini-Hochberg, q < {family.q:.2f}: up to {family.q:.0%} of the labels may be false)."]
-small = int((gaps["trend"] == TOO_SMALL).sum())
-if small:
-    lines.append(f"{small:,} school groups were too small to test (a count under {MIN_CELL} in a cell).")
-widest = gaps.dropna(subset=["gap"])
-widest = widest[(widest["denominator"] >= 30) & (widest["ref_den"].isna() | (widest["ref_den"] >= 30))]
-if ui.is_public():  # a coded rate (<= 5% or >= 95%) is never printed exactly
-    widest = widest[widest["value"].between(5, 95, inclusive="neither")
-                    & widest["reference_value"].between(5, 95, inclusive="neither")]
-if not widest.empty:
-    sign = 1 if higher.get(metric, True) else -1
-    worst = widest.assign(s=widest["gap"] * sign).sort_values("s").iloc[0]
-    lines.append(f"Largest gap among groups of 30 or more students: {group_label(worst['student_group'])} at "
-                 f"{names.get(worst['school_id'])}, {worst['value']:.1f}% vs {worst['reference_value']:.1f}% "
-                 f"({worst['gap']:+.1f} points, n = {worst['denominator']:,.0f}).")
-this_year = trend[trend["school_year"] == year]
-for _, row in this_year[this_year["simpson"]].iterrows():
-    lines.append(f"Simpson's paradox for {group_label(row['student_group'])}: pooled over the schools the gap is "
-                 f"{row['gap']:+.1f} points, but within the same school it is {row['mh_gap']:+.1f} points "
-                 "(Mantel-Haenszel): the pooled figure reflects which schools the students attend.")
+family, lines, this_year = findings(ui.data_version(), metric, year, reference, level, cluster, ui.share_token())
 if family.n_tests == 0 and limits:  # say why nothing could be tested rather than count zeros
     lines = [f"Nothing could be tested for {label.lower()} in {ui.year_label(year)} ({scope_text}):", *limits]
     st.markdown(lines[0] + "\n" + "\n".join(f"- {line}" for line in lines[1:]))
@@ -228,21 +238,30 @@ if not within.empty:
 
 # --- badges table -------------------------------------------------------------------------------------
 st.subheader("Gaps by school and group")
+
+
+@ui.cached
+def badges_table(version: int, metric: str, year: int, reference: str, level: str, cluster: str, share: str | None):
+    """The table of gaps by school and group as shown (labels in words, groups of 10 or more, privacy rules)."""
+    table = gaps.assign(school=gaps["school_id"].map(names), group=gaps["student_group"].map(group_label),
+                        verdict=[trend_text(t, p, g) for t, p, g in
+                                 zip(gaps["trend"], gaps["previous_year"], gaps["gap"], strict=True)])
+    if not higher.get(metric, True):  # for a lower-is-better rate the reference "fell back" by rising
+        table["verdict"] = table["verdict"].replace(CLOSING_REF, "closing because the reference rose (did worse)")
+    table = table[table["denominator"].fillna(0) >= 10].sort_values("gap", ascending=higher.get(metric, True))
+    if ui.is_public():  # the export's privacy rules: small groups, coded rates and their complements hidden
+        table = ui.public_view(table, "gaps")
+        table["verdict"] = table["verdict"].where(table["trend"] != SUPPRESSED, SUPPRESSED)
+    numbers = {"value": "{:.1f}", "reference_value": "{:.1f}", "gap": "{:+.1f}", "gap_change": "{:+.1f}",
+               "p_value": "{:.3f}", "q_value": "{:.3f}"}
+    return ui.filled(table[["school", "group", "value", "reference_value", "gap", "gap_change", "verdict", "p_value",
+                            "q_value"]], numbers)
+
+
 # Words, not coloured emoji (which some fonts draw as empty boxes); the reason when there is no label.
-table = gaps.assign(school=gaps["school_id"].map(names), group=gaps["student_group"].map(group_label),
-                    verdict=[trend_text(t, p, g) for t, p, g in
-                             zip(gaps["trend"], gaps["previous_year"], gaps["gap"], strict=True)])
-if not higher.get(metric, True):  # for a lower-is-better rate the reference "fell back" by rising
-    table["verdict"] = table["verdict"].replace(CLOSING_REF, "closing because the reference rose (did worse)")
-table = table[table["denominator"].fillna(0) >= 10].sort_values("gap", ascending=higher.get(metric, True))
-if ui.is_public():  # the export's privacy rules: small groups, coded rates and their complements hidden
-    table = ui.public_view(table, "gaps")
-    table["verdict"] = table["verdict"].where(table["trend"] != SUPPRESSED, SUPPRESSED)
-numbers = {"value": "{:.1f}", "reference_value": "{:.1f}", "gap": "{:+.1f}", "gap_change": "{:+.1f}",
-           "p_value": "{:.3f}", "q_value": "{:.3f}"}
+table = badges_table(ui.data_version(), metric, year, reference, level, cluster, ui.share_token())
 st.dataframe(
-    ui.filled(table[["school", "group", "value", "reference_value", "gap", "gap_change", "verdict", "p_value",
-                     "q_value"]], numbers),
+    table,
     hide_index=True, width="stretch", height=360,
     column_config={"school": st.column_config.TextColumn("School"), "group": st.column_config.TextColumn("Group"),
                    "verdict": st.column_config.TextColumn("Trend")} | ui.text_columns({
