@@ -88,10 +88,10 @@ def rp_beyond(version: int, cluster: str, school: str) -> pd.DataFrame:
     return rp_metric_impact(scope, metrics, one)
 
 
-@ui.cached
+@ui.shared
 def scope_views(version: int, cluster: str, school: str, year: int):
     """Discipline rows of the schools in scope (ALL completed), their flags and ratios for the year,
-    and the monthly suspension run chart with its PDSA cycles."""
+    and the monthly suspension run chart with its PDSA cycles (shared read-only: never changed here)."""
     dispro, _ = discipline_views(version, cluster)
     in_scope = dispro[dispro["school_id"].isin(scope_ids)]
     flags = in_scope[in_scope["flagged"] & (in_scope["school_year"] == year)]
@@ -120,34 +120,54 @@ if ui.is_public():  # ratios, flags and "too small" only where every cell behind
 one_school_rp = ui.is_public() and not impact.summary.empty and impact.summary["n_rp_schools"].max() < 2
 rp_withheld = ("Restorative-practices impact is not shown in shared views when one school stands behind it: "
                "the estimate would be computed from that school's own small counts.")
-has = {c: full[c].notna().any() for c in ("students_iss", "students_oss", "students_expelled", "law_referrals",
-                                          "oss_days")}
+
+
+@ui.cached
+def columns_with_counts(version: int, cluster: str, school: str, year: int) -> dict[str, bool]:
+    """Which optional counts the district's files carry for the schools in scope."""
+    return {c: bool(full[c].notna().any()) for c in ("students_iss", "students_oss", "students_expelled",
+                                                     "law_referrals", "oss_days")}
+
+
+has = columns_with_counts(ui.data_version(), cluster, school, year)
 
 # --- findings ---------------------------------------------------------------------------------------
-st.subheader("Findings")
-all_rows = full[full["student_group"] == "ALL"]
-susp = all_rows["students_suspended"].fillna(all_rows.get("students_oss"))
-# A school-year whose suspension count is unknown is left out of numerator and denominator alike.
-by_year = all_rows.assign(s=susp).dropna(subset=["s", "enrolled"]).groupby("school_year")[["s", "enrolled"]].sum()
-lines = []
+@ui.cached
+def findings(version: int, cluster: str, school: str, year: int, share: str | None) -> tuple[list[str], str]:
+    """The findings' lines and the note on summed ALL rows, once per data version and view."""
+    all_rows = full[full["student_group"] == "ALL"]
+    susp = all_rows["students_suspended"].fillna(all_rows.get("students_oss"))
+    # A school-year whose suspension count is unknown is left out of numerator and denominator alike.
+    by_year = all_rows.assign(s=susp).dropna(subset=["s", "enrolled"]).groupby("school_year")[["s", "enrolled"]].sum()
+    lines = []
+    scope_unit = school if school != "all" else ("district" if cluster == "all" else f"cluster:{cluster}")
+    # A shared view states the change only when both years' rates of the scope are released exactly.
+    change_released = ui.exact_cells([scope_unit] * 2, [year - 1, year], ["suspension_rate"] * 2, ["ALL"] * 2).all()
+    if year in by_year.index and (year - 1) in by_year.index and change_released:
+        lines.append(rate_change_finding(f"Suspension rate in {scope_name}", by_year.loc[year - 1, "s"],
+                                         by_year.loc[year - 1, "enrolled"], by_year.loc[year, "s"],
+                                         by_year.loc[year, "enrolled"], higher_is_better=False))
+    lines.append(f"{flags['school_id'].nunique()} school(s) in {scope_name} have a group with a suspension-type risk "
+                 f"ratio of 3.0 or more in each of the last 3 years (Maryland's rule)." if len(flags) else
+                 f"No group in {scope_name} meets the 3-year risk-ratio rule (3.0 or more in 3 consecutive years).")
+    derived_note = ""
+    if len(derived_all):
+        summed = all_rows.merge(derived_all, on=["school_id", "school_year"])
+        unknown = int(suspension_counts(summed).isna().sum())
+        derived_note = (f"{len(derived_all)} school-year(s) had no ALL row: ALL was summed from the race/ethnicity "
+                        "rows." + (f" In {unknown} of them a race count was suppressed, so the summed suspension "
+                                   "count is unknown and left out (a partial sum would understate it)."
+                                   if unknown else ""))
+    return lines, derived_note
+
+
 scope_unit = school if school != "all" else ("district" if cluster == "all" else f"cluster:{cluster}")
-# A shared view states the change only when both years' rates of the scope are released exactly.
-change_released = ui.exact_cells([scope_unit] * 2, [year - 1, year], ["suspension_rate"] * 2, ["ALL"] * 2).all()
-if year in by_year.index and (year - 1) in by_year.index and change_released:
-    lines.append(rate_change_finding(f"Suspension rate in {scope_name}", by_year.loc[year - 1, "s"],
-                                     by_year.loc[year - 1, "enrolled"], by_year.loc[year, "s"],
-                                     by_year.loc[year, "enrolled"], higher_is_better=False))
-lines.append(f"{flags['school_id'].nunique()} school(s) in {scope_name} have a group with a suspension-type risk "
-             f"ratio of 3.0 or more in each of the last 3 years (Maryland's rule)." if len(flags) else
-             f"No group in {scope_name} meets the 3-year risk-ratio rule (3.0 or more in 3 consecutive years).")
-lines.append(rp_withheld if one_school_rp else impact.statement)
+st.subheader("Findings")
+lines, derived_note = findings(ui.data_version(), cluster, school, year, ui.share_token())
+lines = [*lines, rp_withheld if one_school_rp else impact.statement]
 st.markdown("\n".join(f"- {line}" for line in lines))
-if len(derived_all):
-    summed = all_rows.merge(derived_all, on=["school_id", "school_year"])
-    unknown = int(suspension_counts(summed).isna().sum())
-    st.caption(f"{len(derived_all)} school-year(s) had no ALL row: ALL was summed from the race/ethnicity rows."
-               + (f" In {unknown} of them a race count was suppressed, so the summed suspension count is unknown "
-                  "and left out (a partial sum would understate it)." if unknown else ""))
+if derived_note:
+    st.caption(derived_note)
 missing = [name for name, ok in (("ISS/OSS split", has["students_iss"] and has["students_oss"]),
                                  ("expulsions", has["students_expelled"]), ("law referrals", has["law_referrals"]),
                                  ("OSS days", has["oss_days"])) if not ok]
@@ -156,25 +176,42 @@ if missing:
 
 # --- rates by group -----------------------------------------------------------------------------------
 st.subheader(f"Rates by group, {year - 1}-{str(year)[-2:]}")
-current = full[full["school_year"] == year]
-outcome_cols = {"suspension": "students_suspended", **{k: v for k, v in OUTCOMES.items() if v}}
-rates = []
-for outcome, column in outcome_cols.items():
-    if column not in current or not current[column].notna().any():
-        continue
-    counted = current.dropna(subset=[column])
-    pooled = counted.groupby("student_group")[[column, "enrolled"]].sum()
-    rates.append(pd.DataFrame({"group": pooled.index, "outcome": outcome,
-                               "rate": 100 * pooled[column] / pooled["enrolled"], "students": pooled[column],
-                               "enrolled": pooled["enrolled"]}))
-rate_table = pd.concat(rates, ignore_index=True) if rates else pd.DataFrame()
-if not rate_table.empty:
+
+
+@ui.cached
+def group_rates(version: int, cluster: str, school: str, year: int) -> pd.DataFrame:
+    """Each outcome's pooled rate by student group for the year (groups under 10 enrolled blanked), and
+    each group's share of suspended students and of enrolment; empty without rows."""
+    current = full[full["school_year"] == year]
+    outcome_cols = {"suspension": "students_suspended", **{k: v for k, v in OUTCOMES.items() if v}}
+    rates = []
+    for outcome, column in outcome_cols.items():
+        if column not in current or not current[column].notna().any():
+            continue
+        counted = current.dropna(subset=[column])
+        pooled = counted.groupby("student_group")[[column, "enrolled"]].sum()
+        rates.append(pd.DataFrame({"group": pooled.index, "outcome": outcome,
+                                   "rate": 100 * pooled[column] / pooled["enrolled"], "students": pooled[column],
+                                   "enrolled": pooled["enrolled"]}))
+    rate_table = pd.concat(rates, ignore_index=True) if rates else pd.DataFrame()
+    comp = current[current["student_group"] != "ALL"].groupby("student_group")[
+        ["students_suspended", "enrolled"]].sum()
+    totals = current[current["student_group"] == "ALL"][["students_suspended", "enrolled"]].sum()
+    comp = pd.DataFrame({"share of suspended (%)": 100 * comp["students_suspended"] / totals["students_suspended"],
+                         "share of enrolled (%)": 100 * comp["enrolled"] / totals["enrolled"]})
+    if rate_table.empty:
+        return pd.DataFrame(), comp
     wide = rate_table.pivot(index="group", columns="outcome", values="rate")
     wide["enrolled"] = rate_table.groupby("group")["enrolled"].max()
     wide = wide.reindex([g for g in STUDENT_GROUPS if g in wide.index])
     wide.index = wide.index.map(group_label).rename("Student group")
     small = wide["enrolled"] < 10
     wide.loc[small, wide.columns.difference(["enrolled"])] = np.nan
+    return wide, comp
+
+
+wide, composition = group_rates(ui.data_version(), cluster, school, year)
+if not wide.empty:
     labels = {c: f"{outcome_label(c)} (%)" for c in wide.columns if c != "enrolled"}
     if ui.is_public():  # viewers: each rate is a cell of the district's release (analytics.access.privacy)
         shown = wide.astype(object)
@@ -255,11 +292,7 @@ else:
 
 # --- composition --------------------------------------------------------------------------------------
 with st.expander("Composition: each group's share of suspended students vs its share of enrolment"):
-    comp = current[current["student_group"] != "ALL"].groupby("student_group")[
-        ["students_suspended", "enrolled"]].sum()
-    totals = current[current["student_group"] == "ALL"][["students_suspended", "enrolled"]].sum()
-    comp = pd.DataFrame({"share of suspended (%)": 100 * comp["students_suspended"] / totals["students_suspended"],
-                         "share of enrolled (%)": 100 * comp["enrolled"] / totals["enrolled"]})
+    comp = composition
     if ui.is_public():  # a share needs the group's and ALL's cells released exactly (and their n)
         codes = list(comp.index)
         n = len(codes)
