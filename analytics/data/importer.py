@@ -148,18 +148,21 @@ def _check_column(raw: RawTable, spec: schema.ColumnSpec, ctx: _Context) -> tupl
     The checks run once per distinct cell text and are mapped back to rows: district files repeat
     the same school ids, years, groups and metrics thousands of times.
     """
-    column = raw.frame[spec.name] if spec.name in raw.frame else pd.Series("", index=raw.frame.index)
+    index = raw.frame.index
+    column = raw.frame[spec.name] if spec.name in raw.frame else pd.Series("", index=index)
     codes, uniques = pd.factorize(column.astype(str), sort=False)
     values_u, reasons_u, skip_u = _check_distinct(pd.Series(uniques, dtype=str).str.strip(), spec, ctx)
-    values = pd.Series(values_u.to_numpy()[codes], index=raw.frame.index)
+    # `take` keeps each column's own type (Arrow text stays Arrow): no per-row Python objects.
+    values = values_u.reset_index(drop=True).take(codes).set_axis(index)
     if spec.kind == schema.DATE:
         values = pd.to_datetime(values)
     elif spec.kind in (schema.INT, schema.FLOAT, schema.YEAR):
         values = values.astype("float64")
-    reasons = pd.Series(reasons_u.to_numpy()[codes], index=raw.frame.index)
-    skip = pd.Series(skip_u.to_numpy()[codes], index=raw.frame.index)
-    bad = reasons.notna()
-    problems = _problems(raw, spec.name, column, bad, reasons)
+    skip = pd.Series(skip_u.to_numpy(dtype=bool)[codes], index=index)
+    if reasons_u.isna().all():  # the usual case: no cell of this column has a problem
+        return values, [], skip
+    reasons = pd.Series(reasons_u.to_numpy()[codes], index=index)
+    problems = _problems(raw, spec.name, column, reasons.notna(), reasons)
     return values, problems, skip
 
 

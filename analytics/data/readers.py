@@ -197,7 +197,7 @@ def _read_fast(body: str, delimiter: str) -> pd.DataFrame | None:
                         engine="pyarrow")
     if frame.columns.duplicated().any():
         return None
-    return frame.fillna("")
+    return frame
 
 
 def read_csv_bytes(name: str, data: bytes) -> RawTable:
@@ -207,11 +207,10 @@ def read_csv_bytes(name: str, data: bytes) -> RawTable:
     if not text.strip():
         raise UnreadableFile("the file is empty")
     delimiter = detect_delimiter(text)
-    lines = text.splitlines()
     nonblank = [i for i, ln in enumerate(_top_lines(text, 2 * (HEADER_SEARCH_LINES + 8))) if ln.strip()]
     header_pos = find_header(_sample_rows(text, delimiter))
     skip = nonblank[header_pos] if header_pos < len(nonblank) else 0
-    body = "\n".join(lines[skip:])
+    body, header_line = _body(text, skip)
     gaps = _INNER_BLANK.search(body.rstrip()) is not None
     try:  # blank lines between rows would shift line numbers in the fast reader: use the careful one
         frame = None if gaps else _read_fast(body, delimiter)
@@ -227,7 +226,7 @@ def read_csv_bytes(name: str, data: bytes) -> RawTable:
         raise _ragged_row(exc, skip) from exc
     except pd.errors.EmptyDataError as exc:
         raise UnreadableFile("the file is empty") from exc
-    header = next(csv.reader([lines[skip]], delimiter=delimiter), [])
+    header = next(csv.reader([header_line], delimiter=delimiter), [])
     _check_duplicate_headers([normalise_header(h) for h in header], name)
     frame.columns = [normalise_header(h) for h in header[: len(frame.columns)]] + \
         [normalise_header(c) for c in frame.columns[len(header):]]
@@ -240,7 +239,26 @@ def read_csv_bytes(name: str, data: bytes) -> RawTable:
     if delimiter == ";":
         frame = _decimal_commas(frame)
     stem = name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    return RawTable(name, stem, frame.fillna(""), first_data_line=skip + 2, notes=notes)
+    return RawTable(name, stem, frame, first_data_line=skip + 2, notes=notes)
+
+
+# Line breaks `str.splitlines` honours besides \n and \r (a file holding one is re-joined line by line).
+_OTHER_BREAKS = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _body(text: str, skip: int) -> tuple[str, str]:
+    """The text from the header line on with `\n` line ends, and the header line.
+
+    A file whose header is its first line and whose lines end in `\n` or `\r\n` is used as it is rather
+    than split into millions of lines and joined again.
+    """
+    if skip == 0:
+        body = text.replace("\r\n", "\n") if "\r" in text else text
+        if "\r" not in body and not _OTHER_BREAKS.search(body):
+            end = body.find("\n")
+            return body, body if end < 0 else body[:end]
+    lines = text.splitlines()
+    return "\n".join(lines[skip:]), lines[skip]
 
 
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}

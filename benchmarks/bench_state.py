@@ -1,0 +1,255 @@
+"""State scale on PostgreSQL: 10,000 schools x 8 years (DESIGN §8, issue 16).
+
+Starts its own PostgreSQL server (`load_harness.PostgresServer`), builds the demo district with the
+command line (`python -m analytics demo --schools N --years 8`, its progress lines kept), then records,
+each figure beside its floor or bar:
+
+- demo: build and load time (bar: minutes, not tens of minutes: <= 10 min in all);
+- import of one file at that size (the last year's metrics, removed first, so a new year's file) beside
+  its floor `read_csv` + bare `COPY` into an unindexed table (bar: <= 2x), and the same file again;
+- first paint of deep links (/, /cluster, /school) in Chromium, the first visit after the server starts
+  (cold) and the next (warm) (bar: <= 3 s), and the server's resident memory after each page (psutil;
+  bar: 512 MiB, the 2,000-school bar of DESIGN §8);
+- cold and warm reruns of every page with AppTest against DATABASE_URL, beside its static twin
+  (`bench_static_twin.measure_page`; bars: cold <= 3 s and <= 5x warm, warm <= 2x its twin).
+
+`missed` names every bar missed. Writes benchmarks/results/state.json (`--quick`: 2,000 schools,
+state_quick.json).
+
+    python benchmarks/bench_state.py            # 10,000 schools x 8 years
+    python benchmarks/bench_state.py --quick    # 2,000 schools x 8 years
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, best_of, write_results
+from load_harness import BROWSER_ARGS, CHROMIUM, READY_SELECTOR, PostgresServer, pg_bindir, start_app
+
+YEARS = 8
+DEMO_BAR_S = 600.0
+PAINT_BAR_S = 3.0
+MEMORY_BAR_MIB = 512.0
+COLD_BAR_S = 3.0
+COLD_TO_WARM_BAR = 5.0
+TWIN_BAR = 2.0
+IMPORT_BAR = 2.0
+# Every page, with the URL parameters of a real view (None: the first school).
+PAGES = [
+    ("overview", {}), ("cluster", {"cluster": "Northwood"}), ("school", {"school": None}), ("gaps", {}),
+    ("discipline", {"cluster": "Northwood"}), ("learning", {}), ("meeting", {}), ("changes", {}),
+    ("plans", {"school": None}), ("cycles", {"school": None}), ("data", {}),
+]
+
+
+def build_demo_database(url: str, schools: int) -> dict:
+    """`python -m analytics demo` into the server, timed end to end; its progress lines are kept."""
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "analytics", "demo", "--schools", str(schools), "--years",
+                           str(YEARS)], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"demo failed: {done.stderr[-2000:]}")
+    progress = [line for line in done.stderr.splitlines() if line.startswith("demo:")]
+    print("\n".join(progress), flush=True)
+    return {"seconds": round(seconds, 1), "bar_s": DEMO_BAR_S, "meets_bar": seconds <= DEMO_BAR_S,
+            "progress": progress, "rows": _table_rows(done.stdout)}
+
+
+def _table_rows(summary: str) -> dict[str, int]:
+    rows = {}
+    for line in summary.splitlines():
+        name, _, count = line.strip().partition(": ")
+        if count.endswith(" rows"):
+            rows[name] = int(count.removesuffix(" rows").replace(",", ""))
+    return rows
+
+
+def measure_import(url: str, workdir: Path, repeat: int) -> dict:
+    """The last year's metrics as a file, imported as a new year's file beside its floor, then again."""
+    import pandas as pd
+    from bench_import import NO_LIMIT, bare_insert
+
+    from analytics.data import schema, storage
+    from analytics.data.importer import import_files
+
+    engine = storage.get_engine(url)
+    year = max(storage.available_years(engine))
+    path = workdir / "metrics.csv"
+    frame = storage.load_metrics(engine, years=[year])[schema.TABLES["metrics"].column_names]
+    frame.astype({"numerator": "Int64", "denominator": "Int64"}).to_csv(path, index=False)
+    data = path.read_bytes()
+    read = best_of(lambda: pd.read_csv(path), repeat)
+    text = pd.read_csv(io.BytesIO(data), dtype=str)
+    insert = best_of(lambda: bare_insert(url, text), repeat)
+    times = []
+    for _ in range(repeat):
+        with engine.begin() as conn:
+            conn.execute(sa_delete_year(schema.metrics, year))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE metrics")
+        started = time.perf_counter()
+        report = import_files(engine, [path], max_bytes=NO_LIMIT)
+        times.append(time.perf_counter() - started)
+        if not report.ok:
+            raise RuntimeError(report.problems[0].format())
+    again = best_of(lambda: import_files(engine, [path], max_bytes=NO_LIMIT), 1)
+    floor = read + insert
+    full = min(times)
+    return {"rows": len(frame), "bytes": len(data), "read_csv_s": round(read, 3), "bare_copy_s": round(insert, 3),
+            "floor_s": round(floor, 3), "import_s": round(full, 3), "ratio_to_floor": round(full / floor, 2),
+            "bar_ratio": IMPORT_BAR, "meets_bar": full <= IMPORT_BAR * floor, "reimport_unchanged_s": round(again, 3)}
+
+
+def sa_delete_year(table, year: int):
+    import sqlalchemy as sa
+
+    return sa.delete(table).where(table.c.school_year == year)
+
+
+def _first_school(url: str) -> str:
+    from analytics.data import storage
+
+    return str(storage.load_schools(storage.get_engine(url), clusters=["Northwood"])["school_id"].iloc[0])
+
+
+def measure_browser(url: str, school: str) -> dict:
+    """First paint of the deep links, cold then warm, and the server's memory after every page."""
+    if not Path(CHROMIUM).exists():
+        return {"skipped": "no Chromium"}
+    from playwright.sync_api import sync_playwright
+
+    app = start_app(url, timeout=300)
+    deep = {"/": "", "/cluster": "cluster?cluster=Northwood", "/school": f"school?school={school}"}
+    paint: dict = {}
+    memory: dict = {"after_start": round(app.rss_mib(), 1)}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            for label, path in deep.items():
+                paint[label] = {visit: _paint_seconds(page, f"{app.base}/{path}") for visit in ("cold", "warm")}
+                memory[label] = round(app.rss_mib(), 1)
+            for name, params in PAGES:
+                query = "&".join(f"{k}={school if v is None else v}" for k, v in params.items())
+                _paint_seconds(page, f"{app.base}/{'' if name == 'overview' else name}{'?' if query else ''}{query}", 120)
+                memory[name] = round(app.rss_mib(), 1)
+            browser.close()
+    finally:
+        app.close()
+    peak = max(memory.values())
+    return {"first_paint_s": paint, "bar_s": PAINT_BAR_S,
+            "meets_bar": all(v is not None and v <= PAINT_BAR_S for d in paint.values() for v in d.values()),
+            "server_memory_mib": memory, "memory_bar_mib": MEMORY_BAR_MIB, "memory_meets_bar": peak <= MEMORY_BAR_MIB}
+
+
+def _paint_seconds(page, url: str, timeout_s: float = 300) -> float | None:
+    """Seconds from navigation until the page shows its first content (None: not within the time-out)."""
+    started = time.perf_counter()
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector(READY_SELECTOR, timeout=timeout_s * 1000)
+    except Exception:  # noqa: BLE001 - a time-out is a figure (None), not a crash of the benchmark
+        return None
+    return round(time.perf_counter() - started, 3)
+
+
+def measure_pages(url: str, workdir: Path, school: str, repeat: int) -> dict:
+    """Cold and warm AppTest reruns of every page beside its static twin (a failing page is recorded)."""
+    import streamlit as st
+    from _twin import REPLAY_SCRIPT, TWIN_SCRIPT
+    from bench_static_twin import measure_page
+
+    os.environ["DATABASE_URL"] = url
+    os.environ["SSIF_TWIN_DIR"] = str(Path(__file__).resolve().parent)
+    (workdir / "twin.py").write_text(TWIN_SCRIPT)  # as bench_static_twin.main prepares its work directory
+    (workdir / "replay.py").write_text(REPLAY_SCRIPT)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    pages = {}
+    for name, params in PAGES:
+        params = {k: (school if v is None else v) for k, v in params.items()}
+        try:
+            figures = measure_page(name, params, workdir, repeat)
+        except Exception as exc:  # noqa: BLE001 - one page's failure is a result, the others still run
+            figures = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        if "cold_first_run_s" in figures:
+            cold, warm = figures["cold_first_run_s"], figures["warm_rerun_s"]
+            figures["cold_to_warm"] = round(cold / warm, 1) if warm else None
+            figures["cold_meets_bar"] = cold <= COLD_BAR_S and cold <= COLD_TO_WARM_BAR * warm
+        pages[name] = figures
+        print(name, figures, flush=True)
+    return {"bars": {"cold_s": COLD_BAR_S, "cold_to_warm": COLD_TO_WARM_BAR, "warm_to_twin": TWIN_BAR},
+            "pages": pages}
+
+
+def missed_bars(results: dict) -> list[str]:
+    missed = []
+    if not results["demo"]["meets_bar"]:
+        missed.append(f"demo build and load {results['demo']['seconds']} s > {DEMO_BAR_S:g} s")
+    imp = results["import"]
+    if not imp["meets_bar"]:
+        missed.append(f"import {imp['import_s']} s = {imp['ratio_to_floor']}x its floor {imp['floor_s']} s")
+    browser = results["browser"]
+    for label, visits in browser.get("first_paint_s", {}).items():
+        for visit, seconds in visits.items():
+            if seconds is None or seconds > PAINT_BAR_S:
+                missed.append(f"first paint {label} ({visit}) {seconds} s > {PAINT_BAR_S:g} s")
+    if browser.get("memory_meets_bar") is False:
+        missed.append(f"server memory {max(browser['server_memory_mib'].values())} MiB > {MEMORY_BAR_MIB:g} MiB")
+    for name, page in results["pages"]["pages"].items():
+        if "error" in page:
+            missed.append(f"{name}: {page['error']}")
+            continue
+        if not page["cold_meets_bar"]:
+            missed.append(f"{name} cold {page['cold_first_run_s']} s (warm {page['warm_rerun_s']} s)")
+        if not page["meets_goal"]:
+            missed.append(f"{name} warm {page['warm_rerun_s']} s = {page['ratio_to_twin']}x its twin")
+    return missed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2,000 schools, fewer repetitions")
+    parser.add_argument("--schools", type=int, help="district size (default 10,000; --quick 2,000)")
+    args = parser.parse_args(argv)
+    schools = args.schools or (2000 if args.quick else 10_000)
+    repeat = 1 if args.quick else 3
+    bindir = pg_bindir()
+    if bindir is None:
+        raise SystemExit("PostgreSQL server binaries not found (pg_ctl)")
+    server = PostgresServer(bindir, datadir=Path(tempfile.mkdtemp(prefix="ssif-state-pg-"))).init()
+    results: dict = {"schools": schools, "years": YEARS}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            results["demo"] = build_demo_database(server.url, schools)
+            results["import"] = measure_import(server.url, workdir, repeat)
+            print("import", results["import"], flush=True)
+            school = _first_school(server.url)
+            results["browser"] = measure_browser(server.url, school)
+            print("browser", results["browser"], flush=True)
+            results["pages"] = measure_pages(server.url, workdir, school, 3 if args.quick else 5)
+    finally:
+        with contextlib.suppress(Exception):
+            from analytics.data import storage
+
+            storage.get_engine(server.url).dispose()
+        server.destroy()
+    results["missed"] = missed_bars(results)
+    write_results("state_quick" if args.quick else "state",
+                  {"goal": "DESIGN §8 bars at state scale (10,000 schools x 8 years on PostgreSQL)", **results})
+
+
+if __name__ == "__main__":
+    main()
