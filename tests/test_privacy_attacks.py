@@ -12,7 +12,7 @@ import pytest
 from analytics import cli
 from analytics.access import attack
 from analytics.access.privacy import SUPPRESSED, release_view
-from analytics.access.release import build_release, metric_cells, pooled_cells, release_for
+from analytics.access.release import build_release, metric_cells, pooled_cells, release_for, shared_denominators
 from analytics.data import storage
 from analytics.data.demo import load_demo
 from analytics.stats.disproportionality import disproportionality
@@ -240,3 +240,66 @@ def test_a_flag_resting_on_released_ratios_is_shown():
     out = _flag_rows((60, 300), (60, 1000))
     assert out.loc[2025, "flagged"] == True  # noqa: E712 - the cell holds a released bool
     assert out.loc[2024, "flagged"] == False  # noqa: E712
+
+
+# --- cells that share an n are decided together ------------------------------------------------------------------
+
+
+SHARED_ENROLMENT = ["suspension", "iss", "oss", "expulsion", "law_referral", "incidents", "attendance_rate",
+                    "chronic_absence"]
+
+
+def test_measures_counting_the_same_students_hide_their_n_together(small_demo):
+    # Discipline outcomes, attendance and chronic absence all count the school's enrolment: an n hidden in
+    # one and shown in another would be given back (the attack ties them: `attack._same_n`).
+    cells = release_for(small_demo).cells.reset_index()
+    shared = cells[cells["measure"].isin(SHARED_ENROLMENT)]
+    decisions = shared.groupby(["unit", "school_year", "student_group", "n"])["n_hidden"].nunique()
+    assert len(decisions) > 100 and (decisions == 1).all()
+
+
+def test_shared_denominators_are_found_from_the_data():
+    cells = pd.DataFrame({"school_id": ["A"] * 6, "school_year": 2025, "student_group": ["ALL", "BL"] * 3,
+                          "measure": ["suspension"] * 2 + ["attendance_rate"] * 2 + ["read_proficient"] * 2,
+                          "k": 1.0, "n": [100.0, 20.0, 100.0, 20.0, 90.0, 20.0], "n_source": "x"})
+    named = shared_denominators(cells).drop_duplicates("measure").set_index("measure")["n_source"]
+    # Attendance's n equals enrolment on every row; reading's on half of them (a coincidence, not a source).
+    assert named.to_dict() == {"suspension": "enrolled", "attendance_rate": "enrolled",
+                               "read_proficient": "read_proficient"}
+
+
+# --- the exact audit (integer program) ------------------------------------------------------------------------
+
+
+def test_the_integer_program_pins_what_interval_reasoning_cannot():
+    # x + y + z = 2 with x = y and every value in 0..1: intervals leave each in 0..1, but 2x + z = 2 with
+    # z <= 1 leaves x = y = 1, z = 0 as the only integer solution.
+    from analytics.access.exact_audit import System, exact_unique
+    from analytics.access.release import propagate
+
+    rel = np.array([0, 0, 0, 1, 1])
+    var = np.array([0, 1, 2, 0, 1])
+    coef = np.array([1.0, 1.0, 1.0, 1.0, -1.0])
+    lo, hi = np.zeros(4), np.array([1.0, 1.0, 1.0, 2.0])  # variable 3 is the released total, 2
+    lo[3] = 2.0
+    rel_p, var_p, coef_p = np.r_[rel, 0], np.r_[var, 3], np.r_[coef, -1.0]
+    none = (np.empty(0, dtype=np.int64),) * 2
+    p_lo, p_hi = propagate(lo, hi, rel_p, var_p, coef_p, none, (*none, 0.0), (*none, 0.0))
+    assert (p_lo[:3] == 0).all() and (p_hi[:3] == 1).all()  # bounds propagation pins nothing
+    system = System(lo, hi)
+    system.add(rel_p, var_p, coef_p, np.zeros(2), np.zeros(2))
+    report = exact_unique(system, np.array([0, 1, 2]))
+    assert report.unique == {0: 1.0, 1: 1.0, 2: 0.0}
+    assert report.components == 1 and report.audited == 3 and report.undecided == 0
+
+
+def test_the_exact_audit_runs_inside_the_attack():
+    rows = _metrics([("A1", 2025, "read_proficient", "ALL", 50, 100), ("A2", 2025, "read_proficient", "ALL", 60, 110),
+                     ("B1", 2025, "read_proficient", "ALL", 40, 90), ("B2", 2025, "read_proficient", "ALL", 45, 95),
+                     ("C1", 2025, "read_proficient", "ALL", 4, 8)])
+    schools = _schools(("A1", "A"), ("A2", "A"), ("B1", "B"), ("B2", "B"), ("C1", "C"))
+    release = build_release(schools, rows, NO_DISCIPLINE)
+    public = release_view(add_rate_columns(rows), "rates", release)
+    report = attack.attack({"rates": public}, pooled_cells(metric_cells(rows), schools), schools, decision=release,
+                           exact=True)
+    assert report.recovered == 0 and report.exact["audited"] >= 2 and report.exact["recovered"] == 0

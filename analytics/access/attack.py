@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analytics.access.release import BIG, KEYS, Release, _relations, pooled_cells, propagate
+from analytics.access.exact_audit import ExactReport, System, exact_unique
+from analytics.access.release import BIG, KEYS, Release, _relations, pooled_cells, propagate, shared_denominators
 from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.stats.status_change import CHANGE_LEVELS, STATUS_LEVELS
 
@@ -40,10 +41,12 @@ class AttackReport:
     recovered_n: int
     released_rows: int
     examples: list[dict] = field(default_factory=list)
+    exact: dict | None = None   # the integer-program audit's figures (cells audited, components, seconds)
 
     def as_dict(self) -> dict:
         return {"hidden": self.hidden, "recovered": self.recovered, "hidden_n": self.hidden_n,
-                "recovered_n": self.recovered_n, "released_rows": self.released_rows, "examples": self.examples}
+                "recovered_n": self.recovered_n, "released_rows": self.released_rows, "examples": self.examples,
+                "exact_audit": self.exact}
 
 
 def _num(series: pd.Series) -> pd.Series:
@@ -162,7 +165,8 @@ def _level_intervals(levels: pd.Series, metric: pd.Series, school_level: pd.Seri
 
 
 def attack(released: dict[str, pd.DataFrame], truth: pd.DataFrame, schools: pd.DataFrame,
-           settings: Settings = DEFAULT_SETTINGS, rounds: int = 8, decision: Release | None = None) -> AttackReport:
+           settings: Settings = DEFAULT_SETTINGS, rounds: int = 8, decision: Release | None = None,
+           exact: bool = False) -> AttackReport:
     """Run every attack on the released tables; `truth` (cells with KEYS, k, n) only scores the result.
 
     A cell counts as hidden when the tables do not show its count and the rules protect it: n < 10, a
@@ -225,8 +229,74 @@ def attack(released: dict[str, pd.DataFrame], truth: pd.DataFrame, schools: pd.D
             break
     kn.integers()
     protected = _protected(truth, settings, decision)
-    return _score(kn, truth, released_k, released_n, sum(len(t) for t in released.values()), settings.privacy_min_n,
-                  protected)
+    exact_report = None
+    if exact:
+        exact_report = _exact(kn, truth, relations, released_k, released_n, protected, status, measure, level_of,
+                              settings)
+    report = _score(kn, truth, released_k, released_n, sum(len(t) for t in released.values()),
+                    settings.privacy_min_n, protected)
+    report.exact = exact_report.as_dict() if exact_report is not None else None
+    return report
+
+
+def _exact(kn: _Knowledge, truth: pd.DataFrame, relations, released_k, released_n, protected: pd.Series, status,
+           measure, level_of, settings: Settings) -> ExactReport:
+    """The integer program of everything known (:mod:`analytics.access.exact_audit`): hidden counts (and small
+    n) that are its only solution are pinned in ``kn``."""
+    cells, rel, row, coef, same_n = relations
+    size = len(kn.index)
+    a = kn.a
+    system = System(np.concatenate([a["k_lo"], a["n_lo"]]), np.concatenate([a["k_hi"], a["n_hi"]]))
+    n_rel = int(rel.max()) + 1 if len(rel) else 0
+    system.add(rel, row, coef, np.zeros(n_rel), np.zeros(n_rel))                    # sums of counts
+    n_rows = int(max(rel.max() if len(rel) else -1, same_n[0].max() if len(same_n[0]) else -1)) + 1
+    system.add(np.concatenate([rel, same_n[0]]), size + np.concatenate([row, same_n[1]]),
+               np.concatenate([coef, same_n[2]]), np.zeros(n_rows), np.zeros(n_rows))  # sums of students
+    # k <= n for counts of students (incidents are events: a school can have more than it has students).
+    cell = np.flatnonzero(kn.index.get_level_values("measure") != "incidents")
+    rows = np.arange(len(cell))
+    system.add(np.r_[rows, rows], np.r_[cell, size + cell], np.r_[np.ones(len(cell)), -np.ones(len(cell))],
+               np.full(len(cell), -np.inf), np.zeros(len(cell)))                   # k <= n
+    low = np.flatnonzero(a["v_lo"] > 1e-6)
+    system.add(np.r_[np.arange(len(low)), np.arange(len(low))], np.r_[low, size + low], np.r_[np.full(len(low), 100.0), -a["v_lo"][low]],
+               np.zeros(len(low)), np.full(len(low), np.inf))                      # 100 k >= v_lo n
+    high = np.flatnonzero(a["v_hi"] < 100 - 1e-6)
+    system.add(np.r_[np.arange(len(high)), np.arange(len(high))], np.r_[high, size + high],
+               np.r_[np.full(len(high), 100.0), -a["v_hi"][high]], np.full(len(high), -np.inf),
+               np.zeros(len(high)))                                                # 100 k <= v_hi n
+    _status_links(system, kn, status, measure, level_of, settings)
+    t = kn.t.join(truth[["k", "n"]], how="inner")
+    mentioned = kn.index.isin(t.index)
+    hidden_k = (mentioned & ~kn.index.isin(released_k) & truth["k"].reindex(kn.index).notna().to_numpy()
+                & protected.reindex(kn.index).fillna(False).to_numpy())
+    hidden_n = mentioned & ~kn.index.isin(released_n) & (truth["n"].reindex(kn.index) < settings.privacy_min_n).to_numpy()
+    targets = np.r_[np.flatnonzero(hidden_k), size + np.flatnonzero(hidden_n)]
+    report = exact_unique(system, targets)
+    for var, value in report.unique.items():
+        col, i = ("k", var) if var < size else ("n", var - size)
+        a[f"{col}_lo"][i] = a[f"{col}_hi"][i] = value
+    return report
+
+
+def _status_links(system: System, kn: _Knowledge, status, measure, level_of, settings: Settings) -> None:
+    """A released status change between two years whose n are both known: 100 k / n - 100 k' / n' lies in
+    the change's interval (its rounding and its level's cut points), a linear row over the two counts."""
+    if not len(status):
+        return
+    keys = _index(status, "school_id", "school_year", status["metric"].map(measure), "student_group")
+    prev = _index(status, "school_id", status["school_year"] - 1, status["metric"].map(measure), "student_group")
+    change = _num(status["change"]).to_numpy()
+    lv = status["school_id"].map(level_of).fillna("ES")
+    c_lo, c_hi = _level_intervals(status["change_level"], status["metric"], lv, settings, "change")
+    c_lo = np.fmax(np.nan_to_num(c_lo, nan=-np.inf), change - 0.05 - 1e-9)
+    c_hi = np.fmin(np.nan_to_num(c_hi, nan=np.inf), change + 0.05 + 1e-9)
+    i, j = kn.index.get_indexer(keys), kn.index.get_indexer(prev)
+    n = kn.exact("n").to_numpy()
+    ok = (i >= 0) & (j >= 0) & (np.isfinite(c_lo) | np.isfinite(c_hi))
+    ok[ok] &= (n[i[ok]] > 0) & (n[j[ok]] > 0)
+    i, j, c_lo, c_hi = i[ok], j[ok], c_lo[ok], c_hi[ok]
+    rows = np.arange(len(i))
+    system.add(np.r_[rows, rows], np.r_[i, j], np.r_[100 / n[i], -100 / n[j]], c_lo, c_hi)
 
 
 def _protected(truth: pd.DataFrame, settings: Settings, decision: Release | None) -> pd.Series:
@@ -252,18 +322,36 @@ def _attacker_relations(truth: pd.DataFrame, schools: pd.DataFrame):
     cells.loc[cells["unit"].str.startswith("cluster:"), "cluster"] = cells["unit"].str[len("cluster:"):]
     cells["level"] = np.where(cells["unit"] == "district", 2, np.where(cells["unit"].str.startswith("cluster:"), 1, 0))
     rel, row, coef = _relations(cells)
-    return cells, rel, row, coef
+    return cells, rel, row, coef, _same_n(cells, int(rel.max()) + 1 if len(rel) else 0)
+
+
+def _same_n(cells: pd.DataFrame, first_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Equalities n = n' between cells of one unit, year and group whose measures count the same students
+    (discipline outcomes, and measures whose n agree almost everywhere: `shared_denominators`), as sum
+    relations (one +1 and one -1 member each). The attacker is granted them where they hold."""
+    if cells.empty:
+        return (np.empty(0, dtype=np.int64),) * 2 + (np.empty(0),)
+    named = shared_denominators(cells.assign(school_id=cells["unit"], n_source=""))
+    key = named.groupby(["unit", "school_year", "student_group", "n_source", "n"], sort=False).ngroup().to_numpy()
+    first = pd.Series(np.arange(len(key))).groupby(key).transform("first").to_numpy()
+    others = np.flatnonzero(first != np.arange(len(key)))
+    ids = np.arange(len(others)) + first_id
+    return (np.concatenate([ids, ids]), np.concatenate([others, first[others]]),
+            np.concatenate([np.ones(len(others)), -np.ones(len(others))]))
 
 
 def _sums(kn: _Knowledge, relations) -> int:
-    cells, rel, row, coef = relations
+    cells, rel, row, coef, same_n = relations
     index = pd.MultiIndex.from_arrays([cells[c].to_numpy() for c in KEYS])
     t = kn.t.reindex(index)
     changed = 0
     for col in ("k", "n"):
         lo, hi = t[f"{col}_lo"].to_numpy(), t[f"{col}_hi"].to_numpy()
         empty = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), 0.0)
-        new_lo, new_hi = propagate(lo, hi, rel, row, coef, (np.empty(0, dtype=np.int64),) * 2, empty, empty)
+        r, w, c = (rel, row, coef) if col == "k" else (np.concatenate([rel, same_n[0]]),
+                                                         np.concatenate([row, same_n[1]]),
+                                                         np.concatenate([coef, same_n[2]]))
+        new_lo, new_hi = propagate(lo, hi, r, w, c, (np.empty(0, dtype=np.int64),) * 2, empty, empty)
         changed += kn.tighten(index, col, new_lo, new_hi)
     return changed
 

@@ -66,13 +66,11 @@ def metric_cells(metrics: pd.DataFrame) -> pd.DataFrame:
     return cells.astype({"k": "float64", "n": "float64"})
 
 
-def pooled_cells(school_cells: pd.DataFrame, schools: pd.DataFrame, by_extra: tuple[str, ...] = ()) -> pd.DataFrame:
-    """School cells plus pooled cluster and district cells (sums over schools whose counts are known).
-
-    ``by_extra`` columns are pooled apart and kept (several families pooled in one pass)."""
+def pooled_cells(school_cells: pd.DataFrame, schools: pd.DataFrame) -> pd.DataFrame:
+    """School cells plus pooled cluster and district cells (sums over schools whose counts are known)."""
     known = school_cells.dropna(subset=["k", "n"])
     known = known[known["n"] > 0].merge(schools[["school_id", "cluster"]], on="school_id", how="inner")
-    by = [*by_extra, "school_year", "measure", "student_group", "n_source"]
+    by = ["school_year", "measure", "student_group", "n_source"]
     clusters = known.groupby(["cluster", *by], as_index=False)[["k", "n"]].sum()
     clusters["unit"] = "cluster:" + clusters["cluster"]
     district = known.groupby(by, as_index=False)[["k", "n"]].sum().assign(unit="district", cluster=np.nan)
@@ -80,6 +78,36 @@ def pooled_cells(school_cells: pd.DataFrame, schools: pd.DataFrame, by_extra: tu
     out = pd.concat([known, clusters, district], ignore_index=True)
     out["level"] = np.where(out["unit"] == "district", 2, np.where(out["unit"].str.startswith("cluster:"), 1, 0))
     return out[["unit", "cluster", "level", *by, "k", "n"]]
+
+
+def shared_denominators(cells: pd.DataFrame, agreement: float = 0.95) -> pd.DataFrame:
+    """School cells with ``n_source`` naming the students behind n, shared by every measure whose n is the
+    same on at least ``agreement`` of the school, year and group rows they both have (discipline outcomes
+    share `enrolled`; attendance and chronic absence usually count the same enrolment; a file may give
+    reading and mathematics the same tested students). Those measures are decided on one n."""
+    keyed = cells.drop_duplicates(["school_id", "school_year", "student_group", "measure"])
+    wide = keyed.pivot(index=["school_id", "school_year", "student_group"], columns="measure", values="n")
+    measures = [str(m) for m in wide.columns]
+    parent = {m: m for m in measures}
+
+    def root(m: str) -> str:
+        while parent[m] != m:
+            m = parent[m]
+        return m
+
+    values = wide.to_numpy(dtype="float64")
+    for i in range(len(measures)):
+        for j in range(i + 1, len(measures)):
+            both = ~np.isnan(values[:, i]) & ~np.isnan(values[:, j])
+            if both.any() and (values[both, i] == values[both, j]).mean() >= agreement:
+                ra, rb = sorted((root(measures[i]), root(measures[j])))
+                parent[rb] = ra
+    members: dict[str, list[str]] = {}
+    for m in measures:
+        members.setdefault(root(m), []).append(m)
+    # A source holding a discipline outcome is the discipline table's `enrolled`; a metric alone keeps its name.
+    name = {m: "enrolled" if any(x in SENSITIVE for x in members[root(m)]) else root(m) for m in measures}
+    return cells.assign(n_source=cells["measure"].map(name))
 
 
 # --- the audit: bounds propagation over sums, bands and 0 <= k <= n ----------------------------------------
@@ -166,8 +194,8 @@ def _problem(cells: pd.DataFrame) -> _Problem:
     cells = cells.reset_index(drop=True).copy()
     n_keys = ["unit", "school_year", "student_group", "n_source", "n"]
     cells["k_var"] = np.arange(len(cells))
-    # Cells with the same n of the same source share one n variable (discipline outcomes share enrolled),
-    # numbered in order of first appearance.
+    # Cells of one unit, year and group with the same n of the same source share one n variable (numbered
+    # in order of first appearance): an n hidden in one cell and shown in another would be given back.
     codes = {c: (pd.factorize(cells[c], use_na_sentinel=False)[0].astype(np.int64), 0) for c in n_keys}
     codes = {c: (code, int(code.max()) + 1 if len(code) else 1) for c, (code, _) in codes.items()}
     shared_n = pd.factorize(_key(codes, n_keys, np.arange(len(cells)), -1))[0]
@@ -482,8 +510,7 @@ class Release:
 
 def build_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame,
                   settings: Settings = DEFAULT_SETTINGS, complementary: bool = True) -> Release:
-    """Decide every cell of the district: discipline outcomes together (they share `enrolled`), each
-    counted metric on its own."""
+    """Decide every cell of the district (discipline outcomes and counted metrics) as one release."""
     derived = not (metrics["metric"] == "suspension_rate").any() if len(metrics) else True
     families = []
     if len(discipline):
@@ -493,25 +520,16 @@ def build_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.D
         if derived:
             counted = counted[counted["metric"] != "suspension_rate"]
         families.extend(metric_cells(rows) for _, rows in counted.groupby("metric"))
-    decided = [decide(cells, settings, complementary=complementary) for cells in _pooled_families(families, schools)]
-    if not decided:
+    families = [f for f in families if len(f)]
+    school_cells = shared_denominators(pd.concat(families, ignore_index=True)) if families else pd.DataFrame()
+    cells = pooled_cells(school_cells, schools) if families else pd.DataFrame()
+    if cells.empty:
         empty = pd.DataFrame(columns=[*KEYS, "k", "n", "state", "n_hidden", "disclosed"])
         return Release(empty.set_index(KEYS), derived)
-    cells = pd.concat(decided, ignore_index=True)
+    # One decision for every measure: cells that share an n are decided together.
+    cells = decide(cells, settings, complementary=complementary)
     cells["school_year"] = cells["school_year"].astype("float64")
     return Release(cells.set_index(KEYS)[["k", "n", "state", "n_hidden", "disclosed"]].sort_index(), derived)
-
-
-def _pooled_families(families: list[pd.DataFrame], schools: pd.DataFrame) -> list[pd.DataFrame]:
-    """`pooled_cells` of each non-empty family, pooled in one pass (rows in the order each would have alone)."""
-    families = [f for f in families if len(f)]
-    if not families:
-        return []
-    tagged = pd.concat([f.assign(_family=i) for i, f in enumerate(families)], ignore_index=True)
-    pooled = pooled_cells(tagged, schools, by_extra=("_family",))
-    family = pooled["_family"].to_numpy()
-    pooled = pooled.drop(columns="_family")
-    return [pooled[family == i].reset_index(drop=True) for i in range(len(families))]
 
 
 _CACHE: dict[tuple, Release] = {}
