@@ -35,9 +35,17 @@ if cluster not in clusters:
 
 crumbs = st.container()
 st.title(f"{cluster} cluster")
-members = schools[schools["cluster"] == cluster]
-# Two schools of one name in this cluster are told apart (by id) in every chart, table and link below.
-members = members.assign(school_name=school_labels(members).reindex(members["school_id"].astype(str)).to_numpy())
+
+
+@ui.cached
+def cluster_members(version: int, cluster: str) -> pd.DataFrame:
+    """The cluster's schools; two schools of one name in it are told apart (by id) in every chart, table and
+    link below."""
+    members = schools[schools["cluster"] == cluster]
+    return members.assign(school_name=school_labels(members).reindex(members["school_id"].astype(str)).to_numpy())
+
+
+members = cluster_members(ui.data_version(), cluster)
 years = ui.years()
 year, metric, group = ui.filter_bar()
 with crumbs:
@@ -140,6 +148,29 @@ if ui.is_public():
     plotted = plotted[plotted["_released"]]
 plotted["school_label"] = plotted["school_name"] + " (" + plotted["level"] + ")"
 LONG_LIST, SHOWN_EACH_END = 40, 15
+
+
+@ui.cached
+def trend_view(version: int, cluster: str, metric: str, year: int, group: str, share: str | None,
+               shown: tuple[str, ...] | None):
+    """Trend rows of the schools in the chart (`shown`; None: every school), their table by year and their
+    summary; None with one school year only."""
+    if trend["school_year"].nunique() <= 1:
+        return None
+    rows = trend[trend["school_id"].isin(set(shown))] if shown is not None else trend
+    first, last = rows["school_year"].min(), rows["school_year"].max()
+    ends = rows[rows["school_year"].isin([first, last])].pivot_table(
+        index="school_name", columns="school_year", values="value").dropna()
+    moved = ends[last] - ends[first] if len(ends) else pd.Series(dtype=float)
+    summary = (f"{label} by school, {ui.year_label(first)} to {ui.year_label(last)}: "
+               + "; ".join(f"{name} {ends.loc[name, first]:.1f}% → {ends.loc[name, last]:.1f}%"
+                           for name in moved.sort_values().index) + "." if len(ends) else "")
+    by_year = ui.filled(rows.pivot_table(index="school_name", columns="school_year", values="value")
+                        .reset_index().rename(columns={"school_name": "School"}),
+                        {y: "{:.1f}" for y in sorted(rows["school_year"].unique())}).rename(columns=ui.year_label_of)
+    return rows, by_year, summary
+
+
 long_list = len(plotted) > LONG_LIST
 left, right = st.columns([3, 2])
 with left:
@@ -180,31 +211,26 @@ with right:
         basis = MEDIAN_LABEL if value_only else "pooled"
         st.markdown(f"**Rank among clusters:** {rank} of {len(ranked)} ({basis} {label.lower()}, "
                     f"{group_label(group)}).")
-    if trend["school_year"].nunique() > 1:
-        trend = trend[trend["school_id"].isin(set(plotted["school_id"]))] if long_list else trend
-        first, last = trend["school_year"].min(), trend["school_year"].max()
-        ends = trend[trend["school_year"].isin([first, last])].pivot_table(
-            index="school_name", columns="school_year", values="value").dropna()
-        moved = ends[last] - ends[first] if len(ends) else pd.Series(dtype=float)
-        trend_summary = (f"{label} by school, {ui.year_label(first)} to {ui.year_label(last)}: "
-                         + "; ".join(f"{name} {ends.loc[name, first]:.1f}% → {ends.loc[name, last]:.1f}%"
-                                     for name in moved.sort_values().index) + "." if len(ends) else "")
+    trends = trend_view(ui.data_version(), cluster, metric, year, group, ui.share_token(),
+                        tuple(plotted["school_id"]) if long_list else None)
+    if trends is not None:
+        trend, by_year, trend_summary = trends
         ui.chart(ui.finished(charts.trend_lines, trend.rename(columns={"school_name": "school"}), label,
                              color_field="school", facet_field="school", columns=2, title=f"{label}: trend by school"),
-                 ui.filled(trend.pivot_table(index="school_name", columns="school_year", values="value")
-                           .reset_index().rename(columns={"school_name": "School"}),
-                           {y: "{:.1f}" for y in sorted(trend["school_year"].unique())})
-                 .rename(columns=ui.year_label_of),
-                 trend_summary, caption=False)
+                 by_year, trend_summary, caption=False)
     else:
         st.caption("Only one school year: no trends to show yet.")
 
-st.subheader("Schools")
-by_school["flags"] = by_school.apply(flags, axis=1) if not by_school.empty else ""
-by_school["open"] = [ui.page_url("school", **ui._with_share({"school": s, "year": year, "metric": metric, "group": group}))
-                     for s in by_school["school_id"]]
-table = by_school  # worst adjusted rate first (empirical Bayes), raw rate when a school has no counts
-school_config = {
+
+@ui.cached
+def schools_table(version: int, cluster: str, metric: str, year: int, group: str, share: str | None):
+    """The cluster's schools as listed (flags, links, privacy rules), with the readable copy and settings."""
+    # worst adjusted rate first (empirical Bayes), raw rate when a school has no counts
+    table = by_school.assign(
+        flags=by_school.apply(flags, axis=1) if not by_school.empty else "",
+        open=[ui.page_url("school", **ui._with_share({"school": s, "year": year, "metric": metric, "group": group}))
+              for s in by_school["school_id"]])
+    school_config = {
         "school_name": st.column_config.TextColumn("School"),
         "level": st.column_config.TextColumn("Level"),
         "value": st.column_config.NumberColumn(f"{label} (%)", format="%.1f", help="The published rate."),
@@ -220,17 +246,24 @@ school_config = {
         "target": st.column_config.NumberColumn("Target (%)", format="%.1f"),
         "flags": st.column_config.TextColumn("Flags"),
         "open": st.column_config.LinkColumn("Open", display_text="Open school →"),
-}
-if ui.is_public():  # released schools in their order, the others after them by name (an order is a value)
-    released = table["_released"].to_numpy()
-    table = pd.concat([table[released], table[~released].sort_values("school_name")], ignore_index=True)
-n_rows = len(table)
-shown, school_config = ui.public_cells(
-    table[["school_name", "level", "value", "ci_low", "ci_high", "denominator", "adjusted", "reliability", "flags",
-           "target", "open"]], school_config,
-    cells=(table["school_id"].tolist(), [year] * n_rows, [metric] * n_rows, [group] * n_rows),
-    n_col="denominator", rate_col="value", interval_cols=["ci_low", "ci_high"],
-    derived_cols=["adjusted", "reliability", "flags"])
+    }
+    if ui.is_public():  # released schools in their order, the others after them by name (an order is a value)
+        released = table["_released"].to_numpy()
+        table = pd.concat([table[released], table[~released].sort_values("school_name")], ignore_index=True)
+    n_rows = len(table)
+    shown, school_config = ui.public_cells(
+        table[["school_name", "level", "value", "ci_low", "ci_high", "denominator", "adjusted", "reliability", "flags",
+               "target", "open"]], school_config,
+        cells=(table["school_id"].tolist(), [year] * n_rows, [metric] * n_rows, [group] * n_rows),
+        n_col="denominator", rate_col="value", interval_cols=["ci_low", "ci_high"],
+        derived_cols=["adjusted", "reliability", "flags"])
+    readable, readable_config = ui.no_none(shown, school_config)  # "–", never "None"
+    return table, shown, readable, readable_config
+
+
+st.subheader("Schools")
+table, shown, readable, readable_config = schools_table(ui.data_version(), cluster, metric, year, group,
+                                                        ui.share_token())
 ui.download_menu(f"{cluster}-schools-{metric}-{group}-{year}", shown.drop(columns="open"))
 # Key columns first (a phone shows about four); intervals and n only where the files have counts.
 key_columns = ["school_name", "value", "flags", "open"]
@@ -238,7 +271,6 @@ details = [] if value_only else ["ci_low", "ci_high", "denominator", "adjusted",
 if st.toggle("Show level, intervals, n and targets" if details else "Show level and targets",
              value=not ui.is_public(), key="school_table_all"):
     key_columns += ["level", *details] + (["target"] if table["target"].notna().any() else [])
-readable, readable_config = ui.no_none(shown, school_config)  # "–", never "None"
 event = st.dataframe(readable, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                      key="school_table", column_config=readable_config, column_order=key_columns)
 chosen = event.selection.rows if event else []

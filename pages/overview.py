@@ -116,29 +116,54 @@ if kpi.n_left_out:
                f"{'the median' if value_only else 'pooled values'}.")
 
 # --- map and clusters --------------------------------------------------------------------------------
+@ui.shared
+def map_view(version: int, metric: str, year: int, group: str, share: str | None):
+    """The school map (serialised once per data version and view), its colour scale's ends and the number of
+    schools on it; None when no school has coordinates."""
+    located = by_school.dropna(subset=["latitude", "longitude"]).copy()
+    if located.empty:
+        return None
+    # Only a known count under 10 hides a value; a file without counts hides nothing.
+    small = located["denominator"].notna() & (located["denominator"] < 10)
+    shown = located["value"].where(~small)
+    located["color"], worst, best = charts.better_colours(shown, higher_is_better)
+    located["value_text"] = np.where(
+        small, "fewer than 10 students: not shown",
+        shown.map(lambda v: "no value (suppressed or missing)" if np.isnan(v) else f"{v:.1f}%"))
+    located["n_text"] = located["denominator"].map(
+        lambda n: "not published" if np.isnan(n) else f"{n:,.0f}")
+    deck = ui.FinishedMap(charts.school_map(
+        located[["school_id", "school_name", "cluster", "latitude", "longitude", "color", "value_text",
+                 "n_text"]],
+        "<b>{school_name}</b><br/>{cluster}<br/>" + label + ": {value_text}<br/>students (n) = {n_text}",
+        areas=map_areas(version), map_style=map_style(),
+    ))
+    return deck, worst, best, len(located)
+
+
+@ui.cached
+def map_list(version: int, metric: str, year: int, group: str, share: str | None):
+    """Every school's value as a table (the map's text alternative), with its column settings."""
+    listed = by_school.assign(shown=by_school["value"].where(
+        ~(by_school["denominator"].notna() & (by_school["denominator"] < 10))))
+    listed = listed.sort_values(["cluster", "school_name"])
+    return ui.public_table(
+        listed[["school_name", "cluster", "shown", "denominator"]],
+        {"school_name": st.column_config.TextColumn("School"), "cluster": st.column_config.TextColumn("Cluster"),
+         "shown": st.column_config.NumberColumn(f"{label} (%)", format="%.1f"),
+         "denominator": st.column_config.NumberColumn("Students (n)", format="localized")},
+        n_col="denominator", rate_cols=["shown"])
+
+
 left, right = st.columns([3, 2])
 
 with left:
     st.subheader("Schools on the map")
-    located = by_school.dropna(subset=["latitude", "longitude"]).copy()
-    if located.empty:
+    located = map_view(ui.data_version(), metric, year, group, ui.share_token())
+    if located is None:
         st.info("No school has coordinates; add latitude and longitude to the schools file to see the map.")
     else:
-        # Only a known count under 10 hides a value; a file without counts hides nothing.
-        small = located["denominator"].notna() & (located["denominator"] < 10)
-        shown = located["value"].where(~small)
-        located["color"], worst, best = charts.better_colours(shown, higher_is_better)
-        located["value_text"] = np.where(
-            small, "fewer than 10 students: not shown",
-            shown.map(lambda v: "no value (suppressed or missing)" if np.isnan(v) else f"{v:.1f}%"))
-        located["n_text"] = located["denominator"].map(
-            lambda n: "not published" if np.isnan(n) else f"{n:,.0f}")
-        deck = charts.school_map(
-            located[["school_id", "school_name", "cluster", "latitude", "longitude", "color", "value_text",
-                     "n_text"]],
-            "<b>{school_name}</b><br/>{cluster}<br/>" + label + ": {value_text}<br/>students (n) = {n_text}",
-            areas=map_areas(ui.data_version()), map_style=map_style(),
-        )
+        deck, worst, best, n_located = located
         event = st.pydeck_chart(deck, on_select="rerun", selection_mode="single-object", key="school_map",
                                 height=440)
         picked = (event.selection.get("objects") or {}).get("schools") if event else None
@@ -154,19 +179,11 @@ with left:
             f"Outlines: cluster areas.</span></div>",
             unsafe_allow_html=True,
         )
-        missing = len(by_school) - len(located)
+        missing = len(by_school) - n_located
         if missing:
             st.caption(f"{missing} school(s) have no coordinates and are not on the map.")
         with st.expander("The map as a list (every school's value)"):
-            listed = by_school.assign(shown=by_school["value"].where(
-                ~(by_school["denominator"].notna() & (by_school["denominator"] < 10))))
-            listed = listed.sort_values(["cluster", "school_name"])
-            listed, config = ui.public_table(
-                listed[["school_name", "cluster", "shown", "denominator"]],
-                {"school_name": st.column_config.TextColumn("School"), "cluster": st.column_config.TextColumn("Cluster"),
-                 "shown": st.column_config.NumberColumn(f"{label} (%)", format="%.1f"),
-                 "denominator": st.column_config.NumberColumn("Students (n)", format="localized")},
-                n_col="denominator", rate_cols=["shown"])
+            listed, config = map_list(ui.data_version(), metric, year, group, ui.share_token())
             st.dataframe(listed, hide_index=True, width="stretch", height=300, column_config=config)
 
 with right:

@@ -68,3 +68,27 @@ def test_a_chart_is_built_once_per_distinct_arguments():
     assert first.spec["title"] == "One" and "datasets" not in first.spec
     assert list(first.datasets.values())[0].equals(frame)
     assert json.loads(first.to_json())["title"] == "One"  # exports render the source chart
+
+
+def test_a_finished_map_carries_the_json_tooltip_and_points_streamlit_would_send():
+    import pandas as pd
+    from streamlit.elements.deck_gl_json_chart import _get_pydeck_tooltip, _prepare_pydeck_for_json
+
+    from analytics.outputs import charts_district as charts
+    from pages import ui
+
+    schools = pd.DataFrame({"school_id": ["A", "B"], "school_name": ["Ash", "Birch"], "cluster": ["N", "N"],
+                            "latitude": [39.0, 39.1], "longitude": [-77.0, -77.1],
+                            "color": [[1, 2, 3, 255], [4, 5, 6, 255]], "value_text": ["50.0%", "60.0%"],
+                            "n_text": ["100", "120"]})
+
+    def build():
+        return charts.school_map(schools, "<b>{school_name}</b>: {value_text}")
+
+    as_streamlit = build()
+    _prepare_pydeck_for_json(as_streamlit)
+    finished = ui.FinishedMap(build())
+    assert finished.to_json() == as_streamlit.to_json()
+    assert _get_pydeck_tooltip(finished) == _get_pydeck_tooltip(as_streamlit) == {
+        "html": "<b>{school_name}</b>: {value_text}"}
+    assert '"Birch"' in finished.to_json()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ class FinishedChart:
         return self.source.to_json(*args, **kwargs)
 
 
-_BUILDERS: dict[str, Callable[..., alt.TopLevelMixin]] = {}
+_BUILDERS: dict[str, Callable] = {}
 # Altair's theme and data transformer are process-wide; Streamlit guards its own use of them with this lock.
 try:
     from streamlit.elements.vega_charts import _altair_globals_lock as _ALTAIR_LOCK
@@ -61,6 +62,31 @@ def _finished(builder: str, args: tuple, kwargs: dict) -> FinishedChart:
     source = _BUILDERS[builder](*args, **kwargs)
     spec, datasets = _spec_with_frames(source)
     return FinishedChart(spec, datasets, source)
+
+
+class FinishedMap:
+    """A pydeck map serialised once: ``st.pydeck_chart`` reads its JSON, tooltip and size from here.
+
+    pydeck keeps its layers' DataFrames by weak reference and Streamlit converts them to records on every
+    draw; this object holds the finished JSON instead (shared between sessions: never modify it).
+    """
+
+    layers: tuple = ()  # nothing left for Streamlit to convert
+
+    def __init__(self, deck):
+        for layer in deck.layers:  # as Streamlit does before serialising (pandas 3 and pydeck's weak refs)
+            data = layer.data() if isinstance(layer.data, weakref.ref) else layer.data
+            if isinstance(data, pd.DataFrame):
+                layer.data = data.to_dict(orient="records")
+        self._json = deck.to_json()
+        widget = getattr(deck, "deck_widget", None)
+        tooltip = getattr(widget, "tooltip", None) if widget is not None else None
+        self._tooltip = tooltip if isinstance(tooltip, dict) else getattr(deck, "_tooltip", None)
+        self.mapbox_key = getattr(deck, "mapbox_key", None)
+        self.width = getattr(deck, "width", None)
+
+    def to_json(self) -> str:
+        return self._json
 
 
 def _dataset_name(frame: pd.DataFrame) -> str:
