@@ -104,13 +104,15 @@ if ui.is_public():  # shared views: KPIs, dots, rank, trends and the table follo
                                                                          trend)
 k1, k2, k3, k4 = st.columns(4)
 versus = "district median" if value_only else "district"
-k1.metric(f"Cluster {label.lower()} — {group_label(group)}", ui.fmt_pct(cluster_kpi.value),
+k1.metric(f"Cluster {label.lower()} — {group_label(group)}",
+          ui.released_pct(cluster_kpi.value, f"cluster:{cluster}", year, metric, group),
           delta=f"{cluster_kpi.value - district_kpi.value:+.1f} pts vs {versus}"
           if np.isfinite(cluster_kpi.value) and np.isfinite(district_kpi.value) else None,
           delta_color="normal" if higher_is_better else "inverse",
           help=f"The {MEDIAN_LABEL} in the cluster: {NO_COUNTS}." if value_only
           else "Pooled from counts across the cluster.")
-k2.metric("District median" if value_only else "District", ui.fmt_pct(district_kpi.value))
+k2.metric("District median" if value_only else "District",
+          ui.released_pct(district_kpi.value, "district", year, metric, group))
 if value_only:
     k3.metric("Range of school values", f"{ui.fmt_pct(cluster_kpi.low)} – {ui.fmt_pct(cluster_kpi.high)}")
 else:

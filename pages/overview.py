@@ -93,7 +93,7 @@ if value_only:
     k3.metric("Range of school values", f"{ui.fmt_pct(kpi.low)} – {ui.fmt_pct(kpi.high)}",
               help="Lowest and highest school value.")
 else:
-    k1.metric(f"{label} — {group_label(group)}", ui.fmt_pct(kpi.value),
+    k1.metric(f"{label} — {group_label(group)}", ui.released_pct(kpi.value, "district", year, metric, group),
               help="Pooled from counts: all students meeting the measure / all students measured, district-wide.")
     if np.isfinite(kpi.change):
         verdict = "significant" if kpi.significant else "not significant"

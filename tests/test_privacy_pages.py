@@ -108,3 +108,18 @@ def test_shared_overview_states_no_coded_district_rate(on_demo):
     kpi = next(m for m in at.metric if m.label.startswith("Suspension"))
     if state != "exact":
         assert not re.fullmatch(r"\d+(\.\d+)?%", str(kpi.value))
+
+
+def test_a_coded_cluster_kpi_shows_its_band(on_demo):
+    # A KPI card whose cell is coded says "<= 5.0%" (it showed "–", as if there were no data).
+    release = release_for(on_demo)
+    cells = release.cells.xs((2025.0, "suspension"), level=("school_year", "measure")).reset_index()
+    coded = cells[cells["unit"].str.startswith("cluster:") & (cells["state"] == "low")].iloc[0]
+    cluster, group = coded["unit"][len("cluster:"):], coded["student_group"]
+    at = run_page("cluster", cluster=cluster, year="2025", metric="suspension_rate", group=group, share=SHARE)
+    kpis = {m.label: m.value for m in at.metric}
+    assert next(v for k, v in kpis.items() if k.startswith("Cluster")) == "<= 5.0%", kpis
+    district = release.cells.loc[("district", 2025.0, "suspension", group), "state"]
+    expected = {"low": "<= 5.0%", "high": ">= 95.0%", "hidden": "*"}.get(district)
+    if expected:
+        assert kpis["District"] == expected

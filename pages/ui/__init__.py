@@ -91,6 +91,7 @@ from pages.ui.viewer import (  # noqa: E402, F401
     public_table,
     public_view,
     release,
+    released_pct,
     scope_label,
     viewer_banner,
     viewer_nav,

@@ -93,6 +93,25 @@ def public_cells(df: pd.DataFrame, column_config: dict, *, cells: tuple, n_col: 
     return _as_text(safe, column_config)
 
 
+def released_pct(value: float, unit: str, year: int, metric: str, group: str) -> str:
+    """A KPI card's rate as a shared view may show it: the number when its cell is released exactly, its
+    band (`<= 5.0%`) when coded, `*` when hidden; editors always see the number."""
+    from pages.ui.filters import fmt_pct
+
+    if not is_public() or (value is not None and np.isfinite(value)):
+        return fmt_pct(value)
+    from analytics.access.privacy import SUPPRESSED
+    from analytics.access.release import CODED_HIGH, CODED_LOW, HIDDEN
+    from analytics.config import DEFAULT_SETTINGS
+
+    state = cell_states([unit], [year], [metric], [group])[0][0]
+    if state == CODED_LOW:
+        return f"<= {DEFAULT_SETTINGS.privacy_low_pct:.1f}%"
+    if state == CODED_HIGH:
+        return f">= {DEFAULT_SETTINGS.privacy_high_pct:.1f}%"
+    return SUPPRESSED if state == HIDDEN else fmt_pct(value)
+
+
 def exact_cells(units, years, metrics, groups) -> np.ndarray:
     """True where the cell is released exactly (always True for editing staff)."""
     if not is_public():
