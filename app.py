@@ -36,7 +36,7 @@ MANAGE = [
     st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data"),
 ]
 
-ui.pin_data_version()
+ui.prepare_ahead(ui.pin_data_version())
 token = ui.share_token()
 if token:
     grant, problem = ui.open_share(token)

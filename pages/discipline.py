@@ -14,7 +14,7 @@ from analytics.outputs import charts_equity
 from analytics.outputs.findings import rate_change_finding
 from analytics.outputs.labels import RATIO_TYPES
 from analytics.stats.did import interval_range
-from analytics.stats.disproportionality import OUTCOMES, disproportionality
+from analytics.stats.disproportionality import OUTCOMES
 from analytics.stats.rp_impact import OUTCOME_LABELS, rp_impact, rp_impact_for_school
 from analytics.stats.run_charts import attach_cycles, monthly_incident_series, run_chart
 from pages import ui
@@ -47,18 +47,12 @@ scope_name = school_names.get(school) if school != "all" else ("the district" if
 
 
 @ui.shared
-def district_disproportionality(version: int) -> pd.DataFrame:
-    """Disproportionality for every school (the alternate ratio needs the district), held once."""
-    return disproportionality(ui.discipline())
-
-
-@ui.shared
 def discipline_views(version: int, cluster: str):
     """The district's disproportionality and the RP impact of the cluster's schools."""
     members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
     data = ui.discipline()
     impact = rp_impact(members, data[data["school_id"].isin(members["school_id"])])
-    return district_disproportionality(version), impact
+    return ui.district_disproportionality(), impact
 
 
 @ui.shared

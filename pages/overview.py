@@ -42,12 +42,6 @@ def overview_tables(version: int, metric: str, year: int, group: str):
     return kpi, by_school, clusters, ranked
 
 
-@ui.cached
-def map_areas(version: int):
-    """Cluster outlines for the map (convex hulls of each cluster's schools)."""
-    return charts.cluster_areas(schools)
-
-
 # --- KPI cards -------------------------------------------------------------------------------------
 kpi, by_school, by_cluster, ranked_schools = overview_tables(ui.data_version(), metric, year, group)
 
@@ -136,7 +130,7 @@ def map_view(version: int, metric: str, year: int, group: str, share: str | None
         located[["school_id", "school_name", "cluster", "latitude", "longitude", "color", "value_text",
                  "n_text"]],
         "<b>{school_name}</b><br/>{cluster}<br/>" + label + ": {value_text}<br/>students (n) = {n_text}",
-        areas=map_areas(version), map_style=map_style(),
+        areas=ui.cluster_areas(), map_style=map_style(),
     ))
     return deck, worst, best, len(located)
 

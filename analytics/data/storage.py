@@ -79,7 +79,10 @@ def read_at_version(engine: Engine, version: int, read):
 
     An import writes its rows and bumps the version in one transaction, and each SELECT sees one committed
     state; so when the version is still ``version`` after the reads, no read can have seen the import.
+    A version already replaced is not read at all (its result could never be used).
     """
+    if data_version(engine) != version:
+        raise DataChanged(f"data version {version} was replaced before it was read")
     result = read()
     if data_version(engine) != version:
         raise DataChanged(f"data version {version} was replaced while it was being read")

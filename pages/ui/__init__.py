@@ -3,7 +3,8 @@
 Pages stay thin: they read the URL and widgets, call `analytics/`, and draw; anything Streamlit-specific
 that two pages need lives here once. `loaders` (engine, cached tables), `filters` (URL-bound widgets),
 `links` (navigation), `state` (shared-link session), `viewer` (read-only view), `staff` (sign-in, Share),
-`downloads` (download menus), `audit` (the audit log on /data), `workspace` (editing plans and cycles).
+`downloads` (download menus), `audit` (the audit log on /data), `workspace` (editing plans and cycles),
+`prepare` (computing ahead after an import).
 Pages use them through this package: ``from pages import ui``.
 """
 
@@ -70,6 +71,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     year_rows,
     years,
 )
+from pages.ui.prepare import cluster_areas, district_disproportionality, prepare_ahead  # noqa: E402, F401
 from pages.ui.staff import (  # noqa: E402, F401
     _default_scope,
     can_edit,

@@ -41,8 +41,10 @@ def _cell_text(value) -> str:
 @st.cache_resource(show_spinner="Applying the privacy rules…", max_entries=2)
 def _release(version: int):
     from analytics.access.release import release_for
+    from analytics.data import storage
 
-    return release_for(engine())
+    # Never a release of newer data cached under an older version (nor a stale one computed at all).
+    return storage.read_at_version(engine(), version, lambda: release_for(engine()))
 
 
 def release():

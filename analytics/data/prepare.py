@@ -1,0 +1,48 @@
+"""What to compute ahead when new data lands, so the first views after an import are warm (DESIGN §8).
+
+After an import every cached view belongs to an old data version. The server then prepares the expensive
+district-wide results in a background thread, in the order people are likely to need them: the privacy
+release every shared link needs, the district rows of the metrics the pages open with, every school's
+values for the latest year, and the discipline tables. This module only says *what* to prepare, from the
+data present; `pages/ui/prepare.py` runs the list against the app's caches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# The metric each page opens with when the URL names none (overview and cluster; growth gaps).
+OPENING_METRICS = ("read_proficient", "math_growth")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One result to prepare: `kind` says which cache fills it, `arg` its argument, `label` what people read."""
+
+    kind: str
+    label: str
+    arg: str | int | None = None
+
+
+def opening_metrics(metric_ids: Sequence[str]) -> list[str]:
+    """The metrics the pages open with, among those present (the first metric when none of them is)."""
+    present = [m for m in OPENING_METRICS if m in metric_ids]
+    return present or list(metric_ids[:1])
+
+
+def work_list(metric_ids: Sequence[str], years: Sequence[int], *, has_discipline: bool) -> list[Step]:
+    """The district-wide results to prepare for one data version, most widely needed first.
+
+    Empty when there is nothing to show yet (no metrics and no discipline rows).
+    """
+    if not metric_ids and not has_discipline:
+        return []
+    steps = [Step("release", "privacy rules for shared links")]
+    steps += [Step("metric", f"district rates: {metric}", metric) for metric in opening_metrics(metric_ids)]
+    if years:
+        steps.append(Step("year", f"every school's values for {max(years)}", int(max(years))))
+    if has_discipline:
+        steps.append(Step("discipline", "discipline and disproportionality"))
+    steps.append(Step("map", "cluster areas for the map"))
+    return steps

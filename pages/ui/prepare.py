@@ -1,0 +1,237 @@
+"""Compute ahead after an import: a background thread fills the caches of a new data version.
+
+An import (from the Data page, the command line or another server) bumps the data version, and every cached
+view then belongs to the old one. One `Preparer` per server process notices the new version (each script
+run reports the version it pinned; a poll every few seconds catches imports nobody has looked at yet) and
+fills the expensive district-wide caches in the work list of `analytics.data.prepare`, one after another,
+in a daemon thread: the import's answer never waits for it. Pages do not wait either: a page that needs a
+result being prepared waits on that one cache entry (Streamlit computes each entry once), and pages show
+"Preparing the new data: 3 of 6" until the list is done. When a newer version lands mid-way, the rest of
+the list is dropped and the new version is prepared instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import exc as sa_exc
+
+from analytics.data import storage
+from analytics.data.prepare import Step, work_list
+
+POLL_S = 3.0  # how often the thread looks for an import made elsewhere (one single-row SELECT)
+THREAD_NAME = "ssif-prepare"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    version: int
+    done: int
+    total: int
+    label: str  # the step being prepared
+
+
+class Preparer:
+    """Prepares each new data version once, in the background; `notice()` never blocks.
+
+    `plan(version)` gives the steps of a version and `run(step, version)` fills one step's caches; both may
+    raise `storage.DataChanged` when the version is replaced meanwhile (the newer one is prepared next).
+    """
+
+    def __init__(self, current_version: Callable[[], int], plan: Callable[[int], list[Step]],
+                 run: Callable[[Step, int], object], poll_s: float = POLL_S):
+        self._current, self._plan, self._run, self._poll_s = current_version, plan, run, poll_s
+        self._wake = threading.Event()
+        self._stopped = False
+        self._lock = threading.Lock()
+        self._progress: Progress | None = None
+        self.prepared: int | None = None  # the last version prepared to the end
+        self.seconds: dict[int, float] = {}  # version -> seconds its preparation took
+        self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
+        self._thread.start()
+
+    def notice(self, version: int) -> None:
+        """A script run saw `version`: prepare it if it is new (returns at once)."""
+        if version != self.prepared:
+            self._wake.set()
+
+    def progress(self, version: int) -> Progress | None:
+        """How far the preparation of `version` is, or None when nothing is being prepared for it."""
+        with self._lock:
+            current = self._progress
+        if current is None or current.version != version:
+            return None
+        return current
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until the current version is prepared (tests and benchmarks); True if it is."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.prepared == self._current() and self._progress is None:
+                    return True
+            except sa_exc.DBAPIError:
+                pass
+            self._wake.set()
+            time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        """End the thread after its current step (the cache entry holding this preparer was released)."""
+        self._stopped = True
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self._poll_s)
+            self._wake.clear()
+            if self._stopped:
+                return
+            try:
+                version = self._current()
+                if version != self.prepared:
+                    self._prepare(version)
+            except sa_exc.DBAPIError:  # database restarting: try again at the next poll
+                self._set(None)
+            except Exception:  # noqa: BLE001 - never let the thread die; pages compute what they need
+                log.exception("preparing data version failed")
+                self._set(None)
+
+    def _prepare(self, version: int) -> None:
+        started = time.monotonic()
+        try:
+            steps = self._plan(version)
+            for done, step in enumerate(steps):
+                self._set(Progress(version, done, len(steps), step.label))
+                if self._stopped or self._current() != version:  # a newer import landed: prepare that one
+                    raise storage.DataChanged(f"version {version} replaced")
+                self._run(step, version)
+        except storage.DataChanged:
+            self._set(None)
+            self._wake.set()
+            return
+        self.prepared = version
+        self.seconds[version] = round(time.monotonic() - started, 3)
+        self._set(None)
+
+    def _set(self, progress: Progress | None) -> None:
+        with self._lock:
+            self._progress = progress
+
+
+# --- the Streamlit side: shared district-wide results and the one preparer of this server ----------------
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _district_disproportionality(version: int) -> pd.DataFrame:
+    """Risk ratios of every school, group and year (the alternate ratio needs the whole district)."""
+    from analytics.stats.disproportionality import disproportionality
+    from pages.ui.loaders import _discipline
+
+    return disproportionality(_discipline(version, None))
+
+
+def district_disproportionality() -> pd.DataFrame:
+    """Disproportionality for the whole district at this run's data version (read-only, shared)."""
+    from pages.ui.loaders import data_version
+
+    return _district_disproportionality(data_version())
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _cluster_areas(version: int) -> pd.DataFrame:
+    from analytics.outputs.charts_district import cluster_areas
+    from pages.ui.loaders import _schools
+
+    return cluster_areas(_schools(version))
+
+
+def cluster_areas() -> pd.DataFrame:
+    """Each cluster's outline for the map (convex hulls of its schools), shared by every session."""
+    from pages.ui.loaders import data_version
+
+    return _cluster_areas(data_version())
+
+
+def _plan(version: int) -> list[Step]:
+    from pages.ui import loaders
+
+    counts = loaders._table_counts(version)
+    return work_list(loaders._metric_ids(version), loaders._years(version),
+                     has_discipline=counts.get("discipline", 0) > 0)
+
+
+def _run(step: Step, version: int) -> None:
+    """Fill the caches one step stands for: the same cached functions the pages call, same arguments."""
+    from pages.ui import loaders, viewer
+
+    if step.kind == "release":
+        viewer._release(version)
+    elif step.kind == "metric":
+        loaders._metric_groups(version, step.arg)  # reads the metric's district rows into their cache
+    elif step.kind == "year":
+        loaders._year_rows(version, step.arg)
+    elif step.kind == "discipline":
+        _district_disproportionality(version)
+    elif step.kind == "map":
+        _cluster_areas(version)
+
+
+class _QuietThread(logging.Filter):
+    """Streamlit warns about a missing script context when a cached function runs off a script thread;
+    the preparer's thread has none by design."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return threading.current_thread().name != THREAD_NAME
+
+
+@st.cache_resource(show_spinner=False, on_release=Preparer.stop)
+def preparer() -> Preparer:
+    """The one preparer of this server process, started by the first script run."""
+    from pages.ui.loaders import engine
+
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_QuietThread())
+    return Preparer(lambda: storage.data_version(engine()), _plan, _run)
+
+
+def prepare_ahead(version: int) -> None:
+    """Report this run's data version to the preparer; while it prepares, show how far it is.
+
+    The progress is a fragment that redraws itself every second and reruns the page once when the data is
+    ready (so a page that was drawn from a half-prepared version is not left behind)."""
+    if not _serving():
+        return
+    worker = preparer()
+    worker.notice(version)
+    if worker.progress(version) is not None:
+        _progress_note(version)
+
+
+def _serving() -> bool:
+    """True under `streamlit run` (AppTest and bare runs have no server to keep warm)."""
+    from streamlit import runtime
+
+    return runtime.exists()
+
+
+def _progress_text(progress: Progress) -> str:
+    return f"Preparing the new data: {progress.done + 1} of {progress.total}"
+
+
+@st.fragment(run_every=1.0)
+def _progress_note(version: int) -> None:
+    progress = preparer().progress(version)
+    if progress is None:
+        if st.session_state.pop("_prepare_shown", None) == version:
+            st.rerun(scope="app")
+        return
+    st.session_state["_prepare_shown"] = version
+    st.progress(progress.done / max(progress.total, 1), text=_progress_text(progress))
+    st.caption(f"Now: {progress.label}. Pages open meanwhile; the first view of each may take a little longer.")

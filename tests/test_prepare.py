@@ -1,0 +1,207 @@
+"""Computing ahead after an import: the work list, the background preparer and the progress on pages."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics.data import storage
+from analytics.data.prepare import Step, opening_metrics, work_list
+from pages.ui import prepare
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- what to prepare ------------------------------------------------------------------------------
+
+
+def test_work_list_puts_the_release_first_then_the_opening_metrics_year_discipline_and_map():
+    steps = work_list(["math_growth", "read_proficient", "attendance"], [2023, 2025, 2024], has_discipline=True)
+    assert [(s.kind, s.arg) for s in steps] == [("release", None), ("metric", "read_proficient"),
+                                               ("metric", "math_growth"), ("year", 2025), ("discipline", None),
+                                               ("map", None)]
+    assert all(s.label for s in steps)
+
+
+def test_work_list_follows_the_data_present():
+    assert work_list([], [], has_discipline=False) == []  # nothing imported yet: nothing to prepare
+    only_discipline = work_list([], [2025], has_discipline=True)
+    assert [s.kind for s in only_discipline] == ["release", "year", "discipline", "map"]
+    assert opening_metrics(["attendance", "chronic_absence"]) == ["attendance"]  # none of the openers: the first
+
+
+# --- the background preparer ------------------------------------------------------------------------
+
+
+class Versions:
+    """A data version that tests bump by hand, standing in for the database's."""
+
+    def __init__(self):
+        self.value = 1
+
+    def __call__(self) -> int:
+        return self.value
+
+
+def _steps(version: int) -> list[Step]:
+    return [Step("a", "first"), Step("b", "second"), Step("c", "third")]
+
+
+def test_preparer_prepares_a_new_version_in_the_background_and_reports_progress():
+    versions, ran, gate = Versions(), [], threading.Event()
+
+    def run(step: Step, version: int) -> None:
+        if step.kind == "b":
+            gate.wait(5)  # hold the second step until the test has looked at the progress
+        ran.append((version, step.kind))
+
+    worker = prepare.Preparer(versions, _steps, run, poll_s=30)
+    try:
+        started = time.monotonic()
+        worker.notice(1)
+        assert time.monotonic() - started < 0.05  # never waits for the work
+        deadline = time.monotonic() + 5
+        while worker.progress(1) is None or worker.progress(1).done < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        progress = worker.progress(1)
+        assert (progress.done, progress.total, progress.label) == (1, 3, "second")
+        assert prepare._progress_text(progress) == "Preparing the new data: 2 of 3"
+        assert worker.progress(2) is None  # nothing is being prepared for another version
+        gate.set()
+        assert worker.wait_idle(5)
+        assert ran == [(1, "a"), (1, "b"), (1, "c")] and worker.prepared == 1
+        assert worker.progress(1) is None
+        worker.notice(1)  # the same version again: nothing to do
+        time.sleep(0.1)
+        assert len(ran) == 3
+    finally:
+        worker.stop()
+
+
+def test_preparer_drops_a_replaced_version_and_prepares_the_newer_one():
+    versions, ran = Versions(), []
+
+    def run(step: Step, version: int) -> None:
+        ran.append((version, step.kind))
+        if (version, step.kind) == (1, "a"):
+            versions.value = 2  # an import lands while version 1 is being prepared
+
+    worker = prepare.Preparer(versions, _steps, run, poll_s=30)
+    try:
+        worker.notice(1)
+        assert worker.wait_idle(5)
+        assert ran == [(1, "a"), (2, "a"), (2, "b"), (2, "c")] and worker.prepared == 2
+    finally:
+        worker.stop()
+
+
+def test_preparer_notices_an_import_made_elsewhere_by_polling():
+    versions, ran = Versions(), []
+    worker = prepare.Preparer(versions, _steps, lambda step, v: ran.append(v), poll_s=0.05)
+    try:
+        assert worker.wait_idle(5) and worker.prepared == 1
+        versions.value = 7  # e.g. `python -m analytics import` on another machine: no script run reports it
+        deadline = time.monotonic() + 5
+        while worker.prepared != 7:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert ran.count(7) == 3
+    finally:
+        worker.stop()
+
+
+def test_preparer_survives_a_failing_step_and_a_database_restart():
+    from sqlalchemy import exc as sa_exc
+
+    versions, calls = Versions(), []
+
+    def run(step: Step, version: int) -> None:
+        calls.append(version)
+        if len(calls) == 1:
+            raise ValueError("a bug in one step")
+
+    def current() -> int:
+        if len(calls) == 1 and versions.value == 1:
+            versions.value = 2
+            raise sa_exc.OperationalError("SELECT", {}, Exception("database restarting"))
+        return versions()
+
+    worker = prepare.Preparer(current, _steps, run, poll_s=0.05)
+    try:
+        assert worker.wait_idle(5) and worker.prepared == 2
+    finally:
+        worker.stop()
+
+
+def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatch):
+    """On a real database: after one preparation, the district-wide results are served from the cache."""
+    import streamlit as st
+
+    from analytics.data.demo import load_demo
+    from pages.ui import loaders, viewer
+
+    load_demo(sqlite_engine, schools=12)
+    monkeypatch.setattr(loaders, "engine", lambda: sqlite_engine)
+    monkeypatch.setattr(viewer, "engine", lambda: sqlite_engine)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    version = storage.data_version(sqlite_engine)
+    steps = prepare._plan(version)
+    worker = prepare.Preparer(lambda: storage.data_version(sqlite_engine), prepare._plan, prepare._run, poll_s=30)
+    try:
+        worker.notice(version)
+        assert worker.wait_idle(60)
+        assert worker.seconds[version] >= 0 and len(steps) >= 5
+        for cached, args in [(viewer._release, (version,)), (prepare._district_disproportionality, (version,)),
+                             (prepare._cluster_areas, (version,)), (loaders._year_rows, (version, max(
+                                 loaders._years(version))))]:
+            started = time.perf_counter()
+            cached(*args)
+            assert time.perf_counter() - started < 0.05, cached  # a cache hit, not a recomputation
+    finally:
+        worker.stop()
+        st.cache_resource.clear()
+
+
+# --- on the page ------------------------------------------------------------------------------------
+
+
+class HalfWay:
+    """A preparer caught in the middle of version `version`'s list."""
+
+    def __init__(self):
+        self.noticed = []
+
+    def notice(self, version: int) -> None:
+        self.noticed.append(version)
+
+    def progress(self, version: int):
+        return prepare.Progress(version, 2, 6, "district rates: math_growth")
+
+
+@pytest.mark.usefixtures("on_demo")
+def test_pages_show_how_far_the_preparation_is_and_still_draw(monkeypatch):
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original_init = PagesManager.__init__
+
+    def v2_only(self, *args, **kwargs):  # as a server does once app.py has run (see tests/test_security.py)
+        original_init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", v2_only)
+    fake = HalfWay()
+    monkeypatch.setattr(prepare, "_serving", lambda: True)
+    monkeypatch.setattr(prepare, "preparer", lambda: fake)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+    assert fake.noticed  # the run reported the version it pinned
+    bars = at.get("progress")
+    assert bars and "Preparing the new data: 3 of 6" in bars[0].proto.text
+    assert at.metric  # the page itself is drawn meanwhile
