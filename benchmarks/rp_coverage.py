@@ -7,12 +7,24 @@ Panels are built directly, the way the demo district draws suspensions (analytic
 levels with their base rates, a lognormal school effect, a district-wide multiplicative year
 effect, binomial counts on each school's enrolment, RP schools drawn at random with staggered start
 years, and the planted effect (p - effect, floored at a quarter of p) from the start year on.
-Each scenario runs `rp_impact`'s estimator (`analytics.stats.did.staggered_did`).
+Each scenario runs `rp_impact`'s estimator (`analytics.stats.did.staggered_did`, within school level).
+A further null scenario lets middle and high schools adopt RP three times as often as elementary
+schools (as when RP goes first where suspensions are highest), run within levels and pooled.
 
-    python benchmarks/rp_coverage.py            # 100 seeds per scenario, 1,999 reassignments
-    python benchmarks/rp_coverage.py --quick    # 20 seeds, 499 reassignments (a minute or so)
+    python benchmarks/rp_coverage.py            # 100 seeds per scenario, 1,999 reassignments, + 1,000 long-run seeds
+    python benchmarks/rp_coverage.py --quick    # 20 seeds, 499 reassignments, no long run (a minute or so)
 
 Writes benchmarks/results/rp_coverage.json.
+
+Findings on the earlier excess (10 RP schools of 50: 8 of 100 null seeds excluded 0, bar 7%): sampling
+noise, not a departure from the nominal level. RP schools and start years are drawn uniformly here and
+the test reassigns them uniformly, so it is exact by construction; the p-value read off the inverted
+interval matched the direct count on every seed; over 8,000 further seeds (1001-9000, 199
+reassignments, the pooled estimator of the time) the rate was 5.5% (437/8,000, Wilson 95% 5.0-6.0%),
+p-values uniform (Kolmogorov-Smirnov p = 0.27 and 0.22 on the two halves); on one fixed panel 300 fresh
+assignments rejected in 5.0%. An exact 5% test exceeds 7 of 100 seeds with probability 0.13 per scenario.
+What did break exactness is adoption that depends on school level: pooled over levels the null rate
+was 14.5% of 200 seeds, within levels 7.0%; hence the estimator now compares within levels.
 """
 
 from __future__ import annotations
@@ -114,24 +126,25 @@ def main() -> None:
     parser.add_argument("--permutations", type=int, default=1999)
     parser.add_argument("--quick", action="store_true", help="20 seeds and 499 reassignments")
     parser.add_argument("--long-run", type=int, default=1000,
-                        help="also run this many null seeds (499 reassignments) at 1, 3 and 10 RP schools to show the "
-                             "long-run rate behind the 100-seed figure (0 = skip; skipped with --quick)")
+                        help="also run this many null seeds (from 1001) at 10 RP schools of 50 to show the long-run rate "
+                             "behind the 100-seed figure (0 = skip; skipped with --quick)")
     args = parser.parse_args()
     seeds = range(1, 21) if args.quick else range(1, args.seeds + 1)
     settings = Settings(permutations=499 if args.quick else args.permutations)
     null = [run_scenario(k, n, 0.0, seeds, settings) for k, n in SCENARIOS]
     planted = [run_scenario(k, n, args.rp_effect, seeds, settings) for k, n in SCENARIOS]
     in_bar = [r for r in null if (r["rp_schools"], r["schools"]) != (1, 8)]
+    by_level = run_adoption_by_level(40, 200, seeds, settings)
     long_run = [] if args.quick or not args.long_run else [
-        run_scenario(k, n, 0.0, range(1001, 1001 + args.long_run), Settings(permutations=499))
-        for k, n in SCENARIOS[:3]]
+        run_scenario(10, 50, 0.0, range(1001, 1001 + args.long_run), settings)]
     write_results("rp_coverage", {
-        "method": "Callaway-Sant'Anna DiD; randomization inference (start years reassigned), CI by test inversion",
+        "method": "Callaway-Sant'Anna DiD within school level; randomization inference (start years reassigned within "
+                  "level), CI by test inversion",
         "quick": args.quick, "permutations": settings.permutations,
-        "null": null, "planted": planted, "null_long_run": long_run,
+        "null": null, "planted": planted, "null_adoption_by_level": by_level, "null_long_run": long_run,
         "goal": f"null: interval excludes 0 in <= {BAR:.0%} of seeds at 1, 3, 10 and 40 RP schools; "
                 "planted effect found (power reported)",
-        "goal_met": all(r["interval_excludes_zero"] <= BAR for r in in_bar)
+        "goal_met": all(r["interval_excludes_zero"] <= BAR for r in in_bar + [by_level["within_level"]])
         and all(r["verdict_disagrees_with_interval"] == 0 for r in null + planted),
     })
 

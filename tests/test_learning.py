@@ -229,3 +229,35 @@ def test_pack_sheet_names_programmes_and_metrics(on_demo):
     assert item.sheet["Measure"].str.contains("Math proficient").any()
     assert not item.sheet["Measure"].str.contains("math_proficient").any()
     assert "Math talk: evidence at 5 of Guskey's 5 levels" in item.finding and item.chart is not None
+
+
+def test_level5_compares_within_school_level(small_demo):
+    frames = small_demo[0.0]
+    sessions = frames["pl_sessions"][frames["pl_sessions"]["program"] == "MATH-TALK"]
+    starts = outcomes.participation_starts(sessions)
+    panel = outcomes.like_for_like(outcomes.metric_panel(frames["metrics"], frames["discipline"], "math_proficient"),
+                                   starts, frames["schools"])
+    participating = set(frames["schools"].set_index("school_id").loc[starts.index, "level"])
+    assert set(panel["level"]) == participating and participating <= {"ES", "MS"}  # Math talk: ES and MS only
+    result = outcomes.did(panel, starts, "math_proficient", event_study=False)
+    assert result.strata == "level" and "reassigned within each level" in result.method
+    assert result.n_treated + result.n_comparison == panel["school_id"].nunique()
+
+
+def test_long_run_of_the_benchmark_draws_the_demo_districts_tables():
+    """benchmarks/pl_coverage.py's long run builds only what Math-talk level 5 reads; same draws as build_demo."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from analytics.config import Settings
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "pl_coverage.py"
+    spec = importlib.util.spec_from_file_location("pl_coverage", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    spec.loader.exec_module(bench)
+    settings = Settings(permutations=99, random_seed=5)
+    full = bench.level5(build_demo(schools=40, years=6, seed=501, pl_effect=0.0), "MATH-TALK", "math_proficient",
+                        settings)
+    assert bench.math_talk_null(501, 40, settings) == pytest.approx(full)
