@@ -10,13 +10,19 @@ that to each view).
    expulsion, law referral, incident) between 1 and 9 is hidden.
 2. Coding: a rate <= 5% or >= 95% is released only as that band; its count is hidden.
 3. Complementary: cells are tied by sums (school rows add up to their cluster row, clusters to the
-   district; race groups, and female plus male, add up to ``ALL``), for counts and for ``n`` alike.
+   district; race groups, and female plus male, add up to ``ALL``), for counts and for ``n`` alike, and
+   cells of measures that count the same students share one ``n`` (:func:`shared_denominators`).
    The release is audited as a whole by bounds propagation over those sums, the bands and 0 <= k <= n,
    rounded to integers (the same attack the privacy-attack suite runs): when a hidden count or ``n``
    is pinned to a single integer, one more released cell of a sum that pins it is hidden (the one
    with the fewest students, never the parent when a child will do), and the audit runs again.
    Changes across years and gaps add nothing to that audit because they are released only when all
-   their cells are released exactly.
+   their cells are released exactly. (The attack suite also runs an exact integer-program audit,
+   :mod:`analytics.access.exact_audit`; the decision itself uses bounds propagation only.)
+
+Speed: each audit after the first propagates again only the hidden variables a new suppression can
+reach, and within a propagation only sums with a member that moved; the decisions are the same as a
+full propagation each time.
 """
 
 from __future__ import annotations
