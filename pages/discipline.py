@@ -109,7 +109,11 @@ if ui.is_public():  # ratios, flags and "too small" only where every cell behind
                                        ratio_type=released["ratio_type"])
     masked_flags = ui.public_view(flags, "disproportionality")
     # A flag rests on the two earlier years' ratios too: listed only when all of them are released.
-    flags = flags[(masked_flags["flagged"] == True).to_numpy()]  # noqa: E712 - `*` marks a withheld flag
+    shown_flags = flags[(masked_flags["flagged"] == True).to_numpy()]  # noqa: E712 - `*` marks a withheld flag
+    withheld_flags = len(flags) - len(shown_flags)
+    flags = shown_flags
+else:
+    withheld_flags = 0
 # One RP school's estimate is a function of that school's own yearly counts: not in a shared view.
 one_school_rp = ui.is_public() and not impact.summary.empty and impact.summary["n_rp_schools"].max() < 2
 rp_withheld = ("Restorative-practices impact is not shown in shared views when one school stands behind it: "
@@ -143,7 +147,9 @@ def findings(version: int, cluster: str, school: str, year: int, share: str | No
                                          by_year.loc[year, "enrolled"], higher_is_better=False))
     lines.append(f"{flags['school_id'].nunique()} school(s) in {scope_name} have a group with a suspension-type risk "
                  f"ratio of 3.0 or more in each of the last 3 years (Maryland's rule)." if len(flags) else
-                 f"No group in {scope_name} meets the 3-year risk-ratio rule (3.0 or more in 3 consecutive years).")
+                 f"No{' released' if withheld_flags else ''} group in {scope_name} meets the 3-year risk-ratio rule (3.0 or more in 3 consecutive years).")
+    if withheld_flags:
+        lines.append("Groups whose 3-year flag rests on an earlier year's suppressed ratio are not listed here.")
     derived_note = ""
     if len(derived_all):
         summed = all_rows.merge(derived_all, on=["school_id", "school_year"])
