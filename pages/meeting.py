@@ -5,7 +5,6 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from analytics.data.catalog import school_labels
 from analytics.outputs.meeting import (
     TITLES,
     ViewSpec,
@@ -34,7 +33,7 @@ cols = st.columns(4)
 clusters = ["Whole district", *sorted(schools["cluster"].dropna().unique())]
 cluster = cols[0].selectbox("Cluster", clusters, key="pack_cluster")
 in_cluster = schools if cluster == clusters[0] else schools[schools["cluster"] == cluster]
-names = school_labels(schools).reindex(in_cluster["school_id"].astype(str)).to_dict()
+names = ui.school_names().reindex(in_cluster["school_id"].astype(str)).to_dict()
 school = cols[1].selectbox("School", ["All schools", *sorted(names, key=names.get)], key="pack_school",
                            format_func=lambda s: names.get(s, s))
 year = cols[2].selectbox("School year", years[::-1], key="pack_year", format_func=ui.year_label)
@@ -44,8 +43,16 @@ scope = {"cluster": None if cluster == clusters[0] else cluster, "school": None 
 metric_names = {m: ui.metric_label(m) for m in ui.metric_ids()}
 standard = {spec.view: spec for spec in standard_specs(scope["cluster"], scope["school"], year, metric, schools,
                                                        metric_names)}
+
+
+@ui.cached
+def learning_views(version: int) -> list[ViewSpec]:
+    """The professional-learning view, when a programme has been imported (counted once per data version)."""
+    return learning_specs(ui.engine())
+
+
 if ui.pl_programs_count():
-    standard.update({spec.view: spec for spec in learning_specs(ui.engine())})
+    standard.update({spec.view: spec for spec in learning_views(ui.data_version())})
 left, right = st.columns([1, 1])
 with left:
     st.markdown("**Standard views**")
