@@ -172,6 +172,7 @@ def measure_pages(url: str, workdir: Path, school: str, repeat: int) -> dict:
 
     os.environ["DATABASE_URL"] = url
     os.environ["SSIF_TWIN_DIR"] = str(Path(__file__).resolve().parent)
+    st.config.set_option("client.showErrorDetails", "full")  # a failing page's own message in the JSON
     (workdir / "twin.py").write_text(TWIN_SCRIPT)  # as bench_static_twin.main prepares its work directory
     (workdir / "replay.py").write_text(REPLAY_SCRIPT)
     st.cache_data.clear()

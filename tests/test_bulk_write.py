@@ -1,0 +1,96 @@
+"""Bulk writes on both databases: the direct COPY of a new year, its fall-back to the merge, rows sent
+again unchanged left alone, the demo's load-then-index path, and the CSV reader's whole-text fast path."""
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from analytics.data import storage
+from analytics.data.readers import read_csv_bytes
+
+SCHOOLS = pd.DataFrame([{"school_id": s, "school_name": f"School {s}", "level": "ES", "cluster": "North"}
+                        for s in ("101", "102")])
+
+
+def _metrics(year: int, value: float = 50.0) -> pd.DataFrame:
+    rows = [{"school_id": s, "school_year": year, "metric": m, "student_group": "ALL", "numerator": 5,
+             "denominator": 10, "value": value} for s in ("102", "101") for m in ("read_proficient", "math_proficient")]
+    return pd.DataFrame(rows)
+
+
+def _values(engine) -> dict:
+    got = storage.load_metrics(engine)
+    return {(r.school_id, r.school_year, r.metric): r.value for r in got.itertuples()}
+
+
+@pytest.fixture
+def district(engine, monkeypatch):
+    monkeypatch.setattr(storage, "DIRECT_MIN_ROWS", 1)  # the direct path for these few rows too
+    with engine.begin() as conn:
+        storage.upsert(conn, "schools", SCHOOLS)
+        storage.upsert(conn, "metrics", _metrics(2024))
+    return engine
+
+
+def test_a_new_year_is_written_beside_the_old_ones(district):
+    with district.begin() as conn:
+        assert storage.upsert(conn, "metrics", _metrics(2025, value=60.0)) == 4
+    values = _values(district)
+    assert len(values) == 8
+    assert values[("101", 2024, "read_proficient")] == 50.0 and values[("101", 2025, "read_proficient")] == 60.0
+
+
+def test_a_key_the_year_check_missed_falls_back_to_the_merge(district, monkeypatch):
+    monkeypatch.setattr(storage, "_years_all_new", lambda *args: True)  # as if 2024 were new: COPY collides
+    with district.begin() as conn:
+        storage.upsert(conn, "metrics", pd.concat([_metrics(2024, value=70.0), _metrics(2025, value=80.0)]))
+    values = _values(district)
+    assert len(values) == 8
+    assert values[("102", 2024, "math_proficient")] == 70.0 and values[("102", 2025, "math_proficient")] == 80.0
+
+
+def _row_versions(conn) -> list:
+    """PostgreSQL: each row's creating transaction (a rewritten row gets a new one)."""
+    return sorted(conn.exec_driver_sql("SELECT school_id, school_year, metric, xmin::text FROM metrics").all())
+
+
+def test_rows_sent_again_unchanged_are_not_rewritten(district):
+    with district.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            before = _row_versions(conn)
+        else:
+            changes = conn.connection.driver_connection.total_changes
+        storage.upsert(conn, "metrics", _metrics(2024))
+        if conn.dialect.name == "postgresql":
+            assert _row_versions(conn) == before
+        else:
+            assert conn.connection.driver_connection.total_changes == changes
+        storage.upsert(conn, "metrics", _metrics(2024, value=51.0))  # a changed value is written
+    assert set(_values(district).values()) == {51.0}
+
+
+def test_demo_load_rebuilds_every_index_it_dropped(engine, monkeypatch):
+    from analytics.data.demo import load_demo
+
+    monkeypatch.setattr(storage, "BULK_LOAD_ROWS", 1000)
+    inspector = sa.inspect(engine)
+    storage.create_schema(engine)
+    before = {t: sorted(i["name"] for i in inspector.get_indexes(t)) for t in ("metrics", "discipline", "incidents")}
+    counts = load_demo(engine, schools=12, years=3)
+    inspector = sa.inspect(engine)
+    after = {t: sorted(i["name"] for i in inspector.get_indexes(t)) for t in before}
+    assert after == before
+    assert sorted(c["name"] for c in inspector.get_unique_constraints("metrics")) == ["uq_metrics_key"]
+    assert storage.table_counts(engine)["metrics"] == counts["metrics"]
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+def test_csv_read_whole_or_line_by_line_gives_the_same_table(ending):
+    lines = ["school_id,school_year,metric,student_group,value", "101,2024,read_proficient,ALL,50",
+             '102,2024,read_proficient,ALL,"61,5"', "103,2024,read_proficient,ALL,"]
+    plain = read_csv_bytes("metrics.csv", ending.join(lines).encode())
+    titled = read_csv_bytes("metrics.csv", ending.join(["District metrics 2024", "", *lines]).encode())
+    assert plain.frame.values.tolist() == titled.frame.values.tolist()
+    assert plain.frame.columns.tolist() == titled.frame.columns.tolist()
+    assert (plain.first_data_line, titled.first_data_line) == (2, 4)
+    assert plain.frame["value"].tolist() == ["50", "61,5", ""]
