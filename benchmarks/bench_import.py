@@ -7,7 +7,7 @@ unindexed SQLite table; `COPY` into an unindexed table on PostgreSQL), each with
 a database that already holds the schools, the figure held against the floor; `reimport_unchanged` is the
 same file imported again (every row a key conflict, no value changed). Writes benchmarks/results/import.json.
 
-    python benchmarks/bench_import.py [--sizes 200 2000] [--postgres URL] [--quick]
+    python benchmarks/bench_import.py [--sizes 200 2000] [--postgres URL] [--quick] [--repeat N]
 """
 
 from __future__ import annotations
@@ -119,8 +119,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 2000])
     parser.add_argument("--postgres", help="a PostgreSQL URL to measure on as well (its tables are emptied)")
     parser.add_argument("--quick", action="store_true", help="200 schools, one repetition")
+    parser.add_argument("--repeat", type=int, help="repetitions of each timing (best of; default 3, --quick 1)")
     args = parser.parse_args()
     sizes, repeat = ([200], 1) if args.quick else (args.sizes, 3)
+    repeat = args.repeat or repeat
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
