@@ -84,14 +84,15 @@ def fidelity_lines(table: pd.DataFrame, colour_field: str, colour_title: str,
 
 def fidelity_run_chart(chart: pd.DataFrame, title: str = "Fidelity per month (run chart)") -> alt.Chart:
     """Monthly pooled fidelity, its median, and shift/trend points highlighted (Perla et al. 2011)."""
-    data = chart.assign(signalled=chart["signal"].astype(str) != "")
+    data = chart.assign(signalled=(chart["signal"].astype(str) != "").map({True: "part of a shift or trend",
+                                                                           False: "no signal"}))
     line = alt.Chart(data).mark_line(color="#555").encode(
-        x=alt.X("period:T", title="Month"),
+        x=alt.X("period:T", title="Month", axis=alt.Axis(format="%b %Y", labelAngle=-40)),
         y=alt.Y("value:Q", title="Classrooms using the practice (%)", scale=alt.Scale(domain=[0, 100])))
     points = alt.Chart(data).mark_circle(size=60).encode(
         x="period:T", y="value:Q",
-        color=alt.Color("signalled:N", title="Shift or trend", scale=alt.Scale(domain=[False, True],
-                                                                                range=["#56B4E9", "#D55E00"])),
+        color=alt.Color("signalled:N", title="Run-chart rule", scale=alt.Scale(
+            domain=["no signal", "part of a shift or trend"], range=["#56B4E9", "#D55E00"])),
         tooltip=[alt.Tooltip("period:T", format="%b %Y"), alt.Tooltip("value:Q", format=".0f", title="fidelity %"),
                  alt.Tooltip("observed:Q", title="classrooms observed"), "signal:N"])
     median = alt.Chart(data).mark_rule(color="#009E73", strokeDash=[6, 3]).encode(y="mean(median):Q")
