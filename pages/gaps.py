@@ -89,9 +89,10 @@ def released_views(gaps, trend, grid):
 
 
 @ui.shared
-def gap_views(version: int, metric: str, year: int, reference: str, school_ids: tuple[str, ...]):
+def gap_views(version: int, metric: str, year: int, reference: str, level: str, cluster: str):
     """Labelled gaps for the year (one BH family), pooled gap trend and status-and-change rows in scope
     (shared read-only: the page derives new frames from them, never changes them)."""
+    school_ids = tuple(scope["school_id"])  # the schools of `level` and `cluster`
     whole = len(school_ids) == len(schools)  # the district's rows are cached once for every view of it
     in_scope = ui.metric_rows(metric, school_ids=None if whole else school_ids)
     in_scope = in_scope[in_scope["school_id"].isin(school_ids)]
@@ -106,7 +107,7 @@ def gap_views(version: int, metric: str, year: int, reference: str, school_ids: 
     return gaps, trend, grid, data_limits(in_scope, year, ui.metric_label(metric).lower())
 
 
-gaps, trend, grid, limits = gap_views(ui.data_version(), metric, year, reference, tuple(scope["school_id"]))
+gaps, trend, grid, limits = gap_views(ui.data_version(), metric, year, reference, level, cluster)
 if ui.is_public():
     gaps, trend, grid = released_views(gaps, trend, grid)
 names = ui.school_names()
@@ -164,7 +165,9 @@ with left:
                 f"{label}: no status-and-change cut points are set for it, or every group has fewer than 30 students.")
         picked = []
     else:
-        grid_chart = ui.finished(charts_equity.status_grid_clickable, grid, f"{label}: status and change, {ui.year_label(year)}")
+        grid_chart = ui.finished(charts_equity.status_grid_clickable, grid,
+                                 f"{label}: status and change, {ui.year_label(year)}",
+                                 key=(ui.data_version(), metric, year, reference, level, cluster, ui.share_token()))
         ui.download_menu(f"status-change-{metric}-{year}", grid.drop(columns="denominator"), grid_chart)
         rated = grid[(grid["status_level"] != "") & (grid["change_level"] != "")]
         cells = rated.assign(colour=rated["color"].replace("", "No colour")).groupby(
@@ -205,7 +208,9 @@ if shown["school_year"].nunique() > 1:
     band_summary = (f"Pooled gaps to all other students, {ui.year_label(shown['school_year'].max())}: "
                     + "; ".join(f"{group_label(g)} {v:+.1f} points" for g, v in
                                 zip(latest["student_group"], latest["gap"], strict=True)) + ".")
-    ui.chart(ui.finished(charts_equity.gap_band_trend, shown, label, higher.get(metric, True)),
+    ui.chart(ui.finished(charts_equity.gap_band_trend, shown, label, higher.get(metric, True),
+                         key=(ui.data_version(), metric, year, reference, level, cluster, ui.share_token(),
+                              tuple(chosen))),
              ui.filled(shown.assign(group=shown["student_group"].map(group_label))[
                  ["group", "school_year", "gap", "gap_low", "gap_high", "n"]],
                  {"gap": "{:+.1f}", "gap_low": "{:+.1f}", "gap_high": "{:+.1f}", "n": "{:,.0f}"}).rename(columns={

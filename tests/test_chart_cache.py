@@ -92,3 +92,17 @@ def test_a_finished_map_carries_the_json_tooltip_and_points_streamlit_would_send
     assert _get_pydeck_tooltip(finished) == _get_pydeck_tooltip(as_streamlit) == {
         "html": "<b>{school_name}</b>: {value_text}"}
     assert '"Birch"' in finished.to_json()
+
+
+def test_a_key_stands_for_the_arguments_so_large_tables_are_not_hashed_on_every_rerun():
+    import altair as alt
+    import pandas as pd
+
+    from pages import ui
+
+    def dots(frame: pd.DataFrame) -> alt.Chart:
+        return alt.Chart(frame).mark_point().encode(x="a:Q")
+
+    first = ui.finished(dots, pd.DataFrame({"a": [1.0]}), key=("v1", "view"))
+    assert ui.finished(dots, pd.DataFrame({"a": [1.0]}), key=("v1", "view")) is first
+    assert ui.finished(dots, pd.DataFrame({"a": [2.0]}), key=("v2", "view")) is not first

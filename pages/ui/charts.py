@@ -46,19 +46,33 @@ except ImportError:  # pragma: no cover - another Streamlit version
     _ALTAIR_LOCK = threading.RLock()
 
 
-def finished(build: Callable[..., alt.TopLevelMixin], *args, **kwargs) -> FinishedChart:
+def finished(build: Callable[..., alt.TopLevelMixin], *args, key: tuple | None = None, **kwargs) -> FinishedChart:
     """``build(*args, **kwargs)`` as a :class:`FinishedChart`, built and validated once per distinct
     arguments (hashed by value like ``st.cache_resource``: the same data and options give the same chart).
 
-    Pass the result to :func:`chart` and to the download menu in place of the Altair chart.
+    ``key``, when given, stands for the arguments instead (e.g. the data version and every view parameter
+    the data comes from): hashing a large table on every rerun costs more than drawing it. It must name
+    everything the chart depends on. Pass the result to :func:`chart` and to the download menu in place of
+    the Altair chart.
     """
     name = f"{build.__module__}.{build.__qualname__}"
     _BUILDERS.setdefault(name, build)
+    if key is not None:
+        return _finished_by_key(name, key, args, kwargs)
     return _finished(name, args, kwargs)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _finished_by_key(builder: str, key: tuple, _args: tuple, _kwargs: dict) -> FinishedChart:
+    return _build(builder, _args, _kwargs)
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
 def _finished(builder: str, args: tuple, kwargs: dict) -> FinishedChart:
+    return _build(builder, args, kwargs)
+
+
+def _build(builder: str, args: tuple, kwargs: dict) -> FinishedChart:
     source = _BUILDERS[builder](*args, **kwargs)
     spec, datasets = _spec_with_frames(source)
     return FinishedChart(spec, datasets, source)
