@@ -308,6 +308,8 @@ def dispro_finding(ctx: Context, table: pd.DataFrame) -> str:
     text = (f"{len(pairs)} school group(s) in {ctx.scope} meet the 3-year rule (a risk ratio of 3.0 or more in "
             "3 consecutive years)" + (f": {named}" + (f" and {len(pairs) - 5} more" if len(pairs) > 5 else "")
                                      if named else "") + ".")
+    if (table["flagged"].astype(str) == "*").any():  # public packs withhold flags resting on suppressed years
+        text += " Flags that rest on an earlier year's suppressed ratio are not shown."
     rows = _ratio_rows(ctx, table)
     if not rows.empty:
         top = rows.iloc[0]
