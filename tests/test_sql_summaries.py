@@ -141,3 +141,52 @@ def test_page_queries_use_the_indexes(demo, capsys):
         assert by_metric in plans[name], name
     for name in ("pooled per cluster (cluster table)", "pooled per metric x group (district figures)"):
         assert "ix_metrics_year_metric_group" in plans[name] or by_metric in plans[name], name
+
+
+# --- disproportionality: the district's comparison risks from SQL, ratios per scope ---------------------
+
+
+@pytest.fixture
+def discipline_demo(engine):
+    """A demo district whose discipline file lacks ALL rows in places (summed from races, one of them
+    suppressed) and has suppressed group counts and an empty suspended count (OSS used instead)."""
+    frames = build_demo(schools=12, years=4, seed=3)
+    discipline = frames["discipline"].copy()
+    ids = sorted(discipline["school_id"].unique())
+    no_all = (discipline["student_group"] == "ALL") & discipline["school_id"].isin(ids[:3])
+    discipline = discipline[~no_all].copy()
+    race_hidden = (discipline["school_id"] == ids[1]) & (discipline["student_group"] == "AS")
+    discipline.loc[race_hidden, "students_oss"] = np.nan
+    discipline.loc[discipline["school_id"] == ids[4], ["students_suspended"]] = np.nan
+    hidden = (discipline["school_id"] == ids[5]) & (discipline["student_group"] == "SWD")
+    discipline.loc[hidden, ["students_iss", "students_suspended"]] = np.nan
+    storage.replace_all(engine, {**frames, "discipline": discipline})
+    return engine
+
+
+def test_district_risks_from_sql_match_pandas(discipline_demo):
+    from analytics.stats.disproportionality import district_risks
+
+    want = district_risks(storage.load_discipline(discipline_demo))
+    got = aggregates.district_risks(discipline_demo)
+    assert got.outcomes == want.outcomes
+    keys = ["school_year", "outcome", "student_group"]
+    pd.testing.assert_frame_equal(got.risks.sort_values(keys, ignore_index=True),
+                                  want.risks[got.risks.columns].sort_values(keys, ignore_index=True),
+                                  check_dtype=False, rtol=1e-12)
+    assert len(got.risks) > 100
+
+
+def test_disproportionality_of_a_cluster_with_the_district_risks(discipline_demo):
+    from analytics.stats.disproportionality import disproportionality
+
+    every = storage.load_discipline(discipline_demo)
+    whole = disproportionality(every)
+    schools = storage.load_schools(discipline_demo)
+    risks = aggregates.district_risks(discipline_demo)
+    for cluster in schools["cluster"].unique():
+        ids = schools.loc[schools["cluster"] == cluster, "school_id"]
+        part = disproportionality(every[every["school_id"].isin(ids)], district=risks)
+        want = whole[whole["school_id"].isin(ids)].reset_index(drop=True)
+        pd.testing.assert_frame_equal(part, want, check_dtype=False)
+    assert (whole["ratio_type"] == "alternate").any()

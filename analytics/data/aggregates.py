@@ -15,11 +15,12 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.data import schema, storage
 from analytics.data.catalog import RACE_GROUPS
 from analytics.data.derived import metrics_with_suspension, suspension_metric_rows
 from analytics.data.storage import _read
-from analytics.stats import gaps
+from analytics.stats import disproportionality, gaps
 from analytics.stats.summaries import MEDIAN, basis_from_counts, district_values, district_values_from_counts
 
 POOL_KEYS = ["school_year", "metric", "student_group"]
@@ -287,3 +288,93 @@ def explain_pages(engine: Engine, metric: str, group: str, year: int, *,
     """The database's plan of each of :func:`page_statements`."""
     return {name: explain(engine, stmt, index_scans_only=index_scans_only)
             for name, stmt in page_statements(metric, group, year).items()}
+
+
+# The count behind each disproportionality outcome (analytics.stats.disproportionality.OUTCOMES).
+_OUTCOME_COLUMNS = {"iss": "students_iss", "oss": "students_oss", "expulsion": "students_expelled",
+                    "law_referral": "law_referrals"}
+
+
+def _known_sum(column: sa.ColumnElement) -> sa.ColumnElement:
+    """The sum of a column, NULL when any summed value is NULL (a partial sum would understate it)."""
+    return sa.case((sa.func.count(column) == sa.func.count(), sa.func.sum(column)), else_=None)
+
+
+def _discipline_all_rows() -> sa.Subquery:
+    """Each school-year's ALL row: the imported one, or the sum of its race rows when it has none
+    (:func:`analytics.data.derived.discipline_with_all`); one count column per outcome."""
+    d = schema.discipline
+    counted = ["enrolled", "students_suspended", *_OUTCOME_COLUMNS.values()]
+    imported = sa.select(d.c.school_id, d.c.school_year, *[d.c[c] for c in counted]).where(d.c.student_group == "ALL")
+    other = d.alias("has_all")
+    has_all = sa.exists().where(other.c.school_id == d.c.school_id, other.c.school_year == d.c.school_year,
+                                other.c.student_group == "ALL")
+    derived = (sa.select(d.c.school_id, d.c.school_year, *[_known_sum(d.c[c]).label(c) for c in counted])
+               .where(d.c.student_group.in_(list(RACE_GROUPS)), sa.not_(has_all))
+               .group_by(d.c.school_id, d.c.school_year))
+    return sa.union_all(imported, derived).subquery("all_rows")
+
+
+def _outcome_count(table: sa.FromClause, outcome: str) -> sa.ColumnElement:
+    if outcome == "suspension":  # students suspended, or students with OSS where that is empty
+        return sa.func.coalesce(table.c.students_suspended, table.c.students_oss)
+    return table.c[_OUTCOME_COLUMNS[outcome]]
+
+
+def district_risks_statement(outcome: str) -> sa.Select:
+    """Per year and group: the district's ALL sums over schools whose ALL counts are known, and the part
+    of them that is group g's (g's own counts where known, the whole school's where not)."""
+    d, a = schema.discipline, _discipline_all_rows()
+    all_count, g_count = _outcome_count(a, outcome), _outcome_count(d, outcome)
+    known_all = sa.and_(a.c.enrolled.is_not(None), all_count.is_not(None))
+    g_known = sa.and_(g_count.is_not(None), d.c.enrolled.is_not(None))
+    totals = (sa.select(a.c.school_year, sa.func.sum(all_count).label("all_count"),
+                        sa.func.sum(a.c.enrolled).label("all_enrolled"))
+              .where(known_all).group_by(a.c.school_year).subquery("totals"))
+    removed = (sa.select(d.c.school_year, d.c.student_group,
+                         sa.func.sum(sa.case((g_known, g_count), else_=all_count)).label("out_count"),
+                         sa.func.sum(sa.case((g_known, d.c.enrolled), else_=a.c.enrolled)).label("out_enrolled"))
+               .select_from(d.join(a, sa.and_(a.c.school_id == d.c.school_id, a.c.school_year == d.c.school_year)))
+               .where(d.c.student_group != "ALL", known_all)
+               .group_by(d.c.school_year, d.c.student_group).subquery("removed"))
+    return (sa.select(removed, totals.c.all_count, totals.c.all_enrolled)
+            .select_from(removed.outerjoin(totals, totals.c.school_year == removed.c.school_year))
+            .order_by(removed.c.school_year, removed.c.student_group))
+
+
+def discipline_outcomes(engine: Engine) -> tuple[str, ...]:
+    """The disproportionality outcomes with a known count anywhere in the discipline table."""
+    d = schema.discipline
+    outcomes = {"suspension": _outcome_count(d, "suspension"), **{o: d.c[c] for o, c in _OUTCOME_COLUMNS.items()}}
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(*[sa.func.count(col).label(o) for o, col in outcomes.items()])).one()
+    return tuple(o for o in outcomes if row._mapping[o] > 0)
+
+
+def district_risks(engine: Engine) -> disproportionality.DistrictRisks:
+    """:func:`analytics.stats.disproportionality.district_risks` of the whole district, summed by the
+    database: a few rows per year, group and outcome instead of every school's discipline rows."""
+    outcomes = discipline_outcomes(engine)
+    frames = []
+    for outcome in outcomes:
+        sums = _read(engine, district_risks_statement(outcome))
+        if sums.empty:
+            continue
+        for column in ("out_count", "out_enrolled", "all_count", "all_enrolled"):
+            sums[column] = pd.to_numeric(sums[column]).astype("float64")
+        count, enrolled = sums["all_count"] - sums["out_count"], sums["all_enrolled"] - sums["out_enrolled"]
+        frames.append(pd.DataFrame({"school_year": sums["school_year"].astype("int64"), "outcome": outcome,
+                                    "student_group": sums["student_group"],
+                                    "district_comparison_risk": 100 * count / enrolled.where(enrolled > 0)}))
+    columns = ["school_year", "outcome", "student_group", "district_comparison_risk"]
+    risks = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    return disproportionality.DistrictRisks(outcomes, risks[columns])
+
+
+def scope_disproportionality(engine: Engine, school_ids: Sequence[str] | None = None,
+                             settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """Disproportionality of some schools (every school when None): only their discipline rows are read,
+    and the alternate ratio's district risks are summed by the database (:func:`district_risks`)."""
+    rows = storage.load_discipline(engine, school_ids=school_ids)
+    district = district_risks(engine) if school_ids is not None else None
+    return disproportionality.disproportionality(rows, settings, district=district)

@@ -18,7 +18,6 @@ from analytics.data import aggregates, storage
 from analytics.data.catalog import metric_catalog
 from analytics.data.derived import metrics_with_suspension, suspension_metric_rows
 from analytics.stats.disproportionality import COLUMNS as DISPRO_COLUMNS
-from analytics.stats.disproportionality import disproportionality
 from analytics.stats.gaps import GAP_COLUMNS, gap_table, label_gaps
 from analytics.stats.rates import add_rate_columns, pool_counts, rates_from_pooled_counts
 from analytics.stats.rp_impact import SUMMARY_COLUMNS, rp_impact, rp_impact_for_school
@@ -176,9 +175,7 @@ def disproportionality_view(engine: Engine, year: int | None = None, cluster: st
                             settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
     """Risk ratios for every school in the district (the alternate ratio needs them), then filtered."""
     _, ids = _scope(engine, cluster, school)
-    table = disproportionality(storage.load_discipline(engine), settings)
-    if ids is not None:
-        table = table[table["school_id"].isin(ids)]
+    table = aggregates.scope_disproportionality(engine, ids, settings)
     if year:
         table = table[table["school_year"] == year]
     if group:

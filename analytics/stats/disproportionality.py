@@ -15,6 +15,9 @@ students with the outcome, %). A group is flagged when its ratio is >= the thres
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -39,11 +42,13 @@ def _outcome_counts(discipline: pd.DataFrame, outcome: str) -> pd.Series:
     return discipline[column] if column in discipline else pd.Series(np.nan, index=discipline.index)
 
 
-def _long(discipline: pd.DataFrame) -> pd.DataFrame:
+def _long(discipline: pd.DataFrame, outcomes: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per school x year x group x outcome: the outcomes with a known count anywhere in the
+    rows, or exactly `outcomes` (those of the whole district, when the rows are a part of it)."""
     frames = []
     for outcome in OUTCOMES:
         count = _outcome_counts(discipline, outcome)
-        if count.notna().any():
+        if (count.notna().any() if outcomes is None else outcome in outcomes):
             frames.append(discipline[["school_id", "school_year", "student_group", "enrolled"]].assign(
                 outcome=outcome, count=count.astype("float64")))
     if not frames:
@@ -89,7 +94,34 @@ def district_comparison(all_rows: pd.DataFrame, groups: pd.DataFrame) -> pd.Data
     return out[keys + ["student_group", "district_comparison_risk"]]
 
 
-def disproportionality(discipline: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+@dataclass(frozen=True)
+class DistrictRisks:
+    """What the alternate ratio needs from the whole district: the outcomes it has counts for and
+    :func:`district_comparison`'s risks per year, group and outcome (a few hundred rows)."""
+
+    outcomes: tuple[str, ...]
+    risks: pd.DataFrame
+
+
+def _with_all_counts(long: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(ALL rows, group rows joined to their school's ALL counts) of a long table."""
+    keys = ["school_id", "school_year", "outcome"]
+    all_rows = long[long["student_group"] == "ALL"][keys + ["enrolled", "count"]].rename(
+        columns={"enrolled": "all_enrolled", "count": "all_count"})
+    return all_rows, long[long["student_group"] != "ALL"].merge(all_rows, on=keys, how="left")
+
+
+def district_risks(discipline: pd.DataFrame) -> DistrictRisks:
+    """The district's comparison risks, computed once from every school's rows, so that
+    :func:`disproportionality` can then be computed for some schools only (``district=``)."""
+    full, _ = discipline_with_all(discipline)
+    long = _long(full)
+    all_rows, table = _with_all_counts(long)
+    return DistrictRisks(tuple(long["outcome"].unique()), district_comparison(all_rows, table))
+
+
+def disproportionality(discipline: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS,
+                       district: DistrictRisks | None = None) -> pd.DataFrame:
     """Risk, comparison risk, risk ratio (or alternate), rate difference, composition and the 3-year flag.
 
     Parameters
@@ -97,6 +129,8 @@ def disproportionality(discipline: pd.DataFrame, settings: Settings = DEFAULT_SE
     discipline : rows of the discipline table (any schools and years; ALL derived from race rows
         where missing).
     settings : n_size, cell_size, risk_ratio_threshold and consecutive_years.
+    district : :func:`district_risks` of the whole district when `discipline` holds only some of its
+        schools (the alternate ratio divides by the district's risk); default: computed from `discipline`.
 
     Returns
     -------
@@ -106,18 +140,15 @@ def disproportionality(discipline: pd.DataFrame, settings: Settings = DEFAULT_SE
     if discipline.empty:
         return pd.DataFrame(columns=COLUMNS)
     full, _ = discipline_with_all(discipline)
-    long = _long(full)
-    keys = ["school_id", "school_year", "outcome"]
-    all_rows = long[long["student_group"] == "ALL"][keys + ["enrolled", "count"]].rename(
-        columns={"enrolled": "all_enrolled", "count": "all_count"})
-    table = long[long["student_group"] != "ALL"].merge(all_rows, on=keys, how="left")
+    long = _long(full, None if district is None else district.outcomes)
+    all_rows, table = _with_all_counts(long)
     table["comp_enrolled"] = table["all_enrolled"] - table["enrolled"]
     table["comp_count"] = table["all_count"] - table["count"]
     table["risk"] = 100 * table["count"] / table["enrolled"].where(table["enrolled"] > 0)
     table["comparison_risk"] = 100 * table["comp_count"] / table["comp_enrolled"].where(table["comp_enrolled"] > 0)
 
-    table = table.merge(district_comparison(all_rows, table), on=["school_year", "student_group", "outcome"],
-                        how="left")
+    comparison = district_comparison(all_rows, table) if district is None else district.risks
+    table = table.merge(comparison, on=["school_year", "student_group", "outcome"], how="left")
 
     group_ok = (table["enrolled"] >= settings.n_size) & (table["count"] >= settings.cell_size)
     comp_ok = ((table["comp_enrolled"] >= settings.n_size) & (table["comp_count"] >= settings.cell_size)

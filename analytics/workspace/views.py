@@ -162,10 +162,9 @@ def _since(engine: Engine, cluster: str | None, since: date | str | None) -> dat
 
 
 def _dispro(engine: Engine, ids: list[str] | None, settings: Settings) -> pd.DataFrame:
-    from analytics.stats.disproportionality import disproportionality
+    from analytics.data.aggregates import scope_disproportionality
 
-    table = disproportionality(storage.load_discipline(engine), settings)  # alternate ratios need every school
-    return table if ids is None else table[table["school_id"].isin(ids)]
+    return scope_disproportionality(engine, ids, settings)  # alternate ratios: district sums from SQL
 
 
 def _worsened(engine: Engine, cluster: str | None, school: str | None, then_year: int, now_year: int,
