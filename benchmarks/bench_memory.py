@@ -65,12 +65,19 @@ def _start_server(root: Path, url: str) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the dashboard did not start within 90 s")
 
 
-def _settle(page) -> float:
-    """Wait for the page title, then until the script run has finished; seconds waited."""
+def _settle(page, timeout_s: float = 300) -> float | None:
+    """Wait for the page title, then until the script run has finished; seconds waited (None: timed out,
+    the page is then measured as it stands)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     start = time.perf_counter()
-    page.wait_for_selector("[data-testid=stMain] h1", timeout=180_000)
-    page.wait_for_timeout(400)
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=180_000)
+    try:
+        page.wait_for_selector("[data-testid=stMain] h1", timeout=timeout_s * 1000)
+        page.wait_for_timeout(400)
+        page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')",
+                               timeout=timeout_s * 1000)
+    except PlaywrightTimeout:
+        return None
     return round(time.perf_counter() - start, 2)
 
 
@@ -96,6 +103,7 @@ def measure(root: Path, url: str, sessions: int) -> dict:
             for path in _every_page(ids[0], clusters[0]):
                 first.goto(f"{base}/{path}")
                 pages[path or "overview"] = {"seconds": _settle(first), "rss_mib": _rss_mib(proc.pid)}
+                print(path or "overview", pages[path or "overview"], file=sys.stderr, flush=True)
             one_session = _rss_mib(proc.pid)
             others = []
             for i in range(1, sessions):

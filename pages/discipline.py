@@ -48,11 +48,12 @@ scope_name = school_names.get(school) if school != "all" else ("the district" if
 
 @ui.shared
 def discipline_views(version: int, cluster: str):
-    """The district's disproportionality and the RP impact of the cluster's schools."""
+    """Disproportionality of the cluster's schools (the alternate ratio's district risks summed in SQL)
+    and their RP impact."""
     members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
     data = ui.discipline()
     impact = rp_impact(members, data[data["school_id"].isin(members["school_id"])])
-    return ui.district_disproportionality(), impact
+    return ui.disproportionality_rows(None if cluster == "all" else members["school_id"]), impact
 
 
 @ui.shared

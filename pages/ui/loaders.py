@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from analytics.data import aggregates, catalog, storage
 from analytics.data.derived import metrics_with_suspension
+from analytics.stats.disproportionality import DistrictRisks, disproportionality
 
 
 @st.cache_resource(show_spinner="Preparing the database…")
@@ -105,7 +106,10 @@ def _consistent(load: Callable) -> Callable:
 
     @functools.wraps(load)
     def checked(version: int, *args):
-        return storage.read_at_version(engine(), version, lambda: load(version, *args))
+        try:
+            return storage.read_at_version(engine(), version, lambda: load(version, *args))
+        finally:  # a cache miss: give back what the intermediate frames held
+            storage.release_freed_memory()
 
     return checked
 
@@ -309,6 +313,27 @@ def _discipline(version: int, school_ids: tuple[str, ...] | None) -> pd.DataFram
 
 def discipline(school_ids: Sequence[str] | None = None) -> pd.DataFrame:
     return _discipline(data_version(), tuple(school_ids) if school_ids else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+@_consistent
+def _district_risks(version: int) -> DistrictRisks:
+    return aggregates.district_risks(engine())
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+@_consistent
+def _disproportionality(version: int, school_ids: tuple[str, ...] | None) -> pd.DataFrame:
+    data = _discipline(version, None)
+    if school_ids is None:
+        return disproportionality(data)
+    return disproportionality(data[data["school_id"].isin(school_ids)], district=_district_risks(version))
+
+
+def disproportionality_rows(school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Risk ratios of the given schools (default: every school), read-only and shared: computed from their
+    own rows, with the alternate ratio's district risks summed by the database."""
+    return _disproportionality(data_version(), tuple(sorted(school_ids)) if school_ids is not None else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
