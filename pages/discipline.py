@@ -53,7 +53,7 @@ def discipline_views(version: int, cluster: str):
     members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
     data = ui.discipline()
     impact = rp_impact(members, data[data["school_id"].isin(members["school_id"])])
-    return ui.disproportionality_rows(None if cluster == "all" else members["school_id"]), impact
+    return ui.flags_and_ratios(None if cluster == "all" else members["school_id"]), impact
 
 
 @ui.shared
@@ -87,10 +87,9 @@ def rp_beyond(version: int, cluster: str, school: str) -> pd.DataFrame:
 def scope_views(version: int, cluster: str, school: str, year: int):
     """Discipline rows of the schools in scope (ALL completed), their flags and ratios for the year,
     and the monthly suspension run chart with its PDSA cycles (shared read-only: never changed here)."""
-    dispro, _ = discipline_views(version, cluster)
-    in_scope = dispro[dispro["school_id"].isin(scope_ids)]
-    flags = in_scope[in_scope["flagged"] & (in_scope["school_year"] == year)]
-    ratios = in_scope[(in_scope["school_year"] == year) & (in_scope["outcome"] == "suspension")]
+    (flagged, suspension), _ = discipline_views(version, cluster)
+    flags = flagged[flagged["school_id"].isin(scope_ids) & (flagged["school_year"] == year)]
+    ratios = suspension[suspension["school_id"].isin(scope_ids) & (suspension["school_year"] == year)]
     full, derived_all = discipline_with_all(all_discipline[all_discipline["school_id"].isin(scope_ids)])
     incidents = storage.load_incidents(ui.engine(), school_ids=scope_ids)
     chart = spans = None

@@ -321,19 +321,28 @@ def _district_risks(version: int) -> DistrictRisks:
     return aggregates.district_risks(engine())
 
 
+RATIO_OUTCOME = "suspension"  # the outcome whose risk ratios the discipline page draws
+
+
 @st.cache_resource(show_spinner=False, max_entries=8)
 @_consistent
-def _disproportionality(version: int, school_ids: tuple[str, ...] | None) -> pd.DataFrame:
+def _flags_and_ratios(version: int, school_ids: tuple[str, ...] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     data = _discipline(version, None)
     if school_ids is None:
-        return disproportionality(data)
-    return disproportionality(data[data["school_id"].isin(school_ids)], district=_district_risks(version))
+        table = disproportionality(data)
+    else:
+        table = disproportionality(data[data["school_id"].isin(school_ids)], district=_district_risks(version))
+    return table[table["flagged"]], table[table["outcome"] == RATIO_OUTCOME]
 
 
-def disproportionality_rows(school_ids: Sequence[str] | None = None) -> pd.DataFrame:
-    """Risk ratios of the given schools (default: every school), read-only and shared: computed from their
-    own rows, with the alternate ratio's district risks summed by the database."""
-    return _disproportionality(data_version(), tuple(sorted(school_ids)) if school_ids is not None else None)
+def flags_and_ratios(school_ids: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Disproportionality of the given schools (default: every school), every year: the flagged rows (any
+    outcome) and the suspension rows, which is all the discipline page reads (read-only, shared).
+
+    Computed from the schools' own rows with the alternate ratio's district risks summed by the database;
+    the other outcomes' rows (four fifths of a district's table) are not kept in memory.
+    """
+    return _flags_and_ratios(data_version(), tuple(sorted(school_ids)) if school_ids is not None else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
