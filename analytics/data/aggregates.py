@@ -321,25 +321,33 @@ def _outcome_count(table: sa.FromClause, outcome: str) -> sa.ColumnElement:
     return table.c[_OUTCOME_COLUMNS[outcome]]
 
 
-def district_risks_statement(outcome: str) -> sa.Select:
-    """Per year and group: the district's ALL sums over schools whose ALL counts are known, and the part
-    of them that is group g's (g's own counts where known, the whole school's where not)."""
+def district_risks_statements(outcomes: Sequence[str]) -> tuple[sa.Select, sa.Select]:
+    """(per year and group, per year) sums behind the district risks, every outcome in one pass each.
+
+    Per year and group: the part of the district's ALL that is group g's, over schools whose ALL count
+    is known (g's own counts where known, the whole school's where not), and how many schools that is
+    (``n_<outcome>``). Per year: the district's ALL sums over the schools whose ALL counts are known.
+    """
     d, a = schema.discipline, _discipline_all_rows()
-    all_count, g_count = _outcome_count(a, outcome), _outcome_count(d, outcome)
-    known_all = sa.and_(a.c.enrolled.is_not(None), all_count.is_not(None))
-    g_known = sa.and_(g_count.is_not(None), d.c.enrolled.is_not(None))
-    totals = (sa.select(a.c.school_year, sa.func.sum(all_count).label("all_count"),
-                        sa.func.sum(a.c.enrolled).label("all_enrolled"))
-              .where(known_all).group_by(a.c.school_year).subquery("totals"))
-    removed = (sa.select(d.c.school_year, d.c.student_group,
-                         sa.func.sum(sa.case((g_known, g_count), else_=all_count)).label("out_count"),
-                         sa.func.sum(sa.case((g_known, d.c.enrolled), else_=a.c.enrolled)).label("out_enrolled"))
-               .select_from(d.join(a, sa.and_(a.c.school_id == d.c.school_id, a.c.school_year == d.c.school_year)))
-               .where(d.c.student_group != "ALL", known_all)
-               .group_by(d.c.school_year, d.c.student_group).subquery("removed"))
-    return (sa.select(removed, totals.c.all_count, totals.c.all_enrolled)
-            .select_from(removed.outerjoin(totals, totals.c.school_year == removed.c.school_year))
-            .order_by(removed.c.school_year, removed.c.student_group))
+    removed, totals = [], []
+    for outcome in outcomes:
+        all_count, g_count = _outcome_count(a, outcome), _outcome_count(d, outcome)
+        known_all = sa.and_(a.c.enrolled.is_not(None), all_count.is_not(None))
+        g_known = sa.and_(g_count.is_not(None), d.c.enrolled.is_not(None))
+        removed += [
+            sa.func.sum(sa.case((sa.and_(known_all, g_known), g_count), (known_all, all_count))).label(f"out_count_{outcome}"),
+            sa.func.sum(sa.case((sa.and_(known_all, g_known), d.c.enrolled), (known_all, a.c.enrolled)))
+            .label(f"out_enrolled_{outcome}"),
+            sa.func.sum(sa.case((known_all, 1), else_=0)).label(f"n_{outcome}"),
+        ]
+        totals += [sa.func.sum(sa.case((known_all, all_count))).label(f"all_count_{outcome}"),
+                   sa.func.sum(sa.case((known_all, a.c.enrolled))).label(f"all_enrolled_{outcome}")]
+    by_group = (sa.select(d.c.school_year, d.c.student_group, *removed)
+                .select_from(d.join(a, sa.and_(a.c.school_id == d.c.school_id, a.c.school_year == d.c.school_year)))
+                .where(d.c.student_group != "ALL")
+                .group_by(d.c.school_year, d.c.student_group).order_by(d.c.school_year, d.c.student_group))
+    by_year = sa.select(a.c.school_year, *totals).group_by(a.c.school_year)
+    return by_group, by_year
 
 
 def discipline_outcomes(engine: Engine) -> tuple[str, ...]:
@@ -355,20 +363,24 @@ def district_risks(engine: Engine) -> disproportionality.DistrictRisks:
     """:func:`analytics.stats.disproportionality.district_risks` of the whole district, summed by the
     database: a few rows per year, group and outcome instead of every school's discipline rows."""
     outcomes = discipline_outcomes(engine)
+    columns = ["school_year", "outcome", "student_group", "district_comparison_risk"]
+    if not outcomes:
+        return disproportionality.DistrictRisks(outcomes, pd.DataFrame(columns=columns))
+    by_group, by_year = district_risks_statements(outcomes)
+    removed, totals = _read(engine, by_group), _read(engine, by_year)
     frames = []
     for outcome in outcomes:
-        sums = _read(engine, district_risks_statement(outcome))
-        if sums.empty:
-            continue
-        for column in ("out_count", "out_enrolled", "all_count", "all_enrolled"):
-            sums[column] = pd.to_numeric(sums[column]).astype("float64")
-        count, enrolled = sums["all_count"] - sums["out_count"], sums["all_enrolled"] - sums["out_enrolled"]
+        sums = removed[removed[f"n_{outcome}"].astype("int64") > 0]  # groups of schools with a known ALL
+        sums = sums.merge(totals[["school_year", f"all_count_{outcome}", f"all_enrolled_{outcome}"]],
+                          on="school_year", how="left")
+        number = {k: pd.to_numeric(sums[f"{k}_{outcome}"]).astype("float64")
+                  for k in ("out_count", "out_enrolled", "all_count", "all_enrolled")}
+        count = number["all_count"] - number["out_count"]
+        enrolled = number["all_enrolled"] - number["out_enrolled"]
         frames.append(pd.DataFrame({"school_year": sums["school_year"].astype("int64"), "outcome": outcome,
                                     "student_group": sums["student_group"],
                                     "district_comparison_risk": 100 * count / enrolled.where(enrolled > 0)}))
-    columns = ["school_year", "outcome", "student_group", "district_comparison_risk"]
-    risks = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    return disproportionality.DistrictRisks(outcomes, risks[columns])
+    return disproportionality.DistrictRisks(outcomes, pd.concat(frames, ignore_index=True)[columns])
 
 
 def scope_disproportionality(engine: Engine, school_ids: Sequence[str] | None = None,
