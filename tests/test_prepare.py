@@ -157,9 +157,10 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
         worker.notice(version)
         assert worker.wait_idle(60)
         assert worker.seconds[version] >= 0 and len(steps) >= 5
-        for cached, args in [(viewer._release, (version,)), (prepare._district_disproportionality, (version,)),
-                             (prepare._cluster_areas, (version,)), (loaders._year_rows, (version, max(
-                                 loaders._years(version))))]:
+        latest = max(loaders._years(version))
+        for cached, args in [(viewer._release, (version,)), (loaders._flags_and_ratios, (version, None)),
+                             (prepare._cluster_areas, (version,)), (loaders._district_figures, (version, latest)),
+                             (loaders._metric_slice, (version, "read_proficient", "ALL", None))]:
             started = time.perf_counter()
             cached(*args)
             assert time.perf_counter() - started < 0.05, cached  # a cache hit, not a recomputation

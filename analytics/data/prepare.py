@@ -41,7 +41,7 @@ def work_list(metric_ids: Sequence[str], years: Sequence[int], *, has_discipline
     steps = [Step("release", "privacy rules for shared links")]
     steps += [Step("metric", f"district rates: {metric}", metric) for metric in opening_metrics(metric_ids)]
     if years:
-        steps.append(Step("year", f"every school's values for {max(years)}", int(max(years))))
+        steps.append(Step("year", f"district figures for {max(years)}", int(max(years))))
     if has_discipline:
         steps.append(Step("discipline", "discipline and disproportionality"))
     steps.append(Step("map", "cluster areas for the map"))

@@ -72,7 +72,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     year_rows,
     years,
 )
-from pages.ui.prepare import cluster_areas, district_disproportionality, prepare_ahead  # noqa: E402, F401
+from pages.ui.prepare import cluster_areas, prepare_ahead  # noqa: E402, F401
 from pages.ui.staff import (  # noqa: E402, F401
     _default_scope,
     can_edit,

@@ -130,22 +130,6 @@ class Preparer:
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-def _district_disproportionality(version: int) -> pd.DataFrame:
-    """Risk ratios of every school, group and year (the alternate ratio needs the whole district)."""
-    from analytics.stats.disproportionality import disproportionality
-    from pages.ui.loaders import _discipline
-
-    return disproportionality(_discipline(version, None))
-
-
-def district_disproportionality() -> pd.DataFrame:
-    """Disproportionality for the whole district at this run's data version (read-only, shared)."""
-    from pages.ui.loaders import data_version
-
-    return _district_disproportionality(data_version())
-
-
-@st.cache_resource(show_spinner=False, max_entries=2)
 def _cluster_areas(version: int) -> pd.DataFrame:
     from analytics.outputs.charts_district import cluster_areas
     from pages.ui.loaders import _schools
@@ -174,12 +158,18 @@ def _run(step: Step, version: int) -> None:
 
     if step.kind == "release":
         viewer._release(version)
-    elif step.kind == "metric":
-        loaders._metric_groups(version, step.arg)  # reads the metric's district rows into their cache
-    elif step.kind == "year":
-        loaders._year_rows(version, step.arg)
+    elif step.kind == "metric":  # what the overview, cluster and gaps pages read for a metric (group ALL)
+        loaders._metric_groups(version, step.arg)
+        loaders._metric_slice(version, step.arg, "ALL", None)
+        loaders._metric_counts(version, step.arg, "ALL", ("school_year",), None, None)
+        latest = max(loaders._years(version), default=None)
+        if latest is not None:
+            loaders._metric_counts(version, step.arg, "ALL", ("cluster",), (latest,), None)
+        loaders._metric_rows(version, step.arg, None, None)
+    elif step.kind == "year":  # the school page's district figures
+        loaders._district_figures(version, step.arg)
     elif step.kind == "discipline":
-        _district_disproportionality(version)
+        loaders._flags_and_ratios(version, None)
     elif step.kind == "map":
         _cluster_areas(version)
 
