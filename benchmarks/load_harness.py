@@ -141,18 +141,47 @@ def shared_views(engine, base: str) -> list[str]:
     return [f"{base}/{p}{'&' if '?' in p else '?'}share={token}" for p in paths]
 
 
+# How a session moves through the views: people open a link once, then click the sidebar (no page reload,
+# the same Streamlit session), and open a school from a link. (view index, sidebar label or None = open URL)
+CLICK_PATH = [(0, None), (1, "Cluster"), (3, "Growth gaps"), (4, "Discipline"), (2, None)]
 ERROR_SELECTOR = "[data-testid=stException]"
 READY_SELECTOR = "[data-testid=stMetric], [data-testid=stAlert], [data-testid=stDataFrame], [data-testid=stVegaLiteChart]"
+# Generous on purpose: 20 Chromium pages share this machine's cores with the server (the browsers, not the
+# server, use most of them), so a page may wait long for its turn to render. Every time-out still counts.
+GOTO_TIMEOUT_S = 180
+READY_TIMEOUT_S = 180
 
 
 async def _settle(page) -> None:
-    """Wait until the script run has finished drawing (no running indicator), bounded."""
-    await page.wait_for_selector(READY_SELECTOR, timeout=120_000)
-    for _ in range(120):
+    """Wait until the script run has finished drawing (no running indicator twice in a row), bounded."""
+    await page.wait_for_selector(READY_SELECTOR, timeout=READY_TIMEOUT_S * 1000)
+    quiet = 0
+    for _ in range(240):
         running = await page.locator("[data-testid=stStatusWidget]").count()
-        if not running:
+        quiet = 0 if running else quiet + 1
+        if quiet >= 2:
             return
         await page.wait_for_timeout(250)
+
+
+def _error_kind(exc: Exception) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if "TimeoutError" in text and "goto" in text:
+        return "navigation_timeout"
+    if "TimeoutError" in text:
+        return "render_timeout"
+    return "browser_error"
+
+
+async def _open(page, url: str, label: str | None) -> None:
+    if label is None:
+        await page.goto(url, wait_until="domcontentloaded", timeout=GOTO_TIMEOUT_S * 1000)
+    else:
+        path = url.split("?")[0].rsplit("/", 1)[-1]
+        await page.locator("[data-testid=stSidebar]").get_by_role("link", name=label, exact=True).click(
+            timeout=READY_TIMEOUT_S * 1000)
+        await page.wait_for_url(f"**/{path}?**", timeout=READY_TIMEOUT_S * 1000)
+    await _settle(page)
 
 
 async def _session(browser, urls: list[str], rounds: int, deadline: float, results: dict) -> None:
@@ -160,19 +189,20 @@ async def _session(browser, urls: list[str], rounds: int, deadline: float, resul
     page = await context.new_page()
     try:
         for _ in range(rounds):
-            for url in urls:
+            for index, label in CLICK_PATH:
                 if time.monotonic() > deadline:
                     return
+                url = urls[index]
                 started = time.monotonic()
                 try:
-                    await page.goto(url, wait_until="domcontentloaded")
-                    await _settle(page)
+                    await _open(page, url, label)
                     errors = await page.locator(ERROR_SELECTOR).count()
                     text = await page.inner_text("body")
                     if errors or "Traceback" in text or "not reachable" in text:
-                        results["errors"].append({"url": url, "what": text[:300]})
+                        results["errors"].append({"url": url, "kind": "app_error", "what": text[:300]})
                 except Exception as exc:  # noqa: BLE001 - a time-out or crash is an error to count, not to raise
-                    results["errors"].append({"url": url, "what": f"{type(exc).__name__}: {exc}"[:300]})
+                    results["errors"].append({"url": url, "kind": _error_kind(exc),
+                                              "what": f"{type(exc).__name__}: {exc}"[:300]})
                 results["views"] += 1
                 results["seconds"].append(time.monotonic() - started)
     finally:
@@ -180,6 +210,7 @@ async def _session(browser, urls: list[str], rounds: int, deadline: float, resul
 
 
 async def browse(urls: list[str], sessions: int, rounds: int, deadline_s: float) -> dict:
+    """`sessions` contexts of one Chromium (each its own cookies and Streamlit session), all at once."""
     from playwright.async_api import async_playwright
 
     results: dict = {"views": 0, "errors": [], "seconds": []}
@@ -191,6 +222,73 @@ async def browse(urls: list[str], sessions: int, rounds: int, deadline_s: float)
         finally:
             await browser.close()
     return results
+
+
+class CpuMeter:
+    """CPU time of the dashboard server, the browser and PostgreSQL, and of the whole machine, as cores used
+    on average while the sessions browse: do the browsers starve the server, or the other way round?
+
+    Sampled every second (browser processes come and go); a process that ends loses at most its last second.
+    """
+
+    def __init__(self, app: AppServer, postgres_dir: Path | None = None):
+        self.app, self.postgres_dir = app, postgres_dir
+        self._seen: dict[int, tuple[str, float, float]] = {}  # pid -> (kind, first seen, last seen) CPU seconds
+        self._halt = threading.Event()
+
+    def _processes(self) -> list[tuple[str, object]]:
+        import psutil
+
+        found = []
+        server = psutil.Process(self.app.proc.pid)
+        for proc in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                found.append(("server" if proc.pid == server.pid or server in proc.parents() else "browser", proc))
+        if self.postgres_dir is not None:
+            for proc in psutil.process_iter(["name", "cmdline"]):
+                with contextlib.suppress(psutil.Error):
+                    cmdline = " ".join(proc.info["cmdline"] or [])
+                    if proc.info["name"] == "postgres" and (str(self.postgres_dir) in cmdline or str(
+                            self.postgres_dir) in " ".join(psutil.Process(proc.ppid()).cmdline())):
+                        found.append(("postgres", proc))
+        return found
+
+    def _sample(self) -> None:
+        import psutil
+
+        for kind, proc in self._processes():
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                used = t.user + t.system
+                first = self._seen[proc.pid][1] if proc.pid in self._seen else (0.0 if kind == "browser" else used)
+                self._seen[proc.pid] = (kind, first, used)
+
+    def _run(self) -> None:
+        while not self._halt.wait(1.0):
+            self._sample()
+
+    def __enter__(self) -> CpuMeter:
+        import psutil
+
+        self._sample()
+        self.started, self._machine = time.monotonic(), sum(psutil.cpu_times()[:3])
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import psutil
+
+        self._halt.set()
+        self._thread.join(timeout=10)
+        self._sample()
+        wall = time.monotonic() - self.started
+        totals = {"server": 0.0, "browser": 0.0, "postgres": 0.0}
+        for kind, first, last in self._seen.values():
+            totals[kind] += last - first
+        self.cores = {k: round(v / wall, 2) for k, v in totals.items()}
+        self.cores["machine"] = round((sum(psutil.cpu_times()[:3]) - self._machine) / wall, 2)
+        self.cores["other_processes"] = round(max(0.0, self.cores["machine"] - sum(totals.values()) / wall), 2)
 
 
 class ImportLoop(threading.Thread):
@@ -238,20 +336,28 @@ def _in_thread(work):
 
 
 def load_run(engine, app: AppServer, sessions: int, rounds: int, files: list[tuple[str, bytes]],
-             deadline_s: float = 600, imports: int = 3, import_pause_s: float = 5.0) -> dict:
+             deadline_s: float = 600, imports: int = 3, import_pause_s: float = 5.0,
+             postgres_dir: Path | None = None) -> dict:
     """`sessions` browsers clicking through every shared view `rounds` times while `imports` imports land."""
     urls = shared_views(engine, app.base)
     loop = ImportLoop(engine, files, limit=imports, pause_s=import_pause_s)
     rss_before = app.rss_mib()
     loop.start()
     started = time.monotonic()
-    results = _in_thread(lambda: asyncio.run(browse(urls, sessions, rounds, deadline_s)))
+    with CpuMeter(app, postgres_dir) as cpu:
+        results = _in_thread(lambda: asyncio.run(browse(urls, sessions, rounds, deadline_s)))
     loop.stop()
     seconds = sorted(results["seconds"]) or [0.0]
+    kinds = [e["kind"] for e in results["errors"]]
     return {
         "sessions": sessions, "rounds": rounds, "views": results["views"], "errors": len(results["errors"]),
-        "timeouts": sum("TimeoutError" in e["what"] for e in results["errors"]),
-        "app_errors": sum("TimeoutError" not in e["what"] for e in results["errors"]),
+        "errors_by_kind": {k: kinds.count(k) for k in ("app_error", "navigation_timeout", "render_timeout",
+                                                       "browser_error")},
+        "timeouts": sum(k.endswith("timeout") for k in kinds), "app_errors": kinds.count("app_error"),
+        "goto_timeout_s": GOTO_TIMEOUT_S, "ready_timeout_s": READY_TIMEOUT_S,
+        "navigation": "open the overview link, click Cluster, Growth gaps and Discipline in the sidebar, open a "
+                      "school link; one Chromium, one context per session",
+        "cpu_cores_used": cpu.cores,
         "error_samples": results["errors"][:5], "imports_during_run": loop.done, "import_failures": loop.failures,
         "wall_s": round(time.monotonic() - started, 2), "view_median_s": round(seconds[len(seconds) // 2], 2),
         "view_p95_s": round(seconds[int(len(seconds) * 0.95) - 1 if len(seconds) > 1 else 0], 2),

@@ -47,7 +47,7 @@ def main() -> int:
         some = rows[rows["school_id"].isin(sorted(rows["school_id"].unique())[:20])]
         files = [("discipline.csv", some.to_csv(index=False).encode())]
         result = load_harness.load_run(engine, app, sessions=args.sessions, rounds=args.rounds, files=files,
-                                       imports=args.imports, deadline_s=1800)
+                                       imports=args.imports, deadline_s=1800, postgres_dir=server.datadir)
     finally:
         app.close()
         engine.dispose()

@@ -55,6 +55,8 @@ def test_sessions_clicking_through_while_imports_land_see_no_error(pg_app):
     result = load_harness.load_run(engine, app, sessions=3, rounds=1, files=_discipline_file(engine), deadline_s=240)
     assert result["views"] == 3 * 5
     assert result["errors"] == 0, result["error_samples"]
+    assert set(result["errors_by_kind"]) == {"app_error", "navigation_timeout", "render_timeout", "browser_error"}
+    assert result["cpu_cores_used"]["server"] > 0  # the meter saw the server work
     assert result["imports_during_run"] >= 1 and not result["import_failures"]
     assert storage.data_version(engine) >= version + result["imports_during_run"]
 
