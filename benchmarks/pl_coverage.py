@@ -28,8 +28,8 @@ checked in tests/test_learning.py).
 
 Measured under load on a shared machine, after the change (within levels, fresh draws per district,
 999 reassignments): Math talk null on seeds 1000-1099: 8 of 100 (Wilson 95% 4-15%; still above the 7%
-bar at these 100 seeds, as an exact 5% test does with probability 0.13); long run, seeds 3000-3587:
-36 of 588 = 6.1% (Wilson 4.5-8.4%), p-values uniform (Kolmogorov-Smirnov p = 0.86).
+bar at these 100 seeds, as an exact 5% test does with probability 0.13); long run, seeds 3000-3999:
+48 of 1,000 = 4.8% (Wilson 3.6-6.3%), p-values uniform (Kolmogorov-Smirnov p = 0.86).
 """
 
 from __future__ import annotations
