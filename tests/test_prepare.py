@@ -34,6 +34,28 @@ def test_work_list_follows_the_data_present():
     assert opening_metrics(["attendance", "chronic_absence"]) == ["attendance"]  # none of the openers: the first
 
 
+def test_work_list_leaves_the_privacy_release_out_while_no_shared_link_can_be_opened():
+    steps = work_list(["read_proficient"], [2025], has_discipline=True, has_live_shares=False)
+    assert [s.kind for s in steps] == ["metric", "year", "discipline", "map"]
+
+
+def test_live_shares_are_neither_revoked_nor_expired(tmp_path, monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from analytics.access.sharing import create_share, has_live_shares, revoke_share
+    from analytics.data import storage
+
+    monkeypatch.setenv("SSIF_SHARE_SECRET", "test-secret-for-live-shares")
+    engine = storage.get_engine(f"sqlite:///{tmp_path / 'live.db'}")
+    storage.create_schema(engine)
+    assert not has_live_shares(engine)
+    token, _ = create_share(engine, "/", "district", expires_days=1)
+    assert has_live_shares(engine)
+    assert not has_live_shares(engine, now=datetime.now(UTC) + timedelta(days=2))  # expired
+    revoke_share(engine, token)
+    assert not has_live_shares(engine)
+
+
 # --- the background preparer ------------------------------------------------------------------------
 
 
@@ -145,7 +167,11 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
     from analytics.data.demo import load_demo
     from pages.ui import loaders, viewer
 
+    from analytics.access.sharing import create_share
+
     load_demo(sqlite_engine, schools=12)
+    monkeypatch.setenv("SSIF_SHARE_SECRET", "test-secret-for-the-preparer")
+    create_share(sqlite_engine, "/", "district")  # a live link: the privacy release is prepared too
     monkeypatch.setattr(loaders, "engine", lambda: sqlite_engine)
     monkeypatch.setattr(viewer, "engine", lambda: sqlite_engine)
     st.cache_data.clear()

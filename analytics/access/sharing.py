@@ -230,6 +230,15 @@ def record_open(engine: Engine, grant: ShareGrant) -> None:
                      f"{grant.view} scope {grant.scope}")
 
 
+def has_live_shares(engine: Engine, now: datetime | None = None) -> bool:
+    """True when some shared link can still be opened: neither revoked nor expired."""
+    now = now or datetime.now(UTC)
+    shares = schema.shares.c
+    query = sa.select(shares.token_id).where(shares.revoked_at.is_(None), shares.expires_at > now).limit(1)
+    with engine.connect() as conn:
+        return conn.execute(query).first() is not None
+
+
 def list_shares(engine: Engine) -> pd.DataFrame:
     with engine.connect() as conn:
         result = conn.execute(sa.select(schema.shares).order_by(schema.shares.c.created_at.desc()))

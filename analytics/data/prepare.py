@@ -31,14 +31,17 @@ def opening_metrics(metric_ids: Sequence[str]) -> list[str]:
     return present or list(metric_ids[:1])
 
 
-def work_list(metric_ids: Sequence[str], years: Sequence[int], *, has_discipline: bool) -> list[Step]:
+def work_list(metric_ids: Sequence[str], years: Sequence[int], *, has_discipline: bool,
+              has_live_shares: bool = True) -> list[Step]:
     """The district-wide results to prepare for one data version, most widely needed first.
 
-    Empty when there is nothing to show yet (no metrics and no discipline rows).
+    Empty when there is nothing to show yet (no metrics and no discipline rows). The privacy release is
+    prepared only while a shared link can still be opened (not revoked, not expired): it is the costliest
+    step by far (about a minute of CPU and a gigabyte at 2,000 schools) and only shared views read it.
     """
     if not metric_ids and not has_discipline:
         return []
-    steps = [Step("release", "privacy rules for shared links")]
+    steps = [Step("release", "privacy rules for shared links")] if has_live_shares else []
     steps += [Step("metric", f"district rates: {metric}", metric) for metric in opening_metrics(metric_ids)]
     if years:
         steps.append(Step("year", f"district figures for {max(years)}", int(max(years))))

@@ -148,8 +148,10 @@ def _plan(version: int) -> list[Step]:
     from pages.ui import loaders
 
     counts = loaders._table_counts(version)
+    from analytics.access.sharing import has_live_shares
+
     return work_list(loaders._metric_ids(version), loaders._years(version),
-                     has_discipline=counts.get("discipline", 0) > 0)
+                     has_discipline=counts.get("discipline", 0) > 0, has_live_shares=has_live_shares(loaders.engine()))
 
 
 def _run(step: Step, version: int) -> None:
