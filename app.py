@@ -50,7 +50,7 @@ if token:
     ui.viewer_nav(grant, SCOPED_PAGES[grant.kind])
     ok, reason = grant.allows(page.url_path, dict(st.query_params), ui.schools())
     if page.url_path == "data":
-        ok, reason = False, "The Data page is for the dashboard's editors only; a shared link is read-only."
+        ok, reason = False, "This shared link is read-only: the Data page is for the dashboard's editors only."
     if not ok:
         st.title("Shared link")
         st.error(reason, icon=":material/block:")
