@@ -15,7 +15,13 @@ from analytics.outputs.findings import rate_change_finding
 from analytics.outputs.labels import RATIO_TYPES
 from analytics.stats.did import interval_range
 from analytics.stats.disproportionality import OUTCOMES
-from analytics.stats.rp_impact import OUTCOME_LABELS, rp_impact, rp_impact_for_school
+from analytics.stats.rp_impact import (
+    OUTCOME_LABELS,
+    comparison_scope,
+    rp_impact,
+    rp_impact_for_cluster,
+    rp_impact_for_school,
+)
 from analytics.stats.run_charts import attach_cycles, monthly_incident_series, run_chart
 from pages import ui
 
@@ -49,10 +55,10 @@ scope_name = school_names.get(school) if school != "all" else ("the district" if
 @ui.shared
 def discipline_views(version: int, cluster: str):
     """Disproportionality of the cluster's schools (the alternate ratio's district risks summed in SQL)
-    and their RP impact."""
+    and their RP impact (a cluster's RP schools against the district's never-RP schools)."""
     members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
-    data = ui.discipline()
-    impact = rp_impact(members, data[data["school_id"].isin(members["school_id"])])
+    impact = rp_impact(schools, ui.discipline()) if cluster == "all" else rp_impact_for_cluster(
+        schools, ui.discipline(), cluster)
     return ui.flags_and_ratios(None if cluster == "all" else members["school_id"]), impact
 
 
@@ -78,7 +84,7 @@ def rp_beyond(version: int, cluster: str, school: str) -> pd.DataFrame:
     """RP impact beside suspensions: school climate (% favourable) and chronic absence, same estimator."""
     members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
     one = school if school != "all" and pd.notna(schools.set_index("school_id").at[school, "rp_start_year"]) else None
-    scope = schools if one else members
+    scope = schools if one or cluster == "all" else comparison_scope(schools, members["school_id"])
     metrics = storage.load_metrics(ui.engine(), metrics=list(RP_METRIC_OUTCOMES), groups=["ALL"])
     return rp_metric_impact(scope, metrics, one)
 

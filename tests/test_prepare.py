@@ -164,10 +164,9 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
     """On a real database: after one preparation, the district-wide results are served from the cache."""
     import streamlit as st
 
+    from analytics.access.sharing import create_share
     from analytics.data.demo import load_demo
     from pages.ui import loaders, viewer
-
-    from analytics.access.sharing import create_share
 
     load_demo(sqlite_engine, schools=12)
     monkeypatch.setenv("SSIF_SHARE_SECRET", "test-secret-for-the-preparer")

@@ -12,7 +12,7 @@ import pytest
 
 from analytics.config import Settings
 from analytics.stats.did import describe, invert_test, staggered_did
-from analytics.stats.rp_impact import rp_impact, rp_impact_for_school
+from analytics.stats.rp_impact import rp_impact, rp_impact_for_cluster, rp_impact_for_school
 
 
 def _two_year_panel(diffs: dict[str, float], starts: dict[str, int]) -> pd.DataFrame:
@@ -235,3 +235,24 @@ def test_level_dependent_adoption_small_version_of_the_benchmark():
     row = bench.run_adoption_by_level(40, 200, range(1, 21), Settings(permutations=199))
     assert row["within_level"]["interval_excludes_zero"] <= 0.15
     assert row["within_level"]["verdict_disagrees_with_interval"] == 0
+
+
+def test_cluster_scale_compares_its_rp_schools_with_the_districts_never_treated_of_their_level():
+    # Cluster North holds the only RP high school (h1, effect 2 from 2023) and no never-RP high school;
+    # h2 and h3 (cluster South) are the district's never-RP high schools. s2 is an RP school of the other
+    # cluster and takes no part. Inside North alone nothing is comparable; against the district h1 is
+    # reassigned among {h1, h2, h3}: 3 placements, T = -2 for h1 and +1 for the others -> p = 1/3.
+    schools, discipline = _four_year_panel({"h1": 2.0, "e1": 0, "h2": 0, "h3": 0, "s2": 2.0},
+                                           {"h1": 2023, "s2": 2023})
+    schools["level"] = ["HS", "ES", "HS", "HS", "ES"]
+    schools["cluster"] = ["North", "North", "South", "South", "South"]
+    north = schools[schools["cluster"] == "North"]
+    inside = rp_impact(north, discipline[discipline["school_id"].isin(north["school_id"])],
+                       outcomes=["suspension_rate"])
+    assert np.isnan(inside.summary["estimate"].iloc[0])
+    row = rp_impact_for_cluster(schools, discipline, "North", outcomes=["suspension_rate"]).summary.iloc[0]
+    assert (row["n_rp_schools"], row["n_comparison_schools"]) == (1, 2)
+    assert row["estimate"] == pytest.approx(-2.0, abs=0.01)
+    assert row["p_value"] == pytest.approx(1 / 3)
+    none = rp_impact_for_cluster(schools.assign(rp_start_year=np.nan), discipline, "North")
+    assert none.statement.startswith("No school here has a restorative-practices start year")

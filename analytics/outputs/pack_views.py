@@ -322,18 +322,19 @@ def dispro_finding(ctx: Context, table: pd.DataFrame) -> str:
 
 
 def _event_study(ctx: Context) -> pd.DataFrame:
-    """The event study of the view's own scope: one RP school against the district's never-treated
-    schools, a cluster's schools, or the district."""
-    from analytics.stats.rp_impact import rp_impact, rp_impact_for_school
+    """The event study of the view's own scope: one RP school or a cluster's RP schools against the district's
+    never-treated schools, or the district."""
+    from analytics.stats.rp_impact import rp_impact, rp_impact_for_cluster, rp_impact_for_school
 
     school, cluster = ctx.filters.get("school"), ctx.filters.get("cluster")
     if school:
         result = rp_impact_for_school(ctx.schools, storage.load_discipline(ctx.engine), school,
                                       outcomes=["suspension_rate"])
+    elif cluster:
+        result = rp_impact_for_cluster(ctx.schools, storage.load_discipline(ctx.engine), cluster,
+                                       outcomes=["suspension_rate"])
     else:
-        members = ctx.schools if not cluster else ctx.schools[ctx.schools["cluster"] == cluster]
-        ids = members["school_id"].tolist() if cluster else None
-        result = rp_impact(members, storage.load_discipline(ctx.engine, school_ids=ids), outcomes=["suspension_rate"])
+        result = rp_impact(ctx.schools, storage.load_discipline(ctx.engine), outcomes=["suspension_rate"])
     events = result.event_study
     return events[events["outcome"] == "suspension_rate"] if "outcome" in events else events
 

@@ -20,7 +20,7 @@ from analytics.data.derived import metrics_with_suspension, suspension_metric_ro
 from analytics.stats.disproportionality import COLUMNS as DISPRO_COLUMNS
 from analytics.stats.gaps import GAP_COLUMNS, gap_table, label_gaps
 from analytics.stats.rates import add_rate_columns, pool_counts, rates_from_pooled_counts
-from analytics.stats.rp_impact import SUMMARY_COLUMNS, rp_impact, rp_impact_for_school
+from analytics.stats.rp_impact import SUMMARY_COLUMNS, comparison_scope, rp_impact, rp_impact_for_school
 from analytics.stats.run_charts import monthly_incident_series, run_chart
 from analytics.stats.status_change import COLUMNS as STATUS_COLUMNS
 from analytics.stats.status_change import status_change
@@ -186,7 +186,7 @@ def disproportionality_view(engine: Engine, year: int | None = None, cluster: st
 def rp_impact_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
                    metric: str | None = None, group: str | None = None,
                    settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
-    """The difference-in-differences summary: district-wide, a cluster's schools, or one RP school against
+    """The difference-in-differences summary: district-wide, or a cluster's RP schools or one RP school against
     the district's never-treated schools."""
     from analytics.learning.outcomes import RP_METRIC_OUTCOMES, rp_metric_impact
 
@@ -196,8 +196,9 @@ def rp_impact_view(engine: Engine, year: int | None = None, cluster: str | None 
         scope = schools
     else:
         schools, ids = _scope(engine, cluster, None)
-        summary = rp_impact(schools, storage.load_discipline(engine, school_ids=ids), settings).summary
-        scope = schools if ids is None else schools[schools["school_id"].isin(ids)]
+        scope = schools if ids is None else comparison_scope(schools, ids)
+        summary = rp_impact(scope, storage.load_discipline(engine, school_ids=list(scope["school_id"])),
+                            settings).summary
     # Beside suspensions: climate survey and chronic absence (DESIGN §10), by the same estimator.
     if len(summary) or school is None:
         metrics = storage.load_metrics(engine, metrics=list(RP_METRIC_OUTCOMES), groups=["ALL"],

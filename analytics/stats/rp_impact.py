@@ -15,8 +15,10 @@ simulation where middle and high schools adopt three times as often, pooling the
 interval exclude 0 in 14.5% of 200 seeds, comparing within levels in 7.0%
 (``benchmarks/rp_coverage.py``).
 
-Scales: a district or cluster estimate compares its RP schools with its never-treated schools; a
-school estimate compares that one RP school with every never-treated school of the district.
+Scales: the district estimate compares its RP schools with its never-treated schools. A cluster or
+school estimate compares the RP schools of that cluster (or the one school) with every never-treated
+school of the district: a feeder cluster often holds one high school and one or two middle schools, so
+same-level comparisons inside it rarely exist; the schools whose effect is estimated stay the scope's.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ OUTCOME_LABELS = {
     "risk_ratio_swd": "SWD/non-SWD suspension risk ratio",
 }
 __all__ = ["EVENT_COLUMNS", "OUTCOME_LABELS", "SUMMARY_COLUMNS", "RPImpact", "outcome_panel", "rp_impact",
-           "rp_impact_for_school"]
+           "comparison_scope", "rp_impact_for_cluster", "rp_impact_for_school"]
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,36 @@ def rp_impact(schools: pd.DataFrame, discipline: pd.DataFrame, settings: Setting
     return _impact(outcome_panel(schools, discipline), settings, outcomes)
 
 
+def comparison_scope(schools: pd.DataFrame, rp_school_ids) -> pd.DataFrame:
+    """The RP schools among `rp_school_ids` and every never-treated school of `schools` (the district)."""
+    treated = schools["school_id"].isin(set(rp_school_ids)) & schools["rp_start_year"].notna()
+    return schools[treated | schools["rp_start_year"].isna()]
+
+
+def rp_impact_for_schools(schools: pd.DataFrame, discipline: pd.DataFrame, rp_school_ids,
+                          settings: Settings = DEFAULT_SETTINGS, outcomes: list[str] | None = None) -> RPImpact:
+    """The RP schools among `rp_school_ids` against every never-treated school of `schools` (the district).
+
+    Other RP schools are left out, so start years are reassigned only among the scope's RP schools and the
+    comparison schools (randomization inference within level, as DESIGN §3 requires).
+    """
+    keep = comparison_scope(schools, rp_school_ids)
+    if not keep["rp_start_year"].notna().any():
+        return RPImpact(pd.DataFrame(columns=SUMMARY_COLUMNS), pd.DataFrame(columns=EVENT_COLUMNS),
+                        "No school here has a restorative-practices start year, so there is no impact estimate.")
+    if discipline.empty:
+        return _empty()
+    return _impact(outcome_panel(keep, discipline[discipline["school_id"].isin(keep["school_id"])]), settings,
+                   outcomes)
+
+
+def rp_impact_for_cluster(schools: pd.DataFrame, discipline: pd.DataFrame, cluster: str,
+                          settings: Settings = DEFAULT_SETTINGS, outcomes: list[str] | None = None) -> RPImpact:
+    """A cluster's RP schools against every never-treated school of `schools` (pass the whole district)."""
+    members = schools.loc[schools["cluster"] == cluster, "school_id"]
+    return rp_impact_for_schools(schools, discipline, members, settings, outcomes)
+
+
 def rp_impact_for_school(schools: pd.DataFrame, discipline: pd.DataFrame, school_id: str,
                          settings: Settings = DEFAULT_SETTINGS, outcomes: list[str] | None = None) -> RPImpact:
     """One RP school against every never-treated school of `schools` (pass the whole district).
@@ -152,5 +184,4 @@ def rp_impact_for_school(schools: pd.DataFrame, discipline: pd.DataFrame, school
         return RPImpact(summary, pd.DataFrame(columns=EVENT_COLUMNS),
                         "This school has no restorative-practices start year, so there is no school-level impact "
                         "estimate.")
-    return _impact(outcome_panel(keep, discipline[discipline["school_id"].isin(keep["school_id"])]), settings,
-                   outcomes)
+    return rp_impact_for_schools(schools, discipline, [school_id], settings, outcomes)
