@@ -182,13 +182,14 @@ async def _open(page, url: str, label: str | None) -> None:
         await link.wait_for(state="attached", timeout=READY_TIMEOUT_S * 1000)
         # The link's own click handler, as a person's click runs it: Playwright's pointer checks wait for the
         # sidebar to stop redrawing, which under this load can take minutes (measured: 2 of 100 views).
-        await link.evaluate("a => a.click()")
+        await link.evaluate("a => a.click()", timeout=READY_TIMEOUT_S * 1000)  # Playwright's default is 30 s
         await page.wait_for_url(f"**/{path}?**", timeout=READY_TIMEOUT_S * 1000)
     await _settle(page)
 
 
 async def _session(browser, urls: list[str], rounds: int, deadline: float, results: dict) -> None:
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(READY_TIMEOUT_S * 1000)  # every wait the stated time-out, never Playwright's 30 s
     page = await context.new_page()
     try:
         for _ in range(rounds):
