@@ -15,54 +15,23 @@ server before any page (the floor: Python, Streamlit and the imports). Goals: <=
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
+import load_harness
 from _common import ROOT, demo_database, write_results
+from load_harness import BROWSER_ARGS, CHROMIUM
 
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"]
 GOAL_MIB = 512
 GOAL_SESSIONS_RATIO = 1.5
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rss_mib(pid: int) -> float:
     import psutil
 
     return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
-
-
-def _start_server(root: Path, url: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(root),
-           "SSIF_SHARE_SECRET": os.environ.get("SSIF_SHARE_SECRET", "bench-secret")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(root / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                return proc, base
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("the dashboard did not start within 90 s")
 
 
 def _settle(page, timeout_s: float = 300) -> float | None:
@@ -93,7 +62,8 @@ def measure(root: Path, url: str, sessions: int) -> dict:
 
     schools = storage.load_schools(storage.get_engine(url))
     ids, clusters = schools["school_id"].tolist(), sorted(schools["cluster"].dropna().unique())
-    proc, base = _start_server(root, url)
+    app = load_harness.start_app(url, root=root)
+    proc, base = app.proc, app.base
     try:
         idle = _rss_mib(proc.pid)
         with sync_playwright() as p:
@@ -115,8 +85,7 @@ def measure(root: Path, url: str, sessions: int) -> dict:
             all_sessions = _rss_mib(proc.pid)
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        app.close()
     return {"idle_server_mib": idle, "after_every_page_mib": one_session, "sessions": sessions,
             "after_sessions_mib": all_sessions, "sessions_ratio": round(all_sessions / one_session, 2),
             "meets_512_mib": one_session <= GOAL_MIB,

@@ -4,12 +4,8 @@ so the shared demo stays as it is."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -19,34 +15,10 @@ from analytics.data import storage
 from analytics.data.demo import build_demo
 from analytics.workspace import records
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import load_harness  # noqa: E402
+
 pytestmark = pytest.mark.browser
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _start(db_url: str) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                return proc, base
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    pytest.fail("the dashboard did not start within 60 s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -62,18 +34,22 @@ class Server:
 
     def __init__(self, db_url: str):
         self.db_url = db_url
-        self.proc, self.base = _start(db_url)
+        self.app = load_harness.start_app(db_url, timeout=60)
+
+    @property
+    def base(self) -> str:
+        return self.app.base
 
     def restart(self) -> None:
-        _stop(self.proc)
-        self.proc, self.base = _start(self.db_url)
+        self.app.close()
+        self.app = load_harness.start_app(self.db_url, timeout=60)
 
 
 @pytest.fixture(scope="module")
 def app(workspace_db):
     server = Server(workspace_db)
     yield server
-    _stop(server.proc)
+    server.app.close()
 
 
 def _until(check, timeout: float = 20.0):
