@@ -196,3 +196,19 @@ def on_demo(demo_db_url, monkeypatch):
     st.cache_data.clear()
     st.cache_resource.clear()
     return storage.get_engine(demo_db_url)
+
+
+@pytest.fixture
+def own_district(tmp_path, monkeypatch):
+    """A small private demo database that pages run in-process (AppTest) read and write; caches emptied."""
+    import streamlit as st
+
+    from analytics.data.demo import build_demo
+
+    url = f"sqlite:///{tmp_path / 'own.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    engine = storage.get_engine(url)
+    storage.replace_all(engine, build_demo(schools=16, years=4, seed=3))
+    return engine

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
-import pytest
-import streamlit as st
 
 from analytics.data import storage
 from analytics.workspace import changes as change_rules
@@ -73,20 +71,6 @@ def test_changes_page_lists_what_analytics_finds(on_demo):
 
 def test_changes_page_bad_date(on_demo):
     assert "is not a date" in _run("changes", since="27/02/2025").error[0].value
-
-
-@pytest.fixture
-def own_district(tmp_path, monkeypatch):
-    """A small private database (the pages below write to it)."""
-    from analytics.data.demo import build_demo
-
-    url = f"sqlite:///{tmp_path / 'edit.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    engine = storage.get_engine(url)
-    storage.replace_all(engine, build_demo(schools=16, years=4, seed=3))
-    return engine
 
 
 def test_editor_creates_a_goal_in_the_form_with_checks(own_district):

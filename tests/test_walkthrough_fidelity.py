@@ -8,7 +8,6 @@ from datetime import date
 
 import pandas as pd
 import pytest
-import streamlit as st
 
 from analytics.data import storage
 from analytics.data.importer import import_bytes
@@ -142,21 +141,8 @@ def test_shared_learning_counts_shareable_walkthroughs_only(on_demo):
     assert "Routines looked the same" not in shown  # walkthrough notes never reach /learning
 
 
-@pytest.fixture
-def small_district(tmp_path, monkeypatch):
-    from analytics.data.demo import build_demo
-
-    url = f"sqlite:///{tmp_path / 'walk.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    engine = storage.get_engine(url)
-    storage.replace_all(engine, build_demo(schools=16, years=4, seed=3))
-    return engine
-
-
-def test_walkthrough_form_saves_a_tagged_look_for(small_district):
-    engine = small_district
+def test_walkthrough_form_saves_a_tagged_look_for(own_district):
+    engine = own_district
     school = storage.load_schools(engine)["school_id"].iloc[0]
     at = _run("plans", school=school)
     areas = {a.label: a for a in at.text_area}
@@ -179,8 +165,8 @@ def test_walkthrough_form_saves_a_tagged_look_for(small_district):
         ["RP", "Restorative circles", 4, 6]]
 
 
-def test_an_existing_walkthrough_is_tagged_in_its_edit_form(small_district):
-    engine = small_district
+def test_an_existing_walkthrough_is_tagged_in_its_edit_form(own_district):
+    engine = own_district
     school = storage.load_schools(engine)["school_id"].iloc[1]
     records.create(engine, "walkthroughs", {"visit_id": "W-TAG", "school_id": school, "visit_date": date(2030, 1, 15),
                                             "look_fors": "Partner talk: 3/7; Target posted: 6/7"}, "specialist")
