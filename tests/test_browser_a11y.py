@@ -12,6 +12,9 @@ def test_charts_have_text_alternatives_in_the_browser(page, app_server):
     page.wait_for_selector("text=Risk ratios (suspension)", timeout=30_000)
     chart = page.locator("[data-testid=stVegaLiteChart]").first
     chart.locator("svg, canvas").first.wait_for(timeout=30_000)
+    # The page may be redrawn once while new data is being prepared: wait until the risk-ratio chart is drawn.
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid=stVegaLiteChart] [aria-label]')]
+        .some(e => (e.getAttribute('aria-label') || '').toLowerCase().includes('risk ratio'))""", timeout=30_000)
     labels = page.eval_on_selector_all("[data-testid=stVegaLiteChart] [aria-label]",
                                        "els => els.map(e => e.getAttribute('aria-label'))")
     described = [label for label in labels if label and "risk ratio" in label.lower()]
