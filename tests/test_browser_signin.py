@@ -202,7 +202,7 @@ def test_without_sign_in_configured_no_url_reaches_staff_data(page, unconfigured
     for path in STAFF_URLS:
         page.goto(f"{unconfigured_server}/{path}")
         page.wait_for_selector("[data-testid=stMain] h1", timeout=60_000)
-        page.wait_for_timeout(500)
+        page.wait_for_selector("[data-testid=stMain] [data-testid=stAlert]", timeout=60_000)  # drawn after the title
         main = page.inner_text("[data-testid=stMain]")
         assert ("Sign-in is not configured" in main and "listens on 0.0.0.0" in main) or "cannot be opened" in main, \
             (path, main[:200])
