@@ -30,9 +30,9 @@ schools = ui.schools()
 
 
 
-@ui.cached
+@ui.shared
 def overview_tables(version: int, metric: str, year: int, group: str):
-    """KPI, per-school and per-cluster values: computed once per data version and filter."""
+    """KPI, per-school and per-cluster values: computed once per data version and filter (read-only)."""
     rows = ui.metric_slice(metric, group)  # the group's school rows; pooled figures are summed in the database
     by_school = school_values(rows, schools, year, group)
     ranked, _ = rank_schools(by_school, higher_is_better)
@@ -135,7 +135,7 @@ def map_view(version: int, metric: str, year: int, group: str, share: str | None
     return deck, worst, best, len(located)
 
 
-@ui.cached
+@ui.drawn
 def map_list(version: int, metric: str, year: int, group: str, share: str | None):
     """Every school's value as a table (the map's text alternative), with its column settings."""
     listed = by_school.assign(shown=by_school["value"].where(
@@ -147,6 +147,29 @@ def map_list(version: int, metric: str, year: int, group: str, share: str | None
          "shown": st.column_config.NumberColumn(f"{label} (%)", format="%.1f"),
          "denominator": st.column_config.NumberColumn("Students (n)", format="localized")},
         n_col="denominator", rate_cols=["shown"])
+
+
+@ui.drawn
+def cluster_chart(version: int, metric: str, year: int, group: str, share: str | None):
+    """The clusters' chart, its summary and its rows as people read them, once per data version and view."""
+    chart = ui.finished(charts.cluster_comparison, by_cluster, label, kpi.value, higher_is_better, basis=kpi.basis)
+    ranked = by_cluster.dropna(subset=["value"]).sort_values("value", ascending=not higher_is_better)
+    basis = f"{MEDIAN_LABEL} by cluster" if value_only else "pooled by cluster"
+    summary = (f"{label}, {group_label(group).lower()}, {ui.year_label(year)}, {basis}: district "
+               f"{ui.fmt_pct(kpi.value)}; best {ranked['cluster'].iloc[0]} ({ui.fmt_pct(ranked['value'].iloc[0])}),"
+               f" last {ranked['cluster'].iloc[-1]} ({ui.fmt_pct(ranked['value'].iloc[-1])}) of {len(ranked)}."
+               if len(ranked) else f"No values for {label}.")
+    if value_only:
+        chart_rows = ui.filled(ranked[["cluster", "value", "low", "high", "n_schools"]], {
+            "value": "{:.1f}", "low": "{:.1f}", "high": "{:.1f}", "n_schools": "{:,.0f}"}).rename(columns={
+                "cluster": "Cluster", "value": f"{label} (%, {MEDIAN_LABEL})", "low": "Lowest school (%)",
+                "high": "Highest school (%)", "n_schools": "Schools with a value"})
+    else:
+        chart_rows = ui.filled(ranked[["cluster", "value", "ci_low", "ci_high", "denominator"]], {
+            "value": "{:.1f}", "ci_low": "{:.1f}", "ci_high": "{:.1f}", "denominator": "{:,.0f}"}).rename(columns={
+                "cluster": "Cluster", "value": f"{label} (%)", "ci_low": "95% CI low", "ci_high": "95% CI high",
+                "denominator": "Students (n)"})
+    return chart, summary, chart_rows
 
 
 left, right = st.columns([3, 2])
@@ -178,45 +201,25 @@ with left:
             st.caption(f"{missing} school(s) have no coordinates and are not on the map.")
         with st.expander("The map as a list (every school's value)"):
             listed, config = map_list(ui.data_version(), metric, year, group, ui.share_token())
-            st.dataframe(listed, hide_index=True, width="stretch", height=300, column_config=config)
+            st.dataframe(ui.arrow_ready(listed), hide_index=True, width="stretch", height=300, column_config=config)
 
 with right:
     st.subheader("Clusters compared")
     if by_cluster.empty:
         st.info(f"No {'values' if value_only else 'counts'} for {label}, {group_label(group)}, {ui.year_label(year)}.")
     else:
-        chart = ui.finished(charts.cluster_comparison, by_cluster, label, kpi.value, higher_is_better, basis=kpi.basis)
+        chart, summary, chart_rows = cluster_chart(ui.data_version(), metric, year, group, ui.share_token())
         ui.download_menu(f"clusters-{metric}-{group}-{year}", by_cluster, chart)
-        ranked = by_cluster.dropna(subset=["value"]).sort_values("value", ascending=not higher_is_better)
-        basis = f"{MEDIAN_LABEL} by cluster" if value_only else "pooled by cluster"
-        summary = (f"{label}, {group_label(group).lower()}, {ui.year_label(year)}, {basis}: district "
-                   f"{ui.fmt_pct(kpi.value)}; best {ranked['cluster'].iloc[0]} ({ui.fmt_pct(ranked['value'].iloc[0])}),"
-                   f" last {ranked['cluster'].iloc[-1]} ({ui.fmt_pct(ranked['value'].iloc[-1])}) of {len(ranked)}."
-                   if len(ranked) else f"No values for {label}.")
-        if value_only:
-            chart_rows = ui.filled(ranked[["cluster", "value", "low", "high", "n_schools"]], {
-                "value": "{:.1f}", "low": "{:.1f}", "high": "{:.1f}", "n_schools": "{:,.0f}"}).rename(columns={
-                    "cluster": "Cluster", "value": f"{label} (%, {MEDIAN_LABEL})", "low": "Lowest school (%)",
-                    "high": "Highest school (%)", "n_schools": "Schools with a value"})
-        else:
-            chart_rows = ui.filled(ranked[["cluster", "value", "ci_low", "ci_high", "denominator"]], {
-                "value": "{:.1f}", "ci_low": "{:.1f}", "ci_high": "{:.1f}", "denominator": "{:,.0f}"}).rename(columns={
-                    "cluster": "Cluster", "value": f"{label} (%)", "ci_low": "95% CI low", "ci_high": "95% CI high",
-                    "denominator": "Students (n)"})
         event = ui.chart(chart, chart_rows, summary, key="cluster_bars", on_select="rerun",
                          height=max(260, 24 * len(by_cluster) + 90))
         picked = (event.selection.get("pick") or []) if event else []
         if picked:
             ui.go("pages/cluster.py", cluster=picked[0]["cluster"], year=year, metric=metric, group=group)
 
-# --- clusters table --------------------------------------------------------------------------------
-st.subheader("Clusters")
-if by_cluster.empty:
-    st.caption("Every cluster can still be opened:")
-    ui.link_row("Open a cluster", [(c, "pages/cluster.py", {"cluster": c, "year": year, "metric": metric,
-                                                             "group": group})
-                                   for c in sorted(schools["cluster"].dropna().unique())])
-else:
+
+@ui.drawn
+def clusters_table(version: int, metric: str, year: int, group: str, share: str | None):
+    """The clusters as listed, best first, with a link to each (once per data version and view)."""
     table = by_cluster.sort_values("value", ascending=not higher_is_better).reset_index(drop=True)
     table["open"] = [ui.page_url("cluster", **ui._with_share({"cluster": c, "year": year, "metric": metric,
                                                                "group": group})) for c in table["cluster"]]
@@ -226,8 +229,20 @@ else:
     else:
         columns = ["cluster", "value", "ci_low", "ci_high", "denominator", "n_schools", "open"]
         value_title = f"{label} (%)"
+    return table, table[columns], value_title
+
+
+# --- clusters table --------------------------------------------------------------------------------
+st.subheader("Clusters")
+if by_cluster.empty:
+    st.caption("Every cluster can still be opened:")
+    ui.link_row("Open a cluster", [(c, "pages/cluster.py", {"cluster": c, "year": year, "metric": metric,
+                                                             "group": group})
+                                   for c in sorted(schools["cluster"].dropna().unique())])
+else:
+    table, listed, value_title = clusters_table(ui.data_version(), metric, year, group, ui.share_token())
     event = st.dataframe(
-        table[columns],
+        ui.arrow_ready(listed),
         hide_index=True,
         width="stretch",
         on_select="rerun",
@@ -260,14 +275,12 @@ else:
                    "percentages.")
 
 # --- schools that may need attention -------------------------------------------------------------------
-st.subheader("Schools that may need attention")
-attention = ranked_schools[ranked_schools["needs_attention"] & (ranked_schools["denominator"] >= 10)]
-if value_only:
-    st.markdown(f"Not assessed: {NO_COUNTS}, and small numbers cannot be accounted for without them.")
-elif attention.empty:
-    st.markdown(f"No school's {label.lower()} for {group_label(group).lower()} is at least 95% likely to be worse "
-                "than the district's once small numbers are accounted for.")
-else:
+@ui.drawn
+def attention_view(version: int, metric: str, year: int, group: str, share: str | None):
+    """The schools that may need attention (count, the worst 10 as listed and their column settings)."""
+    attention = ranked_schools[ranked_schools["needs_attention"] & (ranked_schools["denominator"] >= 10)]
+    if attention.empty:
+        return 0, None, None
     listed = attention.head(10).assign(
         prob_worse=lambda d: [">99%" if p >= 0.995 else f"{p:.0%}" for p in d["prob_worse"]],
         open=lambda d: [ui.page_url("school", **ui._with_share({"school": s, "year": year, "metric": metric,
@@ -287,9 +300,21 @@ else:
         listed[["school_name", "cluster", "value", "denominator", "adjusted", "reliability", "prob_worse", "open"]]
         .assign(_set="district"), attention_config, n_col="denominator", count_cols=(), rate_cols=["value"],
         derived_cols=["adjusted", "reliability", "prob_worse"], sets=[["_set"]])
-    st.dataframe(shown.drop(columns="_set"), hide_index=True, width="stretch", column_config=attention_config)
-    more = len(attention) - len(listed)
-    st.caption(f"{len(attention)} school(s) at least 95% likely to be worse than the district{'' if not more else f'; the {len(listed)} worst shown'}. "
+    return len(attention), shown.drop(columns="_set"), attention_config
+
+
+st.subheader("Schools that may need attention")
+n_attention, attention_rows, attention_config = (0, None, None) if value_only else attention_view(
+    ui.data_version(), metric, year, group, ui.share_token())
+if value_only:
+    st.markdown(f"Not assessed: {NO_COUNTS}, and small numbers cannot be accounted for without them.")
+elif not n_attention:
+    st.markdown(f"No school's {label.lower()} for {group_label(group).lower()} is at least 95% likely to be worse "
+                "than the district's once small numbers are accounted for.")
+else:
+    st.dataframe(ui.arrow_ready(attention_rows), hide_index=True, width="stretch", column_config=attention_config)
+    more = n_attention - len(attention_rows)
+    st.caption(f"{n_attention} school(s) at least 95% likely to be worse than the district{'' if not more else f'; the {len(attention_rows)} worst shown'}. "
                "Ordered by the adjusted rate: each school's rate moved towards the district rate by how few students "
                "it has (empirical Bayes, beta-binomial), so small schools are not listed by chance. Reliability is the "
                "weight on the school's own data (1 = its own rate). The published rate is the unadjusted one.")

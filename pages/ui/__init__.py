@@ -51,6 +51,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     discipline,
     district_all_counts,
     district_figures,
+    drawn,
     engine,
     flags_and_ratios,
     metric_catalog,
@@ -83,8 +84,8 @@ from pages.ui.staff import (  # noqa: E402, F401
     share_button,
     staff_role,
 )
-from pages.ui.state import _with_share, arrived_on_page, is_public, note_page, share_grant, share_token  # noqa: E402, F401
-from pages.ui.tables import filled, no_none, text_columns, year_label_of  # noqa: E402, F401
+from pages.ui.state import _with_share, arrived_on_page, is_public, note_page, per_run, share_grant, share_token  # noqa: E402, F401
+from pages.ui.tables import arrow_ready, filled, no_none, text_columns, year_label_of  # noqa: E402, F401
 from pages.ui.viewer import (  # noqa: E402, F401
     _cell_text,
     cell_states,

@@ -1,8 +1,8 @@
 """Charts with a text alternative: the finding as a caption and Vega description, the data a click away.
 
 Building an Altair chart and validating its spec costs more than drawing it, so pages build through
-:func:`finished`: the finished Vega-Lite spec is kept per builder and arguments, and a warm rerun only
-draws it.
+:func:`finished`: the finished Vega-Lite spec is kept per builder and arguments, with its datasets already
+serialised to Arrow, and a warm rerun only draws it.
 """
 
 from __future__ import annotations
@@ -19,12 +19,15 @@ import pandas as pd
 import streamlit as st
 
 from pages.ui.state import is_public
+from pages.ui.tables import arrow_bytes, arrow_ready
 
 
 @dataclass(frozen=True)
 class FinishedChart:
     """A chart's validated Vega-Lite spec with its data by name, and the chart it came from (for exports).
 
+    ``arrow`` holds each dataset as the Arrow IPC bytes ``st.vega_lite_chart`` would make of it, made once:
+    Streamlit sends bytes as they are, so a rerun does not serialise the chart's tables again.
     Shared between sessions and reruns: never modify it (``chart`` copies the top level before adding
     the description and width).
     """
@@ -32,6 +35,7 @@ class FinishedChart:
     spec: dict
     datasets: dict[str, pd.DataFrame]
     source: alt.TopLevelMixin
+    arrow: dict[str, bytes]
 
     def to_json(self, *args, **kwargs) -> str:
         """The source chart's JSON (PNG/SVG exports render it with vl-convert)."""
@@ -75,7 +79,7 @@ def _finished(builder: str, args: tuple, kwargs: dict) -> FinishedChart:
 def _build(builder: str, args: tuple, kwargs: dict) -> FinishedChart:
     source = _BUILDERS[builder](*args, **kwargs)
     spec, datasets = _spec_with_frames(source)
-    return FinishedChart(spec, datasets, source)
+    return FinishedChart(spec, datasets, source, {name: arrow_bytes(frame) for name, frame in datasets.items()})
 
 
 class FinishedMap:
@@ -151,7 +155,7 @@ def described(chart, summary: str):
 def _with(chart, **properties):
     """Top-level properties set on an Altair chart or on a finished chart's spec (a copy: shared specs stay)."""
     if isinstance(chart, FinishedChart):
-        return FinishedChart({**chart.spec, **properties}, chart.datasets, chart.source)
+        return FinishedChart({**chart.spec, **properties}, chart.datasets, chart.source, chart.arrow)
     return chart.properties(**properties)
 
 
@@ -198,12 +202,12 @@ def chart(chart: alt.TopLevelMixin | FinishedChart, table: pd.DataFrame | None, 
         options["height"] = height
     shown = described(shown, summary)
     if isinstance(shown, FinishedChart):
-        event = st.vega_lite_chart({**shown.spec, "datasets": shown.datasets}, **options)
+        event = st.vega_lite_chart({**shown.spec, "datasets": shown.arrow}, **options)
     else:
         event = st.altair_chart(shown, **options)
     if caption and summary:
         st.caption(summary)
     if table is not None and (public_safe or not is_public()):
         with st.expander("Data table", icon=":material/table:"):
-            st.dataframe(table, hide_index=True, width="stretch", column_config=column_config)
+            st.dataframe(arrow_ready(table), hide_index=True, width="stretch", column_config=column_config)
     return event

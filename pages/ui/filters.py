@@ -78,8 +78,11 @@ def filter_bar() -> tuple[int, str, str]:
     year = int(url_choice("School year", "year", [str(y) for y in years], str(years[-1]), container=cols[0],
                           format_func=year_label))
     default = "read_proficient" if "read_proficient" in metrics else metrics[0]
-    metric = url_choice("Metric", "metric", metrics, default, format_func=metric_label, container=cols[1])
-    groups = [g for g in catalog.STUDENT_GROUPS if g in metric_groups(metric)] or ["ALL"]
+    labels = metric_labels()
+    metric = url_choice("Metric", "metric", metrics, default, format_func=lambda m: labels.get(m, m),
+                        container=cols[1])
+    present = set(metric_groups(metric))
+    groups = [g for g in catalog.STUDENT_GROUPS if g in present] or ["ALL"]
     group = url_choice("Student group", "group", groups, "ALL", format_func=catalog.group_label, container=cols[2])
     return year, metric, group
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from urllib.parse import urlencode
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from pages.ui.state import _with_share, share_grant, share_token
+from pages.ui.state import _with_share, per_run, share_grant, share_token
 
 PAGE_PATHS = {"pages/overview.py": "", "pages/cluster.py": "cluster", "pages/school.py": "school",
               "pages/gaps.py": "gaps", "pages/discipline.py": "discipline", "pages/learning.py": "learning",
@@ -20,10 +21,20 @@ PAGE_PATHS = {"pages/overview.py": "", "pages/cluster.py": "cluster", "pages/sch
 def link(label: str, page: str, icon: str | None = None, **params) -> None:
     """A real link (an `<a href>`) to a view, so keyboard and screen-reader users can drill too."""
     query = _with_share({k: str(v) for k, v in params.items() if v is not None})
-    try:
-        st.page_link(page, label=label, icon=icon, query_params=query)
-    except StreamlitAPIException:  # page run on its own (no navigation): a plain link does the same
-        st.markdown(f"[{_md_escape(label)}](./{page_url(PAGE_PATHS.get(page, ''), **query)})")
+    unlinked = per_run("unlinked_pages", set)  # pages this run's navigation does not serve
+    if page not in unlinked:
+        try:
+            st.page_link(page, label=label, icon=icon, query_params=query)
+            return
+        except StreamlitAPIException:  # page run on its own (no navigation): a plain link does the same
+            unlinked.add(page)
+    st.markdown(_plain_link(label, page, tuple(query.items())))
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_link(label: str, page: str, query: tuple[tuple[str, str], ...]) -> str:
+    """A link's markdown where navigation cannot serve it (text only: the same on every rerun)."""
+    return f"[{_md_escape(label)}](./{page_url(PAGE_PATHS.get(page, ''), **dict(query))})"
 
 
 def breadcrumb(*crumbs: tuple[str, str | None, dict]) -> None:

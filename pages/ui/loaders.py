@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from analytics.data import aggregates, catalog, storage
 from analytics.data.derived import metrics_with_suspension
 from analytics.stats.disproportionality import DistrictRisks, disproportionality
+from pages.ui.state import per_run, start_run
 
 
 @st.cache_resource(show_spinner="Preparing the database…")
@@ -86,6 +87,7 @@ def pin_data_version() -> int:
     except sa_exc.DBAPIError:
         database_unreachable()
     st.session_state[_PIN] = version
+    start_run()  # what this run looks up many times is looked up once (pages.ui.state.per_run)
     return version
 
 
@@ -186,8 +188,9 @@ def _metric_labels(version: int) -> dict[str, str]:
 
 
 def metric_labels() -> dict[str, str]:
-    """metric id -> label, shared read-only (labels are looked up per table row: no catalog copy per call)."""
-    return _metric_labels(data_version())
+    """metric id -> label, shared read-only (labels are looked up per table row: no catalog copy per call,
+    and one cache lookup per run)."""
+    return per_run("metric_labels", lambda: _metric_labels(data_version()))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -401,6 +404,27 @@ def shared(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def call(*args, **kwargs):
         return _shared_call(identity, args, kwargs, fn)
+
+    return call
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)  # small: what one view draws
+def _drawn_call(identity: str, args: tuple, kwargs: dict, _fn: Callable):
+    return _fn(*args, **kwargs)
+
+
+def drawn(fn: Callable) -> Callable:
+    """Like :func:`shared`, for what a page draws from its cached results: the tables people read (links,
+    formatting, renamed columns), finished charts and their summaries, made once per data version and view
+    so a warm rerun only draws them. Kept apart from the large shared tables so these small entries never
+    push those out. Callers pass every view parameter (and the share token where the view depends on it)
+    and must not modify what this returns.
+    """
+    identity = _identity(fn)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return _drawn_call(identity, args, kwargs, fn)
 
     return call
 

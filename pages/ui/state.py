@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import streamlit as st
+
+T = TypeVar("T")
+
+
+_RUN = "_run_memo"
+
+
+def start_run() -> None:
+    """Begin this script run's memo (called once per run, where the run pins its data version)."""
+    st.session_state[_RUN] = {}
+
+
+def per_run(name: str, compute: Callable[[], T]) -> T:
+    """``compute()`` once per script run: what a page asks for many times while drawing (a label lookup
+    per option, a link per row) is not looked up in Streamlit's caches each time. Runs that were not
+    started with :func:`start_run` (a page run on its own) compute every time."""
+    memo = st.session_state.get(_RUN)
+    if memo is None:
+        return compute()
+    if name not in memo:
+        memo[name] = compute()
+    return memo[name]
 
 
 def share_token() -> str | None:
-    return st.query_params.get("share") or None
+    return per_run("share_token", lambda: st.query_params.get("share") or None)
 
 
 def is_public() -> bool:

@@ -1,9 +1,13 @@
-"""Tables people read: missing numbers shown as a dash, never as "None"."""
+"""Tables people read: missing numbers shown as a dash, never as "None"; tables kept ready for Arrow."""
 
 from __future__ import annotations
 
+import weakref
+
 import pandas as pd
+import pyarrow as pa
 import streamlit as st
+from streamlit import dataframe_util
 
 MISSING = "–"
 
@@ -59,3 +63,37 @@ def no_none(df: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, dict]:
         config[col] = st.column_config.TextColumn(spec.get("label") if spec else None, alignment="right",
                                                   help=spec.get("help") if spec else None)
     return out, config
+
+
+_ARROW: dict[int, tuple[weakref.ref, pa.Table]] = {}
+
+
+def arrow_ready(frame):
+    """A DataFrame as the Arrow table ``st.dataframe`` makes of it, made once per frame object.
+
+    ``st.dataframe`` converts a DataFrame to Arrow on every rerun; given the Arrow table it only writes it
+    out, and the bytes sent are the same. A frame shared between reruns (a ``cache_resource`` result, a
+    finished chart's table) is converted once and the table is dropped with the frame. Such a frame must
+    not change after it has been drawn. Use where the index is hidden or shown as it is (with a row
+    selection and ``hide_index=None`` Streamlit decides from the pandas index); anything else is returned
+    unchanged.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        return frame
+    key = id(frame)
+    held = _ARROW.get(key)
+    if held is not None and held[0]() is frame:
+        return held[1]
+    table = dataframe_util.convert_pandas_df_to_arrow_table(frame)
+
+    def forget(ref: weakref.ref, key: int = key) -> None:
+        if _ARROW.get(key, (None,))[0] is ref:
+            _ARROW.pop(key, None)
+
+    _ARROW[key] = (weakref.ref(frame, forget), table)
+    return table
+
+
+def arrow_bytes(frame: pd.DataFrame) -> bytes:
+    """A chart dataset as the Arrow IPC bytes ``st.vega_lite_chart`` would send for it."""
+    return dataframe_util.convert_anything_to_arrow_bytes(frame)
