@@ -9,20 +9,13 @@ from analytics.access.privacy import SUPPRESSED, coded_rate
 from analytics.data import storage
 from analytics.data.catalog import STUDENT_GROUPS, group_label, outcome_label
 from analytics.data.derived import discipline_with_all, suspension_counts
-from analytics.learning.outcomes import RP_METRIC_OUTCOMES, rp_metric_impact
 from analytics.outputs import charts_equity
 from analytics.outputs.findings import rate_change_finding
 from analytics.outputs.labels import RATIO_TYPES
 from analytics.stats.did import interval_range
 from analytics.stats.disproportionality import OUTCOMES
-from analytics.stats.rp_impact import (
-    OUTCOME_LABELS,
-    comparison_scope,
-    rp_impact,
-    rp_impact_for_cluster,
-    rp_impact_for_school,
-)
-from analytics.stats.run_charts import attach_cycles, monthly_incident_series, run_chart
+from analytics.stats.rp_impact import OUTCOME_LABELS
+from analytics.stats.run_charts import attach_cycles, monthly_series, run_chart
 from pages import ui
 
 st.title("Discipline and restorative practices")
@@ -57,15 +50,7 @@ def discipline_views(version: int, cluster: str):
     """Disproportionality of the cluster's schools (the alternate ratio's district risks summed in SQL)
     and their RP impact (a cluster's RP schools against the district's never-RP schools)."""
     members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
-    impact = rp_impact(schools, ui.discipline()) if cluster == "all" else rp_impact_for_cluster(
-        schools, ui.discipline(), cluster)
-    return ui.flags_and_ratios(None if cluster == "all" else members["school_id"]), impact
-
-
-@ui.shared
-def school_rp_impact(version: int, school: str):
-    """One RP school against the district's never-treated schools (randomization inference)."""
-    return rp_impact_for_school(schools, ui.discipline(), school)
+    return ui.flags_and_ratios(None if cluster == "all" else members["school_id"]), ui.rp_impact_of(cluster)
 
 
 _, impact = discipline_views(ui.data_version(), cluster)
@@ -73,20 +58,10 @@ rp_scope = "the district" if cluster == "all" else cluster
 rp_note = ""
 if school != "all":
     if pd.notna(schools.set_index("school_id").at[school, "rp_start_year"]):
-        impact, rp_scope = school_rp_impact(ui.data_version(), school), school_names[school]
+        impact, rp_scope = ui.rp_impact_of(cluster, school), school_names[school]
     else:
         rp_note = (f"{school_names[school]} has no restorative-practices start year: the estimate is for the RP "
                    f"schools of {rp_scope}.")
-
-
-@ui.cached
-def rp_beyond(version: int, cluster: str, school: str) -> pd.DataFrame:
-    """RP impact beside suspensions: school climate (% favourable) and chronic absence, same estimator."""
-    members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
-    one = school if school != "all" and pd.notna(schools.set_index("school_id").at[school, "rp_start_year"]) else None
-    scope = schools if one or cluster == "all" else comparison_scope(schools, members["school_id"])
-    metrics = storage.load_metrics(ui.engine(), metrics=list(RP_METRIC_OUTCOMES), groups=["ALL"])
-    return rp_metric_impact(scope, metrics, one)
 
 
 @ui.shared
@@ -97,10 +72,9 @@ def scope_views(version: int, cluster: str, school: str, year: int):
     flags = flagged[flagged["school_id"].isin(scope_ids) & (flagged["school_year"] == year)]
     ratios = suspension[suspension["school_id"].isin(scope_ids) & (suspension["school_year"] == year)]
     full, derived_all = discipline_with_all(all_discipline[all_discipline["school_id"].isin(scope_ids)])
-    incidents = storage.load_incidents(ui.engine(), school_ids=scope_ids)
     chart = spans = None
-    if not incidents.empty:
-        series = monthly_incident_series(incidents, actions=["ISS", "OSS"], label=str(scope_name))
+    if not ui.incident_months(None, scope_ids).empty:  # incidents counted per month by the database
+        series = monthly_series(ui.incident_months(["ISS", "OSS"], scope_ids), label=str(scope_name))
         chart = run_chart(series[["period", "value"]])
         if school != "all":
             cycles = storage.load_cycles(ui.engine(), school_ids=scope_ids)
@@ -328,7 +302,7 @@ else:
         "ci_high": "95% CI high", "n_schools": "RP schools"}).drop(columns="outcome", errors="ignore"),
         impact.statement, caption=False)
     ui.download_menu("rp-event-study", events, study)
-    summary = pd.concat([impact.summary, rp_beyond(ui.data_version(), cluster, school)], ignore_index=True)
+    summary = pd.concat([impact.summary, ui.rp_beyond(cluster, school)], ignore_index=True)
     shown = pd.DataFrame({
         "Outcome": summary["outcome"].map(lambda o: OUTCOME_LABELS.get(o) or f"{ui.metric_label(o)} (points)"),
         "Estimate": summary["estimate"],

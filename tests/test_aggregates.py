@@ -84,3 +84,45 @@ def test_plan_uses_the_metrics_index(district, capsys):
         print(f"\n{district.dialect.name} plan of the pooled-counts query:\n{plan}")
     # year + metric: either metrics index serves it (PostgreSQL may pick the metric-first one)
     assert "ix_metrics_year_metric_group" in plan or "ix_metrics_metric_group_year" in plan
+
+
+# (incident, school, date, action): A has two OSS in September and an ISS in November; B one OSS in September,
+# a detention (not a suspension) in October; C an OSS in a July (no school then).
+INCIDENTS = [("I1", "A", "2024-09-03", "OSS"), ("I2", "A", "2024-09-30", "OSS"), ("I3", "A", "2024-11-12", "ISS"),
+             ("I4", "B", "2024-09-15", "OSS"), ("I5", "B", "2024-10-01", "DET"), ("I6", "C", "2025-07-01", "OSS")]
+
+
+@pytest.fixture
+def incidents(engine):
+    rows = pd.DataFrame(INCIDENTS, columns=["incident_id", "school_id", "incident_date", "action"])
+    rows = rows.assign(incident_date=pd.to_datetime(rows["incident_date"]).dt.date, student_key="S1")
+    storage.replace_all(engine, {"schools": SCHOOLS, "incidents": rows})
+    return engine
+
+
+def test_monthly_incident_counts_by_hand(incidents):
+    def counts(**kwargs) -> dict[str, int]:
+        got = aggregates.monthly_incident_counts(incidents, **kwargs)
+        return {str(month): int(n) for month, n in got.sort_index().items()}
+
+    assert counts(actions=["ISS", "OSS"], school_ids=["A", "B"]) == {"2024-09": 3, "2024-11": 1}
+    assert counts(school_ids=["B"]) == {"2024-09": 1, "2024-10": 1}  # every action
+    assert counts(actions=["OSS"]) == {"2024-09": 3, "2025-07": 1}  # every school
+    assert counts(school_ids=["Z"]) == {}
+
+
+def test_monthly_incident_counts_give_the_run_chart_series_of_the_rows(incidents):
+    from analytics.stats.run_charts import monthly_incident_series, monthly_series
+
+    rows = storage.load_incidents(incidents)
+    want = monthly_incident_series(rows, school_ids=["A", "B"], actions=["ISS", "OSS"], label="north")
+    got = monthly_series(aggregates.monthly_incident_counts(incidents, actions=["ISS", "OSS"], school_ids=["A", "B"]),
+                         label="north")
+    pd.testing.assert_frame_equal(got, want)
+    assert got["value"].tolist() == [3, 0, 1]  # October has no suspension: 0, inside the range
+
+
+def test_monthly_incident_plan_filters_on_the_school_index(incidents):
+    plan = aggregates.explain(incidents, aggregates.monthly_incidents_statement(["OSS"], ["A"]),
+                              index_scans_only=True)
+    assert "ix_incidents_school_date" in plan

@@ -23,20 +23,20 @@ def test_work_list_puts_the_release_first_then_the_opening_metrics_year_discipli
     steps = work_list(["math_growth", "read_proficient", "attendance"], [2023, 2025, 2024], has_discipline=True)
     assert [(s.kind, s.arg) for s in steps] == [("release", None), ("metric", "read_proficient"),
                                                ("metric", "math_growth"), ("year", 2025), ("discipline", None),
-                                               ("map", None)]
+                                               ("rp", None), ("map", None)]
     assert all(s.label for s in steps)
 
 
 def test_work_list_follows_the_data_present():
     assert work_list([], [], has_discipline=False) == []  # nothing imported yet: nothing to prepare
     only_discipline = work_list([], [2025], has_discipline=True)
-    assert [s.kind for s in only_discipline] == ["release", "year", "discipline", "map"]
+    assert [s.kind for s in only_discipline] == ["release", "year", "discipline", "rp", "map"]
     assert opening_metrics(["attendance", "chronic_absence"]) == ["attendance"]  # none of the openers: the first
 
 
 def test_work_list_leaves_the_privacy_release_out_while_no_shared_link_can_be_opened():
     steps = work_list(["read_proficient"], [2025], has_discipline=True, has_live_shares=False)
-    assert [s.kind for s in steps] == ["metric", "year", "discipline", "map"]
+    assert [s.kind for s in steps] == ["metric", "year", "discipline", "rp", "map"]
 
 
 def test_live_shares_are_neither_revoked_nor_expired(tmp_path, monkeypatch):
@@ -185,7 +185,10 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
         latest = max(loaders._years(version))
         for cached, args in [(viewer._release, (version,)), (loaders._flags_and_ratios, (version, None)),
                              (prepare._cluster_areas, (version,)), (loaders._district_figures, (version, latest)),
-                             (loaders._metric_slice, (version, "read_proficient", "ALL", None))]:
+                             (loaders._metric_slice, (version, "read_proficient", "ALL", None)),
+                             (loaders._rp_impact, (version, "all", None)), (loaders._rp_beyond, (version, "all", None)),
+                             (loaders._incident_months, (version, ("ISS", "OSS"),
+                                                         tuple(loaders._schools(version)["school_id"])))]:
             started = time.perf_counter()
             cached(*args)
             assert time.perf_counter() - started < 0.05, cached  # a cache hit, not a recomputation

@@ -390,3 +390,28 @@ def scope_disproportionality(engine: Engine, school_ids: Sequence[str] | None = 
     rows = storage.load_discipline(engine, school_ids=school_ids)
     district = district_risks(engine) if school_ids is not None else None
     return disproportionality.disproportionality(rows, settings, district=district)
+
+
+def monthly_incidents_statement(actions: Sequence[str] | None = None,
+                                school_ids: Sequence[str] | None = None) -> sa.Select:
+    """SELECT year, month, incidents ... GROUP BY the incident date's calendar month (``EXTRACT``, which
+    SQLAlchemy renders as ``strftime`` on SQLite); filtered on the school first (``ix_incidents_school_date``)."""
+    i = schema.incidents
+    year, month = sa.extract("year", i.c.incident_date), sa.extract("month", i.c.incident_date)
+    stmt = sa.select(year.label("year"), month.label("month"), sa.func.count().label("incidents"))
+    if actions is not None:
+        stmt = stmt.where(i.c.action.in_(list(actions)))
+    if school_ids is not None:
+        stmt = stmt.where(i.c.school_id.in_(list(school_ids)))
+    return stmt.group_by(year, month)
+
+
+def monthly_incident_counts(engine: Engine, *, actions: Sequence[str] | None = None,
+                            school_ids: Sequence[str] | None = None) -> pd.Series:
+    """Incidents per calendar month (a monthly ``PeriodIndex``), counted by the database: the counts
+    :func:`analytics.stats.run_charts.monthly_incident_series` takes from the loaded incident rows, without
+    sending every incident to pandas (a district has hundreds of thousands)."""
+    df = _read(engine, monthly_incidents_statement(actions, school_ids))
+    months = pd.PeriodIndex.from_fields(year=pd.to_numeric(df["year"]).astype("int64").to_numpy(),
+                                        month=pd.to_numeric(df["month"]).astype("int64").to_numpy(), freq="M")
+    return pd.Series(pd.to_numeric(df["incidents"]).astype("int64").to_numpy(), index=months, name="count")

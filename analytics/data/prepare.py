@@ -3,8 +3,9 @@
 After an import every cached view belongs to an old data version. The server then prepares the expensive
 district-wide results in a background thread, in the order people are likely to need them: the privacy
 release every shared link needs, the district rows of the metrics the pages open with, every school's
-values for the latest year, and the discipline tables. This module only says *what* to prepare, from the
-data present; `pages/ui/prepare.py` runs the list against the app's caches.
+values for the latest year, the discipline tables and the restorative-practices estimates (randomization
+inference). This module only says *what* to prepare, from the data present; `pages/ui/prepare.py` runs the
+list against the app's caches.
 """
 
 from __future__ import annotations
@@ -47,5 +48,6 @@ def work_list(metric_ids: Sequence[str], years: Sequence[int], *, has_discipline
         steps.append(Step("year", f"district figures for {max(years)}", int(max(years))))
     if has_discipline:
         steps.append(Step("discipline", "discipline and disproportionality"))
+        steps.append(Step("rp", "restorative-practices impact"))
     steps.append(Step("map", "cluster areas for the map"))
     return steps

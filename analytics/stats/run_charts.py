@@ -90,10 +90,18 @@ def monthly_incident_series(incidents: pd.DataFrame, school_ids: Sequence[str] |
         work = work[work["school_id"].isin(list(school_ids))]
     if actions is not None:
         work = work[work["action"].isin(list(actions))]
-    if work.empty:
+    return monthly_series(pd.to_datetime(work["incident_date"]).dt.to_period("M").value_counts(), label)
+
+
+def monthly_series(counts: pd.Series, label: str = "all") -> pd.DataFrame:
+    """The run chart's series from incidents per month (``counts`` indexed by monthly periods, e.g. summed
+    by the database: :func:`analytics.data.aggregates.monthly_incident_counts`).
+
+    Months without incidents inside the covered range count 0; July (no school) is left out.
+    """
+    if counts.empty:
         return pd.DataFrame(columns=["school_id", "period", "value"])
-    months = pd.to_datetime(work["incident_date"]).dt.to_period("M")
-    counts = months.value_counts().sort_index()
+    counts = counts.sort_index()
     full = pd.period_range(counts.index.min(), counts.index.max(), freq="M")
     counts = counts.reindex(full, fill_value=0)
     # Summer months with no school have no incidents by design; they are left out, not counted 0.

@@ -16,7 +16,9 @@ from sqlalchemy.engine import Engine
 
 from analytics.data import aggregates, catalog, storage
 from analytics.data.derived import metrics_with_suspension
+from analytics.learning.outcomes import RP_METRIC_OUTCOMES, rp_metric_impact
 from analytics.stats.disproportionality import DistrictRisks, disproportionality
+from analytics.stats.rp_impact import RPImpact, comparison_scope, rp_impact, rp_impact_for_cluster, rp_impact_for_school
 from pages.ui.state import per_run, start_run
 
 
@@ -346,6 +348,61 @@ def flags_and_ratios(school_ids: Sequence[str] | None = None) -> tuple[pd.DataFr
     the other outcomes' rows (four fifths of a district's table) are not kept in memory.
     """
     return _flags_and_ratios(data_version(), tuple(sorted(school_ids)) if school_ids is not None else None)
+
+
+def _rp_school(version: int, school: str | None) -> str | None:
+    """`school` when it has a restorative-practices start year (its own estimate), else None."""
+    if school is None or school == "all":
+        return None
+    starts = _schools(version).set_index("school_id")["rp_start_year"]
+    return school if school in starts.index and pd.notna(starts.at[school]) else None
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+@_consistent
+def _rp_impact(version: int, cluster: str, school: str | None) -> RPImpact:
+    schools, data = _schools(version), _discipline(version, None)
+    if school is not None:
+        return rp_impact_for_school(schools, data, school)
+    return rp_impact(schools, data) if cluster == "all" else rp_impact_for_cluster(schools, data, cluster)
+
+
+def rp_impact_of(cluster: str = "all", school: str | None = None) -> RPImpact:
+    """Restorative-practices impact on suspensions: the district's or a cluster's RP schools, or one RP school
+    (`school` when it has a start year, else the cluster's), against never-treated schools (read-only, shared:
+    randomization inference takes seconds at 2,000 schools, so the preparer computes the district's ahead)."""
+    one = _rp_school(data_version(), school)
+    return _rp_impact(data_version(), "all" if one else cluster, one)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+@_consistent
+def _rp_beyond(version: int, cluster: str, school: str | None) -> pd.DataFrame:
+    schools = _schools(version)
+    members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
+    scope = schools if school or cluster == "all" else comparison_scope(schools, members["school_id"])
+    metrics = storage.load_metrics(engine(), metrics=list(RP_METRIC_OUTCOMES), groups=["ALL"])
+    return rp_metric_impact(scope, metrics, school)
+
+
+def rp_beyond(cluster: str = "all", school: str | None = None) -> pd.DataFrame:
+    """RP impact beside suspensions, same scopes as :func:`rp_impact_of`: school climate (% favourable) and
+    chronic absence, by the same estimator (read-only, shared)."""
+    one = _rp_school(data_version(), school)
+    return _rp_beyond(data_version(), "all" if one else cluster, one)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+@_consistent
+def _incident_months(version: int, actions: tuple[str, ...] | None, school_ids: tuple[str, ...] | None) -> pd.Series:
+    return aggregates.monthly_incident_counts(engine(), actions=list(actions) if actions else None,
+                                              school_ids=list(school_ids) if school_ids is not None else None)
+
+
+def incident_months(actions: Sequence[str] | None = None, school_ids: Sequence[str] | None = None) -> pd.Series:
+    """Incidents per calendar month of the given schools (default: every incident), counted by the database."""
+    return _incident_months(data_version(), tuple(actions) if actions else None,
+                            tuple(school_ids) if school_ids is not None else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -170,8 +170,14 @@ def _run(step: Step, version: int) -> None:
         loaders._metric_rows(version, step.arg, None, None)
     elif step.kind == "year":  # the school page's district figures
         loaders._district_figures(version, step.arg)
-    elif step.kind == "discipline":
+    elif step.kind == "discipline":  # the discipline page's district view: flags, ratios, monthly run chart
         loaders._flags_and_ratios(version, None)
+        every_school = tuple(loaders._schools(version)["school_id"])
+        for actions in (None, ("ISS", "OSS")):
+            loaders._incident_months(version, actions, every_school)
+    elif step.kind == "rp":  # randomization inference: seconds of CPU at 2,000 schools
+        loaders._rp_impact(version, "all", None)
+        loaders._rp_beyond(version, "all", None)
     elif step.kind == "map":
         _cluster_areas(version)
 
