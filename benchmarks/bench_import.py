@@ -62,6 +62,7 @@ def fresh_database(url_for, workdir: Path, name: str) -> sa.Engine:
         storage._engine_for.cache_clear()
         engine = storage.get_engine(url)
     else:
+        storage.create_schema(engine)  # a new server database has no tables yet
         with engine.begin() as conn:
             for table in ("metrics", "discipline", "imports"):
                 conn.exec_driver_sql(f"DELETE FROM {table}")

@@ -1,5 +1,6 @@
 """Bulk writes on both databases: the direct COPY of a new year, its fall-back to the merge, rows sent
-again unchanged left alone, the demo's load-then-index path, and the CSV reader's whole-text fast path."""
+again unchanged left alone, indexes set aside for a write as large as its table, the demo's load-then-index
+path, and the CSV reader's whole-text fast path."""
 
 import pandas as pd
 import pytest
@@ -67,6 +68,40 @@ def test_rows_sent_again_unchanged_are_not_rewritten(district):
             assert conn.connection.driver_connection.total_changes == changes
         storage.upsert(conn, "metrics", _metrics(2024, value=51.0))  # a changed value is written
     assert set(_values(district).values()) == {51.0}
+
+
+def _indexes(engine) -> dict:
+    inspector = sa.inspect(engine)
+    return {"indexes": sorted((i["name"], tuple(i["column_names"])) for i in inspector.get_indexes("metrics")),
+            "unique": sorted(c["name"] for c in inspector.get_unique_constraints("metrics"))}
+
+
+def test_a_write_as_large_as_its_table_sets_indexes_aside_only_then(district):
+    with district.begin() as conn:  # the table holds 4 rows
+        assert storage._outweighs_table(conn, "metrics", 4) and storage._outweighs_table(conn, "metrics", 5)
+        assert not storage._outweighs_table(conn, "metrics", 3)
+
+
+def test_indexes_set_aside_come_back_as_they_were(district):
+    before = _indexes(district)
+    names = {name for name, _ in before["indexes"]}
+    assert before["unique"] == ["uq_metrics_key"]
+    assert {"ix_metrics_year_metric_group", "ix_metrics_metric_group_year"} <= names
+    with storage.write_transaction(district) as conn:  # 8 new rows into a table of 4: set aside, rebuilt
+        storage.upsert(conn, "metrics", pd.concat([_metrics(2025, value=60.0), _metrics(2026, value=70.0)]))
+    assert _indexes(district) == before
+    assert len(_values(district)) == 12
+    with pytest.raises(sa.exc.IntegrityError), district.begin() as conn:  # the unique key is enforced again
+        storage.upsert(conn, "schools", SCHOOLS)
+        conn.execute(sa.insert(storage.schema.metrics), _metrics(2025).to_dict("records")[:1])
+
+
+def test_a_failure_after_indexes_were_set_aside_leaves_rows_and_indexes(district):
+    before, values = _indexes(district), _values(district)
+    with pytest.raises(RuntimeError), storage.write_transaction(district) as conn:
+        storage.upsert(conn, "metrics", pd.concat([_metrics(2025), _metrics(2026)]))
+        raise RuntimeError("killed after the write")
+    assert _indexes(district) == before and _values(district) == values
 
 
 def test_demo_load_rebuilds_every_index_it_dropped(engine, monkeypatch):

@@ -496,8 +496,7 @@ def write_report(engine: Engine, report: ImportReport, who: str) -> None:
     if not report.ok:
         raise ValueError("refusing to write an import that has problems")
     ordered = sorted(report.results, key=lambda r: WRITE_ORDER.index(r.table))
-    with engine.begin() as conn:
-        storage.serialise_writes(conn)
+    with storage.write_transaction(engine) as conn:
         for result in ordered:
             storage.upsert(conn, result.table, result.frame)
             workspace_rules.record_history(conn, result.table, result.frame, who)
