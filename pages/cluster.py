@@ -57,9 +57,9 @@ higher_is_better = bool(catalog.loc[metric, "higher_is_better"]) if metric in ca
 
 
 
-@ui.cached
+@ui.shared
 def cluster_tables(version: int, cluster: str, metric: str, year: int, group: str):
-    """Cluster and district KPIs, school values, cluster ranking and trend rows for one view."""
+    """Cluster and district KPIs, school values, cluster ranking and trend rows for one view (read-only)."""
     rows = ui.metric_slice(metric, group)  # the group's school rows; pooled figures are summed in the database
     cluster_rows = rows[rows["school_id"].isin(members["school_id"])]
     trend = cluster_rows.merge(members[["school_id", "school_name"]], on="school_id")
@@ -152,11 +152,11 @@ plotted["school_label"] = plotted["school_name"] + " (" + plotted["level"] + ")"
 LONG_LIST, SHOWN_EACH_END = 40, 15
 
 
-@ui.cached
+@ui.drawn
 def trend_view(version: int, cluster: str, metric: str, year: int, group: str, share: str | None,
                shown: tuple[str, ...] | None):
-    """Trend rows of the schools in the chart (`shown`; None: every school), their table by year and their
-    summary; None with one school year only."""
+    """The trend chart of the schools in the dot chart (`shown`; None: every school), their table by year and
+    their summary; None with one school year only."""
     if trend["school_year"].nunique() <= 1:
         return None
     rows = trend[trend["school_id"].isin(set(shown))] if shown is not None else trend
@@ -170,7 +170,34 @@ def trend_view(version: int, cluster: str, metric: str, year: int, group: str, s
     by_year = ui.filled(rows.pivot_table(index="school_name", columns="school_year", values="value")
                         .reset_index().rename(columns={"school_name": "School"}),
                         {y: "{:.1f}" for y in sorted(rows["school_year"].unique())}).rename(columns=ui.year_label_of)
-    return rows, by_year, summary
+    chart = ui.finished(charts.trend_lines, rows.rename(columns={"school_name": "school"}), label,
+                        color_field="school", facet_field="school", columns=2, title=f"{label}: trend by school")
+    return chart, by_year, summary
+
+
+@ui.drawn
+def dots_view(version: int, cluster: str, metric: str, year: int, group: str, share: str | None,
+              best_and_worst: bool):
+    """The dot chart (every school, or the best and worst), its summary, its rows as people read them and
+    the rows it downloads."""
+    shown, subtitle = plotted, None
+    if best_and_worst:
+        shown = top_and_bottom(plotted, SHOWN_EACH_END, higher_is_better)
+        subtitle = (f"The {SHOWN_EACH_END} best and {SHOWN_EACH_END} worst of {len(by_school.dropna(subset=['value']))} "
+                    "schools; choose “All” or see the table below for every school.")
+    dots = ui.finished(charts.school_dot_plot, shown, label, district_kpi.value, subtitle=subtitle)
+    ranked = shown.sort_values("value", ascending=False)
+    summary = (f"{label}, {group_label(group).lower()}, {ui.year_label(year)}: {len(ranked)} school(s) shown, from "
+               f"{ranked['school_name'].iloc[0]} ({ui.fmt_pct(ranked['value'].iloc[0])}) to "
+               f"{ranked['school_name'].iloc[-1]} ({ui.fmt_pct(ranked['value'].iloc[-1])}); district "
+               f"{'median ' if value_only else ''}{ui.fmt_pct(district_kpi.value)} (dashed line).")
+    dot_columns = ["school_name", "value"] if value_only else ["school_name", "value", "ci_low", "ci_high",
+                                                              "denominator"]
+    dot_rows = ui.filled(ranked[dot_columns], {
+        "value": "{:.1f}", "ci_low": "{:.1f}", "ci_high": "{:.1f}", "denominator": "{:,.0f}"}).rename(columns={
+            "school_name": "School", "value": f"{label} (%)", "ci_low": "95% CI low", "ci_high": "95% CI high",
+            "denominator": "Students (n)"})
+    return shown, dots, summary, dot_rows, shown.drop(columns=["latitude", "longitude"], errors="ignore")
 
 
 long_list = len(plotted) > LONG_LIST
@@ -179,28 +206,14 @@ with left:
     if plotted.empty:
         st.info(f"No values for {label}, {group_label(group)}, {ui.year_label(year)} in this cluster.")
     else:
-        subtitle = None
-        if long_list and st.radio("Schools in the chart", ["best and worst", "all"], horizontal=True,
-                                  key="dots_shown", format_func=lambda o: f"Best and worst {SHOWN_EACH_END}"
-                                  if o == "best and worst" else f"All {len(plotted)}") == "best and worst":
-            plotted = top_and_bottom(plotted, SHOWN_EACH_END, higher_is_better)
-            subtitle = (f"The {SHOWN_EACH_END} best and {SHOWN_EACH_END} worst of {len(by_school.dropna(subset=['value']))} "
-                        "schools; choose “All” or see the table below for every school.")
-        dots = ui.finished(charts.school_dot_plot, plotted, label, district_kpi.value, subtitle=subtitle)
+        best_and_worst = long_list and st.radio(
+            "Schools in the chart", ["best and worst", "all"], horizontal=True, key="dots_shown",
+            format_func=lambda o: f"Best and worst {SHOWN_EACH_END}" if o == "best and worst"
+            else f"All {len(plotted)}") == "best and worst"
+        plotted, dots, summary, dot_rows, downloaded = dots_view(ui.data_version(), cluster, metric, year, group,
+                                                                 ui.share_token(), best_and_worst)
         if not ui.is_public():  # viewers download the suppressed table below instead
-            ui.download_menu(f"{cluster}-{metric}-{group}-{year}",
-                             plotted.drop(columns=["latitude", "longitude"], errors="ignore"), dots)
-        ranked = plotted.sort_values("value", ascending=False)
-        summary = (f"{label}, {group_label(group).lower()}, {ui.year_label(year)}: {len(ranked)} school(s) shown, from "
-                   f"{ranked['school_name'].iloc[0]} ({ui.fmt_pct(ranked['value'].iloc[0])}) to "
-                   f"{ranked['school_name'].iloc[-1]} ({ui.fmt_pct(ranked['value'].iloc[-1])}); district "
-                   f"{'median ' if value_only else ''}{ui.fmt_pct(district_kpi.value)} (dashed line).")
-        dot_columns = ["school_name", "value"] if value_only else ["school_name", "value", "ci_low", "ci_high",
-                                                                  "denominator"]
-        dot_rows = ui.filled(ranked[dot_columns], {
-            "value": "{:.1f}", "ci_low": "{:.1f}", "ci_high": "{:.1f}", "denominator": "{:,.0f}"}).rename(columns={
-                "school_name": "School", "value": f"{label} (%)", "ci_low": "95% CI low", "ci_high": "95% CI high",
-                "denominator": "Students (n)"})
+            ui.download_menu(f"{cluster}-{metric}-{group}-{year}", downloaded, dots)
         event = ui.chart(dots, dot_rows, summary, key="school_dots", on_select="rerun",
                          public_safe=True)  # shared views plot released schools and figures only
         picked = (event.selection.get("pick_school") or []) if event else []
@@ -216,15 +229,13 @@ with right:
     trends = trend_view(ui.data_version(), cluster, metric, year, group, ui.share_token(),
                         tuple(plotted["school_id"]) if long_list else None)
     if trends is not None:
-        trend, by_year, trend_summary = trends
-        ui.chart(ui.finished(charts.trend_lines, trend.rename(columns={"school_name": "school"}), label,
-                             color_field="school", facet_field="school", columns=2, title=f"{label}: trend by school"),
-                 by_year, trend_summary, caption=False)
+        trend_chart, by_year, trend_summary = trends
+        ui.chart(trend_chart, by_year, trend_summary, caption=False)
     else:
         st.caption("Only one school year: no trends to show yet.")
 
 
-@ui.cached
+@ui.drawn
 def schools_table(version: int, cluster: str, metric: str, year: int, group: str, share: str | None):
     """The cluster's schools as listed (flags, links, privacy rules), with the readable copy and settings."""
     # worst adjusted rate first (empirical Bayes), raw rate when a school has no counts
@@ -273,7 +284,7 @@ details = [] if value_only else ["ci_low", "ci_high", "denominator", "adjusted",
 if st.toggle("Show level, intervals, n and targets" if details else "Show level and targets",
              value=not ui.is_public(), key="school_table_all"):
     key_columns += ["level", *details] + (["target"] if table["target"].notna().any() else [])
-event = st.dataframe(readable, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+event = st.dataframe(ui.arrow_ready(readable), hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                      key="school_table", column_config=readable_config, column_order=key_columns)
 chosen = event.selection.rows if event else []
 if chosen:

@@ -25,19 +25,34 @@ all_discipline = ui.discipline()
 if all_discipline.empty:
     st.info("No discipline data yet. Import a discipline file on the Data page.")
     st.stop()
-years = sorted(all_discipline["school_year"].unique().tolist())
+
+
+@ui.drawn
+def discipline_options(version: int) -> tuple[list[int], set[str]]:
+    """The school years and student groups of the district's discipline rows."""
+    return sorted(all_discipline["school_year"].unique().tolist()), set(all_discipline["student_group"].unique())
+
+
+@ui.drawn
+def cluster_school_names(version: int, cluster: str) -> dict[str, str]:
+    """The cluster's (or district's) schools by id, with the names people read, in the order listed."""
+    in_cluster = schools if cluster == "all" else schools[schools["cluster"] == cluster]
+    names = ui.school_names().reindex(in_cluster["school_id"]).to_dict()  # told apart where names repeat
+    return dict(sorted(names.items(), key=lambda item: item[1]))
+
+
+years, present = discipline_options(ui.data_version())
 
 cols = st.columns(4)
 clusters = ["all", *sorted(schools["cluster"].dropna().unique())]
 cluster = ui.url_choice("Cluster", "cluster", clusters, "all", container=cols[0],
                         format_func=lambda c: "Whole district" if c == "all" else c)
 in_cluster = schools if cluster == "all" else schools[schools["cluster"] == cluster]
-school_names = ui.school_names().reindex(in_cluster["school_id"]).to_dict()  # told apart where names repeat
-school = ui.url_choice("School", "school", ["all", *sorted(school_names, key=school_names.get)], "all",
+school_names = cluster_school_names(ui.data_version(), cluster)
+school = ui.url_choice("School", "school", ["all", *school_names], "all",
                        container=cols[1], format_func=lambda s: "All schools" if s == "all" else school_names[s])
 year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]), container=cols[2],
                          format_func=lambda y: f"{int(y) - 1}-{str(y)[-2:]}"))
-present = set(all_discipline["student_group"].unique())
 groups = [g for g in STUDENT_GROUPS if g != "ALL" and g in present]
 group = ui.url_choice("Group for risk ratios", "group", groups, "BL" if "BL" in groups else groups[0],
                       container=cols[3], format_func=group_label)
@@ -227,36 +242,50 @@ def ratio_table(rows: pd.DataFrame, label_title: str) -> pd.DataFrame:
     return out.rename(columns={**ratio_columns, "label": label_title}).round({"Risk ratio": 2})
 
 
-if school != "all":
-    data = scope_dispro.assign(label=scope_dispro["student_group"].map(group_label))
-    too_small = data[data["ratio_type"] == "none"]["label"].tolist()
-    ranked = data.dropna(subset=["risk_ratio"]).sort_values("risk_ratio", ascending=False)
-    if len(ranked):
+@ui.drawn
+def ratios_view(version: int, cluster: str, school: str, year: int, group: str, share: str | None):
+    """The view's risk-ratio chart (None when no ratio), its rows as people read them, its summary, and the
+    groups (one school) or number of schools (several) too small for a ratio."""
+    if school != "all":
+        data = scope_dispro.assign(label=scope_dispro["student_group"].map(group_label))
+        too_small = data[data["ratio_type"] == "none"]["label"].tolist()
+        ranked = data.dropna(subset=["risk_ratio"]).sort_values("risk_ratio", ascending=False)
+        if not len(ranked):
+            return None, None, "", too_small
         top = ranked.iloc[0]
         summary = (f"{len(ranked)} group(s) of {scope_name} have a suspension risk ratio in {ui.year_label(year)}; "
                    f"highest {top['label']} at {top['risk_ratio']:.2f}"
                    + (" (alternate ratio)" if top["ratio_type"] == "alternate" else "")
                    + f"; {int((ranked['risk_ratio'] >= 3).sum())} at or above the 3.0 threshold.")
-        ui.chart(ui.finished(charts_equity.risk_ratio_bars, ranked, title=f"Suspension risk ratios, {scope_name}",
-                                               label_field="label"), ratio_table(ranked, "Group"), summary)
-    if too_small:
-        st.caption("Too small to compute (fewer than 30 enrolled or 10 suspended): " + ", ".join(too_small) + ".")
-else:
+        chart = ui.finished(charts_equity.risk_ratio_bars, ranked, title=f"Suspension risk ratios, {scope_name}",
+                            label_field="label")
+        return chart, ratio_table(ranked, "Group"), summary, too_small
+    none = int((scope_dispro["student_group"].eq(group) & scope_dispro["ratio_type"].eq("none")).sum())
     data = scope_dispro[scope_dispro["student_group"] == group].dropna(subset=["risk_ratio"])
     data = data.assign(label=data["school_id"].map(ui.school_names()))
     top = data.sort_values("risk_ratio", ascending=False).head(25)
     if top.empty:
+        return None, None, "", none
+    summary = (f"{len(data)} school(s) in {scope_name} have a {group_label(group)} suspension risk ratio in "
+               f"{ui.year_label(year)}; highest {top['label'].iloc[0]} at {top['risk_ratio'].iloc[0]:.2f}; "
+               f"{int((data['risk_ratio'] >= 3).sum())} at or above the 3.0 threshold.")
+    title = f"{group_label(group)} suspension risk ratio by school" + (" (highest 25)" if len(data) > 25 else "")
+    chart = ui.finished(charts_equity.risk_ratio_bars, top, title=title, label_field="label")
+    return chart, ratio_table(top, "School"), summary, none
+
+
+ratio_chart, ratio_rows, ratio_summary, too_small = ratios_view(ui.data_version(), cluster, school, year, group,
+                                                                ui.share_token())
+if ratio_chart is not None:
+    ui.chart(ratio_chart, ratio_rows, ratio_summary)
+if school != "all":
+    if too_small:
+        st.caption("Too small to compute (fewer than 30 enrolled or 10 suspended): " + ", ".join(too_small) + ".")
+else:
+    if ratio_chart is None:
         st.info(f"No school in {scope_name} has enough {group_label(group)} students to compute a ratio.")
-    else:
-        summary = (f"{len(data)} school(s) in {scope_name} have a {group_label(group)} suspension risk ratio in "
-                   f"{ui.year_label(year)}; highest {top['label'].iloc[0]} at {top['risk_ratio'].iloc[0]:.2f}; "
-                   f"{int((data['risk_ratio'] >= 3).sum())} at or above the 3.0 threshold.")
-        title = f"{group_label(group)} suspension risk ratio by school" + (" (highest 25)" if len(data) > 25 else "")
-        ui.chart(ui.finished(charts_equity.risk_ratio_bars, top, title=title, label_field="label"), ratio_table(top, "School"),
-                 summary)
-    none = int((scope_dispro["student_group"].eq(group) & scope_dispro["ratio_type"].eq("none")).sum())
     st.caption(f"Alternate ratios (orange, marked \"alternate\") compare with the district's students outside the "
-               f"group. {none} school(s) have too few {group_label(group)} students to compute a ratio.")
+               f"group. {too_small} school(s) have too few {group_label(group)} students to compute a ratio.")
 
 # --- flags --------------------------------------------------------------------------------------------
 st.subheader("Flagged: 3.0 or more in 3 consecutive years")
@@ -284,24 +313,17 @@ with st.expander("Composition: each group's share of suspended students vs its s
     comp.index = comp.index.map(group_label)
     st.dataframe(comp.round(1) if not ui.is_public() else comp, width="stretch")
 
-# --- restorative practices impact ----------------------------------------------------------------------
-st.subheader(f"Restorative-practices impact: {rp_scope}")
-if rp_note:
-    st.caption(rp_note)
-if one_school_rp:
-    st.info(rp_withheld)
-elif impact.summary.empty or not np.isfinite(impact.summary["estimate"].iloc[0]):
-    st.info(impact.statement)
-else:
+@ui.drawn
+def rp_view(version: int, cluster: str, school: str):
+    """The RP event study of the view (rows, finished chart and its rows as people read them) and the table of
+    RP estimates beside suspensions."""
     events = impact.event_study[impact.event_study["outcome"] == "suspension_rate"]
     study = ui.finished(charts_equity.event_study, events, title=f"Suspension rate: effect by years since RP start, {rp_scope}")
     bounds = {c: [f"{v:+.2f}" if np.isfinite(v) else "unbounded" for v in events[c].astype(float)]
               for c in ("ci_low", "ci_high")}
-    ui.chart(study, events.assign(**bounds).rename(columns={
+    study_rows = events.assign(**bounds).rename(columns={
         "rel_year": "Years since start", "estimate": "Estimate (points)", "ci_low": "95% CI low",
-        "ci_high": "95% CI high", "n_schools": "RP schools"}).drop(columns="outcome", errors="ignore"),
-        impact.statement, caption=False)
-    ui.download_menu("rp-event-study", events, study)
+        "ci_high": "95% CI high", "n_schools": "RP schools"}).drop(columns="outcome", errors="ignore")
     summary = pd.concat([impact.summary, ui.rp_beyond(cluster, school)], ignore_index=True)
     shown = pd.DataFrame({
         "Outcome": summary["outcome"].map(lambda o: OUTCOME_LABELS.get(o) or f"{ui.metric_label(o)} (points)"),
@@ -312,7 +334,22 @@ else:
         "RP schools": summary["n_rp_schools"],
         "Comparison schools": summary["n_comparison_schools"],
     })
-    st.dataframe(shown, hide_index=True, width="stretch",
+    return events, study, study_rows, shown
+
+
+# --- restorative practices impact ----------------------------------------------------------------------
+st.subheader(f"Restorative-practices impact: {rp_scope}")
+if rp_note:
+    st.caption(rp_note)
+if one_school_rp:
+    st.info(rp_withheld)
+elif impact.summary.empty or not np.isfinite(impact.summary["estimate"].iloc[0]):
+    st.info(impact.statement)
+else:
+    events, study, study_rows, shown = rp_view(ui.data_version(), cluster, school)
+    ui.chart(study, study_rows, impact.statement, caption=False)
+    ui.download_menu("rp-event-study", events, study)
+    st.dataframe(ui.arrow_ready(shown), hide_index=True, width="stretch",
                  column_config={"Estimate": st.column_config.NumberColumn(format="%+.2f"),
                                 "p (randomization)": st.column_config.NumberColumn(format="%.3f")})
     st.caption(impact.summary["method"].iloc[0] + ". Pre-start estimates (left of -1) check the parallel-trends "
@@ -323,22 +360,32 @@ else:
                "the overall estimate and its p-value.")
 
 # --- run chart ----------------------------------------------------------------------------------------
-st.subheader("Run chart: suspensions per month")
-if chart is None:
-    st.info("No student-level incident file has been imported for these schools, so there is no monthly series.")
-else:
+@ui.drawn
+def run_view(version: int, cluster: str, school: str, year: int, share: str | None):
+    """The monthly run chart of the view, its rows as people read them and its summary (None: no incidents)."""
+    if chart is None:
+        return None
+    shown = chart
     if ui.is_public():  # monthly counts of 1-9 are suppressed: not drawn, starred in the data table
         starred = ui.public_view(chart, "run-chart")["value"]
-        chart = chart.assign(value=pd.to_numeric(starred, errors="coerce"))
-    signals = chart[chart["signal"] != ""]
-    summary = (f"Suspensions (ISS + OSS) per month in {scope_name}: median {chart['median'].iloc[0]:.0f} over "
-               f"{len(chart)} months. "
+        shown = chart.assign(value=pd.to_numeric(starred, errors="coerce"))
+    signals = shown[shown["signal"] != ""]
+    summary = (f"Suspensions (ISS + OSS) per month in {scope_name}: median {shown['median'].iloc[0]:.0f} over "
+               f"{len(shown)} months. "
                + (f"{len(signals)} point(s) are part of a shift (6+ on one side of the median) or a trend (5+ rising "
                   "or falling)." if len(signals) else "No shift or trend signal: the variation looks like noise.")
                + (" Shaded: PDSA cycles." if spans is not None and len(spans) else ""))
-    months = chart.assign(period=pd.to_datetime(chart["period"]).dt.strftime("%b %Y"),
-                          signal=chart["signal"].replace("", "none"))
-    ui.chart(ui.finished(charts_equity.run_chart, chart, spans, title=f"Suspensions (ISS + OSS) per month, {scope_name}",
-                                     y_title="Suspensions per month"),
-             months.rename(columns={"period": "Month", "value": "Suspensions", "median": "Median",
-                                    "signal": "Signal"}), summary)
+    months = shown.assign(period=pd.to_datetime(shown["period"]).dt.strftime("%b %Y"),
+                          signal=shown["signal"].replace("", "none"))
+    finished = ui.finished(charts_equity.run_chart, shown, spans, title=f"Suspensions (ISS + OSS) per month, {scope_name}",
+                           y_title="Suspensions per month")
+    return finished, months.rename(columns={"period": "Month", "value": "Suspensions", "median": "Median",
+                                            "signal": "Signal"}), summary
+
+
+st.subheader("Run chart: suspensions per month")
+run = run_view(ui.data_version(), cluster, school, year, ui.share_token())
+if run is None:
+    st.info("No student-level incident file has been imported for these schools, so there is no monthly series.")
+else:
+    ui.chart(*run)
