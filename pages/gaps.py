@@ -34,16 +34,24 @@ if not years or not metrics:
     st.info("No data yet. Import metrics on the Data page.")
     st.stop()
 
+
+
+@ui.drawn
+def gap_options(version: int) -> tuple[list[str], list[str]]:
+    """The levels and clusters the district's schools have (filter options)."""
+    present_levels = set(schools["level"])
+    return (["all", *[lv for lv in SCHOOL_LEVELS if lv in present_levels]],
+            ["all", *sorted(schools["cluster"].dropna().unique())])
+
+
 cols = st.columns([1, 1, 2, 2])
-present_levels = set(schools["level"])
-levels = ["all", *[lv for lv in SCHOOL_LEVELS if lv in present_levels]]
+levels, clusters = gap_options(ui.data_version())
 level = ui.url_choice("Level", "level", levels, "all", container=cols[0],
                       format_func=lambda v: "All levels" if v == "all" else SCHOOL_LEVELS.get(v, v))
 year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]), container=cols[1],
                          format_func=lambda y: f"{int(y) - 1}-{str(y)[-2:]}"))
 default_metric = "math_growth" if "math_growth" in metrics else metrics[0]
 metric = ui.url_choice("Metric", "metric", metrics, default_metric, format_func=ui.metric_label, container=cols[2])
-clusters = ["all", *sorted(schools["cluster"].dropna().unique())]
 cluster = ui.url_choice("Cluster", "cluster", clusters, "all", container=cols[3],
                         format_func=lambda c: "Whole district" if c == "all" else c)
 reference = ui.url_choice("Compare each group with", "reference", list(REFERENCES), "others",
@@ -158,6 +166,33 @@ else:
     st.markdown("\n".join(f"- {line}" for line in lines))
 
 # --- status grid --------------------------------------------------------------------------------------
+@ui.drawn
+def grid_view(version: int, metric: str, year: int, reference: str, level: str, cluster: str, share: str | None):
+    """The status-and-change chart, its cells as people read them, its summary, the rows it downloads and the
+    count of each colour."""
+    grid_chart = ui.finished(charts_equity.status_grid_clickable, grid,
+                             f"{label}: status and change, {ui.year_label(year)}",
+                             key=(version, metric, year, reference, level, cluster, share))
+    rated = grid[(grid["status_level"] != "") & (grid["change_level"] != "")]
+    cells = rated.assign(colour=rated["color"].replace("", "No colour")).groupby(
+        ["status_level", "change_level", "colour"], as_index=False).size()
+    by_colour = cells.groupby("colour")["size"].sum()
+    grid_summary = (f"{len(rated):,} school student groups rated for {label.lower()} in scope: "
+                    + ", ".join(f"{c} {by_colour[c]}" for c in ("Red", "Orange", "Yellow", "Green", "Blue",
+                                                                  "No colour") if c in by_colour) + ".")
+    return grid_chart, cells.rename(columns={
+        "status_level": "Status this year", "change_level": "Change from last year", "colour": "Colour",
+        "size": "School groups"}), grid_summary, grid.drop(columns="denominator")
+
+
+@ui.drawn
+def colour_counts(version: int, metric: str, year: int, reference: str, level: str, cluster: str,
+                  share: str | None) -> pd.DataFrame:
+    """School groups of each colour in scope."""
+    colours = grid[grid["color"] != ""]["color"].value_counts()
+    return colours.rename_axis("Colour").reset_index(name="School groups")
+
+
 left, right = st.columns([3, 2])
 with left:
     if grid.empty or (grid["status_level"] == "").all() or (grid["color"] == "").all():
@@ -165,20 +200,10 @@ with left:
                 f"{label}: no status-and-change cut points are set for it, or every group has fewer than 30 students.")
         picked = []
     else:
-        grid_chart = ui.finished(charts_equity.status_grid_clickable, grid,
-                                 f"{label}: status and change, {ui.year_label(year)}",
-                                 key=(ui.data_version(), metric, year, reference, level, cluster, ui.share_token()))
-        ui.download_menu(f"status-change-{metric}-{year}", grid.drop(columns="denominator"), grid_chart)
-        rated = grid[(grid["status_level"] != "") & (grid["change_level"] != "")]
-        cells = rated.assign(colour=rated["color"].replace("", "No colour")).groupby(
-            ["status_level", "change_level", "colour"], as_index=False).size()
-        by_colour = cells.groupby("colour")["size"].sum()
-        grid_summary = (f"{len(rated):,} school student groups rated for {label.lower()} in scope: "
-                        + ", ".join(f"{c} {by_colour[c]}" for c in ("Red", "Orange", "Yellow", "Green", "Blue",
-                                                                      "No colour") if c in by_colour) + ".")
-        event = ui.chart(grid_chart, cells.rename(columns={
-            "status_level": "Status this year", "change_level": "Change from last year", "colour": "Colour",
-            "size": "School groups"}), grid_summary, key="status_grid", on_select="rerun",
+        grid_chart, cells, grid_summary, downloaded = grid_view(ui.data_version(), metric, year, reference, level,
+                                                                cluster, ui.share_token())
+        ui.download_menu(f"status-change-{metric}-{year}", downloaded, grid_chart)
+        event = ui.chart(grid_chart, cells, grid_summary, key="status_grid", on_select="rerun",
             public_safe=True)  # shared views: the grid holds released statuses only (released_views)
         picked = (event.selection.get("cell") or []) if event else []
 with right:
@@ -191,39 +216,40 @@ with right:
                     f"{row['status']:.1f}%", "pages/school.py", school=row["school_id"], year=year, metric=metric,
                     group=row["student_group"])
     elif not grid.empty and (grid["color"] != "").any():
-        colours = grid[grid["color"] != ""]["color"].value_counts()
         st.markdown("**Colours in scope**")
-        st.dataframe(colours.rename_axis("Colour").reset_index(name="School groups"), hide_index=True)
+        st.dataframe(ui.arrow_ready(colour_counts(ui.data_version(), metric, year, reference, level, cluster,
+                                                  ui.share_token())), hide_index=True)
         st.caption("Cut points per metric and level are in the settings; groups under 30 students get no colour.")
 
 # --- gap trends ---------------------------------------------------------------------------------------
-st.subheader("Gap trends")
-groups_present = [g for g in trend["student_group"].unique()]
-default_groups = [g for g in ("BL", "HI", "FARMS", "EML", "SWD") if g in groups_present]
-chosen = st.multiselect("Groups", groups_present, default=default_groups or groups_present[:4],
-                        format_func=group_label, key="gap_groups")
-shown = trend[trend["student_group"].isin(chosen)]
-if shown["school_year"].nunique() > 1:
+@ui.drawn
+def band_view(version: int, metric: str, year: int, reference: str, level: str, cluster: str, share: str | None,
+              chosen: tuple[str, ...]):
+    """The chosen groups' pooled gap trend (chart, rows as people read them, summary); None with one year."""
+    shown = trend[trend["student_group"].isin(chosen)]
+    if shown["school_year"].nunique() <= 1:
+        return None
     latest = shown[shown["school_year"] == shown["school_year"].max()].sort_values("gap")
     band_summary = (f"Pooled gaps to all other students, {ui.year_label(shown['school_year'].max())}: "
                     + "; ".join(f"{group_label(g)} {v:+.1f} points" for g, v in
                                 zip(latest["student_group"], latest["gap"], strict=True)) + ".")
-    ui.chart(ui.finished(charts_equity.gap_band_trend, shown, label, higher.get(metric, True),
-                         key=(ui.data_version(), metric, year, reference, level, cluster, ui.share_token(),
-                              tuple(chosen))),
-             ui.filled(shown.assign(group=shown["student_group"].map(group_label))[
-                 ["group", "school_year", "gap", "gap_low", "gap_high", "n"]],
-                 {"gap": "{:+.1f}", "gap_low": "{:+.1f}", "gap_high": "{:+.1f}", "n": "{:,.0f}"}).rename(columns={
-                     "group": "Group", "school_year": "School year (ending)", "gap": "Gap (points)",
-                     "gap_low": "95% CI low", "gap_high": "95% CI high", "n": "Students in group"}),
-             band_summary)
-else:
-    st.caption("Nothing to show: see the findings above." if limits else
-               "Only one school year with counts: no trend to show.")
-within = this_year.assign(group=this_year["student_group"].map(group_label),
-                          note=this_year["simpson"].map({True: "signs differ: Simpson's paradox", False: ""}))
-if not within.empty:
-    st.markdown(f"**Pooled and within-school gaps, {year - 1}-{str(year)[-2:]}** (each group vs all other students)")
+    chart = ui.finished(charts_equity.gap_band_trend, shown, label, higher.get(metric, True),
+                        key=(version, metric, year, reference, level, cluster, share, chosen))
+    rows = ui.filled(shown.assign(group=shown["student_group"].map(group_label))[
+        ["group", "school_year", "gap", "gap_low", "gap_high", "n"]],
+        {"gap": "{:+.1f}", "gap_low": "{:+.1f}", "gap_high": "{:+.1f}", "n": "{:,.0f}"}).rename(columns={
+            "group": "Group", "school_year": "School year (ending)", "gap": "Gap (points)",
+            "gap_low": "95% CI low", "gap_high": "95% CI high", "n": "Students in group"})
+    return chart, rows, band_summary
+
+
+@ui.drawn
+def within_view(version: int, metric: str, year: int, reference: str, level: str, cluster: str, share: str | None):
+    """Pooled and within-school gaps of the year as listed (None when there are none), with column settings."""
+    within = this_year.assign(group=this_year["student_group"].map(group_label),
+                              note=this_year["simpson"].map({True: "signs differ: Simpson's paradox", False: ""}))
+    if within.empty:
+        return None
     gap_cols = ("gap", "gap_low", "gap_high", "mh_gap", "mh_low", "mh_high")
     within_config = {"group": st.column_config.TextColumn("Group"),
                      "n": st.column_config.NumberColumn("Students in group (n)", format="localized"),
@@ -231,11 +257,28 @@ if not within.empty:
         "gap": "Pooled gap (pts)", "gap_low": "95% CI low", "gap_high": "95% CI high",
         "mh_gap": "Within-school gap (pts)", "mh_low": "95% CI low ", "mh_high": "95% CI high ",
         "n_schools": "Schools"})
-    within_shown, within_config = ui.public_table(
+    return ui.public_table(
         ui.filled(within[["group", *gap_cols, "n_schools", "n", "note"]],
                   dict.fromkeys(gap_cols, "{:+.1f}") | {"n_schools": "{:.0f}"}),
         within_config, n_col="n", derived_cols=list(gap_cols))
-    st.dataframe(within_shown, hide_index=True, width="stretch", column_config=within_config)
+
+
+st.subheader("Gap trends")
+groups_present = [g for g in trend["student_group"].unique()]
+default_groups = [g for g in ("BL", "HI", "FARMS", "EML", "SWD") if g in groups_present]
+chosen = st.multiselect("Groups", groups_present, default=default_groups or groups_present[:4],
+                        format_func=group_label, key="gap_groups")
+band = band_view(ui.data_version(), metric, year, reference, level, cluster, ui.share_token(), tuple(chosen))
+if band is not None:
+    ui.chart(*band)
+else:
+    st.caption("Nothing to show: see the findings above." if limits else
+               "Only one school year with counts: no trend to show.")
+within = within_view(ui.data_version(), metric, year, reference, level, cluster, ui.share_token())
+if within is not None:
+    st.markdown(f"**Pooled and within-school gaps, {year - 1}-{str(year)[-2:]}** (each group vs all other students)")
+    within_shown, within_config = within
+    st.dataframe(ui.arrow_ready(within_shown), hide_index=True, width="stretch", column_config=within_config)
     st.caption("Pooled: all the group's students in scope against all other students in scope. Within-school: "
                "the Mantel-Haenszel risk difference with schools as strata (Sato's variance), comparing students "
                "of the same school. When the two signs differ, the pooled gap comes from differences between "
@@ -245,7 +288,7 @@ if not within.empty:
 st.subheader("Gaps by school and group")
 
 
-@ui.cached
+@ui.drawn
 def badges_table(version: int, metric: str, year: int, reference: str, level: str, cluster: str, share: str | None):
     """The table of gaps by school and group as shown (labels in words, groups of 10 or more, privacy rules)."""
     table = gaps.assign(school=gaps["school_id"].map(names), group=gaps["student_group"].map(group_label),
@@ -266,7 +309,7 @@ def badges_table(version: int, metric: str, year: int, reference: str, level: st
 # Words, not coloured emoji (which some fonts draw as empty boxes); the reason when there is no label.
 table = badges_table(ui.data_version(), metric, year, reference, level, cluster, ui.share_token())
 st.dataframe(
-    table,
+    ui.arrow_ready(table),
     hide_index=True, width="stretch", height=360,
     column_config={"school": st.column_config.TextColumn("School"), "group": st.column_config.TextColumn("Group"),
                    "verdict": st.column_config.TextColumn("Trend")} | ui.text_columns({
