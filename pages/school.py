@@ -17,21 +17,34 @@ school_id = st.query_params.get("school")
 if not school_id:
     ui.breadcrumb(("District", "pages/overview.py", {}), ("School", None, {}))
     ui.not_found("No school chosen: open a school from a cluster or the map.")
-if school_id not in set(schools["school_id"]):
+
+
+@ui.drawn
+def school_header(version: int, school_id: str):
+    """The school's row, its title (with its cluster where names repeat) and its facts line; None when the
+    district has no such school."""
+    if school_id not in set(schools["school_id"]):
+        return None
+    info = schools.set_index("school_id").loc[school_id]
+    facts = [f"School {school_id}", f"{info['level']}", f"{info['cluster']} cluster"]
+    if np.isfinite(info["enrollment"]):
+        facts.append(f"{info['enrollment']:,.0f} students")
+    if info.get("title1") is True:
+        facts.append("Title I")
+    facts.append(f"restorative practices since {int(info['rp_start_year']) - 1}-{str(int(info['rp_start_year']))[-2:]}"
+                 if np.isfinite(info["rp_start_year"]) else "no restorative-practices start recorded")
+    return info, ui.school_names().get(school_id, info["school_name"]), " · ".join(facts)
+
+
+header = school_header(ui.data_version(), school_id)
+if header is None:
     ui.breadcrumb(("District", "pages/overview.py", {}), ("School not found", None, {}))
     ui.not_found(f"School “{school_id}” was not found.")
 
-info = schools.set_index("school_id").loc[school_id]
+info, title, facts = header
 crumbs = st.container()
-st.title(ui.school_names().get(school_id, info["school_name"]))  # with its cluster where names repeat
-facts = [f"School {school_id}", f"{info['level']}", f"{info['cluster']} cluster"]
-if np.isfinite(info["enrollment"]):
-    facts.append(f"{info['enrollment']:,.0f} students")
-if info.get("title1") is True:
-    facts.append("Title I")
-facts.append(f"restorative practices since {int(info['rp_start_year']) - 1}-{str(int(info['rp_start_year']))[-2:]}"
-             if np.isfinite(info["rp_start_year"]) else "no restorative-practices start recorded")
-st.caption(" · ".join(facts))
+st.title(title)
+st.caption(facts)
 ui.link("School Performance Plan: goals, progress and walkthroughs", "pages/plans.py", icon=":material/flag:",
         school=school_id)
 
@@ -106,7 +119,7 @@ st.subheader("Findings")
 st.markdown("\n".join(findings(ui.data_version(), school_id, year, ui.share_token())))
 
 # --- profile table -----------------------------------------------------------------------------------
-@ui.cached
+@ui.drawn
 def profile_table(version: int, school_id: str, year: int, share: str | None):
     """The profile as shown (labels, hidden small groups, privacy rules) and as downloaded, with its column
     settings: once per data version, school, year and shared link."""
@@ -155,7 +168,7 @@ def profile_table(version: int, school_id: str, year: int, share: str | None):
 
 st.subheader("SSIF profile")
 readable, readable_config, shown = profile_table(ui.data_version(), school_id, year, ui.share_token())
-st.dataframe(readable, hide_index=True, width="stretch", height=min(420, 35 * (len(shown) + 1) + 3),
+st.dataframe(ui.arrow_ready(readable), hide_index=True, width="stretch", height=min(420, 35 * (len(shown) + 1) + 3),
              column_config=readable_config)
 ui.download_menu(f"profile-{school_id}-{year}", shown)
 st.caption("District values are pooled from counts (the median of school values where the files have no "
@@ -181,9 +194,9 @@ chosen_groups = st.multiselect("Groups", [g for g in STUDENT_GROUPS if g in pres
                                format_func=group_label, key="trend_groups")
 
 
-@ui.cached
+@ui.drawn
 def trend_view(version: int, school_id: str, metric: str, groups: tuple[str, ...], share: str | None):
-    """Rows of the trend chart, its table by year and its summary (None with one school year only)."""
+    """The trend chart, its table by year and its summary (None with one school year only)."""
     trend = rows[(rows["metric"] == metric) & rows["student_group"].isin(groups)
                  & ((rows["denominator"] >= 10) | (rows["denominator"].isna() & rows["value"].notna()))].copy()
     trend = trend[ui.exact_cells(trend["school_id"].tolist(), trend["school_year"].tolist(), trend["metric"].tolist(),
@@ -199,14 +212,13 @@ def trend_view(version: int, school_id: str, metric: str, groups: tuple[str, ...
                    if pd.notna(wide.loc[g, first]) and pd.notna(wide.loc[g, last])) + ".")
     by_year = ui.filled(wide.reset_index().rename(columns={"series": "Group"}),
                         {y: "{:.1f}" for y in wide.columns}).rename(columns=ui.year_label_of)
-    return trend, by_year, summary
+    chart = ui.finished(charts.trend_lines, trend, ui.metric_label(metric), title=f"{ui.metric_label(metric)} by group")
+    return chart, by_year, summary
 
 
 trend = trend_view(ui.data_version(), school_id, metric, tuple(chosen_groups), ui.share_token())
 if trend is not None:
-    trend, by_year, trend_summary = trend
-    ui.chart(ui.finished(charts.trend_lines, trend, ui.metric_label(metric), title=f"{ui.metric_label(metric)} by group"),
-             by_year, trend_summary)
+    ui.chart(*trend)
 else:
     st.caption("Only one school year: no trends to show yet.")
 
@@ -214,7 +226,7 @@ else:
 st.subheader("Discipline")
 
 
-@ui.cached
+@ui.drawn
 def discipline_table(version: int, school_id: str, year: int, share: str | None):
     """The school's suspension table for a year with its column settings (None without discipline rows)."""
     discipline = ui.discipline([school_id])
@@ -246,6 +258,6 @@ suspensions = discipline_table(ui.data_version(), school_id, year, ui.share_toke
 if suspensions is None:
     st.info("No discipline data for this school and year.")
 else:
-    st.dataframe(suspensions[0], hide_index=True, width="stretch", column_config=suspensions[1])
+    st.dataframe(ui.arrow_ready(suspensions[0]), hide_index=True, width="stretch", column_config=suspensions[1])
     st.caption("Suspension rate = students with at least one suspension / enrolled. Groups under 10 students have "
                "no rate shown.")
