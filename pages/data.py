@@ -58,15 +58,24 @@ with tab_import:
                 ui.pin_data_version()  # the rest of this run reads what was just imported
                 st.success("Imported: " + "; ".join(report.summary_lines()))
 
-@ui.cached
+@ui.drawn
 def quality_table(version: int) -> pd.DataFrame:
-    """Data-quality counts, once per data version (every import bumps it)."""
-    return data_quality(ui.engine(), label=ui.metric_label)
+    """Data-quality counts as shown, once per data version (every import bumps it)."""
+    quality = data_quality(ui.engine(), label=ui.metric_label)
+    return quality.replace({"missing_years": {"": "none"}, "missing_groups": {"": "none"}}) if len(quality) else quality
 
 
-@ui.cached
+@ui.drawn
 def import_history(version: int) -> pd.DataFrame:
-    return storage.load_imports(ui.engine())
+    """The import history as shown."""
+    return storage.load_imports(ui.engine()).drop(columns=["import_id"])
+
+
+@ui.drawn
+def dictionary_files() -> tuple[pd.DataFrame, bytes]:
+    """The data dictionary and its CSV (the schema is the code's: the same on every run)."""
+    dictionary = schema.data_dictionary()
+    return dictionary, dictionary.to_csv(index=False).encode("utf-8")
 
 
 with tab_quality:
@@ -74,8 +83,7 @@ with tab_quality:
     if quality.empty:
         st.info("No metrics or discipline rows yet: import files on the Import tab.")
     else:
-        shown = quality.replace({"missing_years": {"": "none"}, "missing_groups": {"": "none"}})
-        st.dataframe(shown, hide_index=True, width="stretch", column_config={
+        st.dataframe(ui.arrow_ready(quality), hide_index=True, width="stretch", column_config={
             "data": st.column_config.TextColumn("Data"),
             "rows": st.column_config.NumberColumn("Rows", format="localized"),
             "years": st.column_config.TextColumn("Years"),
@@ -98,7 +106,7 @@ with tab_history:
     if history.empty:
         st.info("No imports yet. The demo district was generated, not imported.")
     else:
-        st.dataframe(history.drop(columns=["import_id"]), hide_index=True, width="stretch")
+        st.dataframe(ui.arrow_ready(history), hide_index=True, width="stretch")
     counts = ui.table_counts()
     st.dataframe(pd.DataFrame({"table": list(counts), "rows": list(counts.values())}), hide_index=True)
 
@@ -106,11 +114,11 @@ with tab_audit:
     ui.audit_log_view(engine)
 
 with tab_dictionary:
-    dictionary = schema.data_dictionary()
+    dictionary, dictionary_csv = dictionary_files()
     st.markdown("Every column the importer accepts, generated from the same schema it validates against. "
                 "Suppression marks (`*`, `n<10`, `<= 5.0`) in optional columns are stored as missing, never zero.")
-    st.dataframe(dictionary, hide_index=True, width="stretch", height=480)
-    st.download_button("Download the data dictionary (CSV)", dictionary.to_csv(index=False).encode("utf-8"),
+    st.dataframe(ui.arrow_ready(dictionary), hide_index=True, width="stretch", height=480)
+    st.download_button("Download the data dictionary (CSV)", dictionary_csv,
                        file_name="data-dictionary.csv", mime="text/csv")
     st.markdown("**Blank templates** (the header row of each table; fill in and import)")
     row = st.container(horizontal=True, gap="small")

@@ -29,12 +29,27 @@ if not years:
     st.info("No data yet. Import files on the Data page.")
     st.stop()
 
+
+
+@ui.drawn
+def pack_clusters(version: int) -> list[str]:
+    """The scopes a pack can have: the whole district, then each cluster."""
+    return ["Whole district", *sorted(schools["cluster"].dropna().unique())]
+
+
+@ui.drawn
+def pack_schools(version: int, cluster: str) -> dict[str, str]:
+    """The schools of the scope by id, with the names people read, in the order listed."""
+    in_cluster = schools if cluster == "Whole district" else schools[schools["cluster"] == cluster]
+    names = ui.school_names().reindex(in_cluster["school_id"].astype(str)).to_dict()
+    return dict(sorted(names.items(), key=lambda item: item[1]))
+
+
 cols = st.columns(4)
-clusters = ["Whole district", *sorted(schools["cluster"].dropna().unique())]
+clusters = pack_clusters(ui.data_version())
 cluster = cols[0].selectbox("Cluster", clusters, key="pack_cluster")
-in_cluster = schools if cluster == clusters[0] else schools[schools["cluster"] == cluster]
-names = ui.school_names().reindex(in_cluster["school_id"].astype(str)).to_dict()
-school = cols[1].selectbox("School", ["All schools", *sorted(names, key=names.get)], key="pack_school",
+names = pack_schools(ui.data_version(), cluster)
+school = cols[1].selectbox("School", ["All schools", *names], key="pack_school",
                            format_func=lambda s: names.get(s, s))
 year = cols[2].selectbox("School year", years[::-1], key="pack_year", format_func=ui.year_label)
 metric = cols[3].selectbox("Metric", ui.metric_ids(), key="pack_metric", format_func=ui.metric_label)
