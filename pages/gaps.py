@@ -6,6 +6,7 @@ import streamlit as st
 
 from analytics.access.privacy import SUPPRESSED
 from analytics.data.catalog import SCHOOL_LEVELS, group_label
+from analytics.data.prepare import gaps_opening_metric
 from analytics.outputs import charts_equity
 from analytics.outputs.labels import REFERENCE_NAMES, trend_text
 from analytics.stats.gaps import (
@@ -17,13 +18,7 @@ from analytics.stats.gaps import (
     TOO_SMALL,
     WIDENING,
     gap_family,
-    gap_table,
-    label_gaps,
-    pooled_gap_trend,
 )
-from analytics.stats.rates import add_rate_columns
-from analytics.stats.status_change import status_change
-from analytics.stats.summaries import data_limits
 from pages import ui
 
 st.title("Growth gaps")
@@ -50,7 +45,7 @@ level = ui.url_choice("Level", "level", levels, "all", container=cols[0],
                       format_func=lambda v: "All levels" if v == "all" else SCHOOL_LEVELS.get(v, v))
 year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]), container=cols[1],
                          format_func=lambda y: f"{int(y) - 1}-{str(y)[-2:]}"))
-default_metric = "math_growth" if "math_growth" in metrics else metrics[0]
+default_metric = gaps_opening_metric(metrics)
 metric = ui.url_choice("Metric", "metric", metrics, default_metric, format_func=ui.metric_label, container=cols[2])
 cluster = ui.url_choice("Cluster", "cluster", clusters, "all", container=cols[3],
                         format_func=lambda c: "Whole district" if c == "all" else c)
@@ -96,26 +91,7 @@ def released_views(gaps, trend, grid):
     return gaps, trend.assign(**{c: np.nan for c in ("mh_gap", "mh_low", "mh_high") if c in trend}), grid
 
 
-@ui.shared
-def gap_views(version: int, metric: str, year: int, reference: str, level: str, cluster: str):
-    """Labelled gaps for the year (one BH family), pooled gap trend and status-and-change rows in scope
-    (shared read-only: the page derives new frames from them, never changes them)."""
-    school_ids = tuple(scope["school_id"])  # the schools of `level` and `cluster`
-    whole = len(school_ids) == len(schools)  # the district's rows are cached once for every view of it
-    in_scope = ui.metric_rows(metric, school_ids=None if whole else school_ids)
-    in_scope = in_scope[in_scope["school_id"].isin(school_ids)]
-    # Every other reference is within a school; the district's ALL is summed in the database.
-    district_all = ui.district_all_counts(metric) if reference == "district_all" else None
-    gaps = gap_table(in_scope, reference, higher, reference_year=year, label=False, district_all=district_all)
-    gaps = label_gaps(gaps[gaps["school_year"] == year], higher)
-    trend = pooled_gap_trend(in_scope)
-    current = add_rate_columns(in_scope[in_scope["school_year"] == year]) if len(in_scope) else in_scope
-    previous = in_scope[in_scope["school_year"] == year - 1]
-    grid = status_change(current, previous, dict(zip(schools["school_id"], schools["level"], strict=True)), higher)
-    return gaps, trend, grid, data_limits(in_scope, year, ui.metric_label(metric).lower())
-
-
-gaps, trend, grid, limits = gap_views(ui.data_version(), metric, year, reference, level, cluster)
+gaps, trend, grid, limits = ui.gap_views(metric, year, reference, level, cluster)
 if ui.is_public():
     gaps, trend, grid = released_views(gaps, trend, grid)
 names = ui.school_names()

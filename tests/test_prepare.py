@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analytics.data import storage
-from analytics.data.prepare import Step, opening_metrics, work_list
+from analytics.data.prepare import Step, gaps_opening_metric, opening_metrics, work_list
 from pages.ui import prepare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,11 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # --- what to prepare ------------------------------------------------------------------------------
 
 
-def test_work_list_puts_the_release_first_then_the_opening_metrics_year_discipline_and_map():
+def test_work_list_puts_the_release_first_then_the_opening_metrics_gaps_year_discipline_and_map():
     steps = work_list(["math_growth", "read_proficient", "attendance"], [2023, 2025, 2024], has_discipline=True)
     assert [(s.kind, s.arg) for s in steps] == [("release", None), ("metric", "read_proficient"),
-                                               ("metric", "math_growth"), ("year", 2025), ("discipline", None),
-                                               ("rp", None), ("map", None)]
+                                               ("metric", "math_growth"), ("gaps", "math_growth"), ("year", 2025),
+                                               ("discipline", None), ("rp", None), ("map", None)]
     assert all(s.label for s in steps)
 
 
@@ -32,11 +32,14 @@ def test_work_list_follows_the_data_present():
     only_discipline = work_list([], [2025], has_discipline=True)
     assert [s.kind for s in only_discipline] == ["release", "year", "discipline", "rp", "map"]
     assert opening_metrics(["attendance", "chronic_absence"]) == ["attendance"]  # none of the openers: the first
+    assert gaps_opening_metric(["attendance", "math_growth"]) == "math_growth"
+    assert gaps_opening_metric(["attendance", "chronic_absence"]) == "attendance"
+    assert gaps_opening_metric([]) is None
 
 
 def test_work_list_leaves_the_privacy_release_out_while_no_shared_link_can_be_opened():
     steps = work_list(["read_proficient"], [2025], has_discipline=True, has_live_shares=False)
-    assert [s.kind for s in steps] == ["metric", "year", "discipline", "rp", "map"]
+    assert [s.kind for s in steps] == ["metric", "gaps", "year", "discipline", "rp", "map"]
 
 
 def test_live_shares_are_neither_revoked_nor_expired(tmp_path, monkeypatch):
@@ -186,6 +189,7 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
         for cached, args in [(viewer._release, (version,)), (loaders._flags_and_ratios, (version, None)),
                              (prepare._cluster_areas, (version,)), (loaders._district_figures, (version, latest)),
                              (loaders._metric_slice, (version, "read_proficient", "ALL", None)),
+                             (loaders._gap_views, (version, "math_growth", latest, "others", "all", "all")),
                              (loaders._rp_impact, (version, "all", None)), (loaders._rp_beyond, (version, "all", None)),
                              (loaders._incident_months, (version, ("ISS", "OSS"),
                                                          tuple(loaders._schools(version)["school_id"])))]:

@@ -2,10 +2,10 @@
 
 After an import every cached view belongs to an old data version. The server then prepares the expensive
 district-wide results in a background thread, in the order people are likely to need them: the privacy
-release every shared link needs, the district rows of the metrics the pages open with, every school's
-values for the latest year, the discipline tables and the restorative-practices estimates (randomization
-inference). This module only says *what* to prepare, from the data present; `pages/ui/prepare.py` runs the
-list against the app's caches.
+release every shared link needs, the district rows of the metrics the pages open with, the district's growth
+gaps, every school's values for the latest year, the discipline tables and the restorative-practices
+estimates (randomization inference). This module only says *what* to prepare, from the data present;
+`pages/ui/prepare.py` runs the list against the app's caches.
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ def opening_metrics(metric_ids: Sequence[str]) -> list[str]:
     return present or list(metric_ids[:1])
 
 
+def gaps_opening_metric(metric_ids: Sequence[str]) -> str | None:
+    """The metric the growth-gaps page opens with: math growth when present, else the first metric."""
+    return OPENING_METRICS[1] if OPENING_METRICS[1] in metric_ids else (metric_ids[0] if metric_ids else None)
+
+
 def work_list(metric_ids: Sequence[str], years: Sequence[int], *, has_discipline: bool,
               has_live_shares: bool = True) -> list[Step]:
     """The district-wide results to prepare for one data version, most widely needed first.
@@ -45,6 +50,8 @@ def work_list(metric_ids: Sequence[str], years: Sequence[int], *, has_discipline
     steps = [Step("release", "privacy rules for shared links")] if has_live_shares else []
     steps += [Step("metric", f"district rates: {metric}", metric) for metric in opening_metrics(metric_ids)]
     if years:
+        if (gaps := gaps_opening_metric(metric_ids)) is not None:
+            steps.append(Step("gaps", f"growth gaps: {gaps}", gaps))
         steps.append(Step("year", f"district figures for {max(years)}", int(max(years))))
     if has_discipline:
         steps.append(Step("discipline", "discipline and disproportionality"))

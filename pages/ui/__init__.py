@@ -54,6 +54,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     drawn,
     engine,
     flags_and_ratios,
+    gap_views,
     incident_months,
     metric_catalog,
     metric_counts,

@@ -18,7 +18,11 @@ from analytics.data import aggregates, catalog, storage
 from analytics.data.derived import metrics_with_suspension
 from analytics.learning.outcomes import RP_METRIC_OUTCOMES, rp_metric_impact
 from analytics.stats.disproportionality import DistrictRisks, disproportionality
+from analytics.stats.gaps import gap_table, label_gaps, pooled_gap_trend
+from analytics.stats.rates import add_rate_columns
 from analytics.stats.rp_impact import RPImpact, comparison_scope, rp_impact, rp_impact_for_cluster, rp_impact_for_school
+from analytics.stats.status_change import status_change
+from analytics.stats.summaries import data_limits
 from pages.ui.state import per_run, start_run
 
 
@@ -348,6 +352,36 @@ def flags_and_ratios(school_ids: Sequence[str] | None = None) -> tuple[pd.DataFr
     the other outcomes' rows (four fifths of a district's table) are not kept in memory.
     """
     return _flags_and_ratios(data_version(), tuple(sorted(school_ids)) if school_ids is not None else None)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+@_consistent
+def _gap_views(version: int, metric: str, year: int, reference: str, level: str, cluster: str):
+    schools = _schools(version)
+    scope = schools if level == "all" else schools[schools["level"] == level]
+    scope = scope if cluster == "all" else scope[scope["cluster"] == cluster]
+    higher = {m: bool(v) for m, v in _catalog(version)["higher_is_better"].items()}
+    school_ids = tuple(scope["school_id"])  # the schools of `level` and `cluster`
+    whole = len(school_ids) == len(schools)  # the district's rows are cached once for every view of it
+    in_scope = _metric_rows(version, metric, None, None if whole else school_ids)
+    in_scope = in_scope[in_scope["school_id"].isin(school_ids)]
+    # Every other reference is within a school; the district's ALL is summed in the database.
+    district_all = _district_all_counts(version, metric) if reference == "district_all" else None
+    gaps = gap_table(in_scope, reference, higher, reference_year=year, label=False, district_all=district_all)
+    gaps = label_gaps(gaps[gaps["school_year"] == year], higher)
+    trend = pooled_gap_trend(in_scope)
+    current = add_rate_columns(in_scope[in_scope["school_year"] == year]) if len(in_scope) else in_scope
+    previous = in_scope[in_scope["school_year"] == year - 1]
+    grid = status_change(current, previous, dict(zip(schools["school_id"], schools["level"], strict=True)), higher)
+    label = _metric_labels(version).get(metric, metric)
+    return gaps, trend, grid, data_limits(in_scope, year, label.lower())
+
+
+def gap_views(metric: str, year: int, reference: str, level: str = "all", cluster: str = "all"):
+    """Labelled gaps for the year (one BH family), pooled gap trend, status-and-change rows and data limits of
+    the schools of `level` and `cluster` (read-only, shared: the page derives new frames from them, never
+    changes them). The preparer computes the page's opening view ahead."""
+    return _gap_views(data_version(), metric, int(year), reference, level, cluster)
 
 
 def _rp_school(version: int, school: str | None) -> str | None:

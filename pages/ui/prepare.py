@@ -160,14 +160,15 @@ def _run(step: Step, version: int) -> None:
 
     if step.kind == "release":
         viewer._release(version)
-    elif step.kind == "metric":  # what the overview, cluster and gaps pages read for a metric (group ALL)
+    elif step.kind == "metric":  # what the overview and cluster pages read for a metric (group ALL)
         loaders._metric_groups(version, step.arg)
         loaders._metric_slice(version, step.arg, "ALL", None)
         loaders._metric_counts(version, step.arg, "ALL", ("school_year",), None, None)
         latest = max(loaders._years(version), default=None)
         if latest is not None:
             loaders._metric_counts(version, step.arg, "ALL", ("cluster",), (latest,), None)
-        loaders._metric_rows(version, step.arg, None, None)
+    elif step.kind == "gaps":  # the gaps page's opening view: every school's rows of the metric, labelled gaps
+        loaders._gap_views(version, step.arg, max(loaders._years(version)), "others", "all", "all")
     elif step.kind == "year":  # the school page's district figures
         loaders._district_figures(version, step.arg)
     elif step.kind == "discipline":  # the discipline page's district view: flags, ratios, monthly run chart
