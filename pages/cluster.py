@@ -102,6 +102,28 @@ value_only = district_kpi.basis == MEDIAN
 if ui.is_public():  # shared views: KPIs, dots, rank, trends and the table follow the district's release
     cluster_kpi, district_kpi, by_school, peers, trend = released_tables(cluster_kpi, district_kpi, by_school, peers,
                                                                          trend)
+
+
+@ui.drawn
+def cluster_facts(version: int, cluster: str, metric: str, year: int, group: str, share: str | None):
+    """The levels of the cluster's schools, the schools the dot chart can draw (released ones in a shared
+    view) and the cluster's rank line (None when it has no rank)."""
+    levels = ", ".join(sorted(members["level"].value_counts().index))
+    plotted = by_school.dropna(subset=["value"]).copy()
+    if ui.is_public():
+        plotted = plotted[plotted["_released"]]
+    plotted["school_label"] = plotted["school_name"] + " (" + plotted["level"] + ")"
+    rank_line = None
+    if not peers.empty and cluster in set(peers["cluster"]):
+        ranked = peers.sort_values("value", ascending=not higher_is_better).reset_index(drop=True)
+        rank = int(ranked.index[ranked["cluster"] == cluster][0]) + 1
+        basis = MEDIAN_LABEL if value_only else "pooled"
+        rank_line = (f"**Rank among clusters:** {rank} of {len(ranked)} ({basis} {label.lower()}, "
+                     f"{group_label(group)}).")
+    return levels, plotted, rank_line
+
+
+levels_text, plotted, rank_line = cluster_facts(ui.data_version(), cluster, metric, year, group, ui.share_token())
 k1, k2, k3, k4 = st.columns(4)
 versus = "district median" if value_only else "district"
 k1.metric(f"Cluster {label.lower()} — {group_label(group)}",
@@ -119,7 +141,7 @@ else:
     k3.metric("Students measured (n)", f"{cluster_kpi.denominator:,.0f}" if np.isfinite(cluster_kpi.denominator) else "–")
 k4.metric("Schools reporting", f"{cluster_kpi.n_schools} of {len(members)}",
           help="Schools with a value for this metric, group and year. Levels: "
-          + ", ".join(sorted(members["level"].value_counts().index)))
+          + levels_text)
 if value_only:
     st.caption(f"**Cluster and district figures are the {MEDIAN_LABEL}**: the files give percentages only, "
                f"and {NO_COUNTS}.")
@@ -145,10 +167,6 @@ def flags(row: pd.Series) -> str:
     return "; ".join(notes)
 
 
-plotted = by_school.dropna(subset=["value"]).copy()
-if ui.is_public():
-    plotted = plotted[plotted["_released"]]
-plotted["school_label"] = plotted["school_name"] + " (" + plotted["level"] + ")"
 LONG_LIST, SHOWN_EACH_END = 40, 15
 
 
@@ -220,12 +238,8 @@ with left:
         if picked:
             ui.go("pages/school.py", school=picked[0]["school_id"], year=year, metric=metric, group=group)
 with right:
-    if not peers.empty and cluster in set(peers["cluster"]):
-        ranked = peers.sort_values("value", ascending=not higher_is_better).reset_index(drop=True)
-        rank = int(ranked.index[ranked["cluster"] == cluster][0]) + 1
-        basis = MEDIAN_LABEL if value_only else "pooled"
-        st.markdown(f"**Rank among clusters:** {rank} of {len(ranked)} ({basis} {label.lower()}, "
-                    f"{group_label(group)}).")
+    if rank_line:
+        st.markdown(rank_line)
     trends = trend_view(ui.data_version(), cluster, metric, year, group, ui.share_token(),
                         tuple(plotted["school_id"]) if long_list else None)
     if trends is not None:

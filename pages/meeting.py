@@ -55,9 +55,18 @@ year = cols[2].selectbox("School year", years[::-1], key="pack_year", format_fun
 metric = cols[3].selectbox("Metric", ui.metric_ids(), key="pack_metric", format_func=ui.metric_label)
 scope = {"cluster": None if cluster == clusters[0] else cluster, "school": None if school == "All schools" else school}
 
-metric_names = {m: ui.metric_label(m) for m in ui.metric_ids()}
-standard = {spec.view: spec for spec in standard_specs(scope["cluster"], scope["school"], year, metric, schools,
-                                                       metric_names)}
+
+
+@ui.drawn
+def pack_defaults(version: int, cluster: str | None, school: str | None, year: int, metric: str):
+    """The standard views of a scope (by view name) and the pack's default title."""
+    metric_names = {m: ui.metric_label(m) for m in ui.metric_ids()}
+    standard = {spec.view: spec for spec in standard_specs(cluster, school, year, metric, schools, metric_names)}
+    return standard, pack_title(schools, cluster, school, year)
+
+
+defaults, default_title = pack_defaults(ui.data_version(), scope["cluster"], scope["school"], year, metric)
+standard = dict(defaults)
 
 
 @ui.cached
@@ -112,8 +121,7 @@ ordered = [ViewSpec(specs[i].view, str(order.loc[i, "title"]), specs[i].filters)
            for i in order.sort_values("order", kind="stable").index]
 
 meta = st.columns([3, 1, 1.4])
-# The title follows the scope: a new cluster, school or year gives a new default title.
-default_title = pack_title(schools, scope["cluster"], scope["school"], year)
+# The title follows the scope: a new cluster, school or year gives a new default title (pack_defaults).
 title = meta[0].text_input("Pack title", default_title, key=f"pack_title_{default_title}")
 on = meta[1].date_input("Meeting date", date.today(), key="pack_date")
 public = meta[2].toggle("Public (privacy rules)", value=False, key="pack_public",
