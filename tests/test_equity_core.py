@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from analytics.access.privacy import suppress_table
 from analytics.config import DEFAULT_SETTINGS
-from analytics.stats.disproportionality import disproportionality
+from analytics.stats.disproportionality import disproportionality, disproportionality_parts
 from analytics.stats.gaps import gap_table
 from analytics.stats.rp_impact import rp_impact
 from analytics.stats.run_charts import monthly_incident_series, run_chart, shift_points
@@ -127,6 +127,18 @@ def test_risk_ratio_alternate_and_too_small_by_hand():
     b = out.loc[("B", "BL")]
     assert b["ratio_type"] == "alternate" and b["risk_ratio"] == pytest.approx(30 / (100 * 32 / 920))
     assert out.loc[("B", "WH"), "ratio_type"] == "none" and np.isnan(out.loc[("B", "WH"), "risk_ratio"])
+
+
+def test_parts_of_one_school_keep_the_districts_alternate_ratio_and_make_up_the_whole_table():
+    # As above: B's BL ratio is the alternate one, 30% / the district's 32 of 920 outside BL (school A's
+    # students included) even when B's rows are computed apart from A's.
+    rows = _school("A", 2025, 1000, 50, [("BL", 100, 20), ("WH", 900, 30)]) + _school(
+        "B", 2025, 60, 14, [("BL", 40, 12), ("WH", 20, 2)])
+    parts = list(disproportionality_parts(pd.DataFrame(rows), schools_per_part=1))
+    assert [part["school_id"].unique().tolist() for part in parts] == [["A"], ["B"]]
+    b = parts[1][(parts[1]["outcome"] == "suspension") & (parts[1]["student_group"] == "BL")].iloc[0]
+    assert b["ratio_type"] == "alternate" and b["risk_ratio"] == pytest.approx(30 / (100 * 32 / 920))
+    pd.testing.assert_frame_equal(pd.concat(parts), disproportionality(pd.DataFrame(rows)), check_exact=True)
 
 
 @pytest.mark.parametrize(("enrolled", "count", "computed"), [(29, 10, False), (30, 9, False), (30, 10, True)])

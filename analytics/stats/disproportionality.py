@@ -15,7 +15,7 @@ students with the outcome, %). A group is flagged when its ratio is >= the thres
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,3 +167,28 @@ def disproportionality(discipline: pd.DataFrame, settings: Settings = DEFAULT_SE
     table["flagged"] = flag_consecutive(table, settings.risk_ratio_threshold, settings.consecutive_years)
     table["flagged"] = table["flagged"].fillna(False).astype(bool)
     return table[COLUMNS].sort_values(["school_id", "school_year", "outcome", "student_group"]).reset_index(drop=True)
+
+
+def disproportionality_parts(discipline: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS,
+                             district: DistrictRisks | None = None,
+                             schools_per_part: int = 250) -> Iterator[pd.DataFrame]:
+    """:func:`disproportionality` of `discipline` a few hundred schools at a time: the parts, concatenated,
+    are the whole table (same rows, order and index). A district's whole table is about five rows per
+    discipline row and its intermediate frames several times that (a third of a gigabyte at 2,000
+    schools); a caller that keeps only some rows of each part never holds them all at once.
+
+    Every school's rows are its own (ALL, comparison group, 3-year runs); only the alternate ratio's district
+    risks span schools, and they are computed once from the whole of `discipline` (or given as `district`).
+    """
+    if discipline.empty:
+        yield disproportionality(discipline, settings)
+        return
+    district = district if district is not None else district_risks(discipline)
+    ids = sorted(discipline["school_id"].unique())
+    offset = 0
+    for start in range(0, len(ids), schools_per_part):
+        part = disproportionality(discipline[discipline["school_id"].isin(ids[start:start + schools_per_part])],
+                                  settings, district=district)
+        part.index = pd.RangeIndex(offset, offset + len(part))
+        offset += len(part)
+        yield part

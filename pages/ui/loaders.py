@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from analytics.data import aggregates, catalog, storage
 from analytics.data.derived import metrics_with_suspension
 from analytics.learning.outcomes import RP_METRIC_OUTCOMES, rp_metric_impact
-from analytics.stats.disproportionality import DistrictRisks, disproportionality
+from analytics.stats.disproportionality import DistrictRisks, disproportionality, disproportionality_parts
 from analytics.stats.gaps import gap_table, label_gaps, pooled_gap_trend
 from analytics.stats.rates import add_rate_columns
 from analytics.stats.rp_impact import RPImpact, comparison_scope, rp_impact, rp_impact_for_cluster, rp_impact_for_school
@@ -337,11 +337,14 @@ RATIO_OUTCOME = "suspension"  # the outcome whose risk ratios the discipline pag
 @_consistent
 def _flags_and_ratios(version: int, school_ids: tuple[str, ...] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     data = _discipline(version, None)
-    if school_ids is None:
-        table = disproportionality(data)
-    else:
+    if school_ids is not None:
         table = disproportionality(data[data["school_id"].isin(school_ids)], district=_district_risks(version))
-    return table[table["flagged"]], table[table["outcome"] == RATIO_OUTCOME]
+        return table[table["flagged"]], table[table["outcome"] == RATIO_OUTCOME]
+    flagged, ratios = [], []
+    for part in disproportionality_parts(data):  # the district's whole table is never held at once
+        flagged.append(part[part["flagged"]])
+        ratios.append(part[part["outcome"] == RATIO_OUTCOME])
+    return pd.concat(flagged), pd.concat(ratios)
 
 
 def flags_and_ratios(school_ids: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
