@@ -5,7 +5,9 @@ unindexed SQLite table; `COPY` into an unindexed table on PostgreSQL), each with
 (column-wise tuples; CSV written by Arrow). `validate` is reading and every check without writing;
 `import` is the whole all-or-nothing import of rows the table does not hold yet (a new year's file) into
 a database that already holds the schools, the figure held against the floor; `reimport_unchanged` is the
-same file imported again (every row a key conflict, no value changed). Writes benchmarks/results/import.json.
+same file imported again (every row a key conflict, no value changed); `new_year` is the last year's rows
+alone imported into the table holding every other year (the yearly file; no index is set aside for it),
+beside its own floor. Writes benchmarks/results/import.json.
 
     python benchmarks/bench_import.py [--sizes 200 2000] [--postgres URL] [--quick] [--repeat N]
 """
@@ -71,20 +73,27 @@ def fresh_database(url_for, workdir: Path, name: str) -> sa.Engine:
     return engine
 
 
-def _emptied(engine: sa.Engine, table: str) -> None:
-    """The table without rows (and, on PostgreSQL, without the dead ones), so each run writes new rows."""
+def _emptied(engine: sa.Engine, table: str, year: int | None = None) -> None:
+    """The table without rows (or without one year's; on PostgreSQL without the dead ones either), so each
+    run writes new rows."""
     with engine.begin() as conn:
-        conn.exec_driver_sql(f"DELETE FROM {table}")
+        conn.exec_driver_sql(f"DELETE FROM {table}" + ("" if year is None else f" WHERE school_year = {int(year)}"))
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql(f"VACUUM ANALYZE {table}")
 
 
-def _timed_new_import(engine: sa.Engine, table: str, path: Path, repeat: int) -> float:
+def _imported(engine: sa.Engine, path: Path) -> None:
+    report = import_files(engine, [path], max_bytes=NO_LIMIT)
+    if not report.ok:
+        raise RuntimeError(report.problems[0].format())
+
+
+def _timed_new_import(engine: sa.Engine, table: str, path: Path, repeat: int, year: int | None = None) -> float:
     times = []
     for _ in range(repeat):
-        _emptied(engine, table)
-        times.append(best_of(lambda: import_files(engine, [path], max_bytes=NO_LIMIT), 1))
+        _emptied(engine, table, year)
+        times.append(best_of(lambda: _imported(engine, path), 1))
     return min(times)
 
 
@@ -105,12 +114,22 @@ def measure(n_schools: int, workdir: Path, url_for, repeat: int) -> dict:
         full = _timed_new_import(engine, table, path, repeat)
         again = best_of(lambda p=path, e=engine: import_files(e, [p], max_bytes=NO_LIMIT), repeat)
         floor = read + insert
+        year = int(frames[table]["school_year"].max())
+        year_path = workdir / f"{table}_{year}.csv"
+        frames[table][frames[table]["school_year"] == year].to_csv(year_path, index=False)
+        year_text = pd.read_csv(year_path, dtype=str)
+        year_floor = (best_of(lambda p=year_path: pd.read_csv(p), repeat)
+                      + best_of(lambda f=year_text: bare_insert(url_for("floor"), f), repeat))
+        year_import = _timed_new_import(engine, table, year_path, repeat, year)
         out[table] = {
             "rows": len(frames[table]), "bytes": len(data),
             "read_csv_s": round(read, 4), "bare_insert_s": round(insert, 4), "floor_s": round(floor, 4),
             "validate_s": round(validate, 4), "import_s": round(full, 4),
             "import_ratio_to_floor": round(full / floor, 2), "meets_2x": full <= 2 * floor,
             "reimport_unchanged_s": round(again, 4),
+            "new_year": {"year": year, "rows": int((frames[table]["school_year"] == year).sum()),
+                         "floor_s": round(year_floor, 4), "import_s": round(year_import, 4),
+                         "import_ratio_to_floor": round(year_import / year_floor, 2)},
         }
     return out
 

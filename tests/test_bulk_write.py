@@ -104,6 +104,42 @@ def test_a_failure_after_indexes_were_set_aside_leaves_rows_and_indexes(district
     assert _indexes(district) == before and _values(district) == values
 
 
+def _metrics_csv(rows: list[tuple]) -> bytes:
+    lines = ["school_id,school_year,metric,student_group,numerator,denominator,value"]
+    return "\n".join(lines + [",".join(str(v) for v in row) for row in rows]).encode()
+
+
+def test_an_import_partly_held_rewrites_only_changed_rows_and_is_all_or_nothing(district):
+    from analytics.data.importer import import_bytes
+
+    held = [(s, 2024, m, "ALL", 5, 10, 50.0) for s in ("101", "102") for m in ("read_proficient", "math_proficient")]
+    changed = [("101", 2024, "read_proficient", "ALL", 6, 10, 60.0), *held[1:]]
+    new = [(s, 2025, "read_proficient", "ALL", 7, 10, 70.0) for s in ("101", "102")]
+    with district.begin() as conn:  # which rows an import rewrites: PostgreSQL row versions, a SQLite trigger
+        if conn.dialect.name == "postgresql":
+            before = _row_versions(conn)
+        else:
+            conn.exec_driver_sql("CREATE TABLE rewritten (school_id TEXT, metric TEXT)")
+            conn.exec_driver_sql("CREATE TRIGGER note_update AFTER UPDATE ON metrics BEGIN "
+                                 "INSERT INTO rewritten VALUES (new.school_id, new.metric); END")
+    indexes = _indexes(district)
+    assert import_bytes(district, [("metrics.csv", _metrics_csv(changed + new))]).ok  # 6 rows into a table of 4
+    values = _values(district)
+    assert len(values) == 6 and values[("101", 2024, "read_proficient")] == 60.0
+    assert values[("102", 2024, "math_proficient")] == 50.0 and values[("102", 2025, "read_proficient")] == 70.0
+    with district.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            after = {r[:3]: r[3] for r in _row_versions(conn)}
+            kept = [r for r in before if after[r[:3]] == r[3]]
+            assert sorted(r[:3] for r in before if r not in kept) == [("101", 2024, "read_proficient")]
+        else:
+            assert conn.exec_driver_sql("SELECT * FROM rewritten").all() == [("101", "read_proficient")]
+    bad = [*changed, ("102", 2026, "read_proficient", "ALL", 11, 10, "")]  # numerator above denominator
+    report = import_bytes(district, [("metrics.csv", _metrics_csv([*new, *bad]))])
+    assert [(p.row, p.column) for p in report.problems] == [(8, "numerator")]
+    assert _values(district) == values and _indexes(district) == indexes
+
+
 def test_demo_load_rebuilds_every_index_it_dropped(engine, monkeypatch):
     from analytics.data.demo import load_demo
 
