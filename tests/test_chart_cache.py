@@ -106,3 +106,102 @@ def test_a_key_stands_for_the_arguments_so_large_tables_are_not_hashed_on_every_
     first = ui.finished(dots, pd.DataFrame({"a": [1.0]}), key=("v1", "view"))
     assert ui.finished(dots, pd.DataFrame({"a": [1.0]}), key=("v1", "view")) is first
     assert ui.finished(dots, pd.DataFrame({"a": [2.0]}), key=("v2", "view")) is not first
+
+
+def _draw_table_twice():
+    """One table drawn as a DataFrame, then as its Arrow-ready table (run by AppTest)."""
+    import pandas as pd
+    import streamlit as st
+
+    from pages import ui
+
+    frame = pd.DataFrame({"School": ["Ash", "Birch"], "Rate (%)": [12.5, None], "n": [40, 8]})
+    st.dataframe(frame, hide_index=True, column_config={"n": st.column_config.NumberColumn("n", format="localized")})
+    st.dataframe(ui.arrow_ready(frame), hide_index=True,
+                 column_config={"n": st.column_config.NumberColumn("n", format="localized")})
+
+
+def test_an_arrow_ready_table_sends_the_same_bytes_and_settings_as_its_frame():
+    import pandas as pd
+
+    from pages import ui
+
+    at = AppTest.from_function(_draw_table_twice, default_timeout=60).run()
+    assert not at.exception
+    as_frame, as_arrow = at.dataframe
+    assert as_arrow.proto.arrow_data.data == as_frame.proto.arrow_data.data
+    assert as_arrow.proto.columns == as_frame.proto.columns
+    assert as_arrow.value["Rate (%)"].tolist()[0] == 12.5 and as_arrow.value["School"].tolist() == ["Ash", "Birch"]
+    frame = pd.DataFrame({"a": [1, 2]})
+    assert ui.arrow_ready(frame) is ui.arrow_ready(frame)  # converted once per frame object
+    assert ui.arrow_ready(frame.copy()) is not ui.arrow_ready(frame)
+    assert ui.arrow_ready(frame).num_rows == 2
+
+
+def test_a_finished_chart_keeps_each_dataset_as_the_bytes_streamlit_sends():
+    import altair as alt
+    import pandas as pd
+    from streamlit import dataframe_util
+
+    from pages import ui
+
+    def bars(frame: pd.DataFrame) -> alt.Chart:
+        return alt.Chart(frame).mark_bar().encode(x="a:Q", y="b:N")
+
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]})
+    chart = ui.finished(bars, frame, key=("arrow-bytes", 1))
+    (name, data), = chart.datasets.items()
+    assert chart.arrow == {name: dataframe_util.convert_anything_to_arrow_bytes(data)}
+
+
+def _memo_page():
+    """Counts computations of one per-run value asked for three times in a run (run by AppTest)."""
+    import streamlit as st
+
+    from pages.ui.state import per_run, start_run
+
+    if st.session_state.get("pinned", True):
+        start_run()
+    computed = st.session_state.setdefault("computed", [])
+    for _ in range(3):
+        per_run("answer", lambda: computed.append(1) or 42)
+    st.markdown(str(len(computed)))
+
+
+def test_a_per_run_value_is_computed_once_per_run_and_again_in_the_next():
+    at = AppTest.from_function(_memo_page, default_timeout=60).run()
+    assert at.markdown[0].value == "1"
+    at.run()
+    assert at.markdown[0].value == "2"
+    bare = AppTest.from_function(_memo_page, default_timeout=60)
+    bare.session_state["pinned"] = False  # a run nobody started: nothing is kept
+    bare.run()
+    assert bare.markdown[0].value == "3"
+
+
+def _drawn_page():
+    """A view drawn through ui.drawn twice in a run and once more on the next run (run by AppTest)."""
+    import streamlit as st
+
+    from pages import ui
+
+    made = st.session_state.setdefault("made", [])
+
+    @ui.drawn
+    def view(version: int, name: str):
+        made.append(name)
+        return {"title": name.upper()}
+
+    first, again = view(1, "ash"), view(1, "ash")
+    other = view(2, "ash")
+    st.markdown(f"{len(made)} {first is again} {first is other} {first['title']}")
+
+
+def test_a_drawn_view_is_made_once_per_arguments_and_shared_between_reruns():
+    import streamlit as st
+
+    st.cache_resource.clear()
+    at = AppTest.from_function(_drawn_page, default_timeout=60).run()
+    assert at.markdown[0].value == "2 True False ASH"
+    at.run()
+    assert at.markdown[0].value == "2 True False ASH"  # the next rerun only looks them up

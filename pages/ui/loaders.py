@@ -502,7 +502,7 @@ def shared(fn: Callable) -> Callable:
     return call
 
 
-@st.cache_resource(show_spinner=False, max_entries=256)  # small: what one view draws
+@st.cache_resource(show_spinner=False, max_entries=128)  # small: what one view draws
 def _drawn_call(identity: str, args: tuple, kwargs: dict, _fn: Callable):
     return _fn(*args, **kwargs)
 
