@@ -23,7 +23,6 @@ st.title("Data-meeting pack")
 st.caption("Pick the views for the meeting, put them in order, preview, and export one workbook (with native "
            "Excel charts), a slide deck, or a ZIP with everything.")
 ui.require_data("metrics", "discipline", "incidents")
-schools = ui.schools()
 years = ui.years()
 if not years:
     st.info("No data yet. Import files on the Data page.")
@@ -34,12 +33,13 @@ if not years:
 @ui.drawn
 def pack_clusters(version: int) -> list[str]:
     """The scopes a pack can have: the whole district, then each cluster."""
-    return ["Whole district", *sorted(schools["cluster"].dropna().unique())]
+    return ["Whole district", *sorted(ui.schools()["cluster"].dropna().unique())]
 
 
 @ui.drawn
 def pack_schools(version: int, cluster: str) -> dict[str, str]:
     """The schools of the scope by id, with the names people read, in the order listed."""
+    schools = ui.schools()
     in_cluster = schools if cluster == "Whole district" else schools[schools["cluster"] == cluster]
     names = ui.school_names().reindex(in_cluster["school_id"].astype(str)).to_dict()
     return dict(sorted(names.items(), key=lambda item: item[1]))
@@ -60,6 +60,7 @@ scope = {"cluster": None if cluster == clusters[0] else cluster, "school": None 
 @ui.drawn
 def pack_defaults(version: int, cluster: str | None, school: str | None, year: int, metric: str):
     """The standard views of a scope (by view name) and the pack's default title."""
+    schools = ui.schools()
     metric_names = {m: ui.metric_label(m) for m in ui.metric_ids()}
     standard = {spec.view: spec for spec in standard_specs(cluster, school, year, metric, schools, metric_names)}
     return standard, pack_title(schools, cluster, school, year)

@@ -12,7 +12,6 @@ from analytics.stats.summaries import school_profile
 from pages import ui
 
 ui.require_data("metrics", "discipline")
-schools = ui.schools()
 school_id = st.query_params.get("school")
 if not school_id:
     ui.breadcrumb(("District", "pages/overview.py", {}), ("School", None, {}))
@@ -23,6 +22,7 @@ if not school_id:
 def school_header(version: int, school_id: str):
     """The school's row, its title (with its cluster where names repeat) and its facts line; None when the
     district has no such school."""
+    schools = ui.schools()
     if school_id not in set(schools["school_id"]):
         return None
     info = schools.set_index("school_id").loc[school_id]
@@ -49,7 +49,15 @@ ui.link("School Performance Plan: goals, progress and walkthroughs", "pages/plan
         school=school_id)
 
 rows = ui.school_metrics(school_id)
-years = sorted(rows["school_year"].unique().tolist()) if not rows.empty else []
+
+
+@ui.drawn
+def school_years_and_groups(version: int, school_id: str) -> tuple[list[int], set[str]]:
+    """The school years and student groups the school has rows for."""
+    return sorted(rows["school_year"].unique().tolist()), set(rows["student_group"])
+
+
+years, present = school_years_and_groups(ui.data_version(), school_id)
 if not years:
     st.info("No metric data for this school yet.")
     st.stop()
@@ -58,13 +66,19 @@ year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(yea
 catalog = ui.metric_catalog()
 
 
-@ui.cached
+@ui.drawn
 def profile_for(version: int, school_id: str, year: int):
-    """The school's profile for a year against the district (cached per data version)."""
+    """The school's profile for a year against the district (cached per data version; read-only)."""
     return school_profile(ui.school_metrics(school_id), None, year, district=ui.district_figures(year))
 
 
 profile = profile_for(ui.data_version(), school_id, year)
+
+
+@ui.drawn
+def metrics_of_profile(version: int, school_id: str, year: int) -> list[str]:
+    """The metrics in the school's profile, in its order (the trend chart's choices)."""
+    return list(profile["metric"].unique())
 
 
 def better(metric: str) -> bool:
@@ -177,7 +191,7 @@ st.caption("District values are pooled from counts (the median of school values 
 
 # --- trends ------------------------------------------------------------------------------------------
 st.subheader("Trends")
-metric_choices = list(profile["metric"].unique())
+metric_choices = metrics_of_profile(ui.data_version(), school_id, year)
 # `metric` and `group` are carried from the district and cluster views, so the breadcrumbs lead back to them.
 metric = ui.url_choice("Metric for trends", "metric", metric_choices, metric_choices[0], format_func=ui.metric_label,
                        strict=False)
@@ -187,7 +201,6 @@ with crumbs:
     ui.breadcrumb(("District", "pages/overview.py", view),
                   (info["cluster"], "pages/cluster.py", {"cluster": info["cluster"], **view}),
                   (info["school_name"], None, {}))
-present = set(rows["student_group"])
 chosen_groups = st.multiselect("Groups", [g for g in STUDENT_GROUPS if g in present],
                                default=list(dict.fromkeys(g for g in ("ALL", carried_group, "BL", "HI", "FARMS", "SWD")
                                                           if g in present)),
