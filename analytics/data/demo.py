@@ -174,17 +174,21 @@ def _make_metrics(rng: np.random.Generator, schools: pd.DataFrame, enrolled: pd.
     quality = pd.Series(rng.normal(0, 0.35, len(schools)), index=schools["school_id"])
     improving = pd.Series(rng.normal(0, 0.04, len(schools)), index=schools["school_id"])
     frames = []
+    # Per-row school facts looked up once, then sliced per metric (a state-sized district has millions of rows).
+    school_level = enrolled["school_id"].map(info["level"])
+    school_poverty = enrolled["school_id"].map(info["_farms_share"]).to_numpy() - 0.45
+    school_quality = quality.reindex(enrolled["school_id"]).to_numpy()
+    school_improving = improving.reindex(enrolled["school_id"]).to_numpy()
+    group_offset = enrolled["student_group"].map(_ACHIEVEMENT_OFFSET).to_numpy()
     for metric, levels, base, coverage, trend, sign in _METRICS:
-        rows = enrolled[enrolled["school_id"].map(info["level"]).isin(levels)]
-        level = rows["school_id"].map(info["level"]).to_numpy()
+        at = school_level.isin(levels).to_numpy()
+        rows = enrolled[at]
         t = rows["school_year"].to_numpy() - year_list[0]
-        offset = rows["student_group"].map(_ACHIEVEMENT_OFFSET).to_numpy() * sign
-        poverty = rows["school_id"].map(info["_farms_share"]).to_numpy() - 0.45
         logits = (
-            np.array([_logit(base[lv]) for lv in level])
-            + offset
-            + sign * (quality.reindex(rows["school_id"]).to_numpy() - 0.6 * poverty)
-            + t * (trend + sign * improving.reindex(rows["school_id"]).to_numpy())
+            school_level[at].map({lv: _logit(p) for lv, p in base.items()}).to_numpy(dtype=float)
+            + group_offset[at] * sign
+            + sign * (school_quality[at] - 0.6 * school_poverty[at])
+            + t * (trend + sign * school_improving[at])
         )
         denominator = rng.binomial(rows["enrolled"].to_numpy(), coverage)
         numerator = rng.binomial(denominator, _expit(logits))
