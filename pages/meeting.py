@@ -110,9 +110,16 @@ def _filters(filters: dict) -> str:
     return " · ".join(str(p) for p in parts if p) or "Whole district, every year"
 
 
+@ui.drawn
+def order_rows(version: int, cluster: str, views: tuple) -> pd.DataFrame:
+    """The order table of the chosen views ((view, title, filters) each; school names as the cluster's list
+    gives them): Streamlit edits a copy of it."""
+    return pd.DataFrame({"order": range(1, len(views) + 1), "title": [title for _, title, _ in views],
+                         "filters": [_filters(dict(filters)) for _, _, filters in views]})
+
+
 order = st.data_editor(
-    pd.DataFrame({"order": range(1, len(specs) + 1), "title": [s.title for s in specs],
-                  "filters": [_filters(s.filters) for s in specs]}),
+    order_rows(ui.data_version(), cluster, tuple((s.view, s.title, tuple(s.filters.items())) for s in specs)),
     hide_index=True, width="stretch", key="pack_order", disabled=["filters"],
     column_config={"order": st.column_config.NumberColumn("Order", min_value=1, step=1),
                    "title": st.column_config.TextColumn("Slide and sheet title"),
