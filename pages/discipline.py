@@ -20,35 +20,42 @@ from pages import ui
 
 st.title("Discipline and restorative practices")
 ui.require_data("discipline")
-schools = ui.schools()
-all_discipline = ui.discipline()
-if all_discipline.empty:
+
+
+@ui.drawn
+def discipline_options(version: int) -> tuple[list[int], set[str], list[str]]:
+    """The school years and student groups of the district's discipline rows (no year: no rows), and the
+    clusters."""
+    rows = ui.discipline()
+    return (sorted(rows["school_year"].unique().tolist()), set(rows["student_group"].unique()),
+            ["all", *sorted(ui.schools()["cluster"].dropna().unique())])
+
+
+@ui.drawn
+def cluster_schools(version: int, cluster: str) -> tuple[dict[str, str], list[str]]:
+    """The cluster's (or district's) schools by id, with the names people read, in the order listed, and
+    their ids in the schools table's order (the order the shared loaders are filled in)."""
+    schools = ui.schools()
+    in_cluster = schools if cluster == "all" else schools[schools["cluster"] == cluster]
+    names = ui.school_names().reindex(in_cluster["school_id"]).to_dict()  # told apart where names repeat
+    return dict(sorted(names.items(), key=lambda item: item[1])), in_cluster["school_id"].tolist()
+
+
+@ui.drawn
+def has_rp_start(version: int, school: str) -> bool:
+    """Whether the school has a restorative-practices start year."""
+    return bool(pd.notna(ui.schools().set_index("school_id").at[school, "rp_start_year"]))
+
+
+years, present, clusters = discipline_options(ui.data_version())
+if not years:
     st.info("No discipline data yet. Import a discipline file on the Data page.")
     st.stop()
 
-
-@ui.drawn
-def discipline_options(version: int) -> tuple[list[int], set[str]]:
-    """The school years and student groups of the district's discipline rows."""
-    return sorted(all_discipline["school_year"].unique().tolist()), set(all_discipline["student_group"].unique())
-
-
-@ui.drawn
-def cluster_school_names(version: int, cluster: str) -> dict[str, str]:
-    """The cluster's (or district's) schools by id, with the names people read, in the order listed."""
-    in_cluster = schools if cluster == "all" else schools[schools["cluster"] == cluster]
-    names = ui.school_names().reindex(in_cluster["school_id"]).to_dict()  # told apart where names repeat
-    return dict(sorted(names.items(), key=lambda item: item[1]))
-
-
-years, present = discipline_options(ui.data_version())
-
 cols = st.columns(4)
-clusters = ["all", *sorted(schools["cluster"].dropna().unique())]
 cluster = ui.url_choice("Cluster", "cluster", clusters, "all", container=cols[0],
                         format_func=lambda c: "Whole district" if c == "all" else c)
-in_cluster = schools if cluster == "all" else schools[schools["cluster"] == cluster]
-school_names = cluster_school_names(ui.data_version(), cluster)
+school_names, cluster_ids = cluster_schools(ui.data_version(), cluster)
 school = ui.url_choice("School", "school", ["all", *school_names], "all",
                        container=cols[1], format_func=lambda s: "All schools" if s == "all" else school_names[s])
 year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]), container=cols[2],
@@ -56,7 +63,7 @@ year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(yea
 groups = [g for g in STUDENT_GROUPS if g != "ALL" and g in present]
 group = ui.url_choice("Group for risk ratios", "group", groups, "BL" if "BL" in groups else groups[0],
                       container=cols[3], format_func=group_label)
-scope_ids = [school] if school != "all" else in_cluster["school_id"].tolist()
+scope_ids = [school] if school != "all" else cluster_ids
 scope_name = school_names.get(school) if school != "all" else ("the district" if cluster == "all" else cluster)
 
 
@@ -64,6 +71,7 @@ scope_name = school_names.get(school) if school != "all" else ("the district" if
 def discipline_views(version: int, cluster: str):
     """Disproportionality of the cluster's schools (the alternate ratio's district risks summed in SQL)
     and their RP impact (a cluster's RP schools against the district's never-RP schools)."""
+    schools = ui.schools()
     members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
     return ui.flags_and_ratios(None if cluster == "all" else members["school_id"]), ui.rp_impact_of(cluster)
 
@@ -72,7 +80,7 @@ _, impact = discipline_views(ui.data_version(), cluster)
 rp_scope = "the district" if cluster == "all" else cluster
 rp_note = ""
 if school != "all":
-    if pd.notna(schools.set_index("school_id").at[school, "rp_start_year"]):
+    if has_rp_start(ui.data_version(), school):
         impact, rp_scope = ui.rp_impact_of(cluster, school), school_names[school]
     else:
         rp_note = (f"{school_names[school]} has no restorative-practices start year: the estimate is for the RP "
@@ -86,6 +94,7 @@ def scope_views(version: int, cluster: str, school: str, year: int):
     (flagged, suspension), _ = discipline_views(version, cluster)
     flags = flagged[flagged["school_id"].isin(scope_ids) & (flagged["school_year"] == year)]
     ratios = suspension[suspension["school_id"].isin(scope_ids) & (suspension["school_year"] == year)]
+    all_discipline = ui.discipline()
     full, derived_all = discipline_with_all(all_discipline[all_discipline["school_id"].isin(scope_ids)])
     chart = spans = None
     if not ui.incident_months(None, scope_ids).empty:  # incidents counted per month by the database
@@ -289,15 +298,25 @@ else:
 
 # --- flags --------------------------------------------------------------------------------------------
 st.subheader("Flagged: 3.0 or more in 3 consecutive years")
-if flags.empty:
-    st.write("None in scope.")
-else:
+
+
+@ui.drawn
+def flag_links(version: int, cluster: str, school: str, year: int, share: str | None) -> list[tuple[str, str, str]]:
+    """Each flagged school and group as (link text, school, group)."""
     names = ui.school_names()
+    links = []
     for (sid, g), rows in flags.groupby(["school_id", "student_group"]):
         outcomes = ", ".join(f"{outcome_label(o).lower()} ({r:.1f})"
                              for o, r in zip(rows["outcome"], rows["risk_ratio"], strict=True))
-        ui.link(f"{names.get(sid, sid)} · {group_label(g)} · {outcomes}", "pages/school.py", school=sid, year=year,
-                group=g)
+        links.append((f"{names.get(sid, sid)} · {group_label(g)} · {outcomes}", sid, g))
+    return links
+
+
+if flags.empty:
+    st.write("None in scope.")
+else:
+    for text, sid, g in flag_links(ui.data_version(), cluster, school, year, ui.share_token()):
+        ui.link(text, "pages/school.py", school=sid, year=year, group=g)
 
 # --- composition --------------------------------------------------------------------------------------
 with st.expander("Composition: each group's share of suspended students vs its share of enrolment"):
