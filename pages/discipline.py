@@ -94,8 +94,7 @@ def scope_views(version: int, cluster: str, school: str, year: int):
     (flagged, suspension), _ = discipline_views(version, cluster)
     flags = flagged[flagged["school_id"].isin(scope_ids) & (flagged["school_year"] == year)]
     ratios = suspension[suspension["school_id"].isin(scope_ids) & (suspension["school_year"] == year)]
-    all_discipline = ui.discipline()
-    full, derived_all = discipline_with_all(all_discipline[all_discipline["school_id"].isin(scope_ids)])
+    full, derived_all = discipline_with_all(ui.discipline_in(scope_ids))
     chart = spans = None
     if not ui.incident_months(None, scope_ids).empty:  # incidents counted per month by the database
         series = monthly_series(ui.incident_months(["ISS", "OSS"], scope_ids), label=str(scope_name))
