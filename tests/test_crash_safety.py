@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -64,17 +65,29 @@ def _state(url: str) -> dict:
         engine.dispose()
 
 
-def _writing(url: str, wal: Path | None, wal_size: int, stage: str) -> bool:
+def _sqlite_writer_active(path: Path) -> bool:
+    """True while another connection holds the SQLite file's write lock (an import's transaction is open)."""
+    conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        conn.close()
+
+
+def _writing(url: str, db: Path | None, stage: str) -> bool:
     """True once the child's write transaction has reached `stage`.
 
-    An import stages its rows in a temporary table, then merges them into the real table: on PostgreSQL the
-    `COPY` is the start of the write and the merge `INSERT` is well into it; on SQLite (whose temporary
-    tables live outside the database file) the write-ahead log starts growing with the merge and keeps
-    growing through it.
+    On PostgreSQL the `COPY` is the start of the write and the merge `INSERT` is well into it. On SQLite the
+    import's transaction begins as the writer (`BEGIN IMMEDIATE`), seen here as the lock; its pages reach the
+    write-ahead log only as it commits, so "well into writing" is the lock held a while longer
+    (:func:`_kill_import`).
     """
-    if wal is not None:
-        grown = wal.stat().st_size - wal_size if wal.exists() else 0
-        return grown > (65536 if stage == "as the write starts" else 4 << 20)
+    if db is not None:
+        return _sqlite_writer_active(db)
     engine = sa.create_engine(url)
     pattern = "COPY%" if stage == "as the write starts" else "INSERT INTO%metrics%SELECT%"
     try:
@@ -89,8 +102,7 @@ def _writing(url: str, wal: Path | None, wal_size: int, stage: str) -> bool:
 def _kill_import(url: str, path: Path, when: str) -> float:
     """Start an import of `path`, SIGKILL it at `when`; returns seconds from start to the kill."""
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
-    wal = Path(sa.engine.make_url(url).database + "-wal") if url.startswith("sqlite") else None
-    wal_size = wal.stat().st_size if wal is not None and wal.exists() else 0
+    db = Path(sa.engine.make_url(url).database) if url.startswith("sqlite") else None
     started = time.monotonic()
     child = subprocess.Popen([sys.executable, "-m", "analytics", "import", str(path)], cwd=ROOT, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -98,10 +110,13 @@ def _kill_import(url: str, path: Path, when: str) -> float:
         if when == "validating":
             time.sleep(0.8)  # reading and checking a 117,000-row file takes longer than this
         else:
-            while not _writing(url, wal, wal_size, when):
+            while not _writing(url, db, when):
                 assert child.poll() is None, f"the import finished before it could be killed ({when})"
                 assert time.monotonic() - started < 60, f"the import never reached the point {when!r}"
                 time.sleep(0.01)
+            if db is not None and when == "well into writing":
+                time.sleep(0.1)  # writing and indexing 117,000 rows holds the lock several times longer
+                assert _sqlite_writer_active(db), "the import committed before it could be killed"
         assert child.poll() is None, f"the import ended before the kill ({when})"
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)

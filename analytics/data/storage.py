@@ -311,7 +311,8 @@ def _outweighs_table(conn: Connection, table_name: str, rows: int) -> bool:
 
 
 @contextmanager
-def _indexes_set_aside(conn: Connection, table_name: str, *, unique: bool, when: bool = True) -> Iterator[None]:
+def _indexes_set_aside(conn: Connection, table_name: str, *, unique: bool, when: bool = True,
+                       analyze: bool = False) -> Iterator[None]:
     """Drop the table's secondary indexes (and with ``unique`` its unique constraints), then build them again.
 
     A B-tree built once from all its rows is cheaper than one grown row by row when most rows are new.
@@ -319,7 +320,9 @@ def _indexes_set_aside(conn: Connection, table_name: str, *, unique: bool, when:
     All of it happens in the caller's transaction: on an error nothing is rebuilt and the rollback restores
     the indexes with the rows; a duplicate key found when a unique constraint is rebuilt fails the write as
     the insert would have. On PostgreSQL readers of the table wait (an exclusive lock) until the
-    transaction ends; on SQLite they keep reading the last committed version.
+    transaction ends; on SQLite they keep reading the last committed version. Building an index records the
+    table's row count for the planner; ``analyze`` also refreshes its column statistics (PostgreSQL, a
+    sixth of the write's time on 158,000 metrics rows; an import leaves that to autovacuum).
     """
     sqlite = conn.dialect.name == "sqlite"
     if not when or sqlite and not conn.connection.driver_connection.in_transaction:  # a DROP would commit alone
@@ -351,7 +354,7 @@ def _indexes_set_aside(conn: Connection, table_name: str, *, unique: bool, when:
         conn.exec_driver_sql(f"ALTER TABLE {target} ADD CONSTRAINT {quote(name)} {definition}")
     for _, definition in indexes:
         conn.exec_driver_sql(definition)
-    if not sqlite:
+    if analyze and not sqlite:
         conn.exec_driver_sql(f"ANALYZE {target}")
 
 
@@ -455,7 +458,7 @@ def _bulk_load_postgresql(conn: Connection, table_name: str, frame: pd.DataFrame
     """
     quote = conn.dialect.identifier_preparer.quote
     cols = [c for c in frame.columns if c in schema.DATA_TABLES[table_name].c]
-    with _indexes_set_aside(conn, table_name, unique=True):
+    with _indexes_set_aside(conn, table_name, unique=True, analyze=True):
         _copy_rows(conn, quote(table_name), ", ".join(quote(c) for c in cols), frame[cols], table_name)
 
 
