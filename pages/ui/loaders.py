@@ -5,8 +5,10 @@ the data version, so an import is visible at once."""
 
 from __future__ import annotations
 
+import collections
 import functools
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
 import pandas as pd
@@ -510,9 +512,44 @@ def shared(fn: Callable) -> Callable:
     return call
 
 
-@st.cache_resource(show_spinner=False, max_entries=128)  # small: what one view draws
+DRAWN_ENTRIES = 128  # small: what one view draws
+
+
+@st.cache_resource(show_spinner=False, max_entries=DRAWN_ENTRIES)
 def _drawn_call(identity: str, args: tuple, kwargs: dict, _fn: Callable):
     return _fn(*args, **kwargs)
+
+
+class _DrawnIndex:
+    """The drawn views by (function, arguments), found by Python's own hashing: Streamlit hashes every
+    argument of a cached call on each lookup, which costs more than drawing a small view. Filled from
+    :func:`_drawn_call` (which computes each entry once) and as bounded; shared by sessions."""
+
+    def __init__(self):
+        self._entries: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple):
+        with self._lock:
+            value = self._entries.get(key, _MISSING)
+            if value is not _MISSING:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: tuple, value) -> None:
+        with self._lock:
+            self._entries[key] = value
+            while len(self._entries) > DRAWN_ENTRIES:
+                self._entries.popitem(last=False)
+
+
+_MISSING = object()
+
+
+@st.cache_resource(show_spinner=False)
+def _drawn_index() -> _DrawnIndex:
+    """One index per cache generation: clearing Streamlit's caches empties it too."""
+    return _DrawnIndex()
 
 
 def drawn(fn: Callable) -> Callable:
@@ -520,13 +557,24 @@ def drawn(fn: Callable) -> Callable:
     formatting, renamed columns), finished charts and their summaries, made once per data version and view
     so a warm rerun only draws them. Kept apart from the large shared tables so these small entries never
     push those out. Callers pass every view parameter (and the share token where the view depends on it)
-    and must not modify what this returns.
+    and must not modify what this returns. Arguments Python can hash are looked up without Streamlit's
+    hashing (:class:`_DrawnIndex`).
     """
     identity = _identity(fn)
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        return _drawn_call(identity, args, kwargs, fn)
+        key = (identity, args, tuple(sorted(kwargs.items())))
+        try:
+            hash(key)
+        except TypeError:  # e.g. a DataFrame among the arguments
+            return _drawn_call(identity, args, kwargs, fn)
+        index = per_run("drawn_index", _drawn_index)
+        value = index.get(key)
+        if value is _MISSING:
+            value = _drawn_call(identity, args, kwargs, fn)
+            index.put(key, value)
+        return value
 
     return call
 
