@@ -303,3 +303,69 @@ def test_the_exact_audit_runs_inside_the_attack():
     report = attack.attack({"rates": public}, pooled_cells(metric_cells(rows), schools), schools, decision=release,
                            exact=True)
     assert report.recovered == 0 and report.exact["audited"] >= 2 and report.exact["recovered"] == 0
+
+
+def test_the_decision_hides_what_only_the_integer_program_pins():
+    # One school (its cluster and district rows repeat it). ALL: 13 of 51 proficient, released. HI: 39
+    # students, 1 proficient: 2.6%, released as "<= 5.0%", so 100 k <= 5 * 39 and k is 0 or 1. BL (4 of 4)
+    # and WH (8 of 8) are hidden with their n (n < 10). Their n add up to 51 - 39 = 12, so
+    # k_BL + k_WH <= 12 and k_HI = 13 - (k_BL + k_WH) >= 1: k_HI = 1, the only integer solution. Bounds
+    # propagation sees k_BL <= 12 and k_WH <= 12 one at a time and leaves k_HI in 0..1.
+    rows = _metrics([("S0", 2025, "read_proficient", "ALL", 13, 51), ("S0", 2025, "read_proficient", "HI", 1, 39),
+                     ("S0", 2025, "read_proficient", "BL", 4, 4), ("S0", 2025, "read_proficient", "WH", 8, 8)])
+    schools = _schools(("S0", "A"))
+    truth = pooled_cells(metric_cells(rows), schools)
+    table = pd.concat([add_rate_columns(rows).assign(school_id=unit) for unit in ("S0", "cluster:A", "district")],
+                      ignore_index=True)
+
+    def attacked(release):
+        public = release_view(table, "rates", release)
+        return attack.attack({"rates": public}, truth, schools, decision=release, exact=True)
+
+    propagation_only = build_release(schools, rows, NO_DISCIPLINE, exact=False)
+    states = propagation_only.cells.xs(("read_proficient", 2025.0), level=("measure", "school_year"))["state"]
+    assert propagation_only.disclosed == 0 and states[("S0", "ALL")] == "exact" and states[("S0", "HI")] == "low"
+    report = attacked(propagation_only)
+    # The attack's own exact audit recovers it, at the school and in the two rows that repeat it.
+    assert report.recovered == 3
+    assert {(e["unit"], e["student_group"], e["k"]) for e in report.examples} == {
+        ("S0", "HI", 1.0), ("cluster:A", "HI", 1.0), ("district", "HI", 1.0)}
+
+    release = build_release(schools, rows, NO_DISCIPLINE)
+    states = release.cells.xs(("read_proficient", 2025.0), level=("measure", "school_year"))["state"]
+    # One more cell: ALL's count (the only released member of the sum), with the cluster and district rows
+    # that repeat it. HI keeps its band and k_HI is 0 or 1 again.
+    assert release.disclosed == 0 and states[("S0", "HI")] == "low"
+    assert (states.xs("ALL", level="student_group") == "hidden").all()
+    changed = (release.cells["state"] != propagation_only.cells["state"]) | (
+        release.cells["n_hidden"] != propagation_only.cells["n_hidden"])
+    assert sorted(changed[changed].index.get_level_values("unit")) == ["S0", "cluster:A", "district"]
+    report = attacked(release)
+    assert report.recovered == 0 and report.exact["recovered"] == 0
+
+
+def _status_link_audit(n_2025: int, change: float):
+    """BL at school A reads 10 of 40 (25.0%) in 2024; 2025's n is known and its count hidden; the released
+    change is `change` points (rounded to 0.1). The attack's exact audit asks about 2025's count."""
+    from analytics.access.attack import _Knowledge, _status_links
+    from analytics.access.exact_audit import System, exact_unique
+    from analytics.config import DEFAULT_SETTINGS
+
+    keys = pd.MultiIndex.from_tuples([("A", 2024.0, "read_proficient", "BL"), ("A", 2025.0, "read_proficient", "BL")])
+    kn = _Knowledge(keys)
+    kn.tighten(keys, "n", [40, n_2025], [40, n_2025])
+    kn.tighten(keys, "k", [10, 0], [10, n_2025])
+    status = pd.DataFrame({"school_id": ["A"], "school_year": [2025], "metric": ["read_proficient"],
+                           "student_group": ["BL"], "change": [change], "change_level": [""]})
+    system = System(np.r_[kn.a["k_lo"], kn.a["n_lo"]], np.r_[kn.a["k_hi"], kn.a["n_hi"]])
+    _status_links(system, kn, status, lambda m: m, pd.Series({"A": "ES"}), DEFAULT_SETTINGS)
+    assert system.n_rows == 1
+    return exact_unique(system, np.array([1]))
+
+
+def test_a_released_change_between_known_n_pins_a_count():
+    # 100 k / 50 - 25.0 lies in [2.95, 3.05]: 2k in [27.95, 28.05], so k = 14 and nothing else.
+    assert _status_link_audit(50, 3.0).unique == {1: 14.0}
+    # Of 2,000 students: k / 20 - 25 in [2.95, 3.05] leaves 559, 560 and 561: nothing is pinned.
+    report = _status_link_audit(2000, 3.0)
+    assert report.unique == {} and report.undecided == 0

@@ -247,23 +247,14 @@ def _exact(kn: _Knowledge, truth: pd.DataFrame, relations, released_k, released_
     size = len(kn.index)
     a = kn.a
     system = System(np.concatenate([a["k_lo"], a["n_lo"]]), np.concatenate([a["k_hi"], a["n_hi"]]))
-    n_rel = int(rel.max()) + 1 if len(rel) else 0
-    system.add(rel, row, coef, np.zeros(n_rel), np.zeros(n_rel))                    # sums of counts
-    n_rows = int(max(rel.max() if len(rel) else -1, same_n[0].max() if len(same_n[0]) else -1)) + 1
-    system.add(np.concatenate([rel, same_n[0]]), size + np.concatenate([row, same_n[1]]),
-               np.concatenate([coef, same_n[2]]), np.zeros(n_rows), np.zeros(n_rows))  # sums of students
+    system.add_sums(rel, row, coef)                                                   # sums of counts
+    system.add_sums(np.concatenate([rel, same_n[0]]), size + np.concatenate([row, same_n[1]]),
+                    np.concatenate([coef, same_n[2]]))                                # sums of students
     # k <= n for counts of students (incidents are events: a school can have more than it has students).
     cell = np.flatnonzero(kn.index.get_level_values("measure") != "incidents")
-    rows = np.arange(len(cell))
-    system.add(np.r_[rows, rows], np.r_[cell, size + cell], np.r_[np.ones(len(cell)), -np.ones(len(cell))],
-               np.full(len(cell), -np.inf), np.zeros(len(cell)))                   # k <= n
-    low = np.flatnonzero(a["v_lo"] > 1e-6)
-    system.add(np.r_[np.arange(len(low)), np.arange(len(low))], np.r_[low, size + low], np.r_[np.full(len(low), 100.0), -a["v_lo"][low]],
-               np.zeros(len(low)), np.full(len(low), np.inf))                      # 100 k >= v_lo n
-    high = np.flatnonzero(a["v_hi"] < 100 - 1e-6)
-    system.add(np.r_[np.arange(len(high)), np.arange(len(high))], np.r_[high, size + high],
-               np.r_[np.full(len(high), 100.0), -a["v_hi"][high]], np.full(len(high), -np.inf),
-               np.zeros(len(high)))                                                # 100 k <= v_hi n
+    system.add_at_most(cell, size + cell)
+    every = np.arange(size)
+    system.add_rates(every, size + every, a["v_lo"], a["v_hi"])                       # v_lo <= 100 k / n <= v_hi
     _status_links(system, kn, status, measure, level_of, settings)
     t = kn.t.join(truth[["k", "n"]], how="inner")
     mentioned = kn.index.isin(t.index)

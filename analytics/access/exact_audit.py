@@ -2,9 +2,10 @@
 
 Bounds propagation (``release.propagate``) finds every cell that interval reasoning pins, but an
 integer program can pin more: two sums and a rate band together may leave one integer that no single
-constraint isolates. This module states everything a reader knows as one integer program and, for
-each hidden count (or small n), asks HiGHS (``scipy.optimize.milp``) for its smallest and largest
-feasible value; the cell is *recovered* when they are equal.
+constraint isolates. This module states everything a reader knows as one integer program and asks,
+for each hidden count (or n), whether it has a second feasible value; the cell is *recovered* when it
+has not. The release decision runs it on its own release (``release.decide``) and the attack suite on
+what the tables show (``attack._exact``); both state the program with the same :class:`System` rows.
 
 The program, per cell ``i`` with count ``k_i`` and students ``n_i`` (integers):
 
@@ -16,12 +17,26 @@ The program, per cell ``i`` with count ``k_i`` and students ``n_i`` (integers):
 - links across years and between cells given as linear rows (a status change between two years whose
   n are known, a gap and its change): ``lb <= sum(a_j k_j) <= ub``.
 
-The program splits into connected components (variables tied by a constraint, pinned variables
-folded into constants); each component is solved on its own. Rather than two solves per cell, a few
-solutions with different objectives are found first: a cell that takes two values in them is not
-unique. Each remaining cell gets two feasibility solves (``x <= v - 1`` and ``x >= v + 1``); when
-both are infeasible, ``v`` is its only value. (Same answer as minimising and maximising it.) A solve
-that hits its time limit counts as "undecided", never as safe or recovered, and is reported.
+How it is decided, cheapest certificate first (HiGHS through ``scipy.optimize.milp``):
+
+1. The program splits into connected components (variables tied by a constraint, pinned variables
+   folded into constants); small components are solved together in batches of a few thousand
+   variables (they stay independent: a batch's solution is a solution of each of its components).
+2. A first integer solution is the candidate value of every cell (the decision knows the true one
+   and skips this solve).
+3. Linear relaxations pushed away from the candidate (each live cell up or down): where a
+   component's LP optimum is integral it is an integer solution, and a cell with another value than
+   its candidate there is not unique (a fractional component is solved as an integer program
+   instead). A few rounds free almost every cell.
+4. Each cell left: its LP minimum and maximum. When ``ceil(LP min) == floor(LP max)`` the candidate is
+   its only integer value for sure (the LP contains every integer solution); an integral LP optimum
+   with another value frees it.
+5. Only then two feasibility solves (``x <= v - 1`` and ``x >= v + 1``); when both are infeasible,
+   ``v`` is its only value (the same answer as minimising and maximising it over integers).
+
+A solve that hits its time limit (or fails) leaves its cell *undecided*, never safe or recovered:
+it is reported (``ExactReport.undecided_vars``), and the release decision treats it as recovered
+(privacy wins over a slow solver).
 """
 
 from __future__ import annotations
@@ -33,6 +48,8 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
+
+TOL = 1e-6
 
 
 @dataclass
@@ -59,6 +76,26 @@ class System:
         self.ub.append(np.asarray(ub, dtype="float64"))
         self.n_rows += len(lb)
 
+    def add_sums(self, rel: np.ndarray, var: np.ndarray, coef: np.ndarray) -> None:
+        """Sum relations as memberships (relation id, variable, +1 child / -1 parent): each sums to 0."""
+        n_rel = int(rel.max()) + 1 if len(rel) else 0
+        self.add(rel, var, coef, np.zeros(n_rel), np.zeros(n_rel))
+
+    def add_at_most(self, k: np.ndarray, n: np.ndarray) -> None:
+        """``k <= n`` for each (count, students) pair."""
+        rows = np.arange(len(k))
+        self.add(np.r_[rows, rows], np.r_[k, n], np.r_[np.ones(len(k)), -np.ones(len(k))],
+                 np.full(len(k), -np.inf), np.zeros(len(k)))
+
+    def add_rates(self, k: np.ndarray, n: np.ndarray, v_lo: np.ndarray, v_hi: np.ndarray) -> None:
+        """A rate ``100 k / n`` known to lie in ``[v_lo, v_hi]`` (percent), as ``100 k - v_lo n >= 0`` and
+        ``100 k - v_hi n <= 0``; bounds of 0 and 100 add nothing and are left out."""
+        for side, v, lb, ub in (("lo", v_lo, 0.0, np.inf), ("hi", v_hi, -np.inf, 0.0)):
+            at = np.flatnonzero(v > TOL) if side == "lo" else np.flatnonzero(v < 100 - TOL)
+            rows = np.arange(len(at))
+            self.add(np.r_[rows, rows], np.r_[k[at], n[at]], np.r_[np.full(len(at), 100.0), -v[at]],
+                     np.full(len(at), lb), np.full(len(at), ub))
+
     def matrix(self) -> tuple[csr_matrix, np.ndarray, np.ndarray]:
         if not self.n_rows:
             return csr_matrix((0, len(self.lo))), np.empty(0), np.empty(0)
@@ -73,14 +110,19 @@ class ExactReport:
     audited: int = 0            # targets in a component that was solved
     components: int = 0         # components holding a target
     largest_component: int = 0  # variables in the largest one
-    solves: int = 0
-    undecided: int = 0          # targets whose answer hit a time limit or a solver failure
+    solves: int = 0             # integer programs solved
+    lp_solves: int = 0          # linear relaxations solved
     seconds: float = 0.0
     unique: dict[int, float] = field(default_factory=dict)  # target variable -> its only value
+    undecided_vars: list[int] = field(default_factory=list)  # targets whose answer hit a limit or a failure
+
+    @property
+    def undecided(self) -> int:
+        return len(self.undecided_vars)
 
     def as_dict(self) -> dict:
         return {"targets": self.targets, "audited": self.audited, "components": self.components,
-                "largest_component": self.largest_component, "solves": self.solves,
+                "largest_component": self.largest_component, "solves": self.solves, "lp_solves": self.lp_solves,
                 "undecided": self.undecided, "recovered": len(self.unique), "seconds": round(self.seconds, 2)}
 
 
@@ -95,20 +137,24 @@ def _fold(system: System) -> tuple[csr_matrix, np.ndarray, np.ndarray, np.ndarra
     return a_free[keep], (lb - const)[keep], (ub - const)[keep], free
 
 
-def _solve(c, a, lb, ub, lo, hi, time_limit: float):
-    res = milp(c, integrality=np.ones(len(c)), bounds=Bounds(lo, hi),
+def _solve(c, a, lb, ub, lo, hi, time_limit: float, integer: bool = True):
+    res = milp(c, integrality=np.full(len(c), 1 if integer else 0), bounds=Bounds(lo, hi),
                constraints=LinearConstraint(a, lb, ub) if a.shape[0] else (),
                options={"time_limit": time_limit, "presolve": True})
     if res.status == 0:
-        return "ok", np.round(res.x)
+        return "ok", (np.round(res.x) if integer else res.x)
     if res.status == 2:
         return "infeasible", None
     return "undecided", None
 
 
-def exact_unique(system: System, targets: np.ndarray, time_limit: float = 10.0,
-                 max_component: int = 20000) -> ExactReport:
-    """Which ``targets`` (variable ids) take a single value in every integer solution of ``system``."""
+def exact_unique(system: System, targets: np.ndarray, time_limit: float = 10.0, max_component: int = 20000,
+                 solution: np.ndarray | None = None, batch: int = 2000) -> ExactReport:
+    """Which ``targets`` (variable ids) take a single value in every integer solution of ``system``.
+
+    ``solution``: an integer solution known to satisfy ``system`` (the release decision knows the true
+    values), used as every target's candidate instead of a first solve. Components larger than
+    ``max_component`` variables are not solved and their targets are undecided."""
     start = time.perf_counter()
     report = ExactReport(targets=int(len(targets)))
     targets = targets[system.lo[targets] < system.hi[targets]]  # pinned ones are the propagation's finding
@@ -124,79 +170,303 @@ def exact_unique(system: System, targets: np.ndarray, time_limit: float = 10.0,
     graph = coo_matrix((np.ones(len(coo.row), dtype=np.int8), (coo.col, n_free + coo.row)),
                        shape=(n_free + n_rows,) * 2)
     _, labels = connected_components(graph, directed=False)
-    target_local = local[targets]
-    for comp in np.unique(labels[target_local]):
-        cols = np.flatnonzero(labels[:n_free] == comp)
-        rows = np.flatnonzero(labels[n_free:] == comp)
-        inside = targets[labels[target_local] == comp]
+    col_label, row_label = labels[:n_free], labels[n_free:]
+    comps = np.unique(col_label[local[targets]])
+    size = np.bincount(col_label, minlength=labels.max() + 1)
+    known = solution[free] if solution is not None else None
+    pending: list[np.ndarray] = []
+    for comp in comps:
         report.components += 1
-        report.largest_component = max(report.largest_component, len(cols))
-        if len(cols) > max_component:
-            report.undecided += len(inside)
+        report.largest_component = max(report.largest_component, int(size[comp]))
+        if size[comp] > max_component:
+            report.undecided_vars.extend(int(t) for t in targets[col_label[local[targets]] == comp])
             continue
-        report.audited += len(inside)
-        _component(a[rows][:, cols], lb[rows], ub[rows], system.lo[free[cols]], system.hi[free[cols]],
-                   {int(t): int(np.searchsorted(cols, local[t])) for t in inside}, time_limit, report)
+        pending.append(comp)
+    # Batches of whole components, each up to `batch` variables (a large component alone).
+    groups, current, filled = [], [], 0
+    for comp in pending:
+        if current and filled + size[comp] > batch:
+            groups.append(current)
+            current, filled = [], 0
+        current.append(comp)
+        filled += size[comp]
+    if current:
+        groups.append(current)
+    for group in groups:
+        _run_batch(np.array(group), a, lb, ub, system, free, local, col_label, row_label, targets, known,
+                   time_limit, report)
     report.seconds = time.perf_counter() - start
     return report
 
 
-def _component(a, lb, ub, lo, hi, where: dict[int, int], time_limit: float, report: ExactReport) -> None:
-    """Decide uniqueness of each target (global id -> column here) in one component."""
-    rng = np.random.default_rng(0)
-    candidate: dict[int, float] = {}
-    alive = set(where)
-    # Solutions pushed in random directions (each target up or down): most targets that can move show
-    # two values within a few solves.
-    for attempt in range(8):
-        c = np.zeros(len(lo))
-        if attempt:
-            pushed = [where[t] for t in alive]
-            c[pushed] = rng.choice([-1.0, 1.0], len(pushed))
-        status, x = _solve(c, a, lb, ub, lo, hi, time_limit)
-        report.solves += 1
-        if status != "ok":
-            if not candidate:
-                report.undecided += len(alive)  # no integer solution found: nothing can be said
-                return
-            continue
-        before = len(alive)
-        _eliminate(x, where, candidate, alive)
-        if not alive or (attempt > 2 and len(alive) == before):
-            break
-    for target in sorted(alive):
-        if target not in alive:
-            continue
-        col, value = where[target], candidate[target]
-        unique = True
-        for side in ("below", "above"):
-            b_lo, b_hi = lo.copy(), hi.copy()
-            if side == "below":
-                b_hi[col] = value - 1
-            else:
-                b_lo[col] = value + 1
-            if b_lo[col] > b_hi[col]:
+def _run_batch(group, a, lb, ub, system, free, local, col_label, row_label, targets, known, time_limit,
+               report: ExactReport) -> None:
+    cols = np.flatnonzero(np.isin(col_label, group))
+    rows = np.flatnonzero(np.isin(row_label, group))
+    inside = targets[np.isin(col_label[local[targets]], group)]
+    report.audited += len(inside)
+    problem = _Batch(a[rows][:, cols], lb[rows], ub[rows], system.lo[free[cols]], system.hi[free[cols]],
+                     col_label[cols], time_limit, report)
+    where = np.searchsorted(cols, local[inside])
+    if not problem.decide(inside, where, known[cols] if known is not None else None) and len(group) > 1:
+        report.audited -= len(inside)  # no integer solution for the batch: each component on its own
+        for comp in group:
+            _run_batch(np.array([comp]), a, lb, ub, system, free, local, col_label, row_label, targets, known,
+                       time_limit, report)
+
+
+class _Batch:
+    """Independent components solved together; each target is a column of one of them."""
+
+    def __init__(self, a, lb, ub, lo, hi, comp, time_limit: float, report: ExactReport):
+        self.a, self.lb, self.ub, self.lo, self.hi, self.comp = a.tocsr(), lb, ub, lo, hi, comp
+        self.a_csc = self.a.tocsc()
+        self.labels = np.unique(comp)
+        self.time_limit, self.report = time_limit, report
+        self.rounds, self.piece = 40, 2000
+        self.rng = np.random.default_rng(0)
+        self.parts: dict[int, tuple[np.ndarray, np.ndarray, csr_matrix]] = {}
+
+    def part(self, labels: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, csr_matrix]:
+        """Some components' columns, rows and matrix."""
+        if labels not in self.parts:
+            cols = np.flatnonzero(np.isin(self.comp, labels))
+            rows = np.unique(self.a_csc[:, cols].indices)
+            self.parts[labels] = (cols, rows, self.a[rows][:, cols])
+        return self.parts[labels]
+
+    def solve(self, c: np.ndarray, integer: bool, labels: tuple[int, ...] | None = None, lo=None, hi=None):
+        """Solve over the batch, or over some of its components (the rest of the solution is NaN)."""
+        lo = self.lo if lo is None else lo
+        hi = self.hi if hi is None else hi
+        self.count(integer)
+        if labels is None or len(labels) == len(self.labels):
+            return _solve(c, self.a, self.lb, self.ub, lo, hi, self.time_limit, integer)
+        cols, rows, sub = self.part(labels)
+        status, part = _solve(c[cols], sub, self.lb[rows], self.ub[rows], lo[cols], hi[cols], self.time_limit,
+                              integer)
+        if part is None:
+            return status, None
+        x = np.full(len(self.lo), np.nan)
+        x[cols] = part
+        return status, x
+
+    def integral(self, x: np.ndarray) -> np.ndarray:
+        """Per column: does its component's part of ``x`` hold integers only (an integer solution there)?"""
+        bad = ~np.isfinite(x) | (np.abs(x - np.round(x)) > TOL)
+        bad_comp = np.zeros(len(self.labels), dtype=bool)
+        bad_comp[np.searchsorted(self.labels, self.comp[bad])] = True
+        return ~bad_comp[np.searchsorted(self.labels, self.comp)]
+
+    def decide(self, targets: np.ndarray, where: np.ndarray, known: np.ndarray | None) -> bool:
+        """Record unique (and undecided) targets in the report; False when no integer solution was found."""
+        if known is None:
+            status, known = self.solve(np.zeros(len(self.lo)), integer=True)
+            if status != "ok":
+                if len(self.labels) == 1:
+                    self.report.undecided_vars.extend(int(t) for t in targets)  # nothing can be said
+                return False
+        self.known, self.targets, self.where, self.candidate = known, targets, where, known[where]
+        self.alive = np.ones(len(targets), dtype=bool)
+        if len(self.lo) > self.piece:  # one large component: pushes within pieces of it first
+            self.push_pieces()
+        # Relaxations pushed away from the candidate (:meth:`direction`), until two rounds free nothing.
+        idle = 0
+        for _ in range(self.rounds):
+            if not self.alive.any() or idle >= 2:
+                break
+            cols = where[self.alive]
+            c = np.zeros(len(self.lo))
+            c[cols] = self.direction(self.alive)
+            live = tuple(np.unique(self.comp[cols]).tolist())  # components done need no solve
+            status, x = self.solve(c, integer=False, labels=live)
+            if status != "ok":
+                break
+            freed = self.eliminate(x)  # components whose vertex is integral
+            if not freed and not self.integral(x).all():  # only fractional ones moved: the same push over integers
+                status, x = self.solve(c, integer=True, labels=live)
+                freed = self.eliminate(x) if status == "ok" else 0
+            idle = 0 if freed else idle + 1
+        for i in np.flatnonzero(self.alive):
+            if self.alive[i]:
+                self.settle(i)
+        return True
+
+    def push_pieces(self) -> None:
+        """Pushes within pieces of a large component, everything outside a piece held at the known
+        solution: a solution found so is one of the whole program, and one LP over a piece costs far less
+        than one over the whole. The pieces are the components of the equality rows alone (the sums: one
+        measure's counts, or one source's n, in one year), batched up to ``self.piece`` columns; the
+        inequalities (``k <= n``, bands) only need slack across them. Most targets move within their
+        piece; the rest are left to the whole component."""
+        n = len(self.lo)
+        eq = self.a[self.lb == self.ub].tocoo()
+        graph = coo_matrix((np.ones(len(eq.row), dtype=np.int8), (eq.col, n + eq.row)),
+                           shape=(n + eq.shape[0],) * 2)
+        label = connected_components(graph, directed=False)[1][:n]
+        order = np.argsort(label, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(label[order]) != 0])
+        groups, current = [], []
+        for block in np.split(order, starts[1:]):
+            if current and sum(map(len, current)) + len(block) > self.piece:
+                groups.append(np.concatenate(current))
+                current = []
+            current.append(block)
+        if current:
+            groups.append(np.concatenate(current))
+        for piece in groups:
+            piece = np.sort(piece)
+            rows = np.unique(self.a_csc[:, piece].indices)
+            outside = self.known.copy()
+            outside[piece] = 0.0
+            const = self.a[rows] @ outside
+            sub = self.a[rows][:, piece]
+            at = np.searchsorted(piece, self.where)
+            inside = (at < len(piece)) & (piece[np.minimum(at, len(piece) - 1)] == self.where)
+            idle = 0
+            for _ in range(self.rounds):
+                live = self.alive & inside
+                if not live.any() or idle >= 2:
+                    break
+                c = np.zeros(len(piece))
+                c[at[live]] = self.direction(live)
+                status, x = _solve(c, sub, self.lb[rows] - const, self.ub[rows] - const, self.lo[piece],
+                                   self.hi[piece], self.time_limit, integer=False)
+                self.count(False)
+                if status != "ok" or np.any(np.abs(x - np.round(x)) > TOL):
+                    break
+                full = self.known.copy()
+                full[piece] = np.round(x)
+                idle = 0 if self.eliminate(full) else idle + 1
+
+    def direction(self, live: np.ndarray) -> np.ndarray:
+        """Objective weights for the ``live`` targets: up (a target at its lower bound), down (at its upper
+        bound) or either way at random, with random weights (targets compete for the same slack: each round
+        other ones win)."""
+        cols, value = self.where[live], self.candidate[live]
+        sign = np.where(value <= self.lo[cols], -1.0,
+                        np.where(value >= self.hi[cols], 1.0, self.rng.choice([-1.0, 1.0], len(cols))))
+        return sign * self.rng.uniform(0.5, 1.5, len(cols))
+
+    def eliminate(self, x: np.ndarray) -> int:
+        """Targets whose value in an integer solution (``x`` where its component is integral) differs from
+        their candidate are not unique."""
+        freed = self.alive & self.integral(x)[self.where] & (np.abs(x[self.where] - self.candidate) > 0.5)
+        self.alive[freed] = False
+        return int(freed.sum())
+
+    def settle(self, i: int) -> None:
+        """One target left by the pushes, decided on a growing neighbourhood of its column (1, 2, 4, ...
+        steps through shared rows) until the neighbourhood is its whole component:
+
+        - *free* when an integer solution with another value exists with everything outside the
+          neighbourhood held at the known solution (a solution of the whole program);
+        - *unique* when the neighbourhood's own rows alone (a relaxation of the program: rows reaching
+          outside are dropped, bounds are sound) leave it one value: LP bounds first, then integer
+          feasibility on each side."""
+        col = self.where[i]
+        whole = self.part((int(self.comp[col]),))[0]
+        radius = 1
+        while self.alive[i]:
+            near = self.near(col, radius)
+            complete = len(near) == len(whole)
+            if not self.free_near(i, near):
+                verdict = self.pinned_near(i, near)
+                if verdict == "unique":
+                    self.report.unique[int(self.targets[i])] = float(self.candidate[i])
+                    self.alive[i] = False
+                elif verdict == "undecided" and complete:
+                    self.report.undecided_vars.append(int(self.targets[i]))
+                    self.alive[i] = False
+            if complete:
+                break
+            radius *= 2
+        if self.alive[i]:  # neither shown free nor pinned (a solve failed): not shown safe
+            self.report.undecided_vars.append(int(self.targets[i]))
+            self.alive[i] = False
+
+    def near(self, col: int, radius: int) -> np.ndarray:
+        """Columns within ``radius`` steps of ``col`` (a step: to a row holding it, then to that row's columns)."""
+        mask = np.zeros(len(self.lo), dtype=bool)
+        mask[col] = True
+        frontier = np.array([col])
+        for _ in range(radius):
+            rows = np.unique(self.a_csc[:, frontier].indices)
+            cols = np.unique(self.a[rows].indices)
+            frontier = cols[~mask[cols]]
+            if not len(frontier):
+                break
+            mask[frontier] = True
+        return np.flatnonzero(mask)
+
+    def free_near(self, i: int, near: np.ndarray) -> bool:
+        """Is there an integer solution with another value of target ``i`` that differs from the known one
+        only on ``near``? (Then the target is freed, with every other target the solution moves.)"""
+        col, value = self.where[i], self.candidate[i]
+        rows = np.unique(self.a_csc[:, near].indices)
+        outside = self.known.copy()
+        outside[near] = 0.0
+        const = self.a[rows] @ outside
+        sub = self.a[rows][:, near]
+        at = int(np.searchsorted(near, col))
+        for sense in (-1.0, 1.0):  # push up, then down
+            lo, hi = self.lo[near].copy(), self.hi[near].copy()
+            if (value >= hi[at]) if sense < 0 else (value <= lo[at]):
                 continue
-            status, x = _solve(np.zeros(len(lo)), a, lb, ub, b_lo, b_hi, time_limit)
-            report.solves += 1
+            c = np.zeros(len(near))
+            c[at] = sense
+            for integer in (False, True):
+                status, x = _solve(c, sub, self.lb[rows] - const, self.ub[rows] - const, lo, hi, self.time_limit,
+                                   integer)
+                self.count(integer)
+                if status != "ok" or abs(x[at] - value) < 0.5:
+                    break  # not even the relaxation moves it this way
+                if np.all(np.abs(x - np.round(x)) <= TOL):
+                    full = self.known.copy()
+                    full[near] = np.round(x)
+                    self.eliminate(full)
+                    return True
+        return False
+
+    def pinned_near(self, i: int, near: np.ndarray) -> str | None:
+        """"unique" when the rows wholly inside ``near`` leave target ``i`` one integer value; "undecided" when
+        a solve hit its limit; None otherwise."""
+        col, value = self.where[i], self.candidate[i]
+        rows = np.unique(self.a_csc[:, near].indices)
+        sub = self.a[rows][:, near]
+        inside = np.diff(sub.indptr) == np.diff(self.a.indptr)[rows]
+        real = inside.all()  # no row reaches outside: a solution here is one of the whole program
+        rows, sub = rows[inside], sub[inside]
+        at = int(np.searchsorted(near, col))
+        verdict = "unique"
+        for below in (True, False):
+            lo, hi = self.lo[near].copy(), self.hi[near].copy()
+            if below:
+                hi[at] = value - 1
+            else:
+                lo[at] = value + 1
+            if lo[at] > hi[at]:
+                continue
+            c = np.zeros(len(near))
+            c[at] = -1.0 if below else 1.0  # the relaxation's reach on that side
+            status, x = _solve(c, sub, self.lb[rows], self.ub[rows], lo, hi, self.time_limit, integer=False)
+            self.count(False)
+            if status == "infeasible":
+                continue
+            status, x = _solve(np.zeros(len(near)), sub, self.lb[rows], self.ub[rows], lo, hi, self.time_limit)
+            self.count(True)
             if status == "ok":
-                _eliminate(x, where, candidate, alive)
-                unique = False
-                break
+                if real:
+                    full = self.known.copy()
+                    full[near] = x
+                    self.eliminate(full)
+                return None
             if status == "undecided":
-                report.undecided += 1
-                unique = False
-                break
-        if unique and target in alive:
-            report.unique[target] = value
-            alive.discard(target)
+                verdict = "undecided"
+        return verdict
 
-
-def _eliminate(x: np.ndarray, where: dict[int, int], candidate: dict[int, float], alive: set[int]) -> None:
-    """Record a solution: a target whose value differs from an earlier solution's is not unique."""
-    for target in list(alive):
-        value = float(x[where[target]])
-        if target not in candidate:
-            candidate[target] = value
-        elif candidate[target] != value:
-            alive.discard(target)
+    def count(self, integer: bool) -> None:
+        if integer:
+            self.report.solves += 1
+        else:
+            self.report.lp_solves += 1

@@ -17,12 +17,19 @@ that to each view).
    is pinned to a single integer, one more released cell of a sum that pins it is hidden (the one
    with the fewest students, never the parent when a child will do), and the audit runs again.
    Changes across years and gaps add nothing to that audit because they are released only when all
-   their cells are released exactly. (The attack suite also runs an exact integer-program audit,
-   :mod:`analytics.access.exact_audit`; the decision itself uses bounds propagation only.)
+   their cells are released exactly. Once propagation pins nothing, the release's own integer program
+   (:func:`exact_system`: the same sums, shared n, ``k <= n`` and bands, over integers; the program the
+   attack suite states, :mod:`analytics.access.exact_audit`) is audited exactly: a hidden count or n that
+   is its only integer solution (two sums and a band together can leave one value that no single
+   constraint isolates) is opened the same way (a released member of a sum holding it, fewest students,
+   children first), and both audits run again until neither finds anything. A solve that hits its time
+   limit counts as pinned: privacy wins over a slow solver.
 
 Speed: each audit after the first propagates again only the hidden variables a new suppression can
 reach, and within a propagation only sums with a member that moved; the decisions are the same as a
-full propagation each time.
+full propagation each time. The exact audit starts from the true values (a solution, so no solve is
+needed to find one) and frees most cells with a few linear relaxations; after a suppression, which only
+relaxes the program, it asks again only about the cells it pinned and the newly hidden ones.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analytics.access.exact_audit import System, exact_unique
 from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.data.catalog import RACE_GROUPS
 from analytics.data.derived import discipline_with_all, suspension_counts
@@ -386,7 +394,7 @@ def _primary(cells: pd.DataFrame, settings: Settings) -> tuple[np.ndarray, np.nd
 
 
 def decide(cells: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS, max_rounds: int = 100,
-           complementary: bool = True) -> pd.DataFrame:
+           complementary: bool = True, exact: bool = True) -> pd.DataFrame:
     """Cells with ``state`` (exact, low, high, hidden), ``n_hidden`` and ``disclosed`` (should stay False).
 
     ``complementary=False`` stops after rules 1 and 2 (to show what the audit adds)."""
@@ -401,6 +409,10 @@ def decide(cells: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS, max_round
     hidden[n_var[small]] = True
     result: Audit | None = None
     seen_hidden, seen_state = hidden.copy(), state.copy()
+    pinned = np.empty(0, dtype=np.int64)  # hidden variables the exact audit found pinned
+    exact_hidden: np.ndarray | None = None  # what was hidden at the last exact audit
+    exact_open = pinned                     # and what it found pinned
+    tried: dict[int, set[int]] = {}         # per pinned variable, the variables already opened for it
     for _ in range(max_rounds):
         state = np.where(hidden[n_var], HIDDEN, state)  # no n, no rate: the whole cell goes
         hidden[k_var] = state != EXACT
@@ -408,9 +420,21 @@ def decide(cells: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS, max_round
         dirty = np.concatenate([dirty, k_var[state != seen_state]])
         result = audit(problem, hidden, state, settings, result, dirty)
         seen_hidden, seen_state = hidden.copy(), state.copy()
-        if not len(result.disclosed) or not complementary:
+        if not complementary:
             break
-        extra = _complements(problem, hidden, result)
+        if len(result.disclosed) or not exact:
+            extra = _complements(problem, hidden, result)
+            pinned = np.empty(0, dtype=np.int64)  # (reported again by the exact audit once propagation is done)
+        else:
+            # Bounds propagation finds nothing: the integer program may still pin a cell. Each suppression
+            # only relaxes the program (a released value becomes a range, a band goes), so a cell shown free
+            # stays free: after the first audit only the cells pinned last time and the newly hidden ones are
+            # asked about again.
+            targets = np.flatnonzero(hidden) if exact_hidden is None else np.union1d(
+                exact_open, np.flatnonzero(hidden & ~exact_hidden))
+            pinned = exact_open = exact_pinned(problem, hidden, state, settings, result, targets)
+            exact_hidden = hidden.copy()
+            extra = _exact_complements(problem, hidden, pinned, tried)
         if not len(extra):
             break
         hidden[extra] = True
@@ -419,8 +443,103 @@ def decide(cells: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS, max_round
     out = c.drop(columns=["k_var", "n_var"]).assign(state=state, n_hidden=hidden[n_var])
     disclosed = np.zeros(len(problem.k_true), dtype=bool)
     disclosed[result.disclosed] = True
+    disclosed[pinned[hidden[pinned]]] = True
     out["disclosed"] = disclosed[k_var] | (out["n_hidden"] & disclosed[n_var])
     return out
+
+
+# --- the exact audit: the release's own integer program ---------------------------------------------------
+
+
+def exact_system(problem: _Problem, state: np.ndarray, settings: Settings, lo: np.ndarray,
+                 hi: np.ndarray) -> System:
+    """What a reader of the release knows, as an integer program (:mod:`analytics.access.exact_audit`, the
+    same rows the attack suite states): the sums for counts and n (with shared n), ``k <= n`` (not for
+    incidents, which are events), each band as ``100 k <= low * n`` or ``100 k >= high * n``, released
+    variables pinned to their values and hidden ones within their propagated bounds ``[lo, hi]``."""
+    c = problem.cells
+    k_var, n_var = c["k_var"].to_numpy(), c["n_var"].to_numpy()
+    system = System(lo.astype("float64"), hi.astype("float64"))
+    system.add_sums(problem.rel, problem.var, problem.coef)
+    counts = c["measure"].to_numpy() != "incidents"
+    system.add_at_most(k_var[counts], n_var[counts])
+    system.add_rates(k_var, n_var, np.where(state == CODED_HIGH, settings.privacy_high_pct, 0.0),
+                     np.where(state == CODED_LOW, settings.privacy_low_pct, 100.0))
+    return system
+
+
+def exact_pinned(problem: _Problem, hidden: np.ndarray, state: np.ndarray, settings: Settings, result: Audit,
+                 targets: np.ndarray, time_limit: float = 10.0) -> np.ndarray:
+    """The ``targets`` (hidden counts and n) that are the only integer value of the release's program, or
+    whose answer hit the solver's ``time_limit`` (not shown safe, so treated as pinned: privacy wins).
+
+    The decision knows the true values, a solution of the program, so no solve is needed to find one
+    (:func:`analytics.access.exact_audit.exact_unique`); only the components holding a target are solved."""
+    system = exact_system(problem, state, settings, result.lo, result.hi)
+    report = exact_unique(system, targets, time_limit, max_component=len(hidden) + 1, solution=problem.k_true)
+    return np.array(sorted({*report.unique, *report.undecided_vars}), dtype=np.int64)
+
+
+def _exact_complements(problem: _Problem, hidden: np.ndarray, pinned: np.ndarray,
+                        tried: dict[int, set[int]]) -> np.ndarray:
+    """Variables to hide next for cells the integer program pins, chosen as the propagation chooses: for each
+    pinned variable one released member of a sum holding it (the sum holding most pinned variables first,
+    then children before parents, then the fewest students), so one suppression serves every pinned
+    variable of that sum. A sum already opened for a variable that is still pinned is not chosen again for
+    it (``tried``: per pinned variable, the variables opened for it, kept across rounds): the next sum is
+    (see :func:`_open_near`)."""
+    if not len(pinned):
+        return np.empty(0, dtype=np.int64)
+    k_var, n_var = problem.cells["k_var"].to_numpy(), problem.cells["n_var"].to_numpy()
+    partner = np.arange(len(hidden))
+    partner[n_var] = k_var
+    partner[k_var] = n_var
+    is_pinned = np.zeros(len(hidden), dtype=bool)
+    is_pinned[pinned] = True
+    n_rel = int(problem.rel.max()) + 1 if len(problem.rel) else 0
+    per_rel = np.bincount(problem.rel, is_pinned[problem.var], n_rel)
+    chosen: set[int] = set()
+    handled: set[int] = set()
+    for var in pinned.tolist():
+        if var in handled:
+            continue
+        done = tried.setdefault(var, set())
+        choice = _open_near(problem, hidden, partner, per_rel, var, done)
+        if choice is None:
+            done.clear()  # every sum near it was opened once: open them again, nearest first
+            choice = _open_near(problem, hidden, partner, per_rel, var, done)
+        if choice is None:
+            continue  # nothing released near it: left disclosed (reported)
+        member, rel = choice
+        chosen.add(member)
+        done.add(member)
+        handled.add(var)
+        if rel >= 0:
+            handled.update(problem.var[(problem.rel == rel) & is_pinned[problem.var]].tolist())
+    return np.array(sorted(chosen), dtype=np.int64)
+
+
+def _open_near(problem: _Problem, hidden: np.ndarray, partner: np.ndarray, per_rel: np.ndarray, var: int,
+               done: set[int], steps: int = 3) -> tuple[int, int] | None:
+    """(released variable to hide, its sum or -1 for the cell's own n or count) for a pinned ``var``, from
+    sums holding none of the variables in ``done``: its own sums and those of its cell's hidden n (or
+    count), then its cell's released n (or count), then sums reached through hidden members."""
+    near = np.array([var, partner[var]] if hidden[partner[var]] else [var])  # a hidden n pins its count too
+    # A sum holding a variable already opened for `var` is tried (measures sharing an n repeat one sum of
+    # n per measure: opening one member opens them all).
+    opened = np.unique(problem.rel[np.isin(problem.var, list(done))])
+    for step in range(steps):
+        rels = np.setdiff1d(np.unique(problem.rel[np.isin(problem.var, near)]), opened)
+        rows = np.flatnonzero(np.isin(problem.rel, rels) & ~hidden[problem.var])
+        if len(rows):
+            best = rows[np.lexsort((rows, problem.size[problem.var[rows]], problem.parent[rows],
+                                    -per_rel[problem.rel[rows]]))[0]]
+            return int(problem.var[best]), int(problem.rel[best])
+        if step == 0 and not hidden[partner[var]]:
+            return int(partner[var]), -1
+        members = problem.var[np.isin(problem.rel, np.unique(problem.rel[np.isin(problem.var, near)]))]
+        near = np.union1d(near, np.union1d(members[hidden[members]], partner[members[hidden[members]]]))
+    return None
 
 
 def _smallest_per_sum(rel: np.ndarray, var: np.ndarray, parent: np.ndarray, size: np.ndarray):
@@ -515,7 +634,7 @@ class Release:
 
 
 def build_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame,
-                  settings: Settings = DEFAULT_SETTINGS, complementary: bool = True) -> Release:
+                  settings: Settings = DEFAULT_SETTINGS, complementary: bool = True, exact: bool = True) -> Release:
     """Decide every cell of the district (discipline outcomes and counted metrics) as one release."""
     derived = not (metrics["metric"] == "suspension_rate").any() if len(metrics) else True
     families = []
@@ -533,7 +652,7 @@ def build_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.D
         empty = pd.DataFrame(columns=[*KEYS, "k", "n", "state", "n_hidden", "disclosed"])
         return Release(empty.set_index(KEYS), derived)
     # One decision for every measure: cells that share an n are decided together.
-    cells = decide(cells, settings, complementary=complementary)
+    cells = decide(cells, settings, complementary=complementary, exact=exact)
     cells["school_year"] = cells["school_year"].astype("float64")
     return Release(cells.set_index(KEYS)[["k", "n", "state", "n_hidden", "disclosed"]].sort_index(), derived)
 
