@@ -223,7 +223,7 @@ class _Batch:
         self.a_csc = self.a.tocsc()
         self.labels = np.unique(comp)
         self.time_limit, self.report = time_limit, report
-        self.rounds, self.piece = 40, 2000
+        self.rounds, self.piece, self.few = 40, 2000, 10
         self.rng = np.random.default_rng(0)
         self.parts: dict[int, tuple[np.ndarray, np.ndarray, csr_matrix]] = {}
 
@@ -270,10 +270,11 @@ class _Batch:
         self.alive = np.ones(len(targets), dtype=bool)
         if len(self.lo) > self.piece:  # one large component: pushes within pieces of it first
             self.push_pieces()
-        # Relaxations pushed away from the candidate (:meth:`direction`), until two rounds free nothing.
+        # Relaxations pushed away from the candidate (:meth:`direction`), until two rounds free nothing or
+        # so few targets are left that settling each on its neighbourhood costs less than the whole again.
         idle = 0
         for _ in range(self.rounds):
-            if not self.alive.any() or idle >= 2:
+            if self.alive.sum() <= self.few or idle >= 2:
                 break
             cols = where[self.alive]
             c = np.zeros(len(self.lo))
