@@ -8,7 +8,9 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 
 from analytics.access import audit
+from pages.ui import loaders
 from pages.ui.downloads import download_menu
+from pages.ui.tables import arrow_ready
 
 ACTION_LABELS = {audit.SIGN_IN: "signed in", audit.SIGN_OUT: "signed out", audit.SIGN_IN_REFUSED: "sign-in refused",
                  audit.IMPORT: "imported", audit.EDIT: "edited", audit.SHARE_CREATED: "shared link made",
@@ -36,17 +38,29 @@ def audit_log_view(engine: Engine) -> None:
     if isinstance(dates, tuple) and len(dates) == 2:
         since = datetime.combine(dates[0], time.min, UTC)
         until = datetime.combine(dates[1], time.min, UTC) + timedelta(days=1)
-    events = audit.load(engine, actions=actions or None, who=who.strip() or None, since=since, until=until,
-                        limit=ROW_LIMIT)
-    if events.empty:
+    shown = _log_table(engine.url.render_as_string(), counts["total"], tuple(actions), who.strip() or None, since,
+                       until)
+    if shown.empty:
         st.info("No events match these filters.")
         return
+    st.dataframe(arrow_ready(shown), hide_index=True, width="stretch",
+                 column_config={"at": "When (UTC)", "who": "Who", "action": "What", "target": "On",
+                                "detail": "Details"})
+    if len(shown) == ROW_LIMIT:
+        st.caption(f"The newest {ROW_LIMIT:,} matching events; narrow the filters to see older ones.")
+    download_menu("audit-log", shown)
+
+
+@loaders.drawn
+def _log_table(database: str, total: int, actions: tuple[str, ...], who: str | None, since: datetime | None,
+               until: datetime | None):
+    """The filtered events as shown, newest first. The log is append-only (analytics.access.audit), so a new
+    event always changes `total`: the same filters and total give the same rows."""
+    events = audit.load(loaders.engine(), actions=list(actions) or None, who=who, since=since, until=until,
+                        limit=ROW_LIMIT)
+    if events.empty:
+        return events
     shown = events.drop(columns=["event_id"]).assign(action=events["action"].map(ACTION_LABELS))
     shown["at"] = shown["at"].dt.strftime("%Y-%m-%d %H:%M:%S")
     shown[["target", "detail"]] = shown[["target", "detail"]].fillna("")
-    st.dataframe(shown, hide_index=True, width="stretch",
-                 column_config={"at": "When (UTC)", "who": "Who", "action": "What", "target": "On",
-                                "detail": "Details"})
-    if len(events) == ROW_LIMIT:
-        st.caption(f"The newest {ROW_LIMIT:,} matching events; narrow the filters to see older ones.")
-    download_menu("audit-log", shown)
+    return shown
