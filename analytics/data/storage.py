@@ -87,7 +87,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
     On SQLite the connection's page cache is enlarged for the transaction and set back after it: with the
     default 2 MiB cache a large import spills dirty index pages to the WAL and reads them back again and
-    again (measured: 158,000 metrics rows written in about half the time with the larger cache). SQLite
+    again (measured: 158,000 metrics rows upserted into the three-index table in 57% of the CPU time). SQLite
     allocates cache pages only as they are used, and they are freed when the size is set back.
     """
     with engine.connect() as conn:
