@@ -413,6 +413,7 @@ def decide(cells: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS, max_round
     exact_hidden: np.ndarray | None = None  # what was hidden at the last exact audit
     exact_open = pinned                     # and what it found pinned
     tried: dict[int, set[int]] = {}         # per pinned variable, the variables already opened for it
+    members: _Memberships | None = None
     for _ in range(max_rounds):
         state = np.where(hidden[n_var], HIDDEN, state)  # no n, no rate: the whole cell goes
         hidden[k_var] = state != EXACT
@@ -434,7 +435,8 @@ def decide(cells: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS, max_round
                 exact_open, np.flatnonzero(hidden & ~exact_hidden))
             pinned = exact_open = exact_pinned(problem, hidden, state, settings, result, targets)
             exact_hidden = hidden.copy()
-            extra = _exact_complements(problem, hidden, pinned, tried)
+            members = members or _Memberships(problem)
+            extra = _exact_complements(problem, members, hidden, pinned, tried)
         if not len(extra):
             break
         hidden[extra] = True
@@ -480,8 +482,33 @@ def exact_pinned(problem: _Problem, hidden: np.ndarray, state: np.ndarray, setti
     return np.array(sorted({*report.unique, *report.undecided_vars}), dtype=np.int64)
 
 
-def _exact_complements(problem: _Problem, hidden: np.ndarray, pinned: np.ndarray,
-                        tried: dict[int, set[int]]) -> np.ndarray:
+class _Memberships:
+    """The memberships of each variable and of each sum (rows of ``problem.rel`` / ``problem.var``), so that
+    a few variables' sums and a few sums' members are found without scanning every membership."""
+
+    def __init__(self, problem: _Problem):
+        n_rel = int(problem.rel.max()) + 1 if len(problem.rel) else 0
+        self.by_var = np.argsort(problem.var, kind="stable")
+        self.var_start = np.searchsorted(problem.var[self.by_var], np.arange(len(problem.k_true) + 1))
+        self.by_rel = np.argsort(problem.rel, kind="stable")
+        self.rel_start = np.searchsorted(problem.rel[self.by_rel], np.arange(n_rel + 1))
+
+    def of_vars(self, ids) -> np.ndarray:
+        return self._rows(self.by_var, self.var_start, ids)
+
+    def of_rels(self, ids) -> np.ndarray:
+        return self._rows(self.by_rel, self.rel_start, ids)
+
+    @staticmethod
+    def _rows(order: np.ndarray, start: np.ndarray, ids) -> np.ndarray:
+        ids = np.asarray(list(ids), dtype=np.int64)
+        if not len(ids):
+            return np.empty(0, dtype=np.int64)
+        return np.sort(np.concatenate([order[start[i]:start[i + 1]] for i in ids.tolist()]))
+
+
+def _exact_complements(problem: _Problem, members: _Memberships, hidden: np.ndarray, pinned: np.ndarray,
+                       tried: dict[int, set[int]]) -> np.ndarray:
     """Variables to hide next for cells the integer program pins, chosen as the propagation chooses: for each
     pinned variable one released member of a sum holding it (the sum holding most pinned variables first,
     then children before parents, then the fewest students), so one suppression serves every pinned
@@ -504,10 +531,10 @@ def _exact_complements(problem: _Problem, hidden: np.ndarray, pinned: np.ndarray
         if var in handled:
             continue
         done = tried.setdefault(var, set())
-        choice = _open_near(problem, hidden, partner, per_rel, var, done)
+        choice = _open_near(problem, members, hidden, partner, per_rel, var, done)
         if choice is None:
             done.clear()  # every sum near it was opened once: open them again, nearest first
-            choice = _open_near(problem, hidden, partner, per_rel, var, done)
+            choice = _open_near(problem, members, hidden, partner, per_rel, var, done)
         if choice is None:
             continue  # nothing released near it: left disclosed (reported)
         member, rel = choice
@@ -515,30 +542,33 @@ def _exact_complements(problem: _Problem, hidden: np.ndarray, pinned: np.ndarray
         done.add(member)
         handled.add(var)
         if rel >= 0:
-            handled.update(problem.var[(problem.rel == rel) & is_pinned[problem.var]].tolist())
+            in_rel = problem.var[members.of_rels([rel])]
+            handled.update(in_rel[is_pinned[in_rel]].tolist())
     return np.array(sorted(chosen), dtype=np.int64)
 
 
-def _open_near(problem: _Problem, hidden: np.ndarray, partner: np.ndarray, per_rel: np.ndarray, var: int,
-               done: set[int], steps: int = 3) -> tuple[int, int] | None:
+def _open_near(problem: _Problem, members: _Memberships, hidden: np.ndarray, partner: np.ndarray,
+               per_rel: np.ndarray, var: int, done: set[int], steps: int = 3) -> tuple[int, int] | None:
     """(released variable to hide, its sum or -1 for the cell's own n or count) for a pinned ``var``, from
     sums holding none of the variables in ``done``: its own sums and those of its cell's hidden n (or
     count), then its cell's released n (or count), then sums reached through hidden members."""
     near = np.array([var, partner[var]] if hidden[partner[var]] else [var])  # a hidden n pins its count too
     # A sum holding a variable already opened for `var` is tried (measures sharing an n repeat one sum of
     # n per measure: opening one member opens them all).
-    opened = np.unique(problem.rel[np.isin(problem.var, list(done))])
+    opened = np.unique(problem.rel[members.of_vars(done)])
     for step in range(steps):
-        rels = np.setdiff1d(np.unique(problem.rel[np.isin(problem.var, near)]), opened)
-        rows = np.flatnonzero(np.isin(problem.rel, rels) & ~hidden[problem.var])
+        around = np.unique(problem.rel[members.of_vars(near)])
+        rows = members.of_rels(np.setdiff1d(around, opened))
+        rows = rows[~hidden[problem.var[rows]]]
         if len(rows):
             best = rows[np.lexsort((rows, problem.size[problem.var[rows]], problem.parent[rows],
                                     -per_rel[problem.rel[rows]]))[0]]
             return int(problem.var[best]), int(problem.rel[best])
         if step == 0 and not hidden[partner[var]]:
             return int(partner[var]), -1
-        members = problem.var[np.isin(problem.rel, np.unique(problem.rel[np.isin(problem.var, near)]))]
-        near = np.union1d(near, np.union1d(members[hidden[members]], partner[members[hidden[members]]]))
+        reached = problem.var[members.of_rels(around)]
+        reached = reached[hidden[reached]]
+        near = np.union1d(near, np.union1d(reached, partner[reached]))
     return None
 
 
