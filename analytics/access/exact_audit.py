@@ -24,15 +24,19 @@ How it is decided, cheapest certificate first (HiGHS through ``scipy.optimize.mi
    variables (they stay independent: a batch's solution is a solution of each of its components).
 2. A first integer solution is the candidate value of every cell (the decision knows the true one
    and skips this solve).
-3. Linear relaxations pushed away from the candidate (each live cell up or down): where a
-   component's LP optimum is integral it is an integer solution, and a cell with another value than
-   its candidate there is not unique (a fractional component is solved as an integer program
-   instead). A few rounds free almost every cell.
-4. Each cell left: its LP minimum and maximum. When ``ceil(LP min) == floor(LP max)`` the candidate is
-   its only integer value for sure (the LP contains every integer solution); an integral LP optimum
-   with another value frees it.
-5. Only then two feasibility solves (``x <= v - 1`` and ``x >= v + 1``); when both are infeasible,
-   ``v`` is its only value (the same answer as minimising and maximising it over integers).
+3. Linear relaxations pushed away from the candidate (each live cell up or down, random weights):
+   where a component's LP optimum is integral it is an integer solution, and a cell with another
+   value than its candidate there is not unique (when only fractional components moved, the same
+   push is solved over integers). In a large component the pushes run first within pieces of it
+   (the components of its sums alone), everything outside a piece held at the candidate: a solution
+   found so is one of the whole program, at a fraction of the cost. A few rounds free almost every
+   cell.
+4. Each cell left is settled on a growing neighbourhood of its column (1, 2, 4, ... steps) up to its
+   whole component: *free* when an integer solution with another value exists that changes only
+   the neighbourhood; *unique* when the neighbourhood's own rows (a relaxation: rows reaching outside
+   are dropped) leave it one value: ``ceil(LP min) > v - 1`` and ``floor(LP max) < v + 1`` rule a
+   side out for sure, otherwise a feasibility solve (``x <= v - 1``, ``x >= v + 1``) does. On the
+   whole component this is exact (the same answer as minimising and maximising it over integers).
 
 A solve that hits its time limit (or fails) leaves its cell *undecided*, never safe or recovered:
 it is reported (``ExactReport.undecided_vars``), and the release decision treats it as recovered
