@@ -9,7 +9,8 @@ pytestmark = pytest.mark.browser
 
 def test_charts_have_text_alternatives_in_the_browser(page, app_server):
     page.goto(f"{app_server}/discipline?year=2025")
-    page.wait_for_selector("text=Risk ratios (suspension)", timeout=30_000)
+    # The first view of a new server may wait for the data it prepares after start-up.
+    page.wait_for_selector("text=Risk ratios (suspension)", timeout=90_000)
     chart = page.locator("[data-testid=stVegaLiteChart]").first
     chart.locator("svg, canvas").first.wait_for(timeout=30_000)
     # The page may be redrawn once while new data is being prepared: wait until the risk-ratio chart is drawn.

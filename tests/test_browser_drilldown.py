@@ -6,6 +6,7 @@ import math
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from analytics.data import storage
 from analytics.outputs.charts_district import _zoom
@@ -18,6 +19,11 @@ def _open(page, url: str):
     page.goto(url)
     page.wait_for_selector("[data-testid=stMetric], [data-testid=stAlert]", timeout=30_000)
     return page
+
+
+def _wait_until_run_finished(page) -> None:
+    """Until the script run has finished (Streamlit's running indicator is gone)."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=60_000)
 
 
 def _params(url: str) -> dict[str, str]:
@@ -59,8 +65,8 @@ def test_click_map_point_opens_school(page, app_server, demo_db_url):
     target = schools.iloc[17]
     _open(page, f"{app_server}/")
     deck = page.locator("[data-testid=stDeckGlJsonChart]").first
-    deck.wait_for()
-    page.wait_for_timeout(2500)
+    deck.locator("canvas").first.wait_for(timeout=30_000)
+    _wait_until_run_finished(page)
     box = deck.bounding_box()
     # Web-mercator projection of the school's position at the map's initial view (512 px world at zoom 0).
     scale = 512 * 2 ** _zoom(schools)
@@ -70,8 +76,15 @@ def test_click_map_point_opens_school(page, app_server, demo_db_url):
 
     x = box["x"] + box["width"] / 2 + (target.longitude - schools.longitude.mean()) / 360 * scale
     y = box["y"] + box["height"] / 2 - (merc(target.latitude) - merc(schools.latitude.mean())) * scale / (2 * math.pi)
-    page.mouse.click(x, y)
-    page.wait_for_url("**/school?**", timeout=20_000)
+    # The deck draws its points a moment after its canvas appears; a click before that selects nothing.
+    for attempt in range(3):
+        page.mouse.click(x, y)
+        try:
+            page.wait_for_url("**/school?**", timeout=15_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
     assert _params(page.url)["school"] == target.school_id
 
 
