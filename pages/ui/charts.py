@@ -76,9 +76,15 @@ def _finished(builder: str, args: tuple, kwargs: dict) -> FinishedChart:
     return _build(builder, args, kwargs)
 
 
+_VALIDATED: set[str] = set()
+
+
 def _build(builder: str, args: tuple, kwargs: dict) -> FinishedChart:
     source = _BUILDERS[builder](*args, **kwargs)
-    spec, datasets = _spec_with_frames(source)
+    # Altair's JSON-schema check costs about a third of a chart's conversion: a builder's first chart in
+    # this process is checked (an invalid spec raises here, in tests too); later ones share its structure.
+    spec, datasets = _spec_with_frames(source, validate=builder not in _VALIDATED)
+    _VALIDATED.add(builder)
     return FinishedChart(spec, datasets, source, {name: arrow_bytes(frame) for name, frame in datasets.items()})
 
 
@@ -114,7 +120,7 @@ def _dataset_name(frame: pd.DataFrame) -> str:
     return f"data-{digest.hexdigest()}"
 
 
-def _spec_with_frames(source: alt.TopLevelMixin) -> tuple[dict, dict[str, pd.DataFrame]]:
+def _spec_with_frames(source: alt.TopLevelMixin, validate: bool = True) -> tuple[dict, dict[str, pd.DataFrame]]:
     """The chart's Vega-Lite dict as ``st.altair_chart`` makes it (Altair's default theme off), its
     DataFrames kept by name instead of written into the spec."""
     datasets: dict[str, pd.DataFrame] = {}
@@ -130,7 +136,7 @@ def _spec_with_frames(source: alt.TopLevelMixin) -> tuple[dict, dict[str, pd.Dat
     with _ALTAIR_LOCK:
         theme = alt.theme.enable("none") if alt.theme.active == "default" else contextlib.nullcontext()
         with theme, alt.data_transformers.enable("ssif_keep_frames"):
-            spec = source.to_dict()
+            spec = source.to_dict(validate=validate)
     inline = spec.pop("datasets", None) or {}
     return spec, {**{k: pd.DataFrame(v) for k, v in inline.items()}, **datasets}
 
