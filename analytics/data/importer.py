@@ -30,6 +30,8 @@ from analytics.workspace import import_rules as workspace_rules
 SUPPRESSION_MARK = re.compile(
     r"^(\*+|[\u2020\u2021~]|n\s*[<\u2264]=?\s*\d+|[<>\u2264\u2265]=?\s*\d+(\.\d+)?\s*%?|n/?a|nr|ps|ds|-{1,2}|\u2014|\.)$",
     re.IGNORECASE)
+# The first character of every cell SUPPRESSION_MARK matches (IGNORECASE folds n, p and d to N, P and D only).
+_MARK_STARTS = frozenset("*\u2020\u2021~nNpPdD<>\u2264\u2265-\u2014.")
 # Rows a spreadsheet adds for people: "Total", "District total", "All schools", "Grand total".
 _TOTALS_ROW = re.compile(r"^((grand|district|sub)[\s-]*)?totals?:?$|^all\s+schools$", re.IGNORECASE)
 # Student-level tables hold pseudonymous keys only (DESIGN §2); a column like these is refused, not ignored.
@@ -123,6 +125,16 @@ def _problems(raw: RawTable, column: str, text: pd.Series, mask: pd.Series, reas
     ]
 
 
+def _suppressed(text: pd.Series) -> pd.Series:
+    """`SUPPRESSION_MARK` over stripped cells. The Python regex runs cell by cell, so it runs only on cells
+    whose first character can begin a mark (a vectorised test): numbers, codes and names never reach it."""
+    maybe = text.str[:1].isin(_MARK_STARTS).to_numpy(dtype=bool)
+    marked = np.zeros(len(text), dtype=bool)
+    if maybe.any():
+        marked[maybe] = text[maybe].str.match(SUPPRESSION_MARK).to_numpy(dtype=bool)
+    return pd.Series(marked, index=text.index)
+
+
 def _numbers(text: pd.Series) -> pd.Series:
     cleaned = text.str.replace(",", "", regex=False).str.rstrip("%").str.strip()
     return pd.to_numeric(cleaned, errors="coerce")
@@ -169,12 +181,14 @@ def _check_column(raw: RawTable, spec: schema.ColumnSpec, ctx: _Context) -> tupl
 def _check_distinct(text: pd.Series, spec: schema.ColumnSpec, ctx: _Context) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Typed value, problem reason (None when fine) and skip flag for each distinct cell text."""
     empty = text.eq("")
-    marked = text.str.match(SUPPRESSION_MARK) & ~empty
+    marked = _suppressed(text) & ~empty
     present = ~(empty | marked)
     reasons = pd.Series(None, index=text.index, dtype=object)
     skip = pd.Series(False, index=text.index)
 
     def flag(mask: pd.Series, reason: str | pd.Series) -> None:
+        if not mask.any():  # the usual case: nothing to set
+            return
         new = mask & reasons.isna()
         reasons[new] = reason[new] if isinstance(reason, pd.Series) else reason
 
@@ -383,16 +397,18 @@ def validate_table(raw: RawTable, table: str, ctx: _Context) -> tuple[TableResul
     if raw.frame.empty:
         return TableResult(raw.source, table, pd.DataFrame()), [
             Problem(raw.source, 2, "-", "''", "no data rows below the header")], warnings
-    clean = pd.DataFrame(index=raw.frame.index)
+    parsed: dict[str, pd.Series] = {}
     problems: list[Problem] = []
     skip = pd.Series(False, index=raw.frame.index)
     for col in spec.columns:
         if col.name not in columns and not col.required:
             continue
         values, col_problems, col_skip = _check_column(raw, col, ctx)
-        clean[col.name] = values
+        parsed[col.name] = values
         problems += col_problems
         skip |= col_skip
+    # One frame from the parsed columns, none copied (assigning them one by one copied each).
+    clean = pd.DataFrame(parsed, index=raw.frame.index, copy=False)
     if table == "metrics" and {"numerator", "denominator"} <= set(clean.columns):
         computed = 100.0 * clean["numerator"] / clean["denominator"].where(clean["denominator"] > 0)
         clean["value"] = clean["value"].fillna(computed) if "value" in clean else computed
@@ -425,7 +441,8 @@ def _storage_types(frame: pd.DataFrame, spec: schema.TableSpec) -> pd.DataFrame:
 
 def _context(engine: Engine, tables: list[tuple[RawTable, str]]) -> _Context:
     schools = set(storage.load_schools(engine)["school_id"].astype(str))
-    metrics = {m.metric for m in BUILTIN_METRICS} | set(storage.load_metric_definitions(engine).get("metric", []))
+    definitions = storage.load_metric_definitions(engine)
+    metrics = {m.metric for m in BUILTIN_METRICS} | set(definitions.get("metric", []))
     programs = set(storage.load_table(engine, "pl_programs").get("program", []))
     for raw, table in tables:
         if table == "schools" and "school_id" in raw.frame:
@@ -435,7 +452,7 @@ def _context(engine: Engine, tables: list[tuple[RawTable, str]]) -> _Context:
         if table == "pl_programs" and "program" in raw.frame:
             programs |= set(raw.frame["program"].astype(str).str.strip())
     goals, cycles = workspace_rules.known_ids(engine, tables)
-    catalog = metric_catalog(storage.load_metric_definitions(engine))
+    catalog = metric_catalog(definitions)
     directions = {m: bool(v) for m, v in catalog["higher_is_better"].items()}
     return _Context(schools - {""}, metrics - {""}, programs - {""}, goals, cycles, directions)
 
