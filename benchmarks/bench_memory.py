@@ -10,6 +10,7 @@ server before any page (the floor: Python, Streamlit and the imports). Goals: <=
     python benchmarks/bench_memory.py            # 2,000 schools
     python benchmarks/bench_memory.py --quick    # 200 schools, 5 sessions (a smoke run)
     python benchmarks/bench_memory.py --root DIR # measure the app checked out in DIR (before/after)
+    python benchmarks/bench_memory.py --malloc-arenas 0   # the C library's default arenas, not the README's 2
 """
 
 from __future__ import annotations
@@ -55,14 +56,15 @@ def _every_page(school: str, cluster: str) -> list[str]:
             f"discipline?cluster={cluster}", "learning", "meeting", "changes", "plans", "cycles", "data"]
 
 
-def measure(root: Path, url: str, sessions: int) -> dict:
+def measure(root: Path, url: str, sessions: int, arenas: int = 2) -> dict:
     from playwright.sync_api import sync_playwright
 
     from analytics.data import storage
 
     schools = storage.load_schools(storage.get_engine(url))
     ids, clusters = schools["school_id"].tolist(), sorted(schools["cluster"].dropna().unique())
-    app = load_harness.start_app(url, root=root)
+    # The README's server command sets MALLOC_ARENA_MAX=2 (0 here: the C library's default, one arena per thread).
+    app = load_harness.start_app(url, root=root, extra_env={"MALLOC_ARENA_MAX": str(arenas)} if arenas else None)
     proc, base = app.proc, app.base
     try:
         idle = _rss_mib(proc.pid)
@@ -86,7 +88,7 @@ def measure(root: Path, url: str, sessions: int) -> dict:
             browser.close()
     finally:
         app.close()
-    return {"idle_server_mib": idle, "after_every_page_mib": one_session, "sessions": sessions,
+    return {"malloc_arena_max": arenas or "default", "idle_server_mib": idle, "after_every_page_mib": one_session, "sessions": sessions,
             "after_sessions_mib": all_sessions, "sessions_ratio": round(all_sessions / one_session, 2),
             "meets_512_mib": one_session <= GOAL_MIB,
             "meets_sessions_ratio": all_sessions / one_session <= GOAL_SESSIONS_RATIO, "pages": pages}
@@ -97,11 +99,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="200 schools and 5 sessions")
     parser.add_argument("--root", type=Path, default=ROOT, help="app checkout to measure (default: this one)")
     parser.add_argument("--database", type=Path, help="demo SQLite file to reuse (built when missing)")
+    parser.add_argument("--malloc-arenas", type=int, default=2,
+                        help="MALLOC_ARENA_MAX of the server, as the README runs it (0: the C library's default)")
     args = parser.parse_args()
     n_schools, sessions = (200, 5) if args.quick else (2000, 20)
     with tempfile.TemporaryDirectory() as tmp:
         url = demo_database(args.database or Path(tmp) / f"demo-{n_schools}.db", n_schools)
-        result = measure(args.root.resolve(), url, sessions)
+        result = measure(args.root.resolve(), url, sessions, args.malloc_arenas)
     write_results("memory-quick" if args.quick else "memory", {
         "goal": f"<= {GOAL_MIB} MiB after every page at 2,000 schools; {sessions} sessions <= "
                 f"{GOAL_SESSIONS_RATIO}x one session",
