@@ -154,11 +154,14 @@ def _parse_years(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     return years, bad
 
 
-def _check_column(raw: RawTable, spec: schema.ColumnSpec, ctx: _Context) -> tuple[pd.Series, list[Problem], pd.Series]:
-    """Parse one column; returns (typed values, problems, rows to skip).
+def _check_column(raw: RawTable, spec: schema.ColumnSpec, ctx: _Context,
+                  keyed: bool = False) -> tuple[pd.Series, list[Problem], pd.Series, np.ndarray | None]:
+    """Parse one column; returns (typed values, problems, rows to skip, value codes of a `keyed` column).
 
     The checks run once per distinct cell text and are mapped back to rows: district files repeat
-    the same school ids, years, groups and metrics thousands of times.
+    the same school ids, years, groups and metrics thousands of times. Value codes number each row's
+    typed value (-1 when missing; `2024` and `2023-24` share one), so the duplicate-key check compares
+    integers instead of hashing every key cell again.
     """
     index = raw.frame.index
     column = raw.frame[spec.name] if spec.name in raw.frame else pd.Series("", index=index)
@@ -171,11 +174,12 @@ def _check_column(raw: RawTable, spec: schema.ColumnSpec, ctx: _Context) -> tupl
     elif spec.kind in (schema.INT, schema.FLOAT, schema.YEAR):
         values = values.astype("float64")
     skip = pd.Series(skip_u.to_numpy(dtype=bool)[codes], index=index)
+    value_codes = pd.factorize(values_u)[0][codes] if keyed else None
     if reasons_u.isna().all():  # the usual case: no cell of this column has a problem
-        return values, [], skip
+        return values, [], skip, value_codes
     reasons = pd.Series(reasons_u.to_numpy()[codes], index=index)
     problems = _problems(raw, spec.name, column, reasons.notna(), reasons)
-    return values, problems, skip
+    return values, problems, skip, value_codes
 
 
 def _check_distinct(text: pd.Series, spec: schema.ColumnSpec, ctx: _Context) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -353,9 +357,11 @@ def _goal_metric_problems(raw: RawTable, goals: pd.Series, ctx: _Context) -> lis
     return _problems(raw, "goal_metrics", raw.frame["goal_metrics"], bad, reasons.where(bad))
 
 
-def _duplicate_keys(raw: RawTable, table: str, clean: pd.DataFrame) -> list[Problem]:
+def _duplicate_keys(raw: RawTable, table: str, clean: pd.DataFrame, codes: pd.DataFrame) -> list[Problem]:
+    """Rows whose key repeats an earlier row's; ``codes`` holds the key columns' value codes
+    (:func:`_check_column`) for the rows of ``clean``."""
     key = list(schema.TABLES[table].key)
-    dup = clean.duplicated(key, keep="first")
+    dup = codes[key].duplicated(keep="first") if set(key) <= set(codes) else clean.duplicated(key, keep="first")
     if not dup.any():
         return []
     first_line = clean.reset_index().groupby(key, dropna=False)["index"].transform("min") + raw.first_data_line
@@ -398,12 +404,14 @@ def validate_table(raw: RawTable, table: str, ctx: _Context) -> tuple[TableResul
         return TableResult(raw.source, table, pd.DataFrame()), [
             Problem(raw.source, 2, "-", "''", "no data rows below the header")], warnings
     parsed: dict[str, pd.Series] = {}
+    value_codes: dict[str, np.ndarray | None] = {}
     problems: list[Problem] = []
     skip = pd.Series(False, index=raw.frame.index)
     for col in spec.columns:
         if col.name not in columns and not col.required:
             continue
-        values, col_problems, col_skip = _check_column(raw, col, ctx)
+        values, col_problems, col_skip, value_codes[col.name] = _check_column(raw, col, ctx,
+                                                                             col.name in spec.key)
         parsed[col.name] = values
         problems += col_problems
         skip |= col_skip
@@ -416,8 +424,10 @@ def validate_table(raw: RawTable, table: str, ctx: _Context) -> tuple[TableResul
         if col.name not in clean and col.kind in (schema.INT, schema.FLOAT):
             clean[col.name] = np.nan
     kept = clean[~skip] if skip.any() else clean  # no copy of every column when no row is skipped
+    key_codes = pd.DataFrame({c: value_codes[c] for c in spec.key if c in value_codes}, index=clean.index)
     problems = _second_header(raw, spec) + problems
-    problems += _table_rules(raw, table, clean, ctx) + _duplicate_keys(raw, table, kept)
+    problems += _table_rules(raw, table, clean, ctx) + _duplicate_keys(raw, table, kept,
+                                                                     key_codes[~skip] if skip.any() else key_codes)
     kept = kept[[c for c in spec.column_names if c in columns or c == "value" and table == "metrics"]]
     result = TableResult(raw.source, table, _storage_types(kept, spec), int(skip.sum()),
                          "enrolled suppressed" if skip.any() else "")
