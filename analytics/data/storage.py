@@ -404,9 +404,12 @@ def _csv_chunks(table: sa.Table, frame: pd.DataFrame, rows: int = 200_000):
 
 def _copy_types(table: sa.Table, frame: pd.DataFrame) -> pd.DataFrame:
     """Whole numbers held as floats (NaN-able counts) as integers, which COPY requires for integer columns;
-    Python objects (dates, booleans, mixed text) as types Arrow writes the way PostgreSQL reads them."""
-    out = frame.copy()
-    for name, column in out.items():
+    Python objects (dates, booleans, mixed text) as types Arrow writes the way PostgreSQL reads them.
+
+    A shallow copy: with copy-on-write a replaced column leaves `frame` as it was, and the columns already
+    in COPY's types (most of an import) are not copied at all."""
+    out = frame.copy(deep=False)
+    for name, column in frame.items():
         if isinstance(table.c[name].type, sa.Integer) and not pd.api.types.is_integer_dtype(column):
             out[name] = pd.to_numeric(column).round().astype("Int64")
         elif column.dtype == object:
