@@ -508,13 +508,15 @@ class _Memberships:
 
 
 def _exact_complements(problem: _Problem, members: _Memberships, hidden: np.ndarray, pinned: np.ndarray,
-                       tried: dict[int, set[int]]) -> np.ndarray:
+                       tried: dict[int, set[int]], escalate: int = 3) -> np.ndarray:
     """Variables to hide next for cells the integer program pins, chosen as the propagation chooses: for each
     pinned variable one released member of a sum holding it (the sum holding most pinned variables first,
     then children before parents, then the fewest students), so one suppression serves every pinned
     variable of that sum. A sum already opened for a variable that is still pinned is not chosen again for
     it (``tried``: per pinned variable, the variables opened for it, kept across rounds): the next sum is
-    (see :func:`_open_near`)."""
+    (see :func:`_open_near`), together with as many more as were opened for it before (at most
+    ``escalate`` more), so a cell the nearest sum does not free costs few audit rounds (at 200 schools x 6
+    years: 5 exact rounds instead of 10, for 13 more cells hidden and 160 more n)."""
     if not len(pinned):
         return np.empty(0, dtype=np.int64)
     k_var, n_var = problem.cells["k_var"].to_numpy(), problem.cells["n_var"].to_numpy()
@@ -531,19 +533,22 @@ def _exact_complements(problem: _Problem, members: _Memberships, hidden: np.ndar
         if var in handled:
             continue
         done = tried.setdefault(var, set())
-        choice = _open_near(problem, members, hidden, partner, per_rel, var, done)
-        if choice is None:
-            done.clear()  # every sum near it was opened once: open them again, nearest first
+        # Still pinned after earlier openings: the nearest sum was not enough, so the next ones open in the
+        # same round (doubling what was opened for it) instead of one audit round each.
+        for step in range(1 + min(len(done), escalate)):
             choice = _open_near(problem, members, hidden, partner, per_rel, var, done)
-        if choice is None:
-            continue  # nothing released near it: left disclosed (reported)
-        member, rel = choice
-        chosen.add(member)
-        done.add(member)
-        handled.add(var)
-        if rel >= 0:
-            in_rel = problem.var[members.of_rels([rel])]
-            handled.update(in_rel[is_pinned[in_rel]].tolist())
+            if choice is None and done and not step:
+                done.clear()  # every sum near it was opened once: open them again, nearest first
+                choice = _open_near(problem, members, hidden, partner, per_rel, var, done)
+            if choice is None:
+                break  # nothing released near it: left disclosed (reported)
+            member, rel = choice
+            chosen.add(member)
+            done.add(member)
+            handled.add(var)
+            if rel >= 0:
+                in_rel = problem.var[members.of_rels([rel])]
+                handled.update(in_rel[is_pinned[in_rel]].tolist())
     return np.array(sorted(chosen), dtype=np.int64)
 
 
