@@ -369,3 +369,26 @@ def test_a_released_change_between_known_n_pins_a_count():
     # Of 2,000 students: k / 20 - 25 in [2.95, 3.05] leaves 559, 560 and 561: nothing is pinned.
     report = _status_link_audit(2000, 3.0)
     assert report.unique == {} and report.undecided == 0
+
+
+def test_a_cell_still_pinned_after_its_sum_was_opened_gets_the_next_sum_and_its_n_in_one_round():
+    from analytics.access.release import _exact_complements, _Memberships, _problem
+
+    # Two schools of cluster C, FEMALE + MALE = ALL. Counts are variables 0-8 in row order (S1 F, M, ALL;
+    # S2 F, M, ALL; C F, M, ALL), n are 9-17. S1 FEMALE's count (0) is pinned; S1 MALE's (1) was opened for
+    # it last round, which opened S1's partition and the MALE hierarchy sum. Left: the FEMALE hierarchy sum
+    # 0 + 3 = 6, whose released child 3 goes first, and the cell's own n (9), opened in the same round.
+    groups, ks, ns = ["FEMALE", "MALE", "ALL"], [1, 2, 3, 4, 5, 9, 5, 7, 12], [10, 12, 22, 15, 16, 31, 25, 28, 53]
+    units = [("S1", 0), ("S2", 0), ("cluster:C", 1)]
+    cells = pd.DataFrame([{"unit": u, "cluster": "C", "level": lv, "school_year": 2025.0, "measure": "m",
+                           "student_group": g, "n_source": "m", "k": float(ks[3 * i + j]), "n": float(ns[3 * i + j])}
+                          for i, (u, lv) in enumerate(units) for j, g in enumerate(groups)])
+    problem = _problem(cells)
+    hidden = np.zeros(len(problem.k_true), dtype=bool)
+    hidden[[0, 1]] = True
+    tried = {0: {1}}
+    chosen = _exact_complements(problem, _Memberships(problem), hidden, np.array([0]), tried)
+    assert chosen.tolist() == [3, 9] and tried[0] == {1, 3, 9}
+    # The first time a cell is pinned, one sum only: the nearest, its released child with fewest students.
+    tried = {}
+    assert _exact_complements(problem, _Memberships(problem), hidden, np.array([0]), tried).tolist() == [3]

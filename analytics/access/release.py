@@ -569,7 +569,7 @@ def _open_near(problem: _Problem, members: _Memberships, hidden: np.ndarray, par
             best = rows[np.lexsort((rows, problem.size[problem.var[rows]], problem.parent[rows],
                                     -per_rel[problem.rel[rows]]))[0]]
             return int(problem.var[best]), int(problem.rel[best])
-        if step == 0 and not hidden[partner[var]]:
+        if step == 0 and not hidden[partner[var]] and int(partner[var]) not in done:
             return int(partner[var]), -1
         reached = problem.var[members.of_rels(around)]
         reached = reached[hidden[reached]]
