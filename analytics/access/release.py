@@ -693,17 +693,88 @@ def build_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.D
 
 
 _CACHE: dict[tuple, Release] = {}
+# Bumped whenever the decision's rules change, so decisions kept by an older version are not reused.
+DECISION_RULES = "2026-12-exact-1"
 
 
 def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bool = True) -> Release:
-    """The district's release decision from the database, decided once per data version (an import bumps
-    the version, so the next call decides again)."""
+    """The district's release decision from the database, decided once per state of its data.
+
+    In this process it is kept per data version (an import bumps the version). Across processes and
+    restarts it is kept in the ``release_decisions`` table under a fingerprint of everything it is decided
+    from (schools, metrics, discipline, settings and these rules): deciding costs about a minute of CPU at
+    200 schools, reading it back well under a second, and a workspace edit (which bumps the version but
+    changes no counts) finds the decision it already has."""
     from analytics.data import storage
 
     key = (str(engine.url), storage.data_version(engine), id(settings), complementary)
     if key not in _CACHE:
         if len(_CACHE) >= 4:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = build_release(storage.load_schools(engine), storage.load_metrics(engine),
-                                    storage.load_discipline(engine), settings, complementary)
+        schools, metrics = storage.load_schools(engine), storage.load_metrics(engine)
+        discipline = storage.load_discipline(engine)
+        fingerprint = decision_fingerprint(schools, metrics, discipline, settings, complementary)
+        release = _stored(engine, fingerprint)
+        if release is None:
+            release = build_release(schools, metrics, discipline, settings, complementary)
+            _store(engine, fingerprint, release)
+        _CACHE[key] = release
     return _CACHE[key]
+
+
+def decision_fingerprint(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame,
+                         settings: Settings, complementary: bool) -> str:
+    """SHA-256 of every input of the decision: its rows, the settings and the rules."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{DECISION_RULES}|{settings!r}|{complementary}".encode())
+    for frame in (schools, metrics, discipline):  # rows as loaded (by key); another order only misses
+        digest.update(repr(list(frame.columns)).encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _stored(engine, fingerprint: str) -> Release | None:
+    """The decision kept under ``fingerprint``, or None (none kept, or the table cannot be read)."""
+    import io
+
+    import sqlalchemy as sa
+
+    from analytics.data import schema
+
+    table = schema.release_decisions
+    try:
+        with engine.connect() as conn:
+            blob = conn.execute(sa.select(table.c.cells).where(table.c.fingerprint == fingerprint)).scalar()
+    except sa.exc.SQLAlchemyError:
+        return None
+    if blob is None:
+        return None
+    cells = pd.read_parquet(io.BytesIO(blob))
+    derived = bool(cells.pop("suspension_derived").iloc[0]) if len(cells) else True
+    return Release(cells.set_index(KEYS).sort_index(), derived)
+
+
+def _store(engine, fingerprint: str, release: Release, keep: int = 8) -> None:
+    """Keep ``release`` under ``fingerprint`` (the ``keep`` newest decisions stay). A database that cannot be
+    written (a read-only role) only loses the saving: the decision in hand is still used."""
+    import io
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from analytics.data import schema
+
+    table = schema.release_decisions
+    buffer = io.BytesIO()
+    release.cells.reset_index().assign(suspension_derived=release.suspension_derived).to_parquet(buffer, index=False)
+    try:
+        with engine.begin() as conn:
+            if conn.execute(sa.select(table.c.fingerprint).where(table.c.fingerprint == fingerprint)).first():
+                return
+            conn.execute(sa.insert(table).values(fingerprint=fingerprint, decided_at=datetime.now(UTC),
+                                                 cells=buffer.getvalue()))
+            old = sa.select(table.c.fingerprint).order_by(table.c.decided_at.desc()).offset(keep)
+            conn.execute(sa.delete(table).where(table.c.fingerprint.in_(old.scalar_subquery())))
+    except sa.exc.SQLAlchemyError:
+        return

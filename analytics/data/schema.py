@@ -18,6 +18,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -476,6 +477,16 @@ shares = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
     Column("times_opened", Integer, nullable=False, default=0),
+)
+
+# The privacy release decided for one state of the data (`analytics.access.release`): deciding it takes a
+# minute of CPU at 200 schools, so every server process and restart reads it here instead of deciding again.
+release_decisions = Table(
+    "release_decisions",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("cells", LargeBinary, nullable=False),
 )
 
 # Who did what, when: sign-ins, imports, edits and shared links made, opened and revoked

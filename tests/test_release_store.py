@@ -1,0 +1,59 @@
+"""The release decision is kept in the database per state of the data and read back by other processes."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from analytics.access import release
+from analytics.data import schema, storage
+from analytics.data.demo import load_demo
+
+
+@pytest.fixture
+def district(tmp_path):
+    engine = storage.get_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    storage.create_schema(engine)
+    load_demo(engine, schools=12, years=2, seed=5)
+    release._CACHE.clear()
+    yield engine
+    release._CACHE.clear()
+
+
+def _decisions(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(schema.release_decisions)).scalar_one()
+
+
+def test_a_new_process_reads_the_kept_decision_instead_of_deciding(district, monkeypatch):
+    first = release.release_for(district)
+    assert _decisions(district) == 1
+    release._CACHE.clear()  # as a new server process starts
+    monkeypatch.setattr(release, "build_release", lambda *a, **k: pytest.fail("decided again"))
+    again = release.release_for(district)
+    pd.testing.assert_frame_equal(first.cells, again.cells)
+    assert again.suspension_derived == first.suspension_derived
+
+
+def test_changed_counts_are_decided_again_and_an_edit_elsewhere_is_not(district, monkeypatch):
+    before = release.release_for(district)
+    with storage.write_transaction(district) as conn:  # a workspace-like edit: new version, same counts
+        storage.bump_version(conn)
+    release._CACHE.clear()
+    monkeypatch.setattr(release, "build_release", lambda *a, **k: pytest.fail("decided again"))
+    assert release.release_for(district).cells.equals(before.cells)
+    monkeypatch.undo()
+
+    metrics = storage.load_metrics(district)
+    row = metrics.dropna(subset=["numerator"]).iloc[0]
+    with storage.write_transaction(district) as conn:
+        conn.execute(sa.update(schema.metrics).where(
+            (schema.metrics.c.school_id == row["school_id"]) & (schema.metrics.c.metric == row["metric"])
+            & (schema.metrics.c.student_group == row["student_group"])
+            & (schema.metrics.c.school_year == int(row["school_year"]))).values(numerator=row["numerator"] + 1))
+        storage.bump_version(conn)
+    after = release.release_for(district)
+    assert _decisions(district) == 2
+    key = (row["school_id"], float(row["school_year"]), row["metric"], row["student_group"])
+    assert after.cells.loc[key, "k"] == row["numerator"] + 1
