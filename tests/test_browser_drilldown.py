@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import expect
 
 from analytics.data import storage
 from analytics.outputs.charts_district import _zoom
@@ -129,5 +130,5 @@ def test_changing_a_filter_in_the_browser_updates_the_url(page, app_server):
     page.locator("[data-testid=stSelectbox]").nth(2).click()
     page.get_by_role("option", name="Students with disabilities").click()
     page.wait_for_url("**group=SWD**", timeout=20_000)
-    page.wait_for_timeout(1500)
-    assert "Students with disabilities" in page.locator("[data-testid=stMetric]").first.inner_text()
+    # The URL changes as the rerun starts; the cards are redrawn when it has run.
+    expect(page.locator("[data-testid=stMetric]").first).to_contain_text("Students with disabilities", timeout=30_000)
