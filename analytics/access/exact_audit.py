@@ -187,20 +187,26 @@ def exact_unique(system: System, targets: np.ndarray, time_limit: float = 10.0, 
             continue
         pending.append(comp)
     # Batches of whole components, each up to `batch` variables (a large component alone).
-    groups, current, filled = [], [], 0
-    for comp in pending:
-        if current and filled + size[comp] > batch:
-            groups.append(current)
-            current, filled = [], 0
-        current.append(comp)
-        filled += size[comp]
-    if current:
-        groups.append(current)
-    for group in groups:
+    for group in _pack(pending, [int(size[comp]) for comp in pending], batch):
         _run_batch(np.array(group), a, lb, ub, system, free, local, col_label, row_label, targets, known,
                    time_limit, report)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _pack(items: list, sizes: list[int], limit: int) -> list[list]:
+    """``items`` in order, grouped so that each group's sizes add up to at most ``limit`` (an item larger
+    than ``limit`` makes a group of its own)."""
+    groups, current, filled = [], [], 0
+    for item, item_size in zip(items, sizes, strict=True):
+        if current and filled + item_size > limit:
+            groups.append(current)
+            current, filled = [], 0
+        current.append(item)
+        filled += item_size
+    if current:
+        groups.append(current)
+    return groups
 
 
 def _run_batch(group, a, lb, ub, system, free, local, col_label, row_label, targets, known, time_limit,
@@ -243,12 +249,10 @@ class _Batch:
         """Solve over the batch, or over some of its components (the rest of the solution is NaN)."""
         lo = self.lo if lo is None else lo
         hi = self.hi if hi is None else hi
-        self.count(integer)
         if labels is None or len(labels) == len(self.labels):
-            return _solve(c, self.a, self.lb, self.ub, lo, hi, self.time_limit, integer)
+            return self.run(c, self.a, self.lb, self.ub, lo, hi, integer)
         cols, rows, sub = self.part(labels)
-        status, part = _solve(c[cols], sub, self.lb[rows], self.ub[rows], lo[cols], hi[cols], self.time_limit,
-                              integer)
+        status, part = self.run(c[cols], sub, self.lb[rows], self.ub[rows], lo[cols], hi[cols], integer)
         if part is None:
             return status, None
         x = np.full(len(self.lo), np.nan)
@@ -311,21 +315,10 @@ class _Batch:
         label = connected_components(graph, directed=False)[1][:n]
         order = np.argsort(label, kind="stable")
         starts = np.flatnonzero(np.r_[True, np.diff(label[order]) != 0])
-        groups, current = [], []
-        for block in np.split(order, starts[1:]):
-            if current and sum(map(len, current)) + len(block) > self.piece:
-                groups.append(np.concatenate(current))
-                current = []
-            current.append(block)
-        if current:
-            groups.append(np.concatenate(current))
-        for piece in groups:
-            piece = np.sort(piece)
-            rows = np.unique(self.a_csc[:, piece].indices)
-            outside = self.known.copy()
-            outside[piece] = 0.0
-            const = self.a[rows] @ outside
-            sub = self.a[rows][:, piece]
+        blocks = np.split(order, starts[1:])
+        for group in _pack(blocks, [len(block) for block in blocks], self.piece):
+            piece = np.sort(np.concatenate(group))
+            sub, lb, ub = self.held(piece)
             at = np.searchsorted(piece, self.where)
             inside = (at < len(piece)) & (piece[np.minimum(at, len(piece) - 1)] == self.where)
             idle = 0
@@ -335,14 +328,10 @@ class _Batch:
                     break
                 c = np.zeros(len(piece))
                 c[at[live]] = self.direction(live)
-                status, x = _solve(c, sub, self.lb[rows] - const, self.ub[rows] - const, self.lo[piece],
-                                   self.hi[piece], self.time_limit, integer=False)
-                self.count(False)
+                status, x = self.run(c, sub, lb, ub, self.lo[piece], self.hi[piece], integer=False)
                 if status != "ok" or np.any(np.abs(x - np.round(x)) > TOL):
                     break
-                full = self.known.copy()
-                full[piece] = np.round(x)
-                idle = 0 if self.eliminate(full) else idle + 1
+                idle = 0 if self.accept(piece, x) else idle + 1
 
     def direction(self, live: np.ndarray) -> np.ndarray:
         """Objective weights for the ``live`` targets: up (a target at its lower bound), down (at its upper
@@ -408,11 +397,7 @@ class _Batch:
         """Is there an integer solution with another value of target ``i`` that differs from the known one
         only on ``near``? (Then the target is freed, with every other target the solution moves.)"""
         col, value = self.where[i], self.candidate[i]
-        rows = np.unique(self.a_csc[:, near].indices)
-        outside = self.known.copy()
-        outside[near] = 0.0
-        const = self.a[rows] @ outside
-        sub = self.a[rows][:, near]
+        sub, lb, ub = self.held(near)
         at = int(np.searchsorted(near, col))
         for sense in (-1.0, 1.0):  # push up, then down
             lo, hi = self.lo[near].copy(), self.hi[near].copy()
@@ -421,15 +406,11 @@ class _Batch:
             c = np.zeros(len(near))
             c[at] = sense
             for integer in (False, True):
-                status, x = _solve(c, sub, self.lb[rows] - const, self.ub[rows] - const, lo, hi, self.time_limit,
-                                   integer)
-                self.count(integer)
+                status, x = self.run(c, sub, lb, ub, lo, hi, integer)
                 if status != "ok" or abs(x[at] - value) < 0.5:
                     break  # not even the relaxation moves it this way
                 if np.all(np.abs(x - np.round(x)) <= TOL):
-                    full = self.known.copy()
-                    full[near] = np.round(x)
-                    self.eliminate(full)
+                    self.accept(near, x)
                     return True
         return False
 
@@ -454,24 +435,37 @@ class _Batch:
                 continue
             c = np.zeros(len(near))
             c[at] = -1.0 if below else 1.0  # the relaxation's reach on that side
-            status, x = _solve(c, sub, self.lb[rows], self.ub[rows], lo, hi, self.time_limit, integer=False)
-            self.count(False)
+            status, x = self.run(c, sub, self.lb[rows], self.ub[rows], lo, hi, integer=False)
             if status == "infeasible":
                 continue
-            status, x = _solve(np.zeros(len(near)), sub, self.lb[rows], self.ub[rows], lo, hi, self.time_limit)
-            self.count(True)
+            status, x = self.run(np.zeros(len(near)), sub, self.lb[rows], self.ub[rows], lo, hi, integer=True)
             if status == "ok":
                 if real:
-                    full = self.known.copy()
-                    full[near] = x
-                    self.eliminate(full)
+                    self.accept(near, x)
                 return None
             if status == "undecided":
                 verdict = "undecided"
         return verdict
 
-    def count(self, integer: bool) -> None:
+    def run(self, c, a, lb, ub, lo, hi, integer: bool):
+        """One solve (:func:`_solve`), counted in the report."""
         if integer:
             self.report.solves += 1
         else:
             self.report.lp_solves += 1
+        return _solve(c, a, lb, ub, lo, hi, self.time_limit, integer)
+
+    def held(self, cols: np.ndarray) -> tuple[csr_matrix, np.ndarray, np.ndarray]:
+        """The rows touching ``cols`` over ``cols`` alone, every other column held at the known solution
+        (folded into the rows' bounds): (matrix, lower bounds, upper bounds)."""
+        rows = np.unique(self.a_csc[:, cols].indices)
+        outside = self.known.copy()
+        outside[cols] = 0.0
+        const = self.a[rows] @ outside
+        return self.a[rows][:, cols], self.lb[rows] - const, self.ub[rows] - const
+
+    def accept(self, cols: np.ndarray, x: np.ndarray) -> int:
+        """An integer solution ``x`` of ``cols`` with the rest at the known solution: free the targets it moves."""
+        full = self.known.copy()
+        full[cols] = np.round(x)
+        return self.eliminate(full)
