@@ -34,13 +34,18 @@ relaxes the program, it asks again only about the cells it pinned and the newly 
 
 from __future__ import annotations
 
+import hashlib
+import io
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 from analytics.access.exact_audit import System, exact_unique
 from analytics.config import DEFAULT_SETTINGS, Settings
+from analytics.data import schema
 from analytics.data.catalog import RACE_GROUPS
 from analytics.data.derived import discipline_with_all, suspension_counts
 
@@ -725,8 +730,6 @@ def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bo
 def decision_fingerprint(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame,
                          settings: Settings, complementary: bool) -> str:
     """SHA-256 of every input of the decision: its rows, the settings and the rules."""
-    import hashlib
-
     digest = hashlib.sha256(f"{DECISION_RULES}|{settings!r}|{complementary}".encode())
     for frame in (schools, metrics, discipline):  # rows as loaded (by key); another order only misses
         digest.update(repr(list(frame.columns)).encode())
@@ -736,12 +739,6 @@ def decision_fingerprint(schools: pd.DataFrame, metrics: pd.DataFrame, disciplin
 
 def _stored(engine, fingerprint: str) -> Release | None:
     """The decision kept under ``fingerprint``, or None (none kept, or the table cannot be read)."""
-    import io
-
-    import sqlalchemy as sa
-
-    from analytics.data import schema
-
     table = schema.release_decisions
     try:
         with engine.connect() as conn:
@@ -758,13 +755,6 @@ def _stored(engine, fingerprint: str) -> Release | None:
 def _store(engine, fingerprint: str, release: Release, keep: int = 8) -> None:
     """Keep ``release`` under ``fingerprint`` (the ``keep`` newest decisions stay). A database that cannot be
     written (a read-only role) only loses the saving: the decision in hand is still used."""
-    import io
-    from datetime import UTC, datetime
-
-    import sqlalchemy as sa
-
-    from analytics.data import schema
-
     table = schema.release_decisions
     buffer = io.BytesIO()
     release.cells.reset_index().assign(suspension_derived=release.suspension_derived).to_parquet(buffer, index=False)
