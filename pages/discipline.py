@@ -41,12 +41,6 @@ def cluster_schools(version: int, cluster: str) -> tuple[dict[str, str], list[st
     return dict(sorted(names.items(), key=lambda item: item[1])), in_cluster["school_id"].tolist()
 
 
-@ui.drawn
-def has_rp_start(version: int, school: str) -> bool:
-    """Whether the school has a restorative-practices start year."""
-    return bool(pd.notna(ui.schools().set_index("school_id").at[school, "rp_start_year"]))
-
-
 years, present, clusters = discipline_options(ui.data_version())
 if not years:
     st.info("No discipline data yet. Import a discipline file on the Data page.")
@@ -80,7 +74,7 @@ _, impact = discipline_views(ui.data_version(), cluster)
 rp_scope = "the district" if cluster == "all" else cluster
 rp_note = ""
 if school != "all":
-    if has_rp_start(ui.data_version(), school):
+    if ui.has_rp_start(school):
         impact, rp_scope = ui.rp_impact_of(cluster, school), school_names[school]
     else:
         rp_note = (f"{school_names[school]} has no restorative-practices start year: the estimate is for the RP "

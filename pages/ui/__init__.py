@@ -56,6 +56,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     engine,
     flags_and_ratios,
     gap_views,
+    has_rp_start,
     incident_months,
     metric_catalog,
     metric_counts,

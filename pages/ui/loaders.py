@@ -397,12 +397,21 @@ def gap_views(metric: str, year: int, reference: str, level: str = "all", cluste
     return _gap_views(data_version(), metric, int(year), reference, level, cluster)
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+@_consistent
+def _rp_schools(version: int) -> frozenset[str]:
+    schools = _schools(version)
+    return frozenset(schools.loc[schools["rp_start_year"].notna(), "school_id"])
+
+
+def has_rp_start(school: str | None) -> bool:
+    """Whether `school` has a restorative-practices start year (its own RP estimate)."""
+    return school in _rp_schools(data_version())
+
+
 def _rp_school(version: int, school: str | None) -> str | None:
     """`school` when it has a restorative-practices start year (its own estimate), else None."""
-    if school is None or school == "all":
-        return None
-    starts = _schools(version).set_index("school_id")["rp_start_year"]
-    return school if school in starts.index and pd.notna(starts.at[school]) else None
+    return school if school in _rp_schools(version) else None
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
