@@ -17,7 +17,8 @@ The program, per cell ``i`` with count ``k_i`` and students ``n_i`` (integers):
 - links across years and between cells given as linear rows (a status change between two years whose
   n are known, a gap and its change): ``lb <= sum(a_j k_j) <= ub``.
 
-How it is decided, cheapest certificate first (HiGHS through ``scipy.optimize.milp``):
+How it is decided, cheapest certificate first (HiGHS through ``highspy``, each model passed once and only
+its objective, bounds or integrality changed between solves, :class:`_Model`):
 
 1. The program splits into connected components (variables tied by a constraint, pinned variables
    folded into constants); small components are solved together in batches of a few thousand
@@ -48,8 +49,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import highspy
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -141,15 +142,57 @@ def _fold(system: System) -> tuple[csr_matrix, np.ndarray, np.ndarray, np.ndarra
     return a_free[keep], (lb - const)[keep], (ub - const)[keep], free
 
 
-def _solve(c, a, lb, ub, lo, hi, time_limit: float, integer: bool = True):
-    res = milp(c, integrality=np.full(len(c), 1 if integer else 0), bounds=Bounds(lo, hi),
-               constraints=LinearConstraint(a, lb, ub) if a.shape[0] else (),
-               options={"time_limit": time_limit, "presolve": True})
-    if res.status == 0:
-        return "ok", (np.round(res.x) if integer else res.x)
-    if res.status == 2:
-        return "infeasible", None
-    return "undecided", None
+class _Model:
+    """One HiGHS model (rows ``lb <= a x <= ub``, columns ``lo <= x <= hi``), passed to the solver once
+    (``Highs.passModel`` with the CSR matrix); between solves only the objective, the column bounds and the
+    integrality change, so a push or a feasibility check costs one HiGHS run, not a model build (building
+    one through ``scipy.optimize.milp`` cost about as much as solving it). Presolve stays on (an LP after
+    an LP starts from the last basis), output is off, and each run has ``time_limit`` seconds."""
+
+    _OK, _INFEASIBLE = highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible
+
+    def __init__(self, a: csr_matrix, lb: np.ndarray, ub: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 time_limit: float):
+        n = a.shape[1]
+        self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", False)
+        self.highs.setOptionValue("presolve", "on")
+        self.time_limit, self.n = time_limit, n
+        self.cols = np.arange(n, dtype=np.int32)
+        self.cost, self.lo, self.hi = np.zeros(n), np.asarray(lo, dtype="float64"), np.asarray(hi, dtype="float64")
+        self.integer = True
+        a = a.tocsr()
+        self.highs.passModel(n, a.shape[0], a.nnz, int(highspy.MatrixFormat.kRowwise),
+                             int(highspy.ObjSense.kMinimize), 0.0, self.cost, self.lo, self.hi,
+                             np.asarray(lb, dtype="float64"), np.asarray(ub, dtype="float64"),
+                             a.indptr.astype(np.int32), a.indices.astype(np.int32), a.data.astype("float64"),
+                             np.ones(n, dtype=np.int32))
+
+    def solve(self, c: np.ndarray, integer: bool, lo: np.ndarray | None = None,
+              hi: np.ndarray | None = None) -> tuple[str, np.ndarray | None]:
+        """("ok", solution) (rounded when ``integer``), ("infeasible", None) or ("undecided", None) when the
+        run hit its time limit or failed."""
+        if not np.array_equal(c, self.cost):
+            self.cost = np.asarray(c, dtype="float64").copy()
+            self.highs.changeColsCost(self.n, self.cols, self.cost)
+        lo = self.lo if lo is None else lo
+        hi = self.hi if hi is None else hi
+        if not (np.array_equal(lo, self.lo) and np.array_equal(hi, self.hi)):
+            self.lo, self.hi = np.asarray(lo, dtype="float64").copy(), np.asarray(hi, dtype="float64").copy()
+            self.highs.changeColsBounds(self.n, self.cols, self.lo, self.hi)
+        if integer != self.integer:
+            self.integer = integer
+            self.highs.changeColsIntegrality(self.n, self.cols, np.full(self.n, int(integer), dtype=np.uint8))
+        # The solver's clock runs across runs of one model: the limit is this run's share from now on.
+        self.highs.setOptionValue("time_limit", self.highs.getRunTime() + self.time_limit)
+        self.highs.run()
+        status = self.highs.getModelStatus()
+        if status == self._OK:
+            x = np.array(self.highs.getSolution().col_value)
+            return "ok", (np.round(x) if integer else x)
+        if status == self._INFEASIBLE:
+            return "infeasible", None
+        return "undecided", None
 
 
 def exact_unique(system: System, targets: np.ndarray, time_limit: float = 10.0, max_component: int = 20000,
@@ -235,29 +278,18 @@ class _Batch:
         self.time_limit, self.report = time_limit, report
         self.rounds, self.piece, self.few = 40, 2000, 10
         self.rng = np.random.default_rng(0)
-        self.parts: dict[int, tuple[np.ndarray, np.ndarray, csr_matrix]] = {}
+        self.model: _Model | None = None
 
-    def part(self, labels: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, csr_matrix]:
-        """Some components' columns, rows and matrix."""
-        if labels not in self.parts:
-            cols = np.flatnonzero(np.isin(self.comp, labels))
-            rows = np.unique(self.a_csc[:, cols].indices)
-            self.parts[labels] = (cols, rows, self.a[rows][:, cols])
-        return self.parts[labels]
-
-    def solve(self, c: np.ndarray, integer: bool, labels: tuple[int, ...] | None = None, lo=None, hi=None):
-        """Solve over the batch, or over some of its components (the rest of the solution is NaN)."""
-        lo = self.lo if lo is None else lo
-        hi = self.hi if hi is None else hi
-        if labels is None or len(labels) == len(self.labels):
-            return self.run(c, self.a, self.lb, self.ub, lo, hi, integer)
-        cols, rows, sub = self.part(labels)
-        status, part = self.run(c[cols], sub, self.lb[rows], self.ub[rows], lo[cols], hi[cols], integer)
-        if part is None:
-            return status, None
-        x = np.full(len(self.lo), np.nan)
-        x[cols] = part
-        return status, x
+    def solve(self, c: np.ndarray, integer: bool, live: np.ndarray | None = None):
+        """Solve over the batch (one model, built once). Over integers, the columns of components not
+        ``live`` (a mask of columns) are held at the known solution, which leaves only the live ones to
+        search; a relaxation leaves them free (they cost nothing there, and the last basis stays valid)."""
+        if self.model is None:
+            self.model = _Model(self.a, self.lb, self.ub, self.lo, self.hi, self.time_limit)
+        lo, hi = self.lo, self.hi
+        if integer and live is not None and not live.all():
+            lo, hi = np.where(live, lo, self.known), np.where(live, hi, self.known)
+        return self.run(self.model, c, integer, lo, hi)
 
     def integral(self, x: np.ndarray) -> np.ndarray:
         """Per column: does its component's part of ``x`` hold integers only (an integer solution there)?"""
@@ -287,13 +319,13 @@ class _Batch:
             cols = where[self.alive]
             c = np.zeros(len(self.lo))
             c[cols] = self.direction(self.alive)
-            live = tuple(np.unique(self.comp[cols]).tolist())  # components done need no solve
-            status, x = self.solve(c, integer=False, labels=live)
+            live = np.isin(self.comp, self.comp[cols])  # components done need no search
+            status, x = self.solve(c, integer=False)
             if status != "ok":
                 break
             freed = self.eliminate(x)  # components whose vertex is integral
-            if not freed and not self.integral(x).all():  # only fractional ones moved: the same push over integers
-                status, x = self.solve(c, integer=True, labels=live)
+            if not freed and not self.integral(x)[live].all():  # only fractional ones moved: the same push over integers
+                status, x = self.solve(c, integer=True, live=live)
                 freed = self.eliminate(x) if status == "ok" else 0
             idle = 0 if freed else idle + 1
         for i in np.flatnonzero(self.alive):
@@ -318,7 +350,7 @@ class _Batch:
         blocks = np.split(order, starts[1:])
         for group in _pack(blocks, [len(block) for block in blocks], self.piece):
             piece = np.sort(np.concatenate(group))
-            sub, lb, ub = self.held(piece)
+            model = _Model(*self.held(piece), self.lo[piece], self.hi[piece], self.time_limit)
             at = np.searchsorted(piece, self.where)
             inside = (at < len(piece)) & (piece[np.minimum(at, len(piece) - 1)] == self.where)
             idle = 0
@@ -328,7 +360,7 @@ class _Batch:
                     break
                 c = np.zeros(len(piece))
                 c[at[live]] = self.direction(live)
-                status, x = self.run(c, sub, lb, ub, self.lo[piece], self.hi[piece], integer=False)
+                status, x = self.run(model, c, integer=False)
                 if status != "ok" or np.any(np.abs(x - np.round(x)) > TOL):
                     break
                 idle = 0 if self.accept(piece, x) else idle + 1
@@ -359,11 +391,11 @@ class _Batch:
           outside are dropped, bounds are sound) leave it one value: LP bounds first, then integer
           feasibility on each side."""
         col = self.where[i]
-        whole = self.part((int(self.comp[col]),))[0]
+        whole = int(np.count_nonzero(self.comp == self.comp[col]))
         radius = 1
         while self.alive[i]:
             near = self.near(col, radius)
-            complete = len(near) == len(whole)
+            complete = len(near) == whole
             if not self.free_near(i, near):
                 verdict = self.pinned_near(i, near)
                 if verdict == "unique":
@@ -397,16 +429,17 @@ class _Batch:
         """Is there an integer solution with another value of target ``i`` that differs from the known one
         only on ``near``? (Then the target is freed, with every other target the solution moves.)"""
         col, value = self.where[i], self.candidate[i]
-        sub, lb, ub = self.held(near)
+        lo, hi = self.lo[near], self.hi[near]
+        model: _Model | None = None
         at = int(np.searchsorted(near, col))
         for sense in (-1.0, 1.0):  # push up, then down
-            lo, hi = self.lo[near].copy(), self.hi[near].copy()
             if (value >= hi[at]) if sense < 0 else (value <= lo[at]):
                 continue
+            model = model or _Model(*self.held(near), lo, hi, self.time_limit)
             c = np.zeros(len(near))
             c[at] = sense
             for integer in (False, True):
-                status, x = self.run(c, sub, lb, ub, lo, hi, integer)
+                status, x = self.run(model, c, integer)
                 if status != "ok" or abs(x[at] - value) < 0.5:
                     break  # not even the relaxation moves it this way
                 if np.all(np.abs(x - np.round(x)) <= TOL):
@@ -423,6 +456,7 @@ class _Batch:
         inside = np.diff(sub.indptr) == np.diff(self.a.indptr)[rows]
         real = inside.all()  # no row reaches outside: a solution here is one of the whole program
         rows, sub = rows[inside], sub[inside]
+        model: _Model | None = None
         at = int(np.searchsorted(near, col))
         verdict = "unique"
         for below in (True, False):
@@ -435,10 +469,11 @@ class _Batch:
                 continue
             c = np.zeros(len(near))
             c[at] = -1.0 if below else 1.0  # the relaxation's reach on that side
-            status, x = self.run(c, sub, self.lb[rows], self.ub[rows], lo, hi, integer=False)
+            model = model or _Model(sub, self.lb[rows], self.ub[rows], lo, hi, self.time_limit)
+            status, x = self.run(model, c, False, lo, hi)
             if status == "infeasible":
                 continue
-            status, x = self.run(np.zeros(len(near)), sub, self.lb[rows], self.ub[rows], lo, hi, integer=True)
+            status, x = self.run(model, np.zeros(len(near)), True, lo, hi)
             if status == "ok":
                 if real:
                     self.accept(near, x)
@@ -447,13 +482,14 @@ class _Batch:
                 verdict = "undecided"
         return verdict
 
-    def run(self, c, a, lb, ub, lo, hi, integer: bool):
-        """One solve (:func:`_solve`), counted in the report."""
+    def run(self, model: _Model, c: np.ndarray, integer: bool, lo: np.ndarray | None = None,
+            hi: np.ndarray | None = None) -> tuple[str, np.ndarray | None]:
+        """One solve of ``model`` (:meth:`_Model.solve`), counted in the report."""
         if integer:
             self.report.solves += 1
         else:
             self.report.lp_solves += 1
-        return _solve(c, a, lb, ub, lo, hi, self.time_limit, integer)
+        return model.solve(c, integer, lo, hi)
 
     def held(self, cols: np.ndarray) -> tuple[csr_matrix, np.ndarray, np.ndarray]:
         """The rows touching ``cols`` over ``cols`` alone, every other column held at the known solution
