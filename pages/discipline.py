@@ -26,9 +26,8 @@ ui.require_data("discipline")
 def discipline_options(version: int) -> tuple[list[int], set[str], list[str]]:
     """The school years and student groups of the district's discipline rows (no year: no rows), and the
     clusters."""
-    rows = ui.discipline()
-    return (sorted(rows["school_year"].unique().tolist()), set(rows["student_group"].unique()),
-            ["all", *sorted(ui.schools()["cluster"].dropna().unique())])
+    years, groups = ui.discipline_choices()
+    return years, set(groups), ["all", *sorted(ui.schools()["cluster"].dropna().unique())]
 
 
 @ui.drawn

@@ -18,11 +18,13 @@ import pytest
 from analytics.data import aggregates, storage
 from analytics.data.demo import build_demo
 from analytics.data.derived import metrics_with_suspension
+from analytics.stats.gaps import REFERENCES, gap_table, label_gaps, pooled_gap_trend, pooled_gap_trend_from_sums
 from analytics.stats.summaries import (
     MEDIAN,
     POOLED,
     cluster_table,
     cluster_table_from_counts,
+    data_limits,
     district_values,
     summary_kpi,
     summary_kpi_from_counts,
@@ -190,3 +192,119 @@ def test_disproportionality_of_a_cluster_with_the_district_risks(discipline_demo
         want = whole[whole["school_id"].isin(ids)].reset_index(drop=True)
         pd.testing.assert_frame_equal(part, want, check_dtype=False)
     assert (whole["ratio_type"] == "alternate").any()
+
+
+# --- gaps: the view's two years as rows, the trend over every year as sums per year and group ---------------
+
+
+def test_gap_trend_sums_by_hand(engine):
+    schools = pd.DataFrame({"school_id": ["A", "B", "C"], "school_name": ["Ash", "Birch", "Cove"],
+                            "level": ["ES"] * 3, "cluster": ["North", "North", "South"]})
+    # A: BL 10/20 of ALL 30/100 (others 20/80). B: BL 5/40 of ALL 40/120 (others 35/80); HI 45/50 is more
+    # than ALL's 40 (others -5: left out). C: BL 0 of 0 (pooled, but no stratum), others 3/7. X is no known school.
+    rows = [("A", "ALL", 30, 100), ("A", "BL", 10, 20), ("B", "ALL", 40, 120), ("B", "BL", 5, 40),
+            ("B", "HI", 45, 50), ("C", "ALL", 3, 7), ("C", "BL", 0, 0), ("X", "ALL", 10, 10), ("X", "BL", 0, 5)]
+    metrics = pd.DataFrame(rows, columns=["school_id", "student_group", "numerator", "denominator"]).assign(
+        school_year=2024, metric="m", value=NAN)
+    storage.replace_all(engine, {"schools": schools, "metrics": metrics})
+    sums = aggregates.gap_trend_sums(engine, "m")
+    assert sums["student_group"].tolist() == ["BL"]
+    bl = sums.iloc[0]
+    assert (bl["numerator"], bl["denominator"], bl["ref_num"], bl["ref_den"], bl["n_strata"]) == (15, 60, 58, 167, 2)
+    # Mantel-Haenszel terms: A (10*80 - 20*20)/100 = 4, 20*80/100 = 16; B (5*80 - 35*40)/120 = -25/3, 3200/120
+    assert bl["mh_num"] == pytest.approx(4 - 25 / 3, rel=1e-12)
+    assert bl["mh_weight"] == pytest.approx(16 + 80 / 3, rel=1e-12)
+    # Sato's P: A (400*20 - 6400*10 + 1600*60/2)/100^2 = -0.8, B (1600*35 - 6400*5 + 3200*40/2)/120^2 = 55/9
+    assert bl["mh_p"] == pytest.approx(-0.8 + 55 / 9, rel=1e-12)
+    # Q: A (10*60 + 20*10)/200 = 4, B (5*45 + 35*35)/240 = 145/24
+    assert bl["mh_q"] == pytest.approx(4 + 145 / 24, rel=1e-12)
+    trend = pooled_gap_trend_from_sums(sums).iloc[0]
+    assert trend["mh_gap"] == pytest.approx(100 * -13 / 128, rel=1e-12)  # (-13/3) / (128/3)
+    assert trend["gap"] == pytest.approx(100 * (15 / 60 - 58 / 167), rel=1e-12)
+    assert (trend["n_schools"], trend["simpson"]) == (2, False)
+    assert aggregates.gap_trend_sums(engine, "m", ["A"])[["numerator", "ref_den", "n_strata"]].iloc[0].tolist() == [
+        10, 80, 1]
+    assert aggregates.gap_trend_sums(engine, "m", []).empty
+
+
+def test_gap_trend_from_sql_matches_every_row(demo):
+    schools = storage.load_schools(demo)
+    members = sorted(schools.loc[schools["cluster"] == schools["cluster"].iloc[0], "school_id"])
+    for metric in ("math_proficient", VALUE_ONLY, "suspension_rate"):
+        rows = _every_row(demo, metric)
+        for ids in (None, members):
+            scope = rows if ids is None else rows[rows["school_id"].isin(ids)]
+            got = pooled_gap_trend_from_sums(aggregates.gap_trend_sums(demo, metric, ids))
+            pd.testing.assert_frame_equal(got, pooled_gap_trend(scope), check_dtype=False, rtol=1e-12)
+            assert len(got) > 0 or metric == VALUE_ONLY
+
+
+@pytest.mark.parametrize("reference", REFERENCES)
+def test_gaps_of_a_year_need_only_that_year_and_the_one_before(demo, reference):
+    """What the gaps page reads (aggregates.metric_rows of two years) gives the year's labelled gaps, status
+    and change and data limits of every year's rows."""
+    higher = {"math_proficient": True, "suspension_rate": False}
+    year = storage.available_years(demo)[-1]
+    for metric in ("math_proficient", "suspension_rate"):
+        every = _every_row(demo, metric)
+        two = aggregates.metric_rows(demo, metric, [year - 1, year])
+        assert set(two["school_year"]) == {year - 1, year}
+
+        def labelled(rows):
+            table = gap_table(rows, reference, higher, reference_year=year, label=False)
+            return label_gaps(table[table["school_year"] == year], higher).reset_index(drop=True)
+
+        want = labelled(every)
+        pd.testing.assert_frame_equal(labelled(two), want, check_dtype=False)
+        assert want["gap_change"].notna().any() or reference == "target"  # the demo sets few targets
+        assert data_limits(two, year, metric) == data_limits(every, year, metric)
+
+
+# --- discipline: options by DISTINCT, disproportionality read a part at a time ------------------------------
+
+
+def test_discipline_options_by_hand(discipline_demo):
+    every = storage.load_discipline(discipline_demo)
+    assert aggregates.discipline_years(discipline_demo) == sorted(every["school_year"].unique()) == [2022, 2023, 2024,
+                                                                                                       2025]
+    assert set(aggregates.discipline_groups(discipline_demo)) == set(every["student_group"]) | {"ALL"}
+    ids = sorted(every["school_id"].unique())
+    assert aggregates.discipline_school_ids(discipline_demo) == ids
+    assert aggregates.discipline_school_ids(discipline_demo, [ids[2], "nowhere", ids[0]]) == [ids[0], ids[2]]
+
+
+def test_disproportionality_read_in_parts_is_the_whole_table(discipline_demo):
+    from analytics.stats.disproportionality import disproportionality
+
+    every = storage.load_discipline(discipline_demo)
+    whole = disproportionality(every)
+    got = pd.concat(list(aggregates.disproportionality_parts(discipline_demo, schools_per_part=5)))
+    pd.testing.assert_frame_equal(got, whole, check_dtype=False, rtol=1e-12)
+    schools = storage.load_schools(discipline_demo)
+    ids = sorted(schools.loc[schools["cluster"] == schools["cluster"].iloc[0], "school_id"])
+    part = pd.concat(list(aggregates.disproportionality_parts(discipline_demo, ids, schools_per_part=2)))
+    pd.testing.assert_frame_equal(part, whole[whole["school_id"].isin(ids)].reset_index(drop=True),
+                                  check_dtype=False, rtol=1e-12)
+    assert list(aggregates.disproportionality_parts(discipline_demo, []))[0].empty
+
+
+def test_gap_trend_and_discipline_reads_use_the_indexes(discipline_demo, capsys):
+    plans = {
+        "gap trend sums": aggregates.explain(discipline_demo, aggregates.gap_trend_statement("math_proficient"),
+                                             index_scans_only=True),
+        "a part's discipline rows": aggregates.explain(
+            discipline_demo, aggregates.discipline_part_statement(["100000", "100001"]), index_scans_only=True),
+        "discipline years": aggregates.explain(discipline_demo, aggregates.discipline_years_statement(),
+                                               index_scans_only=True),
+    }
+    with capsys.disabled():
+        print(f"\n{discipline_demo.dialect.name} plans of the gaps and discipline reads:")
+        for name, plan in plans.items():
+            print(f"-- {name}\n{plan}")
+    # The group rows are found by metric (and group), each one's ALL row by the unique key (SQLite names
+    # a UNIQUE constraint's index sqlite_autoindex_<table>_1); a part's rows by the school, leading that key.
+    unique = ("uq_metrics_key", "sqlite_autoindex_metrics_1")
+    assert "ix_metrics_metric_group_year" in plans["gap trend sums"]
+    assert any(name in plans["gap trend sums"] for name in unique)
+    assert any(name in plans["a part's discipline rows"] for name in ("uq_discipline_key", "sqlite_autoindex_discipline_1"))
+    assert "ix_discipline_year" in plans["discipline years"] or "uq_discipline_key" in plans["discipline years"]

@@ -9,7 +9,7 @@ The grouping columns lead the index ``ix_metrics_year_metric_group`` (schema), w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pandas as pd
 import sqlalchemy as sa
@@ -192,6 +192,70 @@ def metric_slice(engine: Engine, metric: str, group: str, school_ids: Sequence[s
                                        storage.load_discipline(engine, groups=groups, school_ids=school_ids))
         return rows[rows["student_group"] == group].reset_index(drop=True)
     return storage.load_metrics(engine, metrics=[metric], groups=[group], school_ids=school_ids)
+
+
+def metric_rows(engine: Engine, metric: str, years: Sequence[int] | None = None,
+                school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every group's rows of one metric for some years and schools (default: all), the derived suspension
+    rate included when no suspension rate was imported for these schools in any year (as
+    :func:`metric_slice` and :func:`group_counts` decide)."""
+    if metric == "suspension_rate" and suspension_derived(engine, school_ids=school_ids):
+        return metrics_with_suspension(storage.load_metrics(engine, metrics=[metric], years=years, school_ids=school_ids),
+                                       storage.load_discipline(engine, years=years, school_ids=school_ids))
+    return storage.load_metrics(engine, metrics=[metric], years=years, school_ids=school_ids)
+
+
+def gap_trend_statement(metric: str, school_ids: Sequence[str] | None = None) -> sa.Select:
+    """SELECT year, group, the sums of :func:`analytics.stats.gaps.gap_trend_sums` ... GROUP BY year, group.
+
+    Each school's group row is joined to its ALL row (the unique key's index) and to the schools table (rows
+    of unknown schools stay out, as the pages' scope does); counts are cast to floating point before the
+    Mantel-Haenszel terms, so integer division never truncates.
+    """
+    m, s = schema.metrics, schema.schools
+    g, a = m.alias("g"), m.alias("a")
+    k1, n1 = sa.cast(g.c.numerator, sa.Float), sa.cast(g.c.denominator, sa.Float)
+    k0, n0 = sa.cast(a.c.numerator, sa.Float) - k1, sa.cast(a.c.denominator, sa.Float) - n1
+    keep = n1 > 0  # the other students' side (n0 > 0) is a condition of every row
+    total = n1 + n0
+    terms = {
+        "mh_num": (k1 * n0 - k0 * n1) / total,
+        "mh_weight": n1 * n0 / total,
+        "mh_p": (n1 * n1 * k0 - n0 * n0 * k1 + n1 * n0 * (n0 - n1) / 2) / (total * total),
+        "mh_q": (k1 * (n0 - k0) + k0 * (n1 - k1)) / (2 * total),
+    }
+    sums = [sa.func.sum(k1).label("numerator"), sa.func.sum(n1).label("denominator"),
+            sa.func.sum(k0).label("ref_num"), sa.func.sum(n0).label("ref_den"),
+            *[sa.func.sum(sa.case((keep, term))).label(name) for name, term in terms.items()],
+            sa.func.sum(sa.case((keep, 1), else_=0)).label("n_strata")]
+    join = sa.and_(a.c.school_id == g.c.school_id, a.c.school_year == g.c.school_year, a.c.metric == g.c.metric,
+                   a.c.student_group == "ALL")
+    stmt = (sa.select(g.c.school_year, g.c.student_group, *sums)
+            .select_from(g.join(a, join).join(s, s.c.school_id == g.c.school_id))
+            .where(g.c.metric == metric, g.c.student_group != "ALL",
+                   *[c.is_not(None) for c in (g.c.numerator, g.c.denominator, a.c.numerator, a.c.denominator)],
+                   n0 > 0, k0 >= 0, k0 <= n0))
+    if school_ids is not None:
+        stmt = stmt.where(g.c.school_id.in_(list(school_ids)))
+    return stmt.group_by(g.c.school_year, g.c.student_group)
+
+
+def gap_trend_sums(engine: Engine, metric: str, school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """:func:`analytics.stats.gaps.gap_trend_sums` of one metric's rows of some schools (default: every school
+    in the schools table), every year, summed by the database: a few rows per year and group for
+    :func:`analytics.stats.gaps.pooled_gap_trend_from_sums` instead of every school's rows."""
+    if metric == "suspension_rate" and suspension_derived(engine, school_ids=school_ids):
+        rows = metric_rows(engine, metric, school_ids=school_ids)
+        known = storage.load_schools(engine)["school_id"]
+        return gaps.gap_trend_sums(rows[rows["school_id"].isin(known)])
+    df = _read(engine, gap_trend_statement(metric, school_ids))
+    if df.empty:
+        return pd.DataFrame(columns=gaps.TREND_KEYS + gaps.TREND_SUMS)
+    for column in gaps.TREND_SUMS:
+        df[column] = pd.to_numeric(df[column]).astype("float64").fillna(0.0)
+    df["n_strata"] = df["n_strata"].astype("int64")
+    df["school_year"] = df["school_year"].astype("int64")
+    return df.sort_values(gaps.TREND_KEYS, ignore_index=True)
 
 
 def group_counts(engine: Engine, metric: str, group: str, keys: Sequence[str], *,
@@ -390,6 +454,48 @@ def scope_disproportionality(engine: Engine, school_ids: Sequence[str] | None = 
     rows = storage.load_discipline(engine, school_ids=school_ids)
     district = district_risks(engine) if school_ids is not None else None
     return disproportionality.disproportionality(rows, settings, district=district)
+
+
+def discipline_school_ids(engine: Engine, school_ids: Sequence[str] | None = None) -> list[str]:
+    """The schools with discipline rows (of `school_ids`, default every school), sorted: one ``DISTINCT``."""
+    d = schema.discipline
+    stmt = sa.select(d.c.school_id).distinct()
+    if school_ids is not None:
+        stmt = stmt.where(d.c.school_id.in_(list(school_ids)))
+    with engine.connect() as conn:
+        return sorted(conn.execute(stmt).scalars())
+
+
+def discipline_years(engine: Engine) -> list[int]:
+    """The school years of the discipline table, sorted (one ``DISTINCT`` on ``ix_discipline_year``)."""
+    with engine.connect() as conn:
+        return sorted(int(y) for y in conn.execute(discipline_years_statement()).scalars())
+
+
+def discipline_years_statement() -> sa.Select:
+    return sa.select(schema.discipline.c.school_year).distinct()
+
+
+def disproportionality_parts(engine: Engine, school_ids: Sequence[str] | None = None,
+                             settings: Settings = DEFAULT_SETTINGS, district: disproportionality.DistrictRisks | None = None,
+                             schools_per_part: int = 250) -> Iterator[pd.DataFrame]:
+    """:func:`analytics.stats.disproportionality.disproportionality_parts` of some schools (default: every
+    school) with each part's discipline rows read from the database when it is computed, so neither the
+    district's table nor its rows are ever held at once; the alternate ratio's district risks are summed
+    by the database (:func:`district_risks`) unless given."""
+    ids = discipline_school_ids(engine, school_ids)
+    if not ids:
+        yield disproportionality.disproportionality(storage.load_discipline(engine, school_ids=[]), settings)
+        return
+    district = district if district is not None else district_risks(engine)
+    parts = (storage.load_discipline(engine, school_ids=ids[start:start + schools_per_part])
+             for start in range(0, len(ids), schools_per_part))
+    yield from disproportionality.disproportionality_of_parts(parts, district, settings)
+
+
+def discipline_part_statement(school_ids: Sequence[str]) -> sa.Select:
+    """The read of one part's discipline rows (:func:`disproportionality_parts`), for ``EXPLAIN``."""
+    return storage._filtered(schema.discipline, school_id=list(school_ids))
 
 
 def monthly_incidents_statement(actions: Sequence[str] | None = None,

@@ -15,7 +15,7 @@ students with the outcome, %). A group is flagged when its ratio is >= the thres
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -185,10 +185,19 @@ def disproportionality_parts(discipline: pd.DataFrame, settings: Settings = DEFA
         return
     district = district if district is not None else district_risks(discipline)
     ids = sorted(discipline["school_id"].unique())
+    parts = (discipline[discipline["school_id"].isin(ids[start:start + schools_per_part])]
+             for start in range(0, len(ids), schools_per_part))
+    yield from disproportionality_of_parts(parts, district, settings)
+
+
+def disproportionality_of_parts(parts: Iterable[pd.DataFrame], district: DistrictRisks,
+                                settings: Settings = DEFAULT_SETTINGS) -> Iterator[pd.DataFrame]:
+    """:func:`disproportionality` of each part (the discipline rows of some schools, parts in school order,
+    no school in two parts), indexed on from the part before, so the parts concatenated are the table of
+    all of them. Parts may be read one at a time (``analytics.data.aggregates.disproportionality_parts``)."""
     offset = 0
-    for start in range(0, len(ids), schools_per_part):
-        part = disproportionality(discipline[discipline["school_id"].isin(ids[start:start + schools_per_part])],
-                                  settings, district=district)
+    for rows in parts:
+        part = disproportionality(rows, settings, district=district)
         part.index = pd.RangeIndex(offset, offset + len(part))
         offset += len(part)
         yield part

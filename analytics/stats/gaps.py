@@ -323,17 +323,63 @@ def mantel_haenszel_rd(a: np.ndarray, n1: np.ndarray, b: np.ndarray, n0: np.ndar
     Returns ``(rd, low, high)``; NaN when no stratum has both sides.
     """
     a, n1, b, n0 = (np.asarray(v, dtype="float64") for v in (a, n1, b, n0))
-    keep = (n1 > 0) & (n0 > 0)
-    if not keep.any():
+    terms = mh_terms(a, n1, b, n0)
+    if not terms["n_strata"].any():
         return (np.nan, np.nan, np.nan)
-    a, n1, b, n0 = a[keep], n1[keep], b[keep], n0[keep]
-    total = n1 + n0
-    weight = (n1 * n0 / total).sum()
-    rd = ((a * n0 - b * n1) / total).sum() / weight
-    p_term = ((n1**2 * b - n0**2 * a + n1 * n0 * (n0 - n1) / 2) / total**2).sum()
-    q_term = ((a * (n0 - b) + b * (n1 - a)) / (2 * total)).sum()
-    se = np.sqrt(max(rd * p_term + q_term, 0.0)) / weight
-    return (float(rd), float(rd - z * se), float(rd + z * se))
+    rd, low, high = mh_from_sums(*(np.array([np.nansum(terms[k])]) for k in MH_SUMS), z=z)
+    return (float(rd[0]), float(low[0]), float(high[0]))
+
+
+MH_SUMS = ("mh_num", "mh_weight", "mh_p", "mh_q")  # the stratum sums behind a Mantel-Haenszel risk difference
+
+
+def mh_terms(a, n1, b, n0) -> dict[str, np.ndarray]:
+    """Each stratum's terms of :func:`mantel_haenszel_rd` (NaN for a stratum without both sides), and
+    ``n_strata`` (1 for a stratum with both). Summed per year and group they give the within-school gap;
+    ``analytics.data.aggregates.gap_trend_sums`` sums the same terms in the database."""
+    keep = (n1 > 0) & (n0 > 0)
+    total = np.where(keep, n1 + n0, np.nan)
+    return {"mh_num": (a * n0 - b * n1) / total, "mh_weight": n1 * n0 / total,
+            "mh_p": (n1**2 * b - n0**2 * a + n1 * n0 * (n0 - n1) / 2) / total**2,
+            "mh_q": (a * (n0 - b) + b * (n1 - a)) / (2 * total), "n_strata": keep.astype("int64")}
+
+
+def mh_from_sums(num, weight, p_term, q_term, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rd, low, high) of :func:`mantel_haenszel_rd` from its stratum sums (arrays: one entry per
+    year and group); NaN where the weight is not positive (no stratum with both sides)."""
+    num, weight, p_term, q_term = (np.asarray(v, dtype="float64") for v in (num, weight, p_term, q_term))
+    weight = np.where(weight > 0, weight, np.nan)
+    rd = num / weight
+    se = np.sqrt(np.maximum(rd * p_term + q_term, 0.0)) / weight
+    return rd, rd - z * se, rd + z * se
+
+
+TREND_KEYS = ["school_year", "student_group"]
+TREND_SUMS = ["numerator", "denominator", "ref_num", "ref_den", *MH_SUMS, "n_strata"]
+TREND_COLUMNS = ["school_year", "student_group", "value", "reference_value", "gap", "gap_low", "gap_high", "n",
+                 "mh_gap", "mh_low", "mh_high", "n_schools", "simpson"]
+
+
+def gap_trend_sums(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per year and group, the sums :func:`pooled_gap_trend` needs: the group's and its reference's counts
+    pooled across schools and the Mantel-Haenszel stratum sums (schools as strata).
+
+    A school's group row enters when it and the school's ALL row have both counts and the other
+    students (ALL minus the group) are a valid proportion (``0 <= ref_num <= ref_den``, ``ref_den > 0``).
+    ``analytics.data.aggregates.gap_trend_sums`` computes the same in the database.
+    """
+    groups = rows[rows["student_group"] != "ALL"]
+    all_rows = rows[rows["student_group"] == "ALL"][KEYS + ["numerator", "denominator"]]
+    merged = groups.merge(all_rows, on=KEYS, suffixes=("", "_all")).dropna(
+        subset=["numerator", "denominator", "numerator_all", "denominator_all"])
+    merged["ref_num"] = merged["numerator_all"] - merged["numerator"]
+    merged["ref_den"] = merged["denominator_all"] - merged["denominator"]
+    merged = merged[(merged["ref_den"] > 0) & merged["ref_num"].between(0, merged["ref_den"])]
+    if merged.empty:
+        return pd.DataFrame(columns=TREND_KEYS + TREND_SUMS)
+    counts = [merged[c].to_numpy("float64") for c in ("numerator", "denominator", "ref_num", "ref_den")]
+    work = merged[TREND_KEYS + ["numerator", "denominator", "ref_num", "ref_den"]].assign(**mh_terms(*counts))
+    return work.groupby(TREND_KEYS, as_index=False, sort=True)[TREND_SUMS].sum()
 
 
 def pooled_gap_trend(rows: pd.DataFrame, z: float = 1.959964) -> pd.DataFrame:
@@ -343,36 +389,27 @@ def pooled_gap_trend(rows: pd.DataFrame, z: float = 1.959964) -> pd.DataFrame:
     pooled proportions with a Wald 95% interval (``gap_low``, ``gap_high``). ``mh_gap`` (``mh_low``,
     ``mh_high``) is the Mantel-Haenszel risk difference with schools as strata (:func:`mantel_haenszel_rd`):
     the gap between a group and the other students of the *same* school. ``simpson`` is True when the
-    pooled and within-school gaps have opposite signs. Returns school_year, student_group, value,
-    reference_value, gap, gap_low, gap_high, n, mh_gap, mh_low, mh_high, n_schools, simpson.
+    pooled and within-school gaps have opposite signs. Returns ``TREND_COLUMNS``.
     """
-    columns = ["school_year", "student_group", "value", "reference_value", "gap", "gap_low", "gap_high", "n",
-               "mh_gap", "mh_low", "mh_high", "n_schools", "simpson"]
-    groups = rows[rows["student_group"] != "ALL"]
-    all_rows = rows[rows["student_group"] == "ALL"][KEYS + ["numerator", "denominator"]]
-    merged = groups.merge(all_rows, on=KEYS, suffixes=("", "_all")).dropna(
-        subset=["numerator", "denominator", "numerator_all", "denominator_all"])
-    merged["ref_num"] = merged["numerator_all"] - merged["numerator"]
-    merged["ref_den"] = merged["denominator_all"] - merged["denominator"]
-    merged = merged[(merged["ref_den"] > 0) & merged["ref_num"].between(0, merged["ref_den"])]
-    if merged.empty:
-        return pd.DataFrame(columns=columns)
-    pooled = merged.groupby(["school_year", "student_group"], as_index=False)[
-        ["numerator", "denominator", "ref_num", "ref_den"]].sum()
-    pooled = pooled[(pooled["denominator"] > 0) & (pooled["ref_den"] > 0)]
+    return pooled_gap_trend_from_sums(gap_trend_sums(rows), z)
+
+
+def pooled_gap_trend_from_sums(sums: pd.DataFrame, z: float = 1.959964) -> pd.DataFrame:
+    """:func:`pooled_gap_trend` from its sums per year and group (:func:`gap_trend_sums`, or the same summed
+    by the database), so a page never holds every school's rows of every year."""
+    pooled = sums[(sums["denominator"] > 0) & (sums["ref_den"] > 0)].reset_index(drop=True)
+    if pooled.empty:
+        return pd.DataFrame(columns=TREND_COLUMNS)
     p1 = pooled["numerator"] / pooled["denominator"]
     p2 = pooled["ref_num"] / pooled["ref_den"]
     se = np.sqrt(p1 * (1 - p1) / pooled["denominator"] + p2 * (1 - p2) / pooled["ref_den"])
-    pooled["value"], pooled["reference_value"] = 100 * p1, 100 * p2
-    pooled["gap"] = pooled["value"] - pooled["reference_value"]
-    pooled["gap_low"], pooled["gap_high"] = pooled["gap"] - 100 * z * se, pooled["gap"] + 100 * z * se
-    pooled["n"] = pooled["denominator"]
-    within = []
-    for (year, group), strata in merged.groupby(["school_year", "student_group"]):
-        rd = mantel_haenszel_rd(strata["numerator"], strata["denominator"], strata["ref_num"], strata["ref_den"], z)
-        within.append({"school_year": year, "student_group": group, "mh_gap": 100 * rd[0], "mh_low": 100 * rd[1],
-                       "mh_high": 100 * rd[2], "n_schools": int(((strata["denominator"] > 0)
-                                                                 & (strata["ref_den"] > 0)).sum())})
-    pooled = pooled.merge(pd.DataFrame(within), on=["school_year", "student_group"], how="left")
-    pooled["simpson"] = (np.sign(pooled["gap"]) * np.sign(pooled["mh_gap"])) < 0
-    return pooled[columns].reset_index(drop=True)
+    out = pooled[TREND_KEYS].copy()
+    out["value"], out["reference_value"] = 100 * p1, 100 * p2
+    out["gap"] = out["value"] - out["reference_value"]
+    out["gap_low"], out["gap_high"] = out["gap"] - 100 * z * se, out["gap"] + 100 * z * se
+    out["n"] = pooled["denominator"]
+    rd, low, high = mh_from_sums(*(pooled[k] for k in MH_SUMS), z=z)
+    out["mh_gap"], out["mh_low"], out["mh_high"] = 100 * rd, 100 * low, 100 * high
+    out["n_schools"] = pooled["n_strata"].astype("int64")
+    out["simpson"] = (np.sign(out["gap"]) * np.sign(out["mh_gap"])) < 0
+    return out[TREND_COLUMNS]

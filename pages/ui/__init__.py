@@ -49,6 +49,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     cached,
     data_version,
     discipline,
+    discipline_choices,
     discipline_in,
     district_all_counts,
     district_figures,

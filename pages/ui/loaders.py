@@ -19,8 +19,8 @@ from sqlalchemy.engine import Engine
 from analytics.data import aggregates, catalog, storage
 from analytics.data.derived import metrics_with_suspension
 from analytics.learning.outcomes import RP_METRIC_OUTCOMES, rp_metric_impact
-from analytics.stats.disproportionality import DistrictRisks, disproportionality, disproportionality_parts
-from analytics.stats.gaps import gap_table, label_gaps, pooled_gap_trend
+from analytics.stats.disproportionality import DistrictRisks
+from analytics.stats.gaps import gap_table, label_gaps, pooled_gap_trend_from_sums
 from analytics.stats.rates import add_rate_columns
 from analytics.stats.rp_impact import RPImpact, comparison_scope, rp_impact, rp_impact_for_cluster, rp_impact_for_school
 from analytics.stats.status_change import status_change
@@ -234,16 +234,8 @@ def metric_ids() -> list[str]:
 @st.cache_resource(show_spinner=False, max_entries=4)
 @_consistent
 def _metric_rows(version: int, metric: str, years: tuple[int, ...] | None, school_ids: tuple[str, ...] | None):
-    eng = engine()
-    ids = list(school_ids) if school_ids else None
-    yrs = list(years) if years else None
-    if metric == "suspension_rate":
-        metrics = storage.load_metrics(eng, metrics=[metric], years=yrs, school_ids=ids)
-        if metrics.empty:
-            discipline = storage.load_discipline(eng, years=yrs, school_ids=ids)
-            return metrics_with_suspension(metrics, discipline)
-        return metrics
-    return storage.load_metrics(eng, metrics=[metric], years=yrs, school_ids=ids)
+    return aggregates.metric_rows(engine(), metric, list(years) if years else None,
+                                  list(school_ids) if school_ids else None)
 
 
 def metric_rows(metric: str, years: Sequence[int] | None = None, school_ids: Sequence[str] | None = None):
@@ -336,6 +328,19 @@ def discipline_in(school_ids: Sequence[str]) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 @_consistent
+def _discipline_choices(version: int) -> tuple[list[int], list[str]]:
+    eng = engine()
+    return aggregates.discipline_years(eng), aggregates.discipline_groups(eng)
+
+
+def discipline_choices() -> tuple[list[int], list[str]]:
+    """The school years and student groups of the discipline table (``DISTINCT`` in the database; ``ALL``
+    among the groups when race rows let it be derived)."""
+    return _discipline_choices(data_version())
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+@_consistent
 def _district_risks(version: int) -> DistrictRisks:
     return aggregates.district_risks(engine())
 
@@ -346,12 +351,10 @@ RATIO_OUTCOME = "suspension"  # the outcome whose risk ratios the discipline pag
 @st.cache_resource(show_spinner=False, max_entries=8)
 @_consistent
 def _flags_and_ratios(version: int, school_ids: tuple[str, ...] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    data = _discipline(version, None)
-    if school_ids is not None:
-        table = disproportionality(data[data["school_id"].isin(school_ids)], district=_district_risks(version))
-        return table[table["flagged"]], table[table["outcome"] == RATIO_OUTCOME]
     flagged, ratios = [], []
-    for part in disproportionality_parts(data):  # the district's whole table is never held at once
+    parts = aggregates.disproportionality_parts(engine(), list(school_ids) if school_ids is not None else None,
+                                                district=_district_risks(version))
+    for part in parts:  # a few hundred schools' rows at a time: the scope's whole table is never held
         flagged.append(part[part["flagged"]])
         ratios.append(part[part["outcome"] == RATIO_OUTCOME])
     return pd.concat(flagged), pd.concat(ratios)
@@ -361,10 +364,17 @@ def flags_and_ratios(school_ids: Sequence[str] | None = None) -> tuple[pd.DataFr
     """Disproportionality of the given schools (default: every school), every year: the flagged rows (any
     outcome) and the suspension rows, which is all the discipline page reads (read-only, shared).
 
-    Computed from the schools' own rows with the alternate ratio's district risks summed by the database;
-    the other outcomes' rows (four fifths of a district's table) are not kept in memory.
+    Computed from the schools' own rows, read from the database a few hundred schools at a time, with the
+    alternate ratio's district risks summed by the database; the other outcomes' rows (four fifths of a
+    district's table) are not kept in memory.
     """
     return _flags_and_ratios(data_version(), tuple(sorted(school_ids)) if school_ids is not None else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+@_consistent
+def _gap_trend_sums(version: int, metric: str, school_ids: tuple[str, ...] | None) -> pd.DataFrame:
+    return aggregates.gap_trend_sums(engine(), metric, list(school_ids) if school_ids is not None else None)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -376,13 +386,15 @@ def _gap_views(version: int, metric: str, year: int, reference: str, level: str,
     higher = {m: bool(v) for m, v in _catalog(version)["higher_is_better"].items()}
     school_ids = tuple(scope["school_id"])  # the schools of `level` and `cluster`
     whole = len(school_ids) == len(schools)  # the district's rows are cached once for every view of it
-    in_scope = _metric_rows(version, metric, None, None if whole else school_ids)
+    # Only the view's year and the one before (gaps, their change, status and change, data limits); the
+    # trend over every year comes from sums per year and group made by the database.
+    in_scope = _metric_rows(version, metric, (year - 1, year), None if whole else school_ids)
     in_scope = in_scope[in_scope["school_id"].isin(school_ids)]
     # Every other reference is within a school; the district's ALL is summed in the database.
     district_all = _district_all_counts(version, metric) if reference == "district_all" else None
     gaps = gap_table(in_scope, reference, higher, reference_year=year, label=False, district_all=district_all)
     gaps = label_gaps(gaps[gaps["school_year"] == year], higher)
-    trend = pooled_gap_trend(in_scope)
+    trend = pooled_gap_trend_from_sums(_gap_trend_sums(version, metric, None if whole else school_ids))
     current = add_rate_columns(in_scope[in_scope["school_year"] == year]) if len(in_scope) else in_scope
     previous = in_scope[in_scope["school_year"] == year - 1]
     grid = status_change(current, previous, dict(zip(schools["school_id"], schools["level"], strict=True)), higher)
