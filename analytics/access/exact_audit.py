@@ -209,32 +209,49 @@ def exact_unique(system: System, targets: np.ndarray, time_limit: float = 10.0, 
     if not len(targets) or not len(free):
         report.seconds = time.perf_counter() - start
         return report
-    local = np.full(len(system.lo), -1)
-    local[free] = np.arange(len(free))
     # Components: variables and rows as one bipartite graph.
     n_free, n_rows = len(free), a.shape[0]
     coo = a.tocoo()
     graph = coo_matrix((np.ones(len(coo.row), dtype=np.int8), (coo.col, n_free + coo.row)),
                        shape=(n_free + n_rows,) * 2)
     _, labels = connected_components(graph, directed=False)
-    col_label, row_label = labels[:n_free], labels[n_free:]
-    comps = np.unique(col_label[local[targets]])
-    size = np.bincount(col_label, minlength=labels.max() + 1)
-    known = solution[free] if solution is not None else None
-    pending: list[np.ndarray] = []
-    for comp in comps:
+    split = _Split(a, lb, ub, system.lo[free], system.hi[free], labels[:n_free], labels[n_free:],
+                   np.searchsorted(free, targets), targets, solution[free] if solution is not None else None)
+    size = np.bincount(split.col_label, minlength=labels.max() + 1)
+    pending: list[int] = []
+    for comp in np.unique(split.col_label[split.target_col]).tolist():
         report.components += 1
         report.largest_component = max(report.largest_component, int(size[comp]))
         if size[comp] > max_component:
-            report.undecided_vars.extend(int(t) for t in targets[col_label[local[targets]] == comp])
+            report.undecided_vars.extend(split.targets[split.batch([comp])[2]].tolist())
             continue
         pending.append(comp)
     # Batches of whole components, each up to `batch` variables (a large component alone).
     for group in _pack(pending, [int(size[comp]) for comp in pending], batch):
-        _run_batch(np.array(group), a, lb, ub, system, free, local, col_label, row_label, targets, known,
-                   time_limit, report)
+        _run_batch(group, split, time_limit, report)
     report.seconds = time.perf_counter() - start
     return report
+
+
+class _Split:
+    """The folded program split by component: each component's columns, rows and targets are found by
+    slicing orders computed once (a scan of the whole program per batch would cost O(n) each, O(n^2) in
+    all at 2,000 schools)."""
+
+    def __init__(self, a: csr_matrix, lb, ub, lo, hi, col_label, row_label, target_col, targets, known):
+        self.a, self.lb, self.ub, self.lo, self.hi, self.known = a, lb, ub, lo, hi, known
+        self.col_label, self.target_col, self.targets = col_label, target_col, targets
+        n_labels = int(max(col_label.max(initial=-1), row_label.max(initial=-1))) + 1
+        self.orders = []
+        for label in (col_label, row_label, col_label[target_col]):
+            order = np.argsort(label, kind="stable")
+            self.orders.append((order, np.searchsorted(label[order], np.arange(n_labels + 1))))
+
+    def batch(self, group: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(columns, rows, positions in ``targets``) of the components in ``group``, each sorted."""
+        cols, rows, at = (np.sort(np.concatenate([order[start[g]:start[g + 1]] for g in group]))
+                          for order, start in self.orders)
+        return cols, rows, at
 
 
 def _pack(items: list, sizes: list[int], limit: int) -> list[list]:
@@ -252,20 +269,27 @@ def _pack(items: list, sizes: list[int], limit: int) -> list[list]:
     return groups
 
 
-def _run_batch(group, a, lb, ub, system, free, local, col_label, row_label, targets, known, time_limit,
-               report: ExactReport) -> None:
-    cols = np.flatnonzero(np.isin(col_label, group))
-    rows = np.flatnonzero(np.isin(row_label, group))
-    inside = targets[np.isin(col_label[local[targets]], group)]
+def _run_batch(group: list[int], split: _Split, time_limit: float, report: ExactReport) -> None:
+    cols, rows, at = split.batch(group)
+    inside = split.targets[at]
     report.audited += len(inside)
-    problem = _Batch(a[rows][:, cols], lb[rows], ub[rows], system.lo[free[cols]], system.hi[free[cols]],
-                     col_label[cols], time_limit, report)
-    where = np.searchsorted(cols, local[inside])
-    if not problem.decide(inside, where, known[cols] if known is not None else None) and len(group) > 1:
+    problem = _Batch(_submatrix(split.a, rows, cols), split.lb[rows], split.ub[rows], split.lo[cols], split.hi[cols],
+                     split.col_label[cols], time_limit, report)
+    where = np.searchsorted(cols, split.target_col[at])
+    if not problem.decide(inside, where, split.known[cols] if split.known is not None else None) and len(group) > 1:
         report.audited -= len(inside)  # no integer solution for the batch: each component on its own
         for comp in group:
-            _run_batch(np.array([comp]), a, lb, ub, system, free, local, col_label, row_label, targets, known,
-                       time_limit, report)
+            _run_batch([comp], split, time_limit, report)
+
+
+def _submatrix(a: csr_matrix, rows: np.ndarray, cols: np.ndarray) -> csr_matrix:
+    """``a[rows][:, cols]`` for sorted ``cols``, by a search over the rows' entries only (scipy's column
+    indexing allocates an array as wide as ``a`` on every call)."""
+    sub = a[rows]
+    at = np.searchsorted(cols, sub.indices)
+    keep = cols[np.minimum(at, len(cols) - 1)] == sub.indices if len(cols) else np.zeros(len(at), dtype=bool)
+    indptr = np.r_[0, np.cumsum(keep)][sub.indptr]
+    return csr_matrix((sub.data[keep], at[keep], indptr), shape=(len(rows), len(cols)))
 
 
 class _Batch:
@@ -452,7 +476,7 @@ class _Batch:
         a solve hit its limit; None otherwise."""
         col, value = self.where[i], self.candidate[i]
         rows = np.unique(self.a_csc[:, near].indices)
-        sub = self.a[rows][:, near]
+        sub = _submatrix(self.a, rows, near)
         inside = np.diff(sub.indptr) == np.diff(self.a.indptr)[rows]
         real = inside.all()  # no row reaches outside: a solution here is one of the whole program
         rows, sub = rows[inside], sub[inside]
@@ -498,7 +522,7 @@ class _Batch:
         outside = self.known.copy()
         outside[cols] = 0.0
         const = self.a[rows] @ outside
-        return self.a[rows][:, cols], self.lb[rows] - const, self.ub[rows] - const
+        return _submatrix(self.a, rows, cols), self.lb[rows] - const, self.ub[rows] - const
 
     def accept(self, cols: np.ndarray, x: np.ndarray) -> int:
         """An integer solution ``x`` of ``cols`` with the rest at the known solution: free the targets it moves."""

@@ -289,20 +289,40 @@ def propagate(lo: np.ndarray, hi: np.ndarray, rel: np.ndarray, var: np.ndarray, 
 
 
 def _tighten_by_sums(lo: np.ndarray, hi: np.ndarray, var: np.ndarray, rel: np.ndarray, child: np.ndarray,
-                     n_rel: int) -> None:
+                     n_rel: int, chunk: int = 1 << 20) -> None:
     """One round over sums (children add up to the parent; memberships sorted by variable, whole sums
-    only): each member's bounds from the bounds of the others, intersected into lo, hi in place."""
-    lo_v, hi_v = lo[var], hi[var]
-    a_lo = np.where(child, lo_v, -hi_v)  # the member's signed contribution, as an interval
-    a_hi = np.where(child, hi_v, -lo_v)
-    r_lo = np.bincount(rel, a_lo, n_rel)[rel] - a_lo  # the other members' contributions
-    r_hi = np.bincount(rel, a_hi, n_rel)[rel] - a_hi
-    new_lo = np.where(child, -r_hi, r_lo)
-    new_hi = np.where(child, -r_lo, r_hi)
+    only): each member's bounds from the bounds of the others, intersected into lo, hi in place.
+
+    Memberships are taken ``chunk`` at a time (cut where the variable changes), first for each sum's
+    interval, then for each member's bounds: the temporaries stay a few chunks long (at 2,000 schools x 6
+    years there are tens of millions of memberships, and eight arrays that long were most of the memory)."""
     starts = np.flatnonzero(np.r_[True, var[1:] != var[:-1]])
+    first = np.minimum(np.searchsorted(starts, np.arange(0, len(var), chunk)), len(starts) - 1)
+    cuts = np.unique(np.r_[starts[first], len(var)])
+    pieces = list(zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True))
+
+    def contribution(i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """Members i..j's signed contributions to their sums, as intervals."""
+        lo_v, hi_v, c = lo[var[i:j]], hi[var[i:j]], child[i:j]
+        return np.where(c, lo_v, -hi_v), np.where(c, hi_v, -lo_v)
+
+    sum_lo, sum_hi = np.zeros(n_rel), np.zeros(n_rel)
+    for i, j in pieces:
+        a_lo, a_hi = contribution(i, j)
+        sum_lo += np.bincount(rel[i:j], a_lo, n_rel)
+        sum_hi += np.bincount(rel[i:j], a_hi, n_rel)
+    new_lo_all, new_hi_all = [], []
+    for i, j in pieces:  # bounds from the sums as they were at the start of the round
+        a_lo, a_hi = contribution(i, j)
+        r_lo = sum_lo[rel[i:j]] - a_lo  # the other members' contributions
+        r_hi = sum_hi[rel[i:j]] - a_hi
+        c = child[i:j]
+        at = starts[np.searchsorted(starts, i):np.searchsorted(starts, j)] - i
+        new_lo_all.append(np.maximum.reduceat(np.where(c, -r_hi, r_lo), at))
+        new_hi_all.append(np.minimum.reduceat(np.where(c, -r_lo, r_hi), at))
     targets = var[starts]
-    lo[targets] = np.maximum(lo[targets], np.maximum.reduceat(new_lo, starts))
-    hi[targets] = np.minimum(hi[targets], np.minimum.reduceat(new_hi, starts))
+    lo[targets] = np.maximum(lo[targets], np.concatenate(new_lo_all))
+    hi[targets] = np.minimum(hi[targets], np.concatenate(new_hi_all))
 
 
 @dataclass
