@@ -52,11 +52,26 @@ def _page_code(path: str):
 
 def run_page(path: str) -> None:
     """Run a page script as app.py runs it: the data version pinned once for the run, then the page's code
-    (compiled once, as Streamlit keeps a script's bytecode)."""
+    (compiled once, as Streamlit keeps a script's bytecode). With `SSIF_PROFILE_TO` set, the run (on the
+    script thread, which a profiler around `AppTest.run` does not see) is profiled to that file."""
+    import os
+
     from pages import ui
 
-    ui.pin_data_version()
-    exec(_page_code(path), {"__name__": "__main__", "__file__": path})  # noqa: S102 - the page's own code
+    target = os.environ.get("SSIF_PROFILE_TO")
+    profiler = None
+    if target:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    try:
+        ui.pin_data_version()
+        exec(_page_code(path), {"__name__": "__main__", "__file__": path})  # noqa: S102 - the page's own code
+    finally:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(target)
 
 
 @functools.cache

@@ -10,8 +10,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analytics.data import storage
-from analytics.data.prepare import Step, gaps_opening_metric, opening_metrics, work_list
+from analytics.data.prepare import OPENING_VIEWS, Step, gaps_opening_metric, opening_metrics, work_list
 from pages.ui import prepare
+from tests.page_runner import run_page
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,18 +20,23 @@ ROOT = Path(__file__).resolve().parent.parent
 # --- what to prepare ------------------------------------------------------------------------------
 
 
-def test_work_list_puts_the_release_first_then_the_opening_metrics_gaps_year_discipline_and_map():
-    steps = work_list(["math_growth", "read_proficient", "attendance"], [2023, 2025, 2024], has_discipline=True)
+def test_work_list_puts_the_release_first_then_the_data_then_the_opening_views_drawn_from_it():
+    steps = work_list(["math_growth", "read_proficient", "attendance"], [2023, 2025, 2024], has_discipline=True,
+                      has_learning=True)
     assert [(s.kind, s.arg) for s in steps] == [("release", None), ("metric", "read_proficient"),
                                                ("metric", "math_growth"), ("gaps", "math_growth"), ("year", 2025),
-                                               ("discipline", None), ("rp", None), ("map", None)]
+                                               ("discipline", None), ("rp", None), ("map", None),
+                                               ("view", "overview"), ("view", "gaps"), ("view", "discipline"),
+                                               ("view", "learning"), ("view", "meeting")]
     assert all(s.label for s in steps)
 
 
 def test_work_list_follows_the_data_present():
     assert work_list([], [], has_discipline=False) == []  # nothing imported yet: nothing to prepare
     only_discipline = work_list([], [2025], has_discipline=True)
-    assert [s.kind for s in only_discipline] == ["release", "year", "discipline", "rp", "map"]
+    assert [(s.kind, s.arg) for s in only_discipline] == [  # no metrics: no gaps; no programmes: no learning
+        ("release", None), ("year", 2025), ("discipline", None), ("rp", None), ("map", None), ("view", "overview"),
+        ("view", "discipline"), ("view", "meeting")]
     assert opening_metrics(["attendance", "chronic_absence"]) == ["attendance"]  # none of the openers: the first
     assert gaps_opening_metric(["attendance", "math_growth"]) == "math_growth"
     assert gaps_opening_metric(["attendance", "chronic_absence"]) == "attendance"
@@ -39,7 +45,7 @@ def test_work_list_follows_the_data_present():
 
 def test_work_list_leaves_the_privacy_release_out_while_no_shared_link_can_be_opened():
     steps = work_list(["read_proficient"], [2025], has_discipline=True, has_live_shares=False)
-    assert [s.kind for s in steps] == ["metric", "gaps", "year", "discipline", "rp", "map"]
+    assert [s.kind for s in steps if s.kind != "view"] == ["metric", "gaps", "year", "discipline", "rp", "map"]
 
 
 def test_live_shares_are_neither_revoked_nor_expired(tmp_path, monkeypatch):
@@ -176,6 +182,7 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
     create_share(sqlite_engine, "/", "district")  # a live link: the privacy release is prepared too
     monkeypatch.setattr(loaders, "engine", lambda: sqlite_engine)
     monkeypatch.setattr(viewer, "engine", lambda: sqlite_engine)
+    monkeypatch.setenv("DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))  # opening views
     st.cache_data.clear()
     st.cache_resource.clear()
     version = storage.data_version(sqlite_engine)
@@ -199,6 +206,42 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
     finally:
         worker.stop()
         st.cache_resource.clear()
+
+
+def _shown(at) -> dict:
+    """What a page put on screen: its figures, tables, charts and text."""
+    return {"metrics": [(m.label, m.value, m.proto.delta) for m in at.metric],
+            "tables": [table.value.to_json(date_format="iso") for table in at.dataframe],
+            "charts": [chart.proto.spec for chart in at.get("arrow_vega_lite_chart")],
+            "text": [m.value for m in at.markdown] + [c.value for c in at.caption]}
+
+
+@pytest.mark.usefixtures("on_demo")
+def test_prepared_opening_views_show_what_unprepared_ones_show_and_build_nothing_more(monkeypatch, caplog):
+    """Every opening view drawn ahead (with nobody watching) fills the caches the page then only reads: a new
+    session's first view builds no chart, and shows the same figures as a first view that prepared nothing."""
+    import logging
+
+    import streamlit as st
+
+    from pages.ui import charts, loaders
+
+    unprepared = {page: _shown(run_page(page)) for page in OPENING_VIEWS}
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    version = storage.data_version(loaders.engine())
+    steps = prepare._plan(version)
+    assert [s.arg for s in steps if s.kind == "view"] == list(OPENING_VIEWS)  # the demo has every kind of data
+    with caplog.at_level(logging.DEBUG, logger=prepare.log.name):
+        for step in steps:
+            prepare._run(step, version)
+    assert not [r for r in caplog.records if "not prepared" in r.getMessage()]  # every view ran to its end
+    built = []
+    original = charts._build
+    monkeypatch.setattr(charts, "_build", lambda *args: built.append(args[0]) or original(*args))
+    for page in OPENING_VIEWS:
+        assert _shown(run_page(page)) == unprepared[page], page
+    assert built == []  # every chart of every opening view was made ahead
 
 
 # --- on the page ------------------------------------------------------------------------------------

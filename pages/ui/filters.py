@@ -41,7 +41,10 @@ def url_choice(label: str, key: str, options: Sequence, default, *, format_func:
     # otherwise the widget holds the user's latest choice.
     if arrived_on_page() or raw != last or st.session_state.get(widget_key) not in options:
         st.session_state[widget_key] = options[index]
-    value = (container or st).selectbox(label, options, key=widget_key, format_func=format_func)
+    (container or st).selectbox(label, options, key=widget_key, format_func=format_func)
+    # The value the widget holds (the selectbox's own answer in a session; also what an opening view drawn
+    # ahead with no session reads, where a widget only gives its first option: pages.ui.prepare).
+    value = st.session_state[widget_key]
     st.query_params[key] = st.session_state[last_key] = str(value)
     return value
 

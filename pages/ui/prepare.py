@@ -4,7 +4,10 @@ An import (from the Data page, the command line or another server) bumps the dat
 view then belongs to the old one. One `Preparer` per server process notices the new version (each script
 run reports the version it pinned; a poll every few seconds catches imports nobody has looked at yet) and
 fills the expensive district-wide caches in the work list of `analytics.data.prepare`, one after another,
-in a daemon thread: the import's answer never waits for it. Pages do not wait either: a page that needs a
+in a daemon thread: the import's answer never waits for it. The list ends with the pages' opening views,
+each run on that thread with no session attached (:func:`_draw_opening_view`): what a first view would
+build (charts validated and serialised, tables people read and their Arrow form) is then in the caches,
+under the same keys, before anyone opens the page. Pages do not wait either: a page that needs a
 result being prepared waits on that one cache entry (Streamlit computes each entry once), and pages show
 "Preparing the new data: 3 of 6" until the list is done. When a newer version lands mid-way, the rest of
 the list is dropped and the new version is prepared instead.
@@ -12,11 +15,14 @@ the list is dropped and the new version is prepared instead.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from types import CodeType
 
 import pandas as pd
 import streamlit as st
@@ -25,6 +31,7 @@ from sqlalchemy import exc as sa_exc
 from analytics.data import storage
 from analytics.data.prepare import Step, work_list
 
+PAGES_DIR = Path(__file__).resolve().parent.parent  # where app.py's st.Page("pages/...") scripts are
 POLL_S = 3.0  # how often the thread looks for an import made elsewhere (one single-row SELECT)
 THREAD_NAME = "ssif-prepare"
 log = logging.getLogger(__name__)
@@ -151,7 +158,8 @@ def _plan(version: int) -> list[Step]:
     from analytics.access.sharing import has_live_shares
 
     return work_list(loaders._metric_ids(version), loaders._years(version),
-                     has_discipline=counts.get("discipline", 0) > 0, has_live_shares=has_live_shares(loaders.engine()))
+                     has_discipline=counts.get("discipline", 0) > 0, has_live_shares=has_live_shares(loaders.engine()),
+                     has_learning=counts.get("pl_programs", 0) > 0)
 
 
 def _run(step: Step, version: int) -> None:
@@ -181,6 +189,44 @@ def _run(step: Step, version: int) -> None:
         loaders._rp_beyond(version, "all", None)
     elif step.kind == "map":
         _cluster_areas(version)
+    elif step.kind == "view":
+        _draw_opening_view(str(step.arg), version)
+
+
+@functools.cache
+def _page_code(page: str) -> tuple[str, CodeType]:
+    """A page script's path and code, compiled as Streamlit compiles it (the page's cached functions are
+    keyed on their code and file: :func:`pages.ui.loaders._identity`)."""
+    path = str(PAGES_DIR / f"{page}.py")
+    return path, compile(Path(path).read_text(), path, "exec", dont_inherit=True)
+
+
+def _draw_opening_view(page: str, version: int) -> None:
+    """Run a page's opening view here, as a staff member's first visit would: no URL parameters, no share
+    token, data version `version`. Off a script thread Streamlit draws into nothing (elements are made and
+    dropped, widgets give their defaults, the session state is a stand-in), while every cache the page
+    reads or fills is the server's own. A view that stops early (`st.stop` does not stop here) or fails
+    leaves nothing wrong behind: its page computes what is missing when it is opened."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    from pages.ui import loaders, state
+
+    if get_script_run_ctx() is not None:  # a session's own state and URL are never touched
+        raise RuntimeError("opening views are drawn off the script threads")
+    st.session_state.clear()  # Streamlit's stand-in state off a script thread: a new visitor's, empty
+    st.query_params.clear()
+    st.session_state[loaders._PIN] = version
+    state.start_run()
+    path, code = _page_code(page)
+    try:
+        exec(code, {"__name__": "__main__", "__file__": path})  # noqa: S102 - the app's own page
+    except (storage.DataChanged, sa_exc.DBAPIError):
+        raise
+    except Exception:  # noqa: BLE001 - the page draws it itself when opened
+        log.debug("first view of %s not prepared", page, exc_info=True)
+    finally:
+        st.session_state.clear()
+        st.query_params.clear()
 
 
 class _QuietThread(logging.Filter):
