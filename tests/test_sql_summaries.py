@@ -308,3 +308,51 @@ def test_gap_trend_and_discipline_reads_use_the_indexes(discipline_demo, capsys)
     assert any(name in plans["gap trend sums"] for name in unique)
     assert any(name in plans["a part's discipline rows"] for name in ("uq_discipline_key", "sqlite_autoindex_discipline_1"))
     assert "ix_discipline_year" in plans["discipline years"] or "uq_discipline_key" in plans["discipline years"]
+
+
+# --- medians of value-only metrics, computed by the database --------------------------------------------------
+
+
+def test_median_values_by_hand(engine):
+    schools = pd.DataFrame({"school_id": list("ABCDE"), "school_name": list("ABCDE"), "level": ["ES"] * 5,
+                            "cluster": ["North", "North", "North", "South", "South"]})
+    # 2024 BL: 10, 20, 40 and a suppressed value: median 20 (odd), range 10-40, one row left out.
+    # 2024 HI: 1.5, 2.5, 4 and 10: median (2.5 + 4) / 2 = 3.25 (even). 2023 BL: no value at all.
+    rows = [("A", 2024, "BL", 10.0), ("B", 2024, "BL", 40.0), ("C", 2024, "BL", NAN), ("D", 2024, "BL", 20.0),
+            ("A", 2024, "HI", 10.0), ("B", 2024, "HI", 2.5), ("C", 2024, "HI", 1.5), ("D", 2024, "HI", 4.0),
+            ("E", 2023, "BL", NAN)]
+    metrics = pd.DataFrame(rows, columns=["school_id", "school_year", "student_group", "value"]).assign(
+        metric="m", numerator=NAN, denominator=NAN)
+    storage.replace_all(engine, {"schools": schools, "metrics": metrics})
+    got = aggregates.median_values(engine, ["school_year", "student_group"])
+    assert got[["school_year", "student_group"]].values.tolist() == [[2023, "BL"], [2024, "BL"], [2024, "HI"]]
+    assert got["value"].tolist()[1:] == [20.0, 3.25] and math.isnan(got["value"].iloc[0])
+    assert got["low"].tolist()[1:] == [10.0, 1.5] and got["high"].tolist()[1:] == [40.0, 10.0]
+    assert got["n_schools"].tolist() == [0, 3, 4] and got["n_rows_left_out"].tolist() == [1, 1, 0]
+    by_cluster = aggregates.median_values(engine, ["cluster"], years=[2024], groups=["HI"])
+    assert by_cluster[["cluster", "value"]].values.tolist() == [["North", 2.5], ["South", 4.0]]
+    from analytics.stats.summaries import median_of_values
+
+    pd.testing.assert_frame_equal(got, median_of_values(storage.load_metrics(engine),
+                                                        ["school_year", "student_group"]), check_dtype=False)
+
+
+def test_median_values_match_pandas_on_the_demo(demo):
+    from analytics.stats.summaries import median_of_values
+
+    rows = storage.load_metrics(demo, metrics=[VALUE_ONLY]).merge(storage.load_schools(demo)[["school_id", "cluster"]],
+                                                                  on="school_id")
+    for keys in (["school_year", "student_group"], ["cluster", "school_year"]):
+        got = aggregates.median_values(demo, keys, metrics=[VALUE_ONLY])
+        want = median_of_values(rows, keys)
+        assert len(got) >= 6
+        pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=0, atol=0)  # the same operations
+
+
+def test_median_reads_use_the_metrics_indexes(demo, capsys):
+    medians, ranges = aggregates.median_statements(["metric", "student_group"], years=[2025], metrics=[VALUE_ONLY])
+    plans = [aggregates.explain(demo, stmt, index_scans_only=True) for stmt in (medians, ranges)]
+    with capsys.disabled():
+        print(f"\n{demo.dialect.name} plans of the median reads:\n" + "\n--\n".join(plans))
+    for plan in plans:
+        assert "ix_metrics_year_metric_group" in plan or "ix_metrics_metric_group_year" in plan

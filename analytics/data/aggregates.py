@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -158,21 +159,69 @@ def _typed_counts(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return df[keys + SUMMARY_COLUMNS]
 
 
-def metric_values(engine: Engine, *, years: Sequence[int] | None = None, metrics: Sequence[str] | None = None,
-                  groups: Sequence[str] | None = None, school_ids: Sequence[str] | None = None) -> pd.DataFrame:
-    """Only the key columns and ``value`` of matching ``metrics`` rows (medians of value-only metrics)."""
+def _filters(stmt: sa.Select, *, years: Sequence[int] | None, metrics: Sequence[str] | None,
+             groups: Sequence[str] | None, school_ids: Sequence[str] | None) -> sa.Select:
     m = schema.metrics
-    stmt = sa.select(m.c.school_id, m.c.school_year, m.c.metric, m.c.student_group, m.c.value)
     for column, values in ((m.c.school_year, years), (m.c.metric, metrics), (m.c.student_group, groups),
                            (m.c.school_id, school_ids)):
         if values is not None:
             stmt = stmt.where(column.in_(list(values)))
-    df = _read(engine, stmt)
-    if df.empty:
-        df = pd.DataFrame(columns=["school_id", "school_year", "metric", "student_group", "value"])
-    df["value"] = pd.to_numeric(df["value"]).astype("float64")
-    df["school_year"] = df["school_year"].astype("int64")
-    return df
+    return stmt
+
+
+def median_statements(keys: Sequence[str], *, years: Sequence[int] | None = None,
+                      metrics: Sequence[str] | None = None, groups: Sequence[str] | None = None,
+                      school_ids: Sequence[str] | None = None) -> tuple[sa.Select, sa.Select]:
+    """(medians, ranges) of ``value`` per ``keys``: the statements behind :func:`median_values`.
+
+    The median is the average of the middle one or two values in order (``ROW_NUMBER`` and ``COUNT`` over
+    each group, rows ``(n + 1) // 2`` and ``(n + 2) // 2``): the same statement on SQLite, which has no
+    ``percentile_cont``, and PostgreSQL, and the same floating-point operations as pandas' median
+    ((a + b) / 2 of the two middle values), where ``percentile_cont``'s interpolation a + (b - a) / 2 can
+    differ in the last bit. The ranges statement gives min, max and the rows with and without a value.
+    """
+    m, s = schema.metrics, schema.schools
+    columns = [s.c.cluster if key == "cluster" else m.c[key] for key in keys]
+    source: sa.FromClause = m.join(s, s.c.school_id == m.c.school_id) if "cluster" in keys else m
+    filters = {"years": years, "metrics": metrics, "groups": groups, "school_ids": school_ids}
+    ranked = _filters(sa.select(*[c.label(k) for c, k in zip(columns, keys, strict=True)], m.c.value.label("value"),
+                                sa.func.row_number().over(partition_by=columns, order_by=m.c.value).label("position"),
+                                sa.func.count().over(partition_by=columns).label("n"))
+                      .select_from(source).where(m.c.value.is_not(None)), **filters).subquery("ranked")
+    middle = sa.or_(ranked.c.position == (ranked.c.n + 1) // 2, ranked.c.position == (ranked.c.n + 2) // 2)
+    by = [ranked.c[k] for k in keys]
+    medians = sa.select(*by, sa.func.avg(ranked.c.value).label("value")).where(middle).group_by(*by)
+    ranges = _filters(sa.select(*columns, sa.func.min(m.c.value).label("low"), sa.func.max(m.c.value).label("high"),
+                                sa.func.count(m.c.value).label("n_schools"), sa.func.count().label("n_rows"))
+                      .select_from(source), **filters).group_by(*columns).order_by(*columns)
+    return medians, ranges
+
+
+def median_values(engine: Engine, keys: Sequence[str], *, years: Sequence[int] | None = None,
+                  metrics: Sequence[str] | None = None, groups: Sequence[str] | None = None,
+                  school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """:func:`analytics.stats.summaries.median_of_values` of the matching ``metrics`` rows per ``keys``
+    (any of ``cluster``, ``school_id``, ``school_year``, ``metric``, ``student_group``), computed by the
+    database: the medians of value-only metrics without sending their rows to pandas."""
+    keys = list(keys)
+    medians, ranges = median_statements(keys, years=years, metrics=metrics, groups=groups, school_ids=school_ids)
+    out = _read(engine, ranges)
+    columns = [*keys, "value", "low", "high", "n_schools", "n_rows_left_out", "numerator", "denominator",
+               "ci_low", "ci_high"]
+    if out.empty:
+        return pd.DataFrame(columns=columns)
+    middle = _read(engine, medians)
+    if "school_year" in keys:
+        for frame in (out, middle):
+            frame["school_year"] = frame["school_year"].astype("int64")
+    out = out.merge(middle, on=keys, how="left")
+    for column in ("value", "low", "high"):
+        out[column] = pd.to_numeric(out[column]).astype("float64")
+    out["n_schools"] = out["n_schools"].astype("int64")
+    out["n_rows_left_out"] = out.pop("n_rows").astype("int64") - out["n_schools"]
+    for column in ("numerator", "denominator", "ci_low", "ci_high"):
+        out[column] = np.nan
+    return out.sort_values(keys, ignore_index=True)[columns]
 
 
 def suspension_derived(engine: Engine, years: Sequence[int] | None = None,
@@ -275,11 +324,11 @@ def group_counts(engine: Engine, metric: str, group: str, keys: Sequence[str], *
 def district_figures(engine: Engine, year: int) -> pd.DataFrame:
     """The district figure of every metric x group for a year, pooled or the median of school values:
     :func:`analytics.stats.summaries.district_values` of every row of the year (derived suspension rate
-    included), from the database's sums and the values of value-only metrics alone."""
+    included), from the database's sums and, for value-only metrics, its medians (:func:`median_values`)."""
     by = ["metric", "student_group"]
     counts = metric_counts(engine, by, years=[year])
     medians = counts.loc[basis_from_counts(counts) == MEDIAN, "metric"].unique().tolist()
-    values = metric_values(engine, years=[year], metrics=medians) if medians else None
+    values = median_values(engine, by, years=[year], metrics=medians) if medians else None
     figures = district_values_from_counts(counts, values, by)
     if suspension_derived(engine, [year]):
         discipline = storage.load_discipline(engine, years=[year])

@@ -216,19 +216,17 @@ def district_values(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return out[[*by, "value", "basis"]]
 
 
-def district_values_from_counts(counts: pd.DataFrame, value_rows: pd.DataFrame | None, by: list[str]) -> pd.DataFrame:
+def district_values_from_counts(counts: pd.DataFrame, medians: pd.DataFrame | None, by: list[str]) -> pd.DataFrame:
     """:func:`district_values` with the sums and votes per `by` group summed by the database
-    (``analytics.data.aggregates.metric_counts``); ``value_rows`` (`by` + ``value``) must hold the rows
-    of every group whose basis is the median, and are read only for those medians."""
+    (``analytics.data.aggregates.metric_counts``); ``medians`` (`by` + ``value``: :func:`median_of_values`,
+    e.g. ``analytics.data.aggregates.median_values``) must hold every group whose basis is the median."""
     if counts.empty:
         return pd.DataFrame(columns=[*by, "value", "basis"])
     out = counts[by].assign(basis=basis_from_counts(counts))
     out["value"] = rates_from_pooled_counts(counts[[*by, "numerator", "denominator", "n_schools", "n_rows"]])[
         "value"].to_numpy()
-    median_groups = out.loc[out["basis"] == MEDIAN, by]
-    if len(median_groups):
-        medians = median_of_values(value_rows.merge(median_groups, on=by), by)[[*by, "value"]]
-        out = out.merge(medians.rename(columns={"value": "_median"}), on=by, how="left")
+    if (out["basis"] == MEDIAN).any():
+        out = out.merge(medians[[*by, "value"]].rename(columns={"value": "_median"}), on=by, how="left")
         out["value"] = np.where(out["basis"] == MEDIAN, out["_median"], out["value"])
     return out[[*by, "value", "basis"]]
 
