@@ -42,6 +42,7 @@ class ProgramData:
     assessments: pd.DataFrame
     support: pd.DataFrame
     implementation: pd.DataFrame
+    feedback_sessions: int = 0  # sessions with feedback (``feedback`` holds only the sums per item and response)
 
 
 @dataclass
@@ -56,19 +57,26 @@ class LevelResult:
 
 
 def program_data(program_row: pd.Series, tables: dict[str, pd.DataFrame], school: str | None = None) -> ProgramData:
-    """Select one programme's rows (and one school's, for the school-level tables) from the PL tables."""
+    """Select one programme's rows (and one school's, for the school-level tables) from the PL tables.
+
+    ``pl_feedback`` is either the imported rows (summed here) or already the sums per school, item and
+    response, with the sessions behind them in ``feedback_sessions`` (``levels.feedback_by_school``).
+    """
     program = str(program_row["program"])
     own = {name: tables[name][tables[name]["program"] == program] for name in PL_TABLES}
+    if "session_id" in own["pl_feedback"]:
+        own["pl_feedback"], held = levels.feedback_by_school(own["pl_feedback"], own["pl_sessions"])
+    else:
+        held = tables["feedback_sessions"][tables["feedback_sessions"]["program"] == program]
     if school is not None:
-        sessions_here = set(own["pl_sessions"].loc[own["pl_sessions"]["school_id"] == school, "session_id"])
-        own["pl_feedback"] = own["pl_feedback"][own["pl_feedback"]["session_id"].isin(sessions_here)]
-        for name in ("pl_sessions", "pl_assessments", "pl_support", "implementation"):
+        held = held[held["school_id"] == school]
+        for name in PL_TABLES:
             own[name] = own[name][own[name]["school_id"] == school]
     goals = [m.strip() for m in str(program_row.get("goal_metrics") or "").split(";") if m.strip()]
     name = program_row.get("program_name")
     return ProgramData(program, str(name) if isinstance(name, str) and name else program, goals,
                        own["pl_sessions"], own["pl_feedback"], own["pl_assessments"], own["pl_support"],
-                       own["implementation"])
+                       own["implementation"], int(held["sessions"].sum()))
 
 
 def _row(data: ProgramData, level: int, measure: str, estimate: float, low: float, high: float, n: float,
@@ -86,8 +94,7 @@ def _level1(data: ProgramData) -> LevelResult:
     rows = [_row(data, 1, f"% agree: {r.item}", r.pct_agree, r.ci_low, r.ci_high, r.n, method)
             for r in summary.itertuples()]
     best, worst = summary.iloc[0], summary.iloc[-1]
-    sessions = data.feedback["session_id"].nunique()
-    finding = (f"Across {sessions} session(s), {best['pct_agree']:.0f}% agreed that \u201c{best['item']}\u201d "
+    finding = (f"Across {data.feedback_sessions} session(s), {best['pct_agree']:.0f}% agreed that \u201c{best['item']}\u201d "
                f"(95% CI {best['ci_low']:.0f}-{best['ci_high']:.0f}%, n = {best['n']:,.0f} responses)")
     if len(summary) > 1:
         finding += (f"; the weakest item, \u201c{worst['item']}\u201d, had {worst['pct_agree']:.0f}% "

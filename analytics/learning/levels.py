@@ -43,6 +43,30 @@ def likert_summary(feedback: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("pct_agree", ascending=False, ignore_index=True)
 
 
+FEEDBACK_COLUMNS = ["program", "school_id", "item", "response", "count"]
+FEEDBACK_SESSION_COLUMNS = ["program", "school_id", "sessions"]
+
+
+def feedback_by_school(feedback: pd.DataFrame, sessions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Feedback summed per programme, school of the session, item and response (``FEEDBACK_COLUMNS``), and the
+    sessions with feedback per programme and school (``FEEDBACK_SESSION_COLUMNS``).
+
+    Level 1 needs only these sums (:func:`likert_summary` pools responses over sessions), so a view of one
+    school or of the whole programme reads a few rows per school instead of every session's responses. A
+    session is found by (programme, session id), the key of ``pl_sessions``; feedback on a session not in
+    it (or held district-wide) has no school (missing ``school_id``). The database computes the same with
+    ``GROUP BY`` (``analytics.learning.load.feedback_summary``).
+    """
+    where = sessions[["program", "session_id", "school_id"]].drop_duplicates(["program", "session_id"])
+    rows = feedback.merge(where, on=["program", "session_id"], how="left")
+    keys = ["program", "school_id"]
+    counts = (rows.groupby([*keys, "item", "response"], dropna=False, as_index=False)["count"].sum()
+              if len(rows) else pd.DataFrame(columns=FEEDBACK_COLUMNS))
+    held = (rows.groupby(keys, dropna=False, as_index=False)["session_id"].nunique()
+            .rename(columns={"session_id": "sessions"}) if len(rows) else pd.DataFrame(columns=FEEDBACK_SESSION_COLUMNS))
+    return counts[FEEDBACK_COLUMNS], held[FEEDBACK_SESSION_COLUMNS]
+
+
 def diverging_segments(summary: pd.DataFrame) -> pd.DataFrame:
     """Bar segments for a diverging stacked Likert chart (Robbins & Heiberger, 2011).
 

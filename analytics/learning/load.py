@@ -2,29 +2,73 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from analytics.config import DEFAULT_SETTINGS, Settings
-from analytics.data import storage
+from analytics.data import schema, storage
 from analytics.data.catalog import metric_catalog
-from analytics.learning import fidelity, outcomes
-from analytics.learning.evaluation import EXPORT_COLUMNS, PL_TABLES, Evaluation, evaluate, program_data
+from analytics.learning import fidelity, levels, outcomes
+from analytics.learning.evaluation import EXPORT_COLUMNS, Evaluation, evaluate, program_data
 
 
 class NotFound(LookupError):
     """An unknown programme or school."""
 
 
-def pl_tables(engine: Engine, shareable_only: bool = False) -> dict[str, pd.DataFrame]:
-    """The PL tables; ``implementation`` holds the imported observations and the walkthrough look-fors tagged
-    with a programme practice (``fidelity.combine``; with ``shareable_only``, shareable visits only)."""
+def load_programs(engine: Engine) -> pd.DataFrame:
+    """The ``pl_programs`` table: every programme, its name, description and goal metrics."""
+    return storage.load_table(engine, "pl_programs")
+
+
+def feedback_summary_statements(programs: Sequence[str] | None = None) -> tuple[sa.Select, sa.Select]:
+    """SELECT the feedback sums per programme, session school, item and response, and the sessions with
+    feedback per programme and school (``levels.feedback_by_school`` in SQL: one statement on SQLite and
+    PostgreSQL). The session's school comes from ``pl_sessions`` by its key (programme, session id)."""
+    f, s = schema.pl_feedback, schema.pl_sessions
+    source = f.outerjoin(s, sa.and_(s.c.program == f.c.program, s.c.session_id == f.c.session_id))
+    keys = [f.c.program, s.c.school_id]
+    counts = sa.select(*keys, f.c.item, f.c.response, sa.func.sum(f.c["count"]).label("count")).select_from(source)
+    held = sa.select(*keys, sa.func.count(sa.distinct(f.c.session_id)).label("sessions")).select_from(source)
+    if programs is not None:
+        counts, held = (stmt.where(f.c.program.in_(list(programs))) for stmt in (counts, held))
+    counts = counts.group_by(*keys, f.c.item, f.c.response).order_by(*keys, f.c.item, f.c.response)
+    return counts, held.group_by(*keys).order_by(*keys)
+
+
+def feedback_summary(engine: Engine, programs: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Level 1's evidence from the database: the same two tables as ``levels.feedback_by_school`` over the
+    imported rows (numbers as float, like ``storage.load_table``), a few rows per school instead of every
+    response of every session."""
+    counts_stmt, held_stmt = feedback_summary_statements(programs)
+    counts, held = storage._read(engine, counts_stmt), storage._read(engine, held_stmt)
+    counts = counts if len(counts) else pd.DataFrame(columns=levels.FEEDBACK_COLUMNS)
+    held = held if len(held) else pd.DataFrame(columns=levels.FEEDBACK_SESSION_COLUMNS)
+    counts = counts.astype({"response": "float64", "count": "float64"})
+    return counts[levels.FEEDBACK_COLUMNS], held.astype({"sessions": "int64"})[levels.FEEDBACK_SESSION_COLUMNS]
+
+
+def pl_tables(engine: Engine, shareable_only: bool = False,
+              programs: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+    """The PL tables (every programme in ``pl_programs``; the others only of ``programs`` when given).
+
+    ``pl_feedback`` holds the sums per school, item and response and ``feedback_sessions`` the sessions
+    behind them (:func:`feedback_summary`); ``implementation`` the imported observations and the walkthrough
+    look-fors tagged with a programme practice (``fidelity.combine``; with ``shareable_only``, shareable
+    visits only)."""
     from analytics.workspace import records
 
-    tables = {name: storage.load_table(engine, name) for name in ("pl_programs", *PL_TABLES)}
-    visits = records.load(engine, "walkthroughs")
-    tables["implementation"] = fidelity.combine(tables["implementation"],
-                                                fidelity.walkthrough_observations(visits, shareable_only))
+    tables = {name: storage.load_table(engine, name, programs=programs)
+              for name in ("pl_sessions", "pl_assessments", "pl_support", "implementation")}
+    tables["pl_programs"] = load_programs(engine)
+    tables["pl_feedback"], tables["feedback_sessions"] = feedback_summary(engine, programs)
+    tagged = fidelity.walkthrough_observations(records.load(engine, "walkthroughs"), shareable_only)
+    if programs is not None:
+        tagged = tagged[tagged["program"].isin(list(programs))]
+    tables["implementation"] = fidelity.combine(tables["implementation"], tagged)
     return tables
 
 
