@@ -26,7 +26,8 @@ def _values(engine) -> dict:
 
 @pytest.fixture
 def district(engine, monkeypatch):
-    monkeypatch.setattr(storage, "DIRECT_MIN_ROWS", 1)  # the direct path for these few rows too
+    monkeypatch.setattr(storage, "DIRECT_MIN_ROWS", 1)  # indexes set aside for these few rows too
+    monkeypatch.setattr(storage, "DIRECT_COPY_MIN_ROWS", 1)  # and the direct COPY
     with engine.begin() as conn:
         storage.upsert(conn, "schools", SCHOOLS)
         storage.upsert(conn, "metrics", _metrics(2024))
@@ -48,6 +49,18 @@ def test_a_key_the_year_check_missed_falls_back_to_the_merge(district, monkeypat
     values = _values(district)
     assert len(values) == 8
     assert values[("102", 2024, "math_proficient")] == 70.0 and values[("102", 2025, "math_proficient")] == 80.0
+
+
+def test_only_a_new_year_of_enough_rows_is_copied_straight_in(district, monkeypatch):
+    monkeypatch.setattr(storage, "DIRECT_COPY_MIN_ROWS", 1_000)
+    frame = pd.DataFrame({"school_id": "101", "school_year": 2025, "metric": [f"m{i}" for i in range(1_000)],
+                          "student_group": "ALL"})
+    with district.connect() as conn:  # the table holds 2024 only
+        assert storage._years_all_new(conn, "metrics", frame)
+        assert not storage._years_all_new(conn, "metrics", frame.iloc[:999])  # too few: the staging table
+        assert not storage._years_all_new(conn, "metrics", frame.assign(school_year=2024))  # a year it holds
+        assert not storage._years_all_new(conn, "metrics", pd.concat([frame, frame.assign(school_year=2024)]))
+        assert not storage._years_all_new(conn, "schools", frame)  # not keyed by year
 
 
 def _row_versions(conn) -> list:
