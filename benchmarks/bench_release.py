@@ -21,6 +21,7 @@ import hashlib
 import io
 import pstats
 import resource
+import sys
 import time
 from collections.abc import Callable
 
@@ -43,7 +44,10 @@ class _Phases:
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.seconds[name] += time.process_time() - start
+                spent = time.process_time() - start
+                self.seconds[name] += spent
+                rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+                print(f"{name}: {spent:.1f} CPU-s, peak {rss} MB", file=sys.stderr, flush=True)
         return wrapper
 
     def keep(self, fn: Callable) -> Callable:

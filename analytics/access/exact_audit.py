@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
-from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse import coo_matrix, csc_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 TOL = 1e-6
@@ -273,7 +273,7 @@ def _run_batch(group: list[int], split: _Split, time_limit: float, report: Exact
     cols, rows, at = split.batch(group)
     inside = split.targets[at]
     report.audited += len(inside)
-    problem = _Batch(_submatrix(split.a, rows, cols), split.lb[rows], split.ub[rows], split.lo[cols], split.hi[cols],
+    problem = _Batch(_submatrix(split.a, rows, cols)[0], split.lb[rows], split.ub[rows], split.lo[cols], split.hi[cols],
                      split.col_label[cols], time_limit, report)
     where = np.searchsorted(cols, split.target_col[at])
     if not problem.decide(inside, where, split.known[cols] if split.known is not None else None) and len(group) > 1:
@@ -282,14 +282,29 @@ def _run_batch(group: list[int], split: _Split, time_limit: float, report: Exact
             _run_batch([comp], split, time_limit, report)
 
 
-def _submatrix(a: csr_matrix, rows: np.ndarray, cols: np.ndarray) -> csr_matrix:
-    """``a[rows][:, cols]`` for sorted ``cols``, by a search over the rows' entries only (scipy's column
-    indexing allocates an array as wide as ``a`` on every call)."""
-    sub = a[rows]
-    at = np.searchsorted(cols, sub.indices)
-    keep = cols[np.minimum(at, len(cols) - 1)] == sub.indices if len(cols) else np.zeros(len(at), dtype=bool)
-    indptr = np.r_[0, np.cumsum(keep)][sub.indptr]
-    return csr_matrix((sub.data[keep], at[keep], indptr), shape=(len(rows), len(cols)))
+def _entries(m: csr_matrix | csc_matrix, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``m.indices`` of the entries of the major slices ``idx`` (rows of a CSR matrix, columns of
+    a CSC one), slice after slice, and each slice's length: scipy's fancy indexing builds a new matrix (with
+    its checks) for what is here a gather."""
+    start = m.indptr[idx]
+    length = m.indptr[idx + 1] - start
+    return np.repeat(start - np.r_[0, np.cumsum(length)[:-1]], length) + np.arange(length.sum()), length
+
+
+def _submatrix(a: csr_matrix, rows: np.ndarray, cols: np.ndarray,
+               held: np.ndarray | None = None) -> tuple[csr_matrix, np.ndarray]:
+    """(``a[rows][:, cols]`` for sorted ``cols``, per row: its entries outside ``cols``), the second as a count,
+    or with ``held`` (a value per column) as the sum of those entries times their columns' values. Found by a
+    search over the rows' entries only (scipy's column indexing allocates an array as wide as ``a``)."""
+    pos, length = _entries(a, rows)
+    index = a.indices[pos]
+    at = np.searchsorted(cols, index)
+    keep = cols[np.minimum(at, len(cols) - 1)] == index if len(cols) else np.zeros(len(at), dtype=bool)
+    indptr = np.r_[0, np.cumsum(keep)][np.r_[0, np.cumsum(length)]]
+    row = np.repeat(np.arange(len(rows)), length)[~keep]
+    weight = np.ones(len(row)) if held is None else a.data[pos][~keep] * held[index[~keep]]
+    return (csr_matrix((a.data[pos][keep], at[keep], indptr), shape=(len(rows), len(cols))),
+            np.bincount(row, weight, len(rows)))
 
 
 class _Batch:
@@ -441,8 +456,8 @@ class _Batch:
         mask[col] = True
         frontier = np.array([col])
         for _ in range(radius):
-            rows = np.unique(self.a_csc[:, frontier].indices)
-            cols = np.unique(self.a[rows].indices)
+            rows = np.unique(self.a_csc.indices[_entries(self.a_csc, frontier)[0]])
+            cols = np.unique(self.a.indices[_entries(self.a, rows)[0]])
             frontier = cols[~mask[cols]]
             if not len(frontier):
                 break
@@ -475,9 +490,9 @@ class _Batch:
         """"unique" when the rows wholly inside ``near`` leave target ``i`` one integer value; "undecided" when
         a solve hit its limit; None otherwise."""
         col, value = self.where[i], self.candidate[i]
-        rows = np.unique(self.a_csc[:, near].indices)
-        sub = _submatrix(self.a, rows, near)
-        inside = np.diff(sub.indptr) == np.diff(self.a.indptr)[rows]
+        rows = np.unique(self.a_csc.indices[_entries(self.a_csc, near)[0]])
+        sub, outside = _submatrix(self.a, rows, near)
+        inside = outside == 0
         real = inside.all()  # no row reaches outside: a solution here is one of the whole program
         rows, sub = rows[inside], sub[inside]
         model: _Model | None = None
@@ -518,11 +533,9 @@ class _Batch:
     def held(self, cols: np.ndarray) -> tuple[csr_matrix, np.ndarray, np.ndarray]:
         """The rows touching ``cols`` over ``cols`` alone, every other column held at the known solution
         (folded into the rows' bounds): (matrix, lower bounds, upper bounds)."""
-        rows = np.unique(self.a_csc[:, cols].indices)
-        outside = self.known.copy()
-        outside[cols] = 0.0
-        const = self.a[rows] @ outside
-        return _submatrix(self.a, rows, cols), self.lb[rows] - const, self.ub[rows] - const
+        rows = np.unique(self.a_csc.indices[_entries(self.a_csc, cols)[0]])
+        sub, const = _submatrix(self.a, rows, cols, held=self.known)
+        return sub, self.lb[rows] - const, self.ub[rows] - const
 
     def accept(self, cols: np.ndarray, x: np.ndarray) -> int:
         """An integer solution ``x`` of ``cols`` with the rest at the known solution: free the targets it moves."""
