@@ -82,3 +82,18 @@ def test_level_one_from_the_sums_by_hand(pl_district):
     from_rows = evaluation.program_data(row, {**tables, "pl_feedback": FEEDBACK, "pl_sessions": SESSIONS})
     assert evaluation._level1(from_rows).finding == evaluation._level1(whole).finding
     assert whole.feedback_sessions == from_rows.feedback_sessions
+
+
+def test_outcome_change_by_hand():
+    from analytics.learning import outcomes
+
+    # A starts 2023: before 10 (2022), after mean(14, 18) = 16 -> +6. B starts 2024 but has no 2023 value: left
+    # out. C starts 2022: before 5 (2021), after 3 -> -2. D never took part.
+    panel = pd.DataFrame({"school_id": ["A", "A", "A", "B", "B", "C", "C", "D"],
+                          "school_year": [2022, 2023, 2024, 2022, 2024, 2021, 2022, 2022],
+                          "value": [10.0, 14.0, 18.0, 7.0, 9.0, 5.0, 3.0, 1.0]})
+    starts = pd.Series({"C": 2022.0, "A": 2023.0, "B": 2024.0})
+    change = outcomes.outcome_change(panel, starts)
+    assert change.to_dict("list") == {"school_id": ["C", "A"], "before": [5.0, 10.0], "after": [3.0, 16.0],
+                                      "change": [-2.0, 6.0]}
+    assert outcomes.outcome_change(panel.iloc[0:0], starts).empty

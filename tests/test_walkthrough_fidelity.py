@@ -39,6 +39,16 @@ def _combined(shareable_only: bool = False) -> pd.DataFrame:
     return fidelity.combine(IMPORTED, fidelity.walkthrough_observations(VISITS, shareable_only))
 
 
+def test_observations_of_named_programmes_only():
+    tagged = VISITS.assign(practices=VISITS["practices"].replace({"Circle held = RP: Restorative circles":
+                                                                  "Circle held = RPX: Restorative circles"}))
+    rp = fidelity.walkthrough_observations(tagged, programs=["RP"])
+    assert rp[["visit_id", "program", "practice"]].values.tolist() == [["V2", "RP", "Restorative circles"],
+                                                                       ["V2", "RP", "Affective statements"]]
+    assert fidelity.walkthrough_observations(tagged, programs=["RPX"])["visit_id"].tolist() == ["V1", "V3"]
+    assert fidelity.walkthrough_observations(tagged, programs=[]).empty
+
+
 def test_tagged_look_fors_become_observations_and_are_counted_once():
     obs = fidelity.walkthrough_observations(VISITS)
     assert obs[["visit_id", "practice", "classrooms_using", "classrooms_observed"]].values.tolist() == [

@@ -21,6 +21,8 @@ links and public exports) only visits marked shareable count, as on the shared `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from analytics.workspace import notes
@@ -32,13 +34,22 @@ SERIES_COLUMNS = ["school_id", "practice", "source", "observations", "from_walkt
                   "fidelity", "first", "last"]
 
 
-def walkthrough_observations(walkthroughs: pd.DataFrame, shareable_only: bool = False) -> pd.DataFrame:
+def walkthrough_observations(walkthroughs: pd.DataFrame, shareable_only: bool = False,
+                             programs: Sequence[str] | None = None) -> pd.DataFrame:
     """One observation per tagged look-for: ``program, school_id, observed_on, practice, classrooms_observed,
-    classrooms_using, source, visit_id`` (untagged look-fors are not implementation evidence)."""
+    classrooms_using, source, visit_id`` (untagged look-fors are not implementation evidence); with
+    ``programs``, only tags of those programmes. A tag names its programme as written, so a visit whose
+    practices do not contain a programme's id is not parsed for it (the same rows, without parsing every
+    visit of the district for one programme)."""
     visits = walkthroughs
     if "practices" not in visits or visits.empty:
         return pd.DataFrame(columns=COLUMNS)
-    visits = visits[visits["practices"].fillna("").astype(str).str.strip() != ""]
+    text = visits["practices"].fillna("").astype(str)
+    keep = text.str.strip() != ""
+    if programs is not None:
+        keep &= pd.concat([text.str.contains(p, regex=False) for p in programs], axis=1).any(axis=1) \
+            if len(programs) else False
+    visits = visits[keep]
     if shareable_only:
         visits = visits[visits["shareable"].fillna(False).astype(bool)]
     rows = []
@@ -54,7 +65,8 @@ def walkthrough_observations(walkthroughs: pd.DataFrame, shareable_only: bool = 
                          "practice": tag["practice"], "classrooms_observed": look["classrooms"],
                          "classrooms_using": look["observed"], "source": WALKTHROUGHS, "visit_id": visit.visit_id,
                          "also_on_walkthrough": False})
-    return pd.DataFrame(rows, columns=COLUMNS)
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    return out if programs is None else out[out["program"].isin(list(programs))].reset_index(drop=True)
 
 
 def _visit_key(frame: pd.DataFrame) -> pd.Series:

@@ -65,9 +65,7 @@ def pl_tables(engine: Engine, shareable_only: bool = False,
               for name in ("pl_sessions", "pl_assessments", "pl_support", "implementation")}
     tables["pl_programs"] = load_programs(engine)
     tables["pl_feedback"], tables["feedback_sessions"] = feedback_summary(engine, programs)
-    tagged = fidelity.walkthrough_observations(records.load(engine, "walkthroughs"), shareable_only)
-    if programs is not None:
-        tagged = tagged[tagged["program"].isin(list(programs))]
+    tagged = fidelity.walkthrough_observations(records.load(engine, "walkthroughs"), shareable_only, programs)
     tables["implementation"] = fidelity.combine(tables["implementation"], tagged)
     return tables
 

@@ -131,16 +131,23 @@ class NexusFit:
 
 
 def outcome_change(panel: pd.DataFrame, starts: pd.Series) -> pd.DataFrame:
-    """Per participating school: mean value in its start year and after, minus the year before the start."""
-    rows = []
-    for school_id, start in starts.items():
-        own = panel[panel["school_id"] == school_id].set_index("school_year")["value"]
-        before = own.get(int(start) - 1)
-        after = own[own.index >= start]
-        if before is not None and np.isfinite(before) and len(after):
-            rows.append({"school_id": school_id, "before": float(before), "after": float(after.mean()),
-                         "change": float(after.mean() - before)})
-    return pd.DataFrame(rows, columns=["school_id", "before", "after", "change"])
+    """Per participating school: mean value in its start year and after, minus the year before the start.
+
+    One pass over the panel's rows of the participating schools (not one scan of the panel per school)."""
+    columns = ["school_id", "before", "after", "change"]
+    if starts.empty or panel.empty:
+        return pd.DataFrame(columns=columns)
+    start = panel["school_id"].map(starts)
+    rows = panel[start.notna()].assign(_start=start[start.notna()])
+    after = rows[rows["school_year"] >= rows["_start"]].groupby("school_id", sort=False)["value"].mean()
+    before = rows[rows["school_year"] == rows["_start"] - 1].drop_duplicates("school_id", keep="last")
+    before = before.set_index("school_id")["value"]
+    order = pd.Index(starts.index).drop_duplicates()
+    out = pd.DataFrame({"school_id": order, "before": before.reindex(order).to_numpy(float),
+                        "after": after.reindex(order).to_numpy(float)})
+    out = out[np.isfinite(out["before"]) & out["after"].notna()].reset_index(drop=True)
+    out["change"] = out["after"] - out["before"]
+    return out[columns]
 
 
 def nexus(panel: pd.DataFrame, starts: pd.Series, implementation: pd.DataFrame) -> NexusFit | None:
