@@ -7,13 +7,10 @@ import streamlit as st
 from analytics.data.catalog import group_label, school_labels
 from analytics.outputs import charts_district as charts
 from analytics.stats.rates import two_proportion_test
-from analytics.stats.small_numbers import rank_schools
 from analytics.stats.summaries import (
     MEDIAN,
     MEDIAN_LABEL,
     NO_COUNTS,
-    cluster_table_from_counts,
-    school_values,
     summary_kpi_from_counts,
     top_and_bottom,
 )
@@ -59,17 +56,15 @@ higher_is_better = bool(catalog.loc[metric, "higher_is_better"]) if metric in ca
 
 @ui.shared
 def cluster_tables(version: int, cluster: str, metric: str, year: int, group: str):
-    """Cluster and district KPIs, school values, cluster ranking and trend rows for one view (read-only)."""
+    """Cluster and district KPIs, school values, cluster ranking and trend rows for one view (read-only).
+    The district's figures, ranking and clusters are the overview's (shared by every cluster's view)."""
     rows = ui.metric_slice(metric, group)  # the group's school rows; pooled figures are summed in the database
     cluster_rows = rows[rows["school_id"].isin(members["school_id"])]
     trend = cluster_rows.merge(members[["school_id", "school_name"]], on="school_id")
     # Small schools borrow strength from every school of the district (empirical Bayes).
-    ranked, _ = rank_schools(school_values(rows, schools, year, group), higher_is_better)
+    district, _, peers, ranked = ui.district_tables(metric, year, group)
     by_school = ranked[ranked["school_id"].isin(members["school_id"])].reset_index(drop=True)
-    district = summary_kpi_from_counts(ui.metric_counts(metric, group, ["school_year"]), rows, year, group, years)
     in_cluster = ui.metric_counts(metric, group, ["school_year"], school_ids=sorted(members["school_id"]))
-    peers = cluster_table_from_counts(ui.metric_counts(metric, group, ["cluster"], years=[year]), rows, schools,
-                                      year, group)
     return (summary_kpi_from_counts(in_cluster, cluster_rows, year, group, years, basis=district.basis), district,
             by_school, peers, trend)
 

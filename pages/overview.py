@@ -7,15 +7,7 @@ import streamlit as st
 from analytics.config import map_style
 from analytics.data.catalog import group_label
 from analytics.outputs import charts_district as charts
-from analytics.stats.small_numbers import rank_schools
-from analytics.stats.summaries import (
-    MEDIAN,
-    MEDIAN_LABEL,
-    NO_COUNTS,
-    cluster_table_from_counts,
-    school_values,
-    summary_kpi_from_counts,
-)
+from analytics.stats.summaries import MEDIAN, MEDIAN_LABEL, NO_COUNTS
 from pages import ui
 
 st.title("District overview")
@@ -30,20 +22,7 @@ schools = ui.schools()
 
 
 
-@ui.shared
-def overview_tables(version: int, metric: str, year: int, group: str):
-    """KPI, per-school and per-cluster values: computed once per data version and filter (read-only)."""
-    rows = ui.metric_slice(metric, group)  # the group's school rows; pooled figures are summed in the database
-    by_school = school_values(rows, schools, year, group)
-    ranked, _ = rank_schools(by_school, higher_is_better)
-    kpi = summary_kpi_from_counts(ui.metric_counts(metric, group, ["school_year"]), rows, year, group, years)
-    clusters = cluster_table_from_counts(ui.metric_counts(metric, group, ["cluster"], years=[year]), rows, schools,
-                                         year, group)
-    return kpi, by_school, clusters, ranked
-
-
-# --- KPI cards -------------------------------------------------------------------------------------
-kpi, by_school, by_cluster, ranked_schools = overview_tables(ui.data_version(), metric, year, group)
+kpi, by_school, by_cluster, ranked_schools = ui.district_tables(metric, year, group)  # KPI, schools, clusters, ranked
 
 
 def released_overview(kpi, by_school, by_cluster, ranked):

@@ -53,6 +53,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     discipline_in,
     district_all_counts,
     district_figures,
+    district_tables,
     drawn,
     engine,
     flags_and_ratios,

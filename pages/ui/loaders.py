@@ -23,8 +23,9 @@ from analytics.stats.disproportionality import DistrictRisks
 from analytics.stats.gaps import gap_table, label_gaps, pooled_gap_trend_from_sums
 from analytics.stats.rates import add_rate_columns
 from analytics.stats.rp_impact import RPImpact, comparison_scope, rp_impact, rp_impact_for_cluster, rp_impact_for_school
+from analytics.stats.small_numbers import rank_schools
 from analytics.stats.status_change import status_change
-from analytics.stats.summaries import data_limits
+from analytics.stats.summaries import cluster_table_from_counts, data_limits, school_values, summary_kpi_from_counts
 from pages.ui.state import per_run, start_run
 
 
@@ -281,6 +282,28 @@ def _district_all_counts(version: int, metric: str) -> pd.DataFrame:
 def district_all_counts(metric: str) -> pd.DataFrame:
     """The gaps' ``district_all`` reference of a metric (ALL counts per year), summed by the database."""
     return _district_all_counts(data_version(), metric)
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+@_then_release
+def _district_tables(version: int, metric: str, year: int, group: str):
+    schools, rows = _schools(version), _metric_slice(version, metric, group, None)
+    cat = _catalog(version)
+    higher = bool(cat.loc[metric, "higher_is_better"]) if metric in cat.index else True
+    by_school = school_values(rows, schools, year, group)
+    ranked, _ = rank_schools(by_school, higher)
+    kpi = summary_kpi_from_counts(_metric_counts(version, metric, group, ("school_year",), None, None), rows, year,
+                                  group, _years(version))
+    clusters = cluster_table_from_counts(_metric_counts(version, metric, group, ("cluster",), (year,), None), rows,
+                                         schools, year, group)
+    return kpi, by_school, clusters, ranked
+
+
+def district_tables(metric: str, year: int, group: str):
+    """The district's view of one metric, year and group: its KPI (pooled from counts, or the median of school
+    values), every school's value, every cluster's and the schools ranked by their empirical-Bayes adjusted
+    rate (read-only, shared). The overview draws them and every cluster page compares with them, so they
+    are made once per data version and view (the preparer makes the opening metrics' ahead)."""
+    return _district_tables(data_version(), metric, int(year), group)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

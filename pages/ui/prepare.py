@@ -173,8 +173,8 @@ def _run(step: Step, version: int) -> None:
         loaders._metric_slice(version, step.arg, "ALL", None)
         loaders._metric_counts(version, step.arg, "ALL", ("school_year",), None, None)
         latest = max(loaders._years(version), default=None)
-        if latest is not None:
-            loaders._metric_counts(version, step.arg, "ALL", ("cluster",), (latest,), None)
+        if latest is not None:  # the district's figures every cluster page compares with
+            loaders._district_tables(version, step.arg, latest, "ALL")
     elif step.kind == "gaps":  # the gaps page's opening view: every school's rows of the metric, labelled gaps
         loaders._gap_views(version, step.arg, max(loaders._years(version)), "others", "all", "all")
     elif step.kind == "year":  # the school page's district figures
