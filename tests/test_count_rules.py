@@ -72,6 +72,20 @@ def test_a_group_larger_than_all_is_an_import_error_naming_file_row_column(with_
     assert storage.load_discipline(with_schools).empty  # all or nothing
 
 
+def test_a_group_is_held_to_its_own_school_years_first_all_row(with_schools):
+    csv = ("school_id,school_year,student_group,enrolled,students_suspended\n"
+           "S1,2024,ALL,100,10\n"
+           "S1,2025,BL,150,4\n"     # no ALL row for S1 in 2025: nothing to compare with
+           "S1,2024,ALL,300,30\n"   # line 4: a second ALL row (a duplicate key); line 2 stays the reference
+           "S1,2024,HI,200,11\n"    # line 5: enrolled above 100, suspended above 10
+           "S2,2024,BL,90,9\n")     # S2 has no ALL row at all
+    report = import_bytes(with_schools, [("discipline.csv", csv.encode())])
+    above = sorted((p.row, p.column, p.reason) for p in report.problems if "ALL row" in p.reason)
+    assert above == [(5, "enrolled", "above the ALL row's enrolled (100, line 2) for this school and year"),
+                     (5, "students_suspended",
+                      "above the ALL row's students_suspended (10, line 2) for this school and year")]
+
+
 def test_derived_all_is_unknown_when_a_race_count_is_suppressed():
     # No ALL row: ALL = sum of race rows. BL's count is suppressed, so ALL's count is unknown, not 25 of 300.
     data = pd.DataFrame([
