@@ -37,22 +37,33 @@ def pack_clusters(version: int) -> list[str]:
 
 
 @ui.drawn
-def pack_schools(version: int, cluster: str) -> dict[str, str]:
-    """The schools of the scope by id, with the names people read, in the order listed."""
+def pack_schools(version: int, cluster: str) -> tuple[dict[str, str], list[str], dict[str, str]]:
+    """The schools of the scope by id, with the names people read, in the order listed; and the school
+    filter's options with their labels (looked up by a dict: the filter lists every school of the scope)."""
     schools = ui.schools()
     in_cluster = schools if cluster == "Whole district" else schools[schools["cluster"] == cluster]
     names = ui.school_names().reindex(in_cluster["school_id"].astype(str)).to_dict()
-    return dict(sorted(names.items(), key=lambda item: item[1]))
+    names = dict(sorted(names.items(), key=lambda item: item[1]))
+    labels = {"All schools": "All schools", **names}
+    return names, list(labels), labels
+
+
+@ui.drawn
+def pack_options(version: int) -> tuple[list[int], dict[int, str], list[str], dict[str, str]]:
+    """The school years (latest first) and metrics the pack offers, each with its labels."""
+    years = ui.years()[::-1]
+    metrics = ui.metric_ids()
+    return years, {y: ui.year_label(y) for y in years}, metrics, {m: ui.metric_label(m) for m in metrics}
 
 
 cols = st.columns(4)
 clusters = pack_clusters(ui.data_version())
 cluster = cols[0].selectbox("Cluster", clusters, key="pack_cluster")
-names = pack_schools(ui.data_version(), cluster)
-school = cols[1].selectbox("School", ["All schools", *names], key="pack_school",
-                           format_func=lambda s: names.get(s, s))
-year = cols[2].selectbox("School year", years[::-1], key="pack_year", format_func=ui.year_label)
-metric = cols[3].selectbox("Metric", ui.metric_ids(), key="pack_metric", format_func=ui.metric_label)
+names, school_options, school_labels = pack_schools(ui.data_version(), cluster)
+school = cols[1].selectbox("School", school_options, key="pack_school", format_func=school_labels.__getitem__)
+year_options, year_labels, metric_options, metric_labels = pack_options(ui.data_version())
+year = cols[2].selectbox("School year", year_options, key="pack_year", format_func=year_labels.__getitem__)
+metric = cols[3].selectbox("Metric", metric_options, key="pack_metric", format_func=metric_labels.__getitem__)
 scope = {"cluster": None if cluster == clusters[0] else cluster, "school": None if school == "All schools" else school}
 
 
@@ -70,7 +81,7 @@ defaults, default_title = pack_defaults(ui.data_version(), scope["cluster"], sco
 standard = dict(defaults)
 
 
-@ui.cached
+@ui.drawn
 def learning_views(version: int) -> list[ViewSpec]:
     """The professional-learning view, when a programme has been imported (counted once per data version)."""
     return learning_specs(ui.engine())
