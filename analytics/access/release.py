@@ -260,13 +260,15 @@ def propagate(lo: np.ndarray, hi: np.ndarray, rel: np.ndarray, var: np.ndarray, 
         old_lo, old_hi = lo.copy(), hi.copy()
         if n_rel and active.any():
             _tighten_by_sums(lo, hi, var_s[active], rel_s[active], child_s[active], n_rel)
-        np.minimum.at(hi, k_of, hi[n_of])
+        # Each cell has its own count variable (k_of, lk and hk hold no repeats): plain assignment there,
+        # the slower unbuffered ``at`` only where a shared n is written.
+        hi[k_of] = np.minimum(hi[k_of], hi[n_of])
         np.maximum.at(lo, n_of, lo[k_of])
         if len(lk):
-            np.minimum.at(hi, lk, np.floor(low * hi[ln] + 1e-9))
+            hi[lk] = np.minimum(hi[lk], np.floor(low * hi[ln] + 1e-9))
             np.maximum.at(lo, ln, np.ceil(lo[lk] / low - 1e-9) if low > 0 else lo[ln])
         if len(hk):
-            np.maximum.at(lo, hk, np.ceil(high * lo[hn] - 1e-9))
+            lo[hk] = np.maximum(lo[hk], np.ceil(high * lo[hn] - 1e-9))
             np.minimum.at(hi, hn, np.floor(hi[hk] / high + 1e-9))
         lo = np.maximum(np.ceil(lo - 1e-9), 0.0)  # every variable is a count
         hi = np.minimum(np.floor(hi + 1e-9), BIG)
@@ -294,8 +296,9 @@ def _tighten_by_sums(lo: np.ndarray, hi: np.ndarray, var: np.ndarray, rel: np.nd
     only): each member's bounds from the bounds of the others, intersected into lo, hi in place.
 
     Memberships are taken ``chunk`` at a time (cut where the variable changes), first for each sum's
-    interval, then for each member's bounds: the temporaries stay a few chunks long (at 2,000 schools x 6
-    years there are tens of millions of memberships, and eight arrays that long were most of the memory)."""
+    interval, then for each member's bounds: besides the members' contributions, the temporaries stay a
+    chunk long (at 2,000 schools x 6 years there are tens of millions of memberships, and eight arrays
+    that long were most of the propagation's memory)."""
     starts = np.flatnonzero(np.r_[True, var[1:] != var[:-1]])
     first = np.minimum(np.searchsorted(starts, np.arange(0, len(var), chunk)), len(starts) - 1)
     cuts = np.unique(np.r_[starts[first], len(var)])
@@ -307,13 +310,14 @@ def _tighten_by_sums(lo: np.ndarray, hi: np.ndarray, var: np.ndarray, rel: np.nd
         return np.where(c, lo_v, -hi_v), np.where(c, hi_v, -lo_v)
 
     sum_lo, sum_hi = np.zeros(n_rel), np.zeros(n_rel)
+    parts = []
     for i, j in pieces:
         a_lo, a_hi = contribution(i, j)
         sum_lo += np.bincount(rel[i:j], a_lo, n_rel)
         sum_hi += np.bincount(rel[i:j], a_hi, n_rel)
+        parts.append((a_lo, a_hi))
     new_lo_all, new_hi_all = [], []
-    for i, j in pieces:  # bounds from the sums as they were at the start of the round
-        a_lo, a_hi = contribution(i, j)
+    for (i, j), (a_lo, a_hi) in zip(pieces, parts, strict=True):  # bounds from the sums at the round's start
         r_lo = sum_lo[rel[i:j]] - a_lo  # the other members' contributions
         r_hi = sum_hi[rel[i:j]] - a_hi
         c = child[i:j]
