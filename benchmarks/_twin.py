@@ -47,7 +47,7 @@ REPLAY_SCRIPT = TWIN_SCRIPT.replace("import draw", "import replay").replace("dra
 
 @functools.cache
 def _page_code(path: str):
-    return compile(Path(path).read_text(), path, "exec")
+    return compile(Path(path).read_text(), path, "exec", dont_inherit=True)  # as Streamlit compiles a page
 
 
 def run_page(path: str) -> None:
