@@ -731,7 +731,7 @@ def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bo
 
     In this process it is kept per data version (an import bumps the version). Across processes and
     restarts it is kept in the ``release_decisions`` table under a fingerprint of everything it is decided
-    from (schools, metrics, discipline, settings and these rules): deciding costs about a minute of CPU at
+    from (schools, metrics, discipline, settings and these rules): deciding costs about half a minute of CPU at
     200 schools, reading it back well under a second, and a workspace edit (which bumps the version but
     changes no counts) finds the decision it already has."""
     from analytics.data import storage
