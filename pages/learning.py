@@ -20,10 +20,17 @@ def pl_programs(version: int) -> pd.DataFrame:
 
 
 @ui.shared
+def tagged_observations(version: int, public: bool) -> pd.DataFrame:
+    """Every programme's walkthrough observations, parsed once for all programmes. Shared links count only
+    walkthroughs marked shareable towards level 4 (as on the shared /plans page)."""
+    return load.tagged_observations(ui.engine(), shareable_only=public)
+
+
+@ui.shared
 def program_tables(version: int, program: str, public: bool) -> dict[str, pd.DataFrame]:
-    """One programme's PL tables (level 1 as sums per school). Shared links count only walkthroughs marked
-    shareable towards level 4 (as on the shared /plans page)."""
-    return load.pl_tables(ui.engine(), shareable_only=public, programs=[program])
+    """One programme's PL tables (level 1 as sums per school)."""
+    return load.pl_tables(ui.engine(), shareable_only=public, programs=[program],
+                          tagged=tagged_observations(version, public))
 
 
 @ui.drawn

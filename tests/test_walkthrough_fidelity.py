@@ -117,6 +117,12 @@ def test_walkthroughs_import_with_practices_feeds_level_4(engine):
     assert fidelity.source_counts(tables["implementation"]) == {fidelity.IMPORTED: 2, fidelity.WALKTHROUGHS: 3,
                                                                 "matched": 1}
     assert len(load.pl_tables(engine, shareable_only=True)["implementation"]) == 4
+    # One programme's tables, with the look-fors parsed here or once for every programme, hold the same rows.
+    tagged = load.tagged_observations(engine)
+    for given in (None, tagged):
+        rp = load.pl_tables(engine, programs=["RP"], tagged=given)["implementation"]
+        pd.testing.assert_frame_equal(rp, tables["implementation"][tables["implementation"]["program"] == "RP"]
+                                      .reset_index(drop=True))
     level4 = load.evaluate_program(engine, tables, "RP").levels[3]
     assert level4.has_data and "walkthrough look-for" in level4.finding and "imported observation" in level4.finding
     # `export learning`: classrooms observed 8 (V1) + 8 + 10 (imported) + 4 (V2) + 5 (V3); --public drops V3.

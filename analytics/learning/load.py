@@ -51,21 +51,31 @@ def feedback_summary(engine: Engine, programs: Sequence[str] | None = None) -> t
     return counts[levels.FEEDBACK_COLUMNS], held.astype({"sessions": "int64"})[levels.FEEDBACK_SESSION_COLUMNS]
 
 
-def pl_tables(engine: Engine, shareable_only: bool = False,
-              programs: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+def tagged_observations(engine: Engine, shareable_only: bool = False,
+                        programs: Sequence[str] | None = None) -> pd.DataFrame:
+    """The walkthrough look-fors tagged with a practice (of ``programs``, when given) as observations."""
+    from analytics.workspace import records
+
+    return fidelity.walkthrough_observations(records.load(engine, "walkthroughs"), shareable_only, programs)
+
+
+def pl_tables(engine: Engine, shareable_only: bool = False, programs: Sequence[str] | None = None,
+              tagged: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """The PL tables (every programme in ``pl_programs``; the others only of ``programs`` when given).
 
     ``pl_feedback`` holds the sums per school, item and response and ``feedback_sessions`` the sessions
     behind them (:func:`feedback_summary`); ``implementation`` the imported observations and the walkthrough
     look-fors tagged with a programme practice (``fidelity.combine``; with ``shareable_only``, shareable
-    visits only)."""
-    from analytics.workspace import records
-
+    visits only; ``tagged``, when given, stands for :func:`tagged_observations` of every programme, e.g. read
+    once for several programmes)."""
     tables = {name: storage.load_table(engine, name, programs=programs)
               for name in ("pl_sessions", "pl_assessments", "pl_support", "implementation")}
     tables["pl_programs"] = load_programs(engine)
     tables["pl_feedback"], tables["feedback_sessions"] = feedback_summary(engine, programs)
-    tagged = fidelity.walkthrough_observations(records.load(engine, "walkthroughs"), shareable_only, programs)
+    if tagged is None:
+        tagged = tagged_observations(engine, shareable_only, programs)
+    elif programs is not None:
+        tagged = tagged[tagged["program"].isin(list(programs))]
     tables["implementation"] = fidelity.combine(tables["implementation"], tagged)
     return tables
 
