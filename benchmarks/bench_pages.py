@@ -27,6 +27,7 @@ PAGES = [
     ("school", {"school": None}),
     ("gaps", {}),
     ("discipline", {"cluster": "Northwood"}),
+    ("learning", {}),
     ("meeting", {}),
     ("data", {}),
 ]
