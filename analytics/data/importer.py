@@ -474,10 +474,10 @@ def _whole_numbers(values: pd.Series) -> pd.Series:
 
 
 def _context(engine: Engine, tables: list[tuple[RawTable, str]]) -> _Context:
-    schools = set(storage.load_schools(engine)["school_id"].astype(str))
+    schools = storage.key_values(engine, "schools", "school_id")
     definitions = storage.load_metric_definitions(engine)
     metrics = {m.metric for m in BUILTIN_METRICS} | set(definitions.get("metric", []))
-    programs = set(storage.load_table(engine, "pl_programs").get("program", []))
+    programs = storage.key_values(engine, "pl_programs", "program")
     for raw, table in tables:
         if table == "schools" and "school_id" in raw.frame:
             schools |= set(raw.frame["school_id"].astype(str).str.strip())

@@ -686,6 +686,14 @@ def available_years(engine: Engine) -> list[int]:
         return sorted(int(y) for (y,) in conn.execute(stmt))
 
 
+def key_values(engine: Engine, table_name: str, column: str) -> set[str]:
+    """Every value of one column of a table (the ids an import's references are checked against), read as
+    plain values: typing whole tables as frames for one column each made an import's reference look-up
+    10-30 ms instead of 2 (200 schools), a fixed cost that weighs on small files."""
+    with engine.connect() as conn:
+        return {str(v) for (v,) in conn.execute(sa.select(schema.DATA_TABLES[table_name].c[column]))}
+
+
 def available_metrics(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         return sorted(m for (m,) in conn.execute(sa.select(schema.metrics.c.metric).distinct()))
