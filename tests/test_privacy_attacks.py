@@ -293,6 +293,37 @@ def test_the_integer_program_pins_what_interval_reasoning_cannot():
     assert report.components == 1 and report.audited == 3 and report.undecided == 0
 
 
+def test_one_model_answers_each_solve_after_its_objective_bounds_or_integrality_change():
+    # x + y + z = 2 and x = y, each in 0..1. The relaxation's furthest z is 1 (x = y = 0.5); over integers x = y
+    # = 1 and z = 0 is the only solution, so z = 1 is infeasible there; bounds passed once are not kept.
+    from scipy.sparse import csr_matrix
+
+    from analytics.access.exact_audit import _Model
+
+    a = csr_matrix(np.array([[1.0, 1.0, 1.0], [1.0, -1.0, 0.0]]))
+    model = _Model(a, np.array([2.0, 0.0]), np.array([2.0, 0.0]), np.zeros(3), np.ones(3), time_limit=10.0)
+    status, x = model.solve(np.array([0.0, 0.0, -1.0]), integer=False)
+    assert status == "ok" and np.allclose(x, [0.5, 0.5, 1.0])
+    status, x = model.solve(np.array([0.0, 0.0, -1.0]), integer=True)
+    assert status == "ok" and x.tolist() == [1.0, 1.0, 0.0]
+    assert model.solve(np.zeros(3), True, np.array([0.0, 0.0, 1.0]), np.ones(3)) == ("infeasible", None)
+    status, x = model.solve(np.array([0.0, 0.0, -1.0]), integer=False)
+    assert status == "ok" and np.allclose(x, [0.5, 0.5, 1.0])
+
+
+def test_a_sub_matrix_folds_the_columns_outside_it_into_each_row():
+    from scipy.sparse import csr_matrix
+
+    from analytics.access.exact_audit import _submatrix
+
+    # Rows 0 and 2 over columns 1 and 3; held values 10, 20, 30, 40 for columns 0..3.
+    a = csr_matrix(np.array([[1.0, 2.0, 0.0, 3.0], [4.0, 0.0, 5.0, 0.0], [0.0, 6.0, 7.0, 0.0]]))
+    sub, outside = _submatrix(a, np.array([0, 2]), np.array([1, 3]), held=np.array([10.0, 20.0, 30.0, 40.0]))
+    assert sub.toarray().tolist() == [[2.0, 3.0], [6.0, 0.0]]
+    assert outside.tolist() == [10.0, 210.0]  # 1 x 10; 7 x 30
+    assert _submatrix(a, np.array([0, 2]), np.array([1, 3]))[1].tolist() == [1.0, 1.0]  # entries outside, counted
+
+
 def test_the_exact_audit_runs_inside_the_attack():
     rows = _metrics([("A1", 2025, "read_proficient", "ALL", 50, 100), ("A2", 2025, "read_proficient", "ALL", 60, 110),
                      ("B1", 2025, "read_proficient", "ALL", 40, 90), ("B2", 2025, "read_proficient", "ALL", 45, 95),
