@@ -53,17 +53,18 @@ def walkthrough_observations(walkthroughs: pd.DataFrame, shareable_only: bool = 
     if shareable_only:
         visits = visits[visits["shareable"].fillna(False).astype(bool)]
     rows = []
-    for visit in visits.itertuples(index=False):
+    columns = (visits[c].tolist() for c in ("look_fors", "practices", "school_id", "visit_date", "visit_id"))
+    for look_fors, practices, school_id, visit_date, visit_id in zip(*columns, strict=True):
         try:  # records were checked on save and import; an unreadable one is evidence of nothing
-            looks = {i["item"]: i for i in notes.parse_look_fors(visit.look_fors)}
-            tags = notes.parse_practices(visit.practices, list(looks.values()))
+            looks = {i["item"]: i for i in notes.parse_look_fors(look_fors)}
+            tags = notes.parse_practices(practices, list(looks.values()))
         except ValueError:
             continue
         for tag in tags:
             look = looks[tag["item"]]
-            rows.append({"program": tag["program"], "school_id": visit.school_id, "observed_on": visit.visit_date,
+            rows.append({"program": tag["program"], "school_id": school_id, "observed_on": visit_date,
                          "practice": tag["practice"], "classrooms_observed": look["classrooms"],
-                         "classrooms_using": look["observed"], "source": WALKTHROUGHS, "visit_id": visit.visit_id,
+                         "classrooms_using": look["observed"], "source": WALKTHROUGHS, "visit_id": visit_id,
                          "also_on_walkthrough": False})
     out = pd.DataFrame(rows, columns=COLUMNS)
     return out if programs is None else out[out["program"].isin(list(programs))].reset_index(drop=True)
