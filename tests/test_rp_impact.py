@@ -256,3 +256,40 @@ def test_cluster_scale_compares_its_rp_schools_with_the_districts_never_treated_
     assert row["p_value"] == pytest.approx(1 / 3)
     none = rp_impact_for_cluster(schools.assign(rp_start_year=np.nan), discipline, "North")
     assert none.statement.startswith("No school here has a restorative-practices start year")
+
+
+def test_reassignments_held_by_treated_cells_are_the_seeded_draws():
+    # Two strata (units 0-5, 6-9), start years 2022/2023 among never-treated 0s: the compact, once-per-design
+    # reassignments are exactly the dense ones a fresh generator with the same seed draws, and the exact
+    # enumeration (C(4, 1) x C(3, 1) = 12 ways) is kept whole.
+    from analytics.stats.did import _assignments, _treated_assignments
+
+    labels = np.array([2022, 0, 0, 2023, 0, 0, 0, 2023, 0, 0])
+    strata = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+    dense, exact = _assignments(labels, strata, 50, np.random.default_rng(7))
+    compact, compact_exact = _treated_assignments(labels, strata, 50, 7)
+    assert not exact and not compact_exact
+    assert np.array_equal(compact.dense(), dense) and compact.cols.shape == (50, 3)
+    assert _treated_assignments(labels, strata, 50, 7)[0] is compact  # drawn once per design
+    small = np.array([2022, 0, 0, 0, 0, 2023, 0])
+    groups = np.array([0, 0, 0, 0, 1, 1, 1])
+    dense, exact = _assignments(small, groups, 1000, np.random.default_rng(1))
+    compact, compact_exact = _treated_assignments(small, groups, 1000, 1)
+    assert exact and compact_exact and len(dense) == 12 and np.array_equal(compact.dense(), dense)
+
+
+def test_every_reassignment_estimate_equals_the_direct_formula():
+    # Overall ATT for each reassignment of one 2022 start among 4 units (2021-2022): the treated unit's change
+    # minus the mean change of the other three, e.g. diffs (-3, 1, 0, 2): unit 0 treated -> -3 - 1 = -4.
+    from analytics.stats.did import _estimates, _Treated, _treated_assignments
+
+    diffs = np.array([-3.0, 1.0, 0.0, 2.0])
+    values = np.stack([np.full(4, 10.0), 10.0 + diffs], axis=1)[:, :, None]
+    labels = np.array([2022, 0, 0, 0])
+    assign, _ = _treated_assignments(labels, np.zeros(4, dtype=int), 1000, 0)
+    overall, _, _ = _estimates(values, np.array([2021, 2022]), np.zeros(4, dtype=int), assign, [])
+    treated_unit = assign.cols[:, 0]
+    expected = diffs[treated_unit] - (diffs.sum() - diffs[treated_unit]) / 3
+    assert sorted(expected) == pytest.approx([-4.0, 0.0, 4 / 3, 8 / 3])
+    assert overall[:, 0] == pytest.approx(expected)
+    assert isinstance(assign, _Treated)

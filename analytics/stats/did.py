@@ -62,6 +62,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import combinations, product
 
 import numpy as np
@@ -158,8 +159,8 @@ def staggered_did(panel: pd.DataFrame, outcome: str, *, start_col: str = "start_
         keep, strata_note = setup
         values, labels, strata = values[keep], labels[keep], strata[keep]
         note = "; ".join(n for n in (note, strata_note) if n)
-    rng = np.random.default_rng(settings.random_seed if seed is None else seed)
-    return _infer(outcome, values, years, labels, strata, note, settings, rng, event_study,
+    return _infer(outcome, values, years, labels, strata, note, settings,
+                  settings.random_seed if seed is None else seed, event_study,
                   strata_col.replace("_", " ") if strata_col else "")
 
 
@@ -260,10 +261,51 @@ def _assignments(labels: np.ndarray, strata: np.ndarray, limit: int,
     return out, False
 
 
+@dataclass(frozen=True)
+class _Treated:
+    """Reassignments held by their treated cells only: row r puts start year ``vals[r, j]`` on unit
+    ``cols[r, j]`` (columns ascending within a row) and 0 on every other of the ``units`` units.
+
+    Reassigning within strata keeps each row's number of treated units, so the cells form equal-length
+    rows: a few treated units among thousands cost rows x treated, not rows x units, to hold and to sum.
+    """
+
+    cols: np.ndarray
+    vals: np.ndarray
+    units: int
+
+    @classmethod
+    def of(cls, assign: np.ndarray) -> _Treated:
+        rows, cols = np.nonzero(assign)
+        width = int((assign[0] > 0).sum()) if len(assign) else 0
+        return cls(cols.reshape(len(assign), width), assign[rows, cols].reshape(len(assign), width), assign.shape[1])
+
+    def dense(self) -> np.ndarray:
+        out = np.zeros((len(self.cols), self.units), dtype=self.vals.dtype)
+        np.put_along_axis(out, self.cols, self.vals, axis=1)
+        return out
+
+
+@lru_cache(maxsize=8)
+def _design(labels: bytes, strata: bytes, dtype: str, limit: int, seed: int) -> tuple[_Treated, bool]:
+    """:func:`_assignments` drawn from a fresh ``default_rng(seed)``, once per design.
+
+    The outcomes of one panel (suspension rate, OSS days, risk ratios; climate, chronic absence) mostly
+    share their units and start years, so their reassignments are the same draws: they are made once.
+    """
+    arrays = np.frombuffer(labels, dtype=dtype), np.frombuffer(strata, dtype=np.int64)
+    assign, exact = _assignments(*arrays, limit, np.random.default_rng(seed))
+    return _Treated.of(assign), exact
+
+
+def _treated_assignments(labels: np.ndarray, strata: np.ndarray, limit: int, seed: int) -> tuple[_Treated, bool]:
+    return _design(labels.tobytes(), strata.astype(np.int64).tobytes(), labels.dtype.str, limit, seed)
+
+
 # --- estimator -------------------------------------------------------------------------------------
 
 
-def _estimates(outcomes: np.ndarray, years: np.ndarray, strata: np.ndarray, assign: np.ndarray,
+def _estimates(outcomes: np.ndarray, years: np.ndarray, strata: np.ndarray, assign: _Treated,
                event_times: list[int]) -> tuple[np.ndarray, dict[int, np.ndarray], dict[int, int]]:
     """Overall and event-time estimates for every assignment row.
 
@@ -273,12 +315,16 @@ def _estimates(outcomes: np.ndarray, years: np.ndarray, strata: np.ndarray, assi
     with the same treated-unit weights. Returns overall (assignments x k), event estimates keyed by e
     (assignments x k) and, for the first assignment row, the number of treated units behind each e.
     """
-    rows, k = assign.shape[0], outcomes.shape[2]
+    rows, k = assign.cols.shape[0], outcomes.shape[2]
     acc = _Sums(np.zeros((rows, k)), np.zeros((rows, 1)), {e: np.zeros((rows, k)) for e in event_times},
                 {e: np.zeros((rows, 1)) for e in event_times}, {})
+    row_of = np.broadcast_to(np.arange(rows)[:, None], assign.cols.shape)
     for s in np.unique(strata):
         members = strata == s
-        _accumulate(outcomes[members], years, assign[:, members], acc)
+        local = np.cumsum(members) - 1  # unit index -> index among the stratum's units
+        inside = members[assign.cols]
+        cells = (row_of[inside], local[assign.cols[inside]], assign.vals[inside])
+        _accumulate(outcomes[members], years, cells, rows, acc)
     with np.errstate(invalid="ignore", divide="ignore"):
         overall = acc.overall_num / acc.overall_den
         events = {e: acc.ev_num[e] / acc.ev_den[e] for e in event_times}
@@ -296,15 +342,25 @@ class _Sums:
     counts: dict[int, int]
 
 
-def _accumulate(outcomes: np.ndarray, years: np.ndarray, assign: np.ndarray, acc: _Sums) -> None:
-    """Add one stratum's ATT(g, t) cells (its treated vs its never-treated units) to `acc`."""
+def _accumulate(outcomes: np.ndarray, years: np.ndarray, cells: tuple[np.ndarray, np.ndarray, np.ndarray],
+                rows: int, acc: _Sums) -> None:
+    """Add one stratum's ATT(g, t) cells (its treated vs its never-treated units) to `acc`.
+
+    cells: (row, unit, start year) of every treated cell of the stratum's reassignments, row-major.
+    """
     year_index = {int(y): i for i, y in enumerate(years)}
+    row, unit, start = cells
+    shape = (rows, outcomes.shape[0])
+
+    def membership(pick: np.ndarray) -> sparse.csr_matrix:
+        return sparse.csr_matrix((np.ones(int(pick.sum())), (row[pick], unit[pick])), shape=shape)
+
     # Sparse membership: each row holds only the treated units, so sums cost rows x treated, not rows x units;
     # never-treated sums are the column totals minus the treated sums.
-    treated_any = sparse.csr_matrix(assign > 0, dtype=float)
-    for g in np.unique(assign[0][assign[0] > 0]):
+    treated_any = membership(np.ones(len(row), dtype=bool))
+    for g in np.unique(start[row == 0]):
         base = year_index[int(g) - 1]
-        member = sparse.csr_matrix(assign == g, dtype=float)
+        member = membership(start == g)
         for t_index, t in enumerate(years):
             e = int(t - g)
             if t_index == base or (e < 0 and e not in acc.ev_num):
@@ -408,22 +464,24 @@ def invert_test(estimate: float, a: np.ndarray, b: np.ndarray, alpha: float, exa
 
 
 def _infer(outcome: str, values: np.ndarray, years: np.ndarray, labels: np.ndarray, strata: np.ndarray, note: str,
-           settings: Settings, rng: np.random.Generator, with_events: bool, strata_name: str) -> DiDResult:
+           settings: Settings, seed: int, with_events: bool, strata_name: str) -> DiDResult:
     cohorts = np.unique(labels[labels > 0])
     mask = np.isfinite(values)
     event_times = sorted({int(t - g) for g in cohorts for t in years if t != g - 1}) if with_events else []
     panels = [np.where(mask, values, np.nan), _indicator(labels, years, mask, None)]
     panels += [_indicator(labels, years, mask, e) for e in event_times]
     stacked = np.stack(panels, axis=2)
-    assign, exact = _assignments(labels, strata, settings.permutations, rng)
-    observed = np.concatenate([labels[None, :], assign])
+    assign, exact = _treated_assignments(labels, strata, settings.permutations, seed)
+    first = _Treated.of(labels[None, :])
+    observed = _Treated(np.concatenate([first.cols, assign.cols]), np.concatenate([first.vals, assign.vals]),
+                        len(labels))
     overall, events, counts = _estimates(stacked, years, strata, observed, event_times)
     n_treated, n_never = int((labels > 0).sum()), int((labels == 0).sum())
     sizes = np.unique(labels[labels > 0], return_counts=True)[1]
     same = f" of the same {strata_name}" if strata_name else ""
     method = (f"Callaway-Sant'Anna DiD vs never-treated schools{same}; randomization inference: start years "
               + (f"reassigned within each {strata_name} " if strata_name else "reassigned ")
-              + (f"in all {len(assign):,} possible ways (exact)" if exact else f"at random {len(assign):,} times")
+              + (f"in all {len(assign.cols):,} possible ways (exact)" if exact else f"at random {len(assign.cols):,} times")
               + "; 95% CI by test inversion")
     estimate = float(overall[0, 0])
     if not np.isfinite(estimate):
@@ -446,7 +504,7 @@ def _infer(outcome: str, values: np.ndarray, years: np.ndarray, labels: np.ndarr
     events_frame = (pd.DataFrame(rows, columns=EVENT_COLUMNS).sort_values("rel_year").reset_index(drop=True)
                     if rows else pd.DataFrame(columns=EVENT_COLUMNS))
     return DiDResult(outcome, estimate, low, high, p_value, n_treated, n_never, method, note,
-                     assignments=len(assign), exact=exact, smallest_cohort=int(sizes.min()),
+                     assignments=len(assign.cols), exact=exact, smallest_cohort=int(sizes.min()),
                      event_study=events_frame, strata=strata_name)
 
 
