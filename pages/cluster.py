@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from analytics.data.aggregates import counts_from_rows
 from analytics.data.catalog import group_label, school_labels
 from analytics.outputs import charts_district as charts
 from analytics.stats.rates import two_proportion_test
@@ -64,7 +65,9 @@ def cluster_tables(version: int, cluster: str, metric: str, year: int, group: st
     # Small schools borrow strength from every school of the district (empirical Bayes).
     district, _, peers, ranked = ui.district_tables(metric, year, group)
     by_school = ranked[ranked["school_id"].isin(members["school_id"])].reset_index(drop=True)
-    in_cluster = ui.metric_counts(metric, group, ["school_year"], school_ids=sorted(members["school_id"]))
+    # The cluster's sums per year from its rows already read (the same frame the database would sum:
+    # `counts_from_rows`), not a second query over the cluster's schools.
+    in_cluster = counts_from_rows(cluster_rows, ["school_year"])
     return (summary_kpi_from_counts(in_cluster, cluster_rows, year, group, years, basis=district.basis), district,
             by_school, peers, trend)
 

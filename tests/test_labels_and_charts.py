@@ -149,3 +149,19 @@ def test_end_labels_of_lines_ending_close_together_are_spread_apart():
             for r in rows if "label_y" in r}
     assert labels["encoding"]["y"]["field"] == "label_y"
     assert abs(rows["Black"] - rows["Hispanic"]) >= 20 / 14 - 1e-9 and rows["Asian"] == -5.0
+
+
+def test_chart_specs_match_snapshot():
+    """The dot plot and trend charts give the Vega-Lite specs they always gave (view names aside), however
+    cheaply they are built (tests/chart_spec_cases.py)."""
+    from tests import chart_spec_cases
+
+    want = json.loads(chart_spec_cases.SNAPSHOT.read_text())
+    got = chart_spec_cases.specs()
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert got[name] == want[name], name
+    dots = chart_spec_cases.cases()["dots_with_intervals"].to_dict()
+    # the click selection is declared once, on the top level, for the dots' view only
+    assert [p["name"] for p in dots["params"]] == ["pick_school"]
+    assert dots["params"][0]["views"] == [layer["name"] for layer in dots["layer"] if "name" in layer]

@@ -103,13 +103,21 @@ def cluster_comparison(df: pd.DataFrame, metric_label: str, district_value: floa
 
 
 def school_dot_plot(df: pd.DataFrame, metric_label: str, district_value: float | None,
-                    selection_name: str = "pick_school", subtitle: str | None = None) -> alt.Chart:
+                    selection_name: str = "pick_school", subtitle: str | None = None) -> alt.LayerChart:
     """Each school's value (with its Wilson interval when it has counts), sorted, against the district.
 
     The value axis is drawn at the top and at the bottom so a long list stays readable; rows are
     compact (18 px) beyond 40 schools. Value-only rows (no counts) get no interval bar.
+
+    Built as one layer chart with the click selection declared on its top level for the dots' view
+    (named here): a selection added to a layer makes Altair lift it, name the view by hashing the
+    table's text and re-check the selection each time the chart is copied, which cost more than the
+    rest of the chart (the Vega-Lite spec is the same).
     """
-    pick = alt.selection_point(name=selection_name, fields=["school_id"], on="click")
+    view = f"{selection_name}_dots"
+    pick = alt.TopLevelSelectionParameter(name=selection_name, views=[view],
+                                          select=alt.PointSelectionConfig(type="point", fields=["school_id"],
+                                                                          on="click"))
     has_ci = bool(df["ci_low"].notna().any()) if "ci_low" in df else False
     step = 30 if len(df) <= 40 else 18
     base = alt.Chart(df).encode(
@@ -125,7 +133,8 @@ def school_dot_plot(df: pd.DataFrame, metric_label: str, district_value: float |
         x=alt.X("value:Q", title=f"{metric_label} (%)", axis=alt.Axis(orient="bottom")),
         color=alt.Color("level:N", title="Level", scale=alt.Scale(range=OKABE_ITO)),
         tooltip=tooltip,
-    ).add_params(pick)
+    )
+    dots.name = view
     top_axis = base.mark_point(opacity=0).encode(x=alt.X("value:Q", axis=alt.Axis(orient="top", title=None)))
     layers = [dots, top_axis]
     if has_ci:
@@ -135,10 +144,10 @@ def school_dot_plot(df: pd.DataFrame, metric_label: str, district_value: float |
             color="#D55E00", strokeDash=[6, 4], strokeWidth=2).encode(x=alt.X("district:Q", axis=None)))
     default = ("Dot = school value; line = 95% Wilson interval; dashed = district." if has_ci else
                "Dot = school value as published (no counts, so no intervals); dashed = district median.")
-    return alt.layer(*layers).resolve_axis(x="independent").properties(
+    return alt.LayerChart(
+        layer=layers, params=[pick], resolve=alt.Resolve(axis=alt.AxisResolveMap(x="independent")),
         title=alt.TitleParams(f"{metric_label}: schools side by side", subtitle=subtitle or default),
-        height=alt.Step(step),
-    )
+        height=alt.Step(step))
 
 
 def _spread(values: pd.Series, gap: float) -> pd.Series:
@@ -180,10 +189,11 @@ def trend_lines(df: pd.DataFrame, metric_label: str, color_field: str = "series"
         return chart.properties(width=120, height=110).facet(  # two columns fit a phone (390 px)
             facet=alt.Facet(f"{facet_field}:N", title=None, header=alt.Header(labelLimit=120)), columns=columns or 4,
         ).properties(title=title or f"{metric_label} over time")
-    named = alt.layer(chart, end_labels(df, "school_year", "value", color_field))  # each line named at its end
-    # Vega's autosize makes room for the end labels (cut with "…" beyond END_LABEL_PX), so the plot keeps
-    # most of a phone's width; a fixed padding on top of that would squeeze it twice.
-    return named.properties(title=title or f"{metric_label} over time", height=260)
+    # Each line is named at its end. Vega's autosize makes room for the end labels (cut with "…" beyond
+    # END_LABEL_PX), so the plot keeps most of a phone's width; a fixed padding on top of that would squeeze
+    # it twice. One layer chart with its title and height, not a layer copied again by `.properties`.
+    return alt.LayerChart(layer=[chart, end_labels(df, "school_year", "value", color_field)],
+                          title=title or f"{metric_label} over time", height=260)
 
 
 def cluster_areas(schools: pd.DataFrame, pad: float = 0.08, margin: float = 0.01) -> pd.DataFrame:
