@@ -132,3 +132,34 @@ def test_changing_a_filter_in_the_browser_updates_the_url(page, app_server):
     page.wait_for_url("**group=SWD**", timeout=20_000)
     # The URL changes as the rerun starts; the cards are redrawn when it has run.
     expect(page.locator("[data-testid=stMetric]").first).to_contain_text("Students with disabilities", timeout=30_000)
+
+
+def test_click_a_school_dot_opens_that_school(page, app_server, demo_db_url):
+    """The dot plot's click selection (declared on the chart's top level) opens the school clicked."""
+    schools = storage.load_schools(storage.get_engine(demo_db_url))
+    cluster = schools["cluster"].iloc[0]
+    _open(page, f"{app_server}/cluster?cluster={cluster}&year=2025&metric=read_proficient&group=ALL")
+    chart = page.locator("[data-testid=stVegaLiteChart]").first
+    chart.locator("canvas, svg").first.wait_for()
+    _wait_until_run_finished(page)
+    page.wait_for_timeout(1000)
+    box = chart.bounding_box()
+    # Find a dot by its tooltip (only the dots carry one): hover a grid over the top rows, 4 px apart.
+    shown = "() => !!document.querySelector('#vg-tooltip-element.visible')"
+    spot = None
+    for y in range(int(box["y"]) + 30, int(box["y"] + min(box["height"], 200)), 4):
+        for x in range(int(box["x"] + box["width"]) - 4, int(box["x"]) + 60, -4):
+            page.mouse.move(x, y)
+            if page.evaluate(shown):
+                spot = (x, y)
+                break
+        if spot:
+            break
+    tooltip = page.locator("#vg-tooltip-element")
+    assert spot, "no dot found"
+    name = tooltip.inner_text().split("School")[1].split("%")[0].strip()
+    page.mouse.click(*spot)
+    page.wait_for_url("**/school?**", timeout=20_000)
+    chosen = _params(page.url)["school"]
+    assert schools.set_index("school_id").loc[chosen, "cluster"] == cluster
+    assert name.startswith(schools.set_index("school_id").loc[chosen, "school_name"])
