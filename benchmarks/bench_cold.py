@@ -74,6 +74,13 @@ def _timed(at, profile: Path | None = None) -> float:
     return seconds
 
 
+def _page_script(workdir: Path, name: str) -> Path:
+    """A script that runs page `name` as app.py runs it (`_twin.run_page`)."""
+    script = workdir / f"page_{name}.py"
+    script.write_text(PAGE_SCRIPT.format(page=str(ROOT / "pages" / f"{name}.py")))
+    return script
+
+
 def _empty_caches() -> None:
     import streamlit as st
 
@@ -85,9 +92,7 @@ def _prepare() -> float:
     from pages.ui import loaders, prepare
 
     started = time.perf_counter()
-    version = loaders.data_version()
-    for step in prepare._plan(version):
-        prepare._run(step, version)
+    prepare.prepare_now(loaders.data_version())
     return time.perf_counter() - started
 
 
@@ -100,8 +105,7 @@ def _only_first(prepared: Path, warm: Path, top: int = 12) -> list[str]:
 
 
 def measure_page(name: str, params: dict, workdir: Path, profile: Path | None) -> dict:
-    script = workdir / f"page_{name}.py"
-    script.write_text(PAGE_SCRIPT.format(page=str(ROOT / "pages" / f"{name}.py")))
+    script = _page_script(workdir, name)
     _empty_caches()
     cold = _timed(_app(script, params))
     _empty_caches()
@@ -135,9 +139,7 @@ def measure(url: str, workdir: Path, only: set[str] | None, profile: Path | None
     pages = [(name, {k: first_school if v is None else v for k, v in params.items()}) for name, params in PAGES
              if not only or name in only]
     for name, params in pages:  # a warm process: every module imported, as in a running server
-        script = workdir / f"page_{name}.py"
-        script.write_text(PAGE_SCRIPT.format(page=str(ROOT / "pages" / f"{name}.py")))
-        _timed(_app(script, params))
+        _timed(_app(_page_script(workdir, name), params))
     _empty_caches()
     prepare_s = _prepare()
     out = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -130,6 +131,46 @@ def test_preparer_drops_a_replaced_version_and_prepares_the_newer_one():
         worker.stop()
 
 
+def _in_pieces(ran: list):
+    def run(step: Step, version: int):
+        ran.append((step.kind, 1))
+        yield
+        ran.append((step.kind, 2))
+    return run
+
+
+def test_preparer_starts_no_piece_while_a_page_is_drawn_and_goes_on_after_it():
+    versions, ran = Versions(), []
+    worker = prepare.Preparer(versions, _steps, _in_pieces(ran), poll_s=30, pause_s=0.01)
+    try:
+        with worker.page_run():
+            worker.notice(1)
+            deadline = time.monotonic() + 5
+            while worker.progress(1) is None:  # the thread has taken up version 1 ...
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            time.sleep(0.2)
+            assert ran == [] and worker.pauses == 0  # ... and waits for the page before its first piece
+        assert worker.wait_idle(5)
+        assert ran == [("a", 1), ("a", 2), ("b", 1), ("b", 2), ("c", 1), ("c", 2)]
+        assert worker.pauses == 1  # only the first piece met a page run
+    finally:
+        worker.stop()
+
+
+def test_preparer_waits_for_a_long_page_run_only_so_long(monkeypatch):
+    monkeypatch.setattr(prepare, "MAX_WAIT_S", 0.05)
+    versions, ran = Versions(), []
+    worker = prepare.Preparer(versions, _steps, _in_pieces(ran), poll_s=30, pause_s=0.01)
+    try:
+        with worker.page_run():  # a page that never ends (stuck on a slow query)
+            worker.notice(1)
+            assert worker.wait_idle(10)
+        assert len(ran) == 6 and worker.pauses == 6  # 3 steps x 2 pieces, each after a bounded wait
+    finally:
+        worker.stop()
+
+
 def test_preparer_notices_an_import_made_elsewhere_by_polling():
     versions, ran = Versions(), []
     worker = prepare.Preparer(versions, _steps, lambda step, v: ran.append(v), poll_s=0.05)
@@ -237,8 +278,7 @@ def test_prepared_opening_views_show_what_unprepared_ones_show_and_build_nothing
     steps = prepare._plan(version)
     assert [s.arg for s in steps if s.kind == "view"] == list(OPENING_VIEWS)  # the demo has every kind of data
     with caplog.at_level(logging.DEBUG, logger=prepare.log.name):
-        for step in steps:
-            prepare._run(step, version)
+        prepare.prepare_now(version)
     assert not [r for r in caplog.records if "not prepared" in r.getMessage()]  # every view ran to its end
     built = []
     original = charts._build
@@ -256,12 +296,18 @@ class HalfWay:
 
     def __init__(self):
         self.noticed = []
+        self.page_runs = 0
 
     def notice(self, version: int) -> None:
         self.noticed.append(version)
 
     def progress(self, version: int):
         return prepare.Progress(version, 2, 6, "district rates: math_growth")
+
+    @contextlib.contextmanager
+    def page_run(self):
+        self.page_runs += 1
+        yield
 
 
 @pytest.mark.usefixtures("on_demo")
@@ -282,6 +328,7 @@ def test_pages_show_how_far_the_preparation_is_and_still_draw(monkeypatch):
     at.run()
     assert not at.exception
     assert fake.noticed  # the run reported the version it pinned
+    assert fake.page_runs == 1  # the page was drawn with the preparer told to give way
     bars = at.get("progress")
     assert bars and "Preparing the new data: 3 of 6" in bars[0].proto.text
     assert at.metric  # the page itself is drawn meanwhile

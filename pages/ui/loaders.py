@@ -143,9 +143,14 @@ def _then_release(compute: Callable) -> Callable:
 
 
 def run_page(page) -> None:
-    """Run a page; when an import lands mid-run, run again on the new data instead of mixing the two."""
+    """Run a page; when an import lands mid-run, run again on the new data instead of mixing the two.
+
+    While it runs, the preparer of the server starts no new piece of work (`pages.ui.prepare.page_run`)."""
+    from pages.ui.prepare import page_in_progress
+
     try:
-        page.run()
+        with page_in_progress():
+            page.run()
         st.session_state[_RETRIES] = 0
     except storage.DataChanged:
         st.session_state.pop(_PIN, None)

@@ -11,15 +11,23 @@ under the same keys, before anyone opens the page. Pages do not wait either: a p
 result being prepared waits on that one cache entry (Streamlit computes each entry once), and pages show
 "Preparing the new data: 3 of 6" until the list is done. When a newer version lands mid-way, the rest of
 the list is dropped and the new version is prepared instead.
+
+The thread gives way to the people it prepares for. Its steps are cut into pieces (one cached result
+each), and between pieces it sleeps a moment and then waits while a page is being drawn (up to
+:data:`MAX_WAIT_S`): a Python thread holds the interpreter lock through pandas' long C calls, so a page
+drawn beside a district-wide step shares the interpreter with it and takes longer than alone. A page that
+needs the result being computed waits for that one piece only; a piece already started is not
+interrupted (the privacy release is one piece).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
@@ -34,6 +42,8 @@ from analytics.data.prepare import Step, work_list
 PAGES_DIR = Path(__file__).resolve().parent.parent  # where app.py's st.Page("pages/...") scripts are
 POLL_S = 3.0  # how often the thread looks for an import made elsewhere (one single-row SELECT)
 THREAD_NAME = "ssif-prepare"
+PAUSE_S = 0.02  # the sleep between two pieces: threads waiting for the interpreter lock take it
+MAX_WAIT_S = 20.0  # the longest a piece waits for page runs to end (busy servers still get prepared)
 log = logging.getLogger(__name__)
 
 
@@ -50,15 +60,20 @@ class Preparer:
 
     `plan(version)` gives the steps of a version and `run(step, version)` fills one step's caches; both may
     raise `storage.DataChanged` when the version is replaced meanwhile (the newer one is prepared next).
+    `run` may be a generator: each `yield` ends a piece, after which the thread gives way to page runs
+    (those inside :meth:`page_run`).
     """
 
     def __init__(self, current_version: Callable[[], int], plan: Callable[[int], list[Step]],
-                 run: Callable[[Step, int], object], poll_s: float = POLL_S):
+                 run: Callable[[Step, int], object], poll_s: float = POLL_S, pause_s: float = PAUSE_S):
         self._current, self._plan, self._run, self._poll_s = current_version, plan, run, poll_s
+        self._pause_s = pause_s
         self._wake = threading.Event()
         self._stopped = False
         self._lock = threading.Lock()
         self._progress: Progress | None = None
+        self._pages = 0  # page runs in progress
+        self.pauses = 0  # pieces that waited for a page run to end (tests and benchmarks)
         self.prepared: int | None = None  # the last version prepared to the end
         self.seconds: dict[int, float] = {}  # version -> seconds its preparation took
         self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
@@ -76,6 +91,17 @@ class Preparer:
         if current is None or current.version != version:
             return None
         return current
+
+    @contextlib.contextmanager
+    def page_run(self) -> Iterator[None]:
+        """Mark a page being drawn: the thread starts no new piece until it ends (or :data:`MAX_WAIT_S`)."""
+        with self._lock:
+            self._pages += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._pages -= 1
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until the current version is prepared (tests and benchmarks); True if it is."""
@@ -117,9 +143,10 @@ class Preparer:
             steps = self._plan(version)
             for done, step in enumerate(steps):
                 self._set(Progress(version, done, len(steps), step.label))
-                if self._stopped or self._current() != version:  # a newer import landed: prepare that one
-                    raise storage.DataChanged(f"version {version} replaced")
-                self._run(step, version)
+                self._give_way(version)
+                pieces = self._run(step, version)
+                for _ in pieces if isinstance(pieces, Iterator) else ():
+                    self._give_way(version)
         except storage.DataChanged:
             self._set(None)
             self._wake.set()
@@ -127,6 +154,18 @@ class Preparer:
         self.prepared = version
         self.seconds[version] = round(time.monotonic() - started, 3)
         self._set(None)
+
+    def _give_way(self, version: int) -> None:
+        """Between two pieces: let page runs have the interpreter, then check the version is still current."""
+        time.sleep(self._pause_s)
+        deadline = time.monotonic() + MAX_WAIT_S
+        waited = False
+        while self._pages and not self._stopped and time.monotonic() < deadline:
+            waited = True
+            time.sleep(self._pause_s)
+        self.pauses += waited
+        if self._stopped or self._current() != version:  # a newer import landed: prepare that one
+            raise storage.DataChanged(f"version {version} replaced")
 
     def _set(self, progress: Progress | None) -> None:
         with self._lock:
@@ -162,16 +201,21 @@ def _plan(version: int) -> list[Step]:
                      has_learning=counts.get("pl_programs", 0) > 0)
 
 
-def _run(step: Step, version: int) -> None:
-    """Fill the caches one step stands for: the same cached functions the pages call, same arguments."""
+def _run(step: Step, version: int) -> Iterator[None]:
+    """Fill the caches one step stands for: the same cached functions the pages call, same arguments.
+
+    Each `yield` ends a piece (one cached result), where the preparer gives way to page runs."""
     from pages.ui import loaders, viewer
 
     if step.kind == "release":
         viewer._release(version)
     elif step.kind == "metric":  # what the overview and cluster pages read for a metric (group ALL)
         loaders._metric_groups(version, step.arg)
+        yield
         loaders._metric_slice(version, step.arg, "ALL", None)
+        yield
         loaders._metric_counts(version, step.arg, "ALL", ("school_year",), None, None)
+        yield
         latest = max(loaders._years(version), default=None)
         if latest is not None:  # the district's figures every cluster page compares with
             loaders._district_tables(version, step.arg, latest, "ALL")
@@ -183,14 +227,23 @@ def _run(step: Step, version: int) -> None:
         loaders._flags_and_ratios(version, None)
         every_school = tuple(loaders._schools(version)["school_id"])
         for actions in (None, ("ISS", "OSS")):
+            yield
             loaders._incident_months(version, actions, every_school)
     elif step.kind == "rp":  # randomization inference: seconds of CPU at 2,000 schools
         loaders._rp_impact(version, "all", None)
+        yield
         loaders._rp_beyond(version, "all", None)
     elif step.kind == "map":
         _cluster_areas(version)
     elif step.kind == "view":
         _draw_opening_view(str(step.arg), version)
+
+
+def prepare_now(version: int) -> None:
+    """The whole work list of `version` on this thread, piece after piece with no pause (benchmarks, tests)."""
+    for step in _plan(version):
+        for _ in _run(step, version):
+            pass
 
 
 @functools.cache
@@ -244,6 +297,11 @@ def preparer() -> Preparer:
 
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_QuietThread())
     return Preparer(lambda: storage.data_version(engine()), _plan, _run)
+
+
+def page_in_progress() -> contextlib.AbstractContextManager:
+    """Around a page run: the server's preparer starts no new piece meanwhile (nothing to do off a server)."""
+    return preparer().page_run() if _serving() else contextlib.nullcontext()
 
 
 def prepare_ahead(version: int) -> None:
