@@ -361,3 +361,38 @@ def test_median_reads_use_the_metrics_indexes(demo, capsys):
         print(f"\n{demo.dialect.name} plans of the median reads:\n" + "\n--\n".join(plans))
     for plan in plans:
         assert "ix_metrics_year_metric_group" in plan or "ix_metrics_metric_group_year" in plan
+
+
+# --- restorative practices: the rows its outcomes read, summed by the database where ALL is missing --------
+
+
+def test_rp_outcome_rows_by_hand(engine):
+    # A 2024 has no ALL row: its race rows (BL, WH, HI) are read for the panel to sum; its SWD row is read too,
+    # its ELL row is not. B has its own ALL row, so its HI row is not read. Only the four RP counts are read.
+    schools = pd.DataFrame({"school_id": ["A", "B"], "school_name": ["Ash", "Birch"], "level": ["ES"] * 2,
+                            "cluster": ["North"] * 2})
+    rows = [("A", "BL", 30, 3, 2, 5), ("A", "WH", 70, 4, NAN, 6), ("A", "HI", 5, 0, 0, 0), ("A", "SWD", 9, 1, 1, 1),
+            ("A", "ELL", 8, 1, 1, 1), ("B", "ALL", 50, 5, 1, 2), ("B", "HI", 20, 2, 0, 1), ("B", "WH", 10, 0, 0, 0)]
+    discipline = pd.DataFrame(rows, columns=["school_id", "student_group", "enrolled", "students_suspended",
+                                             "students_oss", "oss_days"]).assign(school_year=2024, incidents=3)
+    storage.replace_all(engine, {"schools": schools, "discipline": discipline})
+    got = aggregates.rp_outcome_rows(engine).set_index(["school_id", "student_group"]).sort_index()
+    assert got.index.tolist() == [("A", "BL"), ("A", "HI"), ("A", "SWD"), ("A", "WH"), ("B", "ALL"), ("B", "WH")]
+    assert list(got.columns) == ["school_year", "enrolled", "students_suspended", "students_oss", "oss_days"]
+    assert got.loc[("A", "WH")].tolist()[1:3] == [70, 4] and math.isnan(got.loc[("A", "WH"), "students_oss"])
+    assert sorted(aggregates.rp_outcome_rows(engine, ["B"])["student_group"]) == ["ALL", "WH"]
+
+
+def test_rp_impact_from_sql_rows_matches_the_whole_table(discipline_demo):
+    from analytics.stats.rp_impact import outcome_panel, rp_impact, rp_impact_for_cluster
+
+    every, rows = storage.load_discipline(discipline_demo), aggregates.rp_outcome_rows(discipline_demo)
+    schools = storage.load_schools(discipline_demo)
+    assert len(rows) < len(every) / 2
+    pd.testing.assert_frame_equal(outcome_panel(schools, rows), outcome_panel(schools, every), check_exact=True)
+    for scope in (lambda d: rp_impact(schools, d),
+                  lambda d: rp_impact_for_cluster(schools, d, schools["cluster"].iloc[0])):
+        want, got = scope(every), scope(rows)
+        pd.testing.assert_frame_equal(got.summary, want.summary, check_exact=True)
+        pd.testing.assert_frame_equal(got.event_study, want.event_study, check_exact=True)
+        assert got.statement == want.statement

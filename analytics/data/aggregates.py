@@ -467,6 +467,34 @@ def district_risks_statements(outcomes: Sequence[str]) -> tuple[sa.Select, sa.Se
     return by_group, by_year
 
 
+# What the restorative-practices outcomes read (analytics.stats.rp_impact.outcome_panel): the ALL row and
+# the groups of its risk ratios, with the counts behind the suspension rate and OSS days.
+RP_GROUPS = ("ALL", "BL", "WH", "SWD")
+RP_COUNTS = ("enrolled", "students_suspended", "students_oss", "oss_days")
+
+
+def rp_outcome_rows_statement(school_ids: Sequence[str] | None = None) -> sa.Select:
+    """The ALL, BL, WH and SWD rows, and the race rows of school-years without an ALL row (the panel sums
+    them into one, DESIGN §2), with only the counts the RP outcomes use: a fifth of the table's cells."""
+    d = schema.discipline
+    other = d.alias("has_all")
+    has_all = sa.exists().where(other.c.school_id == d.c.school_id, other.c.school_year == d.c.school_year,
+                                other.c.student_group == "ALL")
+    stmt = sa.select(d.c.school_id, d.c.school_year, d.c.student_group, *[d.c[c] for c in RP_COUNTS]).where(
+        sa.or_(d.c.student_group.in_(list(RP_GROUPS)),
+               sa.and_(d.c.student_group.in_(list(RACE_GROUPS)), sa.not_(has_all))))
+    return stmt.where(d.c.school_id.in_(list(school_ids))) if school_ids is not None else stmt
+
+
+def rp_outcome_rows(engine: Engine, school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Discipline rows for :func:`analytics.stats.rp_impact.outcome_panel` (of `school_ids`, default every
+    school): the same panel as from the whole table, which it reads only through these rows and counts."""
+    df = _read(engine, rp_outcome_rows_statement(school_ids))
+    if df.empty:
+        df = pd.DataFrame(columns=["school_id", "school_year", "student_group", *RP_COUNTS])
+    return storage._typed("discipline", df)
+
+
 def discipline_outcomes(engine: Engine) -> tuple[str, ...]:
     """The disproportionality outcomes with a known count anywhere in the discipline table."""
     d = schema.discipline

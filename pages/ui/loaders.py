@@ -347,11 +347,11 @@ def discipline(school_ids: Sequence[str] | None = None) -> pd.DataFrame:
 
 
 def discipline_in(school_ids: Sequence[str]) -> pd.DataFrame:
-    """The district's discipline rows of the given schools (read-only): the shared district frame itself
-    when they are every school with rows, not a copy of it (15 MiB at 2,000 schools, held per view)."""
-    data = discipline()
-    keep = data["school_id"].isin(list(school_ids))
-    return data if keep.all() else data[keep]
+    """The discipline rows of the given schools (read-only, shared): only theirs are read from the database,
+    so a cluster's or a school's view never holds the district's table (15 MiB at 2,000 schools); the
+    district's frame is read when they are every school."""
+    every = set(school_ids) >= set(_schools(data_version())["school_id"])
+    return _discipline(data_version(), None if every else tuple(sorted(school_ids)))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -454,10 +454,16 @@ def _rp_school(version: int, school: str | None) -> str | None:
     return school if school in _rp_schools(version) else None
 
 
+@st.cache_resource(show_spinner=False, max_entries=2)
+@_consistent
+def _rp_rows(version: int) -> pd.DataFrame:
+    return aggregates.rp_outcome_rows(engine())
+
+
 @st.cache_resource(show_spinner=False, max_entries=8)
 @_consistent
 def _rp_impact(version: int, cluster: str, school: str | None) -> RPImpact:
-    schools, data = _schools(version), _discipline(version, None)
+    schools, data = _schools(version), _rp_rows(version)  # the rows the RP outcomes read, not the whole table
     if school is not None:
         return rp_impact_for_school(schools, data, school)
     return rp_impact(schools, data) if cluster == "all" else rp_impact_for_cluster(schools, data, cluster)
