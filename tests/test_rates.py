@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 
 from analytics.data.derived import discipline_with_all, metrics_with_suspension
 from analytics.outputs.findings import gap_finding, rate_change_finding
-from analytics.stats.rates import pooled_rates, two_proportion_test, wilson_arrays, wilson_interval
+from analytics.stats.rates import (
+    pooled_rates,
+    two_proportion_test,
+    two_proportion_tests,
+    wilson_arrays,
+    wilson_interval,
+)
 from analytics.stats.summaries import gaps_vs_others, pooled_kpi
 
 
@@ -97,3 +103,16 @@ def test_findings_respect_significance_and_small_numbers():
     assert "a significant change, an improvement" in text
     assert "too few students" in rate_change_finding("Reading", 3, 8, 4, 9, True)
     assert "too few students" in gap_finding("Asian", "Reading", 50, 40, 0.5, 6)
+
+
+def test_two_proportion_tests_give_the_scalar_p_values_row_by_row():
+    # by hand: the z-test above, Fisher's exact test (expected cell 3.5 < 5), equal rates (se 0), no counts
+    got = two_proportion_tests([61, 2, 0, np.nan, 3], [1000, 10, 20, 50, 0], [42, 5, 0, 4, 1], [1000, 10, 30, 60, 10])
+    assert got[0] == pytest.approx(0.05457, abs=1e-4) and got[1] == pytest.approx(0.34985, abs=1e-4)
+    assert got[2] == 1.0 and np.isnan(got[3]) and np.isnan(got[4])
+    # every row exactly as the scalar test gives it (the school profile's gaps must not move)
+    rng = np.random.default_rng(5)
+    n1, n2 = rng.integers(1, 400, 500).astype(float), rng.integers(1, 400, 500).astype(float)
+    k1, k2 = np.floor(n1 * rng.uniform(0, 1, 500)), np.floor(n2 * rng.uniform(0, 1, 500))
+    want = [two_proportion_test(*row) for row in zip(k1, n1, k2, n2, strict=True)]
+    np.testing.assert_array_equal(two_proportion_tests(k1, n1, k2, n2), np.array(want))

@@ -396,3 +396,16 @@ def test_rp_impact_from_sql_rows_matches_the_whole_table(discipline_demo):
         pd.testing.assert_frame_equal(got.summary, want.summary, check_exact=True)
         pd.testing.assert_frame_equal(got.event_study, want.event_study, check_exact=True)
         assert got.statement == want.statement
+
+
+def test_a_schools_reads_use_the_key_index(demo, capsys):
+    """The school page reads its school's metric and discipline rows by the tables' unique key (school first),
+    not by scanning the district's rows."""
+    from analytics.data import schema
+
+    school = storage.load_schools(demo)["school_id"].iloc[0]
+    for table in (schema.metrics, schema.discipline):
+        plan = aggregates.explain(demo, storage._filtered(table, school_id=[school]), index_scans_only=True)
+        with capsys.disabled():
+            print(f"\n{demo.dialect.name} plan of one school's {table.name} rows:\n{plan}")
+        assert f"uq_{table.name}_key" in plan or f"sqlite_autoindex_{table.name}_1" in plan, plan

@@ -18,6 +18,7 @@ from analytics.stats.rates import (
     pooled_rates,
     rates_from_pooled_counts,
     two_proportion_test,
+    two_proportion_tests,
 )
 
 POOLED, MEDIAN = "pooled", "median"
@@ -244,7 +245,8 @@ def gaps_vs_others(rows: pd.DataFrame) -> pd.DataFrame:
     """Each group's value against all other students of the same school (ALL minus the group).
 
     Uses counts only: others = (ALL numerator - group numerator) / (ALL denominator - group
-    denominator). The p-value is :func:`analytics.stats.rates.two_proportion_test` of group vs others.
+    denominator). The p-value is :func:`analytics.stats.rates.two_proportion_test` of group vs others
+    (:func:`~analytics.stats.rates.two_proportion_tests`: every row at once).
     Rows without counts get NaN. Returns the input rows plus ``others_value``, ``gap``, ``p_value``.
     """
     keys = ["school_id", "school_year", "metric"]
@@ -256,11 +258,11 @@ def gaps_vs_others(rows: pd.DataFrame) -> pd.DataFrame:
     valid = (others_den > 0) & (others_num >= 0) & (others_num <= others_den) & (out["denominator"] > 0)
     out["others_value"] = np.where(valid, 100 * others_num / others_den.where(others_den > 0), np.nan)
     out["gap"] = out["value"] - out["others_value"]
-    out["p_value"] = [
-        two_proportion_test(k1, n1, k2, n2) if ok else np.nan
-        for k1, n1, k2, n2, ok in zip(out["numerator"], out["denominator"], others_num, others_den, valid,
-                                      strict=True)
-    ]
+    tested = valid.to_numpy()
+    p_values = np.full(len(out), np.nan)
+    p_values[tested] = two_proportion_tests(*(np.asarray(v, dtype="float64")[tested] for v in (
+        out["numerator"], out["denominator"], others_num, others_den)))
+    out["p_value"] = p_values
     return out.drop(columns=["all_num", "all_den"])
 
 

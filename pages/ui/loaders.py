@@ -326,13 +326,14 @@ def district_figures(year: int) -> pd.DataFrame:
 @st.cache_resource(show_spinner=False, max_entries=16)
 @_consistent
 def _school_metrics(version: int, school_id: str) -> pd.DataFrame:
-    eng = engine()
-    metrics = storage.load_metrics(eng, school_ids=[school_id])
-    discipline = storage.load_discipline(eng, school_ids=[school_id])
-    return metrics_with_suspension(metrics, discipline)
+    # The school's discipline rows through their own cache: its page draws them too (one read, not two).
+    metrics = storage.load_metrics(engine(), school_ids=[school_id])
+    return metrics_with_suspension(metrics, _discipline(version, (school_id,)))
 
 
 def school_metrics(school_id: str) -> pd.DataFrame:
+    """One school's metric rows, every year and group (suspension rate derived when not imported): read by
+    the school's key (its unique index), never the district's rows."""
     return _school_metrics(data_version(), school_id)
 
 
