@@ -8,7 +8,6 @@ import streamlit as st
 from analytics.access.privacy import SUPPRESSED, coded_rate
 from analytics.data import storage
 from analytics.data.catalog import STUDENT_GROUPS, group_label, outcome_label
-from analytics.data.derived import discipline_with_all, suspension_counts
 from analytics.outputs import charts_equity
 from analytics.outputs.findings import rate_change_finding
 from analytics.outputs.labels import RATIO_TYPES
@@ -82,12 +81,13 @@ if school != "all":
 
 @ui.shared
 def scope_views(version: int, cluster: str, school: str, year: int):
-    """Discipline rows of the schools in scope (ALL completed), their flags and ratios for the year,
-    and the monthly suspension run chart with its PDSA cycles (shared read-only: never changed here)."""
+    """Sums per year and group of the discipline rows of the schools in scope (ALL completed, summed by the
+    database), their flags and ratios for the year, and the monthly suspension run chart with its PDSA
+    cycles (shared read-only: never changed here)."""
     (flagged, suspension), _ = discipline_views(version, cluster)
     flags = flagged[flagged["school_id"].isin(scope_ids) & (flagged["school_year"] == year)]
     ratios = suspension[suspension["school_id"].isin(scope_ids) & (suspension["school_year"] == year)]
-    full, derived_all = discipline_with_all(ui.discipline_in(scope_ids))
+    sums = ui.discipline_sums(scope_ids)
     chart = spans = None
     if not ui.incident_months(None, scope_ids).empty:  # incidents counted per month by the database
         series = monthly_series(ui.incident_months(["ISS", "OSS"], scope_ids), label=str(scope_name))
@@ -95,10 +95,10 @@ def scope_views(version: int, cluster: str, school: str, year: int):
         if school != "all":
             cycles = storage.load_cycles(ui.engine(), school_ids=scope_ids)
             spans = attach_cycles(chart, cycles[cycles["metric"] == "suspension_rate"])
-    return full, derived_all, flags, ratios, chart, spans
+    return sums, flags, ratios, chart, spans
 
 
-full, derived_all, flags, scope_dispro, chart, spans = scope_views(ui.data_version(), cluster, school, year)
+sums, flags, scope_dispro, chart, spans = scope_views(ui.data_version(), cluster, school, year)
 if ui.is_public():  # ratios, flags and "too small" only where every cell behind them is released exactly
     released = ui.public_view(scope_dispro, "disproportionality")
     scope_dispro = scope_dispro.assign(risk_ratio=pd.to_numeric(released["risk_ratio"], errors="coerce"),
@@ -119,8 +119,8 @@ rp_withheld = ("Restorative-practices impact is not shown in shared views when o
 @ui.cached
 def columns_with_counts(version: int, cluster: str, school: str, year: int) -> dict[str, bool]:
     """Which optional counts the district's files carry for the schools in scope."""
-    return {c: bool(full[c].notna().any()) for c in ("students_iss", "students_oss", "students_expelled",
-                                                     "law_referrals", "oss_days")}
+    return {c: bool(sums[f"n_{c}"].sum() > 0) for c in ("students_iss", "students_oss", "students_expelled",
+                                                        "law_referrals", "oss_days")}
 
 
 has = columns_with_counts(ui.data_version(), cluster, school, year)
@@ -129,10 +129,10 @@ has = columns_with_counts(ui.data_version(), cluster, school, year)
 @ui.cached
 def findings(version: int, cluster: str, school: str, year: int, share: str | None) -> tuple[list[str], str]:
     """The findings' lines and the note on summed ALL rows, once per data version and view."""
-    all_rows = full[full["student_group"] == "ALL"]
-    susp = all_rows["students_suspended"].fillna(all_rows.get("students_oss"))
+    all_rows = sums[sums["student_group"] == "ALL"]
     # A school-year whose suspension count is unknown is left out of numerator and denominator alike.
-    by_year = all_rows.assign(s=susp).dropna(subset=["s", "enrolled"]).groupby("school_year")[["s", "enrolled"]].sum()
+    by_year = all_rows[all_rows["n_s"] > 0].set_index("school_year")[["s", "s_enrolled"]].rename(
+        columns={"s_enrolled": "enrolled"})
     lines = []
     scope_unit = school if school != "all" else ("district" if cluster == "all" else f"cluster:{cluster}")
     # A shared view states the change only when both years' rates of the scope are released exactly.
@@ -147,10 +147,9 @@ def findings(version: int, cluster: str, school: str, year: int, share: str | No
     if withheld_flags:
         lines.append("Groups whose 3-year flag rests on an earlier year's suppressed ratio are not listed here.")
     derived_note = ""
-    if len(derived_all):
-        summed = all_rows.merge(derived_all, on=["school_id", "school_year"])
-        unknown = int(suspension_counts(summed).isna().sum())
-        derived_note = (f"{len(derived_all)} school-year(s) had no ALL row: ALL was summed from the race/ethnicity "
+    derived, unknown = int(all_rows["derived"].sum()), int(all_rows["derived_unknown"].sum())
+    if derived:
+        derived_note = (f"{derived} school-year(s) had no ALL row: ALL was summed from the race/ethnicity "
                         "rows." + (f" In {unknown} of them a race count was suppressed, so the summed suspension "
                                    "count is unknown and left out (a partial sum would understate it)."
                                    if unknown else ""))
@@ -178,22 +177,20 @@ st.subheader(f"Rates by group, {year - 1}-{str(year)[-2:]}")
 def group_rates(version: int, cluster: str, school: str, year: int) -> pd.DataFrame:
     """Each outcome's pooled rate by student group for the year (groups under 10 enrolled blanked), and
     each group's share of suspended students and of enrolment; empty without rows."""
-    current = full[full["school_year"] == year]
+    current = sums[sums["school_year"] == year].set_index("student_group").sort_index()
     outcome_cols = {"suspension": "students_suspended", **{k: v for k, v in OUTCOMES.items() if v}}
     rates = []
     for outcome, column in outcome_cols.items():
-        if column not in current or not current[column].notna().any():
+        pooled = current[current[f"n_{column}"] > 0]  # the groups with a known count
+        if pooled.empty:
             continue
-        counted = current.dropna(subset=[column])
-        pooled = counted.groupby("student_group")[[column, "enrolled"]].sum()
         rates.append(pd.DataFrame({"group": pooled.index, "outcome": outcome,
-                                   "rate": 100 * pooled[column] / pooled["enrolled"], "students": pooled[column],
-                                   "enrolled": pooled["enrolled"]}))
+                                   "rate": 100 * pooled[column] / pooled[f"{column}_enrolled"],
+                                   "students": pooled[column], "enrolled": pooled[f"{column}_enrolled"]}))
     rate_table = pd.concat(rates, ignore_index=True) if rates else pd.DataFrame()
-    comp = current[current["student_group"] != "ALL"].groupby("student_group")[
-        ["students_suspended", "enrolled"]].sum()
-    totals = current[current["student_group"] == "ALL"][["students_suspended", "enrolled"]].sum()
-    comp = pd.DataFrame({"share of suspended (%)": 100 * comp["students_suspended"] / totals["students_suspended"],
+    comp = current.drop(index="ALL", errors="ignore").rename_axis("student_group")[["suspended", "enrolled"]]
+    totals = current.loc[current.index == "ALL", ["suspended", "enrolled"]].sum()
+    comp = pd.DataFrame({"share of suspended (%)": 100 * comp["suspended"] / totals["suspended"],
                          "share of enrolled (%)": 100 * comp["enrolled"] / totals["enrolled"]})
     if rate_table.empty:
         return pd.DataFrame(), comp

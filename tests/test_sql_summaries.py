@@ -409,3 +409,44 @@ def test_a_schools_reads_use_the_key_index(demo, capsys):
         with capsys.disabled():
             print(f"\n{demo.dialect.name} plan of one school's {table.name} rows:\n{plan}")
         assert f"uq_{table.name}_key" in plan or f"sqlite_autoindex_{table.name}_1" in plan, plan
+
+
+def test_discipline_scope_sums_by_hand(engine):
+    # A 2024 has no ALL row: ALL = BL + WH = 30 + 70 enrolled, 3 + 4 suspended; WH's OSS count is unknown, so
+    # ALL's is too, but its suspension count is known (students suspended). B: ALL 50 (5 suspended) and BL 10
+    # with an unknown suspended count (OSS 2 used for its suspension count, not for students_suspended).
+    schools = pd.DataFrame({"school_id": ["A", "B"], "school_name": ["Ash", "Birch"], "level": ["ES"] * 2,
+                            "cluster": ["North"] * 2})
+    rows = [("A", "BL", 30, 3, 2), ("A", "WH", 70, 4, NAN), ("B", "ALL", 50, 5, 1), ("B", "BL", 10, NAN, 2)]
+    discipline = pd.DataFrame(rows, columns=["school_id", "student_group", "enrolled", "students_suspended",
+                                             "students_oss"]).assign(school_year=2024)
+    storage.replace_all(engine, {"schools": schools, "discipline": discipline})
+    sums = aggregates.discipline_scope_sums(engine).set_index("student_group")
+    all_row, bl = sums.loc["ALL"], sums.loc["BL"]
+    assert (all_row["enrolled"], all_row["suspended"], all_row["s"], all_row["s_enrolled"]) == (150, 12, 12, 150)
+    assert (all_row["derived"], all_row["derived_unknown"], all_row["n_students_oss"], all_row["students_oss"]) == (1, 0, 1, 1)
+    assert (bl["students_suspended"], bl["students_suspended_enrolled"], bl["n_students_suspended"]) == (3, 30, 1)
+    assert (bl["suspended"], bl["enrolled"], bl["s"], bl["s_enrolled"], bl["n_s"]) == (3, 40, 5, 40, 2)
+    assert (sums["n_oss_days"] == 0).all() and (sums["n_law_referrals"] == 0).all()
+    only_b = aggregates.discipline_scope_sums(engine, ["B"]).set_index("student_group")
+    assert (only_b.loc["ALL", "enrolled"], only_b.loc["ALL", "derived"], only_b.loc["BL", "enrolled"]) == (50, 0, 10)
+
+
+def test_discipline_scope_sums_match_pandas(discipline_demo):
+    from analytics.data.derived import discipline_with_all, suspension_counts
+
+    full, derived = discipline_with_all(storage.load_discipline(discipline_demo))
+    sums = aggregates.discipline_scope_sums(discipline_demo).set_index(["school_year", "student_group"])
+    by = full.groupby(["school_year", "student_group"])
+    for column in aggregates.SCOPE_COUNTS:
+        known = full.dropna(subset=[column]).groupby(["school_year", "student_group"])[[column, "enrolled"]].sum()
+        assert sums.loc[known.index, column].tolist() == known[column].tolist()
+        assert sums.loc[known.index, f"{column}_enrolled"].tolist() == known["enrolled"].tolist()
+    assert sums["enrolled"].tolist() == by["enrolled"].sum().reindex(sums.index).tolist()
+    alls = full[full["student_group"] == "ALL"].assign(s=suspension_counts)
+    by_year = alls.dropna(subset=["s", "enrolled"]).groupby("school_year")[["s", "enrolled"]].sum()
+    got = sums.xs("ALL", level="student_group")
+    assert got.loc[by_year.index, "s"].tolist() == by_year["s"].tolist()
+    assert got.loc[by_year.index, "s_enrolled"].tolist() == by_year["enrolled"].tolist()
+    unknown = int(suspension_counts(alls.merge(derived, on=["school_id", "school_year"])).isna().sum())
+    assert (int(got["derived"].sum()), int(got["derived_unknown"].sum())) == (len(derived), unknown) == (12, 0)

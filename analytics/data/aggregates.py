@@ -419,14 +419,16 @@ def _known_sum(column: sa.ColumnElement) -> sa.ColumnElement:
 
 def _discipline_all_rows() -> sa.Subquery:
     """Each school-year's ALL row: the imported one, or the sum of its race rows when it has none
-    (:func:`analytics.data.derived.discipline_with_all`); one count column per outcome."""
+    (:func:`analytics.data.derived.discipline_with_all`; ``derived`` 1); one count column per outcome, and OSS days."""
     d = schema.discipline
-    counted = ["enrolled", "students_suspended", *_OUTCOME_COLUMNS.values()]
-    imported = sa.select(d.c.school_id, d.c.school_year, *[d.c[c] for c in counted]).where(d.c.student_group == "ALL")
+    counted = ["enrolled", "students_suspended", *_OUTCOME_COLUMNS.values(), "oss_days"]
+    imported = (sa.select(d.c.school_id, d.c.school_year, *[d.c[c] for c in counted], sa.literal(0).label("derived"))
+                .where(d.c.student_group == "ALL"))
     other = d.alias("has_all")
     has_all = sa.exists().where(other.c.school_id == d.c.school_id, other.c.school_year == d.c.school_year,
                                 other.c.student_group == "ALL")
-    derived = (sa.select(d.c.school_id, d.c.school_year, *[_known_sum(d.c[c]).label(c) for c in counted])
+    derived = (sa.select(d.c.school_id, d.c.school_year, *[_known_sum(d.c[c]).label(c) for c in counted],
+                         sa.literal(1).label("derived"))
                .where(d.c.student_group.in_(list(RACE_GROUPS)), sa.not_(has_all))
                .group_by(d.c.school_id, d.c.school_year))
     return sa.union_all(imported, derived).subquery("all_rows")
@@ -493,6 +495,58 @@ def rp_outcome_rows(engine: Engine, school_ids: Sequence[str] | None = None) -> 
     if df.empty:
         df = pd.DataFrame(columns=["school_id", "school_year", "student_group", *RP_COUNTS])
     return storage._typed("discipline", df)
+
+
+# The counts the discipline page pools by group (the suspension rate reads students_suspended itself here).
+SCOPE_COUNTS = ("students_suspended", "students_iss", "students_oss", "students_expelled", "law_referrals")
+
+
+def discipline_scope_statement(school_ids: Sequence[str] | None = None) -> sa.Select:
+    """Sums per year and group of some schools' discipline rows (default every school), ALL completed from
+    race rows where missing (:func:`_discipline_all_rows`): what the discipline page pools, so no view holds
+    the schools' rows.
+
+    For each count c: ``c`` and ``c_enrolled`` summed over the rows where c is known (a pooled rate), and
+    ``n_c`` those rows; ``enrolled`` and ``suspended`` over every row (shares of enrolment and of suspended
+    students); ``s`` and ``s_enrolled`` over the rows whose suspension count (students suspended, else with
+    OSS) and enrolment are known, ``n_s`` those rows; ``n_oss_days``; ``derived`` ALL rows summed from races
+    and ``derived_unknown`` those whose suspension count is unknown.
+    """
+    d, a = schema.discipline, _discipline_all_rows()
+    counts = [*SCOPE_COUNTS, "oss_days"]
+    alls = sa.select(a.c.school_id, a.c.school_year, sa.literal("ALL").label("student_group"), a.c.enrolled,
+                     *[a.c[c] for c in counts], a.c.derived)
+    groups = sa.select(d.c.school_id, d.c.school_year, d.c.student_group, d.c.enrolled, *[d.c[c] for c in counts],
+                       sa.literal(0).label("derived")).where(d.c.student_group != "ALL")
+    if school_ids is not None:
+        alls, groups = (q.where(q.selected_columns.school_id.in_(list(school_ids))) for q in (alls, groups))
+    r = sa.union_all(alls, groups).subquery("scope_rows")
+    susp = sa.func.coalesce(r.c.students_suspended, r.c.students_oss)
+    known_s = sa.and_(susp.is_not(None), r.c.enrolled.is_not(None))
+    sums = []
+    for c in SCOPE_COUNTS:
+        sums += [sa.func.sum(r.c[c]).label(c), sa.func.sum(sa.case((r.c[c].is_not(None), r.c.enrolled))).label(f"{c}_enrolled"),
+                 sa.func.count(r.c[c]).label(f"n_{c}")]
+    return (sa.select(r.c.school_year, r.c.student_group, *sums, sa.func.count(r.c.oss_days).label("n_oss_days"),
+                      sa.func.sum(r.c.enrolled).label("enrolled"), sa.func.sum(r.c.students_suspended).label("suspended"),
+                      sa.func.sum(sa.case((known_s, susp))).label("s"),
+                      sa.func.sum(sa.case((known_s, r.c.enrolled))).label("s_enrolled"),
+                      sa.func.sum(sa.case((known_s, 1), else_=0)).label("n_s"),
+                      sa.func.sum(r.c.derived).label("derived"),
+                      sa.func.sum(sa.case((sa.and_(r.c.derived == 1, susp.is_(None)), 1), else_=0)).label("derived_unknown"))
+            .group_by(r.c.school_year, r.c.student_group).order_by(r.c.school_year, r.c.student_group))
+
+
+def discipline_scope_sums(engine: Engine, school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """:func:`discipline_scope_statement` read as numbers: a sum over no known value is 0, as pandas sums
+    (rows per year and group: a few hundred, whatever the number of schools)."""
+    stmt = discipline_scope_statement(school_ids)
+    df = _read(engine, stmt)
+    names = [c.name for c in stmt.selected_columns][2:]
+    if df.empty:
+        df = pd.DataFrame(columns=["school_year", "student_group", *names])
+    df[names] = df[names].apply(lambda col: pd.to_numeric(col).astype("float64")).fillna(0.0)
+    return df.astype({"school_year": "int64"})
 
 
 def discipline_outcomes(engine: Engine) -> tuple[str, ...]:

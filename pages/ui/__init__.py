@@ -50,7 +50,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     data_version,
     discipline,
     discipline_choices,
-    discipline_in,
+    discipline_sums,
     district_all_counts,
     district_figures,
     district_tables,

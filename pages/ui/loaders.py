@@ -347,12 +347,18 @@ def discipline(school_ids: Sequence[str] | None = None) -> pd.DataFrame:
     return _discipline(data_version(), tuple(school_ids) if school_ids else None)
 
 
-def discipline_in(school_ids: Sequence[str]) -> pd.DataFrame:
-    """The discipline rows of the given schools (read-only, shared): only theirs are read from the database,
-    so a cluster's or a school's view never holds the district's table (15 MiB at 2,000 schools); the
-    district's frame is read when they are every school."""
+@st.cache_data(show_spinner=False, max_entries=16)
+@_consistent
+def _discipline_sums(version: int, school_ids: tuple[str, ...] | None) -> pd.DataFrame:
+    return aggregates.discipline_scope_sums(engine(), list(school_ids) if school_ids is not None else None)
+
+
+def discipline_sums(school_ids: Sequence[str]) -> pd.DataFrame:
+    """Sums per year and group of the given schools' discipline rows, ALL completed from race rows where
+    missing (:func:`analytics.data.aggregates.discipline_scope_sums`): summed by the database, so no view
+    holds the schools' rows (the district's are 15 MiB at 2,000 schools)."""
     every = set(school_ids) >= set(_schools(data_version())["school_id"])
-    return _discipline(data_version(), None if every else tuple(sorted(school_ids)))
+    return _discipline_sums(data_version(), None if every else tuple(sorted(school_ids)))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -484,8 +490,14 @@ def _rp_beyond(version: int, cluster: str, school: str | None) -> pd.DataFrame:
     schools = _schools(version)
     members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
     scope = schools if school or cluster == "all" else comparison_scope(schools, members["school_id"])
-    metrics = storage.load_metrics(engine(), metrics=list(RP_METRIC_OUTCOMES), groups=["ALL"])
-    return rp_metric_impact(scope, metrics, school)
+    return rp_metric_impact(scope, _rp_metrics(version), school)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+@_consistent
+def _rp_metrics(version: int) -> pd.DataFrame:
+    """The district's ALL rows of the outcomes beside suspensions, read once for every scope."""
+    return storage.load_metrics(engine(), metrics=list(RP_METRIC_OUTCOMES), groups=["ALL"])
 
 
 def rp_beyond(cluster: str = "all", school: str | None = None) -> pd.DataFrame:
