@@ -93,16 +93,18 @@ def findings(version: int, school_id: str, year: int, share: str | None) -> list
     lines = []
     n_changes_tested = 0
     all_rows = rows[rows["student_group"] == "ALL"]
+    ends = all_rows[all_rows["school_year"].isin([year, *previous[-1:]])]
+    counts_of: dict[tuple[str, int], tuple[float, float]] = {}  # (metric, year) -> its first ALL row's counts
+    for key in zip(ends["metric"], ends["school_year"], ends["numerator"], ends["denominator"], strict=True):
+        counts_of.setdefault((key[0], int(key[1])), (key[2], key[3]))
     for metric in profile["metric"].unique():
         if not previous:
             break
-        cur = all_rows[(all_rows["metric"] == metric) & (all_rows["school_year"] == year)]
-        prev = all_rows[(all_rows["metric"] == metric) & (all_rows["school_year"] == previous[-1])]
+        cur, prev = counts_of.get((metric, year)), counts_of.get((metric, previous[-1]))
         # A shared view states a change only when both years' rates are released exactly (privacy rules).
         released = ui.exact_cells([school_id] * 2, [previous[-1], year], [metric] * 2, ["ALL"] * 2).all()
-        if len(cur) and len(prev) and released:
-            counts = [prev["numerator"].iloc[0], prev["denominator"].iloc[0], cur["numerator"].iloc[0],
-                      cur["denominator"].iloc[0]]
+        if cur is not None and prev is not None and released:
+            counts = [*prev, *cur]
             n_changes_tested += all(np.isfinite(counts)) and min(counts[1], counts[3]) >= 10
             line = rate_change_finding(ui.metric_label(metric), *counts, better(metric))
             if "a significant change" in line:
