@@ -311,6 +311,19 @@ def test_one_model_answers_each_solve_after_its_objective_bounds_or_integrality_
     assert status == "ok" and np.allclose(x, [0.5, 0.5, 1.0])
 
 
+def test_the_solver_leaves_standard_output_to_the_command_line():
+    # HiGHS prints a banner on the C library's stdout when a process makes its first solver; results written
+    # to stdout (an export piped elsewhere) must not start with it.
+    import subprocess
+    import sys
+
+    script = ("import numpy as np\nfrom scipy.sparse import csr_matrix\nfrom analytics.access.exact_audit import _Model\n"
+              "m = _Model(csr_matrix(np.ones((1, 2))), np.ones(1), np.ones(1), np.zeros(2), np.ones(2), 5.0)\n"
+              "print(m.solve(np.array([1.0, 0.0]), True)[0])\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout == "ok\n"
+
+
 def test_a_sub_matrix_folds_the_columns_outside_it_into_each_row():
     from scipy.sparse import csr_matrix
 

@@ -46,6 +46,10 @@ it is reported (``ExactReport.undecided_vars``), and the release decision treats
 
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -142,6 +146,32 @@ def _fold(system: System) -> tuple[csr_matrix, np.ndarray, np.ndarray, np.ndarra
     return a_free[keep], (lb - const)[keep], (ub - const)[keep], free
 
 
+_banner_lock = threading.Lock()
+_banner_shown = False
+
+
+def _new_highs() -> highspy.Highs:
+    """A HiGHS solver object. The first one a process makes prints a licence banner on the C library's
+    standard output, where the command line writes its results (an export to stdout would start with it),
+    so that one is made with file descriptor 1 pointed at /dev/null."""
+    global _banner_shown
+    with _banner_lock:
+        if _banner_shown:
+            return highspy.Highs()
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+                highs = highspy.Highs()
+                ctypes.CDLL(None).fflush(None)  # the banner may sit in the C buffer: flush it to /dev/null
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        _banner_shown = True
+        return highs
+
+
 class _Model:
     """One HiGHS model (rows ``lb <= a x <= ub``, columns ``lo <= x <= hi``), passed to the solver once
     (``Highs.passModel`` with the CSR matrix); between solves only the objective, the column bounds and the
@@ -154,7 +184,7 @@ class _Model:
     def __init__(self, a: csr_matrix, lb: np.ndarray, ub: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                  time_limit: float):
         n = a.shape[1]
-        self.highs = highspy.Highs()
+        self.highs = _new_highs()
         self.highs.setOptionValue("output_flag", False)
         self.highs.setOptionValue("presolve", "on")
         self.time_limit, self.n = time_limit, n
