@@ -294,7 +294,7 @@ def _design(labels: bytes, strata: bytes, dtype: str, limit: int, seed: int) -> 
 
     The outcomes of one panel (suspension rate, OSS days, risk ratios; climate, chronic absence) mostly
     share their units and start years, so their reassignments are the same draws: they are made once. Only
-    the last two designs are kept: a district's 600 RP schools x 1,999 draws hold 10 MB.
+    the last two designs are kept: a district's 400 RP schools x 1,999 draws hold 6 MB.
     """
     arrays = np.frombuffer(labels, dtype=dtype), np.frombuffer(strata, dtype=np.int64)
     assign, exact = _assignments(*arrays, limit, np.random.default_rng(seed))
