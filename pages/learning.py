@@ -40,12 +40,10 @@ def program_names(version: int) -> dict[str, str]:
 
 
 @ui.drawn
-def labels(version: int) -> tuple[dict[str, str], dict[str, str]]:
-    """School names by id, and the chart labels (unique: a name two schools share carries its id)."""
-    schools = ui.schools()
-    names = dict(zip(schools["school_id"], schools["school_name"], strict=True))
-    repeated = set(schools.loc[schools["school_name"].duplicated(keep=False), "school_id"])
-    return names, {s: f"{n} ({s})" if s in repeated else n for s, n in names.items()}
+def labels(version: int) -> dict[str, str]:
+    """School names by id as every page shows them (unique, so they can label a chart: a name two schools
+    share carries its cluster)."""
+    return ui.school_names().to_dict()
 
 
 @ui.drawn
@@ -53,7 +51,7 @@ def program_facts(version: int, program: str, public: bool) -> tuple[dict, list[
     """The programme's row, its participating schools (in name order) and its goal metrics."""
     row = pl_programs(version).set_index("program").loc[program].to_dict()
     sessions = program_tables(version, program, public)["pl_sessions"]
-    names = labels(version)[0]
+    names = labels(version)
     participating = sorted(sessions["school_id"].dropna().unique(), key=lambda s: names.get(s, s))
     goals = [m.strip() for m in str(row.get("goal_metrics") or "").split(";") if m.strip()] or ["suspension_rate"]
     return row, participating, goals
@@ -68,7 +66,7 @@ if not names:
             "are there too).", icon=":material/info:")
     st.stop()
 
-school_names, school_labels = labels(version)
+school_names = labels(version)
 cols = st.columns(3)
 program = ui.url_choice("Programme", "program", list(names), list(names)[0], container=cols[0],
                         format_func=lambda p: names[p], what="Programme")
@@ -214,7 +212,7 @@ def support_view(version: int, program: str, school: str | None, metric: str, pu
     if support.empty:
         return None
     year = int(support["school_year"].max())
-    latest = support[support["school_year"] == year].assign(school=lambda d: d["school_id"].map(school_labels))
+    latest = support[support["school_year"] == year].assign(school=lambda d: d["school_id"].map(school_names))
     return {"chart": ui.finished(charts_learning.support_bars, latest,
                                  f"Supports in place by school, {ui.year_label(year)}", key=_key("support")),
             "table": latest[["school", "school_id", "in_place", "items", "share"]].round(1)}
@@ -242,7 +240,7 @@ def use_view(version: int, program: str, school: str | None, metric: str, public
     run = levels.fidelity_run_chart(imp)
     by_practice = levels.fidelity_by(imp, ["practice", "school_year"])
     signals = int((run["signal"] != "").sum())
-    series = fidelity.series_sources(imp).assign(school=lambda d: d["school_id"].map(school_labels))
+    series = fidelity.series_sources(imp).assign(school=lambda d: d["school_id"].map(school_names))
     counts = fidelity.source_counts(imp)
     view = {"run": ui.finished(charts_learning.fidelity_run_chart, run, f"Fidelity per month, {scope_name}",
                                key=_key("run")),
@@ -264,7 +262,7 @@ def use_view(version: int, program: str, school: str | None, metric: str, public
     if school is None:
         per_school = levels.fidelity_by(imp, ["school_id", "school_year"])
         wide = per_school.pivot(index="school_id", columns="school_year", values="fidelity")
-        wide.index = [school_labels.get(s, s) for s in wide.index]
+        wide.index = [school_names.get(s, s) for s in wide.index]
         wide.columns = [ui.year_label(y) for y in wide.columns]
         view["wide"] = wide.round(0)
         view["wide_title"] = (f"Fidelity by school and year ({len(wide)} schools; median of the latest year "
@@ -365,7 +363,7 @@ def nexus_view(version: int, program: str, outcome_metrics: tuple[str, ...], sco
             views.append({"none": f"{label}: fewer than 4 participating schools with both observations and outcome "
                                   "data in this view: no fit."})
             continue
-        points = fit.points.assign(school=lambda d: d["school_id"].map(school_labels))
+        points = fit.points.assign(school=lambda d: d["school_id"].map(school_names))
         direction = "rose" if fit.slope > 0 else "fell"
         sure = ("the interval excludes zero" if fit.slope_low > 0 or fit.slope_high < 0
                 else "the interval includes zero, so no association can be claimed")

@@ -295,7 +295,8 @@ def test_the_integer_program_pins_what_interval_reasoning_cannot():
 
 def test_one_model_answers_each_solve_after_its_objective_bounds_or_integrality_change():
     # x + y + z = 2 and x = y, each in 0..1. The relaxation's furthest z is 1 (x = y = 0.5); over integers x = y
-    # = 1 and z = 0 is the only solution, so z = 1 is infeasible there; bounds passed once are not kept.
+    # = 1 and z = 0 is the only solution, so z = 1 is infeasible there; bounds given with a solve replace
+    # the model's until others are given.
     from scipy.sparse import csr_matrix
 
     from analytics.access.exact_audit import _Model
@@ -307,8 +308,10 @@ def test_one_model_answers_each_solve_after_its_objective_bounds_or_integrality_
     status, x = model.solve(np.array([0.0, 0.0, -1.0]), integer=True)
     assert status == "ok" and x.tolist() == [1.0, 1.0, 0.0]
     assert model.solve(np.zeros(3), True, np.array([0.0, 0.0, 1.0]), np.ones(3)) == ("infeasible", None)
-    status, x = model.solve(np.array([0.0, 0.0, -1.0]), integer=False)
+    status, x = model.solve(np.array([0.0, 0.0, 1.0]), integer=False)  # z >= 1 still holds: z is 1
     assert status == "ok" and np.allclose(x, [0.5, 0.5, 1.0])
+    status, x = model.solve(np.array([0.0, 0.0, 1.0]), integer=False, lo=np.zeros(3), hi=np.ones(3))
+    assert status == "ok" and np.allclose(x, [1.0, 1.0, 0.0])
 
 
 def test_the_solver_leaves_standard_output_to_the_command_line():

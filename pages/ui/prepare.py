@@ -246,6 +246,9 @@ def prepare_now(version: int) -> None:
             pass
 
 
+_OPENING_VIEW = threading.Lock()  # the stand-in session state off script threads is one per process
+
+
 @functools.cache
 def _page_code(page: str) -> tuple[str, CodeType]:
     """A page script's path and code, compiled as Streamlit compiles it (the page's cached functions are
@@ -262,10 +265,15 @@ def _draw_opening_view(page: str, version: int) -> None:
     leaves nothing wrong behind: its page computes what is missing when it is opened."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-    from pages.ui import loaders, state
-
     if get_script_run_ctx() is not None:  # a session's own state and URL are never touched
         raise RuntimeError("opening views are drawn off the script threads")
+    with _OPENING_VIEW:  # a preparer replaced mid-step (caches cleared) may still be drawing one
+        _draw_in_stand_in_state(page, version)
+
+
+def _draw_in_stand_in_state(page: str, version: int) -> None:
+    from pages.ui import loaders, state
+
     st.session_state.clear()  # Streamlit's stand-in state off a script thread: a new visitor's, empty
     st.query_params.clear()
     st.session_state[loaders._PIN] = version
