@@ -12,7 +12,7 @@ from analytics.outputs import charts_equity
 from analytics.outputs.findings import rate_change_finding
 from analytics.outputs.labels import RATIO_TYPES
 from analytics.stats.did import interval_range
-from analytics.stats.disproportionality import OUTCOMES
+from analytics.stats.disproportionality import group_rates
 from analytics.stats.rp_impact import OUTCOME_LABELS
 from analytics.stats.run_charts import attach_cycles, monthly_series, run_chart
 from pages import ui
@@ -174,36 +174,11 @@ st.subheader(f"Rates by group, {year - 1}-{str(year)[-2:]}")
 
 
 @ui.cached
-def group_rates(version: int, cluster: str, school: str, year: int) -> pd.DataFrame:
-    """Each outcome's pooled rate by student group for the year (groups under 10 enrolled blanked), and
-    each group's share of suspended students and of enrolment; empty without rows."""
-    current = sums[sums["school_year"] == year].set_index("student_group").sort_index()
-    outcome_cols = {"suspension": "students_suspended", **{k: v for k, v in OUTCOMES.items() if v}}
-    rates = []
-    for outcome, column in outcome_cols.items():
-        pooled = current[current[f"n_{column}"] > 0]  # the groups with a known count
-        if pooled.empty:
-            continue
-        rates.append(pd.DataFrame({"group": pooled.index, "outcome": outcome,
-                                   "rate": 100 * pooled[column] / pooled[f"{column}_enrolled"],
-                                   "students": pooled[column], "enrolled": pooled[f"{column}_enrolled"]}))
-    rate_table = pd.concat(rates, ignore_index=True) if rates else pd.DataFrame()
-    comp = current.drop(index="ALL", errors="ignore").rename_axis("student_group")[["suspended", "enrolled"]]
-    totals = current.loc[current.index == "ALL", ["suspended", "enrolled"]].sum()
-    comp = pd.DataFrame({"share of suspended (%)": 100 * comp["suspended"] / totals["suspended"],
-                         "share of enrolled (%)": 100 * comp["enrolled"] / totals["enrolled"]})
-    if rate_table.empty:
-        return pd.DataFrame(), comp
-    wide = rate_table.pivot(index="group", columns="outcome", values="rate")
-    wide["enrolled"] = rate_table.groupby("group")["enrolled"].max()
-    wide = wide.reindex([g for g in STUDENT_GROUPS if g in wide.index])
-    wide.index = wide.index.map(group_label).rename("Student group")
-    small = wide["enrolled"] < 10
-    wide.loc[small, wide.columns.difference(["enrolled"])] = np.nan
-    return wide, comp
+def scope_group_rates(version: int, cluster: str, school: str, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return group_rates(sums, year)
 
 
-wide, composition = group_rates(ui.data_version(), cluster, school, year)
+wide, composition = scope_group_rates(ui.data_version(), cluster, school, year)
 if not wide.empty:
     labels = {c: f"{outcome_label(c)} (%)" for c in wide.columns if c != "enrolled"}
     if ui.is_public():  # viewers: each rate is a cell of the district's release (analytics.access.privacy)

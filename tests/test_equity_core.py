@@ -275,3 +275,33 @@ def test_no_rp_schools_gives_a_clear_statement():
     schools, discipline = _panel({"s1": 0, "s2": 0}, {})
     result = rp_impact(schools, discipline, outcomes=["suspension_rate"])
     assert "no RP schools" in result.statement and np.isnan(result.summary["estimate"].iloc[0])
+
+
+def test_group_rates_pool_each_outcome_over_the_schools_that_count_it():
+    from analytics.data.aggregates import SCOPE_COUNTS
+    from analytics.data.catalog import group_label
+    from analytics.stats.disproportionality import group_rates
+
+    def row(year, group, enrolled, suspended, oss, oss_enrolled):
+        values = {"school_year": year, "student_group": group, "enrolled": enrolled, "suspended": suspended}
+        for c in SCOPE_COUNTS:  # unknown everywhere (no school counts it) unless set below
+            values.update({c: 0.0, f"{c}_enrolled": 0.0, f"n_{c}": 0})
+        values.update(students_suspended=suspended, students_suspended_enrolled=enrolled, n_students_suspended=4,
+                      students_oss=oss, students_oss_enrolled=oss_enrolled, n_students_oss=3)
+        return values
+
+    sums = pd.DataFrame([row(2025, "ALL", 1000, 50, 30, 800), row(2025, "WH", 600, 24, 15, 500),
+                         row(2025, "BL", 200, 20, 12, 150), row(2025, "AS", 8, 1, 1, 8),
+                         row(2024, "ALL", 900, 90, 90, 900)])
+    wide, shares = group_rates(sums, 2025)
+    assert list(wide.index) == [group_label(g) for g in ["ALL", "AS", "BL", "WH"]]  # the catalog's order
+    # 50/1000, 8 students too few to read, 20/200, 24/600; OSS pooled over the 3 schools counting it: 30/800 ...
+    assert np.allclose(wide["suspension"], [5.0, np.nan, 10.0, 4.0], equal_nan=True)
+    assert np.allclose(wide["oss"], [3.75, np.nan, 8.0, 3.0], equal_nan=True)
+    assert wide["enrolled"].tolist() == [1000, 8, 200, 600]
+    assert "expulsion" not in wide  # no school counts it
+    # Shares of the ALL row's 50 suspended and 1,000 enrolled.
+    assert shares.loc["BL"].tolist() == [40.0, 20.0] and shares.loc["WH"].tolist() == [48.0, 60.0]
+    assert shares.loc["AS"].tolist() == [2.0, 0.8]
+    empty_wide, _ = group_rates(sums, 2019)
+    assert empty_wide.empty

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.config import DEFAULT_SETTINGS, Settings
+from analytics.data.catalog import STUDENT_GROUPS, group_label
 from analytics.data.derived import discipline_with_all, suspension_counts
 
 OUTCOMES = {
@@ -201,3 +202,39 @@ def disproportionality_of_parts(parts: Iterable[pd.DataFrame], district: Distric
         part.index = pd.RangeIndex(offset, offset + len(part))
         offset += len(part)
         yield part
+
+
+def group_rates(sums: pd.DataFrame, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each outcome's pooled rate (%) by student group in ``year``, and each group's share of suspended
+    students and of enrolment (%), from a scope's sums per year and group
+    (:func:`analytics.data.aggregates.discipline_scope_sums`).
+
+    A rate is pooled over the schools with a known count of that outcome (``students / enrolled`` of those
+    schools, ``n_<column>`` counting them); groups with fewer than 10 students enrolled get no rates (too
+    small to read). Rows are in :data:`STUDENT_GROUPS` order, labelled by :func:`group_label`,
+    with the largest ``enrolled`` behind any rate. Both frames are empty without rows for the year.
+    """
+    current = sums[sums["school_year"] == year].set_index("student_group").sort_index()
+    outcome_cols = {"suspension": "students_suspended", **{k: v for k, v in OUTCOMES.items() if v}}
+    rates = []
+    for outcome, column in outcome_cols.items():
+        pooled = current[current[f"n_{column}"] > 0]  # the groups with a known count
+        if pooled.empty:
+            continue
+        rates.append(pd.DataFrame({"group": pooled.index, "outcome": outcome,
+                                   "rate": 100 * pooled[column] / pooled[f"{column}_enrolled"],
+                                   "students": pooled[column], "enrolled": pooled[f"{column}_enrolled"]}))
+    rate_table = pd.concat(rates, ignore_index=True) if rates else pd.DataFrame()
+    comp = current.drop(index="ALL", errors="ignore").rename_axis("student_group")[["suspended", "enrolled"]]
+    totals = current.loc[current.index == "ALL", ["suspended", "enrolled"]].sum()
+    comp = pd.DataFrame({"share of suspended (%)": 100 * comp["suspended"] / totals["suspended"],
+                         "share of enrolled (%)": 100 * comp["enrolled"] / totals["enrolled"]})
+    if rate_table.empty:
+        return pd.DataFrame(), comp
+    wide = rate_table.pivot(index="group", columns="outcome", values="rate")
+    wide["enrolled"] = rate_table.groupby("group")["enrolled"].max()
+    wide = wide.reindex([g for g in STUDENT_GROUPS if g in wide.index])
+    wide.index = wide.index.map(group_label).rename("Student group")
+    small = wide["enrolled"] < 10
+    wide.loc[small, wide.columns.difference(["enrolled"])] = np.nan
+    return wide, comp
