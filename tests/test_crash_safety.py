@@ -78,31 +78,30 @@ def _sqlite_writer_active(path: Path) -> bool:
         conn.close()
 
 
-def _writing(url: str, db: Path | None, stage: str) -> bool:
+def _writing(watcher: sa.Connection | None, db: Path | None, stage: str) -> bool:
     """True once the child's write transaction has reached `stage`.
 
-    On PostgreSQL the `COPY` is the start of the write and the merge `INSERT` is well into it. On SQLite the
-    import's transaction begins as the writer (`BEGIN IMMEDIATE`), seen here as the lock; its pages reach the
-    write-ahead log only as it commits, so "well into writing" is the lock held a while longer
-    (:func:`_kill_import`).
+    On PostgreSQL the `COPY` is the start of the write and the merge `INSERT` is well into it, seen in
+    `pg_stat_activity` through one open connection (a new connection per look could miss a short `COPY`).
+    On SQLite the import's transaction begins as the writer (`BEGIN IMMEDIATE`), seen here as the lock; its
+    pages reach the write-ahead log only as it commits, so "well into writing" is the lock held a while
+    longer (:func:`_kill_import`).
     """
     if db is not None:
         return _sqlite_writer_active(db)
-    engine = sa.create_engine(url)
     pattern = "COPY%" if stage == "as the write starts" else "INSERT INTO%metrics%SELECT%"
-    try:
-        with engine.connect() as conn:
-            query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                            "AND pid <> pg_backend_pid() AND state = 'active' AND query ILIKE :pattern")
-            return conn.execute(query, {"pattern": pattern}).scalar_one() > 0
-    finally:
-        engine.dispose()
+    query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state = 'active' AND query ILIKE :pattern")
+    watcher.rollback()  # pg_stat_activity is a snapshot per transaction: each look starts a new one
+    return watcher.execute(query, {"pattern": pattern}).scalar_one() > 0
 
 
 def _kill_import(url: str, path: Path, when: str) -> float:
     """Start an import of `path`, SIGKILL it at `when`; returns seconds from start to the kill."""
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
     db = Path(sa.engine.make_url(url).database) if url.startswith("sqlite") else None
+    engine = sa.create_engine(url) if db is None else None
+    watcher = engine.connect() if engine is not None else None
     started = time.monotonic()
     child = subprocess.Popen([sys.executable, "-m", "analytics", "import", str(path)], cwd=ROOT, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -110,7 +109,7 @@ def _kill_import(url: str, path: Path, when: str) -> float:
         if when == "validating":
             time.sleep(0.8)  # reading and checking a 117,000-row file takes longer than this
         else:
-            while not _writing(url, db, when):
+            while not _writing(watcher, db, when):
                 assert child.poll() is None, f"the import finished before it could be killed ({when})"
                 assert time.monotonic() - started < 60, f"the import never reached the point {when!r}"
                 time.sleep(0.01)
@@ -124,6 +123,9 @@ def _kill_import(url: str, path: Path, when: str) -> float:
     finally:
         if child.poll() is None:
             child.kill()
+        if engine is not None:
+            watcher.close()
+            engine.dispose()
 
 
 @pytest.mark.parametrize("when", ["validating", "as the write starts", "well into writing"])
