@@ -135,7 +135,7 @@ def test_editor_signs_in_imports_shares_sees_the_audit_log_and_signs_out(page, s
 
     page.locator("[data-testid=stSidebar]").get_by_text("Share a read-only link").click()
     page.get_by_role("button", name="Create link").click()
-    page.wait_for_selector("text=share=", timeout=30_000)
+    page.wait_for_selector("text=share=", timeout=90_000)  # a fresh server is still preparing its data
     shares = list_shares(engine)
     assert shares["created_by"].iloc[0] == EDITOR
 
