@@ -225,7 +225,12 @@ def measure_pages(url: str, workdir: Path, school: str, repeat: int) -> dict:
     memory["after_prepared_views"] = _own_rss_mib()
     return {"bars": {"cold_s": COLD_BAR_S, "cold_to_warm": COLD_TO_WARM_BAR, "warm_to_twin": TWIN_BAR},
             "prepare_s": prepare_s, "pages": pages, "process_memory_mib": memory,
-            "process_memory_meets_bar": max(memory.values()) <= MEMORY_BAR_MIB}
+            "process_memory_meets_bar": _pages_peak(memory) <= MEMORY_BAR_MIB}
+
+
+def _pages_peak(memory: dict[str, float]) -> float:
+    """The largest figure after a page was drawn ("before" is what the import measurements left behind)."""
+    return max(v for k, v in memory.items() if k != "before")
 
 
 def _own_rss_mib() -> float:
@@ -267,7 +272,7 @@ def missed_bars(results: dict) -> list[str]:
     if browser.get("memory_meets_bar") is False:
         missed.append(f"server memory {max(browser['server_memory_mib'].values())} MiB > {MEMORY_BAR_MIB:g} MiB")
     if results["pages"].get("process_memory_meets_bar") is False:
-        missed.append(f"memory of the process that drew every page {max(results['pages']['process_memory_mib'].values())}"
+        missed.append(f"memory of the process that drew every page {_pages_peak(results['pages']['process_memory_mib'])}"
                       f" MiB > {MEMORY_BAR_MIB:g} MiB")
     for name, page in results["pages"]["pages"].items():
         if "error" in page:
