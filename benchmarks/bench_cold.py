@@ -144,7 +144,10 @@ def measure(url: str, workdir: Path, only: set[str] | None, profile: Path | None
     prepare_s = _prepare()
     out = {}
     for name, params in pages:
-        out[name] = measure_page(name, params, workdir, profile)
+        try:
+            out[name] = measure_page(name, params, workdir, profile)
+        except Exception as exc:  # noqa: BLE001 - one page's failure is a result, the others still run
+            out[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
         print(name, out[name], flush=True)
     _empty_caches()
     return {"prepare_s": round(prepare_s, 2), "pages": out,
