@@ -151,7 +151,7 @@ def measure(url: str, workdir: Path, only: set[str] | None, profile: Path | None
         print(name, out[name], flush=True)
     _empty_caches()
     return {"prepare_s": round(prepare_s, 2), "pages": out,
-            "missed": sorted(name for name, page in out.items() if not page["meets_goal"])}
+            "missed": sorted(name for name, page in out.items() if not page.get("meets_goal"))}
 
 
 def main() -> None:
