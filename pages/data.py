@@ -10,7 +10,6 @@ import streamlit as st
 from analytics.config import max_upload_bytes
 from analytics.data import importer, schema, storage
 from analytics.data.dictionary import template_csv, templates_xlsx
-from analytics.data.quality import data_quality
 from pages import ui
 
 if not ui.can_edit():  # app.py serves /data to editors only; a page run on its own checks again
@@ -61,7 +60,7 @@ with tab_import:
 @ui.drawn
 def quality_table(version: int) -> pd.DataFrame:
     """Data-quality counts as shown, once per data version (every import bumps it)."""
-    quality = data_quality(ui.engine(), label=ui.metric_label)
+    quality = ui.data_quality()
     return quality.replace({"missing_years": {"": "none"}, "missing_groups": {"": "none"}}) if len(quality) else quality
 
 

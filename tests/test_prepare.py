@@ -27,7 +27,7 @@ def test_work_list_puts_the_release_first_then_the_data_then_the_opening_views_d
     assert [(s.kind, s.arg) for s in steps] == [("release", None), ("metric", "read_proficient"),
                                                ("metric", "math_growth"), ("gaps", "math_growth"), ("year", 2025),
                                                ("discipline", None), ("rp", None), ("map", None),
-                                               ("view", "overview"), ("view", "gaps"), ("view", "discipline"),
+                                               ("quality", None), ("view", "overview"), ("view", "gaps"), ("view", "discipline"),
                                                ("view", "learning"), ("view", "meeting")]
     assert all(s.label for s in steps)
 
@@ -36,7 +36,8 @@ def test_work_list_follows_the_data_present():
     assert work_list([], [], has_discipline=False) == []  # nothing imported yet: nothing to prepare
     only_discipline = work_list([], [2025], has_discipline=True)
     assert [(s.kind, s.arg) for s in only_discipline] == [  # no metrics: no gaps; no programmes: no learning
-        ("release", None), ("year", 2025), ("discipline", None), ("rp", None), ("map", None), ("view", "overview"),
+        ("release", None), ("year", 2025), ("discipline", None), ("rp", None), ("map", None), ("quality", None),
+        ("view", "overview"),
         ("view", "discipline"), ("view", "meeting")]
     assert opening_metrics(["attendance", "chronic_absence"]) == ["attendance"]  # none of the openers: the first
     assert gaps_opening_metric(["attendance", "math_growth"]) == "math_growth"
@@ -46,7 +47,8 @@ def test_work_list_follows_the_data_present():
 
 def test_work_list_leaves_the_privacy_release_out_while_no_shared_link_can_be_opened():
     steps = work_list(["read_proficient"], [2025], has_discipline=True, has_live_shares=False)
-    assert [s.kind for s in steps if s.kind != "view"] == ["metric", "gaps", "year", "discipline", "rp", "map"]
+    assert [s.kind for s in steps if s.kind != "view"] == ["metric", "gaps", "year", "discipline", "rp", "map",
+                                                                   "quality"]
 
 
 def test_live_shares_are_neither_revoked_nor_expired(tmp_path, monkeypatch):
@@ -238,6 +240,7 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
         monkeypatch.setattr(viewer, "engine", _no_database)
         for cached, args in [(viewer._release, (version,)), (loaders._flags_and_ratios, (version, None)),
                              (prepare._cluster_areas, (version,)), (loaders._district_figures, (version, latest)),
+                             (loaders._data_quality, (version,)),
                              (loaders._metric_slice, (version, "read_proficient", "ALL", None)),
                              (loaders._gap_views, (version, "math_growth", latest, "others", "all", "all")),
                              (loaders._rp_impact, (version, "all", None)), (loaders._rp_beyond, (version, "all", None)),

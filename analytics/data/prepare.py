@@ -4,7 +4,7 @@ After an import every cached view belongs to an old data version. The server the
 district-wide results in a background thread, in the order people are likely to need them: the privacy
 release every shared link needs, the district rows of the metrics the pages open with, the district's growth
 gaps, every school's values for the latest year, the discipline tables and the restorative-practices
-estimates (randomization inference). Then the opening views themselves: each page that opens on the same
+estimates (randomization inference), the data page's quality counts. Then the opening views themselves: each page that opens on the same
 district-wide view for everyone (no URL parameters) is drawn once with nobody watching, so its charts,
 tables and Arrow bytes are made under the very cache keys the page asks for, and the first person to open
 it only reads them (DESIGN §8: a first view within 5x its warm rerun). This module only says *what* to
@@ -68,6 +68,7 @@ def work_list(metric_ids: Sequence[str], years: Sequence[int], *, has_discipline
         steps.append(Step("discipline", "discipline and disproportionality"))
         steps.append(Step("rp", "restorative-practices impact"))
     steps.append(Step("map", "cluster areas for the map"))
+    steps.append(Step("quality", "data-quality counts"))
     present = {"gaps": bool(years and metric_ids), "discipline": has_discipline, "learning": has_learning}
     steps += [Step("view", f"first view: {title}", page) for page, title in OPENING_VIEWS.items()
               if present.get(page, True)]

@@ -16,7 +16,7 @@ import streamlit as st
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
-from analytics.data import aggregates, catalog, storage
+from analytics.data import aggregates, catalog, quality, storage
 from analytics.data.derived import metrics_with_suspension
 from analytics.learning.outcomes import RP_METRIC_OUTCOMES, rp_metric_impact
 from analytics.stats.disproportionality import DistrictRisks
@@ -372,6 +372,19 @@ def discipline_choices() -> tuple[list[int], list[str]]:
     """The school years and student groups of the discipline table (``DISTINCT`` in the database; ``ALL``
     among the groups when race rows let it be derived)."""
     return _discipline_choices(data_version())
+
+
+@st.cache_data(show_spinner=False, max_entries=2)
+@_consistent
+def _data_quality(version: int) -> pd.DataFrame:
+    labels = _metric_labels(version)
+    return quality.data_quality(engine(), label=lambda metric: labels.get(metric, metric))
+
+
+def data_quality() -> pd.DataFrame:
+    """The Data page's data-quality table (``analytics.data.quality``): counted over every row of the district
+    (seconds at 2,000 schools), so once per data version, and prepared after an import."""
+    return _data_quality(data_version())
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

@@ -235,6 +235,8 @@ def _run(step: Step, version: int) -> Iterator[None]:
         loaders._rp_beyond(version, "all", None)
     elif step.kind == "map":
         _cluster_areas(version)
+    elif step.kind == "quality":  # the Data page's counts over every row
+        loaders._data_quality(version)
     elif step.kind == "view":
         _draw_opening_view(str(step.arg), version)
 
