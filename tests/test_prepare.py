@@ -28,7 +28,7 @@ def test_work_list_puts_the_release_first_then_the_data_then_the_opening_views_d
                                                ("metric", "math_growth"), ("gaps", "math_growth"), ("year", 2025),
                                                ("discipline", None), ("rp", None), ("map", None),
                                                ("quality", None), ("view", "overview"), ("view", "gaps"), ("view", "discipline"),
-                                               ("view", "learning"), ("view", "meeting")]
+                                               ("view", "learning"), ("view", "meeting"), ("view", "changes")]
     assert all(s.label for s in steps)
 
 
@@ -38,7 +38,7 @@ def test_work_list_follows_the_data_present():
     assert [(s.kind, s.arg) for s in only_discipline] == [  # no metrics: no gaps; no programmes: no learning
         ("release", None), ("year", 2025), ("discipline", None), ("rp", None), ("map", None), ("quality", None),
         ("view", "overview"),
-        ("view", "discipline"), ("view", "meeting")]
+        ("view", "discipline"), ("view", "meeting"), ("view", "changes")]
     assert opening_metrics(["attendance", "chronic_absence"]) == ["attendance"]  # none of the openers: the first
     assert gaps_opening_metric(["attendance", "math_growth"]) == "math_growth"
     assert gaps_opening_metric(["attendance", "chronic_absence"]) == "attendance"

@@ -30,10 +30,12 @@ class Step:
 
 
 # Pages whose opening view (no URL parameters) is the same for every member of staff and costs more than
-# its rerun. Pages that open on one cluster, school, plan or cycle have no single opening view; what changed
-# since a meeting depends on the meetings recorded, and the data page is for editors and draws no analysis.
+# its rerun. Pages that open on one cluster, school, plan or cycle have no single opening view. What changed
+# opens on the district since its last meeting, which the data version covers (recording a meeting bumps it);
+# the data page is for editors and draws no analysis (its counts are a step of their own).
 OPENING_VIEWS = {"overview": "district overview", "gaps": "growth gaps", "discipline": "discipline",
-                 "learning": "professional learning", "meeting": "data-meeting pack"}
+                 "learning": "professional learning", "meeting": "data-meeting pack",
+                 "changes": "what changed since the last meeting"}
 
 
 def opening_metrics(metric_ids: Sequence[str]) -> list[str]:
