@@ -45,11 +45,6 @@ run_page({page!r})
 REPLAY_SCRIPT = TWIN_SCRIPT.replace("import draw", "import replay").replace("draw(", "replay(")
 
 
-@functools.cache
-def _page_code(path: str):
-    return compile(Path(path).read_text(), path, "exec", dont_inherit=True)  # as Streamlit compiles a page
-
-
 def run_page(path: str) -> None:
     """Run a page script as app.py runs it: the data version pinned once for the run, then the page's code
     (compiled once, as Streamlit keeps a script's bytecode). With `SSIF_PROFILE_TO` set, the run (on the
@@ -57,6 +52,7 @@ def run_page(path: str) -> None:
     import os
 
     from pages import ui
+    from pages.ui.prepare import page_code
 
     target = os.environ.get("SSIF_PROFILE_TO")
     profiler = None
@@ -67,7 +63,7 @@ def run_page(path: str) -> None:
         profiler.enable()
     try:
         ui.pin_data_version()
-        exec(_page_code(path), {"__name__": "__main__", "__file__": path})  # noqa: S102 - the page's own code
+        exec(page_code(path), {"__name__": "__main__", "__file__": path})  # noqa: S102 - the page's own code
     finally:
         if profiler is not None:
             profiler.disable()

@@ -417,6 +417,13 @@ def _known_sum(column: sa.ColumnElement) -> sa.ColumnElement:
     return sa.case((sa.func.count(column) == sa.func.count(), sa.func.sum(column)), else_=None)
 
 
+def _has_all_row(d: sa.Table) -> sa.Exists:
+    """Whether the school-year of a discipline row has an ALL row of its own."""
+    other = d.alias("has_all")
+    return sa.exists().where(other.c.school_id == d.c.school_id, other.c.school_year == d.c.school_year,
+                             other.c.student_group == "ALL")
+
+
 def _discipline_all_rows() -> sa.Subquery:
     """Each school-year's ALL row: the imported one, or the sum of its race rows when it has none
     (:func:`analytics.data.derived.discipline_with_all`; ``derived`` 1); one count column per outcome, and OSS days."""
@@ -424,9 +431,7 @@ def _discipline_all_rows() -> sa.Subquery:
     counted = ["enrolled", "students_suspended", *_OUTCOME_COLUMNS.values(), "oss_days"]
     imported = (sa.select(d.c.school_id, d.c.school_year, *[d.c[c] for c in counted], sa.literal(0).label("derived"))
                 .where(d.c.student_group == "ALL"))
-    other = d.alias("has_all")
-    has_all = sa.exists().where(other.c.school_id == d.c.school_id, other.c.school_year == d.c.school_year,
-                                other.c.student_group == "ALL")
+    has_all = _has_all_row(d)
     derived = (sa.select(d.c.school_id, d.c.school_year, *[_known_sum(d.c[c]).label(c) for c in counted],
                          sa.literal(1).label("derived"))
                .where(d.c.student_group.in_(list(RACE_GROUPS)), sa.not_(has_all))
@@ -479,9 +484,7 @@ def rp_outcome_rows_statement(school_ids: Sequence[str] | None = None) -> sa.Sel
     """The ALL, BL, WH and SWD rows, and the race rows of school-years without an ALL row (the panel sums
     them into one, DESIGN §2), with only the counts the RP outcomes use: a fifth of the table's cells."""
     d = schema.discipline
-    other = d.alias("has_all")
-    has_all = sa.exists().where(other.c.school_id == d.c.school_id, other.c.school_year == d.c.school_year,
-                                other.c.student_group == "ALL")
+    has_all = _has_all_row(d)
     stmt = sa.select(d.c.school_id, d.c.school_year, d.c.student_group, *[d.c[c] for c in RP_COUNTS]).where(
         sa.or_(d.c.student_group.in_(list(RP_GROUPS)),
                sa.and_(d.c.student_group.in_(list(RACE_GROUPS)), sa.not_(has_all))))

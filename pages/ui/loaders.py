@@ -288,6 +288,7 @@ def district_all_counts(metric: str) -> pd.DataFrame:
     """The gaps' ``district_all`` reference of a metric (ALL counts per year), summed by the database."""
     return _district_all_counts(data_version(), metric)
 
+
 @st.cache_resource(show_spinner=False, max_entries=16)
 @_then_release
 def _district_tables(version: int, metric: str, year: int, group: str):

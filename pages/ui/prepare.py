@@ -9,7 +9,7 @@ each run on that thread with no session attached (:func:`_draw_opening_view`): w
 build (charts validated and serialised, tables people read and their Arrow form) is then in the caches,
 under the same keys, before anyone opens the page. Pages do not wait either: a page that needs a
 result being prepared waits on that one cache entry (Streamlit computes each entry once), and pages show
-"Preparing the new data: 3 of 6" until the list is done. When a newer version lands mid-way, the rest of
+"Preparing the new data: 3 of 15" until the list is done. When a newer version lands mid-way, the rest of
 the list is dropped and the new version is prepared instead.
 
 The thread gives way to the people it prepares for. Its steps are cut into pieces (one cached result
@@ -252,11 +252,10 @@ _OPENING_VIEW = threading.Lock()  # the stand-in session state off script thread
 
 
 @functools.cache
-def _page_code(page: str) -> tuple[str, CodeType]:
-    """A page script's path and code, compiled as Streamlit compiles it (the page's cached functions are
-    keyed on their code and file: :func:`pages.ui.loaders._identity`)."""
-    path = str(PAGES_DIR / f"{page}.py")
-    return path, compile(Path(path).read_text(), path, "exec", dont_inherit=True)
+def page_code(path: str) -> CodeType:
+    """A page script's code, compiled once as Streamlit compiles it (no future flags inherited): the page's
+    cached functions are keyed on their code and file (:func:`pages.ui.loaders._identity`)."""
+    return compile(Path(path).read_text(), path, "exec", dont_inherit=True)
 
 
 def _draw_opening_view(page: str, version: int) -> None:
@@ -280,9 +279,9 @@ def _draw_in_stand_in_state(page: str, version: int) -> None:
     st.query_params.clear()
     st.session_state[loaders._PIN] = version
     state.start_run()
-    path, code = _page_code(page)
+    path = str(PAGES_DIR / f"{page}.py")
     try:
-        exec(code, {"__name__": "__main__", "__file__": path})  # noqa: S102 - the app's own page
+        exec(page_code(path), {"__name__": "__main__", "__file__": path})  # noqa: S102 - the app's own page
     except (storage.DataChanged, sa_exc.DBAPIError):
         raise
     except Exception:  # noqa: BLE001 - the page draws it itself when opened
