@@ -422,14 +422,39 @@ def _primary(cells: pd.DataFrame, settings: Settings) -> tuple[np.ndarray, np.nd
     return state, small
 
 
+def pieces(cells: pd.DataFrame) -> list[np.ndarray]:
+    """Row positions of the independent pieces of a release, largest first: one per school year and source of
+    n (:func:`shared_denominators`). Every tie between cells stays inside one (a sum is over one year and
+    measure; a shared n is one unit, year, group and source; a count is tied to its own n), so no hidden
+    cell of one piece bounds a cell of another, and deciding each on its own is deciding the whole (the
+    decomposition of the suppression problem into its independent tables, Hundepool et al. 2012, §5.4):
+    the audit's work and memory are those of the largest piece, not of the district."""
+    key = pd.MultiIndex.from_arrays([cells["school_year"], cells["n_source"]])
+    label = pd.factorize(key, use_na_sentinel=False)[0]
+    order = np.argsort(label, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(label[order])) + 1)
+    return sorted(groups, key=len, reverse=True)
+
+
 def decide(cells: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS, max_rounds: int = 100,
            complementary: bool = True, exact: bool = True) -> pd.DataFrame:
-    """Cells with ``state`` (exact, low, high, hidden), ``n_hidden`` and ``disclosed`` (should stay False).
+    """Cells with ``state`` (exact, low, high, hidden), ``n_hidden`` and ``disclosed`` (should stay False),
+    decided piece by piece (:func:`pieces`), in the order of ``cells``.
 
     ``complementary=False`` stops after rules 1 and 2 (to show what the audit adds)."""
     if cells.empty:
         return cells.assign(state=pd.Series(dtype=object), n_hidden=pd.Series(dtype=bool),
                             disclosed=pd.Series(dtype=bool))
+    cells = cells.reset_index(drop=True)
+    parts = pieces(cells)
+    decided = [_decide_piece(cells.iloc[rows], settings, max_rounds, complementary, exact) for rows in parts]
+    out = pd.concat(decided, ignore_index=True)
+    return out.iloc[np.argsort(np.concatenate(parts), kind="stable")].reset_index(drop=True)
+
+
+def _decide_piece(cells: pd.DataFrame, settings: Settings, max_rounds: int, complementary: bool,
+                  exact: bool) -> pd.DataFrame:
+    """:func:`decide` on one piece of the release: audits and suppressions until neither audit finds anything."""
     problem = _problem(cells)
     c = problem.cells
     k_var, n_var = c["k_var"].to_numpy(), c["n_var"].to_numpy()

@@ -1,0 +1,53 @@
+"""The release decision splits into independent pieces (one school year and source of n each) and decides
+each on its own: the same cells as deciding them together."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analytics.access import release
+
+SCHOOLS = pd.DataFrame({"school_id": ["A1", "A2", "B1", "B2", "C1"], "cluster": ["A", "A", "B", "B", "C"],
+                        "level": "ES"})
+
+
+def _metrics(rows) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["school_id", "school_year", "metric", "student_group", "numerator", "denominator"])
+    return df.assign(value=100 * df["numerator"] / df["denominator"], target=np.nan)
+
+
+METRICS = _metrics([("A1", 2025, "read_proficient", "ALL", 50, 100), ("A2", 2025, "read_proficient", "ALL", 60, 110),
+                    ("B1", 2025, "read_proficient", "ALL", 40, 90), ("B2", 2025, "read_proficient", "ALL", 45, 95),
+                    ("C1", 2025, "read_proficient", "ALL", 4, 8),
+                    ("A1", 2024, "read_proficient", "ALL", 52, 104), ("A2", 2024, "read_proficient", "ALL", 61, 112),
+                    ("B1", 2024, "read_proficient", "ALL", 41, 91), ("B2", 2024, "read_proficient", "ALL", 7, 9)])
+DISCIPLINE = pd.DataFrame([("A1", 2025, "ALL", 200, 40), ("A1", 2025, "BL", 18, 4), ("A1", 2025, "WH", 182, 36)],
+                          columns=["school_id", "school_year", "student_group", "enrolled", "students_suspended"])
+
+
+def test_a_piece_is_one_year_and_one_source_of_n():
+    cells = release.pooled_cells(release.shared_denominators(pd.concat(
+        [release.discipline_cells(DISCIPLINE), release.metric_cells(METRICS)], ignore_index=True)), SCHOOLS)
+    parts = release.pieces(cells)
+    # 2025 reading: 5 schools, clusters A, B, C and the district (9); 2025 suspensions: A1, cluster A and the
+    # district for ALL, BL and WH (9); 2024 reading: 4 schools, clusters A and B and the district (7).
+    assert [len(p) for p in parts] == [9, 9, 7]
+    assert sorted(np.concatenate(parts).tolist()) == list(range(len(cells)))
+    for rows in parts:
+        piece = cells.iloc[rows]
+        assert piece["school_year"].nunique() == 1 and piece["n_source"].nunique() == 1
+
+
+def test_deciding_the_pieces_apart_gives_the_whole_decision():
+    whole = release.build_release(SCHOOLS, METRICS, DISCIPLINE).cells
+    for year in (2024, 2025):
+        alone = release.build_release(SCHOOLS, METRICS[METRICS["school_year"] == year], DISCIPLINE.iloc[:0]).cells
+        pd.testing.assert_frame_equal(whole.xs("read_proficient", level="measure", drop_level=False)
+                                      .xs(float(year), level="school_year", drop_level=False), alone)
+    states = whole["state"].xs(("read_proficient", "ALL"), level=("measure", "student_group"))
+    # The lone small cluster C is hidden, and with it the smaller other cluster (B), as decided together.
+    assert states[("cluster:C", 2025.0)] == "hidden" and states[("cluster:B", 2025.0)] == "hidden"
+    # 7 of 9 in B2 (n < 10) is hidden in 2024, and B1 with it (B = B1 + B2 would give it back), or cluster B.
+    assert states[("B2", 2024.0)] == "hidden"
+    assert release.build_release(SCHOOLS, METRICS, DISCIPLINE).disclosed == 0
