@@ -31,6 +31,7 @@ def test_a_new_process_reads_the_kept_decision_instead_of_deciding(district, mon
     assert _decisions(district) == 1
     release._CACHE.clear()  # as a new server process starts
     monkeypatch.setattr(release, "build_release", lambda *a, **k: pytest.fail("decided again"))
+    monkeypatch.setattr(release, "decide_apart", lambda *a, **k: pytest.fail("decided again"))
     again = release.release_for(district)
     pd.testing.assert_frame_equal(first.cells, again.cells)
     assert again.suspension_derived == first.suspension_derived
@@ -42,6 +43,7 @@ def test_changed_counts_are_decided_again_and_an_edit_elsewhere_is_not(district,
         storage.bump_version(conn)
     release._CACHE.clear()
     monkeypatch.setattr(release, "build_release", lambda *a, **k: pytest.fail("decided again"))
+    monkeypatch.setattr(release, "decide_apart", lambda *a, **k: pytest.fail("decided again"))
     assert release.release_for(district).cells.equals(before.cells)
     monkeypatch.undo()
 
@@ -57,3 +59,24 @@ def test_changed_counts_are_decided_again_and_an_edit_elsewhere_is_not(district,
     assert _decisions(district) == 2
     key = (row["school_id"], float(row["school_year"]), row["metric"], row["student_group"])
     assert after.cells.loc[key, "k"] == row["numerator"] + 1
+
+
+def test_a_decision_made_in_a_child_process_is_the_one_made_in_place_and_is_kept(district, monkeypatch):
+    in_place = release.build_release(storage.load_schools(district), storage.load_metrics(district),
+                                     storage.load_discipline(district))
+    monkeypatch.setattr(release, "build_release", lambda *a, **k: pytest.fail("decided in the server process"))
+    apart = release.release_for(district, apart=True)
+    pd.testing.assert_frame_equal(apart.cells, in_place.cells)
+    assert apart.withheld == "" and apart.suspension_derived == in_place.suspension_derived
+    assert _decisions(district) == 1
+
+
+def test_a_child_that_runs_past_its_time_withholds_every_cell_and_nothing_is_kept(district):
+    withheld = release.release_for(district, apart=True, timeout=0.01)
+    assert "ran past" in withheld.withheld
+    cells = withheld.cells
+    assert len(cells) > 0 and (cells["state"] == release.HIDDEN).all() and cells["n_hidden"].all()
+    assert _decisions(district) == 0  # a later process decides again
+    # The same cells as a decision would have (nothing outside the model is added or lost).
+    release._CACHE.clear()
+    assert release.release_for(district).cells.index.equals(cells.index)

@@ -703,6 +703,7 @@ class Release:
 
     cells: pd.DataFrame
     suspension_derived: bool = True
+    withheld: str = ""  # why every cell is hidden when no decision could be made ("" for a decision)
 
     def measure_of(self, metric: str) -> str:
         """The measure a metric's counts belong to (`suspension_rate` derived from discipline = `suspension`)."""
@@ -722,9 +723,9 @@ class Release:
         return int(self.cells["disclosed"].sum())
 
 
-def build_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame,
-                  settings: Settings = DEFAULT_SETTINGS, complementary: bool = True, exact: bool = True) -> Release:
-    """Decide every cell of the district (discipline outcomes and counted metrics) as one release."""
+def release_cells(schools: pd.DataFrame, metrics: pd.DataFrame,
+                  discipline: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """(every cell of the district before any decision, whether `suspension_rate` is derived from discipline)."""
     derived = not (metrics["metric"] == "suspension_rate").any() if len(metrics) else True
     families = []
     if len(discipline):
@@ -736,29 +737,53 @@ def build_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.D
         families.extend(metric_cells(rows) for _, rows in counted.groupby("metric"))
     families = [f for f in families if len(f)]
     school_cells = shared_denominators(pd.concat(families, ignore_index=True)) if families else pd.DataFrame()
-    cells = pooled_cells(school_cells, schools) if families else pd.DataFrame()
+    return (pooled_cells(school_cells, schools) if families else pd.DataFrame()), derived
+
+
+def _release(cells: pd.DataFrame, derived: bool, withheld: str = "") -> Release:
     if cells.empty:
         empty = pd.DataFrame(columns=[*KEYS, "k", "n", "state", "n_hidden", "disclosed"])
-        return Release(empty.set_index(KEYS), derived)
+        return Release(empty.set_index(KEYS), derived, withheld)
+    cells = cells.assign(school_year=cells["school_year"].astype("float64"))
+    return Release(cells.set_index(KEYS)[["k", "n", "state", "n_hidden", "disclosed"]].sort_index(), derived, withheld)
+
+
+def build_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame,
+                  settings: Settings = DEFAULT_SETTINGS, complementary: bool = True, exact: bool = True) -> Release:
+    """Decide every cell of the district (discipline outcomes and counted metrics) as one release."""
+    cells, derived = release_cells(schools, metrics, discipline)
     # One decision for every measure: cells that share an n are decided together.
-    cells = decide(cells, settings, complementary=complementary, exact=exact)
-    cells["school_year"] = cells["school_year"].astype("float64")
-    return Release(cells.set_index(KEYS)[["k", "n", "state", "n_hidden", "disclosed"]].sort_index(), derived)
+    return _release(decide(cells, settings, complementary=complementary, exact=exact) if len(cells) else cells,
+                    derived)
+
+
+def withheld_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame, why: str) -> Release:
+    """Every cell hidden, n included: the release when no decision could be made (privacy wins)."""
+    cells, derived = release_cells(schools, metrics, discipline)
+    return _release(cells.assign(state=HIDDEN, n_hidden=True, disclosed=False), derived, why)
 
 
 _CACHE: dict[tuple, Release] = {}
 # Bumped whenever the decision's rules change, so decisions kept by an older version are not reused.
 DECISION_RULES = "2026-12-exact-1"
+# Inputs (metric and discipline rows) from which a server decides in a child process; smaller ones are
+# decided in place (a child costs a second or two of start-up, a small decision less).
+APART_FROM_ROWS = 20_000
+DECISION_SECONDS = 3600.0  # a child still deciding after this is stopped and everything is withheld
 
 
-def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bool = True) -> Release:
+def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bool = True,
+                apart: bool | None = None, timeout: float = DECISION_SECONDS) -> Release:
     """The district's release decision from the database, decided once per state of its data.
 
     In this process it is kept per data version (an import bumps the version). Across processes and
     restarts it is kept in the ``release_decisions`` table under a fingerprint of everything it is decided
     from (schools, metrics, discipline, settings and these rules): deciding costs about half a minute of CPU at
     200 schools, reading it back well under a second, and a workspace edit (which bumps the version but
-    changes no counts) finds the decision it already has."""
+    changes no counts) finds the decision it already has. A decision is made in a child process
+    (:func:`decide_apart`; ``apart=None``: when the inputs hold :data:`APART_FROM_ROWS` rows or more), so the
+    server never holds the decision's working memory; when the child fails or runs past ``timeout``
+    seconds every cell is withheld (kept for this process, not stored: a restart decides again)."""
     from analytics.data import storage
 
     key = (str(engine.url), storage.data_version(engine), id(settings), complementary)
@@ -770,10 +795,53 @@ def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bo
         fingerprint = decision_fingerprint(schools, metrics, discipline, settings, complementary)
         release = _stored(engine, fingerprint)
         if release is None:
-            release = build_release(schools, metrics, discipline, settings, complementary)
-            _store(engine, fingerprint, release)
+            if apart is None:
+                apart = len(metrics) + len(discipline) >= APART_FROM_ROWS
+            if apart:
+                release = decide_apart(schools, metrics, discipline, settings, complementary, timeout)
+            else:
+                release = build_release(schools, metrics, discipline, settings, complementary)
+            if not release.withheld:
+                _store(engine, fingerprint, release)
         _CACHE[key] = release
     return _CACHE[key]
+
+
+def decide_apart(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame,
+                 settings: Settings = DEFAULT_SETTINGS, complementary: bool = True,
+                 timeout: float = DECISION_SECONDS) -> Release:
+    """:func:`build_release` in a child process (``python -m analytics.access.release_child``): its memory goes
+    back to the system when it ends, whatever the decision's peak. The inputs go to it as a pickle and the
+    release comes back in the stored form (:func:`_to_blob`). A child that fails, or is still deciding after
+    ``timeout`` seconds (then stopped), leaves the decision undecided: :func:`withheld_release`."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import analytics
+
+    root = str(Path(analytics.__file__).resolve().parent.parent)  # the child runs this very code
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    with tempfile.TemporaryDirectory(prefix="release-") as folder:
+        given, decided = Path(folder) / "inputs.pickle", Path(folder) / "release.parquet"
+        given.write_bytes(pickle.dumps((schools, metrics, discipline, settings, complementary)))
+        try:
+            done = subprocess.run([sys.executable, "-m", "analytics.access.release_child", str(given), str(decided)],
+                                  env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            why = f"the decision ran past {timeout:.0f} s"
+        except OSError as error:
+            why = f"the decision could not start: {error}"
+        else:
+            if done.returncode == 0 and decided.exists():
+                return _from_blob(decided.read_bytes())
+            tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+            why = f"the decision failed (exit {done.returncode}) {tail[0]}".strip()
+    return withheld_release(schools, metrics, discipline, why)
 
 
 def decision_fingerprint(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame,
@@ -794,8 +862,17 @@ def _stored(engine, fingerprint: str) -> Release | None:
             blob = conn.execute(sa.select(table.c.cells).where(table.c.fingerprint == fingerprint)).scalar()
     except sa.exc.SQLAlchemyError:
         return None
-    if blob is None:
-        return None
+    return None if blob is None else _from_blob(blob)
+
+
+def _to_blob(release: Release) -> bytes:
+    """A release as Parquet bytes (its cells, with whether `suspension_rate` is derived in a column)."""
+    buffer = io.BytesIO()
+    release.cells.reset_index().assign(suspension_derived=release.suspension_derived).to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _from_blob(blob: bytes) -> Release:
     cells = pd.read_parquet(io.BytesIO(blob))
     derived = bool(cells.pop("suspension_derived").iloc[0]) if len(cells) else True
     return Release(cells.set_index(KEYS).sort_index(), derived)
@@ -805,14 +882,12 @@ def _store(engine, fingerprint: str, release: Release, keep: int = 8) -> None:
     """Keep ``release`` under ``fingerprint`` (the ``keep`` newest decisions stay). A database that cannot be
     written (a read-only role) only loses the saving: the decision in hand is still used."""
     table = schema.release_decisions
-    buffer = io.BytesIO()
-    release.cells.reset_index().assign(suspension_derived=release.suspension_derived).to_parquet(buffer, index=False)
     try:
         with engine.begin() as conn:
             if conn.execute(sa.select(table.c.fingerprint).where(table.c.fingerprint == fingerprint)).first():
                 return
             conn.execute(sa.insert(table).values(fingerprint=fingerprint, decided_at=datetime.now(UTC),
-                                                 cells=buffer.getvalue()))
+                                                 cells=_to_blob(release)))
             old = sa.select(table.c.fingerprint).order_by(table.c.decided_at.desc()).offset(keep)
             conn.execute(sa.delete(table).where(table.c.fingerprint.in_(old.scalar_subquery())))
     except sa.exc.SQLAlchemyError:

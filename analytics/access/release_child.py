@@ -1,0 +1,29 @@
+"""The release decision in a process of its own (:func:`analytics.access.release.decide_apart`).
+
+    python -m analytics.access.release_child INPUTS.pickle RELEASE.parquet
+
+Reads (schools, metrics, discipline, settings, complementary) from the pickle its parent wrote, decides
+(:func:`analytics.access.release.build_release`) and writes the release in its stored form. The parent waits
+for it; whatever memory the decision took ends with this process."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+
+from analytics.access.release import _to_blob, build_release
+
+
+def main(argv: list[str]) -> int:
+    given, decided = (Path(a) for a in argv)
+    schools, metrics, discipline, settings, complementary = pickle.loads(given.read_bytes())
+    release = build_release(schools, metrics, discipline, settings, complementary)
+    partial = decided.with_suffix(".partial")
+    partial.write_bytes(_to_blob(release))
+    partial.replace(decided)  # whole or absent: a child stopped mid-write leaves nothing to read
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
