@@ -44,6 +44,30 @@ run_page({page!r})
 
 REPLAY_SCRIPT = TWIN_SCRIPT.replace("import draw", "import replay").replace("draw(", "replay(")
 
+# The signed-in member of staff every AppTest session of a page runs as, when set (`sign_in_staff`): on a
+# server (PostgreSQL, `SSIF_SERVER_MODE=1`) a page that asks for the visitor's role otherwise draws the
+# sign-in notice instead of itself (DESIGN §11). Secrets sections and `st.user` claims.
+STAFF: dict = {}
+
+
+def sign_in_staff(email: str = "editor@district.org") -> None:
+    """Run every later page session as this editor, signed in through OpenID Connect, as the page tests
+    do (`[auth]` and `[roles]` secrets, `st.user` with a fixed ID-token issue time so one sign-in is audited)."""
+    STAFF.update(secrets={"auth": {"redirect_uri": "http://localhost/oauth2callback", "cookie_secret": "bench",
+                                   "client_id": "ssif-dashboard", "client_secret": "bench",
+                                   "server_metadata_url": "http://localhost/.well-known/openid-configuration"},
+                          "roles": {"editors": [email]}},
+                 user={"is_logged_in": True, "email": email, "iat": 1_800_000_000})
+
+
+def as_staff(at):
+    """`at` (an AppTest) with the signed-in member of staff of `STAFF`, when one is set."""
+    for key, value in STAFF.get("secrets", {}).items():
+        at.secrets[key] = value
+    if "user" in STAFF:
+        at.user = dict(STAFF["user"])
+    return at
+
 
 def run_page(path: str) -> None:
     """Run a page script as app.py runs it: the data version pinned once for the run, then the page's code

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from _common import ROOT, demo_database, write_results
-from _twin import PAGE_SCRIPT, TWIN_SCRIPT, capture
+from _twin import PAGE_SCRIPT, TWIN_SCRIPT, as_staff, capture
 from bench_state import PAGES
 
 GOAL_S, GOAL_RATIO = 3.0, 5.0
@@ -39,10 +39,11 @@ GOAL_S, GOAL_RATIO = 3.0, 5.0
 
 def _app(script: Path, params: dict):
     """A new session of `script`. Streamlit's component discovery (once per server, at start) is shared by
-    every session here: AppTest would otherwise repeat it for each new session (about 2 s)."""
+    every session here: AppTest would otherwise repeat it for each new session (about 2 s). It runs as the
+    signed-in member of staff of `_twin.STAFF` when one is set."""
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(script), default_timeout=600)
+    at = as_staff(AppTest.from_file(str(script), default_timeout=600))
     at._bidi_component_manager = _components()
     for key, value in params.items():
         at.query_params[key] = value

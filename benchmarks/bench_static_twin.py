@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from _common import ROOT, demo_database, write_results
-from _twin import PAGE_SCRIPT, REPLAY_SCRIPT, TWIN_SCRIPT, capture, drawn_kinds
+from _twin import PAGE_SCRIPT, REPLAY_SCRIPT, TWIN_SCRIPT, as_staff, capture, drawn_kinds
 from bench_pages import PAGES
 
 GOAL_RATIO = 2.0
@@ -49,12 +49,13 @@ def _warm_median(run, repeat: int) -> tuple[float, float]:
 
 
 def _page_app(name: str, params: dict, workdir: Path):
-    """The page run as app.py runs it (see `_twin.run_page`), with its URL parameters."""
+    """The page run as app.py runs it (see `_twin.run_page`), with its URL parameters, by the signed-in
+    member of staff of `_twin.STAFF` when one is set."""
     from streamlit.testing.v1 import AppTest
 
     script = workdir / f"page_{name}.py"
     script.write_text(PAGE_SCRIPT.format(page=str(ROOT / "pages" / f"{name}.py")))
-    at = AppTest.from_file(str(script), default_timeout=300)
+    at = as_staff(AppTest.from_file(str(script), default_timeout=300))
     for key, value in params.items():
         at.query_params[key] = value
     return at

@@ -104,16 +104,18 @@ class AppServer:
             self.proc.kill()
 
 
-def start_app(database_url: str, extra_env: dict | None = None, timeout: float = 90, root: Path = ROOT) -> AppServer:
-    """`streamlit run app.py` of the checkout at `root` on a free local port, once its health check answers."""
-    port = free_port()
+def start_app(database_url: str, extra_env: dict | None = None, timeout: float = 90, root: Path = ROOT,
+              port: int | None = None, extra_args: list[str] | None = None) -> AppServer:
+    """`streamlit run app.py` of the checkout at `root` on `port` (default: a free local port) with Streamlit's
+    `extra_args` (e.g. `--secrets.files`), once its health check answers."""
+    port = port or free_port()
     log = open(os.environ.get("SSIF_APP_LOG", os.devnull), "w")  # noqa: SIM115 - lives as long as the server
     env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(root), "SSIF_SHARE_SECRET": SHARE_SECRET,
            **(extra_env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(root / "app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-         "--browser.gatherUsageStats", "false"],
+         "--browser.gatherUsageStats", "false", *(extra_args or [])],
         cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout
