@@ -266,26 +266,29 @@ st.subheader("Gaps by school and group")
 
 @ui.drawn
 def badges_table(version: int, metric: str, year: int, reference: str, level: str, cluster: str, share: str | None):
-    """The table of gaps by school and group as shown (labels in words, groups of 10 or more, privacy rules)."""
-    table = gaps.assign(school=gaps["school_id"].map(names), group=gaps["student_group"].map(group_label),
-                        verdict=[trend_text(t, p, g) for t, p, g in
-                                 zip(gaps["trend"], gaps["previous_year"], gaps["gap"], strict=True)])
+    """The table of gaps by school and group as shown (labels in words, groups of 10 or more, privacy rules),
+    as the Arrow table `st.dataframe` sends: names and labels are made for the rows shown only, and the
+    text frame is not kept beside its Arrow table (at 10,000 schools a hundred thousand rows of text)."""
+    shown = gaps[gaps["denominator"].fillna(0) >= 10]
+    table = shown.assign(school=shown["school_id"].map(names), group=shown["student_group"].map(group_label),
+                         verdict=[trend_text(t, p, g) for t, p, g in
+                                  zip(shown["trend"], shown["previous_year"], shown["gap"], strict=True)])
     if not higher.get(metric, True):  # for a lower-is-better rate the reference "fell back" by rising
         table["verdict"] = table["verdict"].replace(CLOSING_REF, "closing because the reference rose (did worse)")
-    table = table[table["denominator"].fillna(0) >= 10].sort_values("gap", ascending=higher.get(metric, True))
+    table = table.sort_values("gap", ascending=higher.get(metric, True))
     if ui.is_public():  # the export's privacy rules: small groups, coded rates and their complements hidden
         table = ui.public_view(table, "gaps")
         table["verdict"] = table["verdict"].where(table["trend"] != SUPPRESSED, SUPPRESSED)
     numbers = {"value": "{:.1f}", "reference_value": "{:.1f}", "gap": "{:+.1f}", "gap_change": "{:+.1f}",
                "p_value": "{:.3f}", "q_value": "{:.3f}"}
-    return ui.filled(table[["school", "group", "value", "reference_value", "gap", "gap_change", "verdict", "p_value",
-                            "q_value"]], numbers)
+    return ui.arrow_ready(ui.filled(table[["school", "group", "value", "reference_value", "gap", "gap_change",
+                                           "verdict", "p_value", "q_value"]], numbers))
 
 
 # Words, not coloured emoji (which some fonts draw as empty boxes); the reason when there is no label.
 table = badges_table(ui.data_version(), metric, year, reference, level, cluster, ui.share_token())
 st.dataframe(
-    ui.arrow_ready(table),
+    table,
     hide_index=True, width="stretch", height=360,
     column_config={"school": st.column_config.TextColumn("School"), "group": st.column_config.TextColumn("Group"),
                    "verdict": st.column_config.TextColumn("Trend")} | ui.text_columns({
@@ -297,6 +300,6 @@ st.caption("The change in a gap is tested against the year just before (a missin
            "p-values become Benjamini-Hochberg q-values across the page, and a trend is named only when "
            f"q < {family.q:.2f}. Closing: the gap narrowed and the group itself improved. Reversed: the gap changed "
            "sign. Groups under 10 students are not shown.")
-if table.empty:
+if not table.num_rows:
     st.info("Nothing to show: see the findings above." if limits else
             "No school group in scope has 10 or more students with counts for this metric and year.")

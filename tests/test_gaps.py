@@ -61,6 +61,19 @@ def test_a_gap_that_changes_sign_is_reversed_not_closing():
     assert bl.loc[2025, "trend"] == REVERSED
 
 
+def test_one_year_of_the_table_keeps_its_change_from_the_year_before():
+    # The same rows as above, only 2025 returned: BL's gap -10 still changes by -43 from 2024's +33, and
+    # WH's (50 vs 40: +10, from 47 vs 80: -33) by +43, with the same p-value as the whole table gives it.
+    rows = pd.DataFrame(_school_year(2024, {"BL": (80, 100), "WH": (47, 100)})
+                        + _school_year(2025, {"BL": (40, 100), "WH": (50, 100)}))
+    one = gap_table(rows, "others", {"m": True}, reference_year=2025, label=False, years=(2025,))
+    assert one["school_year"].tolist() == [2025, 2025] and one["student_group"].tolist() == ["BL", "WH"]
+    assert one["gap"].tolist() == pytest.approx([-10.0, 10.0]) and one["gap_change"].tolist() == pytest.approx([-43.0, 43.0])
+    assert one["p_value"].tolist() == pytest.approx([1.395e-5] * 2, rel=0.01)
+    whole = gap_table(rows, "others", {"m": True}, reference_year=2025, label=False)
+    pd.testing.assert_frame_equal(one, whole[whole["school_year"] == 2025].reset_index(drop=True))
+
+
 def test_closing_needs_the_group_to_improve():
     # Higher is better. BL 30% -> 28% (worse), others 70% -> 40%: gap -40 -> -12, narrowed by the reference falling.
     rows = pd.DataFrame(_school_year(2024, {"BL": (30, 100), "WH": (70, 100)})

@@ -441,8 +441,8 @@ def _gap_views(version: int, metric: str, year: int, reference: str, level: str,
     in_scope = in_scope[in_scope["school_id"].isin(school_ids)]
     # Every other reference is within a school; the district's ALL is summed in the database.
     district_all = _district_all_counts(version, metric) if reference == "district_all" else None
-    gaps = gap_table(in_scope, reference, higher, reference_year=year, label=False, district_all=district_all)
-    gaps = label_gaps(gaps[gaps["school_year"] == year], higher)
+    gaps = label_gaps(gap_table(in_scope, reference, higher, reference_year=year, label=False,
+                                district_all=district_all, years=(year,)), higher)
     trend = pooled_gap_trend_from_sums(_gap_trend_sums(version, metric, None if whole else school_ids))
     current = add_rate_columns(in_scope[in_scope["school_year"] == year]) if len(in_scope) else in_scope
     previous = in_scope[in_scope["school_year"] == year - 1]
