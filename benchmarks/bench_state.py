@@ -39,6 +39,7 @@ import argparse
 import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -382,6 +383,9 @@ def main(argv: list[str] | None = None) -> None:
     only = set(args.pages.split(",")) if args.pages else None
     server, built = _postgres(args.pgdata)
     results: dict = {"schools": schools, "years": YEARS, "parts": sorted(parts), "pages_run": sorted(only or [])}
+    partial = args.pgdata is not None or parts != set(PARTS) or only
+    name = ("state_quick" if args.quick else "state") + ("_partial" if partial else "")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a time-out still stops the servers, keeps the parts done
     try:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
@@ -403,10 +407,9 @@ def main(argv: list[str] | None = None) -> None:
 
             storage.get_engine(server.url).dispose()
         server.stop() if args.pgdata else server.destroy()
-    results["missed"] = missed_bars(results)
-    partial = args.pgdata is not None or parts != set(PARTS) or only
-    write_results(("state_quick" if args.quick else "state") + ("_partial" if partial else ""),
-                  {"goal": "DESIGN §8 bars at state scale (10,000 schools x 8 years on PostgreSQL)", **results})
+        results["missed"] = missed_bars(results)
+        write_results(name, {"goal": "DESIGN §8 bars at state scale (10,000 schools x 8 years on PostgreSQL)",
+                             **results})
 
 
 def _postgres(pgdata: Path | None) -> tuple[PostgresServer, bool]:
