@@ -47,6 +47,42 @@ def test_a_finished_chart_draws_the_same_spec_and_data_as_the_altair_chart():
     assert len(rows) == 2 and len(rows[0]) == 6  # the lines and their end labels
 
 
+def _resolved(spec: dict, rows_of) -> dict:
+    """A spec with each named dataset replaced by its rows (`rows_of(name)`), `$schema` and theme left out."""
+    def walk(node):
+        if isinstance(node, dict):
+            if node.keys() == {"name"} and isinstance(node["name"], str) and node["name"].startswith("data-"):
+                return {"values": rows_of(node["name"])}
+            return {k: walk(v) for k, v in node.items() if k not in ("$schema", "config", "datasets")}
+        return [walk(v) for v in node] if isinstance(node, list) else node
+
+    return walk(spec)
+
+
+def test_a_chart_written_as_a_dict_draws_the_spec_altair_writes_of_it():
+    """The dot plot and trend lines are Vega-Lite dicts: what a page draws (tables by name, sent as Arrow)
+    is the spec Altair writes (tables inline), for every snapshot case (tests/chart_spec_cases.py)."""
+    import altair as alt
+
+    from analytics.outputs import charts_district
+    from pages import ui
+    from tests import chart_spec_cases
+
+    args = {"dots_with_intervals": (charts_district.school_dot_plot, (chart_spec_cases._schools(12), "Math", 52.5),
+                                    {}),
+            "trend_by_school": (charts_district.trend_lines, (chart_spec_cases._trends(["A", "B"]), "Reading"),
+                                {"color_field": "school", "facet_field": "school", "columns": 2}),
+            "trend_by_group": (charts_district.trend_lines, (chart_spec_cases._trends(["A", "B", "C"]), "Reading"),
+                               {})}
+    for name, (build, a, kw) in args.items():
+        drawn = ui.finished(build, *a, **kw)
+        written = build(*a, **kw).to_dict()
+        assert drawn.spec["$schema"] == written["$schema"] == alt.SCHEMA_URL, name
+        rows = {n: alt.utils.data.to_values(frame)["values"] for n, frame in drawn.datasets.items()}
+        assert _resolved(drawn.spec, rows.get) == _resolved(written, written["datasets"].get), name
+        assert json.loads(drawn.to_json()) == written  # exports render Altair's form
+
+
 def test_a_chart_is_built_once_per_distinct_arguments():
     import altair as alt
     import pandas as pd

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pydeck as pdk
 
+from analytics.outputs.vega import VegaLite
+
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 MAX_AREA_NAMES = 12
 END_LABEL_PX = 120  # right-hand room for the names at the end of trend lines
@@ -102,52 +104,82 @@ def cluster_comparison(df: pd.DataFrame, metric_label: str, district_value: floa
     )
 
 
+def _frame_ref(frames: dict[str, pd.DataFrame], frame: pd.DataFrame) -> dict[str, str]:
+    """A layer's data: `frame` kept under a key of its own in `frames` (the same object, the same key)."""
+    for key, kept in frames.items():
+        if kept is frame:
+            return {"name": key}
+    key = f"table_{len(frames)}"
+    frames[key] = frame
+    return {"name": key}
+
+
+def _layered(layers: list[dict], **top) -> dict:
+    """A layer spec; when every layer draws the same table it is given once, on the top level (as Altair
+    writes a layer of charts sharing one DataFrame)."""
+    data = layers[0].get("data")
+    if data is not None and all(layer.get("data") is data for layer in layers):
+        return {"data": data, "layer": [{k: v for k, v in layer.items() if k != "data"} for layer in layers], **top}
+    return {"layer": layers, **top}
+
+
+def _district_rule(frames: dict[str, pd.DataFrame], district_value: float, axis: bool = True) -> dict:
+    """The dashed district line (one row: its value)."""
+    x = {"field": "district", "type": "quantitative"}
+    return {"data": _frame_ref(frames, pd.DataFrame({"district": [district_value]})),
+            "mark": {"type": "rule", "color": "#D55E00", "strokeDash": [6, 4], "strokeWidth": 2},
+            "encoding": {"x": x if axis else {**x, "axis": None}}}
+
+
 def school_dot_plot(df: pd.DataFrame, metric_label: str, district_value: float | None,
-                    selection_name: str = "pick_school", subtitle: str | None = None) -> alt.LayerChart:
+                    selection_name: str = "pick_school", subtitle: str | None = None) -> VegaLite:
     """Each school's value (with its Wilson interval when it has counts), sorted, against the district.
 
     The value axis is drawn at the top and at the bottom so a long list stays readable; rows are
     compact (18 px) beyond 40 schools. Value-only rows (no counts) get no interval bar.
 
-    Built as one layer chart with the click selection declared on its top level for the dots' view
-    (named here): a selection added to a layer makes Altair lift it, name the view by hashing the
-    table's text and re-check the selection each time the chart is copied, which cost more than the
-    rest of the chart (the Vega-Lite spec is the same).
+    One layer spec with the click selection declared on its top level for the dots' view (named here),
+    written as the dict Altair makes of it (:mod:`analytics.outputs.vega`: building it through Altair
+    cost more than the rest of a cluster's first view).
     """
     view = f"{selection_name}_dots"
-    pick = alt.TopLevelSelectionParameter(name=selection_name, views=[view],
-                                          select=alt.PointSelectionConfig(type="point", fields=["school_id"],
-                                                                          on="click"))
+    frames: dict[str, pd.DataFrame] = {}
     has_ci = bool(df["ci_low"].notna().any()) if "ci_low" in df else False
     step = 30 if len(df) <= 40 else 18
-    base = alt.Chart(df).encode(
-        y=alt.Y("school_label:N", sort=alt.EncodingSortField("value", order="descending"), title=None,
-                axis=alt.Axis(labelLimit=260, labelOverlap=False)),
-    )
-    tooltip = [alt.Tooltip("school_name:N", title="School"), alt.Tooltip("value:Q", title="%", format=".1f")]
+    data = _frame_ref(frames, df)
+    y = {"field": "school_label", "type": "nominal", "sort": {"field": "value", "order": "descending"},
+         "title": None, "axis": {"labelLimit": 260, "labelOverlap": False}}
+    tooltip = [{"field": "school_name", "type": "nominal", "title": "School"},
+               {"field": "value", "type": "quantitative", "title": "%", "format": ".1f"}]
     if has_ci:
-        tooltip += [alt.Tooltip("ci_low:Q", title="95% CI low", format=".1f"),
-                    alt.Tooltip("ci_high:Q", title="95% CI high", format=".1f"),
-                    alt.Tooltip("denominator:Q", title="n", format=",")]
-    dots = base.mark_circle(size=110 if step == 30 else 60, cursor="pointer", opacity=1).encode(
-        x=alt.X("value:Q", title=f"{metric_label} (%)", axis=alt.Axis(orient="bottom")),
-        color=alt.Color("level:N", title="Level", scale=alt.Scale(range=OKABE_ITO)),
-        tooltip=tooltip,
-    )
-    dots.name = view
-    top_axis = base.mark_point(opacity=0).encode(x=alt.X("value:Q", axis=alt.Axis(orient="top", title=None)))
+        tooltip += [{"field": "ci_low", "type": "quantitative", "title": "95% CI low", "format": ".1f"},
+                    {"field": "ci_high", "type": "quantitative", "title": "95% CI high", "format": ".1f"},
+                    {"field": "denominator", "type": "quantitative", "title": "n", "format": ","}]
+    dots = {"data": data, "name": view,
+            "mark": {"type": "circle", "size": 110 if step == 30 else 60, "cursor": "pointer", "opacity": 1},
+            "encoding": {"x": {"field": "value", "type": "quantitative", "title": f"{metric_label} (%)",
+                               "axis": {"orient": "bottom"}},
+                         "y": y,
+                         "color": {"field": "level", "type": "nominal", "title": "Level",
+                                   "scale": {"range": OKABE_ITO}},
+                         "tooltip": tooltip}}
+    top_axis = {"data": data, "mark": {"type": "point", "opacity": 0},
+                "encoding": {"x": {"field": "value", "type": "quantitative", "axis": {"orient": "top", "title": None}},
+                             "y": y}}
     layers = [dots, top_axis]
     if has_ci:
-        layers.insert(0, base.mark_rule(color="#555").encode(x=alt.X("ci_low:Q", axis=None), x2="ci_high:Q"))
+        layers.insert(0, {"data": data, "mark": {"type": "rule", "color": "#555"},
+                          "encoding": {"x": {"field": "ci_low", "type": "quantitative", "axis": None},
+                                       "x2": {"field": "ci_high"}, "y": y}})
     if district_value is not None and np.isfinite(district_value):
-        layers.append(alt.Chart(pd.DataFrame({"district": [district_value]})).mark_rule(
-            color="#D55E00", strokeDash=[6, 4], strokeWidth=2).encode(x=alt.X("district:Q", axis=None)))
+        layers.append(_district_rule(frames, district_value, axis=False))
     default = ("Dot = school value; line = 95% Wilson interval; dashed = district." if has_ci else
                "Dot = school value as published (no counts, so no intervals); dashed = district median.")
-    return alt.LayerChart(
-        layer=layers, params=[pick], resolve=alt.Resolve(axis=alt.AxisResolveMap(x="independent")),
-        title=alt.TitleParams(f"{metric_label}: schools side by side", subtitle=subtitle or default),
-        height=alt.Step(step))
+    pick = {"name": selection_name, "select": {"type": "point", "fields": ["school_id"], "on": "click"},
+            "views": [view]}
+    return VegaLite(_layered(layers, params=[pick], resolve={"axis": {"x": "independent"}},
+                             title={"text": f"{metric_label}: schools side by side", "subtitle": subtitle or default},
+                             height={"step": step}), frames)
 
 
 def _spread(values: pd.Series, gap: float) -> pd.Series:
@@ -159,41 +191,68 @@ def _spread(values: pd.Series, gap: float) -> pd.Series:
     return pd.Series(placed, index=order.index, dtype=float).reindex(values.index)
 
 
-def end_labels(data: pd.DataFrame, x: str, y: str, label: str) -> alt.Chart:
-    """The series' name beside its last point, so a line is named without the legend's colour; names of
-    lines that end close together are spread apart so they never print over each other."""
+def _end_label_rows(data: pd.DataFrame, x: str, y: str, label: str) -> pd.DataFrame:
+    """Each series' last point with `label_y`, where its name is written: names of lines that end close
+    together are spread apart so they never print over each other."""
     last = data.dropna(subset=[y]).sort_values(x).groupby(label, as_index=False).tail(1).copy()
     span = float(data[y].max() - data[y].min()) if len(data) else 0.0
     last["label_y"] = _spread(last[y], (span or 1.0) / 14)
-    return alt.Chart(last).mark_text(align="left", dx=6, fontSize=11, limit=END_LABEL_PX - 8).encode(
+    return last
+
+
+def _end_labels_layer(frames: dict[str, pd.DataFrame], data: pd.DataFrame, x: str, y: str, label: str) -> dict:
+    return {"data": _frame_ref(frames, _end_label_rows(data, x, y, label)),
+            "mark": {"type": "text", "align": "left", "dx": 6, "fontSize": 11, "limit": END_LABEL_PX - 8},
+            "encoding": {"x": {"field": x, "type": "ordinal"},
+                         "y": {"field": "label_y", "type": "quantitative"},
+                         "text": {"field": label, "type": "nominal"},
+                         "color": {"field": label, "type": "nominal", "legend": None,
+                                   "scale": {"range": OKABE_ITO}}}}
+
+
+def end_labels(data: pd.DataFrame, x: str, y: str, label: str) -> alt.Chart:
+    """The series' name beside its last point, so a line is named without the legend's colour (Altair, for
+    layering with other Altair charts; :func:`trend_lines` writes the same layer as a dict)."""
+    return alt.Chart(_end_label_rows(data, x, y, label)).mark_text(
+        align="left", dx=6, fontSize=11, limit=END_LABEL_PX - 8).encode(
         x=f"{x}:O", y=alt.Y("label_y:Q"), text=f"{label}:N",
         color=alt.Color(f"{label}:N", legend=None, scale=alt.Scale(range=OKABE_ITO)))
 
 
 def trend_lines(df: pd.DataFrame, metric_label: str, color_field: str = "series", title: str | None = None,
-                columns: int | None = None, facet_field: str | None = None) -> alt.Chart:
-    """Values by school year, one line per series (optionally small multiples by `facet_field`)."""
-    colour = (alt.value(ACCENT) if facet_field else
-              alt.Color(f"{color_field}:N", title=None, scale=alt.Scale(range=OKABE_ITO),
-                        legend=alt.Legend(orient="bottom", labelLimit=0, columns=2)))
-    encoding = {"strokeDash": alt.StrokeDash(f"{color_field}:N", legend=None)} if not facet_field else {}
-    chart = alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("school_year:O", title="School year (ending)", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("value:Q", title=f"{metric_label} (%)", scale=alt.Scale(zero=False)),
-        color=colour,
-        tooltip=[alt.Tooltip(f"{color_field}:N", title="Series"), alt.Tooltip("school_year:O", title="Year"),
-                 alt.Tooltip("value:Q", title="%", format=".1f")],
-        **encoding,
-    )
-    if facet_field:
-        return chart.properties(width=120, height=110).facet(  # two columns fit a phone (390 px)
-            facet=alt.Facet(f"{facet_field}:N", title=None, header=alt.Header(labelLimit=120)), columns=columns or 4,
-        ).properties(title=title or f"{metric_label} over time")
+                columns: int | None = None, facet_field: str | None = None) -> VegaLite:
+    """Values by school year, one line per series (optionally small multiples by `facet_field`).
+
+    Written as the dict Altair makes of it (:mod:`analytics.outputs.vega`), drawn on every school's and
+    cluster's first view."""
+    frames: dict[str, pd.DataFrame] = {}
+    colour = ({"value": ACCENT} if facet_field else
+              {"field": color_field, "type": "nominal", "title": None, "scale": {"range": OKABE_ITO},
+               "legend": {"orient": "bottom", "labelLimit": 0, "columns": 2}})
+    encoding = {
+        "x": {"field": "school_year", "type": "ordinal", "title": "School year (ending)", "axis": {"labelAngle": 0}},
+        "y": {"field": "value", "type": "quantitative", "title": f"{metric_label} (%)", "scale": {"zero": False}},
+        "color": colour,
+        "tooltip": [{"field": color_field, "type": "nominal", "title": "Series"},
+                    {"field": "school_year", "type": "ordinal", "title": "Year"},
+                    {"field": "value", "type": "quantitative", "title": "%", "format": ".1f"}],
+    }
+    if not facet_field:
+        encoding["strokeDash"] = {"field": color_field, "type": "nominal", "legend": None}
+    mark = {"type": "line", "point": True}
+    if facet_field:  # two columns fit a phone (390 px)
+        return VegaLite({
+            "data": _frame_ref(frames, df),
+            "facet": {"field": facet_field, "type": "nominal", "title": None, "header": {"labelLimit": 120}},
+            "columns": columns or 4,
+            "spec": {"mark": mark, "encoding": encoding, "width": 120, "height": 110},
+            "title": title or f"{metric_label} over time"}, frames)
     # Each line is named at its end. Vega's autosize makes room for the end labels (cut with "…" beyond
     # END_LABEL_PX), so the plot keeps most of a phone's width; a fixed padding on top of that would squeeze
-    # it twice. One layer chart with its title and height, not a layer copied again by `.properties`.
-    return alt.LayerChart(layer=[chart, end_labels(df, "school_year", "value", color_field)],
-                          title=title or f"{metric_label} over time", height=260)
+    # it twice.
+    line = {"data": _frame_ref(frames, df), "mark": mark, "encoding": encoding}
+    return VegaLite(_layered([line, _end_labels_layer(frames, df, "school_year", "value", color_field)],
+                             title=title or f"{metric_label} over time", height=260), frames)
 
 
 def cluster_areas(schools: pd.DataFrame, pad: float = 0.08, margin: float = 0.01) -> pd.DataFrame:

@@ -18,6 +18,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from analytics.outputs.vega import VegaLite
 from pages.ui.state import is_public
 from pages.ui.tables import arrow_bytes, arrow_ready
 
@@ -34,7 +35,7 @@ class FinishedChart:
 
     spec: dict
     datasets: dict[str, pd.DataFrame]
-    source: alt.TopLevelMixin
+    source: alt.TopLevelMixin | VegaLite
     arrow: dict[str, bytes]
 
     def to_json(self, *args, **kwargs) -> str:
@@ -83,7 +84,14 @@ def _build(builder: str, args: tuple, kwargs: dict) -> FinishedChart:
     source = _BUILDERS[builder](*args, **kwargs)
     # Altair's JSON-schema check costs about a third of a chart's conversion: a builder's first chart in
     # this process is checked (an invalid spec raises here, in tests too); later ones share its structure.
-    spec, datasets = _spec_with_frames(source, validate=builder not in _VALIDATED)
+    validate = builder not in _VALIDATED
+    if isinstance(source, VegaLite):  # written as a dict: Altair only checks it
+        if validate:
+            source.to_dict(validate=True)
+        spec, datasets = source.with_data(_dataset_name)
+        spec = {"$schema": alt.SCHEMA_URL, **spec}
+    else:
+        spec, datasets = _spec_with_frames(source, validate=validate)
     _VALIDATED.add(builder)
     return FinishedChart(spec, datasets, source, {name: arrow_bytes(frame) for name, frame in datasets.items()})
 
@@ -143,6 +151,8 @@ def _spec_with_frames(source: alt.TopLevelMixin, validate: bool = True) -> tuple
 
 def _title(chart) -> str:
     title = chart.spec.get("title") if isinstance(chart, FinishedChart) else getattr(chart, "title", None)
+    if isinstance(title, alt.SchemaBase):  # e.g. a chart read back from its dict
+        title = title.to_dict()
     if isinstance(title, dict):
         title = title.get("text")
     text = getattr(title, "text", title)
@@ -184,7 +194,7 @@ def _fit_width(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     return chart.properties(width="container", autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
 
 
-def chart(chart: alt.TopLevelMixin | FinishedChart, table: pd.DataFrame | None, summary: str, *, key: str | None = None,
+def chart(chart: alt.TopLevelMixin | VegaLite | FinishedChart, table: pd.DataFrame | None, summary: str, *, key: str | None = None,
           on_select: str = "ignore", height: int | None = None, width: str = "stretch", caption: bool = True,
           column_config: dict | None = None, public_safe: bool = False, public_summary: str = ""):
     """Draw a chart with its text alternative (WCAG 1.1.1): the finding as a caption and as the chart's
@@ -198,6 +208,8 @@ def chart(chart: alt.TopLevelMixin | FinishedChart, table: pd.DataFrame | None, 
     """
     if is_public() and not public_safe:
         summary = public_summary
+    if isinstance(chart, VegaLite):  # not finished: drawn through Altair, as any Altair chart
+        chart = chart.to_altair()
     options = {"width": width, "on_select": on_select}
     if key:
         options["key"] = key

@@ -1,0 +1,76 @@
+"""Vega-Lite specs written as dicts, with their tables kept as DataFrames.
+
+Building an Altair chart object by object and converting it back with ``to_dict`` costs tens of
+milliseconds for a small chart (schema lookups, copies, shorthand parsing); the dict it ends in is a few
+lines. Builders drawn on a page's first view (the dot plot, the trend lines) write that dict directly:
+:class:`VegaLite` holds it with ``{"name": key}`` where a table goes, and the tables by key. The page
+draws the dict with the tables sent as Arrow; exports and tests ask for Altair's own form
+(:meth:`VegaLite.to_dict`, :meth:`VegaLite.to_json`), which goes through Altair and its schema check, so
+the spec stays the one Altair writes (``tests/snapshots/chart_specs.json``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+_COMPOSED = {"layer": alt.LayerChart, "facet": alt.FacetChart}
+
+
+@dataclass(frozen=True)
+class VegaLite:
+    """A Vega-Lite spec as a dict (no ``$schema``, no theme config) and the DataFrames it names.
+
+    ``spec`` refers to a table as ``{"name": key}`` with ``key`` in ``frames``. Shared once built: never
+    modify either.
+    """
+
+    spec: dict[str, Any]
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def with_data(self, name_of) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+        """The spec with each table's key replaced by ``name_of(frame)``, and the tables by those names."""
+        names = {key: name_of(frame) for key, frame in self.frames.items()}
+        return _renamed(self.spec, names), {names[key]: frame for key, frame in self.frames.items()}
+
+    def to_altair(self) -> alt.TopLevelMixin:
+        """The Altair chart of this spec, its tables as Altair's default data transformer writes them (rows
+        in ``datasets``, named by the hash of their values)."""
+        values = {key: alt.utils.data.to_values(frame)["values"] for key, frame in self.frames.items()}
+        spec, datasets = self.with_data(lambda frame: _altair_name(values[_key(self.frames, frame)]))
+        datasets = {name: values[_key(self.frames, frame)] for name, frame in datasets.items()}
+        kind = next((cls for key, cls in _COMPOSED.items() if key in spec), alt.Chart)
+        return kind.from_dict({**spec, "datasets": datasets} if datasets else spec)
+
+    def to_dict(self, *args, **kwargs) -> dict[str, Any]:
+        """The spec as Altair writes it (``$schema``, theme config, ``datasets`` named by their hash)."""
+        return self.to_altair().to_dict(*args, **kwargs)
+
+    def to_json(self, *args, **kwargs) -> str:
+        """Altair's JSON of the spec (PNG/SVG exports render it with vl-convert)."""
+        return self.to_altair().to_json(*args, **kwargs)
+
+
+def _key(frames: dict[str, pd.DataFrame], frame: pd.DataFrame) -> str:
+    return next(key for key, kept in frames.items() if kept is frame)
+
+
+def _altair_name(values: list[dict]) -> str:
+    """The name Altair gives inline rows (``data-`` and the start of their JSON's SHA-256)."""
+    from altair.vegalite.v6.api import _dataset_name
+
+    return _dataset_name(values)
+
+
+def _renamed(node, names: dict[str, Any]):
+    """A copy of `node` with each ``{"name": key}`` data reference of a key in `names` renamed."""
+    if isinstance(node, dict):
+        if node.keys() == {"name"} and isinstance(node["name"], str) and node["name"] in names:
+            return {"name": names[node["name"]]}
+        return {k: _renamed(v, names) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_renamed(v, names) for v in node]
+    return node
