@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analytics.data.aggregates import counts_from_rows
 from analytics.data.catalog import group_label, school_labels
 from analytics.outputs import charts_district as charts
 from analytics.stats.rates import two_proportion_test
@@ -59,15 +58,12 @@ higher_is_better = bool(catalog.loc[metric, "higher_is_better"]) if metric in ca
 def cluster_tables(version: int, cluster: str, metric: str, year: int, group: str):
     """Cluster and district KPIs, school values, cluster ranking and trend rows for one view (read-only).
     The district's figures, ranking and clusters are the overview's (shared by every cluster's view)."""
-    rows = ui.metric_slice(metric, group)  # the group's school rows; pooled figures are summed in the database
-    cluster_rows = rows[rows["school_id"].isin(members["school_id"])]
+    # The cluster's rows and their sums per year, split off the district's rows once per data version.
+    cluster_rows, in_cluster = ui.cluster_slice(metric, group, cluster)
     trend = cluster_rows.merge(members[["school_id", "school_name"]], on="school_id")
     # Small schools borrow strength from every school of the district (empirical Bayes).
     district, _, peers, ranked = ui.district_tables(metric, year, group)
     by_school = ranked[ranked["school_id"].isin(members["school_id"])].reset_index(drop=True)
-    # The cluster's sums per year from its rows already read (the same frame the database would sum:
-    # `counts_from_rows`), not a second query over the cluster's schools.
-    in_cluster = counts_from_rows(cluster_rows, ["school_year"])
     return (summary_kpi_from_counts(in_cluster, cluster_rows, year, group, years, basis=district.basis), district,
             by_school, peers, trend)
 

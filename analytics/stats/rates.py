@@ -7,6 +7,8 @@ missing count are left out of the pool and counted in ``n_rows_left_out`` so a p
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -26,6 +28,13 @@ def wilson_interval(successes: float, trials: float, confidence: float = 0.95) -
     return (100.0 * ci.low, 100.0 * ci.high)
 
 
+@functools.cache
+def _z(confidence: float) -> float:
+    """The two-sided normal quantile of `confidence` (1.96 for 95%), looked up once: scipy's `ppf` costs
+    more than the Wilson interval of a small table."""
+    return stats.norm.ppf(0.5 + confidence / 2)
+
+
 def wilson_arrays(successes: np.ndarray, trials: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised Wilson score interval in percent; NaN where counts are missing or trials is 0.
 
@@ -34,7 +43,7 @@ def wilson_arrays(successes: np.ndarray, trials: np.ndarray, confidence: float =
     """
     k = np.asarray(successes, dtype="float64")
     n = np.asarray(trials, dtype="float64")
-    z = stats.norm.ppf(0.5 + confidence / 2)
+    z = _z(confidence)
     with np.errstate(divide="ignore", invalid="ignore"):
         valid = np.isfinite(k) & np.isfinite(n) & (n > 0) & (k >= 0) & (k <= n)
         p = np.where(valid, k / np.where(n > 0, n, 1), np.nan)
@@ -99,7 +108,8 @@ def rates_from_pooled_counts(grouped: pd.DataFrame) -> pd.DataFrame:
     grouped["n_rows_left_out"] = grouped["n_rows"] - grouped["n_schools"]
     grouped = grouped.drop(columns="n_rows")
     empty = grouped["denominator"] <= 0
-    grouped.loc[empty, ["numerator", "denominator"]] = np.nan
+    if empty.any():  # (an assignment through .loc costs more than the rest, even when it selects nothing)
+        grouped.loc[empty, ["numerator", "denominator"]] = np.nan
     return add_rate_columns(grouped)
 
 

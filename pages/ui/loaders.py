@@ -291,7 +291,33 @@ def district_all_counts(metric: str) -> pd.DataFrame:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 @_then_release
+def _cluster_slices(version: int, metric: str, group: str) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    schools, rows = _schools(version), _metric_slice(version, metric, group, None)
+    cluster = rows["school_id"].map(dict(zip(schools["school_id"], schools["cluster"], strict=True)))
+    # One sum over the district by cluster and year, split: counts are whole numbers, so each cluster's sums
+    # are those of its own rows (`counts_from_rows` of them), in the same columns and types.
+    counts = aggregates.counts_from_rows(rows.assign(cluster=cluster), ["cluster", "school_year"])
+    sums = {name: part.drop(columns="cluster").reset_index(drop=True)
+            for name, part in counts.groupby("cluster", sort=False)}
+    return {name: (part, sums[name]) for name, part in rows.groupby(cluster, sort=False)}
+
+
+def cluster_slice(metric: str, group: str, cluster: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One cluster's rows of a metric and group (every year; the rows of ``metric_slice`` whose school is in
+    the cluster, in their order) and their sums per ``school_year`` (``counts_from_rows``): split once per
+    data version from the district's rows, with the district's tables, so a cluster's first view only
+    looks them up (read-only, shared)."""
+    found = _cluster_slices(data_version(), metric, group).get(cluster)
+    if found is None:  # no rows of this metric and group in the cluster
+        rows = _metric_slice(data_version(), metric, group, None).iloc[0:0]
+        return rows, aggregates.counts_from_rows(rows, ["school_year"])
+    return found
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+@_then_release
 def _district_tables(version: int, metric: str, year: int, group: str):
+    _cluster_slices(version, metric, group)  # every cluster's page reads these beside the district's tables
     schools, rows = _schools(version), _metric_slice(version, metric, group, None)
     cat = _catalog(version)
     higher = bool(cat.loc[metric, "higher_is_better"]) if metric in cat.index else True
