@@ -1,6 +1,7 @@
 """Bulk writes on both databases: the direct COPY of a new year, its fall-back to the merge, rows sent
 again unchanged left alone, indexes set aside for a write as large as its table, the demo's load-then-index
-path, and the CSV reader's whole-text fast path."""
+path, PostgreSQL's partition of each school year (a new year built apart and attached), and the CSV reader's
+whole-text fast path."""
 
 import pandas as pd
 import pytest
@@ -166,6 +167,83 @@ def test_demo_load_rebuilds_every_index_it_dropped(engine, monkeypatch):
     assert after == before
     assert sorted(c["name"] for c in inspector.get_unique_constraints("metrics")) == ["uq_metrics_key"]
     assert storage.table_counts(engine)["metrics"] == counts["metrics"]
+    if engine.dialect.name == "postgresql":  # a partition for each year, loaded apart, nothing else
+        with engine.connect() as conn:
+            assert sorted(storage.year_partitions(conn, "metrics")) == storage.available_years(engine)
+        assert set(_layout(engine)[0]) == {f"metrics_y{y}" for y in storage.available_years(engine)}
+
+
+def _layout(engine) -> tuple[dict, int]:
+    """PostgreSQL: each partition of metrics with its indexes (and whether each belongs to the parent's), and
+    the number of CHECK constraints left on the partitions."""
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT t.relname, i.relname, EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.oid) "
+            "FROM pg_inherits p JOIN pg_class t ON t.oid = p.inhrelid JOIN pg_index x ON x.indrelid = t.oid "
+            "JOIN pg_class i ON i.oid = x.indexrelid WHERE p.inhparent = 'metrics'::regclass ORDER BY 1, 2").all()
+        checks = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_constraint c JOIN pg_inherits p ON p.inhrelid = c.conrelid "
+            "WHERE p.inhparent = 'metrics'::regclass AND c.contype = 'c'").scalar_one()
+    layout: dict = {}
+    for partition, index, attached in rows:
+        layout.setdefault(partition, []).append((index, attached))
+    return layout, checks
+
+
+def _year_layout(year: int) -> list:
+    return [(f"ix_metrics_metric_group_year_y{year}", True), (f"ix_metrics_year_metric_group_y{year}", True),
+            (f"uq_metrics_key_y{year}", True)]
+
+
+@pytest.fixture
+def pg_district(district):
+    if district.dialect.name != "postgresql":
+        pytest.skip("partitions are PostgreSQL's")
+    return district
+
+
+def test_a_new_year_is_a_partition_of_its_own_with_the_parents_indexes(pg_district):
+    assert _layout(pg_district) == ({"metrics_y2024": _year_layout(2024)}, 0)
+    with storage.write_transaction(pg_district) as conn:
+        storage.upsert(conn, "metrics", pd.concat([_metrics(2025, value=60.0), _metrics(2026, value=70.0)]))
+    assert _layout(pg_district) == ({f"metrics_y{y}": _year_layout(y) for y in (2024, 2025, 2026)}, 0)
+    values = _values(pg_district)
+    assert len(values) == 12 and values[("102", 2026, "math_proficient")] == 70.0
+    with pytest.raises(sa.exc.IntegrityError), pg_district.begin() as conn:  # the parent's key holds on it
+        conn.execute(sa.insert(storage.schema.metrics), _metrics(2025).to_dict("records")[:1])
+
+
+def test_a_failed_write_leaves_no_partition_behind(pg_district):
+    values = _values(pg_district)
+    with pytest.raises(RuntimeError), storage.write_transaction(pg_district) as conn:
+        storage.upsert(conn, "metrics", _metrics(2025))
+        raise RuntimeError("killed after the write")
+    assert _layout(pg_district) == ({"metrics_y2024": _year_layout(2024)}, 0)
+    assert _values(pg_district) == values
+
+
+def test_stored_years_merge_and_an_emptied_year_is_built_again(pg_district):
+    with storage.write_transaction(pg_district) as conn:  # 2024 held: merged; 2025 new: a partition
+        storage.upsert(conn, "metrics", pd.concat([_metrics(2024, value=55.0), _metrics(2025, value=65.0)]))
+    assert set(_values(pg_district).items()) == {((s, y, m), v) for s in ("101", "102") for (y, v) in
+                                                  ((2024, 55.0), (2025, 65.0)) for m in ("read_proficient",
+                                                                                        "math_proficient")}
+    with pg_district.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM metrics WHERE school_year = 2024")
+        oid = conn.exec_driver_sql("SELECT 'metrics_y2024'::regclass::oid").scalar_one()
+    with storage.write_transaction(pg_district) as conn:
+        storage.upsert(conn, "metrics", _metrics(2024, value=45.0))
+        assert conn.exec_driver_sql("SELECT 'metrics_y2024'::regclass::oid").scalar_one() != oid  # a new table
+    assert _values(pg_district)[("101", 2024, "read_proficient")] == 45.0
+    assert _layout(pg_district) == ({f"metrics_y{y}": _year_layout(y) for y in (2024, 2025)}, 0)
+
+
+def test_a_few_rows_of_a_new_year_are_merged_into_an_empty_partition(pg_district, monkeypatch):
+    monkeypatch.setattr(storage, "DIRECT_COPY_MIN_ROWS", 1_000)
+    with storage.write_transaction(pg_district) as conn:
+        storage.upsert(conn, "metrics", _metrics(2025, value=60.0))
+    assert _layout(pg_district) == ({f"metrics_y{y}": _year_layout(y) for y in (2024, 2025)}, 0)
+    assert _values(pg_district)[("102", 2025, "read_proficient")] == 60.0
 
 
 @pytest.mark.parametrize("ending", ["\n", "\r\n"])

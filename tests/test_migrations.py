@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -24,7 +25,8 @@ OLD_TABLES = ("schools", "metrics", "discipline", "improvement_cycles", "imports
 
 def _drift(engine: sa.Engine) -> list:
     with engine.connect() as conn:
-        return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), schema.metadata)
+        return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True,
+                                                                         "include_name": migrations.include_name}), schema.metadata)
 
 
 def _snapshot(engine: sa.Engine) -> dict[str, list[tuple]]:
@@ -94,4 +96,43 @@ def test_upgrading_twice_changes_nothing(engine):
     before = _snapshot(engine)
     assert migrations.upgrade(engine) == migrations.head()
     storage.create_schema(engine)
+    assert _snapshot(engine) == before
+
+
+def _relkind(conn, table: str) -> str:
+    return conn.exec_driver_sql(f"SELECT relkind FROM pg_class WHERE oid = '{table}'::regclass").scalar_one()
+
+
+def test_postgresql_tables_held_at_0007_are_partitioned_by_year_with_every_row(engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps its tables as they are")
+    with engine.begin() as conn:  # rebuilt at 0007 with rows of two years
+        schema.metadata.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE alembic_version"))
+        command.upgrade(migrations.alembic_config(conn), "0007")
+        conn.execute(sa.insert(schema.data_version).values(id=1, version=3))
+        storage.upsert(conn, "schools", pd.DataFrame([{"school_id": "9", "school_name": "Hill ES", "level": "ES",
+                                                       "cluster": "East"}]))
+        storage.upsert(conn, "metrics", pd.DataFrame([{"school_id": "9", "school_year": y, "metric": "read_proficient",
+                                                       "student_group": "ALL", "numerator": 40, "denominator": 80,
+                                                       "value": 50.0} for y in (2023, 2024)]))
+        storage.upsert(conn, "discipline", pd.DataFrame([{"school_id": "9", "school_year": 2024,
+                                                          "student_group": "ALL", "enrolled": 300}]))
+        assert _relkind(conn, "metrics") == "r"
+    before = _snapshot(engine)
+    storage.create_schema(engine)
+    with engine.connect() as conn:
+        assert migrations.current_revision(conn) == migrations.head()
+        assert _relkind(conn, "metrics") == "p" and _relkind(conn, "discipline") == "p"
+        assert storage.year_partitions(conn, "metrics") == {2023: "metrics_y2023", 2024: "metrics_y2024"}
+        assert storage.year_partitions(conn, "discipline") == {2024: "discipline_y2024"}
+        indexes = sorted(conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE tablename = 'metrics_y2023'")
+                         .scalars())
+    assert indexes == ["ix_metrics_metric_group_year_y2023", "ix_metrics_year_metric_group_y2023",
+                       "uq_metrics_key_y2023"]
+    assert _snapshot(engine) == before
+    assert _drift(engine) == []
+    with engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0007")
+        assert _relkind(conn, "metrics") == "r" and _relkind(conn, "discipline") == "r"
     assert _snapshot(engine) == before

@@ -7,6 +7,7 @@ renders it, so the three cannot drift apart.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -403,6 +404,24 @@ def _sql_column(table: TableSpec, spec: ColumnSpec) -> Column:
     return Column(spec.name, sql_type, nullable=not (spec.required or in_key))
 
 
+# PostgreSQL: tables partitioned by school year, one LIST partition a year named by `year_partition` (migration
+# 0008). A new year's file becomes a table of its own, indexed once and attached (`storage.upsert`), instead of
+# growing the table's B-trees row by row; queries filtered on the year read that year's partition alone. The
+# unique key holds the partition key, so `ON CONFLICT` works on the parent. SQLite ignores the option.
+YEAR_PARTITIONED = ("metrics", "discipline")
+_YEAR_PARTITION = re.compile(rf"({'|'.join(YEAR_PARTITIONED)})_y(\d+)")
+
+
+def year_partition(table_name: str, year: int) -> str:
+    """The name of one school year's partition of a :data:`YEAR_PARTITIONED` table (``metrics_y2024``)."""
+    return f"{table_name}_y{int(year)}"
+
+
+def is_year_partition(name: str) -> bool:
+    """True for a partition's table name: not a table of the schema itself (migrations compare without them)."""
+    return _YEAR_PARTITION.fullmatch(name) is not None
+
+
 def _build_table(spec: TableSpec) -> Table:
     cols = [_sql_column(spec, c) for c in spec.columns]
     if spec.managed:
@@ -411,7 +430,8 @@ def _build_table(spec: TableSpec) -> Table:
             Column("updated_at", DateTime(timezone=True)),
             Column("updated_by", Text),
         ]
-    return Table(spec.name, metadata, *cols, UniqueConstraint(*spec.key, name=f"uq_{spec.name}_key"))
+    options = {"postgresql_partition_by": "LIST (school_year)"} if spec.name in YEAR_PARTITIONED else {}
+    return Table(spec.name, metadata, *cols, UniqueConstraint(*spec.key, name=f"uq_{spec.name}_key"), **options)
 
 
 schools = _build_table(TABLES["schools"])

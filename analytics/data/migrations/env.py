@@ -5,7 +5,7 @@ Used online only (the app migrates its own database); `render_as_batch` lets SQL
 
 from alembic import context
 
-from analytics.data import schema
+from analytics.data import migrations, schema
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - the command-line helper always passes a connection
@@ -16,6 +16,7 @@ context.configure(
     target_metadata=schema.metadata,
     render_as_batch=True,
     compare_type=True,
+    include_name=migrations.include_name,
 )
 with context.begin_transaction():
     context.run_migrations()
