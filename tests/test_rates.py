@@ -116,3 +116,21 @@ def test_two_proportion_tests_give_the_scalar_p_values_row_by_row():
     k1, k2 = np.floor(n1 * rng.uniform(0, 1, 500)), np.floor(n2 * rng.uniform(0, 1, 500))
     want = [two_proportion_test(*row) for row in zip(k1, n1, k2, n2, strict=True)]
     np.testing.assert_array_equal(two_proportion_tests(k1, n1, k2, n2), np.array(want))
+
+
+def test_fisher_exact_two_sided_is_scipys_p_value():
+    from scipy import stats
+
+    from analytics.stats.rates import fisher_exact_two_sided
+
+    # [[3, 1], [1, 3]]: P(a) = C(4, a)^2 / 70 for a = 0..4; tables as or less likely than a = 3: 1 + 16 + 16 + 1
+    assert fisher_exact_two_sided(3, 1, 1, 3) == pytest.approx(34 / 70, rel=1e-12)
+    assert fisher_exact_two_sided(0, 5, 0, 7) == 1.0 and fisher_exact_two_sided(2, 2, 2, 2) == 1.0
+    rng = np.random.default_rng(7)
+    small = rng.integers(0, 12, (1500, 4))
+    n1, n2 = rng.integers(1, 400, 1500), rng.integers(1, 5000, 1500)
+    k1, k2 = (rng.random(1500) * n1).astype(int), (rng.random(1500) ** 3 * n2).astype(int)
+    tables = [tuple(int(v) for v in t) for t in small] + [
+        (int(a), int(n - a), int(b), int(m - b)) for a, n, b, m in zip(k1, n1, k2, n2, strict=True)]
+    for a, b, c, d in tables:  # the very same float, not an approximation
+        assert fisher_exact_two_sided(a, b, c, d) == float(stats.fisher_exact([[a, b], [c, d]]).pvalue), (a, b, c, d)
