@@ -5,9 +5,8 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from analytics.data import schema, storage
+from analytics.data import schema
 from analytics.data.catalog import STUDENT_GROUPS, group_label
-from analytics.learning import fidelity
 from analytics.outputs import charts_workspace as charts
 from analytics.workspace import goals as goal_rules
 from analytics.workspace import notes, records
@@ -32,7 +31,7 @@ grant = ui.share_grant()
 
 @ui.cached
 def progress_for(version: int, cluster: str | None, school: str | None):
-    return workspace.goals_progress(ui.engine(), cluster, school)
+    return ui.goal_progress_of(cluster, school)
 
 
 @ui.cached
@@ -43,15 +42,6 @@ def school_records(version: int, school_id: str, table: str) -> pd.DataFrame:
 @ui.cached
 def causes_for(version: int, goal_ids: tuple[str, ...]) -> pd.DataFrame:
     return records.load(ui.engine(), "root_causes", goal_id=list(goal_ids))
-
-
-@ui.cached
-def pl_practices(version: int) -> tuple[list[str], dict[str, list[str]]]:
-    """Programme ids, and the practices each has been observed on (imported or on walkthroughs)."""
-    eng = ui.engine()
-    observed = fidelity.combine(storage.load_table(eng, "implementation"),
-                                fidelity.walkthrough_observations(records.load(eng, "walkthroughs")))
-    return storage.load_table(eng, "pl_programs")["program"].tolist(), fidelity.known_practices(observed)
 
 
 def progress_table(progress: pd.DataFrame) -> pd.DataFrame:
@@ -369,7 +359,7 @@ def visit_form(record: dict | None) -> None:
         look_fors = st.text_area("Look-fors: `item: k/n` (observed in k of n classrooms), one per line",
                                  value=(old.get("look_fors") or "").replace("; ", "\n"), key=prefix + "look_fors",
                                  placeholder="Learning target posted: 5/8\nStudents talking with a partner: 3/8")
-        program_ids, practices_known = pl_practices(ui.data_version())
+        program_ids, practices_known = ui.pl_practices()
         practices = st.text_area(
             "Programme practices observed (optional): `look-for = PROGRAMME: practice`, one per line",
             value=(old.get("practices") or "").replace("; ", "\n"), key=prefix + "practices",

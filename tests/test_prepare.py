@@ -28,8 +28,13 @@ def test_work_list_puts_the_release_first_then_the_data_then_the_opening_views_d
                                                ("metric", "math_growth"), ("gaps", "math_growth"), ("year", 2025),
                                                ("discipline", None), ("rp", None), ("map", None),
                                                ("quality", None), ("view", "overview"), ("view", "gaps"), ("view", "discipline"),
-                                               ("view", "learning"), ("view", "meeting"), ("view", "changes")]
+                                               ("view", "learning"), ("view", "meeting"), ("view", "changes"),
+                                               ("rp_clusters", None)]
     assert all(s.label for s in steps)
+    with_goals = work_list(["read_proficient"], [2025], has_discipline=False, has_live_shares=False, has_goals=True)
+    # every goal's progress before the views that slice it (what changed); no discipline: no clusters' RP
+    kinds = [s.kind for s in with_goals]
+    assert kinds[kinds.index("quality") + 1:] == ["goals", "view", "view", "view", "view"]
 
 
 def test_work_list_follows_the_data_present():
@@ -38,7 +43,7 @@ def test_work_list_follows_the_data_present():
     assert [(s.kind, s.arg) for s in only_discipline] == [  # no metrics: no gaps; no programmes: no learning
         ("release", None), ("year", 2025), ("discipline", None), ("rp", None), ("map", None), ("quality", None),
         ("view", "overview"),
-        ("view", "discipline"), ("view", "meeting"), ("view", "changes")]
+        ("view", "discipline"), ("view", "meeting"), ("view", "changes"), ("rp_clusters", None)]
     assert opening_metrics(["attendance", "chronic_absence"]) == ["attendance"]  # none of the openers: the first
     assert gaps_opening_metric(["attendance", "math_growth"]) == "math_growth"
     assert gaps_opening_metric(["attendance", "chronic_absence"]) == "attendance"
@@ -48,7 +53,7 @@ def test_work_list_follows_the_data_present():
 def test_work_list_leaves_the_privacy_release_out_while_no_shared_link_can_be_opened():
     steps = work_list(["read_proficient"], [2025], has_discipline=True, has_live_shares=False)
     assert [s.kind for s in steps if s.kind != "view"] == ["metric", "gaps", "year", "discipline", "rp", "map",
-                                                                   "quality"]
+                                                                   "quality", "rp_clusters"]
 
 
 def test_live_shares_are_neither_revoked_nor_expired(tmp_path, monkeypatch):
@@ -213,9 +218,11 @@ def test_preparer_survives_a_failing_step_and_a_database_restart():
 
 def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatch):
     """On a real database: after one preparation, the district-wide results are served from the cache."""
+    import pandas as pd
     import streamlit as st
 
     from analytics.access.sharing import create_share
+    from analytics.data import aggregates
     from analytics.data.demo import load_demo
     from pages.ui import loaders, viewer
 
@@ -232,12 +239,28 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
     worker = prepare.Preparer(lambda: storage.data_version(sqlite_engine), prepare._plan, prepare._run, poll_s=30)
     try:
         worker.notice(version)
-        assert worker.wait_idle(60)
+        assert worker.wait_idle(300)  # the whole list, clusters included, on a busy machine
         assert worker.seconds[version] >= 0 and len(steps) >= 5
         latest = max(loaders._years(version))
+        schools = loaders._schools(version)
+        clusters = sorted(schools["cluster"].unique())
+        members = tuple(sorted(schools.loc[schools["cluster"] == clusters[0], "school_id"]))
+        # A cluster's disproportionality is a slice of the district's, equal to the cluster's own computation.
+        parts = list(aggregates.disproportionality_parts(sqlite_engine, list(members)))
+        sliced = loaders._flags_and_ratios(version, members)
+        for got, own in zip(sliced, (pd.concat([p[p["flagged"]] for p in parts]),
+                                     pd.concat([p[p["outcome"] == "suspension"] for p in parts])), strict=True):
+            pd.testing.assert_frame_equal(got.reset_index(drop=True), own.reset_index(drop=True))
+        assert len(sliced[1]) and set(sliced[1]["school_id"]) <= set(members)
         # A cache hit never touches the database; a recomputation would, and fails here.
         monkeypatch.setattr(loaders, "engine", _no_database)
         monkeypatch.setattr(viewer, "engine", _no_database)
+        for cluster in clusters:  # any one cluster's discipline view: its RP estimates were made ahead
+            loaders._rp_impact(version, cluster, None)
+            loaders._rp_beyond(version, cluster, None)
+        goals, progress = loaders._goal_progress(version)
+        assert len(goals) and set(progress["goal_id"]) == set(goals["goal_id"])
+        loaders._pl_practices(version)
         for cached, args in [(viewer._release, (version,)), (loaders._flags_and_ratios, (version, None)),
                              (prepare._cluster_areas, (version,)), (loaders._district_figures, (version, latest)),
                              (loaders._data_quality, (version,)),

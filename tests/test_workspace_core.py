@@ -65,6 +65,38 @@ def test_goal_without_data_after_its_baseline_is_not_measured():
     assert out[["school_year", "progress"]].values.tolist() == [[2023, "not_measured"]]
 
 
+def test_goal_progress_of_many_goals_at_once_follows_each_goals_own_line_and_direction():
+    bent = {**GOAL, "goal_id": "G2", "interim_targets": "2024: 42"}  # 40 -> 42 (2024) -> 60 (2026)
+    lower = {**GOAL, "goal_id": "G3", "school_id": "102", "metric": "suspension_rate", "baseline_value": 10.0,
+             "target_value": 6.0, "target_year": 2024}  # 10 -> 6 over 2022-2024: 8 in 2023, 6 from 2024
+    empty = {**GOAL, "goal_id": "G4", "school_id": "103", "baseline_year": 2026, "target_year": 2028}
+    rows = pd.DataFrame({"school_id": ["101"] * 3 + ["102"] * 3, "metric": ["read_proficient"] * 3
+                         + ["suspension_rate"] * 3, "student_group": "ALL",
+                         "school_year": [2023, 2024, 2025, 2023, 2024, 2025],
+                         "numerator": [np.nan] * 6, "denominator": [np.nan] * 6,
+                         "value": [41.0, 41.5, 52.0, 8.0, 6.5, 5.0]})  # values only: no intervals
+    out = g.goal_progress(pd.DataFrame([bent, lower, empty]), rows,
+                          {"read_proficient": True, "suspension_rate": False}, last_year=2026)
+    by_goal = {gid: block for gid, block in out.groupby("goal_id")}
+    # G2: 2023 halfway 40 -> 42 = 41 (41 reaches it); 2024 = 42 (41.5 misses, no interval); 2025 halfway 42 -> 60 = 51
+    assert by_goal["G2"][["school_year", "trajectory", "progress"]].values.tolist() == [
+        [2023, 41.0, "on_track"], [2024, 42.0, "off_track"], [2025, 51.0, "on_track"], [2026, 60.0, "not_measured"]]
+    # G3 (lower is better): 8 <= 8; 6.5 > 6; 5 <= 6 after the target year (held at 6); no year past the target
+    assert by_goal["G3"][["school_year", "trajectory", "progress"]].values.tolist() == [
+        [2023, 8.0, "on_track"], [2024, 6.0, "off_track"], [2025, 6.0, "on_track"]]
+    # G4: no year after its baseline on file yet: one row, the year after the baseline, not yet measured
+    assert by_goal["G4"][["school_year", "progress"]].values.tolist() == [[2027, "not_measured"]]
+    assert out["goal_id"].tolist() == ["G2"] * 4 + ["G3"] * 3 + ["G4"]  # ordered by goal, then year
+
+
+def test_many_values_are_classified_as_one_is():
+    value, low, high = np.array([50.0, 48, 45, 48, np.nan, 9.5]), np.array([40.0, 44, 41, np.nan, np.nan, 8.7]), \
+        np.array([60.0, 52, 49, np.nan, np.nan, 10.4])
+    expected, higher = np.array([50.0, 50, 50, 50, 50, 9]), np.array([True, True, True, True, True, False])
+    assert g.classify_arrays(value, low, high, expected, higher).tolist() == [
+        "on_track", "at_risk", "off_track", "off_track", "not_measured", "at_risk"]
+
+
 @pytest.mark.parametrize(("change", "field"), [
     ({"target_value": 35.0}, "target_value"),            # reading: higher is better, 35 < 40
     ({"target_year": 2022}, "target_year"),              # not after the baseline year

@@ -4,11 +4,14 @@ After an import every cached view belongs to an old data version. The server the
 district-wide results in a background thread, in the order people are likely to need them: the privacy
 release every shared link needs, the district rows of the metrics the pages open with, the district's growth
 gaps, every school's values for the latest year, the discipline tables and the restorative-practices
-estimates (randomization inference), the data page's quality counts. Then the opening views themselves: each page that opens on the same
+estimates (randomization inference), the data page's quality counts, every plan goal's progress. Then the
+opening views themselves: each page that opens on the same
 district-wide view for everyone (no URL parameters) is drawn once with nobody watching, so its charts,
 tables and Arrow bytes are made under the very cache keys the page asks for, and the first person to open
 it only reads them (DESIGN §8: a first view within 5x its warm rerun). This module only says *what* to
-prepare, from the data present; `pages/ui/prepare.py` runs the list against the app's caches.
+prepare, from the data present; `pages/ui/prepare.py` runs the list against the app's caches. Last, each
+cluster's restorative-practices estimates: a cluster's discipline view is otherwise tens to hundreds of
+times its rerun on first view.
 """
 
 from __future__ import annotations
@@ -50,9 +53,14 @@ def gaps_opening_metric(metric_ids: Sequence[str]) -> str | None:
 
 
 def work_list(metric_ids: Sequence[str], years: Sequence[int], *, has_discipline: bool,
-              has_live_shares: bool = True, has_learning: bool = False) -> list[Step]:
+              has_live_shares: bool = True, has_learning: bool = False, has_goals: bool = False) -> list[Step]:
     """The district-wide results to prepare for one data version, most widely needed first, then the
-    opening views drawn from them (:data:`OPENING_VIEWS`, those whose data is present).
+    opening views drawn from them (:data:`OPENING_VIEWS`, those whose data is present), then what any one
+    cluster's discipline view needs (each cluster's restorative-practices estimates, randomization
+    inference of a fraction of a second to seconds each: last, one piece per cluster).
+
+    Every goal's progress (one pass; a school's plan and what changed slice it) and the programme practices
+    a plan's walkthrough form offers come before the views when the district has goals.
 
     Empty when there is nothing to show yet (no metrics and no discipline rows). The privacy release is
     prepared only while a shared link can still be opened (not revoked, not expired): it is the costliest
@@ -71,7 +79,11 @@ def work_list(metric_ids: Sequence[str], years: Sequence[int], *, has_discipline
         steps.append(Step("rp", "restorative-practices impact"))
     steps.append(Step("map", "cluster areas for the map"))
     steps.append(Step("quality", "data-quality counts"))
+    if has_goals:
+        steps.append(Step("goals", "progress of every plan goal, programme practices"))
     present = {"gaps": bool(years and metric_ids), "discipline": has_discipline, "learning": has_learning}
     steps += [Step("view", f"first view: {title}", page) for page, title in OPENING_VIEWS.items()
               if present.get(page, True)]
+    if has_discipline:
+        steps.append(Step("rp_clusters", "restorative-practices impact of each cluster"))
     return steps

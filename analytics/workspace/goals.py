@@ -130,7 +130,8 @@ def _number(value: object) -> float | None:
 
 def goal_progress(goals: pd.DataFrame, metric_rows: pd.DataFrame, directions: Mapping[str, bool],
                   school_names: Mapping[str, str] | None = None, last_year: int | None = None) -> pd.DataFrame:
-    """One row per goal and school year after its baseline (DESIGN §7 `goals` columns).
+    """One row per goal and school year after its baseline (DESIGN §7 `goals` columns), every goal in one
+    vectorised pass (a district holds thousands of goals; the plans and what-changed pages slice it).
 
     Parameters
     ----------
@@ -142,42 +143,99 @@ def goal_progress(goals: pd.DataFrame, metric_rows: pd.DataFrame, directions: Ma
     """
     if goals.empty:
         return pd.DataFrame(columns=GOAL_COLUMNS)
-    rated = add_rate_columns(metric_rows) if len(metric_rows) else metric_rows.assign(ci_low=[], ci_high=[])
-    keys = ["school_id", "metric", "student_group", "school_year"]
-    lookup = rated.set_index(keys)[["value", "ci_low", "ci_high"]].sort_index() if len(rated) else None
+    keys = ["school_id", "metric", "student_group"]
+    frame = goals.reset_index(drop=True)
+    base = frame["baseline_year"].astype(int).to_numpy()
+    target = frame["target_year"].astype(int).to_numpy()
+    years = _goal_years(frame[["goal_id", *keys]].assign(_goal=np.arange(len(frame)), _base=base),
+                        _measured(metric_rows, frame[keys].drop_duplicates()), base, target, last_year)
+    goal = years["_goal"].to_numpy()
+    expected = _trajectories(frame, goal, years["school_year"].to_numpy())
+    higher = frame["metric"].map(lambda m: bool(directions.get(m, True))).to_numpy()[goal]
     names = school_names or {}
-    rows = []
-    for goal in goals.to_dict("records"):
-        rows += _goal_rows(goal, lookup, directions.get(goal["metric"], True), names, last_year)
-    out = pd.DataFrame(rows, columns=GOAL_COLUMNS)
+    out = pd.DataFrame({
+        "goal_id": frame["goal_id"].to_numpy()[goal], "school_id": frame["school_id"].to_numpy()[goal],
+        "school_name": frame["school_id"].map(lambda s: names.get(s, "")).to_numpy()[goal],
+        "metric": frame["metric"].to_numpy()[goal], "student_group": frame["student_group"].to_numpy()[goal],
+        "school_year": years["school_year"].to_numpy(dtype="int64"), "value": years["value"].to_numpy(float),
+        "ci_low": years["ci_low"].to_numpy(float), "ci_high": years["ci_high"].to_numpy(float),
+        "trajectory": np.round(expected, 4),
+        "progress": classify_arrays(years["value"].to_numpy(float), years["ci_low"].to_numpy(float),
+                                    years["ci_high"].to_numpy(float), expected, higher),
+    }, columns=GOAL_COLUMNS)
     return out.sort_values(["goal_id", "school_year"], ignore_index=True)
 
 
-def _goal_rows(goal: dict, lookup: pd.DataFrame | None, higher: bool, names: Mapping[str, str],
-               last_year: int | None) -> list[dict]:
-    base, target = int(goal["baseline_year"]), int(goal["target_year"])
-    measured: dict[int, tuple[float, float, float]] = {}
-    if lookup is not None:
-        try:
-            found = lookup.loc[(goal["school_id"], goal["metric"], goal["student_group"])]
-        except KeyError:
-            found = None
-        if found is not None:
-            for year, r in found.iterrows():
-                if int(year) > base and pd.notna(r["value"]):
-                    measured[int(year)] = (float(r["value"]), float(r["ci_low"]), float(r["ci_high"]))
-    horizon = min(target, last_year) if last_year is not None else base
-    years = sorted(set(measured) | set(range(base + 1, horizon + 1))) or [base + 1]
-    rows = []
-    for year in years:
-        value, lo, hi = measured.get(year, (np.nan, np.nan, np.nan))
-        expected = trajectory(goal, year)
-        rows.append({"goal_id": goal["goal_id"], "school_id": goal["school_id"],
-                     "school_name": names.get(goal["school_id"], ""), "metric": goal["metric"],
-                     "student_group": goal["student_group"], "school_year": year, "value": value, "ci_low": lo,
-                     "ci_high": hi, "trajectory": round(expected, 4),
-                     "progress": classify(value, lo, hi, expected, higher)})
-    return rows
+def _measured(metric_rows: pd.DataFrame, wanted: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the `wanted` school, metric and group triples that have a value, with their Wilson
+    intervals (one row per triple and year: the last one wins)."""
+    keys = list(wanted.columns)
+    if metric_rows.empty:
+        return pd.DataFrame(columns=[*keys, "school_year", "value", "ci_low", "ci_high"])
+    rated = add_rate_columns(metric_rows.merge(wanted, on=keys))
+    rated = rated[rated["value"].notna()][[*keys, "school_year", "value", "ci_low", "ci_high"]]
+    return rated.drop_duplicates([*keys, "school_year"], keep="last")
+
+
+def _goal_years(goals: pd.DataFrame, measured: pd.DataFrame, base: np.ndarray, target: np.ndarray,
+                last_year: int | None) -> pd.DataFrame:
+    """Each goal's years (`_goal` = its position): the measured years after its baseline, and every year
+    from the one after its baseline to its target or the latest year on file (the earlier); at least one."""
+    found = goals.merge(measured, on=["school_id", "metric", "student_group"])
+    found = found[found["school_year"].astype(int) > found["_base"]]
+    found = found[["_goal", "school_year", "value", "ci_low", "ci_high"]].astype({"school_year": "int64"})
+    horizon = np.minimum(target, last_year) if last_year is not None else base
+    span = np.maximum(horizon - base, 0)
+    none = ~np.isin(np.arange(len(goals)), found["_goal"].to_numpy())
+    span[none & (span == 0)] = 1  # a goal with no year yet still gets its first one
+    goal = np.repeat(np.arange(len(goals)), span)
+    first = np.repeat(np.cumsum(span) - span, span)
+    expected = pd.DataFrame({"_goal": goal, "school_year": base[goal] + 1 + np.arange(len(goal)) - first})
+    both = pd.concat([found, expected[~_pairs(expected).isin(_pairs(found))]], ignore_index=True)
+    return both.sort_values(["_goal", "school_year"], ignore_index=True)
+
+
+def _pairs(frame: pd.DataFrame) -> pd.Index:
+    return pd.MultiIndex.from_arrays([frame["_goal"].to_numpy(), frame["school_year"].to_numpy(dtype="int64")])
+
+
+def _trajectories(goals: pd.DataFrame, goal: np.ndarray, year: np.ndarray) -> np.ndarray:
+    """:func:`trajectory` of each (goal position, year) at once, with ``np.interp``'s arithmetic: the goal's
+    points (baseline, interim targets, target) in year order; before the first or from the last, that
+    point's value; on a point, its value; between two, slope x (year - left year) + left value."""
+    owner, xp, fp = [], [], []
+    for i, (by, bv, ty, tv, interim) in enumerate(zip(goals["baseline_year"], goals["baseline_value"],
+                                                      goals["target_year"], goals["target_value"],
+                                                      goals.get("interim_targets", [None] * len(goals)),
+                                                      strict=True)):
+        points = {int(by): float(bv)}
+        points.update(parse_interim(interim))
+        points[int(ty)] = float(tv)
+        for x in sorted(points):
+            owner.append(i), xp.append(x), fp.append(points[x])
+    owner_a, x_a, f_a = np.array(owner), np.array(xp, dtype=float), np.array(fp, dtype=float)
+    first = np.searchsorted(owner_a, goal, side="left")
+    last = np.searchsorted(owner_a, goal, side="right") - 1
+    span = float(max(np.abs(x_a).max(initial=0.0), np.abs(year).max(initial=0)) * 2 + 1)  # keys never overlap
+    j = np.searchsorted(owner_a * span + x_a, goal * span + year, side="right") - 1
+    inner = (j >= first) & (j < last)
+    left, right = np.where(inner, j, 0), np.where(inner, j + 1, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = (f_a[right] - f_a[left]) / (x_a[right] - x_a[left])
+        between = np.where(x_a[left] == year, f_a[left], slope * (year - x_a[left]) + f_a[left])
+    return np.where(j < first, f_a[first], np.where(j >= last, f_a[last], between))
+
+
+def classify_arrays(value: np.ndarray, ci_low: np.ndarray, ci_high: np.ndarray, expected: np.ndarray,
+                    higher_is_better: np.ndarray) -> np.ndarray:
+    """:func:`classify` of many values at once."""
+    with np.errstate(invalid="ignore"):
+        reached = np.where(higher_is_better, value >= expected - _EPS, value <= expected + _EPS)
+        interval = np.where(higher_is_better, np.isfinite(ci_high) & (ci_high >= expected - _EPS),
+                            np.isfinite(ci_low) & (ci_low <= expected + _EPS))
+    out = np.where(reached, "on_track", np.where(interval, "at_risk", "off_track")).astype(object)
+    out[~np.isfinite(value)] = "not_measured"
+    return out
 
 
 def latest_progress(progress: pd.DataFrame) -> pd.DataFrame:

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 
 from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.data import schema, storage
-from analytics.data.catalog import metric_catalog
-from analytics.data.derived import metrics_with_suspension
+from analytics.data.catalog import RACE_GROUPS, metric_catalog
+from analytics.data.derived import suspension_metric_rows
 from analytics.workspace import changes as change_rules
 from analytics.workspace import goals as goal_rules
 from analytics.workspace import records
@@ -46,15 +46,34 @@ def directions(engine: Engine) -> dict[str, bool]:
 
 
 def goal_metric_rows(engine: Engine, goals: pd.DataFrame) -> pd.DataFrame:
-    """Metric rows for the goals' schools and metrics (suspension rate derived from discipline)."""
+    """Metric rows of the goals' schools, metrics and groups, filtered in SQL (a district's goals read a
+    fifth of their schools' rows); the suspension rate derived from discipline for schools with none
+    imported (as :func:`analytics.data.derived.metrics_with_suspension` decides for one school), so a
+    school's goals read the same rows whatever else is in scope."""
     if goals.empty:
         return pd.DataFrame(columns=schema.TABLES["metrics"].column_names)
     ids = sorted(set(goals["school_id"]))
-    metrics = sorted(set(goals["metric"]))
-    rows = storage.load_metrics(engine, school_ids=ids, metrics=metrics)
-    if "suspension_rate" in metrics:
-        rows = metrics_with_suspension(rows, storage.load_discipline(engine, school_ids=ids))
-    return rows
+    rows = storage.load_metrics(engine, school_ids=ids, metrics=sorted(set(goals["metric"])),
+                                groups=sorted(set(goals["student_group"])))
+    on_suspension = goals[goals["metric"] == "suspension_rate"]
+    derive = sorted(set(on_suspension["school_id"]) - _imported_suspension(engine, ids))
+    if not derive:
+        return rows
+    groups = set(on_suspension["student_group"])
+    groups |= {"ALL", *RACE_GROUPS} if "ALL" in groups else set()  # a missing ALL is summed from races
+    discipline = storage.load_discipline(engine, school_ids=derive, groups=sorted(groups))
+    if discipline.empty:
+        return rows
+    derived = suspension_metric_rows(discipline)[list(rows.columns)]
+    return pd.concat([rows, derived], ignore_index=True) if len(rows) else derived
+
+
+def _imported_suspension(engine: Engine, school_ids: list[str]) -> set[str]:
+    """The schools among `school_ids` with suspension-rate rows imported (not derived from discipline)."""
+    m = schema.metrics
+    stmt = sa.select(m.c.school_id).distinct().where(m.c.metric == "suspension_rate", m.c.school_id.in_(school_ids))
+    with engine.connect() as conn:
+        return set(conn.execute(stmt).scalars())
 
 
 def goals_progress(engine: Engine, cluster: str | None = None, school: str | None = None,
@@ -121,8 +140,12 @@ def last_meeting(engine: Engine, scope: str, before: date | None = None) -> date
 
 def changes_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
                  metric: str | None = None, group: str | None = None, since: date | str | None = None,
-                 public: bool = False, settings: Settings = DEFAULT_SETTINGS, **_) -> pd.DataFrame:
-    """`export changes`: schools newly flagged since `since` (default: the scope's last meeting)."""
+                 public: bool = False, settings: Settings = DEFAULT_SETTINGS, progress: pd.DataFrame | None = None,
+                 **_) -> pd.DataFrame:
+    """`export changes`: schools newly flagged since `since` (default: the scope's last meeting).
+
+    `progress`: the scope's goal progress when already computed (:func:`goals_progress`; the app slices
+    the district's)."""
     schools, ids = scope_ids(engine, cluster, school)
     since = _since(engine, cluster, since)
     then_year = change_rules.year_of_record(since)
@@ -133,7 +156,8 @@ def changes_view(engine: Engine, year: int | None = None, cluster: str | None = 
     parts = [
         change_rules.new_rr_flags(_dispro(engine, ids, settings), then_year, now_year),
         _worsened(engine, cluster, school, then_year, now_year, labels),
-        change_rules.goals_moved_off_track(goals_progress(engine, cluster, school)[1], then_year, labels),
+        change_rules.goals_moved_off_track(goals_progress(engine, cluster, school)[1] if progress is None
+                                           else progress, then_year, labels),
         change_rules.new_signals(_series(engine, ids), since),
         change_rules.new_years(_data_years(engine, ids), then_year),
     ]

@@ -426,6 +426,10 @@ RATIO_OUTCOME = "suspension"  # the outcome whose risk ratios the discipline pag
 @st.cache_resource(show_spinner=False, max_entries=8)
 @_consistent
 def _flags_and_ratios(version: int, school_ids: tuple[str, ...] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if school_ids is not None:  # a school's rows are the same in any scope (the district's risks): a slice
+        flagged, ratios = _flags_and_ratios(version, None)
+        ids = set(school_ids)
+        return flagged[flagged["school_id"].isin(ids)], ratios[ratios["school_id"].isin(ids)]
     flagged, ratios = [], []
     parts = aggregates.disproportionality_parts(engine(), list(school_ids) if school_ids is not None else None,
                                                 district=_district_risks(version))
@@ -437,7 +441,9 @@ def _flags_and_ratios(version: int, school_ids: tuple[str, ...] | None) -> tuple
 
 def flags_and_ratios(school_ids: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Disproportionality of the given schools (default: every school), every year: the flagged rows (any
-    outcome) and the suspension rows, which is all the discipline page reads (read-only, shared).
+    outcome) and the suspension rows, which is all the discipline page reads (read-only, shared). Some
+    schools' rows are a slice of the district's (prepared after an import): each school's ratios use its own
+    rows and the district's risks only, whatever the scope.
 
     Computed from the schools' own rows, read from the database a few hundred schools at a time, with the
     alternate ratio's district risks summed by the database; the other outcomes' rows (four fifths of a
@@ -507,7 +513,10 @@ def _rp_rows(version: int) -> pd.DataFrame:
     return aggregates.rp_outcome_rows(engine())
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+RP_SCOPES = 4096  # every cluster's estimates are kept (a few kB each): the preparer makes them all
+
+
+@st.cache_resource(show_spinner=False, max_entries=RP_SCOPES)
 @_consistent
 def _rp_impact(version: int, cluster: str, school: str | None) -> RPImpact:
     schools, data = _schools(version), _rp_rows(version)  # the rows the RP outcomes read, not the whole table
@@ -519,12 +528,13 @@ def _rp_impact(version: int, cluster: str, school: str | None) -> RPImpact:
 def rp_impact_of(cluster: str = "all", school: str | None = None) -> RPImpact:
     """Restorative-practices impact on suspensions: the district's or a cluster's RP schools, or one RP school
     (`school` when it has a start year, else the cluster's), against never-treated schools (read-only, shared:
-    randomization inference takes seconds at 2,000 schools, so the preparer computes the district's ahead)."""
+    randomization inference takes seconds at 2,000 schools, so the preparer computes the district's and every
+    cluster's ahead)."""
     one = _rp_school(data_version(), school)
     return _rp_impact(data_version(), "all" if one else cluster, one)
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=RP_SCOPES)
 @_consistent
 def _rp_beyond(version: int, cluster: str, school: str | None) -> pd.DataFrame:
     schools = _schools(version)
@@ -558,6 +568,47 @@ def incident_months(actions: Sequence[str] | None = None, school_ids: Sequence[s
     """Incidents per calendar month of the given schools (default: every incident), counted by the database."""
     return _incident_months(data_version(), tuple(actions) if actions else None,
                             tuple(school_ids) if school_ids is not None else None)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+@_consistent
+def _goal_progress(version: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from analytics.workspace.views import goals_progress
+
+    return goals_progress(engine())
+
+
+def goal_progress_of(cluster: str | None = None, school: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(goals, progress rows) of a school, a cluster or the district (None, None): a slice of every goal's
+    progress, computed in one pass per data version (a goal's rows depend on that goal and its school's
+    data alone) and prepared after an import; the plans and what-changed pages read it (shared, read-only)."""
+    goals, progress = _goal_progress(data_version())
+    if school is None and cluster is None:
+        return goals, progress
+    in_scope = schools()
+    ids = [school] if school is not None else in_scope.loc[in_scope["cluster"] == cluster, "school_id"]
+    mine = goals["school_id"].isin(set(ids))
+    return (goals[mine].reset_index(drop=True),
+            progress[progress["goal_id"].isin(set(goals.loc[mine, "goal_id"]))].reset_index(drop=True))
+
+
+@st.cache_data(show_spinner=False, max_entries=2)
+@_consistent
+def _pl_practices(version: int) -> tuple[list[str], dict[str, list[str]]]:
+    from analytics.learning import fidelity
+    from analytics.workspace import records
+
+    eng = engine()
+    observed = fidelity.combine(storage.load_table(eng, "implementation"),
+                                fidelity.walkthrough_observations(records.load(eng, "walkthroughs")))
+    return storage.load_table(eng, "pl_programs")["program"].tolist(), fidelity.known_practices(observed)
+
+
+def pl_practices() -> tuple[list[str], dict[str, list[str]]]:
+    """Programme ids, and the practices each has been observed on (imported or tagged on the district's
+    walkthroughs: seconds at 2,000 schools, so once per data version, prepared with the plans' goals). The
+    walkthrough form of every plan offers them."""
+    return _pl_practices(data_version())
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

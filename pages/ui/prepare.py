@@ -198,7 +198,7 @@ def _plan(version: int) -> list[Step]:
 
     return work_list(loaders._metric_ids(version), loaders._years(version),
                      has_discipline=counts.get("discipline", 0) > 0, has_live_shares=has_live_shares(loaders.engine()),
-                     has_learning=counts.get("pl_programs", 0) > 0)
+                     has_learning=counts.get("pl_programs", 0) > 0, has_goals=counts.get("school_goals", 0) > 0)
 
 
 def _run(step: Step, version: int) -> Iterator[None]:
@@ -233,6 +233,15 @@ def _run(step: Step, version: int) -> Iterator[None]:
         loaders._rp_impact(version, "all", None)
         yield
         loaders._rp_beyond(version, "all", None)
+    elif step.kind == "rp_clusters":  # what a cluster's discipline view estimates: one piece per cluster
+        for cluster in sorted(loaders._schools(version)["cluster"].dropna().unique()):
+            yield
+            loaders._rp_impact(version, str(cluster), None)
+            loaders._rp_beyond(version, str(cluster), None)
+    elif step.kind == "goals":  # every goal's progress, which a plan and what changed slice; the plans' form
+        loaders._goal_progress(version)
+        yield
+        loaders._pl_practices(version)
     elif step.kind == "map":
         _cluster_areas(version)
     elif step.kind == "quality":  # the Data page's counts over every row
