@@ -9,6 +9,10 @@ means the same release). ``--profile`` adds the top functions of a cProfile run 
     python benchmarks/bench_release.py --schools 200
     python benchmarks/bench_release.py --schools 2000
     python benchmarks/bench_release.py --fingerprints      # 60 x 4, 40 x 3 and 200 x 6 releases only
+    python benchmarks/bench_release.py --schools 200 --apart  # as a server decides: in a child process
+
+``--apart`` runs ``release.decide_apart`` (what ``release_for`` does with a large district) and reports the
+child's CPU seconds and peak memory beside the parent's peak: the parent is what a server process holds.
 
 Writes benchmarks/results/bench_release_<schools>.json (or bench_release_fingerprints.json).
 """
@@ -100,6 +104,22 @@ def measure(schools: int, years: int, seed: int, profile: bool) -> dict:
     return out
 
 
+def measure_apart(schools: int, years: int, seed: int) -> dict:
+    frames = build_demo(schools=schools, years=years, seed=seed)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    wall = time.perf_counter()
+    decided = release.decide_apart(frames["schools"], frames["metrics"], frames["discipline"])
+    wall = time.perf_counter() - wall
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"schools": schools, "years": years, "seed": seed, "apart": True, "cells": len(decided.cells),
+            "withheld": decided.withheld, "wall_seconds": round(wall, 2),
+            "child_cpu_seconds": round(child.ru_utime + child.ru_stime, 2),
+            "child_peak_rss_mb": round(child.ru_maxrss / 1024),
+            "parent_peak_rss_mb_before_deciding": before,
+            "parent_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "fingerprint": fingerprint(decided.cells)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--schools", type=int, default=200)
@@ -107,7 +127,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--fingerprints", action="store_true")
+    parser.add_argument("--apart", action="store_true")
     args = parser.parse_args()
+    if args.apart:
+        write_results(f"bench_release_{args.schools}_apart", measure_apart(args.schools, args.years, args.seed))
+        return
     if args.fingerprints:
         runs = [measure(s, y, seed, False) for s, y, seed in ((60, 4, 1), (40, 3, 2), (200, 6, 42))]
         write_results("bench_release_fingerprints", {"runs": runs})

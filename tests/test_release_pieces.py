@@ -1,5 +1,6 @@
-"""The release decision splits into independent pieces (one school year and source of n each) and decides
-each on its own: the same cells as deciding them together."""
+"""The release decision at scale: it splits into independent pieces (one school year and source of n each)
+and decides each on its own (the same cells as deciding them together), and its propagation applies only
+the constraints whose variables moved."""
 
 from __future__ import annotations
 
@@ -51,3 +52,18 @@ def test_deciding_the_pieces_apart_gives_the_whole_decision():
     # 7 of 9 in B2 (n < 10) is hidden in 2024, and B1 with it (B = B1 + B2 would give it back), or cluster B.
     assert states[("B2", 2024.0)] == "hidden"
     assert release.build_release(SCHOOLS, METRICS, DISCIPLINE).disclosed == 0
+
+
+def test_propagation_goes_on_past_a_contradiction_and_keeps_its_bounds():
+    none = np.empty(0, dtype=np.int64)
+    # x0 + x1 = x2 with 4 and 10 released: x1 = 6. x1 + x6 = x7 with 20 released: x6 = 14 once x1 is known
+    # (a second round). x3 + x4 = x5 with 5 and 3 released cannot hold: x4 keeps [0, BIG].
+    rel = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    var = np.array([0, 1, 2, 3, 4, 5, 1, 6, 7])
+    coef = np.array([1, 1, -1, 1, 1, -1, 1, 1, -1], dtype=float)
+    big = release.BIG
+    lo = np.array([4, 0, 10, 5, 0, 3, 0, 20], dtype=float)
+    hi = np.array([4, big, 10, 5, big, 3, big, 20])
+    new_lo, new_hi = release.propagate(lo, hi, rel, var, coef, (none, none), (none, none, 0.05), (none, none, 0.95))
+    assert new_lo.tolist() == [4, 6, 10, 5, 0, 3, 14, 20]
+    assert new_hi.tolist() == [4, 6, 10, 5, big, 3, 14, 20]

@@ -246,47 +246,65 @@ def propagate(lo: np.ndarray, hi: np.ndarray, rel: np.ndarray, var: np.ndarray, 
     low-coded cells and k >= high * n for high-coded ones. Interval (bounds-consistency) propagation,
     the usual audit for cell suppression in statistical disclosure control (Hundepool et al.,
     *Statistical Disclosure Control*, 2012, §5.4): a variable whose bounds meet is disclosed.
+
+    A work queue (the AC-3 scheme, Mackworth 1977): a constraint none of whose variables moved since it was
+    last applied would give the bounds it gave then (already applied; bounds only tighten), so each round
+    applies only the sums holding a variable the last round moved, and only the (k, n) pairs and bands of
+    the variables moved since (by the last round, this round's sums or an earlier step of this round),
+    and rounds only those. The rounds, and so the fixpoint, are those of applying every constraint each
+    round.
     """
     lo, hi = lo.astype("float64").copy(), hi.astype("float64").copy()
     k_of, n_of = pairs
     lk, ln, low = low_band
     hk, hn, high = high_band
+    n_vars = len(lo)
     n_rel = int(rel.max()) + 1 if len(rel) else 0
     # Memberships sorted by variable, so each variable's bound from its sums is one reduceat.
     order = np.argsort(var, kind="stable")
     var_s, rel_s, child_s = var[order], rel[order], coef[order] > 0
-    active = np.ones(len(var_s), dtype=bool)
+    active = np.ones(len(var_s), dtype=bool)  # memberships of the sums to apply this round
+    moved = np.ones(n_vars, dtype=bool)       # variables moved since their pairs and bands were applied
     for _ in range(max_rounds):
         old_lo, old_hi = lo.copy(), hi.copy()
         if n_rel and active.any():
             _tighten_by_sums(lo, hi, var_s[active], rel_s[active], child_s[active], n_rel)
+            moved[var_s[active]] = True
+        # Pairs and bands holding a variable that may have moved, each step adding the variables it wrote.
         # Each cell has its own count variable (k_of, lk and hk hold no repeats): plain assignment there,
         # the slower unbuffered ``at`` only where a shared n is written.
-        hi[k_of] = np.minimum(hi[k_of], hi[n_of])
-        np.maximum.at(lo, n_of, lo[k_of])
+        at = np.flatnonzero(moved[k_of] | moved[n_of])
+        hi[k_of[at]] = np.minimum(hi[k_of[at]], hi[n_of[at]])
+        np.maximum.at(lo, n_of[at], lo[k_of[at]])
+        moved[n_of[at]] = True
         if len(lk):
-            hi[lk] = np.minimum(hi[lk], np.floor(low * hi[ln] + 1e-9))
-            np.maximum.at(lo, ln, np.ceil(lo[lk] / low - 1e-9) if low > 0 else lo[ln])
+            at = np.flatnonzero(moved[lk] | moved[ln])
+            hi[lk[at]] = np.minimum(hi[lk[at]], np.floor(low * hi[ln[at]] + 1e-9))
+            np.maximum.at(lo, ln[at], np.ceil(lo[lk[at]] / low - 1e-9) if low > 0 else lo[ln[at]])
+            moved[lk[at]], moved[ln[at]] = True, True
         if len(hk):
-            lo[hk] = np.maximum(lo[hk], np.ceil(high * lo[hn] - 1e-9))
-            np.minimum.at(hi, hn, np.floor(hi[hk] / high + 1e-9))
-        lo = np.maximum(np.ceil(lo - 1e-9), 0.0)  # every variable is a count
-        hi = np.minimum(np.floor(hi + 1e-9), BIG)
-        crossed = lo > hi  # contradictory sums (an assumed sum that does not hold): keep the old bounds
+            at = np.flatnonzero(moved[hk] | moved[hn])
+            lo[hk[at]] = np.maximum(lo[hk[at]], np.ceil(high * lo[hn[at]] - 1e-9))
+            np.minimum.at(hi, hn[at], np.floor(hi[hk[at]] / high + 1e-9))
+            moved[hk[at]], moved[hn[at]] = True, True
+        near = np.flatnonzero(moved)  # every variable written this round
+        lo[near] = np.maximum(np.ceil(lo[near] - 1e-9), 0.0)  # every variable is a count
+        hi[near] = np.minimum(np.floor(hi[near] + 1e-9), BIG)
+        crossed = near[lo[near] > hi[near]]  # contradictory sums (an assumed sum that does not hold): keep the old bounds
         lo[crossed], hi[crossed] = old_lo[crossed], old_hi[crossed]
-        changed = (lo != old_lo) | (hi != old_hi)
+        changed = near[(lo[near] != old_lo[near]) | (hi[near] != old_hi[near])]
         # Only unbounded variables still moving (two hidden n trading bounds of ~1e9): nothing can pin.
-        if not changed.any() or (hi - lo)[changed].min() > 1e6:
+        if not len(changed) or (hi[changed] - lo[changed]).min() > 1e6:
             break
         # A sum none of whose members moved would give the bounds it gave last round (already applied,
-        # and bounds only tighten): only sums with a moved member are evaluated again. After a
-        # contradiction was undone every sum is, as the bounds it gave were not kept.
-        if crossed.any():
-            active[:] = True
-        else:
-            moved = np.zeros(n_rel, dtype=bool)
-            moved[rel_s[changed[var_s]]] = True
-            active = moved[rel_s]
+        # and bounds only tighten): only sums, pairs and bands with a moved member are applied again. A
+        # variable whose bounds crossed counts as moved (the bounds it was given were not kept, so its
+        # constraints give them again): a contradiction costs its own constraints each round, not a sweep.
+        moved[:] = False
+        moved[changed], moved[crossed] = True, True
+        touched = np.zeros(n_rel, dtype=bool)
+        touched[rel_s[moved[var_s]]] = True
+        active = touched[rel_s]
     return lo, hi
 
 
