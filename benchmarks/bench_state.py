@@ -367,7 +367,7 @@ def missed_bars(results: dict) -> list[str]:
         for kind in ("cold", "prepared"):
             if not page.get(f"{kind}_meets_bar", True):
                 missed.append(f"{name} {kind} first view {page.get(f'{kind}_first_run_s')} s ({floor})")
-        if not page["meets_goal"]:
+        if page["meets_goal"] is False:
             missed.append(f"{name} warm {page['warm_rerun_s']} s = {page['ratio_to_twin']}x its twin")
     return missed
 
