@@ -845,7 +845,8 @@ def decide_apart(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.Da
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryDirectory(prefix="release-") as folder:
         given, decided = Path(folder) / "inputs.pickle", Path(folder) / "release.parquet"
-        given.write_bytes(pickle.dumps((schools, metrics, discipline, settings, complementary)))
+        with given.open("wb") as out:  # streamed: no second copy of the inputs in this process
+            pickle.dump((schools, metrics, discipline, settings, complementary), out, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             done = subprocess.run([sys.executable, "-m", "analytics.access.release_child", str(given), str(decided)],
                                   env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -17,7 +17,8 @@ from analytics.access.release import _to_blob, build_release
 
 def main(argv: list[str]) -> int:
     given, decided = (Path(a) for a in argv)
-    schools, metrics, discipline, settings, complementary = pickle.loads(given.read_bytes())
+    with given.open("rb") as inputs:
+        schools, metrics, discipline, settings, complementary = pickle.load(inputs)
     release = build_release(schools, metrics, discipline, settings, complementary)
     partial = decided.with_suffix(".partial")
     partial.write_bytes(_to_blob(release))
