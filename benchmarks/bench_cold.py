@@ -17,7 +17,7 @@ prepared first view misses 5x its warm rerun is named with that floor.
 (`<page>_prepared.prof`, `<page>_warm.prof`) and prints the functions the first view spends the most
 time in that the rerun does not.
 
-    python benchmarks/bench_cold.py [--schools 2000] [--quick] [--pages overview,gaps] [--profile DIR] [-o FILE]
+    python benchmarks/bench_cold.py [--schools 2000] [--quick] [--pages overview,gaps] [--profile DIR] [--prepared-only] [-o FILE]
 """
 
 from __future__ import annotations
@@ -105,18 +105,21 @@ def _only_first(prepared: Path, warm: Path, top: int = 12) -> list[str]:
             for fn, seconds in sorted(extra.items(), key=lambda kv: -kv[1])[:top]]
 
 
-def measure_page(name: str, params: dict, workdir: Path, profile: Path | None) -> dict:
+def measure_page(name: str, params: dict, workdir: Path, profile: Path | None, cold_too: bool = True) -> dict:
     script = _page_script(workdir, name)
-    _empty_caches()
-    cold = _timed(_app(script, params))
-    _empty_caches()
-    _prepare()
+    cold = None
+    if cold_too:
+        _empty_caches()
+        cold = _timed(_app(script, params))
+        _empty_caches()
+        _prepare()
     at = _app(script, params)
     prepared = _timed(at, profile / f"{name}_prepared.prof" if profile else None)
     warm = _timed(at, profile / f"{name}_warm.prof" if profile else None)
     # The floor: the twin drawn by a new session (its results decoded by an earlier one), then rerun.
     os.environ["SSIF_TWIN_FILE"] = str(workdir / f"{name}.pickle")
-    out = {"cold_s": round(cold, 3), "prepared_s": round(prepared, 3), "warm_s": round(warm, 3),
+    out = {"cold_s": round(cold, 3) if cold is not None else None, "prepared_s": round(prepared, 3),
+           "warm_s": round(warm, 3),
            "prepared_ratio_to_warm": round(prepared / warm, 1),
            "meets_goal": prepared <= GOAL_S and prepared <= GOAL_RATIO * warm}
     try:
@@ -134,7 +137,7 @@ def measure_page(name: str, params: dict, workdir: Path, profile: Path | None) -
     return out
 
 
-def measure(url: str, workdir: Path, only: set[str] | None, profile: Path | None) -> dict:
+def measure(url: str, workdir: Path, only: set[str] | None, profile: Path | None, cold_too: bool = True) -> dict:
     from analytics.data import storage
 
     os.environ["DATABASE_URL"] = url
@@ -150,7 +153,7 @@ def measure(url: str, workdir: Path, only: set[str] | None, profile: Path | None
     out = {}
     for name, params in pages:
         try:
-            out[name] = measure_page(name, params, workdir, profile)
+            out[name] = measure_page(name, params, workdir, profile, cold_too)
         except Exception as exc:  # noqa: BLE001 - one page's failure is a result, the others still run
             out[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
         print(name, out[name], flush=True)
@@ -166,6 +169,9 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help="reuse (or build) the demo database at this path")
     parser.add_argument("--pages", default="", help="comma-separated page names (default: every page)")
     parser.add_argument("--profile", type=Path, help="write cProfile statistics of each first view here")
+    parser.add_argument("--prepared-only", action="store_true",
+                        help="prepare once and time each page's prepared first view and rerun (no cold views: a "
+                             "preparation per page takes minutes at 2,000 schools on a busy machine)")
     parser.add_argument("-o", "--output", default="cold_after_import")
     args = parser.parse_args()
     schools = 200 if args.quick else args.schools
@@ -174,7 +180,7 @@ def main() -> None:
         args.profile.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         result = measure(demo_database(db, schools), Path(tmp), set(args.pages.split(",")) if args.pages else None,
-                         args.profile)
+                         args.profile, not args.prepared_only)
     write_results(args.output, {"schools": schools, "database": "sqlite",
                                 "goal": f"first view after an import <= {GOAL_S:g} s and <= {GOAL_RATIO:g}x its "
                                         "warm rerun", **result})
