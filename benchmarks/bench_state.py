@@ -319,13 +319,17 @@ def _own_rss_mib() -> float:
     return round(psutil.Process().memory_info().rss / 2**20, 1)
 
 
-def measure_prepared(workdir: Path, views: list[tuple[str, dict]]) -> tuple[float, dict[str, float | None]]:
+def measure_prepared(workdir: Path, views: list[tuple[str, dict]]) -> tuple[float | str, dict[str, float | None]]:
     """The preparer's work list from empty caches (its seconds), then each page's first view by a new
     session (None: the view failed), with bench_cold's functions."""
     from bench_cold import _app, _empty_caches, _page_script, _prepare, _timed
 
     _empty_caches()
-    prepare_s = _prepare()
+    try:
+        prepare_s = _prepare()
+    except Exception as exc:  # noqa: BLE001 - the pages' own figures stay; the preparer's failure is a result
+        print("prepare failed", exc, flush=True)
+        return f"failed: {type(exc).__name__}: {exc}"[:300], dict.fromkeys(name for name, _ in views)
     print("prepare_s", round(prepare_s, 1), flush=True)
     prepared: dict[str, float | None] = {}
     for name, params in views:
@@ -356,6 +360,8 @@ def missed_bars(results: dict) -> list[str]:
         missed.append(f"server memory {max(browser['server_memory_mib'].values())} MiB > {MEMORY_BAR_MIB:g} MiB")
     if "pages" not in results:
         return missed
+    if isinstance(results["pages"].get("prepare_s"), str):
+        missed.append(f"the preparer's work list {results['pages']['prepare_s']}")
     if results["pages"].get("process_memory_meets_bar") is False:
         missed.append(f"memory of the process that drew every page {_pages_peak(results['pages']['process_memory_mib'])}"
                       f" MiB > {MEMORY_BAR_MIB:g} MiB")
