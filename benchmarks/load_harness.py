@@ -120,7 +120,10 @@ def start_app(database_url: str, extra_env: dict | None = None, timeout: float =
     `extra_args` (e.g. `--secrets.files`), once its health check answers."""
     port = port or free_port()
     log = open(os.environ.get("SSIF_APP_LOG", os.devnull), "w")  # noqa: SIM115 - lives as long as the server
-    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(root), "SSIF_SHARE_SECRET": SHARE_SECRET,
+    # The secret this process signs links with (shared_views), whichever code set it first: a server given
+    # another would call every link this process made "altered".
+    secret = os.environ.setdefault("SSIF_SHARE_SECRET", SHARE_SECRET)
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(root), "SSIF_SHARE_SECRET": secret,
            **(extra_env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(root / "app.py"), "--server.headless", "true",
