@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from analytics import cli
@@ -213,6 +214,24 @@ def test_server_without_sign_in_still_opens_shared_links(shell, monkeypatch, on_
     at = shell(None, {"metric": "math_growth", "share": token}, server=True)
     assert "Sign-in is not configured" not in [t.value for t in at.title]
     assert at.dataframe  # the district overview, read-only and suppressed
+
+
+def test_a_shared_view_says_why_every_number_is_withheld(shell, on_demo, monkeypatch):
+    from analytics.access import release
+    from analytics.data import storage
+
+    def undecided(engine, *args, **kwargs):
+        return release.withheld_release(storage.load_schools(engine), storage.load_metrics(engine),
+                                        storage.load_discipline(engine), "the decision ran past 3600 s")
+
+    monkeypatch.setattr(release, "release_for", undecided)
+    monkeypatch.setenv("SSIF_SHARE_SECRET", "test-secret")
+    st.cache_resource.clear()
+    token, _ = create_share(on_demo, "/", "district", 1, who="ana")
+    at = shell(None, {"share": token}, server=True)
+    assert any("withheld" in w.value and "ran past 3600 s" in w.value for w in at.warning)
+    assert at.dataframe and (at.dataframe[0].value.astype(str) == "*").any().any()
+    st.cache_resource.clear()
 
 
 def test_with_sign_in_configured_visitors_must_sign_in(shell, monkeypatch):

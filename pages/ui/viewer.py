@@ -189,3 +189,7 @@ def viewer_banner(grant) -> None:
     """The read-only notice at the top of the page itself (a phone hides the sidebar)."""
     st.info(f"**Read-only shared view** of {scope_label(grant.scope)}. Small groups are suppressed (`*`). "
             f"Link expires {grant.expires_at:%Y-%m-%d}.", icon=":material/visibility:")
+    withheld = release().withheld
+    if withheld:  # privacy wins: say why every number is `*` rather than leave the reader guessing
+        st.warning(f"Every number in this view is withheld (`*`): the privacy check of the current data could "
+                   f"not be completed ({withheld}). Ask the district's data office.", icon=":material/lock:")
