@@ -121,6 +121,33 @@ def test_preparer_prepares_a_new_version_in_the_background_and_reports_progress(
         worker.stop()
 
 
+def test_a_background_step_runs_last_with_no_progress_shown():
+    versions, ran, gate = Versions(), [], threading.Event()
+    steps = [Step("a", "first"), Step("b", "second"), Step("warm", "each cluster", background=True)]
+
+    def run(step: Step, version: int) -> None:
+        if step.kind == "warm":
+            gate.wait(60)  # held until the test has looked
+        ran.append(step.kind)
+
+    worker = prepare.Preparer(versions, lambda version: steps, run, poll_s=30)
+    try:
+        worker.notice(1)
+        deadline = time.monotonic() + 60  # a time-out, not a timing
+        while ran != ["a", "b"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        while worker.progress(1) is not None:  # open pages see the district ready (and rerun once) ...
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert worker.prepared is None and "warm" not in ran  # ... while the background step still runs
+        gate.set()
+        assert worker.wait_idle(60) and ran == ["a", "b", "warm"] and worker.prepared == 1
+    finally:
+        gate.set()
+        worker.stop()
+
+
 def test_preparer_drops_a_replaced_version_and_prepares_the_newer_one():
     versions, ran = Versions(), []
 

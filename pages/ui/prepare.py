@@ -141,8 +141,9 @@ class Preparer:
         started = time.monotonic()
         try:
             steps = self._plan(version)
+            shown = sum(not step.background for step in steps)  # background steps come last
             for done, step in enumerate(steps):
-                self._set(Progress(version, done, len(steps), step.label))
+                self._set(None if step.background else Progress(version, done, shown, step.label))
                 self._give_way(version)
                 pieces = self._run(step, version)
                 for _ in pieces if isinstance(pieces, Iterator) else ():
