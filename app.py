@@ -57,9 +57,9 @@ if token:
         st.markdown(f"[Back to the shared view]({grant.view.lstrip('/') or '.'}"
                     f"{'&' if '?' in grant.view else '?'}share={token})")
         st.stop()
-    ui.viewer_banner(grant)
+    slot = ui.viewer_banner(grant)
     ui.note_page(page.url_path)
-    ui.run_page(page)
+    ui.run_page(page, after=lambda: ui.withheld_notice(slot))
 else:
     role = ui.staff_role([p.url_path for p in BROWSE + EQUITY + LEARNING + IMPROVE + MEETING + MANAGE])
     sections = {"Browse": BROWSE, "Equity": EQUITY, "Improvement": IMPROVE, "Learning": LEARNING, "Meetings": MEETING}

@@ -111,6 +111,7 @@ from pages.ui.viewer import (  # noqa: E402, F401
     scope_label,
     viewer_banner,
     viewer_nav,
+    withheld_notice,
 )
 from pages.ui.workspace import (  # noqa: E402, F401
     conflict_actions,

@@ -142,8 +142,9 @@ def _then_release(compute: Callable) -> Callable:
     return released
 
 
-def run_page(page) -> None:
-    """Run a page; when an import lands mid-run, run again on the new data instead of mixing the two.
+def run_page(page, after: Callable[[], None] | None = None) -> None:
+    """Run a page (then `after`, under the same guard); when an import lands mid-run, run again on the new
+    data instead of mixing the two.
 
     While it runs, the preparer of the server starts no new piece of work (`pages.ui.prepare.page_run`)."""
     from pages.ui.prepare import page_in_progress
@@ -151,6 +152,8 @@ def run_page(page) -> None:
     try:
         with page_in_progress():
             page.run()
+            if after is not None:
+                after()
         st.session_state[_RETRIES] = 0
     except storage.DataChanged:
         st.session_state.pop(_PIN, None)

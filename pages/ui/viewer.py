@@ -185,11 +185,17 @@ def scope_label(scope: str) -> str:
     return "the whole district"
 
 
-def viewer_banner(grant) -> None:
-    """The read-only notice at the top of the page itself (a phone hides the sidebar)."""
+def viewer_banner(grant):
+    """The read-only notice at the top of the page itself (a phone hides the sidebar), and a slot under it
+    for :func:`withheld_notice` (filled after the page ran, so the banner never waits for the decision)."""
     st.info(f"**Read-only shared view** of {scope_label(grant.scope)}. Small groups are suppressed (`*`). "
             f"Link expires {grant.expires_at:%Y-%m-%d}.", icon=":material/visibility:")
+    return st.empty()
+
+
+def withheld_notice(slot) -> None:
+    """When no privacy decision could be made every number is `*` (privacy wins): say why in `slot`."""
     withheld = release().withheld
-    if withheld:  # privacy wins: say why every number is `*` rather than leave the reader guessing
-        st.warning(f"Every number in this view is withheld (`*`): the privacy check of the current data could "
-                   f"not be completed ({withheld}). Ask the district's data office.", icon=":material/lock:")
+    if withheld:
+        slot.warning(f"Every number in this view is withheld (`*`): the privacy check of the current data could "
+                     f"not be completed ({withheld}). Ask the district's data office.", icon=":material/lock:")
