@@ -52,11 +52,18 @@ def format_interim(targets: Mapping[int, float]) -> str:
     return "; ".join(f"{y}: {v:g}" for y, v in sorted(targets.items()))
 
 
+def _points(baseline_year, baseline_value, target_year, target_value, interim) -> dict[int, float]:
+    """A goal's trajectory points by year: baseline, interim targets, target (a later one wins a year)."""
+    points = {int(baseline_year): float(baseline_value)}
+    points.update(parse_interim(interim))
+    points[int(target_year)] = float(target_value)
+    return points
+
+
 def trajectory(goal: Mapping, year: int) -> float:
     """The goal's expected value in `year` (the rule in the module docstring)."""
-    points = {int(goal["baseline_year"]): float(goal["baseline_value"])}
-    points.update(parse_interim(goal.get("interim_targets")))
-    points[int(goal["target_year"])] = float(goal["target_value"])
+    points = _points(goal["baseline_year"], goal["baseline_value"], goal["target_year"], goal["target_value"],
+                     goal.get("interim_targets"))
     years = np.array(sorted(points), dtype=float)
     values = np.array([points[int(y)] for y in years])
     return float(np.interp(year, years, values))  # flat before the baseline and after the target
@@ -64,15 +71,10 @@ def trajectory(goal: Mapping, year: int) -> float:
 
 def classify(value: float, ci_low: float, ci_high: float, expected: float, higher_is_better: bool) -> str:
     """on_track / at_risk / off_track / not_measured for one value against the trajectory."""
-    if value is None or not np.isfinite(value):
+    if value is None:
         return "not_measured"
-    if higher_is_better:
-        reached, interval_reaches = value >= expected - _EPS, np.isfinite(ci_high) and ci_high >= expected - _EPS
-    else:
-        reached, interval_reaches = value <= expected + _EPS, np.isfinite(ci_low) and ci_low <= expected + _EPS
-    if reached:
-        return "on_track"
-    return "at_risk" if interval_reaches else "off_track"
+    return str(classify_arrays(*(np.array([x], dtype=float) for x in (value, ci_low, ci_high, expected)),
+                               np.array([higher_is_better]))[0])
 
 
 def check_goal(goal: Mapping, *, higher_is_better: bool | None, unit: str = "%", known_metric: bool = True,
@@ -204,13 +206,10 @@ def _trajectories(goals: pd.DataFrame, goal: np.ndarray, year: np.ndarray) -> np
     points (baseline, interim targets, target) in year order; before the first or from the last, that
     point's value; on a point, its value; between two, slope x (year - left year) + left value."""
     owner, xp, fp = [], [], []
-    for i, (by, bv, ty, tv, interim) in enumerate(zip(goals["baseline_year"], goals["baseline_value"],
-                                                      goals["target_year"], goals["target_value"],
-                                                      goals.get("interim_targets", [None] * len(goals)),
-                                                      strict=True)):
-        points = {int(by): float(bv)}
-        points.update(parse_interim(interim))
-        points[int(ty)] = float(tv)
+    for i, fields in enumerate(zip(goals["baseline_year"], goals["baseline_value"], goals["target_year"],
+                                   goals["target_value"], goals.get("interim_targets", [None] * len(goals)),
+                                   strict=True)):
+        points = _points(*fields)
         for x in sorted(points):
             owner.append(i), xp.append(x), fp.append(points[x])
     owner_a, x_a, f_a = np.array(owner), np.array(xp, dtype=float), np.array(fp, dtype=float)
