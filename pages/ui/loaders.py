@@ -320,7 +320,6 @@ def cluster_slice(metric: str, group: str, cluster: str) -> tuple[pd.DataFrame, 
 @st.cache_resource(show_spinner=False, max_entries=16)
 @_then_release
 def _district_tables(version: int, metric: str, year: int, group: str):
-    _cluster_slices(version, metric, group)  # every cluster's page reads these beside the district's tables
     schools, rows = _schools(version), _metric_slice(version, metric, group, None)
     cat = _catalog(version)
     higher = bool(cat.loc[metric, "higher_is_better"]) if metric in cat.index else True
@@ -434,8 +433,7 @@ def _flags_and_ratios(version: int, school_ids: tuple[str, ...] | None) -> tuple
         ids = set(school_ids)
         return flagged[flagged["school_id"].isin(ids)], ratios[ratios["school_id"].isin(ids)]
     flagged, ratios = [], []
-    parts = aggregates.disproportionality_parts(engine(), list(school_ids) if school_ids is not None else None,
-                                                district=_district_risks(version))
+    parts = aggregates.disproportionality_parts(engine(), None, district=_district_risks(version))
     for part in parts:  # a few hundred schools' rows at a time: the scope's whole table is never held
         flagged.append(part[part["flagged"]])
         ratios.append(part[part["outcome"] == RATIO_OUTCOME])

@@ -220,6 +220,8 @@ def _run(step: Step, version: int) -> Iterator[None]:
         latest = max(loaders._years(version), default=None)
         if latest is not None:  # the district's figures every cluster page compares with
             loaders._district_tables(version, step.arg, latest, "ALL")
+        yield
+        loaders._cluster_slices(version, step.arg, "ALL")  # each cluster's rows and sums, which its page reads
     elif step.kind == "gaps":  # the gaps page's opening view: every school's rows of the metric, labelled gaps
         loaders._gap_views(version, step.arg, max(loaders._years(version)), "others", "all", "all")
     elif step.kind == "year":  # the school page's district figures
