@@ -350,8 +350,8 @@ def _attach_year(conn: Connection, table_name: str, year: int, col_list: str, ro
     once from them, then attached.
 
     Each index is named after the parent's with the year (`ix_metrics_year_metric_group_y2024`), as the
-    migration that partitioned the table named them. The `CHECK` on the year, tested row by row as `COPY` writes, lets `ATTACH PARTITION` skip its scan of the
-    table; it is dropped once attached (the partition bound says the same). Indexes matching the parent's are
+    migration that partitioned the table named them. The `CHECK` on the year, tested row by row as `COPY`
+    writes, lets `ATTACH PARTITION` skip its scan of the table; it is dropped once attached (the partition bound says the same). Indexes matching the parent's are
     taken over by the attach, so none is built twice. `ATTACH` locks the parent only against schema changes
     (readers go on reading the committed years); all of it is in the caller's transaction, so a failure or a
     killed process leaves no partition behind.
