@@ -1,4 +1,5 @@
-"""Fixed inputs for the district, cluster and school chart builders, and the Vega-Lite spec each gives.
+"""Fixed inputs for the district, cluster, school and discipline chart builders, and the Vega-Lite spec each
+gives.
 
 `tests/snapshots/chart_specs.json` holds these specs as the builders first made them; the test
 `tests/test_labels_and_charts.py::test_chart_specs_match_snapshot` checks that a cheaper construction
@@ -17,7 +18,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analytics.outputs import charts_district  # noqa: E402
+from analytics.outputs import charts_district, charts_equity  # noqa: E402
 
 SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / "chart_specs.json"
 
@@ -40,6 +41,36 @@ def _trends(series: list[str], years: int = 4) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _ratios(n: int) -> pd.DataFrame:
+    """Risk-ratio rows as the discipline page draws them: one school's groups, or schools of one group."""
+    return pd.DataFrame({"school_id": [f"S{i:03d}" for i in range(n)], "student_group": "BL",
+                         "label": [f"School {i}" for i in range(n)], "risk_ratio": np.linspace(5.5, 0.5, n).round(3),
+                         "ratio_type": ["alternate" if i % 4 == 1 else "within_school" for i in range(n)]})
+
+
+def _events() -> pd.DataFrame:
+    """An event study's rows: pre-periods, the reference year, an unbounded interval."""
+    return pd.DataFrame({"outcome": "suspension_rate", "rel_year": [-3, -2, -1, 0, 1, 2],
+                         "estimate": [0.2, -0.1, 0.0, -0.8, -1.2, -1.5],
+                         "ci_low": [-0.5, -0.9, 0.0, -1.6, -2.3, -np.inf],
+                         "ci_high": [0.9, 0.7, 0.0, 0.1, -0.1, np.inf], "n_schools": [4, 6, 8, 8, 5, 1]})
+
+
+def _months(signal: bool = True) -> pd.DataFrame:
+    """A monthly run chart's rows (stats.run_charts.run_chart) with or without signal points."""
+    values = [3, 4, 5, 6, 7, 8, 2, 3, 4, 4]
+    signals = ["", "trend", "trend", "trend", "trend", "trend", "", "", "", ""] if signal else [""] * 10
+    return pd.DataFrame({"period": pd.date_range("2024-08-01", periods=10, freq="MS"), "value": values,
+                         "median": 4.0, "signal": signals})
+
+
+def _cycles() -> pd.DataFrame:
+    return pd.DataFrame({"start": pd.to_datetime(["2024-09-01", "2024-09-15", "2025-02-01"]),
+                         "end": pd.to_datetime(["2024-12-01", "2024-12-15", "2025-03-01"]),
+                         "change_idea": ["Restorative circles", "Check-in check-out with a long change idea", "Mediation"],
+                         "status": ["done", "done", "running"]})
+
+
 def cases() -> dict[str, object]:
     """Each case's chart, built by the builders as the pages call them."""
     return {
@@ -53,6 +84,20 @@ def cases() -> dict[str, object]:
                                                        "Reading proficient", color_field="school",
                                                        facet_field="school", columns=2,
                                                        title="Reading proficient: trend by school"),
+        "ratios_by_school": charts_equity.risk_ratio_bars(_ratios(9), title="Black suspension risk ratio by school",
+                                                          label_field="label"),
+        "ratios_by_group": charts_equity.risk_ratio_bars(
+            _ratios(3).assign(label=["Black", "Hispanic", "White"], student_group=["BL", "HI", "WH"]),
+            title="Suspension risk ratios, School 1", label_field="label"),
+        "ratios_by_group_code": charts_equity.risk_ratio_bars(_ratios(2).assign(student_group=["BL", "SWD"])),
+        "event_study": charts_equity.event_study(_events(), title="Suspension rate: effect by years since RP start, "
+                                                                  "North"),
+        "run_chart": charts_equity.run_chart(_months(), title="Suspensions (ISS + OSS) per month, North",
+                                             y_title="Suspensions per month"),
+        "run_chart_no_signal_with_cycles": charts_equity.run_chart(_months(signal=False), _cycles(),
+                                                                   title="Suspensions per month, Lincoln ES",
+                                                                   y_title="Suspensions per month"),
+        "run_chart_no_cycles_in_range": charts_equity.run_chart(_months(), _cycles().iloc[0:0]),
     }
 
 
