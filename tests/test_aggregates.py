@@ -122,7 +122,26 @@ def test_monthly_incident_counts_give_the_run_chart_series_of_the_rows(incidents
     assert got["value"].tolist() == [3, 0, 1]  # October has no suspension: 0, inside the range
 
 
+def test_monthly_counts_per_school_give_each_school_its_run_chart_series(incidents):
+    from analytics.stats.run_charts import monthly_incident_series, monthly_series_by_school
+
+    counts = aggregates.monthly_incident_counts(incidents, actions=["ISS", "OSS"], by_school=True)
+    assert {(s, str(m)): int(n) for (s, m), n in counts.items()} == {
+        ("A", "2024-09"): 2, ("A", "2024-11"): 1, ("B", "2024-09"): 1, ("C", "2025-07"): 1}
+    got = monthly_series_by_school(counts)
+    # A: September 2, October 0 (inside its range), November 1; B: September; C's only month is a July.
+    assert list(zip(got["school_id"], got["period"].dt.strftime("%Y-%m"), got["value"], strict=True)) == [
+        ("A", "2024-09", 2), ("A", "2024-10", 0), ("A", "2024-11", 1), ("B", "2024-09", 1)]
+    rows = storage.load_incidents(incidents)
+    for school in ("A", "B"):
+        one = monthly_incident_series(rows, school_ids=[school], actions=["ISS", "OSS"], label=school)
+        pd.testing.assert_frame_equal(got[got["school_id"] == school].reset_index(drop=True), one)
+    assert monthly_series_by_school(counts, min_months=2)["school_id"].unique().tolist() == ["A"]
+
+
 def test_monthly_incident_plan_filters_on_the_school_index(incidents):
-    plan = aggregates.explain(incidents, aggregates.monthly_incidents_statement(["OSS"], ["A"]),
-                              index_scans_only=True)
-    assert "ix_incidents_school_date" in plan
+    for by_school in (False, True):
+        plan = aggregates.explain(incidents, aggregates.monthly_incidents_statement(["OSS"], ["A"],
+                                                                                    by_school=by_school),
+                                  index_scans_only=True)
+        assert "ix_incidents_school_date" in plan

@@ -637,25 +637,33 @@ def discipline_part_statement(school_ids: Sequence[str]) -> sa.Select:
 
 
 def monthly_incidents_statement(actions: Sequence[str] | None = None,
-                                school_ids: Sequence[str] | None = None) -> sa.Select:
-    """SELECT year, month, incidents ... GROUP BY the incident date's calendar month (``EXTRACT``, which
-    SQLAlchemy renders as ``strftime`` on SQLite); filtered on the school first (``ix_incidents_school_date``)."""
+                                school_ids: Sequence[str] | None = None, *, by_school: bool = False) -> sa.Select:
+    """SELECT [school,] year, month, incidents ... GROUP BY [the school and] the incident date's calendar
+    month (``EXTRACT``, which SQLAlchemy renders as ``strftime`` on SQLite); filtered on the school first
+    (``ix_incidents_school_date``)."""
     i = schema.incidents
     year, month = sa.extract("year", i.c.incident_date), sa.extract("month", i.c.incident_date)
-    stmt = sa.select(year.label("year"), month.label("month"), sa.func.count().label("incidents"))
+    keys = [i.c.school_id] if by_school else []
+    stmt = sa.select(*keys, year.label("year"), month.label("month"), sa.func.count().label("incidents"))
     if actions is not None:
         stmt = stmt.where(i.c.action.in_(list(actions)))
     if school_ids is not None:
         stmt = stmt.where(i.c.school_id.in_(list(school_ids)))
-    return stmt.group_by(year, month)
+    return stmt.group_by(*keys, year, month)
 
 
 def monthly_incident_counts(engine: Engine, *, actions: Sequence[str] | None = None,
-                            school_ids: Sequence[str] | None = None) -> pd.Series:
-    """Incidents per calendar month (a monthly ``PeriodIndex``), counted by the database: the counts
+                            school_ids: Sequence[str] | None = None, by_school: bool = False) -> pd.Series:
+    """Incidents per calendar month (a monthly ``PeriodIndex``; with ``by_school``, per school and month:
+    levels ``school_id`` and ``month``), counted by the database: the counts
     :func:`analytics.stats.run_charts.monthly_incident_series` takes from the loaded incident rows, without
     sending every incident to pandas (a district has hundreds of thousands)."""
-    df = _read(engine, monthly_incidents_statement(actions, school_ids))
+    df = _read(engine, monthly_incidents_statement(actions, school_ids, by_school=by_school))
     months = pd.PeriodIndex.from_fields(year=pd.to_numeric(df["year"]).astype("int64").to_numpy(),
                                         month=pd.to_numeric(df["month"]).astype("int64").to_numpy(), freq="M")
-    return pd.Series(pd.to_numeric(df["incidents"]).astype("int64").to_numpy(), index=months, name="count")
+    counts = pd.to_numeric(df["incidents"]).astype("int64").to_numpy()
+    if by_school:
+        index = pd.MultiIndex.from_arrays([df["school_id"].astype(object).to_numpy(), months],
+                                          names=["school_id", "month"])
+        return pd.Series(counts, index=index, name="count")
+    return pd.Series(counts, index=months, name="count")

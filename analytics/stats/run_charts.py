@@ -7,6 +7,10 @@ variation in healthcare processes" (BMJ Quality & Safety, 2011):
 - trend: five or more consecutive points all going up or all going down; a point equal to the one
   before it neither counts toward nor breaks the trend.
 Every point in a qualifying run is marked.
+
+The rules are written once, over many series at once (:func:`series_signals`: integer series codes and
+values in period order, group-wise numpy with no loop per series); one chart (:func:`run_chart`) is the
+case of a single series, so the page's chart and the district's list of new signals cannot disagree.
 """
 
 from __future__ import annotations
@@ -20,45 +24,91 @@ SHIFT_LENGTH = 6
 TREND_LENGTH = 5
 
 
-def _mark_runs(labels: Sequence[int], min_length: int) -> np.ndarray:
-    """Mark positions in runs of >= min_length equal non-zero labels; zeros are skipped (not breaks)."""
+def _mark_runs(codes: np.ndarray, labels: np.ndarray, min_length: int) -> np.ndarray:
+    """Mark positions in runs of >= min_length equal non-zero labels within one series code; zeros are
+    skipped (neither counted nor breaks). ``codes`` are non-decreasing: a new code starts a new run."""
     marked = np.zeros(len(labels), dtype=bool)
-    run: list[int] = []
-    current = 0
-    for i, label in enumerate(labels):
-        if label == 0:
-            continue
-        if label == current:
-            run.append(i)
-        else:
-            if len(run) >= min_length:
-                marked[run] = True
-            run, current = [i], label
-    if len(run) >= min_length:
-        marked[run] = True
+    at = np.flatnonzero(labels != 0)
+    if not len(at):
+        return marked
+    label, code = labels[at], codes[at]
+    starts = np.ones(len(at), dtype=bool)
+    starts[1:] = (label[1:] != label[:-1]) | (code[1:] != code[:-1])
+    run = np.cumsum(starts) - 1
+    marked[at] = np.bincount(run)[run] >= min_length
     return marked
+
+
+def _sign(values: np.ndarray) -> np.ndarray:
+    """-1, 0 or 1; a missing value is 0 (neither counts nor breaks a run)."""
+    return np.nan_to_num(np.sign(values), nan=0.0).astype(np.int8)
+
+
+def series_medians(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each point's series median (missing values left out, as pandas' median): the mean of the one or
+    two middle values of the series in order, (a + b) / 2 as numpy's and pandas' median compute it."""
+    n = len(values)
+    if not n:
+        return np.zeros(0)
+    order = np.lexsort((values, codes))  # NaN last within each series
+    ordered = values[order]
+    first = np.flatnonzero(np.r_[True, codes[order][1:] != codes[order][:-1]])
+    size = np.diff(np.r_[first, n])
+    valid = np.add.reduceat(~np.isnan(ordered), first)
+    low, high = first + np.maximum(valid - 1, 0) // 2, first + valid // 2
+    medians = np.where(valid > 0, (ordered[low] + ordered[high]) / 2, np.nan)
+    return np.repeat(medians, size)
+
+
+def series_signals(codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(median, shift, trend) of every point of many series at once.
+
+    ``codes``: non-decreasing integer series codes; ``values``: each series' values in period order.
+    A trend of k points has k - 1 steps (step i goes from point i to point i + 1); the points at both
+    ends of every step of a qualifying trend are marked, so a tie inside a trend belongs to it.
+    """
+    codes = np.asarray(codes)
+    values = np.asarray(values, dtype=float)
+    medians = series_medians(codes, values)
+    shift = _mark_runs(codes, _sign(values - medians), SHIFT_LENGTH)
+    steps = np.zeros(len(values), dtype=np.int8)
+    if len(values) > 1:
+        same = codes[1:] == codes[:-1]
+        steps[:-1] = np.where(same, _sign(np.diff(values)), 0)
+    step_marks = _mark_runs(codes, steps, TREND_LENGTH - 1)
+    trend = step_marks.copy()
+    trend[1:] |= step_marks[:-1]
+    return medians, shift, trend
 
 
 def shift_points(values: Sequence[float], median: float) -> np.ndarray:
-    side = np.sign(np.asarray(values, dtype=float) - median).astype(int)
-    return _mark_runs(side, SHIFT_LENGTH)
+    v = np.asarray(values, dtype=float)
+    return _mark_runs(np.zeros(len(v), dtype=int), _sign(v - median), SHIFT_LENGTH)
 
 
 def trend_points(values: Sequence[float]) -> np.ndarray:
-    """Points in runs of >= 5 steadily rising or falling points (ties skipped).
-
-    A trend of k points has k - 1 steps; the first point of the trend is marked with its steps.
-    """
+    """Points in runs of >= 5 steadily rising or falling points (ties skipped)."""
     v = np.asarray(values, dtype=float)
-    if len(v) < 2:
-        return np.zeros(len(v), dtype=bool)
-    steps = np.sign(np.diff(v)).astype(int)  # step i goes from point i to point i + 1
-    marked = np.zeros(len(v), dtype=bool)
-    step_marks = _mark_runs(steps, TREND_LENGTH - 1)
-    for i in np.flatnonzero(step_marks):
-        marked[i] = marked[i + 1] = True
-    # A tie inside a marked trend belongs to it too (it neither counts nor breaks).
-    return marked
+    return series_signals(np.zeros(len(v), dtype=int), v)[2]
+
+
+def signal_names(shift: np.ndarray, trend: np.ndarray) -> np.ndarray:
+    """"", "shift", "trend" or "shift,trend" per point."""
+    return np.select([shift & trend, shift, trend], ["shift,trend", "shift", "trend"], default="").astype(object)
+
+
+def run_charts(series: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """:func:`run_chart` of every series of ``series`` (one per value of ``keys``; columns ``period`` and
+    ``value``) at once: the rows in order of ``keys`` then period, with the series number (``series``, in
+    key order), ``median`` and booleans ``shift`` and ``trend``. Rows with a missing key are left out
+    (as ``groupby`` leaves them)."""
+    keys = list(keys)
+    codes = series.groupby(keys, sort=True, dropna=True).ngroup().to_numpy()
+    kept = codes >= 0
+    out = series[kept].assign(series=codes[kept]).sort_values(["series", "period"], kind="stable",
+                                                                    ignore_index=True)
+    medians, shift, trend = series_signals(out["series"].to_numpy(), out["value"].to_numpy(dtype=float))
+    return out.assign(median=medians, shift=shift, trend=trend)
 
 
 def run_chart(series: pd.DataFrame) -> pd.DataFrame:
@@ -66,15 +116,12 @@ def run_chart(series: pd.DataFrame) -> pd.DataFrame:
 
     Returns the series with ``median`` and ``signal`` ("", "shift", "trend" or "shift,trend").
     """
-    out = series.sort_values("period").reset_index(drop=True).copy()
+    out = series.sort_values("period", kind="stable").reset_index(drop=True).copy()
     if out.empty:
         return out.assign(median=pd.Series(dtype=float), signal=pd.Series(dtype=str))
-    median = float(out["value"].median())
-    shift = shift_points(out["value"], median)
-    trend = trend_points(out["value"])
-    out["median"] = median
-    out["signal"] = [",".join(name for name, on in (("shift", s), ("trend", t)) if on) for s, t in zip(shift, trend,
-                                                                                                        strict=True)]
+    medians, shift, trend = series_signals(np.zeros(len(out), dtype=int), out["value"].to_numpy(dtype=float))
+    out["median"] = medians
+    out["signal"] = signal_names(shift, trend)
     return out
 
 
@@ -101,12 +148,37 @@ def monthly_series(counts: pd.Series, label: str = "all") -> pd.DataFrame:
     """
     if counts.empty:
         return pd.DataFrame(columns=["school_id", "period", "value"])
+    index = pd.MultiIndex.from_arrays([np.full(len(counts), label, dtype=object), counts.index])
+    return monthly_series_by_school(pd.Series(counts.to_numpy(), index=index))
+
+
+def monthly_series_by_school(counts: pd.Series, min_months: int = 0) -> pd.DataFrame:
+    """:func:`monthly_series` of every school at once (``counts`` indexed by school and monthly period, as
+    ``monthly_incident_counts(..., by_school=True)`` gives them): each school's months from its first to
+    its last filled in with 0 in one reindex, July left out; schools with fewer than `min_months` months
+    are left out (too short for a run chart). Rows in order of school, then month."""
+    if counts.empty:
+        return pd.DataFrame(columns=["school_id", "period", "value"])
     counts = counts.sort_index()
-    full = pd.period_range(counts.index.min(), counts.index.max(), freq="M")
-    counts = counts.reindex(full, fill_value=0)
+    schools, months = counts.index.get_level_values(0), counts.index.get_level_values(1)
+    codes, names = pd.factorize(schools, sort=True)
+    ordinal = months.asi8  # months since January 1970
+    low = np.full(len(names), np.iinfo(np.int64).max)
+    high = np.full(len(names), np.iinfo(np.int64).min)
+    np.minimum.at(low, codes, ordinal)
+    np.maximum.at(high, codes, ordinal)
+    size = high - low + 1
+    start = np.r_[0, np.cumsum(size)[:-1]]
+    school = np.repeat(np.arange(len(names)), size)
+    month = low[school] + np.arange(size.sum()) - start[school]
+    value = np.zeros(len(month), dtype=counts.dtype)
+    value[start[codes] + ordinal - low[codes]] = counts.to_numpy()
     # Summer months with no school have no incidents by design; they are left out, not counted 0.
-    counts = counts[~counts.index.month.isin([7])]
-    return pd.DataFrame({"school_id": label, "period": counts.index.to_timestamp(), "value": counts.to_numpy()})
+    keep = month % 12 != 6
+    keep &= np.bincount(school[keep], minlength=len(names))[school] >= min_months
+    return pd.DataFrame({"school_id": np.asarray(names, dtype=object)[school[keep]],
+                         "period": month[keep].astype("datetime64[M]").astype("datetime64[ns]"),
+                         "value": value[keep]})
 
 
 def attach_cycles(chart: pd.DataFrame, cycles: pd.DataFrame) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from datetime import date
 import pandas as pd
 
 from analytics.data.catalog import group_label
-from analytics.stats.run_charts import run_chart
+from analytics.stats.run_charts import run_charts
 
 CHANGE_KINDS = ("new_rr_flag", "status_worsened", "goal_off_track", "run_chart_signal", "new_year")
 CHANGE_LABELS = {"new_rr_flag": "New risk-ratio flag", "status_worsened": "Status worsened",
@@ -95,25 +95,30 @@ def goals_moved_off_track(progress: pd.DataFrame, then_year: int, labels: dict[s
 
 
 def new_signals(series: pd.DataFrame, since: date) -> pd.DataFrame:
-    """Series (school_id, source, link, period, value) with a new shift or trend after `since`."""
+    """Series (school_id, source, link, period, value) with a new shift or trend after `since`.
+
+    Every series' run chart is drawn at once (:func:`analytics.stats.run_charts.run_charts`), then again
+    over its points up to the meeting: a series whose chart then already ended in a signal is left out."""
     if series.empty:
         return _empty()
     cut = pd.Timestamp(since)
-    rows = []
-    for (school, source, link), points in series.groupby(["school_id", "source", "link"], sort=True):
-        points = points[["period", "value"]]
-        chart = run_chart(points)
-        after = chart[(chart["period"] > cut) & (chart["signal"] != "")]
-        if after.empty:
-            continue
-        earlier = points[points["period"] <= cut]
-        if len(earlier) and run_chart(earlier)["signal"].iloc[-1] != "":
-            continue  # the signal was already running at the meeting
-        kinds = sorted({k for s in after["signal"] for k in s.split(",") if k})
-        rows.append({"school_id": school, "change": "run_chart_signal",
-                     "detail": f"{source}: {' and '.join(kinds)} since {since:%Y-%m-%d} "
-                               f"({len(after)} signal points)", "link": link})
-    return pd.DataFrame(rows, columns=["school_id", "change", "detail", "link"])
+    keys = ["school_id", "source", "link"]
+    now = run_charts(series, keys)
+    after = now[(now["period"] > cut) & (now["shift"] | now["trend"])]
+    if after.empty:
+        return _empty()
+    earlier = run_charts(series[series["period"] <= cut], keys).drop_duplicates(keys, keep="last")
+    running = earlier.loc[earlier["shift"] | earlier["trend"], keys].assign(_running=True)
+    found = (after.groupby(keys, sort=True).agg(shift=("shift", "any"), trend=("trend", "any"), n=("series", "size"))
+             .reset_index().merge(running, on=keys, how="left"))
+    found = found[found["_running"].isna()]  # the signal was already running at the meeting
+    return pd.DataFrame({
+        "school_id": found["school_id"], "change": "run_chart_signal",
+        "detail": [f"{source}: {' and '.join(k for k, on in (('shift', s), ('trend', t)) if on)} since "
+                   f"{since:%Y-%m-%d} ({n} signal points)"
+                   for source, s, t, n in zip(found["source"], found["shift"], found["trend"], found["n"],
+                                              strict=True)],
+        "link": found["link"]}, columns=["school_id", "change", "detail", "link"]).reset_index(drop=True)
 
 
 def new_years(data_years: pd.DataFrame, then_year: int) -> pd.DataFrame:

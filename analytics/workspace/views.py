@@ -17,6 +17,7 @@ from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.data import schema, storage
 from analytics.data.catalog import RACE_GROUPS, metric_catalog
 from analytics.data.derived import suspension_metric_rows
+from analytics.stats.run_charts import monthly_series_by_school
 from analytics.workspace import changes as change_rules
 from analytics.workspace import goals as goal_rules
 from analytics.workspace import records
@@ -226,7 +227,7 @@ def _series(engine: Engine, ids: list[str] | None) -> pd.DataFrame:
                 "school_id": merged["school_id"], "period": merged["date"], "value": merged["value"],
                 "source": "cycle " + merged["cycle_id"] + " (" + merged["measure"].fillna("custom measure") + ")",
                 "link": "cycles?cycle=" + merged["cycle_id"]}))
-    monthly = monthly_suspensions(storage.load_incidents(engine, school_ids=ids))
+    monthly = monthly_suspensions(engine, ids)
     if len(monthly):
         frames.append(monthly.assign(source="suspensions per month",
                                      link="discipline?school=" + monthly["school_id"].astype(str)))
@@ -235,25 +236,15 @@ def _series(engine: Engine, ids: list[str] | None) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def monthly_suspensions(incidents: pd.DataFrame, min_months: int = 10) -> pd.DataFrame:
+def monthly_suspensions(engine: Engine, ids: list[str] | None, min_months: int = 10) -> pd.DataFrame:
     """Suspensions (ISS or OSS incidents) per school and month, as `monthly_incident_series` counts them for
     one school (months without incidents inside a school's range count 0; July is left out), for every
-    school at once; schools with fewer than `min_months` months are left out (too short for a run chart)."""
-    work = incidents[incidents["action"].isin(["ISS", "OSS"])]
-    if work.empty:
-        return pd.DataFrame(columns=["school_id", "period", "value"])
-    months = pd.to_datetime(work["incident_date"]).dt.to_period("M")
-    counts = work.assign(month=months).groupby(["school_id", "month"]).size()
-    frames = []
-    for school_id, series in counts.groupby(level=0):
-        series = series.droplevel(0)
-        full = pd.period_range(series.index.min(), series.index.max(), freq="M")
-        series = series.reindex(full, fill_value=0)
-        series = series[series.index.month != 7]
-        if len(series) >= min_months:
-            frames.append(pd.DataFrame({"school_id": school_id, "period": series.index.to_timestamp(),
-                                        "value": series.to_numpy()}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["school_id", "period", "value"])
+    school at once from the database's counts per school and month; schools with fewer than `min_months`
+    months are left out (too short for a run chart)."""
+    from analytics.data.aggregates import monthly_incident_counts
+
+    counts = monthly_incident_counts(engine, actions=["ISS", "OSS"], school_ids=ids, by_school=True)
+    return monthly_series_by_school(counts, min_months)
 
 
 def _data_years(engine: Engine, ids: list[str] | None) -> pd.DataFrame:

@@ -1,0 +1,114 @@
+"""Run-chart signals of many series at once equal the one-series chart, and both equal the rules written
+out point by point (Perla, Provost & Murray 2011): random series with ties, short and flat ones."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from analytics.stats.run_charts import SHIFT_LENGTH, TREND_LENGTH, run_chart, run_charts, series_signals
+from analytics.workspace import changes as ch
+
+
+def _runs(labels: list[int], min_length: int) -> list[bool]:
+    """The rule as a loop: runs of >= min_length equal non-zero labels, zeros skipped."""
+    marked, run, current = [False] * len(labels), [], 0
+    for i, label in enumerate(labels):
+        if label == 0:
+            continue
+        if label != current:
+            run, current = [], label
+        run.append(i)
+        if len(run) >= min_length:
+            for j in run:
+                marked[j] = True
+    return marked
+
+
+def _reference(values: list[float]) -> list[str]:
+    """Each point's signal by the rules, one point at a time, the median by pandas."""
+    if not values:
+        return []
+    median = float(pd.Series(values, dtype=float).median())
+    shift = _runs([int(np.sign(v - median)) for v in values], SHIFT_LENGTH)
+    steps = _runs([int(np.sign(b - a)) for a, b in zip(values[:-1], values[1:], strict=True)], TREND_LENGTH - 1)
+    trend = [False] * len(values)
+    for i, on in enumerate(steps):
+        if on:
+            trend[i] = trend[i + 1] = True
+    return [",".join(n for n, on in (("shift", s), ("trend", t)) if on) for s, t in zip(shift, trend, strict=True)]
+
+
+def _random_series(rng: np.random.Generator, n_series: int) -> pd.DataFrame:
+    """Series of 0 to 30 points: few distinct values (ties), flat ones, runs and ramps, half-integers."""
+    frames = []
+    for k in range(n_series):
+        n = int(rng.choice([0, 1, 2, 4, 5, 6, 7, rng.integers(8, 31)]))
+        kind = k % 4
+        if kind == 0:
+            values = rng.integers(0, 4, n).astype(float)  # many ties and points on the median
+        elif kind == 1:
+            values = np.full(n, float(rng.integers(0, 5)))  # flat
+        elif kind == 2:
+            values = np.cumsum(rng.choice([-1.0, 0.0, 1.0], n, p=[0.2, 0.2, 0.6]))  # ramps with ties
+        else:
+            values = np.round(rng.normal(10, 3, n) * 2) / 2 + np.where(np.arange(n) > n // 2, 4, 0)  # a step
+        periods = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.sort(rng.choice(400, n, replace=False)), "D")
+        order = rng.permutation(n)  # rows come in any order
+        frames.append(pd.DataFrame({"school_id": f"s{k % 37}", "source": f"cycle {k}", "link": f"cycles?cycle={k}",
+                                    "period": periods[order], "value": values[order]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_signals_of_two_series_stop_at_the_series_boundary():
+    # Five rising points then four more in the next series: one trend of five in the first, none across.
+    codes = np.array([0] * 5 + [1] * 4)
+    values = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9], dtype=float)
+    median, shift, trend = series_signals(codes, values)
+    assert median.tolist() == [3.0] * 5 + [7.5] * 4
+    assert trend.tolist() == [True] * 5 + [False] * 4
+    assert not shift.any()
+
+
+def test_many_series_at_once_equal_each_chart_and_the_rules():
+    series = _random_series(np.random.default_rng(20250227), 400)
+    charts = run_charts(series, ["school_id", "source", "link"])
+    assert len(charts) == len(series)
+    checked = 0
+    for (_, source, _), points in series.groupby(["school_id", "source", "link"], sort=True):
+        one = run_chart(points[["period", "value"]])
+        many = charts[charts["source"] == source]
+        assert one["signal"].tolist() == _reference(one["value"].tolist())
+        assert one["median"].tolist() == many["median"].tolist()
+        assert many["period"].tolist() == one["period"].tolist()
+        both = many["shift"].to_numpy() & many["trend"].to_numpy()
+        names = np.where(both, "shift,trend", np.where(many["shift"], "shift", np.where(many["trend"], "trend", "")))
+        assert names.tolist() == one["signal"].tolist()
+        checked += 1
+    assert checked > 300 and (charts["shift"].any() and charts["trend"].any() and not charts["shift"].all())
+
+
+def _new_signals_one_by_one(series: pd.DataFrame, since: date) -> pd.DataFrame:
+    """The list of new signals drawn one chart at a time."""
+    cut, rows = pd.Timestamp(since), []
+    for (school, source, link), points in series.groupby(["school_id", "source", "link"], sort=True):
+        chart = run_chart(points[["period", "value"]])
+        after = chart[(chart["period"] > cut) & (chart["signal"] != "")]
+        earlier = points[points["period"] <= cut][["period", "value"]]
+        if after.empty or (len(earlier) and run_chart(earlier)["signal"].iloc[-1] != ""):
+            continue
+        kinds = sorted({k for s in after["signal"] for k in s.split(",") if k})
+        rows.append({"school_id": school, "change": "run_chart_signal", "link": link,
+                     "detail": f"{source}: {' and '.join(kinds)} since {since:%Y-%m-%d} ({len(after)} signal points)"})
+    return pd.DataFrame(rows, columns=["school_id", "change", "detail", "link"])
+
+
+def test_new_signals_equal_the_list_drawn_one_chart_at_a_time():
+    series = _random_series(np.random.default_rng(7), 300)
+    for since in (date(2024, 3, 1), date(2024, 8, 15), date(2025, 6, 1)):
+        got = ch.new_signals(series, since)
+        want = _new_signals_one_by_one(series, since)
+        assert len(want) > 0 or since == date(2025, 6, 1)
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), want, check_dtype=False)
