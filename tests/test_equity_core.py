@@ -14,7 +14,7 @@ from analytics.stats.disproportionality import disproportionality, disproportion
 from analytics.stats.gaps import gap_table
 from analytics.stats.rp_impact import rp_impact
 from analytics.stats.run_charts import monthly_incident_series, run_chart, shift_points
-from analytics.stats.status_change import change_level, grid_color, status_change, status_level
+from analytics.stats.status_change import change_level, grid_color, grid_colors, status_change, status_level
 
 # --- gaps ------------------------------------------------------------------------------------------
 
@@ -90,6 +90,14 @@ def test_every_row_of_the_design_grid():
         assert [grid_color(status, c, higher_is_better=False) for c in changes] == [names[x] for x in row]
     # Mirrored for higher-is-better metrics: top status and a big increase is Blue.
     assert grid_color("Very High", "Increased significantly", higher_is_better=True) == "Blue"
+    # Many cells at once, unknown and empty levels included, give the same colours.
+    statuses, changes_ = [*design, "", "?"], [*changes, ""]
+    cells = [(s, c) for s in statuses for c in changes_]
+    for way in (False, True):
+        got = grid_colors(np.array([s for s, _ in cells], dtype=object), np.array([c for _, c in cells], dtype=object),
+                          way)
+        assert got.tolist() == [grid_color(s, c, way) for s, c in cells]
+    assert grid_colors(np.array(["Medium"]), np.array(["Increased"]), False).tolist() == ["Orange"]
 
 
 def test_groups_under_30_get_no_colour():

@@ -78,6 +78,11 @@ def grid_color(status: str, change: str, higher_is_better: bool) -> str:
     return COLOR_NAMES[_GRID[row][col]]
 
 
+# Every cell's colour by direction, with a last row and column of "" for a missing level (index -1).
+_COLOR_TABLE = {way: np.array([[grid_color(s, c, way) for c in (*CHANGE_LEVELS, "")] for s in (*STATUS_LEVELS, "")],
+                              dtype=object) for way in (False, True)}
+
+
 def status_change(current: pd.DataFrame, previous: pd.DataFrame, level_of: dict[str, str],
                   higher_is_better: dict[str, bool], settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
     """Status, change and colour for each school x group x metric of `current`.
@@ -94,24 +99,31 @@ def status_change(current: pd.DataFrame, previous: pd.DataFrame, level_of: dict[
     # Rounded to one decimal before classifying (as the California Dashboard does): 2.2 -> 2.5 is +0.3.
     out["status"] = round_half_away(out["value"])
     out["change"] = round_half_away(out["value"] - out["previous"])
-    out["status_level"], out["change_level"], out["color"] = "", "", ""
     out["_level"] = out["school_id"].map(level_of).fillna("ES")
+    status_levels, change_levels, colors = (np.full(len(out), "", dtype=object) for _ in range(3))
     # Levels are computed per (metric, school level) block, each with its own cut points.
-    for (metric, level), block in out.groupby(["metric", "_level"]):
+    for (metric, level), at in out.groupby(["metric", "_level"]).indices.items():
         cuts = settings.cuts_for(metric, level)
         if cuts is None:
             continue
+        block = out.iloc[at]
         s = _levels(block["status"], cuts.status, STATUS_LEVELS, inclusive=True)
         c0, c1, c2, c3 = cuts.change
         change = block["change"]
         c = np.select([change > c3, change >= c2, change > c1, change > c0, change.notna()], list(CHANGE_LEVELS[::-1]),
                       default="")
-        out.loc[block.index, "status_level"] = s
-        out.loc[block.index, "change_level"] = c
-        big_enough = block["denominator"].fillna(0) >= settings.status_min_n
-        colours = [grid_color(a, b, higher_is_better.get(metric, True)) for a, b in zip(s, c, strict=True)]
-        out.loc[block.index, "color"] = np.where(big_enough, colours, "")
+        status_levels[at], change_levels[at] = s, c
+        big_enough = block["denominator"].fillna(0).to_numpy() >= settings.status_min_n
+        colors[at] = np.where(big_enough, grid_colors(s, c, higher_is_better.get(metric, True)), "")
+    out["status_level"], out["change_level"], out["color"] = status_levels, change_levels, colors
     return out[COLUMNS + ["denominator"]]
+
+
+def grid_colors(status: np.ndarray, change: np.ndarray, higher_is_better: bool) -> np.ndarray:
+    """:func:`grid_color` of many cells at once, looked up in the grid :func:`grid_color` spells out."""
+    rows = pd.Index(STATUS_LEVELS).get_indexer(status)  # -1: not a level, the table's last row
+    cols = pd.Index(CHANGE_LEVELS).get_indexer(change)
+    return _COLOR_TABLE[higher_is_better][rows, cols]
 
 
 def _levels(values: pd.Series, bounds: tuple, names: tuple, inclusive: bool) -> np.ndarray:
