@@ -155,6 +155,11 @@ def test_page_queries_use_the_indexes(demo, capsys):
 def discipline_demo(engine):
     """A demo district whose discipline file lacks ALL rows in places (summed from races, one of them
     suppressed) and has suppressed group counts and an empty suspended count (OSS used instead)."""
+    storage.replace_all(engine, _discipline_demo_frames())
+    return engine
+
+
+def _discipline_demo_frames() -> dict[str, pd.DataFrame]:
     frames = build_demo(schools=12, years=4, seed=3)
     discipline = frames["discipline"].copy()
     ids = sorted(discipline["school_id"].unique())
@@ -165,8 +170,7 @@ def discipline_demo(engine):
     discipline.loc[discipline["school_id"] == ids[4], ["students_suspended"]] = np.nan
     hidden = (discipline["school_id"] == ids[5]) & (discipline["student_group"] == "SWD")
     discipline.loc[hidden, ["students_iss", "students_suspended"]] = np.nan
-    storage.replace_all(engine, {**frames, "discipline": discipline})
-    return engine
+    return {**frames, "discipline": discipline}
 
 
 def test_district_risks_from_sql_match_pandas(discipline_demo):
@@ -450,3 +454,68 @@ def test_discipline_scope_sums_match_pandas(discipline_demo):
     assert got.loc[by_year.index, "s_enrolled"].tolist() == by_year["enrolled"].tolist()
     unknown = int(suspension_counts(alls.merge(derived, on=["school_id", "school_year"])).isna().sum())
     assert (int(got["derived"].sum()), int(got["derived_unknown"].sum())) == (len(derived), unknown) == (12, 0)
+
+
+# --- status colours of what changed: the rows a colour can be given, narrowed in SQL -------------------
+
+
+def _colours(engine, rows: pd.DataFrame, year: int) -> pd.DataFrame:
+    from analytics.stats.rates import add_rate_columns
+    from analytics.stats.status_change import status_change
+    from analytics.workspace.views import directions
+
+    schools = storage.load_schools(engine)
+    rows = add_rate_columns(rows)
+    return status_change(rows[rows["school_year"] == year], rows[rows["school_year"] == year - 1],
+                         dict(zip(schools["school_id"], schools["level"], strict=True)), directions(engine))
+
+
+@pytest.mark.parametrize("suspension", ["derived", "imported"])
+def test_status_rows_give_every_colour_the_whole_table_gives(engine, suspension):
+    from analytics.config import DEFAULT_SETTINGS
+    from analytics.data.derived import suspension_metric_rows
+    from analytics.outputs.views import _metric_rows
+    from analytics.workspace.changes import worsened_status
+
+    frames = _discipline_demo_frames()
+    if suspension == "imported":  # the same rates imported as metrics rows: read from the metrics table
+        rates = suspension_metric_rows(frames["discipline"])
+        metrics = frames["metrics"]
+        frames["metrics"] = pd.concat([metrics, rates.loc[rates["denominator"].notna(), metrics.columns]],
+                                      ignore_index=True)
+    storage.replace_all(engine, frames)
+    discipline_demo = engine
+    coloured = sorted({metric for metric, _ in DEFAULT_SETTINGS.status_cuts})
+    keys = ["school_id", "student_group", "metric"]
+    worsened = 0
+    for then, now in ((2023, 2025), (2024, 2025)):
+        every = _metric_rows(discipline_demo, None, sorted({then - 1, then, now - 1, now}), None)
+        narrow = aggregates.status_rows(discipline_demo, [then, now], coloured)
+        assert len(narrow) < len(every) and set(narrow["metric"]) <= set(coloured)
+        both = {}
+        for year in (then, now):
+            want, got = _colours(discipline_demo, every, year), _colours(discipline_demo, narrow, year)
+            pairs = got.merge(want, on=keys, suffixes=("", "_all"), validate="one_to_one")
+            assert len(pairs) == len(got)  # every narrowed row is a row of the table, with the same colour
+            for column in ("status_level", "change_level", "color"):
+                assert (pairs[column] == pairs[f"{column}_all"]).all(), column
+            assert np.allclose(pairs["status"], pairs["status_all"], equal_nan=True, rtol=0, atol=0)
+            both[year] = (got, want)
+        # every row coloured in both years is there, so the worsened list is the whole table's
+        whole = worsened_status(both[then][1], both[now][1], now, {})
+        narrowed = worsened_status(both[then][0], both[now][0], now, {})
+        pd.testing.assert_frame_equal(narrowed.sort_values(["school_id", "detail"], ignore_index=True),
+                                      whole.sort_values(["school_id", "detail"], ignore_index=True))
+        worsened += len(whole)
+        assert "suspension_rate" in set(both[now][0]["metric"])
+    assert worsened > 0
+
+
+def test_status_rows_read_the_years_by_index(discipline_demo, capsys):
+    stmt = aggregates.status_rows_statement([2024, 2025], ["math_proficient", "suspension_rate"],
+                                            derived_suspension=True)
+    plan = aggregates.explain(discipline_demo, stmt, index_scans_only=True)
+    with capsys.disabled():
+        print(f"\n{discipline_demo.dialect.name} plan of the status rows:\n{plan}")
+    assert "ix_metrics_year_metric_group" in plan or "ix_metrics_metric_group_year" in plan
+    assert "ix_discipline_year" in plan

@@ -156,7 +156,7 @@ def changes_view(engine: Engine, year: int | None = None, cluster: str | None = 
     labels = dict(zip(catalog["metric"], catalog["label"], strict=True))
     parts = [
         change_rules.new_rr_flags(_dispro(engine, ids, settings), then_year, now_year),
-        _worsened(engine, cluster, school, then_year, now_year, labels),
+        _worsened(engine, cluster, school, then_year, now_year, labels, settings),
         change_rules.goals_moved_off_track(goals_progress(engine, cluster, school)[1] if progress is None
                                            else progress, then_year, labels),
         change_rules.new_signals(_series(engine, ids), since),
@@ -193,16 +193,19 @@ def _dispro(engine: Engine, ids: list[str] | None, settings: Settings) -> pd.Dat
 
 
 def _worsened(engine: Engine, cluster: str | None, school: str | None, then_year: int, now_year: int,
-              labels: dict[str, str]) -> pd.DataFrame:
-    """Status colours (DESIGN §3 grid) now and at the meeting, from one read of the four years they need."""
+              labels: dict[str, str], settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """Status colours (DESIGN §3 grid) now and at the meeting, from one read of the four years they need,
+    narrowed in SQL to the metrics with cut points and the groups large enough for a colour in both years
+    (:func:`analytics.data.aggregates.status_rows`): no other row can be worsened."""
     if now_year <= then_year:
         return change_rules._empty()
-    from analytics.outputs.views import _metric_rows
+    from analytics.data.aggregates import status_rows
     from analytics.stats.rates import add_rate_columns
     from analytics.stats.status_change import status_change
 
     schools, ids = scope_ids(engine, cluster, school)
-    rows = _metric_rows(engine, None, sorted({then_year - 1, then_year, now_year - 1, now_year}), ids)
+    coloured = sorted({metric for metric, _ in settings.status_cuts})
+    rows = status_rows(engine, [then_year, now_year], coloured, school_ids=ids, min_n=settings.status_min_n)
     if rows.empty:
         return change_rules._empty()
     rows = add_rate_columns(rows)
@@ -210,7 +213,8 @@ def _worsened(engine: Engine, cluster: str | None, school: str | None, then_year
     ways = directions(engine)
 
     def colours(year: int) -> pd.DataFrame:
-        return status_change(rows[rows["school_year"] == year], rows[rows["school_year"] == year - 1], level_of, ways)
+        return status_change(rows[rows["school_year"] == year], rows[rows["school_year"] == year - 1], level_of, ways,
+                             settings)
 
     return change_rules.worsened_status(colours(then_year), colours(now_year), now_year, labels)
 
