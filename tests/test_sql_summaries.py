@@ -519,3 +519,13 @@ def test_status_rows_read_the_years_by_index(discipline_demo, capsys):
         print(f"\n{discipline_demo.dialect.name} plan of the status rows:\n{plan}")
     assert "ix_metrics_year_metric_group" in plan or "ix_metrics_metric_group_year" in plan
     assert "ix_discipline_year" in plan
+
+
+def test_a_years_flags_need_only_it_and_the_two_years_before(discipline_demo):
+    whole = aggregates.scope_disproportionality(discipline_demo)
+    some = aggregates.scope_disproportionality(discipline_demo, years=[2023, 2024, 2025])
+    assert set(some["school_year"]) == {2023, 2024, 2025}
+    want = whole[whole["school_year"] == 2025].reset_index(drop=True)
+    got = some[some["school_year"] == 2025].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
+    assert want["flagged"].any()

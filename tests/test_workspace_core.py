@@ -231,3 +231,14 @@ def test_new_year_and_the_combined_list():
     assert out["change"].tolist() == ["status_worsened", "new_year"]  # one row per school and kind, in order
     assert out["detail"].iloc[0] == "a; b" and out["since"].iloc[0] == "2025-02-27"
     assert ch.summary(out) == "1 school with changes: 1 status worsened, 1 new year of data."
+
+
+def test_a_school_flagged_often_gets_one_row_per_kind_with_the_first_four_details():
+    schools = pd.DataFrame({"school_id": ["1", "2"], "school_name": ["Oak ES", "Elm MS"]})
+    many = pd.DataFrame({"school_id": "2", "change": "run_chart_signal", "detail": list("fedcba"),
+                         "link": [f"cycles?cycle={k}" for k in "fedcba"]})
+    one = pd.DataFrame({"school_id": ["1"], "change": "new_year", "detail": ["x"], "link": ["school?school=1"]})
+    out = ch.combine([many, one], schools, date(2025, 2, 27))
+    assert out["school_id"].tolist() == ["2", "1"]  # Elm before Oak
+    assert out["detail"].tolist() == ["a; b; c; d; and 2 more", "x"]
+    assert out["link"].iloc[0] == "cycles?cycle=f"  # the link of the first row given

@@ -586,10 +586,13 @@ def district_risks(engine: Engine) -> disproportionality.DistrictRisks:
 
 
 def scope_disproportionality(engine: Engine, school_ids: Sequence[str] | None = None,
-                             settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+                             settings: Settings = DEFAULT_SETTINGS, years: Sequence[int] | None = None) -> pd.DataFrame:
     """Disproportionality of some schools (every school when None): only their discipline rows are read,
-    and the alternate ratio's district risks are summed by the database (:func:`district_risks`)."""
-    rows = storage.load_discipline(engine, school_ids=school_ids)
+    and the alternate ratio's district risks are summed by the database (:func:`district_risks`).
+
+    ``years`` reads only those years: each year's ratios are its own, and a year's 3-year flag is right when
+    the two years before it are read too (a year left out breaks a run, as a missing year does)."""
+    rows = storage.load_discipline(engine, school_ids=school_ids, years=years)
     district = district_risks(engine) if school_ids is not None else None
     return disproportionality.disproportionality(rows, settings, district=district)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 from analytics.data.catalog import group_label
@@ -155,14 +156,18 @@ def combine(parts: list[pd.DataFrame], schools: pd.DataFrame, since: date) -> pd
 
 def _one_row_per_school_and_kind(changes: pd.DataFrame, shown: int = 4) -> pd.DataFrame:
     """A school flagged several times for one kind of change gets one row: the details joined (at most
-    `shown`, then how many more), the link of the first."""
-    rows = []
-    for (school, kind), block in changes.groupby(["school_id", "change"], sort=False):
-        details = sorted(block["detail"])
-        more = f"; and {len(details) - shown} more" if len(details) > shown else ""
-        rows.append({"school_id": school, "change": kind, "detail": "; ".join(details[:shown]) + more,
-                     "link": block["link"].iloc[0], "n": len(details)})
-    return pd.DataFrame(rows)
+    `shown`, then how many more), the link of the first, in order of first appearance."""
+    work = changes.assign(_order=np.arange(len(changes)))
+    first = work.drop_duplicates(["school_id", "change"]).set_index(["school_id", "change"])
+    ranked = work.sort_values(["school_id", "change", "detail"], kind="stable")
+    place = ranked.groupby(["school_id", "change"], sort=False).cumcount()
+    joined = ranked[place < shown].groupby(["school_id", "change"], sort=False)["detail"].agg("; ".join)
+    n = ranked.groupby(["school_id", "change"], sort=False).size()
+    out = first[["link", "_order"]].assign(detail=joined, n=n)
+    more = out["n"] > shown
+    out.loc[more, "detail"] = out.loc[more, "detail"] + "; and " + (out.loc[more, "n"] - shown).astype(str) + " more"
+    out = out.sort_values("_order").reset_index()
+    return out[["school_id", "change", "detail", "link", "n"]]
 
 
 def summary(changes: pd.DataFrame) -> str:

@@ -155,12 +155,12 @@ def changes_view(engine: Engine, year: int | None = None, cluster: str | None = 
     catalog = metric_catalog(storage.load_metric_definitions(engine))
     labels = dict(zip(catalog["metric"], catalog["label"], strict=True))
     parts = [
-        change_rules.new_rr_flags(_dispro(engine, ids, settings), then_year, now_year),
+        change_rules.new_rr_flags(_dispro(engine, ids, settings, then_year, now_year), then_year, now_year),
         _worsened(engine, cluster, school, then_year, now_year, labels, settings),
         change_rules.goals_moved_off_track(goals_progress(engine, cluster, school)[1] if progress is None
                                            else progress, then_year, labels),
         change_rules.new_signals(_series(engine, ids), since),
-        change_rules.new_years(_data_years(engine, ids), then_year),
+        change_rules.new_years(_data_years(engine, ids, then_year), then_year),
     ]
     out = change_rules.combine(parts, schools, since)
     if public:  # values, ratios and colours of cells the privacy rules may hide: the public list names the change
@@ -186,10 +186,13 @@ def _since(engine: Engine, cluster: str | None, since: date | str | None) -> dat
     return found
 
 
-def _dispro(engine: Engine, ids: list[str] | None, settings: Settings) -> pd.DataFrame:
+def _dispro(engine: Engine, ids: list[str] | None, settings: Settings, then_year: int, now_year: int) -> pd.DataFrame:
+    """Risk ratios of the years whose flags are compared: each of the two years and the years its
+    consecutive-year rule looks back on (a flag in another year is not read)."""
     from analytics.data.aggregates import scope_disproportionality
 
-    return scope_disproportionality(engine, ids, settings)  # alternate ratios: district sums from SQL
+    years = sorted({y - back for y in (then_year, now_year) for back in range(settings.consecutive_years)})
+    return scope_disproportionality(engine, ids, settings, years)  # alternate ratios: district sums from SQL
 
 
 def _worsened(engine: Engine, cluster: str | None, school: str | None, then_year: int, now_year: int,
@@ -251,10 +254,12 @@ def monthly_suspensions(engine: Engine, ids: list[str] | None, min_months: int =
     return monthly_series_by_school(counts, min_months)
 
 
-def _data_years(engine: Engine, ids: list[str] | None) -> pd.DataFrame:
+def _data_years(engine: Engine, ids: list[str] | None, after: int) -> pd.DataFrame:
+    """(school_id, school_year) with metrics or discipline rows for a year after `after`: only the newer
+    years are read (by the year's index)."""
     stmts = []
     for table in (schema.metrics, schema.discipline):
-        stmt = sa.select(table.c.school_id, table.c.school_year).distinct()
+        stmt = sa.select(table.c.school_id, table.c.school_year).distinct().where(table.c.school_year > after)
         if ids is not None:
             stmt = stmt.where(table.c.school_id.in_(ids))
         stmts.append(stmt)
