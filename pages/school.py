@@ -8,7 +8,6 @@ from analytics.data.catalog import STUDENT_GROUPS, group_label
 from analytics.outputs import charts_district as charts
 from analytics.outputs.findings import gap_finding, nothing_found_finding, rate_change_finding
 from analytics.stats.gaps import FDR_Q, bh_q_values
-from analytics.stats.summaries import school_profile
 from pages import ui
 
 ui.require_data("metrics", "discipline")
@@ -68,8 +67,9 @@ catalog = ui.metric_catalog()
 
 @ui.drawn
 def profile_for(version: int, school_id: str, year: int):
-    """The school's profile for a year against the district (cached per data version; read-only)."""
-    return school_profile(ui.school_metrics(school_id), None, year, district=ui.district_figures(year))
+    """The school's profile for a year against the district (cached per data version; read-only): the latest
+    year's is a slice of every school's, made ahead after an import."""
+    return ui.school_profile_of(school_id, year)
 
 
 profile = profile_for(ui.data_version(), school_id, year)

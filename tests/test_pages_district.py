@@ -74,6 +74,27 @@ def test_school_profile_matches_counts(on_demo):
     assert len(small) and (small["School (%)"] == "–").all() and (small["ci_low"] == "–").all()
 
 
+def test_every_schools_prepared_profile_equals_its_own(on_demo, monkeypatch):
+    """The latest year's profiles, made in blocks of schools (what a school's first view slices), equal
+    `school_profile` of each school's own rows for every school of the demo: rows, order, columns, numbers."""
+    from analytics.data import aggregates
+    from analytics.data.derived import metrics_with_suspension
+    from analytics.stats.summaries import school_profile
+    from pages.ui import loaders
+
+    monkeypatch.setattr(loaders, "engine", lambda: on_demo)
+    year = max(storage.available_years(on_demo))
+    ids = storage.load_schools(on_demo)["school_id"].tolist()
+    prepared = loaders.SchoolProfiles(storage.data_version(on_demo), year, ids)
+    district = aggregates.district_figures(on_demo, year)
+    assert len(ids) == 200 and len(list(prepared.pieces())) == 1
+    for school in ids:
+        own = metrics_with_suspension(storage.load_metrics(on_demo, school_ids=[school]),
+                                      storage.load_discipline(on_demo, school_ids=[school]))
+        pd.testing.assert_frame_equal(prepared.of(school), school_profile(own, None, year, district=district))
+    assert prepared.of("999999") is None
+
+
 def test_school_not_found(on_demo):
     at = _run("school", school="999999")
     assert any("999999" in e.value for e in at.error)

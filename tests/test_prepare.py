@@ -29,12 +29,14 @@ def test_work_list_puts_the_release_first_then_the_data_then_the_opening_views_d
                                                ("discipline", None), ("rp", None), ("map", None),
                                                ("quality", None), ("view", "overview"), ("view", "gaps"), ("view", "discipline"),
                                                ("view", "learning"), ("view", "meeting"), ("view", "changes"),
-                                               ("rp_clusters", None)]
+                                               ("profiles", 2025), ("rp_clusters", None)]
+    # the per-school and per-cluster tables are made in the background, after every district view
+    assert [s.kind for s in steps if s.background] == ["profiles", "rp_clusters"]
     assert all(s.label for s in steps)
     with_goals = work_list(["read_proficient"], [2025], has_discipline=False, has_live_shares=False, has_goals=True)
     # every goal's progress before the views that slice it (what changed); no discipline: no clusters' RP
     kinds = [s.kind for s in with_goals]
-    assert kinds[kinds.index("quality") + 1:] == ["goals", "view", "view", "view", "view"]
+    assert kinds[kinds.index("quality") + 1:] == ["goals", "view", "view", "view", "view", "profiles"]
 
 
 def test_work_list_follows_the_data_present():
@@ -43,7 +45,7 @@ def test_work_list_follows_the_data_present():
     assert [(s.kind, s.arg) for s in only_discipline] == [  # no metrics: no gaps; no programmes: no learning
         ("release", None), ("year", 2025), ("discipline", None), ("rp", None), ("map", None), ("quality", None),
         ("view", "overview"),
-        ("view", "discipline"), ("view", "meeting"), ("view", "changes"), ("rp_clusters", None)]
+        ("view", "discipline"), ("view", "meeting"), ("view", "changes"), ("profiles", 2025), ("rp_clusters", None)]
     assert opening_metrics(["attendance", "chronic_absence"]) == ["attendance"]  # none of the openers: the first
     assert gaps_opening_metric(["attendance", "math_growth"]) == "math_growth"
     assert gaps_opening_metric(["attendance", "chronic_absence"]) == "attendance"
@@ -53,7 +55,7 @@ def test_work_list_follows_the_data_present():
 def test_work_list_leaves_the_privacy_release_out_while_no_shared_link_can_be_opened():
     steps = work_list(["read_proficient"], [2025], has_discipline=True, has_live_shares=False)
     assert [s.kind for s in steps if s.kind != "view"] == ["metric", "gaps", "year", "discipline", "rp", "map",
-                                                                   "quality", "rp_clusters"]
+                                                                   "quality", "profiles", "rp_clusters"]
 
 
 def test_live_shares_are_neither_revoked_nor_expired(tmp_path, monkeypatch):
@@ -285,6 +287,8 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
         for cluster in clusters:  # any one cluster's discipline view: its RP estimates were made ahead
             loaders._rp_impact(version, cluster, None)
             loaders._rp_beyond(version, cluster, None)
+        profiles = loaders._school_profiles(version, latest)  # every school's first view slices its profile
+        assert all(len(profiles.of(school)) for school in schools["school_id"])
         goals, progress = loaders._goal_progress(version)
         assert len(goals) and set(progress["goal_id"]) == set(goals["goal_id"])
         loaders._pl_practices(version)

@@ -15,7 +15,7 @@ from analytics.stats.rates import (
     wilson_arrays,
     wilson_interval,
 )
-from analytics.stats.summaries import gaps_vs_others, pooled_kpi
+from analytics.stats.summaries import gaps_vs_others, pooled_kpi, profile_slices, school_profile, school_profiles
 
 
 def test_wilson_interval_by_hand():
@@ -65,6 +65,25 @@ def test_gap_against_all_other_students():
     assert gap["others_value"] == pytest.approx(100 * 50 / 60)
     assert gap["gap"] == pytest.approx(25 - 100 * 50 / 60)
     assert gap["p_value"] < 0.001
+
+
+def test_every_schools_profile_at_once_is_each_schools_own_profile():
+    # School b comes first in the rows and a's rows are split around it: each school's gap is against its own
+    # ALL row (a: ALL 60/100, BL 10/40 -> others 50/60; b: ALL 30/50, BL 20/25 -> others 10/25 = 40%).
+    rows = pd.DataFrame({"school_id": ["a", "b", "b", "a"], "school_year": 2024, "metric": "m",
+                         "student_group": ["ALL", "ALL", "BL", "BL"], "numerator": [60.0, 30.0, 20.0, 10.0],
+                         "denominator": [100.0, 50.0, 25.0, 40.0], "value": [60.0, 60.0, 80.0, 25.0],
+                         "target": np.nan})
+    district = pd.DataFrame({"metric": "m", "student_group": ["ALL", "BL"], "value": [60.0, 30.0],
+                             "basis": "pooled"})
+    ordered, where = profile_slices(school_profiles(rows, 2024, district))
+    assert where == {"a": (0, 2), "b": (2, 4)}
+    a, b = (ordered.iloc[start:stop].reset_index(drop=True) for start, stop in (where["a"], where["b"]))
+    assert b["gap"].tolist()[1] == pytest.approx(80 - 40) and a["gap"].tolist()[1] == pytest.approx(25 - 100 * 50 / 60)
+    assert b["vs_district"].tolist() == pytest.approx([0.0, 50.0])
+    for school, sliced in (("a", a), ("b", b)):
+        pd.testing.assert_frame_equal(sliced, school_profile(rows[rows["school_id"] == school], None, 2024,
+                                                             district=district))
 
 
 def test_kpi_change_and_significance():

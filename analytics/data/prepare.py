@@ -9,9 +9,10 @@ opening views themselves: each page that opens on the same
 district-wide view for everyone (no URL parameters) is drawn once with nobody watching, so its charts,
 tables and Arrow bytes are made under the very cache keys the page asks for, and the first person to open
 it only reads them (DESIGN §8: a first view within 5x its warm rerun). This module only says *what* to
-prepare, from the data present; `pages/ui/prepare.py` runs the list against the app's caches. Last, each
-cluster's restorative-practices estimates: a cluster's discipline view is otherwise tens to hundreds of
-times its rerun on first view.
+prepare, from the data present; `pages/ui/prepare.py` runs the list against the app's caches. Last, in the
+background, every school's profile for the latest year (a school's first view slices it) and each cluster's
+restorative-practices estimates: a cluster's discipline view is otherwise tens to hundreds of times its
+rerun on first view.
 """
 
 from __future__ import annotations
@@ -58,9 +59,11 @@ def gaps_opening_metric(metric_ids: Sequence[str]) -> str | None:
 def work_list(metric_ids: Sequence[str], years: Sequence[int], *, has_discipline: bool,
               has_live_shares: bool = True, has_learning: bool = False, has_goals: bool = False) -> list[Step]:
     """The district-wide results to prepare for one data version, most widely needed first, then the
-    opening views drawn from them (:data:`OPENING_VIEWS`, those whose data is present), then what any one
-    cluster's discipline view needs (each cluster's restorative-practices estimates, randomization
-    inference of a fraction of a second to seconds each: last, one piece per cluster).
+    opening views drawn from them (:data:`OPENING_VIEWS`, those whose data is present), then in the
+    background every school's profile for the latest year (a few hundred schools per piece: a school's first
+    view slices it) and what any one cluster's discipline view needs (each cluster's restorative-practices
+    estimates, randomization inference of a fraction of a second to seconds each: last, one piece per
+    cluster).
 
     Every goal's progress (one pass; a school's plan and what changed slice it) and the programme practices
     a plan's walkthrough form offers come before the views when the district has goals.
@@ -87,6 +90,8 @@ def work_list(metric_ids: Sequence[str], years: Sequence[int], *, has_discipline
     present = {"gaps": bool(years and metric_ids), "discipline": has_discipline, "learning": has_learning}
     steps += [Step("view", f"first view: {title}", page) for page, title in OPENING_VIEWS.items()
               if present.get(page, True)]
+    if years:  # a school's first view slices its profile
+        steps.append(Step("profiles", f"every school's profile for {max(years)}", int(max(years)), background=True))
     if has_discipline:
         steps.append(Step("rp_clusters", "restorative-practices impact of each cluster", background=True))
     return steps

@@ -277,15 +277,42 @@ def school_profile(school_rows: pd.DataFrame, district_rows: pd.DataFrame | None
     current = school_rows[school_rows["school_year"] == year]
     if current.empty:
         return pd.DataFrame()
-    with_ci = add_rate_columns(current)
     if district is None:
         district = district_values(district_rows[district_rows["school_year"] == year], ["metric", "student_group"])
+    return school_profiles(current, year, district)
+
+
+PROFILE_KEYS = ["school_id", "metric", "student_group"]
+
+
+def school_profiles(rows: pd.DataFrame, year: int, district: pd.DataFrame) -> pd.DataFrame:
+    """:func:`school_profile` of every school in `rows` at once, rows in their input order.
+
+    Every step is row-wise (Wilson intervals, the district figure looked up by metric x group) or within one
+    school (:func:`gaps_vs_others` pairs each group with its own school's ALL row), so one pass over the
+    district's rows of a year gives each school's profile as one school's rows would; a stable sort by
+    school (:func:`profile_slices`) then makes each school's profile a slice.
+    """
+    current = rows[rows["school_year"] == year]
+    if current.empty:
+        return pd.DataFrame()
+    with_ci = add_rate_columns(current)
     district = district.rename(columns={"value": "district_value", "basis": "district_basis"})
-    gaps = gaps_vs_others(current)[["metric", "student_group", "others_value", "gap", "p_value"]]
+    gaps = gaps_vs_others(current)[[*PROFILE_KEYS, "others_value", "gap", "p_value"]]
     profile = with_ci.merge(district, on=["metric", "student_group"], how="left").merge(
-        gaps, on=["metric", "student_group"], how="left")
+        gaps, on=PROFILE_KEYS, how="left")
     profile["vs_district"] = profile["value"] - profile["district_value"]
     return profile
+
+
+def profile_slices(profiles: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, tuple[int, int]]]:
+    """:func:`school_profiles` sorted by school (stable: each school's rows keep their order) and each
+    school's ``(start, stop)`` positions in it, so one school's profile is ``iloc[start:stop]``."""
+    ordered = profiles.sort_values("school_id", kind="stable").reset_index(drop=True)
+    ids = ordered["school_id"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([], dtype=int)
+    stops = np.r_[starts[1:], len(ids)]
+    return ordered, {str(ids[a]): (int(a), int(b)) for a, b in zip(starts, stops, strict=True)}
 
 
 def top_and_bottom(df: pd.DataFrame, n: int, higher_is_better: bool = True, value: str = "value") -> pd.DataFrame:

@@ -79,6 +79,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     run_page,
     school_metrics,
     school_names,
+    school_profile_of,
     schools,
     shared,
     table_counts,

@@ -25,7 +25,15 @@ from analytics.stats.rates import add_rate_columns
 from analytics.stats.rp_impact import RPImpact, comparison_scope, rp_impact, rp_impact_for_cluster, rp_impact_for_school
 from analytics.stats.small_numbers import rank_schools
 from analytics.stats.status_change import status_change
-from analytics.stats.summaries import cluster_table_from_counts, data_limits, school_values, summary_kpi_from_counts
+from analytics.stats.summaries import (
+    cluster_table_from_counts,
+    data_limits,
+    profile_slices,
+    school_profile,
+    school_profiles,
+    school_values,
+    summary_kpi_from_counts,
+)
 from pages.ui.state import per_run, start_run
 
 
@@ -364,6 +372,72 @@ def school_metrics(school_id: str) -> pd.DataFrame:
     """One school's metric rows, every year and group (suspension rate derived when not imported): read by
     the school's key (its unique index), never the district's rows."""
     return _school_metrics(data_version(), school_id)
+
+
+PROFILE_BLOCK = 250  # schools per piece of the district's profiles (a fraction of a second each)
+
+
+class SchoolProfiles:
+    """Every school's profile for one year (:func:`analytics.stats.summaries.school_profiles`), made a block
+    of schools at a time: the preparer fills the blocks one piece each, and a school's first view only
+    slices its block (or makes that block alone when it is not made yet). Shared and read-only."""
+
+    def __init__(self, version: int, year: int, school_ids: Sequence[str]):
+        self.version, self.year = version, year
+        ids = sorted(map(str, school_ids))
+        self._blocks = [ids[i:i + PROFILE_BLOCK] for i in range(0, len(ids), PROFILE_BLOCK)]
+        self._block_of = {school: i // PROFILE_BLOCK for i, school in enumerate(ids)}
+        self._made: dict[int, tuple[pd.DataFrame, dict[str, tuple[int, int]]]] = {}
+        self._lock = threading.Lock()
+
+    def _make(self, block: int) -> tuple[pd.DataFrame, dict[str, tuple[int, int]]]:
+        with self._lock:  # one block is made once, whoever asks first
+            made = self._made.get(block)
+            if made is None:
+                made = self._made[block] = _then_release(self._read)(self._blocks[block])
+            return made
+
+    def _read(self, ids: list[str]) -> tuple[pd.DataFrame, dict[str, tuple[int, int]]]:
+        eng, year = engine(), self.year
+        rows = storage.read_at_version(eng, self.version, lambda: metrics_with_suspension(
+            storage.load_metrics(eng, years=[year], school_ids=ids),
+            storage.load_discipline(eng, years=[year], school_ids=ids)))
+        return profile_slices(school_profiles(rows, year, _district_figures(self.version, year)))
+
+    def pieces(self):
+        """Make every block, one piece each (the preparer gives way to page runs between them)."""
+        for block in range(len(self._blocks)):
+            self._make(block)
+            yield
+
+    def of(self, school_id: str) -> pd.DataFrame | None:
+        """The school's profile (:func:`~analytics.stats.summaries.school_profile`'s rows and columns); None
+        for a school the district did not have when this was made."""
+        block = self._block_of.get(school_id)
+        if block is None:
+            return None
+        frame, where = self._made.get(block) or self._make(block)
+        if school_id not in where:
+            return pd.DataFrame()
+        start, stop = where[school_id]
+        return frame.iloc[start:stop].reset_index(drop=True)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _school_profiles(version: int, year: int) -> SchoolProfiles:
+    return SchoolProfiles(version, year, _schools(version)["school_id"].tolist())
+
+
+def school_profile_of(school_id: str, year: int) -> pd.DataFrame:
+    """A school's profile for a year against the district (:func:`analytics.stats.summaries.school_profile`).
+    The latest year's is a slice of every school's, made in blocks after an import (the preparer); an earlier
+    year's is made from the school's own rows."""
+    version = data_version()
+    if year == max(_years(version), default=None):
+        found = _school_profiles(version, int(year)).of(school_id)
+        if found is not None:
+            return found
+    return school_profile(_school_metrics(version, school_id), None, year, district=_district_figures(version, year))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

@@ -236,6 +236,8 @@ def _run(step: Step, version: int) -> Iterator[None]:
         loaders._rp_impact(version, "all", None)
         yield
         loaders._rp_beyond(version, "all", None)
+    elif step.kind == "profiles":  # every school's profile for the latest year, a block of schools per piece
+        yield from loaders._school_profiles(version, int(step.arg)).pieces()
     elif step.kind == "rp_clusters":  # what a cluster's discipline view estimates: one piece per cluster
         for cluster in sorted(loaders._schools(version)["cluster"].dropna().unique()):
             yield
