@@ -7,6 +7,7 @@ race/ethnicity rows, and pages say so.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from analytics.data.catalog import RACE_GROUPS
@@ -25,12 +26,19 @@ def discipline_with_all(discipline: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
     school_year) pairs whose `ALL` was derived.
     """
     keys = ["school_id", "school_year"]
-    has_all = discipline.loc[discipline["student_group"] == "ALL", keys].drop_duplicates()
-    race = discipline[discipline["student_group"].isin(RACE_GROUPS)]
-    # race rows of a school-year without ALL, in their order (a key lookup: a merge costs more than the rest)
-    missing = race[~pd.MultiIndex.from_frame(race[keys]).isin(pd.MultiIndex.from_frame(has_all))]
-    if missing.empty:
-        return discipline, has_all.iloc[0:0]
+    groups = discipline["student_group"]
+    race = discipline[groups.isin(RACE_GROUPS)]
+    # race rows of a school-year without ALL, in their order: a set lookup of plain (school, year) pairs (a
+    # merge, or matching two MultiIndexes, cost more than the rest of a school's first read)
+    is_all = (groups == "ALL").to_numpy()
+    has_all = set(zip(discipline["school_id"].to_numpy()[is_all].tolist(),
+                      discipline["school_year"].to_numpy()[is_all].tolist(), strict=True))
+    lacks_all = np.fromiter((key not in has_all for key in zip(race["school_id"].tolist(),
+                                                                race["school_year"].tolist(), strict=True)),
+                            dtype=bool, count=len(race))
+    if not lacks_all.any():
+        return discipline, discipline[keys].iloc[0:0]
+    missing = race[lacks_all]
     cols = [c for c in COUNT_COLUMNS if c in discipline]
     grouped = missing.groupby(keys)
     unknown = missing[cols].isna().groupby([missing[k] for k in keys]).any()
@@ -50,13 +58,14 @@ def suspension_counts(discipline: pd.DataFrame) -> pd.Series:
 def suspension_metric_rows(discipline: pd.DataFrame) -> pd.DataFrame:
     """Discipline rows as `metrics` rows for the derived `suspension_rate` metric."""
     full, _ = discipline_with_all(discipline)
-    rows = full[["school_id", "school_year", "student_group"]].copy()
-    rows["metric"] = "suspension_rate"
-    rows["numerator"] = suspension_counts(full).astype("float64")
-    rows["denominator"] = full["enrolled"].astype("float64")
-    rows["value"] = 100.0 * rows["numerator"] / rows["denominator"].where(rows["denominator"] > 0)
-    rows["target"] = float("nan")
-    return rows
+    numerator = suspension_counts(full).to_numpy(dtype="float64")
+    denominator = full["enrolled"].to_numpy(dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):  # no rate without a positive enrolment
+        value = np.where(denominator > 0, 100.0 * numerator / denominator, np.nan)
+    # One frame built at once (column by column cost more than the rest of a school's derived rows).
+    return pd.DataFrame({"school_id": full["school_id"], "school_year": full["school_year"],
+                         "student_group": full["student_group"], "metric": "suspension_rate", "numerator": numerator,
+                         "denominator": denominator, "value": value, "target": np.nan}, index=full.index)
 
 
 def metrics_with_suspension(metrics: pd.DataFrame, discipline: pd.DataFrame) -> pd.DataFrame:
