@@ -522,10 +522,19 @@ def test_status_rows_read_the_years_by_index(discipline_demo, capsys):
 
 
 def test_a_years_flags_need_only_it_and_the_two_years_before(discipline_demo):
-    whole = aggregates.scope_disproportionality(discipline_demo)
-    some = aggregates.scope_disproportionality(discipline_demo, years=[2023, 2024, 2025])
-    assert set(some["school_year"]) == {2023, 2024, 2025}
-    want = whole[whole["school_year"] == 2025].reset_index(drop=True)
-    got = some[some["school_year"] == 2025].reset_index(drop=True)
-    pd.testing.assert_frame_equal(got, want)
-    assert want["flagged"].any()
+    schools = storage.load_schools(discipline_demo)
+    cluster = sorted(schools.loc[schools["cluster"] == schools["cluster"].iloc[0], "school_id"])
+    for ids in (None, cluster):  # a cluster's alternate ratios divide by the district's risks of those years
+        whole = aggregates.scope_disproportionality(discipline_demo, ids)
+        some = aggregates.scope_disproportionality(discipline_demo, ids, years=[2023, 2024, 2025])
+        assert set(some["school_year"]) == {2023, 2024, 2025}
+        want = whole[whole["school_year"] == 2025].reset_index(drop=True)
+        got = some[some["school_year"] == 2025].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want)
+        assert want["flagged"].any() and (want["ratio_type"] == "alternate").any()
+    risks = aggregates.district_risks(discipline_demo)
+    of_years = aggregates.district_risks(discipline_demo, years=[2024, 2025])
+    assert of_years.outcomes == risks.outcomes
+    keys = ["school_year", "outcome", "student_group"]
+    want = risks.risks[risks.risks["school_year"].isin([2024, 2025])].sort_values(keys, ignore_index=True)
+    pd.testing.assert_frame_equal(of_years.risks.sort_values(keys, ignore_index=True), want)

@@ -445,12 +445,14 @@ def _outcome_count(table: sa.FromClause, outcome: str) -> sa.ColumnElement:
     return table.c[_OUTCOME_COLUMNS[outcome]]
 
 
-def district_risks_statements(outcomes: Sequence[str]) -> tuple[sa.Select, sa.Select]:
+def district_risks_statements(outcomes: Sequence[str], years: Sequence[int] | None = None) -> tuple[sa.Select,
+                                                                                                    sa.Select]:
     """(per year and group, per year) sums behind the district risks, every outcome in one pass each.
 
     Per year and group: the part of the district's ALL that is group g's, over schools whose ALL count
     is known (g's own counts where known, the whole school's where not), and how many schools that is
     (``n_<outcome>``). Per year: the district's ALL sums over the schools whose ALL counts are known.
+    ``years``: only those years (each year's sums are its own).
     """
     d, a = schema.discipline, _discipline_all_rows()
     removed, totals = [], []
@@ -471,6 +473,9 @@ def district_risks_statements(outcomes: Sequence[str]) -> tuple[sa.Select, sa.Se
                 .where(d.c.student_group != "ALL")
                 .group_by(d.c.school_year, d.c.student_group).order_by(d.c.school_year, d.c.student_group))
     by_year = sa.select(a.c.school_year, *totals).group_by(a.c.school_year)
+    if years is not None:
+        by_group = by_group.where(d.c.school_year.in_(list(years)), a.c.school_year.in_(list(years)))
+        by_year = by_year.where(a.c.school_year.in_(list(years)))
     return by_group, by_year
 
 
@@ -561,14 +566,15 @@ def discipline_outcomes(engine: Engine) -> tuple[str, ...]:
     return tuple(o for o in outcomes if row._mapping[o] > 0)
 
 
-def district_risks(engine: Engine) -> disproportionality.DistrictRisks:
+def district_risks(engine: Engine, years: Sequence[int] | None = None) -> disproportionality.DistrictRisks:
     """:func:`analytics.stats.disproportionality.district_risks` of the whole district, summed by the
-    database: a few rows per year, group and outcome instead of every school's discipline rows."""
+    database: a few rows per year, group and outcome instead of every school's discipline rows (of
+    ``years`` only, when given; the outcomes are the whole table's either way)."""
     outcomes = discipline_outcomes(engine)
     columns = ["school_year", "outcome", "student_group", "district_comparison_risk"]
     if not outcomes:
         return disproportionality.DistrictRisks(outcomes, pd.DataFrame(columns=columns))
-    by_group, by_year = district_risks_statements(outcomes)
+    by_group, by_year = district_risks_statements(outcomes, years)
     removed, totals = _read(engine, by_group), _read(engine, by_year)
     frames = []
     for outcome in outcomes:
@@ -593,7 +599,7 @@ def scope_disproportionality(engine: Engine, school_ids: Sequence[str] | None = 
     ``years`` reads only those years: each year's ratios are its own, and a year's 3-year flag is right when
     the two years before it are read too (a year left out breaks a run, as a missing year does)."""
     rows = storage.load_discipline(engine, school_ids=school_ids, years=years)
-    district = district_risks(engine) if school_ids is not None else None
+    district = district_risks(engine, years) if school_ids is not None else None
     return disproportionality.disproportionality(rows, settings, district=district)
 
 
