@@ -215,11 +215,14 @@ def _worsened(engine: Engine, cluster: str | None, school: str | None, then_year
     level_of = dict(zip(schools["school_id"], schools["level"], strict=True))
     ways = directions(engine)
 
-    def colours(year: int) -> pd.DataFrame:
-        return status_change(rows[rows["school_year"] == year], rows[rows["school_year"] == year - 1], level_of, ways,
-                             settings)
+    def colours(year: int, of: pd.DataFrame) -> pd.DataFrame:
+        return status_change(of[of["school_year"] == year], of[of["school_year"] == year - 1], level_of, ways, settings)
 
-    return change_rules.worsened_status(colours(then_year), colours(now_year), now_year, labels)
+    now = colours(now_year, rows)
+    now = now[now["color"].isin(["Orange", "Red"])]  # only these can have worsened: the meeting's year for them
+    keys = ["school_id", "metric", "student_group"]
+    hot = pd.MultiIndex.from_frame(rows[keys]).isin(pd.MultiIndex.from_frame(now[keys]))
+    return change_rules.worsened_status(colours(then_year, rows[hot]), now, now_year, labels)
 
 
 def _series(engine: Engine, ids: list[str] | None) -> pd.DataFrame:
