@@ -87,7 +87,7 @@ def scope_views(version: int, cluster: str, school: str, year: int):
     (flagged, suspension), _ = discipline_views(version, cluster)
     flags = flagged[flagged["school_id"].isin(scope_ids) & (flagged["school_year"] == year)]
     ratios = suspension[suspension["school_id"].isin(scope_ids) & (suspension["school_year"] == year)]
-    sums = ui.discipline_sums(scope_ids)
+    sums = ui.discipline_sums(scope_ids, cluster if school == "all" and cluster != "all" else None)
     chart = spans = None
     if not ui.incident_months(None, scope_ids).empty:  # incidents counted per month by the database
         series = monthly_series(ui.incident_months(["ISS", "OSS"], scope_ids), label=str(scope_name))

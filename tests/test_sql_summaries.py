@@ -436,6 +436,37 @@ def test_discipline_scope_sums_by_hand(engine):
     assert (only_b.loc["ALL", "enrolled"], only_b.loc["ALL", "derived"], only_b.loc["BL", "enrolled"]) == (50, 0, 10)
 
 
+def test_every_clusters_discipline_sums_in_one_read_by_hand(engine):
+    # North is A alone (no ALL row: ALL = BL + WH = 30 + 70, suspended 3 + 4); South is B (ALL 50, 5 suspended;
+    # BL 10 whose suspension count is its OSS count, 2).
+    schools = pd.DataFrame({"school_id": ["A", "B"], "school_name": ["Ash", "Birch"], "level": ["ES"] * 2,
+                            "cluster": ["North", "South"]})
+    rows = [("A", "BL", 30, 3, 2), ("A", "WH", 70, 4, NAN), ("B", "ALL", 50, 5, 1), ("B", "BL", 10, NAN, 2)]
+    discipline = pd.DataFrame(rows, columns=["school_id", "student_group", "enrolled", "students_suspended",
+                                             "students_oss"]).assign(school_year=2024)
+    storage.replace_all(engine, {"schools": schools, "discipline": discipline})
+    sums = aggregates.discipline_cluster_sums(engine)
+    assert sums[["cluster", "student_group"]].values.tolist() == [["North", "ALL"], ["North", "BL"], ["North", "WH"],
+                                                                  ["South", "ALL"], ["South", "BL"]]
+    north, south = (sums[sums["cluster"] == c].set_index("student_group") for c in ("North", "South"))
+    assert (north.loc["ALL", "enrolled"], north.loc["ALL", "s"], north.loc["ALL", "derived"]) == (100, 7, 1)
+    assert (south.loc["ALL", "enrolled"], south.loc["ALL", "s"], south.loc["ALL", "derived"]) == (50, 5, 0)
+    assert (south.loc["BL", "s"], south.loc["BL", "n_students_suspended"], south.loc["BL", "suspended"]) == (2, 0, 0)
+    for cluster, ids in (("North", ["A"]), ("South", ["B"])):  # the rows of the cluster's own read
+        part = sums[sums["cluster"] == cluster].drop(columns="cluster").reset_index(drop=True)
+        pd.testing.assert_frame_equal(part, aggregates.discipline_scope_sums(engine, ids), check_exact=True)
+
+
+def test_every_clusters_discipline_sums_are_its_schools_sums(discipline_demo):
+    schools = storage.load_schools(discipline_demo)
+    sums = aggregates.discipline_cluster_sums(discipline_demo)
+    assert set(sums["cluster"]) == set(schools["cluster"])
+    for cluster, part in sums.groupby("cluster"):
+        ids = schools.loc[schools["cluster"] == cluster, "school_id"].tolist()
+        pd.testing.assert_frame_equal(part.drop(columns="cluster").reset_index(drop=True),
+                                      aggregates.discipline_scope_sums(discipline_demo, ids), check_exact=True)
+
+
 def test_discipline_scope_sums_match_pandas(discipline_demo):
     from analytics.data.derived import discipline_with_all, suspension_counts
 

@@ -509,7 +509,7 @@ def rp_outcome_rows(engine: Engine, school_ids: Sequence[str] | None = None) -> 
 SCOPE_COUNTS = ("students_suspended", "students_iss", "students_oss", "students_expelled", "law_referrals")
 
 
-def discipline_scope_statement(school_ids: Sequence[str] | None = None) -> sa.Select:
+def discipline_scope_statement(school_ids: Sequence[str] | None = None, by_cluster: bool = False) -> sa.Select:
     """Sums per year and group of some schools' discipline rows (default every school), ALL completed from
     race rows where missing (:func:`_discipline_all_rows`): what the discipline page pools, so no view holds
     the schools' rows.
@@ -519,6 +519,9 @@ def discipline_scope_statement(school_ids: Sequence[str] | None = None) -> sa.Se
     students); ``s`` and ``s_enrolled`` over the rows whose suspension count (students suspended, else with
     OSS) and enrolment are known, ``n_s`` those rows; ``n_oss_days``; ``derived`` ALL rows summed from races
     and ``derived_unknown`` those whose suspension count is unknown.
+
+    With ``by_cluster`` the rows are joined to their school's cluster and summed per cluster too (``cluster``
+    first): every column is a sum or a count, so a cluster's rows are those of its schools' own statement.
     """
     d, a = schema.discipline, _discipline_all_rows()
     counts = [*SCOPE_COUNTS, "oss_days"]
@@ -535,24 +538,38 @@ def discipline_scope_statement(school_ids: Sequence[str] | None = None) -> sa.Se
     for c in SCOPE_COUNTS:
         sums += [sa.func.sum(r.c[c]).label(c), sa.func.sum(sa.case((r.c[c].is_not(None), r.c.enrolled))).label(f"{c}_enrolled"),
                  sa.func.count(r.c[c]).label(f"n_{c}")]
-    return (sa.select(r.c.school_year, r.c.student_group, *sums, sa.func.count(r.c.oss_days).label("n_oss_days"),
+    keys = [r.c.school_year, r.c.student_group]
+    source: sa.FromClause = r
+    if by_cluster:
+        s = schema.schools
+        keys, source = [s.c.cluster, *keys], r.join(s, s.c.school_id == r.c.school_id)
+    return (sa.select(*keys, *sums, sa.func.count(r.c.oss_days).label("n_oss_days"),
                       sa.func.sum(r.c.enrolled).label("enrolled"), sa.func.sum(r.c.students_suspended).label("suspended"),
                       sa.func.sum(sa.case((known_s, susp))).label("s"),
                       sa.func.sum(sa.case((known_s, r.c.enrolled))).label("s_enrolled"),
                       sa.func.sum(sa.case((known_s, 1), else_=0)).label("n_s"),
                       sa.func.sum(r.c.derived).label("derived"),
                       sa.func.sum(sa.case((sa.and_(r.c.derived == 1, susp.is_(None)), 1), else_=0)).label("derived_unknown"))
-            .group_by(r.c.school_year, r.c.student_group).order_by(r.c.school_year, r.c.student_group))
+            .select_from(source).group_by(*keys).order_by(*keys))
 
 
 def discipline_scope_sums(engine: Engine, school_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """:func:`discipline_scope_statement` read as numbers: a sum over no known value is 0, as pandas sums
     (rows per year and group: a few hundred, whatever the number of schools)."""
-    stmt = discipline_scope_statement(school_ids)
+    return _scope_sums(engine, discipline_scope_statement(school_ids), ["school_year", "student_group"])
+
+
+def discipline_cluster_sums(engine: Engine) -> pd.DataFrame:
+    """:func:`discipline_scope_sums` of every cluster's schools in one grouped read (``cluster`` first, rows in
+    cluster, year and group order): a cluster's rows, without the column, are those of its schools' own read."""
+    return _scope_sums(engine, discipline_scope_statement(by_cluster=True), ["cluster", "school_year", "student_group"])
+
+
+def _scope_sums(engine: Engine, stmt: sa.Select, keys: list[str]) -> pd.DataFrame:
     df = _read(engine, stmt)
-    names = [c.name for c in stmt.selected_columns][2:]
+    names = [c.name for c in stmt.selected_columns][len(keys):]
     if df.empty:
-        df = pd.DataFrame(columns=["school_year", "student_group", *names])
+        df = pd.DataFrame(columns=[*keys, *names])
     df[names] = df[names].apply(lambda col: pd.to_numeric(col).astype("float64")).fillna(0.0)
     return df.astype({"school_year": "int64"})
 

@@ -456,12 +456,27 @@ def _discipline_sums(version: int, school_ids: tuple[str, ...] | None) -> pd.Dat
     return aggregates.discipline_scope_sums(engine(), list(school_ids) if school_ids is not None else None)
 
 
-def discipline_sums(school_ids: Sequence[str]) -> pd.DataFrame:
+@st.cache_resource(show_spinner=False, max_entries=4)
+@_consistent
+def _cluster_discipline_sums(version: int) -> dict[str, pd.DataFrame]:
+    sums = aggregates.discipline_cluster_sums(engine())
+    return {str(name): part.drop(columns="cluster").reset_index(drop=True)
+            for name, part in sums.groupby("cluster", sort=False)}
+
+
+def discipline_sums(school_ids: Sequence[str], cluster: str | None = None) -> pd.DataFrame:
     """Sums per year and group of the given schools' discipline rows, ALL completed from race rows where
     missing (:func:`analytics.data.aggregates.discipline_scope_sums`): summed by the database, so no view
-    holds the schools' rows (the district's are 15 MiB at 2,000 schools)."""
-    every = set(school_ids) >= set(_schools(data_version())["school_id"])
-    return _discipline_sums(data_version(), None if every else tuple(sorted(school_ids)))
+    holds the schools' rows (the district's are 15 MiB at 2,000 schools).
+
+    When the schools are those of `cluster`, its sums are looked up among every cluster's, summed in one
+    read (:func:`analytics.data.aggregates.discipline_cluster_sums`) that the preparer makes after an
+    import, so a cluster's first view reads nothing (shared read-only, like the district's: never modify)."""
+    version = data_version()
+    if cluster is not None and (found := _cluster_discipline_sums(version).get(cluster)) is not None:
+        return found
+    every = set(school_ids) >= set(_schools(version)["school_id"])
+    return _discipline_sums(version, None if every else tuple(sorted(school_ids)))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

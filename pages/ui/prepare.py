@@ -228,6 +228,8 @@ def _run(step: Step, version: int) -> Iterator[None]:
         loaders._district_figures(version, step.arg)
     elif step.kind == "discipline":  # the discipline page's district view: flags, ratios, monthly run chart
         loaders._flags_and_ratios(version, None)
+        yield
+        loaders._cluster_discipline_sums(version)  # every cluster's sums in one read: a cluster's view slices
         every_school = tuple(loaders._schools(version)["school_id"])
         for actions in (None, ("ISS", "OSS")):
             yield
