@@ -60,11 +60,12 @@ def _resolved(spec: dict, rows_of) -> dict:
 
 
 def test_a_chart_written_as_a_dict_draws_the_spec_altair_writes_of_it():
-    """The dot plot and trend lines are Vega-Lite dicts: what a page draws (tables by name, sent as Arrow)
-    is the spec Altair writes (tables inline), for every snapshot case (tests/chart_spec_cases.py)."""
+    """The dot plot, trend lines and the discipline charts are Vega-Lite dicts: what a page draws (tables by
+    name, sent as Arrow) is the spec Altair writes (tables inline), for snapshot cases
+    (tests/chart_spec_cases.py)."""
     import altair as alt
 
-    from analytics.outputs import charts_district
+    from analytics.outputs import charts_district, charts_equity
     from pages import ui
     from tests import chart_spec_cases
 
@@ -73,7 +74,10 @@ def test_a_chart_written_as_a_dict_draws_the_spec_altair_writes_of_it():
             "trend_by_school": (charts_district.trend_lines, (chart_spec_cases._trends(["A", "B"]), "Reading"),
                                 {"color_field": "school", "facet_field": "school", "columns": 2}),
             "trend_by_group": (charts_district.trend_lines, (chart_spec_cases._trends(["A", "B", "C"]), "Reading"),
-                               {})}
+                               {}),
+            "ratios_by_school": (charts_equity.risk_ratio_bars, (chart_spec_cases._ratios(9),), {"label_field": "label"}),
+            "event_study": (charts_equity.event_study, (chart_spec_cases._events(),), {"title": "RP, North"}),
+            "run_chart": (charts_equity.run_chart, (chart_spec_cases._months(), chart_spec_cases._cycles()), {})}
     for name, (build, a, kw) in args.items():
         drawn = ui.finished(build, *a, **kw)
         written = build(*a, **kw).to_dict()

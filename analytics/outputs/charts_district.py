@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pydeck as pdk
 
-from analytics.outputs.vega import VegaLite
+from analytics.outputs.vega import VegaLite, frame_ref, layered
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 MAX_AREA_NAMES = 12
@@ -104,29 +104,10 @@ def cluster_comparison(df: pd.DataFrame, metric_label: str, district_value: floa
     )
 
 
-def _frame_ref(frames: dict[str, pd.DataFrame], frame: pd.DataFrame) -> dict[str, str]:
-    """A layer's data: `frame` kept under a key of its own in `frames` (the same object, the same key)."""
-    for key, kept in frames.items():
-        if kept is frame:
-            return {"name": key}
-    key = f"table_{len(frames)}"
-    frames[key] = frame
-    return {"name": key}
-
-
-def _layered(layers: list[dict], **top) -> dict:
-    """A layer spec; when every layer draws the same table it is given once, on the top level (as Altair
-    writes a layer of charts sharing one DataFrame)."""
-    data = layers[0].get("data")
-    if data is not None and all(layer.get("data") is data for layer in layers):
-        return {"data": data, "layer": [{k: v for k, v in layer.items() if k != "data"} for layer in layers], **top}
-    return {"layer": layers, **top}
-
-
 def _district_rule(frames: dict[str, pd.DataFrame], district_value: float, axis: bool = True) -> dict:
     """The dashed district line (one row: its value)."""
     x = {"field": "district", "type": "quantitative"}
-    return {"data": _frame_ref(frames, pd.DataFrame({"district": [district_value]})),
+    return {"data": frame_ref(frames, pd.DataFrame({"district": [district_value]})),
             "mark": {"type": "rule", "color": "#D55E00", "strokeDash": [6, 4], "strokeWidth": 2},
             "encoding": {"x": x if axis else {**x, "axis": None}}}
 
@@ -146,7 +127,7 @@ def school_dot_plot(df: pd.DataFrame, metric_label: str, district_value: float |
     frames: dict[str, pd.DataFrame] = {}
     has_ci = bool(df["ci_low"].notna().any()) if "ci_low" in df else False
     step = 30 if len(df) <= 40 else 18
-    data = _frame_ref(frames, df)
+    data = frame_ref(frames, df)
     y = {"field": "school_label", "type": "nominal", "sort": {"field": "value", "order": "descending"},
          "title": None, "axis": {"labelLimit": 260, "labelOverlap": False}}
     tooltip = [{"field": "school_name", "type": "nominal", "title": "School"},
@@ -177,7 +158,7 @@ def school_dot_plot(df: pd.DataFrame, metric_label: str, district_value: float |
                "Dot = school value as published (no counts, so no intervals); dashed = district median.")
     pick = {"name": selection_name, "select": {"type": "point", "fields": ["school_id"], "on": "click"},
             "views": [view]}
-    return VegaLite(_layered(layers, params=[pick], resolve={"axis": {"x": "independent"}},
+    return VegaLite(layered(layers, params=[pick], resolve={"axis": {"x": "independent"}},
                              title={"text": f"{metric_label}: schools side by side", "subtitle": subtitle or default},
                              height={"step": step}), frames)
 
@@ -201,7 +182,7 @@ def _end_label_rows(data: pd.DataFrame, x: str, y: str, label: str) -> pd.DataFr
 
 
 def _end_labels_layer(frames: dict[str, pd.DataFrame], data: pd.DataFrame, x: str, y: str, label: str) -> dict:
-    return {"data": _frame_ref(frames, _end_label_rows(data, x, y, label)),
+    return {"data": frame_ref(frames, _end_label_rows(data, x, y, label)),
             "mark": {"type": "text", "align": "left", "dx": 6, "fontSize": 11, "limit": END_LABEL_PX - 8},
             "encoding": {"x": {"field": x, "type": "ordinal"},
                          "y": {"field": "label_y", "type": "quantitative"},
@@ -242,7 +223,7 @@ def trend_lines(df: pd.DataFrame, metric_label: str, color_field: str = "series"
     mark = {"type": "line", "point": True}
     if facet_field:  # two columns fit a phone (390 px)
         return VegaLite({
-            "data": _frame_ref(frames, df),
+            "data": frame_ref(frames, df),
             "facet": {"field": facet_field, "type": "nominal", "title": None, "header": {"labelLimit": 120}},
             "columns": columns or 4,
             "spec": {"mark": mark, "encoding": encoding, "width": 120, "height": 110},
@@ -250,8 +231,8 @@ def trend_lines(df: pd.DataFrame, metric_label: str, color_field: str = "series"
     # Each line is named at its end. Vega's autosize makes room for the end labels (cut with "…" beyond
     # END_LABEL_PX), so the plot keeps most of a phone's width; a fixed padding on top of that would squeeze
     # it twice.
-    line = {"data": _frame_ref(frames, df), "mark": mark, "encoding": encoding}
-    return VegaLite(_layered([line, _end_labels_layer(frames, df, "school_year", "value", color_field)],
+    line = {"data": frame_ref(frames, df), "mark": mark, "encoding": encoding}
+    return VegaLite(layered([line, _end_labels_layer(frames, df, "school_year", "value", color_field)],
                              title=title or f"{metric_label} over time", height=260), frames)
 
 

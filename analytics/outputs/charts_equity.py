@@ -1,6 +1,7 @@
 """Chart builders for the equity views: gap trends, status grid, risk ratios, event study, run chart.
 
-Pure functions from a view's table to an ``alt.Chart``; colour-blind-safe palettes (Okabe-Ito), titles,
+Pure functions from a view's table to an ``alt.Chart`` (or, for the charts of a first discipline view, the
+Vega-Lite dict Altair makes of one: :mod:`analytics.outputs.vega`); colour-blind-safe palettes (Okabe-Ito), titles,
 axis titles with units.
 """
 
@@ -13,6 +14,7 @@ import pandas as pd
 from analytics.data.catalog import group_label
 from analytics.outputs.charts_district import OKABE_ITO, end_labels
 from analytics.outputs.labels import RATIO_TYPES
+from analytics.outputs.vega import VegaLite, frame_ref, layered
 from analytics.stats.status_change import CHANGE_LEVELS, STATUS_LEVELS
 
 # The Dashboard's colour names drawn with colour-blind-distinguishable hues (Okabe-Ito based).
@@ -99,10 +101,13 @@ def status_grid(table: pd.DataFrame, title: str = "Status and change", pick=None
 
 
 def risk_ratio_bars(table: pd.DataFrame, threshold: float = 3.0, title: str = "Suspension risk ratios",
-                    label_field: str | None = None) -> alt.Chart:
+                    label_field: str | None = None) -> VegaLite:
     """One bar per row (a group, or a school and group when ``label_field`` names them), every bar named
     and labelled with its ratio; alternate ratios (district comparison group) are orange and say so in
-    their label; the dashed line is the threshold."""
+    their label; the dashed line is the threshold.
+
+    Written as the dict Altair makes of it (:mod:`analytics.outputs.vega`), drawn on every cluster's and
+    school's first discipline view."""
     data = table.dropna(subset=["risk_ratio"]).copy()
     data["risk_ratio"] = pd.to_numeric(data["risk_ratio"], errors="coerce")
     data = data.dropna(subset=["risk_ratio"])
@@ -111,50 +116,66 @@ def risk_ratio_bars(table: pd.DataFrame, threshold: float = 3.0, title: str = "S
     data["text"] = data["risk_ratio"].map("{:.2f}".format) + data["ratio_type"].map(
         lambda t: " (alternate)" if t == "alternate" else "")
     order = data.sort_values("risk_ratio", ascending=False)["label"].drop_duplicates().tolist()
-    base = alt.Chart(data).encode(y=alt.Y("label:N", title=None, sort=order,
-                                          axis=alt.Axis(labelLimit=0, labelOverlap=False)))
-    bars = base.mark_bar().encode(
-        x=alt.X("risk_ratio:Q", title="Risk ratio (group risk / comparison risk)"),
-        color=alt.Color("ratio_name:N", title="Comparison group",
-                        scale=alt.Scale(domain=list(RATIO_TYPES.values())[:2], range=["#0072B2", "#E69F00"]),
-                        legend=alt.Legend(orient="bottom", labelLimit=0)),
-        tooltip=[alt.Tooltip("label:N", title="Group"), alt.Tooltip("ratio_name:N", title="Comparison group"),
-                 alt.Tooltip("risk_ratio:Q", format=".2f", title="Risk ratio")],
-    )
-    values = base.mark_text(align="left", dx=4, fontSize=11).encode(x="risk_ratio:Q", text="text:N")
-    rule = alt.Chart(pd.DataFrame({"x": [threshold]})).mark_rule(color="#D55E00", strokeDash=[6, 3],
-                                                                  strokeWidth=2).encode(x="x:Q")
-    return alt.layer(bars, values, rule).properties(title=alt.TitleParams(
-        title, subtitle=f"Dashed line: the {threshold:.1f} threshold."), height=alt.Step(24))
+    frames: dict[str, pd.DataFrame] = {}
+    rows = frame_ref(frames, data)
+    y = {"field": "label", "type": "nominal", "sort": order, "title": None,
+         "axis": {"labelLimit": 0, "labelOverlap": False}}
+    x = {"field": "risk_ratio", "type": "quantitative"}
+    bars = {"data": rows, "mark": {"type": "bar"}, "encoding": {
+        "x": {**x, "title": "Risk ratio (group risk / comparison risk)"},
+        "y": y,
+        "color": {"field": "ratio_name", "type": "nominal", "title": "Comparison group",
+                  "scale": {"domain": list(RATIO_TYPES.values())[:2], "range": ["#0072B2", "#E69F00"]},
+                  "legend": {"orient": "bottom", "labelLimit": 0}},
+        "tooltip": [{"field": "label", "type": "nominal", "title": "Group"},
+                    {"field": "ratio_name", "type": "nominal", "title": "Comparison group"},
+                    {"field": "risk_ratio", "type": "quantitative", "format": ".2f", "title": "Risk ratio"}]}}
+    values = {"data": rows, "mark": {"type": "text", "align": "left", "dx": 4, "fontSize": 11},
+              "encoding": {"x": x, "y": y, "text": {"field": "text", "type": "nominal"}}}
+    rule = {"data": frame_ref(frames, pd.DataFrame({"x": [threshold]})),
+            "mark": {"type": "rule", "color": "#D55E00", "strokeDash": [6, 3], "strokeWidth": 2},
+            "encoding": {"x": {"field": "x", "type": "quantitative"}}}
+    return VegaLite(layered([bars, values, rule], title={"text": title,
+                                                         "subtitle": f"Dashed line: the {threshold:.1f} threshold."},
+                            height={"step": 24}), frames)
 
 
 def event_study(table: pd.DataFrame, title: str = "Suspension rate: effect by years since RP start",
-                x_title: str = "Years relative to RP start (-1 = reference; n = RP schools behind the year)") -> alt.Chart:
+                x_title: str = "Years relative to RP start (-1 = reference; n = RP schools behind the year)") -> VegaLite:
     """Estimates with 95% intervals by years relative to start, the number of RP schools behind each
     year written in a row above the plot; zero line; pre-periods are placebo checks. Points whose
-    interval is unbounded (too few schools) are orange and have no bar."""
+    interval is unbounded (too few schools) are orange and have no bar.
+
+    Written as the dict Altair makes of it (:mod:`analytics.outputs.vega`)."""
     data = table.copy()
     unbounded = ~(np.isfinite(data["ci_low"].astype(float)) & np.isfinite(data["ci_high"].astype(float)))
     data["ci_low"] = data["ci_low"].astype(float).where(~unbounded)
     data["ci_high"] = data["ci_high"].astype(float).where(~unbounded)
     data["interval"] = np.select([data["rel_year"] == -1, unbounded], ["reference (0)", "unbounded"], "95% CI")
     data["n_label"] = "n=" + data["n_schools"].astype(int).astype(str)
-    x = alt.X("rel_year:O", title=x_title,
-              axis=alt.Axis(labelAngle=0))
-    base = alt.Chart(data).encode(x=x)
-    rules = base.mark_rule(color="#555").encode(y=alt.Y("ci_low:Q", title="Effect (percentage points)"),
-                                                y2="ci_high:Q")
-    points = base.mark_point(size=90, filled=True).encode(
-        y="estimate:Q",
-        color=alt.Color("interval:N", title="Interval", legend=alt.Legend(orient="bottom", labelLimit=0),
-                        scale=alt.Scale(domain=["95% CI", "unbounded", "reference (0)"],
-                                        range=["#0072B2", "#E69F00", "#999999"])),
-        tooltip=[alt.Tooltip("rel_year:O", title="Years since start"), alt.Tooltip("estimate:Q", format="+.2f"),
-                 alt.Tooltip("ci_low:Q", format="+.2f"), alt.Tooltip("ci_high:Q", format="+.2f"),
-                 alt.Tooltip("n_schools:Q", title="RP schools"), "interval:N"])
-    labels = base.mark_text(fontSize=11, color="#333").encode(y=alt.value(-8), text="n_label:N")  # a row above
-    zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="#333", strokeDash=[4, 3]).encode(y="y:Q")
-    return alt.layer(zero, rules, points, labels).properties(title=title, height=300)
+    frames: dict[str, pd.DataFrame] = {}
+    rows = frame_ref(frames, data)
+    x = {"field": "rel_year", "type": "ordinal", "title": x_title, "axis": {"labelAngle": 0}}
+    rules = {"data": rows, "mark": {"type": "rule", "color": "#555"}, "encoding": {
+        "x": x, "y": {"field": "ci_low", "type": "quantitative", "title": "Effect (percentage points)"},
+        "y2": {"field": "ci_high"}}}
+    signed = {"type": "quantitative", "format": "+.2f"}
+    points = {"data": rows, "mark": {"type": "point", "size": 90, "filled": True}, "encoding": {
+        "x": x, "y": {"field": "estimate", "type": "quantitative"},
+        "color": {"field": "interval", "type": "nominal", "title": "Interval",
+                  "legend": {"orient": "bottom", "labelLimit": 0},
+                  "scale": {"domain": ["95% CI", "unbounded", "reference (0)"],
+                            "range": ["#0072B2", "#E69F00", "#999999"]}},
+        "tooltip": [{"field": "rel_year", "type": "ordinal", "title": "Years since start"},
+                    {"field": "estimate", **signed}, {"field": "ci_low", **signed}, {"field": "ci_high", **signed},
+                    {"field": "n_schools", "type": "quantitative", "title": "RP schools"},
+                    {"field": "interval", "type": "nominal"}]}}
+    labels = {"data": rows, "mark": {"type": "text", "fontSize": 11, "color": "#333"},  # a row above the plot
+              "encoding": {"x": x, "y": {"value": -8}, "text": {"field": "n_label", "type": "nominal"}}}
+    zero = {"data": frame_ref(frames, pd.DataFrame({"y": [0]})),
+            "mark": {"type": "rule", "color": "#333", "strokeDash": [4, 3]},
+            "encoding": {"y": {"field": "y", "type": "quantitative"}}}
+    return VegaLite(layered([zero, rules, points, labels], title=title, height=300), frames)
 
 
 def _stagger(cycles: pd.DataFrame) -> pd.DataFrame:
@@ -177,41 +198,48 @@ def _stagger(cycles: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_chart(table: pd.DataFrame, cycles: pd.DataFrame | None = None, title: str = "Incidents per month",
-              y_title: str = "Count per month") -> alt.Chart:
+              y_title: str = "Count per month") -> VegaLite:
     """Values by month, the median line, signal points as triangles, PDSA cycles shaded and labelled.
 
     Points in a shift or trend signal differ in shape and colour, and the legend says so in words.
+    Written as the dict Altair makes of it (:mod:`analytics.outputs.vega`).
     """
     names = {"": "No signal", "shift": "Signal: shift", "trend": "Signal: trend", "shift,trend": "Signal: shift and trend"}
     data = table.assign(period=pd.to_datetime(table["period"]),
                         signal_name=table["signal"].fillna("").astype(str).map(lambda s: names.get(s, s)))
-    line = alt.Chart(data).mark_line(color="#555").encode(
-        x=alt.X("period:T", title="Month", axis=alt.Axis(format="%b %Y", labelAngle=-40)),
-        y=alt.Y("value:Q", title=y_title))
+    frames: dict[str, pd.DataFrame] = {}
+    rows = frame_ref(frames, data)
+    month = {"field": "period", "type": "temporal"}
+    value = {"field": "value", "type": "quantitative"}
+    line = {"data": rows, "mark": {"type": "line", "color": "#555"}, "encoding": {
+        "x": {**month, "title": "Month", "axis": {"format": "%b %Y", "labelAngle": -40}},
+        "y": {**value, "title": y_title}}}
     domain = [n for n in names.values() if n in set(data["signal_name"])] or ["No signal"]
-    points = alt.Chart(data).mark_point(size=80, filled=True, opacity=1).encode(
-        x="period:T", y="value:Q",
-        color=alt.Color("signal_name:N", title=None, scale=alt.Scale(
-            domain=domain, range=["#56B4E9" if n == "No signal" else "#D55E00" for n in domain]),
-            legend=alt.Legend(orient="bottom", labelLimit=0)),
-        shape=alt.Shape("signal_name:N", scale=alt.Scale(
-            domain=domain, range=["circle" if n == "No signal" else "triangle-up" for n in domain]), legend=None),
-        tooltip=[alt.Tooltip("period:T", format="%b %Y", title="Month"), alt.Tooltip("value:Q", title=y_title),
-                 alt.Tooltip("signal_name:N", title="Signal")])
-    median = alt.Chart(data).mark_rule(color="#009E73", strokeDash=[6, 3]).encode(y="mean(median):Q")
+    points = {"data": rows, "mark": {"type": "point", "size": 80, "filled": True, "opacity": 1}, "encoding": {
+        "x": month, "y": value,
+        "color": {"field": "signal_name", "type": "nominal", "title": None,
+                  "scale": {"domain": domain, "range": ["#56B4E9" if n == "No signal" else "#D55E00" for n in domain]},
+                  "legend": {"orient": "bottom", "labelLimit": 0}},
+        "shape": {"field": "signal_name", "type": "nominal", "legend": None, "scale": {
+            "domain": domain, "range": ["circle" if n == "No signal" else "triangle-up" for n in domain]}},
+        "tooltip": [{**month, "format": "%b %Y", "title": "Month"}, {**value, "title": y_title},
+                    {"field": "signal_name", "type": "nominal", "title": "Signal"}]}}
+    median = {"data": rows, "mark": {"type": "rule", "color": "#009E73", "strokeDash": [6, 3]},
+              "encoding": {"y": {"field": "median", "type": "quantitative", "aggregate": "mean"}}}
     layers = []
     if cycles is not None and not cycles.empty:
-        staggered = _stagger(cycles)
-        spans = alt.Chart(staggered).mark_rect(opacity=0.15, color="#CC79A7").encode(x="start:T", x2="end:T")
-        labels = alt.Chart(staggered).mark_text(align="left", dx=3, fontSize=10, color="#7A3E65").encode(
-            x="start:T", y=alt.Y("row_y:Q", scale=None), text="label:N",
-            tooltip=[alt.Tooltip("change_idea:N", title="PDSA cycle"), alt.Tooltip("start:T", title="Start"),
-                     alt.Tooltip("end:T", title="End")])
-        layers += [spans, labels]
-    return alt.layer(*layers, line, median, points).properties(
-        title=alt.TitleParams(title, subtitle=["Dashed green line: median. Triangles: points in a shift (6+ on one "
-                                               "side of the median)", "or a trend (5+ rising or falling)."]),
-        height=300, width=640)
+        spans = frame_ref(frames, _stagger(cycles))
+        start, end = {"field": "start", "type": "temporal"}, {"field": "end", "type": "temporal"}
+        layers += [{"data": spans, "mark": {"type": "rect", "opacity": 0.15, "color": "#CC79A7"},
+                    "encoding": {"x": start, "x2": {"field": "end"}}},
+                   {"data": spans, "mark": {"type": "text", "align": "left", "dx": 3, "fontSize": 10, "color": "#7A3E65"},
+                    "encoding": {"x": start, "y": {"field": "row_y", "type": "quantitative", "scale": None},
+                                 "text": {"field": "label", "type": "nominal"},
+                                 "tooltip": [{"field": "change_idea", "type": "nominal", "title": "PDSA cycle"},
+                                             {**start, "title": "Start"}, {**end, "title": "End"}]}}]
+    return VegaLite(layered([*layers, line, median, points], title={
+        "text": title, "subtitle": ["Dashed green line: median. Triangles: points in a shift (6+ on one side of the "
+                                    "median)", "or a trend (5+ rising or falling)."]}, height=300, width=640), frames)
 
 
 def gap_band_trend(table: pd.DataFrame, metric_label: str, higher_is_better: bool = True) -> alt.Chart:

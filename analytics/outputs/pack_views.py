@@ -21,6 +21,7 @@ from analytics.data import storage
 from analytics.data.catalog import group_label, metric_catalog, school_labels
 from analytics.outputs import charts_district, charts_equity
 from analytics.outputs.labels import RATIO_TYPES, RP_OUTCOMES, people_table, year_label
+from analytics.outputs.vega import VegaLite
 from analytics.outputs.views import build_view
 from analytics.stats.gaps import gap_family
 from analytics.stats.small_numbers import with_adjusted_rates
@@ -67,10 +68,11 @@ class Context:
 class Figure:
     """A view's chart and the rows it draws (human headers; the first column names the categories).
 
-    ``kind`` ("bar" or "line") asks for a native Excel chart of the ``series`` columns of ``data``.
+    ``kind`` ("bar" or "line") asks for a native Excel chart of the ``series`` columns of ``data``. The chart is
+    Altair's, or a Vega-Lite dict (:class:`analytics.outputs.vega.VegaLite`) read through the same attributes.
     """
 
-    chart: alt.Chart | None
+    chart: alt.Chart | VegaLite | None
     data: pd.DataFrame
     kind: str | None = None
     series: list[str] = field(default_factory=list)

@@ -45,6 +45,17 @@ class VegaLite:
         kind = next((cls for key, cls in _COMPOSED.items() if key in spec), alt.Chart)
         return kind.from_dict({**spec, "datasets": datasets} if datasets else spec)
 
+    @property
+    def title(self) -> str | alt.TitleParams | None:
+        """The title as an Altair chart holds it (a string, or ``TitleParams`` with a subtitle), so code that
+        reads an Altair chart's title (the meeting pack's alt text and sheet charts) reads this one alike."""
+        title = self.spec.get("title")
+        return alt.TitleParams(**title) if isinstance(title, dict) else title
+
+    def properties(self, **properties: Any) -> VegaLite:
+        """The spec with top-level properties set, as Altair's ``properties`` (a new spec; the same tables)."""
+        return VegaLite({**self.spec, **properties}, self.frames)
+
     def to_dict(self, *args, **kwargs) -> dict[str, Any]:
         """The spec as Altair writes it (``$schema``, theme config, ``datasets`` named by their hash)."""
         return self.to_altair().to_dict(*args, **kwargs)
@@ -52,6 +63,25 @@ class VegaLite:
     def to_json(self, *args, **kwargs) -> str:
         """Altair's JSON of the spec (PNG/SVG exports render it with vl-convert)."""
         return self.to_altair().to_json(*args, **kwargs)
+
+
+def frame_ref(frames: dict[str, pd.DataFrame], frame: pd.DataFrame) -> dict[str, str]:
+    """A layer's data: `frame` kept under a key of its own in `frames` (the same object, the same key)."""
+    for key, kept in frames.items():
+        if kept is frame:
+            return {"name": key}
+    key = f"table_{len(frames)}"
+    frames[key] = frame
+    return {"name": key}
+
+
+def layered(layers: list[dict], **top) -> dict:
+    """A layer spec; when every layer draws the same table it is given once, on the top level (as Altair
+    writes a layer of charts sharing one DataFrame)."""
+    data = layers[0].get("data")
+    if data is not None and all(layer.get("data") is data for layer in layers):
+        return {"data": data, "layer": [{k: v for k, v in layer.items() if k != "data"} for layer in layers], **top}
+    return {"layer": layers, **top}
 
 
 def _key(frames: dict[str, pd.DataFrame], frame: pd.DataFrame) -> str:
