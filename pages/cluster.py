@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analytics.data.catalog import group_label, school_labels
+from analytics.data.catalog import group_label
 from analytics.outputs import charts_district as charts
 from analytics.stats.rates import two_proportion_test
 from analytics.stats.summaries import (
@@ -34,15 +34,7 @@ crumbs = st.container()
 st.title(f"{cluster} cluster")
 
 
-@ui.cached
-def cluster_members(version: int, cluster: str) -> pd.DataFrame:
-    """The cluster's schools; two schools of one name in it are told apart (by id) in every chart, table and
-    link below."""
-    members = schools[schools["cluster"] == cluster]
-    return members.assign(school_name=school_labels(members).reindex(members["school_id"].astype(str)).to_numpy())
-
-
-members = cluster_members(ui.data_version(), cluster)
+members = ui.cluster_members(cluster)  # two schools of one name are told apart (by id) in every chart and table
 years = ui.years()
 year, metric, group = ui.filter_bar()
 with crumbs:

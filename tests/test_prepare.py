@@ -295,7 +295,8 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
         assert len(goals) and set(progress["goal_id"]) == set(goals["goal_id"])
         loaders._pl_practices(version)
         for cached, args in [(viewer._release, (version,)), (loaders._flags_and_ratios, (version, None)),
-                             (prepare._cluster_areas, (version,)), (loaders._district_figures, (version, latest)),
+                             (prepare._cluster_areas, (version,)), (loaders._cluster_members, (version,)),
+                             (loaders._district_figures, (version, latest)),
                              (loaders._data_quality, (version,)),
                              (loaders._metric_slice, (version, "read_proficient", "ALL", None)),
                              (loaders._gap_views, (version, "math_growth", latest, "others", "all", "all")),

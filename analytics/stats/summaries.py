@@ -19,6 +19,7 @@ from analytics.stats.rates import (
     rates_from_pooled_counts,
     two_proportion_test,
     two_proportion_tests,
+    wilson_arrays,
 )
 
 POOLED, MEDIAN = "pooled", "median"
@@ -69,10 +70,12 @@ def pooled_kpi_from_counts(counts: pd.DataFrame, year: int, years: list[int]) ->
     e.g. summed by the database in ``analytics.data.aggregates.metric_counts``)."""
     earlier = [y for y in years if y < year]
     previous_year = max(earlier) if earlier else None
+    at_year = counts["school_year"].to_numpy()
+    columns = {col: counts[col].to_numpy(dtype="float64") for col in ("numerator", "denominator", "n_schools", "n_rows")}
 
-    def pooled(y: int) -> pd.Series | None:
-        sums = counts[counts["school_year"] == y][["numerator", "denominator", "n_schools", "n_rows"]]
-        return None if sums.empty else rates_from_pooled_counts(sums).iloc[0]
+    def pooled(y: int) -> dict[str, float] | None:
+        found = np.flatnonzero(at_year == y)
+        return None if not len(found) else _pooled_row({col: v[found[0]] for col, v in columns.items()})
 
     cur = pooled(year)
     if cur is None:
@@ -85,6 +88,18 @@ def pooled_kpi_from_counts(counts: pd.DataFrame, year: int, years: list[int]) ->
         p_value = two_proportion_test(cur["numerator"], cur["denominator"], p["numerator"], p["denominator"])
     return Kpi(cur["value"], cur["numerator"], cur["denominator"], cur["ci_low"], cur["ci_high"], prev_value,
                change, p_value, int(cur["n_schools"]), int(cur["n_rows_left_out"]), year, previous_year)
+
+
+def _pooled_row(sums: dict[str, float]) -> dict[str, float]:
+    """:func:`~analytics.stats.rates.rates_from_pooled_counts` of one row of sums, with the same arithmetic
+    (an empty pool has no counts; the Wilson interval of :func:`~analytics.stats.rates.wilson_arrays`), on
+    scalars: a cluster's KPI is two such rows, and two one-row frames cost more than the rest of it."""
+    num, den = (sums["numerator"], sums["denominator"]) if sums["denominator"] > 0 else (np.nan, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = 100.0 * num / den if den > 0 and not np.isnan(num) else np.nan
+    low, high = wilson_arrays(np.array([num]), np.array([den]))
+    return {"numerator": num, "denominator": den, "value": value, "ci_low": low[0], "ci_high": high[0],
+            "n_schools": sums["n_schools"], "n_rows_left_out": sums["n_rows"] - sums["n_schools"]}
 
 
 def basis_from_counts(counts: pd.DataFrame) -> np.ndarray:

@@ -300,6 +300,20 @@ def district_all_counts(metric: str) -> pd.DataFrame:
     return _district_all_counts(data_version(), metric)
 
 
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _cluster_members(version: int) -> dict[str, pd.DataFrame]:
+    return {str(name): members.assign(school_name=catalog.school_labels(members).reindex(
+        members["school_id"].astype(str)).to_numpy()) for name, members in _schools(version).groupby("cluster", sort=False)}
+
+
+def cluster_members(cluster: str) -> pd.DataFrame:
+    """A cluster's schools (the schools table's rows, in its order), two schools of one name in it told apart
+    (by id) in every chart, table and link of its page: split once per data version (prepared with the map),
+    read-only and shared."""
+    found = _cluster_members(data_version()).get(cluster)
+    return found if found is not None else _schools(data_version()).iloc[0:0]
+
+
 @st.cache_resource(show_spinner=False, max_entries=16)
 @_then_release
 def _cluster_slices(version: int, metric: str, group: str) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:

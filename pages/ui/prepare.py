@@ -249,8 +249,10 @@ def _run(step: Step, version: int) -> Iterator[None]:
         loaders._goal_progress(version)
         yield
         loaders._pl_practices(version)
-    elif step.kind == "map":
+    elif step.kind == "map":  # the map's cluster outlines; each cluster's schools, which its page lists
         _cluster_areas(version)
+        yield
+        loaders._cluster_members(version)
     elif step.kind == "quality":  # the Data page's counts over every row
         loaders._data_quality(version)
     elif step.kind == "view":
