@@ -696,25 +696,27 @@ def monthly_incident_counts(engine: Engine, *, actions: Sequence[str] | None = N
 
 
 STATUS_KEYS = ["school_id", "metric", "student_group"]
-_STATUS_COUNTS = ("numerator", "denominator", "value")
 
 
 def status_rows_statement(colour_years: Sequence[int], metrics: Sequence[str], *,
                           school_ids: Sequence[str] | None = None, min_n: int = DEFAULT_SETTINGS.status_min_n,
                           derived_suspension: bool = False) -> sa.Select:
-    """One row per school x metric x group with its counts and value in each colour year and the year
-    before it (``numerator_<year>``, ...), for the keys with at least ``min_n`` students in every colour
-    year: the only rows :func:`analytics.stats.status_change.status_change` can colour in all of them.
+    """One row per school x metric x group with its value in each colour year and the year before it
+    (``value_<year>``) and its denominator in each colour year (``denominator_<year>``), for the keys with
+    at least ``min_n`` students in every colour year: the only rows
+    :func:`analytics.stats.status_change.status_change` can colour in all of them.
 
+    The value is :func:`analytics.stats.rates.add_rate_columns`'s: 100 x numerator / denominator in
+    double precision when both counts are known and the denominator is positive, else the value given.
     One pass over those years' rows (``ix_metrics_year_metric_group``) turned into columns by
     ``MAX(CASE ...)`` per year (a key has one row a year); ``derived_suspension`` adds the suspension rate
     from discipline counts as :func:`analytics.data.derived.suspension_metric_rows` makes it (students
-    suspended, else with OSS, over enrolled; a missing ALL summed from races; the value from the counts).
+    suspended, else with OSS, over enrolled; a missing ALL summed from races).
     """
     years = sorted({y for c in colour_years for y in (c - 1, c)})
     m = schema.metrics
-    parts = [_filters(sa.select(m.c.school_id, m.c.school_year, m.c.metric, m.c.student_group,
-                                *[m.c[c] for c in _STATUS_COUNTS]),
+    parts = [_filters(sa.select(m.c.school_id, m.c.school_year, m.c.metric, m.c.student_group, m.c.numerator,
+                                m.c.denominator, m.c.value),
                       years=years, metrics=metrics, groups=None, school_ids=school_ids)]
     if derived_suspension:
         d, a = schema.discipline, _discipline_all_rows()
@@ -731,35 +733,39 @@ def status_rows_statement(colour_years: Sequence[int], metrics: Sequence[str], *
             summed = summed.where(a.c.school_id.in_(list(school_ids)))
         parts += [own, summed]
     rows = (sa.union_all(*parts) if len(parts) > 1 else parts[0]).subquery("status_rows")
+    counted = sa.and_(rows.c.numerator.is_not(None), rows.c.denominator > 0)
+    value = sa.case((counted, sa.cast(rows.c.numerator, sa.Float) * sa.literal(100.0, sa.Float)
+                     / sa.cast(rows.c.denominator, sa.Float)), else_=rows.c.value)
 
-    def in_year(column: str, year: int) -> sa.ColumnElement:
-        return sa.func.max(sa.case((rows.c.school_year == year, rows.c[column])))
+    def in_year(column: sa.ColumnElement, year: int) -> sa.ColumnElement:
+        return sa.func.max(sa.case((rows.c.school_year == year, column)))
 
     keys = [rows.c[k] for k in STATUS_KEYS]
-    return (sa.select(*keys, *[in_year(c, y).label(f"{c}_{y}") for y in years for c in _STATUS_COUNTS])
-            .group_by(*keys).having(sa.and_(*[in_year("denominator", y) >= min_n for y in colour_years])))
+    columns = [in_year(value, y).label(f"value_{y}") for y in years]
+    columns += [in_year(rows.c.denominator, y).label(f"denominator_{y}") for y in colour_years]
+    return (sa.select(*keys, *columns).group_by(*keys)
+            .having(sa.and_(*[in_year(rows.c.denominator, y) >= min_n for y in colour_years])))
 
 
 def status_rows(engine: Engine, colour_years: Sequence[int], metrics: Sequence[str], *,
                 school_ids: Sequence[str] | None = None,
                 min_n: int = DEFAULT_SETTINGS.status_min_n) -> pd.DataFrame:
-    """The metrics rows (``school_id, school_year, metric, student_group, numerator, denominator, value``)
-    that status colours in every one of ``colour_years`` are made from (:func:`status_rows_statement`),
-    the derived suspension rate included when none was imported for these years and schools (as
-    :func:`analytics.outputs.views._metric_rows` decides): a district's status colours without sending
-    every row of four years to pandas."""
+    """The rows (``school_id, school_year, metric, student_group, value, denominator``; the denominator of
+    colour years only) that status colours in every one of ``colour_years`` are made from
+    (:func:`status_rows_statement`), the derived suspension rate included when none was imported for these
+    years and schools (as :func:`analytics.outputs.views._metric_rows` decides): a district's status
+    colours without sending every row of four years to pandas."""
     years = sorted({y for c in colour_years for y in (c - 1, c)})
     derived = "suspension_rate" in metrics and suspension_derived(engine, years=years, school_ids=school_ids)
     wide = _read(engine, status_rows_statement(colour_years, metrics, school_ids=school_ids, min_n=min_n,
                                                derived_suspension=derived))
-    columns = [*STATUS_KEYS, "school_year", *_STATUS_COUNTS]
+    columns = [*STATUS_KEYS, "school_year", "value", "denominator"]
     frames = []
     for year in years:
-        part = wide[STATUS_KEYS + [f"{c}_{year}" for c in _STATUS_COUNTS]].set_axis(
-            STATUS_KEYS + list(_STATUS_COUNTS), axis=1)
-        part = part[part[list(_STATUS_COUNTS)].notna().any(axis=1)]
-        frames.append(part.assign(school_year=year)[columns])
+        den = wide[f"denominator_{year}"] if year in colour_years else np.nan
+        part = wide[STATUS_KEYS].assign(school_year=year, value=wide[f"value_{year}"], denominator=den)
+        frames.append(part[part["value"].notna() | part["denominator"].notna()][columns])
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    for column in _STATUS_COUNTS:
+    for column in ("value", "denominator"):
         out[column] = pd.to_numeric(out[column]).astype("float64")
     return out

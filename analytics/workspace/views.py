@@ -203,7 +203,6 @@ def _worsened(engine: Engine, cluster: str | None, school: str | None, then_year
     if now_year <= then_year:
         return change_rules._empty()
     from analytics.data.aggregates import status_rows
-    from analytics.stats.rates import add_rate_columns
     from analytics.stats.status_change import status_change
 
     schools, ids = scope_ids(engine, cluster, school)
@@ -211,7 +210,6 @@ def _worsened(engine: Engine, cluster: str | None, school: str | None, then_year
     rows = status_rows(engine, [then_year, now_year], coloured, school_ids=ids, min_n=settings.status_min_n)
     if rows.empty:
         return change_rules._empty()
-    rows = add_rate_columns(rows)
     level_of = dict(zip(schools["school_id"], schools["level"], strict=True))
     ways = directions(engine)
 
