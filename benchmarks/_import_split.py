@@ -93,6 +93,7 @@ def split() -> Iterator[dict[str, float]]:
     wrap(importer, "validate_table", "validate_table_s")
     wrap(importer, "write_report", "write_s")
     wrap(storage, "_in_key_order", "key_order_s")
+    wrap(storage, "_in_partition_order", "partition_order_s")
     wrap(storage, "_tuples", "tuples_s")
     wrap(storage, "_copy_rows", "copy_s")
     wrap_generator(storage, "_csv_chunks", "copy_text_s")
@@ -134,7 +135,7 @@ def split() -> Iterator[dict[str, float]]:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", before)
         sa.event.remove(sa.engine.Engine, "after_cursor_execute", after)
         named = sum(v for k, v in seconds.items() if k.startswith("sql_") or k in (
-            "key_order_s", "tuples_s", "copy_s"))
+            "key_order_s", "partition_order_s", "tuples_s", "copy_s"))
         if "write_s" in seconds:
             seconds["other_write_s"] = max(seconds["write_s"] - seconds["commit_s"] - named, 0.0)
         checks = sum(v for k, v in seconds.items() if k.startswith("check_"))

@@ -25,8 +25,8 @@ OLD_TABLES = ("schools", "metrics", "discipline", "improvement_cycles", "imports
 
 def _drift(engine: sa.Engine) -> list:
     with engine.connect() as conn:
-        return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True,
-                                                                         "include_name": migrations.include_name}), schema.metadata)
+        return compare_metadata(MigrationContext.configure(conn, opts=migrations.comparison_options(conn.dialect.name)),
+                                schema.metadata)
 
 
 def _snapshot(engine: sa.Engine) -> dict[str, list[tuple]]:
@@ -128,11 +128,48 @@ def test_postgresql_tables_held_at_0007_are_partitioned_by_year_with_every_row(e
         assert storage.year_partitions(conn, "discipline") == {2024: "discipline_y2024"}
         indexes = sorted(conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE tablename = 'metrics_y2023'")
                          .scalars())
-    assert indexes == ["ix_metrics_metric_group_year_y2023", "ix_metrics_year_metric_group_y2023",
-                       "uq_metrics_key_y2023"]
+    assert indexes == ["ix_metrics_metric_group_year_y2023", "uq_metrics_key_y2023"]  # year-first gone (0009)
     assert _snapshot(engine) == before
     assert _drift(engine) == []
     with engine.begin() as conn:
         command.downgrade(migrations.alembic_config(conn), "0007")
         assert _relkind(conn, "metrics") == "r" and _relkind(conn, "discipline") == "r"
     assert _snapshot(engine) == before
+
+
+def _metrics_indexes(conn) -> list[str]:
+    return sorted(i["name"] for i in sa.inspect(conn).get_indexes("metrics") if i["name"].startswith("ix_"))
+
+
+def _partition_indexes(conn, partition: str) -> list[str]:
+    return sorted(conn.exec_driver_sql(f"SELECT indexname FROM pg_indexes WHERE tablename = '{partition}'").scalars())
+
+
+def test_the_year_first_metrics_index_is_kept_on_sqlite_only_and_comes_back_going_down(engine):
+    both = ["ix_metrics_metric_group_year", "ix_metrics_year_metric_group"]
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.begin() as conn:
+        storage.upsert(conn, "schools", pd.DataFrame([{"school_id": "9", "school_name": "Hill ES", "level": "ES",
+                                                       "cluster": "East"}]))
+        storage.upsert(conn, "metrics", pd.DataFrame([{"school_id": "9", "school_year": y, "metric": "read_proficient",
+                                                       "student_group": "ALL", "numerator": 40, "denominator": 80,
+                                                       "value": 50.0} for y in (2023, 2024)]))
+    before = _snapshot(engine)
+    with engine.connect() as conn:
+        assert _metrics_indexes(conn) == (both if sqlite else ["ix_metrics_metric_group_year"])
+    with engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0008")
+        assert _metrics_indexes(conn) == both
+        if not sqlite:  # each year's index named as imports name theirs, taken over by the parent's
+            assert _partition_indexes(conn, "metrics_y2024") == [
+                "ix_metrics_metric_group_year_y2024", "ix_metrics_year_metric_group_y2024", "uq_metrics_key_y2024"]
+    assert _snapshot(engine) == before
+    storage.create_schema(engine)
+    with engine.connect() as conn:
+        assert migrations.current_revision(conn) == migrations.head() == "0009"
+        assert _metrics_indexes(conn) == (both if sqlite else ["ix_metrics_metric_group_year"])
+        if not sqlite:
+            assert _partition_indexes(conn, "metrics_y2024") == ["ix_metrics_metric_group_year_y2024",
+                                                                  "uq_metrics_key_y2024"]
+    assert _snapshot(engine) == before
+    assert _drift(engine) == []

@@ -4,7 +4,8 @@ The district and cluster rows of the rates view need only sums, so the database 
 ``GROUP BY`` (SQLAlchemy Core, the same statement on SQLite and PostgreSQL) instead of sending every
 metric row to pandas. The sums mirror :func:`analytics.stats.rates.pool_counts` exactly: a row enters
 the pool when it has both counts and a positive denominator; the others are counted as left out.
-The grouping columns lead the index ``ix_metrics_year_metric_group`` (schema), which the plans use.
+The grouping columns lead the index ``ix_metrics_year_metric_group`` (schema) on SQLite, which the plans use;
+on PostgreSQL a year is a partition of its own, read whole or by its ``ix_metrics_metric_group_year`` index.
 """
 
 from __future__ import annotations

@@ -74,6 +74,15 @@ def serialise_writes(conn: Connection) -> None:
         # A bulk COPY of a state-sized table outlasts the readers' statement timeout; this transaction only.
         timeout_ms = int(server_settings().write_timeout_s * 1000)
         conn.exec_driver_sql(f"SET LOCAL statement_timeout = {timeout_ms}")
+        conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{WRITE_MAINTENANCE_MEM}'")
+
+
+# PostgreSQL's sort memory for the indexes an import builds (a new year's partition, indexes set aside), this
+# transaction only. With the default 64 MB a state's new year of metrics (1.31 M rows, 125 MB of index entries)
+# sorted on disk and a build got one parallel worker (each process needs 32 MB); with this it sorts in memory
+# and gets two. Measured on two busy cores: the same CPU time in one process, and a secondary index of that
+# year built in 2.5 s with two workers against 4.4 s without.
+WRITE_MAINTENANCE_MEM = "256MB"
 
 
 # SQLite's page cache during a write transaction, KiB: room for every page the transaction dirties, so none is
@@ -218,7 +227,8 @@ def upsert(conn: Connection, table_name: str, df: pd.DataFrame) -> int:
     process) leaves the table as it was.
 
     Rows go in sorted by key: the unique index is then walked once from end to end, not at random (on a
-    state-sized table whose indexes outgrow the database's cache, the difference is several-fold).
+    state-sized table whose indexes outgrow the database's cache, the difference is several-fold). A new
+    year's partition is filled in the order of its secondary indexes instead (:func:`_in_partition_order`).
 
     - SQLite: one prepared `INSERT ... ON CONFLICT DO UPDATE` run with executemany. (A temporary staging
       table first, then one merge, wrote every row twice and measured slower.)
@@ -239,11 +249,10 @@ def upsert(conn: Connection, table_name: str, df: pd.DataFrame) -> int:
         return 0
     table = schema.DATA_TABLES[table_name]
     cols = [c for c in df.columns if c in table.c]
-    frame = _in_key_order(table_name, df[cols])
     if conn.dialect.name == "postgresql":
-        _upsert_postgresql(conn, table_name, frame)
+        _upsert_postgresql(conn, table_name, df[cols])
     else:
-        _upsert_sqlite(conn, table_name, frame)
+        _upsert_sqlite(conn, table_name, _in_key_order(table_name, df[cols]))
     return len(df)
 
 
@@ -272,11 +281,13 @@ def _upsert_sqlite(conn: Connection, table_name: str, frame: pd.DataFrame) -> No
 def _upsert_postgresql(conn: Connection, table_name: str, frame: pd.DataFrame) -> None:
     quote = conn.dialect.identifier_preparer.quote
     col_list = ", ".join(quote(c) for c in frame.columns)
-    if table_name in schema.YEAR_PARTITIONED and _partitioned(conn, table_name):
+    partitioned = table_name in schema.YEAR_PARTITIONED and _partitioned(conn, table_name)
+    if partitioned:
         frame = _new_years_as_partitions(conn, table_name, frame, col_list)
         if frame.empty:
             return
-    elif _years_all_new(conn, table_name, frame):
+    frame = _in_key_order(table_name, frame)  # a new year's partition was filled in an order of its own
+    if not partitioned and _years_all_new(conn, table_name, frame):
         savepoint = conn.begin_nested()
         try:
             # A key collision surfaces from the COPY, or from rebuilding the unique key set aside for it.
@@ -362,15 +373,32 @@ def _attach_year(conn: Connection, table_name: str, year: int, col_list: str, ro
     conn.exec_driver_sql(f"CREATE TABLE {part} (LIKE {quote(table_name)} INCLUDING DEFAULTS, "
                          f"CONSTRAINT {check} CHECK (school_year = {int(year)}))")
     if not rows.empty:
-        _copy_rows(conn, part, col_list, rows, table_name)
+        _copy_rows(conn, part, col_list, _in_partition_order(table_name, rows), table_name)
     key = ", ".join(quote(c) for c in schema.TABLES[table_name].key)
     conn.exec_driver_sql(f"ALTER TABLE {part} ADD CONSTRAINT {quote(f'uq_{table_name}_key_y{int(year)}')} "
                          f"UNIQUE ({key})")
-    for index in sorted(schema.DATA_TABLES[table_name].indexes, key=lambda ix: ix.name):
+    for index in schema.declared_indexes(table_name, conn.dialect.name):
         conn.exec_driver_sql(f"CREATE INDEX {quote(f'{index.name}_y{int(year)}')} ON {part} "
                              f"({', '.join(quote(c.name) for c in index.columns)})")
     conn.exec_driver_sql(f"ALTER TABLE {quote(table_name)} ATTACH PARTITION {part} FOR VALUES IN ({int(year)})")
     conn.exec_driver_sql(f"ALTER TABLE {part} DROP CONSTRAINT {check}")
+
+
+def _in_partition_order(table_name: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """One year's rows in the order of the partition's secondary indexes (each leads with the same columns
+    once the year, one value in a partition, is left out): `metrics` by metric and group, `discipline` by
+    group; then by the rest of the key.
+
+    PostgreSQL sorts the entries of an index it builds, and a sort of rows already in order ends after one pass
+    over them. Measured on a state's new year of metrics (1.31 M rows, one process): rows in key order build
+    the unique key in 1.0 s and each secondary index in 4.4-4.6 s; rows in this order build both secondary
+    indexes in 0.9-1.1 s and the unique key in 4.7 s.
+    """
+    order: list[str] = []
+    for index in schema.declared_indexes(table_name, "postgresql"):
+        order += [c.name for c in index.columns if c.name != "school_year" and c.name not in order]
+    order += [c for c in schema.TABLES[table_name].key if c not in order]
+    return rows.sort_values(order, kind="stable") if len(rows) > 1 else rows
 
 
 def _years_all_new(conn: Connection, table_name: str, frame: pd.DataFrame) -> bool:

@@ -54,6 +54,18 @@ def include_name(name: str | None, type_: str, _parents: dict) -> bool:
     return not (type_ == "table" and name is not None and schema.is_year_partition(name))
 
 
+def comparison_options(dialect_name: str) -> dict:
+    """Alembic's options for comparing a database of this dialect with `schema.metadata`: partitions left out
+    (:func:`include_name`), and an index declared for SQLite only not expected elsewhere."""
+    from analytics.data import schema
+
+    def include_object(_object, name: str | None, type_: str, reflected: bool, _compare_to) -> bool:
+        return not (type_ == "index" and not reflected and dialect_name != "sqlite"
+                    and name in schema.SQLITE_ONLY_INDEXES)
+
+    return {"compare_type": True, "include_name": include_name, "include_object": include_object}
+
+
 def heads() -> tuple[str, ...]:
     """Every head revision (one, unless two branches of history were merged without a merge revision)."""
     return tuple(_script().get_heads())

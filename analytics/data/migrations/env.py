@@ -15,8 +15,7 @@ context.configure(
     connection=connection,
     target_metadata=schema.metadata,
     render_as_batch=True,
-    compare_type=True,
-    include_name=migrations.include_name,
+    **migrations.comparison_options(connection.dialect.name),
 )
 with context.begin_transaction():
     context.run_migrations()
