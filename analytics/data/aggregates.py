@@ -709,8 +709,8 @@ def status_rows_statement(colour_years: Sequence[int], metrics: Sequence[str], *
 
     The value is :func:`analytics.stats.rates.add_rate_columns`'s: 100 x numerator / denominator in
     double precision when both counts are known and the denominator is positive, else the value given.
-    One pass over those years' rows (``ix_metrics_year_metric_group``) turned into columns by
-    ``MAX(CASE ...)`` per year (a key has one row a year); ``derived_suspension`` adds the suspension rate
+    One pass over those years' rows (``ix_metrics_year_metric_group``; their partitions on PostgreSQL) turned
+    into columns by ``MAX(CASE ...)`` per year (a key has one row a year); ``derived_suspension`` adds the suspension rate
     from discipline counts as :func:`analytics.data.derived.suspension_metric_rows` makes it (students
     suspended, else with OSS, over enrolled; a missing ALL summed from races).
     """
