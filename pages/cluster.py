@@ -175,7 +175,8 @@ def trend_view(version: int, cluster: str, metric: str, year: int, group: str, s
                         .reset_index().rename(columns={"school_name": "School"}),
                         {y: "{:.1f}" for y in sorted(rows["school_year"].unique())}).rename(columns=ui.year_label_of)
     chart = ui.finished(charts.trend_lines, rows.rename(columns={"school_name": "school"}), label,
-                        color_field="school", facet_field="school", columns=2, title=f"{label}: trend by school")
+                        color_field="school", facet_field="school", columns=2, title=f"{label}: trend by school",
+                        key=("cluster", version, cluster, metric, year, group, share, shown))  # no hashing of rows
     return chart, by_year, summary
 
 
@@ -189,7 +190,8 @@ def dots_view(version: int, cluster: str, metric: str, year: int, group: str, sh
         shown = top_and_bottom(plotted, SHOWN_EACH_END, higher_is_better)
         subtitle = (f"The {SHOWN_EACH_END} best and {SHOWN_EACH_END} worst of {len(by_school.dropna(subset=['value']))} "
                     "schools; choose “All” or see the table below for every school.")
-    dots = ui.finished(charts.school_dot_plot, shown, label, district_kpi.value, subtitle=subtitle)
+    dots = ui.finished(charts.school_dot_plot, shown, label, district_kpi.value, subtitle=subtitle,
+                       key=("cluster", version, cluster, metric, year, group, share, best_and_worst))
     ranked = shown.sort_values("value", ascending=False)
     summary = (f"{label}, {group_label(group).lower()}, {ui.year_label(year)}: {len(ranked)} school(s) shown, from "
                f"{ranked['school_name'].iloc[0]} ({ui.fmt_pct(ranked['value'].iloc[0])}) to "

@@ -227,7 +227,8 @@ def trend_view(version: int, school_id: str, metric: str, groups: tuple[str, ...
                    if pd.notna(wide.loc[g, first]) and pd.notna(wide.loc[g, last])) + ".")
     by_year = ui.filled(wide.reset_index().rename(columns={"series": "Group"}),
                         {y: "{:.1f}" for y in wide.columns}).rename(columns=ui.year_label_of)
-    chart = ui.finished(charts.trend_lines, trend, ui.metric_label(metric), title=f"{ui.metric_label(metric)} by group")
+    chart = ui.finished(charts.trend_lines, trend, ui.metric_label(metric), title=f"{ui.metric_label(metric)} by group",
+                        key=("school", version, school_id, metric, groups, share))  # the view: no hashing of rows
     return chart, by_year, summary
 
 
