@@ -178,6 +178,29 @@ def test_suppressed_cells_are_missing_never_zero_and_rows_with_suppressed_enroll
     assert rows.loc["ALL", "students_suspended"] == 12
 
 
+def test_a_key_written_two_ways_is_a_duplicate_and_a_skipped_row_is_not(seeded):
+    # Line 5 repeats line 2's key (2015 is 2014-15); line 3's is the same as line 4's, but line 3 is skipped.
+    csv = (
+        "school_id,school_year,student_group,enrolled\n"
+        "S1,2014-15,ALL,420\n"
+        "S1,2015,AM,*\n"
+        "S1,2015,AM,12\n"
+        "S1,2015,ALL,400\n"
+        "S2,2015,ALL,400\n"
+    )
+    report = import_bytes(seeded, [("discipline.csv", csv.encode())])
+    assert [p.format() for p in report.problems] == [
+        "discipline.csv:5:school_id: S1 / 2015 / ALL: duplicate of line 2 (same school_id, school_year, student_group)"]
+
+
+def test_row_keys_number_equal_keys_alike():
+    from analytics.data.importer import _row_keys
+
+    # (school code, year code) per row; -1 is a missing value, a value of its own
+    codes = [np.array([0, 0, 1, 0, -1]), np.array([0, 1, 0, 0, 0])]
+    assert _row_keys(codes).tolist() == [0, 1, 2, 0, 3]
+
+
 def test_metrics_value_is_computed_from_counts(seeded):
     csv = "school_id,school_year,metric,student_group,numerator,denominator,value\nS1,2024,read_proficient,ALL,30,40,\n"
     assert import_bytes(seeded, [("metrics.csv", csv.encode())]).ok

@@ -369,11 +369,23 @@ def _goal_metric_problems(raw: RawTable, goals: pd.Series, ctx: _Context) -> lis
     return _problems(raw, "goal_metrics", raw.frame["goal_metrics"], bad, reasons.where(bad))
 
 
-def _duplicate_keys(raw: RawTable, table: str, clean: pd.DataFrame, codes: pd.DataFrame) -> list[Problem]:
-    """Rows whose key repeats an earlier row's; ``codes`` holds the key columns' value codes
-    (:func:`_check_column`) for the rows of ``clean``."""
+def _row_keys(codes: list[np.ndarray]) -> np.ndarray:
+    """One integer per row for its whole key, from each key column's value codes (-1 = missing, a value of
+    its own): equal keys, equal integers. Each step numbers the pairs seen so far again, so the integers stay
+    below the row count and never overflow. Comparing one integer column instead of a frame of four saves
+    building that frame and hashing its rows (a state's new year of metrics: ~0.3 s of its validation)."""
+    rows = np.zeros(len(codes[0]), dtype=np.int64)
+    for column in codes:
+        rows = pd.factorize(rows * (int(column.max(initial=-1)) + 2) + (column + 1))[0].astype(np.int64)
+    return rows
+
+
+def _duplicate_keys(raw: RawTable, table: str, clean: pd.DataFrame, codes: np.ndarray | None) -> list[Problem]:
+    """Rows whose key repeats an earlier row's; ``codes`` numbers the key of each row of ``clean``
+    (:func:`_row_keys`; None when a key column is missing and the values are compared instead)."""
     key = list(schema.TABLES[table].key)
-    dup = codes[key].duplicated(keep="first") if set(key) <= set(codes) else clean.duplicated(key, keep="first")
+    dup = (pd.Series(codes, index=clean.index).duplicated(keep="first") if codes is not None
+           else clean.duplicated(key, keep="first"))
     if not dup.any():
         return []
     first_line = clean.reset_index().groupby(key, dropna=False)["index"].transform("min") + raw.first_data_line
@@ -436,10 +448,11 @@ def validate_table(raw: RawTable, table: str, ctx: _Context) -> tuple[TableResul
         if col.name not in clean and col.kind in (schema.INT, schema.FLOAT):
             clean[col.name] = np.nan
     kept = clean[~skip] if skip.any() else clean  # no copy of every column when no row is skipped
-    key_codes = pd.DataFrame({c: value_codes[c] for c in spec.key if c in value_codes}, index=clean.index)
+    key_codes = _row_keys([value_codes[c] for c in spec.key]) if set(spec.key) <= set(value_codes) else None
+    if key_codes is not None and skip.any():
+        key_codes = key_codes[~skip.to_numpy()]
     problems = _second_header(raw, spec) + problems
-    problems += _table_rules(raw, table, clean, ctx) + _duplicate_keys(raw, table, kept,
-                                                                     key_codes[~skip] if skip.any() else key_codes)
+    problems += _table_rules(raw, table, clean, ctx) + _duplicate_keys(raw, table, kept, key_codes)
     kept = kept[[c for c in spec.column_names if c in columns or c == "value" and table == "metrics"]]
     result = TableResult(raw.source, table, _storage_types(kept, spec), int(skip.sum()),
                          "enrolled suppressed" if skip.any() else "")
