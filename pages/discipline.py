@@ -87,10 +87,11 @@ def scope_views(version: int, cluster: str, school: str, year: int):
     (flagged, suspension), _ = discipline_views(version, cluster)
     flags = flagged[flagged["school_id"].isin(scope_ids) & (flagged["school_year"] == year)]
     ratios = suspension[suspension["school_id"].isin(scope_ids) & (suspension["school_year"] == year)]
-    sums = ui.discipline_sums(scope_ids, cluster if school == "all" and cluster != "all" else None)
+    of_cluster = cluster if school == "all" and cluster != "all" else None  # sliced from every cluster's
+    sums = ui.discipline_sums(scope_ids, of_cluster)
     chart = spans = None
-    if not ui.incident_months(None, scope_ids).empty:  # incidents counted per month by the database
-        series = monthly_series(ui.incident_months(["ISS", "OSS"], scope_ids), label=str(scope_name))
+    if not ui.incident_months(None, scope_ids, of_cluster).empty:  # incidents counted per month by the database
+        series = monthly_series(ui.incident_months(["ISS", "OSS"], scope_ids, of_cluster), label=str(scope_name))
         chart = run_chart(series[["period", "value"]])
         if school != "all":
             cycles = storage.load_cycles(ui.engine(), school_ids=scope_ids)
@@ -219,6 +220,7 @@ def ratio_table(rows: pd.DataFrame, label_title: str) -> pd.DataFrame:
 def ratios_view(version: int, cluster: str, school: str, year: int, group: str, share: str | None):
     """The view's risk-ratio chart (None when no ratio), its rows as people read them, its summary, and the
     groups (one school) or number of schools (several) too small for a ratio."""
+    view_key = ("risk ratios", version, cluster, school, year, group, share)  # the chart's data comes from these
     if school != "all":
         data = scope_dispro.assign(label=scope_dispro["student_group"].map(group_label))
         too_small = data[data["ratio_type"] == "none"]["label"].tolist()
@@ -231,7 +233,7 @@ def ratios_view(version: int, cluster: str, school: str, year: int, group: str, 
                    + (" (alternate ratio)" if top["ratio_type"] == "alternate" else "")
                    + f"; {int((ranked['risk_ratio'] >= 3).sum())} at or above the 3.0 threshold.")
         chart = ui.finished(charts_equity.risk_ratio_bars, ranked, title=f"Suspension risk ratios, {scope_name}",
-                            label_field="label")
+                            label_field="label", key=view_key)
         return chart, ratio_table(ranked, "Group"), summary, too_small
     none = int((scope_dispro["student_group"].eq(group) & scope_dispro["ratio_type"].eq("none")).sum())
     data = scope_dispro[scope_dispro["student_group"] == group].dropna(subset=["risk_ratio"])
@@ -243,7 +245,7 @@ def ratios_view(version: int, cluster: str, school: str, year: int, group: str, 
                f"{ui.year_label(year)}; highest {top['label'].iloc[0]} at {top['risk_ratio'].iloc[0]:.2f}; "
                f"{int((data['risk_ratio'] >= 3).sum())} at or above the 3.0 threshold.")
     title = f"{group_label(group)} suspension risk ratio by school" + (" (highest 25)" if len(data) > 25 else "")
-    chart = ui.finished(charts_equity.risk_ratio_bars, top, title=title, label_field="label")
+    chart = ui.finished(charts_equity.risk_ratio_bars, top, title=title, label_field="label", key=view_key)
     return chart, ratio_table(top, "School"), summary, none
 
 
@@ -301,7 +303,8 @@ def rp_view(version: int, cluster: str, school: str):
     """The RP event study of the view (rows, finished chart and its rows as people read them) and the table of
     RP estimates beside suspensions."""
     events = impact.event_study[impact.event_study["outcome"] == "suspension_rate"]
-    study = ui.finished(charts_equity.event_study, events, title=f"Suspension rate: effect by years since RP start, {rp_scope}")
+    study = ui.finished(charts_equity.event_study, events, title=f"Suspension rate: effect by years since RP start, {rp_scope}",
+                        key=("event study", version, cluster, school))
     bounds = {c: [f"{v:+.2f}" if np.isfinite(v) else "unbounded" for v in events[c].astype(float)]
               for c in ("ci_low", "ci_high")}
     study_rows = events.assign(**bounds).rename(columns={
@@ -361,7 +364,7 @@ def run_view(version: int, cluster: str, school: str, year: int, share: str | No
     months = shown.assign(period=pd.to_datetime(shown["period"]).dt.strftime("%b %Y"),
                           signal=shown["signal"].replace("", "none"))
     finished = ui.finished(charts_equity.run_chart, shown, spans, title=f"Suspensions (ISS + OSS) per month, {scope_name}",
-                           y_title="Suspensions per month")
+                           y_title="Suspensions per month", key=("run chart", version, cluster, school, year, share))
     return finished, months.rename(columns={"period": "Month", "value": "Suspensions", "median": "Median",
                                             "signal": "Signal"}), summary
 

@@ -122,6 +122,18 @@ def test_monthly_incident_counts_give_the_run_chart_series_of_the_rows(incidents
     assert got["value"].tolist() == [3, 0, 1]  # October has no suspension: 0, inside the range
 
 
+def test_monthly_counts_per_cluster_are_those_of_its_schools(incidents):
+    counts = aggregates.monthly_incident_counts(incidents, actions=["ISS", "OSS"], by_cluster=True)
+    # North is A and B: September 2 + 1, November 1; South is C: its July.
+    assert {(c, str(m)): int(n) for (c, m), n in counts.items()} == {
+        ("North", "2024-09"): 3, ("North", "2024-11"): 1, ("South", "2025-07"): 1}
+    every = aggregates.monthly_incident_counts(incidents, by_cluster=True)
+    north = every.xs("North", level="cluster").sort_index()
+    pd.testing.assert_series_equal(north.rename_axis(None), aggregates.monthly_incident_counts(
+        incidents, school_ids=["A", "B"]).sort_index())
+    assert int(north.sum()) == 5  # the detention counts among every action
+
+
 def test_monthly_counts_per_school_give_each_school_its_run_chart_series(incidents):
     from analytics.stats.run_charts import monthly_incident_series, monthly_series_by_school
 

@@ -291,6 +291,8 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
         assert all(len(profiles.of(school)) for school in schools["school_id"])
         by_cluster = loaders._cluster_discipline_sums(version)  # and its sums, sliced from every cluster's read
         assert sorted(by_cluster) == clusters and len(by_cluster[clusters[0]])
+        for actions in (None, ("ISS", "OSS")):  # and its incidents per month
+            assert set(loaders._cluster_incident_months(version, actions)) <= set(clusters)
         goals, progress = loaders._goal_progress(version)
         assert len(goals) and set(progress["goal_id"]) == set(goals["goal_id"])
         loaders._pl_practices(version)

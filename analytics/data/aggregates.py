@@ -664,14 +664,17 @@ def discipline_part_statement(school_ids: Sequence[str]) -> sa.Select:
 
 
 def monthly_incidents_statement(actions: Sequence[str] | None = None,
-                                school_ids: Sequence[str] | None = None, *, by_school: bool = False) -> sa.Select:
-    """SELECT [school,] year, month, incidents ... GROUP BY [the school and] the incident date's calendar
-    month (``EXTRACT``, which SQLAlchemy renders as ``strftime`` on SQLite); filtered on the school first
-    (``ix_incidents_school_date``)."""
-    i = schema.incidents
+                                school_ids: Sequence[str] | None = None, *, by_school: bool = False,
+                                by_cluster: bool = False) -> sa.Select:
+    """SELECT [school or cluster,] year, month, incidents ... GROUP BY [the school or its cluster and] the
+    incident date's calendar month (``EXTRACT``, which SQLAlchemy renders as ``strftime`` on SQLite);
+    filtered on the school first (``ix_incidents_school_date``)."""
+    i, s = schema.incidents, schema.schools
     year, month = sa.extract("year", i.c.incident_date), sa.extract("month", i.c.incident_date)
-    keys = [i.c.school_id] if by_school else []
+    keys = [i.c.school_id] if by_school else [s.c.cluster] if by_cluster else []
     stmt = sa.select(*keys, year.label("year"), month.label("month"), sa.func.count().label("incidents"))
+    if by_cluster:
+        stmt = stmt.select_from(i.join(s, s.c.school_id == i.c.school_id))
     if actions is not None:
         stmt = stmt.where(i.c.action.in_(list(actions)))
     if school_ids is not None:
@@ -680,18 +683,20 @@ def monthly_incidents_statement(actions: Sequence[str] | None = None,
 
 
 def monthly_incident_counts(engine: Engine, *, actions: Sequence[str] | None = None,
-                            school_ids: Sequence[str] | None = None, by_school: bool = False) -> pd.Series:
-    """Incidents per calendar month (a monthly ``PeriodIndex``; with ``by_school``, per school and month:
-    levels ``school_id`` and ``month``), counted by the database: the counts
-    :func:`analytics.stats.run_charts.monthly_incident_series` takes from the loaded incident rows, without
-    sending every incident to pandas (a district has hundreds of thousands)."""
-    df = _read(engine, monthly_incidents_statement(actions, school_ids, by_school=by_school))
+                            school_ids: Sequence[str] | None = None, by_school: bool = False,
+                            by_cluster: bool = False) -> pd.Series:
+    """Incidents per calendar month (a monthly ``PeriodIndex``; with ``by_school`` or ``by_cluster``, per
+    school or cluster and month: levels ``school_id`` or ``cluster``, and ``month``), counted by the
+    database: the counts :func:`analytics.stats.run_charts.monthly_incident_series` takes from the loaded
+    incident rows, without sending every incident to pandas (a district has hundreds of thousands). A
+    cluster's counts are those of its schools' own read: one grouped read serves every cluster."""
+    df = _read(engine, monthly_incidents_statement(actions, school_ids, by_school=by_school, by_cluster=by_cluster))
     months = pd.PeriodIndex.from_fields(year=pd.to_numeric(df["year"]).astype("int64").to_numpy(),
                                         month=pd.to_numeric(df["month"]).astype("int64").to_numpy(), freq="M")
     counts = pd.to_numeric(df["incidents"]).astype("int64").to_numpy()
-    if by_school:
-        index = pd.MultiIndex.from_arrays([df["school_id"].astype(object).to_numpy(), months],
-                                          names=["school_id", "month"])
+    if by_school or by_cluster:
+        key = "school_id" if by_school else "cluster"
+        index = pd.MultiIndex.from_arrays([df[key].astype(object).to_numpy(), months], names=[key, "month"])
         return pd.Series(counts, index=index, name="count")
     return pd.Series(counts, index=months, name="count")
 

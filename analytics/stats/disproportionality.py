@@ -216,23 +216,22 @@ def group_rates(sums: pd.DataFrame, year: int) -> tuple[pd.DataFrame, pd.DataFra
     """
     current = sums[sums["school_year"] == year].set_index("student_group").sort_index()
     outcome_cols = {"suspension": "students_suspended", **{k: v for k, v in OUTCOMES.items() if v}}
-    rates = []
-    for outcome, column in outcome_cols.items():
-        pooled = current[current[f"n_{column}"] > 0]  # the groups with a known count
-        if pooled.empty:
-            continue
-        rates.append(pd.DataFrame({"group": pooled.index, "outcome": outcome,
-                                   "rate": 100 * pooled[column] / pooled[f"{column}_enrolled"],
-                                   "students": pooled[column], "enrolled": pooled[f"{column}_enrolled"]}))
-    rate_table = pd.concat(rates, ignore_index=True) if rates else pd.DataFrame()
+    # Whether each group's outcome is counted by any school (a pooled rate), outcomes counted for some group
+    # only; column-wise on the few rows of the year (one frame, not one per outcome to pivot).
+    counted = pd.DataFrame({o: current[f"n_{c}"] > 0 for o, c in outcome_cols.items()})
+    outcomes = sorted(o for o in counted.columns if counted[o].any())
     comp = current.drop(index="ALL", errors="ignore").rename_axis("student_group")[["suspended", "enrolled"]]
     totals = current.loc[current.index == "ALL", ["suspended", "enrolled"]].sum()
     comp = pd.DataFrame({"share of suspended (%)": 100 * comp["suspended"] / totals["suspended"],
                          "share of enrolled (%)": 100 * comp["enrolled"] / totals["enrolled"]})
-    if rate_table.empty:
+    if not outcomes:
         return pd.DataFrame(), comp
-    wide = rate_table.pivot(index="group", columns="outcome", values="rate")
-    wide["enrolled"] = rate_table.groupby("group")["enrolled"].max()
+    counted = counted[outcomes]
+    rows = counted.any(axis=1)
+    wide = pd.DataFrame({o: 100 * current[outcome_cols[o]] / current[f"{outcome_cols[o]}_enrolled"]
+                         for o in outcomes}).where(counted)[rows].rename_axis(index="group", columns="outcome")
+    wide["enrolled"] = pd.DataFrame({o: current[f"{outcome_cols[o]}_enrolled"] for o in outcomes}).where(
+        counted)[rows].max(axis=1)
     wide = wide.reindex([g for g in STUDENT_GROUPS if g in wide.index])
     wide.index = wide.index.map(group_label).rename("Student group")
     small = wide["enrolled"] < 10

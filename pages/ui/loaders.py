@@ -673,10 +673,27 @@ def _incident_months(version: int, actions: tuple[str, ...] | None, school_ids: 
                                               school_ids=list(school_ids) if school_ids is not None else None)
 
 
-def incident_months(actions: Sequence[str] | None = None, school_ids: Sequence[str] | None = None) -> pd.Series:
-    """Incidents per calendar month of the given schools (default: every incident), counted by the database."""
-    return _incident_months(data_version(), tuple(actions) if actions else None,
-                            tuple(school_ids) if school_ids is not None else None)
+@st.cache_resource(show_spinner=False, max_entries=4)
+@_consistent
+def _cluster_incident_months(version: int, actions: tuple[str, ...] | None) -> dict[str, pd.Series]:
+    counts = aggregates.monthly_incident_counts(engine(), actions=list(actions) if actions else None, by_cluster=True)
+    return {str(name): part.droplevel("cluster").sort_index().rename_axis(None)
+            for name, part in counts.groupby(level="cluster", sort=False)}
+
+
+def incident_months(actions: Sequence[str] | None = None, school_ids: Sequence[str] | None = None,
+                    cluster: str | None = None) -> pd.Series:
+    """Incidents per calendar month of the given schools (default: every incident), counted by the database.
+
+    When the schools are those of `cluster`, its counts are looked up among every cluster's, counted in one
+    read that the preparer makes after an import (none: the cluster has no incidents; shared read-only)."""
+    key = tuple(actions) if actions else None
+    if cluster is not None:
+        return _cluster_incident_months(data_version(), key).get(cluster, _NO_MONTHS)
+    return _incident_months(data_version(), key, tuple(school_ids) if school_ids is not None else None)
+
+
+_NO_MONTHS = pd.Series([], index=pd.PeriodIndex([], freq="M"), dtype="int64", name="count")
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

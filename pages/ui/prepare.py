@@ -230,6 +230,9 @@ def _run(step: Step, version: int) -> Iterator[None]:
         loaders._flags_and_ratios(version, None)
         yield
         loaders._cluster_discipline_sums(version)  # every cluster's sums in one read: a cluster's view slices
+        for actions in (None, ("ISS", "OSS")):  # and its incidents per month
+            yield
+            loaders._cluster_incident_months(version, actions)
         every_school = tuple(loaders._schools(version)["school_id"])
         for actions in (None, ("ISS", "OSS")):
             yield
