@@ -65,7 +65,8 @@ def discipline_views(version: int, cluster: str):
     and their RP impact (a cluster's RP schools against the district's never-RP schools)."""
     schools = ui.schools()
     members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
-    return ui.flags_and_ratios(None if cluster == "all" else members["school_id"]), ui.rp_impact_of(cluster)
+    of_cluster = None if cluster == "all" else cluster
+    return ui.flags_and_ratios(None if of_cluster is None else members["school_id"], of_cluster), ui.rp_impact_of(cluster)
 
 
 _, impact = discipline_views(ui.data_version(), cluster)

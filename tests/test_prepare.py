@@ -281,6 +281,8 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
                                      pd.concat([p[p["outcome"] == "suspension"] for p in parts])), strict=True):
             pd.testing.assert_frame_equal(got.reset_index(drop=True), own.reset_index(drop=True))
         assert len(sliced[1]) and set(sliced[1]["school_id"]) <= set(members)
+        for got, own in zip(loaders.flags_and_ratios(members, clusters[0]), sliced, strict=True):  # by position
+            pd.testing.assert_frame_equal(got, own)
         # A cache hit never touches the database; a recomputation would, and fails here.
         monkeypatch.setattr(loaders, "engine", _no_database)
         monkeypatch.setattr(viewer, "engine", _no_database)

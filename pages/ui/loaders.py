@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 from sqlalchemy import exc as sa_exc
@@ -548,7 +549,19 @@ def _flags_and_ratios(version: int, school_ids: tuple[str, ...] | None) -> tuple
     return pd.concat(flagged), pd.concat(ratios)
 
 
-def flags_and_ratios(school_ids: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _cluster_ratio_rows(version: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each cluster's rows of the district's flagged and suspension tables, by position (in table order)."""
+    schools = _schools(version)
+    cluster_of = dict(zip(schools["school_id"], schools["cluster"], strict=True))
+    positions = [frame.groupby(frame["school_id"].map(cluster_of).to_numpy(), sort=False).indices
+                 for frame in _flags_and_ratios(version, None)]
+    none = np.array([], dtype=np.intp)
+    return {str(c): (positions[0].get(c, none), positions[1].get(c, none)) for c in schools["cluster"].dropna().unique()}
+
+
+def flags_and_ratios(school_ids: Sequence[str] | None = None,
+                     cluster: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Disproportionality of the given schools (default: every school), every year: the flagged rows (any
     outcome) and the suspension rows, which is all the discipline page reads (read-only, shared). Some
     schools' rows are a slice of the district's (prepared after an import): each school's ratios use its own
@@ -557,8 +570,14 @@ def flags_and_ratios(school_ids: Sequence[str] | None = None) -> tuple[pd.DataFr
     Computed from the schools' own rows, read from the database a few hundred schools at a time, with the
     alternate ratio's district risks summed by the database; the other outcomes' rows (four fifths of a
     district's table) are not kept in memory.
+
+    When the schools are those of `cluster`, its rows are taken by their positions in the district's tables,
+    found once per data version by the preparer (no test of every row's school).
     """
-    return _flags_and_ratios(data_version(), tuple(sorted(school_ids)) if school_ids is not None else None)
+    version = data_version()
+    if cluster is not None and (found := _cluster_ratio_rows(version).get(cluster)) is not None:
+        return tuple(frame.iloc[rows] for frame, rows in zip(_flags_and_ratios(version, None), found, strict=True))
+    return _flags_and_ratios(version, tuple(sorted(school_ids)) if school_ids is not None else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

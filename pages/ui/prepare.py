@@ -228,6 +228,7 @@ def _run(step: Step, version: int) -> Iterator[None]:
         loaders._district_figures(version, step.arg)
     elif step.kind == "discipline":  # the discipline page's district view: flags, ratios, monthly run chart
         loaders._flags_and_ratios(version, None)
+        loaders._cluster_ratio_rows(version)  # where each cluster's rows are in them
         yield
         loaders._cluster_discipline_sums(version)  # every cluster's sums in one read: a cluster's view slices
         for actions in (None, ("ISS", "OSS")):  # and its incidents per month
