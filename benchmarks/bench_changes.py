@@ -1,0 +1,78 @@
+"""Where the time of *what changed* goes: `changes_view` for the district and one cluster, and each of its
+parts (DESIGN §8 and §9, issue 16), on a demo database (SQLite, built when missing) or any `--url`.
+
+Parts, in the order `changes_view` computes them: risk-ratio flags (`dispro`), status colours (`worsened`),
+goal progress (`goals`; the app passes the district's, prepared once), dated series (`series`: cycle
+measures and suspensions per month from the database) and their run charts (`signals`), years of data
+(`years`) and the combined list (`combine`). Each figure is the best of `--repeat` runs, beside the floor
+of one plain read of every metrics row of the latest year. Writes benchmarks/results/changes.json.
+
+    python benchmarks/bench_changes.py --db /tmp/ssif_2000.db --schools 2000
+    python benchmarks/bench_changes.py --url postgresql+psycopg://... --cluster Ashford
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import date
+from pathlib import Path
+
+from _common import best_of, demo_database, write_results
+
+from analytics.data import storage
+from analytics.data.catalog import metric_catalog
+from analytics.workspace import changes as change_rules
+from analytics.workspace import views
+
+
+def parts(engine, cluster: str | None, since: date, repeat: int) -> dict[str, float]:
+    """Seconds of each part of `changes_view` for a scope, computed as it computes them."""
+    settings = views.DEFAULT_SETTINGS
+    schools, ids = views.scope_ids(engine, cluster)
+    then_year = change_rules.year_of_record(since)
+    now_year = storage.available_years(engine)[-1]
+    catalog = metric_catalog(storage.load_metric_definitions(engine))
+    labels = dict(zip(catalog["metric"], catalog["label"], strict=True))
+    series = views._series(engine, ids)
+    made = {"dispro": lambda: views._dispro(engine, ids, settings, then_year, now_year),
+            "worsened": lambda: views._worsened(engine, cluster, None, then_year, now_year, labels, settings),
+            "goals": lambda: views.goals_progress(engine, cluster),
+            "series": lambda: views._series(engine, ids),
+            "signals": lambda: change_rules.new_signals(series, since),
+            "years": lambda: views._data_years(engine, ids, then_year)}
+    out = {name: round(best_of(fn, repeat), 3) for name, fn in made.items()}
+    found = [change_rules.new_years(views._data_years(engine, ids, then_year), then_year),
+             change_rules.new_signals(series, since)]
+    out["combine"] = round(best_of(lambda: change_rules.combine(found, schools, since), repeat), 3)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="a database URL (default: a SQLite demo database)")
+    parser.add_argument("--db", type=Path, help="the SQLite demo database (built when missing)")
+    parser.add_argument("--schools", type=int, default=2000)
+    parser.add_argument("--cluster", help="the cluster timed (default: the first)")
+    parser.add_argument("--since", default="2025-02-27", help="the meeting date (YYYY-MM-DD)")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    db = args.db or Path(os.environ.get("TMPDIR", "/tmp")) / f"ssif_bench_{args.schools}.db"
+    url = args.url or demo_database(db, args.schools)
+    engine = storage.get_engine(url)
+    since = date.fromisoformat(args.since)
+    cluster = args.cluster or sorted(storage.load_schools(engine)["cluster"].unique())[0]
+    latest = storage.available_years(engine)[-1]
+    floor = best_of(lambda: storage.load_metrics(engine, years=[latest]), args.repeat)
+    scopes = {}
+    for name, scope in (("district", None), (f"cluster {cluster}", cluster)):
+        total = best_of(lambda s=scope: views.changes_view(engine, cluster=s, since=since), args.repeat)
+        scopes[name] = {"changes_view_s": round(total, 3), "parts_s": parts(engine, scope, since, args.repeat)}
+        print(name, scopes[name], flush=True)
+    write_results("changes", {"database": engine.dialect.name, "since": args.since,
+                              "floor_load_latest_year_metrics_s": round(floor, 3), "scopes": scopes,
+                              "note": "machines are noisy: compare figures with the floor of the same run"})
+
+
+if __name__ == "__main__":
+    main()
