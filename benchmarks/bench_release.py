@@ -96,6 +96,8 @@ def measure(schools: int, years: int, seed: int, profile: bool) -> dict:
            "solves": sum(r.solves for r in phases.reports), "lp_solves": sum(r.lp_solves for r in phases.reports),
            "hidden": int((cells["state"] != "exact").sum()), "n_hidden": int(cells["n_hidden"].sum()),
            "disclosed": decided.disclosed, "fingerprint": fingerprint(cells),
+           # Pieces that ran past release.PIECE_SECONDS are withheld whole: their cells hidden on top.
+           "cells_in_withheld_pieces": int(cells["piece_withheld"].sum()),
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
     if profiler:
         text = io.StringIO()

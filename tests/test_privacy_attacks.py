@@ -291,6 +291,9 @@ def test_the_integer_program_pins_what_interval_reasoning_cannot():
     report = exact_unique(system, np.array([0, 1, 2]))
     assert report.unique == {0: 1.0, 1: 1.0, 2: 0.0}
     assert report.components == 1 and report.audited == 3 and report.undecided == 0
+    # Past its deadline (a CPU-clock reading) nothing is solved and nothing is shown safe.
+    late = exact_unique(system, np.array([0, 1, 2]), deadline=0.0)
+    assert late.unique == {} and late.undecided_vars == [0, 1, 2] and late.audited == 0
 
 
 def test_one_model_answers_each_solve_after_its_objective_bounds_or_integrality_change():

@@ -67,3 +67,26 @@ def test_propagation_goes_on_past_a_contradiction_and_keeps_its_bounds():
     new_lo, new_hi = release.propagate(lo, hi, rel, var, coef, (none, none), (none, none, 0.05), (none, none, 0.95))
     assert new_lo.tolist() == [4, 6, 10, 5, 0, 3, 14, 20]
     assert new_hi.tolist() == [4, 6, 10, 5, big, 3, 14, 20]
+
+
+def test_a_piece_past_its_time_is_withheld_whole_and_its_cells_keep_more_than_one_value():
+    discipline = DISCIPLINE.assign(students_expelled=[1, 0, 1])
+    cells = release.pooled_cells(release.shared_denominators(pd.concat(
+        [release.discipline_cells(discipline), release.metric_cells(METRICS)], ignore_index=True)), SCHOOLS)
+    given = release.decide(cells)
+    assert not given["piece_withheld"].any()
+    rushed = release.decide(cells, piece_seconds=0.0)
+    # Every piece here needs a second audit (a small cell pinned by its sum), so with no time each one is
+    # withheld whole: every cell hidden, n included.
+    assert rushed["piece_withheld"].all() and (rushed["state"] == release.HIDDEN).all() and rushed["n_hidden"].all()
+    # 2025 suspensions and expulsions at A1, cluster A and the district (ALL, BL, WH: 18 cells), the expelled
+    # WH count 0 among them. Nothing released: neither audit finds a cell with one value.
+    piece = cells[cells["n_source"] == "enrolled"]
+    problem = release._problem(piece)
+    state = np.full(len(piece), release.HIDDEN, dtype=object)
+    hidden = np.ones(len(problem.k_true), dtype=bool)
+    result = release.audit(problem, hidden, state, release.DEFAULT_SETTINGS)
+    assert len(piece) == 18 and not len(result.disclosed)
+    system = release.exact_system(problem, state, release.DEFAULT_SETTINGS, result.lo, result.hi)
+    report = release.exact_unique(system, np.arange(len(hidden)), solution=problem.k_true)
+    assert report.unique == {} and report.undecided == 0 and report.audited == len(hidden)

@@ -29,13 +29,17 @@ Speed: each audit after the first propagates again only the hidden variables a n
 reach, and within a propagation only sums with a member that moved; the decisions are the same as a
 full propagation each time. The exact audit starts from the true values (a solution, so no solve is
 needed to find one) and frees most cells with a few linear relaxations; after a suppression, which only
-relaxes the program, it asks again only about the cells it pinned and the newly hidden ones.
+relaxes the program, it asks again only about the cells it pinned and the newly hidden ones. A piece whose
+decision takes more than :data:`PIECE_SECONDS` of CPU is withheld whole (every cell hidden, n included:
+safe without an audit) rather than the district.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -51,12 +55,16 @@ from analytics.data.derived import discipline_with_all, suspension_counts
 
 EXACT, CODED_LOW, CODED_HIGH, HIDDEN = "exact", "low", "high", "hidden"
 KEYS = ["unit", "school_year", "measure", "student_group"]
+CELL_COLUMNS = ["k", "n", "state", "n_hidden", "disclosed", "piece_withheld"]
 # Discipline outcomes (DESIGN §7 names) and the discipline columns they count; all share `enrolled`.
 DISCIPLINE_MEASURES = {"suspension": None, "iss": "students_iss", "oss": "students_oss",
                        "expulsion": "students_expelled", "law_referral": "law_referrals", "incidents": "incidents"}
 SENSITIVE = frozenset(DISCIPLINE_MEASURES)
 PARTITIONS = (tuple(RACE_GROUPS), ("FEMALE", "MALE"))
 BIG = 1e9  # "no upper bound" for a hidden n; sums of thousands of these stay exact in float64
+# CPU seconds one piece's decision may take before the piece is withheld whole (:func:`_withheld_piece`):
+# the largest piece at 2,000 schools x 6 years takes about a minute and a half.
+PIECE_SECONDS = 600.0
 
 
 # --- cells ----------------------------------------------------------------------------------------------
@@ -455,24 +463,28 @@ def pieces(cells: pd.DataFrame) -> list[np.ndarray]:
 
 
 def decide(cells: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS, max_rounds: int = 100,
-           complementary: bool = True, exact: bool = True) -> pd.DataFrame:
-    """Cells with ``state`` (exact, low, high, hidden), ``n_hidden`` and ``disclosed`` (should stay False),
-    decided piece by piece (:func:`pieces`), in the order of ``cells``.
+           complementary: bool = True, exact: bool = True, piece_seconds: float = PIECE_SECONDS) -> pd.DataFrame:
+    """Cells with ``state`` (exact, low, high, hidden), ``n_hidden``, ``disclosed`` (should stay False) and
+    ``piece_withheld`` (the cell's piece ran past ``piece_seconds`` and is withheld whole:
+    :func:`_withheld_piece`), decided piece by piece (:func:`pieces`), in the order of ``cells``.
 
     ``complementary=False`` stops after rules 1 and 2 (to show what the audit adds)."""
     if cells.empty:
         return cells.assign(state=pd.Series(dtype=object), n_hidden=pd.Series(dtype=bool),
-                            disclosed=pd.Series(dtype=bool))
+                            disclosed=pd.Series(dtype=bool), piece_withheld=pd.Series(dtype=bool))
     cells = cells.reset_index(drop=True)
     parts = pieces(cells)
-    decided = [_decide_piece(cells.iloc[rows], settings, max_rounds, complementary, exact) for rows in parts]
+    decided = [_decide_piece(cells.iloc[rows], settings, max_rounds, complementary, exact, piece_seconds)
+               for rows in parts]
     out = pd.concat(decided, ignore_index=True)
     return out.iloc[np.argsort(np.concatenate(parts), kind="stable")].reset_index(drop=True)
 
 
 def _decide_piece(cells: pd.DataFrame, settings: Settings, max_rounds: int, complementary: bool,
-                  exact: bool) -> pd.DataFrame:
-    """:func:`decide` on one piece of the release: audits and suppressions until neither audit finds anything."""
+                  exact: bool, piece_seconds: float = PIECE_SECONDS) -> pd.DataFrame:
+    """:func:`decide` on one piece of the release: audits and suppressions until neither audit finds anything,
+    or, when that takes more than ``piece_seconds`` of CPU, the piece withheld whole (:func:`_withheld_piece`)."""
+    deadline = time.process_time() + piece_seconds
     problem = _problem(cells)
     c = problem.cells
     k_var, n_var = c["k_var"].to_numpy(), c["n_var"].to_numpy()
@@ -505,12 +517,14 @@ def _decide_piece(cells: pd.DataFrame, settings: Settings, max_rounds: int, comp
             # asked about again.
             targets = np.flatnonzero(hidden) if exact_hidden is None else np.union1d(
                 exact_open, np.flatnonzero(hidden & ~exact_hidden))
-            pinned = exact_open = exact_pinned(problem, hidden, state, settings, result, targets)
+            pinned = exact_open = exact_pinned(problem, hidden, state, settings, result, targets, deadline=deadline)
             exact_hidden = hidden.copy()
             members = members or _Memberships(problem)
             extra = _exact_complements(problem, members, hidden, pinned, tried)
         if not len(extra):
             break
+        if time.process_time() > deadline:  # more to hide and no time left to audit it
+            return _withheld_piece(c.drop(columns=["k_var", "n_var"]))
         hidden[extra] = True
         is_k = extra < len(c)
         state[extra[is_k]] = HIDDEN
@@ -519,7 +533,17 @@ def _decide_piece(cells: pd.DataFrame, settings: Settings, max_rounds: int, comp
     disclosed[result.disclosed] = True
     disclosed[pinned[hidden[pinned]]] = True
     out["disclosed"] = disclosed[k_var] | (out["n_hidden"] & disclosed[n_var])
-    return out
+    return out.assign(piece_withheld=False)
+
+
+def _withheld_piece(cells: pd.DataFrame) -> pd.DataFrame:
+    """Every cell of a piece hidden, n included: the coarse suppression for a piece whose audit ran out of time.
+
+    Safe without an audit: pieces share no constraint (:func:`pieces`), and within this one no number is
+    left, only sums among unknowns and ``k <= n``. Any solution scaled by two is another one, and a zero
+    cell can take one more (with its n, and the cells above it: its ALL, its cluster and district rows)
+    without breaking a sum, so no cell has a single value."""
+    return cells.assign(state=HIDDEN, n_hidden=True, disclosed=False, piece_withheld=True)
 
 
 # --- the exact audit: the release's own integer program ---------------------------------------------------
@@ -543,14 +567,16 @@ def exact_system(problem: _Problem, state: np.ndarray, settings: Settings, lo: n
 
 
 def exact_pinned(problem: _Problem, hidden: np.ndarray, state: np.ndarray, settings: Settings, result: Audit,
-                 targets: np.ndarray, time_limit: float = 10.0) -> np.ndarray:
+                 targets: np.ndarray, time_limit: float = 10.0, deadline: float = math.inf) -> np.ndarray:
     """The ``targets`` (hidden counts and n) that are the only integer value of the release's program, or
-    whose answer hit the solver's ``time_limit`` (not shown safe, so treated as pinned: privacy wins).
+    whose answer hit the solver's ``time_limit`` or came after the CPU clock passed ``deadline`` (not
+    shown safe, so treated as pinned: privacy wins).
 
     The decision knows the true values, a solution of the program, so no solve is needed to find one
     (:func:`analytics.access.exact_audit.exact_unique`); only the components holding a target are solved."""
     system = exact_system(problem, state, settings, result.lo, result.hi)
-    report = exact_unique(system, targets, time_limit, max_component=len(hidden) + 1, solution=problem.k_true)
+    report = exact_unique(system, targets, time_limit, max_component=len(hidden) + 1, solution=problem.k_true,
+                          deadline=deadline)
     return np.array(sorted({*report.unique, *report.undecided_vars}), dtype=np.int64)
 
 
@@ -760,10 +786,10 @@ def release_cells(schools: pd.DataFrame, metrics: pd.DataFrame,
 
 def _release(cells: pd.DataFrame, derived: bool, withheld: str = "") -> Release:
     if cells.empty:
-        empty = pd.DataFrame(columns=[*KEYS, "k", "n", "state", "n_hidden", "disclosed"])
+        empty = pd.DataFrame(columns=[*KEYS, *CELL_COLUMNS])
         return Release(empty.set_index(KEYS), derived, withheld)
     cells = cells.assign(school_year=cells["school_year"].astype("float64"))
-    return Release(cells.set_index(KEYS)[["k", "n", "state", "n_hidden", "disclosed"]].sort_index(), derived, withheld)
+    return Release(cells.set_index(KEYS)[CELL_COLUMNS].sort_index(), derived, withheld)
 
 
 def build_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame,
@@ -778,7 +804,7 @@ def build_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.D
 def withheld_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame, why: str) -> Release:
     """Every cell hidden, n included: the release when no decision could be made (privacy wins)."""
     cells, derived = release_cells(schools, metrics, discipline)
-    return _release(cells.assign(state=HIDDEN, n_hidden=True, disclosed=False), derived, why)
+    return _release(cells.assign(state=HIDDEN, n_hidden=True, disclosed=False, piece_withheld=True), derived, why)
 
 
 _CACHE: dict[tuple, Release] = {}
