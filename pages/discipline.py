@@ -69,17 +69,6 @@ def discipline_views(version: int, cluster: str):
     return ui.flags_and_ratios(None if of_cluster is None else members["school_id"], of_cluster), ui.rp_impact_of(cluster)
 
 
-_, impact = discipline_views(ui.data_version(), cluster)
-rp_scope = "the district" if cluster == "all" else cluster
-rp_note = ""
-if school != "all":
-    if ui.has_rp_start(school):
-        impact, rp_scope = ui.rp_impact_of(cluster, school), school_names[school]
-    else:
-        rp_note = (f"{school_names[school]} has no restorative-practices start year: the estimate is for the RP "
-                   f"schools of {rp_scope}.")
-
-
 @ui.shared
 def scope_views(version: int, cluster: str, school: str, year: int):
     """Sums per year and group of the discipline rows of the schools in scope (ALL completed, summed by the
@@ -100,22 +89,10 @@ def scope_views(version: int, cluster: str, school: str, year: int):
     return sums, flags, ratios, chart, spans
 
 
-sums, flags, scope_dispro, chart, spans = scope_views(ui.data_version(), cluster, school, year)
-if ui.is_public():  # ratios, flags and "too small" only where every cell behind them is released exactly
-    released = ui.public_view(scope_dispro, "disproportionality")
-    scope_dispro = scope_dispro.assign(risk_ratio=pd.to_numeric(released["risk_ratio"], errors="coerce"),
-                                       ratio_type=released["ratio_type"])
-    masked_flags = ui.public_view(flags, "disproportionality")
-    # A flag rests on the two earlier years' ratios too: listed only when all of them are released.
-    shown_flags = flags[(masked_flags["flagged"] == True).to_numpy()]  # noqa: E712 - `*` marks a withheld flag
-    withheld_flags = len(flags) - len(shown_flags)
-    flags = shown_flags
-else:
-    withheld_flags = 0
-# One RP school's estimate is a function of that school's own yearly counts: not in a shared view.
-one_school_rp = ui.is_public() and not impact.summary.empty and impact.summary["n_rp_schools"].max() < 2
-rp_withheld = ("Restorative-practices impact is not shown in shared views when one school stands behind it: "
-               "the estimate would be computed from that school's own small counts.")
+# Rates by group draw first, from the scope's sums alone (summed by the database); the district-wide
+# flags, ratios and restorative-practices estimate (tens of seconds on a cold server at state scale)
+# follow in the same run, and the findings, which state them, are filled in above where they belong.
+sums = ui.discipline_sums(scope_ids, cluster if school == "all" and cluster != "all" else None)
 
 
 @ui.cached
@@ -160,16 +137,7 @@ def findings(version: int, cluster: str, school: str, year: int, share: str | No
 
 scope_unit = school if school != "all" else ("district" if cluster == "all" else f"cluster:{cluster}")
 st.subheader("Findings")
-lines, derived_note = findings(ui.data_version(), cluster, school, year, ui.share_token())
-lines = [*lines, rp_withheld if one_school_rp else impact.statement]
-st.markdown("\n".join(f"- {line}" for line in lines))
-if derived_note:
-    st.caption(derived_note)
-missing = [name for name, ok in (("ISS/OSS split", has["students_iss"] and has["students_oss"]),
-                                 ("expulsions", has["students_expelled"]), ("law referrals", has["law_referrals"]),
-                                 ("OSS days", has["oss_days"])) if not ok]
-if missing:
-    st.info(f"This district's files have no {', '.join(missing)}: those views are left out.")
+findings_slot = st.container()  # filled below, once the flags and the RP estimate are made
 
 # --- rates by group -----------------------------------------------------------------------------------
 st.subheader(f"Rates by group, {year - 1}-{str(year)[-2:]}")
@@ -202,6 +170,45 @@ if not wide.empty:
             | {"enrolled": st.column_config.NumberColumn("Enrolled (n)", format="localized")})
     st.caption("Rate = students with the outcome / students enrolled, pooled over the schools in scope. Groups "
                "under 10 students are not shown.")
+
+_, impact = discipline_views(ui.data_version(), cluster)
+rp_scope = "the district" if cluster == "all" else cluster
+rp_note = ""
+if school != "all":
+    if ui.has_rp_start(school):
+        impact, rp_scope = ui.rp_impact_of(cluster, school), school_names[school]
+    else:
+        rp_note = (f"{school_names[school]} has no restorative-practices start year: the estimate is for the RP "
+                   f"schools of {rp_scope}.")
+
+
+sums, flags, scope_dispro, chart, spans = scope_views(ui.data_version(), cluster, school, year)
+if ui.is_public():  # ratios, flags and "too small" only where every cell behind them is released exactly
+    released = ui.public_view(scope_dispro, "disproportionality")
+    scope_dispro = scope_dispro.assign(risk_ratio=pd.to_numeric(released["risk_ratio"], errors="coerce"),
+                                       ratio_type=released["ratio_type"])
+    masked_flags = ui.public_view(flags, "disproportionality")
+    # A flag rests on the two earlier years' ratios too: listed only when all of them are released.
+    shown_flags = flags[(masked_flags["flagged"] == True).to_numpy()]  # noqa: E712 - `*` marks a withheld flag
+    withheld_flags = len(flags) - len(shown_flags)
+    flags = shown_flags
+else:
+    withheld_flags = 0
+# One RP school's estimate is a function of that school's own yearly counts: not in a shared view.
+one_school_rp = ui.is_public() and not impact.summary.empty and impact.summary["n_rp_schools"].max() < 2
+rp_withheld = ("Restorative-practices impact is not shown in shared views when one school stands behind it: "
+               "the estimate would be computed from that school's own small counts.")
+
+lines, derived_note = findings(ui.data_version(), cluster, school, year, ui.share_token())
+with findings_slot:
+    st.markdown("\n".join(f"- {line}" for line in [*lines, rp_withheld if one_school_rp else impact.statement]))
+    if derived_note:
+        st.caption(derived_note)
+    missing = [name for name, ok in (("ISS/OSS split", has["students_iss"] and has["students_oss"]),
+                                     ("expulsions", has["students_expelled"]), ("law referrals", has["law_referrals"]),
+                                     ("OSS days", has["oss_days"])) if not ok]
+    if missing:
+        st.info(f"This district's files have no {', '.join(missing)}: those views are left out.")
 
 # --- risk ratios --------------------------------------------------------------------------------------
 st.subheader("Risk ratios (suspension)")
