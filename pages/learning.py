@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics.access.privacy import suppress_learning
+from analytics.data import storage
 from analytics.learning import fidelity, levels, load, outcomes
 from analytics.outputs import charts_equity, charts_learning
 from pages import ui
@@ -33,6 +34,20 @@ def program_tables(version: int, program: str, public: bool) -> dict[str, pd.Dat
                           tagged=tagged_observations(version, public))
 
 
+@ui.shared
+def program_sessions(version: int, program: str) -> pd.DataFrame:
+    """One programme's sessions, read alone (the same rows as its `program_tables`): the filters and level 1
+    are drawn from them and the feedback sums before the whole evaluation is made."""
+    return storage.load_table(ui.engine(), "pl_sessions", programs=[program])
+
+
+@ui.shared
+def program_feedback(version: int, program: str) -> pd.DataFrame:
+    """One programme's feedback sums per school, item and response (its `program_tables`' ``pl_feedback``),
+    summed by the database: level 1 is drawn from them first."""
+    return load.feedback_summary(ui.engine(), [program])[0]
+
+
 @ui.drawn
 def program_names(version: int) -> dict[str, str]:
     programs = pl_programs(version)
@@ -50,7 +65,7 @@ def labels(version: int) -> dict[str, str]:
 def program_facts(version: int, program: str, public: bool) -> tuple[dict, list[str], list[str]]:
     """The programme's row, its participating schools (in name order) and its goal metrics."""
     row = pl_programs(version).set_index("program").loc[program].to_dict()
-    sessions = program_tables(version, program, public)["pl_sessions"]
+    sessions = program_sessions(version, program)
     names = labels(version)
     participating = sorted(sessions["school_id"].dropna().unique(), key=lambda s: names.get(s, s))
     goals = [m.strip() for m in str(row.get("goal_metrics") or "").split(";") if m.strip()] or ["suspension_rate"]
@@ -122,28 +137,20 @@ def chain_view(version: int, program: str, school: str | None, metric: str, publ
             "level2": released[released["level"] == 2]}
 
 
-ev = evaluation(version, program, chosen, metric, public)
-data = ev.data
 scope_name = school_names.get(chosen, chosen) if chosen else "all participating schools"
 metric_name = ui.metric_label(metric)
-chain = chain_view(version, program, chosen, metric, public)
-
-# --- the chain of evidence ------------------------------------------------------------------------------
-st.subheader(f"{data.name}: the chain of evidence ({scope_name})")
-if isinstance(row.get("description"), str) and row.get("description"):
-    st.caption(str(row["description"]))
-st.markdown(chain["facts"])
-st.markdown(chain["lines"])
-if chain["missing"]:
-    st.info(chain["missing"], icon=":material/info:")
-ui.download_menu(f"learning-{program}", chain["released"])
+# The chain of evidence states every level, down to the outcomes (a district-wide panel and a difference in
+# differences): level 1 is drawn first, from the feedback sums alone, and the chain is filled in above it
+# once the evaluation is made, in the same run.
+chain_slot = st.container()
 
 
 # --- level 1 ---------------------------------------------------------------------------------------------
 @ui.drawn
 def reactions_view(version: int, program: str, school: str | None, metric: str, public: bool) -> dict | None:
     """Level 1's two charts with their tables and summary (items with 10 or more responses in shared views)."""
-    summary = levels.likert_summary(evaluation(version, program, school, metric, public).data.feedback)
+    feedback = program_feedback(version, program)  # as `load.evaluate_program` selects it: the school's rows
+    summary = levels.likert_summary(feedback if school is None else feedback[feedback["school_id"] == school])
     if public:
         summary = summary[summary["n"] >= 10]
     if summary.empty:
@@ -172,6 +179,21 @@ else:
                  public_summary=agree_text)
     st.caption("Agree = 4 or 5 on a 1-5 scale. Intervals: Wilson 95%, treating responses as independent; the same "
                "people answer after several sessions, so the true uncertainty is somewhat wider.")
+
+ev = evaluation(version, program, chosen, metric, public)
+data = ev.data
+chain = chain_view(version, program, chosen, metric, public)
+
+# --- the chain of evidence ------------------------------------------------------------------------------
+with chain_slot:
+    st.subheader(f"{data.name}: the chain of evidence ({scope_name})")
+    if isinstance(row.get("description"), str) and row.get("description"):
+        st.caption(str(row["description"]))
+    st.markdown(chain["facts"])
+    st.markdown(chain["lines"])
+    if chain["missing"]:
+        st.info(chain["missing"], icon=":material/info:")
+    ui.download_menu(f"learning-{program}", chain["released"])
 
 
 # --- level 2 ---------------------------------------------------------------------------------------------
