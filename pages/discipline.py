@@ -12,7 +12,6 @@ from analytics.outputs import charts_equity
 from analytics.outputs.findings import rate_change_finding
 from analytics.outputs.labels import RATIO_TYPES
 from analytics.stats.did import interval_range
-from analytics.stats.disproportionality import group_rates
 from analytics.stats.rp_impact import OUTCOME_LABELS
 from analytics.stats.run_charts import attach_cycles, monthly_series, run_chart
 from pages import ui
@@ -92,7 +91,8 @@ def scope_views(version: int, cluster: str, school: str, year: int):
 # Rates by group draw first, from the scope's sums alone (summed by the database); the district-wide
 # flags, ratios and restorative-practices estimate (tens of seconds on a cold server at state scale)
 # follow in the same run, and the findings, which state them, are filled in above where they belong.
-sums = ui.discipline_sums(scope_ids, cluster if school == "all" and cluster != "all" else None)
+of_cluster = cluster if school == "all" and cluster != "all" else None  # sliced from every cluster's
+sums = ui.discipline_sums(scope_ids, of_cluster)
 
 
 @ui.cached
@@ -145,7 +145,7 @@ st.subheader(f"Rates by group, {year - 1}-{str(year)[-2:]}")
 
 @ui.cached
 def scope_group_rates(version: int, cluster: str, school: str, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return group_rates(sums, year)
+    return ui.discipline_group_rates(sums, year, of_cluster)
 
 
 wide, composition = scope_group_rates(ui.data_version(), cluster, school, year)

@@ -253,6 +253,7 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
     from analytics.access.sharing import create_share
     from analytics.data import aggregates
     from analytics.data.demo import load_demo
+    from analytics.stats.disproportionality import group_rates
     from pages.ui import loaders, viewer
 
     load_demo(sqlite_engine, schools=12)
@@ -293,6 +294,12 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
         assert all(len(profiles.of(school)) for school in schools["school_id"])
         by_cluster = loaders._cluster_discipline_sums(version)  # and its sums, sliced from every cluster's read
         assert sorted(by_cluster) == clusters and len(by_cluster[clusters[0]])
+        opening_year = loaders._discipline_choices(version)[0][-1]  # and its rates by group, as its own
+        for cluster, (wide, shares) in loaders._cluster_group_rates(version, opening_year).items():
+            own = group_rates(aggregates.discipline_scope_sums(sqlite_engine, list(
+                schools.loc[schools["cluster"] == cluster, "school_id"])), opening_year)
+            pd.testing.assert_frame_equal(wide, own[0], check_exact=True)
+            pd.testing.assert_frame_equal(shares, own[1], check_exact=True)
         for actions in (None, ("ISS", "OSS")):  # and its incidents per month
             assert set(loaders._cluster_incident_months(version, actions)) <= set(clusters)
         goals, progress = loaders._goal_progress(version)

@@ -53,6 +53,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     data_version,
     discipline,
     discipline_choices,
+    discipline_group_rates,
     discipline_sums,
     district_all_counts,
     district_figures,

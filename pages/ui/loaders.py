@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from analytics.data import aggregates, catalog, quality, storage
 from analytics.data.derived import metrics_with_suspension
 from analytics.learning.outcomes import RP_METRIC_OUTCOMES, rp_metric_impact
-from analytics.stats.disproportionality import DistrictRisks
+from analytics.stats.disproportionality import DistrictRisks, group_rates
 from analytics.stats.gaps import gap_table, label_gaps, pooled_gap_trend_from_sums
 from analytics.stats.rates import add_rate_columns
 from analytics.stats.rp_impact import RPImpact, comparison_scope, rp_impact, rp_impact_for_cluster, rp_impact_for_school
@@ -482,6 +482,26 @@ def _cluster_discipline_sums(version: int) -> dict[str, pd.DataFrame]:
     sums = aggregates.discipline_cluster_sums(engine())
     return {str(name): part.drop(columns="cluster").reset_index(drop=True)
             for name, part in sums.groupby("cluster", sort=False)}
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+@_then_release
+def _cluster_group_rates(version: int, year: int) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    return {cluster: group_rates(sums, year) for cluster, sums in _cluster_discipline_sums(version).items()}
+
+
+def discipline_group_rates(sums: pd.DataFrame, year: int, cluster: str | None = None) -> tuple[pd.DataFrame,
+                                                                                                   pd.DataFrame]:
+    """:func:`analytics.stats.disproportionality.group_rates` of a scope's sums (:func:`discipline_sums`);
+    when they are `cluster`'s and the year is the latest, a copy of the cluster's, made for every cluster by
+    the preparer (each a few kB), so a cluster's first view pools nothing."""
+    version = data_version()
+    years, _ = _discipline_choices(version)
+    if cluster is not None and years and year == years[-1]:
+        found = _cluster_group_rates(version, year).get(cluster)
+        if found is not None:
+            return found[0].copy(), found[1].copy()  # the page relabels them
+    return group_rates(sums, year)
 
 
 def discipline_sums(school_ids: Sequence[str], cluster: str | None = None) -> pd.DataFrame:

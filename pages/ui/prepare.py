@@ -231,6 +231,10 @@ def _run(step: Step, version: int) -> Iterator[None]:
         loaders._cluster_ratio_rows(version)  # where each cluster's rows are in them
         yield
         loaders._cluster_discipline_sums(version)  # every cluster's sums in one read: a cluster's view slices
+        years, _ = loaders._discipline_choices(version)
+        if years:  # and their rates by group for the year the page opens on
+            yield
+            loaders._cluster_group_rates(version, years[-1])
         for actions in (None, ("ISS", "OSS")):  # and its incidents per month
             yield
             loaders._cluster_incident_months(version, actions)
