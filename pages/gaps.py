@@ -91,9 +91,12 @@ def released_views(gaps, trend, grid):
     return gaps, trend.assign(**{c: np.nan for c in ("mh_gap", "mh_low", "mh_high") if c in trend}), grid
 
 
-gaps, trend, grid, limits = ui.gap_views(metric, year, reference, level, cluster)
-if ui.is_public():
-    gaps, trend, grid = released_views(gaps, trend, grid)
+# The year's gaps and status grid are drawn first; the pooled trend over every year (summed by the database)
+# follows in the same run, and the findings, which name a Simpson's paradox in it, are filled in above them.
+gaps, grid, limits = ui.gap_year_views(metric, year, reference, level, cluster)
+trend = None
+if ui.is_public():  # a shared view's trend is released with the rest, before anything is drawn
+    gaps, trend, grid = released_views(gaps, ui.gap_trend(metric, level, cluster), grid)
 names = ui.school_names()
 scope_text = f"{'the district' if cluster == 'all' else cluster}{'' if level == 'all' else f' ({level})'}"
 
@@ -134,12 +137,7 @@ def findings(version: int, metric: str, year: int, reference: str, level: str, c
 
 
 st.subheader("Findings")
-family, lines, this_year = findings(ui.data_version(), metric, year, reference, level, cluster, ui.share_token())
-if family.n_tests == 0 and limits:  # say why nothing could be tested rather than count zeros
-    lines = [f"Nothing could be tested for {label.lower()} in {ui.year_label(year)} ({scope_text}):", *limits]
-    st.markdown(lines[0] + "\n" + "\n".join(f"- {line}" for line in lines[1:]))
-else:
-    st.markdown("\n".join(f"- {line}" for line in lines))
+findings_slot = st.container()  # filled below, once the trend is summed
 
 # --- status grid --------------------------------------------------------------------------------------
 @ui.drawn
@@ -196,6 +194,16 @@ with right:
         st.dataframe(ui.arrow_ready(colour_counts(ui.data_version(), metric, year, reference, level, cluster,
                                                   ui.share_token())), hide_index=True)
         st.caption("Cut points per metric and level are in the settings; groups under 30 students get no colour.")
+
+if trend is None:
+    trend = ui.gap_trend(metric, level, cluster)
+family, lines, this_year = findings(ui.data_version(), metric, year, reference, level, cluster, ui.share_token())
+with findings_slot:
+    if family.n_tests == 0 and limits:  # say why nothing could be tested rather than count zeros
+        lines = [f"Nothing could be tested for {label.lower()} in {ui.year_label(year)} ({scope_text}):", *limits]
+        st.markdown(lines[0] + "\n" + "\n".join(f"- {line}" for line in lines[1:]))
+    else:
+        st.markdown("\n".join(f"- {line}" for line in lines))
 
 # --- gap trends ---------------------------------------------------------------------------------------
 @ui.drawn

@@ -606,29 +606,44 @@ def _gap_trend_sums(version: int, metric: str, school_ids: tuple[str, ...] | Non
     return aggregates.gap_trend_sums(engine(), metric, list(school_ids) if school_ids is not None else None)
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-@_consistent
-def _gap_views(version: int, metric: str, year: int, reference: str, level: str, cluster: str):
+def _gap_scope(version: int, level: str, cluster: str) -> tuple[tuple[str, ...], bool]:
+    """The schools of `level` and `cluster`, and whether they are the whole district."""
     schools = _schools(version)
     scope = schools if level == "all" else schools[schools["level"] == level]
     scope = scope if cluster == "all" else scope[scope["cluster"] == cluster]
+    return tuple(scope["school_id"]), len(scope) == len(schools)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+@_consistent
+def _gap_year_views(version: int, metric: str, year: int, reference: str, level: str, cluster: str):
+    schools = _schools(version)
     higher = {m: bool(v) for m, v in _catalog(version)["higher_is_better"].items()}
-    school_ids = tuple(scope["school_id"])  # the schools of `level` and `cluster`
-    whole = len(school_ids) == len(schools)  # the district's rows are cached once for every view of it
-    # Only the view's year and the one before (gaps, their change, status and change, data limits); the
-    # trend over every year comes from sums per year and group made by the database.
+    school_ids, whole = _gap_scope(version, level, cluster)  # the district's rows are cached once for every view
+    # Only the view's year and the one before (gaps, their change, status and change, data limits).
     in_scope = _metric_rows(version, metric, (year - 1, year), None if whole else school_ids)
     in_scope = in_scope[in_scope["school_id"].isin(school_ids)]
     # Every other reference is within a school; the district's ALL is summed in the database.
     district_all = _district_all_counts(version, metric) if reference == "district_all" else None
     gaps = label_gaps(gap_table(in_scope, reference, higher, reference_year=year, label=False,
                                 district_all=district_all, years=(year,)), higher)
-    trend = pooled_gap_trend_from_sums(_gap_trend_sums(version, metric, None if whole else school_ids))
     current = add_rate_columns(in_scope[in_scope["school_year"] == year]) if len(in_scope) else in_scope
     previous = in_scope[in_scope["school_year"] == year - 1]
     grid = status_change(current, previous, dict(zip(schools["school_id"], schools["level"], strict=True)), higher)
     label = _metric_labels(version).get(metric, metric)
-    return gaps, trend, grid, data_limits(in_scope, year, label.lower())
+    return gaps, grid, data_limits(in_scope, year, label.lower())
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+@_consistent
+def _gap_trend(version: int, metric: str, level: str, cluster: str) -> pd.DataFrame:
+    school_ids, whole = _gap_scope(version, level, cluster)
+    return pooled_gap_trend_from_sums(_gap_trend_sums(version, metric, None if whole else school_ids))
+
+
+def _gap_views(version: int, metric: str, year: int, reference: str, level: str, cluster: str):
+    gaps, grid, limits = _gap_year_views(version, metric, year, reference, level, cluster)
+    return gaps, _gap_trend(version, metric, level, cluster), grid, limits
 
 
 def gap_views(metric: str, year: int, reference: str, level: str = "all", cluster: str = "all"):
@@ -636,6 +651,17 @@ def gap_views(metric: str, year: int, reference: str, level: str = "all", cluste
     the schools of `level` and `cluster` (read-only, shared: the page derives new frames from them, never
     changes them). The preparer computes the page's opening view ahead."""
     return _gap_views(data_version(), metric, int(year), reference, level, cluster)
+
+
+def gap_year_views(metric: str, year: int, reference: str, level: str = "all", cluster: str = "all"):
+    """:func:`gap_views` without the trend: what the year's gaps, status grid and data limits need (the
+    view's year and the one before), so a page draws them before the trend over every year is summed."""
+    return _gap_year_views(data_version(), metric, int(year), reference, level, cluster)
+
+
+def gap_trend(metric: str, level: str = "all", cluster: str = "all") -> pd.DataFrame:
+    """The pooled gap trend of :func:`gap_views` (every year, summed by the database; read-only, shared)."""
+    return _gap_trend(data_version(), metric, level, cluster)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
