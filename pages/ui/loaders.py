@@ -484,10 +484,15 @@ def _cluster_discipline_sums(version: int) -> dict[str, pd.DataFrame]:
             for name, part in sums.groupby("cluster", sort=False)}
 
 
+_GROUP_RATES_MADE: set[tuple[int, int]] = set()  # (version, year) of every cluster's rates made so far
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
 @_then_release
 def _cluster_group_rates(version: int, year: int) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
-    return {cluster: group_rates(sums, year) for cluster, sums in _cluster_discipline_sums(version).items()}
+    made = {cluster: group_rates(sums, year) for cluster, sums in _cluster_discipline_sums(version).items()}
+    _GROUP_RATES_MADE.add((version, year))
+    return made
 
 
 def discipline_group_rates(sums: pd.DataFrame, year: int, cluster: str | None = None) -> tuple[pd.DataFrame,
@@ -497,7 +502,9 @@ def discipline_group_rates(sums: pd.DataFrame, year: int, cluster: str | None = 
     the preparer (each a few kB), so a cluster's first view pools nothing."""
     version = data_version()
     years, _ = _discipline_choices(version)
-    if cluster is not None and years and year == years[-1]:
+    # Looked up once the preparer has made them: a cold server's first view pools its own cluster only
+    # (every cluster's are over a thousand pools at state scale, tens of seconds before anything is drawn).
+    if cluster is not None and years and year == years[-1] and (version, year) in _GROUP_RATES_MADE:
         found = _cluster_group_rates(version, year).get(cluster)
         if found is not None:
             return found[0].copy(), found[1].copy()  # the page relabels them
