@@ -40,6 +40,17 @@ def test_upsert_replaces_rows_on_the_natural_key(engine):
     assert got["value"].tolist() == [55.0]
 
 
+def test_tables_present_says_which_tables_hold_a_row_as_their_counts_do(engine):
+    assert not any(storage.tables_present(engine).values())
+    with engine.begin() as conn:
+        storage.upsert(conn, "schools", SCHOOLS)
+        storage.upsert(conn, "metrics", _metric_rows())
+    present = storage.tables_present(engine)
+    assert list(present) == list(schema.DATA_TABLES)
+    assert {name for name, held in present.items() if held} == {"schools", "metrics"}
+    assert present == {name: count > 0 for name, count in storage.table_counts(engine).items()}
+
+
 def test_missing_counts_load_as_nan_never_zero(engine):
     with engine.begin() as conn:
         storage.upsert(conn, "schools", SCHOOLS)

@@ -828,6 +828,17 @@ def available_metrics(engine: Engine) -> list[str]:
         return sorted(m for (m,) in conn.execute(sa.select(schema.metrics.c.metric).distinct()))
 
 
+def tables_present(engine: Engine) -> dict[str, bool]:
+    """Whether each imported table holds a row, in one statement of `EXISTS` subqueries (each stops at its
+    table's first row): what a page asks before it draws. :func:`table_counts` reads every row, over a
+    second per cold view at 10,000 schools x 8 years on PostgreSQL."""
+    stmt = sa.select(*(sa.exists(sa.select(sa.literal(1)).select_from(table)).label(name)
+                       for name, table in schema.DATA_TABLES.items()))
+    with engine.connect() as conn:
+        row = conn.execute(stmt).one()
+    return {name: bool(value) for name, value in zip(schema.DATA_TABLES, row, strict=True)}
+
+
 def table_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         return {

@@ -959,11 +959,22 @@ def table_counts() -> dict[str, int]:
     return _table_counts(data_version())
 
 
+@st.cache_data(show_spinner=False, max_entries=4)
+@_consistent
+def _tables_present(version: int) -> dict[str, bool]:
+    return storage.tables_present(engine())
+
+
+def tables_present() -> dict[str, bool]:
+    """Whether each imported table holds a row at the current data version (no count of its rows)."""
+    return _tables_present(data_version())
+
+
 def require_data(*sources: str) -> None:
     """Stop the page with what to import when the schools or every one of `sources` are still empty."""
     from analytics.outputs.views import missing_data, missing_text
 
-    missing = missing_data(table_counts(), sources)
+    missing = missing_data(tables_present(), sources)
     if not missing:
         return
     st.info(f"Nothing to show yet: {missing_text(missing)}.", icon=":material/database:")

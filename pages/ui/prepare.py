@@ -194,12 +194,12 @@ def cluster_areas() -> pd.DataFrame:
 def _plan(version: int) -> list[Step]:
     from pages.ui import loaders
 
-    counts = loaders._table_counts(version)
+    present = loaders._tables_present(version)  # the pages' own check: no count of every row
     from analytics.access.sharing import has_live_shares
 
     return work_list(loaders._metric_ids(version), loaders._years(version),
-                     has_discipline=counts.get("discipline", 0) > 0, has_live_shares=has_live_shares(loaders.engine()),
-                     has_learning=counts.get("pl_programs", 0) > 0, has_goals=counts.get("school_goals", 0) > 0)
+                     has_discipline=present.get("discipline", False), has_live_shares=has_live_shares(loaders.engine()),
+                     has_learning=present.get("pl_programs", False), has_goals=present.get("school_goals", False))
 
 
 def _run(step: Step, version: int) -> Iterator[None]:
