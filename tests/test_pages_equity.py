@@ -80,3 +80,24 @@ def test_discipline_tables_are_suppressed_for_shared_views(on_demo):
     assert rates.isin(["<= 5.0%"]).any().any()
     numeric = pd.to_numeric(rates["Enrolled (n)"].str.replace(",", ""), errors="coerce").dropna()
     assert (numeric >= 10).all()
+
+
+def test_a_cluster_discipline_view_shows_its_own_sums_before_and_after_every_cluster_s_are_made(on_demo):
+    """A cold cluster view pools its own schools' sums; once the preparer has made every cluster's, the view
+    reads its slice of them: the same rates by group, composition and findings either way."""
+    from pages.ui import loaders
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    loaders._MADE.clear()
+    cluster = str(storage.load_schools(on_demo)["cluster"].iloc[0])
+    cold = _run("discipline", cluster=cluster)
+    assert not loaders._MADE  # nothing district-wide was pooled for it
+    version = storage.data_version(on_demo)
+    years, _ = loaders._discipline_choices(version)
+    loaders._cluster_group_rates(version, years[-1])  # as the preparer makes them
+    assert {("sums", version), ("rates", version, years[-1])} <= loaders._MADE
+    warm = _run("discipline", cluster=cluster)
+    for before, after in zip(cold.dataframe, warm.dataframe, strict=True):
+        pd.testing.assert_frame_equal(before.value, after.value)
+    assert [m.value for m in cold.markdown] == [m.value for m in warm.markdown]

@@ -476,22 +476,27 @@ def _discipline_sums(version: int, school_ids: tuple[str, ...] | None) -> pd.Dat
     return aggregates.discipline_scope_sums(engine(), list(school_ids) if school_ids is not None else None)
 
 
+# Every cluster's discipline sums and rates are made by the preparer and looked up once made: until then a
+# cluster's view reads and pools its own schools' (the same rows), since every cluster's are over a thousand
+# groups at state scale (10 s and more before a cold server's first view could draw anything).
+_MADE: set[tuple] = set()  # ("sums", version) and ("rates", version, year) made so far
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
 @_consistent
 def _cluster_discipline_sums(version: int) -> dict[str, pd.DataFrame]:
     sums = aggregates.discipline_cluster_sums(engine())
-    return {str(name): part.drop(columns="cluster").reset_index(drop=True)
+    made = {str(name): part.drop(columns="cluster").reset_index(drop=True)
             for name, part in sums.groupby("cluster", sort=False)}
-
-
-_GROUP_RATES_MADE: set[tuple[int, int]] = set()  # (version, year) of every cluster's rates made so far
+    _MADE.add(("sums", version))
+    return made
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 @_then_release
 def _cluster_group_rates(version: int, year: int) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     made = {cluster: group_rates(sums, year) for cluster, sums in _cluster_discipline_sums(version).items()}
-    _GROUP_RATES_MADE.add((version, year))
+    _MADE.add(("rates", version, year))
     return made
 
 
@@ -502,9 +507,7 @@ def discipline_group_rates(sums: pd.DataFrame, year: int, cluster: str | None = 
     the preparer (each a few kB), so a cluster's first view pools nothing."""
     version = data_version()
     years, _ = _discipline_choices(version)
-    # Looked up once the preparer has made them: a cold server's first view pools its own cluster only
-    # (every cluster's are over a thousand pools at state scale, tens of seconds before anything is drawn).
-    if cluster is not None and years and year == years[-1] and (version, year) in _GROUP_RATES_MADE:
+    if cluster is not None and years and year == years[-1] and ("rates", version, year) in _MADE:
         found = _cluster_group_rates(version, year).get(cluster)
         if found is not None:
             return found[0].copy(), found[1].copy()  # the page relabels them
@@ -518,9 +521,11 @@ def discipline_sums(school_ids: Sequence[str], cluster: str | None = None) -> pd
 
     When the schools are those of `cluster`, its sums are looked up among every cluster's, summed in one
     read (:func:`analytics.data.aggregates.discipline_cluster_sums`) that the preparer makes after an
-    import, so a cluster's first view reads nothing (shared read-only, like the district's: never modify)."""
+    import, so a cluster's first view reads nothing (shared read-only, like the district's: never modify);
+    before the preparer has made them, the cluster's schools' own sums (the same rows)."""
     version = data_version()
-    if cluster is not None and (found := _cluster_discipline_sums(version).get(cluster)) is not None:
+    if cluster is not None and ("sums", version) in _MADE and (
+            found := _cluster_discipline_sums(version).get(cluster)) is not None:
         return found
     every = set(school_ids) >= set(_schools(version)["school_id"])
     return _discipline_sums(version, None if every else tuple(sorted(school_ids)))
