@@ -90,3 +90,23 @@ def test_a_piece_past_its_time_is_withheld_whole_and_its_cells_keep_more_than_on
     system = release.exact_system(problem, state, release.DEFAULT_SETTINGS, result.lo, result.hi)
     report = release.exact_unique(system, np.arange(len(hidden)), solution=problem.k_true)
     assert report.unique == {} and report.undecided == 0 and report.audited == len(hidden)
+
+
+def test_a_piece_whose_audit_leaves_a_cell_pinned_is_withheld_not_released():
+    # One school, 4 of 8: it, its cluster and the district are the same cell, all hidden by rule 1. With no
+    # time the exact audit counts every hidden count and n as pinned, and nothing is released to open: the
+    # piece is withheld whole rather than released with its cells marked disclosed.
+    cells = release.pooled_cells(release.shared_denominators(release.metric_cells(METRICS.iloc[4:5])), SCHOOLS)
+    rushed = release.decide(cells, piece_seconds=0.0)
+    assert len(rushed) == 3 and rushed["piece_withheld"].all() and not rushed["disclosed"].any()
+    assert rushed["n_hidden"].all()
+    given = release.decide(cells)
+    assert not given["piece_withheld"].any() and not given["disclosed"].any()
+
+
+def test_each_piece_gets_at_most_what_is_left_of_the_decision():
+    discipline = DISCIPLINE.assign(students_expelled=[1, 0, 1])
+    cells = release.pooled_cells(release.shared_denominators(pd.concat(
+        [release.discipline_cells(discipline), release.metric_cells(METRICS)], ignore_index=True)), SCHOOLS)
+    # No time for the whole decision: every piece needing a second audit is withheld, as with no time per piece.
+    pd.testing.assert_frame_equal(release.decide(cells, seconds=0.0), release.decide(cells, piece_seconds=0.0))

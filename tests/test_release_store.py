@@ -80,3 +80,14 @@ def test_a_child_that_runs_past_its_time_withholds_every_cell_and_nothing_is_kep
     # The same cells as a decision would have (nothing outside the model is added or lost).
     release._CACHE.clear()
     assert release.release_for(district).cells.index.equals(cells.index)
+
+
+def test_a_decision_with_a_piece_withheld_is_used_but_not_kept(district, monkeypatch):
+    decide = release.decide
+    monkeypatch.setattr(release, "decide", lambda cells, *a, **k: decide(cells, *a, **{**k, "piece_seconds": 0.0}))
+    rushed = release.release_for(district, apart=False)
+    assert rushed.cells["piece_withheld"].any() and _decisions(district) == 0
+    monkeypatch.undo()
+    release._CACHE.clear()  # the next start decides again, with time
+    given = release.release_for(district, apart=False)
+    assert not given.cells["piece_withheld"].any() and _decisions(district) == 1

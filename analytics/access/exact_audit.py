@@ -234,7 +234,8 @@ def exact_unique(system: System, targets: np.ndarray, time_limit: float = 10.0, 
     ``solution``: an integer solution known to satisfy ``system`` (the release decision knows the true
     values), used as every target's candidate instead of a first solve. Components larger than
     ``max_component`` variables are not solved and their targets are undecided, as are the targets not
-    decided when this process's CPU clock (``time.process_time``) passes ``deadline``."""
+    decided when the calling thread's CPU clock (``time.thread_time``: the solver's own threads and other
+    threads of the process do not count) passes ``deadline``."""
     start = time.perf_counter()
     report = ExactReport(targets=int(len(targets)))
     targets = targets[system.lo[targets] < system.hi[targets]]  # pinned ones are the propagation's finding
@@ -305,7 +306,7 @@ def _pack(items: list, sizes: list[int], limit: int) -> list[list]:
 def _run_batch(group: list[int], split: _Split, time_limit: float, report: ExactReport, deadline: float) -> None:
     cols, rows, at = split.batch(group)
     inside = split.targets[at]
-    if time.process_time() > deadline:
+    if time.thread_time() > deadline:
         report.undecided_vars.extend(inside.tolist())
         return
     report.audited += len(inside)
@@ -412,16 +413,16 @@ class _Batch:
             c = np.zeros(len(self.lo))
             c[cols] = self.direction(self.alive)
             live = np.isin(self.comp, self.comp[cols])  # components done need no search
-            status, x = self.solve(c, False)
+            status, x = self.solve(c, integer=False)
             if status != "ok":
                 break
             freed = self.eliminate(x)  # components whose vertex is integral
             if not freed and not self.integral(x)[live].all():  # only fractional ones moved: the same push over integers
-                status, x = self.solve(c, True, live=live)
+                status, x = self.solve(c, integer=True, live=live)
                 freed = self.eliminate(x) if status == "ok" else 0
             idle = 0 if freed else idle + 1
         for i in np.flatnonzero(self.alive):
-            if self.alive[i] and time.process_time() > self.deadline:  # out of time: not shown safe
+            if self.alive[i] and time.thread_time() > self.deadline:  # out of time: not shown safe
                 self.report.undecided_vars.extend(self.targets[self.alive].tolist())
                 self.alive[:] = False
             if self.alive[i]:
@@ -466,7 +467,7 @@ class _Batch:
         idle = 0
         for _ in range(self.rounds):
             live = self.alive & inside
-            if not live.any() or idle >= 2 or time.process_time() > self.deadline:
+            if not live.any() or idle >= 2 or time.thread_time() > self.deadline:
                 break
             c = np.zeros(len(piece))
             c[at[live]] = self.direction(live)

@@ -30,8 +30,9 @@ reach, and within a propagation only sums with a member that moved; the decision
 full propagation each time. The exact audit starts from the true values (a solution, so no solve is
 needed to find one) and frees most cells with a few linear relaxations; after a suppression, which only
 relaxes the program, it asks again only about the cells it pinned and the newly hidden ones. A piece whose
-decision takes more than :data:`PIECE_SECONDS` of CPU is withheld whole (every cell hidden, n included:
-safe without an audit) rather than the district.
+decision takes more than :data:`PIECE_SECONDS` of the deciding thread's CPU, or runs past the whole
+decision's deadline, or whose audit leaves a cell pinned or undecided, is withheld whole (every cell
+hidden, n included: safe without an audit) rather than the district.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ DISCIPLINE_MEASURES = {"suspension": None, "iss": "students_iss", "oss": "studen
 SENSITIVE = frozenset(DISCIPLINE_MEASURES)
 PARTITIONS = (tuple(RACE_GROUPS), ("FEMALE", "MALE"))
 BIG = 1e9  # "no upper bound" for a hidden n; sums of thousands of these stay exact in float64
-# CPU seconds one piece's decision may take before the piece is withheld whole (:func:`_withheld_piece`):
-# the largest piece at 2,000 schools x 6 years takes about a minute and a half.
+# CPU seconds (of the deciding thread) one piece's decision may take before the piece is withheld whole
+# (:func:`_withheld_piece`): the largest piece at 2,000 schools x 6 years takes about a minute.
 PIECE_SECONDS = 600.0
 
 
@@ -463,10 +464,14 @@ def pieces(cells: pd.DataFrame) -> list[np.ndarray]:
 
 
 def decide(cells: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS, max_rounds: int = 100,
-           complementary: bool = True, exact: bool = True, piece_seconds: float = PIECE_SECONDS) -> pd.DataFrame:
+           complementary: bool = True, exact: bool = True, piece_seconds: float = PIECE_SECONDS,
+           seconds: float = math.inf) -> pd.DataFrame:
     """Cells with ``state`` (exact, low, high, hidden), ``n_hidden``, ``disclosed`` (should stay False) and
-    ``piece_withheld`` (the cell's piece ran past ``piece_seconds`` and is withheld whole:
-    :func:`_withheld_piece`), decided piece by piece (:func:`pieces`), in the order of ``cells``.
+    ``piece_withheld`` (the cell's piece is withheld whole, :func:`_withheld_piece`: it ran past
+    ``piece_seconds`` of CPU or the whole decision past ``seconds`` of wall time, or its audit left a cell
+    pinned), decided piece by piece (:func:`pieces`), in the order of ``cells``. Each piece gets the
+    earlier of its own deadline and the decision's, so a slow decision withholds its last pieces, not the
+    district (a parent that stops the decision withholds everything).
 
     ``complementary=False`` stops after rules 1 and 2 (to show what the audit adds)."""
     if cells.empty:
@@ -474,7 +479,9 @@ def decide(cells: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS, max_round
                             disclosed=pd.Series(dtype=bool), piece_withheld=pd.Series(dtype=bool))
     cells = cells.reset_index(drop=True)
     parts = pieces(cells)
-    decided = [_decide_piece(cells.iloc[rows], settings, max_rounds, complementary, exact, piece_seconds)
+    until = time.monotonic() + seconds
+    decided = [_decide_piece(cells.iloc[rows], settings, max_rounds, complementary, exact,
+                             min(piece_seconds, until - time.monotonic()))
                for rows in parts]
     out = pd.concat(decided, ignore_index=True)
     return out.iloc[np.argsort(np.concatenate(parts), kind="stable")].reset_index(drop=True)
@@ -483,8 +490,10 @@ def decide(cells: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS, max_round
 def _decide_piece(cells: pd.DataFrame, settings: Settings, max_rounds: int, complementary: bool,
                   exact: bool, piece_seconds: float = PIECE_SECONDS) -> pd.DataFrame:
     """:func:`decide` on one piece of the release: audits and suppressions until neither audit finds anything,
-    or, when that takes more than ``piece_seconds`` of CPU, the piece withheld whole (:func:`_withheld_piece`)."""
-    deadline = time.process_time() + piece_seconds
+    or the piece withheld whole (:func:`_withheld_piece`) when that takes more than ``piece_seconds`` of this
+    thread's CPU (``time.thread_time``: other threads, such as the solver's or a server's pages, do not
+    count) or the audit leaves a cell pinned or undecided (a cell the time ran out on counts as pinned)."""
+    deadline = time.thread_time() + piece_seconds
     problem = _problem(cells)
     c = problem.cells
     k_var, n_var = c["k_var"].to_numpy(), c["n_var"].to_numpy()
@@ -523,7 +532,7 @@ def _decide_piece(cells: pd.DataFrame, settings: Settings, max_rounds: int, comp
             extra = _exact_complements(problem, members, hidden, pinned, tried)
         if not len(extra):
             break
-        if time.process_time() > deadline:  # more to hide and no time left to audit it
+        if time.thread_time() > deadline:  # more to hide and no time left to audit it
             return _withheld_piece(c.drop(columns=["k_var", "n_var"]))
         hidden[extra] = True
         is_k = extra < len(c)
@@ -532,6 +541,8 @@ def _decide_piece(cells: pd.DataFrame, settings: Settings, max_rounds: int, comp
     disclosed = np.zeros(len(problem.k_true), dtype=bool)
     disclosed[result.disclosed] = True
     disclosed[pinned[hidden[pinned]]] = True
+    if complementary and disclosed.any():  # nothing left to open, out of rounds or of time: never released
+        return _withheld_piece(out)
     out["disclosed"] = disclosed[k_var] | (out["n_hidden"] & disclosed[n_var])
     return out.assign(piece_withheld=False)
 
@@ -541,8 +552,9 @@ def _withheld_piece(cells: pd.DataFrame) -> pd.DataFrame:
 
     Safe without an audit: pieces share no constraint (:func:`pieces`), and within this one no number is
     left, only sums among unknowns and ``k <= n``. Any solution scaled by two is another one, and a zero
-    cell can take one more (with its n, and the cells above it: its ALL, its cluster and district rows)
-    without breaking a sum, so no cell has a single value."""
+    cell can take one more (with its n, one cell of the other partition to keep both partitions summing to
+    the same ALL, e.g. a FEMALE or MALE cell for a race group's, and the cells above them: their ALL, their
+    cluster and district rows) without breaking a sum, so no cell has a single value."""
     return cells.assign(state=HIDDEN, n_hidden=True, disclosed=False, piece_withheld=True)
 
 
@@ -793,12 +805,14 @@ def _release(cells: pd.DataFrame, derived: bool, withheld: str = "") -> Release:
 
 
 def build_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame,
-                  settings: Settings = DEFAULT_SETTINGS, complementary: bool = True, exact: bool = True) -> Release:
-    """Decide every cell of the district (discipline outcomes and counted metrics) as one release."""
+                  settings: Settings = DEFAULT_SETTINGS, complementary: bool = True, exact: bool = True,
+                  seconds: float = math.inf) -> Release:
+    """Decide every cell of the district (discipline outcomes and counted metrics) as one release; pieces
+    still undecided after ``seconds`` are withheld (:func:`decide`)."""
     cells, derived = release_cells(schools, metrics, discipline)
     # One decision for every measure: cells that share an n are decided together.
-    return _release(decide(cells, settings, complementary=complementary, exact=exact) if len(cells) else cells,
-                    derived)
+    decided = decide(cells, settings, complementary=complementary, exact=exact, seconds=seconds) if len(cells) else cells
+    return _release(decided, derived)
 
 
 def withheld_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame, why: str) -> Release:
@@ -809,11 +823,14 @@ def withheld_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: p
 
 _CACHE: dict[tuple, Release] = {}
 # Bumped whenever the decision's rules change, so decisions kept by an older version are not reused.
-DECISION_RULES = "2026-12-exact-1"
+DECISION_RULES = "2026-12-exact-2"
 # Inputs (metric and discipline rows) from which a server decides in a child process; smaller ones are
 # decided in place (a child costs a second or two of start-up, a small decision less).
 APART_FROM_ROWS = 20_000
 DECISION_SECONDS = 3600.0  # a child still deciding after this is stopped and everything is withheld
+# The share of the child's time its pieces may use (:func:`decide`'s ``seconds``); the rest is for reading
+# the inputs, the last piece's overrun and writing the release back.
+DECISION_SHARE = 0.8
 
 
 def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bool = True,
@@ -827,7 +844,8 @@ def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bo
     changes no counts) finds the decision it already has. A decision is made in a child process
     (:func:`decide_apart`; ``apart=None``: when the inputs hold :data:`APART_FROM_ROWS` rows or more), so the
     server never holds the decision's working memory; when the child fails or runs past ``timeout``
-    seconds every cell is withheld (kept for this process, not stored: a restart decides again)."""
+    seconds every cell is withheld, and a decision with a piece withheld (for time, or a cell its audit left
+    pinned) is kept for this process only: neither is stored, so a restart decides again."""
     from analytics.data import storage
 
     key = (str(engine.url), storage.data_version(engine), id(settings), complementary)
@@ -845,7 +863,7 @@ def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bo
                 release = decide_apart(schools, metrics, discipline, settings, complementary, timeout)
             else:
                 release = build_release(schools, metrics, discipline, settings, complementary)
-            if not release.withheld:
+            if not release.withheld and not release.cells["piece_withheld"].any():
                 _store(engine, fingerprint, release)
         _CACHE[key] = release
     return _CACHE[key]
@@ -872,7 +890,8 @@ def decide_apart(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.Da
     with tempfile.TemporaryDirectory(prefix="release-") as folder:
         given, decided = Path(folder) / "inputs.pickle", Path(folder) / "release.parquet"
         with given.open("wb") as out:  # streamed: no second copy of the inputs in this process
-            pickle.dump((schools, metrics, discipline, settings, complementary), out, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((schools, metrics, discipline, settings, complementary, DECISION_SHARE * timeout), out,
+                        protocol=pickle.HIGHEST_PROTOCOL)
         try:
             done = subprocess.run([sys.executable, "-m", "analytics.access.release_child", str(given), str(decided)],
                                   env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
