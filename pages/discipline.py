@@ -137,7 +137,10 @@ def findings(version: int, cluster: str, school: str, year: int, share: str | No
 
 scope_unit = school if school != "all" else ("district" if cluster == "all" else f"cluster:{cluster}")
 st.subheader("Findings")
-findings_slot = st.container()  # filled below, once the flags and the RP estimate are made
+# Filled below, once the flags and the RP estimate are made; until then it says so, so that a rerun for
+# another scope never leaves the previous scope's findings on screen while it works.
+findings_slot = st.empty()
+findings_slot.caption("Working out the findings…")
 
 # --- rates by group -----------------------------------------------------------------------------------
 st.subheader(f"Rates by group, {year - 1}-{str(year)[-2:]}")
@@ -200,7 +203,7 @@ rp_withheld = ("Restorative-practices impact is not shown in shared views when o
                "the estimate would be computed from that school's own small counts.")
 
 lines, derived_note = findings(ui.data_version(), cluster, school, year, ui.share_token())
-with findings_slot:
+with findings_slot.container():
     st.markdown("\n".join(f"- {line}" for line in [*lines, rp_withheld if one_school_rp else impact.statement]))
     if derived_note:
         st.caption(derived_note)

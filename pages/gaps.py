@@ -137,7 +137,9 @@ def findings(version: int, metric: str, year: int, reference: str, level: str, c
 
 
 st.subheader("Findings")
-findings_slot = st.container()  # filled below, once the trend is summed
+# Filled below, once the trend is summed; until then it says so (a rerun never shows the last view's findings).
+findings_slot = st.empty()
+findings_slot.caption("Working out the findings…")
 
 # --- status grid --------------------------------------------------------------------------------------
 @ui.drawn
@@ -198,7 +200,7 @@ with right:
 if trend is None:
     trend = ui.gap_trend(metric, level, cluster)
 family, lines, this_year = findings(ui.data_version(), metric, year, reference, level, cluster, ui.share_token())
-with findings_slot:
+with findings_slot.container():
     if family.n_tests == 0 and limits:  # say why nothing could be tested rather than count zeros
         lines = [f"Nothing could be tested for {label.lower()} in {ui.year_label(year)} ({scope_text}):", *limits]
         st.markdown(lines[0] + "\n" + "\n".join(f"- {line}" for line in lines[1:]))

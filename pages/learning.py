@@ -29,23 +29,26 @@ def tagged_observations(version: int, public: bool) -> pd.DataFrame:
 
 @ui.shared
 def program_tables(version: int, program: str, public: bool) -> dict[str, pd.DataFrame]:
-    """One programme's PL tables (level 1 as sums per school)."""
-    return load.pl_tables(ui.engine(), shareable_only=public, programs=[program],
-                          tagged=tagged_observations(version, public))
+    """One programme's PL tables (level 1 as sums per school), read at the run's data version (as the
+    loaders' are: an import meanwhile reruns the page rather than mixing two states)."""
+    return storage.read_at_version(ui.engine(), version, lambda: load.pl_tables(
+        ui.engine(), shareable_only=public, programs=[program], tagged=tagged_observations(version, public)))
 
 
 @ui.shared
 def program_sessions(version: int, program: str) -> pd.DataFrame:
     """One programme's sessions, read alone (the same rows as its `program_tables`): the filters and level 1
-    are drawn from them and the feedback sums before the whole evaluation is made."""
-    return storage.load_table(ui.engine(), "pl_sessions", programs=[program])
+    are drawn from them and the feedback sums before the whole evaluation is made; read at the run's data
+    version, so they and the evaluation show one state of the data."""
+    return storage.read_at_version(ui.engine(), version,
+                                   lambda: storage.load_table(ui.engine(), "pl_sessions", programs=[program]))
 
 
 @ui.shared
 def program_feedback(version: int, program: str) -> pd.DataFrame:
     """One programme's feedback sums per school, item and response (its `program_tables`' ``pl_feedback``),
-    summed by the database: level 1 is drawn from them first."""
-    return load.feedback_summary(ui.engine(), [program])[0]
+    summed by the database: level 1 is drawn from them first (read at the run's data version)."""
+    return storage.read_at_version(ui.engine(), version, lambda: load.feedback_summary(ui.engine(), [program])[0])
 
 
 @ui.drawn
@@ -141,8 +144,9 @@ scope_name = school_names.get(chosen, chosen) if chosen else "all participating 
 metric_name = ui.metric_label(metric)
 # The chain of evidence states every level, down to the outcomes (a district-wide panel and a difference in
 # differences): level 1 is drawn first, from the feedback sums alone, and the chain is filled in above it
-# once the evaluation is made, in the same run.
-chain_slot = st.container()
+# once the evaluation is made, in the same run (until then it says so: a rerun never shows the last view's chain).
+chain_slot = st.empty()
+chain_slot.caption("Working out the chain of evidence…")
 
 
 # --- level 1 ---------------------------------------------------------------------------------------------
@@ -185,7 +189,7 @@ data = ev.data
 chain = chain_view(version, program, chosen, metric, public)
 
 # --- the chain of evidence ------------------------------------------------------------------------------
-with chain_slot:
+with chain_slot.container():
     st.subheader(f"{data.name}: the chain of evidence ({scope_name})")
     if isinstance(row.get("description"), str) and row.get("description"):
         st.caption(str(row["description"]))
