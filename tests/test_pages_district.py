@@ -143,3 +143,34 @@ def test_changing_a_filter_updates_the_url_and_sticks(on_demo):
     at.run()
     assert at.selectbox(key="url_year").value == "2023"
     assert _metric(at, "Reading proficient") == f"{_pooled(on_demo, 'read_proficient', 2023, 'ALL'):.1f}%"
+
+
+def test_a_schools_profile_derives_suspension_as_its_district_year_does_on_either_path(tmp_path, monkeypatch):
+    """One school imports `suspension_rate` for the latest year, so no school's is derived that year (as the
+    district figure): the profile made in blocks and the one made from the school's own rows agree, whichever
+    block the school is in and whether its own rows carry an import."""
+    import sqlalchemy as sa
+
+    from analytics.data import schema
+    from analytics.data.demo import load_demo
+    from pages.ui import loaders
+
+    engine = storage.get_engine(f"sqlite:///{tmp_path / 'partial.db'}")
+    storage.create_schema(engine)
+    load_demo(engine, schools=12, years=2, seed=5)
+    year = max(storage.available_years(engine))
+    ids = sorted(storage.load_schools(engine)["school_id"].tolist())
+    with storage.write_transaction(engine) as conn:
+        conn.execute(sa.insert(schema.metrics).values(school_id=ids[0], school_year=year, metric="suspension_rate",
+                                                      student_group="ALL", numerator=3, denominator=300, value=1.0))
+        storage.bump_version(conn)
+    monkeypatch.setattr(loaders, "engine", lambda: engine)
+    monkeypatch.setattr(loaders, "data_version", lambda: storage.data_version(engine))
+    monkeypatch.setattr(loaders, "PROFILE_BLOCK", 5)  # the importing school's block and two without an import
+    own = {school: loaders.school_profile_of(school, year) for school in ids}  # no block made yet
+    prepared = loaders.SchoolProfiles(storage.data_version(engine), year, ids)
+    assert len(list(prepared.pieces())) == 3
+    for school in ids:
+        pd.testing.assert_frame_equal(prepared.of(school), own[school])
+        shown = own[school].loc[own[school]["metric"] == "suspension_rate", "student_group"].tolist()
+        assert shown == (["ALL"] if school == ids[0] else [])  # the import alone; nothing derived this year

@@ -68,10 +68,19 @@ def suspension_metric_rows(discipline: pd.DataFrame) -> pd.DataFrame:
                          "denominator": denominator, "value": value, "target": np.nan}, index=full.index)
 
 
-def metrics_with_suspension(metrics: pd.DataFrame, discipline: pd.DataFrame) -> pd.DataFrame:
-    """Metrics plus derived `suspension_rate` rows, unless suspension rates were imported."""
-    if (metrics["metric"] == "suspension_rate").any() or discipline.empty:
+def metrics_with_suspension(metrics: pd.DataFrame, discipline: pd.DataFrame,
+                             derived: bool | None = None) -> pd.DataFrame:
+    """Metrics plus derived `suspension_rate` rows, unless suspension rates were imported.
+
+    ``derived``: whether to derive, decided by the caller for a wider scope than these rows (e.g. the
+    district's year, :func:`analytics.data.aggregates.suspension_derived`), so that a block of schools or
+    one school gets the rows the whole scope gets; None decides from these rows (any imported: none derived)."""
+    imported = metrics["metric"] == "suspension_rate"
+    if derived is None:
+        derived = not imported.any()
+    if not derived or discipline.empty:
         return metrics
+    metrics = metrics[~imported] if imported.any() else metrics
     derived = suspension_metric_rows(discipline)
     if metrics.empty:
         return derived[list(metrics.columns)] if len(metrics.columns) else derived

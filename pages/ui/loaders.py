@@ -377,10 +377,15 @@ def district_figures(year: int) -> pd.DataFrame:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 @_consistent
+def _school_rows(version: int, school_id: str) -> pd.DataFrame:
+    """The school's metric rows as imported (read by its key)."""
+    return storage.load_metrics(engine(), school_ids=[school_id])
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
 def _school_metrics(version: int, school_id: str) -> pd.DataFrame:
     # The school's discipline rows through their own cache: its page draws them too (one read, not two).
-    metrics = storage.load_metrics(engine(), school_ids=[school_id])
-    return metrics_with_suspension(metrics, _discipline(version, (school_id,)))
+    return metrics_with_suspension(_school_rows(version, school_id), _discipline(version, (school_id,)))
 
 
 def school_metrics(school_id: str) -> pd.DataFrame:
@@ -415,9 +420,10 @@ class SchoolProfiles:
 
     def _read(self, ids: list[str]) -> tuple[pd.DataFrame, dict[str, tuple[int, int]], dict]:
         eng, year = engine(), self.year
+        derived = _suspension_derived(self.version, year)  # the district's year decides, not the block's rows
         rows = storage.read_at_version(eng, self.version, lambda: metrics_with_suspension(
             storage.load_metrics(eng, years=[year], school_ids=ids),
-            storage.load_discipline(eng, years=[year], school_ids=ids)))
+            storage.load_discipline(eng, years=[year], school_ids=ids), derived))
         ordered, where = profile_slices(school_profiles(rows, year, _district_figures(self.version, year)))
         # Text columns (school, metric, group, basis) kept as categories: a third of the memory at 2,000 schools
         # (DESIGN §8 memory bar); a slice is given back in the columns' own types.
@@ -448,16 +454,28 @@ def _school_profiles(version: int, year: int) -> SchoolProfiles:
     return SchoolProfiles(version, year, _schools(version)["school_id"].tolist())
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+@_consistent
+def _suspension_derived(version: int, year: int) -> bool:
+    return aggregates.suspension_derived(engine(), [year])
+
+
 def school_profile_of(school_id: str, year: int) -> pd.DataFrame:
     """A school's profile for a year against the district (:func:`analytics.stats.summaries.school_profile`).
     The latest year's is a slice of every school's, made in blocks after an import (the preparer); an earlier
-    year's, or one whose block is not made yet, is made from the school's own rows (the same frame)."""
+    year's, or one whose block is not made yet, is made from the school's own rows (the same frame). Either
+    way `suspension_rate` is derived from discipline exactly when no school imported it for the year (as the
+    district figure it is set against), not as the block's or the school's own rows would say."""
     version = data_version()
+    year = int(year)
     if year == max(_years(version), default=None):
-        found = _school_profiles(version, int(year)).of(school_id)
+        found = _school_profiles(version, year).of(school_id)
         if found is not None:
             return found
-    return school_profile(_school_metrics(version, school_id), None, year, district=_district_figures(version, year))
+    metrics, discipline = _school_rows(version, school_id), _discipline(version, (school_id,))
+    rows = metrics_with_suspension(metrics[metrics["school_year"] == year],
+                                   discipline[discipline["school_year"] == year], _suspension_derived(version, year))
+    return school_profile(rows, None, year, district=_district_figures(version, year))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
