@@ -87,7 +87,7 @@ def learning_views(version: int) -> list[ViewSpec]:
     return learning_specs(ui.engine())
 
 
-if ui.pl_programs_count():
+if ui.tables_present()["pl_programs"]:  # the PL sheet of a pack needs a programme
     standard.update({spec.view: spec for spec in learning_views(ui.data_version())})
 left, right = st.columns([1, 1])
 with left:

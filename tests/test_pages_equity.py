@@ -88,15 +88,17 @@ def test_a_cluster_discipline_view_shows_its_own_sums_before_and_after_every_clu
     from pages.ui import loaders
 
     st.cache_data.clear()
-    st.cache_resource.clear()
-    loaders._MADE.clear()
+    st.cache_resource.clear()  # the flags of what is made go with the caches
     cluster = str(storage.load_schools(on_demo)["cluster"].iloc[0])
     cold = _run("discipline", cluster=cluster)
-    assert not loaders._MADE  # nothing district-wide was pooled for it
+    assert not loaders._made()  # nothing district-wide was pooled or counted for it (sums, rates, months)
     version = storage.data_version(on_demo)
     years, _ = loaders._discipline_choices(version)
     loaders._cluster_group_rates(version, years[-1])  # as the preparer makes them
-    assert {("sums", version), ("rates", version, years[-1])} <= loaders._MADE
+    for actions in (None, ("ISS", "OSS")):
+        loaders._cluster_incident_months(version, actions)
+    assert {("sums", version), ("rates", version, years[-1]), ("months", version, None),
+            ("months", version, ("ISS", "OSS"))} <= loaders._made()
     warm = _run("discipline", cluster=cluster)
     for before, after in zip(cold.dataframe, warm.dataframe, strict=True):
         pd.testing.assert_frame_equal(before.value, after.value)

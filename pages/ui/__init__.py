@@ -76,7 +76,6 @@ from pages.ui.loaders import (  # noqa: E402, F401
     metric_slice,
     pin_data_version,
     pl_practices,
-    pl_programs_count,
     require_data,
     rp_beyond,
     rp_impact_of,
@@ -87,6 +86,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     schools,
     shared,
     table_counts,
+    tables_present,
     year_rows,
     years,
 )

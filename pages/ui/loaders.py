@@ -497,7 +497,14 @@ def _discipline_sums(version: int, school_ids: tuple[str, ...] | None) -> pd.Dat
 # Every cluster's discipline sums and rates are made by the preparer and looked up once made: until then a
 # cluster's view reads and pools its own schools' (the same rows), since every cluster's are over a thousand
 # groups at state scale (10 s and more before a cold server's first view could draw anything).
-_MADE: set[tuple] = set()  # ("sums", version) and ("rates", version, year) made so far
+
+
+@st.cache_resource(show_spinner=False)
+def _made() -> set[tuple]:
+    """Which every-cluster results are made so far: ("sums", version), ("rates", version, year) and
+    ("months", version, actions). Kept with the caches they flag, so clearing Streamlit's caches clears
+    the flags too (a flag never outlives what it says is made)."""
+    return set()
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -506,7 +513,7 @@ def _cluster_discipline_sums(version: int) -> dict[str, pd.DataFrame]:
     sums = aggregates.discipline_cluster_sums(engine())
     made = {str(name): part.drop(columns="cluster").reset_index(drop=True)
             for name, part in sums.groupby("cluster", sort=False)}
-    _MADE.add(("sums", version))
+    _made().add(("sums", version))
     return made
 
 
@@ -514,7 +521,7 @@ def _cluster_discipline_sums(version: int) -> dict[str, pd.DataFrame]:
 @_then_release
 def _cluster_group_rates(version: int, year: int) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     made = {cluster: group_rates(sums, year) for cluster, sums in _cluster_discipline_sums(version).items()}
-    _MADE.add(("rates", version, year))
+    _made().add(("rates", version, year))
     return made
 
 
@@ -525,7 +532,7 @@ def discipline_group_rates(sums: pd.DataFrame, year: int, cluster: str | None = 
     the preparer (each a few kB), so a cluster's first view pools nothing."""
     version = data_version()
     years, _ = _discipline_choices(version)
-    if cluster is not None and years and year == years[-1] and ("rates", version, year) in _MADE:
+    if cluster is not None and years and year == years[-1] and ("rates", version, year) in _made():
         found = _cluster_group_rates(version, year).get(cluster)
         if found is not None:
             return found[0].copy(), found[1].copy()  # the page relabels them
@@ -542,7 +549,7 @@ def discipline_sums(school_ids: Sequence[str], cluster: str | None = None) -> pd
     import, so a cluster's first view reads nothing (shared read-only, like the district's: never modify);
     before the preparer has made them, the cluster's schools' own sums (the same rows)."""
     version = data_version()
-    if cluster is not None and ("sums", version) in _MADE and (
+    if cluster is not None and ("sums", version) in _made() and (
             found := _cluster_discipline_sums(version).get(cluster)) is not None:
         return found
     every = set(school_ids) >= set(_schools(version)["school_id"])
@@ -772,8 +779,10 @@ def _incident_months(version: int, actions: tuple[str, ...] | None, school_ids: 
 @_consistent
 def _cluster_incident_months(version: int, actions: tuple[str, ...] | None) -> dict[str, pd.Series]:
     counts = aggregates.monthly_incident_counts(engine(), actions=list(actions) if actions else None, by_cluster=True)
-    return {str(name): part.droplevel("cluster").sort_index().rename_axis(None)
+    made = {str(name): part.droplevel("cluster").sort_index().rename_axis(None)
             for name, part in counts.groupby(level="cluster", sort=False)}
+    _made().add(("months", version, actions))
+    return made
 
 
 def incident_months(actions: Sequence[str] | None = None, school_ids: Sequence[str] | None = None,
@@ -781,11 +790,12 @@ def incident_months(actions: Sequence[str] | None = None, school_ids: Sequence[s
     """Incidents per calendar month of the given schools (default: every incident), counted by the database.
 
     When the schools are those of `cluster`, its counts are looked up among every cluster's, counted in one
-    read that the preparer makes after an import (none: the cluster has no incidents; shared read-only)."""
-    key = tuple(actions) if actions else None
-    if cluster is not None:
-        return _cluster_incident_months(data_version(), key).get(cluster, _NO_MONTHS)
-    return _incident_months(data_version(), key, tuple(school_ids) if school_ids is not None else None)
+    read that the preparer makes after an import (none: the cluster has no incidents; shared read-only);
+    until the preparer has made them, the cluster's schools' own (as :func:`discipline_sums`)."""
+    key, version = (tuple(actions) if actions else None), data_version()
+    if cluster is not None and ("months", version, key) in _made():
+        return _cluster_incident_months(version, key).get(cluster, _NO_MONTHS)
+    return _incident_months(version, key, tuple(school_ids) if school_ids is not None else None)
 
 
 _NO_MONTHS = pd.Series([], index=pd.PeriodIndex([], freq="M"), dtype="int64", name="count")
@@ -1012,7 +1022,3 @@ def require_data(*sources: str) -> None:
         st.markdown("An editor can import the district's files on the Data page.")
     st.stop()
 
-
-def pl_programs_count() -> int:
-    """Professional-learning programmes imported (the PL sheet of a pack needs one)."""
-    return table_counts().get("pl_programs", 0)
