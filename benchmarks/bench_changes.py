@@ -1,10 +1,10 @@
 """Where the time of *what changed* goes: `changes_view` for the district and one cluster, and each of its
-parts (DESIGN §8 and §9, issue 16), on a demo database (SQLite, built when missing) or any `--url`.
+parts (DESIGN §8 and §9), on a demo database (SQLite, built when missing) or any `--url`.
 
 Parts, in the order `changes_view` computes them: risk-ratio flags (`dispro`), status colours (`worsened`),
 goal progress (`goals`; the app passes the district's, prepared once), dated series (`series`: cycle
 measures and suspensions per month from the database) and their run charts (`signals`), years of data
-(`years`) and the combined list (`combine`). Each figure is the best of `--repeat` runs, beside the floor
+(`years`) and the combined list of the changes all five give (`combine`). Each figure is the best of `--repeat` runs, beside the floor
 of one plain read of every metrics row of the latest year. Writes benchmarks/results/changes.json.
 
     python benchmarks/bench_changes.py --db /tmp/ssif_2000.db --schools 2000
@@ -42,8 +42,9 @@ def parts(engine, cluster: str | None, since: date, repeat: int) -> dict[str, fl
             "signals": lambda: change_rules.new_signals(series, since),
             "years": lambda: views._data_years(engine, ids, then_year)}
     out = {name: round(best_of(fn, repeat), 3) for name, fn in made.items()}
-    found = [change_rules.new_years(views._data_years(engine, ids, then_year), then_year),
-             change_rules.new_signals(series, since)]
+    found = [change_rules.new_rr_flags(made["dispro"](), then_year, now_year), made["worsened"](),
+             change_rules.goals_moved_off_track(made["goals"]()[1], then_year, labels),
+             change_rules.new_signals(series, since), change_rules.new_years(made["years"](), then_year)]
     out["combine"] = round(best_of(lambda: change_rules.combine(found, schools, since), repeat), 3)
     return out
 

@@ -56,6 +56,11 @@ group = ui.url_choice("Group for risk ratios", "group", groups, "BL" if "BL" in 
                       container=cols[3], format_func=group_label)
 scope_ids = [school] if school != "all" else cluster_ids
 scope_name = school_names.get(school) if school != "all" else ("the district" if cluster == "all" else cluster)
+# Rates by group draw first, from the scope's sums alone (summed by the database); the district-wide
+# flags, ratios and restorative-practices estimate (tens of seconds on a cold server at state scale)
+# follow in the same run, and the findings, which state them, are filled in above where they belong.
+of_cluster = cluster if school == "all" and cluster != "all" else None  # sliced from every cluster's
+sums = ui.discipline_sums(scope_ids, of_cluster)
 
 
 @ui.shared
@@ -70,14 +75,11 @@ def discipline_views(version: int, cluster: str):
 
 @ui.shared
 def scope_views(version: int, cluster: str, school: str, year: int):
-    """Sums per year and group of the discipline rows of the schools in scope (ALL completed, summed by the
-    database), their flags and ratios for the year, and the monthly suspension run chart with its PDSA
-    cycles (shared read-only: never changed here)."""
+    """The flags and ratios for the year of the schools in scope, and the monthly suspension run chart with its
+    PDSA cycles (shared read-only: never changed here)."""
     (flagged, suspension), _ = discipline_views(version, cluster)
     flags = flagged[flagged["school_id"].isin(scope_ids) & (flagged["school_year"] == year)]
     ratios = suspension[suspension["school_id"].isin(scope_ids) & (suspension["school_year"] == year)]
-    of_cluster = cluster if school == "all" and cluster != "all" else None  # sliced from every cluster's
-    sums = ui.discipline_sums(scope_ids, of_cluster)
     chart = spans = None
     if not ui.incident_months(None, scope_ids, of_cluster).empty:  # incidents counted per month by the database
         series = monthly_series(ui.incident_months(["ISS", "OSS"], scope_ids, of_cluster), label=str(scope_name))
@@ -85,14 +87,7 @@ def scope_views(version: int, cluster: str, school: str, year: int):
         if school != "all":
             cycles = storage.load_cycles(ui.engine(), school_ids=scope_ids)
             spans = attach_cycles(chart, cycles[cycles["metric"] == "suspension_rate"])
-    return sums, flags, ratios, chart, spans
-
-
-# Rates by group draw first, from the scope's sums alone (summed by the database); the district-wide
-# flags, ratios and restorative-practices estimate (tens of seconds on a cold server at state scale)
-# follow in the same run, and the findings, which state them, are filled in above where they belong.
-of_cluster = cluster if school == "all" and cluster != "all" else None  # sliced from every cluster's
-sums = ui.discipline_sums(scope_ids, of_cluster)
+    return flags, ratios, chart, spans
 
 
 @ui.cached
@@ -185,7 +180,7 @@ if school != "all":
                    f"schools of {rp_scope}.")
 
 
-sums, flags, scope_dispro, chart, spans = scope_views(ui.data_version(), cluster, school, year)
+flags, scope_dispro, chart, spans = scope_views(ui.data_version(), cluster, school, year)
 if ui.is_public():  # ratios, flags and "too small" only where every cell behind them is released exactly
     released = ui.public_view(scope_dispro, "disproportionality")
     scope_dispro = scope_dispro.assign(risk_ratio=pd.to_numeric(released["risk_ratio"], errors="coerce"),

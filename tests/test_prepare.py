@@ -310,7 +310,8 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
                              (loaders._district_figures, (version, latest)),
                              (loaders._data_quality, (version,)),
                              (loaders._metric_slice, (version, "read_proficient", "ALL", None)),
-                             (loaders._gap_views, (version, "math_growth", latest, "others", "all", "all")),
+                             (loaders._gap_year_views, (version, "math_growth", latest, "others", "all", "all")),
+                             (loaders._gap_trend, (version, "math_growth", "all", "all")),
                              (loaders._rp_impact, (version, "all", None)), (loaders._rp_beyond, (version, "all", None)),
                              (loaders._incident_months, (version, ("ISS", "OSS"),
                                                          tuple(loaders._schools(version)["school_id"])))]:

@@ -60,8 +60,8 @@ def work_list(metric_ids: Sequence[str], years: Sequence[int], *, has_discipline
               has_live_shares: bool = True, has_learning: bool = False, has_goals: bool = False) -> list[Step]:
     """The district-wide results to prepare for one data version, most widely needed first, then the
     opening views drawn from them (:data:`OPENING_VIEWS`, those whose data is present), then in the
-    background every school's profile for the latest year (a few hundred schools per piece: a school's first
-    view slices it) and what any one cluster's discipline view needs (each cluster's restorative-practices
+    background every school's profile for the latest year (100 schools per piece, ``PROFILE_BLOCK``: a
+    school's first view slices it) and what any one cluster's discipline view needs (each cluster's restorative-practices
     estimates, randomization inference of a fraction of a second to seconds each: last, one piece per
     cluster).
 

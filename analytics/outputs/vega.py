@@ -2,7 +2,9 @@
 
 Building an Altair chart object by object and converting it back with ``to_dict`` costs tens of
 milliseconds for a small chart (schema lookups, copies, shorthand parsing); the dict it ends in is a few
-lines. Builders drawn on a page's first view (the dot plot, the trend lines) write that dict directly:
+lines. Builders drawn on a page's first view (the dot plot and trend lines of
+:mod:`analytics.outputs.charts_district`; the risk-ratio bars, the event study and the run chart of
+:mod:`analytics.outputs.charts_equity`) write that dict directly:
 :class:`VegaLite` holds it with ``{"name": key}`` where a table goes, and the tables by key. The page
 draws the dict with the tables sent as Arrow; exports and tests ask for Altair's own form
 (:meth:`VegaLite.to_dict`, :meth:`VegaLite.to_json`), which goes through Altair and its schema check, so

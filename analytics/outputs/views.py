@@ -240,12 +240,13 @@ VIEW_SOURCES = {
 }
 
 
-def missing_data(counts: dict[str, int], sources: tuple[str, ...]) -> tuple[str, ...]:
+def missing_data(present: dict[str, bool], sources: tuple[str, ...]) -> tuple[str, ...]:
     """The tables still to import before a view built from `sources` can have rows: the schools first,
-    then `sources` when none of them holds a row; empty when nothing is missing."""
-    if counts.get("schools", 0) == 0:
+    then `sources` when none of them holds a row; empty when nothing is missing. `present`: whether each
+    table holds a row (:func:`analytics.data.storage.tables_present`)."""
+    if not present.get("schools", False):
         return ("schools",)
-    if sources and not any(counts.get(name, 0) for name in sources):
+    if sources and not any(present.get(name, False) for name in sources):
         return tuple(sources)
     return ()
 
@@ -259,7 +260,7 @@ def missing_text(missing: tuple[str, ...]) -> str:
 
 def why_empty(engine: Engine, view: str) -> str:
     """Why a view has no rows, in words a new user can act on."""
-    missing = missing_data(storage.table_counts(engine), VIEW_SOURCES.get(view, ()))
+    missing = missing_data(storage.tables_present(engine), VIEW_SOURCES.get(view, ()))
     if not missing:
         return "no rows match these filters"
     return (f"{missing_text(missing)}: import with `python -m analytics import FILE`, or load the demo district "

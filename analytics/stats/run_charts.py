@@ -82,14 +82,9 @@ def series_signals(codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, n
 
 
 def shift_points(values: Sequence[float], median: float) -> np.ndarray:
+    """Points of one series in runs of >= 6 on one side of ``median`` (points on it neither break nor count)."""
     v = np.asarray(values, dtype=float)
     return _mark_runs(np.zeros(len(v), dtype=int), _sign(v - median), SHIFT_LENGTH)
-
-
-def trend_points(values: Sequence[float]) -> np.ndarray:
-    """Points in runs of >= 5 steadily rising or falling points (ties skipped)."""
-    v = np.asarray(values, dtype=float)
-    return series_signals(np.zeros(len(v), dtype=int), v)[2]
 
 
 def signal_names(shift: np.ndarray, trend: np.ndarray) -> np.ndarray:

@@ -62,7 +62,6 @@ from pages.ui.loaders import (  # noqa: E402, F401
     engine,
     flags_and_ratios,
     gap_trend,
-    gap_views,
     gap_year_views,
     goal_progress_of,
     has_rp_start,

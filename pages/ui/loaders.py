@@ -427,7 +427,8 @@ class SchoolProfiles:
         ordered, where = profile_slices(school_profiles(rows, year, _district_figures(self.version, year)))
         # Text columns (school, metric, group, basis) kept as categories: a third of the memory at 2,000 schools
         # (DESIGN §8 memory bar); a slice is given back in the columns' own types.
-        texts = {col: dtype for col, dtype in ordered.dtypes.items() if dtype == "str"}
+        texts = {col: dtype for col, dtype in ordered.dtypes.items()  # "str" on pandas 3, object before
+                 if dtype == "str" or dtype == "object"}
         return ordered.astype({col: "category" for col in texts}), where, texts
 
     def pieces(self):
@@ -678,26 +679,17 @@ def _gap_trend(version: int, metric: str, level: str, cluster: str) -> pd.DataFr
     return pooled_gap_trend_from_sums(_gap_trend_sums(version, metric, None if whole else school_ids))
 
 
-def _gap_views(version: int, metric: str, year: int, reference: str, level: str, cluster: str):
-    gaps, grid, limits = _gap_year_views(version, metric, year, reference, level, cluster)
-    return gaps, _gap_trend(version, metric, level, cluster), grid, limits
-
-
-def gap_views(metric: str, year: int, reference: str, level: str = "all", cluster: str = "all"):
-    """Labelled gaps for the year (one BH family), pooled gap trend, status-and-change rows and data limits of
-    the schools of `level` and `cluster` (read-only, shared: the page derives new frames from them, never
-    changes them). The preparer computes the page's opening view ahead."""
-    return _gap_views(data_version(), metric, int(year), reference, level, cluster)
-
-
 def gap_year_views(metric: str, year: int, reference: str, level: str = "all", cluster: str = "all"):
-    """:func:`gap_views` without the trend: what the year's gaps, status grid and data limits need (the
-    view's year and the one before), so a page draws them before the trend over every year is summed."""
+    """Labelled gaps for the year (one BH family), status-and-change rows and data limits of the schools of
+    `level` and `cluster`: what the view's year and the one before give, so a page draws them before the trend
+    over every year (:func:`gap_trend`) is summed (read-only, shared: the page derives new frames from them,
+    never changes them). The preparer computes the page's opening view ahead."""
     return _gap_year_views(data_version(), metric, int(year), reference, level, cluster)
 
 
 def gap_trend(metric: str, level: str = "all", cluster: str = "all") -> pd.DataFrame:
-    """The pooled gap trend of :func:`gap_views` (every year, summed by the database; read-only, shared)."""
+    """The pooled gap trend of the schools of `level` and `cluster` (every year, summed by the database;
+    read-only, shared)."""
     return _gap_trend(data_version(), metric, level, cluster)
 
 

@@ -223,7 +223,9 @@ def _run(step: Step, version: int) -> Iterator[None]:
         yield
         loaders._cluster_slices(version, step.arg, "ALL")  # each cluster's rows and sums, which its page reads
     elif step.kind == "gaps":  # the gaps page's opening view: every school's rows of the metric, labelled gaps
-        loaders._gap_views(version, step.arg, max(loaders._years(version)), "others", "all", "all")
+        loaders._gap_year_views(version, step.arg, max(loaders._years(version)), "others", "all", "all")
+        yield
+        loaders._gap_trend(version, step.arg, "all", "all")
     elif step.kind == "year":  # the school page's district figures
         loaders._district_figures(version, step.arg)
     elif step.kind == "discipline":  # the discipline page's district view: flags, ratios, monthly run chart

@@ -2,7 +2,7 @@
 
 A year-only read there reads its partition whole, and a read of a year and a metric is served by the
 metric-first index of that partition at the same cost; the year-first index served no read, and a new year's
-file built it for every row (issue 16: a third of a state's new-year import went to building it). On a
+file built it for every row (a third of a state's new-year import went to building it). On a
 partition it orders rows exactly as the metric-first index does, the year being one value. SQLite keeps it:
 its table is one B-tree, and a year-only read would scan every year without it.
 
