@@ -103,3 +103,13 @@ def test_a_cluster_discipline_view_shows_its_own_sums_before_and_after_every_clu
     for before, after in zip(cold.dataframe, warm.dataframe, strict=True):
         pd.testing.assert_frame_equal(before.value, after.value)
     assert [m.value for m in cold.markdown] == [m.value for m in warm.markdown]
+
+
+def test_the_findings_slot_says_it_is_working_until_the_findings_replace_it(on_demo):
+    """The slot is written at once (so a rerun for another scope never shows the last scope's findings while
+    it works) and holds the findings when the run ends, not the placeholder."""
+    cluster = str(storage.load_schools(on_demo)["cluster"].iloc[0])
+    for page, params in (("discipline", {"cluster": cluster}), ("gaps", {})):
+        at = _run(page, **params)
+        assert not [c.value for c in at.caption if c.value.startswith("Working out")], page
+        assert any(m.value.startswith("- ") for m in at.markdown), page  # the findings' bullet list

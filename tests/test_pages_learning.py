@@ -73,3 +73,9 @@ def test_no_programmes_says_what_to_import(tmp_path, monkeypatch):
     st.cache_resource.clear()
     at = _run("learning")
     assert "pl_programs" in at.info[0].value
+
+
+def test_the_chain_slot_holds_the_chain_when_the_run_ends(on_demo):
+    at = _run("learning", program="MATH-TALK")
+    assert not [c.value for c in at.caption if c.value.startswith("Working out")]
+    assert any("the chain of evidence" in s.value for s in at.subheader)
