@@ -68,19 +68,22 @@ def test_click_map_point_opens_school(page, app_server, demo_db_url):
     deck = page.locator("[data-testid=stDeckGlJsonChart]").first
     deck.locator("canvas").first.wait_for(timeout=30_000)
     _wait_until_run_finished(page)
-    box = deck.bounding_box()
     # Web-mercator projection of the school's position at the map's initial view (512 px world at zoom 0).
     scale = 512 * 2 ** _zoom(schools)
 
     def merc(lat):
         return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
 
-    x = box["x"] + box["width"] / 2 + (target.longitude - schools.longitude.mean()) / 360 * scale
-    y = box["y"] + box["height"] / 2 - (merc(target.latitude) - merc(schools.latitude.mean())) * scale / (2 * math.pi)
+    def point() -> tuple[float, float]:
+        box = deck.bounding_box()  # measured at each click: the preparer's progress note above it comes and goes
+        return (box["x"] + box["width"] / 2 + (target.longitude - schools.longitude.mean()) / 360 * scale,
+                box["y"] + box["height"] / 2
+                - (merc(target.latitude) - merc(schools.latitude.mean())) * scale / (2 * math.pi))
+
     # The deck draws its points a moment after its canvas appears; a click before that selects nothing. The
     # rerun it starts can wait behind the server's preparer (a shared test server imports as other tests run).
     for attempt in range(4):
-        page.mouse.click(x, y)
+        page.mouse.click(*point())
         try:
             page.wait_for_url("**/school?**", timeout=30_000)
             break
