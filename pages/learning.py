@@ -28,27 +28,31 @@ def tagged_observations(version: int, public: bool) -> pd.DataFrame:
 
 
 @ui.shared
-def program_tables(version: int, program: str, public: bool) -> dict[str, pd.DataFrame]:
-    """One programme's PL tables (level 1 as sums per school), read at the run's data version (as the
-    loaders' are: an import meanwhile reruns the page rather than mixing two states)."""
-    return storage.read_at_version(ui.engine(), version, lambda: load.pl_tables(
-        ui.engine(), shareable_only=public, programs=[program], tagged=tagged_observations(version, public)))
-
-
-@ui.shared
 def program_sessions(version: int, program: str) -> pd.DataFrame:
-    """One programme's sessions, read alone (the same rows as its `program_tables`): the filters and level 1
-    are drawn from them and the feedback sums before the whole evaluation is made; read at the run's data
-    version, so they and the evaluation show one state of the data."""
+    """One programme's sessions: the filters and level 1 are drawn from them and the feedback sums before the
+    whole evaluation is made (read at the run's data version, as the loaders' are: an import meanwhile reruns
+    the page rather than mixing two states)."""
     return storage.read_at_version(ui.engine(), version,
                                    lambda: storage.load_table(ui.engine(), "pl_sessions", programs=[program]))
 
 
 @ui.shared
-def program_feedback(version: int, program: str) -> pd.DataFrame:
-    """One programme's feedback sums per school, item and response (its `program_tables`' ``pl_feedback``),
-    summed by the database: level 1 is drawn from them first (read at the run's data version)."""
-    return storage.read_at_version(ui.engine(), version, lambda: load.feedback_summary(ui.engine(), [program])[0])
+def program_feedback(version: int, program: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One programme's feedback sums per school, item and response, and the sessions behind them, summed by the
+    database (:func:`analytics.learning.load.feedback_summary`): level 1 is drawn from them first."""
+    return storage.read_at_version(ui.engine(), version, lambda: load.feedback_summary(ui.engine(), [program]))
+
+
+@ui.shared
+def program_tables(version: int, program: str, public: bool) -> dict[str, pd.DataFrame]:
+    """One programme's PL tables (level 1 as sums per school), its sessions and feedback sums those already
+    read for the first draw, all at the run's data version."""
+    feedback, feedback_sessions = program_feedback(version, program)
+    read = {"pl_sessions": program_sessions(version, program), "pl_feedback": feedback,
+            "feedback_sessions": feedback_sessions}
+    return storage.read_at_version(ui.engine(), version, lambda: load.pl_tables(
+        ui.engine(), shareable_only=public, programs=[program], tagged=tagged_observations(version, public),
+        read=read))
 
 
 @ui.drawn
@@ -153,7 +157,7 @@ chain_slot.caption("Working out the chain of evidence…")
 @ui.drawn
 def reactions_view(version: int, program: str, school: str | None, metric: str, public: bool) -> dict | None:
     """Level 1's two charts with their tables and summary (items with 10 or more responses in shared views)."""
-    feedback = program_feedback(version, program)  # as `load.evaluate_program` selects it: the school's rows
+    feedback = program_feedback(version, program)[0]  # as `load.evaluate_program` selects it: the school's rows
     summary = levels.likert_summary(feedback if school is None else feedback[feedback["school_id"] == school])
     if public:
         summary = summary[summary["n"] >= 10]

@@ -123,6 +123,13 @@ def test_walkthroughs_import_with_practices_feeds_level_4(engine):
         rp = load.pl_tables(engine, programs=["RP"], tagged=given)["implementation"]
         pd.testing.assert_frame_equal(rp, tables["implementation"][tables["implementation"]["program"] == "RP"]
                                       .reset_index(drop=True))
+    # Tables already read (the learning page's first draw) are used as they are, the others read as before.
+    alone = load.pl_tables(engine, programs=["RP"])
+    given = {name: alone[name] for name in ("pl_sessions", "pl_feedback", "feedback_sessions")}
+    reused = load.pl_tables(engine, programs=["RP"], read=given)
+    assert all(reused[name] is frame for name, frame in given.items())
+    for name, frame in alone.items():
+        pd.testing.assert_frame_equal(reused[name], frame)
     level4 = load.evaluate_program(engine, tables, "RP").levels[3]
     assert level4.has_data and "walkthrough look-for" in level4.finding and "imported observation" in level4.finding
     # `export learning`: classrooms observed 8 (V1) + 8 + 10 (imported) + 4 (V2) + 5 (V3); --public drops V3.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import sqlalchemy as sa
@@ -60,18 +60,24 @@ def tagged_observations(engine: Engine, shareable_only: bool = False,
 
 
 def pl_tables(engine: Engine, shareable_only: bool = False, programs: Sequence[str] | None = None,
-              tagged: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+              tagged: pd.DataFrame | None = None,
+              read: Mapping[str, pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
     """The PL tables (every programme in ``pl_programs``; the others only of ``programs`` when given).
 
     ``pl_feedback`` holds the sums per school, item and response and ``feedback_sessions`` the sessions
     behind them (:func:`feedback_summary`); ``implementation`` the imported observations and the walkthrough
     look-fors tagged with a programme practice (``fidelity.combine``; with ``shareable_only``, shareable
     visits only; ``tagged``, when given, stands for :func:`tagged_observations` of every programme, e.g. read
-    once for several programmes)."""
-    tables = {name: storage.load_table(engine, name, programs=programs)
+    once for several programmes). ``read`` holds tables of these names already read for the same
+    ``programs`` (``pl_sessions``; ``pl_feedback`` with ``feedback_sessions``): used as they are, not read again."""
+    read = read or {}
+    tables = {name: read[name] if name in read else storage.load_table(engine, name, programs=programs)
               for name in ("pl_sessions", "pl_assessments", "pl_support", "implementation")}
     tables["pl_programs"] = load_programs(engine)
-    tables["pl_feedback"], tables["feedback_sessions"] = feedback_summary(engine, programs)
+    if "pl_feedback" in read and "feedback_sessions" in read:
+        tables["pl_feedback"], tables["feedback_sessions"] = read["pl_feedback"], read["feedback_sessions"]
+    else:
+        tables["pl_feedback"], tables["feedback_sessions"] = feedback_summary(engine, programs)
     if tagged is None:
         tagged = tagged_observations(engine, shareable_only, programs)
     elif programs is not None:
