@@ -166,10 +166,58 @@ def test_the_year_first_metrics_index_is_kept_on_sqlite_only_and_comes_back_goin
     assert _snapshot(engine) == before
     storage.create_schema(engine)
     with engine.connect() as conn:
-        assert migrations.current_revision(conn) == migrations.head() == "0009"
+        assert migrations.current_revision(conn) == migrations.head()
         assert _metrics_indexes(conn) == (both if sqlite else ["ix_metrics_metric_group_year"])
         if not sqlite:
             assert _partition_indexes(conn, "metrics_y2024") == ["ix_metrics_metric_group_year_y2024",
                                                                   "uq_metrics_key_y2024"]
+    assert _snapshot(engine) == before
+    assert _drift(engine) == []
+
+
+def _key_collations(conn) -> dict[str, str | None]:
+    """Each text key column's collation on every table and partition of metrics and discipline (None: default)."""
+    rows = conn.exec_driver_sql(
+        "SELECT c.relname || '.' || a.attname, CASE WHEN a.attcollation = t.typcollation THEN NULL "
+        "ELSE co.collname END FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_type t ON t.oid = a.atttypid JOIN pg_collation co ON co.oid = a.attcollation "
+        "WHERE (c.relname ~ '^(metrics|discipline)(_y[0-9]+)?$') AND c.relkind IN ('r', 'p') "
+        "AND a.attname IN ('school_id', 'metric', 'student_group')").all()
+    return dict(rows)
+
+
+def test_postgresql_key_text_compares_as_bytes_and_goes_back(engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite compares text as bytes already")
+    ids = ["b", "B", "a_1", "a1"]
+    with engine.begin() as conn:
+        storage.upsert(conn, "schools", pd.DataFrame([{"school_id": s, "school_name": f"School {s}", "level": "ES",
+                                                       "cluster": "East"} for s in ids]))
+        storage.upsert(conn, "metrics", pd.DataFrame([{"school_id": s, "school_year": y, "metric": "read_proficient",
+                                                       "student_group": "ALL", "numerator": 40, "denominator": 80,
+                                                       "value": 50.0} for s in ids for y in (2023, 2024)]))
+        storage.upsert(conn, "discipline", pd.DataFrame([{"school_id": s, "school_year": 2024, "student_group": "ALL",
+                                                          "enrolled": 300} for s in ids]))
+    before = _snapshot(engine)
+    columns = ["discipline.school_id", "discipline.student_group", "discipline_y2024.school_id",
+               "discipline_y2024.student_group", "metrics.metric", "metrics.school_id", "metrics.student_group",
+               *(f"metrics_y{y}.{c}" for y in (2023, 2024) for c in ("metric", "school_id", "student_group"))]
+    with engine.connect() as conn:
+        assert _key_collations(conn) == dict.fromkeys(columns, "C")
+        assert conn.exec_driver_sql("SELECT school_id FROM metrics WHERE school_year = 2024 ORDER BY school_id"
+                                    ).scalars().all() == ["B", "a1", "a_1", "b"]  # bytes: B 0x42, 1 0x31, _ 0x5f
+        assert _partition_indexes(conn, "metrics_y2024") == ["ix_metrics_metric_group_year_y2024",
+                                                              "uq_metrics_key_y2024"]
+        assert _partition_indexes(conn, "discipline_y2024") == ["ix_discipline_year_y2024", "uq_discipline_key_y2024"]
+    with engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0009")
+        assert _key_collations(conn) == dict.fromkeys(columns)
+        assert _partition_indexes(conn, "metrics_y2023") == ["ix_metrics_metric_group_year_y2023",
+                                                              "uq_metrics_key_y2023"]
+    assert _snapshot(engine) == before
+    storage.create_schema(engine)
+    with engine.connect() as conn:
+        assert _key_collations(conn) == dict.fromkeys(columns, "C")
+        assert _partition_indexes(conn, "discipline_y2024") == ["ix_discipline_year_y2024", "uq_discipline_key_y2024"]
     assert _snapshot(engine) == before
     assert _drift(engine) == []

@@ -394,6 +394,18 @@ _KEY_TEXT = {"school_id": 64, "incident_id": 64, "metric": 64, "change_idea": 40
 
 metadata = MetaData()
 
+# PostgreSQL: tables partitioned by school year, one LIST partition a year named by `year_partition` (migration
+# 0008). A new year's file becomes a table of its own, indexed once and attached (`storage.upsert`), instead of
+# growing the table's B-trees row by row; queries filtered on the year read that year's partition alone. The
+# unique key holds the partition key, so `ON CONFLICT` works on the parent. SQLite ignores the option.
+YEAR_PARTITIONED = ("metrics", "discipline")
+_YEAR_PARTITION = re.compile(rf"({'|'.join(YEAR_PARTITIONED)})_y(\d+)")
+
+# PostgreSQL: the text key columns of the tables partitioned by year compare as bytes (`COLLATE "C"`, migration
+# 0010), as SQLite's and Python's do. A new year's partition sorts its rows for its unique key and indexes, and a
+# sort in a language's collation (glibc `strcoll`, without PostgreSQL's abbreviated keys) is several times slower.
+BYTE_ORDER = "C"
+
 
 def _sql_column(table: TableSpec, spec: ColumnSpec) -> Column:
     in_key = spec.name in table.key
@@ -401,15 +413,9 @@ def _sql_column(table: TableSpec, spec: ColumnSpec) -> Column:
         sql_type = String(_KEY_TEXT[spec.name])
     else:
         sql_type = _SQL_TYPES[spec.kind]()
+    if in_key and isinstance(sql_type, String) and table.name in YEAR_PARTITIONED:
+        sql_type = sql_type.with_variant(String(sql_type.length, collation=BYTE_ORDER), "postgresql")
     return Column(spec.name, sql_type, nullable=not (spec.required or in_key))
-
-
-# PostgreSQL: tables partitioned by school year, one LIST partition a year named by `year_partition` (migration
-# 0008). A new year's file becomes a table of its own, indexed once and attached (`storage.upsert`), instead of
-# growing the table's B-trees row by row; queries filtered on the year read that year's partition alone. The
-# unique key holds the partition key, so `ON CONFLICT` works on the parent. SQLite ignores the option.
-YEAR_PARTITIONED = ("metrics", "discipline")
-_YEAR_PARTITION = re.compile(rf"({'|'.join(YEAR_PARTITIONED)})_y(\d+)")
 
 
 def declared_indexes(table_name: str, dialect_name: str) -> list[Index]:
