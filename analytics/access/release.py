@@ -43,16 +43,19 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from analytics.access.exact_audit import System, exact_unique
 from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.data import schema
 from analytics.data.catalog import RACE_GROUPS
 from analytics.data.derived import discipline_with_all, suspension_counts
+
+if TYPE_CHECKING:  # the exact audit (HiGHS, scipy.sparse: 0.6 s to import) is imported when a release is decided
+    from analytics.access.exact_audit import System
 
 EXACT, CODED_LOW, CODED_HIGH, HIDDEN = "exact", "low", "high", "hidden"
 KEYS = ["unit", "school_year", "measure", "student_group"]
@@ -567,6 +570,8 @@ def exact_system(problem: _Problem, state: np.ndarray, settings: Settings, lo: n
     same rows the attack suite states): the sums for counts and n (with shared n), ``k <= n`` (not for
     incidents, which are events), each band as ``100 k <= low * n`` or ``100 k >= high * n``, released
     variables pinned to their values and hidden ones within their propagated bounds ``[lo, hi]``."""
+    from analytics.access.exact_audit import System
+
     c = problem.cells
     k_var, n_var = c["k_var"].to_numpy(), c["n_var"].to_numpy()
     system = System(lo.astype("float64"), hi.astype("float64"))
@@ -576,6 +581,13 @@ def exact_system(problem: _Problem, state: np.ndarray, settings: Settings, lo: n
     system.add_rates(k_var, n_var, np.where(state == CODED_HIGH, settings.privacy_high_pct, 0.0),
                      np.where(state == CODED_LOW, settings.privacy_low_pct, 100.0))
     return system
+
+
+def exact_unique(*args, **kwargs):
+    """:func:`analytics.access.exact_audit.exact_unique`, its module imported on the first decision."""
+    from analytics.access.exact_audit import exact_unique as unique
+
+    return unique(*args, **kwargs)
 
 
 def exact_pinned(problem: _Problem, hidden: np.ndarray, state: np.ndarray, settings: Settings, result: Audit,

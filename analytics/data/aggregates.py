@@ -344,7 +344,7 @@ def district_figures(engine: Engine, year: int) -> pd.DataFrame:
 
 
 def metric_groups(engine: Engine, metric: str) -> list[str]:
-    """The student groups with rows for a metric (one indexed ``DISTINCT``), sorted; for the derived
+    """The student groups with rows for a metric (a loose scan of the metric-first index), sorted; for the derived
     suspension rate, those of the discipline table."""
     if metric == "suspension_rate" and suspension_derived(engine):
         return discipline_groups(engine)
@@ -397,7 +397,7 @@ def page_statements(metric: str, group: str, year: int) -> dict[str, sa.Select]:
         "pooled per metric x group (district figures)": counts_statement(["metric", "student_group"], years=[year],
                                                                          value_only=True),
         "district ALL (gap reference)": district_all_statement(metric),
-        "groups of a metric (filter bar)": sa.select(m.c.student_group).where(m.c.metric == metric).distinct(),
+        "groups of a metric (filter bar)": storage.distinct_statement(m.c.student_group, m.c.metric == metric),
     }
 
 
@@ -632,13 +632,9 @@ def discipline_school_ids(engine: Engine, school_ids: Sequence[str] | None = Non
 
 
 def discipline_years(engine: Engine) -> list[int]:
-    """The school years of the discipline table, sorted (one ``DISTINCT`` on ``ix_discipline_year``)."""
-    with engine.connect() as conn:
-        return sorted(int(y) for y in conn.execute(discipline_years_statement()).scalars())
-
-
-def discipline_years_statement() -> sa.Select:
-    return sa.select(schema.discipline.c.school_year).distinct()
+    """The school years of the discipline table, sorted (:func:`analytics.data.storage.years_statement`: its
+    partitions on PostgreSQL, a loose index scan of ``ix_discipline_year`` elsewhere, never every row)."""
+    return storage.table_years(engine, "discipline")
 
 
 def disproportionality_parts(engine: Engine, school_ids: Sequence[str] | None = None,

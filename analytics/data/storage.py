@@ -806,13 +806,50 @@ def load_imports(engine: Engine) -> pd.DataFrame:
 
 
 def available_years(engine: Engine) -> list[int]:
-    """Every school year with metrics or discipline rows, ascending."""
-    stmt = sa.union(
-        sa.select(schema.metrics.c.school_year).distinct(),
-        sa.select(schema.discipline.c.school_year).distinct(),
-    )
+    """Every school year with metrics or discipline rows, ascending (:func:`years_statement` of each table)."""
     with engine.connect() as conn:
-        return sorted(int(y) for (y,) in conn.execute(stmt))
+        return sorted({int(y) for name in YEARS_TABLES for y in conn.execute(years_statement(conn, name)).scalars()})
+
+
+def table_years(engine: Engine, table_name: str) -> list[int]:
+    """The school years one table holds a row of, ascending."""
+    with engine.connect() as conn:
+        return sorted(int(y) for y in conn.execute(years_statement(conn, table_name)).scalars())
+
+
+YEARS_TABLES = ("metrics", "discipline")
+
+
+def years_statement(conn: Connection, table_name: str) -> sa.Select:
+    """The school years a table holds a row of, without reading every row.
+
+    A `DISTINCT` over the year reads the whole table: 1.2-1.4 s at 10,000 schools x 8 years on PostgreSQL
+    (~10 M metrics rows), before each first view. On PostgreSQL a year-partitioned table (migration 0008)
+    lists its partitions, and each year is kept when its partition holds a row (one row read, pruned to that
+    partition; an emptied partition may remain after a delete). Elsewhere :func:`distinct_statement` over an
+    index leading with the year (``ix_metrics_year_metric_group`` on SQLite, ``ix_discipline_year``)."""
+    table = schema.DATA_TABLES[table_name]
+    year = table.c.school_year
+    if conn.dialect.name == "postgresql" and _partitioned(conn, table_name):
+        held = [sa.select(sa.literal(y).label("school_year")).where(sa.exists().where(year == y))
+                for y in sorted(year_partitions(conn, table_name))]
+        return sa.union_all(*held) if len(held) > 1 else held[0] if held else sa.select(year).where(sa.false())
+    return distinct_statement(year)
+
+
+def distinct_statement(column: sa.Column, *where: sa.ColumnElement[bool]) -> sa.Select:
+    """The distinct values of a column (among the rows matching `where`) by a loose index scan.
+
+    A recursive CTE steps from each value to the smallest greater one, each step one seek into an index
+    leading with the `where` columns' values and then `column` (the PostgreSQL wiki's "Loose indexscan"; neither
+    engine skips through an index by itself): the 13 metrics of 10 M rows take 14 seeks on PostgreSQL, one
+    per partition each, where `DISTINCT` read every row (1.5 s). Same values as ``SELECT DISTINCT`` (NULL
+    left out), in no particular order."""
+    name = f"{column.table.name}_{column.name}_steps"
+    steps = sa.select(sa.func.min(column).label("value")).where(*where).cte(name, recursive=True)
+    after = sa.select(sa.func.min(column)).where(*where, column > steps.c.value).scalar_subquery()
+    steps = steps.union_all(sa.select(after).where(steps.c.value.is_not(None)))
+    return sa.select(steps.c.value.label(column.name)).where(steps.c.value.is_not(None))
 
 
 def key_values(engine: Engine, table_name: str, column: str) -> set[str]:
@@ -824,8 +861,9 @@ def key_values(engine: Engine, table_name: str, column: str) -> set[str]:
 
 
 def available_metrics(engine: Engine) -> list[str]:
+    """The metrics with rows, sorted (:func:`distinct_statement` on the metric-first index)."""
     with engine.connect() as conn:
-        return sorted(m for (m,) in conn.execute(sa.select(schema.metrics.c.metric).distinct()))
+        return sorted(conn.execute(distinct_statement(schema.metrics.c.metric)).scalars())
 
 
 def tables_present(engine: Engine) -> dict[str, bool]:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from analytics.stats.rates import wilson_arrays
 from analytics.stats.run_charts import run_chart
@@ -146,6 +145,8 @@ def paired_change(assessments: pd.DataFrame) -> PairedChange:
         return PairedChange(n, unpaired, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan)
     diff = post - pre
     se = diff.std(ddof=1) / np.sqrt(n)
+    from scipy import stats  # on first use (analytics.stats.rates says why)
+
     t = stats.t.ppf(0.975, n - 1)
     p = float(stats.ttest_rel(post, pre).pvalue) if se > 0 else float("nan")
     g, lo, hi, r = hedges_g_av(pre, post)

@@ -67,7 +67,6 @@ from itertools import combinations, product
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from analytics.config import DEFAULT_SETTINGS, Settings
 
@@ -351,6 +350,8 @@ def _accumulate(outcomes: np.ndarray, years: np.ndarray, cells: tuple[np.ndarray
 
     cells: (row, unit, start year) of every treated cell of the stratum's reassignments, row-major.
     """
+    from scipy import sparse  # on first use (analytics.stats.rates says why)
+
     year_index = {int(y): i for i, y in enumerate(years)}
     row, unit, start = cells
     shape = (rows, outcomes.shape[0])

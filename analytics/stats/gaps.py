@@ -47,7 +47,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 REFERENCES = ("others", "district_all", "best_group", "target")
 KEYS = ["school_id", "school_year", "metric"]
@@ -172,6 +171,8 @@ def did_test(cur: pd.DataFrame, prev: pd.DataFrame, change: pd.Series,
     se = np.sqrt(variance)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, change / se, np.where(change == 0, 0.0, np.inf))
+    from scipy import stats  # on first use (analytics.stats.rates says why)
+
     p = pd.Series(2 * stats.norm.sf(np.abs(z)), index=cur.index).where(~missing & ~small)
     untested = np.select([missing, small], [NO_COUNTS, TOO_SMALL], default="")
     return p, pd.Series(untested, index=cur.index)
@@ -245,6 +246,8 @@ def bh_q_values(p_values: pd.Series) -> pd.Series:
     q = pd.Series(np.nan, index=p_values.index, dtype="float64")
     tested = p_values.notna()
     if tested.any():
+        from scipy import stats
+
         q[tested] = stats.false_discovery_control(p_values[tested].to_numpy(dtype="float64"), method="bh")
     return q
 

@@ -11,12 +11,20 @@ import functools
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-try:  # the Boost functions behind scipy.stats.hypergeom (private: checked against fisher_exact in the tests)
-    from scipy.special import _ufuncs as scu
-except ImportError:  # pragma: no cover - another SciPy layout
-    scu = None
+# scipy.stats is imported inside the functions that use it: it costs 1-3 s, and the pages' shared modules
+# import this module on a server's first page (tests/test_imports.py).
+
+
+@functools.cache
+def _special_ufuncs():
+    """The Boost functions behind scipy.stats.hypergeom (private: checked against fisher_exact in the tests),
+    or None on another SciPy layout."""
+    try:
+        from scipy.special import _ufuncs
+    except ImportError:  # pragma: no cover - another SciPy layout
+        return None
+    return _ufuncs
 
 
 def wilson_interval(successes: float, trials: float, confidence: float = 0.95) -> tuple[float, float]:
@@ -29,6 +37,8 @@ def wilson_interval(successes: float, trials: float, confidence: float = 0.95) -
         return (np.nan, np.nan)
     if successes > trials or successes != int(successes) or trials != int(trials):
         return (np.nan, np.nan)
+    from scipy import stats
+
     ci = stats.binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="wilson")
     return (100.0 * ci.low, 100.0 * ci.high)
 
@@ -37,6 +47,8 @@ def wilson_interval(successes: float, trials: float, confidence: float = 0.95) -
 def _z(confidence: float) -> float:
     """The two-sided normal quantile of `confidence` (1.96 for 95%), looked up once: scipy's `ppf` costs
     more than the Wilson interval of a small table."""
+    from scipy import stats
+
     return stats.norm.ppf(0.5 + confidence / 2)
 
 
@@ -123,7 +135,10 @@ def fisher_exact_two_sided(a: int, b: int, c: int, d: int) -> float:
     ``scipy.stats.fisher_exact`` gives (the same steps: the table's hypergeometric probability against the
     mode's, a binary search for the other tail, the same Boost functions), without its generic argument
     handling, which cost more than the test (tens of calls per table, on every school's profile)."""
+    scu = _special_ufuncs()
     if scu is None or not hasattr(scu, "_hypergeom_pmf"):  # pragma: no cover - another SciPy layout
+        from scipy import stats
+
         return float(stats.fisher_exact([[a, b], [c, d]]).pvalue)
     if 0 in (a + c, b + d, a + b, c + d):
         return 1.0
@@ -200,6 +215,8 @@ def two_proportion_test(k1: float, n1: float, k2: float, n2: float) -> float:
     if se == 0:
         return 1.0
     z = (k1 / n1 - k2 / n2) / se
+    from scipy import stats
+
     return float(2 * stats.norm.sf(abs(z)))
 
 
@@ -222,6 +239,8 @@ def two_proportion_tests(k1, n1, k2, n2) -> np.ndarray:
         z = (k1 / n1 - k2 / n2) / se
     tested = z_rows & (se != 0)
     out[z_rows & (se == 0)] = 1.0
+    from scipy import stats
+
     out[tested] = 2 * stats.norm.sf(np.abs(z[tested]))
     for i in np.flatnonzero(exact):
         out[i] = two_proportion_test(k1[i], n1[i], k2[i], n2[i])

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 MIN_SCHOOLS = 3  # fewer schools with counts cannot say how much schools differ
 MAX_STRENGTH = 1e6  # a + b when schools differ no more than chance: every school gets the district rate
@@ -97,6 +96,8 @@ def adjusted_rates(df: pd.DataFrame, prior: BetaPrior | None, reference_value: f
     out["needs_attention"] = False
     if prior is None or not valid.any():
         return out
+    from scipy import stats  # on first use (analytics.stats.rates says why)
+
     post_a = (k + prior.a)[valid]
     post_b = (n - k + prior.b)[valid]
     out.loc[valid, "adjusted"] = 100 * post_a / (post_a + post_b)

@@ -233,13 +233,7 @@ def years() -> list[int]:
 @_consistent
 def _metric_ids(version: int) -> list[str]:
     ids = storage.available_metrics(engine())
-    with engine().connect() as conn:
-        from sqlalchemy import func, select
-
-        from analytics.data import schema
-
-        has_discipline = conn.execute(select(func.count()).select_from(schema.discipline)).scalar_one() > 0
-    if has_discipline and "suspension_rate" not in ids:
+    if "suspension_rate" not in ids and storage.tables_present(engine())["discipline"]:
         ids.append("suspension_rate")
     order = {m.metric: i for i, m in enumerate(catalog.BUILTIN_METRICS)}
     return sorted(ids, key=lambda m: (order.get(m, len(order)), m))

@@ -1,0 +1,46 @@
+"""What a server's first page imports: the statistics libraries are imported where a function needs them.
+
+scipy.stats takes 1-3 s to import, and the first run of the app imports the pages' shared modules before it
+draws anything (issue 16: first paint of `/` at 10,000 schools). Each check runs in a new interpreter, so
+modules imported by other tests do not count."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The shared modules and what `/` and `/gaps` import before they draw.
+FIRST_PAGE_MODULES = [
+    "pages.ui", "analytics.access.sharing", "analytics.config", "analytics.data.catalog", "analytics.data.prepare",
+    "analytics.outputs.charts_district", "analytics.outputs.charts_equity", "analytics.outputs.labels",
+    "analytics.stats.summaries", "analytics.stats.gaps", "analytics.access.privacy",
+]
+
+
+def _imported_after(modules: list[str]) -> list[str]:
+    code = (f"import json, sys\nfor name in {modules!r}:\n    __import__(name)\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_first_page_modules_import_no_statistics_library():
+    loaded = _imported_after(FIRST_PAGE_MODULES)
+    assert "pages.ui" in loaded and "analytics.stats.rates" in loaded
+    heavy = [m for m in loaded if m.split(".")[0] in ("scipy", "statsmodels")]
+    assert heavy == []
+
+
+def test_statistics_import_when_a_function_needs_them():
+    """The functions still work from a bare import: scipy.stats arrives with the first call."""
+    code = ("import sys\nfrom analytics.stats import rates\nassert 'scipy.stats' not in sys.modules\n"
+            "print(round(rates.two_proportion_test(30, 100, 50, 100), 6), 'scipy.stats' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    # z = (0.3 - 0.5) / sqrt(0.4 * 0.6 * (1/100 + 1/100)) = -2.886751; p = 2 * (1 - Phi(2.886751)) = 0.003892
+    assert done.stdout.split() == ["0.003892", "True"]
