@@ -101,7 +101,7 @@ def test_indexes_set_aside_come_back_as_they_were(district):
     names = {name for name, _ in before["indexes"]}
     assert before["unique"] == ["uq_metrics_key"]
     # The year-first index only on SQLite: on PostgreSQL each year is a partition (migration 0009).
-    year_first = "ix_metrics_year_metric_group" in names
+    year_first = "ix_metrics_year_metric" in names
     assert "ix_metrics_metric_group_year" in names and year_first == (district.dialect.name == "sqlite")
     with storage.write_transaction(district) as conn:  # 8 new rows into a table of 4: set aside, rebuilt
         storage.upsert(conn, "metrics", pd.concat([_metrics(2025, value=60.0), _metrics(2026, value=70.0)]))

@@ -4,8 +4,9 @@ The district and cluster rows of the rates view need only sums, so the database 
 ``GROUP BY`` (SQLAlchemy Core, the same statement on SQLite and PostgreSQL) instead of sending every
 metric row to pandas. The sums mirror :func:`analytics.stats.rates.pool_counts` exactly: a row enters
 the pool when it has both counts and a positive denominator; the others are counted as left out.
-The grouping columns lead the index ``ix_metrics_year_metric_group`` (schema) on SQLite, which the plans use;
-on PostgreSQL a year is a partition of its own, read whole or by its ``ix_metrics_metric_group_year`` index.
+The grouping columns lead the indexes ``ix_metrics_year_metric`` and ``ix_metrics_metric_group_year`` (schema) on
+SQLite, which the plans use; on PostgreSQL a year is a partition of its own, read whole or by its
+``ix_metrics_metric_group_year`` index.
 """
 
 from __future__ import annotations
@@ -710,7 +711,7 @@ def status_rows_statement(colour_years: Sequence[int], metrics: Sequence[str], *
 
     The value is :func:`analytics.stats.rates.add_rate_columns`'s: 100 x numerator / denominator in
     double precision when both counts are known and the denominator is positive, else the value given.
-    One pass over those years' rows (``ix_metrics_year_metric_group``; their partitions on PostgreSQL) turned
+    One pass over those years' rows (``ix_metrics_year_metric``; their partitions on PostgreSQL) turned
     into columns by ``MAX(CASE ...)`` per year (a key has one row a year); ``derived_suspension`` adds the suspension rate
     from discipline counts as :func:`analytics.data.derived.suspension_metric_rows` makes it (students
     suspended, else with OSS, over enrolled; a missing ALL summed from races).
