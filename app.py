@@ -6,9 +6,15 @@ A server without sign-in configured serves no staff page at all (`ui.staff_role`
 """
 
 import streamlit as st
+from streamlit import runtime
 
-from analytics.access.sharing import SCOPED_PAGES
-from pages import ui
+from analytics.background_imports import import_ahead
+
+if runtime.exists():  # a server: scipy.stats (1-3 s) is imported while the first page reads the database
+    import_ahead(["scipy.stats", "scipy.spatial"])
+
+from analytics.access.sharing import SCOPED_PAGES  # noqa: E402
+from pages import ui  # noqa: E402
 
 st.set_page_config(page_title="School Support & Improvement", page_icon=":material/school:", layout="wide")
 

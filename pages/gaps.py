@@ -91,11 +91,14 @@ def released_views(gaps, trend, grid):
     return gaps, trend.assign(**{c: np.nan for c in ("mh_gap", "mh_low", "mh_high") if c in trend}), grid
 
 
-# The year's gaps and status grid are drawn first; the pooled trend over every year (summed by the database)
-# follows in the same run, and the findings, which name a Simpson's paradox in it, are filled in above them.
-gaps, grid, limits = ui.gap_year_views(metric, year, reference, level, cluster)
+# The status grid is drawn first, then the year's gaps are labelled (one family of tests over the page) and the
+# pooled trend over every year is summed (by the database) in the same run; the findings, which count the labels
+# and name a Simpson's paradox in the trend, are filled in above them.
+grid = ui.gap_grid(metric, year, level, cluster)
+gaps = limits = None
 trend = None
-if ui.is_public():  # a shared view's trend is released with the rest, before anything is drawn
+if ui.is_public():  # a shared view's gaps and trend are released with the grid, before anything is drawn
+    gaps, grid, limits = ui.gap_year_views(metric, year, reference, level, cluster)
     gaps, trend, grid = released_views(gaps, ui.gap_trend(metric, level, cluster), grid)
 names = ui.school_names()
 scope_text = f"{'the district' if cluster == 'all' else cluster}{'' if level == 'all' else f' ({level})'}"
@@ -172,6 +175,7 @@ def colour_counts(version: int, metric: str, year: int, reference: str, level: s
 left, right = st.columns([3, 2])
 with left:
     if grid.empty or (grid["status_level"] == "").all() or (grid["color"] == "").all():
+        limits = ui.gap_year_views(metric, year, reference, level, cluster)[2]
         st.info("Nothing to show: see the findings above." if limits else f"No school group has a colour for "
                 f"{label}: no status-and-change cut points are set for it, or every group has fewer than 30 students.")
         picked = []
@@ -197,6 +201,8 @@ with right:
                                                   ui.share_token())), hide_index=True)
         st.caption("Cut points per metric and level are in the settings; groups under 30 students get no colour.")
 
+if gaps is None:
+    gaps, _, limits = ui.gap_year_views(metric, year, reference, level, cluster)
 if trend is None:
     trend = ui.gap_trend(metric, level, cluster)
 family, lines, this_year = findings(ui.data_version(), metric, year, reference, level, cluster, ui.share_token())

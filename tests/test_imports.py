@@ -44,3 +44,15 @@ def test_statistics_import_when_a_function_needs_them():
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     # z = (0.3 - 0.5) / sqrt(0.4 * 0.6 * (1/100 + 1/100)) = -2.886751; p = 2 * (1 - Phi(2.886751)) = 0.003892
     assert done.stdout.split() == ["0.003892", "True"]
+
+
+def test_import_ahead_imports_once_in_the_background():
+    """A server starts one thread that imports the modules in turn; a module that fails is skipped."""
+    code = ("import sys\nfrom analytics.background_imports import import_ahead\n"
+            "assert 'colorsys' not in sys.modules\n"
+            "thread = import_ahead(['no_such_module_here', 'colorsys'])\n"
+            "assert import_ahead(['wave']) is thread\nthread.join(30)\n"
+            "print(thread.name, thread.daemon, 'colorsys' in sys.modules, 'wave' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.stdout.split() == ["ssif-imports", "True", "True", "False"]

@@ -233,16 +233,19 @@ def suspension_derived(engine: Engine, years: Sequence[int] | None = None,
     return not metric_present(engine, "suspension_rate", years=years, school_ids=school_ids)
 
 
-def metric_slice(engine: Engine, metric: str, group: str, school_ids: Sequence[str] | None = None) -> pd.DataFrame:
-    """One metric's rows for one student group, every year: the rows of ``metrics_with_suspension`` over
-    the whole metric, filtered on the group, read with the group's filter in SQL."""
+def metric_slice(engine: Engine, metric: str, group: str, school_ids: Sequence[str] | None = None,
+                 years: Sequence[int] | None = None) -> pd.DataFrame:
+    """One metric's rows for one student group, every year (or only ``years``): the rows of
+    ``metrics_with_suspension`` over the whole metric, filtered on the group, read with the group's (and the
+    years') filter in SQL. Whether the suspension rate is derived is decided over every year either way."""
     if metric == "suspension_rate" and suspension_derived(engine, school_ids=school_ids):
         groups = [group] if group != "ALL" else ["ALL", *RACE_GROUPS]  # a missing ALL is summed from races
-        rows = metrics_with_suspension(storage.load_metrics(engine, metrics=[metric], groups=[group],
+        rows = metrics_with_suspension(storage.load_metrics(engine, metrics=[metric], groups=[group], years=years,
                                                             school_ids=school_ids),
-                                       storage.load_discipline(engine, groups=groups, school_ids=school_ids))
+                                       storage.load_discipline(engine, years=years, groups=groups,
+                                                               school_ids=school_ids))
         return rows[rows["student_group"] == group].reset_index(drop=True)
-    return storage.load_metrics(engine, metrics=[metric], groups=[group], school_ids=school_ids)
+    return storage.load_metrics(engine, metrics=[metric], groups=[group], years=years, school_ids=school_ids)
 
 
 def metric_rows(engine: Engine, metric: str, years: Sequence[int] | None = None,

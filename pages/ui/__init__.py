@@ -61,6 +61,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     drawn,
     engine,
     flags_and_ratios,
+    gap_grid,
     gap_trend,
     gap_year_views,
     goal_progress_of,

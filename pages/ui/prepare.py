@@ -213,13 +213,11 @@ def _run(step: Step, version: int) -> Iterator[None]:
     elif step.kind == "metric":  # what the overview and cluster pages read for a metric (group ALL)
         loaders._metric_groups(version, step.arg)
         yield
-        loaders._metric_slice(version, step.arg, "ALL", None)
-        yield
-        loaders._metric_counts(version, step.arg, "ALL", ("school_year",), None, None)
-        yield
         latest = max(loaders._years(version), default=None)
         if latest is not None:  # the district's figures every cluster page compares with
             loaders._district_tables(version, step.arg, latest, "ALL")
+        yield
+        loaders._metric_slice(version, step.arg, "ALL", None)
         yield
         loaders._cluster_slices(version, step.arg, "ALL")  # each cluster's rows and sums, which its page reads
     elif step.kind == "gaps":  # the gaps page's opening view: every school's rows of the metric, labelled gaps
