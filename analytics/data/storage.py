@@ -228,7 +228,8 @@ def upsert(conn: Connection, table_name: str, df: pd.DataFrame) -> int:
 
     Rows go in sorted by key: the unique index is then walked once from end to end, not at random (on a
     state-sized table whose indexes outgrow the database's cache, the difference is several-fold). A new
-    year's partition is filled in the order of its secondary indexes instead (:func:`_in_partition_order`).
+    year's partition is filled in the order of its secondary indexes instead (:func:`_in_partition_order`), and
+    SQLite's indexed metrics table metric by metric (:data:`SQLITE_WRITE_ORDER`).
 
     - SQLite: one prepared `INSERT ... ON CONFLICT DO UPDATE` run with executemany. (A temporary staging
       table first, then one merge, wrote every row twice and measured slower.)
@@ -252,15 +253,25 @@ def upsert(conn: Connection, table_name: str, df: pd.DataFrame) -> int:
     if conn.dialect.name == "postgresql":
         _upsert_postgresql(conn, table_name, df[cols])
     else:
-        _upsert_sqlite(conn, table_name, _in_key_order(table_name, df[cols]))
+        _upsert_sqlite(conn, table_name, df[cols])
     return len(df)
 
 
-def _in_key_order(table_name: str, frame: pd.DataFrame) -> pd.DataFrame:
+# SQLite: the order rows are written in when a table's secondary indexes stay in place, when not the key's.
+# Metrics go metric by metric, then by key: each metric's rows reach the unique key (school first) in runs of a
+# school's years and groups, the year-first index (year, metric) in one run, and the metric-first index (metric,
+# group, year) among 13 places instead of 156. Measured on a new year's 263,000 rows into 1.3 M (2,000 schools):
+# 1.10-1.17 s of CPU in the INSERT against 1.25-1.30 s in key order. When the indexes are set aside only the
+# unique key is written, and key order appends to it.
+SQLITE_WRITE_ORDER = {"metrics": ("metric", "school_id", "school_year", "student_group")}
+
+
+def _in_key_order(table_name: str, frame: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
+    """The rows sorted by ``order`` (default: the table's key), stably."""
     if len(frame) < 2:
         return frame
     try:
-        return frame.sort_values(list(schema.TABLES[table_name].key), kind="stable")
+        return frame.sort_values(list(order or schema.TABLES[table_name].key), kind="stable")
     except TypeError:  # a key column of mixed Python types (an edited record): order does not matter for it
         return frame
 
@@ -271,9 +282,10 @@ def _upsert_sqlite(conn: Connection, table_name: str, frame: pd.DataFrame) -> No
     values = ", ".join(["?"] * len(cols))
     sql = (f"INSERT INTO {quote(table_name)} ({', '.join(quote(c) for c in cols)}) VALUES ({values}) "
            f"{_conflict_clause(conn, table_name, cols)}")
-    rows = _tuples(frame)
+    aside = _outweighs_table(conn, table_name, len(frame))
+    rows = _tuples(_in_key_order(table_name, frame, None if aside else SQLITE_WRITE_ORDER.get(table_name)))
     # The unique key stays: ON CONFLICT needs it, and it is written in its own order.
-    with _indexes_set_aside(conn, table_name, unique=False, when=_outweighs_table(conn, table_name, len(frame))):
+    with _indexes_set_aside(conn, table_name, unique=False, when=aside):
         for start in range(0, len(rows), 100_000):
             conn.exec_driver_sql(sql, rows[start : start + 100_000])
 
