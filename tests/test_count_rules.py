@@ -10,7 +10,7 @@ from analytics.data import storage
 from analytics.data.derived import discipline_with_all
 from analytics.data.importer import import_bytes
 from analytics.stats.disproportionality import disproportionality
-from analytics.stats.status_change import round_half_away, status_change
+from analytics.stats.status_change import largest_rounding_to, round_half_away, status_change
 
 
 def _rows(sid: str, all_n: float, all_s: float, groups: list[tuple[str, float, float]]) -> list[dict]:
@@ -142,3 +142,17 @@ def test_status_is_rounded_before_its_level():
 def test_round_half_away_from_zero():
     assert round_half_away(0.25) == 0.3 and round_half_away(-0.25) == -0.3
     assert round_half_away(2.5 - 2.2) == 0.3 and round_half_away(-0.04) == 0.0
+
+
+def test_largest_rounding_to_a_cut_point_is_the_last_double_before_the_next_tenth():
+    """Rounded to one decimal, 0.35 - 5e-10 (numpy's round to 8 decimals first makes it 0.35) is 0.4; the
+    largest double at most 0.3 after rounding is just below it; ``strict`` asks for below 0.3 (up to 0.25)."""
+    t = largest_rounding_to(0.3)
+    assert 0.3499999994 < t < 0.3499999995 and round_half_away(t) == 0.3
+    assert round_half_away(np.nextafter(t, np.inf)) == 0.4
+    below = largest_rounding_to(0.3, strict=True)
+    assert round_half_away(below) == 0.2 and round_half_away(np.nextafter(below, np.inf)) == 0.3
+    assert 0.2499999994 < below < 0.2499999995
+    t = largest_rounding_to(-5.0)  # change cut points are negative too: -4.95 rounds to -5.0 (away from zero)
+    assert round_half_away(t) == -5.0 and round_half_away(np.nextafter(t, np.inf)) == -4.9
+    assert -4.9499999995 < t < -4.9499999994

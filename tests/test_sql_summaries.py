@@ -539,7 +539,7 @@ def test_discipline_scope_sums_match_pandas(discipline_demo):
     assert (int(got["derived"].sum()), int(got["derived_unknown"].sum())) == (len(derived), unknown) == (12, 0)
 
 
-# --- status colours of what changed: the rows a colour can be given, narrowed in SQL -------------------
+# --- status colours of what changed: coloured in SQL, only worsened cells read -----------------------
 
 
 def _colours(engine, rows: pd.DataFrame, year: int) -> pd.DataFrame:
@@ -548,18 +548,17 @@ def _colours(engine, rows: pd.DataFrame, year: int) -> pd.DataFrame:
     from analytics.workspace.views import directions
 
     schools = storage.load_schools(engine)
-    rows = add_rate_columns(rows) if "numerator" in rows else rows  # the narrowed rows carry the value made in SQL
+    rows = add_rate_columns(rows)
     return status_change(rows[rows["school_year"] == year], rows[rows["school_year"] == year - 1],
                          dict(zip(schools["school_id"], schools["level"], strict=True)), directions(engine))
 
 
 @pytest.mark.parametrize("suspension", ["derived", "imported"])
-def test_status_rows_give_every_colour_the_whole_table_gives(engine, suspension):
-    from analytics.config import DEFAULT_SETTINGS
+def test_colours_made_in_sql_worsen_as_the_whole_tables_do(engine, suspension):
     from analytics.data.derived import suspension_metric_rows
     from analytics.outputs.views import _metric_rows
-    from analytics.stats.rates import add_rate_columns
     from analytics.workspace.changes import worsened_status
+    from analytics.workspace.views import directions
 
     frames = _discipline_demo_frames()
     if suspension == "imported":  # the same rates imported as metrics rows: read from the metrics table
@@ -568,40 +567,27 @@ def test_status_rows_give_every_colour_the_whole_table_gives(engine, suspension)
         frames["metrics"] = pd.concat([metrics, rates.loc[rates["denominator"].notna(), metrics.columns]],
                                       ignore_index=True)
     storage.replace_all(engine, frames)
-    discipline_demo = engine
-    coloured = sorted({metric for metric, _ in DEFAULT_SETTINGS.status_cuts})
-    keys = ["school_id", "student_group", "metric"]
-    worsened = 0
+    keys = ["school_id", "metric", "student_group"]
+    worsened, metrics_seen = 0, set()
     for then, now in ((2023, 2025), (2024, 2025)):
-        every = _metric_rows(discipline_demo, None, sorted({then - 1, then, now - 1, now}), None)
-        narrow = aggregates.status_rows(discipline_demo, [then, now], coloured)
-        assert len(narrow) < len(every) and set(narrow["metric"]) <= set(coloured)
-        same = narrow.merge(add_rate_columns(every), on=[*keys, "school_year"], suffixes=("", "_all"))
-        assert len(same) == len(narrow)  # the value made in SQL is the one made in pandas, to the last bit
-        assert np.array_equal(same["value"], same["value_all"].astype(float), equal_nan=True)
-        both = {}
-        for year in (then, now):
-            want, got = _colours(discipline_demo, every, year), _colours(discipline_demo, narrow, year)
-            pairs = got.merge(want, on=keys, suffixes=("", "_all"), validate="one_to_one")
-            assert len(pairs) == len(got)  # every narrowed row is a row of the table, with the same colour
-            for column in ("status_level", "change_level", "color"):
-                assert (pairs[column] == pairs[f"{column}_all"]).all(), column
-            assert np.array_equal(pairs["status"], pairs["status_all"], equal_nan=True)
-            assert np.array_equal(pairs["change"], pairs["change_all"], equal_nan=True)
-            both[year] = (got, want)
-        # every row coloured in both years is there, so the worsened list is the whole table's
-        whole = worsened_status(both[then][1], both[now][1], now, {})
-        narrowed = worsened_status(both[then][0], both[now][0], now, {})
-        pd.testing.assert_frame_equal(narrowed.sort_values(["school_id", "detail"], ignore_index=True),
+        every = _metric_rows(engine, None, sorted({then - 1, then, now - 1, now}), None)
+        whole = worsened_status(_colours(engine, every, then), _colours(engine, every, now), now, {})
+        cells = aggregates.worsened_colours(engine, then, now, directions(engine))
+        assert set(cells["color"]) <= {"Orange", "Red"} and len(cells) == len(whole)
+        got = worsened_status(cells[keys].assign(color=cells["color_then"]), cells, now, {})
+        pd.testing.assert_frame_equal(got.sort_values(["school_id", "detail"], ignore_index=True),
                                       whole.sort_values(["school_id", "detail"], ignore_index=True))
         worsened += len(whole)
-        assert "suspension_rate" in set(both[now][0]["metric"])
-    assert worsened > 0
+        metrics_seen |= set(cells["metric"])
+        ids = sorted(every["school_id"].unique())[:5]  # a cluster's cells are the district's of its schools
+        some = aggregates.worsened_colours(engine, then, now, directions(engine), school_ids=ids)
+        pd.testing.assert_frame_equal(some.sort_values(keys, ignore_index=True),
+                                      cells[cells["school_id"].isin(ids)].sort_values(keys, ignore_index=True))
+    assert worsened > 0 and "suspension_rate" in metrics_seen
 
 
 def test_status_rows_read_the_years_by_index(discipline_demo, capsys):
-    stmt = aggregates.status_rows_statement([2024, 2025], ["math_proficient", "suspension_rate"],
-                                            derived_suspension=True)
+    stmt = aggregates.worsened_statement(2024, 2025, {"suspension_rate": False}, derived_suspension=True)
     plan = aggregates.explain(discipline_demo, stmt, index_scans_only=True)
     with capsys.disabled():
         print(f"\n{discipline_demo.dialect.name} plan of the status rows:\n{plan}")

@@ -702,11 +702,14 @@ def monthly_incident_counts(engine: Engine, *, actions: Sequence[str] | None = N
 
 
 STATUS_KEYS = ["school_id", "metric", "student_group"]
+# A colour as one character of the grid strings below: its rank (Blue 0 ... Red 4), "x" for no colour.
+_RANKS = {"Blue": "0", "Green": "1", "Yellow": "2", "Orange": "3", "Red": "4", "": "x"}
+RANK_COLORS = {rank: name for name, rank in _RANKS.items() if name}
 
 
 def status_rows_statement(colour_years: Sequence[int], metrics: Sequence[str], *,
                           school_ids: Sequence[str] | None = None, min_n: int = DEFAULT_SETTINGS.status_min_n,
-                          derived_suspension: bool = False) -> sa.Select:
+                          derived_suspension: bool = False) -> sa.Select | sa.CompoundSelect:
     """One row per school x metric x group with its value in each colour year and the year before it
     (``value_<year>``) and its denominator in each colour year (``denominator_<year>``), for the keys with
     at least ``min_n`` students in every colour year: the only rows
@@ -737,8 +740,14 @@ def status_rows_statement(colour_years: Sequence[int], metrics: Sequence[str], *
         if school_ids is not None:
             own = own.where(d.c.school_id.in_(list(school_ids)))
             summed = summed.where(a.c.school_id.in_(list(school_ids)))
-        parts += [own, summed]
-    rows = (sa.union_all(*parts) if len(parts) > 1 else parts[0]).subquery("status_rows")
+        parts.append(sa.union_all(own, summed))
+    wide = [_by_key(part.subquery(f"status_rows_{i}"), years, colour_years, min_n) for i, part in enumerate(parts)]
+    return sa.union_all(*wide) if len(wide) > 1 else wide[0]
+
+
+def _by_key(rows: sa.Subquery, years: list[int], colour_years: Sequence[int], min_n: int) -> sa.Select:
+    """:func:`status_rows_statement` of one source of rows: imported metrics and derived suspension rates are
+    grouped apart (no key is in both), so the metrics rows are summed in parallel on PostgreSQL."""
     counted = sa.and_(rows.c.numerator.is_not(None), rows.c.denominator > 0)
     value = sa.case((counted, sa.cast(rows.c.numerator, sa.Float) * sa.literal(100.0, sa.Float)
                      / sa.cast(rows.c.denominator, sa.Float)), else_=rows.c.value)
@@ -753,25 +762,85 @@ def status_rows_statement(colour_years: Sequence[int], metrics: Sequence[str], *
             .having(sa.and_(*[in_year(rows.c.denominator, y) >= min_n for y in colour_years])))
 
 
-def status_rows(engine: Engine, colour_years: Sequence[int], metrics: Sequence[str], *,
-                school_ids: Sequence[str] | None = None,
-                min_n: int = DEFAULT_SETTINGS.status_min_n) -> pd.DataFrame:
-    """The rows (``school_id, school_year, metric, student_group, value, denominator``; the denominator of
-    colour years only) that status colours in every one of ``colour_years`` are made from
-    (:func:`status_rows_statement`), the derived suspension rate included when none was imported for these
-    years and schools (as :func:`analytics.outputs.views._metric_rows` decides): a district's status
-    colours without sending every row of four years to pandas."""
-    years = sorted({y for c in colour_years for y in (c - 1, c)})
-    derived = "suspension_rate" in metrics and suspension_derived(engine, years=years, school_ids=school_ids)
-    wide = _read(engine, status_rows_statement(colour_years, metrics, school_ids=school_ids, min_n=min_n,
-                                               derived_suspension=derived))
-    columns = [*STATUS_KEYS, "school_year", "value", "denominator"]
-    frames = []
-    for year in years:
-        den = wide[f"denominator_{year}"] if year in colour_years else np.nan
-        part = wide[STATUS_KEYS].assign(school_year=year, value=wide[f"value_{year}"], denominator=den)
-        frames.append(part[part["value"].notna() | part["denominator"].notna()][columns])
-    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    for column in ("value", "denominator"):
-        out[column] = pd.to_numeric(out[column]).astype("float64")
-    return out
+def _float(x: float) -> sa.ColumnElement:
+    return sa.literal(x, sa.Float)
+
+
+def _level_index(value: sa.ColumnElement, previous: sa.ColumnElement, cuts) -> tuple[sa.ColumnElement,
+                                                                                      sa.ColumnElement]:
+    """Status and change levels (0-4, NULL when missing) that :func:`analytics.stats.status_change.status_change`
+    gives after rounding, from the raw value and change compared with the largest doubles that round to each
+    cut point or below (:func:`analytics.stats.status_change.largest_rounding_to`): no rounding in SQL."""
+    from analytics.stats.status_change import largest_rounding_to as at_most
+
+    change = value - previous
+    s = sa.case(*[(value <= _float(at_most(b)), i) for i, b in enumerate(cuts.status)], (value.is_not(None), 4))
+    c0, c1, c2, c3 = cuts.change
+    c = sa.case((change > _float(at_most(c3)), 4), (change > _float(at_most(c2, strict=True)), 3),
+                (change > _float(at_most(c1)), 2), (change > _float(at_most(c0)), 1), (change.is_not(None), 0))
+    return s, c
+
+
+def status_rank_sql(value: sa.ColumnElement, previous: sa.ColumnElement, metric: sa.ColumnElement,
+                    level: sa.ColumnElement, higher_is_better: dict[str, bool],
+                    settings: Settings = DEFAULT_SETTINGS) -> sa.ColumnElement:
+    """The colour rank (one character of :data:`RANK_COLORS`, "x" for no colour) that
+    :func:`analytics.stats.status_change.status_change` gives a value, last year's value, a metric and a
+    school level: the levels by the (metric, level) cut points (:meth:`Settings.cuts_for`), then the cell of
+    the grid (:func:`analytics.stats.status_change.grid_color`) picked from a 25-character string.
+    The group-size rule is the caller's; metrics without cut points get NULL."""
+    from analytics.stats.status_change import CHANGE_LEVELS, STATUS_LEVELS, grid_color
+
+    grid = {way: "".join(_RANKS[grid_color(s, c, way)] for s in STATUS_LEVELS for c in CHANGE_LEVELS)
+            for way in (False, True)}
+    branches = []
+    for name in sorted({m for m, _ in settings.status_cuts}):
+        levels = sorted({lv for m, lv in settings.status_cuts if m == name and lv != "ES"})
+        ways = grid[higher_is_better.get(name, True)]
+        for lv, cuts in [*((lv, settings.cuts_for(name, lv)) for lv in levels), (None, settings.cuts_for(name, "ES"))]:
+            if cuts is None:
+                continue
+            s, c = _level_index(value, previous, cuts)
+            at = metric == name if lv is None else sa.and_(metric == name, level == lv)
+            branches.append((at, sa.func.coalesce(sa.func.substr(sa.literal(ways), s * 5 + c + 1, 1), "x")))
+    return sa.case(*branches, else_=sa.null())
+
+
+def worsened_statement(then_year: int, now_year: int, higher_is_better: dict[str, bool], *,
+                       school_ids: Sequence[str] | None = None, settings: Settings = DEFAULT_SETTINGS,
+                       derived_suspension: bool = False) -> sa.Select:
+    """School x metric x group cells whose colour is Orange or Red in ``now_year`` and a better colour in
+    ``then_year`` (``school_id, metric, student_group, rank_now, rank_then``), coloured in the database
+    (:func:`status_rank_sql`) from one row per cell with its values of both years and the years before them
+    (:func:`status_rows_statement`, cells with ``settings.status_min_n`` students in both years): only the
+    cells that worsened leave it. A school's level (``ES`` when unknown) picks the cut points."""
+    coloured = sorted({m for m, _ in settings.status_cuts})
+    wide = status_rows_statement([then_year, now_year], coloured, school_ids=school_ids, min_n=settings.status_min_n,
+                                 derived_suspension=derived_suspension).subquery("wide")
+    s = schema.schools
+    level = sa.func.coalesce(s.c.level, "ES")
+
+    def rank(year: int) -> sa.ColumnElement:
+        return status_rank_sql(wide.c[f"value_{year}"], wide.c[f"value_{year - 1}"], wide.c.metric, level,
+                               higher_is_better, settings)
+
+    ranked = (sa.select(*[wide.c[k] for k in STATUS_KEYS], rank(now_year).label("rank_now"),
+                        rank(then_year).label("rank_then"))
+              .select_from(wide.outerjoin(s, s.c.school_id == wide.c.school_id)).subquery("ranked"))
+    return sa.select(ranked).where(ranked.c.rank_now.in_(["3", "4"]), ranked.c.rank_then.in_(list("0123")),
+                                   ranked.c.rank_then < ranked.c.rank_now)
+
+
+def worsened_colours(engine: Engine, then_year: int, now_year: int, higher_is_better: dict[str, bool], *,
+                     school_ids: Sequence[str] | None = None, settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """The cells of :func:`worsened_statement` (``school_id, metric, student_group, color, color_then``,
+    colour names), the derived suspension rate included when none was imported for these years and schools
+    (as :func:`analytics.outputs.views._metric_rows` decides): a district's worsened colours without sending
+    its status rows to pandas."""
+    years = sorted({then_year - 1, then_year, now_year - 1, now_year})
+    derived = suspension_derived(engine, years=years, school_ids=school_ids)
+    rows = _read(engine, worsened_statement(then_year, now_year, higher_is_better, school_ids=school_ids,
+                                            settings=settings, derived_suspension=derived))
+    if rows.empty:
+        return pd.DataFrame(columns=[*STATUS_KEYS, "color", "color_then"])
+    return rows[STATUS_KEYS].assign(color=rows["rank_now"].map(RANK_COLORS), color_then=rows["rank_then"].map(RANK_COLORS))

@@ -41,6 +41,34 @@ def round_half_away(values: pd.Series | np.ndarray | float, decimals: int = 1) -
     return np.sign(values) * np.floor(scaled + 0.5) / scale + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
+def largest_rounding_to(bound: float, strict: bool = False) -> float:
+    """The largest double v with ``round_half_away(v) <= bound`` (``< bound`` when ``strict``).
+
+    :func:`round_half_away` never decreases as v grows, so "the rounded value is at most the bound" is
+    "v is at most this number": a database compares the raw value with it, to the last bit what rounding
+    first and comparing then gives (found by bisection over the doubles in order, 64 steps)."""
+    def rounds_in(v: float) -> bool:
+        r = float(round_half_away(np.float64(v)))
+        return r < bound if strict else r <= bound
+
+    lo, hi = _ordered(bound - 1.0), _ordered(bound + 1.0)  # rounds in, and does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if rounds_in(_double(mid)) else (lo, mid)
+    return _double(lo)
+
+
+def _ordered(x: float) -> int:
+    """A double's place among all doubles (an integer that orders them as their values)."""
+    bits = int(np.float64(x).view(np.int64))
+    return bits if bits >= 0 else -(bits & 0x7FFFFFFFFFFFFFFF)
+
+
+def _double(place: int) -> float:
+    bits = place if place >= 0 else -place | -0x8000000000000000
+    return float(np.int64(bits).view(np.float64))
+
+
 def status_level(value: float, cuts: StatusCuts) -> str:
     """Very Low <= c0 < Low <= c1 < Medium <= c2 < High <= c3 < Very High."""
     if not np.isfinite(value):

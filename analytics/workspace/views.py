@@ -197,30 +197,18 @@ def _dispro(engine: Engine, ids: list[str] | None, settings: Settings, then_year
 
 def _worsened(engine: Engine, cluster: str | None, school: str | None, then_year: int, now_year: int,
               labels: dict[str, str], settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
-    """Status colours (DESIGN §3 grid) now and at the meeting, from one read of the four years they need,
-    narrowed in SQL to the metrics with cut points and the groups large enough for a colour in both years
-    (:func:`analytics.data.aggregates.status_rows`): no other row can be worsened."""
+    """Status colours (DESIGN §3 grid) worsened into Orange or Red since the meeting's year, coloured in the
+    database (:func:`analytics.data.aggregates.worsened_colours`): only the cells that worsened are read."""
     if now_year <= then_year:
         return change_rules._empty()
-    from analytics.data.aggregates import status_rows
-    from analytics.stats.status_change import status_change
+    from analytics.data.aggregates import worsened_colours
 
-    schools, ids = scope_ids(engine, cluster, school)
-    coloured = sorted({metric for metric, _ in settings.status_cuts})
-    rows = status_rows(engine, [then_year, now_year], coloured, school_ids=ids, min_n=settings.status_min_n)
-    if rows.empty:
+    _, ids = scope_ids(engine, cluster, school)
+    cells = worsened_colours(engine, then_year, now_year, directions(engine), school_ids=ids, settings=settings)
+    if cells.empty:
         return change_rules._empty()
-    level_of = dict(zip(schools["school_id"], schools["level"], strict=True))
-    ways = directions(engine)
-
-    def colours(year: int, of: pd.DataFrame) -> pd.DataFrame:
-        return status_change(of[of["school_year"] == year], of[of["school_year"] == year - 1], level_of, ways, settings)
-
-    now = colours(now_year, rows)
-    now = now[now["color"].isin(["Orange", "Red"])]  # only these can have worsened: the meeting's year for them
     keys = ["school_id", "metric", "student_group"]
-    hot = pd.MultiIndex.from_frame(rows[keys]).isin(pd.MultiIndex.from_frame(now[keys]))
-    return change_rules.worsened_status(colours(then_year, rows[hot]), now, now_year, labels)
+    return change_rules.worsened_status(cells[keys].assign(color=cells["color_then"]), cells, now_year, labels)
 
 
 def _series(engine: Engine, ids: list[str] | None) -> pd.DataFrame:
