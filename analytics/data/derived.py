@@ -85,3 +85,18 @@ def metrics_with_suspension(metrics: pd.DataFrame, discipline: pd.DataFrame,
     if metrics.empty:
         return derived[list(metrics.columns)] if len(metrics.columns) else derived
     return pd.concat([metrics, derived[metrics.columns]], ignore_index=True)
+
+
+def metrics_with_suspension_by_school(metrics: pd.DataFrame, discipline: pd.DataFrame) -> pd.DataFrame:
+    """:func:`metrics_with_suspension` of several schools' rows at once, each school deciding from its own rows
+    (as ``metrics_with_suspension`` of that school's rows alone): suspension rates derived for the schools that
+    imported none. Each school's rows come in the order its own call gives them: its metric rows, then its
+    derived rows (a school's page reads its rows this way; the preparer reads a block of schools in one go)."""
+    imported = set(metrics.loc[metrics["metric"] == "suspension_rate", "school_id"])
+    discipline = discipline[~discipline["school_id"].isin(imported)] if imported else discipline
+    if discipline.empty:
+        return metrics
+    derived = suspension_metric_rows(discipline)
+    if metrics.empty:
+        return derived[list(metrics.columns)] if len(metrics.columns) else derived
+    return pd.concat([metrics, derived[metrics.columns]], ignore_index=True)

@@ -442,6 +442,17 @@ class SchoolProfiles:
             self._make(block)
             yield
 
+    def block(self, block: int) -> tuple[list[str], pd.DataFrame, dict[str, tuple[int, int]], dict]:
+        """A block's schools, and its profiles made (if not yet): the frame, each school's rows in it, the text
+        columns' types (what each school's opening view is made from, :mod:`pages.ui.school_views`)."""
+        return self._blocks[block], *self._make(block)
+
+    def blocks(self) -> int:
+        return len(self._blocks)
+
+    def block_of(self, school_id: str) -> int | None:
+        return self._block_of.get(school_id)
+
     def of(self, school_id: str) -> pd.DataFrame | None:
         """The school's profile (:func:`~analytics.stats.summaries.school_profile`'s rows and columns); None
         while its block is not made yet, or for a school the district did not have when this was made."""

@@ -246,8 +246,10 @@ def _run(step: Step, version: int) -> Iterator[None]:
         loaders._rp_impact(version, "all", None)
         yield
         loaders._rp_beyond(version, "all", None)
-    elif step.kind == "profiles":  # every school's profile for the latest year, a block of schools per piece
-        yield from loaders._school_profiles(version, int(step.arg)).pieces()
+    elif step.kind == "profiles":  # every school's profile and opening view for the latest year, block by block
+        from pages.ui import school_views
+
+        yield from school_views._opening_views(version, int(step.arg)).pieces()
     elif step.kind == "rp_clusters":  # what a cluster's discipline view estimates: one piece per cluster
         for cluster in sorted(loaders._schools(version)["cluster"].dropna().unique()):
             yield

@@ -1,0 +1,213 @@
+"""A school's page as drawn (`/school`): its profile table, trend and discipline table with their column
+settings, and every school's opening view made ahead after an import.
+
+A school's first view would otherwise read the school's rows, test its changes and gaps, label its profile
+and build its trend chart: several times its warm rerun at 2,000 schools (DESIGN §8 asks <= 5x). The
+preparer makes the opening view (latest year, the trend's default metric and groups, staff) of every
+school a block of schools at a time, right after the block's profiles (:class:`pages.ui.loaders.SchoolProfiles`):
+one read of the block's rows, the profile tables labelled in one pass, and each school's pieces made by the
+same functions the page calls for any other view, so the two are the same.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from analytics.data import storage
+from analytics.data.catalog import STUDENT_GROUPS, group_label
+from analytics.data.derived import metrics_with_suspension_by_school
+from analytics.outputs import charts_district
+from analytics.outputs.school_view import (
+    profile_display,
+    school_findings,
+    trend_groups,
+    trend_rows,
+    years_and_groups,
+)
+from pages.ui import loaders
+from pages.ui.charts import FinishedChart, finish, finished
+from pages.ui.filters import year_label
+from pages.ui.tables import arrow_ready, filled, no_none, text_columns, year_label_of
+from pages.ui.viewer import public_cells
+
+PROFILE_COLUMNS = ["Metric", "Group", "School (%)", "ci_low", "ci_high", "denominator", "district_value",
+                   "vs_district", "target", "gap", "note"]
+
+
+def profile_table(show: pd.DataFrame, school_id: str, year: int, public: bool):
+    """One school's profile as shown (:func:`analytics.outputs.school_view.profile_display`), with the privacy
+    rules in a shared view: the table people read, its column settings and the table downloaded."""
+    config = {
+        "ci_low": st.column_config.NumberColumn("95% CI low", format="%.1f"),
+        "ci_high": st.column_config.NumberColumn("95% CI high", format="%.1f"),
+        "School (%)": st.column_config.NumberColumn(format="%.1f"),
+        "denominator": st.column_config.NumberColumn("n", format="localized"),
+        "district_value": st.column_config.NumberColumn("District (%)", format="%.1f"),
+        "vs_district": st.column_config.NumberColumn("vs district (pts)", format="%+.1f"),
+        "target": st.column_config.NumberColumn("Target (%)", format="%.1f"),
+        "gap": st.column_config.NumberColumn("Gap vs other students (pts)", format="%+.1f"),
+        "note": st.column_config.TextColumn("Note"),
+    }
+    shown = show[PROFILE_COLUMNS]
+    if public:  # each row is a cell of the district's release; a gap also needs the school's ALL cell, and the
+        n_rows = len(show)  # district value beside it is the district's cell
+        metrics_of, groups_of, years_of = show["metric"].tolist(), show["student_group"].tolist(), [year] * n_rows
+        shown, config = public_cells(
+            shown, config, cells=([school_id] * n_rows, years_of, metrics_of, groups_of),
+            n_col="denominator", rate_col="School (%)", interval_cols=["ci_low", "ci_high"],
+            derived_cols=["vs_district", "gap"],
+            requires={"vs_district": (["district"] * n_rows, years_of, metrics_of, groups_of),
+                      "gap": ([school_id] * n_rows, years_of, metrics_of, ["ALL"] * n_rows)},
+            rates={"district_value": (["district"] * n_rows, years_of, metrics_of, groups_of)})
+    # Columns with nothing in them (e.g. intervals and n for report-card files without counts) are not drawn.
+    empty = [c for c in ("ci_low", "ci_high", "denominator", "target", "gap", "note")
+             if show[c].replace("", np.nan).isna().all()]
+    readable, readable_config = no_none(shown.drop(columns=empty), config)
+    return readable, readable_config, shown
+
+
+def trend_view(trend: pd.DataFrame, metric_label: str, school_name: str, key: tuple | None = None):
+    """The trend chart of :func:`analytics.outputs.school_view.trend_rows` (those a view may show), its table
+    by year and its summary; None with one school year only. The chart is finished under `key` (the view), or
+    made now and kept by the caller when `key` is None."""
+    if trend["school_year"].nunique() <= 1:
+        return None
+    wide = trend.pivot_table(index="series", columns="school_year", values="value")
+    first, last = wide.columns.min(), wide.columns.max()
+    summary = (f"{metric_label} at {school_name}, {year_label(first)} to {year_label(last)}: " + "; ".join(
+        f"{g} {wide.loc[g, first]:.1f}% → {wide.loc[g, last]:.1f}%" for g in wide.index
+        if pd.notna(wide.loc[g, first]) and pd.notna(wide.loc[g, last])) + ".")
+    by_year = filled(wide.reset_index().rename(columns={"series": "Group"}),
+                     {y: "{:.1f}" for y in wide.columns}).rename(columns=year_label_of)
+    title = f"{metric_label} by group"
+    chart = (finish(charts_district.trend_lines, trend, metric_label, title=title) if key is None else
+             finished(charts_district.trend_lines, trend, metric_label, title=title, key=key))
+    return chart, by_year, summary
+
+
+def discipline_table(current: pd.DataFrame, school_id: str, year: int, public: bool):
+    """A school's suspension table for a year (its discipline rows of the year) with its column settings; None
+    without rows."""
+    if current.empty:
+        return None
+    suspended = current["students_suspended"].fillna(current["students_oss"])
+    table = pd.DataFrame({
+        "Group": current["student_group"].map(group_label),
+        "Enrolled": current["enrolled"],
+        "Suspended": suspended,
+        "Rate (%)": np.where(current["enrolled"] >= 10, 100 * suspended / current["enrolled"], np.nan),
+        "OSS days": current["oss_days"],
+    })
+    table["_order"] = current["student_group"].map({g: i for i, g in enumerate(STUDENT_GROUPS)}).to_numpy()
+    table = table.sort_values("_order", kind="stable").drop(columns="_order")
+    config = text_columns({"Rate (%)": "Rate (%)"}) | {"Enrolled": st.column_config.NumberColumn(format="localized")}
+    if public:  # each row is a suspension cell of the release; OSS days need the OSS cell too
+        ordered = current.loc[table.index]
+        n_rows = len(ordered)
+        cells = ([school_id] * n_rows, [year] * n_rows, ["suspension_rate"] * n_rows, ordered["student_group"].tolist())
+        table, config = public_cells(table, config, cells=cells, n_col="Enrolled", count_cols=["Suspended"],
+                                     rate_col="Rate (%)", derived_cols=["OSS days"],
+                                     requires={"OSS days": (*cells[:2], ["oss"] * n_rows, cells[3])})
+    return filled(table.reset_index(drop=True), {"Rate (%)": "{:.1f}"}), config
+
+
+@dataclass(frozen=True)
+class OpeningView:
+    """What a school's first view draws for the district's latest year, the trend's default metric and groups,
+    seen by staff (no shared link): made ahead, read-only and shared."""
+
+    years: list[int]
+    present: set[str]
+    metrics: list[str]  # the profile's metrics, in its order (the trend's choices)
+    findings: list[str]
+    table: tuple[pd.DataFrame, dict, pd.DataFrame]  # readable, its column settings, downloaded
+    metric: str
+    groups: tuple[str, ...]
+    trend: tuple[FinishedChart, pd.DataFrame, str] | None
+    discipline: tuple[pd.DataFrame, dict] | None
+
+
+class OpeningViews:
+    """Every school's :class:`OpeningView` for the latest year, made a block of schools at a time after the
+    block's profiles (the preparer's pieces). Shared and read-only; a school whose block is not made yet, or
+    whose own latest year is not the district's, has none (its page makes what it draws)."""
+
+    def __init__(self, profiles: loaders.SchoolProfiles):
+        self._profiles = profiles
+        self._made: dict[int, dict[str, OpeningView]] = {}
+        self._lock = threading.Lock()
+
+    def pieces(self):
+        """Each block's profiles, then its opening views: a piece each (the preparer gives way between them)."""
+        for block in range(self._profiles.blocks()):
+            self._profiles.block(block)
+            yield
+            with self._lock:
+                if block not in self._made:
+                    self._made[block] = loaders._then_release(self._make)(block)
+            yield
+
+    def of(self, school_id: str) -> OpeningView | None:
+        block = self._profiles.block_of(school_id)
+        made = self._made.get(block) if block is not None else None
+        return made.get(school_id) if made is not None else None
+
+    def _make(self, block: int) -> dict[str, OpeningView]:
+        version, year = self._profiles.version, self._profiles.year
+        ids, frame, where, texts = self._profiles.block(block)
+        eng = loaders.engine()
+        metrics, discipline = storage.read_at_version(eng, version, lambda: (
+            storage.load_metrics(eng, school_ids=ids), storage.load_discipline(eng, school_ids=ids)))
+        rows = metrics_with_suspension_by_school(metrics, discipline)
+        rows_at = rows.groupby("school_id", sort=False).indices
+        discipline_at = discipline.groupby("school_id", sort=False).indices
+        labels = loaders._metric_labels(version)
+        higher = loaders._catalog(version)["higher_is_better"].to_dict()
+        names = dict(zip(*(loaders._schools(version)[c] for c in ("school_id", "school_name")), strict=True))
+        profiles = frame.astype(texts)
+        shows = profile_display(profiles, labels)
+        made = {}
+        for school in ids:
+            if school not in rows_at or school not in where:
+                continue
+            own = rows.iloc[rows_at[school]]
+            years, present = years_and_groups(own)
+            if years[-1] != year:  # the page opens on the school's own latest year
+                continue
+            start, stop = where[school]
+            profile = profiles.iloc[start:stop].reset_index(drop=True)
+            choices = list(profile["metric"].unique())
+            groups = tuple(trend_groups(present))
+            label = labels.get(choices[0], choices[0])
+            own_discipline = discipline.iloc[discipline_at.get(school, [])]
+            view = OpeningView(
+                years, present, choices,
+                school_findings(own, profile, school, year, years, lambda m: labels.get(m, m),
+                                lambda m: bool(higher.get(m, True))),
+                profile_table(shows.iloc[start:stop].reset_index(drop=True), school, year, public=False),
+                choices[0], groups, trend_view(trend_rows(own, choices[0], groups), label, names[school]),
+                discipline_table(own_discipline[own_discipline["school_year"] == year], school, year, public=False))
+            arrow_ready(view.table[0])  # the tables' Arrow form too, as the first view would make it
+            if view.trend is not None:
+                arrow_ready(view.trend[1])
+            if view.discipline is not None:
+                arrow_ready(view.discipline[0])
+            made[school] = view
+        return made
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _opening_views(version: int, year: int) -> OpeningViews:
+    return OpeningViews(loaders._school_profiles(version, year))
+
+
+def opening_view(school_id: str) -> OpeningView | None:
+    """The school's prepared opening view (:class:`OpeningView`), or None."""
+    version = loaders.data_version()
+    latest = max(loaders._years(version), default=None)
+    return None if latest is None else _opening_views(version, latest).of(school_id)

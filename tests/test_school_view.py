@@ -1,0 +1,127 @@
+"""A school's page pieces (`analytics.outputs.school_view`, `pages.ui.school_views`): hand-computed values, and
+every school's opening view made ahead equal to what its page makes alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analytics.data import storage
+from analytics.data.derived import metrics_with_suspension, metrics_with_suspension_by_school
+from analytics.outputs.school_view import PROFILE_NOTES, profile_display, trend_groups, trend_rows
+
+
+def _metrics(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["school_id", "school_year", "metric", "student_group", "numerator",
+                                       "denominator", "value", "target"])
+
+
+def _discipline(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["school_id", "school_year", "student_group", "enrolled", "students_suspended",
+                                       "students_oss"])
+
+
+def test_suspension_is_derived_for_each_school_that_imported_none():
+    metrics = _metrics([("A", 2025, "read_proficient", "ALL", 50.0, 100.0, 50.0, np.nan),
+                        ("A", 2025, "suspension_rate", "ALL", 3.0, 100.0, 3.0, np.nan),
+                        ("B", 2025, "read_proficient", "ALL", 20.0, 80.0, 25.0, np.nan)])
+    discipline = _discipline([("A", 2025, "ALL", 100.0, 9.0, 9.0), ("B", 2025, "ALL", 80.0, np.nan, 4.0)])
+    both = metrics_with_suspension_by_school(metrics, discipline)
+    # A keeps its import (3 of 100); B's is derived: 4 students with OSS (no suspended count) of 80 = 5.0%.
+    suspension = both[both["metric"] == "suspension_rate"].set_index("school_id")
+    assert suspension.loc["A", "value"] == 3.0
+    assert (suspension.loc["B", "numerator"], suspension.loc["B", "denominator"], suspension.loc["B", "value"]) == (
+        4.0, 80.0, 5.0)
+    for school in ("A", "B"):  # each school's rows, in order, as its own call gives them
+        own = metrics_with_suspension(metrics[metrics["school_id"] == school],
+                                      discipline[discipline["school_id"] == school])
+        pd.testing.assert_frame_equal(both[both["school_id"] == school].reset_index(drop=True),
+                                      own.reset_index(drop=True))
+
+
+def test_trend_opens_on_all_students_the_carried_group_then_the_groups_most_compared():
+    assert trend_groups({"ALL", "WH", "HI", "SWD", "AS"}) == ["ALL", "HI", "SWD"]
+    assert trend_groups({"ALL", "WH", "HI"}, carried="WH") == ["ALL", "WH", "HI"]
+    assert trend_groups({"ALL", "HI"}, carried="HI") == ["ALL", "HI"]
+
+
+def test_trend_rows_keep_ten_students_or_a_value_without_counts():
+    rows = _metrics([("A", 2024, "m", "ALL", 5.0, 10.0, 50.0, np.nan), ("A", 2024, "m", "BL", 4.0, 9.0, 44.4, np.nan),
+                     ("A", 2025, "m", "BL", np.nan, np.nan, 40.0, np.nan), ("A", 2025, "n", "ALL", 1.0, 20.0, 5.0, np.nan)])
+    trend = trend_rows(rows, "m", ["ALL", "BL"])
+    assert trend[["school_year", "student_group", "series"]].values.tolist() == [
+        [2024, "ALL", "All students"], [2025, "BL", "Black or African American"]]
+
+
+def test_profile_display_hides_small_groups_and_orders_each_school_alone_or_in_a_block():
+    profiles = pd.DataFrame({
+        "school_id": ["B", "A", "A", "A", "B"],
+        "metric": ["m", "m", "m", "k", "m"],
+        "student_group": ["ALL", "SWD", "ALL", "ALL", "BL"],
+        "denominator": [40.0, 8.0, 30.0, np.nan, 12.0],
+        "value": [50.0, 25.0, 40.0, 71.0, 30.0],
+        "ci_low": [35.0, 7.0, 25.0, np.nan, 12.0], "ci_high": [65.0, 59.0, 57.0, np.nan, 57.0],
+        "vs_district": [1.0, -2.0, 3.0, 4.0, -5.0], "gap": [np.nan, -16.0, np.nan, np.nan, -22.0]})
+    shown = profile_display(profiles, {"m": "Maths", "k": "Climate"})
+    # By school, then metric id, then the catalog's group order (ALL before BL before SWD).
+    assert shown[["school_id", "metric", "student_group"]].values.tolist() == [
+        ["A", "k", "ALL"], ["A", "m", "ALL"], ["A", "m", "SWD"], ["B", "m", "ALL"], ["B", "m", "BL"]]
+    assert shown["Metric"].tolist() == ["Climate", "Maths", "Maths", "Maths", "Maths"]
+    # 8 students: value, interval, comparison and gap hidden; no counts: a value shown untested.
+    assert shown["School (%)"].isna().tolist() == [False, False, True, False, False]
+    assert shown.loc[2, ["ci_low", "ci_high", "vs_district", "gap"]].isna().all()
+    assert shown["note"].tolist() == [PROFILE_NOTES[1], "", PROFILE_NOTES[0], "", ""]
+    for school in ("A", "B"):
+        alone = profile_display(profiles[profiles["school_id"] == school], {"m": "Maths", "k": "Climate"})
+        pd.testing.assert_frame_equal(alone, shown[shown["school_id"] == school].reset_index(drop=True))
+
+
+def test_every_schools_opening_view_made_ahead_equals_its_own(on_demo, monkeypatch):
+    """Every school of the demo: the opening view made a block at a time (one read of the block's rows) is what
+    the page makes from the school's own rows: years, groups, findings, the profile table, the trend chart
+    (spec, data, Arrow bytes), its table and summary, and the discipline table."""
+    from analytics.outputs.school_view import school_findings, years_and_groups
+    from pages.ui import loaders, school_views
+
+    version = storage.data_version(on_demo)
+    monkeypatch.setattr(loaders, "engine", lambda: on_demo)
+    monkeypatch.setattr(loaders, "data_version", lambda: version)
+    year = max(storage.available_years(on_demo))
+    schools = storage.load_schools(on_demo)
+    views = school_views.OpeningViews(loaders.SchoolProfiles(version, year, schools["school_id"].tolist()))
+    assert views.of(schools["school_id"].iloc[0]) is None  # not made yet: the page makes the school's own
+    assert len(list(views.pieces())) == 4  # two blocks of 100 schools: profiles, then opening views
+    labels, catalog = loaders._metric_labels(version), loaders._catalog(version)
+    names = dict(zip(schools["school_id"], schools["school_name"], strict=True))
+    n_trends = n_findings = 0
+    for school in schools["school_id"]:
+        made = views.of(school)
+        rows = metrics_with_suspension(storage.load_metrics(on_demo, school_ids=[school]),
+                                       storage.load_discipline(on_demo, school_ids=[school]))
+        years, present = years_and_groups(rows)
+        assert (made.years, made.present) == (years, present)
+        profile = loaders.school_profile_of(school, year)
+        assert made.metrics == list(profile["metric"].unique())
+        assert made.findings == school_findings(rows, profile, school, year, years, lambda m: labels.get(m, m),
+                                                lambda m: bool(catalog.loc[m, "higher_is_better"]))
+        n_findings += any("significant" in line for line in made.findings)
+        own_table = school_views.profile_table(profile_display(profile, labels), school, year, public=False)
+        for part, own in zip(made.table, own_table, strict=True):
+            (pd.testing.assert_frame_equal if isinstance(own, pd.DataFrame) else np.testing.assert_equal)(part, own)
+        assert made.groups == tuple(trend_groups(present)) and made.metric == made.metrics[0]
+        own_trend = school_views.trend_view(trend_rows(rows, made.metric, made.groups), labels[made.metric],
+                                            names[school])
+        chart, by_year, summary = made.trend
+        assert chart.spec == own_trend[0].spec and chart.arrow == own_trend[0].arrow
+        for name, frame in chart.datasets.items():
+            pd.testing.assert_frame_equal(frame, own_trend[0].datasets[name])
+        pd.testing.assert_frame_equal(by_year, own_trend[1])
+        assert summary == own_trend[2] and summary.startswith(f"{labels[made.metric]} at {names[school]}, ")
+        n_trends += 1
+        discipline = storage.load_discipline(on_demo, school_ids=[school])
+        own_discipline = school_views.discipline_table(discipline[discipline["school_year"] == year], school, year,
+                                                       public=False)
+        pd.testing.assert_frame_equal(made.discipline[0], own_discipline[0])
+        assert made.discipline[1] == own_discipline[1]
+    assert n_trends == 200 and n_findings > 0
+    assert views.of("999999") is None
