@@ -8,13 +8,12 @@ A server without sign-in configured serves no staff page at all (`ui.staff_role`
 import streamlit as st
 from streamlit import runtime
 
+from analytics.access.sharing import SCOPED_PAGES
 from analytics.background_imports import import_ahead
+from pages import ui
 
-if runtime.exists():  # a server: scipy.stats (1-3 s) is imported while the first page reads the database
-    import_ahead(["scipy.stats", "scipy.spatial"])
-
-from analytics.access.sharing import SCOPED_PAGES  # noqa: E402
-from pages import ui  # noqa: E402
+if runtime.exists():  # a server: what pages leave to their first chart or test is imported while they read data
+    import_ahead(["scipy.stats", "altair", "pydeck", "scipy.spatial"])
 
 st.set_page_config(page_title="School Support & Improvement", page_icon=":material/school:", layout="wide")
 

@@ -6,7 +6,6 @@ import streamlit as st
 
 from analytics.config import map_style
 from analytics.data.catalog import group_label
-from analytics.outputs import charts_district as charts
 from analytics.stats.summaries import MEDIAN, MEDIAN_LABEL, NO_COUNTS
 from pages import ui
 
@@ -89,6 +88,10 @@ if kpi.n_left_out:
                f"{'the median' if value_only else 'pooled values'}.")
 
 # --- map and clusters --------------------------------------------------------------------------------
+# Imported once the KPIs are drawn: the charts' Altair and pydeck take 0.5-2 s to import on a server's first run.
+from analytics.outputs import charts_district as charts  # noqa: E402
+
+
 @ui.shared
 def map_view(version: int, metric: str, year: int, group: str, share: str | None):
     """The school map (serialised once per data version and view), its colour scale's ends and the number of

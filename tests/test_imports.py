@@ -1,7 +1,7 @@
-"""What a server's first page imports: the statistics libraries are imported where a function needs them.
+"""What a server's first page imports: the statistics and chart libraries are imported where they are needed.
 
-scipy.stats takes 1-3 s to import, and the first run of the app imports the pages' shared modules before it
-draws anything (issue 16: first paint of `/` at 10,000 schools). Each check runs in a new interpreter, so
+scipy.stats takes 1-3 s to import and Altair 0.5-2 s, and the first run of the app imports the pages' shared
+modules before it draws anything (issue 16: first paint of `/` at 10,000 schools). Each check runs in a new interpreter, so
 modules imported by other tests do not count."""
 
 from __future__ import annotations
@@ -34,6 +34,13 @@ def test_first_page_modules_import_no_statistics_library():
     assert "pages.ui" in loaded and "analytics.stats.rates" in loaded
     heavy = [m for m in loaded if m.split(".")[0] in ("scipy", "statsmodels")]
     assert heavy == []
+
+
+def test_overview_kpis_import_no_chart_library():
+    """Altair and pydeck come with the first chart (the overview imports its charts below its KPIs)."""
+    loaded = _imported_after(["pages.ui", "analytics.access.sharing", "analytics.background_imports",
+                              "analytics.config", "analytics.data.catalog", "analytics.stats.summaries"])
+    assert [m for m in loaded if m.split(".")[0] in ("altair", "pydeck", "scipy")] == []
 
 
 def test_statistics_import_when_a_function_needs_them():

@@ -14,12 +14,12 @@ the spec stays the one Altair writes (``tests/snapshots/chart_specs.json``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import altair as alt
 import pandas as pd
 
-_COMPOSED = {"layer": alt.LayerChart, "facet": alt.FacetChart}
+if TYPE_CHECKING:  # Altair (0.5-2 s to import) is imported when a spec goes through it, not with this module
+    import altair as alt
 
 
 @dataclass(frozen=True)
@@ -41,16 +41,21 @@ class VegaLite:
     def to_altair(self) -> alt.TopLevelMixin:
         """The Altair chart of this spec, its tables as Altair's default data transformer writes them (rows
         in ``datasets``, named by the hash of their values)."""
+        import altair as alt
+
         values = {key: alt.utils.data.to_values(frame)["values"] for key, frame in self.frames.items()}
         spec, datasets = self.with_data(lambda frame: _altair_name(values[_key(self.frames, frame)]))
         datasets = {name: values[_key(self.frames, frame)] for name, frame in datasets.items()}
-        kind = next((cls for key, cls in _COMPOSED.items() if key in spec), alt.Chart)
+        composed = {"layer": alt.LayerChart, "facet": alt.FacetChart}
+        kind = next((cls for key, cls in composed.items() if key in spec), alt.Chart)
         return kind.from_dict({**spec, "datasets": datasets} if datasets else spec)
 
     @property
     def title(self) -> str | alt.TitleParams | None:
         """The title as an Altair chart holds it (a string, or ``TitleParams`` with a subtitle), so code that
         reads an Altair chart's title (the meeting pack's alt text and sheet charts) reads this one alike."""
+        import altair as alt
+
         title = self.spec.get("title")
         return alt.TitleParams(**title) if isinstance(title, dict) else title
 

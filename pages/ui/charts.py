@@ -13,14 +13,17 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 from analytics.outputs.vega import VegaLite
 from pages.ui.state import is_public
 from pages.ui.tables import arrow_bytes, arrow_ready
+
+if TYPE_CHECKING:  # Altair (0.5-2 s to import) is imported by the first chart built, not by every page's first run
+    import altair as alt
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,8 @@ def _build(builder: str, args: tuple, kwargs: dict) -> FinishedChart:
     if isinstance(source, VegaLite):  # written as a dict: Altair only checks it
         if validate:
             source.to_dict(validate=True)
+        import altair as alt
+
         spec, datasets = source.with_data(_dataset_name)
         spec = {"$schema": alt.SCHEMA_URL, **spec}
     else:
@@ -140,6 +145,8 @@ def _dataset_name(frame: pd.DataFrame) -> str:
 def _spec_with_frames(source: alt.TopLevelMixin, validate: bool = True) -> tuple[dict, dict[str, pd.DataFrame]]:
     """The chart's Vega-Lite dict as ``st.altair_chart`` makes it (Altair's default theme off), its
     DataFrames kept by name instead of written into the spec."""
+    import altair as alt
+
     datasets: dict[str, pd.DataFrame] = {}
 
     def keep_frames(data):
@@ -159,6 +166,8 @@ def _spec_with_frames(source: alt.TopLevelMixin, validate: bool = True) -> tuple
 
 
 def _title(chart) -> str:
+    import altair as alt
+
     title = chart.spec.get("title") if isinstance(chart, FinishedChart) else getattr(chart, "title", None)
     if isinstance(title, alt.SchemaBase):  # e.g. a chart read back from its dict
         title = title.to_dict()
@@ -198,6 +207,8 @@ def _fit_width(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
         if not single or isinstance(chart.spec.get("width"), dict):  # {"step": n}: a width per band
             return chart
         return _with(chart, width="container", autosize={"type": "fit-x", "contains": "padding"})
+    import altair as alt
+
     if not isinstance(chart, (alt.Chart, alt.LayerChart)) or isinstance(getattr(chart, "width", None), alt.Step):
         return chart
     return chart.properties(width="container", autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
