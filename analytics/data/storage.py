@@ -505,7 +505,12 @@ def _conflict_clause(conn: Connection, table_name: str, cols: list[str]) -> str:
 
 def _copy_rows(conn: Connection, target: str, col_list: str, frame: pd.DataFrame, table_name: str) -> None:
     """PostgreSQL `COPY ... FROM STDIN` of a frame as CSV written by Arrow (a null is an unquoted empty
-    field, which COPY reads as NULL; Arrow writes CSV about 8x faster than `DataFrame.to_csv`)."""
+    field, which COPY reads as NULL; Arrow writes CSV about 8x faster than `DataFrame.to_csv`).
+
+    Measured on a state's new year of metrics (1.31 M rows) and kept as CSV: COPY's binary format, laid out
+    with whole-array numpy or Arrow operations, took twice as long to build as this text (2.0 s against 0.95 s)
+    and the COPY as a whole took longer; sending from a second thread (psycopg's queued writer) while the next
+    chunk is written gained nothing on two busy cores."""
     cursor = conn.connection.driver_connection.cursor()
     try:
         with cursor.copy(f"COPY {target} ({col_list}) FROM STDIN (FORMAT csv)") as copy:
