@@ -21,7 +21,6 @@ import streamlit as st
 from analytics.data import storage
 from analytics.data.catalog import STUDENT_GROUPS, group_label
 from analytics.data.derived import metrics_with_suspension_by_school
-from analytics.outputs import charts_district
 from analytics.outputs.school_view import (
     profile_display,
     school_findings,
@@ -85,6 +84,8 @@ def trend_view(trend: pd.DataFrame, metric_label: str, school_name: str, key: tu
     by_year = filled(wide.reset_index().rename(columns={"series": "Group"}),
                      {y: "{:.1f}" for y in wide.columns}).rename(columns=year_label_of)
     title = f"{metric_label} by group"
+    from analytics.outputs import charts_district  # with its chart: Altair is not imported by every first run
+
     chart = (finish(charts_district.trend_lines, trend, metric_label, title=title) if key is None else
              finished(charts_district.trend_lines, trend, metric_label, title=title, key=key))
     return chart, by_year, summary
