@@ -271,6 +271,7 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
         worker.notice(version)
         assert worker.wait_idle(300)  # the whole list, clusters included, on a busy machine
         assert worker.seconds[version] >= 0 and len(steps) >= 5
+        assert list(worker.step_seconds[version]) == [s.label for s in steps]  # each step's seconds kept
         latest = max(loaders._years(version))
         schools = loaders._schools(version)
         clusters = sorted(schools["cluster"].unique())
@@ -354,7 +355,8 @@ def test_prepared_opening_views_show_what_unprepared_ones_show_and_build_nothing
     steps = prepare._plan(version)
     assert [s.arg for s in steps if s.kind == "view"] == list(OPENING_VIEWS)  # the demo has every kind of data
     with caplog.at_level(logging.DEBUG, logger=prepare.log.name):
-        prepare.prepare_now(version)
+        timed = prepare.prepare_now(version)
+    assert list(timed) == [s.label for s in steps] and all(t >= 0 for t in timed.values())  # each step timed
     assert not [r for r in caplog.records if "not prepared" in r.getMessage()]  # every view ran to its end
     built = []
     original = charts._build

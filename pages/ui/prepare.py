@@ -76,6 +76,7 @@ class Preparer:
         self.pauses = 0  # pieces that waited for a page run to end (tests and benchmarks)
         self.prepared: int | None = None  # the last version prepared to the end
         self.seconds: dict[int, float] = {}  # version -> seconds its preparation took
+        self.step_seconds: dict[int, dict[str, float]] = {}  # version -> each step's seconds (pauses included)
         self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
         self._thread.start()
 
@@ -142,12 +143,15 @@ class Preparer:
         try:
             steps = self._plan(version)
             shown = sum(not step.background for step in steps)  # background steps come last
+            timed = self.step_seconds[version] = {}
             for done, step in enumerate(steps):
                 self._set(None if step.background else Progress(version, done, shown, step.label))
                 self._give_way(version)
+                step_started = time.monotonic()
                 pieces = self._run(step, version)
                 for _ in pieces if isinstance(pieces, Iterator) else ():
                     self._give_way(version)
+                timed[step.label] = _took(step, step_started)
         except storage.DataChanged:
             self._set(None)
             self._wake.set()
@@ -269,11 +273,23 @@ def _run(step: Step, version: int) -> Iterator[None]:
         _draw_opening_view(str(step.arg), version)
 
 
-def prepare_now(version: int) -> None:
-    """The whole work list of `version` on this thread, piece after piece with no pause (benchmarks, tests)."""
+def prepare_now(version: int) -> dict[str, float]:
+    """The whole work list of `version` on this thread, piece after piece with no pause (benchmarks, tests):
+    each step's seconds, by label."""
+    timed = {}
     for step in _plan(version):
+        started = time.monotonic()
         for _ in _run(step, version):
             pass
+        timed[step.label] = _took(step, started)
+    return timed
+
+
+def _took(step: Step, started: float) -> float:
+    """A step's seconds, logged: which steps keep a new version's first views waiting."""
+    seconds = round(time.monotonic() - started, 3)
+    log.info("prepared %s in %.1f s", step.label, seconds)
+    return seconds
 
 
 _OPENING_VIEW = threading.Lock()  # the stand-in session state off script threads is one per process
