@@ -595,6 +595,30 @@ def test_status_rows_read_the_years_by_index(discipline_demo, capsys):
     assert "ix_discipline_year" in plan
 
 
+def test_new_flags_need_only_the_schools_that_can_be_flagged(discipline_demo):
+    """What changed computes risk ratios only for schools with a group of 30 students and an outcome count
+    of 10 in each of the three years up to the latest: the new flags are those of every school."""
+    from analytics.config import DEFAULT_SETTINGS
+    from analytics.workspace.changes import new_rr_flags
+    from analytics.workspace.views import _dispro
+
+    schools = sorted(storage.load_schools(discipline_demo)["school_id"])
+    found = 0
+    for ids in (None, schools[:6]):
+        whole = aggregates.scope_disproportionality(discipline_demo, ids)
+        able = aggregates.flag_candidates(discipline_demo, 2025, school_ids=ids)
+        flagged = sorted(whole.loc[whole["flagged"] & (whole["school_year"] == 2025), "school_id"].unique())
+        assert set(flagged) <= set(able) and set(able) <= set(ids or schools)
+        for then in (2022, 2023, 2024):
+            want = new_rr_flags(whole, then, 2025).reset_index(drop=True)
+            got = new_rr_flags(_dispro(discipline_demo, ids, DEFAULT_SETTINGS, then, 2025), then, 2025)
+            pd.testing.assert_frame_equal(got.reset_index(drop=True), want)
+            found += len(want)
+    assert found > 0
+    low = DEFAULT_SETTINGS.__class__(n_size=10**6)  # no group that large: no school to compute
+    assert aggregates.flag_candidates(discipline_demo, 2025, low) == []
+
+
 def test_a_years_flags_need_only_it_and_the_two_years_before(discipline_demo):
     schools = storage.load_schools(discipline_demo)
     cluster = sorted(schools.loc[schools["cluster"] == schools["cluster"].iloc[0], "school_id"])

@@ -625,6 +625,28 @@ def scope_disproportionality(engine: Engine, school_ids: Sequence[str] | None = 
     return disproportionality.disproportionality(rows, settings, district=district)
 
 
+def flag_candidates(engine: Engine, year: int, settings: Settings = DEFAULT_SETTINGS,
+                    school_ids: Sequence[str] | None = None) -> list[str]:
+    """The schools (of `school_ids`, default every school) that can have a risk-ratio flag in `year`, sorted:
+    a flag needs a ratio in each of the ``settings.consecutive_years`` years up to `year`, and a ratio needs
+    the group's row to have ``n_size`` students enrolled and an outcome count of ``cell_size``
+    (:func:`analytics.stats.disproportionality.disproportionality`). One grouped read; a school without such
+    a group in every one of those years has no flag to compute."""
+    d = schema.discipline
+    cell = settings.cell_size
+    years = [year - back for back in range(settings.consecutive_years)]
+    counts = [_outcome_count(d, "suspension"), *(d.c[c] for c in _OUTCOME_COLUMNS.values())]
+    stmt = (sa.select(d.c.school_id).distinct()
+            .where(d.c.school_year.in_(years), d.c.student_group != "ALL", d.c.enrolled >= settings.n_size,
+                   sa.or_(*[c >= cell for c in counts]))
+            .group_by(d.c.school_id, d.c.student_group)
+            .having(sa.func.count(sa.distinct(d.c.school_year)) == len(years)))
+    if school_ids is not None:
+        stmt = stmt.where(d.c.school_id.in_(list(school_ids)))
+    with engine.connect() as conn:
+        return sorted(conn.execute(stmt).scalars())
+
+
 def discipline_school_ids(engine: Engine, school_ids: Sequence[str] | None = None) -> list[str]:
     """The schools with discipline rows (of `school_ids`, default every school), sorted: one ``DISTINCT``."""
     d = schema.discipline
