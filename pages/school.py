@@ -45,7 +45,8 @@ st.caption(facts)
 ui.link("School Performance Plan: goals, progress and walkthroughs", "pages/plans.py", icon=":material/flag:",
         school=school_id)
 
-opening = ui.opening_view(school_id)  # the latest year's first view, made ahead after an import (or None)
+opening_views = ui.opening_views()  # what each school's first view reads, made ahead after an import
+opening = opening_views.of(school_id) if opening_views is not None else None
 
 
 def school_rows():
@@ -102,8 +103,6 @@ st.markdown("\n".join(findings(ui.data_version(), school_id, year, share)))
 def profile_table(version: int, school_id: str, year: int, share: str | None):
     """The profile as shown (labels, hidden small groups, privacy rules) and as downloaded, with its column
     settings: once per data version, school, year and shared link."""
-    if prepared is not None:
-        return prepared.table
     show = profile_display(profile_for(version, school_id, year), ui.metric_labels())
     return school_views.profile_table(show, school_id, year, ui.is_public())
 
@@ -138,8 +137,9 @@ chosen_groups = st.multiselect("Groups", [g for g in STUDENT_GROUPS if g in pres
 def trend_view(version: int, school_id: str, metric: str, groups: tuple[str, ...], share: str | None):
     """The trend chart, its table by year and its summary (None with one school year only)."""
     if opening is not None and share is None and (metric, groups) == (opening.metric, opening.groups):
-        return opening.trend
-    trend = trend_rows(school_rows(), metric, groups)
+        trend = opening_views.trend_rows(school_id)
+    else:
+        trend = trend_rows(school_rows(), metric, groups)
     trend = trend[ui.exact_cells(trend["school_id"].tolist(), trend["school_year"].tolist(), trend["metric"].tolist(),
                                  trend["student_group"].tolist())]  # shared views draw released values only
     return school_views.trend_view(trend, ui.metric_label(metric), info["school_name"],
@@ -160,10 +160,11 @@ st.subheader("Discipline")
 def discipline_table(version: int, school_id: str, year: int, share: str | None):
     """The school's suspension table for a year with its column settings (None without discipline rows)."""
     if prepared is not None:
-        return prepared.discipline
-    discipline = ui.discipline([school_id])
-    return school_views.discipline_table(discipline[discipline["school_year"] == year], school_id, year,
-                                         ui.is_public())
+        current = opening_views.discipline_rows(school_id)
+    else:
+        discipline = ui.discipline([school_id])
+        current = discipline[discipline["school_year"] == year]
+    return school_views.discipline_table(current, school_id, year, ui.is_public())
 
 
 suspensions = discipline_table(ui.data_version(), school_id, year, share)

@@ -293,10 +293,11 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
             loaders._rp_beyond(version, cluster, None)
         profiles = loaders._school_profiles(version, latest)  # every school's first view slices its profile
         assert all(len(profiles.of(school)) for school in schools["school_id"])
-        from pages.ui import school_views  # and its opening view is made ahead: findings, tables, trend
+        from pages.ui import school_views  # and what its opening view reads: findings, trend, discipline rows
 
         opening = school_views._opening_views(version, latest)
-        assert all(opening.of(school).findings for school in schools["school_id"])
+        assert all(opening.of(school).findings and opening.trend_rows(school) is not None
+                   for school in schools["school_id"])
         by_cluster = loaders._cluster_discipline_sums(version)  # and its sums, sliced from every cluster's read
         assert sorted(by_cluster) == clusters and len(by_cluster[clusters[0]])
         opening_year = loaders._discipline_choices(version)[0][-1]  # and its rates by group, as its own

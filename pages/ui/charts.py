@@ -70,15 +70,6 @@ def finished(build: Callable[..., alt.TopLevelMixin], *args, key: tuple | None =
     return _finished(name, args, kwargs)
 
 
-def finish(build: Callable[..., alt.TopLevelMixin | VegaLite], *args, **kwargs) -> FinishedChart:
-    """``build(*args, **kwargs)`` as a :class:`FinishedChart`, made now and not cached: for charts made ahead
-    and kept by what made them (every school's opening trend, :mod:`pages.ui.school_views`), which would
-    push each other out of :func:`finished`'s cache."""
-    name = f"{build.__module__}.{build.__qualname__}"
-    _BUILDERS.setdefault(name, build)
-    return _build(name, args, kwargs)
-
-
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _finished_by_key(builder: str, key: tuple, _args: tuple, _kwargs: dict) -> FinishedChart:
     return _build(builder, _args, _kwargs)

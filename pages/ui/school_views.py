@@ -1,12 +1,12 @@
 """A school's page as drawn (`/school`): its profile table, trend and discipline table with their column
-settings, and every school's opening view made ahead after an import.
+settings, and what every school's opening view reads, made ahead after an import.
 
-A school's first view would otherwise read the school's rows, test its changes and gaps, label its profile
-and build its trend chart: several times its warm rerun at 2,000 schools (DESIGN §8 asks <= 5x). The
-preparer makes the opening view (latest year, the trend's default metric and groups, staff) of every
-school a block of schools at a time, right after the block's profiles (:class:`pages.ui.loaders.SchoolProfiles`):
-one read of the block's rows, the profile tables labelled in one pass, and each school's pieces made by the
-same functions the page calls for any other view, so the two are the same.
+A school's first view would otherwise read all the school's rows and test its changes and gaps: several
+times its warm rerun at 2,000 schools (DESIGN §8 asks <= 5x). The preparer makes, for every school and a
+block of schools at a time right after the block's profiles (:class:`pages.ui.loaders.SchoolProfiles`), from
+one read of the block's rows: the school's years and groups, the findings' lines, the rows of its opening
+trend and its discipline rows of the latest year, with the functions the page calls for any other view, so
+the two are the same.
 """
 
 from __future__ import annotations
@@ -22,16 +22,15 @@ from analytics.data import storage
 from analytics.data.catalog import STUDENT_GROUPS, group_label
 from analytics.data.derived import metrics_with_suspension_by_school
 from analytics.outputs.school_view import (
-    profile_display,
     school_findings,
     trend_groups,
     trend_rows,
     years_and_groups,
 )
 from pages.ui import loaders
-from pages.ui.charts import FinishedChart, finish, finished
+from pages.ui.charts import finished
 from pages.ui.filters import year_label
-from pages.ui.tables import arrow_ready, filled, no_none, text_columns, year_label_of
+from pages.ui.tables import filled, no_none, text_columns, year_label_of
 from pages.ui.viewer import public_cells
 
 PROFILE_COLUMNS = ["Metric", "Group", "School (%)", "ci_low", "ci_high", "denominator", "district_value",
@@ -70,10 +69,9 @@ def profile_table(show: pd.DataFrame, school_id: str, year: int, public: bool):
     return readable, readable_config, shown
 
 
-def trend_view(trend: pd.DataFrame, metric_label: str, school_name: str, key: tuple | None = None):
-    """The trend chart of :func:`analytics.outputs.school_view.trend_rows` (those a view may show), its table
-    by year and its summary; None with one school year only. The chart is finished under `key` (the view), or
-    made now and kept by the caller when `key` is None."""
+def trend_view(trend: pd.DataFrame, metric_label: str, school_name: str, key: tuple):
+    """The trend chart of :func:`analytics.outputs.school_view.trend_rows` (those a view may show), finished
+    under `key` (the view: no hashing of rows), its table by year and its summary; None with one school year."""
     if trend["school_year"].nunique() <= 1:
         return None
     wide = trend.pivot_table(index="series", columns="school_year", values="value")
@@ -86,8 +84,7 @@ def trend_view(trend: pd.DataFrame, metric_label: str, school_name: str, key: tu
     title = f"{metric_label} by group"
     from analytics.outputs import charts_district  # with its chart: Altair is not imported by every first run
 
-    chart = (finish(charts_district.trend_lines, trend, metric_label, title=title) if key is None else
-             finished(charts_district.trend_lines, trend, metric_label, title=title, key=key))
+    chart = finished(charts_district.trend_lines, trend, metric_label, title=title, key=key)
     return chart, by_year, summary
 
 
@@ -119,28 +116,53 @@ def discipline_table(current: pd.DataFrame, school_id: str, year: int, public: b
 
 @dataclass(frozen=True)
 class OpeningView:
-    """What a school's first view draws for the district's latest year, the trend's default metric and groups,
-    seen by staff (no shared link): made ahead, read-only and shared."""
+    """What a school's first view needs beyond its profile for the district's latest year, seen by staff (no
+    shared link): its years and groups, the findings' lines, and the trend's default metric and groups (whose
+    rows :meth:`OpeningViews.trend_rows` gives). Made ahead, read-only and shared."""
 
     years: list[int]
     present: set[str]
     metrics: list[str]  # the profile's metrics, in its order (the trend's choices)
     findings: list[str]
-    table: tuple[pd.DataFrame, dict, pd.DataFrame]  # readable, its column settings, downloaded
     metric: str
     groups: tuple[str, ...]
-    trend: tuple[FinishedChart, pd.DataFrame, str] | None
-    discipline: tuple[pd.DataFrame, dict] | None
+
+
+class _Block:
+    """A block's opening views, the trend rows of each school's opening trend and the schools' discipline rows of
+    the year: one frame each (text columns as categories: the memory bar, DESIGN §8) and each school's rows in it."""
+
+    def __init__(self, views: dict[str, OpeningView], trends: list[pd.DataFrame], discipline: pd.DataFrame):
+        self.views = views
+        self.trends, self.trend_at, self.trend_texts = _compact(pd.concat(trends, ignore_index=True) if trends else
+                                                                None)
+        self.discipline, self.discipline_at, self.discipline_texts = _compact(discipline.reset_index(drop=True))
+
+
+def _compact(frame: pd.DataFrame | None):
+    if frame is None:
+        return None, {}, {}
+    texts = {col: dtype for col, dtype in frame.dtypes.items() if dtype == "str" or dtype == "object"}
+    at = frame.groupby("school_id", sort=False).indices if len(frame) else {}
+    return frame.astype({col: "category" for col in texts}), at, texts
+
+
+def _rows(frame: pd.DataFrame | None, at: dict, texts: dict, school_id: str) -> pd.DataFrame | None:
+    if frame is None or school_id not in at:
+        return None
+    return frame.iloc[at[school_id]].reset_index(drop=True).astype(texts)
 
 
 class OpeningViews:
     """Every school's :class:`OpeningView` for the latest year, made a block of schools at a time after the
-    block's profiles (the preparer's pieces). Shared and read-only; a school whose block is not made yet, or
-    whose own latest year is not the district's, has none (its page makes what it draws)."""
+    block's profiles (the preparer's pieces), from one read of the block's rows. Shared and read-only; a school
+    whose block is not made yet, or whose own latest year is not the district's, has none (its page reads and
+    makes what it draws). Its tables and chart are drawn from these on the first view: kept for every school,
+    their frames would hold some 300 MiB at 2,000 schools."""
 
     def __init__(self, profiles: loaders.SchoolProfiles):
         self._profiles = profiles
-        self._made: dict[int, dict[str, OpeningView]] = {}
+        self._made: dict[int, _Block] = {}
         self._lock = threading.Lock()
 
     def pieces(self):
@@ -153,12 +175,32 @@ class OpeningViews:
                     self._made[block] = loaders._then_release(self._make)(block)
             yield
 
-    def of(self, school_id: str) -> OpeningView | None:
+    def _block(self, school_id: str) -> _Block | None:
         block = self._profiles.block_of(school_id)
-        made = self._made.get(block) if block is not None else None
-        return made.get(school_id) if made is not None else None
+        return self._made.get(block) if block is not None else None
 
-    def _make(self, block: int) -> dict[str, OpeningView]:
+    def of(self, school_id: str) -> OpeningView | None:
+        made = self._block(school_id)
+        return made.views.get(school_id) if made is not None else None
+
+    def trend_rows(self, school_id: str) -> pd.DataFrame | None:
+        """The rows of the school's opening trend (:func:`~analytics.outputs.school_view.trend_rows` of its
+        :class:`OpeningView` metric and groups)."""
+        made = self._block(school_id)
+        if made is None or school_id not in made.views:
+            return None
+        found = _rows(made.trends, made.trend_at, made.trend_texts, school_id)
+        return found if found is not None else made.trends.iloc[0:0].astype(made.trend_texts)
+
+    def discipline_rows(self, school_id: str) -> pd.DataFrame | None:
+        """The school's discipline rows of the latest year (its page's discipline table)."""
+        made = self._block(school_id)
+        if made is None or school_id not in made.views:
+            return None
+        found = _rows(made.discipline, made.discipline_at, made.discipline_texts, school_id)
+        return found if found is not None else made.discipline.iloc[0:0].astype(made.discipline_texts)
+
+    def _make(self, block: int) -> _Block:
         version, year = self._profiles.version, self._profiles.year
         ids, frame, where, texts = self._profiles.block(block)
         eng = loaders.engine()
@@ -166,13 +208,10 @@ class OpeningViews:
             storage.load_metrics(eng, school_ids=ids), storage.load_discipline(eng, school_ids=ids)))
         rows = metrics_with_suspension_by_school(metrics, discipline)
         rows_at = rows.groupby("school_id", sort=False).indices
-        discipline_at = discipline.groupby("school_id", sort=False).indices
         labels = loaders._metric_labels(version)
         higher = loaders._catalog(version)["higher_is_better"].to_dict()
-        names = dict(zip(*(loaders._schools(version)[c] for c in ("school_id", "school_name")), strict=True))
-        profiles = frame.astype(texts)
-        shows = profile_display(profiles, labels)
-        made = {}
+        profiles = frame.astype(texts)  # each school's profile is a slice of the block's, as its page reads it
+        views, trends = {}, []
         for school in ids:
             if school not in rows_at or school not in where:
                 continue
@@ -184,22 +223,13 @@ class OpeningViews:
             profile = profiles.iloc[start:stop].reset_index(drop=True)
             choices = list(profile["metric"].unique())
             groups = tuple(trend_groups(present))
-            label = labels.get(choices[0], choices[0])
-            own_discipline = discipline.iloc[discipline_at.get(school, [])]
-            view = OpeningView(
+            views[school] = OpeningView(
                 years, present, choices,
                 school_findings(own, profile, school, year, years, lambda m: labels.get(m, m),
                                 lambda m: bool(higher.get(m, True))),
-                profile_table(shows.iloc[start:stop].reset_index(drop=True), school, year, public=False),
-                choices[0], groups, trend_view(trend_rows(own, choices[0], groups), label, names[school]),
-                discipline_table(own_discipline[own_discipline["school_year"] == year], school, year, public=False))
-            arrow_ready(view.table[0])  # the tables' Arrow form too, as the first view would make it
-            if view.trend is not None:
-                arrow_ready(view.trend[1])
-            if view.discipline is not None:
-                arrow_ready(view.discipline[0])
-            made[school] = view
-        return made
+                choices[0], groups)
+            trends.append(trend_rows(own, choices[0], groups))
+        return _Block(views, trends, discipline[discipline["school_year"] == year])
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -207,8 +237,8 @@ def _opening_views(version: int, year: int) -> OpeningViews:
     return OpeningViews(loaders._school_profiles(version, year))
 
 
-def opening_view(school_id: str) -> OpeningView | None:
-    """The school's prepared opening view (:class:`OpeningView`), or None."""
+def opening_views() -> OpeningViews | None:
+    """Every school's opening view of the latest year (:class:`OpeningViews`; None without data)."""
     version = loaders.data_version()
     latest = max(loaders._years(version), default=None)
-    return None if latest is None else _opening_views(version, latest).of(school_id)
+    return None if latest is None else _opening_views(version, latest)
