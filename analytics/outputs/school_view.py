@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from analytics.data.catalog import STUDENT_GROUPS, group_label
-from analytics.outputs.findings import gap_finding, nothing_found_finding, rate_change_finding
+from analytics.outputs.findings import ALPHA, MIN_N, gap_finding, nothing_found_finding, rate_change_finding
 from analytics.stats.gaps import FDR_Q, bh_q_values
+from analytics.stats.rates import two_proportion_tests
 
 # Released exactly? (units, years, metrics, groups) -> one bool per cell; staff see every cell.
 Exact = Callable[[list, list, list, list], np.ndarray]
@@ -61,10 +62,16 @@ def school_findings(rows: pd.DataFrame, profile: pd.DataFrame, school_id: str, y
         # A shared view states a change only when both years' rates are released exactly (privacy rules).
         released = exact([school_id] * 2 * len(both), [before, year] * len(both),
                           [m for m in both for _ in range(2)], ["ALL"] * 2 * len(both)).reshape(-1, 2).all(axis=1)
-        for metric in (m for m, shown in zip(both, released, strict=True) if shown):
-            counts = [*counts_of[(metric, before)], *counts_of[(metric, year)]]
-            n_changes_tested += all(np.isfinite(counts)) and min(counts[1], counts[3]) >= MIN_TESTED_N
-            line = rate_change_finding(label(metric), *counts, higher(metric))
+        shown = [m for m, ok in zip(both, released, strict=True) if ok]
+        counts = np.array([[*counts_of[(m, before)], *counts_of[(m, year)]] for m in shown], dtype="float64")
+        counts = counts.reshape(-1, 4)  # last year's numerator and denominator, this year's
+        smaller = np.fmin(counts[:, 1], counts[:, 3])
+        finite = np.isfinite(counts).all(axis=1)
+        n_changes_tested = int((finite & (smaller >= MIN_TESTED_N)).sum())
+        # Every metric's test at once (the same p-values as one by one); a sentence only where it can be significant.
+        p_values = two_proportion_tests(counts[:, 2], counts[:, 3], counts[:, 0], counts[:, 1])
+        for i in np.flatnonzero(finite & (smaller >= MIN_N) & (p_values < ALPHA)):
+            line = rate_change_finding(label(shown[i]), *counts[i], higher(shown[i]))
             if "a significant change" in line:
                 lines.append(line)
     # Every group x metric gap of the school is one family of tests: BH q-values, a gap is named when q < 0.10.
