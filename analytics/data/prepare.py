@@ -10,7 +10,8 @@ district-wide view for everyone (no URL parameters) is drawn once with nobody wa
 tables and Arrow bytes are made under the very cache keys the page asks for, and the first person to open
 it only reads them (DESIGN §8: a first view within 5x its warm rerun). This module only says *what* to
 prepare, from the data present; `pages/ui/prepare.py` runs the list against the app's caches. Last, in the
-background, every school's profile for the latest year (a school's first view slices it) and each cluster's
+background, every school's profile for the latest year and what its first view reads besides (a school's first view
+slices them) and each cluster's
 restorative-practices estimates: a cluster's discipline view is otherwise tens to hundreds of times its
 rerun on first view.
 """
@@ -60,7 +61,7 @@ def work_list(metric_ids: Sequence[str], years: Sequence[int], *, has_discipline
               has_live_shares: bool = True, has_learning: bool = False, has_goals: bool = False) -> list[Step]:
     """The district-wide results to prepare for one data version, most widely needed first, then the
     opening views drawn from them (:data:`OPENING_VIEWS`, those whose data is present), then in the
-    background every school's profile for the latest year (100 schools per piece, ``PROFILE_BLOCK``: a
+    background every school's profile and opening view for the latest year (100 schools per piece, ``PROFILE_BLOCK``: a
     school's first view slices it) and what any one cluster's discipline view needs (each cluster's restorative-practices
     estimates, randomization inference of a fraction of a second to seconds each: last, one piece per
     cluster).
