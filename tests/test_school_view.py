@@ -119,3 +119,31 @@ def test_every_schools_opening_view_made_ahead_equals_its_own(on_demo, monkeypat
         assert made_table[1] == own[1]
     assert n_findings > 0
     assert views.of("999999") is None and views.trend_rows("999999") is None
+
+
+def test_a_schools_page_shows_the_same_from_its_opening_view_and_reads_none_of_its_rows(on_demo, monkeypatch):
+    """Schools of both blocks: a first view after the preparer made the opening views shows what a first view
+    without them shows (figures, tables, chart specs, text), without reading the school's own rows."""
+    import streamlit as st
+
+    from pages import ui
+    from pages.ui import school_views
+    from tests.page_runner import run_page
+    from tests.test_prepare import _shown
+
+    ids = storage.load_schools(on_demo)["school_id"].tolist()
+    chosen = [ids[0], ids[99], ids[150]]
+    unprepared = {school: _shown(run_page("school", school=school)) for school in chosen}
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    views = school_views._opening_views(storage.data_version(on_demo), max(storage.available_years(on_demo)))
+    list(views.pieces())
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("the opening view read the school's rows")
+
+    monkeypatch.setattr(ui, "school_metrics", no_read)
+    monkeypatch.setattr(ui, "discipline", no_read)
+    for school in chosen:
+        assert views.of(school) is not None
+        assert _shown(run_page("school", school=school)) == unprepared[school], school
