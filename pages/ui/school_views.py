@@ -130,27 +130,23 @@ class OpeningView:
 
 class _Block:
     """A block's opening views, the trend rows of each school's opening trend and the schools' discipline rows of
-    the year: one frame each (text columns as categories: the memory bar, DESIGN §8) and each school's rows in it."""
+    the year: one frame each (text columns in pandas' Arrow-backed strings: a few kB a school, and a school's
+    rows are a slice with no conversion on its first view) and each school's rows in it."""
 
     def __init__(self, views: dict[str, OpeningView], trends: list[pd.DataFrame], discipline: pd.DataFrame):
         self.views = views
-        self.trends, self.trend_at, self.trend_texts = _compact(pd.concat(trends, ignore_index=True) if trends else
-                                                                None)
-        self.discipline, self.discipline_at, self.discipline_texts = _compact(discipline.reset_index(drop=True))
+        self.trends = pd.concat(trends, ignore_index=True) if trends else None
+        self.trend_at = _positions(self.trends)
+        self.discipline = discipline.reset_index(drop=True)
+        self.discipline_at = _positions(self.discipline)
 
 
-def _compact(frame: pd.DataFrame | None):
-    if frame is None:
-        return None, {}, {}
-    texts = {col: dtype for col, dtype in frame.dtypes.items() if dtype == "str" or dtype == "object"}
-    at = frame.groupby("school_id", sort=False).indices if len(frame) else {}
-    return frame.astype({col: "category" for col in texts}), at, texts
+def _positions(frame: pd.DataFrame | None) -> dict[str, np.ndarray]:
+    return frame.groupby("school_id", sort=False).indices if frame is not None and len(frame) else {}
 
 
-def _rows(frame: pd.DataFrame | None, at: dict, texts: dict, school_id: str) -> pd.DataFrame | None:
-    if frame is None or school_id not in at:
-        return None
-    return frame.iloc[at[school_id]].reset_index(drop=True).astype(texts)
+def _rows(frame: pd.DataFrame, at: dict[str, np.ndarray], school_id: str) -> pd.DataFrame:
+    return frame.iloc[at[school_id]].reset_index(drop=True) if school_id in at else frame.iloc[0:0]
 
 
 class OpeningViews:
@@ -189,16 +185,14 @@ class OpeningViews:
         made = self._block(school_id)
         if made is None or school_id not in made.views:
             return None
-        found = _rows(made.trends, made.trend_at, made.trend_texts, school_id)
-        return found if found is not None else made.trends.iloc[0:0].astype(made.trend_texts)
+        return _rows(made.trends, made.trend_at, school_id)
 
     def discipline_rows(self, school_id: str) -> pd.DataFrame | None:
         """The school's discipline rows of the latest year (its page's discipline table)."""
         made = self._block(school_id)
         if made is None or school_id not in made.views:
             return None
-        found = _rows(made.discipline, made.discipline_at, made.discipline_texts, school_id)
-        return found if found is not None else made.discipline.iloc[0:0].astype(made.discipline_texts)
+        return _rows(made.discipline, made.discipline_at, school_id)
 
     def _make(self, block: int) -> _Block:
         version, year = self._profiles.version, self._profiles.year
