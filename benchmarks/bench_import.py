@@ -7,8 +7,10 @@ unindexed SQLite table; `COPY` into an unindexed table on PostgreSQL), each with
 a database that already holds the schools, the figure held against the floor; `reimport_unchanged` is the
 same file imported again (every row a key conflict, no value changed); `new_year` is the last year's rows
 alone imported into the table holding every other year (the yearly file; no index is set aside for it),
-beside its own floor. `split` is where the fastest run's time went (reading, each check, staging, the
-write's statements, index builds, commit; `_import_split`). `write_s` is the import less its validation, beside the floor's bare insert
+beside its own floor, and `paired`: the floor and that import timed back to back in each repeat, the
+median of their ratios (wall and this process's CPU), less moved by other work on the machine. `split` is
+where the fastest run's time went (reading, each check, staging, the write's statements, index builds,
+commit; `_import_split`). `write_s` is the import less its validation, beside the floor's bare insert
 (`write_ratio_to_bare_insert`): what the indexes and the all-or-nothing write cost on top of the rows
 themselves. Writes benchmarks/results/import.json.
 
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -105,6 +109,30 @@ def _timed_new_import(engine: sa.Engine, table: str, path: Path, repeat: int,
     return min(runs, key=lambda run: run[0])
 
 
+def _paired_new_year(engine: sa.Engine, table: str, path: Path, floor_url: str, repeat: int, year: int) -> dict:
+    """The floor and the import of the same new year timed one right after the other in each repeat.
+
+    A busy machine slows the two unevenly when they are timed minutes apart; pairing them puts both under the
+    same load, and the median of the pairs' ratios is the figure least moved by it. CPU seconds are this
+    process's own (on SQLite the whole work; on PostgreSQL the server's share is not in them)."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        _emptied(engine, table, year)
+        floor_wall, floor_cpu = _wall_and_cpu(lambda: bare_insert(floor_url, pd.read_csv(path, dtype=str)))
+        import_wall, import_cpu = _wall_and_cpu(lambda: _imported(engine, path))
+        walls.append(import_wall / floor_wall)
+        cpus.append(import_cpu / floor_cpu)
+    return {"repeats": repeat, "wall_ratio_median": round(statistics.median(walls), 2),
+            "wall_ratios": [round(r, 2) for r in walls],
+            "cpu_ratio_median": round(statistics.median(cpus), 2)}
+
+
+def _wall_and_cpu(fn) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def _write_split(imported: float, validate: float, insert: float) -> dict:
     """The import's write (the import less its validation) beside the floor's bare insert of the same rows."""
     write = max(imported - validate, 0.0)
@@ -138,6 +166,7 @@ def measure(n_schools: int, workdir: Path, url_for, repeat: int) -> dict:
         year_validate = best_of(lambda p=year_path, e=engine: validate_bytes(e, [(p.name, p.read_bytes())],
                                                                             max_bytes=NO_LIMIT), repeat)
         year_import, year_split = _timed_new_import(engine, table, year_path, repeat, year)
+        paired = _paired_new_year(engine, table, year_path, url_for("floor"), repeat, year)
         out[table] = {
             "rows": len(frames[table]), "bytes": len(data),
             "read_csv_s": round(read, 4), "bare_insert_s": round(insert, 4), "floor_s": round(floor, 4),
@@ -148,7 +177,8 @@ def measure(n_schools: int, workdir: Path, url_for, repeat: int) -> dict:
             "new_year": {"year": year, "rows": int((frames[table]["school_year"] == year).sum()),
                          "floor_s": round(year_floor, 4), "import_s": round(year_import, 4),
                          "import_ratio_to_floor": round(year_import / year_floor, 2),
-                         **_write_split(year_import, year_validate, year_insert), "split": year_split},
+                         **_write_split(year_import, year_validate, year_insert), "split": year_split,
+                         "paired": paired},
         }
     return out
 
