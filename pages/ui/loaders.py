@@ -524,6 +524,12 @@ def _made() -> set[tuple]:
     return set()
 
 
+def _made_for_clusters(cluster: str | None, *flag) -> bool:
+    """Whether a cluster's view can look its result up among every cluster's: a cluster is asked for and the
+    preparer has made them (``flag``, one of :func:`_made`'s)."""
+    return cluster is not None and flag in _made()
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
 @_consistent
 def _cluster_discipline_sums(version: int) -> dict[str, pd.DataFrame]:
@@ -549,7 +555,7 @@ def discipline_group_rates(sums: pd.DataFrame, year: int, cluster: str | None = 
     the preparer (each a few kB), so a cluster's first view pools nothing."""
     version = data_version()
     years, _ = _discipline_choices(version)
-    if cluster is not None and years and year == years[-1] and ("rates", version, year) in _made():
+    if years and year == years[-1] and _made_for_clusters(cluster, "rates", version, year):
         found = _cluster_group_rates(version, year).get(cluster)
         if found is not None:
             return found[0].copy(), found[1].copy()  # the page relabels them
@@ -566,7 +572,7 @@ def discipline_sums(school_ids: Sequence[str], cluster: str | None = None) -> pd
     import, so a cluster's first view reads nothing (shared read-only, like the district's: never modify);
     before the preparer has made them, the cluster's schools' own sums (the same rows)."""
     version = data_version()
-    if cluster is not None and ("sums", version) in _made() and (
+    if _made_for_clusters(cluster, "sums", version) and (
             found := _cluster_discipline_sums(version).get(cluster)) is not None:
         return found
     every = set(school_ids) >= set(_schools(version)["school_id"])
@@ -819,7 +825,7 @@ def incident_months(actions: Sequence[str] | None = None, school_ids: Sequence[s
     read that the preparer makes after an import (none: the cluster has no incidents; shared read-only);
     until the preparer has made them, the cluster's schools' own (as :func:`discipline_sums`)."""
     key, version = (tuple(actions) if actions else None), data_version()
-    if cluster is not None and ("months", version, key) in _made():
+    if _made_for_clusters(cluster, "months", version, key):
         return _cluster_incident_months(version, key).get(cluster, _NO_MONTHS)
     return _incident_months(version, key, tuple(school_ids) if school_ids is not None else None)
 
