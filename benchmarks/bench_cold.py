@@ -1,4 +1,4 @@
-"""First view of every page after an import, with and without computing ahead (DESIGN §8, issue 16).
+"""First view of every page after an import, with and without computing ahead (DESIGN §8: first view within 3 s and 5x its warm rerun).
 
 For each page (`bench_state.PAGES`, run as app.py runs it: `_twin.run_page`), in one warm process (modules
 imported, as in a running server): every cache is emptied, as an import leaves them, and the page's first

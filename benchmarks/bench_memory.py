@@ -1,4 +1,4 @@
-"""Server memory after every page has been opened, and with 20 sessions (DESIGN §8, issue 16).
+"""Server memory after every page has been opened, and with 20 sessions (DESIGN §8: 512 MiB, 20 sessions within 1.5x one).
 
 Starts `streamlit run app.py` on a SQLite demo district (2,000 schools x 6 years by default), opens every
 page once in Debian's Chromium (Playwright), waits until each run has finished, and reads the server's

@@ -1,4 +1,4 @@
-"""State scale on PostgreSQL: 10,000 schools x 8 years (DESIGN §8, issue 16).
+"""State scale on PostgreSQL: 10,000 schools x 8 years (DESIGN §8: the same ratios at state scale).
 
 Starts its own PostgreSQL server (`load_harness.PostgresServer`), builds the demo district with the
 command line (`python -m analytics demo --schools N --years 8`, its progress lines kept), then records,

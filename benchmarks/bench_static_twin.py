@@ -1,4 +1,4 @@
-"""Warm rerun of every page beside the rerun of its static twin (DESIGN §8, issue 16).
+"""Warm rerun of every page beside the rerun of its static twin (DESIGN §8: a warm rerun within 2x its twin's).
 
 For each page of `bench_pages.PAGES`, AppTest runs the page once (cold) as app.py runs it (the data
 version pinned once per run, `_twin.run_page`), captures every element it drew, then reruns it `REPEAT`

@@ -1,7 +1,7 @@
 """What a server's first page imports: the statistics and chart libraries are imported where they are needed.
 
 scipy.stats takes 1-3 s to import and Altair 0.5-2 s, and the first run of the app imports the pages' shared
-modules before it draws anything (issue 16: first paint of `/` at 10,000 schools). Each check runs in a new interpreter, so
+modules before it draws anything (the first paint of `/` at 10,000 schools waits on them). Each check runs in a new interpreter, so
 modules imported by other tests do not count."""
 
 from __future__ import annotations

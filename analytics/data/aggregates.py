@@ -1,4 +1,4 @@
-"""Aggregates computed in the database: pooled counts per metric x group x year (DESIGN §8, issue 16).
+"""Aggregates computed in the database: pooled counts per metric x group x year (DESIGN §8).
 
 The district and cluster rows of the rates view need only sums, so the database adds them up with
 ``GROUP BY`` (SQLAlchemy Core, the same statement on SQLite and PostgreSQL) instead of sending every

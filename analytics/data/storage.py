@@ -339,7 +339,7 @@ def _new_years_as_partitions(conn: Connection, table_name: str, frame: pd.DataFr
 
     A year's partition is made unindexed, filled by `COPY`, indexed once and attached
     (:func:`_attach_year`): a new year's 26,000 metrics rows take ~50 ms unindexed against 550-770 ms grown
-    into the three B-trees of the whole table (issue 16). An empty partition left by deleted rows is dropped
+    into the three B-trees of the whole table (2,000 schools). An empty partition left by deleted rows is dropped
     first (readers of the table then wait for the import's commit). A key repeated within the frame fails
     the unique constraint's build; the savepoint then sends the rows to the merge, as before partitions.
     """
@@ -372,7 +372,7 @@ def _attach_year(conn: Connection, table_name: str, year: int, col_list: str, ro
     """One school year's partition: a table LIKE the parent holding `rows`, its unique key and indexes built
     once from them, then attached.
 
-    Each index is named after the parent's with the year (`ix_metrics_year_metric_group_y2024`), as the
+    Each index is named after the parent's with the year (`ix_metrics_metric_group_year_y2024`), as the
     migration that partitioned the table named them. The `CHECK` on the year, tested row by row as `COPY`
     writes, lets `ATTACH PARTITION` skip its scan of the table; it is dropped once attached (the partition bound says the same). Indexes matching the parent's are
     taken over by the attach, so none is built twice. `ATTACH` locks the parent only against schema changes
@@ -844,7 +844,7 @@ def years_statement(conn: Connection, table_name: str) -> sa.Select:
     (~10 M metrics rows), before each first view. On PostgreSQL a year-partitioned table (migration 0008)
     lists its partitions, and each year is kept when its partition holds a row (one row read, pruned to that
     partition; an emptied partition may remain after a delete). Elsewhere :func:`distinct_statement` over an
-    index leading with the year (``ix_metrics_year_metric_group`` on SQLite, ``ix_discipline_year``)."""
+    index leading with the year (``ix_metrics_year_metric`` on SQLite, ``ix_discipline_year``)."""
     table = schema.DATA_TABLES[table_name]
     year = table.c.school_year
     if conn.dialect.name == "postgresql" and _partitioned(conn, table_name):
