@@ -14,6 +14,8 @@ Revises: 0007
 import sqlalchemy as sa
 from alembic import op
 
+from analytics.data.migrations.partitions import name_partition_indexes
+
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
@@ -73,11 +75,5 @@ def _rebuild(conn: sa.Connection, table: str, *, partitioned: bool) -> None:
     for _, definition in indexes:
         conn.exec_driver_sql(definition.replace(" ON ONLY ", " ON "))
     if partitioned:  # each partition's index named after the parent's with the year, as imports name theirs
-        children = conn.execute(sa.text(
-            "SELECT child.relname, parent.relname, t.relname FROM pg_inherits h "
-            "JOIN pg_class child ON child.oid = h.inhrelid JOIN pg_class parent ON parent.oid = h.inhparent "
-            "JOIN pg_index x ON x.indexrelid = child.oid JOIN pg_class t ON t.oid = x.indrelid "
-            "JOIN pg_inherits p ON p.inhrelid = t.oid WHERE p.inhparent = CAST(:t AS regclass)"), {"t": table}).all()
-        for child, parent, partition in children:
-            conn.exec_driver_sql(f'ALTER INDEX "{child}" RENAME TO "{parent}_{partition.rsplit("_", 1)[1]}"')
+        name_partition_indexes(conn, table)
     conn.exec_driver_sql(f"ANALYZE {table}")

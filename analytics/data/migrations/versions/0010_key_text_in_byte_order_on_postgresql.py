@@ -13,8 +13,9 @@ Revision ID: 0010
 Revises: 0009
 """
 
-import sqlalchemy as sa
 from alembic import op
+
+from analytics.data.migrations.partitions import name_partition_indexes
 
 revision = "0010"
 down_revision = "0009"
@@ -44,10 +45,4 @@ def _collate(clause: str) -> None:
     for table, columns in COLUMNS.items():
         changes = ", ".join(f"ALTER COLUMN {name} TYPE varchar({length}){clause}" for name, length in columns.items())
         conn.exec_driver_sql(f"ALTER TABLE {table} {changes}")
-        children = conn.execute(sa.text(
-            "SELECT child.relname, parent.relname, t.relname FROM pg_inherits h "
-            "JOIN pg_class child ON child.oid = h.inhrelid JOIN pg_class parent ON parent.oid = h.inhparent "
-            "JOIN pg_index x ON x.indexrelid = child.oid JOIN pg_class t ON t.oid = x.indrelid "
-            "JOIN pg_inherits p ON p.inhrelid = t.oid WHERE p.inhparent = CAST(:t AS regclass)"), {"t": table}).all()
-        for child, parent, partition in children:
-            conn.exec_driver_sql(f'ALTER INDEX "{child}" RENAME TO "{parent}_{partition.rsplit("_", 1)[1]}"')
+        name_partition_indexes(conn, table)
