@@ -6,13 +6,12 @@ A server without sign-in configured serves no staff page at all (`ui.staff_role`
 """
 
 import streamlit as st
-from streamlit import runtime
 
 from analytics.access.sharing import SCOPED_PAGES
 from analytics.background_imports import import_ahead
 from pages import ui
 
-if runtime.exists():  # a server: what pages leave to their first chart or test is imported while they read data
+if ui.serving():  # a server: what pages leave to their first chart or test is imported while they read data
     import_ahead(["scipy.stats", "altair", "pydeck", "scipy.spatial"])
 
 st.set_page_config(page_title="School Support & Improvement", page_icon=":material/school:", layout="wide")

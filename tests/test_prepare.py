@@ -404,7 +404,7 @@ def test_pages_show_how_far_the_preparation_is_and_still_draw(monkeypatch):
 
     monkeypatch.setattr(PagesManager, "__init__", v2_only)
     fake = HalfWay()
-    monkeypatch.setattr(prepare, "_serving", lambda: True)
+    monkeypatch.setattr(prepare, "serving", lambda: True)
     monkeypatch.setattr(prepare, "preparer", lambda: fake)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
@@ -414,3 +414,13 @@ def test_pages_show_how_far_the_preparation_is_and_still_draw(monkeypatch):
     bars = at.get("progress")
     assert bars and "Preparing the new data: 3 of 6" in bars[0].proto.text
     assert at.metric  # the page itself is drawn meanwhile
+
+
+def test_apptest_is_not_a_server():
+    """AppTest's runtime is a stand-in (``runtime.exists()`` is true under it): no preparer is told of its runs
+    and app.py starts no background imports there; a bare run has no runtime at all."""
+    at = AppTest.from_string("import streamlit as st\nfrom pages.ui.prepare import serving\nst.write(str(serving()))")
+    at.run()
+    assert not at.exception
+    assert [m.value for m in at.markdown] == ["False"]
+    assert prepare.serving() is False

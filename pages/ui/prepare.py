@@ -354,7 +354,7 @@ def preparer() -> Preparer:
 
 def page_in_progress() -> contextlib.AbstractContextManager:
     """Around a page run: the server's preparer starts no new piece meanwhile (nothing to do off a server)."""
-    return preparer().page_run() if _serving() else contextlib.nullcontext()
+    return preparer().page_run() if serving() else contextlib.nullcontext()
 
 
 def prepare_ahead(version: int) -> None:
@@ -362,7 +362,7 @@ def prepare_ahead(version: int) -> None:
 
     The progress is a fragment that redraws itself every second and reruns the page once when the data is
     ready (so a page that was drawn from a half-prepared version is not left behind)."""
-    if not _serving():
+    if not serving():
         return
     worker = preparer()
     worker.notice(version)
@@ -370,11 +370,12 @@ def prepare_ahead(version: int) -> None:
         _progress_note(version)
 
 
-def _serving() -> bool:
-    """True under `streamlit run` (AppTest and bare runs have no server to keep warm)."""
+def serving() -> bool:
+    """True under `streamlit run`: bare runs have no server to keep warm, and AppTest's runtime is a stand-in
+    (a mock of :class:`~streamlit.runtime.Runtime`, so ``runtime.exists()`` is true there too)."""
     from streamlit import runtime
 
-    return runtime.exists()
+    return runtime.exists() and type(runtime.get_instance()) is runtime.Runtime
 
 
 def _progress_text(progress: Progress) -> str:
