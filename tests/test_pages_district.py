@@ -88,7 +88,9 @@ def test_every_schools_prepared_profile_equals_its_own(on_demo, monkeypatch):
     prepared = loaders.SchoolProfiles(storage.data_version(on_demo), year, ids)
     district = aggregates.district_figures(on_demo, year)
     assert prepared.of(ids[0]) is None  # not made yet: the page makes the school's own
-    assert len(ids) == 200 and len(list(prepared.pieces())) == 2  # blocks of 100 schools
+    assert len(ids) == 200 and prepared.blocks() == 2  # blocks of 100 schools
+    for block in range(prepared.blocks()):
+        prepared.block(block)
     for school in ids:
         own = metrics_with_suspension(storage.load_metrics(on_demo, school_ids=[school]),
                                       storage.load_discipline(on_demo, school_ids=[school]))
@@ -169,7 +171,9 @@ def test_a_schools_profile_derives_suspension_as_its_district_year_does_on_eithe
     monkeypatch.setattr(loaders, "PROFILE_BLOCK", 5)  # the importing school's block and two without an import
     own = {school: loaders.school_profile_of(school, year) for school in ids}  # no block made yet
     prepared = loaders.SchoolProfiles(storage.data_version(engine), year, ids)
-    assert len(list(prepared.pieces())) == 3
+    assert prepared.blocks() == 3
+    for block in range(prepared.blocks()):
+        prepared.block(block)
     for school in ids:
         pd.testing.assert_frame_equal(prepared.of(school), own[school])
         shown = own[school].loc[own[school]["metric"] == "suspension_rate", "student_group"].tolist()

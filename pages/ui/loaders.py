@@ -404,8 +404,9 @@ PROFILE_BLOCK = 100  # schools per piece of the district's profiles (about half 
 
 class SchoolProfiles:
     """Every school's profile for one year (:func:`analytics.stats.summaries.school_profiles`), made a block
-    of schools at a time: the preparer fills the blocks one piece each, and a school's first view only slices
-    its block (before the preparer has made it, the page makes the school's own profile, as fast as ever).
+    of schools at a time: the preparer makes each block in a piece of its own, before the block's opening
+    views (:class:`pages.ui.school_views.OpeningViews`), and a school's first view only slices its block
+    (before the preparer has made it, the page makes the school's own profile, as fast as ever).
     Shared and read-only."""
 
     def __init__(self, version: int, year: int, school_ids: Sequence[str]):
@@ -435,12 +436,6 @@ class SchoolProfiles:
         texts = {col: dtype for col, dtype in ordered.dtypes.items()  # "str" on pandas 3, object before
                  if dtype == "str" or dtype == "object"}
         return ordered.astype({col: "category" for col in texts}), where, texts
-
-    def pieces(self):
-        """Make every block, one piece each (the preparer gives way to page runs between them)."""
-        for block in range(len(self._blocks)):
-            self._make(block)
-            yield
 
     def block(self, block: int) -> tuple[list[str], pd.DataFrame, dict[str, tuple[int, int]], dict]:
         """A block's schools, and its profiles made (if not yet): the frame, each school's rows in it, the text
