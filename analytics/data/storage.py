@@ -346,9 +346,7 @@ def _new_years_as_partitions(conn: Connection, table_name: str, frame: pd.DataFr
     quote = conn.dialect.identifier_preparer.quote
     partitions = year_partitions(conn, table_name)
     years = sorted(int(y) for y in pd.unique(frame["school_year"]))
-    table = schema.DATA_TABLES[table_name]
-    stored = {y for y in years if y in partitions and conn.execute(
-        sa.select(sa.literal(1)).select_from(table).where(table.c.school_year == y).limit(1)).first() is not None}
+    stored = set(years) & {int(y) for y in conn.execute(years_statement(conn, table_name)).scalars()}
     new = [y for y in years if y not in stored]
     if new and len(frame) >= DIRECT_COPY_MIN_ROWS:
         savepoint = conn.begin_nested()
