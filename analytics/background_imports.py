@@ -1,11 +1,12 @@
 """Import slow libraries in a background thread, once per process.
 
 scipy.stats takes 1-3 s to import and Altair 0.5-2 s (more on a busy machine). The modules a page imports
-leave them to the functions and charts that use them (tests/test_imports.py), and a server imports them here
-once its first run has imported the pages' modules, while its first page reads the database: a thread waiting on a query releases the interpreter lock, so the import runs meanwhile instead of
-after the queries. The first function that needs the module waits for the rest of the import (Python's
-per-module import lock), never for more than a plain import would take, and a failed import is left to
-that function to raise.
+leave them to the functions and charts that use them (tests/test_imports.py), and a server (not AppTest:
+`pages.ui.prepare.serving`) imports them here once its first run has imported the pages' modules, while its
+first page reads the database: a thread waiting on a query releases the interpreter lock, so the import runs
+meanwhile instead of after the queries. The first function that needs the module waits for the rest of the
+import (Python's per-module import lock), never for more than a plain import would take, and a failed import
+is left to that function to raise.
 """
 
 from __future__ import annotations
