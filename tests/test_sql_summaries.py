@@ -586,6 +586,26 @@ def test_colours_made_in_sql_worsen_as_the_whole_tables_do(engine, suspension):
     assert worsened > 0 and "suspension_rate" in metrics_seen
 
 
+@pytest.mark.parametrize(("value", "previous", "level", "colour"), [
+    (94.04, 93.55, "ES", "Green"),  # 94.0 is Medium (<= 94), +0.49 rounds to +0.5: Increased
+    (94.05, 92.0, "ES", "Blue"),  # 94.05 rounds to 94.1: High; +2.05 to +2.1: Increased significantly
+    (87.95, 90.0, "ES", "Red"),  # 87.95 rounds to 88.0: Very Low; -2.05 to -2.1: Declined significantly
+    (90.0, 90.45, "OTHER", "Orange"),  # Low; -0.45 rounds to -0.5, not above it: Declined (ES cut points)
+    (90.0, None, "ES", None),  # no change without last year's value: no colour
+])
+def test_colours_made_in_sql_round_ties_as_the_dashboard_does(engine, value, previous, level, colour):
+    """Attendance (higher is better; status cut points 88/91/94/96, change -2/-0.5/0.5/2) at values that round
+    onto or just past a cut point: the database compares the raw values, the grid rounds them first."""
+    def number(x: float | None) -> sa.ColumnElement:
+        return sa.cast(sa.null(), sa.Float) if x is None else sa.literal(x, sa.Float)
+
+    rank = aggregates.status_rank_sql(number(value), number(previous), sa.literal("attendance_rate"),
+                                      sa.literal(level), {"attendance_rate": True})
+    with engine.connect() as conn:
+        got = conn.execute(sa.select(rank)).scalar_one()
+    assert aggregates.RANK_COLORS.get(got) == colour
+
+
 def test_status_rows_read_the_years_by_index(discipline_demo, capsys):
     stmt = aggregates.worsened_statement(2024, 2025, {"suspension_rate": False}, derived_suspension=True)
     plan = aggregates.explain(discipline_demo, stmt, index_scans_only=True)
