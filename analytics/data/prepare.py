@@ -99,7 +99,8 @@ def work_list(metric_ids: Sequence[str], years: Sequence[int], *, has_discipline
     steps += [Step("view", f"first view: {title}", page) for page, title in OPENING_VIEWS.items()
               if present.get(page, True) and page not in EARLY_VIEWS]
     if years:  # a school's first view slices its profile
-        steps.append(Step("profiles", f"every school's profile and opening view for {max(years)}", int(max(years)), background=True))
+        steps.append(Step("profiles", f"every school's profile and opening view for {max(years)}", int(max(years)),
+                          background=True))
     if has_discipline:
         steps.append(Step("rp_clusters", "restorative-practices impact of each cluster", background=True))
     return steps
