@@ -248,6 +248,26 @@ def test_preparer_survives_a_failing_step_and_a_database_restart():
         worker.stop()
 
 
+def test_a_failing_step_is_logged_and_skipped_and_the_version_still_counts_as_prepared(caplog):
+    versions, ran = Versions(), []
+
+    def run(step: Step, version: int) -> None:
+        if step.kind == "b":
+            raise ValueError("a bug in one step")
+        ran.append((version, step.kind))
+
+    worker = prepare.Preparer(versions, _steps, run, poll_s=0.05)
+    try:
+        assert worker.wait_idle(60)
+        assert ran == [(1, "a"), (1, "c")]  # the step after the failing one was still prepared
+        assert worker.prepared == 1 and worker.failed == {1: ["second"]}
+        time.sleep(0.3)  # several polls: the failing step is not run again for the same version
+        assert ran == [(1, "a"), (1, "c")] and worker.failed == {1: ["second"]}
+        assert "preparing 'second' failed" in caplog.text
+    finally:
+        worker.stop()
+
+
 def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatch):
     """On a real database: after one preparation, the district-wide results are served from the cache."""
     import pandas as pd

@@ -77,6 +77,7 @@ class Preparer:
         self.prepared: int | None = None  # the last version prepared to the end
         self.seconds: dict[int, float] = {}  # version -> seconds its preparation took
         self.step_seconds: dict[int, dict[str, float]] = {}  # version -> each step's seconds (pauses included)
+        self.failed: dict[int, list[str]] = {}  # version -> the labels of the steps that raised
         self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
         self._thread.start()
 
@@ -148,9 +149,7 @@ class Preparer:
                 self._set(None if step.background else Progress(version, done, shown, step.label))
                 self._give_way(version)
                 step_started = time.monotonic()
-                pieces = self._run(step, version)
-                for _ in pieces if isinstance(pieces, Iterator) else ():
-                    self._give_way(version)
+                self._run_step(step, version)
                 timed[step.label] = _took(step, step_started)
         except storage.DataChanged:
             self._set(None)
@@ -159,6 +158,20 @@ class Preparer:
         self.prepared = version
         self.seconds[version] = round(time.monotonic() - started, 3)
         self._set(None)
+
+    def _run_step(self, step: Step, version: int) -> None:
+        """Run one step, giving way between its pieces. A step that fails is logged and left to its pages (they
+        compute what they need when opened): the steps after it are still prepared, and the version counts as
+        prepared, so a failing step is not retried at every poll."""
+        try:
+            pieces = self._run(step, version)
+            for _ in pieces if isinstance(pieces, Iterator) else ():
+                self._give_way(version)
+        except (storage.DataChanged, sa_exc.DBAPIError):
+            raise
+        except Exception:  # noqa: BLE001 - one step's bug must not leave the others unprepared
+            log.exception("preparing %r failed", step.label)
+            self.failed.setdefault(version, []).append(step.label)
 
     def _give_way(self, version: int) -> None:
         """Between two pieces: let page runs have the interpreter, then check the version is still current."""
