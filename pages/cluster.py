@@ -41,8 +41,7 @@ with crumbs:
     ui.breadcrumb(("District", "pages/overview.py", {"year": year, "metric": metric, "group": group}),
                   (cluster, None, {}))
 label = ui.metric_label(metric)
-catalog = ui.metric_catalog()
-higher_is_better = bool(catalog.loc[metric, "higher_is_better"]) if metric in catalog.index else True
+higher_is_better = ui.higher_is_better().get(metric, True)
 
 
 

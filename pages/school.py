@@ -89,10 +89,9 @@ def findings(version: int, school_id: str, year: int, share: str | None) -> list
     """The findings' lines, once per data version, school, year and shared link (the privacy rules)."""
     if prepared is not None:
         return prepared.findings
-    catalog = ui.metric_catalog()
+    higher = ui.higher_is_better()
     return school_findings(school_rows(), profile_for(version, school_id, year), school_id, year, years,
-                           ui.metric_label, lambda m: bool(catalog.loc[m, "higher_is_better"]) if m in catalog.index
-                           else True, ui.exact_cells)
+                           ui.metric_label, lambda m: higher.get(m, True), ui.exact_cells)
 
 
 st.subheader("Findings")

@@ -66,6 +66,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     gap_year_views,
     goal_progress_of,
     has_rp_start,
+    higher_is_better,
     incident_months,
     metric_catalog,
     metric_counts,

@@ -213,6 +213,17 @@ def _metric_labels(version: int) -> dict[str, str]:
     return {metric: str(label) for metric, label in zip(cat.index, cat["label"], strict=True)}
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _directions(version: int) -> dict[str, bool]:
+    return {metric: bool(higher) for metric, higher in _catalog(version)["higher_is_better"].items()}
+
+
+def higher_is_better() -> dict[str, bool]:
+    """metric id -> whether a higher value is better, shared read-only (a metric missing from the catalogue
+    counts as higher-is-better: look it up with ``.get(metric, True)``)."""
+    return per_run("higher_is_better", lambda: _directions(data_version()))
+
+
 def metric_labels() -> dict[str, str]:
     """metric id -> label, shared read-only (labels are looked up per table row: no catalog copy per call,
     and one cache lookup per run)."""
@@ -349,8 +360,7 @@ def _district_tables(version: int, metric: str, year: int, group: str):
     wanted = (*earlier[-1:], year)
     schools = _schools(version)
     rows = _metric_slice_of_years(version, metric, group, wanted)
-    cat = _catalog(version)
-    higher = bool(cat.loc[metric, "higher_is_better"]) if metric in cat.index else True
+    higher = _directions(version).get(metric, True)
     by_school = school_values(rows, schools, year, group)
     ranked, _ = rank_schools(by_school, higher)
     kpi = summary_kpi_from_counts(_metric_counts(version, metric, group, ("school_year",), wanted, None), rows, year,
@@ -672,7 +682,7 @@ def _gap_scope(version: int, level: str, cluster: str) -> tuple[tuple[str, ...],
 @st.cache_resource(show_spinner=False, max_entries=8)
 @_consistent
 def _gap_year_views(version: int, metric: str, year: int, reference: str, level: str, cluster: str):
-    higher = {m: bool(v) for m, v in _catalog(version)["higher_is_better"].items()}
+    higher = _directions(version)
     in_scope = _gap_rows(version, metric, year, level, cluster)
     # Every other reference is within a school; the district's ALL is summed in the database.
     district_all = _district_all_counts(version, metric) if reference == "district_all" else None
@@ -694,7 +704,7 @@ def _gap_rows(version: int, metric: str, year: int, level: str, cluster: str) ->
 @_consistent
 def _gap_grid(version: int, metric: str, year: int, level: str, cluster: str) -> pd.DataFrame:
     schools = _schools(version)
-    higher = {m: bool(v) for m, v in _catalog(version)["higher_is_better"].items()}
+    higher = _directions(version)
     in_scope = _gap_rows(version, metric, year, level, cluster)
     current = add_rate_columns(in_scope[in_scope["school_year"] == year]) if len(in_scope) else in_scope
     previous = in_scope[in_scope["school_year"] == year - 1]

@@ -203,7 +203,7 @@ class OpeningViews:
         rows = metrics_with_suspension_by_school(metrics, discipline)
         rows_at = rows.groupby("school_id", sort=False).indices
         labels = loaders._metric_labels(version)
-        higher = loaders._catalog(version)["higher_is_better"].to_dict()
+        higher = loaders._directions(version)
         profiles = frame.astype(texts)  # each school's profile is a slice of the block's, as its page reads it
         views, trends = {}, []
         for school in ids:
@@ -220,7 +220,7 @@ class OpeningViews:
             views[school] = OpeningView(
                 years, present, choices,
                 school_findings(own, profile, school, year, years, lambda m: labels.get(m, m),
-                                lambda m: bool(higher.get(m, True))),
+                                lambda m: higher.get(m, True)),
                 choices[0], groups)
             trends.append(trend_rows(own, choices[0], groups))
         return _Block(views, trends, discipline[discipline["school_year"] == year])

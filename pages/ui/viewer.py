@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.ui.links import link
-from pages.ui.loaders import data_version, engine, metric_catalog, schools
+from pages.ui.loaders import data_version, engine, higher_is_better, schools
 from pages.ui.state import is_public
 
 
@@ -58,8 +58,7 @@ def public_view(table: pd.DataFrame, view: str) -> pd.DataFrame:
         return table
     from analytics.access.privacy import release_view
 
-    directions = {m: bool(v) for m, v in metric_catalog()["higher_is_better"].items()}
-    return release_view(table, view, release(), higher_is_better=directions)
+    return release_view(table, view, release(), higher_is_better=higher_is_better())
 
 
 def cell_states(units, years, metrics, groups):
