@@ -394,17 +394,18 @@ def test_prepared_opening_views_show_what_unprepared_ones_show_and_build_nothing
 
 
 class HalfWay:
-    """A preparer caught in the middle of version `version`'s list."""
+    """A preparer caught in the middle of version `version`'s list (or, `done`, with nothing left to do)."""
 
-    def __init__(self):
+    def __init__(self, done: bool = False):
         self.noticed = []
         self.page_runs = 0
+        self.done = done
 
     def notice(self, version: int) -> None:
         self.noticed.append(version)
 
     def progress(self, version: int):
-        return prepare.Progress(version, 2, 6, "district rates: math_growth")
+        return None if self.done else prepare.Progress(version, 2, 6, "district rates: math_growth")
 
     @contextlib.contextmanager
     def page_run(self):
@@ -412,8 +413,8 @@ class HalfWay:
         yield
 
 
-@pytest.mark.usefixtures("on_demo")
-def test_pages_show_how_far_the_preparation_is_and_still_draw(monkeypatch):
+def _served_app(monkeypatch, fake) -> AppTest:
+    """app.py run as a server runs it, with `fake` as the server's preparer."""
     from streamlit.runtime.pages_manager import PagesManager
 
     original_init = PagesManager.__init__
@@ -423,17 +424,41 @@ def test_pages_show_how_far_the_preparation_is_and_still_draw(monkeypatch):
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", v2_only)
-    fake = HalfWay()
     monkeypatch.setattr(prepare, "serving", lambda: True)
     monkeypatch.setattr(prepare, "preparer", lambda: fake)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
     assert not at.exception
+    return at
+
+
+@pytest.mark.usefixtures("on_demo")
+def test_pages_show_how_far_the_preparation_is_and_still_draw(monkeypatch):
+    fake = HalfWay()
+    at = _served_app(monkeypatch, fake)
     assert fake.noticed  # the run reported the version it pinned
     assert fake.page_runs == 1  # the page was drawn with the preparer told to give way
-    bars = at.get("progress")
+    bars = at.sidebar.get("progress")
     assert bars and "Preparing the new data: 3 of 6" in bars[0].proto.text
     assert at.metric  # the page itself is drawn meanwhile
+
+
+def _paths(node, path=()) -> list[tuple]:
+    """Every element's position in the tree with its type: Streamlit draws an element anew when it moves."""
+    children = getattr(node, "children", {})
+    return [(path, getattr(node, "type", None))] + [p for i, child in children.items()
+                                                     for p in _paths(child, path + (i,))]
+
+
+@pytest.mark.usefixtures("on_demo")
+def test_the_progress_note_moves_no_element_when_it_comes_or_goes(monkeypatch):
+    """A note that came or went before other elements would shift them, and an open popover or form would
+    close under the user's hands (a page rerun during the preparation, or the one after it)."""
+    during = _served_app(monkeypatch, HalfWay())
+    after = _served_app(monkeypatch, HalfWay(done=True))
+    assert during.sidebar.get("progress") and not after.sidebar.get("progress")
+    assert _paths(during.main) == _paths(after.main)
+    assert len(during.sidebar.children) == len(after.sidebar.children)  # the note's slot is there either way
 
 
 def test_apptest_is_not_a_server():

@@ -373,14 +373,19 @@ def page_in_progress() -> contextlib.AbstractContextManager:
 def prepare_ahead(version: int) -> None:
     """Report this run's data version to the preparer; while it prepares, show how far it is.
 
-    The progress is a fragment that redraws itself every second and reruns the page once when the data is
-    ready (so a page that was drawn from a half-prepared version is not left behind)."""
+    The progress is a fragment that redraws itself every second and clears itself when the data is ready. It
+    sits in the sidebar, in a slot every server run makes whether or not there is progress to show: a note
+    that appeared or went away before other elements would shift them, and Streamlit then draws them anew (an
+    open popover or form closes under the user's hands). For the same reason the end of the preparation
+    reruns nothing."""
     if not serving():
         return
     worker = preparer()
     worker.notice(version)
+    slot = st.sidebar.container()
     if worker.progress(version) is not None:
-        _progress_note(version)
+        with slot:
+            _progress_note(version)
 
 
 def serving() -> bool:
@@ -398,10 +403,7 @@ def _progress_text(progress: Progress) -> str:
 @st.fragment(run_every=1.0)
 def _progress_note(version: int) -> None:
     progress = preparer().progress(version)
-    if progress is None:
-        if st.session_state.pop("_prepare_shown", None) == version:
-            st.rerun(scope="app")
+    if progress is None:  # drawing nothing clears the note; the page's next run starts no fragment
         return
-    st.session_state["_prepare_shown"] = version
     st.progress(progress.done / max(progress.total, 1), text=_progress_text(progress))
     st.caption(f"Now: {progress.label}. Pages open meanwhile; the first view of each may take a little longer.")
