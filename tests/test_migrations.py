@@ -30,8 +30,10 @@ def _drift(engine: sa.Engine) -> list:
 
 
 def _snapshot(engine: sa.Engine) -> dict[str, list[tuple]]:
+    """Every row of the tables the previous release had (of `data_version`, its own row: 0012 adds the other)."""
     with engine.connect() as conn:
-        return {name: sorted(map(tuple, conn.execute(sa.text(f"SELECT * FROM {name}")).all()), key=repr)
+        return {name: sorted(map(tuple, conn.execute(sa.text(f"SELECT * FROM {name}" + (
+                    " WHERE id = 1" if name == "data_version" else ""))).all()), key=repr)
                 for name in OLD_TABLES}
 
 
@@ -65,7 +67,7 @@ def test_previous_release_sqlite_file_upgrades_in_place_keeping_every_row(tmp_pa
     assert _drift(engine) == []
     assert storage.load_schools(engine)["school_name"].tolist() == ["O'Brien Elementary", "Lakeview Middle"]
     assert storage.table_counts(engine)["metrics"] == 6
-    assert storage.data_version(engine) == 1
+    assert storage.versions(engine) == (1, 1)  # the import version starts where the file's version was
 
 
 def test_previous_release_database_upgrades_in_place(engine):
@@ -85,7 +87,7 @@ def test_previous_release_database_upgrades_in_place(engine):
     with engine.connect() as conn:
         assert migrations.current_revision(conn) == migrations.head()
     assert _snapshot(engine) == before
-    assert storage.data_version(engine) == 7
+    assert storage.versions(engine) == (7, 7)
     assert _drift(engine) == []
 
 
@@ -221,4 +223,22 @@ def test_postgresql_key_text_compares_as_bytes_and_goes_back(engine):
         assert _key_collations(conn) == dict.fromkeys(columns, "C")
         assert _partition_indexes(conn, "discipline_y2024") == ["ix_discipline_year_y2024", "uq_discipline_key_y2024"]
     assert _snapshot(engine) == before
+    assert _drift(engine) == []
+
+
+def test_the_import_version_row_starts_at_the_data_version_and_goes_away_going_down(engine):
+    with engine.begin() as conn:
+        conn.execute(sa.update(schema.data_version).where(schema.data_version.c.id == 1).values(version=12))
+        command.downgrade(migrations.alembic_config(conn), "0011")
+        assert conn.execute(sa.text("SELECT id, version FROM data_version")).all() == [(1, 12)]
+        command.upgrade(migrations.alembic_config(conn), "0012")
+        assert sorted(conn.execute(sa.text("SELECT id, version FROM data_version")).all()) == [(1, 12), (2, 12)]
+        command.upgrade(migrations.alembic_config(conn), "0012")  # at 0012 already: nothing runs again
+    with engine.begin() as conn:
+        storage.bump_version(conn)  # a workspace edit
+    assert storage.versions(engine) == (13, 12)
+    with engine.begin() as conn:
+        storage.bump_version(conn, imported=True)  # an import
+    assert storage.versions(engine) == (14, 13)
+    assert storage.import_version(engine) == 13 and storage.data_version(engine) == 14
     assert _drift(engine) == []

@@ -77,6 +77,38 @@ def test_data_version_increases_with_each_write(engine):
     assert storage.data_version(engine) == before + 1
 
 
+def test_a_fresh_schema_has_both_counters_and_an_import_bumps_both(engine):
+    assert storage.versions(engine) == (0, 0)
+    with engine.begin() as conn:
+        conn.execute(sa.delete(schema.data_version))  # a table emptied by hand: create_schema makes both rows
+    storage.create_schema(engine)
+    assert storage.versions(engine) == (0, 0)
+    storage.replace_all(engine, {"schools": SCHOOLS})  # the demo loader writes imported data
+    assert storage.versions(engine) == (1, 1)
+    with engine.begin() as conn:
+        storage.bump_version(conn)
+    assert storage.versions(engine) == (2, 1)
+    assert (storage.data_version(engine), storage.import_version(engine)) == (2, 1)
+
+
+def test_a_read_keyed_on_the_import_version_outlives_an_edit_but_not_an_import(engine):
+    def bump(imported: bool):
+        def read():
+            with engine.begin() as conn:  # a write that lands while the view is being read
+                storage.bump_version(conn, imported=imported)
+            return "rows"
+        return read
+
+    assert storage.read_at_version(engine, 0, bump(False), storage.IMPORTS) == "rows"  # an edit: imports at 0
+    with pytest.raises(storage.DataChanged, match="while it was being read"):
+        storage.read_at_version(engine, 0, bump(True), storage.IMPORTS)
+    with pytest.raises(storage.DataChanged, match="before it was read"):  # imports is 1 now
+        storage.read_at_version(engine, 0, lambda: "rows", storage.IMPORTS)
+    with pytest.raises(storage.DataChanged, match="while it was being read"):  # the any-change counter: 2, then 3
+        storage.read_at_version(engine, 2, bump(False))
+    assert storage.versions(engine) == (3, 1)
+
+
 def test_unique_key_rejects_plain_duplicate_insert(engine):
     row = SCHOOLS.iloc[[0]].to_dict("records")
     with engine.begin() as conn:

@@ -62,6 +62,21 @@ def test_second_editor_gets_a_conflict_and_nothing_is_lost(district):
     assert records.changed_fields(history["before"].iloc[1], history["after"].iloc[1]) == "target_value: 55.0 -> 58.0"
 
 
+def test_every_workspace_write_moves_the_data_version_but_not_the_import_version(sqlite_district):
+    engine = sqlite_district
+    start = storage.versions(engine)
+    goal = records.create(engine, "school_goals", GOAL, "ana")
+    records.save(engine, "school_goals", {**goal, "status": "met"}, 1, "ana")
+    cycle = records.create(engine, "pdsa_cycles", {"cycle_id": "C1", "school_id": "101", "change_idea": "Reading",
+                                                          "start_date": date(2025, 1, 6)}, "ana")
+    records.replace_measures(engine, "C1", pd.DataFrame({"date": ["2025-01-10"], "value": [3.0]}), "ana")
+    records.delete(engine, "pdsa_cycles", "C1", cycle["version"], "ana")
+    records.add_meeting(engine, "district", date(2025, 2, 1), "ana")
+    assert storage.versions(engine) == (start.changes + 6, start.imports)  # six writes, no imported row
+    assert import_bytes(engine, WORKSPACE_FILES[:1], who="data-office").ok  # an import moves both
+    assert storage.versions(engine) == (start.changes + 7, start.imports + 1)
+
+
 def test_delete_needs_the_current_version_and_keeps_the_last_state_in_history(sqlite_district):
     records.create(sqlite_district, "school_goals", GOAL, "ana")
     records.create(sqlite_district, "pdsa_cycles", {"cycle_id": "C1", "school_id": "101", "change_idea": "Greet at the door",

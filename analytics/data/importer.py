@@ -569,7 +569,7 @@ def _choose_tables(raws: list[RawTable], table: str | None, report: ImportReport
 
 
 def write_report(engine: Engine, report: ImportReport, who: str) -> None:
-    """Write a valid report's tables in one transaction (upsert), record history, bump the version."""
+    """Write a valid report's tables in one transaction (upsert), record history, bump both data versions."""
     if not report.ok:
         raise ValueError("refusing to write an import that has problems")
     ordered = sorted(report.results, key=lambda r: WRITE_ORDER.index(r.table))
@@ -580,7 +580,7 @@ def write_report(engine: Engine, report: ImportReport, who: str) -> None:
             storage.record_import(conn, result.source, result.table, len(result.frame), result.skipped, who)
             audit.record(conn, who, audit.IMPORT, result.table,
                          f"{result.source}: {len(result.frame):,} rows, {result.skipped:,} skipped")
-        storage.bump_version(conn)
+        storage.bump_version(conn, imported=True)
     report.written = True
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -120,17 +121,20 @@ class DataChanged(RuntimeError):
     """The data changed (an import landed) while a view was being read; the view must be read again."""
 
 
-def read_at_version(engine: Engine, version: int, read):
-    """``read()`` if its result belongs to data version ``version``, else :class:`DataChanged`.
+def read_at_version(engine: Engine, version: int, read, counter: int | None = None):
+    """``read()`` if its result belongs to version ``version`` of ``counter`` (default :data:`CHANGES`), else
+    :class:`DataChanged`.
 
-    An import writes its rows and bumps the version in one transaction, and each SELECT sees one committed
-    state; so when the version is still ``version`` after the reads, no read can have seen the import.
-    A version already replaced is not read at all (its result could never be used).
+    A write changes its rows and bumps its counters in one transaction, and each SELECT sees one committed
+    state; so when the counter is still ``version`` after the reads, no read can have seen a write it counts.
+    A result keyed on :data:`IMPORTS` is checked against that counter: a workspace edit meanwhile changed none
+    of its rows. A version already replaced is not read at all (its result could never be used).
     """
-    if data_version(engine) != version:
+    counter = CHANGES if counter is None else counter
+    if data_version(engine, counter) != version:
         raise DataChanged(f"data version {version} was replaced before it was read")
     result = read()
-    if data_version(engine) != version:
+    if data_version(engine, counter) != version:
         raise DataChanged(f"data version {version} was replaced while it was being read")
     return result
 
@@ -146,8 +150,10 @@ def create_schema(engine: Engine) -> None:
 
     migrations.upgrade(engine)
     with engine.begin() as conn:
-        if conn.execute(sa.select(schema.data_version.c.version)).first() is None:
-            conn.execute(sa.insert(schema.data_version).values(id=1, version=0))
+        made = set(conn.execute(sa.select(schema.data_version.c.id)).scalars())
+        for counter in (CHANGES, IMPORTS):
+            if counter not in made:
+                conn.execute(sa.insert(schema.data_version).values(id=counter, version=0))
 
 
 def is_empty(engine: Engine) -> bool:
@@ -178,16 +184,47 @@ def ensure_database(engine: Engine | None = None, *, seed_demo: bool = True) -> 
 # --- data version -------------------------------------------------------------------------------
 
 
-def data_version(engine: Engine) -> int:
-    """A counter bumped by every write; caches key on it so an import shows at once."""
+# Rows of the `data_version` table, each a counter that caches key on. Every write bumps CHANGES; a write of
+# imported data (the importer, the demo loader) bumps IMPORTS too, in the same transaction. A result read from
+# imported tables alone is keyed on IMPORTS, so a saved plan, cycle or note leaves it cached (DESIGN §8).
+CHANGES = 1
+IMPORTS = 2
+
+
+class Versions(NamedTuple):
+    """Both counters as one read saw them: a script run reads both at one instant (:func:`versions`)."""
+
+    changes: int
+    imports: int
+
+
+def data_version(engine: Engine, counter: int | None = None) -> int:
+    """A counter (default :data:`CHANGES`, bumped by every write); caches key on it so a write shows at once."""
+    counter = CHANGES if counter is None else counter
     with engine.connect() as conn:
-        return int(conn.execute(sa.select(schema.data_version.c.version)).scalar_one_or_none() or 0)
+        return int(conn.execute(sa.select(schema.data_version.c.version)
+                                .where(schema.data_version.c.id == counter)).scalar_one_or_none() or 0)
 
 
-def bump_version(conn: Connection) -> None:
+def import_version(engine: Engine) -> int:
+    """The counter bumped by writes of imported data only (:data:`IMPORTS`)."""
+    return data_version(engine, IMPORTS)
+
+
+def versions(engine: Engine) -> Versions:
+    """Both counters in one SELECT, so they belong to one committed state."""
+    with engine.connect() as conn:
+        found = dict(conn.execute(sa.select(schema.data_version.c.id, schema.data_version.c.version)
+                                  .where(schema.data_version.c.id.in_((CHANGES, IMPORTS)))).all())
+    return Versions(int(found.get(CHANGES) or 0), int(found.get(IMPORTS) or 0))
+
+
+def bump_version(conn: Connection, *, imported: bool = False) -> None:
+    """Bump :data:`CHANGES`, and :data:`IMPORTS` too when the write changed imported data (``imported``)."""
+    rows = (CHANGES, IMPORTS) if imported else (CHANGES,)
     conn.execute(
         sa.update(schema.data_version)
-        .where(schema.data_version.c.id == 1)
+        .where(schema.data_version.c.id.in_(rows))
         .values(version=schema.data_version.c.version + 1)
     )
 
@@ -583,7 +620,7 @@ def replace_all(engine: Engine, frames: dict[str, pd.DataFrame], progress=None) 
                     upsert(conn, name, frames[name])
                 if progress and len(frames[name]) >= DIRECT_MIN_ROWS:
                     progress(f"wrote {name}: {len(frames[name]):,} rows in {time.perf_counter() - started:.1f} s")
-        bump_version(conn)
+        bump_version(conn, imported=True)
         if progress:
             progress("committing")
 
