@@ -89,7 +89,7 @@ def pooled_metric_counts(engine: Engine, *, by_cluster: bool, years: Sequence[in
     for column in ("n_schools", "n_rows"):
         df[column] = pd.to_numeric(df[column]).astype("int64")
     df["school_year"] = df["school_year"].astype("int64")
-    return df
+    return storage.in_byte_order(df, keys) if by_cluster else df
 
 
 def metric_present(engine: Engine, metric: str, *, years: Sequence[int] | None = None,
@@ -158,7 +158,8 @@ def _typed_counts(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         df[column] = pd.to_numeric(df[column]).astype("int64")
     if "school_year" in df:
         df["school_year"] = df["school_year"].astype("int64")
-    return df[keys + SUMMARY_COLUMNS]
+    df = df[keys + SUMMARY_COLUMNS]
+    return storage.in_byte_order(df, keys) if "cluster" in keys else df
 
 
 def _filters(stmt: sa.Select, *, years: Sequence[int] | None, metrics: Sequence[str] | None,
@@ -576,7 +577,8 @@ def _scope_sums(engine: Engine, stmt: sa.Select, keys: list[str]) -> pd.DataFram
     if df.empty:
         df = pd.DataFrame(columns=[*keys, *names])
     df[names] = df[names].apply(lambda col: pd.to_numeric(col).astype("float64")).fillna(0.0)
-    return df.astype({"school_year": "int64"})
+    df = df.astype({"school_year": "int64"})
+    return storage.in_byte_order(df, keys) if "cluster" in keys else df
 
 
 def discipline_outcomes(engine: Engine) -> tuple[str, ...]:

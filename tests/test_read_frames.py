@@ -1,0 +1,148 @@
+"""Reads give the same frames whichever way the rows come: PostgreSQL's CSV read (`COPY ... TO STDOUT`) against
+the driver's cursor, and text lists in one byte order on SQLite and on an `en_US` PostgreSQL database."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from analytics.data import aggregates, schema, storage
+
+# Text that CSV or type inference could change: quotes, separators, line breaks, non-ASCII, numbers and
+# null-like words as text, an empty string, spaces kept at the ends. Each at most 16 characters (GROUP).
+TEXTS = ["O'Brien", "Zoë — ñ 日本", "2014-15", "007", "", 'a,"b"\nc', "NaN", "NULL", " x ", "C:\\new"]
+INTS = [0, -7, 2147483647, None, 42, 3, -2147483648, 1, 2, 5]
+FLOATS = [0.1, None, math.nan, math.inf, -math.inf, 1e-300, 1 / 3, 123456789.123, -2.5, 29.1442]
+BOOLS = [True, None, False, True, False, None, True, True, False, True]
+OTHER = {sa.Date: pd.Timestamp("2024-09-03").date(), sa.DateTime: pd.Timestamp("2024-09-03T10:00Z").to_pydatetime(),
+         sa.LargeBinary: b"\x00\x01"}
+
+
+def _value(column: sa.Column, i: int):
+    """Row `i`'s value of a column: the variants above, never NULL where the column may not be."""
+    kind = column.type
+    if isinstance(kind, sa.Boolean):
+        value = BOOLS[i]
+    elif isinstance(kind, sa.Integer):
+        value = INTS[i]
+    elif isinstance(kind, sa.Float):
+        value = FLOATS[i]
+    elif isinstance(kind, sa.String):
+        value = TEXTS[i]
+    else:
+        value = next(v for t, v in OTHER.items() if isinstance(kind, t))
+    if value is None and not column.nullable:  # a value no other row has (integer keys stay unique)
+        return next(v for t, v in ((sa.Boolean, False), (sa.Integer, 99), (sa.Float, 9.5)) if isinstance(kind, t))
+    return value
+
+
+def _same_frame(new: pd.DataFrame, old: pd.DataFrame) -> None:
+    """Equal frames, down to each value's type (None is not NaN, a Python str is not a number)."""
+    pd.testing.assert_frame_equal(new, old, check_exact=True)
+    for name in old.columns:
+        assert (new[name].isna() == old[name].isna()).all(), name
+        if old[name].dtype == object:
+            assert [type(v) for v in new[name]] == [type(v) for v in old[name]], name
+
+
+def _cursor_read(monkeypatch, engine, stmt) -> pd.DataFrame:
+    with monkeypatch.context() as patch:
+        patch.setattr(storage, "_csv_types", lambda stmt: None)
+        return storage._read(engine, stmt)
+
+
+@pytest.mark.postgres
+def test_postgresql_csv_read_gives_the_cursor_frame_for_every_table_and_column_type(monkeypatch, db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the CSV read is PostgreSQL's")
+    engine = storage.get_engine(db_url)
+    tables = [t for t in schema.metadata.sorted_tables if t.name != "data_version"]
+    with engine.begin() as conn:
+        for name in schema.YEAR_PARTITIONED:  # a partition for each year the rows hold
+            for year in {_value(schema.metadata.tables[name].c.school_year, i) for i in range(len(TEXTS))}:
+                conn.exec_driver_sql(f'CREATE TABLE "{name}_{year}" PARTITION OF {name} FOR VALUES IN ({year})')
+        for table in tables:
+            conn.execute(sa.insert(table), [{c.name: _value(c, i) for c in table.c} for i in range(len(TEXTS))])
+    checked = 0
+    for table in tables:
+        plain = [c for c in table.c if storage._csv_types(sa.select(c))]
+        key = next(c for c in table.c if isinstance(c.type, sa.String) and not c.nullable)
+        statements = [sa.select(*plain), sa.select(*plain).where(sa.false())]
+        statements += [sa.select(*plain).where(key == _value(key, i)) for i in range(len(TEXTS))]
+        for stmt in statements:
+            assert storage._csv_types(stmt) is not None
+            _same_frame(storage._read(engine, stmt), _cursor_read(monkeypatch, engine, stmt))
+            checked += 1
+    assert checked == 12 * len(tables)
+    # What the loaders make of it: the text as written, NULL counts as NaN, each NULL boolean as None.
+    schools = storage.load_schools(engine)
+    assert sorted(schools["school_name"]) == sorted(TEXTS)
+    assert schools.set_index("school_id").loc["NULL", "school_name"] == "NULL"
+    metrics = storage.load_metrics(engine).set_index("school_id")
+    assert metrics.loc["2014-15", "numerator"] == 2147483647.0 and np.isnan(metrics.loc["007", "numerator"])
+    assert metrics.loc["O'Brien", "value"] == 0.1 and np.isnan(metrics.loc["2014-15", "value"])
+    assert metrics.loc["", "value"] == -math.inf and metrics.loc["007", "value"] == math.inf
+    assert metrics.loc["Zoë — ñ 日本", "metric"] == "Zoë — ñ 日本" and metrics.loc['a,"b"\nc', "student_group"] == 'a,"b"\nc'
+    assert schools.set_index("school_id").loc["Zoë — ñ 日本", "title1"] is None
+
+
+@pytest.mark.postgres
+def test_a_read_with_sums_dates_or_duplicate_names_keeps_the_cursor():
+    m, s = schema.metrics, schema.schools
+    assert storage._csv_types(sa.select(m.c.metric, sa.func.sum(m.c.numerator))) is None
+    assert storage._csv_types(sa.select(schema.incidents)) is None  # incident_date
+    assert storage._csv_types(sa.select(m.c.school_id, s.c.school_id)) is None
+    assert list(storage._csv_types(sa.select(m.c.school_id, m.c.value))) == ["school_id", "value"]
+
+
+# Ids and clusters whose order differs by collation: en_US puts "a-2" before "A1" (punctuation and case weigh
+# last); byte order puts capitals first and "-" (0x2D) before "1" (0x31).
+IDS = ["b", "a-2", "A1", "a1", "B"]
+BYTE_ORDER = ["A1", "B", "a-2", "a1", "b"]
+
+
+def _en_us_database(server_url: str) -> str:
+    name = "ssif_test_en_us_order"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(sa.text(f"CREATE DATABASE \"{name}\" TEMPLATE template0 LOCALE_PROVIDER icu "
+                             "ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"))
+    admin.dispose()
+    return sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def en_us_engine(request, tmp_path):
+    """SQLite, and PostgreSQL on a database whose collation is American English (ICU)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'order.db'}"
+    else:
+        url = _en_us_database(request.getfixturevalue("postgres_server_url"))
+    engine = storage.get_engine(url)
+    storage.create_schema(engine)
+    if request.param == "postgresql":
+        with engine.connect() as conn:
+            ordered = conn.execute(sa.text("SELECT x FROM (VALUES ('b'), ('a-2'), ('A1')) v(x) ORDER BY x")).scalars()
+            assert list(ordered) == ["a-2", "A1", "b"]  # the database really sorts as en_US
+    return engine
+
+
+def test_schools_and_cluster_counts_come_in_byte_order_on_both_engines(en_us_engine):
+    schools = pd.DataFrame({"school_id": IDS, "school_name": [f"School {i}" for i in IDS], "level": "ES",
+                            "cluster": IDS})
+    metrics = pd.DataFrame({"school_id": IDS, "school_year": 2024, "metric": "m", "student_group": "ALL",
+                            "numerator": [1, 2, 3, 4, 5], "denominator": 10, "value": [10.0, 20.0, 30.0, 40.0, 50.0]})
+    with storage.write_transaction(en_us_engine) as conn:
+        storage.upsert(conn, "schools", schools)
+        storage.upsert(conn, "metrics", metrics)
+        storage.bump_version(conn)
+    assert storage.load_schools(en_us_engine)["school_id"].tolist() == BYTE_ORDER
+    assert storage.load_schools(en_us_engine).index.tolist() == [0, 1, 2, 3, 4]
+    pooled = aggregates.pooled_metric_counts(en_us_engine, by_cluster=True)
+    assert pooled["cluster"].tolist() == BYTE_ORDER
+    assert pooled["numerator"].tolist() == [3.0, 5.0, 2.0, 4.0, 1.0]  # each cluster's own school's count
+    counts = aggregates.metric_counts(en_us_engine, ["cluster", "school_year"])
+    assert counts["cluster"].tolist() == BYTE_ORDER and counts.index.tolist() == [0, 1, 2, 3, 4]
