@@ -92,7 +92,7 @@ def split() -> Iterator[dict[str, float]]:
     wrap(importer, "_storage_types", "storage_types_s")
     wrap(importer, "validate_table", "validate_table_s")
     wrap(importer, "write_report", "write_s")
-    wrap(storage, "_in_key_order", "key_order_s")
+    wrap(storage, "_in_write_order", "write_order_s")
     wrap(storage, "_in_partition_order", "partition_order_s")
     wrap(storage, "_tuples", "tuples_s")
     wrap(storage, "_copy_rows", "copy_s")
@@ -135,7 +135,7 @@ def split() -> Iterator[dict[str, float]]:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", before)
         sa.event.remove(sa.engine.Engine, "after_cursor_execute", after)
         named = sum(v for k, v in seconds.items() if k.startswith("sql_") or k in (
-            "key_order_s", "partition_order_s", "tuples_s", "copy_s"))
+            "write_order_s", "partition_order_s", "tuples_s", "copy_s"))
         if "write_s" in seconds:
             seconds["other_write_s"] = max(seconds["write_s"] - seconds["commit_s"] - named, 0.0)
         checks = sum(v for k, v in seconds.items() if k.startswith("check_"))

@@ -303,8 +303,9 @@ def upsert(conn: Connection, table_name: str, df: pd.DataFrame) -> int:
 SQLITE_WRITE_ORDER = {"metrics": ("metric", "school_id", "school_year", "student_group")}
 
 
-def _in_key_order(table_name: str, frame: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
-    """The rows sorted by ``order`` (default: the table's key), stably."""
+def _in_write_order(table_name: str, frame: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
+    """The rows in the order they are written: sorted by ``order`` (SQLite's metrics by
+    :data:`SQLITE_WRITE_ORDER`, not their key), by default the table's key, stably."""
     if len(frame) < 2:
         return frame
     try:
@@ -320,7 +321,7 @@ def _upsert_sqlite(conn: Connection, table_name: str, frame: pd.DataFrame) -> No
     sql = (f"INSERT INTO {quote(table_name)} ({', '.join(quote(c) for c in cols)}) VALUES ({values}) "
            f"{_conflict_clause(conn, table_name, cols)}")
     aside = _outweighs_table(conn, table_name, len(frame))
-    rows = _tuples(_in_key_order(table_name, frame, None if aside else SQLITE_WRITE_ORDER.get(table_name)))
+    rows = _tuples(_in_write_order(table_name, frame, None if aside else SQLITE_WRITE_ORDER.get(table_name)))
     # The unique key stays: ON CONFLICT needs it, and it is written in its own order.
     with _indexes_set_aside(conn, table_name, unique=False, when=aside):
         for start in range(0, len(rows), 100_000):
@@ -335,7 +336,7 @@ def _upsert_postgresql(conn: Connection, table_name: str, frame: pd.DataFrame) -
         frame = _new_years_as_partitions(conn, table_name, frame, col_list)
         if frame.empty:
             return
-    frame = _in_key_order(table_name, frame)  # a new year's partition was filled in an order of its own
+    frame = _in_write_order(table_name, frame)  # a new year's partition was filled in an order of its own
     if not partitioned and _years_all_new(conn, table_name, frame):
         savepoint = conn.begin_nested()
         try:
