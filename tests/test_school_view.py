@@ -76,6 +76,19 @@ def test_profile_display_hides_small_groups_and_orders_each_school_alone_or_in_a
         pd.testing.assert_frame_equal(alone, shown[shown["school_id"] == school].reset_index(drop=True))
 
 
+def test_a_block_keeps_the_discipline_rows_of_the_schools_with_an_opening_view_only():
+    """A school with no opening view (its own latest year is not the district's) reads its own rows on its page:
+    its block keeps none of them."""
+    from pages.ui.school_views import OpeningView, _Block
+
+    view = OpeningView([2024, 2025], {"ALL"}, ["m"], [], "m", ("ALL",))
+    discipline = _discipline([("A", 2025, "ALL", 100.0, 9.0, 9.0), ("B", 2025, "ALL", 80.0, 4.0, 4.0),
+                              ("A", 2025, "BL", 20.0, 3.0, 3.0)])
+    block = _Block({"A": view}, [], discipline)
+    assert block.discipline[["school_id", "student_group"]].values.tolist() == [["A", "ALL"], ["A", "BL"]]
+    assert block.discipline_at.keys() == {"A"} and block.discipline_at["A"].tolist() == [0, 1]
+
+
 def test_every_schools_opening_view_made_ahead_equals_its_own(on_demo, monkeypatch):
     """Every school of the demo: what its first view reads, made a block at a time (one read of the block's
     rows), is what the page makes from the school's own rows: years, groups, findings, the rows of its opening

@@ -129,15 +129,16 @@ class OpeningView:
 
 
 class _Block:
-    """A block's opening views, the trend rows of each school's opening trend and the schools' discipline rows of
-    the year: one frame each (text columns in pandas' Arrow-backed strings: a few kB a school, and a school's
-    rows are a slice with no conversion on its first view) and each school's rows in it."""
+    """A block's opening views, the trend rows of each school's opening trend and the discipline rows of the year
+    of the schools with a view (the others' pages read their own): one frame each (text columns in pandas'
+    Arrow-backed strings: a few kB a school, and a school's rows are a slice with no conversion on its first
+    view) and each school's rows in it."""
 
     def __init__(self, views: dict[str, OpeningView], trends: list[pd.DataFrame], discipline: pd.DataFrame):
         self.views = views
         self.trends = pd.concat(trends, ignore_index=True) if trends else None
         self.trend_at = _positions(self.trends)
-        self.discipline = discipline.reset_index(drop=True)
+        self.discipline = discipline[discipline["school_id"].isin(list(views))].reset_index(drop=True)
         self.discipline_at = _positions(self.discipline)
 
 
@@ -171,28 +172,26 @@ class OpeningViews:
                     self._made[block] = loaders._then_release(self._make)(block)
             yield
 
-    def _block(self, school_id: str) -> _Block | None:
+    def _with_view(self, school_id: str) -> _Block | None:
+        """The school's block, made, when the school has an opening view in it (else None: its page reads its own)."""
         block = self._profiles.block_of(school_id)
-        return self._made.get(block) if block is not None else None
+        made = self._made.get(block) if block is not None else None
+        return made if made is not None and school_id in made.views else None
 
     def of(self, school_id: str) -> OpeningView | None:
-        made = self._block(school_id)
-        return made.views.get(school_id) if made is not None else None
+        made = self._with_view(school_id)
+        return made.views[school_id] if made is not None else None
 
     def trend_rows(self, school_id: str) -> pd.DataFrame | None:
         """The rows of the school's opening trend (:func:`~analytics.outputs.school_view.trend_rows` of its
         :class:`OpeningView` metric and groups)."""
-        made = self._block(school_id)
-        if made is None or school_id not in made.views:
-            return None
-        return _rows(made.trends, made.trend_at, school_id)
+        made = self._with_view(school_id)
+        return _rows(made.trends, made.trend_at, school_id) if made is not None else None
 
     def discipline_rows(self, school_id: str) -> pd.DataFrame | None:
         """The school's discipline rows of the latest year (its page's discipline table)."""
-        made = self._block(school_id)
-        if made is None or school_id not in made.views:
-            return None
-        return _rows(made.discipline, made.discipline_at, school_id)
+        made = self._with_view(school_id)
+        return _rows(made.discipline, made.discipline_at, school_id) if made is not None else None
 
     def _make(self, block: int) -> _Block:
         version, year = self._profiles.version, self._profiles.year
