@@ -17,7 +17,7 @@ prepared first view misses 5x its warm rerun is named with that floor.
 (`<page>_prepared.prof`, `<page>_warm.prof`) and prints the functions the first view spends the most
 time in that the rerun does not.
 
-`--repeat N` also opens N - 1 other schools (school page) and clusters (cluster page) after the same
+`--repeat N` also opens N - 1 other schools (school page) and clusters (cluster and discipline pages) after the same
 preparation, each a first view of its own, and gives the medians.
 
     python benchmarks/bench_cold.py [--schools 2000] [--quick] [--pages overview,gaps] [--profile DIR] [--prepared-only]
@@ -148,7 +148,7 @@ def others(name: str, params: dict, schools, n: int) -> list[dict]:
     if n <= 1:
         return []
     key = "school" if "school" in params else "cluster" if "cluster" in params else None
-    if key is None or name == "discipline":
+    if key is None:
         return []
     names = list(schools["school_id"]) if key == "school" else sorted(schools["cluster"].dropna().unique())
     names = [v for v in names if v != params[key]]
@@ -210,7 +210,7 @@ def main() -> None:
                         help="prepare once and time each page's prepared first view and rerun (no cold views: a "
                              "preparation per page takes minutes at 2,000 schools on a busy machine)")
     parser.add_argument("--repeat", type=int, default=1,
-                        help="views of other schools and clusters for the school and cluster pages (medians)")
+                        help="views of other schools and clusters for the school, cluster and discipline pages (medians)")
     parser.add_argument("-o", "--output", default="cold_after_import")
     args = parser.parse_args()
     schools = 200 if args.quick else args.schools
