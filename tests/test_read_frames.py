@@ -89,6 +89,32 @@ def test_postgresql_csv_read_gives_the_cursor_frame_for_every_table_and_column_t
 
 
 @pytest.mark.postgres
+def test_a_failed_csv_read_raises_the_database_error_and_leaves_the_engine_usable(db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the CSV read is PostgreSQL's")
+    import psycopg
+
+    engine = storage.get_engine(db_url)
+    missing = sa.Table("no_such_table", sa.MetaData(), sa.Column("x", sa.Integer))
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        storage._read(engine, sa.select(missing))
+    bad_cast = sa.select(sa.cast(sa.literal("x"), sa.Integer).label("n"))  # fails on the server, read by the cursor
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+        storage._read(engine, bad_cast)
+    with engine.begin() as conn:  # rows are sent before the division by zero in the last one fails the COPY
+        conn.exec_driver_sql("CREATE VIEW failing AS SELECT CASE WHEN i < 50000 THEN i ELSE 1 / (i - i) END AS x "
+                             "FROM generate_series(1, 50000) AS i")
+    failing = sa.Table("failing", sa.MetaData(), sa.Column("x", sa.Integer))
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        storage._read(engine, sa.select(failing))
+    with storage.write_transaction(engine) as conn:
+        storage.upsert(conn, "schools", pd.DataFrame({"school_id": ["s1"], "school_name": ["One"], "level": ["ES"],
+                                                      "cluster": ["North"]}))
+    for _ in range(3):  # every pooled connection reads again
+        assert storage.load_schools(engine)["school_id"].tolist() == ["s1"]
+
+
+@pytest.mark.postgres
 def test_a_read_with_sums_dates_or_duplicate_names_keeps_the_cursor():
     m, s = schema.metrics, schema.schools
     assert storage._csv_types(sa.select(m.c.metric, sa.func.sum(m.c.numerator))) is None
