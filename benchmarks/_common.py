@@ -35,6 +35,34 @@ def demo_database(path: Path, schools: int) -> str:
     return url
 
 
+def copy_of(path: Path, directory: Path) -> Path:
+    """A copy of the SQLite database at `path` in `directory`, read through SQLite's backup (the original is only
+    read: a benchmark that writes, e.g. a workspace edit, writes the copy)."""
+    import sqlite3
+
+    target = directory / path.name
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    copy = sqlite3.connect(target)
+    try:
+        source.backup(copy)
+    finally:
+        copy.close()
+        source.close()
+    return target
+
+
+def save_a_pdsa_note(url: str) -> str:
+    """A workspace edit as an editor makes it: the first PDSA cycle's "Do" notes saved (one records.save)."""
+    from analytics.data import storage
+    from analytics.workspace import records
+
+    engine = storage.get_engine(url)
+    cycle = records.load(engine, "pdsa_cycles").iloc[0].to_dict()
+    records.save(engine, "pdsa_cycles", {**cycle, "do_notes": f"{cycle.get('do_notes') or ''} (seen again)"},
+                 int(cycle["version"]), "benchmark")
+    return str(cycle["cycle_id"])
+
+
 def write_results(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()}, **payload}

@@ -20,8 +20,13 @@ time in that the rerun does not.
 `--repeat N` also opens N - 1 other schools (school page) and clusters (cluster and discipline pages) after the same
 preparation, each a first view of its own, and gives the medians.
 
+`--after-edit` (with `--prepared-only`'s single preparation) then saves a PDSA cycle's notes, a workspace edit,
+on a copy of the database (the original is never written), and times a new session's first view of the page
+right after it, before the preparer has run again (`after_edit_s`): results read from imported tables alone are
+still cached, so it is near `prepared_s` rather than `cold_s`. Each page gets an edit of its own.
+
     python benchmarks/bench_cold.py [--schools 2000] [--quick] [--pages overview,gaps] [--profile DIR] [--prepared-only]
-        [--repeat N] [-o FILE]
+        [--repeat N] [--after-edit] [-o FILE]
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, demo_database, write_results
+from _common import ROOT, copy_of, demo_database, save_a_pdsa_note, write_results
 from _twin import PAGE_SCRIPT, TWIN_SCRIPT, as_staff, capture
 from bench_state import PAGES
 
@@ -98,7 +103,7 @@ def _prepare() -> float:
     from pages.ui import loaders, prepare
 
     started = time.perf_counter()
-    prepare.prepare_now(loaders.data_version())
+    prepare.prepare_now(loaders.pinned_versions())
     return time.perf_counter() - started
 
 
@@ -170,8 +175,14 @@ def repeated(name: str, views: list[dict], workdir: Path, first: dict) -> dict:
             "median_meets_goal": median_first <= GOAL_S and median_first <= GOAL_RATIO * median_warm}
 
 
+def after_edit(name: str, params: dict, workdir: Path, url: str) -> dict:
+    """A new session's first view of the page right after a workspace edit (the page's results made before it)."""
+    edited = save_a_pdsa_note(url)
+    return {"edited_cycle": edited, "after_edit_s": round(_timed(_app(_page_script(workdir, name), params)), 3)}
+
+
 def measure(url: str, workdir: Path, only: set[str] | None, profile: Path | None, cold_too: bool = True,
-            repeat: int = 1) -> dict:
+            repeat: int = 1, edit: bool = False) -> dict:
     from analytics.data import storage
 
     os.environ["DATABASE_URL"] = url
@@ -191,6 +202,8 @@ def measure(url: str, workdir: Path, only: set[str] | None, profile: Path | None
             out[name] = measure_page(name, params, workdir, profile, cold_too)
             if views := others(name, params, schools, repeat):
                 out[name]["repeated"] = repeated(name, views, workdir, out[name])
+            if edit:
+                out[name].update(after_edit(name, params, workdir, url))
         except Exception as exc:  # noqa: BLE001 - one page's failure is a result, the others still run
             out[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
         print(name, out[name], flush=True)
@@ -211,6 +224,9 @@ def main() -> None:
                              "preparation per page takes minutes at 2,000 schools on a busy machine)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="views of other schools and clusters for the school, cluster and discipline pages (medians)")
+    parser.add_argument("--after-edit", action="store_true",
+                        help="then time each page's first view right after a workspace edit (on a copy of the "
+                             "database; implies --prepared-only)")
     parser.add_argument("-o", "--output", default="cold_after_import")
     args = parser.parse_args()
     schools = 200 if args.quick else args.schools
@@ -218,8 +234,11 @@ def main() -> None:
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        result = measure(demo_database(db, schools), Path(tmp), set(args.pages.split(",")) if args.pages else None,
-                         args.profile, not args.prepared_only, args.repeat)
+        url = demo_database(db, schools)
+        if args.after_edit:
+            url = f"sqlite:///{copy_of(db, Path(tmp))}"
+        result = measure(url, Path(tmp), set(args.pages.split(",")) if args.pages else None,
+                         args.profile, not (args.prepared_only or args.after_edit), args.repeat, args.after_edit)
     write_results(args.output, {"schools": schools, "database": "sqlite",
                                 "goal": f"first view after an import <= {GOAL_S:g} s and <= {GOAL_RATIO:g}x its "
                                         "warm rerun", **result})

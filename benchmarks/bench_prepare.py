@@ -3,18 +3,48 @@ demo database (SQLite, built when missing) or any `--url`. Results are written a
 stopped by `--deadline` still says which steps it reached and what they took. Writes
 benchmarks/results/prepare.json.
 
+`--after-edit` then saves a PDSA cycle's notes (a workspace edit, on a copy of the SQLite database: the
+original is never written) and runs the list again as the server does after it: each step's seconds are
+`after_edit_steps_s` (results read from imported tables alone are still cached; what reads the workspace is
+made again). Writes benchmarks/results/prepare_after_edit.json.
+
     python benchmarks/bench_prepare.py --db /tmp/ssif_2000.db --schools 2000
     python benchmarks/bench_prepare.py --url postgresql+psycopg://... --deadline 1200
+    python benchmarks/bench_prepare.py --db /tmp/ssif_bench_2000.db --after-edit
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from pathlib import Path
 
-from _common import demo_database, write_results
+from _common import copy_of, demo_database, save_a_pdsa_note, write_results
+
+
+def run_list(deadline: float | None, written, name: str = "steps_s") -> dict:
+    """Each step of the current versions' list, timed in order; `written(steps)` after each step."""
+    from pages.ui import loaders, prepare
+
+    versions = loaders.pinned_versions()
+    started, steps = time.perf_counter(), {}
+    for step in prepare._plan(versions):
+        if deadline is not None and time.perf_counter() - started > deadline:
+            steps[step.label] = "not reached"
+            continue
+        began = time.perf_counter()
+        for _ in prepare._run(step, versions):
+            pass
+        steps[step.label] = round(time.perf_counter() - began, 2)
+        print(f"{steps[step.label]:8.2f} s  {step.label}", flush=True)
+        written({name: steps, "partial": True})
+    return steps
+
+
+def _total(steps: dict) -> float:
+    return round(sum(v for v in steps.values() if isinstance(v, float)), 1)
 
 
 def main() -> None:
@@ -23,33 +53,36 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help="the SQLite demo database (built when missing)")
     parser.add_argument("--schools", type=int, default=2000)
     parser.add_argument("--deadline", type=float, default=None, help="seconds after which no new step starts")
+    parser.add_argument("--after-edit", action="store_true",
+                        help="then save a PDSA note (on a copy of the database) and time the list again")
     args = parser.parse_args()
     db = args.db or Path(os.environ.get("TMPDIR", "/tmp")) / f"ssif_bench_{args.schools}.db"
-    url = args.url or demo_database(db, args.schools)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.after_edit and not args.url:
+            demo_database(db, args.schools)
+            db = copy_of(db, Path(tmp))
+        url = args.url or demo_database(db, args.schools)
+        measure(url, args)
+
+
+def measure(url: str, args) -> None:
     os.environ["DATABASE_URL"] = url
     import streamlit as st
 
-    from pages.ui import loaders, prepare
-
     st.cache_data.clear()
     st.cache_resource.clear()
-    version = loaders.data_version()
-    started, steps = time.perf_counter(), {}
-    for step in prepare._plan(version):
-        if args.deadline is not None and time.perf_counter() - started > args.deadline:
-            steps[step.label] = "not reached"
-            continue
-        began = time.perf_counter()
-        for _ in prepare._run(step, version):
-            pass
-        steps[step.label] = round(time.perf_counter() - began, 2)
-        print(f"{steps[step.label]:8.2f} s  {step.label}", flush=True)
-        write_results("prepare", {"database": url.split(":")[0], "steps_s": steps, "partial": True})
+    name, base = ("prepare_after_edit" if args.after_edit else "prepare"), {"database": url.split(":")[0]}
+    steps = run_list(args.deadline, lambda partial: write_results(name, {**base, **partial}))
     timed = {k: v for k, v in steps.items() if isinstance(v, float)}
-    write_results("prepare", {"database": url.split(":")[0], "steps_s": steps, "total_s": round(sum(timed.values()), 1),
-                              "slowest": sorted(timed, key=timed.get, reverse=True)[:5],
-                              "note": "machines are noisy: figures measured beside other work"})
-
+    result = {**base, "steps_s": steps, "total_s": _total(steps),
+              "slowest": sorted(timed, key=timed.get, reverse=True)[:5],
+              "note": "machines are noisy: figures measured beside other work"}
+    if args.after_edit:
+        result["edited_cycle"] = save_a_pdsa_note(url)
+        after = run_list(args.deadline, lambda partial: write_results(name, {**result, **partial}),
+                         "after_edit_steps_s")
+        result.update(after_edit_steps_s=after, after_edit_total_s=_total(after))
+    write_results(name, result)
 
 if __name__ == "__main__":
     main()

@@ -81,7 +81,7 @@ def released_tables(cluster_kpi, district_kpi, by_school, peers, trend):
             peers if peers_exact else peers.iloc[0:0], trend)
 
 
-cluster_kpi, district_kpi, by_school, peers, trend = cluster_tables(ui.data_version(), cluster, metric, year, group)
+cluster_kpi, district_kpi, by_school, peers, trend = cluster_tables(ui.import_version(), cluster, metric, year, group)
 
 value_only = district_kpi.basis == MEDIAN
 if ui.is_public():  # shared views: KPIs, dots, rank, trends and the table follow the district's release
@@ -108,7 +108,7 @@ def cluster_facts(version: int, cluster: str, metric: str, year: int, group: str
     return levels, plotted, rank_line
 
 
-levels_text, plotted, rank_line = cluster_facts(ui.data_version(), cluster, metric, year, group, ui.share_token())
+levels_text, plotted, rank_line = cluster_facts(ui.import_version(), cluster, metric, year, group, ui.share_token())
 k1, k2, k3, k4 = st.columns(4)
 versus = "district median" if value_only else "district"
 k1.metric(f"Cluster {label.lower()} — {group_label(group)}",
@@ -215,7 +215,7 @@ with left:
             "Schools in the chart", ["best and worst", "all"], horizontal=True, key="dots_shown",
             format_func=lambda o: f"Best and worst {SHOWN_EACH_END}" if o == "best and worst"
             else f"All {len(plotted)}") == "best and worst"
-        plotted, dots, summary, dot_rows, downloaded = dots_view(ui.data_version(), cluster, metric, year, group,
+        plotted, dots, summary, dot_rows, downloaded = dots_view(ui.import_version(), cluster, metric, year, group,
                                                                  ui.share_token(), best_and_worst)
         if not ui.is_public():  # viewers download the suppressed table below instead
             ui.download_menu(f"{cluster}-{metric}-{group}-{year}", downloaded, dots)
@@ -227,7 +227,7 @@ with left:
 with right:
     if rank_line:
         st.markdown(rank_line)
-    trends = trend_view(ui.data_version(), cluster, metric, year, group, ui.share_token(),
+    trends = trend_view(ui.import_version(), cluster, metric, year, group, ui.share_token(),
                         tuple(plotted["school_id"]) if long_list else None)
     if trends is not None:
         trend_chart, by_year, trend_summary = trends
@@ -276,7 +276,7 @@ def schools_table(version: int, cluster: str, metric: str, year: int, group: str
 
 
 st.subheader("Schools")
-table, shown, readable, readable_config = schools_table(ui.data_version(), cluster, metric, year, group,
+table, shown, readable, readable_config = schools_table(ui.import_version(), cluster, metric, year, group,
                                                         ui.share_token())
 ui.download_menu(f"{cluster}-schools-{metric}-{group}-{year}", shown.drop(columns="open"))
 # Key columns first (a phone shows about four); intervals and n only where the files have counts.

@@ -78,7 +78,7 @@ def dictionary_files() -> tuple[pd.DataFrame, bytes]:
 
 
 with tab_quality:
-    quality = quality_table(ui.data_version())
+    quality = quality_table(ui.import_version())
     if quality.empty:
         st.info("No metrics or discipline rows yet: import files on the Import tab.")
     else:
@@ -101,7 +101,7 @@ with tab_quality:
                    "and are left out of pooled values.")
 
 with tab_history:
-    history = import_history(ui.data_version())
+    history = import_history(ui.import_version())
     if history.empty:
         st.info("No imports yet. The demo district was generated, not imported.")
     else:

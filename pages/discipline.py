@@ -38,7 +38,7 @@ def cluster_schools(version: int, cluster: str) -> tuple[dict[str, str], list[st
     return dict(sorted(names.items(), key=lambda item: item[1])), in_cluster["school_id"].tolist()
 
 
-years, present, clusters = discipline_options(ui.data_version())
+years, present, clusters = discipline_options(ui.import_version())
 if not years:
     st.info("No discipline data yet. Import a discipline file on the Data page.")
     st.stop()
@@ -46,7 +46,7 @@ if not years:
 cols = st.columns(4)
 cluster = ui.url_choice("Cluster", "cluster", clusters, "all", container=cols[0],
                         format_func=lambda c: "Whole district" if c == "all" else c)
-school_names, cluster_ids = cluster_schools(ui.data_version(), cluster)
+school_names, cluster_ids = cluster_schools(ui.import_version(), cluster)
 school = ui.url_choice("School", "school", ["all", *school_names], "all",
                        container=cols[1], format_func=lambda s: "All schools" if s == "all" else school_names[s])
 year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]), container=cols[2],
@@ -97,7 +97,7 @@ def columns_with_counts(version: int, cluster: str, school: str, year: int) -> d
                                                         "law_referrals", "oss_days")}
 
 
-has = columns_with_counts(ui.data_version(), cluster, school, year)
+has = columns_with_counts(ui.import_version(), cluster, school, year)
 
 # --- findings ---------------------------------------------------------------------------------------
 @ui.cached
@@ -146,7 +146,7 @@ def scope_group_rates(version: int, cluster: str, school: str, year: int) -> tup
     return ui.discipline_group_rates(sums, year, of_cluster)
 
 
-wide, composition = scope_group_rates(ui.data_version(), cluster, school, year)
+wide, composition = scope_group_rates(ui.import_version(), cluster, school, year)
 if not wide.empty:
     labels = {c: f"{outcome_label(c)} (%)" for c in wide.columns if c != "enrolled"}
     if ui.is_public():  # viewers: each rate is a cell of the district's release (analytics.access.privacy)
@@ -169,7 +169,7 @@ if not wide.empty:
     st.caption("Rate = students with the outcome / students enrolled, pooled over the schools in scope. Groups "
                "under 10 students are not shown.")
 
-_, impact = discipline_views(ui.data_version(), cluster)
+_, impact = discipline_views(ui.import_version(), cluster)
 rp_scope = "the district" if cluster == "all" else cluster
 rp_note = ""
 if school != "all":
@@ -180,7 +180,7 @@ if school != "all":
                    f"schools of {rp_scope}.")
 
 
-flags, scope_dispro, chart, spans = scope_views(ui.data_version(), cluster, school, year)
+flags, scope_dispro, chart, spans = scope_views(ui.import_version(), cluster, school, year)
 if ui.is_public():  # ratios, flags and "too small" only where every cell behind them is released exactly
     released = ui.public_view(scope_dispro, "disproportionality")
     scope_dispro = scope_dispro.assign(risk_ratio=pd.to_numeric(released["risk_ratio"], errors="coerce"),
@@ -197,7 +197,7 @@ one_school_rp = ui.is_public() and not impact.summary.empty and impact.summary["
 rp_withheld = ("Restorative-practices impact is not shown in shared views when one school stands behind it: "
                "the estimate would be computed from that school's own small counts.")
 
-lines, derived_note = findings(ui.data_version(), cluster, school, year, ui.share_token())
+lines, derived_note = findings(ui.import_version(), cluster, school, year, ui.share_token())
 with findings_slot.container():
     st.markdown("\n".join(f"- {line}" for line in [*lines, rp_withheld if one_school_rp else impact.statement]))
     if derived_note:
@@ -255,7 +255,7 @@ def ratios_view(version: int, cluster: str, school: str, year: int, group: str, 
     return chart, ratio_table(top, "School"), summary, none
 
 
-ratio_chart, ratio_rows, ratio_summary, too_small = ratios_view(ui.data_version(), cluster, school, year, group,
+ratio_chart, ratio_rows, ratio_summary, too_small = ratios_view(ui.import_version(), cluster, school, year, group,
                                                                 ui.share_token())
 if ratio_chart is not None:
     ui.chart(ratio_chart, ratio_rows, ratio_summary)
@@ -287,7 +287,7 @@ def flag_links(version: int, cluster: str, school: str, year: int, share: str | 
 if flags.empty:
     st.write("None in scope.")
 else:
-    for text, sid, g in flag_links(ui.data_version(), cluster, school, year, ui.share_token()):
+    for text, sid, g in flag_links(ui.import_version(), cluster, school, year, ui.share_token()):
         ui.link(text, "pages/school.py", school=sid, year=year, group=g)
 
 # --- composition --------------------------------------------------------------------------------------
@@ -338,7 +338,7 @@ if one_school_rp:
 elif impact.summary.empty or not np.isfinite(impact.summary["estimate"].iloc[0]):
     st.info(impact.statement)
 else:
-    events, study, study_rows, shown = rp_view(ui.data_version(), cluster, school)
+    events, study, study_rows, shown = rp_view(ui.import_version(), cluster, school)
     ui.chart(study, study_rows, impact.statement, caption=False)
     ui.download_menu("rp-event-study", events, study)
     st.dataframe(ui.arrow_ready(shown), hide_index=True, width="stretch",
@@ -376,7 +376,7 @@ def run_view(version: int, cluster: str, school: str, year: int, share: str | No
 
 
 st.subheader("Run chart: suspensions per month")
-run = run_view(ui.data_version(), cluster, school, year, ui.share_token())
+run = run_view(ui.import_version(), cluster, school, year, ui.share_token())
 if run is None:
     st.info("No student-level incident file has been imported for these schools, so there is no monthly series.")
 else:

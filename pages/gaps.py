@@ -40,7 +40,7 @@ def gap_options(version: int) -> tuple[list[str], list[str]]:
 
 
 cols = st.columns([1, 1, 2, 2])
-levels, clusters = gap_options(ui.data_version())
+levels, clusters = gap_options(ui.import_version())
 level = ui.url_choice("Level", "level", levels, "all", container=cols[0],
                       format_func=lambda v: "All levels" if v == "all" else SCHOOL_LEVELS.get(v, v))
 year = int(ui.url_choice("School year", "year", [str(y) for y in years], str(years[-1]), container=cols[1],
@@ -180,7 +180,7 @@ with left:
                 f"{label}: no status-and-change cut points are set for it, or every group has fewer than 30 students.")
         picked = []
     else:
-        grid_chart, cells, grid_summary, downloaded = grid_view(ui.data_version(), metric, year, reference, level,
+        grid_chart, cells, grid_summary, downloaded = grid_view(ui.import_version(), metric, year, reference, level,
                                                                 cluster, ui.share_token())
         ui.download_menu(f"status-change-{metric}-{year}", downloaded, grid_chart)
         event = ui.chart(grid_chart, cells, grid_summary, key="status_grid", on_select="rerun",
@@ -197,7 +197,7 @@ with right:
                     group=row["student_group"])
     elif not grid.empty and (grid["color"] != "").any():
         st.markdown("**Colours in scope**")
-        st.dataframe(ui.arrow_ready(colour_counts(ui.data_version(), metric, year, reference, level, cluster,
+        st.dataframe(ui.arrow_ready(colour_counts(ui.import_version(), metric, year, reference, level, cluster,
                                                   ui.share_token())), hide_index=True)
         st.caption("Cut points per metric and level are in the settings; groups under 30 students get no colour.")
 
@@ -205,7 +205,7 @@ if gaps is None:
     gaps, _, limits = ui.gap_year_views(metric, year, reference, level, cluster)
 if trend is None:
     trend = ui.gap_trend(metric, level, cluster)
-family, lines, this_year = findings(ui.data_version(), metric, year, reference, level, cluster, ui.share_token())
+family, lines, this_year = findings(ui.import_version(), metric, year, reference, level, cluster, ui.share_token())
 with findings_slot.container():
     if family.n_tests == 0 and limits:  # say why nothing could be tested rather than count zeros
         lines = [f"Nothing could be tested for {label.lower()} in {ui.year_label(year)} ({scope_text}):", *limits]
@@ -260,13 +260,13 @@ groups_present = [g for g in trend["student_group"].unique()]
 default_groups = [g for g in ("BL", "HI", "FARMS", "EML", "SWD") if g in groups_present]
 chosen = st.multiselect("Groups", groups_present, default=default_groups or groups_present[:4],
                         format_func=group_label, key="gap_groups")
-band = band_view(ui.data_version(), metric, year, reference, level, cluster, ui.share_token(), tuple(chosen))
+band = band_view(ui.import_version(), metric, year, reference, level, cluster, ui.share_token(), tuple(chosen))
 if band is not None:
     ui.chart(*band)
 else:
     st.caption("Nothing to show: see the findings above." if limits else
                "Only one school year with counts: no trend to show.")
-within = within_view(ui.data_version(), metric, year, reference, level, cluster, ui.share_token())
+within = within_view(ui.import_version(), metric, year, reference, level, cluster, ui.share_token())
 if within is not None:
     st.markdown(f"**Pooled and within-school gaps, {year - 1}-{str(year)[-2:]}** (each group vs all other students)")
     within_shown, within_config = within
@@ -302,7 +302,7 @@ def badges_table(version: int, metric: str, year: int, reference: str, level: st
 
 
 # Words, not coloured emoji (which some fonts draw as empty boxes); the reason when there is no label.
-table = badges_table(ui.data_version(), metric, year, reference, level, cluster, ui.share_token())
+table = badges_table(ui.import_version(), metric, year, reference, level, cluster, ui.share_token())
 st.dataframe(
     table,
     hide_index=True, width="stretch", height=360,

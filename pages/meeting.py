@@ -57,11 +57,11 @@ def pack_options(version: int) -> tuple[list[int], dict[int, str], list[str], di
 
 
 cols = st.columns(4)
-clusters = pack_clusters(ui.data_version())
+clusters = pack_clusters(ui.import_version())
 cluster = cols[0].selectbox("Cluster", clusters, key="pack_cluster")
-names, school_options, school_labels = pack_schools(ui.data_version(), cluster)
+names, school_options, school_labels = pack_schools(ui.import_version(), cluster)
 school = cols[1].selectbox("School", school_options, key="pack_school", format_func=school_labels.__getitem__)
-year_options, year_labels, metric_options, metric_labels = pack_options(ui.data_version())
+year_options, year_labels, metric_options, metric_labels = pack_options(ui.import_version())
 year = cols[2].selectbox("School year", year_options, key="pack_year", format_func=year_labels.__getitem__)
 metric = cols[3].selectbox("Metric", metric_options, key="pack_metric", format_func=metric_labels.__getitem__)
 scope = {"cluster": None if cluster == clusters[0] else cluster, "school": None if school == "All schools" else school}
@@ -77,7 +77,7 @@ def pack_defaults(version: int, cluster: str | None, school: str | None, year: i
     return standard, pack_title(schools, cluster, school, year)
 
 
-defaults, default_title = pack_defaults(ui.data_version(), scope["cluster"], scope["school"], year, metric)
+defaults, default_title = pack_defaults(ui.import_version(), scope["cluster"], scope["school"], year, metric)
 standard = dict(defaults)
 
 
@@ -88,7 +88,7 @@ def learning_views(version: int) -> list[ViewSpec]:
 
 
 if ui.tables_present()["pl_programs"]:  # the PL sheet of a pack needs a programme
-    standard.update({spec.view: spec for spec in learning_views(ui.data_version())})
+    standard.update({spec.view: spec for spec in learning_views(ui.import_version())})
 left, right = st.columns([1, 1])
 with left:
     st.markdown("**Standard views**")
@@ -130,7 +130,7 @@ def order_rows(version: int, cluster: str, views: tuple) -> pd.DataFrame:
 
 
 order = st.data_editor(
-    order_rows(ui.data_version(), cluster, tuple((s.view, s.title, tuple(s.filters.items())) for s in specs)),
+    order_rows(ui.import_version(), cluster, tuple((s.view, s.title, tuple(s.filters.items())) for s in specs)),
     hide_index=True, width="stretch", key="pack_order", disabled=["filters"],
     column_config={"order": st.column_config.NumberColumn("Order", min_value=1, step=1),
                    "title": st.column_config.TextColumn("Slide and sheet title"),

@@ -158,7 +158,7 @@ left, right = st.columns([3, 2])
 
 with left:
     st.subheader("Schools on the map")
-    located = map_view(ui.data_version(), metric, year, group, ui.share_token())
+    located = map_view(ui.import_version(), metric, year, group, ui.share_token())
     if located is None:
         st.info("No school has coordinates; add latitude and longitude to the schools file to see the map.")
     else:
@@ -182,7 +182,7 @@ with left:
         if missing:
             st.caption(f"{missing} school(s) have no coordinates and are not on the map.")
         with st.expander("The map as a list (every school's value)"):
-            listed, config = map_list(ui.data_version(), metric, year, group, ui.share_token())
+            listed, config = map_list(ui.import_version(), metric, year, group, ui.share_token())
             st.dataframe(ui.arrow_ready(listed), hide_index=True, width="stretch", height=300, column_config=config)
 
 with right:
@@ -190,7 +190,7 @@ with right:
     if by_cluster.empty:
         st.info(f"No {'values' if value_only else 'counts'} for {label}, {group_label(group)}, {ui.year_label(year)}.")
     else:
-        chart, summary, chart_rows = cluster_chart(ui.data_version(), metric, year, group, ui.share_token())
+        chart, summary, chart_rows = cluster_chart(ui.import_version(), metric, year, group, ui.share_token())
         ui.download_menu(f"clusters-{metric}-{group}-{year}", by_cluster, chart)
         event = ui.chart(chart, chart_rows, summary, key="cluster_bars", on_select="rerun",
                          height=max(260, 24 * len(by_cluster) + 90))
@@ -222,7 +222,7 @@ if by_cluster.empty:
                                                              "group": group})
                                    for c in sorted(schools["cluster"].dropna().unique())])
 else:
-    table, listed, value_title = clusters_table(ui.data_version(), metric, year, group, ui.share_token())
+    table, listed, value_title = clusters_table(ui.import_version(), metric, year, group, ui.share_token())
     event = st.dataframe(
         ui.arrow_ready(listed),
         hide_index=True,
@@ -287,7 +287,7 @@ def attention_view(version: int, metric: str, year: int, group: str, share: str 
 
 st.subheader("Schools that may need attention")
 n_attention, attention_rows, attention_config = (0, None, None) if value_only else attention_view(
-    ui.data_version(), metric, year, group, ui.share_token())
+    ui.import_version(), metric, year, group, ui.share_token())
 if value_only:
     st.markdown(f"Not assessed: {NO_COUNTS}, and small numbers cannot be accounted for without them.")
 elif not n_attention:

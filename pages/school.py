@@ -33,7 +33,7 @@ def school_header(version: int, school_id: str):
     return info, ui.school_names().get(school_id, info["school_name"]), " · ".join(facts)
 
 
-header = school_header(ui.data_version(), school_id)
+header = school_header(ui.import_version(), school_id)
 if header is None:
     ui.breadcrumb(("District", "pages/overview.py", {}), ("School not found", None, {}))
     ui.not_found(f"School “{school_id}” was not found.")
@@ -60,7 +60,7 @@ def school_years_and_groups(version: int, school_id: str) -> tuple[list[int], se
     return (opening.years, opening.present) if opening is not None else years_and_groups(school_rows())
 
 
-years, present = school_years_and_groups(ui.data_version(), school_id)
+years, present = school_years_and_groups(ui.import_version(), school_id)
 if not years:
     st.info("No metric data for this school yet.")
     st.stop()
@@ -95,7 +95,7 @@ def findings(version: int, school_id: str, year: int, share: str | None) -> list
 
 
 st.subheader("Findings")
-st.markdown("\n".join(findings(ui.data_version(), school_id, year, share)))
+st.markdown("\n".join(findings(ui.import_version(), school_id, year, share)))
 
 # --- profile table -----------------------------------------------------------------------------------
 @ui.drawn
@@ -107,7 +107,7 @@ def profile_table(version: int, school_id: str, year: int, share: str | None):
 
 
 st.subheader("SSIF profile")
-readable, readable_config, shown = profile_table(ui.data_version(), school_id, year, share)
+readable, readable_config, shown = profile_table(ui.import_version(), school_id, year, share)
 st.dataframe(ui.arrow_ready(readable), hide_index=True, width="stretch", height=min(420, 35 * (len(shown) + 1) + 3),
              column_config=readable_config)
 ui.download_menu(f"profile-{school_id}-{year}", shown)
@@ -117,7 +117,7 @@ st.caption("District values are pooled from counts (the median of school values 
 
 # --- trends ------------------------------------------------------------------------------------------
 st.subheader("Trends")
-metric_choices = metrics_of_profile(ui.data_version(), school_id, year)
+metric_choices = metrics_of_profile(ui.import_version(), school_id, year)
 # `metric` and `group` are carried from the district and cluster views, so the breadcrumbs lead back to them.
 metric = ui.url_choice("Metric for trends", "metric", metric_choices, metric_choices[0], format_func=ui.metric_label,
                        strict=False)
@@ -145,7 +145,7 @@ def trend_view(version: int, school_id: str, metric: str, groups: tuple[str, ...
                                    key=("school", version, school_id, metric, groups, share))  # no hashing of rows
 
 
-trend = trend_view(ui.data_version(), school_id, metric, tuple(chosen_groups), share)
+trend = trend_view(ui.import_version(), school_id, metric, tuple(chosen_groups), share)
 if trend is not None:
     ui.chart(*trend)
 else:
@@ -166,7 +166,7 @@ def discipline_table(version: int, school_id: str, year: int, share: str | None)
     return school_views.discipline_table(current, school_id, year, ui.is_public())
 
 
-suspensions = discipline_table(ui.data_version(), school_id, year, share)
+suspensions = discipline_table(ui.import_version(), school_id, year, share)
 if suspensions is None:
     st.info("No discipline data for this school and year.")
 else:

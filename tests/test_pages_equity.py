@@ -92,7 +92,7 @@ def test_a_cluster_discipline_view_shows_its_own_sums_before_and_after_every_clu
     cluster = str(storage.load_schools(on_demo)["cluster"].iloc[0])
     cold = _run("discipline", cluster=cluster)
     assert not loaders._made()  # nothing district-wide was pooled or counted for it (sums, rates, months)
-    version = storage.data_version(on_demo)
+    version = storage.import_version(on_demo)  # what the district-wide results are keyed on
     years, _ = loaders._discipline_choices(version)
     loaders._cluster_group_rates(version, years[-1])  # as the preparer makes them
     for actions in (None, ("ISS", "OSS")):

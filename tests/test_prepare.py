@@ -287,14 +287,15 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
     monkeypatch.setenv("DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))  # opening views
     st.cache_data.clear()
     st.cache_resource.clear()
-    version = storage.data_version(sqlite_engine)
-    steps = prepare._plan(version)
-    worker = prepare.Preparer(lambda: storage.data_version(sqlite_engine), prepare._plan, prepare._run, poll_s=30)
+    versions = storage.versions(sqlite_engine)
+    version = versions.imports  # what the district-wide results are keyed on
+    steps = prepare._plan(versions)
+    worker = prepare.Preparer(lambda: storage.versions(sqlite_engine), prepare._plan, prepare._run, poll_s=30)
     try:
-        worker.notice(version)
+        worker.notice(versions)
         assert worker.wait_idle(300)  # the whole list, clusters included, on a busy machine
-        assert worker.seconds[version] >= 0 and len(steps) >= 5
-        assert list(worker.step_seconds[version]) == [s.label for s in steps]  # each step's seconds kept
+        assert worker.seconds[versions] >= 0 and len(steps) >= 5
+        assert list(worker.step_seconds[versions]) == [s.label for s in steps]  # each step's seconds kept
         latest = max(loaders._years(version))
         schools = loaders._schools(version)
         clusters = sorted(schools["cluster"].unique())
@@ -331,9 +332,9 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
             pd.testing.assert_frame_equal(shares, own[1], check_exact=True)
         for actions in (None, ("ISS", "OSS")):  # and its incidents per month
             assert set(loaders._cluster_incident_months(version, actions)) <= set(clusters)
-        goals, progress = loaders._goal_progress(version)
+        goals, progress = loaders._goal_progress(versions.changes)  # read from the workspace too
         assert len(goals) and set(progress["goal_id"]) == set(goals["goal_id"])
-        loaders._pl_practices(version)
+        loaders._pl_practices(versions.changes)
         for cached, args in [(viewer._release, (version,)), (loaders._flags_and_ratios, (version, None)),
                              (prepare._cluster_areas, (version,)), (loaders._cluster_members, (version,)),
                              (loaders._district_figures, (version, latest)),
@@ -375,7 +376,7 @@ def test_prepared_opening_views_show_what_unprepared_ones_show_and_build_nothing
     unprepared = {page: _shown(run_page(page)) for page in OPENING_VIEWS}
     st.cache_data.clear()
     st.cache_resource.clear()
-    version = storage.data_version(loaders.engine())
+    version = storage.versions(loaders.engine())
     steps = prepare._plan(version)
     assert sorted(s.arg for s in steps if s.kind == "view") == sorted(OPENING_VIEWS)  # the demo has every kind of data
     with caplog.at_level(logging.DEBUG, logger=prepare.log.name):

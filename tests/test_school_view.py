@@ -96,9 +96,9 @@ def test_every_schools_opening_view_made_ahead_equals_its_own(on_demo, monkeypat
     from analytics.outputs.school_view import school_findings, years_and_groups
     from pages.ui import loaders, school_views
 
-    version = storage.data_version(on_demo)
+    version = storage.import_version(on_demo)  # what the school views are read from: imported tables alone
     monkeypatch.setattr(loaders, "engine", lambda: on_demo)
-    monkeypatch.setattr(loaders, "data_version", lambda: version)
+    monkeypatch.setattr(loaders, "import_version", lambda: version)
     year = max(storage.available_years(on_demo))
     schools = storage.load_schools(on_demo)
     views = school_views.OpeningViews(loaders.SchoolProfiles(version, year, schools["school_id"].tolist()))

@@ -849,18 +849,18 @@ def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bo
                 apart: bool | None = None, timeout: float = DECISION_SECONDS) -> Release:
     """The district's release decision from the database, decided once per state of its data.
 
-    In this process it is kept per data version (an import bumps the version). Across processes and
-    restarts it is kept in the ``release_decisions`` table under a fingerprint of everything it is decided
-    from (schools, metrics, discipline, settings and these rules): deciding costs about half a minute of CPU at
-    200 schools, reading it back well under a second, and a workspace edit (which bumps the version but
-    changes no counts) finds the decision it already has. A decision is made in a child process
+    In this process it is kept per import version (only an import bumps it: a workspace edit changes no
+    count, so it keeps the decision). Across processes and restarts it is kept in the ``release_decisions``
+    table under a fingerprint of everything it is decided from (schools, metrics, discipline, settings and
+    these rules): deciding costs about half a minute of CPU at 200 schools, reading it back well under a
+    second. A decision is made in a child process
     (:func:`decide_apart`; ``apart=None``: when the inputs hold :data:`APART_FROM_ROWS` rows or more), so the
     server never holds the decision's working memory; when the child fails or runs past ``timeout``
     seconds every cell is withheld, and a decision with a piece withheld (for time, or a cell its audit left
     pinned) is kept for this process only: neither is stored, so a restart decides again."""
     from analytics.data import storage
 
-    key = (str(engine.url), storage.data_version(engine), id(settings), complementary)
+    key = (str(engine.url), storage.import_version(engine), id(settings), complementary)
     if key not in _CACHE:
         if len(_CACHE) >= 4:
             _CACHE.pop(next(iter(_CACHE)))

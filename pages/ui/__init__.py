@@ -67,6 +67,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     goal_progress_of,
     has_rp_start,
     higher_is_better,
+    import_version,
     incident_months,
     metric_catalog,
     metric_counts,

@@ -9,7 +9,7 @@ import streamlit as st
 
 from analytics.data import catalog
 from pages.ui.links import not_found
-from pages.ui.loaders import _years, data_version, metric_groups, metric_ids, metric_labels, schools
+from pages.ui.loaders import _years, import_version, metric_groups, metric_ids, metric_labels, schools
 from pages.ui.state import arrived_on_page, share_grant
 
 
@@ -73,7 +73,7 @@ def year_label(year) -> str:
 
 def filter_bar() -> tuple[int, str, str]:
     """Year, metric and student group bound to the URL (`year`, `metric`, `group`); stops when no data."""
-    years, metrics = _years(data_version()), metric_ids()
+    years, metrics = _years(import_version()), metric_ids()
     if not years or not metrics:
         st.info("No data yet. Import schools, metrics and discipline files on the Data page.")
         st.stop()

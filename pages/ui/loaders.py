@@ -1,7 +1,9 @@
-"""Cached loaders: the engine, the data version and every table a page reads.
+"""Cached loaders: the engine, the data versions and every table a page reads.
 
-Raw tables are cached as shared resources (no copy per rerun; pages only read them). Caches are keyed on
-the data version, so an import is visible at once."""
+Raw tables are cached as shared resources (no copy per rerun; pages only read them). A result read from
+imported tables alone is keyed on the import version (:func:`import_version`), so an import is visible at once
+and a workspace edit (a saved goal, cycle or note) leaves it cached; a result that reads any workspace table
+(goals, cycles, walkthroughs, meetings…) is keyed on the data version every write bumps (:func:`data_version`)."""
 
 from __future__ import annotations
 
@@ -93,20 +95,20 @@ _RETRIES = "_data_changed_reruns"
 MAX_DATA_RETRIES = 5
 
 
-def pin_data_version() -> int:
-    """Read the data version once for this script run; every loader of the run then reads that version.
+def pin_data_version() -> storage.Versions:
+    """Read both data versions once (one SELECT) for this script run; every loader of the run then reads them.
 
-    app.py calls this first on every run, so a page never mixes rows from before and after an import that
+    app.py calls this first on every run, so a page never mixes rows from before and after a write that
     lands while it is drawing: a loader that finds newer data raises `storage.DataChanged` and the run
     starts again (see :func:`run_page`).
     """
     try:
-        version = storage.data_version(engine())
+        versions = storage.versions(engine())
     except sa_exc.DBAPIError:
         database_unreachable()
-    st.session_state[_PIN] = version
+    st.session_state[_PIN] = versions
     start_run()  # what this run looks up many times is looked up once (pages.ui.state.per_run)
-    return version
+    return versions
 
 
 def database_unreachable() -> None:
@@ -116,22 +118,38 @@ def database_unreachable() -> None:
     st.stop()
 
 
-def data_version() -> int:
+def pinned_versions() -> storage.Versions:
+    """Both data versions of this run (read now when the run pinned none)."""
     pinned = st.session_state.get(_PIN)
-    return pinned if pinned is not None else storage.data_version(engine())
+    return pinned if pinned is not None else storage.versions(engine())
 
 
-def _consistent(load: Callable) -> Callable:
-    """A loader whose result is checked to belong to the data version it is cached under."""
+def data_version() -> int:
+    """The run's data version, bumped by every write: the key of results that read a workspace table."""
+    return pinned_versions().changes
+
+
+def import_version() -> int:
+    """The run's import version, bumped by imports only: the key of results read from imported tables alone."""
+    return pinned_versions().imports
+
+
+def _consistent(load: Callable, counter: int = storage.CHANGES) -> Callable:
+    """A loader whose result is checked to belong to the version of `counter` it is cached under."""
 
     @functools.wraps(load)
     def checked(version: int, *args):
         try:
-            return storage.read_at_version(engine(), version, lambda: load(version, *args))
+            return storage.read_at_version(engine(), version, lambda: load(version, *args), counter)
         finally:  # a cache miss: give back what the intermediate frames held
             storage.release_freed_memory()
 
     return checked
+
+
+def _imported(load: Callable) -> Callable:
+    """:func:`_consistent` for a loader that reads imported tables alone, cached under the import version."""
+    return _consistent(load, storage.IMPORTS)
 
 
 def _then_release(compute: Callable) -> Callable:
@@ -178,13 +196,13 @@ def run_page(page, after: Callable[[], None] | None = None) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-@_consistent
+@_imported
 def _schools(version: int) -> pd.DataFrame:
     return storage.load_schools(engine())
 
 
 def schools() -> pd.DataFrame:
-    return _schools(data_version())
+    return _schools(import_version())
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -194,17 +212,17 @@ def _school_names(version: int) -> pd.Series:
 
 def school_names() -> pd.Series:
     """school_id -> the name people read ("Lincoln ES (North)" where two schools share a name)."""
-    return _school_names(data_version())
+    return _school_names(import_version())
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-@_consistent
+@_imported
 def _catalog(version: int) -> pd.DataFrame:
     return catalog.metric_catalog(storage.load_metric_definitions(engine()))
 
 
 def metric_catalog() -> pd.DataFrame:
-    return _catalog(data_version())
+    return _catalog(import_version())
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -221,27 +239,27 @@ def _directions(version: int) -> dict[str, bool]:
 def higher_is_better() -> dict[str, bool]:
     """metric id -> whether a higher value is better, shared read-only (a metric missing from the catalogue
     counts as higher-is-better: look it up with ``.get(metric, True)``)."""
-    return per_run("higher_is_better", lambda: _directions(data_version()))
+    return per_run("higher_is_better", lambda: _directions(import_version()))
 
 
 def metric_labels() -> dict[str, str]:
     """metric id -> label, shared read-only (labels are looked up per table row: no catalog copy per call,
     and one cache lookup per run)."""
-    return per_run("metric_labels", lambda: _metric_labels(data_version()))
+    return per_run("metric_labels", lambda: _metric_labels(import_version()))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-@_consistent
+@_imported
 def _years(version: int) -> list[int]:
     return storage.available_years(engine())
 
 
 def years() -> list[int]:
-    return _years(data_version())
+    return _years(import_version())
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-@_consistent
+@_imported
 def _metric_ids(version: int) -> list[str]:
     ids = storage.available_metrics(engine())
     if "suspension_rate" not in ids and storage.tables_present(engine())["discipline"]:
@@ -251,11 +269,11 @@ def _metric_ids(version: int) -> list[str]:
 
 
 def metric_ids() -> list[str]:
-    return _metric_ids(data_version())
+    return _metric_ids(import_version())
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-@_consistent
+@_imported
 def _metric_rows(version: int, metric: str, years: tuple[int, ...] | None, school_ids: tuple[str, ...] | None):
     return aggregates.metric_rows(engine(), metric, list(years) if years else None,
                                   list(school_ids) if school_ids else None)
@@ -263,12 +281,12 @@ def _metric_rows(version: int, metric: str, years: tuple[int, ...] | None, schoo
 
 def metric_rows(metric: str, years: Sequence[int] | None = None, school_ids: Sequence[str] | None = None):
     """Metric rows (every group) for the given years and schools; suspension rate derived if needed."""
-    return _metric_rows(data_version(), metric, tuple(years) if years else None,
+    return _metric_rows(import_version(), metric, tuple(years) if years else None,
                         tuple(school_ids) if school_ids else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-@_consistent
+@_imported
 def _metric_slice(version: int, metric: str, group: str, school_ids: tuple[str, ...] | None) -> pd.DataFrame:
     return aggregates.metric_slice(engine(), metric, group, list(school_ids) if school_ids else None)
 
@@ -276,11 +294,11 @@ def _metric_slice(version: int, metric: str, group: str, school_ids: tuple[str, 
 def metric_slice(metric: str, group: str, school_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """One metric's rows for one student group, every year (of the given schools, default every school):
     the same rows as ``metric_rows(metric)`` filtered on the group, read from the database alone."""
-    return _metric_slice(data_version(), metric, group, tuple(school_ids) if school_ids else None)
+    return _metric_slice(import_version(), metric, group, tuple(school_ids) if school_ids else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-@_consistent
+@_imported
 def _metric_counts(version: int, metric: str, group: str, keys: tuple[str, ...], years: tuple[int, ...] | None,
                    school_ids: tuple[str, ...] | None) -> pd.DataFrame:
     return aggregates.group_counts(engine(), metric, group, keys, years=list(years) if years else None,
@@ -291,19 +309,19 @@ def metric_counts(metric: str, group: str, keys: Sequence[str], years: Sequence[
                   school_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """Pooled sums and basis votes of one metric and group per `keys` (e.g. ``["school_year"]`` or
     ``["cluster"]``), summed by the database (:func:`analytics.data.aggregates.group_counts`)."""
-    return _metric_counts(data_version(), metric, group, tuple(keys), tuple(years) if years else None,
+    return _metric_counts(import_version(), metric, group, tuple(keys), tuple(years) if years else None,
                           tuple(school_ids) if school_ids else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-@_consistent
+@_imported
 def _district_all_counts(version: int, metric: str) -> pd.DataFrame:
     return aggregates.district_all_counts(engine(), metric)
 
 
 def district_all_counts(metric: str) -> pd.DataFrame:
     """The gaps' ``district_all`` reference of a metric (ALL counts per year), summed by the database."""
-    return _district_all_counts(data_version(), metric)
+    return _district_all_counts(import_version(), metric)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -316,8 +334,8 @@ def cluster_members(cluster: str) -> pd.DataFrame:
     """A cluster's schools (the schools table's rows, in its order), two schools of one name in it told apart
     (by id) in every chart, table and link of its page: split once per data version (prepared with the map),
     read-only and shared."""
-    found = _cluster_members(data_version()).get(cluster)
-    return found if found is not None else _schools(data_version()).iloc[0:0]
+    found = _cluster_members(import_version()).get(cluster)
+    return found if found is not None else _schools(import_version()).iloc[0:0]
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -338,14 +356,14 @@ def cluster_slice(metric: str, group: str, cluster: str) -> tuple[pd.DataFrame, 
     the cluster, in their order) and their sums per ``school_year`` (``counts_from_rows``): split once per
     data version from the district's rows, with the district's tables, so a cluster's first view only
     looks them up (read-only, shared)."""
-    found = _cluster_slices(data_version(), metric, group).get(cluster)
+    found = _cluster_slices(import_version(), metric, group).get(cluster)
     if found is None:  # no rows of this metric and group in the cluster
-        rows = _metric_slice(data_version(), metric, group, None).iloc[0:0]
+        rows = _metric_slice(import_version(), metric, group, None).iloc[0:0]
         return rows, aggregates.counts_from_rows(rows, ["school_year"])
     return found
 
 
-@_consistent
+@_imported
 def _metric_slice_of_years(version: int, metric: str, group: str, years: tuple[int, ...]) -> pd.DataFrame:
     return aggregates.metric_slice(engine(), metric, group, years=list(years))
 
@@ -375,11 +393,11 @@ def district_tables(metric: str, year: int, group: str):
     values), every school's value, every cluster's and the schools ranked by their empirical-Bayes adjusted
     rate (read-only, shared). The overview draws them and every cluster page compares with them, so they
     are made once per data version and view (the preparer makes the opening metrics' ahead)."""
-    return _district_tables(data_version(), metric, int(year), group)
+    return _district_tables(import_version(), metric, int(year), group)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-@_consistent
+@_imported
 def _district_figures(version: int, year: int) -> pd.DataFrame:
     return aggregates.district_figures(engine(), year)
 
@@ -387,11 +405,11 @@ def _district_figures(version: int, year: int) -> pd.DataFrame:
 def district_figures(year: int) -> pd.DataFrame:
     """The district figure of every metric x group for a year (pooled, or the median of school values):
     :func:`analytics.stats.summaries.district_values` of every row of the year, from the database's sums."""
-    return _district_figures(data_version(), year)
+    return _district_figures(import_version(), year)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-@_consistent
+@_imported
 def _school_rows(version: int, school_id: str) -> pd.DataFrame:
     """The school's metric rows as imported (read by its key)."""
     return storage.load_metrics(engine(), school_ids=[school_id])
@@ -406,7 +424,7 @@ def _school_metrics(version: int, school_id: str) -> pd.DataFrame:
 def school_metrics(school_id: str) -> pd.DataFrame:
     """One school's metric rows, every year and group (suspension rate derived when not imported): read by
     the school's key (its unique index), never the district's rows."""
-    return _school_metrics(data_version(), school_id)
+    return _school_metrics(import_version(), school_id)
 
 
 PROFILE_BLOCK = 100  # schools per piece of the district's profiles (about half a second each)
@@ -439,7 +457,7 @@ class SchoolProfiles:
         derived = _suspension_derived(self.version, year)  # the district's year decides, not the block's rows
         rows = storage.read_at_version(eng, self.version, lambda: metrics_with_suspension(
             storage.load_metrics(eng, years=[year], school_ids=ids),
-            storage.load_discipline(eng, years=[year], school_ids=ids), derived))
+            storage.load_discipline(eng, years=[year], school_ids=ids), derived), storage.IMPORTS)
         ordered, where = profile_slices(school_profiles(rows, year, _district_figures(self.version, year)))
         # Text columns (school, metric, group, basis) kept as categories: a third of the memory at 2,000 schools
         # (DESIGN §8 memory bar); a slice is given back in the columns' own types.
@@ -477,7 +495,7 @@ def _school_profiles(version: int, year: int) -> SchoolProfiles:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-@_consistent
+@_imported
 def _suspension_derived(version: int, year: int) -> bool:
     return aggregates.suspension_derived(engine(), [year])
 
@@ -488,7 +506,7 @@ def school_profile_of(school_id: str, year: int) -> pd.DataFrame:
     year's, or one whose block is not made yet, is made from the school's own rows (the same frame). Either
     way `suspension_rate` is derived from discipline exactly when no school imported it for the year (as the
     district figure it is set against), not as the block's or the school's own rows would say."""
-    version = data_version()
+    version = import_version()
     year = int(year)
     if year == max(_years(version), default=None):
         found = _school_profiles(version, year).of(school_id)
@@ -501,17 +519,17 @@ def school_profile_of(school_id: str, year: int) -> pd.DataFrame:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-@_consistent
+@_imported
 def _discipline(version: int, school_ids: tuple[str, ...] | None) -> pd.DataFrame:
     return storage.load_discipline(engine(), school_ids=list(school_ids) if school_ids else None)
 
 
 def discipline(school_ids: Sequence[str] | None = None) -> pd.DataFrame:
-    return _discipline(data_version(), tuple(school_ids) if school_ids else None)
+    return _discipline(import_version(), tuple(school_ids) if school_ids else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-@_consistent
+@_imported
 def _discipline_sums(version: int, school_ids: tuple[str, ...] | None) -> pd.DataFrame:
     return aggregates.discipline_scope_sums(engine(), list(school_ids) if school_ids is not None else None)
 
@@ -536,7 +554,7 @@ def _made_for_clusters(cluster: str | None, *flag) -> bool:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-@_consistent
+@_imported
 def _cluster_discipline_sums(version: int) -> dict[str, pd.DataFrame]:
     sums = aggregates.discipline_cluster_sums(engine())
     made = {str(name): part.drop(columns="cluster").reset_index(drop=True)
@@ -558,7 +576,7 @@ def discipline_group_rates(sums: pd.DataFrame, year: int, cluster: str | None = 
     """:func:`analytics.stats.disproportionality.group_rates` of a scope's sums (:func:`discipline_sums`);
     when they are `cluster`'s and the year is the latest, a copy of the cluster's, made for every cluster by
     the preparer (each a few kB), so a cluster's first view pools nothing."""
-    version = data_version()
+    version = import_version()
     years, _ = _discipline_choices(version)
     if years and year == years[-1] and _made_for_clusters(cluster, "rates", version, year):
         found = _cluster_group_rates(version, year).get(cluster)
@@ -576,7 +594,7 @@ def discipline_sums(school_ids: Sequence[str], cluster: str | None = None) -> pd
     read (:func:`analytics.data.aggregates.discipline_cluster_sums`) that the preparer makes after an
     import, so a cluster's first view reads nothing (shared read-only, like the district's: never modify);
     before the preparer has made them, the cluster's schools' own sums (the same rows)."""
-    version = data_version()
+    version = import_version()
     if _made_for_clusters(cluster, "sums", version) and (
             found := _cluster_discipline_sums(version).get(cluster)) is not None:
         return found
@@ -585,7 +603,7 @@ def discipline_sums(school_ids: Sequence[str], cluster: str | None = None) -> pd
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-@_consistent
+@_imported
 def _discipline_choices(version: int) -> tuple[list[int], list[str]]:
     eng = engine()
     return aggregates.discipline_years(eng), aggregates.discipline_groups(eng)
@@ -594,11 +612,11 @@ def _discipline_choices(version: int) -> tuple[list[int], list[str]]:
 def discipline_choices() -> tuple[list[int], list[str]]:
     """The school years and student groups of the discipline table (``DISTINCT`` in the database; ``ALL``
     among the groups when race rows let it be derived)."""
-    return _discipline_choices(data_version())
+    return _discipline_choices(import_version())
 
 
 @st.cache_data(show_spinner=False, max_entries=2)
-@_consistent
+@_imported
 def _data_quality(version: int) -> pd.DataFrame:
     labels = _metric_labels(version)
     return quality.data_quality(engine(), label=lambda metric: labels.get(metric, metric))
@@ -607,11 +625,11 @@ def _data_quality(version: int) -> pd.DataFrame:
 def data_quality() -> pd.DataFrame:
     """The Data page's data-quality table (``analytics.data.quality``): counted over every row of the district
     (seconds at 2,000 schools), so once per data version, and prepared after an import."""
-    return _data_quality(data_version())
+    return _data_quality(import_version())
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-@_consistent
+@_imported
 def _district_risks(version: int) -> DistrictRisks:
     return aggregates.district_risks(engine())
 
@@ -620,7 +638,7 @@ RATIO_OUTCOME = "suspension"  # the outcome whose risk ratios the discipline pag
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-@_consistent
+@_imported
 def _flags_and_ratios(version: int, school_ids: tuple[str, ...] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     if school_ids is not None:  # a school's rows are the same in any scope (the district's risks): a slice
         flagged, ratios = _flags_and_ratios(version, None)
@@ -659,14 +677,14 @@ def flags_and_ratios(school_ids: Sequence[str] | None = None,
     When the schools are those of `cluster`, its rows are taken by their positions in the district's tables,
     found once per data version by the preparer (no test of every row's school).
     """
-    version = data_version()
+    version = import_version()
     if cluster is not None and (found := _cluster_ratio_rows(version).get(cluster)) is not None:
         return tuple(frame.iloc[rows] for frame, rows in zip(_flags_and_ratios(version, None), found, strict=True))
     return _flags_and_ratios(version, tuple(sorted(school_ids)) if school_ids is not None else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-@_consistent
+@_imported
 def _gap_trend_sums(version: int, metric: str, school_ids: tuple[str, ...] | None) -> pd.DataFrame:
     return aggregates.gap_trend_sums(engine(), metric, list(school_ids) if school_ids is not None else None)
 
@@ -680,7 +698,7 @@ def _gap_scope(version: int, level: str, cluster: str) -> tuple[tuple[str, ...],
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-@_consistent
+@_imported
 def _gap_year_views(version: int, metric: str, year: int, reference: str, level: str, cluster: str):
     higher = _directions(version)
     in_scope = _gap_rows(version, metric, year, level, cluster)
@@ -701,7 +719,7 @@ def _gap_rows(version: int, metric: str, year: int, level: str, cluster: str) ->
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-@_consistent
+@_imported
 def _gap_grid(version: int, metric: str, year: int, level: str, cluster: str) -> pd.DataFrame:
     schools = _schools(version)
     higher = _directions(version)
@@ -714,11 +732,11 @@ def _gap_grid(version: int, metric: str, year: int, level: str, cluster: str) ->
 def gap_grid(metric: str, year: int, level: str = "all", cluster: str = "all") -> pd.DataFrame:
     """The status-and-change rows of the schools of `level` and `cluster` (the grid of :func:`gap_year_views`,
     whatever the reference): a page draws the grid before the year's gaps are labelled (read-only, shared)."""
-    return _gap_grid(data_version(), metric, int(year), level, cluster)
+    return _gap_grid(import_version(), metric, int(year), level, cluster)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-@_consistent
+@_imported
 def _gap_trend(version: int, metric: str, level: str, cluster: str) -> pd.DataFrame:
     school_ids, whole = _gap_scope(version, level, cluster)
     return pooled_gap_trend_from_sums(_gap_trend_sums(version, metric, None if whole else school_ids))
@@ -729,17 +747,17 @@ def gap_year_views(metric: str, year: int, reference: str, level: str = "all", c
     `level` and `cluster`: what the view's year and the one before give, so a page draws them before the trend
     over every year (:func:`gap_trend`) is summed (read-only, shared: the page derives new frames from them,
     never changes them). The preparer computes the page's opening view ahead."""
-    return _gap_year_views(data_version(), metric, int(year), reference, level, cluster)
+    return _gap_year_views(import_version(), metric, int(year), reference, level, cluster)
 
 
 def gap_trend(metric: str, level: str = "all", cluster: str = "all") -> pd.DataFrame:
     """The pooled gap trend of the schools of `level` and `cluster` (every year, summed by the database;
     read-only, shared)."""
-    return _gap_trend(data_version(), metric, level, cluster)
+    return _gap_trend(import_version(), metric, level, cluster)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-@_consistent
+@_imported
 def _rp_schools(version: int) -> frozenset[str]:
     schools = _schools(version)
     return frozenset(schools.loc[schools["rp_start_year"].notna(), "school_id"])
@@ -747,7 +765,7 @@ def _rp_schools(version: int) -> frozenset[str]:
 
 def has_rp_start(school: str | None) -> bool:
     """Whether `school` has a restorative-practices start year (its own RP estimate)."""
-    return school in _rp_schools(data_version())
+    return school in _rp_schools(import_version())
 
 
 def _rp_school(version: int, school: str | None) -> str | None:
@@ -756,7 +774,7 @@ def _rp_school(version: int, school: str | None) -> str | None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-@_consistent
+@_imported
 def _rp_rows(version: int) -> pd.DataFrame:
     return aggregates.rp_outcome_rows(engine())
 
@@ -765,7 +783,7 @@ RP_SCOPES = 4096  # every cluster's estimates are kept (a few kB each): the prep
 
 
 @st.cache_resource(show_spinner=False, max_entries=RP_SCOPES)
-@_consistent
+@_imported
 def _rp_impact(version: int, cluster: str, school: str | None) -> RPImpact:
     schools, data = _schools(version), _rp_rows(version)  # the rows the RP outcomes read, not the whole table
     if school is not None:
@@ -778,12 +796,12 @@ def rp_impact_of(cluster: str = "all", school: str | None = None) -> RPImpact:
     (`school` when it has a start year, else the cluster's), against never-treated schools (read-only, shared:
     randomization inference takes seconds at 2,000 schools, so the preparer computes the district's and every
     cluster's ahead)."""
-    one = _rp_school(data_version(), school)
-    return _rp_impact(data_version(), "all" if one else cluster, one)
+    one = _rp_school(import_version(), school)
+    return _rp_impact(import_version(), "all" if one else cluster, one)
 
 
 @st.cache_resource(show_spinner=False, max_entries=RP_SCOPES)
-@_consistent
+@_imported
 def _rp_beyond(version: int, cluster: str, school: str | None) -> pd.DataFrame:
     schools = _schools(version)
     members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
@@ -792,7 +810,7 @@ def _rp_beyond(version: int, cluster: str, school: str | None) -> pd.DataFrame:
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-@_consistent
+@_imported
 def _rp_metrics(version: int) -> pd.DataFrame:
     """The district's ALL rows of the outcomes beside suspensions, read once for every scope."""
     return storage.load_metrics(engine(), metrics=list(RP_METRIC_OUTCOMES), groups=["ALL"])
@@ -801,19 +819,19 @@ def _rp_metrics(version: int) -> pd.DataFrame:
 def rp_beyond(cluster: str = "all", school: str | None = None) -> pd.DataFrame:
     """RP impact beside suspensions, same scopes as :func:`rp_impact_of`: school climate (% favourable) and
     chronic absence, by the same estimator (read-only, shared)."""
-    one = _rp_school(data_version(), school)
-    return _rp_beyond(data_version(), "all" if one else cluster, one)
+    one = _rp_school(import_version(), school)
+    return _rp_beyond(import_version(), "all" if one else cluster, one)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-@_consistent
+@_imported
 def _incident_months(version: int, actions: tuple[str, ...] | None, school_ids: tuple[str, ...] | None) -> pd.Series:
     return aggregates.monthly_incident_counts(engine(), actions=list(actions) if actions else None,
                                               school_ids=list(school_ids) if school_ids is not None else None)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-@_consistent
+@_imported
 def _cluster_incident_months(version: int, actions: tuple[str, ...] | None) -> dict[str, pd.Series]:
     counts = aggregates.monthly_incident_counts(engine(), actions=list(actions) if actions else None, by_cluster=True)
     made = {str(name): part.droplevel("cluster").sort_index().rename_axis(None)
@@ -829,7 +847,7 @@ def incident_months(actions: Sequence[str] | None = None, school_ids: Sequence[s
     When the schools are those of `cluster`, its counts are looked up among every cluster's, counted in one
     read that the preparer makes after an import (none: the cluster has no incidents; shared read-only);
     until the preparer has made them, the cluster's schools' own (as :func:`discipline_sums`)."""
-    key, version = (tuple(actions) if actions else None), data_version()
+    key, version = (tuple(actions) if actions else None), import_version()
     if _made_for_clusters(cluster, "months", version, key):
         return _cluster_incident_months(version, key).get(cluster, _NO_MONTHS)
     return _incident_months(version, key, tuple(school_ids) if school_ids is not None else None)
@@ -880,14 +898,14 @@ def pl_practices() -> tuple[list[str], dict[str, list[str]]]:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-@_consistent
+@_imported
 def _metric_groups(version: int, metric: str) -> list[str]:
     return aggregates.metric_groups(engine(), metric)
 
 
 def metric_groups(metric: str) -> list[str]:
     """Student groups that have rows for a metric."""
-    return _metric_groups(data_version(), metric)
+    return _metric_groups(import_version(), metric)
 
 
 def _identity(fn: Callable) -> str:
@@ -1007,7 +1025,7 @@ def drawn(fn: Callable) -> Callable:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-@_consistent
+@_imported
 def _year_rows(version: int, year: int) -> pd.DataFrame:
     eng = engine()
     return metrics_with_suspension(storage.load_metrics(eng, years=[year]), storage.load_discipline(eng, years=[year]))
@@ -1015,7 +1033,7 @@ def _year_rows(version: int, year: int) -> pd.DataFrame:
 
 def year_rows(year: int) -> pd.DataFrame:
     """Every metric and group of every school for one year (district comparisons)."""
-    return _year_rows(data_version(), year)
+    return _year_rows(import_version(), year)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

@@ -1,7 +1,11 @@
 """Compute ahead after an import: a background thread fills the caches of a new data version.
 
-An import (from the Data page, the command line or another server) bumps the data version, and every cached
-view then belongs to the old one. One `Preparer` per server process notices the new version (each script
+An import (from the Data page, the command line or another server) bumps both data versions, and every cached
+view then belongs to an old one. A workspace edit (a saved goal, cycle or note) bumps only the version every
+write bumps: the thread notices it the same way and runs the same list, but each result read from imported
+tables alone is keyed on the import version, which did not move, so those steps find their results made and
+only the steps that read the workspace (every goal's progress, the practices a walkthrough form offers, what
+changed) compute; no progress note is shown for it (:meth:`Preparer.notice`'s ``quiet``). One `Preparer` per server process notices the new version (each script
 run reports the version it pinned; a poll every few seconds catches imports nobody has looked at yet) and
 fills the expensive district-wide caches in the work list of `analytics.data.prepare`, one after another,
 in a daemon thread: the import's answer never waits for it. The list ends with the pages' opening views,
@@ -27,7 +31,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
@@ -49,7 +53,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Progress:
-    version: int
+    version: Hashable
     done: int
     total: int
     label: str  # the step being prepared
@@ -58,35 +62,39 @@ class Progress:
 class Preparer:
     """Prepares each new data version once, in the background; `notice()` never blocks.
 
+    A version is any value compared by equality (the app's is :class:`storage.Versions`, both counters).
     `plan(version)` gives the steps of a version and `run(step, version)` fills one step's caches; both may
     raise `storage.DataChanged` when the version is replaced meanwhile (the newer one is prepared next).
     `run` may be a generator: each `yield` ends a piece, after which the thread gives way to page runs
-    (those inside :meth:`page_run`).
+    (those inside :meth:`page_run`). `quiet(prepared, version)` says when preparing `version` after
+    `prepared` shows no progress (the app's: the import version did not move, so the list is mostly cache
+    hits and pages are not cold).
     """
 
-    def __init__(self, current_version: Callable[[], int], plan: Callable[[int], list[Step]],
-                 run: Callable[[Step, int], object], poll_s: float = POLL_S, pause_s: float = PAUSE_S):
+    def __init__(self, current_version: Callable[[], Hashable], plan: Callable[[Hashable], list[Step]],
+                 run: Callable[[Step, Hashable], object], poll_s: float = POLL_S, pause_s: float = PAUSE_S,
+                 quiet: Callable[[Hashable, Hashable], bool] | None = None):
         self._current, self._plan, self._run, self._poll_s = current_version, plan, run, poll_s
-        self._pause_s = pause_s
+        self._pause_s, self._quiet = pause_s, quiet
         self._wake = threading.Event()
         self._stopped = False
         self._lock = threading.Lock()
         self._progress: Progress | None = None
         self._pages = 0  # page runs in progress
         self.pauses = 0  # pieces that waited for a page run to end (tests and benchmarks)
-        self.prepared: int | None = None  # the last version prepared to the end
-        self.seconds: dict[int, float] = {}  # version -> seconds its preparation took
-        self.step_seconds: dict[int, dict[str, float]] = {}  # version -> each step's seconds (pauses included)
-        self.failed: dict[int, list[str]] = {}  # version -> the labels of the steps that raised
+        self.prepared: Hashable | None = None  # the last version prepared to the end
+        self.seconds: dict[Hashable, float] = {}  # version -> seconds its preparation took
+        self.step_seconds: dict[Hashable, dict[str, float]] = {}  # version -> each step's seconds (pauses included)
+        self.failed: dict[Hashable, list[str]] = {}  # version -> the labels of the steps that raised
         self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
         self._thread.start()
 
-    def notice(self, version: int) -> None:
+    def notice(self, version: Hashable) -> None:
         """A script run saw `version`: prepare it if it is new (returns at once)."""
         if version != self.prepared:
             self._wake.set()
 
-    def progress(self, version: int) -> Progress | None:
+    def progress(self, version: Hashable) -> Progress | None:
         """How far the preparation of `version` is, or None when nothing is being prepared for it."""
         with self._lock:
             current = self._progress
@@ -139,14 +147,15 @@ class Preparer:
                 log.exception("preparing data version failed")
                 self._set(None)
 
-    def _prepare(self, version: int) -> None:
+    def _prepare(self, version: Hashable) -> None:
         started = time.monotonic()
+        quiet = self.prepared is not None and self._quiet is not None and self._quiet(self.prepared, version)
         try:
             steps = self._plan(version)
             shown = sum(not step.background for step in steps)  # background steps come last
             timed = self.step_seconds[version] = {}
             for done, step in enumerate(steps):
-                self._set(None if step.background else Progress(version, done, shown, step.label))
+                self._set(None if step.background or quiet else Progress(version, done, shown, step.label))
                 self._give_way(version)
                 step_started = time.monotonic()
                 self._run_step(step, version)
@@ -159,7 +168,7 @@ class Preparer:
         self.seconds[version] = round(time.monotonic() - started, 3)
         self._set(None)
 
-    def _run_step(self, step: Step, version: int) -> None:
+    def _run_step(self, step: Step, version: Hashable) -> None:
         """Run one step, giving way between its pieces. A step that fails is logged and left to its pages (they
         compute what they need when opened): the steps after it are still prepared, and the version counts as
         prepared, so a failing step is not retried at every poll."""
@@ -173,7 +182,7 @@ class Preparer:
             log.exception("preparing %r failed", step.label)
             self.failed.setdefault(version, []).append(step.label)
 
-    def _give_way(self, version: int) -> None:
+    def _give_way(self, version: Hashable) -> None:
         """Between two pieces: let page runs have the interpreter, then check the version is still current."""
         time.sleep(self._pause_s)
         deadline = time.monotonic() + MAX_WAIT_S
@@ -203,28 +212,32 @@ def _cluster_areas(version: int) -> pd.DataFrame:
 
 def cluster_areas() -> pd.DataFrame:
     """Each cluster's outline for the map (convex hulls of its schools), shared by every session."""
-    from pages.ui.loaders import data_version
+    from pages.ui.loaders import import_version
 
-    return _cluster_areas(data_version())
+    return _cluster_areas(import_version())
 
 
-def _plan(version: int) -> list[Step]:
+def _plan(versions: storage.Versions) -> list[Step]:
     from pages.ui import loaders
 
-    present = loaders._tables_present(version)  # the pages' own check: no count of every row
+    present = loaders._tables_present(versions.changes)  # the pages' own check: no count of every row
     from analytics.access.sharing import has_live_shares
 
+    version = versions.imports
     return work_list(loaders._metric_ids(version), loaders._years(version),
                      has_discipline=present.get("discipline", False), has_live_shares=has_live_shares(loaders.engine()),
                      has_learning=present.get("pl_programs", False), has_goals=present.get("school_goals", False))
 
 
-def _run(step: Step, version: int) -> Iterator[None]:
-    """Fill the caches one step stands for: the same cached functions the pages call, same arguments.
+def _run(step: Step, versions: storage.Versions) -> Iterator[None]:
+    """Fill the caches one step stands for: the same cached functions the pages call, same arguments (each
+    keyed on the version it is cached under: the import version, or for what reads the workspace the data
+    version every write bumps).
 
     Each `yield` ends a piece (one cached result), where the preparer gives way to page runs."""
     from pages.ui import loaders, viewer
 
+    version = versions.imports
     if step.kind == "release":
         viewer._release(version)
     elif step.kind == "metric":  # what the overview and cluster pages read for a metric (group ALL)
@@ -273,9 +286,9 @@ def _run(step: Step, version: int) -> Iterator[None]:
             loaders._rp_impact(version, str(cluster), None)
             loaders._rp_beyond(version, str(cluster), None)
     elif step.kind == "goals":  # every goal's progress, which a plan and what changed slice; the plans' form
-        loaders._goal_progress(version)
+        loaders._goal_progress(versions.changes)
         yield
-        loaders._pl_practices(version)
+        loaders._pl_practices(versions.changes)
     elif step.kind == "map":  # the map's cluster outlines; each cluster's schools, which its page lists
         _cluster_areas(version)
         yield
@@ -283,16 +296,16 @@ def _run(step: Step, version: int) -> Iterator[None]:
     elif step.kind == "quality":  # the Data page's counts over every row
         loaders._data_quality(version)
     elif step.kind == "view":
-        _draw_opening_view(str(step.arg), version)
+        _draw_opening_view(str(step.arg), versions)
 
 
-def prepare_now(version: int) -> dict[str, float]:
-    """The whole work list of `version` on this thread, piece after piece with no pause (benchmarks, tests):
+def prepare_now(versions: storage.Versions) -> dict[str, float]:
+    """The whole work list of `versions` on this thread, piece after piece with no pause (benchmarks, tests):
     each step's seconds, by label."""
     timed = {}
-    for step in _plan(version):
+    for step in _plan(versions):
         started = time.monotonic()
-        for _ in _run(step, version):
+        for _ in _run(step, versions):
             pass
         timed[step.label] = _took(step, started)
     return timed
@@ -315,9 +328,9 @@ def page_code(path: str) -> CodeType:
     return compile(Path(path).read_text(), path, "exec", dont_inherit=True)
 
 
-def _draw_opening_view(page: str, version: int) -> None:
+def _draw_opening_view(page: str, versions: storage.Versions) -> None:
     """Run a page's opening view here, as a staff member's first visit would: no URL parameters, no share
-    token, data version `version`. Off a script thread Streamlit draws into nothing (elements are made and
+    token, data versions `versions`. Off a script thread Streamlit draws into nothing (elements are made and
     dropped, widgets give their defaults, the session state is a stand-in), while every cache the page
     reads or fills is the server's own. A view that stops early (`st.stop` does not stop here) or fails
     leaves nothing wrong behind: its page computes what is missing when it is opened."""
@@ -326,15 +339,15 @@ def _draw_opening_view(page: str, version: int) -> None:
     if get_script_run_ctx() is not None:  # a session's own state and URL are never touched
         raise RuntimeError("opening views are drawn off the script threads")
     with _OPENING_VIEW:  # a preparer replaced mid-step (caches cleared) may still be drawing one
-        _draw_in_stand_in_state(page, version)
+        _draw_in_stand_in_state(page, versions)
 
 
-def _draw_in_stand_in_state(page: str, version: int) -> None:
+def _draw_in_stand_in_state(page: str, versions: storage.Versions) -> None:
     from pages.ui import loaders, state
 
     st.session_state.clear()  # Streamlit's stand-in state off a script thread: a new visitor's, empty
     st.query_params.clear()
-    st.session_state[loaders._PIN] = version
+    st.session_state[loaders._PIN] = versions
     state.start_run()
     path = str(PAGES_DIR / f"{page}.py")
     try:
@@ -362,7 +375,12 @@ def preparer() -> Preparer:
     from pages.ui.loaders import engine
 
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_QuietThread())
-    return Preparer(lambda: storage.data_version(engine()), _plan, _run)
+    return Preparer(lambda: storage.versions(engine()), _plan, _run, quiet=same_imports)
+
+
+def same_imports(prepared: storage.Versions, versions: storage.Versions) -> bool:
+    """Only workspace records changed since `prepared`: what is read from imported tables is made already."""
+    return prepared.imports == versions.imports
 
 
 def page_in_progress() -> contextlib.AbstractContextManager:
@@ -370,8 +388,8 @@ def page_in_progress() -> contextlib.AbstractContextManager:
     return preparer().page_run() if serving() else contextlib.nullcontext()
 
 
-def prepare_ahead(version: int) -> None:
-    """Report this run's data version to the preparer; while it prepares, show how far it is.
+def prepare_ahead(version: storage.Versions) -> None:
+    """Report this run's data versions to the preparer; while it prepares an import, show how far it is.
 
     The progress is a fragment that redraws itself every second and clears itself when the data is ready. It
     sits in the sidebar, in a slot every server run makes whether or not there is progress to show: a note
@@ -401,7 +419,7 @@ def _progress_text(progress: Progress) -> str:
 
 
 @st.fragment(run_every=1.0)
-def _progress_note(version: int) -> None:
+def _progress_note(version: storage.Versions) -> None:
     progress = preparer().progress(version)
     if progress is None:  # drawing nothing clears the note; the page's next run starts no fragment
         return

@@ -198,7 +198,7 @@ class OpeningViews:
         ids, frame, where, texts = self._profiles.block(block)
         eng = loaders.engine()
         metrics, discipline = storage.read_at_version(eng, version, lambda: (
-            storage.load_metrics(eng, school_ids=ids), storage.load_discipline(eng, school_ids=ids)))
+            storage.load_metrics(eng, school_ids=ids), storage.load_discipline(eng, school_ids=ids)), storage.IMPORTS)
         rows = metrics_with_suspension_by_school(metrics, discipline)
         rows_at = rows.groupby("school_id", sort=False).indices
         labels = loaders._metric_labels(version)
@@ -232,6 +232,6 @@ def _opening_views(version: int, year: int) -> OpeningViews:
 
 def opening_views() -> OpeningViews | None:
     """Every school's opening view of the latest year (:class:`OpeningViews`; None without data)."""
-    version = loaders.data_version()
+    version = loaders.import_version()  # read from imported tables alone
     latest = max(loaders._years(version), default=None)
     return None if latest is None else _opening_views(version, latest)

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.ui.links import link
-from pages.ui.loaders import data_version, engine, higher_is_better, schools
+from pages.ui.loaders import engine, higher_is_better, import_version, schools
 from pages.ui.state import is_public
 
 
@@ -44,12 +44,12 @@ def _release(version: int):
     from analytics.data import storage
 
     # Never a release of newer data cached under an older version (nor a stale one computed at all).
-    return storage.read_at_version(engine(), version, lambda: release_for(engine()))
+    return storage.read_at_version(engine(), version, lambda: release_for(engine()), storage.IMPORTS)
 
 
 def release():
     """The district's privacy decision for this data version (one release for every shared view)."""
-    return _release(data_version())
+    return _release(import_version())
 
 
 def public_view(table: pd.DataFrame, view: str) -> pd.DataFrame:

@@ -1,0 +1,158 @@
+"""Two data versions: a workspace edit leaves every result read from imported tables alone cached, an import
+does not; the preparer after an edit computes only what reads the workspace (DESIGN §8)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+
+import pytest
+import streamlit as st
+
+from analytics.data import aggregates, storage
+from analytics.data.importer import import_bytes
+from analytics.data.prepare import Step
+from analytics.workspace import records
+from analytics.workspace import views as workspace
+from pages.ui import loaders, prepare
+from tests.page_runner import run_page
+
+
+def _counted(monkeypatch, module, name: str) -> list:
+    """Calls of ``module.name`` from now on (each call's arguments), the function still doing its work."""
+    calls, original = [], getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *args, **kwargs: calls.append(args) or original(*args, **kwargs))
+    return calls
+
+
+def _words(at) -> str:
+    """Every piece of text a page put on screen, tables included."""
+    parts = [e.value for kind in ("title", "header", "subheader", "markdown", "caption") for e in getattr(at, kind)]
+    return "\n".join(parts + [table.value.to_string() for table in at.dataframe])
+
+
+def _import_one_metric_row(engine) -> None:
+    """A real import: one metric row of the district again, its numerator one higher."""
+    row = storage.load_metrics(engine, metrics=["read_proficient"], groups=["ALL"]).dropna(subset=["numerator"])
+    row = row.iloc[[0]][["school_id", "school_year", "metric", "student_group", "numerator", "denominator"]]
+    row["numerator"] += 1
+    row["value"] = 100.0 * row["numerator"] / row["denominator"]
+    report = import_bytes(engine, [("metrics.csv", row.to_csv(index=False).encode())], who="data-office")
+    assert report.ok, report.problems
+
+
+def test_an_edit_leaves_the_cluster_view_cached_and_shows_at_once_on_plans_and_cycles(own_district, monkeypatch):
+    engine = own_district
+    schools = storage.load_schools(engine)
+    school, cluster = schools["school_id"].iloc[0], schools["cluster"].iloc[0]
+    slices = _counted(monkeypatch, aggregates, "metric_slice")
+    figures = _counted(monkeypatch, aggregates, "district_figures")
+    run_page("cluster", cluster=cluster, metric="read_proficient", group="ALL")
+    run_page("school", school=school)
+    # The metric's district rows: every year (the cluster's slices) and the view's two years (the district's
+    # tables); the district figures the school page compares with.
+    assert len(slices) == 2 and len(figures) == 1
+    assert "G-EDIT" not in _words(run_page("plans", school=school))
+
+    before = storage.versions(engine)
+    records.create(engine, "school_goals", {"goal_id": "G-EDIT", "school_id": school, "metric": "read_proficient",
+                                            "student_group": "ALL", "baseline_year": 2023, "baseline_value": 40.0, "target_year": 2027,
+                                            "target_value": 99.0, "status": "active"}, "ana")
+    records.create(engine, "pdsa_cycles", {"cycle_id": "C-EDIT", "school_id": school, "change_idea": "Daily reads",
+                                           "start_date": date(2025, 1, 6)}, "ana")
+    assert storage.versions(engine) == (before.changes + 2, before.imports)
+
+    run_page("cluster", cluster=cluster, metric="read_proficient", group="ALL")  # a new session after the edit
+    run_page("school", school=school)
+    assert len(slices) == 2 and len(figures) == 1  # nothing read from imported tables was made again
+    assert "G-EDIT" in _words(run_page("plans", school=school))  # the plan, its goals and cycles: at once
+    goals, _ = loaders.goal_progress_of(school=school)
+    assert "G-EDIT" in set(goals["goal_id"])
+    assert run_page("cycles", cycle="C-EDIT").title[0].value.startswith("C-EDIT")
+
+    _import_one_metric_row(engine)  # an import moves both versions: the cluster's view is made again
+    assert storage.versions(engine) == (before.changes + 3, before.imports + 1)
+    run_page("cluster", cluster=cluster, metric="read_proficient", group="ALL")
+    assert len(slices) == 4
+
+
+def test_data_changed_fires_when_an_import_lands_during_a_metric_read_but_not_an_edit(own_district, monkeypatch):
+    engine, original = own_district, aggregates.metric_slice
+    st.session_state.pop(loaders._PIN, None)  # no script run: each loader reads the versions when called
+
+    def landing(write):
+        def slice_then_write(*args, **kwargs):  # the loader's read, and a write landing before its check
+            rows = original(*args, **kwargs)
+            write()
+            return rows
+        monkeypatch.setattr(aggregates, "metric_slice", slice_then_write)
+
+    landing(lambda: records.add_meeting(engine, "district", date(2025, 3, 4), "ana"))
+    rows = loaders.metric_slice("read_proficient", "ALL")  # a meeting recorded meanwhile: the rows still hold
+    assert len(rows) and set(rows["student_group"]) == {"ALL"}
+    landing(lambda: _import_one_metric_row(engine))
+    with pytest.raises(storage.DataChanged, match="while it was being read"):
+        loaders.metric_slice("read_proficient", "BL")
+
+
+def test_the_preparer_after_an_edit_computes_only_what_reads_the_workspace(own_district, monkeypatch):
+    engine = own_district
+    prepare.prepare_now(storage.versions(engine))  # every result of the imported data, made once
+    goal = records.load(engine, "school_goals").iloc[0].to_dict()
+    records.save(engine, "school_goals", {**goal, "status": "met"}, goal["version"], "ana")
+
+    reads = _counted(monkeypatch, storage, "read_at_version")  # every cache miss of a checked loader is one
+    progress = _counted(monkeypatch, workspace, "goals_progress")
+    slices = _counted(monkeypatch, aggregates, "metric_slice")
+    after_edit = storage.versions(engine)
+    prepare.prepare_now(after_edit)
+    counters = [args[3] if len(args) > 3 else storage.CHANGES for args in reads]
+    assert storage.IMPORTS not in counters  # no result of the imported data was made again
+    assert len(progress) == 1 and slices == []  # every goal's progress once (its step); no metric read
+    goals, _ = loaders._goal_progress(after_edit.changes)
+    assert goals.set_index("goal_id").loc[goal["goal_id"], "status"] == "met"
+
+
+class _Versions:
+    """Both counters, bumped by hand as an edit (`edit`) or an import (`load`) would."""
+
+    def __init__(self):
+        self.value = storage.Versions(1, 1)
+
+    def __call__(self) -> storage.Versions:
+        return self.value
+
+    def edit(self) -> None:
+        self.value = storage.Versions(self.value.changes + 1, self.value.imports)
+
+    def load(self) -> None:
+        self.value = storage.Versions(self.value.changes + 1, self.value.imports + 1)
+
+
+def test_no_progress_is_shown_while_an_edit_is_prepared_and_it_is_after_an_import():
+    versions, seen, gate, ran = _Versions(), [], threading.Event(), []
+
+    def run(step: Step, version) -> None:
+        ran.append(version)
+        gate.wait(10)
+
+    worker = prepare.Preparer(versions, lambda version: [Step("a", "A"), Step("b", "B")], run, poll_s=30,
+                              quiet=prepare.same_imports)
+    try:
+        for change in (None, versions.edit, versions.load):
+            if change is not None:
+                change()
+            gate.clear()
+            worker.notice(versions())
+            while not ran or ran[-1] != versions():  # the thread has taken up the new version
+                threading.Event().wait(0.01)
+            seen.append(worker.progress(versions()))
+            gate.set()
+            assert worker.wait_idle(10)
+    finally:
+        worker.stop()
+        gate.set()
+    first, after_edit, after_import = seen
+    assert (first.done, first.total) == (0, 2)  # the server's first version: shown
+    assert after_edit is None  # an edit: the list runs with no note
+    assert (after_import.version, after_import.total) == (storage.Versions(3, 2), 2)
