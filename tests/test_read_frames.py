@@ -65,6 +65,9 @@ def test_postgresql_csv_read_gives_the_cursor_frame_for_every_table_and_column_t
                 conn.exec_driver_sql(f'CREATE TABLE "{name}_{year}" PARTITION OF {name} FOR VALUES IN ({year})')
         for table in tables:
             conn.execute(sa.insert(table), [{c.name: _value(c, i) for c in table.c} for i in range(len(TEXTS))])
+    copied = []
+    copy_out = storage._copy_out
+    monkeypatch.setattr(storage, "_copy_out", lambda *args: copied.append(1) or copy_out(*args))
     checked = 0
     for table in tables:
         plain = [c for c in table.c if storage._csv_types(sa.select(c))]
@@ -75,7 +78,7 @@ def test_postgresql_csv_read_gives_the_cursor_frame_for_every_table_and_column_t
             assert storage._csv_types(stmt) is not None
             _same_frame(storage._read(engine, stmt), _cursor_read(monkeypatch, engine, stmt))
             checked += 1
-    assert checked == 12 * len(tables)
+    assert checked == 12 * len(tables) and len(copied) == checked  # every new frame came by COPY
     # What the loaders make of it: the text as written, NULL counts as NaN, each NULL boolean as None.
     schools = storage.load_schools(engine)
     assert sorted(schools["school_name"]) == sorted(TEXTS)
