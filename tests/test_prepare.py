@@ -470,3 +470,49 @@ def test_apptest_is_not_a_server():
     assert not at.exception
     assert [m.value for m in at.markdown] == ["False"]
     assert prepare.serving() is False
+
+
+@pytest.mark.usefixtures("on_demo")
+def test_what_changed_is_drawn_ahead_under_its_page_key_from_the_prepared_goal_progress(monkeypatch):
+    """The opening view of what changed is drawn right after every goal's progress, from that progress (no
+    second computation), under the cache key its page reads: the page then computes neither."""
+    from analytics.workspace import goals as goal_rules
+    from analytics.workspace import views
+    from pages.ui import loaders
+
+    version = storage.versions(loaders.engine())
+    made = []
+    view, progress = views.changes_view, goal_rules.goal_progress
+    monkeypatch.setattr(views, "changes_view", lambda *a, **k: made.append("list") or view(*a, **k))
+    monkeypatch.setattr(goal_rules, "goal_progress", lambda *a, **k: made.append("progress") or progress(*a, **k))
+    for step in prepare._plan(version):
+        if step.kind == "goals" or (step.kind == "view" and step.arg == "changes"):
+            for _ in prepare._run(step, version):
+                pass
+    assert made == ["progress", "list"]
+    at = run_page("changes")
+    assert made == ["progress", "list"]  # the page read both
+    assert any("with changes" in m.value for m in at.markdown)
+
+
+def test_a_failing_opening_view_is_logged_with_its_exception_and_counted_as_failed(monkeypatch, caplog):
+    """A view that raises is not a view prepared in a fraction of a second: a warning with the exception, and
+    the step among the version's failed ones."""
+    import logging
+
+    monkeypatch.setattr(prepare, "page_code", lambda path: compile("1 / 0", path, "exec"))
+    with caplog.at_level(logging.WARNING, logger=prepare.log.name), pytest.raises(prepare.ViewNotPrepared):
+        prepare._draw_opening_view("changes", storage.Versions(1, 1))
+    record = next(r for r in caplog.records if "first view of changes not prepared" in r.getMessage())
+    assert record.levelno == logging.WARNING and record.exc_info[0] is ZeroDivisionError
+
+    def run(step: Step, version: int) -> None:
+        if step.kind == "b":
+            prepare._draw_opening_view("changes", storage.Versions(version, version))
+
+    worker = prepare.Preparer(Versions(), _steps, run, poll_s=0.05)
+    try:
+        assert worker.wait_idle(60)
+        assert worker.failed == {1: ["second"]} and "second" in worker.step_seconds[1]
+    finally:
+        worker.stop()

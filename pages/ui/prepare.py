@@ -178,6 +178,8 @@ class Preparer:
                 self._give_way(version)
         except (storage.DataChanged, sa_exc.DBAPIError):
             raise
+        except ViewNotPrepared:  # logged with its exception where the view failed
+            self.failed.setdefault(version, []).append(step.label)
         except Exception:  # noqa: BLE001 - one step's bug must not leave the others unprepared
             log.exception("preparing %r failed", step.label)
             self.failed.setdefault(version, []).append(step.label)
@@ -305,8 +307,9 @@ def prepare_now(versions: storage.Versions) -> dict[str, float]:
     timed = {}
     for step in _plan(versions):
         started = time.monotonic()
-        for _ in _run(step, versions):
-            pass
+        with contextlib.suppress(ViewNotPrepared):  # logged where the view failed; its page draws it itself
+            for _ in _run(step, versions):
+                pass
         timed[step.label] = _took(step, started)
     return timed
 
@@ -316,6 +319,11 @@ def _took(step: Step, started: float) -> float:
     seconds = round(time.monotonic() - started, 3)
     log.info("prepared %s in %.1f s", step.label, seconds)
     return seconds
+
+
+class ViewNotPrepared(RuntimeError):
+    """An opening view failed while drawn ahead (logged with its exception at warning level): its page draws
+    it when opened, and the preparer counts its step among the failed ones (``Preparer.failed``)."""
 
 
 _OPENING_VIEW = threading.Lock()  # the stand-in session state off script threads is one per process
@@ -333,7 +341,9 @@ def _draw_opening_view(page: str, versions: storage.Versions) -> None:
     token, data versions `versions`. Off a script thread Streamlit draws into nothing (elements are made and
     dropped, widgets give their defaults, the session state is a stand-in), while every cache the page
     reads or fills is the server's own. A view that stops early (`st.stop` does not stop here) or fails
-    leaves nothing wrong behind: its page computes what is missing when it is opened."""
+    leaves nothing wrong behind: its page computes what is missing when it is opened. A failure is logged
+    with its exception and raised as :class:`ViewNotPrepared`, so a step that "took" a fraction of a second
+    is never taken for a prepared view."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     if get_script_run_ctx() is not None:  # a session's own state and URL are never touched
@@ -354,8 +364,9 @@ def _draw_in_stand_in_state(page: str, versions: storage.Versions) -> None:
         exec(page_code(path), {"__name__": "__main__", "__file__": path})  # noqa: S102 - the app's own page
     except (storage.DataChanged, sa_exc.DBAPIError):
         raise
-    except Exception:  # noqa: BLE001 - the page draws it itself when opened
-        log.debug("first view of %s not prepared", page, exc_info=True)
+    except Exception as exc:  # the page draws it itself when opened
+        log.warning("first view of %s not prepared", page, exc_info=True)
+        raise ViewNotPrepared(page) from exc
     finally:
         st.session_state.clear()
         st.query_params.clear()
