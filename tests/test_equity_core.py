@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from analytics.access.privacy import suppress_table
 from analytics.config import DEFAULT_SETTINGS
-from analytics.stats.disproportionality import disproportionality, disproportionality_parts
+from analytics.stats.disproportionality import disproportionality, disproportionality_parts, district_risks
 from analytics.stats.gaps import gap_table
 from analytics.stats.rp_impact import rp_impact
 from analytics.stats.run_charts import monthly_incident_series, run_chart, shift_points
@@ -147,6 +147,24 @@ def test_parts_of_one_school_keep_the_districts_alternate_ratio_and_make_up_the_
     b = parts[1][(parts[1]["outcome"] == "suspension") & (parts[1]["student_group"] == "BL")].iloc[0]
     assert b["ratio_type"] == "alternate" and b["risk_ratio"] == pytest.approx(30 / (100 * 32 / 920))
     pd.testing.assert_frame_equal(pd.concat(parts), disproportionality(pd.DataFrame(rows)), check_exact=True)
+
+
+def test_some_groups_only_are_computed_as_in_the_whole_table():
+    # School B has no ALL row: its ALL is summed from both race rows (60 enrolled, 14 suspended) before only
+    # BL is kept, so BL's comparison is still WH's 2 of 20 (too few: the district's alternate ratio, 30% / the
+    # district's 32 of 920 outside BL as above).
+    rows = pd.DataFrame(_school("A", 2025, 1000, 50, [("BL", 100, 20), ("WH", 900, 30)])
+                        + _school("B", 2025, 60, 14, [("BL", 40, 12), ("WH", 20, 2)])[1:])
+    whole = disproportionality(rows)
+    some = disproportionality(rows, district=district_risks(rows),
+                              groups=pd.DataFrame({"school_id": ["B"], "student_group": ["BL"]}))
+    assert set(some["student_group"]) == {"BL"} and set(some["school_id"]) == {"B"}
+    b = some[some["outcome"] == "suspension"].iloc[0]
+    assert b["ratio_type"] == "alternate" and b["risk_ratio"] == pytest.approx(30 / (100 * 32 / 920))
+    mine = (whole["school_id"] == "B") & (whole["student_group"] == "BL")
+    pd.testing.assert_frame_equal(some, whole[mine].reset_index(drop=True), check_exact=True)
+    with pytest.raises(ValueError, match="district"):
+        disproportionality(rows, groups=pd.DataFrame({"school_id": ["B"], "student_group": ["BL"]}))
 
 
 @pytest.mark.parametrize(("enrolled", "count", "computed"), [(29, 10, False), (30, 9, False), (30, 10, True)])

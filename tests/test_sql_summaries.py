@@ -629,6 +629,18 @@ def test_new_flags_need_only_the_schools_that_can_be_flagged(discipline_demo):
         able = aggregates.flag_candidates(discipline_demo, 2025, school_ids=ids)
         flagged = sorted(whole.loc[whole["flagged"] & (whole["school_year"] == 2025), "school_id"].unique())
         assert set(flagged) <= set(able) and set(able) <= set(ids or schools)
+        groups = aggregates.flag_candidate_groups(discipline_demo, 2025, school_ids=ids)
+        pairs = set(zip(groups["school_id"], groups["student_group"], strict=True))
+        now = whole[whole["flagged"] & (whole["school_year"] == 2025)]
+        assert set(zip(now["school_id"], now["student_group"], strict=True)) <= pairs and "ALL" not in set(groups["student_group"])
+        # Only the candidate groups are computed, each exactly as in the whole table (their school's ALL row read).
+        years = [2021, 2022, 2023, 2024, 2025]
+        some = aggregates.scope_disproportionality(discipline_demo, settings=DEFAULT_SETTINGS, years=years,
+                                                   groups=groups)
+        assert set(zip(some["school_id"], some["student_group"], strict=True)) == pairs
+        of_years = aggregates.scope_disproportionality(discipline_demo, ids or schools, years=years)
+        mine = [(s, g) in pairs for s, g in zip(of_years["school_id"], of_years["student_group"], strict=True)]
+        pd.testing.assert_frame_equal(some, of_years[mine].reset_index(drop=True))
         for then in (2022, 2023, 2024):
             want = new_rr_flags(whole, then, 2025).reset_index(drop=True)
             got = new_rr_flags(_dispro(discipline_demo, ids, DEFAULT_SETTINGS, then, 2025), then, 2025)

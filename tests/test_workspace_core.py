@@ -242,3 +242,20 @@ def test_a_school_flagged_often_gets_one_row_per_kind_with_the_first_four_detail
     assert out["school_id"].tolist() == ["2", "1"]  # Elm before Oak
     assert out["detail"].tolist() == ["a; b; c; d; and 2 more", "x"]
     assert out["link"].iloc[0] == "cycles?cycle=f"  # the link of the first row given
+
+
+def test_each_school_and_kind_joins_its_own_first_details_when_rows_come_interleaved():
+    schools = pd.DataFrame({"school_id": ["1", "2"], "school_name": ["Oak ES", "Elm MS"]})
+    rows = pd.DataFrame({"school_id": ["1", "2", "1", "2", "1", "1", "1", "2"],
+                         "change": ["status_worsened", "status_worsened", "new_rr_flag", "status_worsened",
+                                    "status_worsened", "status_worsened", "status_worsened", "new_rr_flag"],
+                         "detail": ["e", "z", "r", "y", "d", "c", "b", "q"],
+                         "link": [f"l{i}" for i in range(8)]})
+    out = ch.combine([rows], schools, date(2025, 2, 27))
+    # Elm (2) before Oak (1); in each, flags before colours; details sorted, four at most, then how many more.
+    assert out[["school_id", "change", "detail", "link"]].values.tolist() == [
+        ["2", "new_rr_flag", "q", "l7"], ["2", "status_worsened", "y; z", "l1"],
+        ["1", "new_rr_flag", "r", "l2"], ["1", "status_worsened", "b; c; d; e", "l0"]]
+    rows.loc[len(rows)] = ["1", "status_worsened", "a", "l8"]
+    out = ch.combine([rows], schools, date(2025, 2, 27))
+    assert out["detail"].iloc[-1] == "a; b; c; d; and 1 more" and out["link"].iloc[-1] == "l0"

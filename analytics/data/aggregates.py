@@ -616,29 +616,34 @@ def district_risks(engine: Engine, years: Sequence[int] | None = None) -> dispro
 
 
 def scope_disproportionality(engine: Engine, school_ids: Sequence[str] | None = None,
-                             settings: Settings = DEFAULT_SETTINGS, years: Sequence[int] | None = None) -> pd.DataFrame:
+                             settings: Settings = DEFAULT_SETTINGS, years: Sequence[int] | None = None,
+                             groups: pd.DataFrame | None = None) -> pd.DataFrame:
     """Disproportionality of some schools (every school when None): only their discipline rows are read,
     and the alternate ratio's district risks are summed by the database (:func:`district_risks`).
 
     ``years`` reads only those years: each year's ratios are its own, and a year's 3-year flag is right when
-    the two years before it are read too (a year left out breaks a run, as a missing year does)."""
+    the two years before it are read too (a year left out breaks a run, as a missing year does). ``groups``
+    (``school_id, student_group``) computes only those groups of their schools: a group's ratios need its
+    own rows and its school's ALL row alone (:func:`analytics.stats.disproportionality.disproportionality`)."""
+    if groups is not None:
+        school_ids = sorted(set(groups["school_id"]))
     rows = storage.load_discipline(engine, school_ids=school_ids, years=years)
-    district = district_risks(engine, years) if school_ids is not None else None
-    return disproportionality.disproportionality(rows, settings, district=district)
+    district = district_risks(engine, years) if school_ids is not None and len(rows) else None
+    return disproportionality.disproportionality(rows, settings, district=district, groups=groups)
 
 
-def flag_candidates(engine: Engine, year: int, settings: Settings = DEFAULT_SETTINGS,
-                    school_ids: Sequence[str] | None = None) -> list[str]:
-    """The schools (of `school_ids`, default every school) that can have a risk-ratio flag in `year`, sorted:
-    a flag needs a ratio in each of the ``settings.consecutive_years`` years up to `year`, and a ratio needs
-    the group's row to have ``n_size`` students enrolled and an outcome count of ``cell_size``
-    (:func:`analytics.stats.disproportionality.disproportionality`). One grouped read; a school without such
-    a group in every one of those years has no flag to compute."""
+def flag_candidate_groups(engine: Engine, year: int, settings: Settings = DEFAULT_SETTINGS,
+                          school_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """The groups (``school_id, student_group``, not ALL; of `school_ids`, default every school) that can have
+    a risk-ratio flag in `year`: a flag needs a ratio in each of the ``settings.consecutive_years`` years up
+    to `year`, and a ratio needs the group's row to have ``n_size`` students enrolled and an outcome count of
+    ``cell_size`` (:func:`analytics.stats.disproportionality.disproportionality`). One grouped read; a group
+    without such a row in every one of those years has no flag to compute."""
     d = schema.discipline
     cell = settings.cell_size
     years = [year - back for back in range(settings.consecutive_years)]
     counts = [_outcome_count(d, "suspension"), *(d.c[c] for c in _OUTCOME_COLUMNS.values())]
-    stmt = (sa.select(d.c.school_id).distinct()
+    stmt = (sa.select(d.c.school_id, d.c.student_group)
             .where(d.c.school_year.in_(years), d.c.student_group != "ALL", d.c.enrolled >= settings.n_size,
                    sa.or_(*[c >= cell for c in counts]))
             .group_by(d.c.school_id, d.c.student_group)
@@ -646,7 +651,13 @@ def flag_candidates(engine: Engine, year: int, settings: Settings = DEFAULT_SETT
     if school_ids is not None:
         stmt = stmt.where(d.c.school_id.in_(list(school_ids)))
     with engine.connect() as conn:
-        return sorted(conn.execute(stmt).scalars())
+        return pd.DataFrame(conn.execute(stmt).all(), columns=["school_id", "student_group"])
+
+
+def flag_candidates(engine: Engine, year: int, settings: Settings = DEFAULT_SETTINGS,
+                    school_ids: Sequence[str] | None = None) -> list[str]:
+    """The schools of :func:`flag_candidate_groups`, sorted."""
+    return sorted(set(flag_candidate_groups(engine, year, settings, school_ids)["school_id"]))
 
 
 def discipline_school_ids(engine: Engine, school_ids: Sequence[str] | None = None) -> list[str]:
@@ -741,16 +752,13 @@ def status_rows_statement(colour_years: Sequence[int], metrics: Sequence[str], *
 
     The value is :func:`analytics.stats.rates.add_rate_columns`'s: 100 x numerator / denominator in
     double precision when both counts are known and the denominator is positive, else the value given.
-    One pass over those years' rows (``ix_metrics_year_metric``; their partitions on PostgreSQL) turned
-    into columns by ``MAX(CASE ...)`` per year (a key has one row a year); ``derived_suspension`` adds the suspension rate
-    from discipline counts as :func:`analytics.data.derived.suspension_metric_rows` makes it (students
-    suspended, else with OSS, over enrolled; a missing ALL summed from races).
+    The metrics rows of those years are joined year beside year on their key (:func:`_side_by_side`);
+    ``derived_suspension`` adds the suspension rate from discipline counts as
+    :func:`analytics.data.derived.suspension_metric_rows` makes it (students suspended, else with OSS, over
+    enrolled; a missing ALL summed from races), turned into columns by ``MAX(CASE ...)`` (:func:`_by_key`).
     """
     years = sorted({y for c in colour_years for y in (c - 1, c)})
-    m = schema.metrics
-    parts = [_filters(sa.select(m.c.school_id, m.c.school_year, m.c.metric, m.c.student_group, m.c.numerator,
-                                m.c.denominator, m.c.value),
-                      years=years, metrics=metrics, groups=None, school_ids=school_ids)]
+    wide = [_side_by_side(years, colour_years, metrics, school_ids, min_n)]
     if derived_suspension:
         d, a = schema.discipline, _discipline_all_rows()
         no_value = sa.cast(sa.null(), sa.Float).label("value")
@@ -764,17 +772,47 @@ def status_rows_statement(colour_years: Sequence[int], metrics: Sequence[str], *
         if school_ids is not None:
             own = own.where(d.c.school_id.in_(list(school_ids)))
             summed = summed.where(a.c.school_id.in_(list(school_ids)))
-        parts.append(sa.union_all(own, summed))
-    wide = [_by_key(part.subquery(f"status_rows_{i}"), years, colour_years, min_n) for i, part in enumerate(parts)]
+        wide.append(_by_key(sa.union_all(own, summed).subquery("status_rows_1"), years, colour_years, min_n))
     return sa.union_all(*wide) if len(wide) > 1 else wide[0]
 
 
-def _by_key(rows: sa.Subquery, years: list[int], colour_years: Sequence[int], min_n: int) -> sa.Select:
-    """:func:`status_rows_statement` of one source of rows: imported metrics and derived suspension rates are
-    grouped apart (no key is in both), so the metrics rows are summed in parallel on PostgreSQL."""
+def _rate(rows: sa.FromClause) -> sa.ColumnElement:
+    """:func:`analytics.stats.rates.add_rate_columns`'s value of a row, in double precision."""
     counted = sa.and_(rows.c.numerator.is_not(None), rows.c.denominator > 0)
-    value = sa.case((counted, sa.cast(rows.c.numerator, sa.Float) * sa.literal(100.0, sa.Float)
-                     / sa.cast(rows.c.denominator, sa.Float)), else_=rows.c.value)
+    return sa.case((counted, sa.cast(rows.c.numerator, sa.Float) * sa.literal(100.0, sa.Float)
+                    / sa.cast(rows.c.denominator, sa.Float)), else_=rows.c.value)
+
+
+def _side_by_side(years: list[int], colour_years: Sequence[int], metrics: Sequence[str],
+                  school_ids: Sequence[str] | None, min_n: int) -> sa.Select:
+    """:func:`status_rows_statement` of the imported metrics rows: a key has one row a year (the table's unique
+    key), so its years are joined side by side on it, from the latest colour year's rows (each on its year's
+    partition on PostgreSQL): the colour years' rows with ``min_n`` students inner, the years before them
+    outer. No sort or grouping of every row of those years (what :func:`_by_key` does)."""
+    m = schema.metrics
+    at = {y: m.alias(f"status_{y}") for y in years}
+    base = at[max(colour_years)]
+    joined, where = base, [base.c.school_year == max(colour_years), base.c.metric.in_(list(metrics)),
+                           base.c.denominator >= min_n]
+    if school_ids is not None:
+        where.append(base.c.school_id.in_(list(school_ids)))
+    for year, rows in at.items():
+        if rows is base:
+            continue
+        on = sa.and_(*[rows.c[k] == base.c[k] for k in STATUS_KEYS], rows.c.school_year == year)
+        if year in colour_years:
+            joined, where = joined.join(rows, on), [*where, rows.c.denominator >= min_n]
+        else:
+            joined = joined.outerjoin(rows, on)
+    columns = [_rate(at[y]).label(f"value_{y}") for y in years]
+    columns += [at[y].c.denominator.label(f"denominator_{y}") for y in colour_years]
+    return sa.select(*[base.c[k] for k in STATUS_KEYS], *columns).select_from(joined).where(*where)
+
+
+def _by_key(rows: sa.Subquery, years: list[int], colour_years: Sequence[int], min_n: int) -> sa.Select:
+    """:func:`status_rows_statement` of rows from a subquery (the suspension rate derived from discipline rows,
+    some summed): one ``MAX(CASE ...)`` per year and column over each key's rows, grouped."""
+    value = _rate(rows)
 
     def in_year(column: sa.ColumnElement, year: int) -> sa.ColumnElement:
         return sa.func.max(sa.case((rows.c.school_year == year, column)))

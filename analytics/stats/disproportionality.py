@@ -122,7 +122,7 @@ def district_risks(discipline: pd.DataFrame) -> DistrictRisks:
 
 
 def disproportionality(discipline: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS,
-                       district: DistrictRisks | None = None) -> pd.DataFrame:
+                       district: DistrictRisks | None = None, groups: pd.DataFrame | None = None) -> pd.DataFrame:
     """Risk, comparison risk, risk ratio (or alternate), rate difference, composition and the 3-year flag.
 
     Parameters
@@ -132,6 +132,9 @@ def disproportionality(discipline: pd.DataFrame, settings: Settings = DEFAULT_SE
     settings : n_size, cell_size, risk_ratio_threshold and consecutive_years.
     district : :func:`district_risks` of the whole district when `discipline` holds only some of its
         schools (the alternate ratio divides by the district's risk); default: computed from `discipline`.
+    groups : ``school_id, student_group`` pairs: only their rows are computed (with `district` given). A
+        group's ratios and flags read its own rows and its school's ALL row (derived from every race row
+        first where missing), so they are those of the whole table.
 
     Returns
     -------
@@ -141,6 +144,10 @@ def disproportionality(discipline: pd.DataFrame, settings: Settings = DEFAULT_SE
     if discipline.empty:
         return pd.DataFrame(columns=COLUMNS)
     full, _ = discipline_with_all(discipline)
+    if groups is not None:
+        if district is None:
+            raise ValueError("groups are computed against the district's risks: give `district`")
+        full = _of_groups(full, groups)
     long = _long(full, None if district is None else district.outcomes)
     all_rows, table = _with_all_counts(long)
     table["comp_enrolled"] = table["all_enrolled"] - table["enrolled"]
@@ -168,6 +175,13 @@ def disproportionality(discipline: pd.DataFrame, settings: Settings = DEFAULT_SE
     table["flagged"] = flag_consecutive(table, settings.risk_ratio_threshold, settings.consecutive_years)
     table["flagged"] = table["flagged"].fillna(False).astype(bool)
     return table[COLUMNS].sort_values(["school_id", "school_year", "outcome", "student_group"]).reset_index(drop=True)
+
+
+def _of_groups(full: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `groups` (school, group pairs) and their schools' ALL rows."""
+    wanted = pd.MultiIndex.from_frame(groups[["school_id", "student_group"]])
+    keep = pd.MultiIndex.from_frame(full[["school_id", "student_group"]]).isin(wanted)
+    return full[keep | (full["student_group"] == "ALL").to_numpy()]
 
 
 def disproportionality_parts(discipline: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS,

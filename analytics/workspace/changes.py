@@ -59,7 +59,10 @@ def new_rr_flags(dispro: pd.DataFrame, then_year: int, now_year: int) -> pd.Data
 
 
 def worsened_status(then: pd.DataFrame, now: pd.DataFrame, now_year: int, labels: dict[str, str]) -> pd.DataFrame:
-    """Colours now Orange or Red that were better in the meeting's year (colours from status_change)."""
+    """Colours now Orange or Red that were better in the meeting's year (colours from status_change).
+
+    A district has hundreds of thousands of such cells but a few hundred distinct details (metric, group and
+    the two colours): each is written once and given to its cells, and the links are joined column-wise."""
     keys = ["school_id", "student_group", "metric"]
     if now.empty or then.empty:
         return _empty()
@@ -67,12 +70,15 @@ def worsened_status(then: pd.DataFrame, now: pd.DataFrame, now_year: int, labels
     rank_now = both["color"].map(COLOR_RANK)
     rank_then = both["color_then"].map(COLOR_RANK)
     worse = both[both["color"].isin(["Orange", "Red"]) & rank_then.notna() & (rank_now > rank_then)]
+    combo = ["metric", "student_group", "color_then", "color"]
+    codes = worse.groupby(combo, sort=False).ngroup().to_numpy()  # numbered in order of first appearance
+    kinds = worse[combo].drop_duplicates()
+    texts = np.array([f"{labels.get(m, m)}, {group_label(g)}: {c0} -> {c1} in {now_year}"
+                      for m, g, c0, c1 in zip(*(kinds[c].tolist() for c in combo), strict=True)], dtype=object)
     return pd.DataFrame({
         "school_id": worse["school_id"], "change": "status_worsened",
-        "detail": [f"{labels.get(m, m)}, {group_label(g)}: {c0} -> {c1} in {now_year}"
-                   for m, g, c0, c1 in zip(worse["metric"], worse["student_group"], worse["color_then"],
-                                           worse["color"], strict=True)],
-        "link": [f"school?school={s}&year={now_year}" for s in worse["school_id"]],
+        "detail": pd.Series(texts[codes], index=worse.index, dtype="str"),
+        "link": "school?school=" + worse["school_id"].astype("str") + f"&year={now_year}",
     })
 
 
@@ -156,17 +162,24 @@ def combine(parts: list[pd.DataFrame], schools: pd.DataFrame, since: date) -> pd
 
 def _one_row_per_school_and_kind(changes: pd.DataFrame, shown: int = 4) -> pd.DataFrame:
     """A school flagged several times for one kind of change gets one row: the details joined (at most
-    `shown`, then how many more), the link of the first, in order of first appearance."""
+    `shown`, then how many more), the link of the first, in order of first appearance. Only the details
+    shown are joined: the k-th of every school and kind at once, for k up to `shown`."""
+    keys = ["school_id", "change"]
     work = changes.assign(_order=np.arange(len(changes)))
-    first = work.drop_duplicates(["school_id", "change"]).set_index(["school_id", "change"])
-    ranked = work.sort_values(["school_id", "change", "detail"], kind="stable")
-    place = ranked.groupby(["school_id", "change"], sort=False).cumcount()
-    joined = ranked[place < shown].groupby(["school_id", "change"], sort=False)["detail"].agg("; ".join)
-    n = ranked.groupby(["school_id", "change"], sort=False).size()
-    out = first[["link", "_order"]].assign(detail=joined, n=n)
-    more = out["n"] > shown
-    out.loc[more, "detail"] = out.loc[more, "detail"] + "; and " + (out.loc[more, "n"] - shown).astype(str) + " more"
-    out = out.sort_values("_order").reset_index()
+    ranked = work.sort_values(keys + ["detail"], kind="stable")
+    by = ranked.groupby(keys, sort=False)
+    group, place = by.ngroup().to_numpy(), by.cumcount().to_numpy()
+    detail = ranked["detail"].to_numpy(dtype=object)
+    joined = detail[place == 0].copy()  # one per group, in group order
+    for k in range(1, shown):
+        at = place == k
+        joined[group[at]] = joined[group[at]] + "; " + detail[at]
+    n = np.bincount(group)
+    more = n > shown
+    joined[more] = joined[more] + "; and " + (n[more] - shown).astype(str).astype(object) + " more"
+    heads = ranked.loc[place == 0, keys].assign(detail=pd.Series(joined, dtype="str").to_numpy(), n=n)
+    first = work.drop_duplicates(keys)[[*keys, "link", "_order"]]
+    out = first.merge(heads, on=keys, how="left").sort_values("_order", ignore_index=True)
     return out[["school_id", "change", "detail", "link", "n"]]
 
 

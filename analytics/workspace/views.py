@@ -188,13 +188,14 @@ def _since(engine: Engine, cluster: str | None, since: date | str | None) -> dat
 
 def _dispro(engine: Engine, ids: list[str] | None, settings: Settings, then_year: int, now_year: int) -> pd.DataFrame:
     """Risk ratios of the years whose flags are compared: each of the two years and the years its
-    consecutive-year rule looks back on (a flag in another year is not read), of the schools that can be
-    flagged in the latest year (:func:`analytics.data.aggregates.flag_candidates`): a new flag is one of
+    consecutive-year rule looks back on (a flag in another year is not read), of the groups that can be
+    flagged in the latest year (:func:`analytics.data.aggregates.flag_candidate_groups`): a new flag is one of
     theirs. The alternate ratios divide by the district's risks, summed in SQL for those years."""
-    from analytics.data.aggregates import flag_candidates, scope_disproportionality
+    from analytics.data.aggregates import flag_candidate_groups, scope_disproportionality
 
     years = sorted({y - back for y in (then_year, now_year) for back in range(settings.consecutive_years)})
-    return scope_disproportionality(engine, flag_candidates(engine, now_year, settings, ids), settings, years)
+    groups = flag_candidate_groups(engine, now_year, settings, ids)
+    return scope_disproportionality(engine, settings=settings, years=years, groups=groups)
 
 
 def _worsened(engine: Engine, cluster: str | None, school: str | None, then_year: int, now_year: int,
