@@ -24,12 +24,13 @@ from pathlib import Path
 from _common import copy_of, demo_database, save_a_pdsa_note, write_results
 
 
-def run_list(deadline: float | None, written, name: str = "steps_s") -> dict:
-    """Each step of the current versions' list, timed in order; `written(steps)` after each step."""
+def run_list(deadline: float | None, written, name: str = "steps_s") -> tuple[dict, float]:
+    """Each step of the current versions' list, timed in order (`written(steps)` after each step), and the CPU
+    seconds of the whole list (this process's: unlike the steps' seconds, hardly moved by other work beside it)."""
     from pages.ui import loaders, prepare
 
     versions = loaders.pinned_versions()
-    started, steps = time.perf_counter(), {}
+    started, cpu, steps = time.perf_counter(), time.process_time(), {}
     for step in prepare._plan(versions):
         if deadline is not None and time.perf_counter() - started > deadline:
             steps[step.label] = "not reached"
@@ -43,7 +44,7 @@ def run_list(deadline: float | None, written, name: str = "steps_s") -> dict:
             steps[step.label] = "failed"
         print(f"{steps[step.label]:>8} s  {step.label}", flush=True)
         written({name: steps, "partial": True})
-    return steps
+    return steps, round(time.process_time() - cpu, 1)
 
 
 def _total(steps: dict) -> float:
@@ -75,16 +76,16 @@ def measure(url: str, args) -> None:
     st.cache_data.clear()
     st.cache_resource.clear()
     name, base = ("prepare_after_edit" if args.after_edit else "prepare"), {"database": url.split(":")[0]}
-    steps = run_list(args.deadline, lambda partial: write_results(name, {**base, **partial}))
+    steps, cpu = run_list(args.deadline, lambda partial: write_results(name, {**base, **partial}))
     timed = {k: v for k, v in steps.items() if isinstance(v, float)}
-    result = {**base, "steps_s": steps, "total_s": _total(steps),
+    result = {**base, "steps_s": steps, "total_s": _total(steps), "cpu_s": cpu,
               "slowest": sorted(timed, key=timed.get, reverse=True)[:5],
               "note": "machines are noisy: figures measured beside other work"}
     if args.after_edit:
         result["edited_cycle"] = save_a_pdsa_note(url)
-        after = run_list(args.deadline, lambda partial: write_results(name, {**result, **partial}),
-                         "after_edit_steps_s")
-        result.update(after_edit_steps_s=after, after_edit_total_s=_total(after))
+        after, after_cpu = run_list(args.deadline, lambda partial: write_results(name, {**result, **partial}),
+                                    "after_edit_steps_s")
+        result.update(after_edit_steps_s=after, after_edit_total_s=_total(after), after_edit_cpu_s=after_cpu)
     write_results(name, result)
 
 if __name__ == "__main__":
