@@ -13,7 +13,7 @@ from analytics.outputs.findings import rate_change_finding
 from analytics.outputs.labels import RATIO_TYPES
 from analytics.stats.did import interval_range
 from analytics.stats.rp_impact import OUTCOME_LABELS
-from analytics.stats.run_charts import attach_cycles, monthly_series, run_chart
+from analytics.stats.run_charts import attach_cycles
 from pages import ui
 
 st.title("Discipline and restorative practices")
@@ -32,8 +32,7 @@ def discipline_options(version: int) -> tuple[list[int], set[str], list[str]]:
 def cluster_schools(version: int, cluster: str) -> tuple[dict[str, str], list[str]]:
     """The cluster's (or district's) schools by id, with the names people read, in the order listed, and
     their ids in the schools table's order (the order the shared loaders are filled in)."""
-    schools = ui.schools()
-    in_cluster = schools if cluster == "all" else schools[schools["cluster"] == cluster]
+    in_cluster = ui.schools() if cluster == "all" else ui.cluster_members(cluster)  # split once per version
     names = ui.school_names().reindex(in_cluster["school_id"]).to_dict()  # told apart where names repeat
     return dict(sorted(names.items(), key=lambda item: item[1])), in_cluster["school_id"].tolist()
 
@@ -64,29 +63,19 @@ sums = ui.discipline_sums(scope_ids, of_cluster)
 
 
 @ui.shared
-def discipline_views(version: int, cluster: str):
-    """Disproportionality of the cluster's schools (the alternate ratio's district risks summed in SQL)
-    and their RP impact (a cluster's RP schools against the district's never-RP schools)."""
-    schools = ui.schools()
-    members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
-    of_cluster = None if cluster == "all" else cluster
-    return ui.flags_and_ratios(None if of_cluster is None else members["school_id"], of_cluster), ui.rp_impact_of(cluster)
-
-
-@ui.shared
 def scope_views(version: int, cluster: str, school: str, year: int):
-    """The flags and ratios for the year of the schools in scope, and the monthly suspension run chart with its
-    PDSA cycles (shared read-only: never changed here)."""
-    (flagged, suspension), _ = discipline_views(version, cluster)
-    flags = flagged[flagged["school_id"].isin(scope_ids) & (flagged["school_year"] == year)]
-    ratios = suspension[suspension["school_id"].isin(scope_ids) & (suspension["school_year"] == year)]
-    chart = spans = None
-    if not ui.incident_months(None, scope_ids, of_cluster).empty:  # incidents counted per month by the database
-        series = monthly_series(ui.incident_months(["ISS", "OSS"], scope_ids, of_cluster), label=str(scope_name))
-        chart = run_chart(series[["period", "value"]])
-        if school != "all":
-            cycles = storage.load_cycles(ui.engine(), school_ids=scope_ids)
-            spans = attach_cycles(chart, cycles[cycles["metric"] == "suspension_rate"])
+    """The flags and ratios for the year of the schools in scope (disproportionality of the cluster's schools,
+    the alternate ratio's district risks summed in SQL), and the monthly suspension run chart with its PDSA
+    cycles (incidents counted per month by the database; shared read-only: never changed here)."""
+    of_scope = None if cluster == "all" else cluster
+    flagged, suspension = ui.year_flags_and_ratios(year, None if of_scope is None else cluster_ids, of_scope)
+    flags = flagged[flagged["school_id"].isin(scope_ids)]
+    ratios = suspension[suspension["school_id"].isin(scope_ids)]
+    chart = ui.suspension_run_chart(scope_ids, of_cluster)
+    spans = None
+    if chart is not None and school != "all":
+        cycles = storage.load_cycles(ui.engine(), school_ids=scope_ids)
+        spans = attach_cycles(chart, cycles[cycles["metric"] == "suspension_rate"])
     return flags, ratios, chart, spans
 
 
@@ -169,7 +158,7 @@ if not wide.empty:
     st.caption("Rate = students with the outcome / students enrolled, pooled over the schools in scope. Groups "
                "under 10 students are not shown.")
 
-_, impact = discipline_views(ui.import_version(), cluster)
+impact = ui.rp_impact_of(cluster)  # a cluster's RP schools against the district's never-RP schools
 rp_scope = "the district" if cluster == "all" else cluster
 rp_note = ""
 if school != "all":
@@ -243,7 +232,7 @@ def ratios_view(version: int, cluster: str, school: str, year: int, group: str, 
         return chart, ratio_table(ranked, "Group"), summary, too_small
     none = int((scope_dispro["student_group"].eq(group) & scope_dispro["ratio_type"].eq("none")).sum())
     data = scope_dispro[scope_dispro["student_group"] == group].dropna(subset=["risk_ratio"])
-    data = data.assign(label=data["school_id"].map(ui.school_names()))
+    data = data.assign(label=data["school_id"].map(school_names))  # the schools in scope, by id
     top = data.sort_values("risk_ratio", ascending=False).head(25)
     if top.empty:
         return None, None, "", none
@@ -275,12 +264,11 @@ st.subheader("Flagged: 3.0 or more in 3 consecutive years")
 @ui.drawn
 def flag_links(version: int, cluster: str, school: str, year: int, share: str | None) -> list[tuple[str, str, str]]:
     """Each flagged school and group as (link text, school, group)."""
-    names = ui.school_names()
     links = []
     for (sid, g), rows in flags.groupby(["school_id", "student_group"]):
         outcomes = ", ".join(f"{outcome_label(o).lower()} ({r:.1f})"
                              for o, r in zip(rows["outcome"], rows["risk_ratio"], strict=True))
-        links.append((f"{names.get(sid, sid)} · {group_label(g)} · {outcomes}", sid, g))
+        links.append((f"{school_names.get(sid, sid)} · {group_label(g)} · {outcomes}", sid, g))
     return links
 
 

@@ -105,6 +105,51 @@ def test_a_cluster_discipline_view_shows_its_own_sums_before_and_after_every_clu
     assert [m.value for m in cold.markdown] == [m.value for m in warm.markdown]
 
 
+def test_a_cluster_discipline_view_shows_the_same_from_the_pieces_made_ahead_and_gathers_no_rows(on_demo,
+                                                                                                    monkeypatch):
+    """Clusters spread over the district, one of them with a school chosen and one on an earlier year: after the
+    preparer's discipline step (each cluster's flags and ratios of the latest year as a slice, its run chart),
+    each view shows what it shows with nothing made ahead (figures, tables, chart specs, text); a cluster's
+    opening view neither gathers its rows from every year's ratios nor counts its incidents per month."""
+    from analytics.data.prepare import Step
+    from pages.ui import loaders, prepare
+    from tests.test_prepare import _shown
+
+    schools = storage.load_schools(on_demo)
+    clusters = sorted(schools["cluster"].dropna().unique())
+    versions = storage.versions(on_demo)
+    version = versions.imports  # what the district-wide results are keyed on
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    years, _ = loaders._discipline_choices(version)
+    views = [{"cluster": c} for c in clusters[::3]]
+    views += [{"cluster": clusters[1], "school": schools.loc[schools["cluster"] == clusters[1], "school_id"].iloc[0]},
+              {"cluster": clusters[1], "year": str(years[-2])}]
+    unprepared = [_shown(_run("discipline", **view)) for view in views]
+    assert not loaders._made()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    for _ in prepare._run(Step("discipline", "discipline"), versions):
+        pass
+    assert {("year ratios", version, years[-1]), ("run charts", version)} <= loaders._made()
+    year_rows = loaders.year_flags_and_ratios  # the page's own call, before it is watched below
+
+    def gathered(*args, **kwargs):
+        raise AssertionError("a cluster's opening view gathered its rows or counted its months")
+
+    for view, shown in zip(views, unprepared, strict=True):
+        with monkeypatch.context() as watched:
+            if set(view) == {"cluster"}:  # its opening view: slices of what the preparer made
+                watched.setattr(loaders, "flags_and_ratios", gathered)
+                watched.setattr(loaders, "incident_months", gathered)
+            assert _shown(_run("discipline", **view)) == shown, view
+    flagged, ratios = year_rows(years[-1], None, clusters[0])
+    ids = set(schools.loc[schools["cluster"] == clusters[0], "school_id"])
+    every_flagged, every_ratio = loaders._flags_and_ratios(version, None)
+    for mine, every in ((flagged, every_flagged), (ratios, every_ratio)):  # its rows, in table order, labels kept
+        pd.testing.assert_frame_equal(mine, every[every["school_id"].isin(ids) & (every["school_year"] == years[-1])])
+
+
 def test_the_findings_slot_says_it_is_working_until_the_findings_replace_it(on_demo):
     """The slot is written at once (so a rerun for another scope never shows the last scope's findings while
     it works) and holds the findings when the run ends, not the placeholder."""

@@ -87,8 +87,10 @@ from pages.ui.loaders import (  # noqa: E402, F401
     school_profile_of,
     schools,
     shared,
+    suspension_run_chart,
     table_counts,
     tables_present,
+    year_flags_and_ratios,
     year_rows,
     years,
 )

@@ -26,6 +26,7 @@ from analytics.stats.disproportionality import DistrictRisks, group_rates
 from analytics.stats.gaps import gap_table, label_gaps, pooled_gap_trend_from_sums
 from analytics.stats.rates import add_rate_columns
 from analytics.stats.rp_impact import RPImpact, comparison_scope, rp_impact, rp_impact_for_cluster, rp_impact_for_school
+from analytics.stats.run_charts import monthly_series, run_chart
 from analytics.stats.small_numbers import rank_schools
 from analytics.stats.status_change import status_change
 from analytics.stats.summaries import (
@@ -541,8 +542,9 @@ def _discipline_sums(version: int, school_ids: tuple[str, ...] | None) -> pd.Dat
 
 @st.cache_resource(show_spinner=False)
 def _made() -> set[tuple]:
-    """Which every-cluster results are made so far: ("sums", version), ("rates", version, year) and
-    ("months", version, actions). Kept with the caches they flag, so clearing Streamlit's caches clears
+    """Which every-cluster results are made so far: ("sums", version), ("rates", version, year),
+    ("months", version, actions), ("run charts", version) and ("year ratios", version, year). Kept with the
+    caches they flag, so clearing Streamlit's caches clears
     the flags too (a flag never outlives what it says is made)."""
     return set()
 
@@ -681,6 +683,42 @@ def flags_and_ratios(school_ids: Sequence[str] | None = None,
     if cluster is not None and (found := _cluster_ratio_rows(version).get(cluster)) is not None:
         return tuple(frame.iloc[rows] for frame, rows in zip(_flags_and_ratios(version, None), found, strict=True))
     return _flags_and_ratios(version, tuple(sorted(school_ids)) if school_ids is not None else None)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+@_then_release
+def _cluster_year_ratios(version: int, year: int) -> tuple[tuple[pd.DataFrame, pd.DataFrame], dict[str, tuple[slice, slice]]]:
+    """The district's flagged and suspension rows of one year, cluster after cluster (each cluster's in table
+    order), and each cluster's rows in them as a slice: a cluster's first view then takes a slice of the
+    year (no gathering of rows from every year's tables; a few MiB at 2,000 schools)."""
+    schools = _schools(version)
+    cluster_of = dict(zip(schools["school_id"], schools["cluster"], strict=True))
+    frames, spans = [], []
+    for frame in _flags_and_ratios(version, None):
+        of_year = frame[frame["school_year"] == year]
+        at = of_year.groupby(of_year["school_id"].map(cluster_of).to_numpy(), sort=False).indices
+        ends = np.cumsum([len(rows) for rows in at.values()], dtype=np.intp)
+        order = np.concatenate(list(at.values())) if at else np.array([], dtype=np.intp)
+        frames.append(of_year.iloc[order])
+        spans.append({str(c): slice(int(end - len(rows)), int(end)) for (c, rows), end in zip(at.items(), ends, strict=True)})
+    none = slice(0, 0)
+    _made().add(("year ratios", version, year))
+    return (frames[0], frames[1]), {c: (spans[0].get(c, none), spans[1].get(c, none)) for c in {*spans[0], *spans[1]}}
+
+
+def year_flags_and_ratios(year: int, school_ids: Sequence[str] | None = None,
+                          cluster: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`flags_and_ratios` of one year (the rows of the year, in their order and with their labels).
+    When the schools are those of `cluster` and the preparer has made the year's rows by cluster (the latest
+    year, which the page opens on), a slice of them (read-only, shared)."""
+    version = import_version()
+    if _made_for_clusters(cluster, "year ratios", version, year):
+        (flagged, ratios), spans = _cluster_year_ratios(version, year)
+        none = slice(0, 0)
+        at_flags, at_ratios = spans.get(cluster, (none, none))
+        return flagged.iloc[at_flags], ratios.iloc[at_ratios]
+    flagged, ratios = flags_and_ratios(school_ids, cluster)
+    return flagged[flagged["school_year"] == year], ratios[ratios["school_year"] == year]
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -854,6 +892,39 @@ def incident_months(actions: Sequence[str] | None = None, school_ids: Sequence[s
 
 
 _NO_MONTHS = pd.Series([], index=pd.PeriodIndex([], freq="M"), dtype="int64", name="count")
+
+
+SUSPENSIONS = ("ISS", "OSS")  # the actions the run chart counts
+
+
+def _suspension_run_chart(every: pd.Series, suspensions: pd.Series) -> pd.DataFrame | None:
+    """The run chart (:func:`analytics.stats.run_charts.run_chart`) of suspensions per month of a scope whose
+    incidents per month are `every` (none: no chart)."""
+    return None if every.empty else run_chart(monthly_series(suspensions)[["period", "value"]])
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+@_then_release
+def _cluster_run_charts(version: int) -> dict[str, pd.DataFrame]:
+    every, suspensions = _cluster_incident_months(version, None), _cluster_incident_months(version, SUSPENSIONS)
+    made = {cluster: _suspension_run_chart(months, suspensions.get(cluster, _NO_MONTHS))
+            for cluster, months in every.items()}
+    _made().add(("run charts", version))
+    return made
+
+
+def suspension_run_chart(school_ids: Sequence[str], cluster: str | None = None) -> pd.DataFrame | None:
+    """The monthly run chart of suspensions (ISS + OSS) of the given schools: median and signals of their
+    incidents per month (:func:`incident_months`); None when they have no incidents at all.
+
+    When the schools are those of `cluster`, its chart is looked up among every cluster's, made by the
+    preparer from every cluster's months (a few kB each; none: the cluster has no incidents). Shared
+    read-only."""
+    version = import_version()
+    if _made_for_clusters(cluster, "run charts", version):
+        return _cluster_run_charts(version).get(cluster)
+    return _suspension_run_chart(incident_months(None, school_ids, cluster),
+                                 incident_months(SUSPENSIONS, school_ids, cluster))
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

@@ -264,14 +264,18 @@ def _run(step: Step, versions: storage.Versions) -> Iterator[None]:
         yield
         loaders._cluster_discipline_sums(version)  # every cluster's sums in one read: a cluster's view slices
         years, _ = loaders._discipline_choices(version)
-        if years:  # and their rates by group for the year the page opens on
+        if years:  # and their rates by group, flags and ratios for the year the page opens on
             yield
             loaders._cluster_group_rates(version, years[-1])
-        for actions in (None, ("ISS", "OSS")):  # and its incidents per month
+            yield
+            loaders._cluster_year_ratios(version, years[-1])
+        for actions in (None, loaders.SUSPENSIONS):  # and its incidents per month, and its run chart
             yield
             loaders._cluster_incident_months(version, actions)
+        yield
+        loaders._cluster_run_charts(version)
         every_school = tuple(loaders._schools(version)["school_id"])
-        for actions in (None, ("ISS", "OSS")):
+        for actions in (None, loaders.SUSPENSIONS):
             yield
             loaders._incident_months(version, actions, every_school)
     elif step.kind == "rp":  # randomization inference: seconds of CPU at 2,000 schools
