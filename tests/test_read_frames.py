@@ -83,6 +83,8 @@ def test_postgresql_csv_read_gives_the_cursor_frame_for_every_table_and_column_t
     schools = storage.load_schools(engine)
     assert sorted(schools["school_name"]) == sorted(TEXTS)
     assert schools.set_index("school_id").loc["NULL", "school_name"] == "NULL"
+    many = [f"unknown-{i:06d}" for i in range(40_000)] + TEXTS  # a statement larger than the socket's buffers
+    pd.testing.assert_frame_equal(storage.load_schools(engine, school_ids=many), schools)
     metrics = storage.load_metrics(engine).set_index("school_id")
     assert metrics.loc["2014-15", "numerator"] == 2147483647.0 and np.isnan(metrics.loc["007", "numerator"])
     assert metrics.loc["O'Brien", "value"] == 0.1 and np.isnan(metrics.loc["2014-15", "value"])
