@@ -11,10 +11,9 @@ from analytics.data.catalog import STUDENT_GROUPS, group_label, outcome_label
 from analytics.outputs import charts_equity
 from analytics.outputs.findings import rate_change_finding
 from analytics.outputs.labels import RATIO_TYPES
-from analytics.stats.did import interval_range
-from analytics.stats.rp_impact import OUTCOME_LABELS
 from analytics.stats.run_charts import attach_cycles
 from pages import ui
+from pages.ui import rp_views
 
 st.title("Discipline and restorative practices")
 ui.require_data("discipline")
@@ -295,26 +294,11 @@ with st.expander("Composition: each group's share of suspended students vs its s
 @ui.drawn
 def rp_view(version: int, cluster: str, school: str):
     """The RP event study of the view (rows, finished chart and its rows as people read them) and the table of
-    RP estimates beside suspensions."""
-    events = impact.event_study[impact.event_study["outcome"] == "suspension_rate"]
-    study = ui.finished(charts_equity.event_study, events, title=f"Suspension rate: effect by years since RP start, {rp_scope}",
-                        key=("event study", version, cluster, school))
-    bounds = {c: [f"{v:+.2f}" if np.isfinite(v) else "unbounded" for v in events[c].astype(float)]
-              for c in ("ci_low", "ci_high")}
-    study_rows = events.assign(**bounds).rename(columns={
-        "rel_year": "Years since start", "estimate": "Estimate (points)", "ci_low": "95% CI low",
-        "ci_high": "95% CI high", "n_schools": "RP schools"}).drop(columns="outcome", errors="ignore")
-    summary = pd.concat([impact.summary, ui.rp_beyond(cluster, school)], ignore_index=True)
-    shown = pd.DataFrame({
-        "Outcome": summary["outcome"].map(lambda o: OUTCOME_LABELS.get(o) or f"{ui.metric_label(o)} (points)"),
-        "Estimate": summary["estimate"],
-        "95% CI": [interval_range(lo, hi) for lo, hi in zip(summary["ci_low"], summary["ci_high"], strict=True)],
-        "p (randomization)": summary["p_value"],
-        "Verdict": np.where(summary["p_value"] <= 0.05, "unlikely to be chance", "could be chance"),
-        "RP schools": summary["n_rp_schools"],
-        "Comparison schools": summary["n_comparison_schools"],
-    })
-    return events, study, study_rows, shown
+    RP estimates beside suspensions: a cluster's made ahead by the preparer (:mod:`pages.ui.rp_views`)."""
+    if school == "all" and (made := rp_views.cluster_rp_view(cluster)) is not None:
+        return made
+    return rp_views.rp_view(impact, ui.rp_beyond(cluster, school), rp_scope, ui.metric_label,
+                            ("event study", version, cluster, school))
 
 
 # --- restorative practices impact ----------------------------------------------------------------------

@@ -105,14 +105,14 @@ def test_a_cluster_discipline_view_shows_its_own_sums_before_and_after_every_clu
     assert [m.value for m in cold.markdown] == [m.value for m in warm.markdown]
 
 
-def test_a_cluster_discipline_view_shows_the_same_from_the_pieces_made_ahead_and_gathers_no_rows(on_demo,
-                                                                                                    monkeypatch):
+def test_a_cluster_discipline_view_shows_the_same_from_the_pieces_made_ahead_and_builds_none(on_demo, monkeypatch):
     """Clusters spread over the district, one of them with a school chosen and one on an earlier year: after the
-    preparer's discipline step (each cluster's flags and ratios of the latest year as a slice, its run chart),
-    each view shows what it shows with nothing made ahead (figures, tables, chart specs, text); a cluster's
-    opening view neither gathers its rows from every year's ratios nor counts its incidents per month."""
+    preparer's discipline step (each cluster's flags and ratios of the latest year as a slice, its run chart)
+    and its RP view (event study and estimates), each view shows what it shows with nothing made ahead
+    (figures, tables, chart specs, text); a cluster's opening view neither gathers its rows from every year's
+    ratios, counts its incidents per month nor builds its RP view."""
     from analytics.data.prepare import Step
-    from pages.ui import loaders, prepare
+    from pages.ui import loaders, prepare, rp_views
     from tests.test_prepare import _shown
 
     schools = storage.load_schools(on_demo)
@@ -132,6 +132,8 @@ def test_a_cluster_discipline_view_shows_the_same_from_the_pieces_made_ahead_and
     for _ in prepare._run(Step("discipline", "discipline"), versions):
         pass
     assert {("year ratios", version, years[-1]), ("run charts", version)} <= loaders._made()
+    made = [rp_views._cluster_rp_view(version, view["cluster"]) for view in views]  # as the RP step makes them
+    assert any(view is not None for view in made)  # a cluster with an estimate to draw
     year_rows = loaders.year_flags_and_ratios  # the page's own call, before it is watched below
 
     def gathered(*args, **kwargs):
@@ -142,6 +144,7 @@ def test_a_cluster_discipline_view_shows_the_same_from_the_pieces_made_ahead_and
             if set(view) == {"cluster"}:  # its opening view: slices of what the preparer made
                 watched.setattr(loaders, "flags_and_ratios", gathered)
                 watched.setattr(loaders, "incident_months", gathered)
+                watched.setattr(rp_views, "rp_view", gathered)
             assert _shown(_run("discipline", **view)) == shown, view
     flagged, ratios = year_rows(years[-1], None, clusters[0])
     ids = set(schools.loc[schools["cluster"] == clusters[0], "school_id"])

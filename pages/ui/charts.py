@@ -70,6 +70,14 @@ def finished(build: Callable[..., alt.TopLevelMixin], *args, key: tuple | None =
     return _finished(name, args, kwargs)
 
 
+def finished_now(build: Callable[..., alt.TopLevelMixin], *args, key: tuple | None = None, **kwargs) -> FinishedChart:
+    """:func:`finished`'s chart built now and kept in no cache (`key` is not used): for a result that keeps its
+    chart itself (made ahead for every cluster, which would push every page's charts out of the shared cache)."""
+    name = f"{build.__module__}.{build.__qualname__}"
+    _BUILDERS.setdefault(name, build)
+    return _build(name, args, kwargs)
+
+
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _finished_by_key(builder: str, key: tuple, _args: tuple, _kwargs: dict) -> FinishedChart:
     return _build(builder, _args, _kwargs)

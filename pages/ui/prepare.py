@@ -287,10 +287,13 @@ def _run(step: Step, versions: storage.Versions) -> Iterator[None]:
 
         yield from school_views._opening_views(version, int(step.arg)).pieces()
     elif step.kind == "rp_clusters":  # what a cluster's discipline view estimates: one piece per cluster
+        from pages.ui import rp_views
+
         for cluster in sorted(loaders._schools(version)["cluster"].dropna().unique()):
             yield
             loaders._rp_impact(version, str(cluster), None)
             loaders._rp_beyond(version, str(cluster), None)
+            rp_views._cluster_rp_view(version, str(cluster))  # and its view: event study, tables
     elif step.kind == "goals":  # every goal's progress, which a plan and what changed slice; the plans' form
         loaders._goal_progress(versions.changes)
         yield
