@@ -156,3 +156,30 @@ def test_no_progress_is_shown_while_an_edit_is_prepared_and_it_is_after_an_impor
     assert (first.done, first.total) == (0, 2)  # the server's first version: shown
     assert after_edit is None  # an edit: the list runs with no note
     assert (after_import.version, after_import.total) == (storage.Versions(3, 2), 2)
+
+
+def test_a_run_that_wakes_the_preparer_holds_the_note_before_the_thread_begins_but_not_for_an_edit():
+    """The run that first sees a new import only wakes the thread; without a note slot filled in that run the
+    progress would show only after the user's next click. An edit's run holds no note at all."""
+    versions, gate, begun = _Versions(), threading.Event(), threading.Event()
+
+    def run(step: Step, version) -> None:
+        begun.set()
+        gate.wait(10)
+
+    worker = prepare.Preparer(versions, lambda version: [Step("a", "A")], run, poll_s=30,
+                              quiet=prepare.same_imports)
+    try:
+        assert worker.shows_progress(versions())  # new, the thread not woken yet
+        worker.notice(versions())
+        assert begun.wait(10) and worker.shows_progress(versions())  # begun, with progress to show
+        gate.set()
+        assert worker.wait_idle(10)
+        assert not worker.shows_progress(versions())  # prepared
+        versions.edit()
+        assert not worker.shows_progress(versions())  # an edit: quiet
+        versions.load()
+        assert worker.shows_progress(versions())  # an import: shown from the run that sees it
+    finally:
+        gate.set()
+        worker.stop()

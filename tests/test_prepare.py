@@ -408,6 +408,9 @@ class HalfWay:
     def progress(self, version: int):
         return None if self.done else prepare.Progress(version, 2, 6, "district rates: math_growth")
 
+    def shows_progress(self, version: int) -> bool:
+        return self.progress(version) is not None
+
     @contextlib.contextmanager
     def page_run(self):
         self.page_runs += 1

@@ -80,6 +80,7 @@ class Preparer:
         self._stopped = False
         self._lock = threading.Lock()
         self._progress: Progress | None = None
+        self._preparing: Hashable | None = None  # the version the thread has begun, if any
         self._pages = 0  # page runs in progress
         self.pauses = 0  # pieces that waited for a page run to end (tests and benchmarks)
         self.prepared: Hashable | None = None  # the last version prepared to the end
@@ -101,6 +102,19 @@ class Preparer:
         if current is None or current.version != version:
             return None
         return current
+
+    def shows_progress(self, version: Hashable) -> bool:
+        """Whether a page run of `version` should hold a progress note: it is being prepared with progress to
+        show, or it is new and the thread has not begun it yet (a run that only woke the thread would
+        otherwise show nothing until the user's next click)."""
+        if self.progress(version) is not None:
+            return True
+        with self._lock:
+            begun = self._preparing == version
+        return version != self.prepared and not begun and not self._is_quiet(version)
+
+    def _is_quiet(self, version: Hashable) -> bool:
+        return self.prepared is not None and self._quiet is not None and self._quiet(self.prepared, version)
 
     @contextlib.contextmanager
     def page_run(self) -> Iterator[None]:
@@ -149,7 +163,9 @@ class Preparer:
 
     def _prepare(self, version: Hashable) -> None:
         started = time.monotonic()
-        quiet = self.prepared is not None and self._quiet is not None and self._quiet(self.prepared, version)
+        quiet = self._is_quiet(version)
+        with self._lock:
+            self._preparing = version
         try:
             steps = self._plan(version)
             shown = sum(not step.background for step in steps)  # background steps come last
@@ -419,7 +435,7 @@ def prepare_ahead(version: storage.Versions) -> None:
     worker = preparer()
     worker.notice(version)
     slot = st.sidebar.container()
-    if worker.progress(version) is not None:
+    if worker.shows_progress(version):
         with slot:
             _progress_note(version)
 
