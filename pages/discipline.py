@@ -292,9 +292,13 @@ with st.expander("Composition: each group's share of suspended students vs its s
     st.dataframe(comp.round(1) if not ui.is_public() else comp, width="stretch")
 
 @ui.drawn
-def rp_view(version: int, cluster: str, school: str):
+def rp_view(version: int, cluster: str, school: str, public: bool):
     """The RP event study of the view (rows, finished chart and its rows as people read them) and the table of
-    RP estimates beside suspensions: a cluster's made ahead by the preparer (:mod:`pages.ui.rp_views`)."""
+    RP estimates beside suspensions: a cluster's made ahead by the preparer (:mod:`pages.ui.rp_views`); a
+    shared viewer's with every estimate that rests on one RP school withheld."""
+    if public:
+        return rp_views.public_rp_view(impact, ui.rp_beyond(cluster, school), rp_scope, ui.metric_label,
+                                       ("event study", version, cluster, school, "public"))
     if school == "all" and (made := rp_views.cluster_rp_view(cluster)) is not None:
         return made
     return rp_views.rp_view(impact, ui.rp_beyond(cluster, school), rp_scope, ui.metric_label,
@@ -307,15 +311,16 @@ if rp_note:
     st.caption(rp_note)
 if one_school_rp:
     st.info(rp_withheld)
-elif impact.summary.empty or not np.isfinite(impact.summary["estimate"].iloc[0]):
+elif not rp_views.drawable(impact):
     st.info(impact.statement)
 else:
-    events, study, study_rows, shown = rp_view(ui.import_version(), cluster, school)
+    events, study, study_rows, shown = rp_view(ui.import_version(), cluster, school, ui.is_public())
     ui.chart(study, study_rows, impact.statement, caption=False)
     ui.download_menu("rp-event-study", events, study)
-    st.dataframe(ui.arrow_ready(shown), hide_index=True, width="stretch",
-                 column_config={"Estimate": st.column_config.NumberColumn(format="%+.2f"),
-                                "p (randomization)": st.column_config.NumberColumn(format="%.3f")})
+    st.dataframe(ui.arrow_ready(shown), hide_index=True, width="stretch",  # a viewer's come as text (`*`)
+                 column_config=None if ui.is_public() else {
+                     "Estimate": st.column_config.NumberColumn(format="%+.2f"),
+                     "p (randomization)": st.column_config.NumberColumn(format="%.3f")})
     st.caption(impact.summary["method"].iloc[0] + ". Pre-start estimates (left of -1) check the parallel-trends "
                "assumption: they should sit near zero. n above each point: RP schools behind that year. Beside "
                "suspensions, the same estimator on the school-climate survey (% favourable; higher is better) and "

@@ -123,3 +123,46 @@ def test_a_coded_cluster_kpi_shows_its_band(on_demo):
     expected = {"low": "<= 5.0%", "high": ">= 95.0%", "hidden": "*"}.get(district)
     if expected:
         assert kpis["District"] == expected
+
+
+
+def _one_school_impact():
+    """Suspensions pooled over 3 RP schools; beside them, climate rests on 1 (the other two have no survey);
+    the event study's year +3 rests on the one school that started early enough."""
+    from analytics.stats.rp_impact import RPImpact
+
+    def summary_row(outcome, estimate, n_rp):
+        return {"outcome": outcome, "estimate": estimate, "ci_low": estimate - 1, "ci_high": estimate + 1,
+                "p_value": 0.02, "n_rp_schools": n_rp, "n_comparison_schools": 40, "method": "DiD"}
+
+    summary = pd.DataFrame([summary_row("suspension_rate", -1.5, 3)])
+    beyond = pd.DataFrame([summary_row("chronic_absence", 0.5, 3), summary_row("climate_safety", 4.25, 1)])
+    events = pd.DataFrame({"outcome": "suspension_rate", "rel_year": [-2, -1, 0, 1, 3],
+                           "estimate": [0.1, 0.0, -1.0, -1.5, -6.0], "ci_low": [-0.5, 0.0, -2.0, -2.5, -9.0],
+                           "ci_high": [0.7, 0.0, 0.0, -0.5, -3.0], "n_schools": [3, 3, 3, 2, 1]})
+    return RPImpact(summary, events, "statement"), beyond
+
+
+def test_the_rp_rule_withholds_an_event_study_year_resting_on_one_school():
+    from analytics.access.privacy import release_view
+
+    impact, _ = _one_school_impact()
+    starred = release_view(impact.event_study, "rp-impact", None)
+    assert starred["estimate"].tolist() == [0.1, 0.0, -1.0, -1.5, "*"]
+    assert starred.loc[4, ["ci_low", "ci_high"]].tolist() == ["*", "*"] and starred["n_schools"].tolist()[-1] == 1
+
+
+def test_a_shared_rp_view_withholds_every_estimate_resting_on_one_school_and_staff_see_them_all():
+    """The suspension estimate is withheld whole by the page when one RP school stands behind it; the outcomes
+    beside it and the event study's years carry their own counts, checked here one by one."""
+    from pages.ui import rp_views
+
+    impact, beyond = _one_school_impact()
+    key = ("event study", "test")
+    events, _, rows, shown = rp_views.public_rp_view(impact, beyond, "Ashford", str, key + ("public",))
+    assert events["rel_year"].tolist() == [-2, -1, 0, 1] and rows["Years since start"].tolist() == [-2, -1, 0, 1]
+    assert shown["Estimate"].tolist() == ["-1.50", "+0.50", "*"]
+    assert shown["p (randomization)"].tolist() == ["0.020", "0.020", "*"]
+    assert shown.loc[2, ["95% CI", "Verdict"]].tolist() == ["*", "*"] and shown["RP schools"].tolist() == [3, 3, 1]
+    _, _, staff_rows, staff = rp_views.rp_view(impact, beyond, "Ashford", str, key)
+    assert staff["Estimate"].tolist() == [-1.5, 0.5, 4.25] and staff_rows["Years since start"].tolist()[-1] == 3

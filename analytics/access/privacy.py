@@ -309,12 +309,14 @@ def _run_chart(table: pd.DataFrame, settings: Settings) -> pd.DataFrame:
 
 def _rp_impact(table: pd.DataFrame) -> pd.DataFrame:
     """Estimates pooled over schools have no student-level cell, but one RP school's estimate is a function of
-    that school's own yearly rates (often coded): it is hidden."""
-    if "n_rp_schools" not in table:
+    that school's own yearly rates (often coded): it is hidden. The same holds for an event-study year (its
+    `n_schools`: the RP schools that far from their start)."""
+    count = next((c for c in ("n_rp_schools", "n_schools") if c in table), None)
+    if count is None:
         return table
     out = table.copy()
-    one = (pd.to_numeric(out["n_rp_schools"], errors="coerce") < 2).to_numpy()
-    _star(out, ["estimate", "ci_low", "ci_high", "p_value"], one)
+    one = (pd.to_numeric(out[count], errors="coerce") < 2).to_numpy()
+    _star(out, [c for c in ("estimate", "ci_low", "ci_high", "p_value") if c in out], one)
     return out
 
 

@@ -10,6 +10,7 @@ for any other scope, so the two are the same.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,31 @@ def rp_view(impact: RPImpact, beyond: pd.DataFrame, scope_name: str, label: Call
         "Verdict": np.where(summary["p_value"] <= 0.05, "unlikely to be chance", "could be chance"),
         "RP schools": summary["n_rp_schools"],
         "Comparison schools": summary["n_comparison_schools"],
+    })
+    return events, study, study_rows, shown
+
+
+def public_rp_view(impact: RPImpact, beyond: pd.DataFrame, scope_name: str, label: Callable[[str], str],
+                   key: tuple) -> RPView:
+    """:func:`rp_view` as a shared viewer may see it (privacy's ``rp-impact`` rule): an estimate resting on
+    one RP school is starred in the table of estimates, and an event-study year resting on one is left out of
+    the chart, its rows and its download. Numbers are given as text there, so a starred cell sits in a column
+    of one type."""
+    from analytics.access.privacy import SUPPRESSED, release_view
+
+    starred = release_view(impact.event_study, "rp-impact", None)
+    kept = (starred["estimate"].astype(str) != SUPPRESSED).to_numpy() if len(starred) else slice(None)
+    events, study, study_rows, shown = rp_view(replace(impact, event_study=impact.event_study[kept]), beyond,
+                                               scope_name, label, key)
+    summary = pd.concat([impact.summary, beyond], ignore_index=True)
+    one = (release_view(summary, "rp-impact", None)["estimate"].astype(str) == SUPPRESSED).to_numpy() \
+        if len(summary) else np.zeros(0, dtype=bool)
+    shown = shown.assign(**{
+        "Estimate": [SUPPRESSED if hide else f"{v:+.2f}" for v, hide in zip(shown["Estimate"], one, strict=True)],
+        "95% CI": np.where(one, SUPPRESSED, shown["95% CI"]),
+        "p (randomization)": [SUPPRESSED if hide else f"{v:.3f}"
+                              for v, hide in zip(shown["p (randomization)"], one, strict=True)],
+        "Verdict": np.where(one, SUPPRESSED, shown["Verdict"]),
     })
     return events, study, study_rows, shown
 
