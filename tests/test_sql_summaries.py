@@ -626,7 +626,7 @@ def test_new_flags_need_only_the_schools_that_can_be_flagged(discipline_demo):
     found = 0
     for ids in (None, schools[:6]):
         whole = aggregates.scope_disproportionality(discipline_demo, ids)
-        able = aggregates.flag_candidates(discipline_demo, 2025, school_ids=ids)
+        able = set(aggregates.flag_candidate_groups(discipline_demo, 2025, school_ids=ids)["school_id"])
         flagged = sorted(whole.loc[whole["flagged"] & (whole["school_year"] == 2025), "school_id"].unique())
         assert set(flagged) <= set(able) and set(able) <= set(ids or schools)
         groups = aggregates.flag_candidate_groups(discipline_demo, 2025, school_ids=ids)
@@ -648,7 +648,7 @@ def test_new_flags_need_only_the_schools_that_can_be_flagged(discipline_demo):
             found += len(want)
     assert found > 0
     low = DEFAULT_SETTINGS.__class__(n_size=10**6)  # no group that large: no school to compute
-    assert aggregates.flag_candidates(discipline_demo, 2025, low) == []
+    assert aggregates.flag_candidate_groups(discipline_demo, 2025, low).empty
 
 
 def test_a_years_flags_need_only_it_and_the_two_years_before(discipline_demo):

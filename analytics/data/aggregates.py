@@ -654,12 +654,6 @@ def flag_candidate_groups(engine: Engine, year: int, settings: Settings = DEFAUL
         return pd.DataFrame(conn.execute(stmt).all(), columns=["school_id", "student_group"])
 
 
-def flag_candidates(engine: Engine, year: int, settings: Settings = DEFAULT_SETTINGS,
-                    school_ids: Sequence[str] | None = None) -> list[str]:
-    """The schools of :func:`flag_candidate_groups`, sorted."""
-    return sorted(set(flag_candidate_groups(engine, year, settings, school_ids)["school_id"]))
-
-
 def discipline_school_ids(engine: Engine, school_ids: Sequence[str] | None = None) -> list[str]:
     """The schools with discipline rows (of `school_ids`, default every school), sorted: one ``DISTINCT``."""
     d = schema.discipline

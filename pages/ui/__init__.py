@@ -60,7 +60,6 @@ from pages.ui.loaders import (  # noqa: E402, F401
     district_tables,
     drawn,
     engine,
-    flags_and_ratios,
     gap_grid,
     gap_trend,
     gap_year_views,

@@ -5,7 +5,7 @@ view then belongs to an old one. A workspace edit (a saved goal, cycle or note) 
 write bumps: the thread notices it the same way and runs the same list, but each result read from imported
 tables alone is keyed on the import version, which did not move, so those steps find their results made and
 only the steps that read the workspace (every goal's progress, the practices a walkthrough form offers, what
-changed) compute; no progress note is shown for it (:meth:`Preparer.notice`'s ``quiet``). One `Preparer` per server process notices the new version (each script
+changed) compute; no progress note is shown for it (the preparer's ``quiet``). One `Preparer` per server process notices the new version (each script
 run reports the version it pinned; a poll every few seconds catches imports nobody has looked at yet) and
 fills the expensive district-wide caches in the work list of `analytics.data.prepare`, one after another,
 in a daemon thread: the import's answer never waits for it. The list ends with the pages' opening views,
