@@ -657,12 +657,17 @@ def _flags_and_ratios(version: int, school_ids: tuple[str, ...] | None) -> tuple
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _cluster_ratio_rows(version: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each cluster's rows of the district's flagged and suspension tables, by position (in table order)."""
+    positions = [_positions_by_cluster(version, frame) for frame in _flags_and_ratios(version, None)]
+    none = np.array([], dtype=np.intp)
+    return {str(c): (positions[0].get(c, none), positions[1].get(c, none))
+            for c in _schools(version)["cluster"].dropna().unique()}
+
+
+def _positions_by_cluster(version: int, frame: pd.DataFrame) -> dict:
+    """cluster -> the positions of its schools' rows in `frame` (table order), found by each row's school."""
     schools = _schools(version)
     cluster_of = dict(zip(schools["school_id"], schools["cluster"], strict=True))
-    positions = [frame.groupby(frame["school_id"].map(cluster_of).to_numpy(), sort=False).indices
-                 for frame in _flags_and_ratios(version, None)]
-    none = np.array([], dtype=np.intp)
-    return {str(c): (positions[0].get(c, none), positions[1].get(c, none)) for c in schools["cluster"].dropna().unique()}
+    return frame.groupby(frame["school_id"].map(cluster_of).to_numpy(), sort=False).indices
 
 
 def flags_and_ratios(school_ids: Sequence[str] | None = None,
@@ -691,12 +696,10 @@ def _cluster_year_ratios(version: int, year: int) -> tuple[tuple[pd.DataFrame, p
     """The district's flagged and suspension rows of one year, cluster after cluster (each cluster's in table
     order), and each cluster's rows in them as a slice: a cluster's first view then takes a slice of the
     year (no gathering of rows from every year's tables; a few MiB at 2,000 schools)."""
-    schools = _schools(version)
-    cluster_of = dict(zip(schools["school_id"], schools["cluster"], strict=True))
     frames, spans = [], []
     for frame in _flags_and_ratios(version, None):
         of_year = frame[frame["school_year"] == year]
-        at = of_year.groupby(of_year["school_id"].map(cluster_of).to_numpy(), sort=False).indices
+        at = _positions_by_cluster(version, of_year)
         ends = np.cumsum([len(rows) for rows in at.values()], dtype=np.intp)
         order = np.concatenate(list(at.values())) if at else np.array([], dtype=np.intp)
         frames.append(of_year.iloc[order])
