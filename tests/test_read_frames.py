@@ -119,6 +119,55 @@ def test_a_failed_csv_read_raises_the_database_error_and_leaves_the_engine_usabl
         assert storage.load_schools(engine)["school_id"].tolist() == ["s1"]
 
 
+def _backend_pid(engine) -> int:
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+
+
+@pytest.mark.postgres
+def test_a_csv_read_the_server_failed_gives_its_connection_back_and_a_half_read_one_is_replaced(monkeypatch, db_url):
+    """A statement timeout (before the first row or between rows) or a query error is answered by the server
+    and read to the end: the pool's one connection (same backend) reads again. A COPY stopped mid-protocol is
+    not pooled again: the next read has a new backend."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the CSV read is PostgreSQL's")
+    import psycopg
+
+    with storage.get_engine(db_url).begin() as conn:  # the first row at once, the rest after a second's sleep
+        conn.exec_driver_sql("CREATE VIEW slow_start AS SELECT i AS x FROM generate_series(1, 3) AS i "
+                             "WHERE pg_sleep(1) IS NOT NULL")
+        conn.exec_driver_sql("CREATE VIEW slow_rows AS SELECT i AS x FROM generate_series(1, 100000) AS i "
+                             "WHERE i < 60000 OR pg_sleep(CASE WHEN i = 60000 THEN 1 ELSE 0 END) IS NOT NULL")
+    engine = sa.create_engine(db_url, pool_size=1, max_overflow=0, pool_pre_ping=True,
+                              connect_args={"options": "-c statement_timeout=300"})
+    pid = _backend_pid(engine)
+    for name in ("slow_start", "slow_rows"):
+        view = sa.Table(name, sa.MetaData(), sa.Column("x", sa.Integer))
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            storage._read(engine, sa.select(view))
+        assert _backend_pid(engine) == pid
+    missing = sa.Table("no_such_table", sa.MetaData(), sa.Column("x", sa.Integer))
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        storage._read(engine, sa.select(missing))
+    assert _backend_pid(engine) == pid
+    some = sa.Table("slow_rows", sa.MetaData(), sa.Column("x", sa.Integer))
+    assert storage._read(engine, sa.select(some.c.x).where(some.c.x <= 3))["x"].tolist() == [1, 2, 3]
+    assert _backend_pid(engine) == pid
+
+    def stopped_mid_copy(driver, sql, params):  # the query sent, its rows never read
+        driver.pgconn.send_query(b"COPY (SELECT generate_series(1, 100000)) TO STDOUT")
+        driver.pgconn.flush()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(storage, "_copy_out", stopped_mid_copy)
+    with pytest.raises(KeyboardInterrupt):
+        storage._read(engine, sa.select(some.c.x))
+    monkeypatch.undo()
+    assert _backend_pid(engine) != pid
+    assert storage._read(engine, sa.select(some.c.x).where(some.c.x == 2))["x"].tolist() == [2]
+    engine.dispose()
+
+
 @pytest.mark.postgres
 def test_a_read_with_sums_dates_or_duplicate_names_keeps_the_cursor():
     m, s = schema.metrics, schema.schools

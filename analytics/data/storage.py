@@ -692,9 +692,10 @@ def _read(engine: Engine, stmt: sa.Select) -> pd.DataFrame:
         if conn.dialect.name == "postgresql" and (types := _csv_types(stmt)) and driver.info.encoding == "utf-8":
             try:
                 return _read_copy(driver, compiled.string, params, types)
-            except BaseException:  # a COPY left half read is no connection to pool again
-                conn.invalidate()
-                raise
+            except BaseException:
+                if not _ready_for_next_statement(driver):  # a COPY left half read is no connection to pool again
+                    conn.invalidate()
+                raise  # otherwise the pool rolls back a failed transaction as the connection goes back
         cursor = driver.cursor()
         try:
             cursor.execute(compiled.string, params)
@@ -711,6 +712,21 @@ def _read(engine: Engine, stmt: sa.Select) -> pd.DataFrame:
     del chunks
     release_freed_memory()
     return df
+
+
+def _ready_for_next_statement(driver) -> bool:
+    """Whether a connection whose COPY read failed can be pooled again: still connected, and no command in
+    progress (libpq's transaction status idle, in a transaction or in a failed one).
+
+    An error the server answered (a statement timeout, a query error, before or during the rows) is read to
+    the end by :func:`_copy_out`, and the connection is ready for the next statement; replacing it would cost a
+    new backend for nothing. A read stopped between messages (a broken protocol, an exception raised
+    mid-COPY) leaves the status active, and a lost connection leaves it unknown: those are invalidated."""
+    from psycopg import pq
+
+    pgconn = driver.pgconn
+    return pgconn.status == pq.ConnStatus.OK and pgconn.transaction_status in (
+        pq.TransactionStatus.IDLE, pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 
 
 def _csv_types(stmt: sa.Select) -> dict | None:
