@@ -115,9 +115,11 @@ class AppServer:
 
 
 def start_app(database_url: str, extra_env: dict | None = None, timeout: float = 90, root: Path = ROOT,
-              port: int | None = None, extra_args: list[str] | None = None) -> AppServer:
+              port: int | None = None, extra_args: list[str] | None = None,
+              launcher: tuple[str, ...] = ("-m", "streamlit")) -> AppServer:
     """`streamlit run app.py` of the checkout at `root` on `port` (default: a free local port) with Streamlit's
-    `extra_args` (e.g. `--secrets.files`), once its health check answers."""
+    `extra_args` (e.g. `--secrets.files`), once its health check answers. `launcher` is what Python runs
+    (a script that starts Streamlit itself, e.g. `benchmarks/_memory_probe.py`)."""
     port = port or free_port()
     log = open(os.environ.get("SSIF_APP_LOG", os.devnull), "w")  # noqa: SIM115 - lives as long as the server
     # The secret this process signs links with (shared_views), whichever code set it first: a server given
@@ -126,7 +128,7 @@ def start_app(database_url: str, extra_env: dict | None = None, timeout: float =
     env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(root), "SSIF_SHARE_SECRET": secret,
            **(extra_env or {})}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(root / "app.py"), "--server.headless", "true",
+        [sys.executable, *launcher, "run", str(root / "app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
          "--browser.gatherUsageStats", "false", *(extra_args or [])],
         cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=log)
