@@ -149,7 +149,8 @@ public = meta[2].toggle("Public (privacy rules)", value=False, key="pack_public"
 if st.button("Build the pack", type="primary", key="pack_build"):
     bar = st.progress(0.0, text="Building…")
     pack = build_pack(ui.engine(), ordered, title, on, public,
-                      progress=lambda i, n, t: bar.progress(i / n, text=f"{i}/{n}: {t}"))
+                      progress=lambda i, n, t: bar.progress(i / n, text=f"{i}/{n}: {t}"),
+                      goal_progress=ui.goal_progress_of)  # every goal's progress, once per data version
     bar.progress(1.0, text="Writing files…")
     workbook, deck = workbook_bytes(pack), deck_bytes(pack)
     st.session_state["pack_files"] = {"xlsx": workbook, "pptx": deck, "zip": zip_bytes(pack, workbook, deck)}

@@ -135,6 +135,36 @@ def test_meeting_page_builds_a_pack(demo_db_url, monkeypatch):
     assert at.session_state["pack_preview"].stem == f"data-meeting-{cluster.lower()}-cluster-2024-25"
 
 
+def test_the_meeting_page_builds_what_changed_and_goals_from_the_goal_progress_it_holds(own_district, monkeypatch):
+    """The page's pack slices the app's goal progress (one computation per data version) and has the content
+    the pack built on its own has (which computes it for each sheet that reads it)."""
+    from analytics.workspace import goals as goal_rules
+
+    calls = []
+    computed = goal_rules.goal_progress
+    monkeypatch.setattr(goal_rules, "goal_progress", lambda *a, **k: calls.append(1) or computed(*a, **k))
+    at = AppTest.from_file(str(PAGES / "meeting.py"), default_timeout=180)
+    at.run()
+    for key in ("pack_rates", "pack_gaps", "pack_disproportionality", "pack_rp-impact", "pack_run-chart",
+                "pack_status-change", "pack_learning"):
+        at.checkbox(key=key).uncheck()
+    engine = own_district
+    cluster = storage.load_schools(engine)["cluster"].iloc[0]
+    at.selectbox(key="pack_cluster").set_value(cluster).run()
+    at.button(key="pack_build").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(calls) == 1
+    pack = at.session_state["pack_preview"]
+    assert [item.spec.view for item in pack.items] == ["changes", "goals"]
+    alone = build_pack(engine, [item.spec for item in pack.items], pack.title, pack.date, pack.public)
+    assert len(calls) == 3  # on its own, each of the two sheets computed it again
+    assert len(pack.items[0].table) and len(pack.items[1].table)  # the demo's cluster has changes and goals
+    for item, same in zip(pack.items, alone.items, strict=True):
+        pd.testing.assert_frame_equal(item.table, same.table)
+        pd.testing.assert_frame_equal(item.sheet, same.sheet)
+        assert (item.finding, item.filters_text) == (same.finding, same.filters_text)
+
+
 # --- read back: titles, names, headers, native chart references, alt text, slide size ---------------------
 
 

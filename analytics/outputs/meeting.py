@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from analytics.data.catalog import school_labels
 from analytics.outputs.exports import chart_bytes, safe_cell, safe_frame, write_sheet
 from analytics.outputs.labels import year_label
-from analytics.outputs.pack_views import PACK_VIEWS, Context, Figure, context
+from analytics.outputs.pack_views import PACK_VIEWS, Context, Figure, GoalProgressOf, context
 from analytics.workspace import pack as _workspace_views  # noqa: F401 - registers "changes" (first) and "goals"
 
 TITLES = {name: view.title for name, view in PACK_VIEWS.items()}
@@ -179,8 +179,12 @@ def _filters_text(ctx, filters: dict) -> str:
 
 
 def build_pack(engine: Engine, specs: list[ViewSpec], title: str, on: date | None = None, public: bool = False,
-               progress: Callable[[int, int, str], None] | None = None) -> Pack:
-    """Compute every view of the pack: its table, the table for people, its figure and its finding."""
+               progress: Callable[[int, int, str], None] | None = None,
+               goal_progress: GoalProgressOf | None = None) -> Pack:
+    """Compute every view of the pack: its table, the table for people, its figure and its finding.
+
+    ``goal_progress``: a scope's goal progress when the caller already holds every goal's (the app computes it
+    once per data version); what changed and the goals sheet slice it instead of computing it again."""
     items = []
     base = context(engine, {})
     for i, spec in enumerate(specs, start=1):
@@ -188,7 +192,7 @@ def build_pack(engine: Engine, specs: list[ViewSpec], title: str, on: date | Non
             progress(i, len(specs), spec.title)
         view = PACK_VIEWS[spec.view]
         ctx = Context(engine, base.schools, base.metric_names, dict(spec.filters), public)
-        table = view.build_table(engine, spec.view, spec.filters, public)
+        table = view.build_table(engine, spec.view, spec.filters, public, goal_progress)
         try:
             figure = view.figure(ctx, table) if len(table) else None
         except (ValueError, KeyError):

@@ -80,6 +80,10 @@ class Figure:
     y_title: str = ""
 
 
+# (goals, progress rows) of a scope (cluster, school): every goal's progress already computed, sliced.
+GoalProgressOf = Callable[[str | None, str | None], tuple[pd.DataFrame, pd.DataFrame]]
+
+
 @dataclass(frozen=True)
 class PackView:
     title: str
@@ -92,7 +96,10 @@ class PackView:
     def sheet_name(self) -> str:
         return (self.sheet or self.title)[:27]
 
-    def build_table(self, engine: Engine, name: str, filters: dict, public: bool) -> pd.DataFrame:
+    def build_table(self, engine: Engine, name: str, filters: dict, public: bool,
+                    goal_progress: GoalProgressOf | None = None) -> pd.DataFrame:
+        """The view's table. ``goal_progress``: the goal progress the caller holds, for the views that read it
+        (what changed, goals) instead of computing it again; the others ignore it."""
         if self.table is not None:
             return self.table(engine, filters, public)
         return build_view(engine, name, public=public, **filters)

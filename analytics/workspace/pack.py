@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from analytics.data.catalog import group_label
-from analytics.outputs.pack_views import Context, Figure, PackView, register_pack_view
+from analytics.outputs.pack_views import Context, Figure, GoalProgressOf, PackView, register_pack_view
 from analytics.workspace import changes as change_rules
 from analytics.workspace import goals as goal_rules
 from analytics.workspace import views as workspace
@@ -27,12 +27,14 @@ def meeting_scope(engine: Engine, filters: dict) -> str:
     return "district"
 
 
-def changes_table(engine: Engine, filters: dict, public: bool) -> pd.DataFrame:
+def changes_table(engine: Engine, filters: dict, public: bool,
+                  goal_progress: GoalProgressOf | None = None) -> pd.DataFrame:
     since = filters.get("since") or workspace.last_meeting(engine, meeting_scope(engine, filters))
     if since is None:  # no meeting recorded: the sheet says so instead of failing the pack
         return pd.DataFrame(columns=change_rules.CHANGE_COLUMNS)
-    return workspace.changes_view(engine, cluster=filters.get("cluster"), school=filters.get("school"),
-                                  since=since, public=public)
+    cluster, school = filters.get("cluster"), filters.get("school")
+    return workspace.changes_view(engine, cluster=cluster, school=school, since=since, public=public,
+                                  progress=goal_progress(cluster, school)[1] if goal_progress else None)
 
 
 def changes_figure(ctx: Context, table: pd.DataFrame) -> Figure | None:
@@ -57,6 +59,10 @@ def changes_finding(ctx: Context, table: pd.DataFrame) -> str:
 
 
 class ChangesView(PackView):
+    def build_table(self, engine: Engine, name: str, filters: dict, public: bool,
+                    goal_progress: GoalProgressOf | None = None) -> pd.DataFrame:
+        return changes_table(engine, filters, public, goal_progress)
+
     def people(self, name: str, ctx: Context, table: pd.DataFrame) -> pd.DataFrame:
         base = os.environ.get("SSIF_BASE_URL", "http://localhost:8501").rstrip("/")
         out = table.assign(change=table["change"].map(change_rules.CHANGE_LABELS),
@@ -66,8 +72,11 @@ class ChangesView(PackView):
                                    "detail": "What", "since": "Since the meeting of", "link": "Dashboard view"})
 
 
-def goals_table(engine: Engine, filters: dict, public: bool) -> pd.DataFrame:
-    return workspace.goals_view(engine, cluster=filters.get("cluster"), school=filters.get("school"), public=public)
+def goals_table(engine: Engine, filters: dict, public: bool,
+                goal_progress: GoalProgressOf | None = None) -> pd.DataFrame:
+    cluster, school = filters.get("cluster"), filters.get("school")
+    return workspace.goals_view(engine, cluster=cluster, school=school, public=public,
+                                held=goal_progress(cluster, school) if goal_progress else None)
 
 
 def goals_figure(ctx: Context, table: pd.DataFrame) -> Figure | None:
@@ -97,6 +106,10 @@ def goals_finding(ctx: Context, table: pd.DataFrame) -> str:
 
 
 class GoalsView(PackView):
+    def build_table(self, engine: Engine, name: str, filters: dict, public: bool,
+                    goal_progress: GoalProgressOf | None = None) -> pd.DataFrame:
+        return goals_table(engine, filters, public, goal_progress)
+
     def people(self, name: str, ctx: Context, table: pd.DataFrame) -> pd.DataFrame:
         out = table.assign(student_group=table["student_group"].map(group_label),
                            metric=table["metric"].map(lambda m: ctx.metric_names.get(m, m)),

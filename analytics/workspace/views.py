@@ -91,9 +91,13 @@ def goals_progress(engine: Engine, cluster: str | None = None, school: str | Non
 
 def goals_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
                metric: str | None = None, group: str | None = None, public: bool = False,
-               settings: Settings = DEFAULT_SETTINGS, **_) -> pd.DataFrame:
-    """`export goals`: one row per goal and measured year, retired goals left out."""
-    goals, progress = goals_progress(engine, cluster, school)
+               settings: Settings = DEFAULT_SETTINGS, held: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+               **_) -> pd.DataFrame:
+    """`export goals`: one row per goal and measured year, retired goals left out.
+
+    `held`: the scope's (goals, progress rows) when already computed (:func:`goals_progress`; the app slices
+    the district's)."""
+    goals, progress = goals_progress(engine, cluster, school) if held is None else held
     live = set(goals.loc[goals["status"] != "retired", "goal_id"])
     out = progress[progress["goal_id"].isin(live)]
     if year:
