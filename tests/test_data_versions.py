@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import date
 
+import pandas as pd
 import pytest
 import streamlit as st
 
@@ -29,6 +30,11 @@ def _words(at) -> str:
     """Every piece of text a page put on screen, tables included."""
     parts = [e.value for kind in ("title", "header", "subheader", "markdown", "caption") for e in getattr(at, kind)]
     return "\n".join(parts + [table.value.to_string() for table in at.dataframe])
+
+
+def _import_history(at) -> list[str]:
+    """The files the data page's import history lists."""
+    return [name for table in at.dataframe if "file_name" in table.value.columns for name in table.value["file_name"]]
 
 
 def _import_one_metric_row(engine) -> None:
@@ -74,6 +80,32 @@ def test_an_edit_leaves_the_cluster_view_cached_and_shows_at_once_on_plans_and_c
     assert storage.versions(engine) == (before.changes + 3, before.imports + 1)
     run_page("cluster", cluster=cluster, metric="read_proficient", group="ALL")
     assert len(slices) == 4
+
+
+def test_an_import_of_goals_alone_leaves_the_import_version_and_shows_at_once_on_plans(own_district, monkeypatch):
+    engine = own_district
+    schools = storage.load_schools(engine)
+    school, cluster = schools["school_id"].iloc[0], schools["cluster"].iloc[0]
+    slices = _counted(monkeypatch, aggregates, "metric_slice")
+    run_page("cluster", cluster=cluster, metric="read_proficient", group="ALL")
+    assert "G-IMPORT" not in _words(run_page("plans", school=school))
+    assert _import_history(run_page("data")) == []
+    assert len(slices) == 2
+
+    before = storage.versions(engine)
+    goal = {"goal_id": "G-IMPORT", "school_id": school, "metric": "read_proficient", "student_group": "ALL",
+            "baseline_year": 2023, "baseline_value": 40.0, "target_year": 2027, "target_value": 99.0,
+            "status": "active"}
+    report = import_bytes(engine, [("school_goals.csv", pd.DataFrame([goal]).to_csv(index=False).encode())],
+                          who="data-office")
+    assert report.ok, report.problems
+    assert storage.versions(engine) == (before.changes + 1, before.imports)
+
+    assert "G-IMPORT" in _words(run_page("plans", school=school))  # the imported goal: at once
+    assert "G-IMPORT" in set(loaders.goal_progress_of(school=school)[0]["goal_id"])
+    assert _import_history(run_page("data")) == ["school_goals.csv"]  # and in the import history
+    run_page("cluster", cluster=cluster, metric="read_proficient", group="ALL")
+    assert len(slices) == 2  # nothing read from imported tables was made again
 
 
 def test_data_changed_fires_when_an_import_lands_during_a_metric_read_but_not_an_edit(own_district, monkeypatch):

@@ -73,8 +73,11 @@ def test_every_workspace_write_moves_the_data_version_but_not_the_import_version
     records.delete(engine, "pdsa_cycles", "C1", cycle["version"], "ana")
     records.add_meeting(engine, "district", date(2025, 2, 1), "ana")
     assert storage.versions(engine) == (start.changes + 6, start.imports)  # six writes, no imported row
-    assert import_bytes(engine, WORKSPACE_FILES[:1], who="data-office").ok  # an import moves both
-    assert storage.versions(engine) == (start.changes + 7, start.imports + 1)
+    assert import_bytes(engine, WORKSPACE_FILES, who="data-office").ok  # workspace files alone: as an edit
+    assert storage.versions(engine) == (start.changes + 7, start.imports)
+    school = storage.load_schools(engine).iloc[[0]][["school_id", "school_name", "level", "cluster"]]
+    assert import_bytes(engine, [("schools.csv", _csv(school)), *WORKSPACE_FILES[:1]], who="data-office").ok
+    assert storage.versions(engine) == (start.changes + 8, start.imports + 1)  # with imported data: both
 
 
 def test_delete_needs_the_current_version_and_keeps_the_last_state_in_history(sqlite_district):

@@ -569,7 +569,13 @@ def _choose_tables(raws: list[RawTable], table: str | None, report: ImportReport
 
 
 def write_report(engine: Engine, report: ImportReport, who: str) -> None:
-    """Write a valid report's tables in one transaction (upsert), record history, bump both data versions."""
+    """Write a valid report's tables in one transaction (upsert), record history, bump the data versions.
+
+    An import of workspace tables alone (goals, cycles, walkthroughs, meetings...: :data:`schema.WORKSPACE_TABLES`)
+    bumps only the version every write bumps, as the same records saved in a form do: nothing cached under the
+    import version reads them, so the district's figures stay warm. Any other table is imported data and bumps
+    both: results cached under the import version read schools, metrics, discipline, incidents, the catalogue,
+    the improvement cycles of the run charts and the programmes a meeting pack offers."""
     if not report.ok:
         raise ValueError("refusing to write an import that has problems")
     ordered = sorted(report.results, key=lambda r: WRITE_ORDER.index(r.table))
@@ -580,7 +586,7 @@ def write_report(engine: Engine, report: ImportReport, who: str) -> None:
             storage.record_import(conn, result.source, result.table, len(result.frame), result.skipped, who)
             audit.record(conn, who, audit.IMPORT, result.table,
                          f"{result.source}: {len(result.frame):,} rows, {result.skipped:,} skipped")
-        storage.bump_version(conn, imported=True)
+        storage.bump_version(conn, imported=any(r.table not in schema.WORKSPACE_TABLES for r in ordered))
     report.written = True
 
 
