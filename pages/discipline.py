@@ -279,17 +279,22 @@ else:
 
 # --- composition --------------------------------------------------------------------------------------
 with st.expander("Composition: each group's share of suspended students vs its share of enrolment"):
-    comp = composition
+    comp = composition.round(1)
+    shares = {col: col for col in comp.columns}
     if ui.is_public():  # a share needs the group's and ALL's cells released exactly (and their n)
         codes = list(comp.index)
         n = len(codes)
         state, n_hidden = ui.cell_states([scope_unit] * n, [year] * n, ["suspension"] * n, codes)
         all_state, all_n = ui.cell_states([scope_unit] * n, [year] * n, ["suspension"] * n, ["ALL"] * n)
-        comp = comp.round(1).astype(object)
+        comp = comp.astype(object)
         comp.loc[(state != "exact") | (all_state != "exact"), "share of suspended (%)"] = SUPPRESSED
         comp.loc[n_hidden | all_n, "share of enrolled (%)"] = SUPPRESSED
+        # Text as staff read the numbers, `*` where withheld: one type a column, as every shared table has.
+        comp, config = ui.filled(comp, dict.fromkeys(shares, "{:.1f}")), ui.text_columns(shares)
+    else:
+        config = {col: st.column_config.NumberColumn(label, format="%.1f") for col, label in shares.items()}
     comp.index = comp.index.map(group_label)
-    st.dataframe(comp.round(1) if not ui.is_public() else comp, width="stretch")
+    st.dataframe(comp, width="stretch", column_config=config)
 
 @ui.drawn
 def rp_view(version: int, cluster: str, school: str, public: bool):

@@ -66,6 +66,32 @@ def test_shared_discipline_page_codes_rates_and_hides_shares_of_hidden_counts(on
         assert (shares == "*").any() or np.isfinite(_numbers(shares)).all()
 
 
+def _composition(at) -> pd.DataFrame:
+    return next(table.value for table in at.dataframe if "share of suspended (%)" in table.value.columns)
+
+
+def test_a_shared_composition_table_is_text_as_staff_read_it_with_stars_and_needs_no_arrow_fix(on_demo, monkeypatch):
+    """Each share column is one type (text) on a shared page, so Streamlit converts it to Arrow as it is (no
+    automatic fix of mixed `*` and numbers, no warning); a released share reads as the staff page shows it."""
+    from streamlit import dataframe_util
+
+    school = _small_group_school(on_demo)
+    fixed = []
+    fix = dataframe_util.fix_arrow_incompatible_column_types
+    monkeypatch.setattr(dataframe_util, "fix_arrow_incompatible_column_types",
+                        lambda df, *a, **k: fixed.append(list(df.columns)) or fix(df, *a, **k))
+    shared = _composition(run_page("discipline", school=school, year="2025", share=SHARE))
+    assert fixed == []
+    staff = _composition(run_page("discipline", school=school, year="2025"))
+    assert list(shared.index) == list(staff.index)
+    for column in ("share of suspended (%)", "share of enrolled (%)"):
+        assert {type(v) for v in shared[column]} == {str}
+        assert staff[column].dtype == "float64"
+        released = shared[column] != "*"
+        assert [f"{v:.1f}" for v in staff.loc[released, column]] == shared.loc[released, column].tolist()
+    assert (shared["share of enrolled (%)"] == "*").any() and (shared["share of enrolled (%)"] != "*").any()
+
+
 def test_shared_gaps_page_rates_only_released_statuses(on_demo):
     from analytics.outputs.views import build_view
 
