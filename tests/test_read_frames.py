@@ -168,6 +168,29 @@ def test_a_csv_read_the_server_failed_gives_its_connection_back_and_a_half_read_
     engine.dispose()
 
 
+def test_planner_settings_hold_for_their_read_alone(db_url):
+    """A read's PostgreSQL settings (``SET LOCAL``) apply to its statement, by the cursor or as CSV, and are gone
+    when the pooled connection reads again; SQLite ignores them."""
+    engine = storage.get_engine(db_url)
+    planner = {"work_mem": "48MB", "enable_nestloop": "off"}
+    if engine.dialect.name == "sqlite":
+        assert storage._read(engine, sa.select(sa.literal(1).label("n")), planner=planner)["n"].tolist() == [1]
+        return
+    setting = sa.select(sa.func.current_setting("work_mem").label("w"), sa.func.current_setting("enable_nestloop")
+                        .label("n"))
+    before = storage._read(engine, setting).iloc[0].tolist()
+    assert before != ["48MB", "off"]
+    assert storage._read(engine, setting, planner=planner).iloc[0].tolist() == ["48MB", "off"]
+    assert storage._read(engine, setting).iloc[0].tolist() == before
+    with storage.write_transaction(engine) as conn:
+        storage.upsert(conn, "schools", pd.DataFrame({"school_id": ["s1"], "school_name": ["One"], "level": ["ES"],
+                                                      "cluster": ["North"]}))
+    schools = sa.select(schema.schools.c.school_id)  # plain columns: read as CSV, in the same transaction
+    assert storage._csv_types(schools) is not None
+    assert storage._read(engine, schools, planner=planner)["school_id"].tolist() == ["s1"]
+    assert storage._read(engine, setting).iloc[0].tolist() == before
+
+
 @pytest.mark.postgres
 def test_a_read_with_sums_dates_or_duplicate_names_keeps_the_cursor():
     m, s = schema.metrics, schema.schools

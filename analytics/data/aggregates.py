@@ -736,11 +736,11 @@ _RANKS = {"Blue": "0", "Green": "1", "Yellow": "2", "Orange": "3", "Red": "4", "
 RANK_COLORS = {rank: name for name, rank in _RANKS.items() if name}
 
 
-def status_rows_statement(colour_years: Sequence[int], metrics: Sequence[str], *,
-                          school_ids: Sequence[str] | None = None, min_n: int = DEFAULT_SETTINGS.status_min_n,
-                          derived_suspension: bool = False) -> sa.Select | sa.CompoundSelect:
-    """One row per school x metric x group with its value in each colour year and the year before it
-    (``value_<year>``) and its denominator in each colour year (``denominator_<year>``), for the keys with
+def status_rows_parts(colour_years: Sequence[int], metrics: Sequence[str], *,
+                      school_ids: Sequence[str] | None = None, min_n: int = DEFAULT_SETTINGS.status_min_n,
+                      derived_suspension: bool = False) -> list[sa.Select]:
+    """Statements whose rows, together, are one row per school x metric x group with its value in each colour
+    year and the year before it (``value_<year>``) and its denominator in each colour year (``denominator_<year>``), for the keys with
     at least ``min_n`` students in every colour year: the only rows
     :func:`analytics.stats.status_change.status_change` can colour in all of them.
 
@@ -767,7 +767,7 @@ def status_rows_statement(colour_years: Sequence[int], metrics: Sequence[str], *
             own = own.where(d.c.school_id.in_(list(school_ids)))
             summed = summed.where(a.c.school_id.in_(list(school_ids)))
         wide.append(_by_key(sa.union_all(own, summed).subquery("status_rows_1"), years, colour_years, min_n))
-    return sa.union_all(*wide) if len(wide) > 1 else wide[0]
+    return wide
 
 
 def _rate(rows: sa.FromClause) -> sa.ColumnElement:
@@ -779,7 +779,7 @@ def _rate(rows: sa.FromClause) -> sa.ColumnElement:
 
 def _side_by_side(years: list[int], colour_years: Sequence[int], metrics: Sequence[str],
                   school_ids: Sequence[str] | None, min_n: int) -> sa.Select:
-    """:func:`status_rows_statement` of the imported metrics rows: a key has one row a year (the table's unique
+    """:func:`status_rows_parts` of the imported metrics rows: a key has one row a year (the table's unique
     key), so its years are joined side by side on it, from the latest colour year's rows (each on its year's
     partition on PostgreSQL): the colour years' rows with ``min_n`` students inner, the years before them
     outer. No sort or grouping of every row of those years (what :func:`_by_key` does)."""
@@ -793,7 +793,8 @@ def _side_by_side(years: list[int], colour_years: Sequence[int], metrics: Sequen
     for year, rows in at.items():
         if rows is base:
             continue
-        on = sa.and_(*[rows.c[k] == base.c[k] for k in STATUS_KEYS], rows.c.school_year == year)
+        on = sa.and_(*[rows.c[k] == base.c[k] for k in STATUS_KEYS], rows.c.school_year == year,
+                     rows.c.metric.in_(list(metrics)))
         if year in colour_years:
             joined, where = joined.join(rows, on), [*where, rows.c.denominator >= min_n]
         else:
@@ -804,7 +805,7 @@ def _side_by_side(years: list[int], colour_years: Sequence[int], metrics: Sequen
 
 
 def _by_key(rows: sa.Subquery, years: list[int], colour_years: Sequence[int], min_n: int) -> sa.Select:
-    """:func:`status_rows_statement` of rows from a subquery (the suspension rate derived from discipline rows,
+    """:func:`status_rows_parts` of rows from a subquery (the suspension rate derived from discipline rows,
     some summed): one ``MAX(CASE ...)`` per year and column over each key's rows, grouped."""
     value = _rate(rows)
 
@@ -864,27 +865,45 @@ def status_rank_sql(value: sa.ColumnElement, previous: sa.ColumnElement, metric:
 
 def worsened_statement(then_year: int, now_year: int, higher_is_better: dict[str, bool], *,
                        school_ids: Sequence[str] | None = None, settings: Settings = DEFAULT_SETTINGS,
-                       derived_suspension: bool = False) -> sa.Select:
+                       derived_suspension: bool = False) -> sa.Select | sa.CompoundSelect:
     """School x metric x group cells whose colour is Orange or Red in ``now_year`` and a better colour in
-    ``then_year`` (``school_id, metric, student_group, rank_now, rank_then``), coloured in the database
-    (:func:`status_rank_sql`) from one row per cell with its values of both years and the years before them
-    (:func:`status_rows_statement`, cells with ``settings.status_min_n`` students in both years): only the
-    cells that worsened leave it. A school's level (``ES`` when unknown) picks the cut points."""
+    ``then_year`` (``school_id, metric, student_group, ranks``: the two colour ranks, now's and then's),
+    coloured in the database (:func:`status_rank_sql`) from one row per cell with its values of both years and
+    the years before them (:func:`status_rows_parts`, cells with ``settings.status_min_n`` students in both
+    years): only the cells that worsened leave it. A school's level (``ES`` when unknown) picks the cut points.
+
+    The grid's ``CASE`` over every metric is the costliest part of the statement, so each part's rows are
+    coloured where they are made (on PostgreSQL, by the workers that join them, not after their union), and
+    the two ranks are compared as one two-character code with the seven pairs that worsen: PostgreSQL
+    computes an expression at each place it is written (three comparisons of two ranks evaluated the grid
+    six times a row)."""
     coloured = sorted({m for m, _ in settings.status_cuts})
-    wide = status_rows_statement([then_year, now_year], coloured, school_ids=school_ids, min_n=settings.status_min_n,
-                                 derived_suspension=derived_suspension).subquery("wide")
+    parts = status_rows_parts([then_year, now_year], coloured, school_ids=school_ids, min_n=settings.status_min_n,
+                              derived_suspension=derived_suspension)
     s = schema.schools
     level = sa.func.coalesce(s.c.level, "ES")
+    worse = [f"{now}{then}" for now in "34" for then in "0123" if then < now]
 
-    def rank(year: int) -> sa.ColumnElement:
-        return status_rank_sql(wide.c[f"value_{year}"], wide.c[f"value_{year - 1}"], wide.c.metric, level,
-                               higher_is_better, settings)
+    def worsened(part: sa.Select, name: str) -> sa.Select:
+        wide = part.subquery(name)
 
-    ranked = (sa.select(*[wide.c[k] for k in STATUS_KEYS], rank(now_year).label("rank_now"),
-                        rank(then_year).label("rank_then"))
-              .select_from(wide.outerjoin(s, s.c.school_id == wide.c.school_id)).subquery("ranked"))
-    return sa.select(ranked).where(ranked.c.rank_now.in_(["3", "4"]), ranked.c.rank_then.in_(list("0123")),
-                                   ranked.c.rank_then < ranked.c.rank_now)
+        def rank(year: int) -> sa.ColumnElement:
+            return status_rank_sql(wide.c[f"value_{year}"], wide.c[f"value_{year - 1}"], wide.c.metric, level,
+                                   higher_is_better, settings)
+
+        ranks = rank(now_year).concat(rank(then_year)).label("ranks")
+        return (sa.select(*[wide.c[k] for k in STATUS_KEYS], ranks)
+                .select_from(wide.outerjoin(s, s.c.school_id == wide.c.school_id)).where(ranks.in_(worse)))
+
+    ranked = [worsened(part, f"wide_{i}") for i, part in enumerate(parts)]
+    return sa.union_all(*ranked) if len(ranked) > 1 else ranked[0]
+
+
+# PostgreSQL's settings for a district's worsened colours: the planner joins the years' 773,000 rows each (10,000
+# schools) by memoized index lookups, which it prices below hashing, though the estimates are close (568,000 rows)
+# and extended statistics on the key change nothing; each year's rows hashed in memory took a quarter of the time.
+# JIT compiling the grid's CASE cost more than it saved. A cluster's few schools keep the lookups.
+YEAR_JOIN_PLANNER = {"enable_nestloop": "off", "enable_mergejoin": "off", "work_mem": "64MB", "jit": "off"}
 
 
 def worsened_colours(engine: Engine, then_year: int, now_year: int, higher_is_better: dict[str, bool], *,
@@ -896,7 +915,9 @@ def worsened_colours(engine: Engine, then_year: int, now_year: int, higher_is_be
     years = sorted({then_year - 1, then_year, now_year - 1, now_year})
     derived = suspension_derived(engine, years=years, school_ids=school_ids)
     rows = _read(engine, worsened_statement(then_year, now_year, higher_is_better, school_ids=school_ids,
-                                            settings=settings, derived_suspension=derived))
+                                            settings=settings, derived_suspension=derived),
+                 planner=YEAR_JOIN_PLANNER if school_ids is None else None)
     if rows.empty:
         return pd.DataFrame(columns=[*STATUS_KEYS, "color", "color_then"])
-    return rows[STATUS_KEYS].assign(color=rows["rank_now"].map(RANK_COLORS), color_then=rows["rank_then"].map(RANK_COLORS))
+    return rows[STATUS_KEYS].assign(color=rows["ranks"].str[0].map(RANK_COLORS),
+                                    color_then=rows["ranks"].str[1].map(RANK_COLORS))

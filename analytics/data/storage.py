@@ -676,13 +676,18 @@ _INT_COLS = {
 }
 
 
-def _read(engine: Engine, stmt: sa.Select) -> pd.DataFrame:
+def _read(engine: Engine, stmt: sa.Select, planner: dict[str, str] | None = None) -> pd.DataFrame:
     """Run a Core SELECT through the driver's own cursor, or on PostgreSQL as CSV (:func:`_read_copy`).
 
     Fetching a million rows through SQLAlchemy's row objects takes about four times as long as the
     DBAPI cursor (10.7 s vs 2.6 s for 1.1 M metrics rows on SQLite), and pages load whole metrics.
+    ``planner``: PostgreSQL settings for this statement alone (``SET LOCAL``, undone when its transaction
+    ends), for a statement whose best plan the planner's costs do not find; ignored elsewhere.
     """
     with engine.connect() as conn:
+        if planner and conn.dialect.name == "postgresql":
+            for name, value in planner.items():
+                conn.execute(sa.text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
         compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
         if compiled.positiontup is not None:
             params = [compiled.params[name] for name in compiled.positiontup]
