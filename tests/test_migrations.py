@@ -130,7 +130,7 @@ def test_postgresql_tables_held_at_0007_are_partitioned_by_year_with_every_row(e
         assert storage.year_partitions(conn, "discipline") == {2024: "discipline_y2024"}
         indexes = sorted(conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE tablename = 'metrics_y2023'")
                          .scalars())
-    assert indexes == ["ix_metrics_metric_group_year_y2023", "uq_metrics_key_y2023"]  # year-first gone (0009)
+    assert indexes == ["ix_metrics_school_y2023", "uq_metrics_key_y2023"]  # year-first gone (0009), school (0014)
     assert _snapshot(engine) == before
     assert _drift(engine) == []
     with engine.begin() as conn:
@@ -150,7 +150,7 @@ def _partition_indexes(conn, partition: str) -> list[str]:
 def test_the_year_first_metrics_index_is_kept_on_sqlite_only_and_comes_back_going_down(engine):
     both = ["ix_metrics_metric_group_year", "ix_metrics_year_metric_group"]
     sqlite = engine.dialect.name == "sqlite"
-    at_head = ["ix_metrics_metric_group_year", "ix_metrics_year_metric"] if sqlite else ["ix_metrics_metric_group_year"]
+    at_head = ["ix_metrics_metric_group_year", "ix_metrics_year_metric"] if sqlite else ["ix_metrics_school"]
     with engine.begin() as conn:
         storage.upsert(conn, "schools", pd.DataFrame([{"school_id": "9", "school_name": "Hill ES", "level": "ES",
                                                        "cluster": "East"}]))
@@ -172,8 +172,7 @@ def test_the_year_first_metrics_index_is_kept_on_sqlite_only_and_comes_back_goin
         assert migrations.current_revision(conn) == migrations.head()
         assert _metrics_indexes(conn) == at_head
         if not sqlite:
-            assert _partition_indexes(conn, "metrics_y2024") == ["ix_metrics_metric_group_year_y2024",
-                                                                  "uq_metrics_key_y2024"]
+            assert _partition_indexes(conn, "metrics_y2024") == ["ix_metrics_school_y2024", "uq_metrics_key_y2024"]
     assert _snapshot(engine) == before
     assert _drift(engine) == []
 
@@ -209,9 +208,9 @@ def test_postgresql_key_text_compares_as_bytes_and_goes_back(engine):
         assert _key_collations(conn) == dict.fromkeys(columns, "C")
         assert conn.exec_driver_sql("SELECT school_id FROM metrics WHERE school_year = 2024 ORDER BY school_id"
                                     ).scalars().all() == ["B", "a1", "a_1", "b"]  # bytes: B 0x42, 1 0x31, _ 0x5f
-        assert _partition_indexes(conn, "metrics_y2024") == ["ix_metrics_metric_group_year_y2024",
-                                                              "uq_metrics_key_y2024"]
-        assert _partition_indexes(conn, "discipline_y2024") == ["ix_discipline_year_y2024", "uq_discipline_key_y2024"]
+        assert _partition_indexes(conn, "metrics_y2024") == ["ix_metrics_school_y2024", "uq_metrics_key_y2024"]
+        assert _partition_indexes(conn, "discipline_y2024") == ["ix_discipline_school_y2024",
+                                                                "uq_discipline_key_y2024"]
     with engine.begin() as conn:
         command.downgrade(migrations.alembic_config(conn), "0009")
         assert _key_collations(conn) == dict.fromkeys(columns)
@@ -221,7 +220,52 @@ def test_postgresql_key_text_compares_as_bytes_and_goes_back(engine):
     storage.create_schema(engine)
     with engine.connect() as conn:
         assert _key_collations(conn) == dict.fromkeys(columns, "C")
+        assert _partition_indexes(conn, "discipline_y2024") == ["ix_discipline_school_y2024",
+                                                                "uq_discipline_key_y2024"]
+    assert _snapshot(engine) == before
+    assert _drift(engine) == []
+
+
+def _keys(conn) -> dict[str, str]:
+    """Each unique constraint of metrics and discipline and of their 2024 partitions, as PostgreSQL defines it."""
+    return dict(conn.exec_driver_sql(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'u' "
+        "AND conrelid::regclass::text IN ('metrics', 'metrics_y2024', 'discipline', 'discipline_y2024')").all())
+
+
+def test_postgresql_unique_keys_lead_with_metric_and_group_and_go_back(engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps its keys in the declared order")
+    with engine.begin() as conn:
+        storage.upsert(conn, "schools", pd.DataFrame([{"school_id": s, "school_name": f"School {s}", "level": "ES",
+                                                       "cluster": "East"} for s in ("8", "9")]))
+        storage.upsert(conn, "metrics", pd.DataFrame([{"school_id": s, "school_year": 2024, "metric": m,
+                                                       "student_group": "ALL", "value": 50.0}
+                                                      for s in ("9", "8") for m in ("read_proficient", "attendance_rate")]))
+        storage.upsert(conn, "discipline", pd.DataFrame([{"school_id": s, "school_year": 2024, "student_group": "ALL",
+                                                          "enrolled": 300} for s in ("9", "8")]))
+    before = _snapshot(engine)
+    metric_first = "UNIQUE (metric, student_group, school_id, school_year)"
+    group_first = "UNIQUE (student_group, school_id, school_year)"
+    with engine.connect() as conn:
+        assert _keys(conn) == {"uq_metrics_key": metric_first, "uq_metrics_key_y2024": metric_first,
+                               "uq_discipline_key": group_first, "uq_discipline_key_y2024": group_first}
+        assert _partition_indexes(conn, "metrics_y2024") == ["ix_metrics_school_y2024", "uq_metrics_key_y2024"]
+        plan = "\n".join(conn.exec_driver_sql("EXPLAIN SELECT * FROM metrics WHERE school_id = '9'").scalars())
+        assert "ix_metrics_school_y2024" in plan
+    with engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0012")
+        assert _keys(conn) == {"uq_metrics_key": "UNIQUE (school_id, school_year, metric, student_group)",
+                               "uq_metrics_key_y2024": "UNIQUE (school_id, school_year, metric, student_group)",
+                               "uq_discipline_key": "UNIQUE (school_id, school_year, student_group)",
+                               "uq_discipline_key_y2024": "UNIQUE (school_id, school_year, student_group)"}
+        assert _partition_indexes(conn, "metrics_y2024") == ["ix_metrics_metric_group_year_y2024",
+                                                              "uq_metrics_key_y2024"]
         assert _partition_indexes(conn, "discipline_y2024") == ["ix_discipline_year_y2024", "uq_discipline_key_y2024"]
+    assert _snapshot(engine) == before
+    storage.create_schema(engine)
+    with engine.connect() as conn:
+        assert _keys(conn)["uq_metrics_key_y2024"] == metric_first
     assert _snapshot(engine) == before
     assert _drift(engine) == []
 
@@ -234,6 +278,7 @@ def test_the_import_version_row_starts_at_the_data_version_and_goes_away_going_d
         command.upgrade(migrations.alembic_config(conn), "0012")
         assert sorted(conn.execute(sa.text("SELECT id, version FROM data_version")).all()) == [(1, 12), (2, 12)]
         command.upgrade(migrations.alembic_config(conn), "0012")  # at 0012 already: nothing runs again
+        command.upgrade(migrations.alembic_config(conn), "head")
     with engine.begin() as conn:
         storage.bump_version(conn)  # a workspace edit
     assert storage.versions(engine) == (13, 12)

@@ -141,7 +141,8 @@ def test_page_queries_use_the_indexes(demo, capsys):
         print(f"\n{demo.dialect.name} plans of the page queries:")
         for name, plan in plans.items():
             print(f"-- {name}\n{plan}")
-    by_metric = "ix_metrics_metric_group_year"
+    # On PostgreSQL the unique key leads with the metric and group (migration 0014) and serves these reads.
+    by_metric = "ix_metrics_metric_group_year" if demo.dialect.name == "sqlite" else "uq_metrics_key"
     for name in ("group rows, every year (metric_slice)", "pooled per year (KPI)", "district ALL (gap reference)",
                  "groups of a metric (filter bar)"):
         assert by_metric in plans[name], name
@@ -362,13 +363,15 @@ def test_gap_trend_and_discipline_reads_use_the_indexes(discipline_demo, capsys)
         for name, plan in plans.items():
             print(f"-- {name}\n{plan}")
     # The ALL rows are found by metric and group, the group rows without a scan of the table (SQLite names a
-    # UNIQUE constraint's index sqlite_autoindex_<table>_1); a part's rows by the school, leading that key.
+    # UNIQUE constraint's index sqlite_autoindex_<table>_1; on PostgreSQL the key leads with metric and group); a
+    # part's rows by the school (SQLite's key leads with it, PostgreSQL has an index on it).
     trend = plans["gap trend sums"]
-    assert "ix_metrics_metric_group_year" in trend
+    assert "ix_metrics_metric_group_year" in trend or "uq_metrics_key" in trend
     assert "Seq Scan on metrics" not in trend and "SCAN g" not in trend and "SCAN metrics" not in trend
     if discipline_demo.dialect.name == "sqlite":
         assert "sqlite_autoindex_metrics_1" in trend
-    assert any(name in plans["a part's discipline rows"] for name in ("uq_discipline_key", "sqlite_autoindex_discipline_1"))
+    assert any(name in plans["a part's discipline rows"] for name in ("ix_discipline_school",
+                                                                      "sqlite_autoindex_discipline_1"))
 
 
 # --- medians of value-only metrics, computed by the database --------------------------------------------------
@@ -416,7 +419,7 @@ def test_median_reads_use_the_metrics_indexes(demo, capsys):
     with capsys.disabled():
         print(f"\n{demo.dialect.name} plans of the median reads:\n" + "\n--\n".join(plans))
     for plan in plans:
-        assert "ix_metrics_year_metric" in plan or "ix_metrics_metric_group_year" in plan
+        assert any(name in plan for name in ("ix_metrics_year_metric", "ix_metrics_metric_group_year", "uq_metrics_key"))
 
 
 # --- restorative practices: the rows its outcomes read, summed by the database where ALL is missing --------
@@ -455,8 +458,9 @@ def test_rp_impact_from_sql_rows_matches_the_whole_table(discipline_demo):
 
 
 def test_a_schools_reads_use_the_key_index(demo, capsys):
-    """The school page reads its school's metric and discipline rows by the tables' unique key (school first),
-    not by scanning the district's rows."""
+    """The school page reads its school's metric and discipline rows by an index leading with the school (SQLite:
+    the unique key; PostgreSQL, whose key leads with metric and group: the school index), not by scanning the
+    district's rows."""
     from analytics.data import schema
 
     school = storage.load_schools(demo)["school_id"].iloc[0]
@@ -464,7 +468,7 @@ def test_a_schools_reads_use_the_key_index(demo, capsys):
         plan = aggregates.explain(demo, storage._filtered(table, school_id=[school]), index_scans_only=True)
         with capsys.disabled():
             print(f"\n{demo.dialect.name} plan of one school's {table.name} rows:\n{plan}")
-        assert f"uq_{table.name}_key" in plan or f"sqlite_autoindex_{table.name}_1" in plan, plan
+        assert f"ix_{table.name}_school" in plan or f"sqlite_autoindex_{table.name}_1" in plan, plan
 
 
 def test_discipline_scope_sums_by_hand(engine):
@@ -611,8 +615,8 @@ def test_status_rows_read_the_years_by_index(discipline_demo, capsys):
     plan = aggregates.explain(discipline_demo, stmt, index_scans_only=True)
     with capsys.disabled():
         print(f"\n{discipline_demo.dialect.name} plan of the status rows:\n{plan}")
-    assert "ix_metrics_year_metric" in plan or "ix_metrics_metric_group_year" in plan
-    assert "ix_discipline_year" in plan
+    assert any(name in plan for name in ("ix_metrics_year_metric", "ix_metrics_metric_group_year", "uq_metrics_key"))
+    assert "ix_discipline_year" in plan or "uq_discipline_key" in plan  # PostgreSQL's leads with the group
 
 
 def test_new_flags_need_only_the_schools_that_can_be_flagged(discipline_demo):

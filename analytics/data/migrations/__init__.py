@@ -56,12 +56,13 @@ def include_name(name: str | None, type_: str, _parents: dict) -> bool:
 
 def comparison_options(dialect_name: str) -> dict:
     """Alembic's options for comparing a database of this dialect with `schema.metadata`: partitions left out
-    (:func:`include_name`), and an index declared for SQLite only not expected elsewhere."""
+    (:func:`include_name`), and an index declared for the other dialect only not expected."""
     from analytics.data import schema
 
+    elsewhere = schema.POSTGRESQL_ONLY_INDEXES if dialect_name == "sqlite" else schema.SQLITE_ONLY_INDEXES
+
     def include_object(_object, name: str | None, type_: str, reflected: bool, _compare_to) -> bool:
-        return not (type_ == "index" and not reflected and dialect_name != "sqlite"
-                    and name in schema.SQLITE_ONLY_INDEXES)
+        return not (type_ == "index" and not reflected and name in elsewhere)
 
     return {"compare_type": True, "include_name": include_name, "include_object": include_object}
 
