@@ -101,50 +101,63 @@ def _who() -> str:
         return "unknown"
 
 
+# What `export` writes: the views of the README's export table (analytics.outputs.views.VIEWS, not imported here:
+# every command would pay for it), and the whole meeting pack.
+EXPORTS = "rates, gaps, status-change, disproportionality, rp-impact, run-chart, learning, goals, changes or meeting"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m analytics", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m analytics",
+        description="The dashboard's command line (the README's \"Command line\" section): the demo district, "
+                    "imports, what the database holds, exports of views and meeting packs, read-only links. The "
+                    "database is DATABASE_URL, else [connections.ssif] in .streamlit/secrets.toml, else data/ssif.db.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="(re)create the demo district")
-    demo.add_argument("--schools", type=int, default=200)
-    demo.add_argument("--years", type=int, default=6)
-    demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--rp-effect", type=float, default=1.5, help="percentage points RP schools cut suspensions by")
+    demo = sub.add_parser("demo", help="(re)create the demo district: every data and workspace table is replaced")
+    demo.add_argument("--schools", type=int, default=200, help="schools (default 200)")
+    demo.add_argument("--years", type=int, default=6, help="school years (default 6)")
+    demo.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    demo.add_argument("--rp-effect", type=float, default=1.5,
+                      help="percentage points RP schools cut suspensions by (default 1.5; 0: no effect)")
     demo.add_argument("--pl-effect", type=float, default=3.0,
-                      help="percentage points PL programmes raise their goal metric by (0: no effect)")
+                      help="percentage points PL programmes raise their goal metric by (default 3; 0: no effect)")
     demo.set_defaults(func=cmd_demo)
 
     imp = sub.add_parser("import", help="import CSV/XLSX files (all-or-nothing)")
-    imp.add_argument("files", nargs="+")
-    imp.add_argument("--table", default=None)
+    imp.add_argument("files", nargs="+", help="CSV or XLSX files; exit 1 with every problem and nothing changed")
+    imp.add_argument("--table", default=None,
+                     help="the table of every file (default: the sheet's or the file's name, e.g. schools.csv)")
     imp.set_defaults(func=cmd_import)
 
-    info = sub.add_parser("info", help="table counts, years and import history")
-    info.add_argument("--json", action="store_true")
+    info = sub.add_parser("info", help="table counts, years, import history and audit-log counts")
+    info.add_argument("--json", action="store_true", help="print them as JSON")
     info.set_defaults(func=cmd_info)
 
     exp = sub.add_parser("export", help="export a view's table or chart, or the meeting pack")
-    exp.add_argument("view")
+    exp.add_argument("view", help=EXPORTS)
     exp.add_argument("--year", type=int)
     exp.add_argument("--cluster")
     exp.add_argument("--school")
-    exp.add_argument("--metric")
+    exp.add_argument("--metric", help="the view's metric (meeting: the pack's, default read_proficient)")
     exp.add_argument("--group")
     exp.add_argument("--program", help="a professional-learning programme (export learning)")
-    exp.add_argument("--since", help="changes: the meeting date to count from (YYYY-MM-DD; default the last one)")
+    exp.add_argument("--since", help="changes: the meeting date to count from (YYYY-MM-DD; default the last one "
+                                     "recorded for the scope)")
     exp.add_argument("--public", action="store_true", help="apply the privacy rules")
-    exp.add_argument("-o", "--output")
+    exp.add_argument("-o", "--output", help="FILE.csv (default: CSV on stdout), .xlsx, or .png / .svg for the view's "
+                                            "chart; meeting: FILE.xlsx, .pptx or .zip")
     exp.set_defaults(func=cmd_export)
 
     share = sub.add_parser("share", help="print a read-only link for a view")
-    share.add_argument("url")
+    share.add_argument("url", help="the view's URL (a bare path follows SSIF_BASE_URL)")
     share.add_argument("--scope", required=True, help="district | cluster:NAME | school:ID")
-    share.add_argument("--expires-days", type=float, default=30.0)
-    share.add_argument("--note", default="")
+    share.add_argument("--expires-days", type=float, default=30.0, help="days the link works (> 0; default 30)")
+    share.add_argument("--note", default="", help="a note kept with the link")
     share.set_defaults(func=cmd_share)
 
     revoke = sub.add_parser("revoke", help="end a shared link")
-    revoke.add_argument("token")
+    revoke.add_argument("token", help="the link's token (its share parameter) or token id")
     revoke.set_defaults(func=cmd_revoke)
     return parser
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 
 import numpy as np
@@ -119,3 +120,28 @@ def test_unknown_view_and_unknown_cluster_are_clear(district, capsys):
     assert "unknown view" in capsys.readouterr().err
     assert cli.main(["export", "rates", "--cluster", "Atlantis"]) == 2
     assert "cluster 'Atlantis' not found" in capsys.readouterr().err
+
+
+
+def _helps(command: str | None = None) -> dict[str, str]:
+    """Each argument's help (by its name) of the command line or of one command; "" the description."""
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if command is None:
+        return {"": parser.description, **{c.dest: c.help for c in commands._choices_actions}}
+    sub = commands.choices[command]
+    return {"": sub.description or "", **{a.dest: a.help or "" for a in sub._actions}}
+
+
+def test_the_help_names_what_each_command_takes_and_points_to_the_readme():
+    from analytics.outputs.meeting import WRITERS
+    from analytics.outputs.views import VIEWS
+
+    top = _helps()
+    assert "README" in top[""] and "DESIGN" not in top[""] and "DATABASE_URL" in top[""]
+    assert top["demo"].endswith("every data and workspace table is replaced") and "audit-log" in top["info"]
+    export = _helps("export")
+    assert export["view"].replace(" or ", ", ").split(", ") == [*VIEWS, "meeting"]
+    assert all(suffix in export["output"] for suffix in (".csv", ".xlsx", ".png", ".svg", *WRITERS))
+    assert "default read_proficient" in export["metric"]  # the meeting pack's metric
+    assert _helps("share")["note"] and _helps("revoke")["token"] and _helps("import")["table"]
