@@ -2,6 +2,7 @@
 the driver's cursor, and text lists in one byte order on SQLite and on an `en_US` PostgreSQL database."""
 
 import math
+import threading
 
 import numpy as np
 import pandas as pd
@@ -166,6 +167,18 @@ def test_a_csv_read_the_server_failed_gives_its_connection_back_and_a_half_read_
     assert _backend_pid(engine) != pid
     assert storage._read(engine, sa.select(some.c.x).where(some.c.x == 2))["x"].tolist() == [2]
     engine.dispose()
+
+    # A connection lost mid-read is not pooled again: without a check before use, the next read still works.
+    unchecked = sa.create_engine(db_url, pool_size=1, max_overflow=0, pool_pre_ping=False)
+    pid = _backend_pid(unchecked)
+    killer = threading.Timer(0.3, lambda: storage._read(storage.get_engine(db_url), sa.select(
+        sa.func.pg_terminate_backend(pid).label("ended"))))
+    killer.start()
+    with pytest.raises(psycopg.OperationalError):
+        storage._read(unchecked, sa.select(sa.Table("slow_start", sa.MetaData(), sa.Column("x", sa.Integer))))
+    killer.join()
+    assert _backend_pid(unchecked) != pid
+    unchecked.dispose()
 
 
 def test_planner_settings_hold_for_their_read_alone(db_url):
