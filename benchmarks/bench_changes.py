@@ -5,8 +5,11 @@ Parts, in the order `changes_view` computes them: risk-ratio flags (`dispro`), s
 goal progress (`goals`; the app passes the district's, prepared once), dated series (`series`: cycle
 measures and suspensions per month from the database) and their run charts (`signals`), years of data
 (`years`) and the combined list of the changes all five give (`combine`). `changes_view_given_progress_s` is the
-list as the page makes it, from the goal progress it already holds. Each figure is the best of `--repeat` runs,
-beside the floor of one plain read of every metrics row of the latest year. Writes benchmarks/results/changes.json.
+list as the page makes it, from the goal progress it already holds (its first view after an import, drawn before
+the discipline tables); `changes_view_given_prepared_s` as it makes it once the discipline step has made the
+district's flagged rows too (any later view: a recorded meeting, another date, a cluster). Each figure is the
+best of `--repeat` runs, beside the floor of one plain read of every metrics row of the latest year. Writes
+benchmarks/results/changes.json.
 
     python benchmarks/bench_changes.py --db /tmp/ssif_2000.db --schools 2000
     python benchmarks/bench_changes.py --url postgresql+psycopg://... --cluster Ashford
@@ -19,9 +22,10 @@ import os
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 from _common import best_of, demo_database, write_results
 
-from analytics.data import storage
+from analytics.data import aggregates, storage
 from analytics.data.catalog import metric_catalog
 from analytics.workspace import changes as change_rules
 from analytics.workspace import views
@@ -66,13 +70,22 @@ def main() -> None:
     cluster = args.cluster or sorted(storage.load_schools(engine)["cluster"].unique())[0]
     latest = storage.available_years(engine)[-1]
     floor = best_of(lambda: storage.load_metrics(engine, years=[latest]), args.repeat)
+    every = pd.concat(aggregates.disproportionality_parts(engine), ignore_index=True)  # as the discipline step
+    district_flags = every[every["flagged"]]
+    del every
+    members = storage.load_schools(engine)
     scopes = {}
     for name, scope in (("district", None), (f"cluster {cluster}", cluster)):
         total = best_of(lambda s=scope: views.changes_view(engine, cluster=s, since=since), args.repeat)
         progress = views.goals_progress(engine, scope)[1]  # as the page passes it: every goal's, made once
         given = best_of(lambda s=scope, p=progress: views.changes_view(engine, cluster=s, since=since, progress=p),
                         args.repeat)
+        ids = set(members.loc[members["cluster"] == scope, "school_id"]) if scope else None
+        flags = district_flags if ids is None else district_flags[district_flags["school_id"].isin(ids)]
+        prepared = best_of(lambda s=scope, p=progress, f=flags: views.changes_view(engine, cluster=s, since=since,
+                                                                                progress=p, flagged=f), args.repeat)
         scopes[name] = {"changes_view_s": round(total, 3), "changes_view_given_progress_s": round(given, 3),
+                        "changes_view_given_prepared_s": round(prepared, 3),
                         "parts_s": parts(engine, scope, since, args.repeat)}
         print(name, scopes[name], flush=True)
     write_results("changes", {"database": engine.dialect.name, "since": args.since,

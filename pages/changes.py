@@ -25,7 +25,7 @@ def meetings(version: int) -> pd.DataFrame:
 @ui.cached
 def changes_for(version: int, cluster: str | None, since: date) -> pd.DataFrame:
     return workspace.changes_view(ui.engine(), cluster=cluster, since=since,
-                                  progress=ui.goal_progress_of(cluster)[1])
+                                  progress=ui.goal_progress_of(cluster)[1], flagged=ui.prepared_flags(cluster))
 
 
 ui.breadcrumb(("District", "pages/overview.py", {}), ("What changed", None, {}))

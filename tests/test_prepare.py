@@ -498,6 +498,27 @@ def test_what_changed_is_drawn_ahead_under_its_page_key_from_the_prepared_goal_p
     assert any("with changes" in m.value for m in at.markdown)
 
 
+def test_what_changed_reads_its_new_flags_from_the_prepared_discipline_flags(monkeypatch):
+    """Once the discipline step has made the district's flagged rows, what changed (a date its first view did not
+    draw) finds its new risk-ratio flags among them: no risk ratio is computed for it."""
+    from datetime import date
+
+    from analytics.workspace import changes as change_rules
+    from analytics.workspace import views
+    from pages.ui import loaders
+
+    version = storage.versions(loaders.engine())
+    for step in prepare._plan(version):
+        if step.kind == "discipline":
+            for _ in prepare._run(step, version):
+                pass
+    expected = views.changes_view(loaders.engine(), since=date(2024, 9, 1))
+    assert (expected["change"] == "new_rr_flag").any()
+    monkeypatch.setattr(views, "_dispro", lambda *a, **k: pytest.fail("risk ratios computed again"))
+    at = run_page("changes", since="2024-09-01")
+    assert change_rules.summary(expected) in " ".join(m.value for m in at.markdown)
+
+
 def test_a_failing_opening_view_is_logged_with_its_exception_and_counted_as_failed(monkeypatch, caplog):
     """A view that raises is not a view prepared in a fraction of a second: a warning with the exception, and
     the step among the version's failed ones."""

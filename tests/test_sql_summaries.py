@@ -655,6 +655,27 @@ def test_new_flags_need_only_the_schools_that_can_be_flagged(discipline_demo):
     assert aggregates.flag_candidate_groups(discipline_demo, 2025, low).empty
 
 
+def test_what_changed_finds_the_same_new_flags_among_the_prepared_flagged_rows(discipline_demo):
+    """The app passes the flagged rows it made for the discipline page (every year, every group): what changed
+    lists the same changes as when it computes the ratios of the groups that can be flagged itself."""
+    from datetime import date
+
+    from analytics.workspace.views import changes_view
+
+    every = pd.concat(aggregates.disproportionality_parts(discipline_demo), ignore_index=True)
+    flagged = every[every["flagged"]]
+    schools = storage.load_schools(discipline_demo)
+    cluster = sorted(schools["cluster"])[0]
+    mine = set(schools.loc[schools["cluster"] == cluster, "school_id"])
+    new_flags = 0
+    for scope, rows in ((None, flagged), (cluster, flagged[flagged["school_id"].isin(mine)])):
+        for since in (date(2023, 3, 1), date(2024, 9, 1)):  # the meeting saw 2022, then 2024
+            want = changes_view(discipline_demo, cluster=scope, since=since)
+            pd.testing.assert_frame_equal(changes_view(discipline_demo, cluster=scope, since=since, flagged=rows), want)
+            new_flags += int((want["change"] == "new_rr_flag").sum())
+    assert new_flags > 0
+
+
 def test_a_years_flags_need_only_it_and_the_two_years_before(discipline_demo):
     schools = storage.load_schools(discipline_demo)
     cluster = sorted(schools.loc[schools["cluster"] == schools["cluster"].iloc[0], "school_id"])

@@ -146,11 +146,14 @@ def last_meeting(engine: Engine, scope: str, before: date | None = None) -> date
 def changes_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
                  metric: str | None = None, group: str | None = None, since: date | str | None = None,
                  public: bool = False, settings: Settings = DEFAULT_SETTINGS, progress: pd.DataFrame | None = None,
-                 **_) -> pd.DataFrame:
+                 flagged: pd.DataFrame | None = None, **_) -> pd.DataFrame:
     """`export changes`: schools newly flagged since `since` (default: the scope's last meeting).
 
     `progress`: the scope's goal progress when already computed (:func:`goals_progress`; the app slices
-    the district's)."""
+    the district's). `flagged`: the scope's flagged disproportionality rows of every year when already
+    computed with these settings (the discipline page's, which the app prepares after an import): the new
+    flags are found among them, and no risk ratio is computed here (:func:`_dispro` computes only the groups
+    that can be flagged, with the same ratios)."""
     schools, ids = scope_ids(engine, cluster, school)
     since = _since(engine, cluster, since)
     then_year = change_rules.year_of_record(since)
@@ -159,7 +162,8 @@ def changes_view(engine: Engine, year: int | None = None, cluster: str | None = 
     catalog = metric_catalog(storage.load_metric_definitions(engine))
     labels = dict(zip(catalog["metric"], catalog["label"], strict=True))
     parts = [
-        change_rules.new_rr_flags(_dispro(engine, ids, settings, then_year, now_year), then_year, now_year),
+        change_rules.new_rr_flags(_dispro(engine, ids, settings, then_year, now_year) if flagged is None else flagged,
+                                  then_year, now_year),
         _worsened(engine, cluster, school, then_year, now_year, labels, settings),
         change_rules.goals_moved_off_track(goals_progress(engine, cluster, school)[1] if progress is None
                                            else progress, then_year, labels),

@@ -77,6 +77,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     metric_slice,
     pin_data_version,
     pl_practices,
+    prepared_flags,
     require_data,
     rp_beyond,
     rp_impact_of,

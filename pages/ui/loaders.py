@@ -543,7 +543,8 @@ def _discipline_sums(version: int, school_ids: tuple[str, ...] | None) -> pd.Dat
 @st.cache_resource(show_spinner=False)
 def _made() -> set[tuple]:
     """Which every-cluster results are made so far: ("sums", version), ("rates", version, year),
-    ("months", version, actions), ("run charts", version) and ("year ratios", version, year). Kept with the
+    ("months", version, actions), ("run charts", version), ("year ratios", version, year) and the district's
+    flagged rows ("flags", version). Kept with the
     caches they flag, so clearing Streamlit's caches clears
     the flags too (a flag never outlives what it says is made)."""
     return set()
@@ -651,6 +652,7 @@ def _flags_and_ratios(version: int, school_ids: tuple[str, ...] | None) -> tuple
     for part in parts:  # a few hundred schools' rows at a time: the scope's whole table is never held
         flagged.append(part[part["flagged"]])
         ratios.append(part[part["outcome"] == RATIO_OUTCOME])
+    _made().add(("flags", version))
     return pd.concat(flagged), pd.concat(ratios)
 
 
@@ -688,6 +690,16 @@ def flags_and_ratios(school_ids: Sequence[str] | None = None,
     if cluster is not None and (found := _cluster_ratio_rows(version).get(cluster)) is not None:
         return tuple(frame.iloc[rows] for frame, rows in zip(_flags_and_ratios(version, None), found, strict=True))
     return _flags_and_ratios(version, tuple(sorted(school_ids)) if school_ids is not None else None)
+
+
+def prepared_flags(cluster: str | None = None) -> pd.DataFrame | None:
+    """The flagged rows (every year and outcome) of the district or of `cluster` when the district's are made
+    (:func:`flags_and_ratios`, prepared after an import), else None: what changed then computes the ratios of
+    the groups that can be flagged itself rather than wait for every group's (shared, read-only)."""
+    if ("flags", import_version()) not in _made():
+        return None
+    ids = None if cluster is None else cluster_members(cluster)["school_id"].tolist()
+    return flags_and_ratios(ids, cluster)[0]
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
