@@ -4,6 +4,7 @@ does not; the preparer after an edit computes only what reads the workspace (DES
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date
 
 import pandas as pd
@@ -202,16 +203,73 @@ def test_a_run_that_wakes_the_preparer_holds_the_note_before_the_thread_begins_b
     worker = prepare.Preparer(versions, lambda version: [Step("a", "A")], run, poll_s=30,
                               quiet=prepare.same_imports)
     try:
-        assert worker.shows_progress(versions())  # new, the thread not woken yet
-        worker.notice(versions())
+        worker.notice(versions())  # as a page run does, before it asks
+        assert worker.shows_progress(versions())  # new, the thread woken but perhaps not begun
         assert begun.wait(10) and worker.shows_progress(versions())  # begun, with progress to show
         gate.set()
         assert worker.wait_idle(10)
         assert not worker.shows_progress(versions())  # prepared
         versions.edit()
+        worker.notice(versions())
         assert not worker.shows_progress(versions())  # an edit: quiet
+        gate.clear()
         versions.load()
+        worker.notice(versions())
         assert worker.shows_progress(versions())  # an import: shown from the run that sees it
     finally:
         gate.set()
         worker.stop()
+
+
+def test_the_note_shows_while_the_list_is_made_and_stops_after_the_shown_steps_or_for_a_replaced_version():
+    """The note's timer stops when `shows_progress` turns false, so it must stay true while the thread makes the
+    version's list (no step has progress yet) and turn false for good once only background steps are left, or
+    once a newer import replaced the version the note was drawn for."""
+    versions, planning, plan_gate, step_gate, in_background = _Versions(), threading.Event(), threading.Event(), \
+        threading.Event(), threading.Event()
+
+    def plan(version) -> list[Step]:
+        planning.set()
+        plan_gate.wait(10)
+        return [Step("a", "A"), Step("b", "B", background=True)]
+
+    def run(step: Step, version) -> None:
+        if step.background:
+            in_background.set()
+        step_gate.wait(10)
+
+    worker = prepare.Preparer(versions, plan, run, poll_s=30, quiet=prepare.same_imports)
+    try:
+        first = versions()
+        worker.notice(first)
+        assert planning.wait(10) and worker.progress(first) is None
+        assert worker.shows_progress(first)  # the list is being made: no progress yet, still shown
+        plan_gate.set()
+        step_gate.set()
+        assert in_background.wait(10)
+        assert not worker.shows_progress(first)  # only background steps left
+        assert worker.wait_idle(10) and not worker.shows_progress(first)
+
+        step_gate.clear()
+        versions.load()
+        second = versions()
+        worker.notice(second)
+        assert _until(lambda: worker.progress(second) is not None)
+        versions.load()  # a newer import lands while the second is prepared
+        third = versions()
+        worker.notice(third)
+        assert worker.shows_progress(third)  # noticed, not begun yet
+        step_gate.set()  # the thread finds the second replaced and prepares the third
+        assert worker.wait_idle(10) and worker.prepared == third
+        assert not worker.shows_progress(second)  # replaced: its note stops
+    finally:
+        plan_gate.set()
+        step_gate.set()
+        worker.stop()
+
+
+def _until(check, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not check():
+        time.sleep(0.01)
+    return check()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -48,6 +49,12 @@ POLL_S = 3.0  # how often the thread looks for an import made elsewhere (one sin
 THREAD_NAME = "ssif-prepare"
 PAUSE_S = 0.02  # the sleep between two pieces: threads waiting for the interpreter lock take it
 MAX_WAIT_S = 20.0  # the longest a piece waits for page runs to end (busy servers still get prepared)
+PROGRESS_EVERY_S = 2.0  # how often an open page's progress note redraws itself
+# How long a thread computing in Python keeps the interpreter before one waiting for it takes over (Python's
+# default is 5 ms). The server's event loop needs it for every file and message it sends: beside the preparer's
+# thread, each handover waited up to 5 ms, and on a busy machine the browser then waited 3-16 s for the code of
+# a page's widgets (the slowest file of a first page; 2-4 s with 1 ms).
+SWITCH_INTERVAL_S = 0.001
 log = logging.getLogger(__name__)
 
 
@@ -80,7 +87,8 @@ class Preparer:
         self._stopped = False
         self._lock = threading.Lock()
         self._progress: Progress | None = None
-        self._preparing: Hashable | None = None  # the version the thread has begun, if any
+        self._latest: Hashable | None = None  # the newest version noticed or begun
+        self._past_shown: Hashable | None = None  # the version whose steps with progress to show are done
         self._pages = 0  # page runs in progress
         self.pauses = 0  # pieces that waited for a page run to end (tests and benchmarks)
         self.prepared: Hashable | None = None  # the last version prepared to the end
@@ -93,6 +101,8 @@ class Preparer:
     def notice(self, version: Hashable) -> None:
         """A script run saw `version`: prepare it if it is new (returns at once)."""
         if version != self.prepared:
+            with self._lock:
+                self._latest = version
             self._wake.set()
 
     def progress(self, version: Hashable) -> Progress | None:
@@ -104,14 +114,15 @@ class Preparer:
         return current
 
     def shows_progress(self, version: Hashable) -> bool:
-        """Whether a page run of `version` should hold a progress note: it is being prepared with progress to
-        show, or it is new and the thread has not begun it yet (a run that only woke the thread would
-        otherwise show nothing until the user's next click)."""
+        """Whether a page run of `version` (noticed first) should hold a progress note: it is being prepared with
+        progress to show, or it is the newest version and the thread has not reached its steps yet (a run that
+        only woke the thread would otherwise show nothing until the user's next click). False once its shown
+        steps are done, for an edit (quiet), and for a version a newer one replaced: the note's timer stops."""
         if self.progress(version) is not None:
             return True
         with self._lock:
-            begun = self._preparing == version
-        return version != self.prepared and not begun and not self._is_quiet(version)
+            newest, past_shown = self._latest == version, self._past_shown == version
+        return newest and not past_shown and version != self.prepared and not self._is_quiet(version)
 
     def _is_quiet(self, version: Hashable) -> bool:
         return self.prepared is not None and self._quiet is not None and self._quiet(self.prepared, version)
@@ -165,12 +176,14 @@ class Preparer:
         started = time.monotonic()
         quiet = self._is_quiet(version)
         with self._lock:
-            self._preparing = version
+            self._latest = version
         try:
             steps = self._plan(version)
             shown = sum(not step.background for step in steps)  # background steps come last
             timed = self.step_seconds[version] = {}
             for done, step in enumerate(steps):
+                if step.background and done == shown:
+                    self._past(version)
                 self._set(None if step.background or quiet else Progress(version, done, shown, step.label))
                 self._give_way(version)
                 step_started = time.monotonic()
@@ -180,9 +193,14 @@ class Preparer:
             self._set(None)
             self._wake.set()
             return
+        self._past(version)
         self.prepared = version
         self.seconds[version] = round(time.monotonic() - started, 3)
         self._set(None)
+
+    def _past(self, version: Hashable) -> None:
+        with self._lock:
+            self._past_shown = version
 
     def _run_step(self, step: Step, version: Hashable) -> None:
         """Run one step, giving way between its pieces. A step that fails is logged and left to its pages (they
@@ -409,6 +427,7 @@ def preparer() -> Preparer:
     from pages.ui.loaders import engine
 
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_QuietThread())
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     return Preparer(lambda: storage.versions(engine()), _plan, _run, quiet=same_imports)
 
 
@@ -425,11 +444,11 @@ def page_in_progress() -> contextlib.AbstractContextManager:
 def prepare_ahead(version: storage.Versions) -> None:
     """Report this run's data versions to the preparer; while it prepares an import, show how far it is.
 
-    The progress is a fragment that redraws itself every second and clears itself when the data is ready. It
-    sits in the sidebar, in a slot every server run makes whether or not there is progress to show: a note
-    that appeared or went away before other elements would shift them, and Streamlit then draws them anew (an
-    open popover or form closes under the user's hands). For the same reason the end of the preparation
-    reruns nothing."""
+    The progress is a fragment that redraws itself every few seconds; when the data is ready it clears itself
+    and cancels its timer. It sits in the sidebar, in a slot every server run makes whether or not there is
+    progress to show: a note that appeared or went away before other elements would shift them, and Streamlit
+    then draws them anew (an open popover or form closes under the user's hands). For the same reason the end
+    of the preparation reruns nothing."""
     if not serving():
         return
     worker = preparer()
@@ -448,14 +467,39 @@ def serving() -> bool:
     return runtime.exists() and type(runtime.get_instance()) is runtime.Runtime
 
 
+def _stop_ticking() -> None:
+    """Cancel the browser's timer of the fragment running now, as Streamlit does for a fragment its parent no
+    longer draws (its ``stop_auto_rerun`` message). Without it a session that showed the note would run the
+    fragment every :data:`PROGRESS_EVERY_S` until its next interaction: on a busy server those runs keep the
+    script thread and the event loop busy while the browser still loads the page's widget code. Streamlit has
+    no public call for it; on a version without these internals the timer ticks on, harmlessly."""
+    try:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+        from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState, get_script_run_ctx
+    except ImportError:
+        return
+    ctx = get_script_run_ctx()
+    fragment_id = ThreadState.get().fragment_id if ctx is not None else None
+    if not fragment_id:
+        return
+    message = ForwardMsg()
+    message.stop_auto_rerun.fragment_ids.append(fragment_id)
+    ctx.enqueue(message)
+
+
 def _progress_text(progress: Progress) -> str:
     return f"Preparing the new data: {progress.done + 1} of {progress.total}"
 
 
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=PROGRESS_EVERY_S)
 def _progress_note(version: storage.Versions) -> None:
-    progress = preparer().progress(version)
-    if progress is None:  # drawing nothing clears the note; the page's next run starts no fragment
+    worker = preparer()
+    if not worker.shows_progress(version):  # done, or replaced by a newer import: clear the note, stop the timer
+        _stop_ticking()
+        return
+    progress = worker.progress(version)
+    if progress is None:  # the thread is about to begin: its list is being made
+        st.progress(0.0, text="Preparing the new data")
         return
     st.progress(progress.done / max(progress.total, 1), text=_progress_text(progress))
     st.caption(f"Now: {progress.label}. Pages open meanwhile; the first view of each may take a little longer.")
