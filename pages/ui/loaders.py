@@ -460,11 +460,8 @@ class SchoolProfiles:
             storage.load_metrics(eng, years=[year], school_ids=ids),
             storage.load_discipline(eng, years=[year], school_ids=ids), derived), storage.IMPORTS)
         ordered, where = profile_slices(school_profiles(rows, year, _district_figures(self.version, year)))
-        # Text columns (school, metric, group, basis) kept as categories: a third of the memory at 2,000 schools
-        # (DESIGN §8 memory bar); a slice is given back in the columns' own types.
-        texts = {col: dtype for col, dtype in ordered.dtypes.items()  # "str" on pandas 3, object before
-                 if dtype == "str" or dtype == "object"}
-        return ordered.astype({col: "category" for col in texts}), where, texts
+        categorical, texts = texts_as_categories(ordered)
+        return categorical, where, texts
 
     def block(self, block: int) -> tuple[list[str], pd.DataFrame, dict[str, tuple[int, int]], dict]:
         """A block's schools, and its profiles made (if not yet): the frame, each school's rows in it, the text
@@ -488,6 +485,15 @@ class SchoolProfiles:
             return pd.DataFrame()
         start, stop = where[school_id]
         return frame.iloc[start:stop].reset_index(drop=True).astype(texts)
+
+
+def texts_as_categories(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """`frame` with its text columns as categories, and their own types: what is kept for every school (profiles,
+    opening views) holds each school's, metric's and group's name once (a third of a profile's memory at 2,000
+    schools; DESIGN §8 memory bar). A school's rows are given back in their own types (``.astype(types)``)."""
+    texts = {col: dtype for col, dtype in frame.dtypes.items()  # "str" on pandas 3, object before
+             if dtype == "str" or dtype == "object"}
+    return frame.astype({col: "category" for col in texts}), texts
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import logging
 import sys
 import threading
@@ -189,10 +190,12 @@ class Preparer:
                 step_started = time.monotonic()
                 self._run_step(step, version)
                 timed[step.label] = _took(step, step_started)
+                storage.release_freed_memory()  # what the step's temporaries held, before the next step's
         except storage.DataChanged:
             self._set(None)
             self._wake.set()
             return
+        _give_back_memory()
         self._past(version)
         self.prepared = version
         self.seconds[version] = round(time.monotonic() - started, 3)
@@ -233,6 +236,14 @@ class Preparer:
     def _set(self, progress: Progress | None) -> None:
         with self._lock:
             self._progress = progress
+
+
+def _give_back_memory() -> None:
+    """After a whole list: collect what only reference cycles kept (charts, validators), so whole pages of
+    Python's allocator and of the C heap fall free, then give the C heap's free pages back to the system
+    (DESIGN §8 memory bar: what a server keeps once the preparation has ended)."""
+    gc.collect()
+    storage.release_freed_memory()
 
 
 # --- the Streamlit side: shared district-wide results and the one preparer of this server ----------------

@@ -130,24 +130,27 @@ class OpeningView:
 
 class _Block:
     """A block's opening views, the trend rows of each school's opening trend and the discipline rows of the year
-    of the schools with a view (the others' pages read their own): one frame each (text columns in pandas'
-    Arrow-backed strings: a few kB a school, and a school's rows are a slice with no conversion on its first
-    view) and each school's rows in it."""
+    of the schools with a view (the others' pages read their own): one frame each, its text columns kept as
+    categories (:func:`pages.ui.loaders.texts_as_categories`: a few kB a school; a school's rows are given back
+    in their own types), and each school's rows in it."""
 
     def __init__(self, views: dict[str, OpeningView], trends: list[pd.DataFrame], discipline: pd.DataFrame):
         self.views = views
-        self.trends = pd.concat(trends, ignore_index=True) if trends else None
+        self.trends, self.trend_texts = loaders.texts_as_categories(pd.concat(trends, ignore_index=True)) \
+            if trends else (None, {})
         self.trend_at = _positions(self.trends)
-        self.discipline = discipline[discipline["school_id"].isin(list(views))].reset_index(drop=True)
+        self.discipline, self.discipline_texts = loaders.texts_as_categories(
+            discipline[discipline["school_id"].isin(list(views))].reset_index(drop=True))
         self.discipline_at = _positions(self.discipline)
 
 
 def _positions(frame: pd.DataFrame | None) -> dict[str, np.ndarray]:
-    return frame.groupby("school_id", sort=False).indices if frame is not None and len(frame) else {}
+    return frame.groupby("school_id", sort=False, observed=True).indices \
+        if frame is not None and len(frame) else {}
 
 
-def _rows(frame: pd.DataFrame, at: dict[str, np.ndarray], school_id: str) -> pd.DataFrame:
-    return frame.iloc[at[school_id]].reset_index(drop=True) if school_id in at else frame.iloc[0:0]
+def _rows(frame: pd.DataFrame, texts: dict, at: dict[str, np.ndarray], school_id: str) -> pd.DataFrame:
+    return (frame.iloc[at[school_id]].reset_index(drop=True) if school_id in at else frame.iloc[0:0]).astype(texts)
 
 
 class OpeningViews:
@@ -161,6 +164,13 @@ class OpeningViews:
         self._profiles = profiles
         self._made: dict[int, _Block] = {}
         self._lock = threading.Lock()
+        self._same: dict[tuple, object] = {}  # one object for the years, groups and metrics schools share
+
+    def _one_of(self, value):
+        """`value`, or an equal one kept for another school: most schools have the same years, groups and
+        metrics, and each held its own (a few kB a school at 2,000 schools; read-only, so shared)."""
+        key = (type(value), frozenset(value) if isinstance(value, set) else tuple(value))
+        return self._same.setdefault(key, value)
 
     def pieces(self):
         """Each block's profiles, then its opening views: a piece each (the preparer gives way between them)."""
@@ -186,12 +196,13 @@ class OpeningViews:
         """The rows of the school's opening trend (:func:`~analytics.outputs.school_view.trend_rows` of its
         :class:`OpeningView` metric and groups)."""
         made = self._with_view(school_id)
-        return _rows(made.trends, made.trend_at, school_id) if made is not None else None
+        return _rows(made.trends, made.trend_texts, made.trend_at, school_id) if made is not None else None
 
     def discipline_rows(self, school_id: str) -> pd.DataFrame | None:
         """The school's discipline rows of the latest year (its page's discipline table)."""
         made = self._with_view(school_id)
-        return _rows(made.discipline, made.discipline_at, school_id) if made is not None else None
+        return _rows(made.discipline, made.discipline_texts, made.discipline_at, school_id) \
+            if made is not None else None
 
     def _make(self, block: int) -> _Block:
         version, year = self._profiles.version, self._profiles.year
@@ -214,8 +225,9 @@ class OpeningViews:
                 continue
             start, stop = where[school]
             profile = profiles.iloc[start:stop].reset_index(drop=True)
-            choices = list(profile["metric"].unique())
-            groups = tuple(trend_groups(present))
+            choices = self._one_of(list(profile["metric"].unique()))
+            groups = self._one_of(tuple(trend_groups(present)))
+            years, present = self._one_of(years), self._one_of(present)
             views[school] = OpeningView(
                 years, present, choices,
                 school_findings(own, profile, school, year, years, lambda m: labels.get(m, m),
