@@ -6,6 +6,7 @@ applies the privacy rules) and are registered there, so `export goals|changes`, 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import numpy as np
@@ -161,15 +162,18 @@ def changes_view(engine: Engine, year: int | None = None, cluster: str | None = 
     now_year = years[-1] if years else then_year
     catalog = metric_catalog(storage.load_metric_definitions(engine))
     labels = dict(zip(catalog["metric"], catalog["label"], strict=True))
-    parts = [
-        change_rules.new_rr_flags(_dispro(engine, ids, settings, then_year, now_year) if flagged is None else flagged,
-                                  then_year, now_year),
-        _worsened(engine, cluster, school, then_year, now_year, labels, settings),
-        change_rules.goals_moved_off_track(goals_progress(engine, cluster, school)[1] if progress is None
-                                           else progress, then_year, labels),
-        change_rules.new_signals(_series(engine, ids), since),
-        change_rules.new_years(_data_years(engine, ids, then_year), then_year),
-    ]
+    # The parts read the database independently: the colours (the longest read) and the dated series and years
+    # are read on threads of their own while this one computes the rest, each on its own pooled connection.
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="changes") as reads:
+        worsened = reads.submit(_worsened, engine, cluster, school, then_year, now_year, labels, settings)
+        series = reads.submit(_series, engine, ids)
+        data_years = reads.submit(_data_years, engine, ids, then_year)
+        dispro = _dispro(engine, ids, settings, then_year, now_year) if flagged is None else flagged
+        progress = goals_progress(engine, cluster, school)[1] if progress is None else progress
+        parts = [change_rules.new_rr_flags(dispro, then_year, now_year), worsened.result(),
+                 change_rules.goals_moved_off_track(progress, then_year, labels),
+                 change_rules.new_signals(series.result(), since),
+                 change_rules.new_years(data_years.result(), then_year)]
     out = change_rules.combine(parts, schools, since)
     if public:  # values, ratios and colours of cells the privacy rules may hide: the public list names the change
         generic = {"new_rr_flag": "a student group now meets the 3-year risk-ratio rule",
