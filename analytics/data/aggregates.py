@@ -12,6 +12,7 @@ SQLite, which the plans use; on PostgreSQL a year is a partition of its own, rea
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -866,8 +867,18 @@ def status_rank_sql(value: sa.ColumnElement, previous: sa.ColumnElement, metric:
 def worsened_statement(then_year: int, now_year: int, higher_is_better: dict[str, bool], *,
                        school_ids: Sequence[str] | None = None, settings: Settings = DEFAULT_SETTINGS,
                        derived_suspension: bool = False) -> sa.Select | sa.CompoundSelect:
-    """School x metric x group cells whose colour is Orange or Red in ``now_year`` and a better colour in
-    ``then_year`` (``school_id, metric, student_group, ranks``: the two colour ranks, now's and then's),
+    """:func:`worsened_statements` as one statement (their ``UNION ALL``), for ``EXPLAIN``."""
+    parts = worsened_statements(then_year, now_year, higher_is_better, school_ids=school_ids, settings=settings,
+                                derived_suspension=derived_suspension)
+    return sa.union_all(*parts) if len(parts) > 1 else parts[0]
+
+
+def worsened_statements(then_year: int, now_year: int, higher_is_better: dict[str, bool], *,
+                        school_ids: Sequence[str] | None = None, settings: Settings = DEFAULT_SETTINGS,
+                        derived_suspension: bool = False) -> list[sa.Select]:
+    """Statements whose rows, together, are the school x metric x group cells whose colour is Orange or Red in
+    ``now_year`` and a better colour in ``then_year`` (``school_id, metric, student_group, ranks``: the two
+    colour ranks, now's and then's), one statement per part of :func:`status_rows_parts`,
     coloured in the database (:func:`status_rank_sql`) from one row per cell with its values of both years and
     the years before them (:func:`status_rows_parts`, cells with ``settings.status_min_n`` students in both
     years): only the cells that worsened leave it. A school's level (``ES`` when unknown) picks the cut points.
@@ -895,8 +906,7 @@ def worsened_statement(then_year: int, now_year: int, higher_is_better: dict[str
         return (sa.select(*[wide.c[k] for k in STATUS_KEYS], ranks)
                 .select_from(wide.outerjoin(s, s.c.school_id == wide.c.school_id)).where(ranks.in_(worse)))
 
-    ranked = [worsened(part, f"wide_{i}") for i, part in enumerate(parts)]
-    return sa.union_all(*ranked) if len(ranked) > 1 else ranked[0]
+    return [worsened(part, f"wide_{i}") for i, part in enumerate(parts)]
 
 
 # PostgreSQL's settings for a district's worsened colours: the planner joins the years' 773,000 rows each (10,000
@@ -908,15 +918,18 @@ YEAR_JOIN_PLANNER = {"enable_nestloop": "off", "enable_mergejoin": "off", "work_
 
 def worsened_colours(engine: Engine, then_year: int, now_year: int, higher_is_better: dict[str, bool], *,
                      school_ids: Sequence[str] | None = None, settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
-    """The cells of :func:`worsened_statement` (``school_id, metric, student_group, color, color_then``,
+    """The cells of :func:`worsened_statements` (``school_id, metric, student_group, color, color_then``,
     colour names), the derived suspension rate included when none was imported for these years and schools
     (as :func:`analytics.outputs.views._metric_rows` decides): a district's worsened colours without sending
-    its status rows to pandas."""
+    its status rows to pandas. The parts are read at once, each on its own connection."""
     years = sorted({then_year - 1, then_year, now_year - 1, now_year})
     derived = suspension_derived(engine, years=years, school_ids=school_ids)
-    rows = _read(engine, worsened_statement(then_year, now_year, higher_is_better, school_ids=school_ids,
-                                            settings=settings, derived_suspension=derived),
-                 planner=YEAR_JOIN_PLANNER if school_ids is None else None)
+    parts = worsened_statements(then_year, now_year, higher_is_better, school_ids=school_ids, settings=settings,
+                                derived_suspension=derived)
+    planner = YEAR_JOIN_PLANNER if school_ids is None else None
+    with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="colours") as reads:  # PostgreSQL would
+        found = list(reads.map(lambda part: _read(engine, part, planner), parts))  # run a union's parts in turn
+    rows = pd.concat(found, ignore_index=True) if len(found) > 1 else found[0]
     if rows.empty:
         return pd.DataFrame(columns=[*STATUS_KEYS, "color", "color_then"])
     return rows[STATUS_KEYS].assign(color=rows["ranks"].str[0].map(RANK_COLORS),
