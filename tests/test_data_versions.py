@@ -273,3 +273,52 @@ def _until(check, timeout: float = 10.0) -> bool:
     while time.monotonic() < deadline and not check():
         time.sleep(0.01)
     return check()
+
+
+def test_a_run_reporting_an_older_version_late_leaves_the_newer_versions_note_shown():
+    """A page run reads its version, then reports it: one that read it just before an import can report it after a
+    run that saw the import did. The newer version's note must go on showing while its list is made (its timer
+    stops once `shows_progress` turns false)."""
+    versions, planning, gate = _Versions(), threading.Event(), threading.Event()
+
+    def plan(version) -> list[Step]:
+        planning.set()
+        gate.wait(10)
+        return [Step("a", "A")]
+
+    worker = prepare.Preparer(versions, plan, lambda step, version: None, poll_s=30, quiet=prepare.same_imports)
+    try:
+        older = versions()
+        versions.load()
+        newer = versions()
+        worker.notice(newer)
+        assert planning.wait(10) and worker.progress(newer) is None  # the thread makes the newer version's list
+        worker.notice(older)  # the late report of a run that read its version before the import
+        assert worker.shows_progress(newer)
+        assert not worker.shows_progress(older)  # replaced
+        gate.set()
+        assert worker.wait_idle(10) and not worker.shows_progress(newer)
+    finally:
+        gate.set()
+        worker.stop()
+
+
+def test_the_note_stops_when_the_list_of_work_cannot_be_made():
+    """A version whose list fails (logged; retried at the next poll) has nothing being prepared: its note clears and
+    its timer stops rather than say "Preparing the new data" until the user's next click."""
+    versions, planned = _Versions(), threading.Event()
+
+    def plan(version) -> list[Step]:
+        planned.set()
+        raise RuntimeError("no list")
+
+    worker = prepare.Preparer(versions, plan, lambda step, version: None, poll_s=30, quiet=prepare.same_imports)
+    try:
+        first = versions()
+        worker.notice(first)
+        assert worker.shows_progress(first)  # woken, not begun
+        assert planned.wait(10)
+        assert _until(lambda: not worker.shows_progress(first))
+        assert worker.prepared is None
+    finally:
+        worker.stop()

@@ -102,8 +102,7 @@ class Preparer:
     def notice(self, version: Hashable) -> None:
         """A script run saw `version`: prepare it if it is new (returns at once)."""
         if version != self.prepared:
-            with self._lock:
-                self._latest = version
+            self._begin(version)
             self._wake.set()
 
     def progress(self, version: Hashable) -> Progress | None:
@@ -163,6 +162,7 @@ class Preparer:
             self._wake.clear()
             if self._stopped:
                 return
+            version = None
             try:
                 version = self._current()
                 if version != self.prepared:
@@ -172,12 +172,13 @@ class Preparer:
             except Exception:  # noqa: BLE001 - never let the thread die; pages compute what they need
                 log.exception("preparing data version failed")
                 self._set(None)
+                if version is not None:  # nothing is being prepared for it: its note clears and stops its timer
+                    self._past(version)
 
     def _prepare(self, version: Hashable) -> None:
         started = time.monotonic()
         quiet = self._is_quiet(version)
-        with self._lock:
-            self._latest = version
+        self._begin(version)
         try:
             steps = self._plan(version)
             shown = sum(not step.background for step in steps)  # background steps come last
@@ -200,6 +201,19 @@ class Preparer:
         self.prepared = version
         self.seconds[version] = round(time.monotonic() - started, 3)
         self._set(None)
+
+    def _begin(self, version: Hashable) -> None:
+        """`version` is the newest seen, unless a newer one was seen already: a page run that read its version
+        just before an import, and reports it just after a run that read the import's, or the thread beginning
+        a version it read just before, would otherwise make the newer version's note stop its timer before the
+        thread reached its steps. Versions that do not compare (tests' own) are taken as they come."""
+        with self._lock:
+            try:
+                older = self._latest is not None and version < self._latest
+            except TypeError:
+                older = False
+            if not older:
+                self._latest = version
 
     def _past(self, version: Hashable) -> None:
         with self._lock:
