@@ -741,8 +741,8 @@ def status_rows_parts(colour_years: Sequence[int], metrics: Sequence[str], *,
                       school_ids: Sequence[str] | None = None, min_n: int = DEFAULT_SETTINGS.status_min_n,
                       derived_suspension: bool = False) -> list[sa.Select]:
     """Statements whose rows, together, are one row per school x metric x group with its value in each colour
-    year and the year before it (``value_<year>``) and its denominator in each colour year (``denominator_<year>``), for the keys with
-    at least ``min_n`` students in every colour year: the only rows
+    year and the year before it (``value_<year>``) and its denominator in each colour year
+    (``denominator_<year>``), for the keys with at least ``min_n`` students in every colour year: the only rows
     :func:`analytics.stats.status_change.status_change` can colour in all of them.
 
     The value is :func:`analytics.stats.rates.add_rate_columns`'s: 100 x numerator / denominator in
@@ -878,10 +878,10 @@ def worsened_statements(then_year: int, now_year: int, higher_is_better: dict[st
                         derived_suspension: bool = False) -> list[sa.Select]:
     """Statements whose rows, together, are the school x metric x group cells whose colour is Orange or Red in
     ``now_year`` and a better colour in ``then_year`` (``school_id, metric, student_group, ranks``: the two
-    colour ranks, now's and then's), one statement per part of :func:`status_rows_parts`,
-    coloured in the database (:func:`status_rank_sql`) from one row per cell with its values of both years and
-    the years before them (:func:`status_rows_parts`, cells with ``settings.status_min_n`` students in both
-    years): only the cells that worsened leave it. A school's level (``ES`` when unknown) picks the cut points.
+    colour ranks, now's and then's), one statement per part of :func:`status_rows_parts` (cells with
+    ``settings.status_min_n`` students in both years, with their values of both years and the years before
+    them), coloured in the database (:func:`status_rank_sql`): only the cells that worsened leave it. A
+    school's level (``ES`` when unknown) picks the cut points.
 
     The grid's ``CASE`` over every metric is the costliest part of the statement, so each part's rows are
     coloured where they are made (on PostgreSQL, by the workers that join them, not after their union), and
