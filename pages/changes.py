@@ -17,12 +17,12 @@ schools = ui.schools()
 clusters = sorted(schools["cluster"].unique())
 
 
-@ui.cached
+@ui.cached_read
 def meetings(version: int) -> pd.DataFrame:
     return records.load(ui.engine(), "meetings").sort_values("meeting_date")
 
 
-@ui.cached
+@ui.cached_read
 def changes_for(version: int, cluster: str | None, since: date) -> pd.DataFrame:
     return workspace.changes_view(ui.engine(), cluster=cluster, since=since,
                                   progress=ui.goal_progress_of(cluster)[1], flagged=ui.prepared_flags(cluster))

@@ -24,12 +24,12 @@ schools = ui.schools()
 names = dict(zip(schools["school_id"], schools["school_name"], strict=True))
 
 
-@ui.cached
+@ui.cached_read
 def all_cycles(version: int) -> pd.DataFrame:
     return records.load(ui.engine(), "pdsa_cycles")
 
 
-@ui.cached
+@ui.cached_read
 def measures_for(version: int, cycle_ids: tuple[str, ...]) -> pd.DataFrame:
     return records.load(ui.engine(), "cycle_measures", cycle_id=list(cycle_ids))
 

@@ -34,12 +34,12 @@ def progress_for(version: int, cluster: str | None, school: str | None):
     return ui.goal_progress_of(cluster, school)
 
 
-@ui.cached
+@ui.cached_read
 def school_records(version: int, school_id: str, table: str) -> pd.DataFrame:
     return records.load(ui.engine(), table, school_id=[school_id])
 
 
-@ui.cached
+@ui.cached_read
 def causes_for(version: int, goal_ids: tuple[str, ...]) -> pd.DataFrame:
     return records.load(ui.engine(), "root_causes", goal_id=list(goal_ids))
 

@@ -322,3 +322,32 @@ def test_the_note_stops_when_the_list_of_work_cannot_be_made():
         assert worker.prepared is None
     finally:
         worker.stop()
+
+
+def test_a_page_function_that_reads_records_is_checked_against_its_data_version(sqlite_engine, monkeypatch):
+    """A page's own cached read (`ui.cached_read`) keyed on the data version: a write landing while it reads
+    raises `DataChanged` (the page runs again) and caches nothing, rather than keeping newer rows under the
+    version the run pinned; a read with no write meanwhile is cached as `ui.cached` caches."""
+    from pages.ui import loaders
+
+    monkeypatch.setattr(loaders, "engine", lambda: sqlite_engine)
+    st.cache_data.clear()
+    calls = []
+
+    def goals(version: int, write: bool) -> int:
+        calls.append(version)
+        if write:  # someone saves a record while this reads
+            with sqlite_engine.begin() as conn:
+                storage.bump_version(conn)
+        return len(calls)
+
+    read = loaders.cached_read(goals)
+    version = storage.data_version(sqlite_engine)
+    with pytest.raises(storage.DataChanged):
+        read(version, True)
+    with pytest.raises(storage.DataChanged):  # nothing was cached for it: the old version is not read again
+        read(version, True)
+    assert calls == [version]
+    now = storage.data_version(sqlite_engine)
+    assert read(now, False) == read(now, False) == 2  # computed once, then a cache hit
+    assert calls == [version, now]

@@ -47,6 +47,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     _year_rows,
     _years,
     cached,
+    cached_read,
     cluster_members,
     cluster_slice,
     data_quality,

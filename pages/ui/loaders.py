@@ -1031,21 +1031,38 @@ def _shared_call(identity: str, args: tuple, kwargs: dict, _fn: Callable):
     return _then_release(_fn)(*args, **kwargs)
 
 
-def cached(fn: Callable) -> Callable:
+def cached(fn: Callable, counter: int | None = None) -> Callable:
     """Cache a pure computation on its arguments (callers pass the data version among them).
 
     Pages define their cached functions anew on every rerun; wrapping each in ``st.cache_data`` again
     would read and hash its source every time, so every function shares one cache, keyed on the
     function's identity (:func:`_identity`) and its arguments; the function itself is passed along
-    unhashed, so each session runs its own.
+    unhashed, so each session runs its own. With `counter`, the first argument is that data version and the
+    result is checked to belong to it (:func:`cached_read`).
     """
     identity = _identity(fn)
+    compute = fn if counter is None else _checked_against(fn, counter)
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        return _cached_call(identity, args, kwargs, fn)
+        return _cached_call(identity, args, kwargs, compute)
 
     return call
+
+
+def cached_read(fn: Callable) -> Callable:
+    """:func:`cached` for a page's function that reads the database itself (workspace records), called with the
+    data version every write bumps first: a write landing while it reads raises `storage.DataChanged` and
+    the page runs again on the new data, as with the loaders, instead of caching newer rows under the old
+    version beside the run's other reads."""
+    return cached(fn, storage.CHANGES)
+
+
+def _checked_against(fn: Callable, counter: int) -> Callable:
+    def checked(version: int, *args, **kwargs):
+        return storage.read_at_version(engine(), version, lambda: fn(version, *args, **kwargs), counter)
+
+    return checked
 
 
 def shared(fn: Callable) -> Callable:
