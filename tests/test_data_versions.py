@@ -351,3 +351,40 @@ def test_a_page_function_that_reads_records_is_checked_against_its_data_version(
     now = storage.data_version(sqlite_engine)
     assert read(now, False) == read(now, False) == 2  # computed once, then a cache hit
     assert calls == [version, now]
+
+
+def test_an_edit_while_an_import_is_prepared_keeps_the_import_s_note_going():
+    """A colleague saves a goal while an import is being prepared: the list starts again under the new data
+    version, which differs only by the edit. A page opened on the import's version follows that preparation
+    (its progress, then no note once it is done) instead of going blank and stopping its timer mid-way."""
+    versions, permits = _Versions(), threading.Semaphore(0)
+
+    def run(step: Step, version) -> None:
+        permits.acquire(timeout=10)
+
+    worker = prepare.Preparer(versions, lambda version: [Step("a", "A"), Step("b", "B")], run, poll_s=30,
+                              quiet=prepare.same_imports)
+    try:
+        for _ in range(2):
+            permits.release()
+        worker.notice(versions())
+        assert worker.wait_idle(10)
+        versions.load()
+        imported = versions()
+        worker.notice(imported)
+        assert _until(lambda: worker.progress(imported) is not None)  # in the import's first step
+        versions.edit()
+        edited = versions()
+        worker.notice(edited)
+        permits.release()  # the first step ends; the thread finds the edit and starts the list again under it
+        assert _until(lambda: worker.progress(edited) is not None and worker.progress(edited).version == edited)
+        assert worker.progress(imported) == worker.progress(edited)  # the import's page shows the same progress
+        assert worker.shows_progress(imported) and worker.shows_progress(edited)
+        for _ in range(4):
+            permits.release()
+        assert worker.wait_idle(10) and worker.prepared == edited
+        assert not worker.shows_progress(imported) and not worker.shows_progress(edited)
+    finally:
+        for _ in range(8):
+            permits.release()
+        worker.stop()

@@ -109,7 +109,7 @@ class Preparer:
         """How far the preparation of `version` is, or None when nothing is being prepared for it."""
         with self._lock:
             current = self._progress
-        if current is None or current.version != version:
+        if current is None or not self._same_data(version, current.version):
             return None
         return current
 
@@ -121,11 +121,19 @@ class Preparer:
         if self.progress(version) is not None:
             return True
         with self._lock:
-            newest, past_shown = self._latest == version, self._past_shown == version
-        return newest and not past_shown and version != self.prepared and not self._is_quiet(version)
+            latest, past_shown = self._latest, self._past_shown
+        newest = latest is not None and self._same_data(version, latest)
+        past = past_shown is not None and self._same_data(version, past_shown)
+        return newest and not past and version != self.prepared and not self._is_quiet(version)
 
     def _is_quiet(self, version: Hashable) -> bool:
         return self.prepared is not None and self._quiet is not None and self._quiet(self.prepared, version)
+
+    def _same_data(self, version: Hashable, other: Hashable) -> bool:
+        """`other` is `version`, or differs from it only by what `quiet` says shows no progress (an edit): a note
+        drawn for `version` follows `other`'s preparation (a colleague's edit while an import is prepared
+        restarts the list under the new version; the note goes on rather than going blank)."""
+        return version == other or (self._quiet is not None and self._quiet(version, other))
 
     @contextlib.contextmanager
     def page_run(self) -> Iterator[None]:
