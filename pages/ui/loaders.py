@@ -649,10 +649,19 @@ RATIO_OUTCOME = "suspension"  # the outcome whose risk ratios the discipline pag
 @st.cache_resource(show_spinner=False, max_entries=8)
 @_imported
 def _flags_and_ratios(version: int, school_ids: tuple[str, ...] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if school_ids is not None:  # a school's rows are the same in any scope (the district's risks): a slice
-        flagged, ratios = _flags_and_ratios(version, None)
-        ids = set(school_ids)
-        return flagged[flagged["school_id"].isin(ids)], ratios[ratios["school_id"].isin(ids)]
+    if school_ids is None:
+        return _district_flags_and_ratios(version)
+    # a school's rows are the same in any scope (the district's risks): a slice
+    flagged, ratios = _district_flags_and_ratios(version)
+    ids = set(school_ids)
+    return flagged[flagged["school_id"].isin(ids)], ratios[ratios["school_id"].isin(ids)]
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+@_imported
+def _district_flags_and_ratios(version: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every school's flagged rows and suspension rows, in their own cache: many scopes' slices never evict them
+    (the ("flags", version) mark of :func:`_made` then holds as long as they do)."""
     flagged, ratios = [], []
     parts = aggregates.disproportionality_parts(engine(), None, district=_district_risks(version))
     for part in parts:  # a few hundred schools' rows at a time: the scope's whole table is never held
