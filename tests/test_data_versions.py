@@ -388,3 +388,14 @@ def test_an_edit_while_an_import_is_prepared_keeps_the_import_s_note_going():
         for _ in range(8):
             permits.release()
         worker.stop()
+
+
+def test_rows_kept_with_their_texts_as_categories_read_back_as_they_were_missing_texts_included():
+    """The district's suspension rows are kept with their texts as categories (memory) and read back for the
+    pages: the same frame, a missing text still missing (not the text "nan")."""
+    rows = pd.DataFrame({"school_id": ["A-1", "B'2", None], "outcome": ["oss", "iss", "oss"], "ratio": [1.5, 2.0, 3.25]})
+    kept, _ = loaders.texts_as_categories(rows)
+    assert isinstance(kept["school_id"].dtype, pd.CategoricalDtype)
+    read = loaders._as_read(kept)
+    pd.testing.assert_frame_equal(read, rows)
+    assert read["school_id"].isna().tolist() == [False, False, True]

@@ -675,8 +675,9 @@ def _district_flags_and_ratios(version: int) -> tuple[pd.DataFrame, pd.DataFrame
 
 def _as_read(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows kept with their text columns as categories (the district's suspension ratios), in pandas' text type
-    again: what the pages read."""
-    return frame.astype({col: "str" for col, dtype in frame.dtypes.items() if isinstance(dtype, pd.CategoricalDtype)})
+    again (the categories' own type: "str" on pandas 3, object before, where a missing text stays missing)."""
+    return frame.astype({col: dtype.categories.dtype for col, dtype in frame.dtypes.items()
+                         if isinstance(dtype, pd.CategoricalDtype)})
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
