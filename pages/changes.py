@@ -25,7 +25,9 @@ def meetings(version: int) -> pd.DataFrame:
 @ui.cached_read
 def changes_for(version: int, cluster: str | None, since: date) -> pd.DataFrame:
     return workspace.changes_view(ui.engine(), cluster=cluster, since=since,
-                                  progress=ui.goal_progress_of(cluster)[1], flagged=ui.prepared_flags(cluster))
+                                  progress=ui.goal_progress_of(cluster)[1], flagged=ui.prepared_flags(cluster),
+                                  colours=ui.district_colours(cluster, change_rules.year_of_record(since)),
+                                  monthly=ui.prepared_school_months())
 
 
 ui.breadcrumb(("District", "pages/overview.py", {}), ("What changed", None, {}))

@@ -520,6 +520,39 @@ def test_what_changed_reads_its_new_flags_from_the_prepared_discipline_flags(mon
     assert change_rules.summary(expected) in " ".join(m.value for m in at.markdown)
 
 
+
+@pytest.mark.usefixtures("on_demo")
+def test_what_changed_slices_the_districts_colours_and_the_prepared_monthly_suspensions(monkeypatch):
+    """Once the district's list has coloured a meeting's year and the discipline step has counted every school's
+    suspensions per month, another date of that year and a cluster's list colour and count nothing again: they
+    slice the district's (the same list as their own)."""
+    from datetime import date
+
+    from analytics.data import aggregates
+    from analytics.workspace import changes as change_rules
+    from analytics.workspace import views
+    from pages.ui import loaders
+
+    version = storage.versions(loaders.engine())
+    for step in prepare._plan(version):
+        if step.kind == "discipline":
+            for _ in prepare._run(step, version):
+                pass
+    run_page("changes", since="2024-09-01")  # the district's list colours 2024 to the latest year
+    cluster = sorted(loaders.schools()["cluster"].unique())[0]
+    expected = {scope: views.changes_view(loaders.engine(), cluster=None if scope == "all" else scope,
+                                          since=date(2025, 3, 1)) for scope in ("all", cluster)}
+    assert (expected["all"]["change"] == "status_worsened").any()
+
+    def fail(*_, **__):
+        pytest.fail("colours or monthly suspensions read again")
+
+    monkeypatch.setattr(aggregates, "worsened_colours", fail)
+    monkeypatch.setattr(views, "monthly_suspensions", fail)
+    for scope, want in expected.items():
+        at = run_page("changes", cluster=scope, since="2025-03-01")  # the meeting's year is 2024 again
+        assert change_rules.summary(want) in " ".join(m.value for m in at.markdown)
+
 def test_a_failing_opening_view_is_logged_with_its_exception_and_counted_as_failed(monkeypatch, caplog):
     """A view that raises is not a view prepared in a fraction of a second: a warning with the exception, and
     the step among the version's failed ones."""

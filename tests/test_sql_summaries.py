@@ -693,3 +693,37 @@ def test_a_years_flags_need_only_it_and_the_two_years_before(discipline_demo):
     keys = ["school_year", "outcome", "student_group"]
     want = risks.risks[risks.risks["school_year"].isin([2024, 2025])].sort_values(keys, ignore_index=True)
     pd.testing.assert_frame_equal(of_years.risks.sort_values(keys, ignore_index=True), want)
+
+
+def test_what_changed_slices_the_districts_colours_and_monthly_suspensions(engine):
+    """The app passes the district's worsened colours of the meeting's year and every school's suspensions per
+    month, made once: each scope's list is the one it computes itself. Suspension rates are imported for the
+    first cluster's schools only, so another cluster's are derived from discipline where the district's are
+    not: its colours are then read for itself, not sliced."""
+    from datetime import date
+
+    from analytics.data.derived import suspension_metric_rows
+    from analytics.workspace.changes import year_of_record
+    from analytics.workspace.views import changes_view, district_colours, monthly_suspensions
+
+    frames = _discipline_demo_frames()
+    schools = frames["schools"]
+    first, second = sorted(schools["cluster"].unique())[:2]
+    mine = set(schools.loc[schools["cluster"] == first, "school_id"])
+    rates = suspension_metric_rows(frames["discipline"])
+    rates = rates[rates["denominator"].notna() & rates["school_id"].isin(mine)]
+    frames["metrics"] = pd.concat([frames["metrics"], rates[frames["metrics"].columns]], ignore_index=True)
+    storage.replace_all(engine, frames)
+    others = sorted(schools.loc[schools["cluster"] == second, "school_id"])
+    assert not aggregates.suspension_derived(engine, [2022, 2023, 2024, 2025])
+    assert aggregates.suspension_derived(engine, [2022, 2023, 2024, 2025], others)
+    months = monthly_suspensions(engine, None)
+    kinds: set[str] = set()
+    for since in (date(2023, 3, 1), date(2024, 9, 1)):  # the meeting saw 2022, then 2024
+        colours = district_colours(engine, year_of_record(since), storage.available_years(engine)[-1])
+        for scope in (None, first, second):
+            want = changes_view(engine, cluster=scope, since=since)
+            got = changes_view(engine, cluster=scope, since=since, colours=colours, monthly=months)
+            pd.testing.assert_frame_equal(got, want)
+            kinds |= set(want["change"])
+    assert {"status_worsened", "run_chart_signal"} <= kinds

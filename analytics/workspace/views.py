@@ -147,14 +147,18 @@ def last_meeting(engine: Engine, scope: str, before: date | None = None) -> date
 def changes_view(engine: Engine, year: int | None = None, cluster: str | None = None, school: str | None = None,
                  metric: str | None = None, group: str | None = None, since: date | str | None = None,
                  public: bool = False, settings: Settings = DEFAULT_SETTINGS, progress: pd.DataFrame | None = None,
-                 flagged: pd.DataFrame | None = None, **_) -> pd.DataFrame:
+                 flagged: pd.DataFrame | None = None, colours: pd.DataFrame | None = None,
+                 monthly: pd.DataFrame | None = None, **_) -> pd.DataFrame:
     """`export changes`: schools newly flagged since `since` (default: the scope's last meeting).
 
     `progress`: the scope's goal progress when already computed (:func:`goals_progress`; the app slices
     the district's). `flagged`: the scope's flagged disproportionality rows of every year when already
     computed with these settings (the discipline page's, which the app prepares after an import): the new
     flags are found among them, and no risk ratio is computed here (:func:`_dispro` computes only the groups
-    that can be flagged, with the same ratios)."""
+    that can be flagged, with the same ratios). `colours`: the district's worsened cells from the meeting's
+    year to the latest (:func:`district_colours`, these settings), which a scope slices (:func:`_worsened`).
+    `monthly`: every school's suspensions per month (:func:`monthly_suspensions` of the district), sliced
+    likewise: a school's series is its own rows alone."""
     schools, ids = scope_ids(engine, cluster, school)
     since = _since(engine, cluster, since)
     then_year = change_rules.year_of_record(since)
@@ -165,8 +169,8 @@ def changes_view(engine: Engine, year: int | None = None, cluster: str | None = 
     # The parts read the database independently: the colours (the longest read) and the dated series and years
     # are read on threads of their own while this one computes the rest, each on its own pooled connection.
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="changes") as reads:
-        worsened = reads.submit(_worsened, engine, cluster, school, then_year, now_year, labels, settings)
-        series = reads.submit(_series, engine, ids)
+        worsened = reads.submit(_worsened, engine, cluster, school, then_year, now_year, labels, settings, colours)
+        series = reads.submit(_series, engine, ids, monthly)
         data_years = reads.submit(_data_years, engine, ids, then_year)
         dispro = _dispro(engine, ids, settings, then_year, now_year) if flagged is None else flagged
         progress = goals_progress(engine, cluster, school)[1] if progress is None else progress
@@ -210,24 +214,45 @@ def _dispro(engine: Engine, ids: list[str] | None, settings: Settings, then_year
     return scope_disproportionality(engine, settings=settings, years=years, groups=groups)
 
 
-def _worsened(engine: Engine, cluster: str | None, school: str | None, then_year: int, now_year: int,
-              labels: dict[str, str], settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
-    """Status colours (DESIGN §3 grid) worsened into Orange or Red since the meeting's year, coloured in the
-    database (:func:`analytics.data.aggregates.worsened_colours`): only the cells that worsened are read."""
-    if now_year <= then_year:
-        return change_rules._empty()
+def district_colours(engine: Engine, then_year: int, now_year: int,
+                     settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """The district's worsened cells from `then_year` to `now_year`
+    (:func:`analytics.data.aggregates.worsened_colours`), which every scope and meeting date of that year
+    slices: a cell's colours depend on its own rows, its school's level and the years alone."""
     from analytics.data.aggregates import worsened_colours
 
+    return worsened_colours(engine, then_year, now_year, directions(engine), settings=settings)
+
+
+def _worsened(engine: Engine, cluster: str | None, school: str | None, then_year: int, now_year: int,
+              labels: dict[str, str], settings: Settings = DEFAULT_SETTINGS,
+              district: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Status colours (DESIGN §3 grid) worsened into Orange or Red since the meeting's year, coloured in the
+    database (:func:`analytics.data.aggregates.worsened_colours`): only the cells that worsened are read.
+
+    `district`: :func:`district_colours` of these years, sliced to the scope's schools when their suspension
+    rate comes from the same table as the district's (imported, or derived from discipline: decided per
+    scope, :func:`analytics.data.aggregates.suspension_derived`); else the scope's own are read."""
+    if now_year <= then_year:
+        return change_rules._empty()
+    from analytics.data.aggregates import suspension_derived, worsened_colours
+
     _, ids = scope_ids(engine, cluster, school)
-    cells = worsened_colours(engine, then_year, now_year, directions(engine), school_ids=ids, settings=settings)
+    years = sorted({then_year - 1, then_year, now_year - 1, now_year})
+    if district is not None and (ids is None or suspension_derived(engine, years, ids) ==
+                                 suspension_derived(engine, years)):
+        cells = district if ids is None else district[district["school_id"].isin(ids)]
+    else:
+        cells = worsened_colours(engine, then_year, now_year, directions(engine), school_ids=ids, settings=settings)
     if cells.empty:
         return change_rules._empty()
     keys = ["school_id", "metric", "student_group"]
     return change_rules.worsened_status(cells[keys].assign(color=cells["color_then"]), cells, now_year, labels)
 
 
-def _series(engine: Engine, ids: list[str] | None) -> pd.DataFrame:
-    """Dated series whose run charts are watched: each cycle ramp's custom measure, monthly suspensions."""
+def _series(engine: Engine, ids: list[str] | None, monthly: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Dated series whose run charts are watched: each cycle ramp's custom measure, monthly suspensions
+    (`monthly`: the district's, :func:`monthly_suspensions`, when already made: the scope's rows of it)."""
     frames = []
     cycles = records.load(engine, "pdsa_cycles", school_id=ids)
     if len(cycles):
@@ -238,7 +263,10 @@ def _series(engine: Engine, ids: list[str] | None) -> pd.DataFrame:
                 "school_id": merged["school_id"], "period": merged["date"], "value": merged["value"],
                 "source": "cycle " + merged["cycle_id"] + " (" + merged["measure"].fillna("custom measure") + ")",
                 "link": "cycles?cycle=" + merged["cycle_id"]}))
-    monthly = monthly_suspensions(engine, ids)
+    if monthly is None:
+        monthly = monthly_suspensions(engine, ids)
+    elif ids is not None:
+        monthly = monthly[monthly["school_id"].isin(ids)]
     if len(monthly):
         frames.append(monthly.assign(source="suspensions per month",
                                      link="discipline?school=" + monthly["school_id"].astype(str)))

@@ -734,6 +734,45 @@ def prepared_flags(cluster: str | None = None) -> pd.DataFrame | None:
     return flags_and_ratios(ids, cluster)[0]
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+@_imported
+def _district_colours(version: int, then_year: int, now_year: int) -> pd.DataFrame:
+    from analytics.workspace.views import district_colours
+
+    made = district_colours(engine(), then_year, now_year)
+    _made().add(("colours", version, then_year, now_year))
+    return made
+
+
+def district_colours(cluster: str | None, then_year: int) -> pd.DataFrame | None:
+    """The district's worsened status colours from `then_year` to the latest year, which what changed slices
+    for any scope and meeting date of that year (shared, read-only); made by the district's view (the preparer
+    draws it after an import). None for a cluster before they are made (its own few schools cost less than the
+    district's) and when there is no later year."""
+    version = import_version()
+    now_year = max(_years(version), default=then_year)
+    if now_year <= then_year or (cluster is not None and ("colours", version, then_year, now_year) not in _made()):
+        return None
+    return _district_colours(version, then_year, now_year)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+@_imported
+def _school_suspension_months(version: int) -> pd.DataFrame:
+    from analytics.workspace.views import monthly_suspensions
+
+    made = monthly_suspensions(engine(), None)
+    _made().add(("school months", version))
+    return made
+
+
+def prepared_school_months() -> pd.DataFrame | None:
+    """Every school's suspensions per month as what changed watches them, when the discipline step has made them
+    (shared, read-only), else None: a scope's view then counts its own schools'."""
+    version = import_version()
+    return _school_suspension_months(version) if ("school months", version) in _made() else None
+
+
 @st.cache_resource(show_spinner=False, max_entries=2)
 @_then_release
 def _cluster_year_ratios(version: int, year: int) -> tuple[tuple[pd.DataFrame, pd.DataFrame], dict[str, tuple[slice, slice]]]:

@@ -345,6 +345,8 @@ def _run(step: Step, versions: storage.Versions) -> Iterator[None]:
         for actions in (None, loaders.SUSPENSIONS):
             yield
             loaders._incident_months(version, actions, every_school)
+        yield  # every school's suspensions per month, which what changed slices
+        loaders._school_suspension_months(version)
     elif step.kind == "rp":  # randomization inference: seconds of CPU at 2,000 schools
         loaders._rp_impact(version, "all", None)
         yield
