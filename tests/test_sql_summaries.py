@@ -610,6 +610,21 @@ def test_colours_made_in_sql_round_ties_as_the_dashboard_does(engine, value, pre
     assert aggregates.RANK_COLORS.get(got) == colour
 
 
+
+@pytest.mark.parametrize(("metric", "value", "possible"), [
+    ("attendance_rate", 94.04, True),  # rounds to 94.0: Medium, Orange when it declined
+    ("attendance_rate", 94.05, False),  # rounds to 94.1: High, Yellow at worst
+    ("attendance_rate", None, False),
+    ("chronic_absence", 5.04, False),  # lower is better (cut points 2.5/5/10/20): 5.0 is Low, Yellow at worst
+    ("chronic_absence", 5.05, True),  # rounds to 5.1: Medium, Orange when it increased
+])
+def test_rows_that_can_never_be_orange_or_red_are_left_out_before_the_joins(engine, metric, value, possible):
+    number = sa.cast(sa.null(), sa.Float) if value is None else sa.literal(value, sa.Float)
+    test = aggregates.may_be_orange_or_red_sql(number, sa.literal(metric),
+                                               {"attendance_rate": True, "chronic_absence": False})
+    with engine.connect() as conn:
+        assert bool(conn.execute(sa.select(sa.case((test, True), else_=False))).scalar_one()) is possible
+
 def test_status_rows_read_the_years_by_index(discipline_demo, capsys):
     stmt = aggregates.worsened_statement(2024, 2025, {"suspension_rate": False}, derived_suspension=True)
     plan = aggregates.explain(discipline_demo, stmt, index_scans_only=True)

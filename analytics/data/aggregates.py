@@ -11,7 +11,7 @@ SQLite, which the plans use; on PostgreSQL a year is a partition of its own, rea
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -739,7 +739,9 @@ RANK_COLORS = {rank: name for name, rank in _RANKS.items() if name}
 
 def status_rows_parts(colour_years: Sequence[int], metrics: Sequence[str], *,
                       school_ids: Sequence[str] | None = None, min_n: int = DEFAULT_SETTINGS.status_min_n,
-                      derived_suspension: bool = False) -> list[sa.Select]:
+                      derived_suspension: bool = False,
+                      keep: Callable[[sa.ColumnElement, sa.ColumnElement], sa.ColumnElement] | None = None
+                      ) -> list[sa.Select]:
     """Statements whose rows, together, are one row per school x metric x group with its value in each colour
     year and the year before it (``value_<year>``) and its denominator in each colour year
     (``denominator_<year>``), for the keys with at least ``min_n`` students in every colour year: the only rows
@@ -751,9 +753,10 @@ def status_rows_parts(colour_years: Sequence[int], metrics: Sequence[str], *,
     ``derived_suspension`` adds the suspension rate from discipline counts as
     :func:`analytics.data.derived.suspension_metric_rows` makes it (students suspended, else with OSS, over
     enrolled; a missing ALL summed from races), turned into columns by ``MAX(CASE ...)`` (:func:`_by_key`).
+    ``keep(value, metric)``: a condition on the latest colour year's imported rows, tested before any join.
     """
     years = sorted({y for c in colour_years for y in (c - 1, c)})
-    wide = [_side_by_side(years, colour_years, metrics, school_ids, min_n)]
+    wide = [_side_by_side(years, colour_years, metrics, school_ids, min_n, keep)]
     if derived_suspension:
         d, a = schema.discipline, _discipline_all_rows()
         no_value = sa.cast(sa.null(), sa.Float).label("value")
@@ -779,7 +782,8 @@ def _rate(rows: sa.FromClause) -> sa.ColumnElement:
 
 
 def _side_by_side(years: list[int], colour_years: Sequence[int], metrics: Sequence[str],
-                  school_ids: Sequence[str] | None, min_n: int) -> sa.Select:
+                  school_ids: Sequence[str] | None, min_n: int,
+                  keep: Callable[[sa.ColumnElement, sa.ColumnElement], sa.ColumnElement] | None = None) -> sa.Select:
     """:func:`status_rows_parts` of the imported metrics rows: a key has one row a year (the table's unique
     key), so its years are joined side by side on it, from the latest colour year's rows (each on its year's
     partition on PostgreSQL): the colour years' rows with ``min_n`` students inner, the years before them
@@ -791,6 +795,8 @@ def _side_by_side(years: list[int], colour_years: Sequence[int], metrics: Sequen
                            base.c.denominator >= min_n]
     if school_ids is not None:
         where.append(base.c.school_id.in_(list(school_ids)))
+    if keep is not None:
+        where.append(keep(_rate(base), base.c.metric))
     for year, rows in at.items():
         if rows is base:
             continue
@@ -864,6 +870,37 @@ def status_rank_sql(value: sa.ColumnElement, previous: sa.ColumnElement, metric:
     return sa.case(*branches, else_=sa.null())
 
 
+def may_be_orange_or_red_sql(value: sa.ColumnElement, metric: sa.ColumnElement, higher_is_better: dict[str, bool],
+                             settings: Settings = DEFAULT_SETTINGS) -> sa.ColumnElement:
+    """Whether a value's status level lets some change make it Orange or Red at some school level of its metric
+    (:func:`status_rank_sql`'s cut points): a test of one or two comparisons a metric, true of every cell that
+    rank gives Orange or Red, so a year's rows that can never be are left out before the years are joined
+    (about half of them; the grid's ``CASE`` then colours the others)."""
+    from analytics.stats.status_change import CHANGE_LEVELS, STATUS_LEVELS, grid_color
+    from analytics.stats.status_change import largest_rounding_to as at_most
+
+    branches = []
+    for name in sorted({m for m, _ in settings.status_cuts}):
+        way = higher_is_better.get(name, True)
+        bad = [i for i, st in enumerate(STATUS_LEVELS) if any(grid_color(st, c, way) in ("Orange", "Red")
+                                                                for c in CHANGE_LEVELS)]
+        if not bad:
+            continue
+        low, high = min(bad), max(bad)
+        if bad != list(range(low, high + 1)):  # not one run of levels: no test narrower than "has a value"
+            branches.append(sa.and_(metric == name, value.is_not(None)))
+            continue
+        levels = {lv for m, lv in settings.status_cuts if m == name} | {"ES"}
+        for cuts in {settings.cuts_for(name, lv) for lv in levels} - {None}:
+            test = [value.is_not(None)]
+            if low > 0:
+                test.append(value > _float(at_most(cuts.status[low - 1])))
+            if high < len(STATUS_LEVELS) - 1:
+                test.append(value <= _float(at_most(cuts.status[high])))
+            branches.append(sa.and_(metric == name, *test))
+    return sa.or_(*branches) if branches else sa.false()
+
+
 def worsened_statement(then_year: int, now_year: int, higher_is_better: dict[str, bool], *,
                        school_ids: Sequence[str] | None = None, settings: Settings = DEFAULT_SETTINGS,
                        derived_suspension: bool = False) -> sa.Select | sa.CompoundSelect:
@@ -890,7 +927,9 @@ def worsened_statements(then_year: int, now_year: int, higher_is_better: dict[st
     six times a row)."""
     coloured = sorted({m for m, _ in settings.status_cuts})
     parts = status_rows_parts([then_year, now_year], coloured, school_ids=school_ids, min_n=settings.status_min_n,
-                              derived_suspension=derived_suspension)
+                              derived_suspension=derived_suspension,
+                              keep=lambda value, metric: may_be_orange_or_red_sql(value, metric, higher_is_better,
+                                                                                  settings))
     s = schema.schools
     level = sa.func.coalesce(s.c.level, "ES")
     worse = [f"{now}{then}" for now in "34" for then in "0123" if then < now]
