@@ -11,7 +11,7 @@ place, so it is never read half-written). It reads the app's objects as they are
   the current one, whether that one is prepared to the end, its seconds and each step's. A preparer that is
   not made yet, or a checkout without one, answers ``found: false`` (the benchmark then waits for idle CPU).
 - ``breakdown``: the resident memory by kind (``/proc/self/smaps_rollup``: anonymous vs. mapped files), the C
-  library's heap (``mallinfo2``: in use vs. free but kept), Python's object allocator (its arenas, from
+  library's heap (``mallinfo2``: in use vs. free), Python's object allocator (its arenas, from
   ``sys._debugmallocstats``), and what each cache holds: every ``st.cache_resource`` and ``st.cache_data``
   function's entries (a resource's objects measured in place; a data entry is its pickled bytes) and the
   app's module-level caches. Memory shared by two holders (a slice of a cached frame, a frame's Arrow
@@ -201,7 +201,8 @@ class _MallInfo2(ctypes.Structure):
 
 
 def _malloc() -> dict:
-    """glibc's heap: bytes in its arenas (in use, free but kept) and in chunks of their own (``mmap``)."""
+    """glibc's heap: bytes in its arenas (in use, and free: whole free pages that ``malloc_trim`` gave back to the
+    system are still counted as free here, so not all of it is resident) and in chunks of their own (``mmap``)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallinfo2.restype = _MallInfo2
@@ -209,7 +210,7 @@ def _malloc() -> dict:
     except (OSError, AttributeError):
         return {}
     return {"arenas_mib": round(info.arena / MIB, 1), "in_use_mib": round(info.uordblks / MIB, 1),
-            "free_kept_mib": round(info.fordblks / MIB, 1), "mmapped_mib": round(info.hblkhd / MIB, 1)}
+            "free_mib": round(info.fordblks / MIB, 1), "mmapped_mib": round(info.hblkhd / MIB, 1)}
 
 
 def _pymalloc() -> dict:

@@ -20,6 +20,7 @@ session. Writes benchmarks/results/memory.json (or memory-quick.json).
     python benchmarks/bench_memory.py --root DIR # measure the app checked out in DIR (before/after)
     python benchmarks/bench_memory.py --breakdown --database /tmp/demo-2000.db   # and what the memory holds
     python benchmarks/bench_memory.py --malloc-arenas 0   # the C library's default arenas, not the README's 2
+    python benchmarks/bench_memory.py --mmap-threshold 0  # the C library's growing mmap threshold, not 128 KiB
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def _every_page(school: str, cluster: str) -> list[str]:
 
 
 def measure(root: Path, url: str, sessions: int, arenas: int = 2, wait_s: float = 1800,
-            breakdown: bool = False) -> dict:
+            breakdown: bool = False, mmap_threshold: int = 131072) -> dict:
     from playwright.sync_api import sync_playwright
 
     from analytics.data import storage
@@ -132,7 +133,8 @@ def measure(root: Path, url: str, sessions: int, arenas: int = 2, wait_s: float 
     ids, clusters = schools["school_id"].tolist(), sorted(schools["cluster"].dropna().unique())
     probe = Path(tempfile.mkdtemp(prefix="memory-probe-"))
     # The README's server command sets MALLOC_ARENA_MAX=2 (0 here: the C library's default, one arena per thread).
-    env = {"SSIF_MEMORY_PROBE": str(probe), **({"MALLOC_ARENA_MAX": str(arenas)} if arenas else {})}
+    env = {"SSIF_MEMORY_PROBE": str(probe), **({"MALLOC_ARENA_MAX": str(arenas)} if arenas else {}),
+           **({"MALLOC_MMAP_THRESHOLD_": str(mmap_threshold)} if mmap_threshold else {})}
     app = load_harness.start_app(url, root=root, extra_env=env, launcher=(str(PROBE),))
     proc, base = app.proc, app.base
     held = {}
@@ -169,7 +171,7 @@ def measure(root: Path, url: str, sessions: int, arenas: int = 2, wait_s: float 
     finally:
         app.close()
         shutil.rmtree(probe, ignore_errors=True)
-    return {"malloc_arena_max": arenas or "default", "idle_server_mib": idle, "after_every_page_mib": one_session,
+    return {"malloc_arena_max": arenas or "default", "malloc_mmap_threshold": mmap_threshold or "default", "idle_server_mib": idle, "after_every_page_mib": one_session,
             "opened_every_page_mib": opened, "prepared_mib": prepared, "background_done_after_s": waited,
             "waited_by": waited_by, "preparer_seconds": state.get("seconds"),
             "preparer_steps": state.get("step_seconds"), "preparer_failed": state.get("failed"), "sessions": sessions,
@@ -187,6 +189,9 @@ def main() -> None:
     parser.add_argument("--database", type=Path, help="demo SQLite file to reuse (built when missing)")
     parser.add_argument("--malloc-arenas", type=int, default=2,
                         help="MALLOC_ARENA_MAX of the server, as the README runs it (0: the C library's default)")
+    parser.add_argument("--mmap-threshold", type=int, default=131072,
+                        help="MALLOC_MMAP_THRESHOLD_ of the server, as the README runs it (0: the C library's "
+                             "threshold, which grows with the largest block freed)")
     parser.add_argument("--wait", type=float, default=1800,
                         help="seconds to wait for the server's background preparation after every page (0: none)")
     parser.add_argument("--breakdown", action="store_true",
@@ -195,7 +200,8 @@ def main() -> None:
     n_schools, sessions = (200, 5) if args.quick else (2000, 20)
     with tempfile.TemporaryDirectory() as tmp:
         url = demo_database(args.database or Path(tmp) / f"demo-{n_schools}.db", n_schools)
-        result = measure(args.root.resolve(), url, sessions, args.malloc_arenas, args.wait, args.breakdown)
+        result = measure(args.root.resolve(), url, sessions, args.malloc_arenas, args.wait, args.breakdown,
+                         args.mmap_threshold)
     write_results("memory-quick" if args.quick else "memory", {
         "goal": f"<= {GOAL_MIB} MiB after every page at 2,000 schools; {sessions} sessions <= "
                 f"{GOAL_SESSIONS_RATIO}x one session",

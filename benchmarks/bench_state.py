@@ -193,7 +193,7 @@ def measure_browser(url: str, school: str, workdir: Path, provider: str, only: s
 
     port = free_port()
     server_args = ["--secrets.files", str(_signin_secrets(workdir, port, provider))]
-    server_env = {"MALLOC_ARENA_MAX": "2"}  # as the README's server command runs it
+    server_env = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}  # as the README's server command runs it
     paint: dict = {}
     shown: dict = {}
     memory: dict = {}
