@@ -498,7 +498,7 @@ def test_what_changed_is_drawn_ahead_under_its_page_key_from_the_prepared_goal_p
     assert made == ["progress", "list"]  # the page read both
     assert any("with changes" in m.value for m in at.markdown)
 
-
+@pytest.mark.usefixtures("on_demo")
 def test_what_changed_reads_its_new_flags_from_the_prepared_discipline_flags(monkeypatch):
     """Once the discipline step has made the district's flagged rows, what changed (a date its first view did not
     draw) finds its new risk-ratio flags among them: no risk ratio is computed for it."""
@@ -518,7 +518,6 @@ def test_what_changed_reads_its_new_flags_from_the_prepared_discipline_flags(mon
     monkeypatch.setattr(views, "_dispro", lambda *a, **k: pytest.fail("risk ratios computed again"))
     at = run_page("changes", since="2024-09-01")
     assert change_rules.summary(expected) in " ".join(m.value for m in at.markdown)
-
 
 
 @pytest.mark.usefixtures("on_demo")
