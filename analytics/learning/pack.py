@@ -18,7 +18,7 @@ from analytics.outputs.views import build_view
 TITLE = "Professional learning: five-level evaluation"
 
 
-def _table(engine: Engine, filters: dict, public: bool) -> pd.DataFrame:
+def _table(engine: Engine, filters: dict, public: bool, _goal_progress=None) -> pd.DataFrame:
     return build_view(engine, "learning", public=public, program=filters.get("program"), all_goals=False)
 
 

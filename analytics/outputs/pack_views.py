@@ -89,7 +89,8 @@ class PackView:
     title: str
     figure: Callable[[Context, pd.DataFrame], Figure | None]
     finding: Callable[[Context, pd.DataFrame], str]
-    table: Callable[[Engine, dict, bool], pd.DataFrame] | None = None  # default: the view of DESIGN §7
+    # (engine, filters, public, goal progress the caller holds or None); default: the view of DESIGN §7
+    table: Callable[[Engine, dict, bool, GoalProgressOf | None], pd.DataFrame] | None = None
     sheet: str = ""  # a short sheet name (Excel allows 31 characters); default: the title
 
     @property
@@ -101,7 +102,7 @@ class PackView:
         """The view's table. ``goal_progress``: the goal progress the caller holds, for the views that read it
         (what changed, goals) instead of computing it again; the others ignore it."""
         if self.table is not None:
-            return self.table(engine, filters, public)
+            return self.table(engine, filters, public, goal_progress)
         return build_view(engine, name, public=public, **filters)
 
     def people(self, name: str, ctx: Context, table: pd.DataFrame) -> pd.DataFrame:

@@ -59,10 +59,6 @@ def changes_finding(ctx: Context, table: pd.DataFrame) -> str:
 
 
 class ChangesView(PackView):
-    def build_table(self, engine: Engine, name: str, filters: dict, public: bool,
-                    goal_progress: GoalProgressOf | None = None) -> pd.DataFrame:
-        return changes_table(engine, filters, public, goal_progress)
-
     def people(self, name: str, ctx: Context, table: pd.DataFrame) -> pd.DataFrame:
         base = os.environ.get("SSIF_BASE_URL", "http://localhost:8501").rstrip("/")
         out = table.assign(change=table["change"].map(change_rules.CHANGE_LABELS),
@@ -106,10 +102,6 @@ def goals_finding(ctx: Context, table: pd.DataFrame) -> str:
 
 
 class GoalsView(PackView):
-    def build_table(self, engine: Engine, name: str, filters: dict, public: bool,
-                    goal_progress: GoalProgressOf | None = None) -> pd.DataFrame:
-        return goals_table(engine, filters, public, goal_progress)
-
     def people(self, name: str, ctx: Context, table: pd.DataFrame) -> pd.DataFrame:
         out = table.assign(student_group=table["student_group"].map(group_label),
                            metric=table["metric"].map(lambda m: ctx.metric_names.get(m, m)),
