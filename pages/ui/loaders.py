@@ -136,14 +136,17 @@ def import_version() -> int:
 
 
 def _consistent(load: Callable, counter: int = storage.CHANGES) -> Callable:
-    """A loader whose result is checked to belong to the version of `counter` it is cached under."""
+    """A loader whose result is checked to belong to the version of `counter` it is cached under; on a cache
+    miss what its intermediate frames held is given back (:func:`_then_release`)."""
+    return _then_release(_checked_against(load, counter))
 
-    @functools.wraps(load)
-    def checked(version: int, *args):
-        try:
-            return storage.read_at_version(engine(), version, lambda: load(version, *args), counter)
-        finally:  # a cache miss: give back what the intermediate frames held
-            storage.release_freed_memory()
+
+def _checked_against(fn: Callable, counter: int) -> Callable:
+    """`fn(version, ...)`, its result checked to belong to `version` of `counter` (`storage.read_at_version`)."""
+
+    @functools.wraps(fn)
+    def checked(version: int, *args, **kwargs):
+        return storage.read_at_version(engine(), version, lambda: fn(version, *args, **kwargs), counter)
 
     return checked
 
@@ -1108,12 +1111,6 @@ def cached_read(fn: Callable) -> Callable:
     version beside the run's other reads."""
     return cached(fn, storage.CHANGES)
 
-
-def _checked_against(fn: Callable, counter: int) -> Callable:
-    def checked(version: int, *args, **kwargs):
-        return storage.read_at_version(engine(), version, lambda: fn(version, *args, **kwargs), counter)
-
-    return checked
 
 
 def shared(fn: Callable) -> Callable:
