@@ -187,9 +187,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="200 schools and 5 sessions")
     parser.add_argument("--root", type=Path, default=ROOT, help="app checkout to measure (default: this one)")
     parser.add_argument("--database", type=Path, help="demo SQLite file to reuse (built when missing)")
-    parser.add_argument("--malloc-arenas", type=int, default=2,
+    parser.add_argument("--malloc-arenas", type=int, default=int(load_harness.SERVER_MALLOC["MALLOC_ARENA_MAX"]),
                         help="MALLOC_ARENA_MAX of the server, as the README runs it (0: the C library's default)")
-    parser.add_argument("--mmap-threshold", type=int, default=131072,
+    parser.add_argument("--mmap-threshold", type=int,
+                        default=int(load_harness.SERVER_MALLOC["MALLOC_MMAP_THRESHOLD_"]),
                         help="MALLOC_MMAP_THRESHOLD_ of the server, as the README runs it (0: the C library's "
                              "threshold, which grows with the largest block freed)")
     parser.add_argument("--wait", type=float, default=1800,

@@ -49,7 +49,16 @@ import time
 from pathlib import Path
 
 from _common import ROOT, best_of, write_results
-from load_harness import BROWSER_ARGS, CHROMIUM, READY_SELECTOR, PostgresServer, free_port, pg_bindir, start_app
+from load_harness import (
+    BROWSER_ARGS,
+    CHROMIUM,
+    READY_SELECTOR,
+    SERVER_MALLOC,
+    PostgresServer,
+    free_port,
+    pg_bindir,
+    start_app,
+)
 
 YEARS = 8
 DEMO_BAR_S = 600.0
@@ -193,7 +202,7 @@ def measure_browser(url: str, school: str, workdir: Path, provider: str, only: s
 
     port = free_port()
     server_args = ["--secrets.files", str(_signin_secrets(workdir, port, provider))]
-    server_env = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}  # as the README's server command runs it
+    server_env = dict(SERVER_MALLOC)  # as the README's server command runs it
     paint: dict = {}
     shown: dict = {}
     memory: dict = {}

@@ -114,6 +114,11 @@ class AppServer:
             self.proc.kill()
 
 
+# The C library's allocator settings of the README's server command: two arenas shared by the server's threads,
+# and blocks of 128 KiB and more in mappings of their own, given back to the system when freed.
+SERVER_MALLOC = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
 def start_app(database_url: str, extra_env: dict | None = None, timeout: float = 90, root: Path = ROOT,
               port: int | None = None, extra_args: list[str] | None = None,
               launcher: tuple[str, ...] = ("-m", "streamlit")) -> AppServer:
