@@ -7,8 +7,9 @@ twins draw them again in the same places:
   page made, from results prepared once when the file is first read: tables decoded back into
   DataFrames for `st.dataframe`, Vega-Lite specs with their datasets as DataFrames for
   `st.vega_lite_chart`, markdown, captions, metrics, widgets with their options and keys, and
-  columns, tabs, expanders and popovers in place. It pays what Streamlit charges for drawing those
-  elements (serialising tables and specs, registering widgets) and nothing the page computes.
+  columns, tabs, expanders, popovers and forms in place (a form's widgets drawn in it, so registered as
+  the page's were: AppTest reruns them). It pays what Streamlit charges for drawing those elements
+  (serialising tables and specs, registering widgets) and nothing the page computes.
 - `replay(path)` (body of `REPLAY_SCRIPT`) enqueues the finished messages themselves through Streamlit's
   internal `DeltaGenerator._enqueue` / `_block`: no serialisation at all, a stricter floor kept for
   information (benchmark code only; the app never does this).
@@ -349,8 +350,28 @@ def _download_button(m):
 
 
 def _button(m):
-    return "button", (m.label,), {"key": _key(m.id), "help": m.help or None, "type": m.type or "secondary",
-                                  "icon": m.icon or None, "disabled": m.disabled}
+    call = "form_submit_button" if m.is_form_submitter else "button"  # a form's own button, drawn in its form
+    return call, (m.label,), {"key": _key(m.id), "help": m.help or None, "type": m.type or "secondary",
+                              "icon": m.icon or None, "disabled": m.disabled}
+
+
+def _button_group(m):
+    """`st.pills` or `st.segmented_control` with its options as drawn (labels already formatted)."""
+    options = [o.content for o in m.options]
+    multi = m.click_mode == 1
+    default = [options[i] for i in m.default]
+    return ("pills" if m.style == 1 else "segmented_control"), (m.label, options), {
+        "selection_mode": "multi" if multi else "single", "default": default if multi else (default or [None])[0],
+        "key": _key(m.id), "help": m.help or None, "disabled": m.disabled}
+
+
+def _number_input(m):
+    number = int if m.data_type == 0 else float
+    return "number_input", (m.label,), {
+        "min_value": number(m.min) if m.has_min else None, "max_value": number(m.max) if m.has_max else None,
+        "value": number(m.default) if m.HasField("default") else None, "step": number(m.step) if m.step else None,
+        "format": m.format or None, "key": _key(m.id), "help": m.help or None, "placeholder": m.placeholder or None,
+        "disabled": m.disabled}
 
 
 def _file_uploader(m):
@@ -364,6 +385,7 @@ _CALLS = {
     "multiselect": _multiselect, "checkbox": _checkbox, "text_input": _text("text_input"),
     "text_area": _text("text_area"), "date_input": _date_input, "alert": _alert,
     "download_button": _download_button, "button": _button, "file_uploader": _file_uploader,
+    "button_group": _button_group, "number_input": _number_input,
 }
 
 
@@ -391,6 +413,10 @@ def _block_call(message, children: list) -> tuple:
         return "container", (), {"border": inner.border}, _plan(children)
     if kind == "expandable":
         return "expander", (inner.label,), {"expanded": inner.expanded, "icon": inner.icon or None}, _plan(children)
+    if kind == "form":  # its widgets belong to it (a widget drawn in a plain block would not be in the form)
+        return "form", (inner.form_id,), {"clear_on_submit": inner.clear_on_submit,
+                                          "enter_to_submit": inner.enter_to_submit, "border": inner.border}, \
+            _plan(children)
     if kind == "popover":
         return "popover", (inner.label,), {"icon": inner.icon or None, "help": inner.help or None,
                                            "disabled": inner.disabled}, _plan(children)

@@ -29,6 +29,9 @@ PAGES = [
     ("discipline", {"cluster": "Northwood"}),
     ("learning", {}),
     ("meeting", {}),
+    ("changes", {}),
+    ("plans", {"school": None}),
+    ("cycles", {"school": None}),
     ("data", {}),
 ]
 

@@ -10,7 +10,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import bench_static_twin  # noqa: E402
-from _twin import REPLAY_SCRIPT, TWIN_SCRIPT, capture, fallbacks  # noqa: E402
+from _twin import REPLAY_SCRIPT, TWIN_SCRIPT, _kinds, _load, capture, fallbacks  # noqa: E402
 
 
 def test_twin_of_the_gaps_page_draws_the_same_elements(on_demo, tmp_path, monkeypatch):
@@ -27,6 +27,24 @@ def test_twin_of_the_gaps_page_draws_the_same_elements(on_demo, tmp_path, monkey
     assert result["replay_rerun_s"] > 0
     # the twin of DESIGN §8 draws every element through a public Streamlit call, none as a finished message
     assert fallbacks(str(tmp_path / "gaps.pickle")) == []
+
+
+
+def test_twins_of_the_editing_pages_draw_their_forms_and_rerun(on_demo, tmp_path, monkeypatch):
+    """Plans (goal forms with number inputs) and what changed (pills, a meeting form): their twins register every
+    keyed widget, so AppTest can rerun them and the pages get a floor."""
+    from analytics.data import storage
+
+    (tmp_path / "twin.py").write_text(TWIN_SCRIPT)
+    (tmp_path / "replay.py").write_text(REPLAY_SCRIPT)
+    monkeypatch.setenv("SSIF_TWIN_DIR", str(BENCHMARKS))
+    monkeypatch.setenv("SSIF_TWIN_FILE", "")
+    school = storage.load_schools(on_demo)["school_id"].iloc[0]
+    for name, params, kind in (("plans", {"school": school}, "number_input"), ("changes", {}, "block:form")):
+        result = bench_static_twin.measure_page(name, params, tmp_path, repeat=1)
+        assert "twin_error" not in result, result.get("twin_error")
+        assert kind in _kinds(_load(str(tmp_path / f"{name}.pickle"))["main"])
+        assert fallbacks(str(tmp_path / f"{name}.pickle")) == []
 
 
 KINDS_PAGE = '''
@@ -68,6 +86,12 @@ row = st.container(horizontal=True, gap="small")
 row.button("Go", key="go")
 row.markdown("[link](./x)")
 st.file_uploader("File", type=["csv"], key="up")
+st.pills("Show", ["a", "b", "c"], selection_mode="multi", default=["a", "c"], format_func=str.upper, key="kinds")
+st.segmented_control("View", ["map", "list"], default="list", key="view")
+with st.form("goal_form"):
+    st.number_input("Year", 1990, 2100, 2025, key="year_in")
+    st.number_input("Value", value=None, format="%.1f", key="value_in")
+    st.form_submit_button("Save", type="primary")
 '''
 
 
@@ -90,4 +114,9 @@ def test_twin_draws_every_kind_the_pages_use_through_public_calls(tmp_path, monk
     assert twin.metric[0].value == "12.5%"
     assert twin.tabs[1].label == "Two"
     assert twin.dataframe[0].value["rate"].iloc[0] == 12.5
+    # a form's widgets are registered in their form (AppTest reruns them), options as the page formatted them
+    assert twin.number_input(key="year_in").value == 2025 and twin.number_input(key="value_in").value is None
+    assert twin.button_group(key="kinds").value == ["A", "C"]
+    assert twin.button_group(key="view").value == "list"
+    assert twin.button[-1].proto.is_form_submitter and twin.button[-1].proto.form_id == "goal_form"
     assert not twin.run().exception  # a warm rerun draws again from the prepared results
