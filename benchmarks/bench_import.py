@@ -8,7 +8,8 @@ a database that already holds the schools, the figure held against the floor; `r
 same file imported again (every row a key conflict, no value changed); `new_year` is the last year's rows
 alone imported into the table holding every other year (the yearly file; no index is set aside for it),
 beside its own floor, and `paired`: the floor and that import timed back to back in each repeat, the
-median of their ratios (wall and this process's CPU), less moved by other work on the machine. `split` is
+median of their ratios (wall, this process's CPU and, on PostgreSQL, this process's CPU plus the server's:
+`client_server_cpu_ratio_median`), less moved by other work on the machine. `split` is
 where the fastest run's time went (reading, each check, staging, the write's statements, index builds,
 commit; `_import_split`). `write_s` is the import less its validation, beside the floor's bare insert
 (`write_ratio_to_bare_insert`): what the indexes and the all-or-nothing write cost on top of the rows
@@ -20,6 +21,7 @@ themselves. Writes benchmarks/results/import.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import statistics
 import tempfile
@@ -110,27 +112,77 @@ def _timed_new_import(engine: sa.Engine, table: str, path: Path, repeat: int,
 
 
 def _paired_new_year(engine: sa.Engine, table: str, path: Path, floor_url: str, repeat: int, year: int) -> dict:
-    """The floor and the import of the same new year timed one right after the other in each repeat.
+    """The floor and the import of the same new year timed one right after the other in each repeat
+    (:func:`paired_runs`)."""
+    return paired_runs(lambda: _emptied(engine, table, year),
+                       lambda: bare_insert(floor_url, pd.read_csv(path, dtype=str)),
+                       lambda: _imported(engine, path), repeat, floor_url)
+
+
+def paired_runs(reset, floor, imported, repeat: int, url: str) -> dict:
+    """`floor()` and `imported()` run back to back `repeat` times, `reset()` before each pair.
 
     A busy machine slows the two unevenly when they are timed minutes apart; pairing them puts both under the
-    same load, and the median of the pairs' ratios is the figure least moved by it. CPU seconds are this
-    process's own (on SQLite the whole work; on PostgreSQL the server's share is not in them)."""
-    walls, cpus = [], []
+    same load, and the median of the pairs' ratios is the figure least moved by it. Medians of the wall-clock
+    ratios, of this process's CPU ratios (on SQLite the whole work) and, on PostgreSQL, of the ratios of this
+    process's CPU plus the server's (:func:`server_cpu`), with each pair's seconds."""
+    server = server_cpu(url)
+    walls, cpus, totals = [], [], []
     for _ in range(repeat):
-        _emptied(engine, table, year)
-        floor_wall, floor_cpu = _wall_and_cpu(lambda: bare_insert(floor_url, pd.read_csv(path, dtype=str)))
-        import_wall, import_cpu = _wall_and_cpu(lambda: _imported(engine, path))
+        reset()
+        floor_wall, floor_cpu, floor_server = _wall_and_cpu(floor, server)
+        import_wall, import_cpu, import_server = _wall_and_cpu(imported, server)
         walls.append(import_wall / floor_wall)
         cpus.append(import_cpu / floor_cpu)
-    return {"repeats": repeat, "wall_ratio_median": round(statistics.median(walls), 2),
-            "wall_ratios": [round(r, 2) for r in walls],
-            "cpu_ratio_median": round(statistics.median(cpus), 2)}
+        if server is not None:
+            totals.append({"ratio": round((import_cpu + import_server) / (floor_cpu + floor_server), 2),
+                           "floor_client_s": round(floor_cpu, 2), "floor_server_s": round(floor_server, 2),
+                           "import_client_s": round(import_cpu, 2), "import_server_s": round(import_server, 2)})
+    out = {"repeats": repeat, "wall_ratio_median": round(statistics.median(walls), 2),
+           "wall_ratios": [round(r, 2) for r in walls], "cpu_ratio_median": round(statistics.median(cpus), 2)}
+    if totals:
+        out["client_server_cpu_ratio_median"] = statistics.median(t["ratio"] for t in totals)
+        out["client_server_cpu"] = totals
+    return out
 
 
-def _wall_and_cpu(fn) -> tuple[float, float]:
+def server_cpu(url: str):
+    """A function giving the CPU seconds used so far by the PostgreSQL server behind ``url`` (None for another
+    database): the postmaster and every process it started, running or ended (the postmaster's counts of the
+    children it has waited for): backends, parallel index-build workers, the WAL writer, the checkpointer.
+    The server must run on this machine. An autovacuum worker is counted too, so a pair's figure can be high
+    now and then: the median of the pairs is the figure to read."""
+    if not url.startswith("postgresql"):
+        return None
+    import psutil
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        postmaster = psutil.Process(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()).parent()
+    engine.dispose()
+
+    def used() -> float:
+        while True:  # again when a process ended meanwhile: its seconds may be in neither count, or in both
+            running = {child.pid: child for child in postmaster.children()}
+            total = 0.0
+            for child in running.values():
+                with contextlib.suppress(psutil.Error):
+                    times = child.cpu_times()
+                    total += times.user + times.system
+            own = postmaster.cpu_times()  # its own and its waited-for children's (not iowait: no CPU)
+            if {child.pid for child in postmaster.children()} >= running.keys():
+                return total + own.user + own.system + own.children_user + own.children_system
+
+    return used
+
+
+def _wall_and_cpu(fn, server=None) -> tuple[float, float, float]:
+    """Wall seconds, this process's CPU seconds and the server's (0 without ``server``) of ``fn()``."""
+    before = server() if server else 0.0
     wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - wall, time.process_time() - cpu
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return wall, cpu, (server() - before) if server else 0.0
 
 
 def _write_split(imported: float, validate: float, insert: float) -> dict:

@@ -8,7 +8,9 @@ each figure beside its floor or bar:
 - import of one file at that size (the last year's metrics, removed first, so a new year's file) beside
   its floor `read_csv` + bare `COPY` into an unindexed table (bar: <= 2x), and the same file again, each with
   where its time went (`split`, `reimport_split`: reading, each check, COPY and its CSV text, index builds,
-  attach, commit; `_import_split`);
+  attach, commit; `_import_split`), and `paired`: the floor and the import back to back in each of three
+  repeats or more, the medians of their wall-clock ratios and of their CPU ratios, this process's CPU plus
+  the PostgreSQL server's (`bench_import.paired_runs`);
 - first paint of every staff page in Chromium signed in as a member of staff (an OpenID Connect provider of
   its own, `oidc-provider-mock`, as the browser sign-in tests use; the server's `[auth]` points at it), the
   first visit after the server starts (cold) and the next (warm) (bar: <= 3 s), what that paint showed
@@ -101,10 +103,12 @@ def _table_rows(summary: str) -> dict[str, int]:
 
 
 def measure_import(url: str, workdir: Path, repeat: int) -> dict:
-    """The last year's metrics as a file, imported as a new year's file beside its floor, then again."""
+    """The last year's metrics as a file, imported as a new year's file beside its floor, then again; and
+    `paired`: the floor and the import run back to back in each repeat, with the medians of their wall and
+    CPU ratios (this process's CPU plus the server's, `bench_import.paired_runs`)."""
     import pandas as pd
     from _import_split import split
-    from bench_import import NO_LIMIT, bare_insert
+    from bench_import import NO_LIMIT, bare_insert, paired_runs
 
     from analytics.data import schema, storage
     from analytics.data.importer import import_files
@@ -118,18 +122,28 @@ def measure_import(url: str, workdir: Path, repeat: int) -> dict:
     read = best_of(lambda: pd.read_csv(path), repeat)
     text = pd.read_csv(io.BytesIO(data), dtype=str)
     insert = best_of(lambda: bare_insert(url, text), repeat)
-    runs = []
-    for _ in range(repeat):
+    def without_year() -> None:
         with engine.begin() as conn:
             conn.execute(sa_delete_year(schema.metrics, year))
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE metrics")
+
+    def imported() -> None:
+        report = import_files(engine, [path], max_bytes=NO_LIMIT)
+        if not report.ok:
+            raise RuntimeError(report.problems[0].format())
+
+    runs = []
+    for _ in range(repeat):
+        without_year()
         with split() as phases:
             started = time.perf_counter()
             report = import_files(engine, [path], max_bytes=NO_LIMIT)
             runs.append((time.perf_counter() - started, phases))
         if not report.ok:
             raise RuntimeError(report.problems[0].format())
+    paired = paired_runs(without_year, lambda: bare_insert(url, pd.read_csv(path, dtype=str)), imported,
+                         max(repeat, 3), url)
     with split() as again_split:
         again = best_of(lambda: import_files(engine, [path], max_bytes=NO_LIMIT), 1)
     floor = read + insert
@@ -137,7 +151,7 @@ def measure_import(url: str, workdir: Path, repeat: int) -> dict:
     return {"rows": len(frame), "bytes": len(data), "read_csv_s": round(read, 3), "bare_copy_s": round(insert, 3),
             "floor_s": round(floor, 3), "import_s": round(full, 3), "ratio_to_floor": round(full / floor, 2),
             "bar_ratio": IMPORT_BAR, "meets_bar": full <= IMPORT_BAR * floor, "reimport_unchanged_s": round(again, 3),
-            "split": full_split, "reimport_split": again_split}
+            "split": full_split, "reimport_split": again_split, "paired": paired}
 
 
 def sa_delete_year(table, year: int):
