@@ -328,3 +328,48 @@ def test_cli_import_exit_codes_and_stderr(tmp_path, monkeypatch, capsys):
     assert cli.main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["tables"]["schools"] == 3 and len(info["imports"]) == 1
+
+
+AS_WRITTEN_CSV = ("school_id,school_year,metric,student_group,numerator,denominator,value\n"
+                  "S2,2024,math_proficient,ALL,3,4,75\n"
+                  "S1,2024,math_proficient,HI,,,40.5\n"
+                  "S1,2024,math_proficient,ALL,10,40,25.0\n")
+
+
+def _lines(engine, csv: str):
+    report = import_bytes(engine, [("metrics.csv", csv.encode())])
+    assert report.ok, report.problems
+    return report.results[0].lines
+
+
+def test_a_file_stored_as_written_is_copied_as_its_own_lines_in_key_order(seeded, monkeypatch):
+    monkeypatch.setattr(storage, "DIRECT_COPY_MIN_ROWS", 1)  # on PostgreSQL a partition of its own
+    lines = _lines(seeded, AS_WRITTEN_CSV)
+    assert lines.columns == ["school_id", "school_year", "metric", "student_group", "numerator", "denominator",
+                             "value"]
+    # The partition's key order (metric, group, school): lines 2, 0, 1; the first two follow each other.
+    assert b"".join(lines.chunks(np.array([2, 0, 1]))) == (b"S1,2024,math_proficient,ALL,10,40,25.0\n"
+                                                          b"S2,2024,math_proficient,ALL,3,4,75\n"
+                                                          b"S1,2024,math_proficient,HI,,,40.5\n")
+    assert list(lines.chunks(np.array([0, 1, 2]), size=40)) == [b"S2,2024,math_proficient,ALL,3,4,75\n",
+                                                                b"S1,2024,math_proficient,HI,,,40.5\n",
+                                                                b"S1,2024,math_proficient,ALL,10,40,25.0\n"]
+    rows = storage.load_metrics(seeded).sort_values(["school_id", "student_group"])
+    assert rows[["school_id", "student_group", "value"]].values.tolist() == [
+        ["S1", "ALL", 25.0], ["S1", "HI", 40.5], ["S2", "ALL", 75.0]]
+    assert rows["numerator"].tolist()[::2] == [10.0, 3.0] and rows["numerator"].isna().tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize("change", [
+    ("S2,2024", " S2,2024"),  # padded: stored stripped
+    (",HI,", ",hi,"),  # a group in another case: stored in its own
+    (",3,4,75", ",3,4,*"),  # a suppression mark: stored as missing
+    (",3,4,75", ",3,4,"),  # a value made from the counts
+    (",,,40.5", ",,,40.5%"),  # a percent sign
+    ("S1,2024,math_proficient,HI", "S1,2023-24,math_proficient,HI"),  # a year written as a school year
+    (",10,40,", ",1e1,40,"),  # a count not in digits
+    ("S1,2024,math_proficient,ALL,10,40,25.0", '"S1",2024,math_proficient,ALL,10,40,25.0'),  # a quoted cell
+])
+def test_a_cell_stored_otherwise_than_written_sends_text_made_from_the_rows(seeded, change):
+    assert _lines(seeded, AS_WRITTEN_CSV.replace(*change)) is None
+    assert len(storage.load_metrics(seeded)) == 3

@@ -70,6 +70,7 @@ class TableResult:
     frame: pd.DataFrame
     skipped: int = 0
     skip_reason: str = ""
+    lines: storage.CsvLines | None = None  # the file's own lines of `frame`, when they need no normalising
 
 
 @dataclass
@@ -156,8 +157,9 @@ def _parse_years(text: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def _check_column(raw: RawTable, spec: schema.ColumnSpec, ctx: _Context,
-                  keyed: bool = False) -> tuple[pd.Series, list[Problem], pd.Series, np.ndarray | None]:
-    """Parse one column; returns (typed values, problems, rows to skip, value codes of a `keyed` column).
+                  keyed: bool = False) -> tuple[pd.Series, list[Problem], pd.Series, np.ndarray | None, bool]:
+    """Parse one column; returns (typed values, problems, rows to skip, value codes of a `keyed` column,
+    whether every cell is stored as written: :func:`_as_written`, asked only of a file with `csv_lines`).
 
     The checks run once per distinct cell text and are mapped back to rows: district files repeat
     the same school ids, years, groups and metrics thousands of times. Value codes number each row's
@@ -176,11 +178,31 @@ def _check_column(raw: RawTable, spec: schema.ColumnSpec, ctx: _Context,
         values = values.astype("float64")
     skip = pd.Series(skip_u.to_numpy(dtype=bool)[codes], index=index)
     value_codes = pd.factorize(values_u)[0][codes] if keyed else None
+    verbatim = raw.csv_lines is not None and not skip_u.any() and _as_written(pd.Series(uniques), values_u, spec.kind)
     if reasons_u.isna().all():  # the usual case: no cell of this column has a problem
-        return values, [], skip, value_codes
+        return values, [], skip, value_codes, verbatim
     reasons = pd.Series(reasons_u.to_numpy()[codes], index=index)
     problems = _problems(raw, spec.name, column, reasons.notna(), reasons)
-    return values, problems, skip, value_codes
+    return values, problems, skip, value_codes, verbatim
+
+
+# Cells PostgreSQL reads as the number the checks make of them: digits, a point, a sign (no spaces, thousands
+# separators, percent signs or exponents; `[0-9]`, as `\d` takes other scripts' digits too).
+_WRITTEN_NUMBERS = {schema.INT: r"-?[0-9]+", schema.YEAR: r"[0-9]{4}", schema.FLOAT: r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)"}
+_WRITTEN_TEXTS = (schema.TEXT, schema.SCHOOL, schema.PROGRAM, schema.METRIC, schema.GROUP, schema.ENUM)
+
+
+def _as_written(texts: pd.Series, values: pd.Series, kind: str) -> bool:
+    """Whether each distinct cell text, as written, is what is stored for it (:class:`storage.CsvLines`): an
+    empty cell (NULL either way), a number as :data:`_WRITTEN_NUMBERS` writes it, a text equal to its stored
+    value (not padded, in its stored case, not a suppression mark). Dates and yes/no cells are always rewritten."""
+    filled = texts.ne("").to_numpy(dtype=bool)
+    if kind in _WRITTEN_NUMBERS:
+        return bool(texts[filled].str.fullmatch(_WRITTEN_NUMBERS[kind]).all())
+    if kind in _WRITTEN_TEXTS:
+        stored = values.astype(object).where(values.notna(), None).to_numpy()[filled]
+        return bool((texts.to_numpy(dtype=object)[filled] == stored).all())
+    return False
 
 
 def _check_distinct(text: pd.Series, spec: schema.ColumnSpec, ctx: _Context) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -454,18 +476,22 @@ def validate_table(raw: RawTable, table: str, ctx: _Context) -> tuple[TableResul
     value_codes: dict[str, np.ndarray | None] = {}
     problems: list[Problem] = []
     skip = pd.Series(False, index=raw.frame.index)
+    as_written = raw.csv_lines is not None and not unknown
     for col in spec.columns:
         if col.name not in columns and not col.required:
             continue
-        values, col_problems, col_skip, value_codes[col.name] = _check_column(raw, col, ctx,
-                                                                             col.name in spec.key)
+        values, col_problems, col_skip, value_codes[col.name], verbatim = _check_column(raw, col, ctx,
+                                                                                       col.name in spec.key)
         parsed[col.name] = values
         problems += col_problems
         skip |= col_skip
+        as_written &= verbatim
     # One frame from the parsed columns, none copied (assigning them one by one copied each).
     clean = pd.DataFrame(parsed, index=raw.frame.index, copy=False)
     if table == "metrics" and {"numerator", "denominator"} <= set(clean.columns):
         computed = 100.0 * clean["numerator"] / clean["denominator"].where(clean["denominator"] > 0)
+        # A value made from the counts is not in the file's lines.
+        as_written &= "value" in clean and not (clean["value"].isna() & computed.notna()).any()
         clean["value"] = clean["value"].fillna(computed) if "value" in clean else computed
     for col in spec.columns:  # rules below read every optional column
         if col.name not in clean and col.kind in (schema.INT, schema.FLOAT):
@@ -477,8 +503,9 @@ def validate_table(raw: RawTable, table: str, ctx: _Context) -> tuple[TableResul
     problems = _second_header(raw, spec) + problems
     problems += _table_rules(raw, table, clean, ctx) + _duplicate_keys(raw, table, kept, key_codes)
     kept = kept[[c for c in spec.column_names if c in columns or c == "value" and table == "metrics"]]
+    lines = storage.CsvLines(raw.frame.columns, raw.csv_lines) if as_written and not problems else None
     result = TableResult(raw.source, table, _storage_types(kept, spec), int(skip.sum()),
-                         "enrolled suppressed" if skip.any() else "")
+                         "enrolled suppressed" if skip.any() else "", lines)
     return result, problems, warnings
 
 
@@ -594,7 +621,7 @@ def write_report(engine: Engine, report: ImportReport, who: str) -> None:
     ordered = sorted(report.results, key=lambda r: WRITE_ORDER.index(r.table))
     with storage.write_transaction(engine) as conn:
         for result in ordered:
-            storage.upsert(conn, result.table, result.frame)
+            storage.upsert(conn, result.table, result.frame, result.lines)
             workspace_rules.record_history(conn, result.table, result.frame, who)
             storage.record_import(conn, result.source, result.table, len(result.frame), result.skipped, who)
             audit.record(conn, who, audit.IMPORT, result.table,

@@ -54,6 +54,10 @@ class RawTable:
     frame: pd.DataFrame  # every cell a str ("" when empty)
     first_data_line: int = 2  # the spreadsheet line number of the first data row
     notes: list[str] = field(default_factory=list)  # what the reader adjusted (title rows, delimiter)
+    # The header line and data lines as read (UTF-8, comma-delimited, `\n` ends, no quotes), data line i the
+    # row labelled i of `frame`; None when they are not so (quotes, another delimiter, a workbook, a dropped
+    # line). Rows whose cells need no normalising go to PostgreSQL's COPY as these bytes (`storage.CsvLines`).
+    csv_lines: bytes | None = None
 
 
 def known_columns() -> set[str]:
@@ -191,7 +195,7 @@ def _decimal_commas(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _read_fast(body: str, delimiter: str) -> pd.DataFrame | None:
+def _read_fast(body: bytes, delimiter: str) -> pd.DataFrame | None:
     """Arrow's multithreaded CSV reader (about 5x pandas' for text columns); any doubt -> None.
 
     Called directly with every column typed as text, the options `pandas.read_csv(engine="pyarrow",
@@ -202,7 +206,7 @@ def _read_fast(body: str, delimiter: str) -> pd.DataFrame | None:
     import pyarrow.csv as pa_csv
 
     table = pa_csv.read_csv(
-        pa.py_buffer(body.encode("utf-8")),
+        pa.py_buffer(body),
         parse_options=pa_csv.ParseOptions(delimiter=delimiter, ignore_empty_lines=True),
         convert_options=pa_csv.ConvertOptions(default_column_type=pa.string(), null_values=[],
                                               strings_can_be_null=False, quoted_strings_can_be_null=False))
@@ -223,8 +227,9 @@ def read_csv_bytes(name: str, data: bytes) -> RawTable:
     skip = nonblank[header_pos] if header_pos < len(nonblank) else 0
     body, header_line = _body(text, skip)
     gaps = _INNER_BLANK.search(body.rstrip()) is not None
+    encoded = None if gaps else body.encode("utf-8")
     try:  # blank lines between rows would shift line numbers in the fast reader: use the careful one
-        frame = None if gaps else _read_fast(body, delimiter)
+        frame = None if encoded is None else _read_fast(encoded, delimiter)
     except Exception:  # noqa: BLE001 - the careful reader below gives the user a precise message
         frame = None
     if frame is not None and frame.empty and len(body.strip().splitlines()) > 1:
@@ -251,7 +256,18 @@ def read_csv_bytes(name: str, data: bytes) -> RawTable:
     if delimiter == ";":
         frame = _decimal_commas(frame)
     stem = name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    return RawTable(name, stem, frame, first_data_line=skip + 2, notes=notes)
+    lines = None if careful or delimiter != "," else _data_lines(encoded, len(frame))
+    return RawTable(name, stem, frame, first_data_line=skip + 2, notes=notes, csv_lines=lines)
+
+
+def _data_lines(body: bytes, rows: int) -> bytes | None:
+    """The body read by the fast reader (its header line first), every line ending in `\n`, when its data
+    lines are the frame's rows one for one: no quote (a quoted cell may hold a delimiter or a line break) and
+    no line dropped (a blank or empty line: the frame holds fewer rows than the body lines)."""
+    if not rows or b'"' in body:
+        return None
+    body = body if body.endswith(b"\n") else body + b"\n"
+    return body if body.count(b"\n") == rows + 1 else None
 
 
 # Line breaks `str.splitlines` honours besides \n and \r (a file holding one is re-joined line by line);
