@@ -3,6 +3,7 @@ again unchanged left alone, indexes set aside for a write as large as its table,
 path, PostgreSQL's partition of each school year (a new year built apart and attached), and the CSV reader's
 whole-text fast path."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -281,3 +282,32 @@ def test_csv_read_whole_or_line_by_line_gives_the_same_table(ending):
     assert plain.frame.columns.tolist() == titled.frame.columns.tolist()
     assert (plain.first_data_line, titled.first_data_line) == (2, 4)
     assert plain.frame["value"].tolist() == ["50", "61,5", ""]
+
+
+def test_a_new_years_key_is_built_without_parallel_workers_and_the_setting_comes_back(pg_district):
+    def workers(conn) -> str:
+        return conn.exec_driver_sql("SHOW max_parallel_maintenance_workers").scalar_one()
+
+    with storage.write_transaction(pg_district) as conn:
+        before = workers(conn)
+        with storage._serial_index_build(conn):
+            assert workers(conn) == "0"
+        assert workers(conn) == before
+        storage.upsert(conn, "metrics", _metrics(2025))
+        assert workers(conn) == before != "0"
+
+
+@pytest.mark.parametrize(("text", "lines"), [
+    ("a,b\n1,2\n3,4", [b"1,2\n", b"3,4\n"]),  # the last line's end added
+    ("a,b\r\n1,2\r\n3,4\r\n", [b"1,2\n", b"3,4\n"]),  # read with `\n` ends
+    ('a,b\n1,"2"\n', None),  # a quote
+    ("a;b\n1;2\n", None),  # another delimiter
+    ("a,b\n1,2\n,\n3,4\n", None),  # an empty row dropped
+])
+def test_a_plain_csv_files_own_lines_are_kept_one_a_row(text, lines):
+    raw = read_csv_bytes("metrics.csv", text.encode())
+    if lines is None:
+        assert raw.csv_lines is None
+    else:
+        assert raw.csv_lines.columns == ["a", "b"]
+        assert [b"".join(raw.csv_lines.chunks(np.array([i]))) for i in range(len(raw.frame))] == lines

@@ -24,7 +24,7 @@ from analytics.config import max_upload_bytes
 from analytics.data import schema, storage
 from analytics.data.catalog import BUILTIN_METRICS, metric_catalog
 from analytics.data.derived import COUNT_COLUMNS
-from analytics.data.readers import RawTable, UnreadableFile, read_tables
+from analytics.data.readers import CsvLines, RawTable, UnreadableFile, read_tables
 from analytics.workspace import import_rules as workspace_rules
 
 # Public files mark suppressed cells with `*`, `n<10`, `<5`, `<= 5.0`, `≤5%`, `>95%`, `N/A`, `--`, `†` and the like.
@@ -70,7 +70,7 @@ class TableResult:
     frame: pd.DataFrame
     skipped: int = 0
     skip_reason: str = ""
-    lines: storage.CsvLines | None = None  # the file's own lines of `frame`, when they need no normalising
+    lines: CsvLines | None = None  # the file's own lines of `frame`, when they need no normalising
 
 
 @dataclass
@@ -193,7 +193,7 @@ _WRITTEN_TEXTS = (schema.TEXT, schema.SCHOOL, schema.PROGRAM, schema.METRIC, sch
 
 
 def _as_written(texts: pd.Series, values: pd.Series, kind: str) -> bool:
-    """Whether each distinct cell text, as written, is what is stored for it (:class:`storage.CsvLines`): an
+    """Whether each distinct cell text, as written, is what is stored for it (:class:`readers.CsvLines`): an
     empty cell (NULL either way), a number as :data:`_WRITTEN_NUMBERS` writes it, a text equal to its stored
     value (not padded, in its stored case, not a suppression mark). Dates and yes/no cells are always rewritten."""
     filled = texts.ne("").to_numpy(dtype=bool)
@@ -503,7 +503,7 @@ def validate_table(raw: RawTable, table: str, ctx: _Context) -> tuple[TableResul
     problems = _second_header(raw, spec) + problems
     problems += _table_rules(raw, table, clean, ctx) + _duplicate_keys(raw, table, kept, key_codes)
     kept = kept[[c for c in spec.column_names if c in columns or c == "value" and table == "metrics"]]
-    lines = storage.CsvLines(raw.frame.columns, raw.csv_lines) if as_written and not problems else None
+    lines = raw.csv_lines if as_written and not problems else None
     result = TableResult(raw.source, table, _storage_types(kept, spec), int(skip.sum()),
                          "enrolled suppressed" if skip.any() else "", lines)
     return result, problems, warnings

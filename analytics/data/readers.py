@@ -17,8 +17,10 @@ import csv
 import io
 import re
 import zipfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 XLSX_MAGIC = b"PK\x03\x04"
@@ -54,10 +56,9 @@ class RawTable:
     frame: pd.DataFrame  # every cell a str ("" when empty)
     first_data_line: int = 2  # the spreadsheet line number of the first data row
     notes: list[str] = field(default_factory=list)  # what the reader adjusted (title rows, delimiter)
-    # The header line and data lines as read (UTF-8, comma-delimited, `\n` ends, no quotes), data line i the
-    # row labelled i of `frame`; None when they are not so (quotes, another delimiter, a workbook, a dropped
-    # line). Rows whose cells need no normalising go to PostgreSQL's COPY as these bytes (`storage.CsvLines`).
-    csv_lines: bytes | None = None
+    # The file's own lines, data line i the row labelled i of `frame` (:class:`CsvLines`); None when they are
+    # not so plain (quotes, another delimiter, a workbook, a dropped line).
+    csv_lines: CsvLines | None = None
 
 
 def known_columns() -> set[str]:
@@ -226,7 +227,8 @@ def read_csv_bytes(name: str, data: bytes) -> RawTable:
     header_pos = find_header(_sample_rows(text, delimiter))
     skip = nonblank[header_pos] if header_pos < len(nonblank) else 0
     body, header_line = _body(text, skip)
-    gaps = _INNER_BLANK.search(body.rstrip()) is not None
+    blank = _INNER_BLANK.search(body)  # a blank line, not counting those that end the file
+    gaps = blank is not None and bool(body[blank.end():].strip())
     encoded = None if gaps else body.encode("utf-8")
     try:  # blank lines between rows would shift line numbers in the fast reader: use the careful one
         frame = None if encoded is None else _read_fast(encoded, delimiter)
@@ -256,18 +258,68 @@ def read_csv_bytes(name: str, data: bytes) -> RawTable:
     if delimiter == ";":
         frame = _decimal_commas(frame)
     stem = name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    lines = None if careful or delimiter != "," else _data_lines(encoded, len(frame))
+    lines = None if careful or delimiter != "," else _data_lines(encoded, frame.columns, len(frame))
     return RawTable(name, stem, frame, first_data_line=skip + 2, notes=notes, csv_lines=lines)
 
 
-def _data_lines(body: bytes, rows: int) -> bytes | None:
-    """The body read by the fast reader (its header line first), every line ending in `\n`, when its data
-    lines are the frame's rows one for one: no quote (a quoted cell may hold a delimiter or a line break) and
-    no line dropped (a blank or empty line: the frame holds fewer rows than the body lines)."""
+def _data_lines(body: bytes, columns: Sequence[str], rows: int) -> CsvLines | None:
+    """The body read by the fast reader (its header line first) as :class:`CsvLines`, when its data lines are
+    the frame's rows one for one: no quote (a quoted cell may hold a delimiter or a line break) and no line
+    dropped (a blank or empty line: the frame holds fewer rows than the body lines)."""
     if not rows or b'"' in body:
         return None
     body = body if body.endswith(b"\n") else body + b"\n"
-    return body if body.count(b"\n") == rows + 1 else None
+    ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == ord("\n")) + 1
+    return CsvLines(columns, body, ends) if len(ends) == rows + 1 else None
+
+
+class CsvLines:
+    """A CSV file's own lines (UTF-8, comma-delimited, unquoted, each ending in `\n`, the header line first),
+    sent to `COPY` (`storage.upsert`) for rows whose every cell the importer would store as it is written (a
+    whole number as digits, a code in its stored case, no suppression mark, no space around a value;
+    `importer.validate_table` decides). COPY reads such a line as it reads the line Arrow writes from the typed
+    rows, so the rows stored are the same, and the text is not made again (a state's new year of metrics:
+    62 MB that Arrow wrote in ~0.35 s of CPU).
+
+    ``columns`` are the file's, in its order; ``ends`` where each line ends (after its `\n`); data line ``i``
+    is the frame row labelled ``i``."""
+
+    def __init__(self, columns: Sequence[str], body: bytes, ends: np.ndarray):
+        self.columns = list(columns)
+        self.body = body
+        self._starts, self._ends = ends[:-1], ends[1:]
+
+    def chunks(self, rows: np.ndarray, size: int = 1 << 23) -> Iterator[bytes]:
+        """The lines of ``rows`` (data line numbers) in that order, about ``size`` bytes at a time. Lines that
+        follow each other in the file are one slice (a file already in the partition's order is sent as it
+        is)."""
+        if not len(rows):
+            return
+        starts, ends = self._starts[rows], self._ends[rows]
+        breaks = np.flatnonzero(starts[1:] != ends[:-1]) + 1
+        firsts, lasts = starts[np.r_[0, breaks]].tolist(), ends[np.r_[breaks - 1, len(rows) - 1]].tolist()
+        body, part, held = self.body, [], 0
+        for first, last in zip(firsts, lasts, strict=True):
+            if last - first >= size:  # a long run: in slices of about `size`, cut at line ends
+                if part:
+                    yield b"".join(part)
+                    part, held = [], 0
+                yield from self._slices(first, last, size)
+                continue
+            part.append(body[first:last])
+            held += last - first
+            if held >= size:
+                yield b"".join(part)
+                part, held = [], 0
+        if part:
+            yield b"".join(part)
+
+    def _slices(self, first: int, last: int, size: int) -> Iterator[bytes]:
+        while first < last:
+            cut = self.body.rfind(b"\n", first, min(last, first + size)) + 1
+            cut = cut if cut > first else last
+            yield self.body[first:cut]
+            first = cut
 
 
 # Line breaks `str.splitlines` honours besides \n and \r (a file holding one is re-joined line by line);
