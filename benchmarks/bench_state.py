@@ -221,6 +221,7 @@ def measure_browser(url: str, school: str, workdir: Path, provider: str, only: s
     shown: dict = {}
     memory: dict = {}
     children: dict = {}  # of which child processes (a release decided in one)
+    failures: dict = {}  # a paint that did not come: what the browser said
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -236,7 +237,8 @@ def measure_browser(url: str, school: str, workdir: Path, provider: str, only: s
                 if only and name not in only:
                     continue
                 label = f"/{_page_path(name, params, school)}"
-                paint[label] = {visit: _paint_seconds(page, f"{app.base}{label}") for visit in ("cold", "warm")}
+                paint[label] = {visit: _paint_seconds(page, f"{app.base}{label}", failures)
+                                for visit in ("cold", "warm")}
                 shown[label] = _first_element(page)
                 memory[label] = round(app.rss_mib(), 1)
                 children[label] = round(app.children_mib(), 1)
@@ -246,7 +248,8 @@ def measure_browser(url: str, school: str, workdir: Path, provider: str, only: s
             browser.close()
     peak = max(memory.values())
     pages_drawn = all(element and not any(words in element for words in NOT_THE_PAGE) for element in shown.values())
-    return {"signed_in_as": STAFF_EMAIL, "malloc_arena_max": 2, "first_paint_s": paint, "first_element": shown, "bar_s": PAINT_BAR_S,
+    return {"signed_in_as": STAFF_EMAIL, "malloc_arena_max": 2, "first_paint_s": paint, "first_element": shown,
+            "paint_failures": failures, "bar_s": PAINT_BAR_S,
             "pages_drawn": pages_drawn,
             "meets_bar": all(v is not None and v <= PAINT_BAR_S for d in paint.values() for v in d.values()),
             "server_memory_mib": memory, "of_which_child_processes_mib": children, "memory_bar_mib": MEMORY_BAR_MIB,
@@ -271,13 +274,16 @@ def _sign_in(page, base: str) -> None:
     page.wait_for_selector(f"text=Signed in as {STAFF_EMAIL}", timeout=300_000)
 
 
-def _paint_seconds(page, url: str, timeout_s: float = 300) -> float | None:
-    """Seconds from navigation until the page shows its first content (None: not within the time-out)."""
+def _paint_seconds(page, url: str, failures: dict, timeout_s: float = 300) -> float | None:
+    """Seconds from navigation until the page shows its first content (None: not within the time-out, or the
+    navigation failed; what happened and after how long is added to `failures` under the URL)."""
     started = time.perf_counter()
     try:
-        page.goto(url, wait_until="domcontentloaded")
+        page.goto(url, wait_until="domcontentloaded", timeout=timeout_s * 1000)
         page.wait_for_selector(READY_SELECTOR, timeout=timeout_s * 1000)
-    except Exception:  # noqa: BLE001 - a time-out is a figure (None), not a crash of the benchmark
+    except Exception as exc:  # noqa: BLE001 - a time-out is a figure (None), not a crash of the benchmark
+        failures.setdefault(url, []).append(f"after {time.perf_counter() - started:.1f} s: "
+                                            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
         return None
     return round(time.perf_counter() - started, 3)
 
