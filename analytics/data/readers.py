@@ -14,6 +14,7 @@ leading zeros in school codes) and can report it by spreadsheet line.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 import zipfile
@@ -220,7 +221,7 @@ def read_csv_bytes(name: str, data: bytes) -> RawTable:
     text = _decode(data)
     if "\x00" in text[:8192]:
         raise UnreadableFile("not a text table (the file is binary); save it as CSV or XLSX")
-    if not text.strip():
+    if not text or text.isspace():  # (`strip` would copy the whole text)
         raise UnreadableFile("the file is empty")
     delimiter = detect_delimiter(text)
     nonblank = [i for i, ln in enumerate(_top_lines(text, 2 * (HEADER_SEARCH_LINES + 8))) if ln.strip()]
@@ -269,8 +270,7 @@ def _data_lines(body: bytes, columns: Sequence[str], rows: int) -> CsvLines | No
     if not rows or b'"' in body:
         return None
     body = body if body.endswith(b"\n") else body + b"\n"
-    ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == ord("\n")) + 1
-    return CsvLines(columns, body, ends) if len(ends) == rows + 1 else None
+    return CsvLines(columns, body) if body.count(b"\n") == rows + 1 else None
 
 
 class CsvLines:
@@ -281,13 +281,17 @@ class CsvLines:
     rows, so the rows stored are the same, and the text is not made again (a state's new year of metrics:
     62 MB that Arrow wrote in ~0.35 s of CPU).
 
-    ``columns`` are the file's, in its order; ``ends`` where each line ends (after its `\n`); data line ``i``
-    is the frame row labelled ``i``."""
+    ``columns`` are the file's, in its order; data line ``i`` is the frame row labelled ``i``."""
 
-    def __init__(self, columns: Sequence[str], body: bytes, ends: np.ndarray):
+    def __init__(self, columns: Sequence[str], body: bytes):
         self.columns = list(columns)
         self.body = body
-        self._starts, self._ends = ends[:-1], ends[1:]
+
+    @functools.cached_property
+    def _ends(self) -> np.ndarray:
+        """Where each line ends (after its `\n`), found when the lines are first sent: a file only validated, or
+        written to SQLite, never needs them."""
+        return np.flatnonzero(np.frombuffer(self.body, dtype=np.uint8) == ord("\n")) + 1
 
     def chunks(self, rows: np.ndarray, size: int = 1 << 23) -> Iterator[bytes]:
         """The lines of ``rows`` (data line numbers) in that order, about ``size`` bytes at a time. Lines that
@@ -295,7 +299,7 @@ class CsvLines:
         is)."""
         if not len(rows):
             return
-        starts, ends = self._starts[rows], self._ends[rows]
+        starts, ends = self._ends[:-1][rows], self._ends[1:][rows]
         breaks = np.flatnonzero(starts[1:] != ends[:-1]) + 1
         firsts, lasts = starts[np.r_[0, breaks]].tolist(), ends[np.r_[breaks - 1, len(rows) - 1]].tolist()
         body, part, held = self.body, [], 0
