@@ -8,9 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from analytics.config import max_upload_bytes
-from analytics.data import importer, schema, storage
+from analytics.data import importer, schema
 from analytics.data.dictionary import template_csv, templates_xlsx
 from pages import ui
+from pages.ui import data_views
 
 if not ui.can_edit():  # app.py serves /data to editors only; a page run on its own checks again
     ui.editors_only()
@@ -58,28 +59,8 @@ with tab_import:
                 ui.pin_data_version()  # the rest of this run reads what was just imported
                 st.success("Imported: " + "; ".join(report.summary_lines()))
 
-@ui.drawn
-def quality_table(version: int) -> pd.DataFrame:
-    """Data-quality counts as shown, once per data version (every import bumps it)."""
-    quality = ui.data_quality()
-    return quality.replace({"missing_years": {"": "none"}, "missing_groups": {"": "none"}}) if len(quality) else quality
-
-
-@ui.drawn
-def import_history(version: int) -> pd.DataFrame:
-    """The import history as shown, once per data version (an import of workspace files alone bumps only that)."""
-    return storage.load_imports(ui.engine()).drop(columns=["import_id"])
-
-
-@ui.drawn
-def dictionary_files() -> tuple[pd.DataFrame, bytes]:
-    """The data dictionary and its CSV (the schema is the code's: the same on every run)."""
-    dictionary = schema.data_dictionary()
-    return dictionary, dictionary.to_csv(index=False).encode("utf-8")
-
-
 with tab_quality:
-    quality = quality_table(ui.import_version())
+    quality = data_views.quality_table(ui.import_version())
     if quality.empty:
         st.info("No metrics or discipline rows yet: import files on the Import tab.")
     else:
@@ -102,7 +83,7 @@ with tab_quality:
                    "and are left out of pooled values.")
 
 with tab_history:
-    history = import_history(ui.data_version())
+    history = data_views.import_history(ui.data_version())
     if history.empty:
         st.info("No imports yet. The demo district was generated, not imported.")
     else:
@@ -114,7 +95,7 @@ with tab_audit:
     ui.audit_log_view(engine)
 
 with tab_dictionary:
-    dictionary, dictionary_csv = dictionary_files()
+    dictionary, dictionary_csv = data_views.dictionary_files()
     st.markdown("Every column the importer accepts, generated from the same schema it validates against. "
                 "Suppression marks (`*`, `n<10`, `<= 5.0`) in optional columns are stored as missing, never zero.")
     st.dataframe(ui.arrow_ready(dictionary), hide_index=True, width="stretch", height=480)

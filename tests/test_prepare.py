@@ -499,6 +499,35 @@ def test_what_changed_is_drawn_ahead_under_its_page_key_from_the_prepared_goal_p
     assert any("with changes" in m.value for m in at.markdown)
 
 @pytest.mark.usefixtures("on_demo")
+def test_the_data_pages_first_view_finds_its_history_counts_and_audit_log_made_by_the_quality_step(monkeypatch):
+    """After the data-quality step an editor's first view of the Data page reads nothing again from the database
+    (quality counts, import history, row counts, the audit log as it opens) and shows what a first view that
+    prepared nothing shows."""
+    import streamlit as st
+
+    from analytics.access import audit
+    from analytics.data import quality
+    from pages.ui import loaders
+
+    unprepared = _shown(run_page("data"))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    version = storage.versions(loaders.engine())
+    steps = [step for step in prepare._plan(version) if step.kind == "quality"]
+    assert len(steps) == 1
+    for _ in prepare._run(steps[0], version):
+        pass
+
+    def fail(*_, **__):
+        pytest.fail("read again on the page's first view")
+
+    for module, name in ((storage, "load_imports"), (storage, "table_counts"), (audit, "load"),
+                         (quality, "data_quality")):
+        monkeypatch.setattr(module, name, fail)
+    assert _shown(run_page("data")) == unprepared
+
+
+@pytest.mark.usefixtures("on_demo")
 def test_what_changed_reads_its_new_flags_from_the_prepared_discipline_flags(monkeypatch):
     """Once the discipline step has made the district's flagged rows, what changed (a date its first view did not
     draw) finds its new risk-ratio flags among them: no risk ratio is computed for it."""

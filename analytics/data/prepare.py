@@ -5,7 +5,8 @@ district-wide results in a background thread, in the order people are likely to 
 release every shared link needs, the district rows of the metrics the pages open with, the district's growth
 gaps, every school's values for the latest year, every plan goal's progress and the district's list of what
 changed since its last meeting (a data meeting starts from it), the discipline tables and the
-restorative-practices estimates (randomization inference), the data page's quality counts. Then the other
+restorative-practices estimates (randomization inference), the data page's quality counts (and its import
+history, row counts and audit log: what an editor's first view of it reads). Then the other
 opening views themselves: each page that opens on the same
 district-wide view for everyone (no URL parameters) is drawn once with nobody watching, so its charts,
 tables and Arrow bytes are made under the very cache keys the page asks for, and the first person to open
@@ -41,7 +42,7 @@ class Step:
 # Pages whose opening view (no URL parameters) is the same for every member of staff and costs more than
 # its rerun. Pages that open on one cluster, school, plan or cycle have no single opening view. What changed
 # opens on the district since its last meeting, which the data version covers (recording a meeting bumps it);
-# the data page is for editors and draws no analysis (its counts are a step of their own).
+# the data page is for editors and draws no analysis (its counts, history and audit log are a step of their own).
 OPENING_VIEWS = {"overview": "district overview", "gaps": "growth gaps", "discipline": "discipline",
                  "learning": "professional learning", "meeting": "data-meeting pack",
                  "changes": "what changed since the last meeting"}
@@ -94,7 +95,7 @@ def work_list(metric_ids: Sequence[str], years: Sequence[int], *, has_discipline
         steps.append(Step("discipline", "discipline and disproportionality"))
         steps.append(Step("rp", "restorative-practices impact"))
     steps.append(Step("map", "cluster areas for the map"))
-    steps.append(Step("quality", "data-quality counts"))
+    steps.append(Step("quality", "data-quality counts, import history and audit log"))
     present = {"gaps": bool(years and metric_ids), "discipline": has_discipline, "learning": has_learning}
     steps += [Step("view", f"first view: {title}", page) for page, title in OPENING_VIEWS.items()
               if present.get(page, True) and page not in EARLY_VIEWS]

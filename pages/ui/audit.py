@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 from sqlalchemy.engine import Engine
@@ -32,14 +32,9 @@ def audit_log_view(engine: Engine) -> None:
                                format_func=ACTION_LABELS.get, bind="query-params")  # the URL holds the label
     who = middle.text_input("Who (part of the name or e-mail)", key="audit_who", bind="query-params")
     today = datetime.now(UTC).date()
-    dates = right.date_input("Between", (today - timedelta(days=90), today), key="audit_dates",
-                             max_value=today, bind="query-params")
-    since = until = None
-    if isinstance(dates, tuple) and len(dates) == 2:
-        since = datetime.combine(dates[0], time.min, UTC)
-        until = datetime.combine(dates[1], time.min, UTC) + timedelta(days=1)
-    shown = _log_table(engine.url.render_as_string(), counts["total"], tuple(actions), who.strip() or None, since,
-                       until)
+    dates = right.date_input("Between", _opening_dates(today), key="audit_dates", max_value=today,
+                             bind="query-params")
+    shown = _filtered(engine, counts["total"], tuple(actions), who, dates)
     if shown.empty:
         st.info("No events match these filters.")
         return
@@ -49,6 +44,25 @@ def audit_log_view(engine: Engine) -> None:
     if len(shown) == ROW_LIMIT:
         st.caption(f"The newest {ROW_LIMIT:,} matching events; narrow the filters to see older ones.")
     download_menu("audit-log", shown)
+
+
+def opening_log(engine: Engine):
+    """The log as the page opens on it (every action, anyone, the last 90 days): what the preparer reads ahead
+    (:mod:`pages.ui.data_views`), under the key the page's first view looks it up with."""
+    return _filtered(engine, audit.counts(engine)["total"], (), "", _opening_dates(datetime.now(UTC).date()))
+
+
+def _opening_dates(today: date) -> tuple[date, date]:
+    return today - timedelta(days=90), today
+
+
+def _filtered(engine: Engine, total: int, actions: tuple[str, ...], who: str, dates):
+    """The events the filters let through (`dates`: the date input's value, a pair once both ends are chosen)."""
+    since = until = None
+    if isinstance(dates, tuple) and len(dates) == 2:
+        since = datetime.combine(dates[0], time.min, UTC)
+        until = datetime.combine(dates[1], time.min, UTC) + timedelta(days=1)
+    return _log_table(engine.url.render_as_string(), total, actions, who.strip() or None, since, until)
 
 
 @loaders.drawn

@@ -371,8 +371,12 @@ def _run(step: Step, versions: storage.Versions) -> Iterator[None]:
         _cluster_areas(version)
         yield
         loaders._cluster_members(version)
-    elif step.kind == "quality":  # the Data page's counts over every row
+    elif step.kind == "quality":  # the Data page's counts over every row, and the rest of its first view
+        from pages.ui import data_views
+
         loaders._data_quality(version)
+        yield
+        yield from data_views.prepare_opening(versions)
     elif step.kind == "view":
         _draw_opening_view(str(step.arg), versions)
 
