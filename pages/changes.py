@@ -13,13 +13,27 @@ from pages import ui
 editor = ui.can_edit()
 if ui.is_public():
     ui.not_found("What changed since a meeting is for staff; it is not part of shared links.")
-schools = ui.schools()
-clusters = sorted(schools["cluster"].unique())
+
+
+@ui.drawn
+def cluster_names(version: int) -> list[str]:
+    """The district's clusters (the schools' table is not copied out of the cache on every rerun for them)."""
+    return sorted(ui.schools()["cluster"].unique())
+
+
+clusters = cluster_names(ui.import_version())
 
 
 @ui.cached_read
 def meetings(version: int) -> pd.DataFrame:
     return records.load(ui.engine(), "meetings").sort_values("meeting_date")
+
+
+@ui.drawn
+def meetings_of(version: int, scope: str) -> pd.DataFrame:
+    """The meetings of one scope (the district or a cluster), in date order."""
+    held = meetings(version)
+    return held[held["scope"] == scope]
 
 
 @ui.cached_read
@@ -30,14 +44,38 @@ def changes_for(version: int, cluster: str | None, since: date) -> pd.DataFrame:
                                   monthly=ui.prepared_school_months())
 
 
+@ui.drawn
+def changes_summary(version: int, cluster: str | None, since: date) -> tuple[pd.DataFrame, str, list[str]]:
+    """The list, its summary line and the kinds of change in it, once per data version and view (a rerun, e.g. a
+    pill clicked, counts nothing again)."""
+    table = changes_for(version, cluster, since)
+    return table, change_rules.summary(table), [k for k in change_rules.CHANGE_KINDS if k in set(table["change"])]
+
+
+@ui.drawn
+def changes_shown(version: int, cluster: str | None, since: date, kinds: tuple[str, ...],
+                  share: str | None) -> tuple[pd.DataFrame, list[tuple[str, str]] | None]:
+    """The changes of the chosen kinds as shown (labels; links that carry a shared link's token) and, for a few
+    schools, each school's heading and lines (None for more: the table is open instead)."""
+    table = changes_summary(version, cluster, since)[0]
+    shown = table[table["change"].isin(kinds)].assign(
+        change=lambda d: d["change"].map(change_rules.CHANGE_LABELS),
+        link=lambda d: d["link"].map(lambda u: u + (f"&share={share}" if share else "")))
+    blocks = None
+    if shown["school_id"].nunique() <= 25:  # a cluster: one block per school with its changes in full and real links
+        blocks = [(f"**{ui._md_escape(name)}** ({school_id})",
+                   "\n".join(f"- [{row.change}](./{row.link}): {ui._md_escape(row.detail)}" for row in block.itertuples()))
+                  for (name, school_id), block in shown.groupby(["school_name", "school_id"], sort=True)]
+    return shown[["link", "school_name", "school_id", "change", "detail"]], blocks
+
+
 ui.breadcrumb(("District", "pages/overview.py", {}), ("What changed", None, {}))
 st.title("What changed since the last meeting")
 cols = st.columns([2, 1, 2])
 cluster = ui.url_choice("Cluster", "cluster", ["all", *clusters], "all", container=cols[0],
                         format_func=lambda c: "Whole district" if c == "all" else c)
 scope = "district" if cluster == "all" else cluster
-held = meetings(ui.data_version())
-held_here = held[held["scope"] == scope]
+held_here = meetings_of(ui.data_version(), scope)
 raw_since = st.query_params.get("since")
 if raw_since:
     try:
@@ -58,9 +96,10 @@ else:
     if len(held_here):
         cols[2].caption("Meetings of " + ("the district" if scope == "district" else scope) + ": " +
                         ", ".join(f"{d:%d %b %Y}" for d in held_here["meeting_date"].iloc[-4:]))
-    table = changes_for(ui.data_version(), None if cluster == "all" else cluster, since)
+    view = (ui.data_version(), None if cluster == "all" else cluster, since)
+    table, summary, kinds = changes_summary(*view)
     then_year = change_rules.year_of_record(since)
-    st.markdown(f"**{change_rules.summary(table)}**")
+    st.markdown(f"**{summary}**")
     with st.expander("How changes are found"):
         st.markdown(
             f"The meeting on {since:%d %b %Y} saw school years up to **{then_year - 1}-{str(then_year)[-2:]}** "
@@ -74,21 +113,16 @@ else:
     if table.empty:
         st.success("No school was newly flagged since the meeting.")
     else:
-        kinds = [k for k in change_rules.CHANGE_KINDS if k in set(table["change"])]
         chosen = st.pills("Show", kinds, selection_mode="multi", default=kinds,
                           format_func=lambda k: change_rules.CHANGE_LABELS[k], key="change_kinds")
-        shown = table[table["change"].isin(chosen or kinds)].assign(
-            change=lambda d: d["change"].map(change_rules.CHANGE_LABELS),
-            link=lambda d: d["link"].map(lambda u: u + (f"&share={ui.share_token()}" if ui.share_token() else "")))
-        few = shown["school_id"].nunique() <= 25
-        if few:  # a cluster: one block per school with its changes in full and real links
-            for (name, school_id), block in shown.groupby(["school_name", "school_id"], sort=True):
-                with st.container(border=True):
-                    st.markdown(f"**{ui._md_escape(name)}** ({school_id})")
-                    st.markdown("\n".join(f"- [{row.change}](./{row.link}): {ui._md_escape(row.detail)}"
-                                          for row in block.itertuples()))
+        shown, blocks = changes_shown(*view, tuple(chosen or kinds), ui.share_token())
+        few = blocks is not None
+        for heading, lines in blocks or ():
+            with st.container(border=True):
+                st.markdown(heading)
+                st.markdown(lines)
         with st.expander("As a table", expanded=not few):
-            st.dataframe(shown[["link", "school_name", "school_id", "change", "detail"]], hide_index=True,
+            st.dataframe(ui.arrow_ready(shown), hide_index=True,
                          width="stretch", height=min(38 + 35 * len(shown), 640),
                          column_config={"link": st.column_config.LinkColumn("Open", display_text="Open ↗",
                                                                             width="small"),

@@ -69,6 +69,30 @@ def test_changes_page_lists_what_analytics_finds(on_demo):
     assert table["link"].str.match(r"^(school|plans|discipline|cycles)\?").all()
 
 
+def test_changes_page_filters_its_kinds_on_a_rerun_without_finding_or_counting_again(on_demo, monkeypatch):
+    """Choosing which kinds of change to show reruns the page: it shows those rows only, from the list and summary
+    made for the view (nothing is found, counted or labelled again)."""
+    import pytest
+
+    cluster = storage.load_schools(on_demo)["cluster"].iloc[0]
+    at = _run("changes", cluster=cluster)
+    since = workspace.last_meeting(on_demo, cluster)
+    expected = workspace.changes_view(on_demo, cluster=cluster, since=since)
+    kinds = [k for k in change_rules.CHANGE_KINDS if k in set(expected["change"])]
+    assert at.button_group(key="change_kinds").value == kinds and len(kinds) >= 2
+
+    def again(*_, **__):
+        pytest.fail("the list was found or counted again on a rerun")
+
+    monkeypatch.setattr(workspace, "changes_view", again)
+    monkeypatch.setattr(change_rules, "summary", again)
+    at.button_group(key="change_kinds").set_value(kinds[:1]).run()
+    assert not at.exception
+    shown = at.dataframe[0].value
+    assert sorted(shown["change"].unique()) == [change_rules.CHANGE_LABELS[kinds[0]]]
+    assert len(shown) == int((expected["change"] == kinds[0]).sum())
+
+
 def test_changes_page_bad_date(on_demo):
     assert "is not a date" in _run("changes", since="27/02/2025").error[0].value
 
