@@ -20,13 +20,43 @@ FIELDS = {"cycle_id": "Cycle id", "change_idea": "Change idea", "start_date": "S
 editor = ui.can_edit()
 if ui.is_public():  # cycles are internal improvement work; shared links show plans and progress instead
     ui.not_found("PDSA cycles are not part of shared links.")
-schools = ui.schools()
-names = dict(zip(schools["school_id"], schools["school_name"], strict=True))
+names = ui.school_field("school_name")
 
 
-@ui.cached_read
+@ui.shared_view
 def all_cycles(version: int) -> pd.DataFrame:
     return records.load(ui.engine(), "pdsa_cycles")
+
+
+@ui.shared_view
+def cycle_list(version: int, school_id: str | None) -> pd.DataFrame:
+    """The cycles listed (a school's, else the district's) as drawn: sorted, with their links and decisions.
+    Made once per data version, not on every rerun."""
+    cycles = all_cycles(version)
+    shown = cycles if not school_id else cycles[cycles["school_id"] == school_id]
+    table = shown.assign(school=shown["school_id"].map(names),
+                         open=[ui.page_url("cycles", cycle=c) for c in shown["cycle_id"]],
+                         decision=shown["decision"].map(cycle_rules.DECISION_LABELS).fillna("running"))
+    return table.sort_values(["school", "start_date"])[["open", "school", "change_idea", "start_date", "end_date",
+                                                        "measure", "decision"]]
+
+
+@ui.shared_view
+def school_choices(version: int, school_id: str) -> tuple[list[str], list[str]]:
+    """A school's cycle ids (a new cycle builds on one of them) and goal ids (it serves one of them)."""
+    cycles = all_cycles(version)
+    return (cycles.loc[cycles["school_id"] == school_id, "cycle_id"].tolist(),
+            records.load(ui.engine(), "school_goals", school_id=[school_id])["goal_id"].tolist())
+
+
+@ui.shared_view
+def cycle_of(version: int, cycle_id: str) -> dict | None:
+    """One cycle as its page shows it (None: no such cycle): its record and its ramp, first to last. Made once
+    per data version, not on every rerun (the ramp is followed through every cycle of the district)."""
+    cycles = all_cycles(version)
+    if cycle_id not in set(cycles["cycle_id"]):
+        return None
+    return {"record": records.get(ui.engine(), "pdsa_cycles", cycle_id), "chain": cycle_rules.ramp(cycles, cycle_id)}
 
 
 @ui.cached_read
@@ -44,8 +74,8 @@ def cycle_form(record: dict | None, school: str) -> None:
     key = record["cycle_id"] if record else "new"
     prefix = f"cycle_{key}_"
     r = record or {}
-    same_school = cycles[(cycles["school_id"] == school) & (cycles["cycle_id"] != key)]
-    goals = records.load(ui.engine(), "school_goals", school_id=[school])
+    school_cycles, goal_ids = school_choices(ui.data_version(), school)
+    same_school = [c for c in school_cycles if c != key]
     with st.form(f"cycle_form_{key}"):
         cols = st.columns([1, 2])
         cid = cols[0].text_input("Cycle id", value=r.get("cycle_id") or f"C-{school}-{len(same_school) + 1}",
@@ -54,11 +84,11 @@ def cycle_form(record: dict | None, school: str) -> None:
         cols = st.columns(4)
         start = cols[0].date_input("Start", value=_date(r.get("start_date")) or date.today(), key=prefix + "start")
         end = cols[1].date_input("End (empty while running)", value=_date(r.get("end_date")), key=prefix + "end")
-        prev_options = [""] + same_school["cycle_id"].tolist()
+        prev_options = ["", *same_school]
         previous = cols[2].selectbox("Builds on cycle (ramp)", prev_options,
                                      index=prev_options.index(r["previous_cycle_id"]) if r.get("previous_cycle_id")
                                      in prev_options else 0, key=prefix + "prev")
-        goal_options = [""] + goals["goal_id"].tolist()
+        goal_options = ["", *goal_ids]
         goal = cols[3].selectbox("Goal it serves", goal_options, index=goal_options.index(r["goal_id"])
                                  if r.get("goal_id") in goal_options else 0, key=prefix + "goal")
         st.markdown("**Plan**")
@@ -116,17 +146,11 @@ if not cycle_id:
     st.title("PDSA cycles")
     if school_id and school_id not in names:
         ui.not_found(f"School “{school_id}” was not found.")
-    shown = cycles if not school_id else cycles[cycles["school_id"] == school_id]
     if school_id:
         st.caption(f"Cycles of {names[school_id]}. [All cycles](cycles)")
     st.caption("Plan-Do-Study-Act cycles test one change at a time; a ramp is a series of cycles, each building on "
                "the one before. Open a cycle for its full record and run chart.")
-    table = shown.assign(school=shown["school_id"].map(names),
-                         open=[ui.page_url("cycles", cycle=c) for c in shown["cycle_id"]],
-                         decision=shown["decision"].map(cycle_rules.DECISION_LABELS).fillna("running"))
-    st.dataframe(table.sort_values(["school", "start_date"])[["open", "school", "change_idea", "start_date",
-                                                              "end_date", "measure", "decision"]],
-                 hide_index=True, width="stretch",
+    st.dataframe(cycle_list(ui.data_version(), school_id), hide_index=True, width="stretch",
                  column_config={"open": st.column_config.LinkColumn("Cycle", display_text=r"cycle=([^&]+)"),
                                 "school": "School", "change_idea": "Change idea",
                                 "start_date": st.column_config.DateColumn("Start"),
@@ -134,16 +158,17 @@ if not cycle_id:
                                 "decision": "Decision"})
     if editor:
         with st.expander("New cycle", icon=":material/add:"):
-            pick = school_id or st.selectbox("School", schools["school_id"].tolist(), key="new_cycle_school",
+            pick = school_id or st.selectbox("School", list(names), key="new_cycle_school",
                                              format_func=lambda s: f"{names[s]} ({s})")
             cycle_form(None, pick)
     st.stop()
 
 # --- one cycle --------------------------------------------------------------------------------------------------
-if cycle_id not in set(cycles["cycle_id"]):
+found = cycle_of(ui.data_version(), cycle_id)
+if found is None:
     ui.breadcrumb(("PDSA cycles", "pages/cycles.py", {}), ("Not found", None, {}))
     ui.not_found(f"Cycle “{cycle_id}” was not found.", options=cycles["cycle_id"].tolist())
-record = records.get(ui.engine(), "pdsa_cycles", cycle_id)
+record, chain = found["record"], found["chain"]
 school_id = record["school_id"]
 ui.breadcrumb(("PDSA cycles", "pages/cycles.py", {}),
               (names.get(school_id, school_id), "pages/cycles.py", {"school": school_id}), (cycle_id, None, {}))
@@ -152,7 +177,6 @@ status = cycle_rules.DECISION_LABELS.get(record.get("decision") or "", "Not deci
 period = f"{record['start_date']:%d %b %Y} – " + (f"{record['end_date']:%d %b %Y}" if record.get("end_date")
                                                   else "running")
 st.caption(f"{names.get(school_id, school_id)} · {period} · decision: {status}")
-chain = cycle_rules.ramp(cycles, cycle_id)
 links = [("Plan", "pages/plans.py", {"school": school_id, "goal": record["goal_id"]})] if record.get("goal_id") else []
 if len(chain) > 1:
     ui.link_row(f"Ramp of {len(chain)} cycles", [(("▶ " if c == cycle_id else "") + c, "pages/cycles.py",
@@ -212,7 +236,7 @@ if editor:
     cycle_form(record, school_id)
     cols = st.columns(2)
     with cols[0].popover("Start the next cycle of this ramp", icon=":material/add:"):
-        next_id = st.text_input("New cycle id", value=f"C-{school_id}-{len(cycles[cycles['school_id'] == school_id]) + 1}")
+        next_id = st.text_input("New cycle id", value=f"C-{school_id}-{len(school_choices(ui.data_version(), school_id)[0]) + 1}")
         idea = st.text_input("Change idea for the next cycle", value=record["change_idea"])
         if st.button("Create next cycle", key="next_cycle"):
             start = (pd.Timestamp(record["end_date"]).date() if record.get("end_date") else date.today()) \

@@ -24,14 +24,60 @@ GOAL_FIELDS = {"goal_id": "Goal id", "school_id": "School", "metric": "Metric", 
                "target_value": "Target value", "interim_targets": "Interim targets", "status": "Status",
                "strategy": "Strategy", "owner": "Owner", "priority": "District priority"}
 editor = ui.can_edit()
-schools = ui.schools()
-names = dict(zip(schools["school_id"], schools["school_name"], strict=True))
+names = ui.school_field("school_name")
 grant = ui.share_grant()
 
 
 @ui.cached
 def progress_for(version: int, cluster: str | None, school: str | None):
     return ui.goal_progress_of(cluster, school)
+
+
+def metric_text(metric: str) -> str:
+    return ui.metric_label(metric)
+
+
+@ui.shared_view
+def plan_of(version: int, school_id: str, editor: bool, share: str | None) -> dict:
+    """What a school's plan shows this viewer at this data version: its goals (drafts for editors alone) and
+    their progress, the goals list as drawn (progress now, links, the privacy rules on a shared link) and its
+    walkthroughs newest first (shareable ones alone on a shared link). Made once per version and viewer,
+    not on every rerun; an edit bumps the version, so the next rerun shows it."""
+    goals, progress = ui.goal_progress_of(None, school_id)
+    if not editor:
+        goals = goals[goals["status"] != "draft"]
+    visits = records.load(ui.engine(), "walkthroughs", school_id=[school_id]).sort_values("visit_date",
+                                                                                          ascending=False)
+    if not editor and share:
+        visits = visits[visits["shareable"]]
+    listing = goal_listing(goals, progress, school_id, share)
+    counted = listing[listing["status"].isin(goal_rules.COUNTED_STATUSES)]
+    return {"goals": goals, "progress": progress, "listing": listing,
+            "on_track": ((counted["progress"] == "On track").sum(), len(counted)),
+            "shown": listed_goals(listing, progress, share), "visits": visits}
+
+
+def goal_listing(goals: pd.DataFrame, progress: pd.DataFrame, school_id: str, share: str | None) -> pd.DataFrame:
+    """The plan's goals, each with its progress in the latest measured year and a link to it."""
+    now = goal_rules.latest_progress(progress)
+    listing = goals.merge(now[["goal_id", "school_year", "value", "progress"]], on="goal_id", how="left")
+    listing["progress"] = listing["progress"].fillna("not_measured").map(goal_rules.PROGRESS_LABELS)
+    listing["metric_label"] = listing["metric"].map(metric_text)
+    listing["group"] = listing["student_group"].map(group_label)
+    listing["open"] = [ui.page_url("plans", school=school_id, goal=g, share=share) for g in listing["goal_id"]]
+    return listing
+
+
+def listed_goals(listing: pd.DataFrame, progress: pd.DataFrame, share: str | None) -> pd.DataFrame:
+    """The goals table as drawn; on a shared link a goal on a small group shows no baseline or progress."""
+    shown = listing[["open", "metric_label", "group", "baseline_year", "baseline_value", "target_year",
+                     "target_value", "status", "progress"]]
+    if share:
+        shown = shown.astype({"baseline_value": object})
+        small = progress_table(progress)
+        hidden = set(small.loc[small["progress"] == "*", "goal_id"])
+        shown.loc[listing["goal_id"].isin(hidden), ["baseline_value", "progress"]] = "*"
+    return shown
 
 
 @ui.cached_read
@@ -58,6 +104,7 @@ def ui_settings():
 
 def show_rollup() -> None:
     st.title("School Performance Plans")
+    schools = ui.schools()
     cluster = grant.target if grant is not None and grant.kind == "cluster" else None
     goals, progress = progress_for(ui.data_version(), cluster, None)
     table = goal_rules.rollup(goals, progress, schools)
@@ -96,50 +143,31 @@ goal_id = st.query_params.get("goal")
 if goal_id and not school_id:
     found = records.get(ui.engine(), "school_goals", goal_id)
     school_id = found["school_id"] if found else None
-    if grant is not None and school_id and not grant.allows("plans", {"school": school_id}, schools)[0]:
+    if grant is not None and school_id and not grant.allows("plans", {"school": school_id}, ui.schools())[0]:
         school_id = None  # a shared link never reaches a goal outside its scope
 if school_id not in names:
     ui.breadcrumb(("Plans", "pages/plans.py", {}), ("Not found", None, {}))
     ui.not_found(f"School “{school_id or goal_id}” was not found.")
-cluster = schools.set_index("school_id").loc[school_id, "cluster"]
+cluster = ui.school_field("cluster")[school_id]
 ui.breadcrumb(("Plans", "pages/plans.py", {}), (cluster, "pages/cluster.py", {"cluster": cluster}),
               (names[school_id], "pages/school.py", {"school": school_id}), ("Plan", None, {}))
 st.title(f"School Performance Plan: {names[school_id]}")
-goals, progress = progress_for(ui.data_version(), None, school_id)
-if not editor:
-    goals = goals[goals["status"] != "draft"]
+plan = plan_of(ui.data_version(), school_id, editor, ui.share_token())
+goals, progress = plan["goals"], plan["progress"]
 if goal_id and goal_id not in set(goals["goal_id"]):
     ui.not_found(f"Goal “{goal_id}” was not found in the plan of {names[school_id]}.",
                  options=goals["goal_id"].tolist())
-catalog = ui.metric_catalog()
-
-
-def metric_text(metric: str) -> str:
-    return ui.metric_label(metric)
-
 
 # --- goals list ------------------------------------------------------------------------------------------------
-now = goal_rules.latest_progress(progress)
-listing = goals.merge(now[["goal_id", "school_year", "value", "progress"]], on="goal_id", how="left")
-listing["progress"] = listing["progress"].fillna("not_measured").map(goal_rules.PROGRESS_LABELS)
-listing["metric_label"] = listing["metric"].map(metric_text)
-listing["group"] = listing["student_group"].map(group_label)
-listing["open"] = [ui.page_url("plans", school=school_id, goal=g, share=ui.share_token()) for g in listing["goal_id"]]
+listing = plan["listing"]
 st.caption(RULE)
 if listing.empty:
     st.info("This plan has no goals yet.")
 else:
-    counted = listing[listing["status"].isin(goal_rules.COUNTED_STATUSES)]
-    st.markdown(f"**{(counted['progress'] == 'On track').sum()} of {len(counted)} goals on track** "
+    on_track, counted = plan["on_track"]
+    st.markdown(f"**{on_track} of {counted} goals on track** "
                 f"(active, met or not met goals; latest measured year).")
-    shown = listing[["open", "metric_label", "group", "baseline_year", "baseline_value", "target_year",
-                     "target_value", "status", "progress"]]
-    if ui.is_public():
-        shown = shown.astype({"baseline_value": object})
-        small = progress_table(progress)
-        hidden = set(small.loc[small["progress"] == "*", "goal_id"])
-        shown.loc[listing["goal_id"].isin(hidden), ["baseline_value", "progress"]] = "*"
-    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+    st.dataframe(plan["shown"], hide_index=True, width="stretch", column_config={
         "open": st.column_config.LinkColumn("Goal", display_text=r"goal=([^&]+)"),
         "metric_label": "Metric", "group": "Student group", "baseline_year": "Baseline year",
         "baseline_value": st.column_config.NumberColumn("Baseline", format="%.1f"),
@@ -152,12 +180,13 @@ def goal_form(record: dict | None) -> None:
     key = record["goal_id"] if record else "new"
     prefix = f"goal_{key}_"
     metrics = [m for m in ui.metric_ids()]
+    labels = ui.metric_labels()  # looked up once: the selectbox labels every option on every rerun
     with st.form(f"goal_form_{key}"):
         cols = st.columns(3)
         gid = cols[0].text_input("Goal id", value=record["goal_id"] if record else
                                  f"G-{school_id}-{len(goals) + 1}", disabled=record is not None, key=prefix + "id")
         metric = cols[1].selectbox("Metric", metrics, index=metrics.index(record["metric"]) if record and
-                                   record["metric"] in metrics else 0, format_func=metric_text, key=prefix + "metric")
+                                   record["metric"] in metrics else 0, format_func=lambda m: labels.get(m, m), key=prefix + "metric")
         groups = list(STUDENT_GROUPS)
         group = cols[2].selectbox("Student group", groups, index=groups.index(record["student_group"]) if record
                                   else 0, format_func=group_label, key=prefix + "group")
@@ -192,6 +221,7 @@ def goal_form(record: dict | None) -> None:
     data_baseline = baseline_from_data(metric, group, int(base_year))
     if values["baseline_value"] is None and data_baseline is not None:
         values["baseline_value"] = round(data_baseline, 1)
+    catalog = ui.metric_catalog()
     unit = str(catalog.loc[metric, "unit"]) if metric in catalog.index else "%"
     problems = goal_rules.check_goal(values, higher_is_better=bool(catalog.loc[metric, "higher_is_better"])
                                      if metric in catalog.index else None, unit=unit,
@@ -241,6 +271,7 @@ if goal_id:
     record = records.get(ui.engine(), "school_goals", goal_id)
     rows = progress[progress["goal_id"] == goal_id]
     metric = record["metric"]
+    catalog = ui.metric_catalog()
     unit = str(catalog.loc[metric, "unit"]) if metric in catalog.index else ""
     st.header(f"{goal_id}: {metric_text(metric)}, {group_label(record['student_group'])}")
     st.markdown(f"From **{record['baseline_value']:.1f}** in {record['baseline_year']} to **{record['target_value']:.1f}**"
@@ -329,9 +360,7 @@ elif editor:
 
 # --- walkthroughs -----------------------------------------------------------------------------------------------
 st.subheader("Walkthroughs")
-visits = school_records(ui.data_version(), school_id, "walkthroughs").sort_values("visit_date", ascending=False)
-if not editor:
-    visits = visits[visits["shareable"]] if ui.is_public() else visits
+visits = plan["visits"]
 if visits.empty:
     st.caption("No walkthroughs recorded." if not ui.is_public() else "No walkthroughs shared.")
 VISIT_FIELDS = {"visit_id": "Visit id", "visit_date": "Date", "visitor": "Visitor", "focus": "Focus",

@@ -399,3 +399,60 @@ def test_rows_kept_with_their_texts_as_categories_read_back_as_they_were_missing
     read = loaders._as_read(kept)
     pd.testing.assert_frame_equal(read, rows)
     assert read["school_id"].isna().tolist() == [False, False, True]
+
+
+_PINNED_PAGE = """\
+from pages import ui
+from pages.ui.prepare import page_code
+
+ui.pin_data_version()
+exec(page_code({path!r}), {{"__name__": "__main__", "__file__": {path!r}}})
+"""
+
+
+def _pinned_app(tmp_path, page: str, **params):
+    """A page run as app.py runs it: the data versions pinned first (one SELECT), then the page's code."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.page_runner import PAGES
+
+    script = tmp_path / f"pinned_{page}.py"
+    script.write_text(_PINNED_PAGE.format(path=str(PAGES / f"{page}.py")))
+    at = AppTest.from_file(str(script), default_timeout=120)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at
+
+
+def test_a_warm_rerun_of_a_plan_and_of_a_school_s_cycles_reads_the_data_versions_alone(own_district, tmp_path,
+                                                                                      monkeypatch):
+    """What the plans and cycles pages show of one school is made once per data version: a warm rerun sends the
+    database one statement (the run's data versions) and makes no goals list again; a colleague's edit
+    bumps the version, so the next rerun shows it."""
+    from sqlalchemy import event
+
+    from analytics.workspace import goals as goal_rules
+
+    engine = own_district
+    school = "100008"  # three cycles, and goals and walkthroughs of its own
+    assert len(records.load(engine, "pdsa_cycles", school_id=[school])) == 3
+    listed = _counted(monkeypatch, goal_rules, "latest_progress")
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda conn, cursor, statement, *rest: statements.append(statement))
+    plans, cycles = _pinned_app(tmp_path, "plans", school=school), _pinned_app(tmp_path, "cycles", school=school)
+    for at in (plans, cycles):
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        statements.clear()
+        at.run()
+        assert len(statements) == 1 and "data_version" in statements[0], statements
+    assert len(listed) == 1  # the plan's goals list: on the first run alone
+
+    records.create(engine, "pdsa_cycles", {"cycle_id": "C-COLLEAGUE", "school_id": school,
+                                           "change_idea": "Morning check-ins", "start_date": date(2025, 2, 3)}, "ana")
+    records.create(engine, "school_goals", {"goal_id": "G-COLLEAGUE", "school_id": school, "metric": "read_proficient",
+                                            "student_group": "ALL", "baseline_year": 2023, "baseline_value": 40.0,
+                                            "target_year": 2027, "target_value": 99.0, "status": "active"}, "ana")
+    assert "C-COLLEAGUE" in _words(cycles.run())
+    assert "G-COLLEAGUE" in _words(plans.run())
+    assert len(listed) == 2

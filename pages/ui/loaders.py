@@ -209,6 +209,18 @@ def schools() -> pd.DataFrame:
     return _schools(import_version())
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _school_fields(version: int) -> dict[str, dict[str, str]]:
+    table = _schools(version)
+    return {column: dict(zip(table["school_id"], table[column], strict=True)) for column in ("school_name", "cluster")}
+
+
+def school_field(column: str) -> dict[str, str]:
+    """school_id -> its stored `school_name` or its `cluster`, shared read-only: a page about one school looks
+    it up without a copy of the district's schools table on every rerun (one cache lookup per run)."""
+    return per_run(f"school_{column}", lambda: _school_fields(import_version())[column])
+
+
 @st.cache_data(show_spinner=False, max_entries=4)
 def _school_names(version: int) -> pd.Series:
     return catalog.school_labels(_schools(version))
@@ -1111,6 +1123,26 @@ def cached_read(fn: Callable) -> Callable:
     version beside the run's other reads."""
     return cached(fn, storage.CHANGES)
 
+
+@st.cache_resource(show_spinner=False, max_entries=256)  # many small entries: one per school or record viewed
+def _view_call(identity: str, args: tuple, kwargs: dict, _fn: Callable):
+    return _fn(*args, **kwargs)
+
+
+def shared_view(fn: Callable) -> Callable:
+    """:func:`cached_read` for what a page shows of one school or record (a plan's goals list, a school's cycles),
+    kept without a copy per rerun as :func:`shared` keeps its tables: a warm rerun unpickles nothing and makes
+    nothing again; an edit bumps the data version, so the next rerun makes the view anew. Its own cache of
+    many small entries, so views of many schools do not push `shared`'s district tables out. Callers must
+    not modify what this returns."""
+    identity = _identity(fn)
+    compute = _checked_against(fn, storage.CHANGES)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return _view_call(identity, args, kwargs, compute)
+
+    return call
 
 
 def shared(fn: Callable) -> Callable:
