@@ -1,6 +1,8 @@
 """`/discipline`: rates, disproportionality, restorative-practices impact, run charts (URL: cluster, school,
 year, group)."""
 
+import functools
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -58,7 +60,14 @@ scope_name = school_names.get(school) if school != "all" else ("the district" if
 # flags, ratios and restorative-practices estimate (tens of seconds on a cold server at state scale)
 # follow in the same run, and the findings, which state them, are filled in above where they belong.
 of_cluster = cluster if school == "all" and cluster != "all" else None  # sliced from every cluster's
-sums = ui.discipline_sums(scope_ids, of_cluster)
+
+
+@functools.cache  # once per run: the page defines it anew on each
+def scope_sums() -> pd.DataFrame:
+    """The scope's sums, read only by the views made from them below: a warm rerun finds those views made and
+    neither copies the sums (nor the schools table that tells a district's from a cluster's) out of
+    Streamlit's cache."""
+    return ui.discipline_sums(scope_ids, of_cluster)
 
 
 @ui.shared
@@ -78,9 +87,10 @@ def scope_views(version: int, cluster: str, school: str, year: int):
     return flags, ratios, chart, spans
 
 
-@ui.cached
+@ui.drawn
 def columns_with_counts(version: int, cluster: str, school: str, year: int) -> dict[str, bool]:
     """Which optional counts the district's files carry for the schools in scope."""
+    sums = scope_sums()
     return {c: bool(sums[f"n_{c}"].sum() > 0) for c in ("students_iss", "students_oss", "students_expelled",
                                                         "law_referrals", "oss_days")}
 
@@ -88,9 +98,10 @@ def columns_with_counts(version: int, cluster: str, school: str, year: int) -> d
 has = columns_with_counts(ui.import_version(), cluster, school, year)
 
 # --- findings ---------------------------------------------------------------------------------------
-@ui.cached
+@ui.drawn
 def findings(version: int, cluster: str, school: str, year: int, share: str | None) -> tuple[list[str], str]:
     """The findings' lines and the note on summed ALL rows, once per data version and view."""
+    sums = scope_sums()
     all_rows = sums[sums["student_group"] == "ALL"]
     # A school-year whose suspension count is unknown is left out of numerator and denominator alike.
     by_year = all_rows[all_rows["n_s"] > 0].set_index("school_year")[["s", "s_enrolled"]].rename(
@@ -129,9 +140,10 @@ findings_slot.caption("Working out the findings…")
 st.subheader(f"Rates by group, {year - 1}-{str(year)[-2:]}")
 
 
-@ui.cached
+@ui.drawn
 def scope_group_rates(version: int, cluster: str, school: str, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return ui.discipline_group_rates(sums, year, of_cluster)
+    """Rates by group and composition of the scope (read-only: the views below draw copies)."""
+    return ui.discipline_group_rates(scope_sums(), year, of_cluster)
 
 
 wide, composition = scope_group_rates(ui.import_version(), cluster, school, year)

@@ -164,3 +164,22 @@ def test_the_findings_slot_says_it_is_working_until_the_findings_replace_it(on_d
         at = _run(page, **params)
         assert not [c.value for c in at.caption if c.value.startswith("Working out")], page
         assert any(m.value.startswith("- ") for m in at.markdown), page  # the findings' bullet list
+
+
+def test_a_rerun_of_a_discipline_view_reads_no_sums_and_shows_the_same(on_demo, monkeypatch):
+    """The scope's sums are read once, on the view's first run, by the views made from them (counts present,
+    findings, rates by group and composition); a rerun draws those views and reads no sums."""
+    from pages import ui
+
+    read = []
+    sums = ui.discipline_sums
+    monkeypatch.setattr(ui, "discipline_sums", lambda *a, **k: read.append(a) or sums(*a, **k))
+    cluster = str(storage.load_schools(on_demo)["cluster"].iloc[0])
+    at = _run("discipline", cluster=cluster)
+    frames, markdown = [d.value for d in at.dataframe], [m.value for m in at.markdown]
+    assert len(read) == 1
+    at.run()
+    assert len(read) == 1
+    assert [m.value for m in at.markdown] == markdown
+    for before, after in zip(frames, at.dataframe, strict=True):
+        pd.testing.assert_frame_equal(before, after.value)
