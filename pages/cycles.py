@@ -23,12 +23,12 @@ if ui.is_public():  # cycles are internal improvement work; shared links show pl
 names = ui.school_field("school_name")
 
 
-@ui.shared_view
+@ui.cached_read
 def all_cycles(version: int) -> pd.DataFrame:
     return records.load(ui.engine(), "pdsa_cycles")
 
 
-@ui.shared_view
+@ui.drawn_read
 def cycle_list(version: int, school_id: str | None) -> pd.DataFrame:
     """The cycles listed (a school's, else the district's) as drawn: sorted, with their links and decisions.
     Made once per data version, not on every rerun."""
@@ -41,7 +41,7 @@ def cycle_list(version: int, school_id: str | None) -> pd.DataFrame:
                                                         "measure", "decision"]]
 
 
-@ui.shared_view
+@ui.drawn_read
 def school_choices(version: int, school_id: str) -> tuple[list[str], list[str]]:
     """A school's cycle ids (a new cycle builds on one of them) and goal ids (it serves one of them)."""
     cycles = all_cycles(version)
@@ -49,14 +49,17 @@ def school_choices(version: int, school_id: str) -> tuple[list[str], list[str]]:
             records.load(ui.engine(), "school_goals", school_id=[school_id])["goal_id"].tolist())
 
 
-@ui.shared_view
+@ui.drawn_read
 def cycle_of(version: int, cycle_id: str) -> dict | None:
-    """One cycle as its page shows it (None: no such cycle): its record and its ramp, first to last. Made once
-    per data version, not on every rerun (the ramp is followed through every cycle of the district)."""
+    """One cycle as its page shows it (None: no such cycle): its record, its ramp first to last and the ramp's
+    cycles. Made once per data version, not on every rerun (the ramp is followed through every cycle of the
+    district)."""
     cycles = all_cycles(version)
     if cycle_id not in set(cycles["cycle_id"]):
         return None
-    return {"record": records.get(ui.engine(), "pdsa_cycles", cycle_id), "chain": cycle_rules.ramp(cycles, cycle_id)}
+    chain = cycle_rules.ramp(cycles, cycle_id)
+    return {"record": records.get(ui.engine(), "pdsa_cycles", cycle_id), "chain": chain,
+            "ramp": cycles[cycles["cycle_id"].isin(chain)]}
 
 
 @ui.cached_read
@@ -64,7 +67,6 @@ def measures_for(version: int, cycle_ids: tuple[str, ...]) -> pd.DataFrame:
     return records.load(ui.engine(), "cycle_measures", cycle_id=list(cycle_ids))
 
 
-cycles = all_cycles(ui.data_version())
 cycle_id = st.query_params.get("cycle")
 school_id = st.query_params.get("school")
 
@@ -167,7 +169,7 @@ if not cycle_id:
 found = cycle_of(ui.data_version(), cycle_id)
 if found is None:
     ui.breadcrumb(("PDSA cycles", "pages/cycles.py", {}), ("Not found", None, {}))
-    ui.not_found(f"Cycle “{cycle_id}” was not found.", options=cycles["cycle_id"].tolist())
+    ui.not_found(f"Cycle “{cycle_id}” was not found.", options=all_cycles(ui.data_version())["cycle_id"].tolist())
 record, chain = found["record"], found["chain"]
 school_id = record["school_id"]
 ui.breadcrumb(("PDSA cycles", "pages/cycles.py", {}),
@@ -205,7 +207,7 @@ measures = measures_for(ui.data_version(), tuple(chain))
 scope = st.radio("Run chart of", ["the whole ramp", "this cycle"], horizontal=True, key="chart_scope") \
     if len(chain) > 1 else "this cycle"
 ids = chain if scope == "the whole ramp" else [cycle_id]
-points, spans = cycle_rules.ramp_run_chart(cycles, measures, ids)
+points, spans = cycle_rules.ramp_run_chart(found["ramp"], measures, ids)
 measure_name = record.get("measure") or "custom measure"
 if points.empty:
     st.info("No measurements yet." + (" Add them below." if editor else ""))

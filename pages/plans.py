@@ -37,7 +37,7 @@ def metric_text(metric: str) -> str:
     return ui.metric_label(metric)
 
 
-@ui.shared_view
+@ui.drawn_read
 def plan_of(version: int, school_id: str, editor: bool, share: str | None) -> dict:
     """What a school's plan shows this viewer at this data version: its goals (drafts for editors alone) and
     their progress, the goals list as drawn (progress now, links, the privacy rules on a shared link) and its

@@ -1124,27 +1124,6 @@ def cached_read(fn: Callable) -> Callable:
     return cached(fn, storage.CHANGES)
 
 
-@st.cache_resource(show_spinner=False, max_entries=256)  # many small entries: one per school or record viewed
-def _view_call(identity: str, args: tuple, kwargs: dict, _fn: Callable):
-    return _fn(*args, **kwargs)
-
-
-def shared_view(fn: Callable) -> Callable:
-    """:func:`cached_read` for what a page shows of one school or record (a plan's goals list, a school's cycles),
-    kept without a copy per rerun as :func:`shared` keeps its tables: a warm rerun unpickles nothing and makes
-    nothing again; an edit bumps the data version, so the next rerun makes the view anew. Its own cache of
-    many small entries, so views of many schools do not push `shared`'s district tables out. Callers must
-    not modify what this returns."""
-    identity = _identity(fn)
-    compute = _checked_against(fn, storage.CHANGES)
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        return _view_call(identity, args, kwargs, compute)
-
-    return call
-
-
 def shared(fn: Callable) -> Callable:
     """Like :func:`cached` but without copying the result on each use: for large read-only tables.
 
@@ -1200,15 +1179,17 @@ def _drawn_index() -> _DrawnIndex:
     return _DrawnIndex()
 
 
-def drawn(fn: Callable) -> Callable:
+def drawn(fn: Callable, counter: int | None = None) -> Callable:
     """Like :func:`shared`, for what a page draws from its cached results: the tables people read (links,
     formatting, renamed columns), finished charts and their summaries, made once per data version and view
     so a warm rerun only draws them. Kept apart from the large shared tables so these small entries never
     push those out. Callers pass every view parameter (and the share token where the view depends on it)
     and must not modify what this returns. Arguments Python can hash are looked up without Streamlit's
-    hashing (:class:`_DrawnIndex`).
+    hashing (:class:`_DrawnIndex`). With `counter`, the first argument is that data version and the result
+    is checked to belong to it (:func:`drawn_read`).
     """
     identity = _identity(fn)
+    compute = fn if counter is None else _checked_against(fn, counter)
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
@@ -1216,15 +1197,23 @@ def drawn(fn: Callable) -> Callable:
         try:
             hash(key)
         except TypeError:  # e.g. a DataFrame among the arguments
-            return _drawn_call(identity, args, kwargs, fn)
+            return _drawn_call(identity, args, kwargs, compute)
         index = per_run("drawn_index", _drawn_index)
         value = index.get(key)
         if value is _MISSING:
-            value = _drawn_call(identity, args, kwargs, fn)
+            value = _drawn_call(identity, args, kwargs, compute)
             index.put(key, value)
         return value
 
     return call
+
+
+def drawn_read(fn: Callable) -> Callable:
+    """:func:`drawn` for a view that reads workspace records itself (a school's plan, its cycles), called with
+    the data version every write bumps first: as :func:`cached_read`, a write landing while it reads makes
+    the page run again instead of keeping newer rows under the run's version; the next version is made anew,
+    so a colleague's edit shows on the next rerun."""
+    return drawn(fn, storage.CHANGES)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
