@@ -320,11 +320,13 @@ def _table_rules(raw: RawTable, table: str, clean: pd.DataFrame, ctx: _Context) 
     text = raw.frame
     if table == "metrics":
         num, den = clean["numerator"], clean["denominator"]
+        above = num > den
         problems += _problems(raw, "numerator", text.get("numerator", pd.Series("", index=text.index)),
-                              num > den, _explain(num > den, den, "numerator above denominator ({:g})"))
+                              above, _explain(above, den, "numerator above denominator ({:g})"))
         one_count = num.notna() ^ den.notna()
-        unmarked_value = text["value"].str.strip().eq("") if "value" in text else pd.Series(True, index=text.index)
-        needs = clean["value"].isna() & (num.isna() | den.isna()) & unmarked_value & ~one_count
+        needs = clean["value"].isna() & (num.isna() | den.isna()) & ~one_count
+        if needs.any() and "value" in text:  # a value cell holding a mark is not missing (its text, only then)
+            needs &= text["value"].str.strip().eq("")
         problems += _problems(raw, "value", text.get("value", pd.Series("", index=text.index)), needs,
                               "needs a value or both numerator and denominator")
     if table == "discipline":

@@ -288,42 +288,23 @@ class CsvLines:
         self.body = body
 
     @functools.cached_property
-    def _ends(self) -> np.ndarray:
-        """Where each line ends (after its `\n`), found when the lines are first sent: a file only validated, or
-        written to SQLite, never needs them."""
-        return np.flatnonzero(np.frombuffer(self.body, dtype=np.uint8) == ord("\n")) + 1
+    def _lines(self):
+        """The data lines as an Arrow array of byte strings over the body itself (no copy), made when the lines
+        are first sent: a file only validated, or written to SQLite, never needs it."""
+        import pyarrow as pa
 
-    def chunks(self, rows: np.ndarray, size: int = 1 << 23) -> Iterator[bytes]:
-        """The lines of ``rows`` (data line numbers) in that order, about ``size`` bytes at a time. Lines that
-        follow each other in the file are one slice (a file already in the partition's order is sent as it
-        is)."""
-        if not len(rows):
-            return
-        starts, ends = self._ends[:-1][rows], self._ends[1:][rows]
-        breaks = np.flatnonzero(starts[1:] != ends[:-1]) + 1
-        firsts, lasts = starts[np.r_[0, breaks]].tolist(), ends[np.r_[breaks - 1, len(rows) - 1]].tolist()
-        body, part, held = self.body, [], 0
-        for first, last in zip(firsts, lasts, strict=True):
-            if last - first >= size:  # a long run: in slices of about `size`, cut at line ends
-                if part:
-                    yield b"".join(part)
-                    part, held = [], 0
-                yield from self._slices(first, last, size)
-                continue
-            part.append(body[first:last])
-            held += last - first
-            if held >= size:
-                yield b"".join(part)
-                part, held = [], 0
-        if part:
-            yield b"".join(part)
+        ends = np.flatnonzero(np.frombuffer(self.body, dtype=np.uint8) == ord("\n")).astype(np.int64) + 1
+        return pa.Array.from_buffers(pa.large_binary(), len(ends) - 1, [None, pa.py_buffer(ends), pa.py_buffer(self.body)])
 
-    def _slices(self, first: int, last: int, size: int) -> Iterator[bytes]:
-        while first < last:
-            cut = self.body.rfind(b"\n", first, min(last, first + size)) + 1
-            cut = cut if cut > first else last
-            yield self.body[first:cut]
-            first = cut
+    def chunks(self, rows: np.ndarray, size: int = 200_000) -> Iterator[bytes]:
+        """The lines of ``rows`` (data line numbers) in that order, ``size`` lines at a time, gathered by Arrow's
+        `take` (a state's new year in school order: 0.05 s of CPU, where slicing the lines in Python took
+        0.57 s and Arrow wrote the rows' text in ~0.35 s)."""
+        for start in range(0, len(rows), size):
+            taken = self._lines.take(np.asarray(rows[start : start + size]))
+            _, offsets, data = taken.buffers()
+            first, last = np.frombuffer(offsets, dtype=np.int64)[[taken.offset, taken.offset + len(taken)]]
+            yield data.slice(int(first), int(last - first)).to_pybytes()
 
 
 # Line breaks `str.splitlines` honours besides \n and \r (a file holding one is re-joined line by line);
