@@ -37,12 +37,32 @@ def metric_text(metric: str) -> str:
     return ui.metric_label(metric)
 
 
+RECENT_VISITS = 5
+
+
+def look_for_table(visit: dict) -> pd.DataFrame:
+    """A visit's look-fors with the programme practice each observes (when tagged)."""
+    try:
+        looks = notes.parse_look_fors(visit.get("look_fors"))
+        tags = {t["item"]: f"{t['program']}: {t['practice']}" for t in notes.parse_practices(visit.get("practices"),
+                                                                                             looks)}
+    except ValueError:
+        return pd.DataFrame()
+    table = pd.DataFrame(looks, columns=["item", "observed", "classrooms", "share"])
+    if tags:
+        table["practice"] = table["item"].map(tags).fillna("")
+    return table.rename(columns={"item": "Look-for", "observed": "Classrooms where seen",
+                                 "classrooms": "Classrooms visited", "share": "Share (%)",
+                                 "practice": "Programme practice"})
+
+
 @ui.drawn_read
 def plan_of(version: int, school_id: str, editor: bool, share: str | None) -> dict:
     """What a school's plan shows this viewer at this data version: its goals (drafts for editors alone) and
     their progress, the goals list as drawn (progress now, links, the privacy rules on a shared link) and its
-    walkthroughs newest first (shareable ones alone on a shared link). Made once per version and viewer,
-    not on every rerun; an edit bumps the version, so the next rerun shows it."""
+    walkthroughs newest first (shareable ones alone on a shared link), the most recent with their look-for
+    tables. Made once per version and viewer, not on every rerun; an edit bumps the version, so the next rerun
+    shows it."""
     goals, progress = ui.goal_progress_of(None, school_id)
     if not editor:
         goals = goals[goals["status"] != "draft"]
@@ -54,7 +74,8 @@ def plan_of(version: int, school_id: str, editor: bool, share: str | None) -> di
     counted = listing[listing["status"].isin(goal_rules.COUNTED_STATUSES)]
     return {"goals": goals, "progress": progress, "listing": listing,
             "on_track": ((counted["progress"] == "On track").sum(), len(counted)),
-            "shown": listed_goals(listing, progress, share), "visits": visits}
+            "shown": listed_goals(listing, progress, share), "visits": visits,
+            "recent": [(visit, look_for_table(visit)) for visit in visits.head(RECENT_VISITS).to_dict("records")]}
 
 
 def goal_listing(goals: pd.DataFrame, progress: pd.DataFrame, school_id: str, share: str | None) -> pd.DataFrame:
@@ -423,33 +444,13 @@ def visit_form(record: dict | None) -> None:
         st.rerun()
 
 
-RECENT_VISITS = 5
-
-
-def look_for_table(visit: dict) -> pd.DataFrame:
-    """A visit's look-fors with the programme practice each observes (when tagged)."""
-    try:
-        looks = notes.parse_look_fors(visit.get("look_fors"))
-        tags = {t["item"]: f"{t['program']}: {t['practice']}" for t in notes.parse_practices(visit.get("practices"),
-                                                                                             looks)}
-    except ValueError:
-        return pd.DataFrame()
-    table = pd.DataFrame(looks, columns=["item", "observed", "classrooms", "share"])
-    if tags:
-        table["practice"] = table["item"].map(tags).fillna("")
-    return table.rename(columns={"item": "Look-for", "observed": "Classrooms where seen",
-                                 "classrooms": "Classrooms visited", "share": "Share (%)",
-                                 "practice": "Programme practice"})
-
-
-for visit in visits.head(RECENT_VISITS).to_dict("records"):
+for visit, looks in plan["recent"]:  # the most recent visits, each with its look-fors as drawn
     with st.container(border=True):
         st.markdown(f"**{visit['visit_date']:%d %b %Y}** · {visit.get('visitor') or 'visitor not recorded'}"
                     + (f" · focus: {visit['focus']}" if visit.get("focus") else "")
                     + ("" if visit["shareable"] else " · not shared"))
-        looks = look_for_table(visit)
         if len(looks):
-            st.dataframe(looks, hide_index=True, width="stretch",
+            st.dataframe(ui.arrow_ready(looks), hide_index=True, width="stretch",
                          column_config={"Share (%)": st.column_config.ProgressColumn(
                              "Share of classrooms", format="%.0f%%", min_value=0, max_value=100)})
         if visit.get("notes"):

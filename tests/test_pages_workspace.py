@@ -57,6 +57,31 @@ def test_cycle_page_shows_the_ramp_and_its_run_chart(on_demo):
     assert len(at.get("vega_lite_chart")) >= 1
 
 
+def test_a_plan_and_a_schools_cycles_rerun_from_what_their_first_run_made(on_demo, monkeypatch):
+    """A rerun of a school's plan (a form's widget, an expander) or of its list of cycles reads no record and
+    computes no progress or look-for table again: the same goals, walkthroughs and cycles are drawn."""
+    import pytest
+
+    from analytics.workspace import notes
+
+    school = _active_goal(on_demo)["school_id"]
+    plan, cycles = _run("plans", school=school), _run("cycles", school=school)
+    first = ([t.value.to_json() for t in plan.dataframe], [m.value for m in plan.markdown],
+             [t.value.to_json(date_format="iso") for t in cycles.dataframe])
+    assert len(first[2]) == 1 and len(plan.dataframe) >= 2  # the cycles, the goals and a walkthrough's look-fors
+
+    def again(*_, **__):
+        pytest.fail("read or computed again on a rerun")
+
+    for module, name in ((records, "load"), (goal_rules, "latest_progress"), (notes, "parse_look_fors")):
+        monkeypatch.setattr(module, name, again)
+    plan.run()
+    cycles.run()
+    assert not plan.exception and not cycles.exception
+    assert first == ([t.value.to_json() for t in plan.dataframe], [m.value for m in plan.markdown],
+                     [t.value.to_json(date_format="iso") for t in cycles.dataframe])
+
+
 def test_changes_page_lists_what_analytics_finds(on_demo):
     cluster = storage.load_schools(on_demo)["cluster"].iloc[0]
     at = _run("changes", cluster=cluster)
