@@ -20,9 +20,10 @@ def school_header(version: int, school_id: str):
     """The school's row, its title (with its cluster where names repeat) and its facts line; None when the
     district has no such school."""
     schools = ui.schools()
-    if school_id not in set(schools["school_id"]):
+    found = schools.index[schools["school_id"] == school_id]  # one comparison, no index of every school built
+    if not len(found):
         return None
-    info = schools.set_index("school_id").loc[school_id]
+    info = schools.loc[found[0]]
     facts = [f"School {school_id}", f"{info['level']}", f"{info['cluster']} cluster"]
     if np.isfinite(info["enrollment"]):
         facts.append(f"{info['enrollment']:,.0f} students")

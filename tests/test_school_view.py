@@ -160,3 +160,18 @@ def test_a_schools_page_shows_the_same_from_its_opening_view_and_reads_none_of_i
     for school in chosen:
         assert views.of(school) is not None
         assert _shown(run_page("school", school=school)) == unprepared[school], school
+
+
+def test_the_schools_header_finds_its_row_and_an_unknown_school_is_not_found(on_demo):
+    """The header is the school's own row (its name, level, cluster and enrollment), found by one comparison;
+    a school the district does not have is named as not found."""
+    from tests.page_runner import run_page
+
+    schools = storage.load_schools(on_demo)
+    row = schools.iloc[3]
+    at = run_page("school", school=row["school_id"])
+    facts = at.caption[0].value
+    assert f"School {row['school_id']}" in facts and f"{row['cluster']} cluster" in facts and row["level"] in facts
+    assert f"{row['enrollment']:,.0f} students" in facts
+    assert row["school_name"] in at.title[0].value
+    assert "School “nope” was not found." in run_page("school", school="nope").error[0].value
