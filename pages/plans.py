@@ -75,7 +75,8 @@ def plan_of(version: int, school_id: str, editor: bool, share: str | None) -> di
     return {"goals": goals, "progress": progress, "listing": listing,
             "on_track": ((counted["progress"] == "On track").sum(), len(counted)),
             "shown": listed_goals(listing, progress, share), "visits": visits,
-            "recent": [(visit, look_for_table(visit)) for visit in visits.head(RECENT_VISITS).to_dict("records")]}
+            "recent": [(visit, look_for_table(visit)) for visit in visits.head(RECENT_VISITS).to_dict("records")],
+            "earlier": visits.iloc[RECENT_VISITS:][["visit_date", "visitor", "focus", "look_fors", "practices"]]}
 
 
 def goal_listing(goals: pd.DataFrame, progress: pd.DataFrame, school_id: str, share: str | None) -> pd.DataFrame:
@@ -465,8 +466,7 @@ for visit, looks in plan["recent"]:  # the most recent visits, each with its loo
                 st.rerun()
 if len(visits) > RECENT_VISITS:
     with st.expander(f"Earlier walkthroughs ({len(visits) - RECENT_VISITS})"):
-        earlier = visits.iloc[RECENT_VISITS:]
-        st.dataframe(earlier[["visit_date", "visitor", "focus", "look_fors", "practices"]], hide_index=True,
+        st.dataframe(plan["earlier"], hide_index=True,
                      width="stretch", column_config={
                          "visit_date": st.column_config.DateColumn("Date", format="YYYY-MM-DD"),
                          "visitor": "Visitor", "focus": "Focus", "look_fors": "Look-fors (k of n classrooms)",

@@ -456,3 +456,18 @@ def test_a_warm_rerun_of_a_plan_and_of_a_school_s_cycles_reads_the_data_versions
     assert "C-COLLEAGUE" in _words(cycles.run())
     assert "G-COLLEAGUE" in _words(plans.run())
     assert len(listed) == 2
+
+
+def test_a_plan_s_walkthrough_forms_look_up_the_programme_practices_once_per_run(own_district, tmp_path, monkeypatch):
+    """Each of the latest walkthroughs has its own form, and each form offers the programme practices: they are
+    looked up once per run and shared, not copied out of Streamlit's cache for every form."""
+    school = "100001"  # 56 walkthroughs: the latest five have their forms, and there is the new one's
+    assert len(records.load(own_district, "walkthroughs", school_id=[school])) > 5
+    lookups = _counted(monkeypatch, loaders, "_pl_practices")
+    at = _pinned_app(tmp_path, "plans", school=school)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert sum(1 for b in at.button if b.label == "Save changes to this walkthrough") == 5
+    assert len(lookups) == 1
+    at.run()
+    assert len(lookups) == 2

@@ -1050,7 +1050,7 @@ def goal_progress_of(cluster: str | None = None, school: str | None = None) -> t
             progress[progress["goal_id"].isin(set(goals.loc[mine, "goal_id"]))].reset_index(drop=True))
 
 
-@st.cache_data(show_spinner=False, max_entries=2)
+@st.cache_resource(show_spinner=False, max_entries=2)
 @_consistent
 def _pl_practices(version: int) -> tuple[list[str], dict[str, list[str]]]:
     from analytics.learning import fidelity
@@ -1065,8 +1065,9 @@ def _pl_practices(version: int) -> tuple[list[str], dict[str, list[str]]]:
 def pl_practices() -> tuple[list[str], dict[str, list[str]]]:
     """Programme ids, and the practices each has been observed on (imported or tagged on the district's
     walkthroughs: seconds at 2,000 schools, so once per data version, prepared with the plans' goals). The
-    walkthrough form of every plan offers them."""
-    return _pl_practices(data_version())
+    walkthrough form of every plan offers them, each walkthrough's form on the page: looked up once per run and
+    shared read-only (no copy per form)."""
+    return per_run("pl_practices", lambda: _pl_practices(data_version()))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
