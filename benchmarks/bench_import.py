@@ -115,7 +115,7 @@ def _paired_new_year(engine: sa.Engine, table: str, path: Path, floor_url: str, 
     """The floor and the import of the same new year timed one right after the other in each repeat
     (:func:`paired_runs`)."""
     return paired_runs(lambda: _emptied(engine, table, year),
-                       lambda: bare_insert(floor_url, pd.read_csv(path, dtype=str)),
+                       lambda: bare_insert(floor_url, pd.read_csv(path)),
                        lambda: _imported(engine, path), repeat, floor_url)
 
 

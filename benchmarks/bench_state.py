@@ -142,7 +142,7 @@ def measure_import(url: str, workdir: Path, repeat: int) -> dict:
             runs.append((time.perf_counter() - started, phases))
         if not report.ok:
             raise RuntimeError(report.problems[0].format())
-    paired = paired_runs(without_year, lambda: bare_insert(url, pd.read_csv(path, dtype=str)), imported,
+    paired = paired_runs(without_year, lambda: bare_insert(url, pd.read_csv(path)), imported,
                          max(repeat, 3), url)
     with split() as again_split:
         again = best_of(lambda: import_files(engine, [path], max_bytes=NO_LIMIT), 1)
