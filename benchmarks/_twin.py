@@ -258,9 +258,12 @@ def _dataframe(m):
     import json
 
     config = json.loads(m.columns) if m.columns else {}
-    kwargs = {"column_config": config or None, "column_order": list(m.column_order) or None,
-              "width": "stretch", **_on_select(m, _ROW_MODES)}
-    return "dataframe", (_frame(m.arrow_data.data),), kwargs
+    kwargs = {"column_config": config or None, "column_order": list(m.column_order) or None, "width": "stretch"}
+    if m.editing_mode:  # `st.data_editor` (its disabled columns are in the column settings): a widget of its own
+        rows = {1: "fixed", 2: "dynamic", 3: "add", 4: "delete"}[m.editing_mode]
+        return "data_editor", (_frame(m.arrow_data.data),), {**kwargs, "num_rows": rows, "disabled": m.disabled,
+                                                             "key": _key(m.id)}
+    return "dataframe", (_frame(m.arrow_data.data),), {**kwargs, **_on_select(m, _ROW_MODES)}
 
 
 def _vega_lite(m):

@@ -92,6 +92,7 @@ with st.form("goal_form"):
     st.number_input("Year", 1990, 2100, 2025, key="year_in")
     st.number_input("Value", value=None, format="%.1f", key="value_in")
     st.form_submit_button("Save", type="primary")
+st.data_editor(frame, hide_index=True, disabled=["school"], key="order")
 '''
 
 
@@ -119,4 +120,6 @@ def test_twin_draws_every_kind_the_pages_use_through_public_calls(tmp_path, monk
     assert twin.button_group(key="kinds").value == ["A", "C"]
     assert twin.button_group(key="view").value == "list"
     assert twin.button[-1].proto.is_form_submitter and twin.button[-1].proto.form_id == "goal_form"
+    editor = [e for e in twin.dataframe if e.proto.editing_mode]  # an editor, not a plain table
+    assert len(editor) == 1 and editor[0].proto.id.endswith("-order")
     assert not twin.run().exception  # a warm rerun draws again from the prepared results
