@@ -201,3 +201,27 @@ def test_shared_plan_is_read_only_with_shareable_walkthroughs_only(own_district)
     assert shown == min(len(shared), 5)  # the latest five in full, the rest in a table
     if len(shared) > 5:
         assert any(e.label == f"Earlier walkthroughs ({len(shared) - 5})" for e in at.expander)
+
+
+def test_a_plan_drawn_for_an_editor_is_not_what_a_shared_link_of_it_shows(own_district):
+    """A school's plan is made once per data version and viewer and kept for every session: opened first by an
+    editor (a draft goal, a walkthrough not shared), the same plan on a shared link still lists neither."""
+    visits = records.load(own_district, "walkthroughs")
+    school = visits.groupby("school_id")["shareable"].agg(["any", "all"]).query("any and not all").index[0]
+    latest = visits[visits["school_id"] == school].sort_values("visit_date", ascending=False).iloc[0]
+    records.save(own_district, "walkthroughs", {**latest.to_dict(), "shareable": False}, int(latest["version"]), "ana")
+    records.create(own_district, "school_goals", {"goal_id": "G-DRAFT", "school_id": school,
+                                                  "metric": "read_proficient", "student_group": "ALL",
+                                                  "baseline_year": 2023, "baseline_value": 40.0, "target_year": 2027,
+                                                  "target_value": 60.0, "status": "draft"}, "ana")
+
+    def goals_listed(at) -> str:
+        return " ".join(link for t in at.dataframe if "open" in t.value.columns for link in t.value["open"])
+
+    staff = _run("plans", school=school)
+    assert "goal=G-DRAFT" in goals_listed(staff)
+    assert [m.value for m in staff.markdown if "· not shared" in m.value]
+    shared = _run("plans", school=school, share="read-only-token")
+    assert "G-DRAFT" not in goals_listed(shared)
+    assert not [m.value for m in shared.markdown if "· not shared" in m.value]
+    assert goals_listed(shared).count("share=read-only-token") == goals_listed(staff).count("goal=") - 1
