@@ -163,7 +163,7 @@ if not wide.empty:
                              for n, hide in zip(wide["enrolled"], n_hidden, strict=True)]
         st.dataframe(shown.rename(columns={**labels, "enrolled": "Enrolled (n)"}), width="stretch")
     else:
-        st.dataframe(wide, width="stretch", column_config={
+        st.dataframe(ui.arrow_ready(wide), width="stretch", column_config={  # a drawn view's: converted once
             c: st.column_config.NumberColumn(label, format="%.2f") for c, label in labels.items()}
             | {"enrolled": st.column_config.NumberColumn("Enrolled (n)", format="localized")})
     st.caption("Rate = students with the outcome / students enrolled, pooled over the schools in scope. Groups "
@@ -290,10 +290,12 @@ else:
         ui.link(text, "pages/school.py", school=sid, year=year, group=g)
 
 # --- composition --------------------------------------------------------------------------------------
-with st.expander("Composition: each group's share of suspended students vs its share of enrolment"):
+@ui.drawn
+def composition_shown(version: int, cluster: str, school: str, year: int, share: str | None) -> pd.DataFrame:
+    """The composition table as people read it, groups by name, once per data version and view (read-only: drawn
+    as the Arrow table made of it once); a shared view's shares as text, `*` where withheld."""
     comp = composition.round(1)
-    shares = {col: col for col in comp.columns}
-    if ui.is_public():  # a share needs the group's and ALL's cells released exactly (and their n)
+    if share is not None:  # a share needs the group's and ALL's cells released exactly (and their n)
         codes = list(comp.index)
         n = len(codes)
         state, n_hidden = ui.cell_states([scope_unit] * n, [year] * n, ["suspension"] * n, codes)
@@ -302,11 +304,17 @@ with st.expander("Composition: each group's share of suspended students vs its s
         comp.loc[(state != "exact") | (all_state != "exact"), "share of suspended (%)"] = SUPPRESSED
         comp.loc[n_hidden | all_n, "share of enrolled (%)"] = SUPPRESSED
         # Text as staff read the numbers, `*` where withheld: one type a column, as every shared table has.
-        comp, config = ui.filled(comp, dict.fromkeys(shares, "{:.1f}")), ui.text_columns(shares)
-    else:
-        config = {col: st.column_config.NumberColumn(label, format="%.1f") for col, label in shares.items()}
+        comp = ui.filled(comp, dict.fromkeys(comp.columns, "{:.1f}"))
     comp.index = comp.index.map(group_label)
-    st.dataframe(comp, width="stretch", column_config=config)
+    return comp
+
+
+with st.expander("Composition: each group's share of suspended students vs its share of enrolment"):
+    comp = composition_shown(ui.import_version(), cluster, school, year, ui.share_token())
+    shares = {col: col for col in comp.columns}
+    config = ui.text_columns(shares) if ui.is_public() else {
+        col: st.column_config.NumberColumn(label, format="%.1f") for col, label in shares.items()}
+    st.dataframe(ui.arrow_ready(comp), width="stretch", column_config=config)
 
 @ui.drawn
 def rp_view(version: int, cluster: str, school: str, public: bool):
