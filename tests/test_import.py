@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -373,3 +375,54 @@ def test_a_file_stored_as_written_is_copied_as_its_own_lines_in_key_order(seeded
 def test_a_cell_stored_otherwise_than_written_sends_text_made_from_the_rows(seeded, change):
     assert _lines(seeded, AS_WRITTEN_CSV.replace(*change)) is None
     assert len(storage.load_metrics(seeded)) == 3
+
+
+# Files whose cells are all stored as written, in the shapes people send: a BOM and CRLF line ends, title lines
+# above the header, headers in their own case and order, Windows-1252 text, a last line with no line end, counts
+# with leading zeros, decimals longer than a double holds, a stored year beside a new one, a table with no year.
+AS_WRITTEN_FILES = [
+    ("metrics.csv", ("\ufeff" + AS_WRITTEN_CSV.replace("\n", "\r\n")).encode()),
+    ("metrics.csv", (b"District results\n\nValue,Student Group,Metric,School Year,School ID,Denominator,Numerator\n"
+                     b"33.33333333333333333333,ALL,read_proficient,2023,S1,,\n"
+                     b"0.1000000000000000055511151231257827,ALL,read_proficient,2023,S2,0040,007")),
+    ("metrics.csv", (b"school_id,school_year,metric,student_group,value,target\n"
+                     b"S2,2024,math_proficient,ALL,80,90\nS3,2025,math_proficient,ALL,.5,\n")),
+    ("school_goals.csv", ("goal_id,school_id,metric,student_group,baseline_year,baseline_value,target_year,"
+                          "target_value,status,owner,strategy\nG1,S1,math_proficient,ALL,2023,40,2026,60,active,"
+                          "Zoë Éclair,Café talk – “number strings”\n").encode("cp1252")),
+    ("pl_feedback.csv", b"program,session_id,item,response,count\nRP,s1,useful,4,10\nRP,s1,clear,5,3\n"),
+]
+
+
+@pytest.mark.postgres
+def test_a_file_sent_as_its_own_lines_stores_what_its_typed_rows_store(postgres_server_url, monkeypatch):
+    """PostgreSQL is sent a plain file's own lines instead of text written from its typed rows: every table
+    holds the same rows after the same imports either way."""
+    from analytics.data import readers
+
+    def imported(own_lines: bool) -> dict[str, list]:
+        name = f"ssif_lines_{own_lines:d}_{os.getpid()}"
+        admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        admin.dispose()
+        engine = storage.get_engine(sa.engine.make_url(postgres_server_url).set(database=name)
+                                    .render_as_string(hide_password=False))
+        storage.create_schema(engine)
+        assert import_bytes(engine, [("schools.csv", SCHOOLS_CSV.encode()), ("pl_programs.csv", PROGRAMS_CSV.encode()),
+                                     ("metrics.csv", AS_WRITTEN_CSV.replace("2024", "2023").encode())]).ok
+        with monkeypatch.context() as patch:
+            patch.setattr(storage, "DIRECT_COPY_MIN_ROWS", 1)  # a new year a partition of its own
+            if not own_lines:
+                patch.setattr(readers, "_data_lines", lambda *_: None)
+            for name_, data in AS_WRITTEN_FILES:
+                report = import_bytes(engine, [(name_, data)])
+                assert report.ok, report.problems
+                assert (report.results[0].lines is not None) == own_lines, name_
+        snapshot = _snapshot(engine)
+        snapshot["school_goals"] = [re.sub(r"datetime\.datetime\(.*?\)\)", "", row) for row in snapshot["school_goals"]]
+        return {table: rows for table, rows in snapshot.items() if table in schema.DATA_TABLES}
+
+    own, typed = imported(True), imported(False)
+    assert len(own["metrics"]) == 9 and own == typed
