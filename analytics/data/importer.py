@@ -159,12 +159,14 @@ def _parse_years(text: pd.Series) -> tuple[pd.Series, pd.Series]:
 def _check_column(raw: RawTable, spec: schema.ColumnSpec, ctx: _Context,
                   keyed: bool = False) -> tuple[pd.Series, list[Problem], pd.Series, np.ndarray | None, bool]:
     """Parse one column; returns (typed values, problems, rows to skip, value codes of a `keyed` column,
-    whether every cell is stored as written: :func:`_as_written`, asked only of a file with `csv_lines`).
+    whether a file with `csv_lines` may send this column as written: every cell as :func:`_as_written` says and
+    no row skipped).
 
     The checks run once per distinct cell text and are mapped back to rows: district files repeat
     the same school ids, years, groups and metrics thousands of times. Value codes number each row's
     typed value (-1 when missing; `2024` and `2023-24` share one), so the duplicate-key check compares
-    integers instead of hashing every key cell again.
+    integers instead of hashing every key cell again. A text column whose every cell is its own value (any
+    file: :func:`_as_written` is asked of text columns always) is kept as read rather than rebuilt.
     """
     index = raw.frame.index
     column = raw.frame[spec.name] if spec.name in raw.frame else pd.Series("", index=index)
