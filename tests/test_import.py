@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -375,6 +376,15 @@ def test_a_file_stored_as_written_is_copied_as_its_own_lines_in_key_order(seeded
 def test_a_cell_stored_otherwise_than_written_sends_text_made_from_the_rows(seeded, change):
     assert _lines(seeded, AS_WRITTEN_CSV.replace(*change)) is None
     assert len(storage.load_metrics(seeded)) == 3
+
+
+def test_a_negative_zero_is_stored_as_the_checks_read_it(seeded):
+    """A column of whole numbers is read as integers, so `-0` is 0; PostgreSQL reading the cell as written would
+    keep the sign (-0.0, shown as `-0.0`)."""
+    csv = AS_WRITTEN_CSV.replace(",,,40.5", ",,,-0").replace(",25.0", ",25")
+    assert _lines(seeded, csv) is None
+    value = storage.load_metrics(seeded).set_index("student_group").loc["HI", "value"]
+    assert value == 0 and math.copysign(1.0, value) == 1.0
 
 
 # Files whose cells are all stored as written, in the shapes people send: a BOM and CRLF line ends, title lines

@@ -193,8 +193,10 @@ def _check_column(raw: RawTable, spec: schema.ColumnSpec, ctx: _Context,
 
 
 # Cells PostgreSQL reads as the number the checks make of them: digits, a point, a sign (no spaces, thousands
-# separators, percent signs or exponents; `[0-9]`, as `\d` takes other scripts' digits too).
-_WRITTEN_NUMBERS = {schema.INT: r"-?[0-9]+", schema.YEAR: r"[0-9]{4}", schema.FLOAT: r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)"}
+# separators, percent signs or exponents; `[0-9]`, as `\d` takes other scripts' digits too), and no negative zero
+# in a decimal column (a column of whole numbers is read as integers, `-0` as 0; PostgreSQL would keep the sign).
+_WRITTEN_NUMBERS = {schema.INT: r"-?[0-9]+", schema.YEAR: r"[0-9]{4}",
+                    schema.FLOAT: r"(?!-[0.]*$)-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)"}
 _WRITTEN_TEXTS = (schema.TEXT, schema.SCHOOL, schema.PROGRAM, schema.METRIC, schema.GROUP, schema.ENUM)
 
 
