@@ -20,10 +20,10 @@ def school_header(version: int, school_id: str):
     """The school's row, its title (with its cluster where names repeat) and its facts line; None when the
     district has no such school."""
     schools = ui.schools()
-    found = schools.index[schools["school_id"] == school_id]  # one comparison, no index of every school built
+    found = np.flatnonzero(schools["school_id"].to_numpy() == school_id)  # one comparison, no index built
     if not len(found):
         return None
-    info = schools.loc[found[0]]
+    info = schools.iloc[found[0]]
     facts = [f"School {school_id}", f"{info['level']}", f"{info['cluster']} cluster"]
     if np.isfinite(info["enrollment"]):
         facts.append(f"{info['enrollment']:,.0f} students")
