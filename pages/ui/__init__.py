@@ -3,8 +3,9 @@
 Pages stay thin: they read the URL and widgets, call `analytics/`, and draw; anything Streamlit-specific
 that two pages need lives here once. `loaders` (engine, cached tables), `filters` (URL-bound widgets),
 `links` (navigation), `state` (shared-link session), `viewer` (read-only view), `staff` (sign-in, Share),
-`downloads` (download menus), `audit` (the audit log on /data), `workspace` (editing plans and cycles),
-`prepare` (computing ahead after an import).
+`downloads` (download menus), `audit` (the audit log on /data), `data_views` (the Data page's tables),
+`school_views` (a school's opening view), `charts` and `tables` (drawing), `rp_views` (restorative-practice
+views), `workspace` (editing plans and cycles), `prepare` (computing ahead after an import).
 Pages use them through this package: ``from pages import ui``.
 """
 
