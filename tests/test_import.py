@@ -345,7 +345,7 @@ def _lines(engine, csv: str):
     return report.results[0].lines
 
 
-def test_a_file_stored_as_written_is_copied_as_its_own_lines_in_key_order(seeded, monkeypatch):
+def test_a_file_stored_as_written_keeps_its_own_lines_for_copy_in_any_order_and_stores_its_rows(seeded, monkeypatch):
     monkeypatch.setattr(storage, "DIRECT_COPY_MIN_ROWS", 1)  # on PostgreSQL a partition of its own
     lines = _lines(seeded, AS_WRITTEN_CSV)
     assert lines.columns == ["school_id", "school_year", "metric", "student_group", "numerator", "denominator",
