@@ -471,3 +471,22 @@ def test_a_plan_s_walkthrough_forms_look_up_the_programme_practices_once_per_run
     assert len(lookups) == 1
     at.run()
     assert len(lookups) == 2
+
+
+def test_a_schools_goals_before_the_districts_are_made_are_computed_from_its_own_and_equal_their_slice(on_demo,
+                                                                                                    monkeypatch):
+    every_goal = _counted(monkeypatch, loaders, "_goal_progress")
+    all_goals, all_progress = workspace.goals_progress(on_demo)
+    school = all_goals["school_id"].value_counts().index[0]  # the school with the most goals
+    goals, progress = loaders.goal_progress_of(school=school)
+    assert every_goal == []  # one school's plan computed no other school's progress
+    mine = all_goals["school_id"] == school
+    assert mine.sum() >= 2 and len(progress) > mine.sum()
+    pd.testing.assert_frame_equal(goals, all_goals[mine].reset_index(drop=True))
+    pd.testing.assert_frame_equal(progress, all_progress[all_progress["goal_id"].isin(set(goals["goal_id"]))]
+                                  .reset_index(drop=True))
+    loaders._goal_progress(loaders.data_version())  # the preparer makes every goal's: then a slice of them
+    sliced_goals, sliced_progress = loaders.goal_progress_of(school=school)
+    assert len(every_goal) == 2
+    pd.testing.assert_frame_equal(sliced_goals, goals)
+    pd.testing.assert_frame_equal(sliced_progress, progress)

@@ -49,6 +49,25 @@ def test_observations_of_named_programmes_only():
     assert fidelity.walkthrough_observations(tagged, programs=[]).empty
 
 
+def test_known_practices_from_each_distinct_pair_of_texts_once_are_those_of_every_visit():
+    # V5 repeats V1's texts at another school and date, V6 spells the circles as imported rows would not,
+    # V7 tags a look-for it does not have (evidence of nothing): the form's hint is that of every visit.
+    more = pd.DataFrame([
+        {**VISITS.iloc[0].to_dict(), "visit_id": "V5", "school_id": "C", "visit_date": pd.Timestamp("2025-01-07")},
+        {"visit_id": "V6", "school_id": "C", "visit_date": pd.Timestamp("2025-01-08"), "shareable": True,
+         "look_fors": "Check-in: 2/6", "practices": "Check-in = PBIS: Morning check-in"},
+        {"visit_id": "V7", "school_id": "C", "visit_date": pd.Timestamp("2025-01-09"), "shareable": True,
+         "look_fors": "Circle held: 2/6", "practices": "Check-in = PBIS: Never seen"},
+    ])
+    visits = pd.concat([VISITS, more], ignore_index=True)
+    every = fidelity.known_practices(fidelity.combine(IMPORTED, fidelity.walkthrough_observations(visits)))
+    assert every == {"PBIS": ["Morning check-in"], "RP": ["Affective statements", "restorative circles"]}
+    assert fidelity.practices_known(IMPORTED, visits) == every
+    assert fidelity.practices_known(IMPORTED.iloc[:0], visits) == {
+        "PBIS": ["Morning check-in"], "RP": ["Affective statements", "Restorative circles"]}  # V1's spelling first
+    assert fidelity.practices_known(IMPORTED.iloc[:0], visits.iloc[:0]) == {}
+
+
 def test_tagged_look_fors_become_observations_and_are_counted_once():
     obs = fidelity.walkthrough_observations(VISITS)
     assert obs[["visit_id", "practice", "classrooms_using", "classrooms_observed"]].values.tolist() == [

@@ -565,8 +565,8 @@ def _discipline_sums(version: int, school_ids: tuple[str, ...] | None) -> pd.Dat
 def _made() -> set[tuple]:
     """Which every-cluster results are made so far: ("sums", version), ("rates", version, year),
     ("months", version, actions), ("run charts", version), ("year ratios", version, year) and the district's
-    flagged rows ("flags", version). Kept with the
-    caches they flag, so clearing Streamlit's caches clears
+    flagged rows ("flags", version), and every goal's progress ("goals", data version). Kept with the caches
+    they flag, so clearing Streamlit's caches clears
     the flags too (a flag never outlives what it says is made)."""
     return set()
 
@@ -1033,14 +1033,30 @@ def suspension_run_chart(school_ids: Sequence[str], cluster: str | None = None) 
 def _goal_progress(version: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     from analytics.workspace.views import goals_progress
 
-    return goals_progress(engine())
+    made = goals_progress(engine())
+    _made().add(("goals", version))
+    return made
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+@_consistent
+def _school_goal_progress(version: int, school: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from analytics.workspace.views import goals_progress
+
+    return goals_progress(engine(), school=school)
 
 
 def goal_progress_of(cluster: str | None = None, school: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(goals, progress rows) of a school, a cluster or the district (None, None): a slice of every goal's
     progress, computed in one pass per data version (a goal's rows depend on that goal and its school's
-    data alone) and prepared after an import; the plans and what-changed pages read it (shared, read-only)."""
-    goals, progress = _goal_progress(data_version())
+    data alone) and prepared after an import; the plans and what-changed pages read it (shared, read-only).
+    Until the district's are made, a school's are computed from its own goals and rows (the same rows: a
+    school's plan opened before the preparer reaches the goals waited seconds for every goal's progress at
+    10,000 schools)."""
+    version = data_version()
+    if school is not None and ("goals", version) not in _made():
+        return _school_goal_progress(version, school)
+    goals, progress = _goal_progress(version)
     if school is None and cluster is None:
         return goals, progress
     in_scope = schools()
@@ -1057,9 +1073,8 @@ def _pl_practices(version: int) -> tuple[list[str], dict[str, list[str]]]:
     from analytics.workspace import records
 
     eng = engine()
-    observed = fidelity.combine(storage.load_table(eng, "implementation"),
-                                fidelity.walkthrough_observations(records.load(eng, "walkthroughs")))
-    return storage.load_table(eng, "pl_programs")["program"].tolist(), fidelity.known_practices(observed)
+    known = fidelity.practices_known(storage.load_table(eng, "implementation"), records.load(eng, "walkthroughs"))
+    return storage.load_table(eng, "pl_programs")["program"].tolist(), known
 
 
 def pl_practices() -> tuple[list[str], dict[str, list[str]]]:
