@@ -490,3 +490,24 @@ def test_a_schools_goals_before_the_districts_are_made_are_computed_from_its_own
     assert len(every_goal) == 2
     pd.testing.assert_frame_equal(sliced_goals, goals)
     pd.testing.assert_frame_equal(sliced_progress, progress)
+
+
+def test_a_clusters_ratios_before_the_districts_are_made_are_computed_from_its_schools_and_equal_their_slice(on_demo,
+                                                                                                        monkeypatch):
+    every_school = _counted(monkeypatch, loaders, "_district_flags_and_ratios")
+    schools = storage.load_table(on_demo, "schools")
+    cluster = schools["cluster"].value_counts().index[0]
+    ids = loaders.cluster_members(cluster)["school_id"].tolist()
+    year = loaders.discipline_choices()[0][-1]
+    scoped = loaders.flags_and_ratios(ids, cluster)
+    scoped_year = loaders.year_flags_and_ratios(year, ids, cluster)
+    assert every_school == []  # one cluster's first view computed no other school's ratios
+    district = loaders.flags_and_ratios()  # the preparer makes every school's: then the cluster's are a slice
+    assert len(every_school) == 1
+    for mine, every, of_cluster in zip(scoped, district, loaders.flags_and_ratios(ids, cluster), strict=True):
+        sliced = every[every["school_id"].isin(set(ids))].reset_index(drop=True)
+        assert len(sliced) and set(sliced["school_id"]) <= set(ids)
+        pd.testing.assert_frame_equal(mine.reset_index(drop=True), sliced)
+        pd.testing.assert_frame_equal(of_cluster.reset_index(drop=True), sliced)
+    for mine, every in zip(scoped_year, loaders.year_flags_and_ratios(year, ids, cluster), strict=True):
+        pd.testing.assert_frame_equal(mine.reset_index(drop=True), every.reset_index(drop=True))

@@ -31,6 +31,17 @@ def test_same_named_schools_are_told_apart_by_cluster_then_id():
     assert names["4"] == "Oak HS (East) · 4" and names["5"] == "Oak HS (East) · 5"  # same cluster: the id too
 
 
+def test_schools_labelled_within_their_clusters_in_one_pass_read_as_each_cluster_labelled_alone():
+    # "Oak HS (East)" is a school's own name beside two Oak HS of East: all three need their ids
+    schools = pd.concat([SCHOOLS, pd.DataFrame({"school_id": ["6"], "school_name": ["Oak HS (East)"],
+                                                "cluster": ["East"]})], ignore_index=True)
+    within = school_labels(schools, within="cluster")
+    assert within.to_dict() == {"1": "Lincoln ES", "2": "Lincoln ES", "3": "Adams MS", "4": "Oak HS (East) · 4",
+                                "5": "Oak HS (East) · 5", "6": "Oak HS (East) · 6"}
+    alone = pd.concat([school_labels(part) for _, part in schools.groupby("cluster", sort=False)])
+    assert within.reindex(alone.index).to_dict() == alone.to_dict()
+
+
 def test_codes_read_as_names():
     assert outcome_label("iss") == "In-school suspension" and outcome_label("law_referral") == \
         "Referral to law enforcement"

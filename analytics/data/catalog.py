@@ -86,16 +86,22 @@ def outcome_label(code: str) -> str:
     return OUTCOME_NAMES.get(code, code)
 
 
-def school_labels(schools: pd.DataFrame) -> pd.Series:
+def school_labels(schools: pd.DataFrame, within: str | None = None) -> pd.Series:
     """school_id -> the name people read: the school's name, with its cluster when another school shares
-    the name ("Lincoln ES (North)"), and with its id too when that still does not tell them apart."""
+    the name ("Lincoln ES (North)"), and with its id too when that still does not tell them apart. With
+    `within` (a column, e.g. the cluster), names are told apart among the schools of one value of it only, as
+    if each one's schools were labelled alone: every cluster's labels in one pass, not one pass a cluster."""
     if schools.empty:
         return pd.Series(dtype=object)
     names = schools["school_name"].fillna(schools["school_id"]).astype(str)
     clusters = schools["cluster"].fillna("").astype(str) if "cluster" in schools else pd.Series("", schools.index)
     with_cluster = (names + " (" + clusters + ")").where(clusters != "", names)
-    labels = names.where(~names.duplicated(keep=False), with_cluster)
-    labels = labels.where(~labels.duplicated(keep=False), labels + " · " + schools["school_id"].astype(str))
+
+    def shared(texts: pd.Series) -> pd.Series:
+        return (pd.DataFrame({"in": schools[within], "text": texts}) if within else texts).duplicated(keep=False)
+
+    labels = names.where(~shared(names), with_cluster)
+    labels = labels.where(~shared(labels), labels + " · " + schools["school_id"].astype(str))
     return pd.Series(labels.to_numpy(), index=schools["school_id"].astype(str).to_numpy())
 
 

@@ -342,8 +342,9 @@ def district_all_counts(metric: str) -> pd.DataFrame:
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _cluster_members(version: int) -> dict[str, pd.DataFrame]:
-    return {str(name): members.assign(school_name=catalog.school_labels(members).reindex(
-        members["school_id"].astype(str)).to_numpy()) for name, members in _schools(version).groupby("cluster", sort=False)}
+    schools = _schools(version)
+    labelled = schools.assign(school_name=catalog.school_labels(schools, within="cluster").to_numpy())
+    return {str(name): members for name, members in labelled.groupby("cluster", sort=False)}
 
 
 def cluster_members(cluster: str) -> pd.DataFrame:
@@ -668,6 +669,8 @@ RATIO_OUTCOME = "suspension"  # the outcome whose risk ratios the discipline pag
 def _flags_and_ratios(version: int, school_ids: tuple[str, ...] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     if school_ids is None:
         return _district_flags_and_ratios(version)
+    if ("flags", version) not in _made():  # the scope's schools alone: the district's are not made yet
+        return _scope_flags_and_ratios(version, list(school_ids))
     # a school's rows are the same in any scope (the district's risks): a slice
     flagged, ratios = _district_flags_and_ratios(version)
     ids = set(school_ids)
@@ -679,12 +682,19 @@ def _flags_and_ratios(version: int, school_ids: tuple[str, ...] | None) -> tuple
 def _district_flags_and_ratios(version: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every school's flagged rows and suspension rows, in their own cache: many scopes' slices never evict them
     (the ("flags", version) mark of :func:`_made` then holds as long as they do)."""
+    made = _scope_flags_and_ratios(version, None)
+    _made().add(("flags", version))
+    return made
+
+
+def _scope_flags_and_ratios(version: int, school_ids: list[str] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Some schools' (default every school's) flagged rows and suspension rows, each school's from its own rows
+    and the district's risks (so the same rows in any scope)."""
     flagged, ratios = [], []
-    parts = aggregates.disproportionality_parts(engine(), None, district=_district_risks(version))
+    parts = aggregates.disproportionality_parts(engine(), school_ids, district=_district_risks(version))
     for part in parts:  # a few hundred schools' rows at a time: the scope's whole table is never held
         flagged.append(part[part["flagged"]])
         ratios.append(part[part["outcome"] == RATIO_OUTCOME])
-    _made().add(("flags", version))
     # Every school's suspension rows (a hundred thousand and more at 2,000 schools) keep their texts (school, group,
     # outcome, ratio type) as categories: 7 of their 18 MiB (DESIGN §8 memory bar); read back by :func:`_as_read`.
     return pd.concat(flagged), texts_as_categories(pd.concat(ratios))[0]
@@ -725,7 +735,9 @@ def flags_and_ratios(school_ids: Sequence[str] | None = None,
     district's table) are not kept in memory.
 
     When the schools are those of `cluster`, its rows are taken by their positions in the district's tables,
-    found once per data version by the preparer (no test of every row's school).
+    found once per data version by the preparer (no test of every row's school). Until the district's are made,
+    some schools' are computed from their own rows alone (a cluster's first view at 10,000 schools otherwise
+    waited for every school's).
     """
     flagged, ratios = _flags_and_ratios_kept(school_ids, cluster)
     return flagged, _as_read(ratios)
@@ -734,7 +746,7 @@ def flags_and_ratios(school_ids: Sequence[str] | None = None,
 def _flags_and_ratios_kept(school_ids: Sequence[str] | None, cluster: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`flags_and_ratios` as kept (the suspension rows' texts as categories)."""
     version = import_version()
-    if cluster is not None and (found := _cluster_ratio_rows(version).get(cluster)) is not None:
+    if _made_for_clusters(cluster, "flags", version) and (found := _cluster_ratio_rows(version).get(cluster)) is not None:
         return tuple(frame.iloc[rows] for frame, rows in zip(_flags_and_ratios(version, None), found, strict=True))
     return _flags_and_ratios(version, tuple(sorted(school_ids)) if school_ids is not None else None)
 
