@@ -217,9 +217,10 @@ ratio_columns = {"label": "Group", "risk_ratio": "Risk ratio", "ratio_name": "Co
 
 
 def ratio_table(rows: pd.DataFrame, label_title: str) -> pd.DataFrame:
-    """The rows a risk-ratio chart draws, for its data table."""
+    """The rows a risk-ratio chart draws, for its data table, numbered from 0 (where the rows sat among the
+    schools they were computed with says nothing, and is not shown)."""
     out = rows.assign(ratio_name=rows["ratio_type"].map(RATIO_TYPES))[list(ratio_columns)]
-    return out.rename(columns={**ratio_columns, "label": label_title}).round({"Risk ratio": 2})
+    return out.rename(columns={**ratio_columns, "label": label_title}).round({"Risk ratio": 2}).reset_index(drop=True)
 
 
 @ui.drawn
