@@ -168,7 +168,8 @@ def shared_views(engine, base: str) -> list[str]:
 # the same Streamlit session), and open a school from a link. (view index, sidebar label or None = open URL)
 CLICK_PATH = [(0, None), (1, "Cluster"), (3, "Growth gaps"), (4, "Discipline"), (2, None)]
 ERROR_SELECTOR = "[data-testid=stException]"
-READY_SELECTOR = "[data-testid=stMetric], [data-testid=stAlert], [data-testid=stDataFrame], [data-testid=stVegaLiteChart]"
+READY_SELECTOR = ("[data-testid=stMetric], [data-testid=stAlert], [data-testid=stDataFrame], [data-testid=stVegaLiteChart], "
+                  "[data-testid=stFileUploader]")  # the last: the Data page opens on its Import tab
 # Generous on purpose: 20 Chromium pages share this machine's cores with the server (the browsers, not the
 # server, use most of them), so a page may wait long for its turn to render. Every time-out still counts.
 GOTO_TIMEOUT_S = 180
