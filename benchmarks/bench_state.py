@@ -108,7 +108,7 @@ def measure_import(url: str, workdir: Path, repeat: int) -> dict:
     CPU ratios (this process's CPU plus the server's, `bench_import.paired_runs`)."""
     import pandas as pd
     from _import_split import split
-    from bench_import import NO_LIMIT, bare_insert, paired_runs
+    from bench_import import NO_LIMIT, _imported, bare_insert, paired_runs
 
     from analytics.data import schema, storage
     from analytics.data.importer import import_files
@@ -129,19 +129,15 @@ def measure_import(url: str, workdir: Path, repeat: int) -> dict:
             conn.exec_driver_sql("VACUUM ANALYZE metrics")
 
     def imported() -> None:
-        report = import_files(engine, [path], max_bytes=NO_LIMIT)
-        if not report.ok:
-            raise RuntimeError(report.problems[0].format())
+        _imported(engine, path)
 
     runs = []
     for _ in range(repeat):
         without_year()
         with split() as phases:
             started = time.perf_counter()
-            report = import_files(engine, [path], max_bytes=NO_LIMIT)
+            imported()
             runs.append((time.perf_counter() - started, phases))
-        if not report.ok:
-            raise RuntimeError(report.problems[0].format())
     paired = paired_runs(without_year, lambda: bare_insert(url, pd.read_csv(path)), imported,
                          max(repeat, 3), url)
     with split() as again_split:

@@ -53,14 +53,12 @@ def changes_summary(version: int, cluster: str | None, since: date) -> tuple[pd.
 
 
 @ui.drawn
-def changes_shown(version: int, cluster: str | None, since: date, kinds: tuple[str, ...],
-                  share: str | None) -> tuple[pd.DataFrame, list[tuple[str, str]] | None]:
-    """The changes of the chosen kinds as shown (labels; links that carry a shared link's token) and, for a few
-    schools, each school's heading and lines (None for more: the table is open instead)."""
+def changes_shown(version: int, cluster: str | None, since: date,
+                  kinds: tuple[str, ...]) -> tuple[pd.DataFrame, list[tuple[str, str]] | None]:
+    """The changes of the chosen kinds as shown (labels; the page is for staff, so links carry no shared link's
+    token) and, for a few schools, each school's heading and lines (None for more: the table is open instead)."""
     table = changes_summary(version, cluster, since)[0]
-    shown = table[table["change"].isin(kinds)].assign(
-        change=lambda d: d["change"].map(change_rules.CHANGE_LABELS),
-        link=lambda d: d["link"].map(lambda u: u + (f"&share={share}" if share else "")))
+    shown = table[table["change"].isin(kinds)].assign(change=lambda d: d["change"].map(change_rules.CHANGE_LABELS))
     blocks = None
     if shown["school_id"].nunique() <= 25:  # a cluster: one block per school with its changes in full and real links
         blocks = [(f"**{ui._md_escape(name)}** ({school_id})",
@@ -115,7 +113,7 @@ else:
     else:
         chosen = st.pills("Show", kinds, selection_mode="multi", default=kinds,
                           format_func=lambda k: change_rules.CHANGE_LABELS[k], key="change_kinds")
-        shown, blocks = changes_shown(*view, tuple(chosen or kinds), ui.share_token())
+        shown, blocks = changes_shown(*view, tuple(chosen or kinds))
         few = blocks is not None
         for heading, lines in blocks or ():
             with st.container(border=True):
