@@ -511,3 +511,27 @@ def test_a_clusters_ratios_before_the_districts_are_made_are_computed_from_its_s
         pd.testing.assert_frame_equal(of_cluster.reset_index(drop=True), sliced)
     for mine, every in zip(scoped_year, loaders.year_flags_and_ratios(year, ids, cluster), strict=True):
         pd.testing.assert_frame_equal(mine.reset_index(drop=True), every.reset_index(drop=True))
+
+
+@pytest.mark.parametrize("metric", ["read_proficient", "suspension_rate"])
+def test_a_clusters_rows_and_schools_before_the_districts_are_split_are_its_own_and_equal_their_slice(on_demo,
+                                                                                                    monkeypatch,
+                                                                                                    metric):
+    every_slice = _counted(monkeypatch, loaders, "_cluster_slices")
+    every_member = _counted(monkeypatch, loaders, "_cluster_members")
+    schools = storage.load_schools(on_demo)
+    cluster = schools["cluster"].value_counts().index[0]
+    members = loaders.cluster_members(cluster)
+    rows, sums = loaders.cluster_slice(metric, "ALL", cluster)
+    assert every_slice == [] and every_member == []  # one cluster's first view split no other cluster's
+    version = loaders.import_version()
+    assert not {("slices", version, metric, "ALL"), ("members", version)} & loaders._made()
+    ids = set(schools.loc[schools["cluster"] == cluster, "school_id"])
+    assert set(members["school_id"]) == ids and set(rows["school_id"]) == ids
+    assert sums["n_rows"].sum() == len(rows) and sums["numerator"].sum() == rows["numerator"].sum()
+    loaders._cluster_members(version)  # the preparer splits every cluster's: then the cluster's are a slice
+    loaders._cluster_slices(version, metric, "ALL")
+    assert len(every_slice) == 1 and len(every_member) == 1
+    pd.testing.assert_frame_equal(loaders.cluster_members(cluster), members)
+    for mine, sliced in zip((rows, sums), loaders.cluster_slice(metric, "ALL", cluster), strict=True):
+        pd.testing.assert_frame_equal(mine, sliced)

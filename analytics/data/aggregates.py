@@ -236,11 +236,15 @@ def suspension_derived(engine: Engine, years: Sequence[int] | None = None,
 
 
 def metric_slice(engine: Engine, metric: str, group: str, school_ids: Sequence[str] | None = None,
-                 years: Sequence[int] | None = None) -> pd.DataFrame:
+                 years: Sequence[int] | None = None, derived: bool | None = None) -> pd.DataFrame:
     """One metric's rows for one student group, every year (or only ``years``): the rows of
     ``metrics_with_suspension`` over the whole metric, filtered on the group, read with the group's (and the
-    years') filter in SQL. Whether the suspension rate is derived is decided over every year either way."""
-    if metric == "suspension_rate" and suspension_derived(engine, school_ids=school_ids):
+    years') filter in SQL. Whether the suspension rate is derived is decided over every year either way, for
+    these schools, or as `derived` says (e.g. the district's decision, so some schools' rows are the
+    district's rows of them)."""
+    if derived is None and metric == "suspension_rate":
+        derived = suspension_derived(engine, school_ids=school_ids)
+    if metric == "suspension_rate" and derived:
         groups = [group] if group != "ALL" else ["ALL", *RACE_GROUPS]  # a missing ALL is summed from races
         rows = metrics_with_suspension(storage.load_metrics(engine, metrics=[metric], groups=[group], years=years,
                                                             school_ids=school_ids),

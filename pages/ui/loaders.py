@@ -344,38 +344,82 @@ def district_all_counts(metric: str) -> pd.DataFrame:
 def _cluster_members(version: int) -> dict[str, pd.DataFrame]:
     schools = _schools(version)
     labelled = schools.assign(school_name=catalog.school_labels(schools, within="cluster").to_numpy())
-    return {str(name): members for name, members in labelled.groupby("cluster", sort=False)}
+    made = {str(name): members for name, members in labelled.groupby("cluster", sort=False)}
+    _made().add(("members", version))
+    return made
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _one_cluster_members(version: int, cluster: str) -> pd.DataFrame:
+    """One cluster's schools labelled among themselves: the same rows and labels as its part of
+    :func:`_cluster_members` (``school_labels(..., within="cluster")`` labels each cluster as if alone)."""
+    schools = _schools(version)
+    members = schools[schools["cluster"] == cluster]
+    return members.assign(school_name=catalog.school_labels(members).to_numpy()) if len(members) else members
 
 
 def cluster_members(cluster: str) -> pd.DataFrame:
     """A cluster's schools (the schools table's rows, in its order), two schools of one name in it told apart
     (by id) in every chart, table and link of its page: split once per data version (prepared with the map),
-    read-only and shared."""
-    found = _cluster_members(import_version()).get(cluster)
-    return found if found is not None else _schools(import_version()).iloc[0:0]
+    read-only and shared. Until the preparer has split every cluster's, the cluster's own are labelled alone
+    (the same rows: at 10,000 schools every cluster's took a second of a cluster's first view)."""
+    version = import_version()
+    if ("members", version) not in _made():
+        return _one_cluster_members(version, cluster)
+    found = _cluster_members(version).get(cluster)
+    return found if found is not None else _schools(version).iloc[0:0]
+
+
+def _in_school_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """A metric slice's rows by school and year (one row each): the same order whether they were read for
+    a few schools or split off the district's, which the database gives in no set order."""
+    return rows.sort_values(["school_id", "school_year"], kind="stable", ignore_index=True)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 @_then_release
 def _cluster_slices(version: int, metric: str, group: str) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
-    schools, rows = _schools(version), _metric_slice(version, metric, group, None)
+    schools, rows = _schools(version), _in_school_order(_metric_slice(version, metric, group, None))
     cluster = rows["school_id"].map(dict(zip(schools["school_id"], schools["cluster"], strict=True)))
     # One sum over the district by cluster and year, split: counts are whole numbers, so each cluster's sums
     # are those of its own rows (`counts_from_rows` of them), in the same columns and types.
     counts = aggregates.counts_from_rows(rows.assign(cluster=cluster), ["cluster", "school_year"])
     sums = {name: part.drop(columns="cluster").reset_index(drop=True)
             for name, part in counts.groupby("cluster", sort=False)}
-    return {name: (part, sums[name]) for name, part in rows.groupby(cluster, sort=False)}
+    made = {name: (part.reset_index(drop=True), sums[name]) for name, part in rows.groupby(cluster, sort=False)}
+    _made().add(("slices", version, metric, group))
+    return made
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+@_imported
+def _one_cluster_slice(version: int, metric: str, group: str, cluster: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One cluster's rows and sums read for its own schools alone, the suspension rate derived or not as the
+    district's rows decide (:func:`analytics.data.aggregates.metric_slice`): its part of :func:`_cluster_slices`."""
+    ids = _one_cluster_members(version, cluster)["school_id"].tolist()
+    derived = _suspension_derived_anywhere(version) if metric == "suspension_rate" else None
+    rows = _in_school_order(aggregates.metric_slice(engine(), metric, group, ids, derived=derived))
+    return rows, aggregates.counts_from_rows(rows, ["school_year"])
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+@_imported
+def _suspension_derived_anywhere(version: int) -> bool:
+    return aggregates.suspension_derived(engine())
 
 
 def cluster_slice(metric: str, group: str, cluster: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One cluster's rows of a metric and group (every year; the rows of ``metric_slice`` whose school is in
-    the cluster, in their order) and their sums per ``school_year`` (``counts_from_rows``): split once per
-    data version from the district's rows, with the district's tables, so a cluster's first view only
-    looks them up (read-only, shared)."""
-    found = _cluster_slices(import_version(), metric, group).get(cluster)
+    the cluster, by school and year) and their sums per ``school_year`` (``counts_from_rows``): split once per
+    data version from the district's rows by the preparer, so a cluster's first view only looks them up
+    (read-only, shared). Until then, the cluster's own rows are read (the same rows and sums: at 10,000
+    schools splitting every cluster's took four seconds of a cluster's first view)."""
+    version = import_version()
+    if ("slices", version, metric, group) not in _made():
+        return _one_cluster_slice(version, metric, group, cluster)
+    found = _cluster_slices(version, metric, group).get(cluster)
     if found is None:  # no rows of this metric and group in the cluster
-        rows = _metric_slice(import_version(), metric, group, None).iloc[0:0]
+        rows = _metric_slice(version, metric, group, None).iloc[0:0]
         return rows, aggregates.counts_from_rows(rows, ["school_year"])
     return found
 
