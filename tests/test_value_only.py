@@ -113,6 +113,24 @@ def test_cluster_areas_contain_their_schools():
     assert len(areas.loc["B", "polygon"]) == 4 and _inside(areas.loc["B", "polygon"], (5.1, 5.0))
 
 
+def test_cluster_areas_of_interleaved_clusters_are_each_clusters_own():
+    from analytics.outputs.charts_district import cluster_areas
+
+    # B's and A's schools interleaved, a school of A twice at one place, one school without a cluster
+    schools = pd.DataFrame({"cluster": ["B", "A", "B", "A", "A", None, "A", "B"],
+                            "longitude": [5.0, 0.0, 5.2, 2.0, 2.0, 7.0, 0.0, 5.1],
+                            "latitude": [5.0, 0.0, 5.0, 0.0, 0.0, 7.0, 2.0, 5.0]})
+    areas = cluster_areas(schools)
+    assert areas["cluster"].tolist() == ["A", "B"]
+    alone = pd.concat([cluster_areas(schools[schools["cluster"] == c]) for c in ("A", "B")], ignore_index=True)
+    pd.testing.assert_frame_equal(areas, alone)
+    # A: the triangle (0,0) (2,0) (0,2) around its centre (2/3, 2/3); B on a line: a square 0.01 beyond its ends
+    # the top vertex (0, 2) pushed out by 8% of its offset (-2/3, 4/3) from the centre and 0.01 along it
+    assert areas.loc[0, ["longitude", "latitude"]].tolist() == pytest.approx([2 / 3, 2 / 3 + 4 / 3 * 1.08 + 0.04 / 20 ** 0.5])
+    assert areas.loc[1, ["longitude", "latitude"]].tolist() == pytest.approx([5.1, 5.01])
+    assert areas.loc[1, "polygon"] == [[4.99, 4.99], [5.21, 4.99], [5.21, 5.01], [4.99, 5.01]]
+
+
 def _inside(polygon, point) -> bool:
     """Ray casting: does a horizontal ray from the point cross the polygon's edges an odd number of times?"""
     x, y = point

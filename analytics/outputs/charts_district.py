@@ -246,10 +246,16 @@ def cluster_areas(schools: pd.DataFrame, pad: float = 0.08, margin: float = 0.01
     """
     from scipy.spatial import ConvexHull, QhullError
 
-    located = schools.dropna(subset=["latitude", "longitude"])
+    located = schools.dropna(subset=["latitude", "longitude", "cluster"])
+    # Each cluster's points cut from one array sorted by cluster (the clusters in groupby's order): a pandas
+    # group per cluster cost most of the outlines' time at 10,000 schools and 1,251 clusters.
+    codes, names = pd.factorize(located["cluster"], sort=True)
+    order = np.argsort(codes, kind="stable")
+    coords = located[["longitude", "latitude"]].to_numpy(dtype=float)[order]
+    sizes = np.bincount(codes, minlength=len(names))
     rows = []
-    for cluster, part in located.groupby("cluster", sort=True):
-        points = np.unique(part[["longitude", "latitude"]].to_numpy(dtype=float), axis=0)
+    for cluster, end, size in zip(names, np.cumsum(sizes), sizes, strict=True):
+        points = np.unique(coords[end - size:end], axis=0)
         centre = points.mean(axis=0)
         try:
             ring = points[ConvexHull(points).vertices] if len(points) >= 3 else None
