@@ -44,7 +44,8 @@ def test_data_page_shows_quality_and_one_upload_limit(on_demo, monkeypatch):
 
     monkeypatch.setenv("SSIF_MAX_UPLOAD_MB", "12")
     at = run_page("data")
-    quality = next(df.value for df in at.dataframe if "missing_groups" in df.value.columns)
+    quality = next(df.value for df in run_page("data", tab="Data quality").dataframe
+                   if "missing_groups" in df.value.columns)
     assert "Reading proficient" in set(quality["data"]) and "Discipline" in set(quality["data"])
     assert any("Size limit: 12 MB per file" in c.value for c in at.caption)
     uploader = at.get("file_uploader")[0].proto

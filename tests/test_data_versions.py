@@ -90,7 +90,7 @@ def test_an_import_of_goals_alone_leaves_the_import_version_and_shows_at_once_on
     slices = _counted(monkeypatch, aggregates, "metric_slice")
     run_page("cluster", cluster=cluster, metric="read_proficient", group="ALL")
     assert "G-IMPORT" not in _words(run_page("plans", school=school))
-    assert _import_history(run_page("data")) == []
+    assert _import_history(run_page("data", tab="Import history")) == []
     assert len(slices) == 2
 
     before = storage.versions(engine)
@@ -104,7 +104,7 @@ def test_an_import_of_goals_alone_leaves_the_import_version_and_shows_at_once_on
 
     assert "G-IMPORT" in _words(run_page("plans", school=school))  # the imported goal: at once
     assert "G-IMPORT" in set(loaders.goal_progress_of(school=school)[0]["goal_id"])
-    assert _import_history(run_page("data")) == ["school_goals.csv"]  # and in the import history
+    assert _import_history(run_page("data", tab="Import history")) == ["school_goals.csv"]  # and in the import history
     run_page("cluster", cluster=cluster, metric="read_proficient", group="ALL")
     assert len(slices) == 2  # nothing read from imported tables was made again
 

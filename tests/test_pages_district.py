@@ -104,10 +104,12 @@ def test_school_not_found(on_demo):
 
 
 def test_data_page_shows_dictionary_and_history(on_demo):
-    at = _run("data")
+    at = _run("data", tab="Data dictionary")
     tables = [df.value for df in at.dataframe]
     dictionary = next(t for t in tables if "description" in t.columns)
     assert {"schools", "metrics", "discipline"} <= set(dictionary["table"])
+    counts = next(df.value for df in _run("data", tab="Import history").dataframe if "rows" in df.value.columns)
+    assert counts.set_index("table")["rows"]["schools"] == len(storage.load_schools(on_demo))
 
 
 def test_pages_work_on_a_thin_real_district(tmp_path, monkeypatch):

@@ -509,7 +509,8 @@ def test_the_data_pages_first_view_finds_its_history_counts_and_audit_log_made_b
     from analytics.data import quality
     from pages.ui import loaders
 
-    unprepared = _shown(run_page("data"))
+    tabs = ("Data quality", "Import history", "Audit log")
+    unprepared = [_shown(run_page("data", tab=tab)) for tab in tabs]
     st.cache_data.clear()
     st.cache_resource.clear()
     version = storage.versions(loaders.engine())
@@ -524,7 +525,29 @@ def test_the_data_pages_first_view_finds_its_history_counts_and_audit_log_made_b
     for module, name in ((storage, "load_imports"), (storage, "table_counts"), (audit, "load"),
                          (quality, "data_quality")):
         monkeypatch.setattr(module, name, fail)
-    assert _shown(run_page("data")) == unprepared
+    assert [_shown(run_page("data", tab=tab)) for tab in tabs] == unprepared
+
+
+@pytest.mark.usefixtures("on_demo")
+def test_the_data_pages_first_view_draws_its_import_form_and_reads_no_other_tab(monkeypatch):
+    """The page opens on its Import tab and draws only that one: before the preparer has made them, its first
+    view counts no rows and reads no import history or audit log (at 10,000 schools, seconds of counting over
+    every row for tabs nobody has opened yet)."""
+    import streamlit as st
+
+    from analytics.access import audit
+    from analytics.data import quality
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    read = []
+    for module, name in ((storage, "load_imports"), (storage, "table_counts"), (audit, "load"),
+                         (quality, "data_quality")):
+        monkeypatch.setattr(module, name, lambda *_, name=name, **__: read.append(name))
+    at = run_page("data")
+    assert read == []
+    assert len(at.get("file_uploader")) == 1 and at.selectbox(key="import_table").value
+    assert not at.dataframe
 
 
 @pytest.mark.usefixtures("on_demo")
