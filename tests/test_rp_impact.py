@@ -276,6 +276,15 @@ def test_reassignments_held_by_treated_cells_are_the_seeded_draws():
     dense, exact = _assignments(small, groups, 1000, np.random.default_rng(1))
     compact, compact_exact = _treated_assignments(small, groups, 1000, 1)
     assert exact and compact_exact and len(dense) == 12 and np.array_equal(compact.dense(), dense)
+    # Strata interleaved among the units (levels of schools listed by id), start years past 16 bits' range too
+    rng = np.random.default_rng(3)
+    mixed = np.where(rng.random(300) < 0.1, rng.choice([2021, 2022, 40000], 300), 0)
+    levels = rng.integers(0, 3, 300)
+    for labels in (mixed, np.where(mixed == 40000, 2023, mixed)):
+        dense, exact = _assignments(labels, levels, 200, np.random.default_rng(11))
+        compact, compact_exact = _treated_assignments(labels, levels, 200, 11)
+        assert not exact and not compact_exact and np.array_equal(compact.dense(), dense)
+        assert compact.cols.shape == (200, np.count_nonzero(labels))
 
 
 def test_every_reassignment_estimate_equals_the_direct_formula():

@@ -241,12 +241,20 @@ def _all_assignments(labels: np.ndarray) -> Iterator[np.ndarray]:
     yield from place(tuple(range(len(labels))), 0, np.zeros(len(labels), dtype=labels.dtype))
 
 
+def _strata_units(strata: np.ndarray) -> list[np.ndarray]:
+    return [np.flatnonzero(strata == s) for s in np.unique(strata)]
+
+
+def _enumerable(labels: np.ndarray, groups: list[np.ndarray], limit: int) -> bool:
+    return math.prod(_n_assignments(labels[g]) for g in groups) <= limit
+
+
 def _assignments(labels: np.ndarray, strata: np.ndarray, limit: int,
                  rng: np.random.Generator) -> tuple[np.ndarray, bool]:
     """(reassignments x units label matrix, exact): labels rearranged within each stratum; every
     distinct arrangement when there are at most `limit`, else `limit` independent random ones."""
-    groups = [np.flatnonzero(strata == s) for s in np.unique(strata)]
-    if math.prod(_n_assignments(labels[g]) for g in groups) <= limit:
+    groups = _strata_units(strata)
+    if _enumerable(labels, groups, limit):
         rows = []
         for parts in product(*(list(_all_assignments(labels[g])) for g in groups)):
             row = np.empty_like(labels)
@@ -287,17 +295,43 @@ class _Treated:
         return out
 
 
+def _drawn(labels: np.ndarray, groups: list[np.ndarray], limit: int, rng: np.random.Generator) -> _Treated:
+    """The random reassignments of :func:`_assignments` (the same draws from the same generator), held by their
+    treated cells without the dense matrix being scattered back: each stratum's units side by side, so each
+    one's rows are shuffled in place (``Generator.permuted`` draws the same swaps for the same units in the same
+    order whatever their item size: 16-bit start years here), and the treated cells mapped back to their units.
+    At 7,000 schools x 1,999 draws, gathering and scattering each stratum's columns of the dense matrix took
+    several times the shuffles themselves."""
+    order = np.concatenate(groups)
+    fits = len(labels) and np.iinfo(np.int16).min <= labels.min() and labels.max() <= np.iinfo(np.int16).max
+    work = np.tile(labels.astype(np.int16 if fits else labels.dtype)[order], (limit, 1))
+    start = 0
+    for units in groups:
+        block = work[:, start:start + len(units)]
+        rng.permuted(block, axis=1, out=block)
+        start += len(units)
+    rows, at = np.nonzero(work)
+    shape = (limit, int(np.count_nonzero(labels)))
+    cols, vals = order[at].reshape(shape), work[rows, at].reshape(shape)
+    ascending = np.argsort(cols, axis=1, kind="stable")  # as `_Treated.of` holds them
+    return _Treated(np.take_along_axis(cols, ascending, axis=1).astype(np.int32),
+                    np.take_along_axis(vals, ascending, axis=1).astype(np.int32), len(labels))
+
+
 @lru_cache(maxsize=2)
 def _design(labels: bytes, strata: bytes, dtype: str, limit: int, seed: int) -> tuple[_Treated, bool]:
-    """:func:`_assignments` drawn from a fresh ``default_rng(seed)``, once per design.
+    """:func:`_assignments` drawn from a fresh ``default_rng(seed)``, once per design (the random ones by
+    :func:`_drawn`).
 
     The outcomes of one panel (suspension rate, OSS days, risk ratios; climate, chronic absence) mostly
     share their units and start years, so their reassignments are the same draws: they are made once. Only
     the last two designs are kept: a district's 400 RP schools x 1,999 draws hold 6 MB.
     """
-    arrays = np.frombuffer(labels, dtype=dtype), np.frombuffer(strata, dtype=np.int64)
-    assign, exact = _assignments(*arrays, limit, np.random.default_rng(seed))
-    return _Treated.of(assign), exact
+    labels_, strata_ = np.frombuffer(labels, dtype=dtype), np.frombuffer(strata, dtype=np.int64)
+    groups, rng = _strata_units(strata_), np.random.default_rng(seed)
+    if _enumerable(labels_, groups, limit):
+        return _Treated.of(_assignments(labels_, strata_, limit, rng)[0]), True
+    return _drawn(labels_, groups, limit, rng), False
 
 
 def _treated_assignments(labels: np.ndarray, strata: np.ndarray, limit: int, seed: int) -> tuple[_Treated, bool]:
