@@ -68,6 +68,24 @@ def test_known_practices_from_each_distinct_pair_of_texts_once_are_those_of_ever
     assert fidelity.practices_known(IMPORTED.iloc[:0], visits.iloc[:0]) == {}
 
 
+def test_visits_that_repeat_their_texts_give_each_visit_its_own_observations_in_visit_order():
+    # V1's texts again at school C (V5), V2's at school D (V6) and V1's once more (V7), V8 unreadable (k > n)
+    # between them: each visit's rows are those of the visit parsed alone, with its own school, date and id.
+    again = [("V5", "C", VISITS.iloc[0]), ("V6", "D", VISITS.iloc[1]), ("V7", "C", VISITS.iloc[0])]
+    more = [{**row.to_dict(), "visit_id": vid, "school_id": school, "visit_date": pd.Timestamp("2025-02-03")}
+            for vid, school, row in again]
+    bad = {**VISITS.iloc[0].to_dict(), "visit_id": "V8", "look_fors": "Circle held: 9/8"}
+    visits = pd.concat([VISITS, pd.DataFrame([more[0], bad, *more[1:]])], ignore_index=True)
+    obs = fidelity.walkthrough_observations(visits)
+    each = [fidelity.walkthrough_observations(visits.iloc[[i]]) for i in range(len(visits))]
+    alone = pd.concat([rows for rows in each if len(rows)], ignore_index=True)
+    pd.testing.assert_frame_equal(obs, alone)
+    assert obs[["visit_id", "school_id", "practice", "classrooms_using"]].values.tolist()[4:] == [
+        ["V5", "C", "Restorative circles", 3], ["V6", "D", "Restorative circles", 6],
+        ["V6", "D", "Affective statements", 1], ["V7", "C", "Restorative circles", 3]]
+    assert fidelity.walkthrough_observations(visits.iloc[[5]]).empty  # V8: evidence of nothing
+
+
 def test_tagged_look_fors_become_observations_and_are_counted_once():
     obs = fidelity.walkthrough_observations(VISITS)
     assert obs[["visit_id", "practice", "classrooms_using", "classrooms_observed"]].values.tolist() == [

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from analytics.workspace import notes
@@ -52,22 +53,39 @@ def walkthrough_observations(walkthroughs: pd.DataFrame, shareable_only: bool = 
     visits = visits[keep]
     if shareable_only:
         visits = visits[visits["shareable"].fillna(False).astype(bool)]
-    rows = []
-    columns = (visits[c].tolist() for c in ("look_fors", "practices", "school_id", "visit_date", "visit_id"))
-    for look_fors, practices, school_id, visit_date, visit_id in zip(*columns, strict=True):
-        try:  # records were checked on save and import; an unreadable one is evidence of nothing
-            looks = {i["item"]: i for i in notes.parse_look_fors(look_fors)}
-            tags = notes.parse_practices(practices, list(looks.values()))
-        except ValueError:
-            continue
-        for tag in tags:
-            look = looks[tag["item"]]
-            rows.append({"program": tag["program"], "school_id": school_id, "observed_on": visit_date,
-                         "practice": tag["practice"], "classrooms_observed": look["classrooms"],
-                         "classrooms_using": look["observed"], "source": WALKTHROUGHS, "visit_id": visit_id,
-                         "also_on_walkthrough": False})
-    out = pd.DataFrame(rows, columns=COLUMNS)
+    # A visit's tags depend on its two texts alone: each distinct pair is parsed once (a district's 90,000
+    # visits at 10,000 schools write a few thousand), and every visit takes its pair's tags, in visit order.
+    look_codes, look_texts = pd.factorize(visits["look_fors"].fillna("").astype(str))
+    tag_codes, tag_texts = pd.factorize(visits["practices"].fillna("").astype(str))
+    codes, pairs = pd.factorize(look_codes * max(len(tag_texts), 1) + tag_codes)
+    parsed = [_tags(look_texts[p // len(tag_texts)], tag_texts[p % len(tag_texts)]) for p in pairs]
+    count = np.array([len(tags) for tags in parsed], dtype=np.int64)
+    first = np.cumsum(count) - count  # where each pair's tags start among every pair's, laid end to end
+    tags = [tag for pair_tags in parsed for tag in pair_tags]
+    per_visit = count[codes]
+    visit = np.repeat(np.arange(len(codes)), per_visit)
+    within = np.arange(len(visit)) - np.repeat(np.cumsum(per_visit) - per_visit, per_visit)
+    if not len(visit):
+        return pd.DataFrame(columns=COLUMNS)
+    picked = [tags[i] for i in first[codes[visit]] + within]
+    out = pd.DataFrame({"program": [t[0] for t in picked], "school_id": visits["school_id"].to_numpy()[visit],
+                        "observed_on": visits["visit_date"].to_numpy()[visit], "practice": [t[1] for t in picked],
+                        "classrooms_observed": [t[2] for t in picked], "classrooms_using": [t[3] for t in picked],
+                        "source": WALKTHROUGHS, "visit_id": visits["visit_id"].to_numpy()[visit],
+                        "also_on_walkthrough": False}, columns=COLUMNS)
     return out if programs is None else out[out["program"].isin(list(programs))].reset_index(drop=True)
+
+
+def _tags(look_fors: str, practices: str) -> list[tuple[str, str, int, int]]:
+    """A visit's tagged look-fors as (programme, practice, classrooms observed, classrooms using); none when its
+    records cannot be read (they were checked on save and import: an unreadable one is evidence of nothing)."""
+    try:
+        looks = {i["item"]: i for i in notes.parse_look_fors(look_fors)}
+        tags = notes.parse_practices(practices, list(looks.values()))
+    except ValueError:
+        return []
+    return [(t["program"], t["practice"], looks[t["item"]]["classrooms"], looks[t["item"]]["observed"])
+            for t in tags]
 
 
 def _visit_key(frame: pd.DataFrame) -> pd.Series:
@@ -81,9 +99,11 @@ def combine(imported: pd.DataFrame, from_walkthroughs: pd.DataFrame) -> pd.DataF
     look-for of a visit that an imported row already describes left out (see the module docstring)."""
     own = imported.assign(source=IMPORTED, visit_id=None) if len(imported) else pd.DataFrame(columns=COLUMNS)
     walk = from_walkthroughs if len(from_walkthroughs) else pd.DataFrame(columns=COLUMNS)
-    own_keys, walk_keys = _visit_key(own), _visit_key(walk)
-    own = own.assign(also_on_walkthrough=own_keys.isin(set(walk_keys)).to_numpy())
-    walk = walk[~walk_keys.isin(set(own_keys))]
+    # Looked up as Python strings (a hash table): a text column's isin converts every value it is given one by one
+    # (1.5 s for the 180,000 look-fors of 10,000 schools, with no imported row to find them in).
+    own_keys, walk_keys = (pd.Index(_visit_key(part), dtype=object) for part in (own, walk))
+    own = own.assign(also_on_walkthrough=own_keys.isin(walk_keys))
+    walk = walk[~walk_keys.isin(own_keys)]
     parts = [p[COLUMNS] for p in (own, walk) if len(p)]
     if not parts:
         return pd.DataFrame(columns=COLUMNS).astype({"classrooms_observed": "int64", "classrooms_using": "int64",
