@@ -38,9 +38,13 @@ def meetings_of(version: int, scope: str) -> pd.DataFrame:
 
 @ui.cached_read
 def changes_for(version: int, cluster: str | None, since: date) -> pd.DataFrame:
+    """The list: the goals' progress and the district's colours are made (when not yet) on the view's own
+    threads, at this run's versions, while it computes the risk ratios."""
+    imports, then_year = ui.import_version(), change_rules.year_of_record(since)
     return workspace.changes_view(ui.engine(), cluster=cluster, since=since,
-                                  progress=ui.goal_progress_of(cluster)[1], flagged=ui.prepared_flags(cluster),
-                                  colours=ui.district_colours(cluster, change_rules.year_of_record(since)),
+                                  progress=lambda: ui.goal_progress_at(version, imports, cluster)[1],
+                                  flagged=ui.prepared_flags(cluster),
+                                  colours=lambda: ui.colours_at(imports, cluster, then_year),
                                   monthly=ui.prepared_school_months())
 
 

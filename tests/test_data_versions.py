@@ -14,6 +14,7 @@ import streamlit as st
 from analytics.data import aggregates, storage
 from analytics.data.importer import import_bytes
 from analytics.data.prepare import Step
+from analytics.workspace import changes as change_rules
 from analytics.workspace import records
 from analytics.workspace import views as workspace
 from pages.ui import loaders, prepare
@@ -535,3 +536,30 @@ def test_a_clusters_rows_and_schools_before_the_districts_are_split_are_its_own_
     pd.testing.assert_frame_equal(loaders.cluster_members(cluster), members)
     for mine, sliced in zip((rows, sums), loaders.cluster_slice(metric, "ALL", cluster), strict=True):
         pd.testing.assert_frame_equal(mine, sliced)
+
+
+def test_a_clusters_changes_before_the_districts_goals_are_made_count_its_own_and_list_what_the_district_s_give(
+        on_demo, monkeypatch):
+    every_goal = _counted(monkeypatch, loaders, "_goal_progress")
+    schools = storage.load_schools(on_demo)
+    all_goals, all_progress = workspace.goals_progress(on_demo)
+    cluster = schools.loc[schools["school_id"].isin(set(all_goals["school_id"])), "cluster"].value_counts().index[0]
+    goals, progress = loaders.goal_progress_of(cluster)
+    cold = run_page("changes", cluster=cluster)
+    assert every_goal == []  # neither the cluster's goals nor its list computed another school's progress
+    ids = set(schools.loc[schools["cluster"] == cluster, "school_id"])
+    mine = all_goals[all_goals["school_id"].isin(ids)]
+    assert len(mine) >= 2 and len(progress) > len(mine)
+    pd.testing.assert_frame_equal(goals.sort_values("goal_id", ignore_index=True),
+                                  mine.sort_values("goal_id", ignore_index=True))
+    pd.testing.assert_frame_equal(progress, all_progress[all_progress["goal_id"].isin(set(mine["goal_id"]))]
+                                  .reset_index(drop=True))
+    loaders._goal_progress(loaders.data_version())  # the preparer makes every goal's: then a slice of them
+    pd.testing.assert_frame_equal(loaders.goal_progress_of(cluster)[1], progress)
+    assert len(every_goal) == 2
+    since = workspace.last_meeting(on_demo, cluster)
+    listed = workspace.changes_view(on_demo, cluster=cluster, since=since,
+                                    progress=loaders.goal_progress_of(cluster)[1])  # the district's, sliced
+    assert (listed["change"] == "goal_off_track").any()
+    assert change_rules.summary(listed) in " ".join(m.value for m in cold.markdown)
+    assert cold.dataframe[0].value["detail"].tolist() == listed["detail"].tolist()

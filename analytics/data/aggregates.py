@@ -632,9 +632,16 @@ def scope_disproportionality(engine: Engine, school_ids: Sequence[str] | None = 
     own rows and its school's ALL row alone (:func:`analytics.stats.disproportionality.disproportionality`)."""
     if groups is not None:
         school_ids = sorted(set(groups["school_id"]))
-    rows = storage.load_discipline(engine, school_ids=school_ids, years=years)
-    district = district_risks(engine, years) if school_ids is not None and len(rows) else None
-    return disproportionality.disproportionality(rows, settings, district=district, groups=groups)
+    if school_ids is None:
+        return disproportionality.disproportionality(storage.load_discipline(engine, years=years), settings,
+                                                     groups=groups)
+    # The district's risks are summed by the database on a connection of their own while the rows are read
+    # (2.4 s and 1.5 s for every school that can be flagged at 10,000 schools).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="risks") as reads:
+        district = reads.submit(district_risks, engine, years)
+        rows = storage.load_discipline(engine, school_ids=school_ids, years=years)
+        return disproportionality.disproportionality(rows, settings, district=district.result() if len(rows) else None,
+                                                     groups=groups)
 
 
 def flag_candidate_groups(engine: Engine, year: int, settings: Settings = DEFAULT_SETTINGS,

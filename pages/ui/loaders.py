@@ -820,7 +820,11 @@ def district_colours(cluster: str | None, then_year: int) -> pd.DataFrame | None
     for any scope and meeting date of that year (shared, read-only); made by the district's view (the preparer
     draws it after an import). None for a cluster before they are made (its own few schools cost less than the
     district's) and when there is no later year."""
-    version = import_version()
+    return colours_at(import_version(), cluster, then_year)
+
+
+def colours_at(version: int, cluster: str | None, then_year: int) -> pd.DataFrame | None:
+    """:func:`district_colours` at this import version, which a thread other than the run's may call."""
     now_year = max(_years(version), default=then_year)
     if now_year <= then_year or (cluster is not None and ("colours", version, then_year, now_year) not in _made()):
         return None
@@ -1096,26 +1100,32 @@ def _goal_progress(version: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @st.cache_resource(show_spinner=False, max_entries=64)
 @_consistent
-def _school_goal_progress(version: int, school: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _scope_goal_progress(version: int, cluster: str | None, school: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     from analytics.workspace.views import goals_progress
 
-    return goals_progress(engine(), school=school)
+    return goals_progress(engine(), cluster=cluster, school=school)
 
 
 def goal_progress_of(cluster: str | None = None, school: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(goals, progress rows) of a school, a cluster or the district (None, None): a slice of every goal's
     progress, computed in one pass per data version (a goal's rows depend on that goal and its school's
     data alone) and prepared after an import; the plans and what-changed pages read it (shared, read-only).
-    Until the district's are made, a school's are computed from its own goals and rows (the same rows: a
-    school's plan opened before the preparer reaches the goals waited seconds for every goal's progress at
-    10,000 schools)."""
-    version = data_version()
-    if school is not None and ("goals", version) not in _made():
-        return _school_goal_progress(version, school)
+    Until the district's are made, a school's or a cluster's are computed from its own goals and rows (the
+    same progress rows: a school's plan or a cluster's changes opened before the preparer reaches the goals
+    waited seconds for every goal's progress at 10,000 schools)."""
+    return goal_progress_at(data_version(), import_version(), cluster, school)
+
+
+def goal_progress_at(version: int, imports: int, cluster: str | None = None,
+                     school: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`goal_progress_of` at these data and import versions, which a thread other than the run's may call
+    (it reads no session state)."""
+    if (school is not None or cluster is not None) and ("goals", version) not in _made():
+        return _scope_goal_progress(version, None if school is not None else cluster, school)
     goals, progress = _goal_progress(version)
     if school is None and cluster is None:
         return goals, progress
-    in_scope = schools()
+    in_scope = _schools(imports)
     ids = [school] if school is not None else in_scope.loc[in_scope["cluster"] == cluster, "school_id"]
     mine = goals["school_id"].isin(set(ids))
     return (goals[mine].reset_index(drop=True),
