@@ -354,12 +354,12 @@ def _estimates(outcomes: np.ndarray, years: np.ndarray, strata: np.ndarray, assi
     rows, k = assign.cols.shape[0], outcomes.shape[2]
     acc = _Sums(np.zeros((rows, k)), np.zeros((rows, 1)), {e: np.zeros((rows, k)) for e in event_times},
                 {e: np.zeros((rows, 1)) for e in event_times}, {})
-    row_of = np.broadcast_to(np.arange(rows)[:, None], assign.cols.shape)
+    width = assign.cols.shape[1]
     for s in np.unique(strata):
         members = strata == s
         local = np.cumsum(members) - 1  # unit index -> index among the stratum's units
-        inside = members[assign.cols]
-        cells = (row_of[inside], local[assign.cols[inside]], assign.vals[inside])
+        inside = np.flatnonzero(members[assign.cols])  # the stratum's cells, row-major (found once)
+        cells = (inside // max(width, 1), local[assign.cols.ravel()[inside]], assign.vals.ravel()[inside])
         _accumulate(outcomes[members], years, cells, rows, acc)
     with np.errstate(invalid="ignore", divide="ignore"):
         overall = acc.overall_num / acc.overall_den
@@ -391,7 +391,11 @@ def _accumulate(outcomes: np.ndarray, years: np.ndarray, cells: tuple[np.ndarray
     shape = (rows, outcomes.shape[0])
 
     def membership(pick: np.ndarray) -> sparse.csr_matrix:
-        return sparse.csr_matrix((np.ones(int(pick.sum())), (row[pick], unit[pick])), shape=shape)
+        # The cells are row-major with their units ascending within a row: the compressed rows are written
+        # directly (the matrix (data, (row, unit)) makes, without sorting every cell again).
+        picked = row[pick]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(picked, minlength=rows))])
+        return sparse.csr_matrix((np.ones(len(picked)), unit[pick], indptr), shape=shape)
 
     # Sparse membership: each row holds only the treated units, so sums cost rows x treated, not rows x units;
     # never-treated sums are the column totals minus the treated sums.
