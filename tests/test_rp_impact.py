@@ -302,3 +302,101 @@ def test_every_reassignment_estimate_equals_the_direct_formula():
     assert sorted(expected) == pytest.approx([-4.0, 0.0, 4 / 3, 8 / 3])
     assert overall[:, 0] == pytest.approx(expected)
     assert isinstance(assign, _Treated)
+
+
+def test_exact_reassignments_are_listed_class_by_class_in_lexicographic_order():
+    # Labels (0, 0, 2022, 2023) in one stratum: the two 0s take positions {0,1}, {0,2}, {0,3}, {1,2}, {1,3},
+    # {2,3} in turn, and under each the free positions take 2022 then 2023, then 2023 then 2022.
+    from analytics.stats.did import _assignments
+
+    rows, exact = _assignments(np.array([2023, 0, 2022, 0]), np.zeros(4, dtype=int), 100, None)
+    expected = [[0, 0, 2022, 2023], [0, 0, 2023, 2022], [0, 2022, 0, 2023], [0, 2023, 0, 2022],
+                [0, 2022, 2023, 0], [0, 2023, 2022, 0], [2022, 0, 0, 2023], [2023, 0, 0, 2022],
+                [2022, 0, 2023, 0], [2023, 0, 2022, 0], [2022, 2023, 0, 0], [2023, 2022, 0, 0]]
+    assert exact and rows.tolist() == expected
+    # Two strata (positions 0-2 and 3-4): the first stratum's 3 arrangements vary slowest, the second's 2 fastest.
+    rows, _ = _assignments(np.array([1, 0, 0, 0, 5]), np.array([0, 0, 0, 1, 1]), 100, None)
+    assert rows.tolist() == [[0, 0, 1, 0, 5], [0, 0, 1, 5, 0], [0, 1, 0, 0, 5], [0, 1, 0, 5, 0],
+                             [1, 0, 0, 0, 5], [1, 0, 0, 5, 0]]
+    # One treated unit among 300 (lexicographic 299-subsets, listed through their complements): it walks
+    # from the last position to the first.
+    one = np.zeros(300, dtype=int)
+    one[7] = 2022
+    rows, _ = _assignments(one, np.zeros(300, dtype=int), 1999, None)
+    assert [int(np.flatnonzero(r)[0]) for r in rows] == list(range(299, -1, -1))
+
+
+def test_designs_of_the_same_stratum_sizes_share_their_draws_and_stay_the_seeded_ones():
+    # Two designs with strata of 6 and 5 units but different treated units and start years: within
+    # shared_draws the second reads the first's shuffles (made once), and both equal the dense draws of a fresh
+    # generator with that seed, as they do outside it.
+    from analytics.stats import did
+
+    strata = np.array([0] * 6 + [1] * 5)
+    first = np.array([2022, 0, 0, 0, 0, 0, 0, 0, 2023, 0, 0])
+    second = np.array([0, 0, 0, 2021, 0, 2024, 0, 0, 0, 0, 2022])
+    with did.shared_draws():
+        shared = did._SHARED
+        for labels in (first, second):
+            dense, exact = did._assignments(labels, strata, 20, np.random.default_rng(11))
+            compact, compact_exact = did._treated_assignments(labels, strata, 20, 11)
+            assert not exact and not compact_exact
+            assert np.array_equal(compact.dense(), dense)
+            assert (np.diff(compact.cols, axis=1) > 0).all()  # columns ascending within each row
+        assert list(shared.kept) == [((6, 5), 20, 11)]  # one set of draws for both designs
+    assert did._SHARED is None
+    alone, _ = did._treated_assignments(second, strata, 21, 11)  # outside: drawn for the design itself
+    assert np.array_equal(alone.dense(), did._assignments(second, strata, 21, np.random.default_rng(11))[0])
+
+
+def test_a_scope_panel_sliced_from_the_district_is_its_own_panel_and_estimate():
+    # s3 (cluster South, RP from 2023) is the only school with 2020 rows; North's scope (n1, RP from 2023, and
+    # the never-RP n2, s4) holds 2021-2024 only, as its own rows give it, not a 2020 of empty cells.
+    from analytics.stats.rp_impact import DistrictPanel, comparison_scope, outcome_panel
+
+    schools, discipline = _four_year_panel({"n1": 2.0, "n2": 0, "s3": 2.0, "s4": 0}, {"n1": 2023, "s3": 2023})
+    early = discipline[discipline["school_id"] == "s3"].assign(school_year=2020, students_suspended=40)
+    discipline = pd.concat([early, discipline], ignore_index=True)
+    schools["cluster"] = ["North", "North", "South", "South"]
+    district = DistrictPanel.of(schools, discipline)
+    assert sorted(district.panel["school_year"].unique()) == [2020, 2021, 2022, 2023, 2024]
+    keep = comparison_scope(schools, ["n1", "n2"])
+    own = outcome_panel(keep, discipline[discipline["school_id"].isin(keep["school_id"])])
+    sliced = district.scope(keep["school_id"])
+    pd.testing.assert_frame_equal(sliced, own, check_exact=True)
+    assert sorted(sliced["school_year"].unique()) == [2021, 2022, 2023, 2024]
+    assert sorted(sliced["school_id"].unique()) == ["n1", "n2", "s4"]
+    fast = rp_impact_for_cluster(schools, discipline, "North", district=district)
+    plain = rp_impact_for_cluster(schools, discipline, "North")
+    pd.testing.assert_frame_equal(fast.summary, plain.summary, check_exact=True)
+    assert fast.summary["estimate"].iloc[0] == pytest.approx(-2.0, abs=0.01)  # n1's effect, hand-planted
+
+
+def test_every_cluster_and_school_estimate_from_the_district_panel_equals_its_own_on_the_demo():
+    # The preparer's path (one district panel and metric panels, sliced per scope) against the straightforward
+    # per-scope calls, to the last digit, on clusters and RP schools of a demo district.
+    from analytics.data.demo import build_demo
+    from analytics.learning.outcomes import RP_METRIC_OUTCOMES, rp_metric_impact, rp_metric_panels
+    from analytics.stats.rp_impact import DistrictPanel, comparison_scope
+
+    frames = build_demo(schools=120, years=6, seed=5)
+    schools, discipline = frames["schools"], frames["discipline"]
+    metrics = frames["metrics"][frames["metrics"]["metric"].isin(RP_METRIC_OUTCOMES)
+                                & (frames["metrics"]["student_group"] == "ALL")]
+    district, panels = DistrictPanel.of(schools, discipline), rp_metric_panels(metrics, schools)
+    clusters = sorted(schools.loc[schools["rp_start_year"].notna(), "cluster"].unique())[:4]
+    compared = 0
+    for cluster in clusters:
+        fast = rp_impact_for_cluster(schools, discipline, cluster, district=district)
+        plain = rp_impact_for_cluster(schools, discipline, cluster)
+        pd.testing.assert_frame_equal(fast.summary, plain.summary, check_exact=True)
+        pd.testing.assert_frame_equal(fast.event_study, plain.event_study, check_exact=True)
+        assert fast.statement == plain.statement
+        scope = comparison_scope(schools, schools.loc[schools["cluster"] == cluster, "school_id"])
+        pd.testing.assert_frame_equal(rp_metric_impact(scope, metrics, panels=panels),
+                                      rp_metric_impact(scope, metrics), check_exact=True)
+        compared += int(np.isfinite(fast.summary["estimate"]).sum())
+    school = schools.loc[schools["rp_start_year"].notna(), "school_id"].iloc[0]
+    pd.testing.assert_frame_equal(rp_impact_for_school(schools, discipline, school, district=district).summary,
+                                  rp_impact_for_school(schools, discipline, school).summary, check_exact=True)
+    assert compared >= 4  # estimates, not only empty frames, were compared

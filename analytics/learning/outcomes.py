@@ -191,20 +191,29 @@ def scope_to_school(panel: pd.DataFrame, starts: pd.Series, school: str | None) 
 RP_METRIC_OUTCOMES = ("climate_belonging", "climate_safety", "climate_relationships", "chronic_absence")
 
 
+def rp_metric_panels(metrics: pd.DataFrame, schools: pd.DataFrame,
+                     outcomes: tuple[str, ...] = RP_METRIC_OUTCOMES) -> dict[str, pd.DataFrame]:
+    """Each outcome's school x year panel of the district (`schools`, for each school's level), made once for
+    every scope's :func:`rp_metric_impact`: a scope's panel is its schools' rows of it."""
+    return {metric: with_level(metric_panel(metrics, pd.DataFrame(), metric), schools) for metric in outcomes}
+
+
 def rp_metric_impact(schools: pd.DataFrame, metrics: pd.DataFrame, school: str | None = None,
                      outcomes: tuple[str, ...] = RP_METRIC_OUTCOMES,
-                     settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
+                     settings: Settings = DEFAULT_SETTINGS,
+                     panels: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """RP schools (``rp_start_year``) vs never-treated schools on school-climate and chronic absence, with
     the RP estimator; rows shaped like ``rp_impact.SUMMARY_COLUMNS`` (estimates in percentage points).
 
     ``schools`` is the scope (district or a cluster); with ``school`` that one RP school is compared with
-    every never-treated school of ``schools``, as ``rp_impact_for_school`` does.
+    every never-treated school of ``schools``, as ``rp_impact_for_school`` does. ``panels``: the district's
+    :func:`rp_metric_panels` (else made from ``metrics`` and ``schools``).
     """
     starts = schools.set_index("school_id")["rp_start_year"].dropna()
+    panels = panels if panels is not None else rp_metric_panels(metrics, schools, outcomes)
     rows = []
     for metric in outcomes:
-        panel = metric_panel(metrics, pd.DataFrame(), metric)
-        panel = with_level(panel[panel["school_id"].isin(schools["school_id"])], schools)
+        panel = panels[metric][panels[metric]["school_id"].isin(schools["school_id"])]
         if panel.empty:
             continue
         scoped_panel, scoped_starts = scope_to_school(panel, starts, school)

@@ -59,11 +59,14 @@ exchangeable with each district's assignment.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import combinations, product
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -225,20 +228,36 @@ def _n_assignments(labels: np.ndarray) -> int:
     return math.factorial(len(labels)) // math.prod(math.factorial(int(c)) for c in counts)
 
 
-def _all_assignments(labels: np.ndarray) -> Iterator[np.ndarray]:
-    """Every distinct arrangement of the multiset of labels (positions chosen class by class)."""
+def _arrangements(labels: np.ndarray) -> np.ndarray:
+    """Every distinct arrangement of the multiset of labels, one per row: the values placed class by class
+    (smallest first), each class's positions in lexicographic order among the positions still free."""
     values, counts = np.unique(labels, return_counts=True)
+    return values[_class_arrangements(len(labels), tuple(int(c) for c in counts))].astype(labels.dtype)
 
-    def place(free: tuple[int, ...], k: int, out: np.ndarray) -> Iterator[np.ndarray]:
-        if k == len(values):
-            yield out.copy()
-            return
-        for chosen in combinations(free, int(counts[k])):
-            out[list(chosen)] = values[k]
-            rest = tuple(i for i in free if i not in chosen)
-            yield from place(rest, k + 1, out)
 
-    yield from place(tuple(range(len(labels))), 0, np.zeros(len(labels), dtype=labels.dtype))
+def _class_arrangements(m: int, counts: tuple[int, ...]) -> np.ndarray:
+    """:func:`_arrangements` of `m` positions as class indices: each way to place the first class, and under
+    each (inner, in the same order for all) every arrangement of the rest on the positions left free."""
+    if len(counts) == 1:
+        return np.zeros((1, m), dtype=np.intp)
+    first = _subsets(m, counts[0])
+    rest = _class_arrangements(m - counts[0], counts[1:]) + 1
+    free = np.nonzero(~first)[1].reshape(len(first), m - counts[0])  # ascending in each row
+    shape = (len(first), len(rest), m - counts[0])
+    out = np.zeros((len(first), len(rest), m), dtype=np.intp)
+    np.put_along_axis(out, np.broadcast_to(free[:, None, :], shape), np.broadcast_to(rest[None], shape), axis=2)
+    return out.reshape(-1, m)
+
+
+def _subsets(m: int, size: int) -> np.ndarray:
+    """The `size`-subsets of range(m) as rows of indicators, in lexicographic order. Listed through the
+    smaller of a subset and its complement: subsets of one size sort in the reverse order of their
+    complements (the smallest element where two differ belongs to the earlier subset)."""
+    small = min(size, m - size)
+    picks = list(combinations(range(m), small))
+    rows = np.zeros((len(picks), m), dtype=bool)
+    np.put_along_axis(rows, np.array(picks, dtype=np.intp).reshape(len(picks), small), True, axis=1)
+    return rows if small == size else ~rows[::-1]
 
 
 def _strata_units(strata: np.ndarray) -> list[np.ndarray]:
@@ -249,19 +268,27 @@ def _enumerable(labels: np.ndarray, groups: list[np.ndarray], limit: int) -> boo
     return math.prod(_n_assignments(labels[g]) for g in groups) <= limit
 
 
+def _every_assignment(labels: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    """Every distinct reassignment within strata, one per row: the product of the strata's arrangements
+    (the first stratum's varying slowest). Array operations throughout: choosing, say, 999 positions of
+    1,000 one tuple at a time cost a second per design."""
+    parts = [_arrangements(labels[g]) for g in groups]
+    total = math.prod(len(part) for part in parts)
+    out = np.empty((total, len(labels)), dtype=labels.dtype)
+    after = total
+    for g, part in zip(groups, parts, strict=True):
+        after //= len(part)
+        out[:, g] = np.repeat(np.tile(part, (total // (after * len(part)), 1)), after, axis=0)
+    return out
+
+
 def _assignments(labels: np.ndarray, strata: np.ndarray, limit: int,
                  rng: np.random.Generator) -> tuple[np.ndarray, bool]:
     """(reassignments x units label matrix, exact): labels rearranged within each stratum; every
     distinct arrangement when there are at most `limit`, else `limit` independent random ones."""
     groups = _strata_units(strata)
     if _enumerable(labels, groups, limit):
-        rows = []
-        for parts in product(*(list(_all_assignments(labels[g])) for g in groups)):
-            row = np.empty_like(labels)
-            for g, part in zip(groups, parts, strict=True):
-                row[g] = part
-            rows.append(row)
-        return np.stack(rows), True
+        return _every_assignment(labels, groups), True
     out = np.tile(labels, (limit, 1))
     for g in groups:
         out[:, g] = rng.permuted(out[:, g], axis=1)
@@ -289,6 +316,13 @@ class _Treated:
         return cls(cols.astype(np.int32).reshape(shape), assign[rows, cols].astype(np.int32).reshape(shape),
                    assign.shape[1])
 
+    @classmethod
+    def cells(cls, cols: np.ndarray, vals: np.ndarray, units: int) -> _Treated:
+        """Cells given row by row in any order, held as :meth:`of` holds them (columns ascending)."""
+        ascending = np.argsort(cols, axis=1, kind="stable")
+        return cls(np.take_along_axis(cols, ascending, axis=1).astype(np.int32),
+                   np.take_along_axis(vals, ascending, axis=1).astype(np.int32), units)
+
     def dense(self) -> np.ndarray:
         out = np.zeros((len(self.cols), self.units), dtype=self.vals.dtype)
         np.put_along_axis(out, self.cols, self.vals, axis=1)
@@ -305,33 +339,113 @@ def _drawn(labels: np.ndarray, groups: list[np.ndarray], limit: int, rng: np.ran
     order = np.concatenate(groups)
     fits = len(labels) and np.iinfo(np.int16).min <= labels.min() and labels.max() <= np.iinfo(np.int16).max
     work = np.tile(labels.astype(np.int16 if fits else labels.dtype)[order], (limit, 1))
-    start = 0
-    for units in groups:
-        block = work[:, start:start + len(units)]
-        rng.permuted(block, axis=1, out=block)
-        start += len(units)
+    _shuffle_blocks(work, [len(units) for units in groups], rng)
     rows, at = np.nonzero(work)
     shape = (limit, int(np.count_nonzero(labels)))
-    cols, vals = order[at].reshape(shape), work[rows, at].reshape(shape)
-    ascending = np.argsort(cols, axis=1, kind="stable")  # as `_Treated.of` holds them
-    return _Treated(np.take_along_axis(cols, ascending, axis=1).astype(np.int32),
-                    np.take_along_axis(vals, ascending, axis=1).astype(np.int32), len(labels))
+    return _Treated.cells(order[at].reshape(shape), work[rows, at].reshape(shape), len(labels))
+
+
+def _shuffle_blocks(work: np.ndarray, sizes: list[int], rng: np.random.Generator) -> None:
+    """Shuffle each row of each block of columns (`sizes` side by side) in place, block after block."""
+    start = 0
+    for size in sizes:
+        block = work[:, start:start + size]
+        rng.permuted(block, axis=1, out=block)
+        start += size
+
+
+class _SharedDraws:
+    """Where the shuffles of a fresh ``default_rng(seed)`` send each unit, kept by stratum sizes while
+    :func:`shared_draws` is open (the last `kept` sizes used).
+
+    A shuffle's swaps depend on the number of units shuffled, never on their labels, so every design with the
+    same stratum sizes, limit and seed is reassigned by the same draws: the clusters of a district, each
+    compared with the district's never-treated schools of its levels, fall into a few such sizes.
+    """
+
+    def __init__(self, most: int):
+        self.most, self.kept, self.lock = most, collections.OrderedDict(), threading.Lock()
+
+    def places(self, sizes: tuple[int, ...], limit: int, seed: int) -> np.ndarray:
+        """``places[r, i]``: the position within its stratum's block where row r's shuffle puts unit i (the
+        units of each stratum side by side, in `sizes` order)."""
+        key = (sizes, limit, seed)
+        with self.lock:
+            if key in self.kept:
+                self.kept.move_to_end(key)
+                return self.kept[key]
+        dtype = np.int16 if max(sizes) <= np.iinfo(np.int16).max else np.int32
+        work = np.tile(np.concatenate([np.arange(n, dtype=dtype) for n in sizes]), (limit, 1))
+        _shuffle_blocks(work, list(sizes), np.random.default_rng(seed))  # work[r, k]: the unit at position k
+        places = np.empty_like(work)
+        start = 0
+        for n in sizes:
+            ranks = np.broadcast_to(np.arange(n, dtype=dtype), (limit, n))
+            np.put_along_axis(places[:, start:start + n], work[:, start:start + n].astype(np.intp), ranks, axis=1)
+            start += n
+        with self.lock:
+            self.kept[key] = places
+            while len(self.kept) > self.most:
+                self.kept.popitem(last=False)
+        return places
+
+
+_SHARED: _SharedDraws | None = None
+_OPEN = [0]  # shared_draws blocks open (any thread): the draws are dropped when the last one ends
+_OPENING = threading.Lock()
+# A cluster's estimates reassign among strata of up to four sizes (suspensions and risk ratios, climate and
+# chronic absence: each its schools with data); one size's draws hold about 6 MB at 2,000 schools, 30 MB at 10,000.
+SHARED_DRAWS_KEPT = 4
+
+
+@contextlib.contextmanager
+def shared_draws(most: int = SHARED_DRAWS_KEPT) -> Iterator[None]:
+    """Within: designs whose strata have the sizes of one reassigned before read its draws instead of making
+    them again (the same draws: see :class:`_SharedDraws`). For many estimates in a row, e.g. each cluster's
+    against the district's never-treated schools; the draws are dropped at the end."""
+    global _SHARED
+    with _OPENING:
+        _OPEN[0] += 1
+        _SHARED = _SHARED or _SharedDraws(most)
+    try:
+        yield
+    finally:
+        with _OPENING:
+            _OPEN[0] -= 1
+            if not _OPEN[0]:
+                _SHARED = None
+
+
+def _drawn_shared(labels: np.ndarray, groups: list[np.ndarray], limit: int, seed: int,
+                  shared: _SharedDraws) -> _Treated:
+    """:func:`_drawn` read off shared draws: each treated unit goes where its stratum's shuffles put it."""
+    places = shared.places(tuple(len(g) for g in groups), limit, seed)
+    cols, vals, start = [], [], 0
+    for g in groups:
+        treated = np.flatnonzero(labels[g] != 0)
+        cols.append(g[places[:, start + treated].astype(np.intp)])
+        vals.append(np.broadcast_to(labels[g][treated], (limit, len(treated))))
+        start += len(g)
+    return _Treated.cells(np.concatenate(cols, axis=1), np.concatenate(vals, axis=1), len(labels))
 
 
 @lru_cache(maxsize=2)
 def _design(labels: bytes, strata: bytes, dtype: str, limit: int, seed: int) -> tuple[_Treated, bool]:
     """:func:`_assignments` drawn from a fresh ``default_rng(seed)``, once per design (the random ones by
-    :func:`_drawn`).
+    :func:`_drawn`, or from the draws :func:`shared_draws` keeps).
 
     The outcomes of one panel (suspension rate, OSS days, risk ratios; climate, chronic absence) mostly
     share their units and start years, so their reassignments are the same draws: they are made once. Only
     the last two designs are kept: a district's 400 RP schools x 1,999 draws hold 6 MB.
     """
     labels_, strata_ = np.frombuffer(labels, dtype=dtype), np.frombuffer(strata, dtype=np.int64)
-    groups, rng = _strata_units(strata_), np.random.default_rng(seed)
+    groups = _strata_units(strata_)
     if _enumerable(labels_, groups, limit):
-        return _Treated.of(_assignments(labels_, strata_, limit, rng)[0]), True
-    return _drawn(labels_, groups, limit, rng), False
+        return _Treated.of(_every_assignment(labels_, groups)), True
+    shared = _SHARED
+    if shared is not None:
+        return _drawn_shared(labels_, groups, limit, seed, shared), False
+    return _drawn(labels_, groups, limit, np.random.default_rng(seed)), False
 
 
 def _treated_assignments(labels: np.ndarray, strata: np.ndarray, limit: int, seed: int) -> tuple[_Treated, bool]:

@@ -40,8 +40,8 @@ OUTCOME_LABELS = {
     "risk_ratio_black_white": "Black/White suspension risk ratio",
     "risk_ratio_swd": "SWD/non-SWD suspension risk ratio",
 }
-__all__ = ["EVENT_COLUMNS", "OUTCOME_LABELS", "SUMMARY_COLUMNS", "RPImpact", "outcome_panel", "rp_impact",
-           "comparison_scope", "rp_impact_for_cluster", "rp_impact_for_school"]
+__all__ = ["EVENT_COLUMNS", "OUTCOME_LABELS", "SUMMARY_COLUMNS", "DistrictPanel", "RPImpact", "outcome_panel",
+           "rp_impact", "clusters_by_design", "comparison_scope", "rp_impact_for_cluster", "rp_impact_for_school"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,32 @@ def outcome_panel(schools: pd.DataFrame, discipline: pd.DataFrame) -> pd.DataFra
     if "level" in schools:
         panel["level"] = panel["school_id"].map(schools.set_index("school_id")["level"])
     return panel
+
+
+@dataclass(frozen=True)
+class DistrictPanel:
+    """A district's :func:`outcome_panel` and the school-years its discipline rows hold, made once for every
+    scope's estimate (each cluster's and school's compares its RP schools with the same never-treated schools).
+
+    :meth:`scope` gives the panel a scope's own rows would give: the pivot holds every pair of the schools and
+    years it sees, and each cell is a sum of its own rows, so a scope's panel is the district's rows of its
+    schools in the years its schools' rows hold.
+    """
+
+    panel: pd.DataFrame
+    seen: pd.DataFrame  # school_id, school_year: one row per school-year with discipline rows
+
+    @classmethod
+    def of(cls, schools: pd.DataFrame, discipline: pd.DataFrame) -> DistrictPanel:
+        return cls(outcome_panel(schools, discipline),
+                   discipline[["school_id", "school_year"]].drop_duplicates().reset_index(drop=True))
+
+    def scope(self, school_ids) -> pd.DataFrame:
+        """:func:`outcome_panel` of the schools `school_ids` and their discipline rows."""
+        ids = list(school_ids)
+        years = self.seen.loc[self.seen["school_id"].isin(ids), "school_year"].unique()
+        rows = self.panel["school_id"].isin(ids) & self.panel["school_year"].isin(years)
+        return self.panel[rows].reset_index(drop=True)
 
 
 def _rp_words(text: str) -> str:
@@ -132,11 +158,13 @@ def _empty() -> RPImpact:
 
 
 def rp_impact(schools: pd.DataFrame, discipline: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS,
-              outcomes: list[str] | None = None) -> RPImpact:
-    """RP schools against never-treated schools among `schools` (a district or a cluster)."""
+              outcomes: list[str] | None = None, district: DistrictPanel | None = None) -> RPImpact:
+    """RP schools against never-treated schools among `schools` (a district or a cluster; `district`: the
+    panel of these very schools and rows, made already)."""
     if discipline.empty or schools.empty:
         return _empty()
-    return _impact(outcome_panel(schools, discipline), settings, outcomes)
+    return _impact(district.panel if district is not None else outcome_panel(schools, discipline), settings,
+                   outcomes)
 
 
 def comparison_scope(schools: pd.DataFrame, rp_school_ids) -> pd.DataFrame:
@@ -146,11 +174,14 @@ def comparison_scope(schools: pd.DataFrame, rp_school_ids) -> pd.DataFrame:
 
 
 def rp_impact_for_schools(schools: pd.DataFrame, discipline: pd.DataFrame, rp_school_ids,
-                          settings: Settings = DEFAULT_SETTINGS, outcomes: list[str] | None = None) -> RPImpact:
+                          settings: Settings = DEFAULT_SETTINGS, outcomes: list[str] | None = None,
+                          district: DistrictPanel | None = None) -> RPImpact:
     """The RP schools among `rp_school_ids` against every never-treated school of `schools` (the district).
 
     Other RP schools are left out, so start years are reassigned only among the scope's RP schools and the
-    comparison schools (randomization inference within level, as DESIGN §3 requires).
+    comparison schools (randomization inference within level, as DESIGN §3 requires). `district`, the
+    district's panel made once (:class:`DistrictPanel`), gives the scope's panel by slicing instead of
+    pivoting the scope's rows again: the same panel, so the same estimate.
     """
     keep = comparison_scope(schools, rp_school_ids)
     if not keep["rp_start_year"].notna().any():
@@ -158,19 +189,37 @@ def rp_impact_for_schools(schools: pd.DataFrame, discipline: pd.DataFrame, rp_sc
                         "No school here has a restorative-practices start year, so there is no impact estimate.")
     if discipline.empty:
         return _empty()
-    return _impact(outcome_panel(keep, discipline[discipline["school_id"].isin(keep["school_id"])]), settings,
-                   outcomes)
+    panel = (district.scope(keep["school_id"]) if district is not None
+             else outcome_panel(keep, discipline[discipline["school_id"].isin(keep["school_id"])]))
+    return _impact(panel, settings, outcomes)
 
 
 def rp_impact_for_cluster(schools: pd.DataFrame, discipline: pd.DataFrame, cluster: str,
-                          settings: Settings = DEFAULT_SETTINGS, outcomes: list[str] | None = None) -> RPImpact:
+                          settings: Settings = DEFAULT_SETTINGS, outcomes: list[str] | None = None,
+                          district: DistrictPanel | None = None) -> RPImpact:
     """A cluster's RP schools against every never-treated school of `schools` (pass the whole district)."""
     members = schools.loc[schools["cluster"] == cluster, "school_id"]
-    return rp_impact_for_schools(schools, discipline, members, settings, outcomes)
+    return rp_impact_for_schools(schools, discipline, members, settings, outcomes, district)
+
+
+def clusters_by_design(schools: pd.DataFrame) -> list[str]:
+    """Every cluster, those with as many RP schools of each level side by side (then by name).
+
+    Each cluster's estimate reassigns start years among its RP schools and the district's never-treated
+    schools of their levels, so clusters of the same make-up reassign among strata of the same sizes: in this
+    order, one after another they read the same draws (:func:`analytics.stats.did.shared_draws`).
+    """
+    named = schools.dropna(subset=["cluster"])
+    rp = named[named["rp_start_year"].notna()]
+    levels = rp["level"].astype("string").fillna("") if "level" in rp else pd.Series("", index=rp.index)
+    counts = rp.groupby([rp["cluster"], levels]).size()
+    make_up = {cluster: tuple(sorted(part.droplevel(0).items())) for cluster, part in counts.groupby(level=0)}
+    return sorted((str(c) for c in named["cluster"].unique()), key=lambda c: (make_up.get(c, ()), c))
 
 
 def rp_impact_for_school(schools: pd.DataFrame, discipline: pd.DataFrame, school_id: str,
-                         settings: Settings = DEFAULT_SETTINGS, outcomes: list[str] | None = None) -> RPImpact:
+                         settings: Settings = DEFAULT_SETTINGS, outcomes: list[str] | None = None,
+                         district: DistrictPanel | None = None) -> RPImpact:
     """One RP school against every never-treated school of `schools` (pass the whole district).
 
     Other RP schools are left out, so the start year is reassigned between this school and the
@@ -184,4 +233,4 @@ def rp_impact_for_school(schools: pd.DataFrame, discipline: pd.DataFrame, school
         return RPImpact(summary, pd.DataFrame(columns=EVENT_COLUMNS),
                         "This school has no restorative-practices start year, so there is no school-level impact "
                         "estimate.")
-    return rp_impact_for_schools(schools, discipline, [school_id], settings, outcomes)
+    return rp_impact_for_schools(schools, discipline, [school_id], settings, outcomes, district)

@@ -21,11 +21,18 @@ from sqlalchemy.engine import Engine
 
 from analytics.data import aggregates, catalog, quality, storage
 from analytics.data.derived import metrics_with_suspension
-from analytics.learning.outcomes import RP_METRIC_OUTCOMES, rp_metric_impact
+from analytics.learning.outcomes import RP_METRIC_OUTCOMES, rp_metric_impact, rp_metric_panels
 from analytics.stats.disproportionality import DistrictRisks, group_rates
 from analytics.stats.gaps import gap_table, label_gaps, pooled_gap_trend_from_sums
 from analytics.stats.rates import add_rate_columns
-from analytics.stats.rp_impact import RPImpact, comparison_scope, rp_impact, rp_impact_for_cluster, rp_impact_for_school
+from analytics.stats.rp_impact import (
+    DistrictPanel,
+    RPImpact,
+    comparison_scope,
+    rp_impact,
+    rp_impact_for_cluster,
+    rp_impact_for_school,
+)
 from analytics.stats.run_charts import monthly_series, run_chart
 from analytics.stats.small_numbers import rank_schools
 from analytics.stats.status_change import status_change
@@ -978,6 +985,13 @@ def _rp_rows(version: int) -> pd.DataFrame:
     return aggregates.rp_outcome_rows(engine())
 
 
+@st.cache_resource(show_spinner=False, max_entries=2)
+@_imported
+def _rp_panel(version: int) -> DistrictPanel:
+    """The district's RP outcome panel, which every cluster's and school's estimate slices."""
+    return DistrictPanel.of(_schools(version), _rp_rows(version))
+
+
 RP_SCOPES = 4096  # every cluster's estimates are kept (a few kB each): the preparer makes them all
 
 
@@ -986,8 +1000,10 @@ RP_SCOPES = 4096  # every cluster's estimates are kept (a few kB each): the prep
 def _rp_impact(version: int, cluster: str, school: str | None) -> RPImpact:
     schools, data = _schools(version), _rp_rows(version)  # the rows the RP outcomes read, not the whole table
     if school is not None:
-        return rp_impact_for_school(schools, data, school)
-    return rp_impact(schools, data) if cluster == "all" else rp_impact_for_cluster(schools, data, cluster)
+        return rp_impact_for_school(schools, data, school, district=_rp_panel(version))
+    if cluster == "all":
+        return rp_impact(schools, data, district=_rp_panel(version))
+    return rp_impact_for_cluster(schools, data, cluster, district=_rp_panel(version))
 
 
 def rp_impact_of(cluster: str = "all", school: str | None = None) -> RPImpact:
@@ -1005,7 +1021,7 @@ def _rp_beyond(version: int, cluster: str, school: str | None) -> pd.DataFrame:
     schools = _schools(version)
     members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
     scope = schools if school or cluster == "all" else comparison_scope(schools, members["school_id"])
-    return rp_metric_impact(scope, _rp_metrics(version), school)
+    return rp_metric_impact(scope, _rp_metrics(version), school, panels=_rp_metric_panels(version))
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -1013,6 +1029,13 @@ def _rp_beyond(version: int, cluster: str, school: str | None) -> pd.DataFrame:
 def _rp_metrics(version: int) -> pd.DataFrame:
     """The district's ALL rows of the outcomes beside suspensions, read once for every scope."""
     return storage.load_metrics(engine(), metrics=list(RP_METRIC_OUTCOMES), groups=["ALL"])
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+@_imported
+def _rp_metric_panels(version: int) -> dict[str, pd.DataFrame]:
+    """Their school x year panels, which every scope's estimate slices."""
+    return rp_metric_panels(_rp_metrics(version), _schools(version))
 
 
 def rp_beyond(cluster: str = "all", school: str | None = None) -> pd.DataFrame:

@@ -356,13 +356,16 @@ def _run(step: Step, versions: storage.Versions) -> Iterator[None]:
 
         yield from school_views._opening_views(version, int(step.arg)).pieces()
     elif step.kind == "rp_clusters":  # what a cluster's discipline view estimates: one piece per cluster
+        from analytics.stats.did import shared_draws
+        from analytics.stats.rp_impact import clusters_by_design
         from pages.ui import rp_views
 
-        for cluster in sorted(loaders._schools(version)["cluster"].dropna().unique()):
-            yield
-            loaders._rp_impact(version, str(cluster), None)
-            loaders._rp_beyond(version, str(cluster), None)
-            rp_views._cluster_rp_view(version, str(cluster))  # and its view: event study, tables
+        with shared_draws():  # clusters of the same make-up in a row reassign start years by the same draws
+            for cluster in clusters_by_design(loaders._schools(version)):
+                yield
+                loaders._rp_impact(version, cluster, None)
+                loaders._rp_beyond(version, cluster, None)
+                rp_views._cluster_rp_view(version, cluster)  # and its view: event study, tables
     elif step.kind == "goals":  # every goal's progress, which a plan and what changed slice; the plans' form
         loaders._goal_progress(versions.changes)
         yield
