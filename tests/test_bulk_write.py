@@ -311,3 +311,91 @@ def test_a_plain_csv_files_own_lines_are_kept_one_a_row(text, lines):
     else:
         assert raw.csv_lines.columns == ["a", "b"]
         assert [b"".join(raw.csv_lines.chunks(np.array([i]))) for i in range(len(raw.frame))] == lines
+
+
+@pytest.fixture
+def early_writes(monkeypatch) -> list[bool | None]:
+    """What became of each early write of a new year's file: finished (True), not written so left to the write
+    after the checks (False), or abandoned because the checks found the file not stored as written (None)."""
+    writes: list[storage.EarlyYearWrite] = []
+    outcomes: list[bool | None] = []
+    finish, abandon = storage.EarlyYearWrite.finish, storage.EarlyYearWrite.abandon
+
+    def slot(write) -> int:
+        if not any(seen is write for seen in writes):
+            writes.append(write)
+            outcomes.append(None)
+        return next(i for i, seen in enumerate(writes) if seen is write)
+
+    def finished(self, rest):
+        outcomes[slot(self)] = finish(self, rest)
+        return outcomes[slot(self)]
+
+    def abandoned(self):
+        slot(self)
+        abandon(self)
+
+    monkeypatch.setattr(storage.EarlyYearWrite, "finish", finished)
+    monkeypatch.setattr(storage.EarlyYearWrite, "abandon", abandoned)
+    return outcomes
+
+
+def _history(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(storage.schema.imports)).scalar_one()
+
+
+NEW_YEAR = [(s, 2025, m, g, n, 10, n * 10) for s, n in (("102", 7), ("101", 3))
+            for m in ("read_proficient", "math_proficient") for g in ("ALL", "BL")]
+
+
+def test_a_new_years_file_is_written_while_it_is_checked(pg_district, early_writes):
+    from analytics.data.importer import import_bytes
+
+    version = storage.import_version(pg_district)
+    report = import_bytes(pg_district, [("metrics.csv", _metrics_csv(NEW_YEAR))])
+    assert report.ok and report.written and early_writes == [True]
+    values = _values(pg_district)  # the year beside 2024's four rows
+    assert len(values) == 4 + 4 and values[("102", 2025, "math_proficient")] == 70.0
+    assert values[("101", 2025, "read_proficient")] == 30.0
+    got = storage.load_metrics(pg_district, years=[2025])
+    assert sorted(got[["school_id", "metric", "student_group", "numerator"]].itertuples(index=False, name=None)) == [
+        (s, m, g, n) for s, n in (("101", 3), ("102", 7)) for m in ("math_proficient", "read_proficient")
+        for g in ("ALL", "BL")]
+    assert _layout(pg_district) == ({f"metrics_y{y}": _year_layout(y) for y in (2024, 2025)}, 0)
+    assert _history(pg_district) == 1 and storage.import_version(pg_district) == version + 1
+
+
+def test_a_new_years_file_with_problems_written_early_leaves_nothing_and_reports_them_all(pg_district, early_writes):
+    from analytics.data.importer import import_bytes
+
+    values, version = _values(pg_district), storage.import_version(pg_district)
+    bad = [*NEW_YEAR[:2], ("103", 2025, "read_proficient", "ALL", 1, 10, 10), *NEW_YEAR[3:5],
+           ("101", 2025, "math_proficient", "BL", 12, 10, 100)]  # an unknown school, a numerator above 10
+    report = import_bytes(pg_district, [("metrics.csv", _metrics_csv(bad))])
+    assert [(p.row, p.column) for p in report.problems] == [(4, "school_id"), (7, "numerator")]
+    assert not report.written and early_writes == [None]
+    assert _values(pg_district) == values and storage.import_version(pg_district) == version
+    assert _layout(pg_district) == ({"metrics_y2024": _year_layout(2024)}, 0) and _history(pg_district) == 0
+    assert import_bytes(pg_district, [("metrics.csv", _metrics_csv(NEW_YEAR))]).ok  # the import lock was let go
+    assert early_writes == [None, True] and len(_values(pg_district)) == 8
+
+
+def test_a_new_years_file_not_stored_as_written_is_written_after_the_checks(pg_district, early_writes):
+    from analytics.data.importer import import_bytes
+
+    lower = [(s, y, m, g.lower(), n, d, v) for s, y, m, g, n, d, v in NEW_YEAR]  # groups stored in capitals
+    assert import_bytes(pg_district, [("metrics.csv", _metrics_csv(lower))]).ok
+    assert early_writes == [None]
+    got = storage.load_metrics(pg_district, years=[2025])
+    assert sorted(set(got["student_group"])) == ["ALL", "BL"] and len(got) == 8
+    assert _layout(pg_district) == ({f"metrics_y{y}": _year_layout(y) for y in (2024, 2025)}, 0)
+
+
+def test_a_file_of_a_year_already_held_is_merged_after_the_checks(pg_district, early_writes):
+    from analytics.data.importer import import_bytes
+
+    held = [(s, 2024, m, "ALL", 6, 10, 60) for s in ("101", "102") for m in ("read_proficient", "math_proficient")]
+    assert import_bytes(pg_district, [("metrics.csv", _metrics_csv(held))]).ok
+    assert early_writes == [False]
+    assert set(_values(pg_district).values()) == {60.0} and _history(pg_district) == 1

@@ -417,19 +417,20 @@ def _goal_metric_problems(raw: RawTable, goals: pd.Series, ctx: _Context) -> lis
 
 def _row_keys(codes: list[np.ndarray]) -> np.ndarray:
     """One integer per row for its whole key, from each key column's value codes (-1 = missing, a value of
-    its own): equal keys, equal integers, numbered in order of first appearance. Comparing one integer column
+    its own): equal keys, equal integers, different keys, different ones. Comparing one integer column
     instead of a frame of four saves building that frame and hashing its rows (a state's new year of metrics:
     ~0.3 s of its validation).
 
-    The codes are digits of one mixed-radix integer per row, numbered once; only when that integer could
-    overflow does each step number the pairs seen so far again (one hash pass a key column instead of one in
-    all: a state's new year of metrics, 0.12 s of CPU against 0.27 s)."""
+    The codes are digits of one mixed-radix integer per row, kept as they are (the duplicate check hashes them
+    once: numbering them first cost a state's new year of metrics a second hash pass, 0.07 s of CPU); only when
+    that integer could overflow does each step number the pairs seen so far again (one hash pass a key column
+    instead of one in all: 0.12 s of CPU against 0.27 s)."""
     sizes = [int(column.max(initial=-1)) + 2 for column in codes]
     rows = np.zeros(len(codes[0]), dtype=np.int64)
     if math.prod(sizes) < 2**63:
         for column, size in zip(codes, sizes, strict=True):
             rows = rows * size + (column + 1)
-        return pd.factorize(rows)[0].astype(np.int64)
+        return rows
     for column, size in zip(codes, sizes, strict=True):
         rows = pd.factorize(rows * size + (column + 1))[0].astype(np.int64)
     return rows
@@ -570,12 +571,19 @@ def _context(engine: Engine, tables: list[tuple[RawTable, str]]) -> _Context:
 def validate_bytes(engine: Engine, files: Sequence[tuple[str, bytes]], table: str | None = None,
                    max_bytes: int | None = None) -> ImportReport:
     """Check files without writing anything; the report holds the parsed tables and every problem."""
+    report, tables = _read_files(files, table, max_bytes)
+    return report if tables is None else _checked(engine, report, tables)
+
+
+def _read_files(files: Sequence[tuple[str, bytes]], table: str | None,
+                max_bytes: int | None) -> tuple[ImportReport, list[tuple[RawTable, str]] | None]:
+    """Each file read and matched to its table: the report of what could not be (None: an unknown table)."""
     limit = max_bytes or max_upload_bytes()
     report = ImportReport()
     if table and table not in schema.TABLES:
         report.problems.append(Problem("-", "-", "--table", table,
                                        f"unknown table; use one of {', '.join(schema.TABLES)}"))
-        return report
+        return report, None
     tables: list[tuple[RawTable, str]] = []
     for name, data in files:
         if len(data) > limit:
@@ -590,6 +598,11 @@ def validate_bytes(engine: Engine, files: Sequence[tuple[str, bytes]], table: st
         report.warnings += [note for raw in raws for note in raw.notes]
         chosen = _choose_tables(raws, table, report)
         tables += chosen
+    return report, tables
+
+
+def _checked(engine: Engine, report: ImportReport, tables: list[tuple[RawTable, str]]) -> ImportReport:
+    """Every check of every table read, into the report."""
     ctx = _context(engine, tables)
     for raw, name in tables:
         result, problems, warnings = validate_table(raw, name, ctx)
@@ -618,34 +631,83 @@ def _choose_tables(raws: list[RawTable], table: str | None, report: ImportReport
     return chosen
 
 
-def write_report(engine: Engine, report: ImportReport, who: str) -> None:
+def write_report(engine: Engine, report: ImportReport, who: str,
+                 early: storage.EarlyYearWrite | None = None) -> None:
     """Write a valid report's tables in one transaction (upsert), record history, bump the data versions.
 
     An import of workspace tables alone (goals, cycles, walkthroughs, meetings...: :data:`schema.WORKSPACE_TABLES`)
     bumps only the version every write bumps, as the same records saved in a form do: nothing cached under the
     import version reads them, so the district's figures stay warm. Any other table is imported data and bumps
     both: results cached under the import version read schools, metrics, discipline, incidents, the catalogue,
-    the improvement cycles of the run charts and the programmes a meeting pack offers."""
+    the improvement cycles of the run charts and the programmes a meeting pack offers.
+
+    ``early``: the report's file already written while it was checked (:func:`import_bytes`), finished in its
+    transaction when the checks found it stored as written (:func:`_written_early`), else abandoned."""
     if not report.ok:
         raise ValueError("refusing to write an import that has problems")
     ordered = sorted(report.results, key=lambda r: WRITE_ORDER.index(r.table))
-    with storage.write_transaction(engine) as conn:
+
+    def write(conn, written: TableResult | None = None) -> None:
         for result in ordered:
-            storage.upsert(conn, result.table, result.frame, result.lines)
+            if result is not written:
+                storage.upsert(conn, result.table, result.frame, result.lines)
             workspace_rules.record_history(conn, result.table, result.frame, who)
             storage.record_import(conn, result.source, result.table, len(result.frame), result.skipped, who)
             audit.record(conn, who, audit.IMPORT, result.table,
                          f"{result.source}: {len(result.frame):,} rows, {result.skipped:,} skipped")
         storage.bump_version(conn, imported=any(r.table not in schema.WORKSPACE_TABLES for r in ordered))
+
+    if early is not None and _written_early(early, ordered) and early.finish(lambda conn: write(conn, ordered[0])):
+        report.written = True
+        return
+    if early is not None:
+        early.abandon()
+    with storage.write_transaction(engine) as conn:
+        write(conn)
     report.written = True
+
+
+def _written_early(early: storage.EarlyYearWrite, results: list[TableResult]) -> bool:
+    """Whether the early write holds the report's one table as the write after the checks would store it: the
+    file's own lines, every row (none skipped), every cell as written (so its one year is the text read)."""
+    return (len(results) == 1 and results[0].table == early.table_name and results[0].lines is early.lines
+            and len(results[0].frame) == early.rows)
+
+
+def _early_write(engine: Engine, tables: list[tuple[RawTable, str]] | None) -> storage.EarlyYearWrite | None:
+    """A new school year's file written while it is checked (:class:`storage.EarlyYearWrite`), when the import is
+    one plain CSV file (:class:`readers.CsvLines`) of one year's rows of a table partitioned by year on
+    PostgreSQL, large enough to be copied straight in (:data:`storage.DIRECT_COPY_MIN_ROWS`)."""
+    if engine.dialect.name != "postgresql" or not tables or len(tables) != 1:
+        return None
+    raw, table = tables[0]
+    order = {"school_year", *schema.key_order(table, "postgresql")} if table in schema.YEAR_PARTITIONED else None
+    if (order is None or raw.csv_lines is None or len(raw.frame) < storage.DIRECT_COPY_MIN_ROWS
+            or not order <= set(raw.frame.columns)):
+        return None
+    years = pd.unique(raw.frame["school_year"])
+    if len(years) != 1 or not re.fullmatch(_WRITTEN_NUMBERS[schema.YEAR], str(years[0])):
+        return None
+    return storage.EarlyYearWrite(engine, table, int(years[0]), raw.frame, raw.csv_lines)
 
 
 def import_bytes(engine: Engine, files: Sequence[tuple[str, bytes]], table: str | None = None,
                  who: str = "unknown", max_bytes: int | None = None) -> ImportReport:
-    """Validate and, when every file is clean, write them all in one transaction."""
-    report = validate_bytes(engine, files, table=table, max_bytes=max_bytes)
-    if report.ok and report.results:
-        write_report(engine, report, who)
+    """Validate and, when every file is clean, write them all in one transaction.
+
+    A new school year's file is written meanwhile, in that transaction, and committed only once every cell is
+    checked (:func:`_early_write`)."""
+    report, tables = _read_files(files, table, max_bytes)
+    if tables is None:
+        return report
+    early = _early_write(engine, tables)
+    try:
+        _checked(engine, report, tables)
+        if report.ok and report.results:
+            write_report(engine, report, who, early)
+    finally:
+        if early is not None:
+            early.abandon()
     return report
 
 

@@ -8,8 +8,11 @@ never zero).
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -388,7 +391,6 @@ def _new_years_as_partitions(conn: Connection, table_name: str, frame: pd.DataFr
     first (readers of the table then wait for the import's commit). A key repeated within the frame fails
     the unique constraint's build; the savepoint then sends the rows to the merge, as before partitions.
     """
-    quote = conn.dialect.identifier_preparer.quote
     partitions = year_partitions(conn, table_name)
     years = sorted(int(y) for y in pd.unique(frame["school_year"]))
     stored = set(years) & {int(y) for y in conn.execute(years_statement(conn, table_name)).scalars()}
@@ -397,9 +399,7 @@ def _new_years_as_partitions(conn: Connection, table_name: str, frame: pd.DataFr
         savepoint = conn.begin_nested()
         try:
             for year in new:
-                if year in partitions:
-                    conn.exec_driver_sql(f"DROP TABLE {quote(partitions[year])}")
-                _attach_year(conn, table_name, year, col_list, frame[frame["school_year"] == year], lines)
+                _replace_year(conn, table_name, year, partitions, col_list, frame[frame["school_year"] == year], lines)
             savepoint.commit()
             return frame[frame["school_year"].isin(stored)]
         except sa.exc.IntegrityError:
@@ -409,6 +409,95 @@ def _new_years_as_partitions(conn: Connection, table_name: str, frame: pd.DataFr
         if year not in partitions:
             _attach_year(conn, table_name, year, col_list, frame.iloc[:0])
     return frame
+
+
+class EarlyYearWrite:
+    """A new school year's file written as its own partition by a thread of its own while the importer checks
+    it (PostgreSQL), in an import's transaction left open until every cell is checked: :meth:`finish` then runs
+    the rest of the import in it and commits, or :meth:`abandon` rolls it back.
+
+    The server copies and indexes the rows while the client checks them (a state's new year of metrics: 0.9 s
+    of `COPY` and 1.0 s of index builds beside 0.55 s of checks). The rows sent are the file's own lines
+    (:class:`readers.CsvLines`) in the partition's order taken from the cells as read, which is the order and
+    the text the write after the checks sends when every cell is stored as written; the importer finishes this
+    write only then, so the same rows are stored. Nothing is visible before the commit, a failed check rolls it
+    all back (and every problem is still reported), and a killed process leaves nothing behind (the server
+    rolls back a transaction whose connection is gone). The import lock is held from the start: another import
+    waits for the checks too. A year already held, or any failure, leaves the import to the write after the
+    checks."""
+
+    def __init__(self, engine: Engine, table_name: str, year: int, rows: pd.DataFrame, lines: CsvLines):
+        self.table_name, self.year, self.rows, self.lines = table_name, year, len(rows), lines
+        self._written = threading.Event()
+        self._copied = False
+        self._driver = None
+        self._rest: queue.SimpleQueue = queue.SimpleQueue()
+        self._done: Future[bool] = Future()
+        self._thread = threading.Thread(target=self._run, args=(engine, rows), name="ssif-early-write", daemon=True)
+        self._thread.start()
+
+    def _run(self, engine: Engine, rows: pd.DataFrame) -> None:
+        try:
+            with write_transaction(engine) as conn:
+                self._driver = conn.connection.driver_connection
+                try:
+                    self._copied = self._write(conn, rows)
+                except Exception:  # noqa: BLE001 - the write after the checks does it again and reports a failure
+                    self._copied = False
+                finally:
+                    self._written.set()
+                rest = self._rest.get() if self._copied else None
+                if rest is None:
+                    raise _Abandoned
+                rest(conn)
+        except _Abandoned:
+            self._done.set_result(False)
+        except BaseException as exc:  # noqa: BLE001 - raised again by `finish`
+            self._done.set_exception(exc)
+        else:
+            self._done.set_result(True)
+        finally:
+            self._written.set()
+
+    def _write(self, conn: Connection, rows: pd.DataFrame) -> bool:
+        """The year's partition, when the table is partitioned and holds no row of the year."""
+        if not _partitioned(conn, self.table_name):
+            return False
+        if self.year in {int(y) for y in conn.execute(years_statement(conn, self.table_name)).scalars()}:
+            return False
+        _replace_year(conn, self.table_name, self.year, year_partitions(conn, self.table_name), "", rows, self.lines)
+        return True
+
+    def finish(self, rest) -> bool:
+        """Run ``rest(conn)`` in the write's transaction and commit; False (nothing done) when the rows were not
+        written, and then the transaction is gone. Raises what ``rest`` or the commit raised (rolled back)."""
+        self._written.wait()
+        if not self._copied:
+            self._thread.join()
+            return False
+        self._rest.put(rest)
+        return self._done.result()
+
+    def abandon(self) -> None:
+        """Roll the write back (a statement still running is cancelled); nothing once it has finished."""
+        while not self._written.wait(0.05):
+            if self._driver is not None:
+                self._driver.cancel()
+        self._rest.put(None)
+        self._thread.join()
+
+
+class _Abandoned(Exception):
+    """Rolls an early write's transaction back."""
+
+
+def _replace_year(conn: Connection, table_name: str, year: int, partitions: dict[int, str], col_list: str,
+                  rows: pd.DataFrame, lines: CsvLines | None = None) -> None:
+    """A new year's partition of ``rows`` (:func:`_attach_year`), in place of the empty one that deleted rows left
+    (``partitions``: :func:`year_partitions`)."""
+    if year in partitions:
+        conn.exec_driver_sql(f"DROP TABLE {conn.dialect.identifier_preparer.quote(partitions[year])}")
+    _attach_year(conn, table_name, year, col_list, rows, lines)
 
 
 def _attach_year(conn: Connection, table_name: str, year: int, col_list: str, rows: pd.DataFrame,
