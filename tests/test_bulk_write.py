@@ -85,6 +85,31 @@ def test_rows_sent_again_unchanged_are_not_rewritten(district):
     assert set(_values(district).values()) == {51.0}
 
 
+def test_rows_with_empty_cells_sent_again_unchanged_are_not_rewritten(district):
+    held = _metrics(2024).astype({"numerator": "float64"})
+    held.loc[held["school_id"] == "101", "numerator"] = np.nan  # 101's numerators unknown
+    with district.begin() as conn:
+        storage.upsert(conn, "metrics", held)
+    with district.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            before = _row_versions(conn)
+        else:
+            changes = conn.connection.driver_connection.total_changes
+        storage.upsert(conn, "metrics", held)  # the empty cells again: nothing rewritten
+        if conn.dialect.name == "postgresql":
+            assert _row_versions(conn) == before
+        else:
+            assert conn.connection.driver_connection.total_changes == changes
+        known = held.assign(numerator=held["numerator"].fillna(4.0))  # an empty cell filled is written
+        storage.upsert(conn, "metrics", known)
+        if conn.dialect.name == "postgresql":
+            after = {r[:3]: r[3] for r in _row_versions(conn)}
+            assert sorted(r[:3] for r in before if after[r[:3]] != r[3]) == [
+                ("101", 2024, "math_proficient"), ("101", 2024, "read_proficient")]
+    got = storage.load_metrics(district)
+    assert sorted(zip(got["school_id"], got["numerator"], strict=True)) == [("101", 4.0)] * 2 + [("102", 5.0)] * 2
+
+
 def _indexes(engine) -> dict:
     inspector = sa.inspect(engine)
     return {"indexes": sorted((i["name"], tuple(i["column_names"])) for i in inspector.get_indexes("metrics")),
