@@ -226,3 +226,30 @@ def test_public_changes_name_the_change_not_the_numbers(sqlite_district):
     goal = public[public["change"] == "goal_off_track"]
     assert goal["detail"].tolist() == ["a School Performance Plan goal is now off track"]
     assert not public["detail"].str.contains(r"\d+\.\d").any()
+
+
+def test_goals_read_the_rows_of_their_own_metric_group_and_school_each_by_the_metric_and_group_index(district):
+    more = pd.DataFrame({"school_id": ["101", "101", "102", "102"],
+                         "metric": ["math_proficient", "read_proficient", "read_proficient", "math_proficient"],
+                         "student_group": ["ALL", "BL", "ALL", "ALL"], "school_year": 2025,
+                         "numerator": [30, 10, 50, 20], "denominator": [100, 40, 100, 100]})
+    more["value"] = 100.0 * more["numerator"] / more["denominator"]
+    with district.begin() as conn:
+        storage.upsert(conn, "metrics", more)
+    goals = pd.DataFrame([GOAL, {**GOAL, "goal_id": "G2", "school_id": "102", "metric": "math_proficient"}])
+    rows = workspace.goal_metric_rows(district, goals)
+    # not 101's maths, 101's BL reading or 102's reading, which a read of every goal school, metric and group has
+    assert sorted(zip(rows["school_id"], rows["metric"], rows["student_group"], rows["school_year"], rows["value"],
+                      strict=True)) == [("101", "read_proficient", "ALL", 2023, 40.0),
+                                        ("101", "read_proficient", "ALL", 2024, 46.0),
+                                        ("101", "read_proficient", "ALL", 2025, 38.0),
+                                        ("102", "math_proficient", "ALL", 2025, 20.0)]
+    if district.dialect.name != "sqlite":
+        return
+    for stmt in storage.metrics_any_statements(workspace.goal_metric_conditions(goals)):
+        compiled = str(stmt.compile(dialect=district.dialect, compile_kwargs={"literal_binds": True}))
+        with district.connect() as conn:
+            plan = [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled)]
+        reads = [step for step in plan if step.split()[:1] in (["SCAN"], ["SEARCH"])]
+        assert len(reads) == 2 and all(step.startswith("SEARCH metrics USING INDEX ix_metrics_metric_group_year")
+                                       for step in reads), plan

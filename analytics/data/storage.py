@@ -1131,6 +1131,25 @@ def load_metrics(engine: Engine, *, years: Sequence[int] | None = None, metrics:
     return _typed("metrics", df)
 
 
+def load_metrics_any(engine: Engine, conditions: Sequence[sa.ColumnElement[bool]]) -> pd.DataFrame:
+    """The metrics rows that meet any of `conditions` (e.g. some schools of one metric and group each), typed
+    as :func:`load_metrics` types them. Each condition is its own SELECT of a UNION ALL, so each finds its rows
+    by an index (PostgreSQL scanned every row for the OR of them), a hundred to a statement (SQLite's limit on
+    a compound SELECT is 500); conditions that overlap give their common rows more than once."""
+    frames = [_read(engine, stmt) for stmt in metrics_any_statements(conditions)]
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames else pd.DataFrame()
+    if df.empty:
+        df = pd.DataFrame(columns=schema.TABLES["metrics"].column_names)
+    return _typed("metrics", df)
+
+
+def metrics_any_statements(conditions: Sequence[sa.ColumnElement[bool]]) -> list[sa.CompoundSelect]:
+    """The statements of :func:`load_metrics_any`: a UNION ALL of one SELECT per condition, a hundred each."""
+    conditions = list(conditions)
+    return [sa.union_all(*[sa.select(schema.metrics).where(c) for c in conditions[i:i + 100]])
+            for i in range(0, len(conditions), 100)]
+
+
 def load_discipline(engine: Engine, *, years: Sequence[int] | None = None, groups: Sequence[str] | None = None,
                     school_ids: Sequence[str] | None = None) -> pd.DataFrame:
     stmt = _filtered(schema.discipline, school_year=years, student_group=groups, school_id=school_ids)

@@ -49,15 +49,16 @@ def directions(engine: Engine) -> dict[str, bool]:
 
 
 def goal_metric_rows(engine: Engine, goals: pd.DataFrame) -> pd.DataFrame:
-    """Metric rows of the goals' schools, metrics and groups, filtered in SQL (a district's goals read a
-    fifth of their schools' rows); the suspension rate derived from discipline for schools with none
-    imported (as :func:`analytics.data.derived.metrics_with_suspension` decides for one school), so a
-    school's goals read the same rows whatever else is in scope."""
+    """Metric rows of the goals' (school, metric, group) triples, filtered in SQL: each metric and group's rows
+    of the schools with a goal on them, found by the index of metric and group (at 10,000 schools a sixth of
+    the rows of every goal school, metric and group: 0.08 M rows, 0.8 s instead of 2.9 on PostgreSQL, which
+    scanned every row for their OR); the suspension rate derived from discipline for
+    schools with none imported (as :func:`analytics.data.derived.metrics_with_suspension` decides for one
+    school), so a school's goals read the same rows whatever else is in scope."""
     if goals.empty:
         return pd.DataFrame(columns=schema.TABLES["metrics"].column_names)
     ids = sorted(set(goals["school_id"]))
-    rows = storage.load_metrics(engine, school_ids=ids, metrics=sorted(set(goals["metric"])),
-                                groups=sorted(set(goals["student_group"])))
+    rows = storage.load_metrics_any(engine, goal_metric_conditions(goals))
     on_suspension = goals[goals["metric"] == "suspension_rate"]
     derive = sorted(set(on_suspension["school_id"]) - _imported_suspension(engine, ids))
     if not derive:
@@ -69,6 +70,14 @@ def goal_metric_rows(engine: Engine, goals: pd.DataFrame) -> pd.DataFrame:
         return rows
     derived = suspension_metric_rows(discipline)[list(rows.columns)]
     return pd.concat([rows, derived], ignore_index=True) if len(rows) else derived
+
+
+def goal_metric_conditions(goals: pd.DataFrame) -> list[sa.ColumnElement[bool]]:
+    """One condition per metric and group of the goals: that metric and group, of the schools with a goal on it."""
+    m = schema.metrics
+    pairs = goals.groupby(["metric", "student_group"], sort=True)["school_id"].unique()
+    return [sa.and_(m.c.metric == metric, m.c.student_group == group, m.c.school_id.in_(sorted(schools)))
+            for (metric, group), schools in pairs.items()]
 
 
 def _imported_suspension(engine: Engine, school_ids: list[str]) -> set[str]:
