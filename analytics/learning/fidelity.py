@@ -58,7 +58,8 @@ def walkthrough_observations(walkthroughs: pd.DataFrame, shareable_only: bool = 
     look_codes, look_texts = pd.factorize(visits["look_fors"].fillna("").astype(str))
     tag_codes, tag_texts = pd.factorize(visits["practices"].fillna("").astype(str))
     codes, pairs = pd.factorize(look_codes * max(len(tag_texts), 1) + tag_codes)
-    parsed = [_tags(look_texts[p // len(tag_texts)], tag_texts[p % len(tag_texts)]) for p in pairs]
+    look_texts, tag_texts = look_texts.tolist(), tag_texts.tolist()  # an Index's items are read one by one slowly
+    parsed = [_tags(look_texts[p // len(tag_texts)], tag_texts[p % len(tag_texts)]) for p in pairs.tolist()]
     count = np.array([len(tags) for tags in parsed], dtype=np.int64)
     first = np.cumsum(count) - count  # where each pair's tags start among every pair's, laid end to end
     tags = [tag for pair_tags in parsed for tag in pair_tags]
