@@ -92,8 +92,9 @@ def released_views(gaps, trend, grid):
 
 
 # The status grid is drawn first, then the year's gaps are labelled (one family of tests over the page) and the
-# pooled trend over every year is summed (by the database) in the same run; the findings, which count the labels
-# and name a Simpson's paradox in the trend, are filled in above them.
+# pooled trend over every year is summed (by the database, on a thread of its own from the start) in the same run;
+# the findings, which count the labels and name a Simpson's paradox in the trend, are filled in above them.
+ui.gap_trend_ahead(metric, level, cluster)
 grid = ui.gap_grid(metric, year, level, cluster)
 gaps = limits = None
 trend = None

@@ -21,6 +21,31 @@ def test_gaps_page_deep_link_and_findings(on_demo):
     assert {"closing", "widening"} & {v.split(" ", 1)[-1] for v in table["verdict"]} or len(table)
 
 
+def test_gaps_trend_is_summed_once_on_its_own_thread_and_is_the_pooled_trend_of_the_view(on_demo, monkeypatch):
+    import threading
+
+    from analytics.data import aggregates
+    from analytics.stats.gaps import pooled_gap_trend_from_sums
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    summed, original = [], aggregates.gap_trend_sums
+    monkeypatch.setattr(aggregates, "gap_trend_sums", lambda *args, **kwargs: summed.append(
+        threading.current_thread().name) or original(*args, **kwargs))
+    schools = storage.load_schools(on_demo)
+    cluster = schools["cluster"].value_counts().index[0]
+    at = _run("gaps", metric="math_growth", year="2025", cluster=cluster)
+    assert summed == ["gap-trend"]  # once, while the page drew its grid and labelled the year's gaps
+    ids = schools.loc[schools["cluster"] == cluster, "school_id"].tolist()
+    trend = pooled_gap_trend_from_sums(original(on_demo, "math_growth", ids))
+    shown = next(df.value for df in at.dataframe if "mh_gap" in df.value.columns)
+    year = trend[trend["school_year"] == 2025]
+    assert len(shown) == len(year) > 0
+    assert shown["gap"].tolist() == [f"{v:+.1f}" for v in year["gap"]]
+    _run("gaps", metric="math_growth", year="2025", cluster=cluster)  # a new session reads the sums made
+    assert summed == ["gap-trend"]
+
+
 def test_gaps_not_found(on_demo):
     at = _run("gaps", cluster="Atlantis")
     assert any("Atlantis" in e.value for e in at.error)

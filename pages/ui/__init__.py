@@ -67,6 +67,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     engine,
     gap_grid,
     gap_trend,
+    gap_trend_ahead,
     gap_year_views,
     goal_progress_at,
     goal_progress_of,
