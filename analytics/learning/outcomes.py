@@ -23,6 +23,7 @@ from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.data.derived import suspension_metric_rows
 from analytics.learning.levels import school_fidelity, school_year
 from analytics.stats.did import DiDResult, staggered_did
+from analytics.stats.rp_impact import SchoolRows
 
 DID_COLUMNS = ["metric", "tertile", "estimate", "ci_low", "ci_high", "p_value", "n_rp_schools",
                "n_comparison_schools", "method"]
@@ -192,16 +193,17 @@ RP_METRIC_OUTCOMES = ("climate_belonging", "climate_safety", "climate_relationsh
 
 
 def rp_metric_panels(metrics: pd.DataFrame, schools: pd.DataFrame,
-                     outcomes: tuple[str, ...] = RP_METRIC_OUTCOMES) -> dict[str, pd.DataFrame]:
+                     outcomes: tuple[str, ...] = RP_METRIC_OUTCOMES) -> dict[str, SchoolRows]:
     """Each outcome's school x year panel of the district (`schools`, for each school's level), made once for
     every scope's :func:`rp_metric_impact`: a scope's panel is its schools' rows of it."""
-    return {metric: with_level(metric_panel(metrics, pd.DataFrame(), metric), schools) for metric in outcomes}
+    return {metric: SchoolRows(with_level(metric_panel(metrics, pd.DataFrame(), metric), schools))
+            for metric in outcomes}
 
 
 def rp_metric_impact(schools: pd.DataFrame, metrics: pd.DataFrame, school: str | None = None,
                      outcomes: tuple[str, ...] = RP_METRIC_OUTCOMES,
                      settings: Settings = DEFAULT_SETTINGS,
-                     panels: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+                     panels: dict[str, SchoolRows] | None = None) -> pd.DataFrame:
     """RP schools (``rp_start_year``) vs never-treated schools on school-climate and chronic absence, with
     the RP estimator; rows shaped like ``rp_impact.SUMMARY_COLUMNS`` (estimates in percentage points).
 
@@ -213,7 +215,7 @@ def rp_metric_impact(schools: pd.DataFrame, metrics: pd.DataFrame, school: str |
     panels = panels if panels is not None else rp_metric_panels(metrics, schools, outcomes)
     rows = []
     for metric in outcomes:
-        panel = panels[metric][panels[metric]["school_id"].isin(schools["school_id"])]
+        panel = panels[metric].rows(schools["school_id"])
         if panel.empty:
             continue
         scoped_panel, scoped_starts = scope_to_school(panel, starts, school)

@@ -40,7 +40,8 @@ OUTCOME_LABELS = {
     "risk_ratio_black_white": "Black/White suspension risk ratio",
     "risk_ratio_swd": "SWD/non-SWD suspension risk ratio",
 }
-__all__ = ["EVENT_COLUMNS", "OUTCOME_LABELS", "SUMMARY_COLUMNS", "DistrictPanel", "RPImpact", "outcome_panel",
+__all__ = ["EVENT_COLUMNS", "OUTCOME_LABELS", "SUMMARY_COLUMNS", "DistrictPanel", "RPImpact", "SchoolRows",
+           "outcome_panel",
            "rp_impact", "clusters_by_design", "comparison_scope", "rp_impact_for_cluster", "rp_impact_for_school"]
 
 
@@ -81,7 +82,25 @@ def outcome_panel(schools: pd.DataFrame, discipline: pd.DataFrame) -> pd.DataFra
     return panel
 
 
-@dataclass(frozen=True)
+class SchoolRows:
+    """A district-wide frame whose rows are picked school by school through integer codes made once: a
+    scope's rows by ``isin`` on string ids converted each of the scope's thousands of ids in Python."""
+
+    def __init__(self, frame: pd.DataFrame):
+        codes, units = pd.factorize(frame["school_id"])
+        self.frame, self._codes, self._units = frame, codes, pd.Index(units)
+
+    def mask(self, school_ids) -> np.ndarray:
+        """Whether each row's school is among `school_ids` (``frame["school_id"].isin(school_ids)``)."""
+        at = self._units.get_indexer(pd.Index(list(school_ids)))
+        wanted = np.zeros(len(self._units) + 1, dtype=bool)  # the last slot: rows without a school (code -1)
+        wanted[at[at >= 0]] = True
+        return wanted[self._codes]
+
+    def rows(self, school_ids) -> pd.DataFrame:
+        return self.frame[self.mask(school_ids)]
+
+
 class DistrictPanel:
     """A district's :func:`outcome_panel` and the school-years its discipline rows hold, made once for every
     scope's estimate (each cluster's and school's compares its RP schools with the same never-treated schools).
@@ -91,8 +110,9 @@ class DistrictPanel:
     schools in the years its schools' rows hold.
     """
 
-    panel: pd.DataFrame
-    seen: pd.DataFrame  # school_id, school_year: one row per school-year with discipline rows
+    def __init__(self, panel: pd.DataFrame, seen: pd.DataFrame):
+        self.panel = panel
+        self._panel, self._seen = SchoolRows(panel), SchoolRows(seen)  # seen: one row per school-year with rows
 
     @classmethod
     def of(cls, schools: pd.DataFrame, discipline: pd.DataFrame) -> DistrictPanel:
@@ -102,8 +122,8 @@ class DistrictPanel:
     def scope(self, school_ids) -> pd.DataFrame:
         """:func:`outcome_panel` of the schools `school_ids` and their discipline rows."""
         ids = list(school_ids)
-        years = self.seen.loc[self.seen["school_id"].isin(ids), "school_year"].unique()
-        rows = self.panel["school_id"].isin(ids) & self.panel["school_year"].isin(years)
+        years = self._seen.rows(ids)["school_year"].unique()
+        rows = self._panel.mask(ids) & self.panel["school_year"].isin(years).to_numpy()
         return self.panel[rows].reset_index(drop=True)
 
 

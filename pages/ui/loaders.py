@@ -29,6 +29,7 @@ from analytics.stats.rates import add_rate_columns
 from analytics.stats.rp_impact import (
     DistrictPanel,
     RPImpact,
+    SchoolRows,
     comparison_scope,
     rp_impact,
     rp_impact_for_cluster,
@@ -1048,7 +1049,7 @@ def _rp_metrics(version: int) -> pd.DataFrame:
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 @_imported
-def _rp_metric_panels(version: int) -> dict[str, pd.DataFrame]:
+def _rp_metric_panels(version: int) -> dict[str, SchoolRows]:
     """Their school x year panels, which every scope's estimate slices."""
     return rp_metric_panels(_rp_metrics(version), _schools(version))
 
