@@ -572,7 +572,7 @@ def validate_bytes(engine: Engine, files: Sequence[tuple[str, bytes]], table: st
                    max_bytes: int | None = None) -> ImportReport:
     """Check files without writing anything; the report holds the parsed tables and every problem."""
     report, tables = _read_files(files, table, max_bytes)
-    return report if tables is None else _checked(engine, report, tables)
+    return report if tables is None else _checked(report, tables, _context(engine, tables))
 
 
 def _read_files(files: Sequence[tuple[str, bytes]], table: str | None,
@@ -601,9 +601,8 @@ def _read_files(files: Sequence[tuple[str, bytes]], table: str | None,
     return report, tables
 
 
-def _checked(engine: Engine, report: ImportReport, tables: list[tuple[RawTable, str]]) -> ImportReport:
-    """Every check of every table read, into the report."""
-    ctx = _context(engine, tables)
+def _checked(report: ImportReport, tables: list[tuple[RawTable, str]], ctx: _Context) -> ImportReport:
+    """Every check of every table read, into the report (``ctx``: what the database says, :func:`_context`)."""
     for raw, name in tables:
         result, problems, warnings = validate_table(raw, name, ctx)
         report.results.append(result)
@@ -700,9 +699,10 @@ def import_bytes(engine: Engine, files: Sequence[tuple[str, bytes]], table: str 
     report, tables = _read_files(files, table, max_bytes)
     if tables is None:
         return report
+    ctx = _context(engine, tables)  # read first: the checks then need no connection while the early write holds one
     early = _early_write(engine, tables)
     try:
-        _checked(engine, report, tables)
+        _checked(report, tables, ctx)
         if report.ok and report.results:
             write_report(engine, report, who, early)
     finally:
