@@ -149,6 +149,9 @@ metric_name = ui.metric_label(metric)
 # The chain of evidence states every level, down to the outcomes (a district-wide panel and a difference in
 # differences): level 1 is drawn first, from the feedback sums alone, and the chain is filled in above it
 # once the evaluation is made, in the same run (until then it says so: a rerun never shows the last view's chain).
+# The evaluation is made on a thread of its own meanwhile: what it reads (the programme's tables, every
+# walkthrough, the outcome panel) overlaps level 1's drawing.
+ui.ahead("evaluation", evaluation, version, program, chosen, metric, public)
 chain_slot = st.empty()
 chain_slot.caption("Working out the chain of evidence…")
 

@@ -27,6 +27,24 @@ def test_learning_page_shows_each_level_with_the_analytics_finding(on_demo):
     assert "Hedges' g" in text and "Nexus" in " ".join(h.value for h in at.subheader)
 
 
+def test_a_programmes_evaluation_is_made_once_on_its_own_thread_while_level_1_is_drawn(on_demo, monkeypatch):
+    import threading
+
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    made, original = [], load.evaluate_program
+    monkeypatch.setattr(load, "evaluate_program", lambda *args, **kwargs: made.append(
+        threading.current_thread().name) or original(*args, **kwargs))
+    at = _run("learning", program="RP")
+    assert made == ["evaluation"]
+    expected = original(on_demo, load.pl_tables(on_demo), "RP")
+    assert all(level.finding.replace("\\", "") in _findings(at).replace("\\", "") for level in expected.levels[2:])
+    _run("learning", program="RP")  # a new session reads the evaluation made
+    assert made == ["evaluation"]
+
+
 def test_learning_school_deep_link_and_not_found(on_demo):
     sessions = storage.load_table(on_demo, "pl_sessions", programs=["RP"])
     school = sorted(sessions["school_id"].dropna().unique())[0]

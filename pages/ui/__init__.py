@@ -47,6 +47,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     _schools,
     _year_rows,
     _years,
+    ahead,
     cached,
     cached_read,
     cluster_members,

@@ -965,17 +965,22 @@ def gap_trend(metric: str, level: str = "all", cluster: str = "all") -> pd.DataF
 
 
 def gap_trend_ahead(metric: str, level: str = "all", cluster: str = "all") -> None:
-    """Start :func:`gap_trend` on a thread of its own, at this run's import version: the database sums every
-    year while the page draws the status grid and labels the year's gaps (one metric's 900,000 group rows at
-    10,000 schools x 8 years: a second or two of the database's time), and :func:`gap_trend` then reads the
-    sums, or waits for them (Streamlit makes each cached entry once). A failure is left to that call to raise."""
-    version = import_version()
+    """Start :func:`gap_trend` on a thread of its own (:func:`ahead`): the database sums every year while the
+    page draws the status grid and labels the year's gaps (one metric's 900,000 group rows at 10,000 schools x
+    8 years: a second or two of the database's time)."""
+    ahead("gap-trend", _gap_trend, import_version(), metric, level, cluster)
 
-    def ahead() -> None:
+
+def ahead(name: str, make: Callable, *args) -> None:
+    """Start `make(*args)`, a cached result given the run's versions among `args`, on a thread of its own: the
+    run's later call of it reads the result, or waits for it (Streamlit makes each cached entry once), so what
+    the database reads for it overlaps what the run draws meanwhile. A failure is left to that call to raise."""
+
+    def run() -> None:
         with contextlib.suppress(Exception):
-            _gap_trend(version, metric, level, cluster)
+            make(*args)
 
-    threading.Thread(target=ahead, name="gap-trend", daemon=True).start()
+    threading.Thread(target=run, name=name, daemon=True).start()
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
