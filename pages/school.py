@@ -102,7 +102,9 @@ st.markdown("\n".join(findings(ui.import_version(), school_id, year, share)))
 @ui.drawn
 def profile_table(version: int, school_id: str, year: int, share: str | None):
     """The profile as shown (labels, hidden small groups, privacy rules) and as downloaded, with its column
-    settings: once per data version, school, year and shared link."""
+    settings: once per data version, school, year and shared link (a staff member's opening view: made ahead)."""
+    if prepared is not None:
+        return opening_views.profile_table(school_id)
     show = profile_display(profile_for(version, school_id, year), ui.metric_labels())
     return school_views.profile_table(show, school_id, year, ui.is_public())
 
@@ -159,12 +161,11 @@ st.subheader("Discipline")
 @ui.drawn
 def discipline_table(version: int, school_id: str, year: int, share: str | None):
     """The school's suspension table for a year with its column settings (None without discipline rows)."""
-    if prepared is not None:
-        current = opening_views.discipline_rows(school_id)
-    else:
-        discipline = ui.discipline([school_id])
-        current = discipline[discipline["school_year"] == year]
-    return school_views.discipline_table(current, school_id, year, ui.is_public())
+    if prepared is not None:  # a staff member's opening view: made ahead
+        return opening_views.discipline_table(school_id)
+    discipline = ui.discipline([school_id])
+    return school_views.discipline_table(discipline[discipline["school_year"] == year], school_id, year,
+                                         ui.is_public())
 
 
 suspensions = discipline_table(ui.import_version(), school_id, year, share)

@@ -76,17 +76,24 @@ def test_profile_display_hides_small_groups_and_orders_each_school_alone_or_in_a
         pd.testing.assert_frame_equal(alone, shown[shown["school_id"] == school].reset_index(drop=True))
 
 
-def test_a_block_keeps_the_discipline_rows_of_the_schools_with_an_opening_view_only():
+def test_a_block_keeps_the_discipline_table_of_the_schools_with_an_opening_view_only():
     """A school with no opening view (its own latest year is not the district's) reads its own rows on its page:
-    its block keeps none of them."""
+    its block keeps none of them. Each school's table is its rows in the catalog's group order."""
     from pages.ui.school_views import OpeningView, _Block
 
     view = OpeningView([2024, 2025], {"ALL"}, ["m"], [], "m", ("ALL",))
-    discipline = _discipline([("A", 2025, "ALL", 100.0, 9.0, 9.0), ("B", 2025, "ALL", 80.0, 4.0, 4.0),
-                              ("A", 2025, "BL", 20.0, 3.0, 3.0)])
-    block = _Block({"A": view}, [], discipline)
-    assert block.discipline[["school_id", "student_group"]].values.tolist() == [["A", "ALL"], ["A", "BL"]]
-    assert block.discipline_at.keys() == {"A"} and block.discipline_at["A"].tolist() == [0, 1]
+    discipline = _discipline([("C", 2025, "BL", 20.0, 3.0, 3.0), ("A", 2025, "BL", 20.0, 3.0, 3.0),
+                              ("B", 2025, "ALL", 80.0, 4.0, 4.0), ("A", 2025, "ALL", 8.0, 1.0, 1.0),
+                              ("C", 2025, "ALL", 100.0, 9.0, 9.0)]).assign(oss_days=[5.0, 6.0, 7.0, 2.0, 9.0])
+    block = _Block({"A": view, "C": view}, [], discipline, year=2025)
+    assert block.discipline_at.keys() == {"A", "C"}
+    assert block.discipline_at["A"].tolist() == [0, 1] and block.discipline_at["C"].tolist() == [2, 3]
+    # A: ALL before BL; 8 enrolled is under 10 (no rate shown), BL 3 of 20 = 15.0%.
+    a = block.discipline.iloc[block.discipline_at["A"]]
+    assert a[["Group", "Enrolled", "Suspended", "Rate (%)", "OSS days"]].astype(object).values.tolist() == [
+        ["All students", 8.0, 1.0, "–", 2.0], ["Black or African American", 20.0, 3.0, "15.0", 6.0]]
+    c = block.discipline.iloc[block.discipline_at["C"]]  # C: 9 of 100 = 9.0%, then BL 15.0%
+    assert c["Rate (%)"].tolist() == ["9.0", "15.0"] and c["OSS days"].tolist() == [9.0, 5.0]
 
 
 def test_every_schools_opening_view_made_ahead_equals_its_own(on_demo, monkeypatch):
@@ -106,7 +113,7 @@ def test_every_schools_opening_view_made_ahead_equals_its_own(on_demo, monkeypat
     assert len(list(views.pieces())) == 4  # two blocks of 100 schools: profiles, then opening views
     labels, catalog = loaders._metric_labels(version), loaders._catalog(version)
     names = dict(zip(schools["school_id"], schools["school_name"], strict=True))
-    n_findings = 0
+    n_findings, n_layouts = 0, set()
     for school in schools["school_id"]:
         made = views.of(school)
         rows = metrics_with_suspension(storage.load_metrics(on_demo, school_ids=[school]),
@@ -127,11 +134,17 @@ def test_every_schools_opening_view_made_ahead_equals_its_own(on_demo, monkeypat
             set(own_trend["student_group"]))
         discipline = storage.load_discipline(on_demo, school_ids=[school])
         own = school_views.discipline_table(discipline[discipline["school_year"] == year], school, year, public=False)
-        made_table = school_views.discipline_table(views.discipline_rows(school), school, year, public=False)
+        made_table = views.discipline_table(school)
         pd.testing.assert_frame_equal(made_table[0], own[0])
         assert made_table[1] == own[1]
-    assert n_findings > 0
-    assert views.of("999999") is None and views.trend_rows("999999") is None
+        own_profile = school_views.profile_table(profile_display(profile, labels), school, year, public=False)
+        made_profile = views.profile_table(school)
+        pd.testing.assert_frame_equal(made_profile[0], own_profile[0])  # the table read
+        assert made_profile[1] == own_profile[1]  # its column settings
+        pd.testing.assert_frame_equal(made_profile[2], own_profile[2])  # the table downloaded
+        n_layouts.add((tuple(made_profile[0].columns), tuple(map(str, made_profile[0].dtypes))))
+    assert n_findings > 0 and len(n_layouts) > 1  # schools whose tables drop or show as text different columns
+    assert views.of("999999") is None and views.trend_rows("999999") is None and views.profile_table("999999") is None
 
 
 def test_a_schools_page_shows_the_same_from_its_opening_view_and_reads_none_of_its_rows(on_demo, monkeypatch):

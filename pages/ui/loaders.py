@@ -553,7 +553,7 @@ class SchoolProfiles:
         if school_id not in where:
             return pd.DataFrame()
         start, stop = where[school_id]
-        return frame.iloc[start:stop].reset_index(drop=True).astype(texts)
+        return rows_as_read(frame, slice(start, stop), texts)
 
 
 def texts_as_categories(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -563,6 +563,21 @@ def texts_as_categories(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     texts = {col: dtype for col, dtype in frame.dtypes.items()  # "str" on pandas 3, object before
              if dtype == "str" or dtype == "object"}
     return frame.astype({col: "category" for col in texts}), texts
+
+
+def rows_as_read(frame: pd.DataFrame, rows: slice | np.ndarray, texts: dict) -> pd.DataFrame:
+    """Rows of a frame of :func:`texts_as_categories` (a school's), with its text columns given back in their own
+    types (`texts`): ``frame.iloc[rows].reset_index(drop=True).astype(texts)``, made column by column from the
+    categories and codes, several times faster on a school's rows (a school's first view reads a few of them)."""
+    columns = {}
+    for col in frame.columns:
+        values = frame[col].array[rows]
+        if col in texts:
+            if not isinstance(values, pd.Categorical) or values.categories.dtype != texts[col]:
+                return frame.iloc[rows].reset_index(drop=True).astype(texts)
+            values = values.categories.array.take(values.codes, allow_fill=True)
+        columns[col] = values
+    return pd.DataFrame(columns, columns=frame.columns)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

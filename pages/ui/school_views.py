@@ -22,6 +22,7 @@ from analytics.data import storage
 from analytics.data.catalog import STUDENT_GROUPS, group_label
 from analytics.data.derived import metrics_with_suspension_by_school
 from analytics.outputs.school_view import (
+    profile_display,
     school_findings,
     trend_groups,
     trend_rows,
@@ -90,7 +91,8 @@ def trend_view(trend: pd.DataFrame, metric_label: str, school_name: str, key: tu
 
 def discipline_table(current: pd.DataFrame, school_id: str, year: int, public: bool):
     """A school's suspension table for a year (its discipline rows of the year) with its column settings; None
-    without rows."""
+    without rows. Rows by school, then the catalog's group order: a block of schools' rows give each school's
+    table one after another (staff views), as each school's alone."""
     if current.empty:
         return None
     suspended = current["students_suspended"].fillna(current["students_oss"])
@@ -101,8 +103,9 @@ def discipline_table(current: pd.DataFrame, school_id: str, year: int, public: b
         "Rate (%)": np.where(current["enrolled"] >= 10, 100 * suspended / current["enrolled"], np.nan),
         "OSS days": current["oss_days"],
     })
+    table["_school"] = current["school_id"].to_numpy()
     table["_order"] = current["student_group"].map({g: i for i, g in enumerate(STUDENT_GROUPS)}).to_numpy()
-    table = table.sort_values("_order", kind="stable").drop(columns="_order")
+    table = table.sort_values(["_school", "_order"], kind="stable").drop(columns=["_school", "_order"])
     config = text_columns({"Rate (%)": "Rate (%)"}) | {"Enrolled": st.column_config.NumberColumn(format="localized")}
     if public:  # each row is a suspension cell of the release; OSS days need the OSS cell too
         ordered = current.loc[table.index]
@@ -129,19 +132,23 @@ class OpeningView:
 
 
 class _Block:
-    """A block's opening views, the trend rows of each school's opening trend and the discipline rows of the year
-    of the schools with a view (the others' pages read their own): one frame each, its text columns kept as
-    categories (:func:`pages.ui.loaders.texts_as_categories`: a few kB a school; a school's rows are given back
-    in their own types), and each school's rows in it."""
+    """A block's opening views, the trend rows of each school's opening trend, the profile tables and the
+    discipline table of the year of the schools with a view (the others' pages read their own): one frame each,
+    its text columns kept as categories (:func:`pages.ui.loaders.texts_as_categories`: a few kB a school; a
+    school's rows are given back in their own types), and each school's rows in it."""
 
-    def __init__(self, views: dict[str, OpeningView], trends: list[pd.DataFrame], discipline: pd.DataFrame):
+    def __init__(self, views: dict[str, OpeningView], trends: list[pd.DataFrame], discipline: pd.DataFrame,
+                 display: pd.DataFrame | None = None, year: int = 0):
         self.views = views
         self.trends, self.trend_texts = loaders.texts_as_categories(pd.concat(trends, ignore_index=True)) \
             if trends else (None, {})
         self.trend_at = _positions(self.trends)
-        self.discipline, self.discipline_texts = loaders.texts_as_categories(
-            discipline[discipline["school_id"].isin(list(views))].reset_index(drop=True))
-        self.discipline_at = _positions(self.discipline)
+        current = discipline[discipline["school_id"].isin(list(views))].sort_values("school_id", kind="stable")
+        made = discipline_table(current, "", year, public=False)  # staff views: one config for every school
+        self.discipline, self.discipline_texts = loaders.texts_as_categories(made[0]) if made else (None, {})
+        self.discipline_config = made[1] if made else None
+        self.discipline_at = _positions(pd.DataFrame({"school_id": current["school_id"].to_numpy()}))
+        self.profiles = _ProfileTables(display, year) if display is not None else None
 
 
 def _positions(frame: pd.DataFrame | None) -> dict[str, np.ndarray]:
@@ -150,7 +157,61 @@ def _positions(frame: pd.DataFrame | None) -> dict[str, np.ndarray]:
 
 
 def _rows(frame: pd.DataFrame, texts: dict, at: dict[str, np.ndarray], school_id: str) -> pd.DataFrame:
-    return (frame.iloc[at[school_id]].reset_index(drop=True) if school_id in at else frame.iloc[0:0]).astype(texts)
+    return loaders.rows_as_read(frame, at[school_id] if school_id in at else slice(0, 0), texts)
+
+
+class _ProfileTables:
+    """A block's profile tables as staff see them (:func:`profile_table` of each school's
+    :func:`~analytics.outputs.school_view.profile_display`), made once for the block and kept compact: the table
+    downloaded, every school's rows one after another (text columns as categories), and the text the table
+    people read shows in place of numbers where a school's column has a gap. Which columns a school's table
+    drops (nothing in them) or shows as text (a gap in them) is the same for schools whose columns are empty
+    and gapped alike, so :func:`profile_table` is called once for each such set of schools: it does to each
+    column of theirs what it does to one school's."""
+
+    def __init__(self, display: pd.DataFrame, year: int):
+        schools = display["school_id"].to_numpy()
+        self.at = {school: (int(rows[0]), int(rows[-1]) + 1)  # a school's rows are together (the display's order)
+                   for school, rows in display.groupby(schools, sort=False).indices.items()}
+        self.shown, self.shown_texts = loaders.texts_as_categories(display[PROFILE_COLUMNS])
+        self.layout: dict[str, tuple[tuple[str, ...], tuple[str, ...], dict]] = {}
+        texts: dict[str, pd.Series] = {}
+        for alike in _alike(display, schools).values():
+            rows = np.concatenate([np.arange(*self.at[school]) for school in alike])
+            readable, config, shown = profile_table(display.iloc[rows], "", year, public=False)
+            dropped = tuple(c for c in PROFILE_COLUMNS if c not in readable.columns)
+            as_text = tuple(c for c in readable.columns if readable[c].dtype != shown[c].dtype)
+            for col in as_text:
+                texts.setdefault(col, pd.Series(pd.NA, index=display.index, dtype=readable[col].dtype))
+                texts[col].iloc[rows] = readable[col].to_numpy()
+            layout = (dropped, as_text, config)
+            self.layout.update(dict.fromkeys(alike, layout))
+        self.texts, self.text_types = loaders.texts_as_categories(pd.DataFrame(texts, index=display.index))
+
+    def of(self, school_id: str):
+        """The school's (readable table, its column settings, table downloaded), as :func:`profile_table` gives
+        them for its profile; None for a school the block has no profile rows of."""
+        if school_id not in self.at:
+            return None
+        start, stop = self.at[school_id]
+        dropped, as_text, config = self.layout[school_id]
+        shown = loaders.rows_as_read(self.shown, slice(start, stop), self.shown_texts)
+        text = loaders.rows_as_read(self.texts[list(as_text)], slice(start, stop), self.text_types)
+        readable = pd.DataFrame({col: (text if col in as_text else shown)[col].array for col in shown.columns
+                                 if col not in dropped})
+        return readable, config, shown
+
+
+def _alike(display: pd.DataFrame, schools: np.ndarray) -> dict[tuple, list[str]]:
+    """The schools whose profile columns are empty alike and have gaps alike (the note empty when blank)."""
+    missing = display[PROFILE_COLUMNS].isna()
+    missing["note"] = missing["note"] | display["note"].eq("").to_numpy()
+    by = missing.groupby(schools, sort=False)
+    every, some = by.all(), by.any()
+    alike: dict[tuple, list[str]] = {}
+    for school, key in zip(every.index, np.hstack([every.to_numpy(), some.to_numpy()]).tolist(), strict=True):
+        alike.setdefault(tuple(key), []).append(school)
+    return alike
 
 
 class OpeningViews:
@@ -198,11 +259,18 @@ class OpeningViews:
         made = self._with_view(school_id)
         return _rows(made.trends, made.trend_texts, made.trend_at, school_id) if made is not None else None
 
-    def discipline_rows(self, school_id: str) -> pd.DataFrame | None:
-        """The school's discipline rows of the latest year (its page's discipline table)."""
+    def discipline_table(self, school_id: str):
+        """The school's discipline table of the latest year with its column settings, as :func:`discipline_table`
+        gives them for a member of staff (None without discipline rows)."""
         made = self._with_view(school_id)
-        return _rows(made.discipline, made.discipline_texts, made.discipline_at, school_id) \
-            if made is not None else None
+        if made is None or school_id not in made.discipline_at:
+            return None
+        return _rows(made.discipline, made.discipline_texts, made.discipline_at, school_id), made.discipline_config
+
+    def profile_table(self, school_id: str):
+        """The school's profile table as staff see it (:func:`profile_table`: readable, settings, downloaded)."""
+        made = self._with_view(school_id)
+        return made.profiles.of(school_id) if made is not None and made.profiles is not None else None
 
     def _make(self, block: int) -> _Block:
         version, year = self._profiles.version, self._profiles.year
@@ -234,7 +302,8 @@ class OpeningViews:
                                 lambda m: higher.get(m, True)),
                 choices[0], groups)
             trends.append(trend_rows(own, choices[0], groups))
-        return _Block(views, trends, discipline[discipline["school_year"] == year])
+        display = profile_display(profiles[profiles["school_id"].isin(list(views))], labels)
+        return _Block(views, trends, discipline[discipline["school_year"] == year], display, year)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
