@@ -400,3 +400,21 @@ def test_every_cluster_and_school_estimate_from_the_district_panel_equals_its_ow
     pd.testing.assert_frame_equal(rp_impact_for_school(schools, discipline, school, district=district).summary,
                                   rp_impact_for_school(schools, discipline, school).summary, check_exact=True)
     assert compared >= 4  # estimates, not only empty frames, were compared
+
+
+def test_first_value_by_unit_and_year_is_the_pivot_table_of_first_values():
+    # Duplicated cells take their first known value (b-2021: 3.0, not the NaN before it nor the 4.0 after), a
+    # cell without one is NaN, units and years come sorted ("a10" before "a2"), and a unit without any value
+    # keeps its row (c: staggered_did drops it).
+    from analytics.stats.did import _first_by_unit_and_year
+
+    panel = pd.DataFrame({"school_id": ["b", "a2", "b", "b", "a10", "c", "a2"],
+                          "school_year": [2021, 2022, 2021, 2021, 2020, 2022, 2020],
+                          "y": [np.nan, 1.0, 3.0, 4.0, 5.0, np.nan, 2.0]})
+    got = _first_by_unit_and_year(panel, "school_id", "school_year", "y")
+    want = panel.pivot_table(index="school_id", columns="school_year", values="y", aggfunc="first", dropna=False)
+    assert list(got.index) == ["a10", "a2", "b", "c"] == list(want.index)
+    assert list(got.columns) == [2020, 2021, 2022] == list(want.columns)
+    np.testing.assert_array_equal(got.to_numpy(), [[5.0, np.nan, np.nan], [2.0, np.nan, 1.0],
+                                                   [np.nan, 3.0, np.nan], [np.nan, np.nan, np.nan]])
+    np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())

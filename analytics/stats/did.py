@@ -138,8 +138,7 @@ def staggered_did(panel: pd.DataFrame, outcome: str, *, start_col: str = "start_
     DiDResult; ``estimate`` NaN with a plain ``note`` when there is nothing to estimate (no treated
     units, no comparison units, no year before or after the start).
     """
-    wide = panel.pivot_table(index=unit_col, columns=year_col, values=outcome, aggfunc="first", dropna=False)
-    wide = wide.dropna(how="all")
+    wide = _first_by_unit_and_year(panel, unit_col, year_col, outcome).dropna(how="all")
     years = np.array(sorted(int(y) for y in wide.columns))
     wide = wide.reindex(columns=years)
     starts = panel.drop_duplicates(unit_col).set_index(unit_col)[start_col].reindex(wide.index)
@@ -164,6 +163,25 @@ def staggered_did(panel: pd.DataFrame, outcome: str, *, start_col: str = "start_
     return _infer(outcome, values, years, labels, strata, note, settings,
                   settings.random_seed if seed is None else seed, event_study,
                   strata_col.replace("_", " ") if strata_col else "")
+
+
+def _first_by_unit_and_year(panel: pd.DataFrame, unit_col: str, year_col: str, outcome: str) -> pd.DataFrame:
+    """Units x years of each cell's first known `outcome` (NaN when none), every unit and year of the panel in
+    sorted order: ``pivot_table(aggfunc="first", dropna=False)`` without its grouping machinery, which took
+    half of an estimate's time for one cluster's few RP schools among thousands."""
+    units, unit_at = _sorted_codes(panel[unit_col])
+    years, year_at = _sorted_codes(panel[year_col])
+    values = panel[outcome].to_numpy(dtype=float)
+    known = ~np.isnan(values)
+    cells, first = np.unique(unit_at[known] * len(years) + year_at[known], return_index=True)
+    grid = np.full(len(units) * len(years), np.nan)
+    grid[cells] = values[known][first]
+    return pd.DataFrame(grid.reshape(len(units), len(years)), index=units, columns=years)
+
+
+def _sorted_codes(column: pd.Series) -> tuple[pd.Index, np.ndarray]:
+    codes, uniques = pd.factorize(column, sort=True)
+    return pd.Index(uniques), codes
 
 
 # --- edge cases ------------------------------------------------------------------------------------

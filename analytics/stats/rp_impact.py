@@ -92,7 +92,8 @@ class SchoolRows:
 
     def mask(self, school_ids) -> np.ndarray:
         """Whether each row's school is among `school_ids` (``frame["school_id"].isin(school_ids)``)."""
-        at = self._units.get_indexer(pd.Index(list(school_ids)))
+        ids = school_ids if isinstance(school_ids, pd.Series | pd.Index) else pd.Index(list(school_ids))
+        at = self._units.get_indexer(ids)
         wanted = np.zeros(len(self._units) + 1, dtype=bool)  # the last slot: rows without a school (code -1)
         wanted[at[at >= 0]] = True
         return wanted[self._codes]
@@ -121,7 +122,7 @@ class DistrictPanel:
 
     def scope(self, school_ids) -> pd.DataFrame:
         """:func:`outcome_panel` of the schools `school_ids` and their discipline rows."""
-        ids = list(school_ids)
+        ids = school_ids if isinstance(school_ids, pd.Series | pd.Index) else pd.Index(list(school_ids))
         years = self._seen.rows(ids)["school_year"].unique()
         rows = self._panel.mask(ids) & self.panel["school_year"].isin(years).to_numpy()
         return self.panel[rows].reset_index(drop=True)
