@@ -391,8 +391,12 @@ def test_a_new_years_file_is_written_while_it_is_checked(pg_district, early_writ
     assert _history(pg_district) == 1 and storage.import_version(pg_district) == version + 1
 
 
-def test_a_new_years_file_with_problems_written_early_leaves_nothing_and_reports_them_all(pg_district, early_writes):
+def test_a_new_years_file_with_problems_written_early_leaves_nothing_and_reports_them_all(pg_district, early_writes,
+                                                                                        monkeypatch):
+    from analytics.data import importer
     from analytics.data.importer import import_bytes
+
+    monkeypatch.setattr(importer, "EARLY_SAMPLE_ROWS", 2)  # the first two rows pass: the write starts
 
     values, version = _values(pg_district), storage.import_version(pg_district)
     bad = [*NEW_YEAR[:2], ("103", 2025, "read_proficient", "ALL", 1, 10, 10), *NEW_YEAR[3:5],
@@ -406,12 +410,18 @@ def test_a_new_years_file_with_problems_written_early_leaves_nothing_and_reports
     assert early_writes == [None, True] and len(_values(pg_district)) == 8
 
 
-def test_a_new_years_file_not_stored_as_written_is_written_after_the_checks(pg_district, early_writes):
+def test_a_new_years_file_not_stored_as_written_is_written_after_the_checks(pg_district, early_writes, monkeypatch):
+    from analytics.data import importer
     from analytics.data.importer import import_bytes
 
     lower = [(s, y, m, g.lower(), n, d, v) for s, y, m, g, n, d, v in NEW_YEAR]  # groups stored in capitals
     assert import_bytes(pg_district, [("metrics.csv", _metrics_csv(lower))]).ok
-    assert early_writes == [None]
+    assert early_writes == []  # its first rows said so: no early write
+    with pg_district.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM metrics WHERE school_year = 2025")
+    monkeypatch.setattr(importer, "EARLY_SAMPLE_ROWS", 2)  # the first two rows as written, the rest not
+    assert import_bytes(pg_district, [("metrics.csv", _metrics_csv(NEW_YEAR[:2] + lower[2:]))]).ok
+    assert early_writes == [None]  # started, then abandoned
     got = storage.load_metrics(pg_district, years=[2025])
     assert sorted(set(got["student_group"])) == ["ALL", "BL"] and len(got) == 8
     assert _layout(pg_district) == ({f"metrics_y{y}": _year_layout(y) for y in (2024, 2025)}, 0)

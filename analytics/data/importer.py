@@ -673,10 +673,18 @@ def _written_early(early: storage.EarlyYearWrite, results: list[TableResult]) ->
             and len(results[0].frame) == early.rows)
 
 
-def _early_write(engine: Engine, tables: list[tuple[RawTable, str]] | None) -> storage.EarlyYearWrite | None:
+# Rows of a file checked before its early write starts: the write only pays when the whole file is stored as written.
+EARLY_SAMPLE_ROWS = 1_000
+
+
+def _early_write(engine: Engine, tables: list[tuple[RawTable, str]] | None,
+                 ctx: _Context) -> storage.EarlyYearWrite | None:
     """A new school year's file written while it is checked (:class:`storage.EarlyYearWrite`), when the import is
     one plain CSV file (:class:`readers.CsvLines`) of one year's rows of a table partitioned by year on
-    PostgreSQL, large enough to be copied straight in (:data:`storage.DIRECT_COPY_MIN_ROWS`)."""
+    PostgreSQL, large enough to be copied straight in (:data:`storage.DIRECT_COPY_MIN_ROWS`), whose first
+    :data:`EARLY_SAMPLE_ROWS` rows pass every check and are stored as written. A file whose groups are in
+    another case, say, would otherwise be copied and indexed for nothing (a state's year: 2 s of the server's
+    CPU); checking the sample costs 0.04 s."""
     if engine.dialect.name != "postgresql" or not tables or len(tables) != 1:
         return None
     raw, table = tables[0]
@@ -686,6 +694,10 @@ def _early_write(engine: Engine, tables: list[tuple[RawTable, str]] | None) -> s
         return None
     years = pd.unique(raw.frame["school_year"])
     if len(years) != 1 or not re.fullmatch(_WRITTEN_NUMBERS[schema.YEAR], str(years[0])):
+        return None
+    head = RawTable(raw.source, raw.name_hint, raw.frame.iloc[:EARLY_SAMPLE_ROWS], raw.first_data_line,
+                    csv_lines=raw.csv_lines)
+    if validate_table(head, table, ctx)[0].lines is None:
         return None
     return storage.EarlyYearWrite(engine, table, int(years[0]), raw.frame, raw.csv_lines)
 
@@ -700,7 +712,7 @@ def import_bytes(engine: Engine, files: Sequence[tuple[str, bytes]], table: str 
     if tables is None:
         return report
     ctx = _context(engine, tables)  # read first: the checks then need no connection while the early write holds one
-    early = _early_write(engine, tables)
+    early = _early_write(engine, tables, ctx)
     try:
         _checked(report, tables, ctx)
         if report.ok and report.results:
