@@ -138,14 +138,15 @@ chosen_groups = st.multiselect("Groups", [g for g in STUDENT_GROUPS if g in pres
 @ui.drawn
 def trend_view(version: int, school_id: str, metric: str, groups: tuple[str, ...], share: str | None):
     """The trend chart, its table by year and its summary (None with one school year only)."""
+    wide = None
     if opening is not None and share is None and (metric, groups) == (opening.metric, opening.groups):
-        trend = opening_views.trend_rows(school_id)
+        trend, wide = opening_views.trend_rows(school_id), opening_views.trend_wide(school_id)  # staff: every row
     else:
         trend = trend_rows(school_rows(), metric, groups)
-    trend = trend[ui.exact_cells(trend["school_id"].tolist(), trend["school_year"].tolist(), trend["metric"].tolist(),
-                                 trend["student_group"].tolist())]  # shared views draw released values only
+        trend = trend[ui.exact_cells(trend["school_id"].tolist(), trend["school_year"].tolist(),
+                                     trend["metric"].tolist(), trend["student_group"].tolist())]  # shared: released
     return school_views.trend_view(trend, ui.metric_label(metric), info["school_name"],
-                                   key=("school", version, school_id, metric, groups, share))  # no hashing of rows
+                                   key=("school", version, school_id, metric, groups, share), wide=wide)
 
 
 trend = trend_view(ui.import_version(), school_id, metric, tuple(chosen_groups), share)

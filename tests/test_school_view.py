@@ -128,8 +128,10 @@ def test_every_schools_opening_view_made_ahead_equals_its_own(on_demo, monkeypat
         assert made.groups == tuple(trend_groups(present)) and made.metric == made.metrics[0]
         own_trend = trend_rows(rows, made.metric, made.groups)
         pd.testing.assert_frame_equal(views.trend_rows(school), own_trend)
+        pd.testing.assert_frame_equal(views.trend_wide(school), school_views.trend_wide(own_trend))
         chart, by_year, summary = school_views.trend_view(views.trend_rows(school), labels[made.metric],
-                                                          names[school], key=("test", school))
+                                                          names[school], key=("test", school),
+                                                          wide=views.trend_wide(school))
         assert summary.startswith(f"{labels[made.metric]} at {names[school]}, ") and len(by_year) == len(
             set(own_trend["student_group"]))
         discipline = storage.load_discipline(on_demo, school_ids=[school])

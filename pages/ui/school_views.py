@@ -70,12 +70,21 @@ def profile_table(show: pd.DataFrame, school_id: str, year: int, public: bool):
     return readable, readable_config, shown
 
 
-def trend_view(trend: pd.DataFrame, metric_label: str, school_name: str, key: tuple):
+def trend_wide(trend: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
+    """The trend rows' values by series and school year (a row a series, a column a year with a value), or a
+    block of schools' at once by their ``school_id`` first (`by`): a school's rows of it, without the years it
+    has no value in, are its own."""
+    return trend.pivot_table(index=[*(by or []), "series"], columns="school_year", values="value")
+
+
+def trend_view(trend: pd.DataFrame, metric_label: str, school_name: str, key: tuple,
+               wide: pd.DataFrame | None = None):
     """The trend chart of :func:`analytics.outputs.school_view.trend_rows` (those a view may show), finished
-    under `key` (the view: no hashing of rows), its table by year and its summary; None with one school year."""
+    under `key` (the view: no hashing of rows), its table by year and its summary; None with one school year.
+    `wide` is :func:`trend_wide` of the rows when made already."""
     if trend["school_year"].nunique() <= 1:
         return None
-    wide = trend.pivot_table(index="series", columns="school_year", values="value")
+    wide = trend_wide(trend) if wide is None else wide
     first, last = wide.columns.min(), wide.columns.max()
     summary = (f"{metric_label} at {school_name}, {year_label(first)} to {year_label(last)}: " + "; ".join(
         f"{g} {wide.loc[g, first]:.1f}% → {wide.loc[g, last]:.1f}%" for g in wide.index
@@ -140,9 +149,12 @@ class _Block:
     def __init__(self, views: dict[str, OpeningView], trends: list[pd.DataFrame], discipline: pd.DataFrame,
                  display: pd.DataFrame | None = None, year: int = 0):
         self.views = views
-        self.trends, self.trend_texts = loaders.texts_as_categories(pd.concat(trends, ignore_index=True)) \
-            if trends else (None, {})
+        every = pd.concat(trends, ignore_index=True) if trends else None
+        self.trends, self.trend_texts = loaders.texts_as_categories(every) if trends else (None, {})
         self.trend_at = _positions(self.trends)
+        # Each school's trend by series and year (the page's table by year and summary), in one pivot.
+        self.wide = trend_wide(every, by=["school_id"]) if every is not None and len(every) else None
+        self.wide_at = _positions(self.wide.index.to_frame(index=False)) if self.wide is not None else {}
         current = discipline[discipline["school_id"].isin(list(views))].sort_values("school_id", kind="stable")
         made = discipline_table(current, "", year, public=False)  # staff views: one config for every school
         self.discipline, self.discipline_texts = loaders.texts_as_categories(made[0]) if made else (None, {})
@@ -258,6 +270,13 @@ class OpeningViews:
         :class:`OpeningView` metric and groups)."""
         made = self._with_view(school_id)
         return _rows(made.trends, made.trend_texts, made.trend_at, school_id) if made is not None else None
+
+    def trend_wide(self, school_id: str) -> pd.DataFrame | None:
+        """:func:`trend_wide` of the school's opening trend rows."""
+        made = self._with_view(school_id)
+        if made is None or school_id not in made.wide_at:
+            return None
+        return made.wide.iloc[made.wide_at[school_id]].droplevel("school_id").dropna(axis=1, how="all")
 
     def discipline_table(self, school_id: str):
         """The school's discipline table of the latest year with its column settings, as :func:`discipline_table`
