@@ -370,6 +370,7 @@ def test_a_file_stored_as_written_keeps_its_own_lines_for_copy_in_any_order_and_
     (",3,4,75", ",3,4,*"),  # a suppression mark: stored as missing
     (",3,4,75", ",3,4,"),  # a value made from the counts
     (",,,40.5", ",,,40.5%"),  # a percent sign
+    (",,,40.5", ",,,-0.0"), (",,,40.5", ",,,-.00"),  # a negative zero in a decimal column (PostgreSQL keeps its sign)
     ("S1,2024,math_proficient,HI", "S1,2023-24,math_proficient,HI"),  # a year written as a school year
     (",10,40,", ",1e1,40,"),  # a count not in digits
     ("S1,2024,math_proficient,ALL,10,40,25.0", '"S1",2024,math_proficient,ALL,10,40,25.0'),  # a quoted cell

@@ -194,9 +194,12 @@ def _check_column(raw: RawTable, spec: schema.ColumnSpec, ctx: _Context,
 
 # Cells PostgreSQL reads as the number the checks make of them: digits, a point, a sign (no spaces, thousands
 # separators, percent signs or exponents; `[0-9]`, as `\d` takes other scripts' digits too), and no negative zero
-# in a decimal column (a column of whole numbers is read as integers, `-0` as 0; PostgreSQL would keep the sign).
+# in a decimal column (a column of whole numbers is read as integers, `-0` as 0; PostgreSQL would keep the sign:
+# :data:`_NEGATIVE_ZERO`, a pattern of its own, as Arrow's regular expressions have no lookahead and a pattern with
+# one is matched cell by cell in Python: a state's year of values, 0.028 s against 0.009 s for the two).
 _WRITTEN_NUMBERS = {schema.INT: r"-?[0-9]+", schema.YEAR: r"[0-9]{4}",
-                    schema.FLOAT: r"(?!-[0.]*$)-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)"}
+                    schema.FLOAT: r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)"}
+_NEGATIVE_ZERO = r"-[0.]*"
 _WRITTEN_TEXTS = (schema.TEXT, schema.SCHOOL, schema.PROGRAM, schema.METRIC, schema.GROUP, schema.ENUM)
 
 
@@ -206,7 +209,11 @@ def _as_written(texts: pd.Series, values: pd.Series, kind: str) -> bool:
     value (not padded, in its stored case, not a suppression mark). Dates and yes/no cells are always rewritten."""
     filled = texts.ne("").to_numpy(dtype=bool)
     if kind in _WRITTEN_NUMBERS:
-        return bool(texts[filled].str.fullmatch(_WRITTEN_NUMBERS[kind]).all())
+        cells = texts[filled]
+        written = cells.str.fullmatch(_WRITTEN_NUMBERS[kind])
+        if kind == schema.FLOAT:
+            written &= ~cells.str.fullmatch(_NEGATIVE_ZERO)
+        return bool(written.all())
     if kind in _WRITTEN_TEXTS:
         stored = values.astype(object).where(values.notna(), None).to_numpy()[filled]
         return bool((texts.to_numpy(dtype=object)[filled] == stored).all())
