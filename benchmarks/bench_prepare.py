@@ -1,7 +1,8 @@
 """Each step of the preparer's work list (DESIGN §8): its seconds from empty caches, in the list's order, on a
 demo database (SQLite, built when missing) or any `--url`. Results are written after every step, so a list
-stopped by `--deadline` still says which steps it reached and what they took. Writes
-benchmarks/results/prepare.json.
+stopped by `--deadline` still says which steps it reached and what they took; `steps_s_cpu` gives each step's
+CPU seconds, which other work on the machine hardly moves. Writes benchmarks/results/prepare.json (with
+`--steps`, only the steps of those kinds: prepare_<kinds>.json).
 
 `--after-edit` then saves a PDSA cycle's notes (a workspace edit, on a copy of the SQLite database: the
 original is never written) and runs the list again as the server does after it: each step's seconds are
@@ -11,6 +12,7 @@ made again). Writes benchmarks/results/prepare_after_edit.json.
     python benchmarks/bench_prepare.py --db /tmp/ssif_2000.db --schools 2000
     python benchmarks/bench_prepare.py --url postgresql+psycopg://... --deadline 1200
     python benchmarks/bench_prepare.py --db /tmp/ssif_bench_2000.db --after-edit
+    python benchmarks/bench_prepare.py --db /tmp/ssif_bench_2000.db --steps rp,rp_clusters   # prepare_rp_rp_clusters.json
 """
 
 from __future__ import annotations
@@ -24,27 +26,32 @@ from pathlib import Path
 from _common import copy_of, demo_database, save_a_pdsa_note, write_results
 
 
-def run_list(deadline: float | None, written, name: str = "steps_s") -> tuple[dict, float]:
-    """Each step of the current versions' list, timed in order (`written(steps)` after each step), and the CPU
-    seconds of the whole list (this process's: unlike the steps' seconds, hardly moved by other work beside it)."""
+def run_list(deadline: float | None, written, name: str = "steps_s",
+             kinds: frozenset[str] = frozenset()) -> tuple[dict, float, dict]:
+    """Each step of the current versions' list (of `kinds` only, when given), timed in order (`written(steps)`
+    after each step), the CPU seconds of the whole list and of each step (this process's: unlike the steps'
+    seconds, hardly moved by other work beside it)."""
     from pages.ui import loaders, prepare
 
     versions = loaders.pinned_versions()
-    started, cpu, steps = time.perf_counter(), time.process_time(), {}
+    started, cpu, steps, cpu_steps = time.perf_counter(), time.process_time(), {}, {}
     for step in prepare._plan(versions):
+        if kinds and step.kind not in kinds:
+            continue
         if deadline is not None and time.perf_counter() - started > deadline:
             steps[step.label] = "not reached"
             continue
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         try:
             for _ in prepare._run(step, versions):
                 pass
             steps[step.label] = round(time.perf_counter() - began, 2)
         except prepare.ViewNotPrepared:  # logged with its exception: its seconds would say nothing
             steps[step.label] = "failed"
-        print(f"{steps[step.label]:>8} s  {step.label}", flush=True)
-        written({name: steps, "partial": True})
-    return steps, round(time.process_time() - cpu, 1)
+        cpu_steps[step.label] = round(time.process_time() - began_cpu, 2)
+        print(f"{steps[step.label]:>8} s  {cpu_steps[step.label]:>8} s CPU  {step.label}", flush=True)
+        written({name: steps, f"{name}_cpu": cpu_steps, "partial": True})
+    return steps, round(time.process_time() - cpu, 1), cpu_steps
 
 
 def _total(steps: dict) -> float:
@@ -57,6 +64,8 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help="the SQLite demo database (built when missing)")
     parser.add_argument("--schools", type=int, default=2000)
     parser.add_argument("--deadline", type=float, default=None, help="seconds after which no new step starts")
+    parser.add_argument("--steps", default="", help="only the steps of these kinds, e.g. rp,rp_clusters (what the "
+                        "others would have made is made inside the first step that reads it)")
     parser.add_argument("--after-edit", action="store_true",
                         help="then save a PDSA note (on a copy of the database) and time the list again")
     args = parser.parse_args()
@@ -76,16 +85,21 @@ def measure(url: str, args) -> None:
     st.cache_data.clear()
     st.cache_resource.clear()
     name, base = ("prepare_after_edit" if args.after_edit else "prepare"), {"database": url.split(":")[0]}
-    steps, cpu = run_list(args.deadline, lambda partial: write_results(name, {**base, **partial}))
+    kinds = frozenset(k for k in args.steps.split(",") if k)
+    if kinds:
+        name, base = f"{name}_{'_'.join(sorted(kinds))}", {**base, "only": sorted(kinds)}
+    steps, cpu, cpu_steps = run_list(args.deadline, lambda partial: write_results(name, {**base, **partial}),
+                                     kinds=kinds)
     timed = {k: v for k, v in steps.items() if isinstance(v, float)}
-    result = {**base, "steps_s": steps, "total_s": _total(steps), "cpu_s": cpu,
+    result = {**base, "steps_s": steps, "steps_s_cpu": cpu_steps, "total_s": _total(steps), "cpu_s": cpu,
               "slowest": sorted(timed, key=timed.get, reverse=True)[:5],
               "note": "machines are noisy: figures measured beside other work"}
     if args.after_edit:
         result["edited_cycle"] = save_a_pdsa_note(url)
-        after, after_cpu = run_list(args.deadline, lambda partial: write_results(name, {**result, **partial}),
-                                    "after_edit_steps_s")
-        result.update(after_edit_steps_s=after, after_edit_total_s=_total(after), after_edit_cpu_s=after_cpu)
+        after, after_cpu, after_steps_cpu = run_list(
+            args.deadline, lambda partial: write_results(name, {**result, **partial}), "after_edit_steps_s", kinds)
+        result.update(after_edit_steps_s=after, after_edit_steps_s_cpu=after_steps_cpu,
+                      after_edit_total_s=_total(after), after_edit_cpu_s=after_cpu)
     write_results(name, result)
 
 if __name__ == "__main__":

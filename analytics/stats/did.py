@@ -373,8 +373,8 @@ def _shuffle_blocks(work: np.ndarray, sizes: list[int], rng: np.random.Generator
 
 
 class _SharedDraws:
-    """Where the shuffles of a fresh ``default_rng(seed)`` send each unit, kept by stratum sizes while
-    :func:`shared_draws` is open (the last `kept` sizes used).
+    """The shuffles of a fresh ``default_rng(seed)``, kept by stratum sizes while :func:`shared_draws` is open
+    (the last `most` sizes used).
 
     A shuffle's swaps depend on the number of units shuffled, never on their labels, so every design with the
     same stratum sizes, limit and seed is reassigned by the same draws: the clusters of a district, each
@@ -384,9 +384,10 @@ class _SharedDraws:
     def __init__(self, most: int):
         self.most, self.kept, self.lock = most, collections.OrderedDict(), threading.Lock()
 
-    def places(self, sizes: tuple[int, ...], limit: int, seed: int) -> np.ndarray:
-        """``places[r, i]``: the position within its stratum's block where row r's shuffle puts unit i (the
-        units of each stratum side by side, in `sizes` order)."""
+    def shuffled(self, sizes: tuple[int, ...], limit: int, seed: int) -> np.ndarray:
+        """``shuffled[r, k]``: which unit (numbered within its stratum) row r's shuffle puts at position k of
+        its stratum's block, the strata's blocks side by side in `sizes` order (:func:`_drawn`'s shuffles, made
+        on the units' numbers instead of their labels)."""
         key = (sizes, limit, seed)
         with self.lock:
             if key in self.kept:
@@ -394,18 +395,12 @@ class _SharedDraws:
                 return self.kept[key]
         dtype = np.int16 if max(sizes) <= np.iinfo(np.int16).max else np.int32
         work = np.tile(np.concatenate([np.arange(n, dtype=dtype) for n in sizes]), (limit, 1))
-        _shuffle_blocks(work, list(sizes), np.random.default_rng(seed))  # work[r, k]: the unit at position k
-        places = np.empty_like(work)
-        start = 0
-        for n in sizes:
-            ranks = np.broadcast_to(np.arange(n, dtype=dtype), (limit, n))
-            np.put_along_axis(places[:, start:start + n], work[:, start:start + n].astype(np.intp), ranks, axis=1)
-            start += n
+        _shuffle_blocks(work, list(sizes), np.random.default_rng(seed))
         with self.lock:
-            self.kept[key] = places
+            self.kept[key] = work
             while len(self.kept) > self.most:
                 self.kept.popitem(last=False)
-        return places
+        return work
 
 
 _SHARED: _SharedDraws | None = None
@@ -436,13 +431,16 @@ def shared_draws(most: int = SHARED_DRAWS_KEPT) -> Iterator[None]:
 
 def _drawn_shared(labels: np.ndarray, groups: list[np.ndarray], limit: int, seed: int,
                   shared: _SharedDraws) -> _Treated:
-    """:func:`_drawn` read off shared draws: each treated unit goes where its stratum's shuffles put it."""
-    places = shared.places(tuple(len(g) for g in groups), limit, seed)
+    """:func:`_drawn` read off shared shuffles: position k of a stratum takes the label of the unit shuffled
+    there, so the treated cells are the positions holding a treated unit."""
+    work = shared.shuffled(tuple(len(g) for g in groups), limit, seed)
     cols, vals, start = [], [], 0
     for g in groups:
-        treated = np.flatnonzero(labels[g] != 0)
-        cols.append(g[places[:, start + treated].astype(np.intp)])
-        vals.append(np.broadcast_to(labels[g][treated], (limit, len(treated))))
+        block, own = work[:, start:start + len(g)], labels[g]
+        rows, at = np.nonzero((own != 0)[block])
+        shape = (limit, int(np.count_nonzero(own)))
+        cols.append(g[at].reshape(shape))
+        vals.append(own[block[rows, at]].reshape(shape))
         start += len(g)
     return _Treated.cells(np.concatenate(cols, axis=1), np.concatenate(vals, axis=1), len(labels))
 
