@@ -411,10 +411,11 @@ def test_first_value_by_unit_and_year_is_the_pivot_table_of_first_values():
     panel = pd.DataFrame({"school_id": ["b", "a2", "b", "b", "a10", "c", "a2"],
                           "school_year": [2021, 2022, 2021, 2021, 2020, 2022, 2020],
                           "y": [np.nan, 1.0, 3.0, 4.0, 5.0, np.nan, 2.0]})
-    got = _first_by_unit_and_year(panel, "school_id", "school_year", "y")
+    got, first_row = _first_by_unit_and_year(panel, "school_id", "school_year", "y")
     want = panel.pivot_table(index="school_id", columns="school_year", values="y", aggfunc="first", dropna=False)
     assert list(got.index) == ["a10", "a2", "b", "c"] == list(want.index)
     assert list(got.columns) == [2020, 2021, 2022] == list(want.columns)
     np.testing.assert_array_equal(got.to_numpy(), [[5.0, np.nan, np.nan], [2.0, np.nan, 1.0],
                                                    [np.nan, 3.0, np.nan], [np.nan, np.nan, np.nan]])
     np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
+    assert first_row.tolist() == [4, 1, 0, 5]  # each unit's first row, as drop_duplicates keeps it

@@ -138,15 +138,15 @@ def staggered_did(panel: pd.DataFrame, outcome: str, *, start_col: str = "start_
     DiDResult; ``estimate`` NaN with a plain ``note`` when there is nothing to estimate (no treated
     units, no comparison units, no year before or after the start).
     """
-    wide = _first_by_unit_and_year(panel, unit_col, year_col, outcome).dropna(how="all")
-    years = np.array(sorted(int(y) for y in wide.columns))
-    wide = wide.reindex(columns=years)
-    starts = panel.drop_duplicates(unit_col).set_index(unit_col)[start_col].reindex(wide.index)
-    labels = pd.to_numeric(starts, errors="coerce").fillna(0).astype(int).to_numpy()
-    values = wide.to_numpy(dtype=float)
+    wide, first_row = _first_by_unit_and_year(panel, unit_col, year_col, outcome)
+    known = wide.notna().any(axis=1).to_numpy()  # units with any value (dropna(how="all"))
+    years = np.array([int(y) for y in wide.columns])
+    values, first_row = wide.to_numpy(dtype=float)[known], first_row[known]
+    # each unit's start (and stratum) as its first row gives it
+    labels = pd.to_numeric(panel[start_col].iloc[first_row], errors="coerce").fillna(0).astype(int).to_numpy()
     strata = np.zeros(len(labels), dtype=int)
     if strata_col is not None:
-        stratum = panel.drop_duplicates(unit_col).set_index(unit_col)[strata_col].reindex(wide.index)
+        stratum = panel[strata_col].iloc[first_row]
         strata = pd.factorize(stratum.astype("string").fillna("(none)"))[0]
     setup = _setup(outcome, values, years, labels)
     if isinstance(setup, DiDResult):
@@ -165,10 +165,12 @@ def staggered_did(panel: pd.DataFrame, outcome: str, *, start_col: str = "start_
                   strata_col.replace("_", " ") if strata_col else "")
 
 
-def _first_by_unit_and_year(panel: pd.DataFrame, unit_col: str, year_col: str, outcome: str) -> pd.DataFrame:
+def _first_by_unit_and_year(panel: pd.DataFrame, unit_col: str, year_col: str,
+                            outcome: str) -> tuple[pd.DataFrame, np.ndarray]:
     """Units x years of each cell's first known `outcome` (NaN when none), every unit and year of the panel in
-    sorted order: ``pivot_table(aggfunc="first", dropna=False)`` without its grouping machinery, which took
-    half of an estimate's time for one cluster's few RP schools among thousands."""
+    sorted order, and each unit's first row: ``pivot_table(aggfunc="first", dropna=False)`` and
+    ``drop_duplicates`` without pandas' grouping machinery, which took half of an estimate's time for one
+    cluster's few RP schools among thousands."""
     units, unit_at = _sorted_codes(panel[unit_col])
     years, year_at = _sorted_codes(panel[year_col])
     values = panel[outcome].to_numpy(dtype=float)
@@ -176,7 +178,8 @@ def _first_by_unit_and_year(panel: pd.DataFrame, unit_col: str, year_col: str, o
     cells, first = np.unique(unit_at[known] * len(years) + year_at[known], return_index=True)
     grid = np.full(len(units) * len(years), np.nan)
     grid[cells] = values[known][first]
-    return pd.DataFrame(grid.reshape(len(units), len(years)), index=units, columns=years)
+    first_row = np.unique(unit_at, return_index=True)[1]
+    return pd.DataFrame(grid.reshape(len(units), len(years)), index=units, columns=years), first_row
 
 
 def _sorted_codes(column: pd.Series) -> tuple[pd.Index, np.ndarray]:
