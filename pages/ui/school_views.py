@@ -5,8 +5,9 @@ A school's first view would otherwise read all the school's rows and test its ch
 times its warm rerun at 2,000 schools (DESIGN §8 asks <= 5x). The preparer makes, for every school and a
 block of schools at a time right after the block's profiles (:class:`pages.ui.loaders.SchoolProfiles`), from
 one read of the block's rows: the school's years and groups, the findings' lines, the rows of its opening
-trend and its discipline rows of the latest year, with the functions the page calls for any other view, so
-the two are the same.
+trend and its values by series and year, its profile table and its discipline table of the latest year (each
+made once for the whole block), with the functions the page calls for any other view, so the two are the
+same. What a first view still does itself is the trend chart's finishing and the tables' Arrow conversion.
 """
 
 from __future__ import annotations
@@ -230,8 +231,8 @@ class OpeningViews:
     """Every school's :class:`OpeningView` for the latest year, made a block of schools at a time after the
     block's profiles (the preparer's pieces), from one read of the block's rows. Shared and read-only; a school
     whose block is not made yet, or whose own latest year is not the district's, has none (its page reads and
-    makes what it draws). Its tables and chart are drawn from these on the first view: kept for every school,
-    their frames would hold some 300 MiB at 2,000 schools."""
+    makes what it draws). Its tables are kept as compact frames (about 11 KiB a school) and its chart is finished
+    on the first view: every school's drawn view kept would hold some 300 MiB at 2,000 schools."""
 
     def __init__(self, profiles: loaders.SchoolProfiles):
         self._profiles = profiles
