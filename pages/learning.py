@@ -111,7 +111,12 @@ if grant is not None and grant.kind != "district":
 
 @ui.shared
 def evaluation(version: int, program: str, school: str | None, metric: str, public: bool):
-    return load.evaluate_program(ui.engine(), program_tables(version, program, public), program, school, metric)
+    """The programme's evaluation at the run's data version: it reads the catalogue, the schools and the outcome
+    panel itself (on a thread of its own from the page's start), so an import landing meanwhile reruns the page
+    rather than keeping newer outcomes under the version level 1 was drawn at."""
+    tables = program_tables(version, program, public)
+    return storage.read_at_version(ui.engine(), version,
+                                   lambda: load.evaluate_program(ui.engine(), tables, program, school, metric))
 
 
 def _key(*parts) -> tuple:

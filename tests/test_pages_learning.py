@@ -7,6 +7,7 @@ import pandas as pd
 from analytics.data import storage
 from analytics.data.importer import import_bytes
 from analytics.learning import load
+from tests.page_runner import PAGES
 from tests.page_runner import run_page as _run
 
 
@@ -43,6 +44,39 @@ def test_a_programmes_evaluation_is_made_once_on_its_own_thread_while_level_1_is
     assert all(level.finding.replace("\\", "") in _findings(at).replace("\\", "") for level in expected.levels[2:])
     _run("learning", program="RP")  # a new session reads the evaluation made
     assert made == ["evaluation"]
+
+
+def test_an_import_landing_while_the_evaluation_reads_its_outcomes_reruns_the_page_instead_of_mixing_versions(
+        own_district, monkeypatch):
+    """The evaluation reads the outcome panel itself: a write landing meanwhile makes the page run again (as a
+    loader's read does) rather than caching newer outcomes under the version level 1 was drawn at."""
+    import streamlit as st
+    from streamlit import config
+    from streamlit.testing.v1 import AppTest
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    original, made = load.evaluate_program, []
+
+    def then_a_write(engine, *args, **kwargs):
+        made.append(storage.data_version(engine))
+        result = original(engine, *args, **kwargs)
+        if len(made) == 1:  # an import lands while the first evaluation reads
+            with engine.begin() as conn:
+                storage.bump_version(conn, imported=True)
+        return result
+
+    monkeypatch.setattr(load, "evaluate_program", then_a_write)
+    shown = config.get_option("client.showErrorDetails")
+    config.set_option("client.showErrorDetails", "full")  # the error's name, not the redacted message
+    try:
+        at = AppTest.from_file(str(PAGES / "learning.py"), default_timeout=120)
+        at.query_params["program"] = "RP"
+        at.run()
+    finally:
+        config.set_option("client.showErrorDetails", shown)
+    assert [e.value for e in at.exception] == [f"data version {made[0]} was replaced before it was read"]  # rerun
+    assert made[0] + 1 == storage.data_version(own_district)
 
 
 def test_learning_school_deep_link_and_not_found(on_demo):
