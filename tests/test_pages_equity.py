@@ -46,6 +46,29 @@ def test_gaps_trend_is_summed_once_on_its_own_thread_and_is_the_pooled_trend_of_
     assert summed == ["gap-trend"]
 
 
+def test_a_thread_a_run_starts_reads_through_the_engine_without_a_warning_per_read(on_demo):
+    """Work started ahead (`ui.ahead`) and what changed's threads read through `engine()`, which looks for a legacy
+    pages run: off the script thread there is none, and the server's log is not told so at every read."""
+    import logging
+    import threading
+
+    from pages.ui import loaders
+
+    loaders.engine()  # the run made it
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
+    logger.addHandler(handler)
+    try:
+        thread = threading.Thread(target=loaders.engine, name="gap-trend")
+        thread.start()
+        thread.join(30)
+    finally:
+        logger.removeHandler(handler)
+    assert seen == []
+
+
 def test_gaps_not_found(on_demo):
     at = _run("gaps", cluster="Atlantis")
     assert any("Atlantis" in e.value for e in at.error)

@@ -83,7 +83,7 @@ def leave_legacy_run() -> None:
     """Rerun, through app.py's navigation, a run that Streamlit began in legacy pages mode."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-    ctx = get_script_run_ctx()
+    ctx = get_script_run_ctx(suppress_warning=True)  # none on a thread of the run's own (ahead) or the preparer's
     if ctx is None:
         return
     if not _inside_legacy_runner():
