@@ -434,3 +434,78 @@ def test_a_file_of_a_year_already_held_is_merged_after_the_checks(pg_district, e
     assert import_bytes(pg_district, [("metrics.csv", _metrics_csv(held))]).ok
     assert early_writes == [False]
     assert set(_values(pg_district).values()) == {60.0} and _history(pg_district) == 1
+
+
+def test_a_new_years_file_whose_early_write_fails_is_written_after_the_checks(pg_district, early_writes,
+                                                                            monkeypatch):
+    import threading
+
+    from analytics.data.importer import import_bytes
+
+    replace = storage._replace_year
+
+    def failing_early(*args, **kwargs):  # the early write's COPY fails (say, the server's disk is full a moment)
+        if threading.current_thread().name == "ssif-early-write":
+            raise sa.exc.OperationalError("COPY metrics_y2025", None, Exception("could not extend file"))
+        return replace(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "_replace_year", failing_early)
+    report = import_bytes(pg_district, [("metrics.csv", _metrics_csv(NEW_YEAR))])
+    assert report.ok and report.written and early_writes == [False]  # left to the write after the checks
+    values = _values(pg_district)
+    assert len(values) == 8 and values[("102", 2025, "math_proficient")] == 70.0
+    assert _layout(pg_district) == ({f"metrics_y{y}": _year_layout(y) for y in (2024, 2025)}, 0)
+    assert _history(pg_district) == 1
+
+
+def test_a_new_years_file_whose_import_fails_as_it_commits_leaves_nothing(pg_district, early_writes, monkeypatch):
+    import threading
+
+    from analytics.access import audit
+    from analytics.data.importer import import_bytes
+
+    record, failed = audit.record, []
+
+    def failing_once(*args, **kwargs):  # the import's audit row fails in the early write's transaction
+        if threading.current_thread().name == "ssif-early-write" and not failed:
+            failed.append(True)
+            raise RuntimeError("audit row refused")
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(audit, "record", failing_once)
+    values, version = _values(pg_district), storage.import_version(pg_district)
+    with pytest.raises(RuntimeError, match="audit row refused"):
+        import_bytes(pg_district, [("metrics.csv", _metrics_csv(NEW_YEAR))])
+    assert _values(pg_district) == values and storage.import_version(pg_district) == version
+    assert _layout(pg_district) == ({"metrics_y2024": _year_layout(2024)}, 0) and _history(pg_district) == 0
+    assert import_bytes(pg_district, [("metrics.csv", _metrics_csv(NEW_YEAR))]).written  # the lock was let go
+    assert early_writes == [None, True] and len(_values(pg_district)) == 8
+
+
+def test_a_new_years_file_that_fails_its_checks_while_written_early_has_the_write_cancelled(pg_district, early_writes,
+                                                                                          monkeypatch):
+    import threading
+
+    from analytics.data import importer
+    from analytics.data.importer import import_bytes
+
+    monkeypatch.setattr(importer, "EARLY_SAMPLE_ROWS", 2)  # the first two rows pass: the write starts
+    replace, ended = storage._replace_year, []
+
+    def slow_early(conn, *args, **kwargs):  # a COPY still running when the checks end
+        if threading.current_thread().name == "ssif-early-write":
+            try:
+                conn.exec_driver_sql("SELECT pg_sleep(60)")
+            except sa.exc.DBAPIError as exc:
+                ended.append(type(exc.orig).__name__)
+                raise
+        return replace(conn, *args, **kwargs)
+
+    monkeypatch.setattr(storage, "_replace_year", slow_early)
+    values = _values(pg_district)
+    bad = [*NEW_YEAR[:2], ("103", 2025, "read_proficient", "ALL", 1, 10, 10), *NEW_YEAR[3:]]  # an unknown school
+    report = import_bytes(pg_district, [("metrics.csv", _metrics_csv(bad))])
+    assert [(p.row, p.column) for p in report.problems] == [(4, "school_id")] and not report.written
+    assert ended == ["QueryCanceled"] and early_writes == [None]  # stopped, not waited for, and rolled back
+    assert _values(pg_district) == values and _layout(pg_district) == ({"metrics_y2024": _year_layout(2024)}, 0)
+    assert _history(pg_district) == 0
