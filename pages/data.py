@@ -28,41 +28,42 @@ tab_import, tab_quality, tab_history, tab_audit, tab_dictionary = st.tabs(
     ["Import", "Data quality", "Import history", "Audit log", "Data dictionary"], key="tab", bind="query-params",
     on_change="rerun")
 
-if tab_import.open:
-    with tab_import:
-        limit_mb = max(1, math.ceil(max_upload_bytes() / 1048576))  # one setting for the uploader and the importer
-        files = st.file_uploader("CSV or XLSX files (name each file or sheet after its table)",
-                                 type=["csv", "xlsx"], accept_multiple_files=True, key="uploads", max_upload_size=limit_mb)
-        choices = ["(from the file or sheet name)", *schema.TABLES]
-        table = st.selectbox("Table", choices, key="import_table",
-                             help="Leave as is when files are named schools.csv, metrics.csv, discipline.csv …")
-        chosen_table = None if table == choices[0] else table
-        st.caption(f"Size limit: {limit_mb} MB per file (SSIF_MAX_UPLOAD_MB).")
-        if files:
-            payload = [(f.name, f.getvalue()) for f in files]
-            report = importer.validate_bytes(engine, payload, table=chosen_table)
-            for result in report.results:
-                with st.expander(f"Preview: {result.source} → {result.table} ({len(result.frame):,} rows)"):
-                    st.dataframe(result.frame.head(20), hide_index=True, width="stretch")
-            for warning in report.warnings:
-                st.warning(warning)
-            if report.problems:
-                st.error(f"{len(report.problems):,} problem(s): nothing can be imported until they are fixed.")
-                problems = report.problems_frame()
-                st.dataframe(problems, hide_index=True, width="stretch", height=320)
-                st.download_button("Download the problems (CSV)", problems.to_csv(index=False).encode("utf-8"),
-                                   file_name="import-problems.csv", mime="text/csv")
-            elif report.results:
-                for line in report.summary_lines():
-                    st.write("✓ " + line)
-                if st.button("Import", type="primary", key="do_import"):
-                    with st.status("Importing…", expanded=True) as status:
-                        importer.write_report(engine, report, ui.current_user())
-                        status.update(label="Imported", state="complete")
-                    # Every cached result is keyed on the version it was read at: nothing to clear, and an import of
-                    # workspace files alone leaves what was read from imported data warm.
-                    ui.pin_data_version()  # the rest of this run reads what was just imported
-                    st.success("Imported: " + "; ".join(report.summary_lines()))
+# The uploader and the table choice are drawn whichever tab is open: a widget left out of a run forgets its
+# value, and the files chosen would be gone on coming back from the dictionary.
+with tab_import:
+    limit_mb = max(1, math.ceil(max_upload_bytes() / 1048576))  # one setting for the uploader and the importer
+    files = st.file_uploader("CSV or XLSX files (name each file or sheet after its table)",
+                             type=["csv", "xlsx"], accept_multiple_files=True, key="uploads", max_upload_size=limit_mb)
+    choices = ["(from the file or sheet name)", *schema.TABLES]
+    table = st.selectbox("Table", choices, key="import_table",
+                         help="Leave as is when files are named schools.csv, metrics.csv, discipline.csv …")
+    chosen_table = None if table == choices[0] else table
+    st.caption(f"Size limit: {limit_mb} MB per file (SSIF_MAX_UPLOAD_MB).")
+    if files and tab_import.open:  # checked and previewed while their tab is open
+        payload = [(f.name, f.getvalue()) for f in files]
+        report = importer.validate_bytes(engine, payload, table=chosen_table)
+        for result in report.results:
+            with st.expander(f"Preview: {result.source} → {result.table} ({len(result.frame):,} rows)"):
+                st.dataframe(result.frame.head(20), hide_index=True, width="stretch")
+        for warning in report.warnings:
+            st.warning(warning)
+        if report.problems:
+            st.error(f"{len(report.problems):,} problem(s): nothing can be imported until they are fixed.")
+            problems = report.problems_frame()
+            st.dataframe(problems, hide_index=True, width="stretch", height=320)
+            st.download_button("Download the problems (CSV)", problems.to_csv(index=False).encode("utf-8"),
+                               file_name="import-problems.csv", mime="text/csv")
+        elif report.results:
+            for line in report.summary_lines():
+                st.write("✓ " + line)
+            if st.button("Import", type="primary", key="do_import"):
+                with st.status("Importing…", expanded=True) as status:
+                    importer.write_report(engine, report, ui.current_user())
+                    status.update(label="Imported", state="complete")
+                # Every cached result is keyed on the version it was read at: nothing to clear, and an import of
+                # workspace files alone leaves what was read from imported data warm.
+                ui.pin_data_version()  # the rest of this run reads what was just imported
+                st.success("Imported: " + "; ".join(report.summary_lines()))
 
 if tab_quality.open:
     with tab_quality:

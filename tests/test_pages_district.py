@@ -112,6 +112,22 @@ def test_data_page_shows_dictionary_and_history(on_demo):
     assert counts.set_index("table")["rows"]["schools"] == len(storage.load_schools(on_demo))
 
 
+def test_data_page_keeps_the_import_forms_choices_while_another_tab_is_open(on_demo):
+    """Only the open tab reads its data, but the uploader and the table choice are drawn under every tab: a widget
+    left out of a run forgets its value (the files chosen would be gone on coming back from the dictionary)."""
+    from tests.page_runner import PAGES
+
+    at = AppTest.from_file(str(PAGES / "data.py"), default_timeout=120)
+    at.run()
+    at.selectbox(key="import_table").set_value("metrics").run()
+    at.session_state["tab"] = "Data dictionary"  # the editor opens the dictionary
+    at.run()
+    assert any("description" in df.value.columns for df in at.dataframe) and not at.exception
+    at.session_state["tab"] = "Import"  # and comes back
+    at.run()
+    assert at.selectbox(key="import_table").value == "metrics" and len(at.get("file_uploader")) == 1
+
+
 def test_pages_work_on_a_thin_real_district(tmp_path, monkeypatch):
     """A state's shape: 1,319 schools in 24 counties, one metric (from metric_definitions), only ALL, one
     year, no coordinates. Pages show what exists and say what is missing."""
