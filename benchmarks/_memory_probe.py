@@ -96,6 +96,8 @@ class _Sizer:
             return (sum(self.size(block.values, depth + 1) for block in obj._mgr.blocks)
                     + self.size(obj.index, depth + 1) + (self.size(obj.columns, depth + 1)
                                                          if isinstance(obj, pd.DataFrame) else 0))
+        if isinstance(obj, pd.MultiIndex):  # its levels and codes; it has no single array of its own
+            return sys.getsizeof(obj) + sum(self.size(part, depth + 1) for part in (*obj.levels, *obj.codes))
         if isinstance(obj, pd.Index):
             return sys.getsizeof(obj) + self.size(obj._data, depth + 1)
         if isinstance(obj, (pa.Array, pa.ChunkedArray, pa.Table, pa.RecordBatch)):
