@@ -672,6 +672,23 @@ def test_new_flags_need_only_the_schools_that_can_be_flagged(discipline_demo):
     assert aggregates.flag_candidate_groups(discipline_demo, 2025, low).empty
 
 
+def test_a_scope_with_no_group_that_can_be_flagged_sums_no_district_risks(discipline_demo, monkeypatch):
+    """A scope none of whose groups can be flagged reads no rows, so its ratios need no district risks: the
+    database is not asked to sum them (about two seconds at 10,000 schools), and the table is empty as before."""
+    from analytics.config import DEFAULT_SETTINGS
+
+    summed, original = [], aggregates.district_risks
+    monkeypatch.setattr(aggregates, "district_risks", lambda *args: summed.append(args[1:]) or original(*args))
+    low = DEFAULT_SETTINGS.__class__(n_size=10**6)  # no group that large
+    groups = aggregates.flag_candidate_groups(discipline_demo, 2025, low)
+    assert groups.empty
+    none = aggregates.scope_disproportionality(discipline_demo, settings=low, years=[2023, 2024, 2025], groups=groups)
+    assert none.empty and summed == []
+    ids = sorted(storage.load_schools(discipline_demo)["school_id"])[:2]  # some schools: their risks are summed
+    some = aggregates.scope_disproportionality(discipline_demo, ids, years=[2025])
+    assert set(some["school_id"]) == set(ids) and summed == [([2025],)]
+
+
 def test_what_changed_finds_the_same_new_flags_among_the_prepared_flagged_rows(discipline_demo):
     """The app passes the flagged rows it made for the discipline page (every year, every group): what changed
     lists the same changes as when it computes the ratios of the groups that can be flagged itself."""

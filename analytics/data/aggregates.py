@@ -637,9 +637,9 @@ def scope_disproportionality(engine: Engine, school_ids: Sequence[str] | None = 
     own rows and its school's ALL row alone (:func:`analytics.stats.disproportionality.disproportionality`)."""
     if groups is not None:
         school_ids = sorted(set(groups["school_id"]))
-    if school_ids is None:
-        return disproportionality.disproportionality(storage.load_discipline(engine, years=years), settings,
-                                                     groups=groups)
+    if school_ids is None or not len(school_ids):  # every school (no alternate ratio), or none: no risks summed
+        return disproportionality.disproportionality(storage.load_discipline(engine, school_ids=school_ids,
+                                                                             years=years), settings, groups=groups)
     # The district's risks are summed by the database on a connection of their own while the rows are read
     # (2.4 s and 1.5 s for every school that can be flagged at 10,000 schools).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="risks") as reads:
