@@ -3,6 +3,9 @@ again unchanged left alone, indexes set aside for a write as large as its table,
 path, PostgreSQL's partition of each school year (a new year built apart and attached), and the CSV reader's
 whole-text fast path."""
 
+import queue
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -509,3 +512,40 @@ def test_a_new_years_file_that_fails_its_checks_while_written_early_has_the_writ
     assert ended == ["QueryCanceled"] and early_writes == [None]  # stopped, not waited for, and rolled back
     assert _values(pg_district) == values and _layout(pg_district) == ({"metrics_y2024": _year_layout(2024)}, 0)
     assert _history(pg_district) == 0
+
+
+class _Driver:
+    def __init__(self, write):
+        self.write, self.cancels = write, 0
+
+    def cancel(self):  # the running statement is cancelled: the write ends
+        self.cancels += 1
+        self.write._written.set()
+
+
+class _EndsAsWaitTimesOut(threading.Event):
+    """The write ends just after abandon's wait for it timed out: the connection may be back in the pool."""
+
+    def wait(self, timeout=None):
+        if self.is_set():
+            return True
+        super().set()
+        return False
+
+
+def _early_write_at(written) -> storage.EarlyYearWrite:
+    write = object.__new__(storage.EarlyYearWrite)
+    write._written, write._ending, write._rest = written, threading.Lock(), queue.SimpleQueue()
+    write._thread = threading.Thread(target=lambda: None)
+    write._thread.start()
+    write._driver = _Driver(write)
+    return write
+
+
+def test_an_abandoned_early_write_cancels_its_statement_while_it_runs_and_never_once_it_has_ended():
+    running = _early_write_at(threading.Event())
+    running.abandon()
+    assert running._driver.cancels == 1 and running._rest.get_nowait() is None
+    ended = _early_write_at(_EndsAsWaitTimesOut())
+    ended.abandon()
+    assert ended._driver.cancels == 0  # another session's statement on that connection is left alone

@@ -456,6 +456,7 @@ class EarlyYearWrite:
     def __init__(self, engine: Engine, table_name: str, year: int, rows: pd.DataFrame, lines: CsvLines):
         self.table_name, self.year, self.rows, self.lines = table_name, year, len(rows), lines
         self._written = threading.Event()
+        self._ending = threading.Lock()  # a cancel is sent only while the write's statements may still be running
         self._copied = False
         self._driver = None
         self._rest: queue.SimpleQueue = queue.SimpleQueue()
@@ -472,7 +473,7 @@ class EarlyYearWrite:
                 except Exception:  # noqa: BLE001 - the write after the checks does it again and reports a failure
                     self._copied = False
                 finally:
-                    self._written.set()
+                    self._end_written()
                 rest = self._rest.get() if self._copied else None
                 if rest is None:
                     raise _Abandoned
@@ -484,6 +485,12 @@ class EarlyYearWrite:
         else:
             self._done.set_result(True)
         finally:
+            self._end_written()
+
+    def _end_written(self) -> None:
+        """No statement of the write runs from here: :meth:`abandon` cancels none after this (the connection may
+        soon be another's, back in the pool)."""
+        with self._ending:
             self._written.set()
 
     def _write(self, conn: Connection, rows: pd.DataFrame) -> bool:
@@ -508,8 +515,9 @@ class EarlyYearWrite:
     def abandon(self) -> None:
         """Roll the write back (a statement still running is cancelled); nothing once it has finished."""
         while not self._written.wait(0.05):
-            if self._driver is not None:
-                self._driver.cancel()
+            with self._ending:
+                if self._driver is not None and not self._written.is_set():
+                    self._driver.cancel()
         self._rest.put(None)
         self._thread.join()
 
