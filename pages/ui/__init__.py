@@ -60,7 +60,6 @@ from pages.ui.loaders import (  # noqa: E402, F401
     discipline_group_rates,
     discipline_sums,
     district_all_counts,
-    district_colours,
     district_figures,
     district_tables,
     drawn,

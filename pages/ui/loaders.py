@@ -839,16 +839,12 @@ def _district_colours(version: int, then_year: int, now_year: int) -> pd.DataFra
     return made
 
 
-def district_colours(cluster: str | None, then_year: int) -> pd.DataFrame | None:
-    """The district's worsened status colours from `then_year` to the latest year, which what changed slices
-    for any scope and meeting date of that year (shared, read-only); made by the district's view (the preparer
-    draws it after an import). None for a cluster before they are made (its own few schools cost less than the
-    district's) and when there is no later year."""
-    return colours_at(import_version(), cluster, then_year)
-
-
 def colours_at(version: int, cluster: str | None, then_year: int) -> pd.DataFrame | None:
-    """:func:`district_colours` at this import version, which a thread other than the run's may call."""
+    """The district's worsened status colours from `then_year` to the latest year at this import version, which
+    what changed slices for any scope and meeting date of that year (shared, read-only; a thread other than the
+    run's may call this); made by the district's view (the preparer draws it after an import). None for a
+    cluster before they are made (its own few schools cost less than the district's) and when there is no later
+    year."""
     now_year = max(_years(version), default=then_year)
     if now_year <= then_year or (cluster is not None and ("colours", version, then_year, now_year) not in _made()):
         return None
