@@ -88,6 +88,14 @@ class PostgresServer:
 class AppServer:
     proc: subprocess.Popen
     base: str
+    log_path: str | None = None  # where the server's standard error goes (None: nowhere)
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last `lines` of the server's log (a failed run says what the server logged)."""
+        if not self.log_path or not os.path.exists(self.log_path):
+            return ""
+        with open(self.log_path, encoding="utf-8", errors="replace") as log:
+            return "".join(log.readlines()[-lines:])
 
     def rss_mib(self) -> float:
         """Resident memory of the server process and its children, MiB."""
@@ -121,12 +129,14 @@ SERVER_MALLOC = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
 
 def start_app(database_url: str, extra_env: dict | None = None, timeout: float = 90, root: Path = ROOT,
               port: int | None = None, extra_args: list[str] | None = None,
-              launcher: tuple[str, ...] = ("-m", "streamlit")) -> AppServer:
+              launcher: tuple[str, ...] = ("-m", "streamlit"), log_path: str | None = None) -> AppServer:
     """`streamlit run app.py` of the checkout at `root` on `port` (default: a free local port) with Streamlit's
     `extra_args` (e.g. `--secrets.files`), once its health check answers. `launcher` is what Python runs
-    (a script that starts Streamlit itself, e.g. `benchmarks/_memory_probe.py`)."""
+    (a script that starts Streamlit itself, e.g. `benchmarks/_memory_probe.py`); its standard error goes to
+    `log_path` (default: the file `SSIF_APP_LOG` names, else nowhere)."""
     port = port or free_port()
-    log = open(os.environ.get("SSIF_APP_LOG", os.devnull), "w")  # noqa: SIM115 - lives as long as the server
+    log_path = log_path or os.environ.get("SSIF_APP_LOG")
+    log = open(log_path or os.devnull, "w")  # noqa: SIM115 - lives as long as the server
     # The secret this process signs links with (shared_views), whichever code set it first: a server given
     # another would call every link this process made "altered".
     secret = os.environ.setdefault("SSIF_SHARE_SECRET", SHARE_SECRET)
@@ -142,7 +152,7 @@ def start_app(database_url: str, extra_env: dict | None = None, timeout: float =
     while time.time() < deadline:
         try:
             if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                return AppServer(proc, base)
+                return AppServer(proc, base, log_path)
         except OSError:
             time.sleep(0.3)
     proc.kill()
@@ -168,8 +178,10 @@ def shared_views(engine, base: str) -> list[str]:
 # the same Streamlit session), and open a school from a link. (view index, sidebar label or None = open URL)
 CLICK_PATH = [(0, None), (1, "Cluster"), (3, "Growth gaps"), (4, "Discipline"), (2, None)]
 ERROR_SELECTOR = "[data-testid=stException]"
+# The last two: the Data page opens on its Import tab; an error ends the run (counted as an app error at once,
+# with its text, rather than as a time-out).
 READY_SELECTOR = ("[data-testid=stMetric], [data-testid=stAlert], [data-testid=stDataFrame], [data-testid=stVegaLiteChart], "
-                  "[data-testid=stFileUploader]")  # the last: the Data page opens on its Import tab
+                  "[data-testid=stFileUploader], [data-testid=stException]")
 # Generous on purpose: 20 Chromium pages share this machine's cores with the server (the browsers, not the
 # server, use most of them), so a page may wait long for its turn to render. Every time-out still counts.
 GOTO_TIMEOUT_S = 180

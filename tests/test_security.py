@@ -234,6 +234,31 @@ def test_a_shared_view_says_why_every_number_is_withheld(shell, on_demo, monkeyp
     st.cache_resource.clear()
 
 
+def test_a_shared_link_opened_as_an_import_lands_shows_the_new_data_not_an_error(shell, on_demo, monkeypatch):
+    """The shell checks a link's scope against the district's schools before the page runs: an import that
+    lands after the run read its data version and before that check (three Board members opening a link as
+    the nightly import commits) runs the script again on the new data, as the page's own reads do."""
+    from analytics.data import storage
+
+    monkeypatch.setenv("SSIF_SHARE_SECRET", "test-secret")
+    token, _ = create_share(on_demo, "/", "district", 1, who="ana")
+    read_versions, landed = storage.versions, []
+
+    def versions_then_an_import_lands(engine):
+        found = read_versions(engine)
+        if len(landed) == 1:  # the shared view's first run: the import commits just after its versions are read
+            with engine.begin() as conn:
+                storage.bump_version(conn, imported=True)
+            st.cache_data.clear()  # the district's schools are read anew, as on a server's first view
+        landed.append(found)
+        return found
+
+    monkeypatch.setattr(storage, "versions", versions_then_an_import_lands)
+    at = shell(None, {"share": token}, server=True)  # no exception (the shell asserts it)
+    assert [t.value for t in at.title] == ["District overview"] and at.metric
+    assert landed[2].imports == landed[1].imports + 1  # the run that drew it read the import's version
+
+
 def test_with_sign_in_configured_visitors_must_sign_in(shell, monkeypatch):
     at = shell("pages/school.py", {"school": "E001"}, secrets={"auth": AUTH, "roles": ROLES},
                user={"is_logged_in": False}, server=True)

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 
 
 @pytest.fixture(scope="module")
-def pg_app():
+def pg_app(tmp_path_factory):
     bindir = load_harness.pg_bindir()
     if bindir is None or not os.path.exists(load_harness.CHROMIUM):
         if os.environ.get("SSIF_REQUIRE_POSTGRES") or os.environ.get("SSIF_REQUIRE_BROWSER"):
@@ -34,7 +34,7 @@ def pg_app():
     server = load_harness.PostgresServer(bindir).init()
     engine = storage.get_engine(server.url)
     load_demo(engine, schools=30, years=3)
-    app = load_harness.start_app(server.url)
+    app = load_harness.start_app(server.url, log_path=str(tmp_path_factory.mktemp("app") / "server.log"))
     try:
         yield server, engine, app
     finally:
@@ -54,7 +54,7 @@ def test_sessions_clicking_through_while_imports_land_see_no_error(pg_app):
     version = storage.data_version(engine)
     result = load_harness.load_run(engine, app, sessions=3, rounds=1, files=_discipline_file(engine), deadline_s=240)
     assert result["views"] == 3 * 5
-    assert result["errors"] == 0, result["error_samples"]
+    assert result["errors"] == 0, (result["error_samples"], app.log_tail())
     assert set(result["errors_by_kind"]) == {"app_error", "navigation_timeout", "render_timeout", "browser_error"}
     assert result["cpu_cores_used"]["server"] > 0  # the meter saw the server work
     assert result["imports_during_run"] >= 1 and not result["import_failures"]

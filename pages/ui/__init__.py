@@ -53,6 +53,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     cluster_members,
     cluster_slice,
     colours_at,
+    data_guard,
     data_quality,
     data_version,
     discipline,

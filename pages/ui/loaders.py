@@ -12,7 +12,7 @@ import contextlib
 import functools
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -183,18 +183,28 @@ def _then_release(compute: Callable) -> Callable:
 
 
 def run_page(page, after: Callable[[], None] | None = None) -> None:
-    """Run a page (then `after`, under the same guard); when an import lands mid-run, run again on the new
-    data instead of mixing the two.
+    """Run a page (then `after`, under the same guard, :func:`data_guard`).
 
     While it runs, the preparer of the server starts no new piece of work (`pages.ui.prepare.page_run`)."""
     from pages.ui.prepare import page_in_progress
 
-    try:
-        with page_in_progress():
-            page.run()
-            if after is not None:
-                after()
+    with data_guard(), page_in_progress():
+        page.run()
+        if after is not None:
+            after()
         st.session_state[_RETRIES] = 0
+
+
+@contextlib.contextmanager
+def data_guard() -> Iterator[None]:
+    """Run the block; when an import lands while it reads (`storage.DataChanged`), run the script again on
+    the new data instead of mixing the two, and say the database is unreachable instead of failing.
+
+    Around the page and around what the navigation shell reads before it (a shared link's scope check reads
+    the district's schools): an import landing between the run's pinned version and those reads would
+    otherwise end the run with an error where the page should be."""
+    try:
+        yield
     except storage.DataChanged:
         st.session_state.pop(_PIN, None)
         retries = st.session_state[_RETRIES] = st.session_state.get(_RETRIES, 0) + 1
