@@ -259,6 +259,23 @@ def test_a_shared_link_opened_as_an_import_lands_shows_the_new_data_not_an_error
     assert landed[2].imports == landed[1].imports + 1  # the run that drew it read the import's version
 
 
+def test_a_shared_link_opened_while_the_database_is_down_says_so_not_that_links_are_unconfigured(shell, on_demo,
+                                                                                                   monkeypatch):
+    from analytics.access import sharing
+
+    monkeypatch.setenv("SSIF_SHARE_SECRET", "test-secret")
+    token, _ = create_share(on_demo, "/", "district", 1, who="ana")
+
+    def database_down(*args, **kwargs):
+        raise sa.exc.OperationalError("SELECT revoked_at FROM shares", {}, ConnectionRefusedError("restarting"))
+
+    monkeypatch.setattr(sharing, "verify_share", database_down)
+    at = shell(None, {"share": token}, server=True)
+    assert [e.value for e in at.error] == [
+        "The database is not reachable right now (it may be restarting). Nothing was changed; reload the page in a "
+        "minute. If this lasts, tell the data team."]
+
+
 def test_with_sign_in_configured_visitors_must_sign_in(shell, monkeypatch):
     at = shell("pages/school.py", {"school": "E001"}, secrets={"auth": AUTH, "roles": ROLES},
                user={"is_logged_in": False}, server=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import streamlit as st
+from sqlalchemy import exc as sa_exc
 
 from pages.ui.links import link
 from pages.ui.loaders import engine, higher_is_better, import_version, schools
@@ -19,6 +20,8 @@ def open_share(token: str):
         grant = verify_share(engine(), token)
     except ShareError as exc:
         return None, str(exc)
+    except sa_exc.DBAPIError:  # the database, not the link: the shell says it is unreachable
+        raise
     except Exception:  # noqa: BLE001 - e.g. no signing secret on a server: say so without details
         return None, "Shared links are not configured on this server."
     seen = st.session_state.setdefault("opened_shares", set())
