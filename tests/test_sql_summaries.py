@@ -672,6 +672,32 @@ def test_new_flags_need_only_the_schools_that_can_be_flagged(discipline_demo):
     assert aggregates.flag_candidate_groups(discipline_demo, 2025, low).empty
 
 
+def test_the_rows_of_the_groups_that_can_be_flagged_are_read_with_their_schools_all_rows(discipline_demo):
+    """What changed reads the candidate groups' rows and their schools' ALL rows (summed from races where a
+    school-year has none) in one statement: their ratios are those computed from every row of their schools."""
+    from analytics.config import DEFAULT_SETTINGS
+    from analytics.stats.disproportionality import disproportionality
+
+    schools = sorted(storage.load_schools(discipline_demo)["school_id"])
+    years = [2022, 2023, 2024, 2025]
+    risks = aggregates.district_risks(discipline_demo, years)
+    for ids in (None, schools[:6]):
+        groups = aggregates.flag_candidate_groups(discipline_demo, 2025, school_ids=ids)
+        rows = aggregates.flag_candidate_rows(discipline_demo, 2025, years, school_ids=ids)
+        of_groups = rows[rows["student_group"] != "ALL"]
+        assert set(zip(of_groups["school_id"], of_groups["student_group"], strict=True)) == set(
+            zip(groups["school_id"], groups["student_group"], strict=True))
+        all_rows = rows[rows["student_group"] == "ALL"]
+        assert set(zip(all_rows["school_id"], all_rows["school_year"], strict=True)) == set(
+            zip(of_groups["school_id"], of_groups["school_year"], strict=True))
+        assert set(schools[:3]) & set(all_rows["school_id"])  # ALL rows summed from races are among them
+        want = aggregates.scope_disproportionality(discipline_demo, settings=DEFAULT_SETTINGS, years=years,
+                                                   groups=groups)
+        pd.testing.assert_frame_equal(disproportionality(rows, DEFAULT_SETTINGS, district=risks), want)
+    low = DEFAULT_SETTINGS.__class__(n_size=10**6)  # no group that large: no row
+    assert aggregates.flag_candidate_rows(discipline_demo, 2025, years, low).empty
+
+
 def test_a_scope_with_no_group_that_can_be_flagged_sums_no_district_risks(discipline_demo, monkeypatch):
     """A scope none of whose groups can be flagged reads no rows, so its ratios need no district risks: the
     database is not asked to sum them (about two seconds at 10,000 schools), and the table is empty as before."""

@@ -231,19 +231,18 @@ def _since(engine: Engine, cluster: str | None, since: date | str | None) -> dat
 def _dispro(engine: Engine, ids: list[str] | None, settings: Settings, then_year: int, now_year: int) -> pd.DataFrame:
     """Risk ratios of the years whose flags are compared: each of the two years and the years its
     consecutive-year rule looks back on (a flag in another year is not read), of the groups that can be
-    flagged in the latest year (:func:`analytics.data.aggregates.flag_candidate_groups`): a new flag is one of
-    theirs. The alternate ratios divide by the district's risks, summed in SQL for those years."""
-    from analytics.data.aggregates import district_risks, flag_candidate_groups, scope_disproportionality
+    flagged in the latest year (:func:`analytics.data.aggregates.flag_candidate_rows`: their rows and their
+    schools' ALL rows, in one read): a new flag is one of theirs. The alternate ratios divide by the district's
+    risks, summed in SQL for those years while the rows are read (at 10,000 schools 0.08 M rows instead of
+    0.19 M)."""
+    from analytics.data.aggregates import district_risks, flag_candidate_rows
+    from analytics.stats.disproportionality import disproportionality
 
     years = sorted({y - back for y in (then_year, now_year) for back in range(settings.consecutive_years)})
-    if ids is not None:  # a scope's groups are found at once, and it may have none (then no risks are summed)
-        return scope_disproportionality(engine, settings=settings, years=years,
-                                        groups=flag_candidate_groups(engine, now_year, settings, ids))
-    # the district's risks are summed while its groups are found (1.5 s at 10,000 schools)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="risks") as reads:
         risks = reads.submit(district_risks, engine, years)
-        groups = flag_candidate_groups(engine, now_year, settings, ids)
-        return scope_disproportionality(engine, settings=settings, years=years, groups=groups, district=risks.result)
+        rows = flag_candidate_rows(engine, now_year, years, settings, ids)
+        return disproportionality(rows, settings, district=risks.result() if len(rows) else None)
 
 
 def district_colours(engine: Engine, then_year: int, now_year: int,
