@@ -698,6 +698,26 @@ def test_the_rows_of_the_groups_that_can_be_flagged_are_read_with_their_schools_
     assert aggregates.flag_candidate_rows(discipline_demo, 2025, years, low).empty
 
 
+def test_the_years_after_a_meeting_are_those_of_every_row(discipline_demo):
+    """What changed finds the district's schools with a newer year (on PostgreSQL one seek per school and year,
+    not every row of the year read): the same pairs as a DISTINCT over every row of both tables."""
+    from analytics.workspace.views import _data_years
+
+    keys = ["school_id", "school_year"]
+    for after in (2021, 2024, 2025):
+        stmts = [sa.select(t.c.school_id, t.c.school_year).distinct().where(t.c.school_year > after)
+                 for t in (schema.metrics, schema.discipline)]
+        with discipline_demo.connect() as conn:
+            want = pd.DataFrame(conn.execute(sa.union(*stmts)).all(), columns=keys)
+        got = _data_years(discipline_demo, None, after)
+        pd.testing.assert_frame_equal(got.sort_values(keys, ignore_index=True), want.sort_values(keys, ignore_index=True))
+        assert len(want) or after == 2025
+        some = sorted(want["school_id"].unique())[:3]
+        mine = _data_years(discipline_demo, some, after)
+        pd.testing.assert_frame_equal(mine.sort_values(keys, ignore_index=True),
+                                      want[want["school_id"].isin(some)].sort_values(keys, ignore_index=True))
+
+
 def test_a_scope_with_no_group_that_can_be_flagged_sums_no_district_risks(discipline_demo, monkeypatch):
     """A scope none of whose groups can be flagged reads no rows, so its ratios need no district risks: the
     database is not asked to sum them (about two seconds at 10,000 schools), and the table is empty as before."""
