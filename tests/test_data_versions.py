@@ -514,6 +514,34 @@ def test_a_clusters_ratios_before_the_districts_are_made_are_computed_from_its_s
         pd.testing.assert_frame_equal(mine.reset_index(drop=True), every.reset_index(drop=True))
 
 
+def test_a_clusters_year_before_the_districts_are_made_reads_the_years_its_flags_span_and_equals_their_slice(
+        on_demo, monkeypatch):
+    """A cluster's flagged and suspension rows of one year before every school's are made: read from its rows and
+    the district's risks of that year and the two before it alone (every year's risks were 3 s of the database's
+    time at 10,000 schools), the same rows as that year's of every school's, flags included."""
+    from analytics.stats.disproportionality import disproportionality
+
+    risks, rows = [], []
+    original_risks, original_rows = aggregates.district_risks, storage.load_discipline
+    monkeypatch.setattr(aggregates, "district_risks", lambda *a, **k: risks.append(a[1:]) or original_risks(*a, **k))
+    monkeypatch.setattr(storage, "load_discipline", lambda *a, **k: rows.append(k.get("years")) or original_rows(*a, **k))
+    schools = storage.load_schools(on_demo)
+    every = disproportionality(original_rows(on_demo))  # a cluster with a flagged school, to compare flags too
+    cluster = schools.set_index("school_id")["cluster"][every.loc[every["flagged"], "school_id"]].value_counts().index[0]
+    ids = loaders.cluster_members(cluster)["school_id"].tolist()
+    years = loaders.discipline_choices()[0]
+    own = {year: loaders.year_flags_and_ratios(year, ids, cluster) for year in years[-2:]}
+    assert sorted(risks) == [(tuple(range(year - 2, year + 1)),) for year in years[-2:]]
+    assert rows and all(read in [tuple(range(year - 2, year + 1)) for year in years[-2:]] for read in rows)
+    assert ("flags", loaders.import_version()) not in loaders._made()
+    loaders.flags_and_ratios()  # the preparer makes every school's: then the cluster's year is a slice of them
+    assert any(len(flagged) for flagged, _ in own.values())
+    for year, mine in own.items():
+        for got, sliced in zip(mine, loaders.year_flags_and_ratios(year, ids, cluster), strict=True):
+            assert set(sliced["school_id"]) <= set(ids)
+            pd.testing.assert_frame_equal(got.reset_index(drop=True), sliced.reset_index(drop=True))
+
+
 @pytest.mark.parametrize("metric", ["read_proficient", "suspension_rate"])
 def test_a_clusters_rows_and_schools_before_the_districts_are_split_are_its_own_and_equal_their_slice(on_demo,
                                                                                                     monkeypatch,

@@ -741,17 +741,19 @@ def discipline_years(engine: Engine) -> list[int]:
 
 def disproportionality_parts(engine: Engine, school_ids: Sequence[str] | None = None,
                              settings: Settings = DEFAULT_SETTINGS, district: disproportionality.DistrictRisks | None = None,
-                             schools_per_part: int = 250) -> Iterator[pd.DataFrame]:
+                             schools_per_part: int = 250,
+                             years: Sequence[int] | None = None) -> Iterator[pd.DataFrame]:
     """:func:`analytics.stats.disproportionality.disproportionality_parts` of some schools (default: every
     school) with each part's discipline rows read from the database when it is computed, so neither the
     district's table nor its rows are ever held at once; the alternate ratio's district risks are summed
-    by the database (:func:`district_risks`) unless given."""
+    by the database (:func:`district_risks`) unless given. ``years``: only their rows (as
+    :func:`scope_disproportionality` reads them)."""
     ids = discipline_school_ids(engine, school_ids)
     if not ids:
         yield disproportionality.disproportionality(storage.load_discipline(engine, school_ids=[]), settings)
         return
-    district = district if district is not None else district_risks(engine)
-    parts = (storage.load_discipline(engine, school_ids=ids[start:start + schools_per_part])
+    district = district if district is not None else district_risks(engine, years)
+    parts = (storage.load_discipline(engine, school_ids=ids[start:start + schools_per_part], years=years)
              for start in range(0, len(ids), schools_per_part))
     yield from disproportionality.disproportionality_of_parts(parts, district, settings)
 

@@ -20,6 +20,7 @@ import streamlit as st
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
+from analytics.config import DEFAULT_SETTINGS
 from analytics.data import aggregates, catalog, quality, storage
 from analytics.data.derived import metrics_with_suspension
 from analytics.learning.outcomes import RP_METRIC_OUTCOMES, rp_metric_impact, rp_metric_panels
@@ -739,6 +740,12 @@ def _district_risks(version: int) -> DistrictRisks:
     return aggregates.district_risks(engine())
 
 
+@st.cache_data(show_spinner=False, max_entries=4)
+@_imported
+def _district_risks_of(version: int, years: tuple[int, ...]) -> DistrictRisks:
+    return aggregates.district_risks(engine(), years)
+
+
 RATIO_OUTCOME = "suspension"  # the outcome whose risk ratios the discipline page draws
 
 
@@ -765,11 +772,13 @@ def _district_flags_and_ratios(version: int) -> tuple[pd.DataFrame, pd.DataFrame
     return made
 
 
-def _scope_flags_and_ratios(version: int, school_ids: list[str] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _scope_flags_and_ratios(version: int, school_ids: list[str] | None,
+                            years: tuple[int, ...] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Some schools' (default every school's) flagged rows and suspension rows, each school's from its own rows
-    and the district's risks (so the same rows in any scope)."""
+    and the district's risks (so the same rows in any scope); of `years` alone when given."""
     flagged, ratios = [], []
-    parts = aggregates.disproportionality_parts(engine(), school_ids, district=_district_risks(version))
+    risks = _district_risks(version) if years is None else _district_risks_of(version, years)
+    parts = aggregates.disproportionality_parts(engine(), school_ids, district=risks, years=years)
     for part in parts:  # a few hundred schools' rows at a time: the scope's whole table is never held
         flagged.append(part[part["flagged"]])
         ratios.append(part[part["outcome"] == RATIO_OUTCOME])
@@ -908,8 +917,27 @@ def year_flags_and_ratios(year: int, school_ids: Sequence[str] | None = None,
         none = slice(0, 0)
         at_flags, at_ratios = spans.get(cluster, (none, none))
         return flagged.iloc[at_flags], _as_read(ratios.iloc[at_ratios])
+    if school_ids is not None and ("flags", version) not in _made():
+        flagged, ratios = _year_flags_and_ratios(version, tuple(sorted(school_ids)), int(year))
+        return flagged, _as_read(ratios)
     flagged, ratios = _flags_and_ratios_kept(school_ids, cluster)
     return flagged[flagged["school_year"] == year], _as_read(ratios[ratios["school_year"] == year])
+
+
+def _flag_years(year: int) -> tuple[int, ...]:
+    """The years a year's flags read: the year and the ones before it that its run of high ratios spans."""
+    return tuple(range(year - DEFAULT_SETTINGS.consecutive_years + 1, year + 1))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+@_imported
+def _year_flags_and_ratios(version: int, school_ids: tuple[str, ...], year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Some schools' flagged and suspension rows of one year, before the district's are made: read from their rows
+    of the years the year's flags span, with the district's risks of those years summed by the database (each
+    year's ratios are its own; at 10,000 schools every year's risks are 3 s and more of the database's time,
+    three years' a third of that)."""
+    flagged, ratios = _scope_flags_and_ratios(version, list(school_ids), _flag_years(year))
+    return flagged[flagged["school_year"] == year], ratios[ratios["school_year"] == year]
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
