@@ -60,6 +60,10 @@ scope_name = school_names.get(school) if school != "all" else ("the district" if
 # flags, ratios and restorative-practices estimate (tens of seconds on a cold server at state scale)
 # follow in the same run, and the findings, which state them, are filled in above where they belong.
 of_cluster = cluster if school == "all" and cluster != "all" else None  # sliced from every cluster's
+# Before the preparer has made them, the restorative-practices estimates and the year's flags and ratios are the
+# view's own reads (seconds of the database's time at state scale): started now, they overlap what draws first.
+ui.rp_ahead(cluster, school if school != "all" else None)
+ui.year_flags_and_ratios_ahead(year, None if cluster == "all" else cluster_ids)
 
 
 @functools.cache  # once per run: the page defines it anew on each

@@ -210,6 +210,31 @@ def test_a_cluster_discipline_view_shows_the_same_from_the_pieces_made_ahead_and
         pd.testing.assert_frame_equal(mine, every[every["school_id"].isin(ids) & (every["school_year"] == years[-1])])
 
 
+def test_a_cluster_discipline_view_starts_its_rp_estimates_and_year_ratios_on_threads_as_it_opens(on_demo,
+                                                                                                  monkeypatch):
+    """Before the preparer, a cluster's view starts its restorative-practices estimates (then those beside
+    suspensions), the reads of the outcomes beside suspensions and its year's flags and ratios on threads as it
+    opens, each made once; once every school's ratios are made, the view slices them and starts no read of its
+    own for them."""
+    import threading
+
+    from pages.ui import loaders
+
+    started, ahead = [], loaders.ahead
+    monkeypatch.setattr(loaders, "ahead", lambda name, *args: started.append(name) or ahead(name, *args))
+    estimated, original = [], loaders.rp_impact_for_cluster
+    monkeypatch.setattr(loaders, "rp_impact_for_cluster", lambda *args, **kwargs: estimated.append(
+        threading.current_thread().name) or original(*args, **kwargs))
+    cluster = str(storage.load_schools(on_demo)["cluster"].value_counts().index[0])
+    at = _run("discipline", cluster=cluster)
+    assert not at.exception
+    assert started == ["rp-metrics", "rp-estimates", "year-flags"] and len(estimated) == 1
+    loaders.flags_and_ratios()  # every school's, as the preparer makes them
+    started.clear()
+    _run("discipline", cluster=cluster)
+    assert started == ["rp-metrics", "rp-estimates"] and len(estimated) == 1  # the estimate read as made
+
+
 def test_the_findings_slot_says_it_is_working_until_the_findings_replace_it(on_demo):
     """The slot is written at once (so a rerun for another scope never shows the last scope's findings while
     it works) and holds the findings when the run ends, not the placeholder."""

@@ -88,6 +88,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     prepared_flags,
     prepared_school_months,
     require_data,
+    rp_ahead,
     rp_beyond,
     rp_impact_of,
     run_page,
@@ -101,6 +102,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     table_counts,
     tables_present,
     year_flags_and_ratios,
+    year_flags_and_ratios_ahead,
     year_rows,
     years,
 )

@@ -940,6 +940,14 @@ def _year_flags_and_ratios(version: int, school_ids: tuple[str, ...], year: int)
     return flagged[flagged["school_year"] == year], ratios[ratios["school_year"] == year]
 
 
+def year_flags_and_ratios_ahead(year: int, school_ids: Sequence[str] | None) -> None:
+    """Start the scope's :func:`year_flags_and_ratios` on a thread of its own (:func:`ahead`) when they are its own
+    to compute (some schools, the district's not made yet): the database reads them while the page draws."""
+    version = import_version()
+    if school_ids is not None and ("flags", version) not in _made():
+        ahead("year-flags", _year_flags_and_ratios, version, tuple(sorted(school_ids)), int(year))
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 @_imported
 def _gap_trend_sums(version: int, metric: str, school_ids: tuple[str, ...] | None) -> pd.DataFrame:
@@ -1083,6 +1091,27 @@ def rp_impact_of(cluster: str = "all", school: str | None = None) -> RPImpact:
     cluster's ahead)."""
     one = _rp_school(import_version(), school)
     return _rp_impact(import_version(), "all" if one else cluster, one)
+
+
+def rp_ahead(cluster: str = "all", school: str | None = None) -> None:
+    """Start the view's restorative-practices estimates on a thread of their own (:func:`ahead`): the cluster's
+    (:func:`rp_impact_of`), `school`'s when it has a start year, then :func:`rp_beyond` of the scope drawn when
+    there is an estimate to draw; and the reads of the outcomes beside suspensions on another. What the database
+    reads for them overlaps the page's other reads and drawing (made already once the preparer has run)."""
+    version = import_version()
+    ahead("rp-metrics", _rp_metric_panels, version)
+    ahead("rp-estimates", _rp_estimates, version, cluster, _rp_school(version, school))
+
+
+def _rp_estimates(version: int, cluster: str, school: str | None) -> None:
+    """What :func:`rp_ahead` makes: the page's RP estimates, in the order it asks for them."""
+    from pages.ui.rp_views import drawable
+
+    impact = _rp_impact(version, cluster, None)
+    if school is not None:
+        impact = _rp_impact(version, "all", school)
+    if drawable(impact):
+        _rp_beyond(version, "all" if school else cluster, school)
 
 
 @st.cache_resource(show_spinner=False, max_entries=RP_SCOPES)
