@@ -718,6 +718,27 @@ def test_the_years_after_a_meeting_are_those_of_every_row(discipline_demo):
                                       want[want["school_id"].isin(some)].sort_values(keys, ignore_index=True))
 
 
+def test_the_district_risks_and_the_monthly_counts_are_hashed_in_memory(discipline_demo, monkeypatch):
+    """Their grouped reads run with PostgreSQL settings of their own (the planner sorted both on disk at 10,000
+    schools): the same rows as without them."""
+    settings = {}
+    original = aggregates._read
+
+    def read(engine, stmt, planner=None):
+        settings[len(settings)] = planner
+        return original(engine, stmt, planner)
+
+    without = (aggregates.district_risks(discipline_demo, [2024, 2025]).risks,
+               aggregates.monthly_incident_counts(discipline_demo, actions=["ISS", "OSS"], by_school=True))
+    monkeypatch.setattr(aggregates, "_read", read)
+    risks = aggregates.district_risks(discipline_demo, [2024, 2025]).risks
+    counts = aggregates.monthly_incident_counts(discipline_demo, actions=["ISS", "OSS"], by_school=True)
+    assert aggregates.RISK_SUMS_PLANNER in settings.values() and aggregates.MONTH_COUNTS_PLANNER in settings.values()
+    pd.testing.assert_frame_equal(risks, without[0])
+    pd.testing.assert_series_equal(counts, without[1])
+    assert len(counts) and risks["district_comparison_risk"].notna().any()
+
+
 def test_a_scope_with_no_group_that_can_be_flagged_sums_no_district_risks(discipline_demo, monkeypatch):
     """A scope none of whose groups can be flagged reads no rows, so its ratios need no district risks: the
     database is not asked to sum them (about two seconds at 10,000 schools), and the table is empty as before."""

@@ -782,6 +782,12 @@ def monthly_incidents_statement(actions: Sequence[str] | None = None,
     return stmt.group_by(*keys, year, month)
 
 
+# PostgreSQL's settings for the incidents counted per month: with its default 4 MB of memory the planner sorts a
+# district's 0.64 M suspensions (10,000 schools) on disk by school and month, in three processes (1.1 s); hashed
+# into their 0.14 M school-months in memory, in one process, they take 0.65 s and a third of the CPU time.
+MONTH_COUNTS_PLANNER = {"work_mem": "64MB"}
+
+
 def monthly_incident_counts(engine: Engine, *, actions: Sequence[str] | None = None,
                             school_ids: Sequence[str] | None = None, by_school: bool = False,
                             by_cluster: bool = False) -> pd.Series:
@@ -790,7 +796,8 @@ def monthly_incident_counts(engine: Engine, *, actions: Sequence[str] | None = N
     database: the counts :func:`analytics.stats.run_charts.monthly_incident_series` takes from the loaded
     incident rows, without sending every incident to pandas (a district has hundreds of thousands). A
     cluster's counts are those of its schools' own read: one grouped read serves every cluster."""
-    df = _read(engine, monthly_incidents_statement(actions, school_ids, by_school=by_school, by_cluster=by_cluster))
+    df = _read(engine, monthly_incidents_statement(actions, school_ids, by_school=by_school, by_cluster=by_cluster),
+               MONTH_COUNTS_PLANNER)
     months = pd.PeriodIndex.from_fields(year=pd.to_numeric(df["year"]).astype("int64").to_numpy(),
                                         month=pd.to_numeric(df["month"]).astype("int64").to_numpy(), freq="M")
     counts = pd.to_numeric(df["incidents"]).astype("int64").to_numpy()
