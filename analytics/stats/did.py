@@ -319,7 +319,8 @@ def _assignments(labels: np.ndarray, strata: np.ndarray, limit: int,
 @dataclass(frozen=True)
 class _Treated:
     """Reassignments held by their treated cells only: row r puts start year ``vals[r, j]`` on unit
-    ``cols[r, j]`` (columns ascending within a row) and 0 on every other of the ``units`` units.
+    ``cols[r, j]`` and 0 on every other of the ``units`` units. Within a row, each stratum's units are in
+    ascending order (the order the estimator sums them in; strata may be interleaved or side by side).
 
     Reassigning within strata keeps each row's number of treated units, so the cells form equal-length
     rows: a few treated units among thousands cost rows x treated, not rows x units, to hold and to sum.
@@ -356,14 +357,16 @@ def _drawn(labels: np.ndarray, groups: list[np.ndarray], limit: int, rng: np.ran
     one's rows are shuffled in place (``Generator.permuted`` draws the same swaps for the same units in the same
     order whatever their item size: 16-bit start years here), and the treated cells mapped back to their units.
     At 7,000 schools x 1,999 draws, gathering and scattering each stratum's columns of the dense matrix took
-    several times the shuffles themselves."""
-    order = np.concatenate(groups)
+    several times the shuffles themselves. Each row's cells stay stratum by stratum, each stratum's units
+    ascending (as its block lists them): sorting them across strata took half as long as the shuffles."""
+    order = np.concatenate(groups).astype(np.int32)
     fits = len(labels) and np.iinfo(np.int16).min <= labels.min() and labels.max() <= np.iinfo(np.int16).max
     work = np.tile(labels.astype(np.int16 if fits else labels.dtype)[order], (limit, 1))
     _shuffle_blocks(work, [len(units) for units in groups], rng)
-    rows, at = np.nonzero(work)
+    treated = np.flatnonzero(work != 0)  # row-major: each row's treated positions, block by block
     shape = (limit, int(np.count_nonzero(labels)))
-    return _Treated.cells(order[at].reshape(shape), work[rows, at].reshape(shape), len(labels))
+    return _Treated(order[treated % max(len(labels), 1)].reshape(shape),
+                    work.ravel()[treated].astype(np.int32).reshape(shape), len(labels))
 
 
 def _shuffle_blocks(work: np.ndarray, sizes: list[int], rng: np.random.Generator) -> None:
@@ -478,15 +481,20 @@ def _estimates(outcomes: np.ndarray, years: np.ndarray, strata: np.ndarray, assi
                event_times: list[int]) -> tuple[np.ndarray, dict[int, np.ndarray], dict[int, int]]:
     """Overall and event-time estimates for every assignment row.
 
-    outcomes: units x years x k (the outcome and indicator panels, sharing one missing-value mask);
-    assign: assignments x units of start years (0 = never), rearranged within strata only, so each
-    stratum keeps its cohorts. ATT(g, t) cells are formed within each stratum and pooled over strata
-    with the same treated-unit weights. Returns overall (assignments x k), event estimates keyed by e
-    (assignments x k) and, for the first assignment row, the number of treated units behind each e.
+    outcomes: units x years x k (the outcome, the post-start indicator, then one indicator per event time in
+    ``event_times`` order, sharing one missing-value mask); assign: assignments x units of start years
+    (0 = never), rearranged within strata only, so each stratum keeps its cohorts. ATT(g, t) cells are formed
+    within each stratum and pooled over strata with the same treated-unit weights. Returns overall
+    (assignments x the first two of the k: the outcome and the post-start indicator), event estimates keyed by
+    e (assignments x 2: the outcome and e's own indicator) and, for the first assignment row, the number of
+    treated units behind each e. Test inversion reads only these columns of each estimate, so only these are
+    summed: the sums of the others were a third of a district's estimate and never read.
     """
     rows, k = assign.cols.shape[0], outcomes.shape[2]
-    acc = _Sums(np.zeros((rows, k)), np.zeros((rows, 1)), {e: np.zeros((rows, k)) for e in event_times},
-                {e: np.zeros((rows, 1)) for e in event_times}, {})
+    overall_cols = list(range(min(k, 2)))
+    event_cols = {e: [0, 2 + i] for i, e in enumerate(event_times)}
+    acc = _Sums(np.zeros((rows, len(overall_cols))), np.zeros((rows, 1)), {e: np.zeros((rows, 2)) for e in event_times},
+                {e: np.zeros((rows, 1)) for e in event_times}, {}, overall_cols, event_cols)
     width = assign.cols.shape[1]
     for s in np.unique(strata):
         members = strata == s
@@ -509,6 +517,8 @@ class _Sums:
     ev_num: dict[int, np.ndarray]
     ev_den: dict[int, np.ndarray]
     counts: dict[int, int]
+    overall_cols: list[int]  # the outcome columns each sum holds
+    event_cols: dict[int, list[int]]
 
 
 def _accumulate(outcomes: np.ndarray, years: np.ndarray, cells: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -521,21 +531,20 @@ def _accumulate(outcomes: np.ndarray, years: np.ndarray, cells: tuple[np.ndarray
 
     year_index = {int(y): i for i, y in enumerate(years)}
     row, unit, start = cells
-    shape = (rows, outcomes.shape[0])
+    unit = unit.astype(np.int32)  # the sparse matrices' own index type: not converted again for each one
+    shape, ones = (rows, outcomes.shape[0]), np.ones(len(row))
 
-    def membership(pick: np.ndarray) -> sparse.csr_matrix:
+    def membership(picked_rows: np.ndarray, picked_units: np.ndarray) -> sparse.csr_matrix:
         # The cells are row-major with their units ascending within a row: the compressed rows are written
         # directly (the matrix (data, (row, unit)) makes, without sorting every cell again).
-        picked = row[pick]
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(picked, minlength=rows))])
-        return sparse.csr_matrix((np.ones(len(picked)), unit[pick], indptr), shape=shape)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(picked_rows, minlength=rows))]).astype(np.int32)
+        return sparse.csr_matrix((ones[:len(picked_rows)], picked_units, indptr), shape=shape)
 
-    # Sparse membership: each row holds only the treated units, so sums cost rows x treated, not rows x units;
-    # never-treated sums are the column totals minus the treated sums.
-    treated_any = membership(np.ones(len(row), dtype=bool))
+    # Each ATT(g, t) cell's change from the base year (with its known-value indicator first), only the columns
+    # the cell adds to: test inversion reads the outcome and each estimate's own indicator alone.
+    parts, columns, totals = [], [], []
     for g in np.unique(start[row == 0]):
         base = year_index[int(g) - 1]
-        member = membership(start == g)
         for t_index, t in enumerate(years):
             e = int(t - g)
             if t_index == base or (e < 0 and e not in acc.ev_num):
@@ -543,20 +552,41 @@ def _accumulate(outcomes: np.ndarray, years: np.ndarray, cells: tuple[np.ndarray
             diff = outcomes[:, t_index, :] - outcomes[:, base, :]
             ok = np.isfinite(diff[:, 0])
             both = np.column_stack([ok, np.where(ok[:, None], diff, 0.0)])
-            treated_sums = member @ both
-            never_sums = both.sum(axis=0)[None, :] - treated_any @ both
-            n_t, n_c = treated_sums[:, 0], never_sums[:, 0]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                att = treated_sums[:, 1:] / n_t[:, None] - never_sums[:, 1:] / n_c[:, None]
-            weight = np.where(np.isfinite(att[:, :1]) & (n_c[:, None] > 0), n_t[:, None], 0.0)
-            att = np.where(weight > 0, att, 0.0)
-            if e >= 0:
-                acc.overall_num += weight * att
-                acc.overall_den += weight
-            if e in acc.ev_num:
-                acc.ev_num[e] += weight * att
-                acc.ev_den[e] += weight
-                acc.counts[e] = acc.counts.get(e, 0) + int(weight[0, 0])
+            used = sorted(set(acc.overall_cols if e >= 0 else []) | set(acc.event_cols.get(e, [])))
+            picked = [0, *(1 + c for c in used)]
+            parts.append((g, e, used, sum(len(c) for c in totals)))
+            columns.append(both[:, picked])
+            totals.append(both.sum(axis=0)[picked])
+    if not parts:
+        return
+    # Sparse membership: each row holds only the treated units, so sums cost rows x treated, not rows x units;
+    # never-treated sums are the column totals minus the treated sums. Every cell's columns are summed in one
+    # product per membership (a sparse product sums each column on its own, in the same order whatever columns
+    # stand beside it: the same sums as one product per cell, without walking the cells again for each).
+    changes = np.hstack(columns)
+    treated_any = membership(row, unit) @ changes
+    treated_by_cohort = {}
+    for g in np.unique([g for g, *_ in parts]):
+        pick = start == g
+        first = min(at for h, _, _, at in parts if h == g)
+        last = max(at + 1 + len(used) for h, _, used, at in parts if h == g)
+        treated_by_cohort[g] = (first, membership(row[pick], unit[pick]) @ changes[:, first:last])
+    for (g, e, used, at), total in zip(parts, totals, strict=True):
+        first, sums = treated_by_cohort[g]
+        treated_sums = sums[:, at - first:at - first + len(total)]
+        never_sums = total[None, :] - treated_any[:, at:at + len(total)]
+        n_t, n_c = treated_sums[:, 0], never_sums[:, 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            att = treated_sums[:, 1:] / n_t[:, None] - never_sums[:, 1:] / n_c[:, None]
+        weight = np.where(np.isfinite(att[:, :1]) & (n_c[:, None] > 0), n_t[:, None], 0.0)
+        att = np.where(weight > 0, att, 0.0)
+        if e >= 0:
+            acc.overall_num += weight * att[:, [used.index(c) for c in acc.overall_cols]]
+            acc.overall_den += weight
+        if e in acc.ev_num:
+            acc.ev_num[e] += weight * att[:, [used.index(c) for c in acc.event_cols[e]]]
+            acc.ev_den[e] += weight
+            acc.counts[e] = acc.counts.get(e, 0) + int(weight[0, 0])
 
 
 def _indicator(labels: np.ndarray, years: np.ndarray, mask: np.ndarray, rel: int | None) -> np.ndarray:
@@ -665,11 +695,11 @@ def _infer(outcome: str, values: np.ndarray, years: np.ndarray, labels: np.ndarr
     alpha = settings.alpha
     p_value, low, high = invert_test(estimate, overall[1:, 0], overall[1:, 1], alpha, exact)
     rows = []
-    for i, e in enumerate(event_times):
+    for e in event_times:
         est_e = float(events[e][0, 0])
         if not np.isfinite(est_e):
             continue
-        _, lo_e, hi_e = invert_test(est_e, events[e][1:, 0], events[e][1:, 2 + i], alpha, exact)
+        _, lo_e, hi_e = invert_test(est_e, events[e][1:, 0], events[e][1:, 1], alpha, exact)
         rows.append({"outcome": outcome, "rel_year": e, "estimate": est_e, "ci_low": lo_e, "ci_high": hi_e,
                      "n_schools": counts.get(e, 0)})
     if with_events:
