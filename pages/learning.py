@@ -110,13 +110,23 @@ if grant is not None and grant.kind != "district":
 
 
 @ui.shared
+def program_outcome(version: int, program: str, school: str | None, metric: str) -> load.ProgramOutcome:
+    """Level 5's outcome panel and overall estimate, from the programme's sessions and the outcomes alone (on a
+    thread of its own from the page's start, beside the PL tables and walkthroughs the evaluation reads)."""
+    sessions = program_sessions(version, program)
+    return storage.read_at_version(ui.engine(), version, lambda: load.program_outcome(
+        ui.engine(), sessions, program, school, metric, estimate=True))
+
+
+@ui.shared
 def evaluation(version: int, program: str, school: str | None, metric: str, public: bool):
     """The programme's evaluation at the run's data version: it reads the catalogue, the schools and the outcome
-    panel itself (on a thread of its own from the page's start), so an import landing meanwhile reruns the page
+    panel itself (on threads of its own from the page's start), so an import landing meanwhile reruns the page
     rather than keeping newer outcomes under the version level 1 was drawn at."""
     tables = program_tables(version, program, public)
-    return storage.read_at_version(ui.engine(), version,
-                                   lambda: load.evaluate_program(ui.engine(), tables, program, school, metric))
+    outcome = program_outcome(version, program, school, metric)
+    return storage.read_at_version(ui.engine(), version, lambda: load.evaluate_program(
+        ui.engine(), tables, program, school, metric, outcome=outcome))
 
 
 def _key(*parts) -> tuple:
@@ -155,7 +165,9 @@ metric_name = ui.metric_label(metric)
 # differences): level 1 is drawn first, from the feedback sums alone, and the chain is filled in above it
 # once the evaluation is made, in the same run (until then it says so: a rerun never shows the last view's chain).
 # The evaluation is made on a thread of its own meanwhile: what it reads (the programme's tables, every
-# walkthrough, the outcome panel) overlaps level 1's drawing.
+# walkthrough, the outcome panel) overlaps level 1's drawing, and level 5's overall estimate (the largest part of
+# its work) is made on another from the sessions and outcomes alone while the rest is read.
+ui.ahead("level 5", program_outcome, version, program, chosen, metric)
 ui.ahead("evaluation", evaluation, version, program, chosen, metric, public)
 chain_slot = st.empty()
 chain_slot.caption("Working out the chain of evidence…")

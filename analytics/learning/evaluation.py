@@ -16,7 +16,7 @@ import pandas as pd
 from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.learning import fidelity, levels, outcomes
 from analytics.outputs.findings import format_p
-from analytics.stats.did import describe
+from analytics.stats.did import DiDResult, describe
 
 EXPORT_COLUMNS = ["program", "level", "measure", "estimate", "ci_low", "ci_high", "n", "method"]
 LEVELS = {
@@ -187,7 +187,8 @@ def _level4(data: ProgramData) -> LevelResult:
 
 
 def _level5(data: ProgramData, panel: pd.DataFrame, starts: pd.Series, metric: str, metric_label: str,
-            higher_is_better: bool, settings: Settings) -> tuple[LevelResult, pd.DataFrame, pd.DataFrame]:
+            higher_is_better: bool, settings: Settings,
+            overall: DiDResult | None = None) -> tuple[LevelResult, pd.DataFrame, pd.DataFrame]:
     name, question = LEVELS[5]
     empty = pd.DataFrame(columns=outcomes.DID_COLUMNS)
     if starts.empty:
@@ -197,7 +198,7 @@ def _level5(data: ProgramData, panel: pd.DataFrame, starts: pd.Series, metric: s
     if panel.empty:
         return (LevelResult(5, name, question, False, f"No {metric_label} data to compare schools on.",
                             missing="metrics"), empty, empty)
-    effects, main = outcomes.outcome_effects(panel, starts, data.implementation, metric, settings)
+    effects, main = outcomes.outcome_effects(panel, starts, data.implementation, metric, settings, overall)
     events = main.event_study
     if not main.estimable:
         return LevelResult(5, name, question, False, f"{metric_label}: not estimable ({main.note}).",
@@ -241,8 +242,11 @@ class Evaluation:
 
 
 def evaluate(data: ProgramData, panel: pd.DataFrame, starts: pd.Series, metric: str, metric_label: str,
-             higher_is_better: bool, settings: Settings = DEFAULT_SETTINGS) -> Evaluation:
+             higher_is_better: bool, settings: Settings = DEFAULT_SETTINGS,
+             overall: DiDResult | None = None) -> Evaluation:
     """The five levels for one programme; level 5 on ``metric`` (its school x year ``panel``) with the
-    participating schools' start years ``starts`` (``outcomes.participation_starts``)."""
-    level5, effects, events = _level5(data, panel, starts, metric, metric_label, higher_is_better, settings)
+    participating schools' start years ``starts`` (``outcomes.participation_starts``). ``overall``: level 5's
+    overall estimate on them, when already made (``outcomes.did``)."""
+    level5, effects, events = _level5(data, panel, starts, metric, metric_label, higher_is_better, settings,
+                                      overall)
     return Evaluation(data, [_level1(data), _level2(data), _level3(data), _level4(data), level5], effects, events)

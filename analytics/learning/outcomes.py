@@ -95,7 +95,8 @@ def _row(result: DiDResult, metric: str, tertile: str) -> dict:
 
 
 def outcome_effects(panel: pd.DataFrame, starts: pd.Series, implementation: pd.DataFrame, metric: str,
-                    settings: Settings = DEFAULT_SETTINGS) -> tuple[pd.DataFrame, DiDResult]:
+                    settings: Settings = DEFAULT_SETTINGS,
+                    overall: DiDResult | None = None) -> tuple[pd.DataFrame, DiDResult]:
     """Overall DiD (``tertile`` = "all") and dose-response by fidelity tertile, and the overall result
     (with its event study).
 
@@ -105,12 +106,13 @@ def outcome_effects(panel: pd.DataFrame, starts: pd.Series, implementation: pd.D
 
     The four estimates are independent of each other (each reassigns start years by its own seeded draws),
     so they are made side by side on threads: their randomization inference is numpy work that releases the
-    interpreter (at 10,000 schools the four took four seconds one after another).
+    interpreter (at 10,000 schools the four took four seconds one after another). ``overall``: the overall
+    estimate (``did(panel, starts, metric, settings)``), when already made.
     """
     fidelity = school_fidelity(implementation)
     fidelity = fidelity[fidelity["school_id"].isin(starts.index)].dropna(subset=["fidelity"])
     tertiles = []
-    if len(fidelity) >= 3 * 2:
+    if len(fidelity) >= 3 * 2 and (overall is None or overall.estimable):
         bins = pd.qcut(fidelity["fidelity"].rank(method="first"), 3, labels=list(TERTILES))
         for tertile in TERTILES:
             members = fidelity.loc[bins == tertile, "school_id"]
@@ -119,10 +121,10 @@ def outcome_effects(panel: pd.DataFrame, starts: pd.Series, implementation: pd.D
             tertiles.append((f"{tertile} ({lo:.0f}-{hi:.0f}% fidelity)", keep, starts[starts.index.isin(members)]))
     with ThreadPoolExecutor(max_workers=min(1 + len(tertiles), os.cpu_count() or 1),
                             thread_name_prefix="outcome-effects") as estimates:
-        overall = estimates.submit(did, panel, starts, metric, settings)
+        made = estimates.submit(did, panel, starts, metric, settings) if overall is None else None
         by_tertile = [(label, estimates.submit(did, keep, members, metric, settings, event_study=False))
                       for label, keep, members in tertiles]
-        main = overall.result()
+        main = made.result() if made is not None else overall
         rows = [_row(main, metric, "all")]
         if main.estimable:
             rows += [_row(result.result(), metric, label) for label, result in by_tertile]
