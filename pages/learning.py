@@ -166,8 +166,10 @@ metric_name = ui.metric_label(metric)
 # once the evaluation is made, in the same run (until then it says so: a rerun never shows the last view's chain).
 # The evaluation is made on a thread of its own meanwhile: what it reads (the programme's tables, every
 # walkthrough, the outcome panel) overlaps level 1's drawing, and level 5's overall estimate (the largest part of
-# its work) is made on another from the sessions and outcomes alone while the rest is read.
+# its work) is made on another from the sessions and outcomes alone while the rest is read; the walkthroughs
+# (level 4's evidence, which the fidelity tertiles of level 5 wait for) are read and parsed on a third meanwhile.
 ui.ahead("level 5", program_outcome, version, program, chosen, metric)
+ui.ahead("walkthroughs", tagged_observations, version, public)
 ui.ahead("evaluation", evaluation, version, program, chosen, metric, public)
 chain_slot = st.empty()
 chain_slot.caption("Working out the chain of evidence…")

@@ -156,6 +156,12 @@ def test_walkthroughs_import_with_practices_feeds_level_4(engine):
     assert len(load.pl_tables(engine, shareable_only=True)["implementation"]) == 4
     # One programme's tables, with the look-fors parsed here or once for every programme, hold the same rows.
     tagged = load.tagged_observations(engine)
+    # The visits are read without their notes (only the columns tags are parsed from): the same observations.
+    visits = records.load(engine, "walkthroughs", columns=fidelity.VISIT_COLUMNS)
+    assert list(visits.columns) == list(fidelity.VISIT_COLUMNS) and len(visits) == len(VISITS)
+    for shareable in (False, True):
+        pd.testing.assert_frame_equal(load.tagged_observations(engine, shareable), fidelity.walkthrough_observations(
+            records.load(engine, "walkthroughs"), shareable))
     for given in (None, tagged):
         rp = load.pl_tables(engine, programs=["RP"], tagged=given)["implementation"]
         pd.testing.assert_frame_equal(rp, tables["implementation"][tables["implementation"]["program"] == "RP"]

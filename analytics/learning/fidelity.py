@@ -33,6 +33,7 @@ COLUMNS = ["program", "school_id", "observed_on", "practice", "classrooms_observ
            "visit_id", "also_on_walkthrough"]
 SERIES_COLUMNS = ["school_id", "practice", "source", "observations", "from_walkthroughs", "using", "observed",
                   "fidelity", "first", "last"]
+VISIT_COLUMNS = ("visit_id", "school_id", "visit_date", "look_fors", "practices", "shareable")  # what tags are read from
 
 
 def walkthrough_observations(walkthroughs: pd.DataFrame, shareable_only: bool = False,

@@ -58,7 +58,8 @@ def tagged_observations(engine: Engine, shareable_only: bool = False,
     """The walkthrough look-fors tagged with a practice (of ``programs``, when given) as observations."""
     from analytics.workspace import records
 
-    return fidelity.walkthrough_observations(records.load(engine, "walkthroughs"), shareable_only, programs)
+    return fidelity.walkthrough_observations(records.load(engine, "walkthroughs", columns=fidelity.VISIT_COLUMNS),
+                                             shareable_only, programs)
 
 
 def pl_tables(engine: Engine, shareable_only: bool = False, programs: Sequence[str] | None = None,

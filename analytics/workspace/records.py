@@ -10,7 +10,7 @@ change writes a `workspace_history` row: table, record, action, version, who, wh
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -222,12 +222,16 @@ def changed_fields(before: str | None, after: str | None) -> str:
 _DATE_COLUMNS = ("start_date", "end_date", "visit_date", "date", "meeting_date")
 
 
-def load(engine: Engine, table: str, **filters) -> pd.DataFrame:
-    """Rows of a workspace table, filtered in SQL (e.g. `school_id=[...]`), dates as datetime64."""
+def load(engine: Engine, table: str, columns: Sequence[str] | None = None, **filters) -> pd.DataFrame:
+    """Rows of a workspace table, filtered in SQL (e.g. `school_id=[...]`), dates as datetime64; only `columns`
+    when given (e.g. without a visit's notes where only its tags are read)."""
     tbl = _table(table)
-    df = storage._read(engine, storage._filtered(tbl, **filters))
+    stmt = storage._filtered(tbl, **filters)
+    if columns is not None:
+        stmt = stmt.with_only_columns(*(tbl.c[c] for c in columns))
+    df = storage._read(engine, stmt)
     if df.empty:
-        df = pd.DataFrame(columns=[c.name for c in tbl.columns])
+        df = pd.DataFrame(columns=list(columns) if columns is not None else [c.name for c in tbl.columns])
     for col in _DATE_COLUMNS:
         if col in df:
             df[col] = pd.to_datetime(df[col])
