@@ -6,6 +6,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from tests.browser_settle import settle
+
 pytestmark = pytest.mark.browser
 
 
@@ -29,7 +31,7 @@ def test_grid_cell_click_lists_schools_and_links_open_them(page, app_server):
 
 def test_discipline_page_shows_event_study_and_flags(page, app_server):
     page.goto(f"{app_server}/discipline?year=2025")
-    page.wait_for_selector("text=Restorative-practices impact", timeout=30_000)
+    settle(page, "text=Restorative-practices impact")  # the heading comes before the estimate under it
     body = page.inner_text("body")
     assert "Callaway-Sant'Anna" in body and "95% CI" in body
     page.locator("[data-testid=stVegaLiteChart]").nth(1).wait_for(timeout=30_000)  # ratios and event study

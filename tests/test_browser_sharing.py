@@ -8,6 +8,7 @@ import pytest
 
 from analytics.access.sharing import create_share, revoke_share
 from analytics.data import storage
+from tests.browser_settle import settle
 
 pytestmark = pytest.mark.browser
 
@@ -21,8 +22,7 @@ def demo(demo_db_url, app_server):
 
 
 def _wait(page):
-    page.wait_for_selector("[data-testid=stMetric], [data-testid=stAlert]", timeout=30_000)
-    page.wait_for_timeout(1500)
+    settle(page, "[data-testid=stMetric], [data-testid=stAlert]")
 
 
 def _link(engine, app_server, view, scope, **kwargs):

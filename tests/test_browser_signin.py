@@ -21,6 +21,7 @@ import pytest
 from analytics.access import audit
 from analytics.access.sharing import list_shares
 from analytics.data import storage
+from tests.browser_settle import settle
 from tests.conftest import _free_port
 
 pytestmark = pytest.mark.browser
@@ -94,8 +95,7 @@ allowed_domains = ["district.org"]
 
 
 def _settle(page, selector="[data-testid=stMain] h1", timeout=60_000):
-    page.wait_for_selector(selector, timeout=timeout)
-    page.wait_for_timeout(800)
+    settle(page, selector, timeout)
 
 
 def _sign_in(page, base: str, email: str, path: str = "", start: str = "") -> None:
