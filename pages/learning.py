@@ -111,11 +111,17 @@ if grant is not None and grant.kind != "district":
 
 @ui.shared
 def program_outcome(version: int, program: str, school: str | None, metric: str) -> load.ProgramOutcome:
-    """Level 5's outcome panel and overall estimate, from the programme's sessions and the outcomes alone (on a
-    thread of its own from the page's start, beside the PL tables and walkthroughs the evaluation reads)."""
+    """Level 5's outcome panel and participating schools, from the programme's sessions and the outcomes alone."""
     sessions = program_sessions(version, program)
     return storage.read_at_version(ui.engine(), version, lambda: load.program_outcome(
-        ui.engine(), sessions, program, school, metric, estimate=True))
+        ui.engine(), sessions, program, school, metric))
+
+
+@ui.shared
+def overall_effect(version: int, program: str, school: str | None, metric: str):
+    """Level 5's overall estimate, the largest part of the evaluation: made on a thread of its own from the page's
+    start, beside the PL tables and walkthroughs the evaluation reads and the fidelity tertiles it makes."""
+    return load.overall_effect(program_outcome(version, program, school, metric))
 
 
 @ui.shared
@@ -126,7 +132,8 @@ def evaluation(version: int, program: str, school: str | None, metric: str, publ
     tables = program_tables(version, program, public)
     outcome = program_outcome(version, program, school, metric)
     return storage.read_at_version(ui.engine(), version, lambda: load.evaluate_program(
-        ui.engine(), tables, program, school, metric, outcome=outcome))
+        ui.engine(), tables, program, school, metric, outcome=outcome,
+        overall=lambda: overall_effect(version, program, school, metric)))
 
 
 def _key(*parts) -> tuple:
@@ -168,7 +175,7 @@ metric_name = ui.metric_label(metric)
 # walkthrough, the outcome panel) overlaps level 1's drawing, and level 5's overall estimate (the largest part of
 # its work) is made on another from the sessions and outcomes alone while the rest is read; the walkthroughs
 # (level 4's evidence, which the fidelity tertiles of level 5 wait for) are read and parsed on a third meanwhile.
-ui.ahead("level 5", program_outcome, version, program, chosen, metric)
+ui.ahead("level 5", overall_effect, version, program, chosen, metric)
 ui.ahead("walkthroughs", tagged_observations, version, public)
 ui.ahead("evaluation", evaluation, version, program, chosen, metric, public)
 chain_slot = st.empty()

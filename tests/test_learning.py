@@ -314,8 +314,9 @@ def test_level5_as_the_page_makes_it_equals_the_straightforward_computation_to_t
 
     tables = load.pl_tables(on_demo)
     metric = load.load_programs(on_demo).set_index("program").loc[program, "goal_metrics"].split(";")[0].strip()
-    outcome = load.program_outcome(on_demo, tables["pl_sessions"], program, None, metric, estimate=True)
-    fast = load.evaluate_program(on_demo, tables, program, metric=metric, outcome=outcome)
+    outcome = load.program_outcome(on_demo, tables["pl_sessions"], program, None, metric)
+    overall = load.overall_effect(outcome)
+    fast = load.evaluate_program(on_demo, tables, program, metric=metric, outcome=outcome, overall=lambda: overall)
 
     did._design.cache_clear()
     monkeypatch.setattr(did, "_treated_assignments", lambda labels, strata, limit, seed: (lambda dense, exact: (

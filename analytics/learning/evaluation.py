@@ -8,6 +8,7 @@ restorative-practices estimator (see ``analytics.learning.outcomes``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -188,7 +189,7 @@ def _level4(data: ProgramData) -> LevelResult:
 
 def _level5(data: ProgramData, panel: pd.DataFrame, starts: pd.Series, metric: str, metric_label: str,
             higher_is_better: bool, settings: Settings,
-            overall: DiDResult | None = None) -> tuple[LevelResult, pd.DataFrame, pd.DataFrame]:
+            overall: Callable[[], DiDResult | None] | None = None) -> tuple[LevelResult, pd.DataFrame, pd.DataFrame]:
     name, question = LEVELS[5]
     empty = pd.DataFrame(columns=outcomes.DID_COLUMNS)
     if starts.empty:
@@ -243,10 +244,10 @@ class Evaluation:
 
 def evaluate(data: ProgramData, panel: pd.DataFrame, starts: pd.Series, metric: str, metric_label: str,
              higher_is_better: bool, settings: Settings = DEFAULT_SETTINGS,
-             overall: DiDResult | None = None) -> Evaluation:
+             overall: Callable[[], DiDResult | None] | None = None) -> Evaluation:
     """The five levels for one programme; level 5 on ``metric`` (its school x year ``panel``) with the
-    participating schools' start years ``starts`` (``outcomes.participation_starts``). ``overall``: level 5's
-    overall estimate on them, when already made (``outcomes.did``)."""
+    participating schools' start years ``starts`` (``outcomes.participation_starts``). ``overall``: gives level
+    5's overall estimate on them (``outcomes.did``), e.g. made on another thread (else made here)."""
     level5, effects, events = _level5(data, panel, starts, metric, metric_label, higher_is_better, settings,
                                       overall)
     return Evaluation(data, [_level1(data), _level2(data), _level3(data), _level4(data), level5], effects, events)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -98,48 +98,55 @@ def goal_panel(engine: Engine, metric: str) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class ProgramOutcome:
-    """Level 5's metric, its outcome panel (like-for-like schools, scoped to a school when one is chosen), the
-    participating schools' start years and, when made, the overall estimate (:func:`program_outcome`)."""
+    """Level 5's metric, its outcome panel (like-for-like schools, scoped to a school when one is chosen) and the
+    participating schools' start years (:func:`program_outcome`)."""
 
     metric: str
     label: str
     higher_is_better: bool
     panel: pd.DataFrame
     starts: pd.Series
-    overall: DiDResult | None = None
 
 
-def program_outcome(engine: Engine, sessions: pd.DataFrame, program: str, school: str | None, metric: str,
-                    settings: Settings = DEFAULT_SETTINGS, estimate: bool = False) -> ProgramOutcome:
-    """Level 5's inputs for `program` on `metric` from its sessions (``pl_sessions``) and the outcome panel, and
-    with ``estimate`` its overall estimate: none of it needs the other PL tables (the walkthroughs of level 4,
-    the fidelity tertiles), so it can be made while they are read."""
+def program_outcome(engine: Engine, sessions: pd.DataFrame, program: str, school: str | None,
+                    metric: str) -> ProgramOutcome:
+    """Level 5's inputs for `program` on `metric` from its sessions (``pl_sessions``) and the outcome panel: they
+    need none of the other PL tables (the walkthroughs of level 4, the fidelity tertiles), so the overall estimate
+    (:func:`overall_effect`) can be made from them while those are read."""
     catalog = metric_catalog(storage.load_metric_definitions(engine))
     label = str(catalog.loc[metric, "label"]) if metric in catalog.index else metric
     higher = bool(catalog.loc[metric, "higher_is_better"]) if metric in catalog.index else True
     starts = outcomes.participation_starts(sessions[sessions["program"] == program])
     panel = outcomes.like_for_like(goal_panel(engine, metric), starts, storage.load_schools(engine))
     panel, starts = outcomes.scope_to_school(panel, starts, school)
-    overall = outcomes.did(panel, starts, metric, settings) if estimate and not starts.empty and not panel.empty \
-        else None
-    return ProgramOutcome(metric, label, higher, panel, starts, overall)
+    return ProgramOutcome(metric, label, higher, panel, starts)
+
+
+def overall_effect(outcome: ProgramOutcome, settings: Settings = DEFAULT_SETTINGS) -> DiDResult | None:
+    """Level 5's overall estimate (with its event study) on `outcome`, or None where level 5 makes none (no
+    participating school, no outcome data)."""
+    if outcome.starts.empty or outcome.panel.empty:
+        return None
+    return outcomes.did(outcome.panel, outcome.starts, outcome.metric, settings)
 
 
 def evaluate_program(engine: Engine, tables: dict[str, pd.DataFrame], program: str, school: str | None = None,
                      metric: str | None = None, settings: Settings = DEFAULT_SETTINGS,
-                     outcome: ProgramOutcome | None = None) -> Evaluation:
+                     outcome: ProgramOutcome | None = None,
+                     overall: Callable[[], DiDResult | None] | None = None) -> Evaluation:
     """The five levels for `program` (optionally one participating school) with level 5 on `metric`
     (default: the programme's main goal metric). ``outcome``: :func:`program_outcome` of the same programme,
-    school and metric, already made (else made here)."""
+    school and metric, already made (else made here); ``overall``: gives its :func:`overall_effect` (e.g. made on
+    another thread meanwhile), asked for once the fidelity tertiles' estimates have started (else made here)."""
     programs = tables["pl_programs"].set_index("program", drop=False)
     if program not in programs.index:
         raise NotFound(f"programme {program!r} not found")
     data = program_data(programs.loc[program], tables, school)
     metric = metric or (data.goal_metrics[0] if data.goal_metrics else "suspension_rate")
     if outcome is None:
-        outcome = program_outcome(engine, tables["pl_sessions"], program, school, metric, settings)
+        outcome = program_outcome(engine, tables["pl_sessions"], program, school, metric)
     return evaluate(data, outcome.panel, outcome.starts, metric, outcome.label, outcome.higher_is_better, settings,
-                    overall=outcome.overall)
+                    overall=overall)
 
 
 def learning_table(engine: Engine, program: str | None = None, all_goals: bool = True,

@@ -15,6 +15,7 @@ for the fitted line. It describes an association between schools, never a cause.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -96,7 +97,7 @@ def _row(result: DiDResult, metric: str, tertile: str) -> dict:
 
 def outcome_effects(panel: pd.DataFrame, starts: pd.Series, implementation: pd.DataFrame, metric: str,
                     settings: Settings = DEFAULT_SETTINGS,
-                    overall: DiDResult | None = None) -> tuple[pd.DataFrame, DiDResult]:
+                    overall: Callable[[], DiDResult | None] | None = None) -> tuple[pd.DataFrame, DiDResult]:
     """Overall DiD (``tertile`` = "all") and dose-response by fidelity tertile, and the overall result
     (with its event study).
 
@@ -106,13 +107,14 @@ def outcome_effects(panel: pd.DataFrame, starts: pd.Series, implementation: pd.D
 
     The four estimates are independent of each other (each reassigns start years by its own seeded draws),
     so they are made side by side on threads: their randomization inference is numpy work that releases the
-    interpreter (at 10,000 schools the four took four seconds one after another). ``overall``: the overall
-    estimate (``did(panel, starts, metric, settings)``), when already made.
+    interpreter (at 10,000 schools the four took four seconds one after another). ``overall``: gives the
+    overall estimate (``did(panel, starts, metric, settings)``), e.g. made on another thread: asked for once the
+    tertiles' estimates have started (None: made here).
     """
     fidelity = school_fidelity(implementation)
     fidelity = fidelity[fidelity["school_id"].isin(starts.index)].dropna(subset=["fidelity"])
     tertiles = []
-    if len(fidelity) >= 3 * 2 and (overall is None or overall.estimable):
+    if len(fidelity) >= 3 * 2:
         bins = pd.qcut(fidelity["fidelity"].rank(method="first"), 3, labels=list(TERTILES))
         for tertile in TERTILES:
             members = fidelity.loc[bins == tertile, "school_id"]
@@ -124,7 +126,7 @@ def outcome_effects(panel: pd.DataFrame, starts: pd.Series, implementation: pd.D
         made = estimates.submit(did, panel, starts, metric, settings) if overall is None else None
         by_tertile = [(label, estimates.submit(did, keep, members, metric, settings, event_study=False))
                       for label, keep, members in tertiles]
-        main = made.result() if made is not None else overall
+        main = made.result() if made is not None else overall()
         rows = [_row(main, metric, "all")]
         if main.estimable:
             rows += [_row(result.result(), metric, label) for label, result in by_tertile]
