@@ -214,8 +214,8 @@ def test_a_cluster_discipline_view_starts_its_rp_estimates_and_year_ratios_on_th
                                                                                                   monkeypatch):
     """Before the preparer, a cluster's view starts its restorative-practices estimates (then those beside
     suspensions), the reads of the outcomes beside suspensions and its year's flags and ratios on threads as it
-    opens, each made once; once every school's ratios are made, the view slices them and starts no read of its
-    own for them."""
+    opens, each made once; once every school's ratios and its estimates are made, the view slices and looks them
+    up and starts no thread: none for nothing on a prepared server either."""
     import threading
 
     from pages.ui import loaders
@@ -231,8 +231,14 @@ def test_a_cluster_discipline_view_starts_its_rp_estimates_and_year_ratios_on_th
     assert started == ["rp-metrics", "rp-estimates", "year-flags"] and len(estimated) == 1
     loaders.flags_and_ratios()  # every school's, as the preparer makes them
     started.clear()
-    _run("discipline", cluster=cluster)
-    assert started == ["rp-metrics", "rp-estimates"] and len(estimated) == 1  # the estimate read as made
+    again = _run("discipline", cluster=cluster)
+    assert not again.exception
+    assert started == [] and len(estimated) == 1  # the estimate read as made
+    version = loaders.import_version()
+    loaders._rp_impact(version, "all", None)  # the district's, as the preparer's RP step makes them
+    loaders._rp_beyond(version, "all", None)
+    district = _run("discipline")
+    assert not district.exception and started == []
 
 
 def test_the_findings_slot_says_it_is_working_until_the_findings_replace_it(on_demo):

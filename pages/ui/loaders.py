@@ -1078,10 +1078,13 @@ RP_SCOPES = 4096  # every cluster's estimates are kept (a few kB each): the prep
 def _rp_impact(version: int, cluster: str, school: str | None) -> RPImpact:
     schools, data = _schools(version), _rp_rows(version)  # the rows the RP outcomes read, not the whole table
     if school is not None:
-        return rp_impact_for_school(schools, data, school, district=_rp_panel(version))
-    if cluster == "all":
-        return rp_impact(schools, data, district=_rp_panel(version))
-    return rp_impact_for_cluster(schools, data, cluster, district=_rp_panel(version))
+        made = rp_impact_for_school(schools, data, school, district=_rp_panel(version))
+    elif cluster == "all":
+        made = rp_impact(schools, data, district=_rp_panel(version))
+    else:
+        made = rp_impact_for_cluster(schools, data, cluster, district=_rp_panel(version))
+    _rp_made_scopes().add(("impact", version, cluster, school))
+    return made
 
 
 def rp_impact_of(cluster: str = "all", school: str | None = None) -> RPImpact:
@@ -1097,10 +1100,33 @@ def rp_ahead(cluster: str = "all", school: str | None = None) -> None:
     """Start the view's restorative-practices estimates on a thread of their own (:func:`ahead`): the cluster's
     (:func:`rp_impact_of`), `school`'s when it has a start year, then :func:`rp_beyond` of the scope drawn when
     there is an estimate to draw; and the reads of the outcomes beside suspensions on another. What the database
-    reads for them overlaps the page's other reads and drawing (made already once the preparer has run)."""
+    reads for them overlaps the page's other reads and drawing. Once they are made (by the preparer, or by an
+    earlier view of the scope), no thread is started: the page looks them up."""
     version = import_version()
+    one = _rp_school(version, school)
+    if _rp_made(version, cluster, one):  # the preparer's (or an earlier view's): nothing to start
+        return
     ahead("rp-metrics", _rp_metric_panels, version)
-    ahead("rp-estimates", _rp_estimates, version, cluster, _rp_school(version, school))
+    ahead("rp-estimates", _rp_estimates, version, cluster, one)
+
+
+@st.cache_resource(show_spinner=False)
+def _rp_made_scopes() -> set[tuple]:
+    """Which scopes' RP estimates are made so far: ("impact" or "beyond", version, cluster, school). Kept with the
+    caches they flag, as :func:`_made`'s flags are."""
+    return set()
+
+
+def _rp_made(version: int, cluster: str, school: str | None) -> bool:
+    """Whether every RP estimate :func:`_rp_estimates` would make for the view is made: its impacts and, when the
+    last is drawn, the estimates beside suspensions (the preparer makes the district's and every cluster's)."""
+    made = _rp_made_scopes()
+    scopes = [(cluster, None), *([("all", school)] if school is not None else [])]
+    if not all(("impact", version, *scope) in made for scope in scopes):
+        return False
+    from pages.ui.rp_views import drawable
+
+    return ("beyond", version, *scopes[-1]) in made or not drawable(_rp_impact(version, *scopes[-1]))
 
 
 def _rp_estimates(version: int, cluster: str, school: str | None) -> None:
@@ -1120,7 +1146,9 @@ def _rp_beyond(version: int, cluster: str, school: str | None) -> pd.DataFrame:
     schools = _schools(version)
     members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
     scope = schools if school or cluster == "all" else comparison_scope(schools, members["school_id"])
-    return rp_metric_impact(scope, _rp_metrics(version), school, panels=_rp_metric_panels(version))
+    made = rp_metric_impact(scope, _rp_metrics(version), school, panels=_rp_metric_panels(version))
+    _rp_made_scopes().add(("beyond", version, cluster, school))
+    return made
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
