@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-RUNNING = "[data-testid=stStatusWidget]"  # shown while the script runs
+# The app's root states the run at once (running, rerunRequested, notRunning…). The status widget is no signal:
+# Streamlit shows it only once a run has gone on for half a second, so two looks at a run's start both missed it.
+APP = "[data-testid=stApp]"
+ENDED = ("notRunning", "compilationError")
 
 
 def settle(page, selector: str, timeout: int = 60_000) -> None:
-    """Wait for `selector`, then until the run has ended (no running indicator in two looks 250 ms apart), at
-    most `timeout` ms in all: on a busy machine a page's later elements can follow its first by seconds."""
+    """Wait for `selector`, then until the run has ended (ended in two looks 250 ms apart, so a rerun it asked
+    for counts too), at most `timeout` ms in all: on a busy machine a page's later elements can follow its first
+    by seconds."""
     page.wait_for_selector(selector, timeout=timeout)
     quiet = 0
     for _ in range(timeout // 250):
-        quiet = 0 if page.locator(RUNNING).count() else quiet + 1
+        quiet = quiet + 1 if page.locator(APP).get_attribute("data-test-script-state") in ENDED else 0
         if quiet >= 2:
             return
         page.wait_for_timeout(250)
+    raise AssertionError(f"the page's script run did not end within {timeout} ms of {selector!r}")
