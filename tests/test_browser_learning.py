@@ -7,12 +7,14 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from tests.browser_settle import settle
+
 pytestmark = pytest.mark.browser
 
 
 def test_learning_deep_link_and_programme_choice(page, app_server):
     page.goto(f"{app_server}/learning?program=RP&metric=climate_relationships")
-    page.wait_for_selector("text=Nexus: implementation and change", timeout=90_000)
+    settle(page, "text=Nexus: implementation and change", timeout=90_000)  # its caption and fits follow it
     body = page.inner_text("body")
     for level in ("Level 1", "Level 2", "Level 3", "Level 4", "Level 5"):
         assert level in body
@@ -34,7 +36,7 @@ def test_school_link_to_learning_stays_in_its_school_with_summaries_only(page, a
     school, other = sorted(sessions["school_id"].dropna().unique())[:2]
     _, link = create_share(engine, f"/learning?program=RP&school={school}", f"school:{school}", base_url=app_server)
     page.goto(link)
-    page.wait_for_selector("text=Nexus: implementation and change", timeout=90_000)
+    settle(page, "text=Nexus: implementation and change", timeout=90_000)  # its caption and fits follow it
     body = page.inner_text("body")
     assert "Read-only shared view" in body and "Level 5" in body
     assert "Assessment scores before and after" not in body  # built from single participants: editors only
