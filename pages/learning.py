@@ -131,11 +131,9 @@ def evaluation(version: int, program: str, school: str | None, metric: str, publ
     rather than keeping newer outcomes under the version level 1 was drawn at."""
     tables = program_tables(version, program, public)
     outcome = program_outcome(version, program, school, metric)
-    made = storage.read_at_version(ui.engine(), version, lambda: load.evaluate_program(
+    return storage.read_at_version(ui.engine(), version, lambda: load.evaluate_program(
         ui.engine(), tables, program, school, metric, outcome=outcome,
         overall=lambda: overall_effect(version, program, school, metric)))
-    ui.note_made(("evaluation", version, program, school, metric, public))
-    return made
 
 
 def _key(*parts) -> tuple:
@@ -177,11 +175,9 @@ metric_name = ui.metric_label(metric)
 # walkthrough, the outcome panel) overlaps level 1's drawing, and level 5's overall estimate (the largest part of
 # its work) is made on another from the sessions and outcomes alone while the rest is read; the walkthroughs
 # (level 4's evidence, which the fidelity tertiles of level 5 wait for) are read and parsed on a third meanwhile.
-# Once the evaluation is made (the preparer draws the opening view) it is looked up: no thread is started.
-if not ui.made(("evaluation", version, program, chosen, metric, public)):
-    ui.ahead("level 5", overall_effect, version, program, chosen, metric)
-    ui.ahead("walkthroughs", tagged_observations, version, public)
-    ui.ahead("evaluation", evaluation, version, program, chosen, metric, public)
+ui.ahead("level 5", overall_effect, version, program, chosen, metric)
+ui.ahead("walkthroughs", tagged_observations, version, public)
+ui.ahead("evaluation", evaluation, version, program, chosen, metric, public)
 chain_slot = st.empty()
 chain_slot.caption("Working out the chain of evidence…")
 

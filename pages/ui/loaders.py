@@ -1040,17 +1040,6 @@ def ahead(name: str, make: Callable, *args) -> None:
     threading.Thread(target=run, name=name, daemon=True).start()
 
 
-def made(flag: tuple) -> bool:
-    """Whether a page's result was noted made under `flag` (:func:`note_made`): the page then looks it up and
-    starts no thread (:func:`ahead`) for it."""
-    return flag in _made()
-
-
-def note_made(flag: tuple) -> None:
-    """Note a page's shared result made (its function's name and arguments as `flag`), kept as :func:`_made`'s."""
-    _made().add(flag)
-
-
 @st.cache_resource(show_spinner=False, max_entries=4)
 @_imported
 def _rp_schools(version: int) -> frozenset[str]:
