@@ -139,31 +139,36 @@ BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networkin
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
-def app_server(demo_db_url):
-    """`streamlit run app.py` on a free port over the demo database; yields the base URL."""
+def streamlit_server(script: Path, env: dict, cwd: Path, what: str = "the dashboard"):
+    """`streamlit run script` on a free port, started when its health check answers (else it fails the test):
+    (process, base URL)."""
     import time
     import urllib.request
 
     port = _free_port()
-    os.environ.setdefault("SSIF_SHARE_SECRET", "browser-test-secret")
-    env = {**os.environ, "DATABASE_URL": demo_db_url, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [os.sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+        [os.sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
          "--server.port", str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
             if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                break
+                return proc, base
         except OSError:
             time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("the dashboard did not start within 60 s")
+    proc.kill()
+    pytest.fail(f"{what} did not start within 60 s")
+
+
+@pytest.fixture(scope="session")
+def app_server(demo_db_url):
+    """`streamlit run app.py` on a free port over the demo database; yields the base URL."""
+    os.environ.setdefault("SSIF_SHARE_SECRET", "browser-test-secret")
+    env = {**os.environ, "DATABASE_URL": demo_db_url, "PYTHONPATH": str(ROOT)}
+    proc, base = streamlit_server(ROOT / "app.py", env, ROOT)
     yield base
     proc.terminate()
     proc.wait(timeout=10)

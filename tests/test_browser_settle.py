@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
 from tests.browser_settle import settle
-from tests.conftest import _free_port
+from tests.conftest import streamlit_server
 
 pytestmark = pytest.mark.browser
 
@@ -28,26 +24,10 @@ st.write("Drawn last")
 @pytest.fixture
 def slow_app(tmp_path):
     (tmp_path / "slow.py").write_text(SLOW_RUN)
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(tmp_path / "slow.py"), "--server.headless",
-                             "true", "--server.port", str(port), "--server.fileWatcherType", "none",
-                             "--browser.gatherUsageStats", "false"],
-                            cwd=tmp_path, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("the script's server did not start within 60 s")
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    proc, base = streamlit_server(tmp_path / "slow.py", dict(os.environ), tmp_path, "the script's server")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
 
 
 def test_settle_waits_for_the_run_to_end_not_for_the_first_elements_half_second(page, slow_app):
