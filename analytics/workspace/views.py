@@ -239,6 +239,9 @@ def _dispro(engine: Engine, ids: list[str] | None, settings: Settings, then_year
     from analytics.stats.disproportionality import disproportionality
 
     years = sorted({y - back for y in (then_year, now_year) for back in range(settings.consecutive_years)})
+    if ids is not None:  # a scope's few rows first: one with no group that can be flagged sums no district risks
+        rows = flag_candidate_rows(engine, now_year, years, settings, ids)
+        return disproportionality(rows, settings, district=district_risks(engine, years) if len(rows) else None)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="risks") as reads:
         risks = reads.submit(district_risks, engine, years)
         rows = flag_candidate_rows(engine, now_year, years, settings, ids)
