@@ -1083,7 +1083,7 @@ def _rp_impact(version: int, cluster: str, school: str | None) -> RPImpact:
         made = rp_impact(schools, data, district=_rp_panel(version))
     else:
         made = rp_impact_for_cluster(schools, data, cluster, district=_rp_panel(version))
-    _rp_made_scopes().add(("impact", version, cluster, school))
+    _rp_made_scopes(version).add(("impact", cluster, school))
     return made
 
 
@@ -1110,23 +1110,24 @@ def rp_ahead(cluster: str = "all", school: str | None = None) -> None:
     ahead("rp-estimates", _rp_estimates, version, cluster, one)
 
 
-@st.cache_resource(show_spinner=False)
-def _rp_made_scopes() -> set[tuple]:
-    """Which scopes' RP estimates are made so far: ("impact" or "beyond", version, cluster, school). Kept with the
-    caches they flag, as :func:`_made`'s flags are."""
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _rp_made_scopes(version: int) -> set[tuple]:
+    """Which scopes' RP estimates of `version` are made so far: ("impact" or "beyond", cluster, school). Kept with
+    the caches they flag, for the last two versions as the district's RP panels are (a server importing daily
+    would otherwise keep every cluster's flags of every version)."""
     return set()
 
 
 def _rp_made(version: int, cluster: str, school: str | None) -> bool:
     """Whether every RP estimate :func:`_rp_estimates` would make for the view is made: its impacts and, when the
     last is drawn, the estimates beside suspensions (the preparer makes the district's and every cluster's)."""
-    made = _rp_made_scopes()
+    made = _rp_made_scopes(version)
     scopes = [(cluster, None), *([("all", school)] if school is not None else [])]
-    if not all(("impact", version, *scope) in made for scope in scopes):
+    if not all(("impact", *scope) in made for scope in scopes):
         return False
     from pages.ui.rp_views import drawable
 
-    return ("beyond", version, *scopes[-1]) in made or not drawable(_rp_impact(version, *scopes[-1]))
+    return ("beyond", *scopes[-1]) in made or not drawable(_rp_impact(version, *scopes[-1]))
 
 
 def _rp_estimates(version: int, cluster: str, school: str | None) -> None:
@@ -1147,7 +1148,7 @@ def _rp_beyond(version: int, cluster: str, school: str | None) -> pd.DataFrame:
     members = schools if cluster == "all" else schools[schools["cluster"] == cluster]
     scope = schools if school or cluster == "all" else comparison_scope(schools, members["school_id"])
     made = rp_metric_impact(scope, _rp_metrics(version), school, panels=_rp_metric_panels(version))
-    _rp_made_scopes().add(("beyond", version, cluster, school))
+    _rp_made_scopes(version).add(("beyond", cluster, school))
     return made
 
 
