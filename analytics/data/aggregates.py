@@ -637,11 +637,9 @@ def district_risks(engine: Engine, years: Sequence[int] | None = None) -> dispro
 
 def scope_disproportionality(engine: Engine, school_ids: Sequence[str] | None = None,
                              settings: Settings = DEFAULT_SETTINGS, years: Sequence[int] | None = None,
-                             groups: pd.DataFrame | None = None,
-                             district: Callable[[], disproportionality.DistrictRisks] | None = None) -> pd.DataFrame:
+                             groups: pd.DataFrame | None = None) -> pd.DataFrame:
     """Disproportionality of some schools (every school when None): only their discipline rows are read,
-    and the alternate ratio's district risks are summed by the database (:func:`district_risks` of `years`;
-    `district`: how to get them when they are being summed already, e.g. the result of a future).
+    and the alternate ratio's district risks are summed by the database (:func:`district_risks` of `years`).
 
     ``years`` reads only those years: each year's ratios are its own, and a year's 3-year flag is right when
     the two years before it are read too (a year left out breaks a run, as a missing year does). ``groups``
@@ -655,7 +653,7 @@ def scope_disproportionality(engine: Engine, school_ids: Sequence[str] | None = 
     # The district's risks are summed by the database on a connection of their own while the rows are read
     # (2.4 s and 1.5 s for every school that can be flagged at 10,000 schools).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="risks") as reads:
-        risks = district or reads.submit(district_risks, engine, years).result
+        risks = reads.submit(district_risks, engine, years).result
         rows = storage.load_discipline(engine, school_ids=school_ids, years=years)
         return disproportionality.disproportionality(rows, settings, district=risks() if len(rows) else None,
                                                      groups=groups)
