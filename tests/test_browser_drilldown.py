@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 from analytics.data import storage
 from analytics.outputs.charts_district import _zoom
 from analytics.stats.summaries import cluster_table
+from tests.browser_settle import run_ended, steady_box
 
 pytestmark = pytest.mark.browser
 
@@ -20,11 +21,6 @@ def _open(page, url: str):
     page.goto(url)
     page.wait_for_selector("[data-testid=stMetric], [data-testid=stAlert]", timeout=30_000)
     return page
-
-
-def _wait_until_run_finished(page) -> None:
-    """Until the script run has finished (Streamlit's running indicator is gone)."""
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=60_000)
 
 
 def _params(url: str) -> dict[str, str]:
@@ -39,8 +35,8 @@ def test_click_cluster_bar_then_school_link_then_breadcrumbs_back(page, app_serv
     _open(page, f"{app_server}/?year=2024&metric=math_proficient&group=BL")
     chart = page.locator("[data-testid=stVegaLiteChart]").first
     chart.locator("svg, canvas").first.wait_for()
-    page.wait_for_timeout(1500)
-    box = chart.bounding_box()
+    run_ended(page)
+    box = steady_box(chart)
     page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + 75)  # the first (best) bar
     page.wait_for_url("**/cluster?**", timeout=20_000)
     assert _params(page.url) == {"cluster": top, "year": "2024", "metric": "math_proficient", "group": "BL"}
@@ -67,7 +63,7 @@ def test_click_map_point_opens_school(page, app_server, demo_db_url):
     _open(page, f"{app_server}/")
     deck = page.locator("[data-testid=stDeckGlJsonChart]").first
     deck.locator("canvas").first.wait_for(timeout=30_000)
-    _wait_until_run_finished(page)
+    run_ended(page)
     # Web-mercator projection of the school's position at the map's initial view (512 px world at zoom 0).
     scale = 512 * 2 ** _zoom(schools)
 
@@ -90,7 +86,7 @@ def test_click_map_point_opens_school(page, app_server, demo_db_url):
         except PlaywrightTimeout:
             if attempt == 3:
                 raise
-            _wait_until_run_finished(page)
+            run_ended(page)
     assert _params(page.url)["school"] == target.school_id
 
 
@@ -122,9 +118,9 @@ def test_selecting_a_table_row_opens_that_cluster(page, app_server, demo_db_url)
     first = cluster_table(rows, storage.load_schools(engine), 2025, "ALL").sort_values("value").iloc[-1]["cluster"]
     _open(page, f"{app_server}/?year=2025&metric=read_proficient&group=ALL")
     grid = page.locator("xpath=//h3[normalize-space()='Clusters']/following::*[@data-testid='stDataFrame'][1]")
+    run_ended(page)
     grid.scroll_into_view_if_needed()
-    page.wait_for_timeout(1500)
-    box = grid.bounding_box()
+    box = steady_box(grid)
     page.mouse.click(box["x"] + 18, box["y"] + 35 + 17)  # the selection cell of the first row
     page.wait_for_url("**/cluster?**", timeout=20_000)
     assert _params(page.url)["cluster"] == first
@@ -146,9 +142,8 @@ def test_click_a_school_dot_opens_that_school(page, app_server, demo_db_url):
     _open(page, f"{app_server}/cluster?cluster={cluster}&year=2025&metric=read_proficient&group=ALL")
     chart = page.locator("[data-testid=stVegaLiteChart]").first
     chart.locator("canvas, svg").first.wait_for()
-    _wait_until_run_finished(page)
-    page.wait_for_timeout(1000)
-    box = chart.bounding_box()
+    run_ended(page)
+    box = steady_box(chart)
     # Find a dot by its tooltip (only the dots carry one): hover a grid over the top rows, 4 px apart.
     shown = "() => !!document.querySelector('#vg-tooltip-element.visible')"
     spot = None

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.browser_settle import settle
+from tests.browser_settle import run_ended, settle, steady_box
 
 pytestmark = pytest.mark.browser
 
@@ -16,8 +16,8 @@ def test_grid_cell_click_lists_schools_and_links_open_them(page, app_server):
     page.wait_for_selector("text=Findings", timeout=30_000)
     chart = page.locator("[data-testid=stVegaLiteChart]").first
     chart.locator("svg, canvas").first.wait_for()
-    page.wait_for_timeout(2000)
-    box = chart.bounding_box()
+    run_ended(page)
+    box = steady_box(chart)
     # The middle of the plot: the Medium status / Maintained change cell.
     page.mouse.click(box["x"] + box["width"] * 0.47, box["y"] + box["height"] * 0.52)
     link = page.locator("a[href*='school?school=']").first

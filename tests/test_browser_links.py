@@ -11,6 +11,7 @@ import pytest
 
 from analytics.access.sharing import create_share
 from analytics.data import storage
+from tests.browser_settle import run_ended, steady_box
 
 pytestmark = pytest.mark.browser
 
@@ -31,10 +32,8 @@ def _settle(page, text: str | None = None) -> None:
 
 def _idle(page) -> None:
     """Wait until the script run is over and no element is stale (links carry the current filters)."""
-    page.wait_for_timeout(500)
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]') && "
-                           "!document.querySelector('[data-stale=true]')", timeout=90_000)
-    page.wait_for_timeout(300)
+    run_ended(page, timeout=90_000)
+    page.wait_for_function("() => !document.querySelector('[data-stale=true]')", timeout=30_000)
 
 
 def _widgets(page) -> list[str]:
@@ -71,8 +70,7 @@ def test_links_keep_year_metric_and_group_after_the_filters_changed(page, app_se
     # A bar of the clusters chart, then "Open a school", the cluster breadcrumb and the District breadcrumb
     chart = page.locator("[data-testid=stVegaLiteChart]").first
     chart.scroll_into_view_if_needed()
-    page.wait_for_timeout(1000)
-    box = chart.bounding_box()
+    box = steady_box(chart)
     page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + 75)  # the first (best) bar
     page.wait_for_url("**/cluster?**", timeout=20_000)
     _settle(page, "Rank among clusters")
@@ -97,7 +95,7 @@ def test_links_keep_year_metric_and_group_after_the_filters_changed(page, app_se
     assert _params(page.url)["year"] == "2023" and _params(page.url)["metric"] == "math_proficient"
     page.locator("[data-testid=stSidebarNav] a[href$='/cluster']").click()
     page.wait_for_url("**/cluster**", timeout=20_000)
-    page.wait_for_timeout(1500)
+    _settle(page)
     page.locator("a[href*='cluster?cluster=']").first.click()
     page.wait_for_url("**cluster=**", timeout=20_000)
     _settle(page, "Rank among clusters")

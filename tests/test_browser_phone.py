@@ -7,6 +7,7 @@ import pytest
 
 from analytics.access.sharing import create_share
 from analytics.data import storage
+from tests.browser_settle import settle, steady_box
 
 pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
@@ -22,11 +23,16 @@ def phone(browser):
 
 def _open(page, url: str) -> str:
     page.goto(url)
-    page.wait_for_selector("[data-testid=stMain] h1", timeout=30_000)
-    page.wait_for_timeout(500)
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=90_000)
-    page.wait_for_timeout(1500)
+    settle(page, "[data-testid=stMain] h1", timeout=90_000)
+    _charts_laid_out(page)
     return page.locator("[data-testid=stMain]").inner_text()
+
+
+def _charts_laid_out(page) -> None:
+    """Until every chart keeps its place and size (charts are laid out again once their container settles)."""
+    charts = page.locator("[data-testid=stMain] .vega-embed")
+    for i in range(charts.count()):
+        steady_box(charts.nth(i))
 
 
 def _chart_overflow(page) -> list[float]:
@@ -60,5 +66,5 @@ def test_school_link_on_a_phone_names_the_school(phone, app_server, demo_db_url)
     assert f"school: {school.school_id}" not in main
     assert phone.locator("[data-testid=stMain] a", has_text=school.cluster).count() == 0  # no out-of-scope crumb
     phone.get_by_text("Trends").first.scroll_into_view_if_needed()
-    phone.wait_for_timeout(1000)
+    _charts_laid_out(phone)
     assert not _chart_overflow(phone)

@@ -21,7 +21,7 @@ import pytest
 from analytics.access import audit
 from analytics.access.sharing import list_shares
 from analytics.data import storage
-from tests.browser_settle import settle
+from tests.browser_settle import run_ended, settle
 from tests.conftest import _free_port
 
 pytestmark = pytest.mark.browser
@@ -144,7 +144,7 @@ def test_editor_signs_in_imports_shares_sees_the_audit_log_and_signs_out(page, s
     page.get_by_role("tab", name="Audit log").click()
     page.wait_for_selector("text=events recorded", timeout=30_000)
     page.wait_for_function("location.search.includes('tab=Audit')", timeout=30_000)  # the tab is in the URL
-    page.wait_for_timeout(1000)
+    run_ended(page)
     page.screenshot(path=str(SHOTS / "data-audit-log-editor.png"), full_page=True)
     assert page.get_by_role("tab", name="Import").count()
 

@@ -14,6 +14,7 @@ import pytest
 from analytics.data import storage
 from analytics.data.demo import build_demo
 from analytics.workspace import records
+from tests.browser_settle import settle
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import load_harness  # noqa: E402
@@ -68,9 +69,7 @@ def _params(url: str) -> dict[str, str]:
 
 def _ready(page, text: str):
     """Until `text` is drawn and the script run that draws it has finished."""
-    page.wait_for_selector(f"text={text}", timeout=30_000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=60_000)
-    page.wait_for_timeout(400)
+    settle(page, f"text={text}")
 
 
 def _fill_form(page, fields: dict[str, str]) -> None:
@@ -212,8 +211,7 @@ def test_director_follows_each_kind_of_change_link(page, app, workspace_db):
         href = link.get_attribute("href")  # markdown links open in a new tab: open the same address here
         target = page.context.new_page()
         target.goto(f"{app.base}/{href.removeprefix('./')}")
-        target.wait_for_selector("h1", timeout=30_000)
-        target.wait_for_timeout(1500)
+        settle(target, "h1")
         assert target.get_by_text("was not found").count() == 0, href
         if path:
             assert urlparse(target.url).path == path
