@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from openpyxl import load_workbook
 from pptx import Presentation
 from streamlit.testing.v1 import AppTest
@@ -18,6 +19,7 @@ from analytics.data.importer import import_bytes
 from analytics.outputs.meeting import (
     build_pack,
     deck_bytes,
+    learning_specs,
     pack_title,
     specs_from_url,
     standard_specs,
@@ -100,6 +102,26 @@ def test_view_urls_map_to_tables():
     assert specs[0].filters == {"cluster": "North", "year": 2025}
     with pytest.raises(ValueError):
         specs_from_url("http://h/data")
+
+
+def test_the_learning_view_is_offered_without_counting_any_table(demo_db_url, tmp_path):
+    """Whether a programme has been imported is asked with `EXISTS`: counting every imported table's rows took
+    seconds of the meeting page's first view at 10,000 schools."""
+    engine = storage.get_engine(demo_db_url)
+    statements = []
+
+    def note(_conn, _cursor, statement, *_):
+        statements.append(statement.lower())
+
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        assert [spec.view for spec in learning_specs(engine)] == ["learning"]
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)
+    assert statements and not any("count(" in statement for statement in statements)
+    empty = storage.get_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    storage.create_schema(empty)
+    assert learning_specs(empty) == []
 
 
 def test_cli_exports_the_pack(demo_db_url, tmp_path, monkeypatch, capsys):
