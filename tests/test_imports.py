@@ -53,6 +53,21 @@ def test_statistics_import_when_a_function_needs_them():
     assert done.stdout.split() == ["0.003892", "True"]
 
 
+def test_wilson_intervals_import_no_scipy_stats():
+    """The learning page's first figure (level 1's Wilson intervals) does not wait for scipy.stats: its normal
+    quantile is the one scipy.stats.norm.ppf gives, to the last digit."""
+    code = ("import sys\nimport numpy as np\nfrom analytics.stats import rates\n"
+            "rates.wilson_arrays(np.array([5.0, 37.0]), np.array([10.0, 41.0]))\n"
+            "print('scipy.stats' in sys.modules, repr(float(rates._z(0.95))), repr(float(rates._z(0.9))))\n"
+            "from scipy import stats\nprint(repr(float(stats.norm.ppf(0.975))), repr(float(stats.norm.ppf(0.95))))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    first, scipy_says = done.stdout.splitlines()[-2:]
+    loaded, quantiles = first.split(maxsplit=1)
+    assert loaded == "False"
+    assert quantiles == scipy_says
+
+
 def test_import_ahead_imports_once_in_the_background():
     """A server starts one thread that imports the modules in turn; a module that fails is skipped."""
     code = ("import sys\nfrom analytics.background_imports import import_ahead\n"
