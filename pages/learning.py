@@ -92,6 +92,9 @@ school_names = labels(version)
 cols = st.columns(3)
 program = ui.url_choice("Programme", "program", list(names), list(names)[0], container=cols[0],
                         format_func=lambda p: names[p], what="Programme")
+# Level 1, the page's first figure, is drawn from the programme's feedback sums: the database sums them on a
+# thread of their own while the other filters are read and drawn.
+ui.ahead("level 1", program_feedback, version, program)
 row, participating, goals = program_facts(version, program, public)
 grant = ui.share_grant()
 school_options = ([] if grant is not None and grant.kind != "district" else ["all"]) + participating
@@ -175,6 +178,9 @@ metric_name = ui.metric_label(metric)
 # walkthrough, the outcome panel) overlaps level 1's drawing, and level 5's overall estimate (the largest part of
 # its work) is made on another from the sessions and outcomes alone while the rest is read; the walkthroughs
 # (level 4's evidence, which the fidelity tertiles of level 5 wait for) are read and parsed on a third meanwhile.
+# They start once level 1's sums are read (the evaluation reads them too): on two cores their reads and estimates
+# beside it made the first figure of a first view at 10,000 schools wait a second more.
+program_feedback(version, program)
 ui.ahead("level 5", overall_effect, version, program, chosen, metric)
 ui.ahead("walkthroughs", tagged_observations, version, public)
 ui.ahead("evaluation", evaluation, version, program, chosen, metric, public)

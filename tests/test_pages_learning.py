@@ -46,10 +46,11 @@ def test_a_programmes_evaluation_is_made_once_on_its_own_thread_while_level_1_is
     started, ahead = [], ui.ahead
     monkeypatch.setattr(ui, "ahead", lambda name, *args: started.append(name) or ahead(name, *args))
     at = _run("learning", program="RP")
-    # Started on their threads as the page opened (level 5's overall estimate and the walkthroughs beside the rest
-    # of the evaluation), each made once (by its thread, unless the run's own call came first on a busy machine: the cache makes each
+    # Level 1's feedback sums are read on a thread of their own as the programme is chosen; the evaluation's threads
+    # start once they are read (level 5's overall estimate and the walkthroughs beside the rest of the evaluation),
+    # each made once (by its thread, unless the run's own call came first on a busy machine: the cache makes each
     # entry once either way).
-    assert started == ["level 5", "walkthroughs", "evaluation"] and len(made) == 1
+    assert started == ["level 1", "level 5", "walkthroughs", "evaluation"] and len(made) == 1
     assert len(estimated) == 1
     expected = original(on_demo, load.pl_tables(on_demo), "RP")
     assert all(level.finding.replace("\\", "") in _findings(at).replace("\\", "") for level in expected.levels[2:])

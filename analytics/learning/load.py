@@ -41,12 +41,18 @@ def feedback_summary_statements(programs: Sequence[str] | None = None) -> tuple[
     return counts, held.group_by(*keys).order_by(*keys)
 
 
+# PostgreSQL's sort memory for the feedback sums: with the default 4 MB a programme's 213,000 feedback rows at
+# 10,000 schools were sorted on disk, twice (0.68 s of the learning page's first figure; 0.46 s in memory).
+FEEDBACK_SUMS_PLANNER = {"work_mem": "64MB"}
+
+
 def feedback_summary(engine: Engine, programs: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Level 1's evidence from the database: the same two tables as ``levels.feedback_by_school`` over the
     imported rows (numbers as float, like ``storage.load_table``), a few rows per school instead of every
     response of every session."""
     counts_stmt, held_stmt = feedback_summary_statements(programs)
-    counts, held = storage._read(engine, counts_stmt), storage._read(engine, held_stmt)
+    counts = storage._read(engine, counts_stmt, FEEDBACK_SUMS_PLANNER)
+    held = storage._read(engine, held_stmt, FEEDBACK_SUMS_PLANNER)
     counts = counts if len(counts) else pd.DataFrame(columns=levels.FEEDBACK_COLUMNS)
     held = held if len(held) else pd.DataFrame(columns=levels.FEEDBACK_SESSION_COLUMNS)
     counts = counts.astype({"response": "float64", "count": "float64"})
