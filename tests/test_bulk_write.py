@@ -255,6 +255,18 @@ def test_a_new_years_partition_is_filled_in_the_order_of_its_unique_key():
     assert got[["student_group", "school_id"]].values.tolist() == [["ALL", "A"], ["ALL", "B"], ["WH", "A"]]
 
 
+def test_a_years_rows_are_put_in_partition_order_as_sort_values_puts_them():
+    rng = np.random.default_rng(7)
+    rows = pd.DataFrame({"school_id": rng.choice(["S1", "S10", "s2", "Z", "\u00e9"], 400),
+                         "metric": rng.choice(["m1", "m2", "M1", "m10"], 400),
+                         "student_group": rng.choice(["ALL", "BL", "AM"], 400), "value": np.arange(400.0)})
+    order = ["metric", "student_group", "school_id"]
+    expected = rows.sort_values(order, kind="stable")  # stable: a repeated key keeps its rows' order
+    pd.testing.assert_frame_equal(storage._in_partition_order("metrics", rows), expected)
+    labels = storage._in_partition_order("metrics", rows, columns=False)
+    assert labels.columns.empty and labels.index.tolist() == expected.index.tolist()
+
+
 def test_an_imports_transaction_alone_sorts_index_builds_in_more_memory(pg_district):
     def memory(conn) -> str:
         return conn.exec_driver_sql("SHOW maintenance_work_mem").scalar_one()
@@ -339,6 +351,16 @@ def test_a_plain_csv_files_own_lines_are_kept_one_a_row(text, lines):
     else:
         assert raw.csv_lines.columns == ["a", "b"]
         assert [b"".join(raw.csv_lines.chunks(np.array([i]))) for i in range(len(raw.frame))] == lines
+
+
+def test_an_ascii_files_lines_are_its_own_bytes_and_another_files_its_text_encoded():
+    data = b"a,b\n1,2\n3,4\n"
+    assert read_csv_bytes("metrics.csv", data).csv_lines.body is data  # no copy of a state's 62 MB
+    accented = "a,b\n1,\u00e9\n".encode()
+    raw = read_csv_bytes("metrics.csv", accented)
+    assert raw.csv_lines.body == accented and raw.frame["b"].tolist() == ["\u00e9"]
+    latin = "a,b\n1,\u00e9\n".encode("cp1252")  # read as Windows-1252, its lines sent as UTF-8
+    assert read_csv_bytes("metrics.csv", latin).csv_lines.body == accented
 
 
 @pytest.fixture

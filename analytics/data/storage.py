@@ -7,6 +7,7 @@ never zero).
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
@@ -552,9 +553,9 @@ def _attach_year(conn: Connection, table_name: str, year: int, col_list: str, ro
     part, check = quote(name), quote(f"{name}_year")
     conn.exec_driver_sql(f"CREATE TABLE {part} (LIKE {quote(table_name)} INCLUDING DEFAULTS, "
                          f"CONSTRAINT {check} CHECK (school_year = {int(year)}))")
-    if not rows.empty:  # the file's own lines need only the order of the key's columns
-        sent = rows if lines is None else rows[_partition_order(table_name)]
-        _copy_rows(conn, part, col_list, _in_partition_order(table_name, sent), table_name, lines)
+    if not rows.empty:  # the file's own lines need only the rows' order (their labels), no column of them
+        sent = _in_partition_order(table_name, rows, columns=lines is None)
+        _copy_rows(conn, part, col_list, sent, table_name, lines)
     key = ", ".join(quote(c) for c in schema.key_order(table_name, conn.dialect.name))
     with _serial_index_build(conn):  # its rows are in its order
         conn.exec_driver_sql(f"ALTER TABLE {part} ADD CONSTRAINT {quote(f'uq_{table_name}_key_y{int(year)}')} "
@@ -583,7 +584,7 @@ def _serial_index_build(conn: Connection) -> Iterator[None]:
     conn.exec_driver_sql(f"SET LOCAL max_parallel_maintenance_workers = {int(workers)}")
 
 
-def _in_partition_order(table_name: str, rows: pd.DataFrame) -> pd.DataFrame:
+def _in_partition_order(table_name: str, rows: pd.DataFrame, columns: bool = True) -> pd.DataFrame:
     """One year's rows in the order of the partition's unique key (:data:`schema.POSTGRESQL_KEY_ORDER`: metric and
     group, then school; the year is one value there).
 
@@ -592,8 +593,26 @@ def _in_partition_order(table_name: str, rows: pd.DataFrame) -> pd.DataFrame:
     new year of metrics (1.31 M rows, the server's CPU seconds in one process): rows in school order built a
     school-first key in 0.5 s and a metric-first index in 4.4 s; in metric-first order that index in 0.5 s and the
     school-first key in 1.3 s; in this order the key in 0.5 s and the school index in 0.5 s.
+
+    The rows are ordered by one integer a row made of each column's sorted value codes, the same order as
+    `sort_values` over the columns (stable, text in byte order): a state's new year took 0.07 s of CPU so
+    against 0.12 s, and 0.19 s against 0.29 s in no order at all. Without ``columns`` only the rows' labels
+    are returned in that order (a frame of no columns), none of their cells copied.
     """
-    return rows.sort_values(_partition_order(table_name), kind="stable") if len(rows) > 1 else rows
+    order = _partition_order(table_name)
+    if len(rows) < 2:
+        return rows
+    try:
+        codes = [pd.factorize(rows[name], sort=True, use_na_sentinel=False)[0] for name in order]
+    except TypeError:  # a column of mixed Python types: sorting it says what is wrong
+        codes = None
+    sizes = [int(column.max()) + 1 for column in codes or []]
+    if codes is None or math.prod(sizes) >= 2**63:
+        return rows.sort_values(order, kind="stable")
+    key = np.zeros(len(rows), dtype=np.int64)
+    for column, size in zip(codes, sizes, strict=True):
+        key = key * size + column
+    return (rows if columns else rows.iloc[:, :0]).take(np.argsort(key, kind="stable"))
 
 
 def _partition_order(table_name: str) -> list[str]:
