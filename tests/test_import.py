@@ -205,6 +205,15 @@ def test_row_keys_number_equal_keys_alike():
     assert keys[0] == keys[3] and len({keys[0], keys[1], keys[2], keys[4]}) == 4  # rows 1 and 4 alike
 
 
+def test_keys_are_told_distinct_or_repeated_by_flags_or_left_to_the_hash_when_spread_wide():
+    from analytics.data.importer import _all_distinct
+
+    assert _all_distinct(np.array([], dtype=np.int64))
+    assert _all_distinct(np.array([5, 0, 3, 7]))
+    assert not _all_distinct(np.array([5, 0, 3, 5]))
+    assert not _all_distinct(np.array([0, 2**40]))  # too wide to flag: the duplicate check hashes them
+
+
 def test_metrics_value_is_computed_from_counts(seeded):
     csv = "school_id,school_year,metric,student_group,numerator,denominator,value\nS1,2024,read_proficient,ALL,30,40,\n"
     assert import_bytes(seeded, [("metrics.csv", csv.encode())]).ok

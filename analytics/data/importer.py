@@ -447,6 +447,8 @@ def _duplicate_keys(raw: RawTable, table: str, clean: pd.DataFrame, codes: np.nd
     """Rows whose key repeats an earlier row's; ``codes`` numbers the key of each row of ``clean``
     (:func:`_row_keys`; None when a key column is missing and the values are compared instead)."""
     key = list(schema.TABLES[table].key)
+    if codes is not None and _all_distinct(codes):
+        return []
     dup = (pd.Series(codes, index=clean.index).duplicated(keep="first") if codes is not None
            else clean.duplicated(key, keep="first"))
     if not dup.any():
@@ -455,6 +457,21 @@ def _duplicate_keys(raw: RawTable, table: str, clean: pd.DataFrame, codes: np.nd
     key_text = raw.frame.loc[clean.index, key].astype(str).apply(lambda col: col.str.strip()).agg(" / ".join, axis=1)
     reasons = first_line.set_axis(clean.index).map(lambda line: f"duplicate of line {line} (same {', '.join(key)})")
     return _problems(raw, key[0], key_text, dup, reasons)
+
+
+def _all_distinct(codes: np.ndarray) -> bool:
+    """Whether no row key (:func:`_row_keys`, integers from 0) repeats, told by marking each in an array of
+    flags when the keys are not spread much wider than the rows: the usual file, whose keys are all distinct,
+    then needs no hash table of them (a state's new year of metrics: 0.01 s of CPU against 0.05 s). False
+    when it cannot tell so cheaply."""
+    if not len(codes):
+        return True
+    top = int(codes.max())
+    if top >= 16 * len(codes) + (1 << 20):
+        return False
+    seen = np.zeros(top + 1, dtype=bool)
+    seen[codes] = True
+    return int(np.count_nonzero(seen)) == len(codes)
 
 
 def _guess_table(raw: RawTable, table: str | None) -> str | None:
