@@ -214,6 +214,14 @@ def test_keys_are_told_distinct_or_repeated_by_flags_or_left_to_the_hash_when_sp
     assert not _all_distinct(np.array([0, 2**40]))  # too wide to flag: the duplicate check hashes them
 
 
+def test_only_cells_that_can_begin_a_totals_row_are_matched_and_every_one_is():
+    from analytics.data.importer import _TOTALS_ROW, _TOTALS_STARTS, _matching
+
+    cells = pd.Series(["100001", "Total", "sub-total", "\u017fubtotal", "All  Schools", "Totals:", "Allen", "S1"])
+    assert _matching(cells, _TOTALS_ROW, _TOTALS_STARTS).tolist() == cells.str.match(_TOTALS_ROW).tolist() == [
+        False, True, True, True, True, True, False, False]
+
+
 def test_metrics_value_is_computed_from_counts(seeded):
     csv = "school_id,school_year,metric,student_group,numerator,denominator,value\nS1,2024,read_proficient,ALL,30,40,\n"
     assert import_bytes(seeded, [("metrics.csv", csv.encode())]).ok

@@ -35,6 +35,8 @@ SUPPRESSION_MARK = re.compile(
 _MARK_STARTS = frozenset("*\u2020\u2021~nNpPdD<>\u2264\u2265-\u2014.")
 # Rows a spreadsheet adds for people: "Total", "District total", "All schools", "Grand total".
 _TOTALS_ROW = re.compile(r"^((grand|district|sub)[\s-]*)?totals?:?$|^all\s+schools$", re.IGNORECASE)
+# The first character of every cell _TOTALS_ROW matches (IGNORECASE also folds the long s, U+017F, to s).
+_TOTALS_STARTS = frozenset("gGdDsStTaA\u017f")
 # Student-level tables hold pseudonymous keys only (DESIGN §2); a column like these is refused, not ignored.
 STUDENT_LEVEL_TABLES = ("incidents", "pl_assessments")
 _PERSONAL_COLUMN = re.compile(r"(^|_)(first|last|middle|full|given|family|sur)?_?name$|^name$|birth|dob$|ssn|"
@@ -128,12 +130,18 @@ def _problems(raw: RawTable, column: str, text: pd.Series, mask: pd.Series, reas
 
 
 def _suppressed(text: pd.Series) -> pd.Series:
-    """`SUPPRESSION_MARK` over stripped cells. The Python regex runs cell by cell, so it runs only on cells
-    whose first character can begin a mark (a vectorised test): numbers, codes and names never reach it."""
-    maybe = text.str[:1].isin(_MARK_STARTS).to_numpy(dtype=bool)
+    """`SUPPRESSION_MARK` over stripped cells."""
+    return _matching(text, SUPPRESSION_MARK, _MARK_STARTS)
+
+
+def _matching(text: pd.Series, pattern: re.Pattern, starts: frozenset[str]) -> pd.Series:
+    """Whether each cell matches ``pattern``, whose every match begins with one of ``starts``. The Python regex
+    runs cell by cell, so it runs only on cells whose first character is one of them (a vectorised test):
+    numbers, codes and names never reach it (a state's 10,000 school ids: 0.025 s of CPU for the regex)."""
+    maybe = text.str[:1].isin(starts).to_numpy(dtype=bool)
     marked = np.zeros(len(text), dtype=bool)
     if maybe.any():
-        marked[maybe] = text[maybe].str.match(SUPPRESSION_MARK).to_numpy(dtype=bool)
+        marked[maybe] = text[maybe].str.match(pattern).to_numpy(dtype=bool)
     return pd.Series(marked, index=text.index)
 
 
@@ -293,7 +301,7 @@ def _check_distinct(text: pd.Series, spec: schema.ColumnSpec, ctx: _Context) -> 
     if kind == schema.METRIC:
         flag(present & ~_known(text, ctx.metric_ids), "unknown metric (not built in and not in metric_definitions)")
     if spec.name == "school_id":
-        flag(present & text.str.match(_TOTALS_ROW), "a totals row, not a school: remove total and subtotal rows")
+        flag(present & _matching(text, _TOTALS_ROW, _TOTALS_STARTS), "a totals row, not a school: remove total and subtotal rows")
     if kind == schema.SCHOOL:
         flag(present & ~_known(text, ctx.school_ids), "unknown school_id (not in the schools table)")
     elif kind == schema.PROGRAM:
