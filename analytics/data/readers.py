@@ -210,7 +210,7 @@ def _read_fast(body: bytes, delimiter: str) -> pd.DataFrame | None:
     table = pa_csv.read_csv(
         pa.py_buffer(body),
         parse_options=pa_csv.ParseOptions(delimiter=delimiter, ignore_empty_lines=True),
-        convert_options=pa_csv.ConvertOptions(default_column_type=pa.string(), null_values=[],
+        convert_options=pa_csv.ConvertOptions(default_column_type=pa.large_string(), null_values=[],
                                               strings_can_be_null=False, quoted_strings_can_be_null=False))
     if len(set(table.column_names)) < table.num_columns:
         return None
