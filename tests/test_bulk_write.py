@@ -265,6 +265,10 @@ def test_a_years_rows_are_put_in_partition_order_as_sort_values_puts_them():
     pd.testing.assert_frame_equal(storage._in_partition_order("metrics", rows), expected)
     labels = storage._in_partition_order("metrics", rows, columns=False)
     assert labels.columns.empty and labels.index.tolist() == expected.index.tolist()
+    raw = read_csv_bytes("metrics.csv", rows.to_csv(index=False).encode())  # factorized once, for the checks too
+    assert raw.factorized("metric") is raw.factorized("metric")
+    ordered = storage._in_partition_order("metrics", raw.frame, columns=False, factorized=raw.factorized)
+    assert ordered.index.tolist() == expected.index.tolist()
 
 
 def test_an_imports_transaction_alone_sorts_index_builds_in_more_memory(pg_district):

@@ -177,8 +177,12 @@ def _check_column(raw: RawTable, spec: schema.ColumnSpec, ctx: _Context,
     file: :func:`_as_written` is asked of text columns always) is kept as read rather than rebuilt.
     """
     index = raw.frame.index
-    column = raw.frame[spec.name] if spec.name in raw.frame else pd.Series("", index=index)
-    codes, uniques = pd.factorize(column.astype(str), sort=False)
+    if spec.name in raw.frame:
+        column = raw.frame[spec.name]
+        codes, uniques = raw.factorized(spec.name)
+    else:
+        column = pd.Series("", index=index)
+        codes, uniques = pd.factorize(column, sort=False)
     values_u, reasons_u, skip_u = _check_distinct(pd.Series(uniques, dtype=str).str.strip(), spec, ctx)
     texts = pd.Series(uniques)
     as_written = (raw.csv_lines is not None or spec.kind in _WRITTEN_TEXTS) and _as_written(texts, values_u, spec.kind)
@@ -724,14 +728,16 @@ def _early_write(engine: Engine, tables: list[tuple[RawTable, str]] | None,
     if (order is None or raw.csv_lines is None or len(raw.frame) < storage.DIRECT_COPY_MIN_ROWS
             or not order <= set(raw.frame.columns)):
         return None
-    years = pd.unique(raw.frame["school_year"])
+    years = raw.factorized("school_year")[1]
     if len(years) != 1 or not re.fullmatch(_WRITTEN_NUMBERS[schema.YEAR], str(years[0])):
         return None
     head = RawTable(raw.source, raw.name_hint, raw.frame.iloc[:EARLY_SAMPLE_ROWS], raw.first_data_line,
                     csv_lines=raw.csv_lines)
     if validate_table(head, table, ctx)[0].lines is None:
         return None
-    return storage.EarlyYearWrite(engine, table, int(years[0]), raw.frame, raw.csv_lines)
+    for name in storage.partition_order(table):  # here, before the write's thread orders the rows by them
+        raw.factorized(name)
+    return storage.EarlyYearWrite(engine, table, int(years[0]), raw.frame, raw.csv_lines, raw.factorized)
 
 
 def import_bytes(engine: Engine, files: Sequence[tuple[str, bytes]], table: str | None = None,

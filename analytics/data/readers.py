@@ -60,6 +60,16 @@ class RawTable:
     # The file's own lines, data line i the row labelled i of `frame` (:class:`CsvLines`); None when they are
     # not so plain (quotes, another delimiter, a workbook, a dropped line).
     csv_lines: CsvLines | None = None
+    _factorized: dict[str, tuple[np.ndarray, pd.Index]] = field(default_factory=dict, init=False, repr=False,
+                                                                compare=False)
+
+    def factorized(self, column: str) -> tuple[np.ndarray, pd.Index]:
+        """`pd.factorize` of one column's texts (each row's code, -1 for a missing cell, and the distinct texts in
+        order of first appearance), worked out once: the checks and the early write of a new year's file both
+        need the key's (a state's new year of metrics: 0.015 s of CPU a column)."""
+        if column not in self._factorized:
+            self._factorized[column] = pd.factorize(self.frame[column].astype(str), sort=False)
+        return self._factorized[column]
 
 
 def known_columns() -> set[str]:
