@@ -179,7 +179,7 @@ def _check_column(raw: RawTable, spec: schema.ColumnSpec, ctx: _Context,
     index = raw.frame.index
     if spec.name in raw.frame:
         column = raw.frame[spec.name]
-        codes, uniques = raw.factorized(spec.name)
+        codes, uniques = raw.factorized(spec.name, keep=False)  # the early write's columns are kept already
     else:
         column = pd.Series("", index=index)
         codes, uniques = pd.factorize(column, sort=False)

@@ -63,13 +63,17 @@ class RawTable:
     _factorized: dict[str, tuple[np.ndarray, pd.Index]] = field(default_factory=dict, init=False, repr=False,
                                                                 compare=False)
 
-    def factorized(self, column: str) -> tuple[np.ndarray, pd.Index]:
+    def factorized(self, column: str, keep: bool = True) -> tuple[np.ndarray, pd.Index]:
         """`pd.factorize` of one column's texts (each row's code, -1 for a missing cell, and the distinct texts in
-        order of first appearance), worked out once: the checks and the early write of a new year's file both
-        need the key's (a state's new year of metrics: 0.015 s of CPU a column)."""
-        if column not in self._factorized:
-            self._factorized[column] = pd.factorize(self.frame[column].astype(str), sort=False)
-        return self._factorized[column]
+        order of first appearance), worked out once when kept (``keep``): the checks and the early write of a new
+        year's file both need the key's (a state's new year of metrics: 0.015 s of CPU a column). A column asked
+        for once is not kept (a state's year: 10 MB of codes a column)."""
+        if column in self._factorized:
+            return self._factorized[column]
+        factorized = pd.factorize(self.frame[column].astype(str), sort=False)
+        if keep:
+            self._factorized[column] = factorized
+        return factorized
 
 
 def known_columns() -> set[str]:
