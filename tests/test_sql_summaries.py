@@ -613,6 +613,22 @@ def test_colours_made_in_sql_round_ties_as_the_dashboard_does(engine, value, pre
 
 
 
+@pytest.mark.parametrize("bounds", [(88.04999999999998, 91.04999999999998, 94.05, 96.04999999999998),
+                                    (-2.0500000000000003, -0.45, 0.44999999999999996, 2.05)])
+def test_levels_count_the_bounds_below_a_value_to_the_last_bit(engine, bounds):
+    """A status or change level is how many cut points the value is above: PostgreSQL counts them with
+    ``width_bucket`` (the value written once), SQLite with a ``CASE``; the same level at each bound, at the
+    doubles on either side of it, far from them and with no value."""
+    values = [None, -1e9, 1e9, *[x for b in bounds for x in (math.nextafter(b, -math.inf), b, math.nextafter(b, math.inf))]]
+    with engine.connect() as conn:
+        for v in values:
+            number = sa.cast(sa.null(), sa.Float) if v is None else sa.literal(v, sa.Float)
+            got = conn.execute(sa.select(aggregates._BoundsBelow(number, bounds))).scalar_one()
+            assert got == (None if v is None else sum(v > b for b in bounds)), v
+    compiled = str(sa.select(aggregates._BoundsBelow(sa.literal(1.0, sa.Float), bounds)).compile(engine))
+    assert ("width_bucket" in compiled) is (engine.dialect.name == "postgresql")
+
+
 @pytest.mark.parametrize(("metric", "value", "possible"), [
     ("attendance_rate", 94.04, True),  # rounds to 94.0: Medium, Orange when it declined
     ("attendance_rate", 94.05, False),  # rounds to 94.1: High, Yellow at worst
