@@ -188,6 +188,14 @@ def test_district_risks_from_sql_match_pandas(discipline_demo):
     assert len(got.risks) > 100
 
 
+def test_an_outcome_counted_in_one_row_is_an_outcome_and_one_counted_nowhere_is_not(engine):
+    frames = _discipline_demo_frames()
+    discipline = frames["discipline"].assign(law_referrals=np.nan, students_expelled=np.nan)
+    discipline.loc[discipline.index[-1], "students_expelled"] = 1
+    storage.replace_all(engine, {**frames, "discipline": discipline})
+    assert aggregates.discipline_outcomes(engine) == ("suspension", "iss", "oss", "expulsion")
+
+
 def test_disproportionality_of_a_cluster_with_the_district_risks(discipline_demo):
     from analytics.stats.disproportionality import disproportionality
 

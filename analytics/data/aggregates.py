@@ -599,12 +599,15 @@ def _scope_sums(engine: Engine, stmt: sa.Select, keys: list[str]) -> pd.DataFram
 
 
 def discipline_outcomes(engine: Engine) -> tuple[str, ...]:
-    """The disproportionality outcomes with a known count anywhere in the discipline table."""
+    """The disproportionality outcomes with a known count anywhere in the discipline table: one ``EXISTS`` each,
+    which stops at the first known count (counting them read every row: 0.13 s of the database's time at
+    10,000 schools, in every district risks)."""
     d = schema.discipline
     outcomes = {"suspension": _outcome_count(d, "suspension"), **{o: d.c[c] for o, c in _OUTCOME_COLUMNS.items()}}
     with engine.connect() as conn:
-        row = conn.execute(sa.select(*[sa.func.count(col).label(o) for o, col in outcomes.items()])).one()
-    return tuple(o for o in outcomes if row._mapping[o] > 0)
+        row = conn.execute(sa.select(*[sa.exists().where(col.is_not(None)).label(o)
+                                       for o, col in outcomes.items()])).one()
+    return tuple(o for o in outcomes if row._mapping[o])
 
 
 # PostgreSQL's settings for the district risks' sums per year and group: the planner estimates the group rows
