@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from analytics.data import schema, storage
 from analytics.data.importer import import_bytes
+from analytics.workspace import goals as goal_rules
 from analytics.workspace import records
 from analytics.workspace import views as workspace
 
@@ -226,6 +227,29 @@ def test_public_changes_name_the_change_not_the_numbers(sqlite_district):
     goal = public[public["change"] == "goal_off_track"]
     assert goal["detail"].tolist() == ["a School Performance Plan goal is now off track"]
     assert not public["detail"].str.contains(r"\d+\.\d").any()
+
+
+def test_the_districts_goals_find_their_schools_in_the_goals_table_not_in_a_list_of_ids(district):
+    """Every goal of the district: each metric and group's schools and those with an imported suspension rate
+    are found by a subquery of the goals table (no id list to render), the same rows as from the goals' ids."""
+    with district.begin() as conn:
+        storage.upsert(conn, "discipline", pd.DataFrame({"school_id": "102", "school_year": [2024, 2025],
+                                                         "student_group": "ALL", "enrolled": [400, 410],
+                                                         "students_suspended": [12, 20]}))
+    for goal in (GOAL, {**GOAL, "goal_id": "G3", "school_id": "102", "metric": "suspension_rate"}):
+        records.create(district, "school_goals", goal, "ana")
+    goals = records.load(district, "school_goals")
+    keys = ["school_id", "metric", "student_group", "school_year"]
+    listed = workspace.goal_metric_rows(district, goals).sort_values(keys, ignore_index=True)
+    found = workspace.goal_metric_rows(district, goals, every_goal=True).sort_values(keys, ignore_index=True)
+    pd.testing.assert_frame_equal(found, listed)
+    assert set(listed["metric"]) == {"read_proficient", "suspension_rate"}
+    for stmt in storage.metrics_any_statements(workspace.goal_metric_conditions(goals, every_goal=True)):
+        assert not {"101", "102"} & set(stmt.compile().params.values())
+    pd.testing.assert_frame_equal(workspace.goals_progress(district)[1],
+                                  goal_rules.goal_progress(goals, listed, workspace.directions(district),
+                                                           dict(zip(SCHOOLS["school_id"], SCHOOLS["school_name"], strict=True)),
+                                                           2025))
 
 
 def test_goals_read_the_rows_of_their_own_metric_group_and_school_each_by_the_metric_and_group_index(district):

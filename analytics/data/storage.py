@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from analytics.config import DEFAULT_SQLITE_PATH, database_url, server_settings
 from analytics.data import schema
@@ -1112,6 +1114,36 @@ def release_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to do
         pass
+
+
+class _Among(sa.sql.expression.ColumnElement):
+    """A column's value is among a subquery's: ``IN (SELECT ...)``, but on PostgreSQL ``= ANY(ARRAY(SELECT
+    ...))``, whose values are read once and looked up as a list's are (an index scan per partition with them
+    all), where the planner joined ``IN``'s and looked each one up in every partition (twice the time)."""
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement),
+                           ("values", InternalTraversal.dp_clauseelement)]
+    type = sa.Boolean()
+
+    def __init__(self, column: sa.ColumnElement, values: sa.Select):
+        self.column, self.values = column, values
+
+
+@compiles(_Among)
+def _among_in(element: _Among, compiler, **kw) -> str:
+    return compiler.process(element.column.in_(element.values), **kw)
+
+
+@compiles(_Among, "postgresql")
+def _among_array(element: _Among, compiler, **kw) -> str:
+    values = sa.func.array(element.values.scalar_subquery())
+    return compiler.process(element.column == sa.any_(values), **kw)
+
+
+def among(column: sa.ColumnElement, values: sa.Select) -> sa.ColumnElement[bool]:
+    """Whether `column` is one of the values `values` selects (one column), read the way a list of them is."""
+    return _Among(column, values)
 
 
 def _filtered(table: sa.Table, **filters: Iterable | None) -> sa.Select:
