@@ -37,6 +37,7 @@ from pages.ui.viewer import public_cells
 
 PROFILE_COLUMNS = ["Metric", "Group", "School (%)", "ci_low", "ci_high", "denominator", "district_value",
                    "vs_district", "target", "gap", "note"]
+PROFILE_SOURCES = {"School (%)": "value"}  # the profile's column a shown number is (the others keep their names)
 
 
 def profile_table(show: pd.DataFrame, school_id: str, year: int, public: bool):
@@ -148,7 +149,7 @@ class _Block:
     school's rows are given back in their own types), and each school's rows in it."""
 
     def __init__(self, views: dict[str, OpeningView], trends: list[pd.DataFrame], discipline: pd.DataFrame,
-                 display: pd.DataFrame | None = None, year: int = 0):
+                 display: pd.DataFrame | None = None, year: int = 0, profiles: pd.DataFrame | None = None):
         self.views = views
         every = pd.concat(trends, ignore_index=True) if trends else None
         self.trends, self.trend_texts = loaders.texts_as_categories(every) if trends else (None, {})
@@ -161,7 +162,7 @@ class _Block:
         self.discipline, self.discipline_texts = loaders.texts_as_categories(made[0]) if made else (None, {})
         self.discipline_config = made[1] if made else None
         self.discipline_at = _positions(pd.DataFrame({"school_id": current["school_id"].to_numpy()}))
-        self.profiles = _ProfileTables(display, year) if display is not None else None
+        self.profiles = _ProfileTables(display, year, profiles) if display is not None else None
 
 
 def _positions(frame: pd.DataFrame | None) -> dict[str, np.ndarray]:
@@ -176,17 +177,22 @@ def _rows(frame: pd.DataFrame, texts: dict, at: dict[str, np.ndarray], school_id
 class _ProfileTables:
     """A block's profile tables as staff see them (:func:`profile_table` of each school's
     :func:`~analytics.outputs.school_view.profile_display`), made once for the block and kept compact: the table
-    downloaded, every school's rows one after another (text columns as categories), and the text the table
-    people read shows in place of numbers where a school's column has a gap. Which columns a school's table
-    drops (nothing in them) or shows as text (a gap in them) is the same for schools whose columns are empty
-    and gapped alike, so :func:`profile_table` is called once for each such set of schools: it does to each
-    column of theirs what it does to one school's."""
+    downloaded, every school's rows one after another, and the text the table people read shows in place of
+    numbers where a school's column has a gap. The downloaded table's numbers are the block's profile numbers
+    (`profiles`, kept by :class:`pages.ui.loaders.SchoolProfiles`) in the display's order, blank where a small
+    group's are hidden: only the profile rows they come from and the blanks are kept, and each school's are taken
+    again when its table is read (0.9 MiB less a block of 100 schools; DESIGN §8 memory bar). Which columns a
+    school's table drops (nothing in them) or shows as text (a gap in them) is the same for schools whose columns
+    are empty and gapped alike, so :func:`profile_table` is called once for each such set of schools: it does to
+    each column of theirs what it does to one school's."""
 
-    def __init__(self, display: pd.DataFrame, year: int):
+    def __init__(self, display: pd.DataFrame, year: int, profiles: pd.DataFrame):
         schools = display["school_id"].to_numpy()
         self.at = {school: (int(rows[0]), int(rows[-1]) + 1)  # a school's rows are together (the display's order)
                    for school, rows in display.groupby(schools, sort=False).indices.items()}
-        self.shown, self.shown_texts = loaders.texts_as_categories(display[PROFILE_COLUMNS])
+        self._numbers(display, profiles)
+        self.labels, self.label_texts = loaders.texts_as_categories(
+            display[[c for c in PROFILE_COLUMNS if c not in self.numbers]])
         self.layout: dict[str, tuple[tuple[str, ...], tuple[str, ...], dict]] = {}
         texts: dict[str, pd.Series] = {}
         for alike in _alike(display, schools).values():
@@ -201,6 +207,38 @@ class _ProfileTables:
             self.layout.update(dict.fromkeys(alike, layout))
         self.texts, self.text_types = loaders.texts_as_categories(pd.DataFrame(texts, index=display.index))
 
+    def _numbers(self, display: pd.DataFrame, profiles: pd.DataFrame) -> None:
+        """Which shown number columns are the profile's (`_row`: each display row's profile row), and where they
+        are blank though the profile has a number; a column that is not (none today) is kept as shown."""
+        self.profiles, self.rows = profiles, display["_row"].to_numpy(np.int32)
+        self.numbers: dict[str, tuple[str, np.ndarray | None]] = {}
+        blanks: list[np.ndarray] = []
+        for col in PROFILE_COLUMNS:
+            source = PROFILE_SOURCES.get(col, col)
+            if source not in profiles.columns or display[col].dtype != np.float64 \
+                    or profiles[source].dtype != np.float64:
+                continue
+            taken, shown = profiles[source].to_numpy()[self.rows], display[col].to_numpy()
+            blank = np.isnan(shown) & ~np.isnan(taken)
+            if np.array_equal(np.where(blank, np.nan, taken), shown, equal_nan=True):
+                same = next((known for known in blanks if np.array_equal(known, blank)), None)
+                if same is None and blank.any():
+                    blanks.append(same := blank)  # small groups hide every number of theirs: one mask
+                self.numbers[col] = (source, same)
+
+    def _shown(self, start: int, stop: int) -> pd.DataFrame:
+        labels = loaders.rows_as_read(self.labels, slice(start, stop), self.label_texts)
+        rows = self.rows[start:stop]
+        columns = {}
+        for col in PROFILE_COLUMNS:
+            if col not in self.numbers:
+                columns[col] = labels[col].array
+                continue
+            source, blank = self.numbers[col]
+            values = self.profiles[source].to_numpy()[rows]
+            columns[col] = values if blank is None else np.where(blank[start:stop], np.nan, values)
+        return pd.DataFrame(columns, columns=PROFILE_COLUMNS)
+
     def of(self, school_id: str):
         """The school's (readable table, its column settings, table downloaded), as :func:`profile_table` gives
         them for its profile; None for a school the block has no profile rows of."""
@@ -208,7 +246,7 @@ class _ProfileTables:
             return None
         start, stop = self.at[school_id]
         dropped, as_text, config = self.layout[school_id]
-        shown = loaders.rows_as_read(self.shown, slice(start, stop), self.shown_texts)
+        shown = self._shown(start, stop)
         text = loaders.rows_as_read(self.texts[list(as_text)], slice(start, stop), self.text_types)
         readable = pd.DataFrame({col: (text if col in as_text else shown)[col].array for col in shown.columns
                                  if col not in dropped})
@@ -322,8 +360,9 @@ class OpeningViews:
                                 lambda m: higher.get(m, True)),
                 choices[0], groups)
             trends.append(trend_rows(own, choices[0], groups))
-        display = profile_display(profiles[profiles["school_id"].isin(list(views))], labels)
-        return _Block(views, trends, discipline[discipline["school_year"] == year], display, year)
+        with_view = profiles["school_id"].isin(list(views)).to_numpy()
+        display = profile_display(profiles[with_view].assign(_row=np.flatnonzero(with_view)), labels)
+        return _Block(views, trends, discipline[discipline["school_year"] == year], display, year, frame)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
