@@ -7,6 +7,7 @@ import threading
 import time
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 import streamlit as st
@@ -400,6 +401,23 @@ def test_rows_kept_with_their_texts_as_categories_read_back_as_they_were_missing
     read = loaders._as_read(kept)
     pd.testing.assert_frame_equal(read, rows)
     assert read["school_id"].isna().tolist() == [False, False, True]
+
+
+def test_profile_numbers_kept_narrowed_read_back_as_they_were():
+    """Every school's profile keeps a block's one year and the district's few figures as categories and whole counts
+    as 32-bit integers (memory); a school's rows read back are the very same frame, missing values and -0.0 kept."""
+    n = 64
+    rows = pd.DataFrame({"school_id": [f"S{i // 4}" for i in range(n)], "school_year": [2025] * n,
+                         "denominator": [float(10 * i) for i in range(n)],
+                         "district_value": [np.nan if i % 8 == 0 else 50.5 for i in range(n)],
+                         "vs_district": [-0.0 if i == 3 else i / 7 for i in range(n)]})
+    kept, types = loaders.numbers_compact(rows)
+    assert isinstance(kept["school_year"].dtype, pd.CategoricalDtype) and kept["denominator"].dtype == np.int32
+    assert isinstance(kept["district_value"].dtype, pd.CategoricalDtype) and kept["vs_district"].dtype == np.float64
+    pd.testing.assert_frame_equal(loaders.rows_as_read(kept, slice(0, n), types), rows)
+    pd.testing.assert_frame_equal(loaders.rows_as_read(kept, slice(8, 12), types),
+                                  rows.iloc[8:12].reset_index(drop=True))
+    assert np.signbit(loaders.rows_as_read(kept, slice(3, 4), types)["vs_district"].iloc[0])
 
 
 _PINNED_PAGE = """\

@@ -540,8 +540,8 @@ class SchoolProfiles:
             storage.load_metrics(eng, years=[year], school_ids=ids),
             storage.load_discipline(eng, years=[year], school_ids=ids), derived), storage.IMPORTS)
         ordered, where = profile_slices(school_profiles(rows, year, _district_figures(self.version, year)))
-        categorical, texts = texts_as_categories(ordered)
-        return categorical, where, texts
+        compact, types = numbers_compact(ordered)
+        return compact, where, types
 
     def block(self, block: int) -> tuple[list[str], pd.DataFrame, dict[str, tuple[int, int]], dict]:
         """A block's schools, and its profiles made (if not yet): the frame, each school's rows in it, the text
@@ -576,17 +576,42 @@ def texts_as_categories(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return frame.astype({col: "category" for col in texts}), texts
 
 
+def numbers_compact(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """:func:`texts_as_categories`, and number columns held in fewer bytes that give back the very same values:
+    a column of few distinct values (a block's one school year, the district's figure of each metric and group)
+    as categories, whole counts as 32-bit integers. Every school's profile keeps 16 columns of 14,000 rows a
+    block (DESIGN §8 memory bar); :func:`rows_as_read` gives a school's rows back in their own types."""
+    kept, types = texts_as_categories(frame)
+    narrowed = {}
+    for col, dtype in frame.dtypes.items():
+        if col in types or dtype not in (np.int64, np.float64) or not len(frame):
+            continue
+        values = frame[col].to_numpy()
+        if dtype == np.float64 and (np.signbit(values) & (values == 0)).any():
+            continue  # -0.0 would come back as 0.0 from categories
+        if pd.unique(values).size <= len(values) // 16:
+            narrowed[col] = "category"
+        elif (dtype == np.int64 or not np.isnan(values).any() and (values == np.round(values)).all()) \
+                and np.abs(values).max() < 2**31:
+            narrowed[col] = np.int32
+    return kept.astype(narrowed), types | {col: dtype for col, dtype in frame.dtypes.items() if col in narrowed}
+
+
 def rows_as_read(frame: pd.DataFrame, rows: slice | np.ndarray, texts: dict) -> pd.DataFrame:
-    """Rows of a frame of :func:`texts_as_categories` (a school's), with its text columns given back in their own
-    types (`texts`): ``frame.iloc[rows].reset_index(drop=True).astype(texts)``, made column by column from the
-    categories and codes, several times faster on a school's rows (a school's first view reads a few of them)."""
+    """Rows of a frame of :func:`texts_as_categories` or :func:`numbers_compact` (a school's), with those columns
+    given back in their own types (`texts`): ``frame.iloc[rows].reset_index(drop=True).astype(texts)``, made column
+    by column from the categories and codes, several times faster on a school's rows (a school's first view reads
+    a few of them)."""
     columns = {}
     for col in frame.columns:
         values = frame[col].array[rows]
         if col in texts:
-            if not isinstance(values, pd.Categorical) or values.categories.dtype != texts[col]:
+            if isinstance(values, pd.Categorical) and values.categories.dtype == texts[col]:
+                values = values.categories.array.take(values.codes, allow_fill=True)
+            elif isinstance(values, pd.Categorical) or texts[col] not in (np.int64, np.float64):
                 return frame.iloc[rows].reset_index(drop=True).astype(texts)
-            values = values.categories.array.take(values.codes, allow_fill=True)
+            else:  # narrowed numbers
+                values = values.to_numpy().astype(texts[col])
         columns[col] = values
     return pd.DataFrame(columns, columns=frame.columns)
 

@@ -149,7 +149,7 @@ class _Block:
     school's rows are given back in their own types), and each school's rows in it."""
 
     def __init__(self, views: dict[str, OpeningView], trends: list[pd.DataFrame], discipline: pd.DataFrame,
-                 display: pd.DataFrame | None = None, year: int = 0, profiles: pd.DataFrame | None = None):
+                 display: pd.DataFrame | None = None, year: int = 0, profiles: tuple[pd.DataFrame, dict] = (None, {})):
         self.views = views
         every = pd.concat(trends, ignore_index=True) if trends else None
         self.trends, self.trend_texts = loaders.texts_as_categories(every) if trends else (None, {})
@@ -186,7 +186,7 @@ class _ProfileTables:
     are empty and gapped alike, so :func:`profile_table` is called once for each such set of schools: it does to
     each column of theirs what it does to one school's."""
 
-    def __init__(self, display: pd.DataFrame, year: int, profiles: pd.DataFrame):
+    def __init__(self, display: pd.DataFrame, year: int, profiles: tuple[pd.DataFrame, dict]):
         schools = display["school_id"].to_numpy()
         self.at = {school: (int(rows[0]), int(rows[-1]) + 1)  # a school's rows are together (the display's order)
                    for school, rows in display.groupby(schools, sort=False).indices.items()}
@@ -210,21 +210,25 @@ class _ProfileTables:
     def _numbers(self, display: pd.DataFrame, profiles: pd.DataFrame) -> None:
         """Which shown number columns are the profile's (`_row`: each display row's profile row), and where they
         are blank though the profile has a number; a column that is not (none today) is kept as shown."""
-        self.profiles, self.rows = profiles, display["_row"].to_numpy(np.int32)
+        (self.profiles, self.profile_types), self.rows = profiles, display["_row"].to_numpy(np.int32)
         self.numbers: dict[str, tuple[str, np.ndarray | None]] = {}
         blanks: list[np.ndarray] = []
         for col in PROFILE_COLUMNS:
             source = PROFILE_SOURCES.get(col, col)
-            if source not in profiles.columns or display[col].dtype != np.float64 \
-                    or profiles[source].dtype != np.float64:
+            if source not in self.profiles.columns or display[col].dtype != np.float64 \
+                    or self.profile_types.get(source, self.profiles[source].dtype) != np.float64:
                 continue
-            taken, shown = profiles[source].to_numpy()[self.rows], display[col].to_numpy()
+            taken, shown = self._taken(source, self.rows), display[col].to_numpy()
             blank = np.isnan(shown) & ~np.isnan(taken)
             if np.array_equal(np.where(blank, np.nan, taken), shown, equal_nan=True):
                 same = next((known for known in blanks if np.array_equal(known, blank)), None)
                 if same is None and blank.any():
                     blanks.append(same := blank)  # small groups hide every number of theirs: one mask
                 self.numbers[col] = (source, same)
+
+    def _taken(self, source: str, rows: np.ndarray) -> np.ndarray:
+        """The profile's `source` numbers at `rows`, in their own type (the profile keeps some narrowed)."""
+        return np.asarray(self.profiles[source].array.take(rows), dtype=np.float64)
 
     def _shown(self, start: int, stop: int) -> pd.DataFrame:
         labels = loaders.rows_as_read(self.labels, slice(start, stop), self.label_texts)
@@ -235,7 +239,7 @@ class _ProfileTables:
                 columns[col] = labels[col].array
                 continue
             source, blank = self.numbers[col]
-            values = self.profiles[source].to_numpy()[rows]
+            values = self._taken(source, rows)
             columns[col] = values if blank is None else np.where(blank[start:stop], np.nan, values)
         return pd.DataFrame(columns, columns=PROFILE_COLUMNS)
 
@@ -362,7 +366,7 @@ class OpeningViews:
             trends.append(trend_rows(own, choices[0], groups))
         with_view = profiles["school_id"].isin(list(views)).to_numpy()
         display = profile_display(profiles[with_view].assign(_row=np.flatnonzero(with_view)), labels)
-        return _Block(views, trends, discipline[discipline["school_year"] == year], display, year, frame)
+        return _Block(views, trends, discipline[discipline["school_year"] == year], display, year, (frame, texts))
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
