@@ -41,7 +41,7 @@ def main() -> None:
     version = loaders.pinned_versions().imports
     began = time.process_time()
     schools = loaders._schools(version)
-    loaders._rp_rows(version), loaders._rp_metrics(version), loaders._metric_labels(version)
+    loaders._rp_rows(version), loaders._rp_metric_panels(version), loaders._metric_labels(version)
     reads_cpu = time.process_time() - began
     order = clusters_by_design(schools)
     every = max(1, len(order) // args.clusters) if args.clusters and args.spread else 1

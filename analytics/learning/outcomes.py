@@ -220,7 +220,7 @@ def rp_metric_panels(metrics: pd.DataFrame, schools: pd.DataFrame,
             for metric in outcomes}
 
 
-def rp_metric_impact(schools: pd.DataFrame, metrics: pd.DataFrame, school: str | None = None,
+def rp_metric_impact(schools: pd.DataFrame, metrics: pd.DataFrame | None, school: str | None = None,
                      outcomes: tuple[str, ...] = RP_METRIC_OUTCOMES,
                      settings: Settings = DEFAULT_SETTINGS,
                      panels: dict[str, SchoolRows] | None = None) -> pd.DataFrame:
@@ -229,7 +229,7 @@ def rp_metric_impact(schools: pd.DataFrame, metrics: pd.DataFrame, school: str |
 
     ``schools`` is the scope (district or a cluster); with ``school`` that one RP school is compared with
     every never-treated school of ``schools``, as ``rp_impact_for_school`` does. ``panels``: the district's
-    :func:`rp_metric_panels` (else made from ``metrics`` and ``schools``).
+    :func:`rp_metric_panels` (else made from ``metrics`` and ``schools``; with them ``metrics`` is not read).
     """
     starts = schools.set_index("school_id")["rp_start_year"].dropna()
     panels = panels if panels is not None else rp_metric_panels(metrics, schools, outcomes)
