@@ -367,6 +367,15 @@ def test_an_ascii_files_lines_are_its_own_bytes_and_another_files_its_text_encod
     assert read_csv_bytes("metrics.csv", latin).csv_lines.body == accented
 
 
+def test_a_utf16_file_without_a_byte_order_mark_is_read_as_its_text_encoded():
+    text = "school_id,school_year,metric,student_group,value\nS1,2024,read_proficient,ALL,30"  # no final line end
+    expected = read_csv_bytes("metrics.csv", text.encode())
+    for encoding in ("utf-16-le", "utf-16-be"):  # ASCII bytes, a NUL beside each character
+        raw = read_csv_bytes("metrics.csv", text.encode(encoding))
+        pd.testing.assert_frame_equal(raw.frame, expected.frame)
+        assert raw.csv_lines.body == expected.csv_lines.body == text.encode() + b"\n"
+
+
 @pytest.fixture
 def early_writes(monkeypatch) -> list[bool | None]:
     """What became of each early write of a new year's file: finished (True), not written so left to the write
