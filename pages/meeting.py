@@ -83,7 +83,7 @@ standard = dict(defaults)
 
 @ui.drawn
 def learning_views(version: int) -> list[ViewSpec]:
-    """The professional-learning view, when a programme has been imported (counted once per data version)."""
+    """The professional-learning view, when a programme has been imported (asked once per data version)."""
     return learning_specs(ui.engine())
 
 
