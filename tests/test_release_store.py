@@ -91,3 +91,21 @@ def test_a_decision_with_a_piece_withheld_is_used_but_not_kept(district, monkeyp
     release._CACHE.clear()  # the next start decides again, with time
     given = release.release_for(district, apart=False)
     assert not given.cells["piece_withheld"].any() and _decisions(district) == 1
+
+
+def test_a_server_keeps_only_the_lookups_and_they_give_the_same_states(district):
+    """What a server keeps for its shared views: states and hidden n as the whole decision gives them, for cells
+    of every state and for keys that are no cell, without the decision's counts and audit columns."""
+    whole = release.release_for(district, keep=False)
+    assert not release._CACHE  # the whole decision is not kept in the process
+    kept = whole.for_lookups()
+    assert list(kept.cells.columns) == ["state", "n_hidden"] and kept.cells["state"].dtype == release.LOOKUP_STATES
+    cells = whole.cells.reset_index()
+    assert {release.EXACT, release.HIDDEN} <= set(cells["state"])  # both kinds are looked up below
+    keys = pd.concat([cells, cells.head(3).assign(student_group="NOT A GROUP")], ignore_index=True)
+    args = (keys["unit"], keys["school_year"], keys["measure"], keys["student_group"])
+    (whole_state, whole_hidden), (kept_state, kept_hidden) = whole.states(*args), kept.states(*args)
+    assert list(kept_state) == list(whole_state) and list(kept_state[-3:]) == ["none"] * 3
+    assert list(kept_hidden) == list(whole_hidden)
+    assert release.release_for(district) is not whole and release.release_for(district, keep=False) is \
+        release.release_for(district)  # one kept already is the one returned

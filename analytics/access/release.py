@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # the exact audit (HiGHS, scipy.sparse: 0.6 s to import) is i
     from analytics.access.exact_audit import System
 
 EXACT, CODED_LOW, CODED_HIGH, HIDDEN = "exact", "low", "high", "hidden"
+LOOKUP_STATES = pd.CategoricalDtype([EXACT, CODED_LOW, CODED_HIGH, HIDDEN, "none"])  # "none": not a cell
 KEYS = ["unit", "school_year", "measure", "student_group"]
 CELL_COLUMNS = ["k", "n", "state", "n_hidden", "disclosed", "piece_withheld"]
 # Discipline outcomes (DESIGN §7 names) and the discipline columns they count; all share `enrolled`.
@@ -790,6 +791,13 @@ class Release:
     def disclosed(self) -> int:
         return int(self.cells["disclosed"].sum())
 
+    def for_lookups(self) -> Release:
+        """The release as a server keeps it for its shared views: each cell's state (a category) and whether its
+        n is hidden, all that :meth:`states` reads. The counts and the audit's columns are 85% of a decision's
+        memory (about 85 of 101 MiB at 2,000 schools x 6 years); the index is shared, not copied."""
+        cells = self.cells[["state", "n_hidden"]].astype({"state": LOOKUP_STATES})
+        return Release(cells, self.suspension_derived, self.withheld)
+
 
 def release_cells(schools: pd.DataFrame, metrics: pd.DataFrame,
                   discipline: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
@@ -846,7 +854,7 @@ DECISION_SHARE = 0.8
 
 
 def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bool = True,
-                apart: bool | None = None, timeout: float = DECISION_SECONDS) -> Release:
+                apart: bool | None = None, timeout: float = DECISION_SECONDS, keep: bool = True) -> Release:
     """The district's release decision from the database, decided once per state of its data.
 
     In this process it is kept per import version (only an import bumps it: a workspace edit changes no
@@ -857,28 +865,41 @@ def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bo
     (:func:`decide_apart`; ``apart=None``: when the inputs hold :data:`APART_FROM_ROWS` rows or more), so the
     server never holds the decision's working memory; when the child fails or runs past ``timeout``
     seconds every cell is withheld, and a decision with a piece withheld (for time, or a cell its audit left
-    pinned) is kept for this process only: neither is stored, so a restart decides again."""
+    pinned) is kept for this process only: neither is stored, so a restart decides again.
+
+    ``keep=False``: not kept in this process (a caller that keeps what it needs of it, as the server keeps
+    :meth:`Release.for_lookups`); one kept already is still returned."""
     from analytics.data import storage
 
     key = (str(engine.url), storage.import_version(engine), id(settings), complementary)
-    if key not in _CACHE:
+    if key in _CACHE:
+        return _CACHE[key]
+    release = _decided(engine, settings, complementary, apart, timeout)
+    if keep:
         if len(_CACHE) >= 4:
             _CACHE.pop(next(iter(_CACHE)))
-        schools, metrics = storage.load_schools(engine), storage.load_metrics(engine)
-        discipline = storage.load_discipline(engine)
-        fingerprint = decision_fingerprint(schools, metrics, discipline, settings, complementary)
-        release = _stored(engine, fingerprint)
-        if release is None:
-            if apart is None:
-                apart = len(metrics) + len(discipline) >= APART_FROM_ROWS
-            if apart:
-                release = decide_apart(schools, metrics, discipline, settings, complementary, timeout)
-            else:
-                release = build_release(schools, metrics, discipline, settings, complementary)
-            if not release.withheld and not release.cells["piece_withheld"].any():
-                _store(engine, fingerprint, release)
         _CACHE[key] = release
-    return _CACHE[key]
+    return release
+
+
+def _decided(engine, settings: Settings, complementary: bool, apart: bool | None, timeout: float) -> Release:
+    """:func:`release_for`'s decision: the stored one of the same inputs, or one decided (and stored) now."""
+    from analytics.data import storage
+
+    schools, metrics = storage.load_schools(engine), storage.load_metrics(engine)
+    discipline = storage.load_discipline(engine)
+    fingerprint = decision_fingerprint(schools, metrics, discipline, settings, complementary)
+    release = _stored(engine, fingerprint)
+    if release is None:
+        if apart is None:
+            apart = len(metrics) + len(discipline) >= APART_FROM_ROWS
+        if apart:
+            release = decide_apart(schools, metrics, discipline, settings, complementary, timeout)
+        else:
+            release = build_release(schools, metrics, discipline, settings, complementary)
+        if not release.withheld and not release.cells["piece_withheld"].any():
+            _store(engine, fingerprint, release)
+    return release
 
 
 def decide_apart(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame,
