@@ -330,3 +330,15 @@ def test_level5_as_the_page_makes_it_equals_the_straightforward_computation_to_t
     pd.testing.assert_frame_equal(fast.events, plain.events, check_exact=True)
     pd.testing.assert_frame_equal(fast.export_table(), plain.export_table(), check_exact=True)
     assert [lv.finding for lv in fast.levels] == [lv.finding for lv in plain.levels]
+
+
+def test_level_1_counts_its_sessions_with_thousands_separated():
+    """3,249 sessions read as the facts line above the chain writes them, not 3249."""
+    empty = {n: _schema_frame(n) for n in evaluation.PL_TABLES}
+    data = evaluation.program_data(pd.Series({"program": "P", "goal_metrics": "math_proficient"}), empty)
+    data.feedback_sessions = 3249
+    data.feedback = pd.DataFrame({"item": "The facilitator was well prepared", "response": [4, 5, 2],
+                                  "count": [1200, 900, 300]})
+    finding = evaluation._level1(data).finding
+    assert finding.startswith("Across 3,249 session(s), 88% agreed that \u201cThe facilitator was well prepared\u201d")
+    assert "n = 2,400 responses" in finding

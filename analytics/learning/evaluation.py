@@ -95,7 +95,7 @@ def _level1(data: ProgramData) -> LevelResult:
     rows = [_row(data, 1, f"% agree: {r.item}", r.pct_agree, r.ci_low, r.ci_high, r.n, method)
             for r in summary.itertuples()]
     best, worst = summary.iloc[0], summary.iloc[-1]
-    finding = (f"Across {data.feedback_sessions} session(s), {best['pct_agree']:.0f}% agreed that \u201c{best['item']}\u201d "
+    finding = (f"Across {data.feedback_sessions:,} session(s), {best['pct_agree']:.0f}% agreed that \u201c{best['item']}\u201d "
                f"(95% CI {best['ci_low']:.0f}-{best['ci_high']:.0f}%, n = {best['n']:,.0f} responses)")
     if len(summary) > 1:
         finding += (f"; the weakest item, \u201c{worst['item']}\u201d, had {worst['pct_agree']:.0f}% "
