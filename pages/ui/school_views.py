@@ -207,7 +207,7 @@ class _ProfileTables:
             self.layout.update(dict.fromkeys(alike, layout))
         self.texts, self.text_types = loaders.texts_as_categories(pd.DataFrame(texts, index=display.index))
 
-    def _numbers(self, display: pd.DataFrame, profiles: pd.DataFrame) -> None:
+    def _numbers(self, display: pd.DataFrame, profiles: tuple[pd.DataFrame, dict]) -> None:
         """Which shown number columns are the profile's (`_row`: each display row's profile row), and where they
         are blank though the profile has a number; a column that is not (none today) is kept as shown."""
         (self.profiles, self.profile_types), self.rows = profiles, display["_row"].to_numpy(np.int32)
