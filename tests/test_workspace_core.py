@@ -259,3 +259,10 @@ def test_each_school_and_kind_joins_its_own_first_details_when_rows_come_interle
     rows.loc[len(rows)] = ["1", "status_worsened", "a", "l8"]
     out = ch.combine([rows], schools, date(2025, 2, 27))
     assert out["detail"].iloc[-1] == "a; b; c; d; and 1 more" and out["link"].iloc[-1] == "l0"
+
+
+def test_the_summary_separates_thousands():
+    ids = [str(i) for i in range(1200)]
+    many = pd.DataFrame({"school_id": ids, "change": "status_worsened", "detail": "x", "since": "2025-02-27",
+                         "link": [f"school?school={i}" for i in ids]})
+    assert ch.summary(many) == "1,200 schools with changes: 1,200 status worsened."

@@ -188,9 +188,9 @@ def summary(changes: pd.DataFrame) -> str:
     if changes.empty:
         return "No school was newly flagged since the meeting."
     counts = changes["change"].value_counts()
-    parts = [f"{counts[k]} {CHANGE_LABELS[k].lower()}" for k in CHANGE_KINDS if k in counts]
+    parts = [f"{counts[k]:,} {CHANGE_LABELS[k].lower()}" for k in CHANGE_KINDS if k in counts]
     n = changes["school_id"].nunique()
-    text = f"{n} school{'s' if n != 1 else ''} with changes: " + ", ".join(parts) + "."
+    text = f"{n:,} school{'s' if n != 1 else ''} with changes: " + ", ".join(parts) + "."
     if "school_name" in changes and n > 1:
         most = changes.groupby("school_name")["change"].nunique().sort_values(ascending=False, kind="stable")
         text += " Most kinds of change: " + ", ".join(f"{name} ({k})" for name, k in most.head(3).items()) + "."
