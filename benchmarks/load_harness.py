@@ -189,15 +189,38 @@ READY_TIMEOUT_S = 180
 
 
 async def _settle(page) -> None:
-    """Wait until the script run has finished drawing (no running indicator twice in a row), bounded."""
+    """Wait for a first element, then until the script run has ended in two looks 250 ms apart (the app's root
+    states its run at once; Streamlit's status widget shows only after half a second of running), bounded."""
     await page.wait_for_selector(READY_SELECTOR, timeout=READY_TIMEOUT_S * 1000)
     quiet = 0
-    for _ in range(240):
-        running = await page.locator("[data-testid=stStatusWidget]").count()
-        quiet = 0 if running else quiet + 1
+    for _ in range(READY_TIMEOUT_S * 4):
+        state = await page.locator("[data-testid=stApp]").get_attribute("data-test-script-state")
+        quiet = quiet + 1 if state in ("notRunning", "compilationError") else 0
         if quiet >= 2:
             return
         await page.wait_for_timeout(250)
+    raise TimeoutError(f"the script run did not end within {READY_TIMEOUT_S} s")
+
+
+async def _what_shows(page, network: dict) -> str:
+    """What the page showed when a wait ran out: its run state, the status widget's words (running,
+    connecting…), its sidebar's elements and links, and its first words (a screenshot too, into the folder
+    `SSIF_LOAD_SHOTS` names)."""
+    try:
+        state = await page.locator("[data-testid=stApp]").get_attribute("data-test-script-state", timeout=2000)
+        status = await page.locator("[data-testid=stStatusWidget]").all_inner_texts()
+        kinds = await page.locator("[data-testid=stSidebar] [data-testid]").evaluate_all(
+            "nodes => nodes.map(n => n.dataset.testid).filter(t => t.startsWith('st') && !t.startsWith('stMarkdown'))")
+        links = await page.locator("[data-testid=stSidebar] a").all_inner_texts()
+        text = " ".join((await page.inner_text("body", timeout=2000)).split())
+        now = time.monotonic()
+        waiting = [f"{r.url.split('/')[-1][:40]} {now - t:.0f}s" for r, t in network["pending"].items()]
+        if os.environ.get("SSIF_LOAD_SHOTS"):
+            await page.screenshot(path=f"{os.environ['SSIF_LOAD_SHOTS']}/timeout-{time.monotonic():.0f}.png")
+        return (f"run {state}; status {status}; sidebar {kinds[:30]}; links {links}; requests waiting {waiting[:8]}; "
+                f"failed {network['failed'][:8]}; page: {text[:200]}")
+    except Exception as exc:  # noqa: BLE001 - a description for the report, never an error of its own
+        return f"(page not readable: {type(exc).__name__})"
 
 
 def _error_kind(exc: Exception) -> str:
@@ -227,6 +250,12 @@ async def _session(browser, urls: list[str], rounds: int, deadline: float, resul
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(READY_TIMEOUT_S * 1000)  # every wait the stated time-out, never Playwright's 30 s
     page = await context.new_page()
+    # What the browser still waits for when a view times out: requests sent and not answered, and failed ones.
+    network: dict = {"pending": {}, "failed": []}
+    page.on("request", lambda r: network["pending"].__setitem__(r, time.monotonic()))
+    page.on("requestfinished", lambda r: network["pending"].pop(r, None))
+    page.on("requestfailed", lambda r: (network["pending"].pop(r, None),
+                                        network["failed"].append(f"{r.url.split('/')[-1][:40]}: {r.failure}")))
     try:
         for _ in range(rounds):
             for index, label in CLICK_PATH:
@@ -241,10 +270,15 @@ async def _session(browser, urls: list[str], rounds: int, deadline: float, resul
                     if errors or "Traceback" in text or "not reachable" in text:
                         results["errors"].append({"url": url, "kind": "app_error", "what": text[:300]})
                 except Exception as exc:  # noqa: BLE001 - a time-out or crash is an error to count, not to raise
-                    results["errors"].append({"url": url, "kind": _error_kind(exc),
-                                              "what": f"{type(exc).__name__}: {exc}"[:300]})
+                    results["errors"].append({"url": url, "kind": _error_kind(exc), "step": label or "open link",
+                                              "what": f"{type(exc).__name__}: {exc}"[:300],
+                                              "seconds_in": round(time.monotonic() - started, 1),
+                                              "at_s": round(started - results["t0"], 1),
+                                              "showing": await _what_shows(page, network)})
                 results["views"] += 1
                 results["seconds"].append(time.monotonic() - started)
+                results["timeline"].append((round(started - results["t0"], 1), label or "open link",
+                                            round(time.monotonic() - started, 1)))
     finally:
         await context.close()
 
@@ -253,7 +287,7 @@ async def browse(urls: list[str], sessions: int, rounds: int, deadline_s: float)
     """`sessions` contexts of one Chromium (each its own cookies and Streamlit session), all at once."""
     from playwright.async_api import async_playwright
 
-    results: dict = {"views": 0, "errors": [], "seconds": []}
+    results: dict = {"views": 0, "errors": [], "seconds": [], "timeline": [], "t0": time.monotonic()}
     deadline = time.monotonic() + deadline_s
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
@@ -338,6 +372,7 @@ class ImportLoop(threading.Thread):
         super().__init__(daemon=True)
         self.engine, self.files, self.limit, self.pause_s = engine, files, limit, pause_s
         self.done = 0
+        self.landed_at: list[float] = []  # monotonic clock, to set beside the views' errors
         self.failures: list[str] = []
         self._halt = threading.Event()
 
@@ -346,6 +381,7 @@ class ImportLoop(threading.Thread):
 
         while not self._halt.is_set() and self.done < self.limit:
             report = import_bytes(self.engine, self.files, who="load test")
+            self.landed_at.append(time.monotonic())
             if not report.ok:
                 self.failures.append(report.problems[0].format())
                 return
@@ -398,7 +434,10 @@ def load_run(engine, app: AppServer, sessions: int, rounds: int, files: list[tup
         "navigation": "open the overview link, click Cluster, Growth gaps and Discipline in the sidebar, open a "
                       "school link; one Chromium, one context per session",
         "cpu_cores_used": cpu.cores,
-        "error_samples": results["errors"][:5], "imports_during_run": loop.done, "import_failures": loop.failures,
+        "error_samples": results["errors"][:30],
+        "slowest_views": [dict(zip(("at_s", "step", "seconds"), view, strict=True))
+                          for view in sorted(results["timeline"], key=lambda v: -v[2])[:12]], "imports_during_run": loop.done, "import_failures": loop.failures,
+        "imports_landed_at_s": [round(t - results["t0"], 1) for t in loop.landed_at],
         "wall_s": round(time.monotonic() - started, 2), "view_median_s": round(seconds[len(seconds) // 2], 2),
         "view_p95_s": round(seconds[int(len(seconds) * 0.95) - 1 if len(seconds) > 1 else 0], 2),
         "server_rss_before_mib": round(rss_before, 1), "server_rss_after_mib": round(app.rss_mib(), 1),
