@@ -41,12 +41,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from analytics.data.importer import import_files
+    from analytics.outputs.labels import counted
 
     report = import_files(_engine(), [Path(p) for p in args.files], table=args.table, who=_who())
     if not report.ok:
         for problem in report.problems:
             print(problem.format(), file=sys.stderr)
-        print(f"nothing imported: {len(report.problems)} problem(s)", file=sys.stderr)
+        print(f"nothing imported: {counted(len(report.problems), 'problem')}", file=sys.stderr)
         return 1
     for line in report.summary_lines():
         print(line)

@@ -6,6 +6,7 @@ import streamlit as st
 
 from analytics.data.catalog import group_label
 from analytics.outputs import charts_district as charts
+from analytics.outputs.labels import counted
 from analytics.stats.rates import two_proportion_test
 from analytics.stats.summaries import (
     MEDIAN,
@@ -192,7 +193,8 @@ def dots_view(version: int, cluster: str, metric: str, year: int, group: str, sh
     dots = ui.finished(charts.school_dot_plot, shown, label, district_kpi.value, subtitle=subtitle,
                        key=("cluster", version, cluster, metric, year, group, share, best_and_worst))
     ranked = shown.sort_values("value", ascending=False)
-    summary = (f"{label}, {group_label(group).lower()}, {ui.year_label(year)}: {len(ranked)} school(s) shown, from "
+    summary = (f"{label}, {group_label(group).lower()}, {ui.year_label(year)}: {counted(len(ranked), 'school')} "
+               "shown, from "
                f"{ranked['school_name'].iloc[0]} ({ui.fmt_pct(ranked['value'].iloc[0])}) to "
                f"{ranked['school_name'].iloc[-1]} ({ui.fmt_pct(ranked['value'].iloc[-1])}); district "
                f"{'median ' if value_only else ''}{ui.fmt_pct(district_kpi.value)} (dashed line).")

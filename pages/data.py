@@ -10,6 +10,7 @@ import streamlit as st
 from analytics.config import max_upload_bytes
 from analytics.data import importer, schema
 from analytics.data.dictionary import template_csv, templates_xlsx
+from analytics.outputs.labels import counted, for_count
 from pages import ui
 from pages.ui import data_views
 
@@ -43,12 +44,14 @@ with tab_import:
         payload = [(f.name, f.getvalue()) for f in files]
         report = importer.validate_bytes(engine, payload, table=chosen_table)
         for result in report.results:
-            with st.expander(f"Preview: {result.source} → {result.table} ({len(result.frame):,} rows)"):
+            with st.expander(f"Preview: {result.source} → {result.table} ({counted(len(result.frame), 'row')})"):
                 st.dataframe(result.frame.head(20), hide_index=True, width="stretch")
         for warning in report.warnings:
             st.warning(warning)
         if report.problems:
-            st.error(f"{len(report.problems):,} problem(s): nothing can be imported until they are fixed.")
+            n_problems = len(report.problems)
+            st.error(f"{counted(n_problems, 'problem')}: nothing can be imported until "
+                     f"{for_count(n_problems, 'it is', 'they are')} fixed.")
             problems = report.problems_frame()
             st.dataframe(problems, hide_index=True, width="stretch", height=320)
             st.download_button("Download the problems (CSV)", problems.to_csv(index=False).encode("utf-8"),

@@ -12,7 +12,7 @@ from analytics.data import storage
 from analytics.data.catalog import STUDENT_GROUPS, group_label, outcome_label
 from analytics.outputs import charts_equity
 from analytics.outputs.findings import rate_change_finding
-from analytics.outputs.labels import RATIO_TYPES
+from analytics.outputs.labels import RATIO_TYPES, counted, for_count
 from analytics.stats.run_charts import attach_cycles
 from pages import ui
 from pages.ui import rp_views
@@ -118,17 +118,20 @@ def findings(version: int, cluster: str, school: str, year: int, share: str | No
         lines.append(rate_change_finding(f"Suspension rate in {scope_name}", by_year.loc[year - 1, "s"],
                                          by_year.loc[year - 1, "enrolled"], by_year.loc[year, "s"],
                                          by_year.loc[year, "enrolled"], higher_is_better=False))
-    lines.append(f"{flags['school_id'].nunique()} school(s) in {scope_name} have a group with a suspension-type risk "
-                 f"ratio of 3.0 or more in each of the last 3 years (Maryland's rule)." if len(flags) else
+    flagged_schools = flags["school_id"].nunique()
+    lines.append(f"{counted(flagged_schools, 'school')} in {scope_name} {for_count(flagged_schools, 'has', 'have')} "
+                 "a group with a suspension-type risk ratio of 3.0 or more in each of the last 3 years "
+                 "(Maryland's rule)." if len(flags) else
                  f"No{' released' if withheld_flags else ''} group in {scope_name} meets the 3-year risk-ratio rule (3.0 or more in 3 consecutive years).")
     if withheld_flags:
         lines.append("Groups whose 3-year flag rests on an earlier year's suppressed ratio are not listed here.")
     derived_note = ""
     derived, unknown = int(all_rows["derived"].sum()), int(all_rows["derived_unknown"].sum())
     if derived:
-        derived_note = (f"{derived} school-year(s) had no ALL row: ALL was summed from the race/ethnicity "
-                        "rows." + (f" In {unknown} of them a race count was suppressed, so the summed suspension "
-                                   "count is unknown and left out (a partial sum would understate it)."
+        derived_note = (f"{counted(derived, 'school-year')} had no ALL row: ALL was summed from the race/ethnicity "
+                        "rows." + (f" {'In it' if derived == 1 else f'In {unknown} of them'} a race count was "
+                                   "suppressed, so the summed suspension count is unknown and left out (a partial "
+                                   "sum would understate it)."
                                    if unknown else ""))
     return lines, derived_note
 
@@ -239,7 +242,8 @@ def ratios_view(version: int, cluster: str, school: str, year: int, group: str, 
         if not len(ranked):
             return None, None, "", too_small
         top = ranked.iloc[0]
-        summary = (f"{len(ranked)} group(s) of {scope_name} have a suspension risk ratio in {ui.year_label(year)}; "
+        summary = (f"{counted(len(ranked), 'group')} of {scope_name} {for_count(len(ranked), 'has', 'have')} a "
+                   f"suspension risk ratio in {ui.year_label(year)}; "
                    f"highest {top['label']} at {top['risk_ratio']:.2f}"
                    + (" (alternate ratio)" if top["ratio_type"] == "alternate" else "")
                    + f"; {int((ranked['risk_ratio'] >= 3).sum())} at or above the 3.0 threshold.")
@@ -252,7 +256,8 @@ def ratios_view(version: int, cluster: str, school: str, year: int, group: str, 
     top = data.sort_values("risk_ratio", ascending=False).head(25)
     if top.empty:
         return None, None, "", none
-    summary = (f"{len(data)} school(s) in {scope_name} have a {group_label(group)} suspension risk ratio in "
+    summary = (f"{counted(len(data), 'school')} in {scope_name} {for_count(len(data), 'has', 'have')} a "
+               f"{group_label(group)} suspension risk ratio in "
                f"{ui.year_label(year)}; highest {top['label'].iloc[0]} at {top['risk_ratio'].iloc[0]:.2f}; "
                f"{int((data['risk_ratio'] >= 3).sum())} at or above the 3.0 threshold.")
     title = f"{group_label(group)} suspension risk ratio by school" + (" (highest 25)" if len(data) > 25 else "")
@@ -271,7 +276,8 @@ else:
     if ratio_chart is None:
         st.info(f"No school in {scope_name} has enough {group_label(group)} students to compute a ratio.")
     st.caption(f"Alternate ratios (orange, marked \"alternate\") compare with the district's students outside the "
-               f"group. {too_small} school(s) have too few {group_label(group)} students to compute a ratio.")
+               f"group. {counted(too_small, 'school')} {for_count(too_small, 'has', 'have')} too few "
+               f"{group_label(group)} students to compute a ratio.")
 
 # --- flags --------------------------------------------------------------------------------------------
 st.subheader("Flagged: 3.0 or more in 3 consecutive years")
@@ -371,8 +377,9 @@ def run_view(version: int, cluster: str, school: str, year: int, share: str | No
     signals = shown[shown["signal"] != ""]
     summary = (f"Suspensions (ISS + OSS) per month in {scope_name}: median {shown['median'].iloc[0]:.0f} over "
                f"{len(shown)} months. "
-               + (f"{len(signals)} point(s) are part of a shift (6+ on one side of the median) or a trend (5+ rising "
-                  "or falling)." if len(signals) else "No shift or trend signal: the variation looks like noise.")
+               + (f"{counted(len(signals), 'point')} {for_count(len(signals), 'is', 'are')} part of a shift (6+ on "
+                  "one side of the median) or a trend (5+ rising or falling)." if len(signals)
+                  else "No shift or trend signal: the variation looks like noise.")
                + (" Shaded: PDSA cycles." if spans is not None and len(spans) else ""))
     months = shown.assign(period=pd.to_datetime(shown["period"]).dt.strftime("%b %Y"),
                           signal=shown["signal"].replace("", "none"))

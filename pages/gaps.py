@@ -8,7 +8,7 @@ from analytics.access.privacy import SUPPRESSED
 from analytics.data.catalog import SCHOOL_LEVELS, group_label
 from analytics.data.prepare import gaps_opening_metric
 from analytics.outputs import charts_equity
-from analytics.outputs.labels import REFERENCE_NAMES, trend_text
+from analytics.outputs.labels import REFERENCE_NAMES, counted, trend_text
 from analytics.stats.gaps import (
     CLOSING,
     CLOSING_REF,
@@ -191,7 +191,8 @@ with right:
     if picked:
         cell = picked[0]
         members = grid[(grid["status_level"] == cell["status_level"]) & (grid["change_level"] == cell["change_level"])]
-        st.markdown(f"**{cell['status_level']} status, {cell['change_level'].lower()}** — {len(members)} group(s)")
+        st.markdown(f"**{cell['status_level']} status, {cell['change_level'].lower()}** — "
+                    f"{counted(len(members), 'group')}")
         for _, row in members.head(40).iterrows():
             ui.link(f"{names.get(row['school_id'], row['school_id'])} · {group_label(row['student_group'])} · "
                     f"{row['status']:.1f}%", "pages/school.py", school=row["school_id"], year=year, metric=metric,

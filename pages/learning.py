@@ -8,6 +8,7 @@ from analytics.access.privacy import suppress_learning
 from analytics.data import storage
 from analytics.learning import fidelity, levels, load, outcomes
 from analytics.outputs import charts_equity, charts_learning
+from analytics.outputs.labels import counted, for_count
 from pages import ui
 
 st.title("Professional learning: did it work?")
@@ -149,8 +150,8 @@ def chain_view(version: int, program: str, school: str | None, metric: str, publ
     """The chain of evidence: the facts line, one line per level, what is missing and the released table."""
     ev = evaluation(version, program, school, metric, public)
     here = ev.data.sessions
-    facts = ([f"{len(participating)} participating schools"] if school is None else []) + [
-        f"{len(here):,} session(s)",
+    facts = ([counted(len(participating), "participating school")] if school is None else []) + [
+        counted(len(here), "session"),
         f"{here['hours'].fillna(0).mul(here['participants'].fillna(0)).sum():,.0f} participant-hours",
         "goal: " + ", ".join(ui.metric_label(m) for m in goals)]
     export = ev.export_table()
@@ -314,10 +315,12 @@ def use_view(version: int, program: str, school: str | None, metric: str, public
                                     "Fidelity by practice and school year", key=_key("practice")),
             "practice_table": by_practice.round(1),
             "caption": f"Run chart median {run['median'].iloc[0]:.0f}%. " + (
-                f"{signals} month(s) are part of a shift (6+ on one side of the median) or trend (5+ rising or "
-                "falling)." if signals else "No shift or trend: the variation looks like noise."),
-            "sources": (f"**Sources:** {counts[fidelity.WALKTHROUGHS]:,} walkthrough look-fors tagged with a "
-                        f"practice of this programme and {counts[fidelity.IMPORTED]:,} imported observations "
+                f"{counted(signals, 'month')} {for_count(signals, 'is', 'are')} part of a shift (6+ on one side of "
+                "the median) or trend (5+ rising or falling)." if signals
+                else "No shift or trend: the variation looks like noise."),
+            "sources": (f"**Sources:** {counted(counts[fidelity.WALKTHROUGHS], 'walkthrough look-for')} tagged "
+                        "with a practice of this programme and "
+                        f"{counted(counts[fidelity.IMPORTED], 'imported observation')} "
                         "(`implementation`)." + (" Shared view: only walkthroughs marked shareable count."
                                                  if public else "")),
             "walkthroughs": counts[fidelity.WALKTHROUGHS],

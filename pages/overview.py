@@ -6,6 +6,7 @@ import streamlit as st
 
 from analytics.config import map_style
 from analytics.data.catalog import group_label
+from analytics.outputs.labels import counted, for_count
 from analytics.stats.summaries import MEDIAN, MEDIAN_LABEL, NO_COUNTS
 from pages import ui
 
@@ -180,7 +181,8 @@ with left:
         )
         missing = len(by_school) - n_located
         if missing:
-            st.caption(f"{missing} school(s) have no coordinates and are not on the map.")
+            st.caption(f"{counted(missing, 'school')} {for_count(missing, 'has', 'have')} no coordinates and "
+                       f"{for_count(missing, 'is', 'are')} not on the map.")
         with st.expander("The map as a list (every school's value)"):
             listed, config = map_list(ui.import_version(), metric, year, group, ui.share_token())
             st.dataframe(ui.arrow_ready(listed), hide_index=True, width="stretch", height=300, column_config=config)
@@ -296,7 +298,8 @@ elif not n_attention:
 else:
     st.dataframe(ui.arrow_ready(attention_rows), hide_index=True, width="stretch", column_config=attention_config)
     more = n_attention - len(attention_rows)
-    st.caption(f"{n_attention} school(s) at least 95% likely to be worse than the district{'' if not more else f'; the {len(attention_rows)} worst shown'}. "
+    shown_note = f"; the {len(attention_rows)} worst shown" if more else ""
+    st.caption(f"{counted(n_attention, 'school')} at least 95% likely to be worse than the district{shown_note}. "
                "Ordered by the adjusted rate: each school's rate moved towards the district rate by how few students "
                "it has (empirical Bayes, beta-binomial), so small schools are not listed by chance. Reliability is the "
                "weight on the school's own data (1 = its own rate). The published rate is the unadjusted one.")

@@ -8,6 +8,7 @@ import streamlit as st
 from analytics.data import schema
 from analytics.data.catalog import STUDENT_GROUPS, group_label
 from analytics.outputs import charts_workspace as charts
+from analytics.outputs.labels import counted
 from analytics.workspace import goals as goal_rules
 from analytics.workspace import notes, records
 from analytics.workspace import views as workspace
@@ -135,7 +136,7 @@ def show_rollup() -> None:
         return
     total = table[list(goal_rules.PROGRESS)].sum()
     st.markdown(f"**{goal_rules.rollup_sentence({**total.to_dict(), 'goals': int(table['goals'].sum())})}** "
-                f"across {len(table)} cluster(s).")
+                f"across {counted(len(table), 'cluster')}.")
     st.caption(RULE)
     table["summary"] = [goal_rules.rollup_sentence(r) for r in table.to_dict("records")]
     chart = charts.rollup_chart(table)
@@ -186,8 +187,8 @@ st.caption(RULE)
 if listing.empty:
     st.info("This plan has no goals yet.")
 else:
-    on_track, counted = plan["on_track"]
-    st.markdown(f"**{on_track} of {counted} goals on track** "
+    on_track, n_counted = plan["on_track"]
+    st.markdown(f"**{on_track} of {n_counted} goals on track** "
                 f"(active, met or not met goals; latest measured year).")
     st.dataframe(plan["shown"], hide_index=True, width="stretch", column_config={
         "open": st.column_config.LinkColumn("Goal", display_text=r"goal=([^&]+)"),

@@ -97,7 +97,7 @@ def test_title_rows_marks_and_blank_rows_import_with_a_note(seeded):
     data = (CORPUS / "title_row_above_header.csv").read_bytes().replace(b",999,", b",4,")
     report = import_bytes(seeded, [("discipline.csv", data)])
     assert report.ok, report.problems
-    assert any("skipped 3 line(s) above the header" in w for w in report.warnings)
+    assert any("skipped 3 lines above the header" in w for w in report.warnings)
     marks = (CORPUS / "marks_in_optional_columns.csv").read_bytes().replace(b"S2,2024,ALL,90,91", b"S2,2024,ALL,90,9")
     report = import_bytes(seeded, [("discipline.csv", marks)])
     assert report.ok, report.problems
@@ -346,6 +346,11 @@ def test_cli_import_exit_codes_and_stderr(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "discipline_count_above_enrolled.csv:2:students_suspended: 101: above enrolled (100)" in err
     assert "discipline_count_above_enrolled.csv:3:students_oss: 41: above enrolled (40)" in err
+    assert "nothing imported: 2 problems" in err
+    one = tmp_path / "discipline.csv"
+    one.write_text("".join(bad.read_text().splitlines(keepends=True)[:2]))
+    assert cli.main(["import", str(one)]) == 1
+    assert "nothing imported: 1 problem\n" in capsys.readouterr().err
     assert cli.main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["tables"]["schools"] == 3 and len(info["imports"]) == 1

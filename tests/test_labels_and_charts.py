@@ -11,7 +11,7 @@ import pytest
 from analytics.data.catalog import outcome_label, school_labels
 from analytics.outputs import charts_district, charts_equity
 from analytics.outputs.exports import chart_bytes
-from analytics.outputs.labels import people_table, trend_text, year_label
+from analytics.outputs.labels import counted, for_count, people_table, trend_text, year_label
 from tests.page_runner import run_page as _run
 
 SCHOOLS = pd.DataFrame({"school_id": ["1", "2", "3", "4", "5"],
@@ -51,6 +51,17 @@ def test_codes_read_as_names():
     # a group that has a previous year but no comparable gap is not "no previous year" (the /gaps bug)
     assert trend_text("", 2024, np.nan) == "no comparison group this year"
     assert trend_text("", 2024, -5.0) == "no comparison group last year"
+
+
+def test_counts_read_as_people_write_them():
+    assert counted(1, "school") == "1 school"
+    assert counted(3, "school") == "3 schools"
+    assert counted(0, "school") == "0 schools"
+    assert counted(np.int64(1200), "school") == "1,200 schools"
+    assert counted(1, "school-year") == "1 school-year" and counted(2, "school-year") == "2 school-years"
+    assert counted(4, "walkthrough look-for") == "4 walkthrough look-fors"
+    assert counted(1, "analysis", "analyses") == "1 analysis" and counted(2, "analysis", "analyses") == "2 analyses"
+    assert for_count(1, "has", "have") == "has" and for_count(2, "has", "have") == "have"
 
 
 def test_people_table_names_schools_labels_codes_and_keeps_suppression_marks():

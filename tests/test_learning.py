@@ -340,5 +340,5 @@ def test_level_1_counts_its_sessions_with_thousands_separated():
     data.feedback = pd.DataFrame({"item": "The facilitator was well prepared", "response": [4, 5, 2],
                                   "count": [1200, 900, 300]})
     finding = evaluation._level1(data).finding
-    assert finding.startswith("Across 3,249 session(s), 88% agreed that \u201cThe facilitator was well prepared\u201d")
+    assert finding.startswith("Across 3,249 sessions, 88% agreed that \u201cThe facilitator was well prepared\u201d")
     assert "n = 2,400 responses" in finding

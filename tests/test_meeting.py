@@ -206,6 +206,19 @@ def _cells(book, ref: str) -> list:
     return [cells.value] if not isinstance(cells, tuple) else [c.value for row in cells for c in row]
 
 
+@pytest.mark.parametrize(("flagged", "finding"), [
+    (["true", "false"], "1 school group in the district meets the 3-year rule"),
+    (["true", "true"], "2 school groups in the district meet the 3-year rule"),
+])
+def test_the_risk_ratio_finding_counts_flagged_school_groups_in_words(flagged, finding):
+    from analytics.outputs.pack_views import Context, dispro_finding
+
+    schools = pd.DataFrame({"school_id": ["1", "2"], "school_name": ["Oak ES", "Elm ES"], "cluster": "North"})
+    table = pd.DataFrame({"school_id": ["1", "2"], "school_year": 2025, "student_group": "BL", "outcome": "suspension",
+                          "risk_ratio": [3.5, 3.2], "ratio_type": "within_school", "flagged": flagged})
+    assert dispro_finding(Context(None, schools, {}, {}), table).startswith(finding)
+
+
 def test_workbook_reads_like_a_report_about_the_clusters_schools(pack_files):
     engine, cluster, pack, xlsx, _, _ = pack_files
     book = load_workbook(io.BytesIO(xlsx))

@@ -156,6 +156,30 @@ def test_pages_work_on_a_thin_real_district(tmp_path, monkeypatch):
     _run("school", school="0003")
 
 
+@pytest.mark.parametrize(("located", "caption"), [
+    (2, "1 school has no coordinates and is not on the map."),
+    (1, "2 schools have no coordinates and are not on the map."),
+])
+def test_the_map_counts_the_schools_it_cannot_place_in_words(tmp_path, monkeypatch, located, caption):
+    url = f"sqlite:///{tmp_path / 'unmapped.db'}"
+    engine = storage.get_engine(url)
+    storage.create_schema(engine)
+    schools = pd.DataFrame({"school_id": ["S1", "S2", "S3"], "school_name": ["Oak ES", "Elm ES", "Ash ES"],
+                            "level": "ES", "cluster": "North",
+                            "latitude": [39.1, 39.2, None][:located] + [None] * (3 - located),
+                            "longitude": [-77.1, -77.0, None][:located] + [None] * (3 - located)})
+    metrics = pd.DataFrame({"school_id": schools["school_id"], "school_year": "2023-24",
+                            "metric": "math_proficient", "student_group": "ALL", "numerator": 30, "denominator": 60})
+    report = import_bytes(engine, [("schools.csv", schools.to_csv(index=False).encode()),
+                                   ("metrics.csv", metrics.to_csv(index=False).encode())])
+    assert report.ok, report.problems
+    monkeypatch.setenv("DATABASE_URL", url)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = _run("overview")
+    assert caption in [c.value for c in at.caption]
+
+
 def test_changing_a_filter_updates_the_url_and_sticks(on_demo):
     at = _run("overview", year="2025", metric="read_proficient")
     at.selectbox(key="url_year").select("2023").run()

@@ -120,7 +120,8 @@ def test_first_year_starters_are_left_out_with_a_note():
                                            {"s1": 2021, "s2": 2023})
     result = rp_impact(schools, discipline, outcomes=["suspension_rate"])
     assert result.summary["n_rp_schools"].iloc[0] == 1  # the school that can be compared
-    assert "1 RP school(s) that started in the first year of data (2021)" in result.statement
+    assert ("1 RP school that started in the first year of data (2021) has no before-year and is left out"
+            in result.statement)
 
 
 def test_school_scale_uses_one_school_against_the_never_treated():
@@ -199,7 +200,7 @@ def test_treated_school_without_a_same_level_comparison_is_left_out():
     panel = _levelled_panel({"a1": -3, "a2": 1, "h1": 5}, {"a1": 2022, "h1": 2022}, levels)
     result = staggered_did(panel, "y", strata_col="level")
     assert result.estimate == pytest.approx(-4.0) and result.n_treated == 1
-    assert "1 treated school(s) with no never-treated school of the same level are left out" in result.note
+    assert "1 treated school with no never-treated school of the same level is left out" in result.note
     alone = staggered_did(_levelled_panel({"a1": -3, "h1": 5, "h2": 0}, {"a1": 2022}, {"a1": "A", "h1": "H", "h2": "H"}),
                           "y", strata_col="level")
     assert not alone.estimable and "no treated school has a never-treated school of the same level" in alone.note

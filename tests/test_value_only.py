@@ -147,7 +147,9 @@ def _inside(polygon, point) -> bool:
     (0, 0, True, 0, "Nothing could be tested: no counts for this year."),
     (3, 5, True, 0, "No significant change since last year, and no significant gap between groups."),
     (0, 2, False, 1, "No change to report (only one school year), and no significant gap between groups. "
-                     "1 value(s) without counts could not be tested."),
+                     "1 value without counts could not be tested."),
+    (0, 2, False, 4, "No change to report (only one school year), and no significant gap between groups. "
+                     "4 values without counts could not be tested."),
     (2, 0, True, 0, "No significant change since last year, and no gap between groups could be tested "
                     "(no group counts)."),
 ])

@@ -25,6 +25,7 @@ from analytics.data import schema, storage
 from analytics.data.catalog import BUILTIN_METRICS, metric_catalog
 from analytics.data.derived import COUNT_COLUMNS
 from analytics.data.readers import CsvLines, RawTable, UnreadableFile, read_tables
+from analytics.outputs.labels import counted, for_count
 from analytics.workspace import import_rules as workspace_rules
 
 # Public files mark suppressed cells with `*`, `n<10`, `<5`, `<= 5.0`, `≤5%`, `>95%`, `N/A`, `--`, `†` and the like.
@@ -92,9 +93,9 @@ class ImportReport:
     def summary_lines(self) -> list[str]:
         lines = []
         for r in self.results:
-            line = f"{r.source}: {len(r.frame):,} {r.table} rows {'imported' if self.written else 'valid'}"
+            line = f"{r.source}: {counted(len(r.frame), f'{r.table} row')} {'imported' if self.written else 'valid'}"
             if r.skipped:
-                line += f"; {r.skipped:,} rows skipped ({r.skip_reason})"
+                line += f"; {counted(r.skipped, 'row')} skipped ({r.skip_reason})"
             lines.append(line)
         return lines + [f"warning: {w}" for w in self.warnings]
 
@@ -515,7 +516,8 @@ def validate_table(raw: RawTable, table: str, ctx: _Context) -> tuple[TableResul
             for col in personal
         ], warnings
     if unknown:
-        warnings.append(f"{raw.source}: ignored unknown column(s) {', '.join(unknown)} for table {table}")
+        warnings.append(f"{raw.source}: ignored unknown {for_count(len(unknown), 'column')} {', '.join(unknown)} "
+                        f"for table {table}")
     if raw.frame.empty:
         return TableResult(raw.source, table, pd.DataFrame()), [
             Problem(raw.source, 2, "-", "''", "no data rows below the header")], warnings

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from analytics.outputs.labels import counted
+
 XLSX_MAGIC = b"PK\x03\x04"
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 DELIMITERS = (",", ";", "\t", "|")
@@ -269,7 +271,7 @@ def read_csv_bytes(name: str, data: bytes) -> RawTable:
         [normalise_header(c) for c in frame.columns[len(header):]]
     notes = []
     if skip:
-        notes.append(f"{name}: skipped {skip} line(s) above the header row (a title or note)")
+        notes.append(f"{name}: skipped {counted(skip, 'line')} above the header row (a title or note)")
     if delimiter != ",":
         notes.append(f"{name}: read as {_DELIMITER_NAMES[delimiter]}-delimited")
     frame = drop_empty_rows(frame.fillna("") if careful else frame)
@@ -452,7 +454,8 @@ def read_xlsx_bytes(name: str, data: bytes, limit: int | None = None) -> list[Ra
                 raise
             if shaped is not None:
                 frame, first_line = shaped
-                notes = [f"{source}: skipped {first_line - 2} row(s) above the header row"] if first_line > 2 else []
+                notes = ([f"{source}: skipped {counted(first_line - 2, 'row')} above the header row"]
+                         if first_line > 2 else [])
                 tables.append(RawTable(source, ws.title.strip().lower(), frame, first_line, notes))
     finally:
         book.close()

@@ -17,6 +17,7 @@ import pandas as pd
 from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.learning import fidelity, levels, outcomes
 from analytics.outputs.findings import format_p
+from analytics.outputs.labels import counted, for_count
 from analytics.stats.did import DiDResult, describe
 
 EXPORT_COLUMNS = ["program", "level", "measure", "estimate", "ci_low", "ci_high", "n", "method"]
@@ -95,7 +96,8 @@ def _level1(data: ProgramData) -> LevelResult:
     rows = [_row(data, 1, f"% agree: {r.item}", r.pct_agree, r.ci_low, r.ci_high, r.n, method)
             for r in summary.itertuples()]
     best, worst = summary.iloc[0], summary.iloc[-1]
-    finding = (f"Across {data.feedback_sessions:,} session(s), {best['pct_agree']:.0f}% agreed that \u201c{best['item']}\u201d "
+    finding = (f"Across {counted(data.feedback_sessions, 'session')}, {best['pct_agree']:.0f}% agreed that "
+               f"\u201c{best['item']}\u201d "
                f"(95% CI {best['ci_low']:.0f}-{best['ci_high']:.0f}%, n = {best['n']:,.0f} responses)")
     if len(summary) > 1:
         finding += (f"; the weakest item, \u201c{worst['item']}\u201d, had {worst['pct_agree']:.0f}% "
@@ -114,8 +116,9 @@ def _level2(data: ProgramData) -> LevelResult:
             _row(data, 2, "mean change (score points)", change.mean_change, change.change_low, change.change_high,
                  change.n, "paired mean difference; t 95% interval; paired t-test")]
     if change.n < MIN_PAIRS or not np.isfinite(change.g_av):
-        return LevelResult(2, name, question, True, f"Only {change.n} participant(s) have both a pre and a post "
-                           f"score: too few to estimate learning (at least {MIN_PAIRS} are needed).", rows)
+        return LevelResult(2, name, question, True, f"Only {counted(change.n, 'participant')} "
+                           f"{for_count(change.n, 'has', 'have')} both a pre and a post score: too few to estimate "
+                           f"learning (at least {MIN_PAIRS} are needed).", rows)
     size = ("negligible" if abs(change.g_av) < 0.2 else "small" if abs(change.g_av) < 0.5
             else "medium" if abs(change.g_av) < 0.8 else "large")
     sure = ("the interval excludes zero" if change.g_low > 0 or change.g_high < 0
@@ -125,7 +128,8 @@ def _level2(data: ProgramData) -> LevelResult:
                f"Hedges' g_av = {change.g_av:.2f} (95% CI {change.g_low:.2f} to {change.g_high:.2f}), a {size} "
                f"effect by Cohen's benchmarks; {sure}.")
     if change.n_unpaired:
-        finding += f" {change.n_unpaired} participant(s) without both scores are left out."
+        finding += (f" {counted(change.n_unpaired, 'participant')} without both scores "
+                    f"{for_count(change.n_unpaired, 'is', 'are')} left out.")
     return LevelResult(2, name, question, True, finding, rows)
 
 
@@ -182,7 +186,7 @@ def _level4(data: ProgramData) -> LevelResult:
                 f"{per_school['fidelity'].max():.0f}%, {len(per_school)} schools). " if len(per_school) > 1 else ". ")
     rising = signals["signal"].str.contains("shift").any() and chart["value"].iloc[-1] > chart["median"].iloc[-1]
     finding += ("The run chart shows a shift above the median: use is growing beyond chance variation."
-                if rising else f"The run chart has {len(signals)} point(s) in a shift or trend signal."
+                if rising else f"The run chart has {counted(len(signals), 'point')} in a shift or trend signal."
                 if len(signals) else "The run chart shows no shift or trend: month-to-month changes look like noise.")
     return LevelResult(4, name, question, True, finding, rows)
 

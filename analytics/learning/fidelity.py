@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from analytics.outputs.labels import counted, for_count
 from analytics.workspace import notes
 
 IMPORTED, WALKTHROUGHS = "imported observations", "walkthroughs"
@@ -131,13 +132,14 @@ def describe_sources(implementation: pd.DataFrame) -> str:
     counts = source_counts(implementation)
     parts = []
     if counts[WALKTHROUGHS]:
-        parts.append(f"{counts[WALKTHROUGHS]:,} walkthrough look-for(s)")
+        parts.append(counted(counts[WALKTHROUGHS], "walkthrough look-for"))
     if counts[IMPORTED]:
-        parts.append(f"{counts[IMPORTED]:,} imported observation(s)")
+        parts.append(counted(counts[IMPORTED], "imported observation"))
     text = "from " + " and ".join(parts) if parts else "from no observations"
     if counts["matched"]:
-        text += (f"; {counts['matched']:,} visit(s) were both imported and recorded as a walkthrough and are counted "
-                 "once")
+        matched = counts["matched"]
+        text += (f"; {counted(matched, 'visit')} {for_count(matched, 'was', 'were')} both imported and recorded as a "
+                 f"walkthrough and {for_count(matched, 'is', 'are')} counted once")
     return text
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from analytics.config import DEFAULT_SETTINGS
+from analytics.outputs.labels import counted
 from analytics.stats.gaps import FDR_Q
 from analytics.stats.rates import two_proportion_test
 
@@ -88,5 +89,5 @@ def nothing_found_finding(n_changes_tested: int, n_gaps_tested: int, has_previou
         change = "No change to report (only one school year)"
     gap = ("no significant gap between groups" if n_gaps_tested
            else "no gap between groups could be tested (no group counts)")
-    untested = (f" {n_value_only} value(s) without counts could not be tested." if n_value_only else "")
+    untested = (f" {counted(n_value_only, 'value')} without counts could not be tested." if n_value_only else "")
     return f"{change}, and {gap}.{untested}"

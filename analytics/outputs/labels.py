@@ -53,6 +53,17 @@ def year_label(year) -> str:
     return f"{y - 1}-{str(y)[-2:]}"
 
 
+def for_count(n, singular: str, plural: str | None = None) -> str:
+    """The form a word takes beside a count: `singular` for exactly one, else `plural` (default
+    `singular` + "s"); verbs too: `for_count(n, "has", "have")`."""
+    return singular if n == 1 else plural or f"{singular}s"
+
+
+def counted(n, singular: str, plural: str | None = None) -> str:
+    """A count in words as people write it: "1 school", "3 schools", "1,200 schools", "0 schools"."""
+    return f"{int(n):,} {for_count(n, singular, plural)}"
+
+
 def scope_label(school_id: str, names: pd.Series) -> str:
     """A table's row id as a name: a school's name, `cluster:North` -> "North cluster (pooled)"."""
     text = str(school_id)

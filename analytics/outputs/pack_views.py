@@ -20,7 +20,7 @@ from analytics.config import DEFAULT_SETTINGS
 from analytics.data import storage
 from analytics.data.catalog import group_label, metric_catalog, school_labels
 from analytics.outputs import charts_district, charts_equity
-from analytics.outputs.labels import RATIO_TYPES, RP_OUTCOMES, people_table, year_label
+from analytics.outputs.labels import RATIO_TYPES, RP_OUTCOMES, counted, for_count, people_table, year_label
 from analytics.outputs.vega import VegaLite
 from analytics.outputs.views import build_view
 from analytics.stats.gaps import gap_family
@@ -315,9 +315,9 @@ def dispro_finding(ctx: Context, table: pd.DataFrame) -> str:
     pairs = flagged[["school_id", "student_group"]].drop_duplicates()
     named = "; ".join(f"{ctx.names.get(str(s), s)} · {group_label(g)}"
                       for s, g in zip(pairs["school_id"].head(5), pairs["student_group"].head(5), strict=True))
-    text = (f"{len(pairs)} school group(s) in {ctx.scope} meet the 3-year rule (a risk ratio of 3.0 or more in "
-            "3 consecutive years)" + (f": {named}" + (f" and {len(pairs) - 5} more" if len(pairs) > 5 else "")
-                                     if named else "") + ".")
+    text = (f"{counted(len(pairs), 'school group')} in {ctx.scope} {for_count(len(pairs), 'meets', 'meet')} the "
+            "3-year rule (a risk ratio of 3.0 or more in 3 consecutive years)"
+            + (f": {named}" + (f" and {len(pairs) - 5} more" if len(pairs) > 5 else "") if named else "") + ".")
     if (table["flagged"].astype(str) == "*").any():  # public packs withhold flags resting on suppressed years
         text += " Flags that rest on an earlier year's suppressed ratio are not shown."
     rows = _ratio_rows(ctx, table)
@@ -376,8 +376,9 @@ def rp_finding(ctx: Context, table: pd.DataFrame) -> str:
     verdict = ("unlikely to be chance alone." if row["p_value"] <= 0.05
                else "this could be chance: no change can be claimed.")
     small = " Few RP schools: read the interval, not the point." if row["n_rp_schools"] < 10 else ""
-    return (f"{outcome} in {ctx.scope} {moved} by {abs(row['estimate']):.2f} at {int(row['n_rp_schools'])} RP "
-            f"school(s) against {int(row['n_comparison_schools'])} comparison school(s) "
+    return (f"{outcome} in {ctx.scope} {moved} by {abs(row['estimate']):.2f} at "
+            f"{counted(row['n_rp_schools'], 'RP school')} against "
+            f"{counted(row['n_comparison_schools'], 'comparison school')} "
             f"({interval_text(row['ci_low'], row['ci_high'])}; p = {row['p_value']:.3f}, {row['method']}); "
             f"{verdict}{small}")
 
@@ -410,7 +411,7 @@ def run_finding(ctx: Context, table: pd.DataFrame) -> str:
         return f"No student-level incident file for {ctx.scope}: no monthly series of {noun}."
     signals = int((t["signal"].fillna("") != "").sum())
     return (f"{noun.capitalize()} per month in {ctx.scope}: median {t['median'].iloc[0]:.0f} over {len(t)} months; "
-            + (f"{signals} month(s) in a shift or trend signal." if signals else
+            + (f"{counted(signals, 'month')} in a shift or trend signal." if signals else
                "no shift or trend signal: the variation looks like noise."))
 
 

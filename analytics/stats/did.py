@@ -72,6 +72,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.config import DEFAULT_SETTINGS, Settings
+from analytics.outputs.labels import counted, for_count
 
 EVENT_COLUMNS = ["outcome", "rel_year", "estimate", "ci_low", "ci_high", "n_schools"]
 SMALL = 10  # fewer treated or comparison units than this is a small sample
@@ -215,10 +216,12 @@ def _setup(outcome: str, values: np.ndarray, years: np.ndarray,
         return DiDResult(outcome, n_treated=n_treated, n_comparison=n_never, method="not estimable", note=why)
     notes = []
     if no_base.any():
-        notes.append(f"{int(no_base.sum())} treated school(s) that started in the first year of data ({first}) "
-                     "have no before-year and are left out")
+        early = int(no_base.sum())
+        notes.append(f"{counted(early, 'treated school')} that started in the first year of data ({first}) "
+                     f"{for_count(early, 'has', 'have')} no before-year and {for_count(early, 'is', 'are')} left out")
     if not_started.any():
-        notes.append(f"{int(not_started.sum())} school(s) starting after {last} are left out")
+        late = int(not_started.sum())
+        notes.append(f"{counted(late, 'school')} starting after {last} {for_count(late, 'is', 'are')} left out")
     return usable | never, "; ".join(notes)
 
 
@@ -236,8 +239,8 @@ def _within_strata(outcome: str, labels: np.ndarray, strata: np.ndarray,
         return DiDResult(outcome, n_treated=n_treated, n_comparison=n_never, method="not estimable",
                          note=f"no treated school has a never-treated school of the same {name} to compare with")
     alone = int((treated & ~both).sum())
-    note = (f"{alone} treated school(s) with no never-treated school of the same {name} are left out"
-            if alone else "")
+    note = (f"{counted(alone, 'treated school')} with no never-treated school of the same {name} "
+            f"{for_count(alone, 'is', 'are')} left out" if alone else "")
     return both, note
 
 
@@ -729,7 +732,7 @@ def interval_text(low: float, high: float) -> str:
 
 
 def _count(n: int, plural: str) -> str:
-    return f"{n} {plural.replace('schools', 'school')}" if n == 1 else f"{n} {plural}"
+    return counted(n, plural.replace("schools", "school"), plural)
 
 
 def describe(result: DiDResult, *, subject: str, outcome_label: str, unit: str = "points",

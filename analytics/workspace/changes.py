@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.data.catalog import group_label
+from analytics.outputs.labels import counted
 from analytics.stats.run_charts import run_charts
 
 CHANGE_KINDS = ("new_rr_flag", "status_worsened", "goal_off_track", "run_chart_signal", "new_year")
@@ -190,7 +191,7 @@ def summary(changes: pd.DataFrame) -> str:
     counts = changes["change"].value_counts()
     parts = [f"{counts[k]:,} {CHANGE_LABELS[k].lower()}" for k in CHANGE_KINDS if k in counts]
     n = changes["school_id"].nunique()
-    text = f"{n:,} school{'s' if n != 1 else ''} with changes: " + ", ".join(parts) + "."
+    text = f"{counted(n, 'school')} with changes: " + ", ".join(parts) + "."
     if "school_name" in changes and n > 1:
         most = changes.groupby("school_name")["change"].nunique().sort_values(ascending=False, kind="stable")
         text += " Most kinds of change: " + ", ".join(f"{name} ({k})" for name, k in most.head(3).items()) + "."
