@@ -40,43 +40,48 @@ MANAGE = [
     st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data"),
 ]
 
-ui.prepare_ahead(ui.pin_data_version())
-# What the shell reads before the page (a shared link's scope is checked against the district's schools) is
-# guarded as the page is: an import landing meanwhile runs the script again on the new data.
-with ui.data_guard():
-    token = ui.share_token()
-    if token:
-        grant, problem = ui.open_share(token)
-        if problem:
-            st.title("Shared link")
-            st.error(problem, icon=":material/link_off:")
-            st.stop()
-        # Every page stays registered (so URLs resolve the same way); the sidebar shows only in-scope links,
-        # each carrying the token.
-        page = st.navigation(BROWSE + EQUITY + LEARNING + IMPROVE + MANAGE, position="hidden")
-        ui.viewer_nav(grant, SCOPED_PAGES[grant.kind])
-        ok, reason = grant.allows(page.url_path, dict(st.query_params), ui.schools())
-        if page.url_path == "data":
-            ok, reason = False, "This shared link is read-only: the Data page is for the dashboard's editors only."
-        if not ok:
-            st.title("Shared link")
-            st.error(reason, icon=":material/block:")
-            st.markdown(f"[Back to the shared view]({grant.view.lstrip('/') or '.'}"
-                        f"{'&' if '?' in grant.view else '?'}share={token})")
-            st.stop()
-        slot = ui.viewer_banner(grant)
-        ui.note_page(page.url_path)
-        ui.run_page(page, after=lambda: ui.withheld_notice(slot))
-    else:
-        role = ui.staff_role([p.url_path for p in BROWSE + EQUITY + LEARNING + IMPROVE + MEETING + MANAGE])
-        sections = {"Browse": BROWSE, "Equity": EQUITY, "Improvement": IMPROVE, "Learning": LEARNING, "Meetings": MEETING}
-        if role == "editor":
-            sections["Manage"] = MANAGE
-        else:  # /data stays a known address (hidden): a viewer who follows a link to it is told it is for editors
-            sections["Meetings"] = MEETING + [st.Page(ui.editors_only, title="Data", url_path="data", visibility="hidden")]
-        page = st.navigation(sections)
-        if role == "editor":
-            with st.sidebar:
-                ui.share_button(page.url_path)
-        ui.note_page(page.url_path)
-        ui.run_page(page)
+# The whole run, the shell's reads included, is a page run: the preparer, told of the version first, starts no
+# piece before it ends (a new version's first piece waits a moment more, `prepare.GRACE_S`).
+with ui.page_in_progress():
+    ui.prepare_ahead(ui.pin_data_version())
+    # What the shell reads before the page (a shared link's scope is checked against the district's schools) is
+    # guarded as the page is: an import landing meanwhile runs the script again on the new data.
+    with ui.data_guard():
+        token = ui.share_token()
+        if token:
+            grant, problem = ui.open_share(token)
+            if problem:
+                st.title("Shared link")
+                st.error(problem, icon=":material/link_off:")
+                st.stop()
+            # Every page stays registered (so URLs resolve the same way); the sidebar shows only in-scope links,
+            # each carrying the token.
+            page = st.navigation(BROWSE + EQUITY + LEARNING + IMPROVE + MANAGE, position="hidden")
+            ui.viewer_nav(grant, SCOPED_PAGES[grant.kind])
+            ok, reason = grant.allows(page.url_path, dict(st.query_params), ui.schools())
+            if page.url_path == "data":
+                ok, reason = False, "This shared link is read-only: the Data page is for the dashboard's editors only."
+            if not ok:
+                st.title("Shared link")
+                st.error(reason, icon=":material/block:")
+                st.markdown(f"[Back to the shared view]({grant.view.lstrip('/') or '.'}"
+                            f"{'&' if '?' in grant.view else '?'}share={token})")
+                st.stop()
+            slot = ui.viewer_banner(grant)
+            ui.note_page(page.url_path)
+            ui.run_page(page, after=lambda: ui.withheld_notice(slot))
+        else:
+            role = ui.staff_role([p.url_path for p in BROWSE + EQUITY + LEARNING + IMPROVE + MEETING + MANAGE])
+            sections = {"Browse": BROWSE, "Equity": EQUITY, "Improvement": IMPROVE, "Learning": LEARNING,
+                        "Meetings": MEETING}
+            if role == "editor":
+                sections["Manage"] = MANAGE
+            else:  # /data stays a known address (hidden): a viewer who follows a link to it is told it is for editors
+                sections["Meetings"] = MEETING + [st.Page(ui.editors_only, title="Data", url_path="data",
+                                                          visibility="hidden")]
+            page = st.navigation(sections)
+            if role == "editor":
+                with st.sidebar:
+                    ui.share_button(page.url_path)
+            ui.note_page(page.url_path)
+            ui.run_page(page)

@@ -13,26 +13,79 @@ made again). Writes benchmarks/results/prepare_after_edit.json.
     python benchmarks/bench_prepare.py --url postgresql+psycopg://... --deadline 1200
     python benchmarks/bench_prepare.py --db /tmp/ssif_bench_2000.db --after-edit
     python benchmarks/bench_prepare.py --db /tmp/ssif_bench_2000.db --steps rp,rp_clusters   # prepare_rp_rp_clusters.json
+
+Each step is run piece by piece, as the server's preparer runs it (it gives way to page runs only between pieces):
+`longest_pieces` lists the longest pieces with their seconds, CPU seconds and `held_s`, the longest a probe thread
+asking for the interpreter every few milliseconds waited for it during the piece (what a page run starting beside
+that piece may wait, at the server's switch interval).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from _common import copy_of, demo_database, save_a_pdsa_note, write_results
 
+PROBE_S = 0.005  # how often the probe thread asks for the interpreter
+LONGEST_PIECES = 15
+
+
+class InterpreterProbe:
+    """A daemon thread that sleeps `PROBE_S` again and again: how late it wakes is how long it waited for the
+    interpreter (and for a core), which a thread running C code that keeps the interpreter lock delays."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._longest = 0.0
+        threading.Thread(target=self._loop, name="interpreter-probe", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            began = time.perf_counter()
+            time.sleep(PROBE_S)
+            late = time.perf_counter() - began - PROBE_S
+            with self._lock:
+                self._longest = max(self._longest, late)
+
+    def take(self) -> float:
+        """The longest wait since the last call."""
+        with self._lock:
+            longest, self._longest = self._longest, 0.0
+        return round(longest, 3)
+
+
+def run_pieces(step, versions, probe: InterpreterProbe, pieces: list[dict]) -> None:
+    """One step, piece by piece (each `yield` of `prepare._run` ends one): each piece's seconds, CPU seconds
+    (this thread's) and the probe's longest wait are added to `pieces`."""
+    from pages.ui import prepare
+
+    run = prepare._run(step, versions)
+    while True:
+        probe.take()
+        began, began_cpu = time.perf_counter(), time.thread_time()
+        ended = next(run, StopIteration)
+        pieces.append({"step": step.label, "piece": sum(p["step"] == step.label for p in pieces) + 1,
+                       "s": round(time.perf_counter() - began, 3), "cpu_s": round(time.thread_time() - began_cpu, 3),
+                       "held_s": probe.take()})
+        if ended is StopIteration:
+            return
+
 
 def run_list(deadline: float | None, written, name: str = "steps_s",
-             kinds: frozenset[str] = frozenset()) -> tuple[dict, float, dict]:
+             kinds: frozenset[str] = frozenset()) -> tuple[dict, float, dict, list[dict]]:
     """Each step of the current versions' list (of `kinds` only, when given), timed in order (`written(steps)`
     after each step), the CPU seconds of the whole list and of each step (this process's: unlike the steps'
-    seconds, hardly moved by other work beside it)."""
+    seconds, hardly moved by other work beside it), and each piece's figures (:func:`run_pieces`)."""
     from pages.ui import loaders, prepare
 
+    sys.setswitchinterval(prepare.SWITCH_INTERVAL_S)  # as the server's preparer sets it
+    probe, pieces = InterpreterProbe(), []
     versions = loaders.pinned_versions()
     started, cpu, steps, cpu_steps = time.perf_counter(), time.process_time(), {}, {}
     for step in prepare._plan(versions):
@@ -43,15 +96,18 @@ def run_list(deadline: float | None, written, name: str = "steps_s",
             continue
         began, began_cpu = time.perf_counter(), time.process_time()
         try:
-            for _ in prepare._run(step, versions):
-                pass
+            run_pieces(step, versions, probe, pieces)
             steps[step.label] = round(time.perf_counter() - began, 2)
         except prepare.ViewNotPrepared:  # logged with its exception: its seconds would say nothing
             steps[step.label] = "failed"
         cpu_steps[step.label] = round(time.process_time() - began_cpu, 2)
         print(f"{steps[step.label]:>8} s  {cpu_steps[step.label]:>8} s CPU  {step.label}", flush=True)
-        written({name: steps, f"{name}_cpu": cpu_steps, "partial": True})
-    return steps, round(time.process_time() - cpu, 1), cpu_steps
+        written({name: steps, f"{name}_cpu": cpu_steps, "partial": True, "longest_pieces": _longest(pieces)})
+    return steps, round(time.process_time() - cpu, 1), cpu_steps, pieces
+
+
+def _longest(pieces: list[dict]) -> list[dict]:
+    return sorted(pieces, key=lambda piece: piece["s"], reverse=True)[:LONGEST_PIECES]
 
 
 def _total(steps: dict) -> float:
@@ -88,15 +144,16 @@ def measure(url: str, args) -> None:
     kinds = frozenset(k for k in args.steps.split(",") if k)
     if kinds:
         name, base = f"{name}_{'_'.join(sorted(kinds))}", {**base, "only": sorted(kinds)}
-    steps, cpu, cpu_steps = run_list(args.deadline, lambda partial: write_results(name, {**base, **partial}),
-                                     kinds=kinds)
+    steps, cpu, cpu_steps, pieces = run_list(args.deadline, lambda partial: write_results(name, {**base, **partial}),
+                                             kinds=kinds)
     timed = {k: v for k, v in steps.items() if isinstance(v, float)}
     result = {**base, "steps_s": steps, "steps_s_cpu": cpu_steps, "total_s": _total(steps), "cpu_s": cpu,
-              "slowest": sorted(timed, key=timed.get, reverse=True)[:5],
+              "slowest": sorted(timed, key=timed.get, reverse=True)[:5], "longest_pieces": _longest(pieces),
+              "longest_held_s": max((piece["held_s"] for piece in pieces), default=None),
               "note": "machines are noisy: figures measured beside other work"}
     if args.after_edit:
         result["edited_cycle"] = save_a_pdsa_note(url)
-        after, after_cpu, after_steps_cpu = run_list(
+        after, after_cpu, after_steps_cpu, _ = run_list(
             args.deadline, lambda partial: write_results(name, {**result, **partial}), "after_edit_steps_s", kinds)
         result.update(after_edit_steps_s=after, after_edit_steps_s_cpu=after_steps_cpu,
                       after_edit_total_s=_total(after), after_edit_cpu_s=after_cpu)

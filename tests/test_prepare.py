@@ -197,6 +197,26 @@ def test_preparer_starts_no_piece_while_a_page_is_drawn_and_goes_on_after_it():
         worker.stop()
 
 
+def test_a_new_versions_first_piece_waits_for_the_grace_after_the_last_page_run():
+    versions, started = Versions(), []
+
+    def run(step: Step, version: int):
+        started.append(time.monotonic())
+        yield
+
+    worker = prepare.Preparer(versions, _steps, run, poll_s=30, pause_s=0.01, grace_s=0.5)
+    try:
+        with worker.page_run():  # the first view after a start: the run reports its version, then draws
+            worker.notice(1)
+        ended = time.monotonic()
+        assert worker.wait_idle(60)
+        assert started[0] - ended >= 0.5  # the browser had the server to itself for the grace
+        pieces = {label: len(seconds) for label, seconds in worker.piece_seconds[1].items()}
+        assert pieces == {"first": 2, "second": 2, "third": 2}  # each step's pieces are timed
+    finally:
+        worker.stop()
+
+
 def test_preparer_waits_for_a_long_page_run_only_so_long(monkeypatch):
     monkeypatch.setattr(prepare, "MAX_WAIT_S", 0.05)
     versions, ran = Versions(), []
@@ -401,10 +421,12 @@ class HalfWay:
     def __init__(self, done: bool = False):
         self.noticed = []
         self.page_runs = 0
+        self.in_run = self.noticed_in_run = False
         self.done = done
 
     def notice(self, version: int) -> None:
         self.noticed.append(version)
+        self.noticed_in_run = self.in_run
 
     def progress(self, version: int):
         return None if self.done else prepare.Progress(version, 2, 6, "district rates: math_growth")
@@ -415,7 +437,11 @@ class HalfWay:
     @contextlib.contextmanager
     def page_run(self):
         self.page_runs += 1
-        yield
+        self.in_run = True
+        try:
+            yield
+        finally:
+            self.in_run = False
 
 
 def _served_app(monkeypatch, fake) -> AppTest:
@@ -443,6 +469,7 @@ def test_pages_show_how_far_the_preparation_is_and_still_draw(monkeypatch):
     at = _served_app(monkeypatch, fake)
     assert fake.noticed  # the run reported the version it pinned
     assert fake.page_runs == 1  # the page was drawn with the preparer told to give way
+    assert fake.noticed_in_run  # from before the run told it of the version: the shell's reads are not raced
     bars = at.sidebar.get("progress")
     assert bars and "Preparing the new data: 3 of 6" in bars[0].proto.text
     assert at.metric  # the page itself is drawn meanwhile

@@ -184,12 +184,9 @@ def _then_release(compute: Callable) -> Callable:
 
 
 def run_page(page, after: Callable[[], None] | None = None) -> None:
-    """Run a page (then `after`, under the same guard, :func:`data_guard`).
-
-    While it runs, the preparer of the server starts no new piece of work (`pages.ui.prepare.page_run`)."""
-    from pages.ui.prepare import page_in_progress
-
-    with data_guard(), page_in_progress():
+    """Run a page (then `after`, under the same guard, :func:`data_guard`). app.py runs it inside
+    `pages.ui.prepare.page_in_progress`: the server's preparer starts no new piece of work meanwhile."""
+    with data_guard():
         page.run()
         if after is not None:
             after()

@@ -50,6 +50,10 @@ POLL_S = 3.0  # how often the thread looks for an import made elsewhere (one sin
 THREAD_NAME = "ssif-prepare"
 PAUSE_S = 0.02  # the sleep between two pieces: threads waiting for the interpreter lock take it
 MAX_WAIT_S = 20.0  # the longest a piece waits for page runs to end (busy servers still get prepared)
+# How long a new version's first piece waits after the last page run ended: the browser is still fetching the code
+# of that page's charts and tables from the server's event loop, which a piece beside it slows down (the first view
+# after a server start or an import is drawn alone).
+GRACE_S = 2.0
 PROGRESS_EVERY_S = 2.0  # how often an open page's progress note redraws itself
 # How long a thread computing in Python keeps the interpreter before one waiting for it takes over (Python's
 # default is 5 ms). The server's event loop needs it for every file and message it sends: beside the preparer's
@@ -81,9 +85,9 @@ class Preparer:
 
     def __init__(self, current_version: Callable[[], Hashable], plan: Callable[[Hashable], list[Step]],
                  run: Callable[[Step, Hashable], object], poll_s: float = POLL_S, pause_s: float = PAUSE_S,
-                 quiet: Callable[[Hashable, Hashable], bool] | None = None):
+                 quiet: Callable[[Hashable, Hashable], bool] | None = None, grace_s: float = GRACE_S):
         self._current, self._plan, self._run, self._poll_s = current_version, plan, run, poll_s
-        self._pause_s, self._quiet = pause_s, quiet
+        self._pause_s, self._quiet, self._grace_s = pause_s, quiet, grace_s
         self._wake = threading.Event()
         self._stopped = False
         self._lock = threading.Lock()
@@ -91,10 +95,12 @@ class Preparer:
         self._latest: Hashable | None = None  # the newest version noticed or begun
         self._past_shown: Hashable | None = None  # the version whose steps with progress to show are done
         self._pages = 0  # page runs in progress
+        self._last_page_end: float | None = None  # when the last page run ended (time.monotonic)
         self.pauses = 0  # pieces that waited for a page run to end (tests and benchmarks)
         self.prepared: Hashable | None = None  # the last version prepared to the end
         self.seconds: dict[Hashable, float] = {}  # version -> seconds its preparation took
         self.step_seconds: dict[Hashable, dict[str, float]] = {}  # version -> each step's seconds (pauses included)
+        self.piece_seconds: dict[Hashable, dict[str, list[float]]] = {}  # version -> each step's pieces' seconds
         self.failed: dict[Hashable, list[str]] = {}  # version -> the labels of the steps that raised
         self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
         self._thread.start()
@@ -137,7 +143,8 @@ class Preparer:
 
     @contextlib.contextmanager
     def page_run(self) -> Iterator[None]:
-        """Mark a page being drawn: the thread starts no new piece until it ends (or :data:`MAX_WAIT_S`)."""
+        """Mark a page being drawn: the thread starts no new piece until it ends (or :data:`MAX_WAIT_S`), nor the
+        first piece of a version until the grace after it has passed."""
         with self._lock:
             self._pages += 1
         try:
@@ -145,6 +152,7 @@ class Preparer:
         finally:
             with self._lock:
                 self._pages -= 1
+                self._last_page_end = time.monotonic()
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until the current version is prepared (tests and benchmarks); True if it is."""
@@ -191,11 +199,12 @@ class Preparer:
             steps = self._plan(version)
             shown = sum(not step.background for step in steps)  # background steps come last
             timed = self.step_seconds[version] = {}
+            self.piece_seconds[version] = {}
             for done, step in enumerate(steps):
                 if step.background and done == shown:
                     self._past(version)
                 self._set(None if step.background or quiet else Progress(version, done, shown, step.label))
-                self._give_way(version)
+                self._give_way(version, first=done == 0)
                 step_started = time.monotonic()
                 self._run_step(step, version)
                 timed[step.label] = _took(step, step_started)
@@ -231,10 +240,15 @@ class Preparer:
         """Run one step, giving way between its pieces. A step that fails is logged and left to its pages (they
         compute what they need when opened): the steps after it are still prepared, and the version counts as
         prepared, so a failing step is not retried at every poll."""
+        timed = self.piece_seconds[version][step.label] = []
+        started = time.monotonic()
         try:
             pieces = self._run(step, version)
             for _ in pieces if isinstance(pieces, Iterator) else ():
+                _piece_took(step, timed, started)
                 self._give_way(version)
+                started = time.monotonic()
+            _piece_took(step, timed, started)
         except (storage.DataChanged, sa_exc.DBAPIError):
             raise
         except ViewNotPrepared:  # logged with its exception where the view failed
@@ -243,21 +257,36 @@ class Preparer:
             log.exception("preparing %r failed", step.label)
             self.failed.setdefault(version, []).append(step.label)
 
-    def _give_way(self, version: Hashable) -> None:
-        """Between two pieces: let page runs have the interpreter, then check the version is still current."""
+    def _give_way(self, version: Hashable, first: bool = False) -> None:
+        """Before a piece: let page runs have the interpreter, then check the version is still current. Before a
+        version's `first` piece, also let the last page run's grace pass: the first view after a server start or
+        an import is drawn alone, its browser fetching the page's code meanwhile."""
         time.sleep(self._pause_s)
         deadline = time.monotonic() + MAX_WAIT_S
         waited = False
-        while self._pages and not self._stopped and time.monotonic() < deadline:
+        while self._busy(first) and not self._stopped and time.monotonic() < deadline:
             waited = True
             time.sleep(self._pause_s)
         self.pauses += waited
         if self._stopped or self._current() != version:  # a newer import landed: prepare that one
             raise storage.DataChanged(f"version {version} replaced")
 
+    def _busy(self, first: bool) -> bool:
+        """A page is being drawn, or (before a version's `first` piece) one ended within the grace."""
+        with self._lock:
+            pages, ended = self._pages, self._last_page_end
+        return bool(pages) or (first and ended is not None and time.monotonic() - ended < self._grace_s)
+
     def _set(self, progress: Progress | None) -> None:
         with self._lock:
             self._progress = progress
+
+
+def _piece_took(step: Step, timed: list[float], started: float) -> None:
+    """Note a piece's seconds: a page run that starts during a piece may wait for the interpreter until it ends."""
+    seconds = time.monotonic() - started
+    timed.append(round(seconds, 3))
+    log.debug("piece %d of %s took %.2f s", len(timed), step.label, seconds)
 
 
 def _give_back_memory() -> None:
