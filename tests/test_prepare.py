@@ -197,20 +197,29 @@ def test_preparer_starts_no_piece_while_a_page_is_drawn_and_goes_on_after_it():
         worker.stop()
 
 
-def test_a_new_versions_first_piece_waits_for_the_grace_after_the_last_page_run():
-    versions, started = Versions(), []
+def test_no_piece_starts_within_the_grace_after_a_page_run():
+    """The first view after a start is drawn alone, and a page drawn during a piece is not followed by the next
+    at once: its browser still fetches what the page drew from the server."""
+    versions, started, ended = Versions(), [], []
 
     def run(step: Step, version: int):
-        started.append(time.monotonic())
+        started.append((step.kind, 1, time.monotonic()))
+        if step.kind == "b":
+            with worker.page_run():  # a page drawn while this piece runs
+                pass
+            ended.append(time.monotonic())
         yield
+        started.append((step.kind, 2, time.monotonic()))
 
     worker = prepare.Preparer(versions, _steps, run, poll_s=30, pause_s=0.01, grace_s=0.5)
     try:
         with worker.page_run():  # the first view after a start: the run reports its version, then draws
             worker.notice(1)
-        ended = time.monotonic()
+        ended.insert(0, time.monotonic())
         assert worker.wait_idle(60)
-        assert started[0] - ended >= 0.5  # the browser had the server to itself for the grace
+        starts = {(kind, piece): at for kind, piece, at in started}
+        assert starts["a", 1] - ended[0] >= 0.5  # the browser had the server to itself for the grace
+        assert starts["b", 2] - ended[1] >= 0.5
         pieces = {label: len(seconds) for label, seconds in worker.piece_seconds[1].items()}
         assert pieces == {"first": 2, "second": 2, "third": 2}  # each step's pieces are timed
     finally:

@@ -17,9 +17,11 @@ result being prepared waits on that one cache entry (Streamlit computes each ent
 the list is dropped and the new version is prepared instead.
 
 The thread gives way to the people it prepares for. Its steps are cut into pieces (one cached result
-each), and between pieces it sleeps a moment and then waits while a page is being drawn (up to
-:data:`MAX_WAIT_S`): a Python thread holds the interpreter lock through pandas' long C calls, so a page
-drawn beside a district-wide step shares the interpreter with it and takes longer than alone. A page that
+each), and before each piece it sleeps a moment and then waits while a page is being drawn, and for a moment
+after it while its browser still fetches what the page drew (:data:`GRACE_S`; up to :data:`MAX_WAIT_S` in all):
+a Python thread holds the interpreter lock through pandas' long C calls, so a page drawn beside a
+district-wide step shares the interpreter with it and takes longer than alone. A run that reports a new
+version counts as a page run from before it does, so a version's first piece never starts beside it. A page that
 needs the result being computed waits for that one piece only; a piece already started is not
 interrupted (the privacy release is one piece).
 """
@@ -50,9 +52,9 @@ POLL_S = 3.0  # how often the thread looks for an import made elsewhere (one sin
 THREAD_NAME = "ssif-prepare"
 PAUSE_S = 0.02  # the sleep between two pieces: threads waiting for the interpreter lock take it
 MAX_WAIT_S = 20.0  # the longest a piece waits for page runs to end (busy servers still get prepared)
-# How long a new version's first piece waits after the last page run ended: the browser is still fetching the code
-# of that page's charts and tables from the server's event loop, which a piece beside it slows down (the first view
-# after a server start or an import is drawn alone).
+# How long a piece waits after the last page run ended: the browser is still fetching that page's messages and the
+# code of its charts and tables from the server's event loop, which a piece keeping the interpreter holds up (at
+# 10,000 schools a page whose run had ended painted 3.8 s later, as a 3.3 s piece ended).
 GRACE_S = 2.0
 PROGRESS_EVERY_S = 2.0  # how often an open page's progress note redraws itself
 # How long a thread computing in Python keeps the interpreter before one waiting for it takes over (Python's
@@ -143,8 +145,8 @@ class Preparer:
 
     @contextlib.contextmanager
     def page_run(self) -> Iterator[None]:
-        """Mark a page being drawn: the thread starts no new piece until it ends (or :data:`MAX_WAIT_S`), nor the
-        first piece of a version until the grace after it has passed."""
+        """Mark a page being drawn: the thread starts no new piece until it ends and its grace has passed (or
+        :data:`MAX_WAIT_S`)."""
         with self._lock:
             self._pages += 1
         try:
@@ -204,7 +206,7 @@ class Preparer:
                 if step.background and done == shown:
                     self._past(version)
                 self._set(None if step.background or quiet else Progress(version, done, shown, step.label))
-                self._give_way(version, first=done == 0)
+                self._give_way(version)
                 step_started = time.monotonic()
                 self._run_step(step, version)
                 timed[step.label] = _took(step, step_started)
@@ -257,25 +259,24 @@ class Preparer:
             log.exception("preparing %r failed", step.label)
             self.failed.setdefault(version, []).append(step.label)
 
-    def _give_way(self, version: Hashable, first: bool = False) -> None:
-        """Before a piece: let page runs have the interpreter, then check the version is still current. Before a
-        version's `first` piece, also let the last page run's grace pass: the first view after a server start or
-        an import is drawn alone, its browser fetching the page's code meanwhile."""
+    def _give_way(self, version: Hashable) -> None:
+        """Before a piece: let page runs, and their browsers for the grace after them, have the interpreter (the
+        first view after a server start or an import is drawn alone), then check the version is still current."""
         time.sleep(self._pause_s)
         deadline = time.monotonic() + MAX_WAIT_S
         waited = False
-        while self._busy(first) and not self._stopped and time.monotonic() < deadline:
+        while self._busy() and not self._stopped and time.monotonic() < deadline:
             waited = True
             time.sleep(self._pause_s)
         self.pauses += waited
         if self._stopped or self._current() != version:  # a newer import landed: prepare that one
             raise storage.DataChanged(f"version {version} replaced")
 
-    def _busy(self, first: bool) -> bool:
-        """A page is being drawn, or (before a version's `first` piece) one ended within the grace."""
+    def _busy(self) -> bool:
+        """A page is being drawn, or one ended within the grace."""
         with self._lock:
             pages, ended = self._pages, self._last_page_end
-        return bool(pages) or (first and ended is not None and time.monotonic() - ended < self._grace_s)
+        return bool(pages) or (ended is not None and time.monotonic() - ended < self._grace_s)
 
     def _set(self, progress: Progress | None) -> None:
         with self._lock:
