@@ -17,7 +17,8 @@ made again). Writes benchmarks/results/prepare_after_edit.json.
 Each step is run piece by piece, as the server's preparer runs it (it gives way to page runs only between pieces):
 `longest_pieces` lists the longest pieces with their seconds, CPU seconds and `held_s`, the longest a probe thread
 asking for the interpreter every few milliseconds waited for it during the piece (what a page run starting beside
-that piece may wait, at the server's switch interval).
+that piece may wait, at the server's switch interval). `--holds FILE` writes every thread's stack to FILE whenever
+the probe has waited `HOLD_S` (Python's fault handler, which needs no interpreter lock): where the preparer keeps it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 from _common import copy_of, demo_database, save_a_pdsa_note, write_results
 
 PROBE_S = 0.005  # how often the probe thread asks for the interpreter
+HOLD_S = 0.5  # a wait this long has the stacks written (--holds)
 LONGEST_PIECES = 15
 
 
@@ -40,18 +42,31 @@ class InterpreterProbe:
     """A daemon thread that sleeps `PROBE_S` again and again: how late it wakes is how long it waited for the
     interpreter (and for a core), which a thread running C code that keeps the interpreter lock delays."""
 
-    def __init__(self) -> None:
+    def __init__(self, holds=None) -> None:
         self._lock = threading.Lock()
         self._longest = 0.0
+        self._holds = holds  # an open file: where the stacks of a long wait go
         threading.Thread(target=self._loop, name="interpreter-probe", daemon=True).start()
 
     def _loop(self) -> None:
+        import faulthandler
+
         while True:
             began = time.perf_counter()
+            if self._holds is not None:
+                faulthandler.dump_traceback_later(HOLD_S, file=self._holds)
             time.sleep(PROBE_S)
+            if self._holds is not None:
+                faulthandler.cancel_dump_traceback_later()
             late = time.perf_counter() - began - PROBE_S
             with self._lock:
                 self._longest = max(self._longest, late)
+
+    def mark(self, text: str) -> None:
+        """Say in the stacks' file which piece the stacks after it belong to."""
+        if self._holds is not None:
+            self._holds.write(f"--- {text}\n")
+            self._holds.flush()
 
     def take(self) -> float:
         """The longest wait since the last call."""
@@ -62,30 +77,31 @@ class InterpreterProbe:
 
 def run_pieces(step, versions, probe: InterpreterProbe, pieces: list[dict]) -> None:
     """One step, piece by piece (each `yield` of `prepare._run` ends one): each piece's seconds, CPU seconds
-    (this thread's) and the probe's longest wait are added to `pieces`."""
+    (this process's) and the probe's longest wait are added to `pieces`."""
     from pages.ui import prepare
 
     run = prepare._run(step, versions)
     while True:
+        probe.mark(f"{step.label}, piece {sum(p['step'] == step.label for p in pieces) + 1}")
         probe.take()
-        began, began_cpu = time.perf_counter(), time.thread_time()
+        began, began_cpu = time.perf_counter(), time.process_time()
         ended = next(run, StopIteration)
         pieces.append({"step": step.label, "piece": sum(p["step"] == step.label for p in pieces) + 1,
-                       "s": round(time.perf_counter() - began, 3), "cpu_s": round(time.thread_time() - began_cpu, 3),
+                       "s": round(time.perf_counter() - began, 3), "cpu_s": round(time.process_time() - began_cpu, 3),
                        "held_s": probe.take()})
         if ended is StopIteration:
             return
 
 
 def run_list(deadline: float | None, written, name: str = "steps_s",
-             kinds: frozenset[str] = frozenset()) -> tuple[dict, float, dict, list[dict]]:
+             kinds: frozenset[str] = frozenset(), holds=None) -> tuple[dict, float, dict, list[dict]]:
     """Each step of the current versions' list (of `kinds` only, when given), timed in order (`written(steps)`
     after each step), the CPU seconds of the whole list and of each step (this process's: unlike the steps'
     seconds, hardly moved by other work beside it), and each piece's figures (:func:`run_pieces`)."""
     from pages.ui import loaders, prepare
 
     sys.setswitchinterval(prepare.SWITCH_INTERVAL_S)  # as the server's preparer sets it
-    probe, pieces = InterpreterProbe(), []
+    probe, pieces = InterpreterProbe(holds), []
     versions = loaders.pinned_versions()
     started, cpu, steps, cpu_steps = time.perf_counter(), time.process_time(), {}, {}
     for step in prepare._plan(versions):
@@ -122,6 +138,7 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=None, help="seconds after which no new step starts")
     parser.add_argument("--steps", default="", help="only the steps of these kinds, e.g. rp,rp_clusters (what the "
                         "others would have made is made inside the first step that reads it)")
+    parser.add_argument("--holds", type=Path, help="write the stacks of every wait of the probe over HOLD_S here")
     parser.add_argument("--after-edit", action="store_true",
                         help="then save a PDSA note (on a copy of the database) and time the list again")
     args = parser.parse_args()
@@ -144,8 +161,9 @@ def measure(url: str, args) -> None:
     kinds = frozenset(k for k in args.steps.split(",") if k)
     if kinds:
         name, base = f"{name}_{'_'.join(sorted(kinds))}", {**base, "only": sorted(kinds)}
+    holds = args.holds.open("w") if args.holds else None
     steps, cpu, cpu_steps, pieces = run_list(args.deadline, lambda partial: write_results(name, {**base, **partial}),
-                                             kinds=kinds)
+                                             kinds=kinds, holds=holds)
     timed = {k: v for k, v in steps.items() if isinstance(v, float)}
     result = {**base, "steps_s": steps, "steps_s_cpu": cpu_steps, "total_s": _total(steps), "cpu_s": cpu,
               "slowest": sorted(timed, key=timed.get, reverse=True)[:5], "longest_pieces": _longest(pieces),
