@@ -314,6 +314,7 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
     monkeypatch.setattr(loaders, "engine", lambda: sqlite_engine)
     monkeypatch.setattr(viewer, "engine", lambda: sqlite_engine)
     monkeypatch.setenv("DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))  # opening views
+    monkeypatch.setattr(loaders, "CLUSTER_BLOCK", 1)  # every cluster's rates and run charts a block of its own
     st.cache_data.clear()
     st.cache_resource.clear()
     versions = storage.versions(sqlite_engine)
@@ -355,13 +356,25 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
         by_cluster = loaders._cluster_discipline_sums(version)  # and its sums, sliced from every cluster's read
         assert sorted(by_cluster) == clusters and len(by_cluster[clusters[0]])
         opening_year = loaders._discipline_choices(version)[0][-1]  # and its rates by group, as its own
-        for cluster, (wide, shares) in loaders._cluster_group_rates(version, opening_year).items():
+        blocks = loaders.cluster_blocks(list(by_cluster))
+        assert len(blocks) > 1 and sum(blocks, ()) == tuple(by_cluster)
+        pieces = worker.piece_seconds[versions]["discipline and disproportionality"]
+        assert len(pieces) >= 2 * len(blocks)  # the rates and run charts were made a block per piece
+        rates = loaders._cluster_group_rates(version, opening_year)
+        assert list(rates) == list(by_cluster)  # in the order of the clusters' sums, as made in one go
+        for cluster, (wide, shares) in rates.items():
             own = group_rates(aggregates.discipline_scope_sums(sqlite_engine, list(
                 schools.loc[schools["cluster"] == cluster, "school_id"])), opening_year)
             pd.testing.assert_frame_equal(wide, own[0], check_exact=True)
             pd.testing.assert_frame_equal(shares, own[1], check_exact=True)
         for actions in (None, ("ISS", "OSS")):  # and its incidents per month
             assert set(loaders._cluster_incident_months(version, actions)) <= set(clusters)
+        every, suspensions = (loaders._cluster_incident_months(version, a) for a in (None, ("ISS", "OSS")))
+        charts = loaders._cluster_run_charts(version)  # and its run chart, as made from its own months
+        assert list(charts) == list(every) and len(every) > loaders.CLUSTER_BLOCK
+        for cluster, chart in charts.items():
+            own = loaders._suspension_run_chart(every[cluster], suspensions.get(cluster, loaders._NO_MONTHS))
+            pd.testing.assert_frame_equal(chart, own, check_exact=True)
         goals, progress = loaders._goal_progress(versions.changes)  # read from the workspace too
         assert len(goals) and set(progress["goal_id"]) == set(goals["goal_id"])
         loaders._pl_practices(versions.changes)

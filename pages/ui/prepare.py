@@ -356,27 +356,7 @@ def _run(step: Step, versions: storage.Versions) -> Iterator[None]:
     elif step.kind == "year":  # the school page's district figures
         loaders._district_figures(version, step.arg)
     elif step.kind == "discipline":  # the discipline page's district view: flags, ratios, monthly run chart
-        loaders._flags_and_ratios(version, None)
-        loaders._cluster_ratio_rows(version)  # where each cluster's rows are in them
-        yield
-        loaders._cluster_discipline_sums(version)  # every cluster's sums in one read: a cluster's view slices
-        years, _ = loaders._discipline_choices(version)
-        if years:  # and their rates by group, flags and ratios for the year the page opens on
-            yield
-            loaders._cluster_group_rates(version, years[-1])
-            yield
-            loaders._cluster_year_ratios(version, years[-1])
-        for actions in (None, loaders.SUSPENSIONS):  # and its incidents per month, and its run chart
-            yield
-            loaders._cluster_incident_months(version, actions)
-        yield
-        loaders._cluster_run_charts(version)
-        every_school = tuple(loaders._schools(version)["school_id"])
-        for actions in (None, loaders.SUSPENSIONS):
-            yield
-            loaders._incident_months(version, actions, every_school)
-        yield  # every school's suspensions per month, which what changed slices
-        loaders._school_suspension_months(version)
+        yield from _discipline_pieces(version)
     elif step.kind == "rp":  # randomization inference: seconds of CPU at 2,000 schools
         loaders._rp_impact(version, "all", None)
         yield
@@ -412,6 +392,41 @@ def _run(step: Step, versions: storage.Versions) -> Iterator[None]:
         yield from data_views.prepare_opening(versions)
     elif step.kind == "view":
         _draw_opening_view(str(step.arg), versions)
+
+
+def _discipline_pieces(version: int) -> Iterator[None]:
+    """The discipline step: the district's flags and ratios, then what each cluster's view slices, the results
+    made for every cluster block by block (:func:`loaders.cluster_blocks`), and every school's months."""
+    from pages.ui import loaders
+
+    loaders._flags_and_ratios(version, None)
+    yield
+    loaders._cluster_ratio_rows(version)  # where each cluster's rows are in them
+    yield
+    sums = loaders._cluster_discipline_sums(version)  # every cluster's sums in one read: a cluster's view slices
+    years, _ = loaders._discipline_choices(version)
+    if years:  # and their rates by group, flags and ratios for the year the page opens on
+        for block in loaders.cluster_blocks(list(sums)):
+            yield
+            loaders._cluster_group_rates_of(version, years[-1], block)
+        yield
+        loaders._cluster_group_rates(version, years[-1])
+        yield
+        loaders._cluster_year_ratios(version, years[-1])
+    for actions in (None, loaders.SUSPENSIONS):  # and its incidents per month, and its run chart
+        yield
+        loaders._cluster_incident_months(version, actions)
+    for block in loaders.cluster_blocks(list(loaders._cluster_incident_months(version, None))):
+        yield
+        loaders._cluster_run_charts_of(version, block)
+    yield
+    loaders._cluster_run_charts(version)
+    every_school = tuple(loaders._schools(version)["school_id"])
+    for actions in (None, loaders.SUSPENSIONS):
+        yield
+        loaders._incident_months(version, actions, every_school)
+    yield  # every school's suspensions per month, which what changed slices
+    loaders._school_suspension_months(version)
 
 
 def prepare_now(versions: storage.Versions) -> dict[str, float]:
