@@ -245,7 +245,7 @@ def test_postgresql_unique_keys_lead_with_metric_and_group_and_go_back(engine):
         storage.upsert(conn, "discipline", pd.DataFrame([{"school_id": s, "school_year": 2024, "student_group": "ALL",
                                                           "enrolled": 300} for s in ("9", "8")]))
     before = _snapshot(engine)
-    metric_first = "UNIQUE (metric, student_group, school_id, school_year)"
+    metric_first = "UNIQUE (metric, student_group, school_id, school_year) INCLUDE (numerator, denominator, value)"
     group_first = "UNIQUE (student_group, school_id, school_year)"
     with engine.connect() as conn:
         assert _keys(conn) == {"uq_metrics_key": metric_first, "uq_metrics_key_y2024": metric_first,
@@ -266,6 +266,38 @@ def test_postgresql_unique_keys_lead_with_metric_and_group_and_go_back(engine):
     storage.create_schema(engine)
     with engine.connect() as conn:
         assert _keys(conn)["uq_metrics_key_y2024"] == metric_first
+    assert _snapshot(engine) == before
+    assert _drift(engine) == []
+
+
+def test_postgresql_metrics_key_carries_the_counts_for_index_only_reads_and_goes_back(engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps its keys as they are")
+    with engine.begin() as conn:
+        storage.upsert(conn, "schools", pd.DataFrame([{"school_id": "9", "school_name": "Hill ES", "level": "ES",
+                                                       "cluster": "East"}]))
+        storage.upsert(conn, "metrics", pd.DataFrame([{"school_id": "9", "school_year": y, "metric": "read_proficient",
+                                                       "student_group": "ALL", "numerator": 40, "denominator": 80,
+                                                       "value": 50.0} for y in (2023, 2024)]))
+    before = _snapshot(engine)
+    key = "UNIQUE (metric, student_group, school_id, school_year)"
+    carrying = f"{key} INCLUDE (numerator, denominator, value)"
+    counts = ("SELECT numerator, denominator, value FROM metrics WHERE school_year = 2024 "
+              "AND metric = 'read_proficient' ORDER BY metric, student_group, school_id")
+    with engine.connect() as conn:
+        assert _keys(conn)["uq_metrics_key"] == _keys(conn)["uq_metrics_key_y2024"] == carrying
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        plan = "\n".join(conn.exec_driver_sql(f"EXPLAIN {counts}").scalars())
+        assert "Index Only Scan using uq_metrics_key_y2024" in plan
+    with engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0014")
+        assert _keys(conn)["uq_metrics_key"] == _keys(conn)["uq_metrics_key_y2024"] == key
+        assert _partition_indexes(conn, "metrics_y2024") == ["ix_metrics_school_y2024", "uq_metrics_key_y2024"]
+    assert _snapshot(engine) == before
+    storage.create_schema(engine)
+    with engine.connect() as conn:
+        assert _keys(conn)["uq_metrics_key_y2024"] == carrying
+        assert _partition_indexes(conn, "metrics_y2023") == ["ix_metrics_school_y2023", "uq_metrics_key_y2023"]
     assert _snapshot(engine) == before
     assert _drift(engine) == []
 

@@ -562,9 +562,10 @@ def _attach_year(conn: Connection, table_name: str, year: int, col_list: str, ro
         sent = _in_partition_order(table_name, rows, columns=lines is None, factorized=factorized)
         _copy_rows(conn, part, col_list, sent, table_name, lines)
     key = ", ".join(quote(c) for c in schema.key_order(table_name, conn.dialect.name))
+    carried = ", ".join(quote(c) for c in schema.key_include(table_name, conn.dialect.name))
     with _serial_index_build(conn):  # its rows are in its order
         conn.exec_driver_sql(f"ALTER TABLE {part} ADD CONSTRAINT {quote(f'uq_{table_name}_key_y{int(year)}')} "
-                             f"UNIQUE ({key})")
+                             f"UNIQUE ({key})" + (f" INCLUDE ({carried})" if carried else ""))
     for index in schema.declared_indexes(table_name, conn.dialect.name):
         conn.exec_driver_sql(f"CREATE INDEX {quote(f'{index.name}_y{int(year)}')} ON {part} "
                              f"({', '.join(quote(c.name) for c in index.columns)})")
