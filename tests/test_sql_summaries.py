@@ -9,6 +9,7 @@ rate) on SQLite and PostgreSQL, plus hand-computed sums and votes.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict
 
 import numpy as np
@@ -571,7 +572,7 @@ def _colours(engine, rows: pd.DataFrame, year: int) -> pd.DataFrame:
 def test_colours_made_in_sql_worsen_as_the_whole_tables_do(engine, suspension):
     from analytics.data.derived import suspension_metric_rows
     from analytics.outputs.views import _metric_rows
-    from analytics.workspace.changes import worsened_status
+    from analytics.workspace.changes import worsened_cells, worsened_status
     from analytics.workspace.views import directions
 
     frames = _discipline_demo_frames()
@@ -588,7 +589,7 @@ def test_colours_made_in_sql_worsen_as_the_whole_tables_do(engine, suspension):
         whole = worsened_status(_colours(engine, every, then), _colours(engine, every, now), now, {})
         cells = aggregates.worsened_colours(engine, then, now, directions(engine))
         assert set(cells["color"]) <= {"Orange", "Red"} and len(cells) == len(whole)
-        got = worsened_status(cells[keys].assign(color=cells["color_then"]), cells, now, {})
+        got = worsened_cells(cells, now, {})  # what changed's: the cells have both colours
         pd.testing.assert_frame_equal(got.sort_values(["school_id", "detail"], ignore_index=True),
                                       whole.sort_values(["school_id", "detail"], ignore_index=True))
         worsened += len(whole)
@@ -658,6 +659,23 @@ def test_status_rows_read_the_years_by_index(discipline_demo, capsys):
         print(f"\n{discipline_demo.dialect.name} plan of the status rows:\n{plan}")
     assert any(name in plan for name in ("ix_metrics_year_metric", "ix_metrics_metric_group_year", "uq_metrics_key"))
     assert "ix_discipline_year" in plan or "uq_discipline_key" in plan  # PostgreSQL's leads with the group
+
+
+def test_a_districts_status_rows_read_the_years_from_their_keys_alone(discipline_demo):
+    """PostgreSQL: a district's worsened colours read each year's counts from its unique key alone (index-only, in
+    the key's order: the key carries the counts), with nothing sorted (a state's years are merged as read; this
+    district's few rows may be hashed)."""
+    if discipline_demo.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's plan")
+    part = aggregates.worsened_statements(2024, 2025, {"suspension_rate": False})[0]
+    compiled = part.compile(dialect=discipline_demo.dialect, compile_kwargs={"literal_binds": True})
+    with discipline_demo.begin() as conn:
+        for name, value in {**aggregates.YEAR_JOIN_PLANNER, "enable_seqscan": "off"}.items():
+            conn.execute(sa.text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+        plan = "\n".join(conn.exec_driver_sql(f"EXPLAIN {compiled}").scalars())
+    assert [f"metrics_y{y}" for y in (2023, 2024, 2025)] == sorted(
+        re.findall(r"Index Only Scan using uq_metrics_key_y\d+ on (metrics_y\d+)", plan))
+    assert "Sort" not in plan
 
 
 def test_new_flags_need_only_the_schools_that_can_be_flagged(discipline_demo):

@@ -117,10 +117,12 @@ def explain(engine: Engine, stmt: sa.Select, *, index_scans_only: bool = False) 
     """
     compiled = stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
     prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+    left = tuple(compiled.params[name] for name in compiled.positiontup or ())  # SQLite's LIMIT -1 of an OFFSET
     with engine.begin() as conn:
         if index_scans_only and engine.dialect.name == "postgresql":
             conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        rows = conn.exec_driver_sql(prefix + str(compiled)).fetchall()
+        rows = (conn.exec_driver_sql(prefix + str(compiled), left) if left
+                else conn.exec_driver_sql(prefix + str(compiled))).fetchall()
     return "\n".join(" ".join(str(v) for v in row) if len(row) > 1 else str(row[0]) for row in rows)
 
 
@@ -1042,13 +1044,11 @@ def worsened_statements(then_year: int, now_year: int, higher_is_better: dict[st
     them), coloured in the database (:func:`status_rank_sql`): only the cells that worsened leave it. A
     school's level (``ES`` when unknown) picks the cut points.
 
-    The grid's ``CASE`` over every metric is the costliest part of the statement, so each part's rows are
-    coloured where they are made (on PostgreSQL, by the workers that join them, not after their union), and
-    the two ranks are compared as one two-character code with the seven pairs that worsen: PostgreSQL
-    computes an expression at each place it is written (three comparisons of two ranks evaluated the grid
-    six times a row). Now's rank alone is tested first, before the years before the colour years are joined
-    (inner: a cell without them has no colour): about half the cells kept are not Orange or Red now, and
-    their earlier years were joined for nothing."""
+    The grid's ``CASE`` over every metric is the costliest expression of the statement, so each part's rows are
+    coloured where they are made (not after their union), each rank once a row (:func:`_fenced`: PostgreSQL
+    computes an expression at each place it is written), and the two ranks are compared as one two-character
+    code with the seven pairs that worsen. Now's rank alone is tested first: then's is computed for the cells
+    Orange or Red now (about half of those joined)."""
     coloured = sorted({m for m, _ in settings.status_cuts})
     parts = status_rows_parts([then_year, now_year], coloured, school_ids=school_ids, min_n=settings.status_min_n,
                               derived_suspension=derived_suspension, changed_only=True,
@@ -1061,23 +1061,37 @@ def worsened_statements(then_year: int, now_year: int, higher_is_better: dict[st
     def worsened(part: sa.Select, name: str) -> sa.Select:
         wide = part.subquery(name)
 
-        def rank(year: int) -> sa.ColumnElement:
-            return status_rank_sql(wide.c[f"value_{year}"], wide.c[f"value_{year - 1}"], wide.c.metric, level,
+        def rank(rows: sa.FromClause, year: int) -> sa.ColumnElement:
+            return status_rank_sql(rows.c[f"value_{year}"], rows.c[f"value_{year - 1}"], rows.c.metric, rows.c.level,
                                    higher_is_better, settings)
 
-        ranks = rank(now_year).concat(rank(then_year)).label("ranks")
-        return (sa.select(*[wide.c[k] for k in STATUS_KEYS], ranks)
-                .select_from(wide.outerjoin(s, s.c.school_id == wide.c.school_id))
-                .where(rank(now_year).in_(["3", "4"]), ranks.in_(worse)))
+        levelled = (sa.select(*wide.c, level.label("level"))
+                    .select_from(wide.outerjoin(s, s.c.school_id == wide.c.school_id)).subquery(f"{name}_levelled"))
+        now = _fenced(sa.select(*levelled.c, rank(levelled, now_year).label("now")), f"{name}_now")
+        ranks = _fenced(sa.select(*[now.c[k] for k in STATUS_KEYS], now.c.now.concat(rank(now, then_year))
+                                  .label("ranks")).where(now.c.now.in_(["3", "4"])), f"{name}_ranks")
+        return sa.select(*ranks.c).where(ranks.c.ranks.in_(worse))
 
     return [worsened(part, f"wide_{i}") for i, part in enumerate(parts)]
+
+
+def _fenced(stmt: sa.Select, name: str) -> sa.Subquery:
+    """``stmt`` as a subquery whose columns are computed once a row: ``OFFSET 0`` keeps PostgreSQL from merging
+    it into the statement around it, which would write each of its expressions again at every place that names
+    the column (a colour rank tested, concatenated and returned was computed three times)."""
+    return stmt.offset(0).subquery(name)
 
 
 # PostgreSQL's settings for a district's worsened colours: the planner joins the years' 773,000 rows each (10,000
 # schools) by memoized index lookups, which it prices below hashing, though the estimates are close (568,000 rows)
 # and extended statistics on the key change nothing; each year's rows hashed in memory took a quarter of the time.
+# Merged in the key's order as each year's key holds them (index-only scans, `schema.POSTGRESQL_KEY_INCLUDE`), a
+# district's statement takes 1.4 s of the server's CPU instead of 2.4 hashed; the planner prices the merge above
+# the hash, and with no sort the merge of ordered scans is the plan left. Parallel workers hashed the years again,
+# for CPU time the view's other reads wait for on a busy server (both parts: 3.35 s of it, 1.95 s merged serially).
 # JIT compiling the grid's CASE cost more than it saved. A cluster's few schools keep the lookups.
-YEAR_JOIN_PLANNER = {"enable_nestloop": "off", "enable_mergejoin": "off", "work_mem": "64MB", "jit": "off"}
+YEAR_JOIN_PLANNER = {"enable_nestloop": "off", "enable_sort": "off", "max_parallel_workers_per_gather": "0",
+                     "work_mem": "64MB", "jit": "off"}
 
 
 def worsened_colours(engine: Engine, then_year: int, now_year: int, higher_is_better: dict[str, bool], *,

@@ -290,10 +290,7 @@ def _worsened(engine: Engine, cluster: str | None, school: str | None, then_year
         cells = district if ids is None else district[district["school_id"].isin(ids)]
     else:
         cells = worsened_colours(engine, then_year, now_year, directions(engine), school_ids=ids, settings=settings)
-    if cells.empty:
-        return change_rules._empty()
-    keys = ["school_id", "metric", "student_group"]
-    return change_rules.worsened_status(cells[keys].assign(color=cells["color_then"]), cells, now_year, labels)
+    return change_rules.worsened_cells(cells, now_year, labels)
 
 
 def _series(engine: Engine, ids: list[str] | None, monthly: pd.DataFrame | None = None) -> pd.DataFrame:
