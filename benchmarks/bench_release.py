@@ -14,7 +14,25 @@ means the same release). ``--profile`` adds the top functions of a cProfile run 
 ``--apart`` runs ``release.decide_apart`` (what ``release_for`` does with a large district) and reports the
 child's CPU seconds and peak memory beside the parent's peak: the parent is what a server process holds.
 
-Writes benchmarks/results/bench_release_<schools>.json (or bench_release_fingerprints.json).
+``--after-import`` times the decision a server makes after an import (``release_for`` in a child process, as
+for a large district), on copies of a database (``--db``, only read; else a demo database of ``--schools``
+built once under /tmp): first a whole decision from nothing, stored; then for each import, (a) one year's
+discipline changed for 20 schools (a corrected file: one fewer out-of-school suspension in every group) and (b)
+a whole new year of metrics (the latest year's file a year on, numerators moved by -1, 0 or +1), the decision
+*before* (no stored decision to start from: every piece decided, as before pieces were reused) and *after*
+(from the stored decision: only the pieces the import changed). Each gives CPU seconds (this process's and
+the child's) and wall seconds, the pieces and cells decided, and the released cells' fingerprint: before and
+after must give the same one.
+
+    python benchmarks/bench_release.py --after-import --schools 200
+    python benchmarks/bench_release.py --after-import --db /tmp/rel/r.db --schools 2000
+    python benchmarks/bench_release.py --after-import --db SEEDED.db --seeded --runs after --schools 2000
+
+``--seeded`` starts from a database whose stored decision this code made (a copy of a base database after a
+run), so no whole decision is made first; ``--runs`` picks the decisions to time.
+
+Writes benchmarks/results/bench_release_<schools>.json (bench_release_fingerprints.json,
+bench_release_<schools>_after_import.json).
 """
 
 from __future__ import annotations
@@ -26,13 +44,19 @@ import io
 import pstats
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from _common import write_results
+import numpy as np
+import sqlalchemy as sa
+from _common import copy_of, demo_database, write_results
 
 from analytics.access import exact_audit, release
+from analytics.data import schema, storage
 from analytics.data.demo import build_demo
+from analytics.data.importer import import_files
 
 
 class _Phases:
@@ -122,6 +146,109 @@ def measure_apart(schools: int, years: int, seed: int) -> dict:
             "fingerprint": fingerprint(decided.cells)}
 
 
+def _child_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def timed_decision(path: Path) -> tuple[dict, release.Release]:
+    """``release_for`` on the database at ``path`` as a server makes it (in a child process), timed."""
+    engine = storage.get_engine(f"sqlite:///{path}")
+    release._CACHE.clear()
+    cpu, child, wall = time.process_time(), _child_cpu(), time.perf_counter()
+    decided = release.release_for(engine, apart=True, keep=False)
+    wall, cpu, child = time.perf_counter() - wall, time.process_time() - cpu, _child_cpu() - child
+    engine.dispose()
+    return {"wall_seconds": round(wall, 2), "cpu_seconds": round(cpu + child, 2),
+            "child_cpu_seconds": round(child, 2), "server_cpu_seconds": round(cpu, 2),
+            "withheld": decided.withheld, "cells_in_withheld_pieces": int(decided.cells["piece_withheld"].sum()),
+            "fingerprint": fingerprint(decided.cells)}, decided
+
+
+def _forget_decisions(path: Path) -> None:
+    engine = storage.get_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(sa.delete(schema.release_decisions))
+    engine.dispose()
+
+
+def changed_discipline(engine, folder: Path, schools: int = 20) -> Path:
+    """The latest year's discipline file of ``schools`` schools, corrected: one fewer out-of-school suspension in
+    every group that has one (no count goes above its enrolment or its groups above ALL)."""
+    rows = storage.load_discipline(engine)
+    year = rows["school_year"].max()
+    chosen = np.sort(rows["school_id"].unique())[:: max(1, rows["school_id"].nunique() // schools)][:schools]
+    rows = rows[(rows["school_year"] == year) & rows["school_id"].isin(chosen)].copy()
+    rows["students_oss"] = (rows["students_oss"] - 1).clip(lower=0)
+    path = folder / "discipline_corrected.csv"
+    rows.to_csv(path, index=False)
+    return path
+
+
+def new_metrics_year(engine, folder: Path, seed: int = 7) -> Path:
+    """The latest year's metrics file a year on: numerators moved by -1, 0 or +1 (within 0..denominator), values
+    given as counts recomputed."""
+    rows = storage.load_metrics(engine)
+    year = rows["school_year"].max()
+    rows = rows[rows["school_year"] == year].copy()
+    counted = rows["numerator"].notna() & rows["denominator"].notna()
+    as_rate = counted & np.isclose(rows["value"], 100 * rows["numerator"] / rows["denominator"])
+    step = np.random.default_rng(seed).integers(-1, 2, len(rows))
+    rows.loc[counted, "numerator"] = (rows["numerator"] + step).clip(0, rows["denominator"])[counted]
+    rows.loc[as_rate, "value"] = 100 * rows["numerator"] / rows["denominator"]
+    rows["school_year"] = year + 1
+    path = folder / "metrics_new_year.csv"
+    rows.to_csv(path, index=False)
+    return path
+
+
+IMPORTS = {"discipline_one_year_20_schools": ("discipline", changed_discipline),
+           "metrics_new_year": ("metrics", new_metrics_year)}
+
+
+def measure_after_import(source: Path, schools: int, runs: list[str], seeded: bool, name: str) -> dict:
+    """Whole decision, then per import the runs asked for; the results so far are written after each run."""
+    with tempfile.TemporaryDirectory(prefix="bench-release-") as folder:
+        folder = Path(folder)
+        (folder / "base").mkdir()
+        base = copy_of(source, folder / "base")
+        if not seeded:
+            _forget_decisions(base)  # the whole decision below is stored in the form whose pieces are reused
+        whole, decided = timed_decision(base)
+        pieces = set(decided.cells["piece"].cat.categories)
+        out = {"schools": schools, "database": str(source), "cells": len(decided.cells), "pieces": len(pieces),
+               "whole_decision" if not seeded else "stored_decision_read": whole, "imports": {}}
+        print("stored decision read" if seeded else "whole decision", whole, file=sys.stderr, flush=True)
+        for change, (table, make) in IMPORTS.items():
+            measured = out["imports"].setdefault(change, {})
+            for kind in runs:
+                (folder / change / kind).mkdir(parents=True)
+                path = copy_of(base, folder / change / kind)
+                engine = storage.get_engine(f"sqlite:///{path}")
+                report = import_files(engine, [make(engine, folder / change / kind)], table=table, max_bytes=1 << 40)
+                if not report.ok:
+                    raise RuntimeError(report.problems[0].format())
+                engine.dispose()
+                if kind == "before":
+                    _forget_decisions(path)
+                measured[kind], decided = timed_decision(path)
+                # Pieces the import changed (a fingerprint the whole decision has not): all that "after" decides.
+                changed = decided.cells["piece"].isin(list(set(decided.cells["piece"].cat.categories) - pieces))
+                every = kind == "before"
+                measured[kind].update(pieces_decided=int(decided.cells["piece"].nunique() if every else
+                                                         decided.cells.loc[changed, "piece"].nunique()),
+                                      cells_decided=int(len(changed) if every else changed.sum()))
+                print(change, kind, measured[kind], file=sys.stderr, flush=True)
+                for path_ in (folder / change / kind).iterdir():
+                    path_.unlink()
+                if {"before", "after"} <= set(measured):
+                    measured["same_release"] = measured["before"]["fingerprint"] == measured["after"]["fingerprint"]
+                    measured["cpu_ratio_after_to_before"] = round(
+                        measured["after"]["cpu_seconds"] / measured["before"]["cpu_seconds"], 3)
+                write_results(name, out)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--schools", type=int, default=200)
@@ -130,7 +257,20 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--fingerprints", action="store_true")
     parser.add_argument("--apart", action="store_true")
+    parser.add_argument("--after-import", action="store_true")
+    parser.add_argument("--db", type=Path, help="--after-import: the database to copy (never written)")
+    parser.add_argument("--runs", nargs="+", choices=["before", "after"], default=["before", "after"],
+                        help="--after-import: the decisions to time after each import")
+    parser.add_argument("--seeded", action="store_true",
+                        help="--after-import: --db already holds its decision as this code stores it (read, not made)")
     args = parser.parse_args()
+    if args.after_import:
+        source = args.db or Path(f"/tmp/bench_release_{args.schools}.db")
+        if not args.db:
+            demo_database(source, args.schools)
+        measure_after_import(source, args.schools, args.runs, args.seeded,
+                             f"bench_release_{args.schools}_after_import{'_' + '_'.join(args.runs) if args.seeded else ''}")
+        return
     if args.apart:
         write_results(f"bench_release_{args.schools}_apart", measure_apart(args.schools, args.years, args.seed))
         return

@@ -33,6 +33,13 @@ relaxes the program, it asks again only about the cells it pinned and the newly 
 decision takes more than :data:`PIECE_SECONDS` of the deciding thread's CPU, or runs past the whole
 decision's deadline, or whose audit leaves a cell pinned or undecided, is withheld whole (every cell
 hidden, n included: safe without an audit) rather than the district.
+
+Most imports change a few pieces (one year's file, one source, some schools), so a new decision starts from
+the newest stored one made under the same rules and settings: each piece is fingerprinted with everything
+its decision reads (:func:`piece_fingerprints`: its cells, every column in row order, with the settings and
+these rules), and a piece whose fingerprint, keys, counts and n all match a piece of that decision, which was
+not withheld, takes its cells' states from it (:func:`_reused`); every other piece is decided. Deciding a
+piece depends on nothing but those inputs, so the release is the one a whole decision gives, cell for cell.
 """
 
 from __future__ import annotations
@@ -60,7 +67,9 @@ if TYPE_CHECKING:  # the exact audit (HiGHS, scipy.sparse: 0.6 s to import) is i
 EXACT, CODED_LOW, CODED_HIGH, HIDDEN = "exact", "low", "high", "hidden"
 LOOKUP_STATES = pd.CategoricalDtype([EXACT, CODED_LOW, CODED_HIGH, HIDDEN, "none"])  # "none": not a cell
 KEYS = ["unit", "school_year", "measure", "student_group"]
-CELL_COLUMNS = ["k", "n", "state", "n_hidden", "disclosed", "piece_withheld"]
+# `piece`: the fingerprint of the inputs of the piece the cell was decided in (a category), so a later decision
+# can reuse the pieces whose inputs did not change.
+CELL_COLUMNS = ["k", "n", "state", "n_hidden", "disclosed", "piece_withheld", "piece"]
 # Discipline outcomes (DESIGN §7 names) and the discipline columns they count; all share `enrolled`.
 DISCIPLINE_MEASURES = {"suspension": None, "iss": "students_iss", "oss": "students_oss",
                        "expulsion": "students_expelled", "law_referral": "law_referrals", "incidents": "incidents"}
@@ -469,26 +478,95 @@ def pieces(cells: pd.DataFrame) -> list[np.ndarray]:
 
 def decide(cells: pd.DataFrame, settings: Settings = DEFAULT_SETTINGS, max_rounds: int = 100,
            complementary: bool = True, exact: bool = True, piece_seconds: float = PIECE_SECONDS,
-           seconds: float = math.inf) -> pd.DataFrame:
-    """Cells with ``state`` (exact, low, high, hidden), ``n_hidden``, ``disclosed`` (should stay False) and
+           seconds: float = math.inf, earlier: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Cells with ``state`` (exact, low, high, hidden), ``n_hidden``, ``disclosed`` (should stay False),
     ``piece_withheld`` (the cell's piece is withheld whole, :func:`_withheld_piece`: it ran past
     ``piece_seconds`` of CPU or the whole decision past ``seconds`` of wall time, or its audit left a cell
-    pinned), decided piece by piece (:func:`pieces`), in the order of ``cells``. Each piece gets the
-    earlier of its own deadline and the decision's, so a slow decision withholds its last pieces, not the
-    district (a parent that stops the decision withholds everything).
+    pinned) and ``piece`` (its piece's fingerprint, :func:`piece_fingerprints`), decided piece by piece
+    (:func:`pieces`), in the order of ``cells``. Each piece gets the earlier of its own deadline and the
+    decision's, so a slow decision withholds its last pieces, not the district (a parent that stops the
+    decision withholds everything).
 
+    ``earlier``: the cells of an earlier decision (:attr:`Release.cells`); a piece whose inputs are those of one
+    of its pieces takes that piece's states instead of being decided again (:func:`_reused`).
     ``complementary=False`` stops after rules 1 and 2 (to show what the audit adds)."""
     if cells.empty:
         return cells.assign(state=pd.Series(dtype=object), n_hidden=pd.Series(dtype=bool),
-                            disclosed=pd.Series(dtype=bool), piece_withheld=pd.Series(dtype=bool))
+                            disclosed=pd.Series(dtype=bool), piece_withheld=pd.Series(dtype=bool),
+                            piece=pd.Categorical([]))
     cells = cells.reset_index(drop=True)
     parts = pieces(cells)
+    prints = piece_fingerprints(cells, parts, settings, max_rounds, complementary, exact)
+    before = _earlier_pieces(earlier, prints)
     until = time.monotonic() + seconds
-    decided = [_decide_piece(cells.iloc[rows], settings, max_rounds, complementary, exact,
-                             min(piece_seconds, until - time.monotonic()))
-               for rows in parts]
+    decided = []
+    for rows, fingerprint in zip(parts, prints, strict=True):
+        piece = cells.iloc[rows]
+        again = _reused(piece, before.get(fingerprint))
+        decided.append(again if again is not None else _decide_piece(
+            piece, settings, max_rounds, complementary, exact, min(piece_seconds, until - time.monotonic())))
     out = pd.concat(decided, ignore_index=True)
+    out["piece"] = pd.Categorical.from_codes(np.repeat(np.arange(len(parts)), [len(p) for p in parts]), prints)
     return out.iloc[np.argsort(np.concatenate(parts), kind="stable")].reset_index(drop=True)
+
+
+# Two keys for the rows' hashes: a piece's fingerprint holds 128 bits per row (its text columns hashed twice).
+_ROW_HASH_KEYS = ("release-pieces-1", "release-pieces-2")
+
+
+def piece_fingerprints(cells: pd.DataFrame, parts: list[np.ndarray], settings: Settings, max_rounds: int,
+                       complementary: bool, exact: bool) -> list[str]:
+    """Per piece (row positions in ``cells``), a SHA-256 of everything :func:`_decide_piece` decides it from: its
+    cells with every column (names, types and values, in row order: the order breaks ties between cells to
+    hide), the settings, :data:`DECISION_RULES` and the decision's options. Equal fingerprints mean equal
+    inputs, so equal decisions (unless the piece runs out of time, which :func:`_reused` never reuses)."""
+    terms = (f"{DECISION_RULES}|{settings!r}|{max_rounds}|{complementary}|{exact}|"
+             f"{list(cells.columns)}|{[str(t) for t in cells.dtypes]}").encode()
+    rows = [pd.util.hash_pandas_object(cells, index=False, hash_key=key).to_numpy() for key in _ROW_HASH_KEYS]
+    prints = []
+    for part in parts:
+        digest = hashlib.sha256(terms)
+        digest.update(len(part).to_bytes(8, "little"))
+        for hashed in rows:
+            digest.update(hashed[part].tobytes())
+        prints.append(digest.hexdigest())
+    return prints
+
+
+def _earlier_pieces(earlier: pd.DataFrame | None, prints: list[str]) -> dict[str, pd.DataFrame]:
+    """The cells of ``earlier`` per fingerprint among ``prints`` (a decision stored before pieces were
+    fingerprinted has none)."""
+    if earlier is None or "piece" not in earlier.columns or earlier.empty:
+        return {}
+    piece = earlier["piece"].astype("category")
+    codes = piece.cat.codes.to_numpy()
+    wanted = set(prints)
+    return {name: earlier.iloc[np.flatnonzero(codes == code)]
+            for code, name in enumerate(piece.cat.categories) if name in wanted}
+
+
+def _reused(piece: pd.DataFrame, earlier: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The piece as :func:`_decide_piece` decides it, taken from ``earlier`` (its fingerprint's cells in an earlier
+    decision), or None to decide it: when that piece was withheld (for time: never kept), or any cell's key,
+    count or n differs, or a key is missing or repeated (any doubt about the piece's identity)."""
+    if earlier is None or len(earlier) != len(piece) or earlier["piece_withheld"].any():
+        return None
+    keys = pd.MultiIndex.from_arrays([piece["unit"].to_numpy(dtype=object),
+                                      piece["school_year"].to_numpy(dtype="float64"),
+                                      piece["measure"].to_numpy(dtype=object),
+                                      piece["student_group"].to_numpy(dtype=object)])
+    if not (keys.is_unique and earlier.index.is_unique):
+        return None
+    at = earlier.index.get_indexer(keys)
+    if (at < 0).any():
+        return None
+    kept = earlier.iloc[at]
+    for column in ("k", "n"):
+        if not np.array_equal(kept[column].to_numpy(dtype="float64"), piece[column].to_numpy(dtype="float64"),
+                              equal_nan=True):
+            return None
+    return piece.assign(state=kept["state"].to_numpy(dtype=object), n_hidden=kept["n_hidden"].to_numpy(dtype=bool),
+                        disclosed=kept["disclosed"].to_numpy(dtype=bool), piece_withheld=False)
 
 
 def _decide_piece(cells: pd.DataFrame, settings: Settings, max_rounds: int, complementary: bool,
@@ -773,6 +851,7 @@ class Release:
     cells: pd.DataFrame
     suspension_derived: bool = True
     withheld: str = ""  # why every cell is hidden when no decision could be made ("" for a decision)
+    decided_under: str = ""  # :func:`decision_terms` of the decision ("" when not known)
 
     def measure_of(self, metric: str) -> str:
         """The measure a metric's counts belong to (`suspension_rate` derived from discipline = `suspension`)."""
@@ -816,29 +895,40 @@ def release_cells(schools: pd.DataFrame, metrics: pd.DataFrame,
     return (pooled_cells(school_cells, schools) if families else pd.DataFrame()), derived
 
 
-def _release(cells: pd.DataFrame, derived: bool, withheld: str = "") -> Release:
+def _release(cells: pd.DataFrame, derived: bool, withheld: str = "", decided_under: str = "") -> Release:
     if cells.empty:
         empty = pd.DataFrame(columns=[*KEYS, *CELL_COLUMNS])
-        return Release(empty.set_index(KEYS), derived, withheld)
+        return Release(empty.set_index(KEYS), derived, withheld, decided_under)
     cells = cells.assign(school_year=cells["school_year"].astype("float64"))
-    return Release(cells.set_index(KEYS)[CELL_COLUMNS].sort_index(), derived, withheld)
+    return Release(cells.set_index(KEYS)[CELL_COLUMNS].sort_index(), derived, withheld, decided_under)
+
+
+def decision_terms(settings: Settings, complementary: bool = True, exact: bool = True) -> str:
+    """What a decision is made under besides its cells (the rules, settings and options), as a short digest: a
+    decision is reused piece by piece only from one made under the same terms."""
+    return hashlib.sha256(f"{DECISION_RULES}|{settings!r}|{complementary}|{exact}".encode()).hexdigest()[:32]
 
 
 def build_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame,
                   settings: Settings = DEFAULT_SETTINGS, complementary: bool = True, exact: bool = True,
-                  seconds: float = math.inf) -> Release:
+                  seconds: float = math.inf, earlier: Release | None = None) -> Release:
     """Decide every cell of the district (discipline outcomes and counted metrics) as one release; pieces
-    still undecided after ``seconds`` are withheld (:func:`decide`)."""
+    still undecided after ``seconds`` are withheld, and pieces whose inputs are those of a piece of
+    ``earlier`` take its decision (:func:`decide`)."""
     cells, derived = release_cells(schools, metrics, discipline)
+    before = earlier.cells if earlier is not None else None
     # One decision for every measure: cells that share an n are decided together.
-    decided = decide(cells, settings, complementary=complementary, exact=exact, seconds=seconds) if len(cells) else cells
-    return _release(decided, derived)
+    decided = decide(cells, settings, complementary=complementary, exact=exact, seconds=seconds,
+                     earlier=before) if len(cells) else cells
+    return _release(decided, derived, decided_under=decision_terms(settings, complementary, exact))
 
 
 def withheld_release(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame, why: str) -> Release:
     """Every cell hidden, n included: the release when no decision could be made (privacy wins)."""
     cells, derived = release_cells(schools, metrics, discipline)
-    return _release(cells.assign(state=HIDDEN, n_hidden=True, disclosed=False, piece_withheld=True), derived, why)
+    withheld = cells.assign(state=HIDDEN, n_hidden=True, disclosed=False, piece_withheld=True,
+                            piece=pd.Categorical([None] * len(cells)))
+    return _release(withheld, derived, why)
 
 
 _CACHE: dict[tuple, Release] = {}
@@ -861,7 +951,9 @@ def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bo
     count, so it keeps the decision). Across processes and restarts it is kept in the ``release_decisions``
     table under a fingerprint of everything it is decided from (schools, metrics, discipline, settings and
     these rules): deciding costs about half a minute of CPU at 200 schools, reading it back well under a
-    second. A decision is made in a child process
+    second. A new decision reuses every piece whose inputs are unchanged from the newest stored decision made
+    under the same terms (:func:`decide`), so after an import only the pieces it changed are decided. A
+    decision is made in a child process
     (:func:`decide_apart`; ``apart=None``: when the inputs hold :data:`APART_FROM_ROWS` rows or more), so the
     server never holds the decision's working memory; when the child fails or runs past ``timeout``
     seconds every cell is withheld, and a decision with a piece withheld (for time, or a cell its audit left
@@ -891,12 +983,14 @@ def _decided(engine, settings: Settings, complementary: bool, apart: bool | None
     fingerprint = decision_fingerprint(schools, metrics, discipline, settings, complementary)
     release = _stored(engine, fingerprint)
     if release is None:
+        earlier = _latest_stored(engine, decision_terms(settings, complementary))
         if apart is None:
             apart = len(metrics) + len(discipline) >= APART_FROM_ROWS
         if apart:
-            release = decide_apart(schools, metrics, discipline, settings, complementary, timeout)
+            release = decide_apart(schools, metrics, discipline, settings, complementary, timeout, earlier)
         else:
-            release = build_release(schools, metrics, discipline, settings, complementary)
+            release = build_release(schools, metrics, discipline, settings, complementary,
+                                    earlier=_earlier_release(earlier))
         if not release.withheld and not release.cells["piece_withheld"].any():
             _store(engine, fingerprint, release)
     return release
@@ -904,9 +998,10 @@ def _decided(engine, settings: Settings, complementary: bool, apart: bool | None
 
 def decide_apart(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.DataFrame,
                  settings: Settings = DEFAULT_SETTINGS, complementary: bool = True,
-                 timeout: float = DECISION_SECONDS) -> Release:
+                 timeout: float = DECISION_SECONDS, earlier: bytes | None = None) -> Release:
     """:func:`build_release` in a child process (``python -m analytics.access.release_child``): its memory goes
-    back to the system when it ends, whatever the decision's peak. The inputs go to it as a pickle and the
+    back to the system when it ends, whatever the decision's peak. The inputs go to it as a pickle (with
+    ``earlier``, a stored decision to reuse pieces of, as stored: this process never reads it) and the
     release comes back in the stored form (:func:`_to_blob`). A child that fails, or is still deciding after
     ``timeout`` seconds (then stopped), leaves the decision undecided: :func:`withheld_release`."""
     import os
@@ -923,8 +1018,8 @@ def decide_apart(schools: pd.DataFrame, metrics: pd.DataFrame, discipline: pd.Da
     with tempfile.TemporaryDirectory(prefix="release-") as folder:
         given, decided = Path(folder) / "inputs.pickle", Path(folder) / "release.parquet"
         with given.open("wb") as out:  # streamed: no second copy of the inputs in this process
-            pickle.dump((schools, metrics, discipline, settings, complementary, DECISION_SHARE * timeout), out,
-                        protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((schools, metrics, discipline, settings, complementary, DECISION_SHARE * timeout, earlier),
+                        out, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             done = subprocess.run([sys.executable, "-m", "analytics.access.release_child", str(given), str(decided)],
                                   env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -962,17 +1057,68 @@ def _stored(engine, fingerprint: str) -> Release | None:
     return None if blob is None else _from_blob(blob)
 
 
+def _latest_stored(engine, terms: str) -> bytes | None:
+    """The newest stored decision made under ``terms`` (:func:`decision_terms`), as stored, or None (none kept,
+    or the table cannot be read). Only each decision's terms column is read to choose."""
+    table = schema.release_decisions
+    try:
+        with engine.connect() as conn:
+            kept = conn.execute(sa.select(table.c.fingerprint).order_by(table.c.decided_at.desc())).scalars().all()
+            for fingerprint in kept:
+                blob = conn.execute(sa.select(table.c.cells).where(table.c.fingerprint == fingerprint)).scalar()
+                if blob is not None and _terms_of(blob) == terms:
+                    return blob
+    except sa.exc.SQLAlchemyError:
+        return None
+    return None
+
+
+def _terms_of(blob: bytes) -> str:
+    """The terms a stored decision was made under ("" for one stored without them, or unreadable)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema_ = pq.read_schema(io.BytesIO(blob))
+        if "decided_under" not in schema_.names:
+            return ""
+        column = pq.read_table(io.BytesIO(blob), columns=["decided_under"]).column(0)
+    except (pa.ArrowException, OSError, ValueError):
+        return ""
+    return str(column[0]) if len(column) else ""
+
+
+def _earlier_release(blob: bytes | None) -> Release | None:
+    """A stored decision to reuse pieces of, or None when there is none or it cannot be read (all is decided)."""
+    import pyarrow as pa
+
+    if blob is None:
+        return None
+    try:
+        return _from_blob(blob)
+    except (pa.ArrowException, OSError, ValueError, KeyError):
+        return None
+
+
 def _to_blob(release: Release) -> bytes:
-    """A release as Parquet bytes (its cells, with whether `suspension_rate` is derived in a column)."""
+    """A release as Parquet bytes (its cells, with whether `suspension_rate` is derived and the terms it was
+    decided under in constant columns; a reader that knows neither these nor ``piece`` ignores them)."""
     buffer = io.BytesIO()
-    release.cells.reset_index().assign(suspension_derived=release.suspension_derived).to_parquet(buffer, index=False)
+    cells = release.cells.reset_index().assign(suspension_derived=release.suspension_derived,
+                                               decided_under=release.decided_under)
+    cells.to_parquet(buffer, index=False)
     return buffer.getvalue()
 
 
 def _from_blob(blob: bytes) -> Release:
+    """A stored release; one stored before pieces were fingerprinted reads with no piece (nothing of it reused)."""
     cells = pd.read_parquet(io.BytesIO(blob))
     derived = bool(cells.pop("suspension_derived").iloc[0]) if len(cells) else True
-    return Release(cells.set_index(KEYS).sort_index(), derived)
+    terms = cells.pop("decided_under") if "decided_under" in cells.columns else pd.Series(dtype=object)
+    if "piece" not in cells.columns:
+        cells["piece"] = pd.Categorical([None] * len(cells))
+    decided_under = str(terms.iloc[0]) if len(terms) else ""
+    return Release(cells.set_index(KEYS).sort_index(), derived, decided_under=decided_under)
 
 
 def _store(engine, fingerprint: str, release: Release, keep: int = 8) -> None:
