@@ -29,7 +29,9 @@ after must give the same one.
     python benchmarks/bench_release.py --after-import --db SEEDED.db --seeded --runs after --schools 2000
 
 ``--seeded`` starts from a database whose stored decision this code made (a copy of a base database after a
-run), so no whole decision is made first; ``--runs`` picks the decisions to time.
+run), so no whole decision is made first; ``--adopt-stored`` from one whose decision was stored before pieces
+were fingerprinted (:func:`adopt_stored` adds them, checked against the data); ``--runs`` picks the decisions
+to time, ``--imports`` the imports.
 
 Writes benchmarks/results/bench_release_<schools>.json (bench_release_fingerprints.json,
 bench_release_<schools>_after_import.json).
@@ -40,6 +42,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import hashlib
+import inspect
 import io
 import pstats
 import resource
@@ -50,6 +53,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 from _common import copy_of, demo_database, write_results
 
@@ -206,20 +210,59 @@ IMPORTS = {"discipline_one_year_20_schools": ("discipline", changed_discipline),
            "metrics_new_year": ("metrics", new_metrics_year)}
 
 
-def measure_after_import(source: Path, schools: int, runs: list[str], seeded: bool, name: str) -> dict:
+def adopt_stored(path: Path) -> None:
+    """The decision stored for the database's current data by code that did not fingerprint pieces, stored
+    again with its pieces' fingerprints, computed from the data as a decision computes them: the decision this
+    code would store (the same rules, checked by the stored fingerprint), without deciding it again."""
+    engine = storage.get_engine(f"sqlite:///{path}")
+    schools, metrics, discipline = (storage.load_schools(engine), storage.load_metrics(engine),
+                                    storage.load_discipline(engine))
+    settings = release.DEFAULT_SETTINGS
+    fingerprint = release.decision_fingerprint(schools, metrics, discipline, settings, True)
+    stored = release._stored(engine, fingerprint)
+    if stored is None:
+        raise RuntimeError(f"{path}: no decision of its data is stored")
+    cells, _ = release.release_cells(schools, metrics, discipline)
+    cells = cells.reset_index(drop=True)
+    parts = release.pieces(cells)
+    rounds = inspect.signature(release.decide).parameters["max_rounds"].default
+    prints = release.piece_fingerprints(cells, parts, settings, rounds, True, True)
+    label = np.empty(len(cells), dtype=np.int64)
+    for number, rows in enumerate(parts):
+        label[rows] = number
+    keys = pd.MultiIndex.from_arrays([cells["unit"], cells["school_year"].astype("float64"), cells["measure"],
+                                      cells["student_group"]])
+    at = stored.cells.index.get_indexer(keys)
+    if (at < 0).any() or len(at) != len(stored.cells):
+        raise RuntimeError(f"{path}: the stored decision's cells are not its data's")
+    codes = np.empty(len(at), dtype=np.int64)
+    codes[at] = label
+    kept = stored.cells.drop(columns=["piece"]).assign(piece=pd.Categorical.from_codes(codes, prints))
+    _forget_decisions(path)
+    release._store(engine, fingerprint, release.Release(kept, stored.suspension_derived,
+                                                        decided_under=release.decision_terms(settings)))
+    engine.dispose()
+
+
+def measure_after_import(source: Path, schools: int, runs: list[str], seeded: bool, name: str,
+                         adopt: bool = False, imports: list[str] | None = None) -> dict:
     """Whole decision, then per import the runs asked for; the results so far are written after each run."""
     with tempfile.TemporaryDirectory(prefix="bench-release-") as folder:
         folder = Path(folder)
         (folder / "base").mkdir()
         base = copy_of(source, folder / "base")
-        if not seeded:
+        if adopt:
+            adopt_stored(base)
+        elif not seeded:
             _forget_decisions(base)  # the whole decision below is stored in the form whose pieces are reused
+        seeded = seeded or adopt
         whole, decided = timed_decision(base)
         pieces = set(decided.cells["piece"].cat.categories)
         out = {"schools": schools, "database": str(source), "cells": len(decided.cells), "pieces": len(pieces),
                "whole_decision" if not seeded else "stored_decision_read": whole, "imports": {}}
         print("stored decision read" if seeded else "whole decision", whole, file=sys.stderr, flush=True)
-        for change, (table, make) in IMPORTS.items():
+        for change in imports or list(IMPORTS):
+            table, make = IMPORTS[change]
             measured = out["imports"].setdefault(change, {})
             for kind in runs:
                 (folder / change / kind).mkdir(parents=True)
@@ -263,13 +306,20 @@ def main() -> None:
                         help="--after-import: the decisions to time after each import")
     parser.add_argument("--seeded", action="store_true",
                         help="--after-import: --db already holds its decision as this code stores it (read, not made)")
+    parser.add_argument("--imports", nargs="+", choices=list(IMPORTS), help="--after-import: these imports only")
+    parser.add_argument("--adopt-stored", action="store_true",
+                        help="--after-import: --db holds its decision as stored before pieces were fingerprinted; "
+                             "its copy gets them (adopt_stored) instead of a whole decision")
     args = parser.parse_args()
     if args.after_import:
         source = args.db or Path(f"/tmp/bench_release_{args.schools}.db")
         if not args.db:
             demo_database(source, args.schools)
+        seeded = args.seeded or args.adopt_stored
+        parts = [*args.runs, *(args.imports or [])] if seeded or args.imports else []
         measure_after_import(source, args.schools, args.runs, args.seeded,
-                             f"bench_release_{args.schools}_after_import{'_' + '_'.join(args.runs) if args.seeded else ''}")
+                             f"bench_release_{args.schools}_after_import{''.join('_' + p for p in parts)}",
+                             args.adopt_stored, args.imports)
         return
     if args.apart:
         write_results(f"bench_release_{args.schools}_apart", measure_apart(args.schools, args.years, args.seed))
