@@ -207,20 +207,34 @@ async def _what_shows(page, network: dict) -> str:
     connecting…), its sidebar's elements and links, and its first words (a screenshot too, into the folder
     `SSIF_LOAD_SHOTS` names)."""
     try:
-        state = await page.locator("[data-testid=stApp]").get_attribute("data-test-script-state", timeout=2000)
+        state = await page.locator("[data-testid=stApp]").get_attribute("data-test-script-state", timeout=15000)
         status = await page.locator("[data-testid=stStatusWidget]").all_inner_texts()
         kinds = await page.locator("[data-testid=stSidebar] [data-testid]").evaluate_all(
             "nodes => nodes.map(n => n.dataset.testid).filter(t => t.startsWith('st') && !t.startsWith('stMarkdown'))")
         links = await page.locator("[data-testid=stSidebar] a").all_inner_texts()
-        text = " ".join((await page.inner_text("body", timeout=2000)).split())
+        text = " ".join((await page.inner_text("body", timeout=15000)).split())
         now = time.monotonic()
         waiting = [f"{r.url.split('/')[-1][:40]} {now - t:.0f}s" for r, t in network["pending"].items()]
+        if network["pending"]:  # does the server answer the oldest of them now, asked afresh? (browser or server)
+            waiting.insert(0, f"{len(waiting)} waiting; the oldest asked again: {await _fetch_seconds(next(iter(network['pending'])).url)}")
         if os.environ.get("SSIF_LOAD_SHOTS"):
             await page.screenshot(path=f"{os.environ['SSIF_LOAD_SHOTS']}/timeout-{time.monotonic():.0f}.png")
         return (f"run {state}; status {status}; sidebar {kinds[:30]}; links {links}; requests waiting {waiting[:8]}; "
                 f"failed {network['failed'][:8]}; page: {text[:200]}")
     except Exception as exc:  # noqa: BLE001 - a description for the report, never an error of its own
         return f"(page not readable: {type(exc).__name__})"
+
+
+async def _fetch_seconds(url: str) -> str:
+    def fetch() -> str:
+        started = time.monotonic()
+        try:
+            urllib.request.urlopen(url, timeout=30).read()
+        except OSError as exc:
+            return f"failed after {time.monotonic() - started:.1f} s ({exc})"
+        return f"answered in {time.monotonic() - started:.2f} s"
+
+    return await asyncio.to_thread(fetch)
 
 
 def _error_kind(exc: Exception) -> str:
