@@ -96,9 +96,9 @@ def test_a_decision_with_a_piece_withheld_is_used_but_not_kept(district, monkeyp
 def test_a_server_keeps_only_the_lookups_and_they_give_the_same_states(district):
     """What a server keeps for its shared views: states and hidden n as the whole decision gives them, for cells
     of every state and for keys that are no cell, without the decision's counts and audit columns."""
-    whole = release.release_for(district, keep=False)
-    assert not release._CACHE  # the whole decision is not kept in the process
-    kept = whole.for_lookups()
+    kept = release.release_for(district, lookups=True)
+    assert not release._CACHE  # neither the decision nor its lookups are kept in the process
+    whole = release.release_for(district)
     assert list(kept.cells.columns) == ["state", "n_hidden"] and kept.cells["state"].dtype == release.LOOKUP_STATES
     cells = whole.cells.reset_index()
     assert {release.EXACT, release.HIDDEN} <= set(cells["state"])  # both kinds are looked up below
@@ -107,5 +107,21 @@ def test_a_server_keeps_only_the_lookups_and_they_give_the_same_states(district)
     (whole_state, whole_hidden), (kept_state, kept_hidden) = whole.states(*args), kept.states(*args)
     assert list(kept_state) == list(whole_state) and list(kept_state[-3:]) == ["none"] * 3
     assert list(kept_hidden) == list(whole_hidden)
-    assert release.release_for(district) is not whole and release.release_for(district, keep=False) is \
-        release.release_for(district)  # one kept already is the one returned
+    # One kept already gives its lookups.
+    pd.testing.assert_frame_equal(release.release_for(district, lookups=True).cells, whole.for_lookups().cells)
+
+
+def test_a_kept_decision_is_read_back_as_its_lookups_alone(district, monkeypatch):
+    """A server reading a stored decision for its shared views reads the lookups' columns alone, and gets what
+    the whole decision read back would give it: the same index (levels, order), states and hidden n."""
+    whole = release.release_for(district)
+    release._CACHE.clear()  # as a new server process starts
+    for whole_read in ("_from_blob", "build_release", "decide_apart"):
+        monkeypatch.setattr(release, whole_read, lambda *a, **k: pytest.fail("the whole decision was read"))
+    lean = release.release_for(district, lookups=True)
+    expected = whole.for_lookups()
+    pd.testing.assert_frame_equal(lean.cells, expected.cells)
+    for got, want in zip(lean.cells.index.levels, expected.cells.index.levels, strict=True):
+        pd.testing.assert_index_equal(got, want)
+    assert lean.suspension_derived == whole.suspension_derived and lean.withheld == ""
+    assert not release._CACHE

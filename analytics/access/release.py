@@ -70,6 +70,7 @@ KEYS = ["unit", "school_year", "measure", "student_group"]
 # `piece`: the fingerprint of the inputs of the piece the cell was decided in (a category), so a later decision
 # can reuse the pieces whose inputs did not change.
 CELL_COLUMNS = ["k", "n", "state", "n_hidden", "disclosed", "piece_withheld", "piece"]
+LOOKUP_COLUMNS = ["state", "n_hidden"]  # what :meth:`Release.states` reads
 # Discipline outcomes (DESIGN §7 names) and the discipline columns they count; all share `enrolled`.
 DISCIPLINE_MEASURES = {"suspension": None, "iss": "students_iss", "oss": "students_oss",
                        "expulsion": "students_expelled", "law_referral": "law_referrals", "incidents": "incidents"}
@@ -874,7 +875,7 @@ class Release:
         """The release as a server keeps it for its shared views: each cell's state (a category) and whether its
         n is hidden, all that :meth:`states` reads. The counts and the audit's columns are 85% of a decision's
         memory (about 85 of 101 MiB at 2,000 schools x 6 years); the index is shared, not copied."""
-        cells = self.cells[["state", "n_hidden"]].astype({"state": LOOKUP_STATES})
+        cells = self.cells[LOOKUP_COLUMNS].astype({"state": LOOKUP_STATES})
         return Release(cells, self.suspension_derived, self.withheld)
 
 
@@ -944,7 +945,7 @@ DECISION_SHARE = 0.8
 
 
 def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bool = True,
-                apart: bool | None = None, timeout: float = DECISION_SECONDS, keep: bool = True) -> Release:
+                apart: bool | None = None, timeout: float = DECISION_SECONDS, lookups: bool = False) -> Release:
     """The district's release decision from the database, decided once per state of its data.
 
     In this process it is kept per import version (only an import bumps it: a workspace edit changes no
@@ -959,29 +960,32 @@ def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bo
     seconds every cell is withheld, and a decision with a piece withheld (for time, or a cell its audit left
     pinned) is kept for this process only: neither is stored, so a restart decides again.
 
-    ``keep=False``: not kept in this process (a caller that keeps what it needs of it, as the server keeps
-    :meth:`Release.for_lookups`); one kept already is still returned."""
+    ``lookups=True``: only :meth:`Release.for_lookups` of it, which is all a server keeps for its shared views,
+    and not kept in this process (the caller keeps it); a stored decision is then read back as those columns
+    alone (:func:`_lookups_from_blob`). One kept already gives its lookups."""
     from analytics.data import storage
 
     key = (str(engine.url), storage.import_version(engine), id(settings), complementary)
     if key in _CACHE:
-        return _CACHE[key]
-    release = _decided(engine, settings, complementary, apart, timeout)
-    if keep:
+        return _CACHE[key].for_lookups() if lookups else _CACHE[key]
+    release = _decided(engine, settings, complementary, apart, timeout, lookups)
+    if not lookups:
         if len(_CACHE) >= 4:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = release
     return release
 
 
-def _decided(engine, settings: Settings, complementary: bool, apart: bool | None, timeout: float) -> Release:
-    """:func:`release_for`'s decision: the stored one of the same inputs, or one decided (and stored) now."""
+def _decided(engine, settings: Settings, complementary: bool, apart: bool | None, timeout: float,
+             lookups: bool = False) -> Release:
+    """:func:`release_for`'s decision (or its lookups): the stored one of the same inputs, or one decided (and
+    stored) now."""
     from analytics.data import storage
 
     schools, metrics = storage.load_schools(engine), storage.load_metrics(engine)
     discipline = storage.load_discipline(engine)
     fingerprint = decision_fingerprint(schools, metrics, discipline, settings, complementary)
-    release = _stored(engine, fingerprint)
+    release = _stored(engine, fingerprint, lookups)
     if release is None:
         earlier = _latest_stored(engine, decision_terms(settings, complementary))
         if apart is None:
@@ -993,6 +997,8 @@ def _decided(engine, settings: Settings, complementary: bool, apart: bool | None
                                     earlier=_earlier_release(earlier))
         if not release.withheld and not release.cells["piece_withheld"].any():
             _store(engine, fingerprint, release)
+        if lookups:
+            release = release.for_lookups()
     return release
 
 
@@ -1046,15 +1052,18 @@ def decision_fingerprint(schools: pd.DataFrame, metrics: pd.DataFrame, disciplin
     return digest.hexdigest()
 
 
-def _stored(engine, fingerprint: str) -> Release | None:
-    """The decision kept under ``fingerprint``, or None (none kept, or the table cannot be read)."""
+def _stored(engine, fingerprint: str, lookups: bool = False) -> Release | None:
+    """The decision kept under ``fingerprint`` (``lookups``: its lookups alone), or None (none kept, or the table
+    cannot be read)."""
     table = schema.release_decisions
     try:
         with engine.connect() as conn:
             blob = conn.execute(sa.select(table.c.cells).where(table.c.fingerprint == fingerprint)).scalar()
     except sa.exc.SQLAlchemyError:
         return None
-    return None if blob is None else _from_blob(blob)
+    if blob is None:
+        return None
+    return _lookups_from_blob(blob) if lookups else _from_blob(blob)
 
 
 def _latest_stored(engine, terms: str) -> bytes | None:
@@ -1119,6 +1128,37 @@ def _from_blob(blob: bytes) -> Release:
         cells["piece"] = pd.Categorical([None] * len(cells))
     decided_under = str(terms.iloc[0]) if len(terms) else ""
     return Release(cells.set_index(KEYS).sort_index(), derived, decided_under=decided_under)
+
+
+def _lookups_from_blob(blob: bytes) -> Release:
+    """``_from_blob(blob).for_lookups()`` without the rest of the decision: only the keys, states and hidden n are
+    read, texts as dictionaries, and the index is made from their codes. Reading every column as text and
+    indexing it left ~370 MiB of temporaries at 2,000 schools, which the C heap gives back only in part
+    (DESIGN §8 memory bar). The blob's rows are in index order (:func:`_to_blob` writes a sorted release)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(pa.BufferReader(blob), columns=[*KEYS, *LOOKUP_COLUMNS, "suspension_derived"],
+                          read_dictionary=["unit", "measure", "student_group", "state"])
+    if not table.num_rows:
+        return _from_blob(blob).for_lookups()
+    derived = bool(table["suspension_derived"][0].as_py())
+    keys = [_sorted_categories(table[key]) for key in KEYS]
+    index = pd.MultiIndex(levels=[key.categories for key in keys], codes=[key.codes for key in keys], names=KEYS,
+                          verify_integrity=False)
+    state = _sorted_categories(table["state"]).astype(LOOKUP_STATES)
+    cells = pd.DataFrame({"state": state, "n_hidden": table["n_hidden"].to_pandas().array}, index=index)
+    return Release(cells, derived)
+
+
+def _sorted_categories(column) -> pd.Categorical:
+    """An Arrow column as categories in sorted order (the levels ``set_index`` would make of it)."""
+    import pyarrow as pa
+
+    if not pa.types.is_dictionary(column.type):
+        column = column.dictionary_encode()
+    values = column.to_pandas().array
+    return values.reorder_categories(values.categories.sort_values())
 
 
 def _store(engine, fingerprint: str, release: Release, keep: int = 8) -> None:

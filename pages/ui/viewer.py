@@ -48,8 +48,7 @@ def _release(version: int):
 
     # Never a release of newer data cached under an older version (nor a stale one computed at all). Only its
     # lookups are kept: the whole decision would hold ~100 MiB at 2,000 schools for columns no view reads.
-    decided = storage.read_at_version(engine(), version, lambda: release_for(engine(), keep=False), storage.IMPORTS)
-    return decided.for_lookups()
+    return storage.read_at_version(engine(), version, lambda: release_for(engine(), lookups=True), storage.IMPORTS)
 
 
 def release():
