@@ -12,10 +12,11 @@ place, so it is never read half-written). It reads the app's objects as they are
   not made yet, or a checkout without one, answers ``found: false`` (the benchmark then waits for idle CPU).
 - ``breakdown``: the resident memory by kind (``/proc/self/smaps_rollup``: anonymous vs. mapped files), the C
   library's heap (``mallinfo2``: in use vs. free), Python's object allocator (its arenas, from
-  ``sys._debugmallocstats``), and what each cache holds: every ``st.cache_resource`` and ``st.cache_data``
-  function's entries (a resource's objects measured in place; a data entry is its pickled bytes) and the
-  app's module-level caches. Memory shared by two holders (a slice of a cached frame, a frame's Arrow
-  table made from it) is counted once, for the first holder measured.
+  ``sys._debugmallocstats``) and the kinds of objects holding most of it (``kinds``), and what each cache
+  holds: every ``st.cache_resource`` and ``st.cache_data`` function's entries (a resource's objects measured
+  in place; a data entry is its pickled bytes) and the app's module-level caches. Memory shared by two
+  holders (a slice of a cached frame, a frame's Arrow table made from it) is counted once, for the first
+  holder measured.
 """
 
 from __future__ import annotations
@@ -238,12 +239,39 @@ def _pymalloc() -> dict:
             "objects_tracked_by_gc": len(gc.get_objects())}
 
 
+def _kinds(top: int = 20) -> list[dict]:
+    """The kinds of Python objects that hold the most of Python's allocator: every object the collector tracks
+    and the untracked ones they refer to (texts, numbers), each counted once, by type. Sizes are the objects' own:
+    a frame's, an array's or an Arrow column's object without the data it reports (``__sizeof__``), which is
+    in the C heap."""
+    seen: set[int] = set()
+    count: dict[str, int] = {}
+    size: dict[str, int] = {}
+
+    def add(obj) -> None:
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        count[kind] = count.get(kind, 0) + 1
+        own = sys.getsizeof(obj) if type(obj).__module__ == "builtins" else object.__sizeof__(obj)
+        size[kind] = size.get(kind, 0) + own
+
+    for obj in gc.get_objects():
+        add(obj)
+        for ref in gc.get_referents(obj):
+            if not gc.is_tracked(ref):
+                add(ref)
+    kinds = sorted(size, key=lambda kind: -size[kind])[:top]
+    return [{"kind": kind, "objects": count[kind], "mib": round(size[kind] / MIB, 2)} for kind in kinds]
+
+
 def breakdown() -> dict:
     started = time.perf_counter()
     sizer = _Sizer()
     caches = _streamlit_caches(sizer)
     modules = _module_caches(sizer)
-    return {"memory": _smaps(), "malloc": _malloc(), "pymalloc": _pymalloc(),
+    return {"memory": _smaps(), "malloc": _malloc(), "pymalloc": _pymalloc(), "kinds": _kinds(),
             "caches_total_mib": round(sum(row["mib"] for row in caches) + sum(row["mib"] for row in modules), 1),
             "caches": caches, "module_caches": modules, "seconds": round(time.perf_counter() - started, 2)}
 
