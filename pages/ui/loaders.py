@@ -12,7 +12,7 @@ import contextlib
 import functools
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -357,11 +357,94 @@ def district_all_counts(metric: str) -> pd.DataFrame:
     return _district_all_counts(import_version(), metric)
 
 
+class ClusterParts(Mapping):
+    """Every cluster's part of a result (a frame or series each, or a tuple of them, or None), kept as one frame
+    per position, cluster after cluster, and read as the mapping it was made from: a cluster's part is a slice
+    of it, with its own index, columns and types. Each of a few thousand small frames held apart costs 1-3 KiB
+    of pandas' own objects beside its rows (DESIGN §8 memory bar). A part whose columns, types or index differ
+    from the first one's is kept as it was. Shared and read-only."""
+
+    def __init__(self, parts: Mapping[str, object]):
+        self._names = list(parts)
+        widths = {len(part) if isinstance(part, tuple) else None for part in parts.values()}
+        self._width = widths.pop() if len(widths) == 1 else None  # tuples of one width: joined position by position
+        if self._width:
+            self._positions = [_Joined({name: part[i] for name, part in parts.items()}) for i in range(self._width)]
+        else:
+            self._width, self._positions = None, [_Joined(parts)]
+
+    def __getitem__(self, cluster: str):
+        if cluster not in self:
+            raise KeyError(cluster)
+        if self._width is None:
+            return self._positions[0].part(cluster)
+        return tuple(position.part(cluster) for position in self._positions)
+
+    def __contains__(self, cluster) -> bool:
+        return cluster in self._positions[0]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+class _Joined:
+    """One position of :class:`ClusterParts`: the parts alike joined into one frame, each one's rows a slice."""
+
+    def __init__(self, parts: Mapping[str, object]):
+        first = next((part for part in parts.values() if isinstance(part, (pd.DataFrame, pd.Series))), None)
+        joined = [name for name, part in parts.items() if first is not None and _alike(part, first)]
+        kept = set(joined)
+        self._apart = {name: part for name, part in parts.items() if name not in kept}
+        # A part numbered by a range (most are: 0, 1, 2...) is given back with that range again.
+        self._ranges = {name: (index.start, index.stop, index.step) for name in joined
+                        if isinstance(index := parts[name].index, pd.RangeIndex)}
+        self._joined = pd.concat([parts[name] for name in joined], ignore_index=len(self._ranges) == len(joined)) \
+            if joined else None
+        ends = np.cumsum([len(parts[name]) for name in joined], dtype=np.intp)
+        self._rows = {name: slice(int(end) - len(parts[name]), int(end))
+                      for name, end in zip(joined, ends, strict=True)}
+
+    def __contains__(self, cluster: str) -> bool:
+        return cluster in self._rows or cluster in self._apart
+
+    def part(self, cluster: str):
+        rows = self._rows.get(cluster)
+        if rows is None:
+            return self._apart[cluster]
+        part, numbered = self._joined.iloc[rows], self._ranges.get(cluster)
+        return part if numbered is None else part.set_axis(pd.RangeIndex(*numbered, name=part.index.name))
+
+
+def _alike(part, first) -> bool:
+    """Whether `part` joins `first` and comes back the same: the same kind, columns (or name), types and index."""
+    if type(part) is not type(first):
+        return False
+    kind = _index_kind(part.index)
+    if kind is None or kind != _index_kind(first.index) or part.index.name != first.index.name:
+        return False
+    if isinstance(part, pd.Series):
+        return part.dtype == first.dtype and part.name == first.name
+    return (part.columns.equals(first.columns) and part.columns.dtype == first.columns.dtype
+            and part.columns.names == first.columns.names and part.dtypes.equals(first.dtypes))
+
+
+def _index_kind(index: pd.Index):
+    """Ranges and whole numbers are one kind (joined, a range is given back as a range); a MultiIndex joins none."""
+    if isinstance(index, pd.MultiIndex):
+        return None
+    if isinstance(index, pd.RangeIndex) or type(index) is pd.Index and index.dtype == np.int64:
+        return "whole numbers"
+    return type(index), index.dtype
+
+
 @st.cache_resource(show_spinner=False, max_entries=2)
-def _cluster_members(version: int) -> dict[str, pd.DataFrame]:
+def _cluster_members(version: int) -> ClusterParts:
     schools = _schools(version)
     labelled = schools.assign(school_name=catalog.school_labels(schools, within="cluster").to_numpy())
-    made = {str(name): members for name, members in labelled.groupby("cluster", sort=False)}
+    made = ClusterParts({str(name): members for name, members in labelled.groupby("cluster", sort=False)})
     _made().add(("members", version))
     return made
 
@@ -395,7 +478,7 @@ def _in_school_order(rows: pd.DataFrame) -> pd.DataFrame:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 @_then_release
-def _cluster_slices(version: int, metric: str, group: str) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+def _cluster_slices(version: int, metric: str, group: str) -> ClusterParts:
     schools, rows = _schools(version), _in_school_order(_metric_slice(version, metric, group, None))
     cluster = rows["school_id"].map(dict(zip(schools["school_id"], schools["cluster"], strict=True)))
     # One sum over the district by cluster and year, split: counts are whole numbers, so each cluster's sums
@@ -403,7 +486,8 @@ def _cluster_slices(version: int, metric: str, group: str) -> dict[str, tuple[pd
     counts = aggregates.counts_from_rows(rows.assign(cluster=cluster), ["cluster", "school_year"])
     sums = {name: part.drop(columns="cluster").reset_index(drop=True)
             for name, part in counts.groupby("cluster", sort=False)}
-    made = {name: (part.reset_index(drop=True), sums[name]) for name, part in rows.groupby(cluster, sort=False)}
+    made = ClusterParts({name: (part.reset_index(drop=True), sums[name])
+                         for name, part in rows.groupby(cluster, sort=False)})
     _made().add(("slices", version, metric, group))
     return made
 
@@ -681,12 +765,12 @@ def _made_for_clusters(cluster: str | None, *flag) -> bool:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 @_imported
-def _cluster_discipline_sums(version: int) -> dict[str, pd.DataFrame]:
+def _cluster_discipline_sums(version: int) -> ClusterParts:
     sums = aggregates.discipline_cluster_sums(engine())
-    # Each cluster's a copy: views would keep the whole grouped table and the block it was cut from (7.7 MiB at
+    # Joined anew: views of the grouped table would keep it whole, and the block it was cut from (7.7 MiB at
     # 2,000 schools instead of 4.4; DESIGN §8 memory bar).
-    made = {str(name): part.drop(columns="cluster").reset_index(drop=True).copy()
-            for name, part in sums.groupby("cluster", sort=False)}
+    made = ClusterParts({str(name): part.drop(columns="cluster").reset_index(drop=True)
+                         for name, part in sums.groupby("cluster", sort=False)})
     _made().add(("sums", version))
     return made
 
@@ -1221,10 +1305,10 @@ def _incident_months(version: int, actions: tuple[str, ...] | None, school_ids: 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 @_imported
-def _cluster_incident_months(version: int, actions: tuple[str, ...] | None) -> dict[str, pd.Series]:
+def _cluster_incident_months(version: int, actions: tuple[str, ...] | None) -> ClusterParts:
     counts = aggregates.monthly_incident_counts(engine(), actions=list(actions) if actions else None, by_cluster=True)
-    made = {str(name): part.droplevel("cluster").sort_index().rename_axis(None)
-            for name, part in counts.groupby(level="cluster", sort=False)}
+    made = ClusterParts({str(name): part.droplevel("cluster").sort_index().rename_axis(None)
+                         for name, part in counts.groupby(level="cluster", sort=False)})
     _made().add(("months", version, actions))
     return made
 
