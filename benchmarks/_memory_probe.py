@@ -257,7 +257,9 @@ def _kinds(top: int = 20) -> list[dict]:
         own = sys.getsizeof(obj) if type(obj).__module__ == "builtins" else object.__sizeof__(obj)
         size[kind] = size.get(kind, 0) + own
 
-    for obj in gc.get_objects():
+    every = gc.get_objects()
+    seen.add(id(every))
+    for obj in every:
         add(obj)
         for ref in gc.get_referents(obj):
             if not gc.is_tracked(ref):
@@ -268,10 +270,13 @@ def _kinds(top: int = 20) -> list[dict]:
 
 def breakdown() -> dict:
     started = time.perf_counter()
+    # The server's own figures first: measuring the caches makes sets of every object and buffer it counted.
+    held = {"memory": _smaps(), "malloc": _malloc(), "pymalloc": _pymalloc()}
+    kinds = _kinds()
     sizer = _Sizer()
     caches = _streamlit_caches(sizer)
     modules = _module_caches(sizer)
-    return {"memory": _smaps(), "malloc": _malloc(), "pymalloc": _pymalloc(), "kinds": _kinds(),
+    return {**held, "kinds": kinds,
             "caches_total_mib": round(sum(row["mib"] for row in caches) + sum(row["mib"] for row in modules), 1),
             "caches": caches, "module_caches": modules, "seconds": round(time.perf_counter() - started, 2)}
 
