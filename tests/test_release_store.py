@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -93,35 +94,61 @@ def test_a_decision_with_a_piece_withheld_is_used_but_not_kept(district, monkeyp
     assert not given.cells["piece_withheld"].any() and _decisions(district) == 1
 
 
+def _keys_of(whole: release.Release) -> tuple:
+    """Every cell's keys, and three that are no cell."""
+    cells = whole.cells.reset_index()
+    keys = pd.concat([cells, cells.head(3).assign(student_group="NOT A GROUP")], ignore_index=True)
+    return keys["unit"], keys["school_year"], keys["measure"], keys["student_group"]
+
+
+def _same_states(kept, whole: release.Release) -> None:
+    (whole_state, whole_hidden), (kept_state, kept_hidden) = whole.states(*_keys_of(whole)), kept.states(
+        *_keys_of(whole))
+    assert list(kept_state) == list(whole_state) and list(kept_state[-3:]) == ["none"] * 3
+    assert list(kept_hidden) == list(whole_hidden) and kept_hidden.dtype == bool
+
+
 def test_a_server_keeps_only_the_lookups_and_they_give_the_same_states(district):
     """What a server keeps for its shared views: states and hidden n as the whole decision gives them, for cells
-    of every state and for keys that are no cell, without the decision's counts and audit columns."""
+    of every state and for keys that are no cell, a byte for each combination of the keys' values."""
     kept = release.release_for(district, lookups=True)
     assert not release._CACHE  # neither the decision nor its lookups are kept in the process
     whole = release.release_for(district)
-    assert list(kept.cells.columns) == ["state", "n_hidden"] and kept.cells["state"].dtype == release.LOOKUP_STATES
-    cells = whole.cells.reset_index()
-    assert {release.EXACT, release.HIDDEN} <= set(cells["state"])  # both kinds are looked up below
-    keys = pd.concat([cells, cells.head(3).assign(student_group="NOT A GROUP")], ignore_index=True)
-    args = (keys["unit"], keys["school_year"], keys["measure"], keys["student_group"])
-    (whole_state, whole_hidden), (kept_state, kept_hidden) = whole.states(*args), kept.states(*args)
-    assert list(kept_state) == list(whole_state) and list(kept_state[-3:]) == ["none"] * 3
-    assert list(kept_hidden) == list(whole_hidden)
-    # One kept already gives its lookups.
-    pd.testing.assert_frame_equal(release.release_for(district, lookups=True).cells, whole.for_lookups().cells)
+    assert isinstance(kept, release.CellGrid) and kept.grid.dtype == np.int8
+    assert kept.grid.size <= release.GRID_PER_CELL * len(whole.cells)
+    assert {release.EXACT, release.HIDDEN} <= set(whole.cells["state"])  # both kinds are looked up
+    _same_states(kept, whole)
+    assert kept.suspension_derived == whole.suspension_derived and kept.withheld == ""
+    assert kept.measure_of("suspension_rate") == whole.measure_of("suspension_rate")
+    _same_states(release.release_for(district, lookups=True), whole)  # one kept already gives its lookups
+    assert kept.states([], [], [], [])[0].shape == (0,)
 
 
 def test_a_kept_decision_is_read_back_as_its_lookups_alone(district, monkeypatch):
     """A server reading a stored decision for its shared views reads the lookups' columns alone, and gets what
-    the whole decision read back would give it: the same index (levels, order), states and hidden n."""
+    the whole decision read back would give it."""
     whole = release.release_for(district)
     release._CACHE.clear()  # as a new server process starts
     for whole_read in ("_from_blob", "build_release", "decide_apart"):
         monkeypatch.setattr(release, whole_read, lambda *a, **k: pytest.fail("the whole decision was read"))
     lean = release.release_for(district, lookups=True)
-    expected = whole.for_lookups()
-    pd.testing.assert_frame_equal(lean.cells, expected.cells)
-    for got, want in zip(lean.cells.index.levels, expected.cells.index.levels, strict=True):
-        pd.testing.assert_index_equal(got, want)
+    assert isinstance(lean, release.CellGrid)
+    _same_states(lean, whole)
     assert lean.suspension_derived == whole.suspension_derived and lean.withheld == ""
     assert not release._CACHE
+
+
+def test_sparse_or_withheld_releases_give_the_same_states(district, monkeypatch):
+    """A grid that would be mostly empty is not made: the cells are kept indexed, with the same states; a
+    release withheld whole hides every cell in its grid too, and says why."""
+    whole = release.release_for(district)
+    monkeypatch.setattr(release, "GRID_PER_CELL", 0)
+    indexed = whole.for_lookups()
+    assert isinstance(indexed, release.Release) and list(indexed.cells.columns) == ["state", "n_hidden"]
+    _same_states(indexed, whole)
+    monkeypatch.undo()
+    withheld = release.Release(whole.cells.assign(state=release.HIDDEN, n_hidden=True), whole.suspension_derived,
+                               "the decision ran past 1 s")
+    kept = withheld.for_lookups()
+    assert isinstance(kept, release.CellGrid) and kept.withheld == "the decision ran past 1 s"
+    _same_states(kept, withheld)

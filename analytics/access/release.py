@@ -871,12 +871,65 @@ class Release:
     def disclosed(self) -> int:
         return int(self.cells["disclosed"].sum())
 
-    def for_lookups(self) -> Release:
-        """The release as a server keeps it for its shared views: each cell's state (a category) and whether its
-        n is hidden, all that :meth:`states` reads. The counts and the audit's columns are 85% of a decision's
-        memory (about 85 of 101 MiB at 2,000 schools x 6 years); the index is shared, not copied."""
+    def for_lookups(self) -> Release | CellGrid:
+        """The release as a server keeps it for its shared views: each cell's state and whether its n is hidden,
+        all that :meth:`states` reads, as a :class:`CellGrid` (the counts and the audit's columns were 85 of a
+        decision's 101 MiB at 2,000 schools x 6 years, its index 14 more)."""
+        index = self.cells.index
+        codes = self.cells["state"].astype(LOOKUP_STATES).cat.codes.to_numpy()
+        grid = CellGrid.made(tuple(index.levels), tuple(index.codes), codes, self.cells["n_hidden"].to_numpy(),
+                             self.suspension_derived, self.withheld) if len(self.cells) else None
+        if grid is not None:
+            return grid
         cells = self.cells[LOOKUP_COLUMNS].astype({"state": LOOKUP_STATES})
         return Release(cells, self.suspension_derived, self.withheld)
+
+
+NO_CELL = -1
+# A grid holds a byte for every combination of the keys' values: kept when it is at most this many times the
+# cells (2,000 schools x 6 years: 3.5 million combinations for 2.9 million cells).
+GRID_PER_CELL = 4
+
+
+@dataclass(frozen=True)
+class CellGrid:
+    """A release's lookups as a server keeps them for its shared views (:meth:`Release.for_lookups`): one byte for
+    each combination of the keys' values (unit x school year x measure x group), the cell's state and whether its
+    n is hidden, or :data:`NO_CELL`. 3.5 MiB at 2,000 schools x 6 years, where the cells indexed by their keys
+    took 20 (DESIGN §8 memory bar); a lookup finds each key among its values and reads the grid."""
+
+    levels: tuple[pd.Index, ...]  # each key's values (in KEYS order)
+    grid: np.ndarray  # int8: the state's code in LOOKUP_STATES * 2 + whether n is hidden; NO_CELL
+    suspension_derived: bool = True
+    withheld: str = ""
+
+    measure_of = Release.measure_of
+
+    @classmethod
+    def made(cls, levels: tuple[pd.Index, ...], codes: tuple[np.ndarray, ...], states: np.ndarray,
+             n_hidden: np.ndarray, suspension_derived: bool, withheld: str) -> CellGrid | None:
+        """The grid of cells whose keys are `codes` into `levels`, with their state codes and hidden n; None when
+        a key or state is missing or the grid would be sparse (the cells are then kept indexed)."""
+        shape = tuple(len(level) for level in levels)
+        if n_hidden.dtype != bool or (states < 0).any() or any((code < 0).any() for code in codes) \
+                or math.prod(shape) > GRID_PER_CELL * len(states):
+            return None
+        grid = np.full(shape, NO_CELL, dtype=np.int8)
+        grid[codes] = states.astype(np.int8) * 2 + n_hidden
+        return cls(tuple(levels), grid, suspension_derived, withheld)
+
+    def states(self, units, years, measures, groups) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`Release.states`: (state, n_hidden) for each key; "none" for keys that are no cell."""
+        keys = (np.asarray(units, dtype=object), np.asarray(years, dtype="float64"),
+                np.asarray(measures, dtype=object), np.asarray(groups, dtype=object))
+        at = [level.get_indexer(key) for level, key in zip(self.levels, keys, strict=True)]
+        found = np.logical_and.reduce([position >= 0 for position in at])
+        codes = np.full(len(found), NO_CELL, dtype=np.int8)
+        codes[found] = self.grid[tuple(position[found] for position in at)]
+        cell = codes != NO_CELL
+        names = np.asarray(LOOKUP_STATES.categories, dtype=object)
+        state = np.where(cell, names[np.where(cell, codes // 2, 0)], "none").astype(object)
+        return state, cell & (codes % 2 == 1)
 
 
 def release_cells(schools: pd.DataFrame, metrics: pd.DataFrame,
@@ -960,9 +1013,9 @@ def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bo
     seconds every cell is withheld, and a decision with a piece withheld (for time, or a cell its audit left
     pinned) is kept for this process only: neither is stored, so a restart decides again.
 
-    ``lookups=True``: only :meth:`Release.for_lookups` of it, which is all a server keeps for its shared views,
-    and not kept in this process (the caller keeps it); a stored decision is then read back as those columns
-    alone (:func:`_lookups_from_blob`). One kept already gives its lookups."""
+    ``lookups=True``: only :meth:`Release.for_lookups` of it (a :class:`CellGrid`), which is all a server keeps
+    for its shared views, and not kept in this process (the caller keeps it); a stored decision is then read
+    back as those columns alone (:func:`_lookups_from_blob`). One kept already gives its lookups."""
     from analytics.data import storage
 
     key = (str(engine.url), storage.import_version(engine), id(settings), complementary)
@@ -1130,11 +1183,11 @@ def _from_blob(blob: bytes) -> Release:
     return Release(cells.set_index(KEYS).sort_index(), derived, decided_under=decided_under)
 
 
-def _lookups_from_blob(blob: bytes) -> Release:
+def _lookups_from_blob(blob: bytes) -> Release | CellGrid:
     """``_from_blob(blob).for_lookups()`` without the rest of the decision: only the keys, states and hidden n are
-    read, texts as dictionaries, and the index is made from their codes. Reading every column as text and
-    indexing it left ~370 MiB of temporaries at 2,000 schools, which the C heap gives back only in part
-    (DESIGN §8 memory bar). The blob's rows are in index order (:func:`_to_blob` writes a sorted release)."""
+    read, texts as dictionaries, and the grid is made from their codes. Reading every column as text and
+    indexing it peaked 370 MiB above the rest at 2,000 schools, which the C heap gives back only in part
+    (DESIGN §8 memory bar)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -1143,22 +1196,20 @@ def _lookups_from_blob(blob: bytes) -> Release:
     if not table.num_rows:
         return _from_blob(blob).for_lookups()
     derived = bool(table["suspension_derived"][0].as_py())
-    keys = [_sorted_categories(table[key]) for key in KEYS]
-    index = pd.MultiIndex(levels=[key.categories for key in keys], codes=[key.codes for key in keys], names=KEYS,
-                          verify_integrity=False)
-    state = _sorted_categories(table["state"]).astype(LOOKUP_STATES)
-    cells = pd.DataFrame({"state": state, "n_hidden": table["n_hidden"].to_pandas().array}, index=index)
-    return Release(cells, derived)
+    keys = [_categories(table[key]) for key in KEYS]
+    states = _categories(table["state"]).astype(LOOKUP_STATES).codes
+    grid = CellGrid.made(tuple(key.categories for key in keys), tuple(key.codes for key in keys), states,
+                         table["n_hidden"].to_numpy(), derived, "")
+    return grid if grid is not None else _from_blob(blob).for_lookups()
 
 
-def _sorted_categories(column) -> pd.Categorical:
-    """An Arrow column as categories in sorted order (the levels ``set_index`` would make of it)."""
+def _categories(column) -> pd.Categorical:
+    """An Arrow column as categories (its dictionary's values, or each distinct value)."""
     import pyarrow as pa
 
     if not pa.types.is_dictionary(column.type):
         column = column.dictionary_encode()
-    values = column.to_pandas().array
-    return values.reorder_categories(values.categories.sort_values())
+    return column.to_pandas().array
 
 
 def _store(engine, fingerprint: str, release: Release, keep: int = 8) -> None:
