@@ -160,7 +160,7 @@ def timed_decision(path: Path) -> tuple[dict, release.Release]:
     engine = storage.get_engine(f"sqlite:///{path}")
     release._CACHE.clear()
     cpu, child, wall = time.process_time(), _child_cpu(), time.perf_counter()
-    decided = release.release_for(engine, apart=True, keep=False)
+    decided = release.release_for(engine, apart=True)
     wall, cpu, child = time.perf_counter() - wall, time.process_time() - cpu, _child_cpu() - child
     engine.dispose()
     return {"wall_seconds": round(wall, 2), "cpu_seconds": round(cpu + child, 2),
