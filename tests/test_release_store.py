@@ -152,3 +152,17 @@ def test_sparse_or_withheld_releases_give_the_same_states(district, monkeypatch)
     kept = withheld.for_lookups()
     assert isinstance(kept, release.CellGrid) and kept.withheld == "the decision ran past 1 s"
     _same_states(kept, withheld)
+
+
+def test_a_release_with_a_repeated_key_is_not_made_a_grid(district):
+    """One byte per key would keep only the last of a repeated key's cells (a hidden cell would read exact):
+    such cells stay indexed, whose lookups refuse the ambiguous key rather than choose one of its states."""
+    whole = release.release_for(district)
+    first = whole.cells.iloc[[0]]
+    twice = pd.concat([first.assign(state=release.HIDDEN, n_hidden=True), whole.cells.iloc[1:],
+                       first.assign(state=release.EXACT, n_hidden=False)])
+    repeated = release.Release(twice, whole.suspension_derived)
+    for kept in (repeated.for_lookups(), release._lookups_from_blob(release._to_blob(repeated))):
+        assert isinstance(kept, release.Release)
+        with pytest.raises(ValueError):
+            kept.states(*([value] for value in first.index[0]))

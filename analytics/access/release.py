@@ -909,13 +909,16 @@ class CellGrid:
     def made(cls, levels: tuple[pd.Index, ...], codes: tuple[np.ndarray, ...], states: np.ndarray,
              n_hidden: np.ndarray, suspension_derived: bool, withheld: str) -> CellGrid | None:
         """The grid of cells whose keys are `codes` into `levels`, with their state codes and hidden n; None when
-        a key or state is missing or the grid would be sparse (the cells are then kept indexed)."""
+        a key or state is missing, a key is repeated (one byte would keep only the last of its cells' states) or
+        the grid would be sparse (the cells are then kept indexed)."""
         shape = tuple(len(level) for level in levels)
         if n_hidden.dtype != bool or (states < 0).any() or any((code < 0).any() for code in codes) \
                 or math.prod(shape) > GRID_PER_CELL * len(states):
             return None
         grid = np.full(shape, NO_CELL, dtype=np.int8)
         grid[codes] = states.astype(np.int8) * 2 + n_hidden
+        if np.count_nonzero(grid != NO_CELL) != len(states):
+            return None
         return cls(tuple(levels), grid, suspension_derived, withheld)
 
     def states(self, units, years, measures, groups) -> tuple[np.ndarray, np.ndarray]:
