@@ -41,7 +41,7 @@ MANAGE = [
 ]
 
 # The whole run, the shell's reads included, is a page run: the preparer, told of the version first, starts no
-# piece before it ends (a new version's first piece waits a moment more, `prepare.GRACE_S`).
+# piece before it ends and a moment after (`prepare.GRACE_S`).
 with ui.page_in_progress():
     ui.prepare_ahead(ui.pin_data_version())
     # What the shell reads before the page (a shared link's scope is checked against the district's schools) is

@@ -1001,7 +1001,8 @@ DECISION_SHARE = 0.8
 
 
 def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bool = True,
-                apart: bool | None = None, timeout: float = DECISION_SECONDS, lookups: bool = False) -> Release:
+                apart: bool | None = None, timeout: float = DECISION_SECONDS,
+                lookups: bool = False) -> Release | CellGrid:
     """The district's release decision from the database, decided once per state of its data.
 
     In this process it is kept per import version (only an import bumps it: a workspace edit changes no
@@ -1033,7 +1034,7 @@ def release_for(engine, settings: Settings = DEFAULT_SETTINGS, complementary: bo
 
 
 def _decided(engine, settings: Settings, complementary: bool, apart: bool | None, timeout: float,
-             lookups: bool = False) -> Release:
+             lookups: bool = False) -> Release | CellGrid:
     """:func:`release_for`'s decision (or its lookups): the stored one of the same inputs, or one decided (and
     stored) now."""
     from analytics.data import storage
@@ -1108,7 +1109,7 @@ def decision_fingerprint(schools: pd.DataFrame, metrics: pd.DataFrame, disciplin
     return digest.hexdigest()
 
 
-def _stored(engine, fingerprint: str, lookups: bool = False) -> Release | None:
+def _stored(engine, fingerprint: str, lookups: bool = False) -> Release | CellGrid | None:
     """The decision kept under ``fingerprint`` (``lookups``: its lookups alone), or None (none kept, or the table
     cannot be read)."""
     table = schema.release_decisions

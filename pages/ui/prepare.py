@@ -524,7 +524,8 @@ def same_imports(prepared: storage.Versions, versions: storage.Versions) -> bool
 
 
 def page_in_progress() -> contextlib.AbstractContextManager:
-    """Around a page run: the server's preparer starts no new piece meanwhile (nothing to do off a server)."""
+    """Around a page run: the server's preparer starts no new piece meanwhile nor within :data:`GRACE_S` after
+    it (nothing to do off a server)."""
     return preparer().page_run() if serving() else contextlib.nullcontext()
 
 
