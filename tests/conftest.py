@@ -222,3 +222,18 @@ def own_district(tmp_path, monkeypatch):
     engine = storage.get_engine(url)
     storage.replace_all(engine, build_demo(schools=16, years=4, seed=3))
     return engine
+
+
+@pytest.fixture
+def release_district(tmp_path):
+    """A small demo district in its own SQLite file, the release decisions kept in this process cleared before
+    and after: what the release's storage and reuse tests decide again and again."""
+    from analytics.access import release
+    from analytics.data.demo import load_demo
+
+    engine = storage.get_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    storage.create_schema(engine)
+    load_demo(engine, schools=12, years=2, seed=5)
+    release._CACHE.clear()
+    yield engine
+    release._CACHE.clear()

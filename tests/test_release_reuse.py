@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from analytics.access import release
 from analytics.config import Settings
 from analytics.data import schema, storage
-from analytics.data.demo import build_demo, load_demo
+from analytics.data.demo import build_demo
 
 FRAMES = build_demo(schools=8, years=3, seed=5)
 LATEST = int(FRAMES["discipline"]["school_year"].max())
@@ -141,16 +141,6 @@ def test_a_piece_whose_kept_cells_differ_from_its_inputs_is_decided_again(whole,
 # --- through the store: release_for after an import ---------------------------------------------------------
 
 
-@pytest.fixture
-def district(tmp_path):
-    engine = storage.get_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    storage.create_schema(engine)
-    load_demo(engine, schools=12, years=2, seed=5)
-    release._CACHE.clear()
-    yield engine
-    release._CACHE.clear()
-
-
 def _import_fewer_suspensions(engine) -> int:
     """One fewer out-of-school suspension at the first school in every group of the latest year, as imported."""
     discipline = storage.load_discipline(engine)
@@ -171,25 +161,25 @@ def _from_nothing(engine) -> release.Release:
                                  storage.load_discipline(engine))
 
 
-def test_after_an_import_a_server_decides_only_the_changed_pieces(district, decided):
-    release.release_for(district, apart=False)
-    year = _import_fewer_suspensions(district)
+def test_after_an_import_a_server_decides_only_the_changed_pieces(release_district, decided):
+    release.release_for(release_district, apart=False)
+    year = _import_fewer_suspensions(release_district)
     del decided[:]
-    after = release.release_for(district, apart=False)
+    after = release.release_for(release_district, apart=False)
     assert decided == [(year, "enrolled")]
-    pd.testing.assert_frame_equal(after.cells, _from_nothing(district).cells)
+    pd.testing.assert_frame_equal(after.cells, _from_nothing(release_district).cells)
 
 
-def test_the_child_process_reuses_the_pieces_of_the_stored_decision_it_is_given(district):
-    first = release.release_for(district, apart=False)
-    year = _import_fewer_suspensions(district)
+def test_the_child_process_reuses_the_pieces_of_the_stored_decision_it_is_given(release_district):
+    first = release.release_for(release_district, apart=False)
+    year = _import_fewer_suspensions(release_district)
     # A stored decision whose states the child would copy rather than decide: every unchanged piece shows
     # "low" where the true decision says otherwise, so what comes back tells which pieces were reused.
     marked = release.Release(first.cells.assign(state=release.CODED_LOW), first.suspension_derived,
                              decided_under=first.decided_under)
-    apart = release.decide_apart(storage.load_schools(district), storage.load_metrics(district),
-                                 storage.load_discipline(district), earlier=release._to_blob(marked))
-    from_nothing = _from_nothing(district)
+    apart = release.decide_apart(storage.load_schools(release_district), storage.load_metrics(release_district),
+                                 storage.load_discipline(release_district), earlier=release._to_blob(marked))
+    from_nothing = _from_nothing(release_district)
     changed = apart.cells["piece"].isin(list(set(apart.cells["piece"].cat.categories)
                                               - set(first.cells["piece"].cat.categories))).to_numpy()
     assert set(apart.cells.index[changed].get_level_values("school_year")) == {year}
@@ -197,19 +187,19 @@ def test_the_child_process_reuses_the_pieces_of_the_stored_decision_it_is_given(
     pd.testing.assert_frame_equal(apart.cells[changed], from_nothing.cells[changed])
     # Through release_for (a child, from the stored decision): the whole decision of the new data, kept.
     release._CACHE.clear()
-    pd.testing.assert_frame_equal(release.release_for(district, apart=True).cells, from_nothing.cells)
-    with district.connect() as conn:
+    pd.testing.assert_frame_equal(release.release_for(release_district, apart=True).cells, from_nothing.cells)
+    with release_district.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.release_decisions)).scalar_one() == 2
 
 
-def test_the_newest_decision_under_the_same_settings_is_reused(district, decided):
-    release.release_for(district, apart=False)
-    release.release_for(district, settings=Settings(privacy_min_n=12), apart=False)  # stored last
-    year = _import_fewer_suspensions(district)
+def test_the_newest_decision_under_the_same_settings_is_reused(release_district, decided):
+    release.release_for(release_district, apart=False)
+    release.release_for(release_district, settings=Settings(privacy_min_n=12), apart=False)  # stored last
+    year = _import_fewer_suspensions(release_district)
     del decided[:]
-    after = release.release_for(district, apart=False)
+    after = release.release_for(release_district, apart=False)
     assert decided == [(year, "enrolled")]
-    pd.testing.assert_frame_equal(after.cells, _from_nothing(district).cells)
+    pd.testing.assert_frame_equal(after.cells, _from_nothing(release_district).cells)
 
 
 def _stored_before_pieces(engine, whole: release.Release) -> None:
@@ -225,24 +215,24 @@ def _stored_before_pieces(engine, whole: release.Release) -> None:
             fingerprint=fingerprint, decided_at=pd.Timestamp.now(tz="UTC").to_pydatetime(), cells=buffer.getvalue()))
 
 
-def test_a_decision_stored_before_pieces_is_read_and_a_new_one_decides_every_piece(district, decided):
-    whole = _from_nothing(district)
-    _stored_before_pieces(district, whole)
+def test_a_decision_stored_before_pieces_is_read_and_a_new_one_decides_every_piece(release_district, decided):
+    whole = _from_nothing(release_district)
+    _stored_before_pieces(release_district, whole)
     del decided[:]
-    kept = release.release_for(district, apart=False)
+    kept = release.release_for(release_district, apart=False)
     assert decided == []
     pd.testing.assert_frame_equal(kept.cells.drop(columns=["piece"]), whole.cells.drop(columns=["piece"]))
     assert kept.cells["piece"].isna().all()
-    _import_fewer_suspensions(district)
-    after = release.release_for(district, apart=False)
+    _import_fewer_suspensions(release_district)
+    after = release.release_for(release_district, apart=False)
     assert len(decided) == whole.cells["piece"].nunique()
-    pd.testing.assert_frame_equal(after.cells, _from_nothing(district).cells)
+    pd.testing.assert_frame_equal(after.cells, _from_nothing(release_district).cells)
 
 
-def test_a_stored_decision_reads_as_before_its_pieces_were_kept(district):
+def test_a_stored_decision_reads_as_before_its_pieces_were_kept(release_district):
     """A reader that knows only the columns kept before (a server not yet upgraded) gets the same states."""
-    whole = release.release_for(district, apart=False)
-    with district.connect() as conn:
+    whole = release.release_for(release_district, apart=False)
+    with release_district.connect() as conn:
         blob = conn.execute(sa.select(schema.release_decisions.c.cells)).scalar_one()
     cells = pd.read_parquet(io.BytesIO(blob))
     derived = bool(cells.pop("suspension_derived").iloc[0])

@@ -9,17 +9,6 @@ import sqlalchemy as sa
 
 from analytics.access import release
 from analytics.data import schema, storage
-from analytics.data.demo import load_demo
-
-
-@pytest.fixture
-def district(tmp_path):
-    engine = storage.get_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    storage.create_schema(engine)
-    load_demo(engine, schools=12, years=2, seed=5)
-    release._CACHE.clear()
-    yield engine
-    release._CACHE.clear()
 
 
 def _decisions(engine) -> int:
@@ -27,71 +16,71 @@ def _decisions(engine) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(schema.release_decisions)).scalar_one()
 
 
-def test_a_new_process_reads_the_kept_decision_instead_of_deciding(district, monkeypatch):
-    first = release.release_for(district)
-    assert _decisions(district) == 1
+def test_a_new_process_reads_the_kept_decision_instead_of_deciding(release_district, monkeypatch):
+    first = release.release_for(release_district)
+    assert _decisions(release_district) == 1
     release._CACHE.clear()  # as a new server process starts
     monkeypatch.setattr(release, "build_release", lambda *a, **k: pytest.fail("decided again"))
     monkeypatch.setattr(release, "decide_apart", lambda *a, **k: pytest.fail("decided again"))
-    again = release.release_for(district)
+    again = release.release_for(release_district)
     pd.testing.assert_frame_equal(first.cells, again.cells)
     assert again.suspension_derived == first.suspension_derived
 
 
-def test_changed_counts_are_decided_again_and_an_edit_elsewhere_is_not(district, monkeypatch):
-    before = release.release_for(district)
-    with storage.write_transaction(district) as conn:  # a workspace-like edit: new version, same counts
+def test_changed_counts_are_decided_again_and_an_edit_elsewhere_is_not(release_district, monkeypatch):
+    before = release.release_for(release_district)
+    with storage.write_transaction(release_district) as conn:  # a workspace-like edit: new version, same counts
         storage.bump_version(conn)
     release._CACHE.clear()
     monkeypatch.setattr(release, "build_release", lambda *a, **k: pytest.fail("decided again"))
     monkeypatch.setattr(release, "decide_apart", lambda *a, **k: pytest.fail("decided again"))
-    assert release.release_for(district).cells.equals(before.cells)
+    assert release.release_for(release_district).cells.equals(before.cells)
     monkeypatch.undo()
 
-    metrics = storage.load_metrics(district)
+    metrics = storage.load_metrics(release_district)
     row = metrics.dropna(subset=["numerator"]).iloc[0]
-    with storage.write_transaction(district) as conn:
+    with storage.write_transaction(release_district) as conn:
         conn.execute(sa.update(schema.metrics).where(
             (schema.metrics.c.school_id == row["school_id"]) & (schema.metrics.c.metric == row["metric"])
             & (schema.metrics.c.student_group == row["student_group"])
             & (schema.metrics.c.school_year == int(row["school_year"]))).values(numerator=row["numerator"] + 1))
         storage.bump_version(conn, imported=True)  # imported data changed: both versions move
-    after = release.release_for(district)
-    assert _decisions(district) == 2
+    after = release.release_for(release_district)
+    assert _decisions(release_district) == 2
     key = (row["school_id"], float(row["school_year"]), row["metric"], row["student_group"])
     assert after.cells.loc[key, "k"] == row["numerator"] + 1
 
 
-def test_a_decision_made_in_a_child_process_is_the_one_made_in_place_and_is_kept(district, monkeypatch):
-    in_place = release.build_release(storage.load_schools(district), storage.load_metrics(district),
-                                     storage.load_discipline(district))
+def test_a_decision_made_in_a_child_process_is_the_one_made_in_place_and_is_kept(release_district, monkeypatch):
+    in_place = release.build_release(storage.load_schools(release_district), storage.load_metrics(release_district),
+                                     storage.load_discipline(release_district))
     monkeypatch.setattr(release, "build_release", lambda *a, **k: pytest.fail("decided in the server process"))
-    apart = release.release_for(district, apart=True)
+    apart = release.release_for(release_district, apart=True)
     pd.testing.assert_frame_equal(apart.cells, in_place.cells)
     assert apart.withheld == "" and apart.suspension_derived == in_place.suspension_derived
-    assert _decisions(district) == 1
+    assert _decisions(release_district) == 1
 
 
-def test_a_child_that_runs_past_its_time_withholds_every_cell_and_nothing_is_kept(district):
-    withheld = release.release_for(district, apart=True, timeout=0.01)
+def test_a_child_that_runs_past_its_time_withholds_every_cell_and_nothing_is_kept(release_district):
+    withheld = release.release_for(release_district, apart=True, timeout=0.01)
     assert "ran past" in withheld.withheld
     cells = withheld.cells
     assert len(cells) > 0 and (cells["state"] == release.HIDDEN).all() and cells["n_hidden"].all()
-    assert _decisions(district) == 0  # a later process decides again
+    assert _decisions(release_district) == 0  # a later process decides again
     # The same cells as a decision would have (nothing outside the model is added or lost).
     release._CACHE.clear()
-    assert release.release_for(district).cells.index.equals(cells.index)
+    assert release.release_for(release_district).cells.index.equals(cells.index)
 
 
-def test_a_decision_with_a_piece_withheld_is_used_but_not_kept(district, monkeypatch):
+def test_a_decision_with_a_piece_withheld_is_used_but_not_kept(release_district, monkeypatch):
     decide = release.decide
     monkeypatch.setattr(release, "decide", lambda cells, *a, **k: decide(cells, *a, **{**k, "piece_seconds": 0.0}))
-    rushed = release.release_for(district, apart=False)
-    assert rushed.cells["piece_withheld"].any() and _decisions(district) == 0
+    rushed = release.release_for(release_district, apart=False)
+    assert rushed.cells["piece_withheld"].any() and _decisions(release_district) == 0
     monkeypatch.undo()
     release._CACHE.clear()  # the next start decides again, with time
-    given = release.release_for(district, apart=False)
-    assert not given.cells["piece_withheld"].any() and _decisions(district) == 1
+    given = release.release_for(release_district, apart=False)
+    assert not given.cells["piece_withheld"].any() and _decisions(release_district) == 1
 
 
 def _keys_of(whole: release.Release) -> tuple:
@@ -108,40 +97,40 @@ def _same_states(kept, whole: release.Release) -> None:
     assert list(kept_hidden) == list(whole_hidden) and kept_hidden.dtype == bool
 
 
-def test_a_server_keeps_only_the_lookups_and_they_give_the_same_states(district):
+def test_a_server_keeps_only_the_lookups_and_they_give_the_same_states(release_district):
     """What a server keeps for its shared views: states and hidden n as the whole decision gives them, for cells
     of every state and for keys that are no cell, a byte for each combination of the keys' values."""
-    kept = release.release_for(district, lookups=True)
+    kept = release.release_for(release_district, lookups=True)
     assert not release._CACHE  # neither the decision nor its lookups are kept in the process
-    whole = release.release_for(district)
+    whole = release.release_for(release_district)
     assert isinstance(kept, release.CellGrid) and kept.grid.dtype == np.int8
     assert kept.grid.size <= release.GRID_PER_CELL * len(whole.cells)
     assert {release.EXACT, release.HIDDEN} <= set(whole.cells["state"])  # both kinds are looked up
     _same_states(kept, whole)
     assert kept.suspension_derived == whole.suspension_derived and kept.withheld == ""
     assert kept.measure_of("suspension_rate") == whole.measure_of("suspension_rate")
-    _same_states(release.release_for(district, lookups=True), whole)  # one kept already gives its lookups
+    _same_states(release.release_for(release_district, lookups=True), whole)  # one kept already gives its lookups
     assert kept.states([], [], [], [])[0].shape == (0,)
 
 
-def test_a_kept_decision_is_read_back_as_its_lookups_alone(district, monkeypatch):
+def test_a_kept_decision_is_read_back_as_its_lookups_alone(release_district, monkeypatch):
     """A server reading a stored decision for its shared views reads the lookups' columns alone, and gets what
     the whole decision read back would give it."""
-    whole = release.release_for(district)
+    whole = release.release_for(release_district)
     release._CACHE.clear()  # as a new server process starts
     for whole_read in ("_from_blob", "build_release", "decide_apart"):
         monkeypatch.setattr(release, whole_read, lambda *a, **k: pytest.fail("the whole decision was read"))
-    lean = release.release_for(district, lookups=True)
+    lean = release.release_for(release_district, lookups=True)
     assert isinstance(lean, release.CellGrid)
     _same_states(lean, whole)
     assert lean.suspension_derived == whole.suspension_derived and lean.withheld == ""
     assert not release._CACHE
 
 
-def test_sparse_or_withheld_releases_give_the_same_states(district, monkeypatch):
+def test_sparse_or_withheld_releases_give_the_same_states(release_district, monkeypatch):
     """A grid that would be mostly empty is not made: the cells are kept indexed, with the same states; a
     release withheld whole hides every cell in its grid too, and says why."""
-    whole = release.release_for(district)
+    whole = release.release_for(release_district)
     monkeypatch.setattr(release, "GRID_PER_CELL", 0)
     indexed = whole.for_lookups()
     assert isinstance(indexed, release.Release) and list(indexed.cells.columns) == ["state", "n_hidden"]
@@ -154,10 +143,10 @@ def test_sparse_or_withheld_releases_give_the_same_states(district, monkeypatch)
     _same_states(kept, withheld)
 
 
-def test_a_release_with_a_repeated_key_is_not_made_a_grid(district):
+def test_a_release_with_a_repeated_key_is_not_made_a_grid(release_district):
     """One byte per key would keep only the last of a repeated key's cells (a hidden cell would read exact):
     such cells stay indexed, whose lookups refuse the ambiguous key rather than choose one of its states."""
-    whole = release.release_for(district)
+    whole = release.release_for(release_district)
     first = whole.cells.iloc[[0]]
     twice = pd.concat([first.assign(state=release.HIDDEN, n_hidden=True), whole.cells.iloc[1:],
                        first.assign(state=release.EXACT, n_hidden=False)])
