@@ -216,7 +216,8 @@ async def _what_shows(page, network: dict) -> str:
         now = time.monotonic()
         waiting = [f"{r.url.split('/')[-1][:40]} {now - t:.0f}s" for r, t in network["pending"].items()]
         if network["pending"]:  # does the server answer the oldest of them now, asked afresh? (browser or server)
-            waiting.insert(0, f"{len(waiting)} waiting; the oldest asked again: {await _fetch_seconds(next(iter(network['pending'])).url)}")
+            oldest = next(iter(network["pending"])).url
+            waiting.insert(0, f"{len(waiting)} waiting; the oldest asked again: {await _fetch_seconds(oldest)}")
         if os.environ.get("SSIF_LOAD_SHOTS"):
             await page.screenshot(path=f"{os.environ['SSIF_LOAD_SHOTS']}/timeout-{time.monotonic():.0f}.png")
         return (f"run {state}; status {status}; sidebar {kinds[:30]}; links {links}; requests waiting {waiting[:8]}; "
@@ -226,6 +227,7 @@ async def _what_shows(page, network: dict) -> str:
 
 
 async def _fetch_seconds(url: str) -> str:
+    """How long the server takes to answer `url` asked by a client of its own (at most 30 s)."""
     def fetch() -> str:
         started = time.monotonic()
         try:
@@ -290,9 +292,8 @@ async def _session(browser, urls: list[str], rounds: int, deadline: float, resul
                                               "at_s": round(started - results["t0"], 1),
                                               "showing": await _what_shows(page, network)})
                 results["views"] += 1
-                results["seconds"].append(time.monotonic() - started)
                 results["timeline"].append((round(started - results["t0"], 1), label or "open link",
-                                            round(time.monotonic() - started, 1)))
+                                            time.monotonic() - started))
     finally:
         await context.close()
 
@@ -301,7 +302,7 @@ async def browse(urls: list[str], sessions: int, rounds: int, deadline_s: float)
     """`sessions` contexts of one Chromium (each its own cookies and Streamlit session), all at once."""
     from playwright.async_api import async_playwright
 
-    results: dict = {"views": 0, "errors": [], "seconds": [], "timeline": [], "t0": time.monotonic()}
+    results: dict = {"views": 0, "errors": [], "timeline": [], "t0": time.monotonic()}  # timeline: (at, step, seconds)
     deadline = time.monotonic() + deadline_s
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
@@ -437,7 +438,7 @@ def load_run(engine, app: AppServer, sessions: int, rounds: int, files: list[tup
     with CpuMeter(app, postgres_dir) as cpu:
         results = _in_thread(lambda: asyncio.run(browse(urls, sessions, rounds, deadline_s)))
     loop.stop()
-    seconds = sorted(results["seconds"]) or [0.0]
+    seconds = sorted(view[2] for view in results["timeline"]) or [0.0]
     kinds = [e["kind"] for e in results["errors"]]
     return {
         "sessions": sessions, "rounds": rounds, "views": results["views"], "errors": len(results["errors"]),
@@ -449,8 +450,9 @@ def load_run(engine, app: AppServer, sessions: int, rounds: int, files: list[tup
                       "school link; one Chromium, one context per session",
         "cpu_cores_used": cpu.cores,
         "error_samples": results["errors"][:30],
-        "slowest_views": [dict(zip(("at_s", "step", "seconds"), view, strict=True))
-                          for view in sorted(results["timeline"], key=lambda v: -v[2])[:12]], "imports_during_run": loop.done, "import_failures": loop.failures,
+        "slowest_views": [{"at_s": at, "step": step, "seconds": round(took, 1)}
+                          for at, step, took in sorted(results["timeline"], key=lambda v: -v[2])[:12]],
+        "imports_during_run": loop.done, "import_failures": loop.failures,
         "imports_landed_at_s": [round(t - results["t0"], 1) for t in loop.landed_at],
         "wall_s": round(time.monotonic() - started, 2), "view_median_s": round(seconds[len(seconds) // 2], 2),
         "view_p95_s": round(seconds[int(len(seconds) * 0.95) - 1 if len(seconds) > 1 else 0], 2),
