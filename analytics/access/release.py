@@ -1125,7 +1125,8 @@ def _stored(engine, fingerprint: str, lookups: bool = False) -> Release | CellGr
 
 def _latest_stored(engine, terms: str) -> bytes | None:
     """The newest stored decision made under ``terms`` (:func:`decision_terms`), as stored, or None (none kept,
-    or the table cannot be read). Only each decision's terms column is read to choose."""
+    or the table cannot be read). The newest are fetched first, one at a time, and only their terms column is
+    parsed to choose (the newest usually matches)."""
     table = schema.release_decisions
     try:
         with engine.connect() as conn:
