@@ -29,6 +29,15 @@ def _drift(engine: sa.Engine) -> list:
                                 schema.metadata)
 
 
+def _one_school(conn, years: tuple[int, ...]) -> None:
+    """One school (Hill ES, East) with its reading proficiency (40 of 80) in each of `years`."""
+    storage.upsert(conn, "schools", pd.DataFrame([{"school_id": "9", "school_name": "Hill ES", "level": "ES",
+                                                   "cluster": "East"}]))
+    storage.upsert(conn, "metrics", pd.DataFrame([{"school_id": "9", "school_year": y, "metric": "read_proficient",
+                                                   "student_group": "ALL", "numerator": 40, "denominator": 80,
+                                                   "value": 50.0} for y in years]))
+
+
 def _snapshot(engine: sa.Engine) -> dict[str, list[tuple]]:
     """Every row of the tables the previous release had (of `data_version`, its own row: 0012 adds the other)."""
     with engine.connect() as conn:
@@ -77,11 +86,7 @@ def test_previous_release_database_upgrades_in_place(engine):
         command.upgrade(migrations.alembic_config(conn), migrations.BASELINE)
         conn.execute(sa.text("DROP TABLE alembic_version"))
         conn.execute(sa.insert(schema.data_version).values(id=1, version=7))
-        storage.upsert(conn, "schools", pd.DataFrame([{"school_id": "9", "school_name": "Hill ES", "level": "ES",
-                                                       "cluster": "East"}]))
-        storage.upsert(conn, "metrics", pd.DataFrame([{"school_id": "9", "school_year": 2024,
-                                                       "metric": "read_proficient", "student_group": "ALL",
-                                                       "numerator": 40, "denominator": 80, "value": 50.0}]))
+        _one_school(conn, (2024,))
     before = _snapshot(engine)
     storage.create_schema(engine)
     with engine.connect() as conn:
@@ -113,11 +118,7 @@ def test_postgresql_tables_held_at_0007_are_partitioned_by_year_with_every_row(e
         conn.execute(sa.text("DROP TABLE alembic_version"))
         command.upgrade(migrations.alembic_config(conn), "0007")
         conn.execute(sa.insert(schema.data_version).values(id=1, version=3))
-        storage.upsert(conn, "schools", pd.DataFrame([{"school_id": "9", "school_name": "Hill ES", "level": "ES",
-                                                       "cluster": "East"}]))
-        storage.upsert(conn, "metrics", pd.DataFrame([{"school_id": "9", "school_year": y, "metric": "read_proficient",
-                                                       "student_group": "ALL", "numerator": 40, "denominator": 80,
-                                                       "value": 50.0} for y in (2023, 2024)]))
+        _one_school(conn, (2023, 2024))
         storage.upsert(conn, "discipline", pd.DataFrame([{"school_id": "9", "school_year": 2024,
                                                           "student_group": "ALL", "enrolled": 300}]))
         assert _relkind(conn, "metrics") == "r"
@@ -152,11 +153,7 @@ def test_the_year_first_metrics_index_is_kept_on_sqlite_only_and_comes_back_goin
     sqlite = engine.dialect.name == "sqlite"
     at_head = ["ix_metrics_metric_group_year", "ix_metrics_year_metric"] if sqlite else ["ix_metrics_school"]
     with engine.begin() as conn:
-        storage.upsert(conn, "schools", pd.DataFrame([{"school_id": "9", "school_name": "Hill ES", "level": "ES",
-                                                       "cluster": "East"}]))
-        storage.upsert(conn, "metrics", pd.DataFrame([{"school_id": "9", "school_year": y, "metric": "read_proficient",
-                                                       "student_group": "ALL", "numerator": 40, "denominator": 80,
-                                                       "value": 50.0} for y in (2023, 2024)]))
+        _one_school(conn, (2023, 2024))
     before = _snapshot(engine)
     with engine.connect() as conn:
         assert _metrics_indexes(conn) == at_head
@@ -274,11 +271,7 @@ def test_postgresql_metrics_key_carries_the_counts_for_index_only_reads_and_goes
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite keeps its keys as they are")
     with engine.begin() as conn:
-        storage.upsert(conn, "schools", pd.DataFrame([{"school_id": "9", "school_name": "Hill ES", "level": "ES",
-                                                       "cluster": "East"}]))
-        storage.upsert(conn, "metrics", pd.DataFrame([{"school_id": "9", "school_year": y, "metric": "read_proficient",
-                                                       "student_group": "ALL", "numerator": 40, "denominator": 80,
-                                                       "value": 50.0} for y in (2023, 2024)]))
+        _one_school(conn, (2023, 2024))
     before = _snapshot(engine)
     key = "UNIQUE (metric, student_group, school_id, school_year)"
     carrying = f"{key} INCLUDE (numerator, denominator, value)"
