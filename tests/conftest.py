@@ -225,6 +225,28 @@ def own_district(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def imported_district(tmp_path, monkeypatch):
+    """Make a district of one's own from files, as an editor imports them: `imported_district(files)` (name,
+    bytes pairs) imports them into a new SQLite database that pages run in-process (AppTest) read, caches emptied."""
+    import streamlit as st
+
+    from analytics.data.importer import import_bytes
+
+    def imported(files: list[tuple[str, bytes]]):
+        url = f"sqlite:///{tmp_path / 'imported.db'}"
+        engine = storage.get_engine(url)
+        storage.create_schema(engine)
+        report = import_bytes(engine, files)
+        assert report.ok, report.problems
+        monkeypatch.setenv("DATABASE_URL", url)
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        return engine
+
+    return imported
+
+
+@pytest.fixture
 def release_district(tmp_path):
     """A small demo district in its own SQLite file, the release decisions kept in this process cleared before
     and after: what the release's storage and reuse tests decide again and again."""

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from analytics.data import storage
-from analytics.data.importer import import_bytes
 from tests.page_runner import run_page as _run
 
 
@@ -128,25 +126,18 @@ def test_data_page_keeps_the_import_forms_choices_while_another_tab_is_open(on_d
     assert at.selectbox(key="import_table").value == "metrics" and len(at.get("file_uploader")) == 1
 
 
-def test_pages_work_on_a_thin_real_district(tmp_path, monkeypatch):
+def test_pages_work_on_a_thin_real_district(imported_district):
     """A state's shape: 1,319 schools in 24 counties, one metric (from metric_definitions), only ALL, one
     year, no coordinates. Pages show what exists and say what is missing."""
-    url = f"sqlite:///{tmp_path / 'thin.db'}"
-    engine = storage.get_engine(url)
-    storage.create_schema(engine)
     schools = pd.DataFrame({"school_id": [f"{i:04d}" for i in range(1319)],
                             "school_name": [f"School {i}" for i in range(1319)],
                             "level": "ES", "cluster": [f"County {i % 24}" for i in range(1319)]})
     metrics = pd.DataFrame({"school_id": schools["school_id"], "school_year": "2023-24", "metric": "ela_score",
                             "student_group": "ALL", "numerator": 30, "denominator": 60})
     defs = "metric,label,unit,higher_is_better,category\nela_score,ELA met standard,%,Y,Achievement\n"
-    report = import_bytes(engine, [("schools.csv", schools.to_csv(index=False).encode()),
-                                   ("metric_definitions.csv", defs.encode()),
-                                   ("metrics.csv", metrics.to_csv(index=False).encode())])
-    assert report.ok, report.problems
-    monkeypatch.setenv("DATABASE_URL", url)
-    st.cache_data.clear()
-    st.cache_resource.clear()
+    imported_district([("schools.csv", schools.to_csv(index=False).encode()),
+                       ("metric_definitions.csv", defs.encode()),
+                       ("metrics.csv", metrics.to_csv(index=False).encode())])
     at = _run("overview")
     assert _metric(at, "ELA met standard") == "50.0%"
     assert _metric(at, "Schools reporting") == "1,319"
@@ -160,22 +151,15 @@ def test_pages_work_on_a_thin_real_district(tmp_path, monkeypatch):
     (2, "1 school has no coordinates and is not on the map."),
     (1, "2 schools have no coordinates and are not on the map."),
 ])
-def test_the_map_counts_the_schools_it_cannot_place_in_words(tmp_path, monkeypatch, located, caption):
-    url = f"sqlite:///{tmp_path / 'unmapped.db'}"
-    engine = storage.get_engine(url)
-    storage.create_schema(engine)
+def test_the_map_counts_the_schools_it_cannot_place_in_words(imported_district, located, caption):
     schools = pd.DataFrame({"school_id": ["S1", "S2", "S3"], "school_name": ["Oak ES", "Elm ES", "Ash ES"],
                             "level": "ES", "cluster": "North",
                             "latitude": [39.1, 39.2, None][:located] + [None] * (3 - located),
                             "longitude": [-77.1, -77.0, None][:located] + [None] * (3 - located)})
     metrics = pd.DataFrame({"school_id": schools["school_id"], "school_year": "2023-24",
                             "metric": "math_proficient", "student_group": "ALL", "numerator": 30, "denominator": 60})
-    report = import_bytes(engine, [("schools.csv", schools.to_csv(index=False).encode()),
-                                   ("metrics.csv", metrics.to_csv(index=False).encode())])
-    assert report.ok, report.problems
-    monkeypatch.setenv("DATABASE_URL", url)
-    st.cache_data.clear()
-    st.cache_resource.clear()
+    imported_district([("schools.csv", schools.to_csv(index=False).encode()),
+                       ("metrics.csv", metrics.to_csv(index=False).encode())])
     at = _run("overview")
     assert caption in [c.value for c in at.caption]
 

@@ -6,7 +6,6 @@ import pandas as pd
 import streamlit as st
 
 from analytics.data import storage
-from analytics.data.importer import import_bytes
 from analytics.stats.disproportionality import disproportionality
 from analytics.stats.rp_impact import rp_impact
 from tests.page_runner import run_page as _run
@@ -96,11 +95,8 @@ def test_discipline_flag_links_match_the_three_year_rule(on_demo):
     assert len(links) == flagged[["school_id", "student_group"]].drop_duplicates().shape[0]
 
 
-def test_thin_district_gets_the_views_its_data_supports(tmp_path, monkeypatch):
+def test_thin_district_gets_the_views_its_data_supports(imported_district):
     """Only students_suspended, race groups only, five years, no incidents, no RP schools."""
-    url = f"sqlite:///{tmp_path / 'thin.db'}"
-    engine = storage.get_engine(url)
-    storage.create_schema(engine)
     schools = pd.DataFrame({"school_id": [f"{i:03d}" for i in range(12)], "school_name": [f"S{i}" for i in range(12)],
                             "level": "HS", "cluster": "County A"})
     rows = []
@@ -109,12 +105,8 @@ def test_thin_district_gets_the_views_its_data_supports(tmp_path, monkeypatch):
             rows += [(sid, year, "BL", 200, 30), (sid, year, "WH", 300, 12), (sid, year, "HI", 100, 6)]
     discipline = pd.DataFrame(rows, columns=["school_id", "school_year", "student_group", "enrolled",
                                              "students_suspended"])
-    report = import_bytes(engine, [("schools.csv", schools.to_csv(index=False).encode()),
-                                   ("discipline.csv", discipline.to_csv(index=False).encode())])
-    assert report.ok, report.problems
-    monkeypatch.setenv("DATABASE_URL", url)
-    st.cache_data.clear()
-    st.cache_resource.clear()
+    imported_district([("schools.csv", schools.to_csv(index=False).encode()),
+                       ("discipline.csv", discipline.to_csv(index=False).encode())])
     at = _run("discipline", group="BL")
     text = " ".join(i.value for i in at.info)
     assert "ISS/OSS split" in text and "incident" in text
