@@ -1,9 +1,11 @@
 """20 browser sessions clicking through every shared view while imports land, on PostgreSQL (DESIGN §8).
 
 Writes JSON: views opened, errors (must be 0), view times, imports that landed during the run, and the
-server's memory before and after. `--quick` runs 3 sessions once through.
+server's memory before and after. `--quick` runs 3 sessions once through. The browsers take only the CPU the
+server leaves, as users' browsers on their own machines would (`load_harness.lower_browser_priority`);
+`--browsers-compete` runs them at the server's priority.
 
-    python benchmarks/load_test.py [--sessions 20] [--rounds 2] [--schools 200] [--quick] [-o FILE]
+    python benchmarks/load_test.py [--sessions 20] [--rounds 2] [--schools 200] [--browsers-compete] [--quick] [-o FILE]
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--schools", type=int, default=200)
     parser.add_argument("--imports", type=int, default=3)
+    parser.add_argument("--browsers-compete", action="store_true",
+                        help="run the browsers at the server's priority, on its cores")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("-o", "--output", default="benchmarks/results/load_test.json")
     args = parser.parse_args()
@@ -42,12 +46,14 @@ def main() -> int:
     app = load_harness.start_app(server.url)
     try:
         # One session first, to record what a single session costs in memory.
-        single = load_harness.load_run(engine, app, sessions=1, rounds=1, files=[], imports=0)
+        single = load_harness.load_run(engine, app, sessions=1, rounds=1, files=[], imports=0,
+                                        browsers_yield=not args.browsers_compete)
         rows = storage.load_discipline(engine)
         some = rows[rows["school_id"].isin(sorted(rows["school_id"].unique())[:20])]
         files = [("discipline.csv", some.to_csv(index=False).encode())]
         result = load_harness.load_run(engine, app, sessions=args.sessions, rounds=args.rounds, files=files,
-                                       imports=args.imports, deadline_s=1800, postgres_dir=server.datadir)
+                                       imports=args.imports, deadline_s=1800, postgres_dir=server.datadir,
+                                       browsers_yield=not args.browsers_compete)
     finally:
         app.close()
         engine.dispose()
