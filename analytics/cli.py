@@ -15,6 +15,7 @@ from pathlib import Path
 
 from analytics.access import audit
 from analytics.data import storage
+from analytics.outputs.labels import counted
 
 
 def _engine():
@@ -35,7 +36,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     progress("done")
     print(f"demo district written to {engine.url.render_as_string(hide_password=True)}")
     for table, n in counts.items():
-        print(f"  {table}: {n:,} rows")
+        print(f"  {table}: {counted(n, 'row')}")
     return 0
 
 
@@ -70,7 +71,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     else:
         print(f"database: {payload['database']}")
         for table, n in payload["tables"].items():
-            print(f"  {table}: {n:,} rows")
+            print(f"  {table}: {counted(n, 'row')}")
         print(f"years: {', '.join(map(str, payload['years'])) or 'none'}")
         print(f"imports recorded: {len(payload['imports'])}")
         print(f"audit events: {payload['audit']['total']:,}")

@@ -376,7 +376,7 @@ def run_view(version: int, cluster: str, school: str, year: int, share: str | No
         shown = chart.assign(value=pd.to_numeric(starred, errors="coerce"))
     signals = shown[shown["signal"] != ""]
     summary = (f"Suspensions (ISS + OSS) per month in {scope_name}: median {shown['median'].iloc[0]:.0f} over "
-               f"{len(shown)} months. "
+               f"{counted(len(shown), 'month')}. "
                + (f"{counted(len(signals), 'point')} {for_count(len(signals), 'is', 'are')} part of a shift (6+ on "
                   "one side of the median) or a trend (5+ rising or falling)." if len(signals)
                   else "No shift or trend signal: the variation looks like noise.")

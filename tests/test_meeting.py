@@ -219,6 +219,16 @@ def test_the_risk_ratio_finding_counts_flagged_school_groups_in_words(flagged, f
     assert dispro_finding(Context(None, schools, {}, {}), table).startswith(finding)
 
 
+@pytest.mark.parametrize(("months", "words"), [(1, "over 1 month; 1 month in a shift"),
+                                              (8, "over 8 months; 8 months in a shift")])
+def test_the_run_chart_finding_counts_months_in_words(months, words):
+    from analytics.outputs.pack_views import Context, run_finding
+
+    table = pd.DataFrame({"month": pd.date_range("2024-09-01", periods=months, freq="MS"), "value": 4.0,
+                          "median": 4.0, "signal": "shift"})
+    assert words in run_finding(Context(None, pd.DataFrame(), {}, {}), table)
+
+
 def test_workbook_reads_like_a_report_about_the_clusters_schools(pack_files):
     engine, cluster, pack, xlsx, _, _ = pack_files
     book = load_workbook(io.BytesIO(xlsx))

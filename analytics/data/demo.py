@@ -17,6 +17,7 @@ import pandas as pd
 
 from analytics.data.catalog import RACE_GROUPS
 from analytics.learning.demo import build_learning
+from analytics.outputs.labels import counted
 
 _CLUSTER_NAMES = (
     "Northwood", "Eastern Valley", "Riverside", "Glenmont", "Oak Ridge", "Seneca Creek", "Fairview",
@@ -443,7 +444,7 @@ def load_demo(engine, schools: int = 200, years: int = 6, seed: int = 42, rp_eff
     started = time.perf_counter()
     frames = build_demo(schools=schools, years=years, seed=seed, rp_effect=rp_effect, pl_effect=pl_effect)
     if progress:
-        progress(f"built {schools:,} schools x {years} years ({sum(len(f) for f in frames.values()):,} rows) "
+        progress(f"built {schools:,} schools x {years} years ({counted(sum(len(f) for f in frames.values()), 'row')}) "
                  f"in {time.perf_counter() - started:.1f} s")
     replace_all(engine, frames, progress=progress)
     return {name: len(df) for name, df in frames.items()}

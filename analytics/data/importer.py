@@ -691,7 +691,7 @@ def write_report(engine: Engine, report: ImportReport, who: str,
             workspace_rules.record_history(conn, result.table, result.frame, who)
             storage.record_import(conn, result.source, result.table, len(result.frame), result.skipped, who)
             audit.record(conn, who, audit.IMPORT, result.table,
-                         f"{result.source}: {len(result.frame):,} rows, {result.skipped:,} skipped")
+                         f"{result.source}: {counted(len(result.frame), 'row')}, {result.skipped:,} skipped")
         storage.bump_version(conn, imported=any(r.table not in schema.WORKSPACE_TABLES for r in ordered))
 
     if early is not None and _written_early(early, ordered) and early.finish(lambda conn: write(conn, ordered[0])):

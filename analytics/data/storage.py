@@ -28,6 +28,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from analytics.config import DEFAULT_SQLITE_PATH, database_url, server_settings
 from analytics.data import schema
+from analytics.outputs.labels import counted
 
 if TYPE_CHECKING:
     from analytics.data.readers import CsvLines
@@ -821,7 +822,7 @@ def replace_all(engine: Engine, frames: dict[str, pd.DataFrame], progress=None) 
                 else:
                     upsert(conn, name, frames[name])
                 if progress and len(frames[name]) >= DIRECT_MIN_ROWS:
-                    progress(f"wrote {name}: {len(frames[name]):,} rows in {time.perf_counter() - started:.1f} s")
+                    progress(f"wrote {name}: {counted(len(frames[name]), 'row')} in {time.perf_counter() - started:.1f} s")
         bump_version(conn, imported=True)
         if progress:
             progress("committing")

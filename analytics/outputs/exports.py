@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from analytics.outputs.labels import counted
 from analytics.outputs.views import VIEWS, ViewError, build_view, why_empty
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -176,7 +177,7 @@ def export_command(engine: Engine, args) -> int:
     else:
         print(f"error: unknown output type {suffix!r}; use .csv, .xlsx, .png or .svg", file=sys.stderr)
         return 2
-    print(f"wrote {path} ({len(table):,} rows)", file=sys.stderr)
+    print(f"wrote {path} ({counted(len(table), 'row')})", file=sys.stderr)
     return 0
 
 

@@ -410,7 +410,7 @@ def run_finding(ctx: Context, table: pd.DataFrame) -> str:
     if t.empty:
         return f"No student-level incident file for {ctx.scope}: no monthly series of {noun}."
     signals = int((t["signal"].fillna("") != "").sum())
-    return (f"{noun.capitalize()} per month in {ctx.scope}: median {t['median'].iloc[0]:.0f} over {len(t)} months; "
+    return (f"{noun.capitalize()} per month in {ctx.scope}: median {t['median'].iloc[0]:.0f} over {counted(len(t), 'month')}; "
             + (f"{counted(signals, 'month')} in a shift or trend signal." if signals else
                "no shift or trend signal: the variation looks like noise."))
 
