@@ -204,6 +204,36 @@ def test_planner_settings_hold_for_their_read_alone(db_url):
     assert storage._read(engine, setting).iloc[0].tolist() == before
 
 
+def test_casts_and_text_from_subqueries_are_read_as_csv_but_a_sum_of_a_subquery_is_not():
+    m = schema.metrics
+    sums = (sa.select(m.c.metric, sa.literal("x").label("tag"), sa.func.sum(m.c.numerator).label("n"))
+            .group_by(m.c.metric).subquery())
+    typed = storage._csv_types(sa.select(sums.c.metric, sums.c.tag, sa.cast(sums.c.n, sa.Integer).label("n")))
+    assert list(typed) == ["metric", "tag", "n"]
+    assert storage._csv_types(sa.select(sums.c.n)) is None  # declared Integer, PostgreSQL's numeric
+    assert storage._csv_types(sa.select(sa.func.sum(m.c.numerator).label("n"))) is None
+    assert storage._csv_types(aggregates.monthly_incidents_statement(["OSS"], by_school=True)) is not None
+
+
+@pytest.mark.postgres
+def test_casts_and_text_from_subqueries_read_as_csv_give_the_cursor_frame(monkeypatch, db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the CSV read is PostgreSQL's")
+    engine = storage.get_engine(db_url)
+    words = sa.union_all(*[sa.select(sa.literal(text, sa.String).label("word"), sa.literal(i).label("i"))
+                           for i, text in enumerate(TEXTS)]).subquery("words")
+    stmt = sa.select(words.c.word, sa.cast(words.c.i * 2, sa.Integer).label("twice"),
+                     sa.cast(sa.null(), sa.Float).label("nothing"),
+                     sa.cast(sa.extract("month", sa.func.make_date(2024, 9, 3)), sa.Integer).label("month"))
+    assert storage._csv_types(stmt) is not None
+    copied = []
+    copy_out = storage._copy_out
+    monkeypatch.setattr(storage, "_copy_out", lambda *args: copied.append(1) or copy_out(*args))
+    new = storage._read(engine, stmt)
+    _same_frame(new, _cursor_read(monkeypatch, engine, stmt))
+    assert copied and sorted(new["word"]) == sorted(TEXTS) and new["month"].eq(9).all()
+
+
 @pytest.mark.postgres
 def test_a_read_with_sums_dates_or_duplicate_names_keeps_the_cursor():
     m, s = schema.metrics, schema.schools

@@ -779,7 +779,9 @@ def monthly_incidents_statement(actions: Sequence[str] | None = None,
     i, s = schema.incidents, schema.schools
     year, month = sa.extract("year", i.c.incident_date), sa.extract("month", i.c.incident_date)
     keys = [i.c.school_id] if by_school else [s.c.cluster] if by_cluster else []
-    stmt = sa.select(*keys, year.label("year"), month.label("month"), sa.func.count().label("incidents"))
+    # Cast to integers (PostgreSQL's EXTRACT is numeric and COUNT bigint), so a district's counts are read as CSV.
+    stmt = sa.select(*keys, *[sa.cast(x, sa.Integer).label(name) for x, name in ((year, "year"), (month, "month"),
+                                                                                 (sa.func.count(), "incidents"))])
     if by_cluster:
         stmt = stmt.select_from(i.join(s, s.c.school_id == i.c.school_id))
     if actions is not None:

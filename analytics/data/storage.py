@@ -937,17 +937,18 @@ def _ready_for_next_statement(driver) -> bool:
 
 
 def _csv_types(stmt: sa.Select) -> dict | None:
-    """The Arrow type of each column a SELECT returns when every one is a plain table column of a type whose
-    CSV text reads back as the driver's value would (integers, floating point, text, booleans), else None.
+    """The Arrow type of each column a SELECT returns when every one is of a type whose CSV text reads back as
+    the driver's value would (integers, floating point, text, booleans) and is the type PostgreSQL returns
+    (:func:`_typed_as_declared`), else None.
 
-    Expressions (sums, counts: PostgreSQL's ``bigint`` or ``numeric``), dates and times keep the cursor: their
-    results are small, and their Python values (``Decimal``, ``date``) are what callers convert."""
+    Other expressions (sums, counts: PostgreSQL's ``bigint`` or ``numeric``), dates and times keep the cursor:
+    their results are small, and their Python values (``Decimal``, ``date``) are what callers convert."""
     import pyarrow as pa
 
     types = {}
     for column in stmt.selected_columns:
         kind = column.type
-        if not isinstance(column, sa.Column) or column.name in types:
+        if not _typed_as_declared(column) or column.name in types:
             return None
         if isinstance(kind, sa.Boolean):
             types[column.name] = pa.bool_()
@@ -960,6 +961,18 @@ def _csv_types(stmt: sa.Select) -> dict | None:
         else:
             return None
     return types
+
+
+def _typed_as_declared(column: sa.ColumnElement) -> bool:
+    """Whether a selected column's declared type is the one PostgreSQL returns it as: a table's column, a labelled
+    ``CAST``, or text from a subquery (text reads back as text whatever made it). A district's worsened colours
+    (158,000 rows at 10,000 schools) and suspensions per school and month (140,000) read through the cursor
+    made a Python object of each value: about 0.3 s of the interpreter's time in a view of what changed."""
+    if isinstance(column, sa.Column):
+        return True
+    if isinstance(column, sa.Label):
+        return isinstance(column.element, sa.Cast)
+    return isinstance(column, sa.ColumnClause) and column.table is not None and isinstance(column.type, sa.String)
 
 
 def _read_copy(driver, sql: str, params, types: dict) -> pd.DataFrame:
