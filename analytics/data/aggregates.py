@@ -1061,7 +1061,7 @@ def worsened_statements(then_year: int, now_year: int, higher_is_better: dict[st
     worse = [f"{now}{then}" for now in "34" for then in "0123" if then < now]
 
     def worsened(part: sa.Select, name: str) -> sa.Select:
-        wide = part.subquery(name)
+        wide = _fenced(part, name)  # each rate computed once a row, not at each place the ranks name it
 
         def rank(rows: sa.FromClause, year: int) -> sa.ColumnElement:
             return status_rank_sql(rows.c[f"value_{year}"], rows.c[f"value_{year - 1}"], rows.c.metric, rows.c.level,
