@@ -261,6 +261,18 @@ def test_each_school_and_kind_joins_its_own_first_details_when_rows_come_interle
     assert out["detail"].iloc[-1] == "a; b; c; d; and 1 more" and out["link"].iloc[-1] == "l0"
 
 
+def test_kinds_joined_per_school_as_found_make_the_same_list():
+    schools = pd.DataFrame({"school_id": ["1", "2", "3"], "school_name": ["Oak ES", "Elm MS", "Elm MS"]})
+    worsened = pd.DataFrame({"school_id": ["1", "2", "1", "1", "3", "1", "1", "2"], "change": "status_worsened",
+                             "detail": ["e", "z", "r", "d", "y", "c", "b", "q"], "link": [f"l{i}" for i in range(8)]})
+    flags = pd.DataFrame({"school_id": ["2", "2", "1"], "change": "new_rr_flag", "detail": ["f", "a", "g"],
+                          "link": ["m0", "m1", "m2"]})
+    whole = ch.combine([worsened, flags], schools, date(2025, 2, 27))
+    joined = [ch.one_row_per_school_and_kind(part) for part in (worsened, flags)]
+    pd.testing.assert_frame_equal(ch.combine(joined, schools, date(2025, 2, 27)), whole)
+    assert whole["detail"].tolist() == ["a; f", "q; z", "y", "g", "b; c; d; e; and 1 more"]
+
+
 def test_the_summary_separates_thousands():
     ids = [str(i) for i in range(1200)]
     many = pd.DataFrame({"school_id": ids, "change": "status_worsened", "detail": "x", "since": "2025-02-27",

@@ -161,7 +161,7 @@ def combine(parts: list[pd.DataFrame], schools: pd.DataFrame, since: date) -> pd
     frames = [p for p in parts if len(p)]
     if not frames:
         return pd.DataFrame(columns=CHANGE_COLUMNS)
-    out = _one_row_per_school_and_kind(pd.concat(frames, ignore_index=True))
+    out = one_row_per_school_and_kind(pd.concat(frames, ignore_index=True))
     names = dict(zip(schools["school_id"], schools["school_name"], strict=True))
     out["school_name"] = out["school_id"].map(names).fillna("")
     out["since"] = since.isoformat()
@@ -170,10 +170,13 @@ def combine(parts: list[pd.DataFrame], schools: pd.DataFrame, since: date) -> pd
     return out[CHANGE_COLUMNS]
 
 
-def _one_row_per_school_and_kind(changes: pd.DataFrame, shown: int = 4) -> pd.DataFrame:
+def one_row_per_school_and_kind(changes: pd.DataFrame, shown: int = 4) -> pd.DataFrame:
     """A school flagged several times for one kind of change gets one row: the details joined (at most
     `shown`, then how many more), the link of the first, in order of first appearance. Only the details
-    shown are joined: the k-th of every school and kind at once, for k up to `shown`."""
+    shown are joined: the k-th of every school and kind at once, for k up to `shown`.
+
+    Rows already one per school and kind come back as they were, so each kind's rows may be joined as soon as
+    they are found (:func:`combine` of them is that of the rows they were joined from)."""
     keys = ["school_id", "change"]
     work = changes.assign(_order=np.arange(len(changes)))
     ranked = work.sort_values(keys + ["detail"], kind="stable")
