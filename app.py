@@ -8,11 +8,7 @@ A server without sign-in configured serves no staff page at all (`ui.staff_role`
 import streamlit as st
 
 from analytics.access.sharing import SCOPED_PAGES
-from analytics.background_imports import import_ahead
 from pages import ui
-
-if ui.serving():  # a server: what pages leave to their first chart or test is imported while they read data
-    import_ahead(["scipy.stats", "altair", "pydeck", "scipy.spatial"])
 
 st.set_page_config(page_title="School Support & Improvement", page_icon=":material/school:", layout="wide")
 
@@ -43,6 +39,8 @@ MANAGE = [
 # The whole run, the shell's reads included, is a page run: the preparer, told of the version first, starts no
 # piece before it ends and a moment after (`prepare.GRACE_S`).
 with ui.page_in_progress():
+    # On a server, what pages leave to their first chart or test is imported once this page has been drawn.
+    ui.import_after_pages(["scipy.stats", "altair", "pydeck", "scipy.spatial"])
     ui.prepare_ahead(ui.pin_data_version())
     # What the shell reads before the page (a shared link's scope is checked against the district's schools) is
     # guarded as the page is: an import landing meanwhile runs the script again on the new data.

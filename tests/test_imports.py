@@ -78,3 +78,14 @@ def test_import_ahead_imports_once_in_the_background():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert done.stdout.split() == ["ssif-imports", "True", "True", "False"]
+
+
+def test_import_ahead_begins_once_its_after_returns():
+    """A server's imports wait for its first page (`after`: the page drawn and the grace after it)."""
+    code = ("import sys, threading\nfrom analytics.background_imports import import_ahead\n"
+            "go = threading.Event()\nthread = import_ahead(['colorsys'], after=go.wait)\n"
+            "thread.join(0.3)\nbefore = 'colorsys' in sys.modules\ngo.set()\nthread.join(30)\n"
+            "print(before, 'colorsys' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.stdout.split() == ["False", "True"]

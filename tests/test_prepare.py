@@ -239,6 +239,22 @@ def test_preparer_waits_for_a_long_page_run_only_so_long(monkeypatch):
         worker.stop()
 
 
+def test_what_is_imported_ahead_waits_for_the_page_being_drawn_and_the_grace_after_it():
+    worker = prepare.Preparer(Versions(), _steps, _in_pieces([]), poll_s=30, pause_s=0.01, grace_s=0.3)
+    done = []
+    waiting = threading.Thread(target=lambda: (worker.wait_for_pages(60), done.append(time.monotonic())))
+    try:
+        with worker.page_run():  # app.py asks for the imports inside the first page's run
+            waiting.start()
+            time.sleep(0.2)
+            assert not done
+        ended = time.monotonic()
+        waiting.join(60)
+        assert done and done[0] - ended >= 0.3  # the browser had the server to itself for the grace
+    finally:
+        worker.stop()
+
+
 def test_preparer_notices_an_import_made_elsewhere_by_polling():
     versions, ran = Versions(), []
     worker = prepare.Preparer(versions, _steps, lambda step, v: ran.append(v), poll_s=0.05)
@@ -455,6 +471,9 @@ class HalfWay:
 
     def shows_progress(self, version: int) -> bool:
         return self.progress(version) is not None
+
+    def wait_for_pages(self, timeout: float) -> None:
+        return None
 
     @contextlib.contextmanager
     def page_run(self):

@@ -106,7 +106,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     year_rows,
     years,
 )
-from pages.ui.prepare import cluster_areas, page_in_progress, prepare_ahead, serving  # noqa: E402, F401
+from pages.ui.prepare import cluster_areas, import_after_pages, page_in_progress, prepare_ahead, serving  # noqa: E402, F401
 from pages.ui.school_views import opening_views  # noqa: E402, F401
 from pages.ui.staff import (  # noqa: E402, F401
     _default_scope,

@@ -35,7 +35,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
@@ -44,6 +44,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import exc as sa_exc
 
+from analytics.background_imports import import_ahead
 from analytics.data import storage
 from analytics.data.prepare import Step, work_list
 
@@ -155,6 +156,12 @@ class Preparer:
             with self._lock:
                 self._pages -= 1
                 self._last_page_end = time.monotonic()
+
+    def wait_for_pages(self, timeout: float) -> None:
+        """Return once no page is being drawn and the grace after the last one has passed, or after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while self._busy() and not self._stopped and time.monotonic() < deadline:
+            time.sleep(self._pause_s)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until the current version is prepared (tests and benchmarks); True if it is."""
@@ -527,6 +534,15 @@ def page_in_progress() -> contextlib.AbstractContextManager:
     """Around a page run: the server's preparer starts no new piece meanwhile nor within :data:`GRACE_S` after
     it (nothing to do off a server)."""
     return preparer().page_run() if serving() else contextlib.nullcontext()
+
+
+def import_after_pages(modules: Sequence[str]) -> None:
+    """On a server, import `modules` in the background once the page being drawn, and the grace after it, are
+    over (:func:`analytics.background_imports.import_ahead`; at most :data:`MAX_WAIT_S` later). Called inside
+    :func:`page_in_progress`, so the first page counts as being drawn from the start."""
+    if serving():
+        worker = preparer()
+        import_ahead(modules, after=lambda: worker.wait_for_pages(MAX_WAIT_S))
 
 
 def prepare_ahead(version: storage.Versions) -> None:
