@@ -235,6 +235,20 @@ def test_casts_and_text_from_subqueries_read_as_csv_give_the_cursor_frame(monkey
 
 
 @pytest.mark.postgres
+def test_a_csv_read_of_one_column_keeps_its_null_rows(monkeypatch, db_url):
+    """A row whose one column is NULL is an empty line in CSV: it is a row all the same."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the CSV read is PostgreSQL's")
+    engine = storage.get_engine(db_url)
+    numbers = sa.union_all(*[sa.select(sa.literal(i).label("i")) for i in range(6)]).subquery("numbers")
+    stmt = sa.select(sa.cast(sa.case((numbers.c.i > 2, numbers.c.i)), sa.Integer).label("n"))
+    assert storage._csv_types(stmt) is not None
+    new = storage._read(engine, stmt)
+    _same_frame(new, _cursor_read(monkeypatch, engine, stmt))
+    assert len(new) == 6 and new["n"].isna().sum() == 3
+
+
+@pytest.mark.postgres
 def test_a_read_with_sums_dates_or_duplicate_names_keeps_the_cursor():
     m, s = schema.metrics, schema.schools
     assert storage._csv_types(sa.select(m.c.metric, sa.func.sum(m.c.numerator))) is None
