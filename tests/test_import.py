@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics import cli
+from analytics.access import audit
 from analytics.data import schema, storage
 from analytics.data.importer import import_bytes, import_files
 
@@ -355,6 +356,16 @@ def test_cli_import_exit_codes_and_stderr(tmp_path, monkeypatch, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["tables"]["schools"] == 3 and len(info["imports"]) == 1
 
+
+
+def test_one_row_reads_as_one_row_in_the_audit_and_the_command_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    (tmp_path / "schools.csv").write_text("".join(SCHOOLS_CSV.splitlines(keepends=True)[:2]))
+    assert cli.main(["import", str(tmp_path / "schools.csv")]) == 0
+    assert cli.main(["info"]) == 0
+    assert "  schools: 1 row\n" in capsys.readouterr().out
+    detail = audit.load(storage.get_engine(f"sqlite:///{tmp_path / 'cli.db'}")).set_index("action").loc["import", "detail"]
+    assert detail == "schools.csv: 1 row, 0 skipped"
 
 AS_WRITTEN_CSV = ("school_id,school_year,metric,student_group,numerator,denominator,value\n"
                   "S2,2024,math_proficient,ALL,3,4,75\n"
