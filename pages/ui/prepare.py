@@ -157,11 +157,15 @@ class Preparer:
                 self._pages -= 1
                 self._last_page_end = time.monotonic()
 
-    def wait_for_pages(self, timeout: float) -> None:
-        """Return once no page is being drawn and the grace after the last one has passed, or after `timeout`."""
+    def wait_for_pages(self, timeout: float) -> bool:
+        """Return once no page is being drawn and the grace after the last one has passed, or after `timeout`,
+        or when the thread is stopped; True if it waited."""
         deadline = time.monotonic() + timeout
+        waited = False
         while self._busy() and not self._stopped and time.monotonic() < deadline:
+            waited = True
             time.sleep(self._pause_s)
+        return waited
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until the current version is prepared (tests and benchmarks); True if it is."""
@@ -270,12 +274,7 @@ class Preparer:
         """Before a piece: let page runs, and their browsers for the grace after them, have the interpreter (the
         first view after a server start or an import is drawn alone), then check the version is still current."""
         time.sleep(self._pause_s)
-        deadline = time.monotonic() + MAX_WAIT_S
-        waited = False
-        while self._busy() and not self._stopped and time.monotonic() < deadline:
-            waited = True
-            time.sleep(self._pause_s)
-        self.pauses += waited
+        self.pauses += self.wait_for_pages(MAX_WAIT_S)
         if self._stopped or self._current() != version:  # a newer import landed: prepare that one
             raise storage.DataChanged(f"version {version} replaced")
 
