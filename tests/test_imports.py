@@ -21,12 +21,17 @@ FIRST_PAGE_MODULES = [
 ]
 
 
+def _run_python(code: str) -> str:
+    """What `code` prints, run in a new interpreter that has imported nothing of the app."""
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}).stdout
+
+
 def _imported_after(modules: list[str]) -> list[str]:
     code = (f"import json, sys\nfor name in {modules!r}:\n    __import__(name)\n"
             "print(json.dumps(sorted(sys.modules)))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    stdout = _run_python(code)
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def test_first_page_modules_import_no_statistics_library():
@@ -47,10 +52,9 @@ def test_statistics_import_when_a_function_needs_them():
     """The functions still work from a bare import: scipy.stats arrives with the first call."""
     code = ("import sys\nfrom analytics.stats import rates\nassert 'scipy.stats' not in sys.modules\n"
             "print(round(rates.two_proportion_test(30, 100, 50, 100), 6), 'scipy.stats' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    stdout = _run_python(code)
     # z = (0.3 - 0.5) / sqrt(0.4 * 0.6 * (1/100 + 1/100)) = -2.886751; p = 2 * (1 - Phi(2.886751)) = 0.003892
-    assert done.stdout.split() == ["0.003892", "True"]
+    assert stdout.split() == ["0.003892", "True"]
 
 
 def test_wilson_intervals_import_no_scipy_stats():
@@ -60,9 +64,8 @@ def test_wilson_intervals_import_no_scipy_stats():
             "rates.wilson_arrays(np.array([5.0, 37.0]), np.array([10.0, 41.0]))\n"
             "print('scipy.stats' in sys.modules, repr(float(rates._z(0.95))), repr(float(rates._z(0.9))))\n"
             "from scipy import stats\nprint(repr(float(stats.norm.ppf(0.975))), repr(float(stats.norm.ppf(0.95))))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    first, scipy_says = done.stdout.splitlines()[-2:]
+    stdout = _run_python(code)
+    first, scipy_says = stdout.splitlines()[-2:]
     loaded, quantiles = first.split(maxsplit=1)
     assert loaded == "False"
     assert quantiles == scipy_says
@@ -75,9 +78,8 @@ def test_import_ahead_imports_once_in_the_background():
             "thread = import_ahead(['no_such_module_here', 'colorsys'])\n"
             "assert import_ahead(['wave']) is thread\nthread.join(30)\n"
             "print(thread.name, thread.daemon, 'colorsys' in sys.modules, 'wave' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    assert done.stdout.split() == ["ssif-imports", "True", "True", "False"]
+    stdout = _run_python(code)
+    assert stdout.split() == ["ssif-imports", "True", "True", "False"]
 
 
 def test_import_ahead_begins_once_its_after_returns():
@@ -86,6 +88,5 @@ def test_import_ahead_begins_once_its_after_returns():
             "go = threading.Event()\nthread = import_ahead(['colorsys'], after=go.wait)\n"
             "thread.join(0.3)\nbefore = 'colorsys' in sys.modules\ngo.set()\nthread.join(30)\n"
             "print(before, 'colorsys' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    assert done.stdout.split() == ["False", "True"]
+    stdout = _run_python(code)
+    assert stdout.split() == ["False", "True"]
