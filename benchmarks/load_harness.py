@@ -298,7 +298,28 @@ async def _session(browser, urls: list[str], rounds: int, deadline: float, resul
         await context.close()
 
 
-BROWSER_CGROUPS = (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup"))  # cgroup v1's cpu controller, then v2
+BROWSER_GROUP = "ssif-load-browsers"
+
+
+def _cpu_cgroup_roots() -> list[Path]:
+    """Where this machine mounts a CPU controller: cgroup v1's `cpu` hierarchy, then a v2 hierarchy offering
+    `cpu` (read from the mount table: a plain directory named like one would take the PIDs and do nothing)."""
+    v1, v2 = [], []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            _, where, kind, options, *_ = line.split()
+            if kind == "cgroup" and "cpu" in options.split(","):
+                v1.append(Path(where))
+            elif kind == "cgroup2" and "cpu" in _read(Path(where) / "cgroup.controllers").split():
+                v2.append(Path(where))
+    return v1 + v2
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def lower_browser_priority() -> str:
@@ -312,8 +333,8 @@ def lower_browser_priority() -> str:
     import psutil
 
     browsers = [proc for proc in psutil.Process().children(recursive=True) if _is_chromium(proc)]
-    for root in BROWSER_CGROUPS:
-        group = root / "ssif-load-browsers"
+    for root in _cpu_cgroup_roots():
+        group = root / BROWSER_GROUP
         try:
             group.mkdir(exist_ok=True)
             weight, value = ("cpu.shares", "2") if (group / "cpu.shares").exists() else ("cpu.weight", "1")
@@ -336,6 +357,13 @@ async def _keep_browsers_low(every_s: float = 1.0) -> None:
     while True:
         lower_browser_priority()
         await asyncio.sleep(every_s)
+
+
+def _remove_browser_group() -> None:
+    """Remove the browsers' CPU group once its processes have ended (a group still in use stays)."""
+    for root in _cpu_cgroup_roots():
+        with contextlib.suppress(OSError):
+            (root / BROWSER_GROUP).rmdir()
 
 
 def _is_chromium(proc) -> bool:
@@ -365,6 +393,8 @@ async def browse(urls: list[str], sessions: int, rounds: int, deadline_s: float,
                 keeping_low.cancel()
                 results["browser_priority"] = lower_browser_priority()
             await browser.close()
+            if keeping_low is not None:
+                _remove_browser_group()
     return results
 
 

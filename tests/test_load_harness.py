@@ -40,3 +40,4 @@ def test_every_chromium_process_is_placed_below_the_server_even_those_started_la
             assert not _placed(psutil.Process(), how)  # the test process itself, as the server, is not
         finally:
             browser.close()
+            load_harness._remove_browser_group()

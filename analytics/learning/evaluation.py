@@ -210,7 +210,7 @@ def _level5(data: ProgramData, panel: pd.DataFrame, starts: pd.Series, metric: s
                            missing="metrics"), effects, events
     rows = [_row(data, 5, f"difference-in-differences: {metric} ({r.tertile} participating schools)"
                  if r.tertile == "all" else f"dose-response: {metric}, {r.tertile} tertile", r.estimate, r.ci_low,
-                 r.ci_high, r.n_rp_schools, f"{r.method}; {r.n_comparison_schools} comparison schools")
+                 r.ci_high, r.n_rp_schools, f"{r.method}; {counted(r.n_comparison_schools, 'comparison school')}")
             for r in effects.itertuples()]
     finding = describe(main, subject="participating schools", outcome_label=metric_label,
                        comparison="schools that did not take part", alpha=settings.alpha) + " "
