@@ -230,7 +230,8 @@ def test_new_year_and_the_combined_list():
     assert list(out.columns) == ch.CHANGE_COLUMNS
     assert out["change"].tolist() == ["status_worsened", "new_year"]  # one row per school and kind, in order
     assert out["detail"].iloc[0] == "a; b" and out["since"].iloc[0] == "2025-02-27"
-    assert ch.summary(out) == "1 school with changes: 1 status worsened, 1 new year of data."
+    assert ch.summary(out) == "1 school with changes: 1 with a worsened status, 1 with a new year of data."
+    assert ch.summary(extra) == "1 school with changes: 1 with a worsened status."  # schools, not rows
 
 
 def test_a_school_flagged_often_gets_one_row_per_kind_with_the_first_four_details():
@@ -277,4 +278,4 @@ def test_the_summary_separates_thousands():
     ids = [str(i) for i in range(1200)]
     many = pd.DataFrame({"school_id": ids, "change": "status_worsened", "detail": "x", "since": "2025-02-27",
                          "link": [f"school?school={i}" for i in ids]})
-    assert ch.summary(many) == "1,200 schools with changes: 1,200 status worsened."
+    assert ch.summary(many) == "1,200 schools with changes: 1,200 with a worsened status."

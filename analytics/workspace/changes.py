@@ -29,6 +29,10 @@ CHANGE_KINDS = ("new_rr_flag", "status_worsened", "goal_off_track", "run_chart_s
 CHANGE_LABELS = {"new_rr_flag": "New risk-ratio flag", "status_worsened": "Status worsened",
                  "goal_off_track": "Goal now off track", "run_chart_signal": "New run-chart signal",
                  "new_year": "New year of data"}
+# What a school in the summary's count has ("15 with a new risk-ratio flag"): the list holds one row a school and kind.
+CHANGE_HAS = {"new_rr_flag": "a new risk-ratio flag", "status_worsened": "a worsened status",
+              "goal_off_track": "a goal now off track", "run_chart_signal": "a new run-chart signal",
+              "new_year": "a new year of data"}
 CHANGE_COLUMNS = ["school_id", "school_name", "change", "detail", "since", "link"]
 COLOR_RANK = {"Blue": 0, "Green": 1, "Yellow": 2, "Orange": 3, "Red": 4}
 OUTCOME_LABELS = {"suspension": "suspension", "iss": "in-school suspension", "oss": "out-of-school suspension",
@@ -197,11 +201,12 @@ def one_row_per_school_and_kind(changes: pd.DataFrame, shown: int = 4) -> pd.Dat
 
 
 def summary(changes: pd.DataFrame) -> str:
-    """"14 schools newly flagged: 3 new risk-ratio flags, ..."""
+    """"14 schools with changes: 3 with a new risk-ratio flag, 12 with a worsened status, ..." (schools with
+    each kind of change, as the list holds one row a school and kind)."""
     if changes.empty:
         return "No school was newly flagged since the meeting."
-    counts = changes["change"].value_counts()
-    parts = [f"{counts[k]:,} {CHANGE_LABELS[k].lower()}" for k in CHANGE_KINDS if k in counts]
+    counts = changes.drop_duplicates(["school_id", "change"])["change"].value_counts()
+    parts = [f"{counts[k]:,} with {CHANGE_HAS[k]}" for k in CHANGE_KINDS if k in counts]
     n = changes["school_id"].nunique()
     text = f"{counted(n, 'school')} with changes: " + ", ".join(parts) + "."
     if "school_name" in changes and n > 1:
