@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import settings as hypothesis_settings
 
-from analytics.data import storage
+from analytics.data import schema, storage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -199,13 +199,17 @@ def page(browser):
 
 @pytest.fixture
 def on_demo(demo_db_url, monkeypatch):
-    """Pages read the session's demo database; Streamlit caches start empty."""
+    """Pages read the session's demo database; Streamlit caches and the results kept in the database start
+    empty."""
     import streamlit as st
 
     monkeypatch.setenv("DATABASE_URL", demo_db_url)
     st.cache_data.clear()
     st.cache_resource.clear()
-    return storage.get_engine(demo_db_url)
+    engine = storage.get_engine(demo_db_url)
+    with engine.begin() as conn:
+        conn.execute(schema.kept_results.delete())
+    return engine
 
 
 @pytest.fixture

@@ -118,6 +118,32 @@ def test_changes_page_filters_its_kinds_on_a_rerun_without_finding_or_counting_a
     assert len(shown) == int((expected["change"] == kinds[0]).sum())
 
 
+def test_a_restarted_server_reads_the_kept_list_and_a_write_makes_it_found_again(own_district, monkeypatch):
+    """The district's list is kept in the database for its data version: a server whose memory is empty (a
+    restart, another process) shows the same list and summary without finding it again; after any write it is
+    found again, at the new version."""
+    import streamlit as st
+
+    from analytics.data import kept
+
+    first = _run("changes")
+    summary, table = first.markdown[0].value, first.dataframe[0].value
+    assert [name for name, _, _ in kept.kept_names(own_district)] == ["changes.py:changes_for"]
+    found = []
+    view = workspace.changes_view
+    monkeypatch.setattr(workspace, "changes_view", lambda *a, **k: found.append(1) or view(*a, **k))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    again = _run("changes")
+    assert not again.exception and found == []
+    assert again.markdown[0].value == summary
+    pd.testing.assert_frame_equal(again.dataframe[0].value, table)
+    records.add_meeting(own_district, "district", date(2025, 3, 1), "editor@district.org", None)
+    after = _run("changes", since="2025-02-01")
+    assert found == [1] and not after.exception
+    assert [version for _, _, version in kept.kept_names(own_district)] == [storage.data_version(own_district)]
+
+
 def test_changes_page_bad_date(on_demo):
     assert "is not a date" in _run("changes", since="27/02/2025").error[0].value
 

@@ -564,6 +564,19 @@ release_decisions = Table(
     Column("cells", LargeBinary, nullable=False),
 )
 
+# Results kept for one state of the data (`analytics.data.kept`): what a restarted server or another process
+# reads instead of computing again (What changed's district list costs seconds at 10,000 schools).
+kept_results = Table(
+    "kept_results",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("args", Text, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("made_at", DateTime(timezone=True), nullable=False),
+    Column("frame", LargeBinary, nullable=False),
+)
+
 # Who did what, when: sign-ins, imports, edits and shared links made, opened and revoked
 # (`analytics.access.audit` owns the actions and writes every row).
 audit_log = Table(

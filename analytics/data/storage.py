@@ -27,7 +27,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from analytics.config import DEFAULT_SQLITE_PATH, database_url, server_settings
-from analytics.data import schema
+from analytics.data import kept, schema
 from analytics.outputs.labels import counted
 
 if TYPE_CHECKING:
@@ -237,6 +237,9 @@ def bump_version(conn: Connection, *, imported: bool = False) -> None:
         .where(schema.data_version.c.id.in_(rows))
         .values(version=schema.data_version.c.version + 1)
     )
+    # What was kept for the state this write replaces goes with it (nothing kept outlives its rows).
+    kept.forget_before(conn, sa.select(schema.data_version.c.version)
+                       .where(schema.data_version.c.id == CHANGES).scalar_subquery())
 
 
 # --- writes -------------------------------------------------------------------------------------

@@ -76,6 +76,7 @@ from pages.ui.loaders import (  # noqa: E402, F401
     higher_is_better,
     import_version,
     incident_months,
+    kept_read,
     metric_catalog,
     metric_counts,
     metric_groups,

@@ -1,0 +1,79 @@
+"""Results kept in the database for one state of the data (`analytics.data.kept`): what goes in comes back
+exactly, only under the same name, arguments, data version and code, and never outlives its data version
+(`engine`: SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from analytics.data import kept, schema, storage
+from analytics.workspace import records
+
+
+def _a_list() -> pd.DataFrame:
+    return pd.DataFrame({"school_id": ["100001", "100002", "100003"],
+                         "school_name": ["O'Neill Elementary", "Café Middle", ""],
+                         "detail": ["math proficient: Yellow → Red", None, "2 more"],
+                         "count": pd.array([3, None, 1], dtype="Int64"),
+                         "rate": [12.5, np.nan, 0.0],
+                         "since": ["2025-02-27"] * 3})
+
+
+def _version(engine) -> int:
+    return storage.data_version(engine)
+
+
+def test_a_kept_frame_comes_back_exactly_under_its_name_arguments_version_and_code(engine):
+    frame, version = _a_list(), _version(engine)
+    args = (None, date(2025, 2, 27))
+    assert kept.keep(engine, "changes.py:changes_for", args, version, "code-1", frame)
+    pd.testing.assert_frame_equal(kept.load(engine, "changes.py:changes_for", args, version, "code-1"), frame)
+    assert kept.load(engine, "changes.py:changes_for", ("North", date(2025, 2, 27)), version, "code-1") is None
+    assert kept.load(engine, "changes.py:changes_for", (None, date(2025, 3, 1)), version, "code-1") is None
+    assert kept.load(engine, "changes.py:changes_for", args, version, "code-2") is None  # a new release
+    assert kept.load(engine, "other", args, version, "code-1") is None
+
+
+def test_keeping_again_replaces_and_a_version_no_longer_current_is_not_kept(engine):
+    version, args = _version(engine), ("North",)
+    kept.keep(engine, "view", args, version, "c", _a_list())
+    kept.keep(engine, "view", args, version, "c", _a_list().head(1))
+    assert len(kept.load(engine, "view", args, version, "c")) == 1
+    assert not kept.keep(engine, "view", ("South",), version - 1, "c", _a_list())  # a run pinned before a write
+    assert [(name, key) for name, key, _ in kept.kept_names(engine)] == [("view", "('North',)")]
+
+
+def test_every_write_forgets_what_older_versions_kept(engine):
+    """A workspace edit bumps the version in its own transaction, which deletes every result kept before it."""
+    version = _version(engine)
+    kept.keep(engine, "view", ("North",), version, "c", _a_list())
+    records.add_meeting(engine, "district", date(2025, 2, 27), "editor@district.org", None)
+    assert _version(engine) == version + 1
+    assert kept.kept_names(engine) == []
+    assert kept.load(engine, "view", ("North",), version, "c") is None
+
+
+def test_an_unreadable_or_missing_store_only_loses_the_keeping(engine):
+    version = _version(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(schema.kept_results).values(name="view", args="()", version=version, code="c",
+                                                           made_at=pd.Timestamp.now(tz="UTC"), frame=b"not parquet"))
+    assert kept.load(engine, "view", (), version, "c") is None
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE kept_results"))
+    assert kept.load(engine, "view", (), version, "c") is None
+    assert kept.keep(engine, "view", (), version, "c", _a_list()) is False
+
+
+def test_the_code_fingerprint_follows_every_source_of_the_given_folders(tmp_path):
+    (tmp_path / "page.py").write_text("x = 1\n")
+    before = kept.code_fingerprint(tmp_path)
+    assert before == kept.code_fingerprint(tmp_path) and len(before) == 64
+    kept.code_fingerprint.cache_clear()
+    (tmp_path / "page.py").write_text("x = 2\n")
+    assert kept.code_fingerprint(tmp_path) != before
+    assert kept.code_fingerprint() != kept.code_fingerprint(tmp_path)  # the pages count beside analytics/
