@@ -58,6 +58,17 @@ def changes_summary(version: int, cluster: str | None, since: date) -> tuple[pd.
 
 
 @ui.drawn
+def clusters_shown(version: int, since: date, kinds: tuple[str, ...]) -> pd.DataFrame:
+    """Schools with each chosen kind of change per cluster (labels as the list's), each linked to its
+    cluster's list since the same date."""
+    table = changes_summary(version, None, since)[0]
+    counts = change_rules.by_cluster(table[table["change"].isin(kinds)], ui.schools())
+    link = [ui.page_url("changes", cluster=c, since=since.isoformat()) for c in counts["cluster"]]
+    counts.insert(0, "link", link)
+    return counts.rename(columns=change_rules.CHANGE_LABELS)
+
+
+@ui.drawn
 def changes_shown(version: int, cluster: str | None, since: date,
                   kinds: tuple[str, ...]) -> tuple[pd.DataFrame, list[tuple[str, str]] | None]:
     """The changes of the chosen kinds as shown (labels; the page is for staff, so links carry no shared link's
@@ -124,13 +135,25 @@ else:
             with st.container(border=True):
                 st.markdown(heading)
                 st.markdown(lines)
-        with st.expander("As a table", expanded=not few):
-            st.dataframe(ui.arrow_ready(shown), hide_index=True,
-                         width="stretch", height=min(38 + 35 * len(shown), 640),
+        if cluster == "all" and len(clusters) > 1:
+            st.subheader("By cluster")
+            counts = clusters_shown(ui.data_version(), since, tuple(chosen or kinds))
+            st.dataframe(ui.arrow_ready(counts), hide_index=True, width="stretch",
+                         height=min(38 + 35 * len(counts), 460),
                          column_config={"link": st.column_config.LinkColumn("Open", display_text="Open ↗",
                                                                             width="small"),
-                                        "school_name": "School", "school_id": "Id", "change": "Change",
-                                        "detail": st.column_config.TextColumn("What", width="large")})
+                                        "cluster": "Cluster", "schools": "Schools", "with_changes": "With changes"})
+            st.caption("Schools in each cluster with each kind of change; open a cluster for its schools' changes.")
+        whole = len(shown) <= change_rules.ROWS_AT_ONCE or st.toggle(f"Every school's changes ({len(shown):,} rows)",
+                                                     key="every_change")
+        if whole:
+            with st.expander("As a table", expanded=not few):
+                st.dataframe(ui.arrow_ready(shown), hide_index=True,
+                             width="stretch", height=min(38 + 35 * len(shown), 640),
+                             column_config={"link": st.column_config.LinkColumn("Open", display_text="Open ↗",
+                                                                                width="small"),
+                                            "school_name": "School", "school_id": "Id", "change": "Change",
+                                            "detail": st.column_config.TextColumn("What", width="large")})
         ui.download_menu(f"changes-since-{since}", table)
         st.caption("The meeting pack starts with this list: open **Data-meeting pack** for the cluster.")
 

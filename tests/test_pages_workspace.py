@@ -127,7 +127,7 @@ def test_a_restarted_server_reads_the_kept_list_and_a_write_makes_it_found_again
     from analytics.data import kept
 
     first = _run("changes")
-    summary, table = first.markdown[0].value, first.dataframe[0].value
+    summary, tables = first.markdown[0].value, [d.value for d in first.dataframe]
     assert [name for name, _, _ in kept.kept_names(own_district)] == ["changes.py:changes_for"]
     found = []
     view = workspace.changes_view
@@ -137,11 +137,34 @@ def test_a_restarted_server_reads_the_kept_list_and_a_write_makes_it_found_again
     again = _run("changes")
     assert not again.exception and found == []
     assert again.markdown[0].value == summary
-    pd.testing.assert_frame_equal(again.dataframe[0].value, table)
+    for shown, table in zip([d.value for d in again.dataframe], tables, strict=True):
+        pd.testing.assert_frame_equal(shown, table)
     records.add_meeting(own_district, "district", date(2025, 3, 1), "editor@district.org", None)
     after = _run("changes", since="2025-02-01")
     assert found == [1] and not after.exception
     assert [version for _, _, version in kept.kept_names(own_district)] == [storage.data_version(own_district)]
+
+
+def test_the_district_view_counts_each_clusters_schools_and_a_long_list_waits_for_its_toggle(on_demo, monkeypatch):
+    """The whole district leads with its clusters: schools with each kind of change, as analytics counts them, each
+    linked to the cluster's own list. A list longer than `ROWS_AT_ONCE` is sent only when its toggle is on."""
+    since = workspace.last_meeting(on_demo, "district")
+    expected = workspace.changes_view(on_demo, since=since)
+    counts = change_rules.by_cluster(expected, storage.load_schools(on_demo))
+    at = _run("changes")
+    assert [h.value for h in at.subheader] == ["By cluster"]
+    shown = at.dataframe[0].value
+    assert shown["cluster"].tolist() == counts["cluster"].tolist()
+    assert shown["with_changes"].tolist() == counts["with_changes"].tolist()
+    assert shown["Status worsened"].tolist() == counts["status_worsened"].tolist()
+    assert shown["link"].iloc[0] == f"changes?cluster={counts['cluster'].iloc[0]}&since={since}".replace(" ", "+")
+    assert len(at.dataframe[1].value) == len(expected) and not at.toggle  # short enough to send at once
+
+    monkeypatch.setattr(change_rules, "ROWS_AT_ONCE", 10)
+    at = _run("changes")
+    assert len(at.dataframe) == 1 and at.toggle[0].label == f"Every school's changes ({len(expected):,} rows)"
+    at.toggle[0].set_value(True).run()
+    assert len(at.dataframe) == 2 and len(at.dataframe[1].value) == len(expected)
 
 
 def test_changes_page_bad_date(on_demo):

@@ -279,3 +279,18 @@ def test_the_summary_separates_thousands():
     many = pd.DataFrame({"school_id": ids, "change": "status_worsened", "detail": "x", "since": "2025-02-27",
                          "link": [f"school?school={i}" for i in ids]})
     assert ch.summary(many) == "1,200 schools with changes: 1,200 with a worsened status."
+
+
+def test_changes_by_cluster_count_schools_per_kind_and_keep_clusters_with_none():
+    """North: A has two worsened cells (one row a school and kind, but counted once) and a new year, B a new year;
+    South: nothing; C has no cluster. Hand counts: North 2 schools changed of 2, 1 worsened, 2 new year."""
+    schools = pd.DataFrame({"school_id": ["A", "B", "S", "C"], "cluster": ["North", "North", "South", None]})
+    changes = pd.DataFrame({"school_id": ["A", "A", "A", "B", "C"],
+                            "change": ["status_worsened", "status_worsened", "new_year", "new_year", "goal_off_track"]})
+    out = ch.by_cluster(changes, schools)
+    assert out.columns.tolist() == ["cluster", "schools", "with_changes", "status_worsened", "goal_off_track",
+                                    "new_year"]
+    rows = {r.cluster: (r.schools, r.with_changes, r.status_worsened, r.goal_off_track, r.new_year)
+            for r in out.itertuples()}
+    assert rows == {"(no cluster)": (1, 1, 0, 1, 0), "North": (2, 2, 1, 0, 2), "South": (1, 0, 0, 0, 0)}
+    assert ch.by_cluster(changes.iloc[0:0], schools)["with_changes"].tolist() == [0, 0, 0]

@@ -34,6 +34,9 @@ CHANGE_HAS = {"new_rr_flag": "a new risk-ratio flag", "status_worsened": "a wors
               "goal_off_track": "a goal now off track", "run_chart_signal": "a new run-chart signal",
               "new_year": "a new year of data"}
 CHANGE_COLUMNS = ["school_id", "school_name", "change", "detail", "since", "link"]
+# A list longer than this is not sent to the browser until asked for (about 250 bytes a row there): at 10,000
+# schools the district's is 24,000 rows, 6 MB a visit, that nobody reads in full; its counts by cluster lead.
+ROWS_AT_ONCE = 5_000
 COLOR_RANK = {"Blue": 0, "Green": 1, "Yellow": 2, "Orange": 3, "Red": 4}
 OUTCOME_LABELS = {"suspension": "suspension", "iss": "in-school suspension", "oss": "out-of-school suspension",
                   "expulsion": "expulsion", "law_referral": "law-enforcement referral"}
@@ -198,6 +201,26 @@ def one_row_per_school_and_kind(changes: pd.DataFrame, shown: int = 4) -> pd.Dat
     first = work.drop_duplicates(keys)[[*keys, "link", "_order"]]
     out = first.merge(heads, on=keys, how="left").sort_values("_order", ignore_index=True)
     return out[["school_id", "change", "detail", "link", "n"]]
+
+
+def by_cluster(changes: pd.DataFrame, schools: pd.DataFrame) -> pd.DataFrame:
+    """Schools with each kind of change, per cluster: ``cluster``, ``schools`` (in the cluster), ``with_changes``
+    (schools with any change) and one column per kind present (schools with it, as :func:`summary` counts), in
+    cluster order. Every cluster of `schools` has a row (0 where nothing changed); a school with no cluster
+    counts under "(no cluster)"."""
+    cluster_of = schools.set_index("school_id")["cluster"].fillna("(no cluster)")
+    size = cluster_of.value_counts()
+    pairs = changes.drop_duplicates(["school_id", "change"])
+    cluster = pairs["school_id"].map(cluster_of).fillna("(no cluster)")
+    kinds = [k for k in CHANGE_KINDS if k in set(pairs["change"])]
+    counts = pd.crosstab(cluster, pairs["change"]).reindex(columns=kinds, fill_value=0) if len(pairs) else None
+    out = pd.DataFrame({"cluster": sorted(size.index)})
+    out["schools"] = out["cluster"].map(size).astype("int64")
+    changed = pairs.drop_duplicates("school_id")["school_id"].map(cluster_of).fillna("(no cluster)").value_counts()
+    out["with_changes"] = out["cluster"].map(changed).fillna(0).astype("int64")
+    for kind in kinds:
+        out[kind] = out["cluster"].map(counts[kind]).fillna(0).astype("int64")
+    return out
 
 
 def summary(changes: pd.DataFrame) -> str:
