@@ -111,7 +111,9 @@ else:
         cols[2].caption("Meetings of " + ("the district" if scope == "district" else scope) + ": " +
                         ", ".join(f"{d:%d %b %Y}" for d in held_here["meeting_date"].iloc[-4:]))
     view = (ui.data_version(), None if cluster == "all" else cluster, since)
-    table, summary, kinds = changes_summary(*view)
+    where = "the district's schools" if cluster == "all" else f"{cluster}'s schools"
+    with st.spinner(f"Finding what changed in {where} since {since:%d %b %Y}…"):  # seconds after an import
+        table, summary, kinds = changes_summary(*view)
     then_year = change_rules.year_of_record(since)
     st.markdown(f"**{summary}**")
     with st.expander("How changes are found"):
