@@ -83,11 +83,14 @@ def changes_shown(version: int, cluster: str | None, since: date,
     return shown[["link", "school_name", "school_id", "change", "detail"]], blocks
 
 
-ui.breadcrumb(("District", "pages/overview.py", {}), ("What changed", None, {}))
+crumbs = st.container()  # filled once the cluster is read from the URL or the picker below
 st.title("What changed since the last meeting")
 cols = st.columns([2, 1, 2])
 cluster = ui.url_choice("Cluster", "cluster", ["all", *clusters], "all", container=cols[0],
                         format_func=lambda c: "Whole district" if c == "all" else c)
+with crumbs:
+    in_cluster = [] if cluster == "all" else [(cluster, "pages/cluster.py", {"cluster": cluster})]
+    ui.breadcrumb(("District", "pages/overview.py", {}), *in_cluster, ("What changed", None, {}))
 scope = "district" if cluster == "all" else cluster
 held_here = meetings_of(ui.data_version(), scope)
 raw_since = st.query_params.get("since")

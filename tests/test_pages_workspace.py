@@ -92,6 +92,8 @@ def test_changes_page_lists_what_analytics_finds(on_demo):
     table = at.dataframe[0].value
     assert len(table) == len(expected)
     assert table["link"].str.match(r"^(school|plans|discipline|cycles)\?").all()
+    crumbs = [m.value for m in at.markdown[:5]]
+    assert crumbs[0] == "[District](./)" and crumbs[2].startswith(f"[{cluster}](./cluster?cluster=")
 
 
 def test_changes_page_filters_its_kinds_on_a_rerun_without_finding_or_counting_again(on_demo, monkeypatch):
