@@ -4,6 +4,7 @@ exactly, only under the same name, arguments, data version and code, and never o
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 
 import numpy as np
@@ -77,3 +78,27 @@ def test_the_code_fingerprint_follows_every_source_of_the_given_folders(tmp_path
     (tmp_path / "page.py").write_text("x = 2\n")
     assert kept.code_fingerprint(tmp_path) != before
     assert kept.code_fingerprint() != kept.code_fingerprint(tmp_path)  # the pages count beside analytics/
+
+
+def test_a_write_landing_while_a_result_is_kept_still_forgets_it(engine):
+    """A write that commits between `keep`'s check of the version and its insert would leave a row of a replaced
+    version behind (read by no run, replacing the newer one's): the check holds the version until the insert
+    commits, so the write waits and then forgets it."""
+    version, fired = _version(engine), []
+    writer = threading.Thread(target=records.add_meeting,
+                              args=(engine, "district", date(2025, 3, 3), "editor@district.org", None))
+
+    def write_after_the_check(conn, cursor, statement, *_):
+        if not fired and statement.lstrip().upper().startswith("SELECT") and "data_version" in statement:
+            fired.append(statement)
+            writer.start()
+            writer.join(timeout=1)  # done at once when nothing holds the version; else it waits for the keep
+
+    sa.event.listen(engine, "after_cursor_execute", write_after_the_check)
+    try:
+        kept.keep(engine, "view", ("North",), version, "c", _a_list())
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", write_after_the_check)
+    writer.join(timeout=60)
+    assert fired and not writer.is_alive() and _version(engine) == version + 1
+    assert kept.kept_names(engine) == []

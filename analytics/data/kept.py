@@ -71,8 +71,13 @@ def keep(engine: Engine, name: str, args: tuple, version: int, code: str, frame:
     try:
         blob = _to_parquet(frame)
         with engine.begin() as conn:
+            # The version read stays the database's until this commits: a write bumps it only after (and then
+            # forgets this row), never between the check and the insert. SQLite: this transaction becomes the
+            # writer first; PostgreSQL: the counter's row is locked for share (a write updates it).
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
             current = conn.execute(sa.select(schema.data_version.c.version)
-                                   .where(schema.data_version.c.id == CHANGES)).scalar()
+                                   .where(schema.data_version.c.id == CHANGES).with_for_update(read=True)).scalar()
             if current != version:
                 return False
             key = _args_key(args)
