@@ -102,3 +102,19 @@ def test_a_write_landing_while_a_result_is_kept_still_forgets_it(engine):
     writer.join(timeout=60)
     assert fired and not writer.is_alive() and _version(engine) == version + 1
     assert kept.kept_names(engine) == []
+
+
+def test_keeping_does_not_wait_for_a_write_in_progress(engine):
+    """A write that has bumped the version but not committed replaces the version being kept: `keep` gives up at
+    once (the page shows the result in hand) instead of waiting for the write (an import holds it for minutes)."""
+    version, done = _version(engine), []
+    with engine.connect() as writer, writer.begin():
+        storage.serialise_writes(writer)
+        storage.bump_version(writer)
+        keeping = threading.Thread(target=lambda: done.append(
+            kept.keep(engine, "view", ("North",), version, "c", _a_list())))
+        keeping.start()
+        keeping.join(timeout=5)
+        assert done == [False]
+    keeping.join(timeout=60)
+    assert kept.kept_names(engine) == []

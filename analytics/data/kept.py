@@ -73,11 +73,13 @@ def keep(engine: Engine, name: str, args: tuple, version: int, code: str, frame:
         with engine.begin() as conn:
             # The version read stays the database's until this commits: a write bumps it only after (and then
             # forgets this row), never between the check and the insert. SQLite: this transaction becomes the
-            # writer first; PostgreSQL: the counter's row is locked for share (a write updates it).
+            # writer first; PostgreSQL: the counter's row is locked for share (a write updates it). A write
+            # already under way replaces the version anyway: nothing is kept rather than waiting for it.
             if conn.dialect.name == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                _begin_as_writer_or_fail(conn)
             current = conn.execute(sa.select(schema.data_version.c.version)
-                                   .where(schema.data_version.c.id == CHANGES).with_for_update(read=True)).scalar()
+                                   .where(schema.data_version.c.id == CHANGES)
+                                   .with_for_update(read=True, nowait=True)).scalar()
             if current != version:
                 return False
             key = _args_key(args)
@@ -102,6 +104,16 @@ def kept_names(engine: Engine) -> list[tuple[str, str, int]]:
     with engine.connect() as conn:
         return [tuple(row) for row in conn.execute(
             sa.select(table.c.name, table.c.args, table.c.version).order_by(table.c.name, table.c.args))]
+
+
+def _begin_as_writer_or_fail(conn: Connection) -> None:
+    """Begin SQLite's transaction as the writer now, or fail at once if another one writes (no busy wait)."""
+    waited = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+    conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    finally:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited)}")
 
 
 def _args_key(args: Iterable) -> str:
