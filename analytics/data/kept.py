@@ -99,7 +99,7 @@ def forget_before(conn: Connection, version_expr) -> None:
 
 
 def kept_names(engine: Engine) -> list[tuple[str, str, int]]:
-    """(name, arguments, version) of every kept result: what the data page and tests list."""
+    """(name, arguments, version) of every kept result, by name and arguments."""
     table = schema.kept_results
     with engine.connect() as conn:
         return [tuple(row) for row in conn.execute(
