@@ -118,3 +118,10 @@ def test_keeping_does_not_wait_for_a_write_in_progress(engine):
         assert done == [False]
     keeping.join(timeout=60)
     assert kept.kept_names(engine) == []
+
+
+def test_a_frame_parquet_cannot_hold_is_used_but_not_kept(engine):
+    """A column Parquet has no type for (complex numbers) only loses the keeping, as an unreadable store does."""
+    version = _version(engine)
+    assert kept.keep(engine, "view", (), version, "c", pd.DataFrame({"z": [1 + 2j]})) is False
+    assert kept.kept_names(engine) == []

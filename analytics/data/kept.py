@@ -28,6 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -58,7 +59,7 @@ def load(engine: Engine, name: str, args: tuple, version: int, code: str) -> pd.
                 table.c.name == name, table.c.args == _args_key(args), table.c.version == version,
                 table.c.code == code)).scalar()
         return None if blob is None else pd.read_parquet(io.BytesIO(blob))
-    except (sa.exc.SQLAlchemyError, OSError, ValueError):
+    except (sa.exc.SQLAlchemyError, OSError, ValueError, pa.ArrowException):
         return None
 
 
@@ -87,7 +88,7 @@ def keep(engine: Engine, name: str, args: tuple, version: int, code: str, frame:
             conn.execute(sa.insert(table).values(name=name, args=key, version=version, code=code,
                                                  made_at=datetime.now(UTC), frame=blob))
         return True
-    except (sa.exc.SQLAlchemyError, ValueError, TypeError):
+    except (sa.exc.SQLAlchemyError, ValueError, TypeError, pa.ArrowException):  # Arrow's: a type Parquet lacks
         return False
 
 
