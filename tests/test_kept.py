@@ -36,6 +36,7 @@ def test_a_kept_frame_comes_back_exactly_under_its_name_arguments_version_and_co
     assert kept.load(engine, "changes.py:changes_for", ("North", date(2025, 2, 27)), version, "code-1") is None
     assert kept.load(engine, "changes.py:changes_for", (None, date(2025, 3, 1)), version, "code-1") is None
     assert kept.load(engine, "changes.py:changes_for", args, version, "code-2") is None  # a new release
+    assert kept.load(engine, "changes.py:changes_for", args, version + 1, "code-1") is None  # another state
     assert kept.load(engine, "other", args, version, "code-1") is None
 
 
