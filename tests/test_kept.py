@@ -31,12 +31,12 @@ def _version(engine) -> int:
 def test_a_kept_frame_comes_back_exactly_under_its_name_arguments_version_and_code(engine):
     frame, version = _a_list(), _version(engine)
     args = (None, date(2025, 2, 27))
-    assert kept.keep(engine, "changes.py:changes_for", args, version, "code-1", frame)
-    pd.testing.assert_frame_equal(kept.load(engine, "changes.py:changes_for", args, version, "code-1"), frame)
-    assert kept.load(engine, "changes.py:changes_for", ("North", date(2025, 2, 27)), version, "code-1") is None
-    assert kept.load(engine, "changes.py:changes_for", (None, date(2025, 3, 1)), version, "code-1") is None
-    assert kept.load(engine, "changes.py:changes_for", args, version, "code-2") is None  # a new release
-    assert kept.load(engine, "changes.py:changes_for", args, version + 1, "code-1") is None  # another state
+    assert kept.keep(engine, "pages/changes.py:changes_for", args, version, "code-1", frame)
+    pd.testing.assert_frame_equal(kept.load(engine, "pages/changes.py:changes_for", args, version, "code-1"), frame)
+    assert kept.load(engine, "pages/changes.py:changes_for", ("North", date(2025, 2, 27)), version, "code-1") is None
+    assert kept.load(engine, "pages/changes.py:changes_for", (None, date(2025, 3, 1)), version, "code-1") is None
+    assert kept.load(engine, "pages/changes.py:changes_for", args, version, "code-2") is None  # a new release
+    assert kept.load(engine, "pages/changes.py:changes_for", args, version + 1, "code-1") is None  # another state
     assert kept.load(engine, "other", args, version, "code-1") is None
 
 
@@ -79,6 +79,23 @@ def test_the_code_fingerprint_follows_every_source_of_the_given_folders(tmp_path
     (tmp_path / "page.py").write_text("x = 2\n")
     assert kept.code_fingerprint(tmp_path) != before
     assert kept.code_fingerprint() != kept.code_fingerprint(tmp_path)  # the pages count beside analytics/
+
+
+def test_an_upgrade_of_pandas_makes_kept_results_unread(tmp_path, monkeypatch):
+    before = kept.code_fingerprint(tmp_path)
+    kept.code_fingerprint.cache_clear()
+    monkeypatch.setattr(pd, "__version__", "99.0")
+    try:
+        assert kept.code_fingerprint(tmp_path) != before
+    finally:
+        kept.code_fingerprint.cache_clear()
+
+
+def test_a_frame_whose_column_names_are_not_text_is_not_kept(engine):
+    """Parquet names columns by text: a column named 1 would come back named "1", another frame than was kept."""
+    frame = pd.DataFrame({1: [1.0], "school_id": ["100001"]})
+    assert kept.keep(engine, "view", (), _version(engine), "c", frame) is False
+    assert kept.kept_names(engine) == []
 
 
 def test_a_write_landing_while_a_result_is_kept_still_forgets_it(engine):

@@ -131,7 +131,7 @@ def test_a_restarted_server_reads_the_kept_list_and_a_write_makes_it_found_again
     since = workspace.last_meeting(own_district, "district")
     first = _run("changes")
     summary, tables = first.markdown[0].value, [d.value for d in first.dataframe]
-    assert [name for name, _, _ in kept.kept_names(own_district)] == ["changes.py:changes_for"]
+    assert [name for name, _, _ in kept.kept_names(own_district)] == ["pages/changes.py:changes_for"]
     found = []
     view = workspace.changes_view
     monkeypatch.setattr(workspace, "changes_view", lambda *a, **k: found.append(1) or view(*a, **k))

@@ -40,8 +40,11 @@ PACKAGE = Path(__file__).resolve().parents[1]  # analytics/: every formula a kep
 @lru_cache(maxsize=8)
 def code_fingerprint(*folders: Path) -> str:
     """SHA-256 of every Python source under `analytics/` and the given folders (e.g. the pages that call it),
-    by path and content: any change to the code that computes a result makes its kept copies unread."""
-    digest = hashlib.sha256()
+    by path and content, and of the versions of the libraries a frame is made and stored with: any change to
+    the code that computes a result, or an upgrade of pandas, numpy or pyarrow, makes its kept copies unread."""
+    import numpy as np
+
+    digest = hashlib.sha256(f"pandas {pd.__version__} numpy {np.__version__} pyarrow {pa.__version__}".encode())
     for root in (PACKAGE, *folders):
         for path in sorted(Path(root).rglob("*.py")):
             digest.update(str(path.relative_to(root)).encode())
@@ -69,6 +72,8 @@ def keep(engine: Engine, name: str, args: tuple, version: int, code: str, frame:
     from analytics.data.storage import CHANGES
 
     table = schema.kept_results
+    if not all(isinstance(column, str) for column in frame.columns):
+        return False  # Parquet names columns by text: 1 would come back as "1"
     try:
         blob = _to_parquet(frame)
         with engine.begin() as conn:

@@ -1498,7 +1498,9 @@ def kept_read(fn: Callable) -> Callable:
     24,000 rows, under a megabyte, at 10,000 schools). Its arguments after the version are positional and read
     the same in every process (dates, strings, None)."""
     identity = _identity(fn)
-    name = f"{Path(fn.__code__.co_filename).name}:{fn.__qualname__}"  # the same in every process
+    script = Path(fn.__code__.co_filename).resolve()
+    where = script.relative_to(PAGES_DIR.parent) if script.is_relative_to(PAGES_DIR.parent) else script.name
+    name = f"{where}:{fn.__qualname__}"  # the same in every process
     checked = _checked_against(fn, storage.CHANGES)
 
     def load_or_compute(version: int, *args):
