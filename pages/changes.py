@@ -22,6 +22,7 @@ def cluster_names(version: int) -> list[str]:
 
 
 clusters = cluster_names(ui.import_version())
+OPEN_LINK = st.column_config.LinkColumn("Open", display_text="Open ↗", width="small")  # each table's link column
 
 
 @ui.cached_read
@@ -145,19 +146,16 @@ else:
             counts = clusters_shown(ui.data_version(), since, tuple(chosen or kinds))
             st.dataframe(ui.arrow_ready(counts), hide_index=True, width="stretch",
                          height=min(38 + 35 * len(counts), 460),
-                         column_config={"link": st.column_config.LinkColumn("Open", display_text="Open ↗",
-                                                                            width="small"),
-                                        "cluster": "Cluster", "schools": "Schools", "with_changes": "With changes"})
+                         column_config={"link": OPEN_LINK, "cluster": "Cluster", "schools": "Schools",
+                                        "with_changes": "With changes"})
             st.caption("Schools in each cluster with each kind of change; open a cluster for its schools' changes.")
-        whole = len(shown) <= change_rules.ROWS_AT_ONCE or st.toggle(f"Every school's changes ({len(shown):,} rows)",
-                                                     key="every_change")
-        if whole:
+        if len(shown) <= change_rules.ROWS_AT_ONCE or st.toggle(f"Every school's changes ({len(shown):,} rows)",
+                                                                key="every_change"):
             with st.expander("As a table", expanded=not few):
                 st.dataframe(ui.arrow_ready(shown), hide_index=True,
                              width="stretch", height=min(38 + 35 * len(shown), 640),
-                             column_config={"link": st.column_config.LinkColumn("Open", display_text="Open ↗",
-                                                                                width="small"),
-                                            "school_name": "School", "school_id": "Id", "change": "Change",
+                             column_config={"link": OPEN_LINK, "school_name": "School", "school_id": "Id",
+                                            "change": "Change",
                                             "detail": st.column_config.TextColumn("What", width="large")})
         ui.download_menu(f"changes-since-{since}", table)
         st.caption("The meeting pack starts with this list: open **Data-meeting pack** for the cluster.")

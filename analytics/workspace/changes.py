@@ -208,18 +208,18 @@ def by_cluster(changes: pd.DataFrame, schools: pd.DataFrame) -> pd.DataFrame:
     (schools with any change) and one column per kind present (schools with it, as :func:`summary` counts), in
     cluster order. Every cluster of `schools` has a row (0 where nothing changed); a school with no cluster
     counts under "(no cluster)"."""
-    cluster_of = schools.set_index("school_id")["cluster"].fillna("(no cluster)")
-    size = cluster_of.value_counts()
+    no_cluster = "(no cluster)"
+    cluster_of = schools.set_index("school_id")["cluster"].fillna(no_cluster)
     pairs = changes.drop_duplicates(["school_id", "change"])
-    cluster = pairs["school_id"].map(cluster_of).fillna("(no cluster)")
-    kinds = [k for k in CHANGE_KINDS if k in set(pairs["change"])]
-    counts = pd.crosstab(cluster, pairs["change"]).reindex(columns=kinds, fill_value=0) if len(pairs) else None
+    cluster = pairs["school_id"].map(cluster_of).fillna(no_cluster)
+    size = cluster_of.value_counts()
     out = pd.DataFrame({"cluster": sorted(size.index)})
     out["schools"] = out["cluster"].map(size).astype("int64")
-    changed = pairs.drop_duplicates("school_id")["school_id"].map(cluster_of).fillna("(no cluster)").value_counts()
-    out["with_changes"] = out["cluster"].map(changed).fillna(0).astype("int64")
-    for kind in kinds:
-        out[kind] = out["cluster"].map(counts[kind]).fillna(0).astype("int64")
+    counts = {"with_changes": pairs.groupby(cluster)["school_id"].nunique()}
+    counts |= {kind: (pairs["change"] == kind).groupby(cluster).sum()
+               for kind in CHANGE_KINDS if kind in set(pairs["change"])}
+    for column, per_cluster in counts.items():
+        out[column] = out["cluster"].map(per_cluster).fillna(0).astype("int64")
     return out
 
 
