@@ -227,13 +227,24 @@ def measure_browser(url: str, school: str, workdir: Path, provider: str, only: s
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        app = start_app(url, server_env, timeout=300, port=port, extra_args=server_args)
+
+        def new_server():
+            return start_app(url, server_env, timeout=300, port=port, extra_args=server_args)
+
+        def restart(running):
+            """A new server in its place: the server's memory is gone, the database keeps what was kept in it. The
+            tab leaves the app first: left on it, it would reconnect to the next server and run its page."""
+            page.goto("about:blank")
+            running.close()
+            return new_server()
+
+        app = new_server()
         try:
             _sign_in(page, app.base)
-            page.goto("about:blank")  # a tab left on the app would reconnect to the next server and run its page
-        finally:
+        except BaseException:
             app.close()
-        app = start_app(url, server_env, timeout=300, port=port, extra_args=server_args)
+            raise
+        app = restart(app)
         memory["after_start"] = round(app.rss_mib(), 1)
         try:
             for name, params in PAGES:
@@ -246,16 +257,12 @@ def measure_browser(url: str, school: str, workdir: Path, provider: str, only: s
                 memory[label] = round(app.rss_mib(), 1)
                 children[label] = round(app.children_mib(), 1)
                 print(label, paint[label], shown[label], memory[label], "MiB", flush=True)
-            page.goto("about:blank")
-            app.close()  # a restart: the server's memory is empty, the database keeps what was kept in it
-            app = start_app(url, server_env, timeout=300, port=port, extra_args=server_args)
+            app = restart(app)
             for label in paint:
                 paint[label]["restarted"] = _paint_seconds(page, f"{app.base}{label}", failures)
                 print(label, "after a restart", paint[label]["restarted"], flush=True)
             for label in paint:  # each page as the first request a new server serves (its first run imports)
-                page.goto("about:blank")
-                app.close()
-                app = start_app(url, server_env, timeout=300, port=port, extra_args=server_args)
+                app = restart(app)
                 paint[label]["first_link"] = _paint_seconds(page, f"{app.base}{label}", failures)
                 print(label, "as a new server's first request", paint[label]["first_link"], flush=True)
         finally:
@@ -441,7 +448,7 @@ def missed_bars(results: dict) -> list[str]:
                     least = browser["first_paint_s"].get("/data", {}).get("first_link")
                     why = (f": a new server's first run also imports the app ({browser['first_run_imports_s']} s of "
                            f"it in a new interpreter), checks the schema's revision, starts its preparer and reads "
-                           f"what every page shares (the schools, the metrics' catalog), beside the page (warm paint "
+                           f"cold what earlier pages would have left in its caches, beside the page (warm paint "
                            f"{visits.get('warm')} s); floor: the first request of the page that reads least, /data, "
                            f"{least} s")
                 missed.append(f"first paint {label} ({visit}) {seconds} s > {PAINT_BAR_S:g} s{why}")
