@@ -34,9 +34,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     counts = load_demo(engine, schools=args.schools, years=args.years, seed=args.seed, rp_effect=args.rp_effect,
                        pl_effect=args.pl_effect, progress=progress)
     progress("done")
-    print(f"demo district written to {engine.url.render_as_string(hide_password=True)}")
+    print(f"demo district written to {engine.url.render_as_string(hide_password=True)}", flush=True)
     for table, n in counts.items():
-        print(f"  {table}: {counted(n, 'row')}")
+        print(f"  {table}: {counted(n, 'row')}", flush=True)
+    _keep_ahead(engine, "demo")
     return 0
 
 
@@ -44,15 +45,46 @@ def cmd_import(args: argparse.Namespace) -> int:
     from analytics.data.importer import import_files
     from analytics.outputs.labels import counted
 
-    report = import_files(_engine(), [Path(p) for p in args.files], table=args.table, who=_who())
+    engine = _engine()
+    report = import_files(engine, [Path(p) for p in args.files], table=args.table, who=_who())
     if not report.ok:
         for problem in report.problems:
             print(problem.format(), file=sys.stderr)
         print(f"nothing imported: {counted(len(report.problems), 'problem')}", file=sys.stderr)
         return 1
     for line in report.summary_lines():
-        print(line)
+        print(line, flush=True)
+    _keep_ahead(engine, "import")
     return 0
+
+
+def _keep_ahead(engine, command: str) -> None:
+    """After the command's answer is printed: keep What changed's opening view for the new data, so the
+    dashboard's first view reads it (:mod:`analytics.workspace.ahead`). Progress goes to stderr; a failure here
+    is reported and leaves the exit status alone (the data is written, and a page finds the list itself)."""
+    from analytics.workspace.ahead import district_since, keep_district_changes
+
+    try:
+        since = district_since(engine)
+        if since is None:
+            return
+        print(f"{command}: finding what changed since the district's meeting of {since:%d %b %Y}, for the "
+              "dashboard's first view (the data is written; Ctrl-C skips this)…", file=sys.stderr, flush=True)
+        done = keep_district_changes(engine, since)
+    except KeyboardInterrupt:
+        print(f"{command}: skipped; the dashboard finds the list on its first view", file=sys.stderr)
+        return
+    except Exception as exc:  # noqa: BLE001 - whatever fails here, the command's own work is done and reported
+        print(f"{command}: what changed was not kept ({type(exc).__name__}: {exc}); the dashboard finds it on its "
+              "first view", file=sys.stderr)
+        return
+    if done is None:
+        print(f"{command}: what changed is already kept for this data", file=sys.stderr)
+    elif done.kept:
+        print(f"{command}: what changed kept ({counted(done.rows, 'row')}, {done.seconds:.1f} s)", file=sys.stderr)
+    else:
+        print(f"{command}: the data changed meanwhile; the dashboard finds what changed on its first view",
+              file=sys.stderr)
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -10,7 +10,8 @@ each figure beside its floor or bar:
   where its time went (`split`, `reimport_split`: reading, each check, COPY and its CSV text, index builds,
   attach, commit; `_import_split`), and `paired`: the floor and the import back to back in each of three
   repeats or more, the medians of their wall-clock ratios and of their CPU ratios, this process's CPU plus
-  the PostgreSQL server's (`bench_import.paired_runs`);
+  the PostgreSQL server's (`bench_import.paired_runs`); then `kept_ahead`: What changed's opening view found
+  and kept for the new data, as the command line's `import` does after its answer (its seconds, not the import's);
 - first paint of every staff page in Chromium signed in as a member of staff (an OpenID Connect provider of
   its own, `oidc-provider-mock`, as the browser sign-in tests use; the server's `[auth]` points at it), the
   first visit after the server starts (cold) and the next (warm), then each page's first visit after the server
@@ -148,12 +149,23 @@ def measure_import(url: str, workdir: Path, repeat: int) -> dict:
                          max(repeat, 3), url)
     with split() as again_split:
         again = best_of(lambda: import_files(engine, [path], max_bytes=NO_LIMIT), 1)
+    ahead = keep_ahead(engine)
     floor = read + insert
     full, full_split = min(runs, key=lambda run: run[0])
     return {"rows": len(frame), "bytes": len(data), "read_csv_s": round(read, 3), "bare_copy_s": round(insert, 3),
             "floor_s": round(floor, 3), "import_s": round(full, 3), "ratio_to_floor": round(full / floor, 2),
             "bar_ratio": IMPORT_BAR, "meets_bar": full <= IMPORT_BAR * floor, "reimport_unchanged_s": round(again, 3),
-            "split": full_split, "reimport_split": again_split, "paired": paired}
+            "split": full_split, "reimport_split": again_split, "paired": paired, "kept_ahead": ahead}
+
+
+def keep_ahead(engine) -> dict:
+    """What `python -m analytics import` does once its answer is printed: What changed's opening view found and
+    kept at the new data version (`analytics.workspace.ahead`), so the browser's first view of /changes reads it."""
+    from analytics.workspace.ahead import district_since, keep_district_changes
+
+    since = district_since(engine)
+    done = keep_district_changes(engine, since) if since else None
+    return {"since": str(since), "rows": done.rows, "seconds": round(done.seconds, 2), "kept": done.kept} if done else {}
 
 
 def sa_delete_year(table, year: int):

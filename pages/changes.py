@@ -8,6 +8,7 @@ import streamlit as st
 from analytics.workspace import changes as change_rules
 from analytics.workspace import records
 from analytics.workspace import views as workspace
+from analytics.workspace.ahead import CHANGES_KEPT_AS
 from pages import ui
 
 editor = ui.can_edit()
@@ -37,11 +38,12 @@ def meetings_of(version: int, scope: str) -> pd.DataFrame:
     return held[held["scope"] == scope]
 
 
-@ui.kept_read
+@ui.kept_read(CHANGES_KEPT_AS)
 def changes_for(version: int, cluster: str | None, since: date) -> pd.DataFrame:
     """The list: the goals' progress and the district's colours are made (when not yet) on the view's own
     threads, at this run's versions, while it computes the risk ratios. Kept in the database for this data
-    version, so a restarted server reads the district's (seconds of work at 10,000 schools) instead."""
+    version, so a restarted server reads the district's (seconds of work at 10,000 schools) instead; the command
+    line keeps the district's ahead after an import (:mod:`analytics.workspace.ahead`)."""
     imports, then_year = ui.import_version(), change_rules.year_of_record(since)
     return workspace.changes_view(ui.engine(), cluster=cluster, since=since,
                                   progress=lambda: ui.goal_progress_at(version, imports, cluster)[1],

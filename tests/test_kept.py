@@ -38,6 +38,9 @@ def test_a_kept_frame_comes_back_exactly_under_its_name_arguments_version_and_co
     assert kept.load(engine, "pages/changes.py:changes_for", args, version, "code-2") is None  # a new release
     assert kept.load(engine, "pages/changes.py:changes_for", args, version + 1, "code-1") is None  # another state
     assert kept.load(engine, "other", args, version, "code-1") is None
+    assert kept.is_kept(engine, "pages/changes.py:changes_for", args, version, "code-1")
+    assert not kept.is_kept(engine, "pages/changes.py:changes_for", args, version, "code-2")
+    assert not kept.is_kept(engine, "pages/changes.py:changes_for", args, version + 1, "code-1")
 
 
 def test_keeping_again_replaces_and_a_version_no_longer_current_is_not_kept(engine):
@@ -68,6 +71,7 @@ def test_an_unreadable_or_missing_store_only_loses_the_keeping(engine):
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE kept_results"))
     assert kept.load(engine, "view", (), version, "c") is None
+    assert kept.is_kept(engine, "view", (), version, "c") is False
     assert kept.keep(engine, "view", (), version, "c", _a_list()) is False
 
 

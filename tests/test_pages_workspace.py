@@ -11,6 +11,7 @@ from analytics.workspace import changes as change_rules
 from analytics.workspace import goals as goal_rules
 from analytics.workspace import records
 from analytics.workspace import views as workspace
+from analytics.workspace.ahead import CHANGES_KEPT_AS
 from tests.page_runner import run_page as _run
 
 
@@ -131,7 +132,7 @@ def test_a_restarted_server_reads_the_kept_list_and_a_write_makes_it_found_again
     since = workspace.last_meeting(own_district, "district")
     first = _run("changes")
     summary, tables = first.markdown[0].value, [d.value for d in first.dataframe]
-    assert [name for name, _, _ in kept.kept_names(own_district)] == ["pages/changes.py:changes_for"]
+    assert [name for name, _, _ in kept.kept_names(own_district)] == [CHANGES_KEPT_AS]
     found = []
     view = workspace.changes_view
     monkeypatch.setattr(workspace, "changes_view", lambda *a, **k: found.append(1) or view(*a, **k))
@@ -146,6 +147,49 @@ def test_a_restarted_server_reads_the_kept_list_and_a_write_makes_it_found_again
     after = _run("changes", since=since.isoformat())  # the same view, at the new version
     assert found == [1] and not after.exception
     assert [version for _, _, version in kept.kept_names(own_district)] == [storage.data_version(own_district)]
+
+
+def test_an_import_by_the_command_line_keeps_the_district_list_the_page_then_reads(own_district, tmp_path, capsys,
+                                                                                     monkeypatch):
+    """After its answer, `import` keeps What changed's opening view at the new data version: the list the page would
+    find itself, which a server's first view then reads without finding it. A failure there is reported and leaves
+    the import's exit status alone."""
+    import streamlit as st
+
+    from analytics import cli
+    from analytics.data import kept
+
+    path = tmp_path / "meetings.csv"
+    path.write_text("scope,meeting_date\ndistrict,2025-02-27\n")  # the demo's own last meeting again: a write
+    before = storage.data_version(own_district)
+    assert cli.main(["import", str(path)]) == 0
+    said = capsys.readouterr()
+    assert "1 meetings row imported" in said.out and "what changed kept (" in said.err
+    version = storage.data_version(own_district)
+    assert version > before
+    assert kept.kept_names(own_district) == [(CHANGES_KEPT_AS, "(None, datetime.date(2025, 2, 27))", version)]
+    cli._keep_ahead(own_district, "import")  # nothing written since: nothing found again
+    assert capsys.readouterr().err.endswith("import: what changed is already kept for this data\n")
+
+    found = []
+    view = workspace.changes_view
+    monkeypatch.setattr(workspace, "changes_view", lambda *a, **k: found.append(1) or view(*a, **k))
+    at = _run("changes")
+    assert not at.exception and found == []  # read, not found
+    shown = at.dataframe[1].value
+    with own_district.begin() as conn:  # the page's own finding, at the same version
+        conn.execute(kept.schema.kept_results.delete())
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    again = _run("changes")
+    assert found == [1] and at.markdown[0].value == again.markdown[0].value
+    pd.testing.assert_frame_equal(shown, again.dataframe[1].value)
+
+    from analytics.workspace import ahead
+
+    monkeypatch.setattr(ahead, "changes_view", lambda *a, **k: 1 / 0)
+    assert cli.main(["import", str(path)]) == 0
+    assert "what changed was not kept (ZeroDivisionError" in capsys.readouterr().err
 
 
 def test_the_district_view_counts_each_clusters_schools_and_a_long_list_waits_for_its_toggle(on_demo, monkeypatch):

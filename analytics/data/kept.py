@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from analytics.data import schema
 
 PACKAGE = Path(__file__).resolve().parents[1]  # analytics/: every formula a kept result comes from
+APP_PAGES = PACKAGE.parent / "pages"  # the app's page scripts and their helpers, beside analytics/
 
 
 @lru_cache(maxsize=8)
@@ -50,6 +51,24 @@ def code_fingerprint(*folders: Path) -> str:
             digest.update(str(path.relative_to(root)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def app_fingerprint() -> str:
+    """The fingerprint of the app's code (`analytics/` and `pages/`): what the pages keep under, and what the
+    command line keeps ahead under for them to read."""
+    return code_fingerprint(APP_PAGES)
+
+
+def is_kept(engine: Engine, name: str, args: tuple, version: int, code: str) -> bool:
+    """Whether a frame is kept as `name` with these arguments at this data version by this code (no blob read)."""
+    table = schema.kept_results
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(table.c.version).where(
+                table.c.name == name, table.c.args == _args_key(args), table.c.version == version,
+                table.c.code == code)).first() is not None
+    except sa.exc.SQLAlchemyError:
+        return False
 
 
 def load(engine: Engine, name: str, args: tuple, version: int, code: str) -> pd.DataFrame | None:

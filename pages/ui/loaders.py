@@ -13,7 +13,6 @@ import functools
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -50,8 +49,6 @@ from analytics.stats.summaries import (
     summary_kpi_from_counts,
 )
 from pages.ui.state import per_run, start_run
-
-PAGES_DIR = Path(__file__).resolve().parents[1]  # the page scripts and these helpers: part of a kept result's code
 
 
 @st.cache_resource(show_spinner="Preparing the database…")
@@ -1491,32 +1488,34 @@ def cached_read(fn: Callable) -> Callable:
     return cached(fn, storage.CHANGES)
 
 
-def kept_read(fn: Callable) -> Callable:
-    """:func:`cached_read` whose result is also kept in the database under the run's data version
-    (:mod:`analytics.data.kept`): a server started later, or another process of the deployment, reads it there
-    instead of computing it again. For a district-wide result of seconds that stores small (What changed's list:
-    24,000 rows, under a megabyte, at 10,000 schools). Its arguments after the version are positional and read
-    the same in every process (dates, strings, None)."""
-    identity = _identity(fn)
-    script = Path(fn.__code__.co_filename).resolve()
-    where = script.relative_to(PAGES_DIR.parent) if script.is_relative_to(PAGES_DIR.parent) else script.name
-    name = f"{where}:{fn.__qualname__}"  # the same in every process
-    checked = _checked_against(fn, storage.CHANGES)
+def kept_read(name: str) -> Callable[[Callable], Callable]:
+    """:func:`cached_read` whose result is also kept in the database as `name` under the run's data version
+    (:mod:`analytics.data.kept`): a server started later, another process of the deployment, or the command line
+    after an import (:mod:`analytics.workspace.ahead`) keeps it, and a first view reads it instead of computing it.
+    For a district-wide result of seconds that stores small (What changed's list: 24,000 rows, under a megabyte,
+    at 10,000 schools). Its arguments after the version are positional and read the same in every process
+    (dates, strings, None)."""
 
-    def load_or_compute(version: int, *args):
-        code = kept.code_fingerprint(PAGES_DIR)
-        found = kept.load(engine(), name, args, version, code)
-        if found is not None:
-            return found
-        made = checked(version, *args)  # belongs to `version`, or DataChanged
-        kept.keep(engine(), name, args, version, code, made)
-        return made
+    def decorate(fn: Callable) -> Callable:
+        identity = _identity(fn)
+        checked = _checked_against(fn, storage.CHANGES)
 
-    @functools.wraps(fn)
-    def call(*args):
-        return _cached_call(identity, args, {}, load_or_compute)
+        def load_or_compute(version: int, *args):
+            code = kept.app_fingerprint()
+            found = kept.load(engine(), name, args, version, code)
+            if found is not None:
+                return found
+            made = checked(version, *args)  # belongs to `version`, or DataChanged
+            kept.keep(engine(), name, args, version, code, made)
+            return made
 
-    return call
+        @functools.wraps(fn)
+        def call(*args):
+            return _cached_call(identity, args, {}, load_or_compute)
+
+        return call
+
+    return decorate
 
 
 def shared(fn: Callable) -> Callable:
