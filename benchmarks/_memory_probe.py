@@ -1,5 +1,5 @@
-"""`streamlit run` with a probe the memory benchmark asks, through files, how far the preparer is and what
-the server's memory holds (`benchmarks/bench_memory.py`).
+"""`streamlit run` as `serve.py` starts it (its imports first), with a probe the memory benchmark asks, through
+files, how far the preparer is and what the server's memory holds (`benchmarks/bench_memory.py`).
 
     SSIF_MEMORY_PROBE=DIR python benchmarks/_memory_probe.py run app.py --server.port 8501 ...
 
@@ -309,6 +309,13 @@ def main() -> None:
     directory = Path(os.environ["SSIF_MEMORY_PROBE"])
     threading.Thread(target=_serve, args=(directory,), name="memory-probe", daemon=True).start()
     from streamlit.web.cli import main as streamlit
+
+    try:  # as the README's server command (serve.py) starts: its imports first
+        from serve import import_ahead_of_requests
+    except ImportError:  # a checkout from before serve.py (--root)
+        pass
+    else:
+        import_ahead_of_requests()
 
     sys.argv = ["streamlit", *sys.argv[1:]]
     streamlit()

@@ -218,7 +218,8 @@ def _page_path(name: str, params: dict, school: str) -> str:
     return f"{'' if name == 'overview' else name}{'?' if query else ''}{query}"
 
 
-def measure_browser(url: str, school: str, workdir: Path, provider: str, only: set[str] | None = None) -> dict:
+def measure_browser(url: str, school: str, workdir: Path, provider: str, only: set[str] | None = None,
+                    serve: bool = True) -> dict:
     """First paint of every staff page signed in, cold then warm, what it showed and the server's memory.
 
     The browser signs in first through the provider's own form (`st.login`), on a server that is then
@@ -241,7 +242,7 @@ def measure_browser(url: str, school: str, workdir: Path, provider: str, only: s
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
 
         def new_server():
-            return start_app(url, server_env, timeout=300, port=port, extra_args=server_args)
+            return start_app(url, server_env, timeout=300, port=port, extra_args=server_args, serve=serve)
 
         def restart(running):
             """A new server in its place: the server's memory is gone, the database keeps what was kept in it. The
@@ -282,7 +283,8 @@ def measure_browser(url: str, school: str, workdir: Path, provider: str, only: s
             browser.close()
     peak = max(memory.values())
     pages_drawn = all(element and not any(words in element for words in NOT_THE_PAGE) for element in shown.values())
-    return {"signed_in_as": STAFF_EMAIL, "malloc_arena_max": 2, "first_paint_s": paint, "first_element": shown,
+    return {"server_command": "python serve.py" if serve else "streamlit run app.py",
+            "signed_in_as": STAFF_EMAIL, "malloc_arena_max": 2, "first_paint_s": paint, "first_element": shown,
             "paint_failures": failures, "bar_s": PAINT_BAR_S, "first_run_imports_s": first_run_imports(),
             "pages_drawn": pages_drawn,
             "meets_bar": all(v is not None and v <= PAINT_BAR_S for d in paint.values() for v in d.values()),
@@ -500,6 +502,8 @@ def main(argv: list[str] | None = None) -> None:
                         "the demo district when missing, reused (no demo build) when it exists, never removed")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated parts to run ({', '.join(PARTS)})")
     parser.add_argument("--pages", default="", help="comma-separated page names (default: every page)")
+    parser.add_argument("--streamlit-run", action="store_true", help="time the server started as `streamlit run "
+                        "app.py` (the local command) rather than `python serve.py` (the README's server command)")
     args = parser.parse_args(argv)
     schools = args.schools or (2000 if args.quick else 10_000)
     repeat = 1 if args.quick else 3
@@ -521,7 +525,8 @@ def main(argv: list[str] | None = None) -> None:
             school = _first_school(server.url)
             if "browser" in parts:
                 with sign_in_provider() as provider:
-                    results["browser"] = measure_browser(server.url, school, workdir, provider, only)
+                    results["browser"] = measure_browser(server.url, school, workdir, provider, only,
+                                                         serve=not args.streamlit_run)
                 warm = results["browser"].get("first_paint_s", {}).get("/changes", {}).get("warm")
                 results["browser"]["changes_floor"] = changes_floor(server.url, warm)
                 print("browser", results["browser"], flush=True)

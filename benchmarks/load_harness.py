@@ -129,7 +129,8 @@ SERVER_MALLOC = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
 
 def start_app(database_url: str, extra_env: dict | None = None, timeout: float = 90, root: Path = ROOT,
               port: int | None = None, extra_args: list[str] | None = None,
-              launcher: tuple[str, ...] = ("-m", "streamlit"), log_path: str | None = None) -> AppServer:
+              launcher: tuple[str, ...] = ("-m", "streamlit"), log_path: str | None = None,
+              serve: bool = False) -> AppServer:
     """`streamlit run app.py` of the checkout at `root` on `port` (default: a free local port) with Streamlit's
     `extra_args` (e.g. `--secrets.files`), once its health check answers. `launcher` is what Python runs
     (a script that starts Streamlit itself, e.g. `benchmarks/_memory_probe.py`); its standard error goes to
@@ -142,8 +143,11 @@ def start_app(database_url: str, extra_env: dict | None = None, timeout: float =
     secret = os.environ.setdefault("SSIF_SHARE_SECRET", SHARE_SECRET)
     env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(root), "SSIF_SHARE_SECRET": secret,
            **(extra_env or {})}
+    # The README's server command (serve.py: app.py with its libraries imported before it listens), or
+    # `streamlit run app.py` through `launcher`.
+    command = [str(root / "serve.py")] if serve else [*launcher, "run", str(root / "app.py")]
     proc = subprocess.Popen(
-        [sys.executable, *launcher, "run", str(root / "app.py"), "--server.headless", "true",
+        [sys.executable, *command, "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
          "--browser.gatherUsageStats", "false", *(extra_args or [])],
         cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=log)

@@ -141,13 +141,14 @@ CHROMIUM = "/usr/bin/chromium"
 
 def streamlit_server(script: Path, env: dict, cwd: Path, what: str = "the dashboard"):
     """`streamlit run script` on a free port, started when its health check answers (else it fails the test):
-    (process, base URL)."""
+    (process, base URL). For `serve.py`, the README's server command: `python serve.py` (app.py behind it)."""
     import time
     import urllib.request
 
     port = _free_port()
+    command = [str(script)] if script.name == "serve.py" else ["-m", "streamlit", "run", str(script)]
     proc = subprocess.Popen(
-        [os.sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
+        [os.sys.executable, *command, "--server.headless", "true",
          "--server.port", str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
         cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -165,10 +166,12 @@ def streamlit_server(script: Path, env: dict, cwd: Path, what: str = "the dashbo
 
 @pytest.fixture(scope="session")
 def app_server(demo_db_url):
-    """`streamlit run app.py` on a free port over the demo database; yields the base URL."""
+    """The dashboard as the README's server command runs it (`python serve.py`: app.py, its libraries imported
+    before it listens) on a free port over the demo database; yields the base URL. The sign-in tests start
+    `streamlit run app.py`, the local command."""
     os.environ.setdefault("SSIF_SHARE_SECRET", "browser-test-secret")
     env = {**os.environ, "DATABASE_URL": demo_db_url, "PYTHONPATH": str(ROOT)}
-    proc, base = streamlit_server(ROOT / "app.py", env, ROOT)
+    proc, base = streamlit_server(ROOT / "serve.py", env, ROOT)
     yield base
     proc.terminate()
     proc.wait(timeout=10)
