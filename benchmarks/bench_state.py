@@ -455,9 +455,12 @@ def missed_bars(results: dict) -> list[str]:
             if seconds is None or seconds > PAINT_BAR_S:
                 why = ""
                 if label == "/changes" and visit == "cold" and floor:
-                    why = (f": the first view after an import that no server prepared finds the district's list; its "
-                           f"floor is the worsened colours' read {floor['colours_read_s']} s + drawing the list "
-                           f"{floor['warm_paint_s']} s = {floor['floor_s']} s")
+                    kept = results.get("import", {}).get("kept_ahead", {}).get("kept")
+                    first = ("it read the list the import kept ahead" if kept else
+                             "the first view after an import that kept nothing ahead finds the district's list")
+                    why = (f": {first}; finding it cannot take less than the worsened colours' read "
+                           f"{floor['colours_read_s']} s + drawing the list {floor['warm_paint_s']} s = "
+                           f"{floor['floor_s']} s")
                 elif visit == "first_link" and browser.get("first_run_imports_s"):
                     least = browser["first_paint_s"].get("/data", {}).get("first_link")
                     why = (f": a new server's first run also imports the app ({browser['first_run_imports_s']} s of "
