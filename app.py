@@ -8,6 +8,7 @@ A server without sign-in configured serves no staff page at all (`ui.staff_role`
 import streamlit as st
 
 from analytics.access.sharing import SCOPED_PAGES
+from analytics.background_imports import SLOW_LIBRARIES
 from pages import ui
 
 st.set_page_config(page_title="School Support & Improvement", page_icon=":material/school:", layout="wide")
@@ -40,7 +41,7 @@ MANAGE = [
 # piece before it ends and a moment after (`prepare.GRACE_S`).
 with ui.page_in_progress():
     # On a server, what pages leave to their first chart or test is imported once this page has been drawn.
-    ui.import_after_pages(["scipy.stats", "altair", "pydeck", "scipy.spatial"])
+    ui.import_after_pages(SLOW_LIBRARIES)
     ui.prepare_ahead(ui.pin_data_version())
     # What the shell reads before the page (a shared link's scope is checked against the district's schools) is
     # guarded as the page is: an import landing meanwhile runs the script again on the new data.

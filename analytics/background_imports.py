@@ -18,6 +18,9 @@ import threading
 from collections.abc import Callable, Sequence
 
 THREAD_NAME = "ssif-imports"
+# What pages leave to their first chart or test: app.py imports them after a server's first page, serve.py before
+# the server listens.
+SLOW_LIBRARIES = ("scipy.stats", "altair", "pydeck", "scipy.spatial")
 _started: threading.Thread | None = None
 _lock = threading.Lock()
 

@@ -37,7 +37,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo district written to {engine.url.render_as_string(hide_password=True)}", flush=True)
     for table, n in counts.items():
         print(f"  {table}: {counted(n, 'row')}", flush=True)
-    _keep_ahead(engine, "demo")
+    if not args.no_keep_ahead:
+        _keep_ahead(engine, "demo")
     return 0
 
 
@@ -54,7 +55,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 1
     for line in report.summary_lines():
         print(line, flush=True)
-    _keep_ahead(engine, "import")
+    if not args.no_keep_ahead:
+        _keep_ahead(engine, "import")
     return 0
 
 
@@ -62,29 +64,37 @@ def _keep_ahead(engine, command: str) -> None:
     """After the command's answer is printed: keep What changed's opening view for the new data, so the
     dashboard's first view reads it (:mod:`analytics.workspace.ahead`). Progress goes to stderr; a failure here
     is reported and leaves the exit status alone (the data is written, and a page finds the list itself)."""
-    from analytics.workspace.ahead import district_since, keep_district_changes
-
     try:
+        from analytics.workspace.ahead import can_keep_for_pages, district_since, keep_district_changes
+
         since = district_since(engine)
         if since is None:
             return
+        if not can_keep_for_pages():
+            print(f"{command}: the app's pages are not beside this installation: the dashboard finds what changed "
+                  "on its first view", file=sys.stderr)
+            return
         print(f"{command}: finding what changed since the district's meeting of {since:%d %b %Y}, for the "
-              "dashboard's first view (the data is written; Ctrl-C skips this)…", file=sys.stderr, flush=True)
+              "dashboard's first view (the data is written; Ctrl-C stops this)…", file=sys.stderr, flush=True)
         done = keep_district_changes(engine, since)
     except KeyboardInterrupt:
-        print(f"{command}: skipped; the dashboard finds the list on its first view", file=sys.stderr)
+        print(f"{command}: stopped; the dashboard finds what changed on its first view", file=sys.stderr)
         return
     except Exception as exc:  # noqa: BLE001 - whatever fails here, the command's own work is done and reported
-        print(f"{command}: what changed was not kept ({type(exc).__name__}: {exc}); the dashboard finds it on its "
-              "first view", file=sys.stderr)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"{command}: what changed was not kept ({type(exc).__name__}: {reason}); the dashboard finds it on "
+              "its first view", file=sys.stderr)
         return
     if done is None:
         print(f"{command}: what changed is already kept for this data", file=sys.stderr)
     elif done.kept:
         print(f"{command}: what changed kept ({counted(done.rows, 'row')}, {done.seconds:.1f} s)", file=sys.stderr)
-    else:
+    elif storage.data_version(engine) != done.version:
         print(f"{command}: the data changed meanwhile; the dashboard finds what changed on its first view",
               file=sys.stderr)
+    else:
+        print(f"{command}: what changed could not be kept (the database was busy with a write, or cannot be written "
+              "by this role); the dashboard finds it on its first view", file=sys.stderr)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -135,6 +145,9 @@ def _who() -> str:
         return "unknown"
 
 
+KEEP_AHEAD_HELP = ("do not find What changed since the district's last meeting for the dashboard's first view once "
+                   "the data is written (e.g. when more imports follow at once; the dashboard then finds it itself)")
+
 # What `export` writes: the views of the README's export table (analytics.outputs.views.VIEWS, not imported here:
 # every command would pay for it), and the whole meeting pack.
 EXPORTS = "rates, gaps, status-change, disproportionality, rp-impact, run-chart, learning, goals, changes or meeting"
@@ -156,10 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="percentage points RP schools cut suspensions by (default 1.5; 0: no effect)")
     demo.add_argument("--pl-effect", type=float, default=3.0,
                       help="percentage points PL programmes raise their goal metric by (default 3; 0: no effect)")
+    demo.add_argument("--no-keep-ahead", action="store_true", help=KEEP_AHEAD_HELP)
     demo.set_defaults(func=cmd_demo)
 
     imp = sub.add_parser("import", help="import CSV/XLSX files (all-or-nothing)")
     imp.add_argument("files", nargs="+", help="CSV or XLSX files; exit 1 with every problem and nothing changed")
+    imp.add_argument("--no-keep-ahead", action="store_true", help=KEEP_AHEAD_HELP)
     imp.add_argument("--table", default=None,
                      help="the table of every file (default: the sheet's or the file's name, e.g. schools.csv)")
     imp.set_defaults(func=cmd_import)

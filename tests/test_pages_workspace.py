@@ -164,7 +164,8 @@ def test_an_import_by_the_command_line_keeps_the_district_list_the_page_then_rea
     before = storage.data_version(own_district)
     assert cli.main(["import", str(path)]) == 0
     said = capsys.readouterr()
-    assert "1 meetings row imported" in said.out and "what changed kept (" in said.err
+    assert said.out == "meetings.csv: 1 meetings row imported\n"  # the answer, as before; the rest is on stderr
+    assert "what changed kept (" in said.err
     version = storage.data_version(own_district)
     assert version > before
     assert kept.kept_names(own_district) == [(CHANGES_KEPT_AS, "(None, datetime.date(2025, 2, 27))", version)]
@@ -190,6 +191,16 @@ def test_an_import_by_the_command_line_keeps_the_district_list_the_page_then_rea
     monkeypatch.setattr(ahead, "changes_view", lambda *a, **k: 1 / 0)
     assert cli.main(["import", str(path)]) == 0
     assert "what changed was not kept (ZeroDivisionError" in capsys.readouterr().err
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ahead, "changes_view", interrupted)
+    assert cli.main(["import", str(path)]) == 0  # Ctrl-C while the list is found: the import stands
+    assert capsys.readouterr().err.endswith("import: stopped; the dashboard finds what changed on its first view\n")
+    assert cli.main(["import", str(path), "--no-keep-ahead"]) == 0
+    assert "what changed" not in capsys.readouterr().err
+    assert storage.data_version(own_district) > version and kept.kept_names(own_district) == []
 
 
 def test_the_district_view_counts_each_clusters_schools_and_a_long_list_waits_for_its_toggle(on_demo, monkeypatch):
