@@ -61,12 +61,10 @@ def app_fingerprint() -> str:
 
 def is_kept(engine: Engine, name: str, args: tuple, version: int, code: str) -> bool:
     """Whether a frame is kept as `name` with these arguments at this data version by this code (no blob read)."""
-    table = schema.kept_results
     try:
         with engine.connect() as conn:
-            return conn.execute(sa.select(table.c.version).where(
-                table.c.name == name, table.c.args == _args_key(args), table.c.version == version,
-                table.c.code == code)).first() is not None
+            return conn.execute(sa.select(schema.kept_results.c.version)
+                                .where(*_kept_as(name, args, version, code))).first() is not None
     except sa.exc.SQLAlchemyError:
         return False
 
@@ -74,12 +72,10 @@ def is_kept(engine: Engine, name: str, args: tuple, version: int, code: str) -> 
 def load(engine: Engine, name: str, args: tuple, version: int, code: str) -> pd.DataFrame | None:
     """The frame kept as `name` with these arguments at this data version by this code, or None (none kept,
     or it cannot be read)."""
-    table = schema.kept_results
     try:
         with engine.connect() as conn:
-            blob = conn.execute(sa.select(table.c.frame).where(
-                table.c.name == name, table.c.args == _args_key(args), table.c.version == version,
-                table.c.code == code)).scalar()
+            blob = conn.execute(sa.select(schema.kept_results.c.frame)
+                                .where(*_kept_as(name, args, version, code))).scalar()
         return None if blob is None else pd.read_parquet(io.BytesIO(blob))
     except (sa.exc.SQLAlchemyError, OSError, ValueError, pa.ArrowException):
         return None
@@ -139,6 +135,12 @@ def _begin_as_writer_or_fail(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     finally:
         conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited)}")
+
+
+def _kept_as(name: str, args: tuple, version: int, code: str) -> tuple:
+    """The conditions of one kept result's row: its name, arguments, data version and code."""
+    table = schema.kept_results
+    return (table.c.name == name, table.c.args == _args_key(args), table.c.version == version, table.c.code == code)
 
 
 def _args_key(args: Iterable) -> str:
