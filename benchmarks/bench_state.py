@@ -114,7 +114,9 @@ def _table_rows(summary: str) -> dict[str, int]:
 def measure_import(url: str, workdir: Path, repeat: int) -> dict:
     """The last year's metrics as a file, imported as a new year's file beside its floor, then again; and
     `paired`: the floor and the import run back to back in each repeat, with the medians of their wall and
-    CPU ratios (this process's CPU plus the server's, `bench_import.paired_runs`)."""
+    CPU ratios (this process's CPU plus the server's, `bench_import.paired_runs`). The bar is judged on the
+    paired wall-clock median: the fastest import and the fastest floor come from runs minutes apart, and on a
+    busy machine they gave 2.2x at 2,000 schools where the pairs' median was 1.66x."""
     import pandas as pd
     from _import_split import split
     from bench_import import NO_LIMIT, _imported, bare_insert, paired_runs
@@ -159,7 +161,8 @@ def measure_import(url: str, workdir: Path, repeat: int) -> dict:
     full, full_split = min(runs, key=lambda run: run[0])
     return {"rows": len(frame), "bytes": len(data), "read_csv_s": round(read, 3), "bare_copy_s": round(insert, 3),
             "floor_s": round(floor, 3), "import_s": round(full, 3), "ratio_to_floor": round(full / floor, 2),
-            "bar_ratio": IMPORT_BAR, "meets_bar": full <= IMPORT_BAR * floor, "reimport_unchanged_s": round(again, 3),
+            "bar_ratio": IMPORT_BAR, "meets_bar": paired["wall_ratio_median"] <= IMPORT_BAR,
+            "judged_by": "paired.wall_ratio_median", "reimport_unchanged_s": round(again, 3),
             "split": full_split, "reimport_split": again_split, "paired": paired, "kept_ahead": ahead}
 
 
@@ -457,7 +460,9 @@ def missed_bars(results: dict) -> list[str]:
         missed.append(f"demo build and load {results['demo']['seconds']} s > {DEMO_BAR_S:g} s")
     imp = results.get("import", {"meets_bar": True})
     if not imp["meets_bar"]:
-        missed.append(f"import {imp['import_s']} s = {imp['ratio_to_floor']}x its floor {imp['floor_s']} s")
+        missed.append(f"import {imp['paired']['wall_ratio_median']}x its floor, the median of "
+                      f"{imp['paired']['repeats']} back-to-back pairs (fastest import {imp['import_s']} s, "
+                      f"fastest floor {imp['floor_s']} s)")
     browser = results.get("browser", {})
     floor = browser.get("changes_floor", {})
     for label, visits in browser.get("first_paint_s", {}).items():
