@@ -155,7 +155,11 @@ def event_study(table: pd.DataFrame, title: str = "Suspension rate: effect by ye
     data["n_label"] = "n=" + data["n_schools"].astype(int).astype(str)
     frames: dict[str, pd.DataFrame] = {}
     rows = frame_ref(frames, data)
-    x = {"field": "rel_year", "type": "ordinal", "title": x_title, "axis": {"labelAngle": 0}}
+    # The legend names only the kinds of point drawn; the axis title wraps at its parenthesis so a half-width
+    # chart shows it whole.
+    colours = {"95% CI": "#0072B2", "unbounded": "#E69F00", "reference (0)": "#999999"}
+    kinds = [kind for kind in colours if kind in set(data["interval"])] or ["95% CI"]
+    x = {"field": "rel_year", "type": "ordinal", "title": _wrapped(x_title), "axis": {"labelAngle": 0}}
     rules = {"data": rows, "mark": {"type": "rule", "color": "#555"}, "encoding": {
         "x": x, "y": {"field": "ci_low", "type": "quantitative", "title": "Effect (percentage points)"},
         "y2": {"field": "ci_high"}}}
@@ -164,8 +168,7 @@ def event_study(table: pd.DataFrame, title: str = "Suspension rate: effect by ye
         "x": x, "y": {"field": "estimate", "type": "quantitative"},
         "color": {"field": "interval", "type": "nominal", "title": "Interval",
                   "legend": {"orient": "bottom", "labelLimit": 0},
-                  "scale": {"domain": ["95% CI", "unbounded", "reference (0)"],
-                            "range": ["#0072B2", "#E69F00", "#999999"]}},
+                  "scale": {"domain": kinds, "range": [colours[kind] for kind in kinds]}},
         "tooltip": [{"field": "rel_year", "type": "ordinal", "title": "Years since start"},
                     {"field": "estimate", **signed}, {"field": "ci_low", **signed}, {"field": "ci_high", **signed},
                     {"field": "n_schools", "type": "quantitative", "title": "RP schools"},
@@ -176,6 +179,12 @@ def event_study(table: pd.DataFrame, title: str = "Suspension rate: effect by ye
             "mark": {"type": "rule", "color": "#333", "strokeDash": [4, 3]},
             "encoding": {"y": {"field": "y", "type": "quantitative"}}}
     return VegaLite(layered([zero, rules, points, labels], title=title, height=300), frames)
+
+
+def _wrapped(title: str) -> str | list[str]:
+    """A long axis title on two lines, broken before its parenthesis (Vega draws a list as lines)."""
+    head, paren, tail = title.partition(" (")
+    return [head, paren.strip() + tail] if paren and len(title) > 50 else title
 
 
 def _stagger(cycles: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,33 @@
+"""Charts and tables people can read whole: titles and labels not cut off, legends naming only what is drawn,
+numbers at a sensible precision (the screenshot review of the learning, gaps, discipline and cluster pages)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analytics.outputs import charts_equity
+from tests import chart_spec_cases
+
+
+def _layers(chart) -> list[dict]:
+    spec = chart.to_dict()
+    return spec.get("layer", [spec])
+
+
+def _colour_domain(chart) -> list[str]:
+    return next(layer["encoding"]["color"]["scale"]["domain"] for layer in _layers(chart)
+                if "color" in layer.get("encoding", {}) and "scale" in layer["encoding"]["color"])
+
+
+def test_event_study_legend_names_only_the_kinds_of_interval_drawn_and_its_long_axis_title_wraps():
+    bounded = chart_spec_cases._events().assign(ci_low=lambda d: d["ci_low"].replace(-np.inf, -3.0),
+                                                 ci_high=lambda d: d["ci_high"].replace(np.inf, 0.2))
+    assert _colour_domain(charts_equity.event_study(bounded)) == ["95% CI", "reference (0)"]
+    assert _colour_domain(charts_equity.event_study(chart_spec_cases._events())) == [
+        "95% CI", "unbounded", "reference (0)"]
+    title = _layers(charts_equity.event_study(bounded, x_title=(
+        "Years relative to the start (-1 = reference; n = participating schools behind the year)")))[1][
+        "encoding"]["x"]["title"]
+    assert title == ["Years relative to the start", "(-1 = reference; n = participating schools behind the year)"]
+    assert charts_equity.event_study(pd.DataFrame(bounded), x_title="Year").to_dict()  # a short title stays one line
