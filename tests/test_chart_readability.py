@@ -31,3 +31,24 @@ def test_event_study_legend_names_only_the_kinds_of_interval_drawn_and_its_long_
         "encoding"]["x"]["title"]
     assert title == ["Years relative to the start", "(-1 = reference; n = participating schools behind the year)"]
     assert charts_equity.event_study(pd.DataFrame(bounded), x_title="Year").to_dict()  # a short title stays one line
+
+
+def _feedback_summary() -> pd.DataFrame:
+    """Three items whose order by agreement differs from their order by the right end of the diverging bar."""
+    from analytics.learning import levels
+
+    counts = {"Well prepared": {3: 40, 4: 30, 5: 30}, "Good use of time": {1: 10, 4: 40, 5: 50},
+              "I can apply it": {2: 30, 4: 50, 5: 20}}
+    rows = [{"item": item, "response": k, "count": v} for item, c in counts.items() for k, v in c.items()]
+    return levels.likert_summary(pd.DataFrame(rows))
+
+
+def test_level_1_charts_list_the_items_in_one_order_most_agreed_first():
+    from analytics.learning import levels
+    from analytics.outputs import charts_learning
+
+    summary = _feedback_summary()
+    bars = charts_learning.likert_bars(levels.diverging_segments(summary))
+    intervals = charts_learning.agree_intervals(summary)
+    want = ["Good use of time", "I can apply it", "Well prepared"]  # 90%, 70% and 60% agree
+    assert [_layers(chart)[0]["encoding"]["y"]["sort"] for chart in (bars, intervals)] == [want, want]

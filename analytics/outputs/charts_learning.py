@@ -9,16 +9,22 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from analytics.learning.levels import LIKERT_LABELS
+from analytics.learning.levels import AGREE, LIKERT_LABELS
 
 # Disagree in orange, agree in blue, neutral grey: readable with any colour-vision deficiency.
 LIKERT_COLOURS = ["#D55E00", "#E69F00", "#BBBBBB", "#56B4E9", "#0072B2"]
 
 
+def _by_agreement(pct_agree: pd.Series) -> list[str]:
+    """Items most agreed with first (ties by name): one order for both of level 1's charts."""
+    return sorted(pct_agree.index, key=lambda item: (-pct_agree[item], str(item)))
+
+
 def likert_bars(segments: pd.DataFrame, title: str = "Session feedback") -> alt.Chart:
     """Diverging stacked bars: disagreement left of 0, agreement right, neutral straddling 0."""
     domain = list(LIKERT_LABELS.values())
-    order = segments.groupby("item")["end"].max().sort_values(ascending=False).index.tolist()
+    agree = segments[segments["order"].isin(AGREE)].groupby("item", sort=False)["pct"].sum()
+    order = _by_agreement(agree)
     bars = alt.Chart(segments).mark_bar().encode(
         y=alt.Y("item:N", title=None, sort=order, axis=alt.Axis(labelLimit=320)),
         x=alt.X("start:Q", title="% of responses (disagree \u2190 0 \u2192 agree)",
@@ -36,7 +42,8 @@ def likert_bars(segments: pd.DataFrame, title: str = "Session feedback") -> alt.
 
 def agree_intervals(summary: pd.DataFrame, title: str = "% agree with 95% interval") -> alt.Chart:
     """% agree per item as a point with its Wilson interval."""
-    base = alt.Chart(summary).encode(y=alt.Y("item:N", title=None, sort="-x", axis=alt.Axis(labelLimit=320)))
+    order = _by_agreement(summary.set_index("item")["pct_agree"])
+    base = alt.Chart(summary).encode(y=alt.Y("item:N", title=None, sort=order, axis=alt.Axis(labelLimit=320)))
     rule = base.mark_rule(color="#0072B2", strokeWidth=2).encode(
         x=alt.X("ci_low:Q", title="% agree (Wilson 95% CI)", scale=alt.Scale(domain=[0, 100])),
         x2="ci_high:Q")
