@@ -52,3 +52,26 @@ def test_level_1_charts_list_the_items_in_one_order_most_agreed_first():
     intervals = charts_learning.agree_intervals(summary)
     want = ["Good use of time", "I can apply it", "Well prepared"]  # 90%, 70% and 60% agree
     assert [_layers(chart)[0]["encoding"]["y"]["sort"] for chart in (bars, intervals)] == [want, want]
+
+
+def test_supports_chart_labels_every_bar_with_its_share_and_a_school_at_zero_reads_0_percent():
+    from analytics.outputs import charts_learning
+
+    table = pd.DataFrame({"school": ["Adams", "Banneker", "Carver"], "share": [100.0, 20.0, 0.0],
+                          "in_place": [5, 1, 0], "items": [5, 5, 5]})
+    spec = charts_learning.support_bars(table).to_dict()
+    rows = next(iter(spec["datasets"].values()))
+    assert [r["label"] for r in rows] == ["100% (5 of 5)", "20% (1 of 5)", "0% (0 of 5)"]
+    texts = [layer for layer in spec["layer"] if layer["mark"]["type"] == "text"]
+    assert {layer["encoding"]["text"]["field"] for layer in texts} == {"label"}
+    # long bars carry their label inside, short ones (and 0%) past their end: every school has one
+    assert [t["transform"][0]["filter"] for t in texts] == ["(datum.share >= 25)", "(datum.share < 25)"]
+
+
+def test_fidelity_legend_shows_long_practice_names_whole():
+    from analytics.outputs import charts_learning
+
+    table = pd.DataFrame({"practice": ["Number talks", "Students explain their reasoning to a partner"],
+                          "school_year": [2025, 2025], "fidelity": [60.0, 55.0], "observed": [40, 40]})
+    legend = charts_learning.fidelity_lines(table, "practice", "Practice").to_dict()["encoding"]["color"]["legend"]
+    assert legend["labelLimit"] == 0 and legend["orient"] == "bottom"

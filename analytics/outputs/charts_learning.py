@@ -68,13 +68,22 @@ def pre_post(assessments: pd.DataFrame, title: str = "Assessment scores before a
 
 
 def support_bars(table: pd.DataFrame, title: str = "Supports in place by school") -> alt.Chart:
-    """Share of supports in place per school (latest year), highest first."""
-    return alt.Chart(table).mark_bar(color="#009E73").encode(
-        y=alt.Y("school:N", title=None, sort="-x", axis=alt.Axis(labelLimit=260)),
+    """Share of supports in place per school (latest year), highest first, each bar labelled with its share and
+    items ("0% (0 of 5)" too, so a school with nothing in place reads as such rather than as an empty row)."""
+    data = table.assign(label=table["share"].map("{:.0f}%".format) + " (" + table["in_place"].map("{:.0f}".format)
+                        + " of " + table["items"].map("{:.0f}".format) + ")")
+    order = data.sort_values(["share", "school"], ascending=[False, True])["school"].tolist()
+    base = alt.Chart(data).encode(y=alt.Y("school:N", title=None, sort=order, axis=alt.Axis(labelLimit=260)))
+    bars = base.mark_bar(color="#009E73").encode(
         x=alt.X("share:Q", title="Supports in place (% of checklist items)", scale=alt.Scale(domain=[0, 100])),
         tooltip=["school:N", alt.Tooltip("share:Q", format=".0f", title="% in place"),
-                 alt.Tooltip("in_place:Q", title="items in place"), alt.Tooltip("items:Q", title="items rated")],
-    ).properties(title=title, height=20 + 24 * len(table))
+                 alt.Tooltip("in_place:Q", title="items in place"), alt.Tooltip("items:Q", title="items rated")])
+    # Labels sit inside the end of a long bar (white), past the end of a short one (dark).
+    inside = base.mark_text(fontSize=11, align="right", dx=-4, color="white").encode(
+        x="share:Q", text="label:N").transform_filter(alt.datum.share >= 25)
+    outside = base.mark_text(fontSize=11, align="left", dx=4, color="#333").encode(
+        x="share:Q", text="label:N").transform_filter(alt.datum.share < 25)
+    return alt.layer(bars, inside, outside).properties(title=title, height=20 + 24 * len(table))
 
 
 def fidelity_lines(table: pd.DataFrame, colour_field: str, colour_title: str,
@@ -83,7 +92,8 @@ def fidelity_lines(table: pd.DataFrame, colour_field: str, colour_title: str,
     return alt.Chart(table).mark_line(point=True).encode(
         x=alt.X("school_year:O", title="School year (ending)"),
         y=alt.Y("fidelity:Q", title="Classrooms using the practice (%)", scale=alt.Scale(domain=[0, 100])),
-        color=alt.Color(f"{colour_field}:N", title=colour_title, scale=alt.Scale(scheme="viridis")),
+        color=alt.Color(f"{colour_field}:N", title=colour_title, scale=alt.Scale(scheme="viridis"),
+                        legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=0)),
         tooltip=[f"{colour_field}:N", "school_year:O", alt.Tooltip("fidelity:Q", format=".0f", title="fidelity %"),
                  alt.Tooltip("observed:Q", title="classrooms observed")],
     ).properties(title=title, height=280)
