@@ -8,7 +8,7 @@ from analytics.access.privacy import suppress_learning
 from analytics.data import storage
 from analytics.learning import fidelity, levels, load, outcomes
 from analytics.outputs import charts_equity, charts_learning
-from analytics.outputs.labels import counted, for_count
+from analytics.outputs.labels import counted, for_count, learning_change_table
 from pages import ui
 
 st.title("Professional learning: did it work?")
@@ -244,11 +244,10 @@ with chain_slot.container():
 @ui.drawn
 def learning_view(version: int, program: str, school: str | None, metric: str, public: bool) -> dict:
     """Level 2's table (text in shared views) and, for editors with 10 or more pairs, the pre/post chart."""
-    shown = chain_view(version, program, school, metric, public)["level2"][["measure", "estimate", "ci_low",
-                                                                            "ci_high", "n"]]
+    shown = learning_change_table(chain_view(version, program, school, metric, public)["level2"])
     assessments = evaluation(version, program, school, metric, public).data.assessments
     with_chart = not public and len(assessments.dropna(subset=["pre_score", "post_score"])) >= 10
-    return {"table": shown.astype(str) if public else shown,
+    return {"table": shown,
             "chart": ui.finished(charts_learning.pre_post, assessments, key=_key("pre_post")) if with_chart else None}
 
 
@@ -260,11 +259,11 @@ else:
     with_chart = learned["chart"] is not None
     left, right = st.columns([3, 2]) if with_chart else (None, st.container())
     right.dataframe(learned["table"], hide_index=True, width="stretch", column_config={
-        c: st.column_config.NumberColumn(format="%.2f") for c in ("estimate", "ci_low", "ci_high")} if not public else
-        None)
-    right.caption("Hedges' g_av: mean change / average of the pre and post standard deviations, corrected for "
-                  "small samples; 0.2 small, 0.5 medium, 0.8 large (Cohen). Scores of single participants never "
-                  "leave editing staff.")
+        "Measure": st.column_config.TextColumn(width="medium"),
+        "Participants": st.column_config.TextColumn(help="Participants with both a pre and a post score")})
+    right.caption("Effect size g (Hedges' g_av): the average gain divided by the average of the pre and post "
+                  "standard deviations, corrected for small samples; 0.2 small, 0.5 medium, 0.8 large (Cohen). "
+                  "Scores of single participants never leave editing staff.")
     if with_chart:
         with left:  # editors only: built from single participants' scores
             ui.chart(learned["chart"], None, ev.levels[1].finding, caption=False)
@@ -320,9 +319,9 @@ def use_view(version: int, program: str, school: str | None, metric: str, public
                 else "No shift or trend: the variation looks like noise."),
             "sources": (f"**Sources:** {counted(counts[fidelity.WALKTHROUGHS], 'walkthrough look-for')} tagged "
                         "with a practice of this programme and "
-                        f"{counted(counts[fidelity.IMPORTED], 'imported observation')} "
-                        "(`implementation`)." + (" Shared view: only walkthroughs marked shareable count."
-                                                 if public else "")),
+                        f"{counted(counts[fidelity.IMPORTED], 'imported observation')} (the implementation file "
+                        "on the Data page)." + (" Shared view: only walkthroughs marked shareable count."
+                                                if public else "")),
             "walkthroughs": counts[fidelity.WALKTHROUGHS],
             "series": series[["school", "practice", "source", "fidelity", "observations", "observed", "using",
                               "first", "last"]],

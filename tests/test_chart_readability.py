@@ -75,3 +75,31 @@ def test_fidelity_legend_shows_long_practice_names_whole():
                           "school_year": [2025, 2025], "fidelity": [60.0, 55.0], "observed": [40, 40]})
     legend = charts_learning.fidelity_lines(table, "practice", "Practice").to_dict()["encoding"]["color"]["legend"]
     assert legend["labelLimit"] == 0 and legend["orient"] == "bottom"
+
+
+LEVEL2 = pd.DataFrame({"program": "RP", "level": 2,
+                       "measure": ["Hedges' g_av (post vs pre)", "mean change (score points)"],
+                       "estimate": [0.3994118190306227, 5.2413], "ci_low": [0.3187, 4.2301],
+                       "ci_high": [0.4801, 6.2544], "n": [216.0, 216.0], "method": ""})
+
+
+def test_level_2_table_reads_in_words_with_sensible_precision_and_whole_participants():
+    from analytics.outputs.labels import learning_change_table
+
+    table = learning_change_table(LEVEL2)
+    assert table.to_dict("records") == [
+        {"Measure": "Effect size g (standard deviations)", "Estimate": "0.40", "95% interval": "0.32 to 0.48",
+         "Participants": "216"},
+        {"Measure": "Mean change (score points)", "Estimate": "+5.2", "95% interval": "+4.2 to +6.3",
+         "Participants": "216"}]
+
+
+def test_level_2_table_of_a_shared_view_keeps_its_suppression_marks():
+    from analytics.access.privacy import suppress_learning
+    from analytics.outputs.labels import learning_change_table
+
+    released = suppress_learning(LEVEL2.assign(n=[6.0, 6.0]))
+    table = learning_change_table(released)
+    assert set(table[["Estimate", "95% interval", "Participants"]].to_numpy().ravel()) == {"*"}
+    shown = learning_change_table(suppress_learning(LEVEL2))  # 216 participants: released, and readable
+    assert shown["Estimate"].tolist() == ["0.40", "+5.2"] and shown["Participants"].tolist() == ["216", "216"]

@@ -125,8 +125,8 @@ def _level2(data: ProgramData) -> LevelResult:
             else "the interval includes zero: no learning gain can be claimed")
     finding = (f"{change.n} participants scored {change.mean_change:+.1f} points on average after the programme "
                f"({change.mean_pre:.1f} \u2192 {change.mean_post:.1f}; paired t-test, {format_p(change.p_value)}): "
-               f"Hedges' g_av = {change.g_av:.2f} (95% CI {change.g_low:.2f} to {change.g_high:.2f}), a {size} "
-               f"effect by Cohen's benchmarks; {sure}.")
+               f"an average gain of g = {change.g_av:.2f} standard deviations (Hedges' g; 95% CI "
+               f"{change.g_low:.2f} to {change.g_high:.2f}), a {size} effect by Cohen's benchmarks; {sure}.")
     if change.n_unpaired:
         finding += (f" {counted(change.n_unpaired, 'participant')} without both scores "
                     f"{for_count(change.n_unpaired, 'is', 'are')} left out.")

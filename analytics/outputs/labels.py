@@ -132,3 +132,31 @@ def people_table(view: str, table: pd.DataFrame, schools: pd.DataFrame,
         out["signal"] = out["signal"].fillna("").map(lambda v: SIGNAL_NAMES.get(v, v))
     headers = {**HEADERS, **VIEW_HEADERS.get(view, {})}
     return out.rename(columns=lambda c: headers.get(c, str(c).replace("_", " ").capitalize()))
+
+
+LEARNING_MEASURES = {"Hedges' g_av (post vs pre)": "Effect size g (standard deviations)",
+                     "mean change (score points)": "Mean change (score points)"}
+
+
+def _number(value, digits: int, signed: bool) -> str:
+    """A number as the learning table shows it; a suppression mark or a blank stays as it is."""
+    number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+    if pd.isna(number):
+        return "*" if str(value) == "*" else ""
+    return f"{number:{'+' if signed else ''}.{digits}f}"
+
+
+def learning_change_table(level2: pd.DataFrame) -> pd.DataFrame:
+    """Level 2's rows of the `learning` view for people: the measure in words, the effect size to 2 decimals and
+    the mean change to 1 (signed), the 95% interval as "low to high", participants as a whole number; the
+    suppression marks of a shared view kept."""
+    rows = []
+    for r in level2.itertuples(index=False):
+        effect = str(r.measure).startswith("Hedges")
+        digits, signed = (2, False) if effect else (1, True)
+        low, high = (_number(v, digits, signed) for v in (r.ci_low, r.ci_high))
+        rows.append({"Measure": LEARNING_MEASURES.get(r.measure, str(r.measure)),
+                     "Estimate": _number(r.estimate, digits, signed),
+                     "95% interval": "*" if "*" in (low, high) else f"{low} to {high}" if low and high else "",
+                     "Participants": _number(r.n, 0, False)})
+    return pd.DataFrame(rows, columns=["Measure", "Estimate", "95% interval", "Participants"])
