@@ -257,13 +257,13 @@ if chain["level2"].empty:
 else:
     learned = learning_view(version, program, chosen, metric, public)
     with_chart = learned["chart"] is not None
-    left, right = st.columns([3, 2]) if with_chart else (None, st.container())
+    left, right = st.columns(2) if with_chart else (None, st.container())
     right.dataframe(learned["table"], hide_index=True, width="stretch", column_config={
-        "Measure": st.column_config.TextColumn(width="medium"),
-        "Participants": st.column_config.TextColumn(help="Participants with both a pre and a post score")})
-    right.caption("Effect size g (Hedges' g_av): the average gain divided by the average of the pre and post "
-                  "standard deviations, corrected for small samples; 0.2 small, 0.5 medium, 0.8 large (Cohen). "
-                  "Scores of single participants never leave editing staff.")
+        "n": st.column_config.TextColumn(help="Participants with both a pre and a post score")})
+    right.caption("Effect size g (Hedges' g_av): the average gain in standard deviations (the mean change divided by "
+                  "the average of the pre and post standard deviations), corrected for small samples; 0.2 small, "
+                  "0.5 medium, 0.8 large (Cohen). n: participants with both scores. Scores of single participants "
+                  "never leave editing staff.")
     if with_chart:
         with left:  # editors only: built from single participants' scores
             ui.chart(learned["chart"], None, ev.levels[1].finding, caption=False)

@@ -88,10 +88,10 @@ def test_level_2_table_reads_in_words_with_sensible_precision_and_whole_particip
 
     table = learning_change_table(LEVEL2)
     assert table.to_dict("records") == [
-        {"Measure": "Effect size g (standard deviations)", "Estimate": "0.40", "95% interval": "0.32 to 0.48",
-         "Participants": "216"},
-        {"Measure": "Mean change (score points)", "Estimate": "+5.2", "95% interval": "+4.2 to +6.3",
-         "Participants": "216"}]
+        {"Measure": "Effect size g", "Estimate": "0.40", "95% interval": "0.32 to 0.48",
+         "n": "216"},
+        {"Measure": "Mean change (points)", "Estimate": "+5.2", "95% interval": "+4.2 to +6.3",
+         "n": "216"}]
 
 
 def test_level_2_table_of_a_shared_view_keeps_its_suppression_marks():
@@ -100,6 +100,6 @@ def test_level_2_table_of_a_shared_view_keeps_its_suppression_marks():
 
     released = suppress_learning(LEVEL2.assign(n=[6.0, 6.0]))
     table = learning_change_table(released)
-    assert set(table[["Estimate", "95% interval", "Participants"]].to_numpy().ravel()) == {"*"}
+    assert set(table[["Estimate", "95% interval", "n"]].to_numpy().ravel()) == {"*"}
     shown = learning_change_table(suppress_learning(LEVEL2))  # 216 participants: released, and readable
-    assert shown["Estimate"].tolist() == ["0.40", "+5.2"] and shown["Participants"].tolist() == ["216", "216"]
+    assert shown["Estimate"].tolist() == ["0.40", "+5.2"] and shown["n"].tolist() == ["216", "216"]

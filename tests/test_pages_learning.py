@@ -149,10 +149,10 @@ def test_level_2_table_and_sources_read_in_words_for_staff_and_on_a_shared_link(
     for params in ({}, {"share": "token-checked-by-the-app-shell"}):
         at = _run("learning", program="RP", **params)
         table = next(d.value for d in at.dataframe if "Measure" in d.value.columns)
-        assert list(table.columns) == ["Measure", "Estimate", "95% interval", "Participants"]
-        assert table["Measure"].tolist() == ["Effect size g (standard deviations)", "Mean change (score points)"]
+        assert list(table.columns) == ["Measure", "Estimate", "95% interval", "n"]
+        assert table["Measure"].tolist() == ["Effect size g", "Mean change (points)"]
         assert table["Estimate"].str.fullmatch(r"\d\.\d\d|[+-]\d+\.\d").all()  # no 16-digit numbers
-        assert table["Participants"].str.fullmatch(r"\d+").all()  # not "216.0"
+        assert table["n"].str.fullmatch(r"\d+").all()  # not "216.0"
         text = " ".join(m.value for m in at.markdown)
         assert "g_av" not in text and "average gain of g =" in text
         assert "`implementation`" not in text and "(the implementation file on the Data page)" in text

@@ -134,8 +134,8 @@ def people_table(view: str, table: pd.DataFrame, schools: pd.DataFrame,
     return out.rename(columns=lambda c: headers.get(c, str(c).replace("_", " ").capitalize()))
 
 
-LEARNING_MEASURES = {"Hedges' g_av (post vs pre)": "Effect size g (standard deviations)",
-                     "mean change (score points)": "Mean change (score points)"}
+LEARNING_MEASURES = {"Hedges' g_av (post vs pre)": "Effect size g",
+                     "mean change (score points)": "Mean change (points)"}
 
 
 def _number(value, digits: int, signed: bool) -> str:
@@ -148,7 +148,7 @@ def _number(value, digits: int, signed: bool) -> str:
 
 def learning_change_table(level2: pd.DataFrame) -> pd.DataFrame:
     """Level 2's rows of the `learning` view for people: the measure in words, the effect size to 2 decimals and
-    the mean change to 1 (signed), the 95% interval as "low to high", participants as a whole number; the
+    the mean change to 1 (signed), the 95% interval as "low to high", n (participants) whole; the
     suppression marks of a shared view kept."""
     rows = []
     for r in level2.itertuples(index=False):
@@ -158,5 +158,5 @@ def learning_change_table(level2: pd.DataFrame) -> pd.DataFrame:
         rows.append({"Measure": LEARNING_MEASURES.get(r.measure, str(r.measure)),
                      "Estimate": _number(r.estimate, digits, signed),
                      "95% interval": "*" if "*" in (low, high) else f"{low} to {high}" if low and high else "",
-                     "Participants": _number(r.n, 0, False)})
-    return pd.DataFrame(rows, columns=["Measure", "Estimate", "95% interval", "Participants"])
+                     "n": _number(r.n, 0, False)})
+    return pd.DataFrame(rows, columns=["Measure", "Estimate", "95% interval", "n"])
