@@ -103,3 +103,36 @@ def test_level_2_table_of_a_shared_view_keeps_its_suppression_marks():
     assert set(table[["Estimate", "95% interval", "n"]].to_numpy().ravel()) == {"*"}
     shown = learning_change_table(suppress_learning(LEVEL2))  # 216 participants: released, and readable
     assert shown["Estimate"].tolist() == ["0.40", "+5.2"] and shown["n"].tolist() == ["216", "216"]
+
+
+def _gap_rows() -> pd.DataFrame:
+    """Pooled gaps as /gaps draws them: two groups end 0.1 points apart, on an axis from 0 to about -28."""
+    ends = {"BL": -18.0, "HI": -17.9, "FRL": -26.1, "EL": -21.9, "SWD": -26.6}
+    return pd.DataFrame([{"student_group": g, "school_year": y, "gap": end, "gap_low": end - 1, "gap_high": end + 1,
+                          "n": 900} for g, end in ends.items() for y in (2024, 2025)])
+
+
+def test_gap_trend_names_every_line_whole_and_one_line_apart():
+    from analytics.outputs import charts_district
+
+    for chart, height in ((charts_equity.gap_band_trend(_gap_rows(), "Math growth"), 320),
+                          (charts_equity.gap_trend(_gap_rows().assign(school_id="1"), "Math growth"), 300)):
+        spec = chart.to_dict()
+        labels = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "text")
+        assert labels["mark"]["limit"] >= 170  # "Emergent multilingual learners" is not cut with "…"
+        rows = spec["datasets"][labels["data"]["name"]]
+        ys = sorted(r["label_y"] for r in rows)
+        pixels_per_point = height / 28.0  # the axis runs from 0 (the reference line) to at least -27.6
+        assert min(b - a for a, b in zip(ys, ys[1:], strict=False)) * pixels_per_point >= 14
+        legend = next(layer["encoding"]["color"]["legend"] for layer in spec["layer"]
+                      if "legend" in layer.get("encoding", {}).get("color", {}))
+        assert legend["symbolType"] == "stroke"  # a short line in the group's colour and dash, not a blob
+    assert charts_district.LINE_LEGEND["symbolType"] == "stroke"
+
+
+def test_school_trend_legend_draws_lines_not_blobs():
+    from analytics.outputs import charts_district
+
+    spec = chart_spec_cases.cases()["trend_by_group"].to_dict()
+    assert spec["layer"][0]["encoding"]["color"]["legend"]["symbolType"] == "stroke"
+    assert charts_district.trend_lines(chart_spec_cases._trends(["All students"]), "Attendance").to_dict()

@@ -16,6 +16,8 @@ from analytics.outputs.vega import VegaLite, frame_ref, layered
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 MAX_AREA_NAMES = 12
 END_LABEL_PX = 120  # right-hand room for the names at the end of trend lines
+# A line's legend entry drawn as a short stroke in its colour and dash (a dashed circle reads as a blob).
+LINE_LEGEND = {"symbolType": "stroke", "symbolStrokeWidth": 2, "symbolSize": 300, "symbolOpacity": 1}
 ACCENT, MUTED, GREY_RGB = "#0072B2", "#9AA5B1", [170, 170, 170, 160]
 # Viridis at nine stops (matplotlib's colormap), interpolated for the map.
 _VIRIDIS = np.array([
@@ -172,12 +174,13 @@ def _spread(values: pd.Series, gap: float) -> pd.Series:
     return pd.Series(placed, index=order.index, dtype=float).reindex(values.index)
 
 
-def _end_label_rows(data: pd.DataFrame, x: str, y: str, label: str) -> pd.DataFrame:
+def _end_label_rows(data: pd.DataFrame, x: str, y: str, label: str, min_gap: float | None = None) -> pd.DataFrame:
     """Each series' last point with `label_y`, where its name is written: names of lines that end close
-    together are spread apart so they never print over each other."""
+    together are spread apart (by `min_gap` in the data's units; default a 14th of its span) so they never
+    print over each other."""
     last = data.dropna(subset=[y]).sort_values(x).groupby(label, as_index=False).tail(1).copy()
     span = float(data[y].max() - data[y].min()) if len(data) else 0.0
-    last["label_y"] = _spread(last[y], (span or 1.0) / 14)
+    last["label_y"] = _spread(last[y], min_gap if min_gap is not None else (span or 1.0) / 14)
     return last
 
 
@@ -191,11 +194,13 @@ def _end_labels_layer(frames: dict[str, pd.DataFrame], data: pd.DataFrame, x: st
                                    "scale": {"range": OKABE_ITO}}}}
 
 
-def end_labels(data: pd.DataFrame, x: str, y: str, label: str) -> alt.Chart:
+def end_labels(data: pd.DataFrame, x: str, y: str, label: str, limit: int = END_LABEL_PX - 8,
+               min_gap: float | None = None) -> alt.Chart:
     """The series' name beside its last point, so a line is named without the legend's colour (Altair, for
-    layering with other Altair charts; :func:`trend_lines` writes the same layer as a dict)."""
-    return alt.Chart(_end_label_rows(data, x, y, label)).mark_text(
-        align="left", dx=6, fontSize=11, limit=END_LABEL_PX - 8).encode(
+    layering with other Altair charts; :func:`trend_lines` writes the same layer as a dict). `limit`: the
+    pixels a name may take before it is cut with "…"; `min_gap`: see :func:`_end_label_rows`."""
+    return alt.Chart(_end_label_rows(data, x, y, label, min_gap)).mark_text(
+        align="left", dx=6, fontSize=11, limit=limit).encode(
         x=f"{x}:O", y=alt.Y("label_y:Q"), text=f"{label}:N",
         color=alt.Color(f"{label}:N", legend=None, scale=alt.Scale(range=OKABE_ITO)))
 
@@ -209,7 +214,7 @@ def trend_lines(df: pd.DataFrame, metric_label: str, color_field: str = "series"
     frames: dict[str, pd.DataFrame] = {}
     colour = ({"value": ACCENT} if facet_field else
               {"field": color_field, "type": "nominal", "title": None, "scale": {"range": OKABE_ITO},
-               "legend": {"orient": "bottom", "labelLimit": 0, "columns": 2}})
+               "legend": {"orient": "bottom", "labelLimit": 0, "columns": 2, **LINE_LEGEND}})
     encoding = {
         "x": {"field": "school_year", "type": "ordinal", "title": "School year (ending)", "axis": {"labelAngle": 0}},
         "y": {"field": "value", "type": "quantitative", "title": f"{metric_label} (%)", "scale": {"zero": False}},

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.data.catalog import group_label
-from analytics.outputs.charts_district import OKABE_ITO, end_labels
+from analytics.outputs.charts_district import LINE_LEGEND, OKABE_ITO, end_labels
 from analytics.outputs.labels import RATIO_TYPES
 from analytics.outputs.vega import VegaLite, frame_ref, layered
 from analytics.stats.status_change import CHANGE_LEVELS, STATUS_LEVELS
@@ -20,6 +20,17 @@ from analytics.stats.status_change import CHANGE_LEVELS, STATUS_LEVELS
 # The Dashboard's colour names drawn with colour-blind-distinguishable hues (Okabe-Ito based).
 GRID_COLOURS = {"Blue": "#0072B2", "Green": "#009E73", "Yellow": "#F0E442", "Orange": "#E69F00", "Red": "#D55E00",
                 "": "#D9DDE1"}
+
+
+GAP_LABEL_PX = 180  # the longest group name ("Emergent multilingual learners") whole, within the right padding
+
+
+def _label_gap(values: pd.Series, height_px: int) -> float:
+    """The gap, in points, that keeps two group names one line (15 px) apart on a gap axis, which always shows
+    zero (the reference line) and so spans at least from zero to the farthest value."""
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    span = max(float(values.max()), 0.0) - min(float(values.min()), 0.0) if len(values) else 1.0
+    return (span or 1.0) * 15 / height_px
 
 
 def gap_trend(table: pd.DataFrame, metric_label: str) -> alt.Chart:
@@ -42,7 +53,8 @@ def gap_trend(table: pd.DataFrame, metric_label: str) -> alt.Chart:
         return alt.layer(bars, zero, values).properties(title=f"{metric_label}: gaps by group",
                                                         height=alt.Step(26))
     means = data.groupby(["group", "school_year"], as_index=False)["gap"].mean()
-    colour = alt.Color("group:N", title="Group", scale=alt.Scale(range=OKABE_ITO), legend=alt.Legend(labelLimit=0))
+    colour = alt.Color("group:N", title="Group", scale=alt.Scale(range=OKABE_ITO),
+                       legend=alt.Legend(labelLimit=0, **LINE_LEGEND))
     lines = alt.Chart(means).mark_line(point=True).encode(
         x=alt.X("school_year:O", title="School year (ending)", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("gap:Q", title="Gap vs reference (percentage points)"),
@@ -51,8 +63,9 @@ def gap_trend(table: pd.DataFrame, metric_label: str) -> alt.Chart:
                  alt.Tooltip("gap:Q", format="+.1f", title="Gap (pts)")],
     )
     zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="#333").encode(y="y:Q")
-    return alt.layer(zero, lines, end_labels(means, "school_year", "gap", "group")).properties(
-        title=f"{metric_label}: gaps by group", height=300, padding={"right": 160})
+    return alt.layer(zero, lines, end_labels(means, "school_year", "gap", "group", limit=GAP_LABEL_PX,
+                                             min_gap=_label_gap(means["gap"], 300))).properties(
+        title=f"{metric_label}: gaps by group", height=300, padding={"right": 190})
 
 
 def _cell_counts(table: pd.DataFrame) -> pd.DataFrame:
@@ -256,7 +269,7 @@ def gap_band_trend(table: pd.DataFrame, metric_label: str, higher_is_better: boo
     dash pattern and a name at the end of its line (so the legend's colours are not needed)."""
     data = table.assign(group=lambda d: d["student_group"].map(group_label))
     colour = alt.Color("group:N", title="Group", scale=alt.Scale(range=OKABE_ITO),
-                       legend=alt.Legend(orient="bottom", labelLimit=0, columns=3))
+                       legend=alt.Legend(orient="bottom", labelLimit=0, columns=3, **LINE_LEGEND))
     base = alt.Chart(data).encode(x=alt.X("school_year:O", title="School year (ending)", axis=alt.Axis(labelAngle=0)),
                                   color=colour)
     band = base.mark_area(opacity=0.15).encode(y=alt.Y("gap_low:Q", title="Gap vs all other students (points)"),
@@ -269,7 +282,9 @@ def gap_band_trend(table: pd.DataFrame, metric_label: str, higher_is_better: boo
                  alt.Tooltip("gap_high:Q", format="+.1f", title="95% high"),
                  alt.Tooltip("n:Q", format=",", title="Students in group")])
     zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="#333").encode(y="y:Q")
-    return alt.layer(band, zero, line, end_labels(data, "school_year", "gap", "group")).properties(
+    labels = end_labels(data, "school_year", "gap", "group", limit=GAP_LABEL_PX,
+                        min_gap=_label_gap(pd.concat([data["gap_low"], data["gap_high"]]), 320))
+    return alt.layer(band, zero, line, labels).properties(
         title=alt.TitleParams(f"{metric_label}: gap to all other students",
                               subtitle="Pooled from counts; band = 95% interval; "
                                        f"{'below' if higher_is_better else 'above'} 0 = group trails."),
