@@ -136,3 +136,16 @@ def test_school_trend_legend_draws_lines_not_blobs():
     spec = chart_spec_cases.cases()["trend_by_group"].to_dict()
     assert spec["layer"][0]["encoding"]["color"]["legend"]["symbolType"] == "stroke"
     assert charts_district.trend_lines(chart_spec_cases._trends(["All students"]), "Attendance").to_dict()
+
+
+def test_cluster_comparison_subtitle_is_short_lines_that_fit_half_a_page():
+    from analytics.outputs import charts_district
+
+    clusters = pd.DataFrame({"cluster": ["North", "South"], "value": [60.0, 50.0], "ci_low": [55.0, 45.0],
+                             "ci_high": [65.0, 55.0], "denominator": [300, 280], "n_schools": [4, 3],
+                             "low": [40.0, 35.0], "high": [70.0, 66.0]})
+    for basis in ("pooled", "median"):
+        subtitle = charts_district.cluster_comparison(clusters, "Reading proficient", 55.0, True,
+                                                      basis=basis).to_dict()["title"]["subtitle"]
+        assert isinstance(subtitle, list) and all(len(line) <= 60 for line in subtitle)
+        assert subtitle[-1].endswith("Click a bar to open the cluster.")

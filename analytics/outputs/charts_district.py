@@ -98,10 +98,12 @@ def cluster_comparison(df: pd.DataFrame, metric_label: str, district_value: floa
             x="district:Q", tooltip=[alt.Tooltip("district:Q", title="District %", format=".1f")])
         layers.append(line)
     height = max(220, 24 * len(df))
-    subtitle = ("Median of school values (the files have no counts, so no intervals); dashed = district median."
-                if median else "Pooled from counts; line = 95% Wilson interval; dashed = district.")
+    # Short lines: the chart often has half a page, where one line of it all was cut off with "…".
+    subtitle = (["Median of school values (no counts, so no intervals);", "dashed = district median. "
+                 "Click a bar to open the cluster."] if median else
+                ["Pooled from counts; line = 95% Wilson interval;", "dashed = district. Click a bar to open the cluster."])
     return alt.layer(*layers).properties(
-        title=alt.TitleParams(f"{metric_label} by cluster", subtitle=subtitle + " Click a bar to open the cluster."),
+        title=alt.TitleParams(f"{metric_label} by cluster", subtitle=subtitle),
         height=height,
     )
 
