@@ -112,13 +112,15 @@ def cluster_facts(version: int, cluster: str, metric: str, year: int, group: str
 levels_text, plotted, rank_line = cluster_facts(ui.import_version(), cluster, metric, year, group, ui.share_token())
 k1, k2, k3, k4 = st.columns(4)
 versus = "district median" if value_only else "district"
-k1.metric(f"Cluster {label.lower()} — {group_label(group)}",
+# A short label fits a quarter of the page; the metric's full name, the group and the year are in its help.
+k1.metric(f"Cluster {label.split(' (')[0].lower()}",
           ui.released_pct(cluster_kpi.value, f"cluster:{cluster}", year, metric, group),
           delta=f"{cluster_kpi.value - district_kpi.value:+.1f} pts vs {versus}"
           if np.isfinite(cluster_kpi.value) and np.isfinite(district_kpi.value) else None,
           delta_color="normal" if higher_is_better else "inverse",
-          help=f"The {MEDIAN_LABEL} in the cluster: {NO_COUNTS}." if value_only
-          else "Pooled from counts across the cluster.")
+          help=f"{label}, {group_label(group)}, {ui.year_label(year)}: " + (
+              f"the {MEDIAN_LABEL} in the cluster: {NO_COUNTS}." if value_only
+              else "pooled from counts across the cluster."))
 k2.metric("District median" if value_only else "District",
           ui.released_pct(district_kpi.value, "district", year, metric, group))
 if value_only:

@@ -204,3 +204,11 @@ def test_a_schools_profile_derives_suspension_as_its_district_year_does_on_eithe
         pd.testing.assert_frame_equal(prepared.of(school), own[school])
         shown = own[school].loc[own[school]["metric"] == "suspension_rate", "student_group"].tolist()
         assert shown == (["ALL"] if school == ids[0] else [])  # the import alone; nothing derived this year
+
+
+def test_cluster_headline_label_is_short_and_its_help_names_metric_group_and_year(on_demo):
+    cluster = storage.load_schools(on_demo)["cluster"].iloc[0]
+    at = _run("cluster", cluster=cluster, year="2025", metric="math_growth", group="BL")
+    headline = at.metric[0]
+    assert headline.label == "Cluster math growth"  # was "Cluster math growth (met expected growth) — Black or…"
+    assert "Math growth (met expected growth), Black or African American, 2024-25" in headline.help
