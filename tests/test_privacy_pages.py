@@ -127,6 +127,43 @@ def test_shared_cluster_page_shows_only_released_school_rates(on_demo):
         assert not any(re.fullmatch(r"\d+(\.\d)?%", str(v)) for k, v in kpis.items() if k.startswith("Cluster"))
 
 
+def _kinds(table) -> dict:
+    """Each column's kind, alignment and number format as the grid is told them."""
+    import json
+
+    return {col: ((spec.get("type_config") or {}).get("type"), spec.get("alignment"),
+                  (spec.get("type_config") or {}).get("format"))
+            for col, spec in json.loads(table.proto.columns).items() if col != "_index"}
+
+
+def test_a_shared_table_keeps_the_staff_column_kinds_links_and_precision(on_demo):
+    """A shared table's links are links, a column nothing was hidden in keeps its number format, and a column
+    holding `*` or a band is right-aligned text whose numbers read as the staff table's (0.97, not 1.0)."""
+    args = {"year": "2025", "metric": "read_proficient", "group": "ALL"}
+    staff = _kinds(run_page("overview", **args).dataframe[-1])
+    shared_at = run_page("overview", **args, share=SHARE)
+    assert _kinds(shared_at.dataframe[-1]) == staff
+    assert staff["open"][0] == "link" and staff["reliability"] == ("number", None, "%.2f")
+    assert shared_at.dataframe[-1].value["reliability"].dtype == "float64"
+
+    cluster = storage.load_schools(on_demo)["cluster"].iloc[0]
+    args = {"cluster": cluster, "year": "2025", "metric": "suspension_rate", "group": "ALL"}
+    staff_table = run_page("cluster", **args).dataframe[-1]
+    shared_table = run_page("cluster", **args, share=SHARE).dataframe[-1]
+    kinds, shared = _kinds(shared_table), shared_table.value
+    assert kinds["open"][0] == "link" and kinds["school_name"][0] == "text"
+    assert shared["value"].isin(["*", "<= 5.0%"]).any()  # the example needs a masked column
+    for col, (kind, alignment, _) in kinds.items():
+        if shared[col].dtype == object and shared[col].isin(["*", "<= 5.0%", ">= 95.0%"]).any():
+            assert (kind, alignment) == ("text", "right"), col
+    by_name = staff_table.value.set_index("school_name")
+    for col, digits in (("value", 1), ("reliability", 2), ("ci_low", 1)):
+        released = shared[~shared[col].isin(["*", "<= 5.0%", ">= 95.0%", "–"])]
+        assert len(released), col
+        assert [f"{v:.{digits}f}" for v in by_name.loc[released["school_name"], col]] == \
+            [v if isinstance(v, str) else f"{v:.{digits}f}" for v in released[col]], col
+
+
 def test_shared_overview_states_no_coded_district_rate(on_demo):
     release = release_for(on_demo)
     at = run_page("overview", year="2025", metric="suspension_rate", group="ALL", share=SHARE)

@@ -37,7 +37,7 @@ def year_label_of(column):
     return f"{year - 1}-{str(year)[-2:]}" if 1900 < year < 2200 else column
 
 
-def _python_format(fmt: str | None) -> str:
+def python_format(fmt: str | None) -> str:
     """A column_config number format ("%.1f", "%+.1f", "localized", "percent") as a Python format."""
     if not fmt or fmt in ("localized", "accounting"):
         return "{:,.0f}" if fmt else "{:,.2f}"
@@ -59,7 +59,7 @@ def no_none(df: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, dict]:
             continue
         spec = config.get(col) if isinstance(config.get(col), dict) else {}
         fmt = (spec.get("type_config") or {}).get("format") if spec else None
-        out = filled(out, {col: _python_format(fmt) if fmt else "{:,.1f}"})
+        out = filled(out, {col: python_format(fmt) if fmt else "{:,.1f}"})
         config[col] = st.column_config.TextColumn(spec.get("label") if spec else None, alignment="right",
                                                   help=spec.get("help") if spec else None)
     return out, config

@@ -10,6 +10,7 @@ from sqlalchemy import exc as sa_exc
 from pages.ui.links import link
 from pages.ui.loaders import engine, higher_is_better, import_version, schools
 from pages.ui.state import is_public
+from pages.ui.tables import MISSING, python_format
 
 
 def open_share(token: str):
@@ -95,7 +96,7 @@ def public_cells(df: pd.DataFrame, column_config: dict, *, cells: tuple, n_col: 
     for col, other in (rates or {}).items():
         other_state, other_n = cell_states(*other)
         safe = mask_cells(safe, other_state, np.zeros(len(safe), dtype=bool), n_col=None, rate_col=col)
-    return _as_text(safe, column_config)
+    return _as_shown(safe, column_config)
 
 
 def released_pct(value: float, unit: str, year: int, metric: str, group: str) -> str:
@@ -127,12 +128,36 @@ def exact_cells(units, years, metrics, groups) -> np.ndarray:
     return state == EXACT
 
 
-def _as_text(safe: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, dict]:
-    safe = safe.copy()
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _as_shown(safe: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, dict]:
+    """A masked table drawn with the column kinds staff see: links stay links and a column nothing was hidden
+    in stays a number column with its format; a column holding `*` or a band is right-aligned text, its
+    numbers written as its number format says (so 0.97 reads 0.97, not 1.0) and a missing one as a dash."""
+    safe, config = safe.copy(), dict(column_config)
     for col in safe.columns:
-        safe[col] = safe[col].map(_cell_text)
-    config = {k: st.column_config.TextColumn(v.get("label") if isinstance(v, dict) else None)
-              for k, v in column_config.items()}
+        values = safe[col]
+        if values.dtype != object:
+            continue
+        marked = values.map(lambda v: isinstance(v, str))
+        numbers = values.map(_is_number)
+        if not numbers.any():
+            continue  # text (names, links, flags) or wholly withheld: drawn as it is
+        spec = config.get(col) if isinstance(config.get(col), dict) else None
+        if not marked.any():
+            safe[col] = pd.to_numeric(values)  # masking made it `object`; nothing in it was withheld
+            continue
+        number_format = (spec.get("type_config") or {}).get("format") if spec else None
+        fmt = python_format(number_format) if number_format else None
+        safe[col] = [v if isinstance(v, str) else MISSING if v is None or v != v
+                     else fmt.format(v) if fmt else _cell_text(v) for v in values]
+    for col in safe.columns:
+        spec = config.get(col) if isinstance(config.get(col), dict) else None
+        kind = ((spec or {}).get("type_config") or {}).get("type")
+        if kind not in (None, "text", "link") and safe[col].dtype == object:
+            config[col] = st.column_config.TextColumn(spec.get("label"), alignment="right", help=spec.get("help"))
     return safe, config
 
 
@@ -146,7 +171,7 @@ def public_table(df: pd.DataFrame, column_config: dict, *, n_col: str, count_col
 
     safe = suppress_table(df, n_col=n_col, count_cols=count_cols, rate_cols=rate_cols, derived_cols=derived_cols,
                           sets=sets)
-    return _as_text(safe, column_config)
+    return _as_shown(safe, column_config)
 
 
 def viewer_nav(grant, allowed: set[str]) -> None:
