@@ -36,6 +36,7 @@ IMPROVE = [
 MANAGE = [
     st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data"),
 ]
+EVERY_PAGE = BROWSE + EQUITY + LEARNING + MEETING + IMPROVE + MANAGE
 
 # The whole run, the shell's reads included, is a page run: the preparer, told of the version first, starts no
 # piece before it ends and a moment after (`prepare.GRACE_S`).
@@ -53,9 +54,10 @@ with ui.page_in_progress():
                 st.title("Shared link")
                 st.error(problem, icon=":material/link_off:")
                 st.stop()
-            # Every page stays registered (so URLs resolve the same way); the sidebar shows only in-scope links,
-            # each carrying the token.
-            page = st.navigation(BROWSE + EQUITY + LEARNING + IMPROVE + MANAGE, position="hidden")
+            # Every page stays registered (so URLs resolve the same way and one outside the link's scope gets the
+            # refusal below, not Streamlit's "Page not found"); the sidebar shows only in-scope links, each
+            # carrying the token.
+            page = st.navigation(EVERY_PAGE, position="hidden")
             ui.viewer_nav(grant, SCOPED_PAGES[grant.kind])
             ok, reason = grant.allows(page.url_path, dict(st.query_params), ui.schools())
             if page.url_path == "data":
@@ -70,7 +72,7 @@ with ui.page_in_progress():
             ui.note_page(page.url_path)
             ui.run_page(page, after=lambda: ui.withheld_notice(slot))
         else:
-            role = ui.staff_role([p.url_path for p in BROWSE + EQUITY + LEARNING + IMPROVE + MEETING + MANAGE])
+            role = ui.staff_role([p.url_path for p in EVERY_PAGE])
             sections = {"Browse": BROWSE, "Equity": EQUITY, "Improvement": IMPROVE, "Learning": LEARNING,
                         "Meetings": MEETING}
             if role == "editor":

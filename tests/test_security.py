@@ -314,6 +314,16 @@ def test_a_shared_link_viewer_at_data_is_told_it_is_for_editors(shell, monkeypat
     assert any("Back to the shared view" in m.value for m in at.main.markdown)
 
 
+@pytest.mark.parametrize("page", ["pages/meeting.py", "pages/changes.py", "pages/cycles.py"])
+def test_a_shared_link_at_a_page_it_does_not_include_gets_the_apps_refusal(shell, monkeypatch, on_demo, page):
+    monkeypatch.setenv("SSIF_SHARE_SECRET", "test-secret")
+    token, _ = create_share(on_demo, "/", "district", 1, who="ana")
+    at = shell(page, {"share": token})
+    assert [t.value for t in at.title] == ["Shared link"]  # not the overview under a "Page not found" pop-up
+    assert "does not include that page" in at.error[0].value and not _shows_data(at)
+    assert any("Back to the shared view" in m.value for m in at.main.markdown)
+
+
 @pytest.mark.parametrize(("claims", "refused"), [
     ({"email": "a@district.org"}, False),  # no claim: the address as sent
     ({"email": "a@district.org", "email_verified": True}, False),
