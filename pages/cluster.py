@@ -6,7 +6,7 @@ import streamlit as st
 
 from analytics.data.catalog import group_label
 from analytics.outputs import charts_district as charts
-from analytics.outputs.labels import counted
+from analytics.outputs.labels import chance_text, counted
 from analytics.stats.rates import two_proportion_test
 from analytics.stats.summaries import (
     MEDIAN,
@@ -142,7 +142,7 @@ def flags(row: pd.Series) -> str:
         p = two_proportion_test(row["numerator"], row["denominator"], district_kpi.numerator, district_kpi.denominator)
         worse = (row["value"] < district_kpi.value) == higher_is_better
         if row.get("needs_attention", False):
-            notes.append(f"● needs attention ({row['prob_worse']:.0%} likely worse than district)")
+            notes.append(f"● needs attention ({chance_text(row['prob_worse'])} likely worse than district)")
         if p < 0.05:
             notes.append("▼ significantly worse than district" if worse else "▲ significantly better than district")
     elif np.isfinite(row.get("denominator", np.nan)):

@@ -6,7 +6,7 @@ import streamlit as st
 
 from analytics.config import map_style
 from analytics.data.catalog import group_label
-from analytics.outputs.labels import counted, for_count
+from analytics.outputs.labels import chance_text, counted, for_count
 from analytics.stats.summaries import MEDIAN, MEDIAN_LABEL, NO_COUNTS
 from pages import ui
 
@@ -266,7 +266,7 @@ def attention_view(version: int, metric: str, year: int, group: str, share: str 
     if attention.empty:
         return 0, None, None
     listed = attention.head(10).assign(
-        prob_worse=lambda d: [">99%" if p >= 0.995 else f"{p:.0%}" for p in d["prob_worse"]],
+        prob_worse=lambda d: d["prob_worse"].map(chance_text),
         open=lambda d: [ui.page_url("school", **ui._with_share({"school": s, "year": year, "metric": metric,
                                                                  "group": group})) for s in d["school_id"]])
     attention_config = {

@@ -11,7 +11,7 @@ import pytest
 from analytics.data.catalog import outcome_label, school_labels
 from analytics.outputs import charts_district, charts_equity
 from analytics.outputs.exports import chart_bytes
-from analytics.outputs.labels import counted, for_count, people_table, trend_text, year_label
+from analytics.outputs.labels import chance_text, counted, for_count, people_table, trend_text, year_label
 from tests.page_runner import run_page as _run
 
 SCHOOLS = pd.DataFrame({"school_id": ["1", "2", "3", "4", "5"],
@@ -62,6 +62,23 @@ def test_counts_read_as_people_write_them():
     assert counted(4, "walkthrough look-for") == "4 walkthrough look-fors"
     assert counted(1, "analysis", "analyses") == "1 analysis" and counted(2, "analysis", "analyses") == "2 analyses"
     assert for_count(1, "has", "have") == "has" and for_count(2, "has", "have") == "have"
+
+
+def test_a_probability_never_reads_as_certain():
+    assert [chance_text(p) for p in (1.0, 0.9951, 0.994, 0.95, 0.5, 0.0051, 0.0049, 0.0)] == \
+        [">99%", ">99%", "99%", "95%", "50%", "1%", "<1%", "<1%"]
+
+
+def test_the_cluster_and_overview_pages_write_a_near_certain_chance_alike(on_demo):
+    """The cluster table's flag said "100% likely worse" where the overview said ">99%" of the same school."""
+    overview = _run("overview", year="2025", metric="read_proficient", group="ALL").dataframe[-1].value
+    near_certain = overview[overview["prob_worse"] == ">99%"]
+    assert len(near_certain)
+    school = near_certain.iloc[0]
+    cluster = _run("cluster", cluster=school["cluster"], year="2025", metric="read_proficient", group="ALL")
+    flags = cluster.dataframe[-1].value.set_index("school_name")["flags"]
+    assert "(>99% likely worse than district)" in flags[school["school_name"]]
+    assert not flags.str.contains("100%").any()
 
 
 def test_people_table_names_schools_labels_codes_and_keeps_suppression_marks():

@@ -45,6 +45,16 @@ VIEW_HEADERS = {
 }
 
 
+def chance_text(p: float) -> str:
+    """A probability as people read it: whole percents, but never "100%" or "0%" (a posterior is never
+    certain): ">99%" and "<1%" where rounding would say so."""
+    if p >= 0.995:
+        return ">99%"
+    if p < 0.005:
+        return "<1%"
+    return f"{p:.0%}"
+
+
 def year_label(year) -> str:
     """A school year by its end year as people write it: 2025 -> "2024-25"; missing -> ""."""
     if year is None or (isinstance(year, float) and np.isnan(year)) or str(year) in ("", "*"):
