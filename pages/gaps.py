@@ -62,6 +62,10 @@ catalog = ui.metric_catalog()
 higher = {m: bool(v) for m, v in catalog["higher_is_better"].items()}
 
 
+WITHIN_NOT_SHARED = ("the within-school gap is computed from every school's own counts, small groups included, "
+                     "which a shared link does not release")
+
+
 def released_views(gaps, trend, grid):
     """Shared views: the gap rows, pooled trend and status grid as the district's release allows.
 
@@ -251,6 +255,10 @@ def within_view(version: int, metric: str, year: int, reference: str, level: str
         "gap": "Pooled gap (pts)", "gap_low": "95% CI low", "gap_high": "95% CI high",
         "mh_gap": "Within-school gap (pts)", "mh_low": "95% CI low ", "mh_high": "95% CI high ",
         "n_schools": "Schools"})
+    if share is not None:  # released_views leaves them out: the dash says why where it is read
+        for col in ("mh_gap", "mh_low", "mh_high"):
+            within_config[col] = st.column_config.TextColumn(within_config[col]["label"], alignment="right",
+                                                             help=f"Not shown on shared links: {WITHIN_NOT_SHARED}.")
     return ui.public_table(
         ui.filled(within[["group", *gap_cols, "n_schools", "n", "note"]],
                   dict.fromkeys(gap_cols, "{:+.1f}") | {"n_schools": "{:.0f}"}),
@@ -272,6 +280,8 @@ within = within_view(ui.import_version(), metric, year, reference, level, cluste
 if within is not None:
     st.markdown(f"**Pooled and within-school gaps, {year - 1}-{str(year)[-2:]}** (each group vs all other students)")
     within_shown, within_config = within
+    if ui.is_public():
+        st.caption(f"Shared view: the within-school columns show – because {WITHIN_NOT_SHARED}.")
     st.dataframe(ui.arrow_ready(within_shown), hide_index=True, width="stretch", column_config=within_config)
     st.caption("Pooled: all the group's students in scope against all other students in scope. Within-school: "
                "the Mantel-Haenszel risk difference with schools as strata (Sato's variance), comparing students "

@@ -107,6 +107,20 @@ def test_shared_gaps_page_rates_only_released_statuses(on_demo):
         assert int(rated.group(1).replace(",", "")) == len(released)
 
 
+def test_a_shared_gaps_table_says_why_its_within_school_columns_are_empty(on_demo):
+    import json
+
+    shared = run_page("gaps", metric="math_growth", year="2025", share=SHARE)
+    within = next(t for t in shared.dataframe if "mh_gap" in t.value.columns)
+    assert set(within.value["mh_gap"]) == {"–"}
+    config = json.loads(within.proto.columns)
+    for col in ("mh_gap", "mh_low", "mh_high"):
+        assert config[col]["help"].startswith("Not shown on shared links: the within-school gap is computed"), col
+    assert any("within-school columns show –" in c.value for c in shared.caption)
+    staff = run_page("gaps", metric="math_growth", year="2025")
+    assert not any("within-school columns show" in c.value for c in staff.caption)
+
+
 def test_shared_cluster_page_shows_only_released_school_rates(on_demo):
     from analytics.access.release import release_for
 
