@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analytics.access.privacy import SUPPRESSED, coded_rate
+from analytics.access.privacy import SUPPRESSED, coded_rate, marks_legend
 from analytics.data import storage
 from analytics.data.catalog import STUDENT_GROUPS, group_label, outcome_label
 from analytics.outputs import charts_equity
@@ -18,6 +18,10 @@ from pages import ui
 from pages.ui import rp_views
 
 st.title("Discipline and restorative practices")
+# A shared link lists a flag or names a group too small for a ratio only where every cell behind it is released.
+FLAGS_SHARED = ("On a shared link a flag is shown only where all three years' ratios behind it are released, so a "
+                "risk ratio of 3.0 or more on this page may have no flag here.")
+NO_RATIO_SHARED = "too few students to compute one, or withheld by the privacy rules"
 ui.require_data("discipline")
 
 
@@ -119,12 +123,18 @@ def findings(version: int, cluster: str, school: str, year: int, share: str | No
                                          by_year.loc[year - 1, "enrolled"], by_year.loc[year, "s"],
                                          by_year.loc[year, "enrolled"], higher_is_better=False))
     flagged_schools = flags["school_id"].nunique()
-    lines.append(f"{counted(flagged_schools, 'school')} in {scope_name} {for_count(flagged_schools, 'has', 'have')} "
-                 "a group with a suspension-type risk ratio of 3.0 or more in each of the last 3 years "
-                 "(Maryland's rule)." if len(flags) else
-                 f"No{' released' if withheld_flags else ''} group in {scope_name} meets the 3-year risk-ratio rule (3.0 or more in 3 consecutive years).")
-    if withheld_flags:
-        lines.append("Groups whose 3-year flag rests on an earlier year's suppressed ratio are not listed here.")
+    if share is None:
+        lines.append(f"{counted(flagged_schools, 'school')} in {scope_name} "
+                     f"{for_count(flagged_schools, 'has', 'have')} a group with a suspension-type risk ratio of 3.0 "
+                     "or more in each of the last 3 years (Maryland's rule)." if len(flags) else
+                     f"No group in {scope_name} meets the 3-year risk-ratio rule (3.0 or more in 3 consecutive "
+                     "years).")
+    else:  # what is shown, never how many flags are withheld (that would tell of hidden ratios of 3.0 or more)
+        lines.append(f"{counted(flagged_schools, 'school')} in {scope_name} {for_count(flagged_schools, 'shows', 'show')}"
+                     " a group flagged by the 3-year risk-ratio rule (3.0 or more in 3 consecutive years). "
+                     + FLAGS_SHARED if len(flags) else
+                     f"No 3-year risk-ratio flag (3.0 or more in 3 consecutive years) is shown for {scope_name}. "
+                     + FLAGS_SHARED)
     derived_note = ""
     derived, unknown = int(all_rows["derived"].sum()), int(all_rows["derived_unknown"].sum())
     if derived:
@@ -173,8 +183,8 @@ if not wide.empty:
         st.dataframe(ui.arrow_ready(wide), width="stretch", column_config={  # a drawn view's: converted once
             c: st.column_config.NumberColumn(label, format="%.2f") for c, label in labels.items()}
             | {"enrolled": st.column_config.NumberColumn("Enrolled (n)", format="localized")})
-    st.caption("Rate = students with the outcome / students enrolled, pooled over the schools in scope. Groups "
-               "under 10 students are not shown.")
+    st.caption("Rate = students with the outcome / students enrolled, pooled over the schools in scope. "
+               + (marks_legend() if ui.is_public() else "Groups under 10 students are not shown."))
 
 impact = ui.rp_impact_of(cluster)  # a cluster's RP schools against the district's never-RP schools
 rp_scope = "the district" if cluster == "all" else cluster
@@ -195,10 +205,7 @@ if ui.is_public():  # ratios, flags and "too small" only where every cell behind
     masked_flags = ui.public_view(flags, "disproportionality")
     # A flag rests on the two earlier years' ratios too: listed only when all of them are released.
     shown_flags = flags[(masked_flags["flagged"] == True).to_numpy()]  # noqa: E712 - `*` marks a withheld flag
-    withheld_flags = len(flags) - len(shown_flags)
     flags = shown_flags
-else:
-    withheld_flags = 0
 # One RP school's estimate is a function of that school's own yearly counts: not in a shared view.
 one_school_rp = ui.is_public() and not impact.summary.empty and impact.summary["n_rp_schools"].max() < 2
 rp_withheld = ("Restorative-practices impact is not shown in shared views when one school stands behind it: "
@@ -237,7 +244,8 @@ def ratios_view(version: int, cluster: str, school: str, year: int, group: str, 
     view_key = ("risk ratios", version, cluster, school, year, group, share)  # the chart's data comes from these
     if school != "all":
         data = scope_dispro.assign(label=scope_dispro["student_group"].map(group_label))
-        too_small = data[data["ratio_type"] == "none"]["label"].tolist()
+        # A viewer's withheld ratio reads `*` as its type: counted with the too small, as "not shown".
+        too_small = data[data["ratio_type"].eq("none") if share is None else data["risk_ratio"].isna()]["label"].tolist()
         ranked = data.dropna(subset=["risk_ratio"]).sort_values("risk_ratio", ascending=False)
         if not len(ranked):
             return None, None, "", too_small
@@ -250,7 +258,8 @@ def ratios_view(version: int, cluster: str, school: str, year: int, group: str, 
         chart = ui.finished(charts_equity.risk_ratio_bars, ranked, title=f"Suspension risk ratios, {scope_name}",
                             label_field="label", key=view_key)
         return chart, ratio_table(ranked, "Group"), summary, too_small
-    none = int((scope_dispro["student_group"].eq(group) & scope_dispro["ratio_type"].eq("none")).sum())
+    none = int((scope_dispro["student_group"].eq(group) & (scope_dispro["ratio_type"].eq("none") if share is None
+                                                           else scope_dispro["risk_ratio"].isna())).sum())
     data = scope_dispro[scope_dispro["student_group"] == group].dropna(subset=["risk_ratio"])
     data = data.assign(label=data["school_id"].map(school_names))  # the schools in scope, by id
     top = data.sort_values("risk_ratio", ascending=False).head(25)
@@ -270,14 +279,20 @@ ratio_chart, ratio_rows, ratio_summary, too_small = ratios_view(ui.import_versio
 if ratio_chart is not None:
     ui.chart(ratio_chart, ratio_rows, ratio_summary)
 if school != "all":
-    if too_small:
+    if too_small and ui.is_public():
+        st.caption(f"No ratio shown ({NO_RATIO_SHARED}): " + ", ".join(too_small) + ".")
+    elif too_small:
         st.caption("Too small to compute (fewer than 30 enrolled or 10 suspended): " + ", ".join(too_small) + ".")
 else:
     if ratio_chart is None:
-        st.info(f"No school in {scope_name} has enough {group_label(group)} students to compute a ratio.")
+        st.info(f"No {group_label(group)} risk ratio in {scope_name} can be shown on this shared link: "
+                f"{NO_RATIO_SHARED}." if ui.is_public() else
+                f"No school in {scope_name} has enough {group_label(group)} students to compute a ratio.")
     st.caption(f"Alternate ratios (orange, marked \"alternate\") compare with the district's students outside the "
-               f"group. {counted(too_small, 'school')} {for_count(too_small, 'has', 'have')} too few "
-               f"{group_label(group)} students to compute a ratio.")
+               f"group. {counted(too_small, 'school')} "
+               + (f"{for_count(too_small, 'shows', 'show')} no {group_label(group)} ratio: {NO_RATIO_SHARED}."
+                  if ui.is_public() else
+                  f"{for_count(too_small, 'has', 'have')} too few {group_label(group)} students to compute a ratio."))
 
 # --- flags --------------------------------------------------------------------------------------------
 st.subheader("Flagged: 3.0 or more in 3 consecutive years")
@@ -295,10 +310,12 @@ def flag_links(version: int, cluster: str, school: str, year: int, share: str | 
 
 
 if flags.empty:
-    st.write("None in scope.")
+    st.write("None shown." if ui.is_public() else "None in scope.")
 else:
     for text, sid, g in flag_links(ui.import_version(), cluster, school, year, ui.share_token()):
         ui.link(text, "pages/school.py", school=sid, year=year, group=g)
+if ui.is_public():
+    st.caption(FLAGS_SHARED)
 
 # --- composition --------------------------------------------------------------------------------------
 @ui.drawn

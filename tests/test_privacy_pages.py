@@ -66,6 +66,33 @@ def test_shared_discipline_page_codes_rates_and_hides_shares_of_hidden_counts(on
         assert (shares == "*").any() or np.isfinite(_numbers(shares)).all()
 
 
+def _too_few(at) -> int | None:
+    texts = " ".join(c.value for c in at.caption)
+    found = re.search(r"([\d,]+) schools? (?:has|have|shows?) (?:too few|no) Black or African American", texts)
+    return None if found is None else int(found.group(1).replace(",", ""))
+
+
+def test_a_shared_discipline_page_explains_its_marks_and_states_only_what_it_shows(on_demo):
+    """The rates table's `*` and bands are explained beside it; no line says no group is flagged (flags resting
+    on a withheld ratio are left out, not absent); schools without a shown ratio are counted as such, not
+    as "0 schools have too few students"."""
+    from analytics.access.privacy import marks_legend
+
+    args = {"cluster": "all", "school": "all", "year": "2025", "group": "BL"}
+    shared, staff = run_page("discipline", **args, share=SHARE), run_page("discipline", **args)
+    rates = shared.dataframe[0].value
+    assert rates.astype(str).isin(["*", "<= 5.0%"]).any().any()
+    assert any(marks_legend() in c.value for c in shared.caption)
+    assert not any("`*` = withheld" in c.value for c in staff.caption)
+    findings = shared.markdown[0].value
+    assert "No released group" not in findings and "On a shared link a flag is shown only where" in findings
+    assert "None in scope." not in [m.value for m in shared.markdown]
+    assert _too_few(staff) > 0 and "have too few Black" in " ".join(c.value for c in staff.caption)
+    assert _too_few(shared) >= _too_few(staff)  # the too small, and the withheld
+    assert "too few students to compute one, or withheld by the privacy rules" in " ".join(
+        c.value for c in shared.caption)
+
+
 def _composition(at) -> pd.DataFrame:
     return next(table.value for table in at.dataframe if "share of suspended (%)" in table.value.columns)
 

@@ -41,6 +41,15 @@ def coded_rate(value: float, settings: Settings = DEFAULT_SETTINGS) -> str | flo
     return value
 
 
+def marks_legend(settings: Settings = DEFAULT_SETTINGS) -> str:
+    """What a shared table's marks mean, in the words of the rules that put them there (DESIGN §3)."""
+    low, high, n = settings.privacy_low_pct, settings.privacy_high_pct, settings.privacy_min_n
+    return (f"`*` = withheld: fewer than {n} students in the group, 1 to 9 students with the outcome, or a "
+            "number from which a withheld one could be worked out (from totals, other groups or other years). "
+            f"`<= {low:.1f}%` / `>= {high:.1f}%` = a rate at or below {low:g}% (at or above {high:g}%), shown only "
+            "as that band so that the few students behind it cannot be counted.")
+
+
 def _complement(df: pd.DataFrame, hidden: pd.Series, n_col: str, sets: Sequence[Sequence[str]]) -> pd.Series:
     """Grow `hidden` until no set (rows sharing the key columns of a set) has exactly one hidden row."""
     hidden = hidden.copy()
