@@ -178,7 +178,9 @@ if not wide.empty:
                           else ui.rate_text(v) for v, st_ in zip(wide[col], state, strict=True)]
         shown["enrolled"] = [SUPPRESSED if hide or n < 10 else f"{n:,.0f}"
                              for n, hide in zip(wide["enrolled"], n_hidden, strict=True)]
-        st.dataframe(shown.rename(columns={**labels, "enrolled": "Enrolled (n)"}), width="stretch")
+        headers = {**labels, "enrolled": "Enrolled (n)"}  # numbers as text beside `*` and bands: right-aligned
+        st.dataframe(shown.rename(columns=headers), width="stretch",
+                     column_config=ui.text_columns(dict(zip(headers.values(), headers.values(), strict=True))))
     else:
         st.dataframe(ui.arrow_ready(wide), width="stretch", column_config={  # a drawn view's: converted once
             c: st.column_config.NumberColumn(label, format="%.2f") for c, label in labels.items()}

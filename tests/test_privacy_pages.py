@@ -82,6 +82,7 @@ def test_a_shared_discipline_page_explains_its_marks_and_states_only_what_it_sho
     shared, staff = run_page("discipline", **args, share=SHARE), run_page("discipline", **args)
     rates = shared.dataframe[0].value
     assert rates.astype(str).isin(["*", "<= 5.0%"]).any().any()
+    assert {alignment for _, alignment, _ in _kinds(shared.dataframe[0]).values()} == {"right"}
     assert any(marks_legend() in c.value for c in shared.caption)
     assert not any("`*` = withheld" in c.value for c in staff.caption)
     findings = shared.markdown[0].value
