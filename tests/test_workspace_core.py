@@ -192,8 +192,8 @@ def test_status_worsened_means_into_orange_or_red_from_a_better_colour():
     then = pd.DataFrame({**keys, "color": ["Green", "Orange", "Red", "Yellow", "", "Blue"]})
     now = pd.DataFrame({**keys, "color": ["Orange", "Red", "Red", "Yellow", "Red", "Yellow"]})
     out = ch.worsened_status(then, now, 2025, {"suspension_rate": "Suspension rate"})
-    assert sorted(out["detail"]) == ["Suspension rate, All students: Green -> Orange in 2025",
-                                     "Suspension rate, Black or African American: Orange -> Red in 2025"]
+    assert sorted(out["detail"]) == ["Suspension rate, All students: Green → Orange in 2025",
+                                     "Suspension rate, Black or African American: Orange → Red in 2025"]
 
 
 def test_goal_moved_off_track_only_when_it_was_not_off_track_before():
@@ -202,9 +202,10 @@ def test_goal_moved_off_track_only_when_it_was_not_off_track_before():
         "school_year": [2024, 2025, 2024, 2025, 2025], "value": [50.0, 40.0, 30.0, 31.0, 48.0],
         "trajectory": [50.0, 55.0, 50.0, 55.0, 50.0],
         "progress": ["on_track", "off_track", "off_track", "off_track", "at_risk"]})
-    out = ch.goals_moved_off_track(progress, 2024)
-    assert out["link"].tolist() == ["plans?school=1&goal=A"]
-    assert "40.0 in 2025 against a trajectory of 55.0" in out["detail"].iloc[0]
+    out = ch.goals_moved_off_track(progress, 2024, {"read_proficient": "Reading proficient"})
+    assert out["link"].tolist() == ["plans?school=1&goal=A"]  # the goal's id is in its link, its words in the text
+    assert out["detail"].tolist() == ["goal on Reading proficient, All students: 40.0 in 2025 against a trajectory "
+                                      "of 55.0"]
 
 
 def test_new_run_chart_signal_after_the_meeting_but_not_one_already_running():

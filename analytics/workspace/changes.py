@@ -90,7 +90,7 @@ def worsened_cells(both: pd.DataFrame, now_year: int, labels: dict[str, str]) ->
     combo = ["metric", "student_group", "color_then", "color"]
     codes = worse.groupby(combo, sort=False).ngroup().to_numpy()  # numbered in order of first appearance
     kinds = worse[combo].drop_duplicates()
-    texts = np.array([f"{labels.get(m, m)}, {group_label(g)}: {c0} -> {c1} in {now_year}"
+    texts = np.array([f"{labels.get(m, m)}, {group_label(g)}: {c0} → {c1} in {now_year}"
                       for m, g, c0, c1 in zip(*(kinds[c].tolist() for c in combo), strict=True)], dtype=object)
     return pd.DataFrame({
         "school_id": worse["school_id"], "change": "status_worsened",
@@ -100,7 +100,8 @@ def worsened_cells(both: pd.DataFrame, now_year: int, labels: dict[str, str]) ->
 
 
 def goals_moved_off_track(progress: pd.DataFrame, then_year: int, labels: dict[str, str] | None = None) -> pd.DataFrame:
-    """Goals whose latest measured year after `then_year` is off track, and were not off track by then."""
+    """Goals whose latest measured year after `then_year` is off track, and were not off track by then; each
+    named by its metric and group, as people know it (its id is in its link)."""
     if progress.empty:
         return _empty()
     measured = progress[progress["progress"] != "not_measured"].sort_values("school_year")
@@ -110,10 +111,10 @@ def goals_moved_off_track(progress: pd.DataFrame, then_year: int, labels: dict[s
     off = after[(after["progress"] == "off_track") & ~after["goal_id"].isin(was_off)]
     return pd.DataFrame({
         "school_id": off["school_id"], "change": "goal_off_track",
-        "detail": [f"goal {gid} ({(labels or {}).get(m, m)}, {group_label(g)}): {v:.1f} in {y} against a "
-                   f"trajectory of {t:.1f}"
-                   for gid, m, g, v, y, t in zip(off["goal_id"], off["metric"], off["student_group"], off["value"],
-                                                 off["school_year"], off["trajectory"], strict=True)],
+        "detail": [f"goal on {(labels or {}).get(m, m)}, {group_label(g)}: {v:.1f} in {y} against a trajectory of "
+                   f"{t:.1f}"
+                   for m, g, v, y, t in zip(off["metric"], off["student_group"], off["value"], off["school_year"],
+                                            off["trajectory"], strict=True)],
         "link": [f"plans?school={s}&goal={g}" for s, g in zip(off["school_id"], off["goal_id"], strict=True)],
     })
 
