@@ -24,6 +24,7 @@ def cluster_names(version: int) -> list[str]:
 
 clusters = cluster_names(ui.import_version())
 OPEN_LINK = st.column_config.LinkColumn("Open", display_text="Open ↗", width="small")  # each table's link column
+SERIOUS_SHOWN = 10  # schools in the district's lead table; the rest are in the list and by cluster
 
 
 @ui.cached_read
@@ -57,7 +58,9 @@ def changes_summary(version: int, cluster: str | None, since: date) -> tuple[pd.
     """The list, its summary line and the kinds of change in it, once per data version and view (a rerun, e.g. a
     pill clicked, counts nothing again)."""
     table = changes_for(version, cluster, since)
-    return table, change_rules.summary(table), [k for k in change_rules.CHANGE_KINDS if k in set(table["change"])]
+    names = ui.school_names() if cluster is None else ui.cluster_members(cluster).set_index("school_id")["school_name"]
+    return (table, change_rules.summary(table, names),  # names told apart within the scope, as its pack's
+            [k for k in change_rules.CHANGE_KINDS if k in set(table["change"])])
 
 
 @ui.drawn
@@ -77,13 +80,29 @@ def changes_shown(version: int, cluster: str | None, since: date,
     """The changes of the chosen kinds as shown (labels; the page is for staff, so links carry no shared link's
     token) and, for a few schools, each school's heading and lines (None for more: the table is open instead)."""
     table = changes_summary(version, cluster, since)[0]
-    shown = table[table["change"].isin(kinds)].assign(change=lambda d: d["change"].map(change_rules.CHANGE_LABELS))
+    chosen = table[table["change"].isin(kinds)]
+    shown = chosen.assign(change=lambda d: d["change"].map(change_rules.CHANGE_LABELS))
     blocks = None
-    if shown["school_id"].nunique() <= 25:  # a cluster: one block per school with its changes in full and real links
-        blocks = [(f"**{ui._md_escape(name)}** ({school_id})",
+    if shown["school_id"].nunique() <= 25:  # a cluster: one block per school with its changes in full and real links,
+        order = change_rules.most_serious_first(chosen)["school_id"]  # the most serious first
+        by_school = dict(list(shown.groupby("school_id", sort=False)))
+        blocks = [(f"**{ui._md_escape(block['school_name'].iloc[0])}** ({school_id})",
                    "\n".join(f"- [{row.change}](./{row.link}): {ui._md_escape(row.detail)}" for row in block.itertuples()))
-                  for (name, school_id), block in shown.groupby(["school_name", "school_id"], sort=True)]
+                  for school_id, block in ((s, by_school[s]) for s in order)]
     return shown[["link", "school_name", "school_id", "change", "detail"]], blocks
+
+
+@ui.drawn
+def serious_shown(version: int, cluster: str | None, since: date, kinds: tuple[str, ...]) -> pd.DataFrame:
+    """The schools with the most serious changes of the chosen kinds (how many of each), each linked to its page."""
+    table = changes_summary(version, cluster, since)[0]
+    ranked = change_rules.most_serious_first(table[table["change"].isin(kinds)], ui.school_names())
+    ranked = ranked.head(SERIOUS_SHOWN)
+    ranked.insert(0, "link", [ui.page_url("school", school=s) for s in ranked["school_id"]])
+    ranked.insert(3, "cluster", ranked["school_id"].map(ui.school_field("cluster")))
+    kept = ["link", "school", "school_id", "cluster", *[k for k in change_rules.CHANGE_KINDS
+                                                         if k in kinds and k in change_rules.CONCERNS]]
+    return ranked[kept].rename(columns=change_rules.CHANGE_LABELS)
 
 
 crumbs = st.container()  # filled once the cluster is read from the URL or the picker below
@@ -143,6 +162,16 @@ else:
             with st.container(border=True):
                 st.markdown(heading)
                 st.markdown(lines)
+        if not few:
+            st.subheader("Most serious first")
+            serious = serious_shown(*view, tuple(chosen or kinds))
+            st.dataframe(ui.arrow_ready(serious), hide_index=True, width="stretch",
+                         height=38 + 35 * len(serious),
+                         column_config={"link": OPEN_LINK, "school": "School", "school_id": "Id",
+                                        "cluster": "Cluster"})
+            st.caption("Changes of each kind per school. Schools with more kinds of concern come first (a new year "
+                       "of data is not one); then more new risk-ratio flags, goals now off track, worsened colours "
+                       "and new run-chart signals, in that order.")
         if cluster == "all" and len(clusters) > 1:
             st.subheader("By cluster")
             counts = clusters_shown(ui.data_version(), since, tuple(chosen or kinds))
@@ -153,7 +182,7 @@ else:
             st.caption("Schools in each cluster with each kind of change; open a cluster for its schools' changes.")
         if len(shown) <= change_rules.ROWS_AT_ONCE or st.toggle(f"Every school's changes ({len(shown):,} rows)",
                                                                 key="every_change"):
-            with st.expander("As a table", expanded=not few):
+            with st.expander("Every school's changes, as a table" if not few else "As a table"):
                 st.dataframe(ui.arrow_ready(shown), hide_index=True,
                              width="stretch", height=min(38 + 35 * len(shown), 640),
                              column_config={"link": OPEN_LINK, "school_name": "School", "school_id": "Id",

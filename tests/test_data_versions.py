@@ -607,5 +607,6 @@ def test_a_clusters_changes_before_the_districts_goals_are_made_count_its_own_an
     listed = workspace.changes_view(on_demo, cluster=cluster, since=since,
                                     progress=loaders.goal_progress_of(cluster)[1])  # the district's, sliced
     assert (listed["change"] == "goal_off_track").any()
-    assert change_rules.summary(listed) in " ".join(m.value for m in cold.markdown)
+    names = loaders.cluster_members(cluster).set_index("school_id")["school_name"]
+    assert change_rules.summary(listed, names) in " ".join(m.value for m in cold.markdown)
     assert cold.dataframe[0].value["detail"].tolist() == listed["detail"].tolist()

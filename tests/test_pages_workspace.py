@@ -7,6 +7,7 @@ from datetime import date
 import pandas as pd
 
 from analytics.data import storage
+from analytics.data.catalog import school_labels
 from analytics.workspace import changes as change_rules
 from analytics.workspace import goals as goal_rules
 from analytics.workspace import records
@@ -89,7 +90,9 @@ def test_changes_page_lists_what_analytics_finds(on_demo):
     since = workspace.last_meeting(on_demo, cluster)
     expected = workspace.changes_view(on_demo, cluster=cluster, since=since)
     assert at.query_params["since"] == [since.isoformat()] or at.query_params["since"] == since.isoformat()
-    assert change_rules.summary(expected) in " ".join(m.value for m in at.markdown)
+    schools = storage.load_schools(on_demo)
+    names = school_labels(schools[schools["cluster"] == cluster])  # told apart within the cluster
+    assert change_rules.summary(expected, names) in " ".join(m.value for m in at.markdown)
     table = at.dataframe[0].value
     assert len(table) == len(expected)
     assert table["link"].str.match(r"^(school|plans|discipline|cycles)\?").all()
@@ -210,19 +213,45 @@ def test_the_district_view_counts_each_clusters_schools_and_a_long_list_waits_fo
     expected = workspace.changes_view(on_demo, since=since)
     counts = change_rules.by_cluster(expected, storage.load_schools(on_demo))
     at = _run("changes")
-    assert [h.value for h in at.subheader] == ["By cluster"]
-    shown = at.dataframe[0].value
+    assert [h.value for h in at.subheader] == ["Most serious first", "By cluster"]
+    shown = at.dataframe[1].value
     assert shown["cluster"].tolist() == counts["cluster"].tolist()
     assert shown["with_changes"].tolist() == counts["with_changes"].tolist()
     assert shown["Status worsened"].tolist() == counts["status_worsened"].tolist()
     assert shown["link"].iloc[0] == f"changes?cluster={counts['cluster'].iloc[0]}&since={since}".replace(" ", "+")
-    assert len(at.dataframe[1].value) == len(expected) and not at.toggle  # short enough to send at once
+    assert len(at.dataframe[2].value) == len(expected) and not at.toggle  # short enough to send at once
 
     monkeypatch.setattr(change_rules, "ROWS_AT_ONCE", 10)
     at = _run("changes")
-    assert len(at.dataframe) == 1 and at.toggle[0].label == f"Every school's changes ({len(expected):,} rows)"
+    assert len(at.dataframe) == 2 and at.toggle[0].label == f"Every school's changes ({len(expected):,} rows)"
     at.toggle[0].set_value(True).run()
-    assert len(at.dataframe) == 2 and len(at.dataframe[1].value) == len(expected)
+    assert len(at.dataframe) == 3 and len(at.dataframe[2].value) == len(expected)
+
+
+def test_the_district_view_leads_with_its_most_serious_schools(on_demo):
+    """Not the whole district's list (every school has a new year of data and some worsened colour): the ten
+    schools with the most serious changes first, with their clusters, as analytics ranks them; the list waits in
+    its closed expander."""
+    schools = storage.load_schools(on_demo)
+    expected = workspace.changes_view(on_demo, since=workspace.last_meeting(on_demo, "district"))
+    ranked = change_rules.most_serious_first(expected, school_labels(schools)).head(10)
+    at = _run("changes")
+    lead = at.dataframe[0].value
+    assert lead["school"].tolist() == ranked["school"].tolist()
+    assert lead["Status worsened"].tolist() == ranked["status_worsened"].tolist()
+    assert "New year of data" not in lead.columns  # news, not a concern
+    assert lead["cluster"].tolist() == ranked["school_id"].map(schools.set_index("school_id")["cluster"]).tolist()
+    assert lead["link"].iloc[0] == f"school?school={ranked['school_id'].iloc[0]}"
+    assert [e.label for e in at.expander if "table" in e.label] == ["Every school's changes, as a table"]
+
+
+def test_a_clusters_schools_are_listed_most_serious_first(on_demo):
+    cluster = storage.load_schools(on_demo)["cluster"].iloc[0]
+    expected = workspace.changes_view(on_demo, cluster=cluster, since=workspace.last_meeting(on_demo, cluster))
+    order = change_rules.most_serious_first(expected)["school_id"].tolist()
+    at = _run("changes", cluster=cluster)
+    headings = [m.value for m in at.markdown if m.value.startswith("**") and m.value.endswith(")")]
+    assert [h.rsplit("(", 1)[1].rstrip(")") for h in headings] == order
 
 
 def test_changes_page_bad_date(on_demo):

@@ -637,7 +637,7 @@ def test_what_changed_reads_its_new_flags_from_the_prepared_discipline_flags(mon
     assert (expected["change"] == "new_rr_flag").any()
     monkeypatch.setattr(views, "_dispro", lambda *a, **k: pytest.fail("risk ratios computed again"))
     at = run_page("changes", since="2024-09-01")
-    assert change_rules.summary(expected) in " ".join(m.value for m in at.markdown)
+    assert change_rules.summary(expected, loaders.school_names()) in " ".join(m.value for m in at.markdown)
 
 
 @pytest.mark.usefixtures("on_demo")
@@ -670,7 +670,9 @@ def test_what_changed_slices_the_districts_colours_and_the_prepared_monthly_susp
     monkeypatch.setattr(views, "monthly_suspensions", fail)
     for scope, want in expected.items():
         at = run_page("changes", cluster=scope, since="2025-03-01")  # the meeting's year is 2024 again
-        assert change_rules.summary(want) in " ".join(m.value for m in at.markdown)
+        names = (loaders.school_names() if scope == "all"
+                 else loaders.cluster_members(scope).set_index("school_id")["school_name"])
+        assert change_rules.summary(want, names) in " ".join(m.value for m in at.markdown)
 
 def test_a_failing_opening_view_is_logged_with_its_exception_and_counted_as_failed(monkeypatch, caplog):
     """A view that raises is not a view prepared in a fraction of a second: a warning with the exception, and

@@ -295,3 +295,43 @@ def test_changes_by_cluster_count_schools_per_kind_and_keep_clusters_with_none()
             for r in out.itertuples()}
     assert rows == {"(no cluster)": (1, 1, 0, 1, 0), "North": (2, 2, 1, 0, 2), "South": (1, 0, 0, 0, 0)}
     assert ch.by_cluster(changes.iloc[0:0], schools)["with_changes"].tolist() == [0, 0, 0]
+
+
+def test_a_joined_row_counts_the_changes_it_stands_for():
+    detail = pd.Series(["x", "a; b", "a; b; c; d; and 7 more"])
+    assert ch.listed_items(detail).tolist() == [1, 2, 11]
+
+
+def test_the_most_serious_changes_come_first_and_a_new_year_alone_is_not_a_concern():
+    """Hand order: Elm (2 kinds of concern) before the schools with one; among these, Ash's new flag before Fir's
+    goal, and Fir before Oak and Pine (one worsened colour each, ties by name); Yew (new year only) last. Two
+    schools named Oak are told apart by the labels given."""
+    changes = pd.DataFrame({
+        "school_id": ["1", "1", "2", "2", "3", "4", "5", "6", "7"],
+        "school_name": ["Elm MS", "Elm MS", "Ash ES", "Ash ES", "Fir HS", "Oak ES", "Pine ES", "Yew ES", "Oak ES"],
+        "change": ["status_worsened", "run_chart_signal", "new_rr_flag", "new_year", "goal_off_track",
+                   "status_worsened", "status_worsened", "new_year", "status_worsened"],
+        "detail": ["a; b; c; d; and 3 more", "s", "f", "y", "g", "a", "a", "y", "a; b"]})
+    names = pd.Series({"4": "Oak ES (North)", "7": "Oak ES (South)"})
+    out = ch.most_serious_first(changes, names)
+    assert out["school"].tolist() == ["Elm MS", "Ash ES", "Fir HS", "Oak ES (South)", "Oak ES (North)", "Pine ES",
+                                      "Yew ES"]
+    assert out["concerns"].tolist() == [2, 1, 1, 1, 1, 1, 0]
+    assert out["status_worsened"].tolist() == [7, 0, 0, 2, 1, 1, 0]
+    assert out.columns.tolist() == ["school_id", "school", "concerns", *ch.CHANGE_KINDS]
+
+
+def test_the_summary_tells_apart_schools_that_share_a_name():
+    """Two schools named Oak ES: each counts its own kinds (2 and 1, not 3 for the name), named with its cluster
+    as the app names them elsewhere, or with its id when no names are given. Of the two with one kind, the goal
+    off track is more serious than the new year of data."""
+    from analytics.data.catalog import school_labels
+
+    changes = pd.DataFrame({"school_id": ["1", "1", "2", "3"], "school_name": ["Oak ES", "Oak ES", "Oak ES", "Elm MS"],
+                            "change": ["status_worsened", "new_year", "goal_off_track", "new_year"],
+                            "detail": "x", "since": "2025-02-27", "link": "school?school=1"})
+    schools = pd.DataFrame({"school_id": ["1", "2", "3"], "school_name": ["Oak ES", "Oak ES", "Elm MS"],
+                            "cluster": ["North", "South", "North"]})
+    assert ch.summary(changes, school_labels(schools)).endswith(
+        "Most kinds of change: Oak ES (North) with 2, Oak ES (South) with 1, Elm MS with 1.")
+    assert ch.summary(changes).endswith("Most kinds of change: Oak ES · 1 with 2, Oak ES · 2 with 1, Elm MS with 1.")

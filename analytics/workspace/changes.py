@@ -21,7 +21,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from analytics.data.catalog import group_label
+from analytics.data.catalog import group_label, school_labels
 from analytics.outputs.labels import counted
 from analytics.stats.run_charts import run_charts
 
@@ -29,6 +29,9 @@ CHANGE_KINDS = ("new_rr_flag", "status_worsened", "goal_off_track", "run_chart_s
 CHANGE_LABELS = {"new_rr_flag": "New risk-ratio flag", "status_worsened": "Status worsened",
                  "goal_off_track": "Goal now off track", "run_chart_signal": "New run-chart signal",
                  "new_year": "New year of data"}
+# The kinds of change that are concerns, most serious first: a risk-ratio flag is a legal finding, a goal is the
+# school's own plan, a colour is one cell of the grid; a run-chart signal may be a change for the better.
+CONCERNS = ("new_rr_flag", "goal_off_track", "status_worsened", "run_chart_signal")
 # What a school in the summary's count has ("15 with a new risk-ratio flag"): the list holds one row a school and kind.
 CHANGE_HAS = {"new_rr_flag": "a new risk-ratio flag", "status_worsened": "a worsened status",
               "goal_off_track": "a goal now off track", "run_chart_signal": "a new run-chart signal",
@@ -204,6 +207,34 @@ def one_row_per_school_and_kind(changes: pd.DataFrame, shown: int = 4) -> pd.Dat
     return out[["school_id", "change", "detail", "link", "n"]]
 
 
+def listed_items(detail: pd.Series) -> pd.Series:
+    """How many changes each row of :func:`one_row_per_school_and_kind` stands for: its details joined by "; ",
+    the last of them "and N more" when more were found than shown."""
+    parts = detail.str.count("; ") + 1
+    more = pd.to_numeric(detail.str.extract(r"; and (\d+) more$", expand=False))
+    return parts.where(more.isna(), parts - 1 + more).astype("int64")
+
+
+def most_serious_first(changes: pd.DataFrame, names: pd.Series | None = None) -> pd.DataFrame:
+    """One row a school with its changes of each kind (how many; 0 for none), the most serious first: more kinds
+    of concern first (a new year of data is news, not a concern), then more new risk-ratio flags, goals now off
+    track, worsened colours and new run-chart signals, in that order; then by name. Columns: ``school_id``,
+    ``school`` (`names`' label, else the list's name), ``concerns`` (kinds of concern) and one per kind of
+    :data:`CHANGE_KINDS`."""
+    counts = (changes.assign(items=listed_items(changes["detail"]))
+              .pivot_table(index="school_id", columns="change", values="items", aggfunc="sum", fill_value=0)
+              .reindex(columns=list(CHANGE_KINDS), fill_value=0).astype("int64"))
+    named = changes.drop_duplicates("school_id").set_index("school_id")["school_name"]
+    out = counts.reset_index()
+    out.columns.name = None
+    out.insert(1, "school", out["school_id"].map(names if names is not None else named).fillna(
+        out["school_id"].map(named)))
+    out.insert(2, "concerns", (out[list(CONCERNS)] > 0).sum(axis=1).astype("int64"))
+    order = ["concerns", *CONCERNS, "school", "school_id"]
+    return out.sort_values(order, ascending=[False] * (1 + len(CONCERNS)) + [True, True], kind="stable",
+                           ignore_index=True)
+
+
 def by_cluster(changes: pd.DataFrame, schools: pd.DataFrame) -> pd.DataFrame:
     """Schools with each kind of change, per cluster: ``cluster``, ``schools`` (in the cluster), ``with_changes``
     (schools with any change) and one column per kind present (schools with it, as :func:`summary` counts), in
@@ -224,9 +255,14 @@ def by_cluster(changes: pd.DataFrame, schools: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def summary(changes: pd.DataFrame) -> str:
+def summary(changes: pd.DataFrame, names: pd.Series | None = None) -> str:
     """"14 schools with changes: 3 with a new risk-ratio flag, 12 with a worsened status, ..." (schools with
-    each kind of change, as the list holds one row a school and kind)."""
+    each kind of change, as the list holds one row a school and kind), then the schools with the most kinds ("...
+    Most kinds of change: Lincoln ES (North) with 4, ...").
+
+    `names`: school_id -> the name people read (:func:`analytics.data.catalog.school_labels` of the scope,
+    which adds the cluster or id where two schools share a name); without it, the list's own names are told
+    apart by id."""
     if changes.empty:
         return "No school was newly flagged since the meeting."
     counts = changes.drop_duplicates(["school_id", "change"])["change"].value_counts()
@@ -234,6 +270,11 @@ def summary(changes: pd.DataFrame) -> str:
     n = changes["school_id"].nunique()
     text = f"{counted(n, 'school')} with changes: " + ", ".join(parts) + "."
     if "school_name" in changes and n > 1:
-        most = changes.groupby("school_name")["change"].nunique().sort_values(ascending=False, kind="stable")
-        text += " Most kinds of change: " + ", ".join(f"{name} ({k})" for name, k in most.head(3).items()) + "."
+        if names is None:
+            names = school_labels(changes[["school_id", "school_name"]].drop_duplicates("school_id"))
+        ranked = most_serious_first(changes, names)  # ties in kinds: the most serious first
+        ranked["kinds"] = (ranked[list(CHANGE_KINDS)] > 0).sum(axis=1)
+        most = ranked.sort_values("kinds", ascending=False, kind="stable").head(3)
+        text += " Most kinds of change: " + ", ".join(f"{name} with {k}" for name, k in
+                                                      zip(most["school"], most["kinds"], strict=True)) + "."
     return text

@@ -55,7 +55,7 @@ def changes_figure(ctx: Context, table: pd.DataFrame) -> Figure | None:
 def changes_finding(ctx: Context, table: pd.DataFrame) -> str:
     if table.empty:
         return f"No school in {ctx.scope} was newly flagged since the last meeting (or no meeting is recorded)."
-    return f"Since the meeting of {table['since'].iloc[0]}: " + change_rules.summary(table)
+    return f"Since the meeting of {table['since'].iloc[0]}: " + change_rules.summary(table, ctx.names)
 
 
 class ChangesView(PackView):
