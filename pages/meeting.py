@@ -94,8 +94,9 @@ with left:
     st.markdown("**Standard views**")
     chosen = [v for v in TITLES if v in standard and st.checkbox(TITLES[v], value=True, key=f"pack_{v}")]
 with right:
-    pasted = st.text_area("Or paste view URLs (one per line)", key="pack_urls",
-                          placeholder="http://localhost:8501/cluster?cluster=Northwood&year=2025")
+    example = ui.app_base_url() + "/" + ui.page_url("cluster", cluster=clusters[1] if len(clusters) > 1 else None,
+                                                    year=year)  # at the address the app is opened at
+    pasted = st.text_area("Or paste view URLs (one per line)", key="pack_urls", placeholder=example)
 
 specs: list[ViewSpec] = [standard[view] for view in chosen if view in standard]
 problems = []

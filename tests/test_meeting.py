@@ -97,6 +97,21 @@ def test_formula_like_school_names_stay_text(tmp_path):
         assert "'=cmd" in text  # the cluster's name, neutralised
 
 
+def test_the_status_and_change_slide_follows_the_chosen_metric_or_says_why_not():
+    """Reading proficient has status cut points: its slide is its own. A survey measure has none (no colour can
+    be given), so the slide is the suspension rate's and its title says why."""
+    names = {"read_proficient": "Reading proficient", "suspension_rate": "Suspension rate",
+             "climate_safety": "Climate: safety (survey, % favourable)"}
+    chosen = {s.view: s for s in standard_specs(year=2025, metric="read_proficient", metric_names=names)}
+    assert chosen["status-change"].filters["metric"] == "read_proficient"
+    assert chosen["status-change"].title == "Status and change: Reading proficient"
+    survey = {s.view: s for s in standard_specs(year=2025, metric="climate_safety", metric_names=names)}
+    assert survey["status-change"].filters["metric"] == "suspension_rate"
+    assert survey["status-change"].title == ("Status and change: Suspension rate, as Climate: safety (survey, % "
+                                             "favourable) has no colour cut points")
+    assert survey["rates"].filters["metric"] == "climate_safety"
+
+
 def test_view_urls_map_to_tables():
     specs = specs_from_url("http://h/cluster?cluster=North&year=2025&share=abc")
     assert [s.view for s in specs] == ["rates", "status-change"]
@@ -157,6 +172,26 @@ def test_meeting_page_builds_a_pack(demo_db_url, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     assert "pack_files" in at.session_state and at.session_state["pack_files"]["xlsx"][:2] == b"PK"
     assert at.session_state["pack_preview"].stem == f"data-meeting-{cluster.lower()}-cluster-2024-25"
+
+
+def test_the_meeting_pages_example_url_is_the_apps_own_and_follows_the_chosen_metric(demo_db_url, monkeypatch):
+    """The pasted-URL example names a real cluster at the address the app is opened at (relative when the page runs
+    without a browser), not a fixed port; it can be pasted as it is. The status-and-change view is of the chosen
+    metric."""
+    import streamlit as st
+
+    monkeypatch.setenv("DATABASE_URL", demo_db_url)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(PAGES / "meeting.py"), default_timeout=180)
+    at.run()
+    first = sorted(storage.load_schools(storage.get_engine(demo_db_url))["cluster"].unique())[0]
+    example = at.text_area(key="pack_urls").placeholder
+    assert example == f"/cluster?cluster={first}&year=2025".replace(" ", "+") and "8501" not in example
+    assert specs_from_url(example)[0].filters == {"cluster": first, "year": 2025}
+    at.selectbox(key="pack_metric").set_value("read_proficient").run()
+    titles = at.data_editor(key="pack_order").value["title"].tolist()
+    assert "Status and change: Reading proficient" in titles
 
 
 def test_the_meeting_page_builds_what_changed_and_goals_from_the_goal_progress_it_holds(own_district, monkeypatch):

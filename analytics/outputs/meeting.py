@@ -24,6 +24,7 @@ import altair as alt
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.data.catalog import school_labels
 from analytics.outputs.exports import chart_bytes, safe_cell, safe_frame, write_sheet
 from analytics.outputs.labels import year_label
@@ -101,15 +102,23 @@ def pack_title(schools: pd.DataFrame, cluster: str | None = None, school: str | 
 
 def standard_specs(cluster: str | None = None, school: str | None = None, year: int | None = None,
                    metric: str = "read_proficient", schools: pd.DataFrame | None = None,
-                   metric_names: dict[str, str] | None = None) -> list[ViewSpec]:
+                   metric_names: dict[str, str] | None = None, settings: Settings = DEFAULT_SETTINGS) -> list[ViewSpec]:
     """The usual quarterly pack for a scope: what changed since the last meeting first, then rates, status and
     change, gaps, discipline, RP impact, run chart, and School Performance Plan goals.
 
-    RP impact is estimated for the school itself when it is an RP school (against the district's
-    never-treated schools), otherwise for its cluster; the slide's title says which.
+    Rates, status and change, and gaps are of the chosen metric; a metric with no status cut points has no
+    colours, so its status-and-change slide is the suspension rate's and its title says why. RP impact is
+    estimated for the school itself when it is an RP school (against the district's never-treated schools),
+    otherwise for its cluster; the slide's title says which.
     """
     scope = {"cluster": cluster, "school": school}
-    label = (metric_names or {}).get(metric, metric.replace("_", " "))
+    names = metric_names or {}
+    label = names.get(metric, metric.replace("_", " "))
+    coloured, status_title = metric, f"{TITLES['status-change']}: {label}"
+    if not any(m == metric for m, _ in settings.status_cuts):
+        coloured = "suspension_rate"
+        status_title = (f"{TITLES['status-change']}: {names.get(coloured, 'Suspension rate')}, as {label} has no "
+                        "colour cut points")
     rp_filters, rp_scope = {"cluster": cluster}, f"{cluster} cluster" if cluster else "the district"
     if school and schools is not None:
         row = schools[schools["school_id"].astype(str) == str(school)]
@@ -120,8 +129,7 @@ def standard_specs(cluster: str | None = None, school: str | None = None, year: 
     return [
         ViewSpec("changes", TITLES["changes"], scope),
         ViewSpec("rates", f"{TITLES['rates']}: {label}", {**scope, "year": year, "metric": metric}),
-        ViewSpec("status-change", f"{TITLES['status-change']}: {(metric_names or {}).get('suspension_rate', 'Suspension rate')}",
-                 {**scope, "year": year, "metric": "suspension_rate"}),
+        ViewSpec("status-change", status_title, {**scope, "year": year, "metric": coloured}),
         ViewSpec("gaps", f"{TITLES['gaps']}: {label}", {**scope, "year": year, "metric": metric}),
         ViewSpec("disproportionality", TITLES["disproportionality"], {**scope, "year": year}),
         ViewSpec("rp-impact", f"{TITLES['rp-impact']}: {rp_scope}", rp_filters),

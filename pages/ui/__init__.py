@@ -36,7 +36,17 @@ from pages.ui.audit import audit_log_view  # noqa: E402, F401
 from pages.ui.charts import FinishedChart, FinishedMap, chart, described, finished  # noqa: E402, F401
 from pages.ui.downloads import download_menu  # noqa: E402, F401
 from pages.ui.filters import _within_scope, filter_bar, fmt_pct, metric_label, rate_text, url_choice, year_label  # noqa: E402, F401
-from pages.ui.links import PAGE_PATHS, _md_escape, breadcrumb, go, link, link_row, not_found, page_url  # noqa: E402, F401
+from pages.ui.links import (  # noqa: E402, F401
+    PAGE_PATHS,
+    _md_escape,
+    app_base_url,
+    breadcrumb,
+    go,
+    link,
+    link_row,
+    not_found,
+    page_url,
+)
 from pages.ui.loaders import (  # noqa: E402, F401
     _catalog,
     _discipline,

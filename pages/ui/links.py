@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
@@ -78,6 +78,13 @@ def page_url(path: str, **params) -> str:
     clean = {k: v for k, v in params.items() if v is not None and v != ""}
     query = urlencode(clean)
     return f"{path}?{query}" if query else path
+
+
+def app_base_url() -> str:
+    """The address people open the app at ("https://dashboard.district.org"), from the browser's request; empty
+    when there is none (a page run on its own)."""
+    here = urlsplit(str(getattr(st.context, "url", "") or ""))
+    return f"{here.scheme}://{here.netloc}" if here.netloc else ""
 
 
 def go(page: str, **params) -> None:

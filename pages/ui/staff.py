@@ -11,11 +11,12 @@ from __future__ import annotations
 import getpass
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import streamlit as st
 
 from analytics.access import audit, deployment
+from pages.ui.links import app_base_url
 from pages.ui.loaders import engine, schools
 from pages.ui.viewer import scope_label
 
@@ -194,11 +195,9 @@ def share_button(url_path: str) -> None:
         if st.button("Create link", type="primary", key="share_create"):
             query = {k: v for k, v in st.query_params.items() if k != "share"}
             view = f"/{url_path}" + (f"?{urlencode(query)}" if query else "")
-            here = urlsplit(str(getattr(st.context, "url", "") or ""))
-            base = f"{here.scheme}://{here.netloc}" if here.netloc else ""
             try:
                 _, link = create_share(engine(), view, scope, float(days), note, who=current_user(),
-                                       base_url=base or "http://localhost:8501")
+                                       base_url=app_base_url() or "http://localhost:8501")
             except (ValueError, MissingSecret) as exc:
                 st.error(str(exc))
             else:
