@@ -339,6 +339,18 @@ def test_shared_plan_is_read_only_with_shareable_walkthroughs_only(own_district)
         assert any(e.label == f"Earlier walkthroughs ({len(shared) - 5})" for e in at.expander)
 
 
+def test_a_shared_link_to_a_goal_of_a_school_without_walkthroughs_shows_the_plan(on_demo):
+    """Many schools have no walkthroughs: a shared link to one of their goals draws the plan and says none are
+    shared, instead of failing on the walkthroughs it has none of."""
+    goals = records.load(on_demo, "school_goals")
+    visited = set(records.load(on_demo, "walkthroughs")["school_id"])
+    goal = goals[~goals["school_id"].isin(visited) & (goals["status"] == "active")].iloc[0]
+    at = _run("plans", school=goal["school_id"], goal=goal["goal_id"], share="read-only-token")
+    assert not at.error
+    assert "No walkthroughs shared." in [c.value for c in at.caption]
+    assert any("goals on track" in m.value for m in at.markdown)
+
+
 def test_a_plan_drawn_for_an_editor_is_not_what_a_shared_link_of_it_shows(own_district):
     """A school's plan is made once per data version and viewer and kept for every session: opened first by an
     editor (a draft goal, a walkthrough not shared), the same plan on a shared link still lists neither."""

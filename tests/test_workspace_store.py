@@ -63,6 +63,21 @@ def test_second_editor_gets_a_conflict_and_nothing_is_lost(district):
     assert records.changed_fields(history["before"].iloc[1], history["after"].iloc[1]) == "target_value: 55.0 -> 58.0"
 
 
+def test_a_table_without_rows_loads_with_the_dtypes_of_its_rows(district):
+    """A school with no walkthroughs: its flag column is still boolean (a mask filters rows; an empty object
+    column would be read as a list of column names), dates are dates and numbers numbers."""
+    visits = records.load(district, "walkthroughs", school_id=["101"])
+    assert visits.empty and visits["shareable"].dtype == bool and visits["visit_date"].dtype == "datetime64[ns]"
+    assert visits[visits["shareable"]].columns.tolist() == visits.columns.tolist()
+    goals = records.load(district, "school_goals")
+    assert goals["baseline_year"].dtype == "int64" and goals["target_value"].dtype == "float64"
+    chosen = records.load(district, "walkthroughs", columns=["visit_id", "shareable"], school_id=["101"])
+    assert chosen.dtypes.astype(str).to_dict() == {"visit_id": "object", "shareable": "bool"}
+    records.create(district, "walkthroughs", {"visit_id": "V1", "school_id": "101", "visit_date": date(2025, 1, 9),
+                                              "shareable": True}, "ana")
+    assert records.load(district, "walkthroughs")["shareable"].dtype == bool
+
+
 def test_every_workspace_write_moves_the_data_version_but_not_the_import_version(sqlite_district):
     engine = sqlite_district
     start = storage.versions(engine)

@@ -231,7 +231,7 @@ def load(engine: Engine, table: str, columns: Sequence[str] | None = None, **fil
         stmt = stmt.with_only_columns(*(tbl.c[c] for c in columns))
     df = storage._read(engine, stmt)
     if df.empty:
-        df = pd.DataFrame(columns=list(columns) if columns is not None else [c.name for c in tbl.columns])
+        df = _empty_frame(tbl, list(columns) if columns is not None else [c.name for c in tbl.columns])
     for col in _DATE_COLUMNS:
         if col in df:
             df[col] = pd.to_datetime(df[col])
@@ -242,5 +242,21 @@ def load(engine: Engine, table: str, columns: Sequence[str] | None = None, **fil
         if col in df:
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     if "shareable" in df:
-        df["shareable"] = df["shareable"].map(lambda v: bool(v) if v is not None and v == v else False)
+        df["shareable"] = df["shareable"].map(lambda v: bool(v) if v is not None and v == v else False).astype(bool)
     return df
+
+
+def _empty_frame(tbl: sa.Table, names: list[str]) -> pd.DataFrame:
+    """No rows, each column of the dtype its rows would have: a flag stays boolean, so `visits[visits["shareable"]]`
+    filters rows (an empty object column would be read as a list of column names) and numbers stay numbers."""
+    def dtype(kind: sa.types.TypeEngine) -> str:
+        if isinstance(kind, sa.Boolean):
+            return "bool"
+        if isinstance(kind, sa.Integer):
+            return "int64"
+        if isinstance(kind, sa.Float):
+            return "float64"
+        if isinstance(kind, sa.Date):
+            return "datetime64[ns]"  # as `load` reads dates
+        return "object"
+    return pd.DataFrame({name: pd.Series(dtype=dtype(tbl.c[name].type)) for name in names})
