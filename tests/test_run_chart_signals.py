@@ -8,7 +8,15 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from analytics.stats.run_charts import SHIFT_LENGTH, TREND_LENGTH, run_chart, run_charts, series_signals
+from analytics.stats.run_charts import (
+    SHIFT_LENGTH,
+    TREND_LENGTH,
+    run_chart,
+    run_charts,
+    series_signals,
+    shift_runs,
+    trend_runs,
+)
 from analytics.workspace import changes as ch
 
 
@@ -88,6 +96,33 @@ def test_many_series_at_once_equal_each_chart_and_the_rules():
         assert names.tolist() == one["signal"].tolist()
         checked += 1
     assert checked > 300 and (charts["shift"].any() and charts["trend"].any() and not charts["shift"].all())
+
+
+def test_each_run_is_told_apart_with_its_side_or_direction():
+    # 6 below the median, then 8 above it: two shifts of 6 and 8, not one of 14.
+    assert shift_runs([11, 10, 12, 11, 10, 12, 21, 20, 22, 21, 20, 22, 21, 20], median=16) == [
+        (0, 5, 6, -1), (6, 13, 8, 1)]
+    # A point on the median (position 2) neither counts nor breaks the run; the 9 alone is no shift.
+    assert shift_runs([1, 1, 5, 1, 1, 1, 1, 9], median=5) == [(0, 6, 6, -1)]
+    assert shift_runs([1, 1, 1, 1, 1, 9], median=5) == []
+    # 1 2 3 3 4 5: five points rising (the repeated 3 is not counted), then a fall of one step.
+    assert trend_runs([1, 2, 3, 3, 4, 5, 0]) == [(0, 5, 5, 1)]
+    assert trend_runs([9, 8, 7, 6, 5, 6, 7, 8, 9, 10]) == [(0, 4, 5, -1), (4, 9, 6, 1)]
+    assert trend_runs([1, 2, 3, 4]) == [] and trend_runs([3]) == []
+
+
+def test_the_runs_hold_exactly_the_points_the_chart_marks():
+    series = _random_series(np.random.default_rng(11), 200)
+    for _, points in series.groupby("source"):
+        chart = run_chart(points[["period", "value"]])
+        values, median = chart["value"].tolist(), float(chart["median"].iloc[0])
+        shifted = {i for first, last, _, _ in shift_runs(values, median) for i in range(first, last + 1)
+                   if values[i] != median}
+        # A trend marks both ends of each of its steps: a point between two repeated values is not marked.
+        trending = {i for first, last, _, _ in trend_runs(values) for i in range(first, last + 1)
+                    if i in (first, last) or values[i] != values[i - 1] or values[i] != values[i + 1]}
+        assert shifted == set(np.flatnonzero(chart["signal"].str.contains("shift")))
+        assert trending == set(np.flatnonzero(chart["signal"].str.contains("trend")))
 
 
 def _new_signals_one_by_one(series: pd.DataFrame, since: date) -> pd.DataFrame:

@@ -156,6 +156,23 @@ def test_ramp_run_chart_marks_a_shift_and_spans_each_cycle():
     assert "shift" in cy.signal_summary(points)
 
 
+def test_signal_summary_tells_each_shift_and_trend_apart():
+    dates = pd.date_range("2024-09-02", periods=18, freq="W-MON")
+    # Median 16.5: 6 below, one above, 3 below, then 8 above: two shifts, not one of 14.
+    values = [11, 10, 12, 11, 10, 12, 25, 13, 12, 13, 21, 20, 22, 21, 20, 22, 21, 20]
+    cycles = pd.DataFrame({"cycle_id": ["a"], "change_idea": ["greet"], "start_date": [dates[0]],
+                           "end_date": [None]})
+    points, _ = cy.ramp_run_chart(cycles, pd.DataFrame({"cycle_id": "a", "date": dates, "value": values,
+                                                        "note": None}), ["a"])
+    assert cy.signal_summary(points) == ("Signal of a non-random change: two shifts (6 points in a row below the "
+                                         "median 16.5, then 8 above it).")
+    # Median 8: 7 below, then six 9s above (the 8s on the median neither count nor break); 1 to 5 rising.
+    rising = points.assign(value=[5, 1, 2, 3, 4, 5, 1, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9])
+    rising["median"] = rising["value"].median()
+    assert cy.signal_summary(rising) == ("Signal of a non-random change: two shifts (7 points in a row below the "
+                                         "median 8, then 6 above it) and a trend (5 points in a row rising).")
+
+
 def test_look_fors_and_whys():
     assert notes.parse_look_fors("Target posted: 5/8; Partner talk: 3 of 8") == [
         {"item": "Target posted", "observed": 5, "classrooms": 8, "share": 62.5},

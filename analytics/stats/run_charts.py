@@ -87,6 +87,37 @@ def shift_points(values: Sequence[float], median: float) -> np.ndarray:
     return _mark_runs(np.zeros(len(v), dtype=int), _sign(v - median), SHIFT_LENGTH)
 
 
+def _runs_of(labels: np.ndarray, min_length: int) -> list[tuple[int, int, int, int]]:
+    """(first position, last position, length, label) of each run of >= min_length equal non-zero labels, in
+    order; zeros are skipped (neither counted nor breaks), as :func:`_mark_runs` marks them."""
+    at = np.flatnonzero(labels != 0)
+    if not len(at):
+        return []
+    label = labels[at]
+    starts = np.flatnonzero(np.r_[True, label[1:] != label[:-1]])
+    ends = np.r_[starts[1:], len(at)]
+    return [(int(at[a]), int(at[b - 1]), int(b - a), int(label[a])) for a, b in zip(starts, ends, strict=True)
+            if b - a >= min_length]
+
+
+def shift_runs(values: Sequence[float], median: float) -> list[tuple[int, int, int, int]]:
+    """Each shift of one series, in order: (first point, last point, points off the median, side: 1 above,
+    -1 below). The points :func:`shift_points` marks, run by run: a run on one side and the next on the
+    other are two shifts, and points on the median are not counted."""
+    v = np.asarray(values, dtype=float)
+    return _runs_of(_sign(v - median), SHIFT_LENGTH)
+
+
+def trend_runs(values: Sequence[float]) -> list[tuple[int, int, int, int]]:
+    """Each trend of one series, in order: (first point, last point, points, direction: 1 rising, -1 falling).
+    A trend of k points has k - 1 steps; a point equal to the one before is not counted (nor breaks it)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return []
+    return [(first, last + 1, steps + 1, direction)
+            for first, last, steps, direction in _runs_of(_sign(np.diff(v)), TREND_LENGTH - 1)]
+
+
 def signal_names(shift: np.ndarray, trend: np.ndarray) -> np.ndarray:
     """"", "shift", "trend" or "shift,trend" per point."""
     return np.select([shift & trend, shift, trend], ["shift,trend", "shift", "trend"], default="").astype(object)

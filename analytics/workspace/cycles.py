@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analytics.stats.run_charts import run_chart
+from analytics.stats.run_charts import run_chart, shift_runs, trend_runs
 
 DECISION_LABELS = {"adopt": "Adopt", "adapt": "Adapt", "abandon": "Abandon"}
 
@@ -67,18 +67,39 @@ def ramp_run_chart(cycles: pd.DataFrame, measures: pd.DataFrame, cycle_ids: list
 
 
 def signal_summary(points: pd.DataFrame) -> str:
-    """Plain words for the chart's signals: what the run chart rules found, or that none were found."""
+    """Plain words for the chart's signals: each shift and trend the run chart rules found, or that none were.
+
+    The rules are :mod:`analytics.stats.run_charts`' (Perla, Provost & Murray 2011): a shift is six or more
+    points in a row on one side of the median (points on it neither count nor break the run), a trend five or
+    more points in a row rising or falling (a repeated value neither counts nor breaks it). Each run is told
+    apart with its side or direction, never summed: 6 points below the median and then 8 above it are two
+    shifts, not a run of 14.
+    """
     if points.empty:
         return "No measurements yet."
     n = len(points)
-    shift = points["signal"].str.contains("shift").sum()
-    trend = points["signal"].str.contains("trend").sum()
-    if not shift and not trend:
+    median = float(points["median"].iloc[0])
+    shifts = shift_runs(points["value"], median)
+    trends = trend_runs(points["value"])
+    if not shifts and not trends:
         extra = " (a run chart needs about 10 or more points to show a signal)" if n < 10 else ""
         return f"No shift or trend among {n} points: the variation looks like the usual ups and downs{extra}."
     parts = []
-    if shift:
-        parts.append(f"a shift ({shift} points in a row on one side of the median {points['median'].iloc[0]:g})")
-    if trend:
-        parts.append(f"a trend ({trend} points steadily rising or falling)")
+    if shifts:
+        sides = [f"{length} points in a row {SIDES[side]} the median {median:g}" if i == 0
+                 else f"then {length} {SIDES[side]} it" for i, (_, _, length, side) in enumerate(shifts)]
+        parts.append(f"{_how_many(len(shifts), 'shift')} ({', '.join(sides)})")
+    if trends:
+        ways = [f"{length} points in a row {DIRECTIONS[way]}" if i == 0 else f"then {length} {DIRECTIONS[way]}"
+                for i, (_, _, length, way) in enumerate(trends)]
+        parts.append(f"{_how_many(len(trends), 'trend')} ({', '.join(ways)})")
     return "Signal of a non-random change: " + " and ".join(parts) + "."
+
+
+SIDES = {1: "above", -1: "below"}
+DIRECTIONS = {1: "rising", -1: "falling"}
+_NUMBER_WORDS = {1: "a", 2: "two", 3: "three", 4: "four"}
+
+
+def _how_many(count: int, noun: str) -> str:
+    return f"{_NUMBER_WORDS.get(count, count)} {noun}{'' if count == 1 else 's'}"
