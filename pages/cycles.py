@@ -152,12 +152,11 @@ if not cycle_id:
         st.caption(f"Cycles of {names[school_id]}. [All cycles](cycles)")
     st.caption("Plan-Do-Study-Act cycles test one change at a time; a ramp is a series of cycles, each building on "
                "the one before. Open a cycle for its full record and run chart.")
-    st.dataframe(cycle_list(ui.data_version(), school_id), hide_index=True, width="stretch",
-                 column_config={"open": st.column_config.LinkColumn("Cycle", display_text=r"cycle=([^&]+)"),
-                                "school": "School", "change_idea": "Change idea",
-                                "start_date": st.column_config.DateColumn("Start"),
-                                "end_date": st.column_config.DateColumn("End"), "measure": "Measure",
-                                "decision": "Decision"})
+    listed, listed_config = ui.no_none(cycle_list(ui.data_version(), school_id), {
+        "open": st.column_config.LinkColumn("Cycle", display_text=r"cycle=([^&]+)"), "school": "School",
+        "change_idea": "Change idea", "start_date": st.column_config.DateColumn("Start"),
+        "end_date": st.column_config.DateColumn("End"), "measure": "Measure", "decision": "Decision"})
+    st.dataframe(listed, hide_index=True, width="stretch", column_config=listed_config)  # a running cycle: "–"
     if editor:
         with st.expander("New cycle", icon=":material/add:"):
             pick = school_id or st.selectbox("School", list(names), key="new_cycle_school",
@@ -223,6 +222,7 @@ if editor:
     if mine.empty:
         start = pd.Timestamp(record["start_date"])
         mine = pd.DataFrame({"date": [start], "value": [None], "note": [None]})
+    mine["note"] = mine["note"].fillna("")  # blank, not "None"; a blank note is saved as none
     edited = st.data_editor(mine.assign(date=pd.to_datetime(mine["date"]).dt.date), num_rows="dynamic",
                             key=f"measures_{cycle_id}", width="stretch",
                             column_config={"date": st.column_config.DateColumn("Date", required=True),

@@ -351,6 +351,19 @@ def test_a_shared_link_to_a_goal_of_a_school_without_walkthroughs_shows_the_plan
     assert any("goals on track" in m.value for m in at.markdown)
 
 
+def test_a_running_cycle_and_a_measurement_without_a_note_show_no_none(own_district):
+    """A cycle still running has no end date, a measurement no note: the list shows a dash, the editor a blank
+    cell, never the word "None"."""
+    cycles = records.load(own_district, "pdsa_cycles")
+    running = cycles[cycles["end_date"].isna()].iloc[0]
+    listed = _run("cycles", school=running["school_id"]).dataframe[0].value
+    assert listed.loc[listed["open"].str.endswith(running["cycle_id"]), "end_date"].tolist() == ["–"]
+    assert listed["end_date"].notna().all()
+    measured = records.load(own_district, "cycle_measures")
+    notes_shown = _run("cycles", cycle=measured["cycle_id"].iloc[0]).dataframe[0].value["note"]
+    assert measured["note"].isna().all() and (notes_shown == "").all()
+
+
 def test_a_plan_drawn_for_an_editor_is_not_what_a_shared_link_of_it_shows(own_district):
     """A school's plan is made once per data version and viewer and kept for every session: opened first by an
     editor (a draft goal, a walkthrough not shared), the same plan on a shared link still lists neither."""

@@ -78,6 +78,16 @@ def test_a_table_without_rows_loads_with_the_dtypes_of_its_rows(district):
     assert records.load(district, "walkthroughs")["shareable"].dtype == bool
 
 
+def test_a_blank_measurement_note_is_saved_as_no_note(sqlite_district):
+    records.create(sqlite_district, "pdsa_cycles", {"cycle_id": "C1", "school_id": "101", "change_idea": "Greet",
+                                                    "start_date": date(2024, 9, 2)}, "ana")
+    records.replace_measures(sqlite_district, "C1", pd.DataFrame({
+        "date": ["2024-09-02", "2024-09-09", "2024-09-16"], "value": [14, 12, 11], "note": ["", "  ", " Rain "]}),
+        "ana")
+    notes = records.load(sqlite_district, "cycle_measures")["note"]
+    assert notes.isna().tolist() == [True, True, False] and notes.iloc[2] == "Rain"
+
+
 def test_every_workspace_write_moves_the_data_version_but_not_the_import_version(sqlite_district):
     engine = sqlite_district
     start = storage.versions(engine)

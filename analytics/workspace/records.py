@@ -171,8 +171,8 @@ def replace_measures(engine: Engine, cycle_id: str, measures: pd.DataFrame, who:
     frame["date"] = pd.to_datetime(frame["date"]).dt.date
     frame = frame.drop_duplicates("date", keep="last")
     frame["cycle_id"] = cycle_id
-    if "note" not in frame:
-        frame["note"] = None
+    # A blank note (the editor shows a missing one blank) is no note.
+    frame["note"] = [(v.strip() or None) if isinstance(v, str) else None for v in frame.get("note", [None] * len(frame))]
     with engine.begin() as conn:
         before = _measures(conn, cycle_id)
         conn.execute(sa.delete(schema.cycle_measures).where(schema.cycle_measures.c.cycle_id == cycle_id))

@@ -49,10 +49,18 @@ def python_format(fmt: str | None) -> str:
 
 
 def no_none(df: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, dict]:
-    """Number columns with missing values shown as text with a dash (formatted as their config says),
-    so a table never prints "None"; columns without gaps stay numbers (sortable)."""
+    """Number and date columns with missing values shown as text with a dash (numbers formatted as their config
+    says, dates as `2024-09-23`), so a table never prints "None"; columns without gaps stay numbers and dates
+    (sortable)."""
     out, config = df.copy(), dict(column_config)
     for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            if out[col].isna().any():
+                spec = config.get(col) if isinstance(config.get(col), dict) else {}
+                out[col] = [MISSING if pd.isna(v) else f"{v:%Y-%m-%d}" for v in out[col]]
+                config[col] = st.column_config.TextColumn(spec.get("label") if spec else config.get(col),
+                                                          help=spec.get("help") if spec else None)
+            continue
         if not pd.api.types.is_numeric_dtype(out[col]) or pd.api.types.is_bool_dtype(out[col]):
             continue
         if not out[col].isna().any():
