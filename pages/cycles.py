@@ -37,8 +37,8 @@ def cycle_list(version: int, school_id: str | None) -> pd.DataFrame:
     table = shown.assign(school=shown["school_id"].map(names),
                          open=[ui.page_url("cycles", cycle=c) for c in shown["cycle_id"]],
                          decision=shown["decision"].map(cycle_rules.DECISION_LABELS).fillna("running"))
-    return table.sort_values(["school", "start_date"])[["open", "school", "change_idea", "start_date", "end_date",
-                                                        "measure", "decision"]]
+    return table.sort_values(["school", "start_date"])[["school", "change_idea", "start_date", "end_date", "measure",
+                                                        "decision", "open"]]
 
 
 @ui.drawn_read
@@ -51,15 +51,16 @@ def school_choices(version: int, school_id: str) -> tuple[list[str], list[str]]:
 
 @ui.drawn_read
 def cycle_of(version: int, cycle_id: str) -> dict | None:
-    """One cycle as its page shows it (None: no such cycle): its record, its ramp first to last and the ramp's
-    cycles. Made once per data version, not on every rerun (the ramp is followed through every cycle of the
+    """One cycle as its page shows it (None: no such cycle): its record, its ramp first to last, the ramp's
+    cycles and the goal it serves (None: none, or no longer there). Made once per data version, not on every rerun (the ramp is followed through every cycle of the
     district)."""
     cycles = all_cycles(version)
     if cycle_id not in set(cycles["cycle_id"]):
         return None
     chain = cycle_rules.ramp(cycles, cycle_id)
-    return {"record": records.get(ui.engine(), "pdsa_cycles", cycle_id), "chain": chain,
-            "ramp": cycles[cycles["cycle_id"].isin(chain)]}
+    record = records.get(ui.engine(), "pdsa_cycles", cycle_id)
+    goal = records.get(ui.engine(), "school_goals", record["goal_id"]) if record.get("goal_id") else None
+    return {"record": record, "chain": chain, "ramp": cycles[cycles["cycle_id"].isin(chain)], "goal": goal}
 
 
 @ui.cached_read
@@ -153,9 +154,9 @@ if not cycle_id:
     st.caption("Plan-Do-Study-Act cycles test one change at a time; a ramp is a series of cycles, each building on "
                "the one before. Open a cycle for its full record and run chart.")
     listed, listed_config = ui.no_none(cycle_list(ui.data_version(), school_id), {
-        "open": st.column_config.LinkColumn("Cycle", display_text=r"cycle=([^&]+)"), "school": "School",
-        "change_idea": "Change idea", "start_date": st.column_config.DateColumn("Start"),
-        "end_date": st.column_config.DateColumn("End"), "measure": "Measure", "decision": "Decision"})
+        "school": "School", "change_idea": "Change idea", "start_date": st.column_config.DateColumn("Start"),
+        "end_date": st.column_config.DateColumn("End"), "measure": "Measure", "decision": "Decision",
+        "open": st.column_config.LinkColumn("Open", display_text="Open cycle →")})
     st.dataframe(listed, hide_index=True, width="stretch", column_config=listed_config)  # a running cycle: "–"
     if editor:
         with st.expander("New cycle", icon=":material/add:"):
@@ -171,19 +172,24 @@ if found is None:
     ui.not_found(f"Cycle “{cycle_id}” was not found.", options=all_cycles(ui.data_version())["cycle_id"].tolist())
 record, chain = found["record"], found["chain"]
 school_id = record["school_id"]
+title = cycle_rules.cycle_title(record["change_idea"])
 ui.breadcrumb(("PDSA cycles", "pages/cycles.py", {}),
-              (names.get(school_id, school_id), "pages/cycles.py", {"school": school_id}), (cycle_id, None, {}))
-st.title(f"{cycle_id}: {record['change_idea']}")
+              (names.get(school_id, school_id), "pages/cycles.py", {"school": school_id}), (title, None, {}))
+st.title(title)
 status = cycle_rules.DECISION_LABELS.get(record.get("decision") or "", "Not decided yet (running)")
 period = f"{record['start_date']:%d %b %Y} – " + (f"{record['end_date']:%d %b %Y}" if record.get("end_date")
                                                   else "running")
-st.caption(f"{names.get(school_id, school_id)} · {period} · decision: {status}")
-links = [("Plan", "pages/plans.py", {"school": school_id, "goal": record["goal_id"]})] if record.get("goal_id") else []
+st.caption(f"{names.get(school_id, school_id)} · {period} · decision: {status} · cycle {cycle_id}")
 if len(chain) > 1:
-    ui.link_row(f"Ramp of {len(chain)} cycles", [(("▶ " if c == cycle_id else "") + c, "pages/cycles.py",
-                                                  {"cycle": c}) for c in chain])
-if links:
-    ui.link_row("Goal", [(record["goal_id"], page, params) for _, page, params in links])
+    ideas = dict(zip(found["ramp"]["cycle_id"], found["ramp"]["change_idea"], strict=True))
+    ui.link_row(f"Ramp of {len(chain)} cycles", [
+        (("▶ " if c == cycle_id else "") + cycle_rules.cycle_title(ideas.get(c), step), "pages/cycles.py",
+         {"cycle": c}) for step, c in enumerate(chain, start=1)])
+if found["goal"]:
+    ui.link_row("Goal", [(ui.goal_words(found["goal"]), "pages/plans.py",
+                          {"school": school_id, "goal": record["goal_id"]})])
+elif record.get("goal_id"):
+    st.caption(f"Goal {record['goal_id']} (no longer in the plan)")
 
 with st.container(border=True):
     st.markdown("**Plan**")

@@ -9,6 +9,7 @@ from analytics.data import schema
 from analytics.data.catalog import STUDENT_GROUPS, group_label
 from analytics.outputs import charts_workspace as charts
 from analytics.outputs.labels import counted
+from analytics.workspace import cycles as cycle_rules
 from analytics.workspace import goals as goal_rules
 from analytics.workspace import notes, records
 from analytics.workspace import views as workspace
@@ -93,8 +94,8 @@ def goal_listing(goals: pd.DataFrame, progress: pd.DataFrame, school_id: str, sh
 
 def listed_goals(listing: pd.DataFrame, progress: pd.DataFrame, share: str | None) -> pd.DataFrame:
     """The goals table as drawn; on a shared link a goal on a small group shows no baseline or progress."""
-    shown = listing[["open", "metric_label", "group", "baseline_year", "baseline_value", "target_year",
-                     "target_value", "status", "progress"]]
+    shown = listing[["metric_label", "group", "baseline_year", "baseline_value", "target_year", "target_value",
+                     "status", "progress", "open"]]
     if share:
         shown = shown.astype({"baseline_value": object})
         small = progress_table(progress)
@@ -191,11 +192,11 @@ else:
     st.markdown(f"**{on_track} of {n_counted} goals on track** "
                 f"(active, met or not met goals; latest measured year).")
     st.dataframe(plan["shown"], hide_index=True, width="stretch", column_config={
-        "open": st.column_config.LinkColumn("Goal", display_text=r"goal=([^&]+)"),
         "metric_label": "Metric", "group": "Student group", "baseline_year": "Baseline year",
         "baseline_value": st.column_config.NumberColumn("Baseline", format="%.1f"),
         "target_year": "Target year", "target_value": st.column_config.NumberColumn("Target", format="%.1f"),
-        "status": "Status", "progress": "Progress now"})
+        "status": "Status", "progress": "Progress now",
+        "open": st.column_config.LinkColumn("Open", display_text="Open goal →")})
 
 
 def goal_form(record: dict | None) -> None:
@@ -296,9 +297,9 @@ if goal_id:
     metric = record["metric"]
     catalog = ui.metric_catalog()
     unit = str(catalog.loc[metric, "unit"]) if metric in catalog.index else ""
-    st.header(f"{goal_id}: {metric_text(metric)}, {group_label(record['student_group'])}")
+    st.header(ui.goal_words(record))
     st.markdown(f"From **{record['baseline_value']:.1f}** in {record['baseline_year']} to **{record['target_value']:.1f}**"
-                f" by {record['target_year']} · status **{record['status']}**"
+                f" by {record['target_year']} · status **{record['status']}** · goal {goal_id}"
                 + (f" · interim targets {record['interim_targets']}" if record.get("interim_targets") else "")
                 + (f"  \nStrategy: {record['strategy']}" if record.get("strategy") else "")
                 + (f"  \nOwner: {record['owner']}" if record.get("owner") else "")
@@ -354,9 +355,10 @@ if goal_id:
     cycles = school_records(ui.data_version(), school_id, "pdsa_cycles")
     linked = cycles[cycles["goal_id"] == goal_id]
     if len(linked):
-        ui.link_row("PDSA cycles for this goal", [(f"{c} · {idea}", "pages/cycles.py", {"cycle": c})
-                                                   for c, idea in zip(linked["cycle_id"], linked["change_idea"],
-                                                                      strict=True)])
+        linked = linked.sort_values("start_date")
+        ui.link_row("PDSA cycles for this goal", [(cycle_rules.cycle_title(idea, step), "pages/cycles.py", {"cycle": c})
+                                                   for step, (c, idea) in enumerate(zip(
+                                                       linked["cycle_id"], linked["change_idea"], strict=True), 1)])
     if editor:
         st.subheader("Edit this goal")
         ui.conflict_actions(goal_id, f"goal_{goal_id}_")

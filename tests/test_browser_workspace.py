@@ -106,7 +106,7 @@ def test_goal_created_edited_kept_across_a_restart_and_deleted(page, app, worksp
     _fill_form(page, {"Goal id": "G-BROWSER", "Target year": "2027", "Target value": "99"})
     page.get_by_role("button", name="Create goal").click()
     page.wait_for_url("**goal=G-BROWSER**", timeout=30_000)
-    _ready(page, "G-BROWSER: Reading proficient")
+    _ready(page, "Reading proficient, All students: 99.0% by 2027")
     shot = Path("/tmp/shots/workspace")
     shot.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shot / "goal.png"), full_page=True)
@@ -119,7 +119,7 @@ def test_goal_created_edited_kept_across_a_restart_and_deleted(page, app, worksp
 
     app.restart()  # a new server process reads the same database
     page.goto(f"{app.base}/plans?school={school}&goal=G-BROWSER")
-    _ready(page, "G-BROWSER: Reading proficient")
+    _ready(page, "Reading proficient, All students: 99.0% by 2027")
     assert page.get_by_text("Strategy: Guided reading every day").count() >= 1
 
     page.get_by_role("button", name="Delete this goal").click()
@@ -137,7 +137,7 @@ def test_cycle_created_edited_ramped_and_deleted_in_the_browser(page, app, works
                       "Prediction": "Referrals fall within four weeks"})
     page.get_by_role("button", name="Create cycle").click()
     page.wait_for_url("**cycle=C-BROWSER-1**", timeout=30_000)
-    _ready(page, "C-BROWSER-1: Greet students at the door")
+    _ready(page, "decision: Not decided yet (running) · cycle C-BROWSER-1")
     assert records.get(engine, "pdsa_cycles", "C-BROWSER-1")["prediction"] == "Referrals fall within four weeks"
 
     page.get_by_label("What happened (Do)").fill("Ran on 18 of 20 days")
@@ -168,7 +168,7 @@ def test_two_editors_save_the_same_goal(browser, app, workspace_db):
     ben = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     for tab in (ana, ben):
         tab.goto(url)
-        _ready(tab, "G-TWO: Reading proficient")
+        _ready(tab, "Reading proficient, All students: 50.0% by 2026")
     ana.get_by_label("Strategy", exact=True).fill("Ana's strategy")
     ana.get_by_role("button", name="Save goal").click()
     _until(lambda: records.get(engine, "school_goals", "G-TWO")["strategy"] == "Ana's strategy")

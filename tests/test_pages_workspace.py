@@ -7,13 +7,15 @@ from datetime import date
 import pandas as pd
 
 from analytics.data import storage
-from analytics.data.catalog import school_labels
+from analytics.data.catalog import BUILTIN_METRICS, group_label, school_labels
 from analytics.workspace import changes as change_rules
 from analytics.workspace import goals as goal_rules
 from analytics.workspace import records
 from analytics.workspace import views as workspace
 from analytics.workspace.ahead import CHANGES_KEPT_AS
 from tests.page_runner import run_page as _run
+
+METRIC_LABELS = {m.metric: m.label for m in BUILTIN_METRICS}
 
 
 def _active_goal(engine) -> dict:
@@ -38,7 +40,13 @@ def test_goal_deep_link_shows_its_progress(on_demo):
     shown = at.dataframe[1].value
     assert shown["school_year"].tolist() == expected["school_year"].tolist()
     assert shown["progress"].tolist() == expected["progress"].map(goal_rules.PROGRESS_LABELS).tolist()
-    assert any(goal["goal_id"] in h.value for h in at.header)
+    # The heading names the goal in words (metric, group, target); its code follows in the line below it.
+    words = goal_rules.goal_title(METRIC_LABELS[goal["metric"]], group_label(goal["student_group"]),
+                                  goal["target_value"], goal["target_year"])
+    assert [h.value for h in at.header] == [words] and goal["goal_id"] not in words
+    assert any(f"goal {goal['goal_id']}" in m.value for m in at.markdown)
+    listed = at.dataframe[0].value
+    assert listed.columns[-1] == "open" and listed["open"].str.contains(f"goal={goal['goal_id']}").any()
 
 
 def test_unknown_school_goal_and_cycle_say_not_found(on_demo):
@@ -52,11 +60,30 @@ def test_cycle_page_shows_the_ramp_and_its_run_chart(on_demo):
     cycles = records.load(on_demo, "pdsa_cycles")
     follower = cycles[cycles["previous_cycle_id"].notna()].iloc[0]
     at = _run("cycles", cycle=follower["cycle_id"])
-    assert at.title[0].value.startswith(follower["cycle_id"])
+    assert at.title[0].value == follower["change_idea"]  # the cycle in words; its id in the caption
+    assert any(f"cycle {follower['cycle_id']}" in c.value for c in at.caption)
     texts = " ".join(m.value for m in at.markdown)
-    assert "Ramp of" in texts and follower["previous_cycle_id"] in texts
+    before = cycles.set_index("cycle_id").loc[follower["previous_cycle_id"]]
+    # The ramp's links read as each cycle's change idea, numbered in the ramp; the ids stay in their URLs.
+    assert "Ramp of" in texts and f"cycle={follower['previous_cycle_id']})" in texts
+    assert f"[1. {before['change_idea']}](" in texts.replace("\\", "")
     assert "shift" in texts or "No shift or trend" in texts  # the run-chart rules speak either way
     assert len(at.get("vega_lite_chart")) >= 1
+
+
+def test_a_cycle_names_its_goal_and_a_goal_its_cycles_in_words(on_demo):
+    cycles = records.load(on_demo, "pdsa_cycles")
+    cycle = cycles[cycles["goal_id"].notna()].iloc[0]
+    goal = records.get(on_demo, "school_goals", cycle["goal_id"])
+    words = goal_rules.goal_title(METRIC_LABELS[goal["metric"]], group_label(goal["student_group"]),
+                                  goal["target_value"], goal["target_year"])
+    texts = " ".join(m.value for m in _run("cycles", cycle=cycle["cycle_id"]).markdown).replace("\\", "")
+    assert f"[{words}](./plans?school={goal['school_id']}&goal={goal['goal_id']})" in texts
+    plan = " ".join(m.value for m in _run("plans", school=goal["school_id"], goal=goal["goal_id"]).markdown)
+    assert f". {cycle['change_idea']}](./cycles?cycle={cycle['cycle_id']})" in plan.replace("\\", "")
+    assert f"[{cycle['cycle_id']}" not in plan  # no link reads as a bare code
+    listed = _run("cycles", school=cycle["school_id"]).dataframe[0].value
+    assert listed.columns.tolist()[:2] == ["school", "change_idea"] and listed.columns[-1] == "open"
 
 
 def test_a_plan_and_a_schools_cycles_rerun_from_what_their_first_run_made(on_demo, monkeypatch):

@@ -173,6 +173,16 @@ def test_signal_summary_tells_each_shift_and_trend_apart():
                                          "median 8, then 6 above it) and a trend (5 points in a row rising).")
 
 
+def test_goals_and_cycles_are_named_in_words():
+    assert g.goal_title("Suspension rate", "Black or African American", 1.8, 2026) == (
+        "Suspension rate, Black or African American: 1.8% by 2026")
+    assert g.goal_title("Days absent", "All students", 12, 2027.0, unit="days") == (
+        "Days absent, All students: 12.0 days by 2027")
+    assert g.goal_title("Reading proficient", "All students", None, 2026) == "Reading proficient, All students"
+    assert cy.cycle_title(" Greet at the door ", 2) == "2. Greet at the door"
+    assert cy.cycle_title(None) == "Untitled cycle"
+
+
 def test_look_fors_and_whys():
     assert notes.parse_look_fors("Target posted: 5/8; Partner talk: 3 of 8") == [
         {"item": "Target posted", "observed": 5, "classrooms": 8, "share": 62.5},

@@ -9,7 +9,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from analytics.workspace.goals import PROGRESS, PROGRESS_LABELS
+from analytics.data.catalog import group_label
+from analytics.workspace.goals import PROGRESS, PROGRESS_LABELS, goal_title
 
 PROGRESS_COLOURS = {"on_track": "#0072B2", "at_risk": "#E69F00", "off_track": "#D55E00", "not_measured": "#999999"}
 PROGRESS_SHAPES = {"on_track": "circle", "at_risk": "diamond", "off_track": "triangle-down",
@@ -55,7 +56,8 @@ def goal_chart(progress: pd.DataFrame, goal: dict, metric_label: str, unit: str 
                      alt.Tooltip("trajectory:Q", format=".1f"), alt.Tooltip("label:N", title="Progress")])
         layers += [bars, points]
     return alt.layer(*layers).properties(
-        title=alt.TitleParams(f"{goal['goal_id']}: {metric_label}",
+        title=alt.TitleParams(goal_title(metric_label, group_label(goal["student_group"]), goal["target_value"],
+                                         goal["target_year"], unit),
                               subtitle="Dashed: trajectory from baseline to target (cross). Bars: 95% interval."),
         height=320)
 

@@ -42,6 +42,13 @@ def ramp(cycles: pd.DataFrame, cycle_id: str) -> list[str]:
     return order
 
 
+def cycle_title(change_idea: object, step: int | None = None) -> str:
+    """A cycle's link text: its change idea, with its place in the ramp when it has one (`2. Text and call in
+    the family's home language`); its id stays in the link's URL."""
+    idea = change_idea.strip() if isinstance(change_idea, str) and change_idea.strip() else "Untitled cycle"
+    return f"{step}. {idea}" if step is not None else idea
+
+
 def ramp_run_chart(cycles: pd.DataFrame, measures: pd.DataFrame, cycle_ids: list[str]) -> tuple[pd.DataFrame,
                                                                                                  pd.DataFrame]:
     """(points, spans) for the run chart of the given cycles' custom measures.

@@ -122,6 +122,17 @@ def check_goal(goal: Mapping, *, higher_is_better: bool | None, unit: str = "%",
     return problems
 
 
+def goal_title(metric_label: str, group_label: str, target_value: object, target_year: object,
+               unit: str = "%") -> str:
+    """A goal in the words people name it by, its code left out: metric, student group and target, e.g.
+    `Suspension rate, Black or African American: 1.8% by 2026` (no target yet: metric and group)."""
+    aim = f"{metric_label}, {group_label}"
+    target = _number(target_value)
+    if target is None or _number(target_year) is None:
+        return aim
+    return f"{aim}: {target:.1f}{'%' if unit == '%' else f' {unit}' if unit else ''} by {int(float(target_year))}"
+
+
 def _number(value: object) -> float | None:
     try:
         out = float(value)  # type: ignore[arg-type]

@@ -151,6 +151,7 @@ from pages.ui.workspace import (  # noqa: E402, F401
     conflict_panel,
     delete_record,
     forget,
+    goal_words,
     record_history,
     seen_version,
     store_record,

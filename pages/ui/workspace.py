@@ -101,6 +101,19 @@ def delete_record(table: str, record_id: str, record: dict, labels: dict) -> boo
     return True
 
 
+def goal_words(goal: dict) -> str:
+    """A goal record in words (metric, student group, target: :func:`analytics.workspace.goals.goal_title`)."""
+    from analytics.data.catalog import group_label
+    from analytics.workspace.goals import goal_title
+    from pages.ui.filters import metric_label
+    from pages.ui.loaders import metric_catalog
+
+    catalog = metric_catalog()
+    unit = str(catalog.loc[goal["metric"], "unit"]) if goal["metric"] in catalog.index else ""
+    return goal_title(metric_label(goal["metric"]), group_label(goal["student_group"]), goal.get("target_value"),
+                      goal.get("target_year"), unit)
+
+
 def record_history(record_id: str, columns: list[str]) -> None:
     """Who changed a record, when, and which fields."""
     from analytics.workspace import records
