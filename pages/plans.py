@@ -297,15 +297,16 @@ if goal_id:
     metric = record["metric"]
     catalog = ui.metric_catalog()
     unit = str(catalog.loc[metric, "unit"]) if metric in catalog.index else ""
+    shown_rows = progress_table(rows)
+    hidden = ui.is_public() and (shown_rows["progress"] == "*").any()
+    baseline = "\\*" if hidden else f"{record['baseline_value']:.1f}"  # hidden as in the goals list above
     st.header(ui.goal_words(record))
-    st.markdown(f"From **{record['baseline_value']:.1f}** in {record['baseline_year']} to **{record['target_value']:.1f}**"
+    st.markdown(f"From **{baseline}** in {record['baseline_year']} to **{record['target_value']:.1f}**"
                 f" by {record['target_year']} · status **{record['status']}** · goal {goal_id}"
                 + (f" · interim targets {record['interim_targets']}" if record.get("interim_targets") else "")
                 + (f"  \nStrategy: {record['strategy']}" if record.get("strategy") else "")
                 + (f"  \nOwner: {record['owner']}" if record.get("owner") else "")
                 + (f" · serves: {record['priority']}" if record.get("priority") else ""))
-    shown_rows = progress_table(rows)
-    hidden = ui.is_public() and (shown_rows["progress"] == "*").any()
     if hidden:
         st.info("Fewer than 10 students in this group: the goal's values are not shown on shared links.")
     else:
@@ -354,7 +355,7 @@ if goal_id:
 
     cycles = school_records(ui.data_version(), school_id, "pdsa_cycles")
     linked = cycles[cycles["goal_id"] == goal_id]
-    if len(linked):
+    if len(linked) and not ui.is_public():  # cycles are not part of shared links: no link that leads nowhere
         linked = linked.sort_values("start_date")
         ui.link_row("PDSA cycles for this goal", [(cycle_rules.cycle_title(idea, step), "pages/cycles.py", {"cycle": c})
                                                    for step, (c, idea) in enumerate(zip(

@@ -83,7 +83,7 @@ def test_a_cycle_names_its_goal_and_a_goal_its_cycles_in_words(on_demo):
     assert f". {cycle['change_idea']}](./cycles?cycle={cycle['cycle_id']})" in plan.replace("\\", "")
     assert f"[{cycle['cycle_id']}" not in plan  # no link reads as a bare code
     listed = _run("cycles", school=cycle["school_id"]).dataframe[0].value
-    assert listed.columns.tolist()[:2] == ["school", "change_idea"] and listed.columns[-1] == "open"
+    assert listed.columns[0] == "change_idea" and listed.columns[-1] == "open"  # one school's: no school column
 
 
 def test_a_plan_and_a_schools_cycles_rerun_from_what_their_first_run_made(on_demo, monkeypatch):
@@ -389,6 +389,19 @@ def test_a_running_cycle_and_a_measurement_without_a_note_show_no_none(own_distr
     measured = records.load(own_district, "cycle_measures")
     notes_shown = _run("cycles", cycle=measured["cycle_id"].iloc[0]).dataframe[0].value["note"]
     assert measured["note"].isna().all() and (notes_shown == "").all()
+
+
+def test_a_shared_goal_on_a_small_group_hides_its_baseline_and_links_no_cycles(on_demo):
+    """The goal's line hides its baseline as the goals list does (fewer than 10 students), and the cycles that
+    serve it, not part of shared links, are not linked."""
+    goal = records.get(on_demo, "school_goals", "G-100139-SUSP-BL")
+    at = _run("plans", school=goal["school_id"], goal=goal["goal_id"], share="read-only-token")
+    assert any("Fewer than 10 students" in i.value for i in at.info)
+    line = next(m.value for m in at.markdown if m.value.startswith("From "))
+    assert line.startswith("From **\\***") and f"{goal['baseline_value']:.1f}" not in line
+    assert not any("cycles?cycle=" in m.value for m in at.markdown)
+    staff = _run("plans", school=goal["school_id"], goal=goal["goal_id"])
+    assert any("cycles?cycle=" in m.value for m in staff.markdown)
 
 
 def test_a_plan_drawn_for_an_editor_is_not_what_a_shared_link_of_it_shows(own_district):
