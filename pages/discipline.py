@@ -12,7 +12,7 @@ from analytics.data import storage
 from analytics.data.catalog import STUDENT_GROUPS, group_label, outcome_label
 from analytics.outputs import charts_equity
 from analytics.outputs.findings import rate_change_finding
-from analytics.outputs.labels import RATIO_TYPES, counted, for_count
+from analytics.outputs.labels import OUTCOME_COLUMNS, RATIO_TYPES, counted, for_count
 from analytics.stats.run_charts import attach_cycles
 from pages import ui
 from pages.ui import rp_views
@@ -165,7 +165,11 @@ def scope_group_rates(version: int, cluster: str, school: str, year: int) -> tup
 
 wide, composition = scope_group_rates(ui.import_version(), cluster, school, year)
 if not wide.empty:
-    labels = {c: f"{outcome_label(c)} (%)" for c in wide.columns if c != "enrolled"}
+    # Short headers, most-used outcome first and enrolment last (the full names in each header's help), so the
+    # six columns fit the page instead of the last two going off its right edge.
+    labels = {c: OUTCOME_COLUMNS.get(c, f"{outcome_label(c)} (%)") for c in wide.columns if c != "enrolled"}
+    order = [c for c in OUTCOME_COLUMNS if c in labels] + [c for c in labels if c not in OUTCOME_COLUMNS]
+    helps = {c: f"{outcome_label(c)}: students with it / students enrolled (%)." for c in labels}
     if ui.is_public():  # viewers: each rate is a cell of the district's release (analytics.access.privacy)
         shown = wide.astype(object)
         codes = list(wide.index.map({group_label(g): g for g in STUDENT_GROUPS}))
@@ -180,10 +184,12 @@ if not wide.empty:
                              for n, hide in zip(wide["enrolled"], n_hidden, strict=True)]
         headers = {**labels, "enrolled": "Enrolled (n)"}  # numbers as text beside `*` and bands: right-aligned
         st.dataframe(shown.rename(columns=headers), width="stretch",
-                     column_config=ui.text_columns(dict(zip(headers.values(), headers.values(), strict=True))))
+                     column_order=[*(labels[c] for c in order), headers["enrolled"]],
+                     column_config={header: st.column_config.TextColumn(header, alignment="right", help=helps.get(c))
+                                    for c, header in headers.items()})
     else:
-        st.dataframe(ui.arrow_ready(wide), width="stretch", column_config={  # a drawn view's: converted once
-            c: st.column_config.NumberColumn(label, format="%.2f") for c, label in labels.items()}
+        st.dataframe(ui.arrow_ready(wide), width="stretch", column_order=[*order, "enrolled"], column_config={
+            c: st.column_config.NumberColumn(label, format="%.2f", help=helps[c]) for c, label in labels.items()}
             | {"enrolled": st.column_config.NumberColumn("Enrolled (n)", format="localized")})
     st.caption("Rate = students with the outcome / students enrolled, pooled over the schools in scope. "
                + (marks_legend() if ui.is_public() else "Groups under 10 students are not shown."))

@@ -18,6 +18,10 @@ REFERENCE_NAMES = {"others": "All other students in the school", "district_all":
                    "best_group": "Best-performing group in the school", "target": "The school's target"}
 SIGNAL_NAMES = {"": "No signal", "shift": "Shift", "trend": "Trend", "shift,trend": "Shift and trend"}
 NO_COLOUR = "No colour (n < 30 or not rated)"
+# Column headers of a table of discipline rates by outcome, short enough for six columns side by side; the
+# outcome's full name (catalog.OUTCOME_NAMES) goes in the column's help. Most-used first: the table's order.
+OUTCOME_COLUMNS = {"suspension": "Any suspension (%)", "iss": "In-school (%)", "oss": "Out-of-school (%)",
+                   "expulsion": "Expulsion (%)", "law_referral": "Law referral (%)"}
 RP_OUTCOMES = {"suspension_rate": "Suspension rate (points)", "oss_days_per_100": "OSS days per 100 students",
                "risk_ratio_black_white": "Black/White suspension risk ratio",
                "risk_ratio_swd": "SWD/non-SWD suspension risk ratio"}
