@@ -249,12 +249,16 @@ def within_view(version: int, metric: str, year: int, reference: str, level: str
     if within.empty:
         return None
     gap_cols = ("gap", "gap_low", "gap_high", "mh_gap", "mh_low", "mh_high")
+    # Short headers (their meaning in each one's help) so all ten columns fit the page, the last included.
     within_config = {"group": st.column_config.TextColumn("Group"),
-                     "n": st.column_config.NumberColumn("Students in group (n)", format="localized"),
+                     "n": st.column_config.NumberColumn("Students (n)", format="localized",
+                                                        help="Students in the group, over the schools pooled."),
                      "note": st.column_config.TextColumn("Note")} | ui.text_columns({
-        "gap": "Pooled gap (pts)", "gap_low": "95% CI low", "gap_high": "95% CI high",
-        "mh_gap": "Within-school gap (pts)", "mh_low": "95% CI low ", "mh_high": "95% CI high ",
-        "n_schools": "Schools"})
+        "gap": "Pooled gap (pts)", "mh_gap": "Within-school gap (pts)", "n_schools": "Schools"}) | {
+        col: st.column_config.TextColumn(label, alignment="right", help=f"95% interval of the {gap} gap, {end} end.")
+        for col, label, gap, end in (("gap_low", "Low", "pooled", "low"), ("gap_high", "High", "pooled", "high"),
+                                     ("mh_low", "Low ", "within-school", "low"),
+                                     ("mh_high", "High ", "within-school", "high"))}
     if share is not None:  # released_views leaves them out: the dash says why where it is read
         for col in ("mh_gap", "mh_low", "mh_high"):
             within_config[col] = st.column_config.TextColumn(within_config[col]["label"], alignment="right",
