@@ -144,7 +144,7 @@ def flags(row: pd.Series) -> str:
         if row.get("needs_attention", False):
             notes.append(f"● needs attention ({chance_text(row['prob_worse'])} likely worse than district)")
         if p < 0.05:
-            notes.append("▼ significantly worse than district" if worse else "▲ significantly better than district")
+            notes.append("▼ worse than district (p < 0.05)" if worse else "▲ better than district (p < 0.05)")
     elif np.isfinite(row.get("denominator", np.nan)):
         notes.append("n < 10: too few to judge")
     target = row.get("target", np.nan)
@@ -251,9 +251,10 @@ def schools_table(version: int, cluster: str, metric: str, year: int, group: str
     school_config = {
         "school_name": st.column_config.TextColumn("School"),
         "level": st.column_config.TextColumn("Level"),
-        "value": st.column_config.NumberColumn(f"{label} (%)", format="%.1f", help="The published rate."),
-        "ci_low": st.column_config.NumberColumn("95% CI low", format="%.1f"),
-        "ci_high": st.column_config.NumberColumn("95% CI high", format="%.1f"),
+        "value": st.column_config.NumberColumn(f"{label.split(' (')[0]} (%)", format="%.1f",
+                                               help=f"{label}: the published rate."),
+        "ci_low": st.column_config.NumberColumn("CI low", format="%.1f", help="95% Wilson interval, low end (%)."),
+        "ci_high": st.column_config.NumberColumn("CI high", format="%.1f", help="95% Wilson interval, high end (%)."),
         "denominator": st.column_config.NumberColumn("n", format="localized"),
         "adjusted": st.column_config.NumberColumn(
             "Adjusted (%)", format="%.1f", help="Empirical-Bayes rate: the school's rate moved towards the district "
@@ -263,7 +264,7 @@ def schools_table(version: int, cluster: str, metric: str, year: int, group: str
             "0 = the district rate."),
         "target": st.column_config.NumberColumn("Target (%)", format="%.1f"),
         "flags": st.column_config.TextColumn("Flags"),
-        "open": st.column_config.LinkColumn("Open", display_text="Open school →"),
+        "open": st.column_config.LinkColumn("Open", display_text="Open →"),
     }
     if ui.is_public():  # released schools in their order, the others after them by name (an order is a value)
         released = table["_released"].to_numpy()
@@ -283,12 +284,16 @@ st.subheader("Schools")
 table, shown, readable, readable_config = schools_table(ui.import_version(), cluster, metric, year, group,
                                                         ui.share_token())
 ui.download_menu(f"{cluster}-schools-{metric}-{group}-{year}", shown.drop(columns="open"))
-# Key columns first (a phone shows about four); intervals and n only where the files have counts.
+# Key columns first (a phone shows about four); intervals and n only where the files have counts. With the
+# details the flags (the widest text) come last at a set width, so every column fits beside them on a laptop.
 key_columns = ["school_name", "value", "flags", "open"]
 details = [] if value_only else ["ci_low", "ci_high", "denominator", "adjusted", "reliability"]
 if st.toggle("Show level, intervals, n and targets" if details else "Show level and targets",
              value=not ui.is_public(), key="school_table_all"):
-    key_columns += ["level", *details] + (["target"] if table["target"].notna().any() else [])
+    key_columns = ["school_name", "value", "level", *details, *(["target"] if table["target"].notna().any() else []),
+                   "open", "flags"]
+    readable_config = readable_config | {"flags": st.column_config.TextColumn(
+        "Flags", width="medium", help="Hover a cell for its flags in full; the note below explains them.")}
 event = st.dataframe(ui.arrow_ready(readable), hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                      key="school_table", column_config=readable_config, column_order=key_columns)
 chosen = event.selection.rows if event else []
@@ -309,5 +314,5 @@ else:
                "by how few students it has (empirical Bayes, beta-binomial across the district's schools), so a small "
                "school does not top or bottom the list by chance; the published rate is the unadjusted one. Flags: "
                "needs attention when the school's true rate is at least 95% likely to be worse than the district's; "
-               "significantly worse or better than district by a two-proportion test (p < 0.05); misses its School "
+               "worse or better than district (p < 0.05): significantly so by a two-proportion test; misses its School "
                "Performance Plan target. Groups with fewer than 10 students are not judged.")
