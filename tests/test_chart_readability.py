@@ -149,3 +149,35 @@ def test_cluster_comparison_subtitle_is_short_lines_that_fit_half_a_page():
                                                       basis=basis).to_dict()["title"]["subtitle"]
         assert isinstance(subtitle, list) and all(len(line) <= 60 for line in subtitle)
         assert subtitle[-1].endswith("Click a bar to open the cluster.")
+
+
+def _school_months() -> pd.DataFrame:
+    """Two school years of suspensions per month as the discipline page draws them: no July, low June and
+    August (the school year ends and starts in them)."""
+    from analytics.stats.run_charts import run_chart
+
+    periods = [p for p in pd.date_range("2023-08-01", "2025-06-01", freq="MS") if p.month != 7]
+    values = [20 if p.month in (6, 8) else 60 + i % 5 for i, p in enumerate(periods)]
+    return run_chart(pd.DataFrame({"period": periods, "value": values}))
+
+
+def test_suspension_run_chart_breaks_its_line_at_july_and_rings_the_partial_months():
+    spec = charts_equity.run_chart(_school_months(), title="Suspensions per month").to_dict()
+    line = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "line")
+    assert line["encoding"]["detail"]["field"] == "segment"
+    rows = spec["datasets"][line["data"]["name"]]
+    segments = {r["period"][:7]: r["segment"] for r in rows}
+    assert segments["2024-06"] == 0 and segments["2024-08"] == 1  # no line from June straight to August
+    rings = [layer for layer in spec["layer"] if layer["mark"].get("filled") is False]
+    assert len(rings) == 1
+    ringed = sorted(r["period"][:7] for r in spec["datasets"][rings[0]["data"]["name"]])
+    assert ringed == ["2023-08", "2024-06", "2024-08", "2025-06"]
+    assert any("partial school months" in line for line in spec["title"]["subtitle"])
+
+
+def test_run_chart_without_partial_months_has_no_rings_and_no_note():
+    months = _school_months()
+    full = months[~pd.to_datetime(months["period"]).dt.month.isin([6, 8])]
+    spec = charts_equity.run_chart(full).to_dict()
+    assert not [layer for layer in spec["layer"] if layer["mark"].get("filled") is False]
+    assert not any("partial" in line for line in spec["title"]["subtitle"])

@@ -15,6 +15,7 @@ from analytics.data.catalog import group_label
 from analytics.outputs.charts_district import LINE_LEGEND, OKABE_ITO, end_labels
 from analytics.outputs.labels import RATIO_TYPES
 from analytics.outputs.vega import VegaLite, frame_ref, layered
+from analytics.stats.run_charts import PARTIAL_MONTHS, month_segments, partial_months
 from analytics.stats.status_change import CHANGE_LEVELS, STATUS_LEVELS
 
 # The Dashboard's colour names drawn with colour-blind-distinguishable hues (Okabe-Ito based).
@@ -227,15 +228,17 @@ def run_chart(table: pd.DataFrame, cycles: pd.DataFrame | None = None, title: st
     Written as the dict Altair makes of it (:mod:`analytics.outputs.vega`).
     """
     names = {"": "No signal", "shift": "Signal: shift", "trend": "Signal: trend", "shift,trend": "Signal: shift and trend"}
-    data = table.assign(period=pd.to_datetime(table["period"]),
-                        signal_name=table["signal"].fillna("").astype(str).map(lambda s: names.get(s, s)))
+    data = table.sort_values("period", kind="stable").assign(
+        period=lambda d: pd.to_datetime(d["period"]),
+        signal_name=lambda d: d["signal"].fillna("").astype(str).map(lambda s: names.get(s, s)))
+    data = data.assign(segment=month_segments(data["period"]), partial=partial_months(data["period"]))
     frames: dict[str, pd.DataFrame] = {}
     rows = frame_ref(frames, data)
     month = {"field": "period", "type": "temporal"}
     value = {"field": "value", "type": "quantitative"}
-    line = {"data": rows, "mark": {"type": "line", "color": "#555"}, "encoding": {
+    line = {"data": rows, "mark": {"type": "line", "color": "#555"}, "encoding": {  # broken where a month is missing
         "x": {**month, "title": "Month", "axis": {"format": "%b %Y", "labelAngle": -40}},
-        "y": {**value, "title": y_title}}}
+        "y": {**value, "title": y_title}, "detail": {"field": "segment", "type": "nominal"}}}
     domain = [n for n in names.values() if n in set(data["signal_name"])] or ["No signal"]
     points = {"data": rows, "mark": {"type": "point", "size": 80, "filled": True, "opacity": 1}, "encoding": {
         "x": month, "y": value,
@@ -248,6 +251,16 @@ def run_chart(table: pd.DataFrame, cycles: pd.DataFrame | None = None, title: st
                     {"field": "signal_name", "type": "nominal", "title": "Signal"}]}}
     median = {"data": rows, "mark": {"type": "rule", "color": "#009E73", "strokeDash": [6, 3]},
               "encoding": {"y": {"field": "median", "type": "quantitative", "aggregate": "mean"}}}
+    subtitle = ["Dashed green line: median. Triangles: points in a shift (6+ on one side of the median)",
+                "or a trend (5+ rising or falling)."]
+    rings = []
+    if data["partial"].any():  # a ring around each partial month's point, named in the subtitle
+        partial = frame_ref(frames, data[data["partial"]])
+        rings = [{"data": partial, "mark": {"type": "point", "size": 260, "filled": False, "color": "#333",
+                                            "strokeWidth": 1.5}, "encoding": {"x": month, "y": value}}]
+        months = " and ".join(PARTIAL_MONTHS.values())
+        subtitle.append(f"Rings: {months}, partial school months (fewer school days). No line across a missing "
+                        "month.")
     layers = []
     if cycles is not None and not cycles.empty:
         spans = frame_ref(frames, _stagger(cycles))
@@ -259,9 +272,8 @@ def run_chart(table: pd.DataFrame, cycles: pd.DataFrame | None = None, title: st
                                  "text": {"field": "label", "type": "nominal"},
                                  "tooltip": [{"field": "change_idea", "type": "nominal", "title": "PDSA cycle"},
                                              {**start, "title": "Start"}, {**end, "title": "End"}]}}]
-    return VegaLite(layered([*layers, line, median, points], title={
-        "text": title, "subtitle": ["Dashed green line: median. Triangles: points in a shift (6+ on one side of the "
-                                    "median)", "or a trend (5+ rising or falling)."]}, height=300, width=640), frames)
+    return VegaLite(layered([*layers, line, median, *rings, points], title={"text": title, "subtitle": subtitle},
+                            height=300, width=640), frames)
 
 
 def gap_band_trend(table: pd.DataFrame, metric_label: str, higher_is_better: bool = True) -> alt.Chart:

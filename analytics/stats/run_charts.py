@@ -22,6 +22,21 @@ import pandas as pd
 
 SHIFT_LENGTH = 6
 TREND_LENGTH = 5
+# July has no school and is left out of monthly series (:func:`monthly_series_by_school`); the school year
+# ends in June and starts in August, so those months have fewer school days (and incidents) than the rest.
+PARTIAL_MONTHS = {6: "June", 8: "August"}
+
+
+def partial_months(periods: pd.Series) -> np.ndarray:
+    """Whether each month (a timestamp) is a partial school month: June or August (:data:`PARTIAL_MONTHS`)."""
+    return pd.to_datetime(periods).dt.month.isin(list(PARTIAL_MONTHS)).to_numpy()
+
+
+def month_segments(periods: pd.Series) -> np.ndarray:
+    """A number per month (in period order) that grows after every month left out (July, or no data): a line
+    drawn per segment breaks where a month is missing instead of running straight across it."""
+    months = pd.to_datetime(periods).dt.to_period("M").astype("int64").to_numpy() if len(periods) else np.zeros(0)
+    return np.cumsum(np.r_[0, np.diff(months) > 1]).astype(int)
 
 
 def _mark_runs(codes: np.ndarray, labels: np.ndarray, min_length: int) -> np.ndarray:
