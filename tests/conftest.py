@@ -164,6 +164,17 @@ def streamlit_server(script: Path, env: dict, cwd: Path, what: str = "the dashbo
     pytest.fail(f"{what} did not start within 60 s")
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """Stop a test's server: asked first, killed if it has not ended within 30 s (a busy machine can take more
+    than 10 s to finish a server's shutdown, which is no failure of the app)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
 @pytest.fixture(scope="session")
 def app_server(demo_db_url):
     """The dashboard as the README's server command runs it (`python serve.py`: app.py, its libraries imported
@@ -173,8 +184,7 @@ def app_server(demo_db_url):
     env = {**os.environ, "DATABASE_URL": demo_db_url, "PYTHONPATH": str(ROOT)}
     proc, base = streamlit_server(ROOT / "serve.py", env, ROOT)
     yield base
-    proc.terminate()
-    proc.wait(timeout=10)
+    stop_server(proc)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.browser_settle import settle
-from tests.conftest import streamlit_server
+from tests.conftest import stop_server, streamlit_server
 
 pytestmark = pytest.mark.browser
 
@@ -26,8 +26,7 @@ def slow_app(tmp_path):
     (tmp_path / "slow.py").write_text(SLOW_RUN)
     proc, base = streamlit_server(tmp_path / "slow.py", dict(os.environ), tmp_path, "the script's server")
     yield base
-    proc.terminate()
-    proc.wait(timeout=10)
+    stop_server(proc)
 
 
 def test_settle_waits_for_the_run_to_end_not_for_the_first_elements_half_second(page, slow_app):

@@ -22,7 +22,7 @@ from analytics.access import audit
 from analytics.access.sharing import list_shares
 from analytics.data import storage
 from tests.browser_settle import run_ended, settle
-from tests.conftest import _free_port
+from tests.conftest import _free_port, stop_server
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,8 +90,7 @@ allowed_domains = ["district.org"]
 """)
     proc = _start_dashboard(database, port, secrets)
     yield f"http://localhost:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    stop_server(proc)
 
 
 def _settle(page, selector="[data-testid=stMain] h1", timeout=60_000):
@@ -188,8 +187,7 @@ def unconfigured_server(database):
     port = _free_port()
     proc = _start_dashboard(database, port, None, address="0.0.0.0")
     yield f"http://localhost:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    stop_server(proc)
 
 
 # Every staff page with and without parameters, an unknown page, and empty or bogus share tokens.
