@@ -37,7 +37,8 @@ def cycle_list(version: int, school_id: str | None) -> pd.DataFrame:
     table = shown.assign(school=shown["school_id"].map(names),
                          open=[ui.page_url("cycles", cycle=c) for c in shown["cycle_id"]],
                          decision=shown["decision"].map(cycle_rules.DECISION_LABELS).fillna("running"))
-    columns = ["change_idea", "start_date", "end_date", "measure", "decision", "open"]
+    # The link before the dates and the wide measure, so it shows without scrolling sideways.
+    columns = ["change_idea", "decision", "open", "start_date", "end_date", "measure"]
     return table.sort_values(["school", "start_date"])[columns if school_id else ["school", *columns]]
 
 
