@@ -43,11 +43,14 @@ def cycle_list(version: int, school_id: str | None) -> pd.DataFrame:
 
 
 @ui.drawn_read
-def school_choices(version: int, school_id: str) -> tuple[list[str], list[str]]:
-    """A school's cycle ids (a new cycle builds on one of them) and goal ids (it serves one of them)."""
+def school_choices(version: int, school_id: str) -> tuple[dict[str, str], dict[str, dict]]:
+    """A school's cycles' change ideas by id (a new cycle builds on one of them) and goals by id (it serves one
+    of them)."""
     cycles = all_cycles(version)
-    return (cycles.loc[cycles["school_id"] == school_id, "cycle_id"].tolist(),
-            records.load(ui.engine(), "school_goals", school_id=[school_id])["goal_id"].tolist())
+    goals = records.load(ui.engine(), "school_goals", school_id=[school_id])
+    mine = cycles[cycles["school_id"] == school_id]
+    return (dict(zip(mine["cycle_id"], mine["change_idea"], strict=True)),
+            {goal["goal_id"]: goal for goal in goals.to_dict("records")})
 
 
 @ui.drawn_read
@@ -78,7 +81,7 @@ def cycle_form(record: dict | None, school: str) -> None:
     key = record["cycle_id"] if record else "new"
     prefix = f"cycle_{key}_"
     r = record or {}
-    school_cycles, goal_ids = school_choices(ui.data_version(), school)
+    school_cycles, goals = school_choices(ui.data_version(), school)
     same_school = [c for c in school_cycles if c != key]
     with st.form(f"cycle_form_{key}"):
         cols = st.columns([1, 2])
@@ -91,10 +94,12 @@ def cycle_form(record: dict | None, school: str) -> None:
         prev_options = ["", *same_school]
         previous = cols[2].selectbox("Builds on cycle (ramp)", prev_options,
                                      index=prev_options.index(r["previous_cycle_id"]) if r.get("previous_cycle_id")
-                                     in prev_options else 0, key=prefix + "prev")
-        goal_options = ["", *goal_ids]
+                                     in prev_options else 0, key=prefix + "prev",
+                                     format_func=lambda c: f"{cycle_rules.cycle_title(school_cycles[c])} · {c}" if c else "")
+        goal_options = ["", *goals]
         goal = cols[3].selectbox("Goal it serves", goal_options, index=goal_options.index(r["goal_id"])
-                                 if r.get("goal_id") in goal_options else 0, key=prefix + "goal")
+                                 if r.get("goal_id") in goal_options else 0, key=prefix + "goal",
+                                 format_func=lambda g: ui.goal_words(goals[g]) if g else "")
         st.markdown("**Plan**")
         question = st.text_input("Question this cycle answers", value=r.get("question") or "", key=prefix + "q")
         prediction = st.text_input("Prediction", value=r.get("prediction") or "", key=prefix + "pred")

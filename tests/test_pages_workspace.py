@@ -86,6 +86,19 @@ def test_a_cycle_names_its_goal_and_a_goal_its_cycles_in_words(on_demo):
     assert listed.columns.tolist()[:3] == ["change_idea", "decision", "open"]  # one school's: no school column
 
 
+def test_a_cycles_form_offers_goals_and_earlier_cycles_in_words(own_district):
+    cycles = records.load(own_district, "pdsa_cycles")
+    cycle = cycles[cycles["goal_id"].notna() & cycles["previous_cycle_id"].notna()].iloc[0]
+    goal = records.get(own_district, "school_goals", cycle["goal_id"])
+    at = _run("cycles", cycle=cycle["cycle_id"])
+    goals = at.selectbox(key=f"cycle_{cycle['cycle_id']}_goal")
+    words = goal_rules.goal_title(METRIC_LABELS[goal["metric"]], group_label(goal["student_group"]),
+                                  goal["target_value"], goal["target_year"])
+    assert goals.value == goal["goal_id"] and words in goals.options
+    before = cycles.set_index("cycle_id").loc[cycle["previous_cycle_id"], "change_idea"]
+    assert f"{before} · {cycle['previous_cycle_id']}" in at.selectbox(key=f"cycle_{cycle['cycle_id']}_prev").options
+
+
 def test_a_plan_and_a_schools_cycles_rerun_from_what_their_first_run_made(on_demo, monkeypatch):
     """A rerun of a school's plan (a form's widget, an expander) or of its list of cycles reads no record and
     computes no progress or look-for table again: the same goals, walkthroughs and cycles are drawn."""
