@@ -191,12 +191,14 @@ else:
     on_track, n_counted = plan["on_track"]
     st.markdown(f"**{on_track} of {n_counted} goals on track** "
                 f"(active, met or not met goals; latest measured year).")
-    st.dataframe(plan["shown"], hide_index=True, width="stretch", column_config={
+    # A shared link's `*` in the baseline column is drawn as the other shared tables draw a masked column.
+    goals_shown, goals_config = ui.as_shown(plan["shown"], {
         "metric_label": "Metric", "group": "Student group", "baseline_year": "Baseline year",
         "baseline_value": st.column_config.NumberColumn("Baseline", format="%.1f"),
         "target_year": "Target year", "target_value": st.column_config.NumberColumn("Target", format="%.1f"),
         "status": "Status", "progress": "Progress now",
         "open": st.column_config.LinkColumn("Open", display_text="Open goal →")})
+    st.dataframe(goals_shown, hide_index=True, width="stretch", column_config=goals_config)
 
 
 def goal_form(record: dict | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pandas as pd
@@ -413,6 +414,12 @@ def test_a_shared_goal_on_a_small_group_hides_its_baseline_and_links_no_cycles(o
     line = next(m.value for m in at.markdown if m.value.startswith("From "))
     assert line.startswith("From **\\***") and f"{goal['baseline_value']:.1f}" not in line
     assert not any("cycles?cycle=" in m.value for m in at.markdown)
+    listed = [d for d in at.dataframe if "baseline_value" in d.value.columns][0]
+    baselines = listed.value.set_index(listed.value["open"].str.extract(r"goal=([^&]+)")[0])["baseline_value"]
+    assert baselines[goal["goal_id"]] == "*"  # drawn as text beside the others, not a number column holding "*"
+    assert all(v == "*" or v == "–" or v == f"{float(v):.1f}" for v in baselines)
+    config = json.loads(listed.proto.columns)
+    assert (config.get("col:baseline_value") or config["baseline_value"]).get("alignment") == "right", config
     staff = _run("plans", school=goal["school_id"], goal=goal["goal_id"])
     assert any("cycles?cycle=" in m.value for m in staff.markdown)
 

@@ -271,3 +271,21 @@ def test_a_shared_rp_view_withholds_every_estimate_resting_on_one_school_and_sta
     assert shown.loc[2, ["95% CI", "Verdict"]].tolist() == ["*", "*"] and shown["RP schools"].tolist() == [3, 3, 1]
     _, _, staff_rows, staff = rp_views.rp_view(impact, beyond, "Ashford", str, key)
     assert staff["Estimate"].tolist() == [-1.5, 0.5, 4.25] and staff_rows["Years since start"].tolist()[-1] == 3
+
+
+def test_a_masked_columns_numbers_keep_their_format_percent_signs_included():
+    """Beside a `*`, a masked column's numbers are written as its number format says: printf formats with text
+    after the number ("%.0f%%" reads 12%), and the grid is told it is right-aligned text, not a number column."""
+    import streamlit as st
+
+    from pages.ui.tables import python_format
+    from pages.ui.viewer import as_shown
+
+    assert [python_format(f).format(12.345) for f in ("%.1f", "%+.1f", "%.0f%%", "%.2f pts")] == [
+        "12.3", "+12.3", "12%", "12.35 pts"]
+    masked = pd.DataFrame({"share": ["*", 61.25], "n": [4, 30]}).astype({"share": object})
+    shown, config = as_shown(masked, {"share": st.column_config.NumberColumn("Share", format="%.0f%%"),
+                                      "n": st.column_config.NumberColumn("n")})
+    assert shown["share"].tolist() == ["*", "61%"] and shown["n"].tolist() == [4, 30]
+    assert config["share"]["alignment"] == "right" and config["share"]["type_config"]["type"] == "text"
+    assert config["n"]["type_config"]["type"] == "number"

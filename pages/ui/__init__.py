@@ -133,6 +133,7 @@ from pages.ui.state import _with_share, arrived_on_page, is_public, note_page, p
 from pages.ui.tables import arrow_ready, filled, no_none, text_columns, year_label_of  # noqa: E402, F401
 from pages.ui.viewer import (  # noqa: E402, F401
     _cell_text,
+    as_shown,
     cell_states,
     exact_cells,
     open_share,

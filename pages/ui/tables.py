@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import weakref
 
 import pandas as pd
@@ -43,8 +44,10 @@ def python_format(fmt: str | None) -> str:
         return "{:,.0f}" if fmt else "{:,.2f}"
     if fmt == "percent":
         return "{:.1%}"
-    if fmt.startswith("%"):
-        return "{:" + fmt[1:] + "}"
+    printf = re.fullmatch(r"%([-+ 0#]*\d*(?:\.\d+)?[dfeEgGs])(.*)", fmt)
+    if printf:  # "%.1f" -> "{:.1f}"; "%.0f%%" -> "{:.0f}%": the spec, then the text after it
+        spec, after = printf.groups()
+        return "{:" + spec + "}" + after.replace("%%", "%").replace("{", "{{").replace("}", "}}")
     return "{}"
 
 

@@ -96,7 +96,7 @@ def public_cells(df: pd.DataFrame, column_config: dict, *, cells: tuple, n_col: 
     for col, other in (rates or {}).items():
         other_state, other_n = cell_states(*other)
         safe = mask_cells(safe, other_state, np.zeros(len(safe), dtype=bool), n_col=None, rate_col=col)
-    return _as_shown(safe, column_config)
+    return as_shown(safe, column_config)
 
 
 def released_pct(value: float, unit: str, year: int, metric: str, group: str) -> str:
@@ -132,7 +132,7 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
-def _as_shown(safe: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, dict]:
+def as_shown(safe: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, dict]:
     """A masked table drawn with the column kinds staff see: links stay links and a column nothing was hidden
     in stays a number column with its format; a column holding `*` or a band is right-aligned text, its
     numbers written as its number format says (so 0.97 reads 0.97, not 1.0) and a missing one as a dash."""
@@ -156,7 +156,7 @@ def _as_shown(safe: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, di
     for col in safe.columns:
         spec = config.get(col) if isinstance(config.get(col), dict) else None
         kind = ((spec or {}).get("type_config") or {}).get("type")
-        if kind not in (None, "text", "link") and safe[col].dtype == object:
+        if kind not in (None, "text", "link") and pd.api.types.is_string_dtype(safe[col]):  # object or str
             config[col] = st.column_config.TextColumn(spec.get("label"), alignment="right", help=spec.get("help"))
     return safe, config
 
@@ -171,7 +171,7 @@ def public_table(df: pd.DataFrame, column_config: dict, *, n_col: str, count_col
 
     safe = suppress_table(df, n_col=n_col, count_cols=count_cols, rate_cols=rate_cols, derived_cols=derived_cols,
                           sets=sets)
-    return _as_shown(safe, column_config)
+    return as_shown(safe, column_config)
 
 
 def viewer_nav(grant, allowed: set[str]) -> None:
