@@ -41,11 +41,18 @@ def _reference(values: list[float]) -> list[str]:
         return []
     median = float(pd.Series(values, dtype=float).median())
     shift = _runs([int(np.sign(v - median)) for v in values], SHIFT_LENGTH)
-    steps = _runs([int(np.sign(b - a)) for a, b in zip(values[:-1], values[1:], strict=True)], TREND_LENGTH - 1)
+    signs = [int(np.sign(b - a)) for a, b in zip(values[:-1], values[1:], strict=True)]
+    steps = _runs(signs, TREND_LENGTH - 1)
     trend = [False] * len(values)
     for i, on in enumerate(steps):
         if on:
             trend[i] = trend[i + 1] = True
+    # Flat steps between two steps of one qualifying trend belong to it (like values neither make nor break it).
+    counted = [i for i, sign in enumerate(signs) if sign]
+    for a, b in zip(counted[:-1], counted[1:], strict=True):
+        if steps[a] and steps[b] and signs[a] == signs[b]:
+            for j in range(a + 1, b + 1):
+                trend[j] = True
     return [",".join(n for n, on in (("shift", s), ("trend", t)) if on) for s, t in zip(shift, trend, strict=True)]
 
 
@@ -98,6 +105,18 @@ def test_many_series_at_once_equal_each_chart_and_the_rules():
     assert checked > 300 and (charts["shift"].any() and charts["trend"].any() and not charts["shift"].all())
 
 
+def test_every_point_of_a_trend_is_marked_repeated_values_inside_it_too():
+    # 1 2 2 2 3 4 5: five points rising (the repeated 2s are not counted); the middle 2 lies between two flat
+    # steps and belongs to the trend as much as its neighbours (Perla et al.: like values neither make nor break).
+    _, _, trend = series_signals(np.zeros(7, dtype=int), np.array([1, 2, 2, 2, 3, 4, 5], dtype=float))
+    assert trend.tolist() == [True] * 7
+    # Flat points after a trend's last rise are not part of it; a flat stretch between a rise and a fall ends it.
+    _, _, trend = series_signals(np.zeros(7, dtype=int), np.array([1, 2, 3, 4, 5, 5, 5], dtype=float))
+    assert trend.tolist() == [True] * 5 + [False] * 2
+    _, _, trend = series_signals(np.zeros(7, dtype=int), np.array([1, 2, 2, 2, 3, 1, 1], dtype=float))
+    assert not trend.any()
+
+
 def test_each_run_is_told_apart_with_its_side_or_direction():
     # 6 below the median, then 8 above it: two shifts of 6 and 8, not one of 14.
     assert shift_runs([11, 10, 12, 11, 10, 12, 21, 20, 22, 21, 20, 22, 21, 20], median=16) == [
@@ -118,9 +137,7 @@ def test_the_runs_hold_exactly_the_points_the_chart_marks():
         values, median = chart["value"].tolist(), float(chart["median"].iloc[0])
         shifted = {i for first, last, _, _ in shift_runs(values, median) for i in range(first, last + 1)
                    if values[i] != median}
-        # A trend marks both ends of each of its steps: a point between two repeated values is not marked.
-        trending = {i for first, last, _, _ in trend_runs(values) for i in range(first, last + 1)
-                    if i in (first, last) or values[i] != values[i - 1] or values[i] != values[i + 1]}
+        trending = {i for first, last, _, _ in trend_runs(values) for i in range(first, last + 1)}
         assert shifted == set(np.flatnonzero(chart["signal"].str.contains("shift")))
         assert trending == set(np.flatnonzero(chart["signal"].str.contains("trend")))
 

@@ -79,8 +79,9 @@ def series_signals(codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, n
     """(median, shift, trend) of every point of many series at once.
 
     ``codes``: non-decreasing integer series codes; ``values``: each series' values in period order.
-    A trend of k points has k - 1 steps (step i goes from point i to point i + 1); the points at both
-    ends of every step of a qualifying trend are marked, so a tie inside a trend belongs to it.
+    A trend of k points has k - 1 steps (step i goes from point i to point i + 1); every point from the
+    first step's start to the last step's end of a qualifying trend is marked, so repeated values inside a
+    trend belong to it (:func:`_spans_of_runs`).
     """
     codes = np.asarray(codes)
     values = np.asarray(values, dtype=float)
@@ -90,10 +91,25 @@ def series_signals(codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, n
     if len(values) > 1:
         same = codes[1:] == codes[:-1]
         steps[:-1] = np.where(same, _sign(np.diff(values)), 0)
-    step_marks = _mark_runs(codes, steps, TREND_LENGTH - 1)
+    step_marks = _spans_of_runs(codes, steps, TREND_LENGTH - 1)
     trend = step_marks.copy()
     trend[1:] |= step_marks[:-1]
     return medians, shift, trend
+
+
+def _spans_of_runs(codes: np.ndarray, labels: np.ndarray, min_length: int) -> np.ndarray:
+    """:func:`_mark_runs` with the zero labels inside each qualifying run marked too: a trend's flat steps lie
+    between its rising (or falling) ones, so every point from its first to its last belongs to it."""
+    marked = _mark_runs(codes, labels, min_length)
+    at = np.flatnonzero(labels != 0)
+    if len(at) < 2:
+        return marked
+    label, code = labels[at], codes[at]
+    inside = marked[at[:-1]] & marked[at[1:]] & (label[1:] == label[:-1]) & (code[1:] == code[:-1])
+    fill = np.zeros(len(labels) + 1, dtype=np.int32)  # +1 after each bounding step, -1 at the next one
+    np.add.at(fill, at[:-1][inside] + 1, 1)
+    np.add.at(fill, at[1:][inside], -1)
+    return marked | (np.cumsum(fill)[:-1] > 0)
 
 
 def shift_points(values: Sequence[float], median: float) -> np.ndarray:
