@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from analytics.access import audit
-from analytics.data import storage
+from analytics.data import loads, storage
 from analytics.outputs.labels import counted
 
 
@@ -99,10 +99,10 @@ def _keep_ahead(engine, command: str) -> None:
 
 def cmd_info(args: argparse.Namespace) -> int:
     engine = _engine()
-    imports = storage.load_imports(engine)
+    imports = loads.load_imports(engine)
     payload = {
-        "tables": storage.table_counts(engine),
-        "years": storage.available_years(engine),
+        "tables": loads.table_counts(engine),
+        "years": loads.available_years(engine),
         "imports": json.loads(imports.to_json(orient="records", date_format="iso")) if not imports.empty else [],
         "audit": audit.counts(engine),
         "data_version": storage.data_version(engine),

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 from _common import ROOT  # noqa: F401  (puts the project on the path)
 
-from analytics.data import importer, storage
+from analytics.data import bulk_write, importer, storage
 
 # SQL statements of the write by what they do (first matching prefix, upper-cased).
 _STATEMENT_KINDS = (
@@ -92,11 +92,11 @@ def split() -> Iterator[dict[str, float]]:
     wrap(importer, "_storage_types", "storage_types_s")
     wrap(importer, "validate_table", "validate_table_s")
     wrap(importer, "write_report", "write_s")
-    wrap(storage, "_in_write_order", "write_order_s")
-    wrap(storage, "_in_partition_order", "partition_order_s")
-    wrap(storage, "_tuples", "tuples_s")
-    wrap(storage, "_copy_rows", "copy_s")
-    wrap_generator(storage, "_csv_chunks", "copy_text_s")
+    wrap(bulk_write, "_in_write_order", "write_order_s")
+    wrap(bulk_write, "_in_partition_order", "partition_order_s")
+    wrap(bulk_write, "_tuples", "tuples_s")
+    wrap(bulk_write, "_copy_rows", "copy_s")
+    wrap_generator(bulk_write, "_csv_chunks", "copy_text_s")
     statement_started: list[float] = []
     writing: list[bool] = []  # SQL is classed inside the write transaction only (not the validator's reads)
 

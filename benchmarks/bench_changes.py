@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 from _common import best_of, demo_database, write_results
 
-from analytics.data import aggregates, storage
+from analytics.data import aggregates, loads, storage
 from analytics.data.catalog import metric_catalog
 from analytics.workspace import changes as change_rules
 from analytics.workspace import views
@@ -38,8 +38,8 @@ def parts(engine, cluster: str | None, since: date, repeat: int) -> dict[str, fl
     settings = views.DEFAULT_SETTINGS
     schools, ids = views.scope_ids(engine, cluster)
     then_year = change_rules.year_of_record(since)
-    now_year = storage.available_years(engine)[-1]
-    catalog = metric_catalog(storage.load_metric_definitions(engine))
+    now_year = loads.available_years(engine)[-1]
+    catalog = metric_catalog(loads.load_metric_definitions(engine))
     labels = dict(zip(catalog["metric"], catalog["label"], strict=True))
     series = views._series(engine, ids)
     made = {"dispro": lambda: views._dispro(engine, ids, settings, then_year, now_year),
@@ -69,9 +69,9 @@ def main() -> None:
     url = args.url or demo_database(db, args.schools)
     engine = storage.get_engine(url)
     since = date.fromisoformat(args.since)
-    cluster = args.cluster or sorted(storage.load_schools(engine)["cluster"].unique())[0]
-    latest = storage.available_years(engine)[-1]
-    floor = best_of(lambda: storage.load_metrics(engine, years=[latest]), args.repeat)
+    cluster = args.cluster or sorted(loads.load_schools(engine)["cluster"].unique())[0]
+    latest = loads.available_years(engine)[-1]
+    floor = best_of(lambda: loads.load_metrics(engine, years=[latest]), args.repeat)
     every = pd.concat(aggregates.disproportionality_parts(engine), ignore_index=True)  # as the discipline step
     district_flags = every[every["flagged"]]
     del every
@@ -82,7 +82,7 @@ def main() -> None:
                                                 args.repeat), 3),
             "school_months_s": round(best_of(lambda: views.monthly_suspensions(engine, None), args.repeat), 3)}
     print(made, flush=True)
-    members = storage.load_schools(engine)
+    members = loads.load_schools(engine)
     scopes = {}
     for name, scope in (("district", None), (f"cluster {cluster}", cluster)):
         total = best_of(lambda s=scope: views.changes_view(engine, cluster=s, since=since), args.repeat)

@@ -191,12 +191,12 @@ def after_edit(name: str, params: dict, workdir: Path, url: str) -> dict:
 
 def measure(url: str, workdir: Path, only: set[str] | None, profile: Path | None, cold_too: bool = True,
             repeat: int = 1, edit: bool = False) -> dict:
-    from analytics.data import storage
+    from analytics.data import loads, storage
 
     os.environ["DATABASE_URL"] = url
     os.environ["SSIF_TWIN_DIR"] = str(Path(__file__).resolve().parent)
     (workdir / "twin.py").write_text(TWIN_SCRIPT)
-    schools = storage.load_schools(storage.get_engine(url))
+    schools = loads.load_schools(storage.get_engine(url))
     first_school = schools["school_id"].iloc[0]
     pages = [(name, {k: first_school if v is None else v for k, v in params.items()}) for name, params in PAGES
              if not only or name in only]

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from _common import best_of, write_results
 from _import_split import split
 
-from analytics.data import storage
+from analytics.data import bulk_write, storage
 from analytics.data.demo import build_demo
 from analytics.data.importer import import_files, validate_bytes
 
@@ -58,7 +58,7 @@ def bare_insert(url: str, frame: pd.DataFrame) -> None:
                 copy.write(sink.getvalue().to_pybytes())
             cursor.close()
         else:
-            rows = storage._tuples(frame)
+            rows = bulk_write._tuples(frame)
             conn.exec_driver_sql(f"INSERT INTO bare_floor VALUES ({', '.join(['?'] * len(cols))})", rows)
         conn.exec_driver_sql("DROP TABLE bare_floor")
     engine.dispose()

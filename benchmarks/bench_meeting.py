@@ -11,7 +11,7 @@ from pathlib import Path
 
 from _common import demo_database, write_results
 
-from analytics.data import storage
+from analytics.data import loads, storage
 from analytics.outputs.meeting import ViewSpec, build_pack, deck_bytes, standard_specs, workbook_bytes, zip_bytes
 
 EXTRA_METRICS = ("math_proficient", "chronic_absence", "ela_growth", "math_growth")
@@ -40,7 +40,7 @@ def measure(engine, cluster: str | None) -> dict:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = storage.get_engine(demo_database(Path(tmp) / "demo.db", 200))
-        cluster = storage.load_schools(engine)["cluster"].iloc[0]
+        cluster = loads.load_schools(engine)["cluster"].iloc[0]
         write_results("meeting", {"one_cluster": measure(engine, cluster), "district": measure(engine, None)})
 
 

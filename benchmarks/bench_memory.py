@@ -127,9 +127,9 @@ def measure(root: Path, url: str, sessions: int, arenas: int = 2, wait_s: float 
             breakdown: bool = False, mmap_threshold: int = 131072) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from analytics.data import storage
+    from analytics.data import loads, storage
 
-    schools = storage.load_schools(storage.get_engine(url))
+    schools = loads.load_schools(storage.get_engine(url))
     ids, clusters = schools["school_id"].tolist(), sorted(schools["cluster"].dropna().unique())
     probe = Path(tempfile.mkdtemp(prefix="memory-probe-"))
     # The README's server command sets MALLOC_ARENA_MAX=2 (0 here: the C library's default, one arena per thread).

@@ -67,12 +67,12 @@ def _rerun_seconds(script: Path, params: dict) -> float:
 def measure(url: str, empty: Path) -> dict:
     import streamlit as st
 
-    from analytics.data import storage
+    from analytics.data import loads, storage
 
     os.environ["DATABASE_URL"] = url
     st.cache_data.clear()
     st.cache_resource.clear()
-    first_school = storage.load_schools(storage.get_engine(url))["school_id"].iloc[0]
+    first_school = loads.load_schools(storage.get_engine(url))["school_id"].iloc[0]
     floor = _rerun_seconds(empty, {})
     pages = {}
     for name, params in PAGES:

@@ -58,7 +58,7 @@ import sqlalchemy as sa
 from _common import copy_of, demo_database, write_results
 
 from analytics.access import exact_audit, release
-from analytics.data import schema, storage
+from analytics.data import loads, schema, storage
 from analytics.data.demo import build_demo
 from analytics.data.importer import import_files
 
@@ -179,7 +179,7 @@ def _forget_decisions(path: Path) -> None:
 def changed_discipline(engine, folder: Path, schools: int = 20) -> Path:
     """The latest year's discipline file of ``schools`` schools, corrected: one fewer out-of-school suspension in
     every group that has one (no count goes above its enrolment or its groups above ALL)."""
-    rows = storage.load_discipline(engine)
+    rows = loads.load_discipline(engine)
     year = rows["school_year"].max()
     chosen = np.sort(rows["school_id"].unique())[:: max(1, rows["school_id"].nunique() // schools)][:schools]
     rows = rows[(rows["school_year"] == year) & rows["school_id"].isin(chosen)].copy()
@@ -192,7 +192,7 @@ def changed_discipline(engine, folder: Path, schools: int = 20) -> Path:
 def new_metrics_year(engine, folder: Path, seed: int = 7) -> Path:
     """The latest year's metrics file a year on: numerators moved by -1, 0 or +1 (within 0..denominator), values
     given as counts recomputed."""
-    rows = storage.load_metrics(engine)
+    rows = loads.load_metrics(engine)
     year = rows["school_year"].max()
     rows = rows[rows["school_year"] == year].copy()
     counted = rows["numerator"].notna() & rows["denominator"].notna()
@@ -215,8 +215,8 @@ def adopt_stored(path: Path) -> None:
     again with its pieces' fingerprints, computed from the data as a decision computes them: the decision this
     code would store (the same rules, checked by the stored fingerprint), without deciding it again."""
     engine = storage.get_engine(f"sqlite:///{path}")
-    schools, metrics, discipline = (storage.load_schools(engine), storage.load_metrics(engine),
-                                    storage.load_discipline(engine))
+    schools, metrics, discipline = (loads.load_schools(engine), loads.load_metrics(engine),
+                                    loads.load_discipline(engine))
     settings = release.DEFAULT_SETTINGS
     fingerprint = release.decision_fingerprint(schools, metrics, discipline, settings, True)
     stored = release._stored(engine, fingerprint)

@@ -121,16 +121,16 @@ def measure_import(url: str, workdir: Path, repeat: int) -> dict:
     from _import_split import split
     from bench_import import NO_LIMIT, _imported, bare_insert, paired_runs
 
-    from analytics.data import schema, storage
+    from analytics.data import loads, schema, storage
     from analytics.data.importer import import_files
 
     engine = storage.get_engine(url)
     # At the schema's head, as every start of the app or the command line brings it: a partition's key built to
     # the head's definition beside an older parent's would be built a second time by ATTACH to match the parent.
     storage.create_schema(engine)
-    year = max(storage.available_years(engine))
+    year = max(loads.available_years(engine))
     path = workdir / "metrics.csv"
-    frame = storage.load_metrics(engine, years=[year])[schema.TABLES["metrics"].column_names]
+    frame = loads.load_metrics(engine, years=[year])[schema.TABLES["metrics"].column_names]
     frame.astype({"numerator": "Int64", "denominator": "Int64"}).to_csv(path, index=False)
     data = path.read_bytes()
     read = best_of(lambda: pd.read_csv(path), repeat)
@@ -183,9 +183,9 @@ def sa_delete_year(table, year: int):
 
 
 def _first_school(url: str) -> str:
-    from analytics.data import storage
+    from analytics.data import loads, storage
 
-    return str(storage.load_schools(storage.get_engine(url), clusters=["Northwood"])["school_id"].iloc[0])
+    return str(loads.load_schools(storage.get_engine(url), clusters=["Northwood"])["school_id"].iloc[0])
 
 
 STAFF_EMAIL = "editor@district.org"
@@ -440,7 +440,7 @@ def changes_floor(url: str, warm_paint: float | None, repeat: int = 2) -> dict:
     """What the first view of What changed cannot go below when nothing was prepared or kept: the district's
     worsened colours read alone (its longest read, `views.district_colours`, best of `repeat`) plus the
     browser's drawing of the same list (its warm paint, which reads the list from the server's memory)."""
-    from analytics.data import storage
+    from analytics.data import loads, storage
     from analytics.workspace import changes as change_rules
     from analytics.workspace import views
 
@@ -448,7 +448,7 @@ def changes_floor(url: str, warm_paint: float | None, repeat: int = 2) -> dict:
     since = views.last_meeting(engine, "district")
     if since is None or warm_paint is None:
         return {}
-    then_year, now_year = change_rules.year_of_record(since), max(storage.available_years(engine))
+    then_year, now_year = change_rules.year_of_record(since), max(loads.available_years(engine))
     read = best_of(lambda: views.district_colours(engine, then_year, now_year), repeat)
     return {"colours_read_s": round(read, 3), "warm_paint_s": warm_paint, "floor_s": round(read + warm_paint, 3)}
 

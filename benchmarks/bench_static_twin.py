@@ -112,12 +112,12 @@ def _twin_app(script: Path, name: str, kinds: list[str], widgets: bool):
 def measure(url: str, workdir: Path, repeat: int, only: set[str] | None = None) -> dict:
     import streamlit as st
 
-    from analytics.data import storage
+    from analytics.data import loads, storage
 
     os.environ["DATABASE_URL"] = url
     st.cache_data.clear()
     st.cache_resource.clear()
-    first_school = storage.load_schools(storage.get_engine(url))["school_id"].iloc[0]
+    first_school = loads.load_schools(storage.get_engine(url))["school_id"].iloc[0]
     pages = {}
     for name, params in PAGES:
         if only and name not in only:

@@ -75,9 +75,9 @@ def main() -> None:
         return
     from bench_state import PAGES
 
-    from analytics.data import storage
+    from analytics.data import loads, storage
 
-    school = storage.load_schools(storage.get_engine(url))["school_id"].iloc[0]
+    school = loads.load_schools(storage.get_engine(url))["school_id"].iloc[0]
     pages = {}
     for name, params in PAGES:
         if name not in args.pages.split(","):

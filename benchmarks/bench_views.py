@@ -1,6 +1,6 @@
 """Time to compute every export view (DESIGN §7) for a whole district at 200 and 2,000 schools.
 
-Floor: `storage.load_metrics` of every metrics row, measured in the same run. Writes
+Floor: `loads.load_metrics` of every metrics row, measured in the same run. Writes
 benchmarks/results/views.json.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from _common import best_of, demo_database, write_results
 
-from analytics.data import storage
+from analytics.data import loads, storage
 from analytics.outputs.views import VIEWS, build_view
 
 
@@ -20,7 +20,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in (200, 2000):
             engine = storage.get_engine(demo_database(Path(tmp) / f"demo-{n}.db", n))
-            floor = best_of(lambda e=engine: storage.load_metrics(e), repeat=2)
+            floor = best_of(lambda e=engine: loads.load_metrics(e), repeat=2)
             views = {}
             for view in VIEWS:
                 seconds = best_of(lambda v=view, e=engine: build_view(e, v, year=2025), repeat=2)

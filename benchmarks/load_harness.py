@@ -166,10 +166,10 @@ def start_app(database_url: str, extra_env: dict | None = None, timeout: float =
 def shared_views(engine, base: str) -> list[str]:
     """A district-scope read-only link for every view a Board member can reach, with real filters."""
     from analytics.access.sharing import create_share
-    from analytics.data import storage
+    from analytics.data import loads
 
     os.environ.setdefault("SSIF_SHARE_SECRET", SHARE_SECRET)
-    schools = storage.load_schools(engine)
+    schools = loads.load_schools(engine)
     cluster = sorted(schools["cluster"].unique())[0]
     school = schools.loc[schools["cluster"] == cluster, "school_id"].iloc[0]
     _, link = create_share(engine, "/", "district", base_url=base, note="load test")

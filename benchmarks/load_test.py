@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import load_harness  # noqa: E402
 
-from analytics.data import storage  # noqa: E402
+from analytics.data import loads, storage  # noqa: E402
 from analytics.data.demo import load_demo  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def main() -> int:
         # One session first, to record what a single session costs in memory.
         single = load_harness.load_run(engine, app, sessions=1, rounds=1, files=[], imports=0,
                                         browsers_yield=not args.browsers_compete)
-        rows = storage.load_discipline(engine)
+        rows = loads.load_discipline(engine)
         some = rows[rows["school_id"].isin(sorted(rows["school_id"].unique())[:20])]
         files = [("discipline.csv", some.to_csv(index=False).encode())]
         result = load_harness.load_run(engine, app, sessions=args.sessions, rounds=args.rounds, files=files,

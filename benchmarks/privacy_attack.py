@@ -29,17 +29,17 @@ from _common import write_results
 from analytics import cli
 from analytics.access import attack
 from analytics.access.release import release_for
-from analytics.data import storage
+from analytics.data import loads, storage
 from analytics.data.demo import load_demo
 
 
 def _scopes(engine) -> list[dict]:
-    schools = storage.load_schools(engine)
+    schools = loads.load_schools(engine)
     return [{}, {"cluster": schools["cluster"].iloc[0]}, {"school": schools["school_id"].iloc[len(schools) // 2]}]
 
 
 def run_release(engine, label: str) -> dict:
-    schools = storage.load_schools(engine)
+    schools = loads.load_schools(engine)
     truth = attack.truth_cells(engine)
     out: dict = {"case": label, "schools": len(schools)}
     for complementary in (True, False):

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics.access.privacy import SUPPRESSED, coded_rate, marks_legend
-from analytics.data import storage
+from analytics.data import loads
 from analytics.data.catalog import STUDENT_GROUPS, group_label, outcome_label
 from analytics.outputs import charts_equity
 from analytics.outputs.findings import rate_change_finding
@@ -90,7 +90,7 @@ def scope_views(version: int, cluster: str, school: str, year: int):
     chart = ui.suspension_run_chart(scope_ids, of_cluster)
     spans = None
     if chart is not None and school != "all":
-        cycles = storage.load_cycles(ui.engine(), school_ids=scope_ids)
+        cycles = loads.load_cycles(ui.engine(), school_ids=scope_ids)
         spans = attach_cycles(chart, cycles[cycles["metric"] == "suspension_rate"])
     return flags, ratios, chart, spans
 

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics.access.privacy import suppress_learning
-from analytics.data import storage
+from analytics.data import loads, storage
 from analytics.learning import fidelity, levels, load, outcomes
 from analytics.outputs import charts_equity, charts_learning
 from analytics.outputs.labels import counted, for_count, learning_change_table
@@ -34,7 +34,7 @@ def program_sessions(version: int, program: str) -> pd.DataFrame:
     whole evaluation is made (read at the run's data version, as the loaders' are: an import meanwhile reruns
     the page rather than mixing two states)."""
     return storage.read_at_version(ui.engine(), version,
-                                   lambda: storage.load_table(ui.engine(), "pl_sessions", programs=[program]))
+                                   lambda: loads.load_table(ui.engine(), "pl_sessions", programs=[program]))
 
 
 @ui.shared

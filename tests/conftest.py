@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import settings as hypothesis_settings
 
-from analytics.data import schema, storage
+from analytics.data import bulk_write, schema, storage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -237,7 +237,7 @@ def own_district(tmp_path, monkeypatch):
     st.cache_data.clear()
     st.cache_resource.clear()
     engine = storage.get_engine(url)
-    storage.replace_all(engine, build_demo(schools=16, years=4, seed=3))
+    bulk_write.replace_all(engine, build_demo(schools=16, years=4, seed=3))
     return engine
 
 

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from analytics.data import aggregates, storage
+from analytics.data import aggregates, bulk_write, loads
 from analytics.outputs.views import rates_view
 from analytics.stats.rates import pool_counts
 
@@ -24,7 +24,7 @@ ROWS = [("A", 2024, "ALL", 30, 100, NAN), ("B", 2024, "ALL", 40, 120, NAN), ("C"
 def district(engine):
     metrics = pd.DataFrame(ROWS, columns=["school_id", "school_year", "student_group", "numerator", "denominator",
                                           "value"]).assign(metric="read_proficient")
-    storage.replace_all(engine, {"schools": SCHOOLS, "metrics": metrics})
+    bulk_write.replace_all(engine, {"schools": SCHOOLS, "metrics": metrics})
     return engine
 
 
@@ -55,7 +55,7 @@ def test_cluster_sums_by_hand(district):
 
 
 def test_same_sums_as_pandas_pooling(district):
-    rows = storage.load_metrics(district).merge(SCHOOLS[["school_id", "cluster"]], on="school_id")
+    rows = loads.load_metrics(district).merge(SCHOOLS[["school_id", "cluster"]], on="school_id")
     keys = ["cluster", *aggregates.POOL_KEYS]
     want = pool_counts(rows, keys).sort_values(keys, ignore_index=True)
     got = aggregates.pooled_metric_counts(district, by_cluster=True)
@@ -96,7 +96,7 @@ INCIDENTS = [("I1", "A", "2024-09-03", "OSS"), ("I2", "A", "2024-09-30", "OSS"),
 def incidents(engine):
     rows = pd.DataFrame(INCIDENTS, columns=["incident_id", "school_id", "incident_date", "action"])
     rows = rows.assign(incident_date=pd.to_datetime(rows["incident_date"]).dt.date, student_key="S1")
-    storage.replace_all(engine, {"schools": SCHOOLS, "incidents": rows})
+    bulk_write.replace_all(engine, {"schools": SCHOOLS, "incidents": rows})
     return engine
 
 
@@ -114,7 +114,7 @@ def test_monthly_incident_counts_by_hand(incidents):
 def test_monthly_incident_counts_give_the_run_chart_series_of_the_rows(incidents):
     from analytics.stats.run_charts import monthly_incident_series, monthly_series
 
-    rows = storage.load_incidents(incidents)
+    rows = loads.load_incidents(incidents)
     want = monthly_incident_series(rows, school_ids=["A", "B"], actions=["ISS", "OSS"], label="north")
     got = monthly_series(aggregates.monthly_incident_counts(incidents, actions=["ISS", "OSS"], school_ids=["A", "B"]),
                          label="north")
@@ -144,7 +144,7 @@ def test_monthly_counts_per_school_give_each_school_its_run_chart_series(inciden
     # A: September 2, October 0 (inside its range), November 1; B: September; C's only month is a July.
     assert list(zip(got["school_id"], got["period"].dt.strftime("%Y-%m"), got["value"], strict=True)) == [
         ("A", "2024-09", 2), ("A", "2024-10", 0), ("A", "2024-11", 1), ("B", "2024-09", 1)]
-    rows = storage.load_incidents(incidents)
+    rows = loads.load_incidents(incidents)
     for school in ("A", "B"):
         one = monthly_incident_series(rows, school_ids=[school], actions=["ISS", "OSS"], label=school)
         pd.testing.assert_frame_equal(got[got["school_id"] == school].reset_index(drop=True), one)

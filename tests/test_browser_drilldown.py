@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
-from analytics.data import storage
+from analytics.data import loads, storage
 from analytics.outputs.charts_district import _zoom
 from analytics.stats.summaries import cluster_table
 from tests.browser_settle import run_ended, steady_box
@@ -29,8 +29,8 @@ def _params(url: str) -> dict[str, str]:
 
 def test_click_cluster_bar_then_school_link_then_breadcrumbs_back(page, app_server, demo_db_url):
     engine = storage.get_engine(demo_db_url)
-    rows = storage.load_metrics(engine, metrics=["math_proficient"])
-    top = cluster_table(rows, storage.load_schools(engine), 2024, "BL").sort_values("value").iloc[-1]["cluster"]
+    rows = loads.load_metrics(engine, metrics=["math_proficient"])
+    top = cluster_table(rows, loads.load_schools(engine), 2024, "BL").sort_values("value").iloc[-1]["cluster"]
 
     _open(page, f"{app_server}/?year=2024&metric=math_proficient&group=BL")
     chart = page.locator("[data-testid=stVegaLiteChart]").first
@@ -58,7 +58,7 @@ def test_click_cluster_bar_then_school_link_then_breadcrumbs_back(page, app_serv
 
 
 def test_click_map_point_opens_school(page, app_server, demo_db_url):
-    schools = storage.load_schools(storage.get_engine(demo_db_url)).dropna(subset=["latitude"])
+    schools = loads.load_schools(storage.get_engine(demo_db_url)).dropna(subset=["latitude"])
     target = schools.iloc[17]
     _open(page, f"{app_server}/")
     deck = page.locator("[data-testid=stDeckGlJsonChart]").first
@@ -104,7 +104,7 @@ def test_nonsense_urls_say_not_found_without_traceback(page, app_server, path, m
 
 
 def test_deep_link_restores_every_filter(page, app_server, demo_db_url):
-    cluster = storage.load_schools(storage.get_engine(demo_db_url))["cluster"].iloc[0]
+    cluster = loads.load_schools(storage.get_engine(demo_db_url))["cluster"].iloc[0]
     _open(page, f"{app_server}/cluster?cluster={cluster}&year=2023&metric=chronic_absence&group=SWD")
     page.wait_for_selector("text=Rank among clusters")
     shown = page.locator("[data-testid=stSelectbox] input").evaluate_all("els => els.map(e => e.value)")
@@ -114,8 +114,8 @@ def test_deep_link_restores_every_filter(page, app_server, demo_db_url):
 
 def test_selecting_a_table_row_opens_that_cluster(page, app_server, demo_db_url):
     engine = storage.get_engine(demo_db_url)
-    rows = storage.load_metrics(engine, metrics=["read_proficient"])
-    first = cluster_table(rows, storage.load_schools(engine), 2025, "ALL").sort_values("value").iloc[-1]["cluster"]
+    rows = loads.load_metrics(engine, metrics=["read_proficient"])
+    first = cluster_table(rows, loads.load_schools(engine), 2025, "ALL").sort_values("value").iloc[-1]["cluster"]
     _open(page, f"{app_server}/?year=2025&metric=read_proficient&group=ALL")
     grid = page.locator("xpath=//h3[normalize-space()='Clusters']/following::*[@data-testid='stDataFrame'][1]")
     run_ended(page)
@@ -147,7 +147,7 @@ def test_changing_a_filter_in_the_browser_updates_the_url(page, app_server):
 
 def test_click_a_school_dot_opens_that_school(page, app_server, demo_db_url):
     """The dot plot's click selection (declared on the chart's top level) opens the school clicked."""
-    schools = storage.load_schools(storage.get_engine(demo_db_url))
+    schools = loads.load_schools(storage.get_engine(demo_db_url))
     cluster = schools["cluster"].iloc[0]
     _open(page, f"{app_server}/cluster?cluster={cluster}&year=2025&metric=read_proficient&group=ALL")
     chart = page.locator("[data-testid=stVegaLiteChart]").first

@@ -29,10 +29,10 @@ def test_learning_deep_link_and_programme_choice(page, app_server):
 
 def test_school_link_to_learning_stays_in_its_school_with_summaries_only(page, app_server, demo_db_url):
     from analytics.access.sharing import create_share
-    from analytics.data import storage
+    from analytics.data import loads, storage
 
     engine = storage.get_engine(demo_db_url)
-    sessions = storage.load_table(engine, "pl_sessions", programs=["RP"])
+    sessions = loads.load_table(engine, "pl_sessions", programs=["RP"])
     school, other = sorted(sessions["school_id"].dropna().unique())[:2]
     _, link = create_share(engine, f"/learning?program=RP&school={school}", f"school:{school}", base_url=app_server)
     page.goto(link)

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from analytics.access.sharing import create_share
-from analytics.data import storage
+from analytics.data import loads, storage
 from tests.browser_settle import run_ended, steady_box
 
 pytestmark = pytest.mark.browser
@@ -104,7 +104,7 @@ def test_links_keep_year_metric_and_group_after_the_filters_changed(page, app_se
 
 def test_links_inside_a_shared_link_keep_the_view_and_the_token(page, app_server, demo_db_url):
     engine = storage.get_engine(demo_db_url)
-    cluster = sorted(storage.load_schools(engine)["cluster"].unique())[2]
+    cluster = sorted(loads.load_schools(engine)["cluster"].unique())[2]
     _, link = create_share(engine, f"/cluster?cluster={cluster}&year=2025&metric=read_proficient&group=ALL",
                            f"cluster:{cluster}", base_url=app_server)
     token = _params(link)["share"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from analytics.access.sharing import create_share
-from analytics.data import storage
+from analytics.data import loads, storage
 from tests.browser_settle import settle, steady_box
 
 pytestmark = pytest.mark.browser
@@ -44,7 +44,7 @@ def _chart_overflow(page) -> list[float]:
 
 def test_cluster_link_on_a_phone(phone, app_server, demo_db_url):
     engine = storage.get_engine(demo_db_url)
-    cluster = sorted(storage.load_schools(engine)["cluster"].unique())[2]
+    cluster = sorted(loads.load_schools(engine)["cluster"].unique())[2]
     _, link = create_share(engine, f"/cluster?cluster={cluster}&year=2025&metric=read_proficient&group=ALL",
                            f"cluster:{cluster}", base_url=app_server)
     main = _open(phone, link)
@@ -59,7 +59,7 @@ def test_cluster_link_on_a_phone(phone, app_server, demo_db_url):
 
 def test_school_link_on_a_phone_names_the_school(phone, app_server, demo_db_url):
     engine = storage.get_engine(demo_db_url)
-    school = storage.load_schools(engine).iloc[64]
+    school = loads.load_schools(engine).iloc[64]
     _, link = create_share(engine, f"/school?school={school.school_id}&year=2025", f"school:{school.school_id}",
                            base_url=app_server)
     main = _open(phone, link)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from analytics.data import storage
+from analytics.data import bulk_write, storage
 from analytics.data.demo import build_demo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -63,7 +63,7 @@ def _until(page, check, timeout: float) -> bool:
 
 def test_the_progress_note_stops_its_timer_once_the_data_is_ready(page, tmp_path):
     url = f"sqlite:///{tmp_path / 'progress.db'}"
-    storage.replace_all(storage.get_engine(url), build_demo(schools=16, years=4, seed=5))
+    bulk_write.replace_all(storage.get_engine(url), build_demo(schools=16, years=4, seed=5))
     app = load_harness.start_app(url, timeout=60)
     try:
         frames = Frames(page)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from analytics.access.sharing import create_share, revoke_share
-from analytics.data import storage
+from analytics.data import loads, storage
 from tests.browser_settle import settle
 
 pytestmark = pytest.mark.browser
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def demo(demo_db_url, app_server):
     engine = storage.get_engine(demo_db_url)
-    schools = storage.load_schools(engine)
+    schools = loads.load_schools(engine)
     clusters = sorted(schools["cluster"].unique())
     return engine, schools, clusters[0], clusters[1]
 

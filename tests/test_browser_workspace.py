@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from analytics.data import storage
+from analytics.data import bulk_write, loads, storage
 from analytics.data.demo import build_demo
 from analytics.workspace import records
 from tests.browser_settle import settle
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.browser
 def workspace_db(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('ws') / 'ws.db'}"
     engine = storage.get_engine(url)
-    storage.replace_all(engine, build_demo(schools=16, years=4, seed=5))
+    bulk_write.replace_all(engine, build_demo(schools=16, years=4, seed=5))
     return url
 
 
@@ -94,7 +94,7 @@ def _same(shown: str, typed: str) -> bool:
 
 
 def _school(db_url: str) -> str:
-    return storage.load_schools(storage.get_engine(db_url))["school_id"].iloc[0]
+    return loads.load_schools(storage.get_engine(db_url))["school_id"].iloc[0]
 
 
 def test_goal_created_edited_kept_across_a_restart_and_deleted(page, app, workspace_db):
@@ -195,7 +195,7 @@ def test_director_follows_each_kind_of_change_link(page, app, workspace_db):
     from analytics.workspace import views as workspace
 
     engine = storage.get_engine(workspace_db)
-    cluster = storage.load_schools(engine)["cluster"].iloc[0]
+    cluster = loads.load_schools(engine)["cluster"].iloc[0]
     expected = workspace.changes_view(engine, cluster=cluster)
     assert len(expected), "the demo cluster has changes since its last meeting"
     page.goto(f"{app.base}/changes?cluster={cluster}")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from analytics.data import storage
+from analytics.data import bulk_write, loads, storage
 from analytics.data.readers import read_csv_bytes
 
 SCHOOLS = pd.DataFrame([{"school_id": s, "school_name": f"School {s}", "level": "ES", "cluster": "North"}
@@ -25,47 +25,47 @@ def _metrics(year: int, value: float = 50.0) -> pd.DataFrame:
 
 
 def _values(engine) -> dict:
-    got = storage.load_metrics(engine)
+    got = loads.load_metrics(engine)
     return {(r.school_id, r.school_year, r.metric): r.value for r in got.itertuples()}
 
 
 @pytest.fixture
 def district(engine, monkeypatch):
-    monkeypatch.setattr(storage, "DIRECT_MIN_ROWS", 1)  # indexes set aside for these few rows too
-    monkeypatch.setattr(storage, "DIRECT_COPY_MIN_ROWS", 1)  # and the direct COPY
+    monkeypatch.setattr(bulk_write, "DIRECT_MIN_ROWS", 1)  # indexes set aside for these few rows too
+    monkeypatch.setattr(bulk_write, "DIRECT_COPY_MIN_ROWS", 1)  # and the direct COPY
     with engine.begin() as conn:
-        storage.upsert(conn, "schools", SCHOOLS)
-        storage.upsert(conn, "metrics", _metrics(2024))
+        bulk_write.upsert(conn, "schools", SCHOOLS)
+        bulk_write.upsert(conn, "metrics", _metrics(2024))
     return engine
 
 
 def test_a_new_year_is_written_beside_the_old_ones(district):
     with district.begin() as conn:
-        assert storage.upsert(conn, "metrics", _metrics(2025, value=60.0)) == 4
+        assert bulk_write.upsert(conn, "metrics", _metrics(2025, value=60.0)) == 4
     values = _values(district)
     assert len(values) == 8
     assert values[("101", 2024, "read_proficient")] == 50.0 and values[("101", 2025, "read_proficient")] == 60.0
 
 
 def test_a_key_the_year_check_missed_falls_back_to_the_merge(district, monkeypatch):
-    monkeypatch.setattr(storage, "_years_all_new", lambda *args: True)  # as if 2024 were new: COPY collides
+    monkeypatch.setattr(bulk_write, "_years_all_new", lambda *args: True)  # as if 2024 were new: COPY collides
     with district.begin() as conn:
-        storage.upsert(conn, "metrics", pd.concat([_metrics(2024, value=70.0), _metrics(2025, value=80.0)]))
+        bulk_write.upsert(conn, "metrics", pd.concat([_metrics(2024, value=70.0), _metrics(2025, value=80.0)]))
     values = _values(district)
     assert len(values) == 8
     assert values[("102", 2024, "math_proficient")] == 70.0 and values[("102", 2025, "math_proficient")] == 80.0
 
 
 def test_only_a_new_year_of_enough_rows_is_copied_straight_in(district, monkeypatch):
-    monkeypatch.setattr(storage, "DIRECT_COPY_MIN_ROWS", 1_000)
+    monkeypatch.setattr(bulk_write, "DIRECT_COPY_MIN_ROWS", 1_000)
     frame = pd.DataFrame({"school_id": "101", "school_year": 2025, "metric": [f"m{i}" for i in range(1_000)],
                           "student_group": "ALL"})
     with district.connect() as conn:  # the table holds 2024 only
-        assert storage._years_all_new(conn, "metrics", frame)
-        assert not storage._years_all_new(conn, "metrics", frame.iloc[:999])  # too few: the staging table
-        assert not storage._years_all_new(conn, "metrics", frame.assign(school_year=2024))  # a year it holds
-        assert not storage._years_all_new(conn, "metrics", pd.concat([frame, frame.assign(school_year=2024)]))
-        assert not storage._years_all_new(conn, "schools", frame)  # not keyed by year
+        assert bulk_write._years_all_new(conn, "metrics", frame)
+        assert not bulk_write._years_all_new(conn, "metrics", frame.iloc[:999])  # too few: the staging table
+        assert not bulk_write._years_all_new(conn, "metrics", frame.assign(school_year=2024))  # a year it holds
+        assert not bulk_write._years_all_new(conn, "metrics", pd.concat([frame, frame.assign(school_year=2024)]))
+        assert not bulk_write._years_all_new(conn, "schools", frame)  # not keyed by year
 
 
 def _row_versions(conn) -> list:
@@ -79,12 +79,12 @@ def test_rows_sent_again_unchanged_are_not_rewritten(district):
             before = _row_versions(conn)
         else:
             changes = conn.connection.driver_connection.total_changes
-        storage.upsert(conn, "metrics", _metrics(2024))
+        bulk_write.upsert(conn, "metrics", _metrics(2024))
         if conn.dialect.name == "postgresql":
             assert _row_versions(conn) == before
         else:
             assert conn.connection.driver_connection.total_changes == changes
-        storage.upsert(conn, "metrics", _metrics(2024, value=51.0))  # a changed value is written
+        bulk_write.upsert(conn, "metrics", _metrics(2024, value=51.0))  # a changed value is written
     assert set(_values(district).values()) == {51.0}
 
 
@@ -92,24 +92,24 @@ def test_rows_with_empty_cells_sent_again_unchanged_are_not_rewritten(district):
     held = _metrics(2024).astype({"numerator": "float64"})
     held.loc[held["school_id"] == "101", "numerator"] = np.nan  # 101's numerators unknown
     with district.begin() as conn:
-        storage.upsert(conn, "metrics", held)
+        bulk_write.upsert(conn, "metrics", held)
     with district.begin() as conn:
         if conn.dialect.name == "postgresql":
             before = _row_versions(conn)
         else:
             changes = conn.connection.driver_connection.total_changes
-        storage.upsert(conn, "metrics", held)  # the empty cells again: nothing rewritten
+        bulk_write.upsert(conn, "metrics", held)  # the empty cells again: nothing rewritten
         if conn.dialect.name == "postgresql":
             assert _row_versions(conn) == before
         else:
             assert conn.connection.driver_connection.total_changes == changes
         known = held.assign(numerator=held["numerator"].fillna(4.0))  # an empty cell filled is written
-        storage.upsert(conn, "metrics", known)
+        bulk_write.upsert(conn, "metrics", known)
         if conn.dialect.name == "postgresql":
             after = {r[:3]: r[3] for r in _row_versions(conn)}
             assert sorted(r[:3] for r in before if after[r[:3]] != r[3]) == [
                 ("101", 2024, "math_proficient"), ("101", 2024, "read_proficient")]
-    got = storage.load_metrics(district)
+    got = loads.load_metrics(district)
     assert sorted(zip(got["school_id"], got["numerator"], strict=True)) == [("101", 4.0)] * 2 + [("102", 5.0)] * 2
 
 
@@ -121,8 +121,8 @@ def _indexes(engine) -> dict:
 
 def test_a_write_as_large_as_its_table_sets_indexes_aside_only_then(district):
     with district.begin() as conn:  # the table holds 4 rows
-        assert storage._outweighs_table(conn, "metrics", 4) and storage._outweighs_table(conn, "metrics", 5)
-        assert not storage._outweighs_table(conn, "metrics", 3)
+        assert bulk_write._outweighs_table(conn, "metrics", 4) and bulk_write._outweighs_table(conn, "metrics", 5)
+        assert not bulk_write._outweighs_table(conn, "metrics", 3)
 
 
 def test_indexes_set_aside_come_back_as_they_were(district):
@@ -134,18 +134,18 @@ def test_indexes_set_aside_come_back_as_they_were(district):
     sqlite = district.dialect.name == "sqlite"
     assert names == ({"ix_metrics_metric_group_year", "ix_metrics_year_metric"} if sqlite else {"ix_metrics_school"})
     with storage.write_transaction(district) as conn:  # 8 new rows into a table of 4: set aside, rebuilt
-        storage.upsert(conn, "metrics", pd.concat([_metrics(2025, value=60.0), _metrics(2026, value=70.0)]))
+        bulk_write.upsert(conn, "metrics", pd.concat([_metrics(2025, value=60.0), _metrics(2026, value=70.0)]))
     assert _indexes(district) == before
     assert len(_values(district)) == 12
     with pytest.raises(sa.exc.IntegrityError), district.begin() as conn:  # the unique key is enforced again
-        storage.upsert(conn, "schools", SCHOOLS)
+        bulk_write.upsert(conn, "schools", SCHOOLS)
         conn.execute(sa.insert(storage.schema.metrics), _metrics(2025).to_dict("records")[:1])
 
 
 def test_a_failure_after_indexes_were_set_aside_leaves_rows_and_indexes(district):
     before, values = _indexes(district), _values(district)
     with pytest.raises(RuntimeError), storage.write_transaction(district) as conn:
-        storage.upsert(conn, "metrics", pd.concat([_metrics(2025), _metrics(2026)]))
+        bulk_write.upsert(conn, "metrics", pd.concat([_metrics(2025), _metrics(2026)]))
         raise RuntimeError("killed after the write")
     assert _indexes(district) == before and _values(district) == values
 
@@ -189,7 +189,7 @@ def test_an_import_partly_held_rewrites_only_changed_rows_and_is_all_or_nothing(
 def test_demo_load_rebuilds_every_index_it_dropped(engine, monkeypatch):
     from analytics.data.demo import load_demo
 
-    monkeypatch.setattr(storage, "BULK_LOAD_ROWS", 1000)
+    monkeypatch.setattr(bulk_write, "BULK_LOAD_ROWS", 1000)
     inspector = sa.inspect(engine)
     storage.create_schema(engine)
     before = {t: sorted(i["name"] for i in inspector.get_indexes(t)) for t in ("metrics", "discipline", "incidents")}
@@ -198,11 +198,11 @@ def test_demo_load_rebuilds_every_index_it_dropped(engine, monkeypatch):
     after = {t: sorted(i["name"] for i in inspector.get_indexes(t)) for t in before}
     assert after == before
     assert sorted(c["name"] for c in inspector.get_unique_constraints("metrics")) == ["uq_metrics_key"]
-    assert storage.table_counts(engine)["metrics"] == counts["metrics"]
+    assert loads.table_counts(engine)["metrics"] == counts["metrics"]
     if engine.dialect.name == "postgresql":  # a partition for each year, loaded apart, nothing else
         with engine.connect() as conn:
-            assert sorted(storage.year_partitions(conn, "metrics")) == storage.available_years(engine)
-        assert set(_layout(engine)[0]) == {f"metrics_y{y}" for y in storage.available_years(engine)}
+            assert sorted(storage.year_partitions(conn, "metrics")) == loads.available_years(engine)
+        assert set(_layout(engine)[0]) == {f"metrics_y{y}" for y in loads.available_years(engine)}
 
 
 def _layout(engine) -> tuple[dict, int]:
@@ -236,7 +236,7 @@ def pg_district(district):
 def test_a_new_year_is_a_partition_of_its_own_with_the_parents_indexes(pg_district):
     assert _layout(pg_district) == ({"metrics_y2024": _year_layout(2024)}, 0)
     with storage.write_transaction(pg_district) as conn:
-        storage.upsert(conn, "metrics", pd.concat([_metrics(2025, value=60.0), _metrics(2026, value=70.0)]))
+        bulk_write.upsert(conn, "metrics", pd.concat([_metrics(2025, value=60.0), _metrics(2026, value=70.0)]))
     assert _layout(pg_district) == ({f"metrics_y{y}": _year_layout(y) for y in (2024, 2025, 2026)}, 0)
     values = _values(pg_district)
     assert len(values) == 12 and values[("102", 2026, "math_proficient")] == 70.0
@@ -247,11 +247,11 @@ def test_a_new_year_is_a_partition_of_its_own_with_the_parents_indexes(pg_distri
 def test_a_new_years_partition_is_filled_in_the_order_of_its_unique_key():
     metrics = pd.DataFrame({"school_id": ["B", "A", "A", "B", "A"], "school_year": 2025,
                             "metric": ["m2", "m2", "m1", "m1", "m1"], "student_group": ["BL", "BL", "BL", "BL", "ALL"]})
-    got = storage._in_partition_order("metrics", metrics)
+    got = bulk_write._in_partition_order("metrics", metrics)
     assert got[["metric", "student_group", "school_id"]].values.tolist() == [
         ["m1", "ALL", "A"], ["m1", "BL", "A"], ["m1", "BL", "B"], ["m2", "BL", "A"], ["m2", "BL", "B"]]
     discipline = pd.DataFrame({"school_id": ["A", "B", "A"], "school_year": 2025, "student_group": ["WH", "ALL", "ALL"]})
-    got = storage._in_partition_order("discipline", discipline)
+    got = bulk_write._in_partition_order("discipline", discipline)
     assert got[["student_group", "school_id"]].values.tolist() == [["ALL", "A"], ["ALL", "B"], ["WH", "A"]]
 
 
@@ -262,12 +262,12 @@ def test_a_years_rows_are_put_in_partition_order_as_sort_values_puts_them():
                          "student_group": rng.choice(["ALL", "BL", "AM"], 400), "value": np.arange(400.0)})
     order = ["metric", "student_group", "school_id"]
     expected = rows.sort_values(order, kind="stable")  # stable: a repeated key keeps its rows' order
-    pd.testing.assert_frame_equal(storage._in_partition_order("metrics", rows), expected)
-    labels = storage._in_partition_order("metrics", rows, columns=False)
+    pd.testing.assert_frame_equal(bulk_write._in_partition_order("metrics", rows), expected)
+    labels = bulk_write._in_partition_order("metrics", rows, columns=False)
     assert labels.columns.empty and labels.index.tolist() == expected.index.tolist()
     raw = read_csv_bytes("metrics.csv", rows.to_csv(index=False).encode())  # factorized once, for the checks too
     assert raw.factorized("metric") is raw.factorized("metric")
-    ordered = storage._in_partition_order("metrics", raw.frame, columns=False, factorized=raw.factorized)
+    ordered = bulk_write._in_partition_order("metrics", raw.frame, columns=False, factorized=raw.factorized)
     assert ordered.index.tolist() == expected.index.tolist()
 
 
@@ -286,7 +286,7 @@ def test_an_imports_transaction_alone_sorts_index_builds_in_more_memory(pg_distr
 def test_a_failed_write_leaves_no_partition_behind(pg_district):
     values = _values(pg_district)
     with pytest.raises(RuntimeError), storage.write_transaction(pg_district) as conn:
-        storage.upsert(conn, "metrics", _metrics(2025))
+        bulk_write.upsert(conn, "metrics", _metrics(2025))
         raise RuntimeError("killed after the write")
     assert _layout(pg_district) == ({"metrics_y2024": _year_layout(2024)}, 0)
     assert _values(pg_district) == values
@@ -294,7 +294,7 @@ def test_a_failed_write_leaves_no_partition_behind(pg_district):
 
 def test_stored_years_merge_and_an_emptied_year_is_built_again(pg_district):
     with storage.write_transaction(pg_district) as conn:  # 2024 held: merged; 2025 new: a partition
-        storage.upsert(conn, "metrics", pd.concat([_metrics(2024, value=55.0), _metrics(2025, value=65.0)]))
+        bulk_write.upsert(conn, "metrics", pd.concat([_metrics(2024, value=55.0), _metrics(2025, value=65.0)]))
     assert set(_values(pg_district).items()) == {((s, y, m), v) for s in ("101", "102") for (y, v) in
                                                   ((2024, 55.0), (2025, 65.0)) for m in ("read_proficient",
                                                                                         "math_proficient")}
@@ -302,16 +302,16 @@ def test_stored_years_merge_and_an_emptied_year_is_built_again(pg_district):
         conn.exec_driver_sql("DELETE FROM metrics WHERE school_year = 2024")
         oid = conn.exec_driver_sql("SELECT 'metrics_y2024'::regclass::oid").scalar_one()
     with storage.write_transaction(pg_district) as conn:
-        storage.upsert(conn, "metrics", _metrics(2024, value=45.0))
+        bulk_write.upsert(conn, "metrics", _metrics(2024, value=45.0))
         assert conn.exec_driver_sql("SELECT 'metrics_y2024'::regclass::oid").scalar_one() != oid  # a new table
     assert _values(pg_district)[("101", 2024, "read_proficient")] == 45.0
     assert _layout(pg_district) == ({f"metrics_y{y}": _year_layout(y) for y in (2024, 2025)}, 0)
 
 
 def test_a_few_rows_of_a_new_year_are_merged_into_an_empty_partition(pg_district, monkeypatch):
-    monkeypatch.setattr(storage, "DIRECT_COPY_MIN_ROWS", 1_000)
+    monkeypatch.setattr(bulk_write, "DIRECT_COPY_MIN_ROWS", 1_000)
     with storage.write_transaction(pg_district) as conn:
-        storage.upsert(conn, "metrics", _metrics(2025, value=60.0))
+        bulk_write.upsert(conn, "metrics", _metrics(2025, value=60.0))
     assert _layout(pg_district) == ({f"metrics_y{y}": _year_layout(y) for y in (2024, 2025)}, 0)
     assert _values(pg_district)[("102", 2025, "read_proficient")] == 60.0
 
@@ -334,10 +334,10 @@ def test_a_new_years_key_is_built_without_parallel_workers_and_the_setting_comes
 
     with storage.write_transaction(pg_district) as conn:
         before = workers(conn)
-        with storage._serial_index_build(conn):
+        with bulk_write._serial_index_build(conn):
             assert workers(conn) == "0"
         assert workers(conn) == before
-        storage.upsert(conn, "metrics", _metrics(2025))
+        bulk_write.upsert(conn, "metrics", _metrics(2025))
         assert workers(conn) == before != "0"
 
 
@@ -380,9 +380,9 @@ def test_a_utf16_file_without_a_byte_order_mark_is_read_as_its_text_encoded():
 def early_writes(monkeypatch) -> list[bool | None]:
     """What became of each early write of a new year's file: finished (True), not written so left to the write
     after the checks (False), or abandoned because the checks found the file not stored as written (None)."""
-    writes: list[storage.EarlyYearWrite] = []
+    writes: list[bulk_write.EarlyYearWrite] = []
     outcomes: list[bool | None] = []
-    finish, abandon = storage.EarlyYearWrite.finish, storage.EarlyYearWrite.abandon
+    finish, abandon = bulk_write.EarlyYearWrite.finish, bulk_write.EarlyYearWrite.abandon
 
     def slot(write) -> int:
         if not any(seen is write for seen in writes):
@@ -398,8 +398,8 @@ def early_writes(monkeypatch) -> list[bool | None]:
         slot(self)
         abandon(self)
 
-    monkeypatch.setattr(storage.EarlyYearWrite, "finish", finished)
-    monkeypatch.setattr(storage.EarlyYearWrite, "abandon", abandoned)
+    monkeypatch.setattr(bulk_write.EarlyYearWrite, "finish", finished)
+    monkeypatch.setattr(bulk_write.EarlyYearWrite, "abandon", abandoned)
     return outcomes
 
 
@@ -421,7 +421,7 @@ def test_a_new_years_file_is_written_while_it_is_checked(pg_district, early_writ
     values = _values(pg_district)  # the year beside 2024's four rows
     assert len(values) == 4 + 4 and values[("102", 2025, "math_proficient")] == 70.0
     assert values[("101", 2025, "read_proficient")] == 30.0
-    got = storage.load_metrics(pg_district, years=[2025])
+    got = loads.load_metrics(pg_district, years=[2025])
     assert sorted(got[["school_id", "metric", "student_group", "numerator"]].itertuples(index=False, name=None)) == [
         (s, m, g, n) for s, n in (("101", 3), ("102", 7)) for m in ("math_proficient", "read_proficient")
         for g in ("ALL", "BL")]
@@ -460,7 +460,7 @@ def test_a_new_years_file_not_stored_as_written_is_written_after_the_checks(pg_d
     monkeypatch.setattr(importer, "EARLY_SAMPLE_ROWS", 2)  # the first two rows as written, the rest not
     assert import_bytes(pg_district, [("metrics.csv", _metrics_csv(NEW_YEAR[:2] + lower[2:]))]).ok
     assert early_writes == [None]  # started, then abandoned
-    got = storage.load_metrics(pg_district, years=[2025])
+    got = loads.load_metrics(pg_district, years=[2025])
     assert sorted(set(got["student_group"])) == ["ALL", "BL"] and len(got) == 8
     assert _layout(pg_district) == ({f"metrics_y{y}": _year_layout(y) for y in (2024, 2025)}, 0)
 
@@ -480,14 +480,14 @@ def test_a_new_years_file_whose_early_write_fails_is_written_after_the_checks(pg
 
     from analytics.data.importer import import_bytes
 
-    replace = storage._replace_year
+    replace = bulk_write._replace_year
 
     def failing_early(*args, **kwargs):  # the early write's COPY fails (say, the server's disk is full a moment)
         if threading.current_thread().name == "ssif-early-write":
             raise sa.exc.OperationalError("COPY metrics_y2025", None, Exception("could not extend file"))
         return replace(*args, **kwargs)
 
-    monkeypatch.setattr(storage, "_replace_year", failing_early)
+    monkeypatch.setattr(bulk_write, "_replace_year", failing_early)
     report = import_bytes(pg_district, [("metrics.csv", _metrics_csv(NEW_YEAR))])
     assert report.ok and report.written and early_writes == [False]  # left to the write after the checks
     values = _values(pg_district)
@@ -528,7 +528,7 @@ def test_a_new_years_file_that_fails_its_checks_while_written_early_has_the_writ
     from analytics.data.importer import import_bytes
 
     monkeypatch.setattr(importer, "EARLY_SAMPLE_ROWS", 2)  # the first two rows pass: the write starts
-    replace, ended = storage._replace_year, []
+    replace, ended = bulk_write._replace_year, []
 
     def slow_early(conn, *args, **kwargs):  # a COPY still running when the checks end
         if threading.current_thread().name == "ssif-early-write":
@@ -539,7 +539,7 @@ def test_a_new_years_file_that_fails_its_checks_while_written_early_has_the_writ
                 raise
         return replace(conn, *args, **kwargs)
 
-    monkeypatch.setattr(storage, "_replace_year", slow_early)
+    monkeypatch.setattr(bulk_write, "_replace_year", slow_early)
     values = _values(pg_district)
     bad = [*NEW_YEAR[:2], ("103", 2025, "read_proficient", "ALL", 1, 10, 10), *NEW_YEAR[3:]]  # an unknown school
     report = import_bytes(pg_district, [("metrics.csv", _metrics_csv(bad))])
@@ -568,8 +568,8 @@ class _EndsAsWaitTimesOut(threading.Event):
         return False
 
 
-def _early_write_at(written) -> storage.EarlyYearWrite:
-    write = object.__new__(storage.EarlyYearWrite)
+def _early_write_at(written) -> bulk_write.EarlyYearWrite:
+    write = object.__new__(bulk_write.EarlyYearWrite)
     write._written, write._ending, write._rest = written, threading.Lock(), queue.SimpleQueue()
     write._thread = threading.Thread(target=lambda: None)
     write._thread.start()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.data import storage
+from analytics.data import loads
 from analytics.data.derived import discipline_with_all
 from analytics.data.importer import import_bytes
 from analytics.stats.disproportionality import disproportionality
@@ -69,7 +69,7 @@ def test_a_group_larger_than_all_is_an_import_error_naming_file_row_column(with_
     found = {(p.file, p.row, p.column) for p in report.problems}
     assert found == {("discipline.csv", 3, "enrolled"), ("discipline.csv", 4, "students_suspended")}
     assert "above the ALL row's enrolled (100, line 2)" in report.problems[0].format()
-    assert storage.load_discipline(with_schools).empty  # all or nothing
+    assert loads.load_discipline(with_schools).empty  # all or nothing
 
 
 def test_a_group_is_held_to_its_own_school_years_first_all_row(with_schools):

@@ -27,12 +27,12 @@ def test_quality_table_by_hand():
 
 
 def test_quality_of_an_imported_report_card(tmp_path):
-    from analytics.data import storage
+    from analytics.data import loads, storage
     from tests.value_only import BIG_COUNTY_SCHOOLS, N_SCHOOLS, build  # noqa: F401
 
     url = build(f"sqlite:///{tmp_path / 'q.db'}")
     engine = storage.get_engine(url)
-    values = storage.load_metrics(engine)["value"]
+    values = loads.load_metrics(engine)["value"]
     row = data_quality(engine).set_index("data").loc["read_proficient"]
     assert row["rows"] == N_SCHOOLS and row["suppressed_cells"] == values.isna().sum()
     assert row["value_only_rows"] == values.notna().sum() and row["schools_without_data"] == 0

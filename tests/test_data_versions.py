@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import streamlit as st
 
-from analytics.data import aggregates, storage
+from analytics.data import aggregates, loads, storage
 from analytics.data.importer import import_bytes
 from analytics.data.prepare import Step
 from analytics.workspace import changes as change_rules
@@ -42,7 +42,7 @@ def _import_history(at) -> list[str]:
 
 def _import_one_metric_row(engine) -> None:
     """A real import: one metric row of the district again, its numerator one higher."""
-    row = storage.load_metrics(engine, metrics=["read_proficient"], groups=["ALL"]).dropna(subset=["numerator"])
+    row = loads.load_metrics(engine, metrics=["read_proficient"], groups=["ALL"]).dropna(subset=["numerator"])
     row = row.iloc[[0]][["school_id", "school_year", "metric", "student_group", "numerator", "denominator"]]
     row["numerator"] += 1
     row["value"] = 100.0 * row["numerator"] / row["denominator"]
@@ -52,7 +52,7 @@ def _import_one_metric_row(engine) -> None:
 
 def test_an_edit_leaves_the_cluster_view_cached_and_shows_at_once_on_plans_and_cycles(own_district, monkeypatch):
     engine = own_district
-    schools = storage.load_schools(engine)
+    schools = loads.load_schools(engine)
     school, cluster = schools["school_id"].iloc[0], schools["cluster"].iloc[0]
     slices = _counted(monkeypatch, aggregates, "metric_slice")
     figures = _counted(monkeypatch, aggregates, "district_figures")
@@ -87,7 +87,7 @@ def test_an_edit_leaves_the_cluster_view_cached_and_shows_at_once_on_plans_and_c
 
 def test_an_import_of_goals_alone_leaves_the_import_version_and_shows_at_once_on_plans(own_district, monkeypatch):
     engine = own_district
-    schools = storage.load_schools(engine)
+    schools = loads.load_schools(engine)
     school, cluster = schools["school_id"].iloc[0], schools["cluster"].iloc[0]
     slices = _counted(monkeypatch, aggregates, "metric_slice")
     run_page("cluster", cluster=cluster, metric="read_proficient", group="ALL")
@@ -514,7 +514,7 @@ def test_a_schools_goals_before_the_districts_are_made_are_computed_from_its_own
 def test_a_clusters_ratios_before_the_districts_are_made_are_computed_from_its_schools_and_equal_their_slice(on_demo,
                                                                                                         monkeypatch):
     every_school = _counted(monkeypatch, loaders, "_district_flags_and_ratios")
-    schools = storage.load_table(on_demo, "schools")
+    schools = loads.load_table(on_demo, "schools")
     cluster = schools["cluster"].value_counts().index[0]
     ids = loaders.cluster_members(cluster)["school_id"].tolist()
     year = loaders.discipline_choices()[0][-1]
@@ -540,10 +540,10 @@ def test_a_clusters_year_before_the_districts_are_made_reads_the_years_its_flags
     from analytics.stats.disproportionality import disproportionality
 
     risks, rows = [], []
-    original_risks, original_rows = aggregates.district_risks, storage.load_discipline
+    original_risks, original_rows = aggregates.district_risks, loads.load_discipline
     monkeypatch.setattr(aggregates, "district_risks", lambda *a, **k: risks.append(a[1:]) or original_risks(*a, **k))
-    monkeypatch.setattr(storage, "load_discipline", lambda *a, **k: rows.append(k.get("years")) or original_rows(*a, **k))
-    schools = storage.load_schools(on_demo)
+    monkeypatch.setattr(loads, "load_discipline", lambda *a, **k: rows.append(k.get("years")) or original_rows(*a, **k))
+    schools = loads.load_schools(on_demo)
     every = disproportionality(original_rows(on_demo))  # a cluster with a flagged school, to compare flags too
     cluster = schools.set_index("school_id")["cluster"][every.loc[every["flagged"], "school_id"]].value_counts().index[0]
     ids = loaders.cluster_members(cluster)["school_id"].tolist()
@@ -566,7 +566,7 @@ def test_a_clusters_rows_and_schools_before_the_districts_are_split_are_its_own_
                                                                                                     metric):
     every_slice = _counted(monkeypatch, loaders, "_cluster_slices")
     every_member = _counted(monkeypatch, loaders, "_cluster_members")
-    schools = storage.load_schools(on_demo)
+    schools = loads.load_schools(on_demo)
     cluster = schools["cluster"].value_counts().index[0]
     members = loaders.cluster_members(cluster)
     rows, sums = loaders.cluster_slice(metric, "ALL", cluster)
@@ -587,7 +587,7 @@ def test_a_clusters_rows_and_schools_before_the_districts_are_split_are_its_own_
 def test_a_clusters_changes_before_the_districts_goals_are_made_count_its_own_and_list_what_the_district_s_give(
         on_demo, monkeypatch):
     every_goal = _counted(monkeypatch, loaders, "_goal_progress")
-    schools = storage.load_schools(on_demo)
+    schools = loads.load_schools(on_demo)
     all_goals, all_progress = workspace.goals_progress(on_demo)
     cluster = schools.loc[schools["school_id"].isin(set(all_goals["school_id"])), "cluster"].value_counts().index[0]
     goals, progress = loaders.goal_progress_of(cluster)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.data import storage
+from analytics.data import loads
 from analytics.data.catalog import RACE_GROUPS
 from analytics.data.demo import build_demo, load_demo
 from analytics.data.schema import TABLES
@@ -87,6 +87,6 @@ def test_incident_keys_are_pseudonymous(demo):
 
 def test_load_demo_round_trips(engine):
     counts = load_demo(engine, schools=20, years=2, seed=3)
-    assert storage.table_counts(engine) == {**counts, "metric_definitions": 0}
-    assert np.isclose(storage.load_discipline(engine)["enrolled"].sum(),
+    assert loads.table_counts(engine) == {**counts, "metric_definitions": 0}
+    assert np.isclose(loads.load_discipline(engine)["enrolled"].sum(),
                       build_demo(schools=20, years=2, seed=3)["discipline"]["enrolled"].sum())

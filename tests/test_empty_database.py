@@ -17,7 +17,7 @@ import pytest
 import streamlit as st
 
 from analytics import cli
-from analytics.data import storage
+from analytics.data import bulk_write, storage
 from analytics.data.demo import build_demo
 from analytics.outputs.views import VIEWS
 from tests.page_runner import run_page
@@ -34,7 +34,7 @@ VIEW_ARGS = {"changes": ["--since", "2024-08-01"]}
 
 def _schools_only(url: str) -> None:
     frames = build_demo(schools=12, years=2, seed=3)
-    storage.replace_all(storage.get_engine(url), {"schools": frames["schools"]})
+    bulk_write.replace_all(storage.get_engine(url), {"schools": frames["schools"]})
 
 
 @pytest.fixture(params=["empty", "schools_only"], scope="module")

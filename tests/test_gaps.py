@@ -215,13 +215,13 @@ def test_gaps_page_labels_one_family_and_suppresses_for_shared_views(on_demo):
 
 
 def test_overview_and_cluster_rank_by_adjusted_rate(on_demo):
-    from analytics.data import storage
+    from analytics.data import loads
     from tests.page_runner import run_page
 
     at = run_page("overview", year="2025", metric="read_proficient", group="ALL")
     attention = at.dataframe[-1].value
     assert {"adjusted", "reliability", "value"} <= set(attention.columns)
-    cluster = storage.load_schools(on_demo)["cluster"].iloc[0]
+    cluster = loads.load_schools(on_demo)["cluster"].iloc[0]
     at = run_page("cluster", cluster=cluster, year="2025", metric="read_proficient", group="SWD")
     schools = at.dataframe[-1].value
     adjusted = schools["adjusted"].dropna()

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from analytics import cli
 from analytics.access import audit
-from analytics.data import schema, storage
+from analytics.data import bulk_write, loads, schema, storage
 from analytics.data.importer import import_bytes, import_files
 
 CORPUS = Path(__file__).parent / "bad_inputs"
@@ -80,7 +80,7 @@ def test_european_semicolon_file_imports_with_decimal_commas(seeded):
     data = (CORPUS / "semicolon_decimal_comma.csv").read_bytes().replace(b"abc", b"80")
     report = import_bytes(seeded, [("discipline.csv", data)])
     assert report.ok, report.problems
-    rows = storage.load_discipline(seeded).set_index(["school_id", "student_group"])
+    rows = loads.load_discipline(seeded).set_index(["school_id", "student_group"])
     assert rows.loc[("S1", "ALL"), "oss_days"] == 14.5
     assert rows.loc[("S2", "ALL"), "enrolled"] == 80
     assert any("semicolon" in w for w in report.warnings)
@@ -90,7 +90,7 @@ def test_utf16_tab_file_from_excel_imports_accents_and_apostrophes(seeded):
     data = (CORPUS / "utf16_tab_schools.csv").read_bytes().decode("utf-16").replace("Elementary", "MS")
     report = import_bytes(seeded, [("schools.csv", data.encode("utf-16"))])
     assert report.ok, report.problems
-    names = storage.load_schools(seeded).set_index("school_id")["school_name"]
+    names = loads.load_schools(seeded).set_index("school_id")["school_name"]
     assert names["S7"] == "École Saint-Exupéry" and names["S8"] == "O'Brien Middle"
 
 
@@ -102,7 +102,7 @@ def test_title_rows_marks_and_blank_rows_import_with_a_note(seeded):
     marks = (CORPUS / "marks_in_optional_columns.csv").read_bytes().replace(b"S2,2024,ALL,90,91", b"S2,2024,ALL,90,9")
     report = import_bytes(seeded, [("discipline.csv", marks)])
     assert report.ok, report.problems
-    rows = storage.load_discipline(seeded).set_index(["school_id", "student_group"])
+    rows = loads.load_discipline(seeded).set_index(["school_id", "student_group"])
     assert np.isnan(rows.loc[("S1", "ALL"), "students_suspended"])  # `n<10` is unknown, never zero
     assert np.isnan(rows.loc[("S1", "PI"), "students_oss"])  # `<=5.0`
 
@@ -159,7 +159,7 @@ def test_file_over_the_size_limit_names_the_limit(sqlite_engine, tmp_path):
 
 
 def test_messy_valid_schools_file(seeded):
-    schools = storage.load_schools(seeded).set_index("school_id")
+    schools = loads.load_schools(seeded).set_index("school_id")
     assert schools.loc["S1", "school_name"] == "St. Mary's Elementary"
     assert schools.loc["S1", "rp_start_year"] == 2024  # `2023-24` is the ending year 2024
     assert np.isnan(schools.loc["S3", "latitude"])
@@ -176,7 +176,7 @@ def test_suppressed_cells_are_missing_never_zero_and_rows_with_suppressed_enroll
     report = import_bytes(seeded, [("discipline.csv", csv.encode("cp1252"))])
     assert report.ok, report.problems
     assert report.results[0].skipped == 1
-    rows = storage.load_discipline(seeded).set_index("student_group")
+    rows = loads.load_discipline(seeded).set_index("student_group")
     assert list(rows.index) == ["ALL", "BL"] and (rows["school_year"] == 2015).all()
     assert np.isnan(rows.loc["ALL", "students_oss"]) and np.isnan(rows.loc["BL", "students_suspended"])
     assert rows.loc["ALL", "students_suspended"] == 12
@@ -226,7 +226,7 @@ def test_only_cells_that_can_begin_a_totals_row_are_matched_and_every_one_is():
 def test_metrics_value_is_computed_from_counts(seeded):
     csv = "school_id,school_year,metric,student_group,numerator,denominator,value\nS1,2024,read_proficient,ALL,30,40,\n"
     assert import_bytes(seeded, [("metrics.csv", csv.encode())]).ok
-    assert storage.load_metrics(seeded)["value"].iloc[0] == pytest.approx(75.0)
+    assert loads.load_metrics(seeded)["value"].iloc[0] == pytest.approx(75.0)
 
 
 def test_windows_1252_and_bom_files_read_the_same(sqlite_engine):
@@ -234,7 +234,7 @@ def test_windows_1252_and_bom_files_read_the_same(sqlite_engine):
     for payload in (text.encode("cp1252"), b"\xef\xbb\xbf" + text.encode("utf-8")):
         report = import_bytes(sqlite_engine, [("schools.csv", payload)])
         assert report.ok
-        assert "Señora Núñez Elementary" in set(storage.load_schools(sqlite_engine)["school_name"])
+        assert "Señora Núñez Elementary" in set(loads.load_schools(sqlite_engine)["school_name"])
 
 
 def _real_shaped_discipline(n_schools: int = 150) -> tuple[str, str]:
@@ -298,16 +298,16 @@ def test_real_shaped_file_imports_broken_rows_all_listed_database_byte_identical
     assert again.ok
     after = _snapshot(engine)
     assert after["discipline"] == snapshot["discipline"]
-    assert storage.table_counts(engine)["discipline"] == 2700 - first.results[1].skipped
+    assert loads.table_counts(engine)["discipline"] == 2700 - first.results[1].skipped
 
 
 def test_reimport_replaces_rows_on_both_databases(seeded):
     csv = "school_id,school_year,metric,student_group,numerator,denominator\nS1,2024,math_proficient,ALL,10,40\n"
     import_bytes(seeded, [("metrics.csv", csv.encode())])
     import_bytes(seeded, [("metrics.csv", csv.replace("10,40", "20,40").encode())])
-    rows = storage.load_metrics(seeded)
+    rows = loads.load_metrics(seeded)
     assert len(rows) == 1 and rows["numerator"].iloc[0] == 20
-    history = storage.load_imports(seeded)
+    history = loads.load_imports(seeded)
     assert list(history["table_name"])[:2] == ["metrics", "metrics"] and len(history) == 3
 
 
@@ -316,7 +316,7 @@ def test_one_bad_file_rejects_the_whole_import(seeded):
     bad = "school_id,school_year,student_group,enrolled\nS1,2024,ALL,-1\n"
     report = import_bytes(seeded, [("metrics.csv", good.encode()), ("discipline.csv", bad.encode())])
     assert not report.ok
-    assert storage.table_counts(seeded)["metrics"] == 0
+    assert loads.table_counts(seeded)["metrics"] == 0
 
 
 def test_xlsx_sheets_named_after_tables_import_together(sqlite_engine, tmp_path):
@@ -334,7 +334,7 @@ def test_xlsx_sheets_named_after_tables_import_together(sqlite_engine, tmp_path)
     book.save(path)
     report = import_files(sqlite_engine, [path])
     assert report.ok, report.problems
-    assert storage.table_counts(sqlite_engine)["discipline"] == 1
+    assert loads.table_counts(sqlite_engine)["discipline"] == 1
 
 
 def test_cli_import_exit_codes_and_stderr(tmp_path, monkeypatch, capsys):
@@ -380,7 +380,7 @@ def _lines(engine, csv: str):
 
 
 def test_a_file_stored_as_written_keeps_its_own_lines_for_copy_in_any_order_and_stores_its_rows(seeded, monkeypatch):
-    monkeypatch.setattr(storage, "DIRECT_COPY_MIN_ROWS", 1)  # on PostgreSQL a partition of its own
+    monkeypatch.setattr(bulk_write, "DIRECT_COPY_MIN_ROWS", 1)  # on PostgreSQL a partition of its own
     lines = _lines(seeded, AS_WRITTEN_CSV)
     assert lines.columns == ["school_id", "school_year", "metric", "student_group", "numerator", "denominator",
                              "value"]
@@ -391,7 +391,7 @@ def test_a_file_stored_as_written_keeps_its_own_lines_for_copy_in_any_order_and_
     assert list(lines.chunks(np.array([0, 1, 2]), size=2)) == [b"S2,2024,math_proficient,ALL,3,4,75\n"
                                                                b"S1,2024,math_proficient,HI,,,40.5\n",
                                                                b"S1,2024,math_proficient,ALL,10,40,25.0\n"]
-    rows = storage.load_metrics(seeded).sort_values(["school_id", "student_group"])
+    rows = loads.load_metrics(seeded).sort_values(["school_id", "student_group"])
     assert rows[["school_id", "student_group", "value"]].values.tolist() == [
         ["S1", "ALL", 25.0], ["S1", "HI", 40.5], ["S2", "ALL", 75.0]]
     assert rows["numerator"].tolist()[::2] == [10.0, 3.0] and rows["numerator"].isna().tolist() == [False, True, False]
@@ -410,7 +410,7 @@ def test_a_file_stored_as_written_keeps_its_own_lines_for_copy_in_any_order_and_
 ])
 def test_a_cell_stored_otherwise_than_written_sends_text_made_from_the_rows(seeded, change):
     assert _lines(seeded, AS_WRITTEN_CSV.replace(*change)) is None
-    assert len(storage.load_metrics(seeded)) == 3
+    assert len(loads.load_metrics(seeded)) == 3
 
 
 def test_a_negative_zero_is_stored_as_the_checks_read_it(seeded):
@@ -418,7 +418,7 @@ def test_a_negative_zero_is_stored_as_the_checks_read_it(seeded):
     keep the sign (-0.0, shown as `-0.0`)."""
     csv = AS_WRITTEN_CSV.replace(",,,40.5", ",,,-0").replace(",25.0", ",25")
     assert _lines(seeded, csv) is None
-    value = storage.load_metrics(seeded).set_index("student_group").loc["HI", "value"]
+    value = loads.load_metrics(seeded).set_index("student_group").loc["HI", "value"]
     assert value == 0 and math.copysign(1.0, value) == 1.0
 
 
@@ -458,7 +458,7 @@ def test_a_file_sent_as_its_own_lines_stores_what_its_typed_rows_store(postgres_
         assert import_bytes(engine, [("schools.csv", SCHOOLS_CSV.encode()), ("pl_programs.csv", PROGRAMS_CSV.encode()),
                                      ("metrics.csv", AS_WRITTEN_CSV.replace("2024", "2023").encode())]).ok
         with monkeypatch.context() as patch:
-            patch.setattr(storage, "DIRECT_COPY_MIN_ROWS", 1)  # a new year a partition of its own
+            patch.setattr(bulk_write, "DIRECT_COPY_MIN_ROWS", 1)  # a new year a partition of its own
             if not own_lines:
                 patch.setattr(readers, "_data_lines", lambda *_: None)
             for name_, data in AS_WRITTEN_FILES:

@@ -11,7 +11,7 @@ import pytest
 
 from analytics.access.privacy import suppress_learning
 from analytics.access.sharing import ShareGrant
-from analytics.data import storage
+from analytics.data import loads, storage
 from analytics.data.demo import build_demo
 from analytics.data.importer import import_bytes
 from analytics.learning import evaluation, levels, load, outcomes
@@ -143,7 +143,7 @@ def test_demo_pl_tables_import_through_the_contracts(tmp_path):
               "walkthroughs")]
     report = import_bytes(engine, files)
     assert report.ok, [p.format() for p in report.problems[:5]]
-    counts = storage.table_counts(engine)
+    counts = loads.table_counts(engine)
     assert all(counts[name] == len(frames[name]) for name in ("pl_feedback", "walkthroughs", "pl_support"))
     assert frames["walkthroughs"]["practices"].notna().sum() > 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analytics.data import storage
+from analytics.data import bulk_write
 from analytics.learning import evaluation, levels, load
 
 SCHOOLS = pd.DataFrame({"school_id": ["A", "B"], "school_name": ["Ash", "Birch"], "level": ["ES", "ES"],
@@ -26,8 +26,8 @@ FEEDBACK = pd.DataFrame(
 
 @pytest.fixture
 def pl_district(engine):
-    storage.replace_all(engine, {"schools": SCHOOLS, "pl_programs": PROGRAMS, "pl_sessions": SESSIONS,
-                                 "pl_feedback": FEEDBACK})
+    bulk_write.replace_all(engine, {"schools": SCHOOLS, "pl_programs": PROGRAMS, "pl_sessions": SESSIONS,
+                                    "pl_feedback": FEEDBACK})
     return engine
 
 

@@ -15,7 +15,7 @@ from pptx import Presentation
 from streamlit.testing.v1 import AppTest
 
 from analytics import cli
-from analytics.data import storage
+from analytics.data import loads, storage
 from analytics.data.importer import import_bytes
 from analytics.outputs.meeting import (
     build_pack,
@@ -35,7 +35,7 @@ PAGES = Path(__file__).resolve().parent.parent / "pages"
 @pytest.fixture(scope="module")
 def pack_files(demo_db_url):
     engine = storage.get_engine(demo_db_url)
-    schools = storage.load_schools(engine)
+    schools = loads.load_schools(engine)
     cluster = schools["cluster"].iloc[0]
     specs = standard_specs(cluster=cluster, year=2025, schools=schools,
                            metric_names={"read_proficient": "Reading proficient"})
@@ -53,7 +53,7 @@ def test_workbook_has_a_sheet_per_view_values_of_analytics_and_native_charts(pac
     assert sheet.freeze_panes == f"A{header + 1}"
     expected = build_view(engine, "rates", cluster=cluster, year=2025, metric="read_proficient")
     first = expected.iloc[0]
-    names = storage.load_schools(engine).set_index("school_id")["school_name"]
+    names = loads.load_schools(engine).set_index("school_id")["school_name"]
     assert sheet.cell(header + 1, 2).value == first["school_id"]  # the id beside the name
     assert sheet.cell(header + 1, 1).value.startswith(names[first["school_id"]])
     headers = [c.value for c in sheet[header] if c.value]
@@ -61,7 +61,7 @@ def test_workbook_has_a_sheet_per_view_values_of_analytics_and_native_charts(pac
     assert len(sheet._charts) == 1 and len(book["7 Run chart"]._charts) == 1
 def test_public_pack_has_no_count_under_10(demo_db_url):
     engine = storage.get_engine(demo_db_url)
-    cluster = storage.load_schools(engine)["cluster"].iloc[0]
+    cluster = loads.load_schools(engine)["cluster"].iloc[0]
     pack = build_pack(engine, standard_specs(cluster=cluster, year=2025)[:5], "Public", public=True)
     book = load_workbook(io.BytesIO(workbook_bytes(pack)))
     for item, name in zip(pack.items, book.sheetnames[1:], strict=True):
@@ -143,7 +143,7 @@ def test_the_learning_view_is_offered_without_counting_any_table(demo_db_url, tm
 
 def test_cli_exports_the_pack(demo_db_url, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", demo_db_url)
-    cluster = storage.load_schools(storage.get_engine(demo_db_url))["cluster"].iloc[0]
+    cluster = loads.load_schools(storage.get_engine(demo_db_url))["cluster"].iloc[0]
     out = tmp_path / "pack.xlsx"
     assert cli.main(["export", "meeting", "--cluster", cluster, "--year", "2025", "-o", str(out)]) == 0
     assert "[9/9] Professional learning" in capsys.readouterr().err  # the demo has PL programmes: their sheet
@@ -165,7 +165,7 @@ def test_meeting_page_builds_a_pack(demo_db_url, monkeypatch):
     for key in ("pack_gaps", "pack_disproportionality", "pack_rp-impact", "pack_run-chart", "pack_status-change"):
         at.checkbox(key=key).uncheck()
     at.run()
-    cluster = storage.load_schools(storage.get_engine(demo_db_url))["cluster"].iloc[0]
+    cluster = loads.load_schools(storage.get_engine(demo_db_url))["cluster"].iloc[0]
     at.selectbox(key="pack_cluster").set_value(cluster).run()
     assert [t.value for t in at.text_input if t.label == "Pack title"] == [f"Data meeting: {cluster} cluster, 2024-25"]
     at.button(key="pack_build").click().run()
@@ -185,7 +185,7 @@ def test_the_meeting_pages_example_url_is_the_apps_own_and_follows_the_chosen_me
     st.cache_resource.clear()
     at = AppTest.from_file(str(PAGES / "meeting.py"), default_timeout=180)
     at.run()
-    first = sorted(storage.load_schools(storage.get_engine(demo_db_url))["cluster"].unique())[0]
+    first = sorted(loads.load_schools(storage.get_engine(demo_db_url))["cluster"].unique())[0]
     example = at.text_area(key="pack_urls").placeholder
     assert example == f"/cluster?cluster={first}&year=2025".replace(" ", "+") and "8501" not in example
     assert specs_from_url(example)[0].filters == {"cluster": first, "year": 2025}
@@ -208,7 +208,7 @@ def test_the_meeting_page_builds_what_changed_and_goals_from_the_goal_progress_i
                 "pack_status-change", "pack_learning"):
         at.checkbox(key=key).uncheck()
     engine = own_district
-    cluster = storage.load_schools(engine)["cluster"].iloc[0]
+    cluster = loads.load_schools(engine)["cluster"].iloc[0]
     at.selectbox(key="pack_cluster").set_value(cluster).run()
     at.button(key="pack_build").click().run()
     assert not at.exception, [e.value for e in at.exception]
@@ -267,7 +267,7 @@ def test_the_run_chart_finding_counts_months_in_words(months, words):
 def test_workbook_reads_like_a_report_about_the_clusters_schools(pack_files):
     engine, cluster, pack, xlsx, _, _ = pack_files
     book = load_workbook(io.BytesIO(xlsx))
-    schools = storage.load_schools(engine)
+    schools = loads.load_schools(engine)
     members = set(schools.loc[schools["cluster"] == cluster, "school_name"])
     assert book["Cover"]["A1"].value == f"Data meeting: {cluster} cluster, 2024-25"
     assert any(name in str(book["Cover"]["A5"].value) for name in members)  # the schools it is about
@@ -308,7 +308,7 @@ def test_deck_is_16_9_names_schools_has_alt_text_and_no_interactive_hints(pack_f
     assert len(deck.slides) == 1 + len(pack.items)
     texts = ["\n".join(sh.text_frame.text for sh in slide.shapes if sh.has_text_frame) for slide in deck.slides]
     assert texts[0].startswith(f"Data meeting: {cluster} cluster, 2024-25")
-    members = storage.load_schools(engine).query("cluster == @cluster")["school_name"]
+    members = loads.load_schools(engine).query("cluster == @cluster")["school_name"]
     assert any(name in texts[0] for name in members) and any(name in texts[2] for name in members)
     assert texts[1].startswith("What changed since the last meeting")  # the first slide after the title
     assert not any("Click" in text or "click" in text for text in texts)
@@ -343,7 +343,7 @@ def test_zip_holds_workbook_deck_images_and_tables_named_for_the_scope(pack_file
 
 def test_a_school_pack_is_titled_and_scoped_by_the_school(demo_db_url):
     engine = storage.get_engine(demo_db_url)
-    schools = storage.load_schools(engine)
+    schools = loads.load_schools(engine)
     school = schools.iloc[3]
     specs = standard_specs(school=school["school_id"], year=2025, schools=schools)
     title = pack_title(schools, None, school["school_id"], 2025)

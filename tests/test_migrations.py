@@ -17,7 +17,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from analytics.data import migrations, schema, storage
+from analytics.data import bulk_write, loads, migrations, schema, storage
 
 FIXTURE = Path(__file__).parent / "fixtures" / "release_0_1.db"
 OLD_TABLES = ("schools", "metrics", "discipline", "improvement_cycles", "imports", "shares", "data_version")
@@ -31,11 +31,11 @@ def _drift(engine: sa.Engine) -> list:
 
 def _one_school(conn, years: tuple[int, ...]) -> None:
     """One school (Hill ES, East) with its reading proficiency (40 of 80) in each of `years`."""
-    storage.upsert(conn, "schools", pd.DataFrame([{"school_id": "9", "school_name": "Hill ES", "level": "ES",
-                                                   "cluster": "East"}]))
-    storage.upsert(conn, "metrics", pd.DataFrame([{"school_id": "9", "school_year": y, "metric": "read_proficient",
-                                                   "student_group": "ALL", "numerator": 40, "denominator": 80,
-                                                   "value": 50.0} for y in years]))
+    bulk_write.upsert(conn, "schools", pd.DataFrame([{"school_id": "9", "school_name": "Hill ES", "level": "ES",
+                                                      "cluster": "East"}]))
+    bulk_write.upsert(conn, "metrics", pd.DataFrame([{"school_id": "9", "school_year": y, "metric": "read_proficient",
+                                                      "student_group": "ALL", "numerator": 40, "denominator": 80,
+                                                      "value": 50.0} for y in years]))
 
 
 def _snapshot(engine: sa.Engine) -> dict[str, list[tuple]]:
@@ -74,8 +74,8 @@ def test_previous_release_sqlite_file_upgrades_in_place_keeping_every_row(tmp_pa
         assert migrations.current_revision(conn) == migrations.head()
     assert _snapshot(engine) == before
     assert _drift(engine) == []
-    assert storage.load_schools(engine)["school_name"].tolist() == ["O'Brien Elementary", "Lakeview Middle"]
-    assert storage.table_counts(engine)["metrics"] == 6
+    assert loads.load_schools(engine)["school_name"].tolist() == ["O'Brien Elementary", "Lakeview Middle"]
+    assert loads.table_counts(engine)["metrics"] == 6
     assert storage.versions(engine) == (1, 1)  # the import version starts where the file's version was
 
 
@@ -98,8 +98,8 @@ def test_previous_release_database_upgrades_in_place(engine):
 
 def test_upgrading_twice_changes_nothing(engine):
     with engine.begin() as conn:
-        storage.upsert(conn, "schools", pd.DataFrame([{"school_id": "1", "school_name": "A", "level": "ES",
-                                                       "cluster": "C"}]))
+        bulk_write.upsert(conn, "schools", pd.DataFrame([{"school_id": "1", "school_name": "A", "level": "ES",
+                                                          "cluster": "C"}]))
     before = _snapshot(engine)
     assert migrations.upgrade(engine) == migrations.head()
     storage.create_schema(engine)
@@ -119,8 +119,8 @@ def test_postgresql_tables_held_at_0007_are_partitioned_by_year_with_every_row(e
         command.upgrade(migrations.alembic_config(conn), "0007")
         conn.execute(sa.insert(schema.data_version).values(id=1, version=3))
         _one_school(conn, (2023, 2024))
-        storage.upsert(conn, "discipline", pd.DataFrame([{"school_id": "9", "school_year": 2024,
-                                                          "student_group": "ALL", "enrolled": 300}]))
+        bulk_write.upsert(conn, "discipline", pd.DataFrame([{"school_id": "9", "school_year": 2024,
+                                                             "student_group": "ALL", "enrolled": 300}]))
         assert _relkind(conn, "metrics") == "r"
     before = _snapshot(engine)
     storage.create_schema(engine)
@@ -190,13 +190,13 @@ def test_postgresql_key_text_compares_as_bytes_and_goes_back(engine):
         pytest.skip("SQLite compares text as bytes already")
     ids = ["b", "B", "a_1", "a1"]
     with engine.begin() as conn:
-        storage.upsert(conn, "schools", pd.DataFrame([{"school_id": s, "school_name": f"School {s}", "level": "ES",
-                                                       "cluster": "East"} for s in ids]))
-        storage.upsert(conn, "metrics", pd.DataFrame([{"school_id": s, "school_year": y, "metric": "read_proficient",
-                                                       "student_group": "ALL", "numerator": 40, "denominator": 80,
-                                                       "value": 50.0} for s in ids for y in (2023, 2024)]))
-        storage.upsert(conn, "discipline", pd.DataFrame([{"school_id": s, "school_year": 2024, "student_group": "ALL",
-                                                          "enrolled": 300} for s in ids]))
+        bulk_write.upsert(conn, "schools", pd.DataFrame([{"school_id": s, "school_name": f"School {s}", "level": "ES",
+                                                          "cluster": "East"} for s in ids]))
+        bulk_write.upsert(conn, "metrics", pd.DataFrame([{"school_id": s, "school_year": y, "metric": "read_proficient",
+                                                          "student_group": "ALL", "numerator": 40, "denominator": 80,
+                                                          "value": 50.0} for s in ids for y in (2023, 2024)]))
+        bulk_write.upsert(conn, "discipline", pd.DataFrame([{"school_id": s, "school_year": 2024,
+                                                             "student_group": "ALL", "enrolled": 300} for s in ids]))
     before = _snapshot(engine)
     columns = ["discipline.school_id", "discipline.student_group", "discipline_y2024.school_id",
                "discipline_y2024.student_group", "metrics.metric", "metrics.school_id", "metrics.student_group",
@@ -234,13 +234,15 @@ def test_postgresql_unique_keys_lead_with_metric_and_group_and_go_back(engine):
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite keeps its keys in the declared order")
     with engine.begin() as conn:
-        storage.upsert(conn, "schools", pd.DataFrame([{"school_id": s, "school_name": f"School {s}", "level": "ES",
-                                                       "cluster": "East"} for s in ("8", "9")]))
-        storage.upsert(conn, "metrics", pd.DataFrame([{"school_id": s, "school_year": 2024, "metric": m,
-                                                       "student_group": "ALL", "value": 50.0}
-                                                      for s in ("9", "8") for m in ("read_proficient", "attendance_rate")]))
-        storage.upsert(conn, "discipline", pd.DataFrame([{"school_id": s, "school_year": 2024, "student_group": "ALL",
-                                                          "enrolled": 300} for s in ("9", "8")]))
+        bulk_write.upsert(conn, "schools", pd.DataFrame([{"school_id": s, "school_name": f"School {s}", "level": "ES",
+                                                          "cluster": "East"} for s in ("8", "9")]))
+        bulk_write.upsert(conn, "metrics", pd.DataFrame([{"school_id": s, "school_year": 2024, "metric": m,
+                                                          "student_group": "ALL", "value": 50.0}
+                                                         for s in ("9", "8")
+                                                         for m in ("read_proficient", "attendance_rate")]))
+        bulk_write.upsert(conn, "discipline", pd.DataFrame([{"school_id": s, "school_year": 2024,
+                                                             "student_group": "ALL", "enrolled": 300}
+                                                            for s in ("9", "8")]))
     before = _snapshot(engine)
     metric_first = "UNIQUE (metric, student_group, school_id, school_year) INCLUDE (numerator, denominator, value)"
     group_first = "UNIQUE (student_group, school_id, school_year)"

@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics.data import storage
+from analytics.data import loads, storage
 from tests.page_runner import run_page as _run
 
 
 def _pooled(engine, metric: str, year: int, group: str, school_ids=None) -> float:
-    rows = storage.load_metrics(engine, metrics=[metric], years=[year], groups=[group], school_ids=school_ids)
+    rows = loads.load_metrics(engine, metrics=[metric], years=[year], groups=[group], school_ids=school_ids)
     return 100 * rows["numerator"].sum() / rows["denominator"].sum()
 
 
@@ -24,13 +24,13 @@ def test_overview_deep_link_restores_filters_and_shows_pooled_value(on_demo):
     assert [s.value for s in at.selectbox] == ["2024", "math_proficient", "BL"]
     expected = _pooled(on_demo, "math_proficient", 2024, "BL")
     assert _metric(at, "Math proficient") == f"{expected:.1f}%"
-    n = storage.load_metrics(on_demo, metrics=["math_proficient"], years=[2024], groups=["BL"])["denominator"].sum()
+    n = loads.load_metrics(on_demo, metrics=["math_proficient"], years=[2024], groups=["BL"])["denominator"].sum()
     assert _metric(at, "Students measured") == f"{n:,.0f}"
 
 
 def test_overview_derives_suspension_rate_from_discipline(on_demo):
     at = _run("overview", metric="suspension_rate", year="2025")
-    d = storage.load_discipline(on_demo, years=[2025], groups=["ALL"])
+    d = loads.load_discipline(on_demo, years=[2025], groups=["ALL"])
     assert _metric(at, "Suspension rate") == f"{100 * d['students_suspended'].sum() / d['enrolled'].sum():.1f}%"
 
 
@@ -42,7 +42,7 @@ def test_overview_unknown_values_say_not_found(on_demo, param, value):
 
 
 def test_cluster_page_shows_cluster_pooled_value_and_breadcrumb(on_demo):
-    schools = storage.load_schools(on_demo)
+    schools = loads.load_schools(on_demo)
     cluster = schools["cluster"].iloc[0]
     members = schools.loc[schools["cluster"] == cluster, "school_id"].tolist()
     at = _run("cluster", cluster=cluster, year="2025", metric="read_proficient", group="ALL")
@@ -59,11 +59,11 @@ def test_cluster_not_found(on_demo):
 
 
 def test_school_profile_matches_counts(on_demo):
-    school_id = storage.load_schools(on_demo)["school_id"].iloc[5]
+    school_id = loads.load_schools(on_demo)["school_id"].iloc[5]
     at = _run("school", school=school_id, year="2025")
     profile = at.dataframe[0].value
-    rows = storage.load_metrics(on_demo, school_ids=[school_id], years=[2025], groups=["ALL"],
-                                metrics=["read_proficient"])
+    rows = loads.load_metrics(on_demo, school_ids=[school_id], years=[2025], groups=["ALL"],
+                              metrics=["read_proficient"])
     shown = profile[(profile["Metric"] == "Reading proficient") & (profile["Group"] == "All students")]
     expected = 100 * rows["numerator"].iloc[0] / rows["denominator"].iloc[0]
     assert float(shown["School (%)"].iloc[0]) == pytest.approx(expected, abs=0.05)  # shown with one decimal
@@ -81,8 +81,8 @@ def test_every_schools_prepared_profile_equals_its_own(on_demo, monkeypatch):
     from pages.ui import loaders
 
     monkeypatch.setattr(loaders, "engine", lambda: on_demo)
-    year = max(storage.available_years(on_demo))
-    ids = storage.load_schools(on_demo)["school_id"].tolist()
+    year = max(loads.available_years(on_demo))
+    ids = loads.load_schools(on_demo)["school_id"].tolist()
     prepared = loaders.SchoolProfiles(storage.import_version(on_demo), year, ids)
     district = aggregates.district_figures(on_demo, year)
     assert prepared.of(ids[0]) is None  # not made yet: the page makes the school's own
@@ -90,8 +90,8 @@ def test_every_schools_prepared_profile_equals_its_own(on_demo, monkeypatch):
     for block in range(prepared.blocks()):
         prepared.block(block)
     for school in ids:
-        own = metrics_with_suspension(storage.load_metrics(on_demo, school_ids=[school]),
-                                      storage.load_discipline(on_demo, school_ids=[school]))
+        own = metrics_with_suspension(loads.load_metrics(on_demo, school_ids=[school]),
+                                      loads.load_discipline(on_demo, school_ids=[school]))
         pd.testing.assert_frame_equal(prepared.of(school), school_profile(own, None, year, district=district))
     assert prepared.of("999999") is None
 
@@ -107,7 +107,7 @@ def test_data_page_shows_dictionary_and_history(on_demo):
     dictionary = next(t for t in tables if "description" in t.columns)
     assert {"schools", "metrics", "discipline"} <= set(dictionary["table"])
     counts = next(df.value for df in _run("data", tab="Import history").dataframe if "rows" in df.value.columns)
-    assert counts.set_index("table")["rows"]["schools"] == len(storage.load_schools(on_demo))
+    assert counts.set_index("table")["rows"]["schools"] == len(loads.load_schools(on_demo))
 
 
 def test_data_page_keeps_the_import_forms_choices_while_another_tab_is_open(on_demo):
@@ -186,8 +186,8 @@ def test_a_schools_profile_derives_suspension_as_its_district_year_does_on_eithe
     engine = storage.get_engine(f"sqlite:///{tmp_path / 'partial.db'}")
     storage.create_schema(engine)
     load_demo(engine, schools=12, years=2, seed=5)
-    year = max(storage.available_years(engine))
-    ids = sorted(storage.load_schools(engine)["school_id"].tolist())
+    year = max(loads.available_years(engine))
+    ids = sorted(loads.load_schools(engine)["school_id"].tolist())
     with storage.write_transaction(engine) as conn:
         conn.execute(sa.insert(schema.metrics).values(school_id=ids[0], school_year=year, metric="suspension_rate",
                                                       student_group="ALL", numerator=3, denominator=300, value=1.0))
@@ -207,7 +207,7 @@ def test_a_schools_profile_derives_suspension_as_its_district_year_does_on_eithe
 
 
 def test_cluster_headline_label_is_short_and_its_help_names_metric_group_and_year(on_demo):
-    cluster = storage.load_schools(on_demo)["cluster"].iloc[0]
+    cluster = loads.load_schools(on_demo)["cluster"].iloc[0]
     at = _run("cluster", cluster=cluster, year="2025", metric="math_growth", group="BL")
     headline = at.metric[0]
     assert headline.label == "Cluster math growth"  # was "Cluster math growth (met expected growth) — Black or…"

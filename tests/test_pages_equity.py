@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analytics.data import storage
+from analytics.data import loads, storage
 from analytics.stats.disproportionality import disproportionality
 from analytics.stats.rp_impact import rp_impact
 from tests.page_runner import run_page as _run
@@ -35,7 +35,7 @@ def test_gaps_trend_is_summed_once_on_its_own_thread_and_is_the_pooled_trend_of_
         threading.current_thread().name) or original(*args, **kwargs))
     started, ahead = [], loaders.ahead
     monkeypatch.setattr(loaders, "ahead", lambda name, *args: started.append(name) or ahead(name, *args))
-    schools = storage.load_schools(on_demo)
+    schools = loads.load_schools(on_demo)
     cluster = schools["cluster"].value_counts().index[0]
     at = _run("gaps", metric="math_growth", year="2025", cluster=cluster)
     # Started on its thread as the page opened, summed once (by that thread, unless the run's own call came first
@@ -81,15 +81,15 @@ def test_gaps_not_found(on_demo):
 
 def test_discipline_page_shows_the_rp_estimate_of_analytics(on_demo):
     at = _run("discipline", year="2025")
-    expected = rp_impact(storage.load_schools(on_demo), storage.load_discipline(on_demo)).statement
+    expected = rp_impact(loads.load_schools(on_demo), loads.load_discipline(on_demo)).statement
     assert expected in at.markdown[0].value
     assert "fell by" in expected and "unlikely to be chance alone" in expected  # the planted demo effect is found
 
 
 def test_discipline_flag_links_match_the_three_year_rule(on_demo):
-    school = storage.load_schools(on_demo)["school_id"].iloc[0]
+    school = loads.load_schools(on_demo)["school_id"].iloc[0]
     at = _run("discipline", school=school, year="2025")
-    table = disproportionality(storage.load_discipline(on_demo))
+    table = disproportionality(loads.load_discipline(on_demo))
     flagged = table[(table["school_id"] == school) & (table["school_year"] == 2025) & table["flagged"]]
     links = [m.value for m in at.markdown if "school?school=" in m.value]
     assert len(links) == flagged[["school_id", "student_group"]].drop_duplicates().shape[0]
@@ -119,7 +119,7 @@ def test_thin_district_gets_the_views_its_data_supports(imported_district):
 
 
 def test_discipline_tables_are_suppressed_for_shared_views(on_demo):
-    school = storage.load_schools(on_demo)["school_id"].iloc[0]
+    school = loads.load_schools(on_demo)["school_id"].iloc[0]
     at = _run("discipline", school=school, year="2025", share="token-checked-by-the-app-shell")
     rates = at.dataframe[0].value
     assert (rates["Enrolled (n)"] == "*").any()  # the school's American Indian and Pacific Islander groups
@@ -135,7 +135,7 @@ def test_a_cluster_discipline_view_shows_its_own_sums_before_and_after_every_clu
 
     st.cache_data.clear()
     st.cache_resource.clear()  # the flags of what is made go with the caches
-    cluster = str(storage.load_schools(on_demo)["cluster"].iloc[0])
+    cluster = str(loads.load_schools(on_demo)["cluster"].iloc[0])
     cold = _run("discipline", cluster=cluster)
     version = storage.import_version(on_demo)  # what the district-wide results are keyed on
     # nothing district-wide was pooled or counted for it (sums, rates, months); only the district's flagged rows
@@ -163,7 +163,7 @@ def test_a_cluster_discipline_view_shows_the_same_from_the_pieces_made_ahead_and
     from pages.ui import loaders, prepare, rp_views
     from tests.test_prepare import _shown
 
-    schools = storage.load_schools(on_demo)
+    schools = loads.load_schools(on_demo)
     clusters = sorted(schools["cluster"].dropna().unique())
     versions = storage.versions(on_demo)
     version = versions.imports  # what the district-wide results are keyed on
@@ -217,7 +217,7 @@ def test_a_cluster_discipline_view_starts_its_rp_estimates_and_year_ratios_on_th
     estimated, original = [], loaders.rp_impact_for_cluster
     monkeypatch.setattr(loaders, "rp_impact_for_cluster", lambda *args, **kwargs: estimated.append(
         threading.current_thread().name) or original(*args, **kwargs))
-    cluster = str(storage.load_schools(on_demo)["cluster"].value_counts().index[0])
+    cluster = str(loads.load_schools(on_demo)["cluster"].value_counts().index[0])
     at = _run("discipline", cluster=cluster)
     assert not at.exception
     assert started == ["rp-metrics", "rp-estimates", "year-flags"] and len(estimated) == 1
@@ -236,7 +236,7 @@ def test_a_cluster_discipline_view_starts_its_rp_estimates_and_year_ratios_on_th
 def test_the_findings_slot_says_it_is_working_until_the_findings_replace_it(on_demo):
     """The slot is written at once (so a rerun for another scope never shows the last scope's findings while
     it works) and holds the findings when the run ends, not the placeholder."""
-    cluster = str(storage.load_schools(on_demo)["cluster"].iloc[0])
+    cluster = str(loads.load_schools(on_demo)["cluster"].iloc[0])
     for page, params in (("discipline", {"cluster": cluster}), ("gaps", {})):
         at = _run(page, **params)
         assert not [c.value for c in at.caption if c.value.startswith("Working out")], page
@@ -251,7 +251,7 @@ def test_a_rerun_of_a_discipline_view_reads_no_sums_and_shows_the_same(on_demo, 
     read = []
     sums = ui.discipline_sums
     monkeypatch.setattr(ui, "discipline_sums", lambda *a, **k: read.append(a) or sums(*a, **k))
-    cluster = str(storage.load_schools(on_demo)["cluster"].iloc[0])
+    cluster = str(loads.load_schools(on_demo)["cluster"].iloc[0])
     at = _run("discipline", cluster=cluster)
     frames, markdown = [d.value for d in at.dataframe], [m.value for m in at.markdown]
     assert len(read) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analytics.data import storage
+from analytics.data import loads, storage
 from analytics.data.importer import import_bytes
 from analytics.learning import load
 from tests.page_runner import PAGES
@@ -92,7 +92,7 @@ def test_an_import_landing_while_the_evaluation_reads_its_outcomes_reruns_the_pa
 
 
 def test_learning_school_deep_link_and_not_found(on_demo):
-    sessions = storage.load_table(on_demo, "pl_sessions", programs=["RP"])
+    sessions = loads.load_table(on_demo, "pl_sessions", programs=["RP"])
     school = sorted(sessions["school_id"].dropna().unique())[0]
     at = _run("learning", program="RP", school=school, metric="suspension_rate")
     assert [s.value for s in at.selectbox][:3] == ["RP", school, "suspension_rate"]

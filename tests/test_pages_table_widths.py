@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from analytics.data import storage
+from analytics.data import loads
 from tests.page_runner import run_page
 
 SHARE = "token-checked-by-the-app-shell"
@@ -43,7 +43,7 @@ def test_gap_table_headers_fit_and_the_interval_columns_say_what_they_are(on_dem
 
 
 def test_cluster_details_put_the_wide_flags_last_at_a_set_width(on_demo):
-    cluster = storage.load_schools(on_demo)["cluster"].iloc[0]
+    cluster = loads.load_schools(on_demo)["cluster"].iloc[0]
     at = run_page("cluster", cluster=cluster, year="2025", metric="read_proficient", group="ALL")
     table = next(d for d in at.dataframe if "flags" in d.value.columns)
     order = list(table.proto.column_order)

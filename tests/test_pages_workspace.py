@@ -7,7 +7,7 @@ from datetime import date
 
 import pandas as pd
 
-from analytics.data import storage
+from analytics.data import loads, storage
 from analytics.data.catalog import BUILTIN_METRICS, group_label, school_labels
 from analytics.workspace import changes as change_rules
 from analytics.workspace import goals as goal_rules
@@ -27,7 +27,7 @@ def _active_goal(engine) -> dict:
 def test_plans_rollup_matches_analytics(on_demo):
     at = _run("plans")
     goals, progress = workspace.goals_progress(on_demo)
-    table = goal_rules.rollup(goals, progress, storage.load_schools(on_demo))
+    table = goal_rules.rollup(goals, progress, loads.load_schools(on_demo))
     on_track, total = int(table["on_track"].sum()), int(table["goals"].sum())
     assert f"{on_track} of {total} goals on track" in at.markdown[0].value
     assert any("How progress is judged" in c.value for c in at.caption)
@@ -126,12 +126,12 @@ def test_a_plan_and_a_schools_cycles_rerun_from_what_their_first_run_made(on_dem
 
 
 def test_changes_page_lists_what_analytics_finds(on_demo):
-    cluster = storage.load_schools(on_demo)["cluster"].iloc[0]
+    cluster = loads.load_schools(on_demo)["cluster"].iloc[0]
     at = _run("changes", cluster=cluster)
     since = workspace.last_meeting(on_demo, cluster)
     expected = workspace.changes_view(on_demo, cluster=cluster, since=since)
     assert at.query_params["since"] == [since.isoformat()] or at.query_params["since"] == since.isoformat()
-    schools = storage.load_schools(on_demo)
+    schools = loads.load_schools(on_demo)
     names = school_labels(schools[schools["cluster"] == cluster])  # told apart within the cluster
     assert change_rules.summary(expected, names) in " ".join(m.value for m in at.markdown)
     table = at.dataframe[0].value
@@ -146,7 +146,7 @@ def test_changes_page_filters_its_kinds_on_a_rerun_without_finding_or_counting_a
     made for the view (nothing is found, counted or labelled again)."""
     import pytest
 
-    cluster = storage.load_schools(on_demo)["cluster"].iloc[0]
+    cluster = loads.load_schools(on_demo)["cluster"].iloc[0]
     at = _run("changes", cluster=cluster)
     since = workspace.last_meeting(on_demo, cluster)
     expected = workspace.changes_view(on_demo, cluster=cluster, since=since)
@@ -252,7 +252,7 @@ def test_the_district_view_counts_each_clusters_schools_and_a_long_list_waits_fo
     linked to the cluster's own list. A list longer than `ROWS_AT_ONCE` is sent only when its toggle is on."""
     since = workspace.last_meeting(on_demo, "district")
     expected = workspace.changes_view(on_demo, since=since)
-    counts = change_rules.by_cluster(expected, storage.load_schools(on_demo))
+    counts = change_rules.by_cluster(expected, loads.load_schools(on_demo))
     at = _run("changes")
     assert [h.value for h in at.subheader] == ["Most serious first", "By cluster"]
     shown = at.dataframe[1].value
@@ -273,7 +273,7 @@ def test_the_district_view_leads_with_its_most_serious_schools(on_demo):
     """Not the whole district's list (every school has a new year of data and some worsened colour): the ten
     schools with the most serious changes first, with their clusters, as analytics ranks them; the list waits in
     its closed expander."""
-    schools = storage.load_schools(on_demo)
+    schools = loads.load_schools(on_demo)
     expected = workspace.changes_view(on_demo, since=workspace.last_meeting(on_demo, "district"))
     ranked = change_rules.most_serious_first(expected, school_labels(schools)).head(10)
     at = _run("changes")
@@ -287,7 +287,7 @@ def test_the_district_view_leads_with_its_most_serious_schools(on_demo):
 
 
 def test_a_clusters_schools_are_listed_most_serious_first(on_demo):
-    cluster = storage.load_schools(on_demo)["cluster"].iloc[0]
+    cluster = loads.load_schools(on_demo)["cluster"].iloc[0]
     expected = workspace.changes_view(on_demo, cluster=cluster, since=workspace.last_meeting(on_demo, cluster))
     order = change_rules.most_serious_first(expected)["school_id"].tolist()
     at = _run("changes", cluster=cluster)
@@ -300,7 +300,7 @@ def test_changes_page_bad_date(on_demo):
 
 
 def test_editor_creates_a_goal_in_the_form_with_checks(own_district):
-    school = storage.load_schools(own_district)["school_id"].iloc[0]
+    school = loads.load_schools(own_district)["school_id"].iloc[0]
     at = _run("plans", school=school)
     at.text_input(key="goal_new_id").set_value("G-NEW")
     at.selectbox(key="goal_new_metric").set_value("read_proficient")
@@ -319,7 +319,7 @@ def test_editor_creates_a_goal_in_the_form_with_checks(own_district):
 
 
 def test_second_editor_sees_a_conflict_and_keeps_their_text(own_district):
-    school = storage.load_schools(own_district)["school_id"].iloc[0]
+    school = loads.load_schools(own_district)["school_id"].iloc[0]
     records.create(own_district, "school_goals", {
         "goal_id": "G-C", "school_id": school, "metric": "read_proficient", "student_group": "ALL",
         "baseline_year": 2023, "baseline_value": 40.0, "target_year": 2026, "target_value": 50.0,
@@ -339,7 +339,7 @@ def test_second_editor_sees_a_conflict_and_keeps_their_text(own_district):
 
 
 def test_editor_records_a_walkthrough_and_names_are_refused(own_district):
-    school = storage.load_schools(own_district)["school_id"].iloc[0]
+    school = loads.load_schools(own_district)["school_id"].iloc[0]
     at = _run("plans", school=school)
     assert any("no teacher or student names" in w.value for w in at.warning)
     areas = {a.label: a for a in at.text_area}
@@ -356,7 +356,7 @@ def test_editor_records_a_walkthrough_and_names_are_refused(own_district):
 
 
 def test_meeting_recorded_on_changes_page(own_district):
-    at = _run("changes", cluster=storage.load_schools(own_district)["cluster"].iloc[0])
+    at = _run("changes", cluster=loads.load_schools(own_district)["cluster"].iloc[0])
     at.date_input[-1].set_value(date(2025, 3, 1))
     [b for b in at.button if b.label == "Record meeting"][0].click().run()
     meetings = records.load(own_district, "meetings")

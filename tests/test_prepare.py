@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics.data import storage
+from analytics.data import loads, storage
 from analytics.data.prepare import OPENING_VIEWS, Step, gaps_opening_metric, opening_metrics, work_list
 from pages.ui import prepare
 from tests.page_runner import run_page
@@ -590,7 +590,7 @@ def test_the_data_pages_first_view_finds_its_history_counts_and_audit_log_made_b
     def fail(*_, **__):
         pytest.fail("read again on the page's first view")
 
-    for module, name in ((storage, "load_imports"), (storage, "table_counts"), (audit, "load"),
+    for module, name in ((loads, "load_imports"), (loads, "table_counts"), (audit, "load"),
                          (quality, "data_quality")):
         monkeypatch.setattr(module, name, fail)
     assert [_shown(run_page("data", tab=tab)) for tab in tabs] == unprepared
@@ -609,7 +609,7 @@ def test_the_data_pages_first_view_draws_its_import_form_and_reads_no_other_tab(
     st.cache_data.clear()
     st.cache_resource.clear()
     read = []
-    for module, name in ((storage, "load_imports"), (storage, "table_counts"), (audit, "load"),
+    for module, name in ((loads, "load_imports"), (loads, "table_counts"), (audit, "load"),
                          (quality, "data_quality")):
         monkeypatch.setattr(module, name, lambda *_, name=name, **__: read.append(name))
     at = run_page("data")

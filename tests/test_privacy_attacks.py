@@ -13,7 +13,7 @@ from analytics import cli
 from analytics.access import attack
 from analytics.access.privacy import SUPPRESSED, release_view
 from analytics.access.release import build_release, metric_cells, pooled_cells, release_for, shared_denominators
-from analytics.data import storage
+from analytics.data import loads, storage
 from analytics.data.demo import load_demo
 from analytics.stats.disproportionality import disproportionality
 from analytics.stats.gaps import gap_table
@@ -170,7 +170,7 @@ def small_demo(tmp_path_factory):
 
 
 def _scopes(engine) -> list[dict]:
-    schools = storage.load_schools(engine)
+    schools = loads.load_schools(engine)
     return [{}, {"cluster": schools["cluster"].iloc[0]}, {"school": schools["school_id"].iloc[2]}]
 
 
@@ -178,7 +178,7 @@ def test_the_demo_release_gives_nothing_back(small_demo):
     release = release_for(small_demo)
     assert release.disclosed == 0
     released = attack.collect(small_demo, _scopes(small_demo), release)
-    report = attack.attack(released, attack.truth_cells(small_demo), storage.load_schools(small_demo),
+    report = attack.attack(released, attack.truth_cells(small_demo), loads.load_schools(small_demo),
                            decision=release)
     assert report.hidden > 1000 and report.recovered == 0 and report.recovered_n == 0, report.examples
 
@@ -186,7 +186,7 @@ def test_the_demo_release_gives_nothing_back(small_demo):
 def test_the_attack_has_teeth_without_complementary_suppression(small_demo):
     release = release_for(small_demo, complementary=False)
     released = attack.collect(small_demo, _scopes(small_demo)[:1], release)
-    report = attack.attack(released, attack.truth_cells(small_demo), storage.load_schools(small_demo))
+    report = attack.attack(released, attack.truth_cells(small_demo), loads.load_schools(small_demo))
     assert report.recovered + report.recovered_n > 0
 
 
@@ -198,7 +198,7 @@ def test_crdc_shaped_files_give_nothing_back(tmp_path, monkeypatch):
     release = release_for(engine)
     assert release.disclosed == 0
     released = attack.collect(engine, _scopes(engine), release)
-    report = attack.attack(released, attack.truth_cells(engine), storage.load_schools(engine), decision=release)
+    report = attack.attack(released, attack.truth_cells(engine), loads.load_schools(engine), decision=release)
     assert report.hidden > 100 and report.recovered == 0 and report.recovered_n == 0, report.examples
     dispro = released["disproportionality"]
     count = pd.to_numeric(dispro["count"], errors="coerce")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.access.release import release_for
-from analytics.data import storage
+from analytics.data import loads
 from analytics.data.catalog import STUDENT_GROUPS, group_label
 from tests.page_runner import run_page
 
@@ -21,7 +21,7 @@ SHARE = "token-checked-by-the-app-shell"  # the shell verifies tokens; pages onl
 
 def _small_group_school(engine) -> str:
     """A school whose latest year has a group under 10 students (the "7 enrolled / 0 suspended" shape)."""
-    discipline = storage.load_discipline(engine)
+    discipline = loads.load_discipline(engine)
     latest = discipline[discipline["school_year"] == discipline["school_year"].max()]
     return str(latest.loc[latest["enrolled"] < 10, "school_id"].iloc[0])
 
@@ -123,7 +123,7 @@ def test_a_shared_composition_table_is_text_as_staff_read_it_with_stars_and_need
 def test_shared_gaps_page_rates_only_released_statuses(on_demo):
     from analytics.outputs.views import build_view
 
-    cluster = storage.load_schools(on_demo)["cluster"].iloc[0]
+    cluster = loads.load_schools(on_demo)["cluster"].iloc[0]
     at = run_page("gaps", metric="suspension_rate", year="2025", cluster=cluster, share=SHARE)
     public = build_view(on_demo, "status-change", cluster=cluster, metric="suspension_rate", year=2025, public=True)
     released = public[~public["status_level"].isin(["*", ""]) & ~public["change_level"].isin(["*", ""])]
@@ -152,7 +152,7 @@ def test_a_shared_gaps_table_says_why_its_within_school_columns_are_empty(on_dem
 def test_shared_cluster_page_shows_only_released_school_rates(on_demo):
     from analytics.access.release import release_for
 
-    schools = storage.load_schools(on_demo)
+    schools = loads.load_schools(on_demo)
     cluster = schools["cluster"].iloc[0]
     release = release_for(on_demo)
     at = run_page("cluster", cluster=cluster, year="2025", metric="suspension_rate", group="ALL", share=SHARE)
@@ -188,7 +188,7 @@ def test_a_shared_table_keeps_the_staff_column_kinds_links_and_precision(on_demo
     assert staff["open"][0] == "link" and staff["reliability"] == ("number", None, "%.2f")
     assert shared_at.dataframe[-1].value["reliability"].dtype == "float64"
 
-    cluster = storage.load_schools(on_demo)["cluster"].iloc[0]
+    cluster = loads.load_schools(on_demo)["cluster"].iloc[0]
     args = {"cluster": cluster, "year": "2025", "metric": "suspension_rate", "group": "ALL"}
     staff_table = run_page("cluster", **args).dataframe[-1]
     shared_table = run_page("cluster", **args, share=SHARE).dataframe[-1]

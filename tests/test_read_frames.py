@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from analytics.data import aggregates, schema, storage
+from analytics.data import aggregates, bulk_write, loads, schema, storage
 
 # Text that CSV or type inference could change: quotes, separators, line breaks, non-ASCII, numbers and
 # null-like words as text, an empty string, spaces kept at the ends. Each at most 16 characters (GROUP).
@@ -50,8 +50,8 @@ def _same_frame(new: pd.DataFrame, old: pd.DataFrame) -> None:
 
 def _cursor_read(monkeypatch, engine, stmt) -> pd.DataFrame:
     with monkeypatch.context() as patch:
-        patch.setattr(storage, "_csv_types", lambda stmt: None)
-        return storage._read(engine, stmt)
+        patch.setattr(loads, "_csv_types", lambda stmt: None)
+        return loads._read(engine, stmt)
 
 
 @pytest.mark.postgres
@@ -67,26 +67,26 @@ def test_postgresql_csv_read_gives_the_cursor_frame_for_every_table_and_column_t
         for table in tables:
             conn.execute(sa.insert(table), [{c.name: _value(c, i) for c in table.c} for i in range(len(TEXTS))])
     copied = []
-    copy_out = storage._copy_out
-    monkeypatch.setattr(storage, "_copy_out", lambda *args: copied.append(1) or copy_out(*args))
+    copy_out = loads._copy_out
+    monkeypatch.setattr(loads, "_copy_out", lambda *args: copied.append(1) or copy_out(*args))
     checked = 0
     for table in tables:
-        plain = [c for c in table.c if storage._csv_types(sa.select(c))]
+        plain = [c for c in table.c if loads._csv_types(sa.select(c))]
         key = next(c for c in table.c if isinstance(c.type, sa.String) and not c.nullable)
         statements = [sa.select(*plain), sa.select(*plain).where(sa.false())]
         statements += [sa.select(*plain).where(key == _value(key, i)) for i in range(len(TEXTS))]
         for stmt in statements:
-            assert storage._csv_types(stmt) is not None
-            _same_frame(storage._read(engine, stmt), _cursor_read(monkeypatch, engine, stmt))
+            assert loads._csv_types(stmt) is not None
+            _same_frame(loads._read(engine, stmt), _cursor_read(monkeypatch, engine, stmt))
             checked += 1
     assert checked == 12 * len(tables) and len(copied) == checked  # every new frame came by COPY
     # What the loaders make of it: the text as written, NULL counts as NaN, each NULL boolean as None.
-    schools = storage.load_schools(engine)
+    schools = loads.load_schools(engine)
     assert sorted(schools["school_name"]) == sorted(TEXTS)
     assert schools.set_index("school_id").loc["NULL", "school_name"] == "NULL"
     many = [f"unknown-{i:06d}" for i in range(40_000)] + TEXTS  # a statement larger than the socket's buffers
-    pd.testing.assert_frame_equal(storage.load_schools(engine, school_ids=many), schools)
-    metrics = storage.load_metrics(engine).set_index("school_id")
+    pd.testing.assert_frame_equal(loads.load_schools(engine, school_ids=many), schools)
+    metrics = loads.load_metrics(engine).set_index("school_id")
     assert metrics.loc["2014-15", "numerator"] == 2147483647.0 and np.isnan(metrics.loc["007", "numerator"])
     assert metrics.loc["O'Brien", "value"] == 0.1 and np.isnan(metrics.loc["2014-15", "value"])
     assert metrics.loc["", "value"] == -math.inf and metrics.loc["007", "value"] == math.inf
@@ -103,21 +103,21 @@ def test_a_failed_csv_read_raises_the_database_error_and_leaves_the_engine_usabl
     engine = storage.get_engine(db_url)
     missing = sa.Table("no_such_table", sa.MetaData(), sa.Column("x", sa.Integer))
     with pytest.raises(psycopg.errors.UndefinedTable):
-        storage._read(engine, sa.select(missing))
+        loads._read(engine, sa.select(missing))
     bad_cast = sa.select(sa.cast(sa.literal("x"), sa.Integer).label("n"))  # fails on the server, read by the cursor
     with pytest.raises(psycopg.errors.InvalidTextRepresentation):
-        storage._read(engine, bad_cast)
+        loads._read(engine, bad_cast)
     with engine.begin() as conn:  # rows are sent before the division by zero in the last one fails the COPY
         conn.exec_driver_sql("CREATE VIEW failing AS SELECT CASE WHEN i < 50000 THEN i ELSE 1 / (i - i) END AS x "
                              "FROM generate_series(1, 50000) AS i")
     failing = sa.Table("failing", sa.MetaData(), sa.Column("x", sa.Integer))
     with pytest.raises(psycopg.errors.DivisionByZero):
-        storage._read(engine, sa.select(failing))
+        loads._read(engine, sa.select(failing))
     with storage.write_transaction(engine) as conn:
-        storage.upsert(conn, "schools", pd.DataFrame({"school_id": ["s1"], "school_name": ["One"], "level": ["ES"],
-                                                      "cluster": ["North"]}))
+        bulk_write.upsert(conn, "schools", pd.DataFrame({"school_id": ["s1"], "school_name": ["One"], "level": ["ES"],
+                                                         "cluster": ["North"]}))
     for _ in range(3):  # every pooled connection reads again
-        assert storage.load_schools(engine)["school_id"].tolist() == ["s1"]
+        assert loads.load_schools(engine)["school_id"].tolist() == ["s1"]
 
 
 def _backend_pid(engine) -> int:
@@ -145,14 +145,14 @@ def test_a_csv_read_the_server_failed_gives_its_connection_back_and_a_half_read_
     for name in ("slow_start", "slow_rows"):
         view = sa.Table(name, sa.MetaData(), sa.Column("x", sa.Integer))
         with pytest.raises(psycopg.errors.QueryCanceled):
-            storage._read(engine, sa.select(view))
+            loads._read(engine, sa.select(view))
         assert _backend_pid(engine) == pid
     missing = sa.Table("no_such_table", sa.MetaData(), sa.Column("x", sa.Integer))
     with pytest.raises(psycopg.errors.UndefinedTable):
-        storage._read(engine, sa.select(missing))
+        loads._read(engine, sa.select(missing))
     assert _backend_pid(engine) == pid
     some = sa.Table("slow_rows", sa.MetaData(), sa.Column("x", sa.Integer))
-    assert storage._read(engine, sa.select(some.c.x).where(some.c.x <= 3))["x"].tolist() == [1, 2, 3]
+    assert loads._read(engine, sa.select(some.c.x).where(some.c.x <= 3))["x"].tolist() == [1, 2, 3]
     assert _backend_pid(engine) == pid
 
     def stopped_mid_copy(driver, sql, params):  # the query sent, its rows never read
@@ -160,22 +160,22 @@ def test_a_csv_read_the_server_failed_gives_its_connection_back_and_a_half_read_
         driver.pgconn.flush()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(storage, "_copy_out", stopped_mid_copy)
+    monkeypatch.setattr(loads, "_copy_out", stopped_mid_copy)
     with pytest.raises(KeyboardInterrupt):
-        storage._read(engine, sa.select(some.c.x))
+        loads._read(engine, sa.select(some.c.x))
     monkeypatch.undo()
     assert _backend_pid(engine) != pid
-    assert storage._read(engine, sa.select(some.c.x).where(some.c.x == 2))["x"].tolist() == [2]
+    assert loads._read(engine, sa.select(some.c.x).where(some.c.x == 2))["x"].tolist() == [2]
     engine.dispose()
 
     # A connection lost mid-read is not pooled again: without a check before use, the next read still works.
     unchecked = sa.create_engine(db_url, pool_size=1, max_overflow=0, pool_pre_ping=False)
     pid = _backend_pid(unchecked)
-    killer = threading.Timer(0.3, lambda: storage._read(storage.get_engine(db_url), sa.select(
+    killer = threading.Timer(0.3, lambda: loads._read(storage.get_engine(db_url), sa.select(
         sa.func.pg_terminate_backend(pid).label("ended"))))
     killer.start()
     with pytest.raises(psycopg.OperationalError):
-        storage._read(unchecked, sa.select(sa.Table("slow_start", sa.MetaData(), sa.Column("x", sa.Integer))))
+        loads._read(unchecked, sa.select(sa.Table("slow_start", sa.MetaData(), sa.Column("x", sa.Integer))))
     killer.join()
     assert _backend_pid(unchecked) != pid
     unchecked.dispose()
@@ -187,32 +187,32 @@ def test_planner_settings_hold_for_their_read_alone(db_url):
     engine = storage.get_engine(db_url)
     planner = {"work_mem": "48MB", "enable_nestloop": "off"}
     if engine.dialect.name == "sqlite":
-        assert storage._read(engine, sa.select(sa.literal(1).label("n")), planner=planner)["n"].tolist() == [1]
+        assert loads._read(engine, sa.select(sa.literal(1).label("n")), planner=planner)["n"].tolist() == [1]
         return
     setting = sa.select(sa.func.current_setting("work_mem").label("w"), sa.func.current_setting("enable_nestloop")
                         .label("n"))
-    before = storage._read(engine, setting).iloc[0].tolist()
+    before = loads._read(engine, setting).iloc[0].tolist()
     assert before != ["48MB", "off"]
-    assert storage._read(engine, setting, planner=planner).iloc[0].tolist() == ["48MB", "off"]
-    assert storage._read(engine, setting).iloc[0].tolist() == before
+    assert loads._read(engine, setting, planner=planner).iloc[0].tolist() == ["48MB", "off"]
+    assert loads._read(engine, setting).iloc[0].tolist() == before
     with storage.write_transaction(engine) as conn:
-        storage.upsert(conn, "schools", pd.DataFrame({"school_id": ["s1"], "school_name": ["One"], "level": ["ES"],
-                                                      "cluster": ["North"]}))
+        bulk_write.upsert(conn, "schools", pd.DataFrame({"school_id": ["s1"], "school_name": ["One"], "level": ["ES"],
+                                                         "cluster": ["North"]}))
     schools = sa.select(schema.schools.c.school_id)  # plain columns: read as CSV, in the same transaction
-    assert storage._csv_types(schools) is not None
-    assert storage._read(engine, schools, planner=planner)["school_id"].tolist() == ["s1"]
-    assert storage._read(engine, setting).iloc[0].tolist() == before
+    assert loads._csv_types(schools) is not None
+    assert loads._read(engine, schools, planner=planner)["school_id"].tolist() == ["s1"]
+    assert loads._read(engine, setting).iloc[0].tolist() == before
 
 
 def test_casts_and_text_from_subqueries_are_read_as_csv_but_a_sum_of_a_subquery_is_not():
     m = schema.metrics
     sums = (sa.select(m.c.metric, sa.literal("x").label("tag"), sa.func.sum(m.c.numerator).label("n"))
             .group_by(m.c.metric).subquery())
-    typed = storage._csv_types(sa.select(sums.c.metric, sums.c.tag, sa.cast(sums.c.n, sa.Integer).label("n")))
+    typed = loads._csv_types(sa.select(sums.c.metric, sums.c.tag, sa.cast(sums.c.n, sa.Integer).label("n")))
     assert list(typed) == ["metric", "tag", "n"]
-    assert storage._csv_types(sa.select(sums.c.n)) is None  # declared Integer, PostgreSQL's numeric
-    assert storage._csv_types(sa.select(sa.func.sum(m.c.numerator).label("n"))) is None
-    assert storage._csv_types(aggregates.monthly_incidents_statement(["OSS"], by_school=True)) is not None
+    assert loads._csv_types(sa.select(sums.c.n)) is None  # declared Integer, PostgreSQL's numeric
+    assert loads._csv_types(sa.select(sa.func.sum(m.c.numerator).label("n"))) is None
+    assert loads._csv_types(aggregates.monthly_incidents_statement(["OSS"], by_school=True)) is not None
 
 
 @pytest.mark.postgres
@@ -225,11 +225,11 @@ def test_casts_and_text_from_subqueries_read_as_csv_give_the_cursor_frame(monkey
     stmt = sa.select(words.c.word, sa.cast(words.c.i * 2, sa.Integer).label("twice"),
                      sa.cast(sa.null(), sa.Float).label("nothing"),
                      sa.cast(sa.extract("month", sa.func.make_date(2024, 9, 3)), sa.Integer).label("month"))
-    assert storage._csv_types(stmt) is not None
+    assert loads._csv_types(stmt) is not None
     copied = []
-    copy_out = storage._copy_out
-    monkeypatch.setattr(storage, "_copy_out", lambda *args: copied.append(1) or copy_out(*args))
-    new = storage._read(engine, stmt)
+    copy_out = loads._copy_out
+    monkeypatch.setattr(loads, "_copy_out", lambda *args: copied.append(1) or copy_out(*args))
+    new = loads._read(engine, stmt)
     _same_frame(new, _cursor_read(monkeypatch, engine, stmt))
     assert copied and sorted(new["word"]) == sorted(TEXTS) and new["month"].eq(9).all()
 
@@ -242,8 +242,8 @@ def test_a_csv_read_of_one_column_keeps_its_null_rows(monkeypatch, db_url):
     engine = storage.get_engine(db_url)
     numbers = sa.union_all(*[sa.select(sa.literal(i).label("i")) for i in range(6)]).subquery("numbers")
     stmt = sa.select(sa.cast(sa.case((numbers.c.i > 2, numbers.c.i)), sa.Integer).label("n"))
-    assert storage._csv_types(stmt) is not None
-    new = storage._read(engine, stmt)
+    assert loads._csv_types(stmt) is not None
+    new = loads._read(engine, stmt)
     _same_frame(new, _cursor_read(monkeypatch, engine, stmt))
     assert len(new) == 6 and new["n"].isna().sum() == 3
 
@@ -251,10 +251,10 @@ def test_a_csv_read_of_one_column_keeps_its_null_rows(monkeypatch, db_url):
 @pytest.mark.postgres
 def test_a_read_with_sums_dates_or_duplicate_names_keeps_the_cursor():
     m, s = schema.metrics, schema.schools
-    assert storage._csv_types(sa.select(m.c.metric, sa.func.sum(m.c.numerator))) is None
-    assert storage._csv_types(sa.select(schema.incidents)) is None  # incident_date
-    assert storage._csv_types(sa.select(m.c.school_id, s.c.school_id)) is None
-    assert list(storage._csv_types(sa.select(m.c.school_id, m.c.value))) == ["school_id", "value"]
+    assert loads._csv_types(sa.select(m.c.metric, sa.func.sum(m.c.numerator))) is None
+    assert loads._csv_types(sa.select(schema.incidents)) is None  # incident_date
+    assert loads._csv_types(sa.select(m.c.school_id, s.c.school_id)) is None
+    assert list(loads._csv_types(sa.select(m.c.school_id, m.c.value))) == ["school_id", "value"]
 
 
 # Ids and clusters whose order differs by collation: en_US puts "a-2" before "A1" (punctuation and case weigh
@@ -296,11 +296,11 @@ def test_schools_and_cluster_counts_come_in_byte_order_on_both_engines(en_us_eng
     metrics = pd.DataFrame({"school_id": IDS, "school_year": 2024, "metric": "m", "student_group": "ALL",
                             "numerator": [1, 2, 3, 4, 5], "denominator": 10, "value": [10.0, 20.0, 30.0, 40.0, 50.0]})
     with storage.write_transaction(en_us_engine) as conn:
-        storage.upsert(conn, "schools", schools)
-        storage.upsert(conn, "metrics", metrics)
+        bulk_write.upsert(conn, "schools", schools)
+        bulk_write.upsert(conn, "metrics", metrics)
         storage.bump_version(conn)
-    assert storage.load_schools(en_us_engine)["school_id"].tolist() == BYTE_ORDER
-    assert storage.load_schools(en_us_engine).index.tolist() == [0, 1, 2, 3, 4]
+    assert loads.load_schools(en_us_engine)["school_id"].tolist() == BYTE_ORDER
+    assert loads.load_schools(en_us_engine).index.tolist() == [0, 1, 2, 3, 4]
     pooled = aggregates.pooled_metric_counts(en_us_engine, by_cluster=True)
     assert pooled["cluster"].tolist() == BYTE_ORDER
     assert pooled["numerator"].tolist() == [3.0, 5.0, 2.0, 4.0, 1.0]  # each cluster's own school's count

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from analytics.access import release
 from analytics.config import Settings
-from analytics.data import schema, storage
+from analytics.data import loads, schema, storage
 from analytics.data.demo import build_demo
 
 FRAMES = build_demo(schools=8, years=3, seed=5)
@@ -143,7 +143,7 @@ def test_a_piece_whose_kept_cells_differ_from_its_inputs_is_decided_again(whole,
 
 def _import_fewer_suspensions(engine) -> int:
     """One fewer out-of-school suspension at the first school in every group of the latest year, as imported."""
-    discipline = storage.load_discipline(engine)
+    discipline = loads.load_discipline(engine)
     year = int(discipline["school_year"].max())
     school = discipline["school_id"].min()
     table = schema.discipline
@@ -157,8 +157,8 @@ def _import_fewer_suspensions(engine) -> int:
 
 
 def _from_nothing(engine) -> release.Release:
-    return release.build_release(storage.load_schools(engine), storage.load_metrics(engine),
-                                 storage.load_discipline(engine))
+    return release.build_release(loads.load_schools(engine), loads.load_metrics(engine),
+                                 loads.load_discipline(engine))
 
 
 def test_after_an_import_a_server_decides_only_the_changed_pieces(release_district, decided):
@@ -177,8 +177,8 @@ def test_the_child_process_reuses_the_pieces_of_the_stored_decision_it_is_given(
     # "low" where the true decision says otherwise, so what comes back tells which pieces were reused.
     marked = release.Release(first.cells.assign(state=release.CODED_LOW), first.suspension_derived,
                              decided_under=first.decided_under)
-    apart = release.decide_apart(storage.load_schools(release_district), storage.load_metrics(release_district),
-                                 storage.load_discipline(release_district), earlier=release._to_blob(marked))
+    apart = release.decide_apart(loads.load_schools(release_district), loads.load_metrics(release_district),
+                                 loads.load_discipline(release_district), earlier=release._to_blob(marked))
     from_nothing = _from_nothing(release_district)
     changed = apart.cells["piece"].isin(list(set(apart.cells["piece"].cat.categories)
                                               - set(first.cells["piece"].cat.categories))).to_numpy()
@@ -207,8 +207,8 @@ def _stored_before_pieces(engine, whole: release.Release) -> None:
     buffer = io.BytesIO()
     whole.cells.drop(columns=["piece"]).reset_index().assign(suspension_derived=whole.suspension_derived).to_parquet(
         buffer, index=False)
-    fingerprint = release.decision_fingerprint(storage.load_schools(engine), storage.load_metrics(engine),
-                                               storage.load_discipline(engine), release.DEFAULT_SETTINGS, True)
+    fingerprint = release.decision_fingerprint(loads.load_schools(engine), loads.load_metrics(engine),
+                                               loads.load_discipline(engine), release.DEFAULT_SETTINGS, True)
     with engine.begin() as conn:
         conn.execute(sa.delete(schema.release_decisions))
         conn.execute(sa.insert(schema.release_decisions).values(

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics.access import release
-from analytics.data import schema, storage
+from analytics.data import loads, schema, storage
 
 
 def _decisions(engine) -> int:
@@ -37,7 +37,7 @@ def test_changed_counts_are_decided_again_and_an_edit_elsewhere_is_not(release_d
     assert release.release_for(release_district).cells.equals(before.cells)
     monkeypatch.undo()
 
-    metrics = storage.load_metrics(release_district)
+    metrics = loads.load_metrics(release_district)
     row = metrics.dropna(subset=["numerator"]).iloc[0]
     with storage.write_transaction(release_district) as conn:
         conn.execute(sa.update(schema.metrics).where(
@@ -52,8 +52,8 @@ def test_changed_counts_are_decided_again_and_an_edit_elsewhere_is_not(release_d
 
 
 def test_a_decision_made_in_a_child_process_is_the_one_made_in_place_and_is_kept(release_district, monkeypatch):
-    in_place = release.build_release(storage.load_schools(release_district), storage.load_metrics(release_district),
-                                     storage.load_discipline(release_district))
+    in_place = release.build_release(loads.load_schools(release_district), loads.load_metrics(release_district),
+                                     loads.load_discipline(release_district))
     monkeypatch.setattr(release, "build_release", lambda *a, **k: pytest.fail("decided in the server process"))
     apart = release.release_for(release_district, apart=True)
     pd.testing.assert_frame_equal(apart.cells, in_place.cells)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analytics.data import storage
+from analytics.data import loads, storage
 from analytics.data.derived import metrics_with_suspension, metrics_with_suspension_by_school
 from analytics.outputs.school_view import PROFILE_NOTES, profile_display, trend_groups, trend_rows
 
@@ -106,8 +106,8 @@ def test_every_schools_opening_view_made_ahead_equals_its_own(on_demo, monkeypat
     version = storage.import_version(on_demo)  # what the school views are read from: imported tables alone
     monkeypatch.setattr(loaders, "engine", lambda: on_demo)
     monkeypatch.setattr(loaders, "import_version", lambda: version)
-    year = max(storage.available_years(on_demo))
-    schools = storage.load_schools(on_demo)
+    year = max(loads.available_years(on_demo))
+    schools = loads.load_schools(on_demo)
     views = school_views.OpeningViews(loaders.SchoolProfiles(version, year, schools["school_id"].tolist()))
     assert views.of(schools["school_id"].iloc[0]) is None  # not made yet: the page makes the school's own
     assert len(list(views.pieces())) == 4  # two blocks of 100 schools: profiles, then opening views
@@ -116,8 +116,8 @@ def test_every_schools_opening_view_made_ahead_equals_its_own(on_demo, monkeypat
     n_findings, n_layouts = 0, set()
     for school in schools["school_id"]:
         made = views.of(school)
-        rows = metrics_with_suspension(storage.load_metrics(on_demo, school_ids=[school]),
-                                       storage.load_discipline(on_demo, school_ids=[school]))
+        rows = metrics_with_suspension(loads.load_metrics(on_demo, school_ids=[school]),
+                                       loads.load_discipline(on_demo, school_ids=[school]))
         years, present = years_and_groups(rows)
         assert (made.years, made.present) == (years, present)
         profile = loaders.school_profile_of(school, year)
@@ -134,7 +134,7 @@ def test_every_schools_opening_view_made_ahead_equals_its_own(on_demo, monkeypat
                                                           wide=views.trend_wide(school))
         assert summary.startswith(f"{labels[made.metric]} at {names[school]}, ") and len(by_year) == len(
             set(own_trend["student_group"]))
-        discipline = storage.load_discipline(on_demo, school_ids=[school])
+        discipline = loads.load_discipline(on_demo, school_ids=[school])
         own = school_views.discipline_table(discipline[discipline["school_year"] == year], school, year, public=False)
         made_table = views.discipline_table(school)
         pd.testing.assert_frame_equal(made_table[0], own[0])
@@ -159,12 +159,12 @@ def test_a_schools_page_shows_the_same_from_its_opening_view_and_reads_none_of_i
     from tests.page_runner import run_page
     from tests.test_prepare import _shown
 
-    ids = storage.load_schools(on_demo)["school_id"].tolist()
+    ids = loads.load_schools(on_demo)["school_id"].tolist()
     chosen = [ids[0], ids[99], ids[150]]
     unprepared = {school: _shown(run_page("school", school=school)) for school in chosen}
     st.cache_data.clear()
     st.cache_resource.clear()
-    views = school_views._opening_views(storage.data_version(on_demo), max(storage.available_years(on_demo)))
+    views = school_views._opening_views(storage.data_version(on_demo), max(loads.available_years(on_demo)))
     list(views.pieces())
 
     def no_read(*args, **kwargs):
@@ -182,7 +182,7 @@ def test_the_schools_header_finds_its_row_and_an_unknown_school_is_not_found(on_
     a school the district does not have is named as not found."""
     from tests.page_runner import run_page
 
-    schools = storage.load_schools(on_demo)
+    schools = loads.load_schools(on_demo)
     row = schools.iloc[3]
     at = run_page("school", school=row["school_id"])
     facts = at.caption[0].value

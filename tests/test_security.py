@@ -218,11 +218,11 @@ def test_server_without_sign_in_still_opens_shared_links(shell, monkeypatch, on_
 
 def test_a_shared_view_says_why_every_number_is_withheld(shell, on_demo, monkeypatch):
     from analytics.access import release
-    from analytics.data import storage
+    from analytics.data import loads
 
     def undecided(engine, *args, **kwargs):
-        return release.withheld_release(storage.load_schools(engine), storage.load_metrics(engine),
-                                        storage.load_discipline(engine), "the decision ran past 3600 s")
+        return release.withheld_release(loads.load_schools(engine), loads.load_metrics(engine),
+                                        loads.load_discipline(engine), "the decision ran past 3600 s")
 
     monkeypatch.setattr(release, "release_for", undecided)
     monkeypatch.setenv("SSIF_SHARE_SECRET", "test-secret")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from analytics.data import storage
+from analytics.data import loads, storage
 from analytics.data.importer import import_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -44,7 +44,7 @@ def pg_app(tmp_path_factory):
 
 
 def _discipline_file(engine) -> list[tuple[str, bytes]]:
-    rows = storage.load_discipline(engine)
+    rows = loads.load_discipline(engine)
     some = rows[rows["school_id"].isin(sorted(rows["school_id"].unique())[:10])]
     return [("discipline.csv", some.to_csv(index=False).encode())]
 

@@ -9,7 +9,7 @@ import pytest
 
 from analytics import cli
 from analytics.access.sharing import ShareError, create_share, revoke_share, verify_share
-from analytics.data import storage
+from analytics.data import bulk_write
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 SCHOOLS = pd.DataFrame({"school_id": ["1", "2", "3"], "school_name": ["A", "B", "C"], "level": "ES",
@@ -20,7 +20,7 @@ SCHOOLS = pd.DataFrame({"school_id": ["1", "2", "3"], "school_name": ["A", "B", 
 def shared(engine, monkeypatch):
     monkeypatch.setenv("SSIF_SHARE_SECRET", "unit-test-secret")
     with engine.begin() as conn:
-        storage.upsert(conn, "schools", SCHOOLS)
+        bulk_write.upsert(conn, "schools", SCHOOLS)
     return engine
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from analytics.data import aggregates, schema, storage
+from analytics.data import aggregates, bulk_write, loads, schema, storage
 from analytics.data.demo import build_demo
 from analytics.data.derived import metrics_with_suspension
 from analytics.stats.gaps import REFERENCES, gap_table, label_gaps, pooled_gap_trend, pooled_gap_trend_from_sums
@@ -46,15 +46,15 @@ def demo(engine):
     metrics.loc[value_only, ["numerator", "denominator"]] = np.nan
     first = metrics["school_id"] == metrics["school_id"].iloc[0]
     metrics.loc[first & (metrics["student_group"] == "BL"), ["numerator", "denominator"]] = np.nan
-    storage.replace_all(engine, {**frames, "metrics": metrics})
+    bulk_write.replace_all(engine, {**frames, "metrics": metrics})
     return engine
 
 
 def _every_row(engine, metric: str) -> pd.DataFrame:
     """What pages read before: every row of the metric (suspension rate derived when not imported)."""
-    rows = storage.load_metrics(engine, metrics=[metric])
+    rows = loads.load_metrics(engine, metrics=[metric])
     if metric == "suspension_rate" and rows.empty:
-        rows = metrics_with_suspension(rows, storage.load_discipline(engine))
+        rows = metrics_with_suspension(rows, loads.load_discipline(engine))
     return rows
 
 
@@ -68,8 +68,8 @@ def _same_kpi(got, want) -> None:
 
 
 def test_kpis_and_cluster_tables_match_pandas_pooling(demo):
-    schools = storage.load_schools(demo)
-    years = storage.available_years(demo)
+    schools = loads.load_schools(demo)
+    years = loads.available_years(demo)
     members = sorted(schools.loc[schools["cluster"] == schools["cluster"].iloc[0], "school_id"])
     checked = 0
     for metric in ("math_proficient", VALUE_ONLY, "suspension_rate"):
@@ -101,15 +101,15 @@ def test_kpis_and_cluster_tables_match_pandas_pooling(demo):
 def test_value_only_metric_is_a_median(demo):
     counts = aggregates.group_counts(demo, VALUE_ONLY, "ALL", ["school_year"])
     assert (counts["n_schools"] == 0).all() and (counts["n_value_only"] == 12).all()
-    years = storage.available_years(demo)
+    years = loads.available_years(demo)
     kpi = summary_kpi_from_counts(counts, aggregates.metric_slice(demo, VALUE_ONLY, "ALL"), years[-1], "ALL", years)
     assert kpi.basis == MEDIAN and kpi.n_schools == 12
 
 
 @pytest.mark.parametrize("year_index", [0, -1])
 def test_district_figures_match_every_row_of_the_year(demo, year_index):
-    year = storage.available_years(demo)[year_index]
-    every = metrics_with_suspension(storage.load_metrics(demo, years=[year]), storage.load_discipline(demo, years=[year]))
+    year = loads.available_years(demo)[year_index]
+    every = metrics_with_suspension(loads.load_metrics(demo, years=[year]), loads.load_discipline(demo, years=[year]))
     want = district_values(every, ["metric", "student_group"])
     got = aggregates.district_figures(demo, year)
     keys = ["metric", "student_group"]
@@ -125,12 +125,12 @@ def test_counts_and_votes_by_hand(sqlite_engine):
     # A counted, B value-only, C no students (left out, no value): 1 pooled row, 1 value-only vote
     metrics = pd.DataFrame({"school_id": ["A", "B", "C"], "school_year": 2024, "metric": "m", "student_group": "BL",
                             "numerator": [10, NAN, 0], "denominator": [20, NAN, 0], "value": [NAN, 50.0, NAN]})
-    storage.replace_all(sqlite_engine, {"schools": schools, "metrics": metrics})
+    bulk_write.replace_all(sqlite_engine, {"schools": schools, "metrics": metrics})
     got = aggregates.metric_counts(sqlite_engine, ["cluster"])
     assert got.to_dict("list") == {"cluster": ["North", "South"], "numerator": [10.0, 0.0],
                                    "denominator": [20.0, 0.0], "n_schools": [1, 0], "n_rows": [2, 1],
                                    "n_value_only": [1, 0]}
-    pandas = aggregates.counts_from_rows(storage.load_metrics(sqlite_engine).merge(schools, on="school_id"),
+    pandas = aggregates.counts_from_rows(loads.load_metrics(sqlite_engine).merge(schools, on="school_id"),
                                          ["cluster"])
     pd.testing.assert_frame_equal(got, pandas)
     assert aggregates.metric_groups(sqlite_engine, "m") == ["BL"]
@@ -158,7 +158,7 @@ def test_page_queries_use_the_indexes(demo, capsys):
 def discipline_demo(engine):
     """A demo district whose discipline file lacks ALL rows in places (summed from races, one of them
     suppressed) and has suppressed group counts and an empty suspended count (OSS used instead)."""
-    storage.replace_all(engine, _discipline_demo_frames())
+    bulk_write.replace_all(engine, _discipline_demo_frames())
     return engine
 
 
@@ -179,7 +179,7 @@ def _discipline_demo_frames() -> dict[str, pd.DataFrame]:
 def test_district_risks_from_sql_match_pandas(discipline_demo):
     from analytics.stats.disproportionality import district_risks
 
-    want = district_risks(storage.load_discipline(discipline_demo))
+    want = district_risks(loads.load_discipline(discipline_demo))
     got = aggregates.district_risks(discipline_demo)
     assert got.outcomes == want.outcomes
     keys = ["school_year", "outcome", "student_group"]
@@ -193,16 +193,16 @@ def test_an_outcome_counted_in_one_row_is_an_outcome_and_one_counted_nowhere_is_
     frames = _discipline_demo_frames()
     discipline = frames["discipline"].assign(law_referrals=np.nan, students_expelled=np.nan)
     discipline.loc[discipline.index[-1], "students_expelled"] = 1
-    storage.replace_all(engine, {**frames, "discipline": discipline})
+    bulk_write.replace_all(engine, {**frames, "discipline": discipline})
     assert aggregates.discipline_outcomes(engine) == ("suspension", "iss", "oss", "expulsion")
 
 
 def test_disproportionality_of_a_cluster_with_the_district_risks(discipline_demo):
     from analytics.stats.disproportionality import disproportionality
 
-    every = storage.load_discipline(discipline_demo)
+    every = loads.load_discipline(discipline_demo)
     whole = disproportionality(every)
-    schools = storage.load_schools(discipline_demo)
+    schools = loads.load_schools(discipline_demo)
     risks = aggregates.district_risks(discipline_demo)
     for cluster in schools["cluster"].unique():
         ids = schools.loc[schools["cluster"] == cluster, "school_id"]
@@ -224,7 +224,7 @@ def test_gap_trend_sums_by_hand(engine):
             ("B", "HI", 45, 50), ("C", "ALL", 3, 7), ("C", "BL", 0, 0), ("X", "ALL", 10, 10), ("X", "BL", 0, 5)]
     metrics = pd.DataFrame(rows, columns=["school_id", "student_group", "numerator", "denominator"]).assign(
         school_year=2024, metric="m", value=NAN)
-    storage.replace_all(engine, {"schools": schools, "metrics": metrics})
+    bulk_write.replace_all(engine, {"schools": schools, "metrics": metrics})
     sums = aggregates.gap_trend_sums(engine, "m")
     assert sums["student_group"].tolist() == ["BL"]
     bl = sums.iloc[0]
@@ -246,7 +246,7 @@ def test_gap_trend_sums_by_hand(engine):
 
 
 def test_gap_trend_from_sql_matches_every_row(demo):
-    schools = storage.load_schools(demo)
+    schools = loads.load_schools(demo)
     members = sorted(schools.loc[schools["cluster"] == schools["cluster"].iloc[0], "school_id"])
     for metric in ("math_proficient", VALUE_ONLY, "suspension_rate"):
         rows = _every_row(demo, metric)
@@ -262,7 +262,7 @@ def test_gaps_of_a_year_need_only_that_year_and_the_one_before(demo, reference):
     """What the gaps page reads (aggregates.metric_rows of two years) gives the year's labelled gaps, status
     and change and data limits of every year's rows."""
     higher = {"math_proficient": True, "suspension_rate": False}
-    year = storage.available_years(demo)[-1]
+    year = loads.available_years(demo)[-1]
     for metric in ("math_proficient", "suspension_rate"):
         every = _every_row(demo, metric)
         two = aggregates.metric_rows(demo, metric, [year - 1, year])
@@ -287,21 +287,21 @@ def test_years_held_by_hand(engine):
     frames = build_demo(schools=4, years=3, seed=5)
     first, _, last = sorted(int(y) for y in frames["metrics"]["school_year"].unique())
     metrics, discipline = frames["metrics"], frames["discipline"]
-    storage.replace_all(engine, {**frames, "metrics": metrics[metrics["school_year"] != first + 1],
-                                 "discipline": discipline[discipline["school_year"] != first]})
-    assert storage.table_years(engine, "metrics") == [first, last]
+    bulk_write.replace_all(engine, {**frames, "metrics": metrics[metrics["school_year"] != first + 1],
+                                    "discipline": discipline[discipline["school_year"] != first]})
+    assert loads.table_years(engine, "metrics") == [first, last]
     assert aggregates.discipline_years(engine) == [first + 1, last]
-    assert storage.available_years(engine) == [first, first + 1, last]
+    assert loads.available_years(engine) == [first, first + 1, last]
     with engine.begin() as conn:
         conn.execute(sa.delete(schema.metrics).where(schema.metrics.c.school_year == first))
         if engine.dialect.name == "postgresql":
             assert first in storage.year_partitions(conn, "metrics")
-    assert storage.table_years(engine, "metrics") == [last]
-    assert storage.available_years(engine) == [first + 1, last]
+    assert loads.table_years(engine, "metrics") == [last]
+    assert loads.available_years(engine) == [first + 1, last]
     with engine.begin() as conn:
         conn.execute(sa.delete(schema.metrics))
         conn.execute(sa.delete(schema.discipline))
-    assert storage.available_years(engine) == [] == aggregates.discipline_years(engine)
+    assert loads.available_years(engine) == [] == aggregates.discipline_years(engine)
 
 
 def test_years_read_no_table_whole(discipline_demo):
@@ -309,7 +309,7 @@ def test_years_read_no_table_whole(discipline_demo):
     year's partition: the rows its plan's scans return add up to the number of years, not the table's rows."""
     engine = discipline_demo
     with engine.connect() as conn:
-        statements = {name: storage.years_statement(conn, name) for name in storage.YEARS_TABLES}
+        statements = {name: loads.years_statement(conn, name) for name in loads.YEARS_TABLES}
     for name, stmt in statements.items():
         compiled = str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
         with engine.connect() as conn:
@@ -336,7 +336,7 @@ def _scan_nodes(node: dict):
 
 
 def test_discipline_options_by_hand(discipline_demo):
-    every = storage.load_discipline(discipline_demo)
+    every = loads.load_discipline(discipline_demo)
     assert aggregates.discipline_years(discipline_demo) == sorted(every["school_year"].unique()) == [2022, 2023, 2024,
                                                                                                        2025]
     assert set(aggregates.discipline_groups(discipline_demo)) == set(every["student_group"]) | {"ALL"}
@@ -348,11 +348,11 @@ def test_discipline_options_by_hand(discipline_demo):
 def test_disproportionality_read_in_parts_is_the_whole_table(discipline_demo):
     from analytics.stats.disproportionality import disproportionality
 
-    every = storage.load_discipline(discipline_demo)
+    every = loads.load_discipline(discipline_demo)
     whole = disproportionality(every)
     got = pd.concat(list(aggregates.disproportionality_parts(discipline_demo, schools_per_part=5)))
     pd.testing.assert_frame_equal(got, whole, check_dtype=False, rtol=1e-12)
-    schools = storage.load_schools(discipline_demo)
+    schools = loads.load_schools(discipline_demo)
     ids = sorted(schools.loc[schools["cluster"] == schools["cluster"].iloc[0], "school_id"])
     part = pd.concat(list(aggregates.disproportionality_parts(discipline_demo, ids, schools_per_part=2)))
     pd.testing.assert_frame_equal(part, whole[whole["school_id"].isin(ids)].reset_index(drop=True),
@@ -398,7 +398,7 @@ def test_median_values_by_hand(engine):
             ("E", 2023, "BL", NAN)]
     metrics = pd.DataFrame(rows, columns=["school_id", "school_year", "student_group", "value"]).assign(
         metric="m", numerator=NAN, denominator=NAN)
-    storage.replace_all(engine, {"schools": schools, "metrics": metrics})
+    bulk_write.replace_all(engine, {"schools": schools, "metrics": metrics})
     got = aggregates.median_values(engine, ["school_year", "student_group"])
     assert got[["school_year", "student_group"]].values.tolist() == [[2023, "BL"], [2024, "BL"], [2024, "HI"]]
     assert got["value"].tolist()[1:] == [20.0, 3.25] and math.isnan(got["value"].iloc[0])
@@ -408,15 +408,15 @@ def test_median_values_by_hand(engine):
     assert by_cluster[["cluster", "value"]].values.tolist() == [["North", 2.5], ["South", 4.0]]
     from analytics.stats.summaries import median_of_values
 
-    pd.testing.assert_frame_equal(got, median_of_values(storage.load_metrics(engine),
+    pd.testing.assert_frame_equal(got, median_of_values(loads.load_metrics(engine),
                                                         ["school_year", "student_group"]), check_dtype=False)
 
 
 def test_median_values_match_pandas_on_the_demo(demo):
     from analytics.stats.summaries import median_of_values
 
-    rows = storage.load_metrics(demo, metrics=[VALUE_ONLY]).merge(storage.load_schools(demo)[["school_id", "cluster"]],
-                                                                  on="school_id")
+    rows = loads.load_metrics(demo, metrics=[VALUE_ONLY]).merge(loads.load_schools(demo)[["school_id", "cluster"]],
+                                                                on="school_id")
     for keys in (["school_year", "student_group"], ["cluster", "school_year"]):
         got = aggregates.median_values(demo, keys, metrics=[VALUE_ONLY])
         want = median_of_values(rows, keys)
@@ -445,7 +445,7 @@ def test_rp_outcome_rows_by_hand(engine):
             ("A", "ELL", 8, 1, 1, 1), ("B", "ALL", 50, 5, 1, 2), ("B", "HI", 20, 2, 0, 1), ("B", "WH", 10, 0, 0, 0)]
     discipline = pd.DataFrame(rows, columns=["school_id", "student_group", "enrolled", "students_suspended",
                                              "students_oss", "oss_days"]).assign(school_year=2024, incidents=3)
-    storage.replace_all(engine, {"schools": schools, "discipline": discipline})
+    bulk_write.replace_all(engine, {"schools": schools, "discipline": discipline})
     got = aggregates.rp_outcome_rows(engine).set_index(["school_id", "student_group"]).sort_index()
     assert got.index.tolist() == [("A", "BL"), ("A", "HI"), ("A", "SWD"), ("A", "WH"), ("B", "ALL"), ("B", "WH")]
     assert list(got.columns) == ["school_year", "enrolled", "students_suspended", "students_oss", "oss_days"]
@@ -456,8 +456,8 @@ def test_rp_outcome_rows_by_hand(engine):
 def test_rp_impact_from_sql_rows_matches_the_whole_table(discipline_demo):
     from analytics.stats.rp_impact import outcome_panel, rp_impact, rp_impact_for_cluster
 
-    every, rows = storage.load_discipline(discipline_demo), aggregates.rp_outcome_rows(discipline_demo)
-    schools = storage.load_schools(discipline_demo)
+    every, rows = loads.load_discipline(discipline_demo), aggregates.rp_outcome_rows(discipline_demo)
+    schools = loads.load_schools(discipline_demo)
     assert len(rows) < len(every) / 2
     pd.testing.assert_frame_equal(outcome_panel(schools, rows), outcome_panel(schools, every), check_exact=True)
     for scope in (lambda d: rp_impact(schools, d),
@@ -474,9 +474,9 @@ def test_a_schools_reads_use_the_key_index(demo, capsys):
     district's rows."""
     from analytics.data import schema
 
-    school = storage.load_schools(demo)["school_id"].iloc[0]
+    school = loads.load_schools(demo)["school_id"].iloc[0]
     for table in (schema.metrics, schema.discipline):
-        plan = aggregates.explain(demo, storage._filtered(table, school_id=[school]), index_scans_only=True)
+        plan = aggregates.explain(demo, loads._filtered(table, school_id=[school]), index_scans_only=True)
         with capsys.disabled():
             print(f"\n{demo.dialect.name} plan of one school's {table.name} rows:\n{plan}")
         assert f"ix_{table.name}_school" in plan or f"sqlite_autoindex_{table.name}_1" in plan, plan
@@ -491,7 +491,7 @@ def test_discipline_scope_sums_by_hand(engine):
     rows = [("A", "BL", 30, 3, 2), ("A", "WH", 70, 4, NAN), ("B", "ALL", 50, 5, 1), ("B", "BL", 10, NAN, 2)]
     discipline = pd.DataFrame(rows, columns=["school_id", "student_group", "enrolled", "students_suspended",
                                              "students_oss"]).assign(school_year=2024)
-    storage.replace_all(engine, {"schools": schools, "discipline": discipline})
+    bulk_write.replace_all(engine, {"schools": schools, "discipline": discipline})
     sums = aggregates.discipline_scope_sums(engine).set_index("student_group")
     all_row, bl = sums.loc["ALL"], sums.loc["BL"]
     assert (all_row["enrolled"], all_row["suspended"], all_row["s"], all_row["s_enrolled"]) == (150, 12, 12, 150)
@@ -511,7 +511,7 @@ def test_every_clusters_discipline_sums_in_one_read_by_hand(engine):
     rows = [("A", "BL", 30, 3, 2), ("A", "WH", 70, 4, NAN), ("B", "ALL", 50, 5, 1), ("B", "BL", 10, NAN, 2)]
     discipline = pd.DataFrame(rows, columns=["school_id", "student_group", "enrolled", "students_suspended",
                                              "students_oss"]).assign(school_year=2024)
-    storage.replace_all(engine, {"schools": schools, "discipline": discipline})
+    bulk_write.replace_all(engine, {"schools": schools, "discipline": discipline})
     sums = aggregates.discipline_cluster_sums(engine)
     assert sums[["cluster", "student_group"]].values.tolist() == [["North", "ALL"], ["North", "BL"], ["North", "WH"],
                                                                   ["South", "ALL"], ["South", "BL"]]
@@ -525,7 +525,7 @@ def test_every_clusters_discipline_sums_in_one_read_by_hand(engine):
 
 
 def test_every_clusters_discipline_sums_are_its_schools_sums(discipline_demo):
-    schools = storage.load_schools(discipline_demo)
+    schools = loads.load_schools(discipline_demo)
     sums = aggregates.discipline_cluster_sums(discipline_demo)
     assert set(sums["cluster"]) == set(schools["cluster"])
     for cluster, part in sums.groupby("cluster"):
@@ -537,7 +537,7 @@ def test_every_clusters_discipline_sums_are_its_schools_sums(discipline_demo):
 def test_discipline_scope_sums_match_pandas(discipline_demo):
     from analytics.data.derived import discipline_with_all, suspension_counts
 
-    full, derived = discipline_with_all(storage.load_discipline(discipline_demo))
+    full, derived = discipline_with_all(loads.load_discipline(discipline_demo))
     sums = aggregates.discipline_scope_sums(discipline_demo).set_index(["school_year", "student_group"])
     by = full.groupby(["school_year", "student_group"])
     for column in aggregates.SCOPE_COUNTS:
@@ -562,7 +562,7 @@ def _colours(engine, rows: pd.DataFrame, year: int) -> pd.DataFrame:
     from analytics.stats.status_change import status_change
     from analytics.workspace.views import directions
 
-    schools = storage.load_schools(engine)
+    schools = loads.load_schools(engine)
     rows = add_rate_columns(rows)
     return status_change(rows[rows["school_year"] == year], rows[rows["school_year"] == year - 1],
                          dict(zip(schools["school_id"], schools["level"], strict=True)), directions(engine))
@@ -581,7 +581,7 @@ def test_colours_made_in_sql_worsen_as_the_whole_tables_do(engine, suspension):
         metrics = frames["metrics"]
         frames["metrics"] = pd.concat([metrics, rates.loc[rates["denominator"].notna(), metrics.columns]],
                                       ignore_index=True)
-    storage.replace_all(engine, frames)
+    bulk_write.replace_all(engine, frames)
     keys = ["school_id", "metric", "student_group"]
     worsened, metrics_seen = 0, set()
     for then, now in ((2023, 2025), (2024, 2025)):
@@ -685,7 +685,7 @@ def test_new_flags_need_only_the_schools_that_can_be_flagged(discipline_demo):
     from analytics.workspace.changes import new_rr_flags
     from analytics.workspace.views import _dispro
 
-    schools = sorted(storage.load_schools(discipline_demo)["school_id"])
+    schools = sorted(loads.load_schools(discipline_demo)["school_id"])
     found = 0
     for ids in (None, schools[:6]):
         whole = aggregates.scope_disproportionality(discipline_demo, ids)
@@ -720,7 +720,7 @@ def test_the_rows_of_the_groups_that_can_be_flagged_are_read_with_their_schools_
     from analytics.config import DEFAULT_SETTINGS
     from analytics.stats.disproportionality import disproportionality
 
-    schools = sorted(storage.load_schools(discipline_demo)["school_id"])
+    schools = sorted(loads.load_schools(discipline_demo)["school_id"])
     years = [2022, 2023, 2024, 2025]
     risks = aggregates.district_risks(discipline_demo, years)
     for ids in (None, schools[:6]):
@@ -793,7 +793,7 @@ def test_a_scope_with_no_group_that_can_be_flagged_sums_no_district_risks(discip
     assert groups.empty
     none = aggregates.scope_disproportionality(discipline_demo, settings=low, years=[2023, 2024, 2025], groups=groups)
     assert none.empty and summed == []
-    ids = sorted(storage.load_schools(discipline_demo)["school_id"])[:2]  # some schools: their risks are summed
+    ids = sorted(loads.load_schools(discipline_demo)["school_id"])[:2]  # some schools: their risks are summed
     some = aggregates.scope_disproportionality(discipline_demo, ids, years=[2025])
     assert set(some["school_id"]) == set(ids) and summed == [([2025],)]
 
@@ -808,7 +808,7 @@ def test_what_changed_for_a_scope_with_no_group_that_can_be_flagged_sums_no_dist
 
     summed, original = [], aggregates.district_risks
     monkeypatch.setattr(aggregates, "district_risks", lambda *args: summed.append(args[1:]) or original(*args))
-    ids = sorted(storage.load_schools(discipline_demo)["school_id"])[:3]
+    ids = sorted(loads.load_schools(discipline_demo)["school_id"])[:3]
     none = _dispro(discipline_demo, ids, DEFAULT_SETTINGS.__class__(n_size=10**6), 2024, 2025)
     assert none.empty and summed == []
     some = _dispro(discipline_demo, ids, DEFAULT_SETTINGS, 2024, 2025)
@@ -828,7 +828,7 @@ def test_what_changed_finds_the_same_new_flags_among_the_prepared_flagged_rows(d
 
     every = pd.concat(aggregates.disproportionality_parts(discipline_demo), ignore_index=True)
     flagged = every[every["flagged"]]
-    schools = storage.load_schools(discipline_demo)
+    schools = loads.load_schools(discipline_demo)
     cluster = sorted(schools["cluster"])[0]
     mine = set(schools.loc[schools["cluster"] == cluster, "school_id"])
     new_flags = 0
@@ -841,7 +841,7 @@ def test_what_changed_finds_the_same_new_flags_among_the_prepared_flagged_rows(d
 
 
 def test_a_years_flags_need_only_it_and_the_two_years_before(discipline_demo):
-    schools = storage.load_schools(discipline_demo)
+    schools = loads.load_schools(discipline_demo)
     cluster = sorted(schools.loc[schools["cluster"] == schools["cluster"].iloc[0], "school_id"])
     for ids in (None, cluster):  # a cluster's alternate ratios divide by the district's risks of those years
         whole = aggregates.scope_disproportionality(discipline_demo, ids)
@@ -877,14 +877,14 @@ def test_what_changed_slices_the_districts_colours_and_monthly_suspensions(engin
     rates = suspension_metric_rows(frames["discipline"])
     rates = rates[rates["denominator"].notna() & rates["school_id"].isin(mine)]
     frames["metrics"] = pd.concat([frames["metrics"], rates[frames["metrics"].columns]], ignore_index=True)
-    storage.replace_all(engine, frames)
+    bulk_write.replace_all(engine, frames)
     others = sorted(schools.loc[schools["cluster"] == second, "school_id"])
     assert not aggregates.suspension_derived(engine, [2022, 2023, 2024, 2025])
     assert aggregates.suspension_derived(engine, [2022, 2023, 2024, 2025], others)
     months = monthly_suspensions(engine, None)
     kinds: set[str] = set()
     for since in (date(2023, 3, 1), date(2024, 9, 1)):  # the meeting saw 2022, then 2024
-        colours = district_colours(engine, year_of_record(since), storage.available_years(engine)[-1])
+        colours = district_colours(engine, year_of_record(since), loads.available_years(engine)[-1])
         for scope in (None, first, second):
             want = changes_view(engine, cluster=scope, since=since)
             got = changes_view(engine, cluster=scope, since=since, colours=colours, monthly=months)

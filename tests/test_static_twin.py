@@ -33,13 +33,13 @@ def test_twin_of_the_gaps_page_draws_the_same_elements(on_demo, tmp_path, monkey
 def test_twins_of_the_editing_pages_draw_their_forms_and_rerun(on_demo, tmp_path, monkeypatch):
     """Plans (goal forms with number inputs) and what changed (pills, a meeting form): their twins register every
     keyed widget, so AppTest can rerun them and the pages get a floor."""
-    from analytics.data import storage
+    from analytics.data import loads
 
     (tmp_path / "twin.py").write_text(TWIN_SCRIPT)
     (tmp_path / "replay.py").write_text(REPLAY_SCRIPT)
     monkeypatch.setenv("SSIF_TWIN_DIR", str(BENCHMARKS))
     monkeypatch.setenv("SSIF_TWIN_FILE", "")
-    school = storage.load_schools(on_demo)["school_id"].iloc[0]
+    school = loads.load_schools(on_demo)["school_id"].iloc[0]
     for name, params, kind in (("plans", {"school": school}, "number_input"), ("changes", {}, "block:form")):
         result = bench_static_twin.measure_page(name, params, tmp_path, repeat=1)
         assert "twin_error" not in result, result.get("twin_error")

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics.config import database_url
-from analytics.data import schema, storage
+from analytics.data import bulk_write, loads, schema, storage
 
 SCHOOLS = pd.DataFrame(
     [
@@ -32,42 +32,42 @@ def _metric_rows(value_101=50.0):
 
 def test_upsert_replaces_rows_on_the_natural_key(engine):
     with engine.begin() as conn:
-        storage.upsert(conn, "schools", SCHOOLS)
-        storage.upsert(conn, "metrics", _metric_rows())
-        storage.upsert(conn, "metrics", _metric_rows(value_101=55.0))  # same keys again
-    assert storage.table_counts(engine)["metrics"] == 3
-    got = storage.load_metrics(engine, school_ids=["101"])
+        bulk_write.upsert(conn, "schools", SCHOOLS)
+        bulk_write.upsert(conn, "metrics", _metric_rows())
+        bulk_write.upsert(conn, "metrics", _metric_rows(value_101=55.0))  # same keys again
+    assert loads.table_counts(engine)["metrics"] == 3
+    got = loads.load_metrics(engine, school_ids=["101"])
     assert got["value"].tolist() == [55.0]
 
 
 def test_tables_present_says_which_tables_hold_a_row_as_their_counts_do(engine):
-    assert not any(storage.tables_present(engine).values())
+    assert not any(loads.tables_present(engine).values())
     with engine.begin() as conn:
-        storage.upsert(conn, "schools", SCHOOLS)
-        storage.upsert(conn, "metrics", _metric_rows())
-    present = storage.tables_present(engine)
+        bulk_write.upsert(conn, "schools", SCHOOLS)
+        bulk_write.upsert(conn, "metrics", _metric_rows())
+    present = loads.tables_present(engine)
     assert list(present) == list(schema.DATA_TABLES)
     assert {name for name, held in present.items() if held} == {"schools", "metrics"}
-    assert present == {name: count > 0 for name, count in storage.table_counts(engine).items()}
+    assert present == {name: count > 0 for name, count in loads.table_counts(engine).items()}
 
 
 def test_missing_counts_load_as_nan_never_zero(engine):
     with engine.begin() as conn:
-        storage.upsert(conn, "schools", SCHOOLS)
-        storage.upsert(conn, "metrics", _metric_rows())
-    row = storage.load_metrics(engine, school_ids=["102"], years=[2024]).iloc[0]
+        bulk_write.upsert(conn, "schools", SCHOOLS)
+        bulk_write.upsert(conn, "metrics", _metric_rows())
+    row = loads.load_metrics(engine, school_ids=["102"], years=[2024]).iloc[0]
     assert math.isnan(row["numerator"]) and math.isnan(row["denominator"])
     assert row["value"] == 61.5
 
 
 def test_loaders_filter_in_sql(engine):
     with engine.begin() as conn:
-        storage.upsert(conn, "schools", SCHOOLS)
-        storage.upsert(conn, "metrics", _metric_rows())
-    assert len(storage.load_metrics(engine, years=[2024])) == 2
-    assert len(storage.load_metrics(engine, metrics=["math_proficient"], groups=["BL"])) == 1
-    assert storage.load_schools(engine, clusters=["North"])["school_name"].tolist() == ["O'Brien Elementary"]
-    assert storage.available_years(engine) == [2023, 2024]
+        bulk_write.upsert(conn, "schools", SCHOOLS)
+        bulk_write.upsert(conn, "metrics", _metric_rows())
+    assert len(loads.load_metrics(engine, years=[2024])) == 2
+    assert len(loads.load_metrics(engine, metrics=["math_proficient"], groups=["BL"])) == 1
+    assert loads.load_schools(engine, clusters=["North"])["school_name"].tolist() == ["O'Brien Elementary"]
+    assert loads.available_years(engine) == [2023, 2024]
 
 
 def test_data_version_increases_with_each_write(engine):
@@ -83,7 +83,7 @@ def test_a_fresh_schema_has_both_counters_and_an_import_bumps_both(engine):
         conn.execute(sa.delete(schema.data_version))  # a table emptied by hand: create_schema makes both rows
     storage.create_schema(engine)
     assert storage.versions(engine) == (0, 0)
-    storage.replace_all(engine, {"schools": SCHOOLS})  # the demo loader writes imported data
+    bulk_write.replace_all(engine, {"schools": SCHOOLS})  # the demo loader writes imported data
     assert storage.versions(engine) == (1, 1)
     with engine.begin() as conn:
         storage.bump_version(conn)

@@ -204,11 +204,11 @@ def _text(at) -> str:
 def test_overview_shows_the_median_of_school_values(on_value_only):
     import json
 
-    from analytics.data import storage
+    from analytics.data import loads
     from tests.page_runner import run_page
     from tests.value_only import COUNTIES
 
-    values = storage.load_metrics(on_value_only)["value"]
+    values = loads.load_metrics(on_value_only)["value"]
     at = run_page("overview")
     assert _metric(at, "Reading proficient") == f"{values.median():.1f}%"
     assert _metric(at, "Schools reporting") == f"{values.notna().sum():,}"
@@ -225,13 +225,13 @@ def test_overview_shows_the_median_of_school_values(on_value_only):
 
 
 def test_big_county_lists_best_and_worst_with_honest_labels(on_value_only):
-    from analytics.data import storage
+    from analytics.data import loads
     from tests.page_runner import run_page
     from tests.value_only import BIG_COUNTY
 
     engine = on_value_only
-    members = storage.load_schools(engine).query("cluster == @BIG_COUNTY")["school_id"]
-    values = storage.load_metrics(engine, school_ids=list(members))["value"]
+    members = loads.load_schools(engine).query("cluster == @BIG_COUNTY")["school_id"]
+    values = loads.load_metrics(engine, school_ids=list(members))["value"]
     at = run_page("cluster", cluster=BIG_COUNTY)
     assert _metric(at, "Cluster reading proficient") == f"{values.median():.1f}%"
     assert _metric(at, "Schools reporting") == f"{values.notna().sum()} of {len(members)}"
@@ -243,10 +243,10 @@ def test_big_county_lists_best_and_worst_with_honest_labels(on_value_only):
 
 
 def test_school_findings_do_not_claim_untested_results(on_value_only):
-    from analytics.data import storage
+    from analytics.data import loads
     from tests.page_runner import run_page
 
-    valued = storage.load_metrics(on_value_only).dropna(subset=["value"])["school_id"].iloc[3]
+    valued = loads.load_metrics(on_value_only).dropna(subset=["value"])["school_id"].iloc[3]
     text = _text(run_page("school", school=valued))
     assert "these files have no counts, so no intervals or significance tests" in text
     assert "No significant" not in text and "no significant gap" not in text

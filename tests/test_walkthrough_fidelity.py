@@ -9,7 +9,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from analytics.data import storage
+from analytics.data import loads
 from analytics.data.importer import import_bytes
 from analytics.learning import fidelity, levels, load
 from analytics.outputs.views import build_view
@@ -209,7 +209,7 @@ def test_shared_learning_counts_shareable_walkthroughs_only(on_demo):
 
 def test_walkthrough_form_saves_a_tagged_look_for(own_district):
     engine = own_district
-    school = storage.load_schools(engine)["school_id"].iloc[0]
+    school = loads.load_schools(engine)["school_id"].iloc[0]
     at = _run("plans", school=school)
     areas = {a.label: a for a in at.text_area}
     look_fors = next(k for k in areas if k.startswith("Look-fors"))
@@ -233,7 +233,7 @@ def test_walkthrough_form_saves_a_tagged_look_for(own_district):
 
 def test_an_existing_walkthrough_is_tagged_in_its_edit_form(own_district):
     engine = own_district
-    school = storage.load_schools(engine)["school_id"].iloc[1]
+    school = loads.load_schools(engine)["school_id"].iloc[1]
     records.create(engine, "walkthroughs", {"visit_id": "W-TAG", "school_id": school, "visit_date": date(2030, 1, 15),
                                             "look_fors": "Partner talk: 3/7; Target posted: 6/7"}, "specialist")
     at = _run("plans", school=school)

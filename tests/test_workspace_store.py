@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from analytics.data import schema, storage
+from analytics.data import bulk_write, loads, schema, storage
 from analytics.data.importer import import_bytes
 from analytics.workspace import goals as goal_rules
 from analytics.workspace import records
@@ -26,8 +26,8 @@ def _fill(engine):
                             "school_year": [2023, 2024, 2025], "numerator": [40, 46, 38], "denominator": [100] * 3})
     metrics["value"] = 100.0 * metrics["numerator"] / metrics["denominator"]
     with engine.begin() as conn:
-        storage.upsert(conn, "schools", SCHOOLS)
-        storage.upsert(conn, "metrics", metrics)
+        bulk_write.upsert(conn, "schools", SCHOOLS)
+        bulk_write.upsert(conn, "metrics", metrics)
     return engine
 
 
@@ -101,7 +101,7 @@ def test_every_workspace_write_moves_the_data_version_but_not_the_import_version
     assert storage.versions(engine) == (start.changes + 6, start.imports)  # six writes, no imported row
     assert import_bytes(engine, WORKSPACE_FILES, who="data-office").ok  # workspace files alone: as an edit
     assert storage.versions(engine) == (start.changes + 7, start.imports)
-    school = storage.load_schools(engine).iloc[[0]][["school_id", "school_name", "level", "cluster"]]
+    school = loads.load_schools(engine).iloc[[0]][["school_id", "school_name", "level", "cluster"]]
     assert import_bytes(engine, [("schools.csv", _csv(school)), *WORKSPACE_FILES[:1]], who="data-office").ok
     assert storage.versions(engine) == (start.changes + 8, start.imports + 1)  # with imported data: both
 
@@ -152,7 +152,7 @@ WORKSPACE_FILES = [
 def test_workspace_tables_import_all_or_nothing_with_history(district):
     report = import_bytes(district, WORKSPACE_FILES, who="data-office")
     assert report.ok, [p.format() for p in report.problems]
-    counts = storage.table_counts(district)
+    counts = loads.table_counts(district)
     assert [counts[t] for t in schema.WORKSPACE_TABLES] == [2, 2, 3, 1, 1, 2]
     goal = records.get(district, "school_goals", "G1")
     assert goal["version"] == 1 and goal["updated_by"] == "data-office (import)"
@@ -175,14 +175,14 @@ def test_bad_workspace_rows_are_reported_by_file_row_and_column(district):
             ("cycle_measures.csv", 2, "cycle_id"), ("walkthroughs.csv", 2, "notes"),
             ("walkthroughs.csv", 2, "look_fors")} <= found
     assert not report.written
-    assert all(storage.table_counts(district)[t] == 0 for t in schema.WORKSPACE_TABLES)
+    assert all(loads.table_counts(district)[t] == 0 for t in schema.WORKSPACE_TABLES)
 
 
 def test_old_improvement_cycles_import_keeps_working(sqlite_district):
     old = _csv(pd.DataFrame([{"school_id": "101", "metric": "suspension_rate", "start_date": "2024-01-08",
                               "end_date": "2024-02-16", "change_idea": "Restorative circles", "status": "adopt"}]))
     assert import_bytes(sqlite_district, [("improvement_cycles.csv", old)], who="x").ok
-    assert len(storage.load_cycles(sqlite_district)) == 1
+    assert len(loads.load_cycles(sqlite_district)) == 1
 
 
 def test_goals_and_changes_views_follow_the_csv_contract(sqlite_district):
@@ -258,9 +258,9 @@ def test_the_districts_goals_find_their_schools_in_the_goals_table_not_in_a_list
     """Every goal of the district: each metric and group's schools and those with an imported suspension rate
     are found by a subquery of the goals table (no id list to render), the same rows as from the goals' ids."""
     with district.begin() as conn:
-        storage.upsert(conn, "discipline", pd.DataFrame({"school_id": "102", "school_year": [2024, 2025],
-                                                         "student_group": "ALL", "enrolled": [400, 410],
-                                                         "students_suspended": [12, 20]}))
+        bulk_write.upsert(conn, "discipline", pd.DataFrame({"school_id": "102", "school_year": [2024, 2025],
+                                                            "student_group": "ALL", "enrolled": [400, 410],
+                                                            "students_suspended": [12, 20]}))
     for goal in (GOAL, {**GOAL, "goal_id": "G3", "school_id": "102", "metric": "suspension_rate"}):
         records.create(district, "school_goals", goal, "ana")
     goals = records.load(district, "school_goals")
@@ -269,7 +269,7 @@ def test_the_districts_goals_find_their_schools_in_the_goals_table_not_in_a_list
     found = workspace.goal_metric_rows(district, goals, every_goal=True).sort_values(keys, ignore_index=True)
     pd.testing.assert_frame_equal(found, listed)
     assert set(listed["metric"]) == {"read_proficient", "suspension_rate"}
-    for stmt in storage.metrics_any_statements(workspace.goal_metric_conditions(goals, every_goal=True)):
+    for stmt in loads.metrics_any_statements(workspace.goal_metric_conditions(goals, every_goal=True)):
         assert not {"101", "102"} & set(stmt.compile().params.values())
     pd.testing.assert_frame_equal(workspace.goals_progress(district)[1],
                                   goal_rules.goal_progress(goals, listed, workspace.directions(district),
@@ -284,7 +284,7 @@ def test_goals_read_the_rows_of_their_own_metric_group_and_school_each_by_the_me
                          "numerator": [30, 10, 50, 20], "denominator": [100, 40, 100, 100]})
     more["value"] = 100.0 * more["numerator"] / more["denominator"]
     with district.begin() as conn:
-        storage.upsert(conn, "metrics", more)
+        bulk_write.upsert(conn, "metrics", more)
     goals = pd.DataFrame([GOAL, {**GOAL, "goal_id": "G2", "school_id": "102", "metric": "math_proficient"}])
     rows = workspace.goal_metric_rows(district, goals)
     # not 101's maths, 101's BL reading or 102's reading, which a read of every goal school, metric and group has
@@ -295,7 +295,7 @@ def test_goals_read_the_rows_of_their_own_metric_group_and_school_each_by_the_me
                                         ("102", "math_proficient", "ALL", 2025, 20.0)]
     if district.dialect.name != "sqlite":
         return
-    for stmt in storage.metrics_any_statements(workspace.goal_metric_conditions(goals)):
+    for stmt in loads.metrics_any_statements(workspace.goal_metric_conditions(goals)):
         compiled = str(stmt.compile(dialect=district.dialect, compile_kwargs={"literal_binds": True}))
         with district.connect() as conn:
             plan = [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled)]

@@ -464,11 +464,11 @@ def _score(kn: _Knowledge, truth: pd.DataFrame, released_k, released_n, released
 def truth_cells(engine) -> pd.DataFrame:
     """Every cell the district could release, with its true count (scoring only)."""
     from analytics.access.release import discipline_cells, metric_cells
-    from analytics.data import storage
+    from analytics.data import loads
 
-    schools = storage.load_schools(engine)
-    metrics = storage.load_metrics(engine).dropna(subset=["numerator", "denominator"])
-    frames = [pooled_cells(discipline_cells(storage.load_discipline(engine)), schools)]
+    schools = loads.load_schools(engine)
+    metrics = loads.load_metrics(engine).dropna(subset=["numerator", "denominator"])
+    frames = [pooled_cells(discipline_cells(loads.load_discipline(engine)), schools)]
     if len(metrics):
         frames.append(pooled_cells(metric_cells(metrics), schools))
     return pd.concat(frames, ignore_index=True)[[*KEYS, "k", "n"]]
@@ -477,13 +477,13 @@ def truth_cells(engine) -> pd.DataFrame:
 def collect(engine, scopes: list[dict], release: Release | None = None) -> dict[str, pd.DataFrame]:
     """Every public export view of every scope (`{}` district, `{"cluster": C}`, `{"school": S}`), every year."""
     from analytics.access.release import release_for
-    from analytics.data import storage
+    from analytics.data import loads
     from analytics.outputs.views import build_view
 
     release = release or release_for(engine)
-    years = storage.available_years(engine)
+    years = loads.available_years(engine)
     out: dict[str, list[pd.DataFrame]] = {}
-    clusters = storage.load_schools(engine)["cluster"].dropna().unique().tolist()
+    clusters = loads.load_schools(engine)["cluster"].dropna().unique().tolist()
     for scope in scopes:
         if not scope:  # a district link reaches every cluster's schools
             for cluster in clusters:

@@ -1037,10 +1037,10 @@ def _decided(engine, settings: Settings, complementary: bool, apart: bool | None
              lookups: bool = False) -> Release | CellGrid:
     """:func:`release_for`'s decision (or its lookups): the stored one of the same inputs, or one decided (and
     stored) now."""
-    from analytics.data import storage
+    from analytics.data import loads
 
-    schools, metrics = storage.load_schools(engine), storage.load_metrics(engine)
-    discipline = storage.load_discipline(engine)
+    schools, metrics = loads.load_schools(engine), loads.load_metrics(engine)
+    discipline = loads.load_discipline(engine)
     fingerprint = decision_fingerprint(schools, metrics, discipline, settings, complementary)
     release = _stored(engine, fingerprint, lookups)
     if release is None:

@@ -152,7 +152,7 @@ def create_share(engine: Engine, view_url: str, scope: str, expires_days: float 
     """Sign and record a read-only link; returns (token, link)."""
     if not expires_days > 0:
         raise ValueError("--expires-days must be greater than 0")
-    from analytics.data.storage import load_schools
+    from analytics.data.loads import load_schools
 
     validate_scope(scope, load_schools(engine))
     now = now or datetime.now(UTC)

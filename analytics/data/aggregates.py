@@ -24,10 +24,10 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from analytics.config import DEFAULT_SETTINGS, Settings
-from analytics.data import schema, storage
+from analytics.data import loads, schema
 from analytics.data.catalog import RACE_GROUPS
 from analytics.data.derived import metrics_with_suspension, suspension_metric_rows
-from analytics.data.storage import _read
+from analytics.data.loads import _read
 from analytics.stats import disproportionality, gaps
 from analytics.stats.summaries import MEDIAN, basis_from_counts, district_values, district_values_from_counts
 
@@ -94,7 +94,7 @@ def pooled_metric_counts(engine: Engine, *, by_cluster: bool, years: Sequence[in
     for column in ("n_schools", "n_rows"):
         df[column] = pd.to_numeric(df[column]).astype("int64")
     df["school_year"] = df["school_year"].astype("int64")
-    return storage.in_byte_order(df, keys) if by_cluster else df
+    return loads.in_byte_order(df, keys) if by_cluster else df
 
 
 def metric_present(engine: Engine, metric: str, *, years: Sequence[int] | None = None,
@@ -166,7 +166,7 @@ def _typed_counts(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     if "school_year" in df:
         df["school_year"] = df["school_year"].astype("int64")
     df = df[keys + SUMMARY_COLUMNS]
-    return storage.in_byte_order(df, keys) if "cluster" in keys else df
+    return loads.in_byte_order(df, keys) if "cluster" in keys else df
 
 
 def _filters(stmt: sa.Select, *, years: Sequence[int] | None, metrics: Sequence[str] | None,
@@ -252,12 +252,12 @@ def metric_slice(engine: Engine, metric: str, group: str, school_ids: Sequence[s
         derived = suspension_derived(engine, school_ids=school_ids)
     if metric == "suspension_rate" and derived:
         groups = [group] if group != "ALL" else ["ALL", *RACE_GROUPS]  # a missing ALL is summed from races
-        rows = metrics_with_suspension(storage.load_metrics(engine, metrics=[metric], groups=[group], years=years,
-                                                            school_ids=school_ids),
-                                       storage.load_discipline(engine, years=years, groups=groups,
-                                                               school_ids=school_ids))
+        rows = metrics_with_suspension(loads.load_metrics(engine, metrics=[metric], groups=[group], years=years,
+                                                          school_ids=school_ids),
+                                       loads.load_discipline(engine, years=years, groups=groups,
+                                                             school_ids=school_ids))
         return rows[rows["student_group"] == group].reset_index(drop=True)
-    return storage.load_metrics(engine, metrics=[metric], groups=[group], years=years, school_ids=school_ids)
+    return loads.load_metrics(engine, metrics=[metric], groups=[group], years=years, school_ids=school_ids)
 
 
 def metric_rows(engine: Engine, metric: str, years: Sequence[int] | None = None,
@@ -266,9 +266,9 @@ def metric_rows(engine: Engine, metric: str, years: Sequence[int] | None = None,
     rate included when no suspension rate was imported for these schools in any year (as
     :func:`metric_slice` and :func:`group_counts` decide)."""
     if metric == "suspension_rate" and suspension_derived(engine, school_ids=school_ids):
-        return metrics_with_suspension(storage.load_metrics(engine, metrics=[metric], years=years, school_ids=school_ids),
-                                       storage.load_discipline(engine, years=years, school_ids=school_ids))
-    return storage.load_metrics(engine, metrics=[metric], years=years, school_ids=school_ids)
+        return metrics_with_suspension(loads.load_metrics(engine, metrics=[metric], years=years, school_ids=school_ids),
+                                       loads.load_discipline(engine, years=years, school_ids=school_ids))
+    return loads.load_metrics(engine, metrics=[metric], years=years, school_ids=school_ids)
 
 
 def gap_trend_statement(metric: str, school_ids: Sequence[str] | None = None) -> sa.Select:
@@ -319,7 +319,7 @@ def gap_trend_sums(engine: Engine, metric: str, school_ids: Sequence[str] | None
     :func:`analytics.stats.gaps.pooled_gap_trend_from_sums` instead of every school's rows."""
     if metric == "suspension_rate" and suspension_derived(engine, school_ids=school_ids):
         rows = metric_rows(engine, metric, school_ids=school_ids)
-        known = storage.load_schools(engine)["school_id"]
+        known = loads.load_schools(engine)["school_id"]
         return gaps.gap_trend_sums(rows[rows["school_id"].isin(known)])
     df = _read(engine, gap_trend_statement(metric, school_ids))
     if df.empty:
@@ -340,7 +340,7 @@ def group_counts(engine: Engine, metric: str, group: str, keys: Sequence[str], *
         if years:
             rows = rows[rows["school_year"].isin(list(years))]
         if "cluster" in keys:
-            rows = rows.merge(storage.load_schools(engine)[["school_id", "cluster"]], on="school_id")
+            rows = rows.merge(loads.load_schools(engine)[["school_id", "cluster"]], on="school_id")
         return counts_from_rows(rows, keys)
     return metric_counts(engine, keys, years=years, metrics=[metric], groups=[group], school_ids=school_ids)
 
@@ -355,7 +355,7 @@ def district_figures(engine: Engine, year: int) -> pd.DataFrame:
     values = median_values(engine, by, years=[year], metrics=medians) if medians else None
     figures = district_values_from_counts(counts, values, by)
     if suspension_derived(engine, [year]):
-        discipline = storage.load_discipline(engine, years=[year])
+        discipline = loads.load_discipline(engine, years=[year])
         if not discipline.empty:
             derived = district_values(suspension_metric_rows(discipline), by)
             figures = pd.concat([figures, derived], ignore_index=True) if len(figures) else derived
@@ -409,14 +409,14 @@ def page_statements(metric: str, group: str, year: int) -> dict[str, sa.Select]:
     """The statements pages run for one view, by what they read (for ``EXPLAIN`` in tests and benchmarks)."""
     m = schema.metrics
     return {
-        "group rows, every year (metric_slice)": storage._filtered(m, metric=[metric], student_group=[group]),
+        "group rows, every year (metric_slice)": loads._filtered(m, metric=[metric], student_group=[group]),
         "pooled per year (KPI)": counts_statement(["school_year"], metrics=[metric], groups=[group], value_only=True),
         "pooled per cluster (cluster table)": counts_statement(["cluster"], years=[year], metrics=[metric],
                                                                groups=[group], value_only=True),
         "pooled per metric x group (district figures)": counts_statement(["metric", "student_group"], years=[year],
                                                                          value_only=True),
         "district ALL (gap reference)": district_all_statement(metric),
-        "groups of a metric (filter bar)": storage.distinct_statement(m.c.student_group, m.c.metric == metric),
+        "groups of a metric (filter bar)": loads.distinct_statement(m.c.student_group, m.c.metric == metric),
     }
 
 
@@ -527,7 +527,7 @@ def rp_outcome_rows(engine: Engine, school_ids: Sequence[str] | None = None) -> 
     df = _read(engine, rp_outcome_rows_statement(school_ids), RP_ROWS_PLANNER)
     if df.empty:
         df = pd.DataFrame(columns=["school_id", "school_year", "student_group", *RP_COUNTS])
-    return storage._typed("discipline", df)
+    return loads._typed("discipline", df)
 
 
 # The counts the discipline page pools by group (the suspension rate reads students_suspended itself here).
@@ -597,7 +597,7 @@ def _scope_sums(engine: Engine, stmt: sa.Select, keys: list[str]) -> pd.DataFram
         df = pd.DataFrame(columns=[*keys, *names])
     df[names] = df[names].apply(lambda col: pd.to_numeric(col).astype("float64")).fillna(0.0)
     df = df.astype({"school_year": "int64"})
-    return storage.in_byte_order(df, keys) if "cluster" in keys else df
+    return loads.in_byte_order(df, keys) if "cluster" in keys else df
 
 
 def discipline_outcomes(engine: Engine) -> tuple[str, ...]:
@@ -662,13 +662,13 @@ def scope_disproportionality(engine: Engine, school_ids: Sequence[str] | None = 
     if groups is not None:
         school_ids = sorted(set(groups["school_id"]))
     if school_ids is None or not len(school_ids):  # every school (no alternate ratio), or none: no risks summed
-        return disproportionality.disproportionality(storage.load_discipline(engine, school_ids=school_ids,
-                                                                             years=years), settings, groups=groups)
+        return disproportionality.disproportionality(loads.load_discipline(engine, school_ids=school_ids,
+                                                                           years=years), settings, groups=groups)
     # The district's risks are summed by the database on a connection of their own while the rows are read
     # (2.4 s and 1.5 s for every school that can be flagged at 10,000 schools).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="risks") as reads:
         risks = reads.submit(district_risks, engine, years).result
-        rows = storage.load_discipline(engine, school_ids=school_ids, years=years)
+        rows = loads.load_discipline(engine, school_ids=school_ids, years=years)
         return disproportionality.disproportionality(rows, settings, district=risks() if len(rows) else None,
                                                      groups=groups)
 
@@ -733,7 +733,7 @@ def flag_candidate_rows(engine: Engine, year: int, years: Sequence[int], setting
     rows = _read(engine, flag_candidate_rows_statement(year, years, settings, school_ids), SERIAL_PLANNER)
     if rows.empty:
         rows = pd.DataFrame(columns=["school_id", "school_year", "student_group", *RATIO_COLUMNS])
-    return storage._typed("discipline", rows)
+    return loads._typed("discipline", rows)
 
 
 def discipline_school_ids(engine: Engine, school_ids: Sequence[str] | None = None) -> list[str]:
@@ -747,9 +747,9 @@ def discipline_school_ids(engine: Engine, school_ids: Sequence[str] | None = Non
 
 
 def discipline_years(engine: Engine) -> list[int]:
-    """The school years of the discipline table, sorted (:func:`analytics.data.storage.years_statement`: its
+    """The school years of the discipline table, sorted (:func:`analytics.data.loads.years_statement`: its
     partitions on PostgreSQL, a loose index scan of ``ix_discipline_year`` elsewhere, never every row)."""
-    return storage.table_years(engine, "discipline")
+    return loads.table_years(engine, "discipline")
 
 
 def disproportionality_parts(engine: Engine, school_ids: Sequence[str] | None = None,
@@ -763,17 +763,17 @@ def disproportionality_parts(engine: Engine, school_ids: Sequence[str] | None = 
     :func:`scope_disproportionality` reads them)."""
     ids = discipline_school_ids(engine, school_ids)
     if not ids:
-        yield disproportionality.disproportionality(storage.load_discipline(engine, school_ids=[]), settings)
+        yield disproportionality.disproportionality(loads.load_discipline(engine, school_ids=[]), settings)
         return
     district = district if district is not None else district_risks(engine, years)
-    parts = (storage.load_discipline(engine, school_ids=ids[start:start + schools_per_part], years=years)
+    parts = (loads.load_discipline(engine, school_ids=ids[start:start + schools_per_part], years=years)
              for start in range(0, len(ids), schools_per_part))
     yield from disproportionality.disproportionality_of_parts(parts, district, settings)
 
 
 def discipline_part_statement(school_ids: Sequence[str]) -> sa.Select:
     """The read of one part's discipline rows (:func:`disproportionality_parts`), for ``EXPLAIN``."""
-    return storage._filtered(schema.discipline, school_id=list(school_ids))
+    return loads._filtered(schema.discipline, school_id=list(school_ids))
 
 
 def monthly_incidents_statement(actions: Sequence[str] | None = None,

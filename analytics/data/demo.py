@@ -439,7 +439,7 @@ def load_demo(engine, schools: int = 200, years: int = 6, seed: int = 42, rp_eff
     """
     import time
 
-    from analytics.data.storage import replace_all
+    from analytics.data.bulk_write import replace_all
 
     started = time.perf_counter()
     frames = build_demo(schools=schools, years=years, seed=seed, rp_effect=rp_effect, pl_effect=pl_effect)

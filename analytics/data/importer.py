@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from analytics.access import audit
 from analytics.config import max_upload_bytes
-from analytics.data import schema, storage
+from analytics.data import bulk_write, loads, schema, storage
 from analytics.data.catalog import BUILTIN_METRICS, metric_catalog
 from analytics.data.derived import COUNT_COLUMNS
 from analytics.data.readers import CsvLines, RawTable, UnreadableFile, read_tables
@@ -586,10 +586,10 @@ def _whole_numbers(values: pd.Series) -> pd.Series:
 
 
 def _context(engine: Engine, tables: list[tuple[RawTable, str]]) -> _Context:
-    schools = storage.key_values(engine, "schools", "school_id")
-    definitions = storage.load_metric_definitions(engine)
+    schools = loads.key_values(engine, "schools", "school_id")
+    definitions = loads.load_metric_definitions(engine)
     metrics = {m.metric for m in BUILTIN_METRICS} | set(definitions.get("metric", []))
-    programs = storage.key_values(engine, "pl_programs", "program")
+    programs = loads.key_values(engine, "pl_programs", "program")
     for raw, table in tables:
         if table == "schools" and "school_id" in raw.frame:
             schools |= set(raw.frame["school_id"].astype(str).str.strip())
@@ -669,7 +669,7 @@ def _choose_tables(raws: list[RawTable], table: str | None, report: ImportReport
 
 
 def write_report(engine: Engine, report: ImportReport, who: str,
-                 early: storage.EarlyYearWrite | None = None) -> None:
+                 early: bulk_write.EarlyYearWrite | None = None) -> None:
     """Write a valid report's tables in one transaction (upsert), record history, bump the data versions.
 
     An import of workspace tables alone (goals, cycles, walkthroughs, meetings...: :data:`schema.WORKSPACE_TABLES`)
@@ -687,9 +687,9 @@ def write_report(engine: Engine, report: ImportReport, who: str,
     def write(conn, written: TableResult | None = None) -> None:
         for result in ordered:
             if result is not written:
-                storage.upsert(conn, result.table, result.frame, result.lines)
+                bulk_write.upsert(conn, result.table, result.frame, result.lines)
             workspace_rules.record_history(conn, result.table, result.frame, who)
-            storage.record_import(conn, result.source, result.table, len(result.frame), result.skipped, who)
+            bulk_write.record_import(conn, result.source, result.table, len(result.frame), result.skipped, who)
             audit.record(conn, who, audit.IMPORT, result.table,
                          f"{result.source}: {counted(len(result.frame), 'row')}, {result.skipped:,} skipped")
         storage.bump_version(conn, imported=any(r.table not in schema.WORKSPACE_TABLES for r in ordered))
@@ -704,7 +704,7 @@ def write_report(engine: Engine, report: ImportReport, who: str,
     report.written = True
 
 
-def _written_early(early: storage.EarlyYearWrite, results: list[TableResult]) -> bool:
+def _written_early(early: bulk_write.EarlyYearWrite, results: list[TableResult]) -> bool:
     """Whether the early write holds the report's one table as the write after the checks would store it: the
     file's own lines, every row (none skipped), every cell as written (so its one year is the text read)."""
     return (len(results) == 1 and results[0].table == early.table_name and results[0].lines is early.lines
@@ -716,10 +716,10 @@ EARLY_SAMPLE_ROWS = 1_000
 
 
 def _early_write(engine: Engine, tables: list[tuple[RawTable, str]] | None,
-                 ctx: _Context) -> storage.EarlyYearWrite | None:
-    """A new school year's file written while it is checked (:class:`storage.EarlyYearWrite`), when the import is
+                 ctx: _Context) -> bulk_write.EarlyYearWrite | None:
+    """A new school year's file written while it is checked (:class:`bulk_write.EarlyYearWrite`), when the import is
     one plain CSV file (:class:`readers.CsvLines`) of one year's rows of a table partitioned by year on
-    PostgreSQL, large enough to be copied straight in (:data:`storage.DIRECT_COPY_MIN_ROWS`), whose first
+    PostgreSQL, large enough to be copied straight in (:data:`bulk_write.DIRECT_COPY_MIN_ROWS`), whose first
     :data:`EARLY_SAMPLE_ROWS` rows pass every check and are stored as written. A file whose groups are in
     another case, say, would otherwise be copied and indexed for nothing (a state's year: 2 s of the server's
     CPU); checking the sample costs 0.04 s."""
@@ -727,7 +727,7 @@ def _early_write(engine: Engine, tables: list[tuple[RawTable, str]] | None,
         return None
     raw, table = tables[0]
     order = {"school_year", *schema.key_order(table, "postgresql")} if table in schema.YEAR_PARTITIONED else None
-    if (order is None or raw.csv_lines is None or len(raw.frame) < storage.DIRECT_COPY_MIN_ROWS
+    if (order is None or raw.csv_lines is None or len(raw.frame) < bulk_write.DIRECT_COPY_MIN_ROWS
             or not order <= set(raw.frame.columns)):
         return None
     years = raw.factorized("school_year")[1]
@@ -737,9 +737,9 @@ def _early_write(engine: Engine, tables: list[tuple[RawTable, str]] | None,
                     csv_lines=raw.csv_lines)
     if validate_table(head, table, ctx)[0].lines is None:
         return None
-    for name in storage.partition_order(table):  # here, before the write's thread orders the rows by them
+    for name in bulk_write.partition_order(table):  # here, before the write's thread orders the rows by them
         raw.factorized(name)
-    return storage.EarlyYearWrite(engine, table, int(years[0]), raw.frame, raw.csv_lines, raw.factorized)
+    return bulk_write.EarlyYearWrite(engine, table, int(years[0]), raw.frame, raw.csv_lines, raw.factorized)
 
 
 def import_bytes(engine: Engine, files: Sequence[tuple[str, bytes]], table: str | None = None,

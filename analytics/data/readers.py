@@ -296,7 +296,7 @@ def _data_lines(body: bytes, columns: Sequence[str], rows: int) -> CsvLines | No
 
 class CsvLines:
     """A CSV file's own lines (UTF-8, comma-delimited, unquoted, each ending in `\n`, the header line first),
-    sent to `COPY` (`storage.upsert`) for rows whose every cell the importer would store as it is written (a
+    sent to `COPY` (`bulk_write.upsert`) for rows whose every cell the importer would store as it is written (a
     whole number as digits, a code in its stored case, no suppression mark, no space around a value;
     `importer.validate_table` decides). COPY reads such a line as it reads the line Arrow writes from the typed
     rows, so the rows stored are the same, and the text is not made again (a state's new year of metrics:

@@ -395,7 +395,7 @@ _KEY_TEXT = {"school_id": 64, "incident_id": 64, "metric": 64, "change_idea": 40
 metadata = MetaData()
 
 # PostgreSQL: tables partitioned by school year, one LIST partition a year named by `year_partition` (migration
-# 0008). A new year's file becomes a table of its own, indexed once and attached (`storage.upsert`), instead of
+# 0008). A new year's file becomes a table of its own, indexed once and attached (`bulk_write.upsert`), instead of
 # growing the table's B-trees row by row; queries filtered on the year read that year's partition alone. The
 # unique key holds the partition key, so `ON CONFLICT` works on the parent. SQLite ignores the option.
 YEAR_PARTITIONED = ("metrics", "discipline")

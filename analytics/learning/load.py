@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from analytics.config import DEFAULT_SETTINGS, Settings
-from analytics.data import schema, storage
+from analytics.data import loads, schema
 from analytics.data.catalog import metric_catalog
 from analytics.learning import fidelity, levels, outcomes
 from analytics.learning.evaluation import EXPORT_COLUMNS, Evaluation, evaluate, program_data
@@ -23,7 +23,7 @@ class NotFound(LookupError):
 
 def load_programs(engine: Engine) -> pd.DataFrame:
     """The ``pl_programs`` table: every programme, its name, description and goal metrics."""
-    return storage.load_table(engine, "pl_programs")
+    return loads.load_table(engine, "pl_programs")
 
 
 def feedback_summary_statements(programs: Sequence[str] | None = None) -> tuple[sa.Select, sa.Select]:
@@ -48,11 +48,11 @@ FEEDBACK_SUMS_PLANNER = {"work_mem": "64MB"}
 
 def feedback_summary(engine: Engine, programs: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Level 1's evidence from the database: the same two tables as ``levels.feedback_by_school`` over the
-    imported rows (numbers as float, like ``storage.load_table``), a few rows per school instead of every
+    imported rows (numbers as float, like ``loads.load_table``), a few rows per school instead of every
     response of every session."""
     counts_stmt, held_stmt = feedback_summary_statements(programs)
-    counts = storage._read(engine, counts_stmt, FEEDBACK_SUMS_PLANNER)
-    held = storage._read(engine, held_stmt, FEEDBACK_SUMS_PLANNER)
+    counts = loads._read(engine, counts_stmt, FEEDBACK_SUMS_PLANNER)
+    held = loads._read(engine, held_stmt, FEEDBACK_SUMS_PLANNER)
     counts = counts if len(counts) else pd.DataFrame(columns=levels.FEEDBACK_COLUMNS)
     held = held if len(held) else pd.DataFrame(columns=levels.FEEDBACK_SESSION_COLUMNS)
     counts = counts.astype({"response": "float64", "count": "float64"})
@@ -80,7 +80,7 @@ def pl_tables(engine: Engine, shareable_only: bool = False, programs: Sequence[s
     once for several programmes). ``read`` holds tables of these names already read for the same
     ``programs`` (``pl_sessions``; ``pl_feedback`` with ``feedback_sessions``): used as they are, not read again."""
     read = read or {}
-    tables = {name: read[name] if name in read else storage.load_table(engine, name, programs=programs)
+    tables = {name: read[name] if name in read else loads.load_table(engine, name, programs=programs)
               for name in ("pl_sessions", "pl_assessments", "pl_support", "implementation")}
     tables["pl_programs"] = load_programs(engine)
     if "pl_feedback" in read and "feedback_sessions" in read:
@@ -97,8 +97,8 @@ def pl_tables(engine: Engine, shareable_only: bool = False, programs: Sequence[s
 
 def goal_panel(engine: Engine, metric: str) -> pd.DataFrame:
     """School x year values of one metric for all students (suspension rate derived from discipline)."""
-    metrics = storage.load_metrics(engine, metrics=[metric], groups=["ALL"])
-    discipline = storage.load_discipline(engine, groups=["ALL"]) if metric == "suspension_rate" else pd.DataFrame()
+    metrics = loads.load_metrics(engine, metrics=[metric], groups=["ALL"])
+    discipline = loads.load_discipline(engine, groups=["ALL"]) if metric == "suspension_rate" else pd.DataFrame()
     return outcomes.metric_panel(metrics, discipline, metric)
 
 
@@ -119,11 +119,11 @@ def program_outcome(engine: Engine, sessions: pd.DataFrame, program: str, school
     """Level 5's inputs for `program` on `metric` from its sessions (``pl_sessions``) and the outcome panel: they
     need none of the other PL tables (the walkthroughs of level 4, the fidelity tertiles), so the overall estimate
     (:func:`overall_effect`) can be made from them while those are read."""
-    catalog = metric_catalog(storage.load_metric_definitions(engine))
+    catalog = metric_catalog(loads.load_metric_definitions(engine))
     label = str(catalog.loc[metric, "label"]) if metric in catalog.index else metric
     higher = bool(catalog.loc[metric, "higher_is_better"]) if metric in catalog.index else True
     starts = outcomes.participation_starts(sessions[sessions["program"] == program])
-    panel = outcomes.like_for_like(goal_panel(engine, metric), starts, storage.load_schools(engine))
+    panel = outcomes.like_for_like(goal_panel(engine, metric), starts, loads.load_schools(engine))
     panel, starts = outcomes.scope_to_school(panel, starts, school)
     return ProgramOutcome(metric, label, higher, panel, starts)
 

@@ -24,9 +24,9 @@ def _table(engine: Engine, filters: dict, public: bool, _goal_progress=None) -> 
 
 def _names(ctx: Context, table: pd.DataFrame) -> pd.DataFrame:
     """Programmes and metrics by their names (the export keeps the ids)."""
-    from analytics.data import storage
+    from analytics.data import loads
 
-    programs = storage.load_table(ctx.engine, "pl_programs")
+    programs = loads.load_table(ctx.engine, "pl_programs")
     program_names = dict(zip(programs["program"], programs["program_name"].fillna(programs["program"]), strict=True))
     out = table.assign(program=table["program"].astype(str).map(lambda p: program_names.get(p, p)),
                        measure=table["measure"].astype(str))

@@ -131,9 +131,9 @@ def export_meeting(engine: Engine, args) -> int:
         print("error: the data-meeting pack export is not available yet; export views one at a time",
               file=sys.stderr)
         return 2
-    from analytics.data import storage
+    from analytics.data import loads
 
-    counts = storage.table_counts(engine)
+    counts = loads.table_counts(engine)
     if not any(counts.get(name, 0) for name in ("metrics", "discipline", "incidents")):
         print(f"note: the pack's views are empty: {why_empty(engine, 'rates')}", file=sys.stderr)
     return meeting_command(engine, args)

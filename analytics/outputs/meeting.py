@@ -160,9 +160,9 @@ def specs_from_url(url: str) -> list[ViewSpec]:
 def learning_specs(engine: Engine) -> list[ViewSpec]:
     """The professional-learning sheet and slide, when any programme has been imported (asked by `EXISTS`: a
     count of every imported table took seconds of the meeting page's first view at 10,000 schools)."""
-    from analytics.data import storage
+    from analytics.data import loads
 
-    if not storage.tables_present(engine)["pl_programs"]:
+    if not loads.tables_present(engine)["pl_programs"]:
         return []
     return [ViewSpec("learning", TITLES["learning"], {})]
 
@@ -427,10 +427,10 @@ def meeting_command(engine: Engine, args) -> int:
     if not args.output or Path(args.output).suffix.lower() not in WRITERS:
         print("error: export meeting needs -o FILE.xlsx, FILE.pptx or FILE.zip", file=sys.stderr)
         return 2
-    from analytics.data import storage
+    from analytics.data import loads
     from analytics.outputs.views import ViewError
 
-    schools = storage.load_schools(engine)
+    schools = loads.load_schools(engine)
     specs = standard_specs(args.cluster, args.school, args.year, args.metric or "read_proficient", schools,
                            context(engine, {}).metric_names)
     specs += learning_specs(engine)

@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from analytics.config import DEFAULT_SETTINGS
-from analytics.data import storage
+from analytics.data import loads
 from analytics.data.catalog import group_label, metric_catalog, school_labels
 from analytics.outputs import charts_district, charts_equity
 from analytics.outputs.labels import RATIO_TYPES, RP_OUTCOMES, counted, for_count, people_table, year_label
@@ -338,13 +338,13 @@ def _event_study(ctx: Context) -> pd.DataFrame:
 
     school, cluster = ctx.filters.get("school"), ctx.filters.get("cluster")
     if school:
-        result = rp_impact_for_school(ctx.schools, storage.load_discipline(ctx.engine), school,
+        result = rp_impact_for_school(ctx.schools, loads.load_discipline(ctx.engine), school,
                                       outcomes=["suspension_rate"])
     elif cluster:
-        result = rp_impact_for_cluster(ctx.schools, storage.load_discipline(ctx.engine), cluster,
+        result = rp_impact_for_cluster(ctx.schools, loads.load_discipline(ctx.engine), cluster,
                                        outcomes=["suspension_rate"])
     else:
-        result = rp_impact(ctx.schools, storage.load_discipline(ctx.engine), outcomes=["suspension_rate"])
+        result = rp_impact(ctx.schools, loads.load_discipline(ctx.engine), outcomes=["suspension_rate"])
     events = result.event_study
     return events[events["outcome"] == "suspension_rate"] if "outcome" in events else events
 
@@ -428,8 +428,8 @@ for _name, _view in {
 
 
 def context(engine: Engine, filters: dict) -> Context:
-    catalog = metric_catalog(storage.load_metric_definitions(engine))
-    return Context(engine, storage.load_schools(engine), dict(zip(catalog["metric"], catalog["label"], strict=True)),
+    catalog = metric_catalog(loads.load_metric_definitions(engine))
+    return Context(engine, loads.load_schools(engine), dict(zip(catalog["metric"], catalog["label"], strict=True)),
                    filters)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from analytics.access.privacy import release_view
 from analytics.access.release import Release, release_for
 from analytics.config import DEFAULT_SETTINGS, Settings
-from analytics.data import aggregates, storage
+from analytics.data import aggregates, loads
 from analytics.data.catalog import metric_catalog
 from analytics.data.derived import metrics_with_suspension, suspension_metric_rows
 from analytics.stats.disproportionality import COLUMNS as DISPRO_COLUMNS
@@ -39,7 +39,7 @@ class ViewError(ValueError):
 
 
 def _scope(engine: Engine, cluster: str | None, school: str | None) -> tuple[pd.DataFrame, list[str] | None]:
-    schools = storage.load_schools(engine)
+    schools = loads.load_schools(engine)
     if school is not None:
         if school not in set(schools["school_id"]):
             raise ViewError(f"school {school!r} not found")
@@ -55,19 +55,19 @@ def _metric_rows(engine: Engine, metric: str | None, years: list[int] | None, sc
                  group: str | None = None) -> pd.DataFrame:
     metrics = [metric] if metric else None
     groups = [group, "ALL"] if group else None
-    rows = storage.load_metrics(engine, metrics=metrics, years=years, school_ids=school_ids, groups=groups)
+    rows = loads.load_metrics(engine, metrics=metrics, years=years, school_ids=school_ids, groups=groups)
     if metric in (None, "suspension_rate"):
-        discipline = storage.load_discipline(engine, years=years, school_ids=school_ids)
+        discipline = loads.load_discipline(engine, years=years, school_ids=school_ids)
         rows = metrics_with_suspension(rows, discipline)
         if group:
             rows = rows[rows["student_group"].isin(groups)]
-    if metric and rows.empty and metric not in set(metric_catalog(storage.load_metric_definitions(engine)).index):
+    if metric and rows.empty and metric not in set(metric_catalog(loads.load_metric_definitions(engine)).index):
         raise ViewError(f"metric {metric!r} not found")
     return rows
 
 
 def _directions(engine: Engine) -> dict[str, bool]:
-    catalog = metric_catalog(storage.load_metric_definitions(engine))
+    catalog = metric_catalog(loads.load_metric_definitions(engine))
     return {m: bool(v) for m, v in catalog["higher_is_better"].items()}
 
 
@@ -111,11 +111,11 @@ def _pooled_rows(engine: Engine, schools: pd.DataFrame, ids: list[str] | None, m
     load_groups = [group, "ALL"] if group else None
     unknown = metric and counts.empty and not aggregates.metric_present(engine, metric, years=years,
                                                                          groups=load_groups, school_ids=ids)
-    if unknown and metric not in set(metric_catalog(storage.load_metric_definitions(engine)).index):
+    if unknown and metric not in set(metric_catalog(loads.load_metric_definitions(engine)).index):
         raise ViewError(f"metric {metric!r} not found")
     if metric in (None, "suspension_rate") and not aggregates.metric_present(
             engine, "suspension_rate", years=years, groups=load_groups, school_ids=ids):
-        discipline = storage.load_discipline(engine, years=years, school_ids=ids)
+        discipline = loads.load_discipline(engine, years=years, school_ids=ids)
         if not discipline.empty:
             derived = suspension_metric_rows(discipline)
             if group:
@@ -156,7 +156,7 @@ def status_change_view(engine: Engine, year: int | None = None, cluster: str | N
                        settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
     """Status (this year's value), change from last year, levels and colour per school x group x metric."""
     schools, ids = _scope(engine, cluster, school)
-    years = storage.available_years(engine)
+    years = loads.available_years(engine)
     if not years:
         return pd.DataFrame(columns=STATUS_COLUMNS + ["denominator"])
     year = year or years[-1]
@@ -192,17 +192,17 @@ def rp_impact_view(engine: Engine, year: int | None = None, cluster: str | None 
 
     if school is not None:
         schools, _ = _scope(engine, None, school)
-        summary = rp_impact_for_school(schools, storage.load_discipline(engine), school, settings).summary
+        summary = rp_impact_for_school(schools, loads.load_discipline(engine), school, settings).summary
         scope = schools
     else:
         schools, ids = _scope(engine, cluster, None)
         scope = schools if ids is None else comparison_scope(schools, ids)
-        summary = rp_impact(scope, storage.load_discipline(engine, school_ids=list(scope["school_id"])),
+        summary = rp_impact(scope, loads.load_discipline(engine, school_ids=list(scope["school_id"])),
                             settings).summary
     # Beside suspensions: climate survey and chronic absence (DESIGN §10), by the same estimator.
     if len(summary) or school is None:
-        metrics = storage.load_metrics(engine, metrics=list(RP_METRIC_OUTCOMES), groups=["ALL"],
-                                       school_ids=None if school is not None else list(scope["school_id"]))
+        metrics = loads.load_metrics(engine, metrics=list(RP_METRIC_OUTCOMES), groups=["ALL"],
+                                     school_ids=None if school is not None else list(scope["school_id"]))
         beyond = rp_metric_impact(scope, metrics, school, settings=settings)
         summary = pd.concat([summary, beyond], ignore_index=True) if len(beyond) else summary
     return summary[SUMMARY_COLUMNS]
@@ -212,7 +212,7 @@ def run_chart_view(engine: Engine, year: int | None = None, cluster: str | None 
                    metric: str | None = None, group: str | None = None) -> pd.DataFrame:
     """Monthly incidents (suspensions when `metric` is `suspension_rate`) with median and signals."""
     _, ids = _scope(engine, cluster, school)
-    incidents = storage.load_incidents(engine, school_ids=ids)
+    incidents = loads.load_incidents(engine, school_ids=ids)
     actions = ["ISS", "OSS"] if metric == "suspension_rate" else None
     label = school or (f"cluster:{cluster}" if cluster else "district")
     series = monthly_incident_series(incidents, actions=actions, label=label)
@@ -243,7 +243,7 @@ VIEW_SOURCES = {
 def missing_data(present: dict[str, bool], sources: tuple[str, ...]) -> tuple[str, ...]:
     """The tables still to import before a view built from `sources` can have rows: the schools first,
     then `sources` when none of them holds a row; empty when nothing is missing. `present`: whether each
-    table holds a row (:func:`analytics.data.storage.tables_present`)."""
+    table holds a row (:func:`analytics.data.loads.tables_present`)."""
     if not present.get("schools", False):
         return ("schools",)
     if sources and not any(present.get(name, False) for name in sources):
@@ -260,7 +260,7 @@ def missing_text(missing: tuple[str, ...]) -> str:
 
 def why_empty(engine: Engine, view: str) -> str:
     """Why a view has no rows, in words a new user can act on."""
-    missing = missing_data(storage.tables_present(engine), VIEW_SOURCES.get(view, ()))
+    missing = missing_data(loads.tables_present(engine), VIEW_SOURCES.get(view, ()))
     if not missing:
         return "no rows match these filters"
     return (f"{missing_text(missing)}: import with `python -m analytics import FILE`, or load the demo district "
@@ -322,7 +322,7 @@ def build_view(engine: Engine, name: str, *, year: int | None = None, cluster: s
         cells = name in ("rates", "gaps", "status-change", "disproportionality")
         release = release if release is not None or not cells else release_for(engine, settings)
         if name == "status-change" and len(table):
-            table = table.assign(school_year=year or storage.available_years(engine)[-1])
+            table = table.assign(school_year=year or loads.available_years(engine)[-1])
         table = release_view(table, name, release, settings, _directions(engine))
     table = table[[c for c in columns if c in table.columns]]
     return table.replace({np.inf: np.nan, -np.inf: np.nan})  # unbounded values are written empty

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from analytics.access import audit
-from analytics.data import schema, storage
+from analytics.data import bulk_write, loads, schema, storage
 
 ID_COLUMNS = {"school_goals": "goal_id", "pdsa_cycles": "cycle_id", "root_causes": "cause_id",
               "walkthroughs": "visit_id"}
@@ -176,7 +176,7 @@ def replace_measures(engine: Engine, cycle_id: str, measures: pd.DataFrame, who:
     with engine.begin() as conn:
         before = _measures(conn, cycle_id)
         conn.execute(sa.delete(schema.cycle_measures).where(schema.cycle_measures.c.cycle_id == cycle_id))
-        storage.upsert(conn, "cycle_measures", frame[["cycle_id", "date", "value", "note"]])
+        bulk_write.upsert(conn, "cycle_measures", frame[["cycle_id", "date", "value", "note"]])
         write_history(conn, "cycle_measures", cycle_id, "replace", None, who, {"measures": before},
                       {"measures": _measures(conn, cycle_id)})
         storage.bump_version(conn)
@@ -185,7 +185,8 @@ def replace_measures(engine: Engine, cycle_id: str, measures: pd.DataFrame, who:
 
 def add_meeting(engine: Engine, scope: str, meeting_date: date, who: str, note: str | None = None) -> None:
     with engine.begin() as conn:
-        storage.upsert(conn, "meetings", pd.DataFrame([{"scope": scope, "meeting_date": meeting_date, "note": note}]))
+        bulk_write.upsert(conn, "meetings",
+                          pd.DataFrame([{"scope": scope, "meeting_date": meeting_date, "note": note}]))
         write_history(conn, "meetings", f"{scope}@{meeting_date}", "create", None, who, None,
                       {"scope": scope, "meeting_date": meeting_date, "note": note})
         storage.bump_version(conn)
@@ -226,10 +227,10 @@ def load(engine: Engine, table: str, columns: Sequence[str] | None = None, **fil
     """Rows of a workspace table, filtered in SQL (e.g. `school_id=[...]`), dates as datetime64; only `columns`
     when given (e.g. without a visit's notes where only its tags are read)."""
     tbl = _table(table)
-    stmt = storage._filtered(tbl, **filters)
+    stmt = loads._filtered(tbl, **filters)
     if columns is not None:
         stmt = stmt.with_only_columns(*(tbl.c[c] for c in columns))
-    df = storage._read(engine, stmt)
+    df = loads._read(engine, stmt)
     if df.empty:
         df = _empty_frame(tbl, list(columns) if columns is not None else [c.name for c in tbl.columns])
     for col in _DATE_COLUMNS:

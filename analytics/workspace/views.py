@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from analytics.config import DEFAULT_SETTINGS, Settings
-from analytics.data import schema, storage
+from analytics.data import loads, schema
 from analytics.data.catalog import RACE_GROUPS, metric_catalog
 from analytics.data.derived import suspension_metric_rows
 from analytics.stats.run_charts import monthly_series_by_school
@@ -31,7 +31,7 @@ class WorkspaceViewError(ValueError):
 
 def scope_ids(engine: Engine, cluster: str | None = None, school: str | None = None) -> tuple[pd.DataFrame,
                                                                                               list[str] | None]:
-    schools = storage.load_schools(engine)
+    schools = loads.load_schools(engine)
     if school:
         if school not in set(schools["school_id"]):
             raise WorkspaceViewError(f"school {school!r} not found")
@@ -44,7 +44,7 @@ def scope_ids(engine: Engine, cluster: str | None = None, school: str | None = N
 
 
 def directions(engine: Engine) -> dict[str, bool]:
-    catalog = metric_catalog(storage.load_metric_definitions(engine))
+    catalog = metric_catalog(loads.load_metric_definitions(engine))
     return {m: bool(v) for m, v in catalog["higher_is_better"].items()}
 
 
@@ -62,14 +62,14 @@ def goal_metric_rows(engine: Engine, goals: pd.DataFrame, every_goal: bool = Fal
     if goals.empty:
         return pd.DataFrame(columns=schema.TABLES["metrics"].column_names)
     ids = None if every_goal else sorted(set(goals["school_id"]))
-    rows = storage.load_metrics_any(engine, goal_metric_conditions(goals, every_goal))
+    rows = loads.load_metrics_any(engine, goal_metric_conditions(goals, every_goal))
     on_suspension = goals[goals["metric"] == "suspension_rate"]
     derive = sorted(set(on_suspension["school_id"]) - _imported_suspension(engine, ids))
     if not derive:
         return rows
     groups = set(on_suspension["student_group"])
     groups |= {"ALL", *RACE_GROUPS} if "ALL" in groups else set()  # a missing ALL is summed from races
-    discipline = storage.load_discipline(engine, school_ids=derive, groups=sorted(groups))
+    discipline = loads.load_discipline(engine, school_ids=derive, groups=sorted(groups))
     if discipline.empty:
         return rows
     derived = suspension_metric_rows(discipline)[list(rows.columns)]
@@ -82,8 +82,8 @@ def goal_metric_conditions(goals: pd.DataFrame, every_goal: bool = False) -> lis
     m, g = schema.metrics, schema.school_goals
     pairs = goals.groupby(["metric", "student_group"], sort=True)["school_id"].unique()
     return [sa.and_(m.c.metric == metric, m.c.student_group == group,
-                    storage.among(m.c.school_id, sa.select(g.c.school_id).where(g.c.metric == metric,
-                                                                                g.c.student_group == group))
+                    loads.among(m.c.school_id, sa.select(g.c.school_id).where(g.c.metric == metric,
+                                                                              g.c.student_group == group))
                     if every_goal else m.c.school_id.in_(sorted(schools)))
             for (metric, group), schools in pairs.items()]
 
@@ -92,7 +92,7 @@ def _imported_suspension(engine: Engine, school_ids: list[str] | None) -> set[st
     """The schools among `school_ids` (None: every school with a goal) with suspension-rate rows imported (not
     derived from discipline)."""
     m, g = schema.metrics, schema.school_goals
-    among = (storage.among(m.c.school_id, sa.select(g.c.school_id)) if school_ids is None
+    among = (loads.among(m.c.school_id, sa.select(g.c.school_id)) if school_ids is None
              else m.c.school_id.in_(school_ids))
     stmt = sa.select(m.c.school_id).distinct().where(m.c.metric == "suspension_rate", among)
     with engine.connect() as conn:
@@ -104,7 +104,7 @@ def goals_progress(engine: Engine, cluster: str | None = None, school: str | Non
     """(goals, progress rows) for a scope."""
     schools, ids = scope_ids(engine, cluster, school)
     goals = records.load(engine, "school_goals", school_id=ids, goal_id=goal_ids)
-    years = storage.available_years(engine)
+    years = loads.available_years(engine)
     names = dict(zip(schools["school_id"], schools["school_name"], strict=True))
     every_goal = ids is None and goal_ids is None
     progress = goal_rules.goal_progress(goals, goal_metric_rows(engine, goals, every_goal), directions(engine), names,
@@ -138,7 +138,7 @@ def _public_goals(engine: Engine, table: pd.DataFrame, settings: Settings) -> pd
     (its trajectory starts at the baseline value, so one small year would give the others away)."""
     if table.empty:
         return table
-    rows = storage.load_metrics(engine, school_ids=sorted(set(table["school_id"])), metrics=sorted(set(table["metric"])))
+    rows = loads.load_metrics(engine, school_ids=sorted(set(table["school_id"])), metrics=sorted(set(table["metric"])))
     n = rows.set_index(["school_id", "metric", "student_group", "school_year"])["denominator"]
     keys = list(zip(table["school_id"], table["metric"], table["student_group"], table["school_year"], strict=True))
     small = pd.Series([not (n.get(k, np.nan) >= settings.privacy_min_n) for k in keys], index=table.index)
@@ -193,9 +193,9 @@ def changes_view(engine: Engine, year: int | None = None, cluster: str | None = 
     schools, ids = scope_ids(engine, cluster, school)
     since = _since(engine, cluster, since)
     then_year = change_rules.year_of_record(since)
-    years = storage.available_years(engine)
+    years = loads.available_years(engine)
     now_year = years[-1] if years else then_year
-    catalog = metric_catalog(storage.load_metric_definitions(engine))
+    catalog = metric_catalog(loads.load_metric_definitions(engine))
     labels = dict(zip(catalog["metric"], catalog["label"], strict=True))
 
     def goals() -> pd.DataFrame:
@@ -334,7 +334,7 @@ def monthly_suspensions(engine: Engine, ids: list[str] | None, min_months: int =
 def _data_years(engine: Engine, ids: list[str] | None, after: int) -> pd.DataFrame:
     """(school_id, school_year) with metrics or discipline rows for a year after `after`: only the newer
     years are read (by the year's index). A district's on PostgreSQL: each newer year's schools of each table
-    by a loose index scan of its partition's school index (:func:`analytics.data.storage.distinct_statement`),
+    by a loose index scan of its partition's school index (:func:`analytics.data.loads.distinct_statement`),
     one seek per school, where ``DISTINCT`` read each of its rows (1.3 M metrics rows a year at 10,000 schools;
     0.1-0.2 s instead of 0.75)."""
     with engine.connect() as conn:
@@ -356,8 +356,8 @@ def _district_data_years(conn: sa.Connection, after: int) -> pd.DataFrame:
     found = set()
     for name in ("metrics", "discipline"):
         table = schema.DATA_TABLES[name]
-        held = conn.execute(storage.years_statement(conn, name)).scalars()
+        held = conn.execute(loads.years_statement(conn, name)).scalars()
         for year in sorted(int(y) for y in held if int(y) > after):
-            schools = storage.distinct_statement(table.c.school_id, table.c.school_year == year)
+            schools = loads.distinct_statement(table.c.school_id, table.c.school_year == year)
             found.update((school, year) for school in conn.execute(schools).scalars())
     return pd.DataFrame(sorted(found), columns=["school_id", "school_year"])

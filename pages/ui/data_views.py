@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from analytics.data import schema, storage
+from analytics.data import loads, schema, storage
 from pages.ui import audit, loaders
 from pages.ui.tables import arrow_ready
 
@@ -29,7 +29,7 @@ def quality_table(version: int) -> pd.DataFrame:
 @loaders.drawn
 def import_history(version: int) -> pd.DataFrame:
     """The import history as shown, once per data version (an import of workspace files alone bumps only that)."""
-    return storage.load_imports(loaders.engine()).drop(columns=["import_id"])
+    return loads.load_imports(loaders.engine()).drop(columns=["import_id"])
 
 
 @loaders.drawn

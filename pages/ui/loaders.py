@@ -21,7 +21,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from analytics.config import DEFAULT_SETTINGS
-from analytics.data import aggregates, catalog, kept, quality, storage
+from analytics.data import aggregates, catalog, kept, loads, memory, quality, storage
 from analytics.data.derived import metrics_with_suspension
 from analytics.learning.outcomes import RP_METRIC_OUTCOMES, rp_metric_impact, rp_metric_panels
 from analytics.stats.disproportionality import DistrictRisks, group_rates
@@ -178,7 +178,7 @@ def _then_release(compute: Callable) -> Callable:
         try:
             return compute(*args, **kwargs)
         finally:
-            storage.release_freed_memory()
+            memory.release_freed_memory()
 
     return released
 
@@ -219,7 +219,7 @@ def data_guard() -> Iterator[None]:
 @st.cache_data(show_spinner=False, max_entries=4)
 @_imported
 def _schools(version: int) -> pd.DataFrame:
-    return storage.load_schools(engine())
+    return loads.load_schools(engine())
 
 
 def schools() -> pd.DataFrame:
@@ -251,7 +251,7 @@ def school_names() -> pd.Series:
 @st.cache_data(show_spinner=False, max_entries=4)
 @_imported
 def _catalog(version: int) -> pd.DataFrame:
-    return catalog.metric_catalog(storage.load_metric_definitions(engine()))
+    return catalog.metric_catalog(loads.load_metric_definitions(engine()))
 
 
 def metric_catalog() -> pd.DataFrame:
@@ -284,7 +284,7 @@ def metric_labels() -> dict[str, str]:
 @st.cache_data(show_spinner=False, max_entries=4)
 @_imported
 def _years(version: int) -> list[int]:
-    return storage.available_years(engine())
+    return loads.available_years(engine())
 
 
 def years() -> list[int]:
@@ -294,8 +294,8 @@ def years() -> list[int]:
 @st.cache_data(show_spinner=False, max_entries=4)
 @_imported
 def _metric_ids(version: int) -> list[str]:
-    ids = storage.available_metrics(engine())
-    if "suspension_rate" not in ids and storage.tables_present(engine())["discipline"]:
+    ids = loads.available_metrics(engine())
+    if "suspension_rate" not in ids and loads.tables_present(engine())["discipline"]:
         ids.append("suspension_rate")
     order = {m.metric: i for i, m in enumerate(catalog.BUILTIN_METRICS)}
     return sorted(ids, key=lambda m: (order.get(m, len(order)), m))
@@ -574,7 +574,7 @@ def district_figures(year: int) -> pd.DataFrame:
 @_imported
 def _school_rows(version: int, school_id: str) -> pd.DataFrame:
     """The school's metric rows as imported (read by its key)."""
-    return storage.load_metrics(engine(), school_ids=[school_id])
+    return loads.load_metrics(engine(), school_ids=[school_id])
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -618,8 +618,8 @@ class SchoolProfiles:
         eng, year = engine(), self.year
         derived = _suspension_derived(self.version, year)  # the district's year decides, not the block's rows
         rows = storage.read_at_version(eng, self.version, lambda: metrics_with_suspension(
-            storage.load_metrics(eng, years=[year], school_ids=ids),
-            storage.load_discipline(eng, years=[year], school_ids=ids), derived), storage.IMPORTS)
+            loads.load_metrics(eng, years=[year], school_ids=ids),
+            loads.load_discipline(eng, years=[year], school_ids=ids), derived), storage.IMPORTS)
         ordered, where = profile_slices(school_profiles(rows, year, _district_figures(self.version, year)))
         compact, types = numbers_compact(ordered)
         return compact, where, types
@@ -729,7 +729,7 @@ def school_profile_of(school_id: str, year: int) -> pd.DataFrame:
 @st.cache_resource(show_spinner=False, max_entries=16)
 @_imported
 def _discipline(version: int, school_ids: tuple[str, ...] | None) -> pd.DataFrame:
-    return storage.load_discipline(engine(), school_ids=list(school_ids) if school_ids else None)
+    return loads.load_discipline(engine(), school_ids=list(school_ids) if school_ids else None)
 
 
 def discipline(school_ids: Sequence[str] | None = None) -> pd.DataFrame:
@@ -1285,7 +1285,7 @@ def _rp_metric_panels(version: int) -> dict[str, SchoolRows]:
     """The school x year panels of the outcomes beside suspensions, which every scope's estimate slices: made from
     the district's ALL rows of them, read here and not kept (every scope reads the panels alone; 4.5 MiB at 2,000
     schools, DESIGN §8 memory bar)."""
-    metrics = storage.load_metrics(engine(), metrics=list(RP_METRIC_OUTCOMES), groups=["ALL"])
+    metrics = loads.load_metrics(engine(), metrics=list(RP_METRIC_OUTCOMES), groups=["ALL"])
     return rp_metric_panels(metrics, _schools(version))
 
 
@@ -1421,8 +1421,8 @@ def _pl_practices(version: int) -> tuple[list[str], dict[str, list[str]]]:
     from analytics.workspace import records
 
     eng = engine()
-    known = fidelity.practices_known(storage.load_table(eng, "implementation"), records.load(eng, "walkthroughs"))
-    return storage.load_table(eng, "pl_programs")["program"].tolist(), known
+    known = fidelity.practices_known(loads.load_table(eng, "implementation"), records.load(eng, "walkthroughs"))
+    return loads.load_table(eng, "pl_programs")["program"].tolist(), known
 
 
 def pl_practices() -> tuple[list[str], dict[str, list[str]]]:
@@ -1614,7 +1614,7 @@ def drawn_read(fn: Callable) -> Callable:
 @_imported
 def _year_rows(version: int, year: int) -> pd.DataFrame:
     eng = engine()
-    return metrics_with_suspension(storage.load_metrics(eng, years=[year]), storage.load_discipline(eng, years=[year]))
+    return metrics_with_suspension(loads.load_metrics(eng, years=[year]), loads.load_discipline(eng, years=[year]))
 
 
 def year_rows(year: int) -> pd.DataFrame:
@@ -1625,7 +1625,7 @@ def year_rows(year: int) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=4)
 @_consistent
 def _table_counts(version: int) -> dict[str, int]:
-    return storage.table_counts(engine())
+    return loads.table_counts(engine())
 
 
 def table_counts() -> dict[str, int]:
@@ -1636,7 +1636,7 @@ def table_counts() -> dict[str, int]:
 @st.cache_data(show_spinner=False, max_entries=4)
 @_consistent
 def _tables_present(version: int) -> dict[str, bool]:
-    return storage.tables_present(engine())
+    return loads.tables_present(engine())
 
 
 def tables_present() -> dict[str, bool]:

@@ -45,7 +45,7 @@ import streamlit as st
 from sqlalchemy import exc as sa_exc
 
 from analytics.background_imports import import_ahead
-from analytics.data import storage
+from analytics.data import memory, storage
 from analytics.data.prepare import Step, work_list
 
 PAGES_DIR = Path(__file__).resolve().parent.parent  # where app.py's st.Page("pages/...") scripts are
@@ -221,7 +221,7 @@ class Preparer:
                 step_started = time.monotonic()
                 self._run_step(step, version)
                 timed[step.label] = _took(step, step_started)
-                storage.release_freed_memory()  # what the step's temporaries held, before the next step's
+                memory.release_freed_memory()  # what the step's temporaries held, before the next step's
         except storage.DataChanged:
             self._set(None)
             self._wake.set()
@@ -301,7 +301,7 @@ def _give_back_memory() -> None:
     Python's allocator and of the C heap fall free, then give the C heap's free pages back to the system
     (DESIGN §8 memory bar: what a server keeps once the preparation has ended)."""
     gc.collect()
-    storage.release_freed_memory()
+    memory.release_freed_memory()
 
 
 # --- the Streamlit side: shared district-wide results and the one preparer of this server ----------------

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analytics.data import storage
+from analytics.data import loads, storage
 from analytics.data.catalog import STUDENT_GROUPS, group_label
 from analytics.data.derived import metrics_with_suspension_by_school
 from analytics.outputs.school_view import (
@@ -339,7 +339,7 @@ class OpeningViews:
         ids, frame, where, texts = self._profiles.block(block)
         eng = loaders.engine()
         metrics, discipline = storage.read_at_version(eng, version, lambda: (
-            storage.load_metrics(eng, school_ids=ids), storage.load_discipline(eng, school_ids=ids)), storage.IMPORTS)
+            loads.load_metrics(eng, school_ids=ids), loads.load_discipline(eng, school_ids=ids)), storage.IMPORTS)
         rows = metrics_with_suspension_by_school(metrics, discipline)
         rows_at = rows.groupby("school_id", sort=False).indices
         labels = loaders._metric_labels(version)

@@ -57,10 +57,10 @@ def build_demo_database(directory: Path) -> str:
 
 
 def first_cluster() -> str:
-    from analytics.data import storage
+    from analytics.data import loads, storage
 
     engine = storage.ensure_database(seed_demo=False)
-    return sorted(storage.load_schools(engine)["cluster"].dropna().unique())[0]
+    return sorted(loads.load_schools(engine)["cluster"].dropna().unique())[0]
 
 
 def export_csv(args: list[str]) -> str:
