@@ -1,7 +1,7 @@
 """Where the release decision spends its time (DESIGN §3 rule 3), per phase, at a given district size.
 
 Times ``build_release`` on ``build_demo(schools, years)``: CPU and wall seconds, split into bounds
-propagation (``release.audit``) and the exact integer audit (``release.exact_pinned``), with the exact
+propagation (``release_audit.audit``) and the exact integer audit (``release_audit.exact_pinned``), with the exact
 rounds, solver calls (integer and linear), cells and n hidden, peak memory (``ru_maxrss``) and a
 fingerprint of the released cells (SHA-256 of every cell's state and hidden n: the same fingerprint
 means the same release). ``--profile`` adds the top functions of a cProfile run by cumulative time.
@@ -11,7 +11,7 @@ means the same release). ``--profile`` adds the top functions of a cProfile run 
     python benchmarks/bench_release.py --fingerprints      # 60 x 4, 40 x 3 and 200 x 6 releases only
     python benchmarks/bench_release.py --schools 200 --apart  # as a server decides: in a child process
 
-``--apart`` runs ``release.decide_apart`` (what ``release_for`` does with a large district) and reports the
+``--apart`` runs ``release_store.decide_apart`` (what ``release_for`` does with a large district) and reports the
 child's CPU seconds and peak memory beside the parent's peak: the parent is what a server process holds.
 
 ``--after-import`` times the decision a server makes after an import (``release_for`` in a child process, as
@@ -57,7 +57,8 @@ import pandas as pd
 import sqlalchemy as sa
 from _common import copy_of, demo_database, write_results
 
-from analytics.access import exact_audit, release
+from analytics.access import exact_audit, release, release_audit, release_cells, release_decide, release_store
+from analytics.config import DEFAULT_SETTINGS
 from analytics.data import loads, schema, storage
 from analytics.data.demo import build_demo
 from analytics.data.importer import import_files
@@ -92,18 +93,19 @@ class _Phases:
 
 def fingerprint(cells) -> str:
     """SHA-256 of every cell's key, state and hidden n, in key order."""
-    rows = cells.reset_index()[[*release.KEYS, "state", "n_hidden"]].astype(str)
-    rows = rows.sort_values(release.KEYS)
+    rows = cells.reset_index()[[*release_cells.KEYS, "state", "n_hidden"]].astype(str)
+    rows = rows.sort_values(release_cells.KEYS)
     return hashlib.sha256(rows.to_csv(index=False).encode()).hexdigest()[:16]
 
 
 def measure(schools: int, years: int, seed: int, profile: bool) -> dict:
     frames = build_demo(schools=schools, years=years, seed=seed)
     phases = _Phases()
-    originals = (release.audit, release.exact_pinned, release.exact_unique)
-    release.audit = phases.timed("propagation", release.audit)
-    release.exact_pinned = phases.timed("exact", release.exact_pinned)
-    release.exact_unique = phases.keep(release.exact_unique)
+    # Wrapped where they are called: the decision calls both audits, the exact audit the solver.
+    originals = (release_decide.audit, release_decide.exact_pinned, release_audit.exact_unique)
+    release_decide.audit = phases.timed("propagation", release_decide.audit)
+    release_decide.exact_pinned = phases.timed("exact", release_decide.exact_pinned)
+    release_audit.exact_unique = phases.keep(release_audit.exact_unique)
     profiler = cProfile.Profile() if profile else None
     try:
         cpu, wall = time.process_time(), time.perf_counter()
@@ -114,7 +116,7 @@ def measure(schools: int, years: int, seed: int, profile: bool) -> dict:
             profiler.disable()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     finally:
-        release.audit, release.exact_pinned, release.exact_unique = originals
+        release_decide.audit, release_decide.exact_pinned, release_audit.exact_unique = originals
     cells = decided.cells
     out = {"schools": schools, "years": years, "seed": seed, "cells": len(cells),
            "cpu_seconds": round(cpu, 2), "wall_seconds": round(wall, 2),
@@ -124,7 +126,7 @@ def measure(schools: int, years: int, seed: int, profile: bool) -> dict:
            "solves": sum(r.solves for r in phases.reports), "lp_solves": sum(r.lp_solves for r in phases.reports),
            "hidden": int((cells["state"] != "exact").sum()), "n_hidden": int(cells["n_hidden"].sum()),
            "disclosed": decided.disclosed, "fingerprint": fingerprint(cells),
-           # Pieces that ran past release.PIECE_SECONDS are withheld whole: their cells hidden on top.
+           # Pieces that ran past release_decide.PIECE_SECONDS are withheld whole: their cells hidden on top.
            "cells_in_withheld_pieces": int(cells["piece_withheld"].sum()),
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
     if profiler:
@@ -138,7 +140,7 @@ def measure_apart(schools: int, years: int, seed: int) -> dict:
     frames = build_demo(schools=schools, years=years, seed=seed)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     wall = time.perf_counter()
-    decided = release.decide_apart(frames["schools"], frames["metrics"], frames["discipline"])
+    decided = release_store.decide_apart(frames["schools"], frames["metrics"], frames["discipline"])
     wall = time.perf_counter() - wall
     child = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"schools": schools, "years": years, "seed": seed, "apart": True, "cells": len(decided.cells),
@@ -158,9 +160,9 @@ def _child_cpu() -> float:
 def timed_decision(path: Path) -> tuple[dict, release.Release]:
     """``release_for`` on the database at ``path`` as a server makes it (in a child process), timed."""
     engine = storage.get_engine(f"sqlite:///{path}")
-    release._CACHE.clear()
+    release_store._CACHE.clear()
     cpu, child, wall = time.process_time(), _child_cpu(), time.perf_counter()
-    decided = release.release_for(engine, apart=True)
+    decided = release_store.release_for(engine, apart=True)
     wall, cpu, child = time.perf_counter() - wall, time.process_time() - cpu, _child_cpu() - child
     engine.dispose()
     return {"wall_seconds": round(wall, 2), "cpu_seconds": round(cpu + child, 2),
@@ -217,16 +219,16 @@ def adopt_stored(path: Path) -> None:
     engine = storage.get_engine(f"sqlite:///{path}")
     schools, metrics, discipline = (loads.load_schools(engine), loads.load_metrics(engine),
                                     loads.load_discipline(engine))
-    settings = release.DEFAULT_SETTINGS
-    fingerprint = release.decision_fingerprint(schools, metrics, discipline, settings, True)
-    stored = release._stored(engine, fingerprint)
+    settings = DEFAULT_SETTINGS
+    fingerprint = release_store.decision_fingerprint(schools, metrics, discipline, settings, True)
+    stored = release_store._stored(engine, fingerprint)
     if stored is None:
         raise RuntimeError(f"{path}: no decision of its data is stored")
-    cells, _ = release.release_cells(schools, metrics, discipline)
+    cells, _ = release_cells.release_cells(schools, metrics, discipline)
     cells = cells.reset_index(drop=True)
-    parts = release.pieces(cells)
-    rounds = inspect.signature(release.decide).parameters["max_rounds"].default
-    prints = release.piece_fingerprints(cells, parts, settings, rounds, True, True)
+    parts = release_decide.pieces(cells)
+    rounds = inspect.signature(release_decide.decide).parameters["max_rounds"].default
+    prints = release_decide.piece_fingerprints(cells, parts, settings, rounds, True, True)
     label = np.empty(len(cells), dtype=np.int64)
     for number, rows in enumerate(parts):
         label[rows] = number
@@ -239,7 +241,7 @@ def adopt_stored(path: Path) -> None:
     codes[at] = label
     kept = stored.cells.drop(columns=["piece"]).assign(piece=pd.Categorical.from_codes(codes, prints))
     _forget_decisions(path)
-    release._store(engine, fingerprint, release.Release(kept, stored.suspension_derived,
+    release_store._store(engine, fingerprint, release.Release(kept, stored.suspension_derived,
                                                         decided_under=release.decision_terms(settings)))
     engine.dispose()
 

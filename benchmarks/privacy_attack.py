@@ -28,7 +28,7 @@ from _common import write_results
 
 from analytics import cli
 from analytics.access import attack
-from analytics.access.release import release_for
+from analytics.access.release_store import release_for
 from analytics.data import loads, storage
 from analytics.data.demo import load_demo
 
@@ -66,7 +66,8 @@ def release_speed(quick: bool) -> list[dict]:
     waits for), at 200 and 2,000 schools x 6 years, beside the same decision with bounds propagation alone
     (no exact audit; the cells the exact audit hides on top are counted) and a floor measured in the same
     run: reading the same cells into one pandas group-by sum (the pooling every release needs)."""
-    from analytics.access.release import build_release, discipline_cells, metric_cells, pooled_cells
+    from analytics.access.release import build_release
+    from analytics.access.release_cells import discipline_cells, metric_cells, pooled_cells
     from analytics.data.demo import build_demo
 
     out = []

@@ -121,7 +121,7 @@ def sqlite_engine(tmp_path):
 @pytest.fixture(scope="session")
 def demo_db_url(tmp_path_factory) -> str:
     """A SQLite file with the default demo district, built once per test session."""
-    from analytics.access.release import release_for
+    from analytics.access.release_store import release_for
     from analytics.data.demo import load_demo
 
     path = tmp_path_factory.mktemp("demo") / "demo.db"
@@ -267,12 +267,12 @@ def imported_district(tmp_path, monkeypatch):
 def release_district(tmp_path):
     """A small demo district in its own SQLite file, the release decisions kept in this process cleared before
     and after: what the release's storage and reuse tests decide again and again."""
-    from analytics.access import release
+    from analytics.access import release_store
     from analytics.data.demo import load_demo
 
     engine = storage.get_engine(f"sqlite:///{tmp_path / 'store.db'}")
     storage.create_schema(engine)
     load_demo(engine, schools=12, years=2, seed=5)
-    release._CACHE.clear()
+    release_store._CACHE.clear()
     yield engine
-    release._CACHE.clear()
+    release_store._CACHE.clear()

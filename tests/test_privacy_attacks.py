@@ -12,7 +12,9 @@ import pytest
 from analytics import cli
 from analytics.access import attack
 from analytics.access.privacy import SUPPRESSED, release_view
-from analytics.access.release import build_release, metric_cells, pooled_cells, release_for, shared_denominators
+from analytics.access.release import build_release
+from analytics.access.release_cells import metric_cells, pooled_cells, shared_denominators
+from analytics.access.release_store import release_for
 from analytics.data import loads, storage
 from analytics.data.demo import load_demo
 from analytics.stats.disproportionality import disproportionality
@@ -275,7 +277,7 @@ def test_the_integer_program_pins_what_interval_reasoning_cannot():
     # x + y + z = 2 with x = y and every value in 0..1: intervals leave each in 0..1, but 2x + z = 2 with
     # z <= 1 leaves x = y = 1, z = 0 as the only integer solution.
     from analytics.access.exact_audit import System, exact_unique
-    from analytics.access.release import propagate
+    from analytics.access.release_audit import propagate
 
     rel = np.array([0, 0, 0, 1, 1])
     var = np.array([0, 1, 2, 0, 1])
@@ -422,7 +424,8 @@ def test_a_released_change_between_known_n_pins_a_count():
 
 
 def test_a_cell_still_pinned_after_its_sum_was_opened_gets_the_next_sum_and_its_n_in_one_round():
-    from analytics.access.release import _exact_complements, _Memberships, _problem
+    from analytics.access.release_cells import _problem
+    from analytics.access.release_decide import _exact_complements, _Memberships
 
     # Two schools of cluster C, FEMALE + MALE = ALL. Counts are variables 0-8 in row order (S1 F, M, ALL;
     # S2 F, M, ALL; C F, M, ALL), n are 9-17. S1 FEMALE's count (0) is pinned; S1 MALE's (1) was opened for

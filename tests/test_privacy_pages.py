@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from analytics.access.release import release_for
+from analytics.access.release_store import release_for
 from analytics.data import loads
 from analytics.data.catalog import STUDENT_GROUPS, group_label
 from tests.page_runner import run_page
@@ -150,7 +150,7 @@ def test_a_shared_gaps_table_says_why_its_within_school_columns_are_empty(on_dem
 
 
 def test_shared_cluster_page_shows_only_released_school_rates(on_demo):
-    from analytics.access.release import release_for
+    from analytics.access.release_store import release_for
 
     schools = loads.load_schools(on_demo)
     cluster = schools["cluster"].iloc[0]

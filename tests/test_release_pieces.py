@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analytics.access import release
+from analytics.access import release, release_audit, release_cells, release_decide
+from analytics.config import DEFAULT_SETTINGS
 
 SCHOOLS = pd.DataFrame({"school_id": ["A1", "A2", "B1", "B2", "C1"], "cluster": ["A", "A", "B", "B", "C"],
                         "level": "ES"})
@@ -28,9 +29,9 @@ DISCIPLINE = pd.DataFrame([("A1", 2025, "ALL", 200, 40), ("A1", 2025, "BL", 18, 
 
 
 def test_a_piece_is_one_year_and_one_source_of_n():
-    cells = release.pooled_cells(release.shared_denominators(pd.concat(
-        [release.discipline_cells(DISCIPLINE), release.metric_cells(METRICS)], ignore_index=True)), SCHOOLS)
-    parts = release.pieces(cells)
+    cells = release_cells.pooled_cells(release_cells.shared_denominators(pd.concat(
+        [release_cells.discipline_cells(DISCIPLINE), release_cells.metric_cells(METRICS)], ignore_index=True)), SCHOOLS)
+    parts = release_decide.pieces(cells)
     # 2025 reading: 5 schools, clusters A, B, C and the district (9); 2025 suspensions: A1, cluster A and the
     # district for ALL, BL and WH (9); 2024 reading: 4 schools, clusters A and B and the district (7).
     assert [len(p) for p in parts] == [9, 9, 7]
@@ -63,34 +64,34 @@ def test_propagation_goes_on_past_a_contradiction_and_keeps_its_bounds():
     rel = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
     var = np.array([0, 1, 2, 3, 4, 5, 1, 6, 7])
     coef = np.array([1, 1, -1, 1, 1, -1, 1, 1, -1], dtype=float)
-    big = release.BIG
+    big = release_audit.BIG
     lo = np.array([4, 0, 10, 5, 0, 3, 0, 20], dtype=float)
     hi = np.array([4, big, 10, 5, big, 3, big, 20])
-    new_lo, new_hi = release.propagate(lo, hi, rel, var, coef, (none, none), (none, none, 0.05), (none, none, 0.95))
+    new_lo, new_hi = release_audit.propagate(lo, hi, rel, var, coef, (none, none), (none, none, 0.05), (none, none, 0.95))
     assert new_lo.tolist() == [4, 6, 10, 5, 0, 3, 14, 20]
     assert new_hi.tolist() == [4, 6, 10, 5, big, 3, 14, 20]
 
 
 def test_a_piece_past_its_time_is_withheld_whole_and_its_cells_keep_more_than_one_value():
     discipline = DISCIPLINE.assign(students_expelled=[1, 0, 1])
-    cells = release.pooled_cells(release.shared_denominators(pd.concat(
-        [release.discipline_cells(discipline), release.metric_cells(METRICS)], ignore_index=True)), SCHOOLS)
-    given = release.decide(cells)
+    cells = release_cells.pooled_cells(release_cells.shared_denominators(pd.concat(
+        [release_cells.discipline_cells(discipline), release_cells.metric_cells(METRICS)], ignore_index=True)), SCHOOLS)
+    given = release_decide.decide(cells)
     assert not given["piece_withheld"].any()
-    rushed = release.decide(cells, piece_seconds=0.0)
+    rushed = release_decide.decide(cells, piece_seconds=0.0)
     # Every piece here needs a second audit (a small cell pinned by its sum), so with no time each one is
     # withheld whole: every cell hidden, n included.
-    assert rushed["piece_withheld"].all() and (rushed["state"] == release.HIDDEN).all() and rushed["n_hidden"].all()
+    assert rushed["piece_withheld"].all() and (rushed["state"] == release_cells.HIDDEN).all() and rushed["n_hidden"].all()
     # 2025 suspensions and expulsions at A1, cluster A and the district (ALL, BL, WH: 18 cells), the expelled
     # WH count 0 among them. Nothing released: neither audit finds a cell with one value.
     piece = cells[cells["n_source"] == "enrolled"]
-    problem = release._problem(piece)
-    state = np.full(len(piece), release.HIDDEN, dtype=object)
+    problem = release_cells._problem(piece)
+    state = np.full(len(piece), release_cells.HIDDEN, dtype=object)
     hidden = np.ones(len(problem.k_true), dtype=bool)
-    result = release.audit(problem, hidden, state, release.DEFAULT_SETTINGS)
+    result = release_audit.audit(problem, hidden, state, DEFAULT_SETTINGS)
     assert len(piece) == 18 and not len(result.disclosed)
-    system = release.exact_system(problem, state, release.DEFAULT_SETTINGS, result.lo, result.hi)
-    report = release.exact_unique(system, np.arange(len(hidden)), solution=problem.k_true)
+    system = release_audit.exact_system(problem, state, DEFAULT_SETTINGS, result.lo, result.hi)
+    report = release_audit.exact_unique(system, np.arange(len(hidden)), solution=problem.k_true)
     assert report.unique == {} and report.undecided == 0 and report.audited == len(hidden)
 
 
@@ -98,17 +99,17 @@ def test_a_piece_whose_audit_leaves_a_cell_pinned_is_withheld_not_released():
     # One school, 4 of 8: it, its cluster and the district are the same cell, all hidden by rule 1. With no
     # time the exact audit counts every hidden count and n as pinned, and nothing is released to open: the
     # piece is withheld whole rather than released with its cells marked disclosed.
-    cells = release.pooled_cells(release.shared_denominators(release.metric_cells(METRICS.iloc[4:5])), SCHOOLS)
-    rushed = release.decide(cells, piece_seconds=0.0)
+    cells = release_cells.pooled_cells(release_cells.shared_denominators(release_cells.metric_cells(METRICS.iloc[4:5])), SCHOOLS)
+    rushed = release_decide.decide(cells, piece_seconds=0.0)
     assert len(rushed) == 3 and rushed["piece_withheld"].all() and not rushed["disclosed"].any()
     assert rushed["n_hidden"].all()
-    given = release.decide(cells)
+    given = release_decide.decide(cells)
     assert not given["piece_withheld"].any() and not given["disclosed"].any()
 
 
 def test_each_piece_gets_at_most_what_is_left_of_the_decision():
     discipline = DISCIPLINE.assign(students_expelled=[1, 0, 1])
-    cells = release.pooled_cells(release.shared_denominators(pd.concat(
-        [release.discipline_cells(discipline), release.metric_cells(METRICS)], ignore_index=True)), SCHOOLS)
+    cells = release_cells.pooled_cells(release_cells.shared_denominators(pd.concat(
+        [release_cells.discipline_cells(discipline), release_cells.metric_cells(METRICS)], ignore_index=True)), SCHOOLS)
     # No time for the whole decision: every piece needing a second audit is withheld, as with no time per piece.
-    pd.testing.assert_frame_equal(release.decide(cells, seconds=0.0), release.decide(cells, piece_seconds=0.0))
+    pd.testing.assert_frame_equal(release_decide.decide(cells, seconds=0.0), release_decide.decide(cells, piece_seconds=0.0))

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from analytics.access import release
-from analytics.config import Settings
+from analytics.access import release, release_cells, release_decide, release_store
+from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.data import loads, schema, storage
 from analytics.data.demo import build_demo
 
@@ -28,13 +28,13 @@ def whole() -> release.Release:
 def decided(monkeypatch) -> list[tuple[float, str]]:
     """(school year, source of n) of every piece decided from here on."""
     seen: list[tuple[float, str]] = []
-    decide_piece = release._decide_piece
+    decide_piece = release_decide._decide_piece
 
     def counted(cells, *args, **kwargs):
         seen.append((float(cells["school_year"].iloc[0]), cells["n_source"].iloc[0]))
         return decide_piece(cells, *args, **kwargs)
 
-    monkeypatch.setattr(release, "_decide_piece", counted)
+    monkeypatch.setattr(release_decide, "_decide_piece", counted)
     return seen
 
 
@@ -48,7 +48,7 @@ def _fewer_suspensions(discipline: pd.DataFrame, year: int, schools: int = 4) ->
 
 
 def _source_of(metric: str) -> str:
-    cells, _ = release.release_cells(FRAMES["schools"], FRAMES["metrics"], FRAMES["discipline"])
+    cells, _ = release_cells.release_cells(FRAMES["schools"], FRAMES["metrics"], FRAMES["discipline"])
     return cells.loc[cells["measure"] == metric, "n_source"].iloc[0]
 
 
@@ -113,8 +113,8 @@ def test_changed_settings_decide_every_piece(whole, decided):
 
 
 def test_a_piece_withheld_for_time_is_decided_again(whole, decided):
-    cells, derived = release.release_cells(FRAMES["schools"], FRAMES["metrics"], FRAMES["discipline"])
-    rushed = release._release(release.decide(cells, piece_seconds=0.0), derived).cells
+    cells, derived = release_cells.release_cells(FRAMES["schools"], FRAMES["metrics"], FRAMES["discipline"])
+    rushed = release._release(release_decide.decide(cells, piece_seconds=0.0), derived).cells
     assert rushed["piece_withheld"].all()  # no time: every piece here is withheld
     one = whole.cells["piece"].cat.categories[0]
     earlier = pd.concat([whole.cells[whole.cells["piece"] != one], rushed[rushed["piece"] == one]])
@@ -152,7 +152,7 @@ def _import_fewer_suspensions(engine) -> int:
                                             & (table.c.students_oss > 0))
                      .values(students_oss=table.c.students_oss - 1))
         storage.bump_version(conn, imported=True)
-    release._CACHE.clear()
+    release_store._CACHE.clear()
     return year
 
 
@@ -162,42 +162,42 @@ def _from_nothing(engine) -> release.Release:
 
 
 def test_after_an_import_a_server_decides_only_the_changed_pieces(release_district, decided):
-    release.release_for(release_district, apart=False)
+    release_store.release_for(release_district, apart=False)
     year = _import_fewer_suspensions(release_district)
     del decided[:]
-    after = release.release_for(release_district, apart=False)
+    after = release_store.release_for(release_district, apart=False)
     assert decided == [(year, "enrolled")]
     pd.testing.assert_frame_equal(after.cells, _from_nothing(release_district).cells)
 
 
 def test_the_child_process_reuses_the_pieces_of_the_stored_decision_it_is_given(release_district):
-    first = release.release_for(release_district, apart=False)
+    first = release_store.release_for(release_district, apart=False)
     year = _import_fewer_suspensions(release_district)
     # A stored decision whose states the child would copy rather than decide: every unchanged piece shows
     # "low" where the true decision says otherwise, so what comes back tells which pieces were reused.
-    marked = release.Release(first.cells.assign(state=release.CODED_LOW), first.suspension_derived,
+    marked = release.Release(first.cells.assign(state=release_cells.CODED_LOW), first.suspension_derived,
                              decided_under=first.decided_under)
-    apart = release.decide_apart(loads.load_schools(release_district), loads.load_metrics(release_district),
-                                 loads.load_discipline(release_district), earlier=release._to_blob(marked))
+    apart = release_store.decide_apart(loads.load_schools(release_district), loads.load_metrics(release_district),
+                                 loads.load_discipline(release_district), earlier=release_store._to_blob(marked))
     from_nothing = _from_nothing(release_district)
     changed = apart.cells["piece"].isin(list(set(apart.cells["piece"].cat.categories)
                                               - set(first.cells["piece"].cat.categories))).to_numpy()
     assert set(apart.cells.index[changed].get_level_values("school_year")) == {year}
-    assert (apart.cells.loc[~changed, "state"] == release.CODED_LOW).all()
+    assert (apart.cells.loc[~changed, "state"] == release_cells.CODED_LOW).all()
     pd.testing.assert_frame_equal(apart.cells[changed], from_nothing.cells[changed])
     # Through release_for (a child, from the stored decision): the whole decision of the new data, kept.
-    release._CACHE.clear()
-    pd.testing.assert_frame_equal(release.release_for(release_district, apart=True).cells, from_nothing.cells)
+    release_store._CACHE.clear()
+    pd.testing.assert_frame_equal(release_store.release_for(release_district, apart=True).cells, from_nothing.cells)
     with release_district.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.release_decisions)).scalar_one() == 2
 
 
 def test_the_newest_decision_under_the_same_settings_is_reused(release_district, decided):
-    release.release_for(release_district, apart=False)
-    release.release_for(release_district, settings=Settings(privacy_min_n=12), apart=False)  # stored last
+    release_store.release_for(release_district, apart=False)
+    release_store.release_for(release_district, settings=Settings(privacy_min_n=12), apart=False)  # stored last
     year = _import_fewer_suspensions(release_district)
     del decided[:]
-    after = release.release_for(release_district, apart=False)
+    after = release_store.release_for(release_district, apart=False)
     assert decided == [(year, "enrolled")]
     pd.testing.assert_frame_equal(after.cells, _from_nothing(release_district).cells)
 
@@ -207,8 +207,8 @@ def _stored_before_pieces(engine, whole: release.Release) -> None:
     buffer = io.BytesIO()
     whole.cells.drop(columns=["piece"]).reset_index().assign(suspension_derived=whole.suspension_derived).to_parquet(
         buffer, index=False)
-    fingerprint = release.decision_fingerprint(loads.load_schools(engine), loads.load_metrics(engine),
-                                               loads.load_discipline(engine), release.DEFAULT_SETTINGS, True)
+    fingerprint = release_store.decision_fingerprint(loads.load_schools(engine), loads.load_metrics(engine),
+                                               loads.load_discipline(engine), DEFAULT_SETTINGS, True)
     with engine.begin() as conn:
         conn.execute(sa.delete(schema.release_decisions))
         conn.execute(sa.insert(schema.release_decisions).values(
@@ -219,26 +219,26 @@ def test_a_decision_stored_before_pieces_is_read_and_a_new_one_decides_every_pie
     whole = _from_nothing(release_district)
     _stored_before_pieces(release_district, whole)
     del decided[:]
-    kept = release.release_for(release_district, apart=False)
+    kept = release_store.release_for(release_district, apart=False)
     assert decided == []
     pd.testing.assert_frame_equal(kept.cells.drop(columns=["piece"]), whole.cells.drop(columns=["piece"]))
     assert kept.cells["piece"].isna().all()
     _import_fewer_suspensions(release_district)
-    after = release.release_for(release_district, apart=False)
+    after = release_store.release_for(release_district, apart=False)
     assert len(decided) == whole.cells["piece"].nunique()
     pd.testing.assert_frame_equal(after.cells, _from_nothing(release_district).cells)
 
 
 def test_a_stored_decision_reads_as_before_its_pieces_were_kept(release_district):
     """A reader that knows only the columns kept before (a server not yet upgraded) gets the same states."""
-    whole = release.release_for(release_district, apart=False)
+    whole = release_store.release_for(release_district, apart=False)
     with release_district.connect() as conn:
         blob = conn.execute(sa.select(schema.release_decisions.c.cells)).scalar_one()
     cells = pd.read_parquet(io.BytesIO(blob))
     derived = bool(cells.pop("suspension_derived").iloc[0])
-    older = release.Release(cells.set_index(release.KEYS).sort_index(), derived)
+    older = release.Release(cells.set_index(release_cells.KEYS).sort_index(), derived)
     keys = whole.cells.index
-    args = [keys.get_level_values(level) for level in release.KEYS]
+    args = [keys.get_level_values(level) for level in release_cells.KEYS]
     for got, expected in zip(older.states(*args), whole.states(*args), strict=True):
         assert list(got) == list(expected)
     assert older.suspension_derived == whole.suspension_derived

@@ -217,14 +217,14 @@ def test_server_without_sign_in_still_opens_shared_links(shell, monkeypatch, on_
 
 
 def test_a_shared_view_says_why_every_number_is_withheld(shell, on_demo, monkeypatch):
-    from analytics.access import release
+    from analytics.access import release, release_store
     from analytics.data import loads
 
     def undecided(engine, *args, **kwargs):
         return release.withheld_release(loads.load_schools(engine), loads.load_metrics(engine),
                                         loads.load_discipline(engine), "the decision ran past 3600 s")
 
-    monkeypatch.setattr(release, "release_for", undecided)
+    monkeypatch.setattr(release_store, "release_for", undecided)
     monkeypatch.setenv("SSIF_SHARE_SECRET", "test-secret")
     st.cache_resource.clear()
     token, _ = create_share(on_demo, "/", "district", 1, who="ana")

@@ -26,7 +26,9 @@ import numpy as np
 import pandas as pd
 
 from analytics.access.exact_audit import ExactReport, System, exact_unique
-from analytics.access.release import BIG, KEYS, Release, _relations, pooled_cells, propagate, shared_denominators
+from analytics.access.release import Release
+from analytics.access.release_audit import BIG, propagate
+from analytics.access.release_cells import KEYS, _relations, pooled_cells, shared_denominators
 from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.stats.status_change import CHANGE_LEVELS, STATUS_LEVELS
 
@@ -292,7 +294,7 @@ def _status_links(system: System, kn: _Knowledge, status, measure, level_of, set
 
 def _protected(truth: pd.DataFrame, settings: Settings, decision: Release | None) -> pd.Series:
     """Which true cells the rules protect, recomputed from the rules themselves (not from the decision)."""
-    from analytics.access.release import SENSITIVE
+    from analytics.access.release_cells import SENSITIVE
 
     k, n = truth["k"], truth["n"]
     rate = 100 * k / n.where(n > 0)
@@ -463,7 +465,7 @@ def _score(kn: _Knowledge, truth: pd.DataFrame, released_k, released_n, released
 
 def truth_cells(engine) -> pd.DataFrame:
     """Every cell the district could release, with its true count (scoring only)."""
-    from analytics.access.release import discipline_cells, metric_cells
+    from analytics.access.release_cells import discipline_cells, metric_cells
     from analytics.data import loads
 
     schools = loads.load_schools(engine)
@@ -476,7 +478,7 @@ def truth_cells(engine) -> pd.DataFrame:
 
 def collect(engine, scopes: list[dict], release: Release | None = None) -> dict[str, pd.DataFrame]:
     """Every public export view of every scope (`{}` district, `{"cluster": C}`, `{"school": S}`), every year."""
-    from analytics.access.release import release_for
+    from analytics.access.release_store import release_for
     from analytics.data import loads
     from analytics.outputs.views import build_view
 

@@ -1,10 +1,10 @@
 """The exact audit of a release (DESIGN §3 rule 3): is a hidden cell the only integer solution?
 
-Bounds propagation (``release.propagate``) finds every cell that interval reasoning pins, but an
+Bounds propagation (``release_audit.propagate``) finds every cell that interval reasoning pins, but an
 integer program can pin more: two sums and a rate band together may leave one integer that no single
 constraint isolates. This module states everything a reader knows as one integer program and asks,
 for each hidden count (or n), whether it has a second feasible value; the cell is *recovered* when it
-has not. The release decision runs it on its own release (``release.decide``) and the attack suite on
+has not. The release decision runs it on its own release (``release_decide.decide``) and the attack suite on
 what the tables show (``attack._exact``); both state the program with the same :class:`System` rows.
 
 The program, per cell ``i`` with count ``k_i`` and students ``n_i`` (integers):

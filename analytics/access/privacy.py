@@ -27,7 +27,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analytics.access.release import CODED_HIGH, CODED_LOW, EXACT, HIDDEN, Release
+from analytics.access.release import Release
+from analytics.access.release_cells import CODED_HIGH, CODED_LOW, EXACT, HIDDEN
 from analytics.config import DEFAULT_SETTINGS, Settings
 
 SUPPRESSED = "*"

@@ -1,4 +1,4 @@
-"""The release decision in a process of its own (:func:`analytics.access.release.decide_apart`).
+"""The release decision in a process of its own (:func:`analytics.access.release_store.decide_apart`).
 
     python -m analytics.access.release_child INPUTS.pickle RELEASE.parquet
 
@@ -13,7 +13,8 @@ import pickle
 import sys
 from pathlib import Path
 
-from analytics.access.release import _earlier_release, _to_blob, build_release
+from analytics.access.release import build_release
+from analytics.access.release_store import _earlier_release, _to_blob
 
 
 def main(argv: list[str]) -> int:

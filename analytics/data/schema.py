@@ -554,7 +554,7 @@ shares = Table(
     Column("times_opened", Integer, nullable=False, default=0),
 )
 
-# The privacy release decided for one state of the data (`analytics.access.release`): deciding it takes a
+# The privacy release decided for one state of the data (`analytics.access.release_store`): deciding it takes a
 # minute of CPU at 200 schools, so every server process and restart reads it here instead of deciding again.
 release_decisions = Table(
     "release_decisions",

@@ -12,7 +12,8 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from analytics.access.privacy import release_view
-from analytics.access.release import Release, release_for
+from analytics.access.release import Release
+from analytics.access.release_store import release_for
 from analytics.config import DEFAULT_SETTINGS, Settings
 from analytics.data import aggregates, loads
 from analytics.data.catalog import metric_catalog

@@ -44,7 +44,7 @@ def _cell_text(value) -> str:
 
 @st.cache_resource(show_spinner="Applying the privacy rules…", max_entries=2)
 def _release(version: int):
-    from analytics.access.release import release_for
+    from analytics.access.release_store import release_for
     from analytics.data import storage
 
     # Never a release of newer data cached under an older version (nor a stale one computed at all). Only its
@@ -85,7 +85,7 @@ def public_cells(df: pd.DataFrame, column_config: dict, *, cells: tuple, n_col: 
     if not is_public():
         return df, column_config
     from analytics.access.privacy import SUPPRESSED, mask_cells
-    from analytics.access.release import EXACT
+    from analytics.access.release_cells import EXACT
 
     state, n_hidden = cell_states(*cells)
     safe = mask_cells(df, state, n_hidden, n_col=n_col, count_cols=count_cols, rate_col=rate_col,
@@ -107,7 +107,7 @@ def released_pct(value: float, unit: str, year: int, metric: str, group: str) ->
     if not is_public() or (value is not None and np.isfinite(value)):
         return fmt_pct(value)
     from analytics.access.privacy import SUPPRESSED
-    from analytics.access.release import CODED_HIGH, CODED_LOW, HIDDEN
+    from analytics.access.release_cells import CODED_HIGH, CODED_LOW, HIDDEN
     from analytics.config import DEFAULT_SETTINGS
 
     state = cell_states([unit], [year], [metric], [group])[0][0]
@@ -122,7 +122,7 @@ def exact_cells(units, years, metrics, groups) -> np.ndarray:
     """True where the cell is released exactly (always True for editing staff)."""
     if not is_public():
         return np.ones(len(units), dtype=bool)
-    from analytics.access.release import EXACT
+    from analytics.access.release_cells import EXACT
 
     state, _ = cell_states(units, years, metrics, groups)
     return state == EXACT
