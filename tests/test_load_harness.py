@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import sys
 from pathlib import Path
@@ -25,6 +26,13 @@ def _placed(proc: psutil.Process, how: str) -> bool:
 def test_every_chromium_process_is_placed_below_the_server_even_those_started_later():
     if not os.path.exists(load_harness.CHROMIUM):
         pytest.skip("Debian's chromium is not installed")
+    # Playwright's sync API refuses to start in a thread whose event loop is taken, as the session's browser
+    # (tests/conftest.py) takes this one once a browser test has run in this process: a thread of its own.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as own_thread:
+        own_thread.submit(_place_a_browser_and_its_later_renderer).result()
+
+
+def _place_a_browser_and_its_later_renderer() -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
