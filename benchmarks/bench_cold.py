@@ -101,10 +101,10 @@ def _empty_caches() -> None:
 
 
 def _prepare() -> float:
-    from pages.ui import loaders, prepare
+    from pages.ui import data_versions, prepare
 
     started = time.perf_counter()
-    prepare.prepare_now(loaders.pinned_versions())
+    prepare.prepare_now(data_versions.pinned_versions())
     return time.perf_counter() - started
 
 

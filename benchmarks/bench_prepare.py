@@ -98,11 +98,11 @@ def run_list(deadline: float | None, written, name: str = "steps_s",
     """Each step of the current versions' list (of `kinds` only, when given), timed in order (`written(steps)`
     after each step), the CPU seconds of the whole list and of each step (this process's: unlike the steps'
     seconds, hardly moved by other work beside it), and each piece's figures (:func:`run_pieces`)."""
-    from pages.ui import loaders, prepare
+    from pages.ui import data_versions, prepare
 
     sys.setswitchinterval(prepare.SWITCH_INTERVAL_S)  # as the server's preparer sets it
     probe, pieces = InterpreterProbe(holds), []
-    versions = loaders.pinned_versions()
+    versions = data_versions.pinned_versions()
     started, cpu, steps, cpu_steps = time.perf_counter(), time.process_time(), {}, {}
     for step in prepare._plan(versions):
         if kinds and step.kind not in kinds:

@@ -34,14 +34,14 @@ def main() -> None:
 
     from analytics.stats.did import shared_draws
     from analytics.stats.rp_impact import clusters_by_design
-    from pages.ui import loaders, rp_views
+    from pages.ui import catalog_loaders, data_versions, rp_loaders, rp_views
 
     st.cache_data.clear()
     st.cache_resource.clear()
-    version = loaders.pinned_versions().imports
+    version = data_versions.pinned_versions().imports
     began = time.process_time()
-    schools = loaders._schools(version)
-    loaders._rp_rows(version), loaders._rp_metric_panels(version), loaders._metric_labels(version)
+    schools = catalog_loaders._schools(version)
+    rp_loaders._rp_rows(version), rp_loaders._rp_metric_panels(version), catalog_loaders._metric_labels(version)
     reads_cpu = time.process_time() - began
     order = clusters_by_design(schools)
     every = max(1, len(order) // args.clusters) if args.clusters and args.spread else 1
@@ -50,7 +50,7 @@ def main() -> None:
     started, started_cpu = time.perf_counter(), time.process_time()
     with shared_draws():
         for cluster in chosen:
-            for part, make in (("impact", loaders._rp_impact), ("beyond", loaders._rp_beyond)):
+            for part, make in (("impact", rp_loaders._rp_impact), ("beyond", rp_loaders._rp_beyond)):
                 mark = time.process_time()
                 make(version, cluster, None)
                 cpu[part] += time.process_time() - mark

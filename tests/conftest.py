@@ -226,6 +226,27 @@ def on_demo(demo_db_url, monkeypatch):
 
 
 @pytest.fixture
+def use_engine(monkeypatch):
+    """`use_engine(make)`: the pages' cached loaders read through `make()` instead of the app's engine. Each of
+    their modules reads `engine` itself (`pages.ui.data_versions`, `pages.ui.caching` and every
+    `pages.ui.*_loaders`), so each is patched; a module that reads `data_versions.engine()` follows it."""
+    import importlib
+    import pkgutil
+
+    import pages.ui
+
+    names = ["data_versions", "caching", *(found.name for found in pkgutil.iter_modules(pages.ui.__path__)
+                                          if found.name.endswith("_loaders"))]
+    modules = [importlib.import_module(f"pages.ui.{name}") for name in names]
+
+    def use(make) -> None:
+        for module in modules:
+            monkeypatch.setattr(module, "engine", make)
+
+    return use
+
+
+@pytest.fixture
 def own_district(tmp_path, monkeypatch):
     """A small private demo database that pages run in-process (AppTest) read and write; caches emptied."""
     import streamlit as st

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pages.ui.loaders import ClusterParts
+from pages.ui.compact import ClusterParts
 
 
 def _equal(got, want) -> None:

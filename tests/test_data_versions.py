@@ -18,7 +18,16 @@ from analytics.data.prepare import Step
 from analytics.workspace import changes as change_rules
 from analytics.workspace import records
 from analytics.workspace import views as workspace
-from pages.ui import loaders, prepare
+from pages.ui import (
+    caching,
+    catalog_loaders,
+    compact,
+    data_versions,
+    discipline_loaders,
+    metric_loaders,
+    prepare,
+    workspace_loaders,
+)
 from tests.page_runner import run_page
 
 
@@ -75,7 +84,7 @@ def test_an_edit_leaves_the_cluster_view_cached_and_shows_at_once_on_plans_and_c
     run_page("school", school=school)
     assert len(slices) == 2 and len(figures) == 1  # nothing read from imported tables was made again
     assert "G-EDIT" in _words(run_page("plans", school=school))  # the plan, its goals and cycles: at once
-    goals, _ = loaders.goal_progress_of(school=school)
+    goals, _ = workspace_loaders.goal_progress_of(school=school)
     assert "G-EDIT" in set(goals["goal_id"])
     assert run_page("cycles", cycle="C-EDIT").title[0].value == "Daily reads"
 
@@ -105,7 +114,7 @@ def test_an_import_of_goals_alone_leaves_the_import_version_and_shows_at_once_on
     assert storage.versions(engine) == (before.changes + 1, before.imports)
 
     assert "G-IMPORT" in _words(run_page("plans", school=school))  # the imported goal: at once
-    assert "G-IMPORT" in set(loaders.goal_progress_of(school=school)[0]["goal_id"])
+    assert "G-IMPORT" in set(workspace_loaders.goal_progress_of(school=school)[0]["goal_id"])
     assert _import_history(run_page("data", tab="Import history")) == ["school_goals.csv"]  # and in the import history
     run_page("cluster", cluster=cluster, metric="read_proficient", group="ALL")
     assert len(slices) == 2  # nothing read from imported tables was made again
@@ -113,7 +122,7 @@ def test_an_import_of_goals_alone_leaves_the_import_version_and_shows_at_once_on
 
 def test_data_changed_fires_when_an_import_lands_during_a_metric_read_but_not_an_edit(own_district, monkeypatch):
     engine, original = own_district, aggregates.metric_slice
-    st.session_state.pop(loaders._PIN, None)  # no script run: each loader reads the versions when called
+    st.session_state.pop(data_versions._PIN, None)  # no script run: each loader reads the versions when called
 
     def landing(write):
         def slice_then_write(*args, **kwargs):  # the loader's read, and a write landing before its check
@@ -123,11 +132,11 @@ def test_data_changed_fires_when_an_import_lands_during_a_metric_read_but_not_an
         monkeypatch.setattr(aggregates, "metric_slice", slice_then_write)
 
     landing(lambda: records.add_meeting(engine, "district", date(2025, 3, 4), "ana"))
-    rows = loaders.metric_slice("read_proficient", "ALL")  # a meeting recorded meanwhile: the rows still hold
+    rows = metric_loaders.metric_slice("read_proficient", "ALL")  # a meeting recorded meanwhile: the rows still hold
     assert len(rows) and set(rows["student_group"]) == {"ALL"}
     landing(lambda: _import_one_metric_row(engine))
     with pytest.raises(storage.DataChanged, match="while it was being read"):
-        loaders.metric_slice("read_proficient", "BL")
+        metric_loaders.metric_slice("read_proficient", "BL")
 
 
 def test_the_preparer_after_an_edit_computes_only_what_reads_the_workspace(own_district, monkeypatch):
@@ -144,7 +153,7 @@ def test_the_preparer_after_an_edit_computes_only_what_reads_the_workspace(own_d
     counters = [args[3] if len(args) > 3 else storage.CHANGES for args in reads]
     assert storage.IMPORTS not in counters  # no result of the imported data was made again
     assert len(progress) == 1 and slices == []  # every goal's progress once (its step); no metric read
-    goals, _ = loaders._goal_progress(after_edit.changes)
+    goals, _ = workspace_loaders._goal_progress(after_edit.changes)
     assert goals.set_index("goal_id").loc[goal["goal_id"], "status"] == "met"
 
 
@@ -330,9 +339,7 @@ def test_a_page_function_that_reads_records_is_checked_against_its_data_version(
     """A page's own cached read (`ui.cached_read`) keyed on the data version: a write landing while it reads
     raises `DataChanged` (the page runs again) and caches nothing, rather than keeping newer rows under the
     version the run pinned; a read with no write meanwhile is cached as `ui.cached` caches."""
-    from pages.ui import loaders
-
-    monkeypatch.setattr(loaders, "engine", lambda: sqlite_engine)
+    monkeypatch.setattr(data_versions, "engine", lambda: sqlite_engine)  # what checks the version reads
     st.cache_data.clear()
     calls = []
 
@@ -343,7 +350,7 @@ def test_a_page_function_that_reads_records_is_checked_against_its_data_version(
                 storage.bump_version(conn)
         return len(calls)
 
-    read = loaders.cached_read(goals)
+    read = caching.cached_read(goals)
     version = storage.data_version(sqlite_engine)
     with pytest.raises(storage.DataChanged):
         read(version, True)
@@ -396,9 +403,9 @@ def test_rows_kept_with_their_texts_as_categories_read_back_as_they_were_missing
     """The district's suspension rows are kept with their texts as categories (memory) and read back for the
     pages: the same frame, a missing text still missing (not the text "nan")."""
     rows = pd.DataFrame({"school_id": ["A-1", "B'2", None], "outcome": ["oss", "iss", "oss"], "ratio": [1.5, 2.0, 3.25]})
-    kept, _ = loaders.texts_as_categories(rows)
+    kept, _ = compact.texts_as_categories(rows)
     assert isinstance(kept["school_id"].dtype, pd.CategoricalDtype)
-    read = loaders._as_read(kept)
+    read = compact._as_read(kept)
     pd.testing.assert_frame_equal(read, rows)
     assert read["school_id"].isna().tolist() == [False, False, True]
 
@@ -411,13 +418,13 @@ def test_profile_numbers_kept_narrowed_read_back_as_they_were():
                          "denominator": [float(10 * i) for i in range(n)],
                          "district_value": [np.nan if i % 8 == 0 else 50.5 for i in range(n)],
                          "vs_district": [-0.0 if i == 3 else i / 7 for i in range(n)]})
-    kept, types = loaders.numbers_compact(rows)
+    kept, types = compact.numbers_compact(rows)
     assert isinstance(kept["school_year"].dtype, pd.CategoricalDtype) and kept["denominator"].dtype == np.int32
     assert isinstance(kept["district_value"].dtype, pd.CategoricalDtype) and kept["vs_district"].dtype == np.float64
-    pd.testing.assert_frame_equal(loaders.rows_as_read(kept, slice(0, n), types), rows)
-    pd.testing.assert_frame_equal(loaders.rows_as_read(kept, slice(8, 12), types),
+    pd.testing.assert_frame_equal(compact.rows_as_read(kept, slice(0, n), types), rows)
+    pd.testing.assert_frame_equal(compact.rows_as_read(kept, slice(8, 12), types),
                                   rows.iloc[8:12].reset_index(drop=True))
-    assert np.signbit(loaders.rows_as_read(kept, slice(3, 4), types)["vs_district"].iloc[0])
+    assert np.signbit(compact.rows_as_read(kept, slice(3, 4), types)["vs_district"].iloc[0])
 
 
 _PINNED_PAGE = """\
@@ -482,7 +489,7 @@ def test_a_plan_s_walkthrough_forms_look_up_the_programme_practices_once_per_run
     looked up once per run and shared, not copied out of Streamlit's cache for every form."""
     school = "100001"  # 56 walkthroughs: the latest five have their forms, and there is the new one's
     assert len(records.load(own_district, "walkthroughs", school_id=[school])) > 5
-    lookups = _counted(monkeypatch, loaders, "_pl_practices")
+    lookups = _counted(monkeypatch, workspace_loaders, "_pl_practices")
     at = _pinned_app(tmp_path, "plans", school=school)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -494,18 +501,18 @@ def test_a_plan_s_walkthrough_forms_look_up_the_programme_practices_once_per_run
 
 def test_a_schools_goals_before_the_districts_are_made_are_computed_from_its_own_and_equal_their_slice(on_demo,
                                                                                                     monkeypatch):
-    every_goal = _counted(monkeypatch, loaders, "_goal_progress")
+    every_goal = _counted(monkeypatch, workspace_loaders, "_goal_progress")
     all_goals, all_progress = workspace.goals_progress(on_demo)
     school = all_goals["school_id"].value_counts().index[0]  # the school with the most goals
-    goals, progress = loaders.goal_progress_of(school=school)
+    goals, progress = workspace_loaders.goal_progress_of(school=school)
     assert every_goal == []  # one school's plan computed no other school's progress
     mine = all_goals["school_id"] == school
     assert mine.sum() >= 2 and len(progress) > mine.sum()
     pd.testing.assert_frame_equal(goals, all_goals[mine].reset_index(drop=True))
     pd.testing.assert_frame_equal(progress, all_progress[all_progress["goal_id"].isin(set(goals["goal_id"]))]
                                   .reset_index(drop=True))
-    loaders._goal_progress(loaders.data_version())  # the preparer makes every goal's: then a slice of them
-    sliced_goals, sliced_progress = loaders.goal_progress_of(school=school)
+    workspace_loaders._goal_progress(data_versions.data_version())  # the preparer makes every goal's: then a slice of them
+    sliced_goals, sliced_progress = workspace_loaders.goal_progress_of(school=school)
     assert len(every_goal) == 2
     pd.testing.assert_frame_equal(sliced_goals, goals)
     pd.testing.assert_frame_equal(sliced_progress, progress)
@@ -513,22 +520,22 @@ def test_a_schools_goals_before_the_districts_are_made_are_computed_from_its_own
 
 def test_a_clusters_ratios_before_the_districts_are_made_are_computed_from_its_schools_and_equal_their_slice(on_demo,
                                                                                                         monkeypatch):
-    every_school = _counted(monkeypatch, loaders, "_district_flags_and_ratios")
+    every_school = _counted(monkeypatch, discipline_loaders, "_district_flags_and_ratios")
     schools = loads.load_table(on_demo, "schools")
     cluster = schools["cluster"].value_counts().index[0]
-    ids = loaders.cluster_members(cluster)["school_id"].tolist()
-    year = loaders.discipline_choices()[0][-1]
-    scoped = loaders.flags_and_ratios(ids, cluster)
-    scoped_year = loaders.year_flags_and_ratios(year, ids, cluster)
+    ids = catalog_loaders.cluster_members(cluster)["school_id"].tolist()
+    year = discipline_loaders.discipline_choices()[0][-1]
+    scoped = discipline_loaders.flags_and_ratios(ids, cluster)
+    scoped_year = discipline_loaders.year_flags_and_ratios(year, ids, cluster)
     assert every_school == []  # one cluster's first view computed no other school's ratios
-    district = loaders.flags_and_ratios()  # the preparer makes every school's: then the cluster's are a slice
+    district = discipline_loaders.flags_and_ratios()  # the preparer makes every school's: then the cluster's are a slice
     assert len(every_school) == 1
-    for mine, every, of_cluster in zip(scoped, district, loaders.flags_and_ratios(ids, cluster), strict=True):
+    for mine, every, of_cluster in zip(scoped, district, discipline_loaders.flags_and_ratios(ids, cluster), strict=True):
         sliced = every[every["school_id"].isin(set(ids))].reset_index(drop=True)
         assert len(sliced) and set(sliced["school_id"]) <= set(ids)
         pd.testing.assert_frame_equal(mine.reset_index(drop=True), sliced)
         pd.testing.assert_frame_equal(of_cluster.reset_index(drop=True), sliced)
-    for mine, every in zip(scoped_year, loaders.year_flags_and_ratios(year, ids, cluster), strict=True):
+    for mine, every in zip(scoped_year, discipline_loaders.year_flags_and_ratios(year, ids, cluster), strict=True):
         pd.testing.assert_frame_equal(mine.reset_index(drop=True), every.reset_index(drop=True))
 
 
@@ -546,16 +553,16 @@ def test_a_clusters_year_before_the_districts_are_made_reads_the_years_its_flags
     schools = loads.load_schools(on_demo)
     every = disproportionality(original_rows(on_demo))  # a cluster with a flagged school, to compare flags too
     cluster = schools.set_index("school_id")["cluster"][every.loc[every["flagged"], "school_id"]].value_counts().index[0]
-    ids = loaders.cluster_members(cluster)["school_id"].tolist()
-    years = loaders.discipline_choices()[0]
-    own = {year: loaders.year_flags_and_ratios(year, ids, cluster) for year in years[-2:]}
+    ids = catalog_loaders.cluster_members(cluster)["school_id"].tolist()
+    years = discipline_loaders.discipline_choices()[0]
+    own = {year: discipline_loaders.year_flags_and_ratios(year, ids, cluster) for year in years[-2:]}
     assert sorted(risks) == [(tuple(range(year - 2, year + 1)),) for year in years[-2:]]
     assert rows and all(read in [tuple(range(year - 2, year + 1)) for year in years[-2:]] for read in rows)
-    assert ("flags", loaders.import_version()) not in loaders._made()
-    loaders.flags_and_ratios()  # the preparer makes every school's: then the cluster's year is a slice of them
+    assert ("flags", data_versions.import_version()) not in caching._made()
+    discipline_loaders.flags_and_ratios()  # the preparer makes every school's: then the cluster's year is a slice of them
     assert any(len(flagged) for flagged, _ in own.values())
     for year, mine in own.items():
-        for got, sliced in zip(mine, loaders.year_flags_and_ratios(year, ids, cluster), strict=True):
+        for got, sliced in zip(mine, discipline_loaders.year_flags_and_ratios(year, ids, cluster), strict=True):
             assert set(sliced["school_id"]) <= set(ids)
             pd.testing.assert_frame_equal(got.reset_index(drop=True), sliced.reset_index(drop=True))
 
@@ -564,33 +571,33 @@ def test_a_clusters_year_before_the_districts_are_made_reads_the_years_its_flags
 def test_a_clusters_rows_and_schools_before_the_districts_are_split_are_its_own_and_equal_their_slice(on_demo,
                                                                                                     monkeypatch,
                                                                                                     metric):
-    every_slice = _counted(monkeypatch, loaders, "_cluster_slices")
-    every_member = _counted(monkeypatch, loaders, "_cluster_members")
+    every_slice = _counted(monkeypatch, metric_loaders, "_cluster_slices")
+    every_member = _counted(monkeypatch, catalog_loaders, "_cluster_members")
     schools = loads.load_schools(on_demo)
     cluster = schools["cluster"].value_counts().index[0]
-    members = loaders.cluster_members(cluster)
-    rows, sums = loaders.cluster_slice(metric, "ALL", cluster)
+    members = catalog_loaders.cluster_members(cluster)
+    rows, sums = metric_loaders.cluster_slice(metric, "ALL", cluster)
     assert every_slice == [] and every_member == []  # one cluster's first view split no other cluster's
-    version = loaders.import_version()
-    assert not {("slices", version, metric, "ALL"), ("members", version)} & loaders._made()
+    version = data_versions.import_version()
+    assert not {("slices", version, metric, "ALL"), ("members", version)} & caching._made()
     ids = set(schools.loc[schools["cluster"] == cluster, "school_id"])
     assert set(members["school_id"]) == ids and set(rows["school_id"]) == ids
     assert sums["n_rows"].sum() == len(rows) and sums["numerator"].sum() == rows["numerator"].sum()
-    loaders._cluster_members(version)  # the preparer splits every cluster's: then the cluster's are a slice
-    loaders._cluster_slices(version, metric, "ALL")
+    catalog_loaders._cluster_members(version)  # the preparer splits every cluster's: then the cluster's are a slice
+    metric_loaders._cluster_slices(version, metric, "ALL")
     assert len(every_slice) == 1 and len(every_member) == 1
-    pd.testing.assert_frame_equal(loaders.cluster_members(cluster), members)
-    for mine, sliced in zip((rows, sums), loaders.cluster_slice(metric, "ALL", cluster), strict=True):
+    pd.testing.assert_frame_equal(catalog_loaders.cluster_members(cluster), members)
+    for mine, sliced in zip((rows, sums), metric_loaders.cluster_slice(metric, "ALL", cluster), strict=True):
         pd.testing.assert_frame_equal(mine, sliced)
 
 
 def test_a_clusters_changes_before_the_districts_goals_are_made_count_its_own_and_list_what_the_district_s_give(
         on_demo, monkeypatch):
-    every_goal = _counted(monkeypatch, loaders, "_goal_progress")
+    every_goal = _counted(monkeypatch, workspace_loaders, "_goal_progress")
     schools = loads.load_schools(on_demo)
     all_goals, all_progress = workspace.goals_progress(on_demo)
     cluster = schools.loc[schools["school_id"].isin(set(all_goals["school_id"])), "cluster"].value_counts().index[0]
-    goals, progress = loaders.goal_progress_of(cluster)
+    goals, progress = workspace_loaders.goal_progress_of(cluster)
     cold = run_page("changes", cluster=cluster)
     assert every_goal == []  # neither the cluster's goals nor its list computed another school's progress
     ids = set(schools.loc[schools["cluster"] == cluster, "school_id"])
@@ -600,13 +607,13 @@ def test_a_clusters_changes_before_the_districts_goals_are_made_count_its_own_an
                                   mine.sort_values("goal_id", ignore_index=True))
     pd.testing.assert_frame_equal(progress, all_progress[all_progress["goal_id"].isin(set(mine["goal_id"]))]
                                   .reset_index(drop=True))
-    loaders._goal_progress(loaders.data_version())  # the preparer makes every goal's: then a slice of them
-    pd.testing.assert_frame_equal(loaders.goal_progress_of(cluster)[1], progress)
+    workspace_loaders._goal_progress(data_versions.data_version())  # the preparer makes every goal's: then a slice of them
+    pd.testing.assert_frame_equal(workspace_loaders.goal_progress_of(cluster)[1], progress)
     assert len(every_goal) == 2
     since = workspace.last_meeting(on_demo, cluster)
     listed = workspace.changes_view(on_demo, cluster=cluster, since=since,
-                                    progress=loaders.goal_progress_of(cluster)[1])  # the district's, sliced
+                                    progress=workspace_loaders.goal_progress_of(cluster)[1])  # the district's, sliced
     assert (listed["change"] == "goal_off_track").any()
-    names = loaders.cluster_members(cluster).set_index("school_id")["school_name"]
+    names = catalog_loaders.cluster_members(cluster).set_index("school_id")["school_name"]
     assert change_rules.summary(listed, names) in " ".join(m.value for m in cold.markdown)
     assert cold.dataframe[0].value["detail"].tolist() == listed["detail"].tolist()

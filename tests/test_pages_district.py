@@ -72,18 +72,18 @@ def test_school_profile_matches_counts(on_demo):
     assert len(small) and (small["School (%)"] == "–").all() and (small["ci_low"] == "–").all()
 
 
-def test_every_schools_prepared_profile_equals_its_own(on_demo, monkeypatch):
+def test_every_schools_prepared_profile_equals_its_own(on_demo, use_engine):
     """The latest year's profiles, made in blocks of schools (what a school's first view slices), equal
     `school_profile` of each school's own rows for every school of the demo: rows, order, columns, numbers."""
     from analytics.data import aggregates
     from analytics.data.derived import metrics_with_suspension
     from analytics.stats.summaries import school_profile
-    from pages.ui import loaders
+    from pages.ui import school_loaders
 
-    monkeypatch.setattr(loaders, "engine", lambda: on_demo)
+    use_engine(lambda: on_demo)
     year = max(loads.available_years(on_demo))
     ids = loads.load_schools(on_demo)["school_id"].tolist()
-    prepared = loaders.SchoolProfiles(storage.import_version(on_demo), year, ids)
+    prepared = school_loaders.SchoolProfiles(storage.import_version(on_demo), year, ids)
     district = aggregates.district_figures(on_demo, year)
     assert prepared.of(ids[0]) is None  # not made yet: the page makes the school's own
     assert len(ids) == 200 and prepared.blocks() == 2  # blocks of 100 schools
@@ -173,7 +173,8 @@ def test_changing_a_filter_updates_the_url_and_sticks(on_demo):
     assert _metric(at, "Reading proficient") == f"{_pooled(on_demo, 'read_proficient', 2023, 'ALL'):.1f}%"
 
 
-def test_a_schools_profile_derives_suspension_as_its_district_year_does_on_either_path(tmp_path, monkeypatch):
+def test_a_schools_profile_derives_suspension_as_its_district_year_does_on_either_path(tmp_path, monkeypatch,
+                                                                                        use_engine):
     """One school imports `suspension_rate` for the latest year, so no school's is derived that year (as the
     district figure): the profile made in blocks and the one made from the school's own rows agree, whichever
     block the school is in and whether its own rows carry an import."""
@@ -181,7 +182,7 @@ def test_a_schools_profile_derives_suspension_as_its_district_year_does_on_eithe
 
     from analytics.data import schema
     from analytics.data.demo import load_demo
-    from pages.ui import loaders
+    from pages.ui import school_loaders
 
     engine = storage.get_engine(f"sqlite:///{tmp_path / 'partial.db'}")
     storage.create_schema(engine)
@@ -192,11 +193,11 @@ def test_a_schools_profile_derives_suspension_as_its_district_year_does_on_eithe
         conn.execute(sa.insert(schema.metrics).values(school_id=ids[0], school_year=year, metric="suspension_rate",
                                                       student_group="ALL", numerator=3, denominator=300, value=1.0))
         storage.bump_version(conn, imported=True)  # imported data written: both versions move
-    monkeypatch.setattr(loaders, "engine", lambda: engine)
-    monkeypatch.setattr(loaders, "import_version", lambda: storage.import_version(engine))
-    monkeypatch.setattr(loaders, "PROFILE_BLOCK", 5)  # the importing school's block and two without an import
-    own = {school: loaders.school_profile_of(school, year) for school in ids}  # no block made yet
-    prepared = loaders.SchoolProfiles(storage.import_version(engine), year, ids)
+    use_engine(lambda: engine)
+    monkeypatch.setattr(school_loaders, "import_version", lambda: storage.import_version(engine))
+    monkeypatch.setattr(school_loaders, "PROFILE_BLOCK", 5)  # the importing school's block and two without an import
+    own = {school: school_loaders.school_profile_of(school, year) for school in ids}  # no block made yet
+    prepared = school_loaders.SchoolProfiles(storage.import_version(engine), year, ids)
     assert prepared.blocks() == 3
     for block in range(prepared.blocks()):
         prepared.block(block)

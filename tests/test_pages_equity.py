@@ -28,13 +28,13 @@ def test_gaps_trend_is_summed_once_on_its_own_thread_and_is_the_pooled_trend_of_
 
     st.cache_data.clear()
     st.cache_resource.clear()
-    from pages.ui import loaders
+    from pages.ui import caching, metric_loaders
 
     summed, original = [], aggregates.gap_trend_sums
     monkeypatch.setattr(aggregates, "gap_trend_sums", lambda *args, **kwargs: summed.append(
         threading.current_thread().name) or original(*args, **kwargs))
-    started, ahead = [], loaders.ahead
-    monkeypatch.setattr(loaders, "ahead", lambda name, *args: started.append(name) or ahead(name, *args))
+    started, ahead = [], caching.ahead
+    monkeypatch.setattr(metric_loaders, "ahead", lambda name, *args: started.append(name) or ahead(name, *args))
     schools = loads.load_schools(on_demo)
     cluster = schools["cluster"].value_counts().index[0]
     at = _run("gaps", metric="math_growth", year="2025", cluster=cluster)
@@ -57,16 +57,16 @@ def test_a_thread_a_run_starts_reads_through_the_engine_without_a_warning_per_re
     import logging
     import threading
 
-    from pages.ui import loaders
+    from pages.ui import data_versions
 
-    loaders.engine()  # the run made it
+    data_versions.engine()  # the run made it
     seen: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: seen.append(record.getMessage())
     logger = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
     logger.addHandler(handler)
     try:
-        thread = threading.Thread(target=loaders.engine, name="gap-trend")
+        thread = threading.Thread(target=data_versions.engine, name="gap-trend")
         thread.start()
         thread.join(30)
     finally:
@@ -131,7 +131,7 @@ def test_discipline_tables_are_suppressed_for_shared_views(on_demo):
 def test_a_cluster_discipline_view_shows_its_own_sums_before_and_after_every_cluster_s_are_made(on_demo):
     """A cold cluster view pools its own schools' sums; once the preparer has made every cluster's, the view
     reads its slice of them: the same rates by group, composition and findings either way."""
-    from pages.ui import loaders
+    from pages.ui import caching, discipline_loaders
 
     st.cache_data.clear()
     st.cache_resource.clear()  # the flags of what is made go with the caches
@@ -140,13 +140,13 @@ def test_a_cluster_discipline_view_shows_its_own_sums_before_and_after_every_clu
     version = storage.import_version(on_demo)  # what the district-wide results are keyed on
     # nothing district-wide was pooled or counted for it (sums, rates, months); only the district's flagged rows
     # are made, which every scope slices
-    assert loaders._made() <= {("flags", version)}
-    years, _ = loaders._discipline_choices(version)
-    loaders._cluster_group_rates(version, years[-1])  # as the preparer makes them
+    assert caching._made() <= {("flags", version)}
+    years, _ = discipline_loaders._discipline_choices(version)
+    discipline_loaders._cluster_group_rates(version, years[-1])  # as the preparer makes them
     for actions in (None, ("ISS", "OSS")):
-        loaders._cluster_incident_months(version, actions)
+        discipline_loaders._cluster_incident_months(version, actions)
     assert {("sums", version), ("rates", version, years[-1]), ("months", version, None),
-            ("months", version, ("ISS", "OSS"))} <= loaders._made()
+            ("months", version, ("ISS", "OSS"))} <= caching._made()
     warm = _run("discipline", cluster=cluster)
     for before, after in zip(cold.dataframe, warm.dataframe, strict=True):
         pd.testing.assert_frame_equal(before.value, after.value)
@@ -160,7 +160,7 @@ def test_a_cluster_discipline_view_shows_the_same_from_the_pieces_made_ahead_and
     (figures, tables, chart specs, text); a cluster's opening view neither gathers its rows from every year's
     ratios, counts its incidents per month nor builds its RP view."""
     from analytics.data.prepare import Step
-    from pages.ui import loaders, prepare, rp_views
+    from pages.ui import caching, compact, discipline_loaders, prepare, rp_views
     from tests.test_prepare import _shown
 
     schools = loads.load_schools(on_demo)
@@ -169,20 +169,20 @@ def test_a_cluster_discipline_view_shows_the_same_from_the_pieces_made_ahead_and
     version = versions.imports  # what the district-wide results are keyed on
     st.cache_data.clear()
     st.cache_resource.clear()
-    years, _ = loaders._discipline_choices(version)
+    years, _ = discipline_loaders._discipline_choices(version)
     views = [{"cluster": c} for c in clusters[::3]]
     views += [{"cluster": clusters[1], "school": schools.loc[schools["cluster"] == clusters[1], "school_id"].iloc[0]},
               {"cluster": clusters[1], "year": str(years[-2])}]
     unprepared = [_shown(_run("discipline", **view)) for view in views]
-    assert loaders._made() <= {("flags", version)}  # the district's flagged rows, which every scope slices
+    assert caching._made() <= {("flags", version)}  # the district's flagged rows, which every scope slices
     st.cache_data.clear()
     st.cache_resource.clear()
     for _ in prepare._run(Step("discipline", "discipline"), versions):
         pass
-    assert {("year ratios", version, years[-1]), ("run charts", version)} <= loaders._made()
+    assert {("year ratios", version, years[-1]), ("run charts", version)} <= caching._made()
     made = [rp_views._cluster_rp_view(version, view["cluster"]) for view in views]  # as the RP step makes them
     assert any(view is not None for view in made)  # a cluster with an estimate to draw
-    year_rows = loaders.year_flags_and_ratios  # the page's own call, before it is watched below
+    year_rows = discipline_loaders.year_flags_and_ratios  # the page's own call, before it is watched below
 
     def gathered(*args, **kwargs):
         raise AssertionError("a cluster's opening view gathered its rows or counted its months")
@@ -190,14 +190,14 @@ def test_a_cluster_discipline_view_shows_the_same_from_the_pieces_made_ahead_and
     for view, shown in zip(views, unprepared, strict=True):
         with monkeypatch.context() as watched:
             if set(view) == {"cluster"}:  # its opening view: slices of what the preparer made
-                watched.setattr(loaders, "flags_and_ratios", gathered)
-                watched.setattr(loaders, "incident_months", gathered)
+                watched.setattr(discipline_loaders, "flags_and_ratios", gathered)
+                watched.setattr(discipline_loaders, "incident_months", gathered)
                 watched.setattr(rp_views, "rp_view", gathered)
             assert _shown(_run("discipline", **view)) == shown, view
     flagged, ratios = year_rows(years[-1], None, clusters[0])
     ids = set(schools.loc[schools["cluster"] == clusters[0], "school_id"])
-    every_flagged, every_ratio = loaders._flags_and_ratios(version, None)
-    every_ratio = loaders._as_read(every_ratio)  # kept with its texts as categories, read as the page reads it
+    every_flagged, every_ratio = discipline_loaders._flags_and_ratios(version, None)
+    every_ratio = compact._as_read(every_ratio)  # kept with its texts as categories, read as the page reads it
     for mine, every in ((flagged, every_flagged), (ratios, every_ratio)):  # its rows, in table order, labels kept
         pd.testing.assert_frame_equal(mine, every[every["school_id"].isin(ids) & (every["school_year"] == years[-1])])
 
@@ -210,25 +210,26 @@ def test_a_cluster_discipline_view_starts_its_rp_estimates_and_year_ratios_on_th
     up and starts no thread: none for nothing on a prepared server either."""
     import threading
 
-    from pages.ui import loaders
+    from pages.ui import caching, data_versions, discipline_loaders, rp_loaders
 
-    started, ahead = [], loaders.ahead
-    monkeypatch.setattr(loaders, "ahead", lambda name, *args: started.append(name) or ahead(name, *args))
-    estimated, original = [], loaders.rp_impact_for_cluster
-    monkeypatch.setattr(loaders, "rp_impact_for_cluster", lambda *args, **kwargs: estimated.append(
+    started, ahead = [], caching.ahead
+    for starts_ahead in (rp_loaders, discipline_loaders):  # the RP estimates' threads, the year's flags' thread
+        monkeypatch.setattr(starts_ahead, "ahead", lambda name, *args: started.append(name) or ahead(name, *args))
+    estimated, original = [], rp_loaders.rp_impact_for_cluster
+    monkeypatch.setattr(rp_loaders, "rp_impact_for_cluster", lambda *args, **kwargs: estimated.append(
         threading.current_thread().name) or original(*args, **kwargs))
     cluster = str(loads.load_schools(on_demo)["cluster"].value_counts().index[0])
     at = _run("discipline", cluster=cluster)
     assert not at.exception
     assert started == ["rp-metrics", "rp-estimates", "year-flags"] and len(estimated) == 1
-    loaders.flags_and_ratios()  # every school's, as the preparer makes them
+    discipline_loaders.flags_and_ratios()  # every school's, as the preparer makes them
     started.clear()
     again = _run("discipline", cluster=cluster)
     assert not again.exception
     assert started == [] and len(estimated) == 1  # the estimate read as made
-    version = loaders.import_version()
-    loaders._rp_impact(version, "all", None)  # the district's, as the preparer's RP step makes them
-    loaders._rp_beyond(version, "all", None)
+    version = data_versions.import_version()
+    rp_loaders._rp_impact(version, "all", None)  # the district's, as the preparer's RP step makes them
+    rp_loaders._rp_beyond(version, "all", None)
     district = _run("discipline")
     assert not district.exception and started == []
 

@@ -313,7 +313,7 @@ def test_a_failing_step_is_logged_and_skipped_and_the_version_still_counts_as_pr
         worker.stop()
 
 
-def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatch):
+def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatch, use_engine):
     """On a real database: after one preparation, the district-wide results are served from the cache."""
     import pandas as pd
     import streamlit as st
@@ -322,15 +322,24 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
     from analytics.data import aggregates
     from analytics.data.demo import load_demo
     from analytics.stats.disproportionality import group_rates
-    from pages.ui import loaders, viewer
+    from pages.ui import (
+        catalog_loaders,
+        compact,
+        discipline_loaders,
+        metric_loaders,
+        rp_loaders,
+        school_loaders,
+        viewer,
+        workspace_loaders,
+    )
 
     load_demo(sqlite_engine, schools=12)
     monkeypatch.setenv("SSIF_SHARE_SECRET", "test-secret-for-the-preparer")
     create_share(sqlite_engine, "/", "district")  # a live link: the privacy release is prepared too
-    monkeypatch.setattr(loaders, "engine", lambda: sqlite_engine)
+    use_engine(lambda: sqlite_engine)
     monkeypatch.setattr(viewer, "engine", lambda: sqlite_engine)
     monkeypatch.setenv("DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))  # opening views
-    monkeypatch.setattr(loaders, "CLUSTER_BLOCK", 1)  # every cluster's rates and run charts a block of its own
+    monkeypatch.setattr(discipline_loaders, "CLUSTER_BLOCK", 1)  # every cluster's rates and run charts a block of its own
     st.cache_data.clear()
     st.cache_resource.clear()
     versions = storage.versions(sqlite_engine)
@@ -342,41 +351,41 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
         assert worker.wait_idle(300)  # the whole list, clusters included, on a busy machine
         assert worker.seconds[versions] >= 0 and len(steps) >= 5
         assert list(worker.step_seconds[versions]) == [s.label for s in steps]  # each step's seconds kept
-        latest = max(loaders._years(version))
-        schools = loaders._schools(version)
+        latest = max(catalog_loaders._years(version))
+        schools = catalog_loaders._schools(version)
         clusters = sorted(schools["cluster"].unique())
         members = tuple(sorted(schools.loc[schools["cluster"] == clusters[0], "school_id"]))
         # A cluster's disproportionality is a slice of the district's, equal to the cluster's own computation.
         parts = list(aggregates.disproportionality_parts(sqlite_engine, list(members)))
-        kept_flags, kept_ratios = loaders._flags_and_ratios(version, members)
-        sliced = kept_flags, loaders._as_read(kept_ratios)  # the suspension rows' texts are kept as categories
+        kept_flags, kept_ratios = discipline_loaders._flags_and_ratios(version, members)
+        sliced = kept_flags, compact._as_read(kept_ratios)  # the suspension rows' texts are kept as categories
         for got, own in zip(sliced, (pd.concat([p[p["flagged"]] for p in parts]),
                                      pd.concat([p[p["outcome"] == "suspension"] for p in parts])), strict=True):
             pd.testing.assert_frame_equal(got.reset_index(drop=True), own.reset_index(drop=True))
         assert len(sliced[1]) and set(sliced[1]["school_id"]) <= set(members)
-        for got, own in zip(loaders.flags_and_ratios(members, clusters[0]), sliced, strict=True):  # by position
+        for got, own in zip(discipline_loaders.flags_and_ratios(members, clusters[0]), sliced, strict=True):  # by position
             pd.testing.assert_frame_equal(got, own)
         # A cache hit never touches the database; a recomputation would, and fails here.
-        monkeypatch.setattr(loaders, "engine", _no_database)
+        use_engine(_no_database)
         monkeypatch.setattr(viewer, "engine", _no_database)
         for cluster in clusters:  # any one cluster's discipline view: its RP estimates were made ahead
-            loaders._rp_impact(version, cluster, None)
-            loaders._rp_beyond(version, cluster, None)
-        profiles = loaders._school_profiles(version, latest)  # every school's first view slices its profile
+            rp_loaders._rp_impact(version, cluster, None)
+            rp_loaders._rp_beyond(version, cluster, None)
+        profiles = school_loaders._school_profiles(version, latest)  # every school's first view slices its profile
         assert all(len(profiles.of(school)) for school in schools["school_id"])
         from pages.ui import school_views  # and what its opening view reads: findings, trend, discipline rows
 
         opening = school_views._opening_views(version, latest)
         assert all(opening.of(school).findings and opening.trend_rows(school) is not None
                    for school in schools["school_id"])
-        by_cluster = loaders._cluster_discipline_sums(version)  # and its sums, sliced from every cluster's read
+        by_cluster = discipline_loaders._cluster_discipline_sums(version)  # and its sums, sliced from every cluster's read
         assert sorted(by_cluster) == clusters and len(by_cluster[clusters[0]])
-        opening_year = loaders._discipline_choices(version)[0][-1]  # and its rates by group, as its own
-        blocks = loaders.cluster_blocks(list(by_cluster))
+        opening_year = discipline_loaders._discipline_choices(version)[0][-1]  # and its rates by group, as its own
+        blocks = discipline_loaders.cluster_blocks(list(by_cluster))
         assert len(blocks) > 1 and sum(blocks, ()) == tuple(by_cluster)
         pieces = worker.piece_seconds[versions]["discipline and disproportionality"]
         assert len(pieces) >= 2 * len(blocks)  # the rates and run charts were made a block per piece
-        rates = loaders._cluster_group_rates(version, opening_year)
+        rates = discipline_loaders._cluster_group_rates(version, opening_year)
         assert list(rates) == list(by_cluster)  # in the order of the clusters' sums, as made in one go
         for cluster, (wide, shares) in rates.items():
             own = group_rates(aggregates.discipline_scope_sums(sqlite_engine, list(
@@ -384,26 +393,26 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
             pd.testing.assert_frame_equal(wide, own[0], check_exact=True)
             pd.testing.assert_frame_equal(shares, own[1], check_exact=True)
         for actions in (None, ("ISS", "OSS")):  # and its incidents per month
-            assert set(loaders._cluster_incident_months(version, actions)) <= set(clusters)
-        every, suspensions = (loaders._cluster_incident_months(version, a) for a in (None, ("ISS", "OSS")))
-        charts = loaders._cluster_run_charts(version)  # and its run chart, as made from its own months
-        assert list(charts) == list(every) and len(every) > loaders.CLUSTER_BLOCK
+            assert set(discipline_loaders._cluster_incident_months(version, actions)) <= set(clusters)
+        every, suspensions = (discipline_loaders._cluster_incident_months(version, a) for a in (None, ("ISS", "OSS")))
+        charts = discipline_loaders._cluster_run_charts(version)  # and its run chart, as made from its own months
+        assert list(charts) == list(every) and len(every) > discipline_loaders.CLUSTER_BLOCK
         for cluster, chart in charts.items():
-            own = loaders._suspension_run_chart(every[cluster], suspensions.get(cluster, loaders._NO_MONTHS))
+            own = discipline_loaders._suspension_run_chart(every[cluster], suspensions.get(cluster, discipline_loaders._NO_MONTHS))
             pd.testing.assert_frame_equal(chart, own, check_exact=True)
-        goals, progress = loaders._goal_progress(versions.changes)  # read from the workspace too
+        goals, progress = workspace_loaders._goal_progress(versions.changes)  # read from the workspace too
         assert len(goals) and set(progress["goal_id"]) == set(goals["goal_id"])
-        loaders._pl_practices(versions.changes)
-        for cached, args in [(viewer._release, (version,)), (loaders._flags_and_ratios, (version, None)),
-                             (prepare._cluster_areas, (version,)), (loaders._cluster_members, (version,)),
-                             (loaders._district_figures, (version, latest)),
-                             (loaders._data_quality, (version,)),
-                             (loaders._metric_slice, (version, "read_proficient", "ALL", None)),
-                             (loaders._gap_year_views, (version, "math_growth", latest, "others", "all", "all")),
-                             (loaders._gap_trend, (version, "math_growth", "all", "all")),
-                             (loaders._rp_impact, (version, "all", None)), (loaders._rp_beyond, (version, "all", None)),
-                             (loaders._incident_months, (version, ("ISS", "OSS"),
-                                                         tuple(loaders._schools(version)["school_id"])))]:
+        workspace_loaders._pl_practices(versions.changes)
+        for cached, args in [(viewer._release, (version,)), (discipline_loaders._flags_and_ratios, (version, None)),
+                             (prepare._cluster_areas, (version,)), (catalog_loaders._cluster_members, (version,)),
+                             (metric_loaders._district_figures, (version, latest)),
+                             (catalog_loaders._data_quality, (version,)),
+                             (metric_loaders._metric_slice, (version, "read_proficient", "ALL", None)),
+                             (metric_loaders._gap_year_views, (version, "math_growth", latest, "others", "all", "all")),
+                             (metric_loaders._gap_trend, (version, "math_growth", "all", "all")),
+                             (rp_loaders._rp_impact, (version, "all", None)), (rp_loaders._rp_beyond, (version, "all", None)),
+                             (discipline_loaders._incident_months, (version, ("ISS", "OSS"),
+                                                         tuple(catalog_loaders._schools(version)["school_id"])))]:
             cached(*args)
     finally:
         worker.stop()
@@ -430,12 +439,15 @@ def test_prepared_opening_views_show_what_unprepared_ones_show_and_build_nothing
 
     import streamlit as st
 
-    from pages.ui import charts, loaders
+    from pages.ui import (
+        charts,
+        data_versions,
+    )
 
     unprepared = {page: _shown(run_page(page)) for page in OPENING_VIEWS}
     st.cache_data.clear()
     st.cache_resource.clear()
-    version = storage.versions(loaders.engine())
+    version = storage.versions(data_versions.engine())
     steps = prepare._plan(version)
     assert sorted(s.arg for s in steps if s.kind == "view") == sorted(OPENING_VIEWS)  # the demo has every kind of data
     with caplog.at_level(logging.DEBUG, logger=prepare.log.name):
@@ -550,9 +562,11 @@ def test_what_changed_is_drawn_ahead_under_its_page_key_from_the_prepared_goal_p
     second computation), under the cache key its page reads: the page then computes neither."""
     from analytics.workspace import goals as goal_rules
     from analytics.workspace import views
-    from pages.ui import loaders
+    from pages.ui import (
+        data_versions,
+    )
 
-    version = storage.versions(loaders.engine())
+    version = storage.versions(data_versions.engine())
     made = []
     view, progress = views.changes_view, goal_rules.goal_progress
     monkeypatch.setattr(views, "changes_view", lambda *a, **k: made.append("list") or view(*a, **k))
@@ -575,13 +589,15 @@ def test_the_data_pages_first_view_finds_its_history_counts_and_audit_log_made_b
 
     from analytics.access import audit
     from analytics.data import quality
-    from pages.ui import loaders
+    from pages.ui import (
+        data_versions,
+    )
 
     tabs = ("Data quality", "Import history", "Audit log")
     unprepared = [_shown(run_page("data", tab=tab)) for tab in tabs]
     st.cache_data.clear()
     st.cache_resource.clear()
-    version = storage.versions(loaders.engine())
+    version = storage.versions(data_versions.engine())
     steps = [step for step in prepare._plan(version) if step.kind == "quality"]
     assert len(steps) == 1
     for _ in prepare._run(steps[0], version):
@@ -626,18 +642,21 @@ def test_what_changed_reads_its_new_flags_from_the_prepared_discipline_flags(mon
 
     from analytics.workspace import changes as change_rules
     from analytics.workspace import views
-    from pages.ui import loaders
+    from pages.ui import (
+        catalog_loaders,
+        data_versions,
+    )
 
-    version = storage.versions(loaders.engine())
+    version = storage.versions(data_versions.engine())
     for step in prepare._plan(version):
         if step.kind == "discipline":
             for _ in prepare._run(step, version):
                 pass
-    expected = views.changes_view(loaders.engine(), since=date(2024, 9, 1))
+    expected = views.changes_view(data_versions.engine(), since=date(2024, 9, 1))
     assert (expected["change"] == "new_rr_flag").any()
     monkeypatch.setattr(views, "_dispro", lambda *a, **k: pytest.fail("risk ratios computed again"))
     at = run_page("changes", since="2024-09-01")
-    assert change_rules.summary(expected, loaders.school_names()) in " ".join(m.value for m in at.markdown)
+    assert change_rules.summary(expected, catalog_loaders.school_names()) in " ".join(m.value for m in at.markdown)
 
 
 @pytest.mark.usefixtures("on_demo")
@@ -650,16 +669,19 @@ def test_what_changed_slices_the_districts_colours_and_the_prepared_monthly_susp
     from analytics.data import aggregates
     from analytics.workspace import changes as change_rules
     from analytics.workspace import views
-    from pages.ui import loaders
+    from pages.ui import (
+        catalog_loaders,
+        data_versions,
+    )
 
-    version = storage.versions(loaders.engine())
+    version = storage.versions(data_versions.engine())
     for step in prepare._plan(version):
         if step.kind == "discipline":
             for _ in prepare._run(step, version):
                 pass
     run_page("changes", since="2024-09-01")  # the district's list colours 2024 to the latest year
-    cluster = sorted(loaders.schools()["cluster"].unique())[0]
-    expected = {scope: views.changes_view(loaders.engine(), cluster=None if scope == "all" else scope,
+    cluster = sorted(catalog_loaders.schools()["cluster"].unique())[0]
+    expected = {scope: views.changes_view(data_versions.engine(), cluster=None if scope == "all" else scope,
                                           since=date(2025, 3, 1)) for scope in ("all", cluster)}
     assert (expected["all"]["change"] == "status_worsened").any()
 
@@ -670,8 +692,8 @@ def test_what_changed_slices_the_districts_colours_and_the_prepared_monthly_susp
     monkeypatch.setattr(views, "monthly_suspensions", fail)
     for scope, want in expected.items():
         at = run_page("changes", cluster=scope, since="2025-03-01")  # the meeting's year is 2024 again
-        names = (loaders.school_names() if scope == "all"
-                 else loaders.cluster_members(scope).set_index("school_id")["school_name"])
+        names = (catalog_loaders.school_names() if scope == "all"
+                 else catalog_loaders.cluster_members(scope).set_index("school_id")["school_name"])
         assert change_rules.summary(want, names) in " ".join(m.value for m in at.markdown)
 
 def test_a_failing_opening_view_is_logged_with_its_exception_and_counted_as_failed(monkeypatch, caplog):

@@ -96,22 +96,22 @@ def test_a_block_keeps_the_discipline_table_of_the_schools_with_an_opening_view_
     assert c["Rate (%)"].tolist() == ["9.0", "15.0"] and c["OSS days"].tolist() == [9.0, 5.0]
 
 
-def test_every_schools_opening_view_made_ahead_equals_its_own(on_demo, monkeypatch):
+def test_every_schools_opening_view_made_ahead_equals_its_own(on_demo, monkeypatch, use_engine):
     """Every school of the demo: what its first view reads, made a block at a time (one read of the block's
     rows), is what the page makes from the school's own rows: years, groups, findings, the rows of its opening
     trend and the trend drawn from them, and its discipline table."""
     from analytics.outputs.school_view import school_findings, years_and_groups
-    from pages.ui import loaders, school_views
+    from pages.ui import catalog_loaders, school_loaders, school_views
 
     version = storage.import_version(on_demo)  # what the school views are read from: imported tables alone
-    monkeypatch.setattr(loaders, "engine", lambda: on_demo)
-    monkeypatch.setattr(loaders, "import_version", lambda: version)
+    use_engine(lambda: on_demo)
+    monkeypatch.setattr(school_loaders, "import_version", lambda: version)
     year = max(loads.available_years(on_demo))
     schools = loads.load_schools(on_demo)
-    views = school_views.OpeningViews(loaders.SchoolProfiles(version, year, schools["school_id"].tolist()))
+    views = school_views.OpeningViews(school_loaders.SchoolProfiles(version, year, schools["school_id"].tolist()))
     assert views.of(schools["school_id"].iloc[0]) is None  # not made yet: the page makes the school's own
     assert len(list(views.pieces())) == 4  # two blocks of 100 schools: profiles, then opening views
-    labels, catalog = loaders._metric_labels(version), loaders._catalog(version)
+    labels, catalog = catalog_loaders._metric_labels(version), catalog_loaders._catalog(version)
     names = dict(zip(schools["school_id"], schools["school_name"], strict=True))
     n_findings, n_layouts = 0, set()
     for school in schools["school_id"]:
@@ -120,7 +120,7 @@ def test_every_schools_opening_view_made_ahead_equals_its_own(on_demo, monkeypat
                                        loads.load_discipline(on_demo, school_ids=[school]))
         years, present = years_and_groups(rows)
         assert (made.years, made.present) == (years, present)
-        profile = loaders.school_profile_of(school, year)
+        profile = school_loaders.school_profile_of(school, year)
         assert made.metrics == list(profile["metric"].unique())
         assert made.findings == school_findings(rows, profile, school, year, years, lambda m: labels.get(m, m),
                                                 lambda m: bool(catalog.loc[m, "higher_is_better"]))

@@ -1,7 +1,12 @@
 """Streamlit helpers shared by every page, one module per concern.
 
 Pages stay thin: they read the URL and widgets, call `analytics/`, and draw; anything Streamlit-specific
-that two pages need lives here once. `loaders` (engine, cached tables), `filters` (URL-bound widgets),
+that two pages need lives here once. `data_versions` (the engine, the run's data versions, the guard that reruns a
+page when data changes), `caching` (the caches pages put their computations in), `compact` (shared results in
+little memory), the cached tables by concern (`catalog_loaders`: schools, metric catalogue, years;
+`metric_loaders`: metric rows, district tables, gaps; `school_loaders`: a school's rows and profile;
+`discipline_loaders`: discipline, disproportionality, incidents; `rp_loaders`: restorative-practices impact;
+`workspace_loaders`: goal progress, what changed's colours and months, PL practices), `filters` (URL-bound widgets),
 `links` (navigation), `state` (shared-link session), `viewer` (read-only view), `staff` (sign-in, Share),
 `downloads` (download menus), `audit` (the audit log on /data), `data_views` (the Data page's tables),
 `school_views` (a school's opening view), `charts` and `tables` (drawing), `rp_views` (restorative-practice
@@ -21,7 +26,7 @@ def _leave_legacy_pages_mode() -> None:
     run once; a deep link opened first after a restart would then run a page script without the shell
     in app.py (and so without its shared-link and sign-in checks). The first import of this module
     switches the process to `st.navigation` mode; any run that began in legacy mode is rerun by
-    :func:`pages.ui.loaders.leave_legacy_run` before it reads data. Nothing is raised here: an exception
+    :func:`pages.ui.data_versions.leave_legacy_run` before it reads data. Nothing is raised here: an exception
     during the import would fail the same import in sessions starting at the same moment.
     """
     from streamlit.runtime.pages_manager import PagesManager
@@ -33,7 +38,49 @@ def _leave_legacy_pages_mode() -> None:
 _leave_legacy_pages_mode()
 
 from pages.ui.audit import audit_log_view  # noqa: E402, F401
+from pages.ui.caching import ahead, cached, cached_read, drawn, drawn_read, kept_read, shared  # noqa: E402, F401
+from pages.ui.catalog_loaders import (  # noqa: E402, F401
+    _catalog,
+    _metric_groups,
+    _metric_ids,
+    _schools,
+    _years,
+    cluster_members,
+    data_quality,
+    higher_is_better,
+    metric_catalog,
+    metric_groups,
+    metric_ids,
+    metric_labels,
+    require_data,
+    school_field,
+    school_names,
+    schools,
+    table_counts,
+    tables_present,
+    years,
+)
 from pages.ui.charts import FinishedChart, FinishedMap, chart, described, finished  # noqa: E402, F401
+from pages.ui.data_versions import (  # noqa: E402, F401
+    data_guard,
+    data_version,
+    engine,
+    import_version,
+    pin_data_version,
+    run_page,
+)
+from pages.ui.discipline_loaders import (  # noqa: E402, F401
+    _discipline,
+    discipline,
+    discipline_choices,
+    discipline_group_rates,
+    discipline_sums,
+    incident_months,
+    prepared_flags,
+    suspension_run_chart,
+    year_flags_and_ratios,
+    year_flags_and_ratios_ahead,
+)
 from pages.ui.downloads import download_menu  # noqa: E402, F401
 from pages.ui.filters import _within_scope, filter_bar, fmt_pct, metric_label, rate_text, url_choice, year_label  # noqa: E402, F401
 from pages.ui.links import (  # noqa: E402, F401
@@ -47,77 +94,25 @@ from pages.ui.links import (  # noqa: E402, F401
     not_found,
     page_url,
 )
-from pages.ui.loaders import (  # noqa: E402, F401
-    _catalog,
-    _discipline,
-    _metric_groups,
-    _metric_ids,
+from pages.ui.metric_loaders import (  # noqa: E402, F401
     _metric_rows,
-    _school_metrics,
-    _schools,
     _year_rows,
-    _years,
-    ahead,
-    cached,
-    cached_read,
-    cluster_members,
     cluster_slice,
-    colours_at,
-    data_guard,
-    data_quality,
-    data_version,
-    discipline,
-    discipline_choices,
-    discipline_group_rates,
-    discipline_sums,
     district_all_counts,
     district_figures,
     district_tables,
-    drawn,
-    drawn_read,
-    engine,
     gap_grid,
     gap_trend,
     gap_trend_ahead,
     gap_year_views,
-    goal_progress_at,
-    goal_progress_of,
-    has_rp_start,
-    higher_is_better,
-    import_version,
-    incident_months,
-    kept_read,
-    metric_catalog,
     metric_counts,
-    metric_groups,
-    metric_ids,
-    metric_labels,
     metric_rows,
     metric_slice,
-    pin_data_version,
-    pl_practices,
-    prepared_flags,
-    prepared_school_months,
-    require_data,
-    rp_ahead,
-    rp_beyond,
-    rp_impact_of,
-    run_page,
-    school_field,
-    school_metrics,
-    school_names,
-    school_profile_of,
-    schools,
-    shared,
-    suspension_run_chart,
-    table_counts,
-    tables_present,
-    year_flags_and_ratios,
-    year_flags_and_ratios_ahead,
     year_rows,
-    years,
 )
 from pages.ui.prepare import cluster_areas, import_after_pages, page_in_progress, prepare_ahead, serving  # noqa: E402, F401
+from pages.ui.rp_loaders import has_rp_start, rp_ahead, rp_beyond, rp_impact_of  # noqa: E402, F401
+from pages.ui.school_loaders import _school_metrics, school_metrics, school_profile_of  # noqa: E402, F401
 from pages.ui.school_views import opening_views  # noqa: E402, F401
 from pages.ui.staff import (  # noqa: E402, F401
     _default_scope,
@@ -156,4 +151,11 @@ from pages.ui.workspace import (  # noqa: E402, F401
     record_history,
     seen_version,
     store_record,
+)
+from pages.ui.workspace_loaders import (  # noqa: E402, F401
+    colours_at,
+    goal_progress_at,
+    goal_progress_of,
+    pl_practices,
+    prepared_school_months,
 )

@@ -8,7 +8,7 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 
 from analytics.access import audit
-from pages.ui import loaders
+from pages.ui import caching, data_versions
 from pages.ui.downloads import download_menu
 from pages.ui.tables import arrow_ready
 
@@ -65,12 +65,12 @@ def _filtered(engine: Engine, total: int, actions: tuple[str, ...], who: str, da
     return _log_table(engine.url.render_as_string(), total, actions, who.strip() or None, since, until)
 
 
-@loaders.drawn
+@caching.drawn
 def _log_table(database: str, total: int, actions: tuple[str, ...], who: str | None, since: datetime | None,
                until: datetime | None):
     """The filtered events as shown, newest first. The log is append-only (analytics.access.audit), so a new
     event always changes `total`: the same filters and total give the same rows."""
-    events = audit.load(loaders.engine(), actions=list(actions) or None, who=who, since=since, until=until,
+    events = audit.load(data_versions.engine(), actions=list(actions) or None, who=who, since=since, until=until,
                         limit=ROW_LIMIT)
     if events.empty:
         return events

@@ -15,24 +15,24 @@ from collections.abc import Iterator
 import pandas as pd
 
 from analytics.data import loads, schema, storage
-from pages.ui import audit, loaders
+from pages.ui import audit, caching, catalog_loaders, data_versions
 from pages.ui.tables import arrow_ready
 
 
-@loaders.drawn
+@caching.drawn
 def quality_table(version: int) -> pd.DataFrame:
     """Data-quality counts as shown, once per import version (every import bumps it)."""
-    quality = loaders._data_quality(version)
+    quality = catalog_loaders._data_quality(version)
     return quality.replace({"missing_years": {"": "none"}, "missing_groups": {"": "none"}}) if len(quality) else quality
 
 
-@loaders.drawn
+@caching.drawn
 def import_history(version: int) -> pd.DataFrame:
     """The import history as shown, once per data version (an import of workspace files alone bumps only that)."""
-    return loads.load_imports(loaders.engine()).drop(columns=["import_id"])
+    return loads.load_imports(data_versions.engine()).drop(columns=["import_id"])
 
 
-@loaders.drawn
+@caching.drawn
 def dictionary_files() -> tuple[pd.DataFrame, bytes]:
     """The data dictionary and its CSV (the schema is the code's: the same on every run)."""
     dictionary = schema.data_dictionary()
@@ -46,8 +46,8 @@ def prepare_opening(versions: storage.Versions) -> Iterator[None]:
     arrow_ready(quality_table(versions.imports))
     yield
     arrow_ready(import_history(versions.changes))
-    loaders._table_counts(versions.changes)
+    catalog_loaders._table_counts(versions.changes)
     yield
     arrow_ready(dictionary_files()[0])
     yield
-    arrow_ready(audit.opening_log(loaders.engine()))
+    arrow_ready(audit.opening_log(data_versions.engine()))

@@ -8,8 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from analytics.data import catalog
+from pages.ui.catalog_loaders import _years, metric_groups, metric_ids, metric_labels, schools
+from pages.ui.data_versions import import_version
 from pages.ui.links import not_found
-from pages.ui.loaders import _years, import_version, metric_groups, metric_ids, metric_labels, schools
 from pages.ui.state import arrived_on_page, share_grant
 
 

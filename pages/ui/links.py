@@ -62,7 +62,7 @@ def _in_scope(page: str, params: dict) -> bool:
     grant = share_grant()
     if grant is None:
         return True
-    from pages.ui.loaders import schools
+    from pages.ui.catalog_loaders import schools
 
     ok, _ = grant.allows(PAGE_PATHS.get(page, ""), {k: str(v) for k, v in params.items() if v is not None},
                          schools())

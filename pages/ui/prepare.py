@@ -310,27 +310,28 @@ def _give_back_memory() -> None:
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _cluster_areas(version: int) -> pd.DataFrame:
     from analytics.outputs.charts_district import cluster_areas
-    from pages.ui.loaders import _schools
+    from pages.ui.catalog_loaders import _schools
 
     return cluster_areas(_schools(version))
 
 
 def cluster_areas() -> pd.DataFrame:
     """Each cluster's outline for the map (convex hulls of its schools), shared by every session."""
-    from pages.ui.loaders import import_version
+    from pages.ui.data_versions import import_version
 
     return _cluster_areas(import_version())
 
 
 def _plan(versions: storage.Versions) -> list[Step]:
-    from pages.ui import loaders
+    from pages.ui import catalog_loaders, data_versions
 
-    present = loaders._tables_present(versions.changes)  # the pages' own check: no count of every row
+    present = catalog_loaders._tables_present(versions.changes)  # the pages' own check: no count of every row
     from analytics.access.sharing import has_live_shares
 
     version = versions.imports
-    return work_list(loaders._metric_ids(version), loaders._years(version),
-                     has_discipline=present.get("discipline", False), has_live_shares=has_live_shares(loaders.engine()),
+    return work_list(catalog_loaders._metric_ids(version), catalog_loaders._years(version),
+                     has_discipline=present.get("discipline", False),
+                     has_live_shares=has_live_shares(data_versions.engine()),
                      has_learning=present.get("pl_programs", False), has_goals=present.get("school_goals", False))
 
 
@@ -340,33 +341,33 @@ def _run(step: Step, versions: storage.Versions) -> Iterator[None]:
     version every write bumps).
 
     Each `yield` ends a piece (one cached result), where the preparer gives way to page runs."""
-    from pages.ui import loaders, viewer
+    from pages.ui import catalog_loaders, metric_loaders, rp_loaders, viewer, workspace_loaders
 
     version = versions.imports
     if step.kind == "release":
         viewer._release(version)
     elif step.kind == "metric":  # what the overview and cluster pages read for a metric (group ALL)
-        loaders._metric_groups(version, step.arg)
+        catalog_loaders._metric_groups(version, step.arg)
         yield
-        latest = max(loaders._years(version), default=None)
+        latest = max(catalog_loaders._years(version), default=None)
         if latest is not None:  # the district's figures every cluster page compares with
-            loaders._district_tables(version, step.arg, latest, "ALL")
+            metric_loaders._district_tables(version, step.arg, latest, "ALL")
         yield
-        loaders._metric_slice(version, step.arg, "ALL", None)
+        metric_loaders._metric_slice(version, step.arg, "ALL", None)
         yield
-        loaders._cluster_slices(version, step.arg, "ALL")  # each cluster's rows and sums, which its page reads
+        metric_loaders._cluster_slices(version, step.arg, "ALL")  # each cluster's rows and sums, which its page reads
     elif step.kind == "gaps":  # the gaps page's opening view: every school's rows of the metric, labelled gaps
-        loaders._gap_year_views(version, step.arg, max(loaders._years(version)), "others", "all", "all")
+        metric_loaders._gap_year_views(version, step.arg, max(catalog_loaders._years(version)), "others", "all", "all")
         yield
-        loaders._gap_trend(version, step.arg, "all", "all")
+        metric_loaders._gap_trend(version, step.arg, "all", "all")
     elif step.kind == "year":  # the school page's district figures
-        loaders._district_figures(version, step.arg)
+        metric_loaders._district_figures(version, step.arg)
     elif step.kind == "discipline":  # the discipline page's district view: flags, ratios, monthly run chart
         yield from _discipline_pieces(version)
     elif step.kind == "rp":  # randomization inference: seconds of CPU at 2,000 schools
-        loaders._rp_impact(version, "all", None)
+        rp_loaders._rp_impact(version, "all", None)
         yield
-        loaders._rp_beyond(version, "all", None)
+        rp_loaders._rp_beyond(version, "all", None)
     elif step.kind == "profiles":  # every school's profile and opening view for the latest year, block by block
         from pages.ui import school_views
 
@@ -377,23 +378,23 @@ def _run(step: Step, versions: storage.Versions) -> Iterator[None]:
         from pages.ui import rp_views
 
         with shared_draws():  # clusters of the same make-up in a row reassign start years by the same draws
-            for cluster in clusters_by_design(loaders._schools(version)):
+            for cluster in clusters_by_design(catalog_loaders._schools(version)):
                 yield
-                loaders._rp_impact(version, cluster, None)
-                loaders._rp_beyond(version, cluster, None)
+                rp_loaders._rp_impact(version, cluster, None)
+                rp_loaders._rp_beyond(version, cluster, None)
                 rp_views._cluster_rp_view(version, cluster)  # and its view: event study, tables
     elif step.kind == "goals":  # every goal's progress, which a plan and what changed slice; the plans' form
-        loaders._goal_progress(versions.changes)
+        workspace_loaders._goal_progress(versions.changes)
         yield
-        loaders._pl_practices(versions.changes)
+        workspace_loaders._pl_practices(versions.changes)
     elif step.kind == "map":  # the map's cluster outlines; each cluster's schools, which its page lists
         _cluster_areas(version)
         yield
-        loaders._cluster_members(version)
+        catalog_loaders._cluster_members(version)
     elif step.kind == "quality":  # the Data page's counts over every row, and the rest of its first view
         from pages.ui import data_views
 
-        loaders._data_quality(version)
+        catalog_loaders._data_quality(version)
         yield
         yield from data_views.prepare_opening(versions)
     elif step.kind == "view":
@@ -402,37 +403,39 @@ def _run(step: Step, versions: storage.Versions) -> Iterator[None]:
 
 def _discipline_pieces(version: int) -> Iterator[None]:
     """The discipline step: the district's flags and ratios, then what each cluster's view slices, the results
-    made for every cluster block by block (:func:`loaders.cluster_blocks`), and every school's months."""
-    from pages.ui import loaders
+    made for every cluster block by block (:func:`discipline_loaders.cluster_blocks`), and every school's months."""
+    from pages.ui import catalog_loaders, discipline_loaders, workspace_loaders
 
-    loaders._flags_and_ratios(version, None)
+    discipline_loaders._flags_and_ratios(version, None)
     yield
-    loaders._cluster_ratio_rows(version)  # where each cluster's rows are in them
+    discipline_loaders._cluster_ratio_rows(version)  # where each cluster's rows are in them
     yield
-    sums = loaders._cluster_discipline_sums(version)  # every cluster's sums in one read: a cluster's view slices
-    years, _ = loaders._discipline_choices(version)
+    # every cluster's sums in one read: a cluster's view slices
+    sums = discipline_loaders._cluster_discipline_sums(version)
+    years, _ = discipline_loaders._discipline_choices(version)
     if years:  # and their rates by group, flags and ratios for the year the page opens on
-        for block in loaders.cluster_blocks(list(sums)):
+        for block in discipline_loaders.cluster_blocks(list(sums)):
             yield
-            loaders._cluster_group_rates_of(version, years[-1], block)
+            discipline_loaders._cluster_group_rates_of(version, years[-1], block)
         yield
-        loaders._cluster_group_rates(version, years[-1])
+        discipline_loaders._cluster_group_rates(version, years[-1])
         yield
-        loaders._cluster_year_ratios(version, years[-1])
-    for actions in (None, loaders.SUSPENSIONS):  # and its incidents per month, and its run chart
+        discipline_loaders._cluster_year_ratios(version, years[-1])
+    for actions in (None, discipline_loaders.SUSPENSIONS):  # and its incidents per month, and its run chart
         yield
-        loaders._cluster_incident_months(version, actions)
-    for block in loaders.cluster_blocks(list(loaders._cluster_incident_months(version, None))):
+        discipline_loaders._cluster_incident_months(version, actions)
+    every_months = discipline_loaders._cluster_incident_months(version, None)
+    for block in discipline_loaders.cluster_blocks(list(every_months)):
         yield
-        loaders._cluster_run_charts_of(version, block)
+        discipline_loaders._cluster_run_charts_of(version, block)
     yield
-    loaders._cluster_run_charts(version)
-    every_school = tuple(loaders._schools(version)["school_id"])
-    for actions in (None, loaders.SUSPENSIONS):
+    discipline_loaders._cluster_run_charts(version)
+    every_school = tuple(catalog_loaders._schools(version)["school_id"])
+    for actions in (None, discipline_loaders.SUSPENSIONS):
         yield
-        loaders._incident_months(version, actions, every_school)
+        discipline_loaders._incident_months(version, actions, every_school)
     yield  # every school's suspensions per month, which what changed slices
-    loaders._school_suspension_months(version)
+    workspace_loaders._school_suspension_months(version)
 
 
 def prepare_now(versions: storage.Versions) -> dict[str, float]:
@@ -466,7 +469,7 @@ _OPENING_VIEW = threading.Lock()  # the stand-in session state off script thread
 @functools.cache
 def page_code(path: str) -> CodeType:
     """A page script's code, compiled once as Streamlit compiles it (no future flags inherited): the page's
-    cached functions are keyed on their code and file (:func:`pages.ui.loaders._identity`)."""
+    cached functions are keyed on their code and file (:func:`pages.ui.caching._identity`)."""
     return compile(Path(path).read_text(), path, "exec", dont_inherit=True)
 
 
@@ -487,11 +490,11 @@ def _draw_opening_view(page: str, versions: storage.Versions) -> None:
 
 
 def _draw_in_stand_in_state(page: str, versions: storage.Versions) -> None:
-    from pages.ui import loaders, state
+    from pages.ui import data_versions, state
 
     st.session_state.clear()  # Streamlit's stand-in state off a script thread: a new visitor's, empty
     st.query_params.clear()
-    st.session_state[loaders._PIN] = versions
+    st.session_state[data_versions._PIN] = versions
     state.start_run()
     path = str(PAGES_DIR / f"{page}.py")
     try:
@@ -517,7 +520,7 @@ class _QuietThread(logging.Filter):
 @st.cache_resource(show_spinner=False, on_release=Preparer.stop)
 def preparer() -> Preparer:
     """The one preparer of this server process, started by the first script run."""
-    from pages.ui.loaders import engine
+    from pages.ui.data_versions import engine
 
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_QuietThread())
     sys.setswitchinterval(SWITCH_INTERVAL_S)

@@ -19,7 +19,7 @@ import streamlit as st
 from analytics.outputs import charts_equity
 from analytics.stats.did import interval_range
 from analytics.stats.rp_impact import OUTCOME_LABELS, RPImpact
-from pages.ui import loaders
+from pages.ui import caching, catalog_loaders, data_versions, rp_loaders
 from pages.ui.charts import FinishedChart, finished, finished_now
 
 RPView = tuple[pd.DataFrame, FinishedChart, pd.DataFrame, pd.DataFrame]
@@ -81,21 +81,21 @@ def public_rp_view(impact: RPImpact, beyond: pd.DataFrame, scope_name: str, labe
     return events, study, study_rows, shown
 
 
-@st.cache_resource(show_spinner=False, max_entries=loaders.RP_SCOPES)
+@st.cache_resource(show_spinner=False, max_entries=rp_loaders.RP_SCOPES)
 def _cluster_rp_view(version: int, cluster: str) -> RPView | None:
-    impact = loaders._rp_impact(version, cluster, None)
-    labels = loaders._metric_labels(version)
+    impact = rp_loaders._rp_impact(version, cluster, None)
+    labels = catalog_loaders._metric_labels(version)
     # Built apart from the pages' chart cache, which every cluster's would empty.
-    made = rp_view(impact, loaders._rp_beyond(version, cluster, None), cluster, lambda m: labels.get(m, m),
+    made = rp_view(impact, rp_loaders._rp_beyond(version, cluster, None), cluster, lambda m: labels.get(m, m),
                    ("event study", version, cluster, "all"), finished_now) if drawable(impact) else None
-    loaders._made().add(("rp view", version, cluster))
+    caching._made().add(("rp view", version, cluster))
     return made
 
 
 def cluster_rp_view(cluster: str) -> RPView | None:
     """A cluster's :func:`rp_view` (its RP schools against the district's never-RP schools) when the preparer
     has made it, else None (the page makes it). Shared read-only."""
-    version = loaders.import_version()
-    if ("rp view", version, cluster) not in loaders._made():
+    version = data_versions.import_version()
+    if ("rp view", version, cluster) not in caching._made():
         return None
     return _cluster_rp_view(version, cluster)

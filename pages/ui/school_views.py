@@ -3,7 +3,7 @@ settings, and what every school's opening view reads, made ahead after an import
 
 A school's first view would otherwise read all the school's rows and test its changes and gaps: several
 times its warm rerun at 2,000 schools (DESIGN §8 asks <= 5x). The preparer makes, for every school and a
-block of schools at a time right after the block's profiles (:class:`pages.ui.loaders.SchoolProfiles`), from
+block of schools at a time right after the block's profiles (:class:`pages.ui.school_loaders.SchoolProfiles`), from
 one read of the block's rows: the school's years and groups, the findings' lines, the rows of its opening
 trend and its values by series and year, its profile table and its discipline table of the latest year (each
 made once for the whole block), with the functions the page calls for any other view, so the two are the
@@ -29,7 +29,7 @@ from analytics.outputs.school_view import (
     trend_rows,
     years_and_groups,
 )
-from pages.ui import loaders
+from pages.ui import catalog_loaders, compact, data_versions, school_loaders
 from pages.ui.charts import finished
 from pages.ui.filters import year_label
 from pages.ui.tables import filled, no_none, text_columns, year_label_of
@@ -145,21 +145,21 @@ class OpeningView:
 class _Block:
     """A block's opening views, the trend rows of each school's opening trend, the profile tables and the
     discipline table of the year of the schools with a view (the others' pages read their own): one frame each,
-    its text columns kept as categories (:func:`pages.ui.loaders.texts_as_categories`: a few kB a school; a
+    its text columns kept as categories (:func:`pages.ui.compact.texts_as_categories`: a few kB a school; a
     school's rows are given back in their own types), and each school's rows in it."""
 
     def __init__(self, views: dict[str, OpeningView], trends: list[pd.DataFrame], discipline: pd.DataFrame,
                  display: pd.DataFrame | None = None, year: int = 0, profiles: tuple[pd.DataFrame, dict] = (None, {})):
         self.views = views
         every = pd.concat(trends, ignore_index=True) if trends else None
-        self.trends, self.trend_texts = loaders.texts_as_categories(every) if trends else (None, {})
+        self.trends, self.trend_texts = compact.texts_as_categories(every) if trends else (None, {})
         self.trend_at = _positions(self.trends)
         # Each school's trend by series and year (the page's table by year and summary), in one pivot.
         self.wide = trend_wide(every, by=["school_id"]) if every is not None and len(every) else None
         self.wide_at = _positions(self.wide.index.to_frame(index=False)) if self.wide is not None else {}
         current = discipline[discipline["school_id"].isin(list(views))].sort_values("school_id", kind="stable")
         made = discipline_table(current, "", year, public=False)  # staff views: one config for every school
-        self.discipline, self.discipline_texts = loaders.texts_as_categories(made[0]) if made else (None, {})
+        self.discipline, self.discipline_texts = compact.texts_as_categories(made[0]) if made else (None, {})
         self.discipline_config = made[1] if made else None
         self.discipline_at = _positions(pd.DataFrame({"school_id": current["school_id"].to_numpy()}))
         self.profiles = _ProfileTables(display, year, profiles) if display is not None else None
@@ -171,7 +171,7 @@ def _positions(frame: pd.DataFrame | None) -> dict[str, np.ndarray]:
 
 
 def _rows(frame: pd.DataFrame, texts: dict, at: dict[str, np.ndarray], school_id: str) -> pd.DataFrame:
-    return loaders.rows_as_read(frame, at[school_id] if school_id in at else slice(0, 0), texts)
+    return compact.rows_as_read(frame, at[school_id] if school_id in at else slice(0, 0), texts)
 
 
 class _ProfileTables:
@@ -179,7 +179,7 @@ class _ProfileTables:
     :func:`~analytics.outputs.school_view.profile_display`), made once for the block and kept compact: the table
     downloaded, every school's rows one after another, and the text the table people read shows in place of
     numbers where a school's column has a gap. The downloaded table's numbers are the block's profile numbers
-    (`profiles`, kept by :class:`pages.ui.loaders.SchoolProfiles`) in the display's order, blank where a small
+    (`profiles`, kept by :class:`pages.ui.school_loaders.SchoolProfiles`) in the display's order, blank where a small
     group's are hidden: only the profile rows they come from and the blanks are kept, and each school's are taken
     again when its table is read (0.9 MiB less a block of 100 schools; DESIGN §8 memory bar). Which columns a
     school's table drops (nothing in them) or shows as text (a gap in them) is the same for schools whose columns
@@ -191,7 +191,7 @@ class _ProfileTables:
         self.at = {school: (int(rows[0]), int(rows[-1]) + 1)  # a school's rows are together (the display's order)
                    for school, rows in display.groupby(schools, sort=False).indices.items()}
         self._numbers(display, profiles)
-        self.labels, self.label_texts = loaders.texts_as_categories(
+        self.labels, self.label_texts = compact.texts_as_categories(
             display[[c for c in PROFILE_COLUMNS if c not in self.numbers]])
         self.layout: dict[str, tuple[tuple[str, ...], tuple[str, ...], dict]] = {}
         texts: dict[str, pd.Series] = {}
@@ -205,7 +205,7 @@ class _ProfileTables:
                 texts[col].iloc[rows] = readable[col].to_numpy()
             layout = (dropped, as_text, config)
             self.layout.update(dict.fromkeys(alike, layout))
-        self.texts, self.text_types = loaders.texts_as_categories(pd.DataFrame(texts, index=display.index))
+        self.texts, self.text_types = compact.texts_as_categories(pd.DataFrame(texts, index=display.index))
 
     def _numbers(self, display: pd.DataFrame, profiles: tuple[pd.DataFrame, dict]) -> None:
         """Which shown number columns are the profile's (`_row`: each display row's profile row), and where they
@@ -231,7 +231,7 @@ class _ProfileTables:
         return np.asarray(self.profiles[source].array.take(rows), dtype=np.float64)
 
     def _shown(self, start: int, stop: int) -> pd.DataFrame:
-        labels = loaders.rows_as_read(self.labels, slice(start, stop), self.label_texts)
+        labels = compact.rows_as_read(self.labels, slice(start, stop), self.label_texts)
         rows = self.rows[start:stop]
         columns = {}
         for col in PROFILE_COLUMNS:
@@ -251,7 +251,7 @@ class _ProfileTables:
         start, stop = self.at[school_id]
         dropped, as_text, config = self.layout[school_id]
         shown = self._shown(start, stop)
-        text = loaders.rows_as_read(self.texts[list(as_text)], slice(start, stop), self.text_types)
+        text = compact.rows_as_read(self.texts[list(as_text)], slice(start, stop), self.text_types)
         readable = pd.DataFrame({col: (text if col in as_text else shown)[col].array for col in shown.columns
                                  if col not in dropped})
         return readable, config, shown
@@ -276,7 +276,7 @@ class OpeningViews:
     makes what it draws). Its tables are kept as compact frames (about 11 KiB a school) and its chart is finished
     on the first view: every school's drawn view kept would hold some 300 MiB at 2,000 schools."""
 
-    def __init__(self, profiles: loaders.SchoolProfiles):
+    def __init__(self, profiles: school_loaders.SchoolProfiles):
         self._profiles = profiles
         self._made: dict[int, _Block] = {}
         self._lock = threading.Lock()
@@ -295,7 +295,7 @@ class OpeningViews:
             yield
             with self._lock:
                 if block not in self._made:
-                    self._made[block] = loaders._then_release(self._make)(block)
+                    self._made[block] = data_versions._then_release(self._make)(block)
             yield
 
     def _with_view(self, school_id: str) -> _Block | None:
@@ -337,13 +337,13 @@ class OpeningViews:
     def _make(self, block: int) -> _Block:
         version, year = self._profiles.version, self._profiles.year
         ids, frame, where, texts = self._profiles.block(block)
-        eng = loaders.engine()
+        eng = data_versions.engine()
         metrics, discipline = storage.read_at_version(eng, version, lambda: (
             loads.load_metrics(eng, school_ids=ids), loads.load_discipline(eng, school_ids=ids)), storage.IMPORTS)
         rows = metrics_with_suspension_by_school(metrics, discipline)
         rows_at = rows.groupby("school_id", sort=False).indices
-        labels = loaders._metric_labels(version)
-        higher = loaders._directions(version)
+        labels = catalog_loaders._metric_labels(version)
+        higher = catalog_loaders._directions(version)
         profiles = frame.astype(texts)  # each school's profile is a slice of the block's, as its page reads it
         views, trends = {}, []
         for school in ids:
@@ -371,11 +371,11 @@ class OpeningViews:
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _opening_views(version: int, year: int) -> OpeningViews:
-    return OpeningViews(loaders._school_profiles(version, year))
+    return OpeningViews(school_loaders._school_profiles(version, year))
 
 
 def opening_views() -> OpeningViews | None:
     """Every school's opening view of the latest year (:class:`OpeningViews`; None without data)."""
-    version = loaders.import_version()  # read from imported tables alone
-    latest = max(loaders._years(version), default=None)
+    version = data_versions.import_version()  # read from imported tables alone
+    latest = max(catalog_loaders._years(version), default=None)
     return None if latest is None else _opening_views(version, latest)

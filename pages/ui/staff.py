@@ -16,8 +16,9 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from analytics.access import audit, deployment
+from pages.ui.catalog_loaders import schools
+from pages.ui.data_versions import engine
 from pages.ui.links import app_base_url
-from pages.ui.loaders import engine, schools
 from pages.ui.viewer import scope_label
 
 ROLE_KEY = "staff_role"

@@ -7,8 +7,9 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import exc as sa_exc
 
+from pages.ui.catalog_loaders import higher_is_better, schools
+from pages.ui.data_versions import engine, import_version
 from pages.ui.links import link
-from pages.ui.loaders import engine, higher_is_better, import_version, schools
 from pages.ui.state import is_public
 from pages.ui.tables import MISSING, python_format
 

@@ -64,7 +64,7 @@ def store_record(table: str, values: dict, record: dict | None, key: str, prefix
     rule the record breaks is said plainly. Either way nothing is overwritten.
     """
     from analytics.workspace import records
-    from pages.ui.loaders import engine
+    from pages.ui.data_versions import engine
     from pages.ui.staff import current_user
 
     try:
@@ -90,7 +90,7 @@ def store_record(table: str, values: dict, record: dict | None, key: str, prefix
 def delete_record(table: str, record_id: str, record: dict, labels: dict) -> bool:
     """Delete the version this session opened; True when deleted, else the conflict is shown."""
     from analytics.workspace import records
-    from pages.ui.loaders import engine
+    from pages.ui.data_versions import engine
     from pages.ui.staff import current_user
 
     try:
@@ -105,8 +105,8 @@ def goal_words(goal: dict) -> str:
     """A goal record in words (metric, student group, target: :func:`analytics.workspace.goals.goal_title`)."""
     from analytics.data.catalog import group_label
     from analytics.workspace.goals import goal_title
+    from pages.ui.catalog_loaders import metric_catalog
     from pages.ui.filters import metric_label
-    from pages.ui.loaders import metric_catalog
 
     catalog = metric_catalog()
     unit = str(catalog.loc[goal["metric"], "unit"]) if goal["metric"] in catalog.index else ""
@@ -117,7 +117,7 @@ def goal_words(goal: dict) -> str:
 def record_history(record_id: str, columns: list[str]) -> None:
     """Who changed a record, when, and which fields."""
     from analytics.workspace import records
-    from pages.ui.loaders import engine
+    from pages.ui.data_versions import engine
 
     hist = records.history(engine(), record_ids=[record_id])
     hist["what"] = [records.changed_fields(b, a) for b, a in zip(hist["before"], hist["after"], strict=True)]
