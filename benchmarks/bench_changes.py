@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 from _common import best_of, demo_database, write_results
 
-from analytics.data import aggregates, loads, storage
+from analytics.data import aggregates_discipline, loads, storage
 from analytics.data.catalog import metric_catalog
 from analytics.workspace import changes as change_rules
 from analytics.workspace import views
@@ -72,7 +72,8 @@ def main() -> None:
     cluster = args.cluster or sorted(loads.load_schools(engine)["cluster"].unique())[0]
     latest = loads.available_years(engine)[-1]
     floor = best_of(lambda: loads.load_metrics(engine, years=[latest]), args.repeat)
-    every = pd.concat(aggregates.disproportionality_parts(engine), ignore_index=True)  # as the discipline step
+    # As the discipline step does.
+    every = pd.concat(aggregates_discipline.disproportionality_parts(engine), ignore_index=True)
     district_flags = every[every["flagged"]]
     del every
     then_year, now_year = change_rules.year_of_record(since), latest

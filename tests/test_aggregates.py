@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from analytics.data import aggregates, bulk_write, loads
+from analytics.data import aggregates, aggregates_discipline, bulk_write, loads
 from analytics.outputs.views import rates_view
 from analytics.stats.rates import pool_counts
 
@@ -102,7 +102,7 @@ def incidents(engine):
 
 def test_monthly_incident_counts_by_hand(incidents):
     def counts(**kwargs) -> dict[str, int]:
-        got = aggregates.monthly_incident_counts(incidents, **kwargs)
+        got = aggregates_discipline.monthly_incident_counts(incidents, **kwargs)
         return {str(month): int(n) for month, n in got.sort_index().items()}
 
     assert counts(actions=["ISS", "OSS"], school_ids=["A", "B"]) == {"2024-09": 3, "2024-11": 1}
@@ -116,20 +116,20 @@ def test_monthly_incident_counts_give_the_run_chart_series_of_the_rows(incidents
 
     rows = loads.load_incidents(incidents)
     want = monthly_incident_series(rows, school_ids=["A", "B"], actions=["ISS", "OSS"], label="north")
-    got = monthly_series(aggregates.monthly_incident_counts(incidents, actions=["ISS", "OSS"], school_ids=["A", "B"]),
-                         label="north")
+    got = monthly_series(aggregates_discipline.monthly_incident_counts(incidents, actions=["ISS", "OSS"],
+                                                                       school_ids=["A", "B"]), label="north")
     pd.testing.assert_frame_equal(got, want)
     assert got["value"].tolist() == [3, 0, 1]  # October has no suspension: 0, inside the range
 
 
 def test_monthly_counts_per_cluster_are_those_of_its_schools(incidents):
-    counts = aggregates.monthly_incident_counts(incidents, actions=["ISS", "OSS"], by_cluster=True)
+    counts = aggregates_discipline.monthly_incident_counts(incidents, actions=["ISS", "OSS"], by_cluster=True)
     # North is A and B: September 2 + 1, November 1; South is C: its July.
     assert {(c, str(m)): int(n) for (c, m), n in counts.items()} == {
         ("North", "2024-09"): 3, ("North", "2024-11"): 1, ("South", "2025-07"): 1}
-    every = aggregates.monthly_incident_counts(incidents, by_cluster=True)
+    every = aggregates_discipline.monthly_incident_counts(incidents, by_cluster=True)
     north = every.xs("North", level="cluster").sort_index()
-    pd.testing.assert_series_equal(north.rename_axis(None), aggregates.monthly_incident_counts(
+    pd.testing.assert_series_equal(north.rename_axis(None), aggregates_discipline.monthly_incident_counts(
         incidents, school_ids=["A", "B"]).sort_index())
     assert int(north.sum()) == 5  # the detention counts among every action
 
@@ -137,7 +137,7 @@ def test_monthly_counts_per_cluster_are_those_of_its_schools(incidents):
 def test_monthly_counts_per_school_give_each_school_its_run_chart_series(incidents):
     from analytics.stats.run_charts import monthly_incident_series, monthly_series_by_school
 
-    counts = aggregates.monthly_incident_counts(incidents, actions=["ISS", "OSS"], by_school=True)
+    counts = aggregates_discipline.monthly_incident_counts(incidents, actions=["ISS", "OSS"], by_school=True)
     assert {(s, str(m)): int(n) for (s, m), n in counts.items()} == {
         ("A", "2024-09"): 2, ("A", "2024-11"): 1, ("B", "2024-09"): 1, ("C", "2025-07"): 1}
     got = monthly_series_by_school(counts)
@@ -153,7 +153,7 @@ def test_monthly_counts_per_school_give_each_school_its_run_chart_series(inciden
 
 def test_monthly_incident_plan_filters_on_the_school_index(incidents):
     for by_school in (False, True):
-        plan = aggregates.explain(incidents, aggregates.monthly_incidents_statement(["OSS"], ["A"],
+        plan = aggregates.explain(incidents, aggregates_discipline.monthly_incidents_statement(["OSS"], ["A"],
                                                                                     by_school=by_school),
                                   index_scans_only=True)
         assert "ix_incidents_school_date" in plan

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import streamlit as st
 
-from analytics.data import aggregates, loads, storage
+from analytics.data import aggregates, aggregates_discipline, loads, storage
 from analytics.data.importer import import_bytes
 from analytics.data.prepare import Step
 from analytics.workspace import changes as change_rules
@@ -547,8 +547,9 @@ def test_a_clusters_year_before_the_districts_are_made_reads_the_years_its_flags
     from analytics.stats.disproportionality import disproportionality
 
     risks, rows = [], []
-    original_risks, original_rows = aggregates.district_risks, loads.load_discipline
-    monkeypatch.setattr(aggregates, "district_risks", lambda *a, **k: risks.append(a[1:]) or original_risks(*a, **k))
+    original_risks, original_rows = aggregates_discipline.district_risks, loads.load_discipline
+    monkeypatch.setattr(aggregates_discipline, "district_risks",
+                        lambda *a, **k: risks.append(a[1:]) or original_risks(*a, **k))
     monkeypatch.setattr(loads, "load_discipline", lambda *a, **k: rows.append(k.get("years")) or original_rows(*a, **k))
     schools = loads.load_schools(on_demo)
     every = disproportionality(original_rows(on_demo))  # a cluster with a flagged school, to compare flags too

@@ -304,7 +304,7 @@ def test_no_rp_schools_gives_a_clear_statement():
 
 
 def test_group_rates_pool_each_outcome_over_the_schools_that_count_it():
-    from analytics.data.aggregates import SCOPE_COUNTS
+    from analytics.data.aggregates_discipline import SCOPE_COUNTS
     from analytics.data.catalog import group_label
     from analytics.stats.disproportionality import group_rates
 

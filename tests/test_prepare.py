@@ -319,7 +319,7 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
     import streamlit as st
 
     from analytics.access.sharing import create_share
-    from analytics.data import aggregates
+    from analytics.data import aggregates_discipline
     from analytics.data.demo import load_demo
     from analytics.stats.disproportionality import group_rates
     from pages.ui import (
@@ -356,7 +356,7 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
         clusters = sorted(schools["cluster"].unique())
         members = tuple(sorted(schools.loc[schools["cluster"] == clusters[0], "school_id"]))
         # A cluster's disproportionality is a slice of the district's, equal to the cluster's own computation.
-        parts = list(aggregates.disproportionality_parts(sqlite_engine, list(members)))
+        parts = list(aggregates_discipline.disproportionality_parts(sqlite_engine, list(members)))
         kept_flags, kept_ratios = discipline_loaders._flags_and_ratios(version, members)
         sliced = kept_flags, compact._as_read(kept_ratios)  # the suspension rows' texts are kept as categories
         for got, own in zip(sliced, (pd.concat([p[p["flagged"]] for p in parts]),
@@ -388,7 +388,7 @@ def test_preparer_fills_the_same_caches_the_pages_read(sqlite_engine, monkeypatc
         rates = discipline_loaders._cluster_group_rates(version, opening_year)
         assert list(rates) == list(by_cluster)  # in the order of the clusters' sums, as made in one go
         for cluster, (wide, shares) in rates.items():
-            own = group_rates(aggregates.discipline_scope_sums(sqlite_engine, list(
+            own = group_rates(aggregates_discipline.discipline_scope_sums(sqlite_engine, list(
                 schools.loc[schools["cluster"] == cluster, "school_id"])), opening_year)
             pd.testing.assert_frame_equal(wide, own[0], check_exact=True)
             pd.testing.assert_frame_equal(shares, own[1], check_exact=True)
@@ -666,7 +666,7 @@ def test_what_changed_slices_the_districts_colours_and_the_prepared_monthly_susp
     slice the district's (the same list as their own)."""
     from datetime import date
 
-    from analytics.data import aggregates
+    from analytics.data import aggregates_status
     from analytics.workspace import changes as change_rules
     from analytics.workspace import views
     from pages.ui import (
@@ -688,7 +688,7 @@ def test_what_changed_slices_the_districts_colours_and_the_prepared_monthly_susp
     def fail(*_, **__):
         pytest.fail("colours or monthly suspensions read again")
 
-    monkeypatch.setattr(aggregates, "worsened_colours", fail)
+    monkeypatch.setattr(aggregates_status, "worsened_colours", fail)
     monkeypatch.setattr(views, "monthly_suspensions", fail)
     for scope, want in expected.items():
         at = run_page("changes", cluster=scope, since="2025-03-01")  # the meeting's year is 2024 again

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from analytics.data import aggregates, bulk_write, loads, schema, storage
+from analytics.data import aggregates, aggregates_discipline, bulk_write, loads, schema, storage
 
 # Text that CSV or type inference could change: quotes, separators, line breaks, non-ASCII, numbers and
 # null-like words as text, an empty string, spaces kept at the ends. Each at most 16 characters (GROUP).
@@ -212,7 +212,7 @@ def test_casts_and_text_from_subqueries_are_read_as_csv_but_a_sum_of_a_subquery_
     assert list(typed) == ["metric", "tag", "n"]
     assert loads._csv_types(sa.select(sums.c.n)) is None  # declared Integer, PostgreSQL's numeric
     assert loads._csv_types(sa.select(sa.func.sum(m.c.numerator).label("n"))) is None
-    assert loads._csv_types(aggregates.monthly_incidents_statement(["OSS"], by_school=True)) is not None
+    assert loads._csv_types(aggregates_discipline.monthly_incidents_statement(["OSS"], by_school=True)) is not None
 
 
 @pytest.mark.postgres

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from analytics.data import aggregates, bulk_write, loads, schema, storage
+from analytics.data import aggregates, aggregates_discipline, aggregates_status, bulk_write, loads, schema, storage
 from analytics.data.demo import build_demo
 from analytics.data.derived import metrics_with_suspension
 from analytics.stats.gaps import REFERENCES, gap_table, label_gaps, pooled_gap_trend, pooled_gap_trend_from_sums
@@ -180,7 +180,7 @@ def test_district_risks_from_sql_match_pandas(discipline_demo):
     from analytics.stats.disproportionality import district_risks
 
     want = district_risks(loads.load_discipline(discipline_demo))
-    got = aggregates.district_risks(discipline_demo)
+    got = aggregates_discipline.district_risks(discipline_demo)
     assert got.outcomes == want.outcomes
     keys = ["school_year", "outcome", "student_group"]
     pd.testing.assert_frame_equal(got.risks.sort_values(keys, ignore_index=True),
@@ -194,7 +194,7 @@ def test_an_outcome_counted_in_one_row_is_an_outcome_and_one_counted_nowhere_is_
     discipline = frames["discipline"].assign(law_referrals=np.nan, students_expelled=np.nan)
     discipline.loc[discipline.index[-1], "students_expelled"] = 1
     bulk_write.replace_all(engine, {**frames, "discipline": discipline})
-    assert aggregates.discipline_outcomes(engine) == ("suspension", "iss", "oss", "expulsion")
+    assert aggregates_discipline.discipline_outcomes(engine) == ("suspension", "iss", "oss", "expulsion")
 
 
 def test_disproportionality_of_a_cluster_with_the_district_risks(discipline_demo):
@@ -203,7 +203,7 @@ def test_disproportionality_of_a_cluster_with_the_district_risks(discipline_demo
     every = loads.load_discipline(discipline_demo)
     whole = disproportionality(every)
     schools = loads.load_schools(discipline_demo)
-    risks = aggregates.district_risks(discipline_demo)
+    risks = aggregates_discipline.district_risks(discipline_demo)
     for cluster in schools["cluster"].unique():
         ids = schools.loc[schools["cluster"] == cluster, "school_id"]
         part = disproportionality(every[every["school_id"].isin(ids)], district=risks)
@@ -290,7 +290,7 @@ def test_years_held_by_hand(engine):
     bulk_write.replace_all(engine, {**frames, "metrics": metrics[metrics["school_year"] != first + 1],
                                     "discipline": discipline[discipline["school_year"] != first]})
     assert loads.table_years(engine, "metrics") == [first, last]
-    assert aggregates.discipline_years(engine) == [first + 1, last]
+    assert aggregates_discipline.discipline_years(engine) == [first + 1, last]
     assert loads.available_years(engine) == [first, first + 1, last]
     with engine.begin() as conn:
         conn.execute(sa.delete(schema.metrics).where(schema.metrics.c.school_year == first))
@@ -301,7 +301,7 @@ def test_years_held_by_hand(engine):
     with engine.begin() as conn:
         conn.execute(sa.delete(schema.metrics))
         conn.execute(sa.delete(schema.discipline))
-    assert loads.available_years(engine) == [] == aggregates.discipline_years(engine)
+    assert loads.available_years(engine) == [] == aggregates_discipline.discipline_years(engine)
 
 
 def test_years_read_no_table_whole(discipline_demo):
@@ -337,12 +337,12 @@ def _scan_nodes(node: dict):
 
 def test_discipline_options_by_hand(discipline_demo):
     every = loads.load_discipline(discipline_demo)
-    assert aggregates.discipline_years(discipline_demo) == sorted(every["school_year"].unique()) == [2022, 2023, 2024,
-                                                                                                       2025]
-    assert set(aggregates.discipline_groups(discipline_demo)) == set(every["student_group"]) | {"ALL"}
+    assert aggregates_discipline.discipline_years(discipline_demo) == sorted(every["school_year"].unique()) == [
+        2022, 2023, 2024, 2025]
+    assert set(aggregates_discipline.discipline_groups(discipline_demo)) == set(every["student_group"]) | {"ALL"}
     ids = sorted(every["school_id"].unique())
-    assert aggregates.discipline_school_ids(discipline_demo) == ids
-    assert aggregates.discipline_school_ids(discipline_demo, [ids[2], "nowhere", ids[0]]) == [ids[0], ids[2]]
+    assert aggregates_discipline.discipline_school_ids(discipline_demo) == ids
+    assert aggregates_discipline.discipline_school_ids(discipline_demo, [ids[2], "nowhere", ids[0]]) == [ids[0], ids[2]]
 
 
 def test_disproportionality_read_in_parts_is_the_whole_table(discipline_demo):
@@ -350,14 +350,14 @@ def test_disproportionality_read_in_parts_is_the_whole_table(discipline_demo):
 
     every = loads.load_discipline(discipline_demo)
     whole = disproportionality(every)
-    got = pd.concat(list(aggregates.disproportionality_parts(discipline_demo, schools_per_part=5)))
+    got = pd.concat(list(aggregates_discipline.disproportionality_parts(discipline_demo, schools_per_part=5)))
     pd.testing.assert_frame_equal(got, whole, check_dtype=False, rtol=1e-12)
     schools = loads.load_schools(discipline_demo)
     ids = sorted(schools.loc[schools["cluster"] == schools["cluster"].iloc[0], "school_id"])
-    part = pd.concat(list(aggregates.disproportionality_parts(discipline_demo, ids, schools_per_part=2)))
+    part = pd.concat(list(aggregates_discipline.disproportionality_parts(discipline_demo, ids, schools_per_part=2)))
     pd.testing.assert_frame_equal(part, whole[whole["school_id"].isin(ids)].reset_index(drop=True),
                                   check_dtype=False, rtol=1e-12)
-    assert list(aggregates.disproportionality_parts(discipline_demo, []))[0].empty
+    assert list(aggregates_discipline.disproportionality_parts(discipline_demo, []))[0].empty
 
 
 def test_gap_trend_and_discipline_reads_use_the_indexes(discipline_demo, capsys):
@@ -365,7 +365,8 @@ def test_gap_trend_and_discipline_reads_use_the_indexes(discipline_demo, capsys)
         "gap trend sums": aggregates.explain(discipline_demo, aggregates.gap_trend_statement("math_proficient"),
                                              index_scans_only=True),
         "a part's discipline rows": aggregates.explain(
-            discipline_demo, aggregates.discipline_part_statement(["100000", "100001"]), index_scans_only=True),
+            discipline_demo, aggregates_discipline.discipline_part_statement(["100000", "100001"]),
+            index_scans_only=True),
     }
     with capsys.disabled():
         print(f"\n{discipline_demo.dialect.name} plans of the gaps and discipline reads:")
@@ -446,17 +447,17 @@ def test_rp_outcome_rows_by_hand(engine):
     discipline = pd.DataFrame(rows, columns=["school_id", "student_group", "enrolled", "students_suspended",
                                              "students_oss", "oss_days"]).assign(school_year=2024, incidents=3)
     bulk_write.replace_all(engine, {"schools": schools, "discipline": discipline})
-    got = aggregates.rp_outcome_rows(engine).set_index(["school_id", "student_group"]).sort_index()
+    got = aggregates_discipline.rp_outcome_rows(engine).set_index(["school_id", "student_group"]).sort_index()
     assert got.index.tolist() == [("A", "BL"), ("A", "HI"), ("A", "SWD"), ("A", "WH"), ("B", "ALL"), ("B", "WH")]
     assert list(got.columns) == ["school_year", "enrolled", "students_suspended", "students_oss", "oss_days"]
     assert got.loc[("A", "WH")].tolist()[1:3] == [70, 4] and math.isnan(got.loc[("A", "WH"), "students_oss"])
-    assert sorted(aggregates.rp_outcome_rows(engine, ["B"])["student_group"]) == ["ALL", "WH"]
+    assert sorted(aggregates_discipline.rp_outcome_rows(engine, ["B"])["student_group"]) == ["ALL", "WH"]
 
 
 def test_rp_impact_from_sql_rows_matches_the_whole_table(discipline_demo):
     from analytics.stats.rp_impact import outcome_panel, rp_impact, rp_impact_for_cluster
 
-    every, rows = loads.load_discipline(discipline_demo), aggregates.rp_outcome_rows(discipline_demo)
+    every, rows = loads.load_discipline(discipline_demo), aggregates_discipline.rp_outcome_rows(discipline_demo)
     schools = loads.load_schools(discipline_demo)
     assert len(rows) < len(every) / 2
     pd.testing.assert_frame_equal(outcome_panel(schools, rows), outcome_panel(schools, every), check_exact=True)
@@ -492,14 +493,14 @@ def test_discipline_scope_sums_by_hand(engine):
     discipline = pd.DataFrame(rows, columns=["school_id", "student_group", "enrolled", "students_suspended",
                                              "students_oss"]).assign(school_year=2024)
     bulk_write.replace_all(engine, {"schools": schools, "discipline": discipline})
-    sums = aggregates.discipline_scope_sums(engine).set_index("student_group")
+    sums = aggregates_discipline.discipline_scope_sums(engine).set_index("student_group")
     all_row, bl = sums.loc["ALL"], sums.loc["BL"]
     assert (all_row["enrolled"], all_row["suspended"], all_row["s"], all_row["s_enrolled"]) == (150, 12, 12, 150)
     assert (all_row["derived"], all_row["derived_unknown"], all_row["n_students_oss"], all_row["students_oss"]) == (1, 0, 1, 1)
     assert (bl["students_suspended"], bl["students_suspended_enrolled"], bl["n_students_suspended"]) == (3, 30, 1)
     assert (bl["suspended"], bl["enrolled"], bl["s"], bl["s_enrolled"], bl["n_s"]) == (3, 40, 5, 40, 2)
     assert (sums["n_oss_days"] == 0).all() and (sums["n_law_referrals"] == 0).all()
-    only_b = aggregates.discipline_scope_sums(engine, ["B"]).set_index("student_group")
+    only_b = aggregates_discipline.discipline_scope_sums(engine, ["B"]).set_index("student_group")
     assert (only_b.loc["ALL", "enrolled"], only_b.loc["ALL", "derived"], only_b.loc["BL", "enrolled"]) == (50, 0, 10)
 
 
@@ -512,7 +513,7 @@ def test_every_clusters_discipline_sums_in_one_read_by_hand(engine):
     discipline = pd.DataFrame(rows, columns=["school_id", "student_group", "enrolled", "students_suspended",
                                              "students_oss"]).assign(school_year=2024)
     bulk_write.replace_all(engine, {"schools": schools, "discipline": discipline})
-    sums = aggregates.discipline_cluster_sums(engine)
+    sums = aggregates_discipline.discipline_cluster_sums(engine)
     assert sums[["cluster", "student_group"]].values.tolist() == [["North", "ALL"], ["North", "BL"], ["North", "WH"],
                                                                   ["South", "ALL"], ["South", "BL"]]
     north, south = (sums[sums["cluster"] == c].set_index("student_group") for c in ("North", "South"))
@@ -521,26 +522,27 @@ def test_every_clusters_discipline_sums_in_one_read_by_hand(engine):
     assert (south.loc["BL", "s"], south.loc["BL", "n_students_suspended"], south.loc["BL", "suspended"]) == (2, 0, 0)
     for cluster, ids in (("North", ["A"]), ("South", ["B"])):  # the rows of the cluster's own read
         part = sums[sums["cluster"] == cluster].drop(columns="cluster").reset_index(drop=True)
-        pd.testing.assert_frame_equal(part, aggregates.discipline_scope_sums(engine, ids), check_exact=True)
+        pd.testing.assert_frame_equal(part, aggregates_discipline.discipline_scope_sums(engine, ids), check_exact=True)
 
 
 def test_every_clusters_discipline_sums_are_its_schools_sums(discipline_demo):
     schools = loads.load_schools(discipline_demo)
-    sums = aggregates.discipline_cluster_sums(discipline_demo)
+    sums = aggregates_discipline.discipline_cluster_sums(discipline_demo)
     assert set(sums["cluster"]) == set(schools["cluster"])
     for cluster, part in sums.groupby("cluster"):
         ids = schools.loc[schools["cluster"] == cluster, "school_id"].tolist()
         pd.testing.assert_frame_equal(part.drop(columns="cluster").reset_index(drop=True),
-                                      aggregates.discipline_scope_sums(discipline_demo, ids), check_exact=True)
+                                      aggregates_discipline.discipline_scope_sums(discipline_demo, ids),
+                                      check_exact=True)
 
 
 def test_discipline_scope_sums_match_pandas(discipline_demo):
     from analytics.data.derived import discipline_with_all, suspension_counts
 
     full, derived = discipline_with_all(loads.load_discipline(discipline_demo))
-    sums = aggregates.discipline_scope_sums(discipline_demo).set_index(["school_year", "student_group"])
+    sums = aggregates_discipline.discipline_scope_sums(discipline_demo).set_index(["school_year", "student_group"])
     by = full.groupby(["school_year", "student_group"])
-    for column in aggregates.SCOPE_COUNTS:
+    for column in aggregates_discipline.SCOPE_COUNTS:
         known = full.dropna(subset=[column]).groupby(["school_year", "student_group"])[[column, "enrolled"]].sum()
         assert sums.loc[known.index, column].tolist() == known[column].tolist()
         assert sums.loc[known.index, f"{column}_enrolled"].tolist() == known["enrolled"].tolist()
@@ -587,7 +589,7 @@ def test_colours_made_in_sql_worsen_as_the_whole_tables_do(engine, suspension):
     for then, now in ((2023, 2025), (2024, 2025)):
         every = _metric_rows(engine, None, sorted({then - 1, then, now - 1, now}), None)
         whole = worsened_status(_colours(engine, every, then), _colours(engine, every, now), now, {})
-        cells = aggregates.worsened_colours(engine, then, now, directions(engine))
+        cells = aggregates_status.worsened_colours(engine, then, now, directions(engine))
         assert set(cells["color"]) <= {"Orange", "Red"} and len(cells) == len(whole)
         got = worsened_cells(cells, now, {})  # what changed's: the cells have both colours
         pd.testing.assert_frame_equal(got.sort_values(["school_id", "detail"], ignore_index=True),
@@ -595,7 +597,7 @@ def test_colours_made_in_sql_worsen_as_the_whole_tables_do(engine, suspension):
         worsened += len(whole)
         metrics_seen |= set(cells["metric"])
         ids = sorted(every["school_id"].unique())[:5]  # a cluster's cells are the district's of its schools
-        some = aggregates.worsened_colours(engine, then, now, directions(engine), school_ids=ids)
+        some = aggregates_status.worsened_colours(engine, then, now, directions(engine), school_ids=ids)
         pd.testing.assert_frame_equal(some.sort_values(keys, ignore_index=True),
                                       cells[cells["school_id"].isin(ids)].sort_values(keys, ignore_index=True))
     assert worsened > 0 and "suspension_rate" in metrics_seen
@@ -614,11 +616,11 @@ def test_colours_made_in_sql_round_ties_as_the_dashboard_does(engine, value, pre
     def number(x: float | None) -> sa.ColumnElement:
         return sa.cast(sa.null(), sa.Float) if x is None else sa.literal(x, sa.Float)
 
-    rank = aggregates.status_rank_sql(number(value), number(previous), sa.literal("attendance_rate"),
+    rank = aggregates_status.status_rank_sql(number(value), number(previous), sa.literal("attendance_rate"),
                                       sa.literal(level), {"attendance_rate": True})
     with engine.connect() as conn:
         got = conn.execute(sa.select(rank)).scalar_one()
-    assert aggregates.RANK_COLORS.get(got) == colour
+    assert aggregates_status.RANK_COLORS.get(got) == colour
 
 
 
@@ -632,9 +634,9 @@ def test_levels_count_the_bounds_below_a_value_to_the_last_bit(engine, bounds):
     with engine.connect() as conn:
         for v in values:
             number = sa.cast(sa.null(), sa.Float) if v is None else sa.literal(v, sa.Float)
-            got = conn.execute(sa.select(aggregates._BoundsBelow(number, bounds))).scalar_one()
+            got = conn.execute(sa.select(aggregates_status._BoundsBelow(number, bounds))).scalar_one()
             assert got == (None if v is None else sum(v > b for b in bounds)), v
-    compiled = str(sa.select(aggregates._BoundsBelow(sa.literal(1.0, sa.Float), bounds)).compile(engine))
+    compiled = str(sa.select(aggregates_status._BoundsBelow(sa.literal(1.0, sa.Float), bounds)).compile(engine))
     assert ("width_bucket" in compiled) is (engine.dialect.name == "postgresql")
 
 
@@ -647,13 +649,13 @@ def test_levels_count_the_bounds_below_a_value_to_the_last_bit(engine, bounds):
 ])
 def test_rows_that_can_never_be_orange_or_red_are_left_out_before_the_joins(engine, metric, value, possible):
     number = sa.cast(sa.null(), sa.Float) if value is None else sa.literal(value, sa.Float)
-    test = aggregates.may_be_orange_or_red_sql(number, sa.literal(metric),
+    test = aggregates_status.may_be_orange_or_red_sql(number, sa.literal(metric),
                                                {"attendance_rate": True, "chronic_absence": False})
     with engine.connect() as conn:
         assert bool(conn.execute(sa.select(sa.case((test, True), else_=False))).scalar_one()) is possible
 
 def test_status_rows_read_the_years_by_index(discipline_demo, capsys):
-    stmt = aggregates.worsened_statement(2024, 2025, {"suspension_rate": False}, derived_suspension=True)
+    stmt = aggregates_status.worsened_statement(2024, 2025, {"suspension_rate": False}, derived_suspension=True)
     plan = aggregates.explain(discipline_demo, stmt, index_scans_only=True)
     with capsys.disabled():
         print(f"\n{discipline_demo.dialect.name} plan of the status rows:\n{plan}")
@@ -667,10 +669,10 @@ def test_a_districts_status_rows_read_the_years_from_their_keys_alone(discipline
     district's few rows may be hashed)."""
     if discipline_demo.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's plan")
-    part = aggregates.worsened_statements(2024, 2025, {"suspension_rate": False})[0]
+    part = aggregates_status.worsened_statements(2024, 2025, {"suspension_rate": False})[0]
     compiled = part.compile(dialect=discipline_demo.dialect, compile_kwargs={"literal_binds": True})
     with discipline_demo.begin() as conn:
-        for name, value in {**aggregates.YEAR_JOIN_PLANNER, "enable_seqscan": "off"}.items():
+        for name, value in {**aggregates_status.YEAR_JOIN_PLANNER, "enable_seqscan": "off"}.items():
             conn.execute(sa.text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
         plan = "\n".join(conn.exec_driver_sql(f"EXPLAIN {compiled}").scalars())
     assert [f"metrics_y{y}" for y in (2023, 2024, 2025)] == sorted(
@@ -688,20 +690,20 @@ def test_new_flags_need_only_the_schools_that_can_be_flagged(discipline_demo):
     schools = sorted(loads.load_schools(discipline_demo)["school_id"])
     found = 0
     for ids in (None, schools[:6]):
-        whole = aggregates.scope_disproportionality(discipline_demo, ids)
-        able = set(aggregates.flag_candidate_groups(discipline_demo, 2025, school_ids=ids)["school_id"])
+        whole = aggregates_discipline.scope_disproportionality(discipline_demo, ids)
+        able = set(aggregates_discipline.flag_candidate_groups(discipline_demo, 2025, school_ids=ids)["school_id"])
         flagged = sorted(whole.loc[whole["flagged"] & (whole["school_year"] == 2025), "school_id"].unique())
         assert set(flagged) <= set(able) and set(able) <= set(ids or schools)
-        groups = aggregates.flag_candidate_groups(discipline_demo, 2025, school_ids=ids)
+        groups = aggregates_discipline.flag_candidate_groups(discipline_demo, 2025, school_ids=ids)
         pairs = set(zip(groups["school_id"], groups["student_group"], strict=True))
         now = whole[whole["flagged"] & (whole["school_year"] == 2025)]
         assert set(zip(now["school_id"], now["student_group"], strict=True)) <= pairs and "ALL" not in set(groups["student_group"])
         # Only the candidate groups are computed, each exactly as in the whole table (their school's ALL row read).
         years = [2021, 2022, 2023, 2024, 2025]
-        some = aggregates.scope_disproportionality(discipline_demo, settings=DEFAULT_SETTINGS, years=years,
+        some = aggregates_discipline.scope_disproportionality(discipline_demo, settings=DEFAULT_SETTINGS, years=years,
                                                    groups=groups)
         assert set(zip(some["school_id"], some["student_group"], strict=True)) == pairs
-        of_years = aggregates.scope_disproportionality(discipline_demo, ids or schools, years=years)
+        of_years = aggregates_discipline.scope_disproportionality(discipline_demo, ids or schools, years=years)
         mine = [(s, g) in pairs for s, g in zip(of_years["school_id"], of_years["student_group"], strict=True)]
         pd.testing.assert_frame_equal(some, of_years[mine].reset_index(drop=True))
         for then in (2022, 2023, 2024):
@@ -711,7 +713,7 @@ def test_new_flags_need_only_the_schools_that_can_be_flagged(discipline_demo):
             found += len(want)
     assert found > 0
     low = DEFAULT_SETTINGS.__class__(n_size=10**6)  # no group that large: no school to compute
-    assert aggregates.flag_candidate_groups(discipline_demo, 2025, low).empty
+    assert aggregates_discipline.flag_candidate_groups(discipline_demo, 2025, low).empty
 
 
 def test_the_rows_of_the_groups_that_can_be_flagged_are_read_with_their_schools_all_rows(discipline_demo):
@@ -722,10 +724,10 @@ def test_the_rows_of_the_groups_that_can_be_flagged_are_read_with_their_schools_
 
     schools = sorted(loads.load_schools(discipline_demo)["school_id"])
     years = [2022, 2023, 2024, 2025]
-    risks = aggregates.district_risks(discipline_demo, years)
+    risks = aggregates_discipline.district_risks(discipline_demo, years)
     for ids in (None, schools[:6]):
-        groups = aggregates.flag_candidate_groups(discipline_demo, 2025, school_ids=ids)
-        rows = aggregates.flag_candidate_rows(discipline_demo, 2025, years, school_ids=ids)
+        groups = aggregates_discipline.flag_candidate_groups(discipline_demo, 2025, school_ids=ids)
+        rows = aggregates_discipline.flag_candidate_rows(discipline_demo, 2025, years, school_ids=ids)
         of_groups = rows[rows["student_group"] != "ALL"]
         assert set(zip(of_groups["school_id"], of_groups["student_group"], strict=True)) == set(
             zip(groups["school_id"], groups["student_group"], strict=True))
@@ -733,11 +735,11 @@ def test_the_rows_of_the_groups_that_can_be_flagged_are_read_with_their_schools_
         assert set(zip(all_rows["school_id"], all_rows["school_year"], strict=True)) == set(
             zip(of_groups["school_id"], of_groups["school_year"], strict=True))
         assert set(schools[:3]) & set(all_rows["school_id"])  # ALL rows summed from races are among them
-        want = aggregates.scope_disproportionality(discipline_demo, settings=DEFAULT_SETTINGS, years=years,
+        want = aggregates_discipline.scope_disproportionality(discipline_demo, settings=DEFAULT_SETTINGS, years=years,
                                                    groups=groups)
         pd.testing.assert_frame_equal(disproportionality(rows, DEFAULT_SETTINGS, district=risks), want)
     low = DEFAULT_SETTINGS.__class__(n_size=10**6)  # no group that large: no row
-    assert aggregates.flag_candidate_rows(discipline_demo, 2025, years, low).empty
+    assert aggregates_discipline.flag_candidate_rows(discipline_demo, 2025, years, low).empty
 
 
 def test_the_years_after_a_meeting_are_those_of_every_row(discipline_demo):
@@ -764,18 +766,19 @@ def test_the_district_risks_and_the_monthly_counts_are_hashed_in_memory(discipli
     """Their grouped reads run with PostgreSQL settings of their own (the planner sorted both on disk at 10,000
     schools): the same rows as without them."""
     settings = {}
-    original = aggregates._read
+    original = aggregates_discipline._read
 
     def read(engine, stmt, planner=None):
         settings[len(settings)] = planner
         return original(engine, stmt, planner)
 
-    without = (aggregates.district_risks(discipline_demo, [2024, 2025]).risks,
-               aggregates.monthly_incident_counts(discipline_demo, actions=["ISS", "OSS"], by_school=True))
-    monkeypatch.setattr(aggregates, "_read", read)
-    risks = aggregates.district_risks(discipline_demo, [2024, 2025]).risks
-    counts = aggregates.monthly_incident_counts(discipline_demo, actions=["ISS", "OSS"], by_school=True)
-    assert aggregates.RISK_SUMS_PLANNER in settings.values() and aggregates.MONTH_COUNTS_PLANNER in settings.values()
+    without = (aggregates_discipline.district_risks(discipline_demo, [2024, 2025]).risks,
+               aggregates_discipline.monthly_incident_counts(discipline_demo, actions=["ISS", "OSS"], by_school=True))
+    monkeypatch.setattr(aggregates_discipline, "_read", read)
+    risks = aggregates_discipline.district_risks(discipline_demo, [2024, 2025]).risks
+    counts = aggregates_discipline.monthly_incident_counts(discipline_demo, actions=["ISS", "OSS"], by_school=True)
+    assert aggregates_discipline.RISK_SUMS_PLANNER in settings.values()
+    assert aggregates_discipline.MONTH_COUNTS_PLANNER in settings.values()
     pd.testing.assert_frame_equal(risks, without[0])
     pd.testing.assert_series_equal(counts, without[1])
     assert len(counts) and risks["district_comparison_risk"].notna().any()
@@ -786,15 +789,17 @@ def test_a_scope_with_no_group_that_can_be_flagged_sums_no_district_risks(discip
     database is not asked to sum them (about two seconds at 10,000 schools), and the table is empty as before."""
     from analytics.config import DEFAULT_SETTINGS
 
-    summed, original = [], aggregates.district_risks
-    monkeypatch.setattr(aggregates, "district_risks", lambda *args: summed.append(args[1:]) or original(*args))
+    summed, original = [], aggregates_discipline.district_risks
+    monkeypatch.setattr(aggregates_discipline, "district_risks",
+                        lambda *args: summed.append(args[1:]) or original(*args))
     low = DEFAULT_SETTINGS.__class__(n_size=10**6)  # no group that large
-    groups = aggregates.flag_candidate_groups(discipline_demo, 2025, low)
+    groups = aggregates_discipline.flag_candidate_groups(discipline_demo, 2025, low)
     assert groups.empty
-    none = aggregates.scope_disproportionality(discipline_demo, settings=low, years=[2023, 2024, 2025], groups=groups)
+    none = aggregates_discipline.scope_disproportionality(discipline_demo, settings=low, years=[2023, 2024, 2025],
+                                                          groups=groups)
     assert none.empty and summed == []
     ids = sorted(loads.load_schools(discipline_demo)["school_id"])[:2]  # some schools: their risks are summed
-    some = aggregates.scope_disproportionality(discipline_demo, ids, years=[2025])
+    some = aggregates_discipline.scope_disproportionality(discipline_demo, ids, years=[2025])
     assert set(some["school_id"]) == set(ids) and summed == [([2025],)]
 
 
@@ -806,8 +811,9 @@ def test_what_changed_for_a_scope_with_no_group_that_can_be_flagged_sums_no_dist
     from analytics.config import DEFAULT_SETTINGS
     from analytics.workspace.views import _dispro
 
-    summed, original = [], aggregates.district_risks
-    monkeypatch.setattr(aggregates, "district_risks", lambda *args: summed.append(args[1:]) or original(*args))
+    summed, original = [], aggregates_discipline.district_risks
+    monkeypatch.setattr(aggregates_discipline, "district_risks",
+                        lambda *args: summed.append(args[1:]) or original(*args))
     ids = sorted(loads.load_schools(discipline_demo)["school_id"])[:3]
     none = _dispro(discipline_demo, ids, DEFAULT_SETTINGS.__class__(n_size=10**6), 2024, 2025)
     assert none.empty and summed == []
@@ -826,7 +832,7 @@ def test_what_changed_finds_the_same_new_flags_among_the_prepared_flagged_rows(d
 
     from analytics.workspace.views import changes_view
 
-    every = pd.concat(aggregates.disproportionality_parts(discipline_demo), ignore_index=True)
+    every = pd.concat(aggregates_discipline.disproportionality_parts(discipline_demo), ignore_index=True)
     flagged = every[every["flagged"]]
     schools = loads.load_schools(discipline_demo)
     cluster = sorted(schools["cluster"])[0]
@@ -844,15 +850,15 @@ def test_a_years_flags_need_only_it_and_the_two_years_before(discipline_demo):
     schools = loads.load_schools(discipline_demo)
     cluster = sorted(schools.loc[schools["cluster"] == schools["cluster"].iloc[0], "school_id"])
     for ids in (None, cluster):  # a cluster's alternate ratios divide by the district's risks of those years
-        whole = aggregates.scope_disproportionality(discipline_demo, ids)
-        some = aggregates.scope_disproportionality(discipline_demo, ids, years=[2023, 2024, 2025])
+        whole = aggregates_discipline.scope_disproportionality(discipline_demo, ids)
+        some = aggregates_discipline.scope_disproportionality(discipline_demo, ids, years=[2023, 2024, 2025])
         assert set(some["school_year"]) == {2023, 2024, 2025}
         want = whole[whole["school_year"] == 2025].reset_index(drop=True)
         got = some[some["school_year"] == 2025].reset_index(drop=True)
         pd.testing.assert_frame_equal(got, want)
         assert want["flagged"].any() and (want["ratio_type"] == "alternate").any()
-    risks = aggregates.district_risks(discipline_demo)
-    of_years = aggregates.district_risks(discipline_demo, years=[2024, 2025])
+    risks = aggregates_discipline.district_risks(discipline_demo)
+    of_years = aggregates_discipline.district_risks(discipline_demo, years=[2024, 2025])
     assert of_years.outcomes == risks.outcomes
     keys = ["school_year", "outcome", "student_group"]
     want = risks.risks[risks.risks["school_year"].isin([2024, 2025])].sort_values(keys, ignore_index=True)

@@ -421,7 +421,7 @@ POSTGRESQL_KEY_ORDER = {"metrics": ("metric", "student_group", "school_id", "sch
 # a year's counts and values is an index-only scan in the key's order. What changed joins three years of a
 # district's metrics side by side (1.3 M rows a year at 10,000 schools): merged in that order straight from the
 # three keys, with no hash of any year, the worsened colours' statement took 1.4 s of the server's CPU instead
-# of 2.4 (`aggregates.YEAR_JOIN_PLANNER`). The key's index grows from 66 to 89 MiB a year there.
+# of 2.4 (`aggregates_status.YEAR_JOIN_PLANNER`). The key's index grows from 66 to 89 MiB a year there.
 POSTGRESQL_KEY_INCLUDE = {"metrics": ("numerator", "denominator", "value")}
 
 

@@ -15,7 +15,7 @@ from analytics.access.privacy import release_view
 from analytics.access.release import Release
 from analytics.access.release_store import release_for
 from analytics.config import DEFAULT_SETTINGS, Settings
-from analytics.data import aggregates, loads
+from analytics.data import aggregates, aggregates_discipline, loads
 from analytics.data.catalog import metric_catalog
 from analytics.data.derived import metrics_with_suspension, suspension_metric_rows
 from analytics.stats.disproportionality import COLUMNS as DISPRO_COLUMNS
@@ -176,7 +176,7 @@ def disproportionality_view(engine: Engine, year: int | None = None, cluster: st
                             settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
     """Risk ratios for every school in the district (the alternate ratio needs them), then filtered."""
     _, ids = _scope(engine, cluster, school)
-    table = aggregates.scope_disproportionality(engine, ids, settings)
+    table = aggregates_discipline.scope_disproportionality(engine, ids, settings)
     if year:
         table = table[table["school_year"] == year]
     if group:

@@ -209,7 +209,8 @@ def disproportionality_of_parts(parts: Iterable[pd.DataFrame], district: Distric
                                 settings: Settings = DEFAULT_SETTINGS) -> Iterator[pd.DataFrame]:
     """:func:`disproportionality` of each part (the discipline rows of some schools, parts in school order,
     no school in two parts), indexed on from the part before, so the parts concatenated are the table of
-    all of them. Parts may be read one at a time (``analytics.data.aggregates.disproportionality_parts``)."""
+    all of them. Parts may be read one at a time
+    (``analytics.data.aggregates_discipline.disproportionality_parts``)."""
     offset = 0
     for rows in parts:
         part = disproportionality(rows, settings, district=district)
@@ -221,7 +222,7 @@ def disproportionality_of_parts(parts: Iterable[pd.DataFrame], district: Distric
 def group_rates(sums: pd.DataFrame, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each outcome's pooled rate (%) by student group in ``year``, and each group's share of suspended
     students and of enrolment (%), from a scope's sums per year and group
-    (:func:`analytics.data.aggregates.discipline_scope_sums`).
+    (:func:`analytics.data.aggregates_discipline.discipline_scope_sums`).
 
     A rate is pooled over the schools with a known count of that outcome (``students / enrolled`` of those
     schools, ``n_<column>`` counting them); groups with fewer than 10 students enrolled get no rates (too

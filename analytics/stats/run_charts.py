@@ -199,7 +199,7 @@ def monthly_incident_series(incidents: pd.DataFrame, school_ids: Sequence[str] |
 
 def monthly_series(counts: pd.Series, label: str = "all") -> pd.DataFrame:
     """The run chart's series from incidents per month (``counts`` indexed by monthly periods, e.g. summed
-    by the database: :func:`analytics.data.aggregates.monthly_incident_counts`).
+    by the database: :func:`analytics.data.aggregates_discipline.monthly_incident_counts`).
 
     Months without incidents inside the covered range count 0; July (no school) is left out.
     """

@@ -245,11 +245,11 @@ def _since(engine: Engine, cluster: str | None, since: date | str | None) -> dat
 def _dispro(engine: Engine, ids: list[str] | None, settings: Settings, then_year: int, now_year: int) -> pd.DataFrame:
     """Risk ratios of the years whose flags are compared: each of the two years and the years its
     consecutive-year rule looks back on (a flag in another year is not read), of the groups that can be
-    flagged in the latest year (:func:`analytics.data.aggregates.flag_candidate_rows`: their rows and their
+    flagged in the latest year (:func:`analytics.data.aggregates_discipline.flag_candidate_rows`: their rows and their
     schools' ALL rows, in one read): a new flag is one of theirs. The alternate ratios divide by the district's
     risks, summed in SQL for those years while the rows are read (at 10,000 schools 0.08 M rows instead of
     0.19 M)."""
-    from analytics.data.aggregates import district_risks, flag_candidate_rows
+    from analytics.data.aggregates_discipline import district_risks, flag_candidate_rows
     from analytics.stats.disproportionality import disproportionality
 
     years = sorted({y - back for y in (then_year, now_year) for back in range(settings.consecutive_years)})
@@ -265,9 +265,9 @@ def _dispro(engine: Engine, ids: list[str] | None, settings: Settings, then_year
 def district_colours(engine: Engine, then_year: int, now_year: int,
                      settings: Settings = DEFAULT_SETTINGS) -> pd.DataFrame:
     """The district's worsened cells from `then_year` to `now_year`
-    (:func:`analytics.data.aggregates.worsened_colours`), which every scope and meeting date of that year
+    (:func:`analytics.data.aggregates_status.worsened_colours`), which every scope and meeting date of that year
     slices: a cell's colours depend on its own rows, its school's level and the years alone."""
-    from analytics.data.aggregates import worsened_colours
+    from analytics.data.aggregates_status import worsened_colours
 
     return worsened_colours(engine, then_year, now_year, directions(engine), settings=settings)
 
@@ -276,14 +276,15 @@ def _worsened(engine: Engine, cluster: str | None, school: str | None, then_year
               labels: dict[str, str], settings: Settings = DEFAULT_SETTINGS,
               district: pd.DataFrame | None = None) -> pd.DataFrame:
     """Status colours (DESIGN §3 grid) worsened into Orange or Red since the meeting's year, coloured in the
-    database (:func:`analytics.data.aggregates.worsened_colours`): only the cells that worsened are read.
+    database (:func:`analytics.data.aggregates_status.worsened_colours`): only the cells that worsened are read.
 
     `district`: :func:`district_colours` of these years, sliced to the scope's schools when their suspension
     rate comes from the same table as the district's (imported, or derived from discipline: decided per
     scope, :func:`analytics.data.aggregates.suspension_derived`); else the scope's own are read."""
     if now_year <= then_year:
         return change_rules._empty()
-    from analytics.data.aggregates import suspension_derived, worsened_colours
+    from analytics.data.aggregates import suspension_derived
+    from analytics.data.aggregates_status import worsened_colours
 
     _, ids = scope_ids(engine, cluster, school)
     years = sorted({then_year - 1, then_year, now_year - 1, now_year})
@@ -325,7 +326,7 @@ def monthly_suspensions(engine: Engine, ids: list[str] | None, min_months: int =
     one school (months without incidents inside a school's range count 0; July is left out), for every
     school at once from the database's counts per school and month; schools with fewer than `min_months`
     months are left out (too short for a run chart)."""
-    from analytics.data.aggregates import monthly_incident_counts
+    from analytics.data.aggregates_discipline import monthly_incident_counts
 
     counts = monthly_incident_counts(engine, actions=["ISS", "OSS"], school_ids=ids, by_school=True)
     return monthly_series_by_school(counts, min_months)

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics.config import DEFAULT_SETTINGS
-from analytics.data import aggregates, loads
+from analytics.data import aggregates_discipline, loads
 from analytics.stats.disproportionality import DistrictRisks, group_rates
 from analytics.stats.run_charts import monthly_series, run_chart
 from pages.ui.caching import _made, ahead
@@ -32,7 +32,7 @@ def discipline(school_ids: Sequence[str] | None = None) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=16)
 @_imported
 def _discipline_sums(version: int, school_ids: tuple[str, ...] | None) -> pd.DataFrame:
-    return aggregates.discipline_scope_sums(engine(), list(school_ids) if school_ids is not None else None)
+    return aggregates_discipline.discipline_scope_sums(engine(), list(school_ids) if school_ids is not None else None)
 
 
 # Every cluster's discipline sums and rates are made by the preparer and looked up once made: until then a
@@ -47,7 +47,7 @@ def _made_for_clusters(cluster: str | None, *flag) -> bool:
 @st.cache_resource(show_spinner=False, max_entries=4)
 @_imported
 def _cluster_discipline_sums(version: int) -> ClusterParts:
-    sums = aggregates.discipline_cluster_sums(engine())
+    sums = aggregates_discipline.discipline_cluster_sums(engine())
     # Joined anew: views of the grouped table would keep it whole, and the block it was cut from (7.7 MiB at
     # 2,000 schools instead of 4.4; DESIGN §8 memory bar).
     made = ClusterParts({str(name): part.drop(columns="cluster").reset_index(drop=True)
@@ -101,11 +101,11 @@ def discipline_group_rates(sums: pd.DataFrame, year: int, cluster: str | None = 
 
 def discipline_sums(school_ids: Sequence[str], cluster: str | None = None) -> pd.DataFrame:
     """Sums per year and group of the given schools' discipline rows, ALL completed from race rows where
-    missing (:func:`analytics.data.aggregates.discipline_scope_sums`): summed by the database, so no view
+    missing (:func:`analytics.data.aggregates_discipline.discipline_scope_sums`): summed by the database, so no view
     holds the schools' rows (the district's are 15 MiB at 2,000 schools).
 
     When the schools are those of `cluster`, its sums are looked up among every cluster's, summed in one
-    read (:func:`analytics.data.aggregates.discipline_cluster_sums`) that the preparer makes after an
+    read (:func:`analytics.data.aggregates_discipline.discipline_cluster_sums`) that the preparer makes after an
     import, so a cluster's first view reads nothing (shared read-only, like the district's: never modify);
     before the preparer has made them, the cluster's schools' own sums (the same rows)."""
     version = import_version()
@@ -120,7 +120,7 @@ def discipline_sums(school_ids: Sequence[str], cluster: str | None = None) -> pd
 @_imported
 def _discipline_choices(version: int) -> tuple[list[int], list[str]]:
     eng = engine()
-    return aggregates.discipline_years(eng), aggregates.discipline_groups(eng)
+    return aggregates_discipline.discipline_years(eng), aggregates_discipline.discipline_groups(eng)
 
 
 def discipline_choices() -> tuple[list[int], list[str]]:
@@ -132,13 +132,13 @@ def discipline_choices() -> tuple[list[int], list[str]]:
 @st.cache_data(show_spinner=False, max_entries=4)
 @_imported
 def _district_risks(version: int) -> DistrictRisks:
-    return aggregates.district_risks(engine())
+    return aggregates_discipline.district_risks(engine())
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
 @_imported
 def _district_risks_of(version: int, years: tuple[int, ...]) -> DistrictRisks:
-    return aggregates.district_risks(engine(), years)
+    return aggregates_discipline.district_risks(engine(), years)
 
 
 RATIO_OUTCOME = "suspension"  # the outcome whose risk ratios the discipline page draws
@@ -173,7 +173,7 @@ def _scope_flags_and_ratios(version: int, school_ids: list[str] | None,
     and the district's risks (so the same rows in any scope); of `years` alone when given."""
     flagged, ratios = [], []
     risks = _district_risks(version) if years is None else _district_risks_of(version, years)
-    parts = aggregates.disproportionality_parts(engine(), school_ids, district=risks, years=years)
+    parts = aggregates_discipline.disproportionality_parts(engine(), school_ids, district=risks, years=years)
     for part in parts:  # a few hundred schools' rows at a time: the scope's whole table is never held
         flagged.append(part[part["flagged"]])
         ratios.append(part[part["outcome"] == RATIO_OUTCOME])
@@ -300,14 +300,15 @@ def year_flags_and_ratios_ahead(year: int, school_ids: Sequence[str] | None) -> 
 @st.cache_data(show_spinner=False, max_entries=16)
 @_imported
 def _incident_months(version: int, actions: tuple[str, ...] | None, school_ids: tuple[str, ...] | None) -> pd.Series:
-    return aggregates.monthly_incident_counts(engine(), actions=list(actions) if actions else None,
-                                              school_ids=list(school_ids) if school_ids is not None else None)
+    return aggregates_discipline.monthly_incident_counts(engine(), actions=list(actions) if actions else None,
+                                                         school_ids=list(school_ids) if school_ids is not None else None)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 @_imported
 def _cluster_incident_months(version: int, actions: tuple[str, ...] | None) -> ClusterParts:
-    counts = aggregates.monthly_incident_counts(engine(), actions=list(actions) if actions else None, by_cluster=True)
+    counts = aggregates_discipline.monthly_incident_counts(engine(), actions=list(actions) if actions else None,
+                                                           by_cluster=True)
     made = ClusterParts({str(name): part.droplevel("cluster").sort_index().rename_axis(None)
                          for name, part in counts.groupby(level="cluster", sort=False)})
     _made().add(("months", version, actions))

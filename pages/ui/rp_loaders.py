@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analytics.data import aggregates, loads
+from analytics.data import aggregates_discipline, loads
 from analytics.learning.outcomes import RP_METRIC_OUTCOMES, rp_metric_impact, rp_metric_panels
 from analytics.stats.rp_impact import (
     DistrictPanel,
@@ -42,7 +42,7 @@ def _rp_school(version: int, school: str | None) -> str | None:
 @st.cache_resource(show_spinner=False, max_entries=2)
 @_imported
 def _rp_rows(version: int) -> pd.DataFrame:
-    return aggregates.rp_outcome_rows(engine())
+    return aggregates_discipline.rp_outcome_rows(engine())
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
