@@ -218,7 +218,7 @@ measures = measures_for(ui.data_version(), tuple(chain))
 scope = st.radio("Run chart of", ["the whole ramp", "this cycle"], horizontal=True, key="chart_scope") \
     if len(chain) > 1 else "this cycle"
 ids = chain if scope == "the whole ramp" else [cycle_id]
-points, spans = cycle_rules.ramp_run_chart(found["ramp"], measures, ids)
+points, spans = cycle_rules.ramp_run_chart(found["ramp"], measures, ids, chain)
 measure_name = record.get("measure") or "custom measure"
 if points.empty:
     st.info("No measurements yet." + (" Add them below." if editor else ""))

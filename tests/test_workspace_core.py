@@ -3,12 +3,14 @@ what changed since a meeting."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from analytics.outputs import charts_workspace
 from analytics.workspace import changes as ch
 from analytics.workspace import cycles as cy
 from analytics.workspace import goals as g
@@ -154,6 +156,10 @@ def test_ramp_run_chart_marks_a_shift_and_spans_each_cycle():
     assert (points["signal"].str.contains("shift")).all()  # 6 above, then 6 below the median
     assert spans["end"].iloc[1] == dates[-1]  # an open cycle's span ends at its last measure
     assert "shift" in cy.signal_summary(points)
+    assert spans["label"].tolist() == ["Cycle 1", "Cycle 2"]  # numbered as the ramp's links, not by id
+    _, alone = cy.ramp_run_chart(cycles, measures, ["b"], ["a", "b"])
+    assert alone["label"].tolist() == ["Cycle 2"]  # one cycle's chart keeps its place in the ramp
+    assert "Cycle 2" in json.dumps(charts_workspace.cycle_run_chart(points, spans, "Minutes late").to_dict())
 
 
 def test_signal_summary_tells_each_shift_and_trend_apart():

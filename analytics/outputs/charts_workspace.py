@@ -74,15 +74,17 @@ def cycle_run_chart(points: pd.DataFrame, spans: pd.DataFrame, measure: str) -> 
             domain=["no signal", "shift or trend"], range=["#56B4E9", "#D55E00"])),
         shape=alt.Shape("signalled:N", title="Run-chart signal", scale=alt.Scale(
             domain=["no signal", "shift or trend"], range=["circle", "diamond"])),
-        tooltip=[alt.Tooltip("period:T", format="%d %b %Y", title="Date"), "value:Q", "cycle_id:N",
-                 alt.Tooltip("signal_text:N", title="Signal")])
+        tooltip=[alt.Tooltip("period:T", format="%d %b %Y", title="Date"), "value:Q",
+                 alt.Tooltip("cycle_id:N", title="Cycle id"), alt.Tooltip("signal_text:N", title="Signal")])
     median = alt.Chart(data).mark_rule(color="#009E73", strokeDash=[6, 3]).encode(y="mean(median):Q")
     layers = []
     if spans is not None and not spans.empty:
         shade = alt.Chart(spans).mark_rect(opacity=0.13, color="#CC79A7").encode(
-            x="start:T", x2="end:T", tooltip=["cycle_id:N", "change_idea:N"])
+            x="start:T", x2="end:T", tooltip=[alt.Tooltip("label:N", title="Cycle"),
+                                              alt.Tooltip("change_idea:N", title="Change idea"),
+                                              alt.Tooltip("cycle_id:N", title="Cycle id")])
         labels = alt.Chart(spans).mark_text(align="left", dx=3, dy=-4, fontSize=11, color="#7A3E65").encode(
-            x="start:T", y=alt.value(10), text="cycle_id:N")
+            x="start:T", y=alt.value(10), text="label:N")  # "Cycle 2", as the ramp's links number it
         layers += [shade, labels]
     return alt.layer(*layers, line, median, dots).properties(
         title=alt.TitleParams(f"Run chart: {measure}",

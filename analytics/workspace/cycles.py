@@ -49,16 +49,20 @@ def cycle_title(change_idea: object, step: int | None = None) -> str:
     return f"{step}. {idea}" if step is not None else idea
 
 
-def ramp_run_chart(cycles: pd.DataFrame, measures: pd.DataFrame, cycle_ids: list[str]) -> tuple[pd.DataFrame,
-                                                                                                 pd.DataFrame]:
+def ramp_run_chart(cycles: pd.DataFrame, measures: pd.DataFrame, cycle_ids: list[str],
+                   ramp_order: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(points, spans) for the run chart of the given cycles' custom measures.
 
     points: period (date), value, cycle_id, note, median, signal ("", "shift", "trend", "shift,trend").
-    spans: cycle_id, change_idea, start, end (end = last measure date when the cycle is still open).
+    spans: cycle_id, change_idea, start, end (end = last measure date when the cycle is still open) and label,
+    "Cycle 2" for the ramp's second cycle (`ramp_order`: the ramp's ids first to last, default `cycle_ids`), as
+    the page numbers the ramp's links.
     """
     these = measures[measures["cycle_id"].isin(cycle_ids)].copy()
     spans = cycles[cycles["cycle_id"].isin(cycle_ids)][["cycle_id", "change_idea", "start_date", "end_date"]]
     spans = spans.rename(columns={"start_date": "start", "end_date": "end"}).copy()
+    step = {cycle: n for n, cycle in enumerate(ramp_order or cycle_ids, start=1)}
+    spans["label"] = [f"Cycle {step[c]}" if c in step else c for c in spans["cycle_id"]]
     if these.empty:
         return pd.DataFrame(columns=["period", "value", "cycle_id", "note", "median", "signal"]), spans
     these["period"] = pd.to_datetime(these["date"])
