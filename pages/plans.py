@@ -40,6 +40,12 @@ def metric_text(metric: str) -> str:
 
 
 RECENT_VISITS = 5
+GOALS_COLUMNS = {  # the plan's goals table
+    "metric_label": "Metric", "group": "Student group", "baseline_year": "Baseline year",
+    "baseline_value": st.column_config.NumberColumn("Baseline", format="%.1f"),
+    "target_year": "Target year", "target_value": st.column_config.NumberColumn("Target", format="%.1f"),
+    "status": "Status", "progress": "Progress now",
+    "open": st.column_config.LinkColumn("Open", display_text="Open goal →")}
 
 
 def look_for_table(visit: dict) -> pd.DataFrame:
@@ -76,7 +82,8 @@ def plan_of(version: int, school_id: str, editor: bool, share: str | None) -> di
     counted = listing[listing["status"].isin(goal_rules.COUNTED_STATUSES)]
     return {"goals": goals, "progress": progress, "listing": listing,
             "on_track": ((counted["progress"] == "On track").sum(), len(counted)),
-            "shown": listed_goals(listing, progress, share), "visits": visits,
+            # A shared link's `*` in the baseline column is drawn as the other shared tables draw a masked column.
+            "shown": ui.as_shown(listed_goals(listing, progress, share), GOALS_COLUMNS), "visits": visits,
             "recent": [(visit, look_for_table(visit)) for visit in visits.head(RECENT_VISITS).to_dict("records")],
             "earlier": visits.iloc[RECENT_VISITS:][["visit_date", "visitor", "focus", "look_fors", "practices"]]}
 
@@ -191,13 +198,7 @@ else:
     on_track, n_counted = plan["on_track"]
     st.markdown(f"**{on_track} of {n_counted} goals on track** "
                 f"(active, met or not met goals; latest measured year).")
-    # A shared link's `*` in the baseline column is drawn as the other shared tables draw a masked column.
-    goals_shown, goals_config = ui.as_shown(plan["shown"], {
-        "metric_label": "Metric", "group": "Student group", "baseline_year": "Baseline year",
-        "baseline_value": st.column_config.NumberColumn("Baseline", format="%.1f"),
-        "target_year": "Target year", "target_value": st.column_config.NumberColumn("Target", format="%.1f"),
-        "status": "Status", "progress": "Progress now",
-        "open": st.column_config.LinkColumn("Open", display_text="Open goal →")})
+    goals_shown, goals_config = plan["shown"]
     st.dataframe(goals_shown, hide_index=True, width="stretch", column_config=goals_config)
 
 
